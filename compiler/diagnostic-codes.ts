@@ -20,13 +20,21 @@ const table = {
   SFT1007: { severity: "error", title: "missing or unsupported language version header" },
   SFT1008: { severity: "error", title: "nesting too deep" },
 
-  // ---- SFT2xxx: names and validation ----
+  // ---- SFT2xxx: names and validation (checker) ----
 
   // ---- SFT3xxx: types, shapes and memory ----
 
   // ---- SFT4xxx: lowering and fusion ----
 
   // ---- SFT5xxx: runtime ----
+  // SFT50xx: device and kernels
+
+  // SFT51xx: checkpoints (config.json, zip, pickle, safetensors)
+
+  // SFT52xx: tokenizers
+
+  // SFT53xx: datasets and data loading
+
 } as const satisfies Record<string, CodeInfo>;
 
 export type Code = keyof typeof table;
