@@ -23,7 +23,7 @@ export function assertClose(out: Numbers, ref: Numbers, tolerance: number, label
     if (Number.isNaN(out[i]) !== Number.isNaN(ref[i])) assert.unreachable(`${label}: NaN at ${i} (out ${out[i]}, ref ${ref[i]})`);
   }
   const err = relativeError(out, ref);
-  if (process.env.SFT_TEST_VERBOSE) console.log(`    ${label}: relative error ${err.toExponential(2)}`);
+  console.log(`    ${label}: relative error ${err.toExponential(2)}`);
   assert.ok(err < tolerance, `${label}: relative error ${err.toExponential(3)} >= ${tolerance} (first values out=${Array.from(out).slice(0, 4).map((v) => v.toPrecision(6))} ref=${Array.from(ref).slice(0, 4).map((v) => v.toPrecision(6))})`);
   return err;
 }
