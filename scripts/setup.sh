@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what sftc needs: its npm packages and, when Dawn finds no WebGPU adapter, Mesa's
+# lavapipe (a CPU Vulkan driver) from Debian bookworm-backports. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "sftc setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if node scripts/probe-gpu.js 2>/dev/null; then
+  exit 0
+fi
+
+echo "sftc setup: no WebGPU adapter found; installing Mesa lavapipe (CPU Vulkan) from bookworm-backports"
+if [ "$(id -u)" != 0 ] || ! grep -q 'bookworm' /etc/os-release 2>/dev/null; then
+  cat >&2 <<'MSG'
+sftc setup: cannot install lavapipe automatically (needs root on Debian 12 "bookworm").
+Install a Vulkan driver yourself, then run this script again. On Debian 12, as root:
+  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list
+  apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1
+Elsewhere: install Mesa >= 25 with lavapipe (package names vary), or a GPU's Vulkan driver.
+MSG
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list
+fi
+apt-get update -q >/dev/null
+apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
+node scripts/probe-gpu.js
