@@ -21,8 +21,37 @@ const table = {
   SFT1008: { severity: "error", title: "nesting too deep" },
 
   // ---- SFT2xxx: names and validation (checker) ----
+  SFT2001: { severity: "error", title: "unknown section kind" },
+  SFT2002: { severity: "error", title: "unknown key" },
+  SFT2003: { severity: "error", title: "missing required key" },
+  SFT2004: { severity: "error", title: "duplicate key" },
+  SFT2005: { severity: "error", title: "duplicate section" },
+  SFT2006: { severity: "error", title: "missing required section" },
+  SFT2007: { severity: "error", title: "unknown pipeline" },
+  SFT2008: { severity: "error", title: "unknown parent pipeline" },
+  SFT2009: { severity: "error", title: "extends cycle" },
+  SFT2010: { severity: "error", title: "import not found" },
+  SFT2011: { severity: "error", title: "import cycle" },
+  SFT2012: { severity: "error", title: "several pipelines and none chosen" },
+  SFT2013: { severity: "error", title: "no pipeline in file" },
+  SFT2014: { severity: "error", title: "duplicate pipeline name" },
+  SFT2015: { severity: "error", title: "referenced file or directory not found" },
+  SFT2016: { severity: "error", title: "malformed override" },
+  SFT2017: { severity: "error", title: "override target not found" },
+  SFT2018: { severity: "error", title: "unknown value" },
+  SFT2019: { severity: "error", title: "cannot read source file" },
+  SFT2020: { severity: "error", title: "conflicting settings" },
+  SFT2021: { severity: "warning", title: "setting has no effect" },
+  SFT2022: { severity: "error", title: "unknown LoRA target" },
+
 
   // ---- SFT3xxx: types, shapes and memory ----
+  SFT3001: { severity: "error", title: "wrong type" },
+  SFT3002: { severity: "error", title: "value out of range" },
+  SFT3003: { severity: "error", title: "invalid list" },
+  SFT3004: { severity: "error", title: "inconsistent model dimensions" },
+  SFT3005: { severity: "error", title: "LoRA rank too large" },
+
 
   // ---- SFT4xxx: lowering and fusion ----
 
