@@ -57,6 +57,15 @@ const table = {
 
   // ---- SFT5xxx: runtime ----
   // SFT50xx: device and kernels
+  SFT5001: { severity: "error", title: "no WebGPU adapter found" },
+  SFT5002: { severity: "error", title: "no WebGPU adapter matches the requested name" },
+  SFT5003: { severity: "error", title: "GPU device could not be created" },
+  SFT5004: { severity: "error", title: "GPU validation error" },
+  SFT5005: { severity: "error", title: "GPU out of memory" },
+  SFT5006: { severity: "error", title: "GPU internal error" },
+  SFT5007: { severity: "error", title: "GPU device lost" },
+  SFT5008: { severity: "error", title: "kernel failed to compile" },
+  SFT5009: { severity: "error", title: "GPU feature required by a kernel is missing" },
 
   // SFT51xx: checkpoints (config.json, zip, pickle, safetensors)
 
