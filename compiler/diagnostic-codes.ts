@@ -68,6 +68,24 @@ const table = {
   SFT5009: { severity: "error", title: "GPU feature required by a kernel is missing" },
 
   // SFT51xx: checkpoints (config.json, zip, pickle, safetensors)
+  SFT5101: { severity: "error", title: "model config.json not found" },
+  SFT5102: { severity: "error", title: "config.json is not valid JSON" },
+  SFT5103: { severity: "error", title: "config.json lacks a required key or has a value of the wrong type" },
+  SFT5104: { severity: "error", title: "config.json contradicts the model family" },
+  SFT5105: { severity: "error", title: "no checkpoint files found" },
+  SFT5106: { severity: "error", title: "corrupt or truncated zip archive" },
+  SFT5107: { severity: "error", title: "zip entry escapes the archive directory" },
+  SFT5108: { severity: "error", title: "unsupported zip entry (compressed or encrypted)" },
+  SFT5109: { severity: "error", title: "refused pickle global" },
+  SFT5110: { severity: "error", title: "malformed or unsupported pickle" },
+  SFT5111: { severity: "error", title: "tensor data is truncated or out of range" },
+  SFT5112: { severity: "error", title: "malformed safetensors header" },
+  SFT5113: { severity: "error", title: "malformed shard index json" },
+  SFT5114: { severity: "error", title: "checkpoint tensor has the wrong shape" },
+  SFT5115: { severity: "error", title: "checkpoint lacks a tensor the family needs" },
+  SFT5116: { severity: "error", title: "checkpoint has a tensor the family does not declare" },
+  SFT5117: { severity: "error", title: "unsupported tensor dtype" },
+  SFT5118: { severity: "error", title: "checkpoint file could not be read" },
 
   // SFT52xx: tokenizers
 
