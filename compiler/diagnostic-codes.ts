@@ -90,6 +90,23 @@ const table = {
   // SFT52xx: tokenizers
 
   // SFT53xx: datasets and data loading
+  SFT5301: { severity: "error", title: "dataset file cannot be read" },
+  SFT5302: { severity: "warning", title: "dataset record is not valid JSON" },
+  SFT5303: { severity: "warning", title: "dataset record has the wrong type" },
+  SFT5304: { severity: "warning", title: "dataset record lacks a required field" },
+  SFT5305: { severity: "warning", title: "dataset field has the wrong type" },
+  SFT5306: { severity: "warning", title: "dataset record has an empty question or answer" },
+  SFT5307: { severity: "warning", title: "dataset line or record is too long" },
+  SFT5308: { severity: "warning", title: "dataset line is not valid UTF-8" },
+  SFT5309: { severity: "warning", title: "MOSS turn text lacks its role markers" },
+  SFT5310: { severity: "error", title: "dataset file has the wrong top-level structure" },
+  SFT5311: { severity: "error", title: "too many bad dataset records" },
+  SFT5312: { severity: "error", title: "bad dataset record with on_error = fail" },
+  SFT5313: { severity: "warning", title: "bad dataset records were skipped" },
+  SFT5314: { severity: "info", title: "dataset records left out by a filter" },
+  SFT5315: { severity: "error", title: "unknown dataset category" },
+  SFT5316: { severity: "error", title: "unknown loss scheme for the model family" },
+  SFT5317: { severity: "error", title: "invalid dataset reader setting" },
 
 } as const satisfies Record<string, CodeInfo>;
 
