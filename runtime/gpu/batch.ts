@@ -1,0 +1,170 @@
+// Records many kernel dispatches into one command encoder and submits them together.
+// Uniforms of all dispatches share arena buffers (one slot each); with `timestamps` every
+// dispatch gets its own compute pass bracketed by GPU timestamps.
+import { invariant } from "../../compiler/diagnostics.ts";
+import { packUniforms, uniformBytes, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
+import type { GpuDevice } from "./device.ts";
+import { pipelinesOf } from "./pipelines.ts";
+import type { GpuTensor } from "./tensor.ts";
+
+const ARENA_BYTES = 64 * 1024;
+const MAX_TIMED_DISPATCHES = 256; // per query set; the batch flushes when it fills
+
+/** GPU time of one dispatch. */
+export interface KernelTiming {
+  name: string;
+  key: string;
+  ns: number;
+}
+
+interface UniformArena {
+  buffer: GPUBuffer;
+  host: ArrayBuffer;
+  used: number;
+}
+
+export interface BatchOptions {
+  /** Time every dispatch with GPU timestamps (ignored when the device lacks timestamp-query). */
+  timestamps?: boolean;
+}
+
+/** A sequence of dispatches and copies, submitted in one go by `submit()`. */
+export class CommandBatch {
+  private encoder: GPUCommandEncoder;
+  private pass: GPUComputePassEncoder | undefined;
+  private arenas: UniformArena[] = [];
+  private readonly timed: boolean;
+  private querySet: GPUQuerySet | undefined;
+  private timedKernels: { name: string; key: string }[] = [];
+  private pendingTimings: Promise<KernelTiming[]>[] = [];
+  private recorded = 0;
+
+  constructor(
+    private readonly gpu: GpuDevice,
+    options: BatchOptions = {},
+  ) {
+    this.timed = !!options.timestamps && gpu.hasTimestamps;
+    this.encoder = gpu.device.createCommandEncoder();
+  }
+
+  /** Number of dispatches recorded since creation. */
+  get dispatchCount(): number {
+    return this.recorded;
+  }
+
+  /** Records `spec` over `tensors` (one per binding, by name) with the given uniforms. */
+  dispatch(spec: KernelSpec, uniforms: UniformValues, tensors: Readonly<Record<string, GpuTensor>>): void {
+    const compiled = pipelinesOf(this.gpu).get(spec);
+    const size = uniformBytes(spec);
+    const { arena, offset } = this.uniformSlot(size);
+    packUniforms(spec, uniforms, new DataView(arena.host), offset);
+    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: arena.buffer, offset, size } }];
+    spec.bindings.forEach((b, i) => {
+      const t = tensors[b.name];
+      invariant(t !== undefined, `${spec.name}: no tensor for binding '${b.name}'`);
+      invariant(t.dtype === b.dtype, `${spec.name}: binding '${b.name}' wants ${b.dtype}, got ${t.label} (${t.dtype})`);
+      entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
+    });
+    const bindGroup = this.gpu.device.createBindGroup({ layout: compiled.layout, entries });
+    const [x, y, z] = spec.dispatch(uniforms);
+    const limit = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    invariant(x <= limit && y <= limit && z <= limit, `${spec.name}: grid [${x},${y},${z}] exceeds ${limit}`);
+    this.recorded++;
+    if (x === 0 || y === 0 || z === 0) return; // empty tensor: nothing to do
+    const pass = this.timed ? this.timedPass(spec, compiled.key) : (this.pass ??= this.encoder.beginComputePass());
+    pass.setPipeline(compiled.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (this.timed) pass.end();
+  }
+
+  /** Records a whole-buffer copy (same byte size). */
+  copy(src: GpuTensor, dst: GpuTensor): void {
+    invariant(src.byteSize === dst.byteSize, `copy ${src.label} -> ${dst.label}: sizes differ`);
+    this.endPass();
+    this.encoder.copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.byteSize);
+  }
+
+  /** Submits what was recorded so far and starts a new encoder; the batch stays usable. */
+  flush(): void {
+    this.endPass();
+    for (const a of this.arenas) this.gpu.queue.writeBuffer(a.buffer, 0, a.host, 0, a.used);
+    const timings = this.querySet && this.timedKernels.length ? this.recordTimingReadback(this.querySet, this.timedKernels) : undefined;
+    this.gpu.queue.submit([this.encoder.finish()]);
+    if (timings) this.pendingTimings.push(timings());
+    for (const a of this.arenas) a.buffer.destroy(); // freed once the submitted work completes
+    this.arenas = [];
+    this.querySet = undefined;
+    this.timedKernels = [];
+    this.encoder = this.gpu.device.createCommandEncoder();
+  }
+
+  /** Submits everything and waits for the GPU; returns per-dispatch timings when timing is on. */
+  async submit(): Promise<KernelTiming[]> {
+    this.flush();
+    await this.gpu.queue.onSubmittedWorkDone();
+    const timings = (await Promise.all(this.pendingTimings)).flat();
+    this.pendingTimings = [];
+    return timings;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = undefined;
+  }
+
+  private uniformSlot(size: number): { arena: UniformArena; offset: number } {
+    const align = this.gpu.limits.minUniformBufferOffsetAlignment;
+    let arena = this.arenas[this.arenas.length - 1];
+    const offset = arena ? Math.ceil(arena.used / align) * align : 0;
+    if (!arena || offset + size > ARENA_BYTES) {
+      const buffer = this.gpu.device.createBuffer({ size: ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      arena = { buffer, host: new ArrayBuffer(ARENA_BYTES), used: 0 };
+      this.arenas.push(arena);
+      arena.used = size;
+      return { arena, offset: 0 };
+    }
+    arena.used = offset + size;
+    return { arena, offset };
+  }
+
+  private timedPass(spec: KernelSpec, key: string): GPUComputePassEncoder {
+    if (this.timedKernels.length === MAX_TIMED_DISPATCHES) this.flush();
+    this.querySet ??= this.gpu.device.createQuerySet({ type: "timestamp", count: 2 * MAX_TIMED_DISPATCHES });
+    const i = this.timedKernels.length;
+    this.timedKernels.push({ name: spec.name, key });
+    return this.encoder.beginComputePass({
+      timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+    });
+  }
+
+  // Resolves the timestamps into a mappable buffer inside this encoder; the returned function
+  // (called after submit) maps it and pairs the begin/end stamps.
+  private recordTimingReadback(querySet: GPUQuerySet, kernels: { name: string; key: string }[]): () => Promise<KernelTiming[]> {
+    const bytes = 16 * kernels.length;
+    const resolved = this.gpu.device.createBuffer({ size: bytes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const staging = this.gpu.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.encoder.resolveQuerySet(querySet, 0, 2 * kernels.length, resolved, 0);
+    this.encoder.copyBufferToBuffer(resolved, 0, staging, 0, bytes);
+    return async () => {
+      await staging.mapAsync(GPUMapMode.READ);
+      const stamps = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      for (const b of [staging, resolved]) b.destroy();
+      querySet.destroy();
+      return kernels.map((k, i) => ({ ...k, ns: Number(stamps[2 * i + 1] - stamps[2 * i]) }));
+    };
+  }
+}
+
+/** Runs one kernel to completion: the simplest way to call a kernel (tests, one-off work). */
+export async function runKernel(
+  gpu: GpuDevice,
+  spec: KernelSpec,
+  uniforms: UniformValues,
+  tensors: Readonly<Record<string, GpuTensor>>,
+): Promise<void> {
+  const batch = new CommandBatch(gpu);
+  batch.dispatch(spec, uniforms, tensors);
+  await batch.submit();
+}

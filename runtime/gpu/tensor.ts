@@ -1,0 +1,79 @@
+// Tensors on the GPU: one storage buffer each, with a dtype and a shape; upload and download.
+import { invariant } from "../../compiler/diagnostics.ts";
+import { decodeHost, encodeHost, storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { GpuDevice } from "./device.ts";
+
+/** A GPU buffer holding `shape` elements of `dtype`, row-major. */
+export class GpuTensor {
+  readonly numel: number;
+
+  constructor(
+    readonly buffer: GPUBuffer,
+    readonly dtype: StorageDType,
+    readonly shape: readonly number[],
+    readonly label: string,
+  ) {
+    this.numel = shape.reduce((a, b) => a * b, 1);
+  }
+
+  get byteSize(): number {
+    return this.buffer.size;
+  }
+
+  destroy(): void {
+    this.buffer.destroy();
+  }
+}
+
+/** A zero-filled tensor (Dawn clears new buffers). */
+export function createTensor(gpu: GpuDevice, dtype: StorageDType, shape: readonly number[], label = "tensor"): GpuTensor {
+  invariant(shape.every((d) => Number.isInteger(d) && d >= 0), `bad shape [${shape}] for ${label}`);
+  const numel = shape.reduce((a, b) => a * b, 1);
+  const buffer = gpu.device.createBuffer({ label, size: storageBytes(dtype, numel), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  return new GpuTensor(buffer, dtype, shape, label);
+}
+
+/** A tensor filled with `values` (converted to `dtype`: f16/bf16 round to nearest even). */
+export function uploadTensor(
+  gpu: GpuDevice,
+  dtype: StorageDType,
+  shape: readonly number[],
+  values: ArrayLike<number>,
+  label = "tensor",
+): GpuTensor {
+  const tensor = createTensor(gpu, dtype, shape, label);
+  writeTensor(gpu, tensor, values);
+  return tensor;
+}
+
+/** Overwrites the whole tensor with `values`. */
+export function writeTensor(gpu: GpuDevice, tensor: GpuTensor, values: ArrayLike<number>): void {
+  invariant(values.length === tensor.numel, `${tensor.label}: ${values.length} values for shape [${tensor.shape}]`);
+  const bytes = encodeHost(tensor.dtype, values);
+  gpu.queue.writeBuffer(tensor.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Copies the tensor back to the host (floats widened to f32). */
+export async function readTensor(gpu: GpuDevice, tensor: GpuTensor): Promise<Float32Array | Int32Array | Uint32Array> {
+  const bytes = await readBytes(gpu, tensor.buffer);
+  return decodeHost(tensor.dtype, bytes, tensor.numel);
+}
+
+/** Convenience for float tensors: the values as a Float32Array. */
+export async function readFloats(gpu: GpuDevice, tensor: GpuTensor): Promise<Float32Array> {
+  invariant(tensor.dtype === "f32" || tensor.dtype === "f16" || tensor.dtype === "bf16", `${tensor.label} is not a float tensor`);
+  return (await readTensor(gpu, tensor)) as Float32Array;
+}
+
+/** The raw bytes of a buffer, copied out of the mapped range before it is unmapped. */
+export async function readBytes(gpu: GpuDevice, buffer: GPUBuffer): Promise<ArrayBuffer> {
+  const staging = gpu.device.createBuffer({ size: buffer.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const encoder = gpu.device.createCommandEncoder();
+  encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
+  gpu.queue.submit([encoder.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const copy = staging.getMappedRange().slice(0); // the mapped range is detached by unmap()
+  staging.unmap();
+  staging.destroy();
+  return copy;
+}

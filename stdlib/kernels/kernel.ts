@@ -1,0 +1,129 @@
+// The kernel framework: a kernel is data (name, variant, uniforms, bindings, workgroup size,
+// dispatch rule, WGSL body). Shapes live in uniforms, so one compiled pipeline per variant
+// serves every size; the variant (dtypes, tile sizes, flags) is part of the cache key.
+import { invariant } from "../../compiler/diagnostics.ts";
+import { wgslArrayElement, wgslFloatAccessors, type StorageDType } from "./dtype.ts";
+
+export type UniformType = "u32" | "i32" | "f32";
+export type Access = "read" | "read_write";
+
+/** One storage buffer the kernel binds, in binding order (binding 0 is the uniforms). */
+export interface KernelBinding {
+  name: string;
+  dtype: StorageDType;
+  access: Access;
+}
+
+export type Variant = Readonly<Record<string, string | number | boolean>>;
+export type UniformValues = Readonly<Record<string, number>>;
+export type Grid = readonly [number, number, number];
+
+/**
+ * A compute kernel as data. The generated module declares `u` (the uniforms struct), one
+ * `array` per binding (float bindings also get `load_NAME(i) -> f32` / `store_NAME(i, v)`),
+ * `WG_X/WG_Y/WG_Z`, and `main` with builtins `gid`, `lid`, `wid`, `nwg`, `lidx`.
+ */
+export interface KernelSpec {
+  /** `op_variant` style, e.g. "matmul_tiled". */
+  name: string;
+  /** Compile-time choices; with `name` they form the pipeline cache key. */
+  variant: Variant;
+  /** Scalars passed per dispatch, in struct order. */
+  uniforms: Readonly<Record<string, UniformType>>;
+  bindings: readonly KernelBinding[];
+  workgroupSize: Grid;
+  /** Number of workgroups for the given uniforms. */
+  dispatch: (u: UniformValues) => Grid;
+  /** Module-scope WGSL: helper functions, `var<workgroup>` arrays, constants. */
+  declarations?: string;
+  /** WGSL statements of `main`. */
+  body: string;
+}
+
+/** The pipeline cache key: kernel name and variant. */
+export function kernelKey(spec: KernelSpec): string {
+  const variant = Object.keys(spec.variant)
+    .sort()
+    .map((k) => `${k}=${spec.variant[k]}`)
+    .join(",");
+  return `${spec.name}[${variant}]`;
+}
+
+/** Whether the kernel needs `shader-f16`. */
+export function needsF16(spec: KernelSpec): boolean {
+  return spec.bindings.some((b) => b.dtype === "f16");
+}
+
+/** The complete WGSL module of a kernel. */
+export function kernelSource(spec: KernelSpec): string {
+  const uniformNames = Object.keys(spec.uniforms);
+  const members = uniformNames.length ? uniformNames.map((n) => `  ${n}: ${spec.uniforms[n]},`).join("\n") : "  _unused: u32,";
+  const bindings = spec.bindings.map((b, i) => {
+    invariant(!(b.dtype === "bf16" && b.access === "read_write"), `${spec.name}: bf16 binding '${b.name}' must be read-only`);
+    const decl = `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<${wgslArrayElement(b.dtype)}>;`;
+    const isFloat = b.dtype === "f32" || b.dtype === "f16" || b.dtype === "bf16";
+    return isFloat ? `${decl}\n${wgslFloatAccessors(b.name, b.dtype, b.access === "read_write")}` : decl;
+  });
+  const [x, y, z] = spec.workgroupSize;
+  return `${needsF16(spec) ? "enable f16;\n" : ""}
+struct Uniforms {
+${members}
+}
+@group(0) @binding(0) var<uniform> u: Uniforms;
+${bindings.join("\n")}
+const WG_X = ${x}u;
+const WG_Y = ${y}u;
+const WG_Z = ${z}u;
+${spec.declarations ?? ""}
+@compute @workgroup_size(${x}, ${y}, ${z})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lidx: u32) {
+${spec.body}
+}
+`;
+}
+
+/** Size in bytes of the uniforms buffer (a multiple of 16, as uniform structs require). */
+export function uniformBytes(spec: KernelSpec): number {
+  return Math.max(16, Math.ceil((Object.keys(spec.uniforms).length * 4) / 16) * 16);
+}
+
+/** Packs uniform values in struct order; a missing or ill-typed value is a caller bug. */
+export function packUniforms(spec: KernelSpec, values: UniformValues, into: DataView, offset: number): void {
+  Object.entries(spec.uniforms).forEach(([name, type], i) => {
+    const v = values[name];
+    invariant(typeof v === "number" && Number.isFinite(v), `${spec.name}: uniform '${name}' is ${v}`);
+    const at = offset + i * 4;
+    if (type === "f32") into.setFloat32(at, v, true);
+    else {
+      invariant(Number.isInteger(v), `${spec.name}: uniform '${name}' must be an integer, got ${v}`);
+      if (type === "u32") {
+        invariant(v >= 0 && v <= 0xffffffff, `${spec.name}: uniform '${name}' out of u32 range: ${v}`);
+        into.setUint32(at, v, true);
+      } else into.setInt32(at, v, true);
+    }
+  });
+}
+
+// ---- dispatch helpers ----
+
+/** Largest workgroup count per grid dimension that WebGPU guarantees. */
+export const MAX_GRID_DIM = 65535;
+
+/**
+ * A grid of `count` workgroups folded into x and y when it exceeds one dimension.
+ * In WGSL, `flat_workgroup_id(wid, nwg)` recovers the flat index (it can exceed `count`: guard it).
+ */
+export function linearGrid(count: number): Grid {
+  if (count <= MAX_GRID_DIM) return [Math.max(1, count), 1, 1];
+  const y = Math.ceil(count / MAX_GRID_DIM);
+  return [Math.ceil(count / y), y, 1];
+}
+
+/** WGSL helper paired with `linearGrid`; include it in `declarations`. */
+export const WGSL_FLAT_WORKGROUP = `fn flat_workgroup_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 { return wid.y * nwg.x + wid.x; }`;
+
+export function ceilDiv(a: number, b: number): number {
+  return Math.ceil(a / b);
+}
