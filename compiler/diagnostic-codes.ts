@@ -54,6 +54,10 @@ const table = {
 
 
   // ---- SFT4xxx: lowering and fusion ----
+  SFT4001: { severity: "error", title: "model dimensions do not fit together" },
+  SFT4002: { severity: "error", title: "missing or mis-sized value for a graph parameter or input" },
+  SFT4003: { severity: "error", title: "op graph failed verification" },
+  SFT4004: { severity: "error", title: "gradient requested for a tensor that is not a trainable parameter of the loss" },
 
   // ---- SFT5xxx: runtime ----
   // SFT50xx: device and kernels
