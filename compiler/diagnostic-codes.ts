@@ -43,6 +43,7 @@ const table = {
   SFT2020: { severity: "error", title: "conflicting settings" },
   SFT2021: { severity: "warning", title: "setting has no effect" },
   SFT2022: { severity: "error", title: "unknown LoRA target" },
+  SFT2023: { severity: "error", title: "unexpected section name" },
 
 
   // ---- SFT3xxx: types, shapes and memory ----
@@ -51,6 +52,7 @@ const table = {
   SFT3003: { severity: "error", title: "invalid list" },
   SFT3004: { severity: "error", title: "inconsistent model dimensions" },
   SFT3005: { severity: "error", title: "LoRA rank too large" },
+  SFT3006: { severity: "error", title: "sequence longer than the model's positions" },
 
 
   // ---- SFT4xxx: lowering and fusion ----
