@@ -1,0 +1,129 @@
+// Shared setup of the attention kernel tests: random problems in strided layouts (a fused QKV
+// buffer or separate Q and KV-cache tensors), masks of every kind, and upload to the GPU.
+import * as assert from "uvu/assert";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { uploadTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
+import { Random } from "../../runtime/random.ts";
+import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
+import { denseView, fusedQkvViews, gatherView, viewExtent, viewIndex, type TensorView } from "../../stdlib/kernels/attention-layout.ts";
+import { packBatchInfo, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
+import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
+import { assertClose } from "../support/numeric.ts";
+import { randomValues } from "./gpu-harness.ts";
+
+export type MaskKind = "none" | "causal" | "prefix" | "padding" | "left-padding" | "segments" | "alibi";
+
+export interface AttentionCase {
+  shape: AttentionShape;
+  mask: MaskKind;
+  /** Q, K and V read from one (B, T, Hq + 2 Hkv, D) buffer; needs T == S. */
+  fused: boolean;
+  dtype: "f32" | "f16";
+}
+
+export function caseLabel(c: AttentionCase): string {
+  const s = c.shape;
+  return `B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} T${s.queryLength} S${s.keyLength} D${s.headDim} ${c.mask}${c.fused ? " fused" : ""} ${c.dtype}`;
+}
+
+/** The mask of a case; query rows are the last T of the S keys. */
+export function makeMask(c: AttentionCase, rng: Random): AttentionMask {
+  const { batch: B, queryHeads, queryLength: T, keyLength: S } = c.shape;
+  const mask: AttentionMask = { causal: c.mask !== "none", queryOffset: S - T };
+  const perBatch = (f: (b: number) => number[]) => Uint32Array.from(Array.from({ length: B }, (_, b) => f(b)).flat());
+  if (c.mask === "prefix") mask.prefixLengths = perBatch((b) => [Math.min(S, 1 + rng.int(S))]);
+  // Right padding: row b keeps its first S - b*2 keys. Left padding: row b starts at b*3 (rows
+  // whose position is before the start see no key at all).
+  if (c.mask === "padding") mask.keyRanges = perBatch((b) => [0, Math.max(1, S - 2 * b)]);
+  if (c.mask === "left-padding") mask.keyRanges = perBatch((b) => [Math.min(S - 1, 3 * b), S]);
+  if (c.mask === "segments") {
+    mask.segments = new Int32Array(B * S);
+    for (let b = 0; b < B; b++) {
+      let segment = 0;
+      for (let j = 0; j < S; j++) {
+        if (j > 0 && rng.uniform() < 0.15) segment++;
+        mask.segments[b * S + j] = segment;
+      }
+    }
+  }
+  if (c.mask === "alibi") mask.alibiSlopes = alibiSlopes(queryHeads);
+  return mask;
+}
+
+/** Host inputs: the GPU buffers' contents plus dense (B, H, L, D) copies for the reference. */
+export interface AttentionInputs {
+  mask: AttentionMask;
+  views: { q: TensorView; k: TensorView; v: TensorView };
+  /** Buffer contents by name: "qkv" when fused, else "q" and "kv" (K and V share one buffer). */
+  buffers: Record<string, Float64Array>;
+  q: Float64Array;
+  k: Float64Array;
+  v: Float64Array;
+}
+
+export function makeInputs(c: AttentionCase, seed: number): AttentionInputs {
+  const rng = new Random(seed);
+  const { batch: B, queryHeads: Hq, kvHeads: Hkv, queryLength: T, keyLength: S, headDim: D } = c.shape;
+  const mask = makeMask(c, rng);
+  let views: AttentionInputs["views"];
+  let buffers: Record<string, Float64Array>;
+  if (c.fused) {
+    assert.is(T, S, "a fused QKV case needs T == S");
+    views = fusedQkvViews(T, Hq, Hkv, D);
+    buffers = { qkv: randomValues(rng, B * T * (Hq + 2 * Hkv) * D, c.dtype) };
+  } else {
+    // Q as (B, H, T, D); K and V as two halves of one (B, S, Hkv, D) cache buffer.
+    const half = B * S * Hkv * D;
+    views = { q: denseView("bhtd", T, Hq, D), k: denseView("bthd", S, Hkv, D), v: denseView("bthd", S, Hkv, D, half) };
+    buffers = { q: randomValues(rng, B * Hq * T * D, c.dtype), kv: randomValues(rng, 2 * half, c.dtype) };
+  }
+  const source = (name: "q" | "k" | "v") => buffers[c.fused ? "qkv" : name === "q" ? "q" : "kv"];
+  return {
+    mask,
+    views,
+    buffers,
+    q: gatherView(source("q"), views.q, B, T, Hq, D),
+    k: gatherView(source("k"), views.k, B, S, Hkv, D),
+    v: gatherView(source("v"), views.v, B, S, Hkv, D),
+  };
+}
+
+/** GPU tensors of the inputs and of the mask data, keyed by kernel binding name. */
+export function uploadInputs(gpu: GpuDevice, c: AttentionCase, inputs: AttentionInputs): Record<string, GpuTensor> {
+  const tensors: Record<string, GpuTensor> = {};
+  if (c.fused) {
+    const qkv = uploadTensor(gpu, c.dtype, [inputs.buffers.qkv.length], inputs.buffers.qkv, "qkv");
+    Object.assign(tensors, { q: qkv, k: qkv, v: qkv });
+  } else {
+    const kv = uploadTensor(gpu, c.dtype, [inputs.buffers.kv.length], inputs.buffers.kv, "kv");
+    Object.assign(tensors, { q: uploadTensor(gpu, c.dtype, [inputs.buffers.q.length], inputs.buffers.q, "q"), k: kv, v: kv });
+  }
+  const { batch: B, keyLength: S } = c.shape;
+  const m = inputs.mask;
+  if (m.keyRanges || m.prefixLengths) tensors.batch_info = uploadTensor(gpu, "u32", [B, 4], packBatchInfo(m, B, S), "batch_info");
+  if (m.segments) tensors.segments = uploadTensor(gpu, "i32", [B, S], m.segments, "segments");
+  if (m.alibiSlopes) tensors.alibi_slopes = uploadTensor(gpu, "f32", [m.alibiSlopes.length], m.alibiSlopes, "alibi_slopes");
+  return tensors;
+}
+
+/** Scatters a dense (B, H, L, D) array into a buffer of `extent` elements through `view`. */
+export function scatterView(dense: Float64Array, view: TensorView, shape: [number, number, number, number]): Float64Array {
+  const [B, H, L, D] = shape;
+  const out = new Float64Array(viewExtent(view, B, L, H, D));
+  let i = 0;
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < L; t++) for (let d = 0; d < D; d++) out[viewIndex(view, b, t, h, d)] = dense[i++];
+  return out;
+}
+
+/** Compares log-sum-exps: rows that see no key must be -inf on both sides, the rest close. */
+export function assertLogSumExpClose(out: ArrayLike<number>, ref: Float64Array, tol: number, label: string): void {
+  const a = Float64Array.from(out);
+  const r = Float64Array.from(ref);
+  for (let i = 0; i < r.length; i++) {
+    if (r[i] === -Infinity || a[i] === -Infinity) {
+      assert.is(a[i], r[i], `${label}: row ${i} sees no key on one side only`);
+      a[i] = r[i] = 0;
+    }
+  }
+  assertClose(a, r, tol, label);
+}
