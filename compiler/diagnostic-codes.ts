@@ -114,6 +114,11 @@ const table = {
   SFT5316: { severity: "error", title: "unknown loss scheme for the model family" },
   SFT5317: { severity: "error", title: "invalid dataset reader setting" },
 
+  // SFT56xx: lock files and run records
+  SFT5601: { severity: "error", title: "lock file is malformed" },
+  SFT5602: { severity: "error", title: "inputs changed since the lock file was written" },
+  SFT5603: { severity: "error", title: "locked input cannot be read" },
+  SFT5604: { severity: "error", title: "run directory or manifest cannot be read" },
 } as const satisfies Record<string, CodeInfo>;
 
 export type Code = keyof typeof table;
