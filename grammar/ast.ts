@@ -8,7 +8,7 @@ export interface SftFile {
   version?: { value: number; span: Span };
   imports: ImportDecl[];
   pipelines: PipelineDecl[];
-  /** Every `//` and `/* */` comment, in source order (the formatter keeps them). */
+  /** Every line (`//`) and block comment, in source order (the formatter keeps them). */
   comments: Comment[];
   span: Span;
 }
