@@ -94,6 +94,12 @@ const table = {
   SFT5118: { severity: "error", title: "checkpoint file could not be read" },
 
   // SFT52xx: tokenizers
+  SFT5201: { severity: "error", title: "tokenizer file missing or unreadable" },
+  SFT5202: { severity: "error", title: "corrupt SentencePiece model" },
+  SFT5203: { severity: "error", title: "unsupported SentencePiece setting" },
+  SFT5204: { severity: "error", title: "invalid byte-level BPE tokenizer file" },
+  SFT5205: { severity: "error", title: "unknown tokenizer kind" },
+  SFT5206: { severity: "error", title: "tokenizer lacks a required special token" },
 
   // SFT53xx: datasets and data loading
   SFT5301: { severity: "error", title: "dataset file cannot be read" },
