@@ -1,0 +1,98 @@
+// ChatGLM-6B (THUDM/chatglm-6b, v1.1 weights): GLM blocks whose residual is the LayerNorm
+// output times alpha = sqrt(2·layers), a per-head interleaved [q,k,v] projection, 2D RoPE
+// (two position streams on the two halves of each head), a bidirectional prefix mask, a GELU
+// MLP with biases, and a head tied to the embedding (no tie_word_embeddings key: default true).
+import type { Family } from "./family.ts";
+
+export const chatglm: Family = {
+  name: "chatglm",
+  title: "ChatGLM-6B",
+  publishedDtype: "f16",
+  dims: {
+    hidden: { keys: ["hidden_size"] },
+    layers: { keys: ["num_layers"] },
+    heads: { keys: ["num_attention_heads"] },
+    headDim: { keys: [], fallback: (d) => d.hidden! / d.heads! },
+    kvHeads: { keys: [], fallback: (d) => d.heads! },
+    ffn: { keys: ["inner_hidden_size"] },
+    vocab: { keys: ["vocab_size"] },
+    maxPositions: { keys: ["max_sequence_length"] },
+    normEps: { keys: ["layernorm_epsilon"] },
+    rotaryDims: { keys: [], fallback: (d) => d.headDim! / 2 },
+  },
+  checks: [
+    { key: "model_type", oneOf: ["chatglm"], required: true, because: "ChatGLM configs have model_type chatglm" },
+    { key: "position_encoding_2d", oneOf: [true], required: true, because: "ChatGLM-6B uses 2D rotary positions" },
+    { key: "multi_query_attention", absent: true, because: "multi_query_attention marks ChatGLM2-6B" },
+    { key: "rmsnorm", absent: true, because: "rmsnorm marks ChatGLM2-6B; ChatGLM-6B uses LayerNorm" },
+  ],
+  norm: { kind: "layernorm", halfRounding: "once" },
+  residual: { kind: "scaled_normed_input", alpha: (d) => Math.sqrt(2 * d.layers) },
+  qkv: { groups: "per_head", order: ["q", "k", "v"] },
+  position: { kind: "rope", pairing: "half", streams: 2, base: 10000 },
+  attention: { softmax: "fp32", queryKeyLayerScaling: true, mask: "glm_prefix" },
+  mlp: { kind: "gelu_tanh" },
+  biases: { qkv: true, out: true, mlp: true, norm: true, head: false },
+  tiedHead: { key: "tie_word_embeddings", default: true },
+  tensors: [
+    { name: "transformer.word_embeddings.weight", role: "embed.weight", shape: (d) => [d.vocab, d.hidden] },
+    { name: "transformer.layers.{layer}.input_layernorm.weight", role: "attn_norm.weight", shape: (d) => [d.hidden] },
+    { name: "transformer.layers.{layer}.input_layernorm.bias", role: "attn_norm.bias", shape: (d) => [d.hidden] },
+    { name: "transformer.layers.{layer}.attention.query_key_value.weight", role: "attn.qkv.weight", shape: (d) => [3 * d.hidden, d.hidden] },
+    { name: "transformer.layers.{layer}.attention.query_key_value.bias", role: "attn.qkv.bias", shape: (d) => [3 * d.hidden] },
+    { name: "transformer.layers.{layer}.attention.dense.weight", role: "attn.out.weight", shape: (d) => [d.hidden, d.hidden] },
+    { name: "transformer.layers.{layer}.attention.dense.bias", role: "attn.out.bias", shape: (d) => [d.hidden] },
+    { name: "transformer.layers.{layer}.post_attention_layernorm.weight", role: "mlp_norm.weight", shape: (d) => [d.hidden] },
+    { name: "transformer.layers.{layer}.post_attention_layernorm.bias", role: "mlp_norm.bias", shape: (d) => [d.hidden] },
+    { name: "transformer.layers.{layer}.mlp.dense_h_to_4h.weight", role: "mlp.up.weight", shape: (d) => [d.ffn, d.hidden] },
+    { name: "transformer.layers.{layer}.mlp.dense_h_to_4h.bias", role: "mlp.up.bias", shape: (d) => [d.ffn] },
+    { name: "transformer.layers.{layer}.mlp.dense_4h_to_h.weight", role: "mlp.down.weight", shape: (d) => [d.hidden, d.ffn] },
+    { name: "transformer.layers.{layer}.mlp.dense_4h_to_h.bias", role: "mlp.down.bias", shape: (d) => [d.hidden] },
+    { name: "transformer.final_layernorm.weight", role: "final_norm.weight", shape: (d) => [d.hidden] },
+    { name: "transformer.final_layernorm.bias", role: "final_norm.bias", shape: (d) => [d.hidden] },
+    // Stored, but the published config ties it to the embedding.
+    { name: "lm_head.weight", role: "head.weight", shape: (d) => [d.vocab, d.hidden], optional: true },
+  ],
+  skip: ["transformer.layers.{layer}.attention.rotary_emb.inv_freq"],
+  tokens: {
+    bos: { name: "<sop>", key: "bos_token_id", id: 130004 },
+    eos: [{ name: "<eop>", key: "eos_token_id", id: 130005 }],
+    pad: { name: "<pad>", key: "pad_token_id", id: 3 },
+    specials: [
+      { name: "[MASK]", key: "mask_token_id", id: 130000 },
+      { name: "[gMASK]", key: "gmask_token_id", id: 130001 },
+      { name: "[sMASK]", id: 130002 },
+      { name: "<sop>", key: "bos_token_id", id: 130004 },
+      { name: "<eop>", key: "eos_token_id", id: 130005 },
+    ],
+  },
+  lora: {
+    defaultTargets: ["query_key_value"],
+    modules: [
+      { native: "query_key_value", canonical: ["attn.qkv"] },
+      { native: "dense", canonical: ["attn.out"] },
+      { native: "dense_h_to_4h", canonical: ["mlp.up"] },
+      { native: "dense_4h_to_h", canonical: ["mlp.down"] },
+    ],
+  },
+  tiny: {
+    architectures: ["ChatGLMModel"],
+    model_type: "chatglm",
+    vocab_size: 512,
+    hidden_size: 64,
+    num_layers: 2,
+    num_attention_heads: 4,
+    inner_hidden_size: 256,
+    max_sequence_length: 256,
+    layernorm_epsilon: 1e-5,
+    position_encoding_2d: true,
+    // The published ids minus 130000 + 500, so they fit the tiny vocabulary.
+    mask_token_id: 500,
+    gmask_token_id: 501,
+    bos_token_id: 504,
+    eos_token_id: 505,
+    pad_token_id: 3,
+    use_cache: true,
+    torch_dtype: "float16",
+  },
+};
