@@ -1,0 +1,65 @@
+// `dataset FORMAT [NAME] { ... }`: training data read from local files. Several datasets mix,
+// each drawn in proportion to its `weight`. Formats follow the published files exactly.
+import { block, boolean, integer, listOf, number, oneOf, path, string, type Schema } from "./common.ts";
+
+export const safetyCategories = [
+  "Unfairness_And_Discrimination",
+  "Crimes_And_Illegal_Activities",
+  "Insult",
+  "Mental_Health",
+  "Physical_Harm",
+  "Privacy_And_Property",
+  "Ethics_And_Morality",
+  "Reverse_Exposure",
+  "Goal_Hijacking",
+  "Prompt_Leaking",
+  "Unsafe_Instruction_Topic",
+  "Role_Play_Instruction",
+  "Inquiry_With_Unsafe_Opinion",
+] as const;
+
+export const moss003Categories = ["Brainstorming", "Complex Instruction", "Code", "Role Playing", "Writing", "Harmless", "Others"] as const;
+
+const commonKeys: Record<string, Schema> = {
+  path: path("The data file.", "file"),
+  max_length: integer("Tokens per example, prompt and response together; longer examples are truncated from the right.", { min: 8, default: 1024 }),
+  eval_split: number("Fraction of examples held out for evaluation, in [0, 1).", { min: 0, below: 1, default: 0 }),
+  weight: number("Relative share of this dataset when several are mixed.", { above: 0, default: 1 }),
+  limit: integer("Use at most this many examples (after filtering).", { min: 1 }),
+  shuffle: boolean("Shuffle examples (seeded by `train.seed`).", { default: true }),
+  train_on_prompt: boolean("Compute the loss on prompt tokens too, not only on responses and their end token.", { default: false }),
+  strip: boolean("Strip leading and trailing whitespace of every field (Belle outputs and Safety responses often start with newlines).", { default: true }),
+  on_error: oneOf(["fail", "skip"], "What a malformed record does: `fail` stops with its file:line, `skip` drops it and counts it.", { default: "fail" }),
+  max_bad_fraction: number("With `on_error = skip`: fail anyway once more than this fraction of records is malformed.", { min: 0, max: 1, default: 0.001 }),
+};
+
+function format(description: string, keys: Record<string, Schema> = {}): Schema {
+  return block(description, { ...commonKeys, ...keys }, { required: ["path"] });
+}
+
+export const datasetSchemas: Record<string, Schema> = {
+  belle: format("BelleGroup train_0.5M_CN: JSON lines `{instruction, input, output}` (also `{input, target}`)."),
+  firefly: format("firefly-train-1.1M: JSON lines `{kind, input, target}`, single turn.", {
+    kinds: listOf(string("A task kind as written in the data (`NER`, `Couplet`, `ClassicalChinese`, ...)."), "Keep only these task kinds; empty keeps all.", { default: [] }),
+  }),
+  moss003: format("moss-003-sft-data (YeungNLP layout): JSON lines `{conversation_id, category, conversation: [{human, assistant}], dataset}`, multi-turn, streamed.", {
+    categories: listOf(oneOf(moss003Categories, "A conversation category."), "Keep only these categories; empty keeps all.", { default: [] }),
+    language: oneOf(["all", "zh", "en"], "Keep conversations whose first human turn is Chinese (`zh`: contains a CJK character), not Chinese (`en`), or all.", { default: "all" }),
+    max_turns: integer("Keep at most this many turns of each conversation (from the start).", { min: 1 }),
+  }),
+  safety: format("Safety-Prompts: one JSON object `{Category: [{prompt, response, type}]}` per file.", {
+    categories: listOf(oneOf(safetyCategories, "A top-level key of the file."), "Categories to read; empty reads every category in the file.", { default: [] }),
+  }),
+  jsonl: block(
+    "Any JSON lines file, with a mapping from its fields to prompt and response.",
+    {
+      ...commonKeys,
+      prompt_field: string("Field holding the instruction or question."),
+      query_field: string("Optional field appended to the prompt (an `input` beside an `instruction`)."),
+      response_field: string("Field holding the answer."),
+      history_field: string("Optional field holding earlier turns as a list of [prompt, response] pairs."),
+      system_field: string("Optional field holding a system prompt."),
+    },
+    { required: ["path", "prompt_field", "response_field"] },
+  ),
+};
