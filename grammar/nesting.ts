@@ -43,7 +43,7 @@ export function limitNesting(tokens: IToken[], lines: LineIndex): { tokens: ITok
     }
     last = Math.min(last, tokens.length - 1);
     const start = (typeName ?? token).startOffset;
-    const end = tokens[last].endOffset! + 1;
+    const end = tokens[last].startOffset + tokens[last].image.length;
     out.push(createTokenInstance(TooDeep, lines.text.slice(start, end), start, end - 1, NaN, NaN, NaN, NaN));
     diagnostics.push(
       diag("SFT1008", `lists and objects are nested more than ${maxValueNesting} deep here`, {
