@@ -120,6 +120,9 @@ const table = {
   SFT5316: { severity: "error", title: "unknown loss scheme for the model family" },
   SFT5317: { severity: "error", title: "invalid dataset reader setting" },
 
+  // SFT54xx: training runs and checkpoints
+  SFT5401: { severity: "error", title: "no usable training checkpoint" },
+
   // SFT56xx: lock files and run records
   SFT5601: { severity: "error", title: "lock file is malformed" },
   SFT5602: { severity: "error", title: "inputs changed since the lock file was written" },
