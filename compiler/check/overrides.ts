@@ -59,7 +59,13 @@ export function parseOverride(text: string, index: number, reporter: Reporter): 
     const length = Math.min(span.length, valueText.length - start);
     return spanAt(file, text, eq + 1 + start, Math.max(length, 0));
   };
-  for (const d of parsed.diagnostics) reporter.report({ ...d, span: d.span && move(d.span) });
+  const valueEnd = prefix.length + valueText.length;
+  for (const d of parsed.diagnostics) {
+    // Past the value, the parser sees the wrapper's closing braces; say "the end of the value" instead.
+    const pastEnd = d.span !== undefined && d.span.offset >= valueEnd;
+    const message = pastEnd ? d.message.replace(/found `[^`]*`/, "found the end of the value") : d.message;
+    reporter.report({ ...d, message, span: d.span && move(d.span) });
+  }
   const entry = parsed.ast.pipelines[0]?.sections[0]?.entries[0];
   if (!entry || parsed.diagnostics.some((d) => d.severity === "error")) return undefined;
   const keySpan = spanAt(file, text, parts.slice(0, -1).join(".").length + (parts.length > 1 ? 1 : 0), parts[parts.length - 1].length);

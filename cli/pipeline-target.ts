@@ -1,0 +1,53 @@
+// What `check`, `explain` and `run` share: the FILE[#PIPELINE] argument, `--pipeline`, `--set`,
+// `--no-files`, and printing the checker's diagnostics.
+import { existsSync } from "node:fs";
+import { checkFile, type CheckResult } from "../compiler/check/check.ts";
+import { flag, flagValue, flagValues, type FlagSpec, type ParsedArgs } from "./args.ts";
+import type { Io } from "./io.ts";
+import { diagnosticJson, renderDiagnostic, summarize } from "./render.ts";
+
+export const pipelineFlags: FlagSpec[] = [
+  { name: "pipeline", value: "one", placeholder: "NAME", description: "the pipeline to use when the file declares several (same as FILE.sft#NAME)" },
+  { name: "set", value: "repeat", placeholder: "PATH=VALUE", description: "override a setting, e.g. --set train.lr=2e-4 (repeatable; VALUE has .sft syntax)" },
+  { name: "no-files", description: "do not check that referenced files and directories exist" },
+];
+
+export const usageExit = 2;
+
+/** Reports a usage mistake the way every command does; returns the exit code. */
+export function usageError(io: Io, command: string, message: string): number {
+  io.err(`sftc ${command}: ${message}\n(run \`sftc help ${command}\` for usage)\n`);
+  return usageExit;
+}
+
+export type TargetResult = { ok: true; result: CheckResult } | { ok: false; exit: number };
+
+/** Checks the pipeline named by the command line. Prints human diagnostics unless `quiet`. */
+export function checkTarget(command: string, args: ParsedArgs, io: Io, options: { quiet?: boolean; all?: boolean } = {}): TargetResult {
+  if (args.positional.length !== 1) {
+    return { ok: false, exit: usageError(io, command, args.positional.length === 0 ? "missing the .sft file to read" : `expected one .sft file, got ${args.positional.length} arguments`) };
+  }
+  let path = args.positional[0];
+  let pipeline = flagValue(args, "pipeline");
+  const hash = path.lastIndexOf("#");
+  if (hash > 0 && !existsSync(path)) {
+    const named = path.slice(hash + 1);
+    path = path.slice(0, hash);
+    if (pipeline !== undefined && pipeline !== named) {
+      return { ok: false, exit: usageError(io, command, `the path names pipeline \`${named}\` but --pipeline names \`${pipeline}\``) };
+    }
+    pipeline = named;
+  }
+  const result = checkFile(path, { pipeline, all: options.all, overrides: flagValues(args, "set"), checkFiles: !flag(args, "no-files") });
+  if (!options.quiet) printDiagnostics(result, io);
+  return { ok: true, result };
+}
+
+export function printDiagnostics(result: CheckResult, io: Io): void {
+  for (const d of result.diagnostics) io.err(renderDiagnostic(d, result.texts, io.color));
+  if (result.diagnostics.length > 0) io.err(`${summarize(result.diagnostics)}\n`);
+}
+
+export function diagnosticsJson(result: CheckResult): Record<string, unknown>[] {
+  return result.diagnostics.map(diagnosticJson);
+}

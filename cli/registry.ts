@@ -1,0 +1,35 @@
+// The commands of `sftc`. Each lives in its own module under cli/commands/, loaded only when it
+// runs (so `sftc check` never loads the GPU runtime). To add a command: write
+// cli/commands/NAME.ts exporting `command: Command`, and add one line below.
+import type { FlagSpec, ParsedArgs } from "./args.ts";
+import type { Io } from "./io.ts";
+
+export interface Command {
+  name: string;
+  /** One line for `sftc help`. */
+  summary: string;
+  /** Usage line(s) after `sftc NAME`, e.g. `FILE.sft [--json]`. */
+  usage: string;
+  /** A paragraph or two for `sftc help NAME`. */
+  details: string;
+  flags: FlagSpec[];
+  run(args: ParsedArgs, io: Io): Promise<number>;
+}
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<Command>;
+}
+
+export const commands: CommandEntry[] = [
+  { name: "check", summary: "check a pipeline and report every problem with its file:line:col", load: async () => (await import("./commands/check.ts")).command },
+  { name: "explain", summary: "print the resolved pipeline (imports, extends, overrides, defaults) as JSON", load: async () => (await import("./commands/explain.ts")).command },
+  { name: "fmt", summary: "format .sft files in place (or --check that they are formatted)", load: async () => (await import("./commands/fmt.ts")).command },
+  { name: "run", summary: "check a pipeline, then run the stages that are built", load: async () => (await import("./commands/run.ts")).command },
+  { name: "help", summary: "show help for sftc or one command", load: async () => (await import("./commands/help.ts")).command },
+];
+
+export function findCommand(name: string): CommandEntry | undefined {
+  return commands.find((c) => c.name === name);
+}
