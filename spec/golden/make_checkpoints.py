@@ -302,9 +302,14 @@ def make_views():
         "scalar": torch.tensor(2.5, dtype=torch.float64),
         "int64_ids": torch.arange(5, dtype=torch.int64) * 1000003,
     }
-    path = os.path.join(directory, "pytorch_model.bin")
-    torch.save(state, path)
-    write_json(os.path.join(directory, "manifest.json"), {"format": "torch", "tensors": [manifest_entry(n, t, "pytorch_model.bin") for n, t in state.items()]})
+    manifest = {"format": "torch", "tensors": [manifest_entry(n, t, "pytorch_model.bin") for n, t in state.items()]}
+    torch.save(state, os.path.join(directory, "pytorch_model.bin"))
+    write_json(os.path.join(directory, "manifest.json"), manifest)
+    # The same tensors pickled with protocol 4 (FRAME, MEMOIZE, STACK_GLOBAL opcodes).
+    directory = os.path.join(OUT, "special", "views-protocol4")
+    reset_dir(directory)
+    torch.save(state, os.path.join(directory, "pytorch_model.bin"), pickle_protocol=4)
+    write_json(os.path.join(directory, "manifest.json"), manifest)
 
 
 def rewrite_zip(source, target, edit):
