@@ -7,7 +7,7 @@ import * as assert from "uvu/assert";
 import type { Diagnostic, Result } from "../../compiler/diagnostics.ts";
 import { loadModelConfig } from "../../runtime/checkpoint/config.ts";
 import { families } from "../../stdlib/families/index.ts";
-import { FIXTURES } from "./manifest.ts";
+import { FIXTURES } from "./support.ts";
 
 function errors<T>(result: Result<T>): Diagnostic[] {
   assert.is(result.ok, false, "expected an error");

@@ -5,20 +5,14 @@ import { join } from "node:path";
 import { unzipSync, zipSync } from "fflate";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { Diagnostic, Result } from "../../compiler/diagnostics.ts";
+import type { Result } from "../../compiler/diagnostics.ts";
 import { openCheckpoint } from "../../runtime/checkpoint/checkpoint.ts";
 import { bindTensors } from "../../runtime/checkpoint/family-check.ts";
 import { captureFaults } from "../../runtime/checkpoint/fault.ts";
 import { unpickle } from "../../runtime/checkpoint/pickle.ts";
 import { resolveModelConfig } from "../../stdlib/families/config.ts";
 import { families } from "../../stdlib/families/index.ts";
-import { FIXTURES } from "./manifest.ts";
-
-function onlyError<T>(result: Result<T>): Diagnostic {
-  assert.is(result.ok, false, "expected an error");
-  assert.is(result.diagnostics.length, 1);
-  return result.diagnostics[0];
-}
+import { FIXTURES, expectError, expectOk } from "./support.ts";
 
 function copyFixture(name: string): string {
   const dir = mkdtempSync(join(tmpdir(), "sftc-ckpt-"));
@@ -43,7 +37,7 @@ function viewsEntries(): Record<string, Uint8Array> {
 }
 
 test("a pickle that references os.system is refused before anything runs (SFT5109)", async () => {
-  const d = onlyError(await openCheckpoint(join(FIXTURES, "special", "evil-global")));
+  const d = expectError(await openCheckpoint(join(FIXTURES, "special", "evil-global")));
   assert.is(d.code, "SFT5109");
   assert.ok(d.message.includes("refused to load global os.system: checkpoint loading never executes code"), d.message);
 });
@@ -51,24 +45,24 @@ test("a pickle that references os.system is refused before anything runs (SFT510
 test("protocol 4 STACK_GLOBAL of builtins.eval is refused too (SFT5109)", async () => {
   const text = (s: string) => [0x8c, s.length, ...new TextEncoder().encode(s)];
   const bytes = new Uint8Array([0x80, 4, ...text("builtins"), 0x94, ...text("eval"), 0x94, 0x93, ...text("1+1"), 0x85, 0x52, 0x2e]);
-  const d = onlyError(await captureFaults("evil.pkl", async () => unpickle(bytes, "evil.pkl")));
+  const d = expectError(await captureFaults("evil.pkl", async () => unpickle(bytes, "evil.pkl")));
   assert.is(d.code, "SFT5109");
   assert.ok(d.message.includes("builtins.eval"), d.message);
 });
 
 test("a zip entry escaping the archive's folder is refused (SFT5107)", async () => {
-  const d = onlyError(await openCheckpoint(join(FIXTURES, "special", "evil-path")));
+  const d = expectError(await openCheckpoint(join(FIXTURES, "special", "evil-path")));
   assert.is(d.code, "SFT5107");
   assert.ok(d.message.includes('"plain/../../evil"'), d.message);
   for (const name of ["/etc/passwd", "other/file"]) {
-    const e = onlyError(await openCheckpoint(zipDir({ ...viewsEntries(), [name]: new Uint8Array(1) })));
+    const e = expectError(await openCheckpoint(zipDir({ ...viewsEntries(), [name]: new Uint8Array(1) })));
     assert.is(e.code, "SFT5107", name);
     assert.ok(e.message.includes(name), e.message);
   }
 });
 
 test("a truncated data.pkl is a malformed pickle (SFT5110)", async () => {
-  const d = onlyError(await openCheckpoint(join(FIXTURES, "special", "bad-pickle")));
+  const d = expectError(await openCheckpoint(join(FIXTURES, "special", "bad-pickle")));
   assert.is(d.code, "SFT5110");
 });
 
@@ -76,7 +70,7 @@ test("a shard cut short loses its zip directory (SFT5106) and names the shard", 
   const dir = copyFixture("chatglm");
   const shard = join(dir, "pytorch_model-00002-of-00002.bin");
   truncateSync(shard, Math.floor(statSync(shard).size / 2));
-  const d = onlyError(await openCheckpoint(dir));
+  const d = expectError(await openCheckpoint(dir));
   assert.is(d.code, "SFT5106");
   assert.ok(d.message.includes(shard), d.message);
 });
@@ -85,18 +79,18 @@ test("a storage entry shorter than its tensor needs (SFT5111) names the tensor",
   const entries = viewsEntries();
   const key = "pytorch_model/data/2"; // the bf16 block's storage (18 elements)
   entries[key] = entries[key].subarray(0, 10);
-  const d = onlyError(await openCheckpoint(zipDir(entries)));
+  const d = expectError(await openCheckpoint(zipDir(entries)));
   assert.is(d.code, "SFT5111");
   assert.ok(d.message.includes("bf16_block"), d.message);
 });
 
 test("a compressed entry is reported, not misread (SFT5108)", async () => {
-  const d = onlyError(await openCheckpoint(zipDir(viewsEntries(), 6)));
+  const d = expectError(await openCheckpoint(zipDir(viewsEntries(), 6)));
   assert.is(d.code, "SFT5108");
 });
 
 test("a file that is not a zip is SFT5106", async () => {
-  const d = onlyError(await openCheckpoint(dirWithBin(new TextEncoder().encode("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n"))));
+  const d = expectError(await openCheckpoint(dirWithBin(new TextEncoder().encode("version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 9\n"))));
   assert.is(d.code, "SFT5106");
 });
 
@@ -104,21 +98,20 @@ test("a truncated safetensors shard names the first tensor past the end (SFT5111
   const dir = copyFixture("chatglm2-safetensors");
   const shard = join(dir, "model-00002-of-00002.safetensors");
   truncateSync(shard, statSync(shard).size - 100);
-  const d = onlyError(await openCheckpoint(dir));
+  const d = expectError(await openCheckpoint(dir));
   assert.is(d.code, "SFT5111");
   assert.ok(d.message.includes("transformer.output_layer.weight"), d.message);
 });
 
 test("a shard truncated after opening ends the stream with an error value", async () => {
   const dir = copyFixture("chatglm2-safetensors");
-  const opened = await openCheckpoint(dir);
-  if (!opened.ok) return assert.unreachable("fixture did not open");
+  const checkpoint = expectOk(await openCheckpoint(dir));
   truncateSync(join(dir, "model-00002-of-00002.safetensors"), 4096);
   const results: Result<unknown>[] = [];
-  for await (const r of opened.value.stream()) results.push(r);
+  for await (const r of checkpoint.stream()) results.push(r);
   const last = results[results.length - 1];
   assert.ok(results.slice(0, -1).every((r) => r.ok));
-  assert.is(onlyError(last).code, "SFT5111");
+  assert.is(expectError(last).code, "SFT5111");
 });
 
 test("an index naming a shard outside the directory, or a tensor its shard lacks, is SFT5113", async () => {
@@ -126,36 +119,30 @@ test("an index naming a shard outside the directory, or a tensor its shard lacks
   const indexPath = join(dir, "pytorch_model.bin.index.json");
   const index = JSON.parse(readFileSync(indexPath, "utf8"));
   writeFileSync(indexPath, JSON.stringify({ ...index, weight_map: { ...index.weight_map, "transformer.output_layer.weight": "../pytorch_model-00002-of-00002.bin" } }));
-  const outside = onlyError(await openCheckpoint(dir));
+  const outside = expectError(await openCheckpoint(dir));
   assert.is(outside.code, "SFT5113");
   assert.ok(outside.message.includes("../pytorch_model-00002-of-00002.bin"), outside.message);
   writeFileSync(indexPath, JSON.stringify({ ...index, weight_map: { ...index.weight_map, "transformer.output_layer.weight": "pytorch_model-00001-of-00002.bin" } }));
-  const misplaced = onlyError(await openCheckpoint(dir));
+  const misplaced = expectError(await openCheckpoint(dir));
   assert.is(misplaced.code, "SFT5113");
   assert.ok(misplaced.message.includes("transformer.output_layer.weight"), misplaced.message);
 });
 
 test("a directory without weights is SFT5105", async () => {
-  const d = onlyError(await openCheckpoint(mkdtempSync(join(tmpdir(), "sftc-empty-"))));
+  const d = expectError(await openCheckpoint(mkdtempSync(join(tmpdir(), "sftc-empty-"))));
   assert.is(d.code, "SFT5105");
 });
 
 test("tensors against a config they do not fit: wrong shape, missing, unexpected (SFT5114-5116)", async () => {
-  const opened = await openCheckpoint(join(FIXTURES, "chatglm2"));
-  if (!opened.ok) return assert.unreachable("fixture did not open");
-  const tensors = opened.value.tensors;
-  const dimsWith = (change: Record<string, unknown>) => {
-    const r = resolveModelConfig({ ...families.chatglm2.tiny, ...change }, families.chatglm2, "config.json");
-    if (!r.ok) return assert.unreachable(r.diagnostics[0].message);
-    return r.value.dims;
-  };
+  const { tensors } = expectOk(await openCheckpoint(join(FIXTURES, "chatglm2")));
+  const dimsWith = (change: Record<string, unknown>) => expectOk(resolveModelConfig({ ...families.chatglm2.tiny, ...change }, families.chatglm2, "config.json")).dims;
   const wrong = bindTensors(tensors, families.chatglm2, dimsWith({ ffn_hidden_size: 100 }), "dir");
   assert.is(wrong.ok, false);
   const shape = wrong.diagnostics.find((d) => d.message.includes("layers.0.mlp.dense_h_to_4h.weight"));
   assert.is(shape?.code, "SFT5114");
   assert.ok(shape!.message.includes("[344,64]") && shape!.message.includes("[200,64]"), shape!.message);
 
-  const missing = onlyError(bindTensors(tensors.filter((t) => !t.name.endsWith("final_layernorm.weight")), families.chatglm2, dimsWith({}), "dir"));
+  const missing = expectError(bindTensors(tensors.filter((t) => !t.name.endsWith("final_layernorm.weight")), families.chatglm2, dimsWith({}), "dir"));
   assert.is(missing.code, "SFT5115");
   assert.ok(missing.message.includes("transformer.encoder.final_layernorm.weight"), missing.message);
 
@@ -166,11 +153,9 @@ test("tensors against a config they do not fit: wrong shape, missing, unexpected
 });
 
 test("a Baichuan-7B checkpoint bound as ChatGLM2 fails on names, not a crash", async () => {
-  const opened = await openCheckpoint(join(FIXTURES, "baichuan7b"));
-  if (!opened.ok) return assert.unreachable("fixture did not open");
-  const dims = resolveModelConfig(families.chatglm2.tiny, families.chatglm2, "config.json");
-  if (!dims.ok) return assert.unreachable("tiny config");
-  const result = bindTensors(opened.value.tensors, families.chatglm2, dims.value.dims, "dir");
+  const { tensors } = expectOk(await openCheckpoint(join(FIXTURES, "baichuan7b")));
+  const { dims } = expectOk(resolveModelConfig(families.chatglm2.tiny, families.chatglm2, "config.json"));
+  const result = bindTensors(tensors, families.chatglm2, dims, "dir");
   assert.is(result.ok, false);
   assert.ok(result.diagnostics.some((d) => d.code === "SFT5115") && result.diagnostics.some((d) => d.code === "SFT5116"));
 });

@@ -5,6 +5,7 @@ import * as assert from "uvu/assert";
 import { resolveModelConfig, type ModelConfig } from "../../stdlib/families/config.ts";
 import { expandTemplate, loraModulesFor, qkvRowOffsets, templatePattern, type Family, type ParamRole } from "../../stdlib/families/family.ts";
 import { families, familyNames } from "../../stdlib/families/index.ts";
+import { expectOk } from "./support.ts";
 
 /** The published config.json values (models.md §1.1, §2.1, §3.1, §4.1, §5.1). */
 const published: Record<string, Record<string, unknown>> = {
@@ -37,9 +38,7 @@ const published: Record<string, Record<string, unknown>> = {
 };
 
 function resolve(name: string, raw: Record<string, unknown>): ModelConfig {
-  const result = resolveModelConfig(raw, families[name as keyof typeof families], "config.json");
-  if (!result.ok) assert.unreachable(result.diagnostics.map((d) => d.message).join("\n"));
-  return result.value;
+  return expectOk(resolveModelConfig(raw, families[name as keyof typeof families], "config.json"));
 }
 
 function shapes(family: Family, config: ModelConfig): Map<string, number[]> {

@@ -9,13 +9,7 @@ import { loadModelConfig } from "../../runtime/checkpoint/config.ts";
 import { bindTensors } from "../../runtime/checkpoint/family-check.ts";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
 import { families, familyNames } from "../../stdlib/families/index.ts";
-import type { Result } from "../../compiler/diagnostics.ts";
-import { FIXTURES, assertMatchesManifest, readManifest } from "./manifest.ts";
-
-function value<T>(result: Result<T>): T {
-  if (!result.ok) assert.unreachable(result.diagnostics.map((d) => `${d.code} ${d.message}`).join("\n"));
-  return result.value;
-}
+import { FIXTURES, assertMatchesManifest, expectOk as value, readManifest } from "./support.ts";
 
 for (const name of familyNames) {
   test(`${name}: the fixture's config, tensor bindings and every tensor match the manifest`, async () => {

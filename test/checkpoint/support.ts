@@ -1,13 +1,27 @@
-// Compares streamed tensors with a fixture's manifest.json, written by
-// spec/golden/make_checkpoints.py from the tensors PyTorch saved.
+// Shared by the checkpoint tests: result unwrapping, and comparing streamed tensors with a
+// fixture's manifest.json (written by spec/golden/make_checkpoints.py from what PyTorch saved).
 import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import * as assert from "uvu/assert";
+import type { Diagnostic, Result } from "../../compiler/diagnostics.ts";
 import type { Checkpoint } from "../../runtime/checkpoint/checkpoint.ts";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
 import type { LoadedTensor } from "../../runtime/checkpoint/tensor.ts";
 
 export const FIXTURES = join(import.meta.dirname, "..", "fixtures", "checkpoints");
+
+/** The value of a result that must succeed; fails the test with its diagnostics otherwise. */
+export function expectOk<T>(result: Result<T>): T {
+  if (result.ok) return result.value;
+  throw new Error(`expected success: ${result.diagnostics.map((d) => `${d.code} ${d.message}`).join("\n")}`);
+}
+
+/** The single diagnostic of a result that must fail. */
+export function expectError<T>(result: Result<T>): Diagnostic {
+  assert.is(result.ok, false, "expected an error");
+  assert.is(result.diagnostics.length, 1, result.diagnostics.map((d) => d.message).join("\n"));
+  return result.diagnostics[0];
+}
 
 interface ManifestTensor {
   name: string;
@@ -42,8 +56,7 @@ export async function assertMatchesManifest(checkpoint: Checkpoint, manifest: Ma
   assert.equal(new Set(checkpoint.tensors.map((t) => t.name)), new Set(expected.keys()), "tensor names");
   let seen = 0;
   for await (const result of checkpoint.stream()) {
-    if (!result.ok) assert.unreachable(result.diagnostics[0].message);
-    const tensor = result.value;
+    const tensor = expectOk(result);
     const want = expected.get(tensor.name)!;
     const info = checkpoint.tensors.find((t) => t.name === tensor.name)!;
     assert.is(basename(info.file), want.file, `${tensor.name}: shard`);
