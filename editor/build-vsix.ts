@@ -9,6 +9,7 @@ const extensionDir = resolve(import.meta.dirname, "vscode");
 
 interface Manifest {
   name: string;
+  dependencies?: Record<string, string>;
   displayName: string;
   description: string;
   version: string;
@@ -62,12 +63,30 @@ ${defaults}
 `;
 }
 
+const repoModules = resolve(import.meta.dirname, "..", "node_modules");
+
+/** The extension's runtime dependencies and theirs, as installed in the repository. */
+function dependencyClosure(names: readonly string[], seen = new Set<string>()): Set<string> {
+  for (const name of names) {
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const pkg = JSON.parse(readFileSync(join(repoModules, name, "package.json"), "utf8")) as Manifest;
+    dependencyClosure(Object.keys(pkg.dependencies ?? {}), seen);
+  }
+  return seen;
+}
+
 /** Builds the .vsix in memory: entry path -> bytes. */
 export function buildVsix(): Record<string, Uint8Array> {
   const manifest = JSON.parse(readFileSync(join(extensionDir, "package.json"), "utf8")) as Manifest;
   const files: Record<string, Uint8Array> = {};
   for (const path of listFiles(extensionDir)) {
     files[`extension/${relative(extensionDir, path).split("\\").join("/")}`] = readFileSync(path);
+  }
+  for (const dep of dependencyClosure(Object.keys(manifest.dependencies ?? {}))) {
+    for (const path of listFiles(join(repoModules, dep))) {
+      files[`extension/node_modules/${dep}/${relative(join(repoModules, dep), path).split("\\").join("/")}`] = readFileSync(path);
+    }
   }
   const encoder = new TextEncoder();
   files["extension.vsixmanifest"] = encoder.encode(vsixManifest(manifest));

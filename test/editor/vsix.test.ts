@@ -37,6 +37,16 @@ test("every file the extension manifest points to is packaged and well-formed", 
   assert.is(grammar.scopeName, manifest.contributes.grammars[0].scopeName);
 });
 
+test("the extension's language client and its dependencies are bundled", () => {
+  const entries = unzipSync(zipSync(buildVsix()));
+  const manifest = JSON.parse(decode(entries["extension/package.json"]));
+  assert.is(manifest.main, "./extension.js");
+  for (const dep of ["vscode-languageclient", "vscode-languageserver-protocol", "vscode-jsonrpc", "semver", "minimatch"]) {
+    assert.ok(entries[`extension/node_modules/${dep}/package.json`], `missing ${dep}`);
+  }
+  assert.ok(decode(entries["extension/extension.js"]).includes('"lsp"'), "the extension starts `sftc lsp`");
+});
+
 test("snippets cover every block kind", () => {
   const entries = unzipSync(zipSync(buildVsix()));
   const snippets = JSON.parse(decode(entries["extension/snippets/sft.json"])) as Record<string, { prefix: string }>;
