@@ -12,7 +12,7 @@ const fixtures = readdirSync(fixtureDir)
 
 function format(text: string): string {
   const result = formatSft(text, "t.sft");
-  if (!result.ok) assert.unreachable(result.diagnostics.map((d) => d.message).join("; "));
+  if (!result.ok) throw new Error(`not formatted: ${result.diagnostics.map((d) => d.message).join("; ")}`);
   return result.value;
 }
 
