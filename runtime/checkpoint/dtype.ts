@@ -1,4 +1,5 @@
 // Element types of checkpoint tensors and their names in torch pickles and safetensors headers.
+import { bf16BitsToF32, f16BitsToF32 } from "../../stdlib/kernels/dtype.ts";
 
 export type TensorDType = "f64" | "f32" | "f16" | "bf16" | "i64" | "i32" | "i16" | "i8" | "u8" | "bool";
 
@@ -47,29 +48,12 @@ function readElement(view: DataView, dtype: TensorDType, i: number): number {
   switch (dtype) {
     case "f64": return view.getFloat64(i * 8, true);
     case "f32": return view.getFloat32(i * 4, true);
-    case "f16": return halfToNumber(view.getUint16(i * 2, true));
-    case "bf16": return bfloat16ToNumber(view.getUint16(i * 2, true));
+    case "f16": return f16BitsToF32(view.getUint16(i * 2, true));
+    case "bf16": return bf16BitsToF32(view.getUint16(i * 2, true));
     case "i64": return Number(view.getBigInt64(i * 8, true));
     case "i32": return view.getInt32(i * 4, true);
     case "i16": return view.getInt16(i * 2, true);
     case "i8": return view.getInt8(i);
     case "u8": case "bool": return view.getUint8(i);
   }
-}
-
-const widen = new DataView(new ArrayBuffer(4));
-
-/** bf16 is the high half of an f32: widening is exact. */
-function bfloat16ToNumber(bits: number): number {
-  widen.setUint32(0, bits << 16);
-  return widen.getFloat32(0);
-}
-
-function halfToNumber(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >>> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
