@@ -27,6 +27,9 @@ export const commands: CommandEntry[] = [
   { name: "explain", summary: "print the resolved pipeline (imports, extends, overrides, defaults) as JSON", load: async () => (await import("./commands/explain.ts")).command },
   { name: "fmt", summary: "format .sft files in place (or --check that they are formatted)", load: async () => (await import("./commands/fmt.ts")).command },
   { name: "run", summary: "check a pipeline, then run the stages that are built", load: async () => (await import("./commands/run.ts")).command },
+  { name: "lock", summary: "pin a pipeline's inputs by content in sft.lock", load: async () => (await import("./commands/lock.ts")).command },
+  { name: "runs", summary: "list recorded runs", load: async () => (await import("./commands/runs.ts")).command },
+  { name: "diff", summary: "show configuration differences between two pipelines or runs", load: async () => (await import("./commands/diff.ts")).command },
   { name: "lsp", summary: "run the .sft language server over stdio", load: async () => (await import("./commands/lsp.ts")).command },
   { name: "help", summary: "show help for sftc or one command", load: async () => (await import("./commands/help.ts")).command },
 ];

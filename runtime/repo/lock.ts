@@ -23,6 +23,8 @@ export interface PipelineLock {
   sources: Record<string, FileFingerprint>;
   model?: { path: string; files: Record<string, FileFingerprint> };
   datasets: Record<string, FileFingerprint>;
+  /** Other files the pipeline names (a tokenizer for a random-init model, ...). */
+  files: Record<string, FileFingerprint>;
 }
 
 export interface LockInputs {
@@ -33,10 +35,11 @@ export interface LockInputs {
   /** A checkpoint directory; absent for random-init models. */
   modelDir?: string;
   datasetFiles: readonly string[];
+  otherFiles: readonly string[];
 }
 
 export interface Drift {
-  what: "sftc" | "stdlib" | "pipeline" | "source" | "model" | "dataset";
+  what: "sftc" | "stdlib" | "pipeline" | "source" | "model" | "dataset" | "file";
   path: string;
   change: "changed" | "added" | "removed";
   detail: string;
@@ -79,6 +82,7 @@ export async function computeLock(inputs: LockInputs, lockDir: string, cache: Ha
   const entry: PipelineLock = {
     sources: await fingerprintAll(inputs.sourceFiles, lockDir),
     datasets: await fingerprintAll(inputs.datasetFiles, lockDir),
+    files: await fingerprintAll(inputs.otherFiles, lockDir),
   };
   if (inputs.modelDir) {
     let files: string[] = [];
@@ -124,6 +128,7 @@ export function compareLocks(locked: Lock, current: Lock): Drift[] {
     }
     drifts.push(...diffFiles("source", "", before.sources, now.sources));
     drifts.push(...diffFiles("dataset", "", before.datasets, now.datasets));
+    drifts.push(...diffFiles("file", "", before.files ?? {}, now.files));
     drifts.push(...diffFiles("model", now.model?.path ?? before.model?.path ?? "", before.model?.files ?? {}, now.model?.files ?? {}));
   }
   return drifts;

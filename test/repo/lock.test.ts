@@ -23,6 +23,7 @@ function fixture() {
     sourceFiles: [join(dir, "main.sft"), join(dir, "base.sft")],
     modelDir: join(dir, "models", "tiny"),
     datasetFiles: [join(dir, "data", "belle.json")],
+    otherFiles: [],
   };
   return { dir, inputs };
 }

@@ -1,0 +1,51 @@
+// `sftc lock FILE.sft`: pins the pipeline's inputs (sources, model files, datasets) by content
+// in `sft.lock` next to the file; `sftc run` then refuses to run on anything else.
+import { join } from "node:path";
+import { hasErrors } from "../../compiler/diagnostics.ts";
+import { HashCache } from "../../runtime/repo/file-hash.ts";
+import { lockDirOf, lockInputsOf } from "../../runtime/repo/inputs.ts";
+import { computeLock, mergeLocks, readLock, writeLock } from "../../runtime/repo/lock.ts";
+import type { ParsedArgs } from "../args.ts";
+import type { Io } from "../io.ts";
+import { checkTarget, pipelineFlags } from "../pipeline-target.ts";
+import type { Command } from "../registry.ts";
+import { renderDiagnostic } from "../render.ts";
+
+export const command: Command = {
+  name: "lock",
+  summary: "pin a pipeline's inputs (sources, model files, datasets) by content in sft.lock",
+  usage: "FILE.sft[#PIPELINE] [--pipeline NAME] [--set PATH=VALUE]...",
+  details:
+    "Hashes (sha256, streamed) every `.sft` file the pipeline reads, every file of its model directory and " +
+    "every dataset file, and records them with sftc's and the stdlib's versions in `sft.lock` beside the " +
+    "pipeline file. Other pipelines already in the lock are kept. `sftc run` verifies the lock and names " +
+    "whatever changed. Unchanged files are not re-hashed (a cache in .sftc-cache/).",
+  flags: pipelineFlags.filter((f) => f.name !== "no-files"),
+  async run(args: ParsedArgs, io: Io): Promise<number> {
+    const target = checkTarget("lock", args, io);
+    if (!target.ok) return target.exit;
+    const { result } = target;
+    if (hasErrors(result.diagnostics) || result.pipelines.length !== 1) return 1;
+    const pipeline = result.pipelines[0];
+    return (await updateLock(result, pipeline, io)) ? 0 : 1;
+  },
+};
+
+/** Writes or refreshes the pipeline's entry in its sft.lock; false (after printing) on error. */
+export async function updateLock(result: Parameters<typeof lockInputsOf>[0], pipeline: Parameters<typeof lockInputsOf>[1], io: Io): Promise<boolean> {
+  const dir = lockDirOf(pipeline);
+  const lockPath = join(dir, "sft.lock");
+  const cache = await HashCache.open(join(dir, ".sftc-cache", "hashes.json"));
+  const current = await computeLock(lockInputsOf(result, pipeline, dir), dir, cache);
+  const existing = await readLock(lockPath);
+  const problems = [...current.diagnostics, ...existing.diagnostics];
+  if (!current.ok || !existing.ok) {
+    for (const d of problems) io.err(renderDiagnostic(d, result.texts, io.color));
+    return false;
+  }
+  await writeLock(lockPath, mergeLocks(existing.value, current.value));
+  const entry = Object.values(current.value.pipelines)[0];
+  const files = Object.keys(entry.sources).length + Object.keys(entry.datasets).length + Object.keys(entry.model?.files ?? {}).length;
+  io.err(`locked ${Object.keys(current.value.pipelines)[0]}: ${files} files in ${lockPath}\n`);
+  return true;
+}
