@@ -64,7 +64,7 @@ export function resolvePipeline(name: string, file: string, p: CheckedPipeline &
 
   const method: JsonObject = full(p.method);
   if (p.method.kind !== "full") {
-    method.targets ??= [...facts.defaultTargets];
+    method.targets ??= [...facts.declared.lora.defaultTargets];
     const names = targetNames(facts);
     method.target_modules = [...new Set((method.targets as string[]).flatMap((t) => names.get(t) ?? []))];
   }

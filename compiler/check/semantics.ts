@@ -40,16 +40,18 @@ export function modelDimensions(model: CheckedSection): Dimensions | undefined {
   return { ...preset, ...(model.json as Partial<Dimensions>) };
 }
 
-/** LoRA target names a family accepts: native names, the canonical names of its layers, and groups. */
+/** LoRA target names a family accepts (native, canonical, `attn.*`, `mlp.*`, `all`), each with the native layers it selects. */
 export function targetNames(facts: FamilyFacts): Map<string, string[]> {
   const names = new Map<string, string[]>();
-  for (const [native, canonical] of Object.entries(facts.loraTargets)) {
-    names.set(native, [native]);
-    names.set(canonical, [native]);
-    const group = `${canonical.split(".")[0]}.*`;
-    names.set(group, [...(names.get(group) ?? []), native]);
+  const add = (name: string, native: string) => names.set(name, [...new Set([...(names.get(name) ?? []), native])]);
+  for (const module of facts.declared.lora.modules) {
+    add(module.native, module.native);
+    for (const canonical of module.canonical) {
+      add(canonical, module.native);
+      add(`${canonical.split(".")[0]}.*`, module.native);
+    }
+    add("all", module.native);
   }
-  names.set("all", Object.keys(facts.loraTargets));
   return names;
 }
 
@@ -63,8 +65,8 @@ export function checkSemantics(p: CheckedPipeline): Diagnostic[] {
   if (p.train) checkTrain(p.train, p.datasets, out);
   if (p.decode) checkDecode(p.decode, out);
   for (const d of p.datasets) {
-    if (d.json.on_error !== "skip" && "max_bad_fraction" in d.json) {
-      out.push(diag("SFT2021", "`max_bad_fraction` has no effect unless `on_error = skip`", { span: keySpan(d, "max_bad_fraction"), hint: "add `on_error = skip` or remove it" }));
+    if (d.json.on_error === "fail" && "max_bad_fraction" in d.json) {
+      out.push(diag("SFT2021", "`max_bad_fraction` has no effect with `on_error = fail`", { span: keySpan(d, "max_bad_fraction"), hint: "remove it, or use `on_error = skip`" }));
     }
     const length = d.json.max_length;
     if (dims && typeof length === "number" && length > dims.max_positions) {

@@ -29,8 +29,8 @@ const commonKeys: Record<string, Schema> = {
   shuffle: boolean("Shuffle examples (seeded by `train.seed`).", { default: true }),
   train_on_prompt: boolean("Compute the loss on prompt tokens too, not only on responses and their end token.", { default: false }),
   strip: boolean("Strip leading and trailing whitespace of every field (Belle outputs and Safety responses often start with newlines).", { default: true }),
-  on_error: oneOf(["fail", "skip"], "What a malformed record does: `fail` stops with its file:line, `skip` drops it and counts it.", { default: "fail" }),
-  max_bad_fraction: number("With `on_error = skip`: fail anyway once more than this fraction of records is malformed.", { min: 0, max: 1, default: 0.001 }),
+  on_error: oneOf(["skip", "fail"], "What a malformed record does: `skip` drops it and counts it (the first few are reported with file:line), `fail` stops at it.", { default: "skip" }),
+  max_bad_fraction: number("With `on_error = skip`: stop anyway once more than this fraction of the records is malformed (a file of the wrong format fails fast).", { min: 0, max: 1, default: 0.01 }),
 };
 
 function format(description: string, keys: Record<string, Schema> = {}): Schema {
@@ -45,21 +45,20 @@ export const datasetSchemas: Record<string, Schema> = {
   moss003: format("moss-003-sft-data (YeungNLP layout): JSON lines `{conversation_id, category, conversation: [{human, assistant}], dataset}`, multi-turn, streamed.", {
     categories: listOf(oneOf(moss003Categories, "A conversation category."), "Keep only these categories; empty keeps all.", { default: [] }),
     language: oneOf(["all", "zh", "en"], "Keep conversations whose first human turn is Chinese (`zh`: contains a CJK character), not Chinese (`en`), or all.", { default: "all" }),
-    max_turns: integer("Keep at most this many turns of each conversation (from the start).", { min: 1 }),
   }),
   safety: format("Safety-Prompts: one JSON object `{Category: [{prompt, response, type}]}` per file.", {
     categories: listOf(oneOf(safetyCategories, "A top-level key of the file."), "Categories to read; empty reads every category in the file.", { default: [] }),
   }),
   jsonl: block(
-    "Any JSON lines file, with a mapping from its fields to prompt and response.",
+    "Any JSON lines file, with a mapping from its fields to the conversation.",
     {
       ...commonKeys,
-      prompt_field: string("Field holding the instruction or question."),
-      query_field: string("Optional field appended to the prompt (an `input` beside an `instruction`)."),
-      response_field: string("Field holding the answer."),
-      history_field: string("Optional field holding earlier turns as a list of [prompt, response] pairs."),
+      user_field: string("Field holding the user's message (the instruction or question)."),
+      assistant_field: string("Field holding the answer."),
+      turns_field: string("For multi-turn records: a list field whose elements hold `user_field` and `assistant_field`."),
       system_field: string("Optional field holding a system prompt."),
+      category_field: string("Optional field holding a category, kept with each example for reports."),
     },
-    { required: ["path", "prompt_field", "response_field"] },
+    { required: ["path", "user_field", "assistant_field"] },
   ),
 };

@@ -1,5 +1,9 @@
 // `model FAMILY { ... }`: which network to fine-tune. One schema per family, built from the
 // facts of each family (reference: published config.json, tokenizer and generation settings).
+import { invariant } from "../../compiler/diagnostics.ts";
+import { resolveModelConfig } from "../families/config.ts";
+import { families as declared, type Family } from "../families/index.ts";
+import { templates } from "../templates/index.ts";
 import { block, boolean, integer, oneOf, path, type Schema } from "./common.ts";
 
 export const dtypes = ["f32", "f16", "bf16"] as const;
@@ -29,100 +33,89 @@ export interface GenerationDefaults {
   repetition_penalty?: number;
 }
 
+/** What the checker needs to know of a family beyond its declaration in stdlib/families. */
 export interface FamilyFacts {
-  title: string;
+  /** The declaration: title, published dtype, LoRA modules, tiny config. */
+  declared: Family;
   /** The published size, used by `init = checkpoint` and as `size` for `init = random`. */
   nativeSize: string;
   sizes: Record<string, Dimensions>;
-  dtype: Dtype;
-  /** Model-native names of the linear layers LoRA can adapt, each with its canonical name. */
-  loraTargets: Record<string, string>;
-  defaultTargets: string[];
-  template: string;
   generation: GenerationDefaults;
   generationSource: string;
 }
 
-const tinyDims = { hidden_size: 64, num_layers: 2, num_heads: 4, intermediate_size: 128, max_positions: 512 };
+/** The `tiny` preset: the dimensions of the family's tiny config.json (the test fixtures' model). */
+function tinyDims(family: Family): Dimensions {
+  const resolved = resolveModelConfig(family.tiny, family, `${family.name} tiny config`);
+  invariant(resolved.ok, `the tiny config of ${family.name} does not resolve`);
+  const d = resolved.value.dims;
+  return {
+    hidden_size: d.hidden,
+    num_layers: d.layers,
+    num_heads: d.heads,
+    intermediate_size: d.ffn,
+    max_positions: d.maxPositions,
+    vocab_size: d.vocab,
+    ...(family.name === "chatglm2" ? { kv_groups: d.kvHeads } : {}),
+    ...(family.name === "moss" ? { rotary_dim: d.rotaryDims } : {}),
+  };
+}
 
 export const families: Record<string, FamilyFacts> = {
   baichuan7b: {
-    title: "Baichuan-7B (RoPE, RMSNorm, SwiGLU)",
+    declared: declared.baichuan7b,
     nativeSize: "7b",
     sizes: {
-      tiny: tinyDims,
+      tiny: tinyDims(declared.baichuan7b),
       "7b": { hidden_size: 4096, num_layers: 32, num_heads: 32, intermediate_size: 11008, max_positions: 4096, vocab_size: 64000 },
     },
-    dtype: "bf16",
-    loraTargets: { W_pack: "attn.qkv", o_proj: "attn.out", gate_proj: "mlp.gate", up_proj: "mlp.up", down_proj: "mlp.down" },
-    defaultTargets: ["W_pack"],
-    template: "baichuan7b",
     generation: { strategy: "greedy", max_new_tokens: 64, repetition_penalty: 1.1 },
     generationSource: "README usage: greedy, max_new_tokens 64, repetition_penalty 1.1",
   },
   baichuan13b: {
-    title: "Baichuan-13B (ALiBi, RMSNorm, SwiGLU)",
+    declared: declared.baichuan13b,
     nativeSize: "13b",
     sizes: {
-      tiny: tinyDims,
+      tiny: tinyDims(declared.baichuan13b),
       "13b": { hidden_size: 5120, num_layers: 40, num_heads: 40, intermediate_size: 13696, max_positions: 4096, vocab_size: 64000 },
     },
-    dtype: "bf16",
-    loraTargets: { W_pack: "attn.qkv", o_proj: "attn.out", gate_proj: "mlp.gate", up_proj: "mlp.up", down_proj: "mlp.down" },
-    defaultTargets: ["W_pack"],
-    template: "baichuan13b",
     generation: { strategy: "sample", max_new_tokens: 2048, temperature: 0.3, top_k: 5, top_p: 0.85, repetition_penalty: 1.1 },
     generationSource: "Baichuan-13B-Chat generation_config.json",
   },
   moss: {
-    title: "MOSS-moon-003 16B (CodeGen/GPT-J style, parallel block, partial RoPE)",
+    declared: declared.moss,
     nativeSize: "16b",
     sizes: {
-      tiny: { ...tinyDims, num_heads: 2, rotary_dim: 8 },
+      tiny: tinyDims(declared.moss),
       "16b": { hidden_size: 6144, num_layers: 34, num_heads: 24, intermediate_size: 24576, max_positions: 2048, vocab_size: 107008, rotary_dim: 64 },
     },
-    dtype: "f16",
-    loraTargets: { qkv_proj: "attn.qkv", out_proj: "attn.out", fc_in: "mlp.up", fc_out: "mlp.down" },
-    defaultTargets: ["qkv_proj"],
-    template: "moss",
     generation: { strategy: "top_p", max_new_tokens: 256, temperature: 0.7, top_p: 0.8, repetition_penalty: 1.02 },
     generationSource: "MOSS README usage: temperature 0.7, top_p 0.8, repetition_penalty 1.02, max_new_tokens 256",
   },
   chatglm: {
-    title: "ChatGLM-6B (GLM, 2D RoPE, prefix mask, DeepNorm residual)",
+    declared: declared.chatglm,
     nativeSize: "6b",
     sizes: {
-      tiny: tinyDims,
+      tiny: tinyDims(declared.chatglm),
       "6b": { hidden_size: 4096, num_layers: 28, num_heads: 32, intermediate_size: 16384, max_positions: 2048, vocab_size: 130528 },
     },
-    dtype: "f16",
-    loraTargets: { query_key_value: "attn.qkv", dense: "attn.out", dense_h_to_4h: "mlp.up", dense_4h_to_h: "mlp.down" },
-    defaultTargets: ["query_key_value"],
-    template: "chatglm",
     generation: { strategy: "top_p", max_new_tokens: 2048, temperature: 0.95, top_p: 0.7 },
     generationSource: "chat(): do_sample, top_p 0.7, temperature 0.95, max_length 2048",
   },
   chatglm2: {
-    title: "ChatGLM2-6B (multi-query attention, partial RoPE, RMSNorm)",
+    declared: declared.chatglm2,
     nativeSize: "6b",
     sizes: {
-      tiny: { ...tinyDims, kv_groups: 2 },
+      tiny: tinyDims(declared.chatglm2),
       "6b": { hidden_size: 4096, num_layers: 28, num_heads: 32, intermediate_size: 13696, max_positions: 32768, vocab_size: 65024, kv_groups: 2 },
     },
-    dtype: "f16",
-    loraTargets: { query_key_value: "attn.qkv", dense: "attn.out", dense_h_to_4h: "mlp.up", dense_4h_to_h: "mlp.down" },
-    defaultTargets: ["query_key_value"],
-    template: "chatglm2",
     generation: { strategy: "top_p", max_new_tokens: 8192, temperature: 0.8, top_p: 0.8 },
     generationSource: "chat(): do_sample, top_p 0.8, temperature 0.8, max_length 8192",
   },
 };
 
-/** Canonical LoRA target names, valid for every family that has such a layer. */
-export const canonicalTargetGroups = ["attn.*", "mlp.*", "all"] as const;
-
-/** Prompt templates a model can be trained with; `native` is the family's own chat format. */
-export const templates = ["native", "human_assistant", "firefly"] as const;
+/** Prompt templates a model can be trained with: `native` (the family's own) or a family's by name. */
+export const templateNames = ["native", ...Object.keys(templates)];
 
 const dimensionKeys: Record<keyof Dimensions, string> = {
   hidden_size: "Width of the residual stream (random init only).",
@@ -143,14 +136,14 @@ function familySchema(name: string, facts: FamilyFacts): Schema {
     dims[key] = integer(description, { min: 1 });
   }
   return block(
-    facts.title,
+    facts.declared.title,
     {
       path: path("Checkpoint directory (Hugging Face layout: config.json, tokenizer files, weight shards). Required with `init = checkpoint`.", "directory"),
       init: oneOf(["checkpoint", "random"], "`checkpoint` loads published weights from `path`; `random` builds the model from `size` or explicit dimensions, seeded by `train.seed`.", { default: "checkpoint" }),
       size: oneOf(Object.keys(facts.sizes), `Preset dimensions for \`init = random\`; \`${facts.nativeSize}\` is the published architecture, \`tiny\` a few-layer model for tests and demos.`, { default: facts.nativeSize }),
-      dtype: oneOf(dtypes, "Storage type of the base weights. bf16 is widened to f32 in the shader (exact); f16 needs the `shader-f16` device feature.", { default: facts.dtype }),
+      dtype: oneOf(dtypes, "Storage type of the base weights. bf16 is widened to f32 in the shader (exact); f16 needs the `shader-f16` device feature.", { default: facts.declared.publishedDtype }),
       tokenizer: path("Tokenizer file or directory. Defaults to `path`; required with `init = random`.", "file or directory"),
-      template: oneOf(templates, "Prompt template used for training and generation: `native` is the family's chat format, `human_assistant` is `Human: ...\\n\\nAssistant: ...`, `firefly` is `<s>input</s>target</s>`.", { default: "native" }),
+      template: oneOf(templateNames, "Chat template for training and generation (prompt layout, special tokens, loss mask): `native` is the family's own; another family's template may be named, e.g. to continue training a model that was fine-tuned with it.", { default: "native" }),
       trust_config: boolean("Accept a config.json whose dimensions differ from the family's published ones (derived or resized checkpoints).", { default: false }),
       ...dims,
     },
