@@ -1,6 +1,18 @@
-// Seeded random feeds for the tiny transformer: weights, tokens, labels and positions.
+// Tiny transformer configurations standing in for the five families, and seeded random feeds
+// for them: weights, tokens, labels and positions.
 import type { TinyTransformer, TinyTransformerOptions } from "../../compiler/models/tiny-transformer.ts";
 import { Random } from "../../runtime/random.ts";
+
+const base = { vocab: 11, hidden: 8, layers: 2, heads: 2, kvHeads: 2, ffn: 12, batch: 2, seq: 5 };
+
+/** Tiny stand-ins for each family's traits (models.md §1-§5). */
+export const families: Record<string, TinyTransformerOptions> = {
+  "baichuan-7b": { ...base, norm: "rms", position: { kind: "rope", style: "half" }, mlp: "swiglu", residual: "pre" },
+  "baichuan-13b": { ...base, heads: 4, kvHeads: 4, norm: "rms", position: { kind: "alibi" }, mlp: "swiglu", residual: "pre" },
+  moss: { ...base, hidden: 16, norm: "layer", position: { kind: "rope", style: "interleaved", rotaryDim: 4 }, mlp: "gelu", residual: "parallel", bias: true },
+  chatglm: { ...base, norm: "layer", position: { kind: "rope", style: "half", glm2d: true }, mlp: "gelu", residual: "glm", prefixMask: true, bias: true, tiedHead: true },
+  chatglm2: { ...base, hidden: 16, heads: 4, kvHeads: 2, norm: "rms", position: { kind: "rope", style: "interleaved", rotaryDim: 2 }, mlp: "swiglu", residual: "pre", bias: true },
+};
 
 /** Seeded random weights and a batch of tokens: labels shifted by one with ignored (-100) ends. */
 export function randomFeeds(model: TinyTransformer, o: TinyTransformerOptions, seed: number): Map<string, Float64Array> {

@@ -1,0 +1,45 @@
+// The pass pipeline from an op graph to a memory-planned schedule: simplification and folding,
+// common subexpressions, optional gradient checkpointing, fusion and scheduling, memory planning.
+// The verifier runs after every graph pass. SFT_DEBUG=1 prints the schedule to stderr.
+import { fail, ok, type Result } from "../diagnostics.ts";
+import type { Graph, Node } from "../ir/node.ts";
+import { verifyGraph } from "../ir/verify.ts";
+import { checkpoint } from "./checkpoint.ts";
+import { formatMemoryPlan, planMemory, type MemoryPlan, type PlanOptions } from "./memory-plan.ts";
+import { printSchedule } from "./print-schedule.ts";
+import { eliminateCommonSubexpressions, rewriteGraph } from "./rewrite.ts";
+import { schedule, type Schedule } from "./schedule.ts";
+import { foldRules, simplifyRules } from "./simplify.ts";
+
+export interface CompileOptions extends PlanOptions {
+  /** Forward tensors (of the input graph) to store; every other activation the backward needs is recomputed. */
+  checkpoints?: readonly Node[];
+}
+
+export interface Compiled {
+  graph: Graph;
+  schedule: Schedule;
+  plan: MemoryPlan;
+  /** How often each rewrite rule fired. */
+  fired: Map<string, number>;
+}
+
+export function compileGraph(input: Graph, opts: CompileOptions = {}): Result<Compiled> {
+  const simplified = rewriteGraph(input, [...simplifyRules, ...foldRules]);
+  const cse = eliminateCommonSubexpressions(simplified.graph);
+  let g = cse.graph;
+  const problems = verifyGraph(g);
+  if (problems.length) return fail(...problems);
+  if (opts.checkpoints) {
+    // follow the kept nodes through the rewrites; one that was folded away is no longer a tensor to keep
+    const kept = opts.checkpoints.map((n) => cse.map.get(simplified.map.get(n) ?? n)).filter((n): n is Node => n !== undefined);
+    g = checkpoint(g, kept);
+    const after = verifyGraph(g);
+    if (after.length) return fail(...after);
+  }
+  const s = schedule(g);
+  const plan = planMemory(s, opts);
+  if (process.env.SFT_DEBUG === "1") process.stderr.write(`${printSchedule(s)}${formatMemoryPlan(plan)}\n`);
+  const fired = new Map([...simplified.fired, ...cse.fired]);
+  return ok({ graph: g, schedule: s, plan, fired });
+}

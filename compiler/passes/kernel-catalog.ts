@@ -1,0 +1,206 @@
+// The kernel catalog the scheduler targets: for each kernel, the IR ops it implements, the
+// library kernels it launches (names of the KernelSpecs in stdlib/kernels/), which inputs it can
+// read as strided views, which elementwise epilogues it absorbs, and which nodes share a launch.
+// Library kernels take buffers, not expressions, so only the generated kernels ("elementwise",
+// "reduce") absorb elementwise prologues.
+import { numel, type Node, type Op } from "../ir/node.ts";
+import { isContiguous, type View } from "./views.ts";
+
+/** How an absorbed epilogue node combines with the kernel's result. */
+export type EpilogueKind = "bias" | "residual" | "alpha";
+
+export interface CatalogEntry {
+  name: string;
+  /** KernelSpec names launched, in order, with the file that defines them. */
+  launches: readonly string[];
+  source: string;
+  ops: readonly Op[];
+  /** Inputs may be elementwise expressions computed inside the kernel. */
+  prologue: boolean;
+  /** The kind of epilogue `chain` is when applied to the kernel result `acc`, or undefined. */
+  epilogue?: (chain: Node, acc: Node, viewOf: (n: Node) => View | undefined) => EpilogueKind | undefined;
+  /** Whether input `i` of `n` can be read through view `v` without a copy. */
+  acceptsView: (n: Node, i: number, v: View) => boolean;
+  /** Nodes with equal keys run as one launch with several outputs. */
+  mergeKey?: (n: Node) => string;
+  uniforms: (n: Node) => Record<string, number>;
+  /** Bytes of side outputs kept with the result (attention's log-sum-exp for the backward). */
+  extraBytes?: (n: Node) => number;
+}
+
+const any = () => true;
+const innerContiguous = (_n: Node, _i: number, v: View) => v.strides[v.strides.length - 1] === 1 || v.shape[v.shape.length - 1] === 1;
+const contiguous = (_n: Node, _i: number, v: View) => isContiguous(v);
+const last = (n: Node) => n.shape[n.shape.length - 1];
+const rowsCols = (x: Node) => ({ rows: numel(x.shape) / last(x), cols: last(x) });
+
+/** The matmul's epilogue hook: + bias[n], + residual (accumulate: C = AB + C), * alpha. */
+function matmulEpilogue(chain: Node, acc: Node, viewOf: (n: Node) => View | undefined): EpilogueKind | undefined {
+  const other = chain.inputs.find((i) => i !== acc);
+  if (!other || chain.inputs.filter((i) => i === acc).length !== 1) return undefined;
+  if (chain.op === "mul" && other.op === "const" && chain.inputs[0] === acc) return "alpha";
+  if (chain.op !== "add") return undefined;
+  const v = viewOf(other);
+  if (!v) return undefined;
+  if (v.strides.slice(0, -1).every((s) => s === 0) && v.strides[v.strides.length - 1] === 1) return "bias";
+  return isContiguous(v) ? "residual" : undefined;
+}
+
+const attentionShape = (q: Node, k: Node) => ({ batch: q.shape[0], queries: q.shape[1], keys: k.shape[1], heads: q.shape[2], kvHeads: k.shape[2], headDim: q.shape[3] });
+
+export const catalog: readonly CatalogEntry[] = [
+  {
+    name: "matmul",
+    launches: ["matmul_tiled"],
+    source: "stdlib/kernels/matmul.ts",
+    ops: ["matmul"],
+    prologue: false,
+    epilogue: matmulEpilogue,
+    // each operand: rows or columns contiguous (the transposes are flags), any batch stride
+    acceptsView: (_n, _i, v) => v.strides.slice(-2).includes(1),
+    uniforms: (n) => {
+      const [x, y] = n.inputs;
+      const k = n.attrs.transA ? x.shape[x.shape.length - 2] : last(x);
+      return { batch: numel(n.shape.slice(0, -2)), M: n.shape[n.shape.length - 2], N: last(n), K: k };
+    },
+  },
+  {
+    name: "embedding",
+    launches: ["embedding_forward"],
+    source: "stdlib/kernels/embedding.ts",
+    ops: ["embedding"],
+    prologue: false,
+    acceptsView: contiguous,
+    uniforms: (n) => ({ tokens: numel(n.inputs[1].shape), rows: n.inputs[0].shape[0], cols: last(n) }),
+  },
+  {
+    name: "embedding_backward",
+    launches: ["embedding_backward"],
+    source: "stdlib/kernels/embedding.ts",
+    ops: ["embedding_backward"],
+    prologue: false,
+    acceptsView: contiguous,
+    uniforms: (n) => ({ tokens: numel(n.inputs[1].shape), rows: n.shape[0], cols: last(n) }),
+  },
+  {
+    name: "rms_norm",
+    launches: ["rms_norm_forward"],
+    source: "stdlib/kernels/norms.ts",
+    ops: ["rms_norm"],
+    prologue: false,
+    acceptsView: contiguous,
+    uniforms: (n) => rowsCols(n),
+  },
+  {
+    name: "layer_norm",
+    launches: ["layer_norm_forward"],
+    source: "stdlib/kernels/norms.ts",
+    ops: ["layer_norm"],
+    prologue: false,
+    acceptsView: contiguous,
+    uniforms: (n) => rowsCols(n),
+  },
+  {
+    name: "norm_backward",
+    launches: ["norm_backward"],
+    source: "stdlib/kernels/norms.ts",
+    ops: ["norm_backward"],
+    prologue: false,
+    acceptsView: contiguous,
+    // dx, dweight and dbias of one norm come from one launch
+    mergeKey: (n) => `norm_backward|${n.inputs.map((i) => i.id)}|${n.attrs.norm}|${n.attrs.eps}`,
+    uniforms: (n) => rowsCols(n.inputs[1]),
+  },
+  {
+    name: "rope",
+    launches: ["rope"],
+    source: "stdlib/kernels/rope.ts",
+    ops: ["rope"],
+    prologue: false,
+    // (B, T, H, D) views with contiguous head dims (attention-layout.ts TensorView)
+    acceptsView: innerContiguous,
+    uniforms: (n) => ({ batch: n.shape[0], tokens: n.shape[1], heads: n.shape[2], headDim: n.shape[3], rotaryDim: n.attrs.rope!.rotaryDim }),
+  },
+  {
+    name: "attention",
+    launches: ["attention_forward"],
+    source: "stdlib/kernels/attention-forward.ts",
+    ops: ["attention"],
+    prologue: false,
+    acceptsView: innerContiguous,
+    uniforms: (n) => attentionShape(n.inputs[0], n.inputs[1]),
+    // log-sum-exp per query row and head, f32
+    extraBytes: (n) => 4 * n.shape[0] * n.shape[1] * n.shape[2],
+  },
+  {
+    name: "attention_backward",
+    // FlashAttention-2: D = rowsum(dO * O), then dK/dV per key block, then dQ per query block
+    launches: ["attention_backward_delta", "attention_backward_dkdv", "attention_backward_dq"],
+    source: "stdlib/kernels/attention-backward.ts",
+    ops: ["attention_backward"],
+    prologue: false,
+    acceptsView: innerContiguous,
+    mergeKey: (n) => `attention_backward|${n.inputs.map((i) => i.id)}`,
+    uniforms: (n) => attentionShape(n.inputs[1], n.inputs[2]),
+  },
+  {
+    name: "cross_entropy",
+    launches: ["cross_entropy"],
+    source: "stdlib/kernels/cross-entropy.ts",
+    ops: ["cross_entropy", "cross_entropy_backward"],
+    prologue: false,
+    acceptsView: contiguous,
+    // the loss and the logits gradient come from one pass over the logits
+    // (only when the loss gradient is a constant: otherwise it would depend on the loss itself)
+    mergeKey: (n) => {
+      if (n.op === "cross_entropy_backward" && n.inputs[0].op !== "const") return `cross_entropy_backward|${n.id}`;
+      const [logits, labels] = n.op === "cross_entropy" ? n.inputs : n.inputs.slice(1);
+      return `cross_entropy|${logits.id}|${labels.id}`;
+    },
+    uniforms: (n) => {
+      const logits = n.op === "cross_entropy" ? n.inputs[0] : n.inputs[1];
+      return { rows: logits.shape[0], vocab: logits.shape[1] };
+    },
+  },
+  {
+    name: "reduce",
+    launches: ["reduce"],
+    source: "generated",
+    ops: ["sum", "mean", "reduce_max"],
+    prologue: true,
+    acceptsView: any,
+    uniforms: (n) => {
+      const x = n.inputs[0];
+      const axis = n.attrs.axis!;
+      return { outer: numel(x.shape.slice(0, axis)), length: x.shape[axis], inner: numel(x.shape.slice(axis + 1)) };
+    },
+  },
+  {
+    name: "elementwise",
+    launches: ["elementwise"],
+    source: "generated",
+    ops: ["neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "silu", "gelu_tanh", "cast", "add", "sub", "mul", "div", "max", "greater", "where", "concat"],
+    prologue: true,
+    acceptsView: any,
+    uniforms: (n) => ({ n: numel(n.shape) }),
+  },
+];
+
+const byOp = new Map<Op, CatalogEntry>(catalog.flatMap((e) => e.ops.map((op): [Op, CatalogEntry] => [op, e])));
+
+/** The catalog entry implementing op (movement ops and leaves have none: they are views and buffers). */
+export function entryFor(op: Op): CatalogEntry | undefined {
+  return byOp.get(op);
+}
+
+/**
+ * The library kernel an elementwise kernel matches, when its whole expression is one: SwiGLU
+ * (`silu(a) * b`, activations.ts) or a single activation. Otherwise the generated kernel.
+ */
+export function elementwiseLaunchName(root: Node, inKernel: (n: Node) => boolean): string {
+  const [x, y] = root.inputs;
+  const leafOrView = (n: Node) => !inKernel(n);
+  if (root.op === "mul" && x.op === "silu" && inKernel(x) && leafOrView(x.inputs[0]) && leafOrView(y)) return "swiglu_forward";
+  if ((root.op === "silu" || root.op === "gelu_tanh") && leafOrView(x)) return `${root.op}_forward`;
+  return "elementwise";
+}

@@ -1,0 +1,126 @@
+// The memory planner: every buffer a schedule writes gets an offset in one arena, reusing the
+// space of buffers that are no longer live (first fit, largest first). Weights, inputs and the
+// AdamW state are persistent. The plan reports the peak and the bytes per category.
+import { numel, type DType, type Node } from "../ir/node.ts";
+import { entryFor } from "./kernel-catalog.ts";
+import type { Schedule } from "./schedule.ts";
+
+export type Category = "weights" | "gradients" | "optimizerState" | "activations" | "inputs";
+
+export interface PlannedBuffer {
+  node: Node;
+  bytes: number;
+  category: Category;
+  /** Launch index that writes it and the last launch that reads it (inclusive). */
+  first: number;
+  last: number;
+  /** Offset in the arena (persistent buffers have their own allocations: -1). */
+  offset: number;
+}
+
+export interface MemoryPlan {
+  buffers: Map<Node, PlannedBuffer>;
+  /** Size of the reusable arena (activations and gradients). */
+  arenaBytes: number;
+  /** The arena without reuse: every buffer its own space. */
+  noReuseArenaBytes: number;
+  /** The most arena bytes live at once: no placement can beat it. */
+  liveLowerBoundBytes: number;
+  /** Persistent bytes plus the arena. */
+  peakBytes: number;
+  /** Weights, inputs and optimizer state: allocation sizes; gradients: total; activations: peak live. */
+  categories: Record<Category, number>;
+}
+
+/** Offsets are aligned for WebGPU storage-buffer bindings (minStorageBufferOffsetAlignment). */
+export const ALIGNMENT = 256;
+
+export function bytesPerElement(dtype: DType): number {
+  return dtype === "f16" || dtype === "bf16" ? 2 : 4;
+}
+
+const align = (n: number) => Math.ceil(n / ALIGNMENT) * ALIGNMENT;
+
+export interface PlanOptions {
+  /** Assign every buffer its own space (the baseline that reuse is measured against). */
+  noReuse?: boolean;
+  /** Bytes of optimizer state per trainable element (AdamW: m and v in f32 = 8). */
+  optimizerBytesPerElement?: number;
+}
+
+export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
+  const end = s.launches.length;
+  const buffers = new Map<Node, PlannedBuffer>();
+  const gradOutputs = new Set([...s.outputViews].filter(([name]) => name.startsWith("grad.")).map(([, v]) => v.base));
+  const add = (node: Node, first: number, category: Category) => {
+    // a side output (attention's log-sum-exp) lives as long as the result: one allocation
+    const extra = entryFor(node.op)?.extraBytes?.(node) ?? 0;
+    buffers.set(node, { node, bytes: numel(node.shape) * bytesPerElement(node.dtype) + extra, category, first, last: first, offset: -1 });
+  };
+  s.launches.forEach((l, i) => {
+    for (const { view } of l.inputs) {
+      const base = view.base;
+      if (!buffers.has(base)) add(base, -1, base.op === "param" ? "weights" : "inputs");
+      buffers.get(base)!.last = i;
+    }
+    for (const o of l.outputs) add(o, i, gradOutputs.has(o) ? "gradients" : "activations");
+  });
+  for (const v of s.outputViews.values()) {
+    if (!buffers.has(v.base)) add(v.base, -1, v.base.op === "param" ? "weights" : "inputs");
+    buffers.get(v.base)!.last = end; // read back after the last launch
+  }
+
+  const arena = [...buffers.values()].filter((b) => b.category === "gradients" || b.category === "activations");
+  const noReuseArenaBytes = arena.reduce((sum, b) => sum + align(b.bytes), 0);
+  let arenaBytes = 0;
+  if (opts.noReuse) {
+    for (const b of arena) {
+      b.offset = arenaBytes;
+      arenaBytes += align(b.bytes);
+    }
+  } else {
+    const placed: PlannedBuffer[] = [];
+    for (const b of [...arena].sort((x, y) => y.bytes - x.bytes || x.first - y.first)) {
+      const busy = placed.filter((p) => p.first <= b.last && b.first <= p.last).sort((x, y) => x.offset - y.offset);
+      let offset = 0;
+      for (const p of busy) {
+        if (offset + align(b.bytes) <= p.offset) break;
+        offset = Math.max(offset, p.offset + align(p.bytes));
+      }
+      b.offset = offset;
+      placed.push(b);
+      arenaBytes = Math.max(arenaBytes, offset + align(b.bytes));
+    }
+  }
+
+  const live = (category?: Category) => {
+    let peak = 0;
+    for (let t = 0; t <= end; t++) {
+      const sum = arena.filter((b) => (!category || b.category === category) && b.first <= t && t <= b.last).reduce((acc, b) => acc + align(b.bytes), 0);
+      peak = Math.max(peak, sum);
+    }
+    return peak;
+  };
+  const total = (c: Category) => [...buffers.values()].filter((b) => b.category === c).reduce((acc, b) => acc + align(b.bytes), 0);
+  const trainable = [...s.outputViews].filter(([name]) => name.startsWith("grad.")).reduce((acc, [, v]) => acc + numel(v.shape), 0);
+  const categories: Record<Category, number> = {
+    weights: total("weights"),
+    inputs: total("inputs"),
+    gradients: total("gradients"),
+    optimizerState: align(trainable * (opts.optimizerBytesPerElement ?? 8)),
+    activations: live("activations"),
+  };
+  const peakBytes = categories.weights + categories.inputs + categories.optimizerState + arenaBytes;
+  return { buffers, arenaBytes, noReuseArenaBytes, liveLowerBoundBytes: live(), peakBytes, categories };
+}
+
+/** A human-readable summary, one figure per line. */
+export function formatMemoryPlan(p: MemoryPlan): string {
+  const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+  const c = p.categories;
+  return [
+    `peak ${kib(p.peakBytes)} = weights ${kib(c.weights)} + inputs ${kib(c.inputs)} + optimizer state ${kib(c.optimizerState)} + arena ${kib(p.arenaBytes)}`,
+    `arena: ${kib(p.arenaBytes)} planned, ${kib(p.liveLowerBoundBytes)} live at most, ${kib(p.noReuseArenaBytes)} without reuse`,
+    `gradients ${kib(c.gradients)}, activations peak ${kib(c.activations)}`,
+  ].join("\n");
+}
