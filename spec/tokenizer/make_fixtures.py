@@ -27,7 +27,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import unicodedata
 
 import sentencepiece as spm
@@ -109,11 +108,16 @@ def test_strings(lines, rng, count):
 
 
 def train(corpus_file, name, **options):
-    prefix = os.path.join(OUT, name)
-    spm.SentencePieceTrainer.train(input=corpus_file, model_prefix=prefix, num_threads=1, minloglevel=2,
-                                   input_sentence_size=0, **options)
-    os.remove(prefix + ".vocab")
-    return prefix + ".model"
+    """Trains in OUT with relative paths, so the model (which records them) is the same everywhere."""
+    cwd = os.getcwd()
+    os.chdir(OUT)
+    try:
+        spm.SentencePieceTrainer.train(input=corpus_file, model_prefix=name, num_threads=1, minloglevel=2,
+                                       input_sentence_size=0, **options)
+        os.remove(name + ".vocab")
+    finally:
+        os.chdir(cwd)
+    return os.path.join(OUT, name + ".model")
 
 
 # ---- ChatGLM-6B preprocessing, after tokenization_chatglm.py (SPTokenizer) ----
@@ -346,6 +350,17 @@ def expected(strings, ids, decoded):
     return {"ids": ids, "decoded": [None if d == s else d for s, d in zip(strings, decoded)]}
 
 
+def random_id_sequences(sp, rng, count):
+    """Id sequences no encoder would produce: byte pieces that break characters, leading "▁" pieces,
+    control and unknown pieces in between, to check decoding on its own."""
+    size = sp.get_piece_size()
+    bytes_ = [i for i in range(size) if sp.is_byte(i)]
+    marks = [i for i in range(size) if sp.id_to_piece(i).startswith("\u2581")]
+    specials = [i for i in range(size) if sp.is_control(i) or sp.is_unknown(i)]
+    pools = [bytes_ or specials, marks, specials, list(range(size))]
+    return [[rng.choice(rng.choice(pools)) for _ in range(rng.randrange(1, 13))] for _ in range(count)]
+
+
 def write_json(name, value):
     with open(os.path.join(OUT, name), "w", encoding="utf-8") as f:
         json.dump(value, f, ensure_ascii=False, separators=(",", ":"))
@@ -358,9 +373,9 @@ def main():
     lines = read_corpus()
     corpus = training_corpus(lines, rng)
     strings = test_strings(lines, rng, 1200)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8", delete=False) as f:
+    corpus_file = "training-corpus.txt"
+    with open(os.path.join(OUT, corpus_file), "w", encoding="utf-8") as f:
         f.write("\n".join(corpus) + "\n")
-        corpus_file = f.name
     common = dict(vocab_size=1500, hard_vocab_limit=False, character_coverage=0.995)
     models = {
         "bpe": train(corpus_file, "bpe", model_type="bpe", byte_fallback=True, split_digits=True,
@@ -375,7 +390,7 @@ def main():
                       user_defined_symbols=",".join(["<n>", "<|tab|>"] + [f"<|blank_{n}|>" for n in range(2, MAX_BLANK + 1)]),
                       **common),
     }
-    os.remove(corpus_file)
+    os.remove(os.path.join(OUT, corpus_file))
     write_json("strings.json", strings)
     for name, path in models.items():
         sp = spm.SentencePieceProcessor(model_file=path)
@@ -385,7 +400,12 @@ def main():
         else:
             ids = [sp.encode(s) for s in strings]
             decoded = [sp.decode(x) for x in ids]
-        write_json(f"{name}.expected.json", expected(strings, ids, decoded))
+        result = expected(strings, ids, decoded)
+        result["random_ids"] = random_id_sequences(sp, rng, 300)
+        result["random_decoded"] = [sp.decode(x) for x in result["random_ids"]]
+        if name == "glm6":
+            result["random_decoded"] = [glm6_postprocess(x) for x in result["random_decoded"]]
+        write_json(f"{name}.expected.json", result)
         print(f"{name}: {sp.get_piece_size()} pieces, {sum(map(len, ids))} ids", file=sys.stderr)
     write_json("gpt2.expected.json", build_gpt2(corpus, strings))
 
