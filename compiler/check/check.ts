@@ -57,6 +57,7 @@ export function checkFile(path: string, options: CheckOptions = {}): CheckResult
   const loaded = program.files.get(entry);
   if (loaded) {
     const scopes = new Scopes(program, reporter);
+    scopes.visibleIn(entry); // reports duplicate pipeline names even when nothing extends them
     const flattener = new Flattener(scopes, reporter);
     for (const ref of choosePipelines(entry, loaded.ast.pipelines.map((decl) => ({ decl, file: entry })), scopes, options, reporter)) {
       const flat = applyOverrides(flattener.flatten(ref), overrides);
@@ -126,7 +127,7 @@ function schemaFor(s: FlatSection, reporter: Reporter): Schema | undefined {
   }
   const schema = info.kinds[s.kind.name];
   if (!schema) {
-    reporter.report(diag("SFT2001", `unknown ${info.kindNoun} \`${s.kind.name}\`${didYouMean(s.kind.name, kinds)}`, { span: s.kind.span, hint: `${info.kindNoun}s: ${listNames(kinds)}` }));
+    reporter.report(diag("SFT2001", `unknown ${info.kindNoun} \`${s.kind.name}\`${didYouMean(s.kind.name, kinds)}`, { span: s.kind.span, hint: `use one of ${listNames(kinds)}` }));
   }
   return schema;
 }
@@ -138,7 +139,7 @@ function checkPipeline(flat: FlatPipeline, filesToo: boolean, reporter: Reporter
   for (const keyword of Object.keys(sectionInfo) as SectionKeyword[]) {
     const info = sectionInfo[keyword];
     const found = flat.sections.filter((s) => s.keyword === keyword);
-    if (found.length === 0 && info.required) {
+    if (found.length === 0 && info.required && !flat.brokenChain) {
       const example = info.kindNoun ? `${keyword} ${Object.keys(info.kinds)[0]} { ... }` : `${keyword} { ... }`;
       reporter.report(diag("SFT2006", `pipeline \`${flat.name.name}\` has no \`${keyword}\` section`, { span: flat.name.span, hint: `add e.g. \`${example}\`` }));
       complete = false;
@@ -164,7 +165,7 @@ function checkPipeline(flat: FlatPipeline, filesToo: boolean, reporter: Reporter
     }
   }
   reporter.reportAll(checkSemantics(checked));
-  if (!complete || !checked.model || !checked.method || !checked.train) return undefined;
+  if (!complete || flat.brokenChain || !checked.model || !checked.method || !checked.train) return undefined;
   const { model, method, train } = checked;
   return resolvePipeline(flat.name.name, flat.file, { ...checked, model, method, train }, (s) => schemas.get(s)!);
 }

@@ -27,6 +27,8 @@ export interface FlatPipeline {
   name: Identifier;
   file: string;
   sections: FlatSection[];
+  /** Its `extends` chain is broken (unknown parent or cycle): sections may be missing for that reason alone. */
+  brokenChain?: boolean;
 }
 
 /** A dataset's identity within a pipeline: its name, else its format. */
@@ -58,18 +60,19 @@ export class Flattener {
       this.reporter.report(
         diag("SFT2008", `\`${ref.decl.name.name}\` extends \`${parentName.name}\`, which is not defined here${didYouMean(parentName.name, names)}`, {
           span: parentName.span,
-          hint: "A pipeline can extend pipelines of its own file and of the files it imports.",
+          hint: "a pipeline can extend the pipelines of its own file and of the files it imports",
         }),
       );
-      return own;
+      return { ...own, brokenChain: true };
     }
     const path = [...chain, ref];
     if (path.some((r) => r.decl === parent.decl)) {
       const cycle = [...path.slice(path.findIndex((r) => r.decl === parent.decl)), parent].map((r) => r.decl.name.name).join(" -> ");
-      this.reporter.report(diag("SFT2009", `Pipelines extend each other in a cycle: ${cycle}.`, { span: parentName.span, hint: "Remove one `extends` of the cycle." }));
-      return own;
+      this.reporter.report(diag("SFT2009", `pipelines extend each other in a cycle: ${cycle}`, { span: parentName.span, hint: "remove one `extends` of the cycle" }));
+      return { ...own, brokenChain: true };
     }
-    return merge(this.flatten(parent, path), own);
+    const inherited = this.flatten(parent, path);
+    return { ...merge(inherited, own), brokenChain: inherited.brokenChain };
   }
 
   /** A pipeline's own sections, with duplicate keys and sections reported and dropped. */
@@ -82,8 +85,8 @@ export class Flattener {
       const twin = result.find((s) => s.keyword === flat.keyword && (!sectionInfo[flat.keyword].repeatable || datasetId(s) === datasetId(flat)));
       if (twin) {
         const what = flat.keyword === "dataset" ? `two datasets named \`${datasetId(flat)}\`` : `more than one \`${flat.keyword}\` section`;
-        const hint = flat.keyword === "dataset" ? `Give each its own name: \`dataset ${flat.kind?.name ?? "FORMAT"} NAME { ... }\`.` : `Merge the two \`${flat.keyword}\` sections into one.`;
-        this.reporter.report(diag("SFT2005", `Pipeline \`${decl.name.name}\` has ${what} (the first is on line ${twin.header.line}).`, { span: flat.header, hint }));
+        const hint = flat.keyword === "dataset" ? `give each its own name: \`dataset ${flat.kind?.name ?? "FORMAT"} NAME { ... }\`` : `merge the two \`${flat.keyword}\` sections into one`;
+        this.reporter.report(diag("SFT2005", `pipeline \`${decl.name.name}\` has ${what} (the first is on line ${twin.header.line})`, { span: flat.header, hint }));
         continue;
       }
       result.push(flat);
@@ -106,7 +109,7 @@ export function uniqueEntries(entries: Entry[], reporter: Reporter): Entry[] {
     const first = seen.get(entry.key.name);
     if (first) {
       reporter.report(
-        diag("SFT2004", `\`${entry.key.name}\` is set twice (first on line ${first.key.span.line}).`, { span: entry.key.span, hint: "Keep one of the two settings." }),
+        diag("SFT2004", `\`${entry.key.name}\` is set twice (first on line ${first.key.span.line})`, { span: entry.key.span, hint: "keep one of the two settings" }),
       );
       continue;
     }

@@ -48,11 +48,13 @@ export class Scopes {
       return;
     }
     if (existing.decl === ref.decl) return; // the same file imported twice
-    const where = (r: PipelineRef) => (r.file === viewer ? "in this file" : `in ${relative(dirname(viewer), r.file)}`);
+    const line = (r: PipelineRef) => r.decl.name.span.line;
+    const place = (r: PipelineRef) => (r.file === viewer ? `on line ${line(r)}` : `in ${relative(dirname(viewer), r.file)} (line ${line(r)})`);
+    const places = existing.file === viewer && ref.file === viewer ? `in this file (lines ${line(existing)} and ${line(ref)})` : `${place(existing)} and ${place(ref)}`;
     this.reporter.report(
-      diag("SFT2014", `Pipeline \`${name}\` is defined twice: ${where(existing)} (line ${existing.decl.name.span.line}) and ${where(ref)} (line ${ref.decl.name.span.line}).`, {
+      diag("SFT2014", `pipeline \`${name}\` is defined twice: ${places}`, {
         span,
-        hint: "Rename one of them; pipeline names must be unique among a file's own and its imported pipelines.",
+        hint: "rename one of them: the names of a file's own and imported pipelines must be unique",
       }),
     );
   }

@@ -1,7 +1,7 @@
 // Reads `.sft` sources and follows their imports. Imports resolve relative to the importing
 // file; every file is read and parsed once; a cycle is reported with its chain of files.
 import { readFileSync, statSync } from "node:fs";
-import { dirname, relative, resolve } from "node:path";
+import { basename, dirname, relative, resolve } from "node:path";
 import type { ImportDecl, SftFile } from "../../grammar/ast.ts";
 import { parseSft } from "../../grammar/parse.ts";
 import { diag, type Diagnostic, type Span } from "../diagnostics.ts";
@@ -57,7 +57,7 @@ export function loadProgram(entry: string, reporter: Reporter, overlay?: Overlay
 
   const first = readSource(entry, overlay);
   if (!("text" in first)) {
-    reporter.report(diag("SFT2019", `${relative(process.cwd(), entry) || entry} ${first.detail}.`, { where: entry, hint: "Give the path of a `.sft` file." }));
+    reporter.report(diag("SFT2019", `cannot read ${basename(entry)}: it ${first.detail}`, { where: entry, hint: "give the path of a `.sft` file" }));
     return program;
   }
 
@@ -72,7 +72,7 @@ export function loadProgram(entry: string, reporter: Reporter, overlay?: Overlay
       const chainStack = [...stack, path];
       if (chainStack.includes(target)) {
         const chain = [...chainStack.slice(chainStack.indexOf(target)), target].map(display).join(" -> ");
-        reporter.report(diag("SFT2011", `Import cycle: ${chain}.`, { span: decl.path.span, hint: "Move what both files need into a third file that both import." }));
+        reporter.report(diag("SFT2011", `import cycle: ${chain}`, { span: decl.path.span, hint: "move what the files of the cycle share into a file that they all import" }));
         continue;
       }
       if (program.files.has(target)) {
@@ -95,10 +95,10 @@ export function loadProgram(entry: string, reporter: Reporter, overlay?: Overlay
 function importProblem(decl: ImportDecl, read: Exclude<ReadOutcome, { text: string }>, shown: string): Diagnostic {
   const span: Span = decl.path.span;
   if (read.problem === "missing") {
-    return diag("SFT2010", `Cannot import ${decl.path.raw}: ${shown} does not exist.`, {
+    return diag("SFT2010", `cannot import ${decl.path.raw}: ${shown} does not exist`, {
       span,
-      hint: "Import paths are relative to the directory of the importing file.",
+      hint: "import paths are relative to the directory of the importing file",
     });
   }
-  return diag("SFT2019", `Cannot import ${decl.path.raw}: ${shown} ${read.detail}.`, { span, hint: "Import a `.sft` file." });
+  return diag("SFT2019", `cannot import ${decl.path.raw}: ${shown} ${read.detail}`, { span, hint: "import a `.sft` file" });
 }

@@ -1,20 +1,23 @@
 // "Did you mean ...?" for misspelled names: the closest candidate by edit distance, when it is
 // close enough to be a plausible typo.
 
-/** Levenshtein distance, case-insensitive (a wrong case is one cheap mistake, not several). */
+/**
+ * Edit distance counting insertions, deletions, substitutions and swaps of adjacent characters
+ * (optimal string alignment), case-insensitive: `baes` is one typo away from `base`.
+ */
 export function editDistance(a: string, b: string): number {
   const x = a.toLowerCase();
   const y = b.toLowerCase();
-  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: x.length + 1 }, (_, i) => [i, ...Array<number>(y.length).fill(0)]);
+  for (let j = 1; j <= y.length; j++) d[0][j] = j;
   for (let i = 1; i <= x.length; i++) {
-    const row = [i];
     for (let j = 1; j <= y.length; j++) {
       const cost = x[i - 1] === y[j - 1] ? 0 : 1;
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost);
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
     }
-    prev = row;
   }
-  return prev[y.length];
+  return d[x.length][y.length];
 }
 
 /** The candidate nearest to `name`, or undefined when none is within a third of its length. */

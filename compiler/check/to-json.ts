@@ -11,6 +11,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 export interface Located {
   key?: Span;
   value: Span;
+  /** How the value was written (a quoted string or a bare name both become a JSON string). */
+  written?: Value["kind"];
   /** For a typed object: the span of its type name. */
   type?: Span;
 }
@@ -51,10 +53,10 @@ function convert(value: Value, pointer: string, out: SectionJson, reporter: Repo
     case "number":
     case "string":
     case "bool":
-      out.spans.set(pointer, { value: value.span });
+      out.spans.set(pointer, { value: value.span, written: value.kind });
       return value.value;
     case "ident":
-      out.spans.set(pointer, { value: value.span });
+      out.spans.set(pointer, { value: value.span, written: value.kind });
       return value.name;
     case "list": {
       out.spans.set(pointer, { value: value.span });

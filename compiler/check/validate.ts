@@ -4,7 +4,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import type { Schema } from "../../stdlib/schemas/common.ts";
 import { diag, type Diagnostic, type Span } from "../diagnostics.ts";
 import { didYouMean, listNames } from "./suggest.ts";
-import type { Json, SectionJson } from "./to-json.ts";
+import type { Json, Located, SectionJson } from "./to-json.ts";
 
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, discriminator: true, verbose: true });
 ajv.addKeyword({ keyword: "x-path" });
@@ -56,10 +56,10 @@ function keyName(pointer: string): string {
   return parts[parts.length - 1] ?? "";
 }
 
-function describeJson(value: unknown): string {
+function describeJson(value: unknown, written: Located["written"]): string {
   if (Array.isArray(value)) return "a list";
   if (value !== null && typeof value === "object") return `a typed object (\`${String((value as { type?: unknown }).type)} { ... }\`)`;
-  if (typeof value === "string") return `a name or string (\`${value}\`)`;
+  if (typeof value === "string") return written === "ident" ? `a name (\`${value}\`)` : `a string (\`${JSON.stringify(value)}\`)`;
   if (typeof value === "boolean") return `a boolean (\`${value}\`)`;
   return `a number (\`${String(value)}\`)`;
 }
@@ -101,7 +101,7 @@ function toDiagnostic(error: ErrorObject, schema: Schema, data: SectionJson, con
     case "type": {
       const want = expected[String(params.type)] ?? String(params.type);
       const whole = params.type === "integer" && typeof error.data === "number";
-      const got = whole ? `\`${String(error.data)}\`` : describeJson(error.data);
+      const got = whole ? `\`${String(error.data)}\`` : describeJson(error.data, at?.written);
       return diag("SFT3001", `\`${key}\` must be ${want}, not ${got}`, { span: at?.value ?? context.header });
     }
     case "minimum":
