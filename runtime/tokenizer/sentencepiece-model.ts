@@ -80,6 +80,9 @@ export function parseSentencePieceModel(bytes: Uint8Array, file: string): Result
     }
   }
   if (pieces.length === 0) return corrupt("it has no pieces");
+  // spm_train always writes both specs after the pieces; a file without them was cut short.
+  const has = (n: number) => top.fields.some((f) => f.number === n);
+  if (!has(2) || !has(3)) return corrupt("trainer_spec or normalizer_spec is missing (truncated file?)");
   return ok({ pieces, trainer, normalizer });
 }
 
