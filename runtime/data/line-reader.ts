@@ -1,6 +1,7 @@
 // Streams a text file line by line with bounded memory, whatever its size (the MOSS SFT file
 // is 8.7 GB). Lines are split on the byte 0x0A, which never occurs inside a multi-byte UTF-8
 // sequence, so a character split across two chunks is only decoded once its line is whole.
+import { isUtf8 } from "node:buffer";
 import type { FileHandle } from "node:fs/promises";
 
 /** A position to start (or resume) reading at: a line start and that line's 1-based number. */
@@ -55,14 +56,9 @@ export function startsWithBom(bytes: Uint8Array): boolean {
 }
 
 /** Decodes UTF-8 strictly: undefined for invalid bytes rather than U+FFFD replacements. */
-export function decodeUtf8(bytes: Uint8Array): string | undefined {
-  try {
-    return strictDecoder.decode(bytes);
-  } catch {
-    return undefined;
-  }
+export function decodeUtf8(bytes: Buffer): string | undefined {
+  return isUtf8(bytes) ? bytes.toString("utf8") : undefined;
 }
-const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Yields every line of the file, empty ones included. A UTF-8 BOM at offset 0 is skipped, a
@@ -77,7 +73,7 @@ export async function* readLines(handle: FileHandle, options: LineReaderOptions 
   let pendingBytes = 0;
   let tooLong = false;
 
-  const finish = (tail: Uint8Array, end: number): RawLine => {
+  const finish = (tail: Buffer, end: number): RawLine => {
     const total = pendingBytes + tail.length;
     let result: RawLine;
     if (tooLong || total > maxLineBytes) {
@@ -122,5 +118,5 @@ export async function* readLines(handle: FileHandle, options: LineReaderOptions 
     }
     fileEnd = offset + bytes.length;
   }
-  if (pendingBytes > 0 || tooLong) yield finish(new Uint8Array(0), fileEnd);
+  if (pendingBytes > 0 || tooLong) yield finish(Buffer.alloc(0), fileEnd);
 }

@@ -162,6 +162,8 @@ function settle(outcome: RecordOutcome, source: Source, builder: ReportBuilder):
   }
 }
 
+const blank = /^\s*$/;
+
 function parseJson(text: string): { value: unknown } | Problem {
   try {
     return { value: JSON.parse(text) };
@@ -177,7 +179,7 @@ async function* readJsonLines(handle: FileHandle, file: string, parse: (value: u
       if (!builder.bad(lineProblem(raw.problem!, maxLineBytes), raw.line)) return;
       continue;
     }
-    if (raw.text.trim() === "") {
+    if (blank.test(raw.text)) {
       builder.blank();
       continue;
     }
