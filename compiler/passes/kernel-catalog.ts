@@ -34,16 +34,26 @@ const contiguous = (_n: Node, _i: number, v: View) => isContiguous(v);
 const last = (n: Node) => n.shape[n.shape.length - 1];
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / last(x), cols: last(x) });
 
-/** The matmul's epilogue hook: + bias[n], + residual (accumulate: C = AB + C), * alpha. */
+/**
+ * The matmul's epilogue (matmul.ts: C = alpha·op(A)op(B) + bias + beta·C): + bias[n], * alpha, and
+ * + residual or + beta·residual (the output starts as the residual, GLM's alpha·LN(x) included).
+ */
 function matmulEpilogue(chain: Node, acc: Node, viewOf: (n: Node) => View | undefined): EpilogueKind | undefined {
   const other = chain.inputs.find((i) => i !== acc);
   if (!other || chain.inputs.filter((i) => i === acc).length !== 1) return undefined;
   if (chain.op === "mul" && other.op === "const" && chain.inputs[0] === acc) return "alpha";
   if (chain.op !== "add") return undefined;
-  const v = viewOf(other);
+  const scaled = residualOperand(chain, acc);
+  const v = viewOf(scaled);
   if (!v) return undefined;
-  if (v.strides.slice(0, -1).every((s) => s === 0) && v.strides[v.strides.length - 1] === 1) return "bias";
+  if (scaled === other && v.strides.slice(0, -1).every((s) => s === 0) && v.strides[v.strides.length - 1] === 1) return "bias";
   return isContiguous(v) ? "residual" : undefined;
+}
+
+/** The tensor a residual epilogue adds (GLM scales it by a constant: beta·C). */
+export function residualOperand(chain: Node, acc: Node): Node {
+  const other = chain.inputs.find((i) => i !== acc)!;
+  return other.op === "mul" && other.inputs[1].op === "const" ? other.inputs[0] : other;
 }
 
 const attentionShape = (q: Node, k: Node) => ({ batch: q.shape[0], queries: q.shape[1], keys: k.shape[1], heads: q.shape[2], kvHeads: k.shape[2], headDim: q.shape[3] });
@@ -107,6 +117,12 @@ export const catalog: readonly CatalogEntry[] = [
     ops: ["norm_backward"],
     prologue: false,
     acceptsView: contiguous,
+    // dx = norm'ᵀ dy + beta·residual: the residual stream's gradient accumulates in the same pass
+    epilogue: (chain, acc, viewOf) => {
+      if (acc.attrs.wrt !== 0 || chain.op !== "add") return undefined;
+      const v = viewOf(residualOperand(chain, acc));
+      return v && isContiguous(v) ? "residual" : undefined;
+    },
     // dx, dweight and dbias of one norm come from one launch
     mergeKey: (n) => `norm_backward|${n.inputs.map((i) => i.id)}|${n.attrs.norm}|${n.attrs.eps}`,
     uniforms: (n) => rowsCols(n.inputs[1]),

@@ -72,31 +72,50 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
 
   const arena = [...buffers.values()].filter((b) => b.category === "gradients" || b.category === "activations");
   const noReuseArenaBytes = arena.reduce((sum, b) => sum + align(b.bytes), 0);
+  // a residual epilogue whose operand dies at that launch writes over the operand in place
+  const shares = new Map<PlannedBuffer, PlannedBuffer>(); // buffer -> the allocation it lives in
+  const home = (b: PlannedBuffer) => shares.get(b) ?? b;
+  if (!opts.noReuse)
+    s.launches.forEach((l, i) => {
+      const operand = l.accumulates && buffers.get(l.accumulates);
+      const out = buffers.get(l.outputs[0])!;
+      if (operand && l.outputs.length === 1 && operand.last === i && operand.category === "activations" && operand.bytes === out.bytes) shares.set(out, home(operand));
+    });
+  const allocations = arena.filter((b) => !shares.has(b)).map((b) => ({ ...b, members: [b] }));
+  const byHome = new Map(allocations.map((a) => [a.members[0], a]));
+  for (const [b, h] of shares) {
+    const a = byHome.get(h)!;
+    a.members.push(b);
+    a.first = Math.min(a.first, b.first);
+    a.last = Math.max(a.last, b.last);
+  }
+
   let arenaBytes = 0;
   if (opts.noReuse) {
-    for (const b of arena) {
-      b.offset = arenaBytes;
-      arenaBytes += align(b.bytes);
+    for (const a of allocations) {
+      a.offset = arenaBytes;
+      arenaBytes += align(a.bytes);
     }
   } else {
-    const placed: PlannedBuffer[] = [];
-    for (const b of [...arena].sort((x, y) => y.bytes - x.bytes || x.first - y.first)) {
-      const busy = placed.filter((p) => p.first <= b.last && b.first <= p.last).sort((x, y) => x.offset - y.offset);
+    const placed: typeof allocations = [];
+    for (const a of [...allocations].sort((x, y) => y.bytes - x.bytes || x.first - y.first)) {
+      const busy = placed.filter((p) => p.first <= a.last && a.first <= p.last).sort((x, y) => x.offset - y.offset);
       let offset = 0;
       for (const p of busy) {
-        if (offset + align(b.bytes) <= p.offset) break;
+        if (offset + align(a.bytes) <= p.offset) break;
         offset = Math.max(offset, p.offset + align(p.bytes));
       }
-      b.offset = offset;
-      placed.push(b);
-      arenaBytes = Math.max(arenaBytes, offset + align(b.bytes));
+      a.offset = offset;
+      placed.push(a);
+      arenaBytes = Math.max(arenaBytes, offset + align(a.bytes));
     }
   }
+  for (const a of allocations) for (const m of a.members) m.offset = a.offset;
 
   const live = (category?: Category) => {
     let peak = 0;
     for (let t = 0; t <= end; t++) {
-      const sum = arena.filter((b) => (!category || b.category === category) && b.first <= t && t <= b.last).reduce((acc, b) => acc + align(b.bytes), 0);
+      const sum = allocations.filter((b) => (!category || b.category === category) && b.first <= t && t <= b.last).reduce((acc, b) => acc + align(b.bytes), 0);
       peak = Math.max(peak, sum);
     }
     return peak;

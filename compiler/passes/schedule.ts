@@ -7,7 +7,7 @@
 //  5. launches are ordered depth-first from the outputs, so work runs close to its use.
 import { invariant } from "../diagnostics.ts";
 import { ELEMENTWISE_OPS, LEAF_OPS, MOVEMENT_OPS, consumers, sameShape, topoSort, type Graph, type Node } from "../ir/node.ts";
-import { catalog, elementwiseLaunchName, entryFor, type CatalogEntry, type EpilogueKind } from "./kernel-catalog.ts";
+import { catalog, elementwiseLaunchName, entryFor, residualOperand, type CatalogEntry, type EpilogueKind } from "./kernel-catalog.ts";
 import { applyMovement, contiguousView, type View } from "./views.ts";
 
 export interface KernelInput {
@@ -27,6 +27,8 @@ export interface Launch {
   /** Nodes read from buffers, each through a view of its buffer. */
   inputs: KernelInput[];
   epilogue: EpilogueKind[];
+  /** A residual epilogue's operand: the output starts as a copy of it, or takes over its buffer. */
+  accumulates?: Node;
   uniforms: Record<string, number>;
 }
 
@@ -80,6 +82,7 @@ export function schedule(g: Graph): Schedule {
   // 3: epilogue chains; `home` maps a node computed inside a library kernel to that kernel's node
   const home = new Map<Node, Node>();
   const epilogues = new Map<Node, EpilogueKind[]>();
+  const accumulates = new Map<Node, Node>();
   for (const k of order) {
     const entry = entryOf(k);
     if (!entry) continue;
@@ -92,6 +95,7 @@ export function schedule(g: Graph): Schedule {
       const kind = entry.epilogue?.(next[0], cur, viewOf);
       if (!kind) break;
       kinds.push(kind);
+      if (kind === "residual") accumulates.set(k, viewOf(residualOperand(next[0], cur))!.base);
       if (cur !== k) materialized.delete(cur);
       cur = next[0];
       home.set(cur, k);
@@ -172,6 +176,7 @@ export function schedule(g: Graph): Schedule {
       outputs: outs,
       inputs,
       epilogue: epilogues.get(anchor) ?? [],
+      accumulates: accumulates.get(anchor),
       uniforms: entry.uniforms(entryOf(anchor) ? anchor : outs[0]),
     };
   });

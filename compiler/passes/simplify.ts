@@ -59,8 +59,40 @@ export const simplifyRules: readonly Rule[] = [
     const inner = n.inputs[0].attrs.perm!;
     return b.permute(n.inputs[0].inputs[0], n.attrs.perm!.map((p) => inner[p]));
   }),
+  // sums over two neighbouring axes (the gradient of a bias broadcast over (B, T)) -> one sum
+  rule("sum(sum(x)) over neighbouring axes", (n) => {
+    const inner = n.inputs[0];
+    if (n.op !== "sum" || inner.op !== "sum" || Math.abs(n.attrs.axis! - inner.attrs.axis!) !== 1) return undefined;
+    const x = inner.inputs[0];
+    const lo = Math.min(n.attrs.axis!, inner.attrs.axis!);
+    const merged = [...x.shape.slice(0, lo), x.shape[lo] * x.shape[lo + 1], ...x.shape.slice(lo + 2)];
+    return b.reshape(b.sum(b.reshape(x, merged), lo), n.shape);
+  }),
   rule("concat of zeros", (n) => (n.op === "concat" && n.inputs.every((i) => isConst(i, 0)) ? constLike(0, n) : undefined)),
-  // gradients of slices of one tensor: concat(a, 0) + concat(0, b) -> concat(a + 0, 0 + b)
+  // gradients of slices of one tensor: concat(a, 0, 0) + concat(0, b) -> concat(a, b') when the
+  // non-zero parts do not overlap
+  rule("add of concats with disjoint parts", (n) => {
+    const [x, y] = n.inputs;
+    if (n.op !== "add" || x.op !== "concat" || y.op !== "concat" || x.attrs.axis !== y.attrs.axis) return undefined;
+    const axis = x.attrs.axis!;
+    const parts = (c: Node) => {
+      let at = 0;
+      return c.inputs.map((node) => ({ node, start: at, end: (at += node.shape[axis]) }));
+    };
+    const nonZero = [...parts(x), ...parts(y)].filter((p) => !isConst(p.node, 0)).sort((p, q) => p.start - q.start);
+    if (nonZero.some((p, i) => i > 0 && p.start < nonZero[i - 1].end)) return undefined;
+    const zeros = (len: number) => b.constant(0, n.shape.map((d, i) => (i === axis ? len : d)), n.dtype);
+    const out: Node[] = [];
+    let at = 0;
+    for (const p of nonZero) {
+      if (p.start > at) out.push(zeros(p.start - at));
+      out.push(p.node);
+      at = p.end;
+    }
+    if (at < n.shape[axis]) out.push(zeros(n.shape[axis] - at));
+    return b.concat(out, axis);
+  }),
+  // concat(a, 0) + concat(b, c) -> concat(a + b, 0 + c)
   rule("add of aligned concats", (n) => {
     const [x, y] = n.inputs;
     if (n.op !== "add" || x.op !== "concat" || y.op !== "concat" || x.attrs.axis !== y.attrs.axis || x.inputs.length !== y.inputs.length) return undefined;

@@ -1,0 +1,91 @@
+// Fusion is a tested property: the launches per transformer layer, forward and backward, for each
+// family's tiny stand-in, counted by library kernel. A count that grows fails here.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import * as b from "../../compiler/ir/build.ts";
+import { graph } from "../../compiler/ir/node.ts";
+import { kernelCount } from "../../compiler/passes/print-schedule.ts";
+import { build, compile, difference, launchCounts } from "./compile-support.ts";
+
+const attentionBackward = { attention_backward_delta: 1, attention_backward_dkdv: 1, attention_backward_dq: 1 };
+
+/**
+ * Per layer. Forward: norms, QKV (+bias), Q and K rotations, flash attention, output projection
+ * with the residual in its epilogue, the MLP with SwiGLU in one kernel or GELU after a bias
+ * epilogue, down projection with bias and residual epilogues. Backward: two matmuls per
+ * projection (dX, dW), one launch per norm for dx/dw/db with the residual gradient accumulated,
+ * the activation's backward in one generated kernel, the Q/K/V gradient gathered in one.
+ */
+const expected: Record<string, { forward: Record<string, number>; backward: Record<string, number> }> = {
+  "baichuan-7b": {
+    forward: { attention_forward: 1, matmul_tiled: 4, rms_norm_forward: 2, rope: 2, swiglu_forward: 1 },
+    backward: { ...attentionBackward, elementwise: 2, matmul_tiled: 8, norm_backward: 2, rope: 2 },
+  },
+  "baichuan-13b": {
+    forward: { attention_forward: 1, matmul_tiled: 4, rms_norm_forward: 2, swiglu_forward: 1 },
+    backward: { ...attentionBackward, elementwise: 2, matmul_tiled: 8, norm_backward: 2 },
+  },
+  moss: {
+    forward: { attention_forward: 1, gelu_tanh_forward: 1, layer_norm_forward: 1, matmul_tiled: 4, rope: 2 },
+    backward: { ...attentionBackward, elementwise: 2, matmul_tiled: 8, norm_backward: 1, reduce: 3, rope: 2 },
+  },
+  chatglm: {
+    forward: { attention_forward: 1, gelu_tanh_forward: 1, layer_norm_forward: 2, matmul_tiled: 4, rope: 2 },
+    backward: { ...attentionBackward, elementwise: 2, matmul_tiled: 8, norm_backward: 2, reduce: 3, rope: 2 },
+  },
+  chatglm2: {
+    forward: { attention_forward: 1, matmul_tiled: 4, rms_norm_forward: 2, rope: 2, swiglu_forward: 1 },
+    backward: { ...attentionBackward, elementwise: 2, matmul_tiled: 8, norm_backward: 2, reduce: 1, rope: 2 },
+  },
+};
+
+for (const [family, want] of Object.entries(expected)) {
+  test(`${family}: launches per layer, forward and backward`, () => {
+    const [one, two] = [build(family, 1), build(family, 2)];
+    const [f1, f2] = [compile(one.forward), compile(two.forward)];
+    const [t1, t2] = [compile(one.training), compile(two.training)];
+    const forward = Object.fromEntries(difference(launchCounts(f2), launchCounts(f1)));
+    // backward launches of a model = training launches − forward launches
+    const backwardOf = (t: typeof t1, f: typeof f1) => difference(launchCounts(t), launchCounts(f));
+    const backward = Object.fromEntries(difference(backwardOf(t2, f2), backwardOf(t1, f1)));
+    const total = (r: Record<string, number>) => Object.values(r).reduce((s, v) => s + v, 0);
+    console.log(`    ${family}: ${total(forward)} forward launches per layer ${JSON.stringify(forward)}`);
+    console.log(`    ${family}: ${total(backward)} backward launches per layer ${JSON.stringify(backward)}`);
+    assert.equal(forward, want.forward);
+    assert.equal(backward, want.backward);
+  });
+}
+
+test("an elementwise chain is one kernel: y.sum().sqrt().neg() style", () => {
+  const x = b.param("x", [4, 8]);
+  const y = b.neg(b.sqrt(b.add(b.exp(b.mul(x, x)), b.fill(1, x))));
+  assert.is(kernelCount(compile(graph([["y", y]])).schedule), 1);
+});
+
+test("matmul + bias + residual is one kernel; silu(a) * b is one swiglu kernel", () => {
+  const x = b.param("x", [2, 3, 8]);
+  const w = b.param("w", [8, 8]);
+  const bias = b.param("bias", [8]);
+  const mm = b.matmul(x, w, { transB: true });
+  const h = b.add(x, b.add(mm, b.expandTo(bias, mm.shape)));
+  const c = compile(graph([["h", h]]));
+  assert.is(kernelCount(c.schedule), 1);
+  assert.equal(c.schedule.launches[0].epilogue, ["bias", "residual"]);
+  const gateUp = b.param("gu", [2, 3, 16]);
+  const act = b.mul(b.silu(b.slice(gateUp, 2, 0, 8)), b.slice(gateUp, 2, 8, 16));
+  const s = compile(graph([["act", act]])).schedule;
+  assert.equal(s.launches.map((l) => l.launches[0]), ["swiglu_forward"]);
+});
+
+test("a view the kernel cannot read is copied first; one it can read costs nothing", () => {
+  const x = b.param("x", [2, 4, 2, 8]);
+  const w = b.param("w", [8]);
+  // rms_norm needs rows contiguous: a (B, H, T, D) permute of x must be copied
+  const permuted = compile(graph([["y", b.rmsNorm(b.permute(x, [0, 2, 1, 3]), w, 1e-5)]])).schedule;
+  assert.equal(permuted.launches.map((l) => l.kernel), ["elementwise", "rms_norm"]);
+  // a reshape of a contiguous buffer is a view
+  const reshaped = compile(graph([["y", b.rmsNorm(b.reshape(x, [16, 8]), w, 1e-5)]])).schedule;
+  assert.equal(reshaped.launches.map((l) => l.kernel), ["rms_norm"]);
+});
+
+test.run();
