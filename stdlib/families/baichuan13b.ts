@@ -17,7 +17,7 @@ export const baichuan13b: Family = {
     { key: "hidden_act", oneOf: ["silu"], because: "the MLP is SwiGLU" },
   ],
   position: { kind: "alibi" },
-  attention: { softmax: "model_dtype", queryKeyLayerScaling: false, mask: "causal" },
+  attention: { softmax: "model_dtype", queryKeyLayerScaling: false, mask: { kind: "causal" } },
   skip: [],
   tokens: {
     ...baichuan7b.tokens,

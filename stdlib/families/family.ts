@@ -115,6 +115,8 @@ export type PositionTrait =
       /** 2 for GLM's 2D encoding: two halves of each head rotated by two position streams. */
       streams: 1 | 2;
       base: number;
+      /** Precision the reference stores inverse frequencies in (ChatGLM-6B: f16, even in fp32 mode). */
+      invFreq: "f32" | "f16";
     }
   | { kind: "alibi" };
 
@@ -126,8 +128,17 @@ export interface AttentionTrait {
   softmax: "fp32" | "model_dtype";
   /** Queries divided by sqrt(d)·(layer+1) before QKᵀ, multiplied back in fp32 (GLM). */
   queryKeyLayerScaling: boolean;
-  mask: "causal" | "glm_prefix";
+  mask: MaskTrait;
 }
+
+export type MaskTrait =
+  | { kind: "causal" }
+  /**
+   * GLM: bidirectional over the prompt, causal from `startToken` on. The first position stream
+   * counts up to the prompt and then stays at `maskToken`'s index; the second counts 1, 2, ...
+   * from `startToken`. Both name entries of `tokens.specials`.
+   */
+  | { kind: "glm_prefix"; maskToken: string; startToken: string };
 
 /** Which linears and norms carry a bias vector. */
 export interface BiasTrait {

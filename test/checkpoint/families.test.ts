@@ -104,7 +104,7 @@ test("every family: the tiny config resolves, QKV offsets tile the fused rows ex
   }
 });
 
-test("every family: bias flags agree with the declared bias tensors, skip patterns match no weight", () => {
+test("every family: bias flags agree with the bias tensors, skip patterns match no weight, mask tokens exist", () => {
   const biasRoles: Record<keyof Family["biases"], ParamRole[]> = {
     qkv: ["attn.qkv.bias"], out: ["attn.out.bias"], mlp: ["mlp.up.bias", "mlp.down.bias"], norm: ["attn_norm.bias", "final_norm.bias"], head: ["head.bias"],
   };
@@ -118,6 +118,11 @@ test("every family: bias flags agree with the declared bias tensors, skip patter
     const weights = family.tensors.flatMap((t) => expandTemplate(t.name, 3));
     assert.ok(!weights.some((w) => patterns.some((p) => p.test(w))), `${name}: a skip pattern hides a weight`);
     assert.ok(family.skip.every((s) => patterns.some((p) => p.test(s.replaceAll("{layer}", "12")))), `${name}: skip patterns`);
+    const mask = family.attention.mask;
+    if (mask.kind === "glm_prefix") {
+      const specials = family.tokens.specials.map((t) => t.name);
+      assert.ok(specials.includes(mask.maskToken) && specials.includes(mask.startToken), `${name}: prefix-mask tokens are declared specials`);
+    }
   }
 });
 

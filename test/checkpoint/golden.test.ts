@@ -1,0 +1,63 @@
+// The PyTorch goldens (spec/golden/make_forward_goldens.py, written per family from models.md)
+// against a forward pass that reads only the family declarations: the same logits and SFT loss
+// from the weights streamed out of the fixture checkpoints.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { openCheckpoint } from "../../runtime/checkpoint/checkpoint.ts";
+import { loadModelConfig } from "../../runtime/checkpoint/config.ts";
+import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
+import { bindTensors } from "../../runtime/checkpoint/family-check.ts";
+import { families, familyNames } from "../../stdlib/families/index.ts";
+import { assertClose } from "../support/numeric.ts";
+import { referenceForward, weightKey, type Weights } from "./reference-forward.ts";
+import { FIXTURES, expectOk } from "./support.ts";
+
+interface Golden {
+  input_ids: number[][];
+  labels: number[][];
+  loss: number;
+  logits: number[][][];
+}
+
+/** Mean cross-entropy of logits[t] against labels[t + 1] over the labels that are not -100. */
+function sftLoss(logits: Float64Array[][], labels: number[][]): number {
+  let total = 0;
+  let count = 0;
+  logits.forEach((sequence, b) => {
+    for (let t = 0; t + 1 < sequence.length; t++) {
+      const label = labels[b][t + 1];
+      if (label === -100) continue;
+      const row = sequence[t];
+      const max = Math.max(...row);
+      const logSum = Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max;
+      total += logSum - row[label];
+      count++;
+    }
+  });
+  return total / count;
+}
+
+for (const name of familyNames) {
+  test(`${name}: logits and SFT loss from the declared traits match the PyTorch golden`, async () => {
+    const dir = join(FIXTURES, name);
+    const family = families[name];
+    const config = expectOk(await loadModelConfig(dir, name));
+    const checkpoint = expectOk(await openCheckpoint(dir));
+    const bindings = expectOk(bindTensors(checkpoint.tensors, family, config.dims, dir));
+    const weights: Weights = new Map();
+    for await (const result of checkpoint.stream({ include: (t) => bindings.has(t.name) })) {
+      const tensor = expectOk(result);
+      const { role, layer } = bindings.get(tensor.name)!;
+      weights.set(weightKey(role, layer), decodeElements(tensor.dtype, tensor.data));
+    }
+    const golden: Golden = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8"));
+    const logits = golden.input_ids.map((ids) => referenceForward(family, config, weights, ids));
+    assertClose(logits.flat(2).flatMap((row) => Array.from(row)), golden.logits.flat(2), 1e-10, `${name} logits`);
+    const loss = sftLoss(logits, golden.labels);
+    assert.ok(Math.abs(loss - golden.loss) < 1e-10 * golden.loss, `${name}: loss ${loss} vs ${golden.loss}`);
+  });
+}
+
+test.run();
