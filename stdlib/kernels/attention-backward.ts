@@ -16,6 +16,7 @@ import {
   BLOCK_Q,
   keyBlock,
   wgslAttentionCommon,
+  wgslAttentionConstants,
   type AttentionVariant,
   type ForwardViews,
 } from "./attention-forward.ts";
@@ -66,7 +67,7 @@ function deltaKernel(variant: AttentionVariant): KernelSpec {
     ],
     workgroupSize: [64, 1, 1],
     dispatch: (u) => linearGrid(ceilDiv(u.batch * u.query_heads * u.q_len, 64)),
-    declarations: `const D = ${variant.headDim}u;
+    declarations: `${wgslAttentionConstants(variant.headDim)}
 ${WGSL_FLAT_WORKGROUP}
 ${wgslViewIndex("o")}
 ${wgslViewIndex("dout")}`,

@@ -30,16 +30,21 @@ export function keyBlock(headDim: number): number {
   return Math.max(1, Math.min(64, Math.floor(2048 / headDim)));
 }
 
-/** WGSL constants and helpers every attention kernel shares. */
-export function wgslAttentionCommon(variant: AttentionVariant, views: readonly string[]): string {
+/** WGSL constants of the attention kernels: D, NEG_BIG and negative_infinity(). */
+export function wgslAttentionConstants(headDim: number): string {
   return `
-const D = ${variant.headDim}u;
+const D = ${headDim}u;
 // "No score yet": exp(NEG_BIG - m) underflows to 0 without inf arithmetic.
 const NEG_BIG = -3.0e38;
 fn negative_infinity() -> f32 {
   var bits = 0xff800000u; // a var, so the value is not a (rejected) infinite constant
   return bitcast<f32>(bits);
+}`;
 }
+
+/** The constants, index functions of the named views, and the mask helpers. */
+export function wgslAttentionCommon(variant: AttentionVariant, views: readonly string[]): string {
+  return `${wgslAttentionConstants(variant.headDim)}
 ${views.map(wgslViewIndex).join("\n")}
 ${wgslMask(variant)}`;
 }

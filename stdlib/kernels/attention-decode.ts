@@ -1,0 +1,196 @@
+// Single-token decode attention: one new query per sequence against a KV cache of S keys, split
+// over S so long caches spread over many workgroups, then a combine kernel merges the splits:
+//   1. attention_decode_split:   per (split, query head, batch row): the split's max m, sum l
+//                                and unnormalized sum of exp(score - m) * v into `partials`
+//   2. attention_decode_combine: per (query head, batch row): rescale the splits to a common max
+// Same masks, ALiBi and GQA as the forward kernel; reference: attentionForwardReference with T = 1.
+import { invariant } from "../../compiler/diagnostics.ts";
+import type { KernelSpec, UniformValues } from "./kernel.ts";
+import { ceilDiv } from "./kernel.ts";
+import { maskBindings, type AttentionMask } from "./attention-mask.ts";
+import { viewUniforms, viewUniformValues, wgslViewIndex } from "./attention-layout.ts";
+import type { AttentionShape } from "./attention-reference.ts";
+import {
+  ATTENTION_UNIFORMS,
+  attentionUniformValues,
+  wgslAttentionCommon,
+  wgslAttentionConstants,
+  type AttentionVariant,
+  type ForwardViews,
+} from "./attention-forward.ts";
+
+/** Most keys one split covers (its scores sit in workgroup memory). */
+export const MAX_SPLIT_KEYS = 256;
+const THREADS = 64;
+
+const DECODE_UNIFORMS = { ...ATTENTION_UNIFORMS, split_len: "u32", splits: "u32" } as const;
+
+/** Keys per split for a cache of `keyLength`: whole cache up to MAX_SPLIT_KEYS, else full splits. */
+export function decodeSplitLength(keyLength: number): number {
+  return Math.min(MAX_SPLIT_KEYS, Math.max(1, keyLength));
+}
+
+/** Elements of the `partials` scratch buffer: (B, Hq, splits, D + 2) as [acc..., m, l]. */
+export function decodePartialsSize(shape: AttentionShape, splitLength: number): number {
+  return shape.batch * shape.queryHeads * ceilDiv(shape.keyLength, splitLength) * (shape.headDim + 2);
+}
+
+export interface AttentionDecodeKernels {
+  split: KernelSpec;
+  combine: KernelSpec;
+}
+
+/**
+ * Bindings — split: q, k, v (read), partials (f32 scratch, see decodePartialsSize), then the
+ * mask's. combine: partials (read), o (written), lse (B, Hq) f32.
+ */
+export function attentionDecodeKernels(variant: AttentionVariant): AttentionDecodeKernels {
+  return { split: splitKernel(variant), combine: combineKernel(variant) };
+}
+
+function splitKernel(variant: AttentionVariant): KernelSpec {
+  const { dtype, headDim } = variant;
+  return {
+    name: "attention_decode_split",
+    variant: { ...variant, maxSplitKeys: MAX_SPLIT_KEYS },
+    uniforms: { ...DECODE_UNIFORMS, ...viewUniforms("q"), ...viewUniforms("k"), ...viewUniforms("v") },
+    bindings: [
+      { name: "q", dtype, access: "read" },
+      { name: "k", dtype, access: "read" },
+      { name: "v", dtype, access: "read" },
+      { name: "partials", dtype: "f32", access: "read_write" },
+      ...maskBindings(variant),
+    ],
+    workgroupSize: [THREADS, 1, 1],
+    dispatch: (u) => [u.splits, u.query_heads, u.batch],
+    declarations: `${wgslAttentionCommon(variant, ["q", "k", "v"])}
+var<workgroup> q_shared: array<f32, ${headDim}>;  // the query times scale
+var<workgroup> weights: array<f32, ${MAX_SPLIT_KEYS}>; // scores, then exp(score - m)
+var<workgroup> reduce: array<f32, ${THREADS}>;
+
+// Tree reduction over the workgroup (max when take_max, else sum); all invocations get the result.
+fn workgroup_reduce(value: f32, lidx: u32, take_max: bool) -> f32 {
+  reduce[lidx] = value;
+  workgroupBarrier();
+  for (var stride = WG_X / 2u; stride > 0u; stride /= 2u) {
+    if (lidx < stride) {
+      let other = reduce[lidx + stride];
+      reduce[lidx] = select(reduce[lidx] + other, max(reduce[lidx], other), take_max);
+    }
+    workgroupBarrier();
+  }
+  let result = reduce[0];
+  workgroupBarrier();
+  return result;
+}`,
+    body: `
+  let split = wid.x;
+  let h = wid.y;
+  let b = wid.z;
+  let kvh = h / u.group_size;
+  let p = u.query_offset; // the new token's position
+  let j_start = max(key_window_start(b), split * u.split_len);
+  let j_end = max(j_start, min(key_window_end(b, p), (split + 1u) * u.split_len));
+  let n = j_end - j_start;
+  let q0 = q_at(b, 0u, h);
+  for (var d = lidx; d < D; d += WG_X) { q_shared[d] = load_q(q0 + d) * u.scale; }
+  workgroupBarrier();
+
+  var local_max = NEG_BIG;
+  for (var r = lidx; r < n; r += WG_X) {
+    let j = j_start + r;
+    var score = NEG_BIG;
+    if (key_allowed(b, p, j)) {
+      let k0 = k_at(b, j, kvh);
+      var dot = 0.0;
+      for (var d = 0u; d < u.head_dim; d++) { dot += q_shared[d] * load_k(k0 + d); }
+      score = dot + score_bias(h, p, j);
+    }
+    weights[r] = score;
+    local_max = max(local_max, score);
+  }
+  let m = workgroup_reduce(local_max, lidx, true);
+  var local_sum = 0.0;
+  for (var r = lidx; r < n; r += WG_X) {
+    let w = select(0.0, exp(weights[r] - m), weights[r] > NEG_BIG);
+    weights[r] = w;
+    local_sum += w;
+  }
+  let l = workgroup_reduce(local_sum, lidx, false); // also orders the weights writes before the reads below
+
+  let out = ((b * u.query_heads + h) * u.splits + split) * (D + 2u);
+  for (var d = lidx; d < D; d += WG_X) {
+    var acc = 0.0;
+    for (var r = 0u; r < n; r++) { acc += weights[r] * load_v(v_at(b, j_start + r, kvh) + d); }
+    partials[out + d] = acc;
+  }
+  if (lidx == 0u) {
+    partials[out + D] = m;
+    partials[out + D + 1u] = l;
+  }`,
+  };
+}
+
+function combineKernel(variant: AttentionVariant): KernelSpec {
+  const { dtype, headDim } = variant;
+  return {
+    name: "attention_decode_combine",
+    variant: { dtype, headDim },
+    uniforms: { ...DECODE_UNIFORMS, ...viewUniforms("o") },
+    bindings: [
+      { name: "partials", dtype: "f32", access: "read" },
+      { name: "o", dtype, access: "read_write" },
+      { name: "lse", dtype: "f32", access: "read_write" },
+    ],
+    workgroupSize: [THREADS, 1, 1],
+    dispatch: (u) => [1, u.query_heads, u.batch],
+    declarations: `${wgslAttentionConstants(headDim)}
+${wgslViewIndex("o")}`,
+    body: `
+  let h = wid.y;
+  let b = wid.z;
+  let row = b * u.query_heads + h;
+  let first = row * u.splits * (D + 2u);
+  var m = NEG_BIG;
+  for (var s = 0u; s < u.splits; s++) {
+    let at = first + s * (D + 2u) + D;
+    if (partials[at + 1u] > 0.0) { m = max(m, partials[at]); }
+  }
+  var l = 0.0;
+  for (var s = 0u; s < u.splits; s++) {
+    let at = first + s * (D + 2u) + D;
+    if (partials[at + 1u] > 0.0) { l += partials[at + 1u] * exp(partials[at] - m); }
+  }
+  let o0 = o_at(b, 0u, h);
+  for (var d = lidx; d < D; d += WG_X) {
+    var acc = 0.0;
+    for (var s = 0u; s < u.splits; s++) {
+      let at = first + s * (D + 2u);
+      if (partials[at + D + 1u] > 0.0) { acc += partials[at + d] * exp(partials[at + D] - m); }
+    }
+    store_o(o0 + d, select(0.0, acc / l, l > 0.0));
+  }
+  if (lidx == 0u) { lse[row] = select(negative_infinity(), m + log(l), l > 0.0); }`,
+  };
+}
+
+/** Uniform values of both decode kernels; `shape.queryLength` must be 1. */
+export function attentionDecodeUniforms(
+  shape: AttentionShape,
+  views: ForwardViews,
+  scale: number,
+  mask: AttentionMask,
+  splitLength = decodeSplitLength(shape.keyLength),
+): UniformValues {
+  invariant(shape.queryLength === 1, `decode attention takes one query per sequence, got ${shape.queryLength}`);
+  invariant(splitLength >= 1 && splitLength <= MAX_SPLIT_KEYS, `decode split of ${splitLength} keys`);
+  return {
+    ...attentionUniformValues(shape, scale, mask),
+    split_len: splitLength,
+    splits: ceilDiv(shape.keyLength, splitLength),
+    ...viewUniformValues("q", views.q),
+    ...viewUniformValues("k", views.k),
+    ...viewUniformValues("v", views.v),
+    ...viewUniformValues("o", views.o),
+  };
+}
