@@ -4,7 +4,7 @@
 // with `</s>` (id 2) and loss covers answer and `</s>` (LLaMA-Efficient-Tuning's baichuan
 // template, which Baichuan's README points to); every answer of a multi-turn conversation
 // is trained.
-import type { ChatTemplate } from "./template.ts";
+import { answerThenEos, assistantLossOnly, type ChatTemplate } from "./template.ts";
 
 export const baichuan13b: ChatTemplate = {
   name: "baichuan13b",
@@ -19,13 +19,9 @@ export const baichuan13b: ChatTemplate = {
       { text: "{query}", role: "user" },
       { special: "<reserved_103>", role: "user" },
     ],
-    assistant: [
-      { text: "{answer}", role: "assistant" },
-      { special: "</s>", role: "assistant" },
-    ],
+    assistant: answerThenEos,
     separator: "",
   },
-  lossSchemes: { assistant: ["assistant"] },
-  defaultLoss: "assistant",
+  ...assistantLossOnly,
   specialIds: { "<reserved_102>": 195, "<reserved_103>": 196, "</s>": 2 },
 };

@@ -6,7 +6,7 @@
 // their `</s>` only, as its later multi-turn trainer and models.md's recommendation
 // (prompt_ids + answer_ids + [2], prompt labels -100) do. A system text goes after `<s>`,
 // followed by "\n\n".
-import type { ChatTemplate } from "./template.ts";
+import { answerThenEos, assistantLossOnly, type ChatTemplate } from "./template.ts";
 
 export const baichuan7b: ChatTemplate = {
   name: "baichuan7b",
@@ -17,13 +17,9 @@ export const baichuan7b: ChatTemplate = {
   layout: {
     kind: "turns",
     user: [{ text: "Human: {query}\n\nAssistant: ", role: "user" }],
-    assistant: [
-      { text: "{answer}", role: "assistant" },
-      { special: "</s>", role: "assistant" },
-    ],
+    assistant: answerThenEos,
     separator: "",
   },
-  lossSchemes: { assistant: ["assistant"] },
-  defaultLoss: "assistant",
+  ...assistantLossOnly,
   specialIds: { "<s>": 1, "</s>": 2 },
 };

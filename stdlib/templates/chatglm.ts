@@ -7,7 +7,7 @@
 // cannot carry loss inside it; a conversation of n turns becomes n examples, each training
 // its last answer (the split Firefly's README describes). A system text is our choice: the
 // model has none, so it is written before the prompt, followed by "\n".
-import type { ChatTemplate } from "./template.ts";
+import { assistantLossOnly, type ChatTemplate } from "./template.ts";
 
 export const chatglm: ChatTemplate = {
   name: "chatglm",
@@ -29,7 +29,6 @@ export const chatglm: ChatTemplate = {
       { special: "<eop>", role: "assistant" },
     ],
   },
-  lossSchemes: { assistant: ["assistant"] },
-  defaultLoss: "assistant",
+  ...assistantLossOnly,
   specialIds: { "[gMASK]": 130001, "<sop>": 130004, "<eop>": 130005 },
 };

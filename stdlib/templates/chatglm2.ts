@@ -5,7 +5,7 @@
 // between turns comes "\n\n", LLaMA-Factory's chatglm2 separator and the text chat() puts
 // after a history answer. A system text (LLaMA-Factory puts it right after the prefix) is
 // followed by "\n\n", our choice.
-import type { ChatTemplate } from "./template.ts";
+import { answerThenEos, assistantLossOnly, type ChatTemplate } from "./template.ts";
 
 export const chatglm2: ChatTemplate = {
   name: "chatglm2",
@@ -16,13 +16,9 @@ export const chatglm2: ChatTemplate = {
   layout: {
     kind: "turns",
     user: [{ text: "[Round {round}]\n\n问：{query}\n\n答：", role: "user" }],
-    assistant: [
-      { text: "{answer}", role: "assistant" },
-      { special: "</s>", role: "assistant" },
-    ],
+    assistant: answerThenEos,
     separator: "\n\n",
   },
-  lossSchemes: { assistant: ["assistant"] },
-  defaultLoss: "assistant",
+  ...assistantLossOnly,
   specialIds: { "[gMASK]": 64790, sop: 64792, "</s>": 2 },
 };

@@ -61,3 +61,12 @@ export interface ChatTemplate {
   /** Ids of the special tokens named above, to cross-check the tokenizer (models.md). */
   specialIds: Record<string, number>;
 }
+
+/** The answer then `</s>`, both trained: the assistant block of most templates. */
+export const answerThenEos: Piece[] = [
+  { text: "{answer}", role: "assistant" },
+  { special: "</s>", role: "assistant" },
+];
+
+/** The usual loss rule: only assistant pieces are trained. */
+export const assistantLossOnly = { lossSchemes: { assistant: ["assistant"] }, defaultLoss: "assistant" } satisfies Pick<ChatTemplate, "lossSchemes" | "defaultLoss">;

@@ -6,18 +6,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Diagnostic } from "../../compiler/diagnostics.ts";
-import type { Conversation } from "../../runtime/data/conversation.ts";
-import { collectDataset, readDataset, type DatasetConfig, type ReadOptions } from "../../runtime/data/read-dataset.ts";
-import type { DataReport } from "../../runtime/data/report.ts";
+import { collectDataset } from "../../runtime/data/read-dataset.ts";
+import { readAll } from "./read-all.ts";
 
 const fixtures = "test/fixtures/data";
 
-async function read(config: DatasetConfig, options: ReadOptions = {}): Promise<{ conversations: Conversation[]; report: DataReport }> {
-  const stream = readDataset(config, options);
-  const conversations: Conversation[] = [];
-  for await (const c of stream) conversations.push(c);
-  return { conversations, report: stream.report };
-}
 
 function summary(d: Diagnostic): string {
   return `${d.code} ${d.message}`;
@@ -26,7 +19,7 @@ function summary(d: Diagnostic): string {
 const belle = `${fixtures}/belle-quirks.json`;
 
 test("belle: BOM, CRLF, no final newline, both field layouts; every bad line named with its reason", async () => {
-  const { conversations, report } = await read({ format: "belle", path: belle, maxBadFraction: 1 });
+  const { conversations, report } = await readAll({ format: "belle", path: belle, maxBadFraction: 1 });
   assert.equal(
     conversations.map((c) => [c.source.line, c.turns]),
     [
@@ -72,7 +65,7 @@ test("policy: on_error = skip with the default 1% threshold fails a file with 5 
 });
 
 test("policy: on_error = fail stops at the first bad record, naming file:line", async () => {
-  const { conversations, report } = await read({ format: "belle", path: belle, onError: "fail" });
+  const { conversations, report } = await readAll({ format: "belle", path: belle, onError: "fail" });
   assert.equal(conversations.length, 2);
   assert.ok(report.failed);
   assert.equal([report.records, report.bad], [3, 1]);
@@ -86,7 +79,7 @@ test("policy: past 1000 records the threshold stops a wrong-format file early", 
   const path = join(dir, "moss-as-belle.jsonl");
   const line = JSON.stringify({ conversation_id: 1, category: "Code", conversation: [{ human: "问", assistant: "答" }], dataset: "moss" });
   writeFileSync(path, `${line}\n`.repeat(5000));
-  const { report } = await read({ format: "belle", path });
+  const { report } = await readAll({ format: "belle", path });
   assert.ok(report.failed);
   assert.equal([report.records, report.bad], [1000, 1000]); // stopped, not read to the end
   assert.equal(report.diagnostics.filter((d) => d.code === "SFT5304").length, 10); // only the first 10 listed
@@ -95,7 +88,7 @@ test("policy: past 1000 records the threshold stops a wrong-format file early", 
 
 test("firefly: kinds filter counted per kind; missing and mistyped fields are bad", async () => {
   const path = `${fixtures}/firefly-quirks.jsonl`;
-  const { conversations, report } = await read({ format: "firefly", path, kinds: ["NER", "Couplet"], maxBadFraction: 1 });
+  const { conversations, report } = await readAll({ format: "firefly", path, kinds: ["NER", "Couplet"], maxBadFraction: 1 });
   assert.equal(
     conversations.map((c) => [c.source.line, c.category, c.turns[0].assistant]),
     [
@@ -115,7 +108,7 @@ test("firefly: kinds filter counted per kind; missing and mistyped fields are ba
 const moss = `${fixtures}/moss-quirks.jsonl`;
 
 test("moss003: both layouts in one file; plugin turns filtered; every malformed record named", async () => {
-  const { conversations, report } = await read({ format: "moss003", path: moss, maxBadFraction: 1 });
+  const { conversations, report } = await readAll({ format: "moss003", path: moss, maxBadFraction: 1 });
   assert.equal(
     conversations.map((c) => [c.source.line, c.id, c.category, c.turns]),
     [
@@ -142,19 +135,19 @@ test("moss003: both layouts in one file; plugin turns filtered; every malformed 
 });
 
 test("moss003: language and category filters", async () => {
-  const en = await read({ format: "moss003", path: moss, language: "en", maxBadFraction: 1 });
+  const en = await readAll({ format: "moss003", path: moss, language: "en", maxBadFraction: 1 });
   assert.equal(en.conversations.map((c) => c.id), ["2"]);
   assert.equal(en.report.filteredByReason, { "uses plugins (Inner Thoughts)": 1, "language zh not selected": 2 });
-  const writing = await read({ format: "moss003", path: moss, categories: ["Writing", "Others"], maxBadFraction: 1 });
+  const writing = await readAll({ format: "moss003", path: moss, categories: ["Writing", "Others"], maxBadFraction: 1 });
   assert.equal(writing.conversations.map((c) => c.id), ["2", "6"]);
   assert.equal(writing.report.filteredByReason, { 'category "Brainstorming" not selected': 1, "uses plugins (Inner Thoughts)": 1 });
 });
 
 test("jsonl: single-turn and multi-turn field mappings", async () => {
-  const single = await read({ format: "jsonl", path: belle, fields: { user: "instruction", assistant: "output" }, maxBadFraction: 1 });
+  const single = await readAll({ format: "jsonl", path: belle, fields: { user: "instruction", assistant: "output" }, maxBadFraction: 1 });
   assert.equal(single.conversations.map((c) => c.source.line), [1, 2, 10]); // line 9 has no "instruction"
   assert.equal(single.conversations[2].turns, [{ user: "列出两个颜色。", assistant: "红色、蓝色" }]);
-  const multi = await read({ format: "jsonl", path: moss, fields: { turns: "conversation", user: "human", assistant: "assistant", category: "category" }, maxBadFraction: 1 });
+  const multi = await readAll({ format: "jsonl", path: moss, fields: { turns: "conversation", user: "human", assistant: "assistant", category: "category" }, maxBadFraction: 1 });
   assert.equal(multi.conversations.map((c) => [c.source.line, c.category, c.turns.length]), [
     [1, "Brainstorming", 2],
     [2, "Writing", 1],
@@ -178,10 +171,10 @@ test("settings: a missing file and misplaced settings are errors with the file n
 
 test("resume: starting at a record's offset and line yields exactly the records from there", async () => {
   const path = "pipelines/data/samples/moss003.jsonl";
-  const { conversations: all } = await read({ format: "moss003", path });
+  const { conversations: all } = await readAll({ format: "moss003", path });
   for (const k of [1, 7, all.length - 1]) {
     const { offset, line } = all[k].source;
-    const { conversations: rest, report } = await read({ format: "moss003", path }, { start: { offset, line } });
+    const { conversations: rest, report } = await readAll({ format: "moss003", path }, { start: { offset, line } });
     assert.equal(rest, all.slice(k), `resume at record ${k}`);
     assert.equal(report.records, all.length - k);
   }
@@ -193,7 +186,7 @@ test("a record longer than maxRecordBytes is a bad record and reading goes on", 
   const ok = JSON.stringify({ instruction: "短", input: "", output: "好" });
   const long = JSON.stringify({ instruction: "长".repeat(5000), input: "", output: "好" });
   writeFileSync(path, `${ok}\n${long}\n${ok}\n`);
-  const { conversations, report } = await read({ format: "belle", path, maxBadFraction: 1 }, { maxRecordBytes: 4096, chunkBytes: 1000 });
+  const { conversations, report } = await readAll({ format: "belle", path, maxBadFraction: 1 }, { maxRecordBytes: 4096, chunkBytes: 1000 });
   assert.equal(conversations.map((c) => c.source.line), [1, 3]);
   assert.equal(report.badByReason, { "record longer than 4096 bytes": 1 });
   assert.equal(report.diagnostics[0].code, "SFT5307");

@@ -4,22 +4,15 @@ import * as assert from "uvu/assert";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Conversation } from "../../runtime/data/conversation.ts";
-import { collectDataset, readDataset, type DatasetConfig, type ReadOptions } from "../../runtime/data/read-dataset.ts";
-import type { DataReport } from "../../runtime/data/report.ts";
+import { collectDataset } from "../../runtime/data/read-dataset.ts";
+import { readAll } from "./read-all.ts";
 
 const fixtures = "test/fixtures/data";
 const quirks = `${fixtures}/safety-quirks.json`;
 
-async function read(config: DatasetConfig, options: ReadOptions = {}): Promise<{ conversations: Conversation[]; report: DataReport }> {
-  const stream = readDataset(config, options);
-  const conversations: Conversation[] = [];
-  for await (const c of stream) conversations.push(c);
-  return { conversations, report: stream.report };
-}
 
 test("safety: records per category with lines; bad elements named by line and reason; empty list fine", async () => {
-  const { conversations, report } = await read({ format: "safety", path: quirks, maxBadFraction: 1 });
+  const { conversations, report } = await readAll({ format: "safety", path: quirks, maxBadFraction: 1 });
   assert.equal(
     conversations.map((c) => [c.source.line, c.category, c.turns]),
     [
@@ -44,7 +37,7 @@ test("safety: records per category with lines; bad elements named by line and re
 });
 
 test("safety: categories select lists; the others are counted as left out, not parsed", async () => {
-  const { conversations, report } = await read({ format: "safety", path: quirks, categories: ["Mental_Health"], maxBadFraction: 1 });
+  const { conversations, report } = await readAll({ format: "safety", path: quirks, categories: ["Mental_Health"], maxBadFraction: 1 });
   assert.equal(conversations.map((c) => c.source.line), [17]);
   assert.equal([report.records, report.accepted, report.bad, report.filtered], [7, 1, 1, 5]);
   assert.equal(report.filteredByReason, { 'category "Insult" not selected': 5 });
@@ -59,7 +52,7 @@ test("safety: a selected category the file lacks is an error listing the file's 
 });
 
 test("safety: a truncated file, a list at top level and a JSON Lines file are structure errors", async () => {
-  const truncated = await read({ format: "safety", path: `${fixtures}/safety-truncated.json` });
+  const truncated = await readAll({ format: "safety", path: `${fixtures}/safety-truncated.json` });
   assert.equal(truncated.conversations.length, 1); // the complete record before the cut is read
   assert.equal(truncated.report.diagnostics.map((d) => `${d.code} ${d.message}`), [
     `SFT5310 ${fixtures}/safety-truncated.json: the file ends before its JSON object is closed (truncated?)`,
@@ -75,10 +68,10 @@ test("safety: a truncated file, a list at top level and a JSON Lines file are st
 
 test("safety: every chunk size gives the same records (characters and tokens split across chunks)", async () => {
   const path = "pipelines/data/samples/safety/typical_safety_scenarios.json";
-  const whole = await read({ format: "safety", path });
+  const whole = await readAll({ format: "safety", path });
   assert.equal(whole.conversations.length, 28);
   for (const chunkBytes of [4, 5, 7, 64, 333]) {
-    const chunked = await read({ format: "safety", path }, { chunkBytes });
+    const chunked = await readAll({ format: "safety", path }, { chunkBytes });
     assert.equal(chunked.conversations, whole.conversations, `chunkBytes ${chunkBytes}`);
   }
 });
@@ -88,7 +81,7 @@ test("safety: a compact one-line file with a BOM and escapes in keys and texts",
   const path = join(dir, "compact.json");
   const text = JSON.stringify({ "Goal\u005fHijacking": [{ prompt: 'say "hi" \\ {x}', response: "ok ]}", type: "Goal_Hijacking" }], Insult: [] });
   writeFileSync(path, "\ufeff" + text);
-  const { conversations, report } = await read({ format: "safety", path }, { chunkBytes: 6 });
+  const { conversations, report } = await readAll({ format: "safety", path }, { chunkBytes: 6 });
   assert.equal(conversations.map((c) => [c.category, c.source.line, c.source.offset, c.turns]), [
     ["Goal_Hijacking", 1, 22, [{ user: 'say "hi" \\ {x}', assistant: "ok ]}" }]],
   ]);
@@ -100,7 +93,7 @@ test("safety: an element longer than maxRecordBytes is a bad record and the scan
   const path = join(dir, "long.json");
   const element = (prompt: string) => ({ prompt, response: "好", type: "Insult" });
   writeFileSync(path, JSON.stringify({ Insult: [element("短"), element("长".repeat(3000)), element("又短")] }, null, 1));
-  const { conversations, report } = await read({ format: "safety", path, maxBadFraction: 1 }, { maxRecordBytes: 2000, chunkBytes: 512 });
+  const { conversations, report } = await readAll({ format: "safety", path, maxBadFraction: 1 }, { maxRecordBytes: 2000, chunkBytes: 512 });
   assert.equal(conversations.map((c) => c.turns[0].user), ["短", "又短"]);
   assert.equal(report.badByReason, { "record longer than 2000 bytes": 1 });
 });
