@@ -4,7 +4,7 @@ import { invariant } from "../../compiler/diagnostics.ts";
 import { resolveModelConfig } from "../families/config.ts";
 import { families as declared, type Family } from "../families/index.ts";
 import { templates } from "../templates/index.ts";
-import { block, boolean, integer, oneOf, path, type Schema } from "./common.ts";
+import { block, integer, oneOf, path, type Schema } from "./common.ts";
 
 export const dtypes = ["f32", "f16", "bf16"] as const;
 export type Dtype = (typeof dtypes)[number];
@@ -144,7 +144,6 @@ function familySchema(name: string, facts: FamilyFacts): Schema {
       dtype: oneOf(dtypes, "Storage type of the base weights. bf16 is widened to f32 in the shader (exact); f16 needs the `shader-f16` device feature.", { default: facts.declared.publishedDtype }),
       tokenizer: path("Tokenizer file or directory. Defaults to `path`; required with `init = random`.", "file or directory"),
       template: oneOf(templateNames, "Chat template for training and generation (prompt layout, special tokens, loss mask): `native` is the family's own; another family's template may be named, e.g. to continue training a model that was fine-tuned with it.", { default: "native" }),
-      trust_config: boolean("Accept a config.json whose dimensions differ from the family's published ones (derived or resized checkpoints).", { default: false }),
       ...dims,
     },
     {
