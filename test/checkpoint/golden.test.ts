@@ -9,7 +9,7 @@ import { openCheckpoint } from "../../runtime/checkpoint/checkpoint.ts";
 import { loadModelConfig } from "../../runtime/checkpoint/config.ts";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
 import { bindTensors } from "../../runtime/checkpoint/family-check.ts";
-import { families, familyNames } from "../../stdlib/families/index.ts";
+import { families, familyNames, type FamilyName } from "../../stdlib/families/index.ts";
 import { assertClose } from "../support/numeric.ts";
 import { referenceForward, weightKey, type Weights } from "./reference-forward.ts";
 import { FIXTURES, expectOk } from "./support.ts";
@@ -39,24 +39,55 @@ function sftLoss(logits: Float64Array[][], labels: number[][]): number {
   return total / count;
 }
 
+interface GradSummary {
+  values?: number[];
+}
+
+async function loadFixture(name: FamilyName) {
+  const dir = join(FIXTURES, name);
+  const family = families[name];
+  const config = expectOk(await loadModelConfig(dir, name));
+  const checkpoint = expectOk(await openCheckpoint(dir));
+  const bindings = expectOk(bindTensors(checkpoint.tensors, family, config.dims, dir));
+  const weights: Weights = new Map();
+  for await (const result of checkpoint.stream({ include: (t) => bindings.has(t.name) })) {
+    const tensor = expectOk(result);
+    const { role, layer } = bindings.get(tensor.name)!;
+    weights.set(weightKey(role, layer), decodeElements(tensor.dtype, tensor.data));
+  }
+  const golden: Golden & { grads: Record<string, GradSummary> } = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8"));
+  const loss = () => sftLoss(golden.input_ids.map((ids) => referenceForward(family, config, weights, ids)), golden.labels);
+  return { family, config, weights, bindings, golden, loss };
+}
+
 for (const name of familyNames) {
   test(`${name}: logits and SFT loss from the declared traits match the PyTorch golden`, async () => {
-    const dir = join(FIXTURES, name);
-    const family = families[name];
-    const config = expectOk(await loadModelConfig(dir, name));
-    const checkpoint = expectOk(await openCheckpoint(dir));
-    const bindings = expectOk(bindTensors(checkpoint.tensors, family, config.dims, dir));
-    const weights: Weights = new Map();
-    for await (const result of checkpoint.stream({ include: (t) => bindings.has(t.name) })) {
-      const tensor = expectOk(result);
-      const { role, layer } = bindings.get(tensor.name)!;
-      weights.set(weightKey(role, layer), decodeElements(tensor.dtype, tensor.data));
-    }
-    const golden: Golden = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8"));
+    const { family, config, weights, golden } = await loadFixture(name);
     const logits = golden.input_ids.map((ids) => referenceForward(family, config, weights, ids));
     assertClose(logits.flat(2).flatMap((row) => Array.from(row)), golden.logits.flat(2), 1e-10, `${name} logits`);
     const loss = sftLoss(logits, golden.labels);
     assert.ok(Math.abs(loss - golden.loss) < 1e-10 * golden.loss, `${name}: loss ${loss} vs ${golden.loss}`);
+  });
+
+  test(`${name}: the golden gradients of two norm weights agree with central finite differences`, async () => {
+    const { weights, bindings, golden, loss } = await loadFixture(name);
+    const step = 1e-5;
+    for (const [tensorName, { role, layer }] of bindings) {
+      if (role !== "final_norm.weight" && !(role === "attn_norm.weight" && layer === 0)) continue;
+      const values = golden.grads[tensorName].values!;
+      const w = weights.get(weightKey(role, layer))!;
+      const numeric: number[] = [];
+      for (const i of [0, 1]) {
+        const original = w[i];
+        w[i] = original + step;
+        const up = loss();
+        w[i] = original - step;
+        const down = loss();
+        w[i] = original;
+        numeric.push((up - down) / (2 * step));
+      }
+      assertClose(numeric, values.slice(0, 2), 1e-6, `${name} d loss / d ${tensorName}[0..1]`);
+    }
   });
 }
 
