@@ -97,27 +97,33 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
       arenaBytes += align(a.bytes);
     }
   } else {
-    const placed: typeof allocations = [];
+    // first fit, largest first: scan placed allocations by offset, skipping those not live together
+    const placed: typeof allocations = []; // sorted by offset
     for (const a of [...allocations].sort((x, y) => y.bytes - x.bytes || x.first - y.first)) {
-      const busy = placed.filter((p) => p.first <= a.last && a.first <= p.last).sort((x, y) => x.offset - y.offset);
       let offset = 0;
-      for (const p of busy) {
+      for (const p of placed) {
+        if (p.last < a.first || a.last < p.first) continue;
         if (offset + align(a.bytes) <= p.offset) break;
         offset = Math.max(offset, p.offset + align(p.bytes));
       }
       a.offset = offset;
-      placed.push(a);
+      const at = placed.findIndex((p) => p.offset > offset);
+      placed.splice(at < 0 ? placed.length : at, 0, a);
       arenaBytes = Math.max(arenaBytes, offset + align(a.bytes));
     }
   }
   for (const a of allocations) for (const m of a.members) m.offset = a.offset;
 
+  // most bytes live at once: a sweep over launch indices (allocation starts and ends as deltas)
   const live = (category?: Category) => {
-    let peak = 0;
-    for (let t = 0; t <= end; t++) {
-      const sum = allocations.filter((b) => (!category || b.category === category) && b.first <= t && t <= b.last).reduce((acc, b) => acc + align(b.bytes), 0);
-      peak = Math.max(peak, sum);
+    const delta = new Float64Array(end + 3);
+    for (const a of allocations) {
+      if (category && a.category !== category) continue;
+      delta[a.first + 1] += align(a.bytes);
+      delta[a.last + 2] -= align(a.bytes);
     }
+    let peak = 0;
+    for (let t = 0, sum = 0; t < delta.length; t++) peak = Math.max(peak, (sum += delta[t]));
     return peak;
   };
   const total = (c: Category) => [...buffers.values()].filter((b) => b.category === c).reduce((acc, b) => acc + align(b.bytes), 0);
@@ -133,13 +139,23 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
   return { buffers, arenaBytes, noReuseArenaBytes, liveLowerBoundBytes: live(), peakBytes, categories };
 }
 
+/** Bytes in the largest binary unit that keeps the figure at or above 1. */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
+}
+
 /** A human-readable summary, one figure per line. */
 export function formatMemoryPlan(p: MemoryPlan): string {
-  const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
   const c = p.categories;
   return [
-    `peak ${kib(p.peakBytes)} = weights ${kib(c.weights)} + inputs ${kib(c.inputs)} + optimizer state ${kib(c.optimizerState)} + arena ${kib(p.arenaBytes)}`,
-    `arena: ${kib(p.arenaBytes)} planned, ${kib(p.liveLowerBoundBytes)} live at most, ${kib(p.noReuseArenaBytes)} without reuse`,
-    `gradients ${kib(c.gradients)}, activations peak ${kib(c.activations)}`,
+    `peak ${formatBytes(p.peakBytes)} = weights ${formatBytes(c.weights)} + inputs ${formatBytes(c.inputs)} + optimizer state ${formatBytes(c.optimizerState)} + arena ${formatBytes(p.arenaBytes)}`,
+    `arena: ${formatBytes(p.arenaBytes)} planned, ${formatBytes(p.liveLowerBoundBytes)} live at most, ${formatBytes(p.noReuseArenaBytes)} without reuse`,
+    `gradients ${formatBytes(c.gradients)}, activations peak ${formatBytes(c.activations)}`,
   ].join("\n");
 }

@@ -83,6 +83,7 @@ export function schedule(g: Graph): Schedule {
   const home = new Map<Node, Node>();
   const epilogues = new Map<Node, EpilogueKind[]>();
   const accumulates = new Map<Node, Node>();
+  const chainEnds = new Map<Node, Node>(); // library node -> the last node of its epilogue chain
   for (const k of order) {
     const entry = entryOf(k);
     if (!entry) continue;
@@ -100,6 +101,7 @@ export function schedule(g: Graph): Schedule {
       cur = next[0];
       home.set(cur, k);
     }
+    chainEnds.set(k, cur);
     if (cur !== k) {
       materialized.delete(k);
       materialized.add(cur);
@@ -119,7 +121,7 @@ export function schedule(g: Graph): Schedule {
       const existing = key === undefined ? undefined : keyed.get(key);
       const id = existing ?? groups.push({ anchor: n, outputs: [] }) - 1;
       if (key !== undefined) keyed.set(key, id);
-      groups[id].outputs.push(chainEnd(n, home));
+      groups[id].outputs.push(chainEnds.get(n)!);
     } else if (materialized.has(n) && !home.has(n)) groups.push({ anchor: n, outputs: [n] });
   }
   groups.forEach((grp, id) => grp.outputs.forEach((o) => groupOf.set(o, id)));
@@ -181,12 +183,6 @@ export function schedule(g: Graph): Schedule {
     };
   });
   return { graph: g, launches, outputViews };
-}
-
-function chainEnd(k: Node, home: Map<Node, Node>): Node {
-  let end = k;
-  for (const [n, h] of home) if (h === k) end = n; // chain members were added in order
-  return end;
 }
 
 /** The nodes a group computes (walking up from its outputs to buffers) and the buffers it reads. */
