@@ -4,7 +4,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { ByteLevelBpeTokenizer, type ByteLevelBpeFiles } from "./byte-level-bpe.ts";
-import { ChatGlm2Tokenizer, ChatGlmTokenizer } from "./chatglm.ts";
+import { ChatGlmTokenizer } from "./chatglm.ts";
+import { ChatGlm2Tokenizer } from "./chatglm2.ts";
 import { SentencePiece } from "./sentencepiece.ts";
 import { SentencePieceTokenizer } from "./sentencepiece-tokenizer.ts";
 

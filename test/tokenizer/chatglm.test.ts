@@ -3,7 +3,8 @@
 // its reference ids come from the sentencepiece library on the preprocessed text.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { ChatGlm2Tokenizer, ChatGlmTokenizer, chatGlmPostprocess, chatGlmPreprocess } from "../../runtime/tokenizer/chatglm.ts";
+import { ChatGlmTokenizer, chatGlmPostprocess, chatGlmPreprocess } from "../../runtime/tokenizer/chatglm.ts";
+import { ChatGlm2Tokenizer } from "../../runtime/tokenizer/chatglm2.ts";
 import { checkParity, fixtureDir, loadFixtureModel, readExpected, readStrings, unwrap } from "./fixtures.ts";
 
 const glm6 = unwrap(ChatGlmTokenizer.create(loadFixtureModel("glm6"), `${fixtureDir}/glm6.model`));
