@@ -12,6 +12,8 @@ export interface KernelBinding {
   name: string;
   dtype: StorageDType;
   access: Access;
+  /** Read as `array<vec4<T>>` through `load4_NAME(j)` (f32/f16 only; the element count must be a multiple of 4). */
+  vec4?: boolean;
 }
 
 export type Variant = Readonly<Record<string, string | number | boolean>>;
@@ -60,6 +62,11 @@ export function kernelSource(spec: KernelSpec): string {
   const members = uniformNames.length ? uniformNames.map((n) => `  ${n}: ${spec.uniforms[n]},`).join("\n") : "  _unused: u32,";
   const bindings = spec.bindings.map((b, i) => {
     invariant(!(b.dtype === "bf16" && b.access === "read_write"), `${spec.name}: bf16 binding '${b.name}' must be read-only`);
+    if (b.vec4) {
+      invariant(b.dtype === "f32" || b.dtype === "f16", `${spec.name}: vec4 binding '${b.name}' must be f32 or f16`);
+      return `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<vec4<${b.dtype}>>;
+fn load4_${b.name}(j: u32) -> vec4<f32> { return vec4<f32>(${b.name}[j]); }`;
+    }
     const decl = `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<${wgslArrayElement(b.dtype)}>;`;
     const isFloat = b.dtype === "f32" || b.dtype === "f16" || b.dtype === "bf16";
     return isFloat ? `${decl}\n${wgslFloatAccessors(b.name, b.dtype, b.access === "read_write")}` : decl;

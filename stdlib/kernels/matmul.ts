@@ -1,0 +1,197 @@
+// Batched matmul C = alpha * op(A) op(B) [+ bias] [+ beta * C], op = identity or transpose.
+// A 64x64 output tile per 16x16 workgroup, 4x4 outputs per thread held in registers, K in
+// steps of 16 through workgroup memory. Operands load as vec4 when their contiguous dimension
+// allows it, else as guarded scalars (any size, bf16 included). Accumulation is f32.
+import { invariant } from "../../compiler/diagnostics.ts";
+import type { StorageDType } from "./dtype.ts";
+import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
+
+const TILE = 64; // output rows and columns per workgroup
+const BK = 16; // K per step
+
+/** What varies between compiled matmul pipelines. */
+export interface MatmulOptions {
+  a: StorageDType;
+  b: StorageDType;
+  out: StorageDType;
+  /** A is stored (K, M) instead of (M, K). */
+  transA: boolean;
+  /** B is stored (N, K) instead of (K, N). */
+  transB: boolean;
+  /** Adds bias[n] (dtype `biasDtype`). */
+  bias?: StorageDType;
+  /** C = ... + beta * C: reads C before writing it (gradient accumulation). */
+  accumulate?: boolean;
+}
+
+/** Sizes of one call: `batch` products of (M, K) x (K, N); strides in elements between batch items (0 broadcasts). */
+export interface MatmulShape {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+  alpha?: number;
+  beta?: number;
+}
+
+/** Whether an operand stored as rows of `cols` elements can be read as vec4. */
+function vec4Ok(dtype: StorageDType, cols: number, stride: number): boolean {
+  return dtype !== "bf16" && cols % 4 === 0 && stride % 4 === 0;
+}
+
+function strides(s: MatmulShape): { strideA: number; strideB: number; strideC: number } {
+  return { strideA: s.strideA ?? s.m * s.k, strideB: s.strideB ?? s.k * s.n, strideC: s.strideC ?? s.m * s.n };
+}
+
+/** The uniforms of a matmul call. */
+export function matmulUniforms(s: MatmulShape): UniformValues {
+  return { M: s.m, N: s.n, K: s.k, batch: s.batch, ...strides(s), alpha: s.alpha ?? 1, beta: s.beta ?? 0 };
+}
+
+/** The matmul kernel for `o`, choosing vec4 loads where the shape's alignment allows. */
+export function matmulKernel(o: MatmulOptions, shape: MatmulShape): KernelSpec {
+  const st = strides(shape);
+  invariant(o.out !== "bf16", "matmul writes f32 or f16");
+  const vecA = vec4Ok(o.a, o.transA ? shape.m : shape.k, st.strideA);
+  const vecB = vec4Ok(o.b, o.transB ? shape.k : shape.n, st.strideB);
+  return matmulSpec(o, vecA, vecB);
+}
+
+// A stored matrix of `rows` x `cols` (cols contiguous): 4 values at (row, col..col+3), 0 outside.
+function load4(name: string, vec: boolean): string {
+  return vec
+    ? `fn tile4_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
+  if (row >= rows || col >= cols) { return vec4<f32>(0.0); }
+  return load4_${name}((base + row * cols + col) / 4u);
+}`
+    : `fn tile4_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
+  if (row >= rows) { return vec4<f32>(0.0); }
+  let i = base + row * cols + col;
+  return vec4<f32>(
+    select(0.0, load_${name}(i), col < cols),
+    select(0.0, load_${name}(i + 1u), col + 1u < cols),
+    select(0.0, load_${name}(i + 2u), col + 2u < cols),
+    select(0.0, load_${name}(i + 3u), col + 3u < cols));
+}`;
+}
+
+// Fills tile[k][r] (vec4 over r) for k < BK, r < TILE from an operand whose tile dimension `r`
+// is M (for A) or N (for B). `across` = the stored layout is (r, K): contiguous along K.
+function fillTile(tile: string, name: string, across: boolean, rDim: string, base: string, r0: string): string {
+  return across
+    ? `  {
+    let r = lidx / 4u;
+    let kq = (lidx % 4u) * 4u;
+    let v = tile4_${name}(${base}, ${r0} + r, k0 + kq, u.${rDim}, u.K);
+    let t = kq * 16u + r / 4u;
+    let lane = r % 4u;
+    ${tile}[t][lane] = v.x;
+    ${tile}[t + 16u][lane] = v.y;
+    ${tile}[t + 32u][lane] = v.z;
+    ${tile}[t + 48u][lane] = v.w;
+  }`
+    : `  {
+    let k = lidx / 16u;
+    let rq = (lidx % 16u) * 4u;
+    ${tile}[k * 16u + lidx % 16u] = tile4_${name}(${base}, k0 + k, ${r0} + rq, u.K, u.${rDim});
+  }`;
+}
+
+function matmulSpec(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelSpec {
+  const bindings: KernelBinding[] = [
+    { name: "a", dtype: o.a, access: "read", vec4: vecA },
+    { name: "b", dtype: o.b, access: "read", vec4: vecB },
+  ];
+  if (o.bias) bindings.push({ name: "bias", dtype: o.bias, access: "read" });
+  bindings.push({ name: "c", dtype: o.out, access: "read_write" });
+  const epilogue = [
+    "u.alpha * v",
+    o.bias ? "load_bias(n)" : "",
+    o.accumulate ? "u.beta * load_c(ci)" : "",
+  ].filter(Boolean);
+  return {
+    name: "matmul_tiled",
+    variant: { a: o.a, b: o.b, out: o.out, transA: o.transA, transB: o.transB, vecA, vecB, bias: o.bias ?? "none", accumulate: !!o.accumulate },
+    uniforms: { M: "u32", N: "u32", K: "u32", batch: "u32", strideA: "u32", strideB: "u32", strideC: "u32", alpha: "f32", beta: "f32" },
+    bindings,
+    workgroupSize: [16, 16, 1],
+    dispatch: (u) => [ceilDiv(u.N, TILE), ceilDiv(u.M, TILE), u.batch],
+    declarations: `${load4("a", vecA)}
+${load4("b", vecB)}
+var<workgroup> tile_a: array<vec4<f32>, ${(BK * TILE) / 4}>; // [k][m / 4]
+var<workgroup> tile_b: array<vec4<f32>, ${(BK * TILE) / 4}>; // [k][n / 4]
+// Static component indices throughout: dynamic indexing of private arrays is slow to compile on lavapipe.
+fn store_one(base: u32, m: u32, n: u32, v: f32) {
+  if (m >= u.M || n >= u.N) { return; }
+  let ci = base + m * u.N + n;
+  store_c(ci, ${epilogue.join(" + ")});
+}
+fn store_row(base: u32, m: u32, n: u32, v: vec4<f32>) {
+  store_one(base, m, n, v.x);
+  store_one(base, m, n + 1u, v.y);
+  store_one(base, m, n + 2u, v.z);
+  store_one(base, m, n + 3u, v.w);
+}`,
+    body: `  let m0 = wid.y * ${TILE}u;
+  let n0 = wid.x * ${TILE}u;
+  let base_a = wid.z * u.strideA;
+  let base_b = wid.z * u.strideB;
+  var acc: array<vec4<f32>, 4>; // rows m0 + 4*lid.y + i, columns n0 + 4*lid.x .. +3
+  for (var k0 = 0u; k0 < u.K; k0 += ${BK}u) {
+${fillTile("tile_a", "a", !o.transA, "M", "base_a", "m0")}
+${fillTile("tile_b", "b", o.transB, "N", "base_b", "n0")}
+    workgroupBarrier();
+    for (var k = 0u; k < ${BK}u; k++) {
+      let av = tile_a[k * 16u + lid.y];
+      let bv = tile_b[k * 16u + lid.x];
+      acc[0] = fma(vec4<f32>(av.x), bv, acc[0]);
+      acc[1] = fma(vec4<f32>(av.y), bv, acc[1]);
+      acc[2] = fma(vec4<f32>(av.z), bv, acc[2]);
+      acc[3] = fma(vec4<f32>(av.w), bv, acc[3]);
+    }
+    workgroupBarrier();
+  }
+  let row = m0 + lid.y * 4u;
+  let col = n0 + lid.x * 4u;
+  let base_c = wid.z * u.strideC;
+  store_row(base_c, row, col, acc[0]);
+  store_row(base_c, row + 1u, col, acc[1]);
+  store_row(base_c, row + 2u, col, acc[2]);
+  store_row(base_c, row + 3u, col, acc[3]);`,
+  };
+}
+
+// ---- float64 CPU reference ----
+
+/** C = alpha * op(A) op(B) + bias + beta * C0, per batch item; the same layouts as the kernel. */
+export function matmulRef(
+  a: Float64Array,
+  b: Float64Array,
+  o: { transA: boolean; transB: boolean },
+  s: MatmulShape,
+  extra: { bias?: Float64Array; c0?: Float64Array } = {},
+): Float64Array {
+  const { strideA, strideB, strideC } = strides(s);
+  const alpha = s.alpha ?? 1;
+  const beta = s.beta ?? 0;
+  const c = new Float64Array(Math.max(extra.c0?.length ?? 0, (s.batch - 1) * strideC + s.m * s.n));
+  if (extra.c0) c.set(extra.c0);
+  for (let z = 0; z < s.batch; z++) {
+    for (let m = 0; m < s.m; m++) {
+      for (let n = 0; n < s.n; n++) {
+        let sum = 0;
+        for (let k = 0; k < s.k; k++) {
+          const av = a[z * strideA + (o.transA ? k * s.m + m : m * s.k + k)];
+          const bv = b[z * strideB + (o.transB ? n * s.k + k : k * s.n + n)];
+          sum += av * bv;
+        }
+        const i = z * strideC + m * s.n + n;
+        c[i] = alpha * sum + (extra.bias ? extra.bias[n] : 0) + (extra.c0 ? beta * extra.c0[i] : 0);
+      }
+    }
+  }
+  return c;
+}

@@ -1,0 +1,100 @@
+// Tiled matmul against the float64 reference: every transpose combination, vec4 and scalar
+// paths, sizes off the 64x64 tile, batches with broadcast operands, bias and accumulation.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { runKernel } from "../../runtime/gpu/batch.ts";
+import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
+import { Random } from "../../runtime/random.ts";
+import { matmulKernel, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { assertClose } from "../support/numeric.ts";
+import { assertBitwiseEqual, randomValues, toleranceFor, withGpu } from "./gpu-harness.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
+
+const test = suite("matmul");
+
+// Odd shapes take the scalar path, aligned ones the vec4 path (each a pipeline: lavapipe takes
+// seconds to compile one cold, so the set is small). None is a multiple of the 64x64 tile but one.
+const SCALAR_SHAPES: MatmulShape[] = [
+  { batch: 1, m: 1, n: 1, k: 1 },
+  { batch: 1, m: 5, n: 7, k: 3 },
+  { batch: 1, m: 70, n: 33, k: 19 },
+];
+const ALIGNED_SHAPES: MatmulShape[] = [
+  { batch: 2, m: 64, n: 64, k: 32 },
+  { batch: 3, m: 68, n: 36, k: 40, strideB: 0 }, // one B for every batch item (a shared weight)
+];
+const SHAPES = [...SCALAR_SHAPES, ...ALIGNED_SHAPES];
+
+async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulShape, tol: number): Promise<{ spec: string; out: Float32Array }> {
+  const sizeA = s.strideA === 0 ? s.m * s.k : s.batch * s.m * s.k;
+  const sizeB = s.strideB === 0 ? s.k * s.n : s.batch * s.k * s.n;
+  const as = randomValues(rng, sizeA, o.a);
+  const bs = randomValues(rng, sizeB, o.b);
+  const bias = o.bias ? randomValues(rng, s.n, o.bias) : undefined;
+  const c0 = o.accumulate ? randomValues(rng, s.batch * s.m * s.n, o.out) : undefined;
+  const spec = matmulKernel(o, s);
+  const c = c0 ? uploadTensor(gpu, o.out, [s.batch, s.m, s.n], c0) : createTensor(gpu, o.out, [s.batch, s.m, s.n]);
+  const tensors = { a: uploadTensor(gpu, o.a, [sizeA], as), b: uploadTensor(gpu, o.b, [sizeB], bs), c, ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias) } : {}) };
+  await runKernel(gpu, spec, matmulUniforms(s), tensors);
+  const out = await readFloats(gpu, c);
+  const label = `${o.a}x${o.b}->${o.out} tA=${+o.transA} tB=${+o.transB} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
+  assertClose(out, matmulRef(as, bs, o, s, { bias, c0 }), tol, label);
+  return { spec: label, out };
+}
+
+test(
+  "f32, every transpose combination and shape",
+  withGpu(async (gpu) => {
+    const rng = new Random(21);
+    for (const transA of [false, true])
+      for (const transB of [false, true])
+        for (const s of SHAPES) await check(gpu, rng, { a: "f32", b: "f32", out: "f32", transA, transB }, s, toleranceFor("f32"));
+  }),
+);
+
+test(
+  "f16 and bf16 inputs accumulate in f32; f16 output",
+  withGpu(async (gpu) => {
+    const rng = new Random(22);
+    // Each dtype pair is its own pipeline, and lavapipe compiles each for a second or two: pairs
+    // chosen so every dtype is an A and a B operand, on the vec4 (aligned) and scalar paths.
+    const pairs = gpu.hasF16 ? [["f16", "f16"], ["bf16", "bf16"], ["f32", "bf16"], ["bf16", "f16"]] : [["bf16", "bf16"], ["f32", "bf16"]];
+    for (const [a, b] of pairs as [StorageDType, StorageDType][])
+      // inputs are rounded before the reference sees them, so only f32 accumulation error remains
+      await check(gpu, rng, { a, b, out: "f32", transA: false, transB: true }, ALIGNED_SHAPES[1], toleranceFor("f32"));
+    if (gpu.hasF16) await check(gpu, rng, { a: "f16", b: "f16", out: "f16", transA: false, transB: false }, ALIGNED_SHAPES[0], toleranceFor("f16"));
+  }),
+);
+
+test(
+  "bias, alpha and accumulation into C (beta)",
+  withGpu(async (gpu) => {
+    const rng = new Random(23);
+    await check(gpu, rng, { a: "f32", b: "bf16", out: "f32", transA: false, transB: true, bias: "bf16" }, SCALAR_SHAPES[2], toleranceFor("f32"));
+    const s = { ...ALIGNED_SHAPES[1], alpha: 0.5, beta: 1 };
+    await check(gpu, rng, { a: "f32", b: "f32", out: "f32", transA: true, transB: false, accumulate: true }, s, toleranceFor("f32"));
+  }),
+);
+
+test(
+  "vec4 and scalar paths are both exercised",
+  withGpu(async () => {
+    const o: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: false };
+    assert.is(matmulKernel(o, { batch: 1, m: 8, n: 8, k: 8 }).variant.vecA, true);
+    assert.is(matmulKernel(o, { batch: 1, m: 8, n: 7, k: 8 }).variant.vecB, false);
+    assert.is(matmulKernel({ ...o, a: "bf16" }, { batch: 1, m: 8, n: 8, k: 8 }).variant.vecA, false);
+  }),
+);
+
+test(
+  "deterministic: the same inputs twice give bitwise-identical outputs",
+  withGpu(async (gpu) => {
+    const o: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: true, transB: false };
+    const first = await check(gpu, new Random(99), o, SCALAR_SHAPES[2], toleranceFor("f32"));
+    const second = await check(gpu, new Random(99), o, SCALAR_SHAPES[2], toleranceFor("f32"));
+    assertBitwiseEqual(first.out, second.out, "matmul");
+  }),
+);
+
+test.run();
