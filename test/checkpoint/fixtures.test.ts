@@ -8,6 +8,7 @@ import { openCheckpoint, type Checkpoint } from "../../runtime/checkpoint/checkp
 import { loadModelConfig } from "../../runtime/checkpoint/config.ts";
 import { bindTensors } from "../../runtime/checkpoint/family-check.ts";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
+import { openModelDir } from "../../runtime/checkpoint/model-dir.ts";
 import { families, familyNames } from "../../stdlib/families/index.ts";
 import { FIXTURES, assertMatchesManifest, expectOk as value, readManifest } from "./support.ts";
 
@@ -42,6 +43,20 @@ test("chatglm: the stored lm_head equals the embedding it is tied to", async () 
   for await (const r of checkpoint.stream({ include: (t) => wanted.has(t.name) })) loaded.push(value(r).data);
   assert.is(loaded.length, 2);
   assert.equal(loaded[0], loaded[1]);
+});
+
+test("openModelDir streams only the weights a model uses, each with its role and layer", async () => {
+  const model = value(await openModelDir(join(FIXTURES, "chatglm"), "chatglm"));
+  const seen: string[] = [];
+  for await (const r of model.weights()) {
+    const t = value(r);
+    seen.push(`${t.role}@${t.layer}`);
+  }
+  assert.is(seen.length, 27, "30 stored - 2 inv_freq buffers - the tied lm_head copy");
+  assert.ok(seen.includes("attn.qkv.weight@1") && seen.includes("embed.weight@null") && !seen.includes("head.weight@null"));
+  const mismatch = await openModelDir(join(FIXTURES, "chatglm"), "chatglm2");
+  assert.is(mismatch.ok, false);
+  assert.is(mismatch.diagnostics[0].code, "SFT5104");
 });
 
 test("chatglm2 as sharded safetensors matches its manifest", async () => {

@@ -5,10 +5,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { openCheckpoint } from "../../runtime/checkpoint/checkpoint.ts";
-import { loadModelConfig } from "../../runtime/checkpoint/config.ts";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
-import { bindTensors } from "../../runtime/checkpoint/family-check.ts";
+import { openModelDir } from "../../runtime/checkpoint/model-dir.ts";
 import { families, familyNames, type FamilyName } from "../../stdlib/families/index.ts";
 import { assertClose } from "../support/numeric.ts";
 import { referenceForward, weightKey, type Weights } from "./reference-forward.ts";
@@ -46,14 +44,11 @@ interface GradSummary {
 async function loadFixture(name: FamilyName) {
   const dir = join(FIXTURES, name);
   const family = families[name];
-  const config = expectOk(await loadModelConfig(dir, name));
-  const checkpoint = expectOk(await openCheckpoint(dir));
-  const bindings = expectOk(bindTensors(checkpoint.tensors, family, config.dims, dir));
+  const { config, bindings, weights: stream } = expectOk(await openModelDir(dir, name));
   const weights: Weights = new Map();
-  for await (const result of checkpoint.stream({ include: (t) => bindings.has(t.name) })) {
+  for await (const result of stream()) {
     const tensor = expectOk(result);
-    const { role, layer } = bindings.get(tensor.name)!;
-    weights.set(weightKey(role, layer), decodeElements(tensor.dtype, tensor.data));
+    weights.set(weightKey(tensor.role, tensor.layer), decodeElements(tensor.dtype, tensor.data));
   }
   const golden: Golden & { grads: Record<string, GradSummary> } = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8"));
   const loss = () => sftLoss(golden.input_ids.map((ids) => referenceForward(family, config, weights, ids)), golden.labels);
