@@ -25,10 +25,17 @@ export interface DatasetConfig {
   kinds?: string[];
   /** moss003: `category` values to keep; safety: category keys to read. */
   categories?: string[];
-  /** moss003: keep conversations whose first question is Chinese (zh) or not (en). */
+  /** moss003: keep conversations whose first question is Chinese (zh), not Chinese (en), or all. */
   language?: MossLanguage;
   /** jsonl: which fields hold the texts. */
   fields?: FieldMapping;
+  /**
+   * Remove leading and trailing whitespace from every question and answer (default true), as
+   * Firefly's UnifiedSFTDataset does (`.strip()`). That drops the quirks of the real files:
+   * the trailing `\n` of Belle instructions, the leading `\n`/`\n\n` of Belle and
+   * Safety-Prompts answers (datasets.md A.1, A.4). System texts are kept as they are.
+   */
+  strip?: boolean;
   /** Default "skip" (see report.ts for the policy). */
   onError?: OnError;
   /** Default 0.01. */
@@ -74,7 +81,7 @@ export function readDataset(config: DatasetConfig, options: ReadOptions = {}): D
       }
       try {
         if (config.format === "safety") yield* readSafety(handle, config, options, builder);
-        else yield* readJsonLines(handle, config.path, recordParser(config), options, builder);
+        else yield* readJsonLines(handle, config, recordParser(config), options, builder);
       } catch (err) {
         // A read error after opening (EISDIR, EIO): report it like a failed open.
         builder.fatal(cannotRead(config.path, err));
@@ -149,11 +156,14 @@ function lineProblem(problem: "too-long" | "invalid-utf8", maxBytes: number): Pr
 }
 
 /** Applies a record's outcome to the report; the conversation to yield, or false to stop. */
-function settle(outcome: RecordOutcome, source: Source, builder: ReportBuilder): Conversation | undefined | false {
+function settle(outcome: RecordOutcome, source: Source, config: DatasetConfig, builder: ReportBuilder): Conversation | undefined | false {
   switch (outcome.kind) {
-    case "ok":
+    case "ok": {
       builder.accept();
-      return { ...outcome.conversation, source };
+      const { turns } = outcome.conversation;
+      const stripped = config.strip === false ? turns : turns.map((t) => ({ user: t.user.trim(), assistant: t.assistant.trim() }));
+      return { ...outcome.conversation, turns: stripped, source };
+    }
     case "filtered":
       builder.filter(outcome.reason);
       return undefined;
@@ -172,7 +182,7 @@ function parseJson(text: string): { value: unknown } | Problem {
   }
 }
 
-async function* readJsonLines(handle: FileHandle, file: string, parse: (value: unknown) => RecordOutcome, options: ReadOptions, builder: ReportBuilder): AsyncGenerator<Conversation> {
+async function* readJsonLines(handle: FileHandle, config: DatasetConfig, parse: (value: unknown) => RecordOutcome, options: ReadOptions, builder: ReportBuilder): AsyncGenerator<Conversation> {
   const maxLineBytes = options.maxRecordBytes ?? defaultMaxLineBytes;
   for await (const raw of readLines(handle, { start: options.start, maxLineBytes, chunkBytes: options.chunkBytes })) {
     if (raw.text === undefined) {
@@ -185,7 +195,7 @@ async function* readJsonLines(handle: FileHandle, file: string, parse: (value: u
     }
     const parsed = parseJson(raw.text);
     const outcome: RecordOutcome = "value" in parsed ? parse(parsed.value) : { kind: "bad", problem: parsed };
-    const settled = settle(outcome, { file, line: raw.line, offset: raw.offset }, builder);
+    const settled = settle(outcome, { file: config.path, line: raw.line, offset: raw.offset }, config, builder);
     if (settled === false) return;
     if (settled) yield settled;
   }
@@ -219,7 +229,7 @@ async function* readSafety(handle: FileHandle, config: DatasetConfig, options: R
         break;
       }
     }
-    const settled = settle(outcome, { file, line: event.line, offset: event.kind === "element" || event.kind === "bad-element" ? event.offset : -1 }, builder);
+    const settled = settle(outcome, { file, line: event.line, offset: event.offset }, config, builder);
     if (settled === false) return;
     if (settled) yield settled;
   }

@@ -61,17 +61,13 @@ export function listField(record: JsonObject, key: string): unknown[] | Problem 
 }
 
 /**
- * A turn from raw texts. Leading and trailing whitespace is removed from both, as Firefly's
- * `UnifiedSFTDataset` does (`.strip()`); that also drops the quirks of the real files: the
- * trailing `\n` of Belle instructions and the leading `\n`/`\n\n` of Belle and Safety-Prompts
- * answers (datasets.md A.1, A.4). An empty text after trimming makes the record bad.
+ * A turn from raw texts, kept as they are (readDataset strips them unless `strip = false`).
+ * A text that is empty or only whitespace makes the record bad.
  */
 export function makeTurn(user: string, assistant: string, where = ""): Turn | Problem {
-  const u = user.trim();
-  const a = assistant.trim();
-  if (u === "") return { code: "SFT5306", reason: `empty question${where}` };
-  if (a === "") return { code: "SFT5306", reason: `empty answer${where}` };
-  return { user: u, assistant: a };
+  if (user.trim() === "") return { code: "SFT5306", reason: `empty question${where}` };
+  if (assistant.trim() === "") return { code: "SFT5306", reason: `empty answer${where}` };
+  return { user, assistant };
 }
 
 /** A single-turn conversation from raw texts. */

@@ -21,16 +21,29 @@ export interface TemplateChoice {
   trained: ReadonlySet<Role>;
 }
 
-/** Picks a family's template and loss scheme (default: the template's). */
-export function chooseTemplate(family: TemplateName, loss?: string): Result<TemplateChoice> {
+export interface TemplateOptions {
+  /** A loss scheme of the template (default: the template's). */
+  loss?: string;
+  /** Also train on prompt texts: the system and user pieces (`train_on_prompt`). */
+  trainOnPrompt?: boolean;
+}
+
+/** Picks a family's template and loss scheme. */
+export function chooseTemplate(family: TemplateName, options: TemplateOptions = {}): Result<TemplateChoice> {
   const template = templates[family];
-  const scheme = loss ?? template.defaultLoss;
+  const scheme = options.loss ?? template.defaultLoss;
   const roles = template.lossSchemes[scheme];
   if (!roles) {
     const known = Object.keys(template.lossSchemes);
     return fail(diag("SFT5316", `the ${family} template has no loss scheme "${scheme}"`, { hint: `use one of: ${known.join(", ")}` }));
   }
-  return ok({ template, trained: new Set(roles) });
+  if (!options.trainOnPrompt) return ok({ template, trained: new Set(roles) });
+  if (template.layout.kind === "history-prompt") {
+    // The prompt before <sop> is attended bidirectionally: a label there could be read from
+    // its own position, so training on it teaches nothing.
+    return fail(diag("SFT5316", `the ${family} template cannot train on the prompt: the prompt is attended in both directions`, { hint: "remove train_on_prompt" }));
+  }
+  return ok({ template, trained: new Set<Role>([...roles, "system", "user"]) });
 }
 
 /** Renders a conversation into its training examples (one, or one per turn for ChatGLM-6B). */

@@ -52,7 +52,7 @@ export interface DataReport {
   failed: boolean;
 }
 
-export function emptyReport(file: string): DataReport {
+function emptyReport(file: string): DataReport {
   return { file, records: 0, accepted: 0, blankLines: 0, bad: 0, badByReason: {}, filtered: 0, filteredByReason: {}, diagnostics: [], failed: false };
 }
 
@@ -64,10 +64,6 @@ export class ReportBuilder {
   constructor(file: string, policy: Partial<BadRecordPolicy> = {}) {
     this.report = emptyReport(file);
     this.policy = { ...defaultPolicy, ...policy };
-  }
-
-  get failed(): boolean {
-    return this.report.failed;
   }
 
   accept(): void {
@@ -119,7 +115,7 @@ export class ReportBuilder {
       r.diagnostics.push(
         diag("SFT5313", `${r.file}: skipped ${r.bad} bad of ${r.records} records (${describe(r.badByReason)})`, {
           where: r.file,
-          hint: r.bad > this.policy.maxReported ? `only the first ${this.policy.maxReported} are listed` : undefined,
+          ...(r.bad > this.policy.maxReported ? { hint: `only the first ${this.policy.maxReported} are listed` } : {}),
         }),
       );
     }

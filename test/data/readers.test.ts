@@ -56,6 +56,14 @@ test("belle: BOM, CRLF, no final newline, both field layouts; every bad line nam
   assert.equal(summary(last), `SFT5313 ${belle}: skipped 5 bad of 9 records (1 × missing field "output", 1 × field "output" is not a string, 1 × empty answer, 1 × invalid JSON, 1 × record is not a JSON object)`);
 });
 
+test("belle with strip = false keeps the texts exactly as in the file", async () => {
+  const { conversations } = await readAll({ format: "belle", path: belle, strip: false, maxBadFraction: 1 });
+  assert.equal(conversations[0].turns, [{ user: "把下面的句子翻译成英文。\n今天天气很好。\n", assistant: "\nThe weather is nice today." }]);
+  const fnlp = await readAll({ format: "moss003", path: `${fixtures}/moss-quirks.jsonl`, strip: false, maxBadFraction: 1 });
+  // The marker's space after "<|Human|>:" is not part of the text; the fnlp "\n" after <eoh> is outside the marker.
+  assert.equal(fnlp.conversations.find((c) => c.id === "6")?.turns, [{ user: "今天星期几？", assistant: "我无法获取实时日期，请查看设备上的日历。" }]);
+});
+
 test("policy: on_error = skip with the default 1% threshold fails a file with 5 of 9 bad records", async () => {
   const result = await collectDataset({ format: "belle", path: belle });
   assert.not.ok(result.ok);
@@ -138,6 +146,8 @@ test("moss003: language and category filters", async () => {
   const en = await readAll({ format: "moss003", path: moss, language: "en", maxBadFraction: 1 });
   assert.equal(en.conversations.map((c) => c.id), ["2"]);
   assert.equal(en.report.filteredByReason, { "uses plugins (Inner Thoughts)": 1, "language zh not selected": 2 });
+  const all = await readAll({ format: "moss003", path: moss, language: "all", maxBadFraction: 1 });
+  assert.equal(all.conversations.map((c) => c.id), ["1", "2", "6"]);
   const writing = await readAll({ format: "moss003", path: moss, categories: ["Writing", "Others"], maxBadFraction: 1 });
   assert.equal(writing.conversations.map((c) => c.id), ["2", "6"]);
   assert.equal(writing.report.filteredByReason, { 'category "Brainstorming" not selected': 1, "uses plugins (Inner Thoughts)": 1 });

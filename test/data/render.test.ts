@@ -17,7 +17,7 @@ function conversation(...pairs: [string, string][]): Conversation {
 }
 
 function render(family: TemplateName, c: Conversation, loss?: string): Example[] {
-  const choice = chooseTemplate(family, loss);
+  const choice = chooseTemplate(family, { loss });
   assert.ok(choice.ok);
   return renderConversation(c, choice.value);
 }
@@ -174,9 +174,19 @@ test("placeholders in the data are left alone", () => {
 });
 
 test("an unknown loss scheme is an error naming the known ones", () => {
-  const choice = chooseTemplate("chatglm2", "moss");
+  const choice = chooseTemplate("chatglm2", { loss: "moss" });
   assert.not.ok(choice.ok);
   assert.equal(choice.diagnostics.map((d) => [d.code, d.message, d.hint]), [["SFT5316", 'the chatglm2 template has no loss scheme "moss"', "use one of: assistant"]]);
+});
+
+test("train_on_prompt trains system and user pieces, never the prefix; chatglm refuses it", () => {
+  const c = { ...single, system: "S" };
+  const choice = chooseTemplate("chatglm2", { trainOnPrompt: true });
+  assert.ok(choice.ok);
+  assert.equal(renderConversation(c, choice.value)[0].segments.map((g) => g.train), [false, false, true, true, true, true]);
+  const glm = chooseTemplate("chatglm", { trainOnPrompt: true });
+  assert.not.ok(glm.ok);
+  assert.equal(glm.diagnostics[0].code, "SFT5316");
 });
 
 test("every sample conversation renders for every family; each answer is a trained segment of its example", async () => {

@@ -15,7 +15,8 @@ import type { Turn } from "../conversation.ts";
 import type { Problem } from "../report.ts";
 import { bad, isObject, isProblem, listField, makeTurn, notAnObject, optionalStringField, stringField, turnList, type JsonObject, type RecordOutcome } from "../record.ts";
 
-export type MossLanguage = "zh" | "en";
+/** "all" keeps every conversation. */
+export type MossLanguage = "zh" | "en" | "all";
 
 export interface MossFilters {
   categories?: ReadonlySet<string>;
@@ -35,8 +36,8 @@ export function parseMoss003(value: unknown, filters: MossFilters = {}): RecordO
   if (filters.categories && !filters.categories.has(conversation.category ?? "")) {
     return { kind: "filtered", reason: `category "${conversation.category ?? ""}" not selected` };
   }
-  if (filters.language) {
-    const language: MossLanguage = cjk.test(conversation.turns[0].user) ? "zh" : "en";
+  if (filters.language && filters.language !== "all") {
+    const language = cjk.test(conversation.turns[0].user) ? "zh" : "en";
     if (language !== filters.language) return { kind: "filtered", reason: `language ${language} not selected` };
   }
   return layout;
@@ -73,13 +74,15 @@ function parseYeungNlp(record: JsonObject): RecordOutcome {
   return withIdAndCategory(record, turns);
 }
 
-/** The text between `<|Role|>:` and the end marker, or a problem naming the field. */
+/** The text between `<|Role|>: ` and the end marker, or a problem naming the field. */
 function unwrap(raw: string, opening: string, closing: string, field: string): string | Problem {
   const text = raw.trimEnd();
   if (!text.startsWith(opening) || !text.endsWith(closing)) {
     return { code: "SFT5309", reason: `${field} is not "${opening} ...${closing}"` };
   }
-  return text.slice(opening.length, text.length - closing.length);
+  // The space after the colon belongs to the marker: templates write it back.
+  const start = text.startsWith(" ", opening.length) ? opening.length + 1 : opening.length;
+  return text.slice(start, text.length - closing.length);
 }
 
 function parseFnlp(record: JsonObject): RecordOutcome {
