@@ -59,7 +59,8 @@ export function resolvePipeline(name: string, file: string, p: CheckedPipeline &
   const facts = families[p.model.kind];
 
   const model: JsonObject = full(p.model);
-  if (model.init === "random") Object.assign(model, modelDimensions(p.model));
+  // Preset dimensions first; the block's own values (explicit dimensions, resolved paths) win.
+  if (model.init === "random") Object.assign(model, { ...modelDimensions(p.model), ...model });
   else model.tokenizer ??= model.path;
 
   const method: JsonObject = full(p.method);
