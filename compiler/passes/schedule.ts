@@ -92,7 +92,8 @@ export function schedule(g: Graph): Schedule {
     let cur = k;
     for (;;) {
       const next = users.get(cur)!;
-      if (outputs.has(cur) || next.length !== 1 || !isElementwise(next[0]) || !sameShape(next[0].shape, k.shape)) break;
+      // a node joins one chain only: two matmuls feeding one add keep the add in the first
+      if (outputs.has(cur) || next.length !== 1 || home.has(next[0]) || !isElementwise(next[0]) || !sameShape(next[0].shape, k.shape)) break;
       const kind = entry.epilogue?.(next[0], cur, viewOf);
       if (!kind) break;
       kinds.push(kind);
@@ -112,22 +113,27 @@ export function schedule(g: Graph): Schedule {
 
   // groups: one per library node, elementwise buffer or copy
   const groupOf = new Map<Node, number>(); // buffer node -> group
-  const groups: { anchor: Node; outputs: Node[] }[] = [];
+  const groups: { anchor: Node; anchors: Node[]; outputs: Node[] }[] = [];
   const keyed = new Map<string, number>();
   for (const n of order) {
     const entry = entryOf(n);
     if (entry) {
       const key = entry.mergeKey?.(n);
       const existing = key === undefined ? undefined : keyed.get(key);
-      const id = existing ?? groups.push({ anchor: n, outputs: [] }) - 1;
+      const id = existing ?? groups.push({ anchor: n, anchors: [], outputs: [] }) - 1;
       if (key !== undefined) keyed.set(key, id);
       groups[id].outputs.push(chainEnds.get(n)!);
-    } else if (materialized.has(n) && !home.has(n)) groups.push({ anchor: n, outputs: [n] });
+      groups[id].anchors.push(n);
+    } else if (materialized.has(n) && !home.has(n)) groups.push({ anchor: n, anchors: [], outputs: [n] });
   }
   groups.forEach((grp, id) => grp.outputs.forEach((o) => groupOf.set(o, id)));
 
   // members and inputs of each group
   const built = groups.map((grp) => collect(grp.outputs, (n) => groupOf.get(n) !== undefined || LEAF_OPS.has(n.op) || isView(n), viewOf));
+  built.forEach(({ nodes }, id) => {
+    const library = nodes.filter((n) => entryOf(n) && entryOf(n) !== elementwiseEntry);
+    invariant(library.every((n) => groups[id].anchors.includes(n)), `launch of %${groups[id].anchor.id} computes another library op`);
+  });
   const producers = built.map((b) => [...new Set(b.inputs.map((i) => groupOf.get(i.view.base)).filter((x): x is number => x !== undefined))]);
 
   // 5: depth-first from the outputs
