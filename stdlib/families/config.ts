@@ -61,7 +61,7 @@ export function resolveModelConfig(raw: unknown, family: Family, file: string): 
     tiedHead: typeof tieValue === "boolean" ? tieValue : family.tiedHead.default,
     tokens: {
       bos: family.tokens.bos ? tokenId(family.tokens.bos, config) : null,
-      eos: family.tokens.eos.map((t) => tokenId(t, config)),
+      eos: family.tokens.eos.flatMap((t) => eosIds(t, config)),
       pad: family.tokens.pad ? tokenId(family.tokens.pad, config) : null,
       specials: Object.fromEntries(family.tokens.specials.map((t) => [t.name, tokenId(t, config)])),
     },
@@ -105,6 +105,13 @@ function dimensionProblems(d: ModelDims, family: Family): string[] {
     }
   }
   return problems;
+}
+
+/** An EOS key may hold one id or a list of them (newer generation configs do). */
+function eosIds(token: TokenDecl, config: Record<string, unknown>): number[] {
+  const value = token.key === undefined ? undefined : config[token.key];
+  const isIds = Array.isArray(value) && value.length > 0 && value.every((v) => Number.isInteger(v));
+  return isIds ? (value as number[]) : [tokenId(token, config)];
 }
 
 function tokenId(token: TokenDecl, config: Record<string, unknown>): number {

@@ -136,6 +136,7 @@ test("traits that are commonly gotten wrong (models.md §6)", () => {
   assert.is(resolve("chatglm", published.chatglm).tiedHead, true, "no tie_word_embeddings key: the default ties the head");
   assert.is(resolve("chatglm2", published.chatglm2).tiedHead, false);
   assert.equal(resolve("moss", published.moss).tokens.eos, [106068]);
+  assert.equal(resolve("chatglm2", { ...published.chatglm2, eos_token_id: [2, 64793] }).tokens.eos, [2, 64793]);
   assert.equal(resolve("chatglm", published.chatglm).tokens.specials["[gMASK]"], 130001);
   assert.equal(resolve("chatglm", families.chatglm.tiny).tokens.specials["[gMASK]"], 501, "ids come from config.json when it has them");
 });
