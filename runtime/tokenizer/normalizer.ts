@@ -20,35 +20,32 @@ interface Charsmap {
 const MAX_TRIE_RESULTS = 32;
 
 export class Normalizer {
+  private readonly isPlainIdentity: boolean;
+
   private constructor(
     private readonly spec: NormalizerSpec,
     private readonly charsmap: Charsmap | undefined,
     private readonly userDefined: PrefixTrie<number>,
+    userDefinedWithSpace: boolean,
     private readonly whitespaceAsSuffix: boolean,
-  ) {}
+  ) {
+    this.isPlainIdentity = !charsmap && !userDefinedWithSpace && !whitespaceAsSuffix;
+  }
 
   /** Builds the normalizer of a model; `file` names the model in diagnostics. */
-  static create(spec: NormalizerSpec, userDefined: PrefixTrie<number>, whitespaceAsSuffix: boolean, file: string): Result<Normalizer> {
-    if (spec.precompiledCharsmap.length === 0) {
-      if (spec.normalizationRuleTsv !== "" || !["", "identity"].includes(spec.name)) {
-        return fail(
-          diag("SFT5203", `${file}: normalizer "${spec.name}" has no precompiled character map; sftc cannot apply it`, {
-            where: file,
-            hint: "re-export the model with spm_train so that normalizer_spec.precompiled_charsmap is filled in",
-          }),
-        );
-      }
-      return ok(new Normalizer(spec, undefined, userDefined, whitespaceAsSuffix));
-    }
+  static create(spec: NormalizerSpec, userDefined: PrefixTrie<number>, userDefinedWithSpace: boolean, whitespaceAsSuffix: boolean, file: string): Result<Normalizer> {
+    // The library normalizes with the precompiled map alone (the rule name is a label): no map, no rules.
+    if (spec.precompiledCharsmap.length === 0) return ok(new Normalizer(spec, undefined, userDefined, userDefinedWithSpace, whitespaceAsSuffix));
     const charsmap = parseCharsmap(spec.precompiledCharsmap);
     if (!charsmap) {
       return fail(diag("SFT5202", `${file}: the precompiled character map of normalizer "${spec.name}" is corrupt`, { where: file }));
     }
-    return ok(new Normalizer(spec, charsmap, userDefined, whitespaceAsSuffix));
+    return ok(new Normalizer(spec, charsmap, userDefined, userDefinedWithSpace, whitespaceAsSuffix));
   }
 
   /** Normalizes text as SentencePiece does before segmentation ("▁" marks spaces). */
   normalize(text: string): string {
+    if (this.isPlainIdentity) return this.normalizeIdentity(text);
     const { addDummyPrefix, removeExtraWhitespaces, escapeWhitespaces } = this.spec;
     const space = escapeWhitespaces ? SPACE_SYMBOL : " ";
     let i = 0;
@@ -80,6 +77,23 @@ export class Normalizer {
       while (out.endsWith(space)) out = out.slice(0, out.length - space.length);
     }
     if (this.whitespaceAsSuffix && addDummyPrefix) out += space;
+    return out;
+  }
+
+  /**
+   * Without a character map every character maps to itself, so only spaces change: the same
+   * result as the general loop, computed on the whole string. (A user-defined symbol with a space
+   * in it would be kept whole by the loop; such models take the general path.)
+   */
+  private normalizeIdentity(text: string): string {
+    const { addDummyPrefix, removeExtraWhitespaces, escapeWhitespaces } = this.spec;
+    const space = escapeWhitespaces ? SPACE_SYMBOL : " ";
+    const body = removeExtraWhitespaces ? text.replace(/^ +/, "").replace(/ {2,}/g, " ") : text;
+    if (body === "") return "";
+    let out = (addDummyPrefix ? space : "") + (escapeWhitespaces ? body.replaceAll(" ", SPACE_SYMBOL) : body);
+    if (removeExtraWhitespaces) {
+      while (out.endsWith(space)) out = out.slice(0, out.length - space.length);
+    }
     return out;
   }
 
@@ -122,7 +136,7 @@ function longestCharsmapMatch(map: Charsmap, text: string, i: number): { length:
   let node = unitOffset(units[0]);
   let found = 0;
   let best: { length: number; value: number } | undefined;
-  const bytes = new Uint8Array(4);
+  const bytes = charBytes;
   for (let j = i; j < text.length; ) {
     const cp = text.codePointAt(j)!;
     const n = encodeCodePoint(cp, bytes);
@@ -155,6 +169,8 @@ function replacement(map: Charsmap, offset: number): string {
   }
   return s;
 }
+
+const charBytes = new Uint8Array(4);
 
 function encodeCodePoint(cp: number, out: Uint8Array): number {
   if (cp < 0x80) {

@@ -35,7 +35,8 @@ export class SentencePiece {
     if (byteFallback && vocab.value.byteToId.includes(-1)) {
       return fail(diag("SFT5206", `${file}: byte_fallback is on but some of the 256 byte pieces <0x00>..<0xFF> are missing`, { where: file }));
     }
-    const normalizer = Normalizer.create(model.normalizer, vocab.value.userDefined, treatWhitespaceAsSuffix, file);
+    const userDefinedWithSpace = model.pieces.some((p) => p.type === "user_defined" && p.piece.includes(" "));
+    const normalizer = Normalizer.create(model.normalizer, vocab.value.userDefined, userDefinedWithSpace, treatWhitespaceAsSuffix, file);
     if (!normalizer.ok) return normalizer;
     const unigram = modelType === "unigram" ? new UnigramSegmenter(vocab.value) : undefined;
     const segment = unigram ? (s: string) => unigram.segment(s) : (s: string) => segmentBpe(s, vocab.value);

@@ -58,11 +58,11 @@ test("random bytes, an LFS pointer and an empty file are corrupt models", () => 
   expectCode(SentencePiece.load(new Uint8Array(0), "empty.model"), "SFT5202", "no pieces");
 });
 
-test("model settings sftc cannot honour are refused by name", () => {
+test("model settings sftc cannot honour, and broken ones, are refused by name", () => {
   const pieces = [...piece("<unk>", 2), ...piece("a", 1)];
   const specs = [...bytesField(2, []), ...bytesField(3, [])];
-  const withNormalizer = (name: string) => new Uint8Array([...pieces, ...bytesField(2, []), ...bytesField(3, bytesField(1, text(name)))]);
-  expectCode(SentencePiece.load(withNormalizer("nfkc_cf"), "x.model"), "SFT5203", "nfkc_cf");
+  const brokenMap = new Uint8Array([...pieces, ...bytesField(2, []), ...bytesField(3, [...bytesField(1, text("nmt_nfkc")), ...bytesField(2, [9, 0, 0, 0, 1])])]);
+  expectCode(SentencePiece.load(brokenMap, "x.model"), "SFT5202", "character map");
   const wordModel = new Uint8Array([...pieces, ...bytesField(2, varintField(3, 3)), ...bytesField(3, [])]);
   expectCode(SentencePiece.load(wordModel, "x.model"), "SFT5203", "model_type word");
   expectCode(SentencePiece.load(new Uint8Array([...piece("a", 1), ...specs]), "x.model"), "SFT5206", "unknown piece");
