@@ -8,12 +8,16 @@ export interface Io {
   env: Record<string, string | undefined>;
 }
 
+/** Colour only on a terminal, and never when NO_COLOR is set to a non-empty value (no-color.org). */
+export function colorEnabled(isTTY: boolean | undefined, env: Record<string, string | undefined>): boolean {
+  return Boolean(isTTY) && !env.NO_COLOR;
+}
+
 export function processIo(): Io {
-  const noColor = process.env.NO_COLOR !== undefined && process.env.NO_COLOR !== "";
   return {
     out: (text) => void process.stdout.write(text),
     err: (text) => void process.stderr.write(text),
-    color: Boolean(process.stderr.isTTY) && !noColor,
+    color: colorEnabled(process.stderr.isTTY, process.env),
     env: process.env,
   };
 }
