@@ -44,7 +44,7 @@ const ACCEPTED_GLOBALS = new Set([
 ]);
 
 const MARK = Symbol("mark");
-const MAX_DEPTH = 10_000;
+const MAX_STACK = 10_000;
 
 /**
  * Interprets `bytes` (from `where`, for messages) and returns the unpickled value: dicts as
@@ -116,7 +116,7 @@ class Unpickler {
         default:
           this.bad(`unsupported opcode 0x${opcode.toString(16)} at byte ${this.at - 1}`);
       }
-      if (this.stack.length > MAX_DEPTH) this.bad("the pickle stack grows beyond any state dict's needs");
+      if (this.stack.length > MAX_STACK) this.bad("the pickle stack grows beyond any state dict's needs");
     }
   }
 
