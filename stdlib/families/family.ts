@@ -231,9 +231,10 @@ export function templatePattern(template: string): RegExp {
 
 /**
  * The LoRA modules a user-written target selects: a model-native name (`W_pack`), a canonical
- * name (`attn.qkv`) or a canonical wildcard (`mlp.*`). Empty when nothing matches.
+ * name (`attn.qkv`), a canonical wildcard (`mlp.*`, `attn.*`) or `all`. Empty when nothing matches.
  */
 export function loraModulesFor(family: Family, target: string): LoraModule[] {
+  if (target === "all") return [...family.lora.modules];
   const wildcard = target.endsWith(".*") ? target.slice(0, -1) : null;
   return family.lora.modules.filter(
     (m) =>

@@ -152,6 +152,8 @@ test("LoRA targets: defaults, native names, canonical names and wildcards", () =
   assert.equal(loraModulesFor(families.chatglm2, "mlp.gate").map((m) => m.native), ["dense_h_to_4h"]);
   assert.equal(loraModulesFor(families.baichuan7b, "mlp.*").map((m) => m.native), ["gate_proj", "up_proj", "down_proj"]);
   assert.equal(loraModulesFor(families.moss, "mlp.gate"), []);
+  assert.equal(loraModulesFor(families.moss, "attn.*").map((m) => m.native), ["qkv_proj", "out_proj"]);
+  assert.equal(loraModulesFor(families.chatglm, "all").length, 4);
 });
 
 test.run();
