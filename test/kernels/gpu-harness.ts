@@ -43,3 +43,28 @@ export function assertBitwiseEqual(a: Float32Array, b: Float32Array, label: stri
   assert.is(ua.length, ub.length, `${label}: length`);
   for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) assert.unreachable(`${label}: differs at ${i}: ${a[i]} vs ${b[i]}`);
 }
+
+/**
+ * Central-difference gradient of the scalar `loss(x)` at x, for checking hand-derived backward
+ * references against their forward references (float64, so h = 1e-6 is accurate to ~1e-8).
+ */
+export function numericGradient(loss: (x: Float64Array) => number, x: Float64Array, h = 1e-6): Float64Array {
+  const grad = new Float64Array(x.length);
+  const probe = Float64Array.from(x);
+  for (let i = 0; i < x.length; i++) {
+    probe[i] = x[i] + h;
+    const up = loss(probe);
+    probe[i] = x[i] - h;
+    const down = loss(probe);
+    probe[i] = x[i];
+    grad[i] = (up - down) / (2 * h);
+  }
+  return grad;
+}
+
+/** sum(a * b): turns an output and its upstream gradient into a scalar loss. */
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
