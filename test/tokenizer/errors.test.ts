@@ -9,6 +9,7 @@ import { decodeMessage, int32Of } from "../../runtime/tokenizer/protobuf.ts";
 import { SentencePiece } from "../../runtime/tokenizer/sentencepiece.ts";
 import { loadTokenizer, type TokenizerKind } from "../../runtime/tokenizer/tokenizer.ts";
 import { fixtureDir } from "./fixtures.ts";
+import { bytesField, piece, text, varintField } from "./proto-writer.ts";
 
 const modelBytes = new Uint8Array(readFileSync(join(fixtureDir, "bpe.model")));
 
@@ -18,22 +19,6 @@ function expectCode<T>(result: Result<T>, code: string, mentions: string): void 
   assert.is(d.code, code, d.message);
   assert.ok(d.message.includes(mentions), `"${d.message}" should mention ${mentions}`);
 }
-
-// Minimal protobuf writer for hand-made models.
-const varint = (n: number): number[] => {
-  const out: number[] = [];
-  let v = BigInt.asUintN(64, BigInt(n));
-  do {
-    const b = Number(v & 0x7fn);
-    v >>= 7n;
-    out.push(v > 0n ? b | 0x80 : b);
-  } while (v > 0n);
-  return out;
-};
-const bytesField = (num: number, payload: number[] | Uint8Array) => [...varint((num << 3) | 2), ...varint(payload.length), ...payload];
-const varintField = (num: number, value: number) => [...varint(num << 3), ...varint(value)];
-const text = (s: string) => Array.from(new TextEncoder().encode(s));
-const piece = (s: string, type: number) => bytesField(1, [...bytesField(1, text(s)), ...varintField(3, type)]);
 
 test("protobuf: ten-byte negative varints read back as int32", () => {
   const decoded = decodeMessage(new Uint8Array(varintField(43, -1)));
