@@ -124,8 +124,11 @@ export function isFloat(dtype: DType): boolean {
   return dtype !== "i32";
 }
 
-/** Nodes reachable from `roots`, every input before its users (iterative: graphs are deep). */
-export function topoSort(roots: Iterable<Node>): Node[] {
+/**
+ * Nodes reachable from `roots`, every input before its users (iterative: graphs are deep).
+ * Nodes for which `stop` holds are neither listed nor walked through.
+ */
+export function topoSort(roots: Iterable<Node>, stop?: (n: Node) => boolean): Node[] {
   const order: Node[] = [];
   const state = new Map<Node, "open" | "done">();
   for (const root of roots) {
@@ -134,7 +137,7 @@ export function topoSort(roots: Iterable<Node>): Node[] {
       const top = stack[stack.length - 1];
       const [n, i] = top;
       if (i === 0) {
-        if (state.get(n) === "done") {
+        if (state.get(n) === "done" || stop?.(n)) {
           stack.pop();
           continue;
         }

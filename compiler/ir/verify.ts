@@ -30,7 +30,7 @@ export function verifyGraph(g: Graph): Diagnostic[] {
       }
       if (i < n.inputs.length) {
         top[1]++;
-        stack.push([n.inputs[i], 0]);
+        if (n.inputs[i]) stack.push([n.inputs[i], 0]); // a missing input is reported by checkNode
       } else {
         state.set(n, "done");
         stack.pop();

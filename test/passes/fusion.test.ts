@@ -56,6 +56,23 @@ for (const [family, want] of Object.entries(expected)) {
   });
 }
 
+test("frozen weights cost no backward work beyond the chain to the trainable ones", async () => {
+  const { trainingGraph } = await import("../../compiler/autodiff/grad.ts");
+  const m = build("baichuan-7b", 2);
+  const only = (names: string[]) => {
+    const t = trainingGraph(m.model.loss, m.model.params.filter((p) => names.includes(p.attrs.name!)));
+    assert.ok(t.ok);
+    return Object.fromEntries(difference(launchCounts(compile(t.value.graph)), launchCounts(compile(m.forward))));
+  };
+  // the last down projection: the head's dX, the final norm's dx, then one dW
+  assert.equal(only(["layers.1.mlp.down.weight"]), { matmul_tiled: 2, norm_backward: 1 });
+  // a first-layer weight pulls the dX chain through every layer above, but no other dW
+  const deep = only(["layers.0.attn.qkv.weight"]);
+  assert.is(deep.embedding_backward, undefined);
+  // head dX; layer 1: dX of down, gate_up, out and qkv; layer 0: dX of down, gate_up and out; the one dW
+  assert.is(deep.matmul_tiled, 1 + 4 + 3 + 1);
+});
+
 test("an elementwise chain is one kernel: y.sum().sqrt().neg() style", () => {
   const x = b.param("x", [4, 8]);
   const y = b.neg(b.sqrt(b.add(b.exp(b.mul(x, x)), b.fill(1, x))));
