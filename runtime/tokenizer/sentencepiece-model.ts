@@ -13,6 +13,7 @@ export interface Piece {
   type: PieceType;
 }
 
+/** vocabSize and splitDigits only shaped training; encoding follows the pieces the model has. */
 export interface TrainerSpec {
   modelType: ModelType;
   vocabSize: number;
