@@ -40,6 +40,7 @@ const carriageReturn = 0x0d;
  * is requested (the buffer is reused): copy what must be kept.
  */
 export async function* readChunks(handle: FileHandle, start = 0, chunkBytes = defaultChunkBytes): AsyncGenerator<{ bytes: Buffer; offset: number }> {
+  chunkBytes = Math.max(chunkBytes, 4); // a BOM (3 bytes) always fits in the first chunk
   const buffer = Buffer.allocUnsafe(chunkBytes);
   let offset = start;
   for (;;) {

@@ -21,9 +21,9 @@ export type DatasetFormat = "belle" | "firefly" | "moss003" | "safety" | "jsonl"
 export interface DatasetConfig {
   format: DatasetFormat;
   path: string;
-  /** firefly: task kinds to keep. */
+  /** firefly: task kinds to keep (none or empty: all). */
   kinds?: string[];
-  /** moss003: `category` values to keep; safety: category keys to read. */
+  /** moss003: `category` values to keep; safety: category keys to read (none or empty: all). */
   categories?: string[];
   /** moss003: keep conversations whose first question is Chinese (zh), not Chinese (en), or all. */
   language?: MossLanguage;
@@ -58,7 +58,9 @@ export interface DatasetStream extends AsyncIterable<Conversation> {
 }
 
 /** Streams the conversations of one dataset file with bounded memory. */
-export function readDataset(config: DatasetConfig, options: ReadOptions = {}): DatasetStream {
+export function readDataset(given: DatasetConfig, options: ReadOptions = {}): DatasetStream {
+  // An empty selection list selects everything, as no list does.
+  const config = { ...given, kinds: nonEmpty(given.kinds), categories: nonEmpty(given.categories) };
   const builder = new ReportBuilder(config.path, {
     ...(config.onError ? { onError: config.onError } : {}),
     ...(config.maxBadFraction !== undefined ? { maxBadFraction: config.maxBadFraction } : {}),
@@ -83,7 +85,8 @@ export function readDataset(config: DatasetConfig, options: ReadOptions = {}): D
         if (config.format === "safety") yield* readSafety(handle, config, options, builder);
         else yield* readJsonLines(handle, config, recordParser(config), options, builder);
       } catch (err) {
-        // A read error after opening (EISDIR, EIO): report it like a failed open.
+        // A read error after opening (EISDIR, EIO) is the user's file; anything else is a bug.
+        if (typeof (err as NodeJS.ErrnoException)?.code !== "string") throw err;
         builder.fatal(cannotRead(config.path, err));
       } finally {
         await handle.close();
@@ -91,6 +94,10 @@ export function readDataset(config: DatasetConfig, options: ReadOptions = {}): D
       }
     },
   };
+}
+
+function nonEmpty(list: string[] | undefined): string[] | undefined {
+  return list && list.length > 0 ? list : undefined;
 }
 
 /** Reads a whole (small) dataset into memory: for tests, samples and previews. */
@@ -116,7 +123,7 @@ function checkSettings(config: DatasetConfig, options: ReadOptions): Diagnostic 
   if (config.categories && config.format !== "moss003" && config.format !== "safety") return only("categories", "moss003 and safety");
   if (config.fields && config.format !== "jsonl") return only("fields", "jsonl");
   if (config.format === "jsonl" && !config.fields) {
-    return diag("SFT5317", "the jsonl format needs a field mapping", { where, hint: 'add fields { user = "instruction", assistant = "output" }' });
+    return diag("SFT5317", "the jsonl format needs a field mapping", { where, hint: 'name the fields, e.g. user_field = "instruction" and assistant_field = "output"' });
   }
   if (config.format === "safety" && options.start) {
     return diag("SFT5317", "a safety file cannot resume at a byte offset; it is one JSON object, read from its start", { where });

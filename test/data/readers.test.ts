@@ -148,6 +148,8 @@ test("moss003: language and category filters", async () => {
   assert.equal(en.report.filteredByReason, { "uses plugins (Inner Thoughts)": 1, "language zh not selected": 2 });
   const all = await readAll({ format: "moss003", path: moss, language: "all", maxBadFraction: 1 });
   assert.equal(all.conversations.map((c) => c.id), ["1", "2", "6"]);
+  const empty = await readAll({ format: "moss003", path: moss, categories: [], maxBadFraction: 1 });
+  assert.equal(empty.conversations.map((c) => c.id), ["1", "2", "6"], "an empty list selects all");
   const writing = await readAll({ format: "moss003", path: moss, categories: ["Writing", "Others"], maxBadFraction: 1 });
   assert.equal(writing.conversations.map((c) => c.id), ["2", "6"]);
   assert.equal(writing.report.filteredByReason, { 'category "Brainstorming" not selected': 1, "uses plugins (Inner Thoughts)": 1 });
