@@ -5,7 +5,7 @@
 //   3. attention_backward_dq:    dQ per query block
 // With P = exp(S - lse): dV = P^T dO, dS = P * (dO V^T - delta), dQ = scale dS K, dK = scale dS^T Q.
 // Reference: attentionBackwardReference (attention-reference.ts).
-import type { KernelSpec, UniformValues } from "./kernel.ts";
+import type { KernelBinding, KernelSpec, UniformValues } from "./kernel.ts";
 import { ceilDiv, linearGrid, WGSL_FLAT_WORKGROUP } from "./kernel.ts";
 import { maskBindings, type AttentionMask } from "./attention-mask.ts";
 import { viewUniforms, viewUniformValues, wgslViewIndex, type TensorView } from "./attention-layout.ts";
@@ -15,8 +15,11 @@ import {
   attentionUniformValues,
   BLOCK_Q,
   keyBlock,
+  qkvBindings,
   wgslAttentionCommon,
   wgslAttentionConstants,
+  wgslKeyValueTiles,
+  WGSL_QUERY_ROW,
   type AttentionVariant,
   type ForwardViews,
 } from "./attention-forward.ts";
@@ -38,6 +41,18 @@ const BLOCK_KV = 64;
 /** Query rows per tile of the dK/dV kernel: Q and dO tiles plus lse/delta stay within 16 KiB. */
 function queryTile(headDim: number): number {
   return Math.max(1, Math.floor(keyBlock(headDim) / 2));
+}
+
+/** q, k, v, dout, lse, delta (read), the gradient output, then the mask's bindings. */
+function gradientBindings(variant: AttentionVariant, output: string): KernelBinding[] {
+  return [
+    ...qkvBindings(variant.dtype),
+    { name: "dout", dtype: variant.dtype, access: "read" },
+    { name: "lse", dtype: "f32", access: "read" },
+    { name: "delta", dtype: "f32", access: "read" },
+    { name: output, dtype: variant.dtype, access: "read_write" },
+    ...maskBindings(variant),
+  ];
 }
 
 export interface AttentionBackwardKernels {
@@ -86,7 +101,7 @@ ${wgslViewIndex("dout")}`,
 }
 
 function dkdvKernel(variant: AttentionVariant): KernelSpec {
-  const { dtype, headDim } = variant;
+  const { headDim } = variant;
   const tile = queryTile(headDim);
   return {
     name: "attention_backward_dkdv",
@@ -100,16 +115,7 @@ function dkdvKernel(variant: AttentionVariant): KernelSpec {
       ...viewUniforms("dk"),
       ...viewUniforms("dv"),
     },
-    bindings: [
-      { name: "q", dtype, access: "read" },
-      { name: "k", dtype, access: "read" },
-      { name: "v", dtype, access: "read" },
-      { name: "dout", dtype, access: "read" },
-      { name: "lse", dtype: "f32", access: "read" },
-      { name: "delta", dtype: "f32", access: "read" },
-      { name: "dkv", dtype, access: "read_write" },
-      ...maskBindings(variant),
-    ],
+    bindings: gradientBindings(variant, "dkv"),
     workgroupSize: [BLOCK_KV, 1, 1],
     dispatch: (u) => [ceilDiv(u.key_len, BLOCK_KV), u.query_heads / u.group_size, u.batch],
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dk", "dv"])}
@@ -183,38 +189,17 @@ var<workgroup> delta_tile: array<f32, ${tile}>;`,
 }
 
 function dqKernel(variant: AttentionVariant): KernelSpec {
-  const { dtype, headDim } = variant;
-  const blockK = keyBlock(headDim);
+  const { headDim } = variant;
   return {
     name: "attention_backward_dq",
-    variant: { ...variant, blockQ: BLOCK_Q, blockK },
+    variant: { ...variant, blockQ: BLOCK_Q, blockK: keyBlock(headDim) },
     uniforms: { ...ATTENTION_UNIFORMS, ...viewUniforms("q"), ...viewUniforms("k"), ...viewUniforms("v"), ...viewUniforms("dout"), ...viewUniforms("dq") },
-    bindings: [
-      { name: "q", dtype, access: "read" },
-      { name: "k", dtype, access: "read" },
-      { name: "v", dtype, access: "read" },
-      { name: "dout", dtype, access: "read" },
-      { name: "lse", dtype: "f32", access: "read" },
-      { name: "delta", dtype: "f32", access: "read" },
-      { name: "dq", dtype, access: "read_write" },
-      ...maskBindings(variant),
-    ],
+    bindings: gradientBindings(variant, "dq"),
     workgroupSize: [BLOCK_Q, 1, 1],
     dispatch: (u) => [ceilDiv(u.q_len, BLOCK_Q), u.query_heads, u.batch],
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dq"])}
-const BLOCK_K = ${blockK}u;
-var<workgroup> k_tile: array<f32, ${blockK * headDim}>; // (BLOCK_K, D)
-var<workgroup> v_tile: array<f32, ${blockK * headDim}>; // (BLOCK_K, D)`,
-    body: `
-  let b = wid.z;
-  let h = wid.y;
-  let kvh = h / u.group_size;
-  let first = wid.x * WG_X;
-  let i = first + lidx;
-  let in_range = i < u.q_len;
-  let p = i + u.query_offset;
-  let j_start = key_window_start(b);
-  let j_end = key_window_end(b, min(first + WG_X, u.q_len) - 1u + u.query_offset);
+${wgslKeyValueTiles(headDim)}`,
+    body: `${WGSL_QUERY_ROW}
   var q_row: array<f32, D>; // times scale
   var g_row: array<f32, D>; // dO
   var dq: array<f32, D>;
@@ -230,14 +215,7 @@ var<workgroup> v_tile: array<f32, ${blockK * headDim}>; // (BLOCK_K, D)`,
   }
   for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
     let n = min(BLOCK_K, j_end - j0);
-    workgroupBarrier();
-    for (var e = lidx; e < n * D; e += WG_X) {
-      let r = e / D;
-      let d = e % D;
-      k_tile[e] = load_k(k_at(b, j0 + r, kvh) + d);
-      v_tile[e] = load_v(v_at(b, j0 + r, kvh) + d);
-    }
-    workgroupBarrier();
+    load_kv_tiles(b, kvh, j0, n, lidx);
     if (in_range) {
       for (var r = 0u; r < n; r++) {
         if (!key_allowed(b, p, j0 + r)) { continue; }

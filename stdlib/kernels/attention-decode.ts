@@ -13,6 +13,7 @@ import type { AttentionShape } from "./attention-reference.ts";
 import {
   ATTENTION_UNIFORMS,
   attentionUniformValues,
+  qkvBindings,
   wgslAttentionCommon,
   wgslAttentionConstants,
   type AttentionVariant,
@@ -49,15 +50,13 @@ export function attentionDecodeKernels(variant: AttentionVariant): AttentionDeco
 }
 
 function splitKernel(variant: AttentionVariant): KernelSpec {
-  const { dtype, headDim } = variant;
+  const { headDim } = variant;
   return {
     name: "attention_decode_split",
     variant: { ...variant, maxSplitKeys: MAX_SPLIT_KEYS },
     uniforms: { ...DECODE_UNIFORMS, ...viewUniforms("q"), ...viewUniforms("k"), ...viewUniforms("v") },
     bindings: [
-      { name: "q", dtype, access: "read" },
-      { name: "k", dtype, access: "read" },
-      { name: "v", dtype, access: "read" },
+      ...qkvBindings(variant.dtype),
       { name: "partials", dtype: "f32", access: "read_write" },
       ...maskBindings(variant),
     ],

@@ -6,7 +6,7 @@
 // invocation per query row keeps q (pre-scaled) and its output accumulator in registers, and the
 // workgroup streams K/V tiles of BLOCK_K keys through workgroup memory. Only the key window a
 // block can see (padding range, causal limit, GLM prefix) is streamed.
-import type { KernelSpec, UniformValues } from "./kernel.ts";
+import type { KernelBinding, KernelSpec, UniformValues } from "./kernel.ts";
 import { ceilDiv } from "./kernel.ts";
 import { checkMaskShapes, maskBindings, wgslMask, type AttentionMask, type MaskFlags } from "./attention-mask.ts";
 import { viewUniforms, viewUniformValues, wgslViewIndex, type TensorView } from "./attention-layout.ts";
@@ -49,6 +49,48 @@ ${views.map(wgslViewIndex).join("\n")}
 ${wgslMask(variant)}`;
 }
 
+/** The read-only q, k, v bindings every attention kernel starts with (they may share one buffer). */
+export function qkvBindings(dtype: AttentionVariant["dtype"]): KernelBinding[] {
+  return (["q", "k", "v"] as const).map((name) => ({ name, dtype, access: "read" }));
+}
+
+/**
+ * K/V tiles in workgroup memory and `load_kv_tiles(b, kvh, j0, n, lidx)`, which the whole
+ * workgroup calls (uniform control flow) to load keys j0..j0+n-1 of KV head kvh, barriers included.
+ */
+export function wgslKeyValueTiles(headDim: number): string {
+  const blockK = keyBlock(headDim);
+  return `const BLOCK_K = ${blockK}u;
+var<workgroup> k_tile: array<f32, ${blockK * headDim}>; // (BLOCK_K, D)
+var<workgroup> v_tile: array<f32, ${blockK * headDim}>; // (BLOCK_K, D)
+fn load_kv_tiles(b: u32, kvh: u32, j0: u32, n: u32, lidx: u32) {
+  workgroupBarrier(); // the previous tile is no longer read
+  for (var e = lidx; e < n * D; e += WG_X) {
+    let r = e / D;
+    let d = e % D;
+    k_tile[e] = load_k(k_at(b, j0 + r, kvh) + d);
+    v_tile[e] = load_v(v_at(b, j0 + r, kvh) + d);
+  }
+  workgroupBarrier();
+}`;
+}
+
+/**
+ * Opening of the kernels with one invocation per query row and a workgroup per (query block,
+ * head, batch row): the row `i` at position `p`, and the key window `[j_start, j_end)` the block sees.
+ */
+export const WGSL_QUERY_ROW = `
+  let b = wid.z;
+  let h = wid.y;
+  let kvh = h / u.group_size;
+  let first = wid.x * WG_X;
+  let i = first + lidx;
+  let in_range = i < u.q_len;
+  let p = i + u.query_offset;
+  let j_start = key_window_start(b);
+  let j_end = key_window_end(b, min(first + WG_X, u.q_len) - 1u + u.query_offset);
+`;
+
 /** Uniforms shared by the attention kernels besides the views. */
 export const ATTENTION_UNIFORMS = {
   batch: "u32",
@@ -90,36 +132,21 @@ export interface ForwardViews {
  * f32, then the mask's (attention-mask.ts).
  */
 export function attentionForwardKernel(variant: AttentionVariant): KernelSpec {
-  const blockK = keyBlock(variant.headDim);
-  const { dtype } = variant;
   return {
     name: "attention_forward",
-    variant: { ...variant, blockQ: BLOCK_Q, blockK },
+    variant: { ...variant, blockQ: BLOCK_Q, blockK: keyBlock(variant.headDim) },
     uniforms: { ...ATTENTION_UNIFORMS, ...viewUniforms("q"), ...viewUniforms("k"), ...viewUniforms("v"), ...viewUniforms("o") },
     bindings: [
-      { name: "q", dtype, access: "read" },
-      { name: "k", dtype, access: "read" },
-      { name: "v", dtype, access: "read" },
-      { name: "o", dtype, access: "read_write" },
+      ...qkvBindings(variant.dtype),
+      { name: "o", dtype: variant.dtype, access: "read_write" },
       { name: "lse", dtype: "f32", access: "read_write" },
       ...maskBindings(variant),
     ],
     workgroupSize: [BLOCK_Q, 1, 1],
     dispatch: (u) => [ceilDiv(u.q_len, BLOCK_Q), u.query_heads, u.batch],
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "o"])}
-const BLOCK_K = ${blockK}u;
-var<workgroup> k_tile: array<f32, ${blockK * variant.headDim}>; // (BLOCK_K, D)
-var<workgroup> v_tile: array<f32, ${blockK * variant.headDim}>; // (BLOCK_K, D)`,
-    body: `
-  let b = wid.z;
-  let h = wid.y;
-  let kvh = h / u.group_size;
-  let first = wid.x * WG_X;
-  let i = first + lidx;
-  let in_range = i < u.q_len;
-  let p = i + u.query_offset;
-  let j_start = key_window_start(b);
-  let j_end = key_window_end(b, min(first + WG_X, u.q_len) - 1u + u.query_offset);
+${wgslKeyValueTiles(variant.headDim)}`,
+    body: `${WGSL_QUERY_ROW}
 
   var q: array<f32, D>;   // this row's query times scale
   var acc: array<f32, D>; // unnormalized output
@@ -132,14 +159,7 @@ var<workgroup> v_tile: array<f32, ${blockK * variant.headDim}>; // (BLOCK_K, D)`
   }
   for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
     let n = min(BLOCK_K, j_end - j0);
-    workgroupBarrier();
-    for (var e = lidx; e < n * D; e += WG_X) {
-      let r = e / D;
-      let d = e % D;
-      k_tile[e] = load_k(k_at(b, j0 + r, kvh) + d);
-      v_tile[e] = load_v(v_at(b, j0 + r, kvh) + d);
-    }
-    workgroupBarrier();
+    load_kv_tiles(b, kvh, j0, n, lidx);
     if (in_range) {
       var tile_max = NEG_BIG;
       for (var r = 0u; r < n; r++) {

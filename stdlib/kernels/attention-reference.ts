@@ -15,6 +15,16 @@ export interface AttentionShape {
   headDim: number;
 }
 
+/** One attention call: dense q (B, Hq, T, D), k and v (B, Hkv, S, D). */
+export interface AttentionProblem {
+  shape: AttentionShape;
+  q: Float64Array;
+  k: Float64Array;
+  v: Float64Array;
+  scale: number;
+  mask: AttentionMask;
+}
+
 export interface AttentionForward {
   /** (B, Hq, T, D); a query row that sees no key gets zeros. */
   out: Float64Array;
@@ -29,16 +39,7 @@ export interface AttentionGradients {
 }
 
 /** The probabilities of one query row over all S keys (0 where masked), and its log-sum-exp. */
-function softmaxRow(
-  shape: AttentionShape,
-  q: Float64Array,
-  k: Float64Array,
-  scale: number,
-  mask: AttentionMask,
-  b: number,
-  h: number,
-  i: number,
-): { p: Float64Array; lse: number } {
+function softmaxRow({ shape, q, k, scale, mask }: AttentionProblem, b: number, h: number, i: number): { p: Float64Array; lse: number } {
   const { queryHeads, kvHeads, queryLength: T, keyLength: S, headDim: D } = shape;
   const kvh = Math.floor(h / (queryHeads / kvHeads));
   const qRow = ((b * queryHeads + h) * T + i) * D;
@@ -61,15 +62,8 @@ function softmaxRow(
   return { p, lse: max + Math.log(sum) };
 }
 
-/** Dense inputs: q (B, Hq, T, D), k and v (B, Hkv, S, D). */
-export function attentionForwardReference(
-  shape: AttentionShape,
-  q: Float64Array,
-  k: Float64Array,
-  v: Float64Array,
-  scale: number,
-  mask: AttentionMask,
-): AttentionForward {
+export function attentionForwardReference(problem: AttentionProblem): AttentionForward {
+  const { shape, v } = problem;
   const { batch, queryHeads, kvHeads, queryLength: T, keyLength: S, headDim: D } = shape;
   const out = new Float64Array(batch * queryHeads * T * D);
   const logSumExp = new Float64Array(batch * queryHeads * T);
@@ -77,7 +71,7 @@ export function attentionForwardReference(
     for (let h = 0; h < queryHeads; h++) {
       const kvh = Math.floor(h / (queryHeads / kvHeads));
       for (let i = 0; i < T; i++) {
-        const { p, lse } = softmaxRow(shape, q, k, scale, mask, b, h, i);
+        const { p, lse } = softmaxRow(problem, b, h, i);
         const row = (b * queryHeads + h) * T + i;
         logSumExp[row] = lse;
         for (let j = 0; j < S; j++) {
@@ -95,15 +89,8 @@ export function attentionForwardReference(
  * dV = P^T dOut, dS = P * (dP - rowsum(P * dP)), dQ = scale dS K, dK = scale dS^T Q; the
  * KV-head gradients sum over the query heads that share the KV head.
  */
-export function attentionBackwardReference(
-  shape: AttentionShape,
-  q: Float64Array,
-  k: Float64Array,
-  v: Float64Array,
-  scale: number,
-  mask: AttentionMask,
-  dOut: Float64Array,
-): AttentionGradients {
+export function attentionBackwardReference(problem: AttentionProblem, dOut: Float64Array): AttentionGradients {
+  const { shape, q, k, v, scale } = problem;
   const { batch, queryHeads, kvHeads, queryLength: T, keyLength: S, headDim: D } = shape;
   const dq = new Float64Array(q.length);
   const dk = new Float64Array(k.length);
@@ -113,7 +100,7 @@ export function attentionBackwardReference(
     for (let h = 0; h < queryHeads; h++) {
       const kvh = Math.floor(h / (queryHeads / kvHeads));
       for (let i = 0; i < T; i++) {
-        const { p } = softmaxRow(shape, q, k, scale, mask, b, h, i);
+        const { p } = softmaxRow(problem, b, h, i);
         const row = ((b * queryHeads + h) * T + i) * D;
         let rowDot = 0; // sum_j P_ij dP_ij
         for (let j = 0; j < S; j++) {

@@ -29,7 +29,7 @@ test("attention with this bias equals softmax with Baichuan's absolute slope*j b
   const shape = { batch: 1, queryHeads: 1, kvHeads: 1, queryLength: 6, keyLength: 6, headDim: 2 };
   const [q, k, v] = [0, 1, 2].map(() => Float64Array.from({ length: 12 }, () => rng.normal()));
   const slope = alibiSlopes(40)[35];
-  const { out } = attentionForwardReference(shape, q, k, v, 0.5, { causal: true, queryOffset: 0, alibiSlopes: Float32Array.of(slope) });
+  const { out } = attentionForwardReference({ shape, q, k, v, scale: 0.5, mask: { causal: true, queryOffset: 0, alibiSlopes: Float32Array.of(slope) } });
   const want = new Float64Array(12);
   for (let i = 0; i < 6; i++) {
     const w = Array.from({ length: i + 1 }, (_, j) => Math.exp(0.5 * (q[2 * i] * k[2 * j] + q[2 * i + 1] * k[2 * j + 1]) + slope * j));

@@ -9,34 +9,14 @@ import { attentionBackwardKernels, attentionBackwardUniforms, type BackwardViews
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import { denseView, fusedQkvViews, gatherView } from "../../stdlib/kernels/attention-layout.ts";
 import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
-import { attentionBackwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
+import { attentionBackwardReference } from "../../stdlib/kernels/attention-reference.ts";
 import { assertClose } from "../support/numeric.ts";
 import { assertBitwiseEqual, randomValues, toleranceFor, withGpu } from "./gpu-harness.ts";
-import { caseLabel, makeInputs, scatterView, uploadInputs, type AttentionCase, type AttentionInputs } from "./attention-harness.ts";
+import { attentionShape, casesFor, caseLabel, makeInputs, scatterView, uploadInputs, type AttentionCase, type AttentionInputs } from "./attention-harness.ts";
 
 const test = suite("attention backward");
 
-const shape = (batch: number, queryHeads: number, kvHeads: number, queryLength: number, keyLength: number, headDim: number): AttentionShape => ({
-  batch,
-  queryHeads,
-  kvHeads,
-  queryLength,
-  keyLength,
-  headDim,
-});
-
-const CASES: AttentionCase[] = [
-  { shape: shape(1, 1, 1, 1, 1, 32), mask: "none", fused: true, dtype: "f32" },
-  { shape: shape(2, 4, 2, 37, 37, 32), mask: "causal", fused: true, dtype: "f32" },
-  { shape: shape(1, 4, 1, 70, 70, 32), mask: "causal", fused: false, dtype: "f32" },
-  { shape: shape(1, 2, 1, 20, 20, 64), mask: "prefix", fused: true, dtype: "f32" },
-  { shape: shape(1, 2, 2, 12, 12, 128), mask: "causal", fused: true, dtype: "f32" },
-  { shape: shape(1, 6, 6, 19, 19, 32), mask: "alibi", fused: true, dtype: "f32" },
-  { shape: shape(3, 2, 2, 13, 13, 32), mask: "padding", fused: false, dtype: "f32" },
-  { shape: shape(3, 2, 1, 9, 9, 64), mask: "left-padding", fused: true, dtype: "f32" },
-  { shape: shape(2, 2, 2, 30, 30, 32), mask: "segments", fused: true, dtype: "f32" },
-  { shape: shape(2, 4, 2, 7, 40, 32), mask: "padding", fused: false, dtype: "f32" }, // after a KV cache
-];
+const shape = attentionShape;
 
 interface BackwardResult {
   dq: Float64Array;
@@ -88,13 +68,13 @@ test(
   "backward matches the float64 reference",
   withGpu(async (gpu) => {
     let seed = 300;
-    for (const c of CASES) {
+    for (const c of casesFor(gpu)) {
       const inputs = makeInputs(c, seed++);
       const { batch: B, queryHeads: Hq, queryLength: T, headDim: D } = c.shape;
       const dOut = randomValues(new Random(seed++), B * Hq * T * D, c.dtype);
       const scale = 1 / Math.sqrt(D);
       const got = await runBackward(gpu, c, inputs, dOut, scale);
-      const ref = attentionBackwardReference(c.shape, inputs.q, inputs.k, inputs.v, scale, inputs.mask, dOut);
+      const ref = attentionBackwardReference({ shape: c.shape, ...inputs, scale }, dOut);
       const tol = toleranceFor(c.dtype);
       assertClose(got.dq, ref.dq, tol, `dQ ${caseLabel(c)}`);
       assertClose(got.dk, ref.dk, tol, `dK ${caseLabel(c)}`);

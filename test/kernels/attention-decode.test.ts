@@ -6,21 +6,15 @@ import { createTensor, readFloats } from "../../runtime/gpu/tensor.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../stdlib/kernels/attention-decode.ts";
 import { denseView, gatherView } from "../../stdlib/kernels/attention-layout.ts";
 import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
-import { attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
+import { attentionForwardReference } from "../../stdlib/kernels/attention-reference.ts";
 import { assertClose } from "../support/numeric.ts";
 import { toleranceFor, withGpu } from "./gpu-harness.ts";
-import { assertLogSumExpClose, caseLabel, makeInputs, uploadInputs, type AttentionCase } from "./attention-harness.ts";
+import { assertLogSumExpClose, attentionShape, caseLabel, makeInputs, uploadInputs, type AttentionCase } from "./attention-harness.ts";
 
 const test = suite("attention decode");
 
-const decode = (batch: number, queryHeads: number, kvHeads: number, keyLength: number, headDim: number): AttentionShape => ({
-  batch,
-  queryHeads,
-  kvHeads,
-  queryLength: 1,
-  keyLength,
-  headDim,
-});
+const decode = (batch: number, queryHeads: number, kvHeads: number, keyLength: number, headDim: number) =>
+  attentionShape(batch, queryHeads, kvHeads, 1, keyLength, headDim);
 
 // [case, keys per split]
 const CASES: [AttentionCase, number][] = [
@@ -33,12 +27,13 @@ const CASES: [AttentionCase, number][] = [
   [{ shape: decode(2, 2, 2, 30, 64), mask: "segments", fused: false, dtype: "f32" }, 8],
   [{ shape: decode(3, 2, 1, 12, 32), mask: "left-padding", fused: false, dtype: "f32" }, 5],
 ];
+const F16_CASES: [AttentionCase, number][] = [[{ shape: decode(2, 4, 2, 40, 64), mask: "padding", fused: false, dtype: "f16" }, 16]];
 
 test(
   "decode matches the float64 reference",
   withGpu(async (gpu) => {
     let seed = 500;
-    for (const [c, splitLength] of CASES) {
+    for (const [c, splitLength] of gpu.hasF16 ? [...CASES, ...F16_CASES] : CASES) {
       const inputs = makeInputs(c, seed++);
       const { batch: B, queryHeads: Hq, headDim: D } = c.shape;
       const oView = denseView("bthd", 1, Hq, D);
@@ -53,7 +48,7 @@ test(
       batch.dispatch(kernels.split, uniforms, tensors);
       batch.dispatch(kernels.combine, uniforms, tensors);
       await batch.submit();
-      const ref = attentionForwardReference(c.shape, inputs.q, inputs.k, inputs.v, scale, inputs.mask);
+      const ref = attentionForwardReference({ shape: c.shape, ...inputs, scale });
       const label = `${caseLabel(c)} split ${splitLength}`;
       assertClose(gatherView(await readFloats(gpu, tensors.o), oView, B, 1, Hq, D), ref.out, toleranceFor(c.dtype), `O ${label}`);
       assertLogSumExpClose(await readFloats(gpu, tensors.lse), ref.logSumExp, toleranceFor(c.dtype), `lse ${label}`);

@@ -11,6 +11,10 @@ import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts
 import { assertClose } from "../support/numeric.ts";
 import { randomValues } from "./gpu-harness.ts";
 
+export function attentionShape(batch: number, queryHeads: number, kvHeads: number, queryLength: number, keyLength: number, headDim: number): AttentionShape {
+  return { batch, queryHeads, kvHeads, queryLength, keyLength, headDim };
+}
+
 export type MaskKind = "none" | "causal" | "prefix" | "padding" | "left-padding" | "segments" | "alibi";
 
 export interface AttentionCase {
@@ -24,6 +28,38 @@ export interface AttentionCase {
 export function caseLabel(c: AttentionCase): string {
   const s = c.shape;
   return `B${s.batch} Hq${s.queryHeads} Hkv${s.kvHeads} T${s.queryLength} S${s.keyLength} D${s.headDim} ${c.mask}${c.fused ? " fused" : ""} ${c.dtype}`;
+}
+
+const shape = attentionShape;
+
+/**
+ * Forward and backward cases: T = 1, T not a multiple of the tiles, D in {32, 64, 128}, MQA and
+ * GQA, every mask kind, fused QKV and separate layouts, and queries after a KV cache (S > T).
+ */
+export const ATTENTION_CASES: AttentionCase[] = [
+  { shape: shape(1, 1, 1, 1, 1, 32), mask: "none", fused: true, dtype: "f32" },
+  { shape: shape(2, 4, 2, 37, 37, 64), mask: "causal", fused: true, dtype: "f32" },
+  { shape: shape(1, 4, 1, 70, 70, 32), mask: "causal", fused: false, dtype: "f32" },
+  { shape: shape(1, 2, 2, 20, 20, 128), mask: "causal", fused: true, dtype: "f32" },
+  { shape: shape(1, 6, 6, 19, 19, 32), mask: "alibi", fused: true, dtype: "f32" },
+  { shape: shape(2, 2, 1, 16, 16, 64), mask: "prefix", fused: true, dtype: "f32" },
+  { shape: shape(3, 2, 2, 13, 13, 32), mask: "padding", fused: false, dtype: "f32" },
+  { shape: shape(3, 2, 1, 9, 9, 64), mask: "left-padding", fused: true, dtype: "f32" },
+  { shape: shape(2, 2, 2, 30, 30, 32), mask: "segments", fused: true, dtype: "f32" },
+  { shape: shape(2, 4, 2, 7, 40, 32), mask: "padding", fused: false, dtype: "f32" }, // 33 cached keys
+  { shape: shape(1, 2, 1, 1, 25, 64), mask: "alibi", fused: false, dtype: "f32" },
+  { shape: shape(2, 3, 3, 11, 11, 32), mask: "none", fused: false, dtype: "f32" },
+];
+
+/** f16 storage (f32 math) cases, run where the device has shader-f16. */
+export const F16_ATTENTION_CASES: AttentionCase[] = [
+  { shape: shape(2, 4, 2, 37, 37, 64), mask: "causal", fused: true, dtype: "f16" },
+  { shape: shape(2, 4, 2, 7, 40, 32), mask: "padding", fused: false, dtype: "f16" },
+];
+
+/** The cases a device runs: the f16 ones only with shader-f16. */
+export function casesFor(gpu: GpuDevice): AttentionCase[] {
+  return gpu.hasF16 ? [...ATTENTION_CASES, ...F16_ATTENTION_CASES] : ATTENTION_CASES;
 }
 
 /** The mask of a case; query rows are the last T of the S keys. */

@@ -34,8 +34,8 @@ for (const [name, mask] of Object.entries(masks)) {
     const g = randomValues(rng, B * Hq * T * D, "f32");
     const scale = 0.7;
     // loss = sum(O * g), so dLoss/dO = g.
-    const loss = () => attentionForwardReference(shape, q, k, v, scale, mask).out.reduce((s, o, i) => s + o * g[i], 0);
-    const grads = attentionBackwardReference(shape, q, k, v, scale, mask, g);
+    const loss = () => attentionForwardReference({ shape, q, k, v, scale, mask }).out.reduce((s, o, i) => s + o * g[i], 0);
+    const grads = attentionBackwardReference({ shape, q, k, v, scale, mask }, g);
     for (const [label, x, dx] of [["q", q, grads.dq], ["k", k, grads.dk], ["v", v, grads.dv]] as const) {
       const numeric = new Float64Array(x.length);
       for (let i = 0; i < x.length; i++) {
@@ -72,10 +72,10 @@ test("a query row that sees no key gives zeros, lse -inf and no gradient", () =>
   const one: AttentionShape = { batch: 1, queryHeads: 1, kvHeads: 1, queryLength: 3, keyLength: 3, headDim: 2 };
   const mask: AttentionMask = { causal: true, queryOffset: 0, keyRanges: Uint32Array.from([2, 3]) }; // left padding of 2
   const ones = new Float64Array(6).fill(1);
-  const fwd = attentionForwardReference(one, ones, ones, Float64Array.from([1, 2, 3, 4, 5, 6]), 1, mask);
+  const fwd = attentionForwardReference({ shape: one, q: ones, k: ones, v: Float64Array.from([1, 2, 3, 4, 5, 6]), scale: 1, mask });
   assert.equal(Array.from(fwd.logSumExp.slice(0, 2)), [-Infinity, -Infinity]);
   assert.equal(Array.from(fwd.out), [0, 0, 0, 0, 5, 6]);
-  const grads = attentionBackwardReference(one, ones, ones, ones, 1, mask, ones);
+  const grads = attentionBackwardReference({ shape: one, q: ones, k: ones, v: ones, scale: 1, mask }, ones);
   assert.equal(Array.from(grads.dq.slice(0, 4)), [0, 0, 0, 0]);
 });
 
