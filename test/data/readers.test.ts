@@ -204,4 +204,16 @@ test("a record longer than maxRecordBytes is a bad record and reading goes on", 
   assert.equal(report.diagnostics[0].code, "SFT5307");
 });
 
+test("a line that is not UTF-8 is a bad record named by line", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sftc-utf8-"));
+  const path = join(dir, "latin1.jsonl");
+  const ok = Buffer.from(JSON.stringify({ instruction: "问", input: "", output: "答" }) + "\n");
+  const latin1 = Buffer.from('{"instruction": "caf\xe9", "input": "", "output": "ok"}\n', "latin1");
+  writeFileSync(path, Buffer.concat([ok, latin1, ok]));
+  const { conversations, report } = await readAll({ format: "belle", path, maxBadFraction: 1 });
+  assert.equal(conversations.map((c) => c.source.line), [1, 3]);
+  assert.equal(report.diagnostics[0].code, "SFT5308");
+  assert.equal(report.diagnostics[0].where, `${path}:2`);
+});
+
 test.run();
