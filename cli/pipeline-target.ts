@@ -2,6 +2,8 @@
 // `--no-files`, and printing the checker's diagnostics.
 import { existsSync } from "node:fs";
 import { checkFile, type CheckResult } from "../compiler/check/check.ts";
+import type { ResolvedPipeline } from "../compiler/check/resolve.ts";
+import { hasErrors } from "../compiler/diagnostics.ts";
 import { flag, flagValue, flagValues, type FlagSpec, type ParsedArgs } from "./args.ts";
 import type { Io } from "./io.ts";
 import { diagnosticJson, renderDiagnostic, summarize } from "./render.ts";
@@ -41,6 +43,15 @@ export function checkTarget(command: string, args: ParsedArgs, io: Io, options: 
   const result = checkFile(path, { pipeline, all: options.all, overrides: flagValues(args, "set"), checkFiles: !flag(args, "no-files") });
   if (!options.quiet) printDiagnostics(result, io);
   return { ok: true, result };
+}
+
+/** The single resolved pipeline of the command line, or the exit code when there is none (diagnostics printed). */
+export function resolveOne(command: string, args: ParsedArgs, io: Io): { ok: true; pipeline: ResolvedPipeline } | { ok: false; exit: number } {
+  const target = checkTarget(command, args, io);
+  if (!target.ok) return target;
+  const { diagnostics, pipelines } = target.result;
+  if (hasErrors(diagnostics) || pipelines.length !== 1) return { ok: false, exit: 1 };
+  return { ok: true, pipeline: pipelines[0] };
 }
 
 export function printDiagnostics(result: CheckResult, io: Io): void {

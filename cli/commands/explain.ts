@@ -1,8 +1,7 @@
 // `sftc explain FILE.sft`: the resolved pipeline, i.e. exactly what would run.
-import { hasErrors } from "../../compiler/diagnostics.ts";
 import type { ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
-import { checkTarget, pipelineFlags } from "../pipeline-target.ts";
+import { pipelineFlags, resolveOne } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
 
 export const command: Command = {
@@ -15,11 +14,9 @@ export const command: Command = {
     "Exits 1 (printing the diagnostics) when the pipeline has errors.",
   flags: pipelineFlags,
   async run(args: ParsedArgs, io: Io): Promise<number> {
-    const target = checkTarget("explain", args, io);
-    if (!target.ok) return target.exit;
-    const { result } = target;
-    if (hasErrors(result.diagnostics) || result.pipelines.length !== 1) return 1;
-    io.out(`${JSON.stringify(result.pipelines[0], null, 2)}\n`);
+    const resolved = resolveOne("explain", args, io);
+    if (!resolved.ok) return resolved.exit;
+    io.out(`${JSON.stringify(resolved.pipeline, null, 2)}\n`);
     return 0;
   },
 };

@@ -1,9 +1,8 @@
 // `sftc run FILE.sft`: check, then run the stages that exist. Training, generation and the GPU
 // runtime are not wired into the CLI yet, so after a successful check this says so plainly.
-import { hasErrors } from "../../compiler/diagnostics.ts";
 import type { ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
-import { checkTarget, pipelineFlags } from "../pipeline-target.ts";
+import { pipelineFlags, resolveOne } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
 
 export const command: Command = {
@@ -16,11 +15,9 @@ export const command: Command = {
     "the command says so. Exits 0 when the check passes, 1 when it finds errors.",
   flags: pipelineFlags,
   async run(args: ParsedArgs, io: Io): Promise<number> {
-    const target = checkTarget("run", args, io);
-    if (!target.ok) return target.exit;
-    const { result } = target;
-    if (hasErrors(result.diagnostics) || result.pipelines.length !== 1) return 1;
-    const p = result.pipelines[0];
+    const resolved = resolveOne("run", args, io);
+    if (!resolved.ok) return resolved.exit;
+    const p = resolved.pipeline;
     io.out(
       `checked: pipeline \`${p.name}\` (${p.model.family}, ${p.method.kind}, ${p.datasets.length} dataset${p.datasets.length === 1 ? "" : "s"}, decode ${p.decode.strategy})\n` +
         "not built yet: loading the model, reading the data, training and generation are not available in this version of sftc; nothing was run.\n" +
