@@ -125,36 +125,52 @@ export function isFloat(dtype: DType): boolean {
 }
 
 /**
- * Nodes reachable from `roots`, every input before its users (iterative: graphs are deep).
- * Nodes for which `stop` holds are neither listed nor walked through.
+ * Everything reachable from `roots` through `children`, children before parents (iterative: graphs
+ * are deep). Items for which `stop` holds are neither listed nor walked through; `enter` sees each
+ * item once, before its children; a cycle calls `onCycle` (default: an internal error) and stops.
  */
-export function topoSort(roots: Iterable<Node>, stop?: (n: Node) => boolean): Node[] {
-  const order: Node[] = [];
-  const state = new Map<Node, "open" | "done">();
+export function postOrder<T>(
+  roots: Iterable<T>,
+  children: (t: T) => readonly T[],
+  hooks: { stop?: (t: T) => boolean; enter?: (t: T) => void; onCycle?: (t: T) => void } = {},
+): T[] {
+  const order: T[] = [];
+  const state = new Map<T, "open" | "done">();
   for (const root of roots) {
-    const stack: [Node, number][] = [[root, 0]];
+    const stack: [T, number][] = [[root, 0]];
     while (stack.length) {
       const top = stack[stack.length - 1];
-      const [n, i] = top;
+      const [t, i] = top;
       if (i === 0) {
-        if (state.get(n) === "done" || stop?.(n)) {
+        if (state.get(t) === "done" || hooks.stop?.(t)) {
           stack.pop();
           continue;
         }
-        invariant(state.get(n) !== "open", `cycle through node %${n.id}`);
-        state.set(n, "open");
+        if (state.get(t) === "open") {
+          if (!hooks.onCycle) invariant(false, "the graph has a cycle");
+          hooks.onCycle(t);
+          return order;
+        }
+        state.set(t, "open");
+        hooks.enter?.(t);
       }
-      if (i < n.inputs.length) {
+      const next = children(t);
+      if (i < next.length) {
         top[1]++;
-        stack.push([n.inputs[i], 0]);
+        stack.push([next[i], 0]);
       } else {
-        state.set(n, "done");
-        order.push(n);
+        state.set(t, "done");
+        order.push(t);
         stack.pop();
       }
     }
   }
   return order;
+}
+
+/** Nodes reachable from `roots`, every input before its users; `stop` nodes are left out. */
+export function topoSort(roots: Iterable<Node>, stop?: (n: Node) => boolean): Node[] {
+  return postOrder(roots, (n) => n.inputs, { stop });
 }
 
 /** For each node, the nodes that read it (in topological order). */

@@ -2,41 +2,14 @@
 // op's inference rule, every input is a node of the graph, ids are unique and there is no cycle.
 import { diag, type Diagnostic } from "../diagnostics.ts";
 import { inferType } from "./infer.ts";
-import { OPS, sameShape, type Graph, type Node } from "./node.ts";
+import { OPS, postOrder, sameShape, type Graph, type Node } from "./node.ts";
 
 const knownOps = new Set<string>(OPS);
 
 /** Every problem found, as SFT4003 diagnostics naming the node; empty when the graph is valid. */
 export function verifyGraph(g: Graph): Diagnostic[] {
   const problems: string[] = [];
-  const state = new Map<Node, "open" | "done">();
   const byId = new Map<number, Node>();
-  const visit = (root: Node) => {
-    const stack: [Node, number][] = [[root, 0]];
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      const [n, i] = top;
-      if (i === 0) {
-        if (state.get(n) === "done") {
-          stack.pop();
-          continue;
-        }
-        if (state.get(n) === "open") {
-          problems.push(`cycle through %${n.id}`);
-          return;
-        }
-        state.set(n, "open");
-        checkNode(n);
-      }
-      if (i < n.inputs.length) {
-        top[1]++;
-        if (n.inputs[i]) stack.push([n.inputs[i], 0]); // a missing input is reported by checkNode
-      } else {
-        state.set(n, "done");
-        stack.pop();
-      }
-    }
-  };
   const checkNode = (n: Node) => {
     const other = byId.get(n.id);
     if (other && other !== n) problems.push(`two nodes share id %${n.id}`);
@@ -47,6 +20,7 @@ export function verifyGraph(g: Graph): Diagnostic[] {
     if (typeof t === "string") problems.push(`%${n.id} (${n.op}): ${t}`);
     else if (t.dtype !== n.dtype || !sameShape(t.shape, n.shape)) problems.push(`%${n.id} (${n.op}): recorded ${n.dtype}[${n.shape}] but inputs give ${t.dtype}[${t.shape}]`);
   };
-  for (const n of g.outputs.values()) visit(n);
+  // a missing input is reported by checkNode, not walked into
+  postOrder(g.outputs.values(), (n) => n.inputs.filter(Boolean), { enter: checkNode, onCycle: (n) => problems.push(`cycle through %${n.id}`) });
   return problems.map((p) => diag("SFT4003", `Graph verification failed: ${p}.`, { hint: "This is a compiler bug; please report it with the pipeline file." }));
 }

@@ -6,7 +6,7 @@
 //  4. library nodes with the same merge key share one launch (dx/dw/db of a norm, dq/dk/dv);
 //  5. launches are ordered depth-first from the outputs, so work runs close to its use.
 import { invariant } from "../diagnostics.ts";
-import { ELEMENTWISE_OPS, LEAF_OPS, MOVEMENT_OPS, consumers, sameShape, topoSort, type Graph, type Node } from "../ir/node.ts";
+import { ELEMENTWISE_OPS, LEAF_OPS, MOVEMENT_OPS, consumers, postOrder, sameShape, topoSort, type Graph, type Node } from "../ir/node.ts";
 import { catalog, elementwiseLaunchName, entryFor, residualOperand, type CatalogEntry, type EpilogueKind } from "./kernel-catalog.ts";
 import { applyMovement, contiguousView, type View } from "./views.ts";
 
@@ -137,39 +137,16 @@ export function schedule(g: Graph): Schedule {
   const producers = built.map((b) => [...new Set(b.inputs.map((i) => groupOf.get(i.view.base)).filter((x): x is number => x !== undefined))]);
 
   // 5: depth-first from the outputs
-  const ordered: number[] = [];
-  const state = new Map<number, "open" | "done">();
-  const visit = (id: number) => {
-    const stack: [number, number][] = [[id, 0]];
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      const [gid, i] = top;
-      if (i === 0) {
-        if (state.has(gid)) {
-          invariant(state.get(gid) === "done", "kernel groups form a cycle");
-          stack.pop();
-          continue;
-        }
-        state.set(gid, "open");
-      }
-      if (i < producers[gid].length) {
-        top[1]++;
-        stack.push([producers[gid][i], 0]);
-      } else {
-        state.set(gid, "done");
-        ordered.push(gid);
-        stack.pop();
-      }
-    }
-  };
+  const roots: number[] = [];
   const outputViews = new Map<string, View>();
   for (const [name, n] of g.outputs) {
     const v = viewOf(n);
     invariant(v, `output ${name} has no buffer`);
     outputViews.set(name, v);
     const producer = groupOf.get(v.base);
-    if (producer !== undefined) visit(producer);
+    if (producer !== undefined) roots.push(producer);
   }
+  const ordered = postOrder(roots, (id) => producers[id]);
 
   const launches = ordered.map((id): Launch => {
     const { anchor, outputs: outs } = groups[id];
