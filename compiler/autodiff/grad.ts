@@ -8,7 +8,10 @@ import { backwardRule, isDifferentiableInput } from "./rules.ts";
 
 /** A forward graph with its loss and the gradient of every trainable parameter. */
 export interface TrainingGraph {
-  /** Outputs `loss` and `grad.<param name>`, in the order of the parameters. */
+  /**
+   * Outputs `loss`, then `grad.<param name>` from the last parameter to the first: the order the
+   * backward produces them, which the scheduler follows.
+   */
   graph: Graph;
   loss: Node;
   /** Parameter node to its gradient node. */
@@ -57,6 +60,6 @@ export function gradients(loss: Node, params: readonly Node[]): Result<Map<Node,
 export function trainingGraph(loss: Node, params: readonly Node[]): Result<TrainingGraph> {
   const grads = gradients(loss, params);
   if (!grads.ok) return grads;
-  const outputs: [string, Node][] = [["loss", loss], ...params.map((p): [string, Node] => [`grad.${p.attrs.name}`, grads.value.get(p)!])];
+  const outputs: [string, Node][] = [["loss", loss], ...[...params].reverse().map((p): [string, Node] => [`grad.${p.attrs.name}`, grads.value.get(p)!])];
   return ok({ graph: graph(outputs), loss, grads: grads.value, forward: new Set(topoSort([loss])) });
 }
