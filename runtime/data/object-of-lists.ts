@@ -35,6 +35,16 @@ function describeByte(b: number): string {
   return b >= 0x20 && b < 0x7f ? `'${String.fromCharCode(b)}'` : `byte 0x${b.toString(16).padStart(2, "0")}`;
 }
 
+function parseKey(bytes: Buffer): string | undefined {
+  const raw = decodeUtf8(bytes);
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw) as string;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Yields the keys and elements of a `{ key: [elements] }` document in file order. */
 export async function* scanObjectOfLists(handle: FileHandle, options: ScanOptions): AsyncGenerator<ScanEvent> {
   let state = "start" as State;
@@ -112,8 +122,12 @@ export async function* scanObjectOfLists(handle: FileHandle, options: ScanOption
           if (escaped) escaped = false;
           else if (b === backslash) escaped = true;
           else if (b === quote) {
-            const raw = decodeUtf8(take(i + 1));
-            key = raw === undefined ? "" : (JSON.parse(raw) as string);
+            const name = parseKey(take(i + 1));
+            if (name === undefined) {
+              yield structure("a category name is not a valid JSON string", offset + i);
+              return;
+            }
+            key = name;
             state = "colon";
           }
           break;

@@ -61,6 +61,10 @@ test("safety: a truncated file, a list at top level and a JSON Lines file are st
   assert.equal(list.diagnostics.map((d) => `${d.code} ${d.message}`), [
     `SFT5310 ${fixtures}/safety-list.json:1: expected the file to be one JSON object ({"Category": [...]}), found '['`,
   ]);
+  const dir = mkdtempSync(join(tmpdir(), "sftc-safety-"));
+  writeFileSync(join(dir, "bad-key.json"), '{"Ins\\xult": []}');
+  const badKey = await collectDataset({ format: "safety", path: join(dir, "bad-key.json") });
+  assert.equal(badKey.diagnostics.map((d) => d.message), [`${join(dir, "bad-key.json")}:1: a category name is not a valid JSON string`]);
   const jsonl = await collectDataset({ format: "safety", path: "pipelines/data/samples/firefly.jsonl" });
   assert.equal(jsonl.diagnostics.map((d) => d.code), ["SFT5310"]);
   assert.match(jsonl.diagnostics[0].message, 'the value of "kind" is not a list of records');
