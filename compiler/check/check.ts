@@ -55,7 +55,10 @@ export function checkFile(path: string, options: CheckOptions = {}): CheckResult
 
   const pipelines: ResolvedPipeline[] = [];
   const loaded = program.files.get(entry);
-  if (loaded) {
+  // After a syntax error the recovered tree lacks whatever could not be read, so checking it
+  // would report sections and keys as missing that are merely misspelt: stop at syntax errors.
+  const syntaxErrors = reporter.diagnostics.some((d) => d.code.startsWith("SFT1") && d.severity === "error");
+  if (loaded && !syntaxErrors) {
     const scopes = new Scopes(program, reporter);
     scopes.visibleIn(entry); // reports duplicate pipeline names even when nothing extends them
     const flattener = new Flattener(scopes, reporter);

@@ -44,6 +44,7 @@ export const codeAdvice: Partial<Record<Code, string>> = {
   SFT4002: "Report it: the compiled graph was given an input of the wrong size.",
   SFT4003: "Report it: a compiler pass produced an invalid graph.",
   SFT4004: "Report it: a gradient was requested for a frozen tensor.",
+  SFT4005: "Report it: the compiler scheduled a kernel the runtime does not have.",
   SFT5001: "Install a Vulkan driver (on CPU: Mesa lavapipe) or run on a machine with a GPU.",
   SFT5002: "Set `SFT_ADAPTER` to a substring of one of the adapter names listed, or unset it.",
   SFT5003: "Check the GPU driver (`vulkaninfo --summary`) or choose another adapter with `SFT_ADAPTER`.",
