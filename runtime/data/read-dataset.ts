@@ -43,7 +43,7 @@ export interface DatasetConfig {
 }
 
 export interface ReadOptions {
-  /** Resume a line-based format at a line start (a `Source` offset/line, or `RawLine.end`). */
+  /** Resume a line-based format at a line start (a `Source` offset/line, or `RawLine.end`); the report then counts from there. */
   start?: LinePosition;
   /** How many bad records are listed one by one (default 10). */
   maxReported?: number;
