@@ -2,7 +2,8 @@
 // library kernels it launches (names of the KernelSpecs in stdlib/kernels/), which inputs it can
 // read as strided views, which elementwise epilogues it absorbs, and which nodes share a launch.
 // Library kernels take buffers, not expressions, so only the generated kernels ("elementwise",
-// "reduce") absorb elementwise prologues.
+// "reduce", compiled by compiler/codegen) absorb elementwise prologues. Epilogues are what the
+// library kernel's own options express (matmul's bias, alpha and beta·C).
 import { numel, type Node, type Op } from "../ir/node.ts";
 import { isContiguous, type View } from "./views.ts";
 
@@ -11,8 +12,8 @@ export type EpilogueKind = "bias" | "residual" | "alpha";
 
 export interface CatalogEntry {
   name: string;
-  /** KernelSpec names launched, in order, with the file that defines them. */
-  launches: readonly string[];
+  /** KernelSpec names launched, in order, for the library nodes sharing the launch. */
+  launches: (nodes: readonly Node[]) => readonly string[];
   source: string;
   ops: readonly Op[];
   /** Inputs may be elementwise expressions computed inside the kernel. */
@@ -61,7 +62,7 @@ const attentionShape = (q: Node, k: Node) => ({ batch: q.shape[0], queries: q.sh
 export const catalog: readonly CatalogEntry[] = [
   {
     name: "matmul",
-    launches: ["matmul_tiled"],
+    launches: () => ["matmul_tiled"],
     source: "stdlib/kernels/matmul.ts",
     ops: ["matmul"],
     prologue: false,
@@ -76,7 +77,7 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     name: "embedding",
-    launches: ["embedding_forward"],
+    launches: () => ["embedding_forward"],
     source: "stdlib/kernels/embedding.ts",
     ops: ["embedding"],
     prologue: false,
@@ -85,7 +86,7 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     name: "embedding_backward",
-    launches: ["embedding_backward"],
+    launches: () => ["embedding_backward"],
     source: "stdlib/kernels/embedding.ts",
     ops: ["embedding_backward"],
     prologue: false,
@@ -94,42 +95,44 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     name: "rms_norm",
-    launches: ["rms_norm_forward"],
+    launches: () => ["rmsnorm_forward"],
     source: "stdlib/kernels/norms.ts",
     ops: ["rms_norm"],
     prologue: false,
     acceptsView: contiguous,
     uniforms: (n) => rowsCols(n),
+    // rstd per row, saved for the backward (counted with the output, which lives about as long)
+    extraBytes: (n) => 4 * rowsCols(n).rows,
   },
   {
     name: "layer_norm",
-    launches: ["layer_norm_forward"],
+    launches: () => ["layernorm_forward"],
     source: "stdlib/kernels/norms.ts",
     ops: ["layer_norm"],
     prologue: false,
     acceptsView: contiguous,
     uniforms: (n) => rowsCols(n),
+    // mean and rstd per row, saved for the backward
+    extraBytes: (n) => 8 * rowsCols(n).rows,
   },
   {
     name: "norm_backward",
-    launches: ["norm_backward"],
+    // dx from one kernel, dweight and dbias from another; only those the graph needs run
+    launches: (nodes) => {
+      const kind = nodes[0].attrs.norm === "rms" ? "rmsnorm" : "layernorm";
+      return [...(nodes.some((n) => n.attrs.wrt === 0) ? [`${kind}_backward_input`] : []), ...(nodes.some((n) => n.attrs.wrt !== 0) ? [`${kind}_backward_weight`] : [])];
+    },
     source: "stdlib/kernels/norms.ts",
     ops: ["norm_backward"],
     prologue: false,
     acceptsView: contiguous,
-    // dx = norm'ᵀ dy + beta·residual: the residual stream's gradient accumulates in the same pass
-    epilogue: (chain, acc, viewOf) => {
-      if (acc.attrs.wrt !== 0 || chain.op !== "add") return undefined;
-      const v = viewOf(residualOperand(chain, acc));
-      return v && isContiguous(v) ? "residual" : undefined;
-    },
-    // dx, dweight and dbias of one norm come from one launch
+    // dx, dweight and dbias of one norm share the launch
     mergeKey: (n) => `norm_backward|${n.inputs.map((i) => i.id)}|${n.attrs.norm}|${n.attrs.eps}`,
     uniforms: (n) => rowsCols(n.inputs[1]),
   },
   {
     name: "rope",
-    launches: ["rope"],
+    launches: () => ["rope"],
     source: "stdlib/kernels/rope.ts",
     ops: ["rope"],
     prologue: false,
@@ -139,7 +142,7 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     name: "attention",
-    launches: ["attention_forward"],
+    launches: () => ["attention_forward"],
     source: "stdlib/kernels/attention-forward.ts",
     ops: ["attention"],
     prologue: false,
@@ -151,7 +154,7 @@ export const catalog: readonly CatalogEntry[] = [
   {
     name: "attention_backward",
     // FlashAttention-2: D = rowsum(dO * O), then dK/dV per key block, then dQ per query block
-    launches: ["attention_backward_delta", "attention_backward_dkdv", "attention_backward_dq"],
+    launches: () => ["attention_backward_delta", "attention_backward_dkdv", "attention_backward_dq"],
     source: "stdlib/kernels/attention-backward.ts",
     ops: ["attention_backward"],
     prologue: false,
@@ -161,7 +164,8 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     name: "cross_entropy",
-    launches: ["cross_entropy"],
+    // per-token losses and the logits gradient in one pass; the mean loss is a generated reduction
+    launches: () => ["cross_entropy", "fused_reduce"],
     source: "stdlib/kernels/cross-entropy.ts",
     ops: ["cross_entropy", "cross_entropy_backward"],
     prologue: false,
@@ -177,11 +181,13 @@ export const catalog: readonly CatalogEntry[] = [
       const logits = n.op === "cross_entropy" ? n.inputs[0] : n.inputs[1];
       return { rows: logits.shape[0], vocab: logits.shape[1] };
     },
+    // the per-token losses
+    extraBytes: (n) => (n.op === "cross_entropy" ? 4 * n.inputs[0].shape[0] : 0),
   },
   {
     name: "reduce",
-    launches: ["reduce"],
-    source: "generated",
+    launches: () => ["fused_reduce"],
+    source: "compiler/codegen/fused-kernel.ts",
     ops: ["sum", "mean", "reduce_max"],
     prologue: true,
     acceptsView: any,
@@ -193,8 +199,8 @@ export const catalog: readonly CatalogEntry[] = [
   },
   {
     name: "elementwise",
-    launches: ["elementwise"],
-    source: "generated",
+    launches: () => ["fused_elementwise"],
+    source: "compiler/codegen/fused-kernel.ts",
     ops: ["neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "silu", "gelu_tanh", "cast", "add", "sub", "mul", "div", "max", "greater", "where", "concat"],
     prologue: true,
     acceptsView: any,
@@ -218,5 +224,5 @@ export function elementwiseLaunchName(root: Node, inKernel: (n: Node) => boolean
   const leafOrView = (n: Node) => !inKernel(n);
   if (root.op === "mul" && x.op === "silu" && inKernel(x) && leafOrView(x.inputs[0]) && leafOrView(y)) return "swiglu_forward";
   if ((root.op === "silu" || root.op === "gelu_tanh") && leafOrView(x)) return `${root.op}_forward`;
-  return "elementwise";
+  return "fused_elementwise";
 }

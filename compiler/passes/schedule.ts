@@ -149,14 +149,14 @@ export function schedule(g: Graph): Schedule {
   const ordered = postOrder(roots, (id) => producers[id]);
 
   const launches = ordered.map((id): Launch => {
-    const { anchor, outputs: outs } = groups[id];
+    const { anchor, anchors, outputs: outs } = groups[id];
     const { nodes, inputs } = built[id];
     const entry = entryOf(anchor) ?? elementwiseEntry;
     const inKernel = new Set(nodes);
     const name = entry === elementwiseEntry ? elementwiseLaunchName(outs[0], (n) => inKernel.has(n)) : undefined;
     return {
       kernel: entry.name,
-      launches: name ? [name] : entry.launches,
+      launches: name ? [name] : entry.launches(anchors),
       nodes,
       outputs: outs,
       inputs,
