@@ -1,9 +1,10 @@
 """Reference for sftc's RoPE tables and rotations and Baichuan-13B's ALiBi slopes, written in plain
 PyTorch from each family's reference formulas (models.md sections 1.2, 2.2, 3.2, 4.2, 5.2, 6.2-6.5),
-fp32 model mode.
+fp32 model mode, plus the fp16-model tables.
 
 Writes test/fixtures/rope/rope_alibi.json:
   tables[family]: inv_freq and [cos, sin] per pair at a few positions, as each reference builds them;
+  half_tables[family]: the same in an fp16 model (MOSS keeps fp32 tables);
   rotations[family]: a small random x (T, H, D), its position ids and the reference's rotated output;
   alibi[n]: the slopes of n heads as stored (float32).
 
@@ -66,6 +67,30 @@ def tables():
         freqs = angles(inv, max(POSITIONS) + 1)[POSITIONS]
         out[name] = {"dim": dim, "positions": POSITIONS, "inv_freq": floats(inv), "cos": floats(freqs.cos()), "sin": floats(freqs.sin())}
     return out
+
+
+# ---- fp16 models (models.md 6.3) ----
+def half_tables():
+    rows = max(POSITIONS) + 1
+    out = {}
+    # Baichuan-7B: fp32 tables, cast to the activation dtype at use.
+    freqs = angles(inv_freq_baichuan(128), rows)[POSITIONS]
+    out["baichuan7b"] = (128, inv_freq_baichuan(128), freqs.cos().half(), freqs.sin().half())
+    # ChatGLM-6B .half(): the fp16 buffer, fp16 positions and products (einsum of two fp16
+    # vectors), cos/sin of fp16 tensors. CPU torch lacks fp16 cos, so it is taken in fp32 and
+    # rounded, as GPU kernels compute fp16 cos.
+    inv = (1.0 / (BASE ** (torch.arange(0, 64, 2).float() / 64))).half()
+    t = torch.arange(rows, dtype=torch.half)
+    freqs = (t[:, None] * inv[None, :])[POSITIONS]
+    out["chatglm"] = (64, inv, freqs.float().cos().half(), freqs.float().sin().half())
+    # ChatGLM2 .half(): theta, positions and products in fp16, then .float(), cos/sin, .half().
+    theta = 1.0 / (BASE ** (torch.arange(0, 64, 2, dtype=torch.half) / 64))
+    idx = torch.outer(torch.arange(rows, dtype=torch.half), theta).float()[POSITIONS]
+    out["chatglm2"] = (64, theta, idx.cos().half(), idx.sin().half())
+    return {
+        name: {"dim": dim, "positions": POSITIONS, "inv_freq": floats(inv), "cos": floats(cos), "sin": floats(sin)}
+        for name, (dim, inv, cos, sin) in out.items()
+    }
 
 
 # ---- the rotations themselves, on x of shape (T, H, D) ----
@@ -147,6 +172,7 @@ def interleave(n):
 def main():
     data = {
         "tables": tables(),
+        "half_tables": half_tables(),
         "rotations": rotations(),
         "alibi": {str(n): floats(torch.Tensor(interleave(n))) for n in [6, 8, 12, 32, 40]},
     }

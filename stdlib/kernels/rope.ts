@@ -3,11 +3,12 @@
 // partial rotary dims, GLM's two position streams, and any position id per token.
 //
 // cos/sin come from a host-built table (positions, pairs, 2) computed the way each reference
-// computes it (f32 inverse frequencies and angles, models.md §6.3), not from WGSL sin/cos: those
-// only promise 2^-11 absolute accuracy on [-pi, pi] and nothing beyond. The base (theta) is an
-// argument of the table, so one compiled pipeline serves every base and length.
+// computes it (the dtype of every step, models.md §6.3), not from WGSL sin/cos: those only
+// promise 2^-11 absolute accuracy on [-pi, pi] and nothing beyond. The base (theta) is an
+// argument of the table, so one compiled pipeline serves every base and length. The rotation
+// itself runs in f32 (fp16 references rotate in fp16; only the tables are emulated).
 import { invariant } from "../../compiler/diagnostics.ts";
-import { f16BitsToF32, f32ToF16Bits } from "./dtype.ts";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "./dtype.ts";
 import type { KernelSpec, UniformValues } from "./kernel.ts";
 import { ceilDiv, linearGrid, WGSL_FLAT_WORKGROUP } from "./kernel.ts";
 import { viewUniforms, viewUniformValues, wgslViewIndex, type TensorView } from "./attention-layout.ts";
@@ -24,64 +25,94 @@ export interface RopeLayout {
   streams: 1 | 2;
 }
 
-/**
- * How the inverse frequencies are rounded: "f32" (Baichuan-7B, MOSS, ChatGLM2 in f32) or
- * "f16-inv-freq" (ChatGLM-6B rounds inv_freq to fp16 even in an fp32 model, models.md §6.3).
- */
-export type RopeRecipe = "f32" | "f16-inv-freq";
-
 export interface RopeFamily {
   layout: RopeLayout;
-  recipe: RopeRecipe;
   base: number;
 }
 
 /** The rotary setup of each RoPE family (models.md §1.2, §3.2, §4.2, §5.2, §6.2). */
 export const ROPE_FAMILIES = {
-  baichuan7b: { layout: { style: "half", headDim: 128, rotaryDim: 128, streams: 1 }, recipe: "f32", base: 10000 },
-  moss: { layout: { style: "interleaved", headDim: 256, rotaryDim: 64, streams: 1 }, recipe: "f32", base: 10000 },
-  chatglm: { layout: { style: "half", headDim: 128, rotaryDim: 128, streams: 2 }, recipe: "f16-inv-freq", base: 10000 },
-  chatglm2: { layout: { style: "interleaved", headDim: 128, rotaryDim: 64, streams: 1 }, recipe: "f32", base: 10000 },
+  baichuan7b: { layout: { style: "half", headDim: 128, rotaryDim: 128, streams: 1 }, base: 10000 },
+  moss: { layout: { style: "interleaved", headDim: 256, rotaryDim: 64, streams: 1 }, base: 10000 },
+  chatglm: { layout: { style: "half", headDim: 128, rotaryDim: 128, streams: 2 }, base: 10000 },
+  chatglm2: { layout: { style: "interleaved", headDim: 128, rotaryDim: 64, streams: 1 }, base: 10000 },
 } as const satisfies Record<string, RopeFamily>;
+
+export type RopeFamilyName = keyof typeof ROPE_FAMILIES;
 
 /** Dims rotated by one position stream. */
 export function segmentDim(layout: RopeLayout): number {
   return layout.rotaryDim / layout.streams;
 }
 
-function roundF16(v: number): number {
-  return f16BitsToF32(f32ToF16Bits(v));
+export type TableDType = "f32" | "f16" | "bf16";
+
+/** The precision of each step of a reference's cos/sin table (models.md §6.3). */
+export interface RopeTablePrecision {
+  /** dtype each step of `1 / base^(2i/dim)` is evaluated in. */
+  invFreqCompute: TableDType;
+  /** dtypes the finished inverse frequencies are then rounded to, in order. */
+  invFreqStore: readonly TableDType[];
+  /** dtype positions and their products with the inverse frequencies are computed in. */
+  angles: TableDType;
+  /** dtype cos and sin (evaluated in f32) are rounded to. */
+  output: TableDType;
 }
 
 /**
- * `1 / base^(arange(0, dim, 2) / dim)` evaluated in f32 step by step as torch does (every
- * intermediate an f32), then rounded to f16 for ChatGLM-6B.
+ * How `family`'s reference builds its table in a model stored as `modelDtype`. With "f32" every
+ * family's table is the fp32 reference's (the parity target); "f16"/"bf16" emulate the
+ * reduced-precision tables of half-precision runs. ChatGLM-6B in bf16 follows the same buffer
+ * conversions as in f16 (not checked against PyTorch).
  */
-export function inverseFrequencies(dim: number, base: number, recipe: RopeRecipe): Float32Array {
+export function ropeTablePrecision(family: RopeFamilyName, modelDtype: TableDType): RopeTablePrecision {
+  switch (family) {
+    case "baichuan7b": // fp32 tables built at init, cast to the activation dtype at use
+      return { invFreqCompute: "f32", invFreqStore: [], angles: "f32", output: modelDtype };
+    case "moss": // a plain fp32 attribute that .half() leaves alone
+      return { invFreqCompute: "f32", invFreqStore: [], angles: "f32", output: "f32" };
+    case "chatglm": // inv_freq .half() in __init__ even for fp32 models; the buffer then follows the model
+      return { invFreqCompute: "f32", invFreqStore: ["f16", modelDtype], angles: modelDtype, output: modelDtype };
+    case "chatglm2": // rebuilt every forward in the inv_freq buffer's dtype (the model's)
+      return { invFreqCompute: modelDtype, invFreqStore: [], angles: modelDtype, output: modelDtype };
+  }
+}
+
+/** `v` rounded to `dtype` (through f32 first, as torch narrows f32 results). */
+function roundTo(dtype: TableDType, v: number): number {
+  const f = Math.fround(v);
+  return dtype === "f16" ? f16BitsToF32(f32ToF16Bits(f)) : dtype === "bf16" ? bf16BitsToF32(f32ToBf16Bits(f)) : f;
+}
+
+/** `1 / base^(arange(0, dim, 2) / dim)`, each step rounded as the reference's dtype rounds it. */
+export function inverseFrequencies(dim: number, base: number, precision: RopeTablePrecision): Float32Array {
+  const step = (v: number) => roundTo(precision.invFreqCompute, v);
   const out = new Float32Array(dim / 2);
   for (let i = 0; i < dim / 2; i++) {
-    const exponent = Math.fround((2 * i) / dim);
-    const inv = Math.fround(1 / Math.fround(base ** exponent));
-    out[i] = recipe === "f16-inv-freq" ? roundF16(inv) : inv;
+    let inv = step(1 / step(base ** step((2 * i) / dim)));
+    for (const dtype of precision.invFreqStore) inv = roundTo(dtype, inv);
+    out[i] = inv;
   }
   return out;
 }
 
 /**
- * The (positions, dim/2, 2) table of [cos, sin] for positions 0..positions-1: angle = f32(pos *
- * inv_freq) as the references' f32 outer product, cos/sin of that f32 angle rounded to f32. Build
- * it for max(position id) + 1 rows (models.md §6.4).
+ * The (positions, dim/2, 2) table of [cos, sin] for positions 0..positions-1: angle = position *
+ * inv_freq as the reference's outer product computes it, cos/sin of that angle in f32, rounded to
+ * the output dtype. Build it for max(position id) + 1 rows (models.md §6.4).
  */
-export function ropeTable(dim: number, base: number, positions: number, recipe: RopeRecipe): Float32Array {
-  const inv = inverseFrequencies(dim, base, recipe);
+export function ropeTable(dim: number, base: number, positions: number, precision: RopeTablePrecision): Float32Array {
+  const inv = inverseFrequencies(dim, base, precision);
   const half = dim / 2;
   const table = new Float32Array(positions * half * 2);
-  for (let p = 0; p < positions; p++)
+  for (let p = 0; p < positions; p++) {
+    const pos = roundTo(precision.angles, p);
     for (let i = 0; i < half; i++) {
-      const angle = Math.fround(p * inv[i]);
-      table[(p * half + i) * 2] = Math.cos(angle);
-      table[(p * half + i) * 2 + 1] = Math.sin(angle);
+      const angle = roundTo(precision.angles, pos * inv[i]);
+      table[(p * half + i) * 2] = roundTo(precision.output, Math.cos(angle));
+      table[(p * half + i) * 2 + 1] = roundTo(precision.output, Math.sin(angle));
     }
+  }
   return table;
 }
 
