@@ -24,12 +24,9 @@ export function usageError(io: Io, command: string, message: string): number {
 
 export type TargetResult = { ok: true; result: CheckResult } | { ok: false; exit: number };
 
-/** Checks the pipeline named by the command line. Prints human diagnostics unless `quiet`. */
-export function checkTarget(command: string, args: ParsedArgs, io: Io, options: { quiet?: boolean; all?: boolean } = {}): TargetResult {
-  if (args.positional.length !== 1) {
-    return { ok: false, exit: usageError(io, command, args.positional.length === 0 ? "missing the .sft file to read" : `expected one .sft file, got ${args.positional.length} arguments`) };
-  }
-  let path = args.positional[0];
+/** Checks the file `target` (`FILE.sft` or `FILE.sft#PIPELINE`). Prints its diagnostics (no summary) unless `quiet`. */
+export function checkPath(command: string, target: string, args: ParsedArgs, io: Io, options: { quiet?: boolean; all?: boolean } = {}): TargetResult {
+  let path = target;
   let pipeline = flagValue(args, "pipeline");
   const hash = path.lastIndexOf("#");
   if (hash > 0 && !existsSync(path)) {
@@ -41,8 +38,19 @@ export function checkTarget(command: string, args: ParsedArgs, io: Io, options: 
     pipeline = named;
   }
   const result = checkFile(path, { pipeline, all: options.all, overrides: flagValues(args, "set"), checkFiles: !flag(args, "no-files") });
-  if (!options.quiet) printDiagnostics(result, io);
+  if (!options.quiet) printEach(result, io);
   return { ok: true, result };
+}
+
+/** Checks the one file of the command line; prints its diagnostics and their summary. */
+export function checkTarget(command: string, args: ParsedArgs, io: Io): TargetResult {
+  if (args.positional.length !== 1) {
+    const problem = args.positional.length === 0 ? "missing the .sft file to read" : `expected one .sft file, got ${args.positional.length} arguments`;
+    return { ok: false, exit: usageError(io, command, problem) };
+  }
+  const target = checkPath(command, args.positional[0], args, io, { quiet: true });
+  if (target.ok) printDiagnostics(target.result, io);
+  return target;
 }
 
 /** The single resolved pipeline of the command line, or the exit code when there is none (diagnostics printed). */
@@ -54,8 +62,13 @@ export function resolveOne(command: string, args: ParsedArgs, io: Io): { ok: tru
   return { ok: true, pipeline: pipelines[0] };
 }
 
-export function printDiagnostics(result: CheckResult, io: Io): void {
+function printEach(result: CheckResult, io: Io): void {
   for (const d of result.diagnostics) io.err(renderDiagnostic(d, result.texts, io.color));
+}
+
+/** Prints each diagnostic with its code frame, then the count of errors and warnings. */
+export function printDiagnostics(result: CheckResult, io: Io): void {
+  printEach(result, io);
   if (result.diagnostics.length > 0) io.err(`${summarize(result.diagnostics)}\n`);
 }
 

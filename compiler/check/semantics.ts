@@ -36,7 +36,9 @@ function valueSpan(s: CheckedSection, key: string): Span {
 export function modelDimensions(model: CheckedSection): Dimensions | undefined {
   const facts = families[model.kind];
   if (model.json.init !== "random") return facts.sizes[facts.nativeSize];
-  const preset = facts.sizes[String(model.json.size ?? facts.nativeSize)];
+  // The embedding follows the tokenizer unless `vocab_size` is given: a preset's vocabulary
+  // (the published one, or the tiny config's) need not match the tokenizer in use.
+  const { vocab_size: _presetVocab, ...preset } = facts.sizes[String(model.json.size ?? facts.nativeSize)];
   return { ...preset, ...(model.json as Partial<Dimensions>) };
 }
 

@@ -62,6 +62,16 @@ test("check: referenced files are checked unless --no-files", async () => {
   assert.match(r.err, /pass --no-files/);
 });
 
+test("check: several files at once, one summary for all", async () => {
+  const s = scratch({ "a.sft": goodPipeline, "b.sft": goodPipeline.replace("pipeline p", "pipeline q"), "c.sft": broken });
+  const good = await sftc(["check", "--no-files", join(s.dir, "a.sft"), join(s.dir, "b.sft")]);
+  const mixed = await sftc(["check", "--no-files", join(s.dir, "a.sft"), join(s.dir, "c.sft")]);
+  s.cleanup();
+  assert.equal([good.code, good.out], [0, "ok: pipeline `p`, pipeline `q`\n"]);
+  assert.is(mixed.code, 1);
+  assert.equal(mixed.err.match(/\d+ errors?, \d+ warnings?/g), ["1 error, 0 warnings"]);
+});
+
 test("check --set and FILE#NAME", async () => {
   const two = `${goodPipeline}\npipeline q extends p {\n}\n`;
   const s = scratch({ "p.sft": two });
