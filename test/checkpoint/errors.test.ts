@@ -12,7 +12,8 @@ import { captureFaults } from "../../runtime/checkpoint/fault.ts";
 import { unpickle } from "../../runtime/checkpoint/pickle.ts";
 import { resolveModelConfig } from "../../stdlib/families/config.ts";
 import { families } from "../../stdlib/families/index.ts";
-import { FIXTURES, expectError, expectOk } from "./support.ts";
+import { FIXTURES } from "./support.ts";
+import { expectOk, expectError } from "../support/result.ts";
 
 function copyFixture(name: string): string {
   const dir = mkdtempSync(join(tmpdir(), "sftc-ckpt-"));

@@ -5,7 +5,7 @@ import * as assert from "uvu/assert";
 import { resolveModelConfig, type ModelConfig } from "../../stdlib/families/config.ts";
 import { expandTemplate, loraModulesFor, qkvRowOffsets, templatePattern, type Family, type ParamRole } from "../../stdlib/families/family.ts";
 import { families, familyNames } from "../../stdlib/families/index.ts";
-import { expectOk } from "./support.ts";
+import { expectOk } from "../support/result.ts";
 
 /** The published config.json values (models.md §1.1, §2.1, §3.1, §4.1, §5.1). */
 const published: Record<string, Record<string, unknown>> = {

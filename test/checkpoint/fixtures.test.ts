@@ -10,7 +10,8 @@ import { bindTensors } from "../../runtime/checkpoint/family-check.ts";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
 import { openModelDir } from "../../runtime/checkpoint/model-dir.ts";
 import { families, familyNames } from "../../stdlib/families/index.ts";
-import { FIXTURES, assertMatchesManifest, expectOk as value, readManifest } from "./support.ts";
+import { FIXTURES, assertMatchesManifest, readManifest } from "./support.ts";
+import { expectOk as value } from "../support/result.ts";
 
 for (const name of familyNames) {
   test(`${name}: the fixture's config, tensor bindings and every tensor match the manifest`, async () => {

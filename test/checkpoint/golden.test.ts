@@ -10,7 +10,8 @@ import { openModelDir } from "../../runtime/checkpoint/model-dir.ts";
 import { families, familyNames, type FamilyName } from "../../stdlib/families/index.ts";
 import { assertClose } from "../support/numeric.ts";
 import { referenceForward, weightKey, type Weights } from "./reference-forward.ts";
-import { FIXTURES, expectOk } from "./support.ts";
+import { FIXTURES } from "./support.ts";
+import { expectOk } from "../support/result.ts";
 
 interface Golden {
   input_ids: number[][];

@@ -10,7 +10,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { openCheckpoint } from "../../runtime/checkpoint/checkpoint.ts";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
-import { expectOk } from "./support.ts";
+import { expectOk } from "../support/result.ts";
 
 const SHARD_MB = 200;
 const TENSOR_BYTES = 1024 * 2048 * 2;

@@ -1,27 +1,14 @@
-// Shared by the checkpoint tests: result unwrapping, and comparing streamed tensors with a
+// Shared by the checkpoint tests: comparing streamed tensors with a
 // fixture's manifest.json (written by spec/golden/make_checkpoints.py from what PyTorch saved).
 import { readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import * as assert from "uvu/assert";
-import type { Diagnostic, Result } from "../../compiler/diagnostics.ts";
 import type { Checkpoint } from "../../runtime/checkpoint/checkpoint.ts";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
+import { expectOk } from "../support/result.ts";
 import type { LoadedTensor } from "../../runtime/checkpoint/tensor.ts";
 
 export const FIXTURES = join(import.meta.dirname, "..", "fixtures", "checkpoints");
-
-/** The value of a result that must succeed; fails the test with its diagnostics otherwise. */
-export function expectOk<T>(result: Result<T>): T {
-  if (result.ok) return result.value;
-  throw new Error(`expected success: ${result.diagnostics.map((d) => `${d.code} ${d.message}`).join("\n")}`);
-}
-
-/** The single diagnostic of a result that must fail. */
-export function expectError<T>(result: Result<T>): Diagnostic {
-  assert.is(result.ok, false, "expected an error");
-  assert.is(result.diagnostics.length, 1, result.diagnostics.map((d) => d.message).join("\n"));
-  return result.diagnostics[0];
-}
 
 interface ManifestTensor {
   name: string;

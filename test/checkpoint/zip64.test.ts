@@ -8,7 +8,8 @@ import { unzipSync } from "fflate";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { openCheckpoint } from "../../runtime/checkpoint/checkpoint.ts";
-import { FIXTURES, assertMatchesManifest, expectOk, readManifest } from "./support.ts";
+import { FIXTURES, assertMatchesManifest, readManifest } from "./support.ts";
+import { expectOk } from "../support/result.ts";
 
 const U32 = 0xffffffff;
 

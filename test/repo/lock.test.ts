@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HashCache, sha256File } from "../../runtime/repo/file-hash.ts";
 import { compareLocks, computeLock, mergeLocks, readLock, writeLock, type LockInputs } from "../../runtime/repo/lock.ts";
+import { expectOk } from "../support/result.ts";
 import { diffJson, gitState, listRuns, newRunId, writeManifest } from "../../runtime/repo/run-record.ts";
 
 function fixture() {
@@ -36,9 +37,7 @@ function flipByte(path: string, at: number) {
 }
 
 async function lockNow(dir: string, inputs: LockInputs, cache?: HashCache) {
-  const result = await computeLock(inputs, dir, cache ?? (await HashCache.open()));
-  assert.ok(result.ok, JSON.stringify(result.diagnostics));
-  return result.ok ? result.value : assert.unreachable();
+  return expectOk(await computeLock(inputs, dir, cache ?? (await HashCache.open())));
 }
 
 test("a fresh lock has no drift and lists every input with size and sha256", async () => {

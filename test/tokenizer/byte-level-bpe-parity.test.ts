@@ -4,9 +4,10 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { join } from "node:path";
 import { loadTokenizer } from "../../runtime/tokenizer/tokenizer.ts";
-import { checkParity, fixtureDir, readExpected, readStrings, unwrap } from "./fixtures.ts";
+import { checkParity, fixtureDir, readExpected, readStrings } from "./fixtures.ts";
+import { expectOk } from "../support/result.ts";
 
-const moss = unwrap(await loadTokenizer(join(fixtureDir, "gpt2"), "moss"));
+const moss = expectOk(await loadTokenizer(join(fixtureDir, "gpt2"), "moss"));
 
 test("byte-level BPE encodes and decodes like the reference on every fixture string", () => {
   checkParity("gpt2", readStrings(), readExpected("gpt2"), (s) => moss.encode(s), (ids) => moss.decode(ids));

@@ -6,10 +6,11 @@ import * as assert from "uvu/assert";
 import { ChatGlmTokenizer, chatGlmPostprocess, chatGlmPreprocess } from "../../runtime/tokenizer/chatglm.ts";
 import { ChatGlm2Tokenizer } from "../../runtime/tokenizer/chatglm2.ts";
 import { SentencePiece } from "../../runtime/tokenizer/sentencepiece.ts";
-import { checkParity, fixtureDir, loadFixtureModel, readExpected, readStrings, unwrap } from "./fixtures.ts";
+import { checkParity, fixtureDir, loadFixtureModel, readExpected, readStrings } from "./fixtures.ts";
 import { bytesField, piece } from "./proto-writer.ts";
+import { expectOk } from "../support/result.ts";
 
-const glm6 = unwrap(ChatGlmTokenizer.create(loadFixtureModel("glm6"), `${fixtureDir}/glm6.model`));
+const glm6 = expectOk(ChatGlmTokenizer.create(loadFixtureModel("glm6"), `${fixtureDir}/glm6.model`));
 
 test("ChatGLM-6B preprocessing: newline -> <n>, tab -> <|tab|>, runs of 2..80 spaces -> <|blank_N|>", () => {
   assert.is(chatGlmPreprocess("a\nb"), "a<n>b");
@@ -63,7 +64,7 @@ test("ChatGLM2: an empty special between byte pieces still ends the byte run, as
 
 test("ChatGLM2: a piece spelled exactly like a special name maps to the special, as convert_token_to_id does", () => {
   const model = [piece("<unk>", 2), piece("<s>", 3), piece("</s>", 3), piece("\u2581", 1, -1), piece("a", 1, -1), piece("sop", 1, -1)].flat();
-  const sp = unwrap(SentencePiece.load(new Uint8Array([...model, ...bytesField(2, []), ...bytesField(3, [])]), "tokenizer.model"));
+  const sp = expectOk(SentencePiece.load(new Uint8Array([...model, ...bytesField(2, []), ...bytesField(3, [])]), "tokenizer.model"));
   assert.equal(sp.encode("asop"), [3, 4, 5]);
   const glm2 = new ChatGlm2Tokenizer(sp);
   assert.equal(glm2.encode("asop"), [3, 4, 6 + 3]);

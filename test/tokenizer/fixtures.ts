@@ -2,8 +2,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
-import type { Result } from "../../compiler/diagnostics.ts";
 import { SentencePiece } from "../../runtime/tokenizer/sentencepiece.ts";
+import { expectOk } from "../support/result.ts";
 
 export const fixtureDir = join(import.meta.dirname, "..", "fixtures", "tokenizers");
 
@@ -26,12 +26,7 @@ export function readExpected(name: string): Expected {
 
 export function loadFixtureModel(name: string): SentencePiece {
   const path = join(fixtureDir, `${name}.model`);
-  return unwrap(SentencePiece.load(new Uint8Array(readFileSync(path)), path));
-}
-
-export function unwrap<T>(result: Result<T>): T {
-  if (!result.ok) throw new Error(result.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
-  return result.value;
+  return expectOk(SentencePiece.load(new Uint8Array(readFileSync(path)), path));
 }
 
 /**

@@ -9,7 +9,8 @@ import { ChatGlmTokenizer } from "../../runtime/tokenizer/chatglm.ts";
 import { ChatGlm2Tokenizer } from "../../runtime/tokenizer/chatglm2.ts";
 import { SentencePieceTokenizer } from "../../runtime/tokenizer/sentencepiece-tokenizer.ts";
 import { loadTokenizer, type Tokenizer } from "../../runtime/tokenizer/tokenizer.ts";
-import { fixtureDir, loadFixtureModel, unwrap } from "./fixtures.ts";
+import { fixtureDir, loadFixtureModel } from "./fixtures.ts";
+import { expectOk } from "../support/result.ts";
 
 const BYTE_HEAVY = ["𠀋𠂇𠃌𡈽𤭢𪚥", "鼗龘齉爨靐麤 㸚䲜𬌗", "a𠀋b𪚥c", "👨‍👩‍👧🇨🇳👍🏽", "𠀋\n\t  𠂇", "混合𠀋文本😀与<n>字节"];
 
@@ -17,9 +18,9 @@ const tokenizers: [string, Tokenizer][] = [
   ["bpe", new SentencePieceTokenizer("sentencepiece", loadFixtureModel("bpe"), {})],
   ["unigram", new SentencePieceTokenizer("sentencepiece", loadFixtureModel("unigram"), {})],
   ["nfkc", new SentencePieceTokenizer("sentencepiece", loadFixtureModel("nfkc"), {})],
-  ["chatglm", unwrap(ChatGlmTokenizer.create(loadFixtureModel("glm6"), "glm6.model"))],
+  ["chatglm", expectOk(ChatGlmTokenizer.create(loadFixtureModel("glm6"), "glm6.model"))],
   ["chatglm2", new ChatGlm2Tokenizer(loadFixtureModel("unigram"))],
-  ["gpt2", unwrap(await loadTokenizer(join(fixtureDir, "gpt2"), "moss"))],
+  ["gpt2", expectOk(await loadTokenizer(join(fixtureDir, "gpt2"), "moss"))],
 ];
 
 const hasLoneSurrogate = (s: string) => /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);

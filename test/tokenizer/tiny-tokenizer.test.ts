@@ -5,10 +5,11 @@ import * as assert from "uvu/assert";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadTokenizer } from "../../runtime/tokenizer/tokenizer.ts";
-import { unwrap } from "./fixtures.ts";
+import { expectOk } from "../support/result.ts";
+
 
 const root = join(import.meta.dirname, "..", "..");
-const tiny = unwrap(await loadTokenizer(join(root, "pipelines", "models", "tiny"), "baichuan7b"));
+const tiny = expectOk(await loadTokenizer(join(root, "pipelines", "models", "tiny"), "baichuan7b"));
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

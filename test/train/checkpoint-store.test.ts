@@ -6,6 +6,7 @@ import { mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadLatestCheckpoint, saveCheckpoint } from "../../runtime/train/checkpoint-store.ts";
+import { expectOk } from "../support/result.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 
@@ -63,9 +64,9 @@ test("SIGKILL during checkpoint writes leaves a complete, consistent checkpoint"
     await new Promise((r) => setTimeout(r, delayMs));
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
-    const latest = await loadLatestCheckpoint(dir);
-    assert.ok(latest.ok && latest.value, "a checkpoint survives");
-    const { state, dir: ckpt } = latest.ok ? latest.value! : assert.unreachable();
+    const latest = expectOk(await loadLatestCheckpoint(dir));
+    assert.ok(latest, "a checkpoint survives");
+    const { state, dir: ckpt } = latest!;
     const values = tensorValues(ckpt);
     assert.is(values.length, 1 << 20);
     assert.ok(values.every((v) => v === state.step), `tensor data belongs to step ${state.step}`);
