@@ -50,7 +50,7 @@ export const embedding = (table: Node, ids: Node) => node("embedding", [table, i
 export const rmsNorm = (x: Node, w: Node, eps: number) => node("rms_norm", [x, w], { eps });
 export const layerNorm = (x: Node, w: Node, b: Node, eps: number) => node("layer_norm", [x, w, b], { eps });
 export const rope = (x: Node, positions: Node, attrs: RopeAttrs) => node("rope", [x, positions], { rope: attrs });
-/** Attention; `masks` are the mask inputs the attributes ask for (prefixLen, validLen, segmentIds). */
+/** Attention; `masks` are the mask inputs the attributes ask for (prefixLen, keyRange, segmentIds). */
 export const attention = (q: Node, k: Node, v: Node, attrs: AttentionAttrs, masks: readonly Node[] = []) =>
   node("attention", [q, k, v, ...masks], { attention: attrs });
 export const crossEntropy = (logits: Node, labels: Node, ignoreIndex = -100) => node("cross_entropy", [logits, labels], { ignoreIndex });

@@ -152,9 +152,8 @@ function attentionType(inputs: readonly Node[], a: Readonly<Attrs>, base: number
   if (b !== b2 || d !== d2 || hq % hkv !== 0) return `incompatible q [${q.shape}] and k [${k.shape}] (query heads must be a multiple of key heads)`;
   if (at.causal && s < t) return "causal attention needs at least as many keys as queries";
   const extra = inputs.slice(base);
-  const expected: Shape[] = [...(at.prefix ? [[b]] : []), ...(at.padding ? [[b]] : []), ...(at.segments ? [[b, t]] : [])];
-  if (extra.some((m, i) => m.dtype !== "i32" || !same(m.shape, expected[i]))) return "mask inputs must be i32: prefixLen (B), validLen (B), segmentIds (B, T)";
-  if (at.segments && s !== t) return "segment masks need as many keys as queries";
+  const expected: Shape[] = [...(at.prefix ? [[b]] : []), ...(at.padding ? [[b, 2]] : []), ...(at.segments ? [[b, s]] : [])];
+  if (extra.some((m, i) => m.dtype !== "i32" || !same(m.shape, expected[i]))) return "mask inputs must be i32: prefixLen (B), keyRange (B, 2), segmentIds (B, S)";
   return { dtype: q.dtype, shape: q.shape };
 }
 

@@ -1,8 +1,16 @@
 // The float64 CPU interpreter: executes any graph (forward and backward) on Float64Array, row-major.
 // It is the numerical reference for whole-model checks, so it favours plain loops over speed.
+// Library ops (norms, attention, cross-entropy, embedding) run on the float64 references their
+// GPU kernels are tested against, so the interpreter and the kernels share one definition.
 import { diag, fail, invariant, ok, type Result } from "../diagnostics.ts";
 import { numel, topoSort, type Graph, type Node, type Shape } from "./node.ts";
-import * as ref from "./reference-ops.ts";
+import { rope } from "./rope-reference.ts";
+import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
+import type { AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
+import { attentionBackwardReference, attentionForwardReference, type AttentionProblem } from "../../stdlib/kernels/attention-reference.ts";
+import { crossEntropyRef } from "../../stdlib/kernels/cross-entropy.ts";
+import { embeddingBackwardRef, embeddingForwardRef } from "../../stdlib/kernels/embedding.ts";
+import { normBackwardRef, normForwardRef } from "../../stdlib/kernels/norms.ts";
 
 type F64 = Float64Array;
 
@@ -91,29 +99,78 @@ export function evalNode(n: Node, xs: readonly F64[]): F64 {
     case "matmul":
       return matmul(x, y, s0, s1, a.transA!, a.transB!);
     case "embedding":
-      return ref.embedding(x, y, s0[1]);
+      return embeddingForwardRef(y, x, s0[0], s0[1]);
     case "embedding_backward":
-      return ref.embeddingBackward(x, y, a.rows!, s0[s0.length - 1]);
+      return embeddingBackwardRef(y, x, a.rows!, s0[s0.length - 1]);
     case "rms_norm":
-      return ref.rmsNorm(x, y, s0, a.eps!);
-    case "layer_norm":
-      return ref.layerNorm(x, y, xs[2], s0, a.eps!);
-    case "norm_backward":
-      return ref.normBackward(a.norm!, a.wrt!, x, y, xs[2], s0, a.eps!);
+    case "layer_norm": {
+      const cols = s0[s0.length - 1];
+      return normForwardRef(n.op === "rms_norm" ? "rms" : "layer", x, y, xs[2], x.length / cols, cols, a.eps!).y;
+    }
+    case "norm_backward": {
+      const cols = s1[s1.length - 1];
+      const { dx, dw, db } = normBackwardRef(a.norm!, y, xs[2], x, y.length / cols, cols, a.eps!);
+      return [dx, dw, db][a.wrt!];
+    }
     case "rope":
-      return ref.rope(x, y, s0, a.rope!);
+      return rope(x, y, s0, a.rope!);
     case "attention":
-      return ref.attention({ q: x, k: y, v: xs[2], qShape: s0, kShape: s1, masks: xs.slice(3) }, a.attention!);
+      return fromHeadsMajor(attentionForwardReference(attentionProblem(n, xs, 0)).out, n.shape);
     case "attention_backward": {
-      const t = { q: y, k: xs[2], v: xs[3], qShape: s1, kShape: n.inputs[2].shape, masks: xs.slice(5) };
-      return ref.attentionBackward(t, a.attention!, x, xs[4], a.wrt!);
+      const grads = attentionBackwardReference(attentionProblem(n, xs, 1), toHeadsMajor(x, s0));
+      const wrt = n.inputs[1 + a.wrt!];
+      return fromHeadsMajor([grads.dq, grads.dk, grads.dv][a.wrt!], wrt.shape);
     }
     case "cross_entropy":
-      return Float64Array.of(ref.crossEntropy(x, y, s0, a.ignoreIndex!));
     case "cross_entropy_backward":
-      return ref.crossEntropyBackward(x[0], y, xs[2], s1, n.attrs.ignoreIndex!);
+      return crossEntropy(n, xs);
   }
   invariant(false, `the interpreter cannot evaluate ${n.op}`);
+}
+
+// The library ops run on the float64 references beside their kernels (stdlib/kernels), which
+// take attention in (B, H, T, D) layout and report cross-entropy per token.
+
+/** (B, L, H, D) -> (B, H, L, D) and back. */
+const toHeadsMajor = (x: F64, shape: Shape) => permute(x, shape, [0, 2, 1, 3]);
+const fromHeadsMajor = (x: F64, shape: Shape) => permute(x, [shape[0], shape[2], shape[1], shape[3]], [0, 2, 1, 3]);
+
+/** The attention call of `attention` (q at input 0) or `attention_backward` (dOut first, q at 1). */
+function attentionProblem(n: Node, xs: readonly F64[], first: number): AttentionProblem {
+  const a = n.attrs.attention!;
+  const [q, k] = [n.inputs[first], n.inputs[first + 1]];
+  const [batch, queryLength, queryHeads, headDim] = q.shape;
+  const [, keyLength, kvHeads] = k.shape;
+  const masks = xs.slice(first + (n.op === "attention" ? 3 : 4));
+  const next = () => masks.shift()!;
+  const mask: AttentionMask = {
+    causal: a.causal,
+    queryOffset: keyLength - queryLength,
+    prefixLengths: a.prefix ? Uint32Array.from(next()) : undefined,
+    keyRanges: a.padding ? Uint32Array.from(next()) : undefined,
+    segments: a.segments ? Int32Array.from(next()) : undefined,
+    alibiSlopes: a.alibi ? alibiSlopes(queryHeads) : undefined,
+  };
+  return {
+    shape: { batch, queryHeads, kvHeads, queryLength, keyLength, headDim },
+    q: toHeadsMajor(xs[first], q.shape),
+    k: toHeadsMajor(xs[first + 1], k.shape),
+    v: toHeadsMajor(xs[first + 2], k.shape),
+    scale: a.scale,
+    mask,
+  };
+}
+
+/** Mean over non-ignored tokens (0 when all are ignored), or its gradient scaled by dLoss. */
+function crossEntropy(n: Node, xs: readonly F64[]): F64 {
+  const backward = n.op === "cross_entropy_backward";
+  const [logits, labels] = backward ? xs.slice(1) : xs;
+  const [rows, vocab] = n.inputs[backward ? 1 : 0].shape;
+  const ignore = n.attrs.ignoreIndex!;
+  const count = labels.reduce((c, l) => c + (l === ignore ? 0 : 1), 0);
+  const scale = count ? (backward ? xs[0][0] : 1) / count : 0;
+  const { loss, dLogits } = crossEntropyRef(logits, labels, rows, vocab, scale, ignore);
+  return backward ? dLogits : Float64Array.of(loss.reduce((sum, l) => sum + l, 0) / Math.max(count, 1));
 }
 
 function reduce(op: "sum" | "mean" | "reduce_max", x: F64, shape: Shape, axis: number): F64 {

@@ -47,17 +47,18 @@ export interface RopeAttrs {
 }
 
 /**
- * Attention on q (B, T, Hq, D), k and v (B, S, Hkv, D) with Hq a multiple of Hkv. Optional mask
- * inputs follow q, k, v in this order: prefixLen (B), validLen (B), segmentIds (B, T).
+ * Attention on q (B, T, Hq, D), k and v (B, S, Hkv, D) with Hq a multiple of Hkv; query row i sits
+ * at key position i + S - T. Optional mask inputs (i32) follow q, k, v in this order:
+ * prefixLen (B), keyRange (B, 2) and segmentIds (B, S), as stdlib/kernels/attention-mask.ts.
  */
 export interface AttentionAttrs {
   scale: number;
   causal: boolean;
   /** GLM: keys j < prefixLen[b] are visible to every query (bidirectional prefix). */
   prefix: boolean;
-  /** Keys j >= validLen[b] are padding. */
+  /** Only keys in [keyRange[b, 0], keyRange[b, 1]) are real: left or right padding. */
   padding: boolean;
-  /** Packed sequences: query i sees key j only when segmentIds[b, i] == segmentIds[b, j]. */
+  /** Packed sequences: a query sees a key only when their segmentIds agree. */
   segments: boolean;
   /** Baichuan-13B ALiBi bias slope_h * j (models.md §2.2). */
   alibi: boolean;

@@ -108,7 +108,7 @@ const attentionCases: [string, Partial<AttentionAttrs>, number, number, Record<s
   ["causal GQA (4 query heads, 2 kv heads) with ALiBi", { alibi: true }, 4, 2, {}],
   ["multi-query (1 kv head), bidirectional", { causal: false }, 2, 1, {}],
   ["GLM prefix", { prefix: true }, 2, 2, { prefix_len: [2, 3] }],
-  ["padding", { padding: true }, 2, 2, { valid_len: [4, 2] }],
+  ["left and right padding", { padding: true }, 2, 2, { key_range: [0, 3, 1, 4] }],
   ["packed segments", { segments: true }, 2, 2, { segment_ids: [0, 0, 1, 1, 0, 1, 1, 1] }],
 ];
 for (const [name, attrs, hq, hkv, masks] of attentionCases)
@@ -117,7 +117,7 @@ for (const [name, attrs, hq, hkv, masks] of attentionCases)
     const q = b.param("q", [2, 4, hq, 3]);
     const k = b.param("k", [2, 4, hkv, 3]);
     const v = b.param("v", [2, 4, hkv, 3]);
-    const inputs = [...(a.prefix ? [b.input("prefix_len", [2], "i32")] : []), ...(a.padding ? [b.input("valid_len", [2], "i32")] : []), ...(a.segments ? [b.input("segment_ids", [2, 4], "i32")] : [])];
+    const inputs = [...(a.prefix ? [b.input("prefix_len", [2], "i32")] : []), ...(a.padding ? [b.input("key_range", [2, 2], "i32")] : []), ...(a.segments ? [b.input("segment_ids", [2, 4], "i32")] : [])];
     const all = { q, k, v };
     return { out: b.attention(q, k, v, a, inputs), params: [all[wrt as keyof typeof all]], ints: masks };
   });
