@@ -32,7 +32,7 @@ export interface CheckOptions {
 }
 
 export interface CheckResult {
-  /** The resolved pipelines that have no errors. */
+  /** The resolved pipelines; empty when there is any error (warnings allowed). */
   pipelines: ResolvedPipeline[];
   /** Sorted by file and position; errors and warnings of every file involved. */
   diagnostics: Diagnostic[];
@@ -65,9 +65,8 @@ export function checkFile(path: string, options: CheckOptions = {}): CheckResult
     for (const ref of choosePipelines(entry, loaded.ast.pipelines.map((decl) => ({ decl, file: entry })), scopes, options, reporter)) {
       const flat = applyOverrides(flattener.flatten(ref), overrides);
       reporter.reportAll(flat.diagnostics);
-      const before = reporter.diagnostics.length;
       const resolved = checkPipeline(flat.pipeline, options.checkFiles ?? true, reporter);
-      if (resolved && !hasErrors(reporter.diagnostics.slice(before))) pipelines.push(resolved);
+      if (resolved) pipelines.push(resolved);
     }
   }
   const errorsAnywhere = hasErrors(reporter.diagnostics);

@@ -7,7 +7,6 @@ import { templates } from "../templates/index.ts";
 import { block, integer, oneOf, path, type Schema } from "./common.ts";
 
 export const dtypes = ["f32", "f16", "bf16"] as const;
-export type Dtype = (typeof dtypes)[number];
 
 /** Explicit dimensions of a randomly initialised model (keys of `model` used with `init = random`). */
 export interface Dimensions {
