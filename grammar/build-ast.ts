@@ -42,43 +42,31 @@ function nodes(node: CstNode, key: string): CstNode[] {
   return (node.children[key] ?? []).filter((e): e is CstNode => !isToken(e));
 }
 
-/**
- * The first (or last) real token of a node. Each child list is in source order, so only its
- * first (last) element holding a real token needs a look.
- */
-function edgeToken(node: CstNode, last: boolean): IToken | undefined {
-  let best: IToken | undefined;
-  for (const children of Object.values(node.children)) {
-    for (let k = 0; k < children.length; k++) {
-      const child = children[last ? children.length - 1 - k : k];
-      const token = isToken(child) ? (isReal(child) ? child : undefined) : edgeToken(child, last);
-      if (!token) continue;
-      if (!best || (last ? token.startOffset > best.startOffset : token.startOffset < best.startOffset)) best = token;
-      break;
-    }
-  }
-  return best;
-}
-
-function firstToken(node: CstNode): IToken | undefined {
-  return edgeToken(node, false);
-}
-
-function lastToken(node: CstNode): IToken | undefined {
-  return edgeToken(node, true);
-}
-
 class AstBuilder {
   readonly diagnostics: Diagnostic[] = [];
 
   constructor(private readonly lines: LineIndex) {}
 
-  /** Span of a node's real tokens; a node with none gets an empty span at `fallback`. */
-  private nodeSpan(node: CstNode, fallback: number): Span {
-    const first = firstToken(node);
-    const last = lastToken(node);
-    if (!first || !last) return this.lines.span(fallback, fallback);
-    return this.lines.span(first.startOffset, tokenEnd(last));
+  /**
+   * Span of a node: from its first to its last real token, where the tokens are the node's own
+   * and `inner` the spans of the nodes it contains (built before it, so no subtree is walked
+   * twice). A node with neither gets an empty span at `fallback`.
+   */
+  private nodeSpan(node: CstNode, fallback: number, inner: Span[] = []): Span {
+    let start = Infinity;
+    let stop = -Infinity;
+    for (const children of Object.values(node.children)) {
+      for (const child of children) {
+        if (!isToken(child) || !isReal(child)) continue;
+        start = Math.min(start, child.startOffset);
+        stop = Math.max(stop, tokenEnd(child));
+      }
+    }
+    for (const span of inner) {
+      start = Math.min(start, span.offset);
+      stop = Math.max(stop, span.offset + span.length);
+    }
+    return start <= stop ? this.lines.span(start, stop) : this.lines.span(fallback, fallback);
   }
 
   private tokenSpan(token: IToken): Span {
@@ -122,7 +110,7 @@ class AstBuilder {
   private header(cst: CstNode, allTokens: IToken[], result: Omit<SftFile, "comments">): void {
     const headers = nodes(cst, "header");
     const first = allTokens[0];
-    const firstHeaderToken = headers.length > 0 ? firstToken(headers[0]) : undefined;
+    const firstHeaderToken = headers.length > 0 ? tokens(headers[0], "Sft")[0] : undefined;
     if (!firstHeaderToken) {
       const at = first ? first.startOffset : 0;
       this.report("SFT1007", "missing the language version header", this.lines.span(at, at), "add `sft 1` as the first line");
@@ -167,9 +155,10 @@ class AstBuilder {
     const name = this.identifier(tokens(node, "Name")[0]);
     if (!name) return undefined; // the parser reported the missing name
     const base = nodes(node, "extendsClause")[0];
-    const sections = nodes(node, "section").flatMap((s) => this.section(s) ?? []);
-    const pipeline: PipelineDecl = { name, sections, span: this.nodeSpan(node, keyword.startOffset) };
     const extendsName = base && this.identifier(tokens(base, "Name")[0]);
+    const sections = nodes(node, "section").flatMap((s) => this.section(s) ?? []);
+    const inner = [...(extendsName ? [extendsName.span] : []), ...sections.map((s) => s.span)];
+    const pipeline: PipelineDecl = { name, sections, span: this.nodeSpan(node, keyword.startOffset, inner) };
     if (extendsName) pipeline.extends = extendsName;
     return pipeline;
   }
@@ -177,11 +166,12 @@ class AstBuilder {
   private section(node: CstNode): Section | undefined {
     const keyword = tokens(node, "SectionKeyword")[0];
     if (!keyword || !isReal(keyword)) return undefined;
+    const entries = this.entries(node);
     const section: Section = {
       keyword: keyword.image as SectionKeyword,
       keywordSpan: this.tokenSpan(keyword),
-      entries: this.entries(node),
-      span: this.nodeSpan(node, keyword.startOffset),
+      entries,
+      span: this.nodeSpan(node, keyword.startOffset, entries.map((e) => e.span)),
     };
     const kind = this.identifier(tokens(node, "kind")[0]);
     const name = this.identifier(tokens(node, "name")[0]);
@@ -226,18 +216,20 @@ class AstBuilder {
   }
 
   private value(node: CstNode, fallback: number): Value {
-    const span = this.nodeSpan(node, fallback);
-    if (node.recoveredNode) return { kind: "error", span };
+    const value = this.valueContent(node, fallback);
+    return node.recoveredNode ? { kind: "error", span: value.span } : value;
+  }
+
+  private valueContent(node: CstNode, fallback: number): Value {
     const [number] = tokens(node, "NumberLiteral");
     if (number) return isReal(number) ? this.numberValue(number) : this.errorValue(fallback);
     const [string] = tokens(node, "StringLiteral");
     if (string) return isReal(string) ? this.stringValue(string) : this.errorValue(fallback);
-    if (tokens(node, "TooDeep").length > 0) return { kind: "error", span };
     const [list] = nodes(node, "list");
     if (list) return this.list(list, fallback);
     const [object] = nodes(node, "object");
     if (object) return this.object(object, fallback);
-    return { kind: "error", span };
+    return { kind: "error", span: this.nodeSpan(node, fallback) }; // TooDeep, or nothing recovered
   }
 
   private numberValue(token: IToken): Value {
@@ -265,29 +257,30 @@ class AstBuilder {
   }
 
   private list(node: CstNode, fallback: number): Value {
-    const span = this.nodeSpan(node, fallback);
-    if (node.recoveredNode) return { kind: "error", span };
-    let at = span.offset + 1;
+    const open = tokens(node, "LBracket")[0];
+    let at = open && isReal(open) ? tokenEnd(open) : fallback;
     const items: Value[] = [];
     for (const item of nodes(node, "value")) {
       const value = this.value(item, at);
       items.push(value);
       at = value.span.offset + value.span.length;
     }
-    return { kind: "list", items, span };
+    const span = this.nodeSpan(node, fallback, items.map((i) => i.span));
+    return node.recoveredNode ? { kind: "error", span } : { kind: "list", items, span };
   }
 
   private object(node: CstNode, fallback: number): Value {
-    const span = this.nodeSpan(node, fallback);
     const nameToken = tokens(node, "Name")[0];
     const name = this.identifier(nameToken);
+    const entries = this.entries(node);
+    const span = this.nodeSpan(node, fallback, entries.map((e) => e.span));
     if (!name || node.recoveredNode) return { kind: "error", span };
     if (tokens(node, "LBrace").length === 0) {
       if (nameToken.tokenType === True) return { kind: "bool", value: true, span };
       if (nameToken.tokenType === False) return { kind: "bool", value: false, span };
       return { kind: "ident", name: name.name, span };
     }
-    return { kind: "object", type: name, entries: this.entries(node), span };
+    return { kind: "object", type: name, entries, span };
   }
 }
 

@@ -50,6 +50,21 @@ function parseErrorSpan(error: IRecognitionException, lines: LineIndex) {
   return lines.span(at, at);
 }
 
+/**
+ * Runs the parser. Chevrotain recovers from errors by throwing and catching exceptions; their
+ * stack traces are never read but cost most of the time on broken input, so they are off here.
+ */
+function parseTokens(tokens: IToken[]) {
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    sftParser.input = tokens;
+    return sftParser.file();
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
+}
+
 /** Parses a `.sft` text. Never throws: every problem is a diagnostic, sorted by position. */
 export function parseSft(text: string, file: string): { ast: SftFile; diagnostics: Diagnostic[] } {
   const lines = new LineIndex(file, text);
@@ -60,8 +75,7 @@ export function parseSft(text: string, file: string): { ast: SftFile; diagnostic
   const limited = limitNesting(lexed.tokens, lines);
   diagnostics.push(...limited.diagnostics);
 
-  sftParser.input = limited.tokens;
-  const cst = sftParser.file();
+  const cst = parseTokens(limited.tokens);
   for (const error of sftParser.errors) {
     diagnostics.push(diag("SFT1002", error.message, { span: parseErrorSpan(error, lines) }));
   }

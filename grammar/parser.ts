@@ -90,8 +90,6 @@ const messages: IParserErrorMessageProvider = {
 };
 
 const maxNestedRepetitionRecoveries = 200;
-const inheritedRepetitionRecovery: (...args: unknown[]) => void = Reflect.get(CstParser.prototype, "tryInRepetitionRecovery");
-invariant(typeof inheritedRepetitionRecovery === "function", "chevrotain no longer has tryInRepetitionRecovery");
 
 /**
  * The grammar. Chevrotain's grammar validations (ambiguities, left recursion) need
@@ -105,25 +103,8 @@ export class SftParser extends CstParser {
       errorMessageProvider: messages,
       skipValidations: !options.validate,
     });
+    this.boundRecovery();
     this.performSelfAnalysis();
-  }
-
-  private repetitionRecoveries = 0;
-
-  /**
-   * Chevrotain resumes a repetition after skipping bad tokens by calling the repetition again,
-   * one stack frame deeper each time; thousands of errors in one loop would overflow the
-   * stack. Past a bound, the parser falls back to its other recovery (skip to a token that
-   * can follow the rule), which does not recurse.
-   */
-  tryInRepetitionRecovery(...args: unknown[]): void {
-    if (this.repetitionRecoveries >= maxNestedRepetitionRecoveries) return;
-    this.repetitionRecoveries++;
-    try {
-      inheritedRepetitionRecovery.apply(this, args);
-    } finally {
-      this.repetitionRecoveries--;
-    }
   }
 
   file = this.RULE("file", () => {
@@ -209,6 +190,39 @@ export class SftParser extends CstParser {
     });
     this.CONSUME(RBracket);
   });
+
+  /**
+   * Bounds on Chevrotain's error recovery, which otherwise fails on pathological input:
+   * - It resumes a repetition after skipping bad tokens by calling the repetition again, one
+   *   stack frame deeper each time, so thousands of errors in one loop would overflow the
+   *   stack. Past a bound, the parser falls back to its other recovery (skip to a token that
+   *   can follow the rule), which does not recurse.
+   * - At the end of the input every open rule repeats a walk of the grammar to find where to
+   *   resume (quadratic in the nesting depth), although the answer is known: the only token
+   *   left is EOF, nothing can be skipped, and a missing closing token can only be inserted.
+   */
+  private boundRecovery(): void {
+    const atEnd = () => tokenMatcher(this.LA(1), EOF);
+    let depth = 0;
+    this.wrapInternal("attemptInRepetitionRecovery", (inherited, args) => {
+      if (depth >= maxNestedRepetitionRecoveries || atEnd()) return undefined;
+      depth++;
+      try {
+        return inherited(args);
+      } finally {
+        depth--;
+      }
+    });
+    this.wrapInternal("findReSyncTokenType", (inherited, args) => (atEnd() ? EOF : inherited(args)));
+    this.wrapInternal("getFollowsForInRuleRecovery", (inherited, args) => (atEnd() ? [EOF] : inherited(args)));
+  }
+
+  /** Replaces one of Chevrotain's internal recovery methods on this instance. */
+  private wrapInternal(name: string, wrapper: (inherited: (args: unknown[]) => unknown, args: unknown[]) => unknown): void {
+    const inherited: unknown = Reflect.get(this, name);
+    invariant(typeof inherited === "function", `chevrotain no longer has ${name}`);
+    Reflect.set(this, name, (...args: unknown[]) => wrapper((a) => inherited.apply(this, a), args));
+  }
 
   /**
    * The entries of a section or typed object, inlined into both rules so that Chevrotain's

@@ -131,7 +131,7 @@ export const parserTokens: TokenType[] = allTokens;
  * The `.sft` lexer. Line/column tracking is off: spans are computed from offsets with
  * line-index.ts, which counts lines exactly as `lineCol` does.
  */
-export const sftLexer = new Lexer(allTokens, { positionTracking: "onlyOffset", ensureOptimizations: false });
+export const sftLexer = new Lexer(allTokens, { positionTracking: "onlyOffset", ensureOptimizations: true });
 
 /** How a token type is named in messages, in the terms a `.sft` author uses. */
 export function describeTokenType(type: TokenType): string {
