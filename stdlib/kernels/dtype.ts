@@ -26,18 +26,19 @@ export function wgslArrayElement(dtype: StorageDType): string {
  * bf16 bindings are read-only: two invocations storing neighbouring halves of one word would race.
  */
 export function wgslFloatAccessors(name: string, dtype: StorageDType, writable: boolean): string {
+  // Parameter names carry a trailing underscore so they never shadow a binding (bindings are named v, w, ...).
   const load =
     dtype === "f32"
-      ? `fn load_${name}(i: u32) -> f32 { return ${name}[i]; }`
+      ? `fn load_${name}(i_: u32) -> f32 { return ${name}[i_]; }`
       : dtype === "f16"
-        ? `fn load_${name}(i: u32) -> f32 { return f32(${name}[i]); }`
-        : `fn load_${name}(i: u32) -> f32 {
-  let w = ${name}[i >> 1u];
-  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u));
+        ? `fn load_${name}(i_: u32) -> f32 { return f32(${name}[i_]); }`
+        : `fn load_${name}(i_: u32) -> f32 {
+  let word_ = ${name}[i_ >> 1u];
+  return bitcast<f32>(select(word_ << 16u, word_ & 0xffff0000u, (i_ & 1u) == 1u));
 }`;
   if (!writable) return load;
-  const store = dtype === "f32" ? `${name}[i] = v;` : `${name}[i] = f16(v);`;
-  return `${load}\nfn store_${name}(i: u32, v: f32) { ${store} }`;
+  const store = dtype === "f32" ? `${name}[i_] = v_;` : `${name}[i_] = f16(v_);`;
+  return `${load}\nfn store_${name}(i_: u32, v_: f32) { ${store} }`;
 }
 
 // ---- host conversions ----

@@ -65,7 +65,7 @@ export function kernelSource(spec: KernelSpec): string {
     if (b.vec4) {
       invariant(b.dtype === "f32" || b.dtype === "f16", `${spec.name}: vec4 binding '${b.name}' must be f32 or f16`);
       return `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<vec4<${b.dtype}>>;
-fn load4_${b.name}(j: u32) -> vec4<f32> { return vec4<f32>(${b.name}[j]); }`;
+fn load4_${b.name}(i_: u32) -> vec4<f32> { return vec4<f32>(${b.name}[i_]); }`;
     }
     const decl = `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<${wgslArrayElement(b.dtype)}>;`;
     const isFloat = b.dtype === "f32" || b.dtype === "f16" || b.dtype === "bf16";
