@@ -153,7 +153,7 @@ function checkPipeline(flat: FlatPipeline, filesToo: boolean, reporter: Reporter
         continue;
       }
       const data = entriesToJson(section.entries, (schema.properties ?? {}) as Record<string, Schema>, reporter);
-      const problems = validateSection(schema, data, { title: sectionTitle(section), header: section.header });
+      const problems = validateSection(schema, data, { title: sectionTitle(section), header: section.header, siblings: sectionInfo[keyword].kinds });
       reporter.reportAll(problems);
       if (problems.length > 0 || data.unreadable.size > 0) {
         complete = false;

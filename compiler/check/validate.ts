@@ -23,6 +23,8 @@ function validator(schema: Schema): ValidateFunction {
 export interface SectionContext {
   title: string;
   header: Span;
+  /** The other kinds of the same section (`method lora` beside `method full`), to say where a key belongs. */
+  siblings: Record<string, Schema>;
 }
 
 /** Validates `data` against `schema`; returns one diagnostic per problem (at most one per place). */
@@ -84,9 +86,13 @@ function toDiagnostic(error: ErrorObject, schema: Schema, data: SectionJson, con
       const known = Object.keys((error.parentSchema?.properties ?? {}) as Record<string, unknown>).filter((k) => k !== "type");
       const inside = pointer === "" ? `\`${context.title}\`` : `\`${key} ${String((error.data as { type?: unknown }).type)} { ... }\``;
       const suggestion = didYouMean(name, known);
+      const owners = pointer === "" ? Object.entries(context.siblings).filter(([, s]) => name in ((s.properties ?? {}) as object)).map(([kind]) => kind) : [];
+      const keyword = context.title.split(" ")[0];
+      let hint = known.length ? `known keys: ${listNames(known)}` : "this takes no keys";
+      if (owners.length > 0) hint = `\`${name}\` is a key of ${listNames(owners.map((kind) => `${keyword} ${kind}`))}`;
       return diag("SFT2002", `unknown key \`${name}\` in ${inside}${suggestion}`, {
         span: data.spans.get(`${pointer}/${name}`)?.key ?? context.header,
-        hint: suggestion ? undefined : known.length ? `known keys: ${listNames(known)}` : "this takes no keys",
+        hint: suggestion && owners.length === 0 ? undefined : hint,
       });
     }
     case "required": {
