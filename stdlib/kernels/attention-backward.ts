@@ -21,14 +21,14 @@ import {
   wgslKeyValueTiles,
   WGSL_QUERY_ROW,
   type AttentionVariant,
-  type ForwardViews,
-} from "./attention-forward.ts";
+  type AttentionViews,
+} from "./attention-common.ts";
 
 /**
  * Operand views of the backward. dK and dV are views into ONE buffer (`dkv`): WebGPU forbids
  * binding one buffer to two writable bindings, and a fused dQKV gradient is one buffer anyway.
  */
-export interface BackwardViews extends ForwardViews {
+export interface BackwardViews extends AttentionViews {
   dout: TensorView;
   dq: TensorView;
   dk: TensorView;

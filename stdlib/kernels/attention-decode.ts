@@ -17,8 +17,8 @@ import {
   wgslAttentionCommon,
   wgslAttentionConstants,
   type AttentionVariant,
-  type ForwardViews,
-} from "./attention-forward.ts";
+  type AttentionViews,
+} from "./attention-common.ts";
 
 /** Most keys one split covers (its scores sit in workgroup memory). */
 export const MAX_SPLIT_KEYS = 256;
@@ -176,7 +176,7 @@ ${wgslViewIndex("o")}`,
 /** Uniform values of both decode kernels; `shape.queryLength` must be 1. */
 export function attentionDecodeUniforms(
   shape: AttentionShape,
-  views: ForwardViews,
+  views: AttentionViews,
   scale: number,
   mask: AttentionMask,
   splitLength = decodeSplitLength(shape.keyLength),
