@@ -84,13 +84,14 @@ const rules: Record<Op, Rule> = {
   }),
   matmul: arity(2, ([x, y], a) => {
     if (x.shape.length < 2 || y.shape.length < 2) return "matmul operands need rank >= 2";
-    if (x.dtype !== y.dtype) return `dtypes differ: ${x.dtype} vs ${y.dtype}`;
+    // weights may be stored narrower than activations (bf16/f16 weights, f32 accumulation)
+    if (x.dtype === "i32" || y.dtype === "i32") return "matmul operands must be floating point";
     const [m, k] = a.transA ? x.shape.slice(-2).reverse() : x.shape.slice(-2);
     const [k2, n] = a.transB ? y.shape.slice(-2).reverse() : y.shape.slice(-2);
     if (k !== k2) return `inner dimensions differ: ${k} vs ${k2}`;
     const batch = x.shape.slice(0, -2);
     if (y.shape.length > 2 && !same(batch, y.shape.slice(0, -2))) return "batch dimensions differ (a 2-D right operand is shared across the batch)";
-    return { dtype: x.dtype, shape: [...batch, m, n] };
+    return { dtype: x.dtype === "f32" || y.dtype === "f32" ? "f32" : x.dtype, shape: [...batch, m, n] };
   }),
   embedding: arity(2, ([table, ids]) => {
     if (table.shape.length !== 2 || ids.dtype !== "i32") return "embedding takes a (V, C) table and i32 ids";

@@ -77,6 +77,16 @@ for (const transB of [false, true])
     const q = b.param("b", transB ? [5, 4] : [4, 5]);
     return { out: b.matmul(p, q, { transB }), params: [p, q] };
   });
+test("a matmul of f32 activations by bf16 weights is f32; its weight gradient is f32", async () => {
+  const { gradients } = await import("../../compiler/autodiff/grad.ts");
+  const x = b.param("x", [2, 3, 4]);
+  const w = b.param("w", [5, 4], "bf16");
+  const y = b.matmul(x, w, { transB: true });
+  assert.is(y.dtype, "f32");
+  const grads = gradients(b.reshape(b.sum(b.reshape(y, [30]), 0), []), [x, w]);
+  assert.ok(grads.ok);
+  assert.equal([grads.value.get(x)!.dtype, grads.value.get(w)!.dtype], ["f32", "f32"]);
+});
 check("embedding (repeated ids accumulate)", () => {
   const table = b.param("table", [5, 3]);
   return { out: b.embedding(table, b.input("ids", [2, 3], "i32")), params: [table], ints: { ids: [1, 4, 1, 0, 1, 3] } };
