@@ -12,7 +12,7 @@
 //   list     = "[" [ value { "," value } [ "," ] ] "]"
 //
 // `true`/`false` are names in the grammar; build-ast.ts makes them booleans.
-import { CstParser, EOF, tokenMatcher, type IToken, type IParserErrorMessageProvider } from "chevrotain";
+import { CstParser, EOF, tokenMatcher, type IToken, type IParserErrorMessageProvider, type TokenType } from "chevrotain";
 import { invariant } from "../compiler/diagnostics.ts";
 import {
   Comma,
@@ -103,7 +103,7 @@ export class SftParser extends CstParser {
       errorMessageProvider: messages,
       skipValidations: !options.validate,
     });
-    this.boundRecovery();
+    this.tuneRecovery();
     this.performSelfAnalysis();
   }
 
@@ -200,8 +200,10 @@ export class SftParser extends CstParser {
    * - At the end of the input every open rule repeats a walk of the grammar to find where to
    *   resume (quadratic in the nesting depth), although the answer is known: the only token
    *   left is EOF, nothing can be skipped, and a missing closing token can only be inserted.
+   * - The tokens that may follow a grammar position are recomputed by a grammar walk at every
+   *   error; they depend on the position only, so they are remembered.
    */
-  private boundRecovery(): void {
+  private tuneRecovery(): void {
     const atEnd = () => tokenMatcher(this.LA(1), EOF);
     let depth = 0;
     this.wrapInternal("attemptInRepetitionRecovery", (inherited, args) => {
@@ -215,6 +217,13 @@ export class SftParser extends CstParser {
     });
     this.wrapInternal("findReSyncTokenType", (inherited, args) => (atEnd() ? EOF : inherited(args)));
     this.wrapInternal("getFollowsForInRuleRecovery", (inherited, args) => (atEnd() ? [EOF] : inherited(args)));
+    const follows = new Map<string, unknown>();
+    this.wrapInternal("getNextPossibleTokenTypes", (inherited, args) => {
+      const path = args[0] as { ruleStack: string[]; occurrenceStack: number[]; lastTok: TokenType; lastTokOccurrence: number };
+      const key = `${path.ruleStack.join()}|${path.occurrenceStack.join()}|${path.lastTok.name}|${path.lastTokOccurrence}`;
+      if (!follows.has(key)) follows.set(key, inherited(args));
+      return follows.get(key);
+    });
   }
 
   /** Replaces one of Chevrotain's internal recovery methods on this instance. */
