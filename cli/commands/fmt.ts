@@ -1,7 +1,7 @@
 // `sftc fmt FILES...`: formats .sft files in place. A file is replaced by writing the new text to
 // a temporary file beside it and renaming it over the original, so a crash or a full disk can
 // never leave a half-written pipeline; a file that does not parse is left untouched.
-import { chmodSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { readSource } from "../../compiler/check/sources.ts";
 import { flag, type ParsedArgs } from "../args.ts";
@@ -15,7 +15,14 @@ function collect(paths: string[]): { files: string[]; problems: string[] } {
   const files: string[] = [];
   const problems: string[] = [];
   const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).sort();
+    } catch (e) {
+      problems.push(`${dir}: cannot list the directory (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      return;
+    }
+    for (const name of names) {
       if (name.startsWith(".") || name === "node_modules") continue;
       const path = join(dir, name);
       if (statSync(path).isDirectory()) walk(path);
@@ -33,12 +40,17 @@ function collect(paths: string[]): { files: string[]; problems: string[] } {
   return { files, problems };
 }
 
-function replaceAtomically(path: string, text: string): void {
-  const temp = join(dirname(path), `.${basename(path)}.sftc-fmt-${process.pid}`);
+/** Replaces the file's content through a temporary file and a rename; a symbolic link stays a link. */
+function replaceAtomically(path: string, text: string): string | undefined {
+  const target = realpathSync(path);
+  const temp = join(dirname(target), `.${basename(target)}.sftc-fmt-${process.pid}`);
   try {
     writeFileSync(temp, text, { flag: "wx" });
-    chmodSync(temp, statSync(path).mode);
-    renameSync(temp, path);
+    chmodSync(temp, statSync(target).mode);
+    renameSync(temp, target);
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? String(e);
   } finally {
     rmSync(temp, { force: true });
   }
@@ -79,8 +91,13 @@ export const command: Command = {
       if (checkOnly) {
         io.out(`${displayPath(file)}\n`);
       } else {
-        replaceAtomically(file, formatted.value);
-        io.out(`formatted ${displayPath(file)}\n`);
+        const problem = replaceAtomically(file, formatted.value);
+        if (problem) {
+          io.err(`sftc fmt: cannot write ${displayPath(file)} (${problem}); the file is unchanged\n`);
+          failed = true;
+        } else {
+          io.out(`formatted ${displayPath(file)}\n`);
+        }
       }
     }
     if (checkOnly && unformatted > 0) io.err(`${unformatted} file${unformatted === 1 ? "" : "s"} would be reformatted\n`);

@@ -1,5 +1,5 @@
 // The sftc commands run in-process through main() with captured output.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -143,6 +143,17 @@ test("fmt: a file with syntax errors is reported and left untouched", async () =
   assert.is(r.code, 1);
   assert.match(r.err, /error SFT1002/);
   assert.is(after, bad);
+});
+
+test("fmt: a symbolic link stays a link; its target gets the new text", async () => {
+  const messy = goodPipeline.replace("    epochs = 1", "        epochs=1");
+  const s = scratch({ "real.sft": messy });
+  symlinkSync(join(s.dir, "real.sft"), join(s.dir, "link.sft"));
+  const r = await sftc(["fmt", join(s.dir, "link.sft")]);
+  const isLink = lstatSync(join(s.dir, "link.sft")).isSymbolicLink();
+  const text = readFileSync(join(s.dir, "real.sft"), "utf8");
+  s.cleanup();
+  assert.equal([r.code, isLink, text], [0, true, goodPipeline]);
 });
 
 test("fmt: a missing path is an error, not a crash", async () => {
