@@ -26,10 +26,11 @@ test("exit codes, colours and messages of the executable", async () => {
     "garbage.sft": new Uint8Array(Array.from({ length: 256 }, (_, i) => (i * 37) % 256)),
   });
   try {
-    const [good, bad, missing, garbage, flag] = await Promise.all([
+    const [good, bad, missing, directory, garbage, flag] = await Promise.all([
       run(["check", "--no-files", join(s.dir, "good.sft")]),
       run(["check", "--no-files", join(s.dir, "bad.sft")]),
       run(["check", join(s.dir, "missing.sft")]),
+      run(["check", s.dir]),
       run(["check", join(s.dir, "garbage.sft")]),
       run(["check", "--frobnicate", join(s.dir, "good.sft")]),
     ]);
@@ -39,10 +40,11 @@ test("exit codes, colours and messages of the executable", async () => {
     assert.not.match(bad.err, /\u001b\[/, "stderr is a pipe: no colour");
     assert.match(missing.err, /error SFT2019: cannot read missing\.sft: it does not exist/);
     assert.match(garbage.err, /error SFT2019: .*is not a text file/);
-    for (const r of [missing, garbage]) assert.is(r.code, 1);
+    assert.match(directory.err, /error SFT2019: .*is a directory/);
+    for (const r of [missing, directory, garbage]) assert.is(r.code, 1);
     assert.is(flag.code, 2);
     assert.match(flag.err, /unknown flag `--frobnicate`/);
-    for (const r of [good, bad, missing, garbage, flag]) {
+    for (const r of [good, bad, missing, directory, garbage, flag]) {
       assert.not.match(r.err, stackLine, `a stack trace in: ${r.err}`);
       assert.not.match(r.err, /internal error/);
     }
