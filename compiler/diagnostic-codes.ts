@@ -60,6 +60,7 @@ const table = {
   SFT4002: { severity: "error", title: "missing or mis-sized value for a graph parameter or input" },
   SFT4003: { severity: "error", title: "op graph failed verification" },
   SFT4004: { severity: "error", title: "gradient requested for a tensor that is not a trainable parameter of the loss" },
+  SFT4005: { severity: "error", title: "a scheduled kernel has no runtime implementation" },
 
   // ---- SFT5xxx: runtime ----
   // SFT50xx: device and kernels
