@@ -33,7 +33,7 @@ export function caseLabel(c: AttentionCase): string {
 const shape = attentionShape;
 
 /**
- * Forward and backward cases: T = 1, T not a multiple of the tiles, D in {32, 64, 128}, MQA and
+ * Forward and backward cases: T = 1, T not a multiple of the tiles, D in {32, 64, 128, 256}, MQA and
  * GQA, every mask kind, fused QKV and separate layouts, and queries after a KV cache (S > T).
  */
 export const ATTENTION_CASES: AttentionCase[] = [
@@ -49,6 +49,8 @@ export const ATTENTION_CASES: AttentionCase[] = [
   { shape: shape(2, 4, 2, 7, 40, 32), mask: "padding", fused: false, dtype: "f32" }, // 33 cached keys
   { shape: shape(1, 2, 1, 1, 25, 64), mask: "alibi", fused: false, dtype: "f32" },
   { shape: shape(2, 3, 3, 11, 11, 32), mask: "none", fused: false, dtype: "f32" },
+  { shape: shape(1, 32, 2, 3, 3, 32), mask: "causal", fused: true, dtype: "f32" }, // ChatGLM2 heads: 2 KV groups
+  { shape: shape(1, 2, 2, 9, 9, 256), mask: "causal", fused: true, dtype: "f32" }, // MOSS head size
 ];
 
 /** f16 storage (f32 math) cases, run where the device has shader-f16. */
