@@ -1,7 +1,7 @@
 // Fusion and scheduling: the graph becomes an ordered list of kernel launches. Decisions, in order:
-//  1. movement ops are strided views of a buffer (no kernel) unless a reader cannot take the view;
-//  2. elementwise nodes are computed inside the kernels that read them (recomputed per kernel)
+//  1. elementwise nodes are computed inside the kernels that read them (recomputed per kernel)
 //     unless a library kernel, a view or a graph output needs them in a buffer;
+//  2. movement ops are strided views of a buffer (no kernel) unless a reader cannot take the view;
 //  3. elementwise chains after a library kernel fold into its epilogue when the catalog allows;
 //  4. library nodes with the same merge key share one launch (dx/dw/db of a norm, dq/dk/dv);
 //  5. launches are ordered depth-first from the outputs, so work runs close to its use.
@@ -42,139 +42,164 @@ export interface Schedule {
 const isElementwise = (n: Node) => ELEMENTWISE_OPS.has(n.op) || n.op === "concat";
 const isView = (n: Node) => MOVEMENT_OPS.has(n.op) && n.op !== "concat";
 const elementwiseEntry = catalog.find((e) => e.name === "elementwise")!;
+/** The library (or generated reduce) kernel a node anchors; elementwise nodes anchor none. */
+const entryOf = (n: Node): CatalogEntry | undefined => (isElementwise(n) ? undefined : entryFor(n.op));
+
+/** What the fusion steps decide, shared between them. */
+interface Fusion {
+  order: Node[];
+  users: Map<Node, Node[]>;
+  outputs: Set<Node>;
+  /** Nodes written to a buffer. */
+  materialized: Set<Node>;
+  /** How each buffer-backed node (leaf, buffer or view of one) is read. */
+  views: Map<Node, View>;
+}
+
+/** A library node with the epilogue chain fused after it. */
+interface Chain {
+  end: Node;
+  kinds: EpilogueKind[];
+  accumulates?: Node;
+}
+
+interface Group {
+  anchors: Node[];
+  outputs: Node[];
+}
 
 export function schedule(g: Graph): Schedule {
   const order = topoSort(g.outputs.values());
-  const users = consumers(order);
-  const outputs = new Set(g.outputs.values());
-  const materialized = new Set<Node>();
-  const entryOf = (n: Node): CatalogEntry | undefined => (isElementwise(n) ? undefined : entryFor(n.op));
-
-  // 1-2: which nodes live in buffers
-  for (const n of order) {
-    if (entryOf(n)) materialized.add(n);
-    if (!isElementwise(n)) continue;
-    const needsBuffer = outputs.has(n) || users.get(n)!.some((u) => isView(u) || (entryOf(u) && !entryOf(u)!.prologue));
-    if (needsBuffer) materialized.add(n);
-  }
-  for (const n of outputs) if (n.op === "const") materialized.add(n);
-
-  const views = new Map<Node, View>();
-  const viewOf = (n: Node): View | undefined => views.get(n);
-  for (const n of order) {
-    if (LEAF_OPS.has(n.op) && n.op !== "const") views.set(n, contiguousView(n));
-    else if (isView(n)) {
-      const src = viewOf(n.inputs[0]);
-      const v = src && applyMovement(n, src);
-      if (!v) materialized.add(n); // not expressible as strides: copy it
-      views.set(n, v ?? contiguousView(n));
-    } else if (materialized.has(n)) views.set(n, contiguousView(n));
-    const entry = entryOf(n);
-    n.inputs.forEach((x, i) => {
-      const v = viewOf(x);
-      if (entry && v && isView(x) && !entry.acceptsView(n, i, v)) {
-        materialized.add(x); // the kernel cannot read this view: copy it first
-        views.set(x, contiguousView(x));
-      }
-    });
-  }
-
-  // 3: epilogue chains; `home` maps a node computed inside a library kernel to that kernel's node
-  const home = new Map<Node, Node>();
-  const epilogues = new Map<Node, EpilogueKind[]>();
-  const accumulates = new Map<Node, Node>();
-  const chainEnds = new Map<Node, Node>(); // library node -> the last node of its epilogue chain
-  for (const k of order) {
-    const entry = entryOf(k);
-    if (!entry) continue;
-    home.set(k, k);
-    const kinds: EpilogueKind[] = [];
-    let cur = k;
-    for (;;) {
-      const next = users.get(cur)!;
-      // a node joins one chain only: two matmuls feeding one add keep the add in the first
-      if (outputs.has(cur) || next.length !== 1 || home.has(next[0]) || !isElementwise(next[0]) || !sameShape(next[0].shape, k.shape)) break;
-      const kind = entry.epilogue?.(next[0], cur, viewOf);
-      if (!kind) break;
-      kinds.push(kind);
-      if (kind === "residual") accumulates.set(k, viewOf(residualOperand(next[0], cur))!.base);
-      if (cur !== k) materialized.delete(cur);
-      cur = next[0];
-      home.set(cur, k);
-    }
-    chainEnds.set(k, cur);
-    if (cur !== k) {
-      materialized.delete(k);
-      materialized.add(cur);
-      views.set(cur, contiguousView(cur));
-    }
-    epilogues.set(k, kinds);
-  }
-
-  // groups: one per library node, elementwise buffer or copy
+  const f: Fusion = { order, users: consumers(order), outputs: new Set(g.outputs.values()), materialized: new Set(), views: new Map() };
+  chooseBuffers(f);
+  resolveViews(f);
+  const chains = fuseEpilogues(f);
+  const groups = formGroups(f, chains);
   const groupOf = new Map<Node, number>(); // buffer node -> group
-  const groups: { anchor: Node; anchors: Node[]; outputs: Node[] }[] = [];
-  const keyed = new Map<string, number>();
-  for (const n of order) {
-    const entry = entryOf(n);
-    if (entry) {
-      const key = entry.mergeKey?.(n);
-      const existing = key === undefined ? undefined : keyed.get(key);
-      const id = existing ?? groups.push({ anchor: n, anchors: [], outputs: [] }) - 1;
-      if (key !== undefined) keyed.set(key, id);
-      groups[id].outputs.push(chainEnds.get(n)!);
-      groups[id].anchors.push(n);
-    } else if (materialized.has(n) && !home.has(n)) groups.push({ anchor: n, anchors: [], outputs: [n] });
-  }
   groups.forEach((grp, id) => grp.outputs.forEach((o) => groupOf.set(o, id)));
-
-  // members and inputs of each group
-  const built = groups.map((grp) => collect(grp.outputs, (n) => groupOf.get(n) !== undefined || LEAF_OPS.has(n.op) || isView(n), viewOf));
+  const built = groups.map((grp) => collect(grp.outputs, (n) => groupOf.has(n) || LEAF_OPS.has(n.op) || isView(n), f.views));
   built.forEach(({ nodes }, id) => {
-    const library = nodes.filter((n) => entryOf(n) && entryOf(n) !== elementwiseEntry);
-    invariant(library.every((n) => groups[id].anchors.includes(n)), `launch of %${groups[id].anchor.id} computes another library op`);
+    const stray = nodes.find((n) => entryOf(n) && !groups[id].anchors.includes(n));
+    invariant(!stray, `a launch computes %${stray?.id} (${stray?.op}), which has its own kernel`);
   });
-  const producers = built.map((b) => [...new Set(b.inputs.map((i) => groupOf.get(i.view.base)).filter((x): x is number => x !== undefined))]);
 
-  // 5: depth-first from the outputs
+  // 5: launches depth-first from the outputs, so work runs right before its first use
+  const producers = built.map((b) => [...new Set(b.inputs.map((i) => groupOf.get(i.view.base)).filter((x): x is number => x !== undefined))]);
   const roots: number[] = [];
   const outputViews = new Map<string, View>();
   for (const [name, n] of g.outputs) {
-    const v = viewOf(n);
+    const v = f.views.get(n);
     invariant(v, `output ${name} has no buffer`);
     outputViews.set(name, v);
     const producer = groupOf.get(v.base);
     if (producer !== undefined) roots.push(producer);
   }
-  const ordered = postOrder(roots, (id) => producers[id]);
-
-  const launches = ordered.map((id): Launch => {
-    const { anchor, anchors, outputs: outs } = groups[id];
+  const launches = postOrder(roots, (id) => producers[id]).map((id): Launch => {
+    const { anchors, outputs } = groups[id];
     const { nodes, inputs } = built[id];
-    const entry = entryOf(anchor) ?? elementwiseEntry;
+    const entry = anchors.length ? entryOf(anchors[0])! : elementwiseEntry;
     const inKernel = new Set(nodes);
-    const name = entry === elementwiseEntry ? elementwiseLaunchName(outs[0], (n) => inKernel.has(n)) : undefined;
+    const chainsHere = anchors.map((a) => chains.get(a)!);
     return {
       kernel: entry.name,
-      launches: name ? [name] : entry.launches(anchors),
+      launches: anchors.length ? entry.launches(anchors) : [elementwiseLaunchName(outputs[0], (n) => inKernel.has(n))],
       nodes,
-      outputs: outs,
+      outputs,
       inputs,
-      epilogue: epilogues.get(anchor) ?? [],
-      accumulates: accumulates.get(anchor),
-      uniforms: entry.uniforms(entryOf(anchor) ? anchor : outs[0]),
+      epilogue: chainsHere.flatMap((c) => c.kinds),
+      accumulates: chainsHere.find((c) => c.accumulates)?.accumulates,
+      uniforms: entry.uniforms(anchors[0] ?? outputs[0]),
     };
   });
   return { graph: g, launches, outputViews };
 }
 
+/** 1: library nodes write buffers; elementwise nodes only where a view, a library kernel or an output needs one. */
+function chooseBuffers({ order, users, outputs, materialized }: Fusion): void {
+  for (const n of order) {
+    if (entryOf(n)) materialized.add(n);
+    else if (isElementwise(n) && (outputs.has(n) || users.get(n)!.some((u) => isView(u) || (entryOf(u) && !entryOf(u)!.prologue)))) materialized.add(n);
+    else if (n.op === "const" && outputs.has(n)) materialized.add(n);
+  }
+}
+
+/** 2: movement ops become strided views; one that no strides express, or a kernel cannot read, is copied. */
+function resolveViews({ order, materialized, views }: Fusion): void {
+  for (const n of order) {
+    if (LEAF_OPS.has(n.op) && n.op !== "const") views.set(n, contiguousView(n));
+    else if (isView(n)) {
+      const src = views.get(n.inputs[0]);
+      const v = src && applyMovement(n, src);
+      if (!v) materialized.add(n);
+      views.set(n, v ?? contiguousView(n));
+    } else if (materialized.has(n)) views.set(n, contiguousView(n));
+    const entry = entryOf(n);
+    n.inputs.forEach((x, i) => {
+      const v = views.get(x);
+      if (entry && v && isView(x) && !entry.acceptsView(n, i, v)) {
+        materialized.add(x);
+        views.set(x, contiguousView(x));
+      }
+    });
+  }
+}
+
+/**
+ * 3: the elementwise nodes after a library node join its launch while the catalog accepts them
+ * as epilogue and each is the only reader of the previous one; the last one is the buffer written.
+ */
+function fuseEpilogues({ order, users, outputs, materialized, views }: Fusion): Map<Node, Chain> {
+  const taken = new Set<Node>();
+  const chains = new Map<Node, Chain>();
+  const viewOf = (n: Node) => views.get(n);
+  for (const k of order) {
+    const entry = entryOf(k);
+    if (!entry) continue;
+    const chain: Chain = { end: k, kinds: [] };
+    for (;;) {
+      const next = users.get(chain.end)!;
+      // a node joins one chain only: two matmuls feeding one add keep the add in the first
+      if (outputs.has(chain.end) || next.length !== 1 || taken.has(next[0]) || !isElementwise(next[0]) || !sameShape(next[0].shape, k.shape)) break;
+      const kind = entry.epilogue?.(next[0], chain.end, viewOf);
+      if (!kind) break;
+      chain.kinds.push(kind);
+      if (kind === "residual") chain.accumulates = views.get(residualOperand(next[0], chain.end))!.base;
+      materialized.delete(chain.end);
+      chain.end = next[0];
+      taken.add(chain.end);
+    }
+    materialized.add(chain.end);
+    views.set(chain.end, contiguousView(chain.end));
+    chains.set(k, chain);
+  }
+  return chains;
+}
+
+/** 4: one group per library node (those with equal merge keys share one), elementwise buffer or copy. */
+function formGroups({ order, materialized }: Fusion, chains: Map<Node, Chain>): Group[] {
+  const groups: Group[] = [];
+  const keyed = new Map<string, number>();
+  const inChain = new Set([...chains.values()].map((c) => c.end));
+  for (const n of order) {
+    const entry = entryOf(n);
+    if (entry) {
+      const key = entry.mergeKey?.(n);
+      const id = (key === undefined ? undefined : keyed.get(key)) ?? groups.push({ anchors: [], outputs: [] }) - 1;
+      if (key !== undefined) keyed.set(key, id);
+      groups[id].anchors.push(n);
+      groups[id].outputs.push(chains.get(n)!.end);
+    } else if (materialized.has(n) && !inChain.has(n)) groups.push({ anchors: [], outputs: [n] });
+  }
+  return groups;
+}
+
 /** The nodes a group computes (walking up from its outputs to buffers) and the buffers it reads. */
-function collect(outs: readonly Node[], isBuffer: (n: Node) => boolean, viewOf: (n: Node) => View | undefined): { nodes: Node[]; inputs: KernelInput[] } {
+function collect(outs: readonly Node[], isBuffer: (n: Node) => boolean, views: Map<Node, View>): { nodes: Node[]; inputs: KernelInput[] } {
   const own = new Set(outs);
   const inputs = new Map<Node, KernelInput>();
   const stop = (n: Node) => {
     if (own.has(n) || n.op === "const" || !isBuffer(n)) return false;
-    inputs.set(n, { node: n, view: viewOf(n)! });
+    inputs.set(n, { node: n, view: views.get(n)! });
     return true;
   };
   const nodes = topoSort(outs, stop);
