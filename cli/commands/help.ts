@@ -15,12 +15,27 @@ export function overview(): string {
     "commands:",
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
-    "  sftc --version    print the version",
-    "  sftc help COMMAND show the flags of a command",
+    "  sftc --version      print the version",
+    "  sftc help COMMAND   show the usage and flags of a command",
     "",
     "environment: NO_COLOR (no colours), SFT_DEBUG (stack traces of internal errors)",
     "",
   ].join("\n");
+}
+
+/** Breaks `text` into lines of at most `width` characters, at spaces. */
+function wrap(text: string, width = 78): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  return [...lines, line].join("\n");
 }
 
 function flagLine(f: FlagSpec): string {
@@ -34,7 +49,7 @@ export function commandHelp(c: Command): string {
     "",
     c.summary,
     "",
-    c.details,
+    wrap(c.details),
     "",
     ...(c.flags.length ? ["flags:", ...c.flags.map((f) => `  ${flagLine(f).padEnd(width)}  ${f.description}`), ""] : []),
   ].join("\n");
