@@ -4,6 +4,7 @@ import * as assert from "uvu/assert";
 import type { SftFile } from "../../grammar/ast.ts";
 import { formatSft } from "../../grammar/format.ts";
 import { parseSft } from "../../grammar/parse.ts";
+import { meaning } from "./support.ts";
 
 const fixtureDir = new URL("../fixtures/grammar/", import.meta.url);
 const fixtures = readdirSync(fixtureDir)
@@ -14,11 +15,6 @@ function format(text: string): string {
   const result = formatSft(text, "t.sft");
   if (!result.ok) throw new Error(`not formatted: ${result.diagnostics.map((d) => d.message).join("; ")}`);
   return result.value;
-}
-
-/** The AST without positions or comments: what formatting must not change. */
-function meaning(ast: SftFile): string {
-  return JSON.stringify(ast, (key, value) => (["span", "keywordSpan", "comments", "file"].includes(key) ? undefined : value));
 }
 
 test("canonical layout: indentation, aligned `=`, one entry per line, short lists inline", () => {

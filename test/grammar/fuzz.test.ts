@@ -10,6 +10,7 @@ import { hasErrors, lineCol, type Span } from "../../compiler/diagnostics.ts";
 import type { Entry, SftFile, Value } from "../../grammar/ast.ts";
 import { formatSft } from "../../grammar/format.ts";
 import { parseSft } from "../../grammar/parse.ts";
+import { meaning } from "./support.ts";
 import { sftLexer } from "../../grammar/tokens.ts";
 import { Random } from "../../runtime/random.ts";
 
@@ -180,10 +181,6 @@ function checkAst(text: string, ast: SftFile, exact: boolean): void {
     }
   }
   if (exact) assert.ok(ast.version, "a file without errors has a version");
-}
-
-function meaning(ast: SftFile): string {
-  return JSON.stringify(ast, (key, v) => (["span", "keywordSpan", "comments", "file"].includes(key) ? undefined : v));
 }
 
 test(`${seeds.length * casesPerSeed} mutated pipelines: no throw, diagnostics inside the text, clean ASTs format idempotently`, () => {
