@@ -67,8 +67,23 @@ export function scoreBias(mask: AttentionMask, h: number, p: number, j: number):
  */
 export const BATCH_INFO_WORDS = 4;
 
+/** Host contents of one mask binding. */
+export type MaskBindingData =
+  | { name: "batch_info"; dtype: "u32"; data: Uint32Array }
+  | { name: "segments"; dtype: "i32"; data: Int32Array }
+  | { name: "alibi_slopes"; dtype: "f32"; data: Float32Array };
+
+/** What to upload for each of `maskBindings(maskFlags(mask))`, in the same order. */
+export function maskBindingData(mask: AttentionMask, batch: number, keyLength: number): MaskBindingData[] {
+  const out: MaskBindingData[] = [];
+  if (mask.keyRanges || mask.prefixLengths) out.push({ name: "batch_info", dtype: "u32", data: packBatchInfo(mask, batch, keyLength) });
+  if (mask.segments) out.push({ name: "segments", dtype: "i32", data: mask.segments });
+  if (mask.alibiSlopes) out.push({ name: "alibi_slopes", dtype: "f32", data: mask.alibiSlopes });
+  return out;
+}
+
 /** Packs the per-batch-row mask data the kernels read from `batch_info`. */
-export function packBatchInfo(mask: AttentionMask, batch: number, keyLength: number): Uint32Array {
+function packBatchInfo(mask: AttentionMask, batch: number, keyLength: number): Uint32Array {
   const info = new Uint32Array(batch * BATCH_INFO_WORDS);
   for (let b = 0; b < batch; b++) {
     info[b * BATCH_INFO_WORDS] = mask.keyRanges ? mask.keyRanges[2 * b] : 0;

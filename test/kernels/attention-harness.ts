@@ -6,7 +6,7 @@ import { uploadTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
 import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
 import { denseView, fusedQkvViews, gatherView, viewExtent, viewIndex, type TensorView } from "../../stdlib/kernels/attention-layout.ts";
-import { packBatchInfo, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
+import { maskBindingData, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { assertClose } from "../support/numeric.ts";
 import { randomValues } from "./gpu-harness.ts";
@@ -136,11 +136,9 @@ export function uploadInputs(gpu: GpuDevice, c: AttentionCase, inputs: Attention
     const kv = uploadTensor(gpu, c.dtype, [inputs.buffers.kv.length], inputs.buffers.kv, "kv");
     Object.assign(tensors, { q: uploadTensor(gpu, c.dtype, [inputs.buffers.q.length], inputs.buffers.q, "q"), k: kv, v: kv });
   }
-  const { batch: B, keyLength: S } = c.shape;
-  const m = inputs.mask;
-  if (m.keyRanges || m.prefixLengths) tensors.batch_info = uploadTensor(gpu, "u32", [B, 4], packBatchInfo(m, B, S), "batch_info");
-  if (m.segments) tensors.segments = uploadTensor(gpu, "i32", [B, S], m.segments, "segments");
-  if (m.alibiSlopes) tensors.alibi_slopes = uploadTensor(gpu, "f32", [m.alibiSlopes.length], m.alibiSlopes, "alibi_slopes");
+  for (const { name, dtype, data } of maskBindingData(inputs.mask, c.shape.batch, c.shape.keyLength)) {
+    tensors[name] = uploadTensor(gpu, dtype, [data.length], data, name);
+  }
   return tensors;
 }
 

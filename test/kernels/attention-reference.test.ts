@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { Random } from "../../runtime/random.ts";
 import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
-import { keyAllowed, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
+import { keyAllowed, maskBindingData, maskBindings, maskFlags, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { assertClose } from "../support/numeric.ts";
 import { randomValues } from "./gpu-harness.ts";
@@ -66,6 +66,15 @@ test("mask rules: causal, GLM prefix, padding, segments", () => {
   const packed: AttentionMask = { causal: true, queryOffset: 0, segments: Int32Array.from([0, 0, 1, 1]) };
   assert.not.ok(keyAllowed(packed, 4, 0, 2, 1));
   assert.ok(keyAllowed(packed, 4, 0, 3, 2));
+});
+
+test("mask binding data matches the bindings a variant declares", () => {
+  for (const mask of Object.values(masks)) {
+    const data = maskBindingData(mask, 2, 7);
+    assert.equal(data.map((d) => [d.name, d.dtype]), maskBindings(maskFlags(mask)).map((b) => [b.name, b.dtype]));
+  }
+  const [info] = maskBindingData(masks["padding + segments"], 2, 7);
+  assert.equal(Array.from(info.data), [1, 7, 0, 0, 0, 5, 0, 0]); // [key start, key end, prefix, unused] per row
 });
 
 test("a query row that sees no key gives zeros, lse -inf and no gradient", () => {
