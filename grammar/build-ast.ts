@@ -184,10 +184,12 @@ class AstBuilder {
   private entries(node: CstNode): Entry[] {
     const entries = nodes(node, "entry").flatMap((e) => this.entry(e) ?? []);
     const commas = tokens(node, "Comma").filter(isReal).map((t) => t.startOffset);
+    let comma = 0; // commas and entries are both in source order
     for (let i = 1; i < entries.length; i++) {
       const previous = entries[i - 1].span;
       const next = entries[i].span;
-      const separated = commas.some((at) => at >= previous.offset + previous.length && at < next.offset);
+      while (comma < commas.length && commas[comma] < previous.offset + previous.length) comma++;
+      const separated = comma < commas.length && commas[comma] < next.offset;
       if (!separated && previous.endLine === next.line) {
         this.report(
           "SFT1002",

@@ -35,7 +35,7 @@ import {
 } from "./tokens.ts";
 
 /** How a token reads in a message: "`rank`", or "the end of the file". */
-export function describeToken(token: IToken): string {
+function describeToken(token: IToken): string {
   if (tokenMatcher(token, EOF)) return "the end of the file";
   if (tokenMatcher(token, TooDeep)) return "a value nested too deep";
   const image = token.image.length > 24 ? `${token.image.slice(0, 24)}…` : token.image;
@@ -54,7 +54,7 @@ const messages: IParserErrorMessageProvider = {
       case "pipeline:Name":
         return `expected the pipeline's name after \`pipeline\`, found ${found}`;
       case "pipeline:LBrace":
-        return `expected \`{\` to open the pipeline \`${previous.image}\`, found ${found}`;
+        return `expected \`{\` to open the pipeline, found ${found}`;
       case "pipeline:RBrace":
         return `expected a section (model, dataset, method, train, decode) or \`}\`, found ${found}`;
       case "extendsClause:Name":

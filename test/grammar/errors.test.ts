@@ -110,7 +110,7 @@ test("missing values, names and braces", () => {
   const cases: [string, string][] = [
     ["sft 1\npipeline { }", "SFT1002 2:10 expected the pipeline's name after `pipeline`, found `{`"],
     ["sft 1\npipeline a extends { }", "SFT1002 2:20 expected the name of the base pipeline after `extends`, found `{`"],
-    ["sft 1\npipeline a train { }", "SFT1002 2:12 expected `{` to open the pipeline `a`, found `train`"],
+    ["sft 1\npipeline a train { }", "SFT1002 2:12 expected `{` to open the pipeline, found `train`"],
     ["sft 1\npipeline a { train { x = } }", "SFT1002 2:26 expected a value (number, string, true/false, name, list or typed object), found `}`"],
     ["sft 1\npipeline a { model a b c { } }", "SFT1002 2:24 expected `{` to open the section, found `c`"],
     ["sft 1\nimport base", "SFT1002 2:8 expected a path string after `import` (like `import \"./base.sft\"`), found `base`"],
