@@ -111,17 +111,20 @@ export function maskBindings(flags: MaskFlags): KernelBinding[] {
  * `last_p` are).
  */
 export function wgslMask(flags: MaskFlags): string {
+  const start = `batch_info[b * ${BATCH_INFO_WORDS}u]`;
+  const end = `batch_info[b * ${BATCH_INFO_WORDS}u + 1u]`;
+  const prefix = `batch_info[b * ${BATCH_INFO_WORDS}u + 2u]`;
   const allowed: string[] = [];
-  if (flags.padding) allowed.push("if (j < batch_info[b * 4u] || j >= batch_info[b * 4u + 1u]) { return false; }");
+  if (flags.padding) allowed.push(`if (j < ${start} || j >= ${end}) { return false; }`);
   if (flags.causal) {
-    const visiblePrefix = flags.prefix ? " && j >= batch_info[b * 4u + 2u]" : "";
+    const visiblePrefix = flags.prefix ? ` && j >= ${prefix}` : "";
     allowed.push(`if (j > p${visiblePrefix}) { return false; }`);
   }
   if (flags.segments) allowed.push("if (segments[b * u.key_len + j] != segments[b * u.key_len + p]) { return false; }");
   const windowEnd = ["var end = u.key_len;"];
-  if (flags.padding) windowEnd.push("end = min(end, batch_info[b * 4u + 1u]);");
+  if (flags.padding) windowEnd.push(`end = min(end, ${end});`);
   if (flags.causal) {
-    const limit = flags.prefix ? "max(last_p + 1u, batch_info[b * 4u + 2u])" : "last_p + 1u";
+    const limit = flags.prefix ? `max(last_p + 1u, ${prefix})` : "last_p + 1u";
     windowEnd.push(`end = min(end, ${limit});`);
   }
   return `
@@ -134,7 +137,7 @@ fn score_bias(h: u32, p: u32, j: u32) -> f32 {
   return ${flags.alibi ? "alibi_bias(alibi_slopes[h], p, j)" : "0.0"};
 }
 fn key_window_start(b: u32) -> u32 {
-  return ${flags.padding ? "batch_info[b * 4u]" : "0u"};
+  return ${flags.padding ? start : "0u"};
 }
 fn key_window_end(b: u32, last_p: u32) -> u32 {
   ${windowEnd.join("\n  ")}
