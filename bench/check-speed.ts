@@ -82,7 +82,9 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
+/** Median of `runs` timed calls, after one untimed call (so the first one's compilation is not counted). */
 function time(runs: number, f: () => void): number {
+  f();
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
     const start = performance.now();
