@@ -24,6 +24,8 @@ export interface TinyTransformerOptions {
   residual: "pre" | "parallel" | "glm";
   /** GLM prefix-bidirectional mask (input `prefix_len`) instead of plain causal. */
   prefixMask?: boolean;
+  /** How the fused QKV projection's rows are ordered: Q|K|V blocks (default) or [q, k, v] per head. */
+  qkvLayout?: "blocks" | "per-head";
   /** Biases on the QKV and MLP projections. */
   bias?: boolean;
   tiedHead?: boolean;
@@ -46,6 +48,7 @@ function check(o: TinyTransformerOptions): Diagnostic[] {
   const d = o.hidden / o.heads;
   if (!Number.isInteger(d)) problems.push(`hidden ${o.hidden} is not divisible by heads ${o.heads}`);
   if (o.heads % o.kvHeads !== 0) problems.push(`heads ${o.heads} is not a multiple of kv heads ${o.kvHeads}`);
+  if (o.qkvLayout === "per-head" && o.kvHeads !== o.heads) problems.push("a per-head QKV layout needs as many kv heads as heads");
   if (o.position.kind === "rope") {
     const section = o.position.glm2d ? d / 2 : d;
     const rd = o.position.rotaryDim ?? section;
@@ -94,10 +97,14 @@ export function tinyTransformer(o: TinyTransformerOptions): Result<TinyTransform
 
   const attn = (x: Node, l: number) => {
     const qkv = linear(x, `layers.${l}.attn.qkv`, (H + 2 * KV) * D, C, !!o.bias); // (B, T, (H + 2KV) D)
-    const heads = (start: number, n: number) => b.reshape(b.slice(qkv, 2, start * D, (start + n) * D), [B, T, n, D]);
-    const q = rotate(heads(0, H));
-    const k = rotate(heads(H, KV));
-    const v = heads(H + KV, KV);
+    // Q, K, V as strided views of the projection: Q|K|V blocks, or [q, k, v] per head (ChatGLM-6B, models.md §6.1)
+    const part = (start: number, n: number, i: number) =>
+      o.qkvLayout === "per-head"
+        ? b.slice(b.reshape(qkv, [B, T, H, 3 * D]), 3, i * D, (i + 1) * D)
+        : b.reshape(b.slice(qkv, 2, start * D, (start + n) * D), [B, T, n, D]);
+    const q = rotate(part(0, H, 0));
+    const k = rotate(part(H, KV, 1));
+    const v = part(H + KV, KV, 2);
     const out = b.attention(q, k, v, attentionAttrs, o.prefixMask ? [prefixLen] : []); // (B, T, H, D)
     return linear(b.reshape(out, [B, T, C]), `layers.${l}.attn.out`, C, C, false);
   };

@@ -53,6 +53,12 @@ export const simplifyRules: readonly Rule[] = [
     if (n.op === "concat" && n.inputs.length === 1) return x;
     return undefined;
   }),
+  // reshapes commute with elementwise ops: reshape(a) + reshape(b) -> reshape(a + b)
+  rule("binary op of reshapes", (n) => {
+    const [x, y] = n.inputs;
+    if (!BINARY_OPS.has(n.op) || x.op !== "reshape" || y.op !== "reshape" || !sameShape(x.inputs[0].shape, y.inputs[0].shape)) return undefined;
+    return b.reshape(b.withInputs(n, [x.inputs[0], y.inputs[0]]), n.shape);
+  }),
   rule("reshape(reshape(x))", (n) => (n.op === "reshape" && n.inputs[0].op === "reshape" ? b.reshape(n.inputs[0].inputs[0], n.shape) : undefined)),
   rule("permute(permute(x))", (n) => {
     if (n.op !== "permute" || n.inputs[0].op !== "permute") return undefined;

@@ -10,7 +10,7 @@ export const families: Record<string, TinyTransformerOptions> = {
   "baichuan-7b": { ...base, norm: "rms", position: { kind: "rope", style: "half" }, mlp: "swiglu", residual: "pre" },
   "baichuan-13b": { ...base, heads: 4, kvHeads: 4, norm: "rms", position: { kind: "alibi" }, mlp: "swiglu", residual: "pre" },
   moss: { ...base, hidden: 16, norm: "layer", position: { kind: "rope", style: "interleaved", rotaryDim: 4 }, mlp: "gelu", residual: "parallel", bias: true },
-  chatglm: { ...base, norm: "layer", position: { kind: "rope", style: "half", glm2d: true }, mlp: "gelu", residual: "glm", prefixMask: true, bias: true, tiedHead: true },
+  chatglm: { ...base, qkvLayout: "per-head", norm: "layer", position: { kind: "rope", style: "half", glm2d: true }, mlp: "gelu", residual: "glm", prefixMask: true, bias: true, tiedHead: true },
   chatglm2: { ...base, hidden: 16, heads: 4, kvHeads: 2, norm: "rms", position: { kind: "rope", style: "interleaved", rotaryDim: 2 }, mlp: "swiglu", residual: "pre", bias: true },
 };
 

@@ -1,0 +1,73 @@
+// The attention and MLP blocks of one layer, built from a family's traits: the fused-QKV split
+// by its layout data, RoPE or ALiBi, causal or GLM prefix masks, MQA/GQA (key/value heads shared
+// by consecutive query heads), SwiGLU with separate or fused gate/up, or a GELU MLP.
+// B = batch, T = sequence, C = hidden, H = heads, KV = key/value heads, D = head dim, F = ffn.
+import * as b from "../ir/build.ts";
+import type { Node } from "../ir/node.ts";
+import { qkvGroups, qkvRowOffsets, type Family, type ModelDims } from "../../stdlib/families/family.ts";
+import { rotary, type RotaryInputs } from "./rotary.ts";
+
+/** The linear layers a block may call, by canonical role. */
+export type LinearRole = "attn.qkv" | "attn.out" | "mlp.gate" | "mlp.up" | "mlp.gate_up" | "mlp.down" | "head";
+
+/** What a block needs from the graph under construction. */
+export interface BlockContext {
+  family: Family;
+  dims: ModelDims;
+  /** x (B, T, in) through the layer's checkpoint linear for `role` (with bias and adapter). */
+  project(x: Node, role: LinearRole, layer: number): Node;
+  rotary: RotaryInputs;
+  /** Prompt lengths (B) for a GLM prefix mask; null for causal families. */
+  prefixLength: Node | null;
+}
+
+/** Self-attention of the normed input x (B, T, C) -> (B, T, C). */
+export function attentionBlock(ctx: BlockContext, x: Node, layer: number): Node {
+  const { family, dims } = ctx;
+  const [B, T] = x.shape;
+  const D = dims.headDim;
+  const qkv = ctx.project(x, "attn.qkv", layer); // (B, T, (H + 2KV) D)
+  // The fused rows split into G equal chunks, each holding its share of q, k and v heads in the
+  // layout's order; head i of a part sits in chunk i / (count / G).
+  const groups = qkvGroups(family.qkv, dims);
+  const chunk = qkv.shape[2] / groups;
+  const grouped = b.reshape(qkv, [B, T, groups, chunk]); // (B, T, G, chunk)
+  const offsets = qkvRowOffsets(family.qkv, dims);
+  const part = (name: "q" | "k" | "v", count: number) => {
+    const start = offsets[name][0]; // the part's first row, in chunk 0
+    const section = b.slice(grouped, 3, start, start + (count / groups) * D); // (B, T, G, count/G · D)
+    return b.reshape(section, [B, T, count, D]);
+  };
+  const q = rotary(family, dims, part("q", dims.heads), ctx.rotary); // (B, T, H, D)
+  const k = rotary(family, dims, part("k", dims.kvHeads), ctx.rotary); // (B, T, KV, D)
+  const v = part("v", dims.kvHeads);
+  const mask = family.attention.mask;
+  const attrs = {
+    // GLM's query-key layer scaling divides and multiplies back by (layer + 1): an fp16 overflow
+    // guard (models.md §6.7) that is the identity in f32 arithmetic.
+    scale: 1 / Math.sqrt(D),
+    causal: true,
+    prefix: mask.kind === "glm_prefix",
+    padding: false,
+    segments: false,
+    alibi: family.position.kind === "alibi",
+  };
+  const out = b.attention(q, k, v, attrs, attrs.prefix ? [ctx.prefixLength!] : []); // (B, T, H, D)
+  return ctx.project(b.reshape(out, [B, T, dims.heads * D]), "attn.out", layer);
+}
+
+/** The feed-forward block of the normed input x (B, T, C) -> (B, T, C). */
+export function mlpBlock(ctx: BlockContext, x: Node, layer: number): Node {
+  const mlp = ctx.family.mlp;
+  const F = ctx.dims.ffn;
+  let hidden: Node; // (B, T, F)
+  if (mlp.kind === "gelu_tanh") {
+    hidden = b.geluTanh(ctx.project(x, "mlp.up", layer));
+  } else if (mlp.gateUp === "separate") {
+    hidden = b.mul(b.silu(ctx.project(x, "mlp.gate", layer)), ctx.project(x, "mlp.up", layer));
+  } else {
+    const gateUp = ctx.project(x, "mlp.gate_up", layer); // (B, T, 2F): gate rows, then up rows
+    hidden = b.mul(b.silu(b.slice(gateUp, 2, 0, F)), b.slice(gateUp, 2, F, 2 * F));
+  }
+  return ctx.project(hidden, "mlp.down", layer);
+}
