@@ -120,9 +120,16 @@ const table = {
   SFT5315: { severity: "error", title: "unknown dataset category" },
   SFT5316: { severity: "error", title: "unknown loss scheme for the model family" },
   SFT5317: { severity: "error", title: "invalid dataset reader setting" },
+  SFT5318: { severity: "error", title: "tokenizer lacks a special token of the chat template" },
+  SFT5319: { severity: "warning", title: "examples dropped: no answer token within max_length" },
+  SFT5320: { severity: "error", title: "packing is not possible with this chat template" },
+  SFT5321: { severity: "error", title: "no training examples" },
+  SFT5322: { severity: "error", title: "saved data position does not match the data" },
 
   // SFT54xx: training runs and checkpoints
   SFT5401: { severity: "error", title: "no usable training checkpoint" },
+  SFT5402: { severity: "error", title: "training settings the loop cannot run" },
+  SFT5403: { severity: "error", title: "checkpoint does not match the model or data being trained" },
 
   // SFT56xx: lock files and run records
   SFT5601: { severity: "error", title: "lock file is malformed" },
