@@ -15,6 +15,7 @@
 import { CstParser, EOF, tokenMatcher, type IToken, type IParserErrorMessageProvider, type TokenType } from "chevrotain";
 import { invariant } from "../compiler/diagnostics.ts";
 import {
+  allTokens,
   Comma,
   describeTokenType,
   Equals,
@@ -24,7 +25,6 @@ import {
   LBracket,
   Name,
   NumberLiteral,
-  parserTokens,
   Pipeline,
   RBrace,
   RBracket,
@@ -97,7 +97,7 @@ const maxNestedRepetitionRecoveries = 200;
  */
 export class SftParser extends CstParser {
   constructor(options: { validate?: boolean } = {}) {
-    super(parserTokens, {
+    super(allTokens, {
       recoveryEnabled: true,
       maxLookahead: 3,
       errorMessageProvider: messages,

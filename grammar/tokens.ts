@@ -38,18 +38,18 @@ export const Sft = keyword("sft");
 export const Import = keyword("import");
 export const Pipeline = keyword("pipeline");
 export const Extends = keyword("extends");
-export const Model = keyword("model", [SectionKeyword]);
-export const Dataset = keyword("dataset", [SectionKeyword]);
-export const Method = keyword("method", [SectionKeyword]);
-export const Train = keyword("train", [SectionKeyword]);
-export const Decode = keyword("decode", [SectionKeyword]);
+const Model = keyword("model", [SectionKeyword]);
+const Dataset = keyword("dataset", [SectionKeyword]);
+const Method = keyword("method", [SectionKeyword]);
+const Train = keyword("train", [SectionKeyword]);
+const Decode = keyword("decode", [SectionKeyword]);
 export const True = keyword("true");
 export const False = keyword("false");
 
 /**
- * Anything that starts like a number. The lexer takes `1.5.3` or `1e` whole so that
- * build-ast.ts reports one "invalid number" instead of a cascade; names like `7b` are
- * preferred by `longer_alt` when they match at least as far.
+ * Anything that starts like a number. The lexer takes `1.5.3` or `1.` whole so that
+ * build-ast.ts reports one "invalid number" instead of a cascade. A name that matches further
+ * wins (`longer_alt`): `7b` and `1e5x` are names, while `1e5` and `1e-4` are numbers.
  */
 export const NumberLiteral = createToken({
   name: "NumberLiteral",
@@ -62,7 +62,7 @@ export const TerminatedString = createToken({
   pattern: /"(?:[^"\\\r\n]|\\[^\r\n])*"/,
   categories: [StringLiteral],
 });
-export const UnterminatedString = createToken({
+const UnterminatedString = createToken({
   name: "UnterminatedString",
   pattern: /"(?:[^"\\\r\n]|\\[^\r\n])*\\?/,
   categories: [StringLiteral],
@@ -81,7 +81,7 @@ export const Comma = createToken({ name: "Comma", pattern: ",", label: "`,`" });
  */
 export const TooDeep = createToken({ name: "TooDeep", pattern: Lexer.NA });
 
-export const LineComment = createToken({ name: "LineComment", pattern: /\/\/[^\r\n]*/, group: "comments" });
+const LineComment = createToken({ name: "LineComment", pattern: /\/\/[^\r\n]*/, group: "comments" });
 export const BlockComment = createToken({ name: "BlockComment", pattern: /\/\*[\s\S]*?\*\//, group: "comments" });
 export const UnterminatedBlockComment = createToken({
   name: "UnterminatedBlockComment",
@@ -92,7 +92,8 @@ export const UnterminatedBlockComment = createToken({
 // stay indices into the text as given.
 const Whitespace = createToken({ name: "Whitespace", pattern: /[ \t\r\n\uFEFF]+/, group: Lexer.SKIPPED });
 
-const allTokens: TokenType[] = [
+/** Every token type, in the order the lexer tries them (category and synthetic ones match nothing). */
+export const allTokens: TokenType[] = [
   Whitespace,
   LineComment,
   BlockComment,
@@ -123,9 +124,6 @@ const allTokens: TokenType[] = [
   StringLiteral,
   TooDeep,
 ];
-
-/** Every token type the parser knows (the lexer's plus the category and synthetic ones). */
-export const parserTokens: TokenType[] = allTokens;
 
 /**
  * The `.sft` lexer. Line/column tracking is off: spans are computed from offsets with
