@@ -53,6 +53,7 @@ const table = {
   SFT3004: { severity: "error", title: "inconsistent model dimensions" },
   SFT3005: { severity: "error", title: "LoRA rank too large" },
   SFT3006: { severity: "error", title: "sequence longer than the model's positions" },
+  SFT3007: { severity: "warning", title: "lossy conversion of the published weights" },
 
 
   // ---- SFT4xxx: lowering and fusion ----

@@ -40,6 +40,7 @@ export const codeAdvice: Partial<Record<Code, string>> = {
   SFT3004: "Choose dimensions that divide as the message says (or a `size` preset).",
   SFT3005: "Use a smaller rank (4 to 64 is usual).",
   SFT3006: "Lower `max_length` to the model's positions.",
+  SFT3007: "Keep the published `bf16` (exact) or use `f32`.",
   SFT4001: "Fix the model dimensions (config.json or the `model` keys) so heads and sizes divide.",
   SFT4002: "Report it: the compiled graph was given an input of the wrong size.",
   SFT4003: "Report it: a compiler pass produced an invalid graph.",

@@ -82,6 +82,13 @@ export function checkSemantics(p: CheckedPipeline): Diagnostic[] {
 }
 
 function checkModel(model: CheckedSection, out: Diagnostic[]): void {
+  const published = families[model.kind].declared.publishedDtype;
+  if (model.json.init !== "random" && published === "bf16" && model.json.dtype === "f16") {
+    out.push(diag("SFT3007", `\`dtype = f16\` converts the published bf16 weights of \`${model.kind}\` to f16, which is lossy: values above 65504 overflow and small ones lose precision`, {
+      span: valueSpan(model, "dtype"),
+      hint: "keep `bf16` (widened exactly to f32 in the shader) or use `f32`",
+    }));
+  }
   const dimensionKeys = ["size", "hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions", "vocab_size", "kv_groups", "rotary_dim"];
   if (model.json.init !== "random") {
     for (const key of dimensionKeys.filter((k) => k in model.json)) {
