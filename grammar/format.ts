@@ -67,7 +67,7 @@ class Printer {
 
   private firstItemAfter(ast: SftFile, offset: number): number {
     const starts = [...ast.imports, ...ast.pipelines].map((n) => n.span.offset).filter((o) => o >= offset);
-    return starts.length > 0 ? Math.min(...starts) : this.text.length;
+    return starts.reduce((a, b) => Math.min(a, b), this.text.length);
   }
 
   private source(from: number, to: number): string {
@@ -85,8 +85,16 @@ class Printer {
     }
   }
 
+  /** Whether a comment starts strictly between `from` and `to` (comments are in source order). */
   private hasCommentIn(from: number, to: number): boolean {
-    return this.comments.some((c) => c.span.offset > from && c.span.offset < to);
+    let low = 0;
+    let high = this.comments.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (this.comments[mid].span.offset <= from) low = mid + 1;
+      else high = mid;
+    }
+    return low < this.comments.length && this.comments[low].span.offset < to;
   }
 
   private commentText(comment: Comment): string {
