@@ -45,7 +45,6 @@ const table = {
   SFT2022: { severity: "error", title: "unknown LoRA target" },
   SFT2023: { severity: "error", title: "unexpected section name" },
 
-
   // ---- SFT3xxx: types, shapes and memory ----
   SFT3001: { severity: "error", title: "wrong type" },
   SFT3002: { severity: "error", title: "value out of range" },
@@ -54,7 +53,6 @@ const table = {
   SFT3005: { severity: "error", title: "LoRA rank too large" },
   SFT3006: { severity: "error", title: "sequence longer than the model's positions" },
   SFT3007: { severity: "warning", title: "lossy conversion of the published weights" },
-
 
   // ---- SFT4xxx: lowering and fusion ----
   SFT4001: { severity: "error", title: "model dimensions do not fit together" },
