@@ -98,6 +98,31 @@ test("lexical errors: unexpected characters with hints, unterminated block comme
   assert.equal(ast.pipelines[0].sections[0].entries.map((e) => e.key.name), ["x", "y", "z"]);
 });
 
+test("string escapes: each invalid one is reported at its own characters", () => {
+  const text = 'sft 1\npipeline a { train { s = "ok \\u00e9 \\u{1F600} \\x \\u12 \\u{110000} \\u{}" } }\n';
+  const { ast, diagnostics } = parseSft(text, "t.sft");
+  const at = (d: Diagnostic) => text.slice(d.span!.offset, d.span!.offset + d.span!.length);
+  assert.equal(diagnostics.map((d) => d.code), ["SFT1005", "SFT1005", "SFT1005", "SFT1005"]);
+  assert.equal(diagnostics.map(at), ["\\x", "\\u", "\\u{110000}", "\\u"]);
+  assert.match(diagnostics[2].message, /beyond the last Unicode code point/);
+  assert.equal(ast.pipelines[0].sections[0].entries[0].value.kind, "error");
+  const good = parseSft('sft 1\npipeline a { train { s = "\\u00e9\\u{1F600}\\"\\\\\\n\\t\\r 晚上" } }', "t.sft");
+  assert.equal(good.diagnostics, []);
+  const value = good.ast.pipelines[0].sections[0].entries[0].value;
+  assert.ok(value.kind === "string");
+  assert.is(value.value, 'é😀"\\\n\t\r 晚上');
+});
+
+test("numbers: malformed and out-of-range literals are SFT1006; names that start with digits are names", () => {
+  const text = "sft 1\npipeline a { train {\n  a = 1.\n  b = 1.2.3\n  c = 1e999\n  d = " + "9".repeat(400) + "\n  e = 7b\n  f = 1e-999\n} }\n";
+  const { ast, diagnostics } = parseSft(text, "t.sft");
+  assert.equal(summary(diagnostics).map((s) => s.slice(0, 12)), ["SFT1006 3:7 ", "SFT1006 4:7 ", "SFT1006 5:7 ", "SFT1006 6:7 "]);
+  assert.match(diagnostics[3].message, /\(400 characters\)` is too large/);
+  const values = ast.pipelines[0].sections[0].entries.map((e) => e.value);
+  assert.equal(values.map((v) => v.kind), ["error", "error", "error", "error", "ident", "number"]);
+  assert.ok(values[5].kind === "number" && values[5].value === 0, "underflow to 0 is accepted");
+});
+
 test("entries on one line need a comma; list items always do", () => {
   const { diagnostics } = parseSft("sft 1\npipeline a { train { a = 1 b = [1 2] } }\n", "t.sft");
   assert.equal(summary(diagnostics), [
