@@ -56,6 +56,7 @@ export class GpuDevice {
   constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterSummary,
+    // Held so the Dawn instance lives exactly as long as the device.
     private readonly gpu: GPU,
   ) {
     this.hasF16 = device.features.has("shader-f16");
@@ -110,7 +111,6 @@ export class GpuDevice {
 
   destroy(): void {
     this.device.destroy();
-    void this.gpu; // keeps the instance alive as long as the device
   }
 }
 

@@ -1,13 +1,25 @@
 // Batched matmul C = alpha * op(A) op(B) [+ bias] [+ beta * C], op = identity or transpose.
-// A 64x64 output tile per 16x16 workgroup, 4x4 outputs per thread held in registers, K in
-// steps of 16 through workgroup memory. Operands load as vec4 when their contiguous dimension
-// allows it, else as guarded scalars (any size, bf16 included). Accumulation is f32.
+// Two strategies, both with f32 accumulation and any size:
+// - "tiled" (GPUs): a 64x64 output tile per 16x16 workgroup, 4x4 outputs per invocation in
+//   registers, K in steps of 16 through workgroup memory; operands load as vec4 when their
+//   contiguous dimension allows it, else as guarded scalars (bf16 included).
+// - "registers" (CPU adapters such as lavapipe): 4x4 outputs per invocation of an 8x8
+//   workgroup read straight from storage, no workgroup memory and no barriers; lavapipe runs
+//   it several times faster than the tiled kernel, because its caches do the tiling.
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
 
-const TILE = 64; // output rows and columns per workgroup
-const BK = 16; // K per step
+const TILE = 64; // tiled: output rows and columns per workgroup
+const BK = 16; // tiled: K per step
+const REGISTER_WG = 8; // registers: workgroup side; each invocation owns 4x4 outputs
+
+export type MatmulStrategy = "tiled" | "registers";
+
+/** The strategy suited to an adapter architecture ("software" for CPU rasterizers). */
+export function matmulStrategyFor(architecture: string): MatmulStrategy {
+  return architecture === "software" ? "registers" : "tiled";
+}
 
 /** What varies between compiled matmul pipelines. */
 export interface MatmulOptions {
@@ -51,13 +63,92 @@ export function matmulUniforms(s: MatmulShape): UniformValues {
   return { M: s.m, N: s.n, K: s.k, batch: s.batch, ...strides(s), alpha: s.alpha ?? 1, beta: s.beta ?? 0 };
 }
 
-/** The matmul kernel for `o`, choosing vec4 loads where the shape's alignment allows. */
-export function matmulKernel(o: MatmulOptions, shape: MatmulShape): KernelSpec {
-  const st = strides(shape);
+/** The matmul kernel for `o`; the tiled strategy uses vec4 loads where the shape's alignment allows. */
+export function matmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled"): KernelSpec {
   invariant(o.out !== "bf16", "matmul writes f32 or f16");
+  if (strategy === "registers") return registersSpec(o);
+  const st = strides(shape);
   const vecA = vec4Ok(o.a, o.transA ? shape.m : shape.k, st.strideA);
   const vecB = vec4Ok(o.b, o.transB ? shape.k : shape.n, st.strideB);
-  return matmulSpec(o, vecA, vecB);
+  return tiledSpec(o, vecA, vecB);
+}
+
+const UNIFORMS = { M: "u32", N: "u32", K: "u32", batch: "u32", strideA: "u32", strideB: "u32", strideC: "u32", alpha: "f32", beta: "f32" } as const;
+
+function bindingsFor(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelBinding[] {
+  const bindings: KernelBinding[] = [
+    { name: "a", dtype: o.a, access: "read", vec4: vecA },
+    { name: "b", dtype: o.b, access: "read", vec4: vecB },
+  ];
+  if (o.bias) bindings.push({ name: "bias", dtype: o.bias, access: "read" });
+  bindings.push({ name: "c", dtype: o.out, access: "read_write" });
+  return bindings;
+}
+
+// store_row(base, m, n, v): writes outputs (m, n..n+3) through the epilogue, skipping those
+// outside M x N. Static component indices: dynamic indexing of private arrays compiles slowly on lavapipe.
+function storeFunctions(o: MatmulOptions): string {
+  const epilogue = ["u.alpha * v", o.bias ? "load_bias(n)" : "", o.accumulate ? "u.beta * load_c(ci)" : ""].filter(Boolean);
+  return `fn store_one(base: u32, m: u32, n: u32, v: f32) {
+  if (m >= u.M || n >= u.N) { return; }
+  let ci = base + m * u.N + n;
+  store_c(ci, ${epilogue.join(" + ")});
+}
+fn store_row(base: u32, m: u32, n: u32, v: vec4<f32>) {
+  store_one(base, m, n, v.x);
+  store_one(base, m, n + 1u, v.y);
+  store_one(base, m, n + 2u, v.z);
+  store_one(base, m, n + 3u, v.w);
+}`;
+}
+
+function variantOf(o: MatmulOptions): Record<string, string | boolean> {
+  return { a: o.a, b: o.b, out: o.out, transA: o.transA, transB: o.transB, bias: o.bias ?? "none", accumulate: !!o.accumulate };
+}
+
+function registersSpec(o: MatmulOptions): KernelSpec {
+  // element (row, k) of op(A) sits at a_row + k * a_step; (k, col) of op(B) at b_col + k * b_step
+  const aRow = (r: string) => (o.transA ? r : `${r} * u.K`);
+  const bCol = (c: string) => (o.transB ? `${c} * u.K` : c);
+  const aStep = o.transA ? "u.M" : "1u";
+  const bStep = o.transB ? "1u" : "u.N";
+  const rows = [0, 1, 2, 3].map((i) => `  let ar${i} = base_a + ${aRow(`min(m + ${i}u, u.M - 1u)`)};`).join("\n");
+  const cols = [0, 1, 2, 3].map((j) => `  let bc${j} = base_b + ${bCol(`min(n + ${j}u, u.N - 1u)`)};`).join("\n");
+  return {
+    name: "matmul_registers",
+    variant: variantOf(o),
+    uniforms: UNIFORMS,
+    bindings: bindingsFor(o, false, false),
+    workgroupSize: [REGISTER_WG, REGISTER_WG, 1],
+    dispatch: (u) => [ceilDiv(u.N, 4 * REGISTER_WG), ceilDiv(u.M, 4 * REGISTER_WG), u.batch],
+    declarations: storeFunctions(o),
+    body: `  let m = gid.y * 4u;
+  let n = gid.x * 4u;
+  if (m >= u.M || n >= u.N) { return; }
+  let base_a = wid.z * u.strideA;
+  let base_b = wid.z * u.strideB;
+  // rows/columns past the edge are clamped so loads stay in bounds; store_row drops them
+${rows}
+${cols}
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var k = 0u; k < u.K; k++) {
+    let ka = k * ${aStep};
+    let kb = k * ${bStep};
+    let bv = vec4<f32>(load_b(bc0 + kb), load_b(bc1 + kb), load_b(bc2 + kb), load_b(bc3 + kb));
+    acc0 = fma(vec4<f32>(load_a(ar0 + ka)), bv, acc0);
+    acc1 = fma(vec4<f32>(load_a(ar1 + ka)), bv, acc1);
+    acc2 = fma(vec4<f32>(load_a(ar2 + ka)), bv, acc2);
+    acc3 = fma(vec4<f32>(load_a(ar3 + ka)), bv, acc3);
+  }
+  let base_c = wid.z * u.strideC;
+  store_row(base_c, m, n, acc0);
+  store_row(base_c, m + 1u, n, acc1);
+  store_row(base_c, m + 2u, n, acc2);
+  store_row(base_c, m + 3u, n, acc3);`,
+  };
 }
 
 // A stored matrix of `rows` x `cols` (cols contiguous): 4 values at (row, col..col+3), 0 outside.
@@ -100,41 +191,19 @@ function fillTile(tile: string, name: string, across: boolean, rDim: string, bas
   }`;
 }
 
-function matmulSpec(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelSpec {
-  const bindings: KernelBinding[] = [
-    { name: "a", dtype: o.a, access: "read", vec4: vecA },
-    { name: "b", dtype: o.b, access: "read", vec4: vecB },
-  ];
-  if (o.bias) bindings.push({ name: "bias", dtype: o.bias, access: "read" });
-  bindings.push({ name: "c", dtype: o.out, access: "read_write" });
-  const epilogue = [
-    "u.alpha * v",
-    o.bias ? "load_bias(n)" : "",
-    o.accumulate ? "u.beta * load_c(ci)" : "",
-  ].filter(Boolean);
+function tiledSpec(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelSpec {
   return {
     name: "matmul_tiled",
-    variant: { a: o.a, b: o.b, out: o.out, transA: o.transA, transB: o.transB, vecA, vecB, bias: o.bias ?? "none", accumulate: !!o.accumulate },
-    uniforms: { M: "u32", N: "u32", K: "u32", batch: "u32", strideA: "u32", strideB: "u32", strideC: "u32", alpha: "f32", beta: "f32" },
-    bindings,
+    variant: { ...variantOf(o), vecA, vecB },
+    uniforms: UNIFORMS,
+    bindings: bindingsFor(o, vecA, vecB),
     workgroupSize: [16, 16, 1],
     dispatch: (u) => [ceilDiv(u.N, TILE), ceilDiv(u.M, TILE), u.batch],
     declarations: `${load4("a", vecA)}
 ${load4("b", vecB)}
 var<workgroup> tile_a: array<vec4<f32>, ${(BK * TILE) / 4}>; // [k][m / 4]
 var<workgroup> tile_b: array<vec4<f32>, ${(BK * TILE) / 4}>; // [k][n / 4]
-// Static component indices throughout: dynamic indexing of private arrays is slow to compile on lavapipe.
-fn store_one(base: u32, m: u32, n: u32, v: f32) {
-  if (m >= u.M || n >= u.N) { return; }
-  let ci = base + m * u.N + n;
-  store_c(ci, ${epilogue.join(" + ")});
-}
-fn store_row(base: u32, m: u32, n: u32, v: vec4<f32>) {
-  store_one(base, m, n, v.x);
-  store_one(base, m, n + 1u, v.y);
-  store_one(base, m, n + 2u, v.z);
-  store_one(base, m, n + 3u, v.w);
-}`,
+${storeFunctions(o)}`,
     body: `  let m0 = wid.y * ${TILE}u;
   let n0 = wid.x * ${TILE}u;
   let base_a = wid.z * u.strideA;

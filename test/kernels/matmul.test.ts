@@ -5,7 +5,7 @@ import * as assert from "uvu/assert";
 import { runKernel } from "../../runtime/gpu/batch.ts";
 import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
-import { matmulKernel, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { assertClose } from "../support/numeric.ts";
 import { assertBitwiseEqual, randomValues, toleranceFor, withGpu } from "./gpu-harness.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
@@ -26,19 +26,26 @@ const ALIGNED_SHAPES: MatmulShape[] = [
 ];
 const SHAPES = [...SCALAR_SHAPES, ...ALIGNED_SHAPES];
 
-async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulShape, tol: number): Promise<{ spec: string; out: Float32Array }> {
+async function check(
+  gpu: GpuDevice,
+  rng: Random,
+  o: MatmulOptions,
+  s: MatmulShape,
+  tol: number,
+  strategy: MatmulStrategy = "tiled",
+): Promise<{ spec: string; out: Float32Array }> {
   const sizeA = s.strideA === 0 ? s.m * s.k : s.batch * s.m * s.k;
   const sizeB = s.strideB === 0 ? s.k * s.n : s.batch * s.k * s.n;
   const as = randomValues(rng, sizeA, o.a);
   const bs = randomValues(rng, sizeB, o.b);
   const bias = o.bias ? randomValues(rng, s.n, o.bias) : undefined;
   const c0 = o.accumulate ? randomValues(rng, s.batch * s.m * s.n, o.out) : undefined;
-  const spec = matmulKernel(o, s);
+  const spec = matmulKernel(o, s, strategy);
   const c = c0 ? uploadTensor(gpu, o.out, [s.batch, s.m, s.n], c0) : createTensor(gpu, o.out, [s.batch, s.m, s.n]);
   const tensors = { a: uploadTensor(gpu, o.a, [sizeA], as), b: uploadTensor(gpu, o.b, [sizeB], bs), c, ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias) } : {}) };
   await runKernel(gpu, spec, matmulUniforms(s), tensors);
   const out = await readFloats(gpu, c);
-  const label = `${o.a}x${o.b}->${o.out} tA=${+o.transA} tB=${+o.transB} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
+  const label = `${strategy} ${o.a}x${o.b}->${o.out} tA=${+o.transA} tB=${+o.transB} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
   assertClose(out, matmulRef(as, bs, o, s, { bias, c0 }), tol, label);
   return { spec: label, out };
 }
@@ -74,6 +81,20 @@ test(
     await check(gpu, rng, { a: "f32", b: "bf16", out: "f32", transA: false, transB: true, bias: "bf16" }, SCALAR_SHAPES[2], toleranceFor("f32"));
     const s = { ...ALIGNED_SHAPES[1], alpha: 0.5, beta: 1 };
     await check(gpu, rng, { a: "f32", b: "f32", out: "f32", transA: true, transB: false, accumulate: true }, s, toleranceFor("f32"));
+  }),
+);
+
+test(
+  "registers strategy: transposes, odd and aligned shapes, broadcast batch, bias, accumulation, bf16",
+  withGpu(async (gpu) => {
+    const rng = new Random(24);
+    const f32 = { a: "f32", b: "f32", out: "f32" } as const;
+    for (const transA of [false, true])
+      for (const transB of [false, true])
+        for (const s of [SCALAR_SHAPES[0], SCALAR_SHAPES[2], ALIGNED_SHAPES[1]]) await check(gpu, rng, { ...f32, transA, transB }, s, toleranceFor("f32"), "registers");
+    await check(gpu, rng, { a: "f32", b: "bf16", out: "f32", transA: false, transB: true, bias: "bf16" }, SCALAR_SHAPES[2], toleranceFor("f32"), "registers");
+    const s = { ...ALIGNED_SHAPES[1], alpha: 0.5, beta: 1 };
+    await check(gpu, rng, { ...f32, transA: true, transB: false, accumulate: true }, s, toleranceFor("f32"), "registers");
   }),
 );
 
