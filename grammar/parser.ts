@@ -60,6 +60,9 @@ const messages: IParserErrorMessageProvider = {
       case "extendsClause:Name":
         return `expected the name of the base pipeline after \`extends\`, found ${found}`;
       case "section:LBrace":
+        if (tokenMatcher(actual, Equals)) {
+          return `expected \`{\` after \`${previous.image}\`: settings go inside a section, like \`model chatglm2 { path = "..." }\``;
+        }
         return `expected \`{\` to open the section, found ${found}`;
       case "section:RBrace":
       case "object:RBrace":

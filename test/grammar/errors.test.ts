@@ -138,6 +138,7 @@ test("missing values, names and braces", () => {
     ["sft 1\npipeline a train { }", "SFT1002 2:12 expected `{` to open the pipeline, found `train`"],
     ["sft 1\npipeline a { train { x = } }", "SFT1002 2:26 expected a value (number, string, true/false, name, list or typed object), found `}`"],
     ["sft 1\npipeline a { model a b c { } }", "SFT1002 2:24 expected `{` to open the section, found `c`"],
+    ["sft 1\npipeline a { model = chatglm2 }", "SFT1002 2:20 expected `{` after `model`: settings go inside a section, like `model chatglm2 { path = \"...\" }`"],
     ["sft 1\nimport base", "SFT1002 2:8 expected a path string after `import` (like `import \"./base.sft\"`), found `base`"],
     ["sft\npipeline a { }", "SFT1002 1:4 expected the language version after `sft` (write `sft 1`), found `pipeline`"],
   ];
