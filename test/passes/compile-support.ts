@@ -3,7 +3,10 @@ import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { graph, type Graph } from "../../compiler/ir/node.ts";
 import { tinyTransformer, type TinyTransformer, type TinyTransformerOptions } from "../../compiler/models/tiny-transformer.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
 import { compileGraph, type CompileOptions, type Compiled } from "../../compiler/passes/compile.ts";
+import { simulate } from "../../compiler/passes/simulate.ts";
+import { assertClose } from "../support/numeric.ts";
 import { families } from "../ir/feeds.ts";
 
 export interface Built {
@@ -39,4 +42,13 @@ export function launchCounts(c: Compiled): Map<string, number> {
 export function difference(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
   const names = [...new Set([...a.keys(), ...b.keys()])].sort();
   return new Map(names.map((n): [string, number] => [n, (a.get(n) ?? 0) - (b.get(n) ?? 0)]).filter(([, v]) => v !== 0));
+}
+
+/** The schedule, run launch by launch on its memory plan, gives the outputs of the input graph. */
+export function assertSameOutputs(input: Graph, compiled: Compiled, feeds: Map<string, Float64Array>, label: string): void {
+  const want = interpret(input, feeds);
+  const got = simulate(compiled.schedule, compiled.plan, feeds);
+  assert.ok(want.ok && got.ok);
+  const flat = (m: Map<string, Float64Array>) => Float64Array.from([...input.outputs.keys()].flatMap((k) => [...m.get(k)!]));
+  assertClose(flat(got.value), flat(want.value), 1e-12, label);
 }

@@ -4,20 +4,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import type { Graph } from "../../compiler/ir/node.ts";
-import type { Compiled } from "../../compiler/passes/compile.ts";
 import { simulate } from "../../compiler/passes/simulate.ts";
-import { assertClose } from "../support/numeric.ts";
 import { families, randomFeeds } from "../ir/feeds.ts";
-import { build, compile } from "./compile-support.ts";
-
-function assertSameOutputs(input: Graph, compiled: Compiled, feeds: Map<string, Float64Array>, label: string): void {
-  const want = interpret(input, feeds);
-  const got = simulate(compiled.schedule, compiled.plan, feeds);
-  assert.ok(want.ok && got.ok);
-  const flat = (m: Map<string, Float64Array>) => Float64Array.from([...input.outputs.keys()].flatMap((k) => [...m.get(k)!]));
-  assertClose(flat(got.value), flat(want.value), 1e-12, label);
-}
+import { assertSameOutputs, build, compile } from "./compile-support.ts";
 
 for (const family of Object.keys(families)) {
   test(`${family}: scheduled forward, training step and checkpointed training step match the interpreter`, () => {
