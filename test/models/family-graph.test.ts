@@ -6,6 +6,7 @@ import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
+import { familyFeeds } from "../../compiler/models/family-inputs.ts";
 import { familyNames } from "../../stdlib/families/index.ts";
 import { assertClose, relativeError } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
@@ -57,7 +58,6 @@ for (const name of familyNames) {
 test("a GLM sample without its [gMASK] <sop> prompt end is an input error, not a crash", async () => {
   const fixture = await loadFixture("chatglm");
   const ids = fixture.golden.input_ids.map((row) => row.map(() => 7));
-  const { familyFeeds } = await import("../../compiler/models/family-inputs.ts");
   const result = familyFeeds(fixture.family, fixture.config, { ids, labels: fixture.golden.labels });
   assert.is(result.ok, false);
   if (!result.ok) assert.match(result.diagnostics[0].message, /lacks \[gMASK\] \(501\) followed by <sop> \(504\)/);
