@@ -68,14 +68,10 @@ export class GpuDevice {
       this.errors.push(errorDiagnostic(e));
     });
     void device.lost.then((info) => {
-      if (info.reason === "destroyed") return;
+      const lost = deviceLostDiagnostic(info, this.adapter.name);
+      if (!lost) return;
       this.lost = true;
-      this.errors.push(
-        diag("SFT5007", `the GPU device was lost: ${info.message || info.reason}`, {
-          where: this.adapter.name,
-          hint: "The driver reset the GPU (often after running out of memory or a very long kernel); restart the run.",
-        }),
-      );
+      this.errors.push(lost);
     });
   }
 
@@ -112,6 +108,15 @@ export class GpuDevice {
   destroy(): void {
     this.device.destroy();
   }
+}
+
+/** The diagnostic for a lost device; none when the loss was our own `destroy()`. */
+export function deviceLostDiagnostic(info: { reason: string; message: string }, adapterName: string): Diagnostic | undefined {
+  if (info.reason === "destroyed") return undefined;
+  return diag("SFT5007", `the GPU device was lost: ${info.message || info.reason}`, {
+    where: adapterName,
+    hint: "The driver reset the GPU (often after running out of memory or a very long kernel); restart the run.",
+  });
 }
 
 function errorDiagnostic(e: GPUError): Diagnostic {

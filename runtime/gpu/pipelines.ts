@@ -34,7 +34,7 @@ export class PipelineCache {
     if (found) return found;
     invariant(!needsF16(spec) || this.gpu.hasF16, `${key} needs shader-f16, which this device lacks: choose another variant`);
     const layout = this.layoutFor(spec);
-    const module = this.gpu.device.createShaderModule({ label: key, code: kernelSource(spec) });
+    const module = this.gpu.device.createShaderModule({ label: key, code: sourceOf(key, spec) });
     const pipeline = this.gpu.device.createComputePipeline({
       label: key,
       layout: this.gpu.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
@@ -57,7 +57,7 @@ export class PipelineCache {
         }),
       );
     this.gpu.device.pushErrorScope("validation"); // reported below instead of as an uncaptured error
-    const module = this.gpu.device.createShaderModule({ label: key, code: kernelSource(spec) });
+    const module = this.gpu.device.createShaderModule({ label: key, code: sourceOf(key, spec) });
     const info = await module.getCompilationInfo();
     await this.gpu.device.popErrorScope();
     const errors = info.messages.filter((m) => m.type === "error");
@@ -94,6 +94,13 @@ export class PipelineCache {
     ];
     return this.gpu.device.createBindGroupLayout({ label: kernelKey(spec), entries });
   }
+}
+
+// SFT_DEBUG=2 (or more) prints the WGSL of every kernel variant as it is compiled.
+function sourceOf(key: string, spec: KernelSpec): string {
+  const code = kernelSource(spec);
+  if (Number(process.env.SFT_DEBUG ?? 0) >= 2) console.error(`// ---- kernel ${key} ----\n${code}`);
+  return code;
 }
 
 const caches = new WeakMap<GpuDevice, PipelineCache>();

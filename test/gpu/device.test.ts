@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
-import { listAdapters, openDevice } from "../../runtime/gpu/device.ts";
+import { deviceLostDiagnostic, listAdapters, openDevice } from "../../runtime/gpu/device.ts";
 import { pipelinesOf } from "../../runtime/gpu/pipelines.ts";
 import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
@@ -72,6 +72,14 @@ test(
     assert.is(scoped.diagnostics[0].code, "SFT5004");
   }),
 );
+
+test("device loss becomes SFT5007, except after our own destroy()", () => {
+  const lost = deviceLostDiagnostic({ reason: "unknown", message: "VK_ERROR_DEVICE_LOST" }, "NVIDIA H100");
+  assert.is(lost?.code, "SFT5007");
+  assert.match(lost?.message ?? "", "VK_ERROR_DEVICE_LOST");
+  assert.is(lost?.where, "NVIDIA H100");
+  assert.is(deviceLostDiagnostic({ reason: "destroyed", message: "" }, "x"), undefined);
+});
 
 test(
   "a kernel whose WGSL does not compile is reported as SFT5008",
