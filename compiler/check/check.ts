@@ -155,7 +155,7 @@ function checkPipeline(flat: FlatPipeline, filesToo: boolean, reporter: Reporter
       const data = entriesToJson(section.entries, (schema.properties ?? {}) as Record<string, Schema>, reporter);
       const problems = validateSection(schema, data, { title: sectionTitle(section), header: section.header, siblings: sectionInfo[keyword].kinds });
       reporter.reportAll(problems);
-      if (problems.length > 0 || data.unreadable.size > 0) {
+      if (problems.length > 0) {
         complete = false;
         continue;
       }

@@ -36,7 +36,7 @@ export function validateSection(schema: Schema, data: SectionJson, context: Sect
   for (const error of validate.errors ?? []) {
     if (error.keyword === "if") continue; // its `then`/`else` branch reported the real problem
     const place = placeOf(error);
-    if (placesReported.has(place) || [...data.unreadable].some((p) => place === p || place.startsWith(`${p}/`))) continue;
+    if (placesReported.has(place)) continue;
     const d = toDiagnostic(error, schema, data, context);
     if (!d) continue;
     placesReported.add(place);
