@@ -18,8 +18,8 @@ export interface CatalogEntry {
   ops: readonly Op[];
   /** Inputs may be elementwise expressions computed inside the kernel. */
   prologue: boolean;
-  /** The kind of epilogue `chain` is when applied to the kernel result `acc`, or undefined. */
-  epilogue?: (chain: Node, acc: Node, viewOf: (n: Node) => View | undefined) => EpilogueKind | undefined;
+  /** The kind of epilogue `chain` is when applied to `acc` after the epilogues `before`, or undefined. */
+  epilogue?: (chain: Node, acc: Node, viewOf: (n: Node) => View | undefined, before: readonly EpilogueKind[]) => EpilogueKind | undefined;
   /** Whether input `i` of `n` can be read through view `v` without a copy. */
   acceptsView: (n: Node, i: number, v: View) => boolean;
   /** Nodes with equal keys run as one launch with several outputs. */
@@ -36,12 +36,19 @@ const last = (n: Node) => n.shape[n.shape.length - 1];
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / last(x), cols: last(x) });
 
 /**
- * The matmul's epilogue (matmul.ts: C = alpha·op(A)op(B) + bias + beta·C): + bias[n], * alpha, and
- * + residual or + beta·residual (the output starts as the residual, GLM's alpha·LN(x) included).
+ * The matmul's epilogue (matmul.ts: C = alpha·op(A)op(B) + bias + beta·C): * alpha first, then at
+ * most one + bias[n] and one + residual or + beta·residual (the output starts as the residual,
+ * GLM's alpha·LN(x) included).
  */
-function matmulEpilogue(chain: Node, acc: Node, viewOf: (n: Node) => View | undefined): EpilogueKind | undefined {
+function matmulEpilogue(chain: Node, acc: Node, viewOf: (n: Node) => View | undefined, before: readonly EpilogueKind[]): EpilogueKind | undefined {
   const other = chain.inputs.find((i) => i !== acc);
   if (!other || chain.inputs.filter((i) => i === acc).length !== 1) return undefined;
+  const kind = matmulEpilogueKind(chain, acc, other, viewOf);
+  const allowed = kind === "alpha" ? before.length === 0 : kind !== undefined && !before.includes(kind);
+  return allowed ? kind : undefined;
+}
+
+function matmulEpilogueKind(chain: Node, acc: Node, other: Node, viewOf: (n: Node) => View | undefined): EpilogueKind | undefined {
   if (chain.op === "mul" && other.op === "const" && chain.inputs[0] === acc) return "alpha";
   if (chain.op !== "add") return undefined;
   const scaled = residualOperand(chain, acc);

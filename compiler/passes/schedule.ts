@@ -160,7 +160,7 @@ function fuseEpilogues({ order, users, outputs, materialized, views }: Fusion): 
       const next = users.get(chain.end)!;
       // a node joins one chain only: two matmuls feeding one add keep the add in the first
       if (outputs.has(chain.end) || next.length !== 1 || taken.has(next[0]) || !isElementwise(next[0]) || !sameShape(next[0].shape, k.shape)) break;
-      const kind = entry.epilogue?.(next[0], chain.end, viewOf);
+      const kind = entry.epilogue?.(next[0], chain.end, viewOf, chain.kinds);
       if (!kind) break;
       chain.kinds.push(kind);
       if (kind === "residual") chain.accumulates = views.get(residualOperand(next[0], chain.end))!.base;

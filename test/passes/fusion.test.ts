@@ -97,6 +97,19 @@ test("matmul + bias + residual is one kernel; silu(a) * b is one swiglu kernel",
   assert.equal(s.launches.map((l) => l.launches[0]), ["swiglu_forward"]);
 });
 
+test("matmul epilogues follow the kernel's formula alpha·AB + bias + beta·C", () => {
+  const x = b.param("x", [2, 3, 8]);
+  const w = b.param("w", [8, 8]);
+  const bias = b.expandTo(b.param("bias", [8]), [2, 3, 8]);
+  const epilogueOf = (out: ReturnType<typeof b.add>) => compile(graph([["y", out]])).schedule.launches.map((l) => l.epilogue);
+  const mm = () => b.matmul(x, w, { transB: true });
+  assert.equal(epilogueOf(b.add(b.scale(mm(), 0.5), bias)), [["alpha", "bias"]]);
+  // a scale after the bias is not alpha: it runs as its own kernel
+  assert.equal(epilogueOf(b.scale(b.add(mm(), bias), 0.5)), [["bias"], []]);
+  // one residual per launch
+  assert.equal(epilogueOf(b.add(b.add(mm(), x), b.param("r", [2, 3, 8]))), [["residual"], []]);
+});
+
 test("a view the kernel cannot read is copied first; one it can read costs nothing", () => {
   const x = b.param("x", [2, 4, 2, 8]);
   const w = b.param("w", [8]);
