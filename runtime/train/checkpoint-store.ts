@@ -84,6 +84,13 @@ async function readComplete(dir: string): Promise<TrainingState | undefined> {
   }
 }
 
+/** The checkpoint in one `step-NNNNNNNN` directory; an incomplete one is a diagnostic. */
+export async function loadCheckpointAt(dir: string): Promise<Result<SavedCheckpoint>> {
+  const state = await readComplete(dir);
+  if (state) return ok({ dir, state });
+  return fail(diag("SFT5401", `${dir} is not a complete checkpoint`, { where: dir, hint: "point at a step-NNNNNNNN directory holding state.json and tensors.safetensors, or at the run's checkpoints directory" }));
+}
+
 /** The newest complete checkpoint under `root`, or undefined when there is none. */
 export async function loadLatestCheckpoint(root: string): Promise<Result<SavedCheckpoint | undefined>> {
   let entries: string[];
