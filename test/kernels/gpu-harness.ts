@@ -13,8 +13,15 @@ export function withGpu(body: (gpu: GpuDevice) => Promise<void>): () => Promise<
       console.log(`    skipped (no GPU): ${opened.diagnostics[0]?.message}`);
       return;
     }
-    await body(opened.value);
-    const errors = await opened.value.takeErrors();
+    const gpu = opened.value;
+    try {
+      await body(gpu);
+    } catch (failure) {
+      // a kernel that failed to compile shows up as wrong numbers first: print the cause too
+      for (const e of await gpu.takeErrors()) console.log(`    ${e.code} ${e.message}`);
+      throw failure;
+    }
+    const errors = await gpu.takeErrors();
     assert.equal(errors.map((e) => e.message), [], "GPU errors");
   };
 }
