@@ -205,7 +205,7 @@ class Printer {
     const inline = this.inline(value);
     const fits = inline !== undefined && indent.length + prefix.length + inline.length + suffix.length <= maxLineWidth;
     if (inline !== undefined && (fits || (value.kind !== "list" && value.kind !== "object"))) {
-      this.leading(value.span.offset, indent);
+      this.leading(this.opening(value), indent);
       this.line(indent, prefix + inline + suffix, start, end(value), limit);
     } else if (value.kind === "list") {
       const close = closing(value);
@@ -217,9 +217,16 @@ class Printer {
       this.closes(indent, `]${suffix}`, close, limit);
     } else {
       invariant(value.kind === "object", "a text with errors is never formatted");
-      const brace = this.nextToken(end(value.type));
-      this.block(indent, prefix, value.type.name, start, brace, value.entries, closing(value), limit, suffix);
+      this.block(indent, prefix, value.type.name, start, this.opening(value), value.entries, closing(value), limit, suffix);
     }
+  }
+
+  /**
+   * Where a value's printed line starts: comments before this offset go above the line. For a
+   * typed object that is its `{`, so a comment between the type and the brace moves above too.
+   */
+  private opening(value: Value): number {
+    return value.kind === "object" ? this.nextToken(end(value.type)) : value.span.offset;
   }
 
   /** A value on one line, or undefined when a comment inside it needs more lines. */
@@ -233,12 +240,12 @@ class Printer {
       case "ident":
         return value.name;
       case "list": {
-        if (this.hasCommentIn(value.span.offset, closing(value))) return undefined;
+        if (this.hasCommentIn(this.opening(value), closing(value))) return undefined;
         const items = value.items.map((item) => this.inline(item));
         return items.every((i) => i !== undefined) ? `[${items.join(", ")}]` : undefined;
       }
       case "object": {
-        if (this.hasCommentIn(value.span.offset, closing(value))) return undefined;
+        if (this.hasCommentIn(this.opening(value), closing(value))) return undefined;
         if (value.entries.length === 0) return `${value.type.name} {}`;
         const entries = value.entries.map((e) => this.inlineEntry(e.key, e.value));
         return entries.every((e) => e !== undefined) ? `${value.type.name} { ${entries.join(", ")} }` : undefined;

@@ -4,6 +4,8 @@ import * as assert from "uvu/assert";
 import type { SftFile } from "../../grammar/ast.ts";
 import { formatSft } from "../../grammar/format.ts";
 import { parseSft } from "../../grammar/parse.ts";
+import { sftLexer } from "../../grammar/tokens.ts";
+import { Random } from "../../runtime/random.ts";
 import { meaning } from "./support.ts";
 
 const fixtureDir = new URL("../fixtures/grammar/", import.meta.url);
@@ -121,6 +123,31 @@ test("fixtures: formatting keeps the meaning and every comment, and is idempoten
     const texts = (ast: SftFile) => ast.comments.map((c) => c.text.trimEnd()).sort();
     assert.equal(texts(after), texts(before), `${name} keeps its comments`);
   }
+});
+
+test("comments and blank lines at random places between tokens: kept, meaning unchanged, idempotent", () => {
+  const random = new Random(7);
+  const inserts = ["// line comment\n", "/* block */", "/* two\n   lines */", "\n\n", "\n", " /**/ ", "\n/* own line */\n"];
+  let cases = 0;
+  for (const { name, text } of fixtures) {
+    const lexed = sftLexer.tokenize(text);
+    const boundaries = lexed.tokens.flatMap((t) => [t.startOffset, t.startOffset + t.image.length]);
+    for (let i = 0; i < 60; i++) {
+      const chosen = random.shuffle([...boundaries]).slice(0, 1 + random.int(6)).sort((a, b) => b - a);
+      let mutated = text;
+      for (const at of chosen) mutated = mutated.slice(0, at) + inserts[random.int(inserts.length)] + mutated.slice(at);
+      const label = `${name} #${i}`;
+      const once = format(mutated);
+      assert.is(format(once), once, `${label}: idempotent`);
+      const before = parseSft(mutated, name).ast;
+      const after = parseSft(once, name).ast;
+      assert.is(meaning(after), meaning(before), `${label}: meaning`);
+      const texts = (ast: SftFile) => ast.comments.map((c) => c.text.trimEnd()).sort();
+      assert.equal(texts(after), texts(before), `${label}: comments`);
+      cases++;
+    }
+  }
+  assert.ok(cases >= 180);
 });
 
 test("CRLF and BOM input formats to the same LF text", () => {
