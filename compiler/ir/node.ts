@@ -28,7 +28,6 @@ export type Op = (typeof OPS)[number];
 export const UNARY_OPS: ReadonlySet<Op> = new Set<Op>(["neg", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "silu", "gelu_tanh", "cast"]);
 export const BINARY_OPS: ReadonlySet<Op> = new Set<Op>(["add", "sub", "mul", "div", "max", "greater"]);
 export const ELEMENTWISE_OPS: ReadonlySet<Op> = new Set<Op>([...UNARY_OPS, ...BINARY_OPS, "where"]);
-export const REDUCE_OPS: ReadonlySet<Op> = new Set<Op>(["sum", "reduce_max", "mean"]);
 export const MOVEMENT_OPS: ReadonlySet<Op> = new Set<Op>(["reshape", "permute", "slice", "concat", "broadcast"]);
 export const LEAF_OPS: ReadonlySet<Op> = new Set<Op>(["param", "input", "const"]);
 

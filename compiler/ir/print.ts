@@ -22,7 +22,7 @@ function formatObject(o: object): string {
     .join(", ");
 }
 
-export function formatNode(n: Node): string {
+function formatNode(n: Node): string {
   const args = n.inputs.map((i) => `%${i.id}`).join(", ");
   return `%${n.id} = ${n.op}(${args})${formatAttrs(n)} : ${n.dtype}[${n.shape.join(",")}]`;
 }

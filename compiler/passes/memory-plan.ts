@@ -33,7 +33,7 @@ export interface MemoryPlan {
 }
 
 /** Offsets are aligned for WebGPU storage-buffer bindings (minStorageBufferOffsetAlignment). */
-export const ALIGNMENT = 256;
+const ALIGNMENT = 256;
 
 export function bytesPerElement(dtype: DType): number {
   return dtype === "f16" || dtype === "bf16" ? 2 : 4;

@@ -16,7 +16,7 @@ function expression(n: Node, launch: Launch, inputs: Map<Node, string>, depth = 
   return `${n.op}(${args.join(", ")})${flags ? ` {${flags}}` : ""}`;
 }
 
-export function formatLaunch(launch: Launch, index: number): string {
+function formatLaunch(launch: Launch, index: number): string {
   const inputs = new Map(launch.inputs.map((i) => [i.node, formatView(i.view, `%${i.view.base.id}`)]));
   const head = `#${index} ${launch.kernel} [${launch.launches.join(", ")}]${launch.epilogue.length ? ` epilogue ${launch.epilogue.join("+")}` : ""}`;
   const body = launch.outputs.map((o) => `   %${o.id} = ${expression(o, launch, inputs)} : ${o.dtype}[${o.shape.join(",")}]`);
