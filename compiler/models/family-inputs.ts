@@ -31,7 +31,7 @@ export function usesRopeTables(family: Family): boolean {
 }
 
 /** The family's inverse frequencies for `dims` rotated dims, rounded as its reference stores them. */
-export function familyInverseFrequencies(family: Family, dims: number): Float32Array {
+function familyInverseFrequencies(family: Family, dims: number): Float32Array {
   const position = family.position;
   if (position.kind !== "rope") return new Float32Array(0);
   const store = position.invFreq === "f32" ? [] : [position.invFreq];

@@ -7,7 +7,7 @@ import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
 import { familyFeeds } from "../../compiler/models/family-inputs.ts";
-import { familyNames } from "../../stdlib/families/index.ts";
+import { familyNames, type Family } from "../../stdlib/families/index.ts";
 import { assertClose, relativeError } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
 import { feedsFor, loadFixture, type GradSummary } from "./support.ts";
@@ -54,6 +54,22 @@ for (const name of familyNames) {
     assert.ok(worst.error < 1e-3, `${name}: gradient of ${worst.name} off by ${worst.error}`);
   });
 }
+
+test("chatglm: the f16 inverse-frequency trait is honoured (exact frequencies miss the golden)", async () => {
+  const fixture = await loadFixture("chatglm");
+  const { golden } = fixture;
+  const logitsOf = (family: Family) => {
+    const g = expectOk(buildFamilyGraph(family, fixture.config, { batch: golden.input_ids.length, seq: golden.input_ids[0].length }));
+    return expectOk(interpret(g.graph, feedsFor({ ...fixture, family }))).get("logits")!;
+  };
+  const position = fixture.family.position;
+  assert.ok(position.kind === "rope" && position.invFreq === "f16");
+  const exact = { ...fixture.family, position: { ...position, invFreq: "f32" as const } };
+  const rounded = relativeError(logitsOf(fixture.family), golden.logits.flat(2));
+  const unrounded = relativeError(logitsOf(exact), golden.logits.flat(2));
+  console.log(`    chatglm logits: f16 inverse frequencies ${rounded.toExponential(2)}, exact ones ${unrounded.toExponential(2)}`);
+  assert.ok(rounded < 1e-12 && unrounded > 1e-7);
+});
 
 test("a GLM sample without its [gMASK] <sop> prompt end is an input error, not a crash", async () => {
   const fixture = await loadFixture("chatglm");

@@ -11,7 +11,7 @@ import { Random } from "../../runtime/random.ts";
 import { familyNames } from "../../stdlib/families/index.ts";
 import { assertClose } from "../support/numeric.ts";
 import { expectError, expectOk } from "../support/result.ts";
-import { adapterValues, feedsFor, loadFixture, type Fixture } from "./support.ts";
+import { adapterValues, centralDifference, feedsFor, loadFixture, type Fixture } from "./support.ts";
 
 const lora = (targets: string[]): TrainingMethod => ({ kind: "lora", rank: 2, alpha: 4, targets });
 
@@ -72,17 +72,10 @@ for (const name of familyNames) {
     const picked = [names[0], names[1], names[names.length - 2], names[names.length - 1]]; // first and last module's A and B
     const analytic: number[] = [];
     const numeric: number[] = [];
-    const step = 1e-6;
     for (const param of picked) {
       const values = adapters.get(param)!;
       for (const i of [0, values.length - 1]) {
-        const original = values[i];
-        values[i] = original + step;
-        const up = loss();
-        values[i] = original - step;
-        const down = loss();
-        values[i] = original;
-        numeric.push((up - down) / (2 * step));
+        numeric.push(centralDifference(values, i, 1e-6, loss));
         analytic.push(grads.get(`grad.${param}`)![i]);
       }
     }

@@ -61,3 +61,14 @@ export function adapterValues(g: FamilyGraph, draw: (n: number) => Float32Array,
   }
   return values;
 }
+
+/** (f(x + h) - f(x - h)) / 2h for x = values[i], perturbed in place and restored. */
+export function centralDifference(values: Float64Array, i: number, step: number, f: () => number): number {
+  const original = values[i];
+  values[i] = original + step;
+  const up = f();
+  values[i] = original - step;
+  const down = f();
+  values[i] = original;
+  return (up - down) / (2 * step);
+}
