@@ -31,6 +31,7 @@ export const commands: CommandEntry[] = [
   { name: "runs", summary: "list recorded runs", load: async () => (await import("./commands/runs.ts")).command },
   { name: "diff", summary: "show configuration differences between two pipelines or runs", load: async () => (await import("./commands/diff.ts")).command },
   { name: "tokenize", summary: "show the ids and pieces the pipeline's tokenizer gives a text, or decode ids", load: async () => (await import("./commands/tokenize.ts")).command },
+  { name: "data", summary: "preview training examples with their loss mask, or print dataset statistics", load: async () => (await import("./commands/data.ts")).command },
   { name: "lsp", summary: "run the .sft language server over stdio", load: async () => (await import("./commands/lsp.ts")).command },
   { name: "help", summary: "show help for sftc or one command", load: async () => (await import("./commands/help.ts")).command },
 ];
