@@ -95,10 +95,8 @@ const rules: Partial<Record<Node["op"], Rule>> = {
   cross_entropy: (n, g) => node("cross_entropy_backward", [g, ...n.inputs], { ignoreIndex: n.attrs.ignoreIndex }),
 };
 
-/**
- * C = op(A) op(B). dA = g op(B)ᵀ, dB = op(A)ᵀ g, each folded into one matmul with transposes.
- * A 2-D B shared across a batch gets its gradient from the batch flattened into rows.
- */
+// C = op(A) op(B). dA = g op(B)ᵀ, dB = op(A)ᵀ g, each folded into one matmul with transposes.
+// A 2-D B shared across a batch gets its gradient from the batch flattened into rows.
 function matmulRule(n: Node, g: Node, i: number): Node {
   const [x, y] = n.inputs;
   const { transA = false, transB = false } = n.attrs;

@@ -131,11 +131,11 @@ export function evalNode(n: Node, xs: readonly F64[]): F64 {
 // The library ops run on the float64 references beside their kernels (stdlib/kernels), which
 // take attention in (B, H, T, D) layout and report cross-entropy per token.
 
-/** (B, L, H, D) -> (B, H, L, D) and back. */
+// (B, L, H, D) -> (B, H, L, D) and back.
 const toHeadsMajor = (x: F64, shape: Shape) => permute(x, shape, [0, 2, 1, 3]);
 const fromHeadsMajor = (x: F64, shape: Shape) => permute(x, [shape[0], shape[2], shape[1], shape[3]], [0, 2, 1, 3]);
 
-/** The attention call of `attention` (q at input 0) or `attention_backward` (dOut first, q at 1). */
+// The attention call of `attention` (q at input 0) or `attention_backward` (dOut first, q at 1).
 function attentionProblem(n: Node, xs: readonly F64[], first: number): AttentionProblem {
   const a = n.attrs.attention!;
   const [q, k] = [n.inputs[first], n.inputs[first + 1]];
@@ -161,7 +161,7 @@ function attentionProblem(n: Node, xs: readonly F64[], first: number): Attention
   };
 }
 
-/** Mean over non-ignored tokens (0 when all are ignored), or its gradient scaled by dLoss. */
+// Mean over non-ignored tokens (0 when all are ignored), or its gradient scaled by dLoss.
 function crossEntropy(n: Node, xs: readonly F64[]): F64 {
   const backward = n.op === "cross_entropy_backward";
   const [logits, labels] = backward ? xs.slice(1) : xs;
@@ -232,7 +232,7 @@ function concat(xs: readonly F64[], shapes: readonly Shape[], axis: number): F64
   return out;
 }
 
-/** Batched matmul; a 2-D right operand is shared by every batch. */
+// Batched matmul; a 2-D right operand is shared by every batch.
 function matmul(x: F64, y: F64, sx: Shape, sy: Shape, transA: boolean, transB: boolean): F64 {
   const r = sx.length;
   const [m, k] = transA ? [sx[r - 1], sx[r - 2]] : [sx[r - 2], sx[r - 1]];

@@ -35,11 +35,9 @@ const contiguous = (_n: Node, _i: number, v: View) => isContiguous(v);
 const last = (n: Node) => n.shape[n.shape.length - 1];
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / last(x), cols: last(x) });
 
-/**
- * The matmul's epilogue (matmul.ts: C = alpha·op(A)op(B) + bias + beta·C): * alpha first, then at
- * most one + bias[n] and one + residual or + beta·residual (the output starts as the residual,
- * GLM's alpha·LN(x) included).
- */
+// The matmul's epilogue (matmul.ts: C = alpha·op(A)op(B) + bias + beta·C): * alpha first, then at
+// most one + bias[n] and one + residual or + beta·residual (the output starts as the residual,
+// GLM's alpha·LN(x) included).
 function matmulEpilogue(chain: Node, acc: Node, viewOf: (n: Node) => View | undefined, before: readonly EpilogueKind[]): EpilogueKind | undefined {
   const other = chain.inputs.find((i) => i !== acc);
   if (!other || chain.inputs.filter((i) => i === acc).length !== 1) return undefined;

@@ -32,7 +32,7 @@ export interface MemoryPlan {
   categories: Record<Category, number>;
 }
 
-/** Offsets are aligned for WebGPU storage-buffer bindings (minStorageBufferOffsetAlignment). */
+// Offsets are aligned for WebGPU storage-buffer bindings (minStorageBufferOffsetAlignment).
 const ALIGNMENT = 256;
 
 export function bytesPerElement(dtype: DType): number {

@@ -42,21 +42,21 @@ export interface Schedule {
 const isElementwise = (n: Node) => ELEMENTWISE_OPS.has(n.op) || n.op === "concat";
 const isView = (n: Node) => MOVEMENT_OPS.has(n.op) && n.op !== "concat";
 const elementwiseEntry = catalog.find((e) => e.name === "elementwise")!;
-/** The library (or generated reduce) kernel a node anchors; elementwise nodes anchor none. */
+// The library (or generated reduce) kernel a node anchors; elementwise nodes anchor none.
 const entryOf = (n: Node): CatalogEntry | undefined => (isElementwise(n) ? undefined : entryFor(n.op));
 
-/** What the fusion steps decide, shared between them. */
+// What the fusion steps decide, shared between them.
 interface Fusion {
   order: Node[];
   users: Map<Node, Node[]>;
   outputs: Set<Node>;
-  /** Nodes written to a buffer. */
+  // nodes written to a buffer
   materialized: Set<Node>;
-  /** How each buffer-backed node (leaf, buffer or view of one) is read. */
+  // how each buffer-backed node (leaf, buffer or view of one) is read
   views: Map<Node, View>;
 }
 
-/** A library node with the epilogue chain fused after it. */
+// A library node with the epilogue chain fused after it.
 interface Chain {
   end: Node;
   kinds: EpilogueKind[];
@@ -114,7 +114,7 @@ export function schedule(g: Graph): Schedule {
   return { graph: g, launches, outputViews };
 }
 
-/** 1: library nodes write buffers; elementwise nodes only where a view, a library kernel or an output needs one. */
+// 1: library nodes write buffers; elementwise nodes only where a view, a library kernel or an output needs one.
 function chooseBuffers({ order, users, outputs, materialized }: Fusion): void {
   for (const n of order) {
     if (entryOf(n)) materialized.add(n);
@@ -123,7 +123,7 @@ function chooseBuffers({ order, users, outputs, materialized }: Fusion): void {
   }
 }
 
-/** 2: movement ops become strided views; one that no strides express, or a kernel cannot read, is copied. */
+// 2: movement ops become strided views; one that no strides express, or a kernel cannot read, is copied.
 function resolveViews({ order, materialized, views }: Fusion): void {
   for (const n of order) {
     if (LEAF_OPS.has(n.op) && n.op !== "const") views.set(n, contiguousView(n));
@@ -144,10 +144,8 @@ function resolveViews({ order, materialized, views }: Fusion): void {
   }
 }
 
-/**
- * 3: the elementwise nodes after a library node join its launch while the catalog accepts them
- * as epilogue and each is the only reader of the previous one; the last one is the buffer written.
- */
+// 3: the elementwise nodes after a library node join its launch while the catalog accepts them
+// as epilogue and each is the only reader of the previous one; the last one is the buffer written.
 function fuseEpilogues({ order, users, outputs, materialized, views }: Fusion): Map<Node, Chain> {
   const taken = new Set<Node>();
   const chains = new Map<Node, Chain>();
@@ -175,7 +173,7 @@ function fuseEpilogues({ order, users, outputs, materialized, views }: Fusion): 
   return chains;
 }
 
-/** 4: one group per library node (those with equal merge keys share one), elementwise buffer or copy. */
+// 4: one group per library node (those with equal merge keys share one), elementwise buffer or copy.
 function formGroups({ order, materialized }: Fusion, chains: Map<Node, Chain>): Group[] {
   const groups: Group[] = [];
   const keyed = new Map<string, number>();
@@ -193,7 +191,7 @@ function formGroups({ order, materialized }: Fusion, chains: Map<Node, Chain>): 
   return groups;
 }
 
-/** The nodes a group computes (walking up from its outputs to buffers) and the buffers it reads. */
+// The nodes a group computes (walking up from its outputs to buffers) and the buffers it reads.
 function collect(outs: readonly Node[], isBuffer: (n: Node) => boolean, views: Map<Node, View>): { nodes: Node[]; inputs: KernelInput[] } {
   const own = new Set(outs);
   const inputs = new Map<Node, KernelInput>();

@@ -13,7 +13,7 @@ function rule(name: string, apply: (n: Node) => Node | undefined): Rule {
   return { name, apply };
 }
 
-/** Folds an elementwise op whose inputs are all constants. */
+// Folds an elementwise op whose inputs are all constants.
 const foldConstants = rule("fold-constants", (n) => {
   if (!(UNARY_OPS.has(n.op) || BINARY_OPS.has(n.op)) || !n.inputs.every((i) => isConst(i))) return undefined;
   const value = evalNode(n, n.inputs.map((i) => Float64Array.of(i.attrs.value!)))[0];

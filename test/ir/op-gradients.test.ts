@@ -14,7 +14,7 @@ interface Case {
   ints?: Record<string, number[]>;
 }
 
-/** loss = Σ out ⊙ w with a fixed random w, so every output entry matters. */
+// loss = Σ out ⊙ w with a fixed random w, so every output entry matters.
 function check(label: string, build: () => Case): void {
   test(`${label}: gradients match finite differences`, () => {
     const { out, params, ints = {} } = build();

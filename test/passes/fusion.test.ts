@@ -10,15 +10,13 @@ import { build, compile, difference, launchCounts } from "./compile-support.ts";
 const attentionBackward = { attention_backward_delta: 1, attention_backward_dkdv: 1, attention_backward_dq: 1 };
 const rmsBackward = { rmsnorm_backward_input: 2, rmsnorm_backward_weight: 2 };
 
-/**
- * Per layer. Forward: norms, QKV (+ bias epilogue), Q and K rotations read straight out of the
- * QKV buffer, flash attention, the output projection with the residual in its epilogue, the MLP
- * with SwiGLU in one kernel or GELU after a bias epilogue, the down projection with bias and
- * residual epilogues (GLM's alpha·LN(x) residual as beta·C). Backward: dX and dW per projection,
- * two launches per norm (dx; dw and db), the activation's backward and the Q/K/V gradient gather
- * as generated kernels, the residual gradient sums (two per pre-norm layer, folded into matmul
- * epilogues for GLM and MOSS) and the bias gradients as generated kernels.
- */
+// Per layer. Forward: norms, QKV (+ bias epilogue), Q and K rotations read straight out of the
+// QKV buffer, flash attention, the output projection with the residual in its epilogue, the MLP
+// with SwiGLU in one kernel or GELU after a bias epilogue, the down projection with bias and
+// residual epilogues (GLM's alpha·LN(x) residual as beta·C). Backward: dX and dW per projection,
+// two launches per norm (dx; dw and db), the activation's backward and the Q/K/V gradient gather
+// as generated kernels, the residual gradient sums (two per pre-norm layer, folded into matmul
+// epilogues for GLM and MOSS) and the bias gradients as generated kernels.
 const expected: Record<string, { forward: Record<string, number>; backward: Record<string, number> }> = {
   "baichuan-7b": {
     forward: { attention_forward: 1, matmul_tiled: 4, rmsnorm_forward: 2, rope: 2, swiglu_forward: 1 },

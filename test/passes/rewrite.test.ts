@@ -24,7 +24,7 @@ function feedsFor(g: Graph, seed: number): Map<string, Float64Array> {
   return feeds;
 }
 
-/** Rewrites `out`, checks the result verifies and computes the same values, returns its ops. */
+// Rewrites `out`, checks the result verifies and computes the same values, returns its ops.
 function simplified(out: Node, label: string): { ops: string[]; fired: Map<string, number>; result: Node } {
   const before = graph([["out", out]]);
   const r = rewriteGraph(before, [...simplifyRules, ...foldRules]);
