@@ -13,7 +13,7 @@ import { assertClose } from "../support/numeric.ts";
 import { expectError, expectOk } from "../support/result.ts";
 import { adapterValues, centralDifference, feedsFor, loadFixture, type Fixture } from "./support.ts";
 
-const lora = (targets: string[]): TrainingMethod => ({ kind: "lora", rank: 2, alpha: 4, targets });
+const lora = (targets: readonly string[]): TrainingMethod => ({ kind: "lora", rank: 2, alpha: 4, targets });
 
 function build(fixture: Fixture, method?: TrainingMethod) {
   const { input_ids } = fixture.golden;
@@ -44,7 +44,7 @@ for (const name of familyNames) {
 
   test(`${name}: LoRA gradients reach the adapters only; frozen weights get no gradient work`, async () => {
     const fixture = await loadFixture(name);
-    const g = build(fixture, lora(fixture.family.lora.defaultTargets as string[]));
+    const g = build(fixture, lora(fixture.family.lora.defaultTargets));
     assert.equal(g.trainable, [...g.adapters.values()]);
     const backward = backwardNodes(g.loss, g.trainable);
     assert.is(weightGradients(backward).length, g.adapters.size, "one weight-gradient matmul per adapter matrix");
