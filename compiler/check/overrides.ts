@@ -66,8 +66,16 @@ export function parseOverride(text: string, index: number, reporter: Reporter): 
     const message = pastEnd ? d.message.replace(/found `[^`]*`/, "found the end of the value") : d.message;
     reporter.report({ ...d, message, span: d.span && move(d.span) });
   }
-  const entry = parsed.ast.pipelines[0]?.sections[0]?.entries[0];
-  if (!entry || parsed.diagnostics.some((d) => d.severity === "error")) return undefined;
+  if (parsed.diagnostics.some((d) => d.severity === "error")) return undefined;
+  // Braces in the value could close the wrapper and add entries of their own: one value only.
+  const { pipelines } = parsed.ast;
+  const wrapped = pipelines[0]?.sections[0];
+  const entry = wrapped?.entries[0];
+  const closedByWrapper = wrapped !== undefined && wrapped.span.offset + wrapped.span.length > valueEnd;
+  if (pipelines.length !== 1 || pipelines[0].sections.length !== 1 || wrapped.entries.length !== 1 || !closedByWrapper) {
+    reporter.report(diag("SFT2016", `the value of \`--set ${path}\` is not a single value`, { span: spanAt(file, text, eq + 1, valueText.length), hint: "write one value, e.g. `2e-4`, `[a, b]` or `cosine { warmup_steps = 10 }`" }));
+    return undefined;
+  }
   const keySpan = spanAt(file, text, parts.slice(0, -1).join(".").length + (parts.length > 1 ? 1 : 0), parts[parts.length - 1].length);
   const moved: Entry = { key: { name: parts[parts.length - 1], span: keySpan }, value: moveValue(entry.value, move), span: whole };
   const [first, second] = tail;
