@@ -5,8 +5,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { graph } from "../../compiler/ir/node.ts";
 import { formatMemoryPlan } from "../../compiler/passes/memory-plan.ts";
-import { families } from "../ir/feeds.ts";
-import { build, compile } from "./compile-support.ts";
+import { families, randomFeeds } from "../ir/feeds.ts";
+import { assertSameOutputs, build, compile } from "./compile-support.ts";
 
 for (const family of Object.keys(families)) {
   test(`${family}: reuse lowers the arena; checkpointing lowers the activation peak and the total peak`, () => {
@@ -38,9 +38,12 @@ test("per-category figures add up: weights, gradients and AdamW state of a known
   assert.is(plan.peakBytes, plan.categories.weights + plan.categories.inputs + plan.categories.optimizerState + plan.arenaBytes);
 });
 
-test("a forward-only graph writes residual sums over their dead operands in place", () => {
+test("a forward-only graph writes residual sums over their dead operands in place, with the same numbers", () => {
   const m = build("baichuan-7b", 3);
-  const plan = compile(graph([["logits", m.model.logits]])).plan;
+  const logits = graph([["logits", m.model.logits]]);
+  const compiled = compile(logits);
+  const plan = compiled.plan;
+  assertSameOutputs(logits, compiled, randomFeeds(m.model, m.options, 4), "logits with in-place residuals");
   const buffers = [...plan.buffers.values()].filter((b) => b.offset >= 0);
   const sharing = buffers.filter((a) => buffers.some((b) => a !== b && a.offset === b.offset && a.first <= b.last && b.first <= a.last));
   assert.ok(sharing.length >= 6, `two residual adds per layer take over their operand (got ${sharing.length} buffers sharing)`);
