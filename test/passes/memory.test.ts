@@ -27,6 +27,23 @@ for (const family of Object.keys(families)) {
   });
 }
 
+test("selective checkpointing: also keeping attention outputs trades memory for less recomputation", async () => {
+  const { topoSort } = await import("../../compiler/ir/node.ts");
+  const { kernelCount } = await import("../../compiler/passes/print-schedule.ts");
+  const m = build("chatglm2", 4);
+  const attention = topoSort([m.model.loss]).filter((n) => n.op === "attention");
+  const none = compile(m.training);
+  const layers = compile(m.training, { checkpoints: m.model.layerInputs });
+  const selective = compile(m.training, { checkpoints: [...m.model.layerInputs, ...attention] });
+  const row = (label: string, c: typeof none) => console.log(`    ${label}: ${kernelCount(c.schedule)} launches, activations peak ${c.plan.categories.activations} B`);
+  row("no checkpoints", none);
+  row("layer inputs", layers);
+  row("layer inputs and attention outputs", selective);
+  assert.ok(kernelCount(none.schedule) < kernelCount(selective.schedule) && kernelCount(selective.schedule) < kernelCount(layers.schedule));
+  assert.ok(layers.plan.categories.activations < selective.plan.categories.activations);
+  assert.ok(selective.plan.categories.activations < none.plan.categories.activations);
+});
+
 test("per-category figures add up: weights, gradients and AdamW state of a known model", () => {
   const m = build("baichuan-7b", 1);
   const plan = compile(m.training).plan;
