@@ -13,6 +13,11 @@ const fixtures = readdirSync(fixtureDir)
   .filter((name) => name.endsWith(".sft"))
   .map((name) => ({ name, text: readFileSync(new URL(name, fixtureDir), "utf8") }));
 
+/** The comments of a file, sorted (the formatter moves some, and trims trailing spaces). */
+function commentTexts(ast: SftFile): string[] {
+  return ast.comments.map((c) => c.text.trimEnd()).sort();
+}
+
 function format(text: string): string {
   const result = formatSft(text, "t.sft");
   if (!result.ok) throw new Error(`not formatted: ${result.diagnostics.map((d) => d.message).join("; ")}`);
@@ -120,8 +125,7 @@ test("fixtures: formatting keeps the meaning and every comment, and is idempoten
     const before = parseSft(text, name).ast;
     const after = parseSft(once, name).ast;
     assert.is(meaning(after), meaning(before), `${name} keeps its meaning`);
-    const texts = (ast: SftFile) => ast.comments.map((c) => c.text.trimEnd()).sort();
-    assert.equal(texts(after), texts(before), `${name} keeps its comments`);
+    assert.equal(commentTexts(after), commentTexts(before), `${name} keeps its comments`);
   }
 });
 
@@ -142,8 +146,7 @@ test("comments and blank lines at random places between tokens: kept, meaning un
       const before = parseSft(mutated, name).ast;
       const after = parseSft(once, name).ast;
       assert.is(meaning(after), meaning(before), `${label}: meaning`);
-      const texts = (ast: SftFile) => ast.comments.map((c) => c.text.trimEnd()).sort();
-      assert.equal(texts(after), texts(before), `${label}: comments`);
+        assert.equal(commentTexts(after), commentTexts(before), `${label}: comments`);
       cases++;
     }
   }

@@ -10,9 +10,9 @@ import { hasErrors, lineCol, type Span } from "../../compiler/diagnostics.ts";
 import type { Entry, SftFile, Value } from "../../grammar/ast.ts";
 import { formatSft } from "../../grammar/format.ts";
 import { parseSft } from "../../grammar/parse.ts";
-import { meaning } from "./support.ts";
 import { sftLexer } from "../../grammar/tokens.ts";
 import { Random } from "../../runtime/random.ts";
+import { meaning } from "./support.ts";
 
 const fixtureDir = new URL("../fixtures/grammar/", import.meta.url);
 const seeds = readdirSync(fixtureDir)
@@ -185,7 +185,7 @@ function checkAst(text: string, ast: SftFile, exact: boolean): void {
 
 test(`${seeds.length * casesPerSeed} mutated pipelines: no throw, diagnostics inside the text, clean ASTs format idempotently`, () => {
   const random = new Random(20240611);
-  const tally = { cases: 0, clean: 0, formatted: 0, diagnostics: 0 };
+  const tally = { cases: 0, clean: 0, diagnostics: 0 };
   const byCode = new Map<string, number>();
   const started = performance.now();
   seeds.forEach((seed, s) => {
@@ -209,6 +209,8 @@ test(`${seeds.length * casesPerSeed} mutated pipelines: no throw, diagnostics in
       }
       const clean = !hasErrors(diagnostics);
       checkAst(text, ast, clean);
+      // Refusing to format re-parses the text; checking that on every eighth broken case is enough.
+      if (!clean && i % 8 !== 0) continue;
       const formatted = formatSft(text, "fuzz.sft");
       assert.is(formatted.ok, clean, `${label}: formats exactly when there is no error`);
       if (!formatted.ok) continue;
@@ -217,7 +219,6 @@ test(`${seeds.length * casesPerSeed} mutated pipelines: no throw, diagnostics in
       assert.ok(again.ok, `${label}: the formatted text parses`);
       assert.is(again.value, formatted.value, `${label}: formatting is idempotent`);
       assert.is(meaning(parseSft(formatted.value, "fuzz.sft").ast), meaning(ast), `${label}: formatting keeps the meaning`);
-      tally.formatted++;
     }
   });
   const ms = performance.now() - started;
