@@ -3,7 +3,7 @@
 // progress, turns SIGINT/SIGTERM into "save a checkpoint and stop", and runs the loop.
 import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
-import { ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
 import type { Lock } from "../repo/lock.ts";
 import { gitState, readManifest, writeManifest, type RunManifest } from "../repo/run-record.ts";
 import type { TrainingBackend } from "./backend.ts";
@@ -48,7 +48,9 @@ async function findCheckpoint(runDir: string, resume: boolean | string | undefin
   if (resume === undefined || resume === false) return ok(undefined);
   if (resume === true) return loadLatestCheckpoint(join(runDir, CHECKPOINTS_DIR));
   if (existsSync(join(resume, "state.json"))) return loadCheckpointAt(resume);
-  return loadLatestCheckpoint(resume);
+  const latest = await loadLatestCheckpoint(resume);
+  if (!latest.ok || latest.value) return latest;
+  return fail(diag("SFT5401", `no checkpoint at ${resume}`, { where: resume, hint: "point train.resume_from at a run's checkpoints directory or one of its step-NNNNNNNN directories" }));
 }
 
 function finalMetrics(r: LoopResult): Record<string, number> {
