@@ -8,16 +8,22 @@ import { limitNesting } from "./nesting.ts";
 import { sftParser } from "./parser.ts";
 import { BlockComment, sftLexer, UnterminatedBlockComment } from "./tokens.ts";
 
+// Characters that users of other configuration languages write, and what `.sft` says instead.
+const characterHints: Record<string, string> = {
+  "'": 'strings use double quotes: "text"',
+  ":": "write `key = value`",
+  "#": "comments start with `//` or `/*`",
+  ";": "separate entries with a newline or `,`",
+};
+
 /** What went wrong, for characters that start no token. */
 function unexpectedCharacters(text: string, error: ILexingError, lines: LineIndex): Diagnostic {
   const chars = text.slice(error.offset, error.offset + error.length);
   const span = lines.span(error.offset, error.offset + error.length);
   const shown = chars.length > 24 ? `${chars.slice(0, 24)}…` : chars;
   const message = `unexpected ${chars.length === 1 ? "character" : "characters"} \`${shown}\``;
-  const first = chars[0];
-  if (first === "'") return diag("SFT1001", message, { span, hint: 'strings use double quotes: "text"' });
-  if (first === ":") return diag("SFT1001", message, { span, hint: "write `key = value`" });
-  return diag("SFT1001", message, { span });
+  const hint = Object.hasOwn(characterHints, chars[0]) ? characterHints[chars[0]] : undefined;
+  return diag("SFT1001", message, hint ? { span, hint } : { span });
 }
 
 function comments(found: IToken[] | undefined, lines: LineIndex, diagnostics: Diagnostic[]): Comment[] {

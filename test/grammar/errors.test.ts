@@ -93,6 +93,11 @@ test("lexical errors: unexpected characters with hints, unterminated block comme
     "SFT1004 3:1 unterminated block comment",
   ]);
   assert.equal(diagnostics[0].hint, 'strings use double quotes: "text"');
+  const others = parseSft("sft 1\npipeline a { train { # note\n x = 1; y = 2 } }", "t.sft").diagnostics;
+  assert.equal(
+    others.filter((d) => d.code === "SFT1001").map((d) => d.hint),
+    ["comments start with `//` or `/*`", "separate entries with a newline or `,`"],
+  );
   assert.equal(diagnostics[2].hint, "write `key = value`");
   assert.equal(ast.comments.map((c) => c.block), [true]);
   assert.equal(ast.pipelines[0].sections[0].entries.map((e) => e.key.name), ["x", "y", "z"]);
