@@ -99,26 +99,16 @@ export const catalog: readonly CatalogEntry[] = [
     uniforms: (n) => ({ tokens: numel(n.inputs[1].shape), rows: n.shape[0], cols: last(n) }),
   },
   {
-    name: "rms_norm",
-    launches: () => ["rmsnorm_forward"],
+    name: "norm",
+    launches: (nodes) => [nodes[0].op === "rms_norm" ? "rmsnorm_forward" : "layernorm_forward"],
     source: "stdlib/kernels/norms.ts",
-    ops: ["rms_norm"],
+    ops: ["rms_norm", "layer_norm"],
     prologue: false,
     acceptsView: contiguous,
     uniforms: (n) => rowsCols(n),
-    // rstd per row, saved for the backward (counted with the output, which lives about as long)
-    extraBytes: (n) => 4 * rowsCols(n).rows,
-  },
-  {
-    name: "layer_norm",
-    launches: () => ["layernorm_forward"],
-    source: "stdlib/kernels/norms.ts",
-    ops: ["layer_norm"],
-    prologue: false,
-    acceptsView: contiguous,
-    uniforms: (n) => rowsCols(n),
-    // mean and rstd per row, saved for the backward
-    extraBytes: (n) => 8 * rowsCols(n).rows,
+    // rstd (and LayerNorm's mean) per row, saved for the backward; counted with the output,
+    // which lives about as long
+    extraBytes: (n) => (n.op === "rms_norm" ? 4 : 8) * rowsCols(n).rows,
   },
   {
     name: "norm_backward",
