@@ -4,7 +4,7 @@ import type { Span } from "../compiler/diagnostics.ts";
 
 export interface SftFile {
   file: string;
-  /** `sft 1`; undefined when the header is missing. */
+  /** `sft 1`; undefined when the header is missing or names a version this sftc cannot read. */
   version?: { value: number; span: Span };
   imports: ImportDecl[];
   pipelines: PipelineDecl[];
