@@ -46,7 +46,7 @@ function matmulCase(gpu: GpuDevice, m: number, n: number, k: number, b: StorageD
     label: `matmul ${strategy} f32 x ${b}${transB ? " (B^T)" : ""}`,
     shape: `${m}x${n}x${k}`,
     spec,
-    uniforms: matmulUniforms(shape),
+    uniforms: matmulUniforms(shape, { transA: false, transB }),
     tensors: { a: filled(gpu, "f32", [m, k]), b: filled(gpu, b, transB ? [n, k] : [k, n]), c: createTensor(gpu, "f32", [m, n]) },
     flops: 2 * m * n * k,
     bytes: 4 * m * k + bytesPerElement(b) * k * n + 4 * m * n,

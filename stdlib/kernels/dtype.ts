@@ -10,9 +10,9 @@ export function bytesPerElement(dtype: StorageDType): number {
   return dtype === "f16" || dtype === "bf16" ? 2 : 4;
 }
 
-/** Bytes a buffer of `numel` elements needs: rounded up to whole u32 words, at least one. */
+/** Bytes a buffer of `numel` elements gets: rounded up to 16, so a vec4 view never has a partial last element. */
 export function storageBytes(dtype: StorageDType, numel: number): number {
-  return Math.max(4, Math.ceil((numel * bytesPerElement(dtype)) / 4) * 4);
+  return Math.max(16, Math.ceil((numel * bytesPerElement(dtype)) / 16) * 16);
 }
 
 /** WGSL element type of the storage array that holds `dtype`. */

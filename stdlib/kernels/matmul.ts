@@ -36,7 +36,11 @@ export interface MatmulOptions {
   accumulate?: boolean;
 }
 
-/** Sizes of one call: `batch` products of (M, K) x (K, N); strides in elements between batch items (0 broadcasts). */
+/**
+ * Sizes of one call: `batch` products of (M, K) x (K, N). Strides in elements: between batch
+ * items (0 broadcasts one operand), and between stored rows (lda, ldb, ldc; default packed), so
+ * operands can be strided views such as one head's columns of a fused projection.
+ */
 export interface MatmulShape {
   batch: number;
   m: number;
@@ -45,35 +49,63 @@ export interface MatmulShape {
   strideA?: number;
   strideB?: number;
   strideC?: number;
+  lda?: number;
+  ldb?: number;
+  ldc?: number;
   alpha?: number;
   beta?: number;
 }
 
-/** Whether an operand stored as rows of `cols` elements can be read as vec4. */
-function vec4Ok(dtype: StorageDType, cols: number, stride: number): boolean {
-  return dtype !== "bf16" && cols % 4 === 0 && stride % 4 === 0;
+/** Whether an operand whose stored rows hold `cols` elements `ld` apart can be read as vec4. */
+function vec4Ok(dtype: StorageDType, cols: number, ld: number, stride: number): boolean {
+  return dtype !== "bf16" && cols % 4 === 0 && ld % 4 === 0 && stride % 4 === 0;
 }
 
-function strides(s: MatmulShape): { strideA: number; strideB: number; strideC: number } {
-  return { strideA: s.strideA ?? s.m * s.k, strideB: s.strideB ?? s.k * s.n, strideC: s.strideC ?? s.m * s.n };
+interface Strides {
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  lda: number;
+  ldb: number;
+  ldc: number;
 }
 
-/** The uniforms of a matmul call. */
-export function matmulUniforms(s: MatmulShape): UniformValues {
-  return { M: s.m, N: s.n, K: s.k, batch: s.batch, ...strides(s), alpha: s.alpha ?? 1, beta: s.beta ?? 0 };
+function strides(s: MatmulShape, o: { transA: boolean; transB: boolean }): Strides {
+  const lda = s.lda ?? (o.transA ? s.m : s.k);
+  const ldb = s.ldb ?? (o.transB ? s.k : s.n);
+  const ldc = s.ldc ?? s.n;
+  return { strideA: s.strideA ?? s.m * s.k, strideB: s.strideB ?? s.k * s.n, strideC: s.strideC ?? s.m * s.n, lda, ldb, ldc };
+}
+
+/** The uniforms of a matmul call with operand layouts `o`. */
+export function matmulUniforms(s: MatmulShape, o: { transA: boolean; transB: boolean }): UniformValues {
+  return { M: s.m, N: s.n, K: s.k, batch: s.batch, ...strides(s, o), alpha: s.alpha ?? 1, beta: s.beta ?? 0 };
 }
 
 /** The matmul kernel for `o`; the tiled strategy uses vec4 loads where the shape's alignment allows. */
 export function matmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled"): KernelSpec {
   invariant(o.out !== "bf16", "matmul writes f32 or f16");
   if (strategy === "registers") return registersSpec(o);
-  const st = strides(shape);
-  const vecA = vec4Ok(o.a, o.transA ? shape.m : shape.k, st.strideA);
-  const vecB = vec4Ok(o.b, o.transB ? shape.k : shape.n, st.strideB);
+  const st = strides(shape, o);
+  const vecA = vec4Ok(o.a, o.transA ? shape.m : shape.k, st.lda, st.strideA);
+  const vecB = vec4Ok(o.b, o.transB ? shape.k : shape.n, st.ldb, st.strideB);
   return tiledSpec(o, vecA, vecB);
 }
 
-const UNIFORMS = { M: "u32", N: "u32", K: "u32", batch: "u32", strideA: "u32", strideB: "u32", strideC: "u32", alpha: "f32", beta: "f32" } as const;
+const UNIFORMS = {
+  M: "u32",
+  N: "u32",
+  K: "u32",
+  batch: "u32",
+  strideA: "u32",
+  strideB: "u32",
+  strideC: "u32",
+  lda: "u32",
+  ldb: "u32",
+  ldc: "u32",
+  alpha: "f32",
+  beta: "f32",
+} as const;
 
 function bindingsFor(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelBinding[] {
   const bindings: KernelBinding[] = [
@@ -91,7 +123,7 @@ function storeFunctions(o: MatmulOptions): string {
   const epilogue = ["u.alpha * v", o.bias ? "load_bias(n)" : "", o.accumulate ? "u.beta * load_c(ci)" : ""].filter(Boolean);
   return `fn store_one(base: u32, m: u32, n: u32, v: f32) {
   if (m >= u.M || n >= u.N) { return; }
-  let ci = base + m * u.N + n;
+  let ci = base + m * u.ldc + n;
   store_c(ci, ${epilogue.join(" + ")});
 }
 fn store_row(base: u32, m: u32, n: u32, v: vec4<f32>) {
@@ -108,10 +140,10 @@ function variantOf(o: MatmulOptions): Record<string, string | boolean> {
 
 function registersSpec(o: MatmulOptions): KernelSpec {
   // element (row, k) of op(A) sits at a_row + k * a_step; (k, col) of op(B) at b_col + k * b_step
-  const aRow = (r: string) => (o.transA ? r : `${r} * u.K`);
-  const bCol = (c: string) => (o.transB ? `${c} * u.K` : c);
-  const aStep = o.transA ? "u.M" : "1u";
-  const bStep = o.transB ? "1u" : "u.N";
+  const aRow = (r: string) => (o.transA ? r : `${r} * u.lda`);
+  const bCol = (c: string) => (o.transB ? `${c} * u.ldb` : c);
+  const aStep = o.transA ? "u.lda" : "1u";
+  const bStep = o.transB ? "1u" : "u.ldb";
   const rows = [0, 1, 2, 3].map((i) => `  let ar${i} = base_a + ${aRow(`min(m + ${i}u, u.M - 1u)`)};`).join("\n");
   const cols = [0, 1, 2, 3].map((j) => `  let bc${j} = base_b + ${bCol(`min(n + ${j}u, u.N - 1u)`)};`).join("\n");
   return {
@@ -151,16 +183,16 @@ ${cols}
   };
 }
 
-// A stored matrix of `rows` x `cols` (cols contiguous): 4 values at (row, col..col+3), 0 outside.
+// A stored matrix of `rows` x `cols` (cols contiguous, rows `ld` apart): 4 values at (row, col..col+3), 0 outside.
 function load4(name: string, vec: boolean): string {
   return vec
-    ? `fn tile4_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
+    ? `fn tile4_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32, ld: u32) -> vec4<f32> {
   if (row >= rows || col >= cols) { return vec4<f32>(0.0); }
-  return load4_${name}((base + row * cols + col) / 4u);
+  return load4_${name}((base + row * ld + col) / 4u);
 }`
-    : `fn tile4_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32) -> vec4<f32> {
+    : `fn tile4_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32, ld: u32) -> vec4<f32> {
   if (row >= rows) { return vec4<f32>(0.0); }
-  let i = base + row * cols + col;
+  let i = base + row * ld + col;
   return vec4<f32>(
     select(0.0, load_${name}(i), col < cols),
     select(0.0, load_${name}(i + 1u), col + 1u < cols),
@@ -176,7 +208,7 @@ function fillTile(tile: string, name: string, across: boolean, rDim: string, bas
     ? `  {
     let r = lidx / 4u;
     let kq = (lidx % 4u) * 4u;
-    let v = tile4_${name}(${base}, ${r0} + r, k0 + kq, u.${rDim}, u.K);
+    let v = tile4_${name}(${base}, ${r0} + r, k0 + kq, u.${rDim}, u.K, u.ld${name});
     let t = kq * 16u + r / 4u;
     let lane = r % 4u;
     ${tile}[t][lane] = v.x;
@@ -187,7 +219,7 @@ function fillTile(tile: string, name: string, across: boolean, rDim: string, bas
     : `  {
     let k = lidx / 16u;
     let rq = (lidx % 16u) * 4u;
-    ${tile}[k * 16u + lidx % 16u] = tile4_${name}(${base}, k0 + k, ${r0} + rq, u.K, u.${rDim});
+    ${tile}[k * 16u + lidx % 16u] = tile4_${name}(${base}, k0 + k, ${r0} + rq, u.K, u.${rDim}, u.ld${name});
   }`;
 }
 
@@ -243,21 +275,21 @@ export function matmulRef(
   s: MatmulShape,
   extra: { bias?: Float64Array; c0?: Float64Array } = {},
 ): Float64Array {
-  const { strideA, strideB, strideC } = strides(s);
+  const { strideA, strideB, strideC, lda, ldb, ldc } = strides(s, o);
   const alpha = s.alpha ?? 1;
   const beta = s.beta ?? 0;
-  const c = new Float64Array(Math.max(extra.c0?.length ?? 0, (s.batch - 1) * strideC + s.m * s.n));
+  const c = new Float64Array(Math.max(extra.c0?.length ?? 0, (s.batch - 1) * strideC + (s.m - 1) * ldc + s.n));
   if (extra.c0) c.set(extra.c0);
   for (let z = 0; z < s.batch; z++) {
     for (let m = 0; m < s.m; m++) {
       for (let n = 0; n < s.n; n++) {
         let sum = 0;
         for (let k = 0; k < s.k; k++) {
-          const av = a[z * strideA + (o.transA ? k * s.m + m : m * s.k + k)];
-          const bv = b[z * strideB + (o.transB ? n * s.k + k : k * s.n + n)];
+          const av = a[z * strideA + (o.transA ? k * lda + m : m * lda + k)];
+          const bv = b[z * strideB + (o.transB ? n * ldb + k : k * ldb + n)];
           sum += av * bv;
         }
-        const i = z * strideC + m * s.n + n;
+        const i = z * strideC + m * ldc + n;
         c[i] = alpha * sum + (extra.bias ? extra.bias[n] : 0) + (extra.c0 ? beta * extra.c0[i] : 0);
       }
     }

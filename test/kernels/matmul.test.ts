@@ -43,7 +43,7 @@ async function check(
   const spec = matmulKernel(o, s, strategy);
   const c = c0 ? uploadTensor(gpu, o.out, [s.batch, s.m, s.n], c0) : createTensor(gpu, o.out, [s.batch, s.m, s.n]);
   const tensors = { a: uploadTensor(gpu, o.a, [sizeA], as), b: uploadTensor(gpu, o.b, [sizeB], bs), c, ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias) } : {}) };
-  await runKernel(gpu, spec, matmulUniforms(s), tensors);
+  await runKernel(gpu, spec, matmulUniforms(s, o), tensors);
   const out = await readFloats(gpu, c);
   const label = `${strategy} ${o.a}x${o.b}->${o.out} tA=${+o.transA} tB=${+o.transB} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
   assertClose(out, matmulRef(as, bs, o, s, { bias, c0 }), tol, label);
@@ -95,6 +95,29 @@ test(
     await check(gpu, rng, { a: "f32", b: "bf16", out: "f32", transA: false, transB: true, bias: "bf16" }, SCALAR_SHAPES[2], toleranceFor("f32"), "registers");
     const s = { ...ALIGNED_SHAPES[1], alpha: 0.5, beta: 1 };
     await check(gpu, rng, { ...f32, transA: true, transB: false, accumulate: true }, s, toleranceFor("f32"), "registers");
+  }),
+);
+
+test(
+  "strided row layouts (lda, ldb, ldc): operands and result as views into wider matrices",
+  withGpu(async (gpu) => {
+    const rng = new Random(25);
+    for (const strategy of ["tiled", "registers"] as MatmulStrategy[])
+      for (const [transA, transB] of [[false, true], [true, false]]) {
+        // A's rows hold K (or M) elements among 12, B's among 24, C's among 40; batch items 2 rows apart
+        const [m, n, k] = [6, 20, 8];
+        const o: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA, transB };
+        const s: MatmulShape = { batch: 2, m, n, k, lda: 12, ldb: 24, ldc: 40, strideA: 24, strideB: 0, strideC: 2 * 40 };
+        const as = randomValues(rng, 24 + (transA ? k : m) * 12);
+        const bs = randomValues(rng, (transB ? n : k) * 24);
+        const c0 = randomValues(rng, 2 * 40 + m * 40);
+        const c = uploadTensor(gpu, "f32", [c0.length], c0);
+        const spec = matmulKernel(o, s, strategy);
+        await runKernel(gpu, spec, matmulUniforms(s, o), { a: uploadTensor(gpu, "f32", [as.length], as), b: uploadTensor(gpu, "f32", [bs.length], bs), c });
+        const label = `${strategy} strided tA=${+transA} tB=${+transB} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB}`;
+        // the reference starts from c0 (beta 0), so C outside the view must keep its old values
+        assertClose(await readFloats(gpu, c), matmulRef(as, bs, o, s, { c0 }), toleranceFor("f32"), label);
+      }
   }),
 );
 
