@@ -7,6 +7,7 @@ import type { Diagnostic } from "../../compiler/diagnostics.ts";
 import type { Conversation } from "../../runtime/data/conversation.ts";
 import { planDatasets, prepareData, type DatasetPlan, type PreparedDataset } from "../../runtime/data/prepare.ts";
 import { readDataset } from "../../runtime/data/read-dataset.ts";
+import type { DataReport } from "../../runtime/data/report.ts";
 import { renderConversation } from "../../runtime/data/render.ts";
 import { evalCount } from "../../runtime/data/split.ts";
 import { openEncoder, type OpenEncoder } from "../../runtime/data/tokenize-chunk.ts";
@@ -141,15 +142,9 @@ function markTrained(example: TokenizedExample, open: OpenEncoder, color: boolea
   return out;
 }
 
-interface DatasetStats {
+interface DatasetStats extends Pick<DataReport, "records" | "accepted" | "bad" | "badByReason" | "filtered" | "filteredByReason"> {
   name: string;
   file: string;
-  records: number;
-  accepted: number;
-  bad: number;
-  badByReason: Record<string, number>;
-  filtered: number;
-  filteredByReason: Record<string, number>;
   conversations: number;
   examples: number;
   dropped: number;
