@@ -39,7 +39,7 @@ function randomGraph(rng: Random): { outputs: Node[]; params: Node[] } {
 }
 
 for (let seed = 1; seed <= 24; seed++) {
-  test(`random graph ${seed}: forward and training step, scheduled, match the interpreter`, () => {
+  test(`random graph ${seed}: forward, training and checkpointed training, scheduled, match the interpreter`, () => {
     const rng = new Random(seed);
     const { outputs, params } = randomGraph(rng);
     const forward = graph(outputs.map((o, i): [string, Node] => [`out${i}`, o]));
@@ -52,6 +52,10 @@ for (let seed = 1; seed <= 24; seed++) {
     const train = trainingGraph(loss, params);
     assert.ok(train.ok);
     assertSameOutputs(train.value.graph, compile(train.value.graph), feeds, `graph ${seed} training`);
+    // checkpointing at random forward nodes: everything else the backward reads is recomputed
+    const forwardNodes = topoSort([loss]).filter((n) => n.op !== "param" && n.op !== "input" && n.op !== "const");
+    const keep = forwardNodes.filter(() => rng.uniform() < 0.2);
+    assertSameOutputs(train.value.graph, compile(train.value.graph, { checkpoints: keep }), feeds, `graph ${seed} checkpointed at ${keep.length} nodes`);
   });
 }
 
