@@ -39,7 +39,8 @@ function chart(title: string, series: Series[]): string {
   const ys = all.map((p) => p[1]);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-  if (y0 === y1) [y0, y1] = [y0 - (Math.abs(y0) || 1) * 0.1, y1 + (Math.abs(y1) || 1) * 0.1];
+  const pad = y0 === y1 ? (Math.abs(y0) || 1) * 0.1 : (y1 - y0) * 0.05; // keep lines off the frame
+  [y0, y1] = [y0 - pad, y1 + pad];
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
   const px = (x: number) => MARGIN.left + (x1 === x0 ? plotW / 2 : ((x - x0) / (x1 - x0)) * plotW);
@@ -75,7 +76,7 @@ export function renderCurves(title: string, records: readonly MetricsRecord[]): 
   const train = records.filter((r) => r.kind === "train");
   const evals = records.filter((r) => r.kind === "eval");
   const last = train.at(-1);
-  const summary = last ? `step ${last.step}, loss ${label(last.loss)}, lr ${label(last.lr)}, ${Math.round(last.elapsed)} s` : "no steps yet";
+  const summary = last ? `step ${last.step}, loss ${label(last.loss)}, lr ${label(last.lr)}, ${last.elapsed.toPrecision(3)} s of training` : "no steps yet";
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>
 <style>body{font-family:sans-serif;margin:20px;color:#222}h1{font-size:20px}h2{font-size:15px;margin:18px 0 4px}</style>
