@@ -135,6 +135,11 @@ const table = {
   SFT5602: { severity: "error", title: "inputs changed since the lock file was written" },
   SFT5603: { severity: "error", title: "locked input cannot be read" },
   SFT5604: { severity: "error", title: "run directory or manifest cannot be read" },
+
+  // ---- SFT47xx: export to other training engines (sftc export --target torchrun) ----
+  SFT4701: { severity: "error", title: "LoRA target names no module of the model family" },
+  SFT4702: { severity: "error", title: "pipeline setting the exported job cannot reproduce" },
+  SFT4703: { severity: "error", title: "export directory cannot be written" },
 } as const satisfies Record<string, CodeInfo>;
 
 export type Code = keyof typeof table;
