@@ -98,15 +98,26 @@ export class GpuDevice {
   async scoped<T>(work: () => T): Promise<Result<T>> {
     this.device.pushErrorScope("out-of-memory");
     this.device.pushErrorScope("validation");
-    const value = work();
+    // both scopes are popped even when `work` throws, so they cannot swallow later errors
+    const outcome = attempt(work);
     const validation = await this.device.popErrorScope();
     const memory = await this.device.popErrorScope();
+    if (!outcome.done) throw outcome.error;
+    const value = outcome.value;
     const found = [validation, memory].filter((e): e is GPUError => e !== null).map(errorDiagnostic);
     return found.length ? fail(...found) : ok(value);
   }
 
   destroy(): void {
     this.device.destroy();
+  }
+}
+
+function attempt<T>(work: () => T): { done: true; value: T } | { done: false; error: unknown } {
+  try {
+    return { done: true, value: work() };
+  } catch (error) {
+    return { done: false, error };
   }
 }
 
