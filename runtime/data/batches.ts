@@ -70,7 +70,9 @@ export class TrainingData {
   ) {
     this.splits = datasets.map((d) => splitExamples(d.store, d.conversations, d.plan.evalSplit, options.seed, d.plan.name));
     this.mix = datasets.map((d, i) => ({ name: d.plan.name, weight: d.plan.weight, shuffle: d.plan.shuffle, train: this.splits[i].train }));
-    const shape = { options, datasets: datasets.map((d, i) => ({ name: d.plan.name, weight: d.plan.weight, shuffle: d.plan.shuffle, train: this.splits[i].train.length, tokens: d.store.chunk.ids.length })) };
+    // The eval batch size does not change the training order, so it may change on resume.
+    const { evalBatchSize: _, ...order } = options;
+    const shape = { order, datasets: datasets.map((d, i) => ({ name: d.plan.name, weight: d.plan.weight, shuffle: d.plan.shuffle, train: this.splits[i].train.length, tokens: d.store.chunk.ids.length })) };
     this.fingerprint = createHash("sha256").update(JSON.stringify(shape)).digest("hex").slice(0, 16);
   }
 

@@ -162,7 +162,10 @@ async function tokenizeFile(plan: DatasetPlan, open: OpenEncoder, options: Prepa
   let pending: Conversation[] = [];
   let conversations = 0;
   const submit = async () => {
-    inFlight.push(pool.tokenize(pending, conversations - pending.length));
+    const chunk = pool.tokenize(pending, conversations - pending.length);
+    // Awaited in order below; a failure must not count as unhandled while an earlier chunk is awaited.
+    chunk.catch(() => undefined);
+    inFlight.push(chunk);
     pending = [];
     if (inFlight.length > 2 * Math.max(1, pool.size)) chunks.push(await inFlight.shift()!);
   };

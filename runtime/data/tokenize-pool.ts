@@ -22,6 +22,10 @@ export class TokenizePool {
   private readonly workers: Worker[];
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
+  /** Set once a worker has died: later chunks fail at once instead of waiting forever. */
+  private broken?: unknown;
+  /** Terminating workers exit with code 1; that is not a failure. */
+  private closing = false;
 
   /** `size` worker threads (0: tokenize on this thread with `local`). */
   constructor(
@@ -38,6 +42,9 @@ export class TokenizePool {
         entry.done(chunk);
       });
       worker.on("error", (err) => this.failAll(err));
+      worker.on("exit", (code) => {
+        if (code !== 0) this.failAll(new Error(`a tokenizing worker exited with code ${code}`));
+      });
       return worker;
     });
   }
@@ -49,6 +56,7 @@ export class TokenizePool {
   /** Tokenizes one chunk of conversations; records are numbered from `firstRecord`. */
   tokenize(conversations: Conversation[], firstRecord: number): Promise<TokenChunk> {
     if (this.workers.length === 0) return Promise.resolve(tokenizeConversations(conversations, firstRecord, this.local));
+    if (this.broken !== undefined) return Promise.reject(this.broken);
     const id = this.nextId++;
     const request: ChunkRequest = { id, conversations, firstRecord };
     return new Promise((done, failed) => {
@@ -58,10 +66,13 @@ export class TokenizePool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 
   private failAll(err: unknown): void {
+    if (this.closing) return;
+    this.broken = err;
     for (const entry of this.pending.values()) entry.failed(err);
     this.pending.clear();
   }
