@@ -1,8 +1,10 @@
 // The pass pipeline from an op graph to a memory-planned schedule: simplification and folding,
 // common subexpressions, optional gradient checkpointing, fusion and scheduling, memory planning.
-// The verifier runs after every graph pass. SFT_DEBUG=1 prints the schedule to stderr.
+// The verifier runs after every graph pass. SFT_DEBUG=1 prints the schedule and memory plan to
+// stderr; SFT_DEBUG=2 also prints the graph after the graph passes.
 import { fail, ok, type Result } from "../diagnostics.ts";
 import type { Graph, Node } from "../ir/node.ts";
+import { printGraph } from "../ir/print.ts";
 import { verifyGraph } from "../ir/verify.ts";
 import { checkpoint } from "./checkpoint.ts";
 import { formatMemoryPlan, planMemory, type MemoryPlan, type PlanOptions } from "./memory-plan.ts";
@@ -39,7 +41,9 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): Result<Co
   }
   const s = schedule(g);
   const plan = planMemory(s, opts);
-  if (process.env.SFT_DEBUG === "1") process.stderr.write(`${printSchedule(s)}${formatMemoryPlan(plan)}\n`);
+  const debug = Number(process.env.SFT_DEBUG ?? 0);
+  if (debug >= 2) process.stderr.write(printGraph(g));
+  if (debug >= 1) process.stderr.write(`${printSchedule(s)}${formatMemoryPlan(plan)}\n`);
   const fired = new Map([...simplified.fired, ...cse.fired]);
   return ok({ graph: g, schedule: s, plan, fired });
 }

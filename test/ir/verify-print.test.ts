@@ -58,11 +58,11 @@ test("a missing feed is an SFT4002 value naming the tensor", () => {
   assert.match(r.diagnostics[0].message, "'embed.weight' is missing");
 });
 
-test("SFT_DEBUG=1 prints the schedule and the memory plan to stderr", () => {
+function compileWithDebug(level: string): string {
   const x = b.param("x", [2, 3]);
   const chunks: string[] = [];
   const write = process.stderr.write;
-  process.env.SFT_DEBUG = "1";
+  process.env.SFT_DEBUG = level;
   process.stderr.write = ((chunk: string) => chunks.push(chunk) > 0) as typeof process.stderr.write;
   try {
     assert.ok(compileGraph(graph([["y", b.silu(x)]])).ok);
@@ -70,10 +70,16 @@ test("SFT_DEBUG=1 prints the schedule and the memory plan to stderr", () => {
     process.stderr.write = write;
     delete process.env.SFT_DEBUG;
   }
-  const text = chunks.join("");
-  assert.match(text, "#0 elementwise [silu_forward]");
-  assert.match(text, "= silu(%");
-  assert.match(text, "arena:");
+  return chunks.join("");
+}
+
+test("SFT_DEBUG=1 prints the schedule and the memory plan to stderr; SFT_DEBUG=2 the graph too", () => {
+  const one = compileWithDebug("1");
+  assert.match(one, "#0 elementwise [silu_forward]");
+  assert.match(one, "= silu(%");
+  assert.match(one, "arena:");
+  assert.not.match(one, "param() {name");
+  assert.match(compileWithDebug("2"), 'param() {name: "x"} : f32[2,3]');
 });
 
 test.run();
