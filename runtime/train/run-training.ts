@@ -45,8 +45,15 @@ export interface TrainingOutcome {
 }
 
 async function findCheckpoint(runDir: string, resume: boolean | string | undefined): Promise<Result<SavedCheckpoint | undefined>> {
+  const own = join(runDir, CHECKPOINTS_DIR);
+  if (resume === true) return loadLatestCheckpoint(own);
+  // new checkpoints would be pruned against the old ones by step number: never mix two runs
+  const existing = await loadLatestCheckpoint(own);
+  if (!existing.ok || existing.value) {
+    const at = existing.ok ? ` (up to step ${existing.value!.state.step})` : "";
+    return fail(diag("SFT5402", `the run directory ${runDir} already holds checkpoints${at}`, { where: own, hint: "resume that run, or start this one in a new run directory" }));
+  }
   if (resume === undefined || resume === false) return ok(undefined);
-  if (resume === true) return loadLatestCheckpoint(join(runDir, CHECKPOINTS_DIR));
   if (existsSync(join(resume, "state.json"))) return loadCheckpointAt(resume);
   const latest = await loadLatestCheckpoint(resume);
   if (!latest.ok || latest.value) return latest;

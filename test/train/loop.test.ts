@@ -91,8 +91,15 @@ test("resuming with another model is SFT5403 naming the tensor; a broken resume 
   const e = expectError(await runTraining({ runDir, settings: settings({ max_steps: 8 }), backend: wider, data: tinyData(), resume: true, progress: false, handleSignals: false }));
   assert.is(e.code, "SFT5403");
   assert.match(e.message, /layers\.0\.mlp\.gate_up\.weight has 1024 values in the checkpoint, the model needs 1536/);
-  const missing = expectError(await runTraining({ runDir, settings: settings(), backend: tinyBackend(), data: tinyData(), resume: join(runDir, "checkpoints", "step-00000003"), progress: false }));
+  const missing = expectError(await runTraining({ runDir: tempRun(), settings: settings(), backend: tinyBackend(), data: tinyData(), resume: join(runDir, "checkpoints", "step-00000003"), progress: false }));
   assert.is(missing.code, "SFT5401");
+});
+
+test("a fresh run in a directory that holds checkpoints is refused (SFT5402): it would mix two runs", async () => {
+  const { runDir } = await train({ settings: settings({ max_steps: 4 }) });
+  const e = expectError(await runTraining({ runDir, settings: settings(), backend: tinyBackend(), data: tinyData(), progress: false }));
+  assert.is(e.code, "SFT5402");
+  assert.match(e.message, /already holds checkpoints \(up to step 4\)/);
 });
 
 test("resume_from a checkpoint directory continues from that step", async () => {
