@@ -12,7 +12,7 @@ export interface KernelBinding {
   name: string;
   dtype: StorageDType;
   access: Access;
-  /** Read as `array<vec4<T>>` through `load4_NAME(j)` (f32/f16 only; the element count must be a multiple of 4). */
+  /** Read as `array<vec4<T>>` through `load4_NAME(j)` (f32/f16 only; j counts vec4s; tensor buffers are padded to 16 bytes). */
   vec4?: boolean;
 }
 
@@ -28,7 +28,7 @@ export type Grid = readonly [number, number, number];
 export interface KernelSpec {
   /** `op_variant` style, e.g. "matmul_tiled". */
   name: string;
-  /** Compile-time choices; with `name` they form the pipeline cache key. */
+  /** Compile-time choices; with `name` they form the pipeline cache key, so everything that changes the WGSL must be here. */
   variant: Variant;
   /** Scalars passed per dispatch, in struct order. */
   uniforms: Readonly<Record<string, UniformType>>;
