@@ -16,6 +16,13 @@ export interface Batch {
   ids: Int32Array;
   /** (rows * seq) next-token labels aligned with `ids`; IGNORE_INDEX where no loss is taken. */
   labels: Int32Array;
+  /** (rows * seq) position of each token; absent: 0..seq-1 in every row. */
+  positions?: Int32Array;
+  /**
+   * (rows * seq) packed rows: attention stays among tokens of equal id (0 is padding); absent:
+   * one sequence per row. Right padding needs neither: causal attention never looks ahead.
+   */
+  segments?: Int32Array;
 }
 
 /** Label value without loss (PyTorch's cross-entropy default). */

@@ -3,7 +3,7 @@
 // kernels (stdlib/kernels/grad-clip.ts, adamw.ts). Slow and exact: it is what a GPU engine's
 // training run is compared with, and what the loop's own tests run on.
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
-import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { interpret, type Feeds } from "../../compiler/ir/interpret.ts";
 import { graph, numel, type Graph } from "../../compiler/ir/node.ts";
 import { tinyTransformer, type TinyTransformerOptions } from "../../compiler/models/tiny-transformer.ts";
@@ -66,10 +66,11 @@ export class CpuBackend implements TrainingBackend {
   }
 
   private feeds(batch: Batch): Feeds {
+    invariant(!batch.segments?.some((s) => s > 1), "the CPU reference engine has no packed-row attention; train it on unpacked batches");
     const sections = this.model.position.kind === "rope" && this.model.position.glm2d ? 2 : 1;
-    // positions (B, T, sections): token index, and 0 for the GLM block stream; no prefix
+    // positions (B, T, sections): the token's position, and 0 for the GLM block stream; no prefix
     const positions = new Float64Array(batch.rows * batch.seq * sections);
-    for (let i = 0; i < batch.rows * batch.seq; i++) positions[i * sections] = i % batch.seq;
+    for (let i = 0; i < batch.rows * batch.seq; i++) positions[i * sections] = batch.positions ? batch.positions[i] : i % batch.seq;
     return new Map([
       ...this.weights,
       ["ids", Float64Array.from(batch.ids)],

@@ -2,6 +2,7 @@
 // checkpoint can store, plus an optional fixed evaluation set. `MemoryData` is the simple
 // deterministic source used by tests and small demos; the dataset pipeline (runtime/data)
 // provides the same interface over real files.
+import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
 import { Random } from "../random.ts";
 import type { Batch } from "./backend.ts";
 
@@ -15,8 +16,8 @@ export interface TrainingData {
   next(): Promise<Batch> | Batch;
   /** Where the stream stands, including any shuffling state: resuming there continues exactly. */
   position(): Json;
-  /** Moves to a stored position; an error message when it does not belong to this data. */
-  seek(position: Json): Promise<string | undefined> | string | undefined;
+  /** Moves to a stored position; a diagnostic when it does not belong to this data. */
+  seek(position: Json): Promise<Result<unknown>> | Result<unknown>;
   /** The held-out batches, the same every time; empty when there is no evaluation split. */
   evalBatches(): Promise<readonly Batch[]> | readonly Batch[];
 }
@@ -71,15 +72,18 @@ export class MemoryData implements TrainingData {
     return { ...this.at };
   }
 
-  seek(position: Json): string | undefined {
+  seek(position: Json): Result<unknown> {
     const p = position as Partial<MemoryPosition> | null;
     const valid = p && [p.epoch, p.index, p.rng].every((v) => Number.isInteger(v) && (v as number) >= 0) && p.index! <= this.train.length;
-    if (!valid) return `data position ${JSON.stringify(position)} does not belong to this in-memory data (${this.train.length} batches)`;
+    if (!valid) {
+      const what = `data position ${JSON.stringify(position)} does not belong to this in-memory data (${this.train.length} batches)`;
+      return fail(diag("SFT5403", what, { hint: "resume with the data of the checkpoint's run, or start a new run" }));
+    }
     this.random.setState(p.rng!);
     this.at = { epoch: p.epoch!, index: 0, rng: 0 };
     this.startEpoch();
     this.at.index = p.index!;
-    return undefined;
+    return ok(p);
   }
 
   evalBatches(): readonly Batch[] {

@@ -141,8 +141,8 @@ async function restore(checkpoint: SavedCheckpoint, backend: TrainingBackend, da
   if (!tensors.ok) return tensors;
   const loadProblem = await backend.loadState(tensors.value);
   if (loadProblem) return mismatch(loadProblem);
-  const seekProblem = await data.seek(checkpoint.state.dataPosition as Json);
-  if (seekProblem) return mismatch(seekProblem);
+  const sought = await data.seek(checkpoint.state.dataPosition as Json);
+  if (!sought.ok) return sought;
   backend.setRandomStates(checkpoint.state.rng);
   return ok({ elapsed: extra.elapsed ?? 0 });
 }
