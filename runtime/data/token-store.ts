@@ -21,19 +21,32 @@ export interface TokenChunk {
   dropped: number;
 }
 
-/** Builds a chunk one example at a time. */
+/** Builds a chunk one example at a time, in typed arrays that double when full. */
 export class ChunkBuilder {
-  private ids: number[] = [];
-  private trained: number[] = [];
+  private ids = new Int32Array(1024);
+  private trained = new Uint8Array(1024);
+  private tokens = 0;
   private lengths: number[] = [];
   private records: number[] = [];
   private fullLengths: number[] = [];
   private dropped = 0;
 
   add(example: TokenizedExample, record: number): void {
-    this.ids.push(...example.inputIds);
-    for (const label of example.labels) this.trained.push(label === ignoreIndex ? 0 : 1);
-    this.lengths.push(example.inputIds.length);
+    const n = example.inputIds.length;
+    if (this.tokens + n > this.ids.length) {
+      const size = Math.max(2 * this.ids.length, this.tokens + n);
+      const ids = new Int32Array(size);
+      ids.set(this.ids.subarray(0, this.tokens));
+      const trained = new Uint8Array(size);
+      trained.set(this.trained.subarray(0, this.tokens));
+      [this.ids, this.trained] = [ids, trained];
+    }
+    for (let t = 0; t < n; t++) {
+      this.ids[this.tokens + t] = example.inputIds[t];
+      this.trained[this.tokens + t] = example.labels[t] === ignoreIndex ? 0 : 1;
+    }
+    this.tokens += n;
+    this.lengths.push(n);
     this.records.push(record);
     this.fullLengths.push(example.fullLength);
   }
@@ -44,8 +57,8 @@ export class ChunkBuilder {
 
   finish(): TokenChunk {
     return {
-      ids: Int32Array.from(this.ids),
-      trained: Uint8Array.from(this.trained),
+      ids: this.ids.slice(0, this.tokens),
+      trained: this.trained.slice(0, this.tokens),
       lengths: Int32Array.from(this.lengths),
       records: Int32Array.from(this.records),
       fullLengths: Int32Array.from(this.fullLengths),

@@ -79,12 +79,18 @@ interface Tokens {
 function encodeSegments(segments: readonly Segment[], encoder: ExampleEncoder): Tokens[] {
   return segments.map((segment) => {
     const ids = "text" in segment ? encoder.tokenizer.encode(segment.text) : [encoder.specialIds.get(segment.special)!];
-    return { ids, trained: ids.map(() => segment.train) };
+    return { ids, trained: new Array<boolean>(ids.length).fill(segment.train) };
   });
 }
 
 function concat(parts: readonly Tokens[]): Tokens {
-  return { ids: parts.flatMap((p) => p.ids), trained: parts.flatMap((p) => p.trained) };
+  const ids: number[] = [];
+  const trained: boolean[] = [];
+  for (const part of parts) {
+    for (const id of part.ids) ids.push(id);
+    for (const t of part.trained) trained.push(t);
+  }
+  return { ids, trained };
 }
 
 /** Tokenizes and truncates one rendered example. */
