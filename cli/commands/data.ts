@@ -21,7 +21,7 @@ import { renderDiagnostic } from "../render.ts";
 export const command: Command = {
   name: "data",
   summary: "preview training examples with their loss mask, or print dataset statistics",
-  usage: "preview FILE.sft[#PIPELINE] [-n N] [--dataset NAME] [--set PATH=VALUE]...\nstats FILE.sft[#PIPELINE] [--dataset NAME] [--json] [--no-cache] [--set PATH=VALUE]...",
+  usage: "preview|stats FILE.sft[#PIPELINE] [-n N] [--dataset NAME] [--json] [--no-cache] [--set PATH=VALUE]...",
   details:
     "`preview` renders the first N examples (default 3) of each dataset with the model's chat template and " +
     "tokenizer, after truncation to max_length: trained text (the tokens that carry loss) is coloured on a " +

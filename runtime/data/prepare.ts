@@ -4,7 +4,7 @@
 // rerun reads it back instead.
 import { existsSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
@@ -84,7 +84,7 @@ export function planDatasets(pipeline: ResolvedPipeline): DatasetPlan[] {
       evalSplit: Number(d.eval_split ?? 0),
       weight: Number(d.weight ?? 1),
       shuffle: d.shuffle !== false,
-      encoder: { tokenizerDir, tokenizerKind: family, template, loss: text("loss"), trainOnPrompt: d.train_on_prompt === true, maxLength: Number(d.max_length) },
+      encoder: { tokenizerDir, tokenizerKind: family, template, trainOnPrompt: d.train_on_prompt === true, maxLength: Number(d.max_length) },
       tokenizerFiles,
     };
   });
@@ -116,7 +116,7 @@ export async function prepareDataset(plan: DatasetPlan, options: PrepareOptions 
   if (!open.ok) return open;
   const { cache } = options;
   const { tokenizerDir: _, ...encoding } = plan.encoder;
-  const key = cache && existsSync(plan.reader.path) ? await cache.key(plan.reader.path, plan.tokenizerFiles, { reader: { ...plan.reader, path: basename(plan.reader.path) }, limit: plan.limit, encoding }) : undefined;
+  const key = cache && existsSync(plan.reader.path) ? await cache.key(plan.reader.path, plan.tokenizerFiles, { reader: plan.reader, limit: plan.limit, encoding }) : undefined;
   const cached = key ? await cache!.read(key) : undefined;
   if (cached) {
     const { meta, chunk } = cached;

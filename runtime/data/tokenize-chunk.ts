@@ -14,7 +14,6 @@ export interface EncoderSpec {
   tokenizerDir: string;
   tokenizerKind: TokenizerKind;
   template: TemplateName;
-  loss?: string;
   trainOnPrompt: boolean;
   maxLength: number;
 }
@@ -28,7 +27,7 @@ export interface OpenEncoder {
 export async function openEncoder(spec: EncoderSpec): Promise<Result<OpenEncoder>> {
   const tokenizer = await loadTokenizer(spec.tokenizerDir, spec.tokenizerKind);
   if (!tokenizer.ok) return tokenizer;
-  const choice = chooseTemplate(spec.template, { loss: spec.loss, trainOnPrompt: spec.trainOnPrompt });
+  const choice = chooseTemplate(spec.template, { trainOnPrompt: spec.trainOnPrompt });
   if (!choice.ok) return choice;
   const encoder = exampleEncoder(tokenizer.value, choice.value, spec.maxLength);
   if (!encoder.ok) return encoder;

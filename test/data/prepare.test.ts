@@ -9,6 +9,10 @@ import { join } from "node:path";
 import { checkFile } from "../../compiler/check/check.ts";
 import { loadTrainingData } from "../../runtime/data/batches.ts";
 import { prepareData } from "../../runtime/data/prepare.ts";
+import { collectDataset } from "../../runtime/data/read-dataset.ts";
+import { renderConversation } from "../../runtime/data/render.ts";
+import { openEncoder } from "../../runtime/data/tokenize-chunk.ts";
+import { tokenizeExample } from "../../runtime/data/tokenize-example.ts";
 import { expectOk } from "../support/result.ts";
 
 const root = join(import.meta.dirname, "..", "..");
@@ -61,6 +65,16 @@ test("worker threads give the same examples in the same order as the calling thr
   const pooled = expectOk(await prepareData(pipeline, { workers: 2, cacheDir: null, chunkSize: 3 }));
   assert.equal(arrays(pooled[0]), arrays(here[0]));
   assert.is(here[0].store.size, 30);
+});
+
+test("the store gives back each example as tokenizing its conversation directly does", async () => {
+  const { pipeline } = project();
+  const [belle] = expectOk(await prepareData(pipeline, { workers: 0, cacheDir: null }));
+  const open = expectOk(await openEncoder(belle.plan.encoder));
+  const read = expectOk(await collectDataset(belle.plan.reader));
+  const direct = read.conversations.flatMap((c) => renderConversation(c, open.choice).map((e) => tokenizeExample(e, open.encoder)));
+  const kept = direct.flatMap((o) => (o.kind === "ok" ? [{ inputIds: o.example.inputIds, labels: o.example.labels }] : []));
+  assert.equal(Array.from({ length: belle.store.size }, (_, i) => belle.store.example(i)), kept);
 });
 
 test("bad records and dropped examples are counted and reported (SFT5313, SFT5319)", async () => {
