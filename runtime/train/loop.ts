@@ -1,8 +1,9 @@
 // The training loop: optimizer steps of `grad_accum` micro-batches each, the loss normalized by
 // the step's label tokens (see backend.ts), global-norm clipping, AdamW with a warm-up schedule,
-// periodic evaluation and checkpoints, and a clean stop on request. Resuming from a checkpoint
-// restores weights, moments, step, data position and random streams, so the rest of the run is
-// bit for bit the run that was never interrupted.
+// evaluation every `eval_every` steps and after the last, checkpoints every `save_every` steps
+// and after the last, and a clean stop on request. Resuming from a checkpoint restores weights,
+// moments, step, data position and random streams (the schedule is a function of the step), so
+// the rest of the run is bit for bit the run that was never interrupted.
 import { join } from "node:path";
 import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
 import { labelTokens, type Batch, type TrainingBackend } from "./backend.ts";
@@ -39,10 +40,10 @@ export interface LoopResult {
 }
 
 /** What a checkpoint's `extra` holds besides the store's own fields. */
-interface CheckpointExtra {
+type CheckpointExtra = {
   elapsed: number;
   layout: Record<string, TensorLayout>;
-}
+};
 
 /** Runs the loop to the last step (or a stop request). */
 export async function trainLoop(input: LoopInput): Promise<Result<LoopResult>> {
@@ -69,39 +70,15 @@ export async function trainLoop(input: LoopInput): Promise<Result<LoopResult>> {
   const save = async () => {
     const { tensors, layout } = stateToWrite(await backend.saveState());
     const extra: CheckpointExtra = { elapsed: elapsed(), layout };
-    const state = { step, dataPosition: data.position(), rng: backend.randomStates(), scheduler: { step, total_steps: total }, extra: extra as unknown as Record<string, unknown> };
+    const state = { step, dataPosition: data.position(), rng: backend.randomStates(), scheduler: { step, total_steps: total }, extra };
     await saveCheckpoint(join(runDir, CHECKPOINTS_DIR), state, tensors, s.keep_checkpoints ?? 2);
     await writeCurves(runDir, input.title, log.records);
   };
 
   while (step < total) {
-    const t0 = performance.now();
-    await backend.zeroGradients();
-    const batches: Batch[] = [];
-    for (let k = 0; k < s.grad_accum; k++) batches.push(await data.next());
-    const labels = batches.reduce((n, b) => n + labelTokens(b), 0);
-    let lossSum = 0;
-    for (const b of batches) lossSum += (await backend.forwardBackward(b, labels > 0 ? 1 / labels : 0)).lossSum;
-    const gradNorm = await backend.gradientNorm();
-    // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1
-    const clip = s.max_grad_norm > 0 ? Math.min(1, s.max_grad_norm / (gradNorm + 1e-6)) : 1;
-    const lr = learningRateAt(s, step, total);
-    await backend.applyAdamW({ step: step + 1, lr, beta1: s.adam_beta1, beta2: s.adam_beta2, eps: s.adam_eps, weightDecay: s.weight_decay, gradScale: clip });
-    step++;
-    const tokens = batches.reduce((n, b) => n + b.ids.length, 0);
-    const seconds = (performance.now() - t0) / 1000;
-    const last: StepRecord = {
-      kind: "train",
-      step,
-      epoch: (step * s.grad_accum) / data.batchesPerEpoch,
-      loss: labels > 0 ? lossSum / labels : 0,
-      lr,
-      grad_norm: gradNorm,
-      tokens,
-      label_tokens: labels,
-      tokens_per_s: tokens / Math.max(seconds, 1e-9),
-      elapsed: elapsed(),
-    };
+    const last = await optimizerStep(s, backend, data, step, total);
+    step = last.step;
+    last.elapsed = elapsed();
     result.last = last;
     result.step = step;
     await record(last);
@@ -117,6 +94,36 @@ export async function trainLoop(input: LoopInput): Promise<Result<LoopResult>> {
   }
   if (step === result.totalSteps && !result.last) await writeCurves(runDir, input.title, log.records); // resumed at the end
   return ok(result);
+}
+
+/** One optimizer update after `done` of `total`: its record, `elapsed` left for the caller. */
+async function optimizerStep(s: TrainSettings, backend: TrainingBackend, data: TrainingData, done: number, total: number): Promise<StepRecord> {
+  const t0 = performance.now();
+  await backend.zeroGradients();
+  const batches: Batch[] = [];
+  for (let k = 0; k < s.grad_accum; k++) batches.push(await data.next());
+  const labels = batches.reduce((n, b) => n + labelTokens(b), 0);
+  let lossSum = 0;
+  for (const b of batches) lossSum += (await backend.forwardBackward(b, labels > 0 ? 1 / labels : 0)).lossSum;
+  const gradNorm = await backend.gradientNorm();
+  // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1
+  const clip = s.max_grad_norm > 0 ? Math.min(1, s.max_grad_norm / (gradNorm + 1e-6)) : 1;
+  const lr = learningRateAt(s, done, total);
+  await backend.applyAdamW({ step: done + 1, lr, beta1: s.adam_beta1, beta2: s.adam_beta2, eps: s.adam_eps, weightDecay: s.weight_decay, gradScale: clip });
+  const tokens = batches.reduce((n, b) => n + b.ids.length, 0);
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    kind: "train",
+    step: done + 1,
+    epoch: ((done + 1) * s.grad_accum) / data.batchesPerEpoch,
+    loss: labels > 0 ? lossSum / labels : 0,
+    lr,
+    grad_norm: gradNorm,
+    tokens,
+    label_tokens: labels,
+    tokens_per_s: tokens / Math.max(seconds, 1e-9),
+    elapsed: 0,
+  };
 }
 
 async function evaluate(backend: TrainingBackend, batches: readonly Batch[], step: number, elapsed: number): Promise<EvalRecord> {

@@ -48,6 +48,11 @@ export const TRAIN_DEFAULTS: TrainSettings = {
   save_every: 500,
 };
 
+/** The loop's settings from a resolved pipeline's `train` block (already checked by its schema). */
+export function trainSettings(train: Readonly<Record<string, unknown>>): TrainSettings {
+  return { ...TRAIN_DEFAULTS, ...(train as Partial<TrainSettings>) };
+}
+
 /** Settings this loop cannot run, as diagnostics (the schema has checked types and ranges). */
 export function checkSettings(s: TrainSettings, batchesPerEpoch: number): Result<TrainSettings> {
   if (s.optimizer !== "adamw") {

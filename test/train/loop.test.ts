@@ -2,6 +2,7 @@
 // settings and checkpoint errors, and the run directory's records.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,11 +11,12 @@ import { createCpuBackend } from "../../runtime/train/cpu-backend.ts";
 import { MemoryData } from "../../runtime/train/data-source.ts";
 import type { MetricsRecord, StepRecord } from "../../runtime/train/metrics.ts";
 import { runTraining, type RunTrainingOptions } from "../../runtime/train/run-training.ts";
-import { totalSteps } from "../../runtime/train/settings.ts";
+import { learningRateAt, totalSteps, trainSettings } from "../../runtime/train/settings.ts";
 import { assertClose } from "../support/numeric.ts";
 import { expectError, expectOk } from "../support/result.ts";
 import { patternBatches, settings, TINY, tinyBackend, tinyData } from "./support.ts";
 
+const root = join(import.meta.dirname, "..", "..");
 const tempRun = () => mkdtempSync(join(tmpdir(), "sftc-train-"));
 
 /** A run of the tiny model (seed 7) in a fresh directory unless `over` says otherwise. */
@@ -74,6 +76,14 @@ test("epochs count floor(batches / grad_accum) steps each; fractional epochs rou
   assert.is(totalSteps(settings({ max_steps: undefined }), 6), 6, "one epoch by default");
   const { steps } = await train({ settings: settings({ max_steps: undefined, epochs: 2, grad_accum: 2 }) });
   assert.equal(steps.map((s) => s.epoch), [1, 2, 3, 4, 5, 6].map((k) => k / 3));
+});
+
+test("the quickstart pipeline's resolved train block reads as loop settings", async () => {
+  const resolved = JSON.parse(execFileSync(process.execPath, [join(root, "bin", "sftc.js"), "explain", join(root, "pipelines", "quickstart.sft")], { encoding: "utf8" }));
+  const s = trainSettings(resolved.train);
+  assert.equal([s.max_steps, s.grad_accum, s.lr, s.schedule, s.max_grad_norm, s.seed, s.save_every, s.eval_every], [20, 1, 0.001, { type: "cosine", warmup_steps: 2, min_lr: 0 }, 1, 42, 10, 10]);
+  assert.is(totalSteps(s, 100), 20);
+  assert.is(learningRateAt(s, 1, 20), 0.0005);
 });
 
 test("settings the loop cannot run are SFT5402 diagnostics", async () => {
