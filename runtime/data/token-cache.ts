@@ -45,7 +45,8 @@ export class TokenCache {
   async key(datasetFile: string, tokenizerFiles: readonly string[], settings: unknown): Promise<string> {
     const dataset = await this.hashes.fingerprint(datasetFile);
     const tokenizer = await Promise.all(tokenizerFiles.map((f) => this.hashes.fingerprint(f)));
-    await this.hashes.save();
+    // Unsaved hashes are only recomputed next time.
+    await this.hashes.save().catch(() => undefined);
     return sha256Text(JSON.stringify({ cacheFormat, dataset, tokenizer, settings }));
   }
 
@@ -75,7 +76,16 @@ export class TokenCache {
     }
   }
 
+  /** Stores an entry; a cache that cannot be written (read-only, full disk) only makes the next run slower. */
   async write(key: string, meta: Omit<CachedMeta, "format" | "examples" | "tokens">, chunk: TokenChunk): Promise<void> {
+    try {
+      await this.writeEntry(key, meta, chunk);
+    } catch {
+      // Nothing to do: the tokens are in memory, and the next run tokenizes again.
+    }
+  }
+
+  private async writeEntry(key: string, meta: Omit<CachedMeta, "format" | "examples" | "tokens">, chunk: TokenChunk): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const parts = [chunk.ids, chunk.lengths, chunk.records, chunk.fullLengths, chunk.trained].map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
     const bin = join(this.dir, `${key}.bin`);

@@ -119,6 +119,15 @@ test("cache: a rerun reads the tokens back; one changed byte of the dataset or a
   assert.is(expectOk(await prepareData(longer, { workers: 0, cacheDir }))[0].fromCache, true);
 });
 
+test("a cache directory that cannot be created only costs the cache", async () => {
+  const { dir, pipeline } = project();
+  const cacheDir = join(dir, "belle.json", "cache");
+  for (let run = 0; run < 2; run++) {
+    const [belle] = expectOk(await prepareData(pipeline, { workers: 0, cacheDir }));
+    assert.equal([belle.fromCache, belle.store.size], [false, 30]);
+  }
+});
+
 test("the quickstart pipeline loads into batches: four datasets mixed, chatglm2 pad id 0, eval split of belle", async () => {
   const checked = checkFile(join(root, "pipelines", "quickstart.sft"));
   const data = expectOk(await loadTrainingData(checked.pipelines[0], { workers: 0, cacheDir: null }));
