@@ -3,7 +3,7 @@
 // setting, drops are counted and reported, and the quickstart pipeline yields batches.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkFile } from "../../compiler/check/check.ts";
@@ -116,6 +116,12 @@ test("cache: a rerun reads the tokens back; one changed byte of the dataset or a
 
   const longer = { ...pipeline, datasets: pipeline.datasets.map((d) => ({ ...d, max_length: 160 })) };
   assert.is(expectOk(await prepareData(longer, { workers: 0, cacheDir }))[0].fromCache, false, "another max_length is another entry");
+  assert.is(expectOk(await prepareData(longer, { workers: 0, cacheDir }))[0].fromCache, true);
+
+  // A damaged entry (a .bin cut short) is not used: the dataset is tokenized and the entry rewritten.
+  for (const name of readdirSync(cacheDir).filter((n) => n.endsWith(".bin"))) truncateSync(join(cacheDir, name), 100);
+  const damaged = expectOk(await prepareData(longer, { workers: 0, cacheDir }));
+  assert.is(damaged[0].fromCache, false);
   assert.is(expectOk(await prepareData(longer, { workers: 0, cacheDir }))[0].fromCache, true);
 });
 
