@@ -30,16 +30,18 @@ async function uninterrupted() {
 }
 
 /** Runs the child until it pauses at `pauseAt`, then sends `signal`; resolves with its exit and stdout. */
-function childRun(dir: string, pauseAt: number, pauseMs: number, signal: NodeJS.Signals): Promise<{ code: number | null; killed: NodeJS.Signals | null; out: string }> {
+function childRun(dir: string, pauseAt: number, pauseMs: number, signal: NodeJS.Signals): Promise<{ code: number | null; killed: NodeJS.Signals | null; out: string; err: string }> {
   const child = spawn(process.execPath, [join(root, "bin", "run-ts.js"), join(root, "test", "train", "train-child.ts"), dir, JSON.stringify(SETTINGS), String(pauseAt), String(pauseMs)], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
+  let err = "";
+  child.stderr.on("data", (d) => (err += d));
   child.stdout.on("data", (d) => {
     out += d;
     if (out.includes("paused") && !child.killed) child.kill(signal);
   });
-  return new Promise((resolve) => child.on("exit", (code, killed) => resolve({ code, killed, out })));
+  return new Promise((resolve) => child.on("close", (code, killed) => resolve({ code, killed, out, err })));
 }
 
 async function resumeInProcess(dir: string) {
@@ -70,7 +72,8 @@ test("SIGINT stops after the current step with a checkpoint; resuming finishes t
   const full = await uninterrupted();
   const dir = mkdtempSync(join(tmpdir(), "sftc-train-int-"));
   const stopped = await childRun(dir, 5, 300, "SIGINT");
-  assert.is(stopped.code, 0, stopped.out);
+  assert.is(stopped.code, 0, stopped.err);
+  assert.match(stopped.err, /SIGINT: saving a checkpoint after this step, then stopping/);
   const outcome = JSON.parse(stopped.out.split("\n").filter(Boolean).at(-1)!);
   assert.is(outcome.value.status, "stopped");
   const at = outcome.value.step as number;
