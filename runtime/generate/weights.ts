@@ -1,0 +1,105 @@
+// The weights a generation runs with, by family-graph name: a checkpoint directory's tensors
+// widened to float64, or a random initialisation from a seed (`init = random` models), plus an
+// optional PEFT LoRA adapter directory (`adapter_config.json` + `adapter_model.safetensors`,
+// as runtime/export/peft.ts writes them and PEFT's `save_pretrained` does).
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
+import { buildFamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
+import { numel } from "../../compiler/ir/node.ts";
+import { withFile } from "../checkpoint/binary-file.ts";
+import { decodeElements } from "../checkpoint/dtype.ts";
+import { captureFaults } from "../checkpoint/fault.ts";
+import { openModelDir } from "../checkpoint/model-dir.ts";
+import { readSafetensorsIndex } from "../checkpoint/safetensors.ts";
+import { readTensor } from "../checkpoint/tensor.ts";
+import type { ModelConfig } from "../../stdlib/families/config.ts";
+import { expandTemplate, type Family } from "../../stdlib/families/family.ts";
+import { Random } from "../random.ts";
+
+export interface ModelWeights {
+  config: ModelConfig;
+  weights: Map<string, Float64Array>;
+}
+
+/** Every tensor of a checkpoint directory the family graph reads, widened to float64. */
+export async function checkpointWeights(dir: string, family: Family): Promise<Result<ModelWeights>> {
+  const opened = await openModelDir(dir, family.name);
+  if (!opened.ok) return opened;
+  const weights = new Map<string, Float64Array>();
+  for await (const tensor of opened.value.weights()) {
+    if (!tensor.ok) return tensor;
+    weights.set(tensor.value.name, decodeElements(tensor.value.dtype, tensor.value.data));
+  }
+  return ok({ config: opened.value.config, weights });
+}
+
+/**
+ * A random model from `seed`: norm weights 1, biases 0, every other weight N(0, 0.02²)
+ * (Hugging Face's initializer_range), drawn in the graph's weight order.
+ */
+export function randomWeights(family: Family, config: ModelConfig, seed: number): Result<Map<string, Float64Array>> {
+  const built = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
+  if (!built.ok) return built;
+  const roles = new Map(family.tensors.flatMap((t) => expandTemplate(t.name, config.dims.layers).map((name) => [name, t.role] as const)));
+  const random = new Random(seed);
+  const weights = new Map<string, Float64Array>();
+  for (const [name, node] of built.value.weights) {
+    const n = numel(node.shape);
+    const role = roles.get(name) ?? "";
+    if (role.endsWith(".bias")) weights.set(name, new Float64Array(n));
+    else if (role.endsWith("norm.weight")) weights.set(name, new Float64Array(n).fill(1));
+    else weights.set(name, Float64Array.from({ length: n }, () => 0.02 * random.normal()));
+  }
+  return ok(weights);
+}
+
+export interface LoadedAdapter {
+  method: Extract<TrainingMethod, { kind: "lora" }>;
+  /** `<module>.lora_A.weight` / `<module>.lora_B.weight` by graph name. */
+  weights: Map<string, Float64Array>;
+}
+
+/** Reads a PEFT LoRA directory for `family`; its tensors are checked against the graph it adapts. */
+export async function readPeftAdapter(dir: string, family: Family, config: ModelConfig): Promise<Result<LoadedAdapter>> {
+  const configPath = join(dir, "adapter_config.json");
+  const tensorsPath = join(dir, "adapter_model.safetensors");
+  for (const path of [configPath, tensorsPath]) {
+    if (!existsSync(path)) return fail(diag("SFT5702", `${path} does not exist.`, { where: path, hint: "Give --adapter a PEFT adapter directory (adapter_config.json and adapter_model.safetensors), e.g. a training run's adapter export." }));
+  }
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(configPath, "utf8"));
+  } catch (error) {
+    return fail(diag("SFT5702", `${configPath} is not valid JSON: ${(error as Error).message}.`, { where: configPath }));
+  }
+  const { r, lora_alpha: alpha, target_modules: targets, peft_type: type } = raw;
+  if (type !== "LORA" || !Number.isInteger(r) || typeof alpha !== "number" || !Array.isArray(targets) || !targets.every((t) => typeof t === "string")) {
+    return fail(diag("SFT5702", `${configPath} is not a LoRA adapter config: it needs peft_type "LORA", an integer r, a number lora_alpha and a list target_modules.`, { where: configPath }));
+  }
+  const method = { kind: "lora" as const, rank: r as number, alpha, targets: targets as string[] };
+  const built = buildFamilyGraph(family, config, { batch: 1, seq: 2, method });
+  if (!built.ok) return fail(...built.diagnostics.map((d) => ({ ...d, message: `${configPath}: ${d.message}` })));
+
+  const read = await captureFaults(tensorsPath, () =>
+    withFile(tensorsPath, async (file) => {
+      const tensors = new Map<string, Float64Array>();
+      for (const info of await readSafetensorsIndex(file)) {
+        const tensor = await readTensor(file, info);
+        tensors.set(info.name.replace(/^base_model\.model\./, ""), decodeElements(tensor.dtype, tensor.data));
+      }
+      return tensors;
+    }),
+  );
+  if (!read.ok) return read;
+  const weights = new Map<string, Float64Array>();
+  for (const [name, node] of built.value.adapters) {
+    const values = read.value.get(name);
+    if (values?.length !== numel(node.shape)) {
+      const problem = values ? `has ${values.length} values, expected shape [${node.shape}]` : "is missing";
+      return fail(diag("SFT5702", `${tensorsPath}: the adapter tensor base_model.model.${name} ${problem}.`, { where: `${tensorsPath}: ${name}`, hint: "Use an adapter trained for this model and its adapter_config.json." }));
+    }
+    weights.set(name, values);
+  }
+  return ok({ method, weights });
+}
