@@ -136,13 +136,13 @@ const table = {
   SFT5603: { severity: "error", title: "locked input cannot be read" },
   SFT5604: { severity: "error", title: "run directory or manifest cannot be read" },
 
-  // ---- SFT47xx: export to other training engines (sftc export --target torchrun) ----
-  SFT4701: { severity: "error", title: "LoRA target names no module of the model family" },
   // ---- SFT57xx: text generation (sftc generate, sftc chat) ----
   SFT5701: { severity: "error", title: "prompt the model cannot generate from" },
   SFT5702: { severity: "error", title: "LoRA adapter directory cannot be used" },
   SFT5703: { severity: "error", title: "malformed line in a prompts file" },
 
+  // ---- SFT47xx: export to other training engines (sftc export --target torchrun) ----
+  SFT4701: { severity: "error", title: "LoRA target names no module of the model family" },
   SFT4702: { severity: "error", title: "pipeline setting the exported job cannot reproduce" },
   SFT4703: { severity: "error", title: "export directory cannot be written" },
 } as const satisfies Record<string, CodeInfo>;
