@@ -125,7 +125,7 @@ export async function prepareDataset(plan: DatasetPlan, options: PrepareOptions 
   const read = await tokenizeFile(plan, open.value, options);
   if (!read.ok) return read;
   const { chunk, report, conversations } = read.value;
-  if (key) await cache!.write(key, { report, conversations, dropped: chunk.dropped }, chunk);
+  if (key) await cache!.write(key, { report, conversations }, chunk);
   return ok(finish(plan, chunk, report, conversations, false), [...report.diagnostics, ...droppedNote(plan, chunk)]);
 }
 
@@ -136,8 +136,10 @@ function finish(plan: DatasetPlan, chunk: TokenChunk, report: DataReport, conver
 function droppedNote(plan: DatasetPlan, chunk: TokenChunk): Diagnostic[] {
   if (chunk.dropped === 0) return [];
   const total = chunk.dropped + chunk.lengths.length;
+  const more = chunk.dropped > chunk.droppedLines.length ? ", ..." : "";
+  const lines = `record${chunk.droppedLines.length === 1 ? "" : "s"} at line ${chunk.droppedLines.join(", ")}${more}`;
   return [
-    diag("SFT5319", `${plan.reader.path}: dropped ${chunk.dropped} of ${total} examples with no answer token within max_length = ${plan.encoder.maxLength}`, {
+    diag("SFT5319", `${plan.reader.path}: dropped ${chunk.dropped} of ${total} examples with no answer token within max_length = ${plan.encoder.maxLength} (${lines})`, {
       where: plan.reader.path,
       hint: "raise max_length, or shorten the prompts (system text, history) of these records",
     }),

@@ -13,7 +13,7 @@ import { HashCache, sha256Text } from "../repo/file-hash.ts";
 import type { DataReport } from "./report.ts";
 import type { TokenChunk } from "./token-store.ts";
 
-const cacheFormat = 1;
+const cacheFormat = 2;
 
 export interface CachedMeta {
   format: number;
@@ -21,6 +21,7 @@ export interface CachedMeta {
   /** Conversations tokenized (after filters and `limit`). */
   conversations: number;
   dropped: number;
+  droppedLines: number[];
   examples: number;
   tokens: number;
 }
@@ -70,14 +71,14 @@ export class TokenCache {
       const records = int32(n);
       const fullLengths = int32(n);
       const trained = new Uint8Array(buffer, at, tokens);
-      return { meta, chunk: { ids, trained, lengths, records, fullLengths, dropped: meta.dropped } };
+      return { meta, chunk: { ids, trained, lengths, records, fullLengths, dropped: meta.dropped, droppedLines: meta.droppedLines } };
     } catch {
       return undefined;
     }
   }
 
   /** Stores an entry; a cache that cannot be written (read-only, full disk) only makes the next run slower. */
-  async write(key: string, meta: Omit<CachedMeta, "format" | "examples" | "tokens">, chunk: TokenChunk): Promise<void> {
+  async write(key: string, meta: Pick<CachedMeta, "report" | "conversations">, chunk: TokenChunk): Promise<void> {
     try {
       await this.writeEntry(key, meta, chunk);
     } catch {
@@ -85,13 +86,13 @@ export class TokenCache {
     }
   }
 
-  private async writeEntry(key: string, meta: Omit<CachedMeta, "format" | "examples" | "tokens">, chunk: TokenChunk): Promise<void> {
+  private async writeEntry(key: string, meta: Pick<CachedMeta, "report" | "conversations">, chunk: TokenChunk): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const parts = [chunk.ids, chunk.lengths, chunk.records, chunk.fullLengths, chunk.trained].map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
     const bin = join(this.dir, `${key}.bin`);
     await writeFile(`${bin}.tmp`, parts);
     await rename(`${bin}.tmp`, bin);
-    const full: CachedMeta = { format: cacheFormat, ...meta, examples: chunk.lengths.length, tokens: chunk.ids.length };
+    const full: CachedMeta = { format: cacheFormat, ...meta, dropped: chunk.dropped, droppedLines: chunk.droppedLines, examples: chunk.lengths.length, tokens: chunk.ids.length };
     const json = join(this.dir, `${key}.json`);
     await writeFile(`${json}.tmp`, JSON.stringify(full));
     await rename(`${json}.tmp`, json);

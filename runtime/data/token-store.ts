@@ -19,7 +19,11 @@ export interface TokenChunk {
   fullLengths: Int32Array;
   /** Examples dropped: no answer token within max_length. */
   dropped: number;
+  /** File lines of the first dropped examples' records (at most `listedDrops`), for messages. */
+  droppedLines: number[];
 }
+
+export const listedDrops = 10;
 
 /** Builds a chunk one example at a time, in typed arrays that double when full. */
 export class ChunkBuilder {
@@ -30,6 +34,7 @@ export class ChunkBuilder {
   private records: number[] = [];
   private fullLengths: number[] = [];
   private dropped = 0;
+  private droppedLines: number[] = [];
 
   add(example: TokenizedExample, record: number): void {
     const n = example.inputIds.length;
@@ -51,8 +56,9 @@ export class ChunkBuilder {
     this.fullLengths.push(example.fullLength);
   }
 
-  drop(): void {
+  drop(line: number): void {
     this.dropped++;
+    if (this.droppedLines.length < listedDrops) this.droppedLines.push(line);
   }
 
   finish(): TokenChunk {
@@ -63,6 +69,7 @@ export class ChunkBuilder {
       records: Int32Array.from(this.records),
       fullLengths: Int32Array.from(this.fullLengths),
       dropped: this.dropped,
+      droppedLines: this.droppedLines,
     };
   }
 }
@@ -85,6 +92,7 @@ export function concatChunks(chunks: readonly TokenChunk[]): TokenChunk {
     records: join((n) => new Int32Array(n), (c) => c.records),
     fullLengths: join((n) => new Int32Array(n), (c) => c.fullLengths),
     dropped: chunks.reduce((n, c) => n + c.dropped, 0),
+    droppedLines: chunks.flatMap((c) => c.droppedLines).slice(0, listedDrops),
   };
 }
 

@@ -41,7 +41,7 @@ export function tokenizeConversations(conversations: readonly Conversation[], fi
     for (const example of renderConversation(conversation, open.choice)) {
       const outcome = tokenizeExample(example, open.encoder);
       if (outcome.kind === "ok") builder.add(outcome.example, firstRecord + k);
-      else builder.drop();
+      else builder.drop(conversation.source.line);
     }
   });
   return builder.finish();

@@ -85,7 +85,7 @@ test("bad records and dropped examples are counted and reported (SFT5313, SFT531
   const codes = result.diagnostics.map((d) => d.code);
   assert.ok(codes.includes("SFT5313") && codes.includes("SFT5319"), codes.join(", "));
   const dropped = result.diagnostics.find((d) => d.code === "SFT5319")!;
-  assert.match(dropped.message, "dropped 1 of 31 examples with no answer token within max_length = 128");
+  assert.match(dropped.message, "dropped 1 of 31 examples with no answer token within max_length = 128 (record at line 31)");
   for (let i = 0; i < belle.store.size; i++) assert.ok(belle.store.length(i) <= 128);
 });
 
@@ -99,10 +99,13 @@ test("limit keeps the first conversations in file order", async () => {
 test("cache: a rerun reads the tokens back; one changed byte of the dataset or another max_length tokenizes again", async () => {
   const { dir, pipeline } = project();
   const cacheDir = join(dir, ".sftc-cache");
-  const first = expectOk(await prepareData(pipeline, { workers: 0, cacheDir }));
+  const firstRun = await prepareData(pipeline, { workers: 0, cacheDir });
+  const first = expectOk(firstRun);
   assert.is(first[0].fromCache, false);
-  const second = expectOk(await prepareData(pipeline, { workers: 0, cacheDir }));
+  const secondRun = await prepareData(pipeline, { workers: 0, cacheDir });
+  const second = expectOk(secondRun);
   assert.is(second[0].fromCache, true, "second run reads the cache");
+  assert.equal(secondRun.diagnostics, firstRun.diagnostics, "the same bad-record and drop reports");
   assert.equal(arrays(second[0]), arrays(first[0]));
   assert.equal(second[0].report, first[0].report);
   assert.equal([second[0].conversations, second[0].dropped], [first[0].conversations, first[0].dropped]);
