@@ -155,7 +155,8 @@ function parseAvailable(message: string): { name: string; backend: string }[] {
   return found;
 }
 
-async function requestAdapter(gpu: GPU, name: string | undefined): Promise<Result<GPUAdapter>> {
+// `from` names where the adapter name came from, for the error ("SFT_ADAPTER" or the option).
+async function requestAdapter(gpu: GPU, name: string | undefined, from: string): Promise<Result<GPUAdapter>> {
   let adapter: GPUAdapter | null = null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -165,7 +166,7 @@ async function requestAdapter(gpu: GPU, name: string | undefined): Promise<Resul
     if (name && available.length)
       return fail(
         diag("SFT5002", `no WebGPU adapter matches '${name}'; available: ${available.map((a) => `'${a.name}' (${a.backend})`).join(", ")}`, {
-          where: "SFT_ADAPTER",
+          where: from,
           hint: "Set SFT_ADAPTER (or the adapter option) to a substring of one of the available names, or unset it.",
         }),
       );
@@ -204,7 +205,7 @@ export async function listAdapters(): Promise<Result<AdapterSummary[]>> {
   if (available.length === 0) return fail(diag("SFT5001", "no WebGPU adapter found", { hint: LAVAPIPE_HINT }));
   const summaries: AdapterSummary[] = [];
   for (const { name, backend } of available) {
-    const adapter = await requestAdapter(instance(name), name);
+    const adapter = await requestAdapter(instance(name), name, "adapter list");
     if (adapter.ok) summaries.push(summarize(adapter.value, name, backend));
   }
   return ok(summaries);
@@ -214,7 +215,7 @@ export async function listAdapters(): Promise<Result<AdapterSummary[]>> {
 export async function openDevice(options: DeviceOptions = {}): Promise<Result<GpuDevice>> {
   const name = options.adapter ?? adapterName();
   const gpu = instance(name);
-  const adapter = await requestAdapter(gpu, name);
+  const adapter = await requestAdapter(gpu, name, options.adapter ? "adapter option" : "SFT_ADAPTER");
   if (!adapter.ok) return adapter;
   const a = adapter.value;
   const requiredFeatures = WANTED_FEATURES.filter((f) => a.features.has(f)) as GPUFeatureName[];
