@@ -121,6 +121,33 @@ test(
 );
 
 test(
+  "thousands of dependent dispatches in one batch run in order (uniform arenas roll over)",
+  withGpu(async (gpu) => {
+    const addStep = elementwiseKernel({
+      name: "add_step_test",
+      variant: {},
+      uniforms: { step: "f32" },
+      bindings: [{ name: "y", dtype: "f32", access: "read_write" }],
+      perElement: "  store_y(i, load_y(i) * 0.5 + u.step);",
+    });
+    // more slots than one 64 KiB arena holds at this device's uniform alignment
+    const perArena = Math.floor((64 * 1024) / Math.max(16, gpu.limits.minUniformBufferOffsetAlignment));
+    const count = perArena + 100;
+    const y = createTensor(gpu, "f32", [3]);
+    const batch = new CommandBatch(gpu);
+    let expected = 0;
+    for (let k = 0; k < count; k++) {
+      const step = (k % 7) - 3; // order matters: y = y/2 + step does not commute
+      batch.dispatch(addStep, { n: 3, step }, { y });
+      expected = Math.fround(Math.fround(expected * 0.5) + step);
+    }
+    assert.is(batch.dispatchCount, count);
+    await batch.submit();
+    assert.equal(Array.from(await readFloats(gpu, y)), [expected, expected, expected]);
+  }),
+);
+
+test(
   "GPU timestamps time every dispatch",
   withGpu(async (gpu) => {
     if (!gpu.hasTimestamps) return console.log("    skipped: no timestamp-query");
