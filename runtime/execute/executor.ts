@@ -1,33 +1,76 @@
-// Runs a compiled schedule on the GPU: one buffer per materialized node, each launch turned
-// into a kernel dispatch (generated kernels from compiler/codegen, library kernels through
-// their bindings), all launches of a step recorded into one command batch.
-import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
-import { fusedKernel } from "../../compiler/codegen/fused-kernel.ts";
-import { gather } from "../../compiler/ir/interpret.ts";
-import { numel, type Node } from "../../compiler/ir/node.ts";
+// Runs a compiled schedule on the GPU. Every buffer-backed node (leaf, library result, generated
+// kernel output) gets its own buffer: runtime/gpu binds whole buffers only, so the memory plan's
+// arena offsets cannot be used yet. Each launch is prepared once into steps (library kernels
+// through runtime/execute/library, generated kernels from compiler/codegen, copies of views a
+// kernel cannot read); a run records all of them into one command batch. Data derived from the
+// i32 inputs (masks, positions, the embedding-gradient plan, the loss's token count) is rebuilt
+// on the host before a run whose i32 inputs changed (from the values written, and from the
+// elementwise kernels over them, which the host evaluates too).
+import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { evalNode, gather } from "../../compiler/ir/interpret.ts";
+import { ELEMENTWISE_OPS, MOVEMENT_OPS, numel, type Node } from "../../compiler/ir/node.ts";
 import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
-import { kernelKey, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
+import type { View } from "../../compiler/passes/views.ts";
+import { kernelKey } from "../../stdlib/kernels/kernel.ts";
+import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
+import { prepareCrossEntropy } from "./library/cross-entropy.ts";
+import { prepareEmbedding, prepareEmbeddingBackward } from "./library/embedding.ts";
+import { generatedStep } from "./library/generated.ts";
+import { prepareMatmul } from "./library/matmul.ts";
+import { prepareNorm, prepareNormBackward } from "./library/norm.ts";
+import { prepareRope } from "./library/rope.ts";
+import type { ExecContext, PreparedLaunch, SideOutputs, Step } from "./steps.ts";
 
-interface Dispatch {
-  spec: KernelSpec;
-  uniforms: UniformValues;
-  tensors: Record<string, GpuTensor>;
+type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
+
+const preparers: Record<string, Preparer> = {
+  elementwise: (ctx, launch) => ok({ steps: [generatedStep(ctx, launch, ctx.tensorOf(launch.outputs[0]))] }),
+  reduce: (ctx, launch) => ok({ steps: [generatedStep(ctx, launch, ctx.tensorOf(launch.outputs[0]))] }),
+  matmul: prepareMatmul,
+  norm: prepareNorm,
+  norm_backward: prepareNormBackward,
+  embedding: prepareEmbedding,
+  embedding_backward: prepareEmbeddingBackward,
+  rope: prepareRope,
+  attention: prepareAttention,
+  attention_backward: prepareAttentionBackward,
+  cross_entropy: prepareCrossEntropy,
+};
+
+/** What one run records. */
+export interface ExecutorStats {
+  /** Kernel dispatches per run (copies of views included). */
+  dispatches: number;
+  /** Generated copies among them: views a library kernel cannot read, and attention's dK/dV split. */
+  copies: number;
+  /** Whole-buffer copies (residual epilogues), which are not dispatches. */
+  bufferCopies: number;
+  /** Dispatches per scheduled launch, in schedule order. */
+  perLaunch: number[];
+  /** Bytes of the node buffers and of scratch (side outputs, masks, plans, tables). */
+  nodeBytes: number;
+  scratchBytes: number;
 }
 
 export class GraphExecutor {
   private readonly buffers = new Map<Node, GpuTensor>();
+  private readonly scratch: GpuTensor[] = [];
   private readonly leaves = new Map<string, Node>();
-  private readonly dispatches: Dispatch[] = [];
+  private readonly hostInts = new Map<Node, Int32Array>();
+  private readonly prepared: PreparedLaunch[] = [];
+  private intsChanged = true;
 
   private constructor(
     private readonly gpu: GpuDevice,
     private readonly schedule: Schedule,
   ) {}
 
-  /** Allocates every buffer and prepares every dispatch; a launch with no kernel is an error. */
+  /** Allocates every buffer and prepares every launch; a launch the runtime cannot run is an error value. */
   static create(gpu: GpuDevice, schedule: Schedule): Result<GraphExecutor> {
     const ex = new GraphExecutor(gpu, schedule);
     for (const launch of schedule.launches) {
@@ -35,12 +78,35 @@ export class GraphExecutor {
       for (const out of launch.outputs) ex.bufferOf(out);
     }
     for (const [, view] of schedule.outputViews) ex.bufferOf(view.base);
+    const ctx = ex.context();
     for (const launch of schedule.launches) {
-      const d = ex.prepare(launch);
-      if (!d.ok) return fail(...d.diagnostics);
-      ex.dispatches.push(d.value);
+      const prepare = preparers[launch.kernel];
+      if (!prepare) return fail(diag("SFT4005", `the runtime cannot execute ${launch.kernel} launches`, { where: launch.launches.join(", ") }));
+      const p = prepare(ctx, launch);
+      if (!p.ok) return p;
+      ex.prepared.push(p.value);
     }
     return ok(ex);
+  }
+
+  private context(): ExecContext {
+    const sideOutputs = new Map<Node, SideOutputs>();
+    return {
+      gpu: this.gpu,
+      matmulStrategy: matmulStrategyFor(this.gpu.adapter.architecture),
+      tensorOf: (n) => {
+        const t = this.buffers.get(n);
+        invariant(t, `node %${n.id} (${n.op}) has no buffer`);
+        return t;
+      },
+      scratch: (dtype: StorageDType, shape, label) => {
+        const t = createTensor(this.gpu, dtype, shape, label);
+        this.scratch.push(t);
+        return t;
+      },
+      register: (n, t) => this.buffers.set(n, t),
+      sideOutputs,
+    };
   }
 
   private bufferOf(n: Node): GpuTensor {
@@ -54,43 +120,90 @@ export class GraphExecutor {
     return t;
   }
 
-  private prepare(launch: Launch): Result<Dispatch> {
-    if (launch.kernel === "elementwise" || launch.kernel === "reduce") {
-      const k = fusedKernel(launch);
-      const tensors: Record<string, GpuTensor> = { [k.output.binding]: this.bufferOf(k.output.node) };
-      for (const { binding, view } of k.inputs) tensors[binding] = this.bufferOf(view.base);
-      return ok({ spec: k.spec, uniforms: k.uniforms, tensors });
-    }
-    return fail(diag("SFT4005", `the runtime cannot execute ${launch.kernel} launches yet`, { where: launch.launches.join(", ") }));
-  }
-
-  /** Writes a parameter's or an input's values (by name). */
+  /** Writes a parameter's or an input's values (by name); i32 inputs are also kept on the host. */
   write(name: string, values: ArrayLike<number>): void {
     const n = this.leaves.get(name);
-    if (n) writeTensor(this.gpu, this.buffers.get(n)!, values);
+    if (!n) return;
+    writeTensor(this.gpu, this.buffers.get(n)!, values);
+    if (n.dtype === "i32") {
+      this.hostInts.set(n, Int32Array.from(values));
+      this.intsChanged = true;
+    }
+  }
+
+  // The host value of an i32 input read through a view, for the launches' refreshes; a buffer
+  // computed from such inputs and constants only (e.g. labels shifted by a generated kernel) is
+  // evaluated on the host by the interpreter.
+  private ints(view: View, cache: Map<Node, Float64Array>): Int32Array | undefined {
+    const value = (n: Node): Float64Array | undefined => {
+      let v = cache.get(n);
+      if (v) return v;
+      if (n.op === "input") v = this.hostInts.has(n) ? Float64Array.from(this.hostInts.get(n)!) : undefined;
+      else if (n.op === "param" || !(ELEMENTWISE_OPS.has(n.op) || MOVEMENT_OPS.has(n.op) || n.op === "const")) v = undefined;
+      else {
+        const xs = n.inputs.map(value);
+        v = xs.every((x) => x) ? evalNode(n, xs as Float64Array[]) : undefined;
+      }
+      if (v) cache.set(n, v);
+      return v;
+    };
+    const base = value(view.base);
+    return base && Int32Array.from(gather(base, view.shape, view.strides, view.offset));
   }
 
   /** Records every launch into one batch and waits for the GPU. */
-  async run(): Promise<void> {
+  async run(): Promise<Result<void>> {
+    if (this.intsChanged) {
+      const cache = new Map<Node, Float64Array>();
+      for (const p of this.prepared) {
+        const r = p.refresh?.((view) => this.ints(view, cache));
+        if (r && !r.ok) return r;
+      }
+      this.intsChanged = false;
+    }
     const batch = new CommandBatch(this.gpu);
-    for (const d of this.dispatches) batch.dispatch(d.spec, d.uniforms, d.tensors);
+    for (const p of this.prepared) for (const s of p.steps) recordStep(batch, s);
     await batch.submit();
+    return ok(undefined);
   }
 
   /** A graph output, gathered through its view into a contiguous array. */
   async read(name: string): Promise<Float64Array> {
     const view = this.schedule.outputViews.get(name);
-    if (!view) throw new Error(`sftc internal error: no graph output ${name}`);
+    invariant(view, `no graph output ${name}`);
     const data = await readFloats(this.gpu, this.buffers.get(view.base)!);
     return gather(Float64Array.from(data), view.shape, view.strides, view.offset);
   }
 
   /** The pipeline cache key of every dispatch, in order. */
   kernelKeys(): string[] {
-    return this.dispatches.map((d) => kernelKey(d.spec));
+    return this.steps().flatMap((s) => (s.kind === "dispatch" ? [kernelKey(s.spec)] : []));
+  }
+
+  stats(): ExecutorStats {
+    const steps = this.steps();
+    const bytes = (ts: Iterable<GpuTensor>) => [...ts].reduce((sum, t) => sum + t.byteSize, 0);
+    const scratch = new Set(this.scratch);
+    return {
+      dispatches: steps.filter((s) => s.kind === "dispatch").length,
+      copies: steps.filter((s) => s.kind === "dispatch" && s.copy).length,
+      bufferCopies: steps.filter((s) => s.kind === "copy").length,
+      perLaunch: this.prepared.map((p) => p.steps.filter((s) => s.kind === "dispatch").length),
+      nodeBytes: bytes(new Set([...this.buffers.values()].filter((t) => !scratch.has(t)))),
+      scratchBytes: bytes(scratch),
+    };
+  }
+
+  private steps(): Step[] {
+    return this.prepared.flatMap((p) => p.steps);
   }
 
   destroy(): void {
-    for (const t of this.buffers.values()) t.destroy();
+    for (const t of new Set([...this.buffers.values(), ...this.scratch])) t.destroy();
   }
+}
+
+function recordStep(batch: CommandBatch, s: Step): void {
+  if (s.kind === "copy") batch.copy(s.src, s.dst);
+  else batch.dispatch(s.spec, s.uniforms, s.tensors);
 }

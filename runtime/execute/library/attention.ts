@@ -1,0 +1,138 @@
+// Fused attention launches, forward and backward. Q, K, V, O and the gradients are (B, L, H, D)
+// views handed to the kernels as strides (no transposes, no copies). The masks are the node's
+// i32 inputs prefixLen (B), keyRange (B, 2) and segmentIds (B, S): they are read on the host at
+// each refresh and packed by maskBindingData into the kernels' mask bindings (batch_info words,
+// segment ids); ALiBi slopes are constant per head count and written once. The forward saves the
+// log-sum-exp (B, Hq, T) as a side output of the attention node for the backward. The backward's
+// dK and dV kernels write one (2, B, S, Hkv, D) buffer, whose halves are then copied to the dK
+// and dV nodes' buffers.
+import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
+import { node, type Node } from "../../../compiler/ir/node.ts";
+import type { Launch } from "../../../compiler/passes/schedule.ts";
+import { contiguousView } from "../../../compiler/passes/views.ts";
+import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
+import { attentionBackwardKernels, attentionBackwardUniforms } from "../../../stdlib/kernels/attention-backward.ts";
+import type { AttentionVariant } from "../../../stdlib/kernels/attention-common.ts";
+import { attentionForwardKernel, attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
+import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
+import { maskBindingData, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
+import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
+import type { GpuTensor } from "../../gpu/tensor.ts";
+import { writeTensor } from "../../gpu/tensor.ts";
+import { inputView, type DispatchStep, type ExecContext, type HostInts, type PreparedLaunch, type Step } from "../steps.ts";
+import { copyView } from "./generated.ts";
+import { tensorView } from "./rope.ts";
+
+// The call of an attention node (q at input `first`: 0 for the forward, 1 for the backward).
+interface Call {
+  shape: AttentionShape;
+  variant: AttentionVariant;
+  scale: number;
+  masks: Node[];
+}
+
+function callOf(n: Node, first: number): Call {
+  const a = n.attrs.attention!;
+  const [q, k] = [n.inputs[first], n.inputs[first + 1]];
+  const [batch, queryLength, queryHeads, headDim] = q.shape;
+  const [, keyLength, kvHeads] = k.shape;
+  const variant: AttentionVariant = { dtype: q.dtype === "f16" ? "f16" : "f32", headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
+  return { shape: { batch, queryHeads, kvHeads, queryLength, keyLength, headDim }, variant, scale: a.scale, masks: n.inputs.slice(first + (first === 0 ? 3 : 4)) };
+}
+
+/**
+ * The mask bindings of `call` for the dispatches in `steps` (their uniforms are set by `setUniforms`
+ * once the mask is known), and the refresh that reads the mask inputs on the host.
+ */
+function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, steps: DispatchStep[], setUniforms: (mask: AttentionMask) => void): (ints: HostInts) => Result<void> {
+  const { batch, keyLength, queryHeads, queryLength } = call.shape;
+  const { variant } = call;
+  const tensors: Record<string, GpuTensor> = {};
+  if (variant.padding || variant.prefix) tensors.batch_info = ctx.scratch("u32", [batch, 4], `batch_info of %${n.id}`);
+  if (variant.segments) tensors.segments = ctx.scratch("i32", [batch, keyLength], `segments of %${n.id}`);
+  const slopes = variant.alibi ? alibiSlopes(queryHeads) : undefined;
+  if (slopes) {
+    tensors.alibi_slopes = ctx.scratch("f32", [queryHeads], `alibi slopes of %${n.id}`);
+    writeTensor(ctx.gpu, tensors.alibi_slopes, slopes);
+  }
+  for (const s of steps) Object.assign(s.tensors, tensors);
+  const views = call.masks.map((m) => inputView(launch, m));
+  return (ints) => {
+    const values = views.map((v) => ints(v));
+    if (values.some((v) => !v)) return fail(diag("SFT4005", `attention %${n.id} needs its mask tensors as graph inputs, read on the host.`));
+    const next = () => values.shift()!;
+    const mask: AttentionMask = {
+      causal: variant.causal,
+      queryOffset: keyLength - queryLength,
+      prefixLengths: variant.prefix ? Uint32Array.from(next()) : undefined,
+      keyRanges: variant.padding ? Uint32Array.from(next()) : undefined,
+      segments: variant.segments ? Int32Array.from(next()) : undefined,
+      alibiSlopes: slopes,
+    };
+    for (const d of maskBindingData(mask, batch, keyLength)) if (d.name !== "alibi_slopes") writeTensor(ctx.gpu, tensors[d.name], d.data);
+    setUniforms(mask);
+    return ok(undefined);
+  };
+}
+
+export function prepareAttention(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
+  const n = launch.outputs[0];
+  const call = callOf(n, 0);
+  const { batch, queryHeads, queryLength } = call.shape;
+  const [q, k, v] = n.inputs.slice(0, 3).map((i) => inputView(launch, i));
+  const lse = ctx.scratch("f32", [batch, queryHeads, queryLength], `log-sum-exp of %${n.id}`);
+  ctx.sideOutputs.set(n, { lse });
+  const step: DispatchStep = {
+    kind: "dispatch",
+    spec: attentionForwardKernel(call.variant),
+    uniforms: {},
+    tensors: { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), o: ctx.tensorOf(n), lse },
+  };
+  const views = { q: tensorView(q), k: tensorView(k), v: tensorView(v), o: denseView("bthd", queryLength, queryHeads, call.shape.headDim) };
+  const refresh = maskBinding(ctx, launch, n, call, [step], (mask) => Object.assign(step.uniforms, attentionForwardUniforms(call.shape, views, call.scale, mask)));
+  return ok({ steps: [step], refresh });
+}
+
+export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
+  const first = launch.outputs[0];
+  const call = callOf(first, 1);
+  const { batch, queryHeads, kvHeads, queryLength, keyLength, headDim } = call.shape;
+  const [dout, q, k, v, o] = first.inputs.slice(0, 5).map((i) => inputView(launch, i));
+  const lse = ctx.sideOutputs.get(o.base)?.lse;
+  if (!lse || o.offset !== 0) return fail(diag("SFT4005", `attention backward %${first.id}: its forward output %${o.base.id} is not an attention launch's result with a saved log-sum-exp`));
+  const wrt = (i: number) => launch.outputs.find((out) => out.attrs.wrt === i);
+  const kvElements = batch * keyLength * kvHeads * headDim;
+  // dK in the first half of one buffer, dV in the second
+  const dkvNode = node("input", [], { name: `dK|dV of %${first.id}`, dtype: first.dtype, shape: [2 * kvElements] });
+  const dkv = ctx.scratch(first.dtype, dkvNode.shape, dkvNode.attrs.name!);
+  ctx.register(dkvNode, dkv);
+  const dq = wrt(0) ? ctx.tensorOf(wrt(0)!) : ctx.scratch(first.dtype, [batch, queryLength, queryHeads, headDim], "unused dQ");
+  const delta = ctx.scratch("f32", [batch, queryHeads, queryLength], `delta of %${first.id}`);
+  const kernels = attentionBackwardKernels(call.variant);
+  const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
+  const dispatches: DispatchStep[] = [
+    { kind: "dispatch", spec: kernels.delta, uniforms: {}, tensors: { o: ctx.tensorOf(o.base), dout: read.dout, delta } },
+    { kind: "dispatch", spec: kernels.dkdv, uniforms: {}, tensors: { ...read, dkv } },
+    { kind: "dispatch", spec: kernels.dq, uniforms: {}, tensors: { ...read, dq } },
+  ];
+  const views = {
+    q: tensorView(q),
+    k: tensorView(k),
+    v: tensorView(v),
+    o: tensorView(o),
+    dout: tensorView(dout),
+    dq: denseView("bthd", queryLength, queryHeads, headDim),
+    dk: denseView("bthd", keyLength, kvHeads, headDim),
+    dv: denseView("bthd", keyLength, kvHeads, headDim, kvElements),
+  };
+  const refresh = maskBinding(ctx, launch, first, call, dispatches, (mask) => {
+    const uniforms = attentionBackwardUniforms(call.shape, views, call.scale, mask);
+    for (const d of dispatches) Object.assign(d.uniforms, uniforms);
+  });
+  const steps: Step[] = [...dispatches];
+  for (const [i, offset] of [[1, 0], [2, kvElements]]) {
+    const out = wrt(i);
+    if (out) steps.push(copyView(ctx, { ...contiguousView(dkvNode), shape: out.shape, strides: contiguousView(out).strides, offset }, ctx.tensorOf(out)));
+  }
+  return ok({ steps, refresh });
+}

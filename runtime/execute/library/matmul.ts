@@ -1,0 +1,115 @@
+// A matmul launch with its fused epilogue (kernel-catalog.ts): C = alpha·op(A)op(B) + bias + beta·R.
+// The epilogue chain is walked from the matmul node through the launch's nodes to recover alpha
+// (a constant factor), the bias (a row vector broadcast over rows) and the residual R (the output
+// buffer starts as a copy of R, then the kernel accumulates with beta = R's constant scale or 1).
+// Operands are read in place when their view is row- or column-major with a row stride (a
+// column-major view flips the operand's transpose flag) and one batch stride; others are copied.
+import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
+import { numel, sameShape, type Node } from "../../../compiler/ir/node.ts";
+import { residualOperand } from "../../../compiler/passes/kernel-catalog.ts";
+import type { KernelInput, Launch } from "../../../compiler/passes/schedule.ts";
+import { reshapeStrides, type View } from "../../../compiler/passes/views.ts";
+import { matmulKernel, matmulUniforms, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
+import type { GpuTensor } from "../../gpu/tensor.ts";
+import type { ExecContext, PreparedLaunch, Step } from "../steps.ts";
+import { contiguousCopy, copyView } from "./generated.ts";
+
+/** How the kernel reads one operand: stored transposed or not, its row stride and batch stride. */
+interface OperandLayout {
+  trans: boolean;
+  ld: number;
+  batchStride: number;
+}
+
+// The layout of an operand whose (..., r, c) view is stored transposed when `trans`, or
+// undefined when the kernel cannot read it (an offset, no unit stride, unmergeable batch dims).
+function operandLayout(v: View, trans: boolean): OperandLayout | undefined {
+  if (v.offset !== 0) return undefined;
+  const rank = v.shape.length;
+  const [r, c] = v.shape.slice(-2);
+  const [sr, sc] = v.strides.slice(-2);
+  let batchStride = 0;
+  if (rank > 2) {
+    const merged = reshapeStrides(v.shape.slice(0, -2), v.strides.slice(0, -2), [numel(v.shape.slice(0, -2))]);
+    if (!merged) return undefined;
+    batchStride = merged[0];
+  }
+  if (c === 1 || sc === 1) return { trans, ld: r === 1 ? c : sr, batchStride };
+  if (r === 1 || sr === 1) return { trans: !trans, ld: sc, batchStride };
+  return undefined;
+}
+
+// alpha, the bias input and the residual input (with its beta) of the launch's epilogue chain
+interface Epilogue {
+  alpha: number;
+  bias?: KernelInput;
+  residual?: KernelInput;
+  beta: number;
+}
+
+function walkEpilogue(launch: Launch, mm: Node): Result<Epilogue> {
+  const e: Epilogue = { alpha: 1, beta: 0 };
+  const inputOf = (n: Node) => launch.inputs.find((i) => i.node === n);
+  let acc = mm;
+  for (const kind of launch.epilogue) {
+    const next = launch.nodes.find((n) => n !== acc && (n.op === "add" || n.op === "mul") && n.inputs.includes(acc) && sameShape(n.shape, mm.shape));
+    if (!next) return fail(diag("SFT4005", `matmul launch: the ${kind} epilogue after %${acc.id} is not in the launch`));
+    const other = next.inputs.find((i) => i !== acc)!;
+    if (kind === "alpha") e.alpha *= other.attrs.value!;
+    else if (kind === "bias") e.bias = inputOf(other);
+    else {
+      const operand = residualOperand(next, acc);
+      e.residual = inputOf(operand);
+      e.beta = operand === other ? 1 : other.inputs[1].attrs.value!;
+    }
+    if ((kind === "bias" && !e.bias) || (kind === "residual" && !e.residual)) return fail(diag("SFT4005", `matmul launch: the ${kind} operand of %${next.id} is not read from a buffer`));
+    acc = next;
+  }
+  return ok(e);
+}
+
+export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
+  const mm = launch.nodes.find((n) => n.op === "matmul")!;
+  const out = launch.outputs[0];
+  const epilogue = walkEpilogue(launch, mm);
+  if (!epilogue.ok) return epilogue;
+  const { alpha, bias, residual, beta } = epilogue.value;
+  const steps: Step[] = [];
+  const [x, y] = mm.inputs;
+  const batch = numel(mm.shape.slice(0, -2));
+  const m = mm.shape[mm.shape.length - 2];
+  const n = mm.shape[mm.shape.length - 1];
+  const k = mm.attrs.transA ? x.shape[x.shape.length - 2] : x.shape[x.shape.length - 1];
+
+  // each operand in place, or a contiguous copy first
+  const operand = (input: Node, trans: boolean, name: string): { tensor: GpuTensor; layout: OperandLayout } => {
+    const view = launch.inputs.find((i) => i.node === input)!.view;
+    const layout = operandLayout(view, trans);
+    if (layout) return { tensor: ctx.tensorOf(view.base), layout };
+    const copy = contiguousCopy(ctx, view, `${name} of %${mm.id} (copied view)`);
+    steps.push(copy.step);
+    return { tensor: copy.tensor, layout: operandLayout(copy.view, trans)! };
+  };
+  const a = operand(x, !!mm.attrs.transA, "A");
+  const b = operand(y, !!mm.attrs.transB, "B");
+
+  const tensors: Record<string, GpuTensor> = { a: a.tensor, b: b.tensor, c: ctx.tensorOf(out) };
+  if (bias) {
+    // a row vector (stride 1 along N, 0 elsewhere) read from index 0
+    const row: View = { base: bias.view.base, shape: [n], strides: [1], offset: bias.view.offset };
+    if (row.offset === 0) tensors.bias = ctx.tensorOf(row.base);
+    else {
+      const copy = contiguousCopy(ctx, row, `bias of %${mm.id} (copied view)`);
+      steps.push(copy.step);
+      tensors.bias = copy.tensor;
+    }
+  }
+  // the output starts as the residual; the kernel adds beta times it
+  if (residual) steps.push(copyView(ctx, residual.view, tensors.c));
+
+  const shape: MatmulShape = { batch, m, n, k, strideA: a.layout.batchStride, strideB: b.layout.batchStride, lda: a.layout.ld, ldb: b.layout.ld, alpha, beta };
+  const trans = { transA: a.layout.trans, transB: b.layout.trans };
+  const spec = matmulKernel({ a: a.tensor.dtype, b: b.tensor.dtype, out: tensors.c.dtype, ...trans, bias: tensors.bias?.dtype, accumulate: !!residual }, shape, ctx.matmulStrategy);
+  steps.push({ kind: "dispatch", spec, uniforms: { ...matmulUniforms(shape, trans) }, tensors });
+  return ok({ steps });
+}

@@ -1,0 +1,73 @@
+// What preparing one scheduled launch produces: the GPU steps recorded for it every run, and
+// an optional host refresh that rewrites the data derived from i32 graph inputs (attention mask
+// words, RoPE positions and tables, the embedding-gradient plan, the token count of the loss)
+// before a run whose i32 inputs changed. The context gives launch preparers buffers, scratch
+// allocations, side outputs of earlier launches and generated copies.
+import type { Result } from "../../compiler/diagnostics.ts";
+import type { Node } from "../../compiler/ir/node.ts";
+import type { Launch } from "../../compiler/passes/schedule.ts";
+import type { View } from "../../compiler/passes/views.ts";
+import { invariant } from "../../compiler/diagnostics.ts";
+import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import type { GpuDevice } from "../gpu/device.ts";
+import type { GpuTensor } from "../gpu/tensor.ts";
+
+/** One kernel dispatch; a refresh may change its uniforms and swap its tensors. */
+export interface DispatchStep {
+  kind: "dispatch";
+  spec: KernelSpec;
+  uniforms: Record<string, number>;
+  tensors: Record<string, GpuTensor>;
+  /** A copy of a view the launch's kernel cannot read (counted apart). */
+  copy?: boolean;
+}
+
+/** A whole-buffer copy between two buffers of one size (no kernel). */
+export interface CopyStep {
+  kind: "copy";
+  src: GpuTensor;
+  dst: GpuTensor;
+}
+
+export type Step = DispatchStep | CopyStep;
+
+/** The host values of i32 graph inputs, read through a view; undefined if `view` is not over one. */
+export type HostInts = (view: View) => Int32Array | undefined;
+
+export interface PreparedLaunch {
+  steps: Step[];
+  /** Rewrites host-derived data from the i32 inputs (before the first run and whenever they change). */
+  refresh?: (ints: HostInts) => Result<void>;
+}
+
+/** Statistics a forward kernel saves for its backward (norm mean/rstd, attention log-sum-exp). */
+export type SideOutputs = Record<string, GpuTensor>;
+
+export interface ExecContext {
+  gpu: GpuDevice;
+  matmulStrategy: MatmulStrategy;
+  /** The buffer of a node (one per buffer-backed node). */
+  tensorOf(n: Node): GpuTensor;
+  /** An allocation that belongs to no node: side outputs, scratch, host-written data. */
+  scratch(dtype: StorageDType, shape: readonly number[], label: string): GpuTensor;
+  /** Makes `tensor` the buffer of `n`, a node made by the executor (e.g. the source of a copy). */
+  register(n: Node, tensor: GpuTensor): void;
+  /** Side outputs saved by the launch that computed `n`. */
+  sideOutputs: Map<Node, SideOutputs>;
+}
+
+/** The view through which `launch` reads input node `n`. */
+export function inputView(launch: Launch, n: Node): View {
+  const input = launch.inputs.find((i) => i.node === n);
+  invariant(input, `launch ${launch.launches.join(",")} does not read %${n.id}`);
+  return input.view;
+}
+
+/** The buffer of an input that the launch's kernel reads whole (the catalog asked for a contiguous view). */
+export function wholeInput(ctx: ExecContext, launch: Launch, n: Node): GpuTensor {
+  const view = inputView(launch, n);
+  invariant(view.offset === 0, `launch ${launch.launches.join(",")} reads %${n.id} at an offset`);
+  return ctx.tensorOf(view.base);
+}
