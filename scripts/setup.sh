@@ -9,6 +9,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# Bundle the CLI so it starts fast (bin/sftc.js falls back to the sources when they are newer).
+npm run --silent build
+
 if node scripts/probe-gpu.js 2>/dev/null; then
   exit 0
 fi

@@ -5,6 +5,7 @@
 import { readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
+import { installRoot, sftcVersion } from "../install.ts";
 import { HashCache, sha256Text, type FileFingerprint } from "./file-hash.ts";
 
 export const lockVersion = 1;
@@ -45,7 +46,6 @@ export interface Drift {
   detail: string;
 }
 
-const repoRoot = resolve(import.meta.dirname, "..", "..");
 
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });
@@ -57,10 +57,9 @@ async function listFiles(dir: string): Promise<string[]> {
 
 /** sftc's version and the content hash of its stdlib. */
 export async function toolVersions(): Promise<{ sftc: string; stdlib: string }> {
-  const pkg = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as { version: string };
-  const stdlibDir = join(repoRoot, "stdlib");
+  const stdlibDir = join(installRoot, "stdlib");
   const parts = await Promise.all((await listFiles(stdlibDir)).map(async (f) => `${relative(stdlibDir, f)}\0${await readFile(f, "utf8")}`));
-  return { sftc: pkg.version, stdlib: sha256Text(parts.join("\0")) };
+  return { sftc: sftcVersion, stdlib: sha256Text(parts.join("\0")) };
 }
 
 const portable = (base: string, path: string) => relative(base, resolve(path)).split("\\").join("/");
