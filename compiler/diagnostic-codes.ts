@@ -53,6 +53,8 @@ const table = {
   SFT3005: { severity: "error", title: "LoRA rank too large" },
   SFT3006: { severity: "error", title: "sequence longer than the model's positions" },
   SFT3007: { severity: "warning", title: "lossy conversion of the published weights" },
+  // SFT31xx: memory plans
+  SFT3101: { severity: "error", title: "memory plan exceeds the device memory" },
 
   // ---- SFT4xxx: lowering and fusion ----
   SFT4001: { severity: "error", title: "model dimensions do not fit together" },

@@ -1,0 +1,82 @@
+// The memory plan as people read it (a table, one buffer class per row) and as JSON.
+import { formatBytes } from "../passes/memory-plan.ts";
+import type { DeviceMemory } from "./device-memory.ts";
+import type { PipelinePlan } from "./step-plan.ts";
+
+/** What the printed plan says about the pipeline and its model. */
+export interface PlanHeader {
+  pipeline: string;
+  file: string;
+  family: string;
+  /** Where the dimensions came from. */
+  source: string;
+  dims: { hidden: number; layers: number; heads: number; kvHeads: number; ffn: number; vocab: number };
+}
+
+const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} K` : String(n));
+
+/** The plan as a table with its notes. */
+export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory | null): string {
+  const s = p.settings;
+  const t = p.training;
+  const d = h.dims;
+  const storage = s.method.kind === "qlora" && s.method.nf4 ? `NF4 linears (block ${s.method.nf4.blockSize}${s.method.nf4.doubleQuant ? ", double-quantized" : ""}), the rest ${s.dtype}` : s.dtype;
+  const rows: [string, number, string][] = [
+    ["base weights", t.weights, storage],
+    ["LoRA adapters", t.adapters, "f32"],
+    ["master weights", t.masterWeights, s.dtype === "f32" ? "f32 weights are their own master copy" : t.masterWeights ? "f32 copies of the trained 16-bit weights" : "none: no 16-bit weight trains"],
+    ["optimizer state", t.optimizerState, s.optimizer === "adamw" ? "AdamW m and v, f32" : "SGD keeps none"],
+    ["gradient accumulators", t.gradientAccumulators, s.gradAccum > 1 ? `f32, grad_accum = ${s.gradAccum}` : "none: grad_accum = 1, the update reads the step's gradients"],
+    ["inputs", t.inputs, "token ids, labels, positions, constants"],
+    ["arena", t.arena, "activations and step gradients, reused by liveness"],
+    ["  activations (peak live)", t.activations, s.gradientCheckpointing ? "gradient checkpointing at every layer input" : "no gradient checkpointing"],
+    ["  gradients", t.gradients, "f32, written by the backward"],
+    ["uniform arenas (runtime)", t.uniforms, `64 KiB each, one 256-byte slot per dispatch (${p.launches} launches + AdamW)`],
+    ["loss readback (runtime)", t.staging, "staging buffer"],
+  ];
+  const width = Math.max(...rows.map((r) => r[0].length));
+  const line = (label: string, bytes: number, note: string) => `  ${label.padEnd(width)}  ${formatBytes(bytes).padStart(10)}  ${note}`;
+  const out = [
+    `memory plan of ${h.pipeline} (${h.file})`,
+    `model   ${h.family}: ${d.layers} layers, hidden ${d.hidden}, ${d.heads} heads (${d.kvHeads} key/value), ffn ${d.ffn}, vocab ${d.vocab}; dimensions from ${h.source}`,
+    `method  ${p.method}: ${count(p.parameters.total)} parameters, ${count(p.parameters.trainable)} trained`,
+    `step    batch ${s.batch} x ${s.seq} tokens, grad_accum ${s.gradAccum}, gradient checkpointing ${s.gradientCheckpointing ? "on" : "off"}`,
+    "",
+    "training step",
+    ...rows.map((r) => line(...r)),
+    line("peak", t.peak, "sum of the rows above, arena once"),
+  ];
+  const g = p.generation;
+  if (g) {
+    out.push(
+      "",
+      `generation (${g.strategy}, ${g.sequences} sequence${g.sequences === 1 ? "" : "s"} of up to ${g.contextTokens} tokens)`,
+      line("KV cache", g.kvCache, "keys and values of every layer, f32"),
+      line("step arena", g.arena, "one forward step"),
+      line("logits readback", g.staging, "staging buffer"),
+      line("peak", g.peak, "with the base weights and adapters; training buffers released"),
+    );
+  }
+  out.push("", `peak ${formatBytes(p.peakBytes)} (${p.peakBytes} bytes); planned over ${p.depth.planned} of ${p.depth.layers}`);
+  if (device) out.push(`device memory ${formatBytes(device.bytes)} (${device.source}): ${p.peakBytes <= device.bytes ? "fits" : "does not fit"}`);
+  else out.push("device memory not given: set --memory or SFT_DEVICE_MEMORY to check the plan against it");
+  return `${out.join("\n")}\n`;
+}
+
+/** The plan as plain JSON (bytes as integers). */
+export function planJson(h: PlanHeader, p: PipelinePlan, device: DeviceMemory | null): Record<string, unknown> {
+  return {
+    pipeline: h.pipeline,
+    file: h.file,
+    model: { family: h.family, source: h.source, ...h.dims },
+    settings: p.settings,
+    method: p.method,
+    parameters: p.parameters,
+    training: p.training,
+    generation: p.generation,
+    peakBytes: p.peakBytes,
+    launches: p.launches,
+    depth: p.depth,
+    device: device && { ...device, fits: p.peakBytes <= device.bytes },
+  };
+}

@@ -1,0 +1,21 @@
+// The plan against what a runtime actually allocated: the check behind "the compile-time plan is
+// within 5% of the measured peak". A runtime that tracks its GPU buffers calls this with the
+// bytes it had allocated at its highest point.
+import { formatBytes } from "../passes/memory-plan.ts";
+
+export interface PlanComparison {
+  plannedBytes: number;
+  allocatedBytes: number;
+  /** (planned − allocated) / allocated. */
+  relativeError: number;
+  withinTolerance: boolean;
+  summary: string;
+}
+
+/** Compares a planned peak with the bytes allocated at the runtime's peak; `tolerance` defaults to 5%. */
+export function comparePlanWithAllocated(plannedBytes: number, allocatedBytes: number, tolerance = 0.05): PlanComparison {
+  const relativeError = (plannedBytes - allocatedBytes) / allocatedBytes;
+  const withinTolerance = Math.abs(relativeError) <= tolerance;
+  const summary = `planned ${formatBytes(plannedBytes)}, allocated ${formatBytes(allocatedBytes)}: ${(100 * relativeError).toFixed(2)}% (${withinTolerance ? "within" : "outside"} ${100 * tolerance}%)`;
+  return { plannedBytes, allocatedBytes, relativeError, withinTolerance, summary };
+}

@@ -1,0 +1,266 @@
+// The memory plan of one optimizer step of a pipeline, before any weight is loaded. The family's
+// graph is built, differentiated and compiled symbolically; the compiled schedule's memory plan
+// gives the arena of activations and step gradients (with liveness reuse, and with gradient
+// checkpointing at the layer inputs when the pipeline asks for it). Persistent buffers are counted
+// from the graph's parameters in their storage formats: base weights (f32/f16/bf16, or NF4 for
+// QLoRA), f32 adapters, f32 master copies of trained 16-bit weights, AdamW's m and v, gradient
+// accumulators. What the runtime adds beyond the graph is counted and named: uniform arenas and
+// the loss readback. Generation after training needs a KV cache, planned separately.
+//
+// Every layer adds the same buffers, so the persistent figures, the activation peak and the
+// generation figures grow linearly with depth: planned at 2 and 3 layers they extrapolate exactly
+// (tests check this). The arena's placement does not: first fit over 32 layers fragments more
+// than over 3. So the training step is compiled at full depth (about 2 s for 7B), and the
+// alternatives offered as advice are extrapolated and marked as estimates.
+import { invariant, ok, type Result } from "../diagnostics.ts";
+import { trainingGraph } from "../autodiff/grad.ts";
+import { graph, numel, topoSort, type Node } from "../ir/node.ts";
+import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
+import { compileGraph } from "../passes/compile.ts";
+import { kernelCount } from "../passes/print-schedule.ts";
+import type { ModelConfig } from "../../stdlib/families/config.ts";
+import type { Family, ParamRole } from "../../stdlib/families/family.ts";
+import { describeMethod, type PlanSettings } from "./settings.ts";
+import { denseStorageBytes, isQuantizedRole, nf4StorageBytes } from "./storage.ts";
+
+/** Bytes of one training step, by what holds them. The peak is the sum of all but the arena's parts. */
+export interface TrainingFigures {
+  /** Frozen and trained base weights in their storage format. */
+  weights: number;
+  /** LoRA A and B matrices (f32). */
+  adapters: number;
+  /** f32 copies of trained 16-bit base weights, which the update is applied to. */
+  masterWeights: number;
+  /** AdamW's first and second moments, f32. */
+  optimizerState: number;
+  /** f32 sums of the micro-batch gradients (only with grad_accum > 1). */
+  gradientAccumulators: number;
+  /** Token ids, labels, positions and graph constants of one micro-batch. */
+  inputs: number;
+  /** The planned arena: activations and the step's gradients, placed with liveness reuse. */
+  arena: number;
+  /** Of the arena: the most activation bytes live at once. */
+  activations: number;
+  /** Of the arena: the gradients the backward writes (f32). */
+  gradients: number;
+  /** Runtime: uniform arenas for the step's dispatches. */
+  uniforms: number;
+  /** Runtime: staging buffer that reads the loss back. */
+  staging: number;
+  peak: number;
+}
+
+export interface GenerationFigures {
+  strategy: string;
+  /** Sequences decoded together (beams). */
+  sequences: number;
+  /** Tokens the cache holds per sequence: max_length of the data plus max_new_tokens, at most the model's positions. */
+  contextTokens: number;
+  /** Keys and values of every layer, f32. */
+  kvCache: number;
+  /** Arena of one forward step (planned for two tokens, the graph's smallest). */
+  arena: number;
+  /** Staging buffer for one row of logits per sequence. */
+  staging: number;
+  /** Weights, adapters, KV cache, step arena and staging: training's other buffers are released. */
+  peak: number;
+}
+
+export interface PipelinePlan {
+  settings: PlanSettings;
+  method: string;
+  parameters: { total: number; trainable: number };
+  training: TrainingFigures;
+  generation: GenerationFigures | null;
+  /** The larger of the training and generation peaks. */
+  peakBytes: number;
+  /** Kernel dispatches of one micro-batch step (forward and backward). */
+  launches: number;
+  /** How the layers were planned. */
+  depth: { layers: number; planned: "every layer" | "2 and 3 layers, extrapolated" };
+}
+
+// runtime/gpu/batch.ts: uniform arenas of 64 KiB, one slot per dispatch at WebGPU's default
+// minUniformBufferOffsetAlignment of 256 bytes (every kernel's uniforms fit one slot).
+const UNIFORM_ARENA_BYTES = 64 * 1024;
+const UNIFORM_SLOT_BYTES = 256;
+/**
+ * Plans one optimizer step (and the generation after it) of `family` with `config` under
+ * `settings`. `estimate` extrapolates the training step from 2 and 3 layers (fast, the arena
+ * approximate) instead of compiling every layer.
+ */
+export function planStep(family: Family, config: ModelConfig, settings: PlanSettings, options: { estimate?: boolean } = {}): Result<PipelinePlan> {
+  const layers = config.dims.layers;
+  const depth = (n: number): ModelConfig => ({ ...config, dims: { ...config.dims, layers: n } });
+  const shallow = layers <= 3;
+  const frozenLayers = settings.method.kind === "full" && settings.method.freezeLayers > 0;
+  const estimate = options.estimate === true && !shallow && !frozenLayers;
+
+  const step = estimate ? extrapolated((n) => probeStep(family, depth(n), settings), layers) : probeStep(family, config, settings);
+  if (!step.ok) return step;
+  const p = step.value;
+  const wantsGeneration = settings.generation !== null && settings.generation.maxNewTokens > 0;
+  const generation = !wantsGeneration
+    ? ok(null)
+    : shallow
+      ? probeGeneration(family, config, settings)
+      : extrapolated((n) => probeGeneration(family, depth(n), settings), layers);
+  if (!generation.ok) return generation;
+
+  const uniforms = Math.ceil((p.dispatches * UNIFORM_SLOT_BYTES) / UNIFORM_ARENA_BYTES) * UNIFORM_ARENA_BYTES;
+  const t = { ...p.training, uniforms };
+  const training: TrainingFigures = {
+    ...t,
+    peak: t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.inputs + t.arena + t.uniforms + t.staging,
+  };
+  const g = generation.value;
+  const decoding = g && { ...g, peak: t.weights + t.adapters + g.kvCache + g.arena + g.staging };
+  return ok({
+    settings,
+    method: describeMethod(settings.method),
+    parameters: { total: p.parameters, trainable: p.trainableParameters },
+    training,
+    generation: decoding,
+    peakBytes: Math.max(training.peak, decoding?.peak ?? 0),
+    launches: p.launches,
+    depth: { layers, planned: estimate ? "2 and 3 layers, extrapolated" : "every layer" },
+  });
+}
+
+/** The figures of a training step at one depth. */
+interface StepProbe {
+  parameters: number;
+  trainableParameters: number;
+  /** Launches of the compiled step. */
+  launches: number;
+  /** Dispatches that take a uniform slot: the launches plus one AdamW update per trained tensor. */
+  dispatches: number;
+  training: Omit<TrainingFigures, "peak" | "uniforms">;
+}
+
+function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result<StepProbe> {
+  const m = s.method;
+  const built = buildFamilyGraph(family, config, { batch: s.batch, seq: s.seq, method: graphMethod(s) });
+  if (!built.ok) return built;
+  const g = built.value;
+  const roles = roleIndex(family);
+  const trainable = trainableParams(g, s, roles);
+  const train = trainingGraph(g.loss, trainable);
+  if (!train.ok) return train;
+  const compiled = compileGraph(train.value.graph, s.gradientCheckpointing ? { checkpoints: layerInputs(g, family, config.dims.layers) } : {});
+  if (!compiled.ok) return compiled;
+  const plan = compiled.value.plan;
+
+  const trained = new Set(trainable);
+  let weights = 0;
+  let masterWeights = 0;
+  for (const [name, w] of g.weights) {
+    const role = roles(name).role;
+    weights += m.kind === "qlora" && m.nf4 && isQuantizedRole(role) ? nf4StorageBytes(numel(w.shape), m.nf4) : denseStorageBytes(s.dtype, numel(w.shape));
+    if (trained.has(w) && s.dtype !== "f32") masterWeights += denseStorageBytes("f32", numel(w.shape));
+  }
+  const f32 = (nodes: Iterable<Node>) => [...nodes].reduce((sum, n) => sum + denseStorageBytes("f32", numel(n.shape)), 0);
+  const count = (nodes: Iterable<Node>) => [...nodes].reduce((sum, n) => sum + numel(n.shape), 0);
+  const launches = kernelCount(compiled.value.schedule);
+  return ok({
+    parameters: count(g.weights.values()) + count(g.adapters.values()),
+    trainableParameters: count(trainable),
+    launches,
+    dispatches: launches + trainable.length,
+    training: {
+      weights,
+      adapters: f32(g.adapters.values()),
+      masterWeights,
+      optimizerState: s.optimizer === "adamw" ? 2 * f32(trainable) : 0,
+      gradientAccumulators: s.gradAccum > 1 ? f32(trainable) : 0,
+      inputs: plan.categories.inputs,
+      arena: plan.arenaBytes,
+      activations: plan.categories.activations,
+      gradients: plan.categories.gradients,
+      staging: denseStorageBytes("f32", 1),
+    },
+  });
+}
+
+/** Decoding after training: a KV cache per layer and one forward step's arena. */
+function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): Result<Omit<GenerationFigures, "peak">> {
+  const gen = s.generation!;
+  const d = config.dims;
+  const step = buildFamilyGraph(family, config, { batch: gen.sequences, seq: 2, method: graphMethod(s) });
+  if (!step.ok) return step;
+  const compiled = compileGraph(graph([["logits", step.value.logits]]));
+  if (!compiled.ok) return compiled;
+  const contextTokens = Math.min(s.seq + gen.maxNewTokens, d.maxPositions);
+  return ok({
+    strategy: gen.strategy,
+    sequences: gen.sequences,
+    contextTokens,
+    kvCache: d.layers * 2 * denseStorageBytes("f32", gen.sequences * contextTokens * d.kvHeads * d.headDim),
+    arena: compiled.value.plan.arenaBytes,
+    staging: denseStorageBytes("f32", gen.sequences * d.vocab),
+  });
+}
+
+function graphMethod(s: PlanSettings): TrainingMethod {
+  const m = s.method;
+  return m.kind === "full" ? { kind: "full" } : { kind: "lora", rank: m.rank, alpha: m.alpha, targets: m.targets };
+}
+
+/** What trains: every weight not frozen (full), or the adapters plus the biases and modules the method names. */
+function trainableParams(g: FamilyGraph, s: PlanSettings, roles: RoleIndex): Node[] {
+  const m = s.method;
+  const named = [...g.weights].map(([name, node]) => ({ node, name, ...roles(name) }));
+  if (m.kind === "full") {
+    return named.filter((w) => !(m.freezeEmbeddings && w.role === "embed.weight") && !(w.layer !== null && w.layer < m.freezeLayers)).map((w) => w.node);
+  }
+  const adapted = new Set([...g.adapters.keys()].map((n) => n.replace(/\.lora_[AB]\.weight$/, "")));
+  const saved = new Set<ParamRole>(m.modulesToSave.map((x) => (x === "embeddings" ? "embed.weight" : "head.weight")));
+  const extra = named.filter(
+    (w) =>
+      saved.has(w.role) ||
+      (m.bias === "all" && w.name.endsWith(".bias")) ||
+      (m.bias === "lora_only" && w.name.endsWith(".bias") && adapted.has(w.name.slice(0, -".bias".length))),
+  );
+  return [...g.adapters.values(), ...extra.map((w) => w.node)];
+}
+
+type RoleIndex = (name: string) => { role: ParamRole; layer: number | null };
+
+/** The declared role and layer of a checkpoint tensor name. */
+function roleIndex(family: Family): RoleIndex {
+  const patterns = family.tensors.map((t) => {
+    const escaped = t.name.split("{layer}").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+    return { role: t.role, pattern: new RegExp(`^${escaped.join("(\\d+)")}$`) };
+  });
+  return (name) => {
+    for (const { role, pattern } of patterns) {
+      const match = pattern.exec(name);
+      if (match) return { role, layer: match[1] === undefined ? null : Number(match[1]) };
+    }
+    invariant(false, `${family.name}: graph weight ${name} has no declared tensor`);
+  };
+}
+
+/** Each layer's input (the residual stream entering it): what gradient checkpointing keeps. */
+function layerInputs(g: FamilyGraph, family: Family, layers: number): Node[] {
+  const decl = family.tensors.find((t) => t.role === "attn_norm.weight");
+  invariant(decl, `${family.name} declares no attention norm`);
+  const norms = new Set(Array.from({ length: layers }, (_, i) => g.weights.get(decl.name.replaceAll("{layer}", String(i)))));
+  const inputs = topoSort([g.loss]).filter((n) => (n.op === "rms_norm" || n.op === "layer_norm") && norms.has(n.inputs[1])).map((n) => n.inputs[0]);
+  invariant(inputs.length === layers, `${family.name}: found ${inputs.length} layer inputs for ${layers} layers`);
+  return inputs;
+}
+
+/** Each numeric figure of `at(2)` + (layers − 2)·(`at(3)` − `at(2)`); other fields as at 2 layers. */
+function extrapolated<T extends object>(at: (layers: number) => Result<T>, layers: number): Result<T> {
+  const two = at(2);
+  if (!two.ok) return two;
+  const three = at(3);
+  if (!three.ok) return three;
+  const line = (a: unknown, b: unknown): unknown => {
+    if (typeof a === "number") return a + (layers - 2) * ((b as number) - a);
+    if (a !== null && typeof a === "object") return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, line(v, (b as Record<string, unknown>)[k])]));
+    return a;
+  };
+  return ok(line(two.value, three.value) as T);
+}

@@ -1,0 +1,43 @@
+// Bytes of a tensor in its storage format: one GPU buffer per tensor (rounded to 16 bytes, as
+// stdlib/kernels/dtype.ts sizes them), or QLoRA's NF4 layout: two 4-bit codes per byte, one
+// absmax per block, and with double quantization the absmax values as 8-bit codes with one f32
+// scale per block of absmax values and one f32 offset per tensor (runtime/quant/nf4.ts).
+import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { ParamRole } from "../../stdlib/families/family.ts";
+
+/** How QLoRA stores a quantized weight. */
+export interface Nf4Layout {
+  /** Weights per absmax block (bitsandbytes: 64). */
+  blockSize: number;
+  doubleQuant: boolean;
+  /** Absmax values per f32 scale of the second quantization (bitsandbytes: 256). */
+  doubleQuantBlockSize: number;
+}
+
+/** The parts of an NF4 tensor of `numel` weights, in bytes, before buffer rounding. */
+export function nf4Parts(numel: number, layout: Nf4Layout): { codes: number; absmax: number; scales: number; offset: number } {
+  const blocks = Math.ceil(numel / layout.blockSize);
+  const codes = Math.ceil(numel / 2);
+  if (!layout.doubleQuant) return { codes, absmax: 4 * blocks, scales: 0, offset: 0 };
+  return { codes, absmax: blocks, scales: 4 * Math.ceil(blocks / layout.doubleQuantBlockSize), offset: 4 };
+}
+
+/** GPU bytes of an NF4 tensor: codes, absmax (codes), scales and the offset, each its own buffer. */
+export function nf4StorageBytes(numel: number, layout: Nf4Layout): number {
+  const parts = nf4Parts(numel, layout);
+  const buffer = (bytes: number) => (bytes === 0 ? 0 : storageBytes("u32", Math.ceil(bytes / 4)));
+  return buffer(parts.codes) + buffer(parts.absmax) + buffer(parts.scales) + buffer(parts.offset);
+}
+
+/** GPU bytes of a dense tensor of `numel` elements. */
+export function denseStorageBytes(dtype: StorageDType, numel: number): number {
+  return storageBytes(dtype, numel);
+}
+
+/**
+ * The weights QLoRA quantizes: the linear layers inside the transformer blocks. Embeddings, the
+ * output head (bitsandbytes skips `lm_head`), norms and biases stay in the model's dtype.
+ */
+export function isQuantizedRole(role: ParamRole): boolean {
+  return role.startsWith("attn.") ? role.endsWith(".weight") : role.startsWith("mlp.") && role.endsWith(".weight");
+}
