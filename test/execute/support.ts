@@ -1,0 +1,71 @@
+// Shared by the executor tests: compile a graph, run it on the GPU with the given feeds, and
+// read every output back; plus the fixture models' forward and training graphs.
+import * as assert from "uvu/assert";
+import { trainingGraph } from "../../compiler/autodiff/grad.ts";
+import type { Graph } from "../../compiler/ir/node.ts";
+import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
+import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { GraphExecutor, type ExecutorStats } from "../../runtime/execute/executor.ts";
+import { expectOk } from "../support/result.ts";
+import type { Fixture } from "../models/support.ts";
+
+export interface GpuRun {
+  compiled: Compiled;
+  outputs: Map<string, Float64Array>;
+  stats: ExecutorStats;
+}
+
+/** Compiles `g`, runs it `runs` times on the GPU and returns the outputs of each run. */
+export async function runOnGpu(gpu: GpuDevice, g: Graph, feeds: ReadonlyMap<string, Float64Array>, runs = 1): Promise<GpuRun[]> {
+  const compiled = expectOk(compileGraph(g));
+  const ex = expectOk(GraphExecutor.create(gpu, compiled.schedule));
+  try {
+    for (const [name, values] of feeds) ex.write(name, values);
+    const results: GpuRun[] = [];
+    for (let r = 0; r < runs; r++) {
+      expectOk(await ex.run());
+      const outputs = new Map<string, Float64Array>();
+      for (const name of g.outputs.keys()) outputs.set(name, await ex.read(name));
+      results.push({ compiled, outputs, stats: ex.stats() });
+    }
+    const errors = await gpu.takeErrors();
+    assert.equal(errors.map((e) => e.message), [], "GPU errors");
+    return results;
+  } finally {
+    ex.destroy();
+  }
+}
+
+/** The fixture's family graph for its golden batch. */
+export function fixtureGraph(fixture: Fixture, method?: TrainingMethod): FamilyGraph {
+  const { golden } = fixture;
+  return expectOk(buildFamilyGraph(fixture.family, fixture.config, { batch: golden.input_ids.length, seq: golden.input_ids[0].length, method }));
+}
+
+/** The training graph (loss and `grad.<name>` of every trainable parameter). */
+export function trainingOf(g: FamilyGraph): Graph {
+  return expectOk(trainingGraph(g.loss, g.trainable)).graph;
+}
+
+/** The executor's dispatches for `g` (prepared, not run): no weights are needed. */
+export function dispatchCount(gpu: GpuDevice, g: Graph): number {
+  const compiled = expectOk(compileGraph(g));
+  const ex = expectOk(GraphExecutor.create(gpu, compiled.schedule));
+  const n = ex.stats().dispatches;
+  ex.destroy();
+  return n;
+}
+
+/**
+ * Dispatches one more layer adds, forward and training: the difference between the fixture's
+ * model and the same model with one layer more (exact, whatever runs outside the layers).
+ */
+export function dispatchesPerLayer(gpu: GpuDevice, fixture: Fixture): { forward: number; training: number } {
+  const deeper: Fixture = { ...fixture, config: { ...fixture.config, dims: { ...fixture.config.dims, layers: fixture.config.dims.layers + 1 } } };
+  const [base, more] = [fixture, deeper].map((f) => fixtureGraph(f));
+  return {
+    forward: dispatchCount(gpu, more.graph) - dispatchCount(gpu, base.graph),
+    training: dispatchCount(gpu, trainingOf(more)) - dispatchCount(gpu, trainingOf(base)),
+  };
+}
