@@ -50,6 +50,8 @@ export class GpuDevice {
   readonly hasF16: boolean;
   readonly hasSubgroups: boolean;
   readonly hasTimestamps: boolean;
+  /** Bytes of tensor buffers alive now and at most so far (tensor.ts keeps them up to date). */
+  readonly memory = { liveBytes: 0, peakBytes: 0 };
   private readonly errors: Diagnostic[] = [];
   private lost = false;
 
@@ -73,6 +75,12 @@ export class GpuDevice {
       this.lost = true;
       this.errors.push(lost);
     });
+  }
+
+  /** Records a tensor allocation (positive) or release (negative) of `bytes`. */
+  countBytes(bytes: number): void {
+    this.memory.liveBytes += bytes;
+    this.memory.peakBytes = Math.max(this.memory.peakBytes, this.memory.liveBytes);
   }
 
   get queue(): GPUQueue {

@@ -6,21 +6,28 @@ import type { GpuDevice } from "./device.ts";
 /** A GPU buffer holding `shape` elements of `dtype`, row-major. */
 export class GpuTensor {
   readonly numel: number;
+  private destroyed = false;
 
   constructor(
+    private readonly gpu: GpuDevice,
     readonly buffer: GPUBuffer,
     readonly dtype: StorageDType,
     readonly shape: readonly number[],
     readonly label: string,
   ) {
     this.numel = shape.reduce((a, b) => a * b, 1);
+    gpu.countBytes(buffer.size);
   }
 
   get byteSize(): number {
     return this.buffer.size;
   }
 
+  /** Frees the buffer now (VRAM is not left to the garbage collector); a second call does nothing. */
   destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.gpu.countBytes(-this.buffer.size);
     this.buffer.destroy();
   }
 }
@@ -30,7 +37,7 @@ export function createTensor(gpu: GpuDevice, dtype: StorageDType, shape: readonl
   invariant(shape.every((d) => Number.isInteger(d) && d >= 0), `bad shape [${shape}] for ${label}`);
   const numel = shape.reduce((a, b) => a * b, 1);
   const buffer = gpu.device.createBuffer({ label, size: storageBytes(dtype, numel), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-  return new GpuTensor(buffer, dtype, shape, label);
+  return new GpuTensor(gpu, buffer, dtype, shape, label);
 }
 
 /** A tensor filled with `values` (converted to `dtype`: f16/bf16 round to nearest even). */

@@ -148,6 +148,21 @@ test(
 );
 
 test(
+  "live and peak tensor bytes are counted",
+  withGpu(async (gpu) => {
+    const before = gpu.memory.liveBytes;
+    const a = createTensor(gpu, "f32", [1000]); // 4000 bytes
+    const b = createTensor(gpu, "bf16", [3]); // 6 bytes, padded to 16
+    assert.is(gpu.memory.liveBytes - before, 4016);
+    assert.ok(gpu.memory.peakBytes >= gpu.memory.liveBytes);
+    a.destroy();
+    a.destroy();
+    b.destroy();
+    assert.is(gpu.memory.liveBytes, before);
+  }),
+);
+
+test(
   "GPU timestamps time every dispatch",
   withGpu(async (gpu) => {
     if (!gpu.hasTimestamps) return console.log("    skipped: no timestamp-query");
