@@ -1,0 +1,172 @@
+// `sftc generate FILE.sft --prompt TEXT | --ids 1,2,3 | --input prompts.jsonl --output out.jsonl`:
+// text generation with the pipeline's model and decode block. Text streams as it is produced
+// (whole UTF-8 characters only); `--json` prints ids and text; a prompts file is answered line by
+// line with progress on stderr. Runs on the CPU reference backend until a GPU engine is built.
+import { readFileSync, writeFileSync } from "node:fs";
+import { flag, flagValue, type ParsedArgs } from "../args.ts";
+import type { Io } from "../io.ts";
+import { pipelineFlags, resolveOne, usageError } from "../pipeline-target.ts";
+import type { Command } from "../registry.ts";
+import { renderDiagnostic } from "../render.ts";
+import { diag, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
+import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
+import { generate, type Generated } from "../../runtime/generate/engine.ts";
+import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
+import { TextOutput } from "../../runtime/generate/text-output.ts";
+import { Random } from "../../runtime/random.ts";
+import type { TemplateName } from "../../stdlib/templates/template.ts";
+
+export const command: Command = {
+  name: "generate",
+  summary: "generate text from a prompt with the pipeline's model and decode settings",
+  usage: 'FILE.sft[#PIPELINE] (--prompt "TEXT" | --ids 1,2,3 | --input prompts.jsonl --output out.jsonl) [--raw] [--json] [--adapter RUN_DIR] [--set decode.KEY=VALUE]...',
+  details:
+    "Answers a prompt with the pipeline's model: its checkpoint (`model.path`), or for `init = random` the " +
+    "weights drawn from `train.seed`; `--adapter DIR` applies a PEFT LoRA adapter directory " +
+    "(adapter_config.json + adapter_model.safetensors). The `decode` block sets the strategy and its keys; " +
+    "override them with --set decode.max_new_tokens=16. `--prompt` is written into the family's chat template " +
+    "as one user turn (`--raw` encodes it as plain text with the family's special tokens instead); `--ids` is " +
+    "used as given. Text is printed as it is generated; `--json` prints one JSON object " +
+    '{"prompt_ids", "sequences": [{"ids", "text", "stop_reason", "score"?}]}. `--input` reads JSON lines ' +
+    '{"prompt": TEXT} or {"ids": [...]} and writes one result per line to `--output`, with progress on stderr. ' +
+    "Generation stops at the family's end tokens, a `stop` string (cut from the text), max_new_tokens, or the " +
+    "model's positions.",
+  flags: [
+    { name: "prompt", value: "one", placeholder: "TEXT", description: "the prompt text" },
+    { name: "ids", value: "one", placeholder: "1,2,3", description: "the prompt as comma-separated token ids" },
+    { name: "input", value: "one", placeholder: "FILE.jsonl", description: 'prompts, one JSON object per line: {"prompt": TEXT} or {"ids": [...]}' },
+    { name: "output", value: "one", placeholder: "FILE.jsonl", description: "where --input's results go, one JSON object per line" },
+    { name: "raw", description: "encode --prompt as plain text instead of a chat turn" },
+    { name: "json", description: "print the prompt ids, generated ids and text as JSON" },
+    { name: "adapter", value: "one", placeholder: "RUN_DIR", description: "a PEFT LoRA adapter directory to apply" },
+    ...pipelineFlags,
+  ],
+  async run(args: ParsedArgs, io: Io): Promise<number> {
+    const prompt = flagValue(args, "prompt");
+    const idList = flagValue(args, "ids");
+    const input = flagValue(args, "input");
+    const output = flagValue(args, "output");
+    if ([prompt, idList, input].filter((v) => v !== undefined).length !== 1) return usageError(io, "generate", "give one of --prompt TEXT, --ids 1,2,3 or --input FILE.jsonl");
+    if ((input === undefined) !== (output === undefined)) return usageError(io, "generate", "--input and --output go together");
+    const ids = idList === undefined ? undefined : parseIds(idList);
+    if (ids && !ids.ok) return usageError(io, "generate", ids.error);
+
+    const generator = await openGenerator("generate", args, io);
+    if (!generator) return 1;
+    if (input !== undefined) return generateFile(generator, input, output!, flag(args, "raw"), io);
+    const promptIds = ids?.ok ? ok(ids.ids) : encodePrompt(generator, prompt!, flag(args, "raw"));
+    if (!promptIds.ok) return printErrors(promptIds.diagnostics, io);
+    const json = flag(args, "json");
+    const result = await answer(generator, promptIds.value, json ? () => {} : (text) => io.out(text));
+    if (!result.ok) return printErrors(result.diagnostics, io);
+    if (json) io.out(`${JSON.stringify(result.value)}\n`);
+    return 0;
+  },
+};
+
+/** The pipeline's generator, or null after printing why there is none. Says which backend runs. */
+export async function openGenerator(name: string, args: ParsedArgs, io: Io): Promise<PipelineGenerator | null> {
+  const resolved = resolveOne(name, args, io);
+  if (!resolved.ok) return null;
+  const loaded = await loadPipelineGenerator(resolved.pipeline, flagValue(args, "adapter"));
+  if (!loaded.ok) {
+    printErrors(loaded.diagnostics, io);
+    return null;
+  }
+  io.err(`sftc ${name}: running on the ${loaded.value.model.backend}; no GPU generation engine is built yet\n`);
+  return loaded.value;
+}
+
+export function printErrors(diagnostics: readonly Diagnostic[], io: Io): number {
+  for (const d of diagnostics) io.err(renderDiagnostic(d, new Map(), io.color));
+  return 1;
+}
+
+function encodePrompt(g: PipelineGenerator, text: string, raw: boolean): Result<number[]> {
+  if (raw) return ok(g.tokenizer.withSpecialTokens(g.tokenizer.encode(text)));
+  return chatPromptIds(g.tokenizer, g.family.name as TemplateName, [], text);
+}
+
+export interface Answer {
+  prompt_ids: number[];
+  sequences: { ids: number[]; text: string; stop_reason: string; score?: number }[];
+}
+
+/**
+ * Generates for `promptIds` with the pipeline's settings. `stream` receives the text of the first
+ * sequence as it is produced when the strategy produces tokens in order (not beam search); the
+ * other sequences' texts are streamed whole when they are done, each on its own line.
+ */
+export async function answer(g: PipelineGenerator, promptIds: number[], stream: (text: string) => void): Promise<Result<Answer>> {
+  const beam = g.settings.strategy === "beam";
+  const outputs = Array.from({ length: g.settings.numReturnSequences }, () => new TextOutput(g.tokenizer, g.stops));
+  const onToken = (token: number, sequence: number) => {
+    const text = outputs[sequence].push(token);
+    if (sequence === 0 && !beam) stream(text);
+    return outputs[sequence].stop !== null;
+  };
+  const generated = await generate(g.model, promptIds, g.settings, new Random(g.seed), beam ? undefined : onToken);
+  if (!generated.ok) return generated;
+  const sequences = generated.value.map((s: Generated, i) => {
+    const text = outputs[i];
+    if (beam) s.tokens.forEach((t) => text.push(t));
+    const rest = text.finish();
+    if (i === 0 && !beam) stream(`${rest}\n`);
+    else stream(`${g.settings.numReturnSequences > 1 ? `[${i + 1}] ` : ""}${text.text}\n`);
+    const stopReason = text.stop !== null ? "stop_string" : s.stopReason;
+    return { ids: s.tokens, text: text.text, stop_reason: stopReason, ...(s.score === undefined ? {} : { score: s.score }) };
+  });
+  return ok({ prompt_ids: promptIds, sequences });
+}
+
+/** Answers every line of `input` into `output`; a malformed line stops with its line number. */
+async function generateFile(g: PipelineGenerator, input: string, output: string, raw: boolean, io: Io): Promise<number> {
+  let text: string;
+  try {
+    text = readFileSync(input, "utf8");
+  } catch (error) {
+    return printErrors([diag("SFT5703", `cannot read ${input}: ${(error as Error).message}`, { where: input })], io);
+  }
+  const lines = text.split("\n").map((line, i) => ({ line: line.trim(), number: i + 1 })).filter((l) => l.line !== "");
+  const prompts: { record: Record<string, unknown>; ids: number[] }[] = [];
+  for (const { line, number } of lines) {
+    const parsed = parsePromptLine(g, line, raw);
+    if (!parsed.ok) return printErrors(parsed.diagnostics.map((d) => ({ ...d, message: `${input}:${number}: ${d.message}`, where: `${input}:${number}` })), io);
+    prompts.push(parsed.value);
+  }
+  const results: string[] = [];
+  for (const [i, { record, ids }] of prompts.entries()) {
+    io.err(`sftc generate: prompt ${i + 1}/${prompts.length}\n`);
+    const result = await answer(g, ids, () => {});
+    if (!result.ok) return printErrors(result.diagnostics.map((d) => ({ ...d, message: `${input}:${lines[i].number}: ${d.message}` })), io);
+    results.push(JSON.stringify({ ...record, ...result.value }));
+  }
+  writeFileSync(output, results.map((r) => `${r}\n`).join(""));
+  io.err(`sftc generate: wrote ${results.length} result${results.length === 1 ? "" : "s"} to ${output}\n`);
+  return 0;
+}
+
+function parsePromptLine(g: PipelineGenerator, line: string, raw: boolean): Result<{ record: Record<string, unknown>; ids: number[] }> {
+  const bad = (why: string) => ({ ok: false as const, diagnostics: [diag("SFT5703", why, { hint: 'Write one JSON object per line: {"prompt": "TEXT"} or {"ids": [1, 2, 3]}.' })] });
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch (error) {
+    return bad(`not JSON (${(error as Error).message})`);
+  }
+  if (typeof record !== "object" || record === null || Array.isArray(record)) return bad("not a JSON object");
+  const { prompt, ids } = record as Record<string, unknown>;
+  if (typeof prompt === "string") {
+    const encoded = encodePrompt(g, prompt, raw);
+    return encoded.ok ? ok({ record: record as Record<string, unknown>, ids: encoded.value }) : encoded;
+  }
+  if (Array.isArray(ids) && ids.every((id) => Number.isInteger(id) && id >= 0)) return ok({ record: record as Record<string, unknown>, ids: ids as number[] });
+  return bad('needs a string "prompt" or a list of non-negative integer "ids"');
+}
+
+function parseIds(list: string): { ok: true; ids: number[] } | { ok: false; error: string } {
+  const parts = list.split(",").map((p) => p.trim());
+  const bad = parts.find((p) => !/^\d+$/.test(p));
+  if (bad !== undefined) return { ok: false, error: `--ids takes comma-separated non-negative integers, got \`${bad}\`` };
+  return { ok: true, ids: parts.map(Number) };
+}

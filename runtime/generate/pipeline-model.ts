@@ -1,0 +1,126 @@
+// Everything `sftc generate` and `sftc chat` need from a resolved pipeline: its tokenizer, its
+// model (a checkpoint directory, or `init = random` weights drawn from `train.seed`), an optional
+// PEFT adapter, the backend that runs it, and the decode block as generation settings.
+import { existsSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import { ok, type Result } from "../../compiler/diagnostics.ts";
+import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
+import { resolveModelConfig, type ModelConfig } from "../../stdlib/families/config.ts";
+import { families, type FamilyName } from "../../stdlib/families/index.ts";
+import type { DimName, Family } from "../../stdlib/families/family.ts";
+import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
+import { CpuGenerationModel } from "./cpu-model.ts";
+import type { GenerationSettings, Strategy } from "./engine.ts";
+import type { GenerationModel } from "./model.ts";
+import { checkpointWeights, randomWeights, readPeftAdapter } from "./weights.ts";
+
+export interface PipelineGenerator {
+  family: Family;
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  model: GenerationModel;
+  settings: GenerationSettings;
+  /** Stop strings of the decode block. */
+  stops: string[];
+  seed: number;
+}
+
+/** Loads the pipeline's tokenizer, weights and adapter; every failure is a diagnostic. */
+export async function loadPipelineGenerator(pipeline: ResolvedPipeline, adapterDir?: string): Promise<Result<PipelineGenerator>> {
+  const model = pipeline.model;
+  const family = families[model.family as FamilyName];
+  // `tokenizer` names the model directory or a tokenizer file in one (`init = random` models)
+  const tokenizerPath = String(model.tokenizer ?? model.path);
+  const tokenizerDir = existsSync(tokenizerPath) && statSync(tokenizerPath).isFile() ? dirname(tokenizerPath) : tokenizerPath;
+  const tokenizer = await loadTokenizer(tokenizerDir, family.name as TokenizerKind);
+  if (!tokenizer.ok) return tokenizer;
+
+  const seed = Number(pipeline.train.seed ?? 0);
+  let config: ModelConfig;
+  let weights: Map<string, Float64Array>;
+  if (model.init === "random") {
+    const resolved = randomModelConfig(family, model, tokenizer.value.vocabSize);
+    if (!resolved.ok) return resolved;
+    const drawn = randomWeights(family, resolved.value, seed);
+    if (!drawn.ok) return drawn;
+    [config, weights] = [resolved.value, drawn.value];
+  } else {
+    const loaded = await checkpointWeights(String(model.path), family);
+    if (!loaded.ok) return loaded;
+    ({ config, weights } = loaded.value);
+  }
+  let method;
+  if (adapterDir !== undefined) {
+    const adapter = await readPeftAdapter(adapterDir, family, config);
+    if (!adapter.ok) return adapter;
+    method = adapter.value.method;
+    weights = new Map([...weights, ...adapter.value.weights]);
+  }
+  const decode = pipeline.decode;
+  return ok({
+    family,
+    config,
+    tokenizer: tokenizer.value,
+    model: new CpuGenerationModel({ family, config, weights, method }),
+    settings: decodeSettings(decode, config, family),
+    stops: (decode.stop as string[] | undefined) ?? [],
+    seed: Number(decode.seed ?? seed),
+  });
+}
+
+// The families whose reference chat code appends ChatGLM's InvalidScoreLogitsProcessor (models.md §4.5, §5.5).
+const invalidScoreGuard: Record<FamilyName, boolean> = { baichuan7b: false, baichuan13b: false, moss: false, chatglm: true, chatglm2: true };
+
+/** The resolved decode block as engine settings; the family's EOS ids stop generation. */
+export function decodeSettings(decode: ResolvedPipeline["decode"], config: ModelConfig, family: Family): GenerationSettings {
+  const number = (key: string, fallback: number) => (typeof decode[key] === "number" ? (decode[key] as number) : fallback);
+  const strategy = decode.strategy as Strategy;
+  const sampling = strategy !== "greedy" && strategy !== "beam";
+  return {
+    strategy,
+    maxNewTokens: number("max_new_tokens", 20),
+    maxLength: Infinity,
+    eosTokenIds: config.tokens.eos,
+    logits: {
+      repetitionPenalty: number("repetition_penalty", 1),
+      temperature: sampling ? number("temperature", 1) : 1,
+      topK: sampling ? number("top_k", 0) : 0,
+      topP: sampling ? number("top_p", 1) : 1,
+      invalidScoreGuard: invalidScoreGuard[family.name],
+    },
+    numBeams: strategy === "beam" ? number("num_beams", 4) : 1,
+    lengthPenalty: number("length_penalty", 1),
+    earlyStopping: decode.early_stopping === true,
+    numReturnSequences: number("num_return_sequences", 1),
+  };
+}
+
+// The `.sft` dimension keys of a random model and the canonical dimension each sets.
+const DIMENSION_KEYS: [string, DimName][] = [
+  ["hidden_size", "hidden"],
+  ["num_layers", "layers"],
+  ["num_heads", "heads"],
+  ["intermediate_size", "ffn"],
+  ["max_positions", "maxPositions"],
+  ["vocab_size", "vocab"],
+  ["kv_groups", "kvHeads"],
+  ["rotary_dim", "rotaryDims"],
+];
+
+/**
+ * A random model's config: the family's tiny config.json with the model block's dimensions
+ * written over it in the family's own keys (the vocabulary from the tokenizer unless given),
+ * resolved as a checkpoint's config would be.
+ */
+function randomModelConfig(family: Family, model: ResolvedPipeline["model"], tokenizerVocab: number): Result<ModelConfig> {
+  const raw: Record<string, unknown> = { ...family.tiny };
+  for (const [name, source] of Object.entries(family.dims)) if (name !== "normEps") for (const key of source.keys) delete raw[key];
+  const set = (name: DimName, value: unknown) => {
+    const key = family.dims[name].keys[0];
+    if (typeof value === "number" && key !== undefined) raw[key] = value;
+  };
+  for (const [key, name] of DIMENSION_KEYS) set(name, model[key]);
+  if (model.vocab_size === undefined) set("vocab", tokenizerVocab);
+  if (typeof model.hidden_size === "number" && typeof model.num_heads === "number") set("headDim", model.hidden_size / model.num_heads);
+  return resolveModelConfig(raw, family, `the model block of ${model.family} (init = random)`);
+}
