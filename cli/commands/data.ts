@@ -5,11 +5,11 @@ import { relative } from "node:path";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import type { Diagnostic } from "../../compiler/diagnostics.ts";
 import type { Conversation } from "../../runtime/data/conversation.ts";
-import { planDatasets, prepareData, type DatasetPlan, type PreparedDataset } from "../../runtime/data/prepare.ts";
+import { loadTrainingData, type TrainingData } from "../../runtime/data/batches.ts";
+import { planDatasets, type DatasetPlan, type PreparedDataset } from "../../runtime/data/prepare.ts";
 import { readDataset } from "../../runtime/data/read-dataset.ts";
 import type { DataReport } from "../../runtime/data/report.ts";
 import { renderConversation } from "../../runtime/data/render.ts";
-import { evalCount } from "../../runtime/data/split.ts";
 import { openEncoder, type OpenEncoder } from "../../runtime/data/tokenize-chunk.ts";
 import { tokenizeExample, type TokenizedExample } from "../../runtime/data/tokenize-example.ts";
 import { flag, flagValue, type ParsedArgs } from "../args.ts";
@@ -149,7 +149,11 @@ interface DatasetStats extends Pick<DataReport, "records" | "accepted" | "bad" |
   examples: number;
   dropped: number;
   truncated: number;
-  evalConversations: number;
+  evalExamples: number;
+  trainExamples: number;
+  weight: number;
+  /** Examples drawn from this dataset in every epoch (by weight; mix.ts). */
+  perEpoch: number;
   tokens: number;
   trainedTokens: number;
   maxLength: number;
@@ -159,17 +163,20 @@ interface DatasetStats extends Pick<DataReport, "records" | "accepted" | "bad" |
 }
 
 async function stats(pipeline: ResolvedPipeline, options: { json: boolean; cache: boolean }, io: Io): Promise<number> {
-  const prepared = await prepareData(pipeline, options.cache ? {} : { cacheDir: null });
+  const data = await loadTrainingData(pipeline, options.cache ? {} : { cacheDir: null });
   // Filter notes (info) are in the figures already.
-  printDiagnostics(prepared.diagnostics.filter((d) => d.severity !== "info"), io);
-  if (!prepared.ok) return 1;
-  const all = prepared.value.map(datasetStats);
+  printDiagnostics(data.diagnostics.filter((d) => d.severity !== "info"), io);
+  if (!data.ok) return 1;
+  const all = data.value.datasets.map((d, i) => datasetStats(d, data.value, i));
   if (options.json) io.out(`${JSON.stringify(all, null, 2)}\n`);
-  else for (const s of all) io.out(formatStats(s));
+  else {
+    for (const s of all) io.out(formatStats(s));
+    io.out(`per epoch: ${all.reduce((n, s) => n + s.perEpoch, 0)} examples in ${data.value.epochLength(0)} batches of ${data.value.options.batchSize}${data.value.options.packing ? " packed rows" : ""}\n`);
+  }
   return 0;
 }
 
-function datasetStats(d: PreparedDataset): DatasetStats {
+function datasetStats(d: PreparedDataset, data: TrainingData, index: number): DatasetStats {
   const { chunk } = d.store;
   const maxLength = d.plan.encoder.maxLength;
   let truncated = 0;
@@ -194,7 +201,10 @@ function datasetStats(d: PreparedDataset): DatasetStats {
     examples: d.store.size,
     dropped: d.dropped,
     truncated: truncated + d.dropped,
-    evalConversations: evalCount(d.conversations, d.plan.evalSplit),
+    evalExamples: data.splits[index].eval.length,
+    trainExamples: data.splits[index].train.length,
+    weight: d.plan.weight,
+    perEpoch: data.epochQuotas()[index],
     tokens: chunk.ids.length,
     trainedTokens: chunk.trained.reduce((n, t) => n + t, 0),
     maxLength,
@@ -222,7 +232,7 @@ function formatStats(s: DatasetStats): string {
     `dataset ${s.name} (${shown(s.file)})${s.fromCache ? " [cached tokens]" : ""}`,
     `  records ${s.records}: accepted ${s.accepted}, bad ${s.bad}, filtered ${s.filtered}${reasons(s.badByReason)}${reasons(s.filteredByReason)}`,
     `  examples ${made} from ${s.conversations} conversations: kept ${s.examples}, dropped ${s.dropped} (${percent(s.dropped, made)}), truncated ${s.truncated} (${percent(s.truncated, made)})`,
-    `  eval split: ${s.evalConversations} of ${s.conversations} conversations`,
+    `  split: ${s.trainExamples} train, ${s.evalExamples} eval examples; weight ${s.weight}: ${s.perEpoch} examples per epoch`,
     `  tokens ${s.tokens} (${s.trainedTokens} trained), mean ${(s.tokens / Math.max(1, s.examples)).toFixed(1)} per example`,
     `  length before truncation (kept examples):`,
     bars,

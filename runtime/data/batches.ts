@@ -19,7 +19,7 @@ import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/dia
 import { Random } from "../random.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { collate, type Batch } from "./collate.ts";
-import { epochExamples, type ExampleRef, type MixInput } from "./mix.ts";
+import { epochExamples, epochQuotas, type ExampleRef, type MixInput } from "./mix.ts";
 import { prepareData, type PreparedDataset, type PrepareOptions } from "./prepare.ts";
 import { seedFor, splitExamples, type Split } from "./split.ts";
 import { openEncoder } from "./tokenize-chunk.ts";
@@ -107,6 +107,11 @@ export class TrainingData {
       return fail(diag("SFT5322", `the saved data position was taken with ${what}`, { hint: "resume with the pipeline and data of the checkpoint's run, or start a new run" }));
     }
     return ok(position);
+  }
+
+  /** Examples each dataset contributes to every epoch (mix.ts). */
+  epochQuotas(): number[] {
+    return epochQuotas(this.mix);
   }
 
   /** Batches in epoch `epoch`. */

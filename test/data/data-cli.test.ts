@@ -45,7 +45,12 @@ test("stats: records, accepted, filtered by reason, drops, truncation, eval spli
   assert.ok(io.stdout.includes("records 30: accepted 15, bad 0, filtered 15"), io.stdout);
   assert.ok(io.stdout.includes('5 × kind "NLI" not selected'));
   assert.ok(io.stdout.includes("examples 30 from 30 conversations: kept 30, dropped 0 (0.0%), truncated 6 (20.0%)"));
-  assert.ok(io.stdout.includes("eval split: 3 of 30 conversations"));
+  // 27 + 15 + 15 + 8 = 65 training examples shared 1 : 0.5 : 0.5 : 0.25 → 28.9, 14.4, 14.4, 7.2;
+  // floors 28, 14, 14, 7 and the 2 left to the largest remainders (belle, then firefly before moss003).
+  const perEpoch = [...io.stdout.matchAll(/weight [\d.]+: (\d+) examples per epoch/g)].map((m) => Number(m[1]));
+  assert.equal(perEpoch, [29, 15, 14, 7]);
+  assert.ok(io.stdout.includes("split: 27 train, 3 eval examples; weight 1: 29 examples per epoch"), io.stdout);
+  assert.ok(io.stdout.includes("per epoch: 65 examples in 33 batches of 2\n"), io.stdout.slice(-300));
   assert.match(io.stdout, /128–255 +█+ 6 {2}\(max_length 128\)/);
 
   const json = capture();
