@@ -1,26 +1,31 @@
-// The float64 CPU reference engine: the tiny transformer's op graph, differentiated by autodiff
-// and run by the IR interpreter; clipping and AdamW through the CPU references beside their GPU
-// kernels (stdlib/kernels/grad-clip.ts, adamw.ts). Slow and exact: it is what a GPU engine's
-// training run is compared with, and what the loop's own tests run on.
+// The float64 CPU reference engine: a model's op graph (the tiny transformer here, any graph
+// model elsewhere), differentiated by autodiff and run by the IR interpreter; clipping and AdamW
+// through the CPU references beside their GPU kernels (stdlib/kernels/grad-clip.ts, adamw.ts).
+// Slow and exact: it is what a GPU engine's training run is compared with, and what the loop's
+// own tests run on.
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { interpret, type Feeds } from "../../compiler/ir/interpret.ts";
-import { graph, numel, type Graph } from "../../compiler/ir/node.ts";
+import { graph, numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { tinyTransformer, type TinyTransformerOptions } from "../../compiler/models/tiny-transformer.ts";
 import { adamwRef } from "../../stdlib/kernels/adamw.ts";
 import { gradNormRef } from "../../stdlib/kernels/grad-clip.ts";
 import { Random } from "../random.ts";
 import { appliesWeightDecay, labelTokens, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
 
-/** The model without its batch shape: each micro-batch shape gets its own graph. */
-export type CpuModelOptions = Omit<TinyTransformerOptions, "batch" | "seq">;
-
-export interface CpuBackendOptions {
-  model: CpuModelOptions;
-  /** Initial weights by parameter name, or a seed for N(0, 0.02) matrices, unit norm weights and zero biases. */
-  init: { seed: number } | { weights: ReadonlyMap<string, Float64Array> };
-  /** Which parameters train (default: all); the others stay frozen and are not checkpointed. */
-  trainable?: (name: string) => boolean;
+/**
+ * A model the CPU engine can train: its forward graph for any batch shape (the loss being the
+ * token mean of the batch, as the graph's cross-entropy computes it) and the graph inputs of a
+ * batch. Weights are fed by parameter name.
+ */
+export interface GraphModel {
+  /** Names the device line of the manifest. */
+  readonly name: string;
+  /** The parameters that train, with their shapes; every other parameter stays frozen. */
+  readonly trainable: readonly { name: string; shape: readonly number[] }[];
+  lossFor(rows: number, seq: number): Node;
+  /** The graph's non-parameter inputs for `batch`, by input name. */
+  inputs(batch: Batch): Feeds;
 }
 
 interface Graphs {
@@ -40,49 +45,51 @@ interface Slot {
 const MOMENT_PREFIX = { m: "adamw.exp_avg.", v: "adamw.exp_avg_sq." };
 
 export class CpuBackend implements TrainingBackend {
-  readonly device = "cpu-float64 (op-graph interpreter)";
+  readonly device: string;
   private readonly graphs = new Map<string, Graphs>();
+  private readonly slots: Slot[];
 
-  constructor(
-    private readonly model: CpuModelOptions,
+  private constructor(
+    private readonly model: GraphModel,
     private readonly weights: Map<string, Float64Array>,
-    private readonly slots: Slot[],
-  ) {}
+  ) {
+    this.device = `cpu-float64 (${model.name}, op-graph interpreter)`;
+    this.slots = model.trainable.map(({ name, shape }) => {
+      const weight = weights.get(name)!;
+      return { name, shape: [...shape], weight, grad: new Float64Array(weight.length), m: new Float64Array(weight.length), v: new Float64Array(weight.length) };
+    });
+  }
+
+  /** The engine for `model` from its initial `weights` (copied); a missing or mis-sized trainable weight is SFT4002. */
+  static create(model: GraphModel, weights: ReadonlyMap<string, ArrayLike<number>>): Result<CpuBackend> {
+    for (const { name, shape } of model.trainable) {
+      const given = weights.get(name);
+      if (given?.length !== numel(shape)) {
+        const problem = given ? `has ${given.length} values, expected ${numel(shape)}` : "is missing";
+        return fail(diag("SFT4002", `The initial weight '${name}' ${problem}.`, { where: name, hint: `Give a value for every parameter, shape [${shape}].` }));
+      }
+    }
+    return ok(new CpuBackend(model, new Map([...weights].map(([name, v]) => [name, Float64Array.from(v)]))));
+  }
 
   private graphsFor(batch: Batch): Graphs {
     const key = `${batch.rows}x${batch.seq}`;
     let g = this.graphs.get(key);
     if (!g) {
-      const built = tinyTransformer({ ...this.model, batch: batch.rows, seq: batch.seq });
-      if (!built.ok) throw new Error(`sftc internal error: the model was checked at creation: ${built.diagnostics[0].message}`);
+      const loss = this.model.lossFor(batch.rows, batch.seq);
       const trained = new Set(this.slots.map((s) => s.name));
-      const params = built.value.params.filter((p) => trained.has(p.attrs.name!));
-      const training = trainingGraph(built.value.loss, params);
-      if (!training.ok) throw new Error(`sftc internal error: ${training.diagnostics[0].message}`);
-      g = { training: training.value.graph, evaluation: graph([["loss", built.value.loss]]) };
+      const params = topoSort([loss]).filter((n) => n.op === "param" && trained.has(n.attrs.name!));
+      const training = trainingGraph(loss, params);
+      invariant(training.ok, `the training graph of ${this.model.name}: ${training.diagnostics.map((d) => d.message).join("; ")}`);
+      g = { training: training.value.graph, evaluation: graph([["loss", loss]]) };
       this.graphs.set(key, g);
     }
     return g;
   }
 
-  private feeds(batch: Batch): Feeds {
-    invariant(!batch.segments?.some((s) => s > 1), "the CPU reference engine has no packed-row attention; train it on unpacked batches");
-    const sections = this.model.position.kind === "rope" && this.model.position.glm2d ? 2 : 1;
-    // positions (B, T, sections): the token's position, and 0 for the GLM block stream; no prefix
-    const positions = new Float64Array(batch.rows * batch.seq * sections);
-    for (let i = 0; i < batch.rows * batch.seq; i++) positions[i * sections] = batch.positions ? batch.positions[i] : i % batch.seq;
-    return new Map([
-      ...this.weights,
-      ["ids", Float64Array.from(batch.ids)],
-      ["labels", Float64Array.from(batch.labels)],
-      ["positions", positions],
-      ["prefix_len", new Float64Array(batch.rows)],
-    ]);
-  }
-
   private run(g: Graph, batch: Batch): Map<string, Float64Array> {
-    const out = interpret(g, this.feeds(batch));
-    if (!out.ok) throw new Error(`sftc internal error: ${out.diagnostics[0].message}`);
+    const out = interpret(g, new Map([...this.weights, ...this.model.inputs(batch)]));
+    invariant(out.ok, `${this.model.name}: ${out.ok || out.diagnostics.map((d) => d.message).join("; ")}`);
     return out.value;
   }
 
@@ -160,33 +167,53 @@ export class CpuBackend implements TrainingBackend {
   }
 }
 
-/** The CPU reference engine for `model`; bad dimensions or missing initial weights are diagnostics. */
-export function createCpuBackend(o: CpuBackendOptions): Result<CpuBackend> {
-  const built = tinyTransformer({ ...o.model, batch: 1, seq: 1 });
-  if (!built.ok) return built;
-  const weights = new Map<string, Float64Array>();
-  const random = "seed" in o.init ? new Random(o.init.seed) : undefined;
-  for (const p of built.value.params) {
-    const name = p.attrs.name!;
-    const n = numel(p.shape);
-    if ("weights" in o.init) {
-      const given = o.init.weights.get(name);
-      if (given?.length !== n) {
-        const problem = given ? `has ${given.length} values, expected ${n}` : "is missing";
-        return fail(diag("SFT4002", `The initial weight '${name}' ${problem}.`, { where: name, hint: `Give a Float64Array of shape [${p.shape}] for every parameter.` }));
-      }
-      weights.set(name, Float64Array.from(given));
-    } else weights.set(name, initialWeight(name, n, random!));
-  }
-  const trainable = o.trainable ?? (() => true);
-  const slots = built.value.params
-    .filter((p) => trainable(p.attrs.name!))
-    .map((p) => {
-      const n = numel(p.shape);
-      const name = p.attrs.name!;
-      return { name, shape: [...p.shape], weight: weights.get(name)!, grad: new Float64Array(n), m: new Float64Array(n), v: new Float64Array(n) };
-    });
-  return ok(new CpuBackend(o.model, weights, slots));
+/** The tiny transformer without its batch shape: each micro-batch shape gets its own graph. */
+export type TinyModelOptions = Omit<TinyTransformerOptions, "batch" | "seq">;
+
+export interface TinyBackendOptions {
+  model: TinyModelOptions;
+  /** Initial weights by parameter name, or a seed for N(0, 0.02) matrices, unit norm weights and zero biases. */
+  init: { seed: number } | { weights: ReadonlyMap<string, Float64Array> };
+  /** Which parameters train (default: all). */
+  trainable?: (name: string) => boolean;
+}
+
+/** The tiny transformer (compiler/models) as a graph model; positions come from the batch or count 0..seq-1. */
+export function tinyTransformerModel(o: TinyModelOptions, trainable: (name: string) => boolean = () => true): Result<GraphModel> {
+  const probe = tinyTransformer({ ...o, batch: 1, seq: 1 });
+  if (!probe.ok) return probe;
+  const sections = o.position.kind === "rope" && o.position.glm2d ? 2 : 1;
+  return ok({
+    name: "tiny transformer",
+    trainable: probe.value.params.filter((p) => trainable(p.attrs.name!)).map((p) => ({ name: p.attrs.name!, shape: p.shape })),
+    lossFor: (rows, seq) => {
+      const built = tinyTransformer({ ...o, batch: rows, seq });
+      invariant(built.ok, "the dimensions were checked with the first batch shape");
+      return built.value.loss;
+    },
+    inputs: (batch) => {
+      invariant(!batch.segments?.some((s) => s > 1), "the tiny transformer has no packed-row attention; train it on unpacked batches");
+      // positions (B, T, sections): the token's position, and 0 for the GLM block stream; no prefix
+      const positions = new Float64Array(batch.rows * batch.seq * sections);
+      for (let i = 0; i < batch.rows * batch.seq; i++) positions[i * sections] = batch.positions ? batch.positions[i] : i % batch.seq;
+      return new Map([
+        ["ids", Float64Array.from(batch.ids)],
+        ["labels", Float64Array.from(batch.labels)],
+        ["positions", positions],
+        ["prefix_len", new Float64Array(batch.rows)],
+      ]);
+    },
+  });
+}
+
+/** The CPU reference engine on the tiny transformer; bad dimensions or initial weights are diagnostics. */
+export function createCpuBackend(o: TinyBackendOptions): Result<CpuBackend> {
+  const model = tinyTransformerModel(o.model, o.trainable);
+  if (!model.ok) return model;
+  if ("weights" in o.init) return CpuBackend.create(model.value, o.init.weights);
+  const random = new Random(o.init.seed);
+  const params = topoSort([model.value.lossFor(1, 1)]).filter((n) => n.op === "param"); // frozen ones too
+  return CpuBackend.create(model.value, new Map(params.map((p) => [p.attrs.name!, initialWeight(p.attrs.name!, numel(p.shape), random)])));
 }
 
 /** Norm weights 1, biases 0, everything else N(0, 0.02^2) (Hugging Face's initializer_range). */

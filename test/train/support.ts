@@ -1,13 +1,13 @@
 // A tiny model and learnable token data for the training-loop tests: every row follows
 // t[i+1] = (3 t[i] + 1) mod vocab from a random start, so the loss can fall fast.
 import { IGNORE_INDEX, type Batch } from "../../runtime/train/backend.ts";
-import { createCpuBackend, type CpuBackend, type CpuModelOptions } from "../../runtime/train/cpu-backend.ts";
+import { createCpuBackend, type CpuBackend, type TinyModelOptions } from "../../runtime/train/cpu-backend.ts";
 import { MemoryData } from "../../runtime/train/data-source.ts";
 import { TRAIN_DEFAULTS, type TrainSettings } from "../../runtime/train/settings.ts";
 import { Random } from "../../runtime/random.ts";
 import { expectOk } from "../support/result.ts";
 
-export const TINY: CpuModelOptions = {
+export const TINY: TinyModelOptions = {
   vocab: 32,
   hidden: 16,
   layers: 1,
