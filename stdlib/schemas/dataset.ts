@@ -1,22 +1,8 @@
 // `dataset FORMAT [NAME] { ... }`: training data read from local files. Several datasets mix,
 // each drawn in proportion to its `weight`. Formats follow the published files exactly.
+import { safetyCategories } from "../datasets/safety-categories.ts";
 import { block, boolean, integer, listOf, number, oneOf, path, string, type Schema } from "./common.ts";
 
-export const safetyCategories = [
-  "Unfairness_And_Discrimination",
-  "Crimes_And_Illegal_Activities",
-  "Insult",
-  "Mental_Health",
-  "Physical_Harm",
-  "Privacy_And_Property",
-  "Ethics_And_Morality",
-  "Reverse_Exposure",
-  "Goal_Hijacking",
-  "Prompt_Leaking",
-  "Unsafe_Instruction_Topic",
-  "Role_Play_Instruction",
-  "Inquiry_With_Unsafe_Opinion",
-] as const;
 
 export const moss003Categories = ["Brainstorming", "Complex Instruction", "Code", "Role Playing", "Writing", "Harmless", "Others"] as const;
 

@@ -4,7 +4,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import type { Conversation } from "../../runtime/data/conversation.ts";
-import { instructionAttackCategories, typicalSafetyCategories } from "../../runtime/data/formats/safety.ts";
+import { instructionAttackCategories, typicalSafetyCategories } from "../../stdlib/datasets/safety-categories.ts";
 import { collectDataset, type DatasetConfig } from "../../runtime/data/read-dataset.ts";
 import type { DataReport } from "../../runtime/data/report.ts";
 
