@@ -113,7 +113,7 @@ function describeCounts(example: TokenizedExample): string {
   return `${example.inputIds.length} tokens, ${trained} trained${cut}`;
 }
 
-/** The example's text, runs of trained tokens coloured (or between [[ ]]), specials by name. */
+// The example's text, runs of trained tokens coloured (or between [[ ]]), specials by name.
 function markTrained(example: TokenizedExample, open: OpenEncoder, color: boolean): string {
   const names = new Map([...open.encoder.specialIds].map(([name, id]) => [id, name]));
   const { tokenizer } = open.encoder;

@@ -48,7 +48,7 @@ export function epochQuotas(inputs: readonly MixInput[]): number[] {
   return quotas;
 }
 
-/** Items [from, from + count) of a dataset's endless stream of examples. */
+// Items [from, from + count) of a dataset's endless stream of examples.
 function streamSlice(input: MixInput, seed: number, from: number, count: number): number[] {
   const n = input.train.length;
   const out: number[] = [];

@@ -146,7 +146,7 @@ function droppedNote(plan: DatasetPlan, chunk: TokenChunk): Diagnostic[] {
   ];
 }
 
-/** Starting a worker costs about a second (it loads the sources), so small files stay on this thread. */
+// Starting a worker costs about a second (it loads the sources), so small files stay on this thread.
 function defaultWorkers(path: string): number {
   const size = existsSync(path) ? statSync(path).size : 0;
   return size < workersFromBytes ? 0 : Math.max(0, Math.min(4, availableParallelism() - 1));

@@ -18,8 +18,8 @@ export interface Split {
   eval: Int32Array;
 }
 
-/** How many of `conversations` records go to eval: round(fraction × n), at least 1 when fraction > 0, never all. */
-export function evalCount(conversations: number, fraction: number): number {
+// How many of `conversations` records go to eval: round(fraction × n), at least 1 when fraction > 0, never all.
+function evalCount(conversations: number, fraction: number): number {
   if (fraction <= 0 || conversations < 2) return 0;
   return Math.min(conversations - 1, Math.max(1, Math.round(fraction * conversations)));
 }

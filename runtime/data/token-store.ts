@@ -98,7 +98,7 @@ export function concatChunks(chunks: readonly TokenChunk[]): TokenChunk {
 
 /** Random access to the examples of a dataset. */
 export class TokenStore {
-  /** (examples + 1,) start of each example in `ids`. */
+  // (examples + 1,) start of each example in `ids`.
   private readonly starts: Float64Array;
 
   constructor(readonly chunk: TokenChunk) {

@@ -34,7 +34,7 @@ export interface TokenizedExample {
 
 export type TokenizeOutcome = { kind: "ok"; example: TokenizedExample } | { kind: "dropped"; fullLength: number };
 
-/** Whether a cut answer keeps its closing token, per template (see above). */
+// Whether a cut answer keeps its closing token, per template (see above).
 const keepsClosingToken: Record<TemplateName, boolean> = { baichuan7b: true, baichuan13b: true, chatglm2: true, chatglm: true, moss: false };
 
 /** How one template's examples become ids with one tokenizer; built once, used for every example. */
@@ -118,7 +118,7 @@ function cutRight(full: Tokens, encoder: ExampleEncoder): Tokens {
   return { ids, trained };
 }
 
-/** ChatGLM-6B: [prompt text] [specials...] [answer text] [specials...]. */
+// ChatGLM-6B: [prompt text] [specials...] [answer text] [specials...].
 function cutPromptAndAnswer(parts: Tokens[], segments: readonly Segment[], encoder: ExampleEncoder): Tokens {
   const texts = segments.flatMap((s, i) => ("text" in s ? [i] : []));
   invariant(texts.length === 2 && texts[0] === 0, "a history-prompt example is a prompt text, specials, an answer text, specials");

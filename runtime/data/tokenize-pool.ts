@@ -22,9 +22,9 @@ export class TokenizePool {
   private readonly workers: Worker[];
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
-  /** Set once a worker has died: later chunks fail at once instead of waiting forever. */
+  // Set once a worker has died: later chunks fail at once instead of waiting forever.
   private broken?: unknown;
-  /** Terminating workers exit with code 1; that is not a failure. */
+  // Terminating workers exit with code 1; that is not a failure.
   private closing = false;
 
   /** `size` worker threads (0: tokenize on this thread with `local`). */
