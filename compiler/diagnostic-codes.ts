@@ -147,6 +147,15 @@ const table = {
   SFT4701: { severity: "error", title: "LoRA target names no module of the model family" },
   SFT4702: { severity: "error", title: "pipeline setting the exported job cannot reproduce" },
   SFT4703: { severity: "error", title: "export directory cannot be written" },
+
+  // ---- SFT58xx: LoRA adapters out (PEFT directories) and merged Hugging Face models ----
+  SFT5801: { severity: "error", title: "adapter directory missing or unreadable" },
+  SFT5802: { severity: "error", title: "adapter config is not a LoRA config sftc can use" },
+  SFT5803: { severity: "error", title: "adapter does not fit the base model" },
+  SFT5804: { severity: "error", title: "output directory already holds files" },
+  SFT5805: { severity: "error", title: "output directory cannot be written" },
+  SFT5806: { severity: "error", title: "invalid merge or export option" },
+  SFT5807: { severity: "error", title: "LoRA weights to export do not match the model" },
 } as const satisfies Record<string, CodeInfo>;
 
 export type Code = keyof typeof table;

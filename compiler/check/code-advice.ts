@@ -101,4 +101,11 @@ export const codeAdvice: Partial<Record<Code, string>> = {
   SFT5602: "Review the change, then `sftc lock` again to accept it.",
   SFT5603: "Restore the input, or `sftc lock` again.",
   SFT5604: "Check the run directory; it may be incomplete.",
+  SFT5801: "Point at a PEFT adapter directory holding `adapter_config.json` and `adapter_model.safetensors`.",
+  SFT5802: "Use a plain LoRA adapter (peft_type LORA, no DoRA, no per-module rank or alpha patterns, fan_in_fan_out false).",
+  SFT5803: "Merge the adapter into the base model it was trained on (same family and sizes).",
+  SFT5804: "Choose a new output directory, or pass the overwrite flag to replace it.",
+  SFT5805: "Check the output path: its parent must exist and be writable, with room for the model.",
+  SFT5806: "Fix the option named in the message (shard size in bytes > 0; dtype f32, f16 or bf16).",
+  SFT5807: "Export the adapters of a run trained on this model and method.",
 };
