@@ -23,6 +23,7 @@ export interface GraphModel {
   readonly name: string;
   /** The parameters that train, with their shapes; every other parameter stays frozen. */
   readonly trainable: readonly { name: string; shape: readonly number[] }[];
+  /** The token-mean loss of a batch of `rows` x `seq` tokens. */
   lossFor(rows: number, seq: number): Node;
   /** The graph's non-parameter inputs for `batch`, by input name. */
   inputs(batch: Batch): Feeds;
