@@ -1,0 +1,158 @@
+// The step plan's figures on tiny models, each recomputed here from the family declaration
+// (tensor shapes x bytes), independently of the graph: base weights by dtype and NF4, adapters,
+// master weights, AdamW state, accumulators; checkpointing lowers activations; planning from 2
+// and 3 layers extrapolates the layer-linear figures exactly; a 7B QLoRA step at full scale.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { formatBytes } from "../../compiler/passes/memory-plan.ts";
+import { fromDimensions } from "../../compiler/plan/model-config.ts";
+import type { PlanSettings } from "../../compiler/plan/settings.ts";
+import { planStep } from "../../compiler/plan/step-plan.ts";
+import { expandTemplate, loraModulesFor, type Family } from "../../stdlib/families/family.ts";
+import { families, familyNames } from "../../stdlib/families/index.ts";
+import { families as facts } from "../../stdlib/schemas/model.ts";
+import { expectOk } from "../support/result.ts";
+
+const tinyDims = (name: string, layers: number) => ({ ...facts[name].sizes.tiny, num_layers: layers });
+const model = (name: string, layers: number) => expectOk(fromDimensions(families[name as keyof typeof families], tinyDims(name, layers), "test"));
+
+const base: PlanSettings = {
+  dtype: "f32",
+  method: { kind: "full", freezeEmbeddings: false, freezeLayers: 0 },
+  batch: 2,
+  seq: 16,
+  gradientCheckpointing: false,
+  gradAccum: 1,
+  optimizer: "adamw",
+  generation: null,
+};
+const lora = (kind: "lora" | "qlora", targets: string[]): PlanSettings["method"] => ({
+  kind,
+  rank: 4,
+  alpha: 8,
+  targets,
+  bias: "none",
+  modulesToSave: [],
+  nf4: kind === "qlora" ? { blockSize: 64, doubleQuant: true, doubleQuantBlockSize: 256 } : undefined,
+});
+
+// ---- independent counts from the declarations ----
+const buffer = (bytes: number) => Math.max(16, Math.ceil(bytes / 16) * 16); // one GPU buffer, 16-byte rounded
+const product = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+function declaredTensors(family: Family, dims: ReturnType<typeof model>["config"]["dims"], tied: boolean) {
+  return family.tensors
+    .filter((t) => !(t.optional && tied))
+    .flatMap((t) => expandTemplate(t.name, dims.layers).map((name) => ({ name, role: t.role, shape: t.shape(dims) })));
+}
+
+function nf4Bytes(n: number): number {
+  const blocks = Math.ceil(n / 64);
+  return buffer(Math.ceil(n / 2)) + buffer(blocks) + buffer(4 * Math.ceil(blocks / 256)) + buffer(4);
+}
+
+const quantized = (role: string) => /^(attn\.(qkv|out)|mlp\.(gate|up|gate_up|down))\.weight$/.test(role);
+
+for (const name of familyNames) {
+  test(`${name}: weights, adapters, master weights, optimizer state and accumulators from the declared shapes`, () => {
+    const m = model(name, 2);
+    const family = m.family;
+    const tensors = declaredTensors(family, m.config.dims, m.config.tiedHead);
+    const elements = tensors.reduce((n, t) => n + product(t.shape), 0);
+
+    // full fine-tuning of f16 weights: f16 storage, f32 masters, m and v, accumulators (grad_accum 2)
+    const full = expectOk(planStep(family, m.config, { ...base, dtype: "f16", gradAccum: 2 })).training;
+    const f16 = tensors.reduce((n, t) => n + buffer(2 * product(t.shape)), 0);
+    const f32 = tensors.reduce((n, t) => n + buffer(4 * product(t.shape)), 0);
+    assert.is(full.weights, f16, "f16 base weights");
+    assert.is(full.masterWeights, f32, "f32 master copies of every weight");
+    assert.is(full.optimizerState, 2 * f32, "AdamW m and v");
+    assert.is(full.gradientAccumulators, f32, "f32 accumulators with grad_accum 2");
+    assert.is(full.adapters, 0);
+    const plan = expectOk(planStep(family, m.config, { ...base, dtype: "f16", gradAccum: 2 }));
+    assert.is(plan.parameters.total, elements);
+    assert.is(plan.parameters.trainable, elements);
+
+    // LoRA over every linear: f32 adapters (rank x in, out x rank), only they train
+    const targeted = new Set(loraModulesFor(family, "all").map((x) => x.native));
+    const adapted = tensors.filter((t) => t.name.endsWith(".weight") && targeted.has(t.name.split(".").at(-2)!));
+    const adapterBytes = adapted.reduce((n, t) => n + buffer(4 * 4 * t.shape[1]) + buffer(4 * t.shape[0] * 4), 0);
+    const l = expectOk(planStep(family, m.config, { ...base, dtype: "bf16", method: lora("lora", ["all"]) })).training;
+    assert.is(l.adapters, adapterBytes, "adapters");
+    assert.is(l.weights, tensors.reduce((n, t) => n + buffer(2 * product(t.shape)), 0), "bf16 base weights");
+    assert.is(l.masterWeights, 0, "no base weight trains");
+    assert.is(l.optimizerState, 2 * adapterBytes);
+    assert.is(l.gradientAccumulators, 0, "grad_accum 1 needs no accumulator");
+
+    // QLoRA: the blocks' linears in NF4, the rest in the model dtype
+    const q = expectOk(planStep(family, m.config, { ...base, dtype: "bf16", method: lora("qlora", ["all"]) })).training;
+    const qBytes = tensors.reduce((n, t) => n + (quantized(t.role) ? nf4Bytes(product(t.shape)) : buffer(2 * product(t.shape))), 0);
+    assert.is(q.weights, qBytes, "NF4 linears");
+    assert.is(q.adapters, adapterBytes);
+
+    // SGD keeps no state
+    assert.is(expectOk(planStep(family, m.config, { ...base, optimizer: "sgd" })).training.optimizerState, 0);
+  });
+
+  test(`${name}: gradient checkpointing lowers the activation peak and the step's peak`, () => {
+    const m = model(name, 4);
+    const settings = { ...base, method: lora("lora", ["all"]) };
+    const plain = expectOk(planStep(m.family, m.config, settings)).training;
+    const checkpointed = expectOk(planStep(m.family, m.config, { ...settings, gradientCheckpointing: true })).training;
+    console.log(`    ${name}: activations ${formatBytes(plain.activations)} -> ${formatBytes(checkpointed.activations)} checkpointed; peak ${formatBytes(plain.peak)} -> ${formatBytes(checkpointed.peak)}`);
+    assert.ok(checkpointed.activations < plain.activations);
+    assert.ok(checkpointed.peak < plain.peak);
+    assert.is(checkpointed.weights + checkpointed.adapters + checkpointed.optimizerState, plain.weights + plain.adapters + plain.optimizerState);
+  });
+}
+
+test("planning from 2 and 3 layers gives every layer-linear figure of a 6-layer model exactly", () => {
+  for (const name of familyNames) {
+    const m = model(name, 6);
+    for (const gradientCheckpointing of [false, true]) {
+      const settings: PlanSettings = { ...base, dtype: "f16", method: lora("qlora", ["all"]), gradientCheckpointing, gradAccum: 2, generation: { strategy: "beam", sequences: 2, maxNewTokens: 8 } };
+      const exact = expectOk(planStep(m.family, m.config, settings));
+      const estimate = expectOk(planStep(m.family, m.config, settings, { estimate: true }));
+      assert.is(estimate.depth.planned, "2 and 3 layers, extrapolated");
+      assert.is(exact.depth.planned, "every layer");
+      for (const key of ["weights", "adapters", "masterWeights", "optimizerState", "gradientAccumulators", "inputs", "activations", "gradients", "uniforms"] as const) {
+        assert.is(estimate.training[key], exact.training[key], `${name} ${key}`);
+      }
+      assert.equal(estimate.generation, exact.generation, `${name} generation`);
+      assert.equal(estimate.parameters, exact.parameters);
+      assert.is(estimate.launches, exact.launches);
+      const arena = Math.abs(estimate.training.arena - exact.training.arena) / exact.training.arena;
+      assert.ok(arena < 0.05, `${name}: arena estimated within 5% (${(100 * arena).toFixed(2)}%)`);
+    }
+  }
+});
+
+test("generation: the KV cache holds keys and values of every layer for max_length + max_new_tokens tokens per beam", () => {
+  const m = model("chatglm2", 2);
+  const d = m.config.dims;
+  const plan = expectOk(planStep(m.family, m.config, { ...base, generation: { strategy: "beam", sequences: 3, maxNewTokens: 20 } }));
+  const g = plan.generation!;
+  assert.is(g.contextTokens, base.seq + 20);
+  assert.is(g.kvCache, d.layers * 2 * buffer(4 * 3 * (base.seq + 20) * d.kvHeads * d.headDim));
+  assert.is(g.staging, buffer(4 * 3 * d.vocab));
+  assert.is(g.peak, plan.training.weights + plan.training.adapters + g.kvCache + g.arena + g.staging);
+  assert.is(plan.peakBytes, Math.max(plan.training.peak, g.peak));
+});
+
+test("Baichuan-7B QLoRA (rank 64 on every linear), sequence 512, batch 1, checkpointing: NF4 weights and the peak", () => {
+  const family = families.baichuan7b;
+  const m = expectOk(fromDimensions(family, facts.baichuan7b.sizes["7b"], "7b preset"));
+  const settings: PlanSettings = { ...base, dtype: "bf16", batch: 1, seq: 512, gradientCheckpointing: true, method: { ...lora("qlora", ["all"]), rank: 64, alpha: 16 } };
+  const plan = expectOk(planStep(family, m.config, settings));
+  const t = plan.training;
+  const linears = 32 * (3 * 4096 * 4096 + 4096 * 4096 + 3 * 4096 * 11008);
+  console.log(`    peak ${formatBytes(t.peak)} (${(t.peak / 1e9).toFixed(2)} GB): weights ${formatBytes(t.weights)}, adapters ${formatBytes(t.adapters)}, AdamW ${formatBytes(t.optimizerState)}, arena ${formatBytes(t.arena)} (activations ${formatBytes(t.activations)})`);
+  // NF4 linears (whole 64·256 blocks) + 5 offset buffers per layer + bf16 embedding, head and norms
+  const expected = linears * (0.5 + 1 / 64 + 4 / (64 * 256)) + 32 * 5 * 16 + 2 * 2 * 64000 * 4096 + (32 * 2 + 1) * 2 * 4096;
+  assert.is(t.weights, expected);
+  const rank64 = 32 * 64 * (4096 + 3 * 4096 + 4096 + 4096 + 2 * (4096 + 11008) + 11008 + 4096);
+  assert.is(plan.parameters.trainable, rank64);
+  assert.is(t.adapters, 4 * rank64);
+});
+
+test.run();
