@@ -113,7 +113,7 @@ test(
       const { input_ids, labels } = fixture.golden;
       const batches = [
         { ids: input_ids, labels },
-        { ids: input_ids.map((row) => row.map(() => rng.int(0, 64))), labels: labels.map((row) => row.map((l, t) => (t < row.length / 2 ? -100 : l))) },
+        { ids: input_ids.map((row) => row.map(() => rng.int(64))), labels: labels.map((row) => row.map((l, t) => (t < row.length / 2 ? -100 : l))) },
       ];
       for (const [i, batch] of batches.entries()) {
         const feeds = feedsFor({ ...fixture, golden: { ...fixture.golden, input_ids: batch.ids, labels: batch.labels } });
