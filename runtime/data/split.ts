@@ -2,7 +2,8 @@
 // conversation (record), never per example: ChatGLM-6B's several examples of one conversation
 // share its history, so they stay on one side. The choice depends only on the seed, the
 // dataset's name and its number of conversations: batch size, max_length, packing or the
-// other datasets never move a record between train and eval.
+// other datasets never move a record between train and eval, and a larger fraction only adds
+// records to those a smaller one holds out (both take a prefix of the same seeded permutation).
 import { createHash } from "node:crypto";
 import { Random } from "../random.ts";
 import type { TokenStore } from "./token-store.ts";

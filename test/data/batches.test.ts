@@ -102,6 +102,8 @@ test("eval split: round(fraction × conversations) records, the same whatever th
   assert.ok(epochOf(a, 0).every((e) => !heldOut.has(e)), "no eval example is trained on");
   assert.equal(a.evalBatches().flatMap(examplesIn), Array.from(a.splits[0].eval, (i) => `0:${i}`), "eval batches in file order");
   assert.not.equal(Array.from(make([fake], { seed: 1 }).splits[0].eval), Array.from(a.splits[0].eval), "another seed holds out other records");
+  const larger = new Set(make([{ ...fake, evalSplit: 0.2 }]).splits[0].eval);
+  assert.ok(Array.from(a.splits[0].eval).every((i) => larger.has(i)), "a larger fraction keeps the records a smaller one held out");
 });
 
 test("eval split is per conversation: the examples of one conversation stay together", () => {
