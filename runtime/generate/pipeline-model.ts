@@ -19,6 +19,8 @@ export interface PipelineGenerator {
   config: ModelConfig;
   tokenizer: Tokenizer;
   model: GenerationModel;
+  /** The weights it runs, adapter included, by graph name. */
+  weights: ReadonlyMap<string, Float64Array>;
   settings: GenerationSettings;
   /** Stop strings of the decode block. */
   stops: string[];
@@ -62,6 +64,7 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, adapterD
     config,
     tokenizer: tokenizer.value,
     model: new CpuGenerationModel({ family, config, weights, method }),
+    weights,
     settings: decodeSettings(decode, config, family),
     stops: (decode.stop as string[] | undefined) ?? [],
     seed: Number(decode.seed ?? seed),
