@@ -26,10 +26,10 @@ const base: PlanSettings = {
   optimizer: "adamw",
   generation: null,
 };
-const lora = (kind: "lora" | "qlora", targets: string[]): PlanSettings["method"] => ({
+const lora = (kind: "lora" | "qlora", targets: string[], rank = 4, alpha = 8): PlanSettings["method"] => ({
   kind,
-  rank: 4,
-  alpha: 8,
+  rank,
+  alpha,
   targets,
   bias: "none",
   modulesToSave: [],
@@ -142,7 +142,7 @@ test("generation: the KV cache holds keys and values of every layer for max_leng
 test("Baichuan-7B QLoRA (rank 64 on every linear), sequence 512, batch 1, checkpointing: NF4 weights and the peak", () => {
   const family = families.baichuan7b;
   const m = expectOk(fromDimensions(family, facts.baichuan7b.sizes["7b"], "7b preset"));
-  const settings: PlanSettings = { ...base, dtype: "bf16", batch: 1, seq: 512, gradientCheckpointing: true, method: { ...lora("qlora", ["all"]), rank: 64, alpha: 16 } };
+  const settings: PlanSettings = { ...base, dtype: "bf16", batch: 1, seq: 512, gradientCheckpointing: true, method: lora("qlora", ["all"], 64, 16) };
   const plan = expectOk(planStep(family, m.config, settings));
   const t = plan.training;
   const linears = 32 * (3 * 4096 * 4096 + 4096 * 4096 + 3 * 4096 * 11008);
