@@ -11,7 +11,7 @@ import { readDataset } from "../../runtime/data/read-dataset.ts";
 import type { DataReport } from "../../runtime/data/report.ts";
 import { renderConversation } from "../../runtime/data/render.ts";
 import { openEncoder, type OpenEncoder } from "../../runtime/data/tokenize-chunk.ts";
-import { tokenizeExample, type TokenizedExample } from "../../runtime/data/tokenize-example.ts";
+import { ignoreIndex, tokenizeExample, type TokenizedExample } from "../../runtime/data/tokenize-example.ts";
 import { flag, flagValue, type ParsedArgs } from "../args.ts";
 import { paint, type Io } from "../io.ts";
 import { pipelineFlags, resolveOne, usageError } from "../pipeline-target.ts";
@@ -43,7 +43,10 @@ export const command: Command = {
     const resolved = resolveOne(`data ${sub}`, { ...args, positional: rest }, io);
     if (!resolved.ok) return resolved.exit;
     const pipeline = selectDataset(resolved.pipeline, flagValue(args, "dataset"));
-    if (!pipeline) return usageError(io, "data", `the pipeline has no dataset named \`${flagValue(args, "dataset")}\``);
+    if (!pipeline) {
+      const names = resolved.pipeline.datasets.map((d) => d.name).join(", ");
+      return usageError(io, "data", `the pipeline has no dataset named \`${flagValue(args, "dataset")}\`; its datasets: ${names}`);
+    }
     if (sub === "preview") {
       const n = Number(flagValue(args, "n") ?? "3");
       if (!Number.isInteger(n) || n < 1) return usageError(io, "data", "-n needs a positive whole number");
@@ -108,7 +111,7 @@ async function firstConversations(plan: DatasetPlan, n: number, io: Io): Promise
 }
 
 function describeCounts(example: TokenizedExample): string {
-  const trained = example.labels.filter((l) => l !== -100).length;
+  const trained = example.labels.filter((l) => l !== ignoreIndex).length;
   const cut = example.fullLength > example.inputIds.length ? `, truncated from ${example.fullLength}` : "";
   return `${example.inputIds.length} tokens, ${trained} trained${cut}`;
 }
@@ -120,9 +123,9 @@ function markTrained(example: TokenizedExample, open: OpenEncoder, color: boolea
   let out = "";
   let from = 0;
   while (from < example.inputIds.length) {
-    const trained = example.labels[from] !== -100;
+    const trained = example.labels[from] !== ignoreIndex;
     let to = from;
-    while (to < example.inputIds.length && (example.labels[to] !== -100) === trained) to++;
+    while (to < example.inputIds.length && (example.labels[to] !== ignoreIndex) === trained) to++;
     // Specials show by name (some tokenizers decode them to nothing); the text between them is decoded.
     let text = "";
     let plain: number[] = [];
