@@ -4,9 +4,10 @@
 // export never holds more than one tensor in memory. The file appears atomically.
 import { open, rename, rm } from "node:fs/promises";
 
-export type SafetensorsDtype = "F32" | "F16" | "BF16" | "U8" | "I32" | "I64";
+/** Every element type a checkpoint may hold, so any base tensor can be copied into a new file. */
+export type SafetensorsDtype = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
-const bytesPer: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, U8: 1, I32: 4, I64: 8 };
+const bytesPer: Record<SafetensorsDtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 
 export interface TensorToWrite {
   name: string;

@@ -20,7 +20,8 @@ export interface RunManifest {
   pipeline: string;
   startedAt: string;
   finishedAt?: string;
-  status: "running" | "finished" | "failed";
+  /** `stopped`: ended by a signal after saving a checkpoint; `sftc run --resume` continues it. */
+  status: "running" | "finished" | "stopped" | "failed";
   resolved: unknown;
   lock?: Lock;
   git: GitState | null;

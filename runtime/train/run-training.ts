@@ -122,9 +122,8 @@ export async function runTraining(o: RunTrainingOptions): Promise<Result<Trainin
       return result;
     }
     const metrics = finalMetrics(result.value);
-    // a stopped run is resumable; the manifest has no "stopped" status, so it says failed with stopped_at_step
     const status = result.value.stopped ? "stopped" : "finished";
-    await writeManifest(o.runDir, { ...manifest, status: status === "finished" ? "finished" : "failed", finishedAt: new Date().toISOString(), metrics });
+    await writeManifest(o.runDir, { ...manifest, status, finishedAt: new Date().toISOString(), metrics });
     return ok({ status, step: result.value.step, totalSteps: result.value.totalSteps, metrics });
   } catch (error) {
     progress?.finish();

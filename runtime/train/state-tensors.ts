@@ -1,7 +1,6 @@
-// Engine state tensors in and out of a checkpoint's `tensors.safetensors`. Float32 tensors are
-// stored as F32. Float64 tensors (the CPU reference engine) are stored bit for bit as raw
-// little-endian bytes in a U8 tensor, because the safetensors writer has no F64 yet; the
-// layout recorded in `state.json` gives each tensor's real dtype and shape.
+// Engine state tensors in and out of a checkpoint's `tensors.safetensors`: float32 tensors as
+// F32, float64 ones (the CPU reference engine) as F64. The layout recorded in `state.json`
+// says which array type each tensor is restored into.
 import { captureFaults } from "../checkpoint/fault.ts";
 import { withFile } from "../checkpoint/binary-file.ts";
 import { readSafetensorsIndex } from "../checkpoint/safetensors.ts";
@@ -23,7 +22,7 @@ export function stateToWrite(tensors: readonly StateTensor[]): { tensors: Tensor
   const out = tensors.map((t): TensorToWrite => {
     const f64 = t.data instanceof Float64Array;
     layout[t.name] = { dtype: f64 ? "f64" : "f32", shape: t.shape };
-    return { name: t.name, dtype: f64 ? "U8" : "F32", shape: f64 ? [t.data.byteLength] : t.shape, bytes: () => bytesOf(t.data) };
+    return { name: t.name, dtype: f64 ? "F64" : "F32", shape: t.shape, bytes: () => bytesOf(t.data) };
   });
   return { tensors: out, layout };
 }

@@ -80,6 +80,7 @@ test("SIGINT stops after the current step with a checkpoint; resuming finishes t
   assert.ok(at >= 5 && at < 12, `stopped at step ${at}`);
   assert.is(expectOk(await loadLatestCheckpoint(join(dir, "checkpoints")))?.state.step, at, "a checkpoint at the stopping step");
   const manifest = expectOk(await readManifest(dir));
+  assert.is(manifest.status, "stopped");
   assert.is(manifest.metrics.stopped_at_step, at);
 
   const resumed = await resumeInProcess(dir);
