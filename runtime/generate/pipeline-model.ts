@@ -5,9 +5,10 @@ import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ok, type Result } from "../../compiler/diagnostics.ts";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
-import { resolveModelConfig, type ModelConfig } from "../../stdlib/families/config.ts";
+import { plannedModel } from "../../compiler/plan/model-config.ts";
+import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
-import type { DimName, Family } from "../../stdlib/families/family.ts";
+import type { Family } from "../../stdlib/families/family.ts";
 import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
 import { CpuGenerationModel } from "./cpu-model.ts";
 import type { GenerationSettings, Strategy } from "./engine.ts";
@@ -41,11 +42,11 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, adapterD
   let config: ModelConfig;
   let weights: Map<string, Float64Array>;
   if (model.init === "random") {
-    const resolved = randomModelConfig(family, model, tokenizer.value.vocabSize);
-    if (!resolved.ok) return resolved;
-    const drawn = randomWeights(family, resolved.value, seed);
+    const planned = plannedModel(pipeline, { tokenizerVocab: tokenizer.value.vocabSize });
+    if (!planned.ok) return planned;
+    const drawn = randomWeights(family, planned.value.config, seed);
     if (!drawn.ok) return drawn;
-    [config, weights] = [resolved.value, drawn.value];
+    [config, weights] = [planned.value.config, drawn.value];
   } else {
     const loaded = await checkpointWeights(String(model.path), family);
     if (!loaded.ok) return loaded;
@@ -96,34 +97,4 @@ export function decodeSettings(decode: ResolvedPipeline["decode"], config: Model
     earlyStopping: decode.early_stopping === true,
     numReturnSequences: number("num_return_sequences", 1),
   };
-}
-
-// The `.sft` dimension keys of a random model and the canonical dimension each sets.
-const DIMENSION_KEYS: [string, DimName][] = [
-  ["hidden_size", "hidden"],
-  ["num_layers", "layers"],
-  ["num_heads", "heads"],
-  ["intermediate_size", "ffn"],
-  ["max_positions", "maxPositions"],
-  ["vocab_size", "vocab"],
-  ["kv_groups", "kvHeads"],
-  ["rotary_dim", "rotaryDims"],
-];
-
-/**
- * A random model's config: the family's tiny config.json with the model block's dimensions
- * written over it in the family's own keys (the vocabulary from the tokenizer unless given),
- * resolved as a checkpoint's config would be.
- */
-function randomModelConfig(family: Family, model: ResolvedPipeline["model"], tokenizerVocab: number): Result<ModelConfig> {
-  const raw: Record<string, unknown> = { ...family.tiny };
-  for (const [name, source] of Object.entries(family.dims)) if (name !== "normEps") for (const key of source.keys) delete raw[key];
-  const set = (name: DimName, value: unknown) => {
-    const key = family.dims[name].keys[0];
-    if (typeof value === "number" && key !== undefined) raw[key] = value;
-  };
-  for (const [key, name] of DIMENSION_KEYS) set(name, model[key]);
-  if (model.vocab_size === undefined) set("vocab", tokenizerVocab);
-  if (typeof model.hidden_size === "number" && typeof model.num_heads === "number") set("headDim", model.hidden_size / model.num_heads);
-  return resolveModelConfig(raw, family, `the model block of ${model.family} (init = random)`);
 }
