@@ -21,7 +21,7 @@ for (const name of familyNames) {
       const fixture = await loadFixture(name);
       const g = fixtureGraph(fixture);
       const feeds = feedsFor(fixture);
-      const [run] = await runOnGpu(gpu, g.graph, feeds);
+      const run = await runOnGpu(gpu, g.graph, feeds);
       const reference = expectOk(interpret(g.graph, feeds));
       const logits = run.outputs.get("logits")!;
       assertClose(logits, fixture.golden.logits.flat(2), 1e-4, `${name} logits vs golden`);

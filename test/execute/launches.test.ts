@@ -45,7 +45,7 @@ function feedsOf(g: Graph, ints: Record<string, number[]>, seed: number): Map<st
 async function checkTraining(gpu: GpuDevice, label: string, loss: Node, params: Node[], ints: Record<string, number[]>): Promise<number> {
   const training = expectOk(trainingGraph(loss, params)).graph;
   const feeds = feedsOf(training, ints, 3);
-  const [run] = await runOnGpu(gpu, training, feeds);
+  const run = await runOnGpu(gpu, training, feeds);
   const reference = expectOk(interpret(training, feeds));
   for (const name of training.outputs.keys()) assertClose(run.outputs.get(name)!, reference.get(name)!, 1e-4, `${label} ${name}`);
   return run.stats.copies;

@@ -23,6 +23,7 @@ interface OperandLayout {
 
 // The layout of an operand whose (..., r, c) view is stored transposed when `trans`, or
 // undefined when the kernel cannot read it (an offset, no unit stride, unmergeable batch dims).
+// A 2-D operand is shared by every batch item (batch stride 0).
 function operandLayout(v: View, trans: boolean): OperandLayout | undefined {
   if (v.offset !== 0) return undefined;
   const rank = v.shape.length;
