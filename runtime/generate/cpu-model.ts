@@ -51,7 +51,8 @@ export class CpuGenerationModel implements GenerationModel {
     const bad = prompt.find((id) => !(Number.isInteger(id) && id >= 0 && id < this.vocabSize));
     if (bad !== undefined) return fail(diag("SFT5701", `Token id ${bad} is outside the model's vocabulary of ${this.vocabSize}.`, { hint: `Give ids from 0 to ${this.vocabSize - 1}.` }));
     const feeds = familyFeeds(this.o.family, this.o.config, { ids: [prompt], labels: [prompt] });
-    return feeds.ok ? ok(undefined) : feeds;
+    if (feeds.ok) return ok(undefined);
+    return fail(...feeds.diagnostics.map((d) => ({ ...d, code: "SFT5701" as const, message: d.message.replace(/^Sample 0 of the batch/, "The prompt") })));
   }
 
   /** Next-token logits of every sequence: one batched run per distinct length. */
