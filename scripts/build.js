@@ -8,9 +8,12 @@ import { build } from "esbuild";
 import { join } from "node:path";
 
 const root = join(import.meta.dirname, "..");
+// The output directory may be given (tests build elsewhere); it must sit inside the install
+// so the bundle resolves its npm packages and finds sftc's package.json.
+const outdir = process.argv[2] ?? join(root, "dist");
 await build({
   entryPoints: { sftc: join(root, "cli", "main.ts") },
-  outdir: join(root, "dist"),
+  outdir,
   outExtension: { ".js": ".mjs" },
   chunkNames: "chunks/[name]-[hash]",
   bundle: true,

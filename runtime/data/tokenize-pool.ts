@@ -1,15 +1,19 @@
 // Tokenization spread over a few worker threads. Chunks are handed out round-robin and their
 // results are returned by promise per chunk, so the caller keeps file order whatever thread
 // finishes first. With no workers, chunks are tokenized on the calling thread.
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
+import { installRoot } from "../install.ts";
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { Conversation } from "./conversation.ts";
 import { tokenizeConversations, type EncoderSpec, type OpenEncoder } from "./tokenize-chunk.ts";
 import type { TokenChunk } from "./token-store.ts";
 import type { ChunkRequest } from "./tokenize-worker.ts";
 
-// Workers run the TypeScript sources through the same loader as the main thread.
-const workerModule = new URL("./tokenize-worker.ts", import.meta.url).href;
+// Workers run the TypeScript sources through tsx, also when the main thread runs the bundle
+// in dist/ (so the worker's source is found from the install root, not from this module).
+const workerModule = pathToFileURL(join(installRoot, "runtime", "data", "tokenize-worker.ts")).href;
 const loaderApi = import.meta.resolve("tsx/esm/api");
 const bootstrap = `import(${JSON.stringify(loaderApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(workerModule)}); });`;
 
