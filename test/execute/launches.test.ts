@@ -2,7 +2,8 @@
 // float64 interpreter (forward and training graphs): matmul epilogues with alpha, bias and a
 // scaled residual, operands read through transposed and offset views (the latter copied), fused
 // attention with every mask (causal, GLM prefix, padding, packed segments), GQA and ALiBi; new
-// i32 inputs between runs; and the errors for launches the runtime cannot run.
+// i32 inputs between runs; a checkpointed schedule; and the errors for inputs and launches the
+// runtime cannot run.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
@@ -15,7 +16,7 @@ import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { feedsFor, loadFixture } from "../models/support.ts";
-import { assertClose } from "../support/numeric.ts";
+import { assertClose, relativeError } from "../support/numeric.ts";
 import { expectError, expectOk } from "../support/result.ts";
 import { fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
 
@@ -122,6 +123,28 @@ test(
         const reference = expectOk(interpret(training, feeds));
         for (const name of ["loss", "grad.model.embed_tokens.weight"]) assertClose(await ex.read(name), reference.get(name)!, 1e-4, `batch ${i} ${name}`);
       }
+    } finally {
+      ex.destroy();
+    }
+  }),
+);
+
+test(
+  "a checkpointed schedule (every activation recomputed in the backward) gives the interpreter's gradients",
+  withGpu(async (gpu) => {
+    const fixture = await loadFixture("chatglm");
+    const training = trainingOf(fixtureGraph(fixture));
+    const compiled = expectOk(compileGraph(training, { checkpoints: [] }));
+    const ex = expectOk(GraphExecutor.create(gpu, compiled.schedule));
+    try {
+      const feeds = feedsFor(fixture);
+      for (const [name, values] of feeds) ex.write(name, values);
+      expectOk(await ex.run());
+      const reference = expectOk(interpret(training, feeds));
+      let worst = 0;
+      for (const name of training.outputs.keys()) worst = Math.max(worst, relativeError(await ex.read(name), reference.get(name)!));
+      console.log(`    chatglm checkpointed: ${ex.stats().dispatches} dispatches, worst relative error ${worst.toExponential(2)}`);
+      assert.ok(worst < 1e-3);
     } finally {
       ex.destroy();
     }
