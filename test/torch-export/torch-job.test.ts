@@ -36,6 +36,8 @@ async function trainingAgrees(name: FamilyName, method: JobMethod): Promise<stri
   assertClose(resumed.map((r) => r.grad_norm), single.map((r) => r.grad_norm), 1e-6, `${label}: gradient norms, 2 processes vs 1`);
   const reference = await sftcLosses(job, join(dir, "sftc-run"));
   assertClose(losses, reference, 1e-3, `${label}: DDP vs sftc's float64 run`);
+  const float32 = runJob(dir, join(dir, "run-float32"), ["--spawn", "2"]);
+  assertClose(float32.map((r) => r.loss), reference, 1e-3, `${label}: DDP in float32 (the default) vs sftc's float64 run`);
   assert.ok(losses[losses.length - 1] < losses[0], `${name}: the loss falls (${losses.join(", ")})`);
   return dir;
 }

@@ -75,6 +75,15 @@ export async function writeTorchJob(out: string, input: TorchJobInput): Promise<
   const epochs: (readonly (readonly number[])[])[] = [];
   for (let used = 0; used < needed; used += epochs[epochs.length - 1].length) epochs.push(data.epochBatches(epochs.length));
 
+  const vocab = input.config.dims.vocab;
+  const outside = data.examples.findIndex((e) => Array.from(e.inputIds).some((id) => id < 0 || id >= vocab));
+  if (outside >= 0) {
+    const id = Array.from(data.examples[outside].inputIds).find((t) => t < 0 || t >= vocab);
+    return fail(diag("SFT4702", `training example ${outside} holds token id ${id}, beyond the ${vocab} embedding rows of the model in ${input.modelDir}`, {
+      where: input.modelDir,
+      hint: "the tokenizer and the model do not belong together: use the tokenizer of this checkpoint",
+    }));
+  }
   const source = torchModelSource(input.family, input.config, lora);
   if (!source.ok) return source;
   const targets = lora ? loraNativeTargets(input.family, lora.targets) : ok<string[]>([]);
