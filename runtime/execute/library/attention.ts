@@ -23,7 +23,8 @@ import { inputView, type DispatchStep, type ExecContext, type HostInts, type Pre
 import { copyView } from "./generated.ts";
 import { tensorView } from "./rope.ts";
 
-// The call of an attention node (q at input `first`: 0 for the forward, 1 for the backward).
+// The call of an attention node: q at input `first` (0 in the forward; 1 in the backward, after
+// dOut and followed by k, v and out), then the mask inputs.
 interface Call {
   shape: AttentionShape;
   variant: AttentionVariant;
@@ -37,7 +38,7 @@ function callOf(n: Node, first: number): Call {
   const [batch, queryLength, queryHeads, headDim] = q.shape;
   const [, keyLength, kvHeads] = k.shape;
   const variant: AttentionVariant = { dtype: q.dtype === "f16" ? "f16" : "f32", headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
-  return { shape: { batch, queryHeads, kvHeads, queryLength, keyLength, headDim }, variant, scale: a.scale, masks: n.inputs.slice(first + (first === 0 ? 3 : 4)) };
+  return { shape: { batch, queryHeads, kvHeads, queryLength, keyLength, headDim }, variant, scale: a.scale, masks: n.inputs.slice(first === 0 ? 3 : 5) };
 }
 
 /**
