@@ -42,17 +42,8 @@ export class CpuGenerationModel implements GenerationModel {
     return { session: new CpuSession(this, sequences), logits: this.lastLogits(sequences) };
   }
 
-  /** Checks that `prompt` can run: its length and the family's required tokens (GLM's [gMASK] <sop>). */
   check(prompt: readonly number[]): Result<void> {
-    if (prompt.length === 0) return fail(diag("SFT5701", "The prompt has no tokens.", { hint: "Give a non-empty prompt." }));
-    if (prompt.length >= this.maxPositions) {
-      return fail(diag("SFT5701", `The prompt has ${prompt.length} tokens; the model has ${this.maxPositions} positions and needs one left to generate.`, { hint: "Shorten the prompt." }));
-    }
-    const bad = prompt.find((id) => !(Number.isInteger(id) && id >= 0 && id < this.vocabSize));
-    if (bad !== undefined) return fail(diag("SFT5701", `Token id ${bad} is outside the model's vocabulary of ${this.vocabSize}.`, { hint: `Give ids from 0 to ${this.vocabSize - 1}.` }));
-    const feeds = familyFeeds(this.o.family, this.o.config, { ids: [prompt], labels: [prompt] });
-    if (feeds.ok) return ok(undefined);
-    return fail(...feeds.diagnostics.map((d) => ({ ...d, code: "SFT5701" as const, message: d.message.replace(/^Sample 0 of the batch/, "The prompt") })));
+    return checkPrompt(this.o.family, this.o.config, prompt);
   }
 
   /** Next-token logits of every sequence: one batched run per distinct length. */
@@ -114,4 +105,18 @@ class CpuSession implements GenerationSession {
   free(): void {
     this.sequences = [];
   }
+}
+
+/** Whether `prompt` can run: non-empty, shorter than the positions, ids in the vocabulary, the family's required tokens (GLM's [gMASK] <sop>). */
+export function checkPrompt(family: Family, config: ModelConfig, prompt: readonly number[]): Result<void> {
+  const { vocab, maxPositions } = config.dims;
+  if (prompt.length === 0) return fail(diag("SFT5701", "The prompt has no tokens.", { hint: "Give a non-empty prompt." }));
+  if (prompt.length >= maxPositions) {
+    return fail(diag("SFT5701", `The prompt has ${prompt.length} tokens; the model has ${maxPositions} positions and needs one left to generate.`, { hint: "Shorten the prompt." }));
+  }
+  const bad = prompt.find((id) => !(Number.isInteger(id) && id >= 0 && id < vocab));
+  if (bad !== undefined) return fail(diag("SFT5701", `Token id ${bad} is outside the model's vocabulary of ${vocab}.`, { hint: `Give ids from 0 to ${vocab - 1}.` }));
+  const feeds = familyFeeds(family, config, { ids: [prompt], labels: [prompt] });
+  if (feeds.ok) return ok(undefined);
+  return fail(...feeds.diagnostics.map((d) => ({ ...d, code: "SFT5701" as const, message: d.message.replace(/^Sample 0 of the batch/, "The prompt") })));
 }

@@ -1,0 +1,107 @@
+// One generation step of a family's model with a KV cache, as an op graph: `fresh` new tokens per
+// sequence attend to `past` cached keys/values plus their own, and the graph returns the logits
+// of the last new token and the new tokens' keys and values for the host to append. With
+// past = 0 it is the prefill of a prompt; with fresh = 1 it is a decode step that evaluates only
+// the new position. The layer structure (norms, residual styles, MLP, head) follows the family
+// graph (compiler/models/family-graph.ts), whose weights it reuses by name; the attention differs
+// only in its keys and values: the cache's rows, then the new ones (after RoPE, as HF caches them).
+// B = batch, P = past, T = fresh, C = hidden, H = heads, KV = key/value heads, D = head dim.
+import { ok, type Result } from "../../compiler/diagnostics.ts";
+import * as b from "../../compiler/ir/build.ts";
+import { graph, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { mlpBlock, type BlockContext, type LinearRole } from "../../compiler/models/family-blocks.ts";
+import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
+import { INPUT, positionStreams, usesRopeTables } from "../../compiler/models/family-inputs.ts";
+import { linear } from "../../compiler/models/lora-linear.ts";
+import { rotary } from "../../compiler/models/rotary.ts";
+import type { ModelConfig } from "../../stdlib/families/config.ts";
+import { qkvGroups, qkvRowOffsets, type Family, type ParamRole } from "../../stdlib/families/family.ts";
+
+/** Names of the cache inputs (B, P, KV, D) and of the new keys/values outputs (B, T, KV, D). */
+export const CACHE = {
+  pastKey: (layer: number) => `past_key.${layer}`,
+  pastValue: (layer: number) => `past_value.${layer}`,
+  key: (layer: number) => `key.${layer}`,
+  value: (layer: number) => `value.${layer}`,
+} as const;
+
+export interface CachedStepShape {
+  batch: number;
+  past: number;
+  fresh: number;
+}
+
+/** The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L`. */
+export function buildCachedStep(family: Family, config: ModelConfig, shape: CachedStepShape): Result<Graph> {
+  const { batch: B, past: P, fresh: T } = shape;
+  const dims = config.dims;
+  // The family graph names and shapes every parameter; a linear's bias is its weight's sibling.
+  const full = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
+  if (!full.ok) return full;
+  const params = full.value.weights;
+  const weightName = (role: ParamRole, layer: number | null) => {
+    const decl = family.tensors.find((t) => t.role === role)!;
+    return layer === null ? decl.name : decl.name.replaceAll("{layer}", String(layer));
+  };
+  const project = (x: Node, role: LinearRole, layer: number | null): Node => {
+    const name = weightName(`${role}.weight`, layer);
+    return linear(x, params.get(name)!, params.get(name.replace(/\.weight$/, ".bias")) ?? null, null);
+  };
+  const norm = (x: Node, prefix: "attn_norm" | "mlp_norm" | "final_norm", layer: number | null): Node => {
+    const name = weightName(`${prefix}.weight`, layer);
+    const w = params.get(name)!;
+    if (family.norm.kind === "rmsnorm") return b.rmsNorm(x, w, dims.normEps);
+    return b.layerNorm(x, w, params.get(name.replace(/\.weight$/, ".bias")) ?? b.fill(0, w), dims.normEps);
+  };
+
+  const streams = positionStreams(family);
+  const tables = usesRopeTables(family);
+  const rotaryInputs = {
+    positions: streams > 0 && !tables ? b.input(INPUT.positions, [B, T, streams], "i32") : null,
+    cos: tables ? b.input(INPUT.cos, [B, T, streams, dims.rotaryDims / 2]) : null,
+    sin: tables ? b.input(INPUT.sin, [B, T, streams, dims.rotaryDims / 2]) : null,
+  };
+  const prefixLength = family.attention.mask.kind === "glm_prefix" ? b.input(INPUT.prefixLength, [B], "i32") : null;
+  const ctx: BlockContext = { family, dims, project, rotary: rotaryInputs, prefixLength };
+  const outputs: [string, Node][] = [];
+
+  const attend = (a: Node, layer: number): Node => {
+    const D = dims.headDim;
+    const qkv = project(a, "attn.qkv", layer); // (B, T, (H + 2KV) D)
+    const groups = qkvGroups(family.qkv, dims);
+    const grouped = b.reshape(qkv, [B, T, groups, qkv.shape[2] / groups]);
+    const offsets = qkvRowOffsets(family.qkv, dims);
+    const part = (name: "q" | "k" | "v", count: number) => {
+      const start = offsets[name][0];
+      return b.reshape(b.slice(grouped, 3, start, start + (count / groups) * D), [B, T, count, D]);
+    };
+    const q = rotary(family, dims, part("q", dims.heads), rotaryInputs); // (B, T, H, D)
+    const k = rotary(family, dims, part("k", dims.kvHeads), rotaryInputs); // (B, T, KV, D)
+    const v = part("v", dims.kvHeads);
+    outputs.push([CACHE.key(layer), k], [CACHE.value(layer), v]);
+    const cached = (name: string, fresh: Node) => (P === 0 ? fresh : b.concat([b.input(name, [B, P, dims.kvHeads, D]), fresh], 1)); // (B, P + T, KV, D)
+    const mask = family.attention.mask;
+    const attrs = { scale: 1 / Math.sqrt(D), causal: true, prefix: mask.kind === "glm_prefix", padding: false, segments: false, alibi: family.position.kind === "alibi" };
+    // the queries are the last T of P + T key positions: the causal mask offsets them by P
+    const out = b.attention(q, cached(CACHE.pastKey(layer), k), cached(CACHE.pastValue(layer), v), attrs, prefixLength ? [prefixLength] : []);
+    return project(b.reshape(out, [B, T, dims.heads * D]), "attn.out", layer);
+  };
+
+  const table = params.get(weightName("embed.weight", null))!;
+  let x = b.embedding(table, b.input(INPUT.ids, [B, T], "i32")); // (B, T, C)
+  const residual = family.residual;
+  for (let layer = 0; layer < dims.layers; layer++) {
+    const a = norm(x, "attn_norm", layer);
+    if (residual.kind === "parallel") {
+      x = b.add(b.add(x, attend(a, layer)), mlpBlock(ctx, a, layer));
+      continue;
+    }
+    const alpha = residual.kind === "scaled_normed_input" ? residual.alpha(dims) : null;
+    const h = b.add(alpha === null ? x : b.scale(a, alpha), attend(a, layer));
+    const m = norm(h, "mlp_norm", layer);
+    x = b.add(alpha === null ? h : b.scale(m, alpha), mlpBlock(ctx, m, layer));
+  }
+  const last = b.reshape(b.slice(norm(x, "final_norm", null), 1, T - 1, T), [B, dims.hidden]); // (B, C)
+  const logits = config.tiedHead ? b.matmul(last, table, { transB: true }) : project(last, "head", null); // (B, V)
+  return ok(graph([["logits", logits], ...outputs]));
+}
