@@ -84,7 +84,7 @@ export function planDatasets(pipeline: ResolvedPipeline): DatasetPlan[] {
       evalSplit: Number(d.eval_split ?? 0),
       weight: Number(d.weight ?? 1),
       shuffle: d.shuffle !== false,
-      encoder: { tokenizerDir, tokenizerKind: family, template, trainOnPrompt: d.train_on_prompt === true, maxLength: Number(d.max_length) },
+      encoder: { tokenizerDir, tokenizerKind: family, template, loss: text("loss_scheme"), trainOnPrompt: d.train_on_prompt === true, maxLength: Number(d.max_length) },
       tokenizerFiles,
     };
   });

@@ -14,6 +14,8 @@ export interface EncoderSpec {
   tokenizerDir: string;
   tokenizerKind: TokenizerKind;
   template: TemplateName;
+  /** The template's loss scheme (`assistant`, MOSS's `moss`); undefined: the template's default. */
+  loss?: string;
   trainOnPrompt: boolean;
   maxLength: number;
 }
@@ -27,7 +29,7 @@ export interface OpenEncoder {
 export async function openEncoder(spec: EncoderSpec): Promise<Result<OpenEncoder>> {
   const tokenizer = await loadTokenizer(spec.tokenizerDir, spec.tokenizerKind);
   if (!tokenizer.ok) return tokenizer;
-  const choice = chooseTemplate(spec.template, { trainOnPrompt: spec.trainOnPrompt });
+  const choice = chooseTemplate(spec.template, { loss: spec.loss, trainOnPrompt: spec.trainOnPrompt });
   if (!choice.ok) return choice;
   const encoder = exampleEncoder(tokenizer.value, choice.value, spec.maxLength);
   if (!encoder.ok) return encoder;

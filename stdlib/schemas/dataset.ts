@@ -8,11 +8,12 @@ export const moss003Categories = ["Brainstorming", "Complex Instruction", "Code"
 
 const commonKeys: Record<string, Schema> = {
   path: path("The data file.", "file"),
-  max_length: integer("Tokens per example, prompt and response together; longer examples are truncated from the right.", { min: 8, default: 1024 }),
+  max_length: integer("Tokens per example, prompt and response together; longer examples are truncated from the right (ChatGLM-6B: the prompt from the left, the answer from the right, keeping `[gMASK] <sop>` and `<eop>`).", { min: 8, default: 1024 }),
   eval_split: number("Fraction of examples held out for evaluation, in [0, 1).", { min: 0, below: 1, default: 0 }),
   weight: number("Relative share of this dataset when several are mixed.", { above: 0, default: 1 }),
   limit: integer("Use at most this many examples (after filtering).", { min: 1 }),
   shuffle: boolean("Shuffle examples (seeded by `train.seed`).", { default: true }),
+  loss_scheme: oneOf(["assistant", "moss"], "Which tokens carry the loss: `assistant` (every assistant turn and its end token) or, with the MOSS template, `moss` (MOSS's own finetune_moss.py scheme: every turn after the meta instruction). Defaults to `assistant`."),
   train_on_prompt: boolean("Compute the loss on prompt tokens too, not only on responses and their end token.", { default: false }),
   strip: boolean("Strip leading and trailing whitespace of every field (Belle outputs and Safety responses often start with newlines).", { default: true }),
   on_error: oneOf(["skip", "fail"], "What a malformed record does: `skip` drops it and counts it (the first few are reported with file:line), `fail` stops at it.", { default: "skip" }),
