@@ -1,25 +1,21 @@
 // Shared by the torchrun export tests: synthetic SFT examples for a fixture family, a job exported
 // for them, running the job's train.py with Debian's PyTorch, and sftc's own float64 run of the
-// same pipeline (runtime/train's loop over the family graph, differentiated and interpreted).
+// same pipeline (runtime/train's loop and float64 CPU engine over the family graph).
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { ok, type Result } from "../../compiler/diagnostics.ts";
-import { interpret } from "../../compiler/ir/interpret.ts";
 import { buildFamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { familyFeeds } from "../../compiler/models/family-inputs.ts";
-import type { Graph } from "../../compiler/ir/node.ts";
 import { writeTorchJob, initialAdapters, type JobData, type JobExample, type JobMethod } from "../../compiler/targets/torch/write-job.ts";
 import { loraNativeTargets } from "../../compiler/targets/torch/model-py.ts";
 import { Random } from "../../runtime/random.ts";
-import { appliesWeightDecay, labelTokens, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "../../runtime/train/backend.ts";
+import type { Batch } from "../../runtime/train/backend.ts";
+import { CpuBackend, type GraphModel } from "../../runtime/train/cpu-backend.ts";
 import type { Json, TrainingData } from "../../runtime/train/data-source.ts";
 import { trainLoop } from "../../runtime/train/loop.ts";
 import { TRAIN_DEFAULTS, type TrainSettings } from "../../runtime/train/settings.ts";
-import { adamwRef } from "../../stdlib/kernels/adamw.ts";
-import { gradNormRef } from "../../stdlib/kernels/grad-clip.ts";
 import type { FamilyName } from "../../stdlib/families/index.ts";
 import { FIXTURES } from "../checkpoint/support.ts";
 import { loadFixture, type Fixture } from "../models/support.ts";
@@ -116,7 +112,7 @@ export function runJob(dir: string, run: string, args: string[]): StepRecord[] {
 /** sftc's own float64 run of the job's pipeline: the loss of every step. */
 export async function sftcLosses(job: ExportedJob, runDir: string): Promise<number[]> {
   await mkdir(runDir, { recursive: true });
-  const backend = new FamilyGraphBackend(job);
+  const backend = expectOk(CpuBackend.create(familyGraphModel(job), initialWeights(job)));
   const losses: number[] = [];
   const result = await trainLoop({
     settings: SETTINGS,
@@ -179,94 +175,29 @@ class OrderedData implements TrainingData {
   }
 }
 
-interface Slot {
-  name: string;
-  value: Float64Array;
-  grad: Float64Array;
-  m: Float64Array;
-  v: Float64Array;
+/** The family graph of the job's method as a model sftc's float64 CPU engine trains. */
+function familyGraphModel(job: ExportedJob): GraphModel {
+  const { fixture, method } = job;
+  const training: TrainingMethod = method.kind === "full" ? { kind: "full" } : { kind: "lora", rank: method.rank, alpha: method.alpha, targets: method.targets };
+  const build = (rows: number, seq: number) => expectOk(buildFamilyGraph(fixture.family, fixture.config, { batch: rows, seq, method: training }));
+  const rowsOf = (batch: Batch, a: Int32Array) => Array.from({ length: batch.rows }, (_, b) => Array.from(a.subarray(b * batch.seq, (b + 1) * batch.seq)));
+  return {
+    name: `${fixture.family.name} family graph`,
+    trainable: build(1, 2).trainable.map((p) => ({ name: p.attrs.name!, shape: p.shape })),
+    lossFor: (rows, seq) => build(rows, seq).loss,
+    inputs: (batch) => expectOk(familyFeeds(fixture.family, fixture.config, { ids: rowsOf(batch, batch.ids), labels: rowsOf(batch, batch.labels) })),
+  };
 }
 
-/** The family graph as a float64 training engine: full fine-tuning or LoRA. */
-class FamilyGraphBackend implements TrainingBackend {
-  readonly device = "cpu-float64 (family graph)";
-  private readonly values: Map<string, Float64Array>;
-  private readonly slots: Slot[];
-  private readonly graphs = new Map<string, Graph>();
-  private readonly method: TrainingMethod;
-
-  constructor(private readonly job: ExportedJob) {
-    const { fixture, method } = job;
-    this.values = new Map([...fixture.weights].map(([k, v]) => [k, Float64Array.from(v)]));
-    this.method = method.kind === "full" ? { kind: "full" } : { kind: "lora", rank: method.rank, alpha: method.alpha, targets: method.targets };
-    if (method.kind !== "full") {
-      const natives = expectOk(loraNativeTargets(fixture.family, method.targets));
-      for (const m of initialAdapters(fixture.family, fixture.config, method.rank, natives, SETTINGS.seed)) {
-        this.values.set(`${m.modulePath}.lora_A.weight`, Float64Array.from(m.a));
-        this.values.set(`${m.modulePath}.lora_B.weight`, Float64Array.from(m.b));
-      }
-    }
-    const g = expectOk(buildFamilyGraph(fixture.family, fixture.config, { batch: 1, seq: 2, method: this.method }));
-    this.slots = g.trainable.map((p) => {
-      const value = this.values.get(p.attrs.name!)!;
-      return { name: p.attrs.name!, value, grad: new Float64Array(value.length), m: new Float64Array(value.length), v: new Float64Array(value.length) };
-    });
+/** The fixture's weights, plus the job's initial adapters for LoRA. */
+function initialWeights(job: ExportedJob): Map<string, Float64Array> {
+  const { fixture, method } = job;
+  const weights = new Map(fixture.weights);
+  if (method.kind === "full") return weights;
+  const natives = expectOk(loraNativeTargets(fixture.family, method.targets));
+  for (const m of initialAdapters(fixture.family, fixture.config, method.rank, natives, SETTINGS.seed)) {
+    weights.set(`${m.modulePath}.lora_A.weight`, Float64Array.from(m.a));
+    weights.set(`${m.modulePath}.lora_B.weight`, Float64Array.from(m.b));
   }
-
-  private run(batch: Batch, withGradients: boolean): Map<string, Float64Array> {
-    const key = `${batch.rows}x${batch.seq}:${withGradients}`;
-    let graph = this.graphs.get(key);
-    if (!graph) {
-      const g = expectOk(buildFamilyGraph(this.job.fixture.family, this.job.fixture.config, { batch: batch.rows, seq: batch.seq, method: this.method }));
-      graph = withGradients ? expectOk(trainingGraph(g.loss, g.trainable)).graph : g.graph;
-      this.graphs.set(key, graph);
-    }
-    const rows = (a: Int32Array) => Array.from({ length: batch.rows }, (_, b) => Array.from(a.subarray(b * batch.seq, (b + 1) * batch.seq)));
-    const inputs = expectOk(familyFeeds(this.job.fixture.family, this.job.fixture.config, { ids: rows(batch.ids), labels: rows(batch.labels) }));
-    return expectOk(interpret(graph, new Map([...this.values, ...inputs])));
-  }
-
-  forwardBackward(batch: Batch, gradScale: number): LossSum {
-    const out = this.run(batch, true);
-    const tokens = labelTokens(batch);
-    for (const s of this.slots) {
-      const g = out.get(`grad.${s.name}`)!;
-      for (let i = 0; i < g.length; i++) s.grad[i] += g[i] * tokens * gradScale; // the graph's loss is this batch's token mean
-    }
-    return { lossSum: out.get("loss")![0] * tokens, tokens };
-  }
-
-  zeroGradients(): void {
-    for (const s of this.slots) s.grad.fill(0);
-  }
-
-  gradientNorm(): number {
-    return gradNormRef(this.slots.map((s) => s.grad), 1)[0];
-  }
-
-  applyAdamW(u: AdamWUpdate): void {
-    for (const s of this.slots) {
-      const weightDecay = appliesWeightDecay(s.name) ? u.weightDecay : 0;
-      adamwRef(s.value, s.grad, s.m, s.v, u.step, { lr: u.lr, beta1: u.beta1, beta2: u.beta2, eps: u.eps, weightDecay }, u.gradScale);
-    }
-  }
-
-  evaluate(batch: Batch): LossSum {
-    const tokens = labelTokens(batch);
-    return { lossSum: this.run(batch, false).get("loss")![0] * tokens, tokens };
-  }
-
-  saveState(): StateTensor[] {
-    return this.slots.map((s) => ({ name: s.name, shape: [s.value.length], data: Float64Array.from(s.value) }));
-  }
-
-  loadState(): string {
-    return "the reference engine does not resume";
-  }
-
-  randomStates(): Record<string, number> {
-    return {};
-  }
-
-  setRandomStates(): void {}
+  return weights;
 }
