@@ -10,19 +10,19 @@ import type { Turn } from "../../runtime/data/conversation.ts";
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import type { PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
-import { answer, openGenerator, printErrors } from "./generate.ts";
+import { answer, generatorFlags, openGenerator, printErrors } from "./generate.ts";
 
 export const command: Command = {
   name: "chat",
   summary: "chat with the pipeline's model over stdin, turn after turn",
-  usage: "FILE.sft[#PIPELINE] [--adapter RUN_DIR] [--set decode.KEY=VALUE]...",
+  usage: "FILE.sft[#PIPELINE] [--adapter RUN_DIR] [--no-cache] [--set decode.KEY=VALUE]...",
   details:
     "Reads one message per line from stdin and answers it with the pipeline's model and decode settings, " +
     "the conversation so far written into the family's chat template (the same prompt format training uses). " +
     "When the conversation no longer fits the model's positions, the oldest turns are left out. " +
     "`/reset` starts a new conversation; `/exit` (or the end of input) quits. `--adapter DIR` applies a PEFT " +
     "LoRA adapter directory.",
-  flags: [{ name: "adapter", value: "one", placeholder: "RUN_DIR", description: "a PEFT LoRA adapter directory to apply" }, ...pipelineFlags],
+  flags: [...generatorFlags, ...pipelineFlags],
   async run(args: ParsedArgs, io: Io): Promise<number> {
     const generator = await openGenerator("chat", args, io);
     if (!generator) return 1;

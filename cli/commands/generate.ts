@@ -3,7 +3,7 @@
 // (whole UTF-8 characters only); `--json` prints ids and text; a prompts file is answered line by
 // line with progress on stderr. Runs on the CPU reference backend until a GPU engine is built.
 import { readFileSync, writeFileSync } from "node:fs";
-import { flag, flagValue, type ParsedArgs } from "../args.ts";
+import { flag, flagValue, type FlagSpec, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
 import { pipelineFlags, resolveOne, usageError } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
@@ -16,14 +16,21 @@ import { TextOutput } from "../../runtime/generate/text-output.ts";
 import { Random } from "../../runtime/random.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
 
+/** Flags every generating command takes. */
+export const generatorFlags: FlagSpec[] = [
+  { name: "adapter", value: "one", placeholder: "RUN_DIR", description: "a PEFT LoRA adapter directory to apply" },
+  { name: "no-cache", description: "recompute the whole sequence every step (the reference) instead of using the KV cache" },
+];
+
 export const command: Command = {
   name: "generate",
   summary: "generate text from a prompt with the pipeline's model and decode settings",
-  usage: 'FILE.sft[#PIPELINE] (--prompt "TEXT" | --ids 1,2,3 | --input prompts.jsonl --output out.jsonl) [--raw] [--json] [--adapter RUN_DIR] [--set decode.KEY=VALUE]...',
+  usage: 'FILE.sft[#PIPELINE] (--prompt "TEXT" | --ids 1,2,3 | --input prompts.jsonl --output out.jsonl) [--raw] [--json] [--adapter RUN_DIR] [--no-cache] [--set decode.KEY=VALUE]...',
   details:
     "Answers a prompt with the pipeline's model: its checkpoint (`model.path`), or for `init = random` the " +
     "weights drawn from `train.seed`; `--adapter DIR` applies a PEFT LoRA adapter directory " +
-    "(adapter_config.json + adapter_model.safetensors). The `decode` block sets the strategy and its keys; " +
+    "(adapter_config.json + adapter_model.safetensors), merged into the weights. A KV cache keeps each " +
+    "step to the new position; `--no-cache` recomputes the whole sequence instead (the reference). The `decode` block sets the strategy and its keys; " +
     "override them with --set decode.max_new_tokens=16. `--prompt` is written into the family's chat template " +
     "as one user turn (`--raw` encodes it as plain text with the family's special tokens instead); `--ids` is " +
     "used as given. Text is printed as it is generated; `--json` prints one JSON object " +
@@ -38,7 +45,7 @@ export const command: Command = {
     { name: "output", value: "one", placeholder: "FILE.jsonl", description: "where --input's results go, one JSON object per line" },
     { name: "raw", description: "encode --prompt as plain text instead of a chat turn" },
     { name: "json", description: "print the prompt ids, generated ids and text as JSON" },
-    { name: "adapter", value: "one", placeholder: "RUN_DIR", description: "a PEFT LoRA adapter directory to apply" },
+    ...generatorFlags,
     ...pipelineFlags,
   ],
   async run(args: ParsedArgs, io: Io): Promise<number> {
@@ -68,7 +75,7 @@ export const command: Command = {
 export async function openGenerator(name: string, args: ParsedArgs, io: Io): Promise<PipelineGenerator | null> {
   const resolved = resolveOne(name, args, io);
   if (!resolved.ok) return null;
-  const loaded = await loadPipelineGenerator(resolved.pipeline, flagValue(args, "adapter"));
+  const loaded = await loadPipelineGenerator(resolved.pipeline, { adapterDir: flagValue(args, "adapter"), noCache: flag(args, "no-cache") });
   if (!loaded.ok) {
     printErrors(loaded.diagnostics, io);
     return null;

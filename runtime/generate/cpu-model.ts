@@ -1,12 +1,7 @@
-// The CPU reference backend of generation: the family graph run by the float64 interpreter over
-// the whole sequence at every step (no KV cache). It is the numerical reference a cached GPU
-// backend is compared with, and lets `sftc generate` work without a GPU.
-//
-// Why no cached CPU variant: the family graph's attention block (compiler/models/family-blocks.ts)
-// computes keys and values from the tokens it is given and has no past-key/value inputs, so a
-// graph that evaluates only the new position cannot be built from it without changing that
-// block. Recomputing gives the same logits a cache would (positions and masks are those of the
-// full sequence, models.md §6.9), at O(T²) cost per step, which tiny models afford.
+// The CPU reference backend of generation without a KV cache: the family graph itself (the one
+// training runs, LoRA adapters in the graph) evaluated by the float64 interpreter over the whole
+// sequence at every step. It is the reference the cached backends (cpu-cached-model.ts, a GPU
+// engine) are compared with; O(T²) work per step, which tiny models afford.
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { graph, type Graph } from "../../compiler/ir/node.ts";

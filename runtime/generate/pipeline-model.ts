@@ -10,17 +10,18 @@ import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
+import { CpuCachedGenerationModel } from "./cpu-cached-model.ts";
 import { CpuGenerationModel } from "./cpu-model.ts";
 import type { GenerationSettings, Strategy } from "./engine.ts";
 import type { GenerationModel } from "./model.ts";
-import { checkpointWeights, randomWeights, readPeftAdapter } from "./weights.ts";
+import { checkpointWeights, mergeLora, randomWeights, readPeftAdapter, type LoadedAdapter } from "./weights.ts";
 
 export interface PipelineGenerator {
   family: Family;
   config: ModelConfig;
   tokenizer: Tokenizer;
   model: GenerationModel;
-  /** The weights it runs, adapter included, by graph name. */
+  /** The model's own weights by graph name, before any adapter. */
   weights: ReadonlyMap<string, Float64Array>;
   settings: GenerationSettings;
   /** Stop strings of the decode block. */
@@ -28,8 +29,18 @@ export interface PipelineGenerator {
   seed: number;
 }
 
+export interface GeneratorOptions {
+  /** A PEFT LoRA adapter directory to apply. */
+  adapterDir?: string;
+  /**
+   * Run the no-cache reference (the family graph over the whole sequence, LoRA in the graph)
+   * instead of the KV-cache backend (adapters merged into the weights).
+   */
+  noCache?: boolean;
+}
+
 /** Loads the pipeline's tokenizer, weights and adapter; every failure is a diagnostic. */
-export async function loadPipelineGenerator(pipeline: ResolvedPipeline, adapterDir?: string): Promise<Result<PipelineGenerator>> {
+export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options: GeneratorOptions = {}): Promise<Result<PipelineGenerator>> {
   const model = pipeline.model;
   const family = families[model.family as FamilyName];
   // `tokenizer` names the model directory or a tokenizer file in one (`init = random` models)
@@ -52,19 +63,20 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, adapterD
     if (!loaded.ok) return loaded;
     ({ config, weights } = loaded.value);
   }
-  let method;
-  if (adapterDir !== undefined) {
-    const adapter = await readPeftAdapter(adapterDir, family, config);
-    if (!adapter.ok) return adapter;
-    method = adapter.value.method;
-    weights = new Map([...weights, ...adapter.value.weights]);
+  let adapter: LoadedAdapter | undefined;
+  if (options.adapterDir !== undefined) {
+    const read = await readPeftAdapter(options.adapterDir, family, config);
+    if (!read.ok) return read;
+    adapter = read.value;
   }
   const decode = pipeline.decode;
   return ok({
     family,
     config,
     tokenizer: tokenizer.value,
-    model: new CpuGenerationModel({ family, config, weights, method }),
+    model: options.noCache
+      ? new CpuGenerationModel({ family, config, weights: new Map([...weights, ...(adapter?.weights ?? [])]), method: adapter?.method })
+      : new CpuCachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }),
     weights,
     settings: decodeSettings(decode, config, family),
     stops: (decode.stop as string[] | undefined) ?? [],

@@ -103,3 +103,27 @@ export async function readPeftAdapter(dir: string, family: Family, config: Model
   }
   return ok({ method, weights });
 }
+
+/**
+ * The weights with each adapted linear merged: W + (alpha / rank) · B · A, in float64, which the
+ * graph's LoRA path computes as x·Wᵀ + scale · (x·Aᵀ)·Bᵀ (the same function of x).
+ */
+export function mergeLora(weights: ReadonlyMap<string, Float64Array>, adapter: LoadedAdapter): Map<string, Float64Array> {
+  const merged = new Map(weights);
+  const { rank, alpha } = adapter.method;
+  for (const [name, a] of adapter.weights) {
+    if (!name.endsWith(".lora_A.weight")) continue;
+    const up = adapter.weights.get(name.replace(".lora_A.", ".lora_B."))!; // (out, rank)
+    const target = name.replace(".lora_A.weight", ".weight");
+    const w = Float64Array.from(merged.get(target)!); // (out, in)
+    const inFeatures = a.length / rank;
+    const outFeatures = up.length / rank;
+    for (let o = 0; o < outFeatures; o++)
+      for (let r = 0; r < rank; r++) {
+        const coefficient = (alpha / rank) * up[o * rank + r];
+        for (let i = 0; i < inFeatures; i++) w[o * inFeatures + i] += coefficient * a[r * inFeatures + i];
+      }
+    merged.set(target, w);
+  }
+  return merged;
+}

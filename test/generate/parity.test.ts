@@ -1,11 +1,12 @@
-// Greedy and beam-search generations of every family's tiny fixture model on the CPU reference
-// backend equal, token for token, an independent PyTorch implementation of Hugging Face's
+// Greedy and beam-search generations of every family's tiny fixture model on both CPU backends
+// (no cache, KV cache) equal, token for token, an independent PyTorch implementation of Hugging Face's
 // `generate` on the same weights and prompts (spec/golden/make_generation.py ->
 // test/fixtures/generation/generation.json).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { CpuCachedGenerationModel } from "../../runtime/generate/cpu-cached-model.ts";
 import { CpuGenerationModel } from "../../runtime/generate/cpu-model.ts";
 import { generate, type GenerationSettings } from "../../runtime/generate/engine.ts";
 import { neutralLogits } from "../../runtime/generate/logits.ts";
@@ -59,10 +60,10 @@ for (const name of Object.keys(golden) as FamilyName[]) {
   test(`${name}: greedy and beam search equal the PyTorch reference token for token`, async () => {
     const family = families[name];
     const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
-    const model = new CpuGenerationModel({ family, config, weights });
+    const models = [new CpuGenerationModel({ family, config, weights }), new CpuCachedGenerationModel({ family, config, weights })];
     let eosStops = 0;
-    for (const c of golden[name]) {
-      const label = `${name} ${c.name} prompt of ${c.prompt.length}`;
+    for (const [c, model] of golden[name].flatMap((c) => models.map((m) => [c, m] as const))) {
+      const label = `${name} ${c.name} prompt of ${c.prompt.length}, ${model.backend}`;
       const out = expectOk(await generate(model, c.prompt, settingsOf(c), new Random(0)));
       if (c.kind === "greedy") {
         assert.equal(out[0].tokens, c.tokens, label);
