@@ -1,236 +1,444 @@
-// Per-kernel throughput on the current adapter (SFT_ADAPTER picks one): time per dispatch from
-// GPU timestamps when the device has them, else wall time around onSubmittedWorkDone, and the
-// GFLOP/s and GB/s it implies. FLOPs of non-matmul kernels are nominal per-element counts
-// (given in the table); bytes are the minimum traffic (every input read once, every output
-// written once). Run: node bin/run-ts.js bench/kernels.ts
-import { execFileSync } from "node:child_process";
-import { cpus } from "node:os";
+// Per-kernel throughput and correctness: each kernel runs once on fresh seeded inputs and its
+// outputs are compared with the float64 CPU reference of stdlib/kernels (every output row, or
+// an evenly spaced sample of rows at full size), then it is timed over repeated dispatches
+// (GPU timestamps when the device has them, else wall time around onSubmittedWorkDone).
+// FLOPs of non-matmul kernels are nominal per-element counts (given in the label); bytes are
+// the minimum traffic (every input read once, every output written once).
+import { invariant } from "../compiler/diagnostics.ts";
 import { CommandBatch } from "../runtime/gpu/batch.ts";
-import { openDevice, type GpuDevice } from "../runtime/gpu/device.ts";
+import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { pipelinesOf } from "../runtime/gpu/pipelines.ts";
-import { createTensor, uploadTensor, type GpuTensor } from "../runtime/gpu/tensor.ts";
+import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../runtime/gpu/tensor.ts";
 import { Random } from "../runtime/random.ts";
-import { activationForward, swigluForward } from "../stdlib/kernels/activations.ts";
-import { adamwStep, adamwUniforms, ADAMW_DEFAULTS } from "../stdlib/kernels/adamw.ts";
-import { crossEntropy, IGNORE_INDEX } from "../stdlib/kernels/cross-entropy.ts";
-import { bytesPerElement, type StorageDType } from "../stdlib/kernels/dtype.ts";
-import { embeddingBackward, embeddingForward, embeddingGradPlan } from "../stdlib/kernels/embedding.ts";
-import { gradNormPartial, gradNormPartials } from "../stdlib/kernels/grad-clip.ts";
+import { relativeError } from "../test/support/numeric.ts";
+import { activationForward, activationForwardRef, splitHalves, swigluForward, swigluForwardRef } from "../stdlib/kernels/activations.ts";
+import { adamwRef, adamwStep, adamwUniforms, ADAMW_DEFAULTS, type AdamWHyper } from "../stdlib/kernels/adamw.ts";
+import { crossEntropy, crossEntropyRef, IGNORE_INDEX } from "../stdlib/kernels/cross-entropy.ts";
+import { bytesPerElement, roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
+import { embeddingBackward, embeddingBackwardRef, embeddingForward, embeddingForwardRef, embeddingGradPlan } from "../stdlib/kernels/embedding.ts";
+import { GRAD_NORM_CHUNK, gradNormPartial, gradNormPartials, gradNormRef } from "../stdlib/kernels/grad-clip.ts";
 import type { KernelSpec, UniformValues } from "../stdlib/kernels/kernel.ts";
-import { matmulKernel, matmulStrategyFor, matmulUniforms, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
-import { normBackwardInput, normForward } from "../stdlib/kernels/norms.ts";
+import { matmulKernel, matmulRef, matmulStrategyFor, matmulUniforms, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
+import { normBackwardInput, normBackwardRef, normForward, normForwardRef } from "../stdlib/kernels/norms.ts";
+import type { BenchShapes } from "./sizes.ts";
+
+/** Relative error allowed for kernels with f32 outputs (inputs rounded to their storage dtype). */
+export const F32_TOLERANCE = 1e-5;
+
+/** A kernel's outputs against its float64 reference. */
+export interface KernelCheck {
+  /** Largest ‖out−ref‖/‖ref‖ over the kernel's outputs. */
+  relativeError: number;
+  tolerance: number;
+  /** Which rows were compared, e.g. "all 128 rows" or "32 of 2048 rows (evenly spaced)". */
+  rows: string;
+}
+
+/** One benchmarked kernel. */
+export interface KernelResult {
+  label: string;
+  shape: string;
+  /** Matmuls are compared with a matmul reference, the rest with the memory bandwidth. */
+  bound: "matmul" | "memory";
+  /** (M, N, K) of a matmul. */
+  mnk?: [number, number, number];
+  nsPerDispatch: number;
+  timing: "gpu timestamps" | "wall clock";
+  /** GPU-timed durations (ns) of every repetition; empty with wall-clock timing. */
+  samplesNs: number[];
+  gflops?: number;
+  gbs: number;
+  check: KernelCheck;
+}
 
 interface Case {
   label: string;
   shape: string;
+  mnk?: [number, number, number];
   spec: KernelSpec;
   uniforms: UniformValues;
   tensors: Record<string, GpuTensor>;
   flops: number;
   bytes: number;
+  /** Compares the outputs of the first dispatch (on the fresh inputs) with the reference. */
+  verify: () => Promise<KernelCheck>;
 }
 
-const rng = new Random(1);
+const f32 = Math.fround;
 
-function filled(gpu: GpuDevice, dtype: StorageDType, shape: number[]): GpuTensor {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(n);
-  for (let i = 0; i < n; i++) values[i] = rng.normal() * 0.5;
-  return uploadTensor(gpu, dtype, shape, values);
+/** Rows to compare: every row, or `limit` evenly spaced ones (first and last included). */
+function pickRows(total: number, limit: number): number[] {
+  if (total <= limit) return Array.from({ length: total }, (_, i) => i);
+  return Array.from({ length: limit }, (_, i) => Math.round((i * (total - 1)) / (limit - 1)));
 }
 
-function matmulCase(gpu: GpuDevice, m: number, n: number, k: number, b: StorageDType, transB: boolean, strategy: MatmulStrategy): Case {
-  const shape = { batch: 1, m, n, k };
-  const spec = matmulKernel({ a: "f32", b, out: "f32", transA: false, transB }, shape, strategy);
-  return {
-    label: `matmul ${strategy} f32 x ${b}${transB ? " (B^T)" : ""}`,
-    shape: `${m}x${n}x${k}`,
-    spec,
-    uniforms: matmulUniforms(shape, { transA: false, transB }),
-    tensors: { a: filled(gpu, "f32", [m, k]), b: filled(gpu, b, transB ? [n, k] : [k, n]), c: createTensor(gpu, "f32", [m, n]) },
-    flops: 2 * m * n * k,
-    bytes: 4 * m * k + bytesPerElement(b) * k * n + 4 * m * n,
-  };
+function rowsNote(rows: number[], total: number, unit = "rows"): string {
+  return rows.length === total ? `all ${total} ${unit}` : `${rows.length} of ${total} ${unit} (evenly spaced)`;
 }
 
-function cases(gpu: GpuDevice, big: boolean): Case[] {
-  const s = (small: number, large: number) => (big ? large : small);
-  const mm = s(256, 4096);
-  const n = s(1 << 20, 1 << 26);
-  const [rows, cols] = [s(256, 4096), s(1024, 4096)];
-  const [tokens, vocab] = [s(64, 4096), s(8000, 64000)];
-  const dim = s(512, 4096);
-  const ids = Int32Array.from({ length: tokens }, () => rng.int(vocab));
-  const plan = embeddingGradPlan(ids);
-  const preferred = matmulStrategyFor(gpu.adapter.architecture);
-  const out: Case[] = [
-    matmulCase(gpu, mm, mm, mm, "f32", false, "tiled"),
-    matmulCase(gpu, mm, mm, mm, "f32", false, "registers"),
-    matmulCase(gpu, mm, mm, mm, "bf16", true, preferred),
-    ...(gpu.hasF16 ? [matmulCase(gpu, mm, mm, mm, "f16", true, preferred)] : []),
-    matmulCase(gpu, mm - 1, mm - 3, mm - 5, "f32", false, "tiled"), // scalar loads
-    {
-      label: "silu forward (4 flop/elem)",
-      shape: `${n}`,
-      spec: activationForward("silu", "f32"),
-      uniforms: { n },
-      tensors: { x: filled(gpu, "f32", [n]), y: createTensor(gpu, "f32", [n]) },
-      flops: 4 * n,
-      bytes: 8 * n,
-    },
-    {
-      label: "swiglu fused forward (5 flop/elem)",
-      shape: `${n / 4}x2x2`,
-      spec: swigluForward("f32", true),
-      uniforms: { n: n / 2, cols: 2 },
-      tensors: { x: filled(gpu, "f32", [n]), y: createTensor(gpu, "f32", [n / 2]) },
-      flops: 5 * (n / 2),
-      bytes: 4 * n + 4 * (n / 2),
-    },
-    {
-      label: "rmsnorm forward (4 flop/elem)",
-      shape: `${rows}x${cols}`,
-      spec: normForward("rms", "f32", "f32"),
-      uniforms: { rows, cols, eps: 1e-6 },
-      tensors: { x: filled(gpu, "f32", [rows, cols]), w: filled(gpu, "f32", [cols]), y: createTensor(gpu, "f32", [rows, cols]), rstd: createTensor(gpu, "f32", [rows]) },
-      flops: 4 * rows * cols,
-      bytes: 8 * rows * cols,
-    },
-    {
-      label: "layernorm backward dx (10 flop/elem)",
-      shape: `${rows}x${cols}`,
-      spec: normBackwardInput("layer", "f32", "f32"),
-      uniforms: { rows, cols, eps: 1e-5 },
-      tensors: {
-        x: filled(gpu, "f32", [rows, cols]),
-        w: filled(gpu, "f32", [cols]),
-        dy: filled(gpu, "f32", [rows, cols]),
-        mean: filled(gpu, "f32", [rows]),
-        rstd: filled(gpu, "f32", [rows]),
-        dx: createTensor(gpu, "f32", [rows, cols]),
+/** The rows `rows` of a (?, width) row-major array, packed. */
+function gather(values: ArrayLike<number>, rows: readonly number[], width: number): Float64Array {
+  const out = new Float64Array(rows.length * width);
+  rows.forEach((r, i) => {
+    for (let c = 0; c < width; c++) out[i * width + c] = values[r * width + c];
+  });
+  return out;
+}
+
+/** Relative errors of several outputs (pairs of GPU values and reference) reduced to the worst. */
+function worst(pairs: [ArrayLike<number>, ArrayLike<number>][], rows: string): KernelCheck {
+  const errors = pairs.map(([out, ref]) => relativeError(out, ref));
+  // NaN compares false with everything: keep it visible instead of letting max() hide it
+  const relative = errors.some(Number.isNaN) ? NaN : Math.max(...errors);
+  return { relativeError: relative, tolerance: F32_TOLERANCE, rows };
+}
+
+class CaseBuilder {
+  private readonly rng = new Random(1);
+
+  constructor(
+    private readonly gpu: GpuDevice,
+    private readonly s: BenchShapes,
+  ) {}
+
+  /** Seeded N(0, 0.25) values: kept on the host for the reference, uploaded in `dtype`. */
+  private input(dtype: StorageDType, shape: number[]): { host: Float32Array; tensor: GpuTensor } {
+    const host = this.rng.normalArray(shape.reduce((a, b) => a * b, 1), 0.5);
+    return { host, tensor: uploadTensor(this.gpu, dtype, shape, host) };
+  }
+
+  private rows(total: number): number[] {
+    return pickRows(total, this.s.checkedRows);
+  }
+
+  matmul(m: number, n: number, k: number, bType: StorageDType, transB: boolean, strategy: MatmulStrategy, note = ""): Case {
+    const shape = { batch: 1, m, n, k };
+    const layout = { transA: false, transB };
+    const a = this.input("f32", [m, k]); // (M, K)
+    const b = this.input(bType, transB ? [n, k] : [k, n]); // (N, K) or (K, N)
+    const c = createTensor(this.gpu, "f32", [m, n]); // (M, N)
+    return {
+      label: `matmul ${strategy} f32 x ${bType}${transB ? " (B^T)" : ""}${note}`,
+      shape: `${m}x${n}x${k}`,
+      mnk: [m, n, k],
+      spec: matmulKernel({ a: "f32", b: bType, out: "f32", ...layout }, shape, strategy),
+      uniforms: matmulUniforms(shape, layout),
+      tensors: { a: a.tensor, b: b.tensor, c },
+      flops: 2 * m * n * k,
+      bytes: 4 * m * k + bytesPerElement(bType) * k * n + 4 * m * n,
+      verify: async () => {
+        const rows = this.rows(m);
+        const ref = matmulRef(gather(a.host, rows, k), roundToDType(bType, b.host), layout, { ...shape, m: rows.length });
+        return worst([[gather(await readFloats(this.gpu, c), rows, n), ref]], rowsNote(rows, m));
       },
-      flops: 10 * rows * cols,
-      bytes: 12 * rows * cols,
-    },
-    {
+    };
+  }
+
+  silu(): Case {
+    const { tokens, ffn } = this.s;
+    const x = this.input("f32", [tokens, ffn]);
+    const y = createTensor(this.gpu, "f32", [tokens, ffn]);
+    return {
+      label: "silu forward (4 flop/elem)",
+      shape: `${tokens}x${ffn}`,
+      spec: activationForward("silu", "f32"),
+      uniforms: { n: tokens * ffn },
+      tensors: { x: x.tensor, y },
+      flops: 4 * tokens * ffn,
+      bytes: 8 * tokens * ffn,
+      verify: async () => {
+        const rows = this.rows(tokens);
+        const ref = activationForwardRef("silu", gather(x.host, rows, ffn));
+        return worst([[gather(await readFloats(this.gpu, y), rows, ffn), ref]], rowsNote(rows, tokens));
+      },
+    };
+  }
+
+  swiglu(): Case {
+    const { tokens, ffn } = this.s;
+    const x = this.input("f32", [tokens, 2 * ffn]); // gate | up, as ChatGLM2 chunks them
+    const y = createTensor(this.gpu, "f32", [tokens, ffn]);
+    return {
+      label: "swiglu fused forward (5 flop/elem)",
+      shape: `${tokens}x2x${ffn}`,
+      spec: swigluForward("f32", true),
+      uniforms: { n: tokens * ffn, cols: ffn },
+      tensors: { x: x.tensor, y },
+      flops: 5 * tokens * ffn,
+      bytes: 12 * tokens * ffn,
+      verify: async () => {
+        const rows = this.rows(tokens);
+        const { a, b } = splitHalves(gather(x.host, rows, 2 * ffn), rows.length, ffn);
+        return worst([[gather(await readFloats(this.gpu, y), rows, ffn), swigluForwardRef(a, b)]], rowsNote(rows, tokens));
+      },
+    };
+  }
+
+  rmsnorm(): Case {
+    const { tokens, hidden } = this.s;
+    const eps = 1e-6;
+    const x = this.input("f32", [tokens, hidden]);
+    const w = this.input("f32", [hidden]);
+    const y = createTensor(this.gpu, "f32", [tokens, hidden]);
+    const rstd = createTensor(this.gpu, "f32", [tokens]);
+    return {
+      label: "rmsnorm forward (4 flop/elem)",
+      shape: `${tokens}x${hidden}`,
+      spec: normForward("rms", "f32", "f32"),
+      uniforms: { rows: tokens, cols: hidden, eps },
+      tensors: { x: x.tensor, w: w.tensor, y, rstd },
+      flops: 4 * tokens * hidden,
+      bytes: 8 * tokens * hidden,
+      verify: async () => {
+        const rows = this.rows(tokens);
+        const ref = normForwardRef("rms", gather(x.host, rows, hidden), Float64Array.from(w.host), undefined, rows.length, hidden, eps);
+        const pairs: [Float64Array, Float64Array][] = [
+          [gather(await readFloats(this.gpu, y), rows, hidden), ref.y],
+          [gather(await readFloats(this.gpu, rstd), rows, 1), ref.rstd],
+        ];
+        return worst(pairs, rowsNote(rows, tokens));
+      },
+    };
+  }
+
+  layernormBackward(): Case {
+    const { tokens, hidden } = this.s;
+    const eps = 1e-5;
+    const x = this.input("f32", [tokens, hidden]);
+    const w = this.input("f32", [hidden]);
+    const dy = this.input("f32", [tokens, hidden]);
+    const w64 = Float64Array.from(w.host);
+    // the statistics the forward would have saved
+    const saved = normForwardRef("layer", Float64Array.from(x.host), w64, undefined, tokens, hidden, eps);
+    const dx = createTensor(this.gpu, "f32", [tokens, hidden]);
+    return {
+      label: "layernorm backward dx (10 flop/elem)",
+      shape: `${tokens}x${hidden}`,
+      spec: normBackwardInput("layer", "f32", "f32"),
+      uniforms: { rows: tokens, cols: hidden, eps },
+      tensors: {
+        x: x.tensor,
+        w: w.tensor,
+        dy: dy.tensor,
+        mean: uploadTensor(this.gpu, "f32", [tokens], saved.mean),
+        rstd: uploadTensor(this.gpu, "f32", [tokens], saved.rstd),
+        dx,
+      },
+      flops: 10 * tokens * hidden,
+      bytes: 12 * tokens * hidden,
+      verify: async () => {
+        const rows = this.rows(tokens);
+        const ref = normBackwardRef("layer", gather(x.host, rows, hidden), w64, gather(dy.host, rows, hidden), rows.length, hidden, eps);
+        return worst([[gather(await readFloats(this.gpu, dx), rows, hidden), ref.dx]], rowsNote(rows, tokens));
+      },
+    };
+  }
+
+  crossEntropy(): Case {
+    const { tokens, vocab } = this.s;
+    const logits = this.input("f32", [tokens, vocab]);
+    const targets = Int32Array.from({ length: tokens }, () => this.rng.int(vocab));
+    const loss = createTensor(this.gpu, "f32", [tokens]);
+    const dLogits = createTensor(this.gpu, "f32", [tokens, vocab]);
+    const scale = 1 / tokens;
+    return {
       label: "cross-entropy + grad (6 flop/elem)",
       shape: `${tokens}x${vocab}`,
       spec: crossEntropy({ logits: "f32", grad: true }),
-      uniforms: { rows: tokens, vocab, ignore: IGNORE_INDEX, scale: 1 / tokens },
-      tensors: {
-        logits: filled(gpu, "f32", [tokens, vocab]),
-        targets: uploadTensor(gpu, "i32", [tokens], ids),
-        loss: createTensor(gpu, "f32", [tokens]),
-        d_logits: createTensor(gpu, "f32", [tokens, vocab]),
-      },
+      uniforms: { rows: tokens, vocab, ignore: IGNORE_INDEX, scale },
+      tensors: { logits: logits.tensor, targets: uploadTensor(this.gpu, "i32", [tokens], targets), loss, d_logits: dLogits },
       flops: 6 * tokens * vocab,
       bytes: 8 * tokens * vocab,
-    },
-    {
-      label: "embedding forward (0 flop)",
-      shape: `${tokens}x${dim} of ${vocab}`,
-      spec: embeddingForward("f32"),
-      uniforms: { n: tokens * dim, dim, vocab },
-      tensors: { ids: uploadTensor(gpu, "i32", [tokens], ids), table: filled(gpu, "f32", [vocab, dim]), out: createTensor(gpu, "f32", [tokens, dim]) },
-      flops: 0,
-      bytes: 8 * tokens * dim,
-    },
-    {
-      label: "embedding backward (1 flop/elem)",
-      shape: `${tokens}x${dim} of ${vocab}`,
-      spec: embeddingBackward(false),
-      uniforms: { groups: plan.unique.length, dim },
-      tensors: {
-        unique: uploadTensor(gpu, "i32", [plan.unique.length], plan.unique),
-        offsets: uploadTensor(gpu, "u32", [plan.offsets.length], plan.offsets),
-        positions: uploadTensor(gpu, "u32", [plan.positions.length], plan.positions),
-        d_out: filled(gpu, "f32", [tokens, dim]),
-        d_table: createTensor(gpu, "f32", [vocab, dim]),
+      verify: async () => {
+        const rows = this.rows(tokens);
+        const ref = crossEntropyRef(gather(logits.host, rows, vocab), rows.map((r) => targets[r]), rows.length, vocab, scale);
+        const pairs: [Float64Array, Float64Array][] = [
+          [gather(await readFloats(this.gpu, loss), rows, 1), ref.loss],
+          [gather(await readFloats(this.gpu, dLogits), rows, vocab), ref.dLogits],
+        ];
+        return worst(pairs, rowsNote(rows, tokens));
       },
-      flops: tokens * dim,
-      bytes: 4 * tokens * dim + 4 * plan.unique.length * dim,
-    },
-    {
+    };
+  }
+
+  embeddingForward(ids: Int32Array): Case {
+    const { tokens, hidden, vocab } = this.s;
+    const table = this.input("f32", [vocab, hidden]);
+    const out = createTensor(this.gpu, "f32", [tokens, hidden]);
+    return {
+      label: "embedding forward (0 flop)",
+      shape: `${tokens}x${hidden} of ${vocab}`,
+      spec: embeddingForward("f32"),
+      uniforms: { n: tokens * hidden, dim: hidden, vocab },
+      tensors: { ids: uploadTensor(this.gpu, "i32", [tokens], ids), table: table.tensor, out },
+      flops: 0,
+      bytes: 8 * tokens * hidden,
+      verify: async () => {
+        const rows = this.rows(tokens);
+        // the reference over a table of just the looked-up rows: token i reads row i
+        const used = gather(table.host, rows.map((r) => ids[r]), hidden);
+        const ref = embeddingForwardRef(rows.map((_, i) => i), used, rows.length, hidden);
+        return worst([[gather(await readFloats(this.gpu, out), rows, hidden), ref]], rowsNote(rows, tokens));
+      },
+    };
+  }
+
+  embeddingBackward(ids: Int32Array): Case {
+    const { tokens, hidden, vocab } = this.s;
+    const plan = embeddingGradPlan(ids);
+    const dOut = this.input("f32", [tokens, hidden]);
+    const dTable = createTensor(this.gpu, "f32", [vocab, hidden]);
+    const groups = plan.unique.length;
+    return {
+      label: "embedding backward (1 flop/elem)",
+      shape: `${tokens}x${hidden} of ${vocab}`,
+      spec: embeddingBackward(false),
+      uniforms: { groups, dim: hidden },
+      tensors: {
+        unique: uploadTensor(this.gpu, "i32", [groups], plan.unique),
+        offsets: uploadTensor(this.gpu, "u32", [plan.offsets.length], plan.offsets),
+        positions: uploadTensor(this.gpu, "u32", [plan.positions.length], plan.positions),
+        d_out: dOut.tensor,
+        d_table: dTable,
+      },
+      flops: tokens * hidden,
+      bytes: 4 * tokens * hidden + 4 * groups * hidden,
+      verify: async () => {
+        // the table rows of the checked token ids; the reference over just those ids
+        const checked = this.rows(groups).map((j) => plan.unique[j]);
+        const slot = new Map(checked.map((id, i) => [id, i]));
+        const tokensOf = Array.from(ids.keys()).filter((t) => slot.has(ids[t]));
+        const ref = embeddingBackwardRef(tokensOf.map((t) => slot.get(ids[t])!), gather(dOut.host, tokensOf, hidden), checked.length, hidden);
+        return worst([[gather(await readFloats(this.gpu, dTable), checked, hidden), ref]], rowsNote(checked, groups, "token rows"));
+      },
+    };
+  }
+
+  adamw(): Case {
+    const { hidden, ffn } = this.s;
+    const n = hidden * ffn; // one (hidden, ffn) weight
+    const p = this.input("f32", [hidden, ffn]);
+    const g = this.input("f32", [hidden, ffn]);
+    const m = createTensor(this.gpu, "f32", [hidden, ffn]);
+    const v = createTensor(this.gpu, "f32", [hidden, ffn]);
+    return {
       label: "adamw step (14 flop/elem)",
-      shape: `${n}`,
+      shape: `${hidden}x${ffn}`,
       spec: adamwStep(false),
       uniforms: adamwUniforms(n, 1, ADAMW_DEFAULTS),
-      tensors: { p: filled(gpu, "f32", [n]), g: filled(gpu, "f32", [n]), m: createTensor(gpu, "f32", [n]), v: createTensor(gpu, "f32", [n]) },
+      tensors: { p: p.tensor, g: g.tensor, m, v },
       flops: 14 * n,
       bytes: 28 * n,
-    },
-    {
+      verify: async () => {
+        const rows = this.rows(hidden);
+        const [pr, mr, vr] = [gather(p.host, rows, ffn), new Float64Array(rows.length * ffn), new Float64Array(rows.length * ffn)];
+        // the kernel sees its hyper-parameters as f32 uniforms: 1 - f32(0.999) is 1.3e-5 off 0.001
+        const h = ADAMW_DEFAULTS;
+        const f32Hyper: AdamWHyper = { lr: f32(h.lr), beta1: f32(h.beta1), beta2: f32(h.beta2), eps: f32(h.eps), weightDecay: f32(h.weightDecay) };
+        adamwRef(pr, gather(g.host, rows, ffn), mr, vr, 1, f32Hyper);
+        const pairs: [Float64Array, Float64Array][] = [];
+        for (const [tensor, ref] of [[p.tensor, pr], [m, mr], [v, vr]] as const) pairs.push([gather(await readFloats(this.gpu, tensor), rows, ffn), ref]);
+        return worst(pairs, rowsNote(rows, hidden));
+      },
+    };
+  }
+
+  gradNorm(): Case {
+    const { hidden, ffn } = this.s;
+    const n = hidden * ffn;
+    const g = this.input("f32", [n]);
+    const chunks = gradNormPartials(n);
+    const partials = createTensor(this.gpu, "f32", [chunks]);
+    return {
       label: "grad norm partials (2 flop/elem)",
       shape: `${n}`,
       spec: gradNormPartial("f32"),
       uniforms: { n, offset: 0 },
-      tensors: { g: filled(gpu, "f32", [n]), partials: createTensor(gpu, "f32", [gradNormPartials(n)]) },
+      tensors: { g: g.tensor, partials },
       flops: 2 * n,
       bytes: 4 * n,
-    },
-  ];
-  return out;
+      verify: async () => {
+        const rows = this.rows(chunks);
+        const ref = rows.map((w) => gradNormRef([g.host.subarray(w * GRAD_NORM_CHUNK, (w + 1) * GRAD_NORM_CHUNK)], 1)[0] ** 2);
+        return worst([[gather(await readFloats(this.gpu, partials), rows, 1), ref]], rowsNote(rows, chunks, `chunks of ${GRAD_NORM_CHUNK}`));
+      },
+    };
+  }
+
+  tokenIds(): Int32Array {
+    return Int32Array.from({ length: this.s.tokens }, () => this.rng.int(this.s.vocab));
+  }
 }
 
-async function timeCase(gpu: GpuDevice, c: Case, reps: number): Promise<{ ns: number; source: string }> {
+/** The (M, N, K) of the benchmarked matmuls: square, square minus a little (unaligned), FFN up-projection. */
+export function matmulShapes(s: BenchShapes): [number, number, number][] {
+  const sq = s.square;
+  return [[sq, sq, sq], [sq - 1, sq - 3, sq - 5], [s.tokens, s.ffn, s.hidden]];
+}
+
+// Cases are built one at a time (generator) so that a full-size run holds one case's buffers.
+function* cases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
+  const b = new CaseBuilder(gpu, s);
+  const preferred = matmulStrategyFor(gpu.adapter.architecture);
+  const [[sq], [m, n, k], ffnUp] = matmulShapes(s);
+  yield b.matmul(sq, sq, sq, "f32", false, "tiled");
+  yield b.matmul(sq, sq, sq, "f32", false, "registers");
+  yield b.matmul(sq, sq, sq, "bf16", true, preferred);
+  if (gpu.hasF16) yield b.matmul(sq, sq, sq, "f16", true, preferred);
+  yield b.matmul(m, n, k, "f32", false, "tiled", ", scalar loads");
+  // a frozen base weight of the FFN up-projection, stored (N, K) in bf16 as LoRA keeps it
+  yield b.matmul(...ffnUp, "bf16", true, preferred, ", FFN up");
+  yield b.silu();
+  yield b.swiglu();
+  yield b.rmsnorm();
+  yield b.layernormBackward();
+  yield b.crossEntropy();
+  const ids = b.tokenIds();
+  yield b.embeddingForward(ids);
+  yield b.embeddingBackward(ids);
+  yield b.adamw();
+  yield b.gradNorm();
+}
+
+/** One checked dispatch, then `reps` timed ones; the median GPU time, else the mean wall time. */
+async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelResult> {
   const compiled = await pipelinesOf(gpu).compile(c.spec);
-  if (!compiled.ok) throw new Error(compiled.diagnostics.map((d) => d.message).join("\n"));
-  const warm = new CommandBatch(gpu);
-  warm.dispatch(c.spec, c.uniforms, c.tensors);
-  await warm.submit();
+  invariant(compiled.ok, `${c.label}: ${compiled.diagnostics.map((d) => `${d.code} ${d.message}`).join("; ")}`);
+  const first = new CommandBatch(gpu);
+  first.dispatch(c.spec, c.uniforms, c.tensors);
+  await first.submit();
+  const check = await c.verify();
   const batch = new CommandBatch(gpu, { timestamps: true });
   for (let r = 0; r < reps; r++) batch.dispatch(c.spec, c.uniforms, c.tensors);
   const start = performance.now();
   const timings = await batch.submit();
   const wallNs = ((performance.now() - start) * 1e6) / reps;
-  if (timings.length === 0) return { ns: wallNs, source: "wall" };
-  const sorted = timings.map((t) => t.ns).sort((a, b) => a - b);
-  return { ns: sorted[Math.floor(sorted.length / 2)], source: "gpu" };
+  const samplesNs = timings.map((t) => t.ns);
+  const sorted = [...samplesNs].sort((a, b) => a - b);
+  const ns = sorted.length ? sorted[Math.floor(sorted.length / 2)] : wallNs;
+  return {
+    label: c.label,
+    shape: c.shape,
+    bound: c.mnk ? "matmul" : "memory",
+    mnk: c.mnk,
+    nsPerDispatch: ns,
+    timing: sorted.length ? "gpu timestamps" : "wall clock",
+    samplesNs,
+    gflops: c.flops ? c.flops / ns : undefined,
+    gbs: c.bytes / ns,
+    check,
+  };
 }
 
-// PyTorch CPU on the same host, timed in this invocation, as the reference for a CPU adapter.
-function torchMatmulNs(size: number): number | undefined {
-  const script = `import time, torch
-torch.set_num_threads(${cpus().length})
-a = torch.randn(${size}, ${size}); b = torch.randn(${size}, ${size})
-for _ in range(3): a @ b
-t = time.perf_counter()
-for _ in range(10): a @ b
-print((time.perf_counter() - t) / 10 * 1e9)`;
-  try {
-    return Number(execFileSync("/usr/bin/python3", ["-c", script], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
-  } catch {
-    return undefined;
+/** Checks and times every benchmarked kernel at shapes `s`. */
+export async function benchKernels(gpu: GpuDevice, s: BenchShapes): Promise<KernelResult[]> {
+  const results: KernelResult[] = [];
+  for (const c of cases(gpu, s)) {
+    try {
+      results.push(await runCase(gpu, c, s.reps));
+    } finally {
+      for (const t of Object.values(c.tensors)) t.destroy();
+    }
   }
+  return results;
 }
-
-const opened = await openDevice();
-if (!opened.ok) {
-  for (const d of opened.diagnostics) console.error(`${d.code} ${d.message}${d.hint ? `\n  hint: ${d.hint}` : ""}`);
-  process.exit(1);
-}
-const gpu = opened.value;
-const software = gpu.adapter.architecture === "software" || /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapter.name);
-console.log(`adapter: ${gpu.adapter.name} (${gpu.adapter.vendor}, ${gpu.adapter.architecture})`);
-console.log(`host: ${cpus().length} logical CPUs, ${cpus()[0]?.model ?? "unknown CPU"}`);
-console.log(`timing: ${gpu.hasTimestamps ? "GPU timestamps (median of reps)" : "wall time around onSubmittedWorkDone (mean of reps)"}; sizes: ${software ? "small (software adapter)" : "large"}\n`);
-const rows: string[][] = [["kernel", "shape", "us/dispatch", "GFLOP/s", "GB/s"]];
-for (const c of cases(gpu, !software)) {
-  const { ns } = await timeCase(gpu, c, software ? 5 : 20);
-  rows.push([c.label, c.shape, (ns / 1e3).toFixed(1), c.flops ? (c.flops / ns).toFixed(2) : "-", (c.bytes / ns).toFixed(2)]);
-  for (const t of Object.values(c.tensors)) t.destroy();
-}
-if (software) {
-  const mm = 256;
-  const ns = torchMatmulNs(mm);
-  const ours = rows.find((r) => r[0] === "matmul registers f32 x f32");
-  if (ns && ours)
-    console.log(`reference: PyTorch CPU matmul ${mm}x${mm}x${mm} f32: ${(ns / 1e3).toFixed(1)} us, ${((2 * mm ** 3) / ns).toFixed(2)} GFLOP/s; registers kernel / PyTorch time = ${((Number(ours[2]) * 1e3) / ns).toFixed(2)}\n`);
-  else console.log("reference: PyTorch CPU (/usr/bin/python3 with torch) not available\n");
-}
-const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-for (const r of rows) console.log(r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  "));
-const errors = await gpu.takeErrors();
-for (const d of errors) console.error(`${d.code} ${d.message}`);
-gpu.destroy();
-process.exit(errors.length ? 1 : 0);

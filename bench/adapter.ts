@@ -1,0 +1,101 @@
+// What the benchmarked adapter is and can do: identity, backend, features, key limits,
+// subgroup sizes, subgroup-matrix configurations, and the evidence that the Dawn toggles the
+// runtime asks for are in force (dawn.node has no API that lists the toggles of a device).
+import { listAdapters, type GpuDevice } from "../runtime/gpu/device.ts";
+
+/** One subgroup-matrix shape the adapter supports (adapter.info.subgroupMatrixConfigs). */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+/** A Dawn toggle and whether this run shows it in force. */
+export interface ToggleState {
+  toggle: string;
+  state: "in force" | "not in force" | "not confirmed" | "not applicable";
+  evidence: string;
+}
+
+export interface AdapterFacts {
+  name: string;
+  vendor: string;
+  architecture: string;
+  /** The driver's description (on Vulkan it names the driver and its version). */
+  description: string;
+  backend: string;
+  isFallbackAdapter: boolean;
+  features: string[];
+  limits: Record<string, number>;
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
+}
+
+type DawnAdapterInfo = GPUAdapterInfo & { subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[]; isFallbackAdapter?: boolean };
+
+/** Facts of the adapter behind `gpu`; the backend comes from Dawn's adapter list. */
+export async function adapterFacts(gpu: GpuDevice): Promise<AdapterFacts> {
+  const info = gpu.device.adapterInfo as DawnAdapterInfo;
+  const listed = await listAdapters();
+  const same = listed.ok ? listed.value.find((a) => a.description === gpu.adapter.description && a.vendor === gpu.adapter.vendor) : undefined;
+  return {
+    name: gpu.adapter.name,
+    vendor: gpu.adapter.vendor,
+    architecture: gpu.adapter.architecture,
+    description: gpu.adapter.description,
+    backend: same?.backend ?? "unknown (not found in Dawn's adapter list)",
+    isFallbackAdapter: info.isFallbackAdapter ?? false,
+    features: gpu.adapter.features,
+    limits: { ...gpu.adapter.limits, minStorageBufferOffsetAlignment: gpu.limits.minStorageBufferOffsetAlignment },
+    subgroupMinSize: gpu.adapter.subgroupMinSize,
+    subgroupMaxSize: gpu.adapter.subgroupMaxSize,
+    subgroupMatrixConfigs: (info.subgroupMatrixConfigs ?? []).map((c) => ({
+      componentType: c.componentType,
+      resultComponentType: c.resultComponentType,
+      M: c.M,
+      N: c.N,
+      K: c.K,
+    })),
+  };
+}
+
+// Dawn quantizes timestamps to multiples of this many ns unless timestamp_quantization is off.
+const QUANTUM_NS = 65536;
+
+/**
+ * Whether the toggles the runtime enables (allow_unsafe_apis, vulkan_enable_f16_on_nvidia) and
+ * disables (timestamp_quantization) are in force, judged from their visible effects:
+ * experimental features are listed only under allow_unsafe_apis; NVIDIA adapters expose
+ * shader-f16 only under vulkan_enable_f16_on_nvidia; quantized timestamps are multiples of 65,536 ns.
+ */
+export function toggleStates(facts: AdapterFacts, gpuIntervalsNs: readonly number[]): ToggleState[] {
+  const experimental = facts.features.filter((f) => f.startsWith("chromium-experimental-"));
+  const nvidia = facts.vendor === "nvidia";
+  const f16 = facts.features.includes("shader-f16");
+  const unquantized = gpuIntervalsNs.filter((ns) => ns % QUANTUM_NS !== 0).length;
+  return [
+    {
+      toggle: "allow_unsafe_apis (enabled)",
+      state: experimental.length ? "in force" : "not confirmed",
+      evidence: experimental.length
+        ? `experimental features are listed: ${experimental.join(", ")}`
+        : "the adapter has no experimental feature whose presence would show it",
+    },
+    {
+      toggle: "vulkan_enable_f16_on_nvidia (enabled)",
+      state: !nvidia ? "not applicable" : f16 ? "in force" : "not in force",
+      evidence: !nvidia ? `not an NVIDIA adapter (vendor '${facts.vendor}')` : f16 ? "shader-f16 is listed on an NVIDIA adapter" : "shader-f16 is missing on an NVIDIA adapter",
+    },
+    {
+      toggle: "timestamp_quantization (disabled)",
+      state: gpuIntervalsNs.length === 0 ? "not confirmed" : unquantized > 0 ? "in force" : "not in force",
+      evidence:
+        gpuIntervalsNs.length === 0
+          ? "no GPU timestamps were taken (no timestamp-query)"
+          : `${unquantized} of ${gpuIntervalsNs.length} GPU-timed intervals are not multiples of ${QUANTUM_NS} ns`,
+    },
+  ];
+}

@@ -1,0 +1,88 @@
+// One benchmark run on an open device: the adapter, the ceilings measured in the same run,
+// every kernel checked and timed and divided by its ceiling, and the machine it ran on.
+import type { GpuDevice } from "../runtime/gpu/device.ts";
+import { adapterFacts, toggleStates, type AdapterFacts, type ToggleState } from "./adapter.ts";
+import { copyBandwidth, torchDeviceFor, torchMatmul, type CopyBandwidth, type TorchReference } from "./ceilings.ts";
+import { benchKernels, matmulShapes, type KernelResult } from "./kernels.ts";
+import { loadAverage, machineFacts, type MachineFacts } from "./machine.ts";
+import { SHAPES, type BenchShapes, type BenchSize } from "./sizes.ts";
+
+/** A kernel's figures with the fraction of the ceiling it is divided by. */
+export interface KernelRow extends KernelResult {
+  /** Kernel throughput / ceiling (GFLOP/s for matmuls, GB/s for the rest); absent without a ceiling. */
+  fraction?: number;
+  /** What `fraction` divides by, or why there is none. */
+  ceiling: string;
+  passed: boolean;
+}
+
+export interface BenchReport {
+  /** Start of the run, ISO 8601 UTC. */
+  date: string;
+  command: string;
+  size: BenchSize;
+  shapes: BenchShapes;
+  machine: MachineFacts;
+  loadAtStart: [number, number, number];
+  loadAtEnd: [number, number, number];
+  seconds: number;
+  adapter: AdapterFacts;
+  toggles: ToggleState[];
+  bandwidth: CopyBandwidth;
+  matmulReference: TorchReference;
+  kernels: KernelRow[];
+  /** GPU errors reported during the run (validation, out of memory, device loss). */
+  gpuErrors: string[];
+}
+
+export interface BenchOptions {
+  size: BenchSize;
+  /** The command line, as recorded in the report. */
+  command: string;
+}
+
+function withCeiling(k: KernelResult, bandwidth: CopyBandwidth, reference: TorchReference): KernelRow {
+  const passed = k.check.relativeError < k.check.tolerance;
+  if (k.bound === "memory")
+    return { ...k, passed, fraction: k.gbs / bandwidth.gbs, ceiling: `copy bandwidth ${bandwidth.gbs.toFixed(2)} GB/s` };
+  if (!reference.available) return { ...k, passed, ceiling: "no matmul reference (see ceilings)" };
+  const [m, n, kk] = k.mnk!;
+  const same = reference.results.find((r) => r.m === m && r.n === n && r.k === kk && r.dtype === "f32");
+  if (!same || k.gflops === undefined) return { ...k, passed, ceiling: "no PyTorch timing at this shape" };
+  return { ...k, passed, fraction: k.gflops / same.gflops, ceiling: `PyTorch ${reference.kind} f32 ${m}x${n}x${kk}: ${same.gflops.toFixed(2)} GFLOP/s` };
+}
+
+/** Runs every section at `options.size` on `gpu`; speed is reported, never judged. */
+export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<BenchReport> {
+  const shapes = SHAPES[options.size];
+  const started = new Date();
+  const loadAtStart = loadAverage();
+  const machine = machineFacts();
+  const adapter = await adapterFacts(gpu);
+  const bandwidth = await copyBandwidth(gpu, shapes.copyBytes, shapes.reps);
+  const kernels = await benchKernels(gpu, shapes);
+  const matmulReference = torchMatmul(torchDeviceFor(gpu), matmulShapes(shapes));
+  const gpuErrors = (await gpu.takeErrors()).map((d) => `${d.code} ${d.message}`);
+  const intervals = [...bandwidth.samplesNs, ...kernels.flatMap((k) => k.samplesNs)];
+  return {
+    date: started.toISOString(),
+    command: options.command,
+    size: options.size,
+    shapes,
+    machine,
+    loadAtStart,
+    loadAtEnd: loadAverage(),
+    seconds: (Date.now() - started.getTime()) / 1000,
+    adapter,
+    toggles: toggleStates(adapter, intervals),
+    bandwidth,
+    matmulReference,
+    kernels: kernels.map((k) => withCeiling(k, bandwidth, matmulReference)),
+    gpuErrors,
+  };
+}
+
+/** Whether every kernel matched its reference and the GPU reported no error. */
+export function reportPassed(report: BenchReport): boolean {
+  return report.gpuErrors.length === 0 && report.kernels.every((k) => k.passed);
+}

@@ -1,0 +1,47 @@
+// The benchmark harness: adapter facts, ceilings measured in the same run, and every kernel's
+// throughput against them with its correctness against the float64 reference.
+//   npm run bench -- [--size small|full] [--out FILE.md] [--json]
+// The adapter is Dawn's choice, or SFT_ADAPTER (a substring of the adapter name).
+// Exits 1 when a kernel misses its reference or the GPU reports an error; speed is never judged.
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { openDevice } from "../runtime/gpu/device.ts";
+import { reportPassed, runBench } from "./harness.ts";
+import { reportMarkdown } from "./report.ts";
+import { BENCH_SIZES, type BenchSize } from "./sizes.ts";
+
+const USAGE = "usage: npm run bench -- [--size small|full] [--out FILE.md] [--json]";
+
+function stop(message: string): never {
+  console.error(`bench: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+function options(): { size: BenchSize; out?: string; json: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: { size: { type: "string", default: "small" }, out: { type: "string" }, json: { type: "boolean", default: false } },
+    }).values;
+  } catch (e) {
+    stop(e instanceof Error ? e.message : String(e));
+  }
+  const size = parsed.size as BenchSize;
+  if (!BENCH_SIZES.includes(size)) stop(`--size must be one of ${BENCH_SIZES.join(", ")} (got '${parsed.size}')`);
+  return { size, out: parsed.out, json: parsed.json };
+}
+
+const { size, out, json } = options();
+const opened = await openDevice();
+if (!opened.ok) {
+  for (const d of opened.diagnostics) console.error(`${d.code} ${d.message}${d.hint ? `\n  hint: ${d.hint}` : ""}`);
+  process.exit(1);
+}
+const gpu = opened.value;
+const command = ["npm run bench --", ...process.argv.slice(2)].join(" ");
+const report = await runBench(gpu, { size, command });
+gpu.destroy();
+const markdown = reportMarkdown(report);
+if (out) writeFileSync(out, markdown);
+console.log(json ? JSON.stringify(report, null, 2) : markdown);
+process.exit(reportPassed(report) ? 0 : 1);

@@ -1,0 +1,119 @@
+// A benchmark report as markdown: one section per part of the run, every figure next to what
+// it was measured with and what it is divided by.
+import type { BenchReport } from "./harness.ts";
+
+/** Titles of the report's sections, in order. */
+export const SECTIONS = ["Adapter", "Ceilings measured in this run", "Kernels", "Machine and run"] as const;
+
+const MiB = 2 ** 20;
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`;
+  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+const percent = (x: number | undefined) => (x === undefined ? "-" : `${(100 * x).toPrecision(3)}%`);
+const fixed = (x: number | undefined, digits = 2) => (x === undefined ? "-" : x.toFixed(digits));
+const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(", ");
+
+function adapterSection(r: BenchReport): string {
+  const a = r.adapter;
+  const configs = a.subgroupMatrixConfigs.length
+    ? a.subgroupMatrixConfigs.map((c) => `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`).join(", ")
+    : "none";
+  const facts = table(
+    ["fact", "value"],
+    [
+      ["name", a.name],
+      ["vendor", a.vendor],
+      ["architecture", a.architecture],
+      ["driver (description)", a.description],
+      ["backend", a.backend],
+      ["fallback adapter", String(a.isFallbackAdapter)],
+      ["subgroup size (min, max)", `${a.subgroupMinSize}, ${a.subgroupMaxSize}`],
+      ["subgroup-matrix configs", configs],
+      ["features", a.features.join(", ")],
+    ],
+  );
+  const limits = table(["limit", "value"], Object.entries(a.limits).map(([k, v]) => [k, String(v)]));
+  const toggles = table(["Dawn toggle", "state", "evidence"], r.toggles.map((t) => [t.toggle, t.state, t.evidence]));
+  return `${facts}\n\nKey limits:\n\n${limits}\n\nDawn toggles:\n\n${toggles}`;
+}
+
+function ceilingsSection(r: BenchReport): string {
+  const b = r.bandwidth;
+  const rows = [
+    [
+      "memory bandwidth",
+      `${b.gbs.toFixed(2)} GB/s`,
+      `copyBufferToBuffer of ${(b.bytes / MiB).toFixed(0)} MiB on '${r.adapter.name}' (read + write = ${((2 * b.bytes) / MiB).toFixed(0)} MiB of traffic), ` +
+        `${b.timing === "gpu timestamps" ? "median" : "mean"} of ${b.reps} copies, ${b.timing}: ${(b.nsPerCopy / 1e3).toFixed(1)} us per copy`,
+    ],
+  ];
+  const t = r.matmulReference;
+  if (t.available)
+    for (const m of t.results)
+      rows.push([
+        `matmul ${m.dtype} ${m.m}x${m.n}x${m.k}`,
+        `${m.gflops.toFixed(2)} GFLOP/s`,
+        `PyTorch ${t.torch} on ${t.kind} (${t.device}) via ${t.python}, median of ${t.reps}: ${(m.ns / 1e3).toFixed(1)} us`,
+      ]);
+  else rows.push(["matmul reference", "not measured", t.why]);
+  return table(["ceiling", "figure", "measured with"], rows);
+}
+
+function kernelsSection(r: BenchReport): string {
+  const timing = r.kernels[0]?.timing ?? "gpu timestamps";
+  const intro =
+    `Time per dispatch: ${timing === "gpu timestamps" ? "median of" : "mean over"} ${r.shapes.reps} dispatches (${timing}). ` +
+    "FLOPs of non-matmul kernels are nominal per-element counts (in the label); GB/s counts the minimum traffic. " +
+    "Fraction: GFLOP/s over the PyTorch f32 matmul at the same shape (matmuls) or GB/s over the copy bandwidth (the rest). " +
+    "Correctness: the outputs of one dispatch on fresh inputs against the float64 CPU reference of stdlib/kernels, ‖out−ref‖/‖ref‖ (worst output of the kernel).";
+  const rows = r.kernels.map((k) => [
+    k.label,
+    k.shape,
+    (k.nsPerDispatch / 1e3).toFixed(1),
+    fixed(k.gflops),
+    fixed(k.gbs),
+    percent(k.fraction),
+    k.ceiling,
+    k.check.relativeError.toExponential(2),
+    k.check.tolerance.toExponential(0),
+    k.check.rows,
+    k.passed ? "pass" : "FAIL",
+  ]);
+  const header = ["kernel", "shape", "us/dispatch", "GFLOP/s", "GB/s", "of ceiling", "ceiling", "rel. error", "tolerance", "checked", "check"];
+  return `${intro}\n\n${table(header, rows)}`;
+}
+
+function machineSection(r: BenchReport): string {
+  const m = r.machine;
+  const s = r.shapes;
+  return table(
+    ["fact", "value"],
+    [
+      ["date (start, UTC)", r.date],
+      ["command", r.command],
+      ["size", `${r.size}: square matmul ${s.square}, tokens ${s.tokens}, hidden ${s.hidden}, ffn ${s.ffn}, vocab ${s.vocab}, ${s.reps} reps`],
+      ["host", m.hostname],
+      ["nproc", String(m.nproc)],
+      ["CPU model", m.cpuModel],
+      ["memory", `${m.memoryGiB.toFixed(1)} GiB`],
+      ["OS", m.os],
+      ["Node", m.node],
+      ["webgpu (dawn.node)", m.webgpu],
+      ["nvidia-smi", m.nvidiaSmi ?? "not present"],
+      ["load average at start (1, 5, 15 min)", load(r.loadAtStart)],
+      ["load average at end", load(r.loadAtEnd)],
+      ["duration", `${r.seconds.toFixed(1)} s`],
+      ["GPU errors", r.gpuErrors.length ? r.gpuErrors.join("; ") : "none"],
+    ],
+  );
+}
+
+/** The report as markdown, one `##` section per entry of SECTIONS. */
+export function reportMarkdown(r: BenchReport): string {
+  const bodies = [adapterSection(r), ceilingsSection(r), kernelsSection(r), machineSection(r)];
+  const title = `# Benchmark: ${r.adapter.name}, ${r.size} sizes, ${r.date}`;
+  return [title, ...SECTIONS.map((s, i) => `## ${s}\n\n${bodies[i]}`)].join("\n\n") + "\n";
+}

@@ -1,0 +1,33 @@
+// Problem sizes of one benchmark run. "full" uses the shapes of one Baichuan-7B / LLaMA-7B layer
+// (hidden 4096, FFN 11008, vocabulary 64000) over 2048 tokens and a 4096^3 matmul, for a real
+// GPU; "small" is what a CPU adapter (lavapipe) runs in seconds; "smoke" is the smallest that
+// still exercises every code path (the CI test).
+
+export type BenchSize = "smoke" | "small" | "full";
+
+export const BENCH_SIZES: readonly BenchSize[] = ["smoke", "small", "full"];
+
+export interface BenchShapes {
+  /** Side of the square matmuls. */
+  square: number;
+  /** Tokens of one step (rows of activations, logits and embeddings). */
+  tokens: number;
+  hidden: number;
+  ffn: number;
+  vocab: number;
+  /** Bytes of the buffer copied to measure memory bandwidth. */
+  copyBytes: number;
+  /** Timed repetitions of each kernel and of the copy. */
+  reps: number;
+  /** Output rows compared with the float64 reference per kernel; Infinity = every row. */
+  checkedRows: number;
+}
+
+const MiB = 1 << 20;
+
+export const SHAPES: Record<BenchSize, BenchShapes> = {
+  smoke: { square: 64, tokens: 16, hidden: 64, ffn: 172, vocab: 1000, copyBytes: 16 * MiB, reps: 2, checkedRows: Infinity },
+  small: { square: 256, tokens: 128, hidden: 512, ffn: 1376, vocab: 8000, copyBytes: 128 * MiB, reps: 5, checkedRows: Infinity },
+  // The float64 reference of every output row would take minutes here: a sample is checked.
+  full: { square: 4096, tokens: 2048, hidden: 4096, ffn: 11008, vocab: 64000, copyBytes: 1024 * MiB, reps: 20, checkedRows: 32 },
+};

@@ -1,0 +1,80 @@
+// The benchmark harness at its smallest sizes, in-process on the shared device (lavapipe in
+// CI): every section is produced and every kernel matches its float64 reference. Speed is
+// reported by the harness and never asserted here.
+import { spawnSync } from "node:child_process";
+import { resolve } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { runBench } from "../../bench/harness.ts";
+import { matmulShapes } from "../../bench/kernels.ts";
+import { reportMarkdown, SECTIONS } from "../../bench/report.ts";
+import { SHAPES } from "../../bench/sizes.ts";
+import { withGpu } from "../kernels/gpu-harness.ts";
+
+const test = suite("bench smoke");
+const root = resolve(import.meta.dirname, "../..");
+
+test(
+  "smoke run: adapter, ceilings, kernels within tolerance, machine; markdown and JSON",
+  withGpu(async (gpu) => {
+    const report = await runBench(gpu, { size: "smoke", command: "smoke test" });
+
+    // (a) adapter
+    assert.ok(report.adapter.name.length > 0, "adapter name");
+    assert.ok(report.adapter.backend.length > 0, "backend");
+    assert.ok(report.adapter.features.length > 0, "features");
+    assert.ok(report.adapter.limits.maxStorageBufferBindingSize > 0, "limits");
+    assert.ok(report.adapter.subgroupMaxSize >= report.adapter.subgroupMinSize, "subgroup sizes");
+    assert.ok(Array.isArray(report.adapter.subgroupMatrixConfigs), "subgroup-matrix configs");
+    assert.equal(
+      report.toggles.map((t) => t.toggle.split(" ")[0]),
+      ["allow_unsafe_apis", "vulkan_enable_f16_on_nvidia", "timestamp_quantization"],
+    );
+
+    // (b) ceilings: measured, whatever their value
+    const b = report.bandwidth;
+    assert.ok(Number.isFinite(b.gbs) && b.gbs > 0, `bandwidth ${b.gbs}`);
+    assert.is(b.bytes, SHAPES.smoke.copyBytes);
+    const t = report.matmulReference;
+    if (t.available) {
+      for (const [m, n, k] of matmulShapes(SHAPES.smoke))
+        assert.ok(t.results.some((r) => r.m === m && r.n === n && r.k === k && r.dtype === "f32" && r.ns > 0), `PyTorch f32 ${m}x${n}x${k}`);
+    } else {
+      console.log(`    no PyTorch reference: ${t.why}`);
+      assert.ok(t.why.length > 0);
+    }
+
+    // (c) kernels: every one checked on all its rows, within tolerance
+    assert.is(report.kernels.length, gpu.hasF16 ? 15 : 14);
+    for (const k of report.kernels) {
+      console.log(`    ${k.label} ${k.shape}: relative error ${k.check.relativeError.toExponential(2)}`);
+      assert.is(k.check.tolerance, 1e-5, k.label);
+      assert.ok(k.check.relativeError < k.check.tolerance, `${k.label}: ${k.check.relativeError}`);
+      assert.ok(k.passed, k.label);
+      assert.ok(k.check.rows.startsWith("all "), `${k.label}: ${k.check.rows}`);
+      assert.ok(k.nsPerDispatch > 0, `${k.label} timed`);
+      if (k.bound === "memory") assert.ok(k.fraction !== undefined && k.ceiling.startsWith("copy bandwidth"), k.label);
+      else if (t.available) assert.ok(k.fraction !== undefined && k.ceiling.startsWith("PyTorch"), k.label);
+    }
+    assert.equal(report.gpuErrors, []);
+
+    // (d) machine and run
+    assert.ok(report.machine.nproc >= 1 && report.machine.cpuModel.length > 0);
+    assert.is(report.loadAtStart.length, 3);
+    assert.ok(!Number.isNaN(Date.parse(report.date)), report.date);
+
+    const markdown = reportMarkdown(report);
+    for (const s of SECTIONS) assert.ok(markdown.includes(`\n## ${s}\n`), `section ${s}`);
+    for (const k of report.kernels) assert.ok(markdown.includes(`| ${k.label} |`), `row ${k.label}`);
+    assert.equal(JSON.parse(JSON.stringify(report)).kernels.length, report.kernels.length);
+  }),
+);
+
+test("an unknown --size is a usage error, before any device is opened", () => {
+  const run = spawnSync(process.execPath, ["bin/run-ts.js", "bench/main.ts", "--size", "huge"], { cwd: root, encoding: "utf8" });
+  assert.is(run.status, 2);
+  assert.match(run.stderr, "--size must be one of smoke, small, full (got 'huge')");
+  assert.match(run.stderr, "usage: npm run bench");
+});
+
+test.run();
