@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runBench } from "../../bench/harness.ts";
-import { matmulShapes } from "../../bench/kernels.ts";
+import { benchKernels, matmulShapes } from "../../bench/kernels.ts";
 import { reportMarkdown, SECTIONS } from "../../bench/report.ts";
 import { SHAPES } from "../../bench/sizes.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
@@ -67,6 +67,17 @@ test(
     for (const s of SECTIONS) assert.ok(markdown.includes(`\n## ${s}\n`), `section ${s}`);
     for (const k of report.kernels) assert.ok(markdown.includes(`| ${k.label} |`), `row ${k.label}`);
     assert.equal(JSON.parse(JSON.stringify(report)).kernels.length, report.kernels.length);
+  }),
+);
+
+test(
+  "with a row sample (as at full size) every kernel compares evenly spaced rows, within tolerance",
+  withGpu(async (gpu) => {
+    const results = await benchKernels(gpu, { ...SHAPES.smoke, reps: 1, checkedRows: 5 });
+    for (const k of results) {
+      assert.match(k.check.rows, /^5 of \d+ .*\(evenly spaced\)$|^all [1-5] /, `${k.label}: ${k.check.rows}`);
+      assert.ok(k.check.relativeError < k.check.tolerance, `${k.label}: ${k.check.relativeError}`);
+    }
   }),
 );
 
