@@ -1,6 +1,6 @@
 // The benchmark harness: adapter facts, ceilings measured in the same run, and every kernel's
 // throughput against them with its correctness against the float64 reference.
-//   npm run bench -- [--size small|full] [--out FILE.md] [--json]
+//   npm run bench -- [--size smoke|small|full] [--out FILE.md] [--json]
 // (`npm run -s bench -- --json` keeps npm's banner out of the JSON on stdout.)
 // The adapter is Dawn's choice, or SFT_ADAPTER (a substring of the adapter name).
 // Exits 1 when a kernel misses its reference or the GPU reports an error; speed is never judged.
@@ -11,7 +11,7 @@ import { reportPassed, runBench } from "./harness.ts";
 import { reportMarkdown } from "./report.ts";
 import { BENCH_SIZES, type BenchSize } from "./sizes.ts";
 
-const USAGE = "usage: npm run bench -- [--size small|full] [--out FILE.md] [--json]";
+const USAGE = "usage: npm run bench -- [--size smoke|small|full] [--out FILE.md] [--json]";
 
 function stop(message: string): never {
   console.error(`bench: ${message}\n${USAGE}`);
