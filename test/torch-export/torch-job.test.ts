@@ -3,7 +3,7 @@
 // the same loss sequence as one process and as sftc's own float64 run; a run resumed from its
 // checkpoint continues the same sequence; LoRA jobs write PEFT adapters.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -12,6 +12,11 @@ import { familyNames, type FamilyName } from "../../stdlib/families/index.ts";
 import type { JobMethod } from "../../compiler/targets/torch/write-job.ts";
 import { FIXTURES } from "../checkpoint/support.ts";
 import { assertClose } from "../support/numeric.ts";
+import { expectOk } from "../support/result.ts";
+import { loadFixture } from "../models/support.ts";
+import { openModelDir } from "../../runtime/checkpoint/model-dir.ts";
+import { checkAdapterFits, readPeftAdapter } from "../../runtime/export/peft-reader.ts";
+import { expandTemplate } from "../../stdlib/families/family.ts";
 import { exportJob, hasTorch, PYTHON, runJob, sftcLosses } from "./support.ts";
 
 const CHECK_LOGITS = join(import.meta.dirname, "..", "..", "spec", "torch-export", "check_logits.py");
@@ -57,15 +62,22 @@ if (!hasTorch()) {
 
     test(`${name} full: 2 DDP processes (stopped and resumed) = 1 process = sftc's run`, async () => {
       const dir = await trainingAgrees(name, { kind: "full" });
-      const final = join(dir, "run-ddp", "final");
-      assert.ok(existsSync(join(final, "model.safetensors")), "final weights as safetensors");
-      assert.ok(existsSync(join(final, "config.json")), "the base model's config.json beside them");
+      // sftc opens the trained model as it opens a published checkpoint
+      const final = expectOk(await openModelDir(join(dir, "run-ddp", "final"), name));
+      let tensors = 0;
+      for await (const t of final.weights()) tensors += expectOk(t).name ? 1 : 0;
+      const fixture = expectOk(await openModelDir(join(FIXTURES, name), name));
+      assert.is(tensors, fixture.bindings.size - (fixture.config.tiedHead ? 1 : 0), `${name}: tensors of the exported model`);
     });
   }
 
   test("chatglm2 lora: DDP = sftc's run with the same initial adapters; checkpoints are PEFT directories", async () => {
     const dir = await trainingAgrees("chatglm2", { kind: "lora", rank: 4, alpha: 8, dropout: 0, targets: ["attn.qkv", "mlp.down"] });
     const adapter = join(dir, "run-ddp", "final", "adapter");
+    const read = expectOk(await readPeftAdapter(adapter));
+    const fixture = await loadFixture("chatglm2");
+    const shapes = new Map(fixture.family.tensors.flatMap((t) => expandTemplate(t.name, fixture.config.dims.layers).map((n) => [n, t.shape(fixture.config.dims)] as const)));
+    expectOk(checkAdapterFits(read, shapes, "the chatglm2 fixture"));
     const config = JSON.parse(readFileSync(join(adapter, "adapter_config.json"), "utf8"));
     assert.equal(config.target_modules, ["query_key_value", "dense_4h_to_h"]);
     assert.is(config.r, 4);

@@ -129,8 +129,9 @@ def quantize_base_weights(net, device):
                          "or export the pipeline with method lora")
     if device.type != "cuda":
         raise SystemExit("method qlora needs a CUDA GPU (bitsandbytes' NF4 kernels)")
+    head = net.get_submodule(net.parts["head"]) if "head" in net.parts else None
     for module in net.modules():
-        if isinstance(module, generated.Linear):
+        if isinstance(module, generated.Linear) and module is not head:  # the head stays in 16 bits, as in QLoRA
             weight = module.weight.data.to(device=device, dtype=torch.bfloat16)
             packed, module.quant_state = bnbf.quantize_4bit(weight, quant_type="nf4", compress_statistics=True)
             module.weight = torch.nn.Parameter(packed, requires_grad=False)
@@ -152,9 +153,10 @@ def wrap(net, args, device):
     return DDP(net, device_ids=[device] if device.type == "cuda" else None)
 
 
-def plain_names(named):
-    """Parameter names without the wrappers' prefixes (DDP's module., FSDP's _fsdp_wrapped_module.)."""
-    return [(n.replace("_fsdp_wrapped_module.", "").replace("module.", "", 1) if n.startswith("module.") else n.replace("_fsdp_wrapped_module.", ""), p) for n, p in named]
+def plain_name(name):
+    """A parameter's model name, without DDP's `module.` and FSDP's `_fsdp_wrapped_module.`."""
+    name = name.replace("_fsdp_wrapped_module.", "")
+    return name[len("module."):] if name.startswith("module.") else name
 
 
 # ---- checkpoints ----
@@ -266,7 +268,7 @@ def train(rank, world, args, rendezvous):
     torch.manual_seed(t["seed"] + rank)  # dropout streams differ per rank; weights come from files
 
     wrapped = wrap(build_model(config, args, device, DTYPES[args.dtype]), args, device)
-    named = [(n, p) for n, p in plain_names(wrapped.named_parameters()) if p.requires_grad]
+    named = [(plain_name(n), p) for n, p in wrapped.named_parameters() if p.requires_grad]
     groups = [
         {"params": [p for n, p in named if applies_weight_decay(n)], "weight_decay": t["weight_decay"]},
         {"params": [p for n, p in named if not applies_weight_decay(n)], "weight_decay": 0.0},
