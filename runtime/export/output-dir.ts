@@ -1,18 +1,15 @@
 // An export's output directory, made atomically: everything is written into a sibling
 // `<out>.tmp-XXXXXX` that is renamed into place at the end, so a crash or an error never leaves
-// a half-written model where a complete one is expected. An existing non-empty directory is
-// replaced only when the caller says so.
+// a half-written model where a complete one is expected. Missing parent directories are made;
+// an existing non-empty directory is replaced only when the caller says so.
 import { existsSync, statSync } from "node:fs";
-import { mkdtemp, readdir, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { CheckpointFault } from "../checkpoint/fault.ts";
 
 /** Whether `outDir` may receive an export: absent, empty, or replaceable with `overwrite`. */
 export async function checkOutputDir(outDir: string, overwrite: boolean): Promise<Result<void>> {
-  if (!existsSync(dirname(outDir))) {
-    return fail(diag("SFT5805", `cannot write ${outDir}: its parent directory ${dirname(outDir)} does not exist`, { where: outDir }));
-  }
   if (!existsSync(outDir)) return ok(undefined);
   if (!statSync(outDir).isDirectory()) return fail(diag("SFT5805", `${outDir} exists and is not a directory`, { where: outDir }));
   const entries = await readdir(outDir);
@@ -28,7 +25,10 @@ export async function checkOutputDir(outDir: string, overwrite: boolean): Promis
  * staging directory is removed and `outDir` is left as it was.
  */
 export async function writeDirAtomically<T>(outDir: string, write: (staging: string) => Promise<Result<T>>): Promise<Result<T>> {
-  const made = await captureWriteErrors(outDir, () => mkdtemp(`${outDir}.tmp-`));
+  const made = await captureWriteErrors(outDir, async () => {
+    await mkdir(dirname(outDir), { recursive: true });
+    return mkdtemp(`${outDir}.tmp-`);
+  });
   if (!made.ok) return made;
   const staging = made.value;
   let result: Result<T>;

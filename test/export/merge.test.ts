@@ -265,4 +265,17 @@ merge("an existing output directory is replaced only on request", async () => {
   assert.equal(readdirSync(dirname(out)), ["merged"], "no staging or old directory left");
 });
 
+merge("missing parent directories of the output are made; a file in the way is refused", async () => {
+  const base = baseModel("baichuan13b");
+  const { dir: adapter } = await adapterFor("baichuan13b", base, METHOD);
+  const root = scratch("parents");
+  const merged = await mergeLora(base, "baichuan13b", adapter, join(root, "runs", "b13", "merged"));
+  assert.ok(merged.ok, JSON.stringify(merged.diagnostics));
+  assert.ok(existsSync(join(root, "runs", "b13", "merged", "model.safetensors")));
+  writeFileSync(join(root, "file"), "");
+  const blocked = await mergeLora(base, "baichuan13b", adapter, join(root, "file"));
+  assert.equal(codes(blocked), ["SFT5805"]);
+  assert.match(blocked.diagnostics[0].message, /exists and is not a directory/);
+});
+
 merge.run();
