@@ -46,6 +46,16 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
     ...rows.map((r) => line(...r)),
     line("peak", t.peak, "sum of the rows above, arena once"),
   ];
+  const e = p.evaluation;
+  if (e) {
+    out.push(
+      "",
+      `evaluation (forward only, batch ${e.batch} x ${s.seq} tokens)`,
+      line("inputs", e.inputs, "of one evaluation batch"),
+      line("arena", e.arena, "the forward pass and its loss"),
+      line("peak", e.peak, "with training's persistent buffers, which stay allocated"),
+    );
+  }
   const g = p.generation;
   if (g) {
     out.push(
@@ -73,6 +83,7 @@ export function planJson(h: PlanHeader, p: PipelinePlan, device: DeviceMemory | 
     method: p.method,
     parameters: p.parameters,
     training: p.training,
+    evaluation: p.evaluation,
     generation: p.generation,
     peakBytes: p.peakBytes,
     launches: p.launches,

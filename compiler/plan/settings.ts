@@ -33,6 +33,8 @@ export interface PlanSettings {
   gradientCheckpointing: boolean;
   gradAccum: number;
   optimizer: "adamw" | "sgd";
+  /** Evaluation during training, forward only (null: no dataset holds out an eval split). */
+  evaluation: { batch: number } | null;
   /** Decoding after training (null: none planned). */
   generation: { strategy: string; sequences: number; maxNewTokens: number } | null;
 }
@@ -51,6 +53,7 @@ export function planSettings(pipeline: ResolvedPipeline): PlanSettings {
     gradientCheckpointing: train.gradient_checkpointing === true,
     gradAccum: num(train.grad_accum, 1),
     optimizer: train.optimizer === "sgd" ? "sgd" : "adamw",
+    evaluation: datasets.some((d) => num(d.eval_split, 0) > 0) ? { batch: num(train.eval_batch_size, num(train.batch_size, 1)) } : null,
     generation: {
       strategy: decode.strategy,
       sequences: decode.strategy === "beam" ? num(decode.num_beams, 4) : 1,

@@ -5,11 +5,12 @@
 // from the graph's parameters in their storage formats: base weights (f32/f16/bf16, or NF4 for
 // QLoRA), f32 adapters, f32 master copies of trained 16-bit weights, AdamW's m and v, gradient
 // accumulators. What the runtime adds beyond the graph is counted and named: uniform arenas and
-// the loss readback. Generation after training needs a KV cache, planned separately.
+// the loss readback. Evaluation during training (forward only) and generation after it (with a
+// KV cache) are planned beside the step.
 //
 // Every layer adds the same buffers, so the persistent figures, the activation peak and the
-// generation figures grow linearly with depth: planned at 2 and 3 layers they extrapolate exactly
-// (tests check this). The arena's placement does not: first fit over 32 layers fragments more
+// evaluation and generation figures grow linearly with depth: planned at 2 and 3 layers they
+// extrapolate exactly (tests check this). The arena's placement does not: first fit over 32 layers fragments more
 // than over 3. So the training step is compiled at full depth (about 2 s for 7B), and the
 // alternatives offered as advice are extrapolated and marked as estimates.
 import { invariant, ok, type Result } from "../diagnostics.ts";
@@ -50,6 +51,17 @@ export interface TrainingFigures {
   peak: number;
 }
 
+export interface EvaluationFigures {
+  /** Examples per evaluation batch. */
+  batch: number;
+  /** Inputs of one evaluation batch. */
+  inputs: number;
+  /** Arena of the forward pass and its loss. */
+  arena: number;
+  /** Training's persistent buffers stay allocated; the training arena is free between steps. */
+  peak: number;
+}
+
 export interface GenerationFigures {
   strategy: string;
   /** Sequences decoded together (beams). */
@@ -71,8 +83,9 @@ export interface PipelinePlan {
   method: string;
   parameters: { total: number; trainable: number };
   training: TrainingFigures;
+  evaluation: EvaluationFigures | null;
   generation: GenerationFigures | null;
-  /** The larger of the training and generation peaks. */
+  /** The largest of the training, evaluation and generation peaks. */
   peakBytes: number;
   /** Kernel dispatches of one micro-batch step (forward and backward). */
   launches: number;
@@ -106,6 +119,8 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
       ? probeGeneration(family, config, settings)
       : extrapolated((n) => probeGeneration(family, depth(n), settings), layers);
   if (!generation.ok) return generation;
+  const evaluation = settings.evaluation === null ? ok(null) : shallow ? probeEvaluation(family, config, settings) : extrapolated((n) => probeEvaluation(family, depth(n), settings), layers);
+  if (!evaluation.ok) return evaluation;
 
   const uniforms = Math.ceil((p.dispatches * UNIFORM_SLOT_BYTES) / UNIFORM_ARENA_BYTES) * UNIFORM_ARENA_BYTES;
   const t = { ...p.training, uniforms };
@@ -115,13 +130,17 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
   };
   const g = generation.value;
   const decoding = g && { ...g, peak: t.weights + t.adapters + g.kvCache + g.arena + g.staging };
+  const e = evaluation.value;
+  const persistent = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging;
+  const evaluating = e && { ...e, peak: persistent + e.inputs + e.arena };
   return ok({
     settings,
     method: describeMethod(settings.method),
     parameters: { total: p.parameters, trainable: p.trainableParameters },
     training,
+    evaluation: evaluating,
     generation: decoding,
-    peakBytes: Math.max(training.peak, decoding?.peak ?? 0),
+    peakBytes: Math.max(training.peak, evaluating?.peak ?? 0, decoding?.peak ?? 0),
     launches: p.launches,
     depth: { layers, planned: estimate ? "2 and 3 layers, extrapolated" : "every layer" },
   });
@@ -199,6 +218,16 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
     arena: compiled.value.plan.arenaBytes,
     staging: denseStorageBytes("f32", gen.sequences * d.vocab),
   });
+}
+
+/** Evaluation: the forward pass and loss of one evaluation batch. */
+function probeEvaluation(family: Family, config: ModelConfig, s: PlanSettings): Result<Omit<EvaluationFigures, "peak">> {
+  const batch = s.evaluation!.batch;
+  const built = buildFamilyGraph(family, config, { batch, seq: s.seq, method: graphMethod(s) });
+  if (!built.ok) return built;
+  const compiled = compileGraph(graph([["loss", built.value.loss]]));
+  if (!compiled.ok) return compiled;
+  return ok({ batch, inputs: compiled.value.plan.categories.inputs, arena: compiled.value.plan.arenaBytes });
 }
 
 function graphMethod(s: PlanSettings): TrainingMethod {

@@ -28,7 +28,8 @@ test("sftc plan --json: the training figures add up to the step's peak", async (
   const t = plan.training;
   const sum = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.inputs + t.arena + t.uniforms + t.staging;
   assert.is(t.peak, sum);
-  assert.is(plan.peakBytes, Math.max(t.peak, plan.generation.peak));
+  assert.is(plan.peakBytes, Math.max(t.peak, plan.evaluation.peak, plan.generation.peak));
+  assert.is(plan.evaluation.batch, 2, "eval_batch_size defaults to batch_size");
   assert.is(t.gradientAccumulators, t.adapters, "one f32 accumulator per adapter element");
   assert.is(plan.settings.batch, 2);
   assert.is(plan.settings.seq, 256, "the longest max_length of the datasets");

@@ -24,6 +24,7 @@ const base: PlanSettings = {
   gradientCheckpointing: false,
   gradAccum: 1,
   optimizer: "adamw",
+  evaluation: null,
   generation: null,
 };
 const lora = (kind: "lora" | "qlora", targets: string[], rank = 4, alpha = 8): PlanSettings["method"] => ({
@@ -110,7 +111,7 @@ test("planning from 2 and 3 layers gives every layer-linear figure of a 6-layer 
   for (const name of familyNames) {
     const m = model(name, 6);
     for (const gradientCheckpointing of [false, true]) {
-      const settings: PlanSettings = { ...base, dtype: "f16", method: lora("qlora", ["all"]), gradientCheckpointing, gradAccum: 2, generation: { strategy: "beam", sequences: 2, maxNewTokens: 8 } };
+      const settings: PlanSettings = { ...base, dtype: "f16", method: lora("qlora", ["all"]), gradientCheckpointing, gradAccum: 2, evaluation: { batch: 3 }, generation: { strategy: "beam", sequences: 2, maxNewTokens: 8 } };
       const exact = expectOk(planStep(m.family, m.config, settings));
       const estimate = expectOk(planStep(m.family, m.config, settings, { estimate: true }));
       assert.is(estimate.depth.planned, "2 and 3 layers, extrapolated");
@@ -119,6 +120,7 @@ test("planning from 2 and 3 layers gives every layer-linear figure of a 6-layer 
         assert.is(estimate.training[key], exact.training[key], `${name} ${key}`);
       }
       assert.equal(estimate.generation, exact.generation, `${name} generation`);
+      assert.equal(estimate.evaluation, exact.evaluation, `${name} evaluation`);
       assert.equal(estimate.parameters, exact.parameters);
       assert.is(estimate.launches, exact.launches);
       const arena = Math.abs(estimate.training.arena - exact.training.arena) / exact.training.arena;
@@ -137,6 +139,17 @@ test("generation: the KV cache holds keys and values of every layer for max_leng
   assert.is(g.staging, buffer(4 * 3 * d.vocab));
   assert.is(g.peak, plan.training.weights + plan.training.adapters + g.kvCache + g.arena + g.staging);
   assert.is(plan.peakBytes, Math.max(plan.training.peak, g.peak));
+});
+
+test("evaluation keeps training's persistent buffers and adds a forward pass at the evaluation batch", () => {
+  const m = model("baichuan7b", 2);
+  const plan = expectOk(planStep(m.family, m.config, { ...base, method: lora("lora", ["all"]), evaluation: { batch: 16 } }));
+  const t = plan.training;
+  const e = plan.evaluation!;
+  assert.is(e.peak, t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging + e.inputs + e.arena);
+  assert.ok(e.peak > t.peak, "a forward pass at 8x the batch outgrows the LoRA training step of this tiny model");
+  assert.is(plan.peakBytes, e.peak);
+  assert.is(expectOk(planStep(m.family, m.config, base)).evaluation, null);
 });
 
 test("Baichuan-7B QLoRA (rank 64 on every linear), sequence 512, batch 1, checkpointing: NF4 weights and the peak", () => {
