@@ -46,10 +46,12 @@ function withCeiling(k: KernelResult, bandwidth: CopyBandwidth, reference: Torch
   if (k.bound === "memory")
     return { ...k, passed, fraction: k.gbs / bandwidth.gbs, ceiling: `copy bandwidth ${bandwidth.gbs.toFixed(2)} GB/s` };
   if (!reference.available) return { ...k, passed, ceiling: "no matmul reference (see ceilings)" };
-  const [m, n, kk] = k.mnk!;
-  const same = reference.results.find((r) => r.m === m && r.n === n && r.k === kk && r.dtype === "f32");
+  // a matmul is divided by PyTorch at its own shape; attention by the square f32 matmul
+  const f32 = reference.results.filter((r) => r.dtype === "f32");
+  const same = k.mnk ? f32.find((r) => r.m === k.mnk![0] && r.n === k.mnk![1] && r.k === k.mnk![2]) : f32[0];
   if (!same || k.gflops === undefined) return { ...k, passed, ceiling: "no PyTorch timing at this shape" };
-  return { ...k, passed, fraction: k.gflops / same.gflops, ceiling: `PyTorch ${reference.kind} f32 ${m}x${n}x${kk}: ${same.gflops.toFixed(2)} GFLOP/s` };
+  const note = k.mnk ? "" : " (no attention reference: the square matmul)";
+  return { ...k, passed, fraction: k.gflops / same.gflops, ceiling: `PyTorch ${reference.kind} f32 ${same.m}x${same.n}x${same.k}: ${same.gflops.toFixed(2)} GFLOP/s${note}` };
 }
 
 /** Runs every section at `options.size` on `gpu`; speed is reported, never judged. */

@@ -12,6 +12,10 @@ import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../runti
 import { Random } from "../runtime/random.ts";
 import { relativeError } from "../test/support/numeric.ts";
 import { activationForward, activationForwardRef, splitHalves, swigluForward, swigluForwardRef } from "../stdlib/kernels/activations.ts";
+import { attentionForwardKernel, attentionForwardUniforms } from "../stdlib/kernels/attention-forward.ts";
+import { denseView, fusedQkvViews, gatherView } from "../stdlib/kernels/attention-layout.ts";
+import { maskFlags } from "../stdlib/kernels/attention-mask.ts";
+import { attentionForwardReference } from "../stdlib/kernels/attention-reference.ts";
 import { adamwRef, adamwStep, adamwUniforms, ADAMW_DEFAULTS, type AdamWHyper } from "../stdlib/kernels/adamw.ts";
 import { crossEntropy, crossEntropyRef, IGNORE_INDEX } from "../stdlib/kernels/cross-entropy.ts";
 import { bytesPerElement, roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
@@ -38,8 +42,8 @@ export interface KernelCheck {
 export interface KernelResult {
   label: string;
   shape: string;
-  /** Matmuls are compared with a matmul reference, the rest with the memory bandwidth. */
-  bound: "matmul" | "memory";
+  /** Compute-bound kernels (matmuls, attention) are compared with a matmul reference, the rest with the memory bandwidth. */
+  bound: "compute" | "memory";
   /** (M, N, K) of a matmul. */
   mnk?: [number, number, number];
   nsPerDispatch: number;
@@ -54,7 +58,10 @@ export interface KernelResult {
 interface Case {
   label: string;
   shape: string;
+  /** A matmul: (M, N, K). */
   mnk?: [number, number, number];
+  /** Compute-bound without being a matmul (attention). */
+  compute?: boolean;
   spec: KernelSpec;
   uniforms: UniformValues;
   tensors: Record<string, GpuTensor>;
@@ -365,6 +372,49 @@ class CaseBuilder {
     };
   }
 
+  /** Causal self-attention over one sequence of `tokens`, Q, K, V read from a fused QKV projection. */
+  attention(): Case {
+    const { tokens: T, hidden, headDim: D } = this.s;
+    const H = hidden / D;
+    const shape = { batch: 1, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim: D };
+    const scale = 1 / Math.sqrt(D);
+    const mask = { causal: true, queryOffset: 0 };
+    const qkv = this.input("f32", [T, 3 * H, D]); // (T, Hq + 2 Hkv, D), Baichuan W_pack order
+    const views = { ...fusedQkvViews(T, H, H, D), o: denseView("bthd", T, H, D) };
+    const o = createTensor(this.gpu, "f32", [T, H, D]);
+    const lse = createTensor(this.gpu, "f32", [H, T]);
+    return {
+      label: "attention forward, causal (4 flop/score)",
+      shape: `T${T} H${H} D${D}`,
+      compute: true,
+      spec: attentionForwardKernel({ dtype: "f32", headDim: D, ...maskFlags(mask) }),
+      uniforms: attentionForwardUniforms(shape, views, scale, mask),
+      tensors: { q: qkv.tensor, k: qkv.tensor, v: qkv.tensor, o, lse },
+      flops: 4 * H * D * ((T * (T + 1)) / 2), // Q K^T and P V over the causal half
+      bytes: 4 * (4 * T * H * D + H * T),
+      verify: async () => {
+        // one reference problem per checked query row i: that row of every head at position i
+        const [q, k, v] = (["q", "k", "v"] as const).map((name) => gatherView(qkv.host, views[name], 1, T, H, D)); // (1, H, T, D)
+        const out = gatherView(await readFloats(this.gpu, o), views.o, 1, T, H, D);
+        const lseOut = await readFloats(this.gpu, lse); // (H, T)
+        const rows = this.rows(T);
+        const pairs: [number[], number[]][] = [[[], []], [[], []]];
+        for (const i of rows) {
+          const heads = Array.from({ length: H }, (_, h) => h);
+          const qi = Float64Array.from(heads.flatMap((h) => Array.from(q.subarray((h * T + i) * D, (h * T + i + 1) * D))));
+          const ref = attentionForwardReference({ shape: { ...shape, queryLength: 1 }, q: qi, k, v, scale, mask: { causal: true, queryOffset: i } });
+          for (const h of heads) {
+            pairs[0][0].push(...out.subarray((h * T + i) * D, (h * T + i + 1) * D));
+            pairs[1][0].push(lseOut[h * T + i]);
+          }
+          pairs[0][1].push(...ref.out);
+          pairs[1][1].push(...ref.logSumExp);
+        }
+        return worst(pairs, rowsNote(rows, T, "query rows"));
+      },
+    };
+  }
+
   tokenIds(): Int32Array {
     return Int32Array.from({ length: this.s.tokens }, () => this.rng.int(this.s.vocab));
   }
@@ -396,6 +446,7 @@ function* cases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   const ids = b.tokenIds();
   yield b.embeddingForward(ids);
   yield b.embeddingBackward(ids);
+  yield b.attention();
   yield b.adamw();
   yield b.gradNorm();
 }
@@ -419,7 +470,7 @@ async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelRes
   return {
     label: c.label,
     shape: c.shape,
-    bound: c.mnk ? "matmul" : "memory",
+    bound: c.mnk || c.compute ? "compute" : "memory",
     mnk: c.mnk,
     nsPerDispatch: ns,
     timing: sorted.length ? "gpu timestamps" : "wall clock",

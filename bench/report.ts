@@ -67,7 +67,7 @@ function kernelsSection(r: BenchReport): string {
   const intro =
     `Time per dispatch: ${timing === "gpu timestamps" ? "median of" : "mean over"} ${r.shapes.reps} dispatches (${timing}). ` +
     "FLOPs of non-matmul kernels are nominal per-element counts (in the label); GB/s counts the minimum traffic. " +
-    "Fraction: GFLOP/s over the PyTorch f32 matmul at the same shape (matmuls) or GB/s over the copy bandwidth (the rest). " +
+    "Fraction: GFLOP/s over the PyTorch f32 matmul at the same shape (matmuls; attention: the square shape) or GB/s over the copy bandwidth (the rest). " +
     "Correctness: the outputs of one dispatch on fresh inputs against the float64 CPU reference of stdlib/kernels, ‖out−ref‖/‖ref‖ (worst output of the kernel).";
   const rows = r.kernels.map((k) => [
     k.label,

@@ -13,6 +13,8 @@ export interface BenchShapes {
   /** Tokens of one step (rows of activations, logits and embeddings). */
   tokens: number;
   hidden: number;
+  /** Attention head size; heads = hidden / headDim. */
+  headDim: number;
   ffn: number;
   vocab: number;
   /** Bytes of the buffer copied to measure memory bandwidth. */
@@ -26,8 +28,8 @@ export interface BenchShapes {
 const MiB = 1 << 20;
 
 export const SHAPES: Record<BenchSize, BenchShapes> = {
-  smoke: { square: 64, tokens: 16, hidden: 64, ffn: 172, vocab: 1000, copyBytes: 16 * MiB, reps: 2, checkedRows: Infinity },
-  small: { square: 256, tokens: 128, hidden: 512, ffn: 1376, vocab: 8000, copyBytes: 128 * MiB, reps: 5, checkedRows: Infinity },
+  smoke: { square: 64, tokens: 16, hidden: 64, headDim: 32, ffn: 172, vocab: 1000, copyBytes: 16 * MiB, reps: 2, checkedRows: Infinity },
+  small: { square: 256, tokens: 128, hidden: 512, headDim: 64, ffn: 1376, vocab: 8000, copyBytes: 128 * MiB, reps: 5, checkedRows: Infinity },
   // The float64 reference of every output row would take minutes here: a sample is checked.
-  full: { square: 4096, tokens: 2048, hidden: 4096, ffn: 11008, vocab: 64000, copyBytes: 1024 * MiB, reps: 20, checkedRows: 32 },
+  full: { square: 4096, tokens: 2048, hidden: 4096, headDim: 128, ffn: 11008, vocab: 64000, copyBytes: 1024 * MiB, reps: 20, checkedRows: 32 },
 };

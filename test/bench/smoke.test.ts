@@ -45,7 +45,7 @@ test(
     }
 
     // (c) kernels: every one checked on all its rows, within tolerance
-    assert.is(report.kernels.length, gpu.hasF16 ? 15 : 14);
+    assert.is(report.kernels.length, gpu.hasF16 ? 16 : 15);
     for (const k of report.kernels) {
       console.log(`    ${k.label} ${k.shape}: relative error ${k.check.relativeError.toExponential(2)}`);
       assert.is(k.check.tolerance, 1e-5, k.label);
