@@ -18,7 +18,8 @@ Exported by \`sftc export --target torchrun\`. The job trains what \`sftc run\` 
 initial weights, the same tokenized examples in the same micro-batches and order, the same step
 (token-mean loss over the global batch, gradient clipping at ${f.train.max_grad_norm}, AdamW at lr ${f.train.lr}
 with the ${f.train.schedule.type} schedule, ${f.train.grad_accum} micro-batch(es) per step). Each micro-batch's rows are
-split across the processes, so the loss sequence does not depend on how many processes run it.
+split across the processes, so the loss sequence does not depend on how many processes run it
+(exactly so without dropout: each process draws its own dropout masks).
 
 | file | what |
 |---|---|
@@ -58,5 +59,7 @@ Options: \`--mode ddp|fsdp\`, \`--device auto|cpu|cuda\`, \`--dtype float32|floa
   tokenizer files) or the trained adapter (PEFT), for \`sftc generate\` and \`sftc export --merge\`.
 
 QLoRA needs bitsandbytes and a CUDA GPU; without them the job stops with a message saying so.
+Every process builds the whole model in host memory before FSDP shards it onto its GPU: a 13B
+model in bfloat16 takes about 26 GB of host memory per process.
 `;
 }

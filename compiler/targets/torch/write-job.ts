@@ -11,11 +11,11 @@
 //   README.md         launch commands
 import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { diag, fail, ok, type Result } from "../../diagnostics.ts";
 import type { ModelConfig } from "../../../stdlib/families/config.ts";
 import type { Family } from "../../../stdlib/families/family.ts";
+import { installRoot } from "../../../runtime/install.ts";
 import { Random } from "../../../runtime/random.ts";
 import { adapterConfigJson, writePeftAdapter, type LoraModuleWeights } from "../../../runtime/export/peft.ts";
 import { checkSettings, totalSteps, type TrainSettings } from "../../../runtime/train/settings.ts";
@@ -55,7 +55,8 @@ export interface WrittenJob {
   examples: number;
 }
 
-const ASSETS = join(dirname(fileURLToPath(import.meta.url)), "job");
+// found from the install root, so the bundled CLI (dist/) finds them too
+const ASSETS = join(installRoot, "compiler", "targets", "torch", "job");
 const STATIC_FILES = ["train.py", "checkpoint_io.py"];
 /** Files of the base model directory that a full fine-tune's exported checkpoint carries along. */
 const MODEL_SIDE_FILES = [
