@@ -10,7 +10,7 @@ import type { Command } from "../registry.ts";
 import { renderDiagnostic } from "../render.ts";
 import { diag, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
-import { generate, type Generated } from "../../runtime/generate/engine.ts";
+import { generateBatch, type Generated } from "../../runtime/generate/engine.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
 import { TextOutput } from "../../runtime/generate/text-output.ts";
 import { Random } from "../../runtime/random.ts";
@@ -105,26 +105,40 @@ export interface Answer {
  * other sequences' texts are streamed whole when they are done, each on its own line.
  */
 export async function answer(g: PipelineGenerator, promptIds: number[], stream: (text: string) => void): Promise<Result<Answer>> {
-  const beam = g.settings.strategy === "beam";
-  const outputs = Array.from({ length: g.settings.numReturnSequences }, () => new TextOutput(g.tokenizer, g.stops));
-  const onToken = (token: number, sequence: number) => {
-    const text = outputs[sequence].push(token);
-    if (sequence === 0 && !beam) stream(text);
-    return outputs[sequence].stop !== null;
-  };
-  const generated = await generate(g.model, promptIds, g.settings, new Random(g.seed), beam ? undefined : onToken);
-  if (!generated.ok) return generated;
-  const sequences = generated.value.map((s: Generated, i) => {
-    const text = outputs[i];
-    if (beam) s.tokens.forEach((t) => text.push(t));
-    const rest = text.finish();
-    if (i === 0 && !beam) stream(`${rest}\n`);
-    else stream(`${g.settings.numReturnSequences > 1 ? `[${i + 1}] ` : ""}${text.text}\n`);
-    const stopReason = text.stop !== null ? "stop_string" : s.stopReason;
-    return { ids: s.tokens, text: text.text, stop_reason: stopReason, ...(s.score === undefined ? {} : { score: s.score }) };
-  });
-  return ok({ prompt_ids: promptIds, sequences });
+  const answers = await answerBatch(g, [promptIds], stream);
+  return answers.ok ? ok(answers.value[0]) : answers;
 }
+
+/** `answer` for several prompts generated as one batch; `stream` is for a batch of one. */
+async function answerBatch(g: PipelineGenerator, prompts: number[][], stream: (text: string) => void = () => {}): Promise<Result<Answer[]>> {
+  const beam = g.settings.strategy === "beam";
+  const n = g.settings.numReturnSequences;
+  const outputs = prompts.map(() => Array.from({ length: n }, () => new TextOutput(g.tokenizer, g.stops)));
+  const onToken = (token: number, prompt: number, sequence: number) => {
+    const text = outputs[prompt][sequence].push(token);
+    if (sequence === 0 && !beam) stream(text);
+    return outputs[prompt][sequence].stop !== null;
+  };
+  const generated = await generateBatch(g.model, prompts, g.settings, new Random(g.seed), beam ? undefined : onToken);
+  if (!generated.ok) return generated;
+  return ok(
+    generated.value.map((sequences, p) => ({
+      prompt_ids: prompts[p],
+      sequences: sequences.map((s: Generated, i) => {
+        const text = outputs[p][i];
+        if (beam) s.tokens.forEach((t) => text.push(t));
+        const rest = text.finish();
+        if (i === 0 && !beam) stream(`${rest}\n`);
+        else stream(`${n > 1 ? `[${i + 1}] ` : ""}${text.text}\n`);
+        const stopReason = text.stop !== null ? "stop_string" : s.stopReason;
+        return { ids: s.tokens, text: text.text, stop_reason: stopReason, ...(s.score === undefined ? {} : { score: s.score }) };
+      }),
+    })),
+  );
+}
+
+/** Prompts of a file generated together; progress is reported per batch. */
+const FILE_BATCH = 8;
 
 /** Answers every line of `input` into `output`; a malformed line stops with its line number. */
 async function generateFile(g: PipelineGenerator, input: string, output: string, raw: boolean, io: Io): Promise<number> {
@@ -142,11 +156,16 @@ async function generateFile(g: PipelineGenerator, input: string, output: string,
     prompts.push(parsed.value);
   }
   const results: string[] = [];
-  for (const [i, { record, ids }] of prompts.entries()) {
-    io.err(`sftc generate: prompt ${i + 1}/${prompts.length}\n`);
-    const result = await answer(g, ids, () => {});
-    if (!result.ok) return printErrors(result.diagnostics.map((d) => ({ ...d, message: `${input}:${lines[i].number}: ${d.message}` })), io);
-    results.push(JSON.stringify({ ...record, ...result.value }));
+  for (let first = 0; first < prompts.length; first += FILE_BATCH) {
+    const batch = prompts.slice(first, first + FILE_BATCH);
+    for (const [i, { ids }] of batch.entries()) {
+      const checked = g.model.check(ids);
+      if (!checked.ok) return printErrors(checked.diagnostics.map((d) => ({ ...d, message: `${input}:${lines[first + i].number}: ${d.message}` })), io);
+    }
+    const answers = await answerBatch(g, batch.map((p) => p.ids));
+    if (!answers.ok) return printErrors(answers.diagnostics, io);
+    answers.value.forEach((a, i) => results.push(JSON.stringify({ ...batch[i].record, ...a })));
+    io.err(`sftc generate: ${first + batch.length}/${prompts.length} prompts\n`);
   }
   writeFileSync(output, results.map((r) => `${r}\n`).join(""));
   io.err(`sftc generate: wrote ${results.length} result${results.length === 1 ? "" : "s"} to ${output}\n`);

@@ -17,8 +17,12 @@ import { rotary } from "../../compiler/models/rotary.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { qkvGroups, qkvRowOffsets, type Family, type ParamRole } from "../../stdlib/families/family.ts";
 
-/** Names of the cache inputs (B, P, KV, D) and of the new keys/values outputs (B, T, KV, D). */
+/**
+ * Names of the cache inputs (B, P, KV, D), the new keys/values outputs (B, T, KV, D), and the
+ * valid key range [start, P + T) of each row (B, 2): rows of different lengths are left-padded.
+ */
 export const CACHE = {
+  keyRange: "key_range",
   pastKey: (layer: number) => `past_key.${layer}`,
   pastValue: (layer: number) => `past_value.${layer}`,
   key: (layer: number) => `key.${layer}`,
@@ -62,6 +66,7 @@ export function buildCachedStep(family: Family, config: ModelConfig, shape: Cach
     sin: tables ? b.input(INPUT.sin, [B, T, streams, dims.rotaryDims / 2]) : null,
   };
   const prefixLength = family.attention.mask.kind === "glm_prefix" ? b.input(INPUT.prefixLength, [B], "i32") : null;
+  const keyRange = b.input(CACHE.keyRange, [B, 2], "i32");
   const ctx: BlockContext = { family, dims, project, rotary: rotaryInputs, prefixLength };
   const outputs: [string, Node][] = [];
 
@@ -81,9 +86,9 @@ export function buildCachedStep(family: Family, config: ModelConfig, shape: Cach
     outputs.push([CACHE.key(layer), k], [CACHE.value(layer), v]);
     const cached = (name: string, fresh: Node) => (P === 0 ? fresh : b.concat([b.input(name, [B, P, dims.kvHeads, D]), fresh], 1)); // (B, P + T, KV, D)
     const mask = family.attention.mask;
-    const attrs = { scale: 1 / Math.sqrt(D), causal: true, prefix: mask.kind === "glm_prefix", padding: false, segments: false, alibi: family.position.kind === "alibi" };
+    const attrs = { scale: 1 / Math.sqrt(D), causal: true, prefix: mask.kind === "glm_prefix", padding: true, segments: false, alibi: family.position.kind === "alibi" };
     // the queries are the last T of P + T key positions: the causal mask offsets them by P
-    const out = b.attention(q, cached(CACHE.pastKey(layer), k), cached(CACHE.pastValue(layer), v), attrs, prefixLength ? [prefixLength] : []);
+    const out = b.attention(q, cached(CACHE.pastKey(layer), k), cached(CACHE.pastValue(layer), v), attrs, [...(prefixLength ? [prefixLength] : []), keyRange]);
     return project(b.reshape(out, [B, T, dims.heads * D]), "attn.out", layer);
   };
 

@@ -4,6 +4,7 @@
 // shares the parents' chunks instead of copying them: the layout a GPU cache gathers by row.
 // Positions, GLM's 2D positions and prefix length are those of the whole sequence
 // (familyFeeds), taken at the new rows: models.md §6.9's [mask_pos, len − context_len].
+// Sequences of different lengths run as one left-padded batch, masked by key ranges.
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { Result } from "../../compiler/diagnostics.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
@@ -49,46 +50,47 @@ export class CpuCachedGenerationModel implements GenerationModel {
     return { session: new CachedSession(this, sequences), logits };
   }
 
-  /** Runs the last `fresh(s)` ids of every sequence against its cache; appends their keys and values. */
-  advance(sequences: readonly CachedSequence[], fresh: (s: CachedSequence) => number): Float32Array[] {
-    const out = new Array<Float32Array>(sequences.length);
-    const groups = new Map<string, number[]>();
-    sequences.forEach((s, i) => {
-      const key = `${s.ids.length - fresh(s)}+${fresh(s)}`;
-      groups.set(key, [...(groups.get(key) ?? []), i]);
-    });
-    for (const [key, rows] of groups) {
-      const [past, count] = key.split("+").map(Number);
-      const logits = this.step(rows.map((i) => sequences[i]), past, count);
-      rows.forEach((i, r) => (out[i] = logits[r]));
-    }
-    return out;
-  }
-
-  private step(batch: readonly CachedSequence[], P: number, T: number): Float32Array[] {
+  /**
+   * Runs the last `fresh(s)` ids of every sequence against its cache in one batch; appends their
+   * keys and values. Rows of different lengths are left-padded: pad keys lie outside each row's
+   * key range, and positions, GLM's prefix length and RoPE tables are the row's own, shifted
+   * right by its padding, so every row computes what it would alone. Either every row is a
+   * prompt (no cache yet) or every row adds the same number of tokens.
+   */
+  advance(batch: readonly CachedSequence[], fresh: (s: CachedSequence) => number): Float32Array[] {
     const { family, config } = this.o;
     const { layers, vocab, kvHeads, headDim } = config.dims;
     const B = batch.length;
+    const T = Math.max(...batch.map(fresh));
+    const L = Math.max(...batch.map((s) => s.ids.length));
+    const P = L - T;
+    invariant(batch.every((s) => s.ids.length === fresh(s) || fresh(s) === T), "a batch step either starts every row or adds the same tokens to each");
+    const pads = batch.map((s) => L - s.ids.length);
     const built = buildCachedStep(family, config, { batch: B, past: P, fresh: T });
     invariant(built.ok, "the cached step graph builds for any shape the family graph builds");
-    const full = familyFeeds(family, config, { ids: batch.map((s) => s.ids), labels: batch.map((s) => s.ids.map(() => -100)) });
-    invariant(full.ok, "generation feeds are checked at the prompt");
+
     const feeds = new Map<string, Float64Array>(this.o.weights);
-    feeds.set(INPUT.ids, Float64Array.from(batch.flatMap((s) => s.ids.slice(P))));
-    // position-like feeds are (B, P + T, ...): keep each row's last T positions
+    const padded = batch.map((s, r) => [...new Array<number>(pads[r]).fill(0), ...s.ids]); // (B, L)
+    feeds.set(INPUT.ids, Float64Array.from(padded.flatMap((ids) => ids.slice(P))));
+    feeds.set(CACHE.keyRange, Float64Array.from(pads.flatMap((pad) => [pad, L])));
+    const own = batch.map((s) => familyFeeds(family, config, { ids: [s.ids], labels: [s.ids.map(() => -100)] }));
     for (const name of [INPUT.positions, INPUT.cos, INPUT.sin]) {
-      const values = full.value.get(name);
-      if (!values) continue;
-      const perRow = values.length / B;
-      const perPosition = perRow / (P + T);
-      feeds.set(name, Float64Array.from(batch.flatMap((_, r) => [...values.subarray(r * perRow + P * perPosition, (r + 1) * perRow)])));
+      if (!own[0].ok || !own[0].value.has(name)) continue;
+      // (1, len, ...) per row -> left-padded to L -> the last T positions
+      feeds.set(name, Float64Array.from(own.flatMap((f, r) => {
+        invariant(f.ok, "generation feeds are checked at the prompt");
+        const values = f.value.get(name)!;
+        const width = values.length / batch[r].ids.length;
+        return [...new Float64Array(pads[r] * width), ...values].slice(P * width);
+      })));
     }
-    const prefix = full.value.get(INPUT.prefixLength);
-    if (prefix) feeds.set(INPUT.prefixLength, prefix);
+    if (family.attention.mask.kind === "glm_prefix") {
+      feeds.set(INPUT.prefixLength, Float64Array.from(own, (f, r) => (f.ok ? f.value.get(INPUT.prefixLength)![0] + pads[r] : 0)));
+    }
     const width = kvHeads * headDim;
     for (let layer = 0; layer < layers && P > 0; layer++) {
-      feeds.set(CACHE.pastKey(layer), concatRows(batch.map((s) => s.keys[layer]), width));
-      feeds.set(CACHE.pastValue(layer), concatRows(batch.map((s) => s.values[layer]), width));
+      feeds.set(CACHE.pastKey(layer), padRows(batch.map((s) => s.keys[layer]), P, width));
+      feeds.set(CACHE.pastValue(layer), padRows(batch.map((s) => s.values[layer]), P, width));
     }
     const result = interpret(built.value, feeds);
     invariant(result.ok, `interpreting the cached step: ${result.ok ? "" : result.diagnostics.map((d) => d.message).join("; ")}`);
@@ -96,7 +98,7 @@ export class CpuCachedGenerationModel implements GenerationModel {
       const keys = result.value.get(CACHE.key(layer))!; // (B, T, KV, D)
       const values = result.value.get(CACHE.value(layer))!;
       batch.forEach((s, r) => {
-        for (let t = 0; t < T; t++) {
+        for (let t = T - fresh(s); t < T; t++) {
           const at = (r * T + t) * width;
           s.keys[layer].push(keys.slice(at, at + width));
           s.values[layer].push(values.slice(at, at + width));
@@ -108,15 +110,10 @@ export class CpuCachedGenerationModel implements GenerationModel {
   }
 }
 
-/** Rows of `rows[b][p]` (each `width` values) as one (B, P, width) array. */
-function concatRows(rows: readonly Float64Array[][], width: number): Float64Array {
-  const out = new Float64Array(rows.length * rows[0].length * width);
-  let at = 0;
-  for (const row of rows)
-    for (const chunk of row) {
-      out.set(chunk, at);
-      at += width;
-    }
+/** Each row's cached positions (`width` values each), left-padded with zeros to P: (B, P, width). */
+function padRows(rows: readonly Float64Array[][], P: number, width: number): Float64Array {
+  const out = new Float64Array(rows.length * P * width);
+  rows.forEach((row, r) => row.forEach((chunk, p) => out.set(chunk, (r * P + P - row.length + p) * width)));
   return out;
 }
 

@@ -1,5 +1,7 @@
-// Greedy decoding and sampling, one new token per step, with Hugging Face's stopping rules:
-// the family's EOS ids, stop strings, `max_new_tokens` and `max_length` (prompt included).
+// Greedy decoding and sampling, one new token per running sequence per step, with Hugging Face's
+// stopping rules: the family's EOS ids, stop strings, `max_new_tokens` and `max_length` (prompt
+// included). A batch of prompts decodes together; a sequence that stops leaves the batch (the
+// caller drops its cache row) while the others go on, so each generates what it would alone.
 import type { Random } from "../random.ts";
 import { neutralLogits, processLogits, type LogitsSettings } from "./logits.ts";
 import { argmax, sampleToken } from "./sampling.ts";
@@ -15,6 +17,12 @@ export interface DecodeSettings {
 
 /** Logits of the last position given the whole sequence so far (the caller keeps a KV cache). */
 export type DecodeStep = (sequence: readonly number[]) => Promise<Float32Array>;
+
+/**
+ * Logits of the last position of each running sequence. `running` lists their rows in the batch,
+ * in order; a row missing since the last call has stopped (its cache may be freed).
+ */
+export type BatchDecodeStep = (sequences: readonly (readonly number[])[], running: readonly number[]) => Promise<Float32Array[]>;
 
 export type StopReason = "eos" | "max_new_tokens" | "max_length" | "stop_string";
 
@@ -34,21 +42,47 @@ export async function decode(
   random: Random,
   onToken: (token: number) => boolean | void = () => {},
 ): Promise<Decoded> {
+  const [out] = await decodeBatch([prompt], async ([sequence]) => [await step(sequence)], settings, random, (token) => onToken(token));
+  return out;
+}
+
+/** `decode` for several prompts at once; random draws go row by row within each step. */
+export async function decodeBatch(
+  prompts: readonly (readonly number[])[],
+  step: BatchDecodeStep,
+  settings: DecodeSettings,
+  random: Random,
+  onToken: (token: number, row: number) => boolean | void = () => {},
+): Promise<Decoded[]> {
   // Greedy decoding applies the processors only; the warpers belong to sampling.
   const logitsSettings = settings.sample
     ? settings.logits
     : { ...neutralLogits, repetitionPenalty: settings.logits.repetitionPenalty, invalidScoreGuard: settings.logits.invalidScoreGuard };
-  const sequence = [...prompt];
-  const tokens: number[] = [];
+  const sequences = prompts.map((p) => [...p]);
+  const out: Decoded[] = prompts.map(() => ({ tokens: [], stopReason: "max_new_tokens" }));
   const eos = new Set(settings.eosTokenIds);
-  for (;;) {
-    if (tokens.length >= settings.maxNewTokens) return { tokens, stopReason: "max_new_tokens" };
-    if (sequence.length >= settings.maxLength) return { tokens, stopReason: "max_length" };
-    const scores = processLogits(await step(sequence), sequence, logitsSettings);
-    const token = settings.sample ? sampleToken(scores, random) : argmax(scores);
-    sequence.push(token);
-    tokens.push(token);
-    if (onToken(token)) return { tokens, stopReason: "stop_string" };
-    if (eos.has(token)) return { tokens, stopReason: "eos" };
+  const limit = (row: number): StopReason | null => {
+    if (out[row].tokens.length >= settings.maxNewTokens) return "max_new_tokens";
+    if (sequences[row].length >= settings.maxLength) return "max_length";
+    return null;
+  };
+  const stop = (row: number, reason: StopReason) => void (out[row].stopReason = reason);
+  let running = prompts.map((_, row) => row).filter((row) => {
+    const reason = limit(row);
+    if (reason) stop(row, reason);
+    return !reason;
+  });
+  while (running.length > 0) {
+    const logits = await step(running.map((row) => sequences[row]), running);
+    running = running.filter((row, i) => {
+      const scores = processLogits(logits[i], sequences[row], logitsSettings);
+      const token = settings.sample ? sampleToken(scores, random) : argmax(scores);
+      sequences[row].push(token);
+      out[row].tokens.push(token);
+      const reason = onToken(token, row) ? "stop_string" : eos.has(token) ? "eos" : limit(row);
+      if (reason) stop(row, reason);
+      return !reason;
+    });
   }
+  return out;
 }

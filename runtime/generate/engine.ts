@@ -1,13 +1,12 @@
-// Generation for one prompt over any GenerationModel: greedy search and sampling through the
-// decode loop, beam search through the beam scorer, with Hugging Face's stopping rules (the
-// family's EOS ids, `max_new_tokens`, `max_length`) plus stop strings, which the caller detects
-// on the decoded text (see text-output.ts) and reports through `onToken`.
-// Prompts run one at a time: the family graph's attention has no padding mask yet, so left-padded
-// batches are not built (a GPU backend with key ranges can batch behind this same call).
+// Generation over any GenerationModel: greedy search and sampling through the decode loop (a
+// batch of prompts together; the backend pads and masks prompts of different lengths), beam
+// search through the beam scorer, with Hugging Face's stopping rules (the family's EOS ids,
+// `max_new_tokens`, `max_length`) plus stop strings, which the caller detects on the decoded
+// text (see text-output.ts) and reports through `onToken`.
 import { ok, type Result } from "../../compiler/diagnostics.ts";
 import type { Random } from "../random.ts";
 import { beamSearch } from "./beam-search.ts";
-import { decode, type StopReason } from "./decode-loop.ts";
+import { decodeBatch, type StopReason } from "./decode-loop.ts";
 import type { LogitsSettings } from "./logits.ts";
 import type { GenerationModel, GenerationSession } from "./model.ts";
 
@@ -40,29 +39,50 @@ export type OnToken = (token: number, sequence: number) => boolean | void;
 
 /** Generates `numReturnSequences` continuations of `prompt`; a prompt the model cannot run is an error. */
 export async function generate(model: GenerationModel, prompt: readonly number[], settings: GenerationSettings, random: Random, onToken: OnToken = () => {}): Promise<Result<Generated[]>> {
-  const checked = model.check(prompt);
-  if (!checked.ok) return checked;
-  // the model's positions bound max_length like any other limit
-  const maxLength = Math.min(settings.maxLength, model.maxPositions);
-  if (settings.strategy === "beam") return ok(await beam(model, prompt, { ...settings, maxLength }));
-  const out: Generated[] = [];
-  for (let sequence = 0; sequence < settings.numReturnSequences; sequence++) {
-    const stepper = new SessionSteps(model);
-    try {
-      const decodeSettings = { sample: settings.strategy !== "greedy", logits: settings.logits, maxNewTokens: settings.maxNewTokens, maxLength, eosTokenIds: settings.eosTokenIds };
-      out.push(await decode(prompt, (s) => stepper.step([s]).then((rows) => rows[0]), decodeSettings, random, (token) => onToken(token, sequence)));
-    } finally {
-      stepper.free();
-    }
+  const out = await generateBatch(model, [prompt], settings, random, (token, _, sequence) => onToken(token, sequence));
+  return out.ok ? ok(out.value[0]) : out;
+}
+
+/**
+ * Generates for several prompts: greedy search and sampling run them as one batch (each prompt
+ * repeated `numReturnSequences` times, as `generate` expands its input), beam search one prompt
+ * after another. Result [prompt][sequence].
+ */
+export async function generateBatch(
+  model: GenerationModel,
+  prompts: readonly (readonly number[])[],
+  settings: GenerationSettings,
+  random: Random,
+  onToken: (token: number, prompt: number, sequence: number) => boolean | void = () => {},
+): Promise<Result<Generated[][]>> {
+  for (const prompt of prompts) {
+    const checked = model.check(prompt);
+    if (!checked.ok) return checked;
   }
-  return ok(out);
+  // the model's positions bound max_length like any other limit
+  const bounded = { ...settings, maxLength: Math.min(settings.maxLength, model.maxPositions) };
+  if (settings.strategy === "beam") {
+    const out: Generated[][] = [];
+    for (const prompt of prompts) out.push(await beam(model, prompt, bounded));
+    return ok(out);
+  }
+  const n = settings.numReturnSequences;
+  const rows = prompts.flatMap((prompt) => Array.from({ length: n }, () => prompt));
+  const stepper = new SessionSteps(model);
+  try {
+    const decodeSettings = { sample: settings.strategy !== "greedy", logits: settings.logits, maxNewTokens: settings.maxNewTokens, maxLength: bounded.maxLength, eosTokenIds: settings.eosTokenIds };
+    const decoded = await decodeBatch(rows, (sequences, running) => stepper.decodeStep(sequences, running), decodeSettings, random, (token, row) => onToken(token, Math.floor(row / n), row % n));
+    return ok(prompts.map((_, p) => decoded.slice(p * n, (p + 1) * n)));
+  } finally {
+    stepper.free();
+  }
 }
 
 async function beam(model: GenerationModel, prompt: readonly number[], settings: GenerationSettings): Promise<Generated[]> {
   const stepper = new SessionSteps(model);
   try {
     const maxLength = Math.min(settings.maxLength, prompt.length + settings.maxNewTokens);
-    const hypotheses = await beamSearch(prompt, (sequences) => stepper.step(sequences), (sources) => stepper.reorder(sources), {
+    const hypotheses = await beamSearch(prompt, (sequences) => stepper.beamStep(sequences), (sources) => stepper.reorder(sources), {
       numBeams: settings.numBeams,
       lengthPenalty: settings.lengthPenalty,
       earlyStopping: settings.earlyStopping,
@@ -87,19 +107,32 @@ async function beam(model: GenerationModel, prompt: readonly number[], settings:
 
 /**
  * Adapts a session to the loops' "logits of these whole sequences" steps: the first call starts
- * the session from the prompt (beam search asks for `numBeams` copies of it: the prompt runs once
- * and its cache forks), every later call appends the sequences' last tokens.
+ * the session from the prompts, every later call appends the sequences' last tokens. Beam search
+ * asks for `numBeams` copies of its prompt: the prompt runs once and its cache forks.
  */
 class SessionSteps {
   private session: GenerationSession | null = null;
+  private running: readonly number[] = [];
 
   constructor(private readonly model: GenerationModel) {}
 
-  async step(sequences: readonly (readonly number[])[]): Promise<Float32Array[]> {
+  /** Decoding: rows missing from `running` since the last step have stopped and leave the session. */
+  async decodeStep(sequences: readonly (readonly number[])[], running: readonly number[]): Promise<Float32Array[]> {
+    const previous = this.running;
+    this.running = running;
+    if (!this.session) {
+      const { session, logits } = await this.model.start(sequences);
+      this.session = session;
+      return logits;
+    }
+    if (running.length !== previous.length) await this.session.reorder(running.map((row) => previous.indexOf(row)));
+    return this.session.append(sequences.map((s) => s[s.length - 1]));
+  }
+
+  async beamStep(sequences: readonly (readonly number[])[]): Promise<Float32Array[]> {
     if (this.session) return this.session.append(sequences.map((s) => s[s.length - 1]));
     const { session, logits } = await this.model.start([sequences[0]]);
     this.session = session;
-    if (sequences.length === 1) return logits;
     await session.reorder(sequences.map(() => 0));
     return sequences.map(() => Float32Array.from(logits[0]));
   }

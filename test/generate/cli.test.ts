@@ -75,19 +75,25 @@ test("beam search returns num_return_sequences sequences with scores, best first
   }
 });
 
-test("--input/--output answers every line as a single run would; a bad line names file:line", async () => {
+test("--input/--output answers every line as a single run would (one padded batch); a bad line names file:line", async () => {
   const single = await generateJson(["--prompt", "你好"]);
-  const project = scratch({ "prompts.jsonl": `{"prompt": "你好", "id": "a"}\n\n{"ids": [${single.prompt_ids.join(",")}]}\n`, "bad.jsonl": '{"prompt": "ok"}\n{"prompt": 3}\n' });
+  const longer = await generateJson(["--prompt", "晚上睡不着怎么办"]);
+  assert.not.equal(single.prompt_ids.length, longer.prompt_ids.length);
+  const project = scratch({
+    "prompts.jsonl": `{"prompt": "你好", "id": "a"}\n\n{"ids": [${single.prompt_ids.join(",")}]}\n{"prompt": "晚上睡不着怎么办"}\n`,
+    "bad.jsonl": '{"prompt": "ok"}\n{"prompt": 3}\n',
+  });
   try {
     const out = join(project.dir, "out.jsonl");
     const run = await sftc(["generate", quickstart, ...short, "--input", join(project.dir, "prompts.jsonl"), "--output", out]);
     assert.is(run.code, 0, run.err);
-    assert.match(run.err, "prompt 2/2");
+    assert.match(run.err, "3/3 prompts");
     const lines = readFileSync(out, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
-    assert.is(lines.length, 2);
+    assert.is(lines.length, 3);
     assert.is(lines[0].id, "a", "the input record's fields are kept");
     assert.equal(lines[0].sequences, single.sequences);
     assert.equal(lines[1].sequences, single.sequences);
+    assert.equal(lines[2].sequences, longer.sequences);
 
     const bad = await sftc(["generate", quickstart, "--input", join(project.dir, "bad.jsonl"), "--output", out]);
     assert.is(bad.code, 1);

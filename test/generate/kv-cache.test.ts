@@ -1,12 +1,13 @@
 // The KV-cache backend (only the new position evaluated each step) against the no-cache
 // reference (the whole sequence every step) on every family's fixture model, long prompts
-// included: the same logits at every step, the same greedy and beam outputs.
+// included: the same logits at every step, the same greedy and beam outputs; and prompts of
+// different lengths generated as one left-padded batch exactly as each alone.
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CpuCachedGenerationModel } from "../../runtime/generate/cpu-cached-model.ts";
 import { CpuGenerationModel } from "../../runtime/generate/cpu-model.ts";
-import { generate, type GenerationSettings } from "../../runtime/generate/engine.ts";
+import { generate, generateBatch, type GenerationSettings } from "../../runtime/generate/engine.ts";
 import { neutralLogits } from "../../runtime/generate/logits.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";
 import { Random } from "../../runtime/random.ts";
@@ -60,6 +61,33 @@ for (const name of Object.keys(families) as FamilyName[]) {
       const withCache = expectOk(await generate(cached, prompt, settings, new Random(0)));
       const without = expectOk(await generate(plain, prompt, settings, new Random(0)));
       assert.equal(withCache.map((g) => g.tokens), without.map((g) => g.tokens), `${name} ${settings.strategy}`);
+    }
+  });
+}
+
+for (const name of Object.keys(families) as FamilyName[]) {
+  test(`${name}: a left-padded batch of prompts of different lengths generates what each prompt does alone`, async () => {
+    const family = families[name];
+    const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
+    const cached = new CpuCachedGenerationModel({ family, config, weights });
+    const prompts = [13, 4, 30].map((n) => longPrompt(name, config.tokens.specials, n));
+    const settings = { ...greedy, maxNewTokens: 5, eosTokenIds: [] };
+    const calls: number[] = [];
+    const counted = { ...cached, check: (p: readonly number[]) => cached.check(p), start: (ps: readonly (readonly number[])[]) => (calls.push(ps.length), cached.start(ps)) };
+    const batched = expectOk(await generateBatch(counted, prompts, settings, new Random(0)));
+    assert.equal(calls, [3], "one session for the three prompts");
+    for (const [i, prompt] of prompts.entries()) {
+      const alone = expectOk(await generate(cached, prompt, settings, new Random(0)));
+      assert.equal(batched[i][0].tokens, alone[0].tokens, `prompt ${i} (${prompt.length} tokens)`);
+    }
+    // a sequence that stops early leaves the batch; the others continue unchanged
+    const firstToken = batched[1][0].tokens[0];
+    const early = expectOk(await generateBatch(cached, prompts, { ...settings, eosTokenIds: [firstToken] }, new Random(0)));
+    assert.equal(early[1][0].tokens, [firstToken]);
+    assert.equal(early[1][0].stopReason, "eos");
+    for (const i of [0, 2]) {
+      const cut = batched[i][0].tokens.indexOf(firstToken);
+      assert.equal(early[i][0].tokens, cut < 0 ? batched[i][0].tokens : batched[i][0].tokens.slice(0, cut + 1), `prompt ${i} unaffected`);
     }
   });
 }
