@@ -98,15 +98,10 @@ export async function exportPeftAdapter(dir: string, e: PeftExport): Promise<Res
   const modules: LoraModuleWeights[] = [];
   const expected = new Set<string>();
   for (const shape of loraModuleShapes(e.family, e.config, natives.value)) {
-    const names = { a: `${shape.modulePath}.lora_A.weight`, b: `${shape.modulePath}.lora_B.weight` };
-    const a = e.weights.get(names.a);
-    const b = e.weights.get(names.b);
-    expected.add(names.a).add(names.b);
-    for (const [name, values, size, dims] of [[names.a, a, rank * shape.inFeatures, `${rank}, ${shape.inFeatures}`], [names.b, b, shape.outFeatures * rank, `${shape.outFeatures}, ${rank}`]] as const) {
-      if (values === undefined) problems.push(diag("SFT5807", `The LoRA weight ${name} [${dims}] is missing from the weights to export.`, { where: name }));
-      else if (values.length !== size) problems.push(diag("SFT5807", `The LoRA weight ${name} has ${values.length} values; rank ${rank} on ${shape.modulePath} needs [${dims}].`, { where: name }));
-    }
-    if (a?.length === rank * shape.inFeatures && b?.length === shape.outFeatures * rank) modules.push({ ...shape, a, b });
+    const a = loraWeight(e.weights, `${shape.modulePath}.lora_A.weight`, [rank, shape.inFeatures], problems);
+    const b = loraWeight(e.weights, `${shape.modulePath}.lora_B.weight`, [shape.outFeatures, rank], problems);
+    expected.add(`${shape.modulePath}.lora_A.weight`).add(`${shape.modulePath}.lora_B.weight`);
+    if (a && b) modules.push({ ...shape, a, b });
   }
   for (const name of e.weights.keys()) {
     if (!expected.has(name)) problems.push(diag("SFT5807", `The weight ${name} is not an adapter of the targets ${natives.value.join(", ")} of ${e.family.title}.`, { where: name, hint: "Export with the method block the run was trained with." }));
@@ -129,6 +124,15 @@ export async function exportPeftAdapter(dir: string, e: PeftExport): Promise<Res
   );
   if (!written.ok) return written;
   return ok({ modules: modules.length, saved: saved.tensors.length });
+}
+
+/** The adapter weight `name` if it has the (rows, cols) of its module and rank; else a problem. */
+function loraWeight(weights: PeftExport["weights"], name: string, [rows, cols]: [number, number], problems: Diagnostic[]): Float32Array | Float64Array | undefined {
+  const values = weights.get(name);
+  if (values === undefined) problems.push(diag("SFT5807", `The LoRA weight ${name} [${rows}, ${cols}] is missing from the weights to export.`, { where: name }));
+  else if (values.length !== rows * cols) problems.push(diag("SFT5807", `The LoRA weight ${name} has ${values.length} values; its module and rank need [${rows}, ${cols}].`, { where: name }));
+  else return values;
+  return undefined;
 }
 
 /** The full tensors to save: every parameter of each `modules_to_save` entry, and trained biases. */
@@ -154,7 +158,8 @@ function savedTensors(e: PeftExport, problems: Diagnostic[]): { natives: string[
     for (const t of found.tensors) take(t.name, t.shape);
   }
   // Trained biases (bias = lora_only or all) are saved under their own names, like PEFT does.
-  const biases = new Map(e.family.tensors.filter((t) => t.role.endsWith(".bias")).flatMap((t) => expandTemplate(t.name, e.config.dims.layers).map((n) => [n, t.shape(e.config.dims)] as const)));
+  const biasDecls = e.family.tensors.filter((t) => t.role.endsWith(".bias"));
+  const biases = new Map(biasDecls.flatMap((t) => expandTemplate(t.name, e.config.dims.layers).map((name) => [name, t.shape(e.config.dims)] as const)));
   for (const name of [...given.keys()]) {
     const shape = biases.get(name);
     if (shape && (e.method.bias ?? "none") !== "none") take(name, shape);

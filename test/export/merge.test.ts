@@ -13,7 +13,7 @@ import { openCheckpoint } from "../../runtime/checkpoint/checkpoint.ts";
 import { loadModelConfig } from "../../runtime/checkpoint/config.ts";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
 import { mergeLora } from "../../runtime/export/merge.ts";
-import { exportPeftAdapter, type LoraExportSettings } from "../../runtime/export/peft-family.ts";
+import { exportPeftAdapter, loraModuleShapes, type LoraExportSettings } from "../../runtime/export/peft-family.ts";
 import { writePeftAdapter } from "../../runtime/export/peft.ts";
 import { Random } from "../../runtime/random.ts";
 import { families, familyNames, type FamilyName } from "../../stdlib/families/index.ts";
@@ -180,6 +180,29 @@ merge("merged in the stored dtype: one file without index, within the dtype's ro
   const reference = expectedMerge(decodeElements("bf16", before.get(tensor)!.data), weights.get("model.layers.1.self_attn.W_pack.lora_A.weight")!, weights.get("model.layers.1.self_attn.W_pack.lora_B.weight")!, rows, cols, method.rank, scale);
   const error = relativeError(decodeElements("bf16", t.data), reference);
   assert.ok(error < 2 ** -8, `bf16 rounding only: ${error}`);
+});
+
+merge("modules_to_save tensors replace the base ones (moss lm_head weight and bias)", async () => {
+  const family = families.moss;
+  const base = baseModel("moss");
+  const config = await loadModelConfig(base, "moss");
+  assert.ok(config.ok);
+  const random = new Random(8);
+  const weights = new Map<string, Float32Array>();
+  for (const m of loraModuleShapes(family, config.value, ["qkv_proj"])) {
+    weights.set(`${m.modulePath}.lora_A.weight`, random.normalArray(2 * m.inFeatures));
+    weights.set(`${m.modulePath}.lora_B.weight`, random.normalArray(m.outFeatures * 2));
+  }
+  const saved = new Map([["lm_head.weight", random.normalArray(512 * 64)], ["lm_head.bias", random.normalArray(512)]]);
+  const adapter = join(scratch("saved"), "adapter");
+  const method = { rank: 2, alpha: 2, dropout: 0, targets: ["qkv_proj"], modulesToSave: ["lm_head"] };
+  assert.ok((await exportPeftAdapter(adapter, { family, config: config.value, method, baseModel: base, weights, saved })).ok);
+  const out = join(scratch("saved"), "merged");
+  const merged = await mergeLora(base, "moss", adapter, out, { dtype: "f32" });
+  assert.ok(merged.ok, JSON.stringify(merged.diagnostics));
+  assert.is(merged.value.replaced, 2);
+  const after = await tensorsOf(out);
+  for (const [name, values] of saved) assert.equal(Array.from(decodeElements("f32", after.get(name)!.data)), Array.from(values), name);
 });
 
 merge("B = 0 reproduces the base model bit for bit (chatglm2, safetensors base)", async () => {
