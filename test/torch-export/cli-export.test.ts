@@ -96,7 +96,7 @@ test("export writes the job; its micro-batches are sftc's batches in sftc's orde
     assert.ok(existsSync(join(job, f)), f);
   }
 
-  const read = (name: string) => new Int32Array(readFileSync(join(job, "data", name)).buffer.slice(0));
+  const read = (name: string) => new Int32Array(Uint8Array.from(readFileSync(join(job, "data", name))).buffer);
   const ids = read("input_ids.i32");
   const { offsets } = JSON.parse(readFileSync(join(job, "data", "examples.json"), "utf8"));
   const { epochs } = JSON.parse(readFileSync(join(job, "data", "batches.json"), "utf8"));
