@@ -25,13 +25,13 @@ export const generatorFlags: FlagSpec[] = [
 export const command: Command = {
   name: "generate",
   summary: "generate text from a prompt with the pipeline's model and decode settings",
-  usage: 'FILE.sft[#PIPELINE] (--prompt "TEXT" | --ids 1,2,3 | --input prompts.jsonl --output out.jsonl) [--raw] [--json] [--adapter RUN_DIR] [--no-cache] [--set decode.KEY=VALUE]...',
+  usage: 'FILE.sft[#PIPELINE] [--prompt "TEXT" | --ids 1,2,3 | --input prompts.jsonl --output out.jsonl] [--raw] [--json] [--adapter RUN_DIR] [--no-cache] [--set decode.KEY=VALUE]...',
   details:
     "Answers a prompt with the pipeline's model: its checkpoint (`model.path`), or for `init = random` the " +
     "weights drawn from `train.seed`; `--adapter DIR` applies a PEFT LoRA adapter directory " +
     "(adapter_config.json + adapter_model.safetensors), merged into the weights. A KV cache keeps each " +
     "step to the new position; `--no-cache` recomputes the whole sequence instead (the reference). The `decode` block sets the strategy and its keys; " +
-    "override them with --set decode.max_new_tokens=16. `--prompt` is written into the family's chat template " +
+    "override them with --set decode.max_new_tokens=16. Without a prompt, the decode block's `prompts` are answered. `--prompt` is written into the family's chat template " +
     "as one user turn (`--raw` encodes it as plain text with the family's special tokens instead); `--ids` is " +
     "used as given. Text is printed as it is generated; `--json` prints one JSON object " +
     '{"prompt_ids", "sequences": [{"ids", "text", "stop_reason", "score"?}]}. `--input` reads JSON lines ' +
@@ -53,7 +53,8 @@ export const command: Command = {
     const idList = flagValue(args, "ids");
     const input = flagValue(args, "input");
     const output = flagValue(args, "output");
-    if ([prompt, idList, input].filter((v) => v !== undefined).length !== 1) return usageError(io, "generate", "give one of --prompt TEXT, --ids 1,2,3 or --input FILE.jsonl");
+    const given = [prompt, idList, input].filter((v) => v !== undefined).length;
+    if (given > 1) return usageError(io, "generate", "give one of --prompt TEXT, --ids 1,2,3 or --input FILE.jsonl");
     if ((input === undefined) !== (output === undefined)) return usageError(io, "generate", "--input and --output go together");
     const ids = idList === undefined ? undefined : parseIds(idList);
     if (ids && !ids.ok) return usageError(io, "generate", ids.error);
@@ -61,12 +62,18 @@ export const command: Command = {
     const generator = await openGenerator("generate", args, io);
     if (!generator) return 1;
     if (input !== undefined) return generateFile(generator, input, output!, flag(args, "raw"), io);
-    const promptIds = ids?.ok ? ok(ids.ids) : encodePrompt(generator, prompt!, flag(args, "raw"));
-    if (!promptIds.ok) return printErrors(promptIds.diagnostics, io);
+    // without a prompt, the decode block's `prompts` are answered
+    const texts = prompt !== undefined ? [prompt] : ids ? [] : generator.prompts;
+    if (given === 0 && texts.length === 0) return usageError(io, "generate", "give --prompt TEXT, --ids 1,2,3 or --input FILE.jsonl (the pipeline's decode block has no prompts)");
     const json = flag(args, "json");
-    const result = await answer(generator, promptIds.value, json ? () => {} : (text) => io.out(text));
-    if (!result.ok) return printErrors(result.diagnostics, io);
-    if (json) io.out(`${JSON.stringify(result.value)}\n`);
+    const jobs = ids?.ok ? [{ text: undefined, ids: ok(ids.ids) }] : texts.map((text) => ({ text, ids: encodePrompt(generator, text, flag(args, "raw")) }));
+    for (const job of jobs) {
+      if (!job.ids.ok) return printErrors(job.ids.diagnostics, io);
+      if (jobs.length > 1 && !json) io.out(`» ${job.text}\n`);
+      const result = await answer(generator, job.ids.value, json ? () => {} : (text) => io.out(text));
+      if (!result.ok) return printErrors(result.diagnostics, io);
+      if (json) io.out(`${JSON.stringify(job.text === undefined || prompt !== undefined ? result.value : { prompt: job.text, ...result.value })}\n`);
+    }
     return 0;
   },
 };

@@ -24,6 +24,8 @@ export interface PipelineGenerator {
   /** The model's own weights by graph name, before any adapter. */
   weights: ReadonlyMap<string, Float64Array>;
   settings: GenerationSettings;
+  /** Prompts of the decode block, answered when no other is given. */
+  prompts: string[];
   /** Stop strings of the decode block. */
   stops: string[];
   seed: number;
@@ -79,6 +81,7 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
       : new CpuCachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }),
     weights,
     settings: decodeSettings(decode, config, family),
+    prompts: (decode.prompts as string[] | undefined) ?? [],
     stops: (decode.stop as string[] | undefined) ?? [],
     seed: Number(decode.seed ?? seed),
   });

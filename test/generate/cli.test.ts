@@ -48,6 +48,15 @@ test("--json gives the prompt ids, generated ids, text and stop reason; plain ou
   assert.equal(noCache.sequences.map((s: { ids: number[] }) => s.ids), result.sequences.map((s: { ids: number[] }) => s.ids), "--no-cache generates the same tokens");
 });
 
+test("without a prompt, the decode block's prompts are answered, each as --prompt would", async () => {
+  const run = await sftc(["generate", quickstart, ...short, "--set", 'decode.prompts=["你好", "晚上睡不着怎么办"]', "--json"]);
+  assert.is(run.code, 0, run.err);
+  const [first, second] = run.out.trimEnd().split("\n").map((l) => JSON.parse(l));
+  assert.equal([first.prompt, second.prompt], ["你好", "晚上睡不着怎么办"]);
+  assert.equal(first.sequences, (await generateJson(["--prompt", "你好"])).sequences);
+  assert.equal(second.sequences, (await generateJson(["--prompt", "晚上睡不着怎么办"])).sequences);
+});
+
 test("a stop string cuts the text before it and ends generation", async () => {
   const free = (await generateJson(["--prompt", "你好", "--set", "decode.max_new_tokens=12"])).sequences[0];
   const chars = [...free.text];
@@ -105,7 +114,9 @@ test("--input/--output answers every line as a single run would (one padded batc
 });
 
 test("usage mistakes and an invalid prompt are reported without a stack trace", async () => {
-  assert.is((await sftc(["generate", quickstart])).code, 2);
+  const noPrompts = await sftc(["generate", quickstart, "--set", "decode.prompts=[]"]);
+  assert.is(noPrompts.code, 2);
+  assert.match(noPrompts.err, "the pipeline's decode block has no prompts");
   assert.is((await sftc(["generate", quickstart, "--prompt", "a", "--ids", "1"])).code, 2);
   assert.is((await sftc(["generate", quickstart, "--input", "x.jsonl"])).code, 2);
   const outside = await sftc(["generate", quickstart, "--ids", "1,999999"]);
