@@ -17,7 +17,7 @@ import type { Command } from "../registry.ts";
 export const command: Command = {
   name: "plan",
   summary: "print the memory plan of a pipeline (weights, adapters, optimizer state, activations, KV cache, peak)",
-  usage: "FILE.sft[#PIPELINE] [--memory SIZE | --detect-device] [--json] [--pipeline NAME] [--set PATH=VALUE]...",
+  usage: "FILE.sft[#PIPELINE] [--memory SIZE | --detect-device] [--estimate] [--json] [--pipeline NAME] [--set PATH=VALUE]...",
   details:
     "Builds the pipeline's model graph with its training step, compiles it symbolically and prints the bytes of " +
     "each buffer class for one micro-batch at `batch_size` and the longest `max_length`, then the generation " +
@@ -25,10 +25,12 @@ export const command: Command = {
     "config.json when it exists, else from the family's published size; datasets need not exist yet. With `--memory 24GiB` (or " +
     "SFT_DEVICE_MEMORY, or `--detect-device` for adapters of known size) a peak over that is refused (exit 1, " +
     "SFT3101) with the peak each change would give: a smaller batch, gradient checkpointing, lora or qlora, a " +
-    "shorter max_length. `--json` prints the plan as JSON.",
+    "shorter max_length. `--estimate` plans 2 and 3 layers and extrapolates (several times faster; the arena's " +
+    "placement over every layer can need some percent more, so the estimate may be low). `--json` prints the plan as JSON.",
   flags: [
     { name: "memory", value: "one", placeholder: "SIZE", description: "device memory to check the plan against, e.g. 24GiB, 80GB (default: SFT_DEVICE_MEMORY)" },
     { name: "detect-device", description: "take the device memory from the WebGPU adapter's name when it is a known card" },
+    { name: "estimate", description: "extrapolate from 2 and 3 layers instead of compiling every layer (faster, arena approximate)" },
     { name: "json", description: "print the plan as JSON" },
     ...pipelineFlags.filter((f) => f.name !== "no-files"),
   ],
@@ -40,7 +42,7 @@ export const command: Command = {
     if (!resolved.ok) return resolved.exit;
     const pipeline = resolved.pipeline;
     const sources = await modelSources(pipeline);
-    const planned = sources.ok ? planPipeline(pipeline, sources.value) : sources;
+    const planned = sources.ok ? planPipeline(pipeline, sources.value, { estimate: flag(args, "estimate") }) : sources;
     if (!planned.ok) {
       for (const d of planned.diagnostics) io.err(renderDiagnostic(d, new Map(), io.color));
       return 1;

@@ -1,7 +1,8 @@
 // A plan over the device's memory is refused with advice: each change that lowers the peak
 // (a smaller micro-batch, gradient checkpointing, LoRA, QLoRA, a shorter max_length), planned
-// again, with the peak it would give. The alternatives are estimates (extrapolated from 2 and 3
-// layers), which the message says.
+// again, with the peak it would give. An alternative still over the limit is an estimate
+// (extrapolated from 2 and 3 layers, which can be low: see step-plan.ts); one that fits was
+// planned at full depth. The message says which.
 import { diag, type Diagnostic } from "../diagnostics.ts";
 import { formatBytes } from "../passes/memory-plan.ts";
 import type { Family } from "../../stdlib/families/family.ts";
@@ -43,18 +44,18 @@ function changedFields(base: PlanSettings, changed: PlanSettings): Partial<PlanS
 }
 
 /** The SFT3101 refusal of `plan` on `device`, with each alternative's peak (null: it could not be planned). */
-export function refusal(pipeline: { name: string; file: string }, plan: PipelinePlan, device: DeviceMemory, planned: { change: string; peak: number | null }[]): Diagnostic {
+export function refusal(pipeline: { name: string; file: string }, plan: PipelinePlan, device: DeviceMemory, planned: { change: string; peak: number | null; exact: boolean }[]): Diagnostic {
   const over = formatBytes(plan.peakBytes - device.bytes);
-  const lines = planned.map(({ change, peak }) => {
+  const lines = planned.map(({ change, peak, exact }) => {
     if (peak === null) return `  - ${change}: could not be planned`;
-    return `  - ${change}: peak ≈ ${formatBytes(peak)}${peak <= device.bytes ? " (fits)" : " (still over)"}`;
+    return `  - ${change}: peak ${exact ? "" : "≈ "}${formatBytes(peak)}${peak <= device.bytes ? " (fits)" : " (still over)"}`;
   });
   return diag(
     "SFT3101",
     `pipeline ${pipeline.name} needs ${formatBytes(plan.peakBytes)} at its peak, ${over} more than the ${formatBytes(device.bytes)} of device memory (${device.source})`,
     {
       where: pipeline.file,
-      hint: ["each of these changes would give (estimated from 2 and 3 layers; `sftc plan` again gives the exact figure):", ...lines].join("\n"),
+      hint: ["each of these changes would give (≈: estimated from 2 and 3 layers, may be low):", ...lines].join("\n"),
     },
   );
 }

@@ -15,11 +15,14 @@ export interface PlannedPipeline {
   plan: PipelinePlan;
 }
 
-/** The memory plan of one optimizer step of `pipeline` as written (see step-plan.ts). */
-export function planPipeline(pipeline: ResolvedPipeline, sources: ModelSources = {}): Result<PlannedPipeline> {
+/**
+ * The memory plan of one optimizer step of `pipeline` as written (see step-plan.ts); `estimate`
+ * extrapolates the step from 2 and 3 layers instead of compiling every layer.
+ */
+export function planPipeline(pipeline: ResolvedPipeline, sources: ModelSources = {}, options: { estimate?: boolean } = {}): Result<PlannedPipeline> {
   const model = plannedModel(pipeline, sources);
   if (!model.ok) return model;
-  const plan = planStep(model.value.family, model.value.config, planSettings(pipeline));
+  const plan = planStep(model.value.family, model.value.config, planSettings(pipeline), options);
   if (!plan.ok) return plan;
   const d = model.value.config.dims;
   const header: PlanHeader = {
@@ -32,13 +35,20 @@ export function planPipeline(pipeline: ResolvedPipeline, sources: ModelSources =
   return ok({ header, model: model.value, plan: plan.value });
 }
 
-/** No diagnostics when the plan fits `device`; else the SFT3101 refusal with each alternative's estimated peak. */
+/**
+ * No diagnostics when the plan fits `device`; else the SFT3101 refusal with each alternative's
+ * peak: estimated from 2 and 3 layers, and planned at full depth when the estimate fits (so a
+ * "fits" is never an estimate).
+ */
 export function checkAgainstDevice(planned: PlannedPipeline, device: DeviceMemory): Diagnostic[] {
   const { plan, model, header } = planned;
   if (plan.peakBytes <= device.bytes) return [];
   const options = alternatives(plan.settings, model.family).map(({ change, settings }) => {
     const estimate = planStep(model.family, model.config, settings, { estimate: true });
-    return { change, peak: estimate.ok ? estimate.value.peakBytes : null };
+    if (!estimate.ok) return { change, peak: null, exact: false };
+    if (estimate.value.peakBytes > device.bytes || estimate.value.depth.planned === "every layer") return { change, peak: estimate.value.peakBytes, exact: estimate.value.depth.planned === "every layer" };
+    const exact = planStep(model.family, model.config, settings);
+    return exact.ok ? { change, peak: exact.value.peakBytes, exact: true } : { change, peak: null, exact: false };
   });
   return [refusal({ name: header.pipeline, file: header.file }, plan, device, options)];
 }

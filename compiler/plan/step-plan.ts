@@ -8,11 +8,12 @@
 // the loss readback. Evaluation during training (forward only) and generation after it (with a
 // KV cache) are planned beside the step.
 //
-// Every layer adds the same buffers, so the persistent figures, the activation peak and the
-// evaluation and generation figures grow linearly with depth: planned at 2 and 3 layers they
-// extrapolate exactly (tests check this). The arena's placement does not: first fit over 32 layers fragments more
-// than over 3. So the training step is compiled at full depth (about 2 s for 7B), and the
-// alternatives offered as advice are extrapolated and marked as estimates.
+// Every layer adds the same buffers, so the persistent figures grow exactly linearly with depth,
+// and the forward-only arenas of evaluation and generation do not grow at all: planned at 2 and 3
+// layers they extrapolate exactly (tests check this). The training arena does not: which buffers
+// are live together at its peak changes with depth (ChatGLM2-6B QLoRA at sequence 128: 161 MB
+// extrapolated, 512 MB planned over 28 layers). So the training step is compiled at full depth
+// (1.5 to 2.5 s for the published sizes); `estimate` extrapolates it, for advice, marked as such.
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
 import { graph, numel, topoSort, type Node } from "../ir/node.ts";
