@@ -291,6 +291,7 @@ function blockPiece(family: Family, config: ModelConfig): string {
     "",
     `    def __init__(self, layer):`,
     `        super().__init__()`,
+    `        self.layer = layer`,
     `        self.parts = {}`,
     `        build(self, ${py([...new Set(roles.map((r) => r.replace(/\.(weight|bias)$/, "")))])}, layer)`,
     "",
@@ -306,7 +307,14 @@ function blockPiece(family: Family, config: ModelConfig): string {
     `        q, k, v = (chunks[QKV_ORDER.index(p)].reshape(B, T, -1, DIMS["headDim"]) for p in "qkv")  # (B, T, heads, D)`,
     ...(family.position.kind === "rope" ? [`        q, k = rope(q, ctx["angles"]), rope(k, ctx["angles"])`] : []),
     ...(repeat > 1 ? [`        k, v = k.repeat_interleave(${repeat}, 2), v.repeat_interleave(${repeat}, 2)  # query head j reads key/value group j // ${repeat}`] : []),
-    `        scores = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(DIMS["headDim"])`,
+    ...(family.attention.queryKeyLayerScaling
+      ? [
+          `        # queries scaled down by the layer number before QKᵀ, back up in float32 (fp16 overflow, models.md 6.7)`,
+          `        coeff = self.layer + 1`,
+          `        scores = torch.einsum("bthd,bshd->bhts", q / (math.sqrt(DIMS["headDim"]) * coeff), k)`,
+          `        scores = (scores.float() if scores.dtype in HALF else scores) * coeff`,
+        ]
+      : [`        scores = torch.einsum("bthd,bshd->bhts", q, k) / math.sqrt(DIMS["headDim"])`]),
     ...(family.position.kind === "alibi" ? [`        scores = scores + ctx["bias"].to(scores.dtype)`] : []),
     `        scores = scores.masked_fill(~ctx["allowed"][:, None], float("-inf"))`,
     family.attention.softmax === "fp32"
