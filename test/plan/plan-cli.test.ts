@@ -2,7 +2,10 @@
 // refusal over a device limit with advice (from --memory or SFT_DEVICE_MEMORY), usage mistakes.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { resolve } from "node:path";
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { families } from "../../stdlib/families/index.ts";
 import { main } from "../../cli/main.ts";
 import type { Io } from "../../cli/io.ts";
 
@@ -83,6 +86,24 @@ test("a published-size pipeline is planned from the family preset when no config
   assert.is(estimate.training.activations, plan.training.activations);
   const off = Math.abs(estimate.peakBytes - plan.peakBytes) / plan.peakBytes;
   console.log(`    chatglm2 qlora, 28 layers, sequence 128: estimated peak ${(100 * off).toFixed(2)}% from the full-depth plan (arena ${estimate.training.arena} vs ${plan.training.arena} bytes)`);
+});
+
+test("a checkpoint's config.json gives the dimensions; a broken one is an error naming the file", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sftc-plan-"));
+  mkdirSync(join(dir, "model"));
+  writeFileSync(join(dir, "model", "config.json"), JSON.stringify({ ...families.chatglm2.tiny, num_layers: 5 }));
+  const sft = ["sft 1", "pipeline p {", "  model chatglm2 {", '    path = "model"', "  }", "  method qlora {}", "  dataset belle {", '    path = "belle.json"', "    max_length = 32", "  }", "  train {", "    batch_size = 1", "  }", "}", ""];
+  writeFileSync(join(dir, "p.sft"), sft.join("\n"));
+  const io = capture();
+  assert.is(await main(["plan", join(dir, "p.sft"), "--json"], io), 0, io.stderr);
+  const plan = JSON.parse(io.stdout);
+  assert.is(plan.model.source, join(dir, "model", "config.json"));
+  assert.is(plan.model.layers, 5);
+  assert.is(plan.model.hidden, families.chatglm2.tiny.hidden_size);
+  writeFileSync(join(dir, "model", "config.json"), "{ not json");
+  const broken = capture();
+  assert.is(await main(["plan", join(dir, "p.sft")], broken), 1);
+  assert.match(broken.stderr, /config\.json: error SFT5103: .*config\.json is not valid JSON/);
 });
 
 test.run();
