@@ -3,8 +3,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { resolveModelConfig } from "../../stdlib/families/config.ts";
@@ -14,15 +12,7 @@ import { mergeLora } from "../../runtime/export/merge.ts";
 import { exportPeftAdapter, loraModuleShapes } from "../../runtime/export/peft-family.ts";
 import { writeSafetensors } from "../../runtime/export/safetensors-writer.ts";
 import { Random } from "../../runtime/random.ts";
-
-setFlagsFromString("--expose-gc");
-const gc = runInNewContext("gc") as () => void;
-
-function heldBytes(): number {
-  gc();
-  const usage = process.memoryUsage();
-  return usage.heapUsed + usage.external;
-}
+import { heldBytes } from "../support/memory.ts";
 
 test("merging a 100 MB checkpoint grows held memory by a few tensors only", async () => {
   const family = families.baichuan7b;

@@ -14,15 +14,14 @@ import { mergeLora } from "../../runtime/export/merge.ts";
 import { exportPeftAdapter } from "../../runtime/export/peft-family.ts";
 import { Random } from "../../runtime/random.ts";
 import { families } from "../../stdlib/families/index.ts";
+import { hasTorch, PYTHON, reportSkippedWithoutTorch } from "../support/python.ts";
 
-const PYTHON = "/usr/bin/python3";
 const SCRIPT = new URL("../../spec/golden/check_merged_weight.py", import.meta.url).pathname;
 const BASE = new URL("../fixtures/checkpoints/moss/", import.meta.url).pathname;
-const hasTorch = spawnSync(PYTHON, ["-c", "import torch"], { encoding: "utf8" }).status === 0;
 
 const torchCheck = suite("merge, checked by PyTorch");
 
-if (hasTorch) {
+if (hasTorch()) {
   torchCheck("moss: a merged qkv_proj weight recomputed by torch from the base shard and the adapter", async () => {
     const family = families.moss;
     const config = await loadModelConfig(BASE, "moss");
@@ -48,6 +47,6 @@ if (hasTorch) {
     assert.equal(check.shape, [192, 64]);
     assert.ok(check.relative_error < 1e-6, `relative error ${check.relative_error}`);
   });
-}
+} else reportSkippedWithoutTorch("merge, checked by PyTorch");
 
 torchCheck.run();
