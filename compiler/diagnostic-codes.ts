@@ -156,6 +156,10 @@ const table = {
   SFT5805: { severity: "error", title: "output directory cannot be written" },
   SFT5806: { severity: "error", title: "invalid merge or export option" },
   SFT5807: { severity: "error", title: "LoRA weights to export do not match the model" },
+
+  // ---- SFT59xx: the training job (sftc run) ----
+  SFT5901: { severity: "error", title: "pipeline setting the training engines cannot run" },
+  SFT5902: { severity: "error", title: "no GPU for the training run" },
 } as const satisfies Record<string, CodeInfo>;
 
 export type Code = keyof typeof table;

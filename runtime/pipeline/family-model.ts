@@ -1,0 +1,69 @@
+// A resolved pipeline's model as the training engines see it: the family graph of the method
+// (full or LoRA) as a `GraphModel`, and its initial weights (the base model's, plus LoRA
+// adapters drawn as PEFT does: A kaiming-uniform with bound 1/sqrt(in), B zero).
+import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
+import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { buildFamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
+import { familyFeeds } from "../../compiler/models/family-inputs.ts";
+import { loraNativeTargets } from "../../compiler/targets/torch/model-py.ts";
+import { initialAdapters } from "../../compiler/targets/torch/write-job.ts";
+import type { ModelConfig } from "../../stdlib/families/config.ts";
+import type { Family } from "../../stdlib/families/family.ts";
+import { IGNORE_INDEX, type Batch } from "../train/backend.ts";
+import type { GraphModel } from "../train/cpu-backend.ts";
+
+/** The graph method of a pipeline's method block; QLoRA trains its adapters like LoRA. */
+export function trainingMethod(method: ResolvedPipeline["method"]): TrainingMethod {
+  if (method.kind === "full") return { kind: "full" };
+  return { kind: "lora", rank: Number(method.rank ?? 8), alpha: Number(method.alpha ?? 16), targets: (method.targets as string[] | undefined) ?? ["all"] };
+}
+
+/** The family graph of `method` as a trainable model; the trainable tensors are the graph's own choice. */
+export function familyGraphModel(family: Family, config: ModelConfig, method: TrainingMethod): Result<GraphModel> {
+  const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method });
+  if (!probe.ok) return probe;
+  const build = (rows: number, seq: number) => {
+    const built = buildFamilyGraph(family, config, { batch: rows, seq, method });
+    invariant(built.ok, "the dimensions were checked with the first batch shape");
+    return built.value;
+  };
+  return ok({
+    name: `${family.name} ${method.kind}`,
+    trainable: probe.value.trainable.map((p) => ({ name: p.attrs.name!, shape: p.shape })),
+    lossFor: (rows, seq) => build(rows, seq).loss,
+    inputs: (batch) => {
+      invariant(!batch.segments?.some((s) => s > 1), "the family graphs train unpacked rows (packing is refused before training)");
+      const feeds = familyFeeds(family, config, graphRows(batch));
+      invariant(feeds.ok, `family inputs: ${feeds.ok || feeds.diagnostics.map((d) => d.message).join("; ")}`);
+      return feeds.value;
+    },
+  });
+}
+
+/**
+ * The batch as the family graph reads it: its loss shifts (logits[t] against labels[t + 1]), the
+ * loop's batches carry next-token labels, so each row's labels move one place right.
+ */
+function graphRows(batch: Batch): { ids: number[][]; labels: number[][] } {
+  const ids: number[][] = [];
+  const labels: number[][] = [];
+  for (let r = 0; r < batch.rows; r++) {
+    const at = r * batch.seq;
+    ids.push(Array.from(batch.ids.subarray(at, at + batch.seq)));
+    labels.push([IGNORE_INDEX, ...batch.labels.subarray(at, at + batch.seq - 1)]);
+  }
+  return { ids, labels };
+}
+
+/** The base weights plus, for LoRA, adapters drawn from `seed`. */
+export function initialWeights(family: Family, config: ModelConfig, method: TrainingMethod, base: ReadonlyMap<string, Float64Array>, seed: number): Result<Map<string, Float64Array>> {
+  const weights = new Map(base);
+  if (method.kind === "full") return ok(weights);
+  const natives = loraNativeTargets(family, method.targets);
+  if (!natives.ok) return natives;
+  for (const m of initialAdapters(family, config, method.rank, natives.value, seed)) {
+    weights.set(`${m.modulePath}.lora_A.weight`, Float64Array.from(m.a));
+    weights.set(`${m.modulePath}.lora_B.weight`, Float64Array.from(m.b));
+  }
+  return ok(weights);
+}

@@ -1,0 +1,295 @@
+// The WebGPU training engine: a graph model's training graph compiled and run by the executor,
+// with every tensor that lives across steps on the device. Weights (trained and frozen), gradient
+// accumulators and AdamW moments are buffers this engine owns and binds into each executor, so
+// the training executor of every batch shape and the forward-only evaluation executor share them.
+//
+// The accumulation is part of the compiled graph: for each trainable parameter the graph outputs
+// grad_acc + grad * grad_scale (grad_scale an input: the micro-batch's label tokens times the
+// loop's 1/N), which a buffer copy then stores back into the accumulator. Global-norm clipping
+// runs on the device (partial sums of squares, then a fixed-order sum: no float atomics), and
+// AdamW is one fused kernel per tensor. Per step the host reads only the loss of each
+// micro-batch and the gradient norm the loop logs.
+//
+// Batch shapes: the sequence length is right-padded to a multiple of SEQ_BUCKET (ids 0, labels
+// ignored; causal attention never looks ahead, so the loss is unchanged) and each (rows, padded
+// length) pair is compiled once and cached.
+import { trainingGraph } from "../../compiler/autodiff/grad.ts";
+import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { add, expandTo, input, mul } from "../../compiler/ir/build.ts";
+import { graph, numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
+import { adamwStep, adamwUniforms } from "../../stdlib/kernels/adamw.ts";
+import { gradNormFinalize, gradNormPartial, gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
+import { GraphExecutor } from "../execute/executor.ts";
+import { CommandBatch } from "../gpu/batch.ts";
+import type { GpuDevice } from "../gpu/device.ts";
+import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { appliesWeightDecay, IGNORE_INDEX, labelTokens, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
+import type { GraphModel } from "./cpu-backend.ts";
+
+/** Sequence lengths are padded up to a multiple of this before compiling. */
+export const SEQ_BUCKET = 16;
+
+const MOMENT_PREFIX = { m: "adamw.exp_avg.", v: "adamw.exp_avg_sq." };
+const ACC_INPUT = "grad_acc.";
+const ACC_OUTPUT = "accumulated.";
+const GRAD_SCALE = "grad_scale";
+
+interface Slot {
+  name: string;
+  shape: number[];
+  weight: GpuTensor;
+  grad: GpuTensor;
+  m: GpuTensor;
+  v: GpuTensor;
+}
+
+interface Program {
+  executor: GraphExecutor;
+  compiled: Compiled;
+}
+
+interface Programs {
+  training?: Program;
+  evaluation?: Program;
+}
+
+export interface GpuBackendOptions {
+  /** Forward tensors to keep for the backward (gradient checkpointing); everything else is recomputed. */
+  checkpoints?: (loss: Node) => readonly Node[];
+}
+
+export class GpuBackend implements TrainingBackend {
+  readonly device: string;
+  private readonly programs = new Map<string, Programs>();
+  /** Weights and accumulators by graph input name: what every executor binds. */
+  private readonly bound = new Map<string, GpuTensor>();
+  private readonly partials: GpuTensor;
+  private readonly clip: GpuTensor;
+
+  private constructor(
+    private readonly gpu: GpuDevice,
+    private readonly model: GraphModel,
+    private readonly slots: Slot[],
+    weights: Map<string, GpuTensor>,
+    private readonly options: GpuBackendOptions,
+  ) {
+    this.device = `webgpu (${gpu.adapter.description || gpu.adapter.architecture || "adapter"}; ${model.name})`;
+    for (const [name, t] of weights) this.bound.set(name, t);
+    for (const s of slots) this.bound.set(ACC_INPUT + s.name, s.grad);
+    const partials = slots.reduce((n, s) => n + gradNormPartials(numel(s.shape)), 0);
+    this.partials = createTensor(gpu, "f32", [Math.max(1, partials)], "grad norm partials");
+    this.clip = createTensor(gpu, "f32", [2], "grad norm and clip");
+  }
+
+  /**
+   * The engine for `model` with its initial `weights` (every parameter the graph reads, by name),
+   * uploaded to `gpu`; a missing or mis-sized weight is SFT4002.
+   */
+  static create(gpu: GpuDevice, model: GraphModel, weights: ReadonlyMap<string, ArrayLike<number>>, options: GpuBackendOptions = {}): Result<GpuBackend> {
+    const params = topoSort([model.lossFor(1, SEQ_BUCKET)]).filter((n) => n.op === "param");
+    for (const p of params) {
+      const given = weights.get(p.attrs.name!);
+      if (given?.length !== numel(p.shape)) {
+        const problem = given ? `has ${given.length} values, expected ${numel(p.shape)}` : "is missing";
+        return fail(diag("SFT4002", `The initial weight '${p.attrs.name}' ${problem}.`, { where: p.attrs.name, hint: `Give a value for every parameter, shape [${p.shape}].` }));
+      }
+    }
+    const uploaded = new Map<string, GpuTensor>();
+    for (const p of params) {
+      const t = createTensor(gpu, p.dtype, p.shape, p.attrs.name!);
+      writeTensor(gpu, t, weights.get(p.attrs.name!)!);
+      uploaded.set(p.attrs.name!, t);
+    }
+    const slots = model.trainable.map(({ name, shape }) => {
+      const weight = uploaded.get(name);
+      invariant(weight?.dtype === "f32", `trainable ${name} must be an f32 parameter of the graph`);
+      const zeros = (what: string) => createTensor(gpu, "f32", shape, `${what} ${name}`);
+      return { name, shape: [...shape], weight, grad: zeros("grad"), m: zeros("exp_avg"), v: zeros("exp_avg_sq") };
+    });
+    return ok(new GpuBackend(gpu, model, slots, uploaded, options));
+  }
+
+  private programsFor(batch: Batch): Programs {
+    const key = `${batch.rows}x${batch.seq}`;
+    let p = this.programs.get(key);
+    if (!p) this.programs.set(key, (p = {}));
+    return p;
+  }
+
+  private build(g: Graph, checkpoints?: readonly Node[]): Program {
+    const compiled = compileGraph(g, checkpoints ? { checkpoints } : {});
+    invariant(compiled.ok, `compiling ${this.model.name}: ${compiled.ok || compiled.diagnostics.map((d) => d.message).join("; ")}`);
+    const executor = GraphExecutor.create(this.gpu, compiled.value.schedule, this.bound);
+    invariant(executor.ok, `${this.model.name}: ${executor.ok || executor.diagnostics.map((d) => d.message).join("; ")}`);
+    return { executor: executor.value, compiled: compiled.value };
+  }
+
+  // loss, and accumulated.<name> = grad_acc.<name> + grad.<name> * grad_scale for each trainable
+  private trainingProgram(batch: Batch): Program {
+    const programs = this.programsFor(batch);
+    if (!programs.training) {
+      const loss = this.model.lossFor(batch.rows, batch.seq);
+      const byName = new Map(topoSort([loss]).filter((n) => n.op === "param").map((n) => [n.attrs.name!, n]));
+      const params = this.slots.map((s) => byName.get(s.name)!);
+      const training = trainingGraph(loss, params);
+      invariant(training.ok, `the training graph of ${this.model.name}: ${training.ok || training.diagnostics.map((d) => d.message).join("; ")}`);
+      const scale = input(GRAD_SCALE, [1]);
+      const outputs: [string, Node][] = [["loss", loss]];
+      for (const p of params) {
+        const grad = training.value.grads.get(p)!;
+        outputs.push([ACC_OUTPUT + p.attrs.name, add(input(ACC_INPUT + p.attrs.name, p.shape), mul(grad, expandTo(scale, p.shape)))]);
+      }
+      programs.training = this.build(graph(outputs), this.options.checkpoints?.(loss));
+    }
+    return programs.training;
+  }
+
+  private evaluationProgram(batch: Batch): Program {
+    const programs = this.programsFor(batch);
+    programs.evaluation ??= this.build(graph([["loss", this.model.lossFor(batch.rows, batch.seq)]]));
+    return programs.evaluation;
+  }
+
+  private async runLoss(program: Program, batch: Batch, extra: [string, number[]][] = []): Promise<number> {
+    const ex = program.executor;
+    for (const [name, values] of this.model.inputs(batch)) ex.write(name, values);
+    for (const [name, values] of extra) ex.write(name, values);
+    const ran = await ex.run();
+    invariant(ran.ok, `${this.model.name}: ${ran.ok || ran.diagnostics.map((d) => d.message).join("; ")}`);
+    return (await ex.read("loss"))[0];
+  }
+
+  async forwardBackward(batch: Batch, gradScale: number): Promise<LossSum> {
+    const padded = padToBucket(batch);
+    const program = this.trainingProgram(padded);
+    const tokens = labelTokens(batch);
+    // the graph's loss is the token mean of this micro-batch: scale its gradient to the sum
+    const loss = await this.runLoss(program, padded, [[GRAD_SCALE, [tokens * gradScale]]]);
+    const copies = new CommandBatch(this.gpu);
+    for (const s of this.slots) {
+      const out = program.executor.outputTensor(ACC_OUTPUT + s.name);
+      invariant(out, `the accumulated gradient of ${s.name} is not a whole buffer`);
+      copies.copy(out, s.grad);
+    }
+    await copies.submit();
+    return { lossSum: loss * tokens, tokens };
+  }
+
+  zeroGradients(): void {
+    const encoder = this.gpu.device.createCommandEncoder();
+    for (const s of this.slots) encoder.clearBuffer(s.grad.buffer);
+    this.gpu.queue.submit([encoder.finish()]);
+  }
+
+  async gradientNorm(): Promise<number> {
+    const batch = new CommandBatch(this.gpu);
+    let offset = 0;
+    for (const s of this.slots) {
+      const n = numel(s.shape);
+      batch.dispatch(gradNormPartial("f32"), { n, offset }, { g: s.grad, partials: this.partials });
+      offset += gradNormPartials(n);
+    }
+    batch.dispatch(gradNormFinalize(), { count: offset, max_norm: 1 }, { partials: this.partials, clip: this.clip });
+    await batch.submit();
+    return (await readFloats(this.gpu, this.clip))[0];
+  }
+
+  async applyAdamW(u: AdamWUpdate): Promise<void> {
+    const batch = new CommandBatch(this.gpu);
+    const spec = adamwStep(false);
+    for (const s of this.slots) {
+      const weightDecay = appliesWeightDecay(s.name) ? u.weightDecay : 0;
+      const uniforms = adamwUniforms(numel(s.shape), u.step, { lr: u.lr, beta1: u.beta1, beta2: u.beta2, eps: u.eps, weightDecay }, u.gradScale);
+      batch.dispatch(spec, uniforms, { p: s.weight, g: s.grad, m: s.m, v: s.v });
+    }
+    await batch.submit();
+  }
+
+  async evaluate(batch: Batch): Promise<LossSum> {
+    const padded = padToBucket(batch);
+    const tokens = labelTokens(batch);
+    return { lossSum: (await this.runLoss(this.evaluationProgram(padded), padded)) * tokens, tokens };
+  }
+
+  private stateTargets(): [string, GpuTensor, number[]][] {
+    return this.slots.flatMap((s) => [
+      [s.name, s.weight, s.shape],
+      [MOMENT_PREFIX.m + s.name, s.m, s.shape],
+      [MOMENT_PREFIX.v + s.name, s.v, s.shape],
+    ]);
+  }
+
+  async saveState(): Promise<StateTensor[]> {
+    const out: StateTensor[] = [];
+    for (const [name, t, shape] of this.stateTargets()) out.push({ name, shape, data: await readFloats(this.gpu, t) });
+    return out;
+  }
+
+  loadState(tensors: readonly StateTensor[]): string | undefined {
+    const byName = new Map(tensors.map((t) => [t.name, t]));
+    const targets = this.stateTargets();
+    for (const [name, target] of targets) {
+      const t = byName.get(name);
+      if (!t) return `the checkpoint has no tensor ${name}`;
+      if (t.data.length !== target.numel) return `tensor ${name} has ${t.data.length} values in the checkpoint, the model needs ${target.numel}`;
+    }
+    for (const [name, target] of targets) writeTensor(this.gpu, target, byName.get(name)!.data);
+    return undefined;
+  }
+
+  randomStates(): Record<string, number> {
+    return {}; // the family graphs have no dropout
+  }
+
+  setRandomStates(): void {}
+
+  memoryBytes(): number {
+    return this.gpu.memory.liveBytes;
+  }
+
+  /** Current values of every weight (trained and frozen) by name, for export and generation. */
+  async weights(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const [name, t] of this.bound) if (!name.startsWith(ACC_INPUT)) out.set(name, await readFloats(this.gpu, t));
+    return out;
+  }
+
+  /** The compiled training and evaluation programs so far, with their executors' allocations. */
+  compiledPrograms(): { key: string; kind: "training" | "evaluation"; compiled: Compiled; executor: GraphExecutor }[] {
+    return [...this.programs].flatMap(([key, p]) =>
+      (["training", "evaluation"] as const).flatMap((kind) => (p[kind] ? [{ key, kind, compiled: p[kind]!.compiled, executor: p[kind]!.executor }] : [])),
+    );
+  }
+
+  /** Frees every buffer the engine and its executors hold. */
+  destroy(): void {
+    for (const p of this.programs.values()) for (const prog of [p.training, p.evaluation]) prog?.executor.destroy();
+    for (const t of this.bound.values()) t.destroy();
+    for (const s of this.slots) for (const t of [s.m, s.v]) t.destroy();
+    this.partials.destroy();
+    this.clip.destroy();
+  }
+}
+
+/** `batch` right-padded to the next multiple of SEQ_BUCKET: ids 0, no labels, positions counting on. */
+export function padToBucket(batch: Batch): Batch {
+  const seq = Math.ceil(batch.seq / SEQ_BUCKET) * SEQ_BUCKET;
+  if (seq === batch.seq) return batch;
+  const pad = (values: Int32Array, fill: number | ((t: number) => number)) => {
+    const out = new Int32Array(batch.rows * seq);
+    for (let r = 0; r < batch.rows; r++) {
+      out.set(values.subarray(r * batch.seq, (r + 1) * batch.seq), r * seq);
+      for (let t = batch.seq; t < seq; t++) out[r * seq + t] = typeof fill === "number" ? fill : fill(t);
+    }
+    return out;
+  };
+  return {
+    rows: batch.rows,
+    seq,
+    ids: pad(batch.ids, 0),
+    labels: pad(batch.labels, IGNORE_INDEX),
+    ...(batch.positions ? { positions: pad(batch.positions, (t) => t) } : {}),
+    ...(batch.segments ? { segments: pad(batch.segments, 0) } : {}),
+  };
+}
