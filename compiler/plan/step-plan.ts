@@ -98,8 +98,9 @@ export interface PipelinePlan {
 // minUniformBufferOffsetAlignment of 256 bytes (every kernel's uniforms fit one slot).
 const UNIFORM_ARENA_BYTES = 64 * 1024;
 const UNIFORM_SLOT_BYTES = 256;
+
 /**
- * Plans one optimizer step (and the generation after it) of `family` with `config` under
+ * Plans one optimizer step (with evaluation during training and generation after it) of `family` with `config` under
  * `settings`. `estimate` extrapolates the training step from 2 and 3 layers (fast, the arena
  * approximate) instead of compiling every layer.
  */
@@ -113,26 +114,21 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
   const step = estimate ? extrapolated((n) => probeStep(family, depth(n), settings), layers) : probeStep(family, config, settings);
   if (!step.ok) return step;
   const p = step.value;
+  // forward-only arenas do not grow with depth: 2 and 3 layers give them exactly
+  const forward = <T extends object>(probe: (c: ModelConfig) => Result<T>) => (shallow ? probe(config) : extrapolated((n) => probe(depth(n)), layers));
   const wantsGeneration = settings.generation !== null && settings.generation.maxNewTokens > 0;
-  const generation = !wantsGeneration
-    ? ok(null)
-    : shallow
-      ? probeGeneration(family, config, settings)
-      : extrapolated((n) => probeGeneration(family, depth(n), settings), layers);
+  const generation = wantsGeneration ? forward((c) => probeGeneration(family, c, settings)) : ok(null);
   if (!generation.ok) return generation;
-  const evaluation = settings.evaluation === null ? ok(null) : shallow ? probeEvaluation(family, config, settings) : extrapolated((n) => probeEvaluation(family, depth(n), settings), layers);
+  const evaluation = settings.evaluation ? forward((c) => probeEvaluation(family, c, settings)) : ok(null);
   if (!evaluation.ok) return evaluation;
 
   const uniforms = Math.ceil((p.dispatches * UNIFORM_SLOT_BYTES) / UNIFORM_ARENA_BYTES) * UNIFORM_ARENA_BYTES;
   const t = { ...p.training, uniforms };
-  const training: TrainingFigures = {
-    ...t,
-    peak: t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.inputs + t.arena + t.uniforms + t.staging,
-  };
+  const persistent = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging;
+  const training: TrainingFigures = { ...t, peak: persistent + t.inputs + t.arena };
   const g = generation.value;
   const decoding = g && { ...g, peak: t.weights + t.adapters + g.kvCache + g.arena + g.staging };
   const e = evaluation.value;
-  const persistent = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging;
   const evaluating = e && { ...e, peak: persistent + e.inputs + e.arena };
   return ok({
     settings,
