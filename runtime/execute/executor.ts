@@ -1,16 +1,17 @@
 // Runs a compiled schedule on the GPU. Every buffer-backed node (leaf, library result, generated
-// kernel output) gets its own buffer: runtime/gpu binds whole buffers only, so the memory plan's
-// arena offsets cannot be used yet. Each launch is prepared once into steps (library kernels
-// through runtime/execute/library, generated kernels from compiler/codegen, copies of views a
-// kernel cannot read); a run records all of them into one command batch. Data derived from the
-// i32 inputs (masks, positions, the embedding-gradient plan, the loss's token count) is rebuilt
-// on the host before a run whose i32 inputs changed (from the values written, and from the
-// elementwise kernels over them, which the host evaluates too).
+// kernel output) gets its own buffer, not a region of one arena at the memory plan's offsets:
+// WebGPU forbids one buffer bound read-only and writable in the same dispatch, and the library
+// kernels read their inputs through read-only bindings. Each launch is prepared once into steps
+// (library kernels through runtime/execute/library, generated kernels from compiler/codegen,
+// copies of views a kernel cannot read); a run records all of them into one command batch.
+// Data derived from the i32 inputs (masks, positions, the embedding-gradient plan, the loss's
+// token count) is rebuilt on the host before a run whose i32 inputs changed (from the values
+// written, and from the elementwise kernels over them, which the host evaluates too).
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { evalNode, gather } from "../../compiler/ir/interpret.ts";
 import { ELEMENTWISE_OPS, MOVEMENT_OPS, numel, type Node } from "../../compiler/ir/node.ts";
 import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
-import type { View } from "../../compiler/passes/views.ts";
+import { isContiguous, type View } from "../../compiler/passes/views.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
@@ -52,7 +53,7 @@ export interface ExecutorStats {
   bufferCopies: number;
   /** Dispatches per scheduled launch, in schedule order. */
   perLaunch: number[];
-  /** Bytes of the node buffers and of scratch (side outputs, masks, plans, tables). */
+  /** Bytes of the node buffers the executor allocated (bound tensors excluded) and of scratch (side outputs, masks, plans, tables, copies). */
   nodeBytes: number;
   scratchBytes: number;
 }
@@ -68,11 +69,16 @@ export class GraphExecutor {
   private constructor(
     private readonly gpu: GpuDevice,
     private readonly schedule: Schedule,
+    private readonly bound: ReadonlyMap<string, GpuTensor>,
   ) {}
 
-  /** Allocates every buffer and prepares every launch; a launch the runtime cannot run is an error value. */
-  static create(gpu: GpuDevice, schedule: Schedule): Result<GraphExecutor> {
-    const ex = new GraphExecutor(gpu, schedule);
+  /**
+   * Allocates every buffer and prepares every launch; a launch the runtime cannot run is an error
+   * value. Leaves named in `bound` (parameters, inputs) use those tensors, which stay the caller's:
+   * several executors (training, evaluation) can share one set of weights.
+   */
+  static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map()): Result<GraphExecutor> {
+    const ex = new GraphExecutor(gpu, schedule, bound);
     for (const launch of schedule.launches) {
       for (const { view } of launch.inputs) ex.bufferOf(view.base);
       for (const out of launch.outputs) ex.bufferOf(out);
@@ -112,7 +118,9 @@ export class GraphExecutor {
   private bufferOf(n: Node): GpuTensor {
     let t = this.buffers.get(n);
     if (!t) {
-      t = createTensor(this.gpu, n.dtype, n.shape.length ? n.shape : [1], n.attrs.name ?? `%${n.id} ${n.op}`);
+      const given = n.op === "param" || n.op === "input" ? this.bound.get(n.attrs.name!) : undefined;
+      invariant(!given || (given.dtype === n.dtype && given.numel === numel(n.shape)), `bound tensor ${n.attrs.name} does not fit ${n.dtype}[${n.shape}]`);
+      t = given ?? createTensor(this.gpu, n.dtype, n.shape.length ? n.shape : [1], n.attrs.name ?? `%${n.id} ${n.op}`);
       this.buffers.set(n, t);
       if (n.op === "param" || n.op === "input") this.leaves.set(n.attrs.name!, n);
       if (n.op === "const") writeTensor(this.gpu, t, new Float32Array(Math.max(1, numel(n.shape))).fill(n.attrs.value!));
@@ -175,6 +183,14 @@ export class GraphExecutor {
     return gather(Float64Array.from(data), view.shape, view.strides, view.offset);
   }
 
+  /** The buffer holding graph output `name` when it is that whole buffer, contiguous; otherwise undefined. */
+  outputTensor(name: string): GpuTensor | undefined {
+    const view = this.schedule.outputViews.get(name);
+    invariant(view, `no graph output ${name}`);
+    const t = this.buffers.get(view.base)!;
+    return isContiguous(view) && numel(view.shape) === t.numel ? t : undefined;
+  }
+
   /** The pipeline cache key of every dispatch, in order. */
   kernelKeys(): string[] {
     return this.steps().flatMap((s) => (s.kind === "dispatch" ? [kernelKey(s.spec)] : []));
@@ -184,12 +200,13 @@ export class GraphExecutor {
     const steps = this.steps();
     const bytes = (ts: Iterable<GpuTensor>) => [...ts].reduce((sum, t) => sum + t.byteSize, 0);
     const scratch = new Set(this.scratch);
+    const bound = new Set(this.bound.values());
     return {
       dispatches: steps.filter((s) => s.kind === "dispatch").length,
       copies: steps.filter((s) => s.kind === "dispatch" && s.copy).length,
       bufferCopies: steps.filter((s) => s.kind === "copy").length,
       perLaunch: this.prepared.map((p) => p.steps.filter((s) => s.kind === "dispatch").length),
-      nodeBytes: bytes(new Set([...this.buffers.values()].filter((t) => !scratch.has(t)))),
+      nodeBytes: bytes(new Set([...this.buffers.values()].filter((t) => !scratch.has(t) && !bound.has(t)))),
       scratchBytes: bytes(scratch),
     };
   }
@@ -199,7 +216,8 @@ export class GraphExecutor {
   }
 
   destroy(): void {
-    for (const t of new Set([...this.buffers.values(), ...this.scratch])) t.destroy();
+    const bound = new Set(this.bound.values());
+    for (const t of new Set([...this.buffers.values(), ...this.scratch])) if (!bound.has(t)) t.destroy();
   }
 }
 
