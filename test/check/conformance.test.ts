@@ -5,20 +5,23 @@
 //   // @pipeline NAME    the pipeline to check
 //   // @all              check every pipeline of the file
 //   // @files            check that referenced files exist (off by default)
+//   // @memory SIZE      also plan the pipeline's memory against a device of SIZE (`sftc plan --memory`)
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { codes } from "../../compiler/diagnostic-codes.ts";
 import { checkFile, type CheckOptions } from "../../compiler/check/check.ts";
+import { checkAgainstDevice, planPipeline } from "../../compiler/plan/plan-pipeline.ts";
+import { parseByteSize } from "../../compiler/plan/device-memory.ts";
 import { renderBaseline } from "./baseline.ts";
 
 const dir = resolve(import.meta.dirname, "../../spec/conformance");
 const update = process.env.SFT_UPDATE_BASELINES === "1";
 const cases = readdirSync(dir).filter((f) => f.endsWith(".sft")).sort();
 
-function optionsOf(text: string): CheckOptions {
-  const options: CheckOptions = { overrides: [], checkFiles: false };
+function optionsOf(text: string): CheckOptions & { memory?: string } {
+  const options: CheckOptions & { memory?: string } = { overrides: [], checkFiles: false };
   for (const line of text.split("\n")) {
     const m = /^\/\/ @(\w+)(?: (.*))?$/.exec(line.trim());
     if (!m) continue;
@@ -26,6 +29,7 @@ function optionsOf(text: string): CheckOptions {
     else if (m[1] === "pipeline") options.pipeline = m[2];
     else if (m[1] === "all") options.all = true;
     else if (m[1] === "files") options.checkFiles = true;
+    else if (m[1] === "memory") options.memory = m[2];
     else throw new Error(`unknown directive @${m[1]}`);
   }
   return options;
@@ -34,8 +38,15 @@ function optionsOf(text: string): CheckOptions {
 function run(name: string): string {
   const file = join(dir, name);
   const text = readFileSync(file, "latin1"); // directives are ASCII; binary cases must not fail here
-  const result = checkFile(file, optionsOf(text));
-  return renderBaseline(file, result.diagnostics, result.texts);
+  const options = optionsOf(text);
+  const result = checkFile(file, options);
+  const diagnostics = [...result.diagnostics];
+  if (options.memory !== undefined && result.pipelines.length === 1) {
+    const planned = planPipeline(result.pipelines[0]);
+    if (!planned.ok) diagnostics.push(...planned.diagnostics);
+    else diagnostics.push(...checkAgainstDevice(planned.value, { bytes: parseByteSize(options.memory)!, source: "@memory" }));
+  }
+  return renderBaseline(file, diagnostics, result.texts);
 }
 
 test("there are at least 40 conformance cases", () => {
