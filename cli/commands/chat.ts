@@ -10,12 +10,12 @@ import type { Turn } from "../../runtime/data/conversation.ts";
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import type { PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
-import { answer, generatorFlags, openGenerator, printErrors } from "./generate.ts";
+import { answer, generatorFlags, printErrors, withGenerator } from "./generate.ts";
 
 export const command: Command = {
   name: "chat",
   summary: "chat with the pipeline's model over stdin, turn after turn",
-  usage: "FILE.sft[#PIPELINE] [--adapter RUN_DIR] [--no-cache] [--set decode.KEY=VALUE]...",
+  usage: "FILE.sft[#PIPELINE] [--adapter RUN_DIR] [--no-cache | --gpu] [--set decode.KEY=VALUE]...",
   details:
     "Reads one message per line from stdin and answers it with the pipeline's model and decode settings, " +
     "the conversation so far written into the family's chat template (the same prompt format training uses). " +
@@ -24,11 +24,10 @@ export const command: Command = {
     "LoRA adapter directory.",
   flags: [...generatorFlags, ...pipelineFlags],
   async run(args: ParsedArgs, io: Io): Promise<number> {
-    const generator = await openGenerator("chat", args, io);
-    if (!generator) return 1;
-    io.err("sftc chat: one message per line; /reset starts over, /exit quits\n");
-    const lines = createInterface({ input: process.stdin, terminal: false });
-    return chatSession(generator, lines, io);
+    return withGenerator("chat", args, io, (generator) => {
+      io.err("sftc chat: one message per line; /reset starts over, /exit quits\n");
+      return chatSession(generator, createInterface({ input: process.stdin, terminal: false }), io);
+    });
   },
 };
 

@@ -1,7 +1,7 @@
 // `sftc generate FILE.sft --prompt TEXT | --ids 1,2,3 | --input prompts.jsonl --output out.jsonl`:
 // text generation with the pipeline's model and decode block. Text streams as it is produced
 // (whole UTF-8 characters only); `--json` prints ids and text; a prompts file is answered line by
-// line with progress on stderr. Runs on the CPU reference backend until a GPU engine is built.
+// line with progress on stderr. Runs on the CPU reference backend, or on the GPU with --gpu.
 import { readFileSync, writeFileSync } from "node:fs";
 import { flag, flagValue, type FlagSpec, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
@@ -12,6 +12,7 @@ import { diag, ok, type Diagnostic, type Result } from "../../compiler/diagnosti
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import { generateBatch, type Generated } from "../../runtime/generate/engine.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
+import { openDevice, type GpuDevice } from "../../runtime/gpu/device.ts";
 import { TextOutput } from "../../runtime/generate/text-output.ts";
 import { Random } from "../../runtime/random.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
@@ -20,17 +21,19 @@ import type { TemplateName } from "../../stdlib/templates/template.ts";
 export const generatorFlags: FlagSpec[] = [
   { name: "adapter", value: "one", placeholder: "RUN_DIR", description: "a PEFT LoRA adapter directory to apply" },
   { name: "no-cache", description: "recompute the whole sequence every step (the reference) instead of using the KV cache" },
+  { name: "gpu", description: "run on the GPU (WebGPU) instead of the CPU reference" },
 ];
 
 export const command: Command = {
   name: "generate",
   summary: "generate text from a prompt with the pipeline's model and decode settings",
-  usage: 'FILE.sft[#PIPELINE] [--prompt "TEXT" | --ids 1,2,3 | --input prompts.jsonl --output out.jsonl] [--raw] [--json] [--adapter RUN_DIR] [--no-cache] [--set decode.KEY=VALUE]...',
+  usage: 'FILE.sft[#PIPELINE] [--prompt "TEXT" | --ids 1,2,3 | --input prompts.jsonl --output out.jsonl] [--raw] [--json] [--adapter RUN_DIR] [--no-cache | --gpu] [--set decode.KEY=VALUE]...',
   details:
     "Answers a prompt with the pipeline's model: its checkpoint (`model.path`), or for `init = random` the " +
     "weights drawn from `train.seed`; `--adapter DIR` applies a PEFT LoRA adapter directory " +
     "(adapter_config.json + adapter_model.safetensors), merged into the weights. A KV cache keeps each " +
-    "step to the new position; `--no-cache` recomputes the whole sequence instead (the reference). The `decode` block sets the strategy and its keys; " +
+    "step to the new position; `--no-cache` recomputes the whole sequence instead (the reference); `--gpu` runs the " +
+    "cached steps on the GPU through the compiler's kernels (WebGPU). The `decode` block sets the strategy and its keys; " +
     "override them with --set decode.max_new_tokens=16. Without a prompt, the decode block's `prompts` are answered. `--prompt` is written into the family's chat template " +
     "as one user turn (`--raw` encodes it as plain text with the family's special tokens instead); `--ids` is " +
     "used as given. Text is printed as it is generated; `--json` prints one JSON object " +
@@ -59,36 +62,47 @@ export const command: Command = {
     const ids = idList === undefined ? undefined : parseIds(idList);
     if (ids && !ids.ok) return usageError(io, "generate", ids.error);
 
-    const generator = await openGenerator("generate", args, io);
-    if (!generator) return 1;
-    if (input !== undefined) return generateFile(generator, input, output!, flag(args, "raw"), io);
-    // without a prompt, the decode block's `prompts` are answered
-    const texts = prompt !== undefined ? [prompt] : ids ? [] : generator.prompts;
-    if (given === 0 && texts.length === 0) return usageError(io, "generate", "give --prompt TEXT, --ids 1,2,3 or --input FILE.jsonl (the pipeline's decode block has no prompts)");
-    const json = flag(args, "json");
-    const jobs = ids?.ok ? [{ text: undefined, ids: ok(ids.ids) }] : texts.map((text) => ({ text, ids: encodePrompt(generator, text, flag(args, "raw")) }));
-    for (const job of jobs) {
-      if (!job.ids.ok) return printErrors(job.ids.diagnostics, io);
-      if (jobs.length > 1 && !json) io.out(`» ${job.text}\n`);
-      const result = await answer(generator, job.ids.value, json ? () => {} : (text) => io.out(text));
-      if (!result.ok) return printErrors(result.diagnostics, io);
-      if (json) io.out(`${JSON.stringify(job.text === undefined || prompt !== undefined ? result.value : { prompt: job.text, ...result.value })}\n`);
-    }
-    return 0;
+    return withGenerator("generate", args, io, async (generator) => {
+      if (input !== undefined) return generateFile(generator, input, output!, flag(args, "raw"), io);
+      // without a prompt, the decode block's `prompts` are answered
+      const texts = prompt !== undefined ? [prompt] : ids ? [] : generator.prompts;
+      if (given === 0 && texts.length === 0) return usageError(io, "generate", "give --prompt TEXT, --ids 1,2,3 or --input FILE.jsonl (the pipeline's decode block has no prompts)");
+      const json = flag(args, "json");
+      const jobs = ids?.ok ? [{ text: undefined, ids: ok(ids.ids) }] : texts.map((text) => ({ text, ids: encodePrompt(generator, text, flag(args, "raw")) }));
+      for (const job of jobs) {
+        if (!job.ids.ok) return printErrors(job.ids.diagnostics, io);
+        if (jobs.length > 1 && !json) io.out(`» ${job.text}\n`);
+        const result = await answer(generator, job.ids.value, json ? () => {} : (text) => io.out(text));
+        if (!result.ok) return printErrors(result.diagnostics, io);
+        if (json) io.out(`${JSON.stringify(job.text === undefined || prompt !== undefined ? result.value : { prompt: job.text, ...result.value })}\n`);
+      }
+      return 0;
+    });
   },
 };
 
-/** The pipeline's generator, or null after printing why there is none. Says which backend runs. */
-export async function openGenerator(name: string, args: ParsedArgs, io: Io): Promise<PipelineGenerator | null> {
+/**
+ * Loads the pipeline's generator (on the GPU with `--gpu`), says on stderr where it runs, and
+ * runs `work` with it; the GPU device is released afterwards. Failures print their diagnostics.
+ */
+export async function withGenerator(name: string, args: ParsedArgs, io: Io, work: (g: PipelineGenerator) => Promise<number>): Promise<number> {
+  if (flag(args, "gpu") && flag(args, "no-cache")) return usageError(io, name, "--gpu runs the KV-cache model; it does not go with --no-cache");
   const resolved = resolveOne(name, args, io);
-  if (!resolved.ok) return null;
-  const loaded = await loadPipelineGenerator(resolved.pipeline, { adapterDir: flagValue(args, "adapter"), noCache: flag(args, "no-cache") });
-  if (!loaded.ok) {
-    printErrors(loaded.diagnostics, io);
-    return null;
+  if (!resolved.ok) return resolved.exit;
+  let gpu: GpuDevice | undefined;
+  if (flag(args, "gpu")) {
+    const opened = await openDevice();
+    if (!opened.ok) return printErrors(opened.diagnostics, io);
+    gpu = opened.value;
   }
-  io.err(`sftc ${name}: running on the ${loaded.value.model.backend}; no GPU generation engine is built yet\n`);
-  return loaded.value;
+  try {
+    const loaded = await loadPipelineGenerator(resolved.pipeline, { adapterDir: flagValue(args, "adapter"), noCache: flag(args, "no-cache"), gpu });
+    if (!loaded.ok) return printErrors(loaded.diagnostics, io);
+    io.err(`sftc ${name}: running on the ${loaded.value.model.backend}\n`);
+    return await work(loaded.value);
+  } finally {
+    gpu?.destroy();
+  }
 }
 
 export function printErrors(diagnostics: readonly Diagnostic[], io: Io): number {

@@ -1,7 +1,7 @@
 // The CPU reference backend of generation without a KV cache: the family graph itself (the one
 // training runs, LoRA adapters in the graph) evaluated by the float64 interpreter over the whole
-// sequence at every step. It is the reference the cached backends (cpu-cached-model.ts, a GPU
-// engine) are compared with; O(T²) work per step, which tiny models afford.
+// sequence at every step. It is the reference the cached backends (cached-model.ts, on the
+// interpreter or the GPU) are compared with; O(T²) work per step, which tiny models afford.
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { graph, type Graph } from "../../compiler/ir/node.ts";

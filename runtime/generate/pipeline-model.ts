@@ -1,6 +1,7 @@
 // Everything `sftc generate` and `sftc chat` need from a resolved pipeline: its tokenizer, its
 // model (a checkpoint directory, or `init = random` weights drawn from `train.seed`), an optional
-// PEFT adapter, the backend that runs it, and the decode block as generation settings.
+// PEFT adapter, the backend that runs it (the KV-cache model on the interpreter or a GPU, or the
+// no-cache reference), and the decode block as generation settings.
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ok, type Result } from "../../compiler/diagnostics.ts";
@@ -10,9 +11,11 @@ import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
-import { CpuCachedGenerationModel } from "./cpu-cached-model.ts";
+import type { GpuDevice } from "../gpu/device.ts";
+import { CachedGenerationModel, interpreterRunner } from "./cached-model.ts";
 import { CpuGenerationModel } from "./cpu-model.ts";
 import type { GenerationSettings, Strategy } from "./engine.ts";
+import { gpuRunner } from "./gpu-runner.ts";
 import type { GenerationModel } from "./model.ts";
 import { checkpointWeights, mergeLora, randomWeights, readPeftAdapter, type LoadedAdapter } from "./weights.ts";
 
@@ -39,6 +42,8 @@ export interface GeneratorOptions {
    * instead of the KV-cache backend (adapters merged into the weights).
    */
   noCache?: boolean;
+  /** Run the KV-cache steps on this GPU instead of the interpreter. */
+  gpu?: GpuDevice;
 }
 
 /** Loads the pipeline's tokenizer, weights and adapter; every failure is a diagnostic. */
@@ -78,7 +83,7 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
     tokenizer: tokenizer.value,
     model: options.noCache
       ? new CpuGenerationModel({ family, config, weights: new Map([...weights, ...(adapter?.weights ?? [])]), method: adapter?.method })
-      : new CpuCachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }),
+      : new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, options.gpu ? gpuRunner(options.gpu) : interpreterRunner),
     weights,
     settings: decodeSettings(decode, config, family),
     prompts: (decode.prompts as string[] | undefined) ?? [],

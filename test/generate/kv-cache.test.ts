@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CpuCachedGenerationModel } from "../../runtime/generate/cpu-cached-model.ts";
+import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { CpuGenerationModel } from "../../runtime/generate/cpu-model.ts";
 import { generate, generateBatch, type GenerationSettings } from "../../runtime/generate/engine.ts";
 import { neutralLogits } from "../../runtime/generate/logits.ts";
@@ -39,7 +39,7 @@ for (const name of Object.keys(families) as FamilyName[]) {
   test(`${name}: with and without the KV cache, the same logits every step and the same greedy and beam outputs`, async () => {
     const family = families[name];
     const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
-    const cached = new CpuCachedGenerationModel({ family, config, weights });
+    const cached = new CachedGenerationModel({ family, config, weights });
     const plain = new CpuGenerationModel({ family, config, weights });
     const prompt = longPrompt(name, config.tokens.specials, 48);
 
@@ -69,7 +69,7 @@ for (const name of Object.keys(families) as FamilyName[]) {
   test(`${name}: a left-padded batch of prompts of different lengths generates what each prompt does alone`, async () => {
     const family = families[name];
     const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
-    const cached = new CpuCachedGenerationModel({ family, config, weights });
+    const cached = new CachedGenerationModel({ family, config, weights });
     const prompts = [13, 4, 30].map((n) => longPrompt(name, config.tokens.specials, n));
     const settings = { ...greedy, maxNewTokens: 5, eosTokenIds: [] };
     const calls: number[] = [];

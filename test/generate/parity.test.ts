@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CpuCachedGenerationModel } from "../../runtime/generate/cpu-cached-model.ts";
+import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { CpuGenerationModel } from "../../runtime/generate/cpu-model.ts";
 import { generate, type GenerationSettings } from "../../runtime/generate/engine.ts";
 import { neutralLogits } from "../../runtime/generate/logits.ts";
@@ -60,7 +60,7 @@ for (const name of Object.keys(golden) as FamilyName[]) {
   test(`${name}: greedy and beam search equal the PyTorch reference token for token`, async () => {
     const family = families[name];
     const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
-    const models = [new CpuGenerationModel({ family, config, weights }), new CpuCachedGenerationModel({ family, config, weights })];
+    const models = [new CpuGenerationModel({ family, config, weights }), new CachedGenerationModel({ family, config, weights })];
     let eosStops = 0;
     for (const [c, model] of golden[name].flatMap((c) => models.map((m) => [c, m] as const))) {
       const label = `${name} ${c.name} prompt of ${c.prompt.length}, ${model.backend}`;

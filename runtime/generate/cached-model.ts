@@ -1,5 +1,7 @@
-// The CPU backend with a KV cache: a prompt runs once (prefill), then each step evaluates only
-// the new position against the cached keys and values (cached-graph.ts), in float64. Each
+// Generation with a KV cache: a prompt runs once (prefill), then each step evaluates only the new
+// position against the cached keys and values (cached-graph.ts). A `StepRunner` executes each
+// step's graph: the float64 interpreter (the CPU backend) or the WebGPU executor (gpu-runner.ts);
+// the cache is kept here, on the host, as the step graph's inputs and outputs. Each
 // sequence keeps its keys and values per layer as one chunk per position, so a beam reorder
 // shares the parents' chunks instead of copying them: the layout a GPU cache gathers by row.
 // Positions, GLM's 2D positions and prefix length are those of the whole sequence
@@ -8,6 +10,7 @@
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { Result } from "../../compiler/diagnostics.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
+import type { Graph } from "../../compiler/ir/node.ts";
 import { familyFeeds, INPUT } from "../../compiler/models/family-inputs.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
@@ -15,7 +18,24 @@ import { buildCachedStep, CACHE } from "./cached-graph.ts";
 import { checkPrompt } from "./cpu-model.ts";
 import type { GenerationModel, GenerationSession } from "./model.ts";
 
-export interface CpuCachedModelOptions {
+/** Runs one step graph with its feeds; returns every output. */
+export interface StepRunner {
+  /** Where it runs, for messages. */
+  readonly backend: string;
+  run(g: Graph, feeds: ReadonlyMap<string, Float64Array>): Promise<Map<string, Float64Array>>;
+}
+
+/** The float64 interpreter as a step runner: the CPU reference. */
+export const interpreterRunner: StepRunner = {
+  backend: "CPU reference (float64 interpreter, KV cache)",
+  async run(g, feeds) {
+    const result = interpret(g, feeds);
+    invariant(result.ok, `interpreting the cached step: ${result.ok ? "" : result.diagnostics.map((d) => d.message).join("; ")}`);
+    return result.value;
+  },
+};
+
+export interface CachedModelOptions {
   family: Family;
   config: ModelConfig;
   /** Checkpoint weights by graph name (a LoRA adapter merged into them: see mergeLora). */
@@ -29,12 +49,16 @@ interface CachedSequence {
   values: Float64Array[][];
 }
 
-export class CpuCachedGenerationModel implements GenerationModel {
-  readonly backend = "CPU reference (float64 interpreter, KV cache)";
+export class CachedGenerationModel implements GenerationModel {
+  readonly backend: string;
   readonly vocabSize: number;
   readonly maxPositions: number;
 
-  constructor(private readonly o: CpuCachedModelOptions) {
+  constructor(
+    private readonly o: CachedModelOptions,
+    private readonly runner: StepRunner = interpreterRunner,
+  ) {
+    this.backend = runner.backend;
     this.vocabSize = o.config.dims.vocab;
     this.maxPositions = o.config.dims.maxPositions;
   }
@@ -46,7 +70,7 @@ export class CpuCachedGenerationModel implements GenerationModel {
   async start(prompts: readonly (readonly number[])[]): Promise<{ session: GenerationSession; logits: Float32Array[] }> {
     const layers = this.o.config.dims.layers;
     const sequences = prompts.map((p) => ({ ids: [...p], keys: Array.from({ length: layers }, () => []), values: Array.from({ length: layers }, () => []) }));
-    const logits = this.advance(sequences, (s) => s.ids.length);
+    const logits = await this.advance(sequences, (s) => s.ids.length);
     return { session: new CachedSession(this, sequences), logits };
   }
 
@@ -57,7 +81,7 @@ export class CpuCachedGenerationModel implements GenerationModel {
    * right by its padding, so every row computes what it would alone. Either every row is a
    * prompt (no cache yet) or every row adds the same number of tokens.
    */
-  advance(batch: readonly CachedSequence[], fresh: (s: CachedSequence) => number): Float32Array[] {
+  async advance(batch: readonly CachedSequence[], fresh: (s: CachedSequence) => number): Promise<Float32Array[]> {
     const { family, config } = this.o;
     const { layers, vocab, kvHeads, headDim } = config.dims;
     const B = batch.length;
@@ -92,11 +116,10 @@ export class CpuCachedGenerationModel implements GenerationModel {
       feeds.set(CACHE.pastKey(layer), padRows(batch.map((s) => s.keys[layer]), P, width));
       feeds.set(CACHE.pastValue(layer), padRows(batch.map((s) => s.values[layer]), P, width));
     }
-    const result = interpret(built.value, feeds);
-    invariant(result.ok, `interpreting the cached step: ${result.ok ? "" : result.diagnostics.map((d) => d.message).join("; ")}`);
+    const result = await this.runner.run(built.value, feeds);
     for (let layer = 0; layer < layers; layer++) {
-      const keys = result.value.get(CACHE.key(layer))!; // (B, T, KV, D)
-      const values = result.value.get(CACHE.value(layer))!;
+      const keys = result.get(CACHE.key(layer))!; // (B, T, KV, D)
+      const values = result.get(CACHE.value(layer))!;
       batch.forEach((s, r) => {
         for (let t = T - fresh(s); t < T; t++) {
           const at = (r * T + t) * width;
@@ -105,7 +128,7 @@ export class CpuCachedGenerationModel implements GenerationModel {
         }
       });
     }
-    const logits = result.value.get("logits")!; // (B, V)
+    const logits = result.get("logits")!; // (B, V)
     return batch.map((_, r) => Float32Array.from(logits.subarray(r * vocab, (r + 1) * vocab)));
   }
 }
@@ -119,7 +142,7 @@ function padRows(rows: readonly Float64Array[][], P: number, width: number): Flo
 
 class CachedSession implements GenerationSession {
   constructor(
-    private readonly model: CpuCachedGenerationModel,
+    private readonly model: CachedGenerationModel,
     private sequences: CachedSequence[],
   ) {}
 

@@ -1,0 +1,71 @@
+// Generation on the GPU (WebGPU; lavapipe in CI): the cached step graphs compiled and run by the
+// executor give the CPU reference's logits within float32 error, and the same tokens, for every
+// family's fixture model, including a left-padded batch; and `sftc generate --gpu`. Skips
+// without a GPU adapter.
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
+import { generateBatch, type GenerationSettings } from "../../runtime/generate/engine.ts";
+import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
+import { neutralLogits } from "../../runtime/generate/logits.ts";
+import { checkpointWeights } from "../../runtime/generate/weights.ts";
+import { Random } from "../../runtime/random.ts";
+import { families, type FamilyName } from "../../stdlib/families/index.ts";
+import { FIXTURES } from "../checkpoint/support.ts";
+import { sftc } from "../cli/support.ts";
+import { withGpu } from "../kernels/gpu-harness.ts";
+import { relativeError } from "../support/numeric.ts";
+import { expectOk } from "../support/result.ts";
+
+const settings: GenerationSettings = {
+  strategy: "greedy",
+  maxNewTokens: 3,
+  maxLength: Infinity,
+  eosTokenIds: [],
+  logits: neutralLogits,
+  numBeams: 1,
+  lengthPenalty: 1,
+  earlyStopping: false,
+  numReturnSequences: 1,
+};
+
+for (const name of Object.keys(families) as FamilyName[]) {
+  test(
+    `${name}: GPU generation equals the CPU reference (logits within 1e-4, same tokens)`,
+    withGpu(async (gpu) => {
+      const family = families[name];
+      const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
+      const cpu = new CachedGenerationModel({ family, config, weights });
+      const onGpu = new CachedGenerationModel({ family, config, weights }, gpuRunner(gpu));
+      const glm = (ids: number[]) => (name === "chatglm" ? [...ids, config.tokens.specials["[gMASK]"], config.tokens.specials["<sop>"]] : ids);
+      const prompts = [glm([17, 250, 31, 99, 4, 8]), glm([60, 7])];
+
+      const [a, b] = [await cpu.start(prompts), await onGpu.start(prompts)];
+      const worst = Math.max(...a.logits.map((row, i) => relativeError(b.logits[i], row)));
+      assert.ok(worst < 1e-4, `prefill logits: relative error ${worst}`);
+      const [x, y] = [await a.session.append([3, 5]), await b.session.append([3, 5])];
+      const step = Math.max(...x.map((row, i) => relativeError(y[i], row)));
+      assert.ok(step < 1e-4, `decode-step logits: relative error ${step}`);
+
+      const want = expectOk(await generateBatch(cpu, prompts, settings, new Random(0)));
+      const got = expectOk(await generateBatch(onGpu, prompts, settings, new Random(0)));
+      assert.equal(got.map((p) => p[0].tokens), want.map((p) => p[0].tokens));
+    }),
+  );
+}
+
+test(
+  "sftc generate --gpu prints what the CPU backend prints",
+  withGpu(async () => {
+    const quickstart = join(import.meta.dirname, "..", "..", "pipelines", "quickstart.sft");
+    const args = ["generate", quickstart, "--prompt", "晚上睡不着怎么办", "--set", "decode.max_new_tokens=4", "--json"];
+    const [cpu, gpu] = [await sftc(args), await sftc([...args, "--gpu"])];
+    assert.is(gpu.code, 0, gpu.err);
+    assert.match(gpu.err, "running on the GPU");
+    assert.equal(JSON.parse(gpu.out).sequences.map((s: { ids: number[] }) => s.ids), JSON.parse(cpu.out).sequences.map((s: { ids: number[] }) => s.ids));
+    assert.is((await sftc([...args, "--gpu", "--no-cache"])).code, 2);
+  }),
+);
+
+test.run();
