@@ -1,6 +1,7 @@
 // `sftc export FILE.sft --target torchrun --out DIR`: the pipeline as a PyTorch distributed
 // training job (compiler/targets/torch/), its data tokenized and scheduled by sftc's own data
 // pipeline so the job trains on the same micro-batches in the same order.
+// `sftc export FILE.sft --merge --adapter DIR --out DIR`: see export-merge.ts.
 import { resolve } from "node:path";
 import { diag, type Diagnostic } from "../../compiler/diagnostics.ts";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
@@ -9,31 +10,36 @@ import { loadModelConfig } from "../../runtime/checkpoint/config.ts";
 import { loadTrainingData } from "../../runtime/data/batches.ts";
 import type { TrainSettings } from "../../runtime/train/settings.ts";
 import { families, isFamilyName } from "../../stdlib/families/index.ts";
-import { flagValue, type ParsedArgs } from "../args.ts";
+import { flag, flagValue, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
 import { pipelineFlags, resolveOne, usageError } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
 import { renderDiagnostic } from "../render.ts";
+import { mergeFlags, runMerge } from "./export-merge.ts";
 
 const TARGETS = ["torchrun"];
 
 export const command: Command = {
   name: "export",
-  summary: "compile a pipeline to another training engine (--target torchrun: a PyTorch DDP/FSDP job)",
-  usage: "FILE.sft[#PIPELINE] --target torchrun --out DIR [--pipeline NAME] [--set PATH=VALUE]...",
+  summary: "compile a pipeline to a PyTorch DDP/FSDP job (--target torchrun), or merge a LoRA adapter into the base model (--merge)",
+  usage: "FILE.sft[#PIPELINE] --target torchrun --out DIR [--pipeline NAME] [--set PATH=VALUE]...\n       FILE.sft[#PIPELINE] --merge --adapter DIR --out DIR [--dtype f16|bf16|f32] [--shard-size SIZE] [--overwrite]",
   details:
     "With --target torchrun, writes a self-contained PyTorch training job into DIR: model.py generated from " +
     "the model family's declaration (its state-dict keys are the checkpoint's names), train.py (DDP by default, " +
     "FSDP with --mode fsdp on PyTorch 2.x; full, LoRA or QLoRA; AdamW, schedule, accumulation, clipping, " +
     "checkpoints and exact resume), the training data tokenized and batched by sftc in its own order, " +
     "config.json and a README with the launch commands. Checkpoints and the final result use sftc's formats " +
-    "(Hugging Face safetensors, PEFT adapters). DIR must be new, empty, or a previous export.",
+    "(Hugging Face safetensors, PEFT adapters). DIR must be new, empty, or a previous export. " +
+    "With --merge, writes the pipeline's base model with the PEFT adapter in --adapter merged into its weights " +
+    "(W + alpha/r * B A), as Hugging Face safetensors shards with an index, config.json and the tokenizer files.",
   flags: [
     ...pipelineFlags,
     { name: "target", value: "one", placeholder: "ENGINE", description: `the engine to compile to: ${TARGETS.join(", ")}` },
-    { name: "out", value: "one", placeholder: "DIR", description: "the directory to write the job into" },
+    { name: "out", value: "one", placeholder: "DIR", description: "the directory to write the job (or the merged model) into" },
+    ...mergeFlags,
   ],
   async run(args: ParsedArgs, io: Io): Promise<number> {
+    if (flag(args, "merge")) return runMerge(args, io);
     const target = flagValue(args, "target");
     if (target === undefined) return usageError(io, "export", `--target is required (${TARGETS.join(", ")})`);
     if (!TARGETS.includes(target)) return usageError(io, "export", `unknown --target ${target}; the targets are ${TARGETS.join(", ")}`);
