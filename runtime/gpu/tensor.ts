@@ -14,9 +14,11 @@ export class GpuTensor {
     readonly dtype: StorageDType,
     readonly shape: readonly number[],
     readonly label: string,
+    /** False for a tensor in a buffer another tensor owns (`tensorInBuffer`): it neither counts nor frees it. */
+    private readonly ownsBuffer = true,
   ) {
     this.numel = shape.reduce((a, b) => a * b, 1);
-    gpu.countBytes(buffer.size);
+    if (ownsBuffer) gpu.countBytes(buffer.size);
   }
 
   get byteSize(): number {
@@ -27,6 +29,7 @@ export class GpuTensor {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    if (!this.ownsBuffer) return;
     this.gpu.countBytes(-this.buffer.size);
     this.buffer.destroy();
   }
@@ -38,6 +41,16 @@ export function createTensor(gpu: GpuDevice, dtype: StorageDType, shape: readonl
   const numel = shape.reduce((a, b) => a * b, 1);
   const buffer = gpu.device.createBuffer({ label, size: storageBytes(dtype, numel), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   return new GpuTensor(gpu, buffer, dtype, shape, label);
+}
+
+/**
+ * A tensor stored from byte 0 of `owner`'s buffer, which must be large enough; `owner` keeps
+ * owning (and frees) the buffer. Lets tensors whose lifetimes do not overlap share one buffer.
+ */
+export function tensorInBuffer(gpu: GpuDevice, owner: GpuTensor, dtype: StorageDType, shape: readonly number[], label = "tensor"): GpuTensor {
+  const numel = shape.reduce((a, b) => a * b, 1);
+  invariant(storageBytes(dtype, numel) <= owner.byteSize, `${label}: [${shape}] ${dtype} does not fit in ${owner.label} (${owner.byteSize} bytes)`);
+  return new GpuTensor(gpu, owner.buffer, dtype, shape, label, false);
 }
 
 /** A tensor filled with `values` (converted to `dtype`: f16/bf16 round to nearest even). */
