@@ -1,7 +1,6 @@
 // Runs a compiled schedule on the GPU. Every buffer-backed node (leaf, library result, generated
-// kernel output) gets its own buffer, not a region of one arena at the memory plan's offsets:
-// WebGPU forbids one buffer bound read-only and writable in the same dispatch, and the library
-// kernels read their inputs through read-only bindings. Each launch is prepared once into steps
+// kernel output) gets its own buffer, or, given the schedule's memory plan, activations and
+// gradients share buffers by lifetime (memory.ts). Each launch is prepared once into steps
 // (library kernels through runtime/execute/library, generated kernels from compiler/codegen,
 // copies of views a kernel cannot read); a run records all of them into one command batch.
 // Data derived from the i32 inputs (masks, positions, the embedding-gradient plan, the loss's
@@ -10,6 +9,7 @@
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { evalNode, gather } from "../../compiler/ir/interpret.ts";
 import { ELEMENTWISE_OPS, MOVEMENT_OPS, numel, type Node } from "../../compiler/ir/node.ts";
+import type { MemoryPlan } from "../../compiler/passes/memory-plan.ts";
 import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { isContiguous, type View } from "../../compiler/passes/views.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
@@ -18,6 +18,7 @@ import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { placeBuffers, type Placement } from "./memory.ts";
 import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
 import { prepareCrossEntropy } from "./library/cross-entropy.ts";
 import { prepareEmbedding, prepareEmbeddingBackward } from "./library/embedding.ts";
@@ -56,6 +57,13 @@ export interface ExecutorStats {
   /** Bytes of the node buffers the executor allocated (bound tensors excluded) and of scratch (side outputs, masks, plans, tables, copies). */
   nodeBytes: number;
   scratchBytes: number;
+  /** Bytes of the buffers activations and gradients share (with a plan; 0 without). */
+  sharedBytes: number;
+}
+
+export interface ExecutorOptions {
+  /** The schedule's memory plan: activations and gradients then share buffers by lifetime. */
+  plan?: MemoryPlan;
 }
 
 export class GraphExecutor {
@@ -66,19 +74,24 @@ export class GraphExecutor {
   private readonly prepared: PreparedLaunch[] = [];
   private intsChanged = true;
 
+  private readonly placement: Placement;
+
   private constructor(
     private readonly gpu: GpuDevice,
     private readonly schedule: Schedule,
     private readonly bound: ReadonlyMap<string, GpuTensor>,
-  ) {}
+    plan: MemoryPlan | undefined,
+  ) {
+    this.placement = placeBuffers(gpu, plan);
+  }
 
   /**
    * Allocates every buffer and prepares every launch; a launch the runtime cannot run is an error
    * value. Leaves named in `bound` (parameters, inputs) use those tensors, which stay the caller's:
    * several executors (training, evaluation) can share one set of weights.
    */
-  static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map()): Result<GraphExecutor> {
-    const ex = new GraphExecutor(gpu, schedule, bound);
+  static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
+    const ex = new GraphExecutor(gpu, schedule, bound, options.plan);
     for (const launch of schedule.launches) {
       for (const { view } of launch.inputs) ex.bufferOf(view.base);
       for (const out of launch.outputs) ex.bufferOf(out);
@@ -120,7 +133,7 @@ export class GraphExecutor {
     if (!t) {
       const given = n.op === "param" || n.op === "input" ? this.bound.get(n.attrs.name!) : undefined;
       invariant(!given || (given.dtype === n.dtype && given.numel === numel(n.shape)), `bound tensor ${n.attrs.name} does not fit ${n.dtype}[${n.shape}]`);
-      t = given ?? createTensor(this.gpu, n.dtype, n.shape.length ? n.shape : [1], n.attrs.name ?? `%${n.id} ${n.op}`);
+      t = given ?? this.placement.bufferOf(n);
       this.buffers.set(n, t);
       if (n.op === "param" || n.op === "input") this.leaves.set(n.attrs.name!, n);
       if (n.op === "const") writeTensor(this.gpu, t, new Float32Array(Math.max(1, numel(n.shape))).fill(n.attrs.value!));
@@ -199,15 +212,14 @@ export class GraphExecutor {
   stats(): ExecutorStats {
     const steps = this.steps();
     const bytes = (ts: Iterable<GpuTensor>) => [...ts].reduce((sum, t) => sum + t.byteSize, 0);
-    const scratch = new Set(this.scratch);
-    const bound = new Set(this.bound.values());
     return {
       dispatches: steps.filter((s) => s.kind === "dispatch").length,
       copies: steps.filter((s) => s.kind === "dispatch" && s.copy).length,
       bufferCopies: steps.filter((s) => s.kind === "copy").length,
       perLaunch: this.prepared.map((p) => p.steps.filter((s) => s.kind === "dispatch").length),
-      nodeBytes: bytes(new Set([...this.buffers.values()].filter((t) => !scratch.has(t) && !bound.has(t)))),
-      scratchBytes: bytes(scratch),
+      nodeBytes: bytes(this.placement.allocations()),
+      scratchBytes: bytes(this.scratch),
+      sharedBytes: this.placement.sharedBytes(),
     };
   }
 
@@ -216,8 +228,7 @@ export class GraphExecutor {
   }
 
   destroy(): void {
-    const bound = new Set(this.bound.values());
-    for (const t of new Set([...this.buffers.values(), ...this.scratch])) if (!bound.has(t)) t.destroy();
+    for (const t of [...this.placement.allocations(), ...this.scratch]) t.destroy();
   }
 }
 

@@ -1,10 +1,12 @@
 // Whole-model parity of a training step on the GPU: every family's training graph (loss and the
 // gradient of every parameter), compiled and run by the executor on its fixture checkpoint,
-// gives the float64 interpreter's gradients; LoRA training graphs too. Two executors running the
-// same step give bitwise-identical outputs (no float atomics anywhere).
+// gives the float64 interpreter's gradients; LoRA training graphs too. A second executor, whose
+// activations and gradients share buffers by lifetime as the memory plan allows, gives
+// bitwise-identical outputs (no float atomics anywhere, no live tensor overwritten).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { interpret } from "../../compiler/ir/interpret.ts";
+import { formatBytes } from "../../compiler/passes/memory-plan.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
@@ -22,9 +24,10 @@ async function checkTraining(gpu: GpuDevice, name: FamilyName, method: TrainingM
   // LoRA B starts at zero in training; random B here, so every adapter gradient is non-trivial
   const feeds = feedsFor(fixture, adapterValues(g, (n) => rng.normalArray(n, 0.1), false));
   const training = trainingOf(g);
-  // the second run gets a fresh executor (new, zeroed buffers), so equal bits are recomputed bits
+  // the second run: a fresh executor whose activations and gradients share buffers by lifetime
+  // (the memory plan's); equal bits are recomputed bits, and no sharing overwrote a live tensor
   const first = await runOnGpu(gpu, training, feeds);
-  const second = await runOnGpu(gpu, training, feeds);
+  const second = await runOnGpu(gpu, training, feeds, { plan: true });
   const reference = expectOk(interpret(training, feeds));
   const label = `${name} ${method.kind}`;
   assertClose(first.outputs.get("loss")!, reference.get("loss")!, 1e-5, `${label} loss`);
@@ -38,18 +41,21 @@ async function checkTraining(gpu: GpuDevice, name: FamilyName, method: TrainingM
   }
   console.log(`    ${label}: ${grads.length} parameter gradients, worst relative error ${worst.error.toExponential(2)} (${worst.name}); ${first.stats.dispatches} dispatches`);
   for (const k of training.outputs.keys()) assertBitwiseEqual(Float32Array.from(second.outputs.get(k)!), Float32Array.from(first.outputs.get(k)!), `${label} ${k}, second executor`);
+  const p = second.compiled.plan;
+  console.log(`    ${label} memory: activations and gradients in shared buffers ${formatBytes(second.stats.sharedBytes)}; plan: arena ${formatBytes(p.arenaBytes)}, ${formatBytes(p.noReuseArenaBytes)} without reuse`);
+  assert.ok(second.stats.sharedBytes < p.noReuseArenaBytes, `${label}: sharing buffers saves memory`);
 }
 
 for (const name of familyNames) {
   test(
-    `${name}: every parameter gradient of a training step on the GPU matches the interpreter, bitwise the same twice`,
+    `${name}: every parameter gradient of a training step on the GPU matches the interpreter, bitwise the same with shared buffers`,
     withGpu((gpu) => checkTraining(gpu, name, { kind: "full" })),
   );
 }
 
 for (const name of familyNames) {
   test(
-    `${name}: LoRA training step on the GPU matches the interpreter, bitwise the same twice`,
+    `${name}: LoRA training step on the GPU matches the interpreter, bitwise the same with shared buffers`,
     withGpu(async (gpu) => {
       const fixture = await loadFixture(name);
       await checkTraining(gpu, name, { kind: "lora", rank: 2, alpha: 4, targets: fixture.family.lora.defaultTargets });

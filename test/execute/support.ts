@@ -16,10 +16,10 @@ export interface GpuRun {
   stats: ExecutorStats;
 }
 
-/** Compiles `g`, runs it once on the GPU with a new executor and reads every output. */
-export async function runOnGpu(gpu: GpuDevice, g: Graph, feeds: ReadonlyMap<string, Float64Array>): Promise<GpuRun> {
+/** Compiles `g`, runs it once on the GPU with a new executor and reads every output; `plan`: activations share buffers as planned. */
+export async function runOnGpu(gpu: GpuDevice, g: Graph, feeds: ReadonlyMap<string, Float64Array>, options: { plan?: boolean } = {}): Promise<GpuRun> {
   const compiled = expectOk(compileGraph(g));
-  const ex = expectOk(GraphExecutor.create(gpu, compiled.schedule));
+  const ex = expectOk(GraphExecutor.create(gpu, compiled.schedule, new Map(), { plan: options.plan ? compiled.plan : undefined }));
   try {
     for (const [name, values] of feeds) ex.write(name, values);
     expectOk(await ex.run());
