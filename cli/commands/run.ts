@@ -1,28 +1,136 @@
-// `sftc run FILE.sft`: check, then run the stages that exist. Training, generation and the GPU
-// runtime are not wired into the CLI yet, so after a successful check this says so plainly.
-import type { ParsedArgs } from "../args.ts";
+// `sftc run FILE.sft`: check → lock → data → model → memory plan → training (WebGPU, or the
+// float64 CPU engine with --cpu) → adapter or weights export → sample generations of the decode
+// block's prompts → manifest. The lock (sft.lock beside the pipeline) is written on the first run
+// and verified on every later one: drift is refused naming what changed, unless --update-lock.
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { CheckResult } from "../../compiler/check/check.ts";
+import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
+import { hasErrors, type Diagnostic } from "../../compiler/diagnostics.ts";
+import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
+import { CachedGenerationModel, interpreterRunner } from "../../runtime/generate/cached-model.ts";
+import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
+import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
+import { getSharedDevice } from "../../runtime/gpu/device.ts";
+import { runJob, type JobOutcome } from "../../runtime/pipeline/run-job.ts";
+import { HashCache } from "../../runtime/repo/file-hash.ts";
+import { compareLocks, computeLock, driftDiagnostic, mergeLocks, readLock, writeLock, type Lock } from "../../runtime/repo/lock.ts";
+import { lockDirOf, lockInputsOf } from "../../runtime/repo/inputs.ts";
+import type { TemplateName } from "../../stdlib/templates/template.ts";
+import { flag, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
-import { pipelineFlags, resolveOne } from "../pipeline-target.ts";
+import { checkTarget, pipelineFlags } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
+import { renderDiagnostic } from "../render.ts";
+import { answer } from "./generate.ts";
+
+/** Exit code of a run stopped by Ctrl-C after saving its checkpoint (128 + SIGINT). */
+const STOPPED_EXIT = 130;
 
 export const command: Command = {
   name: "run",
-  summary: "check a pipeline, then run the stages that are built",
-  usage: "FILE.sft[#PIPELINE] [--pipeline NAME] [--set PATH=VALUE]... [--no-files]",
+  summary: "train a pipeline end to end: lock, data, model, memory plan, training, export, samples",
+  usage: "FILE.sft[#PIPELINE] [--resume] [--update-lock] [--cpu] [--pipeline NAME] [--set PATH=VALUE]...",
   details:
-    "Checks the pipeline (as `sftc check`), then runs it. In this version only the check is built: " +
-    "loading weights, data loading, training and generation are not wired into `sftc run` yet, and " +
-    "the command says so. Exits 0 when the check passes, 1 when it finds errors.",
-  flags: pipelineFlags,
+    "Checks the pipeline, verifies its inputs against sft.lock beside the file (written on the first run; " +
+    "a changed source, dataset, model or tokenizer file is refused by name unless --update-lock), loads the " +
+    "model (its checkpoint, or `init = random` weights drawn from train.seed) and the data, prints the memory " +
+    "plan's peak (refused when it exceeds the device memory: SFT_DEVICE_MEMORY or a known adapter), and trains " +
+    "on the WebGPU device (--cpu: the float64 CPU engine) with a progress line. The run directory " +
+    "`<train.output>/<run-id>` receives manifest.json, metrics.jsonl, curves.html and checkpoints/; when the " +
+    "run finishes, the LoRA/QLoRA adapter as a PEFT directory (adapter/) or the full model's weights " +
+    "(model/model.safetensors), and the decode block's prompts answered by the trained model (printed and " +
+    "written to samples.jsonl). Ctrl-C saves a checkpoint and stops (exit 130); --resume continues the newest " +
+    "run under train.output exactly where it stopped.",
+  flags: [
+    { name: "resume", description: "continue the newest run under train.output from its latest checkpoint" },
+    { name: "update-lock", description: "accept changed inputs and rewrite their entry in sft.lock" },
+    { name: "cpu", description: "train on the float64 CPU reference engine instead of the GPU (slow; for checking)" },
+    ...pipelineFlags,
+  ],
   async run(args: ParsedArgs, io: Io): Promise<number> {
-    const resolved = resolveOne("run", args, io);
-    if (!resolved.ok) return resolved.exit;
-    const p = resolved.pipeline;
-    io.out(
-      `checked: pipeline \`${p.name}\` (${p.model.family}, ${p.method.kind}, ${p.datasets.length} dataset${p.datasets.length === 1 ? "" : "s"}, decode ${p.decode.strategy})\n` +
-        "not built yet: loading the model, reading the data, training and generation are not available in this version of sftc; nothing was run.\n" +
-        "`sftc explain` prints the resolved pipeline these stages will receive.\n",
-    );
-    return 0;
+    const target = checkTarget("run", args, io);
+    if (!target.ok) return target.exit;
+    const { result } = target;
+    if (hasErrors(result.diagnostics) || result.pipelines.length !== 1) return 1;
+    const pipeline = result.pipelines[0];
+
+    const lock = await verifyLock(result, pipeline, flag(args, "update-lock"), io);
+    if (!lock.ok) return printErrors(lock.diagnostics, result, io);
+
+    // the bar redraws in place where diagnostics may be coloured (a terminal); plain lines elsewhere
+    const progress = { isTTY: io.color, columns: process.stderr.columns, write: (text: string) => io.err(text) };
+    const job = await runJob({ pipeline, lock: lock.lock, resume: flag(args, "resume"), cpu: flag(args, "cpu"), log: io.err, progress });
+    if (!job.ok) return printErrors(job.diagnostics, result, io);
+    const outcome = job.value;
+    const { training } = outcome;
+    if (outcome.memory) io.err(`memory: ${outcome.memory.summary}\n`);
+    if (training.status === "stopped") {
+      io.err(`stopped after step ${training.step} of ${training.totalSteps}; a checkpoint is saved in ${outcome.runDir}\ncontinue with: sftc run ${args.positional[0]} --resume\n`);
+      return STOPPED_EXIT;
+    }
+    const loss = training.metrics.loss;
+    io.err(`trained ${training.step} steps${loss === undefined ? "" : `, final loss ${loss.toFixed(4)}`}: ${outcome.runDir}\n`);
+    if (outcome.adapterDir) io.err(`adapter: ${outcome.adapterDir}\n`);
+    return writeSamples(pipeline, outcome, flag(args, "cpu"), result, io);
   },
 };
+
+type LockCheck = { ok: true; lock: Lock } | { ok: false; diagnostics: Diagnostic[] };
+
+/** The pipeline's lock entry: written when absent (or with `update`), else compared; drift is SFT5602. */
+async function verifyLock(result: CheckResult, pipeline: ResolvedPipeline, update: boolean, io: Io): Promise<LockCheck> {
+  const dir = lockDirOf(pipeline);
+  const lockPath = join(dir, "sft.lock");
+  const cache = await HashCache.open(join(dir, ".sftc-cache", "hashes.json"));
+  const current = await computeLock(lockInputsOf(result, pipeline, dir), dir, cache);
+  const existing = await readLock(lockPath);
+  if (!current.ok || !existing.ok) return { ok: false, diagnostics: [...current.diagnostics, ...existing.diagnostics] };
+  const name = Object.keys(current.value.pipelines)[0];
+  const locked = existing.value?.pipelines[name];
+  if (locked && !update) {
+    const drifts = compareLocks(existing.value!, current.value);
+    if (drifts.length > 0) return { ok: false, diagnostics: [driftDiagnostic(lockPath, drifts)] };
+    return { ok: true, lock: current.value };
+  }
+  await writeLock(lockPath, mergeLocks(existing.value, current.value));
+  io.err(`${locked ? "updated" : "locked"} ${name} in ${lockPath}\n`);
+  return { ok: true, lock: current.value };
+}
+
+/** Answers the decode block's prompts with the trained model; prints them and writes samples.jsonl. */
+async function writeSamples(pipeline: ResolvedPipeline, outcome: JobOutcome, cpu: boolean, result: CheckResult, io: Io): Promise<number> {
+  const prompts = (pipeline.decode.prompts as string[] | undefined) ?? [];
+  if (prompts.length === 0) return 0;
+  const device = cpu ? undefined : await getSharedDevice();
+  const gpu = device?.ok ? device.value : undefined;
+  let generator: PipelineGenerator;
+  if (outcome.trainedWeights) {
+    const base = outcome.setup.generator;
+    const model = new CachedGenerationModel({ family: base.family, config: base.config, weights: outcome.trainedWeights }, gpu ? gpuRunner(gpu) : interpreterRunner);
+    generator = { ...base, model };
+  } else {
+    const loaded = await loadPipelineGenerator(pipeline, { adapterDir: outcome.adapterDir, gpu });
+    if (!loaded.ok) return printErrors(loaded.diagnostics, result, io);
+    generator = loaded.value;
+  }
+  const lines: string[] = [];
+  for (const prompt of prompts) {
+    const ids = chatPromptIds(generator.tokenizer, generator.family.name as TemplateName, [], prompt);
+    if (!ids.ok) return printErrors(ids.diagnostics, result, io);
+    io.out(`» ${prompt}\n`);
+    const answered = await answer(generator, ids.value, (text) => io.out(text));
+    if (!answered.ok) return printErrors(answered.diagnostics, result, io);
+    const first = answered.value.sequences[0];
+    lines.push(JSON.stringify({ prompt, text: first.text, ids: first.ids, stop_reason: first.stop_reason }));
+  }
+  const path = join(outcome.runDir, "samples.jsonl");
+  await writeFile(path, lines.map((l) => `${l}\n`).join(""));
+  io.err(`samples: ${path}\n`);
+  return 0;
+}
+
+function printErrors(diagnostics: readonly Diagnostic[], result: CheckResult, io: Io): number {
+  for (const d of diagnostics) io.err(renderDiagnostic(d, result.texts, io.color));
+  return 1;
+}

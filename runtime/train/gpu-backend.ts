@@ -248,6 +248,15 @@ export class GpuBackend implements TrainingBackend {
     return this.gpu.memory.liveBytes;
   }
 
+  /**
+   * Bytes this engine holds on the device: weights, accumulators, moments, clipping buffers, and
+   * every compiled program's own buffers (the executors keep theirs between steps).
+   */
+  allocatedBytes(): number {
+    const own = [...this.bound.values(), ...this.slots.flatMap((s) => [s.m, s.v]), this.partials, this.clip].reduce((n, t) => n + t.byteSize, 0);
+    return own + this.compiledPrograms().reduce((n, p) => n + p.executor.stats().nodeBytes + p.executor.stats().scratchBytes, 0);
+  }
+
   /** Current values of every weight (trained and frozen) by name, for export and generation. */
   async weights(): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();

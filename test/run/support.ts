@@ -1,8 +1,11 @@
-// Shared by the run tests: the quickstart pipeline resolved with overrides, and a training run of
-// it through the loop on a chosen engine, returning the loss of every step.
-import { mkdtempSync } from "node:fs";
+// Shared by the run tests: pipelines resolved with overrides, training runs through the loop on a
+// chosen engine (the loss of every step), sandboxed copies of a pipeline with the bundled data,
+// and `sftc` run in-process with captured output.
+import { copyFileSync, cpSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
+import type { Io } from "../../cli/io.ts";
+import { main } from "../../cli/main.ts";
 import { checkFile } from "../../compiler/check/check.ts";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
@@ -57,4 +60,47 @@ export async function stepLosses(pipeline: ResolvedPipeline, gpu?: GpuDevice): P
     if (backend instanceof GpuBackend) backend.destroy();
   }
   return losses;
+}
+
+/**
+ * A temporary copy of the bundled data and tiny model with `sft` beside them (as in pipelines/):
+ * runs write their lock file and run directories there, never into the repository.
+ */
+export function sandbox(sft: string): { dir: string; file: string } {
+  const dir = tempDir("run");
+  for (const sub of ["data", "models"]) cpSync(join(ROOT, "pipelines", sub), join(dir, sub), { recursive: true });
+  const file = join(dir, basename(sft));
+  copyFileSync(sft, file);
+  return { dir, file };
+}
+
+/** Output captured from an in-process `main()`. */
+export interface Captured {
+  exit: number;
+  out: string;
+  err: string;
+}
+
+/** Runs `sftc ARGS` in this process with captured output. */
+export async function sftc(args: string[]): Promise<Captured> {
+  let out = "";
+  let err = "";
+  const io: Io = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: {} };
+  const exit = await main(args, io);
+  return { exit, out, err };
+}
+
+/** The run directories under a sandbox's train.output, oldest first. */
+export function runDirs(output: string): string[] {
+  return readdirSync(output).sort().map((id) => join(output, id));
+}
+
+/** The training losses a run directory's metrics.jsonl records, by step. */
+export function metricsLosses(runDir: string): number[] {
+  return readFileSync(join(runDir, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { kind: string; loss?: number })
+    .filter((r) => r.kind === "train")
+    .map((r) => r.loss!);
 }

@@ -1,0 +1,186 @@
+// `sftc run`'s job after the check and the lock: model and data, the memory plan (one line, and
+// refused over the device's memory when that is known), training on the WebGPU engine (or the
+// float64 CPU engine), and the export of what was trained into the run directory: a PEFT adapter
+// directory for LoRA/QLoRA, the weights as safetensors for full fine-tuning. The run directory
+// is `<train.output>/<run-id>`; `resume` continues the newest run there that has checkpoints.
+import { existsSync } from "node:fs";
+import { mkdir, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
+import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
+import { knownAdapterMemory, parseByteSize, type DeviceMemory } from "../../compiler/plan/device-memory.ts";
+import { comparePlanWithAllocated, type PlanComparison } from "../../compiler/plan/measured.ts";
+import { checkAgainstDevice, planPipeline } from "../../compiler/plan/plan-pipeline.ts";
+import { formatBytes } from "../../compiler/passes/memory-plan.ts";
+import { exportPeftAdapter } from "../export/peft-family.ts";
+import { writeSafetensors } from "../export/safetensors-writer.ts";
+import { getSharedDevice, type GpuDevice } from "../gpu/device.ts";
+import type { Lock } from "../repo/lock.ts";
+import { newRunId, readManifest, writeManifest } from "../repo/run-record.ts";
+import type { TrainingBackend } from "../train/backend.ts";
+import { CpuBackend } from "../train/cpu-backend.ts";
+import { GpuBackend } from "../train/gpu-backend.ts";
+import { CHECKPOINTS_DIR } from "../train/loop.ts";
+import type { ProgressSink } from "../train/progress.ts";
+import { runTraining, type TrainingOutcome } from "../train/run-training.ts";
+import { trainSettings } from "../train/settings.ts";
+import { prepareTraining, type TrainingSetup } from "./training-setup.ts";
+
+export const ADAPTER_DIR = "adapter";
+export const MODEL_DIR = "model";
+
+export interface JobOptions {
+  pipeline: ResolvedPipeline;
+  lock?: Lock;
+  /** Continue the newest run under train.output that has checkpoints. */
+  resume?: boolean;
+  /** Train on the float64 CPU engine instead of the GPU. */
+  cpu?: boolean;
+  /** Status lines (stderr in the CLI). */
+  log: (text: string) => void;
+  /** Where the progress bar goes (default stderr); false for none. */
+  progress?: ProgressSink | false;
+  handleSignals?: boolean;
+}
+
+export interface JobOutcome {
+  runDir: string;
+  training: TrainingOutcome;
+  setup: TrainingSetup;
+  /** The exported adapter directory (LoRA/QLoRA) when the run finished. */
+  adapterDir?: string;
+  /** The trained weights by graph name (full fine-tuning) when the run finished. */
+  trainedWeights?: Map<string, Float64Array>;
+  /** The plan's peak against the bytes the GPU engine holds at the end (GPU runs). */
+  memory?: PlanComparison;
+}
+
+/** Trains the pipeline and exports the result; every failure is a diagnostic. */
+export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
+  const p = o.pipeline;
+  const output = String(p.train.output);
+  const runDir = o.resume ? await newestResumable(output) : join(output, newRunId());
+  if (runDir === undefined) {
+    return fail(diag("SFT5401", `no run with checkpoints under ${output} to resume`, { where: output, hint: "start a run without --resume first" }));
+  }
+  const setup = await prepareTraining(p);
+  if (!setup.ok) return setup;
+  const { family, config, tokenizer } = setup.value.generator;
+  if (p.method.kind === "qlora") o.log("note: QLoRA trains its adapters over the unquantized base weights here (NF4 base weights are not applied by the training engines yet)\n");
+
+  const gpu = o.cpu ? undefined : await getSharedDevice();
+  if (gpu && !gpu.ok) {
+    return fail(diag("SFT5902", `no WebGPU device for training: ${gpu.diagnostics[0]?.message ?? "none found"}`, { hint: "run with --cpu to train on the float64 CPU engine (slow), or install a Vulkan driver (Mesa lavapipe works)" }));
+  }
+  const planned = planPipeline(p, { tokenizerVocab: tokenizer.vocabSize });
+  if (!planned.ok) return planned;
+  const peak = planned.value.plan.peakBytes;
+  const limit = deviceLimit(gpu?.value);
+  o.log(`memory plan: peak ${formatBytes(peak)} per training step${limit ? ` (device ${formatBytes(limit.bytes)}, ${limit.source})` : ""}\n`);
+  if (limit) {
+    const refused = checkAgainstDevice(planned.value, limit);
+    if (refused.length) return fail(...refused);
+  }
+
+  const engine = createEngine(setup.value, gpu?.value);
+  if (!engine.ok) return engine;
+  const backend = engine.value;
+  o.log(`training on ${backend.device}: ${runDir}\n`);
+  try {
+    const training = await runTraining({
+      runDir,
+      settings: trainSettings(p.train),
+      backend,
+      data: setup.value.data,
+      resume: o.resume,
+      progress: o.progress,
+      handleSignals: o.handleSignals,
+      pipeline: { name: p.name, resolved: p, lock: o.lock, dir: p.file },
+    });
+    if (!training.ok) return training;
+    const outcome: JobOutcome = { runDir, training: training.value, setup: setup.value };
+    if (backend instanceof GpuBackend) {
+      const allocated = backend.allocatedBytes();
+      outcome.memory = comparePlanWithAllocated(peak, allocated);
+      await addMetrics(runDir, { planned_peak_bytes: peak, allocated_bytes: allocated });
+    }
+    if (training.value.status !== "finished") return ok(outcome);
+
+    const trained = await currentWeights(backend, setup.value);
+    if (setup.value.method.kind === "full") {
+      outcome.trainedWeights = trained;
+      const written = await writeWeights(join(runDir, MODEL_DIR), trained, setup.value);
+      if (!written.ok) return written;
+    } else {
+      const adapterDir = join(runDir, ADAPTER_DIR);
+      const m = p.method;
+      const adapters = new Map([...trained].filter(([name]) => /\.lora_[AB]\.weight$/.test(name)));
+      const exported = await exportPeftAdapter(adapterDir, {
+        family,
+        config,
+        method: { rank: Number(m.rank), alpha: Number(m.alpha), dropout: Number(m.dropout ?? 0), targets: m.targets as string[] },
+        baseModel: p.model.init === "random" ? `random-${family.name}-seed${Number(p.train.seed ?? 0)}` : String(p.model.path),
+        weights: adapters,
+      });
+      if (!exported.ok) return exported;
+      outcome.adapterDir = adapterDir;
+    }
+    return ok(outcome);
+  } finally {
+    if (backend instanceof GpuBackend) backend.destroy();
+  }
+}
+
+function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined): Result<TrainingBackend> {
+  return gpu ? GpuBackend.create(gpu, setup.model, setup.weights) : CpuBackend.create(setup.model, setup.weights);
+}
+
+/** SFT_DEVICE_MEMORY, else the adapter's memory when it is a known card; undefined when unknown. */
+function deviceLimit(gpu: GpuDevice | undefined): DeviceMemory | undefined {
+  const given = process.env.SFT_DEVICE_MEMORY;
+  const bytes = given ? parseByteSize(given) : null;
+  if (bytes !== null) return { bytes, source: "SFT_DEVICE_MEMORY" };
+  const known = gpu ? knownAdapterMemory(gpu.adapter.description || gpu.adapter.name) : null;
+  return known === null ? undefined : { bytes: known, source: gpu!.adapter.description || gpu!.adapter.name };
+}
+
+/** Every trainable weight after training, by graph name, widened to float64. */
+async function currentWeights(backend: TrainingBackend, setup: TrainingSetup): Promise<Map<string, Float64Array>> {
+  const trainable = new Set(setup.model.trainable.map((t) => t.name));
+  const state = await backend.saveState();
+  const out = new Map<string, Float64Array>();
+  for (const t of state) if (trainable.has(t.name)) out.set(t.name, Float64Array.from(t.data));
+  // full fine-tuning: the frozen weights are the setup's own (none when every weight trains)
+  if (setup.method.kind === "full") for (const [name, w] of setup.weights) if (!out.has(name)) out.set(name, w);
+  return out;
+}
+
+/** The trained weights of a full fine-tune as one safetensors file, by checkpoint tensor name. */
+async function writeWeights(dir: string, weights: ReadonlyMap<string, Float64Array>, setup: TrainingSetup): Promise<Result<void>> {
+  const shapes = new Map(setup.model.trainable.map((t) => [t.name, t.shape]));
+  await mkdir(dir, { recursive: true });
+  const tensors = [...weights].map(([name, values]) => ({
+    name,
+    dtype: "F32" as const,
+    shape: shapes.get(name) ?? [values.length],
+    bytes: () => new Uint8Array(Float32Array.from(values).buffer),
+  }));
+  try {
+    await writeSafetensors(join(dir, "model.safetensors"), tensors);
+    return ok(undefined);
+  } catch (error) {
+    return fail(diag("SFT5805", `cannot write ${dir}: ${(error as Error).message}`, { where: dir }));
+  }
+}
+
+/** The newest run directory under `output` holding checkpoints (run ids sort by time). */
+async function newestResumable(output: string): Promise<string | undefined> {
+  if (!existsSync(output)) return undefined;
+  const ids = (await readdir(output, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort().reverse();
+  return ids.map((id) => join(output, id)).find((dir) => existsSync(join(dir, CHECKPOINTS_DIR)));
+}
+
+async function addMetrics(runDir: string, metrics: Record<string, number>): Promise<void> {
+  const manifest = await readManifest(runDir);
+  if (manifest.ok) await writeManifest(runDir, { ...manifest.value, metrics: { ...manifest.value.metrics, ...metrics } });
+}
