@@ -76,8 +76,15 @@ function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, step
   };
 }
 
+// The kernels store Q, K, V, O and their gradients in f32 or f16.
+function unsupportedDtype(n: Node): Result<never> | undefined {
+  return n.dtype === "f32" || n.dtype === "f16" ? undefined : fail(diag("SFT4005", `attention %${n.id}: the kernels take f32 or f16 tensors, not ${n.dtype}`));
+}
+
 export function prepareAttention(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
   const n = launch.outputs[0];
+  const bad = unsupportedDtype(n);
+  if (bad) return bad;
   const call = callOf(n, 0);
   const { batch, queryHeads, queryLength } = call.shape;
   const [q, k, v] = n.inputs.slice(0, 3).map((i) => inputView(launch, i));
@@ -96,6 +103,8 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
 
 export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
   const first = launch.outputs[0];
+  const bad = unsupportedDtype(first);
+  if (bad) return bad;
   const call = callOf(first, 1);
   const { batch, queryHeads, kvHeads, queryLength, keyLength, headDim } = call.shape;
   const [dout, q, k, v, o] = first.inputs.slice(0, 5).map((i) => inputView(launch, i));

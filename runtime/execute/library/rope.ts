@@ -29,6 +29,7 @@ export function prepareRope(ctx: ExecContext, launch: Launch): Result<PreparedLa
   // kernel rotates dims [0, rotaryDim·streams) split between the streams: equal when the parts are whole
   if (a.sections === 2 && a.rotaryDim * 2 !== headDim)
     return fail(diag("SFT4005", `rope %${n.id}: two position streams with partial rotary dims (${a.rotaryDim} of ${headDim / 2}) have no kernel`));
+  if (n.dtype !== "f32" && n.dtype !== "f16") return fail(diag("SFT4005", `rope %${n.id}: the kernel rotates f32 or f16 tensors, not ${n.dtype}`));
   const variant = { style: a.style, headDim, rotaryDim: a.rotaryDim * a.sections, streams: a.sections, dtype: n.dtype === "f16" ? "f16" : "f32" } as const;
   const xView = inputView(launch, x);
   const pos = ctx.scratch("u32", positions.shape, `positions of %${n.id}`);
