@@ -1,11 +1,11 @@
 // `sftc export FILE.sft --target torchrun --out DIR`: the pipeline as a PyTorch distributed
-// training job (compiler/targets/torch/), its data tokenized and scheduled by sftc's own data
+// training job (runtime/export/torch/), its data tokenized and scheduled by sftc's own data
 // pipeline so the job trains on the same micro-batches in the same order.
 // `sftc export FILE.sft --merge --adapter DIR --out DIR`: see export-merge.ts.
 import { resolve } from "node:path";
 import { diag, type Diagnostic } from "../../compiler/diagnostics.ts";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
-import { writeTorchJob, type JobData, type JobExample, type JobMethod } from "../../compiler/targets/torch/write-job.ts";
+import { writeTorchJob, type JobData, type JobExample, type JobMethod } from "../../runtime/export/torch/write-job.ts";
 import { loadModelConfig } from "../../runtime/checkpoint/config.ts";
 import { loadTrainingData } from "../../runtime/data/batches.ts";
 import type { TrainSettings } from "../../runtime/train/settings.ts";

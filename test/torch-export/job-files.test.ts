@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { torchModelSource } from "../../compiler/targets/torch/model-py.ts";
+import { torchModelSource } from "../../runtime/export/torch/model-py.ts";
 import { readPeftAdapter } from "../../runtime/export/peft-reader.ts";
 import { families, familyNames } from "../../stdlib/families/index.ts";
 import { expectError, expectOk } from "../support/result.ts";

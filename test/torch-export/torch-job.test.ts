@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { familyNames, type FamilyName } from "../../stdlib/families/index.ts";
-import type { JobMethod } from "../../compiler/targets/torch/write-job.ts";
+import type { JobMethod } from "../../runtime/export/torch/write-job.ts";
 import { FIXTURES } from "../checkpoint/support.ts";
 import { assertClose } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";

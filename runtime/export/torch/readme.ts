@@ -1,6 +1,6 @@
 // The README.md of an exported torchrun job: what is in the directory and how to launch it on
 // one node, on several nodes, and with torch.multiprocessing where torchrun does not work.
-import type { TrainSettings } from "../../../runtime/train/settings.ts";
+import type { TrainSettings } from "../../train/settings.ts";
 
 export interface ReadmeFacts {
   pipeline: string;

@@ -4,7 +4,7 @@
 // and head tying. Each trait picks one small Python piece; no family is named and no family has
 // its own template. Parameters are created from the family's tensor declarations at their
 // checkpoint paths, so `load_state_dict` takes a Hugging Face checkpoint as it is published.
-import { diag, fail, invariant, ok, type Result } from "../../diagnostics.ts";
+import { diag, fail, invariant, ok, type Result } from "../../../compiler/diagnostics.ts";
 import type { ModelConfig } from "../../../stdlib/families/config.ts";
 import { loraModulesFor, type Family, type ParamRole } from "../../../stdlib/families/family.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";

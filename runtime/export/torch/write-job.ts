@@ -12,13 +12,13 @@
 import { copyFile, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { diag, fail, ok, type Result } from "../../diagnostics.ts";
+import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import type { ModelConfig } from "../../../stdlib/families/config.ts";
 import type { Family } from "../../../stdlib/families/family.ts";
-import { installRoot } from "../../../runtime/install.ts";
-import { Random } from "../../../runtime/random.ts";
-import { adapterConfigJson, writePeftAdapter, type LoraModuleWeights } from "../../../runtime/export/peft.ts";
-import { checkSettings, totalSteps, type TrainSettings } from "../../../runtime/train/settings.ts";
+import { installRoot } from "../../install.ts";
+import { Random } from "../../random.ts";
+import { adapterConfigJson, writePeftAdapter, type LoraModuleWeights } from "../../export/peft.ts";
+import { checkSettings, totalSteps, type TrainSettings } from "../../train/settings.ts";
 import { loraNativeTargets, torchModelSource, type TorchLora } from "./model-py.ts";
 import { jobReadme } from "./readme.ts";
 
@@ -56,7 +56,7 @@ export interface WrittenJob {
 }
 
 // found from the install root, so the bundled CLI (dist/) finds them too
-const ASSETS = join(installRoot, "compiler", "targets", "torch", "job");
+const ASSETS = join(installRoot, "runtime", "export", "torch", "job");
 const STATIC_FILES = ["train.py", "checkpoint_io.py"];
 /** Files of the base model directory that a full fine-tune's exported checkpoint carries along. */
 const MODEL_SIDE_FILES = [
