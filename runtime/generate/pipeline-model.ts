@@ -82,7 +82,7 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
     config,
     tokenizer: tokenizer.value,
     model: options.noCache
-      ? new CpuGenerationModel({ family, config, weights: new Map([...weights, ...(adapter?.weights ?? [])]), method: adapter?.method })
+      ? new CpuGenerationModel({ family, config, weights: new Map([...weights, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method })
       : new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, options.gpu ? gpuRunner(options.gpu) : interpreterRunner),
     weights,
     settings: decodeSettings(decode, config, family),

@@ -2,17 +2,14 @@
 // widened to float64, or a random initialisation from a seed (`init = random` models), plus an
 // optional PEFT LoRA adapter directory (`adapter_config.json` + `adapter_model.safetensors`,
 // as runtime/export/peft.ts writes them and PEFT's `save_pretrained` does).
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
 import { buildFamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { numel } from "../../compiler/ir/node.ts";
-import { withFile } from "../checkpoint/binary-file.ts";
 import { decodeElements } from "../checkpoint/dtype.ts";
-import { captureFaults } from "../checkpoint/fault.ts";
 import { openModelDir } from "../checkpoint/model-dir.ts";
-import { readSafetensorsIndex } from "../checkpoint/safetensors.ts";
-import { readTensor } from "../checkpoint/tensor.ts";
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PEFT_PREFIX } from "../export/peft.ts";
+import { readPeftAdapter as readAdapterDirectory } from "../export/peft-reader.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { expandTemplate, type Family } from "../../stdlib/families/family.ts";
 import { Random } from "../random.ts";
@@ -58,50 +55,39 @@ export interface LoadedAdapter {
   method: Extract<TrainingMethod, { kind: "lora" }>;
   /** `<module>.lora_A.weight` / `<module>.lora_B.weight` by graph name. */
   weights: Map<string, Float64Array>;
+  /** Base weights the adapter replaces whole, by name. */
+  saved: Map<string, Float64Array>;
 }
 
-/** Reads a PEFT LoRA directory for `family`; its tensors are checked against the graph it adapts. */
+/**
+ * Reads a PEFT LoRA directory (runtime/export/peft-reader.ts) for `family`; its tensors are
+ * checked against the graph they adapt. PEFT's scale (alpha / r, or alpha / sqrt(r) with
+ * `use_rslora`) is carried as the graph method's alpha, whose LoRA path multiplies by alpha / r.
+ * Full tensors saved beside the adapter (`modules_to_save`) replace the base weights.
+ */
 export async function readPeftAdapter(dir: string, family: Family, config: ModelConfig): Promise<Result<LoadedAdapter>> {
-  const configPath = join(dir, "adapter_config.json");
-  const tensorsPath = join(dir, "adapter_model.safetensors");
-  for (const path of [configPath, tensorsPath]) {
-    if (!existsSync(path)) return fail(diag("SFT5702", `${path} does not exist.`, { where: path, hint: "Give --adapter a PEFT adapter directory (adapter_config.json and adapter_model.safetensors), e.g. a training run's adapter export." }));
-  }
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(readFileSync(configPath, "utf8"));
-  } catch (error) {
-    return fail(diag("SFT5702", `${configPath} is not valid JSON: ${(error as Error).message}.`, { where: configPath }));
-  }
-  const { r, lora_alpha: alpha, target_modules: targets, peft_type: type } = raw;
-  if (type !== "LORA" || !Number.isInteger(r) || typeof alpha !== "number" || !Array.isArray(targets) || !targets.every((t) => typeof t === "string")) {
-    return fail(diag("SFT5702", `${configPath} is not a LoRA adapter config: it needs peft_type "LORA", an integer r, a number lora_alpha and a list target_modules.`, { where: configPath }));
-  }
-  const method = { kind: "lora" as const, rank: r as number, alpha, targets: targets as string[] };
-  const built = buildFamilyGraph(family, config, { batch: 1, seq: 2, method });
-  if (!built.ok) return fail(...built.diagnostics.map((d) => ({ ...d, message: `${configPath}: ${d.message}` })));
-
-  const read = await captureFaults(tensorsPath, () =>
-    withFile(tensorsPath, async (file) => {
-      const tensors = new Map<string, Float64Array>();
-      for (const info of await readSafetensorsIndex(file)) {
-        const tensor = await readTensor(file, info);
-        tensors.set(info.name.replace(/^base_model\.model\./, ""), decodeElements(tensor.dtype, tensor.data));
-      }
-      return tensors;
-    }),
-  );
+  const read = await readAdapterDirectory(dir);
   if (!read.ok) return read;
+  const adapter = read.value;
+  const tensorsPath = join(dir, ADAPTER_WEIGHTS_FILE);
+  const { rank, targetModules } = adapter.config;
+  if (typeof targetModules === "string") {
+    return fail(diag("SFT5702", `${join(dir, ADAPTER_CONFIG_FILE)}: target_modules is a regular expression; sftc needs the list of module names`, { where: dir }));
+  }
+  const method = { kind: "lora" as const, rank, alpha: adapter.scale * rank, targets: targetModules };
+  const built = buildFamilyGraph(family, config, { batch: 1, seq: 2, method });
+  if (!built.ok) return fail(...built.diagnostics.map((d) => ({ ...d, message: `${join(dir, ADAPTER_CONFIG_FILE)}: ${d.message}` })));
   const weights = new Map<string, Float64Array>();
   for (const [name, node] of built.value.adapters) {
-    const values = read.value.get(name);
+    const values = adapter.lora.get(name)?.values;
     if (values?.length !== numel(node.shape)) {
       const problem = values ? `has ${values.length} values, expected shape [${node.shape}]` : "is missing";
-      return fail(diag("SFT5702", `${tensorsPath}: the adapter tensor base_model.model.${name} ${problem}.`, { where: `${tensorsPath}: ${name}`, hint: "Use an adapter trained for this model and its adapter_config.json." }));
+      return fail(diag("SFT5702", `${tensorsPath}: the adapter tensor ${PEFT_PREFIX}${name} ${problem}.`, { where: `${tensorsPath}: ${name}`, hint: "Use an adapter trained for this model and its adapter_config.json." }));
     }
     weights.set(name, values);
   }
-  return ok({ method, weights });
+  const saved = new Map([...adapter.saved].map(([name, t]) => [name, t.values] as const));
+  return ok({ method, weights, saved });
 }
 
 /**
@@ -109,7 +95,7 @@ export async function readPeftAdapter(dir: string, family: Family, config: Model
  * graph's LoRA path computes as x·Wᵀ + scale · (x·Aᵀ)·Bᵀ (the same function of x).
  */
 export function mergeLora(weights: ReadonlyMap<string, Float64Array>, adapter: LoadedAdapter): Map<string, Float64Array> {
-  const merged = new Map(weights);
+  const merged = new Map([...weights, ...adapter.saved]);
   const { rank, alpha } = adapter.method;
   for (const [name, a] of adapter.weights) {
     if (!name.endsWith(".lora_A.weight")) continue;
