@@ -10,7 +10,8 @@
 // AdamW is one fused kernel per tensor. Per step the host reads only the loss of each
 // micro-batch and the gradient norm the loop logs.
 //
-// Batch shapes: the sequence length is right-padded to a multiple of SEQ_BUCKET (ids 0, labels
+// The executors place activations and gradients by the compiled memory plan (buffers shared by
+// lifetime). Batch shapes: the sequence length is right-padded to a multiple of SEQ_BUCKET (ids 0, labels
 // ignored; causal attention never looks ahead, so the loss is unchanged) and each (rows, padded
 // length) pair is compiled once and cached.
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
@@ -120,7 +121,7 @@ export class GpuBackend implements TrainingBackend {
   private build(g: Graph, checkpoints?: readonly Node[]): Program {
     const compiled = compileGraph(g, checkpoints ? { checkpoints } : {});
     invariant(compiled.ok, `compiling ${this.model.name}: ${compiled.ok || compiled.diagnostics.map((d) => d.message).join("; ")}`);
-    const executor = GraphExecutor.create(this.gpu, compiled.value.schedule, this.bound);
+    const executor = GraphExecutor.create(this.gpu, compiled.value.schedule, this.bound, { plan: compiled.value.plan });
     invariant(executor.ok, `${this.model.name}: ${executor.ok || executor.diagnostics.map((d) => d.message).join("; ")}`);
     return { executor: executor.value, compiled: compiled.value };
   }
@@ -166,13 +167,14 @@ export class GpuBackend implements TrainingBackend {
     const tokens = labelTokens(batch);
     // the graph's loss is the token mean of this micro-batch: scale its gradient to the sum
     const loss = await this.runLoss(program, padded, [[GRAD_SCALE, [tokens * gradScale]]]);
-    const copies = new CommandBatch(this.gpu);
+    // an output may sit at the start of a larger buffer the memory plan shares: copy its own bytes
+    const encoder = this.gpu.device.createCommandEncoder();
     for (const s of this.slots) {
       const out = program.executor.outputTensor(ACC_OUTPUT + s.name);
-      invariant(out, `the accumulated gradient of ${s.name} is not a whole buffer`);
-      copies.copy(out, s.grad);
+      invariant(out?.numel === s.grad.numel, `the accumulated gradient of ${s.name} is not a whole tensor`);
+      encoder.copyBufferToBuffer(out.buffer, 0, s.grad.buffer, 0, s.grad.byteSize);
     }
-    await copies.submit();
+    this.gpu.queue.submit([encoder.finish()]);
     return { lossSum: loss * tokens, tokens };
   }
 
