@@ -69,3 +69,11 @@ export function flagValue(args: ParsedArgs, name: string): string | undefined {
 export function flagValues(args: ParsedArgs, name: string): string[] {
   return args.flags.get(name) ?? [];
 }
+
+/** `--ids 1,2,3`: comma-separated token ids. */
+export function parseIds(list: string): { ok: true; ids: number[] } | { ok: false; error: string } {
+  const parts = list.split(",").map((p) => p.trim());
+  const bad = parts.find((p) => !/^\d+$/.test(p));
+  if (bad !== undefined) return { ok: false, error: `--ids takes comma-separated non-negative integers, got \`${bad}\`` };
+  return { ok: true, ids: parts.map(Number) };
+}

@@ -3,7 +3,7 @@
 // (whole UTF-8 characters only); `--json` prints ids and text; a prompts file is answered line by
 // line with progress on stderr. Runs on the CPU reference backend, or on the GPU with --gpu.
 import { readFileSync, writeFileSync } from "node:fs";
-import { flag, flagValue, type FlagSpec, type ParsedArgs } from "../args.ts";
+import { flag, flagValue, type FlagSpec, type ParsedArgs, parseIds } from "../args.ts";
 import type { Io } from "../io.ts";
 import { pipelineFlags, resolveOne, usageError } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
@@ -209,11 +209,4 @@ function parsePromptLine(g: PipelineGenerator, line: string, raw: boolean): Resu
   }
   if (Array.isArray(ids) && ids.every((id) => Number.isInteger(id) && id >= 0)) return ok({ record: record as Record<string, unknown>, ids: ids as number[] });
   return bad('needs a string "prompt" or a list of non-negative integer "ids"');
-}
-
-function parseIds(list: string): { ok: true; ids: number[] } | { ok: false; error: string } {
-  const parts = list.split(",").map((p) => p.trim());
-  const bad = parts.find((p) => !/^\d+$/.test(p));
-  if (bad !== undefined) return { ok: false, error: `--ids takes comma-separated non-negative integers, got \`${bad}\`` };
-  return { ok: true, ids: parts.map(Number) };
 }

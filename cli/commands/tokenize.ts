@@ -2,7 +2,7 @@
 // to see the ids and pieces a prompt becomes (or the text ids decode to) before training on them.
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { flag, flagValue, type ParsedArgs } from "../args.ts";
+import { flag, flagValue, type ParsedArgs, parseIds } from "../args.ts";
 import type { Io } from "../io.ts";
 import { pipelineFlags, resolveOne, usageError } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
@@ -65,10 +65,3 @@ export const command: Command = {
     return 0;
   },
 };
-
-function parseIds(list: string): { ok: true; ids: number[] } | { ok: false; error: string } {
-  const parts = list.split(",").map((p) => p.trim());
-  const bad = parts.find((p) => !/^\d+$/.test(p));
-  if (bad !== undefined) return { ok: false, error: `--ids takes comma-separated non-negative integers, got \`${bad}\`` };
-  return { ok: true, ids: parts.map(Number) };
-}
