@@ -268,7 +268,7 @@ function roleIndex(family: Family): RoleIndex {
 }
 
 /** Each layer's input (the residual stream entering it): what gradient checkpointing keeps. */
-function layerInputs(g: FamilyGraph, family: Family, layers: number): Node[] {
+export function layerInputs(g: FamilyGraph, family: Family, layers: number): Node[] {
   const decl = family.tensors.find((t) => t.role === "attn_norm.weight");
   invariant(decl, `${family.name} declares no attention norm`);
   const norms = new Set(Array.from({ length: layers }, (_, i) => g.weights.get(decl.name.replaceAll("{layer}", String(i)))));

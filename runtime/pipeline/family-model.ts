@@ -1,9 +1,12 @@
 // A resolved pipeline's model as the training engines see it: the family graph of the method
-// (full or LoRA) as a `GraphModel`, and its initial weights (the base model's, plus LoRA
+// (full or LoRA) as a `GraphModel` (with the layer inputs gradient checkpointing keeps), and its
+// initial weights (the base model's, plus LoRA
 // adapters drawn as PEFT does: A kaiming-uniform with bound 1/sqrt(in), B zero).
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
-import { buildFamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
+import type { Node } from "../../compiler/ir/node.ts";
+import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
+import { layerInputs } from "../../compiler/plan/step-plan.ts";
 import { familyFeeds } from "../../compiler/models/family-inputs.ts";
 import { loraNativeTargets } from "../export/torch/model-py.ts";
 import { initialAdapters } from "../export/torch/write-job.ts";
@@ -18,19 +21,32 @@ export function trainingMethod(method: ResolvedPipeline["method"]): TrainingMeth
   return { kind: "lora", rank: Number(method.rank ?? 8), alpha: Number(method.alpha ?? 16), targets: (method.targets as string[] | undefined) ?? ["all"] };
 }
 
+/** A family graph model that also names what gradient checkpointing keeps. */
+export interface FamilyGraphModel extends GraphModel {
+  /** Each layer's input in the graph of `loss` (one `lossFor` returned). */
+  layerInputs(loss: Node): Node[];
+}
+
 /** The family graph of `method` as a trainable model; the trainable tensors are the graph's own choice. */
-export function familyGraphModel(family: Family, config: ModelConfig, method: TrainingMethod): Result<GraphModel> {
+export function familyGraphModel(family: Family, config: ModelConfig, method: TrainingMethod): Result<FamilyGraphModel> {
   const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method });
   if (!probe.ok) return probe;
+  const graphs = new WeakMap<Node, FamilyGraph>();
   const build = (rows: number, seq: number) => {
     const built = buildFamilyGraph(family, config, { batch: rows, seq, method });
     invariant(built.ok, "the dimensions were checked with the first batch shape");
+    graphs.set(built.value.loss, built.value);
     return built.value;
   };
   return ok({
     name: `${family.name} ${method.kind}`,
     trainable: probe.value.trainable.map((p) => ({ name: p.attrs.name!, shape: p.shape })),
     lossFor: (rows, seq) => build(rows, seq).loss,
+    layerInputs: (loss) => {
+      const g = graphs.get(loss);
+      invariant(g, "layerInputs takes a loss that lossFor returned");
+      return layerInputs(g, family, config.dims.layers);
+    },
     inputs: (batch) => {
       invariant(!batch.segments?.some((s) => s > 1), "the family graphs train unpacked rows (packing is refused before training)");
       const feeds = familyFeeds(family, config, graphRows(batch));

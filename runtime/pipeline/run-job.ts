@@ -67,6 +67,7 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
   if (!setup.ok) return setup;
   const { family, config, tokenizer } = setup.value.generator;
   if (p.method.kind === "qlora") o.log("note: QLoRA trains its adapters over the unquantized base weights here (NF4 base weights are not applied by the training engines yet)\n");
+  if (Number(p.method.dropout ?? 0) > 0) o.log(`note: method.dropout = ${p.method.dropout} is not applied: the training graphs have no dropout\n`);
 
   const gpu = o.cpu ? undefined : await getSharedDevice();
   if (gpu && !gpu.ok) {
@@ -82,7 +83,7 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
     if (refused.length) return fail(...refused);
   }
 
-  const engine = createEngine(setup.value, gpu?.value);
+  const engine = createEngine(setup.value, gpu?.value, p.train.gradient_checkpointing === true);
   if (!engine.ok) return engine;
   const backend = engine.value;
   o.log(`training on ${backend.device}: ${runDir}\n`);
@@ -92,7 +93,7 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
       settings: trainSettings(p.train),
       backend,
       data: setup.value.data,
-      resume: o.resume,
+      resume: o.resume || (typeof p.train.resume_from === "string" ? p.train.resume_from : undefined),
       progress: o.progress,
       handleSignals: o.handleSignals,
       pipeline: { name: p.name, resolved: p, lock: o.lock, dir: p.file },
@@ -131,8 +132,9 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
   }
 }
 
-function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined): Result<TrainingBackend> {
-  return gpu ? GpuBackend.create(gpu, setup.model, setup.weights) : CpuBackend.create(setup.model, setup.weights);
+function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean): Result<TrainingBackend> {
+  if (!gpu) return CpuBackend.create(setup.model, setup.weights);
+  return GpuBackend.create(gpu, setup.model, setup.weights, checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {});
 }
 
 /** SFT_DEVICE_MEMORY, else the adapter's memory when it is a known card; undefined when unknown. */

@@ -1,21 +1,20 @@
 // Everything a training run needs from a resolved pipeline before its first step: tokenizer,
 // family and configuration, base weights (a checkpoint, or `init = random` from train.seed),
-// the method's graph model and initial weights, and the data as the loop's source. Packed rows
-// are refused here: the family graphs attend over whole rows.
+// the method's graph model and initial weights, and the data as the loop's source. Settings the
+// family graphs cannot train yet are refused here by name, never silently ignored.
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
-import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { loadTrainingData } from "../data/batches.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../generate/pipeline-model.ts";
-import type { GraphModel } from "../train/cpu-backend.ts";
 import { PipelineData } from "../train/pipeline-data.ts";
-import { familyGraphModel, initialWeights, trainingMethod } from "./family-model.ts";
+import { familyGraphModel, initialWeights, trainingMethod, type FamilyGraphModel } from "./family-model.ts";
 
 export interface TrainingSetup {
   /** Tokenizer, family, configuration, base weights and decode settings (for the samples). */
   generator: PipelineGenerator;
   method: TrainingMethod;
-  model: GraphModel;
+  model: FamilyGraphModel;
   /** Every weight the graph reads, adapters included, before training. */
   weights: Map<string, Float64Array>;
   data: PipelineData;
@@ -23,10 +22,8 @@ export interface TrainingSetup {
 
 /** Loads model and data of `pipeline`; every failure is a diagnostic. */
 export async function prepareTraining(pipeline: ResolvedPipeline): Promise<Result<TrainingSetup>> {
-  const packed = pipeline.datasets.find((d) => d.packing === true);
-  if (packed) {
-    return fail(diag("SFT5901", `dataset ${packed.name}: packing is not supported by the training engines yet`, { where: `dataset ${packed.name}`, hint: "set packing = false" }));
-  }
+  const refused = unsupportedSettings(pipeline);
+  if (refused.length) return fail(...refused);
   const generator = await loadPipelineGenerator(pipeline);
   if (!generator.ok) return generator;
   const { family, config } = generator.value;
@@ -38,4 +35,20 @@ export async function prepareTraining(pipeline: ResolvedPipeline): Promise<Resul
   const data = await loadTrainingData(pipeline);
   if (!data.ok) return data;
   return ok({ generator: generator.value, method, model: model.value, weights: weights.value, data: new PipelineData(data.value) });
+}
+
+/** Settings of `pipeline` the training engines cannot honour yet, as SFT5901 errors. */
+function unsupportedSettings(pipeline: ResolvedPipeline): Diagnostic[] {
+  const m = pipeline.method;
+  const refused: [boolean, string, string][] = [
+    [pipeline.train.packing === true, "train.packing", "set packing = false (the family graphs attend over whole rows)"],
+    [m.kind !== "full" && m.bias !== undefined && m.bias !== "none", "method.bias", "set bias = none"],
+    [Array.isArray(m.modules_to_save) && m.modules_to_save.length > 0, "method.modules_to_save", "remove modules_to_save, or fine-tune with method full"],
+    [m.rslora === true, "method.rslora", "set rslora = false"],
+    [m.kind === "full" && m.freeze_embeddings === true, "method.freeze_embeddings", "set freeze_embeddings = false"],
+    [m.kind === "full" && Number(m.freeze_layers ?? 0) > 0, "method.freeze_layers", "set freeze_layers = 0"],
+  ];
+  return refused
+    .filter(([applies]) => applies)
+    .map(([, key, hint]) => diag("SFT5901", `${key} is not supported by the training engines yet`, { where: `pipeline ${pipeline.name}: ${key}`, hint }));
 }

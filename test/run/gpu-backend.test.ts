@@ -1,10 +1,14 @@
 // The WebGPU training engine on the quickstart pipeline: its loss sequence equals the float64
-// CPU engine's within f32 rounding, and two GPU runs give bitwise-identical losses.
+// CPU engine's within f32 rounding, two GPU runs give bitwise-identical losses, and gradient
+// checkpointing (layer inputs kept, the rest recomputed) gives the same losses.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { relativeError } from "../support/numeric.ts";
-import { QUICKSTART, resolvedPipeline, stepLosses } from "./support.ts";
+import { prepareTraining } from "../../runtime/pipeline/training-setup.ts";
+import type { GpuBackend } from "../../runtime/train/gpu-backend.ts";
+import { expectOk } from "../support/result.ts";
+import { engineFor, QUICKSTART, resolvedPipeline, stepLosses } from "./support.ts";
 
 const SHORT = ["train.max_steps=4", "train.eval_every=100", "train.save_every=100"];
 
@@ -21,6 +25,30 @@ test(
     console.log(`    relative error of the loss sequence: ${error.toExponential(2)}`);
     assert.ok(error < 1e-4, `relative error ${error}`);
     assert.equal(second, first, "second GPU run");
+  }),
+);
+
+test(
+  "quickstart: gradient checkpointing at the layer inputs gives the losses of the run that stores every activation",
+  withGpu(async (gpu) => {
+    const pipeline = resolvedPipeline(QUICKSTART, SHORT);
+    const stored = await stepLosses(pipeline, gpu);
+    const recomputed = await stepLosses(pipeline, gpu, true);
+    // the checkpointed program recomputes the layers' activations: more dispatches per step
+    const setup = expectOk(await prepareTraining(pipeline));
+    const dispatches = async (checkpointing: boolean) => {
+      const backend = engineFor(setup, gpu, checkpointing) as GpuBackend;
+      await backend.forwardBackward(setup.data.next(), 1);
+      const n = backend.compiledPrograms()[0].executor.stats().dispatches;
+      backend.destroy();
+      return n;
+    };
+    const [plain, checkpointed] = [await dispatches(false), await dispatches(true)];
+    console.log(`    dispatches per micro-batch: ${plain} storing, ${checkpointed} recomputing`);
+    assert.ok(checkpointed > plain, "checkpointing recomputes");
+    const error = relativeError(Float64Array.from(recomputed), Float64Array.from(stored));
+    console.log(`    relative difference ${error.toExponential(2)}${error === 0 ? " (bitwise equal)" : ""}`);
+    assert.ok(error < 1e-6, `relative difference ${error}`);
   }),
 );
 

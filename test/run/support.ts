@@ -33,15 +33,16 @@ export function resolvedPipeline(file: string, overrides: string[]): ResolvedPip
   return checked.pipelines[0];
 }
 
-/** The engine of a setup: the GPU one on `gpu`, else the float64 CPU reference. */
-export function engineFor(setup: TrainingSetup, gpu?: GpuDevice): TrainingBackend {
-  return gpu ? expectOk(GpuBackend.create(gpu, setup.model, setup.weights)) : expectOk(CpuBackend.create(setup.model, setup.weights));
+/** The engine of a setup: the GPU one on `gpu` (with gradient checkpointing at the layer inputs if asked), else the float64 CPU reference. */
+export function engineFor(setup: TrainingSetup, gpu?: GpuDevice, checkpointing = false): TrainingBackend {
+  if (!gpu) return expectOk(CpuBackend.create(setup.model, setup.weights));
+  return expectOk(GpuBackend.create(gpu, setup.model, setup.weights, checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {}));
 }
 
 /** Trains `pipeline` through the loop on the GPU (or the CPU engine) and returns every step's loss. */
-export async function stepLosses(pipeline: ResolvedPipeline, gpu?: GpuDevice): Promise<number[]> {
+export async function stepLosses(pipeline: ResolvedPipeline, gpu?: GpuDevice, checkpointing = false): Promise<number[]> {
   const setup = expectOk(await prepareTraining(pipeline));
-  const backend = engineFor(setup, gpu);
+  const backend = engineFor(setup, gpu, checkpointing);
   const losses: number[] = [];
   try {
     expectOk(
