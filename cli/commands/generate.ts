@@ -12,16 +12,18 @@ import { diag, ok, type Diagnostic, type Result } from "../../compiler/diagnosti
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import { generateBatch, type Generated } from "../../runtime/generate/engine.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
-import { openDevice, type GpuDevice } from "../../runtime/gpu/device.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { TextOutput } from "../../runtime/generate/text-output.ts";
 import { Random } from "../../runtime/random.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
+import { deviceFlag, openRequestedDevice } from "./devices.ts";
 
 /** Flags every generating command takes. */
 export const generatorFlags: FlagSpec[] = [
   { name: "adapter", value: "one", placeholder: "RUN_DIR", description: "a PEFT LoRA adapter directory to apply" },
   { name: "no-cache", description: "recompute the whole sequence every step (the reference) instead of using the KV cache" },
   { name: "gpu", description: "run on the GPU (WebGPU) instead of the CPU reference" },
+  deviceFlag,
 ];
 
 export const command: Command = {
@@ -91,7 +93,7 @@ export async function withGenerator(name: string, args: ParsedArgs, io: Io, work
   if (!resolved.ok) return resolved.exit;
   let gpu: GpuDevice | undefined;
   if (flag(args, "gpu")) {
-    const opened = await openDevice();
+    const opened = await openRequestedDevice(args, io);
     if (!opened.ok) return printErrors(opened.diagnostics, io);
     gpu = opened.value;
   }

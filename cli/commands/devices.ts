@@ -1,0 +1,62 @@
+// `sftc devices [--json]`: the WebGPU adapters Dawn finds, with their backend, vendor, features and
+// key limits. Also the `--device NAME` flag every GPU-opening command takes, and the one helper
+// that opens the device it names (else the one env SFT_ADAPTER names, else Dawn's choice).
+import { flag, flagValue, type FlagSpec, type ParsedArgs } from "../args.ts";
+import type { Io } from "../io.ts";
+import type { Command } from "../registry.ts";
+import { renderDiagnostic } from "../render.ts";
+import type { Result } from "../../compiler/diagnostics.ts";
+import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
+
+/** `--device NAME`: the adapter a GPU-opening command uses. */
+export const deviceFlag: FlagSpec = {
+  name: "device",
+  value: "one",
+  placeholder: "NAME",
+  description: "the GPU adapter to use: a substring of a name `sftc devices` lists (wins over env SFT_ADAPTER)",
+};
+
+/**
+ * Opens the GPU the command line asks for: `--device NAME`, else env SFT_ADAPTER, else Dawn's
+ * choice. A name matching no adapter is SFT5002, which lists the adapters there are.
+ */
+export function openRequestedDevice(args: ParsedArgs, io: Io): Promise<Result<GpuDevice>> {
+  const fromEnv = io.env.SFT_ADAPTER?.trim();
+  return openDevice({ adapter: flagValue(args, "device") ?? (fromEnv ? fromEnv : undefined) });
+}
+
+export const command: Command = {
+  name: "devices",
+  summary: "list the WebGPU adapters (GPUs) sftc can use, with their features and limits",
+  usage: "[--json]",
+  details:
+    "Lists every WebGPU adapter Dawn finds: its name, backend (Vulkan, Metal, D3D12), vendor and architecture, " +
+    "subgroup sizes, features and the limits that bound kernels and buffers. Commands that run on a GPU " +
+    "(`generate --gpu`, `chat --gpu`, `score --gpu`) choose one with `--device NAME` (a substring of the name), " +
+    "else with env SFT_ADAPTER, else take Dawn's default. `--json` prints the list as JSON. Exits 1 when no adapter is found.",
+  flags: [{ name: "json", description: "print the adapters as JSON" }],
+  async run(args: ParsedArgs, io: Io): Promise<number> {
+    const listed = await listAdapters();
+    if (!listed.ok) {
+      for (const d of listed.diagnostics) io.err(renderDiagnostic(d, new Map(), io.color));
+      return 1;
+    }
+    if (flag(args, "json")) io.out(`${JSON.stringify(listed.value, null, 2)}\n`);
+    else io.out(listed.value.map(describe).join("\n"));
+    return 0;
+  },
+};
+
+function describe(a: AdapterSummary, index: number): string {
+  const limits = Object.entries(a.limits).map(([key, value]) => `    ${key.padEnd(34)} ${value}`);
+  return [
+    `[${index}] ${a.name}`,
+    `  backend       ${a.backend}`,
+    `  vendor        ${a.vendor || "-"}${a.architecture ? ` (${a.architecture})` : ""}`,
+    `  subgroups     ${a.subgroupMinSize}..${a.subgroupMaxSize}`,
+    `  features      ${a.features.join(", ")}`,
+    "  limits",
+    ...limits,
+    "",
+  ].join("\n");
+}
