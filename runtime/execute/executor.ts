@@ -1,8 +1,9 @@
 // Runs a compiled schedule on the GPU. Every buffer-backed node (leaf, library result, generated
 // kernel output) gets its own buffer, or, given the schedule's memory plan, activations and
-// gradients share buffers by lifetime (memory.ts). Each launch is prepared once into steps
-// (library kernels through runtime/execute/library, generated kernels from compiler/codegen,
-// copies of views a kernel cannot read); a run records all of them into one command batch.
+// gradients live in the plan's pool of shared buffers (memory.ts). Each launch is prepared once
+// into steps (library kernels through runtime/execute/library, generated kernels from
+// compiler/codegen, copies of views a kernel cannot read); a run records all of them into one
+// command batch.
 // Data derived from the i32 inputs (masks, positions, the embedding-gradient plan, the loss's
 // token count) is rebuilt on the host before a run whose i32 inputs changed (from the values
 // written, and from the elementwise kernels over them, which the host evaluates too).
@@ -57,12 +58,12 @@ export interface ExecutorStats {
   /** Bytes of the node buffers the executor allocated (bound tensors excluded) and of scratch (side outputs, masks, plans, tables, copies). */
   nodeBytes: number;
   scratchBytes: number;
-  /** Bytes of the buffers activations and gradients share (with a plan; 0 without). */
+  /** Bytes of the plan's pool buffers, which activations and gradients share (with a plan; 0 without). */
   sharedBytes: number;
 }
 
 export interface ExecutorOptions {
-  /** The schedule's memory plan: activations and gradients then share buffers by lifetime. */
+  /** The schedule's memory plan: activations and gradients then live in its pool of shared buffers. */
   plan?: MemoryPlan;
 }
 

@@ -1,9 +1,9 @@
 // Memory-plan figures: liveness reuse lowers the planned arena below the no-reuse baseline, and
-// gradient checkpointing lowers the peak further, for each family's tiny stand-in. The figures are
-// printed so a run shows them.
+// gradient checkpointing lowers the peak further, for each family's tiny stand-in; the pool's
+// buffers are ones the GPU runtime can bind. The figures are printed so a run shows them.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { graph } from "../../compiler/ir/node.ts";
+import { storageBytes } from "../../stdlib/kernels/dtype.ts";
 import { formatMemoryPlan } from "../../compiler/passes/memory-plan.ts";
 import { families, randomFeeds } from "../ir/feeds.ts";
 import { assertSameOutputs, build, compile } from "./compile-support.ts";
@@ -44,27 +44,33 @@ test("selective checkpointing: also keeping attention outputs trades memory for 
   assert.ok(selective.plan.categories.activations < none.plan.categories.activations);
 });
 
-test("per-category figures add up: weights, gradients and AdamW state of a known model", () => {
+test("per-category figures add up: weights, gradients and AdamW state of a known model, in the runtime's buffer sizes", () => {
   const m = build("baichuan-7b", 1);
   const plan = compile(m.training).plan;
-  const elements = m.model.params.reduce((n, p) => n + p.shape.reduce((a, d) => a * d, 1), 0);
-  const aligned = (bytes: number) => Math.ceil(bytes / 256) * 256;
-  assert.is(plan.categories.optimizerState, aligned(elements * 8));
-  assert.is(plan.categories.weights, m.model.params.reduce((n, p) => n + aligned(4 * p.shape.reduce((a, d) => a * d, 1)), 0));
+  const bytes = (p: { shape: readonly number[] }) => storageBytes("f32", p.shape.reduce((a, d) => a * d, 1));
+  assert.is(plan.categories.optimizerState, m.model.params.reduce((n, p) => n + 2 * bytes(p), 0), "AdamW: m and v, one f32 buffer each");
+  assert.is(plan.categories.weights, m.model.params.reduce((n, p) => n + bytes(p), 0));
   assert.is(plan.categories.gradients, plan.categories.weights, "one f32 gradient per f32 weight");
   assert.is(plan.peakBytes, plan.categories.weights + plan.categories.inputs + plan.categories.optimizerState + plan.arenaBytes);
+  const side = [...plan.buffers.values()].reduce((n, b) => n + b.sideBytes, 0);
+  assert.is(plan.arenaBytes, plan.pool.reduce((n, p) => n + p.bytes, 0) + side, "the arena is the pool plus the side outputs");
 });
 
-test("a forward-only graph writes residual sums over their dead operands in place, with the same numbers", () => {
+test("pool buffers: tenants never live together, none read and written by one launch, each as large as its largest tenant", () => {
   const m = build("baichuan-7b", 3);
-  const logits = graph([["logits", m.model.logits]]);
-  const compiled = compile(logits);
-  const plan = compiled.plan;
-  assertSameOutputs(logits, compiled, randomFeeds(m.model, m.options, 4), "logits with in-place residuals");
-  const buffers = [...plan.buffers.values()].filter((b) => b.offset >= 0);
-  const sharing = buffers.filter((a) => buffers.some((b) => a !== b && a.offset === b.offset && a.first <= b.last && b.first <= a.last));
-  assert.ok(sharing.length >= 6, `two residual adds per layer take over their operand (got ${sharing.length} buffers sharing)`);
-  assert.is(plan.arenaBytes, plan.liveLowerBoundBytes);
+  const compiled = compile(m.training);
+  const { plan, schedule } = compiled;
+  assertSameOutputs(m.training, compiled, randomFeeds(m.model, m.options, 4), "loss and gradients through the pool");
+  for (const p of plan.pool) {
+    assert.is(p.bytes, Math.max(...p.tenants.map((t) => t.bytes)));
+    for (const a of p.tenants) for (const b of p.tenants) if (a !== b) assert.ok(a.last < b.first || b.last < a.first, `%${a.node.id} and %${b.node.id} share a buffer while both live`);
+  }
+  schedule.launches.forEach((l, i) => {
+    const slots = [...l.inputs.map((x) => x.view.base), ...l.outputs].map((n) => plan.buffers.get(n)!).filter((b) => b.slot >= 0);
+    const distinct = new Set(slots.map((b) => b.node));
+    assert.is(new Set(slots.map((b) => b.slot)).size, distinct.size, `launch ${i} binds one pool buffer twice`);
+  });
+  assert.ok(plan.pool.length < 0.5 * [...plan.buffers.values()].filter((b) => b.slot >= 0).length, "most tensors reuse a buffer");
 });
 
 test("a Baichuan-7B-shaped full fine-tune (sequence 512, batch 1): planned figures, checkpointing cuts activations", async () => {
