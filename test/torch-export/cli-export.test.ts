@@ -17,7 +17,7 @@ import { Random } from "../../runtime/random.ts";
 import { chatglm2 } from "../../stdlib/families/chatglm2.ts";
 import { resolveModelConfig } from "../../stdlib/families/config.ts";
 import { expectOk } from "../support/result.ts";
-import { hasTorch, PYTHON } from "./support.ts";
+import { hasTorch, PYTHON, reportSkippedWithoutTorch } from "../support/python.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const scratch = mkdtempSync(join(tmpdir(), "sftc-export-cli-"));
@@ -126,9 +126,7 @@ if (hasTorch()) {
     assert.ok(existsSync(join(job, "run", "final", "adapter", "adapter_model.safetensors")));
     assert.ok(existsSync(join(job, "run", "checkpoints", "step-00000002", "state.pt")));
   });
-} else {
-  console.log(`skipped: ${PYTHON} has no torch`);
-}
+} else reportSkippedWithoutTorch("the exported job on two DDP processes");
 
 test("a tokenizer whose ids exceed the model's embedding rows is refused before anything is written", async () => {
   const file = pipeline(join(ROOT, "test", "fixtures", "checkpoints", "chatglm2"));

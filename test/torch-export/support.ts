@@ -19,14 +19,8 @@ import { TRAIN_DEFAULTS, type TrainSettings } from "../../runtime/train/settings
 import type { FamilyName } from "../../stdlib/families/index.ts";
 import { FIXTURES } from "../checkpoint/support.ts";
 import { loadFixture, type Fixture } from "../models/support.ts";
+import { PYTHON } from "../support/python.ts";
 import { expectOk } from "../support/result.ts";
-
-export const PYTHON = "/usr/bin/python3";
-
-/** Whether Debian's PyTorch is there (the tests that need it register only then). */
-export function hasTorch(): boolean {
-  return spawnSync(PYTHON, ["-c", "import torch"], { encoding: "utf8" }).status === 0;
-}
 
 /** The settings of the test pipelines: 4 steps of 2 micro-batches of 2 rows, clipping and decay on. */
 export const SETTINGS: TrainSettings = {

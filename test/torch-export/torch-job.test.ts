@@ -17,7 +17,8 @@ import { loadFixture } from "../models/support.ts";
 import { openModelDir } from "../../runtime/checkpoint/model-dir.ts";
 import { checkAdapterFits, readPeftAdapter } from "../../runtime/export/peft-reader.ts";
 import { expandTemplate } from "../../stdlib/families/family.ts";
-import { exportJob, hasTorch, PYTHON, runJob, sftcLosses } from "./support.ts";
+import { hasTorch, PYTHON, reportSkippedWithoutTorch } from "../support/python.ts";
+import { exportJob, runJob, sftcLosses } from "./support.ts";
 
 const CHECK_LOGITS = join(import.meta.dirname, "..", "..", "spec", "torch-export", "check_logits.py");
 const scratch = mkdtempSync(join(tmpdir(), "sftc-torch-export-"));
@@ -48,7 +49,7 @@ async function trainingAgrees(name: FamilyName, method: JobMethod): Promise<stri
 }
 
 if (!hasTorch()) {
-  console.log(`skipped: ${PYTHON} has no torch`);
+  reportSkippedWithoutTorch("the exported jobs against golden logits and sftc's run");
 } else {
   for (const name of familyNames) {
     test(`${name}: the generated model.py reproduces the golden logits in float64`, async () => {
