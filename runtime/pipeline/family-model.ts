@@ -8,6 +8,7 @@ import type { Node } from "../../compiler/ir/node.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { layerInputs } from "../../compiler/plan/step-plan.ts";
 import { familyFeeds } from "../../compiler/models/family-inputs.ts";
+import { savedModuleTensors } from "../export/peft-family.ts";
 import { loraNativeTargets } from "../export/torch/model-py.ts";
 import { initialAdapters } from "../export/torch/write-job.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
@@ -15,10 +16,21 @@ import type { Family } from "../../stdlib/families/family.ts";
 import { IGNORE_INDEX, type Batch } from "../train/backend.ts";
 import type { GraphModel } from "../train/cpu-backend.ts";
 
-/** The graph method of a pipeline's method block; QLoRA trains its adapters like LoRA. */
+/**
+ * The graph method of a pipeline's method block; QLoRA trains its adapters like LoRA. The graph
+ * scales the LoRA path by alpha / rank: rsLoRA's alpha / sqrt(rank) is alpha · sqrt(rank) there.
+ */
 export function trainingMethod(method: ResolvedPipeline["method"]): TrainingMethod {
   if (method.kind === "full") return { kind: "full" };
-  return { kind: "lora", rank: Number(method.rank ?? 8), alpha: Number(method.alpha ?? 16), targets: (method.targets as string[] | undefined) ?? ["all"] };
+  const rank = Number(method.rank ?? 8);
+  const alpha = Number(method.alpha ?? 16) * (method.rslora === true ? Math.sqrt(rank) : 1);
+  return { kind: "lora", rank, alpha, targets: (method.targets as string[] | undefined) ?? ["all"] };
+}
+
+/** The base weights `modules_to_save` trains beside the adapters, by checkpoint name. */
+export function savedWeightNames(family: Family, config: ModelConfig, method: ResolvedPipeline["method"]): string[] {
+  const modules = method.kind === "full" ? [] : ((method.modules_to_save as string[] | undefined) ?? []);
+  return modules.flatMap((m) => savedModuleTensors(family, config, m)?.tensors.map((t) => t.name) ?? []);
 }
 
 /** A family graph model that also names what gradient checkpointing keeps. */
@@ -27,8 +39,11 @@ export interface FamilyGraphModel extends GraphModel {
   layerInputs(loss: Node): Node[];
 }
 
-/** The family graph of `method` as a trainable model; the trainable tensors are the graph's own choice. */
-export function familyGraphModel(family: Family, config: ModelConfig, method: TrainingMethod): Result<FamilyGraphModel> {
+/**
+ * The family graph of `method` as a trainable model: the graph's own trainable tensors (every
+ * weight, or the adapters) plus the base weights named in `saved` (LoRA's modules_to_save).
+ */
+export function familyGraphModel(family: Family, config: ModelConfig, method: TrainingMethod, saved: readonly string[] = []): Result<FamilyGraphModel> {
   const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method });
   if (!probe.ok) return probe;
   const graphs = new WeakMap<Node, FamilyGraph>();
@@ -40,7 +55,7 @@ export function familyGraphModel(family: Family, config: ModelConfig, method: Tr
   };
   return ok({
     name: `${family.name} ${method.kind}`,
-    trainable: probe.value.trainable.map((p) => ({ name: p.attrs.name!, shape: p.shape })),
+    trainable: [...probe.value.trainable, ...saved.flatMap((name) => probe.value.weights.get(name) ?? [])].map((p) => ({ name: p.attrs.name!, shape: p.shape })),
     lossFor: (rows, seq) => build(rows, seq).loss,
     layerInputs: (loss) => {
       const g = graphs.get(loss);

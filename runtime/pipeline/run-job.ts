@@ -115,13 +115,14 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
     } else {
       const adapterDir = join(runDir, ADAPTER_DIR);
       const m = p.method;
-      const adapters = new Map([...trained].filter(([name]) => /\.lora_[AB]\.weight$/.test(name)));
+      const isAdapter = (name: string) => /\.lora_[AB]\.weight$/.test(name);
       const exported = await exportPeftAdapter(adapterDir, {
         family,
         config,
-        method: { rank: Number(m.rank), alpha: Number(m.alpha), dropout: Number(m.dropout ?? 0), targets: m.targets as string[] },
+        method: { rank: Number(m.rank), alpha: Number(m.alpha), dropout: Number(m.dropout ?? 0), targets: m.targets as string[], rslora: m.rslora === true, modulesToSave: m.modules_to_save as string[] | undefined },
         baseModel: p.model.init === "random" ? `random-${family.name}-seed${Number(p.train.seed ?? 0)}` : String(p.model.path),
-        weights: adapters,
+        weights: new Map([...trained].filter(([name]) => isAdapter(name))),
+        saved: new Map([...trained].filter(([name]) => !isAdapter(name))),
       });
       if (!exported.ok) return exported;
       outcome.adapterDir = adapterDir;

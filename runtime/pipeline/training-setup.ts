@@ -8,7 +8,7 @@ import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { loadTrainingData } from "../data/batches.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../generate/pipeline-model.ts";
 import { PipelineData } from "../train/pipeline-data.ts";
-import { familyGraphModel, initialWeights, trainingMethod, type FamilyGraphModel } from "./family-model.ts";
+import { familyGraphModel, initialWeights, savedWeightNames, trainingMethod, type FamilyGraphModel } from "./family-model.ts";
 
 export interface TrainingSetup {
   /** Tokenizer, family, configuration, base weights and decode settings (for the samples). */
@@ -28,7 +28,7 @@ export async function prepareTraining(pipeline: ResolvedPipeline): Promise<Resul
   if (!generator.ok) return generator;
   const { family, config } = generator.value;
   const method = trainingMethod(pipeline.method);
-  const model = familyGraphModel(family, config, method);
+  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, pipeline.method));
   if (!model.ok) return model;
   const weights = initialWeights(family, config, method, generator.value.weights, Number(pipeline.train.seed ?? 0));
   if (!weights.ok) return weights;
@@ -43,8 +43,6 @@ function unsupportedSettings(pipeline: ResolvedPipeline): Diagnostic[] {
   const refused: [boolean, string, string][] = [
     [pipeline.train.packing === true, "train.packing", "set packing = false (the family graphs attend over whole rows)"],
     [m.kind !== "full" && m.bias !== undefined && m.bias !== "none", "method.bias", "set bias = none"],
-    [Array.isArray(m.modules_to_save) && m.modules_to_save.length > 0, "method.modules_to_save", "remove modules_to_save, or fine-tune with method full"],
-    [m.rslora === true, "method.rslora", "set rslora = false"],
     [m.kind === "full" && m.freeze_embeddings === true, "method.freeze_embeddings", "set freeze_embeddings = false"],
     [m.kind === "full" && Number(m.freeze_layers ?? 0) > 0, "method.freeze_layers", "set freeze_layers = 0"],
   ];

@@ -46,6 +46,22 @@ test(
 );
 
 test(
+  "quickstart with modules_to_save = [lm_head] at lr 1e-2: the evaluation loss falls; the adapter saves ChatGLM2's output_layer",
+  withGpu(async () => {
+    const { dir, file } = sandbox(QUICKSTART);
+    const r = await sftc(["run", file, "--set", "method.modules_to_save=[lm_head]", "--set", "train.lr=1e-2", "--set", "train.max_steps=20", "--set", "decode.max_new_tokens=4"]);
+    assert.is(r.exit, 0, r.err);
+    const [runDir] = runDirs(join(dir, "runs/quickstart"));
+    const evals = readFileSync(join(runDir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { kind: string; eval_loss?: number }).filter((e) => e.kind === "eval").map((e) => e.eval_loss!);
+    console.log(`    evaluation loss ${evals.map((l) => l.toFixed(4)).join(" -> ")}; training ${metricsLosses(runDir)[0].toFixed(4)} at step 1`);
+    assert.is(evals.length, 2);
+    assert.ok(evals[1] < metricsLosses(runDir)[0] - 0.5, "the evaluation loss ends well below the first step's loss");
+    const config = JSON.parse(readFileSync(join(runDir, "adapter/adapter_config.json"), "utf8")) as { modules_to_save: string[] };
+    assert.equal(config.modules_to_save, ["output_layer"]);
+  }),
+);
+
+test(
   "memorize (full fine-tuning, 30 steps): the loss falls by more than half; trained weights and samples written; plan vs allocated reported",
   withGpu(async () => {
     const { dir, file } = sandbox(MEMORIZE);
