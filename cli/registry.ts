@@ -28,6 +28,7 @@ export const commands: CommandEntry[] = [
   { name: "fmt", summary: "format .sft files in place (or --check that they are formatted)", load: async () => (await import("./commands/fmt.ts")).command },
   { name: "run", summary: "check a pipeline, then run the stages that are built", load: async () => (await import("./commands/run.ts")).command },
   { name: "plan", summary: "print the memory plan of a pipeline (weights, adapters, optimizer state, activations, KV cache, peak)", load: async () => (await import("./commands/plan.ts")).command },
+  { name: "compile", summary: "show the op graph, kernel schedule or WGSL the compiler makes of a pipeline's training step", load: async () => (await import("./commands/compile.ts")).command },
   { name: "lock", summary: "pin a pipeline's inputs by content in sft.lock", load: async () => (await import("./commands/lock.ts")).command },
   { name: "runs", summary: "list recorded runs", load: async () => (await import("./commands/runs.ts")).command },
   { name: "diff", summary: "show configuration differences between two pipelines or runs", load: async () => (await import("./commands/diff.ts")).command },

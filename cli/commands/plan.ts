@@ -79,7 +79,7 @@ async function deviceMemory(args: ParsedArgs, io: Io): Promise<DeviceMemory | nu
 }
 
 /** What the plan may read without loading weights: config.json, and the tokenizer's vocabulary when the model's is not given. */
-async function modelSources(pipeline: ResolvedPipeline): Promise<{ ok: true; value: ModelSources } | { ok: false; diagnostics: Diagnostic[] }> {
+export async function modelSources(pipeline: ResolvedPipeline): Promise<{ ok: true; value: ModelSources } | { ok: false; diagnostics: Diagnostic[] }> {
   const model = pipeline.model;
   if (model.init !== "random") {
     const file = join(String(model.path), "config.json");
