@@ -1,18 +1,17 @@
 // Shared by the torchrun export tests: synthetic SFT examples for a fixture family, a job exported
 // for them, running the job's train.py with Debian's PyTorch, and sftc's own float64 run of the
-// same pipeline (runtime/train's loop and float64 CPU engine over the family graph).
+// same pipeline (runtime/train's loop and float64 CPU engine over runtime/pipeline's family model).
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { ok, type Result } from "../../compiler/diagnostics.ts";
-import { buildFamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
-import { familyFeeds } from "../../compiler/models/family-inputs.ts";
-import { writeTorchJob, initialAdapters, type JobData, type JobExample, type JobMethod } from "../../runtime/export/torch/write-job.ts";
-import { loraNativeTargets } from "../../runtime/export/torch/model-py.ts";
+import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
+import { writeTorchJob, type JobData, type JobExample, type JobMethod } from "../../runtime/export/torch/write-job.ts";
+import { familyGraphModel, initialWeights } from "../../runtime/pipeline/family-model.ts";
 import { Random } from "../../runtime/random.ts";
 import type { Batch } from "../../runtime/train/backend.ts";
-import { CpuBackend, type GraphModel } from "../../runtime/train/cpu-backend.ts";
+import { CpuBackend } from "../../runtime/train/cpu-backend.ts";
 import type { Json, TrainingData } from "../../runtime/train/data-source.ts";
 import { trainLoop } from "../../runtime/train/loop.ts";
 import { TRAIN_DEFAULTS, type TrainSettings } from "../../runtime/train/settings.ts";
@@ -106,7 +105,10 @@ export function runJob(dir: string, run: string, args: string[]): StepRecord[] {
 /** sftc's own float64 run of the job's pipeline: the loss of every step. */
 export async function sftcLosses(job: ExportedJob, runDir: string): Promise<number[]> {
   await mkdir(runDir, { recursive: true });
-  const backend = expectOk(CpuBackend.create(familyGraphModel(job), initialWeights(job)));
+  const { family, config, weights } = job.fixture;
+  const method = trainingMethod(job.method);
+  const model = expectOk(familyGraphModel(family, config, method));
+  const backend = expectOk(CpuBackend.create(model, expectOk(initialWeights(family, config, method, weights, SETTINGS.seed))));
   const losses: number[] = [];
   const result = await trainLoop({
     settings: SETTINGS,
@@ -122,7 +124,7 @@ export async function sftcLosses(job: ExportedJob, runDir: string): Promise<numb
   return losses;
 }
 
-/** The job's micro-batches in its order, as the loop's data source. */
+/** The job's micro-batches in its order, as the loop's data source (labels of the next token). */
 class OrderedData implements TrainingData {
   private at = 0;
   private readonly stream: Batch[] = [];
@@ -151,7 +153,7 @@ class OrderedData implements TrainingData {
     const labels = new Int32Array(rows.length * seq).fill(-100);
     rows.forEach((r, b) => {
       ids.set(Array.from(r.inputIds), b * seq);
-      labels.set(Array.from(r.labels), b * seq);
+      labels.set(Array.from(r.labels).slice(1), b * seq); // the next token's label at each position
     });
     return { rows: rows.length, seq, ids, labels };
   }
@@ -169,29 +171,7 @@ class OrderedData implements TrainingData {
   }
 }
 
-/** The family graph of the job's method as a model sftc's float64 CPU engine trains. */
-function familyGraphModel(job: ExportedJob): GraphModel {
-  const { fixture, method } = job;
-  const training: TrainingMethod = method.kind === "full" ? { kind: "full" } : { kind: "lora", rank: method.rank, alpha: method.alpha, targets: method.targets };
-  const build = (rows: number, seq: number) => expectOk(buildFamilyGraph(fixture.family, fixture.config, { batch: rows, seq, method: training }));
-  const rowsOf = (batch: Batch, a: Int32Array) => Array.from({ length: batch.rows }, (_, b) => Array.from(a.subarray(b * batch.seq, (b + 1) * batch.seq)));
-  return {
-    name: `${fixture.family.name} family graph`,
-    trainable: build(1, 2).trainable.map((p) => ({ name: p.attrs.name!, shape: p.shape })),
-    lossFor: (rows, seq) => build(rows, seq).loss,
-    inputs: (batch) => expectOk(familyFeeds(fixture.family, fixture.config, { ids: rowsOf(batch, batch.ids), labels: rowsOf(batch, batch.labels) })),
-  };
-}
-
-/** The fixture's weights, plus the job's initial adapters for LoRA. */
-function initialWeights(job: ExportedJob): Map<string, Float64Array> {
-  const { fixture, method } = job;
-  const weights = new Map(fixture.weights);
-  if (method.kind === "full") return weights;
-  const natives = expectOk(loraNativeTargets(fixture.family, method.targets));
-  for (const m of initialAdapters(fixture.family, fixture.config, method.rank, natives, SETTINGS.seed)) {
-    weights.set(`${m.modulePath}.lora_A.weight`, Float64Array.from(m.a));
-    weights.set(`${m.modulePath}.lora_B.weight`, Float64Array.from(m.b));
-  }
-  return weights;
+/** The graph method of the job's method. */
+function trainingMethod(method: JobMethod): TrainingMethod {
+  return method.kind === "full" ? { kind: "full" } : { kind: "lora", rank: method.rank, alpha: method.alpha, targets: method.targets };
 }
