@@ -162,19 +162,19 @@ function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string> {
       parts.push(`// ==== #${index} ${launch.kernel} [${launch.launches.join(", ")}] -> ${outputs}\n`);
       for (const step of prepared.value.steps) {
         if (step.kind === "copy") {
-          parts.push("// buffer copy (no kernel)\n");
+          parts.push("// ---- buffer copy (no kernel)\n");
           continue;
         }
         const key = kernelKey(step.spec);
         const first = printed.get(key);
-        if (first !== undefined) parts.push(`// ${key}${step.copy ? " (copy of a view)" : ""}: same WGSL as in #${first}\n`);
+        if (first !== undefined) parts.push(`// ---- ${key}${step.copy ? " (copy of a view)" : ""}: same WGSL as in #${first}\n`);
         else {
           printed.set(key, index);
-          parts.push(`// ${key}${step.copy ? " (copy of a view)" : ""}\n${kernelSource(step.spec).trim()}\n`);
+          parts.push(`// ---- ${key}${step.copy ? " (copy of a view)" : ""}\n${kernelSource(step.spec).trim()}\n`);
         }
       }
     }
-    parts.push(`// ${schedule.launches.length} launches, ${printed.size} distinct kernels\n`);
+    parts.push(`// ==== ${schedule.launches.length} launches, ${printed.size} distinct kernels\n`);
     return ok(parts.join("\n"));
   } finally {
     for (const t of [...tensors.values(), ...scratch]) t.destroy();
