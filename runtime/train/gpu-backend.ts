@@ -11,9 +11,10 @@
 // micro-batch and the gradient norm the loop logs.
 //
 // The executors place activations and gradients by the compiled memory plan (buffers shared by
-// lifetime). Batch shapes: the sequence length is right-padded to a multiple of SEQ_BUCKET (ids 0, labels
-// ignored; causal attention never looks ahead, so the loss is unchanged) and each (rows, padded
-// length) pair is compiled once and cached.
+// lifetime). Batch shapes: the sequence length is right-padded to a multiple of SEQ_BUCKET (ids 0,
+// labels ignored; causal attention never looks ahead, so the loss is unchanged) and each (rows,
+// padded length) pair is compiled once and cached; the cache keeps the MAX_PROGRAMS most recently
+// used programs (each holds its activations on the device) and frees the others.
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { add, expandTo, input, mul } from "../../compiler/ir/build.ts";
@@ -30,6 +31,8 @@ import type { GraphModel } from "./cpu-backend.ts";
 
 /** Sequence lengths are padded up to a multiple of this before compiling. */
 export const SEQ_BUCKET = 16;
+/** Compiled programs (training or evaluation, per batch shape) kept on the device at once. */
+const MAX_PROGRAMS = 4;
 
 const MOMENT_PREFIX = { m: "adamw.exp_avg.", v: "adamw.exp_avg_sq." };
 const ACC_INPUT = "grad_acc.";
@@ -50,10 +53,6 @@ interface Program {
   compiled: Compiled;
 }
 
-interface Programs {
-  training?: Program;
-  evaluation?: Program;
-}
 
 export interface GpuBackendOptions {
   /** Forward tensors to keep for the backward (gradient checkpointing); everything else is recomputed. */
@@ -62,7 +61,8 @@ export interface GpuBackendOptions {
 
 export class GpuBackend implements TrainingBackend {
   readonly device: string;
-  private readonly programs = new Map<string, Programs>();
+  /** By kind and batch shape, least recently used first. */
+  private readonly programs = new Map<string, Program>();
   /** Weights and accumulators by graph input name: what every executor binds. */
   private readonly bound = new Map<string, GpuTensor>();
   private readonly partials: GpuTensor;
@@ -111,10 +111,17 @@ export class GpuBackend implements TrainingBackend {
     return ok(new GpuBackend(gpu, model, slots, uploaded, options));
   }
 
-  private programsFor(batch: Batch): Programs {
-    const key = `${batch.rows}x${batch.seq}`;
+  /** The cached program `key`, or the one `make` builds; the least recently used beyond MAX_PROGRAMS is freed. */
+  private program(key: string, make: () => Program): Program {
     let p = this.programs.get(key);
-    if (!p) this.programs.set(key, (p = {}));
+    if (p) this.programs.delete(key);
+    else p = make();
+    this.programs.set(key, p);
+    for (const [old, evicted] of this.programs) {
+      if (this.programs.size <= MAX_PROGRAMS) break;
+      evicted.executor.destroy();
+      this.programs.delete(old);
+    }
     return p;
   }
 
@@ -128,8 +135,7 @@ export class GpuBackend implements TrainingBackend {
 
   // loss, and accumulated.<name> = grad_acc.<name> + grad.<name> * grad_scale for each trainable
   private trainingProgram(batch: Batch): Program {
-    const programs = this.programsFor(batch);
-    if (!programs.training) {
+    return this.program(`training ${batch.rows}x${batch.seq}`, () => {
       const loss = this.model.lossFor(batch.rows, batch.seq);
       const byName = new Map(topoSort([loss]).filter((n) => n.op === "param").map((n) => [n.attrs.name!, n]));
       const params = this.slots.map((s) => byName.get(s.name)!);
@@ -141,15 +147,12 @@ export class GpuBackend implements TrainingBackend {
         const grad = training.value.grads.get(p)!;
         outputs.push([ACC_OUTPUT + p.attrs.name, add(input(ACC_INPUT + p.attrs.name, p.shape), mul(grad, expandTo(scale, p.shape)))]);
       }
-      programs.training = this.build(graph(outputs), this.options.checkpoints?.(loss));
-    }
-    return programs.training;
+      return this.build(graph(outputs), this.options.checkpoints?.(loss));
+    });
   }
 
   private evaluationProgram(batch: Batch): Program {
-    const programs = this.programsFor(batch);
-    programs.evaluation ??= this.build(graph([["loss", this.model.lossFor(batch.rows, batch.seq)]]));
-    return programs.evaluation;
+    return this.program(`evaluation ${batch.rows}x${batch.seq}`, () => this.build(graph([["loss", this.model.lossFor(batch.rows, batch.seq)]])));
   }
 
   private async runLoss(program: Program, batch: Batch, extra: [string, number[]][] = []): Promise<number> {
@@ -266,16 +269,14 @@ export class GpuBackend implements TrainingBackend {
     return out;
   }
 
-  /** The compiled training and evaluation programs so far, with their executors' allocations. */
-  compiledPrograms(): { key: string; kind: "training" | "evaluation"; compiled: Compiled; executor: GraphExecutor }[] {
-    return [...this.programs].flatMap(([key, p]) =>
-      (["training", "evaluation"] as const).flatMap((kind) => (p[kind] ? [{ key, kind, compiled: p[kind]!.compiled, executor: p[kind]!.executor }] : [])),
-    );
+  /** The compiled programs held now ("training RxT" / "evaluation RxT"), with their executors. */
+  compiledPrograms(): { key: string; compiled: Compiled; executor: GraphExecutor }[] {
+    return [...this.programs].map(([key, p]) => ({ key, ...p }));
   }
 
   /** Frees every buffer the engine and its executors hold. */
   destroy(): void {
-    for (const p of this.programs.values()) for (const prog of [p.training, p.evaluation]) prog?.executor.destroy();
+    for (const p of this.programs.values()) p.executor.destroy();
     for (const t of this.bound.values()) t.destroy();
     for (const s of this.slots) for (const t of [s.m, s.v]) t.destroy();
     this.partials.destroy();
