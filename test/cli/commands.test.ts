@@ -108,14 +108,14 @@ test("explain and run: errors exit 1 and print no result", async () => {
   assert.equal([explain.code, explain.out, run.code, run.out], [1, "", 1, ""]);
 });
 
-test("run: says plainly that training is not built yet, exit 0 after a clean check", async () => {
+test("run: a clean check whose model and data files are missing is refused naming them, exit 1 (training: test/run)", async () => {
   const s = scratch({ "p.sft": goodPipeline });
   const r = await sftc(["run", "--no-files", join(s.dir, "p.sft")]);
   s.cleanup();
-  assert.is(r.code, 0);
-  assert.match(r.out, /checked: pipeline `p`/);
-  assert.match(r.out, /not built yet: .*training/);
-  assert.match(r.out, /nothing was run/);
+  assert.is(r.code, 1);
+  assert.is(r.out, "");
+  assert.match(r.err, /SFT5603: cannot read .*data\/belle\.json/);
+  assert.match(r.err, /models\/chatglm2-6b/);
 });
 
 test("fmt --check lists unformatted files and changes nothing; fmt rewrites atomically", async () => {
