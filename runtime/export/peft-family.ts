@@ -3,6 +3,7 @@
 // adapter parameters (`<module>.lora_A.weight`, named after the checkpoint weight they adapt)
 // checked against the family's module shapes, and `modules_to_save` mapped to the model's own
 // module names (`lm_head`, ChatGLM2's `output_layer`, MOSS's `wte`, ...).
+import type { Code } from "../../compiler/diagnostic-codes.ts";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { expandTemplate, loraModulesFor, type Family, type ParamRole } from "../../stdlib/families/family.ts";
@@ -48,18 +49,21 @@ const SAVE_ROLES: Record<string, readonly ParamRole[]> = {
   lm_head: ["head.weight", "head.bias"],
 };
 
-/** The model-native module names `targets` select, sorted and without repeats, or the unknown target. */
-export function peftTargetModules(family: Family, targets: readonly string[]): Result<string[]> {
+/**
+ * The model-native module names `targets` select, in the order the targets name them and without
+ * repeats; a target that names no module is a `code` diagnostic (the exporter's) naming the choices.
+ */
+export function peftTargetModules(family: Family, targets: readonly string[], code: Code): Result<string[]> {
   const natives = new Set<string>();
   const choices = family.lora.modules.map((m) => m.native).join(", ");
   for (const target of targets) {
     const modules = loraModulesFor(family, target);
     if (modules.length === 0) {
-      return fail(diag("SFT5807", `${family.title} has no layer '${target}' to export an adapter for.`, { where: target, hint: `Choose among ${choices}, their canonical names (attn.qkv, mlp.*), or all.` }));
+      return fail(diag(code, `${family.title} has no layer '${target}' for a LoRA adapter.`, { where: target, hint: `Choose among ${choices}, their canonical names (attn.qkv, mlp.*), or all.` }));
     }
     for (const m of modules) natives.add(m.native);
   }
-  return ok([...natives].sort());
+  return ok([...natives]);
 }
 
 /** Every linear named by `natives`, layer by layer, with its weight's (out, in). */
@@ -91,8 +95,9 @@ export function savedModuleTensors(family: Family, config: ModelConfig, module: 
 
 /** Checks the trained weights against the family's modules and writes the PEFT directory. */
 export async function exportPeftAdapter(dir: string, e: PeftExport): Promise<Result<{ modules: number; saved: number }>> {
-  const natives = peftTargetModules(e.family, e.method.targets);
+  const natives = peftTargetModules(e.family, e.method.targets, "SFT5807");
   if (!natives.ok) return natives;
+  natives.value.sort(); // as PEFT lists target_modules
   const problems: Diagnostic[] = [];
   const rank = e.method.rank;
   const modules: LoraModuleWeights[] = [];

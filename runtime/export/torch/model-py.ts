@@ -4,10 +4,11 @@
 // and head tying. Each trait picks one small Python piece; no family is named and no family has
 // its own template. Parameters are created from the family's tensor declarations at their
 // checkpoint paths, so `load_state_dict` takes a Hugging Face checkpoint as it is published.
-import { diag, fail, invariant, ok, type Result } from "../../../compiler/diagnostics.ts";
+import { invariant, ok, type Result } from "../../../compiler/diagnostics.ts";
 import type { ModelConfig } from "../../../stdlib/families/config.ts";
-import { loraModulesFor, type Family, type ParamRole } from "../../../stdlib/families/family.ts";
+import type { Family, ParamRole } from "../../../stdlib/families/family.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
+import { peftTargetModules } from "../peft-family.ts";
 
 /** The pipeline's LoRA settings with targets as written (native, canonical, wildcard or `all`). */
 export interface TorchLora {
@@ -29,18 +30,9 @@ export function py(value: unknown): string {
   return `{${entries.join(", ")}}`;
 }
 
-/** The model-native module names the targets select; an unknown target is a diagnostic. */
+/** The model-native module names the targets select, in their order; an unknown target is SFT4701. */
 export function loraNativeTargets(family: Family, targets: readonly string[]): Result<string[]> {
-  const names = new Set<string>();
-  for (const target of targets) {
-    const modules = loraModulesFor(family, target);
-    if (modules.length === 0) {
-      const known = family.lora.modules.map((m) => m.native).join(", ");
-      return fail(diag("SFT4701", `LoRA target "${target}" names no module of ${family.title}`, { where: "method.targets", hint: `use one of ${known}, a canonical name such as attn.qkv or mlp.*, or all` }));
-    }
-    for (const m of modules) names.add(m.native);
-  }
-  return ok([...names]);
+  return peftTargetModules(family, targets, "SFT4701");
 }
 
 /** `model.py` for `family` with `config`'s dimensions; `lora` adds PEFT-named adapters. */
