@@ -60,7 +60,7 @@ export const command: Command = {
 
     // the bar redraws in place where diagnostics may be coloured (a terminal); plain lines elsewhere
     const progress = { isTTY: io.color, columns: process.stderr.columns, write: (text: string) => io.err(text) };
-    const job = await runJob({ pipeline, lock: lock.lock, resume: flag(args, "resume"), cpu: flag(args, "cpu"), log: io.err, progress });
+    const job = await runJob({ pipeline, lock: lock.lock, resume: flag(args, "resume"), cpu: flag(args, "cpu"), deviceMemory: io.env.SFT_DEVICE_MEMORY, log: io.err, progress });
     if (!job.ok) return printErrors(job.diagnostics, result, io);
     const outcome = job.value;
     const { training } = outcome;

@@ -36,6 +36,8 @@ export interface JobOptions {
   resume?: boolean;
   /** Train on the float64 CPU engine instead of the GPU. */
   cpu?: boolean;
+  /** The device memory to plan against (SFT_DEVICE_MEMORY's syntax, e.g. 24GiB); else a known adapter's. */
+  deviceMemory?: string;
   /** Status lines (stderr in the CLI). */
   log: (text: string) => void;
   /** Where the progress bar goes (default stderr); false for none. */
@@ -76,7 +78,7 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
   const planned = planPipeline(p, { tokenizerVocab: tokenizer.vocabSize });
   if (!planned.ok) return planned;
   const peak = planned.value.plan.peakBytes;
-  const limit = deviceLimit(gpu?.value);
+  const limit = deviceLimit(o.deviceMemory, gpu?.value);
   o.log(`memory plan: peak ${formatBytes(peak)} per training step${limit ? ` (device ${formatBytes(limit.bytes)}, ${limit.source})` : ""}\n`);
   if (limit) {
     const refused = checkAgainstDevice(planned.value, limit);
@@ -138,9 +140,8 @@ function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpoi
   return GpuBackend.create(gpu, setup.model, setup.weights, checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {});
 }
 
-/** SFT_DEVICE_MEMORY, else the adapter's memory when it is a known card; undefined when unknown. */
-function deviceLimit(gpu: GpuDevice | undefined): DeviceMemory | undefined {
-  const given = process.env.SFT_DEVICE_MEMORY;
+/** The given size, else the adapter's memory when it is a known card; undefined when unknown. */
+function deviceLimit(given: string | undefined, gpu: GpuDevice | undefined): DeviceMemory | undefined {
   const bytes = given ? parseByteSize(given) : null;
   if (bytes !== null) return { bytes, source: "SFT_DEVICE_MEMORY" };
   const known = gpu ? knownAdapterMemory(gpu.adapter.description || gpu.adapter.name) : null;

@@ -1,6 +1,7 @@
-// `sftc run` and sft.lock: the first run writes it; one changed byte in a dataset is refused
-// naming the file; --update-lock accepts the change and runs.
-import { readFileSync, writeFileSync } from "node:fs";
+// What `sftc run` refuses before training: drift from sft.lock (the first run writes it; one
+// changed byte in a dataset is refused naming the file; --update-lock accepts the change), and a
+// memory plan over the device's memory.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -34,6 +35,18 @@ test(
     assert.is(runDirs(join(dir, "runs/memorize")).length, 2);
     const again = await sftc(["run", file, ...ONE_STEP]);
     assert.is(again.exit, 0, again.err);
+  }),
+);
+
+test(
+  "a memory plan over SFT_DEVICE_MEMORY is refused (SFT3101) before any training",
+  withGpu(async () => {
+    const { dir, file } = sandbox(MEMORIZE);
+    const r = await sftc(["run", file, ...ONE_STEP], { SFT_DEVICE_MEMORY: "1MiB" });
+    assert.is(r.exit, 1);
+    assert.match(r.err, /SFT3101/);
+    assert.match(r.err, /memory plan: peak .* \(device 1\.0 MiB, SFT_DEVICE_MEMORY\)/);
+    assert.not.ok(existsSync(join(dir, "runs/memorize")), "no run directory");
   }),
 );
 

@@ -82,11 +82,11 @@ export interface Captured {
   err: string;
 }
 
-/** Runs `sftc ARGS` in this process with captured output. */
-export async function sftc(args: string[]): Promise<Captured> {
+/** Runs `sftc ARGS` in this process with captured output and the environment `env`. */
+export async function sftc(args: string[], env: Record<string, string> = {}): Promise<Captured> {
   let out = "";
   let err = "";
-  const io: Io = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env: {} };
+  const io: Io = { out: (t) => void (out += t), err: (t) => void (err += t), color: false, env };
   const exit = await main(args, io);
   return { exit, out, err };
 }
