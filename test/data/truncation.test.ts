@@ -3,27 +3,16 @@
 // LLaMA-Factory's budget split on its own.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { mkdtempSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { collectDataset } from "../../runtime/data/read-dataset.ts";
 import { chooseTemplate, renderConversation } from "../../runtime/data/render.ts";
 import { exampleEncoder, ignoreIndex, shareBudget, tokenizeExample, type TokenizedExample } from "../../runtime/data/tokenize-example.ts";
-import { loadTokenizer, type Tokenizer } from "../../runtime/tokenizer/tokenizer.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
+import { familyTokenizers } from "../support/family-tokenizers.ts";
 import { expectOk } from "../support/result.ts";
 
 const root = join(import.meta.dirname, "..", "..");
-const tiny = join(root, "pipelines", "models", "tiny");
-const glmDir = mkdtempSync(join(tmpdir(), "sftc-trunc-"));
-symlinkSync(join(root, "test", "fixtures", "tokenizers", "glm6.model"), join(glmDir, "ice_text.model"));
-const tokenizers: Record<TemplateName, Tokenizer> = {
-  baichuan7b: expectOk(await loadTokenizer(tiny, "baichuan7b")),
-  baichuan13b: expectOk(await loadTokenizer(tiny, "baichuan13b")),
-  chatglm2: expectOk(await loadTokenizer(tiny, "chatglm2")),
-  chatglm: expectOk(await loadTokenizer(glmDir, "chatglm")),
-  moss: expectOk(await loadTokenizer(join(root, "test", "fixtures", "tokenizers", "gpt2"), "moss")),
-};
+const tokenizers = await familyTokenizers();
 const conversation = expectOk(await collectDataset({ format: "moss003", path: join(root, "pipelines", "data", "samples", "moss003.jsonl") })).conversations[0];
 
 function tokenize(family: TemplateName, maxLength: number) {

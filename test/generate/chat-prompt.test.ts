@@ -3,29 +3,16 @@
 // where its last answer starts, and what follows in the example is only that answer (trained)
 // and its closing token. A mismatch here is the chat-template / EOS mismatch between training
 // and inference that users report.
-import { mkdtempSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { chooseTemplate, renderConversation } from "../../runtime/data/render.ts";
 import { exampleEncoder, ignoreIndex, tokenizeExample } from "../../runtime/data/tokenize-example.ts";
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
-import { loadTokenizer, type Tokenizer } from "../../runtime/tokenizer/tokenizer.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
+import { familyTokenizers } from "../support/family-tokenizers.ts";
 import { expectOk } from "../support/result.ts";
 
-const root = join(import.meta.dirname, "..", "..");
-const tiny = join(root, "pipelines", "models", "tiny");
-const glmDir = mkdtempSync(join(tmpdir(), "sftc-chat-prompt-"));
-symlinkSync(join(root, "test", "fixtures", "tokenizers", "glm6.model"), join(glmDir, "ice_text.model"));
-const tokenizers: Record<TemplateName, Tokenizer> = {
-  baichuan7b: expectOk(await loadTokenizer(tiny, "baichuan7b")),
-  baichuan13b: expectOk(await loadTokenizer(tiny, "baichuan13b")),
-  chatglm2: expectOk(await loadTokenizer(tiny, "chatglm2")),
-  chatglm: expectOk(await loadTokenizer(glmDir, "chatglm")),
-  moss: expectOk(await loadTokenizer(join(root, "test", "fixtures", "tokenizers", "gpt2"), "moss")),
-};
+const tokenizers = await familyTokenizers();
 
 const turns = [
   { user: "晚上睡不着怎么办", assistant: "可以试试睡前不看手机。" },
