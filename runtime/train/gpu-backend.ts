@@ -96,6 +96,11 @@ export class GpuBackend implements TrainingBackend {
         return fail(diag("SFT4002", `The initial weight '${p.attrs.name}' ${problem}.`, { where: p.attrs.name, hint: `Give a value for every parameter, shape [${p.shape}].` }));
       }
     }
+    const stored = new Map(params.map((p) => [p.attrs.name!, p.dtype]));
+    const narrow = model.trainable.find((t) => stored.get(t.name) !== "f32");
+    if (narrow) {
+      return fail(diag("SFT5901", `The trainable weight '${narrow.name}' is stored as ${stored.get(narrow.name)}; the GPU engine trains f32 weights (AdamW updates need them).`, { where: narrow.name, hint: "Set model.dtype = f32 for full fine-tuning, or train LoRA adapters over the narrow base weights." }));
+    }
     const uploaded = new Map<string, GpuTensor>();
     for (const p of params) {
       const t = createTensor(gpu, p.dtype, p.shape, p.attrs.name!);
@@ -103,8 +108,7 @@ export class GpuBackend implements TrainingBackend {
       uploaded.set(p.attrs.name!, t);
     }
     const slots = model.trainable.map(({ name, shape }) => {
-      const weight = uploaded.get(name);
-      invariant(weight?.dtype === "f32", `trainable ${name} must be an f32 parameter of the graph`);
+      const weight = uploaded.get(name)!;
       const zeros = (what: string) => createTensor(gpu, "f32", shape, `${what} ${name}`);
       return { name, shape: [...shape], weight, grad: zeros("grad"), m: zeros("exp_avg"), v: zeros("exp_avg_sq") };
     });

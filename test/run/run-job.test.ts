@@ -80,4 +80,22 @@ test(
   }),
 );
 
+test(
+  "--cpu trains on the float64 engine, with the same first losses as the GPU run within 1e-4",
+  withGpu(async () => {
+    const losses = async (extra: string[]) => {
+      const { dir, file } = sandbox(QUICKSTART);
+      const r = await sftc(["run", file, "--set", "train.max_steps=2", "--set", "decode.max_new_tokens=2", ...extra]);
+      assert.is(r.exit, 0, r.err);
+      const [runDir] = runDirs(join(dir, "runs/quickstart"));
+      return { device: manifestOf(runDir).device, losses: metricsLosses(runDir) };
+    };
+    const cpu = await losses(["--cpu"]);
+    const gpu = await losses([]);
+    assert.ok(cpu.device.startsWith("cpu-float64"), cpu.device);
+    assert.ok(gpu.device.startsWith("webgpu"), gpu.device);
+    cpu.losses.forEach((l, i) => assert.ok(Math.abs(l - gpu.losses[i]) <= 1e-4 * Math.abs(l), `step ${i + 1}: cpu ${l}, gpu ${gpu.losses[i]}`));
+  }),
+);
+
 test.run();
