@@ -29,6 +29,7 @@ import type { ExecContext, PreparedLaunch, SideOutputs } from "../../runtime/exe
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
 import { trainingMethod } from "../../runtime/pipeline/family-model.ts";
+import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { kernelKey, kernelSource } from "../../stdlib/kernels/kernel.ts";
 import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
 import { deviceFlag, openRequestedDevice } from "./devices.ts";
@@ -134,20 +135,23 @@ const preparers: Record<string, Preparer> = {
 function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string> {
   const tensors = new Map<Node, GpuTensor>();
   const scratch: GpuTensor[] = [];
-  const ctx: ExecContext = {
+  const allocate = (dtype: StorageDType, shape: readonly number[], label: string) => {
+    const t = createTensor(gpu, dtype, shape, label);
+    scratch.push(t);
+    return t;
+  };
+  const ctx = {
     gpu,
     matmulStrategy: matmulStrategyFor(gpu.adapter.architecture),
-    tensorOf: (n) => {
+    tensorOf: (n: Node) => {
       let t = tensors.get(n);
       if (!t) tensors.set(n, (t = createTensor(gpu, n.dtype, numel(n.shape) ? n.shape : [1], `%${n.id}`)));
       return t;
     },
-    scratch: (dtype, shape, label) => {
-      const t = createTensor(gpu, dtype, shape, label);
-      scratch.push(t);
-      return t;
-    },
-    register: (n, t) => void tensors.set(n, t),
+    scratch: allocate,
+    // a launch's own temporary buffers (the executor shares them between launches)
+    workspace: allocate,
+    register: (n: Node, t: GpuTensor) => void tensors.set(n, t),
     sideOutputs: new Map<Node, SideOutputs>(),
   };
   try {
