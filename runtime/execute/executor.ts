@@ -19,7 +19,7 @@ import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
-import { placeBuffers, type Placement } from "./memory.ts";
+import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
 import { prepareCrossEntropy } from "./library/cross-entropy.ts";
 import { prepareEmbedding, prepareEmbeddingBackward } from "./library/embedding.ts";
@@ -55,9 +55,11 @@ export interface ExecutorStats {
   bufferCopies: number;
   /** Dispatches per scheduled launch, in schedule order. */
   perLaunch: number[];
-  /** Bytes of the node buffers the executor allocated (bound tensors excluded) and of scratch (side outputs, masks, plans, tables, copies). */
+  /** Bytes of the node buffers the executor allocated (bound tensors excluded) and of scratch (side outputs, masks, plans, tables, the launches' workspace). */
   nodeBytes: number;
   scratchBytes: number;
+  /** Bytes of the workspace launches share (included in scratchBytes). */
+  workspaceBytes: number;
   /** Bytes of the plan's pool buffers, which activations and gradients share (with a plan; 0 without). */
   sharedBytes: number;
 }
@@ -76,6 +78,7 @@ export class GraphExecutor {
   private intsChanged = true;
 
   private readonly placement: Placement;
+  private readonly workspace: LaunchWorkspace;
 
   private constructor(
     private readonly gpu: GpuDevice,
@@ -84,6 +87,7 @@ export class GraphExecutor {
     plan: MemoryPlan | undefined,
   ) {
     this.placement = placeBuffers(gpu, plan);
+    this.workspace = new LaunchWorkspace(gpu);
   }
 
   /**
@@ -101,6 +105,7 @@ export class GraphExecutor {
     const ctx = ex.context();
     for (const launch of schedule.launches) {
       const prepare = preparers[launch.kernel];
+      ex.workspace.nextLaunch();
       if (!prepare) return fail(diag("SFT4005", `the runtime cannot execute ${launch.kernel} launches`, { where: launch.launches.join(", ") }));
       const p = prepare(ctx, launch);
       if (!p.ok) return p;
@@ -124,6 +129,7 @@ export class GraphExecutor {
         this.scratch.push(t);
         return t;
       },
+      workspace: (dtype, shape, label) => this.workspace.take(dtype, shape, label),
       register: (n, t) => this.buffers.set(n, t),
       sideOutputs,
     };
@@ -219,7 +225,8 @@ export class GraphExecutor {
       bufferCopies: steps.filter((s) => s.kind === "copy").length,
       perLaunch: this.prepared.map((p) => p.steps.filter((s) => s.kind === "dispatch").length),
       nodeBytes: bytes(this.placement.allocations()),
-      scratchBytes: bytes(this.scratch),
+      scratchBytes: bytes(this.scratch) + bytes(this.workspace.allocations()),
+      workspaceBytes: bytes(this.workspace.allocations()),
       sharedBytes: this.placement.sharedBytes(),
     };
   }
@@ -229,7 +236,7 @@ export class GraphExecutor {
   }
 
   destroy(): void {
-    for (const t of [...this.placement.allocations(), ...this.scratch]) t.destroy();
+    for (const t of [...this.placement.allocations(), ...this.scratch, ...this.workspace.allocations()]) t.destroy();
   }
 }
 

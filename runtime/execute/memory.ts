@@ -3,10 +3,12 @@
 // buffer per pool entry, of the planned size, each tensor placed from byte 0 of its entry's
 // buffer. The planner chose the tenants so that no two are live together and no launch reads and
 // writes one buffer (WebGPU forbids one buffer bound read-only and writable in a dispatch).
-// Weights, inputs and constants keep their own buffers.
+// Weights, inputs and constants keep their own buffers. Buffers a launch needs only while it
+// runs come from a workspace that launches share (LaunchWorkspace).
 import type { Node } from "../../compiler/ir/node.ts";
 import type { MemoryPlan } from "../../compiler/passes/memory-plan.ts";
 import { invariant } from "../../compiler/diagnostics.ts";
+import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, tensorInBuffer, type GpuTensor } from "../gpu/tensor.ts";
 
@@ -55,4 +57,39 @@ export function placeBuffers(gpu: GpuDevice, plan: MemoryPlan | undefined): Plac
     allocations: () => own,
     sharedBytes: () => pooled.reduce((sum, t) => sum + (t?.byteSize ?? 0), 0),
   };
+}
+
+/**
+ * Buffers a launch uses only while it runs (attention's dK|dV and delta, a norm recomputed for
+ * its backward, contiguous copies of views): later launches reuse them, so they cost the largest
+ * launch's need, not one buffer per launch. The k-th request of a launch takes the k-th buffer
+ * of its size, so one launch never gets a buffer twice. Launches run in order, so a buffer
+ * written by one launch is never read by another.
+ */
+export class LaunchWorkspace {
+  private readonly buffers = new Map<string, GpuTensor>();
+  private requests = 0;
+
+  constructor(private readonly gpu: GpuDevice) {}
+
+  /** Starts the next launch's requests. */
+  nextLaunch(): void {
+    this.requests = 0;
+  }
+
+  take(dtype: StorageDType, shape: readonly number[], label: string): GpuTensor {
+    const bytes = storageBytes(dtype, shape.reduce((a, b) => a * b, 1));
+    const key = `${this.requests++}:${bytes}`;
+    let owner = this.buffers.get(key);
+    if (!owner) {
+      owner = createTensor(this.gpu, "u32", [bytes / 4], `workspace ${key}`);
+      this.buffers.set(key, owner);
+    }
+    return tensorInBuffer(this.gpu, owner, dtype, shape, label);
+  }
+
+  /** Every workspace buffer, each once. */
+  allocations(): GpuTensor[] {
+    return [...this.buffers.values()];
+  }
 }

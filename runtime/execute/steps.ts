@@ -52,10 +52,17 @@ export interface ExecContext {
   tensorOf(n: Node): GpuTensor;
   /** An allocation that belongs to no node: side outputs, scratch, host-written data. */
   scratch(dtype: StorageDType, shape: readonly number[], label: string): GpuTensor;
+  /** A buffer only the launch being prepared uses, written before it is read (later launches reuse it); without it, scratch. */
+  workspace?(dtype: StorageDType, shape: readonly number[], label: string): GpuTensor;
   /** Makes `tensor` the buffer of `n`, a node made by the executor (e.g. the source of a copy). */
   register(n: Node, tensor: GpuTensor): void;
   /** Side outputs saved by the launch that computed `n`. */
   sideOutputs: Map<Node, SideOutputs>;
+}
+
+/** A buffer only the launch being prepared uses: from the context's workspace, else scratch. */
+export function workspaceTensor(ctx: ExecContext, dtype: StorageDType, shape: readonly number[], label: string): GpuTensor {
+  return ctx.workspace ? ctx.workspace(dtype, shape, label) : ctx.scratch(dtype, shape, label);
 }
 
 /** The view through which `launch` reads input node `n`. */

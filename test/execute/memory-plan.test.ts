@@ -1,34 +1,40 @@
 // The compile-time memory plan against what the GPU executor actually allocates: for every
-// family's tiny forward graph and training graph (full and LoRA), an executor given the plan
-// allocates the plan's pool buffers; the bytes it holds, read from the device's counters (not
-// from the plan), are within 5% of the plan's figure (weights, inputs, pool and side outputs; no
-// optimizer state, which the executor does not own). What the plan does not count is the
-// launches' scratch (attention's dK/dV and delta, host-written masks, positions and tables).
-// Reuse must still pay: the planned bytes stay below one buffer per tensor.
+// family's tiny forward graph and training graph (full, checkpointed full, LoRA), an executor
+// given the plan allocates the plan's pool buffers; the bytes it holds, read from the device's
+// counters (not from the plan), are within 5% of the plan's figure (weights, inputs, pool and
+// side outputs; no optimizer state, which the executor does not own). What the plan does not
+// count is the launches' scratch: host-written masks, positions and tables, and the workspace
+// launches share (attention's dK|dV and delta, norms recomputed for their backward, copies of
+// views), which one more layer must not grow. Reuse must still pay: the planned bytes stay
+// below one buffer per tensor.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { Graph } from "../../compiler/ir/node.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import type { Graph, Node } from "../../compiler/ir/node.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { comparePlanWithAllocated } from "../../compiler/plan/measured.ts";
+import { layerInputs } from "../../compiler/plan/step-plan.ts";
 import { GraphExecutor } from "../../runtime/execute/executor.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
 import { familyNames } from "../../stdlib/families/index.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
-import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
+import { adapterValues, feedsFor, loadFixture, type Fixture } from "../models/support.ts";
+import { relativeError } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
 import { fixtureGraph, trainingOf } from "./support.ts";
 
-async function measure(gpu: GpuDevice, label: string, g: Graph, feeds: ReadonlyMap<string, Float64Array>): Promise<void> {
-  const { schedule, plan } = expectOk(compileGraph(g, { optimizerBytesPerElement: 0 }));
+async function measure(gpu: GpuDevice, label: string, g: Graph, feeds: ReadonlyMap<string, Float64Array>, checkpoints?: readonly Node[]): Promise<Map<string, Float64Array>> {
+  const { schedule, plan } = expectOk(compileGraph(g, { optimizerBytesPerElement: 0, checkpoints }));
+  const outputs = new Map<string, Float64Array>();
   const before = gpu.memory.liveBytes;
   const ex = expectOk(GraphExecutor.create(gpu, schedule, new Map(), { plan }));
   let allocated = gpu.memory.liveBytes - before;
   try {
     for (const [name, values] of feeds) ex.write(name, values);
     expectOk(await ex.run());
-    for (const name of g.outputs.keys()) assert.ok((await ex.read(name)).every(Number.isFinite), `${label}: ${name} is finite`);
+    for (const name of g.outputs.keys()) outputs.set(name, await ex.read(name));
     allocated = Math.max(allocated, gpu.memory.liveBytes - before);
     const stats = ex.stats();
     assert.is(stats.nodeBytes + stats.scratchBytes, allocated, `${label}: the device counted what the executor allocated`);
@@ -41,11 +47,12 @@ async function measure(gpu: GpuDevice, label: string, g: Graph, feeds: ReadonlyM
   console.log(`    ${label}: ${check.summary}; ${plan.pool.length} pool buffers, arena ${plan.arenaBytes} B (${plan.noReuseArenaBytes} B without reuse)`);
   assert.ok(check.withinTolerance, `${label}: ${check.summary}`);
   assert.ok(plan.arenaBytes < plan.noReuseArenaBytes, `${label}: reuse lowers the arena`);
+  return outputs;
 }
 
 for (const name of familyNames) {
   test(
-    `${name}: the executor allocates the planned bytes within 5% (forward, full and LoRA training)`,
+    `${name}: the executor allocates the planned bytes within 5% (forward; full, checkpointed and LoRA training)`,
     withGpu(async (gpu) => {
       const fixture = await loadFixture(name);
       const lora: TrainingMethod = { kind: "lora", rank: 2, alpha: 4, targets: fixture.family.lora.defaultTargets };
@@ -53,8 +60,34 @@ for (const name of familyNames) {
       const adapted = fixtureGraph(fixture, lora);
       const rng = new Random(5);
       await measure(gpu, `${name} forward`, plain.graph, feedsFor(fixture));
-      await measure(gpu, `${name} full training`, trainingOf(plain), feedsFor(fixture));
+      const training = trainingOf(plain);
+      await measure(gpu, `${name} full training`, training, feedsFor(fixture));
+      // checkpointed: the layers' forward recomputed before their backward, norms in the workspace
+      const checkpoints = layerInputs(plain, fixture.family, fixture.config.dims.layers);
+      const recomputed = await measure(gpu, `${name} full training, checkpointed`, training, feedsFor(fixture), checkpoints);
+      const reference = expectOk(interpret(training, feedsFor(fixture)));
+      for (const [k, v] of recomputed) assert.ok(relativeError(v, reference.get(k)!) < 1e-3, `${name} checkpointed ${k}`);
       await measure(gpu, `${name} LoRA training`, trainingOf(adapted), feedsFor(fixture, adapterValues(adapted, (n) => rng.normalArray(n, 0.1), false)));
+    }),
+  );
+}
+
+for (const name of familyNames) {
+  test(
+    `${name}: one more layer adds no workspace (launches share it)`,
+    withGpu(async (gpu) => {
+      const fixture = await loadFixture(name);
+      const deeper: Fixture = { ...fixture, config: { ...fixture.config, dims: { ...fixture.config.dims, layers: fixture.config.dims.layers + 1 } } };
+      const [base, more] = [fixture, deeper].map((f) => {
+        const { schedule, plan } = expectOk(compileGraph(trainingOf(fixtureGraph(f))));
+        const ex = expectOk(GraphExecutor.create(gpu, schedule, new Map(), { plan }));
+        const stats = ex.stats();
+        ex.destroy();
+        return stats;
+      });
+      console.log(`    ${name} training: workspace ${base.workspaceBytes} B at ${fixture.config.dims.layers} layers, ${more.workspaceBytes} B at ${deeper.config.dims.layers}`);
+      assert.ok(base.workspaceBytes > 0, "attention's backward takes workspace");
+      assert.is(more.workspaceBytes, base.workspaceBytes);
     }),
   );
 }

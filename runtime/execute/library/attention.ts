@@ -19,7 +19,7 @@ import { maskBindingData, type AttentionMask } from "../../../stdlib/kernels/att
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
-import { inputView, type DispatchStep, type ExecContext, type HostInts, type PreparedLaunch, type Step } from "../steps.ts";
+import { inputView, workspaceTensor, type DispatchStep, type ExecContext, type HostInts, type PreparedLaunch, type Step } from "../steps.ts";
 import { copyView } from "./generated.ts";
 import { tensorView } from "./rope.ts";
 
@@ -114,10 +114,10 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   const kvElements = batch * keyLength * kvHeads * headDim;
   // dK in the first half of one buffer, dV in the second
   const dkvNode = node("input", [], { name: `dK|dV of %${first.id}`, dtype: first.dtype, shape: [2 * kvElements] });
-  const dkv = ctx.scratch(first.dtype, dkvNode.shape, dkvNode.attrs.name!);
+  const dkv = workspaceTensor(ctx, first.dtype, dkvNode.shape, dkvNode.attrs.name!);
   ctx.register(dkvNode, dkv);
-  const dq = wrt(0) ? ctx.tensorOf(wrt(0)!) : ctx.scratch(first.dtype, [batch, queryLength, queryHeads, headDim], "unused dQ");
-  const delta = ctx.scratch("f32", [batch, queryHeads, queryLength], `delta of %${first.id}`);
+  const dq = wrt(0) ? ctx.tensorOf(wrt(0)!) : workspaceTensor(ctx, first.dtype, [batch, queryLength, queryHeads, headDim], "unused dQ");
+  const delta = workspaceTensor(ctx, "f32", [batch, queryHeads, queryLength], `delta of %${first.id}`);
   const kernels = attentionBackwardKernels(call.variant);
   const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
   const dispatches: DispatchStep[] = [

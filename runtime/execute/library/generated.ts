@@ -7,7 +7,7 @@ import { node, type DType, type Node, type Shape } from "../../../compiler/ir/no
 import type { Launch } from "../../../compiler/passes/schedule.ts";
 import { contiguousView, isContiguous, type View } from "../../../compiler/passes/views.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import type { DispatchStep, ExecContext, Step } from "../steps.ts";
+import { workspaceTensor, type DispatchStep, type ExecContext, type Step } from "../steps.ts";
 
 /** The step of a generated launch: its inputs read from their nodes' buffers, its output written to `out`. */
 export function generatedStep(ctx: ExecContext, launch: Launch, out: GpuTensor, copy = false): DispatchStep {
@@ -32,7 +32,7 @@ export function copyView(ctx: ExecContext, view: View, out: GpuTensor): Step {
 
 /** A view's contents as a new contiguous buffer, and the step that fills it (a counted copy). */
 export function contiguousCopy(ctx: ExecContext, view: View, label: string): { tensor: GpuTensor; view: View; step: Step } {
-  const tensor = ctx.scratch(view.base.dtype, view.shape.length ? view.shape : [1], label);
+  const tensor = workspaceTensor(ctx, view.base.dtype, view.shape.length ? view.shape : [1], label);
   const base = node("input", [], { name: label, dtype: view.base.dtype, shape: view.shape });
   ctx.register(base, tensor);
   return { tensor, view: contiguousView(base), step: copyView(ctx, view, tensor) };

@@ -1,24 +1,25 @@
 // RMSNorm / LayerNorm launches. The forward saves its per-row statistics (rstd, and the mean for
 // LayerNorm) as side outputs of the norm node; the backward launch (dx, dw, db of one norm merged)
 // reads those of the forward norm over the same input and weight. When no such forward ran in
-// this schedule, the backward recomputes the statistics with one forward dispatch into scratch.
+// this schedule, the backward recomputes the statistics with one forward dispatch into the
+// launch's workspace.
 import { ok, type Result } from "../../../compiler/diagnostics.ts";
 import { numel, type Node } from "../../../compiler/ir/node.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
 import { normBackwardInput, normBackwardWeight, normForward, type NormKind } from "../../../stdlib/kernels/norms.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { wholeInput, type DispatchStep, type ExecContext, type PreparedLaunch, type SideOutputs, type Step } from "../steps.ts";
+import { wholeInput, workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type SideOutputs, type Step } from "../steps.ts";
 
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / x.shape[x.shape.length - 1], cols: x.shape[x.shape.length - 1] });
 
 // The forward dispatch of a `kind` norm of x (inputs x, w and LayerNorm's b) writing `y`, and
-// the statistics it saves.
-function forwardStep(ctx: ExecContext, kind: NormKind, inputs: readonly GpuTensor[], eps: number, y: GpuTensor): { step: DispatchStep; stats: SideOutputs } {
+// the statistics it saves (in buffers from `allocate`).
+function forwardStep(allocate: ExecContext["scratch"], kind: NormKind, inputs: readonly GpuTensor[], eps: number, y: GpuTensor): { step: DispatchStep; stats: SideOutputs } {
   const [x, w, b] = inputs;
   const cols = w.numel;
   const rows = x.numel / cols;
-  const stats: SideOutputs = { rstd: ctx.scratch("f32", [rows], `rstd of ${y.label}`) };
-  if (kind === "layer") stats.mean = ctx.scratch("f32", [rows], `mean of ${y.label}`);
+  const stats: SideOutputs = { rstd: allocate("f32", [rows], `rstd of ${y.label}`) };
+  if (kind === "layer") stats.mean = allocate("f32", [rows], `mean of ${y.label}`);
   const tensors: Record<string, GpuTensor> = { x, w, y, ...stats };
   if (kind === "layer") tensors.b = b ?? w; // only y depends on the bias: a recomputation may bind anything
   const spec = normForward(kind, x.dtype, w.dtype, y.dtype);
@@ -28,7 +29,7 @@ function forwardStep(ctx: ExecContext, kind: NormKind, inputs: readonly GpuTenso
 export function prepareNorm(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
   const n = launch.outputs[0];
   const inputs = n.inputs.map((i) => wholeInput(ctx, launch, i));
-  const { step, stats } = forwardStep(ctx, n.op === "rms_norm" ? "rms" : "layer", inputs, n.attrs.eps!, ctx.tensorOf(n));
+  const { step, stats } = forwardStep((dtype, shape, label) => ctx.scratch(dtype, shape, label), n.op === "rms_norm" ? "rms" : "layer", inputs, n.attrs.eps!, ctx.tensorOf(n));
   ctx.sideOutputs.set(n, stats);
   return ok({ steps: [step] });
 }
@@ -49,7 +50,7 @@ export function prepareNormBackward(ctx: ExecContext, launch: Launch): Result<Pr
   const forward = forwardOf(ctx, x, w, eps);
   let stats = forward && ctx.sideOutputs.get(forward);
   if (!stats) {
-    const recompute = forwardStep(ctx, kind, [wholeInput(ctx, launch, x), wholeInput(ctx, launch, w)], eps, ctx.scratch(x.dtype, x.shape, `recomputed norm of %${x.id}`));
+    const recompute = forwardStep((dtype, shape, label) => workspaceTensor(ctx, dtype, shape, label), kind, [wholeInput(ctx, launch, x), wholeInput(ctx, launch, w)], eps, workspaceTensor(ctx, x.dtype, x.shape, `recomputed norm of %${x.id}`));
     steps.push(recompute.step);
     stats = recompute.stats;
   }
@@ -65,8 +66,8 @@ export function prepareNormBackward(ctx: ExecContext, launch: Launch): Result<Pr
   const db = wrt(2);
   if (dw || db) {
     // the weight kernel writes dw and (LayerNorm) db together: one not asked for goes to scratch
-    const tensors: Record<string, GpuTensor> = { x: xt, dy, ...stats, dw: dw ? ctx.tensorOf(dw) : ctx.scratch("f32", [cols], "unused dw") };
-    if (kind === "layer") tensors.db = db ? ctx.tensorOf(db) : ctx.scratch("f32", [cols], "unused db");
+    const tensors: Record<string, GpuTensor> = { x: xt, dy, ...stats, dw: dw ? ctx.tensorOf(dw) : workspaceTensor(ctx, "f32", [cols], "unused dw") };
+    if (kind === "layer") tensors.db = db ? ctx.tensorOf(db) : workspaceTensor(ctx, "f32", [cols], "unused db");
     steps.push({ kind: "dispatch", spec: normBackwardWeight(kind, xt.dtype), uniforms: { rows, cols }, tensors });
   }
   return ok({ steps });
