@@ -1,6 +1,7 @@
 // The plan against what a runtime actually allocated: the check behind "the compile-time plan is
 // within 5% of the measured peak". A runtime that tracks its GPU buffers calls this with the
-// bytes it had allocated at its highest point.
+// bytes it had allocated at its highest point (test/execute/memory-plan.test.ts does for the
+// executor, from the device's counters).
 import { formatBytes } from "../passes/memory-plan.ts";
 
 export interface PlanComparison {
