@@ -24,8 +24,11 @@ export function usageError(io: Io, command: string, message: string): number {
 
 export type TargetResult = { ok: true; result: CheckResult } | { ok: false; exit: number };
 
-/** Checks the file `target` (`FILE.sft` or `FILE.sft#PIPELINE`). Prints its diagnostics (no summary) unless `quiet`. */
-export function checkPath(command: string, target: string, args: ParsedArgs, io: Io, options: { quiet?: boolean; all?: boolean } = {}): TargetResult {
+/**
+ * Checks the file `target` (`FILE.sft` or `FILE.sft#PIPELINE`). Prints its diagnostics (no summary)
+ * unless `quiet`; referenced files are checked unless `--no-files` or `checkFiles: false`.
+ */
+export function checkPath(command: string, target: string, args: ParsedArgs, io: Io, options: { quiet?: boolean; all?: boolean; checkFiles?: boolean } = {}): TargetResult {
   let path = target;
   let pipeline = flagValue(args, "pipeline");
   const hash = path.lastIndexOf("#");
@@ -37,7 +40,7 @@ export function checkPath(command: string, target: string, args: ParsedArgs, io:
     }
     pipeline = named;
   }
-  const result = checkFile(path, { pipeline, all: options.all, overrides: flagValues(args, "set"), checkFiles: !flag(args, "no-files") });
+  const result = checkFile(path, { pipeline, all: options.all, overrides: flagValues(args, "set"), checkFiles: (options.checkFiles ?? true) && !flag(args, "no-files") });
   if (!options.quiet) printEach(result, io);
   return { ok: true, result };
 }
@@ -53,13 +56,16 @@ export function checkTarget(command: string, args: ParsedArgs, io: Io): TargetRe
   return target;
 }
 
-/** The single resolved pipeline of the command line, or the exit code when there is none (diagnostics printed). */
-export function resolveOne(command: string, args: ParsedArgs, io: Io): { ok: true; pipeline: ResolvedPipeline } | { ok: false; exit: number } {
+/**
+ * The single resolved pipeline of the command line and the check that resolved it, or the exit
+ * code when there is none (diagnostics printed).
+ */
+export function resolveOne(command: string, args: ParsedArgs, io: Io): { ok: true; pipeline: ResolvedPipeline; result: CheckResult } | { ok: false; exit: number } {
   const target = checkTarget(command, args, io);
   if (!target.ok) return target;
   const { diagnostics, pipelines } = target.result;
   if (hasErrors(diagnostics) || pipelines.length !== 1) return { ok: false, exit: 1 };
-  return { ok: true, pipeline: pipelines[0] };
+  return { ok: true, pipeline: pipelines[0], result: target.result };
 }
 
 function printEach(result: CheckResult, io: Io): void {

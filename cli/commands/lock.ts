@@ -1,13 +1,12 @@
 // `sftc lock FILE.sft`: pins the pipeline's inputs (sources, model files, datasets) by content
 // in `sft.lock` next to the file; `sftc run` then refuses to run on anything else.
 import { join } from "node:path";
-import { hasErrors } from "../../compiler/diagnostics.ts";
 import { HashCache } from "../../runtime/repo/file-hash.ts";
 import { lockDirOf, lockInputsOf } from "../../runtime/repo/inputs.ts";
 import { computeLock, mergeLocks, readLock, writeLock } from "../../runtime/repo/lock.ts";
 import type { ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
-import { checkTarget, pipelineFlags } from "../pipeline-target.ts";
+import { pipelineFlags, resolveOne } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
 import { renderDiagnostic } from "../render.ts";
 
@@ -22,12 +21,9 @@ export const command: Command = {
     "whatever changed. Unchanged files are not re-hashed (a cache in .sftc-cache/).",
   flags: pipelineFlags.filter((f) => f.name !== "no-files"),
   async run(args: ParsedArgs, io: Io): Promise<number> {
-    const target = checkTarget("lock", args, io);
+    const target = resolveOne("lock", args, io);
     if (!target.ok) return target.exit;
-    const { result } = target;
-    if (hasErrors(result.diagnostics) || result.pipelines.length !== 1) return 1;
-    const pipeline = result.pipelines[0];
-    return (await updateLock(result, pipeline, io)) ? 0 : 1;
+    return (await updateLock(target.result, target.pipeline, io)) ? 0 : 1;
   },
 };
 
