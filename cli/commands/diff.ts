@@ -1,16 +1,15 @@
 // `sftc diff A B`: how two resolved configurations differ, leaf by leaf. Each side is a
 // pipeline (`file.sft[#name]`) or a run directory (its manifest's resolved pipeline).
 import { existsSync, statSync } from "node:fs";
-import { checkFile } from "../../compiler/check/check.ts";
 import { hasErrors } from "../../compiler/diagnostics.ts";
 import { diffJson, readManifest } from "../../runtime/repo/run-record.ts";
 import { flag, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
-import { printDiagnostics, usageError } from "../pipeline-target.ts";
+import { checkPath, printDiagnostics, usageError } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
 import { renderDiagnostic } from "../render.ts";
 
-async function resolvedOf(target: string, io: Io): Promise<unknown | undefined> {
+async function resolvedOf(target: string, args: ParsedArgs, io: Io): Promise<unknown | undefined> {
   if (existsSync(target) && statSync(target).isDirectory()) {
     const manifest = await readManifest(target);
     if (!manifest.ok) {
@@ -19,9 +18,9 @@ async function resolvedOf(target: string, io: Io): Promise<unknown | undefined> 
     }
     return manifest.value.resolved;
   }
-  const hash = target.lastIndexOf("#");
-  const [path, pipeline] = hash > 0 && !existsSync(target) ? [target.slice(0, hash), target.slice(hash + 1)] : [target, undefined];
-  const result = checkFile(path, { pipeline, checkFiles: false });
+  const checked = checkPath("diff", target, args, io, { quiet: true, checkFiles: false });
+  if (!checked.ok) return undefined;
+  const { result } = checked;
   if (hasErrors(result.diagnostics) || result.pipelines.length !== 1) {
     printDiagnostics(result, io);
     return undefined;
@@ -39,7 +38,7 @@ export const command: Command = {
   flags: [{ name: "json", description: "print the differences as JSON" }],
   async run(args: ParsedArgs, io: Io): Promise<number> {
     if (args.positional.length !== 2) return usageError(io, "diff", "expected two pipelines or run directories");
-    const [a, b] = await Promise.all(args.positional.map((t) => resolvedOf(t, io)));
+    const [a, b] = await Promise.all(args.positional.map((t) => resolvedOf(t, args, io)));
     if (a === undefined || b === undefined) return 1;
     const changes = diffJson(a, b);
     if (flag(args, "json")) io.out(`${JSON.stringify(changes, null, 2)}\n`);
