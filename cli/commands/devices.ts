@@ -1,11 +1,12 @@
 // `sftc devices [--json]`: the WebGPU adapters Dawn finds, with their backend, vendor, features and
-// key limits. Also the `--device NAME` flag every GPU-opening command takes, and the one helper
-// that opens the device it names (else the one env SFT_ADAPTER names, else Dawn's choice).
+// key limits. Also the `--device NAME` flag every GPU-opening command takes, and the helpers
+// that open the device it names (else the one env SFT_ADAPTER names, else Dawn's choice).
 import { flag, flagValue, type FlagSpec, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
+import { usageError } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
 import { renderDiagnostic } from "../render.ts";
-import type { Result } from "../../compiler/diagnostics.ts";
+import type { Diagnostic, Result } from "../../compiler/diagnostics.ts";
 import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
 
 /** `--device NAME`: the adapter a GPU-opening command uses. */
@@ -25,6 +26,27 @@ export function openRequestedDevice(args: ParsedArgs, io: Io): Promise<Result<Gp
   return openDevice({ adapter: flagValue(args, "device") ?? (fromEnv ? fromEnv : undefined) });
 }
 
+/**
+ * Runs `work` on the GPU `--gpu` asks for (opened as `openRequestedDevice` does), or with none
+ * without `--gpu`; the device is destroyed afterwards. `--device` without `--gpu` is a usage
+ * error; a device that cannot be opened prints its diagnostics (exit 1).
+ */
+export async function withRequestedGpu(command: string, args: ParsedArgs, io: Io, work: (gpu: GpuDevice | undefined) => Promise<number>): Promise<number> {
+  if (!flag(args, "gpu")) return flag(args, "device") ? usageError(io, command, "--device chooses the GPU of --gpu") : work(undefined);
+  const opened = await openRequestedDevice(args, io);
+  if (!opened.ok) return printDiagnostics(opened.diagnostics, io);
+  try {
+    return await work(opened.value);
+  } finally {
+    opened.value.destroy();
+  }
+}
+
+function printDiagnostics(diagnostics: readonly Diagnostic[], io: Io): number {
+  for (const d of diagnostics) io.err(renderDiagnostic(d, new Map(), io.color));
+  return 1;
+}
+
 export const command: Command = {
   name: "devices",
   summary: "list the WebGPU adapters (GPUs) sftc can use, with their features and limits",
@@ -37,10 +59,7 @@ export const command: Command = {
   flags: [{ name: "json", description: "print the adapters as JSON" }],
   async run(args: ParsedArgs, io: Io): Promise<number> {
     const listed = await listAdapters();
-    if (!listed.ok) {
-      for (const d of listed.diagnostics) io.err(renderDiagnostic(d, new Map(), io.color));
-      return 1;
-    }
+    if (!listed.ok) return printDiagnostics(listed.diagnostics, io);
     if (flag(args, "json")) io.out(`${JSON.stringify(listed.value, null, 2)}\n`);
     else io.out(listed.value.map(describe).join("\n"));
     return 0;

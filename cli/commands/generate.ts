@@ -12,11 +12,10 @@ import { diag, ok, type Diagnostic, type Result } from "../../compiler/diagnosti
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import { generateBatch, type Generated } from "../../runtime/generate/engine.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
-import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { TextOutput } from "../../runtime/generate/text-output.ts";
 import { Random } from "../../runtime/random.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
-import { deviceFlag, openRequestedDevice } from "./devices.ts";
+import { deviceFlag, withRequestedGpu } from "./devices.ts";
 
 /** Flags every generating command takes. */
 export const generatorFlags: FlagSpec[] = [
@@ -91,20 +90,12 @@ export async function withGenerator(name: string, args: ParsedArgs, io: Io, work
   if (flag(args, "gpu") && flag(args, "no-cache")) return usageError(io, name, "--gpu runs the KV-cache model; it does not go with --no-cache");
   const resolved = resolveOne(name, args, io);
   if (!resolved.ok) return resolved.exit;
-  let gpu: GpuDevice | undefined;
-  if (flag(args, "gpu")) {
-    const opened = await openRequestedDevice(args, io);
-    if (!opened.ok) return printErrors(opened.diagnostics, io);
-    gpu = opened.value;
-  }
-  try {
+  return withRequestedGpu(name, args, io, async (gpu) => {
     const loaded = await loadPipelineGenerator(resolved.pipeline, { adapterDir: flagValue(args, "adapter"), noCache: flag(args, "no-cache"), gpu });
     if (!loaded.ok) return printErrors(loaded.diagnostics, io);
     io.err(`sftc ${name}: running on the ${loaded.value.model.backend}\n`);
-    return await work(loaded.value);
-  } finally {
-    gpu?.destroy();
-  }
+    return work(loaded.value);
+  });
 }
 
 export function printErrors(diagnostics: readonly Diagnostic[], io: Io): number {

@@ -9,10 +9,9 @@ import { ok, type Result } from "../../compiler/diagnostics.ts";
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
 import { mergeLora, readPeftAdapter } from "../../runtime/generate/weights.ts";
-import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { scoreIds, type Scored } from "../../runtime/score/score.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
-import { deviceFlag, openRequestedDevice } from "./devices.ts";
+import { deviceFlag, withRequestedGpu } from "./devices.ts";
 import { printErrors } from "./generate.ts";
 
 export const command: Command = {
@@ -42,19 +41,12 @@ export const command: Command = {
     const idList = flagValue(args, "ids");
     if ((text === undefined) === (idList === undefined)) return usageError(io, "score", "give either --text TEXT or --ids 1,2,3");
     if (flag(args, "chat") && text === undefined) return usageError(io, "score", "--chat goes with --text");
-    if (flag(args, "device") && !flag(args, "gpu")) return usageError(io, "score", "--device chooses the GPU of --gpu");
     const given = idList === undefined ? null : parseIds(idList);
     if (given && !given.ok) return usageError(io, "score", given.error);
 
     const resolved = resolveOne("score", args, io);
     if (!resolved.ok) return resolved.exit;
-    let gpu: GpuDevice | undefined;
-    if (flag(args, "gpu")) {
-      const opened = await openRequestedDevice(args, io);
-      if (!opened.ok) return printErrors(opened.diagnostics, io);
-      gpu = opened.value;
-    }
-    try {
+    return withRequestedGpu("score", args, io, async (gpu) => {
       const loaded = await loadPipelineGenerator(resolved.pipeline);
       if (!loaded.ok) return printErrors(loaded.diagnostics, io);
       const g = loaded.value;
@@ -68,9 +60,7 @@ export const command: Command = {
       const { ids: scoredIds, logprobs, loss, perplexity } = scored.value;
       io.out(flag(args, "json") ? `${JSON.stringify({ ids: scoredIds, pieces, logprobs, loss, perplexity })}\n` : table(scored.value, pieces));
       return 0;
-    } finally {
-      gpu?.destroy();
-    }
+    });
   },
 };
 
