@@ -8,17 +8,11 @@ import * as assert from "uvu/assert";
 import { decodeElements } from "../../runtime/checkpoint/dtype.ts";
 import { openModelDir } from "../../runtime/checkpoint/model-dir.ts";
 import { families, familyNames, type FamilyName } from "../../stdlib/families/index.ts";
+import { centralDifference, type Golden } from "../models/support.ts";
 import { assertClose } from "../support/numeric.ts";
 import { referenceForward, weightKey, type Weights } from "./reference-forward.ts";
 import { FIXTURES } from "./support.ts";
 import { expectOk } from "../support/result.ts";
-
-interface Golden {
-  input_ids: number[][];
-  labels: number[][];
-  loss: number;
-  logits: number[][][];
-}
 
 /** Mean cross-entropy of logits[t] against labels[t + 1] over the labels that are not -100. */
 function sftLoss(logits: Float64Array[][], labels: number[][]): number {
@@ -38,10 +32,6 @@ function sftLoss(logits: Float64Array[][], labels: number[][]): number {
   return total / count;
 }
 
-interface GradSummary {
-  values?: number[];
-}
-
 async function loadFixture(name: FamilyName) {
   const dir = join(FIXTURES, name);
   const family = families[name];
@@ -51,7 +41,7 @@ async function loadFixture(name: FamilyName) {
     const tensor = expectOk(result);
     weights.set(weightKey(tensor.role, tensor.layer), decodeElements(tensor.dtype, tensor.data));
   }
-  const golden: Golden & { grads: Record<string, GradSummary> } = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8"));
+  const golden: Golden = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8"));
   const loss = () => sftLoss(golden.input_ids.map((ids) => referenceForward(family, config, weights, ids)), golden.labels);
   return { family, config, weights, bindings, golden, loss };
 }
@@ -72,16 +62,7 @@ for (const name of familyNames) {
       if (role !== "final_norm.weight" && !(role === "attn_norm.weight" && layer === 0)) continue;
       const values = golden.grads[tensorName].values!;
       const w = weights.get(weightKey(role, layer))!;
-      const numeric: number[] = [];
-      for (const i of [0, 1]) {
-        const original = w[i];
-        w[i] = original + step;
-        const up = loss();
-        w[i] = original - step;
-        const down = loss();
-        w[i] = original;
-        numeric.push((up - down) / (2 * step));
-      }
+      const numeric = [0, 1].map((i) => centralDifference(w, i, step, loss));
       assertClose(numeric, values.slice(0, 2), 1e-6, `${name} d loss / d ${tensorName}[0..1]`);
     }
   });
