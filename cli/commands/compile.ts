@@ -48,7 +48,8 @@ export const command: Command = {
     "weight is loaded) and prints one stage of its compilation: `graph`, the op graph of the training step (loss and " +
     "the gradient of every trainable tensor) as built, before any pass; `schedule`, the launches after simplification, " +
     "fusion and scheduling, each with its library kernels, fused expression, output shapes and uniforms, then the " +
-    "memory plan; `wgsl`, the WGSL module of every kernel dispatch of the schedule, each headed by the launch it " +
+    "counts of launches and kernels and the arena's bytes (with `train.gradient_checkpointing`, recomputation " +
+    "included); `wgsl`, the WGSL module of every kernel dispatch of the schedule, each headed by the launch it " +
     "serves (library kernels pick variants from the GPU, chosen with --device or SFT_ADAPTER). `--forward` takes the " +
     "forward pass (logits and loss) instead of the training step. SFT_DEBUG=1 prints the schedule of every graph any " +
     "command compiles on stderr; SFT_DEBUG=2 also the graph after the graph passes.",
