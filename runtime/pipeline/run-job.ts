@@ -5,7 +5,7 @@
 // is `<train.output>/<run-id>`; `resume` continues the newest run there that has checkpoints.
 import { existsSync } from "node:fs";
 import { mkdir, readdir } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
 import { knownAdapterMemory, parseByteSize, type DeviceMemory } from "../../compiler/plan/device-memory.ts";
@@ -67,7 +67,7 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
   }
   const setup = await prepareTraining(p);
   if (!setup.ok) return setup;
-  const { family, config, tokenizer } = setup.value.generator;
+  const { tokenizer } = setup.value.generator;
   if (p.method.kind === "qlora") o.log("note: QLoRA trains its adapters over the unquantized base weights here (NF4 base weights are not applied by the training engines yet)\n");
   if (Number(p.method.dropout ?? 0) > 0) o.log(`note: method.dropout = ${p.method.dropout} is not applied: the training graphs have no dropout\n`);
 
@@ -98,7 +98,7 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
       resume: o.resume || (typeof p.train.resume_from === "string" ? p.train.resume_from : undefined),
       progress: o.progress,
       handleSignals: o.handleSignals,
-      pipeline: { name: p.name, resolved: p, lock: o.lock, dir: p.file },
+      pipeline: { name: p.name, resolved: p, lock: o.lock, dir: dirname(p.file) },
     });
     if (!training.ok) return training;
     const outcome: JobOutcome = { runDir, training: training.value, setup: setup.value };
@@ -109,30 +109,35 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
     }
     if (training.value.status !== "finished") return ok(outcome);
 
-    const trained = await currentWeights(backend, setup.value);
-    if (setup.value.method.kind === "full") {
-      outcome.trainedWeights = trained;
-      const written = await writeWeights(join(runDir, MODEL_DIR), trained, setup.value);
-      if (!written.ok) return written;
-    } else {
-      const adapterDir = join(runDir, ADAPTER_DIR);
-      const m = p.method;
-      const isAdapter = (name: string) => /\.lora_[AB]\.weight$/.test(name);
-      const exported = await exportPeftAdapter(adapterDir, {
-        family,
-        config,
-        method: { rank: Number(m.rank), alpha: Number(m.alpha), dropout: Number(m.dropout ?? 0), targets: m.targets as string[], rslora: m.rslora === true, modulesToSave: m.modules_to_save as string[] | undefined },
-        baseModel: p.model.init === "random" ? `random-${family.name}-seed${Number(p.train.seed ?? 0)}` : String(p.model.path),
-        weights: new Map([...trained].filter(([name]) => isAdapter(name))),
-        saved: new Map([...trained].filter(([name]) => !isAdapter(name))),
-      });
-      if (!exported.ok) return exported;
-      outcome.adapterDir = adapterDir;
-    }
+    const exported = await exportTrained(p, setup.value, backend, runDir);
+    if (!exported.ok) return exported;
+    Object.assign(outcome, exported.value);
     return ok(outcome);
   } finally {
     if (backend instanceof GpuBackend) backend.destroy();
   }
+}
+
+/** Writes what the run trained into the run directory: the weights (full) or the PEFT adapter. */
+async function exportTrained(p: ResolvedPipeline, setup: TrainingSetup, backend: TrainingBackend, runDir: string): Promise<Result<Pick<JobOutcome, "adapterDir" | "trainedWeights">>> {
+  const trained = await currentWeights(backend, setup);
+  if (setup.method.kind === "full") {
+    const written = await writeWeights(join(runDir, MODEL_DIR), trained, setup);
+    return written.ok ? ok({ trainedWeights: trained }) : written;
+  }
+  const { family, config } = setup.generator;
+  const m = p.method;
+  const adapterDir = join(runDir, ADAPTER_DIR);
+  const isAdapter = (name: string) => /\.lora_[AB]\.weight$/.test(name);
+  const exported = await exportPeftAdapter(adapterDir, {
+    family,
+    config,
+    method: { rank: Number(m.rank), alpha: Number(m.alpha), dropout: Number(m.dropout ?? 0), targets: m.targets as string[], rslora: m.rslora === true, modulesToSave: m.modules_to_save as string[] | undefined },
+    baseModel: p.model.init === "random" ? `random-${family.name}-seed${Number(p.train.seed ?? 0)}` : String(p.model.path),
+    weights: new Map([...trained].filter(([name]) => isAdapter(name))),
+    saved: new Map([...trained].filter(([name]) => !isAdapter(name))),
+  });
+  return exported.ok ? ok({ adapterDir }) : exported;
 }
 
 function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean): Result<TrainingBackend> {
