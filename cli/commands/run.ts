@@ -36,7 +36,9 @@ export const command: Command = {
     "a changed source, dataset, model or tokenizer file is refused by name unless --update-lock), loads the " +
     "model (its checkpoint, or `init = random` weights drawn from train.seed) and the data, prints the memory " +
     "plan's peak (refused when it exceeds the device memory: SFT_DEVICE_MEMORY or a known adapter), and trains " +
-    "on the WebGPU device (--cpu: the float64 CPU engine) with a progress line. The run directory " +
+    "on the WebGPU device (--cpu: the float64 CPU engine) with a progress line; train.gradient_checkpointing " +
+    "keeps each layer's input and recomputes the rest on the GPU. Settings the engines cannot train yet " +
+    "(packing, LoRA bias, freezing layers) are refused by name (SFT5901). The run directory " +
     "`<train.output>/<run-id>` receives manifest.json, metrics.jsonl, curves.html and checkpoints/; when the " +
     "run finishes, the LoRA/QLoRA adapter as a PEFT directory (adapter/) or the full model's weights " +
     "(model/model.safetensors), and the decode block's prompts answered by the trained model (printed and " +
