@@ -18,20 +18,8 @@ import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { plannedModel } from "../../compiler/plan/model-config.ts";
 import { layerInputs } from "../../compiler/plan/step-plan.ts";
 import { planSettings } from "../../compiler/plan/settings.ts";
-import { prepareAttention, prepareAttentionBackward } from "../../runtime/execute/library/attention.ts";
-import { prepareCrossEntropy } from "../../runtime/execute/library/cross-entropy.ts";
-import { prepareEmbedding, prepareEmbeddingBackward } from "../../runtime/execute/library/embedding.ts";
-import { generatedStep } from "../../runtime/execute/library/generated.ts";
-import { prepareMatmul } from "../../runtime/execute/library/matmul.ts";
-import { prepareNorm, prepareNormBackward } from "../../runtime/execute/library/norm.ts";
-import { prepareRope } from "../../runtime/execute/library/rope.ts";
-import type { ExecContext, PreparedLaunch, SideOutputs } from "../../runtime/execute/steps.ts";
-import type { GpuDevice } from "../../runtime/gpu/device.ts";
-import { createTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
+import { scheduleWgsl } from "../../runtime/execute/emit-wgsl.ts";
 import { trainingMethod } from "../../runtime/pipeline/family-model.ts";
-import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import { kernelKey, kernelSource } from "../../stdlib/kernels/kernel.ts";
-import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
 import { deviceFlag, openRequestedDevice } from "./devices.ts";
 import { printErrors } from "./generate.ts";
 import { modelSources } from "./plan.ts";
@@ -109,79 +97,4 @@ async function pipelineGraph(pipeline: ResolvedPipeline, forward: boolean): Prom
   if (!training.ok) return training;
   const checkpoints = settings.gradientCheckpointing ? layerInputs(built.value, family, config.dims.layers) : undefined;
   return ok({ graph: training.value.graph, checkpoints });
-}
-
-type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
-
-// The executor's launch preparers (runtime/execute/executor.ts), which choose each launch's kernels.
-const preparers: Record<string, Preparer> = {
-  elementwise: (ctx, launch) => ok({ steps: [generatedStep(ctx, launch, ctx.tensorOf(launch.outputs[0]))] }),
-  reduce: (ctx, launch) => ok({ steps: [generatedStep(ctx, launch, ctx.tensorOf(launch.outputs[0]))] }),
-  matmul: prepareMatmul,
-  norm: prepareNorm,
-  norm_backward: prepareNormBackward,
-  embedding: prepareEmbedding,
-  embedding_backward: prepareEmbeddingBackward,
-  rope: prepareRope,
-  attention: prepareAttention,
-  attention_backward: prepareAttentionBackward,
-  cross_entropy: prepareCrossEntropy,
-};
-
-/**
- * Every kernel dispatch of `schedule` as WGSL, prepared as the executor prepares it on `gpu`
- * (buffers are allocated so the library can choose its variants, and freed again). A kernel whose
- * module was already printed is named, not repeated.
- */
-function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string> {
-  const tensors = new Map<Node, GpuTensor>();
-  const scratch: GpuTensor[] = [];
-  const allocate = (dtype: StorageDType, shape: readonly number[], label: string) => {
-    const t = createTensor(gpu, dtype, shape, label);
-    scratch.push(t);
-    return t;
-  };
-  const ctx = {
-    gpu,
-    matmulStrategy: matmulStrategyFor(gpu.adapter.architecture),
-    tensorOf: (n: Node) => {
-      let t = tensors.get(n);
-      if (!t) tensors.set(n, (t = createTensor(gpu, n.dtype, numel(n.shape) ? n.shape : [1], `%${n.id}`)));
-      return t;
-    },
-    scratch: allocate,
-    // a launch's own temporary buffers (the executor shares them between launches)
-    workspace: allocate,
-    register: (n: Node, t: GpuTensor) => void tensors.set(n, t),
-    sideOutputs: new Map<Node, SideOutputs>(),
-  };
-  try {
-    const printed = new Map<string, number>();
-    const parts: string[] = [];
-    for (const [index, launch] of schedule.launches.entries()) {
-      const prepare = preparers[launch.kernel];
-      if (!prepare) return fail(diag("SFT4005", `the runtime cannot execute ${launch.kernel} launches`, { where: launch.launches.join(", ") }));
-      const prepared = prepare(ctx, launch);
-      if (!prepared.ok) return prepared;
-      const outputs = launch.outputs.map((o) => `%${o.id} ${o.dtype}[${o.shape.join(",")}]`).join(", ");
-      parts.push(`// ==== #${index} ${launch.kernel} [${launch.launches.join(", ")}] -> ${outputs}\n`);
-      for (const step of prepared.value.steps) {
-        if (step.kind === "copy") {
-          parts.push("// ---- buffer copy (no kernel)\n");
-          continue;
-        }
-        const key = kernelKey(step.spec);
-        const first = printed.get(key);
-        if (first !== undefined) parts.push(`// ---- ${key}${step.copy ? " (copy of a view)" : ""}: same WGSL as in #${first}\n`);
-        else {
-          printed.set(key, index);
-          parts.push(`// ---- ${key}${step.copy ? " (copy of a view)" : ""}\n${kernelSource(step.spec).trim()}\n`);
-        }
-      }
-    }
-    parts.push(`// ==== ${schedule.launches.length} launches, ${printed.size} distinct kernels\n`);
-    return ok(parts.join("\n"));
-  } finally {
-    for (const t of [...tensors.values(), ...scratch]) t.destroy();
-  }
 }

@@ -31,7 +31,8 @@ import type { ExecContext, PreparedLaunch, SideOutputs, Step } from "./steps.ts"
 
 type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
 
-const preparers: Record<string, Preparer> = {
+/** How each catalog kernel's launch becomes dispatches (also used to print a schedule's WGSL). */
+export const launchPreparers: Readonly<Record<string, Preparer>> = {
   elementwise: (ctx, launch) => ok({ steps: [generatedStep(ctx, launch, ctx.tensorOf(launch.outputs[0]))] }),
   reduce: (ctx, launch) => ok({ steps: [generatedStep(ctx, launch, ctx.tensorOf(launch.outputs[0]))] }),
   matmul: prepareMatmul,
@@ -104,7 +105,7 @@ export class GraphExecutor {
     for (const [, view] of schedule.outputViews) ex.bufferOf(view.base);
     const ctx = ex.context();
     for (const launch of schedule.launches) {
-      const prepare = preparers[launch.kernel];
+      const prepare = launchPreparers[launch.kernel];
       ex.workspace.nextLaunch();
       if (!prepare) return fail(diag("SFT4005", `the runtime cannot execute ${launch.kernel} launches`, { where: launch.launches.join(", ") }));
       const p = prepare(ctx, launch);
