@@ -115,4 +115,6 @@ export const codeAdvice: Partial<Record<Code, string>> = {
   SFT5805: "Check the output path: its parent must exist and be writable, with room for the model.",
   SFT5806: "Fix the option named in the message (shard size in bytes > 0; dtype f32, f16 or bf16).",
   SFT5807: "Export the adapters of a run trained on this model and method.",
+  SFT5901: "Change the setting named in the message, or train with `--cpu` (the float64 reference engine) where it says so.",
+  SFT5902: "Install a Vulkan driver (see the hint), or train with `--cpu`.",
 };
