@@ -10,19 +10,46 @@ import { rotary, type RotaryInputs } from "./rotary.ts";
 /** The linear layers a block may call, by canonical role. */
 export type LinearRole = "attn.qkv" | "attn.out" | "mlp.gate" | "mlp.up" | "mlp.gate_up" | "mlp.down" | "head";
 
+/** The norms of a layer stack, by the prefix of their checkpoint roles. */
+export type NormRole = "attn_norm" | "mlp_norm" | "final_norm";
+
 /** What a block needs from the graph under construction. */
 export interface BlockContext {
   family: Family;
   dims: ModelDims;
   /** x (B, T, in) through the layer's checkpoint linear for `role` (with bias and adapter). */
   project(x: Node, role: LinearRole, layer: number): Node;
+  /** x (B, T, C) through the family's norm with the weights of `role` (`layer` null: final). */
+  norm(x: Node, role: NormRole, layer: number | null): Node;
   rotary: RotaryInputs;
   /** Prompt lengths (B) for a GLM prefix mask; null for causal families. */
   prefixLength: Node | null;
 }
 
-/** Self-attention of the normed input x (B, T, C) -> (B, T, C). */
-export function attentionBlock(ctx: BlockContext, x: Node, layer: number): Node {
+/**
+ * The layers over the embedded input x (B, T, C) in the family's residual style, each layer's
+ * attention of its normed input given by `attend` ((B, T, C) -> (B, T, C)); the result is not
+ * final-normed.
+ */
+export function layerStack(ctx: BlockContext, x: Node, attend: (a: Node, layer: number) => Node): Node {
+  const residual = ctx.family.residual;
+  for (let layer = 0; layer < ctx.dims.layers; layer++) {
+    const a = ctx.norm(x, "attn_norm", layer);
+    if (residual.kind === "parallel") {
+      x = b.add(b.add(x, attend(a, layer)), mlpBlock(ctx, a, layer));
+      continue;
+    }
+    // GLM adds the normed input times alpha instead of the raw input (models.md §4.2, §6.8)
+    const alpha = residual.kind === "scaled_normed_input" ? residual.alpha(ctx.dims) : null;
+    const h = b.add(alpha === null ? x : b.scale(a, alpha), attend(a, layer));
+    const m = ctx.norm(h, "mlp_norm", layer);
+    x = b.add(alpha === null ? h : b.scale(m, alpha), mlpBlock(ctx, m, layer));
+  }
+  return x;
+}
+
+/** The query, key and value heads of the normed input x (B, T, C), RoPE applied to q and k. */
+export function qkvHeads(ctx: BlockContext, x: Node, layer: number): { q: Node; k: Node; v: Node } {
   const { family, dims } = ctx;
   const [B, T] = x.shape;
   const D = dims.headDim;
@@ -40,7 +67,15 @@ export function attentionBlock(ctx: BlockContext, x: Node, layer: number): Node 
   };
   const q = rotary(family, dims, part("q", dims.heads), ctx.rotary); // (B, T, H, D)
   const k = rotary(family, dims, part("k", dims.kvHeads), ctx.rotary); // (B, T, KV, D)
-  const v = part("v", dims.kvHeads);
+  return { q, k, v: part("v", dims.kvHeads) };
+}
+
+/** Self-attention of the normed input x (B, T, C) -> (B, T, C). */
+export function attentionBlock(ctx: BlockContext, x: Node, layer: number): Node {
+  const { family, dims } = ctx;
+  const [B, T] = x.shape;
+  const D = dims.headDim;
+  const { q, k, v } = qkvHeads(ctx, x, layer);
   const mask = family.attention.mask;
   const attrs = {
     // GLM's query-key layer scaling divides and multiplies back by (layer + 1): an fp16 overflow

@@ -9,7 +9,7 @@ import * as b from "../ir/build.ts";
 import { graph, type Graph, type Node } from "../ir/node.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { loraModulesFor, type BiasTrait, type Family, type ParamRole } from "../../stdlib/families/family.ts";
-import { attentionBlock, mlpBlock, type BlockContext, type LinearRole } from "./family-blocks.ts";
+import { attentionBlock, layerStack, type BlockContext, type LinearRole, type NormRole } from "./family-blocks.ts";
 import { INPUT, positionStreams, usesRopeTables } from "./family-inputs.ts";
 import { linear, loraParamNames, type LoraAdapter } from "./lora-linear.ts";
 
@@ -89,7 +89,7 @@ export function buildFamilyGraph(family: Family, config: ModelConfig, options: F
     const bias = BIAS[role] && family.biases[BIAS[role].trait] ? weight(BIAS[role].role, layer) : null;
     return linear(x, w, bias, adapted.value.has(`${role}.weight`) ? adapterFor(w) : null);
   };
-  const norm = (x: Node, prefix: "attn_norm" | "mlp_norm" | "final_norm", layer: number | null): Node => {
+  const norm = (x: Node, prefix: NormRole, layer: number | null): Node => {
     const w = weight(`${prefix}.weight`, layer);
     if (family.norm.kind === "rmsnorm") return b.rmsNorm(x, w, dims.normEps);
     return b.layerNorm(x, w, family.biases.norm ? weight(`${prefix}.bias`, layer) : b.fill(0, w), dims.normEps);
@@ -100,25 +100,13 @@ export function buildFamilyGraph(family: Family, config: ModelConfig, options: F
     family,
     dims,
     project,
+    norm,
     rotary: { positions: inputs.get(INPUT.positions) ?? null, cos: inputs.get(INPUT.cos) ?? null, sin: inputs.get(INPUT.sin) ?? null },
     prefixLength: inputs.get(INPUT.prefixLength) ?? null,
   };
 
   const table = weight("embed.weight", null);
-  let x = b.embedding(table, inputs.get(INPUT.ids)!); // (B, T, C)
-  const residual = family.residual;
-  for (let layer = 0; layer < dims.layers; layer++) {
-    const a = norm(x, "attn_norm", layer);
-    if (residual.kind === "parallel") {
-      x = b.add(b.add(x, attentionBlock(ctx, a, layer)), mlpBlock(ctx, a, layer));
-      continue;
-    }
-    // GLM adds the normed input times alpha instead of the raw input (models.md §4.2, §6.8)
-    const alpha = residual.kind === "scaled_normed_input" ? residual.alpha(dims) : null;
-    const h = b.add(alpha === null ? x : b.scale(a, alpha), attentionBlock(ctx, a, layer));
-    const m = norm(h, "mlp_norm", layer);
-    x = b.add(alpha === null ? h : b.scale(m, alpha), mlpBlock(ctx, m, layer));
-  }
+  const x = layerStack(ctx, b.embedding(table, inputs.get(INPUT.ids)!), (a, layer) => attentionBlock(ctx, a, layer)); // (B, T, C)
   const final = b.reshape(norm(x, "final_norm", null), [B * T, C]);
   const logits = config.tiedHead ? b.matmul(final, table, { transB: true }) : project(final, "head", null); // (B·T, V)
 

@@ -9,13 +9,12 @@
 import { ok, type Result } from "../../compiler/diagnostics.ts";
 import * as b from "../../compiler/ir/build.ts";
 import { graph, type Graph, type Node } from "../../compiler/ir/node.ts";
-import { mlpBlock, type BlockContext, type LinearRole } from "../../compiler/models/family-blocks.ts";
+import { layerStack, qkvHeads, type BlockContext, type LinearRole, type NormRole } from "../../compiler/models/family-blocks.ts";
 import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
 import { INPUT, positionStreams, usesRopeTables } from "../../compiler/models/family-inputs.ts";
 import { linear } from "../../compiler/models/lora-linear.ts";
-import { rotary } from "../../compiler/models/rotary.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
-import { qkvGroups, qkvRowOffsets, type Family, type ParamRole } from "../../stdlib/families/family.ts";
+import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 
 /**
  * Names of the cache inputs (B, P, KV, D), the new keys/values outputs (B, T, KV, D), and the
@@ -51,7 +50,7 @@ export function buildCachedStep(family: Family, config: ModelConfig, shape: Cach
     const name = weightName(`${role}.weight`, layer);
     return linear(x, params.get(name)!, params.get(name.replace(/\.weight$/, ".bias")) ?? null, null);
   };
-  const norm = (x: Node, prefix: "attn_norm" | "mlp_norm" | "final_norm", layer: number | null): Node => {
+  const norm = (x: Node, prefix: NormRole, layer: number | null): Node => {
     const name = weightName(`${prefix}.weight`, layer);
     const w = params.get(name)!;
     if (family.norm.kind === "rmsnorm") return b.rmsNorm(x, w, dims.normEps);
@@ -67,22 +66,12 @@ export function buildCachedStep(family: Family, config: ModelConfig, shape: Cach
   };
   const prefixLength = family.attention.mask.kind === "glm_prefix" ? b.input(INPUT.prefixLength, [B], "i32") : null;
   const keyRange = b.input(CACHE.keyRange, [B, 2], "i32");
-  const ctx: BlockContext = { family, dims, project, rotary: rotaryInputs, prefixLength };
+  const ctx: BlockContext = { family, dims, project, norm, rotary: rotaryInputs, prefixLength };
   const outputs: [string, Node][] = [];
 
   const attend = (a: Node, layer: number): Node => {
     const D = dims.headDim;
-    const qkv = project(a, "attn.qkv", layer); // (B, T, (H + 2KV) D)
-    const groups = qkvGroups(family.qkv, dims);
-    const grouped = b.reshape(qkv, [B, T, groups, qkv.shape[2] / groups]);
-    const offsets = qkvRowOffsets(family.qkv, dims);
-    const part = (name: "q" | "k" | "v", count: number) => {
-      const start = offsets[name][0];
-      return b.reshape(b.slice(grouped, 3, start, start + (count / groups) * D), [B, T, count, D]);
-    };
-    const q = rotary(family, dims, part("q", dims.heads), rotaryInputs); // (B, T, H, D)
-    const k = rotary(family, dims, part("k", dims.kvHeads), rotaryInputs); // (B, T, KV, D)
-    const v = part("v", dims.kvHeads);
+    const { q, k, v } = qkvHeads(ctx, a, layer); // (B, T, H, D), (B, T, KV, D), (B, T, KV, D)
     outputs.push([CACHE.key(layer), k], [CACHE.value(layer), v]);
     const cached = (name: string, fresh: Node) => (P === 0 ? fresh : b.concat([b.input(name, [B, P, dims.kvHeads, D]), fresh], 1)); // (B, P + T, KV, D)
     const mask = family.attention.mask;
@@ -93,19 +82,7 @@ export function buildCachedStep(family: Family, config: ModelConfig, shape: Cach
   };
 
   const table = params.get(weightName("embed.weight", null))!;
-  let x = b.embedding(table, b.input(INPUT.ids, [B, T], "i32")); // (B, T, C)
-  const residual = family.residual;
-  for (let layer = 0; layer < dims.layers; layer++) {
-    const a = norm(x, "attn_norm", layer);
-    if (residual.kind === "parallel") {
-      x = b.add(b.add(x, attend(a, layer)), mlpBlock(ctx, a, layer));
-      continue;
-    }
-    const alpha = residual.kind === "scaled_normed_input" ? residual.alpha(dims) : null;
-    const h = b.add(alpha === null ? x : b.scale(a, alpha), attend(a, layer));
-    const m = norm(h, "mlp_norm", layer);
-    x = b.add(alpha === null ? h : b.scale(m, alpha), mlpBlock(ctx, m, layer));
-  }
+  const x = layerStack(ctx, b.embedding(table, b.input(INPUT.ids, [B, T], "i32")), attend); // (B, T, C)
   const last = b.reshape(b.slice(norm(x, "final_norm", null), 1, T - 1, T), [B, dims.hidden]); // (B, C)
   const logits = config.tiedHead ? b.matmul(last, table, { transB: true }) : project(last, "head", null); // (B, V)
   return ok(graph([["logits", logits], ...outputs]));
