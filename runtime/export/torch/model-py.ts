@@ -8,15 +8,10 @@ import { invariant, ok, type Result } from "../../../compiler/diagnostics.ts";
 import type { ModelConfig } from "../../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../../stdlib/families/family.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
-import { peftTargetModules } from "../peft-family.ts";
+import { peftTargetModules, type LoraExportSettings } from "../peft-family.ts";
 
 /** The pipeline's LoRA settings with targets as written (native, canonical, wildcard or `all`). */
-export interface TorchLora {
-  rank: number;
-  alpha: number;
-  dropout: number;
-  targets: readonly string[];
-}
+export type TorchLora = Pick<LoraExportSettings, "rank" | "alpha" | "dropout" | "targets">;
 
 /** Python literal of a JSON-like value (dicts, lists, numbers, strings, booleans, None). */
 export function py(value: unknown): string {
