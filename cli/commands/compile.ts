@@ -19,7 +19,7 @@ import { plannedModel } from "../../compiler/plan/model-config.ts";
 import { layerInputs } from "../../compiler/plan/step-plan.ts";
 import { planSettings } from "../../compiler/plan/settings.ts";
 import { scheduleWgsl } from "../../runtime/execute/emit-wgsl.ts";
-import { trainingMethod } from "../../runtime/pipeline/family-model.ts";
+import { savedWeightNames, trainingMethod } from "../../runtime/pipeline/family-model.ts";
 import { deviceFlag, openRequestedDevice } from "./devices.ts";
 import { printErrors } from "./generate.ts";
 import { modelSources } from "./plan.ts";
@@ -93,7 +93,9 @@ async function pipelineGraph(pipeline: ResolvedPipeline, forward: boolean): Prom
   const built = buildFamilyGraph(family, config, { batch: settings.batch, seq: settings.seq, method: trainingMethod(pipeline.method) });
   if (!built.ok) return built;
   if (forward) return ok({ graph: graph([["logits", built.value.logits], ["loss", built.value.loss]]) });
-  const training = trainingGraph(built.value.loss, built.value.trainable);
+  // what a run trains: the method's tensors plus the base weights of `modules_to_save`
+  const saved = savedWeightNames(family, config, pipeline.method).flatMap((name) => built.value.weights.get(name) ?? []);
+  const training = trainingGraph(built.value.loss, [...built.value.trainable, ...saved]);
   if (!training.ok) return training;
   const checkpoints = settings.gradientCheckpointing ? layerInputs(built.value, family, config.dims.layers) : undefined;
   return ok({ graph: training.value.graph, checkpoints });

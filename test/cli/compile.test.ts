@@ -30,12 +30,13 @@ test("--emit graph: the LoRA training step at the pipeline's batch and max_lengt
   assert.ok(nodes.every((l) => /^%\d+ = \w+\([^)]*\)( \{.*\})? : \w+\[[\d,]*\]$/.test(l)), "one node per line");
   assert.ok(nodes.some((l) => l.includes('{name: "input_ids"} : i32[2,256]')), "batch_size 2 x the longest max_length (256)");
 
-  // the trainable tensors of the quickstart's method: every LoRA tensor of the targeted linears
+  // the trainable tensors of the quickstart's method: every LoRA tensor of the targeted linears,
+  // and the output layer it names in modules_to_save
   const pipeline = checkFile(quickstart, { checkFiles: true }).pipelines[0];
   const { family, config } = expectOk(plannedModel(pipeline, { tokenizerVocab: 2005 }));
   const built = expectOk(buildFamilyGraph(family, config, { batch: 1, seq: 2, method: { kind: "lora", rank: 4, alpha: 8, targets: ["attn.qkv", "mlp.*"] } }));
   const outputs = outputsOf(run.out);
-  assert.equal(outputs.slice().sort(), ["loss", ...[...built.adapters.keys()].map((n) => `grad.${n}`)].sort());
+  assert.equal(outputs.slice().sort(), ["loss", "grad.transformer.output_layer.weight", ...[...built.adapters.keys()].map((n) => `grad.${n}`)].sort());
   assert.ok(outputs.some((o) => o.includes(".lora_A.")) && !outputs.some((o) => o === "grad.transformer.embedding.word_embeddings.weight"), "base weights are frozen");
 
   const forward = await sftc(["compile", quickstart, "--emit", "graph", "--forward", ...small]);
