@@ -38,7 +38,7 @@ export const commands: CommandEntry[] = [
   { name: "generate", summary: "generate text from a prompt with the pipeline's model and decode settings", load: async () => (await import("./commands/generate.ts")).command },
   { name: "chat", summary: "chat with the pipeline's model over stdin, turn after turn", load: async () => (await import("./commands/chat.ts")).command },
   { name: "data", summary: "preview training examples with their loss mask, or print dataset statistics", load: async () => (await import("./commands/data.ts")).command },
-  { name: "export", summary: "compile a pipeline to another training engine (--target torchrun: a PyTorch DDP/FSDP job)", load: async () => (await import("./commands/export.ts")).command },
+  { name: "export", summary: "write a PyTorch DDP/FSDP job (--target torchrun), or merge a LoRA adapter into the base model (--merge)", load: async () => (await import("./commands/export.ts")).command },
   { name: "lsp", summary: "run the .sft language server over stdio", load: async () => (await import("./commands/lsp.ts")).command },
   { name: "help", summary: "show help for sftc or one command", load: async () => (await import("./commands/help.ts")).command },
 ];

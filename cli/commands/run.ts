@@ -11,7 +11,7 @@ import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import { CachedGenerationModel, interpreterRunner } from "../../runtime/generate/cached-model.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
-import { getSharedDevice } from "../../runtime/gpu/device.ts";
+import { getSharedDevice, type GpuDevice } from "../../runtime/gpu/device.ts";
 import { runJob, type JobOutcome } from "../../runtime/pipeline/run-job.ts";
 import { HashCache } from "../../runtime/repo/file-hash.ts";
 import { compareLocks, computeLock, driftDiagnostic, mergeLocks, readLock, writeLock, type Lock } from "../../runtime/repo/lock.ts";
@@ -19,9 +19,10 @@ import { lockDirOf, lockInputsOf } from "../../runtime/repo/inputs.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
 import { flag, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
-import { checkTarget, pipelineFlags } from "../pipeline-target.ts";
+import { checkTarget, pipelineFlags, usageError } from "../pipeline-target.ts";
 import type { Command } from "../registry.ts";
 import { renderDiagnostic } from "../render.ts";
+import { deviceFlag, openRequestedDevice } from "./devices.ts";
 import { answer } from "./generate.ts";
 
 /** Exit code of a run stopped by Ctrl-C after saving its checkpoint (128 + SIGINT). */
@@ -48,6 +49,7 @@ export const command: Command = {
     { name: "resume", description: "continue the newest run under train.output from its latest checkpoint" },
     { name: "update-lock", description: "accept changed inputs and rewrite their entry in sft.lock" },
     { name: "cpu", description: "train on the float64 CPU reference engine instead of the GPU (slow; for checking)" },
+    deviceFlag,
     ...pipelineFlags,
   ],
   async run(args: ParsedArgs, io: Io): Promise<number> {
@@ -57,26 +59,43 @@ export const command: Command = {
     if (hasErrors(result.diagnostics) || result.pipelines.length !== 1) return 1;
     const pipeline = result.pipelines[0];
 
-    const lock = await verifyLock(result, pipeline, flag(args, "update-lock"), io);
-    if (!lock.ok) return printErrors(lock.diagnostics, result, io);
-
-    // the bar redraws in place where diagnostics may be coloured (a terminal); plain lines elsewhere
-    const progress = { isTTY: io.color, columns: process.stderr.columns, write: (text: string) => io.err(text) };
-    const job = await runJob({ pipeline, lock: lock.lock, resume: flag(args, "resume"), cpu: flag(args, "cpu"), deviceMemory: io.env.SFT_DEVICE_MEMORY, log: io.err, progress });
-    if (!job.ok) return printErrors(job.diagnostics, result, io);
-    const outcome = job.value;
-    const { training } = outcome;
-    if (outcome.memory) io.err(`memory: ${outcome.memory.summary}\n`);
-    if (training.status === "stopped") {
-      io.err(`stopped after step ${training.step} of ${training.totalSteps}; a checkpoint is saved in ${outcome.runDir}\ncontinue with: sftc run ${args.positional[0]} --resume\n`);
-      return STOPPED_EXIT;
+    const cpu = flag(args, "cpu");
+    if (cpu && flag(args, "device")) return usageError(io, "run", "--device chooses the GPU; --cpu trains without one");
+    if (cpu || !flag(args, "device")) return runPipeline(pipeline, result, args, io, undefined);
+    const opened = await openRequestedDevice(args, io);
+    if (!opened.ok) return printErrors(opened.diagnostics, result, io);
+    try {
+      return await runPipeline(pipeline, result, args, io, opened.value);
+    } finally {
+      opened.value.destroy();
     }
-    const loss = training.metrics.loss;
-    io.err(`trained ${training.step} steps${loss === undefined ? "" : `, final loss ${loss.toFixed(4)}`}: ${outcome.runDir}\n`);
-    if (outcome.adapterDir) io.err(`adapter: ${outcome.adapterDir}\n`);
-    return writeSamples(pipeline, outcome, flag(args, "cpu"), result, io);
   },
 };
+
+/** The job on `gpu` (the device --device chose), else on the shared device, or the CPU with --cpu. */
+async function runPipeline(pipeline: ResolvedPipeline, result: CheckResult, args: ParsedArgs, io: Io, gpu: GpuDevice | undefined): Promise<number> {
+  const cpu = flag(args, "cpu");
+  const lock = await verifyLock(result, pipeline, flag(args, "update-lock"), io);
+  if (!lock.ok) return printErrors(lock.diagnostics, result, io);
+
+  // the bar redraws in place where diagnostics may be coloured (a terminal); plain lines elsewhere
+  const progress = { isTTY: io.color, columns: process.stderr.columns, write: (text: string) => io.err(text) };
+  const job = await runJob({ pipeline, lock: lock.lock, resume: flag(args, "resume"), cpu, gpu, deviceMemory: io.env.SFT_DEVICE_MEMORY, log: io.err, progress });
+  if (!job.ok) return printErrors(job.diagnostics, result, io);
+  const outcome = job.value;
+  const { training } = outcome;
+  if (outcome.memory) io.err(`memory: ${outcome.memory.summary}\n`);
+  if (training.status === "stopped") {
+    io.err(`stopped after step ${training.step} of ${training.totalSteps}; a checkpoint is saved in ${outcome.runDir}\ncontinue with: sftc run ${args.positional[0]} --resume\n`);
+    return STOPPED_EXIT;
+  }
+  const loss = training.metrics.loss;
+  io.err(`trained ${training.step} steps${loss === undefined ? "" : `, final loss ${loss.toFixed(4)}`}: ${outcome.runDir}\n`);
+  if (outcome.adapterDir) io.err(`adapter: ${outcome.adapterDir}\n`);
+  // samples run where training ran: the chosen GPU, the shared one, or the CPU after --cpu
+  const shared = cpu || gpu ? undefined : await getSharedDevice();
+  return writeSamples(pipeline, outcome, gpu ?? (shared?.ok ? shared.value : undefined), result, io);
+}
 
 type LockCheck = { ok: true; lock: Lock } | { ok: false; diagnostics: Diagnostic[] };
 
@@ -101,11 +120,9 @@ async function verifyLock(result: CheckResult, pipeline: ResolvedPipeline, updat
 }
 
 /** Answers the decode block's prompts with the trained model; prints them and writes samples.jsonl. */
-async function writeSamples(pipeline: ResolvedPipeline, outcome: JobOutcome, cpu: boolean, result: CheckResult, io: Io): Promise<number> {
+async function writeSamples(pipeline: ResolvedPipeline, outcome: JobOutcome, gpu: GpuDevice | undefined, result: CheckResult, io: Io): Promise<number> {
   const prompts = (pipeline.decode.prompts as string[] | undefined) ?? [];
   if (prompts.length === 0) return 0;
-  const device = cpu ? undefined : await getSharedDevice();
-  const gpu = device?.ok ? device.value : undefined;
   let generator: PipelineGenerator;
   if (outcome.trainedWeights) {
     const base = outcome.setup.generator;

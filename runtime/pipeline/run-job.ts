@@ -36,6 +36,8 @@ export interface JobOptions {
   resume?: boolean;
   /** Train on the float64 CPU engine instead of the GPU. */
   cpu?: boolean;
+  /** The GPU to train on (the command line's `--device`); default: the shared device. */
+  gpu?: GpuDevice;
   /** The device memory to plan against (SFT_DEVICE_MEMORY's syntax, e.g. 24GiB); else a known adapter's. */
   deviceMemory?: string;
   /** Status lines (stderr in the CLI). */
@@ -71,7 +73,7 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
   if (p.method.kind === "qlora") o.log("note: QLoRA trains its adapters over the unquantized base weights here (NF4 base weights are not applied by the training engines yet)\n");
   if (Number(p.method.dropout ?? 0) > 0) o.log(`note: method.dropout = ${p.method.dropout} is not applied: the training graphs have no dropout\n`);
 
-  const gpu = o.cpu ? undefined : await getSharedDevice();
+  const gpu = o.cpu ? undefined : o.gpu ? ok(o.gpu) : await getSharedDevice();
   if (gpu && !gpu.ok) {
     return fail(diag("SFT5902", `no WebGPU device for training: ${gpu.diagnostics[0]?.message ?? "none found"}`, { hint: "run with --cpu to train on the float64 CPU engine (slow), or install a Vulkan driver (Mesa lavapipe works)" }));
   }
