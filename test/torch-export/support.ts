@@ -20,6 +20,8 @@ import { FIXTURES } from "../checkpoint/support.ts";
 import { loadFixture, type Fixture } from "../models/support.ts";
 import { PYTHON } from "../support/python.ts";
 import { expectOk } from "../support/result.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { GpuBackend } from "../../runtime/train/gpu-backend.ts";
 
 /** The settings of the test pipelines: 4 steps of 2 micro-batches of 2 rows, clipping and decay on. */
 export const SETTINGS: TrainSettings = {
@@ -103,12 +105,14 @@ export function runJob(dir: string, run: string, args: string[]): StepRecord[] {
 }
 
 /** sftc's own float64 run of the job's pipeline: the loss of every step. */
-export async function sftcLosses(job: ExportedJob, runDir: string): Promise<number[]> {
+export async function sftcLosses(job: ExportedJob, runDir: string, gpu?: GpuDevice): Promise<number[]> {
   await mkdir(runDir, { recursive: true });
   const { family, config, weights } = job.fixture;
   const method = trainingMethod(job.method);
   const model = expectOk(familyGraphModel(family, config, method));
-  const backend = expectOk(CpuBackend.create(model, expectOk(initialWeights(family, config, method, weights, SETTINGS.seed))));
+  const initial = expectOk(initialWeights(family, config, method, weights, SETTINGS.seed));
+  // the float64 reference engine, or sftc's WebGPU engine on `gpu`
+  const backend = gpu ? expectOk(GpuBackend.create(gpu, model, initial)) : expectOk(CpuBackend.create(model, initial));
   const losses: number[] = [];
   const result = await trainLoop({
     settings: SETTINGS,

@@ -19,6 +19,7 @@ import { checkAdapterFits, readPeftAdapter } from "../../runtime/export/peft-rea
 import { expandTemplate } from "../../stdlib/families/family.ts";
 import { hasTorch, PYTHON, reportSkippedWithoutTorch } from "../support/python.ts";
 import { exportJob, runJob, sftcLosses } from "./support.ts";
+import { getSharedDevice } from "../../runtime/gpu/device.ts";
 
 const CHECK_LOGITS = join(import.meta.dirname, "..", "..", "spec", "torch-export", "check_logits.py");
 const scratch = mkdtempSync(join(tmpdir(), "sftc-torch-export-"));
@@ -42,6 +43,9 @@ async function trainingAgrees(name: FamilyName, method: JobMethod): Promise<stri
   assertClose(resumed.map((r) => r.grad_norm), single.map((r) => r.grad_norm), 1e-6, `${label}: gradient norms, 2 processes vs 1`);
   const reference = await sftcLosses(job, join(dir, "sftc-run"));
   assertClose(losses, reference, 1e-3, `${label}: DDP vs sftc's float64 run`);
+  const gpu = await getSharedDevice();
+  if (gpu.ok) assertClose(losses, await sftcLosses(job, join(dir, "sftc-webgpu-run"), gpu.value), 1e-3, `${label}: DDP vs sftc's WebGPU run`);
+  else console.log(`    ${label}: no WebGPU adapter, the WebGPU run is not compared`);
   const float32 = runJob(dir, join(dir, "run-float32"), ["--spawn", "2"]);
   assertClose(float32.map((r) => r.loss), reference, 1e-3, `${label}: DDP in float32 (the default) vs sftc's float64 run`);
   assert.ok(losses[losses.length - 1] < losses[0], `${name}: the loss falls (${losses.join(", ")})`);
