@@ -26,7 +26,8 @@ npm run --silent build
 if $for_tests && ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   if is_debian_root; then
     echo "sftc setup: installing Debian's PyTorch for the tests that compare against it"
-    apt_install python3-torch
+    # after lavapipe from backports (newer elfutils), torch's dependencies must come from there too
+    apt_install python3-torch 2>/dev/null || apt_install -t bookworm-backports python3-torch
   else
     echo "sftc setup: tests that compare against PyTorch will be skipped; to run them: apt-get install python3-torch" >&2
   fi
