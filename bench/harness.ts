@@ -2,11 +2,13 @@
 // every kernel checked and timed and divided by its ceiling, and the machine it ran on.
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { adapterFacts, toggleStates, type AdapterFacts, type ToggleState } from "./adapter.ts";
+import { benchGeneration, type GenerationCase } from "./generation.ts";
 import { copyBandwidth, torchDeviceFor, torchMatmul, type CopyBandwidth, type TorchReference } from "./ceilings.ts";
 import { matmulShapes } from "./kernel-cases.ts";
 import { benchKernels, type KernelResult } from "./kernels.ts";
 import { loadAverage, machineFacts, type MachineFacts } from "./machine.ts";
 import { SHAPES, type BenchShapes, type BenchSize } from "./sizes.ts";
+import { benchTrainingStep, FIRST_LOSS_TOLERANCE, type TrainStepResult } from "./train-step.ts";
 
 /** A kernel's figures with the fraction of the ceiling it is divided by. */
 export interface KernelRow extends KernelResult {
@@ -32,6 +34,10 @@ export interface BenchReport {
   bandwidth: CopyBandwidth;
   matmulReference: TorchReference;
   kernels: KernelRow[];
+  /** The quickstart model's training step, sftc on the adapter and PyTorch CPU. */
+  trainingStep: TrainStepResult;
+  /** Prefill and decode of the tiny model and (full size) the 7B-sized one. */
+  generation: GenerationCase[];
   /** GPU errors reported during the run (validation, out of memory, device loss). */
   gpuErrors: string[];
 }
@@ -65,6 +71,8 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
   const bandwidth = await copyBandwidth(gpu, shapes.copyBytes, shapes.reps);
   const kernels = await benchKernels(gpu, shapes);
   const matmulReference = torchMatmul(torchDeviceFor(gpu), matmulShapes(shapes));
+  const trainingStep = await benchTrainingStep(gpu, shapes.step);
+  const generation = await benchGeneration(gpu, shapes.generation, shapes.largeGeneration);
   const gpuErrors = (await gpu.takeErrors()).map((d) => `${d.code} ${d.message}`);
   const intervals = [...bandwidth.samplesNs, ...kernels.flatMap((k) => k.samplesNs)];
   return {
@@ -81,11 +89,17 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
     bandwidth,
     matmulReference,
     kernels: kernels.map((k) => withCeiling(k, bandwidth, matmulReference)),
+    trainingStep,
+    generation,
     gpuErrors,
   };
 }
 
-/** Whether every kernel matched its reference and the GPU reported no error. */
+/**
+ * Whether every kernel matched its reference, the training step's first loss matched PyTorch's
+ * (when PyTorch ran), and the GPU reported no error.
+ */
 export function reportPassed(report: BenchReport): boolean {
-  return report.gpuErrors.length === 0 && report.kernels.every((k) => k.passed);
+  const difference = report.trainingStep.firstLossDifference;
+  return report.gpuErrors.length === 0 && report.kernels.every((k) => k.passed) && (difference === undefined || difference < FIRST_LOSS_TOLERANCE);
 }

@@ -3,7 +3,8 @@
 //   npm run bench -- [--size smoke|small|full] [--out FILE.md] [--json]
 // (`npm run -s bench -- --json` keeps npm's banner out of the JSON on stdout.)
 // The adapter is Dawn's choice, or SFT_ADAPTER (a substring of the adapter name).
-// Exits 1 when a kernel misses its reference or the GPU reports an error; speed is never judged.
+// Exits 1 when a kernel misses its reference, the training step's first loss misses PyTorch's, or
+// the GPU reports an error; speed is never judged.
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { openDevice } from "../runtime/gpu/device.ts";

@@ -3,7 +3,7 @@
 import type { BenchReport } from "./harness.ts";
 
 /** Titles of the report's sections, in order. */
-export const SECTIONS = ["Adapter", "Ceilings measured in this run", "Kernels", "Machine and run"] as const;
+export const SECTIONS = ["Adapter", "Ceilings measured in this run", "Kernels", "Training step", "Generation", "Machine and run"] as const;
 
 const MiB = 2 ** 20;
 
@@ -86,6 +86,45 @@ function kernelsSection(r: BenchReport): string {
   return `${intro}\n\n${table(header, rows)}`;
 }
 
+const ms = (ns: number) => (ns / 1e6).toFixed(1);
+
+function trainingSection(r: BenchReport): string {
+  const s = r.trainingStep;
+  const t = s.torch;
+  const intro =
+    `${s.pipeline}: ${s.model}; ${s.trainableTensors} trainable tensors, ${s.trainableValues} values. ` +
+    `One step = forward, backward, global-norm clipping and AdamW on the trainable tensors, over one seeded batch of ${s.rows} x ${s.seq} random tokens ` +
+    `(every position but the last of each row labelled). ${s.warmup} untimed warm-up steps (sftc compiles its program in the first), then the median wall time of ${s.steps} steps; ` +
+    "tokens/s = rows x seq / median step. PyTorch runs the model.py sftc generates for the family (runtime/export/torch/model-py.ts) with the same initial weights " +
+    "(bench/torch_train_step.py); the first loss of both shows they ran the same model.";
+  const rows = [
+    ["sftc", s.sftc.device, ms(s.sftc.medianNs), s.sftc.tokensPerSecond.toFixed(1), s.sftc.losses[0].toFixed(6), s.sftc.losses.at(-1)!.toFixed(6)],
+    t.available
+      ? [`PyTorch ${t.torch} CPU`, `${t.python}, ${t.threads} threads, BLAS ${t.blas.join(", ") || "none loaded"}`, ms(t.medianNs), t.tokensPerSecond.toFixed(1), t.losses[0].toFixed(6), t.losses.at(-1)!.toFixed(6)]
+      : ["PyTorch CPU", `not measured: ${t.why}`, "-", "-", "-", "-"],
+  ];
+  const verdict =
+    s.ratio === undefined
+      ? "No ratio: PyTorch did not run."
+      : `sftc / PyTorch tokens/s: **${s.ratio.toFixed(2)}** (${s.ratio >= 1 ? "sftc faster" : "sftc slower"} on this machine). ` +
+        `First-loss relative difference: ${s.firstLossDifference!.toExponential(2)}.`;
+  return `${intro}\n\n${table(["engine", "device", "ms/step (median)", "tokens/s", "first loss", "last loss"], rows)}\n\n${verdict}`;
+}
+
+function generationSection(r: BenchReport): string {
+  const intro =
+    "Prefill: the wall time of the step that runs a seeded random prompt; tokens/s = prompt tokens / that time. " +
+    "Decode: greedy, one token per step against the KV cache (EOS does not stop it); tokens/s = 1 / median step time. " +
+    "End to end as `sftc generate --gpu` runs: with runtime/generate/gpu-runner.ts each step compiles its own executor and writes the weights and the cache from the host, and those costs are inside the figures.";
+  const rows = r.generation.map((g) =>
+    g.measured
+      ? [g.model, String(g.parameters), g.backend, String(g.promptTokens), ms(g.prefillNs), g.prefillTokensPerSecond.toFixed(1), String(g.newTokens), ms(g.decodeMedianNs), g.decodeTokensPerSecond.toFixed(1)]
+      : [g.model, "-", `not measured: ${g.why}`, "-", "-", "-", "-", "-", "-"],
+  );
+  const header = ["model", "parameters", "backend", "prompt tokens", "prefill ms", "prefill tokens/s", "new tokens", "decode ms/token (median)", "decode tokens/s"];
+  return `${intro}\n\n${table(header, rows)}`;
+}
+
 function machineSection(r: BenchReport): string {
   const m = r.machine;
   const s = r.shapes;
@@ -94,7 +133,7 @@ function machineSection(r: BenchReport): string {
     [
       ["date (start, UTC)", r.date],
       ["command", r.command],
-      ["size", `${r.size}: square matmul ${s.square}, tokens ${s.tokens}, hidden ${s.hidden}, ffn ${s.ffn}, vocab ${s.vocab}, ${s.reps} reps`],
+      ["size", `${r.size}: square matmul ${s.square}, tokens ${s.tokens}, hidden ${s.hidden}, ffn ${s.ffn}, vocab ${s.vocab}, ${s.reps} reps; training step ${s.step.rows} x ${s.step.seq}; generation ${s.generation.promptTokens} + ${s.generation.newTokens} tokens`],
       ["host", m.hostname],
       ["nproc", String(m.nproc)],
       ["CPU model", m.cpuModel],
@@ -113,7 +152,7 @@ function machineSection(r: BenchReport): string {
 
 /** The report as markdown, one `##` section per entry of SECTIONS. */
 export function reportMarkdown(r: BenchReport): string {
-  const bodies = [adapterSection(r), ceilingsSection(r), kernelsSection(r), machineSection(r)];
+  const bodies = [adapterSection(r), ceilingsSection(r), kernelsSection(r), trainingSection(r), generationSection(r), machineSection(r)];
   const title = `# Benchmark: ${r.adapter.name}, ${r.size} sizes, ${r.date}`;
   return [title, ...SECTIONS.map((s, i) => `## ${s}\n\n${bodies[i]}`)].join("\n\n") + "\n";
 }

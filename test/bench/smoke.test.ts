@@ -10,13 +10,15 @@ import { matmulShapes } from "../../bench/kernel-cases.ts";
 import { benchKernels } from "../../bench/kernels.ts";
 import { reportMarkdown, SECTIONS } from "../../bench/report.ts";
 import { SHAPES } from "../../bench/sizes.ts";
+import { FIRST_LOSS_TOLERANCE } from "../../bench/train-step.ts";
+import { assertClose } from "../support/numeric.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 
 const test = suite("bench smoke");
 const root = resolve(import.meta.dirname, "../..");
 
 test(
-  "smoke run: adapter, ceilings, kernels within tolerance, machine; markdown and JSON",
+  "smoke run: adapter, ceilings, kernels within tolerance, training step (sftc and PyTorch), generation, machine; markdown and JSON",
   withGpu(async (gpu) => {
     const report = await runBench(gpu, { size: "smoke", command: "smoke test" });
 
@@ -59,7 +61,36 @@ test(
     }
     assert.equal(report.gpuErrors, []);
 
-    // (d) machine and run
+    // (d) training step: every step timed; PyTorch ran the same model and optimizer (same losses) or says why not
+    const step = report.trainingStep;
+    const sizes = SHAPES.smoke.step;
+    assert.is(step.sftc.samplesNs.length, sizes.steps);
+    assert.is(step.sftc.losses.length, sizes.warmup + sizes.steps);
+    assert.ok(step.sftc.samplesNs.every((ns) => ns > 0) && step.sftc.tokensPerSecond > 0, "sftc timed");
+    assert.is(step.rows * step.seq, sizes.rows * sizes.seq);
+    if (step.torch.available) {
+      assert.is(step.torch.samplesNs.length, sizes.steps);
+      assert.ok(step.ratio !== undefined && step.ratio > 0, "ratio");
+      assert.ok(step.firstLossDifference! < FIRST_LOSS_TOLERANCE, `first loss ${step.sftc.losses[0]} vs ${step.torch.losses[0]}`);
+      // the later losses agree too: both took the same AdamW steps on the same tensors
+      assertClose(step.sftc.losses, step.torch.losses, 1e-4, "sftc vs PyTorch losses over the steps");
+      assert.ok(step.sftc.losses.at(-1)! < step.sftc.losses[0], "the loss falls");
+    } else {
+      console.log(`    no PyTorch training step: ${step.torch.why}`);
+      assert.ok(step.torch.why.length > 0);
+    }
+
+    // (e) generation: the tiny model measured; the 7B-sized one not at this size, with the reason
+    const [tiny, large] = report.generation;
+    assert.ok(tiny.measured, "tiny model generation");
+    if (tiny.measured) {
+      assert.is(tiny.promptTokens, SHAPES.smoke.generation.promptTokens);
+      assert.is(tiny.decodeSamplesNs.length, SHAPES.smoke.generation.newTokens);
+      assert.ok(tiny.prefillTokensPerSecond > 0 && tiny.decodeTokensPerSecond > 0, "generation timed");
+    }
+    assert.equal(large, { measured: false, model: "baichuan7b 7b preset, random init", why: "run only with --size full" });
+
+    // (f) machine and run
     assert.ok(report.machine.nproc >= 1 && report.machine.cpuModel.length > 0);
     assert.is(report.loadAtStart.length, 3);
     assert.ok(!Number.isNaN(Date.parse(report.date)), report.date);
