@@ -1,0 +1,66 @@
+// QLoRA base weights on the device in their NF4 form: the four buffers of one quantized tensor
+// (codes, absmax codes, scales, offset; the sizes compiler/plan/storage.ts counts) and the shared
+// lookup tables. The matmul launches that read such a weight bind these instead of a dense buffer
+// (library/matmul.ts, stdlib/kernels/nf4-matmul.ts).
+import { invariant } from "../../compiler/diagnostics.ts";
+import { nf4Tables, NF4_B_BINDINGS } from "../../stdlib/kernels/nf4-matmul.ts";
+import type { GpuDevice } from "../gpu/device.ts";
+import { createTensor, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { quantizeNf4, type Nf4Tensor } from "../quant/nf4.ts";
+
+/** One NF4 weight on the device. */
+export interface Nf4Weight {
+  /** The weight as quantized on the host (for export: dequantize it). */
+  host: Nf4Tensor;
+  /** Packed 4-bit codes, 8 per u32 word. */
+  codes: GpuTensor;
+  /** Packed 8-bit absmax codes, 4 per u32 word. */
+  absmax: GpuTensor;
+  /** One f32 per 256 absmax codes. */
+  scales: GpuTensor;
+  /** The f32 mean subtracted from the absmax values. */
+  offset: GpuTensor;
+}
+
+function words(bytes: Uint8Array): Uint32Array {
+  const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
+  padded.set(bytes);
+  return new Uint32Array(padded.buffer);
+}
+
+/** Quantizes `values` to NF4 (double-quantized absmax) and uploads the parts. */
+export function uploadNf4Weight(gpu: GpuDevice, values: ArrayLike<number>, label: string): Nf4Weight {
+  const host = quantizeNf4(Float32Array.from(values));
+  invariant(!(host.absmax instanceof Float32Array), "QLoRA weights are double-quantized");
+  const upload = (dtype: "u32" | "f32", data: Uint32Array | Float32Array, part: string) => {
+    const t = createTensor(gpu, dtype, [data.length], `${label} (NF4 ${part})`);
+    writeTensor(gpu, t, data);
+    return t;
+  };
+  return {
+    host,
+    codes: upload("u32", words(host.codes), "codes"),
+    absmax: upload("u32", words(host.absmax.codes), "absmax codes"),
+    scales: upload("f32", host.absmax.scales, "scales"),
+    offset: upload("f32", Float32Array.of(host.absmax.offset), "offset"),
+  };
+}
+
+/** The four buffers of `w`. */
+export function nf4Buffers(w: Nf4Weight): GpuTensor[] {
+  return [w.codes, w.absmax, w.scales, w.offset];
+}
+
+/** The lookup tables of the NF4 matmul, uploaded once per device user. */
+export function uploadNf4Tables(gpu: GpuDevice): GpuTensor {
+  const tables = nf4Tables();
+  const t = createTensor(gpu, "f32", [tables.length], "NF4 lookup tables");
+  writeTensor(gpu, t, tables);
+  return t;
+}
+
+/** The bindings of B for the NF4 matmul kernel. */
+export function nf4Bindings(w: Nf4Weight, tables: GpuTensor): Record<string, GpuTensor> {
+  const b = NF4_B_BINDINGS;
+  return { [b.codes]: w.codes, [b.absmax]: w.absmax, [b.scales]: w.scales, [b.offset]: w.offset, [b.tables]: tables };
+}

@@ -1,0 +1,79 @@
+// Matmul whose B operand is a QLoRA weight stored as NF4 (runtime/quant/nf4.ts): 4-bit codes,
+// two per byte (first element in the high nibble), one double-quantized absmax per block of 64
+// weights (an 8-bit dynamic-map code, one f32 scale per 256 codes, one f32 offset per tensor).
+// The kernel is the dense matmul (matmul.ts, either strategy) with its B accessor replaced: each
+// load of element i of the stored (rows, cols) weight decodes it in registers,
+//   w[i] = NF4[q(i)] * (DYNAMIC[code(i / 64)] * scale(i / 64 / 256) + offset),
+// so no dequantized copy of the weight ever exists on the device. Both the forward product
+// x Wᵀ (transB) and the input gradient dY W (W as stored) read W this way.
+import { invariant } from "../../compiler/diagnostics.ts";
+import { absmaxBlockSize, dequantizeNf4, dynamicMap, nf4BlockSize, nf4Levels, type Nf4Tensor } from "../../runtime/quant/nf4.ts";
+import type { KernelBinding, KernelSpec } from "./kernel.ts";
+import { matmulKernel, matmulRef, type MatmulOptions, type MatmulShape, type MatmulStrategy } from "./matmul.ts";
+
+/** Bindings that replace B: codes and absmax codes as packed u32 words, scales, offset, lookup tables. */
+export const NF4_B_BINDINGS = { codes: "b_codes", absmax: "b_absmax", scales: "b_scales", offset: "b_offset", tables: "nf4_tables" } as const;
+
+/** The lookup tables every NF4 matmul reads: the 16 NF4 levels, then the 256 dynamic-map values. */
+export function nf4Tables(): Float32Array {
+  const out = new Float32Array(16 + 256);
+  out.set(nf4Levels, 0);
+  out.set(dynamicMap(), 16);
+  return out;
+}
+
+function nf4Accessors(vec4: boolean): string {
+  const b = NF4_B_BINDINGS;
+  const scalar = `fn load_b(i_: u32) -> f32 {
+  let byte_ = (${b.codes}[i_ >> 3u] >> (8u * ((i_ >> 1u) & 3u))) & 0xffu;
+  let q_ = select(byte_ & 15u, byte_ >> 4u, (i_ & 1u) == 0u);
+  let block_ = i_ / ${nf4BlockSize}u;
+  let code_ = (${b.absmax}[block_ >> 2u] >> (8u * (block_ & 3u))) & 0xffu;
+  let absmax_ = ${b.tables}[16u + code_] * ${b.scales}[block_ / ${absmaxBlockSize}u] + ${b.offset}[0];
+  return ${b.tables}[q_] * absmax_;
+}`;
+  if (!vec4) return scalar;
+  return `${scalar}
+fn load4_b(j_: u32) -> vec4<f32> {
+  let i_ = 4u * j_;
+  return vec4<f32>(load_b(i_), load_b(i_ + 1u), load_b(i_ + 2u), load_b(i_ + 3u));
+}`;
+}
+
+/**
+ * The matmul kernel for `o` with B read from an NF4 weight (`o.b` is ignored); A, the output,
+ * bias and accumulation as in `matmulKernel`. Bind B's parts under the names in NF4_B_BINDINGS.
+ */
+export function nf4MatmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled"): KernelSpec {
+  const dense = matmulKernel({ ...o, b: "f32" }, shape, strategy);
+  const b = dense.bindings.find((x) => x.name === "b");
+  invariant(b, "the matmul kernel binds B as 'b'");
+  const parts: KernelBinding[] = [
+    { name: NF4_B_BINDINGS.codes, dtype: "u32", access: "read" },
+    { name: NF4_B_BINDINGS.absmax, dtype: "u32", access: "read" },
+    { name: NF4_B_BINDINGS.scales, dtype: "f32", access: "read" },
+    { name: NF4_B_BINDINGS.offset, dtype: "f32", access: "read" },
+    { name: NF4_B_BINDINGS.tables, dtype: "f32", access: "read" },
+  ];
+  return {
+    ...dense,
+    name: `${dense.name}_nf4`,
+    variant: { ...dense.variant, b: "nf4" },
+    bindings: dense.bindings.flatMap((x) => (x === b ? parts : [x])),
+    declarations: `${nf4Accessors(!!b.vec4)}\n${dense.declarations ?? ""}`,
+  };
+}
+
+// ---- float64 CPU reference ----
+
+/** C = alpha * op(A) op(W) (+ bias, + beta * C0) with W the dequantized NF4 weight, in float64. */
+export function nf4MatmulRef(
+  a: Float64Array,
+  weight: Nf4Tensor,
+  o: { transA: boolean; transB: boolean },
+  s: MatmulShape,
+  extra: { bias?: Float64Array; c0?: Float64Array } = {},
+): Float64Array {
+  invariant(!(weight.absmax instanceof Float32Array), "the NF4 matmul reads double-quantized absmax values");
+  return matmulRef(a, Float64Array.from(dequantizeNf4(weight)), o, s, extra);
+}
