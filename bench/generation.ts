@@ -12,8 +12,6 @@ import { loadPipelineGenerator } from "../runtime/generate/pipeline-model.ts";
 import { randomWeights } from "../runtime/generate/weights.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { Random } from "../runtime/random.ts";
-import type { ModelConfig } from "../stdlib/families/config.ts";
-import type { Family } from "../stdlib/families/family.ts";
 import { families } from "../stdlib/families/index.ts";
 import { families as familyFacts } from "../stdlib/schemas/model.ts";
 import type { GenerationSizes } from "./sizes.ts";
@@ -93,18 +91,23 @@ async function tinyCase(gpu: GpuDevice, sizes: GenerationSizes): Promise<Generat
 // as f32 for each step: about 8 + 4 bytes per parameter of host memory, and 4 of device memory.
 const HOST_BYTES_PER_PARAMETER = 12;
 
-/** Why a model of `parameters` cannot run here, or undefined when it can. */
-function memoryRefusal(gpu: GpuDevice, family: Family, config: ModelConfig, parameters: number): string | undefined {
+/** What the memory check compares against: host memory and the adapter's largest binding, bytes. */
+export interface MemoryLimits {
+  hostBytes: number;
+  maxStorageBufferBindingSize: number;
+}
+
+/** Why a model with `weights` (name -> shape) cannot run within `limits`, or undefined when it can. */
+export function memoryRefusal(limits: MemoryLimits, weights: readonly (readonly number[])[]): string | undefined {
   const GiB = 2 ** 30;
+  const parameters = weights.reduce((n, shape) => n + numel(shape), 0);
   const host = HOST_BYTES_PER_PARAMETER * parameters;
-  if (host > totalmem()) {
-    return `needs about ${(host / GiB).toFixed(0)} GiB of host memory (float64 weights on the host plus their f32 copies for the device), this machine has ${(totalmem() / GiB).toFixed(1)} GiB`;
+  if (host > limits.hostBytes) {
+    return `needs about ${(host / GiB).toFixed(0)} GiB of host memory (float64 weights on the host plus their f32 copies for the device), this machine has ${(limits.hostBytes / GiB).toFixed(1)} GiB`;
   }
-  const built = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
-  if (!built.ok) return built.diagnostics.map((d) => d.message).join("; ");
-  const largest = Math.max(...[...built.value.weights.values()].map((w) => 4 * numel(w.shape)));
-  if (largest > gpu.limits.maxStorageBufferBindingSize) {
-    return `its largest weight is ${(largest / GiB).toFixed(2)} GiB in f32, above the adapter's maxStorageBufferBindingSize of ${(gpu.limits.maxStorageBufferBindingSize / GiB).toFixed(2)} GiB`;
+  const largest = Math.max(...weights.map((shape) => 4 * numel(shape)));
+  if (largest > limits.maxStorageBufferBindingSize) {
+    return `its largest weight is ${(largest / GiB).toFixed(2)} GiB in f32, above the adapter's maxStorageBufferBindingSize of ${(limits.maxStorageBufferBindingSize / GiB).toFixed(2)} GiB`;
   }
   return undefined;
 }
@@ -117,9 +120,10 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes): Promise<Gener
   const d = config.dims;
   const built = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
   if (!built.ok) throw new Error(built.diagnostics.map((x) => x.message).join("; "));
-  const parameters = [...built.value.weights.values()].reduce((n, w) => n + numel(w.shape), 0);
+  const shapes = [...built.value.weights.values()].map((w) => w.shape);
+  const parameters = shapes.reduce((n, shape) => n + numel(shape), 0);
   const label = `baichuan7b 7b preset, random init: hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}, ${(parameters / 1e9).toFixed(2)} B parameters`;
-  const refusal = memoryRefusal(gpu, family, config, parameters);
+  const refusal = memoryRefusal({ hostBytes: totalmem(), maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize }, shapes);
   if (refusal) return { measured: false, model: label, why: refusal };
   const weights = randomWeights(family, config, 0);
   if (!weights.ok) throw new Error(weights.diagnostics.map((x) => x.message).join("; "));

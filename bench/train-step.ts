@@ -24,7 +24,8 @@ export const FIRST_LOSS_TOLERANCE = 1e-4;
 
 export const QUICKSTART = resolve(import.meta.dirname, "../pipelines/quickstart.sft");
 const SCRIPT = resolve(import.meta.dirname, "torch_train_step.py");
-const PYTHON = "/usr/bin/python3";
+/** Debian's Python, the one with PyTorch (the python3 on PATH may lack it). */
+export const TORCH_PYTHON = "/usr/bin/python3";
 
 /** Step times of one engine: warm-up steps are run, not timed. */
 export interface StepTiming {
@@ -111,7 +112,7 @@ async function gpuSteps(gpu: GpuDevice, setup: TrainingSetup, batch: Batch, s: T
 }
 
 // The same step in PyTorch CPU, through bench/torch_train_step.py in a scratch directory.
-function torchSteps(setup: TrainingSetup, batch: Batch, s: TrainSettings, sizes: StepSizes): TorchStep {
+function torchSteps(setup: TrainingSetup, batch: Batch, s: TrainSettings, sizes: StepSizes, python: string): TorchStep {
   const { family, config } = setup.generator;
   const lora = setup.method.kind === "lora" ? { rank: setup.method.rank, alpha: setup.method.alpha, dropout: 0, targets: setup.method.targets } : null;
   const source = torchModelSource(family, config, lora);
@@ -149,20 +150,20 @@ function torchSteps(setup: TrainingSetup, batch: Batch, s: TrainSettings, sizes:
     writeFileSync(join(dir, "step.json"), JSON.stringify(spec));
     let out: string;
     try {
-      out = execFileSync(PYTHON, [SCRIPT, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 16 << 20 });
+      out = execFileSync(python, [SCRIPT, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 16 << 20 });
     } catch (e) {
       const stderr = (e as { stderr?: string }).stderr?.trim().split("\n").pop();
-      return { available: false, why: `${PYTHON} ${SCRIPT} did not run: ${stderr || (e instanceof Error ? e.message : String(e))}` };
+      return { available: false, why: `${python} ${SCRIPT} did not run: ${stderr || (e instanceof Error ? e.message : String(e))}` };
     }
     const parsed = JSON.parse(out) as { torch: string; threads: number; blas: string[]; losses: number[]; samplesNs: number[] };
-    return { available: true, torch: parsed.torch, threads: parsed.threads, blas: parsed.blas, python: PYTHON, ...timing(parsed.samplesNs, parsed.losses, batch.rows * batch.seq) };
+    return { available: true, torch: parsed.torch, threads: parsed.threads, blas: parsed.blas, python, ...timing(parsed.samplesNs, parsed.losses, batch.rows * batch.seq) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Times the quickstart's training step on `gpu` and in PyTorch CPU at `sizes`. */
-export async function benchTrainingStep(gpu: GpuDevice, sizes: StepSizes): Promise<TrainStepResult> {
+/** Times the quickstart's training step on `gpu` and in PyTorch CPU (through `python`) at `sizes`. */
+export async function benchTrainingStep(gpu: GpuDevice, sizes: StepSizes, python = TORCH_PYTHON): Promise<TrainStepResult> {
   const pipeline = quickstartPipeline();
   const prepared = await prepareTraining(pipeline);
   if (!prepared.ok) throw new Error(prepared.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
@@ -171,7 +172,7 @@ export async function benchTrainingStep(gpu: GpuDevice, sizes: StepSizes): Promi
   const d = setup.generator.config.dims;
   const batch = syntheticBatch(sizes.rows, sizes.seq, d.vocab, settings.seed);
   const sftc = await gpuSteps(gpu, setup, batch, settings, sizes);
-  const torch = torchSteps(setup, batch, settings, sizes);
+  const torch = torchSteps(setup, batch, settings, sizes, python);
   const method = setup.method.kind === "lora" ? `LoRA rank ${setup.method.rank} on ${setup.method.targets.join(", ")}` : "full";
   const trainable = setup.model.trainable;
   return {

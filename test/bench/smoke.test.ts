@@ -10,7 +10,8 @@ import { matmulShapes } from "../../bench/kernel-cases.ts";
 import { benchKernels } from "../../bench/kernels.ts";
 import { reportMarkdown, SECTIONS } from "../../bench/report.ts";
 import { SHAPES } from "../../bench/sizes.ts";
-import { FIRST_LOSS_TOLERANCE } from "../../bench/train-step.ts";
+import { memoryRefusal } from "../../bench/generation.ts";
+import { benchTrainingStep, FIRST_LOSS_TOLERANCE } from "../../bench/train-step.ts";
 import { assertClose } from "../support/numeric.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 
@@ -112,6 +113,31 @@ test(
     }
   }),
 );
+
+test(
+  "a Python without torch: the training step is timed on the adapter and the PyTorch column says why it is missing",
+  withGpu(async (gpu) => {
+    const python = "python3"; // the one on PATH, which has no torch here
+    if (spawnSync(python, ["-c", "import torch"]).status === 0) {
+      console.log(`    skipped: ${python} on PATH has torch, so the missing-torch path cannot be shown`);
+      return;
+    }
+    const step = await benchTrainingStep(gpu, SHAPES.smoke.step, python);
+    assert.is(step.sftc.samplesNs.length, SHAPES.smoke.step.steps);
+    assert.is(step.torch.available, false);
+    if (!step.torch.available) assert.match(step.torch.why, /No module named 'torch'/);
+    assert.is(step.ratio, undefined);
+    assert.is(step.firstLossDifference, undefined);
+  }),
+);
+
+test("the 7B generation is refused by name when host memory or the adapter's binding size cannot hold it", () => {
+  const GiB = 2 ** 30;
+  const shapes = [[64000, 4096], [4096, 4096]]; // 0.28 B parameters; the largest weight 0.98 GiB in f32
+  assert.is(memoryRefusal({ hostBytes: 64 * GiB, maxStorageBufferBindingSize: 2 * GiB }, shapes), undefined);
+  assert.match(memoryRefusal({ hostBytes: 2 * GiB, maxStorageBufferBindingSize: 2 * GiB }, shapes)!, /needs about 3 GiB of host memory .* this machine has 2.0 GiB/);
+  assert.match(memoryRefusal({ hostBytes: 64 * GiB, maxStorageBufferBindingSize: 0.5 * GiB }, shapes)!, /largest weight is 0.98 GiB in f32, above the adapter's maxStorageBufferBindingSize of 0.50 GiB/);
+});
 
 test("an unknown --size is a usage error, before any device is opened", () => {
   const run = spawnSync(process.execPath, ["bin/run-ts.js", "bench/main.ts", "--size", "huge"], { cwd: root, encoding: "utf8" });
