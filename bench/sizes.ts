@@ -1,7 +1,8 @@
 // Problem sizes of one benchmark run. "full" uses the shapes of one Baichuan-7B / LLaMA-7B layer
 // (hidden 4096, FFN 11008, vocabulary 64000) over 2048 tokens and a 4096^3 matmul, for a real
 // GPU; "small" is what a CPU adapter (lavapipe) runs in seconds; "smoke" is the smallest that
-// still exercises every code path (the CI test).
+// still exercises every code path (the CI test). The training step and generation sections run
+// the quickstart's tiny model at every size; only "full" adds the 7B-sized generation.
 
 export type BenchSize = "smoke" | "small" | "full";
 
