@@ -20,6 +20,7 @@ import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
+import { nf4Bindings, type Nf4Weight } from "./nf4-weights.ts";
 import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
 import { prepareCrossEntropy } from "./library/cross-entropy.ts";
 import { prepareEmbedding, prepareEmbeddingBackward } from "./library/embedding.ts";
@@ -68,6 +69,11 @@ export interface ExecutorStats {
 export interface ExecutorOptions {
   /** The schedule's memory plan: activations and gradients then live in its pool of shared buffers. */
   plan?: MemoryPlan;
+  /**
+   * Parameters stored as NF4 (QLoRA base weights), by name, and the NF4 lookup tables: matmul
+   * launches read them as their B operand through the NF4 kernel; no other launch may read them.
+   */
+  nf4?: { weights: ReadonlyMap<string, Nf4Weight>; tables: GpuTensor };
 }
 
 export class GraphExecutor {
@@ -86,6 +92,7 @@ export class GraphExecutor {
     private readonly schedule: Schedule,
     private readonly bound: ReadonlyMap<string, GpuTensor>,
     plan: MemoryPlan | undefined,
+    private readonly nf4: ExecutorOptions["nf4"],
   ) {
     this.placement = placeBuffers(gpu, plan);
     this.workspace = new LaunchWorkspace(gpu);
@@ -97,9 +104,12 @@ export class GraphExecutor {
    * several executors (training, evaluation) can share one set of weights.
    */
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
-    const ex = new GraphExecutor(gpu, schedule, bound, options.plan);
+    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4);
     for (const launch of schedule.launches) {
-      for (const { view } of launch.inputs) ex.bufferOf(view.base);
+      for (const { view } of launch.inputs) {
+        if (!ex.nf4Weight(view.base)) ex.bufferOf(view.base);
+        else if (launch.kernel !== "matmul") return fail(diag("SFT4005", `the NF4 weight ${view.base.attrs.name} is read by a ${launch.kernel} launch; only matmuls decode NF4 weights`, { where: launch.launches.join(", ") }));
+      }
       for (const out of launch.outputs) ex.bufferOf(out);
     }
     for (const [, view] of schedule.outputViews) ex.bufferOf(view.base);
@@ -133,7 +143,15 @@ export class GraphExecutor {
       workspace: (dtype, shape, label) => this.workspace.take(dtype, shape, label),
       register: (n, t) => this.buffers.set(n, t),
       sideOutputs,
+      nf4Bindings: (n) => {
+        const w = this.nf4Weight(n);
+        return w && nf4Bindings(w, this.nf4!.tables);
+      },
     };
+  }
+
+  private nf4Weight(n: Node): Nf4Weight | undefined {
+    return n.op === "param" ? this.nf4?.weights.get(n.attrs.name!) : undefined;
   }
 
   private bufferOf(n: Node): GpuTensor {

@@ -58,6 +58,8 @@ export interface ExecContext {
   register(n: Node, tensor: GpuTensor): void;
   /** Side outputs saved by the launch that computed `n`. */
   sideOutputs: Map<Node, SideOutputs>;
+  /** The NF4 kernel bindings of a parameter stored as NF4 (QLoRA base weights), which has no dense buffer. */
+  nf4Bindings?(n: Node): Record<string, GpuTensor> | undefined;
 }
 
 /** A buffer only the launch being prepared uses: from the context's workspace, else scratch. */

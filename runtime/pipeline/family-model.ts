@@ -1,7 +1,9 @@
 // A resolved pipeline's model as the training engines see it: the family graph of the method
 // (full or LoRA) as a `GraphModel` (with the layer inputs gradient checkpointing keeps), and its
 // initial weights (the base model's, plus LoRA
-// adapters drawn as PEFT does: A kaiming-uniform with bound 1/sqrt(in), B zero).
+// adapters drawn as PEFT does: A kaiming-uniform with bound 1/sqrt(in), B zero). QLoRA is LoRA
+// over the base linears stored as NF4: `nf4WeightNames` names them, `nf4RoundTrip` gives the
+// values an engine without NF4 storage (the float64 CPU engine) must use to train the same model.
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import type { Node } from "../../compiler/ir/node.ts";
@@ -11,7 +13,9 @@ import { familyFeeds } from "../../compiler/models/family-inputs.ts";
 import { savedModuleTensors } from "../export/peft-family.ts";
 import { loraNativeTargets } from "../export/torch/model-py.ts";
 import { initialAdapters } from "../export/torch/write-job.ts";
+import { isQuantizedRole } from "../../compiler/plan/storage.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
+import { dequantizeNf4, quantizeNf4 } from "../quant/nf4.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { IGNORE_INDEX, type Batch } from "../train/backend.ts";
 import type { GraphModel } from "../train/cpu-backend.ts";
@@ -84,6 +88,22 @@ function graphRows(batch: Batch): { ids: number[][]; labels: number[][] } {
     labels.push([IGNORE_INDEX, ...batch.labels.subarray(at, at + batch.seq - 1)]);
   }
   return { ids, labels };
+}
+
+/** The base weights QLoRA stores as NF4: the linears inside the layers (not embeddings, head, norms or biases). */
+export function nf4WeightNames(family: Family, config: ModelConfig): string[] {
+  const decls = family.tensors.filter((t) => t.name.includes("{layer}") && isQuantizedRole(t.role));
+  return Array.from({ length: config.dims.layers }, (_, layer) => decls.map((t) => t.name.replaceAll("{layer}", String(layer)))).flat();
+}
+
+/** `weights` with each tensor named in `names` replaced by its NF4 quantize-dequantize round trip. */
+export function nf4RoundTrip(weights: ReadonlyMap<string, Float64Array>, names: readonly string[]): Map<string, Float64Array> {
+  const out = new Map(weights);
+  for (const name of names) {
+    const w = weights.get(name);
+    if (w) out.set(name, Float64Array.from(dequantizeNf4(quantizeNf4(Float32Array.from(w)))));
+  }
+  return out;
 }
 
 /** The base weights plus, for LoRA, adapters drawn from `seed`. */

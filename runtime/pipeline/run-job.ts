@@ -24,6 +24,7 @@ import { CHECKPOINTS_DIR } from "../train/loop.ts";
 import type { ProgressSink } from "../train/progress.ts";
 import { runTraining, type TrainingOutcome } from "../train/run-training.ts";
 import { trainSettings } from "../train/settings.ts";
+import { nf4RoundTrip } from "./family-model.ts";
 import { prepareTraining, type TrainingSetup } from "./training-setup.ts";
 
 export const ADAPTER_DIR = "adapter";
@@ -70,7 +71,6 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
   const setup = await prepareTraining(p);
   if (!setup.ok) return setup;
   const { tokenizer } = setup.value.generator;
-  if (p.method.kind === "qlora") o.log("note: QLoRA trains its adapters over the unquantized base weights here (NF4 base weights are not applied by the training engines yet)\n");
   if (Number(p.method.dropout ?? 0) > 0) o.log(`note: method.dropout = ${p.method.dropout} is not applied: the training graphs have no dropout\n`);
 
   const gpu = o.cpu ? undefined : o.gpu ? ok(o.gpu) : await getSharedDevice();
@@ -143,8 +143,9 @@ async function exportTrained(p: ResolvedPipeline, setup: TrainingSetup, backend:
 }
 
 function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean): Result<TrainingBackend> {
-  if (!gpu) return CpuBackend.create(setup.model, setup.weights);
-  return GpuBackend.create(gpu, setup.model, setup.weights, checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {});
+  // QLoRA: the GPU engine stores the base linears as NF4; the CPU engine trains over their round trip
+  if (!gpu) return CpuBackend.create(setup.model, nf4RoundTrip(setup.weights, setup.nf4));
+  return GpuBackend.create(gpu, setup.model, setup.weights, { nf4: setup.nf4, ...(checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {}) });
 }
 
 /** The given size, else the adapter's memory when it is a known card; undefined when unknown. */

@@ -15,6 +15,10 @@
 // labels ignored; causal attention never looks ahead, so the loss is unchanged) and each (rows,
 // padded length) pair is compiled once and cached; the cache keeps the MAX_PROGRAMS most recently
 // used programs (each holds its activations on the device) and frees the others.
+//
+// QLoRA: the frozen base weights named in `nf4` are quantized at creation and live on the device
+// only as NF4 (codes, double-quantized absmax); the graph's matmuls decode them in the kernel
+// (runtime/execute/nf4-weights.ts, stdlib/kernels/nf4-matmul.ts).
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { add, expandTo, input, mul } from "../../compiler/ir/build.ts";
@@ -23,6 +27,8 @@ import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import { adamwStep, adamwUniforms } from "../../stdlib/kernels/adamw.ts";
 import { gradNormFinalize, gradNormPartial, gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
 import { GraphExecutor } from "../execute/executor.ts";
+import { nf4Buffers, uploadNf4Tables, uploadNf4Weight, type Nf4Weight } from "../execute/nf4-weights.ts";
+import { dequantizeNf4 } from "../quant/nf4.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
@@ -57,6 +63,8 @@ interface Program {
 export interface GpuBackendOptions {
   /** Forward tensors to keep for the backward (gradient checkpointing); everything else is recomputed. */
   checkpoints?: (loss: Node) => readonly Node[];
+  /** Frozen weights to store as NF4 (QLoRA's quantized base linears), by name. */
+  nf4?: readonly string[];
 }
 
 export class GpuBackend implements TrainingBackend {
@@ -67,12 +75,15 @@ export class GpuBackend implements TrainingBackend {
   private readonly bound = new Map<string, GpuTensor>();
   private readonly partials: GpuTensor;
   private readonly clip: GpuTensor;
+  /** NF4 weights and their lookup tables (QLoRA); none otherwise. */
+  private readonly nf4: { weights: Map<string, Nf4Weight>; tables: GpuTensor } | undefined;
 
   private constructor(
     private readonly gpu: GpuDevice,
     private readonly model: GraphModel,
     private readonly slots: Slot[],
     weights: Map<string, GpuTensor>,
+    nf4: Map<string, Nf4Weight>,
     private readonly options: GpuBackendOptions,
   ) {
     this.device = `webgpu (${gpu.adapter.description || gpu.adapter.architecture || "adapter"}; ${model.name})`;
@@ -81,6 +92,7 @@ export class GpuBackend implements TrainingBackend {
     const partials = slots.reduce((n, s) => n + gradNormPartials(numel(s.shape)), 0);
     this.partials = createTensor(gpu, "f32", [Math.max(1, partials)], "grad norm partials");
     this.clip = createTensor(gpu, "f32", [2], "grad norm and clip");
+    this.nf4 = nf4.size > 0 ? { weights: nf4, tables: uploadNf4Tables(gpu) } : undefined;
   }
 
   /**
@@ -101,8 +113,16 @@ export class GpuBackend implements TrainingBackend {
     if (narrow) {
       return fail(diag("SFT5901", `The trainable weight '${narrow.name}' is stored as ${stored.get(narrow.name)}; the GPU engine trains f32 weights (AdamW updates need them).`, { where: narrow.name, hint: "Set model.dtype = f32 for full fine-tuning, or train LoRA adapters over the narrow base weights." }));
     }
+    const quantized = new Set(options.nf4 ?? []);
+    const trainedNf4 = model.trainable.find((t) => quantized.has(t.name));
+    invariant(!trainedNf4, `the NF4 weight ${trainedNf4?.name} is frozen: QLoRA trains adapters over it`);
+    const nf4 = new Map<string, Nf4Weight>();
     const uploaded = new Map<string, GpuTensor>();
     for (const p of params) {
+      if (quantized.has(p.attrs.name!)) {
+        nf4.set(p.attrs.name!, uploadNf4Weight(gpu, weights.get(p.attrs.name!)!, p.attrs.name!));
+        continue;
+      }
       const t = createTensor(gpu, p.dtype, p.shape, p.attrs.name!);
       writeTensor(gpu, t, weights.get(p.attrs.name!)!);
       uploaded.set(p.attrs.name!, t);
@@ -112,7 +132,7 @@ export class GpuBackend implements TrainingBackend {
       const zeros = (what: string) => createTensor(gpu, "f32", shape, `${what} ${name}`);
       return { name, shape: [...shape], weight, grad: zeros("grad"), m: zeros("exp_avg"), v: zeros("exp_avg_sq") };
     });
-    return ok(new GpuBackend(gpu, model, slots, uploaded, options));
+    return ok(new GpuBackend(gpu, model, slots, uploaded, nf4, options));
   }
 
   /** The cached program `key`, or the one `make` builds; the least recently used beyond MAX_PROGRAMS is freed. */
@@ -132,7 +152,7 @@ export class GpuBackend implements TrainingBackend {
   private build(g: Graph, checkpoints?: readonly Node[]): Program {
     const compiled = compileGraph(g, checkpoints ? { checkpoints } : {});
     invariant(compiled.ok, `compiling ${this.model.name}: ${compiled.ok || compiled.diagnostics.map((d) => d.message).join("; ")}`);
-    const executor = GraphExecutor.create(this.gpu, compiled.value.schedule, this.bound, { plan: compiled.value.plan });
+    const executor = GraphExecutor.create(this.gpu, compiled.value.schedule, this.bound, { plan: compiled.value.plan, nf4: this.nf4 });
     invariant(executor.ok, `${this.model.name}: ${executor.ok || executor.diagnostics.map((d) => d.message).join("; ")}`);
     return { executor: executor.value, compiled: compiled.value };
   }
@@ -262,14 +282,20 @@ export class GpuBackend implements TrainingBackend {
    * every compiled program's own buffers (the executors keep theirs between steps).
    */
   allocatedBytes(): number {
-    const own = [...this.bound.values(), ...this.slots.flatMap((s) => [s.m, s.v]), this.partials, this.clip].reduce((n, t) => n + t.byteSize, 0);
+    const own = [...this.bound.values(), ...this.slots.flatMap((s) => [s.m, s.v]), this.partials, this.clip, ...this.nf4Tensors()].reduce((n, t) => n + t.byteSize, 0);
     return own + this.compiledPrograms().reduce((n, p) => n + p.executor.stats().nodeBytes + p.executor.stats().scratchBytes, 0);
   }
 
-  /** Current values of every weight (trained and frozen) by name, for export and generation. */
+  /** The NF4 buffers (every quantized weight's parts, and the lookup tables). */
+  nf4Tensors(): GpuTensor[] {
+    return this.nf4 ? [...[...this.nf4.weights.values()].flatMap(nf4Buffers), this.nf4.tables] : [];
+  }
+
+  /** Current values of every weight (trained and frozen) by name, for export and generation; NF4 weights dequantized. */
   async weights(): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();
     for (const [name, t] of this.bound) if (!name.startsWith(ACC_INPUT)) out.set(name, await readFloats(this.gpu, t));
+    for (const [name, w] of this.nf4?.weights ?? []) out.set(name, dequantizeNf4(w.host));
     return out;
   }
 
@@ -283,6 +309,7 @@ export class GpuBackend implements TrainingBackend {
     for (const p of this.programs.values()) p.executor.destroy();
     for (const t of this.bound.values()) t.destroy();
     for (const s of this.slots) for (const t of [s.m, s.v]) t.destroy();
+    for (const t of this.nf4Tensors()) t.destroy();
     this.partials.destroy();
     this.clip.destroy();
   }

@@ -1,17 +1,20 @@
-// One optimizer step (clip_grad_norm_ then AdamW) of full and LoRA training on each fixture family,
-// on the WebGPU engine and on the float64 CPU engine, against PyTorch
+// One optimizer step (clip_grad_norm_ then AdamW) of full, LoRA and QLoRA training on each fixture
+// family, on the WebGPU engine and on the float64 CPU engine, against PyTorch
 // (spec/golden/make_optimizer_steps.py -> test/fixtures/optimizer-steps/<family>.json): the loss,
 // the gradient norm, and per trainable tensor the updated weight and AdamW's exp_avg (which after
 // one step is (1 - beta1) times the clipped gradient), at the sampled indices the fixture stores.
+// QLoRA: the GPU engine stores the layers' linears as NF4 and decodes them in its matmuls; the CPU
+// engine trains over their quantize-dequantize round trip; PyTorch over make_nf4.py's round trip.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
-import { familyGraphModel } from "../../runtime/pipeline/family-model.ts";
+import { familyGraphModel, nf4RoundTrip, nf4WeightNames } from "../../runtime/pipeline/family-model.ts";
 import { IGNORE_INDEX, labelTokens, type Batch, type StateTensor, type TrainingBackend } from "../../runtime/train/backend.ts";
 import { CpuBackend } from "../../runtime/train/cpu-backend.ts";
+import { nf4StorageBytes } from "../../compiler/plan/storage.ts";
 import { GpuBackend } from "../../runtime/train/gpu-backend.ts";
 import type { FamilyName } from "../../stdlib/families/index.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
@@ -120,23 +123,38 @@ function compare(label: string, got: Awaited<ReturnType<typeof oneStep>>, initia
 
 type Engine = "gpu" | "cpu";
 
-async function checkStep(name: FamilyName, kind: "full" | "lora", engine: Engine, gpu?: GpuDevice): Promise<void> {
+type Kind = "full" | "lora" | "qlora";
+
+/** The engine holds the quantized weights as NF4 only, in the bytes the plan counts, and its matmuls decode them. */
+function checkNf4Storage(backend: GpuBackend, sizes: number[]): void {
+  const planned = sizes.reduce((n, size) => n + nf4StorageBytes(size, { blockSize: 64, doubleQuant: true, doubleQuantBlockSize: 256 }), 0);
+  const tables = (16 + 256) * 4;
+  const held = backend.nf4Tensors().reduce((n, t) => n + t.byteSize, 0);
+  assert.is(held, planned + tables, "NF4 bytes on the device: the plan's count plus the lookup tables");
+  const decoding = backend.compiledPrograms()[0].executor.kernelKeys().filter((k) => k.includes("_nf4")).length;
+  assert.ok(decoding >= sizes.length, `${decoding} NF4 matmul dispatches for ${sizes.length} NF4 weights`);
+  console.log(`      ${sizes.length} NF4 weights: ${held - tables} bytes (as planned) + ${tables} bytes of tables; ${decoding} NF4 matmul dispatches per step`);
+}
+
+async function checkStep(name: FamilyName, kind: Kind, engine: Engine, gpu?: GpuDevice): Promise<void> {
   const f: StepFixture = JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), "utf8"));
   const fixture = await loadFixture(name);
   const ref = f.methods[kind];
-  const method: TrainingMethod = kind === "full" ? { kind } : { kind, rank: f.rank, alpha: f.alpha, targets: [f.target] };
+  const method: TrainingMethod = kind === "full" ? { kind } : { kind: "lora", rank: f.rank, alpha: f.alpha, targets: [f.target] };
   const model = expectOk(familyGraphModel(fixture.family, fixture.config, method));
   const weights = initialWeights(fixture, ref);
-  const backend = gpu ? expectOk(GpuBackend.create(gpu, model, weights)) : expectOk(CpuBackend.create(model, weights));
+  const nf4 = kind === "qlora" ? nf4WeightNames(fixture.family, fixture.config) : [];
+  const backend = gpu ? expectOk(GpuBackend.create(gpu, model, weights, { nf4 })) : expectOk(CpuBackend.create(model, nf4RoundTrip(weights, nf4)));
   try {
     compare(`${name} ${kind} (${engine})`, await oneStep(backend, f, batchOf(f)), weights, ref);
+    if (backend instanceof GpuBackend && nf4.length > 0) checkNf4Storage(backend, nf4.map((n) => weights.get(n)!.length));
   } finally {
     if (backend instanceof GpuBackend) backend.destroy();
   }
 }
 
 for (const name of FAMILIES) {
-  for (const kind of ["full", "lora"] as const) {
+  for (const kind of ["full", "lora", "qlora"] as const) {
     test(`${name} ${kind}: one GPU optimizer step matches PyTorch (weights, exp_avg, loss, grad norm within 1e-4)`, withGpu((gpu) => checkStep(name, kind, "gpu", gpu)));
     test(`${name} ${kind}: one float64 CPU optimizer step matches PyTorch`, () => checkStep(name, kind, "cpu"));
   }

@@ -10,6 +10,7 @@ import { residualOperand } from "../../../compiler/passes/kernel-catalog.ts";
 import type { KernelInput, Launch } from "../../../compiler/passes/schedule.ts";
 import { reshapeStrides, type View } from "../../../compiler/passes/views.ts";
 import { matmulKernel, matmulUniforms, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
+import { nf4MatmulKernel } from "../../../stdlib/kernels/nf4-matmul.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import type { ExecContext, PreparedLaunch, Step } from "../steps.ts";
 import { contiguousCopy, copyView } from "./generated.ts";
@@ -91,10 +92,17 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
     steps.push(copy.step);
     return { tensor: copy.tensor, layout: operandLayout(copy.view, trans)! };
   };
+  // an NF4 weight (QLoRA) can only be B, read in place through the kernel's decoding accessor
+  const viewOf = (n: Node) => launch.inputs.find((i) => i.node === n)!.view;
+  const nf4 = ctx.nf4Bindings?.(viewOf(y).base);
+  const nf4Layout = nf4 && operandLayout(viewOf(y), !!mm.attrs.transB);
+  if (ctx.nf4Bindings?.(viewOf(x).base) || (nf4 && nf4Layout?.batchStride !== 0)) {
+    return fail(diag("SFT4005", `matmul %${mm.id} reads an NF4 weight other than as an in-place B operand, which the NF4 kernel cannot decode`));
+  }
   const a = operand(x, !!mm.attrs.transA, "A");
-  const b = operand(y, !!mm.attrs.transB, "B");
+  const b = nf4Layout ? { tensor: undefined, layout: nf4Layout } : operand(y, !!mm.attrs.transB, "B");
 
-  const tensors: Record<string, GpuTensor> = { a: a.tensor, b: b.tensor, c: ctx.tensorOf(out) };
+  const tensors: Record<string, GpuTensor> = { a: a.tensor, ...(nf4 ?? { b: b.tensor! }), c: ctx.tensorOf(out) };
   if (bias) {
     // a row vector (stride 1 along N, 0 elsewhere) read from index 0
     const row: View = { base: bias.view.base, shape: [n], strides: [1], offset: bias.view.offset };
@@ -110,7 +118,8 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
 
   const shape: MatmulShape = { batch, m, n, k, strideA: a.layout.batchStride, strideB: b.layout.batchStride, lda: a.layout.ld, ldb: b.layout.ld, alpha, beta };
   const trans = { transA: a.layout.trans, transB: b.layout.trans };
-  const spec = matmulKernel({ a: a.tensor.dtype, b: b.tensor.dtype, out: tensors.c.dtype, ...trans, bias: tensors.bias?.dtype, accumulate: !!residual }, shape, ctx.matmulStrategy);
+  const options = { a: a.tensor.dtype, b: b.tensor?.dtype ?? "f32", out: tensors.c.dtype, ...trans, bias: tensors.bias?.dtype, accumulate: !!residual };
+  const spec = nf4 ? nf4MatmulKernel(options, shape, ctx.matmulStrategy) : matmulKernel(options, shape, ctx.matmulStrategy);
   steps.push({ kind: "dispatch", spec, uniforms: { ...matmulUniforms(shape, trans) }, tensors });
   return ok({ steps });
 }
