@@ -5,13 +5,14 @@
 // one step is (1 - beta1) times the clipped gradient), at the sampled indices the fixture stores.
 // QLoRA: the GPU engine stores the layers' linears as NF4 and decodes them in its matmuls; the CPU
 // engine trains over their quantize-dequantize round trip; PyTorch over make_nf4.py's round trip.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { familyGraphModel, nf4RoundTrip, nf4WeightNames } from "../../runtime/pipeline/family-model.ts";
+import { prepareTraining } from "../../runtime/pipeline/training-setup.ts";
 import { IGNORE_INDEX, labelTokens, type Batch, type StateTensor, type TrainingBackend } from "../../runtime/train/backend.ts";
 import { CpuBackend } from "../../runtime/train/cpu-backend.ts";
 import { nf4StorageBytes } from "../../compiler/plan/storage.ts";
@@ -20,7 +21,8 @@ import type { FamilyName } from "../../stdlib/families/index.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { loadFixture, type Fixture } from "../models/support.ts";
 import { relativeError } from "../support/numeric.ts";
-import { expectOk } from "../support/result.ts";
+import { expectError, expectOk } from "../support/result.ts";
+import { QUICKSTART, resolvedPipeline, sandbox } from "./support.ts";
 
 const FIXTURES = join(import.meta.dirname, "..", "fixtures", "optimizer-steps");
 const FAMILIES: FamilyName[] = ["baichuan7b", "baichuan13b", "moss", "chatglm", "chatglm2"];
@@ -159,5 +161,15 @@ for (const name of FAMILIES) {
     test(`${name} ${kind}: one float64 CPU optimizer step matches PyTorch`, () => checkStep(name, kind, "cpu"));
   }
 }
+
+test("a QLoRA layout the NF4 matmul does not decode is refused by name before loading", async () => {
+  const { file } = sandbox(QUICKSTART);
+  // the quickstart as QLoRA (whose base weights are quantized from the model's own dtype)
+  writeFileSync(file, readFileSync(file, "utf8").replace("method lora {", "method qlora {").replace(/^\s*dtype\s*=\s*f32\s*$/m, ""));
+  const pipeline = resolvedPipeline(file, ["method.block_size=128"]);
+  const d = expectError(await prepareTraining(pipeline));
+  assert.is(d.code, "SFT5901");
+  assert.match(d.message, "method.block_size");
+});
 
 test.run();
