@@ -28,10 +28,10 @@ import { adamwStep, adamwUniforms } from "../../stdlib/kernels/adamw.ts";
 import { gradNormFinalize, gradNormPartial, gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
 import { GraphExecutor } from "../execute/executor.ts";
 import { nf4Buffers, uploadNf4Tables, uploadNf4Weight, type Nf4Weight } from "../execute/nf4-weights.ts";
-import { dequantizeNf4 } from "../quant/nf4.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { dequantizeNf4 } from "../quant/nf4.ts";
 import { appliesWeightDecay, IGNORE_INDEX, labelTokens, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
 import type { GraphModel } from "./cpu-backend.ts";
 
