@@ -81,9 +81,9 @@ test("epochs count floor(batches / grad_accum) steps each; fractional epochs rou
 test("the quickstart pipeline's resolved train block reads as loop settings", async () => {
   const resolved = JSON.parse(execFileSync(process.execPath, [join(root, "bin", "sftc.js"), "explain", join(root, "pipelines", "quickstart.sft")], { encoding: "utf8" }));
   const s = trainSettings(resolved.train);
-  assert.equal([s.max_steps, s.grad_accum, s.lr, s.schedule, s.max_grad_norm, s.seed, s.save_every, s.eval_every], [20, 1, 0.001, { type: "cosine", warmup_steps: 2, min_lr: 0 }, 1, 42, 10, 10]);
-  assert.is(totalSteps(s, 100), 20);
-  assert.is(learningRateAt(s, 1, 20), 0.0005);
+  assert.equal([s.max_steps, s.grad_accum, s.lr, s.schedule, s.max_grad_norm, s.seed, s.save_every, s.eval_every], [60, 1, 0.01, { type: "cosine", warmup_steps: 2, min_lr: 0 }, 1, 42, 20, 20]);
+  assert.is(totalSteps(s, 100), 60);
+  assert.is(learningRateAt(s, 1, 60), 0.005);
 });
 
 test("settings the loop cannot run are SFT5402 diagnostics", async () => {
