@@ -87,7 +87,7 @@ function timing(samplesNs: number[], losses: number[], tokens: number): StepTimi
 
 // One optimizer step as the training loop takes it, with a constant learning rate.
 async function gpuSteps(gpu: GpuDevice, setup: TrainingSetup, batch: Batch, s: TrainSettings, sizes: StepSizes): Promise<StepTiming & { device: string }> {
-  const created = GpuBackend.create(gpu, setup.model, setup.weights);
+  const created = GpuBackend.create(gpu, setup.model, setup.weights, { nf4: setup.nf4 });
   if (!created.ok) throw new Error(created.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
   const backend = created.value;
   const losses: number[] = [];

@@ -142,7 +142,8 @@ async function exportTrained(p: ResolvedPipeline, setup: TrainingSetup, backend:
   return exported.ok ? ok({ adapterDir }) : exported;
 }
 
-function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean): Result<TrainingBackend> {
+/** The training engine of a setup: the GPU one on `gpu` (NF4 base linears for QLoRA), else the float64 CPU reference. */
+export function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean): Result<TrainingBackend> {
   // QLoRA: the GPU engine stores the base linears as NF4; the CPU engine trains over their round trip
   if (!gpu) return CpuBackend.create(setup.model, nf4RoundTrip(setup.weights, setup.nf4));
   return GpuBackend.create(gpu, setup.model, setup.weights, { nf4: setup.nf4, ...(checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {}) });

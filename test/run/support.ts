@@ -11,11 +11,11 @@ import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { prepareTraining, type TrainingSetup } from "../../runtime/pipeline/training-setup.ts";
 import type { TrainingBackend } from "../../runtime/train/backend.ts";
-import { CpuBackend } from "../../runtime/train/cpu-backend.ts";
 import { GpuBackend } from "../../runtime/train/gpu-backend.ts";
 import { trainLoop } from "../../runtime/train/loop.ts";
 import { trainSettings } from "../../runtime/train/settings.ts";
 import { expectOk } from "../support/result.ts";
+import { createEngine } from "../../runtime/pipeline/run-job.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const QUICKSTART = join(ROOT, "pipelines/quickstart.sft");
@@ -33,10 +33,9 @@ export function resolvedPipeline(file: string, overrides: string[]): ResolvedPip
   return checked.pipelines[0];
 }
 
-/** The engine of a setup: the GPU one on `gpu` (with gradient checkpointing at the layer inputs if asked), else the float64 CPU reference. */
+/** The engine of a setup as `sftc run` makes it: the GPU one on `gpu`, else the float64 CPU reference. */
 export function engineFor(setup: TrainingSetup, gpu?: GpuDevice, checkpointing = false): TrainingBackend {
-  if (!gpu) return expectOk(CpuBackend.create(setup.model, setup.weights));
-  return expectOk(GpuBackend.create(gpu, setup.model, setup.weights, checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {}));
+  return expectOk(createEngine(setup, gpu, checkpointing));
 }
 
 /** Trains `pipeline` through the loop on the GPU (or the CPU engine) and returns every step's loss. */
