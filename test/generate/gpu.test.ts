@@ -6,9 +6,8 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
-import { generateBatch, type GenerationSettings } from "../../runtime/generate/engine.ts";
+import { generateBatch } from "../../runtime/generate/engine.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
-import { neutralLogits } from "../../runtime/generate/logits.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";
 import { Random } from "../../runtime/random.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
@@ -17,18 +16,9 @@ import { sftc } from "../cli/support.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { relativeError } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
+import { greedySettings } from "./gpu-support.ts";
 
-const settings: GenerationSettings = {
-  strategy: "greedy",
-  maxNewTokens: 3,
-  maxLength: Infinity,
-  eosTokenIds: [],
-  logits: neutralLogits,
-  numBeams: 1,
-  lengthPenalty: 1,
-  earlyStopping: false,
-  numReturnSequences: 1,
-};
+const settings = greedySettings(3);
 
 for (const name of Object.keys(families) as FamilyName[]) {
   test(
