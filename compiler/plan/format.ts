@@ -68,6 +68,7 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
     );
   }
   out.push("", `peak ${formatBytes(p.peakBytes)} (${p.peakBytes} bytes); planned over ${p.depth.planned} of ${p.depth.layers}`);
+  out.push(`(one step at batch ${s.batch} x ${s.seq} tokens; \`sftc run\` compares the batch shapes its engine keeps compiled with what it allocates)`);
   if (device) out.push(`device memory ${formatBytes(device.bytes)} (${device.source}): ${p.peakBytes <= device.bytes ? "fits" : "does not fit"}`);
   else out.push("device memory not given: set --memory or SFT_DEVICE_MEMORY to check the plan against it");
   return `${out.join("\n")}\n`;

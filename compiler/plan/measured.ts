@@ -13,10 +13,10 @@ export interface PlanComparison {
   summary: string;
 }
 
-/** Compares a planned peak with the bytes allocated at the runtime's peak; `tolerance` defaults to 5%. */
-export function comparePlanWithAllocated(plannedBytes: number, allocatedBytes: number, tolerance = 0.05): PlanComparison {
+/** Compares a planned peak with the bytes allocated at the runtime's peak; `tolerance` defaults to 5%; `subject` names what was planned. */
+export function comparePlanWithAllocated(plannedBytes: number, allocatedBytes: number, tolerance = 0.05, subject?: string): PlanComparison {
   const relativeError = (plannedBytes - allocatedBytes) / allocatedBytes;
   const withinTolerance = Math.abs(relativeError) <= tolerance;
-  const summary = `planned ${formatBytes(plannedBytes)}, allocated ${formatBytes(allocatedBytes)}: ${(100 * relativeError).toFixed(2)}% (${withinTolerance ? "within" : "outside"} ${100 * tolerance}%)`;
+  const summary = `${subject ? `${subject}: ` : ""}planned ${formatBytes(plannedBytes)}, allocated ${formatBytes(allocatedBytes)}: ${(100 * relativeError).toFixed(2)}% (${withinTolerance ? "within" : "outside"} ${100 * tolerance}%)`;
   return { plannedBytes, allocatedBytes, relativeError, withinTolerance, summary };
 }

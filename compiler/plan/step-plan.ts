@@ -155,7 +155,6 @@ interface StepProbe {
 }
 
 function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result<StepProbe> {
-  const m = s.method;
   const built = buildFamilyGraph(family, config, { batch: s.batch, seq: s.seq, method: graphMethod(s) });
   if (!built.ok) return built;
   const g = built.value;
@@ -168,14 +167,9 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
   const plan = compiled.value.plan;
 
   const trained = new Set(trainable);
-  let weights = 0;
+  const weights = weightBytes(g, s, roles);
   let masterWeights = 0;
-  for (const [name, w] of g.weights) {
-    const role = roles(name).role;
-    weights += m.kind === "qlora" && m.nf4 && isQuantizedRole(role) ? nf4StorageBytes(numel(w.shape), m.nf4) : denseStorageBytes(s.dtype, numel(w.shape));
-    if (trained.has(w) && s.dtype !== "f32") masterWeights += denseStorageBytes("f32", numel(w.shape));
-  }
-  const f32 = (nodes: Iterable<Node>) => [...nodes].reduce((sum, n) => sum + denseStorageBytes("f32", numel(n.shape)), 0);
+  for (const w of g.weights.values()) if (trained.has(w) && s.dtype !== "f32") masterWeights += denseStorageBytes("f32", numel(w.shape));
   const count = (nodes: Iterable<Node>) => [...nodes].reduce((sum, n) => sum + numel(n.shape), 0);
   const launches = kernelCount(compiled.value.schedule);
   return ok({
@@ -185,10 +179,10 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
     dispatches: launches + trainable.length,
     training: {
       weights,
-      adapters: f32(g.adapters.values()),
+      adapters: f32Bytes(g.adapters.values()),
       masterWeights,
-      optimizerState: s.optimizer === "adamw" ? 2 * f32(trainable) : 0,
-      gradientAccumulators: s.gradAccum > 1 ? f32(trainable) : 0,
+      optimizerState: s.optimizer === "adamw" ? 2 * f32Bytes(trainable) : 0,
+      gradientAccumulators: s.gradAccum > 1 ? f32Bytes(trainable) : 0,
       inputs: plan.categories.inputs,
       arena: plan.arenaBytes,
       activations: plan.categories.activations,
@@ -227,13 +221,29 @@ function probeEvaluation(family: Family, config: ModelConfig, s: PlanSettings): 
   return ok({ batch, inputs: compiled.value.plan.categories.inputs, arena: compiled.value.plan.arenaBytes });
 }
 
-function graphMethod(s: PlanSettings): TrainingMethod {
+/** Bytes of the base weights in their storage format: NF4 for QLoRA's quantized linears, else the model's dtype. */
+export function weightBytes(g: FamilyGraph, s: PlanSettings, roles: RoleIndex): number {
+  const m = s.method;
+  let bytes = 0;
+  for (const [name, w] of g.weights) {
+    const quantized = m.kind === "qlora" && m.nf4 && isQuantizedRole(roles(name).role);
+    bytes += quantized ? nf4StorageBytes(numel(w.shape), m.nf4!) : denseStorageBytes(s.dtype, numel(w.shape));
+  }
+  return bytes;
+}
+
+/** Bytes of `nodes` as f32 buffers. */
+export function f32Bytes(nodes: Iterable<Node>): number {
+  return [...nodes].reduce((sum, n) => sum + denseStorageBytes("f32", numel(n.shape)), 0);
+}
+
+export function graphMethod(s: PlanSettings): TrainingMethod {
   const m = s.method;
   return m.kind === "full" ? { kind: "full" } : { kind: "lora", rank: m.rank, alpha: m.alpha, targets: m.targets };
 }
 
 /** What trains: every weight not frozen (full), or the adapters plus the biases and modules the method names. */
-function trainableParams(g: FamilyGraph, s: PlanSettings, roles: RoleIndex): Node[] {
+export function trainableParams(g: FamilyGraph, s: PlanSettings, roles: RoleIndex): Node[] {
   const m = s.method;
   const named = [...g.weights].map(([name, node]) => ({ node, name, ...roles(name) }));
   if (m.kind === "full") {
@@ -250,10 +260,10 @@ function trainableParams(g: FamilyGraph, s: PlanSettings, roles: RoleIndex): Nod
   return [...g.adapters.values(), ...extra.map((w) => w.node)];
 }
 
-type RoleIndex = (name: string) => { role: ParamRole; layer: number | null };
+export type RoleIndex = (name: string) => { role: ParamRole; layer: number | null };
 
 /** The declared role and layer of a checkpoint tensor name. */
-function roleIndex(family: Family): RoleIndex {
+export function roleIndex(family: Family): RoleIndex {
   const patterns = family.tensors.map((t) => {
     const escaped = t.name.split("{layer}").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
     return { role: t.role, pattern: new RegExp(`^${escaped.join("(\\d+)")}$`) };

@@ -1,16 +1,18 @@
 // `sftc run`'s job after the check and the lock: model and data, the memory plan (one line, and
 // refused over the device's memory when that is known), training on the WebGPU engine (or the
-// float64 CPU engine), and the export of what was trained into the run directory: a PEFT adapter
+// float64 CPU engine), the plan of what the engine holds at the end against what it allocated,
+// and the export of what was trained into the run directory: a PEFT adapter
 // directory for LoRA/QLoRA, the weights as safetensors for full fine-tuning. The run directory
 // is `<train.output>/<run-id>`; `resume` continues the newest run there that has checkpoints.
 import { existsSync } from "node:fs";
 import { mkdir, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
-import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { knownAdapterMemory, parseByteSize, type DeviceMemory } from "../../compiler/plan/device-memory.ts";
+import { planEngine, type EngineFigures, type ProgramShape } from "../../compiler/plan/engine-plan.ts";
 import { comparePlanWithAllocated, type PlanComparison } from "../../compiler/plan/measured.ts";
-import { checkAgainstDevice, planPipeline } from "../../compiler/plan/plan-pipeline.ts";
+import { checkAgainstDevice, planPipeline, type PlannedPipeline } from "../../compiler/plan/plan-pipeline.ts";
 import { formatBytes } from "../../compiler/passes/memory-plan.ts";
 import { exportPeftAdapter } from "../export/peft-family.ts";
 import { writeSafetensors } from "../export/safetensors-writer.ts";
@@ -56,7 +58,7 @@ export interface JobOutcome {
   adapterDir?: string;
   /** The trained weights by graph name (full fine-tuning) when the run finished. */
   trainedWeights?: Map<string, Float64Array>;
-  /** The plan's peak against the bytes the GPU engine holds at the end (GPU runs). */
+  /** The plan of what the GPU engine holds at the end (weights and trained state once, each program it keeps at its shape) against the bytes it holds (GPU runs). */
   memory?: PlanComparison;
 }
 
@@ -81,7 +83,8 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
   if (!planned.ok) return planned;
   const peak = planned.value.plan.peakBytes;
   const limit = deviceLimit(o.deviceMemory, gpu?.value);
-  o.log(`memory plan: peak ${formatBytes(peak)} per training step${limit ? ` (device ${formatBytes(limit.bytes)}, ${limit.source})` : ""}\n`);
+  const { batch, seq } = planned.value.plan.settings;
+  o.log(`memory plan: peak ${formatBytes(peak)} per training step at ${batch} x ${seq} tokens${limit ? ` (device ${formatBytes(limit.bytes)}, ${limit.source})` : ""}\n`);
   if (limit) {
     const refused = checkAgainstDevice(planned.value, limit);
     if (refused.length) return fail(...refused);
@@ -105,9 +108,12 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
     if (!training.ok) return training;
     const outcome: JobOutcome = { runDir, training: training.value, setup: setup.value };
     if (backend instanceof GpuBackend) {
+      const engine = planHeldPrograms(planned.value, backend);
+      if (!engine.ok) return engine;
       const allocated = backend.allocatedBytes();
-      outcome.memory = comparePlanWithAllocated(peak, allocated);
-      await addMetrics(runDir, { planned_peak_bytes: peak, allocated_bytes: allocated });
+      const shapes = engine.value.programs.map((x) => `${x.kind} ${x.rows}x${x.seq}`).join(", ");
+      outcome.memory = comparePlanWithAllocated(engine.value.total, allocated, 0.05, `the engine with ${shapes}`);
+      await addMetrics(runDir, { planned_peak_bytes: peak, planned_engine_bytes: engine.value.total, allocated_bytes: allocated });
     }
     if (training.value.status !== "finished") return ok(outcome);
 
@@ -147,6 +153,19 @@ export function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, c
   // QLoRA: the GPU engine stores the base linears as NF4; the CPU engine trains over their round trip
   if (!gpu) return CpuBackend.create(setup.model, nf4RoundTrip(setup.weights, setup.nf4));
   return GpuBackend.create(gpu, setup.model, setup.weights, { nf4: setup.nf4, ...(checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {}) });
+}
+
+/**
+ * The plan of what the GPU engine holds now: its weights and trained state once, and each compiled
+ * program it keeps at that program's batch shape (keys "training RxT" / "evaluation RxT").
+ */
+function planHeldPrograms(planned: PlannedPipeline, backend: GpuBackend): Result<EngineFigures> {
+  const shapes = backend.compiledPrograms().map(({ key }): ProgramShape => {
+    const match = /^(training|evaluation) (\d+)x(\d+)$/.exec(key);
+    invariant(match, `unexpected program key ${key}`);
+    return { kind: match[1] as ProgramShape["kind"], rows: Number(match[2]), seq: Number(match[3]) };
+  });
+  return planEngine(planned.model.family, planned.model.config, planned.plan.settings, shapes);
 }
 
 /** The given size, else the adapter's memory when it is a known card; undefined when unknown. */

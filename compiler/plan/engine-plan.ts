@@ -1,0 +1,124 @@
+// The memory plan of what the GPU training engine holds during a run (runtime/train/gpu-backend.ts),
+// for the comparison `sftc run` prints. `sftc plan` plans one optimizer step at the pipeline's
+// batch × longest max_length; the engine instead compiles one program per batch shape it meets
+// (sequence lengths padded to buckets of 16), keeps several of them on the device at once, and
+// binds one set of weights and trained state into all of them. So this plan is:
+//
+//   shared, counted once: base weights in their storage format (NF4 for QLoRA), adapters, and per
+//     trained tensor its f32 gradient accumulator and AdamW's m and v (the engine holds an
+//     accumulator even without grad_accum: the compiled step adds into it), the grad-norm
+//     partials and the NF4 lookup tables;
+//   per program held (training or evaluation, rows × padded length): the graph the engine
+//     compiles at that shape, planned: the pool of activations and gradients with their side
+//     outputs, the inputs the host writes (ids, labels, positions, the gradient scale), and the
+//     launches' scratch (launch-scratch.ts: masks, positions and RoPE tables written by the host,
+//     and the workspace launches share, which includes what checkpointing recomputes).
+//
+// The shapes come from the run (the programs the engine holds); everything else is compile-time.
+import { trainingGraph } from "../autodiff/grad.ts";
+import { invariant, ok, type Result } from "../diagnostics.ts";
+import { add, expandTo, input, mul } from "../ir/build.ts";
+import { graph, numel, type Graph, type Node } from "../ir/node.ts";
+import { buildFamilyGraph } from "../models/family-graph.ts";
+import { compileGraph } from "../passes/compile.ts";
+import type { ModelConfig } from "../../stdlib/families/config.ts";
+import type { Family } from "../../stdlib/families/family.ts";
+import { gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
+import { nf4Tables } from "../../stdlib/kernels/nf4-matmul.ts";
+import { launchScratchBytes } from "./launch-scratch.ts";
+import type { PlanSettings } from "./settings.ts";
+import { f32Bytes, graphMethod, layerInputs, roleIndex, trainableParams, weightBytes } from "./step-plan.ts";
+import { denseStorageBytes } from "./storage.ts";
+
+/** A compiled program the engine holds: its kind and batch shape (sequence already padded). */
+export interface ProgramShape {
+  kind: "training" | "evaluation";
+  rows: number;
+  seq: number;
+}
+
+export interface ProgramFigures extends ProgramShape {
+  /** Activations and gradients (pool buffers and side outputs). */
+  arena: number;
+  /** Inputs the host writes that the engine does not bind (ids, labels, positions, the gradient scale). */
+  inputs: number;
+  /** Masks, tables and positions the launches write, and their shared workspace. */
+  scratch: number;
+  bytes: number;
+}
+
+export interface EngineFigures {
+  /** Base weights in their storage format. */
+  weights: number;
+  /** LoRA A and B (f32). */
+  adapters: number;
+  /** Per trained tensor: gradient accumulator, AdamW m and v (f32). */
+  trainedState: number;
+  /** Grad-norm partials and result, NF4 lookup tables. */
+  engine: number;
+  programs: ProgramFigures[];
+  total: number;
+}
+
+// Graph names the engine's training program uses (runtime/train/gpu-backend.ts).
+const ACC_INPUT = "grad_acc.";
+const ACC_OUTPUT = "accumulated.";
+const GRAD_SCALE = "grad_scale";
+
+/** Plans the engine holding the programs `shapes` for `family` with `config` under `settings`. */
+export function planEngine(family: Family, config: ModelConfig, settings: PlanSettings, shapes: readonly ProgramShape[]): Result<EngineFigures> {
+  const roles = roleIndex(family);
+  const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method: graphMethod(settings) });
+  if (!probe.ok) return probe;
+  const trainable = trainableParams(probe.value, settings, roles);
+  const partials = trainable.reduce((n, t) => n + gradNormPartials(numel(t.shape)), 0);
+  const quantized = settings.method.kind === "qlora" && settings.method.nf4 !== undefined;
+  const programs: ProgramFigures[] = [];
+  for (const shape of shapes) {
+    const planned = planProgram(family, config, settings, shape);
+    if (!planned.ok) return planned;
+    programs.push(planned.value);
+  }
+  const figures = {
+    weights: weightBytes(probe.value, settings, roles),
+    adapters: f32Bytes(probe.value.adapters.values()),
+    trainedState: 3 * f32Bytes(trainable),
+    engine: denseStorageBytes("f32", Math.max(1, partials)) + denseStorageBytes("f32", 2) + (quantized ? denseStorageBytes("f32", nf4Tables().length) : 0),
+    programs,
+  };
+  const total = figures.weights + figures.adapters + figures.trainedState + figures.engine + programs.reduce((n, p) => n + p.bytes, 0);
+  return ok({ ...figures, total });
+}
+
+/** One program at its shape: the graph the engine compiles, planned, less what the engine binds. */
+function planProgram(family: Family, config: ModelConfig, s: PlanSettings, shape: ProgramShape): Result<ProgramFigures> {
+  const built = buildFamilyGraph(family, config, { batch: shape.rows, seq: shape.seq, method: graphMethod(s) });
+  if (!built.ok) return built;
+  const g = built.value;
+  let program: Graph = graph([["loss", g.loss]]);
+  let checkpoints: Node[] | undefined;
+  if (shape.kind === "training") {
+    const trainable = trainableParams(g, s, roleIndex(family));
+    const training = trainingGraph(g.loss, trainable);
+    if (!training.ok) return training;
+    // loss, and accumulated.<name> = grad_acc.<name> + grad.<name> * grad_scale per trained tensor
+    const scale = input(GRAD_SCALE, [1]);
+    const outputs: [string, Node][] = [["loss", g.loss]];
+    for (const p of trainable) {
+      const grad = training.value.grads.get(p);
+      invariant(grad, `no gradient for ${p.attrs.name}`);
+      outputs.push([ACC_OUTPUT + p.attrs.name, add(input(ACC_INPUT + p.attrs.name, p.shape), mul(grad, expandTo(scale, p.shape)))]);
+    }
+    program = graph(outputs);
+    if (s.gradientCheckpointing) checkpoints = layerInputs(g, family, config.dims.layers);
+  }
+  const compiled = compileGraph(program, checkpoints ? { checkpoints } : {});
+  if (!compiled.ok) return compiled;
+  const { plan, schedule } = compiled.value;
+  // weights and accumulators are the engine's, bound into every program
+  const inputs = [...plan.buffers.values()]
+    .filter((b) => b.category === "inputs" && !b.node.attrs.name?.startsWith(ACC_INPUT))
+    .reduce((n, b) => n + b.bytes, 0);
+  const scratch = launchScratchBytes(schedule);
+  return ok({ ...shape, arena: plan.arenaBytes, inputs, scratch, bytes: plan.arenaBytes + inputs + scratch });
+}

@@ -1,0 +1,77 @@
+// What the launches of a schedule allocate beside the memory plan's buffers, as the GPU executor's
+// launch preparers do (runtime/execute/library/): buffers the host writes (the embedding
+// backward's token groups, RoPE's positions and its table, attention's padding and segment masks)
+// and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, and the
+// norms a checkpointed backward recomputes (output and statistics), with the unused weight
+// gradients of frozen norms. The workspace is one buffer per (request index, size) of a launch,
+// so it costs the union of the launches' requests, not their sum. Not counted: the contiguous
+// copies of views a library kernel cannot read (the schedule's placement decides those).
+import { numel, type Node } from "../ir/node.ts";
+import type { Schedule } from "../passes/schedule.ts";
+import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+
+/** Bytes of the host-written buffers and of the shared workspace of `schedule`'s launches. */
+export function launchScratchBytes(schedule: Schedule): number {
+  const workspace = new Map<string, number>();
+  let host = 0;
+  const written = new Set(schedule.launches.flatMap((l) => l.outputs));
+  for (const launch of schedule.launches) {
+    const requests: number[] = [];
+    const take = (dtype: StorageDType, elements: number) => requests.push(storageBytes(dtype, elements));
+    const first = launch.outputs[0];
+    switch (launch.kernel) {
+      case "embedding_backward": {
+        const tokens = numel(first.inputs[1].shape);
+        host += storageBytes("i32", tokens) + storageBytes("u32", tokens + 1) + storageBytes("u32", tokens);
+        break;
+      }
+      case "rope":
+        for (const n of launch.outputs) host += ropeBytes(n);
+        break;
+      case "attention":
+        host += maskBytes(first);
+        break;
+      case "attention_backward": {
+        host += maskBytes(first);
+        const [, q, k] = first.inputs;
+        take(first.dtype as StorageDType, 2 * numel(k.shape));
+        if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
+        take("f32", numel(q.shape) / q.shape[q.shape.length - 1]);
+        break;
+      }
+      case "norm_backward": {
+        const [, x, w] = first.inputs;
+        const rows = numel(x.shape) / numel(w.shape);
+        const saved = [...written].some((n) => (n.op === "rms_norm" || n.op === "layer_norm") && n.inputs[0] === x && n.inputs[1] === w);
+        if (!saved) {
+          take(x.dtype as StorageDType, numel(x.shape));
+          take("f32", rows);
+          if (first.attrs.norm === "layer") take("f32", rows);
+        }
+        const grads = new Set(launch.outputs.map((o) => o.attrs.wrt));
+        if (!grads.has(2)) take("f32", numel(w.shape));
+        if (first.attrs.norm === "layer" && !grads.has(3)) take("f32", numel(w.shape));
+        break;
+      }
+    }
+    requests.forEach((bytes, i) => workspace.set(`${i}:${bytes}`, bytes));
+  }
+  return host + [...workspace.values()].reduce((a, b) => a + b, 0);
+}
+
+/** RoPE's positions (u32), its placeholder table and the table of every position up to the sequence's, rows rounded up to a power of two. */
+function ropeBytes(n: Node): number {
+  const rope = n.attrs.rope!;
+  const positions = n.inputs[1];
+  const rows = 2 ** Math.ceil(Math.log2(Math.max(1, n.shape[1])));
+  return storageBytes("u32", numel(positions.shape)) + storageBytes("f32", 1) + storageBytes("f32", rows * rope.rotaryDim);
+}
+
+/** Attention's padding/prefix batch table and its segment ids (batch, key length). */
+function maskBytes(n: Node): number {
+  const a = n.attrs.attention;
+  if (!a) return 0;
+  const batch = n.shape[0];
+  const keyLength = n.inputs[2].shape[1];
+  return (a.padding || a.prefix ? storageBytes("u32", batch * 4) : 0) + (a.segments ? storageBytes("i32", batch * keyLength) : 0);
+}

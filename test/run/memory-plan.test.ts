@@ -1,0 +1,60 @@
+// `sftc run`'s memory comparison on lavapipe: the plan of what the GPU engine holds at the end of
+// a run (weights and trained state once, each compiled program it keeps at its batch shape, with
+// the launches' host-written tables and shared workspace) against the bytes the engine allocated,
+// within 5%: the quickstart (LoRA, several shapes and an evaluation program held), the memorize
+// fixture (full fine-tuning) and memorize with gradient checkpointing.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { runJob } from "../../runtime/pipeline/run-job.ts";
+import type { RunManifest } from "../../runtime/repo/run-record.ts";
+import { withGpu } from "../kernels/gpu-harness.ts";
+import { expectOk } from "../support/result.ts";
+import { QUICKSTART, resolvedPipeline, ROOT, sandbox } from "./support.ts";
+
+const MEMORIZE = join(ROOT, "test/run/fixtures/memorize.sft");
+
+/** Runs `sft` with `overrides` as `sftc run` does (without the samples after it) and returns the printed comparison and the manifest's figures. */
+async function planVsAllocated(sft: string, overrides: string[]): Promise<{ line: string; planned: number; allocated: number; step: number }> {
+  const { file } = sandbox(sft);
+  let log = "";
+  const job = expectOk(await runJob({ pipeline: resolvedPipeline(file, overrides), log: (text) => void (log += text), progress: false }));
+  assert.ok(job.memory, "a GPU run compares its memory");
+  const { metrics } = JSON.parse(readFileSync(join(job.runDir, "manifest.json"), "utf8")) as RunManifest;
+  assert.match(log, /memory plan: peak .* per training step at \d+ x \d+ tokens/);
+  return { line: job.memory.summary, planned: metrics.planned_engine_bytes, allocated: metrics.allocated_bytes, step: metrics.planned_peak_bytes };
+}
+
+function check(label: string, m: { line: string; planned: number; allocated: number; step: number }): void {
+  console.log(`    ${label}: ${m.line} (${m.planned} B planned, ${m.allocated} B allocated; one step at the pipeline's shape: ${m.step} B)`);
+  assert.ok(m.planned > 0 && m.allocated > 0, "both figures recorded");
+  const error = Math.abs(m.planned - m.allocated) / m.allocated;
+  assert.ok(error <= 0.05, `${label}: planned ${m.planned} B, allocated ${m.allocated} B (${(100 * error).toFixed(2)}%)`);
+  assert.ok(m.line.includes("within 5%"), m.line);
+}
+
+test(
+  "quickstart (6 steps, evaluation every 3): the plan of the programs the engine holds is within 5% of what it allocated",
+  withGpu(async () => {
+    const m = await planVsAllocated(QUICKSTART, ["train.max_steps=6", "train.eval_every=3", "train.save_every=100"]);
+    assert.match(m.line, /training .*evaluation/, "several shapes held, evaluation among them");
+    check("quickstart", m);
+  }),
+);
+
+test(
+  "memorize (full fine-tuning, 3 steps): planned within 5% of allocated",
+  withGpu(async () => {
+    check("memorize", await planVsAllocated(MEMORIZE, ["train.max_steps=3"]));
+  }),
+);
+
+test(
+  "memorize with gradient checkpointing (3 steps): planned within 5% of allocated, recomputed norms included",
+  withGpu(async () => {
+    check("memorize, checkpointed", await planVsAllocated(MEMORIZE, ["train.max_steps=3", "train.gradient_checkpointing=true"]));
+  }),
+);
+
+test.run();
