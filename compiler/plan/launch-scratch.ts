@@ -1,6 +1,7 @@
 // What the launches of a schedule allocate beside the memory plan's buffers, as the GPU executor's
 // launch preparers do (runtime/execute/library/): buffers the host writes (the embedding
-// backward's token groups, RoPE's positions and its table, attention's padding and segment masks)
+// backward's token groups, RoPE's positions and its table, attention's padding and segment masks
+// and ALiBi slopes)
 // and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, and the
 // norms a checkpointed backward recomputes (output and statistics), with the unused weight
 // gradients of frozen norms. The workspace is one buffer per (request index, size) of a launch,
@@ -29,10 +30,10 @@ export function launchScratchBytes(schedule: Schedule): number {
         for (const n of launch.outputs) host += ropeBytes(n);
         break;
       case "attention":
-        host += maskBytes(first);
+        host += maskBytes(first, 0);
         break;
       case "attention_backward": {
-        host += maskBytes(first);
+        host += maskBytes(first, 1);
         const [, q, k] = first.inputs;
         take(first.dtype as StorageDType, 2 * numel(k.shape));
         if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
@@ -48,9 +49,12 @@ export function launchScratchBytes(schedule: Schedule): number {
           take("f32", rows);
           if (first.attrs.norm === "layer") take("f32", rows);
         }
-        const grads = new Set(launch.outputs.map((o) => o.attrs.wrt));
-        if (!grads.has(2)) take("f32", numel(w.shape));
-        if (first.attrs.norm === "layer" && !grads.has(3)) take("f32", numel(w.shape));
+        // the weight kernel writes dw and (LayerNorm) db together: one not asked for goes to the workspace
+        const [dw, db] = [1, 2].map((i) => launch.outputs.some((o) => o.attrs.wrt === i));
+        if (dw || db) {
+          if (!dw) take("f32", numel(w.shape));
+          if (first.attrs.norm === "layer" && !db) take("f32", numel(w.shape));
+        }
         break;
       }
     }
@@ -67,11 +71,11 @@ function ropeBytes(n: Node): number {
   return storageBytes("u32", numel(positions.shape)) + storageBytes("f32", 1) + storageBytes("f32", rows * rope.rotaryDim);
 }
 
-/** Attention's padding/prefix batch table and its segment ids (batch, key length). */
-function maskBytes(n: Node): number {
-  const a = n.attrs.attention;
-  if (!a) return 0;
-  const batch = n.shape[0];
-  const keyLength = n.inputs[2].shape[1];
-  return (a.padding || a.prefix ? storageBytes("u32", batch * 4) : 0) + (a.segments ? storageBytes("i32", batch * keyLength) : 0);
+/** Attention's padding/prefix batch table, its segment ids (batch, key length) and ALiBi slopes; q is input `first`, k the next. */
+function maskBytes(n: Node, first: number): number {
+  const a = n.attrs.attention!;
+  const [batch, , queryHeads] = n.inputs[first].shape;
+  const keyLength = n.inputs[first + 1].shape[1];
+  const table = a.padding || a.prefix ? storageBytes("u32", batch * 4) : 0;
+  return table + (a.segments ? storageBytes("i32", batch * keyLength) : 0) + (a.alibi ? storageBytes("f32", queryHeads) : 0);
 }

@@ -1,0 +1,55 @@
+// The launches' scratch the plan counts (compiler/plan/launch-scratch.ts: host-written tables and
+// the shared workspace) against what the GPU executor allocates beside the plan's buffers, for
+// every family's tiny forward, full, checkpointed and LoRA training graphs. The executor's scratch
+// also holds the side outputs, which the plan counts in its arena; what is left must match within
+// 1% of the scratch (the contiguous copies of views are not counted).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import type { Graph, Node } from "../../compiler/ir/node.ts";
+import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
+import { compileGraph } from "../../compiler/passes/compile.ts";
+import { launchScratchBytes } from "../../compiler/plan/launch-scratch.ts";
+import { layerInputs } from "../../compiler/plan/step-plan.ts";
+import { GraphExecutor } from "../../runtime/execute/executor.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { Random } from "../../runtime/random.ts";
+import { familyNames } from "../../stdlib/families/index.ts";
+import { fixtureGraph, trainingOf } from "../execute/support.ts";
+import { withGpu } from "../kernels/gpu-harness.ts";
+import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
+import { expectOk } from "../support/result.ts";
+
+// run once: RoPE's table is written (and sized) when the positions are first read
+async function compare(gpu: GpuDevice, label: string, g: Graph, feeds: ReadonlyMap<string, Float64Array>, checkpoints?: readonly Node[]): Promise<void> {
+  const { schedule, plan } = expectOk(compileGraph(g, { checkpoints }));
+  const ex = expectOk(GraphExecutor.create(gpu, schedule, new Map(), { plan }));
+  for (const [name, values] of feeds) ex.write(name, values);
+  expectOk(await ex.run());
+  const stats = ex.stats();
+  ex.destroy();
+  const side = [...plan.buffers.values()].reduce((n, b) => n + b.sideBytes, 0);
+  const planned = launchScratchBytes(schedule);
+  const allocated = stats.scratchBytes - side;
+  console.log(`    ${label}: scratch planned ${planned} B, allocated ${allocated} B (workspace ${stats.workspaceBytes} B, side outputs ${side} B)`);
+  assert.ok(allocated > 0, `${label}: the launches take scratch`);
+  assert.ok(Math.abs(planned - allocated) <= 0.01 * allocated, `${label}: planned ${planned} B, allocated ${allocated} B`);
+}
+
+for (const name of familyNames) {
+  test(
+    `${name}: the launches' planned scratch matches the executor's (forward; full, checkpointed and LoRA training)`,
+    withGpu(async (gpu) => {
+      const fixture = await loadFixture(name);
+      const plain = fixtureGraph(fixture);
+      const lora: TrainingMethod = { kind: "lora", rank: 2, alpha: 4, targets: fixture.family.lora.defaultTargets };
+      const adapted = fixtureGraph(fixture, lora);
+      const rng = new Random(5);
+      await compare(gpu, `${name} forward`, plain.graph, feedsFor(fixture));
+      await compare(gpu, `${name} full training`, trainingOf(plain), feedsFor(fixture));
+      await compare(gpu, `${name} full training, checkpointed`, trainingOf(plain), feedsFor(fixture), layerInputs(plain, fixture.family, fixture.config.dims.layers));
+      await compare(gpu, `${name} LoRA training`, trainingOf(adapted), feedsFor(fixture, adapterValues(adapted, (n) => rng.normalArray(n, 0.1), false)));
+    }),
+  );
+}
+
+test.run();
