@@ -4,10 +4,10 @@
 // (sequence lengths padded to buckets of 16), keeps several of them on the device at once, and
 // binds one set of weights and trained state into all of them. So this plan is:
 //
-//   shared, counted once: base weights in their storage format (NF4 for QLoRA), adapters, and per
-//     trained tensor its f32 gradient accumulator and AdamW's m and v (the engine holds an
-//     accumulator even without grad_accum: the compiled step adds into it), the grad-norm
-//     partials and the NF4 lookup tables;
+//   shared, counted once: base weights as the engine stores them (the graph's dtype, f32 even for
+//     a 16-bit model; NF4 for QLoRA's quantized linears), adapters, and per trained tensor its
+//     f32 gradient accumulator and AdamW's m and v (the engine holds an accumulator even without
+//     grad_accum: the compiled step adds into it), the grad-norm partials and the NF4 tables;
 //   per program held (training or evaluation, rows × padded length): the graph the engine
 //     compiles at that shape, planned: the pool of activations and gradients with their side
 //     outputs, the inputs the host writes (ids, labels, positions, the gradient scale), and the
@@ -80,7 +80,7 @@ export function planEngine(family: Family, config: ModelConfig, settings: PlanSe
     programs.push(planned.value);
   }
   const figures = {
-    weights: weightBytes(probe.value, settings, roles),
+    weights: weightBytes(probe.value, settings, roles, { graphDtype: true }),
     adapters: f32Bytes(probe.value.adapters.values()),
     trainedState: 3 * f32Bytes(trainable),
     engine: denseStorageBytes("f32", Math.max(1, partials)) + denseStorageBytes("f32", 2) + (quantized ? denseStorageBytes("f32", nf4Tables().length) : 0),

@@ -22,6 +22,7 @@ import { compileGraph } from "../passes/compile.ts";
 import { kernelCount } from "../passes/print-schedule.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
+import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { describeMethod, type PlanSettings } from "./settings.ts";
 import { denseStorageBytes, isQuantizedRole, nf4StorageBytes } from "./storage.ts";
 
@@ -221,13 +222,17 @@ function probeEvaluation(family: Family, config: ModelConfig, s: PlanSettings): 
   return ok({ batch, inputs: compiled.value.plan.categories.inputs, arena: compiled.value.plan.arenaBytes });
 }
 
-/** Bytes of the base weights in their storage format: NF4 for QLoRA's quantized linears, else the model's dtype. */
-export function weightBytes(g: FamilyGraph, s: PlanSettings, roles: RoleIndex): number {
+/**
+ * Bytes of the base weights in their storage format: NF4 for QLoRA's quantized linears, else the
+ * model's dtype, or with `graphDtype` each parameter's dtype in the graph (what the GPU engine stores).
+ */
+export function weightBytes(g: FamilyGraph, s: PlanSettings, roles: RoleIndex, options: { graphDtype?: boolean } = {}): number {
   const m = s.method;
   let bytes = 0;
   for (const [name, w] of g.weights) {
     const quantized = m.kind === "qlora" && m.nf4 && isQuantizedRole(roles(name).role);
-    bytes += quantized ? nf4StorageBytes(numel(w.shape), m.nf4!) : denseStorageBytes(s.dtype, numel(w.shape));
+    const dense = options.graphDtype ? (w.dtype as StorageDType) : s.dtype;
+    bytes += quantized ? nf4StorageBytes(numel(w.shape), m.nf4!) : denseStorageBytes(dense, numel(w.shape));
   }
   return bytes;
 }

@@ -1,9 +1,9 @@
 // `sftc run`'s memory comparison on lavapipe: the plan of what the GPU engine holds at the end of
 // a run (weights and trained state once, each compiled program it keeps at its batch shape, with
 // the launches' host-written tables and shared workspace) against the bytes the engine allocated,
-// within 5%: the quickstart (LoRA, several shapes and an evaluation program held), the memorize
-// fixture (full fine-tuning) and memorize with gradient checkpointing.
-import { readFileSync } from "node:fs";
+// within 5%: the quickstart (LoRA, several shapes and an evaluation program held), the same as
+// QLoRA, the memorize fixture (full fine-tuning) and memorize with gradient checkpointing.
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -16,8 +16,9 @@ import { QUICKSTART, resolvedPipeline, ROOT, sandbox } from "./support.ts";
 const MEMORIZE = join(ROOT, "test/run/fixtures/memorize.sft");
 
 /** Runs `sft` with `overrides` as `sftc run` does (without the samples after it) and returns the printed comparison and the manifest's figures. */
-async function planVsAllocated(sft: string, overrides: string[]): Promise<{ line: string; planned: number; allocated: number; step: number }> {
+async function planVsAllocated(sft: string, overrides: string[], edit?: (text: string) => string): Promise<{ line: string; planned: number; allocated: number; step: number }> {
   const { file } = sandbox(sft);
+  if (edit) writeFileSync(file, edit(readFileSync(file, "utf8")));
   let log = "";
   const job = expectOk(await runJob({ pipeline: resolvedPipeline(file, overrides), log: (text) => void (log += text), progress: false }));
   assert.ok(job.memory, "a GPU run compares its memory");
@@ -40,6 +41,15 @@ test(
     const m = await planVsAllocated(QUICKSTART, ["train.max_steps=6", "train.eval_every=3", "train.save_every=100"]);
     assert.match(m.line, /training .*evaluation/, "several shapes held, evaluation among them");
     check("quickstart", m);
+  }),
+);
+
+test(
+  "quickstart as QLoRA over f16 weights (4 steps): NF4 base linears and f32 dense weights planned as the engine stores them, within 5%",
+  withGpu(async () => {
+    const qlora = (text: string) => text.replace("method lora {", "method qlora {").replace(/dtype\s+= f32/, "dtype = f16");
+    const m = await planVsAllocated(QUICKSTART, ["train.max_steps=4", "train.eval_every=2", "train.save_every=100"], qlora);
+    check("quickstart, QLoRA", m);
   }),
 );
 
