@@ -1,6 +1,7 @@
 // One generation step of a family's model with a KV cache, as an op graph: `fresh` new tokens per
 // sequence attend to `past` cached keys/values plus their own, and the graph returns the logits
-// of the last new token and the new tokens' keys and values for the host to append. With
+// of the last new token, the new tokens' keys and values, and (with a past) the past and new keys
+// and values as the attention reads them, for the cache to keep. With
 // past = 0 it is the prefill of a prompt; with fresh = 1 it is a decode step that evaluates only
 // the new position. The layer structure (norms, residual styles, MLP, head) follows the family
 // graph (compiler/models/family-graph.ts), whose weights it reuses by name; the attention differs
@@ -17,8 +18,9 @@ import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 
 /**
- * Names of the cache inputs (B, P, KV, D), the new keys/values outputs (B, T, KV, D), and the
- * valid key range [start, P + T) of each row (B, 2): rows of different lengths are left-padded.
+ * Names of the cache inputs (B, P, KV, D), the new keys/values outputs (B, T, KV, D), the past
+ * and new keys/values outputs (B, P + T, KV, D) when P > 0, and the valid key range
+ * [start, P + T) of each row (B, 2): rows of different lengths are left-padded.
  */
 export const CACHE = {
   keyRange: "key_range",
@@ -26,6 +28,8 @@ export const CACHE = {
   pastValue: (layer: number) => `past_value.${layer}`,
   key: (layer: number) => `key.${layer}`,
   value: (layer: number) => `value.${layer}`,
+  allKeys: (layer: number) => `all_keys.${layer}`,
+  allValues: (layer: number) => `all_values.${layer}`,
 } as const;
 
 export interface CachedStepShape {
@@ -34,7 +38,7 @@ export interface CachedStepShape {
   fresh: number;
 }
 
-/** The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L`. */
+/** The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L` (and `all_keys.L`, `all_values.L` with a past). */
 export function buildCachedStep(family: Family, config: ModelConfig, shape: CachedStepShape): Result<Graph> {
   const { batch: B, past: P, fresh: T } = shape;
   const dims = config.dims;
@@ -73,11 +77,16 @@ export function buildCachedStep(family: Family, config: ModelConfig, shape: Cach
     const D = dims.headDim;
     const { q, k, v } = qkvHeads(ctx, a, layer); // (B, T, H, D), (B, T, KV, D), (B, T, KV, D)
     outputs.push([CACHE.key(layer), k], [CACHE.value(layer), v]);
-    const cached = (name: string, fresh: Node) => (P === 0 ? fresh : b.concat([b.input(name, [B, P, dims.kvHeads, D]), fresh], 1)); // (B, P + T, KV, D)
+    const cached = (name: string, fresh: Node, all: string) => {
+      if (P === 0) return fresh;
+      const joined = b.concat([b.input(name, [B, P, dims.kvHeads, D]), fresh], 1); // (B, P + T, KV, D)
+      outputs.push([all, joined]);
+      return joined;
+    };
     const mask = family.attention.mask;
     const attrs = { scale: 1 / Math.sqrt(D), causal: true, prefix: mask.kind === "glm_prefix", padding: true, segments: false, alibi: family.position.kind === "alibi" };
     // the queries are the last T of P + T key positions: the causal mask offsets them by P
-    const out = b.attention(q, cached(CACHE.pastKey(layer), k), cached(CACHE.pastValue(layer), v), attrs, [...(prefixLength ? [prefixLength] : []), keyRange]);
+    const out = b.attention(q, cached(CACHE.pastKey(layer), k, CACHE.allKeys(layer)), cached(CACHE.pastValue(layer), v, CACHE.allValues(layer)), attrs, [...(prefixLength ? [prefixLength] : []), keyRange]);
     return project(b.reshape(out, [B, T, dims.heads * D]), "attn.out", layer);
   };
 

@@ -1,105 +1,99 @@
 // Generation steps on the GPU: each cached step graph (cached-graph.ts) compiled by the compiler's
 // passes and run by the WebGPU executor (runtime/execute), its fused kernels included. The weights
-// are uploaded once, on the first step that feeds them, and bound into every step's executor; an
-// executor is compiled once per step shape (batch, past, fresh) and kept for the next step of that
-// shape. The KV cache still travels from the host each step, as the step graph's inputs.
+// are uploaded once, on the first step that feeds them, and bound into every step's executor; a
+// step graph is compiled once per shape; each session's KV cache lives on the device
+// (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
 import { invariant } from "../../compiler/diagnostics.ts";
-import type { Graph, Node } from "../../compiler/ir/node.ts";
+import type { Graph } from "../../compiler/ir/node.ts";
 import { topoSort } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
-import { GraphExecutor } from "../execute/executor.ts";
+import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { uploadTensor, type GpuTensor } from "../gpu/tensor.ts";
 import type { StepRunner } from "./cached-model.ts";
-
-/** Executors kept for reuse: the least recently used beyond these are freed. */
-const KEPT_EXECUTORS = 8;
+import { DeviceKvCache, type StepPrograms } from "./device-cache.ts";
 
 /** What a GPU step runner has done so far: compiles, and bytes written from the host by kind. */
 export interface GpuRunnerStats {
   compiles: number;
   weightBytes: number;
+  /** Ids, positions, key ranges: what each step writes. */
   inputBytes: number;
+  /** A prompt's keys or values the step leaves as strided views, uploaded into the cache once. */
+  cacheBytes: number;
 }
 
-/** A step runner on `gpu`, with its counters; GPU errors after a step are internal failures. */
+/** A step runner on `gpu`, with its counters. */
 export interface GpuStepRunner extends StepRunner {
   readonly stats: GpuRunnerStats;
-  /** Frees the weights and every kept executor. */
+  /** Frees the weights. */
   destroy(): void;
 }
 
-/** A step runner on `gpu`. */
-export function gpuRunner(gpu: GpuDevice): GpuStepRunner {
+export interface GpuRunnerOptions {
+  /** Cache lengths are rounded up to multiples of this (one decode executor per bucket). */
+  bucket?: number;
+}
+
+/** Cached positions per bucket by default. */
+export const CACHE_BUCKET = 64;
+
+/** A step runner on `gpu`; GPU errors after a step are internal failures. */
+export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuStepRunner {
   const weights = new Map<string, { source: Float64Array; tensor: GpuTensor }>();
-  const executors = new Map<string, GraphExecutor>();
-  const stats: GpuRunnerStats = { compiles: 0, weightBytes: 0, inputBytes: 0 };
+  const schedules = new Map<string, Schedule>();
+  const stats: GpuRunnerStats = { compiles: 0, weightBytes: 0, inputBytes: 0, cacheBytes: 0 };
+  // a graph's leaves name its shape: graphs of one shape share a compiled schedule
+  const leaves = (g: Graph) => topoSort(g.outputs.values()).filter((n) => n.op === "param" || n.op === "input");
 
-  // Parameters are bound device tensors, uploaded when first fed (or fed a different array).
-  const bindWeights = (leaves: readonly Node[], feeds: ReadonlyMap<string, Float64Array>): Map<string, GpuTensor> => {
-    const bound = new Map<string, GpuTensor>();
-    for (const n of leaves) {
-      if (n.op !== "param") continue;
-      const name = n.attrs.name!;
-      const values = feeds.get(name);
-      invariant(values, `generation step: no weight ${name}`);
-      let held = weights.get(name);
-      if (held?.source !== values) {
-        held?.tensor.destroy();
-        held = { source: values, tensor: uploadTensor(gpu, n.dtype, n.shape, values, name) };
-        weights.set(name, held);
-        stats.weightBytes += held.tensor.byteSize;
+  const programs: StepPrograms = {
+    gpu,
+    bucket: options.bucket ?? CACHE_BUCKET,
+    schedule(g) {
+      const key = leaves(g).map((n) => `${n.attrs.name}:${n.shape.join("x")}`).join(",");
+      let schedule = schedules.get(key);
+      if (!schedule) {
+        const compiled = compileGraph(g);
+        invariant(compiled.ok, `compiling a generation step: ${compiled.ok ? "" : compiled.diagnostics.map((d) => d.message).join("; ")}`);
+        schedule = compiled.value.schedule;
+        schedules.set(key, schedule);
+        stats.compiles++;
       }
-      bound.set(name, held.tensor);
-    }
-    return bound;
-  };
-
-  const executorFor = (g: Graph, feeds: ReadonlyMap<string, Float64Array>): GraphExecutor => {
-    const leaves = topoSort(g.outputs.values()).filter((n) => n.op === "param" || n.op === "input");
-    const key = leaves.map((n) => `${n.attrs.name}:${n.shape.join("x")}`).join(",");
-    const kept = executors.get(key);
-    if (kept) {
-      executors.delete(key); // most recently used last
-      executors.set(key, kept);
-      return kept;
-    }
-    const compiled = compileGraph(g);
-    invariant(compiled.ok, `compiling a generation step: ${compiled.ok ? "" : compiled.diagnostics.map((d) => d.message).join("; ")}`);
-    const created = GraphExecutor.create(gpu, compiled.value.schedule, bindWeights(leaves, feeds));
-    invariant(created.ok, `preparing a generation step: ${created.ok ? "" : created.diagnostics.map((d) => d.message).join("; ")}`);
-    stats.compiles++;
-    executors.set(key, created.value);
-    if (executors.size > KEPT_EXECUTORS) {
-      const [oldest, executor] = executors.entries().next().value!;
-      executor.destroy();
-      executors.delete(oldest);
-    }
-    return created.value;
+      return schedule;
+    },
+    // parameters are device tensors, uploaded when first fed (or fed a different array)
+    weights(g, feeds) {
+      const bound = new Map<string, GpuTensor>();
+      for (const n of leaves(g)) {
+        if (n.op !== "param") continue;
+        const name = n.attrs.name!;
+        const values = feeds.get(name);
+        invariant(values, `generation step: no weight ${name}`);
+        let held = weights.get(name);
+        if (held?.source !== values) {
+          held?.tensor.destroy();
+          held = { source: values, tensor: uploadTensor(gpu, n.dtype, n.shape, values, name) };
+          weights.set(name, held);
+          stats.weightBytes += held.tensor.byteSize;
+        }
+        bound.set(name, held.tensor);
+      }
+      return bound;
+    },
+    countInputBytes(bytes) {
+      stats.inputBytes += bytes;
+    },
+    countCacheBytes(bytes) {
+      stats.cacheBytes += bytes;
+    },
   };
 
   return {
-    backend: `GPU (${gpu.adapter.name}; weights on the device, KV cache on the host)`,
+    backend: `GPU (${gpu.adapter.name}; weights and KV cache on the device)`,
     stats,
-    async run(g: Graph, feeds: ReadonlyMap<string, Float64Array>): Promise<Map<string, Float64Array>> {
-      const executor = executorFor(g, feeds);
-      for (const [name, values] of feeds) {
-        if (weights.has(name)) continue;
-        executor.write(name, values);
-        stats.inputBytes += 4 * values.length;
-      }
-      const ran = await executor.run();
-      invariant(ran.ok, `running a generation step: ${ran.ok ? "" : ran.diagnostics.map((d) => d.message).join("; ")}`);
-      const outputs = new Map<string, Float64Array>();
-      for (const name of g.outputs.keys()) outputs.set(name, await executor.read(name));
-      const errors = await gpu.takeErrors();
-      invariant(errors.length === 0, `GPU errors in a generation step: ${errors.map((e) => e.message).join("; ")}`);
-      return outputs;
-    },
+    openCache: (dims) => new DeviceKvCache(programs, dims),
     destroy() {
-      for (const e of executors.values()) e.destroy();
       for (const w of weights.values()) w.tensor.destroy();
-      executors.clear();
       weights.clear();
     },
   };

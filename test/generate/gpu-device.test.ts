@@ -1,40 +1,98 @@
-// Generation on the GPU keeps the weights on the device: uploaded once by the first step, bound
-// into every later step's executor; executors are reused for steps of the same shape. Skips
-// without a GPU adapter.
+// Generation on the GPU keeps the weights and the KV cache on the device: for every family's
+// fixture model, long prompts give the CPU reference's greedy and beam outputs while the cache
+// crosses buckets and beams reorder it; after the prompt no weight or cache byte is written from
+// the host; a step graph compiles once per bucket, not per step. Skips without a GPU adapter.
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
-import { generate } from "../../runtime/generate/engine.ts";
+import { generate, generateBatch } from "../../runtime/generate/engine.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";
 import { Random } from "../../runtime/random.ts";
-import { families } from "../../stdlib/families/index.ts";
+import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import { FIXTURES } from "../checkpoint/support.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { expectOk } from "../support/result.ts";
 import { greedySettings } from "./gpu-support.ts";
 
-const greedy = greedySettings(5);
+/** A prompt of `n` ids; ChatGLM-6B's end with [gMASK] <sop> (its 2D positions and prefix mask). */
+function longPrompt(name: FamilyName, specials: Record<string, number>, n: number): number[] {
+  const random = new Random(n);
+  const ids = Array.from({ length: n }, () => 5 + random.int(390));
+  return name === "chatglm" ? [...ids.slice(0, -2), specials["[gMASK]"], specials["<sop>"]] : ids;
+}
+
+const BUCKET = 16;
+const greedy = greedySettings(6);
+const beam = { ...greedy, strategy: "beam" as const, numBeams: 3, numReturnSequences: 2, maxNewTokens: 5 };
+
+for (const name of Object.keys(families) as FamilyName[]) {
+  test(
+    `${name}: GPU generation with the device cache gives the CPU reference's greedy and beam outputs on long prompts`,
+    withGpu(async (gpu) => {
+      const family = families[name];
+      const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
+      const cpu = new CachedGenerationModel({ family, config, weights });
+      const runner = gpuRunner(gpu, { bucket: BUCKET });
+      const onGpu = new CachedGenerationModel({ family, config, weights }, runner);
+      try {
+        // 46..52 cached positions cross the bucket boundary at 48
+        const prompt = longPrompt(name, config.tokens.specials, 46);
+        for (const settings of [greedy, beam]) {
+          const want = expectOk(await generate(cpu, prompt, settings, new Random(0)));
+          const got = expectOk(await generate(onGpu, prompt, settings, new Random(0)));
+          assert.equal(got.map((g) => g.tokens), want.map((g) => g.tokens), settings.strategy);
+        }
+        // a left-padded batch whose rows stop early: the cache drops them by a gather
+        const prompts = [13, 4, 30].map((n) => longPrompt(name, config.tokens.specials, n));
+        const first = expectOk(await generateBatch(cpu, prompts, greedy, new Random(0)))[1][0].tokens[0];
+        const stopping = { ...greedy, eosTokenIds: [first] };
+        const want = expectOk(await generateBatch(cpu, prompts, stopping, new Random(0)));
+        const got = expectOk(await generateBatch(onGpu, prompts, stopping, new Random(0)));
+        assert.equal(got.map((p) => p[0].tokens), want.map((p) => p[0].tokens), "batch");
+      } finally {
+        runner.destroy();
+      }
+    }),
+  );
+}
 
 test(
-  "the weights are uploaded once, by the first step, whatever the number of steps",
+  "after the prompt, no weight or cache byte is written from the host, and decoding compiles once per bucket",
   withGpu(async (gpu) => {
-    const family = families.baichuan7b;
-    const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, "baichuan7b"), family));
-    const runner = gpuRunner(gpu);
+    const family = families.baichuan13b;
+    const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, "baichuan13b"), family));
+    const runner = gpuRunner(gpu, { bucket: BUCKET });
     const model = new CachedGenerationModel({ family, config, weights }, runner);
-    const weightBytes = [...weights.values()].reduce((sum, w) => sum + 4 * w.length, 0);
+    const prompt = longPrompt("baichuan13b", config.tokens.specials, 40);
+    const written: string[] = [];
+    const writeBuffer = gpu.queue.writeBuffer;
     try {
-      const cpu = new CachedGenerationModel({ family, config, weights });
-      const prompt = [17, 250, 31, 99, 4, 8];
-      const want = expectOk(await generate(cpu, prompt, greedy, new Random(0)));
-      const got = expectOk(await generate(model, prompt, greedy, new Random(0)));
-      assert.equal(got[0].tokens, want[0].tokens);
-      assert.is(runner.stats.weightBytes, weightBytes, "every weight once");
-      expectOk(await generate(model, prompt, greedy, new Random(0)));
-      assert.is(runner.stats.weightBytes, weightBytes, "a second generation uploads nothing");
+      const { session } = await model.start([prompt]);
+      const afterPrompt = { ...runner.stats };
+      assert.ok(afterPrompt.weightBytes > 0, "the prompt uploads the weights");
+      gpu.queue.writeBuffer = function (this: GPUQueue, buffer: GPUBuffer, ...rest: unknown[]) {
+        written.push(buffer.label);
+        return (writeBuffer as (...args: unknown[]) => undefined).call(this, buffer, ...rest);
+      } as typeof writeBuffer;
+      const steps = 30; // 40 -> 70 cached positions: buckets 48, 64, 80
+      await session.reorder([0, 0]);
+      for (let i = 0; i < steps; i++) {
+        await session.append([5 + i, 7 + i]);
+        if (i % 7 === 3) await session.reorder([1, 0]);
+      }
+      session.free();
+      assert.ok(written.length > 0, "the steps write their ids and positions");
+      const weightNames = new Set(weights.keys());
+      const offending = written.filter((label) => weightNames.has(label) || label.includes("cache") || label.startsWith("past_"));
+      assert.equal(offending, [], "no weight or cache buffer written from the host");
+      assert.is(runner.stats.weightBytes, afterPrompt.weightBytes);
+      assert.is(runner.stats.cacheBytes, afterPrompt.cacheBytes);
+      // the prefill, then one decode graph per bucket of the past (48, 64, 80) with 2 rows
+      assert.is(runner.stats.compiles - afterPrompt.compiles, 3, `compiles after the prompt: ${runner.stats.compiles - afterPrompt.compiles}`);
     } finally {
+      gpu.queue.writeBuffer = writeBuffer;
       runner.destroy();
     }
   }),

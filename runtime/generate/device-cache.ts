@@ -1,0 +1,191 @@
+// The KV cache of one generation session on the GPU. Per layer, the keys and the values are each
+// one device buffer (B, past, KV · D) that the step graph's past inputs are bound to; `past` is
+// the longest row's cached length rounded up to a bucket, each row's positions right-aligned, the
+// rest masked by the step's key ranges, so a step compiles one executor per bucket, not per
+// length. After a step, each row's cached and new keys (the graph's `all_keys.L`, or `key.L`
+// after the prompt) are copied on the device into the buffers of the next bucket; a beam reorder
+// gathers rows by buffer copies. Only a prompt's keys or values that the step leaves as a strided
+// view of a fused projection travel through the host, once; after the prompt nothing of the
+// cache crosses to or from the host.
+import { invariant } from "../../compiler/diagnostics.ts";
+import type { Graph } from "../../compiler/ir/node.ts";
+import { bytesPerElement } from "../../stdlib/kernels/dtype.ts";
+import { GraphExecutor } from "../execute/executor.ts";
+import type { Schedule } from "../../compiler/passes/schedule.ts";
+import type { GpuDevice } from "../gpu/device.ts";
+import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { CACHE, type CachedStepShape } from "./cached-graph.ts";
+import type { CacheDims, StepCache } from "./cached-model.ts";
+
+/** What a session's cache needs from its runner: compiled steps, device weights, counters. */
+export interface StepPrograms {
+  readonly gpu: GpuDevice;
+  /** Cache lengths are multiples of this. */
+  readonly bucket: number;
+  /** The schedule of step graph `g`, compiled once per graph. */
+  schedule(g: Graph): Schedule;
+  /** The device tensors of the weights `g` reads (uploaded when first fed). */
+  weights(g: Graph, feeds: ReadonlyMap<string, Float64Array>): ReadonlyMap<string, GpuTensor>;
+  /** Bytes written from the host into the inputs that are neither weights nor cache. */
+  countInputBytes(bytes: number): void;
+  /** Bytes of a prompt's keys and values written from the host into the cache. */
+  countCacheBytes(bytes: number): void;
+}
+
+/** One bucket's buffers for `batch` rows: per layer (B, past, KV · D). */
+interface Layout {
+  batch: number;
+  past: number;
+  keys: GpuTensor[];
+  values: GpuTensor[];
+}
+
+export class DeviceKvCache implements StepCache {
+  /** Cached positions of each row. */
+  private lengths: number[] = [];
+  private current: Layout | undefined;
+  private readonly layouts = new Map<string, Layout>();
+  private readonly executors = new Map<Graph, GraphExecutor>();
+
+  constructor(
+    private readonly programs: StepPrograms,
+    private readonly dims: CacheDims,
+  ) {}
+
+  pastLength(past: number): number {
+    const length = this.bucketed(past);
+    invariant(past === 0 || length === this.current?.past, `a step over ${past} cached positions while the cache holds ${this.current?.past}`);
+    return length;
+  }
+
+  async step(g: Graph, feeds: ReadonlyMap<string, Float64Array>, shape: CachedStepShape, fresh: readonly number[]): Promise<Float64Array> {
+    const { gpu } = this.programs;
+    const { batch: B, past: P, fresh: T } = shape;
+    invariant(P === 0 || (this.current?.batch === B && this.current.past === P), "a step reads the cache's current layout");
+    const executor = this.executor(g, feeds, P === 0 ? undefined : this.current);
+    const weights = this.programs.weights(g, feeds);
+    for (const [name, values] of feeds) {
+      if (weights.has(name)) continue;
+      executor.write(name, values);
+      this.programs.countInputBytes(4 * values.length);
+    }
+    const ran = await executor.run();
+    invariant(ran.ok, `running a generation step: ${ran.ok ? "" : ran.diagnostics.map((d) => d.message).join("; ")}`);
+
+    // each row's cached and new positions, right-aligned in the step's (B, P + T) outputs
+    const lengths = (P === 0 ? fresh.map(() => 0) : this.lengths).map((n, r) => n + fresh[r]);
+    const next = this.layout(B, this.bucketed(Math.max(...lengths)));
+    const encoder = gpu.device.createCommandEncoder();
+    const rows = lengths.map((n, r) => ({ from: r, to: r, n }));
+    for (let layer = 0; layer < this.dims.layers; layer++) {
+      const outputs: [string, GpuTensor][] = P === 0
+        ? [[CACHE.key(layer), next.keys[layer]], [CACHE.value(layer), next.values[layer]]]
+        : [[CACHE.allKeys(layer), next.keys[layer]], [CACHE.allValues(layer), next.values[layer]]];
+      for (const [name, dst] of outputs) {
+        const src = executor.outputTensor(name);
+        if (src) this.copyRows(encoder, src, P + T, dst, next.past, rows);
+        else {
+          invariant(P === 0, `${name}: a decode step's keys and values are whole buffers`);
+          this.uploadRows(await executor.read(name), T, dst, next.past, rows);
+        }
+      }
+    }
+    gpu.queue.submit([encoder.finish()]);
+    const logits = await executor.read("logits");
+    const errors = await gpu.takeErrors();
+    invariant(errors.length === 0, `GPU errors in a generation step: ${errors.map((e) => e.message).join("; ")}`);
+    this.lengths = lengths;
+    this.current = next;
+    return logits;
+  }
+
+  async reorder(sources: readonly number[]): Promise<void> {
+    const { gpu } = this.programs;
+    const from = this.current;
+    invariant(from, "reordering a cache before its first step");
+    const lengths = sources.map((i) => this.lengths[i]);
+    const to = this.layout(sources.length, this.bucketed(Math.max(...lengths)));
+    // a buffer cannot be copied into itself: gather into scratch buffers, then copy them back
+    const gathered = to === from ? this.newLayout(to.batch, to.past, "gathered") : to;
+    const encoder = gpu.device.createCommandEncoder();
+    const rows = sources.map((i, r) => ({ from: i, to: r, n: lengths[r] }));
+    for (let layer = 0; layer < this.dims.layers; layer++) {
+      this.copyRows(encoder, from.keys[layer], from.past, gathered.keys[layer], gathered.past, rows);
+      this.copyRows(encoder, from.values[layer], from.past, gathered.values[layer], gathered.past, rows);
+      if (gathered === to) continue;
+      encoder.copyBufferToBuffer(gathered.keys[layer].buffer, 0, to.keys[layer].buffer, 0, to.keys[layer].byteSize);
+      encoder.copyBufferToBuffer(gathered.values[layer].buffer, 0, to.values[layer].buffer, 0, to.values[layer].byteSize);
+    }
+    gpu.queue.submit([encoder.finish()]);
+    if (gathered !== to) {
+      await gpu.queue.onSubmittedWorkDone();
+      for (const t of [...gathered.keys, ...gathered.values]) t.destroy();
+    }
+    this.lengths = lengths;
+    this.current = to;
+  }
+
+  free(): void {
+    for (const e of this.executors.values()) e.destroy();
+    for (const l of this.layouts.values()) for (const t of [...l.keys, ...l.values]) t.destroy();
+    this.executors.clear();
+    this.layouts.clear();
+    this.current = undefined;
+    this.lengths = [];
+  }
+
+  private bucketed(length: number): number {
+    return Math.ceil(length / this.programs.bucket) * this.programs.bucket;
+  }
+
+  // One executor per step graph, its past inputs bound to the layout it reads.
+  private executor(g: Graph, feeds: ReadonlyMap<string, Float64Array>, layout: Layout | undefined): GraphExecutor {
+    let executor = this.executors.get(g);
+    if (executor) return executor;
+    const bound = new Map(this.programs.weights(g, feeds));
+    for (let layer = 0; layer < this.dims.layers && layout; layer++) {
+      bound.set(CACHE.pastKey(layer), layout.keys[layer]);
+      bound.set(CACHE.pastValue(layer), layout.values[layer]);
+    }
+    const created = GraphExecutor.create(this.programs.gpu, this.programs.schedule(g), bound);
+    invariant(created.ok, `preparing a generation step: ${created.ok ? "" : created.diagnostics.map((d) => d.message).join("; ")}`);
+    executor = created.value;
+    this.executors.set(g, executor);
+    return executor;
+  }
+
+  private layout(batch: number, past: number): Layout {
+    const key = `${batch},${past}`;
+    let layout = this.layouts.get(key);
+    if (!layout) {
+      layout = this.newLayout(batch, past, "kv cache");
+      this.layouts.set(key, layout);
+    }
+    return layout;
+  }
+
+  private newLayout(batch: number, past: number, label: string): Layout {
+    const make = (kind: string) => Array.from({ length: this.dims.layers }, (_, l) => createTensor(this.programs.gpu, "f32", [batch, past, this.dims.width], `${label} ${kind}.${l}`));
+    return { batch, past, keys: make("keys"), values: make("values") };
+  }
+
+  /** Writes the last `n` positions of row `from` of host `src` (B, S, width) to the end of row `to` of `dst`. */
+  private uploadRows(src: Float64Array, S: number, dst: GpuTensor, dstS: number, rows: readonly { from: number; to: number; n: number }[]): void {
+    const width = this.dims.width;
+    for (const { from, to, n } of rows) {
+      const values = Float32Array.from(src.subarray(((from + 1) * S - n) * width, (from + 1) * S * width));
+      this.programs.gpu.queue.writeBuffer(dst.buffer, ((to + 1) * dstS - n) * width * 4, values);
+      this.programs.countCacheBytes(values.byteLength);
+    }
+  }
+
+  /** Copies the last `n` positions of row `from` of `src` (B, S, width) to the end of row `to` of `dst` (B', S', width). */
+  private copyRows(encoder: GPUCommandEncoder, src: GpuTensor, S: number, dst: GpuTensor, dstS: number, rows: readonly { from: number; to: number; n: number }[]): void {
+    invariant(src.dtype === dst.dtype, `cache copy ${src.label} -> ${dst.label}: dtypes differ`);
+    const bytes = this.dims.width * bytesPerElement(src.dtype);
+    for (const { from, to, n } of rows) {
+      invariant(n <= S && n <= dstS, `cache copy of ${n} positions from ${S} into ${dstS}`);
+      encoder.copyBufferToBuffer(src.buffer, ((from + 1) * S - n) * bytes, dst.buffer, ((to + 1) * dstS - n) * bytes, n * bytes);
+    }
+  }
+}
