@@ -2,7 +2,8 @@
 // as the checkpoint names its tensors (so weights bind by name), inputs per the family's position
 // and mask traits, outputs `logits` (B·T, V) and `loss` (the SFT cross-entropy of models.md §0.4).
 // Nothing here branches on a family's name: norms, residual style, QKV layout, RoPE/ALiBi, masks,
-// MLP, biases and head tying are all traits. LoRA adapts the linears a method targets.
+// MLP, biases and head tying are all traits. LoRA adapts the linears a method targets; a training
+// graph of a LoRA method with dropout reads one dropout mask per adapted linear as an input.
 // B = batch, T = sequence, C = hidden, V = vocab.
 import { diag, fail, invariant, ok, type Result } from "../diagnostics.ts";
 import * as b from "../ir/build.ts";
@@ -11,18 +12,23 @@ import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { loraModulesFor, type BiasTrait, type Family, type ParamRole } from "../../stdlib/families/family.ts";
 import { attentionBlock, layerStack, type BlockContext, type LinearRole, type NormRole } from "./family-blocks.ts";
 import { INPUT, positionStreams, usesRopeTables } from "./family-inputs.ts";
-import { linear, loraParamNames, type LoraAdapter } from "./lora-linear.ts";
+import { linear, loraDropoutInputName, loraParamNames, type LoraAdapter } from "./lora-linear.ts";
 
 export type TrainingMethod =
   | { kind: "full" }
-  /** `targets`: model-native module names (`W_pack`), canonical names (`attn.qkv`, `mlp.*`) or `all`. */
-  | { kind: "lora"; rank: number; alpha: number; targets: readonly string[] };
+  /**
+   * `targets`: model-native module names (`W_pack`), canonical names (`attn.qkv`, `mlp.*`) or `all`.
+   * `dropout`: PEFT's lora_dropout probability, applied in training graphs only (default 0).
+   */
+  | { kind: "lora"; rank: number; alpha: number; targets: readonly string[]; dropout?: number };
 
 export interface FamilyGraphOptions {
   batch: number;
   seq: number;
   /** Default: full fine-tuning. */
   method?: TrainingMethod;
+  /** A training graph: a LoRA method's dropout masks become inputs (default: forward only, no dropout). */
+  training?: boolean;
 }
 
 export interface FamilyGraph {
@@ -38,8 +44,10 @@ export interface FamilyGraph {
   adapters: ReadonlyMap<string, Node>;
   /** What training updates: every weight (full) or the adapters alone (LoRA). */
   trainable: Node[];
-  /** Graph inputs by name (see `INPUT`): ids and labels (B, T), positions, masks, RoPE tables. */
+  /** Graph inputs by name (see `INPUT`): ids and labels (B, T), positions, masks, RoPE tables, dropout masks. */
   inputs: ReadonlyMap<string, Node>;
+  /** The LoRA dropout mask inputs (each its linear's input shape), in module order; none without dropout. */
+  dropoutMasks: Node[];
 }
 
 /** Where each linear's bias lives, and the trait that says whether it has one. */
@@ -74,7 +82,9 @@ export function buildFamilyGraph(family: Family, config: ModelConfig, options: F
     return p;
   };
   const adapters = new Map<string, Node>();
-  const adapterFor = (w: Node): LoraAdapter | null => {
+  const dropoutMasks: Node[] = [];
+  const dropout = method.kind === "lora" && options.training === true ? (method.dropout ?? 0) : 0;
+  const adapterFor = (w: Node, x: Node): LoraAdapter | null => {
     if (method.kind !== "lora") return null;
     const [out, inp] = w.shape;
     const names = loraParamNames(w.attrs.name!);
@@ -82,12 +92,15 @@ export function buildFamilyGraph(family: Family, config: ModelConfig, options: F
     const up = b.param(names.b, [out, method.rank]);
     adapters.set(names.a, a);
     adapters.set(names.b, up);
-    return { a, b: up, scale: method.alpha / method.rank };
+    if (dropout === 0) return { a, b: up, scale: method.alpha / method.rank };
+    const mask = b.input(loraDropoutInputName(w.attrs.name!), x.shape);
+    dropoutMasks.push(mask);
+    return { a, b: up, scale: method.alpha / method.rank, dropoutMask: mask };
   };
   const project = (x: Node, role: LinearRole, layer: number | null): Node => {
     const w = weight(`${role}.weight`, layer);
     const bias = BIAS[role] && family.biases[BIAS[role].trait] ? weight(BIAS[role].role, layer) : null;
-    return linear(x, w, bias, adapted.value.has(`${role}.weight`) ? adapterFor(w) : null);
+    return linear(x, w, bias, adapted.value.has(`${role}.weight`) ? adapterFor(w, x) : null);
   };
   const norm = (x: Node, prefix: NormRole, layer: number | null): Node => {
     const w = weight(`${prefix}.weight`, layer);
@@ -117,7 +130,8 @@ export function buildFamilyGraph(family: Family, config: ModelConfig, options: F
   const loss = b.crossEntropy(logits, b.reshape(shifted, [B * T]), -100);
 
   const trainable = method.kind === "lora" ? [...adapters.values()] : [...weights.values()];
-  return ok({ graph: graph([["logits", logits], ["loss", loss]]), logits, loss, weights, adapters, trainable, inputs });
+  for (const mask of dropoutMasks) inputs.set(mask.attrs.name!, mask);
+  return ok({ graph: graph([["logits", logits], ["loss", loss]]), logits, loss, weights, adapters, trainable, inputs, dropoutMasks });
 }
 
 /** The inputs this family reads, by name: ids and labels always; the rest per its traits. */
@@ -169,6 +183,8 @@ function optionProblems(config: ModelConfig, o: FamilyGraphOptions, method: Trai
     if (!(Number.isInteger(method.rank) && method.rank >= 1)) problems.push(diag("SFT3002", `The LoRA rank must be an integer >= 1, got ${method.rank}.`, { where: "rank" }));
     else if (method.rank > config.dims.hidden) problems.push(diag("SFT3005", `The LoRA rank ${method.rank} is larger than the hidden size ${config.dims.hidden}.`, { where: "rank", hint: "a LoRA rank is usually 4 to 64" }));
     if (!(Number.isFinite(method.alpha) && method.alpha > 0)) problems.push(diag("SFT3002", `The LoRA alpha must be a positive number, got ${method.alpha}.`, { where: "alpha" }));
+    const dropout = method.dropout ?? 0;
+    if (!(dropout >= 0 && dropout < 1)) problems.push(diag("SFT3002", `The LoRA dropout must be a number in [0, 1), got ${dropout}.`, { where: "dropout" }));
   }
   return problems;
 }

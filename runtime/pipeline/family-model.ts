@@ -4,9 +4,11 @@
 // adapters drawn as PEFT does: A kaiming-uniform with bound 1/sqrt(in), B zero). QLoRA is LoRA
 // over the base linears stored as NF4: `nf4WeightNames` names them, `nf4RoundTrip` gives the
 // values an engine without NF4 storage (the float64 CPU engine) must use to train the same model.
+// LoRA dropout: the training graphs read one mask per adapted linear, drawn on the host from the
+// run's `dropout` stream (seedFor(train.seed, "dropout")), module by module, element by element.
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
-import type { Node } from "../../compiler/ir/node.ts";
+import { numel, type Node } from "../../compiler/ir/node.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { layerInputs } from "../../compiler/plan/step-plan.ts";
 import { familyFeeds } from "../../compiler/models/family-inputs.ts";
@@ -16,6 +18,8 @@ import { initialAdapters } from "../export/torch/write-job.ts";
 import { isQuantizedRole } from "../../compiler/plan/storage.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { dequantizeNf4, quantizeNf4 } from "../quant/nf4.ts";
+import { seedFor } from "../data/split.ts";
+import type { Random } from "../random.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { IGNORE_INDEX, type Batch } from "../train/backend.ts";
 import type { GraphModel } from "../train/cpu-backend.ts";
@@ -28,7 +32,7 @@ export function trainingMethod(method: ResolvedPipeline["method"]): TrainingMeth
   if (method.kind === "full") return { kind: "full" };
   const rank = Number(method.rank ?? 8);
   const alpha = Number(method.alpha ?? 16) * (method.rslora === true ? Math.sqrt(rank) : 1);
-  return { kind: "lora", rank, alpha, targets: (method.targets as string[] | undefined) ?? ["all"] };
+  return { kind: "lora", rank, alpha, targets: (method.targets as string[] | undefined) ?? ["all"], dropout: Number(method.dropout ?? 0) };
 }
 
 /** The base weights `modules_to_save` trains beside the adapters, by checkpoint name. */
@@ -45,14 +49,23 @@ export interface FamilyGraphModel extends GraphModel {
 
 /**
  * The family graph of `method` as a trainable model: the graph's own trainable tensors (every
- * weight, or the adapters) plus the base weights named in `saved` (LoRA's modules_to_save).
+ * weight, or the adapters) plus the base weights named in `saved` (LoRA's modules_to_save). With
+ * LoRA dropout, the masks' stream is seeded from `seed` (train.seed).
  */
-export function familyGraphModel(family: Family, config: ModelConfig, method: TrainingMethod, saved: readonly string[] = []): Result<FamilyGraphModel> {
+export function familyGraphModel(family: Family, config: ModelConfig, method: TrainingMethod, saved: readonly string[] = [], seed = 0): Result<FamilyGraphModel> {
   const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method });
   if (!probe.ok) return probe;
   const graphs = new WeakMap<Node, FamilyGraph>();
-  const build = (rows: number, seq: number) => {
-    const built = buildFamilyGraph(family, config, { batch: rows, seq, method });
+  const dropout = method.kind === "lora" ? (method.dropout ?? 0) : 0;
+  const masksByShape = new Map<string, Node[]>();
+  const maskInputs = (rows: number, seq: number): Node[] => {
+    const key = `${rows}x${seq}`;
+    let masks = masksByShape.get(key);
+    if (!masks) masksByShape.set(key, (masks = build(rows, seq, true).dropoutMasks));
+    return masks;
+  };
+  const build = (rows: number, seq: number, training = false) => {
+    const built = buildFamilyGraph(family, config, { batch: rows, seq, method, training });
     invariant(built.ok, "the dimensions were checked with the first batch shape");
     graphs.set(built.value.loss, built.value);
     return built.value;
@@ -60,7 +73,8 @@ export function familyGraphModel(family: Family, config: ModelConfig, method: Tr
   return ok({
     name: `${family.name} ${method.kind}`,
     trainable: [...probe.value.trainable, ...saved.flatMap((name) => probe.value.weights.get(name) ?? [])].map((p) => ({ name: p.attrs.name!, shape: p.shape })),
-    lossFor: (rows, seq) => build(rows, seq).loss,
+    lossFor: (rows, seq, training) => build(rows, seq, training).loss,
+    ...(dropout > 0 ? { dropout: { seed: seedFor(seed, "dropout"), masks: (rows: number, seq: number, random: Random) => dropoutMasks(maskInputs(rows, seq), dropout, random) } } : {}),
     layerInputs: (loss) => {
       const g = graphs.get(loss);
       invariant(g, "layerInputs takes a loss that lossFor returned");
@@ -73,6 +87,12 @@ export function familyGraphModel(family: Family, config: ModelConfig, method: Tr
       return feeds.value;
     },
   });
+}
+
+/** Inverted dropout masks for `inputs`, in order, element by element: 0 with probability p, else 1 / (1 - p). */
+function dropoutMasks(inputs: readonly Node[], p: number, random: Random): Map<string, Float64Array> {
+  const kept = 1 / (1 - p);
+  return new Map(inputs.map((mask) => [mask.attrs.name!, Float64Array.from({ length: numel(mask.shape) }, () => (random.uniform() < p ? 0 : kept))]));
 }
 
 /**

@@ -73,7 +73,6 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
   const setup = await prepareTraining(p);
   if (!setup.ok) return setup;
   const { tokenizer } = setup.value.generator;
-  if (Number(p.method.dropout ?? 0) > 0) o.log(`note: method.dropout = ${p.method.dropout} is not applied: the training graphs have no dropout\n`);
 
   const gpu = o.cpu ? undefined : o.gpu ? ok(o.gpu) : await getSharedDevice();
   if (gpu && !gpu.ok) {

@@ -30,9 +30,10 @@ export async function prepareTraining(pipeline: ResolvedPipeline): Promise<Resul
   if (!generator.ok) return generator;
   const { family, config } = generator.value;
   const method = trainingMethod(pipeline.method);
-  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, pipeline.method));
+  const seed = Number(pipeline.train.seed ?? 0);
+  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, pipeline.method), seed);
   if (!model.ok) return model;
-  const weights = initialWeights(family, config, method, generator.value.weights, Number(pipeline.train.seed ?? 0));
+  const weights = initialWeights(family, config, method, generator.value.weights, seed);
   if (!weights.ok) return weights;
   const data = await loadTrainingData(pipeline);
   if (!data.ok) return data;

@@ -23,8 +23,10 @@ export interface GraphModel {
   readonly name: string;
   /** The parameters that train, with their shapes; every other parameter stays frozen. */
   readonly trainable: readonly { name: string; shape: readonly number[] }[];
-  /** The token-mean loss of a batch of `rows` x `seq` tokens. */
-  lossFor(rows: number, seq: number): Node;
+  /** The token-mean loss of a batch of `rows` x `seq` tokens; `training`: the graph to differentiate (dropout masks as inputs). */
+  lossFor(rows: number, seq: number, training?: boolean): Node;
+  /** LoRA dropout: the `dropout` stream's seed, and fresh masks for the (rows, seq) training graph drawn from it. */
+  readonly dropout?: { seed: number; masks(rows: number, seq: number, random: Random): Feeds };
   /** The graph's non-parameter inputs for `batch`, by input name. */
   inputs(batch: Batch): Feeds;
 }
@@ -45,16 +47,43 @@ interface Slot {
 
 const MOMENT_PREFIX = { m: "adamw.exp_avg.", v: "adamw.exp_avg_sq." };
 
+/**
+ * An engine's `dropout` random stream (models with LoRA dropout; empty otherwise): one fresh set
+ * of masks per training micro-batch, and its state for checkpoints, so a resumed run draws on.
+ */
+export class DropoutStream {
+  private readonly random: Random | undefined;
+
+  constructor(private readonly model: GraphModel) {
+    this.random = model.dropout && new Random(model.dropout.seed);
+  }
+
+  /** The masks of one training micro-batch of `batch`'s shape, by input name. */
+  next(batch: Batch): Feeds {
+    return this.random ? this.model.dropout!.masks(batch.rows, batch.seq, this.random) : new Map();
+  }
+
+  states(): Record<string, number> {
+    return this.random ? { dropout: this.random.getState() } : {};
+  }
+
+  restore(states: Record<string, number>): void {
+    if (this.random && states.dropout !== undefined) this.random.setState(states.dropout);
+  }
+}
+
 export class CpuBackend implements TrainingBackend {
   readonly device: string;
   private readonly graphs = new Map<string, Graphs>();
   private readonly slots: Slot[];
+  private readonly dropout: DropoutStream;
 
   private constructor(
     private readonly model: GraphModel,
     private readonly weights: Map<string, Float64Array>,
   ) {
     this.device = `cpu-float64 (${model.name}, op-graph interpreter)`;
+    this.dropout = new DropoutStream(model);
     this.slots = model.trainable.map(({ name, shape }) => {
       const weight = weights.get(name)!;
       return { name, shape: [...shape], weight, grad: new Float64Array(weight.length), m: new Float64Array(weight.length), v: new Float64Array(weight.length) };
@@ -77,25 +106,27 @@ export class CpuBackend implements TrainingBackend {
     const key = `${batch.rows}x${batch.seq}`;
     let g = this.graphs.get(key);
     if (!g) {
-      const loss = this.model.lossFor(batch.rows, batch.seq);
+      const loss = this.model.lossFor(batch.rows, batch.seq, true);
       const trained = new Set(this.slots.map((s) => s.name));
       const params = topoSort([loss]).filter((n) => n.op === "param" && trained.has(n.attrs.name!));
       const training = trainingGraph(loss, params);
       invariant(training.ok, `the training graph of ${this.model.name}: ${training.diagnostics.map((d) => d.message).join("; ")}`);
-      g = { training: training.value.graph, evaluation: graph([["loss", loss]]) };
+      // with dropout, evaluation reads a graph without masks; without, the same loss serves both
+      const evaluation = this.model.dropout ? this.model.lossFor(batch.rows, batch.seq) : loss;
+      g = { training: training.value.graph, evaluation: graph([["loss", evaluation]]) };
       this.graphs.set(key, g);
     }
     return g;
   }
 
-  private run(g: Graph, batch: Batch): Map<string, Float64Array> {
-    const out = interpret(g, new Map([...this.weights, ...this.model.inputs(batch)]));
+  private run(g: Graph, batch: Batch, masks: Feeds = new Map()): Map<string, Float64Array> {
+    const out = interpret(g, new Map([...this.weights, ...this.model.inputs(batch), ...masks]));
     invariant(out.ok, `${this.model.name}: ${out.ok || out.diagnostics.map((d) => d.message).join("; ")}`);
     return out.value;
   }
 
   forwardBackward(batch: Batch, gradScale: number): LossSum {
-    const out = this.run(this.graphsFor(batch).training, batch);
+    const out = this.run(this.graphsFor(batch).training, batch, this.dropout.next(batch));
     const tokens = labelTokens(batch);
     // the graph's loss is the token mean of this micro-batch: scale its gradient to the sum
     const factor = tokens * gradScale;
@@ -151,10 +182,12 @@ export class CpuBackend implements TrainingBackend {
   }
 
   randomStates(): Record<string, number> {
-    return {}; // the reference model has no dropout
+    return this.dropout.states();
   }
 
-  setRandomStates(): void {}
+  setRandomStates(states: Record<string, number>): void {
+    this.dropout.restore(states);
+  }
 
   memoryBytes(): number {
     let n = 0;

@@ -33,7 +33,7 @@ import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { dequantizeNf4 } from "../quant/nf4.ts";
 import { appliesWeightDecay, IGNORE_INDEX, labelTokens, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
-import type { GraphModel } from "./cpu-backend.ts";
+import { DropoutStream, type GraphModel } from "./cpu-backend.ts";
 
 /** Sequence lengths are padded up to a multiple of this before compiling. */
 export const SEQ_BUCKET = 16;
@@ -77,6 +77,7 @@ export class GpuBackend implements TrainingBackend {
   private readonly clip: GpuTensor;
   /** NF4 weights and their lookup tables (QLoRA); none otherwise. */
   private readonly nf4: { weights: Map<string, Nf4Weight>; tables: GpuTensor } | undefined;
+  private readonly dropout: DropoutStream;
 
   private constructor(
     private readonly gpu: GpuDevice,
@@ -93,6 +94,7 @@ export class GpuBackend implements TrainingBackend {
     this.partials = createTensor(gpu, "f32", [Math.max(1, partials)], "grad norm partials");
     this.clip = createTensor(gpu, "f32", [2], "grad norm and clip");
     this.nf4 = nf4.size > 0 ? { weights: nf4, tables: uploadNf4Tables(gpu) } : undefined;
+    this.dropout = new DropoutStream(model);
   }
 
   /**
@@ -160,7 +162,7 @@ export class GpuBackend implements TrainingBackend {
   // loss, and accumulated.<name> = grad_acc.<name> + grad.<name> * grad_scale for each trainable
   private trainingProgram(batch: Batch): Program {
     return this.program(`training ${batch.rows}x${batch.seq}`, () => {
-      const loss = this.model.lossFor(batch.rows, batch.seq);
+      const loss = this.model.lossFor(batch.rows, batch.seq, true);
       const byName = new Map(topoSort([loss]).filter((n) => n.op === "param").map((n) => [n.attrs.name!, n]));
       const params = this.slots.map((s) => byName.get(s.name)!);
       const training = trainingGraph(loss, params);
@@ -179,7 +181,7 @@ export class GpuBackend implements TrainingBackend {
     return this.program(`evaluation ${batch.rows}x${batch.seq}`, () => this.build(graph([["loss", this.model.lossFor(batch.rows, batch.seq)]])));
   }
 
-  private async runLoss(program: Program, batch: Batch, extra: [string, number[]][] = []): Promise<number> {
+  private async runLoss(program: Program, batch: Batch, extra: Iterable<[string, ArrayLike<number>]> = []): Promise<number> {
     const ex = program.executor;
     for (const [name, values] of this.model.inputs(batch)) ex.write(name, values);
     for (const [name, values] of extra) ex.write(name, values);
@@ -193,7 +195,9 @@ export class GpuBackend implements TrainingBackend {
     const program = this.trainingProgram(padded);
     const tokens = labelTokens(batch);
     // the graph's loss is the token mean of this micro-batch: scale its gradient to the sum
-    const loss = await this.runLoss(program, padded, [[GRAD_SCALE, [tokens * gradScale]]]);
+    // masks are drawn for the batch as given, so the CPU engine draws the same ones, then padded
+    const masks = [...this.dropout.next(batch)].map(([name, mask]): [string, Float64Array] => [name, padMask(mask, batch, padded.seq)]);
+    const loss = await this.runLoss(program, padded, [[GRAD_SCALE, [tokens * gradScale]], ...masks]);
     // an output may sit at the start of a larger buffer the memory plan shares: copy its own bytes
     const encoder = this.gpu.device.createCommandEncoder();
     for (const s of this.slots) {
@@ -268,10 +272,12 @@ export class GpuBackend implements TrainingBackend {
   }
 
   randomStates(): Record<string, number> {
-    return {}; // the family graphs have no dropout
+    return this.dropout.states();
   }
 
-  setRandomStates(): void {}
+  setRandomStates(states: Record<string, number>): void {
+    this.dropout.restore(states);
+  }
 
   memoryBytes(): number {
     return this.gpu.memory.liveBytes;
@@ -335,4 +341,14 @@ export function padToBucket(batch: Batch): Batch {
     ...(batch.positions ? { positions: pad(batch.positions, (t) => t) } : {}),
     ...(batch.segments ? { segments: pad(batch.segments, 0) } : {}),
   };
+}
+
+/** A dropout mask of `batch` (rows blocks of seq · width values) padded to `seq` per row; padding keeps everything (1). */
+function padMask(mask: Float64Array, batch: Batch, seq: number): Float64Array {
+  if (seq === batch.seq) return mask;
+  const block = mask.length / batch.rows; // seq · width
+  const padded = (block / batch.seq) * seq;
+  const out = new Float64Array(batch.rows * padded).fill(1);
+  for (let r = 0; r < batch.rows; r++) out.set(mask.subarray(r * block, (r + 1) * block), r * padded);
+  return out;
 }
