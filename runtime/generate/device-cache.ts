@@ -45,7 +45,8 @@ export class DeviceKvCache implements StepCache {
   private lengths: number[] = [];
   private current: Layout | undefined;
   private readonly layouts = new Map<string, Layout>();
-  private readonly executors = new Map<Graph, GraphExecutor>();
+  /** Step executors, each with the layout its past inputs are bound to (none for a prompt). */
+  private readonly executors = new Map<Graph, { executor: GraphExecutor; layout: Layout | undefined }>();
 
   constructor(
     private readonly programs: StepPrograms,
@@ -95,7 +96,7 @@ export class DeviceKvCache implements StepCache {
     const errors = await gpu.takeErrors();
     invariant(errors.length === 0, `GPU errors in a generation step: ${errors.map((e) => e.message).join("; ")}`);
     this.lengths = lengths;
-    this.current = next;
+    this.moveTo(next);
     return logits;
   }
 
@@ -122,16 +123,32 @@ export class DeviceKvCache implements StepCache {
       for (const t of [...gathered.keys, ...gathered.values]) t.destroy();
     }
     this.lengths = lengths;
-    this.current = to;
+    this.moveTo(to);
   }
 
   free(): void {
-    for (const e of this.executors.values()) e.destroy();
+    for (const e of this.executors.values()) e.executor.destroy();
     for (const l of this.layouts.values()) for (const t of [...l.keys, ...l.values]) t.destroy();
     this.executors.clear();
     this.layouts.clear();
     this.current = undefined;
     this.lengths = [];
+  }
+
+  // The cache now lives in `layout`: the buffers of other layouts and the executors bound to them
+  // (or to none, for the prompt) are freed, so a session holds one bucket's cache at a time.
+  private moveTo(layout: Layout): void {
+    this.current = layout;
+    for (const [g, e] of this.executors) {
+      if (e.layout === layout) continue;
+      e.executor.destroy();
+      this.executors.delete(g);
+    }
+    for (const [key, l] of this.layouts) {
+      if (l === layout) continue;
+      for (const t of [...l.keys, ...l.values]) t.destroy();
+      this.layouts.delete(key);
+    }
   }
 
   private bucketed(length: number): number {
@@ -140,8 +157,8 @@ export class DeviceKvCache implements StepCache {
 
   // One executor per step graph, its past inputs bound to the layout it reads.
   private executor(g: Graph, feeds: ReadonlyMap<string, Float64Array>, layout: Layout | undefined): GraphExecutor {
-    let executor = this.executors.get(g);
-    if (executor) return executor;
+    const kept = this.executors.get(g);
+    if (kept) return kept.executor;
     const bound = new Map(this.programs.weights(g, feeds));
     for (let layer = 0; layer < this.dims.layers && layout; layer++) {
       bound.set(CACHE.pastKey(layer), layout.keys[layer]);
@@ -149,9 +166,8 @@ export class DeviceKvCache implements StepCache {
     }
     const created = GraphExecutor.create(this.programs.gpu, this.programs.schedule(g), bound);
     invariant(created.ok, `preparing a generation step: ${created.ok ? "" : created.diagnostics.map((d) => d.message).join("; ")}`);
-    executor = created.value;
-    this.executors.set(g, executor);
-    return executor;
+    this.executors.set(g, { executor: created.value, layout });
+    return created.value;
   }
 
   private layout(batch: number, past: number): Layout {
