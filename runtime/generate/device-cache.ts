@@ -2,11 +2,11 @@
 // one device buffer (B, past, KV · D) that the step graph's past inputs are bound to; `past` is
 // the longest row's cached length rounded up to a bucket, each row's positions right-aligned, the
 // rest masked by the step's key ranges, so a step compiles one executor per bucket, not per
-// length. After a step, each row's cached and new keys (the graph's `all_keys.L`, or `key.L`
-// after the prompt) are copied on the device into the buffers of the next bucket; a beam reorder
-// gathers rows by buffer copies. Only a prompt's keys or values that the step leaves as a strided
-// view of a fused projection travel through the host, once; after the prompt nothing of the
-// cache crosses to or from the host.
+// length. After a step, each row's cached and new keys (the graph's `all_keys.L`, whole buffers)
+// are copied on the device into the buffers of the next bucket; a beam reorder gathers rows by
+// buffer copies. Nothing of the cache crosses to or from the host. The prompt's step reads a past
+// of one masked key, so that its keys and values too come out of the concatenation as whole
+// buffers rather than as strided views of a fused projection.
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { Graph } from "../../compiler/ir/node.ts";
 import { bytesPerElement } from "../../stdlib/kernels/dtype.ts";
@@ -28,8 +28,6 @@ export interface StepPrograms {
   weights(g: Graph, feeds: ReadonlyMap<string, Float64Array>): ReadonlyMap<string, GpuTensor>;
   /** Bytes written from the host into the inputs that are neither weights nor cache. */
   countInputBytes(bytes: number): void;
-  /** Bytes of a prompt's keys and values written from the host into the cache. */
-  countCacheBytes(bytes: number): void;
 }
 
 /** One bucket's buffers for `batch` rows: per layer (B, past, KV · D). */
@@ -45,8 +43,8 @@ export class DeviceKvCache implements StepCache {
   private lengths: number[] = [];
   private current: Layout | undefined;
   private readonly layouts = new Map<string, Layout>();
-  /** Step executors, each with the layout its past inputs are bound to (none for a prompt). */
-  private readonly executors = new Map<Graph, { executor: GraphExecutor; layout: Layout | undefined }>();
+  /** Step executors, each with the layout its past inputs are bound to. */
+  private readonly executors = new Map<Graph, { executor: GraphExecutor; layout: Layout }>();
 
   constructor(
     private readonly programs: StepPrograms,
@@ -54,6 +52,7 @@ export class DeviceKvCache implements StepCache {
   ) {}
 
   pastLength(past: number): number {
+    if (past === 0) return 1; // the prompt's masked key
     const length = this.bucketed(past);
     invariant(past === 0 || length === this.current?.past, `a step over ${past} cached positions while the cache holds ${this.current?.past}`);
     return length;
@@ -62,8 +61,10 @@ export class DeviceKvCache implements StepCache {
   async step(g: Graph, feeds: ReadonlyMap<string, Float64Array>, shape: CachedStepShape, fresh: readonly number[]): Promise<Float64Array> {
     const { gpu } = this.programs;
     const { batch: B, past: P, fresh: T } = shape;
-    invariant(P === 0 || (this.current?.batch === B && this.current.past === P), "a step reads the cache's current layout");
-    const executor = this.executor(g, feeds, P === 0 ? undefined : this.current);
+    const starting = this.current === undefined;
+    const layout = this.current ?? this.layout(B, P);
+    invariant(layout.batch === B && layout.past === P, "a step reads the cache's current layout");
+    const executor = this.executor(g, feeds, layout);
     const weights = this.programs.weights(g, feeds);
     for (const [name, values] of feeds) {
       if (weights.has(name)) continue;
@@ -74,22 +75,16 @@ export class DeviceKvCache implements StepCache {
     invariant(ran.ok, `running a generation step: ${ran.ok ? "" : ran.diagnostics.map((d) => d.message).join("; ")}`);
 
     // each row's cached and new positions, right-aligned in the step's (B, P + T) outputs
-    const lengths = (P === 0 ? fresh.map(() => 0) : this.lengths).map((n, r) => n + fresh[r]);
+    const lengths = (starting ? fresh.map(() => 0) : this.lengths).map((n, r) => n + fresh[r]);
     const next = this.layout(B, this.bucketed(Math.max(...lengths)));
     const encoder = gpu.device.createCommandEncoder();
     const rows = lengths.map((n, r) => ({ from: r, to: r, n }));
     for (let layer = 0; layer < this.dims.layers; layer++) {
-      const outputs: [string, GpuTensor][] = P === 0
-        ? [[CACHE.key(layer), next.keys[layer]], [CACHE.value(layer), next.values[layer]]]
-        : [[CACHE.allKeys(layer), next.keys[layer]], [CACHE.allValues(layer), next.values[layer]]];
-      for (const [name, dst] of outputs) {
-        const src = executor.outputTensor(name);
-        if (src) this.copyRows(encoder, src, P + T, dst, next.past, rows);
-        else {
-          invariant(P === 0, `${name}: a decode step's keys and values are whole buffers`);
-          this.uploadRows(await executor.read(name), T, dst, next.past, rows);
-        }
-      }
+      const keys = executor.outputTensor(CACHE.allKeys(layer));
+      const values = executor.outputTensor(CACHE.allValues(layer));
+      invariant(keys && values, "a step's keys and values are whole buffers the cache copies from");
+      this.copyRows(encoder, keys, P + T, next.keys[layer], next.past, rows);
+      this.copyRows(encoder, values, P + T, next.values[layer], next.past, rows);
     }
     gpu.queue.submit([encoder.finish()]);
     const logits = await executor.read("logits");
@@ -136,7 +131,7 @@ export class DeviceKvCache implements StepCache {
   }
 
   // The cache now lives in `layout`: the buffers of other layouts and the executors bound to them
-  // (or to none, for the prompt) are freed, so a session holds one bucket's cache at a time.
+  // are freed, so a session holds one bucket's cache at a time.
   private moveTo(layout: Layout): void {
     this.current = layout;
     for (const [g, e] of this.executors) {
@@ -156,11 +151,11 @@ export class DeviceKvCache implements StepCache {
   }
 
   // One executor per step graph, its past inputs bound to the layout it reads.
-  private executor(g: Graph, feeds: ReadonlyMap<string, Float64Array>, layout: Layout | undefined): GraphExecutor {
+  private executor(g: Graph, feeds: ReadonlyMap<string, Float64Array>, layout: Layout): GraphExecutor {
     const kept = this.executors.get(g);
     if (kept) return kept.executor;
     const bound = new Map(this.programs.weights(g, feeds));
-    for (let layer = 0; layer < this.dims.layers && layout; layer++) {
+    for (let layer = 0; layer < this.dims.layers; layer++) {
       bound.set(CACHE.pastKey(layer), layout.keys[layer]);
       bound.set(CACHE.pastValue(layer), layout.values[layer]);
     }
@@ -183,16 +178,6 @@ export class DeviceKvCache implements StepCache {
   private newLayout(batch: number, past: number, label: string): Layout {
     const make = (kind: string) => Array.from({ length: this.dims.layers }, (_, l) => createTensor(this.programs.gpu, "f32", [batch, past, this.dims.width], `${label} ${kind}.${l}`));
     return { batch, past, keys: make("keys"), values: make("values") };
-  }
-
-  /** Writes the last `n` positions of row `from` of host `src` (B, S, width) to the end of row `to` of `dst`. */
-  private uploadRows(src: Float64Array, S: number, dst: GpuTensor, dstS: number, rows: readonly { from: number; to: number; n: number }[]): void {
-    const width = this.dims.width;
-    for (const { from, to, n } of rows) {
-      const values = Float32Array.from(src.subarray(((from + 1) * S - n) * width, (from + 1) * S * width));
-      this.programs.gpu.queue.writeBuffer(dst.buffer, ((to + 1) * dstS - n) * width * 4, values);
-      this.programs.countCacheBytes(values.byteLength);
-    }
   }
 
   /** Copies the last `n` positions of row `from` of `src` (B, S, width) to the end of row `to` of `dst` (B', S', width). */

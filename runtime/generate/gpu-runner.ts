@@ -19,8 +19,6 @@ export interface GpuRunnerStats {
   weightBytes: number;
   /** Ids, positions, key ranges: what each step writes. */
   inputBytes: number;
-  /** A prompt's keys or values the step leaves as strided views, uploaded into the cache once. */
-  cacheBytes: number;
 }
 
 /** A step runner on `gpu`, with its counters. */
@@ -42,7 +40,7 @@ export const CACHE_BUCKET = 64;
 export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuStepRunner {
   const weights = new Map<string, { source: Float64Array; tensor: GpuTensor }>();
   const schedules = new Map<string, Schedule>();
-  const stats: GpuRunnerStats = { compiles: 0, weightBytes: 0, inputBytes: 0, cacheBytes: 0 };
+  const stats: GpuRunnerStats = { compiles: 0, weightBytes: 0, inputBytes: 0 };
   // a graph's leaves name its shape: graphs of one shape share a compiled schedule
   const leaves = (g: Graph) => topoSort(g.outputs.values()).filter((n) => n.op === "param" || n.op === "input");
 
@@ -82,9 +80,6 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
     },
     countInputBytes(bytes) {
       stats.inputBytes += bytes;
-    },
-    countCacheBytes(bytes) {
-      stats.cacheBytes += bytes;
     },
   };
 

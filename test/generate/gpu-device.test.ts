@@ -1,7 +1,7 @@
 // Generation on the GPU keeps the weights and the KV cache on the device: for every family's
 // fixture model, long prompts give the CPU reference's greedy and beam outputs while the cache
-// crosses buckets and beams reorder it; after the prompt no weight or cache byte is written from
-// the host; a step graph compiles once per bucket, not per step. Skips without a GPU adapter.
+// crosses buckets and beams reorder it; no cache byte is written from the host, and no weight
+// byte after the prompt; a step graph compiles once per bucket, not per step. Skips without a GPU adapter.
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -59,23 +59,24 @@ for (const name of Object.keys(families) as FamilyName[]) {
 }
 
 test(
-  "after the prompt, no weight or cache byte is written from the host, and decoding compiles once per bucket",
+  "no cache byte is written from the host, no weight byte after the prompt, and decoding compiles once per bucket",
   withGpu(async (gpu) => {
     const family = families.baichuan13b;
     const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, "baichuan13b"), family));
     const runner = gpuRunner(gpu, { bucket: BUCKET });
     const model = new CachedGenerationModel({ family, config, weights }, runner);
     const prompt = longPrompt("baichuan13b", config.tokens.specials, 40);
-    const written: string[] = [];
+    const written: { label: string; afterPrompt: boolean }[] = [];
+    let afterPrompt = false;
     const writeBuffer = gpu.queue.writeBuffer;
+    gpu.queue.writeBuffer = function (this: GPUQueue, buffer: GPUBuffer, ...rest: unknown[]) {
+      written.push({ label: buffer.label, afterPrompt });
+      return (writeBuffer as (...args: unknown[]) => undefined).call(this, buffer, ...rest);
+    } as typeof writeBuffer;
     try {
       const { session } = await model.start([prompt]);
-      const afterPrompt = { ...runner.stats };
-      assert.ok(afterPrompt.weightBytes > 0, "the prompt uploads the weights");
-      gpu.queue.writeBuffer = function (this: GPUQueue, buffer: GPUBuffer, ...rest: unknown[]) {
-        written.push(buffer.label);
-        return (writeBuffer as (...args: unknown[]) => undefined).call(this, buffer, ...rest);
-      } as typeof writeBuffer;
+      const atPrompt = { ...runner.stats };
+      afterPrompt = true;
       const steps = 30; // 40 -> 70 cached positions: buckets 48, 64, 80
       await session.reorder([0, 0]);
       for (let i = 0; i < steps; i++) {
@@ -83,14 +84,15 @@ test(
         if (i % 7 === 3) await session.reorder([1, 0]);
       }
       session.free();
-      assert.ok(written.length > 0, "the steps write their ids and positions");
+
       const weightNames = new Set(weights.keys());
-      const offending = written.filter((label) => weightNames.has(label) || label.includes("cache") || label.startsWith("past_"));
-      assert.equal(offending, [], "no weight or cache buffer written from the host");
-      assert.is(runner.stats.weightBytes, afterPrompt.weightBytes);
-      assert.is(runner.stats.cacheBytes, afterPrompt.cacheBytes);
-      // the prefill, then one decode graph per bucket of the past (48, 64, 80) with 2 rows
-      assert.is(runner.stats.compiles - afterPrompt.compiles, 3, `compiles after the prompt: ${runner.stats.compiles - afterPrompt.compiles}`);
+      assert.ok(written.some((w) => !w.afterPrompt && weightNames.has(w.label)), "the prompt uploads the weights");
+      assert.ok(written.some((w) => w.afterPrompt), "the steps write their ids and positions");
+      const offending = written.filter((w) => (w.afterPrompt && weightNames.has(w.label)) || w.label.includes("cache") || w.label.startsWith("past_"));
+      assert.equal(offending, [], "no weight buffer written after the prompt, no cache buffer ever");
+      assert.is(runner.stats.weightBytes, atPrompt.weightBytes);
+      // one decode graph per bucket of the past (48, 64, 80), for the 2 rows
+      assert.is(runner.stats.compiles - atPrompt.compiles, 3, `compiles after the prompt: ${runner.stats.compiles - atPrompt.compiles}`);
     } finally {
       gpu.queue.writeBuffer = writeBuffer;
       runner.destroy();
