@@ -54,7 +54,7 @@ export class DeviceKvCache implements StepCache {
   pastLength(past: number): number {
     if (past === 0) return 1; // the prompt's masked key
     const length = this.bucketed(past);
-    invariant(past === 0 || length === this.current?.past, `a step over ${past} cached positions while the cache holds ${this.current?.past}`);
+    invariant(length === this.current?.past, `a step over ${past} cached positions while the cache holds ${this.current?.past}`);
     return length;
   }
 

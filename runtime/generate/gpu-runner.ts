@@ -4,8 +4,7 @@
 // step graph is compiled once per shape; each session's KV cache lives on the device
 // (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
 import { invariant } from "../../compiler/diagnostics.ts";
-import type { Graph } from "../../compiler/ir/node.ts";
-import { topoSort } from "../../compiler/ir/node.ts";
+import { topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { GpuDevice } from "../gpu/device.ts";
@@ -42,7 +41,15 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
   const schedules = new Map<string, Schedule>();
   const stats: GpuRunnerStats = { compiles: 0, weightBytes: 0, inputBytes: 0 };
   // a graph's leaves name its shape: graphs of one shape share a compiled schedule
-  const leaves = (g: Graph) => topoSort(g.outputs.values()).filter((n) => n.op === "param" || n.op === "input");
+  const leafNodes = new WeakMap<Graph, Node[]>();
+  const leaves = (g: Graph): Node[] => {
+    let found = leafNodes.get(g);
+    if (!found) {
+      found = topoSort(g.outputs.values()).filter((n) => n.op === "param" || n.op === "input");
+      leafNodes.set(g, found);
+    }
+    return found;
+  };
 
   const programs: StepPrograms = {
     gpu,
