@@ -127,7 +127,7 @@ async function writeSamples(pipeline: ResolvedPipeline, outcome: JobOutcome, gpu
   if (outcome.trainedWeights) {
     const base = outcome.setup.generator;
     const model = new CachedGenerationModel({ family: base.family, config: base.config, weights: outcome.trainedWeights }, gpu ? gpuRunner(gpu) : interpreterRunner);
-    generator = { ...base, model };
+    generator = { ...base, model, weights: outcome.trainedWeights };
   } else {
     const loaded = await loadPipelineGenerator(pipeline, { adapterDir: outcome.adapterDir, gpu });
     if (!loaded.ok) return printErrors(loaded.diagnostics, result, io);

@@ -21,12 +21,13 @@ import type { Lock } from "../repo/lock.ts";
 import { newRunId, readManifest, writeManifest } from "../repo/run-record.ts";
 import type { TrainingBackend } from "../train/backend.ts";
 import { CpuBackend } from "../train/cpu-backend.ts";
-import { GpuBackend } from "../train/gpu-backend.ts";
+import { GpuBackend, type GpuBackendOptions, type WeightSource } from "../train/gpu-backend.ts";
 import { CHECKPOINTS_DIR } from "../train/loop.ts";
 import type { ProgressSink } from "../train/progress.ts";
 import { runTraining, type TrainingOutcome } from "../train/run-training.ts";
 import { trainSettings } from "../train/settings.ts";
 import { nf4RoundTrip } from "./family-model.ts";
+import { loadingProgress } from "./loading-progress.ts";
 import { prepareTraining, type TrainingSetup } from "./training-setup.ts";
 
 export const ADAPTER_DIR = "adapter";
@@ -70,7 +71,8 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
   if (runDir === undefined) {
     return fail(diag("SFT5401", `no run with checkpoints under ${output} to resume`, { where: output, hint: "start a run without --resume first" }));
   }
-  const setup = await prepareTraining(p);
+  // the GPU engine places a checkpoint's weights on the device as they are read
+  const setup = await prepareTraining(p, { stream: !o.cpu });
   if (!setup.ok) return setup;
   const { tokenizer } = setup.value.generator;
 
@@ -89,7 +91,10 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
     if (refused.length) return fail(...refused);
   }
 
-  const engine = createEngine(setup.value, gpu?.value, p.train.gradient_checkpointing === true);
+  const sink = o.progress === undefined ? process.stderr : o.progress;
+  const loading = sink && setup.value.baseWeights ? loadingProgress(sink, String(p.model.path)) : undefined;
+  const engine = await loadEngine(setup.value, gpu?.value, p.train.gradient_checkpointing === true, loading?.report);
+  loading?.finish();
   if (!engine.ok) return engine;
   const backend = engine.value;
   o.log(`training on ${backend.device}: ${runDir}\n`);
@@ -151,7 +156,7 @@ async function exportTrained(p: ResolvedPipeline, setup: TrainingSetup, backend:
 export function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean): Result<TrainingBackend> {
   // QLoRA: the GPU engine stores the base linears as NF4; the CPU engine trains over their round trip
   if (!gpu) return CpuBackend.create(setup.model, nf4RoundTrip(setup.weights, setup.nf4));
-  return GpuBackend.create(gpu, setup.model, setup.weights, { nf4: setup.nf4, ...(checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {}) });
+  return GpuBackend.create(gpu, setup.model, setup.weights, engineOptions(setup, checkpointing));
 }
 
 /**
@@ -165,6 +170,26 @@ function planHeldPrograms(planned: PlannedPipeline, backend: GpuBackend): Result
     return { kind: match[1] as ProgramShape["kind"], rows: Number(match[2]), seq: Number(match[3]) };
   });
   return planEngine(planned.model.family, planned.model.config, planned.plan.settings, shapes);
+}
+
+/**
+ * The engine of a setup as `createEngine` makes it, its checkpoint weights (a setup prepared to
+ * stream) placed on the GPU one tensor at a time as they are read; `onProgress` gets the bytes read.
+ */
+export async function loadEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean, onProgress?: (done: number, total: number) => void): Promise<Result<TrainingBackend>> {
+  if (!setup.baseWeights) return createEngine(setup, gpu, checkpointing);
+  invariant(gpu !== undefined, "a setup prepared to stream its weights trains on the GPU");
+  return GpuBackend.load(gpu, setup.model, withHostWeights(setup.baseWeights(onProgress), setup.weights), engineOptions(setup, checkpointing));
+}
+
+/** The streamed weights, then the ones the host holds. */
+async function* withHostWeights(streamed: WeightSource, host: ReadonlyMap<string, Float64Array>): WeightSource {
+  yield* streamed;
+  for (const [name, values] of host) yield ok({ name, values });
+}
+
+function engineOptions(setup: TrainingSetup, checkpointing: boolean): GpuBackendOptions {
+  return { nf4: setup.nf4, ...(checkpointing ? { checkpoints: (loss) => setup.model.layerInputs(loss) } : {}) };
 }
 
 /** The given size, else the adapter's memory when it is a known card; undefined when unknown. */

@@ -20,7 +20,7 @@
 // only as NF4 (codes, double-quantized absmax); the graph's matmuls decode them in the kernel
 // (runtime/execute/nf4-weights.ts, stdlib/kernels/nf4-matmul.ts).
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
-import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { add, expandTo, input, mul } from "../../compiler/ir/build.ts";
 import { graph, numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
@@ -59,6 +59,9 @@ interface Program {
   compiled: Compiled;
 }
 
+
+/** Initial weights by name, one tensor at a time (a checkpoint read as it streams). */
+export type WeightSource = AsyncIterable<Result<{ name: string; values: ArrayLike<number> }>>;
 
 export interface GpuBackendOptions {
   /** Forward tensors to keep for the backward (gradient checkpointing); everything else is recomputed. */
@@ -102,39 +105,48 @@ export class GpuBackend implements TrainingBackend {
    * uploaded to `gpu`; a missing or mis-sized weight is SFT4002.
    */
   static create(gpu: GpuDevice, model: GraphModel, weights: ReadonlyMap<string, ArrayLike<number>>, options: GpuBackendOptions = {}): Result<GpuBackend> {
-    const params = topoSort([model.lossFor(1, SEQ_BUCKET)]).filter((n) => n.op === "param");
-    for (const p of params) {
+    const params = engineParams(model, options);
+    if (!params.ok) return params;
+    for (const p of params.value) {
       const given = weights.get(p.attrs.name!);
-      if (given?.length !== numel(p.shape)) {
-        const problem = given ? `has ${given.length} values, expected ${numel(p.shape)}` : "is missing";
-        return fail(diag("SFT4002", `The initial weight '${p.attrs.name}' ${problem}.`, { where: p.attrs.name, hint: `Give a value for every parameter, shape [${p.shape}].` }));
-      }
+      if (given?.length !== numel(p.shape)) return fail(weightSizeError(p, given?.length));
     }
-    const stored = new Map(params.map((p) => [p.attrs.name!, p.dtype]));
-    const narrow = model.trainable.find((t) => stored.get(t.name) !== "f32");
-    if (narrow) {
-      return fail(diag("SFT5901", `The trainable weight '${narrow.name}' is stored as ${stored.get(narrow.name)}; the GPU engine trains f32 weights (AdamW updates need them).`, { where: narrow.name, hint: "Set model.dtype = f32 for full fine-tuning, or train LoRA adapters over the narrow base weights." }));
+    const placed = new DeviceWeights(gpu, options.nf4);
+    for (const p of params.value) placed.place(p, weights.get(p.attrs.name!)!);
+    return ok(GpuBackend.assemble(placed, model, options));
+  }
+
+  /**
+   * The engine for `model` with its initial weights read from `source` one tensor at a time: each
+   * goes to the device (as f32, or as NF4 for the weights `options.nf4` names) before the next is
+   * read, so the host never holds more than one. Tensors the graph does not read are skipped; a
+   * missing or mis-sized weight is SFT4002, and the source's own errors are passed on.
+   */
+  static async load(gpu: GpuDevice, model: GraphModel, source: WeightSource, options: GpuBackendOptions = {}): Promise<Result<GpuBackend>> {
+    const params = engineParams(model, options);
+    if (!params.ok) return params;
+    const byName = new Map(params.value.map((p) => [p.attrs.name!, p]));
+    const placed = new DeviceWeights(gpu, options.nf4);
+    for await (const tensor of source) {
+      if (!tensor.ok) return placed.abandon(tensor.diagnostics);
+      const p = byName.get(tensor.value.name);
+      if (!p || placed.has(p)) continue;
+      if (tensor.value.values.length !== numel(p.shape)) return placed.abandon([weightSizeError(p, tensor.value.values.length)]);
+      placed.place(p, tensor.value.values);
     }
-    const quantized = new Set(options.nf4 ?? []);
-    const trainedNf4 = model.trainable.find((t) => quantized.has(t.name));
-    invariant(!trainedNf4, `the NF4 weight ${trainedNf4?.name} is frozen: QLoRA trains adapters over it`);
-    const nf4 = new Map<string, Nf4Weight>();
-    const uploaded = new Map<string, GpuTensor>();
-    for (const p of params) {
-      if (quantized.has(p.attrs.name!)) {
-        nf4.set(p.attrs.name!, uploadNf4Weight(gpu, weights.get(p.attrs.name!)!, p.attrs.name!));
-        continue;
-      }
-      const t = createTensor(gpu, p.dtype, p.shape, p.attrs.name!);
-      writeTensor(gpu, t, weights.get(p.attrs.name!)!);
-      uploaded.set(p.attrs.name!, t);
-    }
+    const missing = params.value.find((p) => !placed.has(p));
+    if (missing) return placed.abandon([weightSizeError(missing, undefined)]);
+    return ok(GpuBackend.assemble(placed, model, options));
+  }
+
+  /** The engine over weights already on the device: gradient accumulators and AdamW moments start at zero. */
+  private static assemble(placed: DeviceWeights, model: GraphModel, options: GpuBackendOptions): GpuBackend {
     const slots = model.trainable.map(({ name, shape }) => {
-      const weight = uploaded.get(name)!;
-      const zeros = (what: string) => createTensor(gpu, "f32", shape, `${what} ${name}`);
+      const weight = placed.uploaded.get(name)!;
+      const zeros = (what: string) => createTensor(placed.gpu, "f32", shape, `${what} ${name}`);
       return { name, shape: [...shape], weight, grad: zeros("grad"), m: zeros("exp_avg"), v: zeros("exp_avg_sq") };
     });
-    return ok(new GpuBackend(gpu, model, slots, uploaded, nf4, options));
+    return new GpuBackend(placed.gpu, model, slots, placed.uploaded, placed.nf4, options);
   }
 
   /** The cached program `key`, or the one `make` builds; the least recently used beyond MAX_PROGRAMS is freed. */
@@ -318,6 +330,59 @@ export class GpuBackend implements TrainingBackend {
     for (const t of this.nf4Tensors()) t.destroy();
     this.partials.destroy();
     this.clip.destroy();
+  }
+}
+
+/** The parameters the engine stores, once the trainable ones are known to be f32 and none of them NF4. */
+function engineParams(model: GraphModel, options: GpuBackendOptions): Result<Node[]> {
+  const params = topoSort([model.lossFor(1, SEQ_BUCKET)]).filter((n) => n.op === "param");
+  const stored = new Map(params.map((p) => [p.attrs.name!, p.dtype]));
+  const narrow = model.trainable.find((t) => stored.get(t.name) !== "f32");
+  if (narrow) {
+    return fail(diag("SFT5901", `The trainable weight '${narrow.name}' is stored as ${stored.get(narrow.name)}; the GPU engine trains f32 weights (AdamW updates need them).`, { where: narrow.name, hint: "Set model.dtype = f32 for full fine-tuning, or train LoRA adapters over the narrow base weights." }));
+  }
+  const quantized = new Set(options.nf4 ?? []);
+  const trainedNf4 = model.trainable.find((t) => quantized.has(t.name));
+  invariant(!trainedNf4, `the NF4 weight ${trainedNf4?.name} is frozen: QLoRA trains adapters over it`);
+  return ok(params);
+}
+
+function weightSizeError(p: Node, given: number | undefined): Diagnostic {
+  const problem = given !== undefined ? `has ${given} values, expected ${numel(p.shape)}` : "is missing";
+  return diag("SFT4002", `The initial weight '${p.attrs.name}' ${problem}.`, { where: p.attrs.name, hint: `Give a value for every parameter, shape [${p.shape}].` });
+}
+
+/** Weights placed on the device one at a time, then handed to a new engine (or freed on a failure). */
+class DeviceWeights {
+  private readonly quantized: Set<string>;
+  readonly nf4 = new Map<string, Nf4Weight>();
+  readonly uploaded = new Map<string, GpuTensor>();
+
+  constructor(
+    readonly gpu: GpuDevice,
+    nf4: readonly string[] = [],
+  ) {
+    this.quantized = new Set(nf4);
+  }
+
+  has(p: Node): boolean {
+    return this.uploaded.has(p.attrs.name!) || this.nf4.has(p.attrs.name!);
+  }
+
+  place(p: Node, values: ArrayLike<number>): void {
+    const name = p.attrs.name!;
+    if (this.quantized.has(name)) {
+      this.nf4.set(name, uploadNf4Weight(this.gpu, values, name));
+      return;
+    }
+    const t = createTensor(this.gpu, p.dtype, p.shape, name);
+    writeTensor(this.gpu, t, values);
+    this.uploaded.set(name, t);
+  }
+
+  abandon<T>(diagnostics: Diagnostic[]): Result<T> {
+    for (const t of [...this.uploaded.values(), ...[...this.nf4.values()].flatMap(nf4Buffers)]) t.destroy();
+    return fail(...diagnostics);
   }
 }
 
