@@ -115,7 +115,7 @@ function generationSection(r: BenchReport): string {
   const intro =
     "Prefill: the wall time of the step that runs a seeded random prompt; tokens/s = prompt tokens / that time. " +
     "Decode: greedy, one token per step against the KV cache (EOS does not stop it); tokens/s = 1 / median step time. " +
-    "End to end as `sftc generate --gpu` runs: with runtime/generate/gpu-runner.ts each step compiles its own executor and writes the weights and the cache from the host, and those costs are inside the figures.";
+    "End to end as `sftc generate --gpu` runs (runtime/generate/gpu-runner.ts): weights uploaded once, the KV cache kept on the device in buckets of cached length (one compiled step per bucket); those costs are inside the figures.";
   const rows = r.generation.map((g) =>
     g.measured
       ? [g.model, String(g.parameters), g.backend, String(g.promptTokens), ms(g.prefillNs), g.prefillTokensPerSecond.toFixed(1), String(g.newTokens), ms(g.decodeMedianNs), g.decodeTokensPerSecond.toFixed(1)]
