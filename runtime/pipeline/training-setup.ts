@@ -55,7 +55,16 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   if (refused.length) return fail(...refused);
   const generator = options.stream && pipeline.model.init !== "random" ? await streamedModel(pipeline) : await loadPipelineGenerator(pipeline);
   if (!generator.ok) return generator;
-  const { family, config } = generator.value;
+  const { family, config, tokenizer } = generator.value;
+  // an id past the embedding table would read outside it on the GPU: refuse before any data is read
+  if (tokenizer.vocabSize > config.dims.vocab) {
+    return fail(
+      diag("SFT5403", `the tokenizer has ${tokenizer.vocabSize} ids but the model's embedding has ${config.dims.vocab} rows`, {
+        where: String(pipeline.model.tokenizer ?? pipeline.model.path),
+        hint: "use the tokenizer published with the checkpoint, or give a random model a vocab_size of at least the tokenizer's size",
+      }),
+    );
+  }
   const method = trainingMethod(pipeline.method);
   const seed = Number(pipeline.train.seed ?? 0);
   const model = familyGraphModel(family, config, method, savedWeightNames(family, config, pipeline.method), seed);
