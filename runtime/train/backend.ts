@@ -96,3 +96,19 @@ export interface TrainingBackend {
   /** Bytes the engine holds, for the progress line; undefined when unknown. */
   memoryBytes?(): number | undefined;
 }
+
+/**
+ * The checkpoint's data for each state tensor an engine holds (`expected`: name and element
+ * count), or the message naming the first one missing or mis-sized.
+ */
+export function matchStateTensors(tensors: readonly StateTensor[], expected: Iterable<readonly [string, number]>): Map<string, StateTensor["data"]> | string {
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  const out = new Map<string, StateTensor["data"]>();
+  for (const [name, numel] of expected) {
+    const t = byName.get(name);
+    if (!t) return `the checkpoint has no tensor ${name}`;
+    if (t.data.length !== numel) return `tensor ${name} has ${t.data.length} values in the checkpoint, the model needs ${numel}`;
+    out.set(name, t.data);
+  }
+  return out;
+}

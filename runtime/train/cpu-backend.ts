@@ -11,7 +11,7 @@ import { tinyTransformer, type TinyTransformerOptions } from "../../compiler/mod
 import { adamwRef } from "../../stdlib/kernels/adamw.ts";
 import { gradNormRef } from "../../stdlib/kernels/grad-clip.ts";
 import { Random } from "../random.ts";
-import { appliesWeightDecay, labelTokens, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
+import { appliesWeightDecay, labelTokens, matchStateTensors, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
 
 /**
  * A model the CPU engine can train: its forward graph for any batch shape (the loss being the
@@ -166,18 +166,14 @@ export class CpuBackend implements TrainingBackend {
   }
 
   loadState(tensors: readonly StateTensor[]): string | undefined {
-    const byName = new Map(tensors.map((t) => [t.name, t]));
     const targets = this.slots.flatMap((s) => [
       [s.name, s.weight],
       [MOMENT_PREFIX.m + s.name, s.m],
       [MOMENT_PREFIX.v + s.name, s.v],
     ] as const);
-    for (const [name, target] of targets) {
-      const t = byName.get(name);
-      if (!t) return `the checkpoint has no tensor ${name}`;
-      if (t.data.length !== target.length) return `tensor ${name} has ${t.data.length} values in the checkpoint, the model needs ${target.length}`;
-    }
-    for (const [name, target] of targets) target.set(byName.get(name)!.data);
+    const found = matchStateTensors(tensors, targets.map(([name, target]) => [name, target.length] as const));
+    if (typeof found === "string") return found;
+    for (const [name, target] of targets) target.set(found.get(name)!);
     return undefined;
   }
 

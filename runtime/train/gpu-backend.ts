@@ -32,7 +32,7 @@ import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { dequantizeNf4 } from "../quant/nf4.ts";
-import { appliesWeightDecay, IGNORE_INDEX, labelTokens, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
+import { appliesWeightDecay, IGNORE_INDEX, labelTokens, matchStateTensors, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
 import { DropoutStream, type GraphModel } from "./cpu-backend.ts";
 
 /** Sequence lengths are padded up to a multiple of this before compiling. */
@@ -272,14 +272,10 @@ export class GpuBackend implements TrainingBackend {
   }
 
   loadState(tensors: readonly StateTensor[]): string | undefined {
-    const byName = new Map(tensors.map((t) => [t.name, t]));
     const targets = this.stateTargets();
-    for (const [name, target] of targets) {
-      const t = byName.get(name);
-      if (!t) return `the checkpoint has no tensor ${name}`;
-      if (t.data.length !== target.numel) return `tensor ${name} has ${t.data.length} values in the checkpoint, the model needs ${target.numel}`;
-    }
-    for (const [name, target] of targets) writeTensor(this.gpu, target, byName.get(name)!.data);
+    const found = matchStateTensors(tensors, [...targets].map(([name, target]) => [name, target.numel] as const));
+    if (typeof found === "string") return found;
+    for (const [name, target] of targets) writeTensor(this.gpu, target, found.get(name)!);
     return undefined;
   }
 
