@@ -5,14 +5,17 @@
 // segment ids); ALiBi slopes are constant per head count and written once. The forward saves the
 // log-sum-exp (B, Hq, T) as a side output of the attention node for the backward. The backward's
 // dK and dV kernels write one (2, B, S, Hkv, D) buffer, whose halves are then copied to the dK
-// and dV nodes' buffers.
+// and dV nodes' buffers. A launch with one query row per sequence (T = 1, as in cached
+// generation) runs the split-K decode kernels instead of the forward kernel: they spread the keys
+// over many workgroups and write the same output and log-sum-exp.
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import { node, type Node } from "../../../compiler/ir/node.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
 import { contiguousView } from "../../../compiler/passes/views.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
 import { attentionBackwardKernels, attentionBackwardUniforms } from "../../../stdlib/kernels/attention-backward.ts";
-import type { AttentionVariant } from "../../../stdlib/kernels/attention-common.ts";
+import type { AttentionVariant, AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
+import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
 import { attentionForwardKernel, attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
 import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
 import { maskBindingData, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
@@ -90,15 +93,28 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   const [q, k, v] = n.inputs.slice(0, 3).map((i) => inputView(launch, i));
   const lse = ctx.scratch("f32", [batch, queryHeads, queryLength], `log-sum-exp of %${n.id}`);
   ctx.sideOutputs.set(n, { lse });
-  const step: DispatchStep = {
-    kind: "dispatch",
-    spec: attentionForwardKernel(call.variant),
-    uniforms: {},
-    tensors: { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), o: ctx.tensorOf(n), lse },
-  };
+  const tensors = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), o: ctx.tensorOf(n), lse };
   const views = { q: tensorView(q), k: tensorView(k), v: tensorView(v), o: denseView("bthd", queryLength, queryHeads, call.shape.headDim) };
+  if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
+  const step: DispatchStep = { kind: "dispatch", spec: attentionForwardKernel(call.variant), uniforms: {}, tensors };
   const refresh = maskBinding(ctx, launch, n, call, [step], (mask) => Object.assign(step.uniforms, attentionForwardUniforms(call.shape, views, call.scale, mask)));
   return ok({ steps: [step], refresh });
+}
+
+// One query per sequence: the split kernel writes per-split partial sums into a workspace buffer
+// (B, Hq, splits, D + 2), the combine kernel merges them into O and the log-sum-exp.
+function decodeSteps(ctx: ExecContext, launch: Launch, n: Node, call: Call, tensors: Record<string, GpuTensor>, views: AttentionViews): PreparedLaunch {
+  const splitLength = decodeSplitLength(call.shape.keyLength);
+  const partials = workspaceTensor(ctx, "f32", [decodePartialsSize(call.shape, splitLength)], `decode partials of %${n.id}`);
+  const kernels = attentionDecodeKernels(call.variant);
+  const { q, k, v, o, lse } = tensors;
+  const split: DispatchStep = { kind: "dispatch", spec: kernels.split, uniforms: {}, tensors: { q, k, v, partials } };
+  const combine: DispatchStep = { kind: "dispatch", spec: kernels.combine, uniforms: {}, tensors: { partials, o, lse } };
+  const refresh = maskBinding(ctx, launch, n, call, [split], (mask) => {
+    const uniforms = attentionDecodeUniforms(call.shape, views, call.scale, mask, splitLength);
+    for (const d of [split, combine]) Object.assign(d.uniforms, uniforms);
+  });
+  return { steps: [split, combine], refresh };
 }
 
 export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
