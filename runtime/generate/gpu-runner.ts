@@ -1,9 +1,10 @@
 // Generation steps on the GPU: each cached step graph (cached-graph.ts) compiled by the compiler's
 // passes and run by the WebGPU executor (runtime/execute), its fused kernels included. The weights
-// are uploaded once, on the first step that feeds them, and bound into every step's executor; a
+// are uploaded once, either streamed in before the first step (`load`, one tensor at a time) or
+// on the first step that feeds them, and bound into every step's executor; a
 // step graph is compiled once per shape; each session's KV cache lives on the device
 // (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
-import { invariant } from "../../compiler/diagnostics.ts";
+import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
@@ -11,6 +12,7 @@ import type { GpuDevice } from "../gpu/device.ts";
 import { uploadTensor, type GpuTensor } from "../gpu/tensor.ts";
 import type { StepRunner } from "./cached-model.ts";
 import { DeviceKvCache, type StepPrograms } from "./device-cache.ts";
+import type { StreamedTensor } from "./weights.ts";
 
 /** What a GPU step runner has done so far: compiles, and bytes written from the host by kind. */
 export interface GpuRunnerStats {
@@ -23,6 +25,11 @@ export interface GpuRunnerStats {
 /** A step runner on `gpu`, with its counters. */
 export interface GpuStepRunner extends StepRunner {
   readonly stats: GpuRunnerStats;
+  /**
+   * Uploads each tensor of `tensors` (f32) as it arrives, holding none on the host; steps then
+   * bind these and need no weight among their feeds. Stops at the first failure.
+   */
+  load(tensors: AsyncIterable<Result<StreamedTensor>>): Promise<Result<void>>;
   /** Frees the weights. */
   destroy(): void;
 }
@@ -38,6 +45,8 @@ export const CACHE_BUCKET = 64;
 /** A step runner on `gpu`; GPU errors after a step are internal failures. */
 export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuStepRunner {
   const weights = new Map<string, { source: Float64Array; tensor: GpuTensor }>();
+  // weights streamed in by `load`, by graph name
+  const resident = new Map<string, GpuTensor>();
   const schedules = new Map<string, Schedule>();
   const stats: GpuRunnerStats = { compiles: 0, weightBytes: 0, inputBytes: 0 };
   // a graph's leaves name its shape: graphs of one shape share a compiled schedule
@@ -72,6 +81,12 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
       for (const n of leaves(g)) {
         if (n.op !== "param") continue;
         const name = n.attrs.name!;
+        const loaded = resident.get(name);
+        if (loaded) {
+          invariant(n.dtype === "f32" && loaded.shape.join("x") === n.shape.join("x"), `generation step: the loaded weight ${name} is f32 [${loaded.shape}], the step reads ${n.dtype} [${n.shape}]`);
+          bound.set(name, loaded);
+          continue;
+        }
         const values = feeds.get(name);
         invariant(values, `generation step: no weight ${name}`);
         let held = weights.get(name);
@@ -94,9 +109,22 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
     backend: `GPU (${gpu.adapter.name}; weights and KV cache on the device)`,
     stats,
     openCache: (dims) => new DeviceKvCache(programs, dims),
+    async load(tensors) {
+      for await (const tensor of tensors) {
+        if (!tensor.ok) return tensor;
+        const { name, shape, values } = tensor.value;
+        resident.get(name)?.destroy();
+        const uploaded = uploadTensor(gpu, "f32", shape, values, name);
+        resident.set(name, uploaded);
+        stats.weightBytes += uploaded.byteSize;
+      }
+      return ok(undefined);
+    },
     destroy() {
       for (const w of weights.values()) w.tensor.destroy();
+      for (const t of resident.values()) t.destroy();
       weights.clear();
+      resident.clear();
     },
   };
 }

@@ -1,7 +1,9 @@
 // Everything `sftc generate` and `sftc chat` need from a resolved pipeline: its tokenizer, its
 // model (a checkpoint directory, or `init = random` weights drawn from `train.seed`), an optional
 // PEFT adapter, the backend that runs it (the KV-cache model on the interpreter or a GPU, or the
-// no-cache reference), and the decode block as generation settings.
+// no-cache reference), and the decode block as generation settings. On a GPU a checkpoint streams
+// to the device one tensor at a time, the adapter merged into each as it passes; the CPU backends
+// read it into a host map.
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ok, type Result } from "../../compiler/diagnostics.ts";
@@ -15,16 +17,17 @@ import type { GpuDevice } from "../gpu/device.ts";
 import { CachedGenerationModel, interpreterRunner } from "./cached-model.ts";
 import { CpuGenerationModel } from "./cpu-model.ts";
 import type { GenerationSettings, Strategy } from "./engine.ts";
-import { gpuRunner } from "./gpu-runner.ts";
+import { gpuRunner, type GpuStepRunner } from "./gpu-runner.ts";
 import type { GenerationModel } from "./model.ts";
-import { checkpointWeights, mergeLora, randomWeights, readPeftAdapter, type LoadedAdapter } from "./weights.ts";
+import { openModelDir } from "../checkpoint/model-dir.ts";
+import { checkpointWeights, mergeLora, randomWeights, readPeftAdapter, streamedWeights, type LoadedAdapter } from "./weights.ts";
 
 export interface PipelineGenerator {
   family: Family;
   config: ModelConfig;
   tokenizer: Tokenizer;
   model: GenerationModel;
-  /** The model's own weights by graph name, before any adapter. */
+  /** The model's own weights by graph name, before any adapter; empty when streamed to a GPU. */
   weights: ReadonlyMap<string, Float64Array>;
   settings: GenerationSettings;
   /** Prompts of the decode block, answered when no other is given. */
@@ -44,6 +47,8 @@ export interface GeneratorOptions {
   noCache?: boolean;
   /** Run the KV-cache steps on this GPU instead of the interpreter. */
   gpu?: GpuDevice;
+  /** Bytes of the checkpoint read so far and in all, after each tensor streamed to the GPU. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** Loads the pipeline's tokenizer, weights and adapter; every failure is a diagnostic. */
@@ -57,6 +62,11 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
   if (!tokenizer.ok) return tokenizer;
 
   const seed = Number(pipeline.train.seed ?? 0);
+  if (options.gpu && !options.noCache && model.init !== "random") {
+    const streamed = await streamedGpuModel(String(model.path), family, options.adapterDir, gpuRunner(options.gpu), options.onProgress);
+    if (!streamed.ok) return streamed;
+    return ok(generator(pipeline, family, tokenizer.value, streamed.value.config, new Map(), streamed.value.model, seed));
+  }
   let config: ModelConfig;
   let weights: Map<string, Float64Array>;
   if (model.init === "random") {
@@ -76,20 +86,61 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
     if (!read.ok) return read;
     adapter = read.value;
   }
+  const generation = options.noCache
+    ? new CpuGenerationModel({ family, config, weights: new Map([...weights, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method })
+    : new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, options.gpu ? gpuRunner(options.gpu) : interpreterRunner);
+  return ok(generator(pipeline, family, tokenizer.value, config, weights, generation, seed));
+}
+
+/**
+ * The KV-cache model on `runner` with the checkpoint in `dir` streamed onto its device, merged
+ * with the adapter in `adapterDir` tensor by tensor; the runner's weights are freed on failure.
+ */
+async function streamedGpuModel(
+  dir: string,
+  family: Family,
+  adapterDir: string | undefined,
+  runner: GpuStepRunner,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Result<{ config: ModelConfig; model: GenerationModel }>> {
+  const opened = await openModelDir(dir, family.name);
+  if (!opened.ok) return opened;
+  const config = opened.value.config;
+  let adapter: LoadedAdapter | undefined;
+  if (adapterDir !== undefined) {
+    const read = await readPeftAdapter(adapterDir, family, config);
+    if (!read.ok) return read;
+    adapter = read.value;
+  }
+  const loaded = await runner.load(streamedWeights(opened.value, adapter, onProgress));
+  if (!loaded.ok) {
+    runner.destroy();
+    return loaded;
+  }
+  return ok({ config, model: new CachedGenerationModel({ family, config, weights: new Map() }, runner) });
+}
+
+function generator(
+  pipeline: ResolvedPipeline,
+  family: Family,
+  tokenizer: Tokenizer,
+  config: ModelConfig,
+  weights: Map<string, Float64Array>,
+  model: GenerationModel,
+  seed: number,
+): PipelineGenerator {
   const decode = pipeline.decode;
-  return ok({
+  return {
     family,
     config,
-    tokenizer: tokenizer.value,
-    model: options.noCache
-      ? new CpuGenerationModel({ family, config, weights: new Map([...weights, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method })
-      : new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, options.gpu ? gpuRunner(options.gpu) : interpreterRunner),
+    tokenizer,
+    model,
     weights,
     settings: decodeSettings(decode, config, family),
     prompts: (decode.prompts as string[] | undefined) ?? [],
     stops: (decode.stop as string[] | undefined) ?? [],
     seed: Number(decode.seed ?? seed),
-  });
+  };
 }
 
 // The families whose reference chat code appends ChatGLM's InvalidScoreLogitsProcessor (models.md §4.5, §5.5).

@@ -7,7 +7,7 @@ import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
 import { buildFamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { numel } from "../../compiler/ir/node.ts";
 import { decodeElements } from "../checkpoint/dtype.ts";
-import { openModelDir } from "../checkpoint/model-dir.ts";
+import { openModelDir, type ModelDir } from "../checkpoint/model-dir.ts";
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, PEFT_PREFIX } from "../export/peft.ts";
 import { readPeftAdapter as readAdapterDirectory } from "../export/peft-reader.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
@@ -96,20 +96,51 @@ export async function readPeftAdapter(dir: string, family: Family, config: Model
  */
 export function mergeLora(weights: ReadonlyMap<string, Float64Array>, adapter: LoadedAdapter): Map<string, Float64Array> {
   const merged = new Map([...weights, ...adapter.saved]);
-  const { rank, alpha } = adapter.method;
-  for (const [name, a] of adapter.weights) {
-    if (!name.endsWith(".lora_A.weight")) continue;
-    const up = adapter.weights.get(name.replace(".lora_A.", ".lora_B."))!; // (out, rank)
-    const target = name.replace(".lora_A.weight", ".weight");
-    const w = Float64Array.from(merged.get(target)!); // (out, in)
-    const inFeatures = a.length / rank;
-    const outFeatures = up.length / rank;
-    for (let o = 0; o < outFeatures; o++)
-      for (let r = 0; r < rank; r++) {
-        const coefficient = (alpha / rank) * up[o * rank + r];
-        for (let i = 0; i < inFeatures; i++) w[o * inFeatures + i] += coefficient * a[r * inFeatures + i];
-      }
-    merged.set(target, w);
-  }
+  for (const [name, values] of merged) merged.set(name, adaptedTensor(name, values, adapter));
   return merged;
+}
+
+/**
+ * One base tensor as the adapter leaves it: replaced whole when saved beside the adapter, and an
+ * adapted linear's weight merged, W + (alpha / rank) · B · A (a new array); else `values` itself.
+ */
+export function adaptedTensor(name: string, values: Float64Array, adapter: LoadedAdapter): Float64Array {
+  const base = adapter.saved.get(name) ?? values;
+  if (!name.endsWith(".weight")) return base;
+  const down = adapter.weights.get(name.replace(/\.weight$/, ".lora_A.weight")); // (rank, in)
+  const up = adapter.weights.get(name.replace(/\.weight$/, ".lora_B.weight")); // (out, rank)
+  if (!down || !up) return base;
+  const { rank, alpha } = adapter.method;
+  const w = Float64Array.from(base); // (out, in)
+  const inFeatures = down.length / rank;
+  const outFeatures = up.length / rank;
+  for (let o = 0; o < outFeatures; o++)
+    for (let r = 0; r < rank; r++) {
+      const coefficient = (alpha / rank) * up[o * rank + r];
+      for (let i = 0; i < inFeatures; i++) w[o * inFeatures + i] += coefficient * down[r * inFeatures + i];
+    }
+  return w;
+}
+
+/** A checkpoint tensor on its way to the device: graph name, shape, float64 values. */
+export interface StreamedTensor {
+  name: string;
+  shape: number[];
+  values: Float64Array;
+}
+
+/**
+ * A model directory's tensors one at a time, widened to float64 and, with `adapter`, merged as
+ * adaptedTensor does: only the tensor in flight is held. `onProgress` gets the bytes read.
+ */
+export async function* streamedWeights(dir: ModelDir, adapter?: LoadedAdapter, onProgress?: (done: number, total: number) => void): AsyncGenerator<Result<StreamedTensor>> {
+  for await (const tensor of dir.weights(onProgress)) {
+    if (!tensor.ok) {
+      yield tensor;
+      return;
+    }
+    const { name, dtype, shape, data } = tensor.value;
+    const values = decodeElements(dtype, data);
+    yield ok({ name, shape, values: adapter ? adaptedTensor(name, values, adapter) : values });
+  }
 }
