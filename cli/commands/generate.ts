@@ -16,6 +16,7 @@ import { TextOutput } from "../../runtime/generate/text-output.ts";
 import { Random } from "../../runtime/random.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
 import { deviceFlag, withRequestedGpu } from "./devices.ts";
+import { loadingProgress } from "../../runtime/pipeline/loading-progress.ts";
 
 /** Flags every generating command takes. */
 export const generatorFlags: FlagSpec[] = [
@@ -91,7 +92,11 @@ export async function withGenerator(name: string, args: ParsedArgs, io: Io, work
   const resolved = resolveOne(name, args, io);
   if (!resolved.ok) return resolved.exit;
   return withRequestedGpu(name, args, io, async (gpu) => {
-    const loaded = await loadPipelineGenerator(resolved.pipeline, { adapterDir: flagValue(args, "adapter"), noCache: flag(args, "no-cache"), gpu });
+    // a checkpoint streamed to the GPU shows how much is read (a redrawn bar on a terminal)
+    const model = resolved.pipeline.model;
+    const loading = gpu && model.init !== "random" ? loadingProgress({ isTTY: io.color, write: (text) => io.err(text) }, String(model.path)) : undefined;
+    const loaded = await loadPipelineGenerator(resolved.pipeline, { adapterDir: flagValue(args, "adapter"), noCache: flag(args, "no-cache"), gpu, onProgress: loading?.report });
+    loading?.finish();
     if (!loaded.ok) return printErrors(loaded.diagnostics, io);
     io.err(`sftc ${name}: running on the ${loaded.value.model.backend}\n`);
     return work(loaded.value);

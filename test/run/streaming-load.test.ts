@@ -150,4 +150,16 @@ test(
   }),
 );
 
+test(
+  "sftc generate --gpu on a checkpoint shows the same loading progress as training",
+  withGpu(async () => {
+    const pipeline = project(await tiny, "method lora {\n    rank = 2\n  }");
+    const r = await sftc(["generate", pipeline.file, "--gpu", "--prompt", "你好"]);
+    assert.is(r.exit, 0, r.err);
+    const lines = r.err.split("\n").filter((l) => l.startsWith("loading "));
+    assert.ok(lines.length >= 1 && lines.length <= 4, `${lines.length} lines`);
+    assert.match(lines.at(-1)!, /\(100%\)$/);
+  }),
+);
+
 test.run();
