@@ -6,7 +6,7 @@ import { diag, fail, invariant, ok, type Result } from "../diagnostics.ts";
 import { numel, topoSort, type Graph, type Node, type Shape } from "./node.ts";
 import { rope } from "./rope-reference.ts";
 import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
-import type { AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
+import { maskFromInputs } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionProblem } from "../../stdlib/kernels/attention-reference.ts";
 import { crossEntropyRef } from "../../stdlib/kernels/cross-entropy.ts";
 import { embeddingBackwardRef, embeddingForwardRef } from "../../stdlib/kernels/embedding.ts";
@@ -142,15 +142,7 @@ function attentionProblem(n: Node, xs: readonly F64[], first: number): Attention
   const [batch, queryLength, queryHeads, headDim] = q.shape;
   const [, keyLength, kvHeads] = k.shape;
   const masks = xs.slice(first + (n.op === "attention" ? 3 : 4));
-  const next = () => masks.shift()!;
-  const mask: AttentionMask = {
-    causal: a.causal,
-    queryOffset: keyLength - queryLength,
-    prefixLengths: a.prefix ? Uint32Array.from(next()) : undefined,
-    keyRanges: a.padding ? Uint32Array.from(next()) : undefined,
-    segments: a.segments ? Int32Array.from(next()) : undefined,
-    alibiSlopes: a.alibi ? alibiSlopes(queryHeads) : undefined,
-  };
+  const mask = maskFromInputs(a, masks, keyLength - queryLength, a.alibi ? alibiSlopes(queryHeads) : undefined);
   return {
     shape: { batch, queryHeads, kvHeads, queryLength, keyLength, headDim },
     q: toHeadsMajor(xs[first], q.shape),

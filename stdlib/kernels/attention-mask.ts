@@ -46,6 +46,23 @@ export function maskFlags(mask: AttentionMask): MaskFlags {
   };
 }
 
+/**
+ * The mask of one attention call from the values of its mask inputs, which come in the op
+ * graph's order (prefix lengths, key ranges, segment ids: those `flags` ask for).
+ */
+export function maskFromInputs(flags: MaskFlags, inputs: readonly ArrayLike<number>[], queryOffset: number, alibiSlopes: Float32Array | undefined): AttentionMask {
+  let at = 0;
+  const next = () => inputs[at++];
+  return {
+    causal: flags.causal,
+    queryOffset,
+    prefixLengths: flags.prefix ? Uint32Array.from(next()) : undefined,
+    keyRanges: flags.padding ? Uint32Array.from(next()) : undefined,
+    segments: flags.segments ? Int32Array.from(next()) : undefined,
+    alibiSlopes: flags.alibi ? alibiSlopes : undefined,
+  };
+}
+
 // ---- host side: reference semantics ----
 
 /** Whether query position `p` of batch row `b` may see key `j` (S keys per row). */

@@ -18,7 +18,7 @@ import type { AttentionVariant, AttentionViews } from "../../../stdlib/kernels/a
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
 import { attentionForwardKernel, attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
 import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
-import { maskBindingData, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
+import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
@@ -64,15 +64,7 @@ function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, step
   return (ints) => {
     const values = views.map((v) => ints(v));
     if (values.some((v) => !v)) return fail(diag("SFT4005", `attention %${n.id} needs its mask tensors as graph inputs, read on the host.`));
-    const next = () => values.shift()!;
-    const mask: AttentionMask = {
-      causal: variant.causal,
-      queryOffset: keyLength - queryLength,
-      prefixLengths: variant.prefix ? Uint32Array.from(next()) : undefined,
-      keyRanges: variant.padding ? Uint32Array.from(next()) : undefined,
-      segments: variant.segments ? Int32Array.from(next()) : undefined,
-      alibiSlopes: slopes,
-    };
+    const mask = maskFromInputs(variant, values as ArrayLike<number>[], keyLength - queryLength, slopes);
     for (const d of maskBindingData(mask, batch, keyLength)) if (d.name !== "alibi_slopes") writeTensor(ctx.gpu, tensors[d.name], d.data);
     setUniforms(mask);
     return ok(undefined);
