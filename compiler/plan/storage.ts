@@ -1,7 +1,7 @@
 // Bytes of a tensor in its storage format: one GPU buffer per tensor (rounded to 16 bytes, as
 // stdlib/kernels/dtype.ts sizes them), or QLoRA's NF4 layout: two 4-bit codes per byte, one
 // absmax per block, and with double quantization the absmax values as 8-bit codes with one f32
-// scale per block of absmax values and one f32 offset per tensor (runtime/quant/nf4.ts).
+// scale per block of absmax values and one f32 offset per tensor (stdlib/quant/nf4.ts).
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { ParamRole } from "../../stdlib/families/family.ts";
 

@@ -6,7 +6,7 @@ import { invariant } from "../../compiler/diagnostics.ts";
 import { nf4Tables, NF4_B_BINDINGS } from "../../stdlib/kernels/nf4-matmul.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
-import { quantizeNf4, type Nf4Tensor } from "../quant/nf4.ts";
+import { quantizeNf4, type Nf4Tensor } from "../../stdlib/quant/nf4.ts";
 
 /** One NF4 weight on the device. */
 export interface Nf4Weight {

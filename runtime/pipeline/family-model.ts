@@ -17,7 +17,7 @@ import { loraNativeTargets } from "../export/torch/model-py.ts";
 import { initialAdapters } from "../export/torch/write-job.ts";
 import { isQuantizedRole } from "../../compiler/plan/storage.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
-import { dequantizeNf4, quantizeNf4 } from "../quant/nf4.ts";
+import { dequantizeNf4, quantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { seedFor } from "../data/split.ts";
 import type { Random } from "../random.ts";
 import type { Family } from "../../stdlib/families/family.ts";

@@ -31,7 +31,7 @@ import { nf4Buffers, uploadNf4Tables, uploadNf4Weight, type Nf4Weight } from "..
 import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
-import { dequantizeNf4 } from "../quant/nf4.ts";
+import { dequantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { appliesWeightDecay, IGNORE_INDEX, labelTokens, matchStateTensors, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
 import { DropoutStream, type GraphModel } from "./cpu-backend.ts";
 

@@ -1,4 +1,4 @@
-// Matmul whose B operand is a QLoRA weight stored as NF4 (runtime/quant/nf4.ts): 4-bit codes,
+// Matmul whose B operand is a QLoRA weight stored as NF4 (stdlib/quant/nf4.ts): 4-bit codes,
 // two per byte (first element in the high nibble), one double-quantized absmax per block of 64
 // weights (an 8-bit dynamic-map code, one f32 scale per 256 codes, one f32 offset per tensor).
 // The kernel is the dense matmul (matmul.ts, either strategy) with its B accessor replaced: each
@@ -7,7 +7,7 @@
 // so no dequantized copy of the weight ever exists on the device. Both the forward product
 // x Wᵀ (transB) and the input gradient dY W (W as stored) read W this way.
 import { invariant } from "../../compiler/diagnostics.ts";
-import { absmaxBlockSize, dequantizeNf4, dynamicMap, nf4BlockSize, nf4Levels, type Nf4Tensor } from "../../runtime/quant/nf4.ts";
+import { absmaxBlockSize, dequantizeNf4, dynamicMap, nf4BlockSize, nf4Levels, type Nf4Tensor } from "../quant/nf4.ts";
 import type { KernelBinding, KernelSpec } from "./kernel.ts";
 import { matmulKernel, matmulRef, type MatmulOptions, type MatmulShape, type MatmulStrategy } from "./matmul.ts";
 

@@ -8,7 +8,7 @@ import { runKernel } from "../../runtime/gpu/batch.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { nf4Bindings, uploadNf4Tables, uploadNf4Weight, type Nf4Weight } from "../../runtime/execute/nf4-weights.ts";
-import { dequantizeNf4 } from "../../runtime/quant/nf4.ts";
+import { dequantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { Random } from "../../runtime/random.ts";
 import { matmulUniforms, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { nf4MatmulKernel, nf4MatmulRef } from "../../stdlib/kernels/nf4-matmul.ts";

@@ -1,11 +1,11 @@
-// Storage formats of the plan: NF4 bytes against what runtime/quant/nf4.ts actually produces,
+// Storage formats of the plan: NF4 bytes against what stdlib/quant/nf4.ts actually produces,
 // bytes per weight in the limit, and the parsing of device memory sizes.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { nf4Parts, nf4StorageBytes } from "../../compiler/plan/storage.ts";
 import { knownAdapterMemory, parseByteSize } from "../../compiler/plan/device-memory.ts";
 import { comparePlanWithAllocated } from "../../compiler/plan/measured.ts";
-import { quantizeNf4 } from "../../runtime/quant/nf4.ts";
+import { quantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { Random } from "../../runtime/random.ts";
 
 const layout = { blockSize: 64, doubleQuant: true, doubleQuantBlockSize: 256 };

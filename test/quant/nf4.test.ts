@@ -3,7 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { dequantizeNf4, dynamicMap, nf4Levels, quantizeNf4, type DoubleQuantized } from "../../runtime/quant/nf4.ts";
+import { dequantizeNf4, dynamicMap, nf4Levels, quantizeNf4, type DoubleQuantized } from "../../stdlib/quant/nf4.ts";
 import { assertClose } from "../support/numeric.ts";
 
 const golden = JSON.parse(readFileSync(join(import.meta.dirname, "..", "fixtures", "quant", "nf4.json"), "utf8"));
