@@ -1,9 +1,9 @@
 // `sftc lock FILE.sft`: pins the pipeline's inputs (sources, model files, datasets) by content
 // in `sft.lock` next to the file; `sftc run` then refuses to run on anything else.
-import { join } from "node:path";
-import { HashCache } from "../../runtime/repo/file-hash.ts";
-import { lockDirOf, lockInputsOf } from "../../runtime/repo/inputs.ts";
-import { computeLock, mergeLocks, readLock, writeLock } from "../../runtime/repo/lock.ts";
+import type { CheckResult } from "../../compiler/check/check.ts";
+import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
+import { lockState } from "../../runtime/repo/inputs.ts";
+import { mergeLocks, writeLock } from "../../runtime/repo/lock.ts";
 import type { ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
 import { pipelineFlags, resolveOne } from "../pipeline-target.ts";
@@ -28,20 +28,16 @@ export const command: Command = {
 };
 
 /** Writes or refreshes the pipeline's entry in its sft.lock; false (after printing) on error. */
-export async function updateLock(result: Parameters<typeof lockInputsOf>[0], pipeline: Parameters<typeof lockInputsOf>[1], io: Io): Promise<boolean> {
-  const dir = lockDirOf(pipeline);
-  const lockPath = join(dir, "sft.lock");
-  const cache = await HashCache.open(join(dir, ".sftc-cache", "hashes.json"));
-  const current = await computeLock(lockInputsOf(result, pipeline, dir), dir, cache);
-  const existing = await readLock(lockPath);
-  const problems = [...current.diagnostics, ...existing.diagnostics];
-  if (!current.ok || !existing.ok) {
-    for (const d of problems) io.err(renderDiagnostic(d, result.texts, io.color));
+export async function updateLock(result: CheckResult, pipeline: ResolvedPipeline, io: Io): Promise<boolean> {
+  const state = await lockState(result, pipeline);
+  if (!state.ok) {
+    for (const d of state.diagnostics) io.err(renderDiagnostic(d, result.texts, io.color));
     return false;
   }
-  await writeLock(lockPath, mergeLocks(existing.value, current.value));
-  const entry = Object.values(current.value.pipelines)[0];
+  const { path, current, existing } = state.value;
+  await writeLock(path, mergeLocks(existing, current));
+  const entry = Object.values(current.pipelines)[0];
   const files = Object.keys(entry.sources).length + Object.keys(entry.datasets).length + Object.keys(entry.model?.files ?? {}).length;
-  io.err(`locked ${Object.keys(current.value.pipelines)[0]}: ${files} files in ${lockPath}\n`);
+  io.err(`locked ${Object.keys(current.pipelines)[0]}: ${files} files in ${path}\n`);
   return true;
 }

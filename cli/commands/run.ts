@@ -13,9 +13,8 @@ import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
 import { getSharedDevice, type GpuDevice } from "../../runtime/gpu/device.ts";
 import { runJob, type JobOutcome } from "../../runtime/pipeline/run-job.ts";
-import { HashCache } from "../../runtime/repo/file-hash.ts";
-import { compareLocks, computeLock, driftDiagnostic, mergeLocks, readLock, writeLock, type Lock } from "../../runtime/repo/lock.ts";
-import { lockDirOf, lockInputsOf } from "../../runtime/repo/inputs.ts";
+import { compareLocks, driftDiagnostic, mergeLocks, writeLock, type Lock } from "../../runtime/repo/lock.ts";
+import { lockState } from "../../runtime/repo/inputs.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
 import { flag, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
@@ -101,22 +100,19 @@ type LockCheck = { ok: true; lock: Lock } | { ok: false; diagnostics: Diagnostic
 
 /** The pipeline's lock entry: written when absent (or with `update`), else compared; drift is SFT5602. */
 async function verifyLock(result: CheckResult, pipeline: ResolvedPipeline, update: boolean, io: Io): Promise<LockCheck> {
-  const dir = lockDirOf(pipeline);
-  const lockPath = join(dir, "sft.lock");
-  const cache = await HashCache.open(join(dir, ".sftc-cache", "hashes.json"));
-  const current = await computeLock(lockInputsOf(result, pipeline, dir), dir, cache);
-  const existing = await readLock(lockPath);
-  if (!current.ok || !existing.ok) return { ok: false, diagnostics: [...current.diagnostics, ...existing.diagnostics] };
-  const name = Object.keys(current.value.pipelines)[0];
-  const locked = existing.value?.pipelines[name];
+  const state = await lockState(result, pipeline);
+  if (!state.ok) return { ok: false, diagnostics: state.diagnostics };
+  const { path, current, existing } = state.value;
+  const name = Object.keys(current.pipelines)[0];
+  const locked = existing?.pipelines[name];
   if (locked && !update) {
-    const drifts = compareLocks(existing.value!, current.value);
-    if (drifts.length > 0) return { ok: false, diagnostics: [driftDiagnostic(lockPath, drifts)] };
-    return { ok: true, lock: current.value };
+    const drifts = compareLocks(existing!, current);
+    if (drifts.length > 0) return { ok: false, diagnostics: [driftDiagnostic(path, drifts)] };
+    return { ok: true, lock: current };
   }
-  await writeLock(lockPath, mergeLocks(existing.value, current.value));
-  io.err(`${locked ? "updated" : "locked"} ${name} in ${lockPath}\n`);
-  return { ok: true, lock: current.value };
+  await writeLock(path, mergeLocks(existing, current));
+  io.err(`${locked ? "updated" : "locked"} ${name} in ${path}\n`);
+  return { ok: true, lock: current };
 }
 
 /** Answers the decode block's prompts with the trained model; prints them and writes samples.jsonl. */
