@@ -1,17 +1,28 @@
 // The generation benchmark: prefill (one prompt of N tokens) and greedy decode (M new tokens,
 // KV cache) on the adapter, through the runtime's KV-cache model and GPU step runner, for the
-// quickstart's tiny model and, at full size, a Baichuan-7B-sized random-init model when the
-// machine's memory holds what that path needs (said when skipped).
-import { totalmem } from "node:os";
+// quickstart's tiny model and, at full size, a Baichuan-7B-sized random model streamed onto the
+// device, whose decode is also divided by the copy bandwidth (the bytes a step must read) and,
+// on an NVIDIA adapter, compared with transformers' generate (bench/torch_generate.py).
+//
+// The floor: of Baichuan-7B's 7.00 B parameters a decode step reads 6.74 B (the embedding table is
+// a lookup of one row), 26.95 GB in f32; at the H200's ~4.3 TB/s copy figure that is ~6.3 ms per
+// token (~160 tokens/s) at batch 1, before the KV cache (0.17 GB at 160 cached positions).
+import { execFileSync } from "node:child_process";
+import { resolve } from "node:path";
+import { ok, type Result } from "../compiler/diagnostics.ts";
 import { buildFamilyGraph } from "../compiler/models/family-graph.ts";
 import { numel } from "../compiler/ir/node.ts";
+import { compileGraph } from "../compiler/passes/compile.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
+import { buildCachedStep } from "../runtime/generate/cached-graph.ts";
 import { CachedGenerationModel } from "../runtime/generate/cached-model.ts";
-import { gpuRunner } from "../runtime/generate/gpu-runner.ts";
+import { CACHE_BUCKET, gpuRunner } from "../runtime/generate/gpu-runner.ts";
 import { loadPipelineGenerator } from "../runtime/generate/pipeline-model.ts";
-import { randomWeights } from "../runtime/generate/weights.ts";
+import type { StreamedTensor } from "../runtime/generate/weights.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { Random } from "../runtime/random.ts";
+import type { ModelConfig } from "../stdlib/families/config.ts";
+import { expandTemplate, type Family } from "../stdlib/families/family.ts";
 import { families } from "../stdlib/families/index.ts";
 import { families as familyFacts } from "../stdlib/schemas/model.ts";
 import type { GenerationSizes } from "./sizes.ts";
@@ -31,9 +42,32 @@ export interface GenerationRow {
   decodeMedianNs: number;
   /** 1 / median decode step. */
   decodeTokensPerSecond: number;
+  /** Whether every logit of the prompt and of every step was finite. */
+  logitsFinite: boolean;
+  /** The decode step's reads over the copy bandwidth (the 7B-sized model). */
+  bandwidth?: DecodeBandwidth;
+  /** Kernel launches in the decode step's compiled schedule, all recorded into one submission. */
+  launchesPerStep?: number;
 }
 
 export type GenerationCase = ({ measured: true } & GenerationRow) | { measured: false; model: string; why: string };
+
+/** What one decode step must read, and the rate at which it did. */
+export interface DecodeBandwidth {
+  /** Weights read once per token, f32 as the engine holds them (the embedding table: one row). */
+  weightBytes: number;
+  /** Keys and values read at `cachedLength`, f32. */
+  kvBytes: number;
+  /** The mean cached length over the decode steps. */
+  cachedLength: number;
+  bytesPerToken: number;
+  /** bytesPerToken / median step time. */
+  gbs: number;
+  /** The copy bandwidth measured in the same run. */
+  copyGbs: number;
+  /** gbs / copyGbs. */
+  fraction: number;
+}
 
 const argmax = (logits: Float32Array) => logits.reduce((best, x, i) => (x > logits[best] ? i : best), 0);
 
@@ -50,12 +84,14 @@ async function measure(model: CachedGenerationModel, label: string, parameters: 
   const { session, logits } = await model.start([prompt]);
   const prefillNs = (performance.now() - started) * 1e6;
   const samples: number[] = [];
+  let logitsFinite = logits[0].every(Number.isFinite);
   let next = argmax(logits[0]);
   try {
     for (let i = 0; i < sizes.newTokens; i++) {
       const t = performance.now();
       const [out] = await session.append([next]);
       samples.push((performance.now() - t) * 1e6);
+      logitsFinite &&= out.every(Number.isFinite);
       next = argmax(out);
     }
   } finally {
@@ -73,6 +109,7 @@ async function measure(model: CachedGenerationModel, label: string, parameters: 
     decodeSamplesNs: samples,
     decodeMedianNs,
     decodeTokensPerSecond: 1e9 / decodeMedianNs,
+    logitsFinite,
   };
 }
 
@@ -87,32 +124,92 @@ async function tinyCase(gpu: GpuDevice, sizes: GenerationSizes): Promise<Generat
   return { measured: true, ...(await measure(model as CachedGenerationModel, label, count(weights), d.vocab, sizes)) };
 }
 
-// The generation path holds the weights as float64 on the host and writes them to the device
-// as f32 for each step: about 8 + 4 bytes per parameter of host memory, and 4 of device memory.
-const HOST_BYTES_PER_PARAMETER = 12;
 
-/** What the memory check compares against: host memory and the adapter's largest binding, bytes. */
-export interface MemoryLimits {
-  hostBytes: number;
-  maxStorageBufferBindingSize: number;
+// Each weight's role by graph name (norms are 1, biases 0, the embedding table is gathered).
+function weightRoles(family: Family, config: ModelConfig): Map<string, string> {
+  return new Map(family.tensors.flatMap((t) => expandTemplate(t.name, config.dims.layers).map((name) => [name, t.role] as const)));
 }
 
-/** Why a model with `weights` (name -> shape) cannot run within `limits`, or undefined when it can. */
-export function memoryRefusal(limits: MemoryLimits, weights: readonly (readonly number[])[]): string | undefined {
+/**
+ * Every weight of the family graph, in graph order, for streaming to a runner's `load`: one seeded
+ * array per distinct (kind, shape), yielded for every weight of that shape, so a 7B-sized model
+ * costs a few arrays of host memory and draws, not 6.9 B. Values do not matter for speed; they
+ * are scaled as an initialisation so the logits stay finite: norms 1, biases 0, the rest
+ * N(0, 0.02²). `beforeEach` runs before each tensor after the first (the caller lets the device
+ * catch up with its uploads there).
+ */
+export async function* sharedShapeWeights(family: Family, config: ModelConfig, seed: number, beforeEach?: () => Promise<void>): AsyncGenerator<Result<StreamedTensor>> {
+  const built = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
+  if (!built.ok) {
+    yield built;
+    return;
+  }
+  const roles = weightRoles(family, config);
+  const random = new Random(seed);
+  const drawn = new Map<string, Float64Array>();
+  let first = true;
+  for (const [name, node] of built.value.weights) {
+    const role = roles.get(name) ?? "";
+    const kind = role.endsWith(".bias") ? "zero" : role.endsWith("norm.weight") ? "one" : "normal";
+    const key = `${kind} ${node.shape.join("x")}`;
+    let values = drawn.get(key);
+    if (!values) {
+      const n = numel(node.shape);
+      values = kind === "zero" ? new Float64Array(n) : kind === "one" ? new Float64Array(n).fill(1) : Float64Array.from(random.normalArray(n, 0.02));
+      drawn.set(key, values);
+    }
+    if (!first) await beforeEach?.();
+    first = false;
+    yield ok({ name, shape: [...node.shape], values });
+  }
+}
+
+/**
+ * The bytes one batch-1 decode step must read: every weight once in f32 (the embedding table one
+ * row: a lookup), plus keys and values of `layers` x `width` per cached position.
+ */
+export function decodeBytes(
+  family: Family,
+  config: ModelConfig,
+  weights: ReadonlyMap<string, readonly number[]>,
+  cachedLength: number,
+): { weightBytes: number; kvBytes: number } {
+  const roles = weightRoles(family, config);
+  let weightBytes = 0;
+  for (const [name, shape] of weights) weightBytes += 4 * (roles.get(name) === "embed.weight" ? shape[shape.length - 1] : numel(shape));
+  const { layers, kvHeads, headDim } = config.dims;
+  return { weightBytes, kvBytes: 2 * layers * kvHeads * headDim * 4 * cachedLength };
+}
+
+/** The decode step's bytes over its median time, as a fraction of the copy bandwidth `copyGbs`. */
+export function decodeBandwidth(bytes: { weightBytes: number; kvBytes: number }, cachedLength: number, medianNs: number, copyGbs: number): DecodeBandwidth {
+  const bytesPerToken = bytes.weightBytes + bytes.kvBytes;
+  const gbs = bytesPerToken / medianNs;
+  return { ...bytes, cachedLength, bytesPerToken, gbs, copyGbs, fraction: gbs / copyGbs };
+}
+
+/** The adapter limits a weight must fit in, bytes. */
+export interface BufferLimits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+}
+
+/**
+ * Why weights of `shapes` cannot be held as f32 device buffers under `limits`, or undefined. The
+ * device's free memory is not knowable through WebGPU, so it is not checked: an allocation that
+ * fails shows as a GPU error.
+ */
+export function bufferRefusal(limits: BufferLimits, shapes: readonly (readonly number[])[]): string | undefined {
   const GiB = 2 ** 30;
-  const parameters = weights.reduce((n, shape) => n + numel(shape), 0);
-  const host = HOST_BYTES_PER_PARAMETER * parameters;
-  if (host > limits.hostBytes) {
-    return `needs about ${(host / GiB).toFixed(0)} GiB of host memory (float64 weights on the host plus their f32 copies for the device), this machine has ${(limits.hostBytes / GiB).toFixed(1)} GiB`;
-  }
-  const largest = Math.max(...weights.map((shape) => 4 * numel(shape)));
-  if (largest > limits.maxStorageBufferBindingSize) {
-    return `its largest weight is ${(largest / GiB).toFixed(2)} GiB in f32, above the adapter's maxStorageBufferBindingSize of ${(limits.maxStorageBufferBindingSize / GiB).toFixed(2)} GiB`;
-  }
+  const largest = Math.max(...shapes.map((shape) => 4 * numel(shape)));
+  for (const limit of ["maxStorageBufferBindingSize", "maxBufferSize"] as const)
+    if (largest > limits[limit]) return `its largest weight is ${(largest / GiB).toFixed(2)} GiB in f32, above the adapter's ${limit} of ${(limits[limit] / GiB).toFixed(2)} GiB`;
   return undefined;
 }
 
-async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes): Promise<GenerationCase> {
+const SEVEN_B = "baichuan7b 7b preset, random init";
+
+async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: number): Promise<GenerationCase> {
   const family = families.baichuan7b;
   const planned = fromDimensions(family, familyFacts.baichuan7b.sizes["7b"], "the published 7b preset");
   if (!planned.ok) throw new Error(planned.diagnostics.map((d) => d.message).join("; "));
@@ -120,20 +217,85 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes): Promise<Gener
   const d = config.dims;
   const built = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
   if (!built.ok) throw new Error(built.diagnostics.map((x) => x.message).join("; "));
-  const shapes = [...built.value.weights.values()].map((w) => w.shape);
-  const parameters = shapes.reduce((n, shape) => n + numel(shape), 0);
-  const label = `baichuan7b 7b preset, random init: hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}, ${(parameters / 1e9).toFixed(2)} B parameters`;
-  const refusal = memoryRefusal({ hostBytes: totalmem(), maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize }, shapes);
+  const shapes = new Map([...built.value.weights].map(([name, w]) => [name, w.shape] as const));
+  const parameters = [...shapes.values()].reduce((n, shape) => n + numel(shape), 0);
+  const label = `${SEVEN_B}: hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}, ${(parameters / 1e9).toFixed(2)} B parameters (f32 on the device)`;
+  const refusal = bufferRefusal(gpu.limits, [...shapes.values()]);
   if (refusal) return { measured: false, model: label, why: refusal };
-  const weights = randomWeights(family, config, 0);
-  if (!weights.ok) throw new Error(weights.diagnostics.map((x) => x.message).join("; "));
-  const model = new CachedGenerationModel({ family, config, weights: weights.value }, gpuRunner(gpu));
-  return { measured: true, ...(await measure(model, label, parameters, d.vocab, sizes)) };
+
+  const runner = gpuRunner(gpu);
+  try {
+    // each upload is flushed and awaited before the next tensor: staging memory stays one tensor
+    const caughtUp = async () => {
+      gpu.queue.submit([]);
+      await gpu.queue.onSubmittedWorkDone();
+    };
+    const loaded = await runner.load(sharedShapeWeights(family, config, 0, caughtUp));
+    if (!loaded.ok) return { measured: false, model: label, why: loaded.diagnostics.map((x) => x.message).join("; ") };
+    await caughtUp();
+    const model = new CachedGenerationModel({ family, config, weights: new Map() }, runner);
+    const row = await measure(model, label, parameters, d.vocab, sizes);
+    const cachedLength = sizes.promptTokens + (sizes.newTokens - 1) / 2;
+    const bandwidth = decodeBandwidth(decodeBytes(family, config, shapes, cachedLength), cachedLength, row.decodeMedianNs, copyGbs);
+    return { measured: true, ...row, bandwidth, launchesPerStep: decodeLaunches(family, config, cachedLength) };
+  } catch (e) {
+    // a failure of the 7B case (device memory, a limit) is its row, not the end of the run
+    return { measured: false, model: label, why: `failed: ${e instanceof Error ? e.message : String(e)}` };
+  } finally {
+    runner.destroy();
+    await gpu.queue.onSubmittedWorkDone();
+  }
 }
 
-/** The tiny model's prefill and decode on `gpu`; with `large` sizes, the 7B-sized model's too (or why not). */
-export async function benchGeneration(gpu: GpuDevice, tiny: GenerationSizes, large?: GenerationSizes): Promise<GenerationCase[]> {
+// Launches of the decode step's schedule at a cached length (the runner compiles the same graph).
+function decodeLaunches(family: Family, config: ModelConfig, cachedLength: number): number | undefined {
+  const past = Math.ceil(cachedLength / CACHE_BUCKET) * CACHE_BUCKET;
+  const g = buildCachedStep(family, config, { batch: 1, past, fresh: 1 });
+  const compiled = g.ok ? compileGraph(g.value) : undefined;
+  return compiled?.ok ? compiled.value.schedule.launches.length : undefined;
+}
+
+/** transformers' generate per dtype, from bench/torch_generate.py. */
+export type TorchGenerateRow =
+  | { dtype: string; ok: true; parameters: number; attention: string; newTokensNs: number; oneTokenNs: number; prefillNs: number; decodeTokensPerSecond: number; peakMemoryBytes: number }
+  | { dtype: string; ok: false; error: string };
+
+export type TorchGenerate =
+  | { available: true; python: string; torch: string; transformers: string; cuda: string; device: string; promptTokens: number; newTokens: number; reps: number; rows: TorchGenerateRow[] }
+  | { available: false; why: string };
+
+const GENERATE_SCRIPT = resolve(import.meta.dirname, "torch_generate.py");
+// Debian's torch lives in /usr/bin/python3; on a CUDA machine, the python3 on PATH.
+const PYTHONS = ["/usr/bin/python3", "python3"];
+// Two 7B models built, each generating 1 + 2 x reps times: a few minutes at most on a GPU.
+const GENERATE_TIMEOUT_MS = 300_000;
+
+/** transformers' generate of the 7B-sized model with `sizes`, on CUDA only, through the first Python that has it. */
+export function torchGenerate(kind: "cpu" | "cuda" | undefined, sizes: GenerationSizes | undefined): TorchGenerate {
+  if (!sizes) return { available: false, why: "run only with --size full" };
+  if (kind !== "cuda") return { available: false, why: "runs only on an NVIDIA adapter (CUDA): a 7B generate on a CPU would take far too long" };
+  const failures: string[] = [];
+  for (const python of PYTHONS) {
+    try {
+      const args = [GENERATE_SCRIPT, String(sizes.promptTokens), String(sizes.newTokens)];
+      const out = execFileSync(python, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: GENERATE_TIMEOUT_MS, maxBuffer: 1 << 24 });
+      const parsed = JSON.parse(out.trim().split("\n").pop()!) as TorchGenerate;
+      if (parsed.available) return parsed;
+      failures.push(parsed.why);
+    } catch (e) {
+      const stderr = (e as { stderr?: string }).stderr?.trim().split("\n").pop();
+      failures.push(`${python}: ${stderr || (e instanceof Error ? e.message : String(e))}`);
+    }
+  }
+  return { available: false, why: `transformers' generate did not run: ${failures.join("; ")}` };
+}
+
+/**
+ * The tiny model's prefill and decode on `gpu`; with `large` sizes, the 7B-sized model's too (or
+ * why not), its decode divided by `copyGbs`. The 7B model's weights are freed on return.
+ */
+export async function benchGeneration(gpu: GpuDevice, tiny: GenerationSizes, large: GenerationSizes | undefined, copyGbs: number): Promise<GenerationCase[]> {
   const cases = [await tinyCase(gpu, tiny)];
-  cases.push(large ? await sevenBCase(gpu, large) : { measured: false, model: "baichuan7b 7b preset, random init", why: "run only with --size full" });
+  cases.push(large ? await sevenBCase(gpu, large, copyGbs) : { measured: false, model: SEVEN_B, why: "run only with --size full" });
   return cases;
 }

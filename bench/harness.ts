@@ -2,7 +2,7 @@
 // every kernel checked and timed and divided by its ceiling, and the machine it ran on.
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { adapterFacts, toggleStates, type AdapterFacts, type ToggleState } from "./adapter.ts";
-import { benchGeneration, type GenerationCase } from "./generation.ts";
+import { benchGeneration, torchGenerate, type GenerationCase, type TorchGenerate } from "./generation.ts";
 import { copyBandwidth, torchDeviceFor, torchMatmul, type CopyBandwidth, type TorchReference } from "./ceilings.ts";
 import { matmulShapes } from "./kernel-cases.ts";
 import { benchKernels, type KernelResult } from "./kernels.ts";
@@ -38,6 +38,8 @@ export interface BenchReport {
   trainingStep: TrainStepResult;
   /** Prefill and decode of the tiny model and (full size) the 7B-sized one. */
   generation: GenerationCase[];
+  /** transformers' generate of the 7B-sized model (full size, NVIDIA adapters), or why not. */
+  generationReference: TorchGenerate;
   /** GPU errors reported during the run (validation, out of memory, device loss). */
   gpuErrors: string[];
 }
@@ -72,7 +74,9 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
   const kernels = await benchKernels(gpu, shapes);
   const matmulReference = torchMatmul(torchDeviceFor(gpu), matmulShapes(shapes));
   const trainingStep = await benchTrainingStep(gpu, shapes.step);
-  const generation = await benchGeneration(gpu, shapes.generation, shapes.largeGeneration);
+  const generation = await benchGeneration(gpu, shapes.generation, shapes.largeGeneration, bandwidth.gbs);
+  // after the 7B case has freed its weights: PyTorch then has the device's memory
+  const generationReference = torchGenerate(torchDeviceFor(gpu), shapes.largeGeneration);
   const gpuErrors = (await gpu.takeErrors()).map((d) => `${d.code} ${d.message}`);
   const intervals = [...bandwidth.samplesNs, ...kernels.flatMap((k) => k.samplesNs)];
   return {
@@ -91,6 +95,7 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
     kernels: kernels.map((k) => withCeiling(k, bandwidth, matmulReference)),
     trainingStep,
     generation,
+    generationReference,
     gpuErrors,
   };
 }

@@ -115,14 +115,66 @@ function generationSection(r: BenchReport): string {
   const intro =
     "Prefill: the wall time of the step that runs a seeded random prompt; tokens/s = prompt tokens / that time. " +
     "Decode: greedy, one token per step against the KV cache (EOS does not stop it); tokens/s = 1 / median step time. " +
-    "End to end as `sftc generate --gpu` runs (runtime/generate/gpu-runner.ts): weights uploaded once, the KV cache kept on the device in buckets of cached length (one compiled step per bucket); those costs are inside the figures.";
+    "End to end as `sftc generate --gpu` runs (runtime/generate/gpu-runner.ts): weights uploaded once, the KV cache kept on the device in buckets of cached length (one compiled step per bucket); those costs are inside the figures. " +
+    "The 7B-sized model's weights are seeded random values, one array per distinct shape, streamed to the device in f32.";
   const rows = r.generation.map((g) =>
     g.measured
-      ? [g.model, String(g.parameters), g.backend, String(g.promptTokens), ms(g.prefillNs), g.prefillTokensPerSecond.toFixed(1), String(g.newTokens), ms(g.decodeMedianNs), g.decodeTokensPerSecond.toFixed(1)]
-      : [g.model, "-", `not measured: ${g.why}`, "-", "-", "-", "-", "-", "-"],
+      ? [g.model, String(g.parameters), g.backend, String(g.promptTokens), ms(g.prefillNs), g.prefillTokensPerSecond.toFixed(1), String(g.newTokens), ms(g.decodeMedianNs), g.decodeTokensPerSecond.toFixed(1), g.logitsFinite ? "yes" : "NO"]
+      : [g.model, "-", `not measured: ${g.why}`, "-", "-", "-", "-", "-", "-", "-"],
   );
-  const header = ["model", "parameters", "backend", "prompt tokens", "prefill ms", "prefill tokens/s", "new tokens", "decode ms/token (median)", "decode tokens/s"];
+  const header = ["model", "parameters", "backend", "prompt tokens", "prefill ms", "prefill tokens/s", "new tokens", "decode ms/token (median)", "decode tokens/s", "logits finite"];
+  return [`${intro}\n\n${table(header, rows)}`, decodeBandwidthPart(r), versusTorchPart(r)].filter((part) => part).join("\n\n");
+}
+
+const GB = 1e9;
+
+// The 7B decode step's reads over the copy bandwidth of this run.
+function decodeBandwidthPart(r: BenchReport): string | undefined {
+  const g = r.generation.find((c) => c.measured && c.bandwidth);
+  if (!g?.measured || !g.bandwidth) return undefined;
+  const b = g.bandwidth;
+  const intro =
+    "Decode bandwidth: the bytes one batch-1 decode step must read (every weight once in f32 as the engine holds it, the embedding table one row, " +
+    `plus the f32 keys and values at the mean cached length ${b.cachedLength}) over the median step time, divided by the copy bandwidth measured above. ` +
+    "Traffic beyond that minimum (the cache copied into its next buffer each step, activations, the logits read back) counts against the fraction.";
+  const rows = [
+    [
+      (b.weightBytes / GB).toFixed(3),
+      (b.kvBytes / GB).toFixed(3),
+      (b.bytesPerToken / GB).toFixed(3),
+      ms(g.decodeMedianNs),
+      b.gbs.toFixed(1),
+      b.copyGbs.toFixed(1),
+      percent(b.fraction),
+      g.launchesPerStep === undefined ? "-" : String(g.launchesPerStep),
+    ],
+  ];
+  const header = ["weights GB/token", "KV GB/token", "GB/token", "ms/token (median)", "GB/s", "copy GB/s", "of copy bandwidth", "kernel launches/step (one submission)"];
   return `${intro}\n\n${table(header, rows)}`;
+}
+
+// sftc's 7B decode against transformers' generate of the same dimensions on the same card.
+function versusTorchPart(r: BenchReport): string | undefined {
+  const t = r.generationReference;
+  const sftc = r.generation.find((c) => c.measured && c.bandwidth);
+  if (!t.available) return `transformers' generate (7B-sized model): not measured: ${t.why}`;
+  const intro =
+    `transformers ${t.transformers} \`generate\` (torch ${t.torch}, CUDA ${t.cuda}, ${t.device}; bench/torch_generate.py) on a LlamaForCausalLM of the same dimensions, ` +
+    `built on the GPU with random weights, attention sdpa, prompt ${t.promptTokens} tokens, greedy, ${t.newTokens} new tokens forced; ` +
+    `median of ${t.reps} generates after one warm-up. Its decode tokens/s = (N − 1) / (t_N − t_1); prefill = t_1 (the prompt and one token). ` +
+    "Ratio: sftc decode tokens/s / PyTorch's (above 1: sftc faster).";
+  const sftcRow = sftc?.measured
+    ? ["sftc (WebGPU)", "f32", ms(sftc.prefillNs), sftc.decodeTokensPerSecond.toFixed(1), "-"]
+    : ["sftc (WebGPU)", "f32", "not measured", "-", "-"];
+  const rows = [
+    sftcRow,
+    ...t.rows.map((row) =>
+      row.ok
+        ? [`PyTorch (${row.attention})`, row.dtype, ms(row.prefillNs), row.decodeTokensPerSecond.toFixed(1), sftc?.measured ? (sftc.decodeTokensPerSecond / row.decodeTokensPerSecond).toFixed(3) : "-"]
+        : ["PyTorch", row.dtype, `failed: ${row.error}`, "-", "-"],
+    ),
+  ];
+  return `${intro}\n\n${table(["engine", "dtype", "prefill ms", "decode tokens/s", "sftc / this"], rows)}`;
 }
 
 function machineSection(r: BenchReport): string {
