@@ -30,7 +30,11 @@ function words(bytes: Uint8Array): Uint32Array {
 
 /** Quantizes `values` to NF4 (double-quantized absmax) and uploads the parts. */
 export function uploadNf4Weight(gpu: GpuDevice, values: ArrayLike<number>, label: string): Nf4Weight {
-  const host = quantizeNf4(Float32Array.from(values));
+  return uploadNf4Tensor(gpu, quantizeNf4(Float32Array.from(values)), label);
+}
+
+/** Uploads the parts of `host`, a weight already quantized with double-quantized absmax. */
+export function uploadNf4Tensor(gpu: GpuDevice, host: Nf4Tensor, label: string): Nf4Weight {
   invariant(!(host.absmax instanceof Float32Array), "QLoRA weights are double-quantized");
   const upload = (dtype: "u32" | "f32", data: Uint32Array | Float32Array, part: string) => {
     const t = createTensor(gpu, dtype, [data.length], `${label} (NF4 ${part})`);

@@ -27,11 +27,11 @@ import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import { adamwStep, adamwUniforms } from "../../stdlib/kernels/adamw.ts";
 import { gradNormFinalize, gradNormPartial, gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
 import { GraphExecutor } from "../execute/executor.ts";
-import { nf4Buffers, uploadNf4Tables, uploadNf4Weight, type Nf4Weight } from "../execute/nf4-weights.ts";
+import { nf4Buffers, uploadNf4Tables, uploadNf4Tensor, type Nf4Weight } from "../execute/nf4-weights.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
-import { dequantizeNf4 } from "../../stdlib/quant/nf4.ts";
+import { dequantizeNf4, quantizeNf4, type Nf4Tensor } from "../../stdlib/quant/nf4.ts";
 import { appliesWeightDecay, IGNORE_INDEX, labelTokens, matchStateTensors, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
 import { DropoutStream, type GraphModel } from "./cpu-backend.ts";
 
@@ -353,6 +353,7 @@ class DeviceWeights {
   private readonly quantized: Set<string>;
   readonly nf4 = new Map<string, Nf4Weight>();
   readonly uploaded = new Map<string, GpuTensor>();
+  private readonly quantizedFrom = new WeakMap<ArrayLike<number>, Nf4Tensor>();
 
   constructor(
     readonly gpu: GpuDevice,
@@ -368,7 +369,10 @@ class DeviceWeights {
   place(p: Node, values: ArrayLike<number>): void {
     const name = p.attrs.name!;
     if (this.quantized.has(name)) {
-      this.nf4.set(name, uploadNf4Weight(this.gpu, values, name));
+      // one source array given for several weights (tied, or a benchmark's shared random values) is quantized once
+      let host = this.quantizedFrom.get(values);
+      if (!host) this.quantizedFrom.set(values, (host = quantizeNf4(Float32Array.from(values))));
+      this.nf4.set(name, uploadNf4Tensor(this.gpu, host, name));
       return;
     }
     const t = createTensor(this.gpu, p.dtype, p.shape, name);
