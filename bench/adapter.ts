@@ -2,15 +2,7 @@
 // subgroup sizes, subgroup-matrix configurations, and the evidence that the Dawn toggles the
 // runtime asks for are in force (dawn.node has no API that lists the toggles of a device).
 import { listAdapters, type GpuDevice } from "../runtime/gpu/device.ts";
-
-/** One subgroup-matrix shape the adapter supports (adapter.info.subgroupMatrixConfigs). */
-export interface SubgroupMatrixConfig {
-  componentType: string;
-  resultComponentType: string;
-  M: number;
-  N: number;
-  K: number;
-}
+import type { SubgroupMatrixConfig } from "../stdlib/kernels/matmul-subgroup.ts";
 
 /** A Dawn toggle and whether this run shows it in force. */
 export interface ToggleState {

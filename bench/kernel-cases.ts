@@ -18,7 +18,11 @@ import { bytesPerElement, roundToDType, type StorageDType } from "../stdlib/kern
 import { embeddingBackward, embeddingBackwardRef, embeddingForward, embeddingForwardRef, embeddingGradPlan } from "../stdlib/kernels/embedding.ts";
 import { GRAD_NORM_CHUNK, gradNormPartial, gradNormPartials, gradNormRef } from "../stdlib/kernels/grad-clip.ts";
 import type { KernelSpec, UniformValues } from "../stdlib/kernels/kernel.ts";
-import { matmulKernel, matmulRef, matmulStrategyFor, matmulUniforms, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulRef, matmulUniforms, plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
+import { subgroupMatrixTolerance } from "../stdlib/kernels/matmul-subgroup.ts";
+import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
+import { dequantizeNf4 } from "../stdlib/quant/nf4.ts";
+import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Weight } from "../runtime/execute/nf4-weights.ts";
 import { normBackwardInput, normBackwardRef, normForward, normForwardRef } from "../stdlib/kernels/norms.ts";
 import type { BenchShapes } from "./sizes.ts";
 
@@ -80,6 +84,23 @@ function worst(pairs: [ArrayLike<number>, ArrayLike<number>][], rows: string): K
   return { relativeError: relative, tolerance: F32_TOLERANCE, rows };
 }
 
+/**
+ * What a matmul strategy multiplies: f32 values, or f16 ones on subgroup matrices (the reference
+ * rounds its inputs alike, so the tolerance stays that of the accumulation).
+ */
+function productInputs(strategy: MatmulStrategy): { dtype: StorageDType; tolerance: number } {
+  return typeof strategy === "string" ? { dtype: "f32", tolerance: F32_TOLERANCE } : { dtype: "f16", tolerance: subgroupMatrixTolerance(strategy.config) };
+}
+
+// e.g. "subgroup-matrix f16>f32 16x16x16 2x2 subgroups"
+function strategyLabel(strategy: MatmulStrategy): string {
+  if (typeof strategy === "string") return strategy;
+  const c = strategy.config;
+  const grid = strategy.grid ?? 2;
+  const accumulation = c.resultComponentType === "f32" ? "" : ", f16 accumulation";
+  return `${strategyName(strategy)} ${c.componentType}>${c.resultComponentType} ${c.M}x${c.N}x${c.K} ${grid}x${grid} subgroups${accumulation}`;
+}
+
 class CaseBuilder {
   private readonly rng = new Random(1);
 
@@ -104,8 +125,9 @@ class CaseBuilder {
     const a = this.input("f32", [m, k]); // (M, K)
     const b = this.input(bType, transB ? [n, k] : [k, n]); // (N, K) or (K, N)
     const c = createTensor(this.gpu, "f32", [m, n]); // (M, N)
+    const products = productInputs(strategy);
     return {
-      label: `matmul ${strategy} f32 x ${bType}${transB ? " (B^T)" : ""}${note}`,
+      label: `matmul ${strategyLabel(strategy)} f32 x ${bType}${transB ? " (B^T)" : ""}${note}`,
       shape: `${m}x${n}x${k}`,
       mnk: [m, n, k],
       spec: matmulKernel({ a: "f32", b: bType, out: "f32", ...layout }, shape, strategy),
@@ -115,8 +137,38 @@ class CaseBuilder {
       bytes: 4 * m * k + bytesPerElement(bType) * k * n + 4 * m * n,
       verify: async () => {
         const rows = this.rows(m);
-        const ref = matmulRef(gather(a.host, rows, k), roundToDType(bType, b.host), layout, { ...shape, m: rows.length });
-        return worst([[gather(await readFloats(this.gpu, c), rows, n), ref]], rowsNote(rows, m));
+        const aRef = roundToDType(products.dtype, gather(a.host, rows, k));
+        const bRef = roundToDType(products.dtype, roundToDType(bType, b.host));
+        const ref = matmulRef(aRef, bRef, layout, { ...shape, m: rows.length });
+        return { ...worst([[gather(await readFloats(this.gpu, c), rows, n), ref]], rowsNote(rows, m)), tolerance: products.tolerance };
+      },
+    };
+  }
+
+  /** x Wᵀ with W an NF4 weight stored (N, K), decoded inside the kernel (QLoRA's frozen base linears). */
+  nf4Matmul(m: number, n: number, k: number, strategy: MatmulStrategy, note = ""): Case {
+    const shape = { batch: 1, m, n, k, strideB: 0 };
+    const layout = { transA: false, transB: true };
+    const a = this.input("f32", [m, k]); // (M, K)
+    const weight = uploadNf4Weight(this.gpu, this.rng.normalArray(n * k, 0.05), "nf4 weight"); // (N, K)
+    const c = createTensor(this.gpu, "f32", [m, n]); // (M, N)
+    const products = productInputs(strategy);
+    const nf4Bytes = nf4Buffers(weight).reduce((sum, t) => sum + t.buffer.size, 0);
+    return {
+      label: `matmul ${strategyLabel(strategy)} f32 x nf4 (B^T)${note}`,
+      shape: `${m}x${n}x${k}`,
+      mnk: [m, n, k],
+      spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, strategy),
+      uniforms: matmulUniforms(shape, layout),
+      tensors: { a: a.tensor, c, ...nf4Bindings(weight, uploadNf4Tables(this.gpu)) },
+      flops: 2 * m * n * k,
+      bytes: 4 * m * k + nf4Bytes + 4 * m * n,
+      verify: async () => {
+        const rows = this.rows(m);
+        // the dequantized weight (what the kernel decodes), rounded to the products' inputs
+        const w = roundToDType(products.dtype, dequantizeNf4(weight.host));
+        const ref = matmulRef(roundToDType(products.dtype, gather(a.host, rows, k)), w, layout, { ...shape, m: rows.length });
+        return { ...worst([[gather(await readFloats(this.gpu, c), rows, n), ref]], rowsNote(rows, m)), tolerance: products.tolerance };
       },
     };
   }
@@ -409,7 +461,7 @@ export function matmulShapes(s: BenchShapes): [number, number, number][] {
 // Cases are built one at a time (generator) so that a full-size run holds one case's buffers.
 export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   const b = new CaseBuilder(gpu, s);
-  const preferred = matmulStrategyFor(gpu.adapter.architecture);
+  const preferred = plainMatmulStrategy(gpu.adapter.architecture);
   const [[sq], [m, n, k], ffnUp] = matmulShapes(s);
   yield b.matmul(sq, sq, sq, "f32", false, "tiled");
   yield b.matmul(sq, sq, sq, "f32", false, "registers");
@@ -418,6 +470,18 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   yield b.matmul(m, n, k, "f32", false, "tiled", ", scalar loads");
   // a frozen base weight of the FFN up-projection, stored (N, K) in bf16 as LoRA keeps it
   yield b.matmul(...ffnUp, "bf16", true, preferred, ", FFN up");
+  const sub = subgroupMatrixStrategyFor(gpu.adapter);
+  if (sub) {
+    yield b.matmul(sq, sq, sq, "f32", false, sub);
+    yield b.matmul(sq, sq, sq, "f16", true, sub);
+    // one subgroup per workgroup: no assumption on which invocations form a subgroup
+    yield b.matmul(sq, sq, sq, "f16", true, { ...sub, grid: 1 });
+    yield b.matmul(m, n, k, "f32", false, sub, ", unaligned");
+    yield b.matmul(...ffnUp, "bf16", true, sub, ", FFN up");
+    // QLoRA's frozen FFN up-projection, and the same on the plain strategy for comparison
+    yield b.nf4Matmul(...ffnUp, sub, ", FFN up");
+    yield b.nf4Matmul(...ffnUp, preferred, ", FFN up");
+  }
   yield b.silu();
   yield b.swiglu();
   yield b.rmsnorm();

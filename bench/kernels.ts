@@ -1,8 +1,10 @@
 // Per-kernel throughput and correctness: each case of kernel-cases.ts runs once on its fresh
 // inputs and is checked against its float64 reference, then timed over repeated dispatches
-// (GPU timestamps when the device has them, else wall time around onSubmittedWorkDone).
-import { invariant } from "../compiler/diagnostics.ts";
+// (GPU timestamps when the device has them, else wall time around onSubmittedWorkDone). A case
+// whose kernel fails to compile, or during which the GPU reports an error, becomes a failed row
+// with the error text, and the run goes on.
 import { CommandBatch } from "../runtime/gpu/batch.ts";
+import type { Diagnostic } from "../compiler/diagnostics.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { pipelinesOf } from "../runtime/gpu/pipelines.ts";
 import { kernelCases, type Case, type KernelCheck } from "./kernel-cases.ts";
@@ -23,29 +25,32 @@ export interface KernelResult {
   gflops?: number;
   gbs: number;
   check: KernelCheck;
+  /** Why the case has no figures: a compile failure or a GPU error during the case. */
+  error?: string;
 }
 
 /** One checked dispatch, then `reps` timed ones; the median GPU time, else the mean wall time. */
 async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelResult> {
   const compiled = await pipelinesOf(gpu).compile(c.spec);
-  invariant(compiled.ok, `${c.label}: ${compiled.diagnostics.map((d) => `${d.code} ${d.message}`).join("; ")}`);
+  if (!compiled.ok) return failed(c, compiled.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
   const first = new CommandBatch(gpu);
   first.dispatch(c.spec, c.uniforms, c.tensors);
   await first.submit();
   const check = await c.verify();
+  const firstErrors = await gpu.takeErrors();
+  if (firstErrors.length) return failed(c, gpuErrorText(firstErrors));
   const batch = new CommandBatch(gpu, { timestamps: true });
   for (let r = 0; r < reps; r++) batch.dispatch(c.spec, c.uniforms, c.tensors);
   const start = performance.now();
   const timings = await batch.submit();
   const wallNs = ((performance.now() - start) * 1e6) / reps;
+  const timedErrors = await gpu.takeErrors();
+  if (timedErrors.length) return failed(c, gpuErrorText(timedErrors));
   const samplesNs = timings.map((t) => t.ns);
   const sorted = [...samplesNs].sort((a, b) => a - b);
   const ns = sorted.length ? sorted[Math.floor(sorted.length / 2)] : wallNs;
   return {
-    label: c.label,
-    shape: c.shape,
-    bound: c.mnk || c.compute ? "compute" : "memory",
-    mnk: c.mnk,
+    ...identity(c),
     nsPerDispatch: ns,
     timing: sorted.length ? "gpu timestamps" : "wall clock",
     samplesNs,
@@ -55,12 +60,36 @@ async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelRes
   };
 }
 
-/** Checks and times every benchmarked kernel at shapes `s`. */
+function identity(c: Case): Pick<KernelResult, "label" | "shape" | "bound" | "mnk"> {
+  return { label: c.label, shape: c.shape, bound: c.mnk || c.compute ? "compute" : "memory", mnk: c.mnk };
+}
+
+function gpuErrorText(errors: readonly Diagnostic[]): string {
+  return errors.map((d) => `${d.code} ${d.message}`).join("; ");
+}
+
+/** The row of a case that could not run: no figures, a NaN error (never within tolerance), and why. */
+function failed(c: Case, error: string): KernelResult {
+  return {
+    ...identity(c),
+    nsPerDispatch: NaN,
+    timing: "wall clock",
+    samplesNs: [],
+    gbs: NaN,
+    check: { relativeError: NaN, tolerance: NaN, rows: "not run" },
+    error,
+  };
+}
+
+/** Checks and times every benchmarked kernel at shapes `s`; a case that cannot run is a failed row. */
 export async function benchKernels(gpu: GpuDevice, s: BenchShapes): Promise<KernelResult[]> {
   const results: KernelResult[] = [];
   for (const c of kernelCases(gpu, s)) {
     try {
       results.push(await runCase(gpu, c, s.reps));
+    } catch (e) {
+      // e.g. reading back from a lost device: recorded so the other cases still run
+      results.push(failed(c, e instanceof Error ? e.message : String(e)));
     } finally {
       for (const t of Object.values(c.tensors)) t.destroy();
     }

@@ -68,7 +68,9 @@ function kernelsSection(r: BenchReport): string {
     `Time per dispatch: ${timing === "gpu timestamps" ? "median of" : "mean over"} ${r.shapes.reps} dispatches (${timing}). ` +
     "FLOPs of non-matmul kernels are nominal per-element counts (in the label); GB/s counts the minimum traffic. " +
     "Fraction: GFLOP/s over the PyTorch f32 matmul at the same shape (matmuls; attention: the square shape) or GB/s over the copy bandwidth (the rest). " +
-    "Correctness: the outputs of one dispatch on fresh inputs against the float64 CPU reference of stdlib/kernels, ‖out−ref‖/‖ref‖ (worst output of the kernel).";
+    "Correctness: the outputs of one dispatch on fresh inputs against the float64 CPU reference of stdlib/kernels, ‖out−ref‖/‖ref‖ (worst output of the kernel). " +
+    "Subgroup-matrix rows multiply f16 values (inputs rounded to f16, f32 accumulation unless the label says f16): their reference rounds its inputs alike. " +
+    "A kernel that failed to compile or raised a GPU error shows FAIL with the error.";
   const rows = r.kernels.map((k) => [
     k.label,
     k.shape,
@@ -80,7 +82,7 @@ function kernelsSection(r: BenchReport): string {
     k.check.relativeError.toExponential(2),
     k.check.tolerance.toExponential(0),
     k.check.rows,
-    k.passed ? "pass" : "FAIL",
+    k.passed ? "pass" : k.error ? `FAIL: ${k.error}` : "FAIL",
   ]);
   const header = ["kernel", "shape", "us/dispatch", "GFLOP/s", "GB/s", "of ceiling", "ceiling", "rel. error", "tolerance", "checked", "check"];
   return `${intro}\n\n${table(header, rows)}`;

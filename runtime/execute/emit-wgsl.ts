@@ -25,9 +25,11 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
     scratch.push(t);
     return t;
   };
+  const matmulStrategy = matmulStrategyFor(gpu.adapter);
+  if (!matmulStrategy.ok) return matmulStrategy;
   const ctx = {
     gpu,
-    matmulStrategy: matmulStrategyFor(gpu.adapter.architecture),
+    matmulStrategy: matmulStrategy.value,
     tensorOf: (n: Node) => {
       let t = tensors.get(n);
       if (!t) tensors.set(n, (t = createTensor(gpu, n.dtype, numel(n.shape) ? n.shape : [1], `%${n.id}`)));

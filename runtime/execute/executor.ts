@@ -15,7 +15,7 @@ import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { isContiguous, type View } from "../../compiler/passes/views.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
+import { matmulStrategyFor, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
@@ -104,6 +104,8 @@ export class GraphExecutor {
    * several executors (training, evaluation) can share one set of weights.
    */
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
+    const strategy = matmulStrategyFor(gpu.adapter);
+    if (!strategy.ok) return strategy;
     const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4);
     for (const launch of schedule.launches) {
       for (const { view } of launch.inputs) {
@@ -113,7 +115,7 @@ export class GraphExecutor {
       for (const out of launch.outputs) ex.bufferOf(out);
     }
     for (const [, view] of schedule.outputViews) ex.bufferOf(view.base);
-    const ctx = ex.context();
+    const ctx = ex.context(strategy.value);
     for (const launch of schedule.launches) {
       const prepare = launchPreparers[launch.kernel];
       ex.workspace.nextLaunch();
@@ -125,11 +127,11 @@ export class GraphExecutor {
     return ok(ex);
   }
 
-  private context(): ExecContext {
+  private context(matmulStrategy: MatmulStrategy): ExecContext {
     const sideOutputs = new Map<Node, SideOutputs>();
     return {
       gpu: this.gpu,
-      matmulStrategy: matmulStrategyFor(this.gpu.adapter.architecture),
+      matmulStrategy,
       tensorOf: (n) => {
         const t = this.buffers.get(n);
         invariant(t, `node %${n.id} (${n.op}) has no buffer`);

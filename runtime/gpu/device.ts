@@ -2,6 +2,7 @@
 // uncaptured errors and device loss collected as diagnostics, and one shared device for tests.
 import { create, globals } from "webgpu";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
+import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
 
 Object.assign(globalThis, globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
 
@@ -41,6 +42,8 @@ export interface AdapterSummary {
   description: string;
   subgroupMinSize: number;
   subgroupMaxSize: number;
+  /** Shapes of the adapter's subgroup matrices (empty without chromium-experimental-subgroup-matrix). */
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
   features: string[];
   limits: Record<string, number>;
 }
@@ -185,7 +188,9 @@ async function requestAdapter(gpu: GPU, name: string | undefined, from: string):
 }
 
 function summarize(adapter: GPUAdapter, name: string, backend: string): AdapterSummary {
-  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number; subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[] };
+  // dawn.node lists the configs only when the feature is there (allow_unsafe_apis); reading them otherwise is an error
+  const configs = adapter.features.has("chromium-experimental-subgroup-matrix") ? (info.subgroupMatrixConfigs ?? []) : [];
   const limits: Record<string, number> = {};
   for (const key of REQUESTED_LIMITS) limits[key] = adapter.limits[key];
   return {
@@ -196,6 +201,7 @@ function summarize(adapter: GPUAdapter, name: string, backend: string): AdapterS
     description: info.description,
     subgroupMinSize: info.subgroupMinSize ?? 0,
     subgroupMaxSize: info.subgroupMaxSize ?? 0,
+    subgroupMatrixConfigs: configs.map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K })),
     features: [...adapter.features].sort(),
     limits,
   };

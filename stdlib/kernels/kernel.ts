@@ -40,6 +40,8 @@ export interface KernelSpec {
   declarations?: string;
   /** WGSL statements of `main`. */
   body: string;
+  /** WGSL extensions beyond `f16` (which f16 bindings imply), e.g. "chromium_experimental_subgroup_matrix". */
+  enables?: readonly string[];
 }
 
 /** The pipeline cache key: kernel name and variant. */
@@ -53,7 +55,7 @@ export function kernelKey(spec: KernelSpec): string {
 
 /** Whether the kernel needs `shader-f16`. */
 export function needsF16(spec: KernelSpec): boolean {
-  return spec.bindings.some((b) => b.dtype === "f16");
+  return spec.bindings.some((b) => b.dtype === "f16") || !!spec.enables?.includes("f16");
 }
 
 /** The complete WGSL module of a kernel. */
@@ -72,7 +74,8 @@ fn load4_${b.name}(i_: u32) -> vec4<f32> { return vec4<f32>(${b.name}[i_]); }`;
     return isFloat ? `${decl}\n${wgslFloatAccessors(b.name, b.dtype, b.access === "read_write")}` : decl;
   });
   const [x, y, z] = spec.workgroupSize;
-  return `${needsF16(spec) ? "enable f16;\n" : ""}
+  const enables = [...new Set([...(needsF16(spec) ? ["f16"] : []), ...(spec.enables ?? [])])];
+  return `${enables.map((e) => `enable ${e};\n`).join("")}
 struct Uniforms {
 ${members}
 }

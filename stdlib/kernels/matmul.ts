@@ -1,24 +1,76 @@
 // Batched matmul C = alpha * op(A) op(B) [+ bias] [+ beta * C], op = identity or transpose.
-// Two strategies, both with f32 accumulation and any size:
+// Three strategies, all with f32 accumulation and any size:
 // - "tiled" (GPUs): a 64x64 output tile per 16x16 workgroup, 4x4 outputs per invocation in
 //   registers, K in steps of 16 through workgroup memory; operands load as vec4 when their
 //   contiguous dimension allows it, else as guarded scalars (bf16 included).
 // - "registers" (CPU adapters such as lavapipe): 4x4 outputs per invocation of an 8x8
 //   workgroup read straight from storage, no workgroup memory and no barriers; lavapipe runs
 //   it several times faster than the tiled kernel, because its caches do the tiling.
-import { invariant } from "../../compiler/diagnostics.ts";
+// - "subgroup-matrix" (adapters with subgroup matrices, e.g. NVIDIA tensor cores through
+//   Vulkan cooperative matrices): matmul-subgroup.ts; products take f16 inputs.
+// The environment variable SFT_MATMUL=tiled|registers|subgroup-matrix overrides the choice.
+import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import type { StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
+import { subgroupMatrixConfigFor, subgroupMatrixSpec, type SubgroupMatrixConfig, type SubgroupMatrixStrategy } from "./matmul-subgroup.ts";
 
 const TILE = 64; // tiled: output rows and columns per workgroup
 const BK = 16; // tiled: K per step
 const REGISTER_WG = 8; // registers: workgroup side; each invocation owns 4x4 outputs
 
-export type MatmulStrategy = "tiled" | "registers";
+export type MatmulStrategy = "tiled" | "registers" | SubgroupMatrixStrategy;
 
-/** The strategy suited to an adapter architecture ("software" for CPU rasterizers). */
-export function matmulStrategyFor(architecture: string): MatmulStrategy {
+/** The strategy's name as SFT_MATMUL spells it. */
+export function strategyName(strategy: MatmulStrategy): string {
+  return typeof strategy === "string" ? strategy : strategy.kind;
+}
+
+/** What the strategy choice reads of an adapter (runtime/gpu/device.ts AdapterSummary has it). */
+export interface MatmulAdapter {
+  /** "software" for CPU rasterizers. */
+  architecture: string;
+  features: readonly string[];
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
+  subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
+}
+
+/**
+ * The strategy for an adapter: subgroup matrices where the adapter has the feature, shader-f16,
+ * a fixed subgroup size and an f16 configuration; "registers" on CPU adapters; else "tiled".
+ * SFT_MATMUL in `env` overrides the choice; an unknown name, or subgroup matrices where the
+ * adapter has none, is a diagnostic.
+ */
+export function matmulStrategyFor(adapter: MatmulAdapter, env: Readonly<Record<string, string | undefined>> = process.env): Result<MatmulStrategy> {
+  const subgroup = subgroupMatrixStrategyFor(adapter);
+  const fallback = plainMatmulStrategy(adapter.architecture);
+  const wanted = env.SFT_MATMUL?.trim();
+  if (!wanted) return ok(subgroup ?? fallback);
+  if (wanted === "tiled" || wanted === "registers") return ok(wanted);
+  if (wanted !== "subgroup-matrix")
+    return fail(diag("SFT2018", `SFT_MATMUL='${wanted}' is not a matmul strategy`, { where: "SFT_MATMUL", hint: "Use tiled, registers or subgroup-matrix, or unset SFT_MATMUL." }));
+  if (subgroup) return ok(subgroup);
+  return fail(
+    diag("SFT5009", "SFT_MATMUL=subgroup-matrix, but this adapter offers no subgroup matrix with f16 inputs (or its subgroup size varies)", {
+      where: "SFT_MATMUL",
+      hint: "Set SFT_MATMUL=tiled, or unset it to let sftc choose.",
+    }),
+  );
+}
+
+/** The strategy without subgroup matrices: "registers" on CPU adapters ("software"), else "tiled". */
+export function plainMatmulStrategy(architecture: string): "tiled" | "registers" {
   return architecture === "software" ? "registers" : "tiled";
+}
+
+/** The subgroup-matrix strategy where the adapter supports it (see `matmulStrategyFor`), else undefined. */
+export function subgroupMatrixStrategyFor(adapter: MatmulAdapter): SubgroupMatrixStrategy | undefined {
+  const has = (f: string) => adapter.features.includes(f);
+  if (!has("chromium-experimental-subgroup-matrix") || !has("shader-f16")) return undefined;
+  // the kernel assigns output tiles by subgroup index = local index / subgroup size
+  if (adapter.subgroupMinSize !== adapter.subgroupMaxSize || adapter.subgroupMaxSize <= 0) return undefined;
+  const config = subgroupMatrixConfigFor(adapter.subgroupMatrixConfigs, adapter.subgroupMaxSize);
+  return config ? { kind: "subgroup-matrix", config, subgroupSize: adapter.subgroupMaxSize } : undefined;
 }
 
 /** What varies between compiled matmul pipelines. */
@@ -86,13 +138,15 @@ export function matmulUniforms(s: MatmulShape, o: { transA: boolean; transB: boo
 export function matmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled"): KernelSpec {
   invariant(o.out !== "bf16", "matmul writes f32 or f16");
   if (strategy === "registers") return registersSpec(o);
+  if (typeof strategy === "object") return subgroupMatrixSpec(o, strategy);
   const st = strides(shape, o);
   const vecA = vec4Ok(o.a, o.transA ? shape.m : shape.k, st.lda, st.strideA);
   const vecB = vec4Ok(o.b, o.transB ? shape.k : shape.n, st.ldb, st.strideB);
   return tiledSpec(o, vecA, vecB);
 }
 
-const UNIFORMS = {
+/** The uniforms of every matmul kernel, in struct order (values from `matmulUniforms`). */
+export const MATMUL_UNIFORMS = {
   M: "u32",
   N: "u32",
   K: "u32",
@@ -107,7 +161,8 @@ const UNIFORMS = {
   beta: "f32",
 } as const;
 
-function bindingsFor(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelBinding[] {
+/** The bindings of a matmul kernel: a, b, [bias], c. */
+export function matmulBindings(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelBinding[] {
   const bindings: KernelBinding[] = [
     { name: "a", dtype: o.a, access: "read", vec4: vecA },
     { name: "b", dtype: o.b, access: "read", vec4: vecB },
@@ -117,9 +172,12 @@ function bindingsFor(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelBind
   return bindings;
 }
 
-// store_row(base, m, n, v): writes outputs (m, n..n+3) through the epilogue, skipping those
-// outside M x N. Static component indices: dynamic indexing of private arrays compiles slowly on lavapipe.
-function storeFunctions(o: MatmulOptions): string {
+/**
+ * WGSL store_one(base, m, n, v) and store_row(base, m, n, v: vec4) that write outputs (m, n) /
+ * (m, n..n+3) through the epilogue (alpha, bias, beta), skipping those outside M x N.
+ */
+// Static component indices: dynamic indexing of private arrays compiles slowly on lavapipe.
+export function matmulStoreFunctions(o: MatmulOptions): string {
   const epilogue = ["u.alpha * v", o.bias ? "load_bias(n)" : "", o.accumulate ? "u.beta * load_c(ci)" : ""].filter(Boolean);
   return `fn store_one(base: u32, m: u32, n: u32, v: f32) {
   if (m >= u.M || n >= u.N) { return; }
@@ -134,7 +192,8 @@ fn store_row(base: u32, m: u32, n: u32, v: vec4<f32>) {
 }`;
 }
 
-function variantOf(o: MatmulOptions): Record<string, string | boolean> {
+/** The variant entries every matmul kernel shares. */
+export function matmulVariant(o: MatmulOptions): Record<string, string | boolean> {
   return { a: o.a, b: o.b, out: o.out, transA: o.transA, transB: o.transB, bias: o.bias ?? "none", accumulate: !!o.accumulate };
 }
 
@@ -148,12 +207,12 @@ function registersSpec(o: MatmulOptions): KernelSpec {
   const cols = [0, 1, 2, 3].map((j) => `  let bc${j} = base_b + ${bCol(`min(n + ${j}u, u.N - 1u)`)};`).join("\n");
   return {
     name: "matmul_registers",
-    variant: variantOf(o),
-    uniforms: UNIFORMS,
-    bindings: bindingsFor(o, false, false),
+    variant: matmulVariant(o),
+    uniforms: MATMUL_UNIFORMS,
+    bindings: matmulBindings(o, false, false),
     workgroupSize: [REGISTER_WG, REGISTER_WG, 1],
     dispatch: (u) => [ceilDiv(u.N, 4 * REGISTER_WG), ceilDiv(u.M, 4 * REGISTER_WG), u.batch],
-    declarations: storeFunctions(o),
+    declarations: matmulStoreFunctions(o),
     body: `  let m = gid.y * 4u;
   let n = gid.x * 4u;
   if (m >= u.M || n >= u.N) { return; }
@@ -226,16 +285,16 @@ function fillTile(tile: string, name: string, across: boolean, rDim: string, bas
 function tiledSpec(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelSpec {
   return {
     name: "matmul_tiled",
-    variant: { ...variantOf(o), vecA, vecB },
-    uniforms: UNIFORMS,
-    bindings: bindingsFor(o, vecA, vecB),
+    variant: { ...matmulVariant(o), vecA, vecB },
+    uniforms: MATMUL_UNIFORMS,
+    bindings: matmulBindings(o, vecA, vecB),
     workgroupSize: [16, 16, 1],
     dispatch: (u) => [ceilDiv(u.N, TILE), ceilDiv(u.M, TILE), u.batch],
     declarations: `${load4("a", vecA)}
 ${load4("b", vecB)}
 var<workgroup> tile_a: array<vec4<f32>, ${(BK * TILE) / 4}>; // [k][m / 4]
 var<workgroup> tile_b: array<vec4<f32>, ${(BK * TILE) / 4}>; // [k][n / 4]
-${storeFunctions(o)}`,
+${matmulStoreFunctions(o)}`,
     body: `  let m0 = wid.y * ${TILE}u;
   let n0 = wid.x * ${TILE}u;
   let base_a = wid.z * u.strideA;

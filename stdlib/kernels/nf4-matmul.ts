@@ -1,11 +1,12 @@
 // Matmul whose B operand is a QLoRA weight stored as NF4 (stdlib/quant/nf4.ts): 4-bit codes,
 // two per byte (first element in the high nibble), one double-quantized absmax per block of 64
 // weights (an 8-bit dynamic-map code, one f32 scale per 256 codes, one f32 offset per tensor).
-// The kernel is the dense matmul (matmul.ts, either strategy) with its B accessor replaced: each
+// The kernel is the dense matmul (matmul.ts, any strategy) with its B accessor replaced: each
 // load of element i of the stored (rows, cols) weight decodes it in registers,
 //   w[i] = NF4[q(i)] * (DYNAMIC[code(i / 64)] * scale(i / 64 / 256) + offset),
-// so no dequantized copy of the weight ever exists on the device. Both the forward product
-// x Wᵀ (transB) and the input gradient dY W (W as stored) read W this way.
+// so no dequantized copy of the weight ever exists on the device (the subgroup-matrix strategy
+// rounds each decoded value to f16 as it enters workgroup memory, like every operand there).
+// Both the forward product x Wᵀ (transB) and the input gradient dY W (W as stored) read W this way.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { absmaxBlockSize, dequantizeNf4, dynamicMap, nf4BlockSize, nf4Levels, type Nf4Tensor } from "../quant/nf4.ts";
 import type { KernelBinding, KernelSpec } from "./kernel.ts";
