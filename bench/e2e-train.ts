@@ -66,6 +66,8 @@ export interface E2eOptions {
   steps: number;
   /** Dimensions replacing the 7B preset's (tests shrink the model with it). */
   dims?: Partial<Dimensions>;
+  /** Progress lines (the CLI writes them to stderr, so a run cut short still shows how far it got). */
+  log?: (line: string) => void;
 }
 
 export const DEFAULT_OPTIONS: E2eOptions = { methods: ["lora"], layers: 32, seq: 1024, rows: 1, rank: 8, alpha: 16, warmup: 1, steps: 2 };
@@ -218,6 +220,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   const backend = loaded.value;
   await gpu.queue.onSubmittedWorkDone();
   const uploadSeconds = seconds(uploading);
+  options.log?.(`sftc ${method}: host init ${initSeconds.toFixed(1)} s, weights on the device in ${uploadSeconds.toFixed(1)} s`);
 
   const s = trainSettings({});
   const batch = syntheticBatch(options.rows, options.seq, config.dims.vocab, s.seed);
@@ -237,6 +240,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
       if (step === 1) firstStepSeconds = elapsedNs / 1e9;
       if (step > options.warmup) samplesNs.push(elapsedNs);
       losses.push(lossSum / tokens);
+      options.log?.(`sftc ${method} step ${step}: ${(elapsedNs / 1e9).toFixed(2)} s, loss ${losses[losses.length - 1]}`);
     }
     const errors = await gpu.takeErrors();
     if (errors.length) throw new Error(`the GPU reported: ${errors.map((d) => d.message).join("; ")}`);
@@ -271,6 +275,7 @@ export function torchRun(options: E2eOptions, python: string, device: "cuda" | "
     lr: s.lr,
     max_grad_norm: s.max_grad_norm,
   };
+  options.log?.(`PyTorch+PEFT: ${python} ${SCRIPT} on ${device}`);
   const ran = spawnSync(python, [SCRIPT, JSON.stringify(spec)], { encoding: "utf8", timeout: TORCH_TIMEOUT_MS, maxBuffer: 16 << 20 });
   const lastLine = (text: string | null) => text?.trim().split("\n").pop() ?? "";
   if (ran.error) return { available: false, why: `${python} ${SCRIPT} did not run: ${ran.error.message}` };
@@ -460,7 +465,8 @@ function cliOptions(): { options: E2eOptions; torch: boolean; out?: string } {
 }
 
 async function main(): Promise<void> {
-  const { options, torch, out } = cliOptions();
+  const { options: given, torch, out } = cliOptions();
+  const options: E2eOptions = { ...given, log: (line) => process.stderr.write(`${line}\n`) };
   const opened = await openDevice();
   if (!opened.ok) {
     for (const d of opened.diagnostics) console.error(`${d.code} ${d.message}${d.hint ? `\n  hint: ${d.hint}` : ""}`);
