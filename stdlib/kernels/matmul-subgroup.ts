@@ -21,7 +21,9 @@
 // local index / subgroup size, which the WGSL uniformity analysis cannot prove uniform per
 // subgroup: that check is switched off around the matrix calls, which relies on subgroups
 // being consecutive local indices (full subgroups of the adapter's fixed size, as on NVIDIA).
-// The 1x1 grid makes no such assumption.
+// The 1x1 grid makes no such assumption. Loads and stores use the form with a runtime
+// `col_major` argument (false: row-major), which this Dawn marks deprecated but which is the one
+// checked exact on NVIDIA; the templated form replacing it is newer than some Dawn builds.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { MATMUL_UNIFORMS, matmulBindings, matmulStoreFunctions, matmulVariant, type MatmulOptions } from "./matmul.ts";
@@ -116,13 +118,13 @@ export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy):
   const resultType = `subgroup_matrix_result<${result}, ${c.N}, ${c.M}>`;
   const perLane = (c.M * c.N) / sg;
   const steps = Array.from({ length: BK / c.K }, (_, kk) => {
-    const lefts = Array.from({ length: rows }, (_, i) => `      let l${i} = subgroupMatrixLoad<${left}, row_major>(&tile_a, (sm + ${i * c.M}u) * ${BK}u + ${kk * c.K}u, ${BK}u);`);
-    const rights = Array.from({ length: cols }, (_, j) => `      let r${j} = subgroupMatrixLoad<${right}, row_major>(&tile_b, ${kk * c.K * tile}u + sn + ${j * c.N}u, ${tile}u);`);
+    const lefts = Array.from({ length: rows }, (_, i) => `      let l${i} = subgroupMatrixLoad<${left}>(&tile_a, (sm + ${i * c.M}u) * ${BK}u + ${kk * c.K}u, false, ${BK}u);`);
+    const rights = Array.from({ length: cols }, (_, j) => `      let r${j} = subgroupMatrixLoad<${right}>(&tile_b, ${kk * c.K * tile}u + sn + ${j * c.N}u, false, ${tile}u);`);
     const products = pairs.map(([i, j]) => `      acc_${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc_${i}_${j});`);
     return `    {\n${[...lefts, ...rights, ...products].join("\n")}\n    }`;
   });
   const epilogue = pairs.map(
-    ([i, j]) => `  subgroupMatrixStore<row_major>(&scratch, sg_base, acc_${i}_${j}, ${c.N}u);
+    ([i, j]) => `  subgroupMatrixStore(&scratch, sg_base, acc_${i}_${j}, false, ${c.N}u);
   workgroupBarrier();
   for (var e = 0u; e < ${perLane}u; e++) {
     let x = lane + e * ${sg}u;
