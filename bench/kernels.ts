@@ -82,11 +82,16 @@ function failed(c: Case, error: string): KernelResult {
 }
 
 /** Checks and times every benchmarked kernel at shapes `s`; a case that cannot run is a failed row. */
-export async function benchKernels(gpu: GpuDevice, s: BenchShapes): Promise<KernelResult[]> {
+export function benchKernels(gpu: GpuDevice, s: BenchShapes): Promise<KernelResult[]> {
+  return runCases(gpu, kernelCases(gpu, s), s.reps);
+}
+
+/** Checks and times `cases` one after the other, destroying each one's tensors after it. */
+export async function runCases(gpu: GpuDevice, cases: Iterable<Case>, reps: number): Promise<KernelResult[]> {
   const results: KernelResult[] = [];
-  for (const c of kernelCases(gpu, s)) {
+  for (const c of cases) {
     try {
-      results.push(await runCase(gpu, c, s.reps));
+      results.push(await runCase(gpu, c, reps));
     } catch (e) {
       // e.g. reading back from a lost device: recorded so the other cases still run
       results.push(failed(c, e instanceof Error ? e.message : String(e)));

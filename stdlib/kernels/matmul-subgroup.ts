@@ -90,14 +90,14 @@ function fillTile(tile: string, name: string, alongK: boolean, kMajor: boolean, 
   const [r, k] = alongK ? [`i / ${BK}u`, `i % ${BK}u`] : [`i % ${tileSide}u`, `i / ${tileSide}u`];
   const at = kMajor ? `k * ${tileSide}u + r` : `r * ${BK}u + k`;
   const index = alongK ? `(${r0} + r) * u.ld${name} + k0 + k` : `(k0 + k) * u.ld${name} + ${r0} + r`;
-  return `  for (var j = 0u; j < ${count / wg}u; j++) {
-    let i = lidx + j * ${wg}u;
-    let r = ${r};
-    let k = ${k};
-    var v = 0.0;
-    if (${r0} + r < u.${rDim} && k0 + k < u.K) { v = load_${name}(base_${name} + ${index}); }
-    ${tile}[${at}] = f16(v);
-  }`;
+  return `    for (var j = 0u; j < ${count / wg}u; j++) {
+      let i = lidx + j * ${wg}u;
+      let r = ${r};
+      let k = ${k};
+      var v = 0.0;
+      if (${r0} + r < u.${rDim} && k0 + k < u.K) { v = load_${name}(base_${name} + ${index}); }
+      ${tile}[${at}] = f16(v);
+    }`;
 }
 
 /** The subgroup-matrix matmul kernel for `o` with configuration `s.config`. */
