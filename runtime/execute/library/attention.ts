@@ -16,7 +16,8 @@ import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
 import { attentionBackwardKernels, attentionBackwardUniforms } from "../../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant, AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
-import { attentionForwardKernel, attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
+import { attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
+import { attentionForwardKernelFor } from "../../../stdlib/kernels/attention-forward-subgroup.ts";
 import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
 import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
@@ -88,7 +89,10 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   const tensors = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), o: ctx.tensorOf(n), lse };
   const views = { q: tensorView(q), k: tensorView(k), v: tensorView(v), o: denseView("bthd", queryLength, queryHeads, call.shape.headDim) };
   if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
-  const step: DispatchStep = { kind: "dispatch", spec: attentionForwardKernel(call.variant), uniforms: {}, tensors };
+  // subgroup matrices where the adapter has them (unless SFT_ATTENTION=scalar), else the scalar kernel
+  const spec = attentionForwardKernelFor({ ...ctx.gpu.adapter, workgroupStorageBytes: ctx.gpu.limits.maxComputeWorkgroupStorageSize }, call.variant);
+  if (!spec.ok) return spec;
+  const step: DispatchStep = { kind: "dispatch", spec: spec.value, uniforms: {}, tensors };
   const refresh = maskBinding(ctx, launch, n, call, [step], (mask) => Object.assign(step.uniforms, attentionForwardUniforms(call.shape, views, call.scale, mask)));
   return ok({ steps: [step], refresh });
 }

@@ -1,0 +1,108 @@
+// Benchmark cases of the subgroup-matrix attention forward (attention-forward-subgroup.ts), on
+// adapters that have subgroup matrices: causal self-attention over one sequence, Q, K, V read
+// from a fused f32 QKV projection as in kernel-cases.ts's attention case, at the bench's token
+// count and at half of it. Each is checked against attentionForwardReference on the f16-rounded
+// inputs (the kernel's products take f16) for the first and last row of evenly spaced query
+// blocks: the rows where a block's first and last subgroup start and end.
+import type { GpuDevice } from "../runtime/gpu/device.ts";
+import { createTensor, readFloats, uploadTensor } from "../runtime/gpu/tensor.ts";
+import { Random } from "../runtime/random.ts";
+import { relativeError } from "../test/support/numeric.ts";
+import {
+  attentionForwardSubgroupKernel,
+  blockRows,
+  subgroupAttentionLayout,
+  subgroupAttentionTolerance,
+  type SubgroupAttentionLayout,
+} from "../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionForwardUniforms } from "../stdlib/kernels/attention-forward.ts";
+import { denseView, fusedQkvViews, gatherView } from "../stdlib/kernels/attention-layout.ts";
+import { maskFlags } from "../stdlib/kernels/attention-mask.ts";
+import { attentionForwardReference } from "../stdlib/kernels/attention-reference.ts";
+import { roundToDType } from "../stdlib/kernels/dtype.ts";
+import type { Case } from "./kernel-cases.ts";
+import type { BenchShapes } from "./sizes.ts";
+
+/**
+ * The query rows checked: the first and last row of `limit / 2` evenly spaced blocks of
+ * `blockQ` rows (the first and last block included), or every row when that is fewer.
+ */
+export function blockEdgeRows(length: number, blockQ: number, limit: number): number[] {
+  if (length <= limit) return Array.from({ length }, (_, i) => i);
+  const blocks = Math.ceil(length / blockQ);
+  const picked = Math.max(2, Math.min(blocks, Math.floor(limit / 2)));
+  const rows = new Set<number>();
+  for (let x = 0; x < picked; x++) {
+    const block = Math.round((x * (blocks - 1)) / (picked - 1));
+    rows.add(block * blockQ);
+    rows.add(Math.min(length, (block + 1) * blockQ) - 1);
+  }
+  return [...rows].sort((a, b) => a - b);
+}
+
+function layoutLabel(layout: SubgroupAttentionLayout): string {
+  const c = layout.config;
+  return `f16>f32 ${c.M}x${c.N}x${c.K}, ${layout.subgroups} subgroup${layout.subgroups > 1 ? "s" : ""} x ${c.M} rows, ${layout.blockK} keys per tile`;
+}
+
+/** Causal self-attention over `T` tokens with `layout`, from a fused f32 QKV buffer. */
+function attentionCase(gpu: GpuDevice, s: BenchShapes, T: number, layout: SubgroupAttentionLayout, seed: number): Case {
+  const D = s.headDim;
+  const H = s.hidden / D;
+  const shape = { batch: 1, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim: D };
+  const scale = 1 / Math.sqrt(D);
+  const mask = { causal: true, queryOffset: 0 };
+  const host = new Random(seed).normalArray(T * 3 * H * D, 0.5); // (T, Hq + 2 Hkv, D), Baichuan W_pack order
+  const qkv = uploadTensor(gpu, "f32", [T, 3 * H, D], host);
+  const views = { ...fusedQkvViews(T, H, H, D), o: denseView("bthd", T, H, D) };
+  const o = createTensor(gpu, "f32", [T, H, D]);
+  const lse = createTensor(gpu, "f32", [H, T]);
+  return {
+    label: `attention forward subgroup-matrix ${layoutLabel(layout)}, causal (4 flop/score)`,
+    shape: `T${T} H${H} D${D}`,
+    compute: true,
+    spec: attentionForwardSubgroupKernel({ dtype: "f32", headDim: D, ...maskFlags(mask) }, layout),
+    uniforms: attentionForwardUniforms(shape, views, scale, mask),
+    tensors: { q: qkv, k: qkv, v: qkv, o, lse },
+    flops: 4 * H * D * ((T * (T + 1)) / 2), // Q K^T and P V over the causal half
+    bytes: 4 * (4 * T * H * D + H * T),
+    verify: async () => {
+      // the kernel multiplies f16 values: the reference reads the same rounded inputs
+      const rounded = roundToDType("f16", host);
+      const [q, k, v] = (["q", "k", "v"] as const).map((name) => gatherView(rounded, views[name], 1, T, H, D)); // (1, H, T, D)
+      const out = gatherView(await readFloats(gpu, o), views.o, 1, T, H, D);
+      const lseOut = await readFloats(gpu, lse); // (H, T)
+      const rows = blockEdgeRows(T, blockRows(layout), s.checkedRows);
+      const [outs, outRefs, lses, lseRefs]: number[][] = [[], [], [], []];
+      for (const i of rows) {
+        // one reference problem per checked row i: that row of every head, at position i
+        const qi = new Float64Array(H * D);
+        for (let h = 0; h < H; h++) qi.set(q.subarray((h * T + i) * D, (h * T + i + 1) * D), h * D);
+        const ref = attentionForwardReference({ shape: { ...shape, queryLength: 1 }, q: qi, k, v, scale, mask: { causal: true, queryOffset: i } });
+        for (let h = 0; h < H; h++) {
+          outs.push(...out.subarray((h * T + i) * D, (h * T + i + 1) * D));
+          lses.push(lseOut[h * T + i]);
+        }
+        outRefs.push(...ref.out);
+        lseRefs.push(...ref.logSumExp);
+      }
+      const rowsNote = rows.length === T ? `all ${T} query rows` : `${rows.length} of ${T} query rows (first and last of evenly spaced blocks)`;
+      return { relativeError: Math.max(relativeError(outs, outRefs), relativeError(lses, lseRefs)), tolerance: subgroupAttentionTolerance(), rows: rowsNote };
+    },
+  };
+}
+
+/**
+ * The subgroup-matrix attention cases (none without subgroup matrices): the layout the engine
+ * picks at the bench's token count and at half of it, then, where that layout has several
+ * subgroups, the one-subgroup layout (which does not rely on subgroups being consecutive local
+ * indices) at the full token count.
+ */
+export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
+  const adapter = { ...gpu.adapter, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+  const layout = subgroupAttentionLayout(adapter, s.headDim);
+  if (!layout) return;
+  yield attentionCase(gpu, s, s.tokens, layout, 11);
+  yield attentionCase(gpu, s, s.tokens / 2, layout, 12);
+  if (layout.subgroups > 1) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: 1 }, 11);
+}

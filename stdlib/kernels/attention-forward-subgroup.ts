@@ -1,0 +1,280 @@
+// Fused attention forward on subgroup matrices (tensor cores through Vulkan cooperative
+// matrices), flash-attention-2 style: same bindings, uniforms, views, masks, GQA/MQA, output and
+// log-sum-exp as attentionForwardKernel (attention-forward.ts), which stays the choice without
+// subgroup matrices or with SFT_ATTENTION=scalar.
+//
+// Work split: one workgroup per (query block of BLOCK_Q rows, query head, batch row); each of
+// its subgroups owns M query rows (M of the matrix configuration). Per key tile of BLOCK_K keys:
+//   1. the workgroup converts K (stored transposed, [d][key]) and V ([key][d]) to f16 in
+//      workgroup memory, zero past the key window;
+//   2. each subgroup computes its S = Q K^T (M, BLOCK_K) with matrix products, Q held in left
+//      matrices loaded once, f32 results stored to workgroup memory;
+//   3. ordinary invocations, one per row, apply scale, bias and mask to S (f32), update the
+//      running max and sum, and write P = exp(S - max) as f16; then every invocation rescales
+//      the rows of O (BLOCK_Q, D), which lives in workgroup memory as f32 because a result
+//      matrix cannot be scaled row by row;
+//   4. each subgroup loads its O rows as result matrices, adds P V with matrix products and
+//      stores them back.
+// At the end O / sum goes out through the o view and max + log(sum) to lse.
+//
+// Precision: Q, K and V are rounded to f16 (f16 inputs exactly as stored), products accumulate
+// in f32; P is rounded to f16 before P V (relative error up to 2^-11 per weight, see
+// subgroupAttentionTolerance). Scores, max, sum and the log-sum-exp stay f32. The CPU
+// reference is attentionForwardReference on the f16-rounded inputs.
+//
+// Subgroup-matrix calls and barriers sit in control flow that depends only on uniforms and the
+// workgroup id. With several subgroups per workgroup, a subgroup's rows come from its index,
+// local index / subgroup size, which WGSL's uniformity analysis cannot prove uniform per
+// subgroup: that check is switched off around the body, which relies on subgroups being runs of
+// consecutive local indices of the adapter's fixed size (as on NVIDIA). One subgroup per
+// workgroup makes no such assumption.
+import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { ceilDiv, type KernelSpec } from "./kernel.ts";
+import { wgslAttentionCommon, type AttentionVariant } from "./attention-common.ts";
+import { attentionForwardKernel } from "./attention-forward.ts";
+import { subgroupMatrixStrategyFor, type MatmulAdapter } from "./matmul.ts";
+import type { SubgroupMatrixConfig } from "./matmul-subgroup.ts";
+
+/** How the subgroup-matrix forward tiles one head: configuration, subgroups, key tile. */
+export interface SubgroupAttentionLayout {
+  /** An f16 -> f32 configuration of the adapter. */
+  config: SubgroupMatrixConfig;
+  /** Lanes per subgroup (the adapter's fixed size). */
+  subgroupSize: number;
+  /** Subgroups per workgroup; each owns `config.M` query rows. */
+  subgroups: number;
+  /** Keys per tile. */
+  blockK: number;
+}
+
+/** Query rows per workgroup. */
+export function blockRows(layout: SubgroupAttentionLayout): number {
+  return layout.subgroups * layout.config.M;
+}
+
+/**
+ * Bytes of workgroup memory the kernel declares: O (BLOCK_Q, D) f32, S (BLOCK_Q, BLOCK_K) f32,
+ * P (BLOCK_Q, BLOCK_K) f16, the K and V tiles f16 (which first stage Q), and three f32 per row.
+ */
+export function workgroupBytes(layout: SubgroupAttentionLayout, headDim: number): number {
+  const rows = blockRows(layout);
+  const kv = Math.max(2 * layout.blockK * headDim, rows * headDim);
+  return 4 * rows * headDim + 4 * rows * layout.blockK + 2 * rows * layout.blockK + 2 * kv + 3 * 4 * rows;
+}
+
+/** What the choice reads of an adapter and device (AdapterSummary plus the device's limits). */
+export interface AttentionAdapter extends MatmulAdapter {
+  /** The device's maxComputeWorkgroupStorageSize. */
+  workgroupStorageBytes: number;
+}
+
+/**
+ * The largest tiling (most query rows, then most keys) whose workgroup memory fits the adapter,
+ * with an f16 -> f32 configuration whose sides divide the head dim and the key tile; undefined
+ * when the adapter has no subgroup matrices or nothing fits.
+ */
+export function subgroupAttentionLayout(adapter: AttentionAdapter, headDim: number): SubgroupAttentionLayout | undefined {
+  const strategy = subgroupMatrixStrategyFor(adapter);
+  if (!strategy || strategy.config.resultComponentType !== "f32") return undefined;
+  const { config, subgroupSize } = strategy;
+  if (headDim % config.K !== 0 || headDim % config.N !== 0) return undefined;
+  for (const subgroups of [4, 2, 1])
+    for (const blockK of [64, 32, 16]) {
+      if (blockK % config.K !== 0 || blockK % config.N !== 0 || blockK < config.M) continue;
+      const layout = { config, subgroupSize, subgroups, blockK };
+      if (workgroupBytes(layout, headDim) <= adapter.workgroupStorageBytes) return layout;
+    }
+  return undefined;
+}
+
+/**
+ * The attention forward for a launch: the subgroup-matrix layout where the adapter has one,
+ * else "scalar" (attentionForwardKernel). SFT_ATTENTION=scalar in `env` forces the scalar
+ * kernel; SFT_ATTENTION=subgroup-matrix asks for the fast one and is an error where the adapter
+ * cannot run it; any other value is an error.
+ */
+export function attentionForwardChoice(adapter: AttentionAdapter, headDim: number, env: Readonly<Record<string, string | undefined>> = process.env): Result<SubgroupAttentionLayout | "scalar"> {
+  const wanted = env.SFT_ATTENTION?.trim();
+  if (wanted === "scalar") return ok("scalar");
+  if (wanted && wanted !== "subgroup-matrix")
+    return fail(diag("SFT2018", `SFT_ATTENTION='${wanted}' is not an attention kernel`, { where: "SFT_ATTENTION", hint: "Use scalar or subgroup-matrix, or unset SFT_ATTENTION." }));
+  const layout = subgroupAttentionLayout(adapter, headDim);
+  if (layout) return ok(layout);
+  if (!wanted) return ok("scalar");
+  return fail(
+    diag("SFT5009", `SFT_ATTENTION=subgroup-matrix, but this adapter offers no f16 -> f32 subgroup matrix that tiles head dim ${headDim} in its workgroup memory`, {
+      where: "SFT_ATTENTION",
+      hint: "Set SFT_ATTENTION=scalar, or unset it to let sftc choose.",
+    }),
+  );
+}
+
+/**
+ * Relative error allowed against attentionForwardReference on f16-rounded q, k, v: P is rounded
+ * to f16 (unit roundoff 2^-11 per weight) before P V; f32 accumulation adds far less.
+ */
+export function subgroupAttentionTolerance(): number {
+  return 2e-3;
+}
+
+/** Statements separated for the generated WGSL. */
+const lines = (xs: string[]) => xs.join("\n");
+
+/**
+ * The bindings and uniforms of attentionForwardKernel: q, k, v (read; may be one fused buffer),
+ * o, lse (B, Hq, T) f32, then the mask's; uniform values from attentionForwardUniforms.
+ */
+export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
+  const { config: c, subgroupSize: sg, subgroups, blockK: BK } = layout;
+  const D = variant.headDim;
+  const BQ = blockRows(layout);
+  invariant(c.componentType === "f16" && c.resultComponentType === "f32", `attention: subgroup matrices ${c.componentType} -> ${c.resultComponentType}`);
+  invariant(D % c.K === 0 && D % c.N === 0 && BK % c.K === 0 && BK % c.N === 0 && BK >= c.M, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${BK} keys`);
+  const scalar = attentionForwardKernel(variant); // the same uniforms and bindings
+  const kvSize = Math.max(2 * BK * D, BQ * D);
+  const left = `subgroup_matrix_left<f16, ${c.K}, ${c.M}>`;
+  const right = `subgroup_matrix_right<f16, ${c.N}, ${c.K}>`;
+  const result = `subgroup_matrix_result<f32, ${c.N}, ${c.M}>`;
+  const dChunks = D / c.K;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  // Q (M, D) of this subgroup as D/K left matrices, from the staged rows [row][d]
+  const loadQ = range(dChunks).map((x) => `    let q${x} = subgroupMatrixLoad<${left}>(&kv_tile, row0 * D + ${x * c.K}u, false, D);`);
+  // S (M, BLOCK_K) = Q K^T, K^T stored [d][key] at the start of kv_tile
+  const scores = range(BK / c.N).map((y) =>
+    lines([
+      `      var s${y} = ${result}();`,
+      ...range(dChunks).map((x) => `      s${y} = subgroupMatrixMultiplyAccumulate(q${x}, subgroupMatrixLoad<${right}>(&kv_tile, ${x * c.K * BK + y * c.N}u, false, BLOCK_K), s${y});`),
+      `      subgroupMatrixStore(&s_tile, row0 * BLOCK_K + ${y * c.N}u, s${y}, false, BLOCK_K);`,
+    ]),
+  );
+  // O (M, D) += P V, P stored [row][key], V stored [key][d] after K^T
+  const loadP = range(BK / c.K).map((x) => `      let p${x} = subgroupMatrixLoad<${left}>(&p_tile, row0 * BLOCK_K + ${x * c.K}u, false, BLOCK_K);`);
+  const update = range(D / c.N).map((y) =>
+    lines([
+      `      var o${y} = subgroupMatrixLoad<${result}>(&o_tile, row0 * D + ${y * c.N}u, false, D);`,
+      ...range(BK / c.K).map((x) => `      o${y} = subgroupMatrixMultiplyAccumulate(p${x}, subgroupMatrixLoad<${right}>(&kv_tile, V_AT + ${x * c.K * D + y * c.N}u, false, D), o${y});`),
+      `      subgroupMatrixStore(&o_tile, row0 * D + ${y * c.N}u, o${y}, false, D);`,
+    ]),
+  );
+  const subgroupRow = subgroups === 1 ? "0u" : `(lidx / ${sg}u) * ${c.M}u`;
+  const matrixScope = subgroups === 1 ? "" : "@diagnostic(off, chromium.subgroup_matrix_uniformity) ";
+  return {
+    name: "attention_forward_subgroup_matrix",
+    variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: sg, subgroups, blockK: BK },
+    uniforms: scalar.uniforms,
+    bindings: scalar.bindings,
+    workgroupSize: [subgroups * sg, 1, 1],
+    dispatch: (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch],
+    enables: ["f16", "chromium_experimental_subgroup_matrix"],
+    declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "o"])}
+const BLOCK_Q = ${BQ}u;
+const BLOCK_K = ${BK}u;
+const V_AT = ${BK * D}u; // V's offset in kv_tile
+var<workgroup> o_tile: array<f32, ${BQ * D}>; // (BLOCK_Q, D) unnormalized output
+var<workgroup> s_tile: array<f32, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K) scores, then biased and masked
+var<workgroup> p_tile: array<f16, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K) exp(score - max)
+var<workgroup> kv_tile: array<f16, ${kvSize}>; // K^T (D, BLOCK_K) then V (BLOCK_K, D); first Q (BLOCK_Q, D)
+var<workgroup> row_max: array<f32, ${BQ}>;
+var<workgroup> row_sum: array<f32, ${BQ}>;
+var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old max - new max) of the current tile`,
+    body: `  let b = wid.z;
+  let h = wid.y;
+  let kvh = h / u.group_size;
+  let first = wid.x * BLOCK_Q;
+  let last = min(first + BLOCK_Q, u.q_len) - 1u;
+  let j_start = key_window_start(b);
+  let j_end = key_window_end(b, last + u.query_offset);
+  let row0 = ${subgroupRow}; // this subgroup's first row in the block
+  // stage Q as f16 (rows past T are zero); clear O and the row statistics
+  for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
+    let i = first + e / D;
+    var x = 0.0;
+    if (i < u.q_len) { x = load_q(q_at(b, i, h) + e % D); }
+    kv_tile[e] = f16(x);
+    o_tile[e] = 0.0;
+  }
+  for (var r = lidx; r < BLOCK_Q; r += WG_X) {
+    row_max[r] = NEG_BIG;
+    row_sum[r] = 0.0;
+  }
+  workgroupBarrier();
+  ${matrixScope}{
+${lines(loadQ)}
+    for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
+      let n = min(BLOCK_K, j_end - j0);
+      workgroupBarrier(); // Q, or the previous tile's K, V and P, are no longer read
+      for (var e = lidx; e < BLOCK_K * D; e += WG_X) {
+        let key = e / D;
+        let d = e % D;
+        var kx = 0.0;
+        var vx = 0.0;
+        if (key < n) {
+          kx = load_k(k_at(b, j0 + key, kvh) + d);
+          vx = load_v(v_at(b, j0 + key, kvh) + d);
+        }
+        kv_tile[d * BLOCK_K + key] = f16(kx);
+        kv_tile[V_AT + e] = f16(vx);
+      }
+      workgroupBarrier();
+${lines(scores)}
+      workgroupBarrier();
+      // online softmax, one invocation per row
+      for (var r = lidx; r < BLOCK_Q; r += WG_X) {
+        let i = first + r;
+        let p = i + u.query_offset;
+        var tile_max = NEG_BIG;
+        for (var c = 0u; c < BLOCK_K; c++) {
+          var s = NEG_BIG;
+          if (i < u.q_len && c < n && key_allowed(b, p, j0 + c)) {
+            s = s_tile[r * BLOCK_K + c] * u.scale + score_bias(h, p, j0 + c);
+          }
+          s_tile[r * BLOCK_K + c] = s;
+          tile_max = max(tile_max, s);
+        }
+        var scale = 1.0;
+        var sum = 0.0;
+        var m = row_max[r];
+        if (tile_max > NEG_BIG) {
+          let m_new = max(m, tile_max);
+          scale = exp(m - m_new);
+          m = m_new;
+        }
+        for (var c = 0u; c < BLOCK_K; c++) {
+          var w = 0.0;
+          if (tile_max > NEG_BIG) { w = exp(s_tile[r * BLOCK_K + c] - m); } // a masked score gives 0
+          sum += w;
+          p_tile[r * BLOCK_K + c] = f16(w);
+        }
+        row_max[r] = m;
+        row_sum[r] = row_sum[r] * scale + sum;
+        row_scale[r] = scale;
+      }
+      workgroupBarrier();
+      for (var e = lidx; e < BLOCK_Q * D; e += WG_X) { o_tile[e] *= row_scale[e / D]; }
+      workgroupBarrier();
+${lines(loadP)}
+${lines(update)}
+    }
+  }
+  workgroupBarrier();
+  for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
+    let r = e / D;
+    let i = first + r;
+    // A row that sees no key: zeros and lse = -inf, as the scalar kernel writes.
+    let l = row_sum[r];
+    if (i < u.q_len) { store_o(o_at(b, i, h) + e % D, select(0.0, o_tile[e] / l, l > 0.0)); }
+  }
+  for (var r = lidx; r < BLOCK_Q; r += WG_X) {
+    let i = first + r;
+    let l = row_sum[r];
+    if (i < u.q_len) { lse[(b * u.query_heads + h) * u.q_len + i] = select(negative_infinity(), row_max[r] + log(l), l > 0.0); }
+  }`,
+  };
+}
+
+/** The forward kernel `attentionForwardChoice` picks for `variant` on `adapter`. */
+export function attentionForwardKernelFor(adapter: AttentionAdapter, variant: AttentionVariant, env: Readonly<Record<string, string | undefined>> = process.env): Result<KernelSpec> {
+  const choice = attentionForwardChoice(adapter, variant.headDim, env);
+  if (!choice.ok) return choice;
+  return ok(choice.value === "scalar" ? attentionForwardKernel(variant) : attentionForwardSubgroupKernel(variant, choice.value));
+}
