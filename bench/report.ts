@@ -138,7 +138,8 @@ function decodeBandwidthPart(r: BenchReport): string | undefined {
   const intro =
     "Decode bandwidth: the bytes one batch-1 decode step must read (every weight once in f32 as the engine holds it, the embedding table one row, " +
     `plus the f32 keys and values at the mean cached length ${b.cachedLength}) over the median step time, divided by the copy bandwidth measured above. ` +
-    "Traffic beyond that minimum (the cache copied into its next buffer each step, activations, the logits read back) counts against the fraction.";
+    "Traffic beyond that minimum (the cache copied into its next buffer each step, activations, the logits read back) counts against the fraction. " +
+    "A step's kernel launches are recorded into one submission; the cache copies and the logits' read-back are two more.";
   const rows = [
     [
       (b.weightBytes / GB).toFixed(3),
@@ -151,7 +152,7 @@ function decodeBandwidthPart(r: BenchReport): string | undefined {
       g.launchesPerStep === undefined ? "-" : String(g.launchesPerStep),
     ],
   ];
-  const header = ["weights GB/token", "KV GB/token", "GB/token", "ms/token (median)", "GB/s", "copy GB/s", "of copy bandwidth", "kernel launches/step (one submission)"];
+  const header = ["weights GB/token", "KV GB/token", "GB/token", "ms/token (median)", "GB/s", "copy GB/s", "of copy bandwidth", "kernel launches/step"];
   return `${intro}\n\n${table(header, rows)}`;
 }
 
@@ -163,7 +164,7 @@ function versusTorchPart(r: BenchReport): string | undefined {
   const intro =
     `transformers ${t.transformers} \`generate\` (torch ${t.torch}, CUDA ${t.cuda}, ${t.device}; bench/torch_generate.py) on a LlamaForCausalLM of the same dimensions, ` +
     `built on the GPU with random weights, attention sdpa, prompt ${t.promptTokens} tokens, greedy, ${t.newTokens} new tokens forced; ` +
-    `median of ${t.reps} generates after one warm-up. Its decode tokens/s = (N − 1) / (t_N − t_1); prefill = t_1 (the prompt and one token). ` +
+    `median of ${t.reps} generates after one warm-up. Its decode tokens/s = (N − 1) / (t_N − t_1); prefill = t_1 (the prompt and one token); sftc's prefill includes compiling its first step. ` +
     "Ratio: sftc decode tokens/s / PyTorch's (above 1: sftc faster).";
   const sftcRow = sftc?.measured
     ? ["sftc (WebGPU)", "f32", ms(sftc.prefillNs), sftc.decodeTokensPerSecond.toFixed(1), "-"]
