@@ -1,7 +1,7 @@
 // The generation benchmark: prefill (one prompt of N tokens) and greedy decode (M new tokens,
 // KV cache) on the adapter, through the runtime's KV-cache model and GPU step runner, for the
-// quickstart's tiny model and, at full size, a Baichuan-7B-sized random model streamed onto the
-// device, whose decode is also divided by the copy bandwidth (the bytes a step must read) and,
+// quickstart's tiny model and, at full size on a GPU, a Baichuan-7B-sized random model streamed
+// onto the device, whose decode is also divided by the copy bandwidth (the bytes a step must read) and,
 // on an NVIDIA adapter, compared with transformers' generate (bench/torch_generate.py).
 //
 // The floor: of Baichuan-7B's 7.00 B parameters a decode step reads 6.74 B (the embedding table is
@@ -25,6 +25,7 @@ import type { ModelConfig } from "../stdlib/families/config.ts";
 import { expandTemplate, type Family } from "../stdlib/families/family.ts";
 import { families } from "../stdlib/families/index.ts";
 import { families as familyFacts } from "../stdlib/schemas/model.ts";
+import { torchDeviceFor } from "./ceilings.ts";
 import type { GenerationSizes } from "./sizes.ts";
 import { median, quickstartPipeline } from "./train-step.ts";
 
@@ -220,6 +221,7 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
   const shapes = new Map([...built.value.weights].map(([name, w]) => [name, w.shape] as const));
   const parameters = [...shapes.values()].reduce((n, shape) => n + numel(shape), 0);
   const label = `${SEVEN_B}: hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}, ${(parameters / 1e9).toFixed(2)} B parameters (f32 on the device)`;
+  if (torchDeviceFor(gpu) === "cpu") return { measured: false, model: label, why: `'${gpu.adapter.name}' is a CPU adapter: ${(4 * parameters / 1e9).toFixed(1)} GB of f32 weights in host memory and minutes per token` };
   const refusal = bufferRefusal(gpu.limits, [...shapes.values()]);
   if (refusal) return { measured: false, model: label, why: refusal };
 

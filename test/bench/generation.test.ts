@@ -3,12 +3,14 @@
 // reference's refusals where it cannot run.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { bufferRefusal, decodeBandwidth, decodeBytes, sharedShapeWeights, torchGenerate } from "../../bench/generation.ts";
+import { benchGeneration, bufferRefusal, decodeBandwidth, decodeBytes, sharedShapeWeights, torchGenerate } from "../../bench/generation.ts";
+import { torchDeviceFor } from "../../bench/ceilings.ts";
 import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
 import { fromDimensions } from "../../compiler/plan/model-config.ts";
 import type { StreamedTensor } from "../../runtime/generate/weights.ts";
 import { families } from "../../stdlib/families/index.ts";
 import { families as familyFacts } from "../../stdlib/schemas/model.ts";
+import { withGpu } from "../kernels/gpu-harness.ts";
 
 const test = suite("bench generation");
 const family = families.baichuan7b;
@@ -97,6 +99,19 @@ test("the 7B generation is refused by name when a weight exceeds the adapter's b
     "its largest weight is 0.98 GiB in f32, above the adapter's maxBufferSize of 0.25 GiB",
   );
 });
+
+test(
+  "at full size on a CPU adapter the 7B case is not run, and says why",
+  withGpu(async (gpu) => {
+    if (torchDeviceFor(gpu) !== "cpu") {
+      console.log(`    skipped: '${gpu.adapter.name}' is not a CPU adapter`);
+      return;
+    }
+    const [tiny, large] = await benchGeneration(gpu, { promptTokens: 4, newTokens: 2 }, { promptTokens: 128, newTokens: 64 }, 1);
+    assert.ok(tiny.measured && tiny.logitsFinite);
+    assert.ok(!large.measured && large.why.endsWith("is a CPU adapter: 28.0 GB of f32 weights in host memory and minutes per token"), large.measured ? "" : large.why);
+  }),
+);
 
 test("transformers' generate runs only at full size on CUDA, and a Python without it says so", () => {
   const sizes = { promptTokens: 4, newTokens: 2 };
