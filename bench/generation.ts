@@ -1,8 +1,8 @@
 // The generation benchmark: prefill (one prompt of N tokens) and greedy decode (M new tokens,
 // KV cache) on the adapter, through the runtime's KV-cache model and GPU step runner, for the
 // quickstart's tiny model and, at full size on a GPU, a Baichuan-7B-sized random model streamed
-// onto the device, whose decode is also divided by the copy bandwidth (the bytes a step must read) and,
-// on an NVIDIA adapter, compared with transformers' generate (bench/torch_generate.py).
+// onto the device, whose decode is also divided by the copy bandwidth (the bytes a step must
+// read) and, on an NVIDIA adapter, compared with transformers' generate (bench/torch_generate.py).
 //
 // The floor: of Baichuan-7B's 7.00 B parameters a decode step reads 6.74 B (the embedding table is
 // a lookup of one row), 26.95 GB in f32; at the H200's ~4.3 TB/s copy figure that is ~6.3 ms per
