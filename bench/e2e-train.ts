@@ -4,7 +4,8 @@
 // transformers Llama of the same dimensions, SDPA attention) on the same machine, as ratios.
 //
 //   node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024]
-//     [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--out FILE.json]
+//     [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10]
+//     [--out FILE.json]
 //
 // sftc runs as `sftc run` runs a 7B pipeline: LoRA on the attention projections (W_pack, the
 // fused q/k/v, and o_proj; PEFT's side adapts q_proj, k_proj, v_proj, o_proj), gradient
@@ -17,7 +18,9 @@
 // the backward's input gradients 13.8 (frozen weights get none; the rank-8 adapters add < 1%),
 // attention scores and values 4 · T² · C per layer = 0.55 TFLOP per pass, about 2.2 over the
 // four passes: about 43 TFLOP per step. At the 10-20 TFLOP/s the tiled f32 matmul may reach on
-// an H200 that is 2-4 s a step, hence the default of 1 warm-up and 2 timed steps.
+// an H200 that is 2-4 s a step, hence the default of 1 warm-up and 2 timed steps. Measured on an
+// H200 (2026-11-26, tiled matmul): 8.1 s a LoRA step and 8.7 s a QLoRA step (about 5 TFLOP/s),
+// weights uploaded in 27 s (LoRA, f32) and 19 s (QLoRA); both methods with --torch took 129 s.
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -41,7 +44,7 @@ import { machineFacts } from "./machine.ts";
 import { median, TORCH_PYTHON } from "./train-step.ts";
 
 const SCRIPT = resolve(import.meta.dirname, "torch_peft_train.py");
-const USAGE = "usage: node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024] [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--out FILE.json]";
+const USAGE = "usage: node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024] [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10] [--out FILE.json]";
 /** The attention projections of Baichuan-7B: the fused q/k/v and the output. */
 const TARGETS = ["W_pack", "o_proj"];
 /** Precisions of the PyTorch reference rows. */
@@ -64,13 +67,19 @@ export interface E2eOptions {
   alpha: number;
   warmup: number;
   steps: number;
+  /**
+   * PyTorch's untimed and timed steps: its steps are cheap, and its first timed ones after a single
+   * warm-up still vary (on an H200 at 7B size, 484 then 293 ms in bf16), so it takes more of each.
+   */
+  torchWarmup: number;
+  torchSteps: number;
   /** Dimensions replacing the 7B preset's (tests shrink the model with it). */
   dims?: Partial<Dimensions>;
   /** Progress lines (the CLI writes them to stderr, so a run cut short still shows how far it got). */
   log?: (line: string) => void;
 }
 
-export const DEFAULT_OPTIONS: E2eOptions = { methods: ["lora"], layers: 32, seq: 1024, rows: 1, rank: 8, alpha: 16, warmup: 1, steps: 2 };
+export const DEFAULT_OPTIONS: E2eOptions = { methods: ["lora"], layers: 32, seq: 1024, rows: 1, rank: 8, alpha: 16, warmup: 1, steps: 2, torchWarmup: 3, torchSteps: 10 };
 
 /** One sftc run: its figures, or why it failed. */
 export type SftcRow = { method: Method; precision: string } & (
@@ -266,8 +275,8 @@ export function torchRun(options: E2eOptions, python: string, device: "cuda" | "
     rows: options.rows,
     rank: options.rank,
     alpha: options.alpha,
-    warmup: options.warmup,
-    steps: options.steps,
+    warmup: options.torchWarmup,
+    steps: options.torchSteps,
     methods: options.methods,
     dtypes: TORCH_DTYPES,
     device,
@@ -383,7 +392,7 @@ export function reportMarkdown(r: E2eReport): string {
     `- driver: ${r.driver}`,
     `- date: ${r.date}`,
     `- command: \`${r.command}\``,
-    `- batch: ${r.options.rows} x ${r.options.seq} tokens, LoRA rank ${r.options.rank}, alpha ${r.options.alpha}; ${r.options.warmup} warm-up step(s), median of ${r.options.steps} timed optimizer step(s) (forward, backward, clipping, AdamW, queue drained)`,
+    `- batch: ${r.options.rows} x ${r.options.seq} tokens, LoRA rank ${r.options.rank}, alpha ${r.options.alpha}; sftc ${r.options.warmup} warm-up step(s) then the median (the upper of an even count) of ${r.options.steps} timed optimizer step(s), PyTorch ${r.options.torchWarmup} and ${r.options.torchSteps}; a step is forward, backward, clipping and AdamW, ended by waiting for the device`,
     "- peak memory: sftc counts its own tensor buffers (weights, NF4 parts, adapters, moments, activation pool, scratch), not Dawn's internal allocations or pipelines; PyTorch's is torch.cuda.max_memory_allocated (tensors, not the allocator's cache or the CUDA context)",
     ...(versions ? [`- ${versions}`] : []),
     "",
@@ -403,7 +412,8 @@ function modelLabel(options: E2eOptions): string {
 
 /** Runs the sftc side on `gpu`, then (with `python`) the PyTorch side, and assembles the report. */
 export async function benchE2eTrain(gpu: GpuDevice, options: E2eOptions, run: { command: string; torch?: { python: string; device: "cuda" | "cpu" }; beforeTorch?: () => void }): Promise<E2eReport> {
-  const card = gpu.adapter.description || gpu.adapter.name;
+  const { name, description } = gpu.adapter;
+  const card = name && description ? `${name} (${description})` : name || description;
   const sftc = await sftcRuns(gpu, options);
   run.beforeTorch?.();
   const torch = run.torch ? torchRun(options, run.torch.python, run.torch.device) : undefined;
@@ -436,6 +446,8 @@ function cliOptions(): { options: E2eOptions; torch: boolean; out?: string } {
         rank: { type: "string" },
         warmup: { type: "string" },
         steps: { type: "string" },
+        "torch-warmup": { type: "string" },
+        "torch-steps": { type: "string" },
         torch: { type: "boolean", default: false },
         out: { type: "string" },
       },
@@ -460,6 +472,8 @@ function cliOptions(): { options: E2eOptions; torch: boolean; out?: string } {
     alpha: d.alpha,
     warmup: count("warmup", v.warmup, d.warmup, 0),
     steps: count("steps", v.steps, d.steps, 1),
+    torchWarmup: count("torch-warmup", v["torch-warmup"], d.torchWarmup, 0),
+    torchSteps: count("torch-steps", v["torch-steps"], d.torchSteps, 1),
   };
   return { options, torch: v.torch, out: v.out };
 }

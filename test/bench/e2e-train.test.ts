@@ -20,6 +20,8 @@ const TOY: E2eOptions = {
   alpha: 8,
   warmup: 1,
   steps: 1,
+  torchWarmup: 0,
+  torchSteps: 1,
   dims: { hidden_size: 64, num_heads: 4, intermediate_size: 172, vocab_size: 512 },
 };
 
