@@ -1,0 +1,122 @@
+// The decode matmul (few rows times W stored (N, K)) against the float64 reference: M 1, 3 and 8,
+// N off the workgroup's 4 columns, K off 4 (scalar loads) and a multiple (vec4 loads), f32/f16/bf16
+// W, transposed A, bias, accumulation, strided batches, an NF4 W; and which launches choose it.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { runKernel } from "../../runtime/gpu/batch.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
+import { nf4Bindings, uploadNf4Tables, uploadNf4Weight } from "../../runtime/execute/nf4-weights.ts";
+import { Random } from "../../runtime/random.ts";
+import { gemvFits } from "../../stdlib/kernels/matmul-gemv.ts";
+import { matmulKernel, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { nf4MatmulKernel, nf4MatmulRef } from "../../stdlib/kernels/nf4-matmul.ts";
+import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { assertClose } from "../support/numeric.ts";
+import { randomValues, toleranceFor, withGpu } from "./gpu-harness.ts";
+
+const test = suite("matmul gemv");
+
+// Sizes of A, B and C as the shape's strides and leading dimensions lay them out.
+function extent(batchStride: number, batch: number, rows: number, ld: number, cols: number): number {
+  return (batch - 1) * batchStride + (rows - 1) * ld + cols;
+}
+
+async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulShape, tol: number): Promise<void> {
+  const u = matmulUniforms(s, o);
+  const sizeA = o.transA ? extent(u.strideA, s.batch, s.k, u.lda, s.m) : extent(u.strideA, s.batch, s.m, u.lda, s.k);
+  const sizeB = extent(u.strideB, s.batch, s.n, u.ldb, s.k);
+  const sizeC = extent(u.strideC, s.batch, s.m, u.ldc, s.n);
+  const as = randomValues(rng, sizeA, o.a);
+  const bs = randomValues(rng, sizeB, o.b);
+  const bias = o.bias ? randomValues(rng, s.n, o.bias) : undefined;
+  const c0 = o.accumulate ? randomValues(rng, sizeC, o.out) : undefined;
+  const spec = matmulKernel(o, s, "registers");
+  assert.is(spec.name, "matmul_gemv");
+  const c = c0 ? uploadTensor(gpu, o.out, [sizeC], c0) : createTensor(gpu, o.out, [sizeC]);
+  const tensors = { a: uploadTensor(gpu, o.a, [sizeA], as), b: uploadTensor(gpu, o.b, [sizeB], bs), c, ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias) } : {}) };
+  await runKernel(gpu, spec, u, tensors);
+  const out = await readFloats(gpu, c);
+  for (const t of Object.values(tensors)) t.destroy();
+  const label = `gemv ${o.a}x${o.b} tA=${+o.transA} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
+  const ref = matmulRef(as, bs, o, s, { bias, c0 });
+  // entries of C outside the strided outputs are zero in both (or c0, untouched)
+  assertClose(out.subarray(0, ref.length), ref, tol, label);
+}
+
+const f32: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
+
+test(
+  "f32: M 1, 3, 8; N off 4 columns; K off 4 (scalar) and a multiple (vec4); transposed A",
+  withGpu(async (gpu) => {
+    const rng = new Random(31);
+    for (const m of [1, 3, 8])
+      for (const [n, k] of [
+        [37, 128],
+        [37, 131],
+      ])
+        await check(gpu, rng, f32, { batch: 1, m, n, k }, toleranceFor("f32"));
+    await check(gpu, rng, { ...f32, transA: true }, { batch: 1, m: 3, n: 9, k: 64 }, toleranceFor("f32"));
+  }),
+);
+
+test(
+  "f16 and bf16 W (and A) accumulate in f32",
+  withGpu(async (gpu) => {
+    const rng = new Random(32);
+    const pairs: [StorageDType, StorageDType][] = gpu.hasF16 ? [["f32", "f16"], ["f32", "bf16"], ["bf16", "f16"]] : [["f32", "bf16"]];
+    for (const [a, b] of pairs) await check(gpu, rng, { ...f32, a, b }, { batch: 1, m: 3, n: 21, k: 96 }, toleranceFor("f32"));
+  }),
+);
+
+test(
+  "bias, alpha, accumulation (beta) and strided batches",
+  withGpu(async (gpu) => {
+    const rng = new Random(33);
+    await check(gpu, rng, { ...f32, bias: "f32", accumulate: true }, { batch: 1, m: 8, n: 13, k: 64, alpha: 0.5, beta: 2 }, toleranceFor("f32"));
+    // strided views: rows of A, W and C further apart than they are wide, batch strides beyond that
+    await check(gpu, rng, f32, { batch: 3, m: 2, n: 10, k: 24, lda: 28, ldb: 32, ldc: 12, strideA: 60, strideB: 324, strideC: 30 }, toleranceFor("f32"));
+    await check(gpu, rng, { ...f32, bias: "f32" }, { batch: 2, m: 1, n: 6, k: 11, strideB: 0 }, toleranceFor("f32"));
+  }),
+);
+
+test(
+  "NF4 W: 4-bit codes decoded by the B accessor, vec4 and scalar paths",
+  withGpu(async (gpu) => {
+    const rng = new Random(34);
+    const tables = uploadNf4Tables(gpu);
+    for (const [m, n, k] of [
+      [1, 150, 128],
+      [3, 37, 70],
+    ]) {
+      const w = uploadNf4Weight(gpu, randomValues(rng, n * k, "f32", 0.05), `w ${n}x${k}`);
+      const s: MatmulShape = { batch: 1, m, n, k, strideB: 0 };
+      const a = randomValues(rng, m * k);
+      const ta = uploadTensor(gpu, "f32", [m, k], a, "a");
+      const tc = createTensor(gpu, "f32", [m, n], "c");
+      const spec = nf4MatmulKernel(f32, s, "registers");
+      assert.is(spec.name, "matmul_gemv_nf4");
+      await runKernel(gpu, spec, matmulUniforms(s, f32), { a: ta, c: tc, ...nf4Bindings(w, tables) });
+      const out = await readFloats(gpu, tc);
+      assertClose(out, nf4MatmulRef(a, w.host, f32, s), 1e-5, `gemv nf4 ${m}x${n}x${k} vecB=${+!!spec.variant.vecB}`);
+      for (const t of [ta, tc, w.codes, w.absmax, w.scales, w.offset]) t.destroy();
+    }
+    tables.destroy();
+  }),
+);
+
+test("chosen for W stored (N, K) and at most 8 rows, unless a shared W would be read by many rows", () => {
+  const shape = (m: number, extra: Partial<MatmulShape> = {}): MatmulShape => ({ batch: 1, m, n: 64, k: 64, ...extra });
+  assert.ok(gemvFits({ transB: true }, shape(1)));
+  assert.ok(gemvFits({ transB: true }, shape(8)));
+  assert.not.ok(gemvFits({ transB: true }, shape(9)));
+  assert.not.ok(gemvFits({ transB: false }, shape(1)));
+  assert.ok(gemvFits({ transB: true }, shape(1, { batch: 32 })), "a W per batch item (attention heads)");
+  assert.not.ok(gemvFits({ transB: true }, shape(4, { batch: 4, strideB: 0 })), "one W for 16 rows");
+  for (const strategy of ["tiled", "registers"] as const) {
+    assert.is(matmulKernel(f32, shape(1), strategy).name, "matmul_gemv");
+    assert.is.not(matmulKernel(f32, shape(9), strategy).name, "matmul_gemv");
+  }
+});
+
+test.run();
