@@ -19,7 +19,7 @@ import { embeddingBackward, embeddingBackwardRef, embeddingForward, embeddingFor
 import { GRAD_NORM_CHUNK, gradNormPartial, gradNormPartials, gradNormRef } from "../stdlib/kernels/grad-clip.ts";
 import type { KernelSpec, UniformValues } from "../stdlib/kernels/kernel.ts";
 import { matmulKernel, matmulRef, matmulUniforms, plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
-import { subgroupMatrixTolerance } from "../stdlib/kernels/matmul-subgroup.ts";
+import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
 import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
 import { dequantizeNf4 } from "../stdlib/quant/nf4.ts";
 import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Weight } from "../runtime/execute/nf4-weights.ts";
@@ -92,13 +92,13 @@ function productInputs(strategy: MatmulStrategy): { dtype: StorageDType; toleran
   return typeof strategy === "string" ? { dtype: "f32", tolerance: F32_TOLERANCE } : { dtype: "f16", tolerance: subgroupMatrixTolerance(strategy.config) };
 }
 
-// e.g. "subgroup-matrix f16>f32 16x16x16 2x2 subgroups"
+// e.g. "subgroup-matrix f16>f32 16x16x16 wg64 (2x2 of 32x32, bk32)"
 function strategyLabel(strategy: MatmulStrategy): string {
   if (typeof strategy === "string") return strategy;
   const c = strategy.config;
-  const grid = strategy.grid ?? 2;
+  const tiling = strategy.tiling ?? DEFAULT_SUBGROUP_TILING;
   const accumulation = c.resultComponentType === "f32" ? "" : ", f16 accumulation";
-  return `${strategyName(strategy)} ${c.componentType}>${c.resultComponentType} ${c.M}x${c.N}x${c.K} ${grid}x${grid} subgroups${accumulation}`;
+  return `${strategyName(strategy)} ${c.componentType}>${c.resultComponentType} ${c.M}x${c.N}x${c.K} ${tiling} (${tilingKey(SUBGROUP_TILINGS[tiling])})${accumulation}`;
 }
 
 class CaseBuilder {
@@ -475,12 +475,21 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
     yield b.matmul(sq, sq, sq, "f32", false, sub);
     yield b.matmul(sq, sq, sq, "f16", true, sub);
     // one subgroup per workgroup: no assumption on which invocations form a subgroup
-    yield b.matmul(sq, sq, sq, "f16", true, { ...sub, grid: 1 });
+    yield b.matmul(sq, sq, sq, "f16", true, { ...sub, tiling: "one-subgroup" });
     yield b.matmul(m, n, k, "f32", false, sub, ", unaligned");
     yield b.matmul(...ffnUp, "bf16", true, sub, ", FFN up");
     // QLoRA's frozen FFN up-projection, and the same on the plain strategy for comparison
     yield b.nf4Matmul(...ffnUp, sub, ", FFN up");
     yield b.nf4Matmul(...ffnUp, preferred, ", FFN up");
+    // the tiling presets side by side: weights stored (N, K) in f16; the square shape, the FFN
+    // up-projection, and ragged M and N over an aligned K (the vec4 fills' edges)
+    for (const tiling of Object.keys(SUBGROUP_TILINGS) as SubgroupTilingName[]) {
+      if (tiling === "one-subgroup") continue;
+      const preset = { ...sub, tiling };
+      if (tiling !== DEFAULT_SUBGROUP_TILING) yield b.matmul(sq, sq, sq, "f16", true, preset);
+      yield b.matmul(...ffnUp, "f16", true, preset, ", FFN up");
+      yield b.matmul(m, n, sq, "f16", true, preset, ", ragged M and N");
+    }
   }
   yield b.silu();
   yield b.swiglu();

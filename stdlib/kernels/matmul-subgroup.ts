@@ -8,28 +8,78 @@
 // units with f32 accumulation where the adapter offers an f16->f32 configuration (like PyTorch
 // autocast), else f16 accumulation. SFT_MATMUL=tiled keeps f32 inputs.
 //
-// Per workgroup one output tile computed by a grid of subgroups (default 2x2: a 64x64 tile,
-// workgroup size 4 x subgroup size; 1x1: a 32x32 tile, one subgroup), each owning 32x32
-// outputs as (32/M) x (32/N) result matrices of the configuration's M x N. K advances in steps
-// of 32: every invocation converts its share of the A tile (rows x 32, stored [m][k]) and the B
-// tile (32 x columns, stored [k][n]) to f16 in workgroup memory, zero outside M/N/K; after a
-// barrier each subgroup loads left and right matrices from there and multiply-accumulates. The
-// epilogue stores one result matrix per subgroup at a time into workgroup scratch, from where
+// Per workgroup one output tile computed by a grid of subgroups, each owning a block of outputs
+// as a grid of result matrices of the configuration's M x N; the geometry is a `SubgroupTiling`
+// (named presets in SUBGROUP_TILINGS; the engine uses DEFAULT_SUBGROUP_TILING). K advances in
+// steps of `bk`: every invocation converts its share of the A tile (rows x bk, stored [m][k]) and
+// the B tile (bk x columns, stored [k][n]) to f16 in workgroup memory, zero outside M/N/K, with
+// scalar loads, or 16-byte ones where the tiling asks and the operand's layout allows; after a
+// barrier each subgroup loads left and right matrices from there and multiply-accumulates. Tile
+// rows may be padded (`pad` halves, keeping rows 16-byte aligned) against bank conflicts. With
+// `doubleBuffer` the steps alternate between two tile sets: a step fills one set while slower
+// subgroups may still read the other, so one barrier per step suffices (a subgroup reaches the
+// fill of a set only after every subgroup passed the barrier following its last read of it).
+// The epilogue stores one result matrix per subgroup at a time into workgroup scratch, from where
 // each lane writes its share of C through the bounds-checked epilogue of matmul.ts (alpha,
 // bias, beta). Every subgroup-matrix call and barrier sits in control flow that depends only
-// on uniforms. With a 2x2 grid a subgroup's offsets into the tiles come from its index,
+// on uniforms. With several subgroups a subgroup's offsets into the tiles come from its index,
 // local index / subgroup size, which the WGSL uniformity analysis cannot prove uniform per
 // subgroup: that check is switched off around the matrix calls, which relies on subgroups
 // being consecutive local indices (full subgroups of the adapter's fixed size, as on NVIDIA).
-// The 1x1 grid makes no such assumption. Loads and stores use the form with a runtime
+// The one-subgroup tiling makes no such assumption. Loads and stores use the form with a runtime
 // `col_major` argument (false: row-major), which this Dawn marks deprecated but which is the one
 // checked exact on NVIDIA; the templated form replacing it is newer than some Dawn builds.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
-import { MATMUL_UNIFORMS, matmulBindings, matmulStoreFunctions, matmulVariant, type MatmulOptions } from "./matmul.ts";
+import { MATMUL_UNIFORMS, matmulBindings, matmulStoreFunctions, matmulTile4Function, matmulVariant, type MatmulOptions } from "./matmul.ts";
 
-const SUBGROUP_TILE = 32; // output rows and columns per subgroup
-const BK = 32; // K per step
+/** The geometry of the subgroup-matrix kernel. */
+export interface SubgroupTiling {
+  /** Subgroups per workgroup down M and across N. */
+  grid: readonly [number, number];
+  /** Outputs per subgroup down M and across N (multiples of the configuration's M and N). */
+  perSubgroup: readonly [number, number];
+  /** K per step (a multiple of the configuration's K and of 4). */
+  bk: number;
+  /** Fill the tiles with 16-byte loads where the operand's dtype, layout and strides allow. */
+  vec4: boolean;
+  /** f16 elements added to each tile row in workgroup memory (a multiple of 8: rows stay 16-byte aligned). */
+  pad: number;
+  /** Two tile sets, one barrier per K step. */
+  doubleBuffer: boolean;
+}
+
+// Predictions for NVIDIA H200 (tensor cores through Vulkan cooperative matrices), against
+// "wg64" which loads each 16x16 left and right matrix for 2 products per K slice:
+// - "wg64-vec4-pad": same geometry, 16-byte fills and padded rows; isolates the fill cost
+//   (expect ~1.1-1.3x if the scalar fill and bank conflicts dominate, ~1x if the products do).
+// - "wg64-double": wg64 with vec4, padding and two tile sets, one barrier per step instead of two
+//   (expect ~1.1-1.2x over wg64-vec4-pad; more at small K per workgroup).
+// - "wg128-sg64x64": 128x128 tile, 4 subgroups of 64x64 (4x4 accumulators): each loaded matrix
+//   feeds 4 products, half the workgroup-memory reads per product and a quarter of the global
+//   reads per output of wg64 -> expect ~1.5-2x at the square shape, if 16 accumulators stay in
+//   registers.
+// - "wg128-8sg": 128x128 tile, 8 subgroups of 64x32 (4x2 accumulators): same global reuse as
+//   wg128-sg64x64 with more warps to hide latency and fewer registers each -> expect ~1.5-2x.
+// - "wg128x64-bk64": 128x64 tile, 4 subgroups of 64x32, K steps of 64: half the barriers per K
+//   and twice the products per fill -> expect ~1.3-1.6x.
+// Workgroup memory (f16 tiles + f32 scratch) stays within 32 KiB for the 16x16 f32 configuration.
+/** The named tilings; "one-subgroup" runs one subgroup per workgroup (no assumption on subgroup membership). */
+export const SUBGROUP_TILINGS = {
+  wg64: { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false },
+  "one-subgroup": { grid: [1, 1], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false },
+  "wg64-vec4-pad": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false },
+  "wg64-double": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true },
+  "wg128-sg64x64": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false },
+  "wg128-8sg": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false },
+  "wg128x64-bk64": { grid: [2, 2], perSubgroup: [64, 32], bk: 64, vec4: true, pad: 8, doubleBuffer: false },
+} as const satisfies Record<string, SubgroupTiling>;
+
+/** A preset's name. */
+export type SubgroupTilingName = keyof typeof SUBGROUP_TILINGS;
+
+/** The tiling the engine runs (switch after timing the presets on the target GPU: bench/kernels.ts). */
+export const DEFAULT_SUBGROUP_TILING: SubgroupTilingName = "wg64";
 
 /** One shape the adapter's matrix units support (dawn.node `adapter.info.subgroupMatrixConfigs`). */
 export interface SubgroupMatrixConfig {
@@ -40,28 +90,30 @@ export interface SubgroupMatrixConfig {
   K: number;
 }
 
-/** The subgroup-matrix strategy: the configuration, the adapter's (fixed) subgroup size, the subgroup grid. */
+/** The subgroup-matrix strategy: the configuration, the adapter's (fixed) subgroup size, the tiling. */
 export interface SubgroupMatrixStrategy {
   kind: "subgroup-matrix";
   config: SubgroupMatrixConfig;
   subgroupSize: number;
-  /** Subgroups per side of the workgroup's tile (default 2: 4 subgroups, a 64x64 tile). */
-  grid?: 1 | 2;
+  /** The tiling preset (default DEFAULT_SUBGROUP_TILING). */
+  tiling?: SubgroupTilingName;
 }
 
-// the tile geometry needs the matrix sides to divide the subgroup's 32x32 outputs and the K
-// step, and a result matrix to split evenly over the lanes in the epilogue
-const fits = (c: SubgroupMatrixConfig, subgroupSize: number) =>
-  SUBGROUP_TILE % c.M === 0 && SUBGROUP_TILE % c.N === 0 && BK % c.K === 0 && (c.M * c.N) % subgroupSize === 0;
+// the matrix sides must divide the subgroup's outputs and the K step, and a result matrix must
+// split evenly over the lanes in the epilogue
+const fits = (c: SubgroupMatrixConfig, subgroupSize: number, t: SubgroupTiling) =>
+  t.perSubgroup[0] % c.M === 0 && t.perSubgroup[1] % c.N === 0 && t.bk % c.K === 0 && (c.M * c.N) % subgroupSize === 0;
+
+const allFit = (c: SubgroupMatrixConfig, subgroupSize: number) => Object.values(SUBGROUP_TILINGS).every((t) => fits(c, subgroupSize, t));
 
 /**
  * The configuration the kernel uses among the adapter's: f16 inputs; f32 results preferred over
  * f16; 16x16x16 preferred, then larger shapes (fewer matrix operations per tile). Undefined when
- * none fits the kernel's tiles with subgroups of `subgroupSize` lanes.
+ * fits every tiling's tiles with subgroups of `subgroupSize` lanes.
  */
 export function subgroupMatrixConfigFor(configs: readonly SubgroupMatrixConfig[], subgroupSize = 32): SubgroupMatrixConfig | undefined {
   const usable = configs.filter(
-    (c) => c.componentType === "f16" && (c.resultComponentType === "f32" || c.resultComponentType === "f16") && fits(c, subgroupSize),
+    (c) => c.componentType === "f16" && (c.resultComponentType === "f32" || c.resultComponentType === "f16") && allFit(c, subgroupSize),
   );
   const rank = (c: SubgroupMatrixConfig) => [c.resultComponentType === "f32" ? 0 : 1, c.M === 16 && c.N === 16 && c.K === 16 ? 0 : 1, -c.M * c.N * c.K];
   const before = (x: SubgroupMatrixConfig, y: SubgroupMatrixConfig) => {
@@ -81,45 +133,109 @@ export function subgroupMatrixTolerance(config: SubgroupMatrixConfig): number {
   return config.resultComponentType === "f32" ? 1e-4 : 3e-2;
 }
 
-// Fills `tile` (f16, stored [r][k] for A or [k][r] for B as `kMajor` says) with the current K
-// step of an operand whose tile dimension r is M or N. Consecutive invocations read along the
-// operand's contiguous dimension (`alongK`), so storage reads coalesce.
-function fillTile(tile: string, name: string, alongK: boolean, kMajor: boolean, rDim: string, r0: string, tileSide: number, wg: number): string {
-  const count = tileSide * BK;
+/** Bytes of workgroup memory the kernel declares: f16 tiles (two sets when double-buffered) and one result matrix per subgroup. */
+export function subgroupMatrixWorkgroupBytes(c: SubgroupMatrixConfig, t: SubgroupTiling): number {
+  const g = geometry(t);
+  const tiles = (g.tileA + g.tileB) * (t.doubleBuffer ? 2 : 1) * 2;
+  return tiles + g.subgroups * c.M * c.N * (c.resultComponentType === "f32" ? 4 : 2);
+}
+
+// Sizes derived from a tiling, in elements.
+function geometry(t: SubgroupTiling) {
+  const tileM = t.grid[0] * t.perSubgroup[0]; // output rows per workgroup
+  const tileN = t.grid[1] * t.perSubgroup[1]; // and columns
+  const strideA = t.bk + t.pad; // tile_a is [tileM][bk], rows padded
+  const strideB = tileN + t.pad; // tile_b is [bk][tileN], rows padded
+  return { tileM, tileN, strideA, strideB, tileA: tileM * strideA, tileB: t.bk * strideB, subgroups: t.grid[0] * t.grid[1] };
+}
+
+// One operand's tile in workgroup memory: `tile` (f16, at offset `buf` of the current set) holds
+// the K step of an operand whose tile dimension r (M or N) has `side` entries, stored [r][k]
+// (`kMajor` false, rows `stride` apart) or [k][r] (`kMajor` true). `alongK`: the operand is
+// contiguous along K in storage. Consecutive invocations read consecutive stored elements (or
+// vec4s of them), so storage reads coalesce.
+interface TileFill {
+  tile: string;
+  name: string;
+  alongK: boolean;
+  kMajor: boolean;
+  rDim: string;
+  r0: string;
+  side: number;
+  stride: number;
+}
+
+function tileIndex(f: TileFill, r: string, k: string): string {
+  return f.kMajor ? `buf_${f.name} + (${k}) * ${f.stride}u + ${r}` : `buf_${f.name} + (${r}) * ${f.stride}u + ${k}`;
+}
+
+function scalarFill(f: TileFill, bk: number, wg: number): string {
+  const count = f.side * bk;
   invariant(count % wg === 0, "the workgroup divides the tile");
-  const [r, k] = alongK ? [`i / ${BK}u`, `i % ${BK}u`] : [`i % ${tileSide}u`, `i / ${tileSide}u`];
-  const at = kMajor ? `k * ${tileSide}u + r` : `r * ${BK}u + k`;
-  const index = alongK ? `(${r0} + r) * u.ld${name} + k0 + k` : `(k0 + k) * u.ld${name} + ${r0} + r`;
+  const [r, k] = f.alongK ? [`i / ${bk}u`, `i % ${bk}u`] : [`i % ${f.side}u`, `i / ${f.side}u`];
+  const index = f.alongK ? `(${f.r0} + r) * u.ld${f.name} + k0 + k` : `(k0 + k) * u.ld${f.name} + ${f.r0} + r`;
   return `    for (var j = 0u; j < ${count / wg}u; j++) {
       let i = lidx + j * ${wg}u;
       let r = ${r};
       let k = ${k};
       var v = 0.0;
-      if (${r0} + r < u.${rDim} && k0 + k < u.K) { v = load_${name}(base_${name} + ${index}); }
-      ${tile}[${at}] = f16(v);
+      if (${f.r0} + r < u.${f.rDim} && k0 + k < u.K) { v = load_${f.name}(base_${f.name} + ${index}); }
+      ${f.tile}[${tileIndex(f, "r", "k")}] = f16(v);
     }`;
 }
 
-/** The subgroup-matrix matmul kernel for `o` with configuration `s.config`. */
-export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy): KernelSpec {
+// Four consecutive stored elements per invocation through tile4_NAME (matmul.ts), one 16-byte
+// load where the operand's layout allows.
+function quadFill(f: TileFill, bk: number, wg: number): string {
+  const quads = (f.side * bk) / 4;
+  invariant(quads % wg === 0, "the workgroup divides the tile's quads");
+  const [r, k] = f.alongK ? [`q / ${bk / 4}u`, `(q % ${bk / 4}u) * 4u`] : [`(q % ${f.side / 4}u) * 4u`, `q / ${f.side / 4}u`];
+  const load = f.alongK ? `tile4_${f.name}(base_${f.name}, ${f.r0} + r, k0 + k, u.${f.rDim}, u.K, u.ld${f.name})` : `tile4_${f.name}(base_${f.name}, k0 + k, ${f.r0} + r, u.K, u.${f.rDim}, u.ld${f.name})`;
+  const stores = ["x", "y", "z", "w"].map((c, e) => `      ${f.tile}[${f.alongK ? tileIndex(f, "r", `k + ${e}u`) : tileIndex(f, `r + ${e}u`, "k")}] = f16(v.${c});`);
+  return `    for (var j = 0u; j < ${quads / wg}u; j++) {
+      let q = lidx + j * ${wg}u;
+      let r = ${r};
+      let k = ${k};
+      let v = ${load};
+${stores.join("\n")}
+    }`;
+}
+
+/** Compact text of a tiling's parameters, e.g. "2x2 of 32x32, bk32" (variant keys and bench labels). */
+export function tilingKey(t: SubgroupTiling): string {
+  const extras = [t.vec4 ? "vec4" : "", t.pad ? `pad${t.pad}` : "", t.doubleBuffer ? "double" : ""].filter(Boolean);
+  return [`${t.grid[0]}x${t.grid[1]} of ${t.perSubgroup[0]}x${t.perSubgroup[1]}`, `bk${t.bk}`, ...extras].join(", ");
+}
+
+/**
+ * The subgroup-matrix matmul kernel for `o` with configuration `s.config` and tiling `s.tiling`;
+ * `vecA`/`vecB` say whether A and B can be read as vec4 (used where the tiling fills with vec4).
+ */
+export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy, vecA = false, vecB = false): KernelSpec {
   const c = s.config;
-  invariant(c.componentType === "f16" && fits(c, s.subgroupSize), `subgroup-matrix config ${c.componentType} ${c.M}x${c.N}x${c.K} does not fit the 32x32 subgroup tile of ${s.subgroupSize} lanes`);
+  const t: SubgroupTiling = SUBGROUP_TILINGS[s.tiling ?? DEFAULT_SUBGROUP_TILING];
+  invariant(c.componentType === "f16" && fits(c, s.subgroupSize, t), `subgroup-matrix config ${c.componentType} ${c.M}x${c.N}x${c.K} does not fit the tiling ${tilingKey(t)} with ${s.subgroupSize} lanes`);
+  invariant(t.pad % 8 === 0 && t.bk % 4 === 0, "tile rows stay 16-byte aligned");
   const sg = s.subgroupSize;
-  const grid = s.grid ?? 2;
-  const subgroups = grid * grid;
-  const tile = grid * SUBGROUP_TILE; // output rows and columns per workgroup
-  const wg = subgroups * sg;
+  const g = geometry(t);
+  const wg = g.subgroups * sg;
   const result = c.resultComponentType;
-  const rows = SUBGROUP_TILE / c.M; // result matrices per subgroup down M
-  const cols = SUBGROUP_TILE / c.N; // and across N
+  const rows = t.perSubgroup[0] / c.M; // result matrices per subgroup down M
+  const cols = t.perSubgroup[1] / c.N; // and across N
   const pairs = Array.from({ length: rows * cols }, (_, x) => [Math.floor(x / cols), x % cols] as const);
   const left = `subgroup_matrix_left<f16, ${c.K}, ${c.M}>`;
   const right = `subgroup_matrix_right<f16, ${c.N}, ${c.K}>`;
   const resultType = `subgroup_matrix_result<${result}, ${c.N}, ${c.M}>`;
   const perLane = (c.M * c.N) / sg;
-  const steps = Array.from({ length: BK / c.K }, (_, kk) => {
-    const lefts = Array.from({ length: rows }, (_, i) => `      let l${i} = subgroupMatrixLoad<${left}>(&tile_a, (sm + ${i * c.M}u) * ${BK}u + ${kk * c.K}u, false, ${BK}u);`);
-    const rights = Array.from({ length: cols }, (_, j) => `      let r${j} = subgroupMatrixLoad<${right}>(&tile_b, ${kk * c.K * tile}u + sn + ${j * c.N}u, false, ${tile}u);`);
+  const sets = t.doubleBuffer ? 2 : 1;
+  const useVecA = t.vec4 && vecA;
+  const useVecB = t.vec4 && vecB;
+  const fillA: TileFill = { tile: "tile_a", name: "a", alongK: !o.transA, kMajor: false, rDim: "M", r0: "m0", side: g.tileM, stride: g.strideA };
+  const fillB: TileFill = { tile: "tile_b", name: "b", alongK: o.transB, kMajor: true, rDim: "N", r0: "n0", side: g.tileN, stride: g.strideB };
+  const fill = (f: TileFill) => (t.vec4 ? quadFill(f, t.bk, wg) : scalarFill(f, t.bk, wg));
+  const steps = Array.from({ length: t.bk / c.K }, (_, kk) => {
+    const lefts = Array.from({ length: rows }, (_, i) => `      let l${i} = subgroupMatrixLoad<${left}>(&tile_a, buf_a + (sm + ${i * c.M}u) * ${g.strideA}u + ${kk * c.K}u, false, ${g.strideA}u);`);
+    const rights = Array.from({ length: cols }, (_, j) => `      let r${j} = subgroupMatrixLoad<${right}>(&tile_b, buf_b + ${kk * c.K * g.strideB}u + sn + ${j * c.N}u, false, ${g.strideB}u);`);
     const products = pairs.map(([i, j]) => `      acc_${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc_${i}_${j});`);
     return `    {\n${[...lefts, ...rights, ...products].join("\n")}\n    }`;
   });
@@ -132,38 +248,45 @@ export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy):
   }
   workgroupBarrier();`,
   );
+  // with one tile set the next step's fill waits until every subgroup has read this one
+  const setOffsets = t.doubleBuffer
+    ? `    let tile_set = (k0 / ${t.bk}u) & 1u; // the tile set of this step
+    let buf_a = tile_set * ${g.tileA}u;
+    let buf_b = tile_set * ${g.tileB}u;`
+    : `    let buf_a = 0u;
+    let buf_b = 0u;`;
   return {
     name: "matmul_subgroup_matrix",
-    variant: { ...matmulVariant(o), config: `${c.componentType}>${result}:${c.M}x${c.N}x${c.K}`, subgroup: sg, grid },
+    variant: { ...matmulVariant(o), config: `${c.componentType}>${result}:${c.M}x${c.N}x${c.K}`, subgroup: sg, tiling: tilingKey(t), vecA: useVecA, vecB: useVecB },
     uniforms: MATMUL_UNIFORMS,
-    bindings: matmulBindings(o, false, false),
+    bindings: matmulBindings(o, useVecA, useVecB),
     workgroupSize: [wg, 1, 1],
-    dispatch: (u) => [ceilDiv(u.N, tile), ceilDiv(u.M, tile), u.batch],
+    dispatch: (u) => [ceilDiv(u.N, g.tileN), ceilDiv(u.M, g.tileM), u.batch],
     enables: ["f16", "chromium_experimental_subgroup_matrix"],
-    declarations: `var<workgroup> tile_a: array<f16, ${tile * BK}>; // [m][k] of the step
-var<workgroup> tile_b: array<f16, ${BK * tile}>; // [k][n] of the step
-var<workgroup> scratch: array<${result}, ${subgroups * c.M * c.N}>; // one result matrix per subgroup
+    declarations: `${t.vec4 ? `${matmulTile4Function("a", useVecA)}\n${matmulTile4Function("b", useVecB)}\n` : ""}var<workgroup> tile_a: array<f16, ${sets * g.tileA}>; // [m][k] of the step, per set
+var<workgroup> tile_b: array<f16, ${sets * g.tileB}>; // [k][n] of the step, per set
+var<workgroup> scratch: array<${result}, ${g.subgroups * c.M * c.N}>; // one result matrix per subgroup
 ${matmulStoreFunctions(o)}`,
-    body: `  let m0 = wid.y * ${tile}u;
-  let n0 = wid.x * ${tile}u;
+    body: `  let m0 = wid.y * ${g.tileM}u;
+  let n0 = wid.x * ${g.tileN}u;
   let base_a = wid.z * u.strideA;
   let base_b = wid.z * u.strideB;
   let base_c = wid.z * u.strideC;
   let subgroup = lidx / ${sg}u;
   let lane = lidx % ${sg}u;
-  let sm = (subgroup / ${grid}u) * ${SUBGROUP_TILE}u; // the subgroup's rows and columns within the tile
-  let sn = (subgroup % ${grid}u) * ${SUBGROUP_TILE}u;
+  let sm = (subgroup / ${t.grid[1]}u) * ${t.perSubgroup[0]}u; // the subgroup's rows and columns within the tile
+  let sn = (subgroup % ${t.grid[1]}u) * ${t.perSubgroup[1]}u;
   let sg_base = subgroup * ${c.M * c.N}u;
 ${pairs.map(([i, j]) => `  var acc_${i}_${j} = ${resultType}();`).join("\n")}
-  for (var k0 = 0u; k0 < u.K; k0 += ${BK}u) {
-${fillTile("tile_a", "a", !o.transA, false, "M", "m0", tile, wg)}
-${fillTile("tile_b", "b", o.transB, true, "N", "n0", tile, wg)}
+  for (var k0 = 0u; k0 < u.K; k0 += ${t.bk}u) {
+${setOffsets}
+${fill(fillA)}
+${fill(fillB)}
     workgroupBarrier();
     @diagnostic(off, chromium.subgroup_matrix_uniformity) {
 ${steps.join("\n")}
     }
-    workgroupBarrier();
-  }
+${t.doubleBuffer ? "" : "    workgroupBarrier();\n"}  }
   @diagnostic(off, chromium.subgroup_matrix_uniformity) {
 ${epilogue.join("\n")}
   }`,

@@ -12,7 +12,6 @@
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import type { StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
-import { gemvFits, gemvSpec } from "./matmul-gemv.ts";
 import { subgroupMatrixConfigFor, subgroupMatrixSpec, type SubgroupMatrixConfig, type SubgroupMatrixStrategy } from "./matmul-subgroup.ts";
 
 const TILE = 64; // tiled: output rows and columns per workgroup
@@ -110,8 +109,14 @@ export interface MatmulShape {
 }
 
 /** Whether an operand whose stored rows hold `cols` elements `ld` apart can be read as vec4. */
-export function vec4Ok(dtype: StorageDType, cols: number, ld: number, stride: number): boolean {
+function vec4Ok(dtype: StorageDType, cols: number, ld: number, stride: number): boolean {
   return dtype !== "bf16" && cols % 4 === 0 && ld % 4 === 0 && stride % 4 === 0;
+}
+
+/** Whether A and B of a call can be read as vec4 (16-byte loads) given their dtypes, layouts and strides. */
+export function matmulVec4(o: MatmulOptions, shape: MatmulShape): { vecA: boolean; vecB: boolean } {
+  const st = strides(shape, o);
+  return { vecA: vec4Ok(o.a, o.transA ? shape.m : shape.k, st.lda, st.strideA), vecB: vec4Ok(o.b, o.transB ? shape.k : shape.n, st.ldb, st.strideB) };
 }
 
 interface Strides {
@@ -138,12 +143,9 @@ export function matmulUniforms(s: MatmulShape, o: { transA: boolean; transB: boo
 /** The matmul kernel for `o`; the tiled strategy uses vec4 loads where the shape's alignment allows. */
 export function matmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled"): KernelSpec {
   invariant(o.out !== "bf16", "matmul writes f32 or f16");
-  if (gemvFits(o, shape)) return gemvSpec(o, shape);
   if (strategy === "registers") return registersSpec(o);
-  if (typeof strategy === "object") return subgroupMatrixSpec(o, strategy);
-  const st = strides(shape, o);
-  const vecA = vec4Ok(o.a, o.transA ? shape.m : shape.k, st.lda, st.strideA);
-  const vecB = vec4Ok(o.b, o.transB ? shape.k : shape.n, st.ldb, st.strideB);
+  const { vecA, vecB } = matmulVec4(o, shape);
+  if (typeof strategy === "object") return subgroupMatrixSpec(o, strategy, vecA, vecB);
   return tiledSpec(o, vecA, vecB);
 }
 
@@ -244,8 +246,12 @@ ${cols}
   };
 }
 
-// A stored matrix of `rows` x `cols` (cols contiguous, rows `ld` apart): 4 values at (row, col..col+3), 0 outside.
-function load4(name: string, vec: boolean): string {
+/**
+ * WGSL tile4_NAME(base, row, col, rows, cols, ld) -> vec4<f32>: of a stored `rows` x `cols` matrix
+ * (cols contiguous, rows `ld` apart), the 4 values at (row, col..col+3), 0 outside; one vec4 load
+ * when `vec` (then cols, ld, base and col are multiples of 4), else 4 scalar loads.
+ */
+export function matmulTile4Function(name: string, vec: boolean): string {
   return vec
     ? `fn tile4_${name}(base: u32, row: u32, col: u32, rows: u32, cols: u32, ld: u32) -> vec4<f32> {
   if (row >= rows || col >= cols) { return vec4<f32>(0.0); }
@@ -292,8 +298,8 @@ function tiledSpec(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelSpec {
     bindings: matmulBindings(o, vecA, vecB),
     workgroupSize: [16, 16, 1],
     dispatch: (u) => [ceilDiv(u.N, TILE), ceilDiv(u.M, TILE), u.batch],
-    declarations: `${load4("a", vecA)}
-${load4("b", vecB)}
+    declarations: `${matmulTile4Function("a", vecA)}
+${matmulTile4Function("b", vecB)}
 var<workgroup> tile_a: array<vec4<f32>, ${(BK * TILE) / 4}>; // [k][m / 4]
 var<workgroup> tile_b: array<vec4<f32>, ${(BK * TILE) / 4}>; // [k][n / 4]
 ${matmulStoreFunctions(o)}`,
