@@ -12,6 +12,7 @@
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import type { StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
+import { gemvFits, gemvSpec } from "./matmul-gemv.ts";
 import { subgroupMatrixConfigFor, subgroupMatrixSpec, type SubgroupMatrixConfig, type SubgroupMatrixStrategy } from "./matmul-subgroup.ts";
 
 const TILE = 64; // tiled: output rows and columns per workgroup
@@ -109,7 +110,7 @@ export interface MatmulShape {
 }
 
 /** Whether an operand whose stored rows hold `cols` elements `ld` apart can be read as vec4. */
-function vec4Ok(dtype: StorageDType, cols: number, ld: number, stride: number): boolean {
+export function vec4Ok(dtype: StorageDType, cols: number, ld: number, stride: number): boolean {
   return dtype !== "bf16" && cols % 4 === 0 && ld % 4 === 0 && stride % 4 === 0;
 }
 
@@ -143,6 +144,7 @@ export function matmulUniforms(s: MatmulShape, o: { transA: boolean; transB: boo
 /** The matmul kernel for `o`; the tiled strategy uses vec4 loads where the shape's alignment allows. */
 export function matmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled"): KernelSpec {
   invariant(o.out !== "bf16", "matmul writes f32 or f16");
+  if (gemvFits(o, shape) && strategy !== "registers") return gemvSpec(o, shape);
   if (strategy === "registers") return registersSpec(o);
   const { vecA, vecB } = matmulVec4(o, shape);
   if (typeof strategy === "object") return subgroupMatrixSpec(o, strategy, vecA, vecB);
