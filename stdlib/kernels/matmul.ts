@@ -8,6 +8,8 @@
 //   it several times faster than the tiled kernel, because its caches do the tiling.
 // - "subgroup-matrix" (adapters with subgroup matrices, e.g. NVIDIA tensor cores through
 //   Vulkan cooperative matrices): matmul-subgroup.ts; products take f16 inputs.
+// - decode-shaped launches (W stored (N, K), at most 8 rows) take matmul-gemv.ts, which streams W
+//   once, with every strategy but "registers": lavapipe decodes faster with the registers kernel.
 // The environment variable SFT_MATMUL=tiled|registers|subgroup-matrix overrides the choice.
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import type { StorageDType } from "./dtype.ts";

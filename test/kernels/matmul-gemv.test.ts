@@ -31,7 +31,7 @@ async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulSha
   const bs = randomValues(rng, sizeB, o.b);
   const bias = o.bias ? randomValues(rng, s.n, o.bias) : undefined;
   const c0 = o.accumulate ? randomValues(rng, sizeC, o.out) : undefined;
-  const spec = matmulKernel(o, s, "registers");
+  const spec = matmulKernel(o, s, "tiled");
   assert.is(spec.name, "matmul_gemv");
   const c = c0 ? uploadTensor(gpu, o.out, [sizeC], c0) : createTensor(gpu, o.out, [sizeC]);
   const tensors = { a: uploadTensor(gpu, o.a, [sizeA], as), b: uploadTensor(gpu, o.b, [sizeB], bs), c, ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias) } : {}) };
@@ -94,7 +94,7 @@ test(
       const a = randomValues(rng, m * k);
       const ta = uploadTensor(gpu, "f32", [m, k], a, "a");
       const tc = createTensor(gpu, "f32", [m, n], "c");
-      const spec = nf4MatmulKernel(f32, s, "registers");
+      const spec = nf4MatmulKernel(f32, s, "tiled");
       assert.is(spec.name, "matmul_gemv_nf4");
       await runKernel(gpu, spec, matmulUniforms(s, f32), { a: ta, c: tc, ...nf4Bindings(w, tables) });
       const out = await readFloats(gpu, tc);
@@ -105,7 +105,7 @@ test(
   }),
 );
 
-test("chosen for W stored (N, K) and at most 8 rows, unless a shared W would be read by many rows", () => {
+test("chosen on GPUs for W stored (N, K) and at most 8 rows, unless a shared W would be read by many rows", () => {
   const shape = (m: number, extra: Partial<MatmulShape> = {}): MatmulShape => ({ batch: 1, m, n: 64, k: 64, ...extra });
   assert.ok(gemvFits({ transB: true }, shape(1)));
   assert.ok(gemvFits({ transB: true }, shape(8)));
@@ -113,10 +113,10 @@ test("chosen for W stored (N, K) and at most 8 rows, unless a shared W would be 
   assert.not.ok(gemvFits({ transB: false }, shape(1)));
   assert.ok(gemvFits({ transB: true }, shape(1, { batch: 32 })), "a W per batch item (attention heads)");
   assert.not.ok(gemvFits({ transB: true }, shape(4, { batch: 4, strideB: 0 })), "one W for 16 rows");
-  for (const strategy of ["tiled", "registers"] as const) {
-    assert.is(matmulKernel(f32, shape(1), strategy).name, "matmul_gemv");
-    assert.is.not(matmulKernel(f32, shape(9), strategy).name, "matmul_gemv");
-  }
+  assert.is(matmulKernel(f32, shape(1), "tiled").name, "matmul_gemv");
+  assert.is.not(matmulKernel(f32, shape(9), "tiled").name, "matmul_gemv");
+  // CPU adapters keep the registers kernel: lavapipe decodes the quickstart model faster with it
+  assert.is(matmulKernel(f32, shape(1), "registers").name, "matmul_registers");
 });
 
 test.run();
