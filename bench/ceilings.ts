@@ -27,8 +27,16 @@ export interface TorchMatmul {
   gflops: number;
 }
 
+/** A device-to-device copy through PyTorch (CUDA only): the card's bandwidth outside WebGPU. */
+export interface TorchCopy {
+  bytes: number;
+  ns: number;
+  /** 2 * bytes / ns: read and write counted, as for the WebGPU copy. */
+  gbs: number;
+}
+
 export type TorchReference =
-  | { available: true; python: string; torch: string; device: string; kind: "cpu" | "cuda"; reps: number; results: TorchMatmul[] }
+  | { available: true; python: string; torch: string; device: string; kind: "cpu" | "cuda"; reps: number; results: TorchMatmul[]; copy?: TorchCopy }
   | { available: false; why: string };
 
 /**
@@ -39,8 +47,10 @@ export type TorchReference =
 export async function copyBandwidth(gpu: GpuDevice, bytes: number, reps: number): Promise<CopyBandwidth> {
   const device = gpu.device;
   const size = Math.min(bytes, gpu.limits.maxBufferSize) & ~3;
-  const src = device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-  const dst = device.createBuffer({ size, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  // the usages every tensor buffer has, so the copy measures the memory tensors live in
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const src = device.createBuffer({ size, usage });
+  const dst = device.createBuffer({ size, usage });
   const warm = device.createCommandEncoder();
   warm.copyBufferToBuffer(src, 0, dst, 0, size); // first touch of the pages is not counted
   device.queue.submit([warm.finish()]);
@@ -100,15 +110,16 @@ const PYTHONS = ["/usr/bin/python3", "python3"];
 const SCRIPT = resolve(import.meta.dirname, "torch_matmul.py");
 
 /** PyTorch matmul at `shapes` on `kind`, through the first Python whose torch can run it. */
-export function torchMatmul(kind: "cpu" | "cuda" | undefined, shapes: [number, number, number][]): TorchReference {
+export function torchMatmul(kind: "cpu" | "cuda" | undefined, shapes: [number, number, number][], copyBytes = 0): TorchReference {
   if (!kind) return { available: false, why: "no PyTorch device matches this adapter (only CPU adapters and NVIDIA GPUs have one)" };
   const failures: string[] = [];
   for (const python of PYTHONS) {
     try {
-      const out = execFileSync(python, [SCRIPT, kind, JSON.stringify(shapes)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-      const parsed = JSON.parse(out) as { torch: string; device: string; reps: number; results: Omit<TorchMatmul, "gflops">[] };
+      const out = execFileSync(python, [SCRIPT, kind, JSON.stringify(shapes), String(copyBytes)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      const parsed = JSON.parse(out) as { torch: string; device: string; reps: number; results: Omit<TorchMatmul, "gflops">[]; copy?: Omit<TorchCopy, "gbs"> };
       const results = parsed.results.map((r) => ({ ...r, gflops: (2 * r.m * r.n * r.k) / r.ns }));
-      return { available: true, python, torch: parsed.torch, device: parsed.device, kind, reps: parsed.reps, results };
+      const copy = parsed.copy ? { ...parsed.copy, gbs: (2 * parsed.copy.bytes) / parsed.copy.ns } : undefined;
+      return { available: true, python, torch: parsed.torch, device: parsed.device, kind, reps: parsed.reps, results, copy };
     } catch (e) {
       const stderr = (e as { stderr?: string }).stderr?.trim().split("\n").pop();
       failures.push(`${python}: ${stderr || (e instanceof Error ? e.message : String(e))}`);

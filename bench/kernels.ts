@@ -13,6 +13,8 @@ import type { BenchShapes } from "./sizes.ts";
 /** One benchmarked kernel. */
 export interface KernelResult {
   label: string;
+  /** The kernel's spec name (e.g. "matmul_subgroup_matrix"). */
+  kernel: string;
   shape: string;
   /** Compute-bound kernels (matmuls, attention) are compared with a matmul reference, the rest with the memory bandwidth. */
   bound: "compute" | "memory";
@@ -60,8 +62,8 @@ async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelRes
   };
 }
 
-function identity(c: Case): Pick<KernelResult, "label" | "shape" | "bound" | "mnk"> {
-  return { label: c.label, shape: c.shape, bound: c.mnk || c.compute ? "compute" : "memory", mnk: c.mnk };
+function identity(c: Case): Pick<KernelResult, "label" | "kernel" | "shape" | "bound" | "mnk"> {
+  return { label: c.label, kernel: c.spec.name, shape: c.shape, bound: c.mnk || c.compute ? "compute" : "memory", mnk: c.mnk };
 }
 
 function gpuErrorText(errors: readonly Diagnostic[]): string {

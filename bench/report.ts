@@ -51,6 +51,12 @@ function ceilingsSection(r: BenchReport): string {
     ],
   ];
   const t = r.matmulReference;
+  if (t.available && t.copy)
+    rows.push([
+      "memory bandwidth (CUDA)",
+      `${t.copy.gbs.toFixed(2)} GB/s`,
+      `PyTorch ${t.torch} device-to-device copy of ${(t.copy.bytes / MiB).toFixed(0)} MiB on ${t.device} (read + write counted), median of ${t.reps}: ${(t.copy.ns / 1e3).toFixed(1)} us per copy`,
+    ]);
   if (t.available)
     for (const m of t.results)
       rows.push([
@@ -67,7 +73,7 @@ function kernelsSection(r: BenchReport): string {
   const intro =
     `Time per dispatch: ${timing === "gpu timestamps" ? "median of" : "mean over"} ${r.shapes.reps} dispatches (${timing}). ` +
     "FLOPs of non-matmul kernels are nominal per-element counts (in the label); GB/s counts the minimum traffic. " +
-    "Fraction: GFLOP/s over the PyTorch f32 matmul at the same shape (matmuls; attention: the square shape) or GB/s over the copy bandwidth (the rest). " +
+    "Fraction: GFLOP/s over the PyTorch matmul at the same shape (f16 for the kernels with f16 products on subgroup matrices, f32 with TF32 off for the rest; attention: the square shape) or GB/s over the copy bandwidth (the rest: the CUDA copy where PyTorch has a GPU, else the WebGPU copy). " +
     "Correctness: the outputs of one dispatch on fresh inputs against the float64 CPU reference of stdlib/kernels, ‖out−ref‖/‖ref‖ (worst output of the kernel). " +
     "Subgroup-matrix rows multiply f16 values (inputs rounded to f16, f32 accumulation unless the label says f16): their reference rounds its inputs alike. " +
     "A kernel that failed to compile or raised a GPU error shows FAIL with the error.";
@@ -137,7 +143,7 @@ function decodeBandwidthPart(r: BenchReport): string | undefined {
   const b = g.bandwidth;
   const intro =
     "Decode bandwidth: the bytes one batch-1 decode step must read (every weight once in f32 as the engine holds it, the embedding table one row, " +
-    `plus the f32 keys and values at the mean cached length ${b.cachedLength}) over the median step time, divided by the copy bandwidth measured above. ` +
+    `plus the f32 keys and values at the mean cached length ${b.cachedLength}) over the median step time, divided by the copy bandwidth measured above (the CUDA copy where PyTorch has a GPU, else the WebGPU copy). ` +
     "Traffic beyond that minimum (the cache copied into its next buffer each step, activations, the logits read back) counts against the fraction. " +
     "A step's kernel launches are recorded into one submission; the cache copies and the logits' read-back are two more.";
   const rows = [

@@ -3,7 +3,10 @@
 # DEVICE: "cpu" or "cuda". SHAPES_JSON: [[M, N, K], ...]. Prints one JSON object: the torch
 # version, the device name, and per shape and dtype the median time of one matmul in ns.
 # f32 runs at every shape (with TF32 off on CUDA, so it is true f32 like the WGSL kernels);
-# on CUDA the first shape also runs in tf32, bf16 and f16: the tensor-core figures.
+# on CUDA f16 also runs at every shape (the reference of the subgroup-matrix kernels, which
+# multiply f16 values on the tensor cores) and the first shape also in tf32 and bf16. On CUDA
+# it also times a device-to-device copy of COPY_BYTES (argv[3]; read + write counted): the
+# card's bandwidth as CUDA reaches it.
 import json
 import os
 import platform
@@ -35,7 +38,7 @@ def timed(device, a, b):
     return statistics.median(samples)
 
 
-def run(device, shapes):
+def run(device, shapes, copy_bytes=0):
     if device == "cuda":
         if not torch.cuda.is_available():
             raise SystemExit("torch.cuda is not available")
@@ -46,16 +49,36 @@ def run(device, shapes):
     results = []
     for i, (m, n, k) in enumerate(shapes):
         variants = [("f32", torch.float32, False)]
+        if device == "cuda":
+            variants += [("f16", torch.float16, False)]
         if device == "cuda" and i == 0:
-            variants += [("tf32", torch.float32, True), ("bf16", torch.bfloat16, False), ("f16", torch.float16, False)]
+            variants += [("tf32", torch.float32, True), ("bf16", torch.bfloat16, False)]
         for label, dtype, tf32 in variants:
             if device == "cuda":
                 torch.backends.cuda.matmul.allow_tf32 = tf32
             a = torch.randn(m, k, device=device, dtype=dtype)
             b = torch.randn(k, n, device=device, dtype=dtype)
             results.append({"m": m, "n": n, "k": k, "dtype": label, "ns": timed(device, a, b)})
-    return {"torch": torch.__version__, "device": name, "reps": REPS, "results": results}
+    out = {"torch": torch.__version__, "device": name, "reps": REPS, "results": results}
+    if device == "cuda" and copy_bytes > 0:
+        out["copy"] = {"bytes": copy_bytes, "ns": copy_ns(copy_bytes)}
+    return out
+
+
+def copy_ns(nbytes):
+    src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_(0, 255)
+    dst = torch.empty_like(src)
+    samples = []
+    for r in range(3 + REPS):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        dst.copy_(src)
+        end.record()
+        torch.cuda.synchronize()
+        if r >= 3:
+            samples.append(start.elapsed_time(end) * 1e6)
+    return statistics.median(samples)
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(sys.argv[1], json.loads(sys.argv[2]))))
+    print(json.dumps(run(sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)))
