@@ -452,6 +452,15 @@ class CaseBuilder {
   }
 }
 
+/**
+ * A decode product (one row of activations times W stored (N, K)) as a memory-bound row: its
+ * bytes are W's plus A's and C's. Built on the tiled strategy, for which matmulKernel takes the
+ * gemv kernel (matmul-gemv.ts) at these shapes.
+ */
+function decodeCase(c: Case, weight: string): Case {
+  return { ...c, label: `matmul gemv f32 x ${weight} (B^T), decode`, mnk: undefined };
+}
+
 /** The (M, N, K) of the benchmarked matmuls: square, square minus a little (unaligned), FFN up-projection. */
 export function matmulShapes(s: BenchShapes): [number, number, number][] {
   const sq = s.square;
@@ -491,6 +500,10 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
       yield b.matmul(m, n, sq, "f16", true, preset, ", ragged M and N");
     }
   }
+  // a 7B layer's decode (at full size): W of the FFN up-projection and of a square projection, f32 and NF4
+  yield decodeCase(b.matmul(1, s.ffn, s.hidden, "f32", true, "tiled"), "f32");
+  yield decodeCase(b.matmul(1, s.hidden, s.hidden, "f32", true, "tiled"), "f32");
+  yield decodeCase(b.nf4Matmul(1, s.ffn, s.hidden, "tiled"), "nf4");
   yield b.silu();
   yield b.swiglu();
   yield b.rmsnorm();
