@@ -30,6 +30,7 @@ import { ok } from "../compiler/diagnostics.ts";
 import { buildFamilyGraph, type TrainingMethod } from "../compiler/models/family-graph.ts";
 import { numel } from "../compiler/ir/node.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
+import { matmulStrategyFor } from "../stdlib/kernels/matmul.ts";
 import { formatBytes } from "../compiler/passes/memory-plan.ts";
 import { openDevice, type GpuDevice } from "../runtime/gpu/device.ts";
 import { familyGraphModel, initialWeights, nf4WeightNames } from "../runtime/pipeline/family-model.ts";
@@ -191,9 +192,17 @@ function syntheticBatch(rows: number, seq: number, vocab: number, seed: number):
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
 
+/** What the engine's matmuls multiply on this adapter (matmulStrategyFor, SFT_MATMUL included). */
+function computePrecision(gpu: GpuDevice): string {
+  const strategy = matmulStrategyFor(gpu.adapter);
+  if (!strategy.ok) return "matmul strategy refused";
+  const s = strategy.value;
+  return typeof s === "string" ? `f32 compute (${s} matmul)` : `matmuls: f16 products, ${s.config.resultComponentType} accumulation (subgroup matrices)`;
+}
+
 /** One method's training steps on `gpu`: a failure (not a NaN loss: that is reported) becomes the row's `why`. */
 export async function sftcRun(gpu: GpuDevice, method: Method, options: E2eOptions): Promise<SftcRow> {
-  const precision = method === "qlora" ? "NF4 base + f32 adapters, f32 compute" : "f32 weights, f32 compute";
+  const precision = `${method === "qlora" ? "NF4 base + f32 adapters" : "f32 weights"}, ${computePrecision(gpu)}`;
   try {
     return { method, precision, ok: true, ...(await sftcSteps(gpu, method, options)) };
   } catch (e) {
