@@ -24,6 +24,7 @@ import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
 import { dequantizeNf4 } from "../stdlib/quant/nf4.ts";
 import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Weight } from "../runtime/execute/nf4-weights.ts";
 import { normBackwardInput, normBackwardRef, normForward, normForwardRef } from "../stdlib/kernels/norms.ts";
+import { attentionCases } from "./attention-cases.ts";
 import type { BenchShapes } from "./sizes.ts";
 
 /** Relative error allowed for kernels with f32 outputs (inputs rounded to their storage dtype). */
@@ -513,6 +514,7 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   yield b.embeddingForward(ids);
   yield b.embeddingBackward(ids);
   yield b.attention();
+  yield* attentionCases(gpu, s);
   yield b.adamw();
   yield b.gradNorm();
 }
