@@ -74,6 +74,8 @@ const table = {
   SFT5007: { severity: "error", title: "GPU device lost" },
   SFT5008: { severity: "error", title: "kernel failed to compile" },
   SFT5009: { severity: "error", title: "GPU feature required by a kernel is missing" },
+  SFT5010: { severity: "warning", title: "a fast kernel failed its self-check on this device; the plain kernel is used" },
+  SFT5011: { severity: "error", title: "an explicitly requested fast kernel failed its self-check on this device" },
 
   // SFT51xx: checkpoints (config.json, zip, pickle, safetensors)
   SFT5101: { severity: "error", title: "model config.json not found" },

@@ -1,5 +1,5 @@
-// `sftc devices [--json]`: the WebGPU adapters Dawn finds, with their backend, vendor, features and
-// key limits. Also the `--device NAME` flag every GPU-opening command takes, and the helpers
+// `sftc devices [--json]`: the WebGPU adapters Dawn finds, with their backend, vendor, features,
+// key limits and, where they have subgroup matrices, the outcome of the fast kernels' self-check. Also the `--device NAME` flag every GPU-opening command takes, and the helpers
 // that open the device it names (else the one env SFT_ADAPTER names, else Dawn's choice).
 import { flag, flagValue, type FlagSpec, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
@@ -8,6 +8,7 @@ import type { Command } from "../registry.ts";
 import { renderDiagnostic } from "../render.ts";
 import type { Diagnostic, Result } from "../../compiler/diagnostics.ts";
 import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
+import { selfCheckOf, type KernelCheck, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
 
 /** `--device NAME`: the adapter a GPU-opening command uses. */
 export const deviceFlag: FlagSpec = {
@@ -19,11 +20,14 @@ export const deviceFlag: FlagSpec = {
 
 /**
  * Opens the GPU the command line asks for: `--device NAME`, else env SFT_ADAPTER, else Dawn's
- * choice. A name matching no adapter is SFT5002, which lists the adapters there are.
+ * choice. A name matching no adapter is SFT5002, which lists the adapters there are. Warnings of
+ * the opening (a fast kernel that failed its self-check, SFT5010) are printed here, once.
  */
-export function openRequestedDevice(args: ParsedArgs, io: Io): Promise<Result<GpuDevice>> {
+export async function openRequestedDevice(args: ParsedArgs, io: Io): Promise<Result<GpuDevice>> {
   const fromEnv = io.env.SFT_ADAPTER?.trim();
-  return openDevice({ adapter: flagValue(args, "device") ?? (fromEnv ? fromEnv : undefined) });
+  const opened = await openDevice({ adapter: flagValue(args, "device") ?? (fromEnv ? fromEnv : undefined) });
+  if (opened.ok) for (const d of opened.diagnostics) io.err(renderDiagnostic(d, new Map(), io.color));
+  return opened;
 }
 
 /**
@@ -53,20 +57,46 @@ export const command: Command = {
   usage: "[--json]",
   details:
     "Lists every WebGPU adapter Dawn finds: its name, backend (Vulkan, Metal, D3D12), vendor and architecture, " +
-    "subgroup sizes, features and the limits that bound kernels and buffers. Commands that run on a GPU " +
+    "subgroup sizes, features and the limits that bound kernels and buffers. On an adapter with subgroup matrices " +
+    "(tensor cores) it opens the device, which runs the fast kernels once against their CPU references, and shows " +
+    "per kernel whether it was verified or sftc falls back to the plain kernel, and why. Commands that run on a GPU " +
     "(`generate --gpu`, `chat --gpu`, `score --gpu`) choose one with `--device NAME` (a substring of the name), " +
     "else with env SFT_ADAPTER, else take Dawn's default. `--json` prints the list as JSON. Exits 1 when no adapter is found.",
   flags: [{ name: "json", description: "print the adapters as JSON" }],
   async run(args: ParsedArgs, io: Io): Promise<number> {
     const listed = await listAdapters();
     if (!listed.ok) return printDiagnostics(listed.diagnostics, io);
-    if (flag(args, "json")) io.out(`${JSON.stringify(listed.value, null, 2)}\n`);
-    else io.out(listed.value.map(describe).join("\n"));
+    const adapters: (AdapterSummary & { selfCheck?: SelfCheckOutcome["checks"] })[] = [];
+    for (const a of listed.value) adapters.push({ ...a, selfCheck: await selfCheck(a) });
+    if (flag(args, "json")) io.out(`${JSON.stringify(adapters, null, 2)}\n`);
+    else io.out(adapters.map((a, i) => describe(a, i, a.selfCheck)).join("\n"));
     return 0;
   },
 };
 
-function describe(a: AdapterSummary, index: number): string {
+// The fast kernels' checks on the adapter, where it has subgroup matrices (opening its device
+// runs them); undefined elsewhere, where the plain kernels run unchecked.
+async function selfCheck(a: AdapterSummary): Promise<SelfCheckOutcome["checks"] | undefined> {
+  if (!a.features.includes("chromium-experimental-subgroup-matrix")) return undefined;
+  const opened = await openDevice({ adapter: a.name });
+  if (!opened.ok) return undefined;
+  const checks = selfCheckOf(opened.value)?.checks;
+  opened.value.destroy();
+  return checks;
+}
+
+function describeCheck(c: KernelCheck): string {
+  const error = c.relativeError === undefined ? "" : `, relative error ${c.relativeError.toExponential(2)} (tolerance ${c.tolerance.toExponential(0)})`;
+  return c.verified ? `${c.op}: verified ${c.kernel}${error}` : `${c.op}: fell back to the ${c.fallback}: ${c.kernel} failed (${c.failure})`;
+}
+
+function describeChecks(checks: SelfCheckOutcome["checks"] | undefined): string[] {
+  const lines = Object.values(checks ?? {}).map(describeCheck);
+  if (lines.length === 0) return ["  self-check    none (plain kernels: no subgroup-matrix kernel chosen)"];
+  return lines.map((line, i) => `${i === 0 ? "  self-check    " : "                "}${line}`);
+}
+
+function describe(a: AdapterSummary, index: number, checks: SelfCheckOutcome["checks"] | undefined): string {
   const limits = Object.entries(a.limits).map(([key, value]) => `    ${key.padEnd(34)} ${value}`);
   return [
     `[${index}] ${a.name}`,
@@ -74,6 +104,7 @@ function describe(a: AdapterSummary, index: number): string {
     `  vendor        ${a.vendor || "-"}${a.architecture ? ` (${a.architecture})` : ""}`,
     `  subgroups     ${a.subgroupMinSize}..${a.subgroupMaxSize}`,
     `  features      ${a.features.join(", ")}`,
+    ...describeChecks(checks),
     "  limits",
     ...limits,
     "",

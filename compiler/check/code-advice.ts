@@ -55,6 +55,8 @@ export const codeAdvice: Partial<Record<Code, string>> = {
   SFT5007: "Retry; if it persists, update the GPU driver or lower memory use.",
   SFT5008: "Report it with the printed WGSL.",
   SFT5009: "Use another adapter, or `dtype = f32` when `shader-f16` is missing.",
+  SFT5010: "Nothing to do for correct results (the plain kernel is slower); report the adapter and driver that `sftc devices` shows.",
+  SFT5011: "Unset `SFT_MATMUL` / `SFT_ATTENTION` so sftc uses the plain kernel, and report the adapter and driver that `sftc devices` shows.",
   SFT5101: "Point `model.path` at a Hugging Face checkpoint directory with config.json.",
   SFT5102: "Repair or re-download config.json.",
   SFT5103: "Use the checkpoint's original config.json.",

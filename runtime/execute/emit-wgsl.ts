@@ -6,8 +6,8 @@ import { numel, type Node } from "../../compiler/ir/node.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { kernelKey, kernelSource } from "../../stdlib/kernels/kernel.ts";
-import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "../gpu/device.ts";
+import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { launchPreparers } from "./executor.ts";
 import type { SideOutputs } from "./steps.ts";
@@ -25,7 +25,7 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
     scratch.push(t);
     return t;
   };
-  const matmulStrategy = matmulStrategyFor(gpu.adapter);
+  const matmulStrategy = checkedMatmulStrategy(gpu);
   if (!matmulStrategy.ok) return matmulStrategy;
   const ctx = {
     gpu,

@@ -15,9 +15,10 @@ import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { isContiguous, type View } from "../../compiler/passes/views.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import { matmulStrategyFor, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
+import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { nf4Bindings, type Nf4Weight } from "./nf4-weights.ts";
@@ -104,7 +105,7 @@ export class GraphExecutor {
    * several executors (training, evaluation) can share one set of weights.
    */
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
-    const strategy = matmulStrategyFor(gpu.adapter);
+    const strategy = checkedMatmulStrategy(gpu);
     if (!strategy.ok) return strategy;
     const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4);
     for (const launch of schedule.launches) {

@@ -3,6 +3,7 @@
 import { create, globals } from "webgpu";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
+import { selfCheckKernels } from "./kernel-self-check.ts";
 
 Object.assign(globalThis, globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
 
@@ -225,7 +226,11 @@ export async function listAdapters(): Promise<Result<AdapterSummary[]>> {
   return ok(summaries);
 }
 
-/** Opens a device on the chosen adapter with its maximum limits and every useful feature it has. */
+/**
+ * Opens a device on the chosen adapter with its maximum limits and every useful feature it has.
+ * Where the engine would run kernels on subgroup matrices, it first checks them on the device
+ * (kernel-self-check.ts); the result carries an SFT5010 warning per kernel that fell back.
+ */
 export async function openDevice(options: DeviceOptions = {}): Promise<Result<GpuDevice>> {
   const name = options.adapter ?? adapterName();
   const gpu = instance(name);
@@ -236,9 +241,9 @@ export async function openDevice(options: DeviceOptions = {}): Promise<Result<Gp
   const requiredLimits: Record<string, number> = {};
   for (const key of REQUESTED_LIMITS) requiredLimits[key] = a.limits[key];
   const summary = summarize(a, "", "");
+  let device: GPUDevice;
   try {
-    const device = await a.requestDevice({ requiredFeatures, requiredLimits });
-    return ok(new GpuDevice(device, summary, gpu));
+    device = await a.requestDevice({ requiredFeatures, requiredLimits });
   } catch (e) {
     return fail(
       diag("SFT5003", `could not create a GPU device on '${summary.name}': ${e instanceof Error ? e.message : String(e)}`, {
@@ -246,6 +251,9 @@ export async function openDevice(options: DeviceOptions = {}): Promise<Result<Gp
       }),
     );
   }
+  const opened = new GpuDevice(device, summary, gpu);
+  const checked = await selfCheckKernels(opened);
+  return ok(opened, checked.warnings);
 }
 
 let shared: Promise<Result<GpuDevice>> | undefined;

@@ -17,10 +17,10 @@ import { attentionBackwardKernels, attentionBackwardUniforms } from "../../../st
 import type { AttentionVariant, AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
 import { attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
-import { attentionForwardKernelFor } from "../../../stdlib/kernels/attention-forward-subgroup.ts";
 import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
 import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
+import { checkedAttentionForwardKernel } from "../../gpu/kernel-self-check.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
 import { inputView, workspaceTensor, type DispatchStep, type ExecContext, type HostInts, type PreparedLaunch, type Step } from "../steps.ts";
@@ -89,8 +89,8 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   const tensors = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), o: ctx.tensorOf(n), lse };
   const views = { q: tensorView(q), k: tensorView(k), v: tensorView(v), o: denseView("bthd", queryLength, queryHeads, call.shape.headDim) };
   if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
-  // subgroup matrices where the adapter has them (unless SFT_ATTENTION=scalar), else the scalar kernel
-  const spec = attentionForwardKernelFor({ ...ctx.gpu.adapter, workgroupStorageBytes: ctx.gpu.limits.maxComputeWorkgroupStorageSize }, call.variant);
+  // subgroup matrices where the adapter has them and they passed the device's self-check (unless SFT_ATTENTION=scalar), else the scalar kernel
+  const spec = checkedAttentionForwardKernel(ctx.gpu, call.variant);
   if (!spec.ok) return spec;
   const step: DispatchStep = { kind: "dispatch", spec: spec.value, uniforms: {}, tensors };
   const refresh = maskBinding(ctx, launch, n, call, [step], (mask) => Object.assign(step.uniforms, attentionForwardUniforms(call.shape, views, call.scale, mask)));

@@ -1,0 +1,328 @@
+// Self-check of the fast kernels at device start. Where the engine would run a kernel on
+// subgroup matrices (tensor cores), it first runs that kernel once on the device on a small
+// seeded problem with sizes off the kernel's tiles and compares it with the float64 CPU
+// reference on the same f16-rounded inputs. A kernel that disagrees beyond its tolerance, fails
+// to compile or raises a GPU error is not used: the engine takes the plain kernel for that op
+// and warns once (SFT5010), or refuses with SFT5011 when the user asked for the fast kernel
+// explicitly (SFT_MATMUL / SFT_ATTENTION=subgroup-matrix). Adapters without subgroup matrices
+// (CPU adapters such as lavapipe) run no check.
+import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
+import { attentionForwardKernelFor, subgroupAttentionTolerance, type AttentionAdapter } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionForwardKernel, attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
+import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
+import { denseView } from "../../stdlib/kernels/attention-layout.ts";
+import { attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
+import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { KernelSpec, UniformValues } from "../../stdlib/kernels/kernel.ts";
+import { subgroupMatrixTolerance, tilingKey, SUBGROUP_TILINGS, DEFAULT_SUBGROUP_TILING, type SubgroupMatrixStrategy } from "../../stdlib/kernels/matmul-subgroup.ts";
+import { matmulKernel, matmulRef, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, type MatmulOptions, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { Random } from "../random.ts";
+import { runKernel } from "./batch.ts";
+import type { GpuDevice } from "./device.ts";
+import { pipelinesOf } from "./pipelines.ts";
+import { createTensor, readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** The ops whose kernel the engine may take on subgroup matrices. */
+export type CheckedOp = "matmul" | "attention";
+
+/** One problem a kernel must solve: its tensors (by binding name) and the float64 answer for some of them. */
+export interface ProbeCase {
+  label: string;
+  spec: KernelSpec;
+  uniforms: UniformValues;
+  /** Initial contents of every binding. */
+  tensors: Record<string, { dtype: StorageDType; data: ArrayLike<number> }>;
+  /** The expected contents of the outputs, by binding name. */
+  expected: Record<string, Float64Array>;
+}
+
+/** A fast kernel to verify, with the plain kernel the engine falls back to. */
+export interface KernelProbe {
+  op: CheckedOp;
+  /** The fast kernel, as the user reads it. */
+  kernel: string;
+  /** The plain kernel, as the user reads it. */
+  fallback: string;
+  tolerance: number;
+  /** Built only when the probe runs. */
+  cases: () => ProbeCase[];
+}
+
+/** The outcome of one probe on one device. */
+export interface KernelCheck {
+  op: CheckedOp;
+  kernel: string;
+  fallback: string;
+  verified: boolean;
+  tolerance: number;
+  /** The largest relative error ‖out−ref‖/‖ref‖ over the cases that ran (NaN when an output had NaN). */
+  relativeError?: number;
+  /** Why the kernel was not verified. */
+  failure?: string;
+}
+
+/** The self-check of a device: one check per op whose fast kernel the engine would choose. */
+export interface SelfCheckOutcome {
+  checks: Partial<Record<CheckedOp, KernelCheck>>;
+  /** One SFT5010 warning per kernel that fell back. */
+  warnings: Diagnostic[];
+}
+
+const running = new WeakMap<GpuDevice, Promise<SelfCheckOutcome>>();
+const settled = new WeakMap<GpuDevice, SelfCheckOutcome>();
+
+/**
+ * Runs the probes `probesFor` gives for `gpu` (default: the engine's fast kernels under `env`),
+ * once per device: later calls return the first outcome. openDevice calls it.
+ */
+export function selfCheckKernels(gpu: GpuDevice, env: Env = process.env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[] = fastKernelProbes): Promise<SelfCheckOutcome> {
+  let outcome = running.get(gpu);
+  if (!outcome) {
+    outcome = runProbes(gpu, probesFor(gpu, env), env);
+    running.set(gpu, outcome);
+  }
+  return outcome;
+}
+
+/** The outcome of the device's self-check, once it has finished; undefined before. */
+export function selfCheckOf(gpu: GpuDevice): SelfCheckOutcome | undefined {
+  return settled.get(gpu);
+}
+
+// The variable that asks for each op's fast kernel explicitly: then a failed check is an error
+// at the kernel choice (SFT5011) instead of a fallback.
+const REQUEST_VARIABLE: Record<CheckedOp, string> = { matmul: "SFT_MATMUL", attention: "SFT_ATTENTION" };
+const requested = (op: CheckedOp, env: Env) => env[REQUEST_VARIABLE[op]]?.trim() === "subgroup-matrix";
+
+async function runProbes(gpu: GpuDevice, probes: KernelProbe[], env: Env): Promise<SelfCheckOutcome> {
+  const outcome: SelfCheckOutcome = { checks: {}, warnings: [] };
+  for (const probe of probes) {
+    const check = await checkKernel(gpu, probe);
+    outcome.checks[probe.op] = check;
+    if (!check.verified && !requested(probe.op, env)) outcome.warnings.push(fallbackWarning(gpu, check));
+  }
+  settled.set(gpu, outcome);
+  return outcome;
+}
+
+/** Runs `probe`'s cases on `gpu` and compares each with its reference; stops at the first failure. */
+export async function checkKernel(gpu: GpuDevice, probe: KernelProbe): Promise<KernelCheck> {
+  const { op, kernel, fallback, tolerance } = probe;
+  let worst = 0;
+  for (const c of probe.cases()) {
+    const ran = await runCase(gpu, c);
+    if (!ran.ok) return { op, kernel, fallback, tolerance, verified: false, failure: `${c.label}: ${ran.diagnostics.map((d) => d.message).join("; ")}` };
+    const error = ran.value;
+    worst = Number.isNaN(error) ? error : Math.max(worst, error);
+    if (!(error <= tolerance))
+      return { op, kernel, fallback, tolerance, verified: false, relativeError: error, failure: `${c.label}: relative error ${formatError(error)} exceeds ${tolerance.toExponential(0)}` };
+  }
+  return { op, kernel, fallback, tolerance, verified: true, relativeError: worst };
+}
+
+// The largest relative error over the case's outputs, or the compile or GPU errors.
+async function runCase(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
+  const compiled = await pipelinesOf(gpu).compile(c.spec);
+  if (!compiled.ok) return compiled;
+  const tensors: Record<string, GpuTensor> = {};
+  for (const [name, t] of Object.entries(c.tensors)) tensors[name] = uploadTensor(gpu, t.dtype, [t.data.length], t.data, `self-check ${name}`);
+  try {
+    const scopes: GPUErrorFilter[] = ["validation", "out-of-memory", "internal"];
+    for (const s of scopes) gpu.device.pushErrorScope(s);
+    const outcome = await runKernel(gpu, c.spec, c.uniforms, tensors).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const errors = (await Promise.all(scopes.map(() => gpu.device.popErrorScope()))).filter((e): e is GPUError => e !== null);
+    if (outcome !== undefined) throw outcome;
+    if (errors.length) return fail(...errors.map((e) => diag("SFT5006", `GPU error: ${e.message}`)));
+    if (gpu.isLost) return fail(diag("SFT5007", "the GPU device was lost while the kernel ran"));
+    let worst = 0;
+    for (const [name, ref] of Object.entries(c.expected)) {
+      const error = relativeError(await readFloats(gpu, tensors[name]), ref);
+      worst = Number.isNaN(error) ? error : Math.max(worst, error);
+    }
+    return ok(worst);
+  } finally {
+    for (const t of Object.values(tensors)) t.destroy();
+  }
+}
+
+// ‖out−ref‖/‖ref‖ over finite references; NaN when the kernel wrote a NaN or an infinity.
+function relativeError(out: ArrayLike<number>, ref: Float64Array): number {
+  invariant(out.length === ref.length, "a self-check output has its reference's length");
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (!Number.isFinite(out[i])) return NaN;
+    diff += (out[i] - ref[i]) ** 2;
+    norm += ref[i] * ref[i];
+  }
+  return Math.sqrt(diff / (norm || 1));
+}
+
+function formatError(error: number): string {
+  return Number.isNaN(error) ? "NaN (non-finite outputs)" : error.toExponential(2);
+}
+
+function fallbackWarning(gpu: GpuDevice, check: KernelCheck): Diagnostic {
+  return diag("SFT5010", `the ${check.kernel} failed its self-check on '${gpu.adapter.name}' (${check.failure}); using the ${check.fallback} instead`, {
+    where: gpu.adapter.name,
+    hint: "Results stay correct with the plain kernel, only slower. Please report the adapter and driver (`sftc devices`).",
+  });
+}
+
+// ---- the engine's choices ----
+
+/** The check of `op` on `gpu`; openDevice ran it wherever the fast kernel would be chosen. */
+function checkOf(gpu: GpuDevice, op: CheckedOp): KernelCheck {
+  const check = selfCheckOf(gpu)?.checks[op];
+  invariant(check, `the ${op} kernel was chosen on subgroup matrices without its self-check (openDevice runs it; was SFT_MATMUL or SFT_ATTENTION changed after the device opened?)`);
+  return check;
+}
+
+function explicitRequestFailed(check: KernelCheck): Diagnostic {
+  const variable = REQUEST_VARIABLE[check.op];
+  return diag("SFT5011", `${variable}=subgroup-matrix, but the ${check.kernel} failed its self-check on this device (${check.failure})`, {
+    where: variable,
+    hint: `Unset ${variable} to use the ${check.fallback}, and please report the adapter and driver (\`sftc devices\`).`,
+  });
+}
+
+/** The matmul strategy for `gpu` (matmulStrategyFor), with subgroup matrices only where the self-check verified them. */
+export function checkedMatmulStrategy(gpu: GpuDevice, env: Env = process.env): Result<MatmulStrategy> {
+  const chosen = matmulStrategyFor(gpu.adapter, env);
+  if (!chosen.ok || typeof chosen.value === "string") return chosen;
+  const check = checkOf(gpu, "matmul");
+  if (check.verified) return chosen;
+  if (requested("matmul", env)) return fail(explicitRequestFailed(check));
+  return ok(plainMatmulStrategy(gpu.adapter.architecture));
+}
+
+/** The attention forward kernel for `variant` on `gpu` (attentionForwardKernelFor), on subgroup matrices only where the self-check verified them. */
+export function checkedAttentionForwardKernel(gpu: GpuDevice, variant: AttentionVariant, env: Env = process.env): Result<KernelSpec> {
+  const chosen = attentionForwardKernelFor(attentionAdapter(gpu), variant, env);
+  if (!chosen.ok || !onSubgroupMatrices(chosen.value)) return chosen;
+  const check = checkOf(gpu, "attention");
+  if (check.verified) return chosen;
+  if (requested("attention", env)) return fail(explicitRequestFailed(check));
+  return ok(attentionForwardKernel(variant));
+}
+
+const onSubgroupMatrices = (spec: KernelSpec) => !!spec.enables?.includes("chromium_experimental_subgroup_matrix");
+
+function attentionAdapter(gpu: GpuDevice): AttentionAdapter {
+  return { ...gpu.adapter, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+}
+
+// ---- the probes of the engine's fast kernels ----
+
+// Head dims of the families (Baichuan, ChatGLM, ChatGLM2: 128; MOSS: 256) and of small models
+// (64); each may get its own layout (subgroups per workgroup, keys per tile).
+const CHECKED_HEAD_DIMS = [64, 128, 256];
+
+/** The probes of the fast kernels the engine would choose on `gpu` under `env`; none without subgroup matrices. */
+export function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
+  const probes: KernelProbe[] = [];
+  const strategy = matmulStrategyFor(gpu.adapter, env);
+  if (strategy.ok && typeof strategy.value === "object") probes.push(matmulProbe(strategy.value, plainMatmulStrategy(gpu.adapter.architecture)));
+  // the forward kernel the engine would launch per head dim, where it is on subgroup matrices
+  const adapter = attentionAdapter(gpu);
+  const chosen = new Map<number, KernelSpec>();
+  for (const headDim of CHECKED_HEAD_DIMS) {
+    const spec = attentionForwardKernelFor(adapter, causalVariant(headDim), env);
+    if (spec.ok && onSubgroupMatrices(spec.value)) chosen.set(headDim, spec.value);
+  }
+  if (chosen.size) probes.push(subgroupAttentionProbe((variant) => chosen.get(variant.headDim)!, [...chosen.keys()]));
+  return probes;
+}
+
+/** The subgroup-matrix matmul of `strategy` against matmulRef on f16-rounded A and B. */
+export function matmulProbe(strategy: SubgroupMatrixStrategy, fallback: MatmulStrategy): KernelProbe {
+  const c = strategy.config;
+  const tiling = tilingKey(SUBGROUP_TILINGS[strategy.tiling ?? DEFAULT_SUBGROUP_TILING]);
+  return {
+    op: "matmul",
+    kernel: `subgroup-matrix matmul (${c.componentType}>${c.resultComponentType} ${c.M}x${c.N}x${c.K}, ${tiling})`,
+    fallback: `${fallback} matmul`,
+    tolerance: subgroupMatrixTolerance(c),
+    cases: () => matmulCases((o, s) => matmulKernel(o, s, strategy), "f16"),
+  };
+}
+
+/**
+ * Two matmuls with M, N, K off every tile: x Wᵀ with W stored (N, K) as weights are, and a
+ * batched A B with bias, alpha and accumulation (as gradients accumulate). `inputs` is the
+ * precision the kernel multiplies in: the reference sees A and B rounded to it.
+ */
+export function matmulCases(kernel: (o: MatmulOptions, s: MatmulShape) => KernelSpec, inputs: StorageDType): ProbeCase[] {
+  const rng = new Random(5010);
+  const weights: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
+  const gradients: MatmulOptions = { ...weights, transB: false, bias: "f32", accumulate: true };
+  const cases: [MatmulOptions, MatmulShape, string][] = [
+    [weights, { batch: 1, m: 70, n: 90, k: 100 }, "70x100 times (90, 100)ᵀ"],
+    [gradients, { batch: 2, m: 33, n: 40, k: 50, alpha: 0.5, beta: 1 }, "2 x (33x50 times 50x40) + bias + C"],
+  ];
+  return cases.map(([o, s, label]) => {
+    const a = Float64Array.from(rng.normalArray(s.batch * s.m * s.k));
+    const b = Float64Array.from(rng.normalArray(s.batch * s.k * s.n));
+    const bias = o.bias ? Float64Array.from(rng.normalArray(s.n)) : undefined;
+    const c0 = o.accumulate ? Float64Array.from(rng.normalArray(s.batch * s.m * s.n)) : new Float64Array(s.batch * s.m * s.n);
+    const expected = matmulRef(roundToDType(inputs, a), roundToDType(inputs, b), o, s, { bias, c0: o.accumulate ? c0 : undefined });
+    const tensors: ProbeCase["tensors"] = { a: { dtype: "f32", data: a }, b: { dtype: "f32", data: b }, c: { dtype: "f32", data: c0 } };
+    if (bias) tensors.bias = { dtype: "f32", data: bias };
+    return { label, spec: kernel(o, s), uniforms: matmulUniforms(s, o), tensors, expected: { c: expected } };
+  });
+}
+
+/** The subgroup-matrix attention forward `kernel` at each head dim in `headDims` against the reference on f16-rounded Q, K, V. */
+export function subgroupAttentionProbe(kernel: (variant: AttentionVariant) => KernelSpec, headDims: number[]): KernelProbe {
+  return {
+    op: "attention",
+    kernel: `subgroup-matrix attention forward (head dims ${headDims.join(", ")})`,
+    fallback: "scalar attention forward",
+    tolerance: subgroupAttentionTolerance(),
+    cases: () => attentionCases(kernel, headDims, "f16"),
+  };
+}
+
+/** The variant of a causal forward with f32 storage. */
+function causalVariant(headDim: number): AttentionVariant {
+  return { dtype: "f32", headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false };
+}
+
+/**
+ * Per head dim, causal attention of 40 queries over 40 keys, 2 query heads sharing 1 KV head
+ * (as ChatGLM2's groups do); O and the log-sum-exp against attentionForwardReference on Q, K
+ * and V rounded to `inputs`, the precision the kernel multiplies in.
+ */
+export function attentionCases(kernel: (variant: AttentionVariant) => KernelSpec, headDims: number[], inputs: StorageDType): ProbeCase[] {
+  const rng = new Random(5011);
+  return headDims.map((headDim) => {
+    const shape: AttentionShape = { batch: 1, queryHeads: 2, kvHeads: 1, queryLength: 40, keyLength: 40, headDim };
+    const mask = { causal: true, queryOffset: 0 };
+    const scale = 1 / Math.sqrt(headDim);
+    // every tensor dense (B, H, L, D), the reference's layout
+    const q = Float64Array.from(rng.normalArray(shape.queryHeads * shape.queryLength * headDim));
+    const k = Float64Array.from(rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
+    const v = Float64Array.from(rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
+    const ref = attentionForwardReference({ shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask });
+    const queries = denseView("bhtd", shape.queryLength, shape.queryHeads, headDim);
+    const keys = denseView("bhtd", shape.keyLength, shape.kvHeads, headDim);
+    return {
+      label: `causal attention T 40, 2 heads over 1 KV head, head dim ${headDim}`,
+      spec: kernel(causalVariant(headDim)),
+      uniforms: attentionForwardUniforms(shape, { q: queries, k: keys, v: keys, o: queries }, scale, mask),
+      tensors: {
+        q: { dtype: "f32", data: q },
+        k: { dtype: "f32", data: k },
+        v: { dtype: "f32", data: v },
+        o: { dtype: "f32", data: new Float64Array(q.length) },
+        lse: { dtype: "f32", data: new Float64Array(shape.queryHeads * shape.queryLength) },
+      },
+      expected: { o: ref.out, lse: ref.logSumExp },
+    };
+  });
+}
