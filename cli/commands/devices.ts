@@ -91,8 +91,9 @@ function describeCheck(c: KernelCheck): string {
 }
 
 function describeChecks(checks: SelfCheckOutcome["checks"] | undefined): string[] {
-  const lines = Object.values(checks ?? {}).map(describeCheck);
-  if (lines.length === 0) return ["  self-check    none (plain kernels: no subgroup-matrix kernel chosen)"];
+  if (!checks) return ["  self-check    none (no subgroup matrices: the plain kernels run)"];
+  const lines = Object.values(checks).map(describeCheck);
+  if (lines.length === 0) return ["  self-check    none (no subgroup-matrix kernel chosen, see SFT_MATMUL and SFT_ATTENTION)"];
   return lines.map((line, i) => `${i === 0 ? "  self-check    " : "                "}${line}`);
 }
 

@@ -6,7 +6,7 @@
 // device without subgroup matrices runs no check.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
+import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
 import {
   attentionCases,
   checkedAttentionForwardKernel,
@@ -20,6 +20,7 @@ import {
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { sftc } from "../cli/support.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 
 const test = suite("kernel self-check");
@@ -175,5 +176,19 @@ test(
     assert.equal(outcome.warnings, []);
   }),
 );
+
+test("sftc devices shows the self-check of each adapter: none without subgroup matrices, else each op verified or fallen back", async () => {
+  const listed = await listAdapters();
+  if (!listed.ok) return console.log(`    skipped (no GPU): ${listed.diagnostics[0]?.message}`);
+  const run = await sftc(["devices"]);
+  assert.is(run.code, 0, run.err);
+  const blocks = run.out.split(/^(?=\[\d+\] )/m);
+  listed.value.forEach((a, i) => {
+    const block = blocks[i];
+    assert.match(block, `[${i}] ${a.name}\n`);
+    if (!a.features.includes("chromium-experimental-subgroup-matrix")) assert.match(block, "\n  self-check    none (no subgroup matrices: the plain kernels run)\n");
+    else assert.match(block, /\n {2}self-check {4}(matmul|attention): (verified|fell back)|none \(no subgroup-matrix kernel chosen/);
+  });
+});
 
 test.run();
