@@ -69,11 +69,16 @@ export interface AttentionAdapter extends MatmulAdapter {
 }
 
 /**
- * The largest tiling (most query rows, then most keys) whose workgroup memory fits the adapter,
- * with an f16 -> f32 configuration whose sides divide the head dim and the key tile; undefined
- * when the adapter has no subgroup matrices or nothing fits.
+ * The largest tiling (most query rows, then most keys) whose workgroup memory, as `bytes`
+ * counts it (default: the forward's), fits the adapter, with an f16 -> f32 configuration whose
+ * sides divide the head dim and the key tile; undefined when the adapter has no subgroup
+ * matrices or nothing fits.
  */
-export function subgroupAttentionLayout(adapter: AttentionAdapter, headDim: number): SubgroupAttentionLayout | undefined {
+export function subgroupAttentionLayout(
+  adapter: AttentionAdapter,
+  headDim: number,
+  bytes: (layout: SubgroupAttentionLayout) => number = (layout) => workgroupBytes(layout, headDim),
+): SubgroupAttentionLayout | undefined {
   const strategy = subgroupMatrixStrategyFor(adapter);
   if (!strategy || strategy.config.resultComponentType !== "f32") return undefined;
   const { config, subgroupSize } = strategy;
@@ -82,23 +87,28 @@ export function subgroupAttentionLayout(adapter: AttentionAdapter, headDim: numb
     for (const blockK of [64, 32, 16]) {
       if (blockK % config.K !== 0 || blockK % config.N !== 0 || blockK < config.M) continue;
       const layout = { config, subgroupSize, subgroups, blockK };
-      if (workgroupBytes(layout, headDim) <= adapter.workgroupStorageBytes) return layout;
+      if (bytes(layout) <= adapter.workgroupStorageBytes) return layout;
     }
   return undefined;
 }
 
 /**
- * The attention forward for a launch: the subgroup-matrix layout where the adapter has one,
- * else "scalar" (attentionForwardKernel). SFT_ATTENTION=scalar in `env` forces the scalar
- * kernel; SFT_ATTENTION=subgroup-matrix asks for the fast one and is an error where the adapter
- * cannot run it; any other value is an error.
+ * The attention kernels for a launch: a subgroup-matrix layout (see subgroupAttentionLayout,
+ * with `bytes`) where the adapter has one, else "scalar". SFT_ATTENTION=scalar in `env` forces
+ * the scalar kernels; SFT_ATTENTION=subgroup-matrix asks for the fast ones and is an error where
+ * the adapter cannot run them; any other value is an error.
  */
-export function attentionForwardChoice(adapter: AttentionAdapter, headDim: number, env: Readonly<Record<string, string | undefined>> = process.env): Result<SubgroupAttentionLayout | "scalar"> {
+export function attentionKernelChoice(
+  adapter: AttentionAdapter,
+  headDim: number,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  bytes?: (layout: SubgroupAttentionLayout) => number,
+): Result<SubgroupAttentionLayout | "scalar"> {
   const wanted = env.SFT_ATTENTION?.trim();
   if (wanted === "scalar") return ok("scalar");
   if (wanted && wanted !== "subgroup-matrix")
     return fail(diag("SFT2018", `SFT_ATTENTION='${wanted}' is not an attention kernel`, { where: "SFT_ATTENTION", hint: "Use scalar or subgroup-matrix, or unset SFT_ATTENTION." }));
-  const layout = subgroupAttentionLayout(adapter, headDim);
+  const layout = subgroupAttentionLayout(adapter, headDim, bytes);
   if (layout) return ok(layout);
   if (!wanted) return ok("scalar");
   return fail(
@@ -118,7 +128,24 @@ export function subgroupAttentionTolerance(): number {
 }
 
 /** Statements separated for the generated WGSL. */
-const lines = (xs: string[]) => xs.join("\n");
+export const lines = (xs: string[]) => xs.join("\n");
+
+/** 0..n-1. */
+export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** WGSL names of the configuration's left (M, K), right (K, N) and result (M, N) matrix types. */
+export function matrixTypes(c: SubgroupMatrixConfig): { left: string; right: string; result: string } {
+  return { left: `subgroup_matrix_left<f16, ${c.K}, ${c.M}>`, right: `subgroup_matrix_right<f16, ${c.N}, ${c.K}>`, result: `subgroup_matrix_result<f32, ${c.N}, ${c.M}>` };
+}
+
+/**
+ * The subgroup's first row within the workgroup's block (WGSL), and the attribute that switches
+ * off the uniformity check around the matrix calls where that row comes from the local index.
+ */
+export function subgroupRows(layout: SubgroupAttentionLayout): { row0: string; scope: string } {
+  if (layout.subgroups === 1) return { row0: "0u", scope: "" };
+  return { row0: `(lidx / ${layout.subgroupSize}u) * ${layout.config.M}u`, scope: "@diagnostic(off, chromium.subgroup_matrix_uniformity) " };
+}
 
 /**
  * The bindings and uniforms of attentionForwardKernel: q, k, v (read; may be one fused buffer),
@@ -132,11 +159,8 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   invariant(D % c.K === 0 && D % c.N === 0 && BK % c.K === 0 && BK % c.N === 0 && BK >= c.M, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${BK} keys`);
   const scalar = attentionForwardKernel(variant); // the same uniforms and bindings
   const kvSize = Math.max(2 * BK * D, BQ * D);
-  const left = `subgroup_matrix_left<f16, ${c.K}, ${c.M}>`;
-  const right = `subgroup_matrix_right<f16, ${c.N}, ${c.K}>`;
-  const result = `subgroup_matrix_result<f32, ${c.N}, ${c.M}>`;
+  const { left, right, result } = matrixTypes(c);
   const dChunks = D / c.K;
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   // Q (M, D) of this subgroup as D/K left matrices, from the staged rows [row][d]
   const loadQ = range(dChunks).map((x) => `    let q${x} = subgroupMatrixLoad<${left}>(&kv_tile, row0 * D + ${x * c.K}u, false, D);`);
   // S (M, BLOCK_K) = Q K^T, K^T stored [d][key] at the start of kv_tile
@@ -156,8 +180,7 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
       `      subgroupMatrixStore(&o_tile, row0 * D + ${y * c.N}u, o${y}, false, D);`,
     ]),
   );
-  const subgroupRow = subgroups === 1 ? "0u" : `(lidx / ${sg}u) * ${c.M}u`;
-  const matrixScope = subgroups === 1 ? "" : "@diagnostic(off, chromium.subgroup_matrix_uniformity) ";
+  const { row0, scope } = subgroupRows(layout);
   return {
     name: "attention_forward_subgroup_matrix",
     variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: sg, subgroups, blockK: BK },
@@ -184,7 +207,7 @@ var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old max - new max) of the cu
   let last = min(first + BLOCK_Q, u.q_len) - 1u;
   let j_start = key_window_start(b);
   let j_end = key_window_end(b, last + u.query_offset);
-  let row0 = ${subgroupRow}; // this subgroup's first row in the block
+  let row0 = ${row0}; // this subgroup's first row in the block
   // stage Q as f16 (rows past T are zero); clear O and the row statistics
   for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
     let i = first + e / D;
@@ -198,7 +221,7 @@ var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old max - new max) of the cu
     row_sum[r] = 0.0;
   }
   workgroupBarrier();
-  ${matrixScope}{
+  ${scope}{
 ${lines(loadQ)}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
@@ -272,9 +295,9 @@ ${lines(update)}
   };
 }
 
-/** The forward kernel `attentionForwardChoice` picks for `variant` on `adapter`. */
+/** The forward kernel `attentionKernelChoice` picks for `variant` on `adapter`. */
 export function attentionForwardKernelFor(adapter: AttentionAdapter, variant: AttentionVariant, env: Readonly<Record<string, string | undefined>> = process.env): Result<KernelSpec> {
-  const choice = attentionForwardChoice(adapter, variant.headDim, env);
+  const choice = attentionKernelChoice(adapter, variant.headDim, env);
   if (!choice.ok) return choice;
   return ok(choice.value === "scalar" ? attentionForwardKernel(variant) : attentionForwardSubgroupKernel(variant, choice.value));
 }

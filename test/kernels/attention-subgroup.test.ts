@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import { ok } from "../../compiler/diagnostics.ts";
 import { Random } from "../../runtime/random.ts";
 import {
-  attentionForwardChoice,
+  attentionKernelChoice,
   attentionForwardKernelFor,
   attentionForwardSubgroupKernel,
   blockRows,
@@ -69,7 +69,7 @@ test("an H200-like adapter gets an f16 -> f32 16x16x16 layout that fits its work
 });
 
 test("the choice: subgroup matrices when offered, scalar otherwise or with SFT_ATTENTION=scalar; a bad SFT_ATTENTION is a diagnostic", () => {
-  const choose = (adapter: AttentionAdapter, env: Record<string, string>) => attentionForwardChoice(adapter, 128, env);
+  const choose = (adapter: AttentionAdapter, env: Record<string, string>) => attentionKernelChoice(adapter, 128, env);
   const h200 = choose(H200, {});
   assert.ok(h200.ok && h200.value !== "scalar");
   const forced = choose(H200, { SFT_ATTENTION: "subgroup-matrix" });

@@ -1,0 +1,359 @@
+// Fused attention backward on subgroup matrices: the dK/dV and dQ kernels of
+// attention-backward.ts (same bindings, uniforms, views, masks, GQA/MQA and outputs; the delta
+// kernel is shared) with their products on subgroup matrices, f16 inputs and f32 results.
+// With P = exp(S - lse) recomputed per tile (no rescaling: lse is final), the accumulators
+// live in result matrices across the whole loop.
+//
+// dQ: a workgroup per (query block, query head, batch row), each subgroup owning M query rows,
+// Q and dO held in left matrices. Per key tile: S = Q K^T and dP = dO V^T by matrix products
+// (K^T, V^T stored [d][key]); ordinary invocations turn them into dS = P * (dP - delta) (f16);
+// then dQ += dS K (K stored [key][d]).
+//
+// dK/dV: a workgroup per (key block, KV head, batch row), each subgroup owning M keys, K and V
+// held in left matrices. Per query head of the group and query tile: S^T = K Q^T and
+// dP^T = V dO^T (Q^T, dO^T stored [d][query]); ordinary invocations write P^T and
+// dS^T = P^T * (dP^T - delta) (f16); then dV += P^T dO and dK += dS^T Q (Q, dO stored
+// [query][d]). dK and dV are summed over the group's query heads in the same result matrices.
+//
+// Precision: Q, K, V and dO are rounded to f16, P and dS too before their products (2^-11 per
+// value); scores, sums, delta and every accumulation are f32. Uniformity: as in
+// attention-forward-subgroup.ts.
+import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { ceilDiv, type KernelSpec } from "./kernel.ts";
+import { wgslAttentionCommon, type AttentionVariant } from "./attention-common.ts";
+import { attentionBackwardKernels, type AttentionBackwardKernels } from "./attention-backward.ts";
+import {
+  attentionKernelChoice,
+  blockRows,
+  lines,
+  matrixTypes,
+  range,
+  subgroupRows,
+  type AttentionAdapter,
+  type SubgroupAttentionLayout,
+} from "./attention-forward-subgroup.ts";
+
+// Tiles of f16 operands, each (tile, D) or (D, tile): the dQ kernel holds K^T, K, V^T per key
+// tile (3); the dK/dV kernel holds Q^T, Q, dO^T, dO per query tile (4). Before its loop each
+// stages its two resident operands (Q and dO, or K and V: (2 x block rows, D)) in the same array.
+export const DQ_TILES = 3;
+export const DKDV_TILES = 4;
+
+/**
+ * Bytes of workgroup memory of the dQ kernel (`tiles` = 3) or the dK/dV kernel (4): the f16
+ * operand tiles, S and dP in f32 (which at the end hold the f32 results of a block, (rows, D)),
+ * dS (dQ) or P^T and dS^T (dK/dV) in f16, and lse and delta in f32 for each query row of a
+ * block (dQ) or a tile (dK/dV).
+ */
+export function backwardWorkgroupBytes(layout: SubgroupAttentionLayout, headDim: number, tiles: number): number {
+  const rows = blockRows(layout);
+  const tile = layout.blockK;
+  const operands = 2 * Math.max(tiles * tile * headDim, 2 * rows * headDim);
+  const scores = 4 * Math.max(2 * rows * tile, rows * headDim);
+  const dq = tiles === DQ_TILES;
+  const weights = 2 * (dq ? 1 : 2) * rows * tile;
+  return operands + scores + weights + 2 * 4 * (dq ? rows : tile);
+}
+
+/**
+ * The backward kernels for a launch: the shared delta kernel, and dK/dV and dQ on subgroup
+ * matrices where the adapter has a layout for each (SFT_ATTENTION as attentionKernelChoice),
+ * else the scalar ones.
+ */
+export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: AttentionVariant, env: Readonly<Record<string, string | undefined>> = process.env): Result<AttentionBackwardKernels> {
+  const scalar = attentionBackwardKernels(variant);
+  const D = variant.headDim;
+  const dq = attentionKernelChoice(adapter, D, env, (layout) => backwardWorkgroupBytes(layout, D, DQ_TILES));
+  if (!dq.ok) return dq;
+  const dkdv = attentionKernelChoice(adapter, D, env, (layout) => backwardWorkgroupBytes(layout, D, DKDV_TILES));
+  if (!dkdv.ok) return dkdv;
+  return ok({
+    delta: scalar.delta,
+    dkdv: dkdv.value === "scalar" ? scalar.dkdv : attentionDkdvSubgroupKernel(variant, dkdv.value),
+    dq: dq.value === "scalar" ? scalar.dq : attentionDqSubgroupKernel(variant, dq.value),
+  });
+}
+
+function checkLayout(layout: SubgroupAttentionLayout, D: number): void {
+  const c = layout.config;
+  invariant(c.componentType === "f16" && c.resultComponentType === "f32", `attention: subgroup matrices ${c.componentType} -> ${c.resultComponentType}`);
+  invariant(D % c.K === 0 && D % c.N === 0 && layout.blockK % c.K === 0 && layout.blockK % c.N === 0, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${layout.blockK}`);
+}
+
+/**
+ * WGSL: `acc = sum_x lefts[x] * right_x` into result `acc` (a new var when `fresh`), with
+ * right_x loaded from `array` at `offset(x)` with `stride`.
+ */
+function product(acc: string, fresh: boolean, lefts: string[], array: string, offset: (x: number) => string, stride: string, types: ReturnType<typeof matrixTypes>): string {
+  const start = fresh ? `      var ${acc} = ${types.result}();` : "";
+  const steps = lefts.map((l, x) => `      ${acc} = subgroupMatrixMultiplyAccumulate(${l}, subgroupMatrixLoad<${types.right}>(&${array}, ${offset(x)}, false, ${stride}), ${acc});`);
+  return lines(fresh ? [start, ...steps] : steps);
+}
+
+/** WGSL: `let NAMEx = ` left matrices x = 0..n-1 of `array` at `offset(x)` with `stride`. */
+function loadLefts(name: string, n: number, array: string, offset: (x: number) => string, stride: string, types: ReturnType<typeof matrixTypes>, indent = "      "): string {
+  return lines(range(n).map((x) => `${indent}let ${name}${x} = subgroupMatrixLoad<${types.left}>(&${array}, ${offset(x)}, false, ${stride});`));
+}
+
+/** WGSL: stores result matrices `NAMEy` (y = 0..n-1, N columns each) of this subgroup's rows to `f32_tile` (rows, D), then writes them out. */
+function storeResults(names: string[], c: { N: number }): string {
+  return lines(names.map((name, y) => `    subgroupMatrixStore(&f32_tile, row0 * D + ${y * c.N}u, ${name}, false, D);`));
+}
+
+/** The dQ kernel: bindings and uniforms of attention-backward.ts's dQ kernel. */
+export function attentionDqSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
+  const D = variant.headDim;
+  checkLayout(layout, D);
+  const { config: c, subgroupSize: sg, subgroups, blockK: BK } = layout;
+  const BQ = blockRows(layout);
+  const scalar = attentionBackwardKernels(variant).dq;
+  const types = matrixTypes(c);
+  const { row0, scope } = subgroupRows(layout);
+  const dChunks = D / c.K;
+  const dq = range(D / c.N).map((y) => `dq${y}`);
+  return {
+    name: "attention_backward_dq_subgroup_matrix",
+    variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: sg, subgroups, blockK: BK },
+    uniforms: scalar.uniforms,
+    bindings: scalar.bindings,
+    workgroupSize: [subgroups * sg, 1, 1],
+    dispatch: (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch],
+    enables: ["f16", "chromium_experimental_subgroup_matrix"],
+    declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dq"])}
+const BLOCK_Q = ${BQ}u;
+const BLOCK_K = ${BK}u;
+const K_AT = ${BK * D}u;      // K (BLOCK_K, D) in f16_tile, after K^T (D, BLOCK_K)
+const VT_AT = ${2 * BK * D}u; // V^T (D, BLOCK_K)
+const DOUT_AT = ${BQ * D}u;   // dO (BLOCK_Q, D) staged after Q (BLOCK_Q, D) before the loop
+const DP_AT = ${BQ * BK}u;    // dP (BLOCK_Q, BLOCK_K) in f32_tile, after S
+var<workgroup> f16_tile: array<f16, ${Math.max(DQ_TILES * BK * D, 2 * BQ * D)}>;
+var<workgroup> f32_tile: array<f32, ${Math.max(2 * BQ * BK, BQ * D)}>; // S, dP; at the end dQ (BLOCK_Q, D)
+var<workgroup> ds_tile: array<f16, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K)
+var<workgroup> row_lse: array<f32, ${BQ}>;
+var<workgroup> row_delta: array<f32, ${BQ}>;`,
+    body: `  let b = wid.z;
+  let h = wid.y;
+  let kvh = h / u.group_size;
+  let first = wid.x * BLOCK_Q;
+  let last = min(first + BLOCK_Q, u.q_len) - 1u;
+  let j_start = key_window_start(b);
+  let j_end = key_window_end(b, last + u.query_offset);
+  let row0 = ${row0}; // this subgroup's first row in the block
+  // stage Q and dO as f16 (rows past T are zero), and the rows' lse and delta
+  for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
+    let i = first + e / D;
+    var x = 0.0;
+    var g = 0.0;
+    if (i < u.q_len) {
+      x = load_q(q_at(b, i, h) + e % D);
+      g = load_dout(dout_at(b, i, h) + e % D);
+    }
+    f16_tile[e] = f16(x);
+    f16_tile[DOUT_AT + e] = f16(g);
+  }
+  for (var r = lidx; r < BLOCK_Q; r += WG_X) {
+    let i = first + r;
+    row_lse[r] = 0.0;
+    row_delta[r] = 0.0;
+    if (i < u.q_len) {
+      row_lse[r] = lse[(b * u.query_heads + h) * u.q_len + i];
+      row_delta[r] = delta[(b * u.query_heads + h) * u.q_len + i];
+    }
+  }
+  workgroupBarrier();
+  ${scope}{
+${loadLefts("q", dChunks, "f16_tile", (x) => `row0 * D + ${x * c.K}u`, "D", types, "    ")}
+${loadLefts("g", dChunks, "f16_tile", (x) => `DOUT_AT + row0 * D + ${x * c.K}u`, "D", types, "    ")}
+${lines(dq.map((name) => `    var ${name} = ${types.result}();`))}
+    for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
+      let n = min(BLOCK_K, j_end - j0);
+      workgroupBarrier(); // Q and dO, or the previous tile, are no longer read
+      for (var e = lidx; e < BLOCK_K * D; e += WG_X) {
+        let key = e / D;
+        let d = e % D;
+        var kx = 0.0;
+        var vx = 0.0;
+        if (key < n) {
+          kx = load_k(k_at(b, j0 + key, kvh) + d);
+          vx = load_v(v_at(b, j0 + key, kvh) + d);
+        }
+        f16_tile[d * BLOCK_K + key] = f16(kx);
+        f16_tile[K_AT + e] = f16(kx);
+        f16_tile[VT_AT + d * BLOCK_K + key] = f16(vx);
+      }
+      workgroupBarrier();
+${lines(
+  range(BK / c.N).map((y) =>
+    lines([
+      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "f16_tile", (x) => `${x * c.K * BK + y * c.N}u`, "BLOCK_K", types),
+      `      subgroupMatrixStore(&f32_tile, row0 * BLOCK_K + ${y * c.N}u, s${y}, false, BLOCK_K);`,
+      product(`dp${y}`, true, range(dChunks).map((x) => `g${x}`), "f16_tile", (x) => `VT_AT + ${x * c.K * BK + y * c.N}u`, "BLOCK_K", types),
+      `      subgroupMatrixStore(&f32_tile, DP_AT + row0 * BLOCK_K + ${y * c.N}u, dp${y}, false, BLOCK_K);`,
+    ]),
+  ),
+)}
+      workgroupBarrier();
+      // dS = P * (dP - delta), P = exp(S * scale + bias - lse); 0 where masked
+      for (var e = lidx; e < BLOCK_Q * BLOCK_K; e += WG_X) {
+        let r = e / BLOCK_K;
+        let c = e % BLOCK_K;
+        let i = first + r;
+        let p = i + u.query_offset;
+        var ds = 0.0;
+        if (i < u.q_len && c < n && key_allowed(b, p, j0 + c)) {
+          let prob = exp(f32_tile[e] * u.scale + score_bias(h, p, j0 + c) - row_lse[r]);
+          ds = prob * (f32_tile[DP_AT + e] - row_delta[r]);
+        }
+        ds_tile[e] = f16(ds);
+      }
+      workgroupBarrier();
+${loadLefts("ds", BK / c.K, "ds_tile", (x) => `row0 * BLOCK_K + ${x * c.K}u`, "BLOCK_K", types)}
+${lines(dq.map((name, y) => product(name, false, range(BK / c.K).map((x) => `ds${x}`), "f16_tile", (x) => `K_AT + ${x * c.K * D + y * c.N}u`, "D", types)))}
+    }
+    workgroupBarrier(); // the last tile's S and dP are no longer read
+${storeResults(dq, c)}
+  }
+  workgroupBarrier();
+  for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
+    let i = first + e / D;
+    if (i < u.q_len) { store_dq(dq_at(b, i, h) + e % D, f32_tile[e] * u.scale); }
+  }`,
+  };
+}
+
+/** The dK/dV kernel: bindings and uniforms of attention-backward.ts's dK/dV kernel. */
+export function attentionDkdvSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
+  const D = variant.headDim;
+  checkLayout(layout, D);
+  const { config: c, subgroupSize: sg, subgroups, blockK: BQT } = layout;
+  const BKV = blockRows(layout);
+  const scalar = attentionBackwardKernels(variant).dkdv;
+  const types = matrixTypes(c);
+  const { row0, scope } = subgroupRows(layout);
+  const dChunks = D / c.K;
+  const dk = range(D / c.N).map((y) => `dk${y}`);
+  const dv = range(D / c.N).map((y) => `dv${y}`);
+  return {
+    name: "attention_backward_dkdv_subgroup_matrix",
+    variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: sg, subgroups, queryTile: BQT },
+    uniforms: scalar.uniforms,
+    bindings: scalar.bindings,
+    workgroupSize: [subgroups * sg, 1, 1],
+    dispatch: (u) => [ceilDiv(u.key_len, BKV), u.query_heads / u.group_size, u.batch],
+    enables: ["f16", "chromium_experimental_subgroup_matrix"],
+    declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dk", "dv"])}
+const BLOCK_KV = ${BKV}u;
+const QUERY_TILE = ${BQT}u;
+const Q_AT = ${BQT * D}u;      // Q (QUERY_TILE, D) in f16_tile, after Q^T (D, QUERY_TILE)
+const DOUTT_AT = ${2 * BQT * D}u; // dO^T (D, QUERY_TILE)
+const DOUT_AT = ${3 * BQT * D}u;  // dO (QUERY_TILE, D)
+const V_AT = ${BKV * D}u;      // V (BLOCK_KV, D) staged after K (BLOCK_KV, D) before the loop
+const DP_AT = ${BKV * BQT}u;   // dP^T (BLOCK_KV, QUERY_TILE) in f32_tile, after S^T
+var<workgroup> f16_tile: array<f16, ${Math.max(DKDV_TILES * BQT * D, 2 * BKV * D)}>;
+var<workgroup> f32_tile: array<f32, ${Math.max(2 * BKV * BQT, BKV * D)}>; // S^T, dP^T; at the end dK, then dV (BLOCK_KV, D)
+var<workgroup> weight_tile: array<f16, ${2 * BKV * BQT}>; // P^T, then dS^T (BLOCK_KV, QUERY_TILE)
+var<workgroup> tile_lse: array<f32, ${BQT}>;
+var<workgroup> tile_delta: array<f32, ${BQT}>;
+const DS_AT = ${BKV * BQT}u;`,
+    body: `  let b = wid.z;
+  let kvh = wid.y;
+  let first_j = wid.x * BLOCK_KV;
+  let row0 = ${row0}; // this subgroup's first key in the block
+  // stage K and V as f16 (keys past S are zero)
+  for (var e = lidx; e < BLOCK_KV * D; e += WG_X) {
+    let j = first_j + e / D;
+    var kx = 0.0;
+    var vx = 0.0;
+    if (j < u.key_len) {
+      kx = load_k(k_at(b, j, kvh) + e % D);
+      vx = load_v(v_at(b, j, kvh) + e % D);
+    }
+    f16_tile[e] = f16(kx);
+    f16_tile[V_AT + e] = f16(vx);
+  }
+  workgroupBarrier();
+  // Query rows before this one cannot see any key of the block (causal without a prefix).
+  let p_first = query_window_start(b, first_j);
+  let i_start = select(0u, p_first - u.query_offset, p_first > u.query_offset);
+  ${scope}{
+${loadLefts("k", dChunks, "f16_tile", (x) => `row0 * D + ${x * c.K}u`, "D", types, "    ")}
+${loadLefts("v", dChunks, "f16_tile", (x) => `V_AT + row0 * D + ${x * c.K}u`, "D", types, "    ")}
+${lines([...dk, ...dv].map((name) => `    var ${name} = ${types.result}();`))}
+    for (var g = 0u; g < u.group_size; g++) {
+      let h = kvh * u.group_size + g;
+      for (var i0 = i_start; i0 < u.q_len; i0 += QUERY_TILE) {
+        let n = min(QUERY_TILE, u.q_len - i0);
+        workgroupBarrier(); // K and V, or the previous tile, are no longer read
+        for (var e = lidx; e < QUERY_TILE * D; e += WG_X) {
+          let r = e / D;
+          let d = e % D;
+          var qx = 0.0;
+          var gx = 0.0;
+          if (r < n) {
+            qx = load_q(q_at(b, i0 + r, h) + d);
+            gx = load_dout(dout_at(b, i0 + r, h) + d);
+          }
+          f16_tile[d * QUERY_TILE + r] = f16(qx);
+          f16_tile[Q_AT + e] = f16(qx);
+          f16_tile[DOUTT_AT + d * QUERY_TILE + r] = f16(gx);
+          f16_tile[DOUT_AT + e] = f16(gx);
+        }
+        for (var r = lidx; r < QUERY_TILE; r += WG_X) {
+          tile_lse[r] = 0.0;
+          tile_delta[r] = 0.0;
+          if (r < n) {
+            tile_lse[r] = lse[(b * u.query_heads + h) * u.q_len + i0 + r];
+            tile_delta[r] = delta[(b * u.query_heads + h) * u.q_len + i0 + r];
+          }
+        }
+        workgroupBarrier();
+${lines(
+  range(BQT / c.N).map((y) =>
+    lines([
+      product(`s${y}`, true, range(dChunks).map((x) => `k${x}`), "f16_tile", (x) => `${x * c.K * BQT + y * c.N}u`, "QUERY_TILE", types),
+      `      subgroupMatrixStore(&f32_tile, row0 * QUERY_TILE + ${y * c.N}u, s${y}, false, QUERY_TILE);`,
+      product(`dp${y}`, true, range(dChunks).map((x) => `v${x}`), "f16_tile", (x) => `DOUTT_AT + ${x * c.K * BQT + y * c.N}u`, "QUERY_TILE", types),
+      `      subgroupMatrixStore(&f32_tile, DP_AT + row0 * QUERY_TILE + ${y * c.N}u, dp${y}, false, QUERY_TILE);`,
+    ]),
+  ),
+)}
+        workgroupBarrier();
+        // P^T = exp(S^T * scale + bias - lse) and dS^T = P^T * (dP^T - delta); 0 where masked
+        for (var e = lidx; e < BLOCK_KV * QUERY_TILE; e += WG_X) {
+          let r = e / QUERY_TILE;
+          let c = e % QUERY_TILE;
+          let j = first_j + r;
+          let p = i0 + c + u.query_offset;
+          var prob = 0.0;
+          var ds = 0.0;
+          if (j < u.key_len && c < n && key_allowed(b, p, j)) {
+            prob = exp(f32_tile[e] * u.scale + score_bias(h, p, j) - tile_lse[c]);
+            ds = prob * (f32_tile[DP_AT + e] - tile_delta[c]);
+          }
+          weight_tile[e] = f16(prob);
+          weight_tile[DS_AT + e] = f16(ds);
+        }
+        workgroupBarrier();
+${loadLefts("pt", BQT / c.K, "weight_tile", (x) => `row0 * QUERY_TILE + ${x * c.K}u`, "QUERY_TILE", types, "        ")}
+${loadLefts("dst", BQT / c.K, "weight_tile", (x) => `DS_AT + row0 * QUERY_TILE + ${x * c.K}u`, "QUERY_TILE", types, "        ")}
+${lines(dv.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `pt${x}`), "f16_tile", (x) => `DOUT_AT + ${x * c.K * D + y * c.N}u`, "D", types)))}
+${lines(dk.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `dst${x}`), "f16_tile", (x) => `Q_AT + ${x * c.K * D + y * c.N}u`, "D", types)))}
+      }
+    }
+    workgroupBarrier(); // the last tile's S^T and dP^T are no longer read
+${storeResults(dk, c)}
+    workgroupBarrier();
+    for (var e = lidx; e < BLOCK_KV * D; e += WG_X) {
+      let j = first_j + e / D;
+      if (j < u.key_len) { store_dkv(dk_at(b, j, kvh) + e % D, f32_tile[e] * u.scale); }
+    }
+    workgroupBarrier();
+${storeResults(dv, c)}
+  }
+  workgroupBarrier();
+  for (var e = lidx; e < BLOCK_KV * D; e += WG_X) {
+    let j = first_j + e / D;
+    if (j < u.key_len) { store_dkv(dv_at(b, j, kvh) + e % D, f32_tile[e]); }
+  }`,
+  };
+}

@@ -1,0 +1,110 @@
+// The subgroup-matrix attention backward (dK/dV and dQ kernels) run on lavapipe with its matrix
+// builtins emulated (attention-subgroup-emulation.ts), after the scalar forward and delta
+// kernels, against the float64 reference. Inputs and dO are f16 values, so the reference sees
+// exactly what the kernels multiply; the kernels also round P and dS to f16.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { CommandBatch } from "../../runtime/gpu/batch.ts";
+import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
+import { Random } from "../../runtime/random.ts";
+import { attentionBackwardKernelsFor, backwardWorkgroupBytes, DKDV_TILES, DQ_TILES } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardUniforms, type BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
+import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
+import { subgroupAttentionLayout } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { denseView, fusedQkvViews, gatherView } from "../../stdlib/kernels/attention-layout.ts";
+import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
+import { attentionBackwardReference } from "../../stdlib/kernels/attention-reference.ts";
+import { roundToDType } from "../../stdlib/kernels/dtype.ts";
+import { assertClose } from "../support/numeric.ts";
+import { randomValues, withGpu } from "./gpu-harness.ts";
+import { emulated, EMULATED_ADAPTER } from "./attention-subgroup-emulation.ts";
+import { attentionShape, caseLabel, makeInputs, scatterView, uploadInputs, type AttentionCase } from "./attention-harness.ts";
+
+const test = suite("attention backward on emulated subgroup matrices");
+
+// One pipeline pair, as each kernel takes lavapipe seconds to compile: GQA, queries after a KV
+// cache (S > T) with right padding, separate Q and KV views, several query blocks and key tiles.
+const CASE: AttentionCase = { shape: attentionShape(2, 4, 2, 21, 40, 32), mask: "padding", fused: false, dtype: "f32" };
+
+/** Relative error allowed: P and dS rounded to f16 (2^-11 each) before their products. */
+const TOLERANCE = 3e-3;
+
+test(
+  "dK, dV and dQ with emulated matrices match the float64 reference on f16 inputs",
+  withGpu(async (gpu) => {
+    if (!gpu.hasF16) {
+      console.log("    skipped (no shader-f16)");
+      return;
+    }
+    const adapter = { ...EMULATED_ADAPTER, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+    let seed = 500;
+    for (const c of [CASE]) {
+      const { batch: B, queryHeads: Hq, kvHeads: Hkv, queryLength: T, keyLength: S, headDim: D } = c.shape;
+      const inputs = makeInputs(c, seed++);
+      // f16 values in f32 buffers: the kernels' own rounding of Q, K, V is then exact
+      for (const name of Object.keys(inputs.buffers)) inputs.buffers[name] = roundToDType("f16", inputs.buffers[name]);
+      const [q, k, v] = [inputs.q, inputs.k, inputs.v].map((x) => roundToDType("f16", x));
+      const dOut = randomValues(new Random(seed++), B * Hq * T * D, "f16");
+      const scale = 1 / Math.sqrt(D);
+      const tensors: Record<string, GpuTensor> = uploadInputs(gpu, c, inputs);
+      const oView = denseView("bthd", T, Hq, D);
+      let grads: Pick<BackwardViews, "dq" | "dk" | "dv">;
+      if (c.fused) {
+        const fused = fusedQkvViews(T, Hq, Hkv, D);
+        grads = { dq: fused.q, dk: fused.k, dv: fused.v };
+        tensors.dq = tensors.dkv = createTensor(gpu, c.dtype, [B, T, Hq + 2 * Hkv, D], "dqkv");
+      } else {
+        grads = { dq: denseView("bthd", T, Hq, D), dk: denseView("bhtd", S, Hkv, D), dv: denseView("bhtd", S, Hkv, D, B * Hkv * S * D) };
+        tensors.dq = createTensor(gpu, c.dtype, [B, T, Hq, D], "dq");
+        tensors.dkv = createTensor(gpu, c.dtype, [2, B, Hkv, S, D], "dkv");
+      }
+      tensors.o = createTensor(gpu, c.dtype, [B, T, Hq, D], "o");
+      tensors.lse = createTensor(gpu, "f32", [B, Hq, T], "lse");
+      tensors.delta = createTensor(gpu, "f32", [B, Hq, T], "delta");
+      tensors.dout = uploadTensor(gpu, c.dtype, [B, T, Hq, D], scatterView(dOut, oView, [B, Hq, T, D]), "dout");
+      const views: BackwardViews = { ...inputs.views, o: oView, dout: oView, ...grads };
+      const variant = { dtype: c.dtype, headDim: D, ...maskFlags(inputs.mask) };
+      const chosen = attentionBackwardKernelsFor(adapter, variant, {});
+      assert.ok(chosen.ok);
+      if (!chosen.ok) return;
+      const kernels = chosen.value;
+      assert.equal([kernels.dkdv.name, kernels.dq.name], ["attention_backward_dkdv_subgroup_matrix", "attention_backward_dq_subgroup_matrix"], `${caseLabel(c)}: both on subgroup matrices`);
+      const config = EMULATED_ADAPTER.subgroupMatrixConfigs[0];
+      const uniforms = attentionBackwardUniforms(c.shape, views, scale, inputs.mask);
+      const batch = new CommandBatch(gpu);
+      batch.dispatch(attentionForwardKernel(variant), uniforms, tensors);
+      batch.dispatch(kernels.delta, uniforms, tensors);
+      batch.dispatch(emulated(kernels.dkdv, config), uniforms, tensors);
+      batch.dispatch(emulated(kernels.dq, config), uniforms, tensors);
+      await batch.submit();
+      const dqBuffer = await readFloats(gpu, tensors.dq);
+      const dkvBuffer = c.fused ? dqBuffer : await readFloats(gpu, tensors.dkv);
+      const ref = attentionBackwardReference({ shape: c.shape, q, k, v, mask: inputs.mask, scale }, dOut);
+      assertClose(gatherView(dqBuffer, grads.dq, B, T, Hq, D), ref.dq, TOLERANCE, `dQ ${caseLabel(c)}`);
+      assertClose(gatherView(dkvBuffer, grads.dk, B, S, Hkv, D), ref.dk, TOLERANCE, `dK ${caseLabel(c)}`);
+      assertClose(gatherView(dkvBuffer, grads.dv, B, S, Hkv, D), ref.dv, TOLERANCE, `dV ${caseLabel(c)}`);
+    }
+  }),
+);
+
+test("an H200-like adapter runs both backward kernels on subgroup matrices within 48 KiB for D 64 and 128; SFT_ATTENTION=scalar keeps the scalar ones", () => {
+  const adapter = { ...EMULATED_ADAPTER, subgroupMinSize: 32, subgroupMaxSize: 32, subgroupMatrixConfigs: [{ componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 }], workgroupStorageBytes: 49152 };
+  const variant = (headDim: number) => ({ dtype: "f16" as const, headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false });
+  for (const D of [64, 128]) {
+    const chosen = attentionBackwardKernelsFor(adapter, variant(D), {});
+    assert.ok(chosen.ok);
+    if (!chosen.ok) continue;
+    for (const [spec, tiles] of [[chosen.value.dq, DQ_TILES], [chosen.value.dkdv, DKDV_TILES]] as const) {
+      assert.ok(spec.name.endsWith("_subgroup_matrix"), `${spec.name} D ${D}`);
+      const layout = subgroupAttentionLayout(adapter, D, (l) => backwardWorkgroupBytes(l, D, tiles))!;
+      const declared = [...(spec.declarations ?? "").matchAll(/var<workgroup>\s+\w+:\s*array<(f32|f16), (\d+)>/g)].reduce((sum, m) => sum + (m[1] === "f32" ? 4 : 2) * Number(m[2]), 0);
+      assert.is(declared, backwardWorkgroupBytes(layout, D, tiles), `${spec.name} D ${D}: the declared arrays are what the layout counts`);
+      assert.ok(declared <= 49152, `${spec.name} D ${D}: ${declared} bytes`);
+      assert.is(spec.workgroupSize[0], layout.subgroups * 32);
+    }
+  }
+  const scalar = attentionBackwardKernelsFor(adapter, variant(128), { SFT_ATTENTION: "scalar" });
+  assert.ok(scalar.ok && scalar.value.dq.name === "attention_backward_dq" && scalar.value.dkdv.name === "attention_backward_dkdv");
+});
+
+test.run();
