@@ -115,14 +115,14 @@ export async function checkKernel(gpu: GpuDevice, probe: KernelProbe): Promise<K
     const ran = await runCase(gpu, c);
     if (!ran.ok) return { op, kernel, fallback, tolerance, verified: false, failure: `${c.label}: ${ran.diagnostics.map((d) => d.message).join("; ")}` };
     const error = ran.value;
-    worst = Number.isNaN(error) ? error : Math.max(worst, error);
     if (!(error <= tolerance))
       return { op, kernel, fallback, tolerance, verified: false, relativeError: error, failure: `${c.label}: relative error ${formatError(error)} exceeds ${tolerance.toExponential(0)}` };
+    worst = Math.max(worst, error);
   }
   return { op, kernel, fallback, tolerance, verified: true, relativeError: worst };
 }
 
-// The largest relative error over the case's outputs, or the compile or GPU errors.
+// The largest relative error over the case's outputs (NaN propagates), or the compile or GPU errors.
 async function runCase(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
   const compiled = await pipelinesOf(gpu).compile(c.spec);
   if (!compiled.ok) return compiled;
@@ -131,18 +131,18 @@ async function runCase(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
   try {
     const scopes: GPUErrorFilter[] = ["validation", "out-of-memory", "internal"];
     for (const s of scopes) gpu.device.pushErrorScope(s);
-    const outcome = await runKernel(gpu, c.spec, c.uniforms, tensors).then(
+    // the scopes are popped even when the launch throws (a broken invariant), so they swallow nothing later
+    const thrown = await runKernel(gpu, c.spec, c.uniforms, tensors).then(
       () => undefined,
       (e: unknown) => e,
     );
     const errors = (await Promise.all(scopes.map(() => gpu.device.popErrorScope()))).filter((e): e is GPUError => e !== null);
-    if (outcome !== undefined) throw outcome;
+    if (thrown !== undefined) throw thrown;
     if (errors.length) return fail(...errors.map((e) => diag("SFT5006", `GPU error: ${e.message}`)));
     if (gpu.isLost) return fail(diag("SFT5007", "the GPU device was lost while the kernel ran"));
     let worst = 0;
     for (const [name, ref] of Object.entries(c.expected)) {
-      const error = relativeError(await readFloats(gpu, tensors[name]), ref);
-      worst = Number.isNaN(error) ? error : Math.max(worst, error);
+      worst = Math.max(worst, relativeError(await readFloats(gpu, tensors[name]), ref));
     }
     return ok(worst);
   } finally {
@@ -228,14 +228,19 @@ export function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
   const probes: KernelProbe[] = [];
   const strategy = matmulStrategyFor(gpu.adapter, env);
   if (strategy.ok && typeof strategy.value === "object") probes.push(matmulProbe(strategy.value, plainMatmulStrategy(gpu.adapter.architecture)));
-  // the forward kernel the engine would launch per head dim, where it is on subgroup matrices
+  // the forward kernel the engine would launch, at the head dims where it is on subgroup matrices
   const adapter = attentionAdapter(gpu);
-  const chosen = new Map<number, KernelSpec>();
-  for (const headDim of CHECKED_HEAD_DIMS) {
-    const spec = attentionForwardKernelFor(adapter, causalVariant(headDim), env);
-    if (spec.ok && onSubgroupMatrices(spec.value)) chosen.set(headDim, spec.value);
-  }
-  if (chosen.size) probes.push(subgroupAttentionProbe((variant) => chosen.get(variant.headDim)!, [...chosen.keys()]));
+  const launched = (variant: AttentionVariant) => attentionForwardKernelFor(adapter, variant, env);
+  const headDims = CHECKED_HEAD_DIMS.filter((d) => {
+    const spec = launched(causalVariant(d, "f32"));
+    return spec.ok && onSubgroupMatrices(spec.value);
+  });
+  const kernel = (variant: AttentionVariant) => {
+    const spec = launched(variant);
+    invariant(spec.ok && onSubgroupMatrices(spec.value), `the subgroup-matrix attention forward for head dim ${variant.headDim}`);
+    return spec.value;
+  };
+  if (headDims.length) probes.push(subgroupAttentionProbe(kernel, headDims));
   return probes;
 }
 
@@ -253,25 +258,28 @@ export function matmulProbe(strategy: SubgroupMatrixStrategy, fallback: MatmulSt
 }
 
 /**
- * Two matmuls with M, N, K off every tile: x Wᵀ with W stored (N, K) as weights are, and a
- * batched A B with bias, alpha and accumulation (as gradients accumulate). `inputs` is the
- * precision the kernel multiplies in: the reference sees A and B rounded to it.
+ * Matmuls with M, N, K off every tile: x Wᵀ with W stored (N, K) as weights are, in f32 and with
+ * f16 activations times bf16 weights (half-precision checkpoints), and a batched A B with bias,
+ * alpha and accumulation (as gradients accumulate). `inputs` is the precision the kernel
+ * multiplies in: the reference sees A and B rounded to it.
  */
 export function matmulCases(kernel: (o: MatmulOptions, s: MatmulShape) => KernelSpec, inputs: StorageDType): ProbeCase[] {
   const rng = new Random(5010);
   const weights: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
+  const halfWeights: MatmulOptions = { ...weights, a: "f16", b: "bf16" };
   const gradients: MatmulOptions = { ...weights, transB: false, bias: "f32", accumulate: true };
   const cases: [MatmulOptions, MatmulShape, string][] = [
     [weights, { batch: 1, m: 70, n: 90, k: 100 }, "70x100 times (90, 100)ᵀ"],
+    [halfWeights, { batch: 1, m: 24, n: 72, k: 40 }, "f16 24x40 times bf16 (72, 40)ᵀ"],
     [gradients, { batch: 2, m: 33, n: 40, k: 50, alpha: 0.5, beta: 1 }, "2 x (33x50 times 50x40) + bias + C"],
   ];
   return cases.map(([o, s, label]) => {
-    const a = Float64Array.from(rng.normalArray(s.batch * s.m * s.k));
-    const b = Float64Array.from(rng.normalArray(s.batch * s.k * s.n));
+    const a = roundToDType(o.a, rng.normalArray(s.batch * s.m * s.k));
+    const b = roundToDType(o.b, rng.normalArray(s.batch * s.k * s.n));
     const bias = o.bias ? Float64Array.from(rng.normalArray(s.n)) : undefined;
     const c0 = o.accumulate ? Float64Array.from(rng.normalArray(s.batch * s.m * s.n)) : new Float64Array(s.batch * s.m * s.n);
     const expected = matmulRef(roundToDType(inputs, a), roundToDType(inputs, b), o, s, { bias, c0: o.accumulate ? c0 : undefined });
-    const tensors: ProbeCase["tensors"] = { a: { dtype: "f32", data: a }, b: { dtype: "f32", data: b }, c: { dtype: "f32", data: c0 } };
+    const tensors: ProbeCase["tensors"] = { a: { dtype: o.a, data: a }, b: { dtype: o.b, data: b }, c: { dtype: o.out, data: c0 } };
     if (bias) tensors.bias = { dtype: "f32", data: bias };
     return { label, spec: kernel(o, s), uniforms: matmulUniforms(s, o), tensors, expected: { c: expected } };
   });
@@ -288,38 +296,41 @@ export function subgroupAttentionProbe(kernel: (variant: AttentionVariant) => Ke
   };
 }
 
-/** The variant of a causal forward with f32 storage. */
-function causalVariant(headDim: number): AttentionVariant {
-  return { dtype: "f32", headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false };
+/** The variant of a causal forward with `dtype` storage. */
+function causalVariant(headDim: number, dtype: AttentionVariant["dtype"]): AttentionVariant {
+  return { dtype, headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false };
 }
 
 /**
- * Per head dim, causal attention of 40 queries over 40 keys, 2 query heads sharing 1 KV head
- * (as ChatGLM2's groups do); O and the log-sum-exp against attentionForwardReference on Q, K
- * and V rounded to `inputs`, the precision the kernel multiplies in.
+ * Causal attention of 40 queries over 40 keys, 2 query heads sharing 1 KV head (as ChatGLM2's
+ * groups do): Q, K, V and O stored f32 at each head dim, and f16 at the first (f16 models); O
+ * and the log-sum-exp against attentionForwardReference on Q, K and V rounded to `inputs`, the
+ * precision the kernel multiplies in.
  */
 export function attentionCases(kernel: (variant: AttentionVariant) => KernelSpec, headDims: number[], inputs: StorageDType): ProbeCase[] {
   const rng = new Random(5011);
-  return headDims.map((headDim) => {
+  const cases = [...headDims.map((d) => causalVariant(d, "f32")), causalVariant(headDims[0], "f16")];
+  return cases.map((variant) => {
+    const { headDim, dtype } = variant;
     const shape: AttentionShape = { batch: 1, queryHeads: 2, kvHeads: 1, queryLength: 40, keyLength: 40, headDim };
     const mask = { causal: true, queryOffset: 0 };
     const scale = 1 / Math.sqrt(headDim);
     // every tensor dense (B, H, L, D), the reference's layout
-    const q = Float64Array.from(rng.normalArray(shape.queryHeads * shape.queryLength * headDim));
-    const k = Float64Array.from(rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
-    const v = Float64Array.from(rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
+    const q = roundToDType(dtype, rng.normalArray(shape.queryHeads * shape.queryLength * headDim));
+    const k = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
+    const v = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
     const ref = attentionForwardReference({ shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask });
     const queries = denseView("bhtd", shape.queryLength, shape.queryHeads, headDim);
     const keys = denseView("bhtd", shape.keyLength, shape.kvHeads, headDim);
     return {
-      label: `causal attention T 40, 2 heads over 1 KV head, head dim ${headDim}`,
-      spec: kernel(causalVariant(headDim)),
+      label: `causal attention T 40, 2 heads over 1 KV head, head dim ${headDim}, ${dtype} storage`,
+      spec: kernel(variant),
       uniforms: attentionForwardUniforms(shape, { q: queries, k: keys, v: keys, o: queries }, scale, mask),
       tensors: {
-        q: { dtype: "f32", data: q },
-        k: { dtype: "f32", data: k },
-        v: { dtype: "f32", data: v },
-        o: { dtype: "f32", data: new Float64Array(q.length) },
+        q: { dtype, data: q },
+        k: { dtype, data: k },
+        v: { dtype, data: v },
+        o: { dtype, data: new Float64Array(q.length) },
         lse: { dtype: "f32", data: new Float64Array(shape.queryHeads * shape.queryLength) },
       },
       expected: { o: ref.out, lse: ref.logSumExp },
