@@ -20,15 +20,20 @@
 // attention-forward-subgroup.ts.
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
+import type { SubgroupMatrixConfig } from "./matmul-subgroup.ts";
 import { wgslAttentionCommon, type AttentionVariant } from "./attention-common.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "./attention-backward.ts";
 import {
   attentionKernelChoice,
   blockRows,
   lines,
+  loadLefts,
   matrixTypes,
+  product,
   range,
   subgroupRows,
+  wgslKeyValueFill,
+  wgslQueryBlockOpening,
   type AttentionAdapter,
   type SubgroupAttentionLayout,
 } from "./attention-forward-subgroup.ts";
@@ -81,18 +86,22 @@ function checkLayout(layout: SubgroupAttentionLayout, D: number): void {
 }
 
 /**
- * WGSL: `acc = sum_x lefts[x] * right_x` into result `acc` (a new var when `fresh`), with
- * right_x loaded from `array` at `offset(x)` with `stride`.
+ * WGSL: per column block y of the tile, the products `lefts1 x right` -> f32_tile at row0 and
+ * `lefts2 x right` -> f32_tile at DP_AT (S and dP, or their transposes), the right matrices read
+ * from f16_tile at `at1` / `at2` (stored [d][column], `width` columns).
  */
-function product(acc: string, fresh: boolean, lefts: string[], array: string, offset: (x: number) => string, stride: string, types: ReturnType<typeof matrixTypes>): string {
-  const start = fresh ? `      var ${acc} = ${types.result}();` : "";
-  const steps = lefts.map((l, x) => `      ${acc} = subgroupMatrixMultiplyAccumulate(${l}, subgroupMatrixLoad<${types.right}>(&${array}, ${offset(x)}, false, ${stride}), ${acc});`);
-  return lines(fresh ? [start, ...steps] : steps);
-}
-
-/** WGSL: `let NAMEx = ` left matrices x = 0..n-1 of `array` at `offset(x)` with `stride`. */
-function loadLefts(name: string, n: number, array: string, offset: (x: number) => string, stride: string, types: ReturnType<typeof matrixTypes>, indent = "      "): string {
-  return lines(range(n).map((x) => `${indent}let ${name}${x} = subgroupMatrixLoad<${types.left}>(&${array}, ${offset(x)}, false, ${stride});`));
+function scoresAndGradients(lefts1: string, lefts2: string, at1: string, at2: string, width: number, widthName: string, dChunks: number, c: SubgroupMatrixConfig, types: ReturnType<typeof matrixTypes>): string {
+  const names = (prefix: string) => range(dChunks).map((x) => `${prefix}${x}`);
+  return lines(
+    range(width / c.N).map((y) =>
+      lines([
+        product(`s${y}`, true, names(lefts1), "f16_tile", (x) => `${at1}${x * c.K * width + y * c.N}u`, widthName, types),
+        `      subgroupMatrixStore(&f32_tile, row0 * ${widthName} + ${y * c.N}u, s${y}, false, ${widthName});`,
+        product(`dp${y}`, true, names(lefts2), "f16_tile", (x) => `${at2}${x * c.K * width + y * c.N}u`, widthName, types),
+        `      subgroupMatrixStore(&f32_tile, DP_AT + row0 * ${widthName} + ${y * c.N}u, dp${y}, false, ${widthName});`,
+      ]),
+    ),
+  );
 }
 
 /** WGSL: stores result matrices `NAMEy` (y = 0..n-1, N columns each) of this subgroup's rows to `f32_tile` (rows, D), then writes them out. */
@@ -108,7 +117,7 @@ export function attentionDqSubgroupKernel(variant: AttentionVariant, layout: Sub
   const BQ = blockRows(layout);
   const scalar = attentionBackwardKernels(variant).dq;
   const types = matrixTypes(c);
-  const { row0, scope } = subgroupRows(layout);
+  const { scope } = subgroupRows(layout);
   const dChunks = D / c.K;
   const dq = range(D / c.N).map((y) => `dq${y}`);
   return {
@@ -131,14 +140,7 @@ var<workgroup> f32_tile: array<f32, ${Math.max(2 * BQ * BK, BQ * D)}>; // S, dP;
 var<workgroup> ds_tile: array<f16, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K)
 var<workgroup> row_lse: array<f32, ${BQ}>;
 var<workgroup> row_delta: array<f32, ${BQ}>;`,
-    body: `  let b = wid.z;
-  let h = wid.y;
-  let kvh = h / u.group_size;
-  let first = wid.x * BLOCK_Q;
-  let last = min(first + BLOCK_Q, u.q_len) - 1u;
-  let j_start = key_window_start(b);
-  let j_end = key_window_end(b, last + u.query_offset);
-  let row0 = ${row0}; // this subgroup's first row in the block
+    body: `${wgslQueryBlockOpening(layout)}
   // stage Q and dO as f16 (rows past T are zero), and the rows' lse and delta
   for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
     let i = first + e / D;
@@ -168,30 +170,9 @@ ${lines(dq.map((name) => `    var ${name} = ${types.result}();`))}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q and dO, or the previous tile, are no longer read
-      for (var e = lidx; e < BLOCK_K * D; e += WG_X) {
-        let key = e / D;
-        let d = e % D;
-        var kx = 0.0;
-        var vx = 0.0;
-        if (key < n) {
-          kx = load_k(k_at(b, j0 + key, kvh) + d);
-          vx = load_v(v_at(b, j0 + key, kvh) + d);
-        }
-        f16_tile[d * BLOCK_K + key] = f16(kx);
-        f16_tile[K_AT + e] = f16(kx);
-        f16_tile[VT_AT + d * BLOCK_K + key] = f16(vx);
-      }
+${wgslKeyValueFill(["f16_tile[d * BLOCK_K + key] = f16(kx);", "f16_tile[K_AT + e] = f16(kx);", "f16_tile[VT_AT + d * BLOCK_K + key] = f16(vx);"])}
       workgroupBarrier();
-${lines(
-  range(BK / c.N).map((y) =>
-    lines([
-      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "f16_tile", (x) => `${x * c.K * BK + y * c.N}u`, "BLOCK_K", types),
-      `      subgroupMatrixStore(&f32_tile, row0 * BLOCK_K + ${y * c.N}u, s${y}, false, BLOCK_K);`,
-      product(`dp${y}`, true, range(dChunks).map((x) => `g${x}`), "f16_tile", (x) => `VT_AT + ${x * c.K * BK + y * c.N}u`, "BLOCK_K", types),
-      `      subgroupMatrixStore(&f32_tile, DP_AT + row0 * BLOCK_K + ${y * c.N}u, dp${y}, false, BLOCK_K);`,
-    ]),
-  ),
-)}
+${scoresAndGradients("q", "g", "", "VT_AT + ", BK, "BLOCK_K", dChunks, c, types)}
       workgroupBarrier();
       // dS = P * (dP - delta), P = exp(S * scale + bias - lse); 0 where masked
       for (var e = lidx; e < BLOCK_Q * BLOCK_K; e += WG_X) {
@@ -307,16 +288,7 @@ ${lines([...dk, ...dv].map((name) => `    var ${name} = ${types.result}();`))}
           }
         }
         workgroupBarrier();
-${lines(
-  range(BQT / c.N).map((y) =>
-    lines([
-      product(`s${y}`, true, range(dChunks).map((x) => `k${x}`), "f16_tile", (x) => `${x * c.K * BQT + y * c.N}u`, "QUERY_TILE", types),
-      `      subgroupMatrixStore(&f32_tile, row0 * QUERY_TILE + ${y * c.N}u, s${y}, false, QUERY_TILE);`,
-      product(`dp${y}`, true, range(dChunks).map((x) => `v${x}`), "f16_tile", (x) => `DOUTT_AT + ${x * c.K * BQT + y * c.N}u`, "QUERY_TILE", types),
-      `      subgroupMatrixStore(&f32_tile, DP_AT + row0 * QUERY_TILE + ${y * c.N}u, dp${y}, false, QUERY_TILE);`,
-    ]),
-  ),
-)}
+${scoresAndGradients("k", "v", "", "DOUTT_AT + ", BQT, "QUERY_TILE", dChunks, c, types)}
         workgroupBarrier();
         // P^T = exp(S^T * scale + bias - lse) and dS^T = P^T * (dP^T - delta); 0 where masked
         for (var e = lidx; e < BLOCK_KV * QUERY_TILE; e += WG_X) {

@@ -148,6 +148,56 @@ export function subgroupRows(layout: SubgroupAttentionLayout): { row0: string; s
 }
 
 /**
+ * Opening of the kernels with a workgroup per (block of BLOCK_Q query rows, query head, batch
+ * row): its rows first..last, the key window [j_start, j_end) they see, and row0, the first row
+ * of this invocation's subgroup.
+ */
+export function wgslQueryBlockOpening(layout: SubgroupAttentionLayout): string {
+  return `  let b = wid.z;
+  let h = wid.y;
+  let kvh = h / u.group_size;
+  let first = wid.x * BLOCK_Q;
+  let last = min(first + BLOCK_Q, u.q_len) - 1u;
+  let j_start = key_window_start(b);
+  let j_end = key_window_end(b, last + u.query_offset);
+  let row0 = ${subgroupRows(layout).row0}; // this subgroup's first row in the block`;
+}
+
+/**
+ * WGSL: the workgroup reads keys j0..j0+n-1 of K and V (zero past n) and writes each element
+ * through `stores`, which see kx and vx (f32), key, d and e = key * D + d.
+ */
+export function wgslKeyValueFill(stores: string[]): string {
+  return `      for (var e = lidx; e < BLOCK_K * D; e += WG_X) {
+        let key = e / D;
+        let d = e % D;
+        var kx = 0.0;
+        var vx = 0.0;
+        if (key < n) {
+          kx = load_k(k_at(b, j0 + key, kvh) + d);
+          vx = load_v(v_at(b, j0 + key, kvh) + d);
+        }
+${lines(stores.map((x) => `        ${x}`))}
+      }`;
+}
+
+type MatrixTypes = ReturnType<typeof matrixTypes>;
+
+/**
+ * WGSL: `acc += lefts[x] * right_x` over x (into a new zero result when `fresh`), each right_x
+ * loaded from `array` at `offset(x)` with `stride`.
+ */
+export function product(acc: string, fresh: boolean, lefts: string[], array: string, offset: (x: number) => string, stride: string, types: MatrixTypes): string {
+  const steps = lefts.map((l, x) => `      ${acc} = subgroupMatrixMultiplyAccumulate(${l}, subgroupMatrixLoad<${types.right}>(&${array}, ${offset(x)}, false, ${stride}), ${acc});`);
+  return lines(fresh ? [`      var ${acc} = ${types.result}();`, ...steps] : steps);
+}
+
+/** WGSL: `let NAMEx` = left matrix x = 0..n-1 of `array` at `offset(x)` with `stride`. */
+export function loadLefts(name: string, n: number, array: string, offset: (x: number) => string, stride: string, types: MatrixTypes, indent = "      "): string {
+  return lines(range(n).map((x) => `${indent}let ${name}${x} = subgroupMatrixLoad<${types.left}>(&${array}, ${offset(x)}, false, ${stride});`));
+}
+
+/**
  * The bindings and uniforms of attentionForwardKernel: q, k, v (read; may be one fused buffer),
  * o, lse (B, Hq, T) f32, then the mask's; uniform values from attentionForwardUniforms.
  */
@@ -159,28 +209,25 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   invariant(D % c.K === 0 && D % c.N === 0 && BK % c.K === 0 && BK % c.N === 0 && BK >= c.M, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${BK} keys`);
   const scalar = attentionForwardKernel(variant); // the same uniforms and bindings
   const kvSize = Math.max(2 * BK * D, BQ * D);
-  const { left, right, result } = matrixTypes(c);
+  const types = matrixTypes(c);
   const dChunks = D / c.K;
   // Q (M, D) of this subgroup as D/K left matrices, from the staged rows [row][d]
-  const loadQ = range(dChunks).map((x) => `    let q${x} = subgroupMatrixLoad<${left}>(&kv_tile, row0 * D + ${x * c.K}u, false, D);`);
-  // S (M, BLOCK_K) = Q K^T, K^T stored [d][key] at the start of kv_tile
+  // S (M, BLOCK_K) = Q K^T with K^T stored [d][key] at the start of kv_tile
   const scores = range(BK / c.N).map((y) =>
     lines([
-      `      var s${y} = ${result}();`,
-      ...range(dChunks).map((x) => `      s${y} = subgroupMatrixMultiplyAccumulate(q${x}, subgroupMatrixLoad<${right}>(&kv_tile, ${x * c.K * BK + y * c.N}u, false, BLOCK_K), s${y});`),
+      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * BK + y * c.N}u`, "BLOCK_K", types),
       `      subgroupMatrixStore(&s_tile, row0 * BLOCK_K + ${y * c.N}u, s${y}, false, BLOCK_K);`,
     ]),
   );
   // O (M, D) += P V, P stored [row][key], V stored [key][d] after K^T
-  const loadP = range(BK / c.K).map((x) => `      let p${x} = subgroupMatrixLoad<${left}>(&p_tile, row0 * BLOCK_K + ${x * c.K}u, false, BLOCK_K);`);
   const update = range(D / c.N).map((y) =>
     lines([
-      `      var o${y} = subgroupMatrixLoad<${result}>(&o_tile, row0 * D + ${y * c.N}u, false, D);`,
-      ...range(BK / c.K).map((x) => `      o${y} = subgroupMatrixMultiplyAccumulate(p${x}, subgroupMatrixLoad<${right}>(&kv_tile, V_AT + ${x * c.K * D + y * c.N}u, false, D), o${y});`),
+      `      var o${y} = subgroupMatrixLoad<${types.result}>(&o_tile, row0 * D + ${y * c.N}u, false, D);`,
+      product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${x * c.K * D + y * c.N}u`, "D", types),
       `      subgroupMatrixStore(&o_tile, row0 * D + ${y * c.N}u, o${y}, false, D);`,
     ]),
   );
-  const { row0, scope } = subgroupRows(layout);
+  const { scope } = subgroupRows(layout);
   return {
     name: "attention_forward_subgroup_matrix",
     variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: sg, subgroups, blockK: BK },
@@ -200,14 +247,7 @@ var<workgroup> kv_tile: array<f16, ${kvSize}>; // K^T (D, BLOCK_K) then V (BLOCK
 var<workgroup> row_max: array<f32, ${BQ}>;
 var<workgroup> row_sum: array<f32, ${BQ}>;
 var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old max - new max) of the current tile`,
-    body: `  let b = wid.z;
-  let h = wid.y;
-  let kvh = h / u.group_size;
-  let first = wid.x * BLOCK_Q;
-  let last = min(first + BLOCK_Q, u.q_len) - 1u;
-  let j_start = key_window_start(b);
-  let j_end = key_window_end(b, last + u.query_offset);
-  let row0 = ${row0}; // this subgroup's first row in the block
+    body: `${wgslQueryBlockOpening(layout)}
   // stage Q as f16 (rows past T are zero); clear O and the row statistics
   for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
     let i = first + e / D;
@@ -222,22 +262,11 @@ var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old max - new max) of the cu
   }
   workgroupBarrier();
   ${scope}{
-${lines(loadQ)}
+${loadLefts("q", dChunks, "kv_tile", (x) => `row0 * D + ${x * c.K}u`, "D", types, "    ")}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q, or the previous tile's K, V and P, are no longer read
-      for (var e = lidx; e < BLOCK_K * D; e += WG_X) {
-        let key = e / D;
-        let d = e % D;
-        var kx = 0.0;
-        var vx = 0.0;
-        if (key < n) {
-          kx = load_k(k_at(b, j0 + key, kvh) + d);
-          vx = load_v(v_at(b, j0 + key, kvh) + d);
-        }
-        kv_tile[d * BLOCK_K + key] = f16(kx);
-        kv_tile[V_AT + e] = f16(vx);
-      }
+${wgslKeyValueFill(["kv_tile[d * BLOCK_K + key] = f16(kx);", "kv_tile[V_AT + e] = f16(vx);"])}
       workgroupBarrier();
 ${lines(scores)}
       workgroupBarrier();
@@ -275,7 +304,7 @@ ${lines(scores)}
       workgroupBarrier();
       for (var e = lidx; e < BLOCK_Q * D; e += WG_X) { o_tile[e] *= row_scale[e / D]; }
       workgroupBarrier();
-${lines(loadP)}
+${loadLefts("p", BK / c.K, "p_tile", (x) => `row0 * BLOCK_K + ${x * c.K}u`, "BLOCK_K", types)}
 ${lines(update)}
     }
   }
