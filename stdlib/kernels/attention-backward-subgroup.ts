@@ -61,6 +61,14 @@ export function backwardWorkgroupBytes(layout: SubgroupAttentionLayout, headDim:
 }
 
 /**
+ * Relative error allowed against attentionBackwardReference on f16 inputs and dO: P and dS are
+ * rounded to f16 (2^-11 each) before their products; f32 accumulation adds far less.
+ */
+export function subgroupAttentionBackwardTolerance(): number {
+  return 3e-3;
+}
+
+/**
  * The backward kernels for a launch: the shared delta kernel, and dK/dV and dQ on subgroup
  * matrices where the adapter has a layout for each (SFT_ATTENTION as attentionKernelChoice),
  * else the scalar ones.
