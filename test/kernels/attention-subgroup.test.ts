@@ -6,7 +6,11 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ok } from "../../compiler/diagnostics.ts";
+import { create } from "webgpu";
+import "../../runtime/gpu/device.ts"; // installs the WebGPU globals
 import { Random } from "../../runtime/random.ts";
+import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { kernelSource, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import {
   attentionKernelChoice,
   attentionForwardKernelFor,
@@ -215,6 +219,74 @@ test("checked bench rows are the first and last of evenly spaced query blocks", 
   assert.equal(rows.slice(-2), [2016, 2047]);
   assert.ok(rows.every((r) => r % 32 === 0 || r % 32 === 31));
   assert.equal(blockEdgeRows(100, 64, 4), [0, 63, 64, 99]);
+});
+
+// Dawn's null backend lists the subgroup-matrix feature (without configurations): it compiles
+// WGSL through Tint (parsing, types, the uniformity rules) and validates pipelines, but runs nothing.
+async function nullDevice(): Promise<{ device: GPUDevice; subgroupSize: number; workgroupBytes: number; held: GPU } | undefined> {
+  const held = create(["backend=null", "enable-dawn-features=allow_unsafe_apis"]);
+  const adapter = await held.requestAdapter();
+  if (!adapter?.features.has("chromium-experimental-subgroup-matrix")) return undefined;
+  const device = await adapter.requestDevice({ requiredFeatures: ["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"] as GPUFeatureName[] });
+  const subgroupSize = (adapter.info as GPUAdapterInfo & { subgroupMaxSize: number }).subgroupMaxSize;
+  return { device, subgroupSize, workgroupBytes: device.limits.maxComputeWorkgroupStorageSize, held };
+}
+
+/** Tint's errors for `spec`, then the pipeline's (with `pipeline`). */
+async function errorsOf(device: GPUDevice, spec: KernelSpec, pipeline: boolean): Promise<string[]> {
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ code: kernelSource(spec) });
+  // errors only: the matrix loads and stores draw "deprecated builtin" warnings
+  const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === "error").map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+  if (pipeline) {
+    try {
+      await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" } });
+    } catch (e) {
+      errors.push(e instanceof Error ? e.message : String(e));
+    }
+  }
+  const scoped = await device.popErrorScope();
+  if (scoped) errors.push(scoped.message);
+  return errors;
+}
+
+test("the forward and backward WGSL compiles (Dawn null backend) for D 64/128/256, every f16 -> f32 shape, every mask; pipelines validate at the null device's limits", async () => {
+  const opened = await nullDevice();
+  if (!opened) {
+    console.log("    skipped: Dawn's null backend is not available");
+    return;
+  }
+  const { device, subgroupSize, workgroupBytes: limit } = opened;
+  const all = { dtype: "f16" as const, causal: true, prefix: true, padding: true, segments: true, alibi: true };
+  let compiled = 0;
+  for (const config of f16Configs("f32"))
+    for (const D of [64, 128, 256]) {
+      const adapter = { ...H200, subgroupMatrixConfigs: [config] };
+      const kernels = [
+        ...[subgroupAttentionLayout(adapter, D)].flatMap((l) => (l ? [attentionForwardSubgroupKernel({ ...all, headDim: D }, l), attentionForwardSubgroupKernel({ ...all, headDim: D }, { ...l, subgroups: 1 })] : [])),
+        ...(() => {
+          const chosen = attentionBackwardKernelsFor(adapter, { ...all, headDim: D }, {});
+          return chosen.ok ? [chosen.value.dq, chosen.value.dkdv].filter((k) => k.name.endsWith("_subgroup_matrix")) : [];
+        })(),
+      ];
+      for (const spec of kernels) {
+        assert.equal(await errorsOf(device, spec, false), [], `${spec.name} ${JSON.stringify(spec.variant)}`);
+        compiled++;
+      }
+    }
+  // at the null device's own subgroup size and workgroup memory, causal masks only (fewer bindings)
+  const own = { ...H200, subgroupMinSize: subgroupSize, subgroupMaxSize: subgroupSize, workgroupStorageBytes: limit };
+  const causalF32 = causal(64);
+  const layout = subgroupAttentionLayout(own, 64);
+  const backward = attentionBackwardKernelsFor(own, causalF32, {});
+  assert.ok(layout && backward.ok);
+  const validated = [attentionForwardSubgroupKernel(causalF32, layout!), ...(backward.ok ? [backward.value.dq, backward.value.dkdv] : [])];
+  for (const spec of validated) {
+    assert.ok(spec.name.endsWith("_subgroup_matrix"), spec.name);
+    assert.equal(await errorsOf(device, spec, true), [], `${spec.name} as a pipeline`);
+  }
+  console.log(`    ${compiled} kernels compiled, ${validated.length} validated as pipelines (subgroups of ${subgroupSize}, ${limit} bytes of workgroup memory)`);
+  device.destroy();
 });
 
 test.run();
