@@ -21,6 +21,7 @@ import {
   SUBGROUP_TILINGS,
   subgroupMatrixSpec,
   subgroupMatrixTolerance,
+  subgroupMatrixWorkgroupBytes,
   type SubgroupMatrixConfig,
   type SubgroupTilingName,
 } from "../../stdlib/kernels/matmul-subgroup.ts";
@@ -42,12 +43,13 @@ interface Case {
   s: MatmulShape;
   /** B is an NF4 weight (stored (N, K) with transB, else (K, N)). */
   nf4?: boolean;
+  config: SubgroupMatrixConfig;
 }
 
 // Elements a stored operand spans: `rows` rows `ld` apart per batch item, items `stride` apart (0: one shared).
 const span = (batch: number, rows: number, ld: number, stride: number) => (stride === 0 ? rows * ld : (batch - 1) * stride + rows * ld);
 
-async function check(gpu: GpuDevice, rng: Random, c: SubgroupMatrixConfig, tiling: SubgroupTilingName, { label, o, s, nf4 }: Case): Promise<void> {
+async function check(gpu: GpuDevice, rng: Random, tiling: SubgroupTilingName, { label, o, s, nf4, config: c }: Case): Promise<void> {
   const u = matmulUniforms(s, o);
   const as = randomValues(rng, span(s.batch, o.transA ? s.k : s.m, u.lda, u.strideA), o.a);
   const bs = randomValues(rng, span(s.batch, o.transB ? s.n : s.k, u.ldb, u.strideB), o.b, nf4 ? 0.05 : 1);
@@ -55,6 +57,7 @@ async function check(gpu: GpuDevice, rng: Random, c: SubgroupMatrixConfig, tilin
   const cLength = span(s.batch, s.m, u.ldc, u.strideC);
   // without accumulation C starts as NaN, so an output the kernel does not write fails
   const c0 = o.accumulate ? randomValues(rng, cLength, o.out) : new Float64Array(cLength).fill(NaN);
+  assert.ok(subgroupMatrixWorkgroupBytes(c, SUBGROUP_TILINGS[tiling]) <= gpu.limits.maxComputeWorkgroupStorageSize, `${tiling} ${c.M}x${c.N}x${c.K} fits the workgroup memory`);
   const strategy = { kind: "subgroup-matrix", config: c, subgroupSize: 1, tiling } as const;
   const { vecA, vecB } = matmulVec4(o, s);
   const weight = nf4 ? uploadNf4Weight(gpu, bs, "b (NF4)") : undefined;
@@ -91,25 +94,37 @@ async function check(gpu: GpuDevice, rng: Random, c: SubgroupMatrixConfig, tilin
 }
 
 // Per tiling (tile tm x tn, K step bk), operands chosen so that each of A and B is read along K
-// and across it, with 16-byte loads and with scalar ones where the tiling fills with vec4.
-function casesFor(tiling: SubgroupTilingName): Case[] {
+// and across it, with 16-byte loads and with scalar ones where the tiling fills with vec4. The
+// first case runs the H200's 16x16x16 configuration: several result matrices per subgroup and
+// several K slices per step. Lavapipe compiles each matrix call of the unrolled steps for
+// seconds, so the other cases run one matrix per subgroup and step (M, N = the subgroup's
+// outputs, K = the step; f16 results for one of them), which leaves the fills and the epilogue
+// for them to check.
+function casesFor(tiling: SubgroupTilingName, workgroupBytes: number): Case[] {
   const t = SUBGROUP_TILINGS[tiling];
   const [tm, tn] = [t.grid[0] * t.perSubgroup[0], t.grid[1] * t.perSubgroup[1]];
+  // the scratch holds one result matrix per subgroup: halve the larger side until it fits the device
+  const whole = (result: string) => {
+    let c = config(result, t.perSubgroup[0], t.perSubgroup[1], t.bk);
+    while (subgroupMatrixWorkgroupBytes(c, t) > workgroupBytes) c = c.M >= c.N ? { ...c, M: c.M / 2 } : { ...c, N: c.N / 2 };
+    return c;
+  };
   const f32 = { a: "f32", b: "f32", out: "f32" } as const;
   return [
     // 2 x 2 workgroups, the last ones ragged; A (M, K) vec4, B (K, N) with N = tn + 26 scalar
-    { label: "ragged A B f32", o: { ...f32, transA: false, transB: false }, s: { batch: 1, m: tm + 6, n: tn + 26, k: 100 } },
+    { label: "ragged A B f32", o: { ...f32, transA: false, transB: false }, s: { batch: 1, m: tm + 6, n: tn + 26, k: 100 }, config: F16_F32_16 },
     // whole tiles, 3 K steps (the double-buffered sets alternate and come back), batch 2 with
     // padded rows and items, one B for both, alpha, bias and accumulation: Aᵀ (K, M) and Bᵀ (N, K) vec4
     {
       label: "tiles Aᵀ Bᵀ f16 strided batch, bias, alpha, accumulate",
       o: { a: "f16", b: "f16", out: "f32", transA: true, transB: true, bias: "f32", accumulate: true },
       s: { batch: 2, m: tm, n: tn, k: 3 * t.bk, lda: tm + 8, ldb: 3 * t.bk + 4, ldc: tn + 4, strideA: 3 * t.bk * (tm + 8) + 8, strideB: 0, strideC: tm * (tn + 4) + 12, alpha: 0.5, beta: 1 },
+      config: whole("f32"),
     },
     // Aᵀ (K, M) bf16 scalar, B (K, N) f16 vec4, f16 output, K = 57 not a multiple of anything
-    { label: "ragged Aᵀ bf16 B f16 -> f16", o: { a: "bf16", b: "f16", out: "f16", transA: true, transB: false }, s: { batch: 1, m: 37, n: tn + 20, k: 57 } },
-    // x Wᵀ with W in NF4: A (M, K) and W (N, K) along K, K = 99 scalar
-    { label: "ragged A Wᵀ NF4", o: { ...f32, transA: false, transB: true }, s: { batch: 1, m: 21, n: 45, k: 99, strideB: 0 }, nf4: true },
+    { label: "ragged Aᵀ bf16 B f16 -> f16", o: { a: "bf16", b: "f16", out: "f16", transA: true, transB: false }, s: { batch: 1, m: 37, n: tn + 20, k: 57 }, config: whole("f16") },
+    // x Wᵀ with W in NF4: A (M, K) and W (N, K) along K, scalar (K = 99) or vec4 (K = 100) by tiling
+    { label: "ragged A Wᵀ NF4", o: { ...f32, transA: false, transB: true }, s: { batch: 1, m: 21, n: 45, k: 99 + (TILINGS.indexOf(tiling) % 2), strideB: 0 }, nf4: true, config: whole("f32") },
   ];
 }
 
@@ -124,7 +139,7 @@ for (const tiling of TILINGS)
         return;
       }
       const rng = new Random(400 + TILINGS.indexOf(tiling));
-      for (const c of casesFor(tiling)) await check(gpu, rng, F16_F32_16, tiling, c);
+      for (const c of casesFor(tiling, gpu.limits.maxComputeWorkgroupStorageSize)) await check(gpu, rng, tiling, c);
     }),
   );
 
