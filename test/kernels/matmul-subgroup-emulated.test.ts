@@ -5,8 +5,9 @@
 // double buffering), each subgroup's offsets, the K steps, and the epilogue through workgroup
 // scratch (alpha, bias, beta, edges, ldc). Checked for every tiling preset against the float64
 // reference on f16-rounded inputs. Each case is its own pipeline, which lavapipe compiles for
-// seconds: shapes are small and the cases few. Lavapipe runs a workgroup's invocations in
-// lockstep, so races between subgroups (e.g. over the double-buffered tiles) cannot show here.
+// seconds: shapes are small and the cases few. Lavapipe runs the few invocations of these
+// workgroups together, so races between subgroups (e.g. over the double-buffered tiles) are
+// unlikely to show here: their absence rests on the barriers' reasoning in the kernel.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runKernel } from "../../runtime/gpu/batch.ts";
@@ -79,13 +80,12 @@ async function check(gpu: GpuDevice, rng: Random, tiling: SubgroupTilingName, { 
   const inView = new Set<number>();
   for (let z = 0; z < s.batch; z++) for (let m = 0; m < s.m; m++) for (let n = 0; n < s.n; n++) inView.add(z * u.strideC + m * u.ldc + n);
   const view = [...inView];
-  const gathered = (x: ArrayLike<number>) => Float64Array.from(view, (i) => x[i]);
+  const [got, want] = [out, ref].map((x) => Float64Array.from(view, (i) => x[i]));
   const name = `${tiling} ${c.M}x${c.N}x${c.K}>${c.resultComponentType} ${label} vec=${+!!kernel.spec.variant.vecA}${+!!kernel.spec.variant.vecB}`;
   // an f16 output adds its own rounding
   const tol = subgroupMatrixTolerance(c) + (o.out === "f16" ? 2 ** -11 : 0);
-  assertClose(gathered(out), gathered(ref), tol, name);
+  assertClose(got, want, tol, name);
   // and no single output is far off (a norm over thousands can hide a few wrong ones)
-  const [got, want] = [gathered(out), gathered(ref)];
   const scale = want.reduce((x, v) => Math.max(x, Math.abs(v)), 0);
   want.forEach((v, i) => assert.ok(Math.abs(got[i] - v) <= 4 * tol * scale, `${name}: output ${view[i]} is ${got[i]}, reference ${v}`));
   // outside the view C keeps what it held
