@@ -35,14 +35,15 @@ import { formatBytes } from "../compiler/passes/memory-plan.ts";
 import { openDevice, type GpuDevice } from "../runtime/gpu/device.ts";
 import { familyGraphModel, initialWeights, nf4WeightNames } from "../runtime/pipeline/family-model.ts";
 import { Random } from "../runtime/random.ts";
-import { IGNORE_INDEX, labelTokens, type Batch } from "../runtime/train/backend.ts";
+import { labelTokens } from "../runtime/train/backend.ts";
 import { GpuBackend, type WeightSource } from "../runtime/train/gpu-backend.ts";
 import { trainSettings } from "../runtime/train/settings.ts";
 import { families } from "../stdlib/families/index.ts";
 import { families as familyFacts, type Dimensions } from "../stdlib/schemas/model.ts";
 import { torchDeviceFor } from "./ceilings.ts";
 import { machineFacts } from "./machine.ts";
-import { median, TORCH_PYTHON } from "./train-step.ts";
+import { table } from "./report.ts";
+import { median, syntheticBatch, TORCH_PYTHON } from "./train-step.ts";
 
 const SCRIPT = resolve(import.meta.dirname, "torch_peft_train.py");
 const USAGE = "usage: node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024] [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10] [--out FILE.json]";
@@ -180,14 +181,6 @@ async function* drainedUpload(gpu: GpuDevice, weights: ReadonlyMap<string, Array
       staged = 0;
     }
   }
-}
-
-/** A seeded batch of random tokens, each position labelled with the next token (a row's last: none). */
-function syntheticBatch(rows: number, seq: number, vocab: number, seed: number): Batch {
-  const random = new Random(seed);
-  const ids = Int32Array.from({ length: rows * seq }, () => 3 + random.int(vocab - 3));
-  const labels = ids.map((_, i) => ((i + 1) % seq === 0 ? IGNORE_INDEX : ids[i + 1]));
-  return { rows, seq, ids, labels };
 }
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
@@ -355,12 +348,6 @@ export async function sftcRuns(gpu: GpuDevice, options: E2eOptions): Promise<Sft
 /** Whether the report holds a failure: an sftc run that did not finish, or a loss that is not finite. */
 export function reportFailed(report: E2eReport): boolean {
   return report.sftc.some((r) => !r.ok || r.losses.some((x) => !Number.isFinite(x)));
-}
-
-function table(header: string[], rows: string[][]): string {
-  // an error text may span lines: a cell keeps one
-  const line = (cells: string[]) => `| ${cells.map((c) => c.replaceAll("|", "\\|").replace(/\s*\n\s*/g, " ")).join(" | ")} |`;
-  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
 const lossList = (xs: readonly number[]) => xs.map((x) => x.toFixed(4)).join(", ");

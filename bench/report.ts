@@ -7,8 +7,9 @@ export const SECTIONS = ["Adapter", "Ceilings measured in this run", "Kernels", 
 
 const MiB = 2 ** 20;
 
-function table(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`;
+/** A markdown table; a cell's `|` is escaped and its line breaks (an error text's) become spaces. */
+export function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replaceAll("|", "\\|").replace(/\s*\n\s*/g, " ")).join(" | ")} |`;
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 

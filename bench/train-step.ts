@@ -67,7 +67,7 @@ export function quickstartPipeline(): ResolvedPipeline {
 }
 
 /** A seeded batch of random tokens, every position but each row's last labelled with the next token. */
-function syntheticBatch(rows: number, seq: number, vocab: number, seed: number): Batch {
+export function syntheticBatch(rows: number, seq: number, vocab: number, seed: number): Batch {
   const random = new Random(seed);
   const ids = Int32Array.from({ length: rows * seq }, () => 3 + random.int(vocab - 3));
   const labels = ids.map((_, i) => ((i + 1) % seq === 0 ? IGNORE_INDEX : ids[i + 1]));
