@@ -1,5 +1,5 @@
 // The subgroup-matrix attention backward (dK/dV and dQ kernels) run on lavapipe with its matrix
-// builtins emulated (attention-subgroup-emulation.ts), after the scalar forward and delta
+// builtins emulated (test/support/subgroup-matrix-emulation.ts), after the scalar forward and delta
 // kernels, against the float64 reference. Inputs and dO are f16 values, so the reference sees
 // exactly what the kernels multiply; the kernels also round P and dS to f16.
 import { suite } from "uvu";
@@ -17,7 +17,8 @@ import { attentionBackwardReference } from "../../stdlib/kernels/attention-refer
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
 import { randomValues, withGpu } from "./gpu-harness.ts";
-import { emulated, EMULATED_ADAPTER } from "./attention-subgroup-emulation.ts";
+import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
+import { EMULATED_ADAPTER } from "./attention-subgroup-emulation.ts";
 import { attentionShape, caseLabel, makeInputs, scatterView, uploadInputs, type AttentionCase } from "./attention-harness.ts";
 
 const test = suite("attention backward on emulated subgroup matrices");
@@ -71,8 +72,10 @@ test(
       const batch = new CommandBatch(gpu);
       batch.dispatch(attentionForwardKernel(variant), uniforms, tensors);
       batch.dispatch(kernels.delta, uniforms, tensors);
-      batch.dispatch(emulated(kernels.dkdv, config), uniforms, tensors);
-      batch.dispatch(emulated(kernels.dq, config), uniforms, tensors);
+      for (const kernel of [kernels.dkdv, kernels.dq]) {
+        const emulated = emulateSubgroupMatrices(kernel, config, "u.head_dim");
+        batch.dispatch(emulated.spec, uniforms, { ...tensors, emu_values: emulated.values(gpu, uniforms) });
+      }
       await batch.submit();
       const dqBuffer = await readFloats(gpu, tensors.dq);
       const dkvBuffer = c.fused ? dqBuffer : await readFloats(gpu, tensors.dkv);

@@ -1,7 +1,7 @@
 // The subgroup-matrix attention forward run on lavapipe, which has no subgroup matrices, with its
-// matrix builtins emulated (attention-subgroup-emulation.ts): everything but the matrix hardware
-// is the kernel's own code (tiling, staging, the online softmax, masks, views, GQA). Checked
-// against the float64 reference on f16-rounded inputs for cases of the scalar forward's tests.
+// matrix builtins emulated (test/support/subgroup-matrix-emulation.ts): everything but the matrix
+// hardware is the kernel's own code (tiling, staging, the online softmax, masks, views, GQA).
+// Checked against the float64 reference on f16-rounded inputs for cases of the scalar forward's tests.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runKernel } from "../../runtime/gpu/batch.ts";
@@ -14,7 +14,8 @@ import { attentionForwardReference } from "../../stdlib/kernels/attention-refere
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
 import { withGpu } from "./gpu-harness.ts";
-import { emulated, EMULATED_ADAPTER } from "./attention-subgroup-emulation.ts";
+import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
+import { EMULATED_ADAPTER } from "./attention-subgroup-emulation.ts";
 import { assertLogSumExpClose, casesFor, caseLabel, makeInputs, uploadInputs, type AttentionCase } from "./attention-harness.ts";
 
 const test = suite("attention forward on emulated subgroup matrices");
@@ -56,8 +57,10 @@ test(
       const tensors = uploadInputs(gpu, c, inputs);
       tensors.o = createTensor(gpu, c.dtype, [B, T, Hq, D], "o");
       tensors.lse = createTensor(gpu, "f32", [B, Hq, T], "lse");
-      const spec = emulated(attentionForwardSubgroupKernel({ dtype: c.dtype, headDim: D, ...maskFlags(inputs.mask) }, layout), layout.config);
-      await runKernel(gpu, spec, attentionForwardUniforms(c.shape, { ...inputs.views, o: oView }, SCALE(D), inputs.mask), tensors);
+      const emulated = emulateSubgroupMatrices(attentionForwardSubgroupKernel({ dtype: c.dtype, headDim: D, ...maskFlags(inputs.mask) }, layout), layout.config, "u.head_dim");
+      const uniforms = attentionForwardUniforms(c.shape, { ...inputs.views, o: oView }, SCALE(D), inputs.mask);
+      tensors.emu_values = emulated.values(gpu, uniforms);
+      await runKernel(gpu, emulated.spec, uniforms, tensors);
       const [q, k, v] = [inputs.q, inputs.k, inputs.v].map((x) => roundToDType("f16", x));
       const ref = attentionForwardReference({ shape: c.shape, q, k, v, mask: inputs.mask, scale: SCALE(D) });
       // an f16 output adds its own rounding (2^-11) to the f16 weights'
