@@ -20,15 +20,20 @@ import { assertLogSumExpClose, casesFor, caseLabel, makeInputs, uploadInputs, ty
 
 const test = suite("attention forward on emulated subgroup matrices");
 
-// One case per pipeline, each taking lavapipe seconds to compile: GQA over several tiles (fused
-// QKV), a KV cache with right padding (separate Q and KV views), rows that see no key (left
-// padding, MQA), and the GLM prefix (the key window). D 256 does not fit lavapipe's workgroup memory.
+// One case per pipeline (a first compile takes lavapipe seconds; Mesa caches it): GQA over
+// several tiles (fused QKV), a KV cache with right padding (separate Q and KV views), rows that
+// see no key (left padding, MQA), the GLM prefix (the key window), ALiBi, packed segments, D 128,
+// f16 storage. D 256 does not fit lavapipe's workgroup memory.
 const emulatedCase = (c: AttentionCase) =>
   [
     "B2 Hq4 Hkv2 T37 S37 D64 causal fused f32",
     "B2 Hq4 Hkv2 T7 S40 D32 padding f32",
     "B3 Hq2 Hkv1 T9 S9 D32 left-padding fused f32",
     "B2 Hq2 Hkv1 T16 S16 D32 prefix fused f32",
+    "B1 Hq6 Hkv6 T19 S19 D32 alibi fused f32",
+    "B2 Hq2 Hkv2 T30 S30 D32 segments fused f32",
+    "B1 Hq2 Hkv2 T20 S20 D128 causal fused f32",
+    "B2 Hq4 Hkv2 T37 S37 D64 causal fused f16",
   ].includes(caseLabel(c));
 
 const SCALE = (headDim: number) => 1 / Math.sqrt(headDim);
@@ -44,7 +49,7 @@ test(
     // the layout the engine would pick with a 16x8x8 configuration in this device's workgroup memory
     const adapter = { ...EMULATED_ADAPTER, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
     const cases = casesFor(gpu).filter(emulatedCase);
-    assert.is(cases.length, 4, "the chosen cases exist");
+    assert.is(cases.length, 8, "the chosen cases exist");
     for (const c of cases) {
       const { batch: B, queryHeads: Hq, queryLength: T, headDim: D } = c.shape;
       const layout = subgroupAttentionLayout(adapter, D);
