@@ -2,11 +2,12 @@
 // buffer or separate Q and KV-cache tensors), masks of every kind, and upload to the GPU.
 import * as assert from "uvu/assert";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
-import { uploadTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
+import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
 import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
 import { denseView, fusedQkvViews, gatherView, viewExtent, viewIndex, type TensorView } from "../../stdlib/kernels/attention-layout.ts";
-import { maskBindingData, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
+import type { BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
+import { maskBindingData, maskFlags, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { assertClose } from "../support/numeric.ts";
 import { randomValues } from "./gpu-harness.ts";
@@ -163,4 +164,49 @@ export function assertLogSumExpClose(out: ArrayLike<number>, ref: Float64Array, 
     }
   }
   assertClose(a, r, tol, label);
+}
+
+/** A backward call's buffers: the inputs, O, lse, delta, dO written, and the gradients allocated. */
+export interface BackwardSetup {
+  tensors: Record<string, GpuTensor>;
+  views: BackwardViews;
+  variant: { dtype: AttentionCase["dtype"]; headDim: number } & ReturnType<typeof maskFlags>;
+  /** The gradients after the kernels ran, as dense (B, H, L, D), and the raw buffers. */
+  read(): Promise<{ dq: Float64Array; dk: Float64Array; dv: Float64Array; raw: Float32Array[] }>;
+}
+
+/** Uploads case `c` with `inputs` and `dOut` (dense (B, Hq, T, D)) for the backward kernels. */
+export function backwardSetup(gpu: GpuDevice, c: AttentionCase, inputs: AttentionInputs, dOut: Float64Array): BackwardSetup {
+  const { batch: B, queryHeads: Hq, kvHeads: Hkv, queryLength: T, keyLength: S, headDim: D } = c.shape;
+  const tensors: Record<string, GpuTensor> = uploadInputs(gpu, c, inputs);
+  const oView = denseView("bthd", T, Hq, D);
+  let grads: Pick<BackwardViews, "dq" | "dk" | "dv">;
+  if (c.fused) {
+    const fused = fusedQkvViews(T, Hq, Hkv, D);
+    grads = { dq: fused.q, dk: fused.k, dv: fused.v };
+    tensors.dq = tensors.dkv = createTensor(gpu, c.dtype, [B, T, Hq + 2 * Hkv, D], "dqkv");
+  } else {
+    grads = { dq: denseView("bthd", T, Hq, D), dk: denseView("bhtd", S, Hkv, D), dv: denseView("bhtd", S, Hkv, D, B * Hkv * S * D) };
+    tensors.dq = createTensor(gpu, c.dtype, [B, T, Hq, D], "dq");
+    tensors.dkv = createTensor(gpu, c.dtype, [2, B, Hkv, S, D], "dkv");
+  }
+  tensors.o = createTensor(gpu, c.dtype, [B, T, Hq, D], "o");
+  tensors.lse = createTensor(gpu, "f32", [B, Hq, T], "lse");
+  tensors.delta = createTensor(gpu, "f32", [B, Hq, T], "delta");
+  tensors.dout = uploadTensor(gpu, c.dtype, [B, T, Hq, D], scatterView(dOut, oView, [B, Hq, T, D]), "dout");
+  return {
+    tensors,
+    views: { ...inputs.views, o: oView, dout: oView, ...grads },
+    variant: { dtype: c.dtype, headDim: D, ...maskFlags(inputs.mask) },
+    async read() {
+      const dqBuffer = await readFloats(gpu, tensors.dq);
+      const dkvBuffer = c.fused ? dqBuffer : await readFloats(gpu, tensors.dkv);
+      return {
+        dq: gatherView(dqBuffer, grads.dq, B, T, Hq, D),
+        dk: gatherView(dkvBuffer, grads.dk, B, S, Hkv, D),
+        dv: gatherView(dkvBuffer, grads.dv, B, S, Hkv, D),
+        raw: [dqBuffer, dkvBuffer],
+      };
+    },
+  };
 }

@@ -5,21 +5,18 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
-import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
 import { attentionBackwardKernelsFor, backwardWorkgroupBytes, DKDV_TILES, DQ_TILES, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
-import { attentionBackwardUniforms, type BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
+import { attentionBackwardUniforms } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import { subgroupAttentionLayout } from "../../stdlib/kernels/attention-forward-subgroup.ts";
-import { denseView, fusedQkvViews, gatherView } from "../../stdlib/kernels/attention-layout.ts";
-import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionBackwardReference } from "../../stdlib/kernels/attention-reference.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
 import { randomValues, withGpu } from "./gpu-harness.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
 import { EMULATED_ADAPTER } from "./attention-subgroup-emulation.ts";
-import { attentionShape, caseLabel, makeInputs, scatterView, uploadInputs, type AttentionCase } from "./attention-harness.ts";
+import { attentionShape, backwardSetup, caseLabel, makeInputs, type AttentionCase } from "./attention-harness.ts";
 
 const test = suite("attention backward on emulated subgroup matrices");
 
@@ -37,31 +34,14 @@ test(
     const adapter = { ...EMULATED_ADAPTER, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
     let seed = 500;
     for (const c of [CASE]) {
-      const { batch: B, queryHeads: Hq, kvHeads: Hkv, queryLength: T, keyLength: S, headDim: D } = c.shape;
+      const { batch: B, queryHeads: Hq, queryLength: T, headDim: D } = c.shape;
       const inputs = makeInputs(c, seed++);
       // f16 values in f32 buffers: the kernels' own rounding of Q, K, V is then exact
       for (const name of Object.keys(inputs.buffers)) inputs.buffers[name] = roundToDType("f16", inputs.buffers[name]);
       const [q, k, v] = [inputs.q, inputs.k, inputs.v].map((x) => roundToDType("f16", x));
       const dOut = randomValues(new Random(seed++), B * Hq * T * D, "f16");
       const scale = 1 / Math.sqrt(D);
-      const tensors: Record<string, GpuTensor> = uploadInputs(gpu, c, inputs);
-      const oView = denseView("bthd", T, Hq, D);
-      let grads: Pick<BackwardViews, "dq" | "dk" | "dv">;
-      if (c.fused) {
-        const fused = fusedQkvViews(T, Hq, Hkv, D);
-        grads = { dq: fused.q, dk: fused.k, dv: fused.v };
-        tensors.dq = tensors.dkv = createTensor(gpu, c.dtype, [B, T, Hq + 2 * Hkv, D], "dqkv");
-      } else {
-        grads = { dq: denseView("bthd", T, Hq, D), dk: denseView("bhtd", S, Hkv, D), dv: denseView("bhtd", S, Hkv, D, B * Hkv * S * D) };
-        tensors.dq = createTensor(gpu, c.dtype, [B, T, Hq, D], "dq");
-        tensors.dkv = createTensor(gpu, c.dtype, [2, B, Hkv, S, D], "dkv");
-      }
-      tensors.o = createTensor(gpu, c.dtype, [B, T, Hq, D], "o");
-      tensors.lse = createTensor(gpu, "f32", [B, Hq, T], "lse");
-      tensors.delta = createTensor(gpu, "f32", [B, Hq, T], "delta");
-      tensors.dout = uploadTensor(gpu, c.dtype, [B, T, Hq, D], scatterView(dOut, oView, [B, Hq, T, D]), "dout");
-      const views: BackwardViews = { ...inputs.views, o: oView, dout: oView, ...grads };
-      const variant = { dtype: c.dtype, headDim: D, ...maskFlags(inputs.mask) };
+      const { tensors, views, variant, read } = backwardSetup(gpu, c, inputs, dOut);
       const chosen = attentionBackwardKernelsFor(adapter, variant, {});
       assert.ok(chosen.ok);
       if (!chosen.ok) return;
@@ -77,12 +57,11 @@ test(
         batch.dispatch(emulated.spec, uniforms, { ...tensors, emu_values: emulated.values(gpu, uniforms) });
       }
       await batch.submit();
-      const dqBuffer = await readFloats(gpu, tensors.dq);
-      const dkvBuffer = c.fused ? dqBuffer : await readFloats(gpu, tensors.dkv);
+      const got = await read();
       const ref = attentionBackwardReference({ shape: c.shape, q, k, v, mask: inputs.mask, scale }, dOut);
-      assertClose(gatherView(dqBuffer, grads.dq, B, T, Hq, D), ref.dq, subgroupAttentionBackwardTolerance(), `dQ ${caseLabel(c)}`);
-      assertClose(gatherView(dkvBuffer, grads.dk, B, S, Hkv, D), ref.dk, subgroupAttentionBackwardTolerance(), `dK ${caseLabel(c)}`);
-      assertClose(gatherView(dkvBuffer, grads.dv, B, S, Hkv, D), ref.dv, subgroupAttentionBackwardTolerance(), `dV ${caseLabel(c)}`);
+      assertClose(got.dq, ref.dq, subgroupAttentionBackwardTolerance(), `dQ ${caseLabel(c)}`);
+      assertClose(got.dk, ref.dk, subgroupAttentionBackwardTolerance(), `dK ${caseLabel(c)}`);
+      assertClose(got.dv, ref.dv, subgroupAttentionBackwardTolerance(), `dV ${caseLabel(c)}`);
     }
   }),
 );
