@@ -1,17 +1,20 @@
 // Self-check of the fast kernels at device start. Where the engine would run a kernel on
 // subgroup matrices (tensor cores), it first runs that kernel once on the device on a small
 // seeded problem with sizes off the kernel's tiles and compares it with the float64 CPU
-// reference on the same f16-rounded inputs. A kernel that disagrees beyond its tolerance, fails
-// to compile or raises a GPU error is not used: the engine takes the plain kernel for that op
-// and warns once (SFT5010), or refuses with SFT5011 when the user asked for the fast kernel
+// reference on the same f16-rounded inputs: the matmul, the attention forward, and the attention
+// backward's dQ and dK/dV kernels (fed the reference's log-sum-exp and delta, so each is checked
+// on its own). A kernel that disagrees beyond its tolerance, fails to compile or raises a GPU
+// error is not used: the engine takes the plain kernel for that op and warns once (SFT5010), or refuses with SFT5011 when the user asked for the fast kernel
 // explicitly (SFT_MATMUL / SFT_ATTENTION=subgroup-matrix). Adapters without subgroup matrices
 // (CPU adapters such as lavapipe) run no check.
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
+import { attentionBackwardKernelsFor, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernels, attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernelFor, subgroupAttentionTolerance, type AttentionAdapter } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardKernel, attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { denseView } from "../../stdlib/kernels/attention-layout.ts";
-import { attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
+import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { KernelSpec, UniformValues } from "../../stdlib/kernels/kernel.ts";
 import { subgroupMatrixTolerance, tilingKey, SUBGROUP_TILINGS, DEFAULT_SUBGROUP_TILING, type SubgroupMatrixStrategy } from "../../stdlib/kernels/matmul-subgroup.ts";
@@ -20,12 +23,12 @@ import { Random } from "../random.ts";
 import { runKernel } from "./batch.ts";
 import type { GpuDevice } from "./device.ts";
 import { pipelinesOf } from "./pipelines.ts";
-import { createTensor, readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
+import { readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** The ops whose kernel the engine may take on subgroup matrices. */
-export type CheckedOp = "matmul" | "attention";
+export type CheckedOp = "matmul" | "attention" | "attention backward";
 
 /** One problem a kernel must solve: its tensors (by binding name) and the float64 answer for some of them. */
 export interface ProbeCase {
@@ -34,8 +37,10 @@ export interface ProbeCase {
   uniforms: UniformValues;
   /** Initial contents of every binding. */
   tensors: Record<string, { dtype: StorageDType; data: ArrayLike<number> }>;
-  /** The expected contents of the outputs, by binding name. */
+  /** The expected contents of the outputs, by binding name (or by the names `placed` gives). */
   expected: Record<string, Float64Array>;
+  /** Outputs that lie inside another binding (dK and dV share `dkv`): that binding and their first element. */
+  placed?: Record<string, { binding: string; offset: number }>;
 }
 
 /** A fast kernel to verify, with the plain kernel the engine falls back to. */
@@ -93,7 +98,7 @@ export function selfCheckOf(gpu: GpuDevice): SelfCheckOutcome | undefined {
 
 // The variable that asks for each op's fast kernel explicitly: then a failed check is an error
 // at the kernel choice (SFT5011) instead of a fallback.
-const REQUEST_VARIABLE: Record<CheckedOp, string> = { matmul: "SFT_MATMUL", attention: "SFT_ATTENTION" };
+const REQUEST_VARIABLE: Record<CheckedOp, string> = { matmul: "SFT_MATMUL", attention: "SFT_ATTENTION", "attention backward": "SFT_ATTENTION" };
 const requested = (op: CheckedOp, env: Env) => env[REQUEST_VARIABLE[op]]?.trim() === "subgroup-matrix";
 
 async function runProbes(gpu: GpuDevice, probes: KernelProbe[], env: Env): Promise<SelfCheckOutcome> {
@@ -142,7 +147,9 @@ async function runCase(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
     if (gpu.isLost) return fail(diag("SFT5007", "the GPU device was lost while the kernel ran"));
     let worst = 0;
     for (const [name, ref] of Object.entries(c.expected)) {
-      worst = Math.max(worst, relativeError(await readFloats(gpu, tensors[name]), ref));
+      const { binding, offset } = c.placed?.[name] ?? { binding: name, offset: 0 };
+      const out = await readFloats(gpu, tensors[binding]);
+      worst = Math.max(worst, relativeError(out.subarray(offset, offset + ref.length), ref));
     }
     return ok(worst);
   } finally {
@@ -191,27 +198,39 @@ function explicitRequestFailed(check: KernelCheck): Diagnostic {
   });
 }
 
+/**
+ * The engine's `chosen` kernel where it is plain (`fast` false) or the self-check of `op` verified
+ * it; else the `plain` one, or SFT5011 where the fast one was asked for explicitly.
+ */
+function checkedChoice<T>(gpu: GpuDevice, op: CheckedOp, env: Env, chosen: Result<T>, fast: (kernel: T) => boolean, plain: () => T): Result<T> {
+  if (!chosen.ok || !fast(chosen.value)) return chosen;
+  const check = checkOf(gpu, op);
+  if (check.verified) return chosen;
+  if (requested(op, env)) return fail(explicitRequestFailed(check));
+  return ok(plain());
+}
+
 /** The matmul strategy for `gpu` (matmulStrategyFor), with subgroup matrices only where the self-check verified them. */
 export function checkedMatmulStrategy(gpu: GpuDevice, env: Env = process.env): Result<MatmulStrategy> {
-  const chosen = matmulStrategyFor(gpu.adapter, env);
-  if (!chosen.ok || typeof chosen.value === "string") return chosen;
-  const check = checkOf(gpu, "matmul");
-  if (check.verified) return chosen;
-  if (requested("matmul", env)) return fail(explicitRequestFailed(check));
-  return ok(plainMatmulStrategy(gpu.adapter.architecture));
+  return checkedChoice(gpu, "matmul", env, matmulStrategyFor(gpu.adapter, env), (s) => typeof s === "object", () => plainMatmulStrategy(gpu.adapter.architecture));
 }
 
 /** The attention forward kernel for `variant` on `gpu` (attentionForwardKernelFor), on subgroup matrices only where the self-check verified them. */
 export function checkedAttentionForwardKernel(gpu: GpuDevice, variant: AttentionVariant, env: Env = process.env): Result<KernelSpec> {
-  const chosen = attentionForwardKernelFor(attentionAdapter(gpu), variant, env);
-  if (!chosen.ok || !onSubgroupMatrices(chosen.value)) return chosen;
-  const check = checkOf(gpu, "attention");
-  if (check.verified) return chosen;
-  if (requested("attention", env)) return fail(explicitRequestFailed(check));
-  return ok(attentionForwardKernel(variant));
+  return checkedChoice(gpu, "attention", env, attentionForwardKernelFor(attentionAdapter(gpu), variant, env), onSubgroupMatrices, () => attentionForwardKernel(variant));
+}
+
+/**
+ * The attention backward kernels for `variant` on `gpu` (attentionBackwardKernelsFor: SFT_ATTENTION
+ * governs them as it does the forward), on subgroup matrices only where the self-check verified them.
+ */
+export function checkedAttentionBackwardKernels(gpu: GpuDevice, variant: AttentionVariant, env: Env = process.env): Result<AttentionBackwardKernels> {
+  return checkedChoice(gpu, "attention backward", env, attentionBackwardKernelsFor(attentionAdapter(gpu), variant, env), backwardOnSubgroupMatrices, () => attentionBackwardKernels(variant));
 }
 
 const onSubgroupMatrices = (spec: KernelSpec) => !!spec.enables?.includes("chromium_experimental_subgroup_matrix");
+// A layout may fit the dQ kernel's workgroup memory and not the dK/dV kernel's: either counts.
+const backwardOnSubgroupMatrices = (kernels: AttentionBackwardKernels) => onSubgroupMatrices(kernels.dq) || onSubgroupMatrices(kernels.dkdv);
 
 function attentionAdapter(gpu: GpuDevice): AttentionAdapter {
   return { ...gpu.adapter, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
@@ -228,20 +247,29 @@ export function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
   const probes: KernelProbe[] = [];
   const strategy = matmulStrategyFor(gpu.adapter, env);
   if (strategy.ok && typeof strategy.value === "object") probes.push(matmulProbe(strategy.value, plainMatmulStrategy(gpu.adapter.architecture)));
-  // the forward kernel the engine would launch, at the head dims where it is on subgroup matrices
   const adapter = attentionAdapter(gpu);
-  const launched = (variant: AttentionVariant) => attentionForwardKernelFor(adapter, variant, env);
-  const headDims = CHECKED_HEAD_DIMS.filter((d) => {
-    const spec = launched(causalVariant(d, "f32"));
-    return spec.ok && onSubgroupMatrices(spec.value);
-  });
-  const kernel = (variant: AttentionVariant) => {
-    const spec = launched(variant);
-    invariant(spec.ok && onSubgroupMatrices(spec.value), `the subgroup-matrix attention forward for head dim ${variant.headDim}`);
-    return spec.value;
-  };
-  if (headDims.length) probes.push(subgroupAttentionProbe(kernel, headDims));
+  const forward = fastAt((variant) => attentionForwardKernelFor(adapter, variant, env), onSubgroupMatrices, "attention forward");
+  if (forward.headDims.length) probes.push(subgroupAttentionProbe(forward.kernels, forward.headDims));
+  const backward = fastAt((variant) => attentionBackwardKernelsFor(adapter, variant, env), backwardOnSubgroupMatrices, "attention backward");
+  if (backward.headDims.length) probes.push(subgroupAttentionBackwardProbe(backward.kernels, backward.headDims));
   return probes;
+}
+
+/**
+ * The checked head dims at which the engine's choice `launched` is on subgroup matrices (`fast`),
+ * and that choice for a variant at one of them.
+ */
+function fastAt<T>(launched: (variant: AttentionVariant) => Result<T>, fast: (kernels: T) => boolean, what: string): { headDims: number[]; kernels: (variant: AttentionVariant) => T } {
+  const headDims = CHECKED_HEAD_DIMS.filter((d) => {
+    const chosen = launched(causalVariant(d, "f32"));
+    return chosen.ok && fast(chosen.value);
+  });
+  const kernels = (variant: AttentionVariant) => {
+    const chosen = launched(variant);
+    invariant(chosen.ok && fast(chosen.value), `the subgroup-matrix ${what} for head dim ${variant.headDim}`);
+    return chosen.value;
+  };
+  return { headDims, kernels };
 }
 
 /** The subgroup-matrix matmul of `strategy` against matmulRef on f16-rounded A and B. */
@@ -296,34 +324,43 @@ export function subgroupAttentionProbe(kernel: (variant: AttentionVariant) => Ke
   };
 }
 
-/** The variant of a causal forward with `dtype` storage. */
+/** The variant of causal attention with `dtype` storage. */
 function causalVariant(headDim: number, dtype: AttentionVariant["dtype"]): AttentionVariant {
   return { dtype, headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false };
 }
 
+// The problem of the attention probes: causal attention of 40 queries over 40 keys, 2 query heads
+// sharing 1 KV head (as ChatGLM2's groups do), Q, K, V in `variant`'s storage dtype, dense (B, H, L, D).
+function causalProblem(rng: Random, variant: AttentionVariant) {
+  const { headDim, dtype } = variant;
+  const shape: AttentionShape = { batch: 1, queryHeads: 2, kvHeads: 1, queryLength: 40, keyLength: 40, headDim };
+  const mask = { causal: true, queryOffset: 0 };
+  const scale = 1 / Math.sqrt(headDim);
+  const q = roundToDType(dtype, rng.normalArray(shape.queryHeads * shape.queryLength * headDim));
+  const k = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
+  const v = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
+  const queries = denseView("bhtd", shape.queryLength, shape.queryHeads, headDim);
+  const keys = denseView("bhtd", shape.keyLength, shape.kvHeads, headDim);
+  const label = `causal attention T 40, 2 heads over 1 KV head, head dim ${headDim}, ${dtype} storage`;
+  return { shape, mask, scale, q, k, v, queries, keys, label };
+}
+
+// Each checked head dim with f32 storage, and the first with f16 storage (f16 models).
+const probeVariants = (headDims: number[]) => [...headDims.map((d) => causalVariant(d, "f32")), causalVariant(headDims[0], "f16")];
+
 /**
- * Causal attention of 40 queries over 40 keys, 2 query heads sharing 1 KV head (as ChatGLM2's
- * groups do): Q, K, V and O stored f32 at each head dim, and f16 at the first (f16 models); O
- * and the log-sum-exp against attentionForwardReference on Q, K and V rounded to `inputs`, the
- * precision the kernel multiplies in.
+ * The forward of causalProblem at each variant of probeVariants: O and the log-sum-exp against
+ * attentionForwardReference on Q, K and V rounded to `inputs`, the precision the kernel
+ * multiplies in.
  */
 export function attentionCases(kernel: (variant: AttentionVariant) => KernelSpec, headDims: number[], inputs: StorageDType): ProbeCase[] {
   const rng = new Random(5011);
-  const cases = [...headDims.map((d) => causalVariant(d, "f32")), causalVariant(headDims[0], "f16")];
-  return cases.map((variant) => {
-    const { headDim, dtype } = variant;
-    const shape: AttentionShape = { batch: 1, queryHeads: 2, kvHeads: 1, queryLength: 40, keyLength: 40, headDim };
-    const mask = { causal: true, queryOffset: 0 };
-    const scale = 1 / Math.sqrt(headDim);
-    // every tensor dense (B, H, L, D), the reference's layout
-    const q = roundToDType(dtype, rng.normalArray(shape.queryHeads * shape.queryLength * headDim));
-    const k = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
-    const v = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
+  return probeVariants(headDims).map((variant) => {
+    const { shape, mask, scale, q, k, v, queries, keys, label } = causalProblem(rng, variant);
     const ref = attentionForwardReference({ shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask });
-    const queries = denseView("bhtd", shape.queryLength, shape.queryHeads, headDim);
-    const keys = denseView("bhtd", shape.keyLength, shape.kvHeads, headDim);
+    const { dtype } = variant;
     return {
-      label: `causal attention T 40, 2 heads over 1 KV head, head dim ${headDim}, ${dtype} storage`,
+      label,
       spec: kernel(variant),
       uniforms: attentionForwardUniforms(shape, { q: queries, k: keys, v: keys, o: queries }, scale, mask),
       tensors: {
@@ -335,5 +372,59 @@ export function attentionCases(kernel: (variant: AttentionVariant) => KernelSpec
       },
       expected: { o: ref.out, lse: ref.logSumExp },
     };
+  });
+}
+
+/** The subgroup-matrix attention backward `kernels` at each head dim in `headDims` against the reference on f16-rounded Q, K, V and dO. */
+export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[]): KernelProbe {
+  return {
+    op: "attention backward",
+    kernel: `subgroup-matrix attention backward (head dims ${headDims.join(", ")})`,
+    fallback: "scalar attention backward",
+    tolerance: subgroupAttentionBackwardTolerance(),
+    cases: () => attentionBackwardCases(kernels, headDims, "f16"),
+  };
+}
+
+/**
+ * The backward of causalProblem at each variant of probeVariants, two cases each: the dQ kernel,
+ * and the dK/dV kernel (dK and dV each compared on their own half of the one buffer). Both are
+ * fed the reference's log-sum-exp and delta = rowsum(dO * O) (the delta kernel is the plain
+ * backward's), and checked against attentionBackwardReference on Q, K, V and dO rounded to
+ * `inputs`, the precision the kernels multiply in.
+ */
+export function attentionBackwardCases(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[], inputs: StorageDType): ProbeCase[] {
+  const rng = new Random(5012);
+  return probeVariants(headDims).flatMap((variant) => {
+    const { shape, mask, scale, q, k, v, queries, keys, label } = causalProblem(rng, variant);
+    const { dtype, headDim } = variant;
+    const dout = roundToDType(dtype, rng.normalArray(q.length));
+    const problem = { shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask };
+    const dOut = roundToDType(inputs, dout);
+    const forward = attentionForwardReference(problem);
+    const grads = attentionBackwardReference(problem, dOut);
+    const delta = new Float64Array(forward.logSumExp.length); // (B, Hq, T)
+    for (let row = 0; row < delta.length; row++) for (let d = 0; d < headDim; d++) delta[row] += dOut[row * headDim + d] * forward.out[row * headDim + d];
+    const views = { q: queries, k: keys, v: keys, o: queries, dout: queries, dq: queries, dk: keys, dv: denseView("bhtd", shape.keyLength, shape.kvHeads, headDim, k.length) };
+    const uniforms = attentionBackwardUniforms(shape, views, scale, mask);
+    const read: ProbeCase["tensors"] = {
+      q: { dtype, data: q },
+      k: { dtype, data: k },
+      v: { dtype, data: v },
+      dout: { dtype, data: dout },
+      lse: { dtype: "f32", data: forward.logSumExp },
+      delta: { dtype: "f32", data: delta },
+    };
+    const chosen = kernels(variant);
+    const dq: ProbeCase = { label: `dQ of ${label}`, spec: chosen.dq, uniforms, tensors: { ...read, dq: { dtype, data: new Float64Array(q.length) } }, expected: { dq: grads.dq } };
+    const dkdv: ProbeCase = {
+      label: `dK, dV of ${label}`,
+      spec: chosen.dkdv,
+      uniforms,
+      tensors: { ...read, dkv: { dtype, data: new Float64Array(2 * k.length) } },
+      expected: { dk: grads.dk, dv: grads.dv },
+      placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
+    };
+    return [dq, dkdv];
   });
 }

@@ -1,6 +1,8 @@
 // The fast kernels' self-check at device start (runtime/gpu/kernel-self-check.ts), on this
 // machine's adapter: the mechanism with injected candidates (a correct kernel passes, a wrong one
-// and one that does not compile fall back with the reason), the engine's own subgroup-matrix
+// and one that does not compile fall back with the reason; for the matmul, the attention forward
+// and the attention backward; the engine's subgroup-matrix backward, with its matrices emulated,
+// passes its probe), the engine's own subgroup-matrix
 // probes on a device that cannot compile them (an H200-like adapter summary over the real
 // device), the choice sites' fallback and explicit-request error, the cache, and that opening a
 // device without subgroup matrices runs no check.
@@ -8,20 +10,29 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
 import {
+  attentionBackwardCases,
   attentionCases,
+  checkedAttentionBackwardKernels,
   checkedAttentionForwardKernel,
   checkedMatmulStrategy,
   checkKernel,
   matmulCases,
   selfCheckKernels,
   selfCheckOf,
+  subgroupAttentionBackwardProbe,
   type KernelProbe,
+  type ProbeCase,
 } from "../../runtime/gpu/kernel-self-check.ts";
+import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
+import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { sftc } from "../cli/support.ts";
+import { EMULATED_ADAPTER } from "../kernels/attention-subgroup-emulation.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
+import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
 
 const test = suite("kernel self-check");
 
@@ -76,6 +87,67 @@ test(
     // 2 C against C: ‖2C − C‖ / ‖C‖ = 1
     assert.ok(Math.abs(check.relativeError! - 1) < 1e-5, `relative error ${check.relativeError}`);
     assert.match(check.failure!, "70x100 times (90, 100)ᵀ: relative error 1.00e+0 exceeds 1e-5");
+  }),
+);
+
+/** An attention backward probe whose "fast" kernels are `kernels`, checked at f32 precision at head dim 64. */
+const backwardCandidate = (kernels: (variant: AttentionVariant) => AttentionBackwardKernels, name: string): KernelProbe => ({
+  op: "attention backward",
+  kernel: name,
+  fallback: "scalar attention backward",
+  tolerance: 1e-3, // the f16-storage cases round dQ, dK and dV to f16 (2^-11): ~2e-4
+  cases: () => attentionBackwardCases(kernels, [64], "f32"),
+});
+
+// The scalar backward with its dK/dV kernel writing 2 dV: dQ and dK right, dV wrong.
+const doubledDv = (variant: AttentionVariant): AttentionBackwardKernels => {
+  const kernels = attentionBackwardKernels(variant);
+  assert.match(kernels.dkdv.body, "store_dkv(dv0 + d, dv[d]);");
+  return { ...kernels, dkdv: { ...kernels.dkdv, name: "attention_backward_dkdv_doubled_dv", body: kernels.dkdv.body.replace("store_dkv(dv0 + d, dv[d]);", "store_dkv(dv0 + d, 2.0 * dv[d]);") } };
+};
+
+test(
+  "the attention backward probe: the scalar backward passes; one writing 2 dV fails on its dK/dV case with dV's own error",
+  withGpu(async (gpu) => {
+    const check = await checkKernel(gpu, backwardCandidate(attentionBackwardKernels, "scalar attention backward"));
+    console.log(`    scalar attention backward as the candidate: relative error ${check.relativeError?.toExponential(2)}`);
+    assert.ok(check.verified, check.failure);
+    assert.ok(check.relativeError! > 0 && check.relativeError! < 1e-3);
+    const wrong = await checkKernel(gpu, backwardCandidate(doubledDv, "doubled-dV attention backward"));
+    assert.not.ok(wrong.verified);
+    // dV is compared on its own half of the dK/dV buffer: ‖2 dV − dV‖ / ‖dV‖ = 1
+    assert.ok(Math.abs(wrong.relativeError! - 1) < 1e-5, `relative error ${wrong.relativeError}`);
+    assert.match(wrong.failure!, "dK, dV of causal attention T 40, 2 heads over 1 KV head, head dim 64, f32 storage: relative error 1.00e+0 exceeds 1e-3");
+  }),
+);
+
+// The probe's cases with each kernel's matrix builtins emulated, and the storage the emulation binds.
+function emulatedCases(gpu: GpuDevice, cases: ProbeCase[]): ProbeCase[] {
+  const config = EMULATED_ADAPTER.subgroupMatrixConfigs[0];
+  return cases.map((c) => {
+    const emulated = emulateSubgroupMatrices(c.spec, config, "u.head_dim");
+    const storage = emulated.values(gpu, c.uniforms);
+    const length = storage.shape.reduce((a, b) => a * b, 1);
+    storage.destroy();
+    return { ...c, spec: emulated.spec, tensors: { ...c.tensors, emu_values: { dtype: "f32", data: new Float64Array(length) } } };
+  });
+}
+
+// Lavapipe compiles each emulated matrix call for long: ~170 s cold here, ~2 s from Mesa's shader cache.
+test(
+  "the engine's subgroup-matrix backward (dQ and dK/dV, matrices emulated) passes its own probe, dQ, dK and dV within the tolerance",
+  withGpu(async (gpu) => {
+    if (!gpu.hasF16) return console.log("    skipped: no shader-f16");
+    const adapter = { ...EMULATED_ADAPTER, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+    const kernels = (variant: AttentionVariant) => {
+      const chosen = attentionBackwardKernelsFor(adapter, variant, {});
+      assert.ok(chosen.ok && chosen.value.dq.name.endsWith("_subgroup_matrix") && chosen.value.dkdv.name.endsWith("_subgroup_matrix"), "both on subgroup matrices");
+      return chosen.ok ? chosen.value : attentionBackwardKernels(variant);
+    };
+    const probe = subgroupAttentionBackwardProbe(kernels, [64]);
+    const check = await checkKernel(gpu, { ...probe, cases: () => emulatedCases(gpu, probe.cases()) });
+    console.log(`    emulated subgroup-matrix attention backward: relative error ${check.relativeError?.toExponential(2)} (tolerance ${check.tolerance.toExponential(0)})`);
+    assert.ok(check.verified, check.failure);
   }),
 );
 
@@ -137,31 +209,42 @@ test(
     if (!real.hasF16) return console.log("    skipped: no shader-f16");
     const gpu = h200Like(real);
     const outcome = await selfCheckKernels(gpu, {});
-    const { matmul, attention } = outcome.checks;
-    assert.ok(matmul && attention, "both ops were checked");
-    for (const check of [matmul!, attention!]) {
+    const { matmul, attention, "attention backward": backward } = outcome.checks;
+    assert.ok(matmul && attention && backward, "the three ops were checked");
+    for (const check of [matmul!, attention!, backward!]) {
       assert.not.ok(check.verified);
       assert.match(check.failure!, "failed to compile");
     }
     assert.match(matmul!.kernel, "subgroup-matrix matmul (f16>f32 16x16x16");
     assert.match(attention!.kernel, "subgroup-matrix attention forward (head dims 64");
-    assert.equal(outcome.warnings.map((w) => [w.code, w.severity]), [["SFT5010", "warning"], ["SFT5010", "warning"]]);
+    assert.match(backward!.kernel, "subgroup-matrix attention backward (head dims 64");
+    assert.match(backward!.failure!, "dQ of causal attention T 40, 2 heads over 1 KV head, head dim 64, f32 storage: ");
+    assert.equal(outcome.warnings.map((w) => [w.code, w.severity]), [["SFT5010", "warning"], ["SFT5010", "warning"], ["SFT5010", "warning"]]);
     assert.match(outcome.warnings[0].message, "the subgroup-matrix matmul (f16>f32 16x16x16, 2x2 of 32x32, bk32) failed its self-check on 'H200-like'");
     assert.match(outcome.warnings[0].message, "using the tiled matmul instead");
     assert.match(outcome.warnings[1].message, "using the scalar attention forward instead");
+    assert.match(outcome.warnings[2].message, "the subgroup-matrix attention backward (head dims 64");
+    assert.match(outcome.warnings[2].message, "using the scalar attention backward instead");
     assert.is(await selfCheckKernels(gpu, {}), outcome, "checked once per device");
 
     assert.equal(checkedMatmulStrategy(gpu, {}), { ok: true, value: "tiled", diagnostics: [] });
     const variant = { dtype: "f32", headDim: 128, causal: true, prefix: false, padding: false, segments: false, alibi: false } as const;
     const spec = checkedAttentionForwardKernel(gpu, variant, {});
     assert.ok(spec.ok && spec.value.name === attentionForwardKernel(variant).name, "the scalar forward");
+    const backwardKernels = checkedAttentionBackwardKernels(gpu, variant, {});
+    assert.ok(backwardKernels.ok && backwardKernels.value.dq.name === "attention_backward_dq" && backwardKernels.value.dkdv.name === "attention_backward_dkdv", "the scalar backward");
     // asked for explicitly: an error instead of the kernel
     const matmulAsked = checkedMatmulStrategy(gpu, { SFT_MATMUL: "subgroup-matrix" });
     assert.ok(!matmulAsked.ok && matmulAsked.diagnostics[0].code === "SFT5011" && matmulAsked.diagnostics[0].severity === "error");
     assert.match(matmulAsked.diagnostics[0].message, "SFT_MATMUL=subgroup-matrix, but the subgroup-matrix matmul");
     const attentionAsked = checkedAttentionForwardKernel(gpu, variant, { SFT_ATTENTION: "subgroup-matrix" });
     assert.ok(!attentionAsked.ok && attentionAsked.diagnostics[0].code === "SFT5011");
-    // the plain choices stay plain
+    const backwardAsked = checkedAttentionBackwardKernels(gpu, variant, { SFT_ATTENTION: "subgroup-matrix" });
+    assert.ok(!backwardAsked.ok && backwardAsked.diagnostics[0].code === "SFT5011");
+    assert.match(backwardAsked.diagnostics[0].message, "SFT_ATTENTION=subgroup-matrix, but the subgroup-matrix attention backward");
+    // the plain choices stay plain, with no self-check consulted
+    const scalarBackward = checkedAttentionBackwardKernels(gpu, variant, { SFT_ATTENTION: "scalar" });
+    assert.ok(scalarBackward.ok && scalarBackward.value.dq.name === "attention_backward_dq" && scalarBackward.value.dkdv.name === "attention_backward_dkdv");
     assert.equal(checkedMatmulStrategy(gpu, { SFT_MATMUL: "registers" }), { ok: true, value: "registers", diagnostics: [] });
   }),
 );
@@ -171,7 +254,7 @@ test(
   withGpu(async (real) => {
     if (!real.hasF16) return console.log("    skipped: no shader-f16");
     const outcome = await selfCheckKernels(h200Like(real), { SFT_MATMUL: "subgroup-matrix", SFT_ATTENTION: "scalar" });
-    assert.equal(Object.keys(outcome.checks), ["matmul"], "SFT_ATTENTION=scalar: no attention check");
+    assert.equal(Object.keys(outcome.checks), ["matmul"], "SFT_ATTENTION=scalar: no attention check, forward or backward");
     assert.not.ok(outcome.checks.matmul!.verified);
     assert.equal(outcome.warnings, []);
   }),
@@ -187,7 +270,7 @@ test("sftc devices shows the self-check of each adapter: none without subgroup m
     const block = blocks[i];
     assert.match(block, `[${i}] ${a.name}\n`);
     if (!a.features.includes("chromium-experimental-subgroup-matrix")) assert.match(block, "\n  self-check    none (no subgroup matrices: the plain kernels run)\n");
-    else assert.match(block, /\n {2}self-check {4}(matmul|attention): (verified|fell back)|none \(no subgroup-matrix kernel chosen/);
+    else assert.match(block, /\n {2}self-check {4}(matmul|attention|attention backward): (verified|fell back)|none \(no subgroup-matrix kernel chosen/);
   });
 });
 

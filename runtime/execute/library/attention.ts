@@ -13,14 +13,14 @@ import { node, type Node } from "../../../compiler/ir/node.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
 import { contiguousView } from "../../../compiler/passes/views.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
-import { attentionBackwardKernels, attentionBackwardUniforms } from "../../../stdlib/kernels/attention-backward.ts";
+import { attentionBackwardUniforms } from "../../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant, AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
 import { attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
 import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
 import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
-import { checkedAttentionForwardKernel } from "../../gpu/kernel-self-check.ts";
+import { checkedAttentionBackwardKernels, checkedAttentionForwardKernel } from "../../gpu/kernel-self-check.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
 import { inputView, workspaceTensor, type DispatchStep, type ExecContext, type HostInts, type PreparedLaunch, type Step } from "../steps.ts";
@@ -130,7 +130,10 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   ctx.register(dkvNode, dkv);
   const dq = wrt(0) ? ctx.tensorOf(wrt(0)!) : workspaceTensor(ctx, first.dtype, [batch, queryLength, queryHeads, headDim], "unused dQ");
   const delta = workspaceTensor(ctx, "f32", [batch, queryHeads, queryLength], `delta of %${first.id}`);
-  const kernels = attentionBackwardKernels(call.variant);
+  // dQ and dK/dV on subgroup matrices as the forward (same bindings and uniforms), else the scalar ones; delta is always scalar
+  const chosen = checkedAttentionBackwardKernels(ctx.gpu, call.variant);
+  if (!chosen.ok) return chosen;
+  const kernels = chosen.value;
   const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
   const dispatches: DispatchStep[] = [
     { kind: "dispatch", spec: kernels.delta, uniforms: {}, tensors: { o: ctx.tensorOf(o.base), dout: read.dout, delta } },
