@@ -4,9 +4,10 @@
 // reference on the same f16-rounded inputs: the matmul, the attention forward, and the attention
 // backward's dQ and dK/dV kernels (fed the reference's log-sum-exp and delta, so each is checked
 // on its own). A kernel that disagrees beyond its tolerance, fails to compile or raises a GPU
-// error is not used: the engine takes the plain kernel for that op and warns once (SFT5010), or refuses with SFT5011 when the user asked for the fast kernel
-// explicitly (SFT_MATMUL / SFT_ATTENTION=subgroup-matrix). Adapters without subgroup matrices
-// (CPU adapters such as lavapipe) run no check.
+// error is not used: the engine takes the plain kernel for that op and warns once (SFT5010), or
+// refuses with SFT5011 when the user asked for the fast kernel explicitly (SFT_MATMUL /
+// SFT_ATTENTION=subgroup-matrix, which governs the attention forward and backward alike).
+// Adapters without subgroup matrices (CPU adapters such as lavapipe) run no check.
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { attentionBackwardKernelsFor, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
