@@ -6,11 +6,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ok } from "../../compiler/diagnostics.ts";
-import { create } from "webgpu";
-import "../../runtime/gpu/device.ts"; // installs the WebGPU globals
 import { Random } from "../../runtime/random.ts";
 import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
-import { kernelSource, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import {
   attentionKernelChoice,
   attentionForwardKernelFor,
@@ -28,6 +25,7 @@ import { attentionForwardReference } from "../../stdlib/kernels/attention-refere
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
+import { kernelErrors, openNullDevice } from "../support/null-device.ts";
 import { relativeError } from "../support/numeric.ts";
 import { withGpu } from "./gpu-harness.ts";
 import { blockEdgeRows } from "../../bench/attention-cases.ts";
@@ -221,37 +219,8 @@ test("checked bench rows are the first and last of evenly spaced query blocks", 
   assert.equal(blockEdgeRows(100, 64, 4), [0, 63, 64, 99]);
 });
 
-// Dawn's null backend lists the subgroup-matrix feature (without configurations): it compiles
-// WGSL through Tint (parsing, types, the uniformity rules) and validates pipelines, but runs nothing.
-async function nullDevice(): Promise<{ device: GPUDevice; subgroupSize: number; workgroupBytes: number; held: GPU } | undefined> {
-  const held = create(["backend=null", "enable-dawn-features=allow_unsafe_apis"]);
-  const adapter = await held.requestAdapter();
-  if (!adapter?.features.has("chromium-experimental-subgroup-matrix")) return undefined;
-  const device = await adapter.requestDevice({ requiredFeatures: ["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"] as GPUFeatureName[] });
-  const subgroupSize = (adapter.info as GPUAdapterInfo & { subgroupMaxSize: number }).subgroupMaxSize;
-  return { device, subgroupSize, workgroupBytes: device.limits.maxComputeWorkgroupStorageSize, held };
-}
-
-/** Tint's errors for `spec`, then the pipeline's (with `pipeline`). */
-async function errorsOf(device: GPUDevice, spec: KernelSpec, pipeline: boolean): Promise<string[]> {
-  device.pushErrorScope("validation");
-  const module = device.createShaderModule({ code: kernelSource(spec) });
-  // errors only: the matrix loads and stores draw "deprecated builtin" warnings
-  const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === "error").map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
-  if (pipeline) {
-    try {
-      await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" } });
-    } catch (e) {
-      errors.push(e instanceof Error ? e.message : String(e));
-    }
-  }
-  const scoped = await device.popErrorScope();
-  if (scoped) errors.push(scoped.message);
-  return errors;
-}
-
 test("the forward and backward WGSL compiles (Dawn null backend) for D 64/128/256, every f16 -> f32 shape, every mask; pipelines validate at the null device's limits", async () => {
-  const opened = await nullDevice();
+  const opened = await openNullDevice();
   if (!opened) {
     console.log("    skipped: Dawn's null backend is not available");
     return;
@@ -270,7 +239,7 @@ test("the forward and backward WGSL compiles (Dawn null backend) for D 64/128/25
         })(),
       ];
       for (const spec of kernels) {
-        assert.equal(await errorsOf(device, spec, false), [], `${spec.name} ${JSON.stringify(spec.variant)}`);
+        assert.equal(await kernelErrors(device, spec, false), [], `${spec.name} ${JSON.stringify(spec.variant)}`);
         compiled++;
       }
     }
@@ -283,7 +252,7 @@ test("the forward and backward WGSL compiles (Dawn null backend) for D 64/128/25
   const validated = [attentionForwardSubgroupKernel(causalF32, layout!), ...(backward.ok ? [backward.value.dq, backward.value.dkdv] : [])];
   for (const spec of validated) {
     assert.ok(spec.name.endsWith("_subgroup_matrix"), spec.name);
-    assert.equal(await errorsOf(device, spec, true), [], `${spec.name} as a pipeline`);
+    assert.equal(await kernelErrors(device, spec, true), [], `${spec.name} as a pipeline`);
   }
   console.log(`    ${compiled} kernels compiled, ${validated.length} validated as pipelines (subgroups of ${subgroupSize}, ${limit} bytes of workgroup memory)`);
   device.destroy();

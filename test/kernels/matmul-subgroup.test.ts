@@ -5,14 +5,13 @@
 // rounding of the reference the benchmark compares the kernel with.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { create } from "webgpu";
-import "../../runtime/gpu/device.ts"; // installs the WebGPU globals
 import { Random } from "../../runtime/random.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
-import { kernelSource, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulRef, matmulStrategyFor, matmulUniforms, matmulVec4, type MatmulAdapter, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixConfigFor, subgroupMatrixSpec, subgroupMatrixWorkgroupBytes, type SubgroupMatrixConfig, type SubgroupMatrixStrategy, type SubgroupTilingName } from "../../stdlib/kernels/matmul-subgroup.ts";
 import { nf4MatmulKernel } from "../../stdlib/kernels/nf4-matmul.ts";
+import { kernelErrors, openNullDevice } from "../support/null-device.ts";
 
 const test = suite("matmul subgroup-matrix");
 
@@ -128,38 +127,12 @@ test("vec4 fills only where the tiling asks and the operand's dtype, layout and 
   assert.equal(vec({ ...F32_NT, transB: false }, { ...aligned, n: 62 }, "wg128-8sg"), [true, false], "B stored (K, N) with N = 62");
 });
 
-// Dawn's null backend lists every feature (no subgroup-matrix configs): it compiles WGSL through
-// Tint and validates pipelines, but runs nothing.
-async function nullDevice(): Promise<{ gpu: GPU; device: GPUDevice; subgroupSize: number } | undefined> {
-  const gpu = create(["backend=null", "enable-dawn-features=allow_unsafe_apis"]); // held as long as the device
-  const adapter = await gpu.requestAdapter();
-  if (!adapter?.features.has("chromium-experimental-subgroup-matrix")) return undefined;
-  const requiredFeatures = ["shader-f16", "subgroups", "chromium-experimental-subgroup-matrix"] as GPUFeatureName[];
-  const device = await adapter.requestDevice({ requiredFeatures });
-  return { gpu, device, subgroupSize: (adapter.info as GPUAdapterInfo & { subgroupMaxSize: number }).subgroupMaxSize };
-}
-
-async function compileErrors(device: GPUDevice, code: string): Promise<string[]> {
-  device.pushErrorScope("validation");
-  const module = device.createShaderModule({ code });
-  // errors only: the subgroup-matrix loads and stores draw "deprecated builtin" warnings
-  const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type === "error").map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
-  try {
-    await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" } });
-  } catch (e) {
-    messages.push(e instanceof Error ? e.message : String(e));
-  }
-  const scoped = await device.popErrorScope();
-  if (scoped) messages.push(scoped.message);
-  return messages;
-}
-
 // The workgroup memory a tiling may use: 32 KiB, assumed granted on the H200 (NVIDIA's Vulkan
 // drivers report 48 KiB of shared memory; this limit was not read on the device).
 const TARGET_WORKGROUP_BYTES = 32768;
 
 test("the WGSL compiles and validates (Dawn null backend): every tiling, dtypes, transposes, bias, accumulation, vec4 and scalar fills, f16 and f32 results, NF4", async () => {
-  const opened = await nullDevice();
+  const opened = await openNullDevice();
   if (!opened) {
     console.log("    skipped: Dawn's null backend is not available");
     return;
@@ -189,7 +162,7 @@ test("the WGSL compiles and validates (Dawn null backend): every tiling, dtypes,
       const bytes = subgroupMatrixWorkgroupBytes(c, t);
       assert.ok(bytes <= TARGET_WORKGROUP_BYTES, `${tiling}: ${bytes} bytes of workgroup memory`);
       const check = async (spec: KernelSpec) => {
-        const errors = await compileErrors(device, kernelSource(spec));
+        const errors = await kernelErrors(device, spec, true);
         // Dawn: "The total use of workgroup storage (N bytes) is larger than the maximum allowed (L bytes)"
         const storage = errors.flatMap((m) => [...m.matchAll(/use of workgroup storage \((\d+) bytes\)/g)].map((x) => Number(x[1])));
         const others = errors.filter((m) => !/use of workgroup storage/.test(m));
@@ -207,7 +180,7 @@ test("the WGSL compiles and validates (Dawn null backend): every tiling, dtypes,
   console.log(`    ${validated} kernels validated as pipelines, ${compiledOnly} compiled with only the null device's ${limit}-byte workgroup storage limit refusing the pipeline`);
   // the check is real: a workgroup narrower than the subgroup size is refused
   const narrow = subgroupKernel(F32_NT, shapes[0], strategy(F16_F32_16, subgroupSize / 8, "one-subgroup"));
-  assert.ok((await compileErrors(device, kernelSource(narrow))).some((m) => m.includes("multiple of the device maxSubgroupSize")));
+  assert.ok((await kernelErrors(device, narrow, true)).some((m) => m.includes("multiple of the device maxSubgroupSize")));
   device.destroy();
 });
 
