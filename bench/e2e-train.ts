@@ -34,15 +34,17 @@ import { matmulStrategyFor } from "../stdlib/kernels/matmul.ts";
 import { formatBytes } from "../compiler/passes/memory-plan.ts";
 import { openDevice, type GpuDevice } from "../runtime/gpu/device.ts";
 import { familyGraphModel, initialWeights, nf4WeightNames } from "../runtime/pipeline/family-model.ts";
-import { Random } from "../runtime/random.ts";
 import { labelTokens } from "../runtime/train/backend.ts";
 import { GpuBackend, type WeightSource } from "../runtime/train/gpu-backend.ts";
 import { trainSettings } from "../runtime/train/settings.ts";
+import type { ModelConfig } from "../stdlib/families/config.ts";
+import type { Family } from "../stdlib/families/family.ts";
 import { families } from "../stdlib/families/index.ts";
 import { families as familyFacts, type Dimensions } from "../stdlib/schemas/model.ts";
 import { torchDeviceFor } from "./ceilings.ts";
 import { machineFacts } from "./machine.ts";
 import { table } from "./report.ts";
+import { sharedShapeWeights, uploadsCaughtUp } from "./shared-weights.ts";
 import { median, syntheticBatch, TORCH_PYTHON } from "./train-step.ts";
 
 const SCRIPT = resolve(import.meta.dirname, "torch_peft_train.py");
@@ -53,10 +55,6 @@ const TARGETS = ["W_pack", "o_proj"];
 const TORCH_DTYPES = ["bf16", "f32"] as const;
 /** The Python side's wall-clock limit: a hung reference must not stop the report. */
 const TORCH_TIMEOUT_MS = 360_000;
-// Standard deviation of the random weights: Llama's initializer_range, as the PyTorch side draws.
-const INIT_STD = 0.02;
-// Dawn stages each writeBuffer on the host until the queue runs it: drain it every this many bytes.
-const UPLOAD_DRAIN_BYTES = 2 ** 30;
 
 export type Method = "lora" | "qlora";
 
@@ -146,41 +144,12 @@ function modelConfig(options: E2eOptions) {
 }
 
 /**
- * Base weights by name, every tensor of one shape sharing one array: drawing 6.9 G values would
- * take minutes and 28 GB of host memory, and their values do not change the step's speed. Each
- * shape's array is uniform with standard deviation INIT_STD (norm weights 1, as in PyTorch).
+ * The base weights (bench/shared-weights.ts: one seeded array per shape, the device caught up
+ * after each upload), then the adapters' initial values.
  */
-function sharedRandomWeights(shapes: ReadonlyMap<string, readonly number[]>, seed: number): Map<string, Float32Array> {
-  const random = new Random(seed);
-  const byShape = new Map<string, Float32Array>();
-  const bound = INIT_STD * Math.sqrt(3);
-  const out = new Map<string, Float32Array>();
-  for (const [name, shape] of shapes) {
-    const key = shape.join("x");
-    let values = byShape.get(key);
-    if (!values) {
-      values = new Float32Array(numel(shape));
-      if (shape.length === 1) values.fill(1);
-      else for (let i = 0; i < values.length; i++) values[i] = (2 * random.uniform() - 1) * bound;
-      byShape.set(key, values);
-    }
-    out.set(name, values);
-  }
-  return out;
-}
-
-/** `weights` one at a time, the queue drained every UPLOAD_DRAIN_BYTES so staged uploads do not pile up on the host. */
-async function* drainedUpload(gpu: GpuDevice, weights: ReadonlyMap<string, ArrayLike<number>>): WeightSource {
-  let staged = 0;
-  for (const [name, values] of weights) {
-    yield ok({ name, values });
-    staged += 4 * values.length;
-    if (staged >= UPLOAD_DRAIN_BYTES) {
-      gpu.queue.submit([]);
-      await gpu.queue.onSubmittedWorkDone();
-      staged = 0;
-    }
-  }
+async function* baseThenAdapters(gpu: GpuDevice, family: Family, config: ModelConfig, adapters: ReadonlyMap<string, ArrayLike<number>>): WeightSource {
+  yield* sharedShapeWeights(family, config, 0, () => uploadsCaughtUp(gpu));
+  for (const [name, values] of adapters) yield ok({ name, values });
 }
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
@@ -216,17 +185,15 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   if (largest > gpu.limits.maxStorageBufferBindingSize) {
     throw new Error(`the largest weight is ${formatBytes(largest)} in f32, above this adapter's maxStorageBufferBindingSize of ${formatBytes(gpu.limits.maxStorageBufferBindingSize)}`);
   }
-  const weights: Map<string, ArrayLike<number>> = sharedRandomWeights(shapes, 0);
   const adapters = initialWeights(family, config, lora, new Map(), 0);
   if (!adapters.ok) throw new Error(adapters.diagnostics.map((d) => d.message).join("; "));
-  for (const [name, values] of adapters.value) weights.set(name, values);
   const initSeconds = seconds(started);
 
   // the peak of this run alone: the device may have served another before
   gpu.memory.peakBytes = gpu.memory.liveBytes;
   const uploading = performance.now();
   const nf4 = method === "qlora" ? nf4WeightNames(family, config) : [];
-  const loaded = await GpuBackend.load(gpu, model.value, drainedUpload(gpu, weights), { nf4, checkpoints: (loss) => model.value.layerInputs(loss) });
+  const loaded = await GpuBackend.load(gpu, model.value, baseThenAdapters(gpu, family, config, adapters.value), { nf4, checkpoints: (loss) => model.value.layerInputs(loss) });
   if (!loaded.ok) throw new Error(loaded.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
   const backend = loaded.value;
   await gpu.queue.onSubmittedWorkDone();

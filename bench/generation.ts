@@ -9,7 +9,6 @@
 // token (~160 tokens/s) at batch 1, before the KV cache (0.17 GB at 160 cached positions).
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
-import { ok, type Result } from "../compiler/diagnostics.ts";
 import { buildFamilyGraph } from "../compiler/models/family-graph.ts";
 import { numel } from "../compiler/ir/node.ts";
 import { compileGraph } from "../compiler/passes/compile.ts";
@@ -18,14 +17,14 @@ import { buildCachedStep } from "../runtime/generate/cached-graph.ts";
 import { CachedGenerationModel } from "../runtime/generate/cached-model.ts";
 import { CACHE_BUCKET, gpuRunner } from "../runtime/generate/gpu-runner.ts";
 import { loadPipelineGenerator } from "../runtime/generate/pipeline-model.ts";
-import type { StreamedTensor } from "../runtime/generate/weights.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { Random } from "../runtime/random.ts";
 import type { ModelConfig } from "../stdlib/families/config.ts";
-import { expandTemplate, type Family } from "../stdlib/families/family.ts";
+import type { Family } from "../stdlib/families/family.ts";
 import { families } from "../stdlib/families/index.ts";
 import { families as familyFacts } from "../stdlib/schemas/model.ts";
 import { torchDeviceFor } from "./ceilings.ts";
+import { sharedShapeWeights, uploadsCaughtUp, weightRoles } from "./shared-weights.ts";
 import type { GenerationSizes } from "./sizes.ts";
 import { median, quickstartPipeline } from "./train-step.ts";
 
@@ -126,45 +125,6 @@ async function tinyCase(gpu: GpuDevice, sizes: GenerationSizes): Promise<Generat
 }
 
 
-// Each weight's role by graph name (norms are 1, biases 0, the embedding table is gathered).
-function weightRoles(family: Family, config: ModelConfig): Map<string, string> {
-  return new Map(family.tensors.flatMap((t) => expandTemplate(t.name, config.dims.layers).map((name) => [name, t.role] as const)));
-}
-
-/**
- * Every weight of the family graph, in graph order, for streaming to a runner's `load`: one seeded
- * array per distinct (kind, shape), yielded for every weight of that shape, so a 7B-sized model
- * costs a few arrays of host memory and draws, not 6.9 B. Values do not matter for speed; they
- * are scaled as an initialisation so the logits stay finite: norms 1, biases 0, the rest
- * N(0, 0.02²). `beforeEach` runs before each tensor after the first (the caller lets the device
- * catch up with its uploads there).
- */
-export async function* sharedShapeWeights(family: Family, config: ModelConfig, seed: number, beforeEach?: () => Promise<void>): AsyncGenerator<Result<StreamedTensor>> {
-  const built = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
-  if (!built.ok) {
-    yield built;
-    return;
-  }
-  const roles = weightRoles(family, config);
-  const random = new Random(seed);
-  const drawn = new Map<string, Float64Array>();
-  let first = true;
-  for (const [name, node] of built.value.weights) {
-    const role = roles.get(name) ?? "";
-    const kind = role.endsWith(".bias") ? "zero" : role.endsWith("norm.weight") ? "one" : "normal";
-    const key = `${kind} ${node.shape.join("x")}`;
-    let values = drawn.get(key);
-    if (!values) {
-      const n = numel(node.shape);
-      values = kind === "zero" ? new Float64Array(n) : kind === "one" ? new Float64Array(n).fill(1) : Float64Array.from(random.normalArray(n, 0.02));
-      drawn.set(key, values);
-    }
-    if (!first) await beforeEach?.();
-    first = false;
-    yield ok({ name, shape: [...node.shape], values });
-  }
-}
-
 /**
  * The bytes one batch-1 decode step must read: every weight once in f32 (the embedding table one
  * row: a lookup), plus keys and values of `layers` x `width` per cached position.
@@ -228,10 +188,7 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
   const runner = gpuRunner(gpu);
   try {
     // each upload is flushed and awaited before the next tensor: staging memory stays one tensor
-    const caughtUp = async () => {
-      gpu.queue.submit([]);
-      await gpu.queue.onSubmittedWorkDone();
-    };
+    const caughtUp = () => uploadsCaughtUp(gpu);
     const loaded = await runner.load(sharedShapeWeights(family, config, 0, caughtUp));
     if (!loaded.ok) return { measured: false, model: label, why: loaded.diagnostics.map((x) => x.message).join("; ") };
     await caughtUp();

@@ -122,11 +122,11 @@ export function adaptedTensor(name: string, values: Float64Array, adapter: Loade
   return w;
 }
 
-/** A checkpoint tensor on its way to the device: graph name, shape, float64 values. */
+/** A tensor on its way to the device: graph name, shape, values (float64 from a checkpoint). */
 export interface StreamedTensor {
   name: string;
   shape: number[];
-  values: Float64Array;
+  values: Float32Array | Float64Array;
 }
 
 /**

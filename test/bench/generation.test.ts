@@ -3,7 +3,8 @@
 // reference's refusals where it cannot run.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { benchGeneration, bufferRefusal, decodeBandwidth, decodeBytes, sharedShapeWeights, torchGenerate } from "../../bench/generation.ts";
+import { benchGeneration, bufferRefusal, decodeBandwidth, decodeBytes, torchGenerate } from "../../bench/generation.ts";
+import { sharedShapeWeights } from "../../bench/shared-weights.ts";
 import { torchDeviceFor } from "../../bench/ceilings.ts";
 import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
 import { fromDimensions } from "../../compiler/plan/model-config.ts";
@@ -43,7 +44,7 @@ test("the shared-shape stream yields every weight of the graph once, with its sh
   }
   assert.is(waits, seen.length - 1, "the caller is awaited between tensors");
   // tensors of one shape share one array; different shapes do not
-  const arrays = new Map<string, Float64Array>();
+  const arrays = new Map<string, StreamedTensor["values"]>();
   for (const t of seen) {
     const key = t.shape.join("x");
     if (arrays.has(key)) assert.ok(arrays.get(key) === t.values, `${t.name} shares the ${key} array`);
@@ -53,14 +54,14 @@ test("the shared-shape stream yields every weight of the graph once, with its sh
   for (const t of seen) {
     if (t.name.endsWith("layernorm.weight") || t.name === "model.norm.weight") assert.ok(t.values.every((v) => v === 1), `${t.name} is 1`);
     else {
-      const std = Math.sqrt(t.values.reduce((s, v) => s + v * v, 0) / t.values.length);
+      const std = Math.sqrt(Array.from(t.values).reduce((s, v) => s + v * v, 0) / t.values.length);
       assert.ok(Math.abs(std - 0.02) < 0.002, `${t.name}: std ${std}`);
     }
   }
   // seeded: the same seed gives the same values
   const again = sharedShapeWeights(family, config, 7);
   const firstAgain = await again.next();
-  assert.ok(!firstAgain.done && firstAgain.value.ok && firstAgain.value.value.values.every((v, i) => v === seen[0].values[i]));
+  assert.ok(!firstAgain.done && firstAgain.value.ok && Array.from(firstAgain.value.value.values).every((v, i) => v === seen[0].values[i]));
 });
 
 test("a decode step's bytes: every weight in f32, the embedding table one row, plus the keys and values", () => {
