@@ -10,7 +10,9 @@
 // sftc runs as `sftc run` runs a 7B pipeline: LoRA on the attention projections (W_pack, the
 // fused q/k/v, and o_proj; PEFT's side adapts q_proj, k_proj, v_proj, o_proj), gradient
 // checkpointing (each layer's input kept, the layer recomputed before its backward), f32
-// weights and arithmetic, QLoRA's base linears in NF4 decoded inside the matmul, AdamW over the
+// weights, the engine's matmul and attention kernels for the adapter (f16 products on subgroup
+// matrices where it has them and they pass their self-check, else f32; the precision column
+// says which), QLoRA's base linears in NF4 decoded inside the matmul, AdamW over the
 // adapters with global-norm clipping. Exits 1 when a loss is not finite or the sftc side fails.
 //
 // Work of one step at the 7B preset, seq 1024 (rows 1): the linears hold 6.48 G weights and the
