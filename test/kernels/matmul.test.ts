@@ -104,13 +104,15 @@ test(
     const rng = new Random(25);
     for (const strategy of ["tiled", "registers"] as MatmulStrategy[])
       for (const [transA, transB] of [[false, true], [true, false]]) {
-        // A's rows hold K (or M) elements among 12, B's among 24, C's among 40; batch items 2 rows apart
+        // A's rows hold K (or M) elements among 12, B's among 24, C's among 40; A's batch items 2
+        // rows apart (overlapping reads), C's one row past the first item's last (the items' outputs
+        // must not overlap: the order in which workgroups write them is not defined)
         const [m, n, k] = [6, 20, 8];
         const o: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA, transB };
-        const s: MatmulShape = { batch: 2, m, n, k, lda: 12, ldb: 24, ldc: 40, strideA: 24, strideB: 0, strideC: 2 * 40 };
+        const s: MatmulShape = { batch: 2, m, n, k, lda: 12, ldb: 24, ldc: 40, strideA: 24, strideB: 0, strideC: (m + 1) * 40 };
         const as = randomValues(rng, 24 + (transA ? k : m) * 12);
         const bs = randomValues(rng, (transB ? n : k) * 24);
-        const c0 = randomValues(rng, 2 * 40 + m * 40);
+        const c0 = randomValues(rng, (m + 1) * 40 + m * 40);
         const c = uploadTensor(gpu, "f32", [c0.length], c0);
         const spec = matmulKernel(o, s, strategy);
         await runKernel(gpu, spec, matmulUniforms(s, o), { a: uploadTensor(gpu, "f32", [as.length], as), b: uploadTensor(gpu, "f32", [bs.length], bs), c });
