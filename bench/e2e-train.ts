@@ -33,6 +33,7 @@ import { buildFamilyGraph, type TrainingMethod } from "../compiler/models/family
 import { numel } from "../compiler/ir/node.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
 import { matmulStrategyFor } from "../stdlib/kernels/matmul.ts";
+import { DEFAULT_SUBGROUP_TILING } from "../stdlib/kernels/matmul-subgroup.ts";
 import { formatBytes } from "../compiler/passes/memory-plan.ts";
 import { openDevice, type GpuDevice } from "../runtime/gpu/device.ts";
 import { familyGraphModel, initialWeights, nf4WeightNames } from "../runtime/pipeline/family-model.ts";
@@ -161,7 +162,9 @@ function computePrecision(gpu: GpuDevice): string {
   const strategy = matmulStrategyFor(gpu.adapter);
   if (!strategy.ok) return "matmul strategy refused";
   const s = strategy.value;
-  return typeof s === "string" ? `f32 compute (${s} matmul)` : `matmuls: f16 products, ${s.config.resultComponentType} accumulation (subgroup matrices)`;
+  return typeof s === "string"
+    ? `f32 compute (${s} matmul)`
+    : `matmuls: f16 products, ${s.config.resultComponentType} accumulation (subgroup matrices, ${s.tiling ?? DEFAULT_SUBGROUP_TILING})`;
 }
 
 /** One method's training steps on `gpu`: a failure (not a NaN loss: that is reported) becomes the row's `why`. */

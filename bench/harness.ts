@@ -48,6 +48,8 @@ export interface BenchOptions {
   size: BenchSize;
   /** The command line, as recorded in the report. */
   command: string;
+  /** Told of each section and each kernel case as it finishes (a full run takes minutes). */
+  progress?: (line: string) => void;
 }
 
 // Kernels whose products take f16 values on the matrix units: their reference is PyTorch's f16
@@ -84,13 +86,20 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
   const loadAtStart = loadAverage();
   const machine = machineFacts();
   const adapter = await adapterFacts(gpu);
+  const progress = options.progress ?? (() => {});
   const bandwidth = await copyBandwidth(gpu, shapes.copyBytes, shapes.reps);
-  const kernels = await benchKernels(gpu, shapes);
+  progress(`copy: ${bandwidth.gbs.toFixed(1)} GB/s`);
+  const kernels = await benchKernels(gpu, shapes, progress);
+  progress("PyTorch matmul and copy ceilings");
   const matmulReference = torchMatmul(torchDeviceFor(gpu), matmulShapes(shapes), shapes.copyBytes);
+  progress("training step");
   const trainingStep = await benchTrainingStep(gpu, shapes.step);
+  progress("generation");
   const cardCopy = matmulReference.available ? matmulReference.copy : undefined;
   const generation = await benchGeneration(gpu, shapes.generation, shapes.largeGeneration, cardCopy ? cardCopy.gbs : bandwidth.gbs);
+  for (const g of generation) progress(`generation ${g.model}: ${g.measured ? `${g.decodeTokensPerSecond.toFixed(2)} tokens/s decode` : "not measured"}`);
   // after the 7B case has freed its weights: PyTorch then has the device's memory
+  if (shapes.largeGeneration) progress("transformers generate");
   const generationReference = torchGenerate(torchDeviceFor(gpu), shapes.largeGeneration);
   const gpuErrors = (await gpu.takeErrors()).map((d) => `${d.code} ${d.message}`);
   const intervals = [...bandwidth.samplesNs, ...kernels.flatMap((k) => k.samplesNs)];

@@ -22,7 +22,8 @@ import { matmulKernel, matmulRef, matmulUniforms, plainMatmulStrategy, strategyN
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
 import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
 import { dequantizeNf4 } from "../stdlib/quant/nf4.ts";
-import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Weight } from "../runtime/execute/nf4-weights.ts";
+import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Tensor } from "../runtime/execute/nf4-weights.ts";
+import { quantizeNf4, type Nf4Tensor } from "../stdlib/quant/nf4.ts";
 import { normBackwardInput, normBackwardRef, normForward, normForwardRef } from "../stdlib/kernels/norms.ts";
 import { attentionCases } from "./attention-cases.ts";
 import type { BenchShapes } from "./sizes.ts";
@@ -104,6 +105,12 @@ function strategyLabel(strategy: MatmulStrategy): string {
 
 class CaseBuilder {
   private readonly rng = new Random(1);
+  // The matmul cases repeat a few shapes over many kernels: each operand is drawn (and each NF4
+  // weight quantized) once per shape, and each float64 reference computed once per operands,
+  // rounding and checked rows. At full size drawing, quantizing and the reference take seconds.
+  private readonly operands = new Map<string, Float32Array>();
+  private readonly nf4Weights = new Map<string, Nf4Tensor>();
+  private readonly references = new Map<string, Float64Array>();
 
   constructor(
     private readonly gpu: GpuDevice,
@@ -116,6 +123,21 @@ class CaseBuilder {
     return { host, tensor: uploadTensor(this.gpu, dtype, shape, host) };
   }
 
+  /** A matmul operand (`role` "a" or "b"), drawn like `input` on first use of its role and shape, then shared. */
+  private operand(role: string, dtype: StorageDType, shape: number[]): { host: Float32Array; tensor: GpuTensor } {
+    const key = `${role} ${shape.join("x")}`;
+    let host = this.operands.get(key);
+    if (!host) this.operands.set(key, (host = this.rng.normalArray(shape.reduce((a, b) => a * b, 1), 0.5)));
+    return { host, tensor: uploadTensor(this.gpu, dtype, shape, host) };
+  }
+
+  /** `compute()`, once per `key`. */
+  private reference(key: string, compute: () => Float64Array): Float64Array {
+    let ref = this.references.get(key);
+    if (!ref) this.references.set(key, (ref = compute()));
+    return ref;
+  }
+
   private rows(total: number): number[] {
     return pickRows(total, this.s.checkedRows);
   }
@@ -123,8 +145,8 @@ class CaseBuilder {
   matmul(m: number, n: number, k: number, bType: StorageDType, transB: boolean, strategy: MatmulStrategy, note = ""): Case {
     const shape = { batch: 1, m, n, k };
     const layout = { transA: false, transB };
-    const a = this.input("f32", [m, k]); // (M, K)
-    const b = this.input(bType, transB ? [n, k] : [k, n]); // (N, K) or (K, N)
+    const a = this.operand("a", "f32", [m, k]); // (M, K)
+    const b = this.operand("b", bType, transB ? [n, k] : [k, n]); // (N, K) or (K, N)
     const c = createTensor(this.gpu, "f32", [m, n]); // (M, N)
     const products = productInputs(strategy);
     return {
@@ -138,9 +160,11 @@ class CaseBuilder {
       bytes: 4 * m * k + bytesPerElement(bType) * k * n + 4 * m * n,
       verify: async () => {
         const rows = this.rows(m);
-        const aRef = roundToDType(products.dtype, gather(a.host, rows, k));
-        const bRef = roundToDType(products.dtype, roundToDType(bType, b.host));
-        const ref = matmulRef(aRef, bRef, layout, { ...shape, m: rows.length });
+        const ref = this.reference(`${m}x${n}x${k} ${bType}${transB ? " (B^T)" : ""} ${products.dtype} products`, () => {
+          const aRef = roundToDType(products.dtype, gather(a.host, rows, k));
+          const bRef = roundToDType(products.dtype, roundToDType(bType, b.host));
+          return matmulRef(aRef, bRef, layout, { ...shape, m: rows.length });
+        });
         return { ...worst([[gather(await readFloats(this.gpu, c), rows, n), ref]], rowsNote(rows, m)), tolerance: products.tolerance };
       },
     };
@@ -150,8 +174,11 @@ class CaseBuilder {
   nf4Matmul(m: number, n: number, k: number, strategy: MatmulStrategy, note = ""): Case {
     const shape = { batch: 1, m, n, k, strideB: 0 };
     const layout = { transA: false, transB: true };
-    const a = this.input("f32", [m, k]); // (M, K)
-    const weight = uploadNf4Weight(this.gpu, this.rng.normalArray(n * k, 0.05), "nf4 weight"); // (N, K)
+    const a = this.operand("a", "f32", [m, k]); // (M, K)
+    const key = `${n}x${k}`;
+    let quantized = this.nf4Weights.get(key);
+    if (!quantized) this.nf4Weights.set(key, (quantized = quantizeNf4(this.rng.normalArray(n * k, 0.05))));
+    const weight = uploadNf4Tensor(this.gpu, quantized, "nf4 weight"); // (N, K)
     const c = createTensor(this.gpu, "f32", [m, n]); // (M, N)
     const products = productInputs(strategy);
     const nf4Bytes = nf4Buffers(weight).reduce((sum, t) => sum + t.buffer.size, 0);
@@ -166,9 +193,11 @@ class CaseBuilder {
       bytes: 4 * m * k + nf4Bytes + 4 * m * n,
       verify: async () => {
         const rows = this.rows(m);
-        // the dequantized weight (what the kernel decodes), rounded to the products' inputs
-        const w = roundToDType(products.dtype, dequantizeNf4(weight.host));
-        const ref = matmulRef(roundToDType(products.dtype, gather(a.host, rows, k)), w, layout, { ...shape, m: rows.length });
+        const ref = this.reference(`${m}x${n}x${k} nf4 (B^T) ${products.dtype} products`, () => {
+          // the dequantized weight (what the kernel decodes), rounded to the products' inputs
+          const w = roundToDType(products.dtype, dequantizeNf4(quantized));
+          return matmulRef(roundToDType(products.dtype, gather(a.host, rows, k)), w, layout, { ...shape, m: rows.length });
+        });
         return { ...worst([[gather(await readFloats(this.gpu, c), rows, n), ref]], rowsNote(rows, m)), tolerance: products.tolerance };
       },
     };
@@ -480,6 +509,8 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   yield b.matmul(m, n, k, "f32", false, "tiled", ", scalar loads");
   // a frozen base weight of the FFN up-projection, stored (N, K) in bf16 as LoRA keeps it
   yield b.matmul(...ffnUp, "bf16", true, preferred, ", FFN up");
+  // and in f32, as the engine stores it (the forward of a linear in training)
+  yield b.matmul(...ffnUp, "f32", true, preferred, ", FFN up");
   const sub = subgroupMatrixStrategyFor(gpu.adapter);
   if (sub) {
     yield b.matmul(sq, sq, sq, "f32", false, sub);
@@ -491,13 +522,14 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
     // QLoRA's frozen FFN up-projection, and the same on the plain strategy for comparison
     yield b.nf4Matmul(...ffnUp, sub, ", FFN up");
     yield b.nf4Matmul(...ffnUp, preferred, ", FFN up");
-    // the tiling presets side by side: weights stored (N, K) in f16; the square shape, the FFN
-    // up-projection, and ragged M and N over an aligned K (the vec4 fills' edges)
+    // the tiling presets side by side, weights stored (N, K): the square shape in f16 (PyTorch's
+    // f16 matmul is its reference), the FFN up-projection in f32 (as the engine stores weights),
+    // and ragged M and N over an aligned K (the vec4 fills' edges)
     for (const tiling of Object.keys(SUBGROUP_TILINGS) as SubgroupTilingName[]) {
       if (tiling === "one-subgroup") continue;
       const preset = { ...sub, tiling };
       if (tiling !== DEFAULT_SUBGROUP_TILING) yield b.matmul(sq, sq, sq, "f16", true, preset);
-      yield b.matmul(...ffnUp, "f16", true, preset, ", FFN up");
+      yield b.matmul(...ffnUp, "f32", true, preset, ", FFN up");
       yield b.matmul(m, n, sq, "f16", true, preset, ", ragged M and N");
     }
   }

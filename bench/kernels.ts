@@ -84,22 +84,32 @@ function failed(c: Case, error: string): KernelResult {
 }
 
 /** Checks and times every benchmarked kernel at shapes `s`; a case that cannot run is a failed row. */
-export function benchKernels(gpu: GpuDevice, s: BenchShapes): Promise<KernelResult[]> {
-  return runCases(gpu, kernelCases(gpu, s), s.reps);
+export function benchKernels(gpu: GpuDevice, s: BenchShapes, progress?: (line: string) => void): Promise<KernelResult[]> {
+  return runCases(gpu, kernelCases(gpu, s), s.reps, progress);
 }
 
 /** Checks and times `cases` one after the other, destroying each one's tensors after it. */
-export async function runCases(gpu: GpuDevice, cases: Iterable<Case>, reps: number): Promise<KernelResult[]> {
+export async function runCases(gpu: GpuDevice, cases: Iterable<Case>, reps: number, progress?: (line: string) => void): Promise<KernelResult[]> {
   const results: KernelResult[] = [];
   for (const c of cases) {
+    let result: KernelResult;
     try {
-      results.push(await runCase(gpu, c, reps));
+      result = await runCase(gpu, c, reps);
     } catch (e) {
       // e.g. reading back from a lost device: recorded so the other cases still run
-      results.push(failed(c, e instanceof Error ? e.message : String(e)));
+      result = failed(c, e instanceof Error ? e.message : String(e));
     } finally {
       for (const t of Object.values(c.tensors)) t.destroy();
     }
+    results.push(result);
+    progress?.(progressLine(result));
   }
   return results;
+}
+
+/** One line per finished case, so a run cut short still shows what it measured. */
+function progressLine(r: KernelResult): string {
+  if (r.error) return `${r.label} ${r.shape}: FAIL ${r.error}`;
+  const rate = r.gflops !== undefined ? `${r.gflops.toFixed(1)} GFLOP/s` : `${r.gbs.toFixed(1)} GB/s`;
+  return `${r.label} ${r.shape}: ${(r.nsPerDispatch / 1e6).toFixed(3)} ms, ${rate}, relative error ${r.check.relativeError.toExponential(2)}`;
 }

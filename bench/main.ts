@@ -41,7 +41,7 @@ if (!opened.ok) {
 }
 const gpu = opened.value;
 const command = ["npm run bench --", ...process.argv.slice(2)].join(" ");
-const report = await runBench(gpu, { size, command });
+const report = await runBench(gpu, { size, command, progress: (line) => process.stderr.write(`bench: ${line}\n`) });
 gpu.destroy();
 const markdown = reportMarkdown(report);
 if (out) writeFileSync(out, markdown);

@@ -104,9 +104,9 @@ function scoresAndGradients(lefts1: string, lefts2: string, at1: string, at2: st
     range(width / c.N).map((y) =>
       lines([
         product(`s${y}`, true, names(lefts1), "f16_tile", (x) => `${at1}${x * c.K * width + y * c.N}u`, widthName, types),
-        `      subgroupMatrixStore(&f32_tile, row0 * ${widthName} + ${y * c.N}u, s${y}, false, ${widthName});`,
+        `      subgroupMatrixStore<row_major>(&f32_tile, row0 * ${widthName} + ${y * c.N}u, s${y}, ${widthName});`,
         product(`dp${y}`, true, names(lefts2), "f16_tile", (x) => `${at2}${x * c.K * width + y * c.N}u`, widthName, types),
-        `      subgroupMatrixStore(&f32_tile, DP_AT + row0 * ${widthName} + ${y * c.N}u, dp${y}, false, ${widthName});`,
+        `      subgroupMatrixStore<row_major>(&f32_tile, DP_AT + row0 * ${widthName} + ${y * c.N}u, dp${y}, ${widthName});`,
       ]),
     ),
   );
@@ -114,7 +114,7 @@ function scoresAndGradients(lefts1: string, lefts2: string, at1: string, at2: st
 
 /** WGSL: stores result matrices `NAMEy` (y = 0..n-1, N columns each) of this subgroup's rows to `f32_tile` (rows, D), then writes them out. */
 function storeResults(names: string[], c: { N: number }): string {
-  return lines(names.map((name, y) => `    subgroupMatrixStore(&f32_tile, row0 * D + ${y * c.N}u, ${name}, false, D);`));
+  return lines(names.map((name, y) => `    subgroupMatrixStore<row_major>(&f32_tile, row0 * D + ${y * c.N}u, ${name}, D);`));
 }
 
 /** The dQ kernel: bindings and uniforms of attention-backward.ts's dQ kernel. */

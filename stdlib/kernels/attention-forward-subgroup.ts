@@ -188,13 +188,13 @@ type MatrixTypes = ReturnType<typeof matrixTypes>;
  * loaded from `array` at `offset(x)` with `stride`.
  */
 export function product(acc: string, fresh: boolean, lefts: string[], array: string, offset: (x: number) => string, stride: string, types: MatrixTypes): string {
-  const steps = lefts.map((l, x) => `      ${acc} = subgroupMatrixMultiplyAccumulate(${l}, subgroupMatrixLoad<${types.right}>(&${array}, ${offset(x)}, false, ${stride}), ${acc});`);
+  const steps = lefts.map((l, x) => `      ${acc} = subgroupMatrixMultiplyAccumulate(${l}, subgroupMatrixLoad<${types.right}, row_major>(&${array}, ${offset(x)}, ${stride}), ${acc});`);
   return lines(fresh ? [`      var ${acc} = ${types.result}();`, ...steps] : steps);
 }
 
 /** WGSL: `let NAMEx` = left matrix x = 0..n-1 of `array` at `offset(x)` with `stride`. */
 export function loadLefts(name: string, n: number, array: string, offset: (x: number) => string, stride: string, types: MatrixTypes, indent = "      "): string {
-  return lines(range(n).map((x) => `${indent}let ${name}${x} = subgroupMatrixLoad<${types.left}>(&${array}, ${offset(x)}, false, ${stride});`));
+  return lines(range(n).map((x) => `${indent}let ${name}${x} = subgroupMatrixLoad<${types.left}, row_major>(&${array}, ${offset(x)}, ${stride});`));
 }
 
 /**
@@ -216,15 +216,15 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   const scores = range(BK / c.N).map((y) =>
     lines([
       product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * BK + y * c.N}u`, "BLOCK_K", types),
-      `      subgroupMatrixStore(&s_tile, row0 * BLOCK_K + ${y * c.N}u, s${y}, false, BLOCK_K);`,
+      `      subgroupMatrixStore<row_major>(&s_tile, row0 * BLOCK_K + ${y * c.N}u, s${y}, BLOCK_K);`,
     ]),
   );
   // O (M, D) += P V, P stored [row][key], V stored [key][d] after K^T
   const update = range(D / c.N).map((y) =>
     lines([
-      `      var o${y} = subgroupMatrixLoad<${types.result}>(&o_tile, row0 * D + ${y * c.N}u, false, D);`,
+      `      var o${y} = subgroupMatrixLoad<${types.result}, row_major>(&o_tile, row0 * D + ${y * c.N}u, D);`,
       product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${x * c.K * D + y * c.N}u`, "D", types),
-      `      subgroupMatrixStore(&o_tile, row0 * D + ${y * c.N}u, o${y}, false, D);`,
+      `      subgroupMatrixStore<row_major>(&o_tile, row0 * D + ${y * c.N}u, o${y}, D);`,
     ]),
   );
   const { scope } = subgroupRows(layout);

@@ -26,9 +26,8 @@
 // local index / subgroup size, which the WGSL uniformity analysis cannot prove uniform per
 // subgroup: that check is switched off around the matrix calls, which relies on subgroups
 // being consecutive local indices (full subgroups of the adapter's fixed size, as on NVIDIA).
-// The one-subgroup tiling makes no such assumption. Loads and stores use the form with a runtime
-// `col_major` argument (false: row-major), which this Dawn marks deprecated but which is the one
-// checked exact on NVIDIA; the templated form replacing it is newer than some Dawn builds.
+// The one-subgroup tiling makes no such assumption. Loads and stores name their layout as a
+// template argument (`row_major`), the form this Dawn accepts without a deprecation warning.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { MATMUL_UNIFORMS, matmulBindings, matmulStoreFunctions, matmulTile4Function, matmulVariant, type MatmulOptions } from "./matmul.ts";
@@ -47,6 +46,11 @@ export interface SubgroupTiling {
   pad: number;
   /** Two tile sets, one barrier per K step. */
   doubleBuffer: boolean;
+  /**
+   * Where B is stored (N, K) (a weight in x Wᵀ), keep its tile [n][k] as stored and load the
+   * right matrices column-major: the fill becomes a straight copy instead of a transpose.
+   */
+  nkB: boolean;
 }
 
 // Predictions for NVIDIA H200 (tensor cores through Vulkan cooperative matrices), against
@@ -63,16 +67,22 @@ export interface SubgroupTiling {
 //   wg128-sg64x64 with more warps to hide latency and fewer registers each -> expect ~1.5-2x.
 // - "wg128x64-bk64": 128x64 tile, 4 subgroups of 64x32, K steps of 64: half the barriers per K
 //   and twice the products per fill -> expect ~1.3-1.6x.
+// Measured there (bench/RESULTS.md, 4096^3, f16 B stored (N, K)): wg64 14.5 TFLOP/s,
+// wg64-vec4-pad 16.5, both below the tiled f32 kernel's 28.9 on a non-transposed f32 B. The
+// "-nk" presets keep a B stored (N, K) as stored (`nkB`), for x Wᵀ, the forward of every linear.
 // Workgroup memory (f16 tiles + f32 scratch) stays within 32 KiB for the 16x16 f32 configuration.
 /** The named tilings; "one-subgroup" runs one subgroup per workgroup (no assumption on subgroup membership). */
 export const SUBGROUP_TILINGS = {
-  wg64: { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false },
-  "one-subgroup": { grid: [1, 1], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false },
-  "wg64-vec4-pad": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false },
-  "wg64-double": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true },
-  "wg128-sg64x64": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false },
-  "wg128-8sg": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false },
-  "wg128x64-bk64": { grid: [2, 2], perSubgroup: [64, 32], bk: 64, vec4: true, pad: 8, doubleBuffer: false },
+  wg64: { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false, nkB: false },
+  "one-subgroup": { grid: [1, 1], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false, nkB: false },
+  "wg64-vec4-pad": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
+  "wg64-double": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true, nkB: false },
+  "wg128-sg64x64": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
+  "wg128-8sg": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
+  "wg128x64-bk64": { grid: [2, 2], perSubgroup: [64, 32], bk: 64, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
+  "wg64-double-nk": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true, nkB: true },
+  "wg128-8sg-nk": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true },
+  "wg128-sg64x64-nk": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true },
 } as const satisfies Record<string, SubgroupTiling>;
 
 /** A preset's name. */
@@ -133,20 +143,25 @@ export function subgroupMatrixTolerance(config: SubgroupMatrixConfig): number {
   return config.resultComponentType === "f32" ? 1e-4 : 3e-2;
 }
 
-/** Bytes of workgroup memory the kernel declares: f16 tiles (two sets when double-buffered) and one result matrix per subgroup. */
-export function subgroupMatrixWorkgroupBytes(c: SubgroupMatrixConfig, t: SubgroupTiling): number {
-  const g = geometry(t);
+/**
+ * Bytes of workgroup memory the kernel declares: f16 tiles (two sets when double-buffered) and
+ * one result matrix per subgroup. B's tile depends on whether B is stored (N, K) (`transB`);
+ * without `transB`, the larger of the two.
+ */
+export function subgroupMatrixWorkgroupBytes(c: SubgroupMatrixConfig, t: SubgroupTiling, transB?: boolean): number {
+  const layouts = transB === undefined ? [false, t.nkB] : [t.nkB && transB];
+  const g = layouts.map((nk) => geometry(t, nk)).reduce((x, y) => (x.tileB >= y.tileB ? x : y));
   const tiles = (g.tileA + g.tileB) * (t.doubleBuffer ? 2 : 1) * 2;
   return tiles + g.subgroups * c.M * c.N * (c.resultComponentType === "f32" ? 4 : 2);
 }
 
-// Sizes derived from a tiling, in elements.
-function geometry(t: SubgroupTiling) {
+// Sizes derived from a tiling, in elements; `nk`: B's tile is [n][k] (see `nkB`).
+function geometry(t: SubgroupTiling, nk: boolean) {
   const tileM = t.grid[0] * t.perSubgroup[0]; // output rows per workgroup
   const tileN = t.grid[1] * t.perSubgroup[1]; // and columns
   const strideA = t.bk + t.pad; // tile_a is [tileM][bk], rows padded
-  const strideB = tileN + t.pad; // tile_b is [bk][tileN], rows padded
-  return { tileM, tileN, strideA, strideB, tileA: tileM * strideA, tileB: t.bk * strideB, subgroups: t.grid[0] * t.grid[1] };
+  const strideB = nk ? t.bk + t.pad : tileN + t.pad; // tile_b is [tileN][bk] or [bk][tileN], rows padded
+  return { tileM, tileN, strideA, strideB, tileA: tileM * strideA, tileB: (nk ? tileN : t.bk) * strideB, subgroups: t.grid[0] * t.grid[1] };
 }
 
 // One operand's tile in workgroup memory: `tile` (f16, at offset `buf` of the current set) holds
@@ -203,7 +218,7 @@ ${stores.join("\n")}
 
 /** Compact text of a tiling's parameters, e.g. "2x2 of 32x32, bk32" (variant keys and bench labels). */
 export function tilingKey(t: SubgroupTiling): string {
-  const extras = [t.vec4 ? "vec4" : "", t.pad ? `pad${t.pad}` : "", t.doubleBuffer ? "double" : ""].filter(Boolean);
+  const extras = [t.vec4 ? "vec4" : "", t.pad ? `pad${t.pad}` : "", t.doubleBuffer ? "double" : "", t.nkB ? "nkB" : ""].filter(Boolean);
   return [`${t.grid[0]}x${t.grid[1]} of ${t.perSubgroup[0]}x${t.perSubgroup[1]}`, `bk${t.bk}`, ...extras].join(", ");
 }
 
@@ -217,7 +232,8 @@ export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy, 
   invariant(c.componentType === "f16" && fits(c, s.subgroupSize, t), `subgroup-matrix config ${c.componentType} ${c.M}x${c.N}x${c.K} does not fit the tiling ${tilingKey(t)} with ${s.subgroupSize} lanes`);
   invariant(t.pad % 8 === 0 && t.bk % 4 === 0, "tile rows stay 16-byte aligned");
   const sg = s.subgroupSize;
-  const g = geometry(t);
+  const nk = t.nkB && o.transB;
+  const g = geometry(t, nk);
   const wg = g.subgroups * sg;
   const result = c.resultComponentType;
   const rows = t.perSubgroup[0] / c.M; // result matrices per subgroup down M
@@ -231,16 +247,21 @@ export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy, 
   const useVecA = t.vec4 && vecA;
   const useVecB = t.vec4 && vecB;
   const fillA: TileFill = { tile: "tile_a", name: "a", alongK: !o.transA, kMajor: false, rDim: "M", r0: "m0", side: g.tileM, stride: g.strideA };
-  const fillB: TileFill = { tile: "tile_b", name: "b", alongK: o.transB, kMajor: true, rDim: "N", r0: "n0", side: g.tileN, stride: g.strideB };
+  const fillB: TileFill = { tile: "tile_b", name: "b", alongK: o.transB, kMajor: !nk, rDim: "N", r0: "n0", side: g.tileN, stride: g.strideB };
   const fill = (f: TileFill) => (t.vec4 ? quadFill(f, t.bk, wg) : scalarFill(f, t.bk, wg));
   const steps = Array.from({ length: t.bk / c.K }, (_, kk) => {
-    const lefts = Array.from({ length: rows }, (_, i) => `      let l${i} = subgroupMatrixLoad<${left}>(&tile_a, buf_a + (sm + ${i * c.M}u) * ${g.strideA}u + ${kk * c.K}u, false, ${g.strideA}u);`);
-    const rights = Array.from({ length: cols }, (_, j) => `      let r${j} = subgroupMatrixLoad<${right}>(&tile_b, buf_b + ${kk * c.K * g.strideB}u + sn + ${j * c.N}u, false, ${g.strideB}u);`);
+    const lefts = Array.from({ length: rows }, (_, i) => `      let l${i} = subgroupMatrixLoad<${left}, row_major>(&tile_a, buf_a + (sm + ${i * c.M}u) * ${g.strideA}u + ${kk * c.K}u, ${g.strideA}u);`);
+    // element (k, n) of a right matrix: tile_b[k][n] row-major, or tile_b[n][k] read column-major
+    const rights = Array.from({ length: cols }, (_, j) =>
+      nk
+        ? `      let r${j} = subgroupMatrixLoad<${right}, col_major>(&tile_b, buf_b + (sn + ${j * c.N}u) * ${g.strideB}u + ${kk * c.K}u, ${g.strideB}u);`
+        : `      let r${j} = subgroupMatrixLoad<${right}, row_major>(&tile_b, buf_b + ${kk * c.K * g.strideB}u + sn + ${j * c.N}u, ${g.strideB}u);`,
+    );
     const products = pairs.map(([i, j]) => `      acc_${i}_${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, acc_${i}_${j});`);
     return `    {\n${[...lefts, ...rights, ...products].join("\n")}\n    }`;
   });
   const epilogue = pairs.map(
-    ([i, j]) => `  subgroupMatrixStore(&scratch, sg_base, acc_${i}_${j}, false, ${c.N}u);
+    ([i, j]) => `  subgroupMatrixStore<row_major>(&scratch, sg_base, acc_${i}_${j}, ${c.N}u);
   workgroupBarrier();
   for (var e = 0u; e < ${perLane}u; e++) {
     let x = lane + e * ${sg}u;
@@ -264,7 +285,7 @@ export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy, 
     dispatch: (u) => [ceilDiv(u.N, g.tileN), ceilDiv(u.M, g.tileM), u.batch],
     enables: ["f16", "chromium_experimental_subgroup_matrix"],
     declarations: `${t.vec4 ? `${matmulTile4Function("a", useVecA)}\n${matmulTile4Function("b", useVecB)}\n` : ""}var<workgroup> tile_a: array<f16, ${sets * g.tileA}>; // [m][k] of the step, per set
-var<workgroup> tile_b: array<f16, ${sets * g.tileB}>; // [k][n] of the step, per set
+var<workgroup> tile_b: array<f16, ${sets * g.tileB}>; // ${nk ? "[n][k]" : "[k][n]"} of the step, per set
 var<workgroup> scratch: array<${result}, ${g.subgroups * c.M * c.N}>; // one result matrix per subgroup
 ${matmulStoreFunctions(o)}`,
     body: `  let m0 = wid.y * ${g.tileM}u;

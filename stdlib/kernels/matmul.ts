@@ -10,12 +10,13 @@
 //   Vulkan cooperative matrices): matmul-subgroup.ts; products take f16 inputs.
 // - decode-shaped launches (W stored (N, K), at most 8 rows) take matmul-gemv.ts, which streams W
 //   once, with every strategy but "registers": lavapipe decodes faster with the registers kernel.
-// The environment variable SFT_MATMUL=tiled|registers|subgroup-matrix overrides the choice.
+// The environment variable SFT_MATMUL=tiled|registers|subgroup-matrix overrides the choice, and
+// SFT_MATMUL_TILING=<preset of SUBGROUP_TILINGS> the subgroup-matrix kernel's tiling.
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import type { StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
 import { gemvFits, gemvSpec } from "./matmul-gemv.ts";
-import { subgroupMatrixConfigFor, subgroupMatrixSpec, type SubgroupMatrixConfig, type SubgroupMatrixStrategy } from "./matmul-subgroup.ts";
+import { SUBGROUP_TILINGS, subgroupMatrixConfigFor, subgroupMatrixSpec, type SubgroupMatrixConfig, type SubgroupMatrixStrategy, type SubgroupTilingName } from "./matmul-subgroup.ts";
 
 const TILE = 64; // tiled: output rows and columns per workgroup
 const BK = 16; // tiled: K per step
@@ -41,11 +42,17 @@ export interface MatmulAdapter {
 /**
  * The strategy for an adapter: subgroup matrices where the adapter has the feature, shader-f16,
  * a fixed subgroup size and an f16 configuration; "registers" on CPU adapters; else "tiled".
- * SFT_MATMUL in `env` overrides the choice; an unknown name, or subgroup matrices where the
- * adapter has none, is a diagnostic.
+ * SFT_MATMUL in `env` overrides the choice and SFT_MATMUL_TILING the subgroup-matrix tiling; an
+ * unknown name, or subgroup matrices where the adapter has none, is a diagnostic.
  */
 export function matmulStrategyFor(adapter: MatmulAdapter, env: Readonly<Record<string, string | undefined>> = process.env): Result<MatmulStrategy> {
-  const subgroup = subgroupMatrixStrategyFor(adapter);
+  const tiling = env.SFT_MATMUL_TILING?.trim();
+  if (tiling && !Object.hasOwn(SUBGROUP_TILINGS, tiling))
+    return fail(
+      diag("SFT2018", `SFT_MATMUL_TILING='${tiling}' is not a tiling preset`, { where: "SFT_MATMUL_TILING", hint: `Use one of ${Object.keys(SUBGROUP_TILINGS).join(", ")}, or unset it.` }),
+    );
+  const found = subgroupMatrixStrategyFor(adapter);
+  const subgroup = found && tiling ? { ...found, tiling: tiling as SubgroupTilingName } : found;
   const fallback = plainMatmulStrategy(adapter.architecture);
   const wanted = env.SFT_MATMUL?.trim();
   if (!wanted) return ok(subgroup ?? fallback);

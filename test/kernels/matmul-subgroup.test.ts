@@ -80,6 +80,16 @@ test("strategy at device start: subgroup matrices where offered, else tiled (reg
   assert.ok(!unknown.ok);
   assert.is(unknown.diagnostics[0].code, "SFT2018");
   assert.match(unknown.diagnostics[0].message, "tensor-cores");
+
+  const preset = matmulStrategyFor(adapter([F16_F32_16]), { SFT_MATMUL_TILING: "wg128-8sg-nk" });
+  assert.ok(preset.ok && typeof preset.value === "object" && preset.value.tiling === "wg128-8sg-nk", "SFT_MATMUL_TILING picks the preset");
+  const plain = matmulStrategyFor(adapter([F16_F32_16]), { SFT_MATMUL: "tiled", SFT_MATMUL_TILING: "wg64" });
+  assert.ok(plain.ok && plain.value === "tiled", "a tiling does not bring subgroup matrices back");
+  const badTiling = matmulStrategyFor(adapter([F16_F32_16]), { SFT_MATMUL_TILING: "huge" });
+  assert.ok(!badTiling.ok);
+  assert.is(badTiling.diagnostics[0].code, "SFT2018");
+  assert.is(badTiling.diagnostics[0].where, "SFT_MATMUL_TILING");
+  assert.match(badTiling.diagnostics[0].hint ?? "", "wg128-8sg-nk");
 });
 
 const strategy = (c: SubgroupMatrixConfig, subgroupSize: number, tiling: SubgroupTilingName): SubgroupMatrixStrategy => ({ kind: "subgroup-matrix", config: c, subgroupSize, tiling });
@@ -161,7 +171,8 @@ test("the WGSL compiles and validates (Dawn null backend): every tiling, dtypes,
       const s = strategy(c, t.grid[0] * t.grid[1] === 1 ? subgroupSize : 32, tiling);
       const bytes = subgroupMatrixWorkgroupBytes(c, t);
       assert.ok(bytes <= TARGET_WORKGROUP_BYTES, `${tiling}: ${bytes} bytes of workgroup memory`);
-      const check = async (spec: KernelSpec) => {
+      const check = async (spec: KernelSpec, transB: boolean) => {
+        const bytes = subgroupMatrixWorkgroupBytes(c, t, transB);
         const errors = await kernelErrors(device, spec, true);
         // Dawn: "The total use of workgroup storage (N bytes) is larger than the maximum allowed (L bytes)"
         const storage = errors.flatMap((m) => [...m.matchAll(/use of workgroup storage \((\d+) bytes\)/g)].map((x) => Number(x[1])));
@@ -173,8 +184,8 @@ test("the WGSL compiles and validates (Dawn null backend): every tiling, dtypes,
         else compiledOnly++;
       };
       for (const shape of shapes) {
-        for (const o of options) await check(subgroupKernel(o, shape, s));
-        await check(nf4MatmulKernel(F32_NT, shape, s));
+        for (const o of options) await check(subgroupKernel(o, shape, s), o.transB);
+        await check(nf4MatmulKernel(F32_NT, shape, s), true);
       }
     }
   console.log(`    ${validated} kernels validated as pipelines, ${compiledOnly} compiled with only the null device's ${limit}-byte workgroup storage limit refusing the pipeline`);

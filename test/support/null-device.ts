@@ -25,12 +25,15 @@ export async function openNullDevice(): Promise<NullDevice | undefined> {
   return { device, subgroupSize, workgroupBytes: device.limits.maxComputeWorkgroupStorageSize, held };
 }
 
-/** Tint's errors for `spec`, then, with `pipeline`, the pipeline's. */
+/**
+ * Tint's errors and warnings for `spec`, then, with `pipeline`, the pipeline's. Warnings count:
+ * Dawn prints each one to the console at every compile (a deprecated builtin in a kernel would
+ * print hundreds of lines into every run on a GPU).
+ */
 export async function kernelErrors(device: GPUDevice, spec: KernelSpec, pipeline: boolean): Promise<string[]> {
   device.pushErrorScope("validation");
   const module = device.createShaderModule({ code: kernelSource(spec) });
-  // errors only: the subgroup-matrix loads and stores draw "deprecated builtin" warnings
-  const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === "error").map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+  const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type !== "info").map((m) => `${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`);
   if (pipeline) {
     try {
       await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" } });

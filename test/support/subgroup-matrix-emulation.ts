@@ -3,8 +3,10 @@
 // checked exact on NVIDIA:
 // - subgroup_matrix_left<T, K, M> is M x K, right<T, N, K> is K x N, result<T, N, M> is M x N
 //   (the template gives columns, then rows);
-// - subgroupMatrixLoad(&array, offset, false, stride) reads element (r, c) at
-//   offset + r * stride + c (row-major), subgroupMatrixStore writes it there;
+// - subgroupMatrixLoad<T, row_major>(&array, offset, stride) reads element (r, c) at
+//   offset + r * stride + c, subgroupMatrixStore<row_major> writes it there; col_major reads
+//   and writes offset + c * stride + r (row-major was checked exact on NVIDIA; column-major is
+//   the documented meaning, which the device self-check and the bench confirm there);
 // - subgroupMatrixMultiplyAccumulate(l, r, acc) returns acc + l x r.
 // One invocation holds a whole matrix: generate the kernel with a subgroup size of 1 and every
 // "subgroup" is one invocation. Values keep their element type's precision (an f16 value is
@@ -28,9 +30,9 @@ import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.
 type Kind = "left" | "right" | "result";
 
 const MATRIX_TYPE = /subgroup_matrix_(left|right|result)<(\w+), (\d+), (\d+)>/g;
-const LOAD = /subgroupMatrixLoad<subgroup_matrix_(left|right|result)<\w+, \d+, \d+>>\(/g;
+const LOAD = /subgroupMatrixLoad<subgroup_matrix_(left|right|result)<\w+, \d+, \d+>, (\w+)>\(/g;
 const ZERO = /subgroup_matrix_(left|right|result)<\w+, \d+, \d+>\(\)/g;
-const STORE = /subgroupMatrixStore\(/g;
+const STORE = /subgroupMatrixStore<(\w+)>\(/g;
 const MMA = /subgroupMatrixMultiplyAccumulate\(/g;
 
 // The element type of every array a matrix may be loaded from or stored to: the kernel's
@@ -74,12 +76,12 @@ function rewriteCalls(text: string, callee: RegExp, by: (m: RegExpExecArray, arg
   }
 }
 
-// `&name` of a load or store, and its col_major argument, which must be false (row-major is the
-// meaning checked on the device)
-function arrayOf(pointer: string, colMajor: string): string {
+// The emulating function's name part for a load or store: its layout ("rm" or "cm") and the
+// array `&name` points to.
+function target(pointer: string, layout: string): string {
   assert.match(pointer, /^&\w+$/, `a subgroup-matrix load or store names its array: ${pointer}`);
-  assert.is(colMajor, "false", "subgroup-matrix loads and stores are row-major");
-  return pointer.slice(1);
+  assert.ok(layout === "row_major" || layout === "col_major", `subgroup-matrix layout ${layout}`);
+  return `${layout === "row_major" ? "rm" : "cm"}_${pointer.slice(1)}`;
 }
 
 const matrixSize = (c: SubgroupMatrixConfig) => Math.max(c.M * c.K, c.K * c.N, c.M * c.N);
@@ -89,25 +91,27 @@ function declarations(c: SubgroupMatrixConfig, spec: KernelSpec, text: string, n
   const element: Record<Kind, string> = { left: c.componentType, right: c.componentType, result: c.resultComponentType };
   const size = matrixSize(c);
   const types = arrayTypes(spec);
-  // element i of a rows x cols matrix is (i / cols, i % cols), stored at offset + row * stride + col
-  const loop = (rows: number, cols: number, inner: string) => `for (var i = 0u; i < emu_dim(${rows * cols}u); i++) {
-    let at = offset + (i / ${cols}u) * stride + i % ${cols}u;
+  // element i of a rows x cols matrix is (i / cols, i % cols), stored at offset + row * stride
+  // + col (rm, row-major) or offset + col * stride + row (cm, column-major)
+  const loop = (layout: string, rows: number, cols: number, inner: string) => `for (var i = 0u; i < emu_dim(${rows * cols}u); i++) {
+    let at = offset + ${layout === "rm" ? `(i / ${cols}u) * stride + i % ${cols}u` : `(i % ${cols}u) * stride + i / ${cols}u`};
     ${inner}
   }`;
-  const loads = [...new Set([...text.matchAll(/emu_load_(left|right|result)_(\w+)\(/g)].map((m) => `${m[1]} ${m[2]}`))].map((key) => {
-    const [kind, array] = key.split(" ") as [Kind, string];
+  const loads = [...new Set([...text.matchAll(/emu_load_(left|right|result)_(rm|cm)_(\w+)\(/g)].map((m) => `${m[1]} ${m[2]} ${m[3]}`))].map((key) => {
+    const [kind, layout, array] = key.split(" ") as [Kind, string, string];
     assert.ok(types.has(array), `emulated subgroupMatrixLoad from '${array}', an array of f16 or f32`);
     const [rows, cols] = dims[kind];
-    return `fn emu_load_${kind}_${array}(slot: u32, offset: u32, stride: u32) -> Emu_${kind} {
-  ${loop(rows, cols, `emu_values[emu_at(slot) + i] = f32(${element[kind]}(${array}[at]));`)}
+    return `fn emu_load_${kind}_${layout}_${array}(slot: u32, offset: u32, stride: u32) -> Emu_${kind} {
+  ${loop(layout, rows, cols, `emu_values[emu_at(slot) + i] = f32(${element[kind]}(${array}[at]));`)}
   return Emu_${kind}(slot);
 }`;
   });
-  const stores = [...new Set([...text.matchAll(/emu_store_(\w+)\(/g)].map((m) => m[1]))].map((array) => {
+  const stores = [...new Set([...text.matchAll(/emu_store_(rm|cm)_(\w+)\(/g)].map((m) => `${m[1]} ${m[2]}`))].map((key) => {
+    const [layout, array] = key.split(" ");
     assert.ok(types.has(array), `emulated subgroupMatrixStore to '${array}', an array of f16 or f32`);
     const [rows, cols] = dims.result;
-    return `fn emu_store_${array}(offset: u32, m: Emu_result, stride: u32) {
-  ${loop(rows, cols, `${array}[at] = ${types.get(array)}(emu_values[emu_at(m.slot) + i]);`)}
+    return `fn emu_store_${layout}_${array}(offset: u32, m: Emu_result, stride: u32) {
+  ${loop(layout, rows, cols, `${array}[at] = ${types.get(array)}(emu_values[emu_at(m.slot) + i]);`)}
 }`;
   });
   const zeros = [...new Set([...text.matchAll(/emu_zero_(left|right|result)\(/g)].map((m) => m[1] as Kind))].map(
@@ -160,8 +164,8 @@ export function emulateSubgroupMatrices(spec: KernelSpec, c: SubgroupMatrixConfi
   }
   let slots = 0;
   const rewrite = (wgsl: string) => {
-    const loaded = rewriteCalls(wgsl, LOAD, (m, [pointer, offset, colMajor, stride]) => `emu_load_${m[1]}_${arrayOf(pointer, colMajor)}(${slots++}u, ${offset}, ${stride})`);
-    const stored = rewriteCalls(loaded, STORE, (_, [pointer, offset, value, colMajor, stride]) => `emu_store_${arrayOf(pointer, colMajor)}(${offset}, ${value}, ${stride})`);
+    const loaded = rewriteCalls(wgsl, LOAD, (m, [pointer, offset, stride]) => `emu_load_${m[1]}_${target(pointer, m[2])}(${slots++}u, ${offset}, ${stride})`);
+    const stored = rewriteCalls(loaded, STORE, (m, [pointer, offset, value, stride]) => `emu_store_${target(pointer, m[1])}(${offset}, ${value}, ${stride})`);
     // x = mma(l, r, x) adds into x's slot; any other product gets a slot of its own
     const multiplied = rewriteCalls(stored, MMA, (_, args, before) => {
       assert.is(args.length, 3, "subgroupMatrixMultiplyAccumulate takes 3 arguments");
