@@ -34,8 +34,10 @@ export interface BenchReport {
   bandwidth: CopyBandwidth;
   matmulReference: TorchReference;
   kernels: KernelRow[];
-  /** The quickstart model's training step, sftc on the adapter and PyTorch CPU. */
-  trainingStep: TrainStepResult;
+  /** The sections this run measured (`--sections`; the copy and the adapter always run). */
+  sections: BenchSection[];
+  /** The quickstart model's training step, sftc on the adapter and PyTorch CPU; absent when not run. */
+  trainingStep?: TrainStepResult;
   /** Prefill and decode of the tiny model and (full size) the 7B-sized one. */
   generation: GenerationCase[];
   /** transformers' generate of the 7B-sized model (full size, NVIDIA adapters), or why not. */
@@ -44,8 +46,16 @@ export interface BenchReport {
   gpuErrors: string[];
 }
 
+/** The parts of a run that `--sections` selects. */
+export const BENCH_SECTIONS = ["kernels", "ceilings", "step", "generation"] as const;
+export type BenchSection = (typeof BENCH_SECTIONS)[number];
+
 export interface BenchOptions {
   size: BenchSize;
+  /** The sections to run (default all): a run on a GPU with little time can be split. */
+  sections?: readonly BenchSection[];
+  /** Only the kernel cases whose label matches (each case is still built, then skipped). */
+  kernelFilter?: RegExp;
   /** The command line, as recorded in the report. */
   command: string;
   /** Told of each section and each kernel case as it finishes (a full run takes minutes). */
@@ -87,20 +97,22 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
   const machine = machineFacts();
   const adapter = await adapterFacts(gpu);
   const progress = options.progress ?? (() => {});
+  const sections = options.sections ?? BENCH_SECTIONS;
+  const runs = (section: BenchSection) => sections.includes(section);
+  const notRun = { available: false, why: "not run (--sections)" } as const;
   const bandwidth = await copyBandwidth(gpu, shapes.copyBytes, shapes.reps);
   progress(`copy: ${bandwidth.gbs.toFixed(1)} GB/s`);
-  const kernels = await benchKernels(gpu, shapes, progress);
-  progress("PyTorch matmul and copy ceilings");
-  const matmulReference = torchMatmul(torchDeviceFor(gpu), matmulShapes(shapes), shapes.copyBytes);
-  progress("training step");
-  const trainingStep = await benchTrainingStep(gpu, shapes.step);
-  progress("generation");
+  const kernels = runs("kernels") ? await benchKernels(gpu, shapes, { progress, filter: options.kernelFilter }) : [];
+  if (runs("ceilings")) progress("PyTorch matmul and copy ceilings");
+  const matmulReference = runs("ceilings") ? torchMatmul(torchDeviceFor(gpu), matmulShapes(shapes), shapes.copyBytes) : notRun;
+  if (runs("step")) progress("training step");
+  const trainingStep = runs("step") ? await benchTrainingStep(gpu, shapes.step) : undefined;
   const cardCopy = matmulReference.available ? matmulReference.copy : undefined;
-  const generation = await benchGeneration(gpu, shapes.generation, shapes.largeGeneration, cardCopy ? cardCopy.gbs : bandwidth.gbs);
+  const generation = runs("generation") ? await benchGeneration(gpu, shapes.generation, shapes.largeGeneration, cardCopy ? cardCopy.gbs : bandwidth.gbs) : [];
   for (const g of generation) progress(`generation ${g.model}: ${g.measured ? `${g.decodeTokensPerSecond.toFixed(2)} tokens/s decode` : "not measured"}`);
   // after the 7B case has freed its weights: PyTorch then has the device's memory
-  if (shapes.largeGeneration) progress("transformers generate");
-  const generationReference = torchGenerate(torchDeviceFor(gpu), shapes.largeGeneration);
+  if (runs("generation") && shapes.largeGeneration) progress("transformers generate");
+  const generationReference = runs("generation") ? torchGenerate(torchDeviceFor(gpu), shapes.largeGeneration) : notRun;
   const gpuErrors = (await gpu.takeErrors()).map((d) => `${d.code} ${d.message}`);
   const intervals = [...bandwidth.samplesNs, ...kernels.flatMap((k) => k.samplesNs)];
   return {
@@ -116,6 +128,7 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
     toggles: toggleStates(adapter, intervals),
     bandwidth,
     matmulReference,
+    sections: [...sections],
     kernels: kernels.map((k) => withCeiling(k, bandwidth, matmulReference)),
     trainingStep,
     generation,
@@ -129,6 +142,6 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
  * (when PyTorch ran), and the GPU reported no error.
  */
 export function reportPassed(report: BenchReport): boolean {
-  const difference = report.trainingStep.firstLossDifference;
+  const difference = report.trainingStep?.firstLossDifference;
   return report.gpuErrors.length === 0 && report.kernels.every((k) => k.passed) && (difference === undefined || difference < FIRST_LOSS_TOLERANCE);
 }

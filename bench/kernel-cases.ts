@@ -94,7 +94,7 @@ function productInputs(strategy: MatmulStrategy): { dtype: StorageDType; toleran
   return typeof strategy === "string" ? { dtype: "f32", tolerance: F32_TOLERANCE } : { dtype: "f16", tolerance: subgroupMatrixTolerance(strategy.config) };
 }
 
-// e.g. "subgroup-matrix f16>f32 16x16x16 wg64 (2x2 of 32x32, bk32)"
+// e.g. "subgroup-matrix f16>f32 16x16x16 wg64-vec4-pad (2x2 of 32x32, bk32, vec4, pad8)"
 function strategyLabel(strategy: MatmulStrategy): string {
   if (typeof strategy === "string") return strategy;
   const c = strategy.config;

@@ -1,6 +1,7 @@
 // A benchmark report as markdown: one section per part of the run, every figure next to what
 // it was measured with and what it is divided by.
-import type { BenchReport } from "./harness.ts";
+import type { BenchReport, BenchSection } from "./harness.ts";
+import type { TrainStepResult } from "./train-step.ts";
 
 /** Titles of the report's sections, in order. */
 export const SECTIONS = ["Adapter", "Ceilings measured in this run", "Kernels", "Training step", "Generation", "Machine and run"] as const;
@@ -97,8 +98,7 @@ function kernelsSection(r: BenchReport): string {
 
 const ms = (ns: number) => (ns / 1e6).toFixed(1);
 
-function trainingSection(r: BenchReport): string {
-  const s = r.trainingStep;
+function trainingSection(s: TrainStepResult): string {
   const t = s.torch;
   const intro =
     `${s.pipeline}: ${s.model}; ${s.trainableTensors} trainable tensors, ${s.trainableValues} values. ` +
@@ -214,7 +214,15 @@ function machineSection(r: BenchReport): string {
 
 /** The report as markdown, one `##` section per entry of SECTIONS. */
 export function reportMarkdown(r: BenchReport): string {
-  const bodies = [adapterSection(r), ceilingsSection(r), kernelsSection(r), trainingSection(r), generationSection(r), machineSection(r)];
+  const ran = (section: BenchSection, body: () => string) => (r.sections.includes(section) ? body() : `Not run in this invocation (\`--sections ${r.sections.join(",")}\`).`);
+  const bodies = [
+    adapterSection(r),
+    ceilingsSection(r),
+    ran("kernels", () => kernelsSection(r)),
+    ran("step", () => trainingSection(r.trainingStep!)),
+    ran("generation", () => generationSection(r)),
+    machineSection(r),
+  ];
   const title = `# Benchmark: ${r.adapter.name}, ${r.size} sizes, ${r.date}`;
   return [title, ...SECTIONS.map((s, i) => `## ${s}\n\n${bodies[i]}`)].join("\n\n") + "\n";
 }

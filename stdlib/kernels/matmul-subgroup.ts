@@ -53,23 +53,18 @@ export interface SubgroupTiling {
   nkB: boolean;
 }
 
-// Predictions for NVIDIA H200 (tensor cores through Vulkan cooperative matrices), against
-// "wg64" which loads each 16x16 left and right matrix for 2 products per K slice:
-// - "wg64-vec4-pad": same geometry, 16-byte fills and padded rows; isolates the fill cost
-//   (expect ~1.1-1.3x if the scalar fill and bank conflicts dominate, ~1x if the products do).
-// - "wg64-double": wg64 with vec4, padding and two tile sets, one barrier per step instead of two
-//   (expect ~1.1-1.2x over wg64-vec4-pad; more at small K per workgroup).
-// - "wg128-sg64x64": 128x128 tile, 4 subgroups of 64x64 (4x4 accumulators): each loaded matrix
-//   feeds 4 products, half the workgroup-memory reads per product and a quarter of the global
-//   reads per output of wg64 -> expect ~1.5-2x at the square shape, if 16 accumulators stay in
-//   registers.
-// - "wg128-8sg": 128x128 tile, 8 subgroups of 64x32 (4x2 accumulators): same global reuse as
-//   wg128-sg64x64 with more warps to hide latency and fewer registers each -> expect ~1.5-2x.
-// - "wg128x64-bk64": 128x64 tile, 4 subgroups of 64x32, K steps of 64: half the barriers per K
-//   and twice the products per fill -> expect ~1.3-1.6x.
-// Measured there (bench/RESULTS.md, 4096^3, f16 B stored (N, K)): wg64 14.5 TFLOP/s,
-// wg64-vec4-pad 16.5, both below the tiled f32 kernel's 28.9 on a non-transposed f32 B. The
-// "-nk" presets keep a B stored (N, K) as stored (`nkB`), for x Wᵀ, the forward of every linear.
+// The presets, against "wg64" (scalar fills, unpadded rows: each 16x16 left and right matrix
+// feeds 2 products per K slice): "wg64-vec4-pad" fills with 16-byte loads into padded rows;
+// "wg64-double" adds two tile sets (one barrier per step); "wg128-sg64x64" (4 subgroups of 64x64,
+// 4x4 accumulators) and "wg128-8sg" (8 subgroups of 64x32) reuse each loaded matrix more;
+// "wg128x64-bk64" halves the barriers per K; the "-nk" ones keep a B stored (N, K) as stored
+// (`nkB`: right matrices loaded column-major), for x Wᵀ, the forward of every linear.
+// Measured on an NVIDIA H200 (bench/RESULTS.md, 2026-11-26, run 4), f32 A x f32 Wᵀ at the 7B
+// FFN up-projection 2048x11008x4096: wg64-vec4-pad 2.29 ms (80.7 TFLOP/s), wg64-double 5.02,
+// wg128-sg64x64 5.38, wg128-sg64x64-nk 5.56, wg128-8sg 5.76, wg128-8sg-nk 5.88,
+// wg64-double-nk 7.42, wg64 10.78, wg128x64-bk64 11.63; the tiled f32 kernel 23.3. The 16-byte
+// fills into padded rows make the difference; why the larger tiles gain nothing is not profiled.
+// The 7B LoRA step went from 2.73 s (wg64) to 1.31 s (wg64-vec4-pad).
 // Workgroup memory (f16 tiles + f32 scratch) stays within 32 KiB for the 16x16 f32 configuration.
 /** The named tilings; "one-subgroup" runs one subgroup per workgroup (no assumption on subgroup membership). */
 export const SUBGROUP_TILINGS = {
@@ -88,8 +83,8 @@ export const SUBGROUP_TILINGS = {
 /** A preset's name. */
 export type SubgroupTilingName = keyof typeof SUBGROUP_TILINGS;
 
-/** The tiling the engine runs (switch after timing the presets on the target GPU: bench/kernels.ts). */
-export const DEFAULT_SUBGROUP_TILING: SubgroupTilingName = "wg64";
+/** The tiling the engine runs: the fastest on the H200 (above); SFT_MATMUL_TILING chooses another. */
+export const DEFAULT_SUBGROUP_TILING: SubgroupTilingName = "wg64-vec4-pad";
 
 /** One shape the adapter's matrix units support (dawn.node `adapter.info.subgroupMatrixConfigs`). */
 export interface SubgroupMatrixConfig {

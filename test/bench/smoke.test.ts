@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { runBench } from "../../bench/harness.ts";
+import { reportPassed, runBench } from "../../bench/harness.ts";
 import { matmulShapes } from "../../bench/kernel-cases.ts";
 import { benchKernels } from "../../bench/kernels.ts";
 import { reportMarkdown, SECTIONS } from "../../bench/report.ts";
@@ -48,7 +48,7 @@ test(
     }
 
     // (c) kernels: every one checked on all its rows, within tolerance
-    assert.is(report.kernels.length, gpu.hasF16 ? 19 : 18);
+    assert.is(report.kernels.length, gpu.hasF16 ? 20 : 19);
     // the decode rows (f32 and NF4 W) run the gemv kernel and count as memory-bound
     assert.is(report.kernels.filter((k) => k.kernel.startsWith("matmul_gemv") && k.bound === "memory").length, 3);
     for (const k of report.kernels) {
@@ -65,6 +65,7 @@ test(
 
     // (d) training step: every step timed; PyTorch ran the same model and optimizer (same losses) or says why not
     const step = report.trainingStep;
+    assert.ok(step, "the training step ran");
     const sizes = SHAPES.smoke.step;
     assert.is(step.sftc.samplesNs.length, sizes.steps);
     assert.is(step.sftc.losses.length, sizes.warmup + sizes.steps);
@@ -133,7 +134,33 @@ test(
   }),
 );
 
-test("an unknown --size is a usage error, before any device is opened", () => {
+test(
+  "--sections and --kernels: only the chosen sections and kernel cases run; the report says what did not",
+  withGpu(async (gpu) => {
+    const report = await runBench(gpu, { size: "smoke", command: "test", sections: ["kernels"], kernelFilter: /^matmul gemv/ });
+    assert.equal(report.sections, ["kernels"]);
+    assert.equal(
+      report.kernels.map((k) => k.label),
+      ["matmul gemv f32 x f32 (B^T), decode", "matmul gemv f32 x f32 (B^T), decode", "matmul gemv f32 x nf4 (B^T), decode"],
+    );
+    assert.is(report.trainingStep, undefined);
+    assert.equal(report.generation, []);
+    assert.equal(report.matmulReference, { available: false, why: "not run (--sections)" });
+    const markdown = reportMarkdown(report);
+    for (const s of SECTIONS) assert.ok(markdown.includes(`\n## ${s}\n`), `section ${s}`);
+    assert.match(markdown, "## Training step\n\nNot run in this invocation (`--sections kernels`).");
+    assert.match(markdown, "## Generation\n\nNot run in this invocation");
+    assert.ok(reportPassed(report));
+  }),
+);
+
+test("an unknown --size or --sections is a usage error, before any device is opened", () => {
+  const sections = spawnSync(process.execPath, ["bin/run-ts.js", "bench/main.ts", "--sections", "kernels,speed"], { cwd: root, encoding: "utf8" });
+  assert.is(sections.status, 2);
+  assert.match(sections.stderr, "--sections takes kernels, ceilings, step, generation (got 'speed')");
+  const filter = spawnSync(process.execPath, ["bin/run-ts.js", "bench/main.ts", "--kernels", "matmul ("], { cwd: root, encoding: "utf8" });
+  assert.is(filter.status, 2);
+  assert.match(filter.stderr, "--kernels is not a regular expression");
   const run = spawnSync(process.execPath, ["bin/run-ts.js", "bench/main.ts", "--size", "huge"], { cwd: root, encoding: "utf8" });
   assert.is(run.status, 2);
   assert.match(run.stderr, "--size must be one of smoke, small, full (got 'huge')");

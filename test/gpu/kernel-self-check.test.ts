@@ -220,7 +220,7 @@ test(
     assert.match(backward!.kernel, "subgroup-matrix attention backward (head dims 64");
     assert.match(backward!.failure!, "dQ of causal attention T 40, 2 heads over 1 KV head, head dim 64, f32 storage: ");
     assert.equal(outcome.warnings.map((w) => [w.code, w.severity]), [["SFT5010", "warning"], ["SFT5010", "warning"], ["SFT5010", "warning"]]);
-    assert.match(outcome.warnings[0].message, "the subgroup-matrix matmul (f16>f32 16x16x16, 2x2 of 32x32, bk32) failed its self-check on 'H200-like'");
+    assert.match(outcome.warnings[0].message, "the subgroup-matrix matmul (f16>f32 16x16x16, 2x2 of 32x32, bk32, vec4, pad8) failed its self-check on 'H200-like'");
     assert.match(outcome.warnings[0].message, "using the tiled matmul instead");
     assert.match(outcome.warnings[1].message, "using the scalar attention forward instead");
     assert.match(outcome.warnings[2].message, "the subgroup-matrix attention backward (head dims 64");
