@@ -7,8 +7,15 @@
 import { numel, type Node, type Op } from "../ir/node.ts";
 import { isContiguous, type View } from "./views.ts";
 
-/** How an absorbed epilogue node combines with the kernel's result. */
-export type EpilogueKind = "bias" | "residual" | "alpha";
+/**
+ * How an absorbed epilogue node combines with the kernel's result. "low-rank": + T·op(L), a
+ * matmul of small inner size (a LoRA up-projection, or its input gradient) computed inside the
+ * epilogue of the matmul it is added to, instead of in a launch of its own.
+ */
+export type EpilogueKind = "bias" | "residual" | "alpha" | "low-rank";
+
+/** The largest inner size of a matmul that a low-rank epilogue computes (LoRA ranks are 4 to 64). */
+export const LOW_RANK_MAX = 64;
 
 export interface CatalogEntry {
   name: string;
@@ -18,8 +25,11 @@ export interface CatalogEntry {
   ops: readonly Op[];
   /** Inputs may be elementwise expressions computed inside the kernel. */
   prologue: boolean;
-  /** The kind of epilogue `chain` is when applied to `acc` after the epilogues `before`, or undefined. */
-  epilogue?: (chain: Node, acc: Node, viewOf: (n: Node) => View | undefined, before: readonly EpilogueKind[]) => EpilogueKind | undefined;
+  /**
+   * The kind of epilogue `chain` is when applied to `acc` after the epilogues `before`, or
+   * undefined; `lowRank` holds the small matmuls a low-rank epilogue may compute.
+   */
+  epilogue?: (chain: Node, acc: Node, viewOf: (n: Node) => View | undefined, before: readonly EpilogueKind[], lowRank: ReadonlySet<Node>) => EpilogueKind | undefined;
   /** Whether input `i` of `n` can be read through view `v` without a copy. */
   acceptsView: (n: Node, i: number, v: View) => boolean;
   /** Nodes with equal keys run as one launch with several outputs. */
@@ -35,13 +45,32 @@ const contiguous = (_n: Node, _i: number, v: View) => isContiguous(v);
 const last = (n: Node) => n.shape[n.shape.length - 1];
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / last(x), cols: last(x) });
 
-// The matmul's epilogue (matmul.ts: C = alpha·op(A)op(B) + bias + beta·C): * alpha first, then at
-// most one + bias[n] and one + residual or + beta·residual (the output starts as the residual,
-// GLM's alpha·LN(x) included).
-function matmulEpilogue(chain: Node, acc: Node, viewOf: (n: Node) => View | undefined, before: readonly EpilogueKind[]): EpilogueKind | undefined {
+/** The inner size K of a matmul node. */
+export function matmulInner(n: Node): number {
+  const x = n.inputs[0];
+  return n.attrs.transA ? x.shape[x.shape.length - 2] : last(x);
+}
+
+/**
+ * Whether a low-rank epilogue should compute matmul `n`: its inner size K is at most
+ * LOW_RANK_MAX and at most a quarter of its output's rows and columns. The epilogue spends K
+ * scalar products per output where its own launch would write, copy and read back every output;
+ * that pays for a LoRA rank against 1024 tokens and 4096 features, not for a decode step's single
+ * row or a small model's ordinary projections.
+ */
+export function isLowRankProduct(n: Node): boolean {
+  if (n.op !== "matmul") return false;
+  const k = matmulInner(n);
+  return k <= LOW_RANK_MAX && 4 * k <= Math.min(n.shape[n.shape.length - 2], last(n));
+}
+
+// The matmul's epilogue (matmul.ts: C = alpha·op(A)op(B) + bias + T·op(L) + beta·C): * alpha
+// first, then at most one + bias[n], one + a low-rank product and one + residual or
+// + beta·residual (the output starts as the residual, GLM's alpha·LN(x) included).
+function matmulEpilogue(chain: Node, acc: Node, viewOf: (n: Node) => View | undefined, before: readonly EpilogueKind[], lowRank: ReadonlySet<Node>): EpilogueKind | undefined {
   const other = chain.inputs.find((i) => i !== acc);
   if (!other || chain.inputs.filter((i) => i === acc).length !== 1) return undefined;
-  const kind = matmulEpilogueKind(chain, acc, other, viewOf);
+  const kind = chain.op === "add" && lowRank.has(other) ? "low-rank" : matmulEpilogueKind(chain, acc, other, viewOf);
   const allowed = kind === "alpha" ? before.length === 0 : kind !== undefined && !before.includes(kind);
   return allowed ? kind : undefined;
 }
@@ -74,11 +103,7 @@ export const catalog: readonly CatalogEntry[] = [
     epilogue: matmulEpilogue,
     // each operand: rows or columns contiguous (the transposes are flags), any batch stride
     acceptsView: (_n, _i, v) => v.strides.slice(-2).includes(1),
-    uniforms: (n) => {
-      const [x, y] = n.inputs;
-      const k = n.attrs.transA ? x.shape[x.shape.length - 2] : last(x);
-      return { batch: numel(n.shape.slice(0, -2)), M: n.shape[n.shape.length - 2], N: last(n), K: k };
-    },
+    uniforms: (n) => ({ batch: numel(n.shape.slice(0, -2)), M: n.shape[n.shape.length - 2], N: last(n), K: matmulInner(n) }),
   },
   {
     name: "embedding",

@@ -3,11 +3,13 @@
 //     unless a library kernel, a view or a graph output needs them in a buffer;
 //  2. movement ops are strided views of a buffer (no kernel) unless a reader cannot take the view;
 //  3. elementwise chains after a library kernel fold into its epilogue when the catalog allows;
+//     a small-K matmul added to another matmul's result (a LoRA up-projection) is computed in
+//     that matmul's epilogue rather than launched;
 //  4. library nodes with the same merge key share one launch (dx/dw/db of a norm, dq/dk/dv);
 //  5. launches are ordered depth-first from the outputs, so work runs close to its use.
 import { invariant } from "../diagnostics.ts";
 import { ELEMENTWISE_OPS, LEAF_OPS, MOVEMENT_OPS, consumers, postOrder, sameShape, topoSort, type Graph, type Node } from "../ir/node.ts";
-import { catalog, elementwiseLaunchName, entryFor, residualOperand, type CatalogEntry, type EpilogueKind } from "./kernel-catalog.ts";
+import { catalog, elementwiseLaunchName, entryFor, isLowRankProduct, residualOperand, type CatalogEntry, type EpilogueKind } from "./kernel-catalog.ts";
 import { applyMovement, contiguousView, type View } from "./views.ts";
 
 export interface KernelInput {
@@ -20,6 +22,8 @@ export interface Launch {
   kernel: string;
   /** Library kernels run for it (a kernel count counts these). */
   launches: readonly string[];
+  /** The library nodes the launch runs (none for an elementwise kernel); the rest are their epilogues. */
+  anchors: readonly Node[];
   /** Every node computed, inputs before users. */
   nodes: Node[];
   /** Nodes written to buffers. */
@@ -54,6 +58,8 @@ interface Fusion {
   materialized: Set<Node>;
   // how each buffer-backed node (leaf, buffer or view of one) is read
   views: Map<Node, View>;
+  // small-K matmuls that another matmul's epilogue may compute (no buffer, no launch of their own)
+  lowRank: Set<Node>;
 }
 
 // A library node with the epilogue chain fused after it.
@@ -70,8 +76,9 @@ interface Group {
 
 export function schedule(g: Graph): Schedule {
   const order = topoSort(g.outputs.values());
-  const f: Fusion = { order, users: consumers(order), outputs: new Set(g.outputs.values()), materialized: new Set(), views: new Map() };
+  const f: Fusion = { order, users: consumers(order), outputs: new Set(g.outputs.values()), materialized: new Set(), views: new Map(), lowRank: new Set() };
   chooseBuffers(f);
+  offerLowRank(f);
   resolveViews(f);
   const chains = fuseEpilogues(f);
   const groups = formGroups(f, chains);
@@ -79,7 +86,7 @@ export function schedule(g: Graph): Schedule {
   groups.forEach((grp, id) => grp.outputs.forEach((o) => groupOf.set(o, id)));
   const built = groups.map((grp) => collect(grp.outputs, (n) => groupOf.has(n) || LEAF_OPS.has(n.op) || isView(n), f.views));
   built.forEach(({ nodes }, id) => {
-    const stray = nodes.find((n) => entryOf(n) && !groups[id].anchors.includes(n));
+    const stray = nodes.find((n) => entryOf(n) && !groups[id].anchors.includes(n) && !f.lowRank.has(n));
     invariant(!stray, `a launch computes %${stray?.id} (${stray?.op}), which has its own kernel`);
   });
 
@@ -103,6 +110,7 @@ export function schedule(g: Graph): Schedule {
     return {
       kernel: entry.name,
       launches: anchors.length ? entry.launches(anchors) : [elementwiseLaunchName(outputs[0], (n) => inKernel.has(n))],
+      anchors,
       nodes,
       outputs,
       inputs,
@@ -120,6 +128,19 @@ function chooseBuffers({ order, users, outputs, materialized }: Fusion): void {
     if (entryOf(n)) materialized.add(n);
     else if (isElementwise(n) && (outputs.has(n) || users.get(n)!.some((u) => isView(u) || (entryOf(u) && !entryOf(u)!.prologue)))) materialized.add(n);
     else if (n.op === "const" && outputs.has(n)) materialized.add(n);
+  }
+}
+
+// 3 (offer): a small-K matmul whose only reader adds it to a same-shaped value keeps no buffer for
+// now; fuseEpilogues gives it to the matmul chain that reaches that add, or back a launch of its own.
+function offerLowRank({ order, users, outputs, materialized, lowRank }: Fusion): void {
+  for (const n of order) {
+    const readers = users.get(n)!;
+    if (!isLowRankProduct(n) || outputs.has(n) || readers.length !== 1) continue;
+    const add = readers[0];
+    if (add.op !== "add" || !sameShape(add.shape, n.shape) || add.inputs[0] === add.inputs[1]) continue;
+    lowRank.add(n);
+    materialized.delete(n);
   }
 }
 
@@ -146,22 +167,30 @@ function resolveViews({ order, materialized, views }: Fusion): void {
 
 // 3: the elementwise nodes after a library node join its launch while the catalog accepts them
 // as epilogue and each is the only reader of the previous one; the last one is the buffer written.
-function fuseEpilogues({ order, users, outputs, materialized, views }: Fusion): Map<Node, Chain> {
+// Offered low-rank matmuls go last: those no chain computed in its epilogue get a launch (and a
+// chain) of their own after all, and leave `lowRank`.
+function fuseEpilogues(f: Fusion): Map<Node, Chain> {
+  const { order, users, outputs, materialized, views, lowRank } = f;
   const taken = new Set<Node>();
+  const absorbed = new Set<Node>();
   const chains = new Map<Node, Chain>();
   const viewOf = (n: Node) => views.get(n);
-  for (const k of order) {
-    const entry = entryOf(k);
-    if (!entry) continue;
+  const offered = new Set(lowRank);
+  const fuse = (k: Node, entry: CatalogEntry) => {
     const chain: Chain = { end: k, kinds: [] };
     for (;;) {
       const next = users.get(chain.end)!;
       // a node joins one chain only: two matmuls feeding one add keep the add in the first
       if (outputs.has(chain.end) || next.length !== 1 || taken.has(next[0]) || !isElementwise(next[0]) || !sameShape(next[0].shape, k.shape)) break;
-      const kind = entry.epilogue?.(next[0], chain.end, viewOf, chain.kinds);
+      const kind = entry.epilogue?.(next[0], chain.end, viewOf, chain.kinds, offered);
       if (!kind) break;
       chain.kinds.push(kind);
       if (kind === "residual") chain.accumulates = views.get(residualOperand(next[0], chain.end))!.base;
+      if (kind === "low-rank") {
+        const product = next[0].inputs.find((i) => i !== chain.end)!;
+        offered.delete(product);
+        absorbed.add(product);
+      }
       materialized.delete(chain.end);
       chain.end = next[0];
       taken.add(chain.end);
@@ -169,18 +198,28 @@ function fuseEpilogues({ order, users, outputs, materialized, views }: Fusion): 
     materialized.add(chain.end);
     views.set(chain.end, contiguousView(chain.end));
     chains.set(k, chain);
+  };
+  for (const k of order) {
+    const entry = entryOf(k);
+    if (entry && !lowRank.has(k)) fuse(k, entry);
+  }
+  for (const k of order) {
+    if (!lowRank.has(k) || absorbed.has(k)) continue;
+    offered.delete(k);
+    lowRank.delete(k);
+    fuse(k, entryOf(k)!);
   }
   return chains;
 }
 
 // 4: one group per library node (those with equal merge keys share one), elementwise buffer or copy.
-function formGroups({ order, materialized }: Fusion, chains: Map<Node, Chain>): Group[] {
+function formGroups({ order, materialized, lowRank }: Fusion, chains: Map<Node, Chain>): Group[] {
   const groups: Group[] = [];
   const keyed = new Map<string, number>();
   const inChain = new Set([...chains.values()].map((c) => c.end));
   for (const n of order) {
     const entry = entryOf(n);
-    if (entry) {
+    if (entry && !lowRank.has(n)) {
       const key = entry.mergeKey?.(n);
       const id = (key === undefined ? undefined : keyed.get(key)) ?? groups.push({ anchors: [], outputs: [] }) - 1;
       if (key !== undefined) keyed.set(key, id);

@@ -7,7 +7,7 @@
 // The B accessor is the only way W is read, so the NF4 accessor (nf4-matmul.ts) streams 4-bit codes.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
-import { MATMUL_UNIFORMS, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
+import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
 
 const GEMV_WG = 64; // invocations per workgroup, along K
 const GEMV_COLS = 4; // output columns (rows of W) per workgroup
@@ -61,7 +61,7 @@ ${sums((i, j) => `a${i} * b${j}`)}
   return {
     name: "matmul_gemv",
     variant: { ...matmulVariant(o), vecA, vecB, rows },
-    uniforms: MATMUL_UNIFORMS,
+    uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, vecA, vecB),
     workgroupSize: [GEMV_WG, 1, 1],
     dispatch: (u) => [ceilDiv(u.N, GEMV_COLS), 1, u.batch],

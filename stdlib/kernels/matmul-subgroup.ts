@@ -30,7 +30,7 @@
 // template argument (`row_major`), the form this Dawn accepts without a deprecation warning.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
-import { MATMUL_UNIFORMS, matmulBindings, matmulStoreFunctions, matmulTile4Function, matmulVariant, type MatmulOptions } from "./matmul.ts";
+import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulTile4Function, matmulVariant, type MatmulOptions } from "./matmul.ts";
 
 /** The geometry of the subgroup-matrix kernel. */
 export interface SubgroupTiling {
@@ -274,7 +274,7 @@ export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy, 
   return {
     name: "matmul_subgroup_matrix",
     variant: { ...matmulVariant(o), config: `${c.componentType}>${result}:${c.M}x${c.N}x${c.K}`, subgroup: sg, tiling: tilingKey(t), vecA: useVecA, vecB: useVecB },
-    uniforms: MATMUL_UNIFORMS,
+    uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, useVecA, useVecB),
     workgroupSize: [wg, 1, 1],
     dispatch: (u) => [ceilDiv(u.N, g.tileN), ceilDiv(u.M, g.tileM), u.batch],

@@ -16,6 +16,7 @@ import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnosti
 import type { StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
 import { gemvFits, gemvSpec } from "./matmul-gemv.ts";
+import { LOW_RANK_FUNCTION, LOW_RANK_UNIFORMS, lowRankBindings, lowRankRef, lowRankUniforms, type LowRankLayout, type LowRankOperands } from "./matmul-low-rank.ts";
 import { SUBGROUP_TILINGS, subgroupMatrixConfigFor, subgroupMatrixSpec, type SubgroupMatrixConfig, type SubgroupMatrixStrategy, type SubgroupTilingName } from "./matmul-subgroup.ts";
 
 const TILE = 64; // tiled: output rows and columns per workgroup
@@ -96,6 +97,8 @@ export interface MatmulOptions {
   bias?: StorageDType;
   /** C = ... + beta * C: reads C before writing it (gradient accumulation). */
   accumulate?: boolean;
+  /** C = ... + T·op(L), a small-rank product added as each output is stored (matmul-low-rank.ts). */
+  lowRank?: LowRankOperands;
 }
 
 /**
@@ -116,6 +119,8 @@ export interface MatmulShape {
   ldc?: number;
   alpha?: number;
   beta?: number;
+  /** Where the low-rank epilogue's T and L are (with `MatmulOptions.lowRank`). */
+  lowRank?: LowRankLayout;
 }
 
 /** Whether an operand whose stored rows hold `cols` elements `ld` apart can be read as vec4. */
@@ -147,7 +152,7 @@ function strides(s: MatmulShape, o: { transA: boolean; transB: boolean }): Strid
 
 /** The uniforms of a matmul call with operand layouts `o`. */
 export function matmulUniforms(s: MatmulShape, o: { transA: boolean; transB: boolean }): UniformValues {
-  return { M: s.m, N: s.n, K: s.k, batch: s.batch, ...strides(s, o), alpha: s.alpha ?? 1, beta: s.beta ?? 0 };
+  return { M: s.m, N: s.n, K: s.k, batch: s.batch, ...strides(s, o), alpha: s.alpha ?? 1, beta: s.beta ?? 0, ...(s.lowRank ? lowRankUniforms(s.lowRank) : {}) };
 }
 
 /** The matmul kernel for `o`; the tiled strategy uses vec4 loads where the shape's alignment allows. */
@@ -161,7 +166,7 @@ export function matmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: Mat
 }
 
 /** The uniforms of every matmul kernel, in struct order (values from `matmulUniforms`). */
-export const MATMUL_UNIFORMS = {
+const MATMUL_UNIFORMS = {
   M: "u32",
   N: "u32",
   K: "u32",
@@ -176,13 +181,19 @@ export const MATMUL_UNIFORMS = {
   beta: "f32",
 } as const;
 
-/** The bindings of a matmul kernel: a, b, [bias], c. */
+/** The uniforms of a matmul kernel for `o`: MATMUL_UNIFORMS, then the low-rank epilogue's. */
+export function matmulUniformTypes(o: MatmulOptions): KernelSpec["uniforms"] {
+  return o.lowRank ? { ...MATMUL_UNIFORMS, ...LOW_RANK_UNIFORMS } : MATMUL_UNIFORMS;
+}
+
+/** The bindings of a matmul kernel: a, b, [bias], [lora_t, lora_l], c. */
 export function matmulBindings(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelBinding[] {
   const bindings: KernelBinding[] = [
     { name: "a", dtype: o.a, access: "read", vec4: vecA },
     { name: "b", dtype: o.b, access: "read", vec4: vecB },
   ];
   if (o.bias) bindings.push({ name: "bias", dtype: o.bias, access: "read" });
+  if (o.lowRank) bindings.push(...lowRankBindings(o.lowRank));
   bindings.push({ name: "c", dtype: o.out, access: "read_write" });
   return bindings;
 }
@@ -193,8 +204,8 @@ export function matmulBindings(o: MatmulOptions, vecA: boolean, vecB: boolean): 
  */
 // Static component indices: dynamic indexing of private arrays compiles slowly on lavapipe.
 export function matmulStoreFunctions(o: MatmulOptions): string {
-  const epilogue = ["u.alpha * v", o.bias ? "load_bias(n)" : "", o.accumulate ? "u.beta * load_c(ci)" : ""].filter(Boolean);
-  return `fn store_one(base: u32, m: u32, n: u32, v: f32) {
+  const epilogue = ["u.alpha * v", o.bias ? "load_bias(n)" : "", o.lowRank ? "low_rank(base, m, n)" : "", o.accumulate ? "u.beta * load_c(ci)" : ""].filter(Boolean);
+  return `${o.lowRank ? `${LOW_RANK_FUNCTION}\n` : ""}fn store_one(base: u32, m: u32, n: u32, v: f32) {
   if (m >= u.M || n >= u.N) { return; }
   let ci = base + m * u.ldc + n;
   store_c(ci, ${epilogue.join(" + ")});
@@ -209,7 +220,8 @@ fn store_row(base: u32, m: u32, n: u32, v: vec4<f32>) {
 
 /** The variant entries every matmul kernel shares. */
 export function matmulVariant(o: MatmulOptions): Record<string, string | boolean> {
-  return { a: o.a, b: o.b, out: o.out, transA: o.transA, transB: o.transB, bias: o.bias ?? "none", accumulate: !!o.accumulate };
+  const lowRank = o.lowRank ? `${o.lowRank.t}x${o.lowRank.l}` : "none";
+  return { a: o.a, b: o.b, out: o.out, transA: o.transA, transB: o.transB, bias: o.bias ?? "none", accumulate: !!o.accumulate, lowRank };
 }
 
 function registersSpec(o: MatmulOptions): KernelSpec {
@@ -223,7 +235,7 @@ function registersSpec(o: MatmulOptions): KernelSpec {
   return {
     name: "matmul_registers",
     variant: matmulVariant(o),
-    uniforms: MATMUL_UNIFORMS,
+    uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, false, false),
     workgroupSize: [REGISTER_WG, REGISTER_WG, 1],
     dispatch: (u) => [ceilDiv(u.N, 4 * REGISTER_WG), ceilDiv(u.M, 4 * REGISTER_WG), u.batch],
@@ -305,7 +317,7 @@ function tiledSpec(o: MatmulOptions, vecA: boolean, vecB: boolean): KernelSpec {
   return {
     name: "matmul_tiled",
     variant: { ...matmulVariant(o), vecA, vecB },
-    uniforms: MATMUL_UNIFORMS,
+    uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, vecA, vecB),
     workgroupSize: [16, 16, 1],
     dispatch: (u) => [ceilDiv(u.N, TILE), ceilDiv(u.M, TILE), u.batch],
@@ -351,13 +363,14 @@ export function matmulRef(
   b: Float64Array,
   o: { transA: boolean; transB: boolean },
   s: MatmulShape,
-  extra: { bias?: Float64Array; c0?: Float64Array } = {},
+  extra: { bias?: Float64Array; c0?: Float64Array; lowRank?: { t: ArrayLike<number>; l: ArrayLike<number>; layout: LowRankLayout } } = {},
 ): Float64Array {
   const { strideA, strideB, strideC, lda, ldb, ldc } = strides(s, o);
   const alpha = s.alpha ?? 1;
   const beta = s.beta ?? 0;
   const c = new Float64Array(Math.max(extra.c0?.length ?? 0, (s.batch - 1) * strideC + (s.m - 1) * ldc + s.n));
   if (extra.c0) c.set(extra.c0);
+  const lowRank = extra.lowRank && lowRankRef(extra.lowRank.t, extra.lowRank.l, extra.lowRank.layout, s.batch, s.m, s.n); // (batch, M, N)
   for (let z = 0; z < s.batch; z++) {
     for (let m = 0; m < s.m; m++) {
       for (let n = 0; n < s.n; n++) {
@@ -368,7 +381,7 @@ export function matmulRef(
           sum += av * bv;
         }
         const i = z * strideC + m * ldc + n;
-        c[i] = alpha * sum + (extra.bias ? extra.bias[n] : 0) + (extra.c0 ? beta * extra.c0[i] : 0);
+        c[i] = alpha * sum + (extra.bias ? extra.bias[n] : 0) + (lowRank ? lowRank[(z * s.m + m) * s.n + n] : 0) + (extra.c0 ? beta * extra.c0[i] : 0);
       }
     }
   }

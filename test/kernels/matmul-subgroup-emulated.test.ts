@@ -55,6 +55,9 @@ async function check(gpu: GpuDevice, rng: Random, tiling: SubgroupTilingName, { 
   const as = randomValues(rng, span(s.batch, o.transA ? s.k : s.m, u.lda, u.strideA), o.a);
   const bs = randomValues(rng, span(s.batch, o.transB ? s.n : s.k, u.ldb, u.strideB), o.b, nf4 ? 0.05 : 1);
   const bias = o.bias ? randomValues(rng, s.n, o.bias) : undefined;
+  // the low-rank epilogue's T (batch, M, r) and L (N, r), added in f32 as each output is stored
+  const lr = s.lowRank;
+  const lowRank = lr && { t: randomValues(rng, s.batch * s.m * lr.rank, "f32"), l: randomValues(rng, s.n * lr.rank, "f32"), layout: lr };
   const cLength = span(s.batch, s.m, u.ldc, u.strideC);
   // without accumulation C starts as NaN, so an output the kernel does not write fails
   const c0 = o.accumulate ? randomValues(rng, cLength, o.out) : new Float64Array(cLength).fill(NaN);
@@ -69,6 +72,7 @@ async function check(gpu: GpuDevice, rng: Random, tiling: SubgroupTilingName, { 
     emu_values: kernel.values(gpu, u),
     ...(weight ? nf4Bindings(weight, uploadNf4Tables(gpu)) : { b: uploadTensor(gpu, o.b, [bs.length], bs, "b") }),
     ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias, "bias") } : {}),
+    ...(lowRank ? { lora_t: uploadTensor(gpu, "f32", [lowRank.t.length], lowRank.t, "T"), lora_l: uploadTensor(gpu, "f32", [lowRank.l.length], lowRank.l, "L") } : {}),
   };
   await runKernel(gpu, kernel.spec, u, tensors);
   const out = await readFloats(gpu, tensors.c);
@@ -76,7 +80,7 @@ async function check(gpu: GpuDevice, rng: Random, tiling: SubgroupTilingName, { 
 
   // the kernel rounds every operand value to f16 as it enters workgroup memory
   const bValues = weight ? Float64Array.from(dequantizeNf4(weight.host)) : bs;
-  const ref = matmulRef(roundToDType("f16", as), roundToDType("f16", bValues), o, s, { bias, c0: o.accumulate ? c0 : undefined });
+  const ref = matmulRef(roundToDType("f16", as), roundToDType("f16", bValues), o, s, { bias, c0: o.accumulate ? c0 : undefined, lowRank });
   const inView = new Set<number>();
   for (let z = 0; z < s.batch; z++) for (let m = 0; m < s.m; m++) for (let n = 0; n < s.n; n++) inView.add(z * u.strideC + m * u.ldc + n);
   const view = [...inView];
@@ -123,8 +127,15 @@ function casesFor(tiling: SubgroupTilingName, workgroupBytes: number): Case[] {
     },
     // Aᵀ (K, M) bf16 scalar, B (K, N) f16 vec4, f16 output, K = 57 not a multiple of anything
     { label: "ragged Aᵀ bf16 B f16 -> f16", o: { a: "bf16", b: "f16", out: "f16", transA: true, transB: false }, s: { batch: 1, m: 37, n: tn + 20, k: 57 }, config: whole("f16") },
-    // x Wᵀ with W in NF4: A (M, K) and W (N, K) along K, scalar (K = 99) or vec4 (K = 100) by tiling
-    { label: "ragged A Wᵀ NF4", o: { ...f32, transA: false, transB: true }, s: { batch: 1, m: 21, n: 45, k: 99 + (TILINGS.indexOf(tiling) % 2), strideB: 0 }, nf4: true, config: whole("f32") },
+    // QLoRA's forward x Wᵀ + T Bᵀ with W in NF4 and a rank-3 adapter in the low-rank epilogue: A
+    // (M, K) and W (N, K) along K, scalar (K = 99) or vec4 (K = 100) by tiling
+    {
+      label: "ragged A Wᵀ NF4 + low-rank",
+      o: { ...f32, transA: false, transB: true, lowRank: { t: "f32", l: "f32" } },
+      s: { batch: 1, m: 21, n: 45, k: 99 + (TILINGS.indexOf(tiling) % 2), strideB: 0, lowRank: { rank: 3, strideT: 63, tRow: 3, tRank: 1, strideL: 0, lCol: 3, lRank: 1 } },
+      nf4: true,
+      config: whole("f32"),
+    },
   ];
 }
 

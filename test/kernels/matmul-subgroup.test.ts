@@ -186,6 +186,9 @@ test("the WGSL compiles and validates (Dawn null backend): every tiling, dtypes,
       for (const shape of shapes) {
         for (const o of options) await check(subgroupKernel(o, shape, s), o.transB);
         await check(nf4MatmulKernel(F32_NT, shape, s), true);
+        // a LoRA linear's forward: bias and the low-rank epilogue (bf16 L); with NF4 as well it
+        // binds 10 storage buffers, past this null device's 8 (lavapipe's emulated run has it)
+        await check(subgroupKernel({ ...F32_NT, bias: "f32", lowRank: { t: "f32", l: "bf16" } }, shape, s), true);
       }
     }
   console.log(`    ${validated} kernels validated as pipelines, ${compiledOnly} compiled with only the null device's ${limit}-byte workgroup storage limit refusing the pipeline`);

@@ -40,13 +40,26 @@ async function check(
   const bs = randomValues(rng, sizeB, o.b);
   const bias = o.bias ? randomValues(rng, s.n, o.bias) : undefined;
   const c0 = o.accumulate ? randomValues(rng, s.batch * s.m * s.n, o.out) : undefined;
+  // the low-rank epilogue's T and L, as large as their layout reaches
+  const lr = s.lowRank;
+  const lowRank = o.lowRank && lr && {
+    t: randomValues(rng, (s.batch - 1) * lr.strideT + (s.m - 1) * lr.tRow + (lr.rank - 1) * lr.tRank + 1, o.lowRank.t),
+    l: randomValues(rng, (s.batch - 1) * lr.strideL + (s.n - 1) * lr.lCol + (lr.rank - 1) * lr.lRank + 1, o.lowRank.l),
+    layout: lr,
+  };
   const spec = matmulKernel(o, s, strategy);
   const c = c0 ? uploadTensor(gpu, o.out, [s.batch, s.m, s.n], c0) : createTensor(gpu, o.out, [s.batch, s.m, s.n]);
-  const tensors = { a: uploadTensor(gpu, o.a, [sizeA], as), b: uploadTensor(gpu, o.b, [sizeB], bs), c, ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias) } : {}) };
+  const tensors = {
+    a: uploadTensor(gpu, o.a, [sizeA], as),
+    b: uploadTensor(gpu, o.b, [sizeB], bs),
+    c,
+    ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias) } : {}),
+    ...(lowRank ? { lora_t: uploadTensor(gpu, o.lowRank!.t, [lowRank.t.length], lowRank.t), lora_l: uploadTensor(gpu, o.lowRank!.l, [lowRank.l.length], lowRank.l) } : {}),
+  };
   await runKernel(gpu, spec, matmulUniforms(s, o), tensors);
   const out = await readFloats(gpu, c);
-  const label = `${strategy} ${o.a}x${o.b}->${o.out} tA=${+o.transA} tB=${+o.transB} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
-  assertClose(out, matmulRef(as, bs, o, s, { bias, c0 }), tol, label);
+  const label = `${strategy} ${o.a}x${o.b}->${o.out} tA=${+o.transA} tB=${+o.transB} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${lowRank ? ` low-rank ${lr!.rank}` : ""}${c0 ? " acc" : ""}`;
+  assertClose(out, matmulRef(as, bs, o, s, { bias, c0, lowRank }), tol, label);
   return { spec: label, out };
 }
 
@@ -120,6 +133,25 @@ test(
         // the reference starts from c0 (beta 0), so C outside the view must keep its old values
         assertClose(await readFloats(gpu, c), matmulRef(as, bs, o, s, { c0 }), toleranceFor("f32"), label);
       }
+  }),
+);
+
+test(
+  "low-rank epilogue (+ T·op(L), a LoRA up-projection): T and L in either layout, shared or per batch item, with bias and accumulation; tiled, registers and gemv",
+  withGpu(async (gpu) => {
+    const rng = new Random(31);
+    const o: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true, lowRank: { t: "f32", l: "f32" } };
+    const r = 5;
+    // T (M, r) per item, L stored (N, r) shared (x Wᵀ + T Bᵀ); ragged sizes, scalar path, bias
+    const ragged: MatmulShape = { batch: 2, m: 70, n: 33, k: 19, lowRank: { rank: r, strideT: 70 * r, tRow: r, tRank: 1, strideL: 0, lCol: r, lRank: 1 } };
+    await check(gpu, rng, { ...o, bias: "f32" }, ragged, toleranceFor("f32"));
+    // T stored (r, M), L stored (r, N) per item, bf16 L, accumulating, vec4 path
+    const aligned: MatmulShape = { batch: 2, m: 64, n: 64, k: 32, beta: 1, lowRank: { rank: r, strideT: r * 64, tRow: 1, tRank: 64, strideL: r * 64, lCol: 1, lRank: 64 } };
+    for (const strategy of ["tiled", "registers"] as const) await check(gpu, rng, { ...o, accumulate: true, lowRank: { t: "f32", l: "bf16" } }, aligned, toleranceFor("bf16"), strategy);
+    // one row (decode): the gemv kernel
+    const row: MatmulShape = { batch: 1, m: 1, n: 40, k: 32, lowRank: { rank: r, strideT: r, tRow: r, tRank: 1, strideL: 0, lCol: r, lRank: 1 } };
+    assert.is(matmulKernel(o, row).name, "matmul_gemv");
+    await check(gpu, rng, o, row, toleranceFor("f32"));
   }),
 );
 

@@ -108,6 +108,27 @@ test("matmul epilogues follow the kernel's formula alpha·AB + bias + beta·C", 
   assert.equal(epilogueOf(b.add(b.add(mm(), x), b.param("r", [2, 3, 8]))), [["residual"], []]);
 });
 
+test("a small-K matmul added to a matmul (a LoRA up-projection) runs in its epilogue; not when read twice or next to a single row", () => {
+  const x = b.param("x", [64, 48]);
+  const w = b.param("w", [40, 48]);
+  const t = b.param("t", [64, 4]);
+  const l = b.param("l", [40, 4]);
+  const epilogues = (outs: [string, ReturnType<typeof b.add>][]) => compile(graph(outs)).schedule.launches.map((launch) => launch.epilogue);
+  // either operand order of the add
+  assert.equal(epilogues([["y", b.add(b.matmul(x, w, { transB: true }), b.matmul(t, l, { transB: true }))]]), [["low-rank"]]);
+  assert.equal(epilogues([["y", b.add(b.matmul(t, l, { transB: true }), b.matmul(x, w, { transB: true }))]]), [["low-rank"]]);
+  // an output of its own keeps its buffer and launch; the add takes it as a residual
+  const shared = b.matmul(t, l, { transB: true });
+  const twice = epilogues([["y", b.add(b.matmul(x, w, { transB: true }), shared)], ["lr", shared]]);
+  assert.is(twice.length, 2);
+  assert.ok(!twice.flat().includes("low-rank"));
+  // one row, as in decoding: K = 4 is not small next to it
+  const row = (name: string, k: number) => b.param(name, [1, k]);
+  const decode = epilogues([["y", b.add(b.matmul(row("xr", 48), w, { transB: true }), b.matmul(row("tr", 4), l, { transB: true }))]]);
+  assert.is(decode.length, 2);
+  assert.ok(!decode.flat().includes("low-rank"));
+});
+
 test("a view the kernel cannot read is copied first; one it can read costs nothing", () => {
   const x = b.param("x", [2, 4, 2, 8]);
   const w = b.param("w", [8]);

@@ -18,7 +18,7 @@ export function generatedStep(ctx: ExecContext, launch: Launch, out: GpuTensor, 
 }
 
 function oneNodeLaunch(n: Node, inputs: Launch["inputs"]): Launch {
-  return { kernel: "elementwise", launches: ["fused_elementwise"], nodes: [n], outputs: [n], inputs, epilogue: [], uniforms: {} };
+  return { kernel: "elementwise", launches: ["fused_elementwise"], anchors: [], nodes: [n], outputs: [n], inputs, epilogue: [], uniforms: {} };
 }
 
 /** Copies `view` (of a node's buffer) into `out`, contiguous: a buffer copy when the view already is, else a generated kernel. */

@@ -1,7 +1,9 @@
-// A matmul launch with its fused epilogue (kernel-catalog.ts): C = alpha·op(A)op(B) + bias + beta·R.
-// The epilogue chain is walked from the matmul node through the launch's nodes to recover alpha
-// (a constant factor), the bias (a row vector broadcast over rows) and the residual R (the output
-// buffer starts as a copy of R, then the kernel accumulates with beta = R's constant scale or 1).
+// A matmul launch with its fused epilogue (kernel-catalog.ts): C = alpha·op(A)op(B) + bias +
+// T·op(L) + beta·R. The epilogue chain is walked from the matmul node through the launch's nodes
+// to recover alpha (a constant factor), the bias (a row vector broadcast over rows), the low-rank
+// product T·op(L) (a small-K matmul of the launch, computed in the kernel's stores) and the
+// residual R (the output buffer starts as a copy of R, then the kernel accumulates with beta =
+// R's constant scale or 1).
 // Operands are read in place when their view is row- or column-major with a row stride (a
 // column-major view flips the operand's transpose flag) and one batch stride; others are copied.
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
@@ -9,7 +11,8 @@ import { numel, sameShape, type Node } from "../../../compiler/ir/node.ts";
 import { residualOperand } from "../../../compiler/passes/kernel-catalog.ts";
 import type { KernelInput, Launch } from "../../../compiler/passes/schedule.ts";
 import { reshapeStrides, type View } from "../../../compiler/passes/views.ts";
-import { matmulKernel, matmulUniforms, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
+import type { LowRankLayout } from "../../../stdlib/kernels/matmul-low-rank.ts";
 import { nf4MatmulKernel } from "../../../stdlib/kernels/nf4-matmul.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import type { ExecContext, PreparedLaunch, Step } from "../steps.ts";
@@ -45,6 +48,8 @@ function operandLayout(v: View, trans: boolean): OperandLayout | undefined {
 interface Epilogue {
   alpha: number;
   bias?: KernelInput;
+  /** The small-K matmul node the stores add. */
+  lowRank?: Node;
   residual?: KernelInput;
   beta: number;
 }
@@ -59,6 +64,7 @@ function walkEpilogue(launch: Launch, mm: Node): Result<Epilogue> {
     const other = next.inputs.find((i) => i !== acc)!;
     if (kind === "alpha") e.alpha *= other.attrs.value!;
     else if (kind === "bias") e.bias = inputOf(other);
+    else if (kind === "low-rank") e.lowRank = other;
     else {
       const operand = residualOperand(next, acc);
       e.residual = inputOf(operand);
@@ -71,11 +77,11 @@ function walkEpilogue(launch: Launch, mm: Node): Result<Epilogue> {
 }
 
 export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
-  const mm = launch.nodes.find((n) => n.op === "matmul")!;
+  const mm = launch.anchors[0];
   const out = launch.outputs[0];
   const epilogue = walkEpilogue(launch, mm);
   if (!epilogue.ok) return epilogue;
-  const { alpha, bias, residual, beta } = epilogue.value;
+  const { alpha, bias, lowRank, residual, beta } = epilogue.value;
   const steps: Step[] = [];
   const [x, y] = mm.inputs;
   const batch = numel(mm.shape.slice(0, -2));
@@ -113,13 +119,43 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
       tensors.bias = copy.tensor;
     }
   }
+  // T (…, M, r) and L of the low-rank product, each in place or copied
+  const lowRankOperands = lowRank && { t: operand(lowRank.inputs[0], !!lowRank.attrs.transA, "T"), l: operand(lowRank.inputs[1], !!lowRank.attrs.transB, "L") };
   // the output starts as the residual; the kernel adds beta times it
   if (residual) steps.push(copyView(ctx, residual.view, tensors.c));
 
   const shape: MatmulShape = { batch, m, n, k, strideA: a.layout.batchStride, strideB: b.layout.batchStride, lda: a.layout.ld, ldb: b.layout.ld, alpha, beta };
   const trans = { transA: a.layout.trans, transB: b.layout.trans };
-  const options = { a: a.tensor.dtype, b: b.tensor?.dtype ?? "f32", out: tensors.c.dtype, ...trans, bias: tensors.bias?.dtype, accumulate: !!residual };
-  const spec = nf4 ? nf4MatmulKernel(options, shape, ctx.matmulStrategy) : matmulKernel(options, shape, ctx.matmulStrategy);
-  steps.push({ kind: "dispatch", spec, uniforms: { ...matmulUniforms(shape, trans) }, tensors });
+  const options: MatmulOptions = { a: a.tensor.dtype, b: b.tensor?.dtype ?? "f32", out: tensors.c.dtype, ...trans, bias: tensors.bias?.dtype, accumulate: !!residual };
+  const kernel = (o: MatmulOptions, s: MatmulShape) => (nf4 ? nf4MatmulKernel(o, s, ctx.matmulStrategy) : matmulKernel(o, s, ctx.matmulStrategy));
+  if (!lowRankOperands) {
+    steps.push({ kind: "dispatch", spec: kernel(options, shape), uniforms: matmulUniforms(shape, trans), tensors });
+    return ok({ steps });
+  }
+  const { t, l } = lowRankOperands;
+  const rank = lowRank!.attrs.transA ? lowRank!.inputs[0].shape.at(-2)! : lowRank!.inputs[0].shape.at(-1)!;
+  // T[z, m, j]: stored (M, r), or (r, M) when transposed; op(L)[j, n]: stored (r, N), or (N, r)
+  const layout: LowRankLayout = {
+    rank,
+    strideT: t.layout.batchStride,
+    tRow: t.layout.trans ? 1 : t.layout.ld,
+    tRank: t.layout.trans ? t.layout.ld : 1,
+    strideL: l.layout.batchStride,
+    lCol: l.layout.trans ? l.layout.ld : 1,
+    lRank: l.layout.trans ? 1 : l.layout.ld,
+  };
+  const fusedShape = { ...shape, lowRank: layout };
+  const fused = kernel({ ...options, lowRank: { t: t.tensor.dtype, l: l.tensor.dtype } }, fusedShape);
+  if (fused.bindings.length <= ctx.gpu.limits.maxStorageBuffersPerShaderStage) {
+    steps.push({ kind: "dispatch", spec: fused, uniforms: matmulUniforms(fusedShape, trans), tensors: { ...tensors, lora_t: t.tensor, lora_l: l.tensor } });
+    return ok({ steps });
+  }
+  // the device binds too few storage buffers for the fused kernel (NF4's five parts, a bias, T
+  // and L): the product without the low-rank term, then T·op(L) accumulated into C
+  steps.push({ kind: "dispatch", spec: kernel(options, shape), uniforms: matmulUniforms(shape, trans), tensors });
+  const small: MatmulShape = { batch, m, n, k: rank, strideA: t.layout.batchStride, strideB: l.layout.batchStride, lda: t.layout.ld, ldb: l.layout.ld, beta: 1 };
+  const smallTrans = { transA: t.layout.trans, transB: l.layout.trans };
+  const smallOptions: MatmulOptions = { a: t.tensor.dtype, b: l.tensor.dtype, out: tensors.c.dtype, ...smallTrans, accumulate: true };
+  steps.push({ kind: "dispatch", spec: matmulKernel(smallOptions, small, ctx.matmulStrategy), uniforms: matmulUniforms(small, smallTrans), tensors: { a: t.tensor, b: l.tensor, c: tensors.c } });
   return ok({ steps });
 }
