@@ -371,15 +371,31 @@ export function matmulRef(
   const c = new Float64Array(Math.max(extra.c0?.length ?? 0, (s.batch - 1) * strideC + (s.m - 1) * ldc + s.n));
   if (extra.c0) c.set(extra.c0);
   const lowRank = extra.lowRank && lowRankRef(extra.lowRank.t, extra.lowRank.l, extra.lowRank.layout, s.batch, s.m, s.n); // (batch, M, N)
+  // element k of row m of op(A) at aRow + k * aStep
+  const aStep = o.transA ? lda : 1;
+  const sums = new Float64Array(s.n); // row m of op(A) op(B), each sum taken over k in order
   for (let z = 0; z < s.batch; z++) {
     for (let m = 0; m < s.m; m++) {
-      for (let n = 0; n < s.n; n++) {
-        let sum = 0;
-        for (let k = 0; k < s.k; k++) {
-          const av = a[z * strideA + (o.transA ? k * lda + m : m * lda + k)];
-          const bv = b[z * strideB + (o.transB ? n * ldb + k : k * ldb + n)];
-          sum += av * bv;
+      const aRow = z * strideA + (o.transA ? m : m * lda);
+      if (o.transB) {
+        // B stored (N, K): a dot product of two runs along K per output
+        for (let n = 0; n < s.n; n++) {
+          const bRow = z * strideB + n * ldb;
+          let sum = 0;
+          for (let k = 0; k < s.k; k++) sum += a[aRow + k * aStep] * b[bRow + k];
+          sums[n] = sum;
         }
+      } else {
+        // B stored (K, N): rows of B scaled into the sums (walking B's columns would miss the cache)
+        sums.fill(0);
+        for (let k = 0; k < s.k; k++) {
+          const av = a[aRow + k * aStep];
+          const bRow = z * strideB + k * ldb;
+          for (let n = 0; n < s.n; n++) sums[n] += av * b[bRow + n];
+        }
+      }
+      for (let n = 0; n < s.n; n++) {
+        const sum = sums[n];
         const i = z * strideC + m * ldc + n;
         c[i] = alpha * sum + (extra.bias ? extra.bias[n] : 0) + (lowRank ? lowRank[(z * s.m + m) * s.n + n] : 0) + (extra.c0 ? beta * extra.c0[i] : 0);
       }
