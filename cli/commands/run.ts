@@ -79,7 +79,9 @@ async function runPipeline(pipeline: ResolvedPipeline, result: CheckResult, args
 
   // the bar redraws in place where diagnostics may be coloured (a terminal); plain lines elsewhere
   const progress = { isTTY: io.color, columns: process.stderr.columns, write: (text: string) => io.err(text) };
-  const job = await runJob({ pipeline, lock: lock.lock, resume: flag(args, "resume"), cpu, gpu, deviceMemory: io.env.SFT_DEVICE_MEMORY, log: io.err, progress });
+  // device warnings (SFT5010) rendered like every other diagnostic, as with --device
+  const warn = (d: Diagnostic) => io.err(renderDiagnostic(d, new Map(), io.color));
+  const job = await runJob({ pipeline, lock: lock.lock, resume: flag(args, "resume"), cpu, gpu, deviceMemory: io.env.SFT_DEVICE_MEMORY, log: io.err, warn, progress });
   if (!job.ok) return printErrors(job.diagnostics, result, io);
   const outcome = job.value;
   const { training } = outcome;

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
-import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { knownAdapterMemory, parseByteSize, type DeviceMemory } from "../../compiler/plan/device-memory.ts";
 import { planEngine, type EngineFigures, type ProgramShape } from "../../compiler/plan/engine-plan.ts";
 import { comparePlanWithAllocated, type PlanComparison } from "../../compiler/plan/measured.ts";
@@ -46,6 +46,8 @@ export interface JobOptions {
   deviceMemory?: string;
   /** Status lines (stderr in the CLI). */
   log: (text: string) => void;
+  /** A warning about the device (a fast kernel that failed its self-check, SFT5010); default: a `log` line. */
+  warn?: (d: Diagnostic) => void;
   /** Where the progress bar goes (default stderr); false for none. */
   progress?: ProgressSink | false;
   handleSignals?: boolean;
@@ -81,7 +83,8 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
     return fail(diag("SFT5902", `no WebGPU device for training: ${gpu.diagnostics[0]?.message ?? "none found"}`, { hint: "run with --cpu to train on the float64 CPU engine (slow), or install a Vulkan driver (Mesa lavapipe works)" }));
   }
   // a fast kernel that failed its check when the device opened (SFT5010): said once, here
-  for (const w of gpu?.diagnostics ?? []) o.log(`warning ${w.code}: ${w.message}${w.hint ? ` (${w.hint})` : ""}\n`);
+  const warn = o.warn ?? ((w: Diagnostic) => o.log(`warning ${w.code}: ${w.message}${w.hint ? ` (${w.hint})` : ""}\n`));
+  for (const w of gpu?.diagnostics ?? []) warn(w);
   const planned = planPipeline(p, { tokenizerVocab: tokenizer.vocabSize });
   if (!planned.ok) return planned;
   const peak = planned.value.plan.peakBytes;
