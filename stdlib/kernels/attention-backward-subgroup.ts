@@ -31,9 +31,11 @@ import {
   matrixTypes,
   product,
   range,
+  subgroupAttentionFrame,
   subgroupRows,
   wgslKeyValueFill,
   wgslQueryBlockOpening,
+  wgslStagePair,
   type AttentionAdapter,
   type SubgroupAttentionLayout,
 } from "./attention-forward-subgroup.ts";
@@ -121,7 +123,7 @@ function storeResults(names: string[], c: { N: number }): string {
 export function attentionDqSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
   const D = variant.headDim;
   checkLayout(layout, D);
-  const { config: c, subgroupSize: sg, subgroups, blockK: BK } = layout;
+  const { config: c, blockK: BK } = layout;
   const BQ = blockRows(layout);
   const scalar = attentionBackwardKernels(variant).dq;
   const types = matrixTypes(c);
@@ -129,13 +131,7 @@ export function attentionDqSubgroupKernel(variant: AttentionVariant, layout: Sub
   const dChunks = D / c.K;
   const dq = range(D / c.N).map((y) => `dq${y}`);
   return {
-    name: "attention_backward_dq_subgroup_matrix",
-    variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: sg, subgroups, blockK: BK },
-    uniforms: scalar.uniforms,
-    bindings: scalar.bindings,
-    workgroupSize: [subgroups * sg, 1, 1],
-    dispatch: (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch],
-    enables: ["f16", "chromium_experimental_subgroup_matrix"],
+    ...subgroupAttentionFrame("attention_backward_dq_subgroup_matrix", { ...variant, blockK: BK }, layout, scalar, (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch]),
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dq"])}
 const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
@@ -150,17 +146,7 @@ var<workgroup> row_lse: array<f32, ${BQ}>;
 var<workgroup> row_delta: array<f32, ${BQ}>;`,
     body: `${wgslQueryBlockOpening(layout)}
   // stage Q and dO as f16 (rows past T are zero), and the rows' lse and delta
-  for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
-    let i = first + e / D;
-    var x = 0.0;
-    var g = 0.0;
-    if (i < u.q_len) {
-      x = load_q(q_at(b, i, h) + e % D);
-      g = load_dout(dout_at(b, i, h) + e % D);
-    }
-    f16_tile[e] = f16(x);
-    f16_tile[DOUT_AT + e] = f16(g);
-  }
+${wgslStagePair("BLOCK_Q", "first", "u.q_len", ["load_q(q_at(b, row, h) + e % D)", "load_dout(dout_at(b, row, h) + e % D)"], "DOUT_AT")}
   for (var r = lidx; r < BLOCK_Q; r += WG_X) {
     let i = first + r;
     row_lse[r] = 0.0;
@@ -214,7 +200,7 @@ ${storeResults(dq, c)}
 export function attentionDkdvSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
   const D = variant.headDim;
   checkLayout(layout, D);
-  const { config: c, subgroupSize: sg, subgroups, blockK: BQT } = layout;
+  const { config: c, blockK: BQT } = layout;
   const BKV = blockRows(layout);
   const scalar = attentionBackwardKernels(variant).dkdv;
   const types = matrixTypes(c);
@@ -223,13 +209,7 @@ export function attentionDkdvSubgroupKernel(variant: AttentionVariant, layout: S
   const dk = range(D / c.N).map((y) => `dk${y}`);
   const dv = range(D / c.N).map((y) => `dv${y}`);
   return {
-    name: "attention_backward_dkdv_subgroup_matrix",
-    variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: sg, subgroups, queryTile: BQT },
-    uniforms: scalar.uniforms,
-    bindings: scalar.bindings,
-    workgroupSize: [subgroups * sg, 1, 1],
-    dispatch: (u) => [ceilDiv(u.key_len, BKV), u.query_heads / u.group_size, u.batch],
-    enables: ["f16", "chromium_experimental_subgroup_matrix"],
+    ...subgroupAttentionFrame("attention_backward_dkdv_subgroup_matrix", { ...variant, queryTile: BQT }, layout, scalar, (u) => [ceilDiv(u.key_len, BKV), u.query_heads / u.group_size, u.batch]),
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dk", "dv"])}
 const BLOCK_KV = ${BKV}u;
 const QUERY_TILE = ${BQT}u;
@@ -249,17 +229,7 @@ const DS_AT = ${BKV * BQT}u;`,
   let first_j = wid.x * BLOCK_KV;
   let row0 = ${row0}; // this subgroup's first key in the block
   // stage K and V as f16 (keys past S are zero)
-  for (var e = lidx; e < BLOCK_KV * D; e += WG_X) {
-    let j = first_j + e / D;
-    var kx = 0.0;
-    var vx = 0.0;
-    if (j < u.key_len) {
-      kx = load_k(k_at(b, j, kvh) + e % D);
-      vx = load_v(v_at(b, j, kvh) + e % D);
-    }
-    f16_tile[e] = f16(kx);
-    f16_tile[V_AT + e] = f16(vx);
-  }
+${wgslStagePair("BLOCK_KV", "first_j", "u.key_len", ["load_k(k_at(b, row, kvh) + e % D)", "load_v(v_at(b, row, kvh) + e % D)"], "V_AT")}
   workgroupBarrier();
   // Query rows before this one cannot see any key of the block (causal without a prefix).
   let p_first = query_window_start(b, first_j);

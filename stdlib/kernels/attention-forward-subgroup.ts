@@ -181,6 +181,48 @@ ${lines(stores.map((x) => `        ${x}`))}
       }`;
 }
 
+/**
+ * WGSL: `rows` rows of two tensors from row `first` on, staged as f16 in f16_tile at 0 and at
+ * `secondAt`, (rows, D) each; rows from `bound` on are zero. `loads` read element e % D of row
+ * `row` of each.
+ */
+export function wgslStagePair(rows: string, first: string, bound: string, loads: [string, string], secondAt: string): string {
+  return `  for (var e = lidx; e < ${rows} * D; e += WG_X) {
+    let row = ${first} + e / D;
+    var x0 = 0.0;
+    var x1 = 0.0;
+    if (row < ${bound}) {
+      x0 = ${loads[0]};
+      x1 = ${loads[1]};
+    }
+    f16_tile[e] = f16(x0);
+    f16_tile[${secondAt} + e] = f16(x1);
+  }`;
+}
+
+/**
+ * The parts every subgroup-matrix attention kernel shares: the scalar kernel's uniforms and
+ * bindings, one workgroup of `layout.subgroups` subgroups per block, f16 and subgroup matrices.
+ */
+export function subgroupAttentionFrame(
+  name: string,
+  variant: Record<string, string | number | boolean>,
+  layout: SubgroupAttentionLayout,
+  scalar: Pick<KernelSpec, "uniforms" | "bindings">,
+  dispatch: KernelSpec["dispatch"],
+): Pick<KernelSpec, "name" | "variant" | "uniforms" | "bindings" | "workgroupSize" | "dispatch" | "enables"> {
+  const c = layout.config;
+  return {
+    name,
+    variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: layout.subgroupSize, subgroups: layout.subgroups },
+    uniforms: scalar.uniforms,
+    bindings: scalar.bindings,
+    workgroupSize: [layout.subgroups * layout.subgroupSize, 1, 1],
+    dispatch,
+    enables: ["f16", "chromium_experimental_subgroup_matrix"],
+  };
+}
+
 type MatrixTypes = ReturnType<typeof matrixTypes>;
 
 /**
@@ -202,7 +244,7 @@ export function loadLefts(name: string, n: number, array: string, offset: (x: nu
  * o, lse (B, Hq, T) f32, then the mask's; uniform values from attentionForwardUniforms.
  */
 export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
-  const { config: c, subgroupSize: sg, subgroups, blockK: BK } = layout;
+  const { config: c, blockK: BK } = layout;
   const D = variant.headDim;
   const BQ = blockRows(layout);
   invariant(c.componentType === "f16" && c.resultComponentType === "f32", `attention: subgroup matrices ${c.componentType} -> ${c.resultComponentType}`);
@@ -229,13 +271,7 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   );
   const { scope } = subgroupRows(layout);
   return {
-    name: "attention_forward_subgroup_matrix",
-    variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: sg, subgroups, blockK: BK },
-    uniforms: scalar.uniforms,
-    bindings: scalar.bindings,
-    workgroupSize: [subgroups * sg, 1, 1],
-    dispatch: (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch],
-    enables: ["f16", "chromium_experimental_subgroup_matrix"],
+    ...subgroupAttentionFrame("attention_forward_subgroup_matrix", { ...variant, blockK: BK }, layout, scalar, (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch]),
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "o"])}
 const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
