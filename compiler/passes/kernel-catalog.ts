@@ -15,7 +15,7 @@ import { isContiguous, type View } from "./views.ts";
 export type EpilogueKind = "bias" | "residual" | "alpha" | "low-rank";
 
 /** The largest inner size of a matmul that a low-rank epilogue computes (LoRA ranks are 4 to 64). */
-export const LOW_RANK_MAX = 64;
+const LOW_RANK_MAX = 64;
 
 export interface CatalogEntry {
   name: string;
@@ -46,7 +46,7 @@ const last = (n: Node) => n.shape[n.shape.length - 1];
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / last(x), cols: last(x) });
 
 /** The inner size K of a matmul node. */
-export function matmulInner(n: Node): number {
+function matmulInner(n: Node): number {
   const x = n.inputs[0];
   return n.attrs.transA ? x.shape[x.shape.length - 2] : last(x);
 }
