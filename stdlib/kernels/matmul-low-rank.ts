@@ -7,6 +7,7 @@
 // NF4) shares the store function, so all of them take the epilogue; it runs in f32.
 import type { StorageDType } from "./dtype.ts";
 import type { KernelBinding, UniformValues } from "./kernel.ts";
+import type { MatmulShape } from "./matmul.ts";
 
 /** The dtypes of T and L. */
 export interface LowRankOperands {
@@ -15,20 +16,21 @@ export interface LowRankOperands {
 }
 
 /**
- * Where T and op(L) are, in elements: T[z, m, j] at z·strideT + m·tRow + j·tRank, op(L)[z, j, n]
- * at z·strideL + n·lCol + j·lRank (either operand transposed, strided or shared over the batch).
+ * Where T and L are, in the matmul's own operand terms: T stored (M, r), or (r, M) with
+ * `transT`, rows `ldt` apart; L stored (r, N), or (N, r) with `transL` (a LoRA B applied as
+ * T Bᵀ), rows `ldl` apart; batch items `strideT` / `strideL` apart (0: one shared by all).
  */
 export interface LowRankLayout {
   rank: number;
+  transT: boolean;
+  ldt: number;
   strideT: number;
-  tRow: number;
-  tRank: number;
+  transL: boolean;
+  ldl: number;
   strideL: number;
-  lCol: number;
-  lRank: number;
 }
 
-/** The uniforms the low-rank epilogue adds to the matmul's. */
+/** The uniforms the low-rank epilogue adds to the matmul's: element strides of T along M and r, of op(L) along N and r. */
 export const LOW_RANK_UNIFORMS = {
   lrRank: "u32",
   lrStrideT: "u32",
@@ -40,7 +42,26 @@ export const LOW_RANK_UNIFORMS = {
 } as const;
 
 export function lowRankUniforms(l: LowRankLayout): UniformValues {
-  return { lrRank: l.rank, lrStrideT: l.strideT, lrTRow: l.tRow, lrTRank: l.tRank, lrStrideL: l.strideL, lrLCol: l.lCol, lrLRank: l.lRank };
+  return {
+    lrRank: l.rank,
+    lrStrideT: l.strideT,
+    lrTRow: l.transT ? 1 : l.ldt,
+    lrTRank: l.transT ? l.ldt : 1,
+    lrStrideL: l.strideL,
+    lrLCol: l.transL ? l.ldl : 1,
+    lrLRank: l.transL ? 1 : l.ldl,
+  };
+}
+
+/**
+ * T·op(L) as a matmul of its own, (batch, M, N) packed: what the epilogue adds, for the float64
+ * reference and for devices that run it as a second, accumulating launch.
+ */
+export function lowRankProduct(l: LowRankLayout, batch: number, m: number, n: number): { shape: MatmulShape; trans: { transA: boolean; transB: boolean } } {
+  return {
+    shape: { batch, m, n, k: l.rank, strideA: l.strideT, strideB: l.strideL, lda: l.ldt, ldb: l.ldl },
+    trans: { transA: l.transT, transB: l.transL },
+  };
 }
 
 /** T and L, bound after A, B and the bias. */
@@ -65,16 +86,3 @@ export const LOW_RANK_FUNCTION = `fn low_rank(base: u32, m: u32, n: u32) -> f32 
   }
   return sum;
 }`;
-
-/** Float64 reference: T·op(L) for every (z, m, n), packed (batch, M, N). */
-export function lowRankRef(t: ArrayLike<number>, l: ArrayLike<number>, layout: LowRankLayout, batch: number, m: number, n: number): Float64Array {
-  const out = new Float64Array(batch * m * n);
-  for (let z = 0; z < batch; z++)
-    for (let i = 0; i < m; i++)
-      for (let c = 0; c < n; c++) {
-        let sum = 0;
-        for (let j = 0; j < layout.rank; j++) sum += t[z * layout.strideT + i * layout.tRow + j * layout.tRank] * l[z * layout.strideL + c * layout.lCol + j * layout.lRank];
-        out[(z * m + i) * n + c] = sum;
-      }
-  return out;
-}

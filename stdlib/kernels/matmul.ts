@@ -16,7 +16,7 @@ import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnosti
 import type { StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
 import { gemvFits, gemvSpec } from "./matmul-gemv.ts";
-import { LOW_RANK_FUNCTION, LOW_RANK_UNIFORMS, lowRankBindings, lowRankRef, lowRankUniforms, type LowRankLayout, type LowRankOperands } from "./matmul-low-rank.ts";
+import { LOW_RANK_FUNCTION, LOW_RANK_UNIFORMS, lowRankBindings, lowRankProduct, lowRankUniforms, type LowRankLayout, type LowRankOperands } from "./matmul-low-rank.ts";
 import { SUBGROUP_TILINGS, subgroupMatrixConfigFor, subgroupMatrixSpec, type SubgroupMatrixConfig, type SubgroupMatrixStrategy, type SubgroupTilingName } from "./matmul-subgroup.ts";
 
 const TILE = 64; // tiled: output rows and columns per workgroup
@@ -363,14 +363,15 @@ export function matmulRef(
   b: Float64Array,
   o: { transA: boolean; transB: boolean },
   s: MatmulShape,
-  extra: { bias?: Float64Array; c0?: Float64Array; lowRank?: { t: ArrayLike<number>; l: ArrayLike<number>; layout: LowRankLayout } } = {},
+  extra: { bias?: Float64Array; c0?: Float64Array; lowRank?: { t: Float64Array; l: Float64Array; layout: LowRankLayout } } = {},
 ): Float64Array {
   const { strideA, strideB, strideC, lda, ldb, ldc } = strides(s, o);
   const alpha = s.alpha ?? 1;
   const beta = s.beta ?? 0;
   const c = new Float64Array(Math.max(extra.c0?.length ?? 0, (s.batch - 1) * strideC + (s.m - 1) * ldc + s.n));
   if (extra.c0) c.set(extra.c0);
-  const lowRank = extra.lowRank && lowRankRef(extra.lowRank.t, extra.lowRank.l, extra.lowRank.layout, s.batch, s.m, s.n); // (batch, M, N)
+  const product = extra.lowRank && lowRankProduct(extra.lowRank.layout, s.batch, s.m, s.n);
+  const lowRank = product && matmulRef(extra.lowRank!.t, extra.lowRank!.l, product.trans, product.shape); // (batch, M, N)
   // element k of row m of op(A) at aRow + k * aStep
   const aStep = o.transA ? lda : 1;
   const sums = new Float64Array(s.n); // row m of op(A) op(B), each sum taken over k in order

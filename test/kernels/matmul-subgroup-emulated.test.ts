@@ -132,7 +132,7 @@ function casesFor(tiling: SubgroupTilingName, workgroupBytes: number): Case[] {
     {
       label: "ragged A Wᵀ NF4 + low-rank",
       o: { ...f32, transA: false, transB: true, lowRank: { t: "f32", l: "f32" } },
-      s: { batch: 1, m: 21, n: 45, k: 99 + (TILINGS.indexOf(tiling) % 2), strideB: 0, lowRank: { rank: 3, strideT: 63, tRow: 3, tRank: 1, strideL: 0, lCol: 3, lRank: 1 } },
+      s: { batch: 1, m: 21, n: 45, k: 99 + (TILINGS.indexOf(tiling) % 2), strideB: 0, lowRank: { rank: 3, transT: false, ldt: 3, strideT: 63, transL: true, ldl: 3, strideL: 0 } },
       nf4: true,
       config: whole("f32"),
     },

@@ -43,8 +43,8 @@ async function check(
   // the low-rank epilogue's T and L, as large as their layout reaches
   const lr = s.lowRank;
   const lowRank = o.lowRank && lr && {
-    t: randomValues(rng, (s.batch - 1) * lr.strideT + (s.m - 1) * lr.tRow + (lr.rank - 1) * lr.tRank + 1, o.lowRank.t),
-    l: randomValues(rng, (s.batch - 1) * lr.strideL + (s.n - 1) * lr.lCol + (lr.rank - 1) * lr.lRank + 1, o.lowRank.l),
+    t: randomValues(rng, (s.batch - 1) * lr.strideT + (lr.transT ? lr.rank : s.m) * lr.ldt, o.lowRank.t),
+    l: randomValues(rng, (s.batch - 1) * lr.strideL + (lr.transL ? s.n : lr.rank) * lr.ldl, o.lowRank.l),
     layout: lr,
   };
   const spec = matmulKernel(o, s, strategy);
@@ -143,13 +143,13 @@ test(
     const o: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true, lowRank: { t: "f32", l: "f32" } };
     const r = 5;
     // T (M, r) per item, L stored (N, r) shared (x Wᵀ + T Bᵀ); ragged sizes, scalar path, bias
-    const ragged: MatmulShape = { batch: 2, m: 70, n: 33, k: 19, lowRank: { rank: r, strideT: 70 * r, tRow: r, tRank: 1, strideL: 0, lCol: r, lRank: 1 } };
+    const ragged: MatmulShape = { batch: 2, m: 70, n: 33, k: 19, lowRank: { rank: r, transT: false, ldt: r, strideT: 70 * r, transL: true, ldl: r, strideL: 0 } };
     await check(gpu, rng, { ...o, bias: "f32" }, ragged, toleranceFor("f32"));
     // T stored (r, M), L stored (r, N) per item, bf16 L, accumulating, vec4 path
-    const aligned: MatmulShape = { batch: 2, m: 64, n: 64, k: 32, beta: 1, lowRank: { rank: r, strideT: r * 64, tRow: 1, tRank: 64, strideL: r * 64, lCol: 1, lRank: 64 } };
+    const aligned: MatmulShape = { batch: 2, m: 64, n: 64, k: 32, beta: 1, lowRank: { rank: r, transT: true, ldt: 64, strideT: r * 64, transL: false, ldl: 64, strideL: r * 64 } };
     for (const strategy of ["tiled", "registers"] as const) await check(gpu, rng, { ...o, accumulate: true, lowRank: { t: "f32", l: "bf16" } }, aligned, toleranceFor("bf16"), strategy);
     // one row (decode): the gemv kernel
-    const row: MatmulShape = { batch: 1, m: 1, n: 40, k: 32, lowRank: { rank: r, strideT: r, tRow: r, tRank: 1, strideL: 0, lCol: r, lRank: 1 } };
+    const row: MatmulShape = { batch: 1, m: 1, n: 40, k: 32, lowRank: { rank: r, transT: false, ldt: r, strideT: r, transL: true, ldl: r, strideL: 0 } };
     assert.is(matmulKernel(o, row).name, "matmul_gemv");
     await check(gpu, rng, o, row, toleranceFor("f32"));
   }),

@@ -12,7 +12,7 @@ import { residualOperand } from "../../../compiler/passes/kernel-catalog.ts";
 import type { KernelInput, Launch } from "../../../compiler/passes/schedule.ts";
 import { reshapeStrides, type View } from "../../../compiler/passes/views.ts";
 import { matmulKernel, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
-import type { LowRankLayout } from "../../../stdlib/kernels/matmul-low-rank.ts";
+import { lowRankProduct, type LowRankLayout } from "../../../stdlib/kernels/matmul-low-rank.ts";
 import { nf4MatmulKernel } from "../../../stdlib/kernels/nf4-matmul.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import type { ExecContext, PreparedLaunch, Step } from "../steps.ts";
@@ -120,7 +120,11 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
     }
   }
   // T (…, M, r) and L of the low-rank product, each in place or copied
-  const lowRankOperands = lowRank && { t: operand(lowRank.inputs[0], !!lowRank.attrs.transA, "T"), l: operand(lowRank.inputs[1], !!lowRank.attrs.transB, "L") };
+  const lowRankOperands = lowRank && {
+    t: operand(lowRank.inputs[0], !!lowRank.attrs.transA, "T"),
+    l: operand(lowRank.inputs[1], !!lowRank.attrs.transB, "L"),
+    rank: lowRank.attrs.transA ? lowRank.inputs[0].shape.at(-2)! : lowRank.inputs[0].shape.at(-1)!,
+  };
   // the output starts as the residual; the kernel adds beta times it
   if (residual) steps.push(copyView(ctx, residual.view, tensors.c));
 
@@ -132,17 +136,15 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
     steps.push({ kind: "dispatch", spec: kernel(options, shape), uniforms: matmulUniforms(shape, trans), tensors });
     return ok({ steps });
   }
-  const { t, l } = lowRankOperands;
-  const rank = lowRank!.attrs.transA ? lowRank!.inputs[0].shape.at(-2)! : lowRank!.inputs[0].shape.at(-1)!;
-  // T[z, m, j]: stored (M, r), or (r, M) when transposed; op(L)[j, n]: stored (r, N), or (N, r)
+  const { t, l, rank } = lowRankOperands;
   const layout: LowRankLayout = {
     rank,
+    transT: t.layout.trans,
+    ldt: t.layout.ld,
     strideT: t.layout.batchStride,
-    tRow: t.layout.trans ? 1 : t.layout.ld,
-    tRank: t.layout.trans ? t.layout.ld : 1,
+    transL: l.layout.trans,
+    ldl: l.layout.ld,
     strideL: l.layout.batchStride,
-    lCol: l.layout.trans ? l.layout.ld : 1,
-    lRank: l.layout.trans ? 1 : l.layout.ld,
   };
   const fusedShape = { ...shape, lowRank: layout };
   const fused = kernel({ ...options, lowRank: { t: t.tensor.dtype, l: l.tensor.dtype } }, fusedShape);
@@ -153,9 +155,9 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
   // the device binds too few storage buffers for the fused kernel (NF4's five parts, a bias, T
   // and L): the product without the low-rank term, then T·op(L) accumulated into C
   steps.push({ kind: "dispatch", spec: kernel(options, shape), uniforms: matmulUniforms(shape, trans), tensors });
-  const small: MatmulShape = { batch, m, n, k: rank, strideA: t.layout.batchStride, strideB: l.layout.batchStride, lda: t.layout.ld, ldb: l.layout.ld, beta: 1 };
-  const smallTrans = { transA: t.layout.trans, transB: l.layout.trans };
-  const smallOptions: MatmulOptions = { a: t.tensor.dtype, b: l.tensor.dtype, out: tensors.c.dtype, ...smallTrans, accumulate: true };
-  steps.push({ kind: "dispatch", spec: matmulKernel(smallOptions, small, ctx.matmulStrategy), uniforms: matmulUniforms(small, smallTrans), tensors: { a: t.tensor, b: l.tensor, c: tensors.c } });
+  const small = lowRankProduct(layout, batch, m, n);
+  const smallOptions: MatmulOptions = { a: t.tensor.dtype, b: l.tensor.dtype, out: tensors.c.dtype, ...small.trans, accumulate: true };
+  const smallShape = { ...small.shape, beta: 1 };
+  steps.push({ kind: "dispatch", spec: matmulKernel(smallOptions, smallShape, ctx.matmulStrategy), uniforms: matmulUniforms(smallShape, small.trans), tensors: { a: t.tensor, b: l.tensor, c: tensors.c } });
   return ok({ steps });
 }
