@@ -117,17 +117,18 @@ class CaseBuilder {
     private readonly s: BenchShapes,
   ) {}
 
-  /** Seeded N(0, 0.25) values: kept on the host for the reference, uploaded in `dtype`. */
-  private input(dtype: StorageDType, shape: number[]): { host: Float32Array; tensor: GpuTensor } {
-    const host = this.rng.normalArray(shape.reduce((a, b) => a * b, 1), 0.5);
-    return { host, tensor: uploadTensor(this.gpu, dtype, shape, host) };
-  }
-
-  /** A matmul operand (`role` "a" or "b"), drawn like `input` on first use of its role and shape, then shared. */
-  private operand(role: string, dtype: StorageDType, shape: number[]): { host: Float32Array; tensor: GpuTensor } {
-    const key = `${role} ${shape.join("x")}`;
-    let host = this.operands.get(key);
-    if (!host) this.operands.set(key, (host = this.rng.normalArray(shape.reduce((a, b) => a * b, 1), 0.5)));
+  /**
+   * Seeded N(0, 0.25) values: kept on the host for the reference, uploaded in `dtype`. With
+   * `shareAs` (a matmul operand's role, "a" or "b"), drawn on the first use of that role and
+   * shape, then shared.
+   */
+  private input(dtype: StorageDType, shape: number[], shareAs?: string): { host: Float32Array; tensor: GpuTensor } {
+    const key = shareAs && `${shareAs} ${shape.join("x")}`;
+    let host = key ? this.operands.get(key) : undefined;
+    if (!host) {
+      host = this.rng.normalArray(shape.reduce((a, b) => a * b, 1), 0.5);
+      if (key) this.operands.set(key, host);
+    }
     return { host, tensor: uploadTensor(this.gpu, dtype, shape, host) };
   }
 
@@ -145,8 +146,8 @@ class CaseBuilder {
   matmul(m: number, n: number, k: number, bType: StorageDType, transB: boolean, strategy: MatmulStrategy, note = ""): Case {
     const shape = { batch: 1, m, n, k };
     const layout = { transA: false, transB };
-    const a = this.operand("a", "f32", [m, k]); // (M, K)
-    const b = this.operand("b", bType, transB ? [n, k] : [k, n]); // (N, K) or (K, N)
+    const a = this.input("f32", [m, k], "a"); // (M, K)
+    const b = this.input(bType, transB ? [n, k] : [k, n], "b"); // (N, K) or (K, N)
     const c = createTensor(this.gpu, "f32", [m, n]); // (M, N)
     const products = productInputs(strategy);
     return {
@@ -174,7 +175,7 @@ class CaseBuilder {
   nf4Matmul(m: number, n: number, k: number, strategy: MatmulStrategy, note = ""): Case {
     const shape = { batch: 1, m, n, k, strideB: 0 };
     const layout = { transA: false, transB: true };
-    const a = this.operand("a", "f32", [m, k]); // (M, K)
+    const a = this.input("f32", [m, k], "a"); // (M, K)
     const key = `${n}x${k}`;
     let quantized = this.nf4Weights.get(key);
     if (!quantized) this.nf4Weights.set(key, (quantized = quantizeNf4(this.rng.normalArray(n * k, 0.05))));

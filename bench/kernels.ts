@@ -33,8 +33,9 @@ export interface KernelResult {
 
 /**
  * One checked dispatch, `reps` untimed ones, then `reps` timed ones; the median GPU time, else
- * the mean wall time. The untimed ones bring the card's clocks up from idle: on an H200 the
- * same kernel measured 4.8 ms in one run and 21.3 ms in another without them.
+ * the mean wall time. The untimed ones are meant to bring the card's clocks up from idle: on an
+ * H200 one kernel measured 4.8 ms in one run and 21.3 ms in another without them (cause not
+ * established; whether the warm-up removes the spread has not been measured).
  */
 async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelResult> {
   const compiled = await pipelinesOf(gpu).compile(c.spec);

@@ -59,11 +59,12 @@ export interface SubgroupTiling {
 // 4x4 accumulators) and "wg128-8sg" (8 subgroups of 64x32) reuse each loaded matrix more;
 // "wg128x64-bk64" halves the barriers per K; the "-nk" ones keep a B stored (N, K) as stored
 // (`nkB`: right matrices loaded column-major), for x Wᵀ, the forward of every linear.
-// Measured on an NVIDIA H200 (bench/RESULTS.md, 2026-11-26, run 4), f32 A x f32 Wᵀ at the 7B
+// Measured on an NVIDIA H200 (bench/RESULTS.md, 2026-11-26, 03:39 UTC run), f32 A x f32 Wᵀ at the 7B
 // FFN up-projection 2048x11008x4096: wg64-vec4-pad 2.29 ms (80.7 TFLOP/s), wg64-double 5.02,
 // wg128-sg64x64 5.38, wg128-sg64x64-nk 5.56, wg128-8sg 5.76, wg128-8sg-nk 5.88,
 // wg64-double-nk 7.42, wg64 10.78, wg128x64-bk64 11.63; the tiled f32 kernel 23.3. The 16-byte
-// fills into padded rows make the difference; why the larger tiles gain nothing is not profiled.
+// fills into padded rows make the difference (the only change from wg64; single-kernel times
+// varied between runs, see RESULTS); why the larger tiles gain nothing is not profiled.
 // The 7B LoRA step went from 2.73 s (wg64) to 1.31 s (wg64-vec4-pad).
 // Workgroup memory (f16 tiles + f32 scratch) stays within 32 KiB for the 16x16 f32 configuration.
 /** The named tilings; "one-subgroup" runs one subgroup per workgroup (no assumption on subgroup membership). */
