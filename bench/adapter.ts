@@ -1,7 +1,8 @@
 // What the benchmarked adapter is and can do: identity, backend, features, key limits,
 // subgroup sizes, subgroup-matrix configurations, and the evidence that the Dawn toggles the
 // runtime asks for are in force (dawn.node has no API that lists the toggles of a device).
-import { listAdapters, type GpuDevice } from "../runtime/gpu/device.ts";
+import type { Diagnostic } from "../compiler/diagnostics.ts";
+import { listAdapters, openDevice, type GpuDevice } from "../runtime/gpu/device.ts";
 import type { SubgroupMatrixConfig } from "../stdlib/kernels/matmul-subgroup.ts";
 
 /** A Dawn toggle and whether this run shows it in force. */
@@ -90,4 +91,18 @@ export function toggleStates(facts: AdapterFacts, gpuIntervalsNs: readonly numbe
           : `${unquantized} of ${gpuIntervalsNs.length} GPU-timed intervals are not multiples of ${QUANTUM_NS} ns`,
     },
   ];
+}
+
+const printed = (d: Diagnostic) => console.error(`${d.code} ${d.message}${d.hint ? `\n  hint: ${d.hint}` : ""}`);
+
+/**
+ * The device a benchmark command runs on (Dawn's choice, or SFT_ADAPTER). Its warnings (a fast
+ * kernel that failed its self-check and falls back, SFT5010) go to stderr, so a run says which
+ * kernels it measured; a device that does not open ends the process with exit 1.
+ */
+export async function openBenchDevice(): Promise<GpuDevice> {
+  const opened = await openDevice();
+  for (const d of opened.diagnostics) printed(d);
+  if (!opened.ok) process.exit(1);
+  return opened.value;
 }

@@ -11,7 +11,7 @@ import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { CommandBatch } from "../runtime/gpu/batch.ts";
 import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../runtime/gpu/tensor.ts";
 import { Random } from "../runtime/random.ts";
-import { relativeError } from "../test/support/numeric.ts";
+import { relativeError } from "../runtime/numeric.ts";
 import {
   attentionForwardSubgroupKernel,
   blockRows,

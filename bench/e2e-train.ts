@@ -32,10 +32,11 @@ import { ok } from "../compiler/diagnostics.ts";
 import { buildFamilyGraph, type TrainingMethod } from "../compiler/models/family-graph.ts";
 import { numel } from "../compiler/ir/node.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
-import { matmulStrategyFor } from "../stdlib/kernels/matmul.ts";
 import { DEFAULT_SUBGROUP_TILING } from "../stdlib/kernels/matmul-subgroup.ts";
 import { formatBytes } from "../compiler/passes/memory-plan.ts";
-import { openDevice, type GpuDevice } from "../runtime/gpu/device.ts";
+import type { GpuDevice } from "../runtime/gpu/device.ts";
+import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
+import { openBenchDevice } from "./adapter.ts";
 import { familyGraphModel, initialWeights, nf4WeightNames } from "../runtime/pipeline/family-model.ts";
 import { labelTokens } from "../runtime/train/backend.ts";
 import { GpuBackend, type WeightSource } from "../runtime/train/gpu-backend.ts";
@@ -157,9 +158,9 @@ async function* baseThenAdapters(gpu: GpuDevice, family: Family, config: ModelCo
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
 
-/** What the engine's matmuls multiply on this adapter (matmulStrategyFor, SFT_MATMUL included). */
+/** What the engine's matmuls multiply on this device (its choice after the self-check, SFT_MATMUL included). */
 function computePrecision(gpu: GpuDevice): string {
-  const strategy = matmulStrategyFor(gpu.adapter);
+  const strategy = checkedMatmulStrategy(gpu);
   if (!strategy.ok) return "matmul strategy refused";
   const s = strategy.value;
   return typeof s === "string"
@@ -449,12 +450,7 @@ function cliOptions(): { options: E2eOptions; torch: boolean; out?: string } {
 async function main(): Promise<void> {
   const { options: given, torch, out } = cliOptions();
   const options: E2eOptions = { ...given, log: (line) => process.stderr.write(`${line}\n`) };
-  const opened = await openDevice();
-  if (!opened.ok) {
-    for (const d of opened.diagnostics) console.error(`${d.code} ${d.message}${d.hint ? `\n  hint: ${d.hint}` : ""}`);
-    process.exit(1);
-  }
-  const gpu = opened.value;
+  const gpu = await openBenchDevice();
   const device = torchDeviceFor(gpu) === "cuda" ? "cuda" : "cpu";
   const command = ["node bin/run-ts.js bench/e2e-train.ts", ...process.argv.slice(2)].join(" ");
   // the device is closed before PyTorch starts, so its memory is PyTorch's

@@ -6,7 +6,7 @@
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../runtime/gpu/tensor.ts";
 import { Random } from "../runtime/random.ts";
-import { relativeError } from "../test/support/numeric.ts";
+import { relativeError } from "../runtime/numeric.ts";
 import { activationForward, activationForwardRef, splitHalves, swigluForward, swigluForwardRef } from "../stdlib/kernels/activations.ts";
 import { attentionForwardKernel, attentionForwardUniforms } from "../stdlib/kernels/attention-forward.ts";
 import { denseView, fusedQkvViews, gatherView } from "../stdlib/kernels/attention-layout.ts";

@@ -9,7 +9,7 @@
 // the GPU reports an error; speed is never judged.
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { openDevice } from "../runtime/gpu/device.ts";
+import { openBenchDevice } from "./adapter.ts";
 import { BENCH_SECTIONS, reportPassed, runBench, type BenchSection } from "./harness.ts";
 import { reportMarkdown } from "./report.ts";
 import { BENCH_SIZES, type BenchSize } from "./sizes.ts";
@@ -51,12 +51,7 @@ function options(): { size: BenchSize; sections: BenchSection[]; kernelFilter?: 
 }
 
 const { size, sections, kernelFilter, out, json } = options();
-const opened = await openDevice();
-if (!opened.ok) {
-  for (const d of opened.diagnostics) console.error(`${d.code} ${d.message}${d.hint ? `\n  hint: ${d.hint}` : ""}`);
-  process.exit(1);
-}
-const gpu = opened.value;
+const gpu = await openBenchDevice();
 const command = ["npm run bench --", ...process.argv.slice(2)].join(" ");
 const report = await runBench(gpu, { size, command, sections, kernelFilter, progress: (line) => process.stderr.write(`bench: ${line}\n`) });
 gpu.destroy();

@@ -66,20 +66,23 @@ export const command: Command = {
   async run(args: ParsedArgs, io: Io): Promise<number> {
     const listed = await listAdapters();
     if (!listed.ok) return printDiagnostics(listed.diagnostics, io);
-    const adapters: (AdapterSummary & { selfCheck?: SelfCheckOutcome["checks"] })[] = [];
+    const adapters: (AdapterSummary & { selfCheck?: AdapterCheck })[] = [];
     for (const a of listed.value) adapters.push({ ...a, selfCheck: await selfCheck(a) });
     if (flag(args, "json")) io.out(`${JSON.stringify(adapters, null, 2)}\n`);
-    else io.out(adapters.map((a, i) => describe(a, i, a.selfCheck)).join("\n"));
+    else io.out(adapters.map((a, i) => describe(a, i)).join("\n"));
     return 0;
   },
 };
 
 // The fast kernels' checks on the adapter, where it has subgroup matrices (opening its device
-// runs them); undefined elsewhere, where the plain kernels run unchecked.
-async function selfCheck(a: AdapterSummary): Promise<SelfCheckOutcome["checks"] | undefined> {
+// runs them), or why its device did not open; undefined elsewhere, where the plain kernels run
+// unchecked.
+type AdapterCheck = SelfCheckOutcome["checks"] | { openFailed: string } | undefined;
+
+async function selfCheck(a: AdapterSummary): Promise<AdapterCheck> {
   if (!a.features.includes("chromium-experimental-subgroup-matrix")) return undefined;
   const opened = await openDevice({ adapter: a.name });
-  if (!opened.ok) return undefined;
+  if (!opened.ok) return { openFailed: opened.diagnostics.map((d) => `${d.code} ${d.message}`).join("; ") };
   const checks = selfCheckOf(opened.value)?.checks;
   opened.value.destroy();
   return checks;
@@ -90,14 +93,15 @@ function describeCheck(c: KernelCheck): string {
   return c.verified ? `${c.op}: verified ${c.kernel}${error}` : `${c.op}: fell back to the ${c.fallback}: ${c.kernel} failed (${c.failure})`;
 }
 
-function describeChecks(checks: SelfCheckOutcome["checks"] | undefined): string[] {
+function describeChecks(checks: AdapterCheck): string[] {
   if (!checks) return ["  self-check    none (no subgroup matrices: the plain kernels run)"];
+  if ("openFailed" in checks) return [`  self-check    not run: the device did not open (${checks.openFailed})`];
   const lines = Object.values(checks).map(describeCheck);
   if (lines.length === 0) return ["  self-check    none (no subgroup-matrix kernel chosen, see SFT_MATMUL and SFT_ATTENTION)"];
   return lines.map((line, i) => `${i === 0 ? "  self-check    " : "                "}${line}`);
 }
 
-function describe(a: AdapterSummary, index: number, checks: SelfCheckOutcome["checks"] | undefined): string {
+function describe(a: AdapterSummary & { selfCheck?: AdapterCheck }, index: number): string {
   const limits = Object.entries(a.limits).map(([key, value]) => `    ${key.padEnd(34)} ${value}`);
   return [
     `[${index}] ${a.name}`,
@@ -105,7 +109,7 @@ function describe(a: AdapterSummary, index: number, checks: SelfCheckOutcome["ch
     `  vendor        ${a.vendor || "-"}${a.architecture ? ` (${a.architecture})` : ""}`,
     `  subgroups     ${a.subgroupMinSize}..${a.subgroupMaxSize}`,
     `  features      ${a.features.join(", ")}`,
-    ...describeChecks(checks),
+    ...describeChecks(a.selfCheck),
     "  limits",
     ...limits,
     "",

@@ -106,17 +106,19 @@ export class GpuDevice {
     return this.errors.splice(0);
   }
 
-  /** Runs `work` inside validation and out-of-memory error scopes; their errors become diagnostics. */
+  /** Runs `work` inside internal, out-of-memory and validation error scopes; their errors become diagnostics. */
   async scoped<T>(work: () => T): Promise<Result<T>> {
+    this.device.pushErrorScope("internal");
     this.device.pushErrorScope("out-of-memory");
     this.device.pushErrorScope("validation");
-    // both scopes are popped even when `work` throws, so they cannot swallow later errors
+    // the scopes are popped even when `work` throws, so they cannot swallow later errors
     const outcome = attempt(work);
     const validation = await this.device.popErrorScope();
     const memory = await this.device.popErrorScope();
+    const internal = await this.device.popErrorScope();
     if (!outcome.done) throw outcome.error;
     const value = outcome.value;
-    const found = [validation, memory].filter((e): e is GPUError => e !== null).map(errorDiagnostic);
+    const found = [validation, memory, internal].filter((e): e is GPUError => e !== null).map(errorDiagnostic);
     return found.length ? fail(...found) : ok(value);
   }
 

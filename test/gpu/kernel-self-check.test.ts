@@ -133,7 +133,7 @@ function emulatedCases(gpu: GpuDevice, cases: ProbeCase[]): ProbeCase[] {
   });
 }
 
-// Lavapipe compiles each emulated matrix call for long: ~170 s cold here, ~2 s from Mesa's shader cache.
+// Lavapipe compiles each emulated matrix call slowly; Mesa's shader cache makes later runs quick.
 test(
   "the engine's subgroup-matrix backward (dQ and dK/dV, matrices emulated) passes its own probe, dQ, dK and dV within the tolerance",
   withGpu(async (gpu) => {
@@ -159,6 +159,17 @@ test(
     assert.is(check.relativeError, undefined);
     assert.match(check.failure!, "failed to compile");
     assert.match(check.failure!, "matmul_broken");
+  }),
+);
+
+test(
+  "a probe that throws fails its check instead of the device open",
+  withGpu(async (gpu) => {
+    const throwing = { ...matmulCandidate(broken, "throwing matmul"), cases: () => { throw new Error("no such layout"); } };
+    const check = await checkKernel(gpu, throwing);
+    assert.not.ok(check.verified);
+    assert.is(check.failure, "threw: no such layout");
+    assert.equal(await gpu.takeErrors(), [], "no error scope left open");
   }),
 );
 
@@ -207,6 +218,7 @@ test(
   "the engine's subgroup-matrix probes on a device that cannot compile them: SFT5010 once, plain kernels at the choice sites",
   withGpu(async (real) => {
     if (!real.hasF16) return console.log("    skipped: no shader-f16");
+    if (real.adapter.features.includes("chromium-experimental-subgroup-matrix")) return console.log("    skipped: this adapter has subgroup matrices, which compile");
     const gpu = h200Like(real);
     const outcome = await selfCheckKernels(gpu, {});
     const { matmul, attention, "attention backward": backward } = outcome.checks;
@@ -253,6 +265,7 @@ test(
   "an explicit request gets no fallback warning at device start (its error comes at the kernel choice)",
   withGpu(async (real) => {
     if (!real.hasF16) return console.log("    skipped: no shader-f16");
+    if (real.adapter.features.includes("chromium-experimental-subgroup-matrix")) return console.log("    skipped: this adapter has subgroup matrices, which compile");
     const outcome = await selfCheckKernels(h200Like(real), { SFT_MATMUL: "subgroup-matrix", SFT_ATTENTION: "scalar" });
     assert.equal(Object.keys(outcome.checks), ["matmul"], "SFT_ATTENTION=scalar: no attention check, forward or backward");
     assert.not.ok(outcome.checks.matmul!.verified);

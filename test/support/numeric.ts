@@ -1,21 +1,11 @@
-// Numeric comparison for kernel and model tests: relative error ‖out−ref‖/‖ref‖, printed so a
-// passing run still shows how close it was.
+// Numeric comparison for kernel and model tests: the relative error ‖out−ref‖/‖ref‖ of
+// runtime/numeric.ts, asserted and printed so a passing run still shows how close it was.
 import * as assert from "uvu/assert";
+import { relativeError } from "../../runtime/numeric.ts";
+
+export { relativeError };
 
 type Numbers = ArrayLike<number>;
-
-export function relativeError(out: Numbers, ref: Numbers): number {
-  assert.is(out.length, ref.length, "length mismatch");
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = out[i] - ref[i];
-    diff += d * d;
-    norm += ref[i] * ref[i];
-  }
-  if (norm === 0) return Math.sqrt(diff);
-  return Math.sqrt(diff / norm);
-}
 
 /** Asserts ‖out−ref‖/‖ref‖ < tolerance and no NaN; prints the error with the label. */
 export function assertClose(out: Numbers, ref: Numbers, tolerance: number, label: string): number {
