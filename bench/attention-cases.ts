@@ -22,9 +22,7 @@ import {
 import {
   attentionDkdvSubgroupKernel,
   attentionDqSubgroupKernel,
-  backwardWorkgroupBytes,
-  DKDV_TILES,
-  DQ_TILES,
+  backwardLayout,
   subgroupAttentionBackwardTolerance,
 } from "../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, attentionBackwardUniforms, type BackwardViews } from "../stdlib/kernels/attention-backward.ts";
@@ -184,8 +182,8 @@ export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case>
   yield attentionCase(gpu, s, s.tokens, layout, 11);
   yield attentionCase(gpu, s, s.tokens / 2, layout, 12);
   if (layout.subgroups > 1) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: 1 }, 11);
-  const dq = subgroupAttentionLayout(adapter, s.headDim, (l) => backwardWorkgroupBytes(l, s.headDim, DQ_TILES));
+  const dq = backwardLayout(adapter, s.headDim, "dq");
   if (dq) yield backwardCase(gpu, s, s.tokens, "dq", dq, 13);
-  const dkdv = subgroupAttentionLayout(adapter, s.headDim, (l) => backwardWorkgroupBytes(l, s.headDim, DKDV_TILES));
+  const dkdv = backwardLayout(adapter, s.headDim, "dkdv");
   if (dkdv) yield backwardCase(gpu, s, s.tokens, "dkdv", dkdv, 14);
 }

@@ -31,35 +31,46 @@ import {
   matrixTypes,
   product,
   range,
+  checkSubgroupLayout,
   subgroupAttentionFrame,
+  subgroupAttentionLayout,
   subgroupRows,
-  wgslKeyValueFill,
+  KEY_VALUE_LOADS,
+  wgslTilePair,
   wgslQueryBlockOpening,
   wgslStagePair,
   type AttentionAdapter,
   type SubgroupAttentionLayout,
 } from "./attention-forward-subgroup.ts";
 
+/** The two backward kernels on subgroup matrices. */
+export type BackwardKernel = "dq" | "dkdv";
+
 // Tiles of f16 operands, each (tile, D) or (D, tile): the dQ kernel holds K^T, K, V^T per key
 // tile (3); the dK/dV kernel holds Q^T, Q, dO^T, dO per query tile (4). Before its loop each
 // stages its two resident operands (Q and dO, or K and V: (2 x block rows, D)) in the same array.
-export const DQ_TILES = 3;
-export const DKDV_TILES = 4;
+// K and Q are held twice, as read along D and across it (one copy loaded column-major would do:
+// not tried, as the matmul's column-major "-nk" tilings were slower on the H200).
+const OPERAND_TILES: Record<BackwardKernel, number> = { dq: 3, dkdv: 4 };
 
 /**
- * Bytes of workgroup memory of the dQ kernel (`tiles` = 3) or the dK/dV kernel (4): the f16
- * operand tiles, S and dP in f32 (which at the end hold the f32 results of a block, (rows, D)),
- * dS (dQ) or P^T and dS^T (dK/dV) in f16, and lse and delta in f32 for each query row of a
- * block (dQ) or a tile (dK/dV).
+ * Bytes of workgroup memory of the dQ or the dK/dV kernel: the f16 operand tiles, S and dP in
+ * f32 (which at the end hold the f32 results of a block, (rows, D)), dS (dQ) or P^T and dS^T
+ * (dK/dV) in f16, and lse and delta in f32 for each query row of a block (dQ) or a tile (dK/dV).
  */
-export function backwardWorkgroupBytes(layout: SubgroupAttentionLayout, headDim: number, tiles: number): number {
+export function backwardWorkgroupBytes(layout: SubgroupAttentionLayout, headDim: number, kernel: BackwardKernel): number {
   const rows = blockRows(layout);
   const tile = layout.blockK;
-  const operands = 2 * Math.max(tiles * tile * headDim, 2 * rows * headDim);
+  const operands = 2 * Math.max(OPERAND_TILES[kernel] * tile * headDim, 2 * rows * headDim);
   const scores = 4 * Math.max(2 * rows * tile, rows * headDim);
-  const dq = tiles === DQ_TILES;
+  const dq = kernel === "dq";
   const weights = 2 * (dq ? 1 : 2) * rows * tile;
   return operands + scores + weights + 2 * 4 * (dq ? rows : tile);
+}
+
+/** The layout of the dQ or dK/dV kernel on `adapter` for head dim `headDim` (subgroupAttentionLayout), or undefined. */
+export function backwardLayout(adapter: AttentionAdapter, headDim: number, kernel: BackwardKernel): SubgroupAttentionLayout | undefined {
+  return subgroupAttentionLayout(adapter, headDim, (layout) => backwardWorkgroupBytes(layout, headDim, kernel));
 }
 
 /**
@@ -78,9 +89,9 @@ export function subgroupAttentionBackwardTolerance(): number {
 export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: AttentionVariant, env: Readonly<Record<string, string | undefined>> = process.env): Result<AttentionBackwardKernels> {
   const scalar = attentionBackwardKernels(variant);
   const D = variant.headDim;
-  const dq = attentionKernelChoice(adapter, D, env, (layout) => backwardWorkgroupBytes(layout, D, DQ_TILES));
+  const dq = attentionKernelChoice(adapter, D, env, "attention backward dQ", (layout) => backwardWorkgroupBytes(layout, D, "dq"));
   if (!dq.ok) return dq;
-  const dkdv = attentionKernelChoice(adapter, D, env, (layout) => backwardWorkgroupBytes(layout, D, DKDV_TILES));
+  const dkdv = attentionKernelChoice(adapter, D, env, "attention backward dK/dV", (layout) => backwardWorkgroupBytes(layout, D, "dkdv"));
   if (!dkdv.ok) return dkdv;
   return ok({
     delta: scalar.delta,
@@ -89,25 +100,19 @@ export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: 
   });
 }
 
-function checkLayout(layout: SubgroupAttentionLayout, D: number): void {
-  const c = layout.config;
-  invariant(c.componentType === "f16" && c.resultComponentType === "f32", `attention: subgroup matrices ${c.componentType} -> ${c.resultComponentType}`);
-  invariant(D % c.K === 0 && D % c.N === 0 && layout.blockK % c.K === 0 && layout.blockK % c.N === 0, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${layout.blockK}`);
-}
-
 /**
  * WGSL: per column block y of the tile, the products `lefts1 x right` -> f32_tile at row0 and
  * `lefts2 x right` -> f32_tile at DP_AT (S and dP, or their transposes), the right matrices read
  * from f16_tile at `at1` / `at2` (stored [d][column], `width` columns).
  */
-function scoresAndGradients(lefts1: string, lefts2: string, at1: string, at2: string, width: number, widthName: string, dChunks: number, c: SubgroupMatrixConfig, types: ReturnType<typeof matrixTypes>): string {
+function scoresAndGradients(lefts1: string, lefts2: string, at2: string, width: number, widthName: string, dChunks: number, c: SubgroupMatrixConfig, types: ReturnType<typeof matrixTypes>): string {
   const names = (prefix: string) => range(dChunks).map((x) => `${prefix}${x}`);
   return lines(
     range(width / c.N).map((y) =>
       lines([
-        product(`s${y}`, true, names(lefts1), "f16_tile", (x) => `${at1}${x * c.K * width + y * c.N}u`, widthName, types),
+        product(`s${y}`, true, names(lefts1), "f16_tile", (x) => `${x * c.K * width + y * c.N}u`, widthName, types),
         `      subgroupMatrixStore<row_major>(&f32_tile, row0 * ${widthName} + ${y * c.N}u, s${y}, ${widthName});`,
-        product(`dp${y}`, true, names(lefts2), "f16_tile", (x) => `${at2}${x * c.K * width + y * c.N}u`, widthName, types),
+        product(`dp${y}`, true, names(lefts2), "f16_tile", (x) => `${at2} + ${x * c.K * width + y * c.N}u`, widthName, types),
         `      subgroupMatrixStore<row_major>(&f32_tile, DP_AT + row0 * ${widthName} + ${y * c.N}u, dp${y}, ${widthName});`,
       ]),
     ),
@@ -122,7 +127,7 @@ function storeResults(names: string[], c: { N: number }): string {
 /** The dQ kernel: bindings and uniforms of attention-backward.ts's dQ kernel. */
 export function attentionDqSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
   const D = variant.headDim;
-  checkLayout(layout, D);
+  checkSubgroupLayout(layout, D);
   const { config: c, blockK: BK } = layout;
   const BQ = blockRows(layout);
   const scalar = attentionBackwardKernels(variant).dq;
@@ -139,7 +144,7 @@ const K_AT = ${BK * D}u;      // K (BLOCK_K, D) in f16_tile, after K^T (D, BLOCK
 const VT_AT = ${2 * BK * D}u; // V^T (D, BLOCK_K)
 const DOUT_AT = ${BQ * D}u;   // dO (BLOCK_Q, D) staged after Q (BLOCK_Q, D) before the loop
 const DP_AT = ${BQ * BK}u;    // dP (BLOCK_Q, BLOCK_K) in f32_tile, after S
-var<workgroup> f16_tile: array<f16, ${Math.max(DQ_TILES * BK * D, 2 * BQ * D)}>;
+var<workgroup> f16_tile: array<f16, ${Math.max(OPERAND_TILES.dq * BK * D, 2 * BQ * D)}>;
 var<workgroup> f32_tile: array<f32, ${Math.max(2 * BQ * BK, BQ * D)}>; // S, dP; at the end dQ (BLOCK_Q, D)
 var<workgroup> ds_tile: array<f16, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K)
 var<workgroup> row_lse: array<f32, ${BQ}>;
@@ -164,9 +169,9 @@ ${lines(dq.map((name) => `    var ${name} = ${types.result}();`))}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q and dO, or the previous tile, are no longer read
-${wgslKeyValueFill(["f16_tile[d * BLOCK_K + key] = f16(kx);", "f16_tile[K_AT + e] = f16(kx);", "f16_tile[VT_AT + d * BLOCK_K + key] = f16(vx);"])}
+${wgslTilePair("BLOCK_K", KEY_VALUE_LOADS, ["f16_tile[d * BLOCK_K + r] = f16(x0);", "f16_tile[K_AT + e] = f16(x0);", "f16_tile[VT_AT + d * BLOCK_K + r] = f16(x1);"])}
       workgroupBarrier();
-${scoresAndGradients("q", "g", "", "VT_AT + ", BK, "BLOCK_K", dChunks, c, types)}
+${scoresAndGradients("q", "g", "VT_AT", BK, "BLOCK_K", dChunks, c, types)}
       workgroupBarrier();
       // dS = P * (dP - delta), P = exp(S * scale + bias - lse); 0 where masked
       for (var e = lidx; e < BLOCK_Q * BLOCK_K; e += WG_X) {
@@ -199,7 +204,7 @@ ${storeResults(dq, c)}
 /** The dK/dV kernel: bindings and uniforms of attention-backward.ts's dK/dV kernel. */
 export function attentionDkdvSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
   const D = variant.headDim;
-  checkLayout(layout, D);
+  checkSubgroupLayout(layout, D);
   const { config: c, blockK: BQT } = layout;
   const BKV = blockRows(layout);
   const scalar = attentionBackwardKernels(variant).dkdv;
@@ -218,7 +223,7 @@ const DOUTT_AT = ${2 * BQT * D}u; // dO^T (D, QUERY_TILE)
 const DOUT_AT = ${3 * BQT * D}u;  // dO (QUERY_TILE, D)
 const V_AT = ${BKV * D}u;      // V (BLOCK_KV, D) staged after K (BLOCK_KV, D) before the loop
 const DP_AT = ${BKV * BQT}u;   // dP^T (BLOCK_KV, QUERY_TILE) in f32_tile, after S^T
-var<workgroup> f16_tile: array<f16, ${Math.max(DKDV_TILES * BQT * D, 2 * BKV * D)}>;
+var<workgroup> f16_tile: array<f16, ${Math.max(OPERAND_TILES.dkdv * BQT * D, 2 * BKV * D)}>;
 var<workgroup> f32_tile: array<f32, ${Math.max(2 * BKV * BQT, BKV * D)}>; // S^T, dP^T; at the end dK, then dV (BLOCK_KV, D)
 var<workgroup> weight_tile: array<f16, ${2 * BKV * BQT}>; // P^T, then dS^T (BLOCK_KV, QUERY_TILE)
 var<workgroup> tile_lse: array<f32, ${BQT}>;
@@ -243,20 +248,12 @@ ${lines([...dk, ...dv].map((name) => `    var ${name} = ${types.result}();`))}
       for (var i0 = i_start; i0 < u.q_len; i0 += QUERY_TILE) {
         let n = min(QUERY_TILE, u.q_len - i0);
         workgroupBarrier(); // K and V, or the previous tile, are no longer read
-        for (var e = lidx; e < QUERY_TILE * D; e += WG_X) {
-          let r = e / D;
-          let d = e % D;
-          var qx = 0.0;
-          var gx = 0.0;
-          if (r < n) {
-            qx = load_q(q_at(b, i0 + r, h) + d);
-            gx = load_dout(dout_at(b, i0 + r, h) + d);
-          }
-          f16_tile[d * QUERY_TILE + r] = f16(qx);
-          f16_tile[Q_AT + e] = f16(qx);
-          f16_tile[DOUTT_AT + d * QUERY_TILE + r] = f16(gx);
-          f16_tile[DOUT_AT + e] = f16(gx);
-        }
+${wgslTilePair("QUERY_TILE", ["load_q(q_at(b, i0 + r, h) + d)", "load_dout(dout_at(b, i0 + r, h) + d)"], [
+  "f16_tile[d * QUERY_TILE + r] = f16(x0);",
+  "f16_tile[Q_AT + e] = f16(x0);",
+  "f16_tile[DOUTT_AT + d * QUERY_TILE + r] = f16(x1);",
+  "f16_tile[DOUT_AT + e] = f16(x1);",
+])}
         for (var r = lidx; r < QUERY_TILE; r += WG_X) {
           tile_lse[r] = 0.0;
           tile_delta[r] = 0.0;
@@ -266,7 +263,7 @@ ${lines([...dk, ...dv].map((name) => `    var ${name} = ${types.result}();`))}
           }
         }
         workgroupBarrier();
-${scoresAndGradients("k", "v", "", "DOUTT_AT + ", BQT, "QUERY_TILE", dChunks, c, types)}
+${scoresAndGradients("k", "v", "DOUTT_AT", BQT, "QUERY_TILE", dChunks, c, types)}
         workgroupBarrier();
         // P^T = exp(S^T * scale + bias - lse) and dS^T = P^T * (dP^T - delta); 0 where masked
         for (var e = lidx; e < BLOCK_KV * QUERY_TILE; e += WG_X) {

@@ -102,6 +102,7 @@ export function attentionKernelChoice(
   adapter: AttentionAdapter,
   headDim: number,
   env: Readonly<Record<string, string | undefined>> = process.env,
+  kernel = "attention forward",
   bytes?: (layout: SubgroupAttentionLayout) => number,
 ): Result<SubgroupAttentionLayout | "scalar"> {
   const wanted = env.SFT_ATTENTION?.trim();
@@ -112,7 +113,7 @@ export function attentionKernelChoice(
   if (layout) return ok(layout);
   if (!wanted) return ok("scalar");
   return fail(
-    diag("SFT5009", `SFT_ATTENTION=subgroup-matrix, but this adapter offers no f16 -> f32 subgroup matrix that tiles head dim ${headDim} in its workgroup memory`, {
+    diag("SFT5009", `SFT_ATTENTION=subgroup-matrix, but this adapter offers no f16 -> f32 subgroup matrix with which the ${kernel} kernel tiles head dim ${headDim} in its workgroup memory`, {
       where: "SFT_ATTENTION",
       hint: "Set SFT_ATTENTION=scalar, or unset it to let sftc choose.",
     }),
@@ -125,6 +126,13 @@ export function attentionKernelChoice(
  */
 export function subgroupAttentionTolerance(): number {
   return 2e-3;
+}
+
+/** The invariants every subgroup-matrix attention kernel asks of its layout at head dim `D`. */
+export function checkSubgroupLayout(layout: SubgroupAttentionLayout, D: number): void {
+  const c = layout.config;
+  invariant(c.componentType === "f16" && c.resultComponentType === "f32", `attention: subgroup matrices ${c.componentType} -> ${c.resultComponentType}`);
+  invariant(D % c.K === 0 && D % c.N === 0 && layout.blockK % c.K === 0 && layout.blockK % c.N === 0, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${layout.blockK}`);
 }
 
 /** Statements separated for the generated WGSL. */
@@ -164,22 +172,26 @@ export function wgslQueryBlockOpening(layout: SubgroupAttentionLayout): string {
 }
 
 /**
- * WGSL: the workgroup reads keys j0..j0+n-1 of K and V (zero past n) and writes each element
- * through `stores`, which see kx and vx (f32), key, d and e = key * D + d.
+ * WGSL: the workgroup reads rows r < n of a `rows`-row tile of two tensors (`loads`, which see r
+ * and d; zero from row n on) and writes each element through `stores`, which see the two values
+ * x0 and x1 (f32), r, d and e = r * D + d.
  */
-export function wgslKeyValueFill(stores: string[]): string {
-  return `      for (var e = lidx; e < BLOCK_K * D; e += WG_X) {
-        let key = e / D;
+export function wgslTilePair(rows: string, loads: [string, string], stores: string[]): string {
+  return `      for (var e = lidx; e < ${rows} * D; e += WG_X) {
+        let r = e / D;
         let d = e % D;
-        var kx = 0.0;
-        var vx = 0.0;
-        if (key < n) {
-          kx = load_k(k_at(b, j0 + key, kvh) + d);
-          vx = load_v(v_at(b, j0 + key, kvh) + d);
+        var x0 = 0.0;
+        var x1 = 0.0;
+        if (r < n) {
+          x0 = ${loads[0]};
+          x1 = ${loads[1]};
         }
 ${lines(stores.map((x) => `        ${x}`))}
       }`;
 }
+
+/** WGSL reads of row r of K and V in a key tile from j0 (wgslTilePair). */
+export const KEY_VALUE_LOADS: [string, string] = ["load_k(k_at(b, j0 + r, kvh) + d)", "load_v(v_at(b, j0 + r, kvh) + d)"];
 
 /**
  * WGSL: `rows` rows of two tensors from row `first` on, staged as f16 in f16_tile at 0 and at
@@ -247,8 +259,8 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   const { config: c, blockK: BK } = layout;
   const D = variant.headDim;
   const BQ = blockRows(layout);
-  invariant(c.componentType === "f16" && c.resultComponentType === "f32", `attention: subgroup matrices ${c.componentType} -> ${c.resultComponentType}`);
-  invariant(D % c.K === 0 && D % c.N === 0 && BK % c.K === 0 && BK % c.N === 0 && BK >= c.M, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${BK} keys`);
+  checkSubgroupLayout(layout, D);
+  invariant(BK >= c.M, `attention: ${BK} keys per tile are fewer than the ${c.M} rows of a result matrix`);
   const scalar = attentionForwardKernel(variant); // the same uniforms and bindings
   const kvSize = Math.max(2 * BK * D, BQ * D);
   const types = matrixTypes(c);
@@ -302,7 +314,7 @@ ${loadLefts("q", dChunks, "kv_tile", (x) => `row0 * D + ${x * c.K}u`, "D", types
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q, or the previous tile's K, V and P, are no longer read
-${wgslKeyValueFill(["kv_tile[d * BLOCK_K + key] = f16(kx);", "kv_tile[V_AT + e] = f16(vx);"])}
+${wgslTilePair("BLOCK_K", KEY_VALUE_LOADS, ["kv_tile[d * BLOCK_K + r] = f16(x0);", "kv_tile[V_AT + e] = f16(x1);"])}
       workgroupBarrier();
 ${lines(scores)}
       workgroupBarrier();

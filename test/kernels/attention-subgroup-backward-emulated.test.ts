@@ -6,13 +6,13 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
 import { Random } from "../../runtime/random.ts";
-import { attentionBackwardKernelsFor, backwardWorkgroupBytes, DKDV_TILES, DQ_TILES, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, backwardWorkgroupBytes, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardUniforms } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
-import { subgroupAttentionLayout } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionBackwardReference } from "../../stdlib/kernels/attention-reference.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
+import { expectOk } from "../support/result.ts";
 import { randomValues, withGpu } from "./gpu-harness.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
 import { EMULATED_ADAPTER } from "./attention-subgroup-emulation.ts";
@@ -21,7 +21,10 @@ import { attentionShape, backwardSetup, caseLabel, makeInputs, type AttentionCas
 const test = suite("attention backward on emulated subgroup matrices");
 
 // One pipeline pair, as each kernel takes lavapipe seconds to compile: GQA, queries after a KV
-// cache (S > T) with right padding, separate Q and KV views, several query blocks and key tiles.
+// cache (S > T) with right padding, separate Q and KV views. With lavapipe's layouts (dQ: 64
+// query rows a block, 32-key tiles; dK/dV: 64 keys a block, 16-query tiles) that is one block
+// per head for each kernel, with two key tiles (dQ) and two query tiles (dK/dV); blocks after
+// the first are left to the forward's emulated cases and the GPU self-check.
 const CASE: AttentionCase = { shape: attentionShape(2, 4, 2, 21, 40, 32), mask: "padding", fused: false, dtype: "f32" };
 
 test(
@@ -32,54 +35,52 @@ test(
       return;
     }
     const adapter = { ...EMULATED_ADAPTER, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
-    let seed = 500;
-    for (const c of [CASE]) {
-      const { batch: B, queryHeads: Hq, queryLength: T, headDim: D } = c.shape;
-      const inputs = makeInputs(c, seed++);
-      // f16 values in f32 buffers: the kernels' own rounding of Q, K, V is then exact
-      for (const name of Object.keys(inputs.buffers)) inputs.buffers[name] = roundToDType("f16", inputs.buffers[name]);
-      const [q, k, v] = [inputs.q, inputs.k, inputs.v].map((x) => roundToDType("f16", x));
-      const dOut = randomValues(new Random(seed++), B * Hq * T * D, "f16");
-      const scale = 1 / Math.sqrt(D);
-      const { tensors, views, variant, read } = backwardSetup(gpu, c, inputs, dOut);
-      const chosen = attentionBackwardKernelsFor(adapter, variant, {});
-      assert.ok(chosen.ok);
-      if (!chosen.ok) return;
-      const kernels = chosen.value;
-      assert.equal([kernels.dkdv.name, kernels.dq.name], ["attention_backward_dkdv_subgroup_matrix", "attention_backward_dq_subgroup_matrix"], `${caseLabel(c)}: both on subgroup matrices`);
-      const config = EMULATED_ADAPTER.subgroupMatrixConfigs[0];
-      const uniforms = attentionBackwardUniforms(c.shape, views, scale, inputs.mask);
-      const batch = new CommandBatch(gpu);
-      batch.dispatch(attentionForwardKernel(variant), uniforms, tensors);
-      batch.dispatch(kernels.delta, uniforms, tensors);
-      for (const kernel of [kernels.dkdv, kernels.dq]) {
-        const emulated = emulateSubgroupMatrices(kernel, config, "u.head_dim");
-        batch.dispatch(emulated.spec, uniforms, { ...tensors, emu_values: emulated.values(gpu, uniforms) });
-      }
-      await batch.submit();
-      const got = await read();
-      const ref = attentionBackwardReference({ shape: c.shape, q, k, v, mask: inputs.mask, scale }, dOut);
-      assertClose(got.dq, ref.dq, subgroupAttentionBackwardTolerance(), `dQ ${caseLabel(c)}`);
-      assertClose(got.dk, ref.dk, subgroupAttentionBackwardTolerance(), `dK ${caseLabel(c)}`);
-      assertClose(got.dv, ref.dv, subgroupAttentionBackwardTolerance(), `dV ${caseLabel(c)}`);
+    const c = CASE;
+    const { batch: B, queryHeads: Hq, queryLength: T, headDim: D } = c.shape;
+    const inputs = makeInputs(c, 500);
+    // f16 values in f32 buffers: the kernels' own rounding of Q, K, V is then exact
+    for (const name of Object.keys(inputs.buffers)) inputs.buffers[name] = roundToDType("f16", inputs.buffers[name]);
+    const [q, k, v] = [inputs.q, inputs.k, inputs.v].map((x) => roundToDType("f16", x));
+    const dOut = randomValues(new Random(501), B * Hq * T * D, "f16");
+    const scale = 1 / Math.sqrt(D);
+    const { tensors, views, variant, read } = backwardSetup(gpu, c, inputs, dOut);
+    const kernels = expectOk(attentionBackwardKernelsFor(adapter, variant, {}));
+    assert.equal([kernels.dkdv.name, kernels.dq.name], ["attention_backward_dkdv_subgroup_matrix", "attention_backward_dq_subgroup_matrix"], `${caseLabel(c)}: both on subgroup matrices`);
+    const config = EMULATED_ADAPTER.subgroupMatrixConfigs[0];
+    const uniforms = attentionBackwardUniforms(c.shape, views, scale, inputs.mask);
+    const batch = new CommandBatch(gpu);
+    batch.dispatch(attentionForwardKernel(variant), uniforms, tensors);
+    batch.dispatch(kernels.delta, uniforms, tensors);
+    for (const kernel of [kernels.dkdv, kernels.dq]) {
+      const emulated = emulateSubgroupMatrices(kernel, config, "u.head_dim");
+      batch.dispatch(emulated.spec, uniforms, { ...tensors, emu_values: emulated.values(gpu, uniforms) });
     }
+    await batch.submit();
+    const got = await read();
+    const ref = attentionBackwardReference({ shape: c.shape, q, k, v, mask: inputs.mask, scale }, dOut);
+    assertClose(got.dq, ref.dq, subgroupAttentionBackwardTolerance(), `dQ ${caseLabel(c)}`);
+    assertClose(got.dk, ref.dk, subgroupAttentionBackwardTolerance(), `dK ${caseLabel(c)}`);
+    assertClose(got.dv, ref.dv, subgroupAttentionBackwardTolerance(), `dV ${caseLabel(c)}`);
   }),
 );
 
 test("an H200-like adapter runs both backward kernels on subgroup matrices within 48 KiB for D 64 and 128; SFT_ATTENTION=scalar keeps the scalar ones", () => {
   const adapter = { ...EMULATED_ADAPTER, subgroupMinSize: 32, subgroupMaxSize: 32, subgroupMatrixConfigs: [{ componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 }], workgroupStorageBytes: 49152 };
   const variant = (headDim: number) => ({ dtype: "f16" as const, headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false });
-  for (const D of [64, 128]) {
-    const chosen = attentionBackwardKernelsFor(adapter, variant(D), {});
-    assert.ok(chosen.ok);
-    if (!chosen.ok) continue;
-    for (const [spec, tiles] of [[chosen.value.dq, DQ_TILES], [chosen.value.dkdv, DKDV_TILES]] as const) {
+  // subgroups per workgroup and the tile (keys for dQ, queries for dK/dV) the chooser gives
+  const expected = { 64: { dq: [4, 32], dkdv: [4, 32] }, 128: { dq: [2, 32], dkdv: [2, 16] } } as const;
+  for (const D of [64, 128] as const) {
+    const chosen = expectOk(attentionBackwardKernelsFor(adapter, variant(D), {}));
+    for (const kernel of ["dq", "dkdv"] as const) {
+      const spec = chosen[kernel];
       assert.ok(spec.name.endsWith("_subgroup_matrix"), `${spec.name} D ${D}`);
-      const layout = subgroupAttentionLayout(adapter, D, (l) => backwardWorkgroupBytes(l, D, tiles))!;
+      const [subgroups, tile] = expected[D][kernel];
+      assert.equal([spec.variant.subgroups, kernel === "dq" ? spec.variant.blockK : spec.variant.queryTile], [subgroups, tile], `${spec.name} D ${D}: layout`);
+      assert.is(spec.workgroupSize[0], subgroups * 32);
+      const layout = { config: adapter.subgroupMatrixConfigs[0], subgroupSize: 32, subgroups, blockK: tile };
       const declared = [...(spec.declarations ?? "").matchAll(/var<workgroup>\s+\w+:\s*array<(f32|f16), (\d+)>/g)].reduce((sum, m) => sum + (m[1] === "f32" ? 4 : 2) * Number(m[2]), 0);
-      assert.is(declared, backwardWorkgroupBytes(layout, D, tiles), `${spec.name} D ${D}: the declared arrays are what the layout counts`);
+      assert.is(declared, backwardWorkgroupBytes(layout, D, kernel), `${spec.name} D ${D}: the declared arrays are what the layout counts`);
       assert.ok(declared <= 49152, `${spec.name} D ${D}: ${declared} bytes`);
-      assert.is(spec.workgroupSize[0], layout.subgroups * 32);
     }
   }
   const scalar = attentionBackwardKernelsFor(adapter, variant(128), { SFT_ATTENTION: "scalar" });

@@ -7,7 +7,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ok } from "../../compiler/diagnostics.ts";
 import { Random } from "../../runtime/random.ts";
-import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, attentionDkdvSubgroupKernel, attentionDqSubgroupKernel, backwardLayout } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import {
   attentionKernelChoice,
   attentionForwardKernelFor,
@@ -228,21 +228,27 @@ test("the forward and backward WGSL compiles (Dawn null backend) for D 64/128/25
   const { device, subgroupSize, workgroupBytes: limit } = opened;
   const all = { dtype: "f16" as const, causal: true, prefix: true, padding: true, segments: true, alibi: true };
   let compiled = 0;
-  for (const config of f16Configs("f32"))
+  const configs = f16Configs("f32");
+  for (const config of configs)
     for (const D of [64, 128, 256]) {
       const adapter = { ...H200, subgroupMatrixConfigs: [config] };
+      const variant = { ...all, headDim: D };
+      // the chosen layouts; where none fits 48 KiB (dK/dV at D 256), one subgroup and 16-row
+      // tiles: compiling does not depend on the workgroup memory limit
+      const smallest = { config, subgroupSize: 32, subgroups: 1, blockK: 16 };
+      const forward = subgroupAttentionLayout(adapter, D) ?? smallest;
       const kernels = [
-        ...[subgroupAttentionLayout(adapter, D)].flatMap((l) => (l ? [attentionForwardSubgroupKernel({ ...all, headDim: D }, l), attentionForwardSubgroupKernel({ ...all, headDim: D }, { ...l, subgroups: 1 })] : [])),
-        ...(() => {
-          const chosen = attentionBackwardKernelsFor(adapter, { ...all, headDim: D }, {});
-          return chosen.ok ? [chosen.value.dq, chosen.value.dkdv].filter((k) => k.name.endsWith("_subgroup_matrix")) : [];
-        })(),
+        attentionForwardSubgroupKernel(variant, forward),
+        attentionForwardSubgroupKernel(variant, { ...forward, subgroups: 1 }),
+        attentionDqSubgroupKernel(variant, backwardLayout(adapter, D, "dq") ?? smallest),
+        attentionDkdvSubgroupKernel(variant, backwardLayout(adapter, D, "dkdv") ?? smallest),
       ];
       for (const spec of kernels) {
         assert.equal(await kernelErrors(device, spec, false), [], `${spec.name} ${JSON.stringify(spec.variant)}`);
         compiled++;
       }
     }
+  assert.is(compiled, configs.length * 3 * 4, "forward (two layouts), dQ and dK/dV at every configuration and head dim");
   // at the null device's own subgroup size and workgroup memory, causal masks only (fewer bindings)
   const own = { ...H200, subgroupMinSize: subgroupSize, subgroupMaxSize: subgroupSize, workgroupStorageBytes: limit };
   const causalF32 = causal(64);
