@@ -7,6 +7,7 @@
 // first and last subgroup start and end. The backward's dQ and dK/dV kernels run at the bench's
 // token count on f16-valued inputs and dO, after the scalar forward and delta kernels, checked
 // against attentionBackwardReference for every row of the first and last head.
+import { attentionAdapter } from "../runtime/gpu/kernel-self-check.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { CommandBatch } from "../runtime/gpu/batch.ts";
 import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../runtime/gpu/tensor.ts";
@@ -176,7 +177,7 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, kernel: "dq" | 
  * consecutive local indices) at the full token count; then the backward's dQ and dK/dV kernels.
  */
 export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
-  const adapter = { ...gpu.adapter, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+  const adapter = attentionAdapter(gpu);
   const layout = subgroupAttentionLayout(adapter, s.headDim);
   if (!layout) return;
   yield attentionCase(gpu, s, s.tokens, layout, 11);

@@ -226,7 +226,8 @@ const onSubgroupMatrices = (spec: KernelSpec) => !!spec.enables?.includes("chrom
 // A layout may fit the dQ kernel's workgroup memory and not the dK/dV kernel's: either counts.
 const backwardOnSubgroupMatrices = (kernels: AttentionBackwardKernels) => onSubgroupMatrices(kernels.dq) || onSubgroupMatrices(kernels.dkdv);
 
-function attentionAdapter(gpu: GpuDevice): AttentionAdapter {
+/** What the attention kernel choice reads of `gpu`: its adapter and its workgroup memory. */
+export function attentionAdapter(gpu: GpuDevice): AttentionAdapter {
   return { ...gpu.adapter, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
 }
 

@@ -30,8 +30,8 @@ import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.t
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { sftc } from "../cli/support.ts";
-import { EMULATED_ADAPTER } from "../kernels/attention-subgroup-emulation.ts";
-import { withGpu } from "../kernels/gpu-harness.ts";
+import { EMULATED_ADAPTER, emulatedAdapter } from "../kernels/attention-subgroup-emulation.ts";
+import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
 
 const test = suite("kernel self-check");
@@ -136,9 +136,8 @@ function emulatedCases(gpu: GpuDevice, cases: ProbeCase[]): ProbeCase[] {
 // Lavapipe compiles each emulated matrix call slowly; Mesa's shader cache makes later runs quick.
 test(
   "the engine's subgroup-matrix backward (dQ and dK/dV, matrices emulated) passes its own probe, dQ, dK and dV within the tolerance",
-  withGpu(async (gpu) => {
-    if (!gpu.hasF16) return console.log("    skipped: no shader-f16");
-    const adapter = { ...EMULATED_ADAPTER, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+  withF16Gpu(async (gpu) => {
+    const adapter = emulatedAdapter(gpu);
     const kernels = (variant: AttentionVariant) => {
       const chosen = attentionBackwardKernelsFor(adapter, variant, {});
       assert.ok(chosen.ok && chosen.value.dq.name.endsWith("_subgroup_matrix") && chosen.value.dkdv.name.endsWith("_subgroup_matrix"), "both on subgroup matrices");
@@ -216,8 +215,7 @@ function h200Like(gpu: GpuDevice): GpuDevice {
 
 test(
   "the engine's subgroup-matrix probes on a device that cannot compile them: SFT5010 once, plain kernels at the choice sites",
-  withGpu(async (real) => {
-    if (!real.hasF16) return console.log("    skipped: no shader-f16");
+  withF16Gpu(async (real) => {
     if (real.adapter.features.includes("chromium-experimental-subgroup-matrix")) return console.log("    skipped: this adapter has subgroup matrices, which compile");
     const gpu = h200Like(real);
     const outcome = await selfCheckKernels(gpu, {});
@@ -263,8 +261,7 @@ test(
 
 test(
   "an explicit request gets no fallback warning at device start (its error comes at the kernel choice)",
-  withGpu(async (real) => {
-    if (!real.hasF16) return console.log("    skipped: no shader-f16");
+  withF16Gpu(async (real) => {
     if (real.adapter.features.includes("chromium-experimental-subgroup-matrix")) return console.log("    skipped: this adapter has subgroup matrices, which compile");
     const outcome = await selfCheckKernels(h200Like(real), { SFT_MATMUL: "subgroup-matrix", SFT_ATTENTION: "scalar" });
     assert.equal(Object.keys(outcome.checks), ["matmul"], "SFT_ATTENTION=scalar: no attention check, forward or backward");

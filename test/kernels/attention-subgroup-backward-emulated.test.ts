@@ -13,9 +13,9 @@ import { attentionBackwardReference } from "../../stdlib/kernels/attention-refer
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
-import { randomValues, withGpu } from "./gpu-harness.ts";
+import { randomValues, withF16Gpu } from "./gpu-harness.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
-import { EMULATED_ADAPTER } from "./attention-subgroup-emulation.ts";
+import { EMULATED_ADAPTER, emulatedAdapter } from "./attention-subgroup-emulation.ts";
 import { attentionShape, backwardSetup, caseLabel, makeInputs, type AttentionCase } from "./attention-harness.ts";
 
 const test = suite("attention backward on emulated subgroup matrices");
@@ -29,12 +29,8 @@ const CASE: AttentionCase = { shape: attentionShape(2, 4, 2, 21, 40, 32), mask: 
 
 test(
   "dK, dV and dQ with emulated matrices match the float64 reference on f16 inputs",
-  withGpu(async (gpu) => {
-    if (!gpu.hasF16) {
-      console.log("    skipped (no shader-f16)");
-      return;
-    }
-    const adapter = { ...EMULATED_ADAPTER, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+  withF16Gpu(async (gpu) => {
+    const adapter = emulatedAdapter(gpu);
     const c = CASE;
     const { batch: B, queryHeads: Hq, queryLength: T, headDim: D } = c.shape;
     const inputs = makeInputs(c, 500);

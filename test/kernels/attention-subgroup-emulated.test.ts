@@ -13,9 +13,9 @@ import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionForwardReference } from "../../stdlib/kernels/attention-reference.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
-import { withGpu } from "./gpu-harness.ts";
+import { withF16Gpu } from "./gpu-harness.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
-import { EMULATED_ADAPTER } from "./attention-subgroup-emulation.ts";
+import { emulatedAdapter } from "./attention-subgroup-emulation.ts";
 import { assertLogSumExpClose, casesFor, caseLabel, makeInputs, uploadInputs, type AttentionCase } from "./attention-harness.ts";
 
 const test = suite("attention forward on emulated subgroup matrices");
@@ -40,14 +40,10 @@ const SCALE = (headDim: number) => 1 / Math.sqrt(headDim);
 
 test(
   "the kernel's code with emulated matrices matches the float64 reference on f16-rounded inputs",
-  withGpu(async (gpu) => {
-    if (!gpu.hasF16) {
-      console.log("    skipped (no shader-f16)");
-      return;
-    }
+  withF16Gpu(async (gpu) => {
     let seed = 300;
     // the layout the engine would pick with the emulated configuration in this device's workgroup memory
-    const adapter = { ...EMULATED_ADAPTER, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+    const adapter = emulatedAdapter(gpu);
     const cases = casesFor(gpu).filter(emulatedCase);
     assert.is(cases.length, 8, "the chosen cases exist");
     for (const c of cases) {

@@ -1,5 +1,8 @@
 // The adapter the attention kernels' emulated runs pick their layouts for (the emulation itself
 // is test/support/subgroup-matrix-emulation.ts).
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { attentionAdapter } from "../../runtime/gpu/kernel-self-check.ts";
+import type { AttentionAdapter } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 
 /**
  * An adapter whose subgroups are one invocation, with one f16 -> f32 configuration, 16 x 8 x 16
@@ -12,3 +15,8 @@ export const EMULATED_ADAPTER = {
   subgroupMaxSize: 1,
   subgroupMatrixConfigs: [{ componentType: "f16", resultComponentType: "f32", M: 16, N: 8, K: 16 }],
 };
+
+/** EMULATED_ADAPTER with `gpu`'s workgroup memory, which bounds the layouts chosen for it. */
+export function emulatedAdapter(gpu: GpuDevice): AttentionAdapter {
+  return { ...attentionAdapter(gpu), ...EMULATED_ADAPTER };
+}

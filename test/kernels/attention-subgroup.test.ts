@@ -6,6 +6,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ok } from "../../compiler/diagnostics.ts";
+import { attentionAdapter } from "../../runtime/gpu/kernel-self-check.ts";
 import { Random } from "../../runtime/random.ts";
 import { attentionBackwardKernelsFor, attentionDkdvSubgroupKernel, attentionDqSubgroupKernel, backwardLayout } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import {
@@ -99,7 +100,7 @@ test("the choice: subgroup matrices when offered, scalar otherwise or with SFT_A
 test(
   "this machine's adapter launches the scalar forward",
   withGpu(async (gpu) => {
-    const adapter = { ...gpu.adapter, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+    const adapter = attentionAdapter(gpu);
     const chosen = attentionForwardKernelFor(adapter, causal(64), {});
     assert.ok(chosen.ok);
     const expected = subgroupAttentionLayout(adapter, 64) ? "attention_forward_subgroup_matrix" : "attention_forward";

@@ -26,6 +26,11 @@ export function withGpu(body: (gpu: GpuDevice) => Promise<void>): () => Promise<
   };
 }
 
+/** withGpu for bodies that need shader-f16 (the subgroup-matrix kernels stage f16): skipped without it. */
+export function withF16Gpu(body: (gpu: GpuDevice) => Promise<void>): () => Promise<void> {
+  return withGpu(async (gpu) => (gpu.hasF16 ? body(gpu) : console.log("    skipped (no shader-f16)")));
+}
+
 /** `n` values from N(0, scale^2), rounded to what a `dtype` buffer stores. */
 export function randomValues(rng: Random, n: number, dtype: StorageDType = "f32", scale = 1): Float64Array {
   const raw = new Float64Array(n);

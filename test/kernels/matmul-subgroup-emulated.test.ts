@@ -30,7 +30,7 @@ import { nf4MatmulKernel } from "../../stdlib/kernels/nf4-matmul.ts";
 import { dequantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { assertClose } from "../support/numeric.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
-import { randomValues, withGpu } from "./gpu-harness.ts";
+import { randomValues, withF16Gpu } from "./gpu-harness.ts";
 
 const test = suite("matmul on emulated subgroup matrices");
 
@@ -144,11 +144,7 @@ const TILINGS = Object.keys(SUBGROUP_TILINGS) as SubgroupTilingName[];
 for (const tiling of TILINGS)
   test(
     `tiling ${tiling}${tiling === DEFAULT_SUBGROUP_TILING ? " (the default)" : ""}: the kernel's code matches the float64 reference on f16-rounded inputs`,
-    withGpu(async (gpu) => {
-      if (!gpu.hasF16) {
-        console.log("    skipped (no shader-f16)");
-        return;
-      }
+    withF16Gpu(async (gpu) => {
       const rng = new Random(400 + TILINGS.indexOf(tiling));
       for (const c of casesFor(tiling, gpu.limits.maxComputeWorkgroupStorageSize)) await check(gpu, rng, tiling, c);
     }),
