@@ -20,7 +20,7 @@
 // attention-forward-subgroup.ts.
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
-import type { SubgroupMatrixConfig } from "./matmul-subgroup.ts";
+import { subgroupMatrixTypes, type SubgroupMatrixConfig } from "./matmul-subgroup.ts";
 import { wgslAttentionCommon, type AttentionVariant } from "./attention-common.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "./attention-backward.ts";
 import {
@@ -28,7 +28,6 @@ import {
   blockRows,
   lines,
   loadLefts,
-  matrixTypes,
   product,
   range,
   checkSubgroupLayout,
@@ -105,7 +104,7 @@ export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: 
  * `lefts2 x right` -> f32_tile at DP_AT (S and dP, or their transposes), the right matrices read
  * from f16_tile at `at1` / `at2` (stored [d][column], `width` columns).
  */
-function scoresAndGradients(lefts1: string, lefts2: string, at2: string, width: number, widthName: string, dChunks: number, c: SubgroupMatrixConfig, types: ReturnType<typeof matrixTypes>): string {
+function scoresAndGradients(lefts1: string, lefts2: string, at2: string, width: number, widthName: string, dChunks: number, c: SubgroupMatrixConfig, types: ReturnType<typeof subgroupMatrixTypes>): string {
   const names = (prefix: string) => range(dChunks).map((x) => `${prefix}${x}`);
   return lines(
     range(width / c.N).map((y) =>
@@ -131,7 +130,7 @@ export function attentionDqSubgroupKernel(variant: AttentionVariant, layout: Sub
   const { config: c, blockK: BK } = layout;
   const BQ = blockRows(layout);
   const scalar = attentionBackwardKernels(variant).dq;
-  const types = matrixTypes(c);
+  const types = subgroupMatrixTypes(c);
   const { scope } = subgroupRows(layout);
   const dChunks = D / c.K;
   const dq = range(D / c.N).map((y) => `dq${y}`);
@@ -208,7 +207,7 @@ export function attentionDkdvSubgroupKernel(variant: AttentionVariant, layout: S
   const { config: c, blockK: BQT } = layout;
   const BKV = blockRows(layout);
   const scalar = attentionBackwardKernels(variant).dkdv;
-  const types = matrixTypes(c);
+  const types = subgroupMatrixTypes(c);
   const { row0, scope } = subgroupRows(layout);
   const dChunks = D / c.K;
   const dk = range(D / c.N).map((y) => `dk${y}`);

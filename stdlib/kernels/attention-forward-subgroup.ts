@@ -33,7 +33,7 @@ import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { wgslAttentionCommon, type AttentionVariant } from "./attention-common.ts";
 import { attentionForwardKernel } from "./attention-forward.ts";
 import { subgroupMatrixStrategyFor, type MatmulAdapter } from "./matmul.ts";
-import type { SubgroupMatrixConfig } from "./matmul-subgroup.ts";
+import { subgroupMatrixTypes, type SubgroupMatrixConfig } from "./matmul-subgroup.ts";
 
 /** How the subgroup-matrix forward tiles one head: configuration, subgroups, key tile. */
 export interface SubgroupAttentionLayout {
@@ -141,11 +141,6 @@ export const lines = (xs: string[]) => xs.join("\n");
 /** 0..n-1. */
 export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-/** WGSL names of the configuration's left (M, K), right (K, N) and result (M, N) matrix types. */
-export function matrixTypes(c: SubgroupMatrixConfig): { left: string; right: string; result: string } {
-  return { left: `subgroup_matrix_left<f16, ${c.K}, ${c.M}>`, right: `subgroup_matrix_right<f16, ${c.N}, ${c.K}>`, result: `subgroup_matrix_result<f32, ${c.N}, ${c.M}>` };
-}
-
 /**
  * The subgroup's first row within the workgroup's block (WGSL), and the attribute that switches
  * off the uniformity check around the matrix calls where that row comes from the local index.
@@ -235,7 +230,7 @@ export function subgroupAttentionFrame(
   };
 }
 
-type MatrixTypes = ReturnType<typeof matrixTypes>;
+type MatrixTypes = ReturnType<typeof subgroupMatrixTypes>;
 
 /**
  * WGSL: `acc += lefts[x] * right_x` over x (into a new zero result when `fresh`), each right_x
@@ -263,7 +258,7 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   invariant(BK >= c.M, `attention: ${BK} keys per tile are fewer than the ${c.M} rows of a result matrix`);
   const scalar = attentionForwardKernel(variant); // the same uniforms and bindings
   const kvSize = Math.max(2 * BK * D, BQ * D);
-  const types = matrixTypes(c);
+  const types = subgroupMatrixTypes(c);
   const dChunks = D / c.K;
   // Q (M, D) of this subgroup as D/K left matrices, from the staged rows [row][d]
   // S (M, BLOCK_K) = Q K^T with K^T stored [d][key] at the start of kv_tile

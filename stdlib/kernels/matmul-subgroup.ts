@@ -212,6 +212,15 @@ ${stores.join("\n")}
     }`;
 }
 
+/** The WGSL types of configuration `c`'s left (M x K), right (K x N) and result (M x N) matrices; the template gives columns, then rows. */
+export function subgroupMatrixTypes(c: SubgroupMatrixConfig): { left: string; right: string; result: string } {
+  return {
+    left: `subgroup_matrix_left<${c.componentType}, ${c.K}, ${c.M}>`,
+    right: `subgroup_matrix_right<${c.componentType}, ${c.N}, ${c.K}>`,
+    result: `subgroup_matrix_result<${c.resultComponentType}, ${c.N}, ${c.M}>`,
+  };
+}
+
 /** Compact text of a tiling's parameters, e.g. "2x2 of 32x32, bk32" (variant keys and bench labels). */
 export function tilingKey(t: SubgroupTiling): string {
   const extras = [t.vec4 ? "vec4" : "", t.pad ? `pad${t.pad}` : "", t.doubleBuffer ? "double" : "", t.nkB ? "nkB" : ""].filter(Boolean);
@@ -235,9 +244,7 @@ export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy, 
   const rows = t.perSubgroup[0] / c.M; // result matrices per subgroup down M
   const cols = t.perSubgroup[1] / c.N; // and across N
   const pairs = Array.from({ length: rows * cols }, (_, x) => [Math.floor(x / cols), x % cols] as const);
-  const left = `subgroup_matrix_left<f16, ${c.K}, ${c.M}>`;
-  const right = `subgroup_matrix_right<f16, ${c.N}, ${c.K}>`;
-  const resultType = `subgroup_matrix_result<${result}, ${c.N}, ${c.M}>`;
+  const { left, right, result: resultType } = subgroupMatrixTypes(c);
   const perLane = (c.M * c.N) / sg;
   const sets = t.doubleBuffer ? 2 : 1;
   const useVecA = t.vec4 && vecA;

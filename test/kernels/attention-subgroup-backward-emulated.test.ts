@@ -6,7 +6,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
 import { Random } from "../../runtime/random.ts";
-import { attentionBackwardKernelsFor, backwardWorkgroupBytes, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardUniforms } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import { attentionBackwardReference } from "../../stdlib/kernels/attention-reference.ts";
@@ -59,28 +59,5 @@ test(
     assertClose(got.dv, ref.dv, subgroupAttentionBackwardTolerance(), `dV ${caseLabel(c)}`);
   }),
 );
-
-test("an H200-like adapter runs both backward kernels on subgroup matrices within 48 KiB for D 64 and 128; SFT_ATTENTION=scalar keeps the scalar ones", () => {
-  const adapter = { ...EMULATED_ADAPTER, subgroupMinSize: 32, subgroupMaxSize: 32, subgroupMatrixConfigs: [{ componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 }], workgroupStorageBytes: 49152 };
-  const variant = (headDim: number) => ({ dtype: "f16" as const, headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false });
-  // subgroups per workgroup and the tile (keys for dQ, queries for dK/dV) the chooser gives
-  const expected = { 64: { dq: [4, 32], dkdv: [4, 32] }, 128: { dq: [2, 32], dkdv: [2, 16] } } as const;
-  for (const D of [64, 128] as const) {
-    const chosen = expectOk(attentionBackwardKernelsFor(adapter, variant(D), {}));
-    for (const kernel of ["dq", "dkdv"] as const) {
-      const spec = chosen[kernel];
-      assert.ok(spec.name.endsWith("_subgroup_matrix"), `${spec.name} D ${D}`);
-      const [subgroups, tile] = expected[D][kernel];
-      assert.equal([spec.variant.subgroups, kernel === "dq" ? spec.variant.blockK : spec.variant.queryTile], [subgroups, tile], `${spec.name} D ${D}: layout`);
-      assert.is(spec.workgroupSize[0], subgroups * 32);
-      const layout = { config: adapter.subgroupMatrixConfigs[0], subgroupSize: 32, subgroups, blockK: tile };
-      const declared = [...(spec.declarations ?? "").matchAll(/var<workgroup>\s+\w+:\s*array<(f32|f16), (\d+)>/g)].reduce((sum, m) => sum + (m[1] === "f32" ? 4 : 2) * Number(m[2]), 0);
-      assert.is(declared, backwardWorkgroupBytes(layout, D, kernel), `${spec.name} D ${D}: the declared arrays are what the layout counts`);
-      assert.ok(declared <= 49152, `${spec.name} D ${D}: ${declared} bytes`);
-    }
-  }
-  const scalar = attentionBackwardKernelsFor(adapter, variant(128), { SFT_ATTENTION: "scalar" });
-  assert.ok(scalar.ok && scalar.value.dq.name === "attention_backward_dq" && scalar.value.dkdv.name === "attention_backward_dkdv");
-});
 
 test.run();

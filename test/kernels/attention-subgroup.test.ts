@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import { ok } from "../../compiler/diagnostics.ts";
 import { attentionAdapter } from "../../runtime/gpu/kernel-self-check.ts";
 import { Random } from "../../runtime/random.ts";
-import { attentionBackwardKernelsFor, attentionDkdvSubgroupKernel, attentionDqSubgroupKernel, backwardLayout } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, attentionDkdvSubgroupKernel, attentionDqSubgroupKernel, backwardLayout, backwardWorkgroupBytes } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import {
   attentionKernelChoice,
   attentionForwardKernelFor,
@@ -28,6 +28,8 @@ import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
 import { kernelErrors, openNullDevice } from "../support/null-device.ts";
 import { relativeError } from "../support/numeric.ts";
+import { expectOk } from "../support/result.ts";
+import { declaredWorkgroupBytes } from "../support/workgroup-bytes.ts";
 import { withGpu } from "./gpu-harness.ts";
 import { blockEdgeRows } from "../../bench/attention-cases.ts";
 
@@ -87,11 +89,7 @@ test("the choice: subgroup matrices when offered, scalar otherwise or with SFT_A
   assert.ok(!missing.ok && missing.diagnostics[0].code === "SFT5009", "subgroup-matrix asked where there is none");
   const unknown = choose(H200, { SFT_ATTENTION: "flash" });
   assert.ok(!unknown.ok && unknown.diagnostics[0].code === "SFT2018" && unknown.diagnostics[0].message.includes("'flash'"));
-  const spec = (adapter: AttentionAdapter, env: Record<string, string>) => {
-    const chosen = attentionForwardKernelFor(adapter, causal(128), env);
-    assert.ok(chosen.ok);
-    return chosen.ok ? chosen.value.name : "";
-  };
+  const spec = (adapter: AttentionAdapter, env: Record<string, string>) => expectOk(attentionForwardKernelFor(adapter, causal(128), env)).name;
   assert.is(spec(H200, {}), "attention_forward_subgroup_matrix");
   assert.is(spec(H200, { SFT_ATTENTION: "scalar" }), "attention_forward");
   assert.is(spec(LAVAPIPE, {}), "attention_forward");
@@ -101,10 +99,9 @@ test(
   "this machine's adapter launches the scalar forward",
   withGpu(async (gpu) => {
     const adapter = attentionAdapter(gpu);
-    const chosen = attentionForwardKernelFor(adapter, causal(64), {});
-    assert.ok(chosen.ok);
+    const chosen = expectOk(attentionForwardKernelFor(adapter, causal(64), {}));
     const expected = subgroupAttentionLayout(adapter, 64) ? "attention_forward_subgroup_matrix" : "attention_forward";
-    if (chosen.ok) assert.is(chosen.value.name, expected);
+    assert.is(chosen.name, expected);
   }),
 );
 
@@ -140,11 +137,7 @@ test("the WGSL uses only the chosen configuration's matrix types, and declares t
       const allowed = new Set([`left<f16,${K},${M}>`, `right<f16,${N},${K}>`, `result<f32,${N},${M}>`]);
       assert.ok(types.length > 0 && types.every((t) => allowed.has(t)), `D ${D} ${M}x${N}x${K}: ${[...new Set(types)]}`);
       assert.ok(spec.enables?.includes("chromium_experimental_subgroup_matrix"));
-      const bytes = [...(spec.declarations ?? "").matchAll(/var<workgroup>\s+\w+:\s*array<(f32|f16), (\d+)>/g)].reduce(
-        (sum, m) => sum + (m[1] === "f32" ? 4 : 2) * Number(m[2]),
-        0,
-      );
-      assert.is(bytes, workgroupBytes(layout, D), `D ${D} ${M}x${N}x${K}`);
+      assert.is(declaredWorkgroupBytes(spec), workgroupBytes(layout, D), `D ${D} ${M}x${N}x${K}`);
       // several subgroups: the uniformity check is off around the matrix calls; one subgroup: not needed
       assert.is(spec.body.includes("@diagnostic(off, chromium.subgroup_matrix_uniformity)"), layout.subgroups > 1);
     }
@@ -220,6 +213,27 @@ test("checked bench rows are the first and last of evenly spaced query blocks", 
   assert.equal(blockEdgeRows(100, 64, 4), [0, 63, 64, 99]);
 });
 
+test("an H200-like adapter runs both backward kernels on subgroup matrices within 48 KiB for D 64 and 128; SFT_ATTENTION=scalar keeps the scalar ones", () => {
+  // subgroups per workgroup and the tile (keys for dQ, queries for dK/dV) the chooser gives
+  const expected = { 64: { dq: [4, 32], dkdv: [4, 32] }, 128: { dq: [2, 32], dkdv: [2, 16] } } as const;
+  for (const D of [64, 128] as const) {
+    const chosen = expectOk(attentionBackwardKernelsFor(H200, causal(D, "f16"), {}));
+    for (const kernel of ["dq", "dkdv"] as const) {
+      const spec = chosen[kernel];
+      assert.ok(spec.name.endsWith("_subgroup_matrix"), `${spec.name} D ${D}`);
+      const [subgroups, tile] = expected[D][kernel];
+      assert.equal([spec.variant.subgroups, kernel === "dq" ? spec.variant.blockK : spec.variant.queryTile], [subgroups, tile], `${spec.name} D ${D}: layout`);
+      assert.is(spec.workgroupSize[0], subgroups * 32);
+      const layout = { config: f16Configs("f32")[0], subgroupSize: 32, subgroups, blockK: tile };
+      const declared = declaredWorkgroupBytes(spec);
+      assert.is(declared, backwardWorkgroupBytes(layout, D, kernel), `${spec.name} D ${D}: the declared arrays are what the layout counts`);
+      assert.ok(declared <= 49152, `${spec.name} D ${D}: ${declared} bytes`);
+    }
+  }
+  const scalar = expectOk(attentionBackwardKernelsFor(H200, causal(128, "f16"), { SFT_ATTENTION: "scalar" }));
+  assert.equal([scalar.dq.name, scalar.dkdv.name], ["attention_backward_dq", "attention_backward_dkdv"]);
+});
+
 test("the forward and backward WGSL compiles (Dawn null backend) for D 64/128/256, every f16 -> f32 shape, every mask; pipelines validate at the null device's limits", async () => {
   const opened = await openNullDevice();
   if (!opened) {
@@ -253,10 +267,8 @@ test("the forward and backward WGSL compiles (Dawn null backend) for D 64/128/25
   // at the null device's own subgroup size and workgroup memory, causal masks only (fewer bindings)
   const own = { ...H200, subgroupMinSize: subgroupSize, subgroupMaxSize: subgroupSize, workgroupStorageBytes: limit };
   const causalF32 = causal(64);
-  const layout = subgroupAttentionLayout(own, 64);
-  const backward = attentionBackwardKernelsFor(own, causalF32, {});
-  assert.ok(layout && backward.ok);
-  const validated = [attentionForwardSubgroupKernel(causalF32, layout!), ...(backward.ok ? [backward.value.dq, backward.value.dkdv] : [])];
+  const backward = expectOk(attentionBackwardKernelsFor(own, causalF32, {}));
+  const validated = [attentionForwardSubgroupKernel(causalF32, layoutOf(own, 64)), backward.dq, backward.dkdv];
   for (const spec of validated) {
     assert.ok(spec.name.endsWith("_subgroup_matrix"), spec.name);
     assert.equal(await kernelErrors(device, spec, true), [], `${spec.name} as a pipeline`);

@@ -1,0 +1,8 @@
+// The workgroup memory a kernel declares, read from its WGSL: what the layout choosers count
+// must be what the generated kernels allocate.
+import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
+
+/** Bytes of the `var<workgroup>` f16/f32 arrays in `spec`'s declarations. */
+export function declaredWorkgroupBytes(spec: KernelSpec): number {
+  return [...(spec.declarations ?? "").matchAll(/var<workgroup>\s+\w+:\s*array<(f32|f16), (\d+)>/g)].reduce((sum, m) => sum + (m[1] === "f32" ? 4 : 2) * Number(m[2]), 0);
+}
