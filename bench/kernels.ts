@@ -24,6 +24,11 @@ export interface KernelResult {
   timing: "gpu timestamps" | "wall clock";
   /** GPU-timed durations (ns) of every repetition; empty with wall-clock timing. */
   samplesNs: number[];
+  /**
+   * Wall time of the timed submission over its dispatches (ns), recorded beside the GPU
+   * timestamps so that a run shows whether the two disagree.
+   */
+  wallNsPerDispatch: number;
   gflops?: number;
   gbs: number;
   check: KernelCheck;
@@ -33,9 +38,9 @@ export interface KernelResult {
 
 /**
  * One checked dispatch, `reps` untimed ones, then `reps` timed ones; the median GPU time, else
- * the mean wall time. The untimed ones are meant to bring the card's clocks up from idle: on an
- * H200 one kernel measured 4.8 ms in one run and 21.3 ms in another without them (cause not
- * established; whether the warm-up removes the spread has not been measured).
+ * the mean wall time (recorded in either case). The untimed ones are meant to bring the card's
+ * clocks up from idle: on an H200 one kernel measured 4.8 ms in one run and 21.3 ms in another
+ * without them (cause not established; the wall time beside the timestamps is there to tell).
  */
 async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelResult> {
   const compiled = await pipelinesOf(gpu).compile(c.spec);
@@ -64,6 +69,7 @@ async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelRes
     nsPerDispatch: ns,
     timing: sorted.length ? "gpu timestamps" : "wall clock",
     samplesNs,
+    wallNsPerDispatch: wallNs,
     gflops: c.flops ? c.flops / ns : undefined,
     gbs: c.bytes / ns,
     check,
@@ -85,6 +91,7 @@ function failed(c: Case, error: string): KernelResult {
     nsPerDispatch: NaN,
     timing: "wall clock",
     samplesNs: [],
+    wallNsPerDispatch: NaN,
     gbs: NaN,
     check: { relativeError: NaN, tolerance: NaN, rows: "not run" },
     error,
@@ -129,5 +136,6 @@ export async function runCases(gpu: GpuDevice, cases: Iterable<Case>, reps: numb
 function progressLine(r: KernelResult): string {
   if (r.error) return `${r.label} ${r.shape}: FAIL ${r.error}`;
   const rate = r.gflops !== undefined ? `${r.gflops.toFixed(1)} GFLOP/s` : `${r.gbs.toFixed(1)} GB/s`;
-  return `${r.label} ${r.shape}: ${(r.nsPerDispatch / 1e6).toFixed(3)} ms, ${rate}, relative error ${r.check.relativeError.toExponential(2)}`;
+  const wall = r.timing === "gpu timestamps" ? ` (wall ${(r.wallNsPerDispatch / 1e6).toFixed(3)} ms)` : "";
+  return `${r.label} ${r.shape}: ${(r.nsPerDispatch / 1e6).toFixed(3)} ms${wall}, ${rate}, relative error ${r.check.relativeError.toExponential(2)}`;
 }

@@ -74,6 +74,7 @@ function kernelsSection(r: BenchReport): string {
   const timing = r.kernels[0]?.timing ?? "gpu timestamps";
   const intro =
     `Time per dispatch: ${timing === "gpu timestamps" ? "median of" : "mean over"} ${r.shapes.reps} dispatches (${timing}). ` +
+    (timing === "gpu timestamps" ? "Wall: the wall time of the timed submission (submit to completion, timestamps resolved) over its dispatches, a check on the timestamps. " : "") +
     "FLOPs of non-matmul kernels are nominal per-element counts (in the label); GB/s counts the minimum traffic. " +
     "Fraction: GFLOP/s over the PyTorch matmul at the same shape (f16 for the kernels with f16 products on subgroup matrices, f32 with TF32 off for the rest; attention: the square shape) or GB/s over the copy bandwidth (the rest: the CUDA copy where PyTorch has a GPU, else the WebGPU copy). " +
     "Correctness: the outputs of one dispatch on fresh inputs against the float64 CPU reference of stdlib/kernels, ‖out−ref‖/‖ref‖ (worst output of the kernel). " +
@@ -83,6 +84,7 @@ function kernelsSection(r: BenchReport): string {
     k.label,
     k.shape,
     (k.nsPerDispatch / 1e3).toFixed(1),
+    k.timing === "gpu timestamps" ? (k.wallNsPerDispatch / 1e3).toFixed(1) : "-",
     fixed(k.gflops),
     fixed(k.gbs),
     percent(k.fraction),
@@ -92,7 +94,7 @@ function kernelsSection(r: BenchReport): string {
     k.check.rows,
     k.passed ? "pass" : k.error ? `FAIL: ${k.error}` : "FAIL",
   ]);
-  const header = ["kernel", "shape", "us/dispatch", "GFLOP/s", "GB/s", "of ceiling", "ceiling", "rel. error", "tolerance", "checked", "check"];
+  const header = ["kernel", "shape", "us/dispatch", "wall us/dispatch", "GFLOP/s", "GB/s", "of ceiling", "ceiling", "rel. error", "tolerance", "checked", "check"];
   return `${intro}\n\n${table(header, rows)}`;
 }
 

@@ -58,6 +58,7 @@ test(
       assert.ok(k.passed, k.label);
       assert.ok(k.check.rows.startsWith("all "), `${k.label}: ${k.check.rows}`);
       assert.ok(k.nsPerDispatch > 0, `${k.label} timed`);
+      assert.ok(k.wallNsPerDispatch > 0, `${k.label}: wall time recorded`);
       if (k.bound === "memory") assert.ok(k.fraction !== undefined && k.ceiling.startsWith("copy bandwidth"), k.label);
       else if (t.available) assert.ok(k.fraction !== undefined && k.ceiling.startsWith("PyTorch"), k.label);
     }
