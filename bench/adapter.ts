@@ -27,7 +27,7 @@ export interface AdapterFacts {
   subgroupMatrixConfigs: SubgroupMatrixConfig[];
 }
 
-type DawnAdapterInfo = GPUAdapterInfo & { subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[]; isFallbackAdapter?: boolean };
+type DawnAdapterInfo = GPUAdapterInfo & { isFallbackAdapter?: boolean };
 
 /** Facts of the adapter behind `gpu`; the backend comes from Dawn's adapter list. */
 export async function adapterFacts(gpu: GpuDevice): Promise<AdapterFacts> {
@@ -45,13 +45,8 @@ export async function adapterFacts(gpu: GpuDevice): Promise<AdapterFacts> {
     limits: { ...gpu.adapter.limits, minStorageBufferOffsetAlignment: gpu.limits.minStorageBufferOffsetAlignment },
     subgroupMinSize: gpu.adapter.subgroupMinSize,
     subgroupMaxSize: gpu.adapter.subgroupMaxSize,
-    subgroupMatrixConfigs: (info.subgroupMatrixConfigs ?? []).map((c) => ({
-      componentType: c.componentType,
-      resultComponentType: c.resultComponentType,
-      M: c.M,
-      N: c.N,
-      K: c.K,
-    })),
+    // the adapter's list (as the engine read it at device open): the device's adapterInfo lacks it
+    subgroupMatrixConfigs: gpu.adapter.subgroupMatrixConfigs,
   };
 }
 

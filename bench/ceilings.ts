@@ -4,6 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
+import { warmUp } from "./warm-up.ts";
 
 /** Bandwidth of a copy of `bytes` bytes: each copy reads and writes them, 2 * bytes of traffic. */
 export interface CopyBandwidth {
@@ -51,10 +52,13 @@ export async function copyBandwidth(gpu: GpuDevice, bytes: number, reps: number)
   const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   const src = device.createBuffer({ size, usage });
   const dst = device.createBuffer({ size, usage });
-  const warm = device.createCommandEncoder();
-  warm.copyBufferToBuffer(src, 0, dst, 0, size); // first touch of the pages is not counted
-  device.queue.submit([warm.finish()]);
-  await device.queue.onSubmittedWorkDone();
+  // untimed copies: the first touch of the pages is not counted, and the clocks come up
+  await warmUp(async () => {
+    const warm = device.createCommandEncoder();
+    warm.copyBufferToBuffer(src, 0, dst, 0, size);
+    device.queue.submit([warm.finish()]);
+    await device.queue.onSubmittedWorkDone();
+  });
   try {
     const timed = gpu.hasTimestamps;
     const querySet = timed ? device.createQuerySet({ type: "timestamp", count: 2 * reps }) : undefined;

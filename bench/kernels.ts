@@ -8,6 +8,7 @@ import type { Diagnostic } from "../compiler/diagnostics.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { pipelinesOf } from "../runtime/gpu/pipelines.ts";
 import { kernelCases, type Case, type KernelCheck } from "./kernel-cases.ts";
+import { warmUp } from "./warm-up.ts";
 import type { BenchShapes } from "./sizes.ts";
 
 /** One benchmarked kernel. */
@@ -37,26 +38,9 @@ export interface KernelResult {
 }
 
 /**
- * One checked dispatch, untimed ones for at least WARM_UP_MS (warmUp), then `reps` timed ones; the
- * median GPU time, else the mean wall time (recorded in either case).
+ * One checked dispatch, untimed batches of `reps` dispatches for WARM_UP_MS (warm-up.ts), then
+ * `reps` timed ones; the median GPU time, else the mean wall time (recorded in either case).
  */
-// An idle H200 runs at 345 MHz and reaches its 1980 MHz only after about a quarter of a second
-// of sustained work: with 20 warm-up dispatches of a 2 ms kernel the first 7 timed ones still
-// took 8.4 ms against 1.7 ms for the rest (bench/results/h200-2026-11-26b, samples in the JSON,
-// clocks in smi.csv), and a median over such a mix can land on either side. Hence warm-up by
-// time, not by count.
-const WARM_UP_MS = 600;
-
-/** Untimed batches of `reps` dispatches of `c` until WARM_UP_MS of wall time have passed (at least one). */
-async function warmUp(gpu: GpuDevice, c: Case, reps: number): Promise<void> {
-  const start = performance.now();
-  do {
-    const batch = new CommandBatch(gpu);
-    for (let r = 0; r < reps; r++) batch.dispatch(c.spec, c.uniforms, c.tensors);
-    await batch.submit();
-  } while (performance.now() - start < WARM_UP_MS);
-}
-
 async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelResult> {
   const compiled = await pipelinesOf(gpu).compile(c.spec);
   if (!compiled.ok) return failed(c, compiled.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
@@ -66,7 +50,11 @@ async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelRes
   const check = await c.verify();
   const firstErrors = await gpu.takeErrors();
   if (firstErrors.length) return failed(c, gpuErrorText(firstErrors));
-  await warmUp(gpu, c, reps);
+  await warmUp(async () => {
+    const batch = new CommandBatch(gpu);
+    for (let r = 0; r < reps; r++) batch.dispatch(c.spec, c.uniforms, c.tensors);
+    await batch.submit();
+  });
   const batch = new CommandBatch(gpu, { timestamps: true });
   for (let r = 0; r < reps; r++) batch.dispatch(c.spec, c.uniforms, c.tensors);
   const start = performance.now();
