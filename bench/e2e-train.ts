@@ -4,7 +4,7 @@
 // transformers Llama of the same dimensions, SDPA attention) on the same machine, as ratios.
 //
 //   node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024]
-//     [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10]
+//     [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10] [--profile]
 //     [--out FILE.json]
 //
 // sftc runs as `sftc run` runs a 7B pipeline: LoRA on the attention projections (W_pack, the
@@ -50,9 +50,10 @@ import { machineFacts } from "./machine.ts";
 import { table } from "./report.ts";
 import { sharedShapeWeights, uploadsCaughtUp } from "./shared-weights.ts";
 import { median, syntheticBatch, TORCH_PYTHON } from "./train-step.ts";
+import { kernelProfile, profileTable, type ProfileRow } from "./profile.ts";
 
 const SCRIPT = resolve(import.meta.dirname, "torch_peft_train.py");
-const USAGE = "usage: node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024] [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10] [--out FILE.json]";
+const USAGE = "usage: node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024] [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10] [--profile] [--out FILE.json]";
 /** The attention projections of Baichuan-7B: the fused q/k/v and the output. */
 const TARGETS = ["W_pack", "o_proj"];
 /** Precisions of the PyTorch reference rows. */
@@ -77,13 +78,18 @@ export interface E2eOptions {
    */
   torchWarmup: number;
   torchSteps: number;
+  /**
+   * After the timed steps, one more forward and backward with every dispatch timed (GPU
+   * timestamps), reported as GPU time by kernel: where a step's time goes.
+   */
+  profile: boolean;
   /** Dimensions replacing the 7B preset's (tests shrink the model with it). */
   dims?: Partial<Dimensions>;
   /** Progress lines (the CLI writes them to stderr, so a run cut short still shows how far it got). */
   log?: (line: string) => void;
 }
 
-export const DEFAULT_OPTIONS: E2eOptions = { methods: ["lora"], layers: 32, seq: 1024, rows: 1, rank: 8, alpha: 16, warmup: 1, steps: 2, torchWarmup: 3, torchSteps: 10 };
+export const DEFAULT_OPTIONS: E2eOptions = { methods: ["lora"], layers: 32, seq: 1024, rows: 1, rank: 8, alpha: 16, warmup: 1, steps: 2, torchWarmup: 3, torchSteps: 10, profile: false };
 
 /** One sftc run: its figures, or why it failed. */
 export type SftcRow = { method: Method; precision: string } & (
@@ -103,6 +109,8 @@ export type SftcRow = { method: Method; precision: string } & (
       /** Most bytes of sftc's tensor buffers alive at once (gpu.memory.peakBytes). */
       peakBytes: number;
       trainableValues: number;
+      /** GPU time by kernel of one profiled forward and backward (--profile); absent otherwise. */
+      profile?: ProfileRow[];
     }
   | { ok: false; why: string }
 );
@@ -211,6 +219,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   const losses: number[] = [];
   const samplesNs: number[] = [];
   let firstStepSeconds = 0;
+  let profile: ProfileRow[] | undefined;
   try {
     for (let step = 1; step <= options.warmup + options.steps; step++) {
       const start = performance.now();
@@ -226,6 +235,11 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
       losses.push(lossSum / tokens);
       options.log?.(`sftc ${method} step ${step}: ${(elapsedNs / 1e9).toFixed(2)} s, loss ${losses[losses.length - 1]}`);
     }
+    if (options.profile) {
+      backend.zeroGradients();
+      profile = kernelProfile((await backend.forwardBackward(batch, 1 / labelTokens(batch), { timestamps: true })).timings);
+      options.log?.(`sftc ${method} profile: ${profile.map((r) => `${r.kernel} ${(r.ns / 1e6).toFixed(1)} ms`).join(", ")}`);
+    }
     const errors = await gpu.takeErrors();
     if (errors.length) throw new Error(`the GPU reported: ${errors.map((d) => d.message).join("; ")}`);
   } finally {
@@ -233,7 +247,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   }
   const medianNs = median(samplesNs);
   const trainableValues = model.value.trainable.reduce((n, t) => n + numel(t.shape), 0);
-  return { initSeconds, uploadSeconds, firstStepSeconds, samplesNs, medianNs, tokensPerSecond: (options.rows * options.seq) / (medianNs / 1e9), losses, peakBytes: gpu.memory.peakBytes, trainableValues };
+  return { initSeconds, uploadSeconds, firstStepSeconds, samplesNs, medianNs, tokensPerSecond: (options.rows * options.seq) / (medianNs / 1e9), losses, peakBytes: gpu.memory.peakBytes, trainableValues, ...(profile ? { profile } : {}) };
 }
 
 /** Runs bench/torch_peft_train.py with `options`' dimensions through `python` on `device`; any failure is an unavailable side. */
@@ -368,6 +382,11 @@ export function reportMarkdown(r: E2eReport): string {
     table(header, rows),
     "",
     ...(ratioRows.length ? ["Ratios (sftc / PyTorch):", "", table(["sftc", "reference", "tokens/s ratio", "peak memory ratio", "note"], ratioRows)] : ["Ratios: none (no PyTorch figures)."]),
+    ...r.sftc.flatMap((x) =>
+      x.ok && x.profile
+        ? ["", `GPU time of one sftc ${x.method} forward and backward by kernel (every dispatch in its own timed pass, so no overlap; clipping and AdamW not included):`, "", profileTable(x.profile)]
+        : [],
+    ),
   ].join("\n");
 }
 
@@ -418,6 +437,7 @@ function cliOptions(): { options: E2eOptions; torch: boolean; out?: string } {
         "torch-warmup": { type: "string" },
         "torch-steps": { type: "string" },
         torch: { type: "boolean", default: false },
+        profile: { type: "boolean", default: false },
         out: { type: "string" },
       },
     }).values;
@@ -443,6 +463,7 @@ function cliOptions(): { options: E2eOptions; torch: boolean; out?: string } {
     steps: count("steps", v.steps, d.steps, 1),
     torchWarmup: count("torch-warmup", v["torch-warmup"], d.torchWarmup, 0),
     torchSteps: count("torch-steps", v["torch-steps"], d.torchSteps, 1),
+    profile: v.profile,
   };
   return { options, torch: v.torch, out: v.out };
 }

@@ -16,7 +16,7 @@ import { isContiguous, type View } from "../../compiler/passes/views.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
-import { CommandBatch } from "../gpu/batch.ts";
+import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
@@ -201,8 +201,12 @@ export class GraphExecutor {
     return base && Int32Array.from(gather(base, view.shape, view.strides, view.offset));
   }
 
-  /** Records every launch into one batch and waits for the GPU. */
-  async run(): Promise<Result<void>> {
+  /**
+   * Records every launch into one batch and waits for the GPU. With `timestamps` (and a device
+   * that has them) each dispatch runs in its own timed pass and its GPU time comes back: a
+   * profile, slower than a plain run because passes no longer overlap.
+   */
+  async run(options: { timestamps?: boolean } = {}): Promise<Result<KernelTiming[]>> {
     if (this.intsChanged) {
       const cache = new Map<Node, Float64Array>();
       for (const p of this.prepared) {
@@ -211,10 +215,9 @@ export class GraphExecutor {
       }
       this.intsChanged = false;
     }
-    const batch = new CommandBatch(this.gpu);
+    const batch = new CommandBatch(this.gpu, { timestamps: options.timestamps });
     for (const p of this.prepared) for (const s of p.steps) recordStep(batch, s);
-    await batch.submit();
-    return ok(undefined);
+    return ok(await batch.submit());
   }
 
   /** A graph output, gathered through its view into a contiguous array. */

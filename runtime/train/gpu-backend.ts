@@ -28,7 +28,7 @@ import { adamwStep, adamwUniforms } from "../../stdlib/kernels/adamw.ts";
 import { gradNormFinalize, gradNormPartial, gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
 import { GraphExecutor } from "../execute/executor.ts";
 import { nf4Buffers, uploadNf4Tables, uploadNf4Tensor, type Nf4Weight } from "../execute/nf4-weights.ts";
-import { CommandBatch } from "../gpu/batch.ts";
+import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { dequantizeNf4, quantizeNf4, type Nf4Tensor } from "../../stdlib/quant/nf4.ts";
@@ -193,23 +193,27 @@ export class GpuBackend implements TrainingBackend {
     return this.program(`evaluation ${batch.rows}x${batch.seq}`, () => this.build(graph([["loss", this.model.lossFor(batch.rows, batch.seq)]])));
   }
 
-  private async runLoss(program: Program, batch: Batch, extra: Iterable<[string, ArrayLike<number>]> = []): Promise<number> {
+  private async runLoss(program: Program, batch: Batch, extra: Iterable<[string, ArrayLike<number>]> = [], timestamps = false): Promise<{ loss: number; timings: KernelTiming[] }> {
     const ex = program.executor;
     for (const [name, values] of this.model.inputs(batch)) ex.write(name, values);
     for (const [name, values] of extra) ex.write(name, values);
-    const ran = await ex.run();
+    const ran = await ex.run({ timestamps });
     invariant(ran.ok, `${this.model.name}: ${ran.ok || ran.diagnostics.map((d) => d.message).join("; ")}`);
-    return (await ex.read("loss"))[0];
+    return { loss: (await ex.read("loss"))[0], timings: ran.value };
   }
 
-  async forwardBackward(batch: Batch, gradScale: number): Promise<LossSum> {
+  /**
+   * The loss and gradients of one micro-batch, added to the accumulators. With `timestamps`
+   * the GPU time of every dispatch of the forward and backward comes back too (a profile).
+   */
+  async forwardBackward(batch: Batch, gradScale: number, options: { timestamps?: boolean } = {}): Promise<LossSum & { timings: KernelTiming[] }> {
     const padded = padToBucket(batch);
     const program = this.trainingProgram(padded);
     const tokens = labelTokens(batch);
     // the graph's loss is the token mean of this micro-batch: scale its gradient to the sum
     // masks are drawn for the batch as given, so the CPU engine draws the same ones, then padded
     const masks = [...this.dropout.next(batch)].map(([name, mask]): [string, Float64Array] => [name, padMask(mask, batch, padded.seq)]);
-    const loss = await this.runLoss(program, padded, [[GRAD_SCALE, [tokens * gradScale]], ...masks]);
+    const { loss, timings } = await this.runLoss(program, padded, [[GRAD_SCALE, [tokens * gradScale]], ...masks], options.timestamps);
     // an output may sit at the start of a larger buffer the memory plan shares: copy its own bytes
     const encoder = this.gpu.device.createCommandEncoder();
     for (const s of this.slots) {
@@ -218,7 +222,7 @@ export class GpuBackend implements TrainingBackend {
       encoder.copyBufferToBuffer(out.buffer, 0, s.grad.buffer, 0, s.grad.byteSize);
     }
     this.gpu.queue.submit([encoder.finish()]);
-    return { lossSum: loss * tokens, tokens };
+    return { lossSum: loss * tokens, tokens, timings };
   }
 
   zeroGradients(): void {
@@ -254,7 +258,7 @@ export class GpuBackend implements TrainingBackend {
   async evaluate(batch: Batch): Promise<LossSum> {
     const padded = padToBucket(batch);
     const tokens = labelTokens(batch);
-    return { lossSum: (await this.runLoss(this.evaluationProgram(padded), padded)) * tokens, tokens };
+    return { lossSum: (await this.runLoss(this.evaluationProgram(padded), padded)).loss * tokens, tokens };
   }
 
   private stateTargets(): [string, GpuTensor, number[]][] {

@@ -22,6 +22,7 @@ const TOY: E2eOptions = {
   steps: 1,
   torchWarmup: 0,
   torchSteps: 1,
+  profile: true,
   dims: { hidden_size: 64, num_heads: 4, intermediate_size: 172, vocab_size: 512 },
 };
 
@@ -40,6 +41,14 @@ test(
       // adapters on W_pack (rank x 64 + 192 x rank) and o_proj (rank x 64 + 64 x rank)
       assert.equal(row.trainableValues, 4 * (64 + 192) + 4 * (64 + 64), `${row.method} trainable values`);
       assert.ok(row.peakBytes > 0, `${row.method} peak`);
+      // the profiled forward and backward: GPU time by kernel, matmuls and attention among them
+      if (gpu.hasTimestamps) {
+        const profile = row.profile ?? [];
+        const kernels = profile.map((r) => r.kernel);
+        assert.ok(kernels.some((k) => k.startsWith("matmul")) && kernels.some((k) => k.startsWith("attention_backward")), `${row.method} profile: ${kernels}`);
+        assert.ok(profile.every((r) => r.dispatches > 0 && r.ns > 0), `${row.method}: every profiled kernel ran and took time`);
+        assert.ok(Math.abs(profile.reduce((sum, r) => sum + r.share, 0) - 1) < 1e-9, `${row.method}: shares add up`);
+      }
     }
     const [lora, qlora] = report.sftc;
     // NF4 base linears: the QLoRA run holds fewer bytes at its peak than the f32 LoRA run
@@ -51,7 +60,8 @@ test(
     assert.match(report.torch.why, /transformers|torch/);
     assert.equal(report.ratios, []);
     const markdown = reportMarkdown(report);
-    for (const needed of ["card:", "driver:", "date:", "command: `e2e-train test`", "sftc (WebGPU)", "not available"]) assert.ok(markdown.includes(needed), `markdown has ${needed}`);
+    const profiled = gpu.hasTimestamps ? ["GPU time of one sftc lora forward and backward", "GPU time of one sftc qlora forward and backward"] : [];
+    for (const needed of ["card:", "driver:", "date:", "command: `e2e-train test`", "sftc (WebGPU)", "not available", ...profiled]) assert.ok(markdown.includes(needed), `markdown has ${needed}`);
   }),
 );
 
