@@ -47,7 +47,7 @@ import { families } from "../stdlib/families/index.ts";
 import { families as familyFacts, type Dimensions } from "../stdlib/schemas/model.ts";
 import { torchDeviceFor } from "./ceilings.ts";
 import { machineFacts } from "./machine.ts";
-import { table } from "./report.ts";
+import { table } from "./table.ts";
 import { sharedShapeWeights, uploadsCaughtUp } from "./shared-weights.ts";
 import { median, syntheticBatch, TORCH_PYTHON } from "./train-step.ts";
 import { kernelProfile, profileTable, type ProfileRow } from "./profile.ts";

@@ -16,6 +16,7 @@ import { fromDimensions } from "../compiler/plan/model-config.ts";
 import { buildCachedStep } from "../runtime/generate/cached-graph.ts";
 import { CachedGenerationModel } from "../runtime/generate/cached-model.ts";
 import { CACHE_BUCKET, gpuRunner } from "../runtime/generate/gpu-runner.ts";
+import type { StepProfile } from "../runtime/generate/device-cache.ts";
 import { loadPipelineGenerator } from "../runtime/generate/pipeline-model.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { Random } from "../runtime/random.ts";
@@ -27,6 +28,7 @@ import { torchDeviceFor } from "./ceilings.ts";
 import { sharedShapeWeights, uploadsCaughtUp, weightRoles } from "./shared-weights.ts";
 import type { GenerationSizes } from "./sizes.ts";
 import { median, quickstartPipeline } from "./train-step.ts";
+import { kernelProfile, type ProfileRow } from "./profile.ts";
 
 export interface GenerationRow {
   model: string;
@@ -48,6 +50,8 @@ export interface GenerationRow {
   bandwidth?: DecodeBandwidth;
   /** Kernel launches in the decode step's compiled schedule, all recorded into one submission. */
   launchesPerStep?: number;
+  /** GPU time by kernel of one more decode step, every dispatch timed (the 7B-sized model). */
+  profile?: ProfileRow[];
 }
 
 export type GenerationCase = ({ measured: true } & GenerationRow) | { measured: false; model: string; why: string };
@@ -75,7 +79,7 @@ const argmax = (logits: Float32Array) => logits.reduce((best, x, i) => (x > logi
  * Prefill of a seeded random prompt of `promptTokens` ids, then `newTokens` greedy steps; EOS does
  * not stop it (the benchmark times a fixed number of steps).
  */
-async function measure(model: CachedGenerationModel, label: string, parameters: number, vocab: number, sizes: GenerationSizes): Promise<GenerationRow> {
+async function measure(model: CachedGenerationModel, label: string, parameters: number, vocab: number, sizes: GenerationSizes, profile?: StepProfile): Promise<GenerationRow> {
   const random = new Random(1);
   const prompt = Array.from({ length: sizes.promptTokens }, () => 3 + random.int(vocab - 3));
   const checked = model.check(prompt);
@@ -94,6 +98,12 @@ async function measure(model: CachedGenerationModel, label: string, parameters: 
       logitsFinite &&= out.every(Number.isFinite);
       next = argmax(out);
     }
+    if (profile) {
+      // one more step, not among the samples: each dispatch in its own timed pass
+      profile.enabled = true;
+      await session.append([next]);
+      profile.enabled = false;
+    }
   } finally {
     session.free();
   }
@@ -110,6 +120,7 @@ async function measure(model: CachedGenerationModel, label: string, parameters: 
     decodeMedianNs,
     decodeTokensPerSecond: 1e9 / decodeMedianNs,
     logitsFinite,
+    ...(profile ? { profile: kernelProfile(profile.timings) } : {}),
   };
 }
 
@@ -193,7 +204,7 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
     if (!loaded.ok) return { measured: false, model: label, why: loaded.diagnostics.map((x) => x.message).join("; ") };
     await caughtUp();
     const model = new CachedGenerationModel({ family, config, weights: new Map() }, runner);
-    const row = await measure(model, label, parameters, d.vocab, sizes);
+    const row = await measure(model, label, parameters, d.vocab, sizes, runner.profile);
     const cachedLength = sizes.promptTokens + (sizes.newTokens - 1) / 2;
     const bandwidth = decodeBandwidth(decodeBytes(family, config, shapes, cachedLength), cachedLength, row.decodeMedianNs, copyGbs);
     return { measured: true, ...row, bandwidth, launchesPerStep: decodeLaunches(family, config, cachedLength) };

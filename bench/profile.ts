@@ -2,7 +2,7 @@
 // kernel name. Each timed dispatch runs in its own compute pass, so consecutive kernels cannot
 // overlap and the sum can exceed an untimed run's time; the shares are what the profile is for.
 import type { KernelTiming } from "../runtime/gpu/batch.ts";
-import { table } from "./report.ts";
+import { table } from "./table.ts";
 
 /** The GPU time of one kernel (by spec name) over a profiled run. */
 export interface ProfileRow {

@@ -2,17 +2,13 @@
 // it was measured with and what it is divided by.
 import type { BenchReport, BenchSection } from "./harness.ts";
 import type { TrainStepResult } from "./train-step.ts";
+import { profileTable } from "./profile.ts";
+import { table } from "./table.ts";
 
 /** Titles of the report's sections, in order. */
 export const SECTIONS = ["Adapter", "Ceilings measured in this run", "Kernels", "Training step", "Generation", "Machine and run"] as const;
 
 const MiB = 2 ** 20;
-
-/** A markdown table; a cell's `|` is escaped and its line breaks (an error text's) become spaces. */
-export function table(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.map((c) => c.replaceAll("|", "\\|").replace(/\s*\n\s*/g, " ")).join(" | ")} |`;
-  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
-}
 
 const percent = (x: number | undefined) => (x === undefined ? "-" : `${(100 * x).toPrecision(3)}%`);
 const fixed = (x: number | undefined, digits = 2) => (x === undefined ? "-" : x.toFixed(digits));
@@ -134,7 +130,10 @@ function generationSection(r: BenchReport): string {
       : [g.model, "-", `not measured: ${g.why}`, "-", "-", "-", "-", "-", "-", "-"],
   );
   const header = ["model", "parameters", "backend", "prompt tokens", "prefill ms", "prefill tokens/s", "new tokens", "decode ms/token (median)", "decode tokens/s", "logits finite"];
-  return [`${intro}\n\n${table(header, rows)}`, decodeBandwidthPart(r), versusTorchPart(r)].filter((part) => part).join("\n\n");
+  const profiles = r.generation.flatMap((g) =>
+    g.measured && g.profile ? [`GPU time of one more decode step of ${g.model} by kernel (every dispatch in its own timed pass, so no overlap; not among the timed steps):\n\n${profileTable(g.profile)}`] : [],
+  );
+  return [`${intro}\n\n${table(header, rows)}`, decodeBandwidthPart(r), versusTorchPart(r), ...profiles].filter((part) => part).join("\n\n");
 }
 
 const GB = 1e9;

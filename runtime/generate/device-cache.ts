@@ -12,6 +12,7 @@ import type { Graph } from "../../compiler/ir/node.ts";
 import { bytesPerElement } from "../../stdlib/kernels/dtype.ts";
 import { GraphExecutor } from "../execute/executor.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
+import type { KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { CACHE, type CachedStepShape } from "./cached-graph.ts";
@@ -28,6 +29,17 @@ export interface StepPrograms {
   weights(g: Graph, feeds: ReadonlyMap<string, Float64Array>): ReadonlyMap<string, GpuTensor>;
   /** Bytes written from the host into the inputs that are neither weights nor cache. */
   countInputBytes(bytes: number): void;
+  /** Whether steps time every dispatch, and where their timings go. */
+  readonly profile: StepProfile;
+}
+
+/**
+ * While `enabled`, every step runs with each dispatch in its own timed pass (slower: no
+ * overlap) and appends the GPU times to `timings`: where a step's time goes.
+ */
+export interface StepProfile {
+  enabled: boolean;
+  timings: KernelTiming[];
 }
 
 /** One bucket's buffers for `batch` rows: per layer (B, past, KV · D). */
@@ -71,8 +83,10 @@ export class DeviceKvCache implements StepCache {
       executor.write(name, values);
       this.programs.countInputBytes(4 * values.length);
     }
-    const ran = await executor.run();
+    const { profile } = this.programs;
+    const ran = await executor.run({ timestamps: profile.enabled });
     invariant(ran.ok, `running a generation step: ${ran.ok ? "" : ran.diagnostics.map((d) => d.message).join("; ")}`);
+    if (profile.enabled) profile.timings.push(...ran.value);
 
     // each row's cached and new positions, right-aligned in the step's (B, P + T) outputs
     const lengths = (starting ? fresh.map(() => 0) : this.lengths).map((n, r) => n + fresh[r]);

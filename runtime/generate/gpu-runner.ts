@@ -11,7 +11,7 @@ import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { uploadTensor, type GpuTensor } from "../gpu/tensor.ts";
 import type { StepRunner } from "./cached-model.ts";
-import { DeviceKvCache, type StepPrograms } from "./device-cache.ts";
+import { DeviceKvCache, type StepProfile, type StepPrograms } from "./device-cache.ts";
 import type { StreamedTensor } from "./weights.ts";
 
 /** What a GPU step runner has done so far: compiles, and bytes written from the host by kind. */
@@ -25,6 +25,8 @@ export interface GpuRunnerStats {
 /** A step runner on `gpu`, with its counters. */
 export interface GpuStepRunner extends StepRunner {
   readonly stats: GpuRunnerStats;
+  /** Switch on to time every dispatch of the following steps (a profile; see StepProfile). */
+  readonly profile: StepProfile;
   /**
    * Uploads each tensor of `tensors` (f32) as it arrives, holding none on the host; steps then
    * bind these and need no weight among their feeds. Stops at the first failure.
@@ -49,6 +51,7 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
   const resident = new Map<string, GpuTensor>();
   const schedules = new Map<string, Schedule>();
   const stats: GpuRunnerStats = { compiles: 0, weightBytes: 0, inputBytes: 0 };
+  const profile: StepProfile = { enabled: false, timings: [] };
   // a graph's leaves name its shape: graphs of one shape share a compiled schedule
   const leafNodes = new WeakMap<Graph, Node[]>();
   const leaves = (g: Graph): Node[] => {
@@ -62,6 +65,7 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
 
   const programs: StepPrograms = {
     gpu,
+    profile,
     bucket: options.bucket ?? CACHE_BUCKET,
     schedule(g) {
       const key = leaves(g).map((n) => `${n.attrs.name}:${n.shape.join("x")}`).join(",");
@@ -108,6 +112,7 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
   return {
     backend: `GPU (${gpu.adapter.name}; weights and KV cache on the device)`,
     stats,
+    profile,
     openCache: (dims) => new DeviceKvCache(programs, dims),
     async load(tensors) {
       for await (const tensor of tensors) {

@@ -100,4 +100,30 @@ test(
   }),
 );
 
+test(
+  "a profiled step times each of its dispatches; steps after the profile is switched off add none",
+  withGpu(async (gpu) => {
+    if (!gpu.hasTimestamps) return console.log("    skipped: the adapter has no timestamp-query");
+    const family = families.baichuan13b;
+    const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, "baichuan13b"), family));
+    const runner = gpuRunner(gpu, { bucket: BUCKET });
+    const model = new CachedGenerationModel({ family, config, weights }, runner);
+    try {
+      const { session } = await model.start([longPrompt("baichuan13b", config.tokens.specials, 8)]);
+      runner.profile.enabled = true;
+      await session.append([5]);
+      runner.profile.enabled = false;
+      const timed = runner.profile.timings.length;
+      await session.append([6]);
+      session.free();
+      const names = runner.profile.timings.map((t) => t.name);
+      assert.ok(names.some((n) => n.startsWith("matmul")) && names.some((n) => n.startsWith("attention")), `profiled kernels: ${[...new Set(names)]}`);
+      assert.ok(runner.profile.timings.every((t) => t.ns > 0), "every dispatch took time");
+      assert.is(runner.profile.timings.length, timed, "the unprofiled step added no timings");
+    } finally {
+      runner.destroy();
+    }
+  }),
+);
+
 test.run();
