@@ -12,7 +12,11 @@ export interface KernelBinding {
   name: string;
   dtype: StorageDType;
   access: Access;
-  /** Read as `array<vec4<T>>` through `load4_NAME(j)` (f32/f16 only; j counts vec4s; tensor buffers are padded to 16 bytes). */
+  /**
+   * Read-only, four elements at a time through `load4_NAME(j)` (j counts groups of four): as
+   * `array<vec4<T>>` for f32 and f16, as `array<vec2<u32>>` for bf16; tensor buffers are padded to
+   * 16 bytes.
+   */
   vec4?: boolean;
 }
 
@@ -65,8 +69,16 @@ export function kernelSource(spec: KernelSpec): string {
   const bindings = spec.bindings.map((b, i) => {
     invariant(!(b.dtype === "bf16" && b.access === "read_write"), `${spec.name}: bf16 binding '${b.name}' must be read-only`);
     if (b.vec4) {
-      invariant(b.dtype === "f32" || b.dtype === "f16", `${spec.name}: vec4 binding '${b.name}' must be f32 or f16`);
-      return `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<vec4<${b.dtype}>>;
+      invariant(b.access === "read", `${spec.name}: vec4 binding '${b.name}' must be read-only`);
+      if (b.dtype === "bf16")
+        // four bf16 in two words, element 2j in the low half of word j: each widens exactly by a shift
+        return `@group(0) @binding(${i + 1}) var<storage, read> ${b.name}: array<vec2<u32>>;
+fn load4_${b.name}(i_: u32) -> vec4<f32> {
+  let w_ = ${b.name}[i_];
+  return bitcast<vec4<f32>>(vec4<u32>(w_.x << 16u, w_.x & 0xffff0000u, w_.y << 16u, w_.y & 0xffff0000u));
+}`;
+      invariant(b.dtype === "f32" || b.dtype === "f16", `${spec.name}: vec4 binding '${b.name}' must be f32, f16 or bf16`);
+      return `@group(0) @binding(${i + 1}) var<storage, read> ${b.name}: array<vec4<${b.dtype}>>;
 fn load4_${b.name}(i_: u32) -> vec4<f32> { return vec4<f32>(${b.name}[i_]); }`;
     }
     const decl = `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: array<${wgslArrayElement(b.dtype)}>;`;

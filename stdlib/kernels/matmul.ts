@@ -13,7 +13,7 @@
 // The environment variable SFT_MATMUL=tiled|registers|subgroup-matrix overrides the choice, and
 // SFT_MATMUL_TILING=<preset of SUBGROUP_TILINGS> the subgroup-matrix kernel's tiling.
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
-import type { StorageDType } from "./dtype.ts";
+import { FLOAT_DTYPES, type StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
 import { gemvFits, gemvSpec } from "./matmul-gemv.ts";
 import { LOW_RANK_FUNCTION, LOW_RANK_UNIFORMS, lowRankBindings, lowRankProduct, lowRankUniforms, type LowRankLayout, type LowRankOperands } from "./matmul-low-rank.ts";
@@ -123,9 +123,12 @@ export interface MatmulShape {
   lowRank?: LowRankLayout;
 }
 
-/** Whether an operand whose stored rows hold `cols` elements `ld` apart can be read as vec4. */
+/**
+ * Whether an operand whose stored rows hold `cols` elements `ld` apart can be read four elements
+ * at a time (16-byte loads of f32, 8-byte loads of f16 and bf16).
+ */
 export function vec4Ok(dtype: StorageDType, cols: number, ld: number, stride: number): boolean {
-  return dtype !== "bf16" && cols % 4 === 0 && ld % 4 === 0 && stride % 4 === 0;
+  return FLOAT_DTYPES.includes(dtype) && cols % 4 === 0 && ld % 4 === 0 && stride % 4 === 0;
 }
 
 /** Whether A and B of a call can be read as vec4 (16-byte loads) given their dtypes, layouts and strides. */

@@ -118,10 +118,11 @@ function casesFor(tiling: SubgroupTilingName, workgroupBytes: number): Case[] {
     // 2 x 2 workgroups, the last ones ragged; A (M, K) vec4, B (K, N) with N = tn + 26 scalar
     { label: "ragged A B f32", o: { ...f32, transA: false, transB: false }, s: { batch: 1, m: tm + 6, n: tn + 26, k: 100 }, config: F16_F32_16 },
     // whole tiles, 3 K steps (the double-buffered sets alternate and come back), batch 2 with
-    // padded rows and items, one B for both, alpha, bias and accumulation: Aᵀ (K, M) and Bᵀ (N, K) vec4
+    // padded rows and items, one B for both, alpha, bias and accumulation: Aᵀ (K, M) f16 and Bᵀ
+    // (N, K) bf16 (a frozen base weight as pipelines store it), both four values a load
     {
-      label: "tiles Aᵀ Bᵀ f16 strided batch, bias, alpha, accumulate",
-      o: { a: "f16", b: "f16", out: "f32", transA: true, transB: true, bias: "f32", accumulate: true },
+      label: "tiles Aᵀ f16 Bᵀ bf16 strided batch, bias, alpha, accumulate",
+      o: { a: "f16", b: "bf16", out: "f32", transA: true, transB: true, bias: "f32", accumulate: true },
       s: { batch: 2, m: tm, n: tn, k: 3 * t.bk, lda: tm + 8, ldb: 3 * t.bk + 4, ldc: tn + 4, strideA: 3 * t.bk * (tm + 8) + 8, strideB: 0, strideC: tm * (tn + 4) + 12, alpha: 0.5, beta: 1 },
       config: whole("f32"),
     },

@@ -132,7 +132,8 @@ test("vec4 fills only where the tiling asks and the operand's dtype, layout and 
   };
   assert.equal(vec(F32_NT, aligned, "wg64-vec4-pad"), [true, true]);
   assert.equal(vec(F32_NT, aligned, "wg64"), [false, false], "the scalar tiling");
-  assert.equal(vec({ ...F32_NT, b: "bf16" }, aligned, "wg128-8sg"), [true, false], "bf16 has no vec4 view");
+  assert.equal(vec({ ...F32_NT, b: "bf16" }, aligned, "wg128-8sg"), [true, true], "bf16: four values in two words");
+  assert.equal(vec({ ...F32_NT, b: "bf16" }, { ...aligned, k: 62 }, "wg128-8sg"), [false, false], "bf16 rows off four values");
   assert.equal(vec(F32_NT, { ...aligned, k: 63 }, "wg128-8sg"), [false, false], "K is both operands' contiguous side");
   assert.equal(vec({ ...F32_NT, transB: false }, { ...aligned, n: 62 }, "wg128-8sg"), [true, false], "B stored (K, N) with N = 62");
 });

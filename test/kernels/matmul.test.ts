@@ -84,6 +84,8 @@ test(
       // inputs are rounded before the reference sees them, so only f32 accumulation error remains
       await check(gpu, rng, { a, b, out: "f32", transA: false, transB: true }, ALIGNED_SHAPES[1], toleranceFor("f32"));
     if (gpu.hasF16) await check(gpu, rng, { a: "f16", b: "f16", out: "f16", transA: false, transB: false }, ALIGNED_SHAPES[0], toleranceFor("f16"));
+    // bf16 B stored (K, N): its four-value loads run along N
+    await check(gpu, rng, { a: "f32", b: "bf16", out: "f32", transA: false, transB: false }, ALIGNED_SHAPES[0], toleranceFor("f32"));
   }),
 );
 
@@ -161,7 +163,9 @@ test(
     const o: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: false };
     assert.is(matmulKernel(o, { batch: 1, m: 8, n: 8, k: 8 }).variant.vecA, true);
     assert.is(matmulKernel(o, { batch: 1, m: 8, n: 7, k: 8 }).variant.vecB, false);
-    assert.is(matmulKernel({ ...o, a: "bf16" }, { batch: 1, m: 8, n: 8, k: 8 }).variant.vecA, false);
+    // bf16: four packed values in two words where the rows allow, scalar where they do not
+    assert.is(matmulKernel({ ...o, a: "bf16" }, { batch: 1, m: 8, n: 8, k: 8 }).variant.vecA, true);
+    assert.is(matmulKernel({ ...o, a: "bf16" }, { batch: 1, m: 8, n: 8, k: 6 }).variant.vecA, false);
   }),
 );
 
