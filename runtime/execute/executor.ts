@@ -20,6 +20,7 @@ import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { BoundSteps } from "./bound-steps.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { nf4Bindings, type Nf4Weight } from "./nf4-weights.ts";
 import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
@@ -84,6 +85,8 @@ export class GraphExecutor {
   private readonly hostInts = new Map<Node, Int32Array>();
   private readonly prepared: PreparedLaunch[] = [];
   private intsChanged = true;
+  // the steps with their uniforms and bind groups kept on the device, made at the first run
+  private recorded: BoundSteps | undefined;
 
   private readonly placement: Placement;
   private readonly workspace: LaunchWorkspace;
@@ -216,7 +219,8 @@ export class GraphExecutor {
       this.intsChanged = false;
     }
     const batch = new CommandBatch(this.gpu, { timestamps: options.timestamps });
-    for (const p of this.prepared) for (const s of p.steps) recordStep(batch, s);
+    this.recorded ??= new BoundSteps(this.gpu, this.steps());
+    this.recorded.record(batch);
     return ok(await batch.submit());
   }
 
@@ -261,11 +265,8 @@ export class GraphExecutor {
   }
 
   destroy(): void {
+    this.recorded?.destroy();
     for (const t of [...this.placement.allocations(), ...this.scratch, ...this.workspace.allocations()]) t.destroy();
   }
 }
 
-function recordStep(batch: CommandBatch, s: Step): void {
-  if (s.kind === "copy") batch.copy(s.src, s.dst);
-  else batch.dispatch(s.spec, s.uniforms, s.tensors);
-}

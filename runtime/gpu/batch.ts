@@ -54,19 +54,19 @@ export class CommandBatch {
 
   /** Records `spec` over `tensors` (one per binding, by name) with the given uniforms. */
   dispatch(spec: KernelSpec, uniforms: UniformValues, tensors: Readonly<Record<string, GpuTensor>>): void {
-    const compiled = pipelinesOf(this.gpu).get(spec);
     const size = uniformBytes(spec);
     const { arena, offset } = this.uniformSlot(size);
     packUniforms(spec, uniforms, new DataView(arena.host), offset);
-    const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: arena.buffer, offset, size } }];
-    spec.bindings.forEach((b, i) => {
-      const t = tensors[b.name];
-      invariant(t !== undefined, `${spec.name}: no tensor for binding '${b.name}'`);
-      invariant(t.dtype === b.dtype, `${spec.name}: binding '${b.name}' wants ${b.dtype}, got ${t.label} (${t.dtype})`);
-      entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
-    });
-    const bindGroup = this.gpu.device.createBindGroup({ layout: compiled.layout, entries });
-    const [x, y, z] = spec.dispatch(uniforms);
+    this.dispatchBound(spec, bindGroupFor(this.gpu, spec, { buffer: arena.buffer, offset, size }, tensors), spec.dispatch(uniforms));
+  }
+
+  /**
+   * Records `spec` with a bind group made beforehand by bindGroupFor, whose uniforms the caller
+   * keeps in place until the batch has run, over a grid of `grid` workgroups.
+   */
+  dispatchBound(spec: KernelSpec, bindGroup: GPUBindGroup, grid: readonly [number, number, number]): void {
+    const compiled = pipelinesOf(this.gpu).get(spec);
+    const [x, y, z] = grid;
     const limit = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     invariant(x <= limit && y <= limit && z <= limit, `${spec.name}: grid [${x},${y},${z}] exceeds ${limit}`);
     this.recorded++;
@@ -155,6 +155,25 @@ export class CommandBatch {
       return kernels.map((k, i) => ({ ...k, ns: Number(stamps[2 * i + 1] - stamps[2 * i]) }));
     };
   }
+}
+
+/** A uniform block of `size` bytes at `offset` in `buffer`. */
+export interface UniformSlice {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
+}
+
+/** The bind group of `spec`: binding 0 the uniforms, then `tensors` by binding name. */
+export function bindGroupFor(gpu: GpuDevice, spec: KernelSpec, uniforms: UniformSlice, tensors: Readonly<Record<string, GpuTensor>>): GPUBindGroup {
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: uniforms }];
+  spec.bindings.forEach((b, i) => {
+    const t = tensors[b.name];
+    invariant(t !== undefined, `${spec.name}: no tensor for binding '${b.name}'`);
+    invariant(t.dtype === b.dtype, `${spec.name}: binding '${b.name}' wants ${b.dtype}, got ${t.label} (${t.dtype})`);
+    entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
+  });
+  return gpu.device.createBindGroup({ layout: pipelinesOf(gpu).get(spec).layout, entries });
 }
 
 /** Runs one kernel to completion: the simplest way to call a kernel (tests, one-off work). */
