@@ -10,17 +10,23 @@
 //   2. each subgroup computes its S = Q K^T (M, BLOCK_K) with matrix products, Q held in left
 //      matrices loaded once, f32 results stored to workgroup memory;
 //   3. ordinary invocations, one per row, apply scale, bias and mask to S (f32), update the
-//      running max and sum, and write P = exp(S - max) as f16; then every invocation rescales
-//      the rows of O (BLOCK_Q, D), which lives in workgroup memory as f32 because a result
-//      matrix cannot be scaled row by row;
-//   4. each subgroup loads its O rows as result matrices, adds P V with matrix products and
-//      stores them back.
-// At the end O / sum goes out through the o view and max + log(sum) to lse.
+//      row's sum and write P = exp(S - m) as f16, where m is the row's running max, moved only
+//      when a tile's max exceeds it by more than TAU (conditional rescaling, as in recent
+//      FlashAttention work); a row whose m moves raises a workgroup flag, and only then do the
+//      subgroups store O to workgroup memory (f32), every invocation scale O's rows by
+//      exp(old m - new m) (a result matrix cannot be scaled row by row) and the subgroups load
+//      O back;
+//   4. each subgroup adds P V with matrix products to its O rows, result matrices it holds from
+//      the first key tile to the last.
+// At the end O goes to workgroup memory, O / sum out through the o view and m + log(sum) to lse.
 //
 // Precision: Q, K and V are rounded to f16 (f16 inputs exactly as stored), products accumulate
 // in f32; P is rounded to f16 before P V (relative error up to 2^-11 per weight, see
-// subgroupAttentionTolerance). Scores, max, sum and the log-sum-exp stay f32. The CPU
-// reference is attentionForwardReference on the f16-rounded inputs.
+// subgroupAttentionTolerance). Scores, m, sum and the log-sum-exp stay f32. The CPU reference
+// is attentionForwardReference on the f16-rounded inputs. m is one of the row's scores and at
+// most TAU = 8 (RESCALE_TAU) below its max, so P <= e^8 ~ 2981 stays far inside f16 (65504)
+// with the same relative rounding, and no P is smaller than with the exact max; O and sum
+// share m, so O / sum and m + log(sum) are exact as before and the error bound is unchanged.
 //
 // Subgroup-matrix calls and barriers sit in control flow that depends only on uniforms and the
 // workgroup id. With several subgroups per workgroup, a subgroup's rows come from its index,
@@ -54,12 +60,13 @@ export function blockRows(layout: SubgroupAttentionLayout): number {
 
 /**
  * Bytes of workgroup memory the kernel declares: O (BLOCK_Q, D) f32, S (BLOCK_Q, BLOCK_K) f32,
- * P (BLOCK_Q, BLOCK_K) f16, the K and V tiles f16 (which first stage Q), and three f32 per row.
+ * P (BLOCK_Q, BLOCK_K) f16, the K and V tiles f16 (which first stage Q), three f32 per row, and
+ * the rescale flag (an atomic u32).
  */
 export function workgroupBytes(layout: SubgroupAttentionLayout, headDim: number): number {
   const rows = blockRows(layout);
   const kv = Math.max(2 * layout.blockK * headDim, rows * headDim);
-  return 4 * rows * headDim + 4 * rows * layout.blockK + 2 * rows * layout.blockK + 2 * kv + 3 * 4 * rows;
+  return 4 * rows * headDim + 4 * rows * layout.blockK + 2 * rows * layout.blockK + 2 * kv + 3 * 4 * rows + 4;
 }
 
 /** What the choice reads of an adapter and device (AdapterSummary plus the device's limits). */
@@ -134,6 +141,12 @@ export function checkSubgroupLayout(layout: SubgroupAttentionLayout, D: number):
   invariant(c.componentType === "f16" && c.resultComponentType === "f32", `attention: subgroup matrices ${c.componentType} -> ${c.resultComponentType}`);
   invariant(D % c.K === 0 && D % c.N === 0 && layout.blockK % c.K === 0 && layout.blockK % c.N === 0, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${layout.blockK}`);
 }
+
+/**
+ * TAU of the forward kernel: how far (in scaled score units) a key tile's max may exceed a row's
+ * running max m before m moves to it and O is rescaled; P = exp(score - m) <= e^8 ~ 2981 in f16.
+ */
+export const RESCALE_TAU = 8;
 
 /** Statements separated for the generated WGSL. */
 export const lines = (xs: string[]) => xs.join("\n");
@@ -268,14 +281,11 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
       `      subgroupMatrixStore<row_major>(&s_tile, row0 * BLOCK_K + ${y * c.N}u, s${y}, BLOCK_K);`,
     ]),
   );
-  // O (M, D) += P V, P stored [row][key], V stored [key][d] after K^T
-  const update = range(D / c.N).map((y) =>
-    lines([
-      `      var o${y} = subgroupMatrixLoad<${types.result}, row_major>(&o_tile, row0 * D + ${y * c.N}u, D);`,
-      product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${x * c.K * D + y * c.N}u`, "D", types),
-      `      subgroupMatrixStore<row_major>(&o_tile, row0 * D + ${y * c.N}u, o${y}, D);`,
-    ]),
-  );
+  // O (M, D) of this subgroup's rows as D/N result matrices o0, o1, ..., columns y * N on
+  const eachO = (indent: string, statement: (y: number, at: string) => string) => lines(range(D / c.N).map((y) => indent + statement(y, `row0 * D + ${y * c.N}u`)));
+  const storeO = (indent: string) => eachO(indent, (y, at) => `subgroupMatrixStore<row_major>(&o_tile, ${at}, o${y}, D);`);
+  // O += P V, P stored [row][key], V stored [key][d] after K^T
+  const update = range(D / c.N).map((y) => product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${x * c.K * D + y * c.N}u`, "D", types));
   const { scope } = subgroupRows(layout);
   return {
     ...subgroupAttentionFrame("attention_forward_subgroup_matrix", { ...variant, blockK: BK }, layout, scalar, (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch]),
@@ -283,29 +293,32 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
 const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
 const V_AT = ${BK * D}u; // V's offset in kv_tile
-var<workgroup> o_tile: array<f32, ${BQ * D}>; // (BLOCK_Q, D) unnormalized output
+const TAU = ${RESCALE_TAU}.0; // how far a tile's max may exceed a row's m before m moves
+var<workgroup> o_tile: array<f32, ${BQ * D}>; // (BLOCK_Q, D) unnormalized output, when rescaled and at the end
 var<workgroup> s_tile: array<f32, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K) scores, then biased and masked
-var<workgroup> p_tile: array<f16, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K) exp(score - max)
+var<workgroup> p_tile: array<f16, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K) exp(score - m)
 var<workgroup> kv_tile: array<f16, ${kvSize}>; // K^T (D, BLOCK_K) then V (BLOCK_K, D); first Q (BLOCK_Q, D)
 var<workgroup> row_max: array<f32, ${BQ}>;
 var<workgroup> row_sum: array<f32, ${BQ}>;
-var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old max - new max) of the current tile`,
+var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old m - new m) of the current tile
+var<workgroup> rescale_flag: atomic<u32>; // nonzero when some row's m moved in the current tile`,
     body: `${wgslQueryBlockOpening(layout)}
-  // stage Q as f16 (rows past T are zero); clear O and the row statistics
+  // stage Q as f16 (rows past T are zero); clear the row statistics and the flag
   for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
     let i = first + e / D;
     var x = 0.0;
     if (i < u.q_len) { x = load_q(q_at(b, i, h) + e % D); }
     kv_tile[e] = f16(x);
-    o_tile[e] = 0.0;
   }
   for (var r = lidx; r < BLOCK_Q; r += WG_X) {
     row_max[r] = NEG_BIG;
     row_sum[r] = 0.0;
   }
+  if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }
   workgroupBarrier();
   ${scope}{
 ${loadLefts("q", dChunks, "kv_tile", (x) => `row0 * D + ${x * c.K}u`, "D", types, "    ")}
+${eachO("    ", (y) => `var o${y} = ${types.result}();`)}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q, or the previous tile's K, V and P, are no longer read
@@ -326,14 +339,18 @@ ${lines(scores)}
           s_tile[r * BLOCK_K + c] = s;
           tile_max = max(tile_max, s);
         }
-        var scale = 1.0;
-        var sum = 0.0;
+        // m moves to the first tile with an allowed key (O and sum are still 0) and to a tile
+        // whose max exceeds it by more than TAU; below that, P in terms of the old m fits f16
         var m = row_max[r];
-        if (tile_max > NEG_BIG) {
-          let m_new = max(m, tile_max);
-          scale = exp(m - m_new);
-          m = m_new;
+        var scale = 1.0;
+        if (m == NEG_BIG) {
+          m = tile_max;
+        } else if (tile_max > m + TAU) {
+          scale = exp(m - tile_max);
+          m = tile_max;
+          atomicOr(&rescale_flag, 1u);
         }
+        var sum = 0.0;
         for (var c = 0u; c < BLOCK_K; c++) {
           var w = 0.0;
           if (tile_max > NEG_BIG) { w = exp(s_tile[r * BLOCK_K + c] - m); } // a masked score gives 0
@@ -344,12 +361,20 @@ ${lines(scores)}
         row_sum[r] = row_sum[r] * scale + sum;
         row_scale[r] = scale;
       }
-      workgroupBarrier();
-      for (var e = lidx; e < BLOCK_Q * D; e += WG_X) { o_tile[e] *= row_scale[e / D]; }
-      workgroupBarrier();
+      workgroupBarrier(); // P, row_scale and the flag are written
+      if (workgroupUniformLoad(&rescale_flag) != 0u) {
+        // O's rows scaled through workgroup memory
+${storeO("        ")}
+        workgroupBarrier(); // every subgroup's O stored, every invocation done reading the flag
+        if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }
+        for (var e = lidx; e < BLOCK_Q * D; e += WG_X) { o_tile[e] *= row_scale[e / D]; }
+        workgroupBarrier();
+${eachO("        ", (y, at) => `o${y} = subgroupMatrixLoad<${types.result}, row_major>(&o_tile, ${at}, D);`)}
+      }
 ${loadLefts("p", BK / c.K, "p_tile", (x) => `row0 * BLOCK_K + ${x * c.K}u`, "BLOCK_K", types)}
 ${lines(update)}
     }
+${storeO("    ")}
   }
   workgroupBarrier();
   for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {

@@ -1,14 +1,17 @@
 // The subgroup-matrix attention forward run on lavapipe, which has no subgroup matrices, with its
 // matrix builtins emulated (test/support/subgroup-matrix-emulation.ts): everything but the matrix
 // hardware is the kernel's own code (tiling, staging, the online softmax, masks, views, GQA).
-// Checked against the float64 reference on f16-rounded inputs for cases of the scalar forward's tests.
+// Checked against the float64 reference on f16-rounded inputs for cases of the scalar forward's tests,
+// and for scores that rise along the keys, which make the kernel rescale O (conditional rescaling).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runKernel } from "../../runtime/gpu/batch.ts";
 import { createTensor, readFloats } from "../../runtime/gpu/tensor.ts";
-import { attentionForwardSubgroupKernel, subgroupAttentionLayout, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { Random } from "../../runtime/random.ts";
+import { attentionForwardSubgroupKernel, range, RESCALE_TAU, subgroupAttentionLayout, subgroupAttentionTolerance, type SubgroupAttentionLayout } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
-import { denseView, gatherView } from "../../stdlib/kernels/attention-layout.ts";
+import { denseView, gatherView, viewIndex } from "../../stdlib/kernels/attention-layout.ts";
 import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionForwardReference } from "../../stdlib/kernels/attention-reference.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
@@ -16,7 +19,7 @@ import { assertClose } from "../support/numeric.ts";
 import { withF16Gpu } from "./gpu-harness.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
 import { emulatedAdapter } from "./attention-subgroup-emulation.ts";
-import { assertLogSumExpClose, casesFor, caseLabel, makeInputs, uploadInputs, type AttentionCase } from "./attention-harness.ts";
+import { assertLogSumExpClose, attentionShape, casesFor, caseLabel, makeInputs, uploadInputs, type AttentionCase, type AttentionInputs } from "./attention-harness.ts";
 
 const test = suite("attention forward on emulated subgroup matrices");
 
@@ -38,6 +41,25 @@ const emulatedCase = (c: AttentionCase) =>
 
 const SCALE = (headDim: number) => 1 / Math.sqrt(headDim);
 
+/** Runs the forward of `layout` with emulated matrices on case `c` with `inputs`, and checks O and lse against the reference. */
+async function checkEmulated(gpu: GpuDevice, c: AttentionCase, inputs: AttentionInputs, layout: SubgroupAttentionLayout, label: string): Promise<void> {
+  const { batch: B, queryHeads: Hq, queryLength: T, headDim: D } = c.shape;
+  const oView = denseView("bthd", T, Hq, D);
+  const tensors = uploadInputs(gpu, c, inputs);
+  tensors.o = createTensor(gpu, c.dtype, [B, T, Hq, D], "o");
+  tensors.lse = createTensor(gpu, "f32", [B, Hq, T], "lse");
+  const emulated = emulateSubgroupMatrices(attentionForwardSubgroupKernel({ dtype: c.dtype, headDim: D, ...maskFlags(inputs.mask) }, layout), layout.config, "u.head_dim");
+  const uniforms = attentionForwardUniforms(c.shape, { ...inputs.views, o: oView }, SCALE(D), inputs.mask);
+  tensors.emu_values = emulated.values(gpu, uniforms);
+  await runKernel(gpu, emulated.spec, uniforms, tensors);
+  const [q, k, v] = [inputs.q, inputs.k, inputs.v].map((x) => roundToDType("f16", x));
+  const ref = attentionForwardReference({ shape: c.shape, q, k, v, mask: inputs.mask, scale: SCALE(D) });
+  // an f16 output adds its own rounding (2^-11) to the f16 weights'
+  const tol = subgroupAttentionTolerance() * (c.dtype === "f16" ? 2 : 1);
+  assertClose(gatherView(await readFloats(gpu, tensors.o), oView, B, T, Hq, D), ref.out, tol, `O ${label}`);
+  assertLogSumExpClose(await readFloats(gpu, tensors.lse), ref.logSumExp, 1e-5, `lse ${label}`);
+}
+
 test(
   "the kernel's code with emulated matrices matches the float64 reference on f16-rounded inputs",
   withF16Gpu(async (gpu) => {
@@ -47,25 +69,68 @@ test(
     const cases = casesFor(gpu).filter(emulatedCase);
     assert.is(cases.length, 8, "the chosen cases exist");
     for (const c of cases) {
-      const { batch: B, queryHeads: Hq, queryLength: T, headDim: D } = c.shape;
-      const layout = subgroupAttentionLayout(adapter, D);
+      const layout = subgroupAttentionLayout(adapter, c.shape.headDim);
       assert.ok(layout, `${caseLabel(c)}: a layout fits ${adapter.workgroupStorageBytes} bytes of workgroup memory`);
-      const inputs = makeInputs(c, seed++);
-      const oView = denseView("bthd", T, Hq, D);
-      const tensors = uploadInputs(gpu, c, inputs);
-      tensors.o = createTensor(gpu, c.dtype, [B, T, Hq, D], "o");
-      tensors.lse = createTensor(gpu, "f32", [B, Hq, T], "lse");
-      const emulated = emulateSubgroupMatrices(attentionForwardSubgroupKernel({ dtype: c.dtype, headDim: D, ...maskFlags(inputs.mask) }, layout), layout.config, "u.head_dim");
-      const uniforms = attentionForwardUniforms(c.shape, { ...inputs.views, o: oView }, SCALE(D), inputs.mask);
-      tensors.emu_values = emulated.values(gpu, uniforms);
-      await runKernel(gpu, emulated.spec, uniforms, tensors);
-      const [q, k, v] = [inputs.q, inputs.k, inputs.v].map((x) => roundToDType("f16", x));
-      const ref = attentionForwardReference({ shape: c.shape, q, k, v, mask: inputs.mask, scale: SCALE(D) });
-      // an f16 output adds its own rounding (2^-11) to the f16 weights'
-      const tol = subgroupAttentionTolerance() * (c.dtype === "f16" ? 2 : 1);
-      assertClose(gatherView(await readFloats(gpu, tensors.o), oView, B, T, Hq, D), ref.out, tol, `O ${caseLabel(c)}`);
-      assertLogSumExpClose(await readFloats(gpu, tensors.lse), ref.logSumExp, 1e-5, `lse ${caseLabel(c)}`);
+      await checkEmulated(gpu, c, makeInputs(c, seed++), layout, caseLabel(c));
     }
+  }),
+);
+
+/**
+ * Inputs of case `c` (separate Q and KV tensors) whose scores rise along the keys by `rise`
+ * times a per-row factor in [0.5, 1.5] from the first key to the last (scaled units): the first
+ * element of each query is that factor, the first of key j is rise * sqrt(D) * j / S, the rest
+ * are makeInputs's N(0, 1), whose products add scores of a few units either way.
+ */
+function risingScores(c: AttentionCase, seed: number, rise: number): AttentionInputs {
+  const inputs = makeInputs(c, seed);
+  const { batch: B, queryHeads: Hq, kvHeads: Hkv, queryLength: T, keyLength: S, headDim: D } = c.shape;
+  const { views, buffers } = inputs;
+  const rng = new Random(seed);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < Hq; h++) for (let t = 0; t < T; t++) buffers.q[viewIndex(views.q, b, t, h, 0)] = 0.5 + rng.uniform();
+    for (let h = 0; h < Hkv; h++) for (let j = 0; j < S; j++) buffers.kv[viewIndex(views.k, b, j, h, 0)] = (rise * Math.sqrt(D) * j) / S;
+  }
+  return { ...inputs, q: gatherView(buffers.q, views.q, B, T, Hq, D), k: gatherView(buffers.kv, views.k, B, S, Hkv, D) };
+}
+
+/**
+ * The (row, key tile) steps at which the kernel moves a row's m after its first tile, by the
+ * kernel's rule in float64 on f16-rounded `inputs` of causal case `c` (T == S) with `blockK`.
+ */
+function rescaleSteps(c: AttentionCase, inputs: AttentionInputs, blockK: number): number {
+  const { batch: B, queryHeads: Hq, kvHeads: Hkv, queryLength: T, keyLength: S, headDim: D } = c.shape;
+  const [q, k] = [inputs.q, inputs.k].map((x) => roundToDType("f16", x));
+  let steps = 0;
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < Hq; h++)
+      for (let i = 0; i < T; i++) {
+        const kRow = (j: number) => ((b * Hkv + Math.floor(h / (Hq / Hkv))) * S + j) * D;
+        const score = (j: number) => SCALE(D) * range(D).reduce((sum, d) => sum + q[((b * Hq + h) * T + i) * D + d] * k[kRow(j) + d], 0);
+        let m = -Infinity;
+        for (let j0 = 0; j0 <= i; j0 += blockK) {
+          const tileMax = Math.max(...range(Math.min(blockK, i + 1 - j0)).map((c) => score(j0 + c)));
+          if (m !== -Infinity && tileMax > m + RESCALE_TAU) steps++;
+          if (m === -Infinity || tileMax > m + RESCALE_TAU) m = tileMax;
+        }
+      }
+  return steps;
+}
+
+test(
+  "scores that rise by more than TAU from tile to tile rescale O and still match the reference; flat scores never rescale",
+  withF16Gpu(async (gpu) => {
+    // 16-key tiles: 5 per row of 80 keys; the chosen query block of several subgroups and one subgroup
+    const chosen = subgroupAttentionLayout(emulatedAdapter(gpu), 32);
+    assert.ok(chosen && chosen.subgroups > 1, "several subgroups fit lavapipe's workgroup memory at D 32");
+    const c: AttentionCase = { shape: attentionShape(1, 2, 1, 80, 80, 32), mask: "causal", fused: false, dtype: "f32" };
+    for (const layout of [{ ...chosen, blockK: 16 }, { ...chosen, subgroups: 1, blockK: 16 }])
+      for (const rise of [40, 0]) {
+        const inputs = risingScores(c, 41, rise);
+        const steps = rescaleSteps(c, inputs, layout.blockK);
+        assert.ok(rise > 0 ? steps > 100 : steps === 0, `rise ${rise}: ${steps} rescaled row tiles`);
+        await checkEmulated(gpu, c, inputs, layout, `${caseLabel(c)} ${layout.subgroups} subgroups rise ${rise} (${steps} rescaled row tiles)`);
+      }
   }),
 );
 

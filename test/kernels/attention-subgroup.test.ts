@@ -14,6 +14,7 @@ import {
   attentionForwardKernelFor,
   attentionForwardSubgroupKernel,
   blockRows,
+  RESCALE_TAU,
   subgroupAttentionLayout,
   subgroupAttentionTolerance,
   workgroupBytes,
@@ -146,8 +147,9 @@ test("the WGSL uses only the chosen configuration's matrix types, and declares t
 
 /**
  * The kernel's arithmetic on one causal row in float64, rounded where the kernel rounds: the
- * weights exp(score - running max) become f16 before P V; the sum stays unrounded. Inputs are
- * already f16-rounded. q (D), k and v (S, D); returns O (D).
+ * weights exp(score - m) become f16 before P V, m the running max that moves only by more than
+ * RESCALE_TAU; the sum stays unrounded. Inputs are already f16-rounded. q (D), k and v (S, D);
+ * returns O (D).
  */
 function roundedPRow(q: Float64Array, k: Float64Array, v: Float64Array, D: number, keys: number, scale: number, blockK: number): Float64Array {
   const out = new Float64Array(D);
@@ -160,7 +162,8 @@ function roundedPRow(q: Float64Array, k: Float64Array, v: Float64Array, D: numbe
       for (let d = 0; d < D; d++) dot += q[d] * k[j * D + d];
       scores.push(dot * scale);
     }
-    const mNew = Math.max(m, ...scores);
+    const tileMax = Math.max(...scores);
+    const mNew = m === -Infinity || tileMax > m + RESCALE_TAU ? tileMax : m;
     const rescale = Math.exp(m - mNew);
     sum *= rescale;
     for (let d = 0; d < D; d++) out[d] *= rescale;

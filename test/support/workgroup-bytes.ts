@@ -2,7 +2,10 @@
 // must be what the generated kernels allocate.
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 
-/** Bytes of the `var<workgroup>` f16/f32 arrays in `spec`'s declarations. */
+/** Bytes of the `var<workgroup>` f16/f32 arrays and 32-bit atomics in `spec`'s declarations. */
 export function declaredWorkgroupBytes(spec: KernelSpec): number {
-  return [...(spec.declarations ?? "").matchAll(/var<workgroup>\s+\w+:\s*array<(f32|f16), (\d+)>/g)].reduce((sum, m) => sum + (m[1] === "f32" ? 4 : 2) * Number(m[2]), 0);
+  const declarations = spec.declarations ?? "";
+  const arrays = [...declarations.matchAll(/var<workgroup>\s+\w+:\s*array<(f32|f16), (\d+)>/g)].reduce((sum, m) => sum + (m[1] === "f32" ? 4 : 2) * Number(m[2]), 0);
+  const atomics = [...declarations.matchAll(/var<workgroup>\s+\w+:\s*atomic<[iu]32>/g)].length;
+  return arrays + 4 * atomics;
 }
