@@ -5,6 +5,7 @@
 //
 //   node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024]
 //     [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10] [--profile]
+//     [--dtype f32|bf16|f16]
 //     [--out FILE.json]
 //
 // sftc runs as `sftc run` runs a 7B pipeline: LoRA on the attention projections (W_pack, the
@@ -33,6 +34,8 @@ import { buildFamilyGraph, type TrainingMethod } from "../compiler/models/family
 import { numel } from "../compiler/ir/node.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
 import { DEFAULT_SUBGROUP_TILING } from "../stdlib/kernels/matmul-subgroup.ts";
+import { frozenWeightDtypes } from "../compiler/plan/storage.ts";
+import type { WeightDType } from "../compiler/plan/settings.ts";
 import { formatBytes } from "../compiler/passes/memory-plan.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
@@ -53,7 +56,7 @@ import { median, syntheticBatch, TORCH_PYTHON } from "./train-step.ts";
 import { kernelProfile, profileTable, type ProfileRow } from "./profile.ts";
 
 const SCRIPT = resolve(import.meta.dirname, "torch_peft_train.py");
-const USAGE = "usage: node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024] [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10] [--profile] [--out FILE.json]";
+const USAGE = "usage: node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024] [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10] [--profile] [--dtype f32|bf16|f16] [--out FILE.json]";
 /** The attention projections of Baichuan-7B: the fused q/k/v and the output. */
 const TARGETS = ["W_pack", "o_proj"];
 /** Precisions of the PyTorch reference rows. */
@@ -83,13 +86,18 @@ export interface E2eOptions {
    * timestamps), reported as GPU time by kernel: where a step's time goes.
    */
   profile: boolean;
+  /**
+   * LoRA's storage of the frozen block linears (as a pipeline's model.dtype chooses: the matmuls
+   * read them as stored); QLoRA stores them as NF4 whatever this says.
+   */
+  dtype: WeightDType;
   /** Dimensions replacing the 7B preset's (tests shrink the model with it). */
   dims?: Partial<Dimensions>;
   /** Progress lines (the CLI writes them to stderr, so a run cut short still shows how far it got). */
   log?: (line: string) => void;
 }
 
-export const DEFAULT_OPTIONS: E2eOptions = { methods: ["lora"], layers: 32, seq: 1024, rows: 1, rank: 8, alpha: 16, warmup: 1, steps: 2, torchWarmup: 3, torchSteps: 10, profile: false };
+export const DEFAULT_OPTIONS: E2eOptions = { methods: ["lora"], layers: 32, seq: 1024, rows: 1, rank: 8, alpha: 16, warmup: 1, steps: 2, torchWarmup: 3, torchSteps: 10, profile: false, dtype: "f32" };
 
 /** One sftc run: its figures, or why it failed. */
 export type SftcRow = { method: Method; precision: string } & (
@@ -178,7 +186,8 @@ function computePrecision(gpu: GpuDevice): string {
 
 /** One method's training steps on `gpu`: a failure (not a NaN loss: that is reported) becomes the row's `why`. */
 export async function sftcRun(gpu: GpuDevice, method: Method, options: E2eOptions): Promise<SftcRow> {
-  const precision = `${method === "qlora" ? "NF4 base + f32 adapters" : "f32 weights"}, ${computePrecision(gpu)}`;
+  const base = method === "qlora" ? "NF4 base + f32 adapters" : options.dtype === "f32" ? "f32 weights" : `${options.dtype} block linears, f32 embeddings, head and norms`;
+  const precision = `${base}, ${computePrecision(gpu)}`;
   try {
     return { method, precision, ok: true, ...(await sftcSteps(gpu, method, options)) };
   } catch (e) {
@@ -191,7 +200,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   const family = families.baichuan7b;
   const config = modelConfig(options);
   const lora: TrainingMethod = { kind: "lora", rank: options.rank, alpha: options.alpha, targets: TARGETS, dropout: 0 };
-  const model = familyGraphModel(family, config, lora);
+  const model = familyGraphModel(family, config, lora, [], 0, frozenWeightDtypes(family, config.dims.layers, method, options.dtype));
   const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
   if (!model.ok || !probe.ok) throw new Error([...model.diagnostics, ...probe.diagnostics].map((d) => d.message).join("; "));
   const shapes = new Map([...probe.value.weights].map(([name, p]) => [name, p.shape]));
@@ -438,6 +447,7 @@ function cliOptions(): { options: E2eOptions; torch: boolean; out?: string } {
         "torch-steps": { type: "string" },
         torch: { type: "boolean", default: false },
         profile: { type: "boolean", default: false },
+        dtype: { type: "string", default: "f32" },
         out: { type: "string" },
       },
     }).values;
@@ -464,6 +474,7 @@ function cliOptions(): { options: E2eOptions; torch: boolean; out?: string } {
     torchWarmup: count("torch-warmup", v["torch-warmup"], d.torchWarmup, 0),
     torchSteps: count("torch-steps", v["torch-steps"], d.torchSteps, 1),
     profile: v.profile,
+    dtype: (["f32", "bf16", "f16"].includes(v.dtype) ? v.dtype : stop(`--dtype takes f32, bf16 or f16 (got '${v.dtype}')`)) as WeightDType,
   };
   return { options, torch: v.torch, out: v.out };
 }

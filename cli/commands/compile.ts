@@ -23,6 +23,7 @@ import { savedWeightNames, trainingMethod } from "../../runtime/pipeline/family-
 import { deviceFlag, openRequestedDevice } from "./devices.ts";
 import { printErrors } from "./generate.ts";
 import { modelSources } from "./plan.ts";
+import { frozenWeightDtypes } from "../../compiler/plan/storage.ts";
 
 const STAGES = ["graph", "schedule", "wgsl"] as const;
 type Stage = (typeof STAGES)[number];
@@ -90,7 +91,9 @@ async function pipelineGraph(pipeline: ResolvedPipeline, forward: boolean): Prom
   if (!model.ok) return model;
   const settings = planSettings(pipeline);
   const { family, config } = model.value;
-  const built = buildFamilyGraph(family, config, { batch: settings.batch, seq: settings.seq, method: trainingMethod(pipeline.method) });
+  // the frozen block linears in the dtype the GPU engine stores them in (training-setup.ts)
+  const weightDtypes = frozenWeightDtypes(family, config.dims.layers, settings.method.kind, settings.dtype);
+  const built = buildFamilyGraph(family, config, { batch: settings.batch, seq: settings.seq, method: trainingMethod(pipeline.method), weightDtypes });
   if (!built.ok) return built;
   if (forward) return ok({ graph: graph([["logits", built.value.logits], ["loss", built.value.loss]]) });
   // what a run trains: the method's tensors plus the base weights of `modules_to_save`

@@ -7,7 +7,7 @@
 // B = batch, T = sequence, C = hidden, V = vocab.
 import { diag, fail, invariant, ok, type Result } from "../diagnostics.ts";
 import * as b from "../ir/build.ts";
-import { graph, type Graph, type Node } from "../ir/node.ts";
+import { graph, type DType, type Graph, type Node } from "../ir/node.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { loraModulesFor, type BiasTrait, type Family, type ParamRole } from "../../stdlib/families/family.ts";
 import { attentionBlock, layerStack, type BlockContext, type LinearRole, type NormRole } from "./family-blocks.ts";
@@ -29,6 +29,8 @@ export interface FamilyGraphOptions {
   method?: TrainingMethod;
   /** A training graph: a LoRA method's dropout masks become inputs (default: forward only, no dropout). */
   training?: boolean;
+  /** Weights stored narrower than f32, by checkpoint name (frozenWeightDtypes); the rest are f32. */
+  weightDtypes?: ReadonlyMap<string, DType>;
 }
 
 export interface FamilyGraph {
@@ -78,7 +80,7 @@ export function buildFamilyGraph(family: Family, config: ModelConfig, options: F
     invariant(decl, `${family.name} declares no tensor for ${role}`);
     const name = layer === null ? decl.name : decl.name.replaceAll("{layer}", String(layer));
     let p = weights.get(name);
-    if (!p) weights.set(name, (p = b.param(name, decl.shape(dims))));
+    if (!p) weights.set(name, (p = b.param(name, decl.shape(dims), options.weightDtypes?.get(name))));
     return p;
   };
   const adapters = new Map<string, Node>();

@@ -4,8 +4,9 @@
 // (sequence lengths padded to buckets of 16), keeps several of them on the device at once, and
 // binds one set of weights and trained state into all of them. So this plan is:
 //
-//   shared, counted once: base weights as the engine stores them (the graph's dtype, f32 even for
-//     a 16-bit model; NF4 for QLoRA's quantized linears), adapters, and per trained tensor its
+//   shared, counted once: base weights as the engine stores them (the graph's dtype: f32, but
+//     under LoRA the frozen block linears in a 16-bit model's dtype; NF4 for QLoRA's quantized
+//     linears; storage.ts frozenWeightDtypes), adapters, and per trained tensor its
 //     f32 gradient accumulator and AdamW's m and v (the engine holds an accumulator even without
 //     grad_accum: the compiled step adds into it), the grad-norm partials and the NF4 tables;
 //   per program held (training or evaluation, rows × padded length): the graph the engine
@@ -28,7 +29,7 @@ import { nf4Tables } from "../../stdlib/kernels/nf4-matmul.ts";
 import { launchScratchBytes } from "./launch-scratch.ts";
 import type { PlanSettings } from "./settings.ts";
 import { f32Bytes, graphMethod, layerInputs, roleIndex, trainableParams, weightBytes } from "./step-plan.ts";
-import { denseStorageBytes } from "./storage.ts";
+import { denseStorageBytes, frozenWeightDtypes } from "./storage.ts";
 
 /** A compiled program the engine holds: its kind and batch shape (sequence already padded). */
 export interface ProgramShape {
@@ -65,10 +66,13 @@ const ACC_INPUT = "grad_acc.";
 const ACC_OUTPUT = "accumulated.";
 const GRAD_SCALE = "grad_scale";
 
+// The weights the engine stores narrower than f32, as runtime/pipeline/training-setup.ts does.
+const engineWeightDtypes = (family: Family, config: ModelConfig, s: PlanSettings) => frozenWeightDtypes(family, config.dims.layers, s.method.kind, s.dtype);
+
 /** Plans the engine holding the programs `shapes` for `family` with `config` under `settings`. */
 export function planEngine(family: Family, config: ModelConfig, settings: PlanSettings, shapes: readonly ProgramShape[]): Result<EngineFigures> {
   const roles = roleIndex(family);
-  const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method: graphMethod(settings) });
+  const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method: graphMethod(settings), weightDtypes: engineWeightDtypes(family, config, settings) });
   if (!probe.ok) return probe;
   const trainable = trainableParams(probe.value, settings, roles);
   const partials = trainable.reduce((n, t) => n + gradNormPartials(numel(t.shape)), 0);
@@ -92,7 +96,7 @@ export function planEngine(family: Family, config: ModelConfig, settings: PlanSe
 
 /** One program at its shape: the graph the engine compiles, planned, less what the engine binds. */
 function planProgram(family: Family, config: ModelConfig, s: PlanSettings, shape: ProgramShape): Result<ProgramFigures> {
-  const built = buildFamilyGraph(family, config, { batch: shape.rows, seq: shape.seq, method: graphMethod(s) });
+  const built = buildFamilyGraph(family, config, { batch: shape.rows, seq: shape.seq, method: graphMethod(s), weightDtypes: engineWeightDtypes(family, config, s) });
   if (!built.ok) return built;
   const g = built.value;
   let program: Graph = graph([["loss", g.loss]]);

@@ -3,7 +3,9 @@
 // absmax per block, and with double quantization the absmax values as 8-bit codes with one f32
 // scale per block of absmax values and one f32 offset per tensor (stdlib/quant/nf4.ts).
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
-import type { ParamRole } from "../../stdlib/families/family.ts";
+import type { Family, ParamRole } from "../../stdlib/families/family.ts";
+import type { DType } from "../ir/node.ts";
+import type { WeightDType } from "./settings.ts";
 
 /** How QLoRA stores a quantized weight. */
 export interface Nf4Layout {
@@ -40,4 +42,22 @@ export function denseStorageBytes(dtype: StorageDType, numel: number): number {
  */
 export function isQuantizedRole(role: ParamRole): boolean {
   return role.startsWith("attn.") ? role.endsWith(".weight") : role.startsWith("mlp.") && role.endsWith(".weight");
+}
+
+/** The names of the weights isQuantizedRole selects, in every one of `layers` blocks. */
+export function blockLinearNames(family: Family, layers: number): string[] {
+  const decls = family.tensors.filter((t) => t.name.includes("{layer}") && isQuantizedRole(t.role));
+  return Array.from({ length: layers }, (_, layer) => decls.map((t) => t.name.replaceAll("{layer}", String(layer)))).flat();
+}
+
+/**
+ * The weights the training engine stores narrower than f32, with their dtype: under LoRA the
+ * frozen linears inside the blocks (blockLinearNames: 6.48 G of Baichuan-7B's 7.00 G weights)
+ * in the model's `dtype`, which the matmuls widen to f32 as they load them. None for full
+ * fine-tuning (AdamW updates f32 weights), QLoRA (NF4 instead) or an f32 model; embeddings,
+ * head and norms stay f32 (modules_to_save may train the first two).
+ */
+export function frozenWeightDtypes(family: Family, layers: number, method: "full" | "lora" | "qlora", dtype: WeightDType): Map<string, DType> {
+  if (method !== "lora" || dtype === "f32") return new Map();
+  return new Map(blockLinearNames(family, layers).map((name) => [name, dtype]));
 }

@@ -8,14 +8,14 @@
 // run's `dropout` stream (seedFor(train.seed, "dropout")), module by module, element by element.
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
-import { numel, type Node } from "../../compiler/ir/node.ts";
+import { numel, type DType, type Node } from "../../compiler/ir/node.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { layerInputs } from "../../compiler/plan/step-plan.ts";
 import { familyFeeds } from "../../compiler/models/family-inputs.ts";
 import { savedModuleTensors } from "../export/peft-family.ts";
 import { loraNativeTargets } from "../export/torch/model-py.ts";
 import { initialAdapters } from "../export/torch/write-job.ts";
-import { isQuantizedRole } from "../../compiler/plan/storage.ts";
+import { blockLinearNames } from "../../compiler/plan/storage.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { dequantizeNf4, quantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { seedFor } from "../data/split.ts";
@@ -52,8 +52,15 @@ export interface FamilyGraphModel extends GraphModel {
  * weight, or the adapters) plus the base weights named in `saved` (LoRA's modules_to_save). With
  * LoRA dropout, the masks' stream is seeded from `seed` (train.seed).
  */
-export function familyGraphModel(family: Family, config: ModelConfig, method: TrainingMethod, saved: readonly string[] = [], seed = 0): Result<FamilyGraphModel> {
-  const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method });
+export function familyGraphModel(
+  family: Family,
+  config: ModelConfig,
+  method: TrainingMethod,
+  saved: readonly string[] = [],
+  seed = 0,
+  weightDtypes: ReadonlyMap<string, DType> = new Map(),
+): Result<FamilyGraphModel> {
+  const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method, weightDtypes });
   if (!probe.ok) return probe;
   const graphs = new WeakMap<Node, FamilyGraph>();
   const dropout = method.kind === "lora" ? (method.dropout ?? 0) : 0;
@@ -65,7 +72,7 @@ export function familyGraphModel(family: Family, config: ModelConfig, method: Tr
     return masks;
   };
   const build = (rows: number, seq: number, training = false) => {
-    const built = buildFamilyGraph(family, config, { batch: rows, seq, method, training });
+    const built = buildFamilyGraph(family, config, { batch: rows, seq, method, training, weightDtypes });
     invariant(built.ok, "the dimensions were checked with the first batch shape");
     graphs.set(built.value.loss, built.value);
     return built.value;
@@ -112,8 +119,7 @@ function graphRows(batch: Batch): { ids: number[][]; labels: number[][] } {
 
 /** The base weights QLoRA stores as NF4: the linears inside the layers (not embeddings, head, norms or biases). */
 export function nf4WeightNames(family: Family, config: ModelConfig): string[] {
-  const decls = family.tensors.filter((t) => t.name.includes("{layer}") && isQuantizedRole(t.role));
-  return Array.from({ length: config.dims.layers }, (_, layer) => decls.map((t) => t.name.replaceAll("{layer}", String(layer)))).flat();
+  return blockLinearNames(family, config.dims.layers);
 }
 
 /** `weights` with each tensor named in `names` replaced by its NF4 quantize-dequantize round trip. */

@@ -9,6 +9,9 @@
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
+import type { WeightDType } from "../../compiler/plan/settings.ts";
+import { frozenWeightDtypes } from "../../compiler/plan/storage.ts";
+import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { loadTrainingData } from "../data/batches.ts";
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
@@ -67,11 +70,17 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   }
   const method = trainingMethod(pipeline.method);
   const seed = Number(pipeline.train.seed ?? 0);
-  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, pipeline.method), seed);
+  // LoRA's frozen block linears in the model's dtype (both engines see the same rounded values)
+  const narrow = frozenWeightDtypes(family, config.dims.layers, pipeline.method.kind as "full" | "lora" | "qlora", (pipeline.model.dtype ?? "f32") as WeightDType);
+  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, pipeline.method), seed, narrow);
   if (!model.ok) return model;
   const base = "weights" in generator.value ? generator.value.weights : new Map<string, Float64Array>();
   const weights = initialWeights(family, config, method, base, seed);
   if (!weights.ok) return weights;
+  for (const [name, dtype] of narrow) {
+    const w = weights.value.get(name);
+    if (w) weights.value.set(name, roundToDType(dtype as StorageDType, w));
+  }
   const data = await loadTrainingData(pipeline);
   if (!data.ok) return data;
   const nf4 = pipeline.method.kind === "qlora" ? nf4WeightNames(family, config) : [];

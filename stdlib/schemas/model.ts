@@ -140,7 +140,7 @@ function familySchema(name: string, facts: FamilyFacts): Schema {
       path: path("Checkpoint directory (Hugging Face layout: config.json, tokenizer files, weight shards). Required with `init = checkpoint`.", "directory"),
       init: oneOf(["checkpoint", "random"], "`checkpoint` loads published weights from `path`; `random` builds the model from `size` or explicit dimensions, seeded by `train.seed`.", { default: "checkpoint" }),
       size: oneOf(Object.keys(facts.sizes), `Preset dimensions for \`init = random\`; \`${facts.nativeSize}\` is the published architecture, \`tiny\` a few-layer model for tests and demos.`, { default: facts.nativeSize }),
-      dtype: oneOf(dtypes, "Storage type of the base weights. bf16 is widened to f32 in the shader (exact); f16 needs the `shader-f16` device feature.", { default: facts.declared.publishedDtype }),
+      dtype: oneOf(dtypes, "Storage type of the base weights: on the GPU, LoRA's frozen linears inside the blocks stay in it (embeddings, head, norms and the weights full fine-tuning trains are f32). bf16 is widened to f32 in the shader (exact); f16 needs the `shader-f16` device feature.", { default: facts.declared.publishedDtype }),
       tokenizer: path("Tokenizer file or directory. Defaults to `path`; required with `init = random`.", "file or directory"),
       template: oneOf(templateNames, "Chat template for training and generation (prompt layout, special tokens, loss mask): `native` is the family's own; another family's template may be named, e.g. to continue training a model that was fine-tuned with it.", { default: "native" }),
       ...dims,

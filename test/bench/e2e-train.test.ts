@@ -23,6 +23,7 @@ const TOY: E2eOptions = {
   torchWarmup: 0,
   torchSteps: 1,
   profile: true,
+  dtype: "f32",
   dims: { hidden_size: 64, num_heads: 4, intermediate_size: 172, vocab_size: 512 },
 };
 
@@ -53,6 +54,11 @@ test(
     const [lora, qlora] = report.sftc;
     // NF4 base linears: the QLoRA run holds fewer bytes at its peak than the f32 LoRA run
     assert.ok(lora.ok && qlora.ok && qlora.peakBytes < lora.peakBytes, "QLoRA peak below LoRA's");
+    // block linears stored in bf16: a lower peak than f32, the first loss within bf16 rounding of it
+    const [bf16] = (await benchE2eTrain(gpu, { ...TOY, methods: ["lora"], dtype: "bf16", profile: false }, { command: "e2e-train test" })).sftc;
+    assert.ok(bf16.ok && bf16.peakBytes < lora.peakBytes, `bf16 peak ${bf16.ok && bf16.peakBytes} below f32's ${lora.peakBytes}`);
+    assert.match(bf16.precision, /^bf16 block linears/);
+    assert.ok(Math.abs(bf16.losses[0] - lora.losses[0]) < 1e-3 * lora.losses[0], `first losses ${bf16.losses[0]} and ${lora.losses[0]}`);
     assert.not.ok(reportFailed(report));
 
     // this machine's Debian torch has no transformers: one clean row, no ratios

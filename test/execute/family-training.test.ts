@@ -11,25 +11,36 @@ import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
 import { familyNames, type FamilyName } from "../../stdlib/families/index.ts";
+import { frozenWeightDtypes } from "../../compiler/plan/storage.ts";
+import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { assertBitwiseEqual, withGpu } from "../kernels/gpu-harness.ts";
 import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
 import { assertClose, relativeError } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
 import { fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
 
-async function checkTraining(gpu: GpuDevice, name: FamilyName, method: TrainingMethod): Promise<void> {
+async function checkTraining(gpu: GpuDevice, name: FamilyName, method: TrainingMethod, narrow: "f32" | "bf16" | "f16" = "f32"): Promise<void> {
   const fixture = await loadFixture(name);
-  const g = fixtureGraph(fixture, method);
+  // LoRA's frozen block linears stored in `narrow` as the engine stores them for a 16-bit model;
+  // the interpreter reads the same rounded values
+  const weightDtypes = frozenWeightDtypes(fixture.family, fixture.config.dims.layers, method.kind, narrow);
+  const g = fixtureGraph(fixture, method, weightDtypes);
   const rng = new Random(11);
   // LoRA B starts at zero in training; random B here, so every adapter gradient is non-trivial
   const feeds = feedsFor(fixture, adapterValues(g, (n) => rng.normalArray(n, 0.1), false));
+  for (const [weight, dtype] of weightDtypes) feeds.set(weight, roundToDType(dtype as StorageDType, feeds.get(weight)!));
   const training = trainingOf(g);
   // the second run: a fresh executor whose activations and gradients share buffers by lifetime
   // (the memory plan's); equal bits are recomputed bits, and no sharing overwrote a live tensor
   const first = await runOnGpu(gpu, training, feeds);
   const second = await runOnGpu(gpu, training, feeds, { plan: true });
   const reference = expectOk(interpret(training, feeds));
-  const label = `${name} ${method.kind}`;
+  const label = `${name} ${method.kind}${narrow === "f32" ? "" : ` (${weightDtypes.size} block linears in ${narrow})`}`;
+  if (narrow !== "f32") {
+    // the narrow weights are the matmuls' B operands, read as stored
+    assert.ok(weightDtypes.size > 0 && [...weightDtypes.keys()].every((w) => g.weights.get(w)?.dtype === narrow), `${label}: graph dtypes`);
+    assert.ok(first.kernelKeys.some((k) => k.startsWith("matmul") && k.includes(`b=${narrow}`)), `${label}: a matmul reads ${narrow} weights`);
+  }
   assertClose(first.outputs.get("loss")!, reference.get("loss")!, 1e-5, `${label} loss`);
   const grads = [...training.outputs.keys()].filter((k) => k.startsWith("grad."));
   assert.is(grads.length, g.trainable.length);
@@ -59,6 +70,19 @@ for (const name of familyNames) {
     withGpu(async (gpu) => {
       const fixture = await loadFixture(name);
       await checkTraining(gpu, name, { kind: "lora", rank: 2, alpha: 4, targets: fixture.family.lora.defaultTargets });
+    }),
+  );
+}
+
+// bf16 for the families published in bf16 or f32, f16 for those published in f16 (the default dtypes)
+for (const name of familyNames) {
+  const narrow = name.startsWith("chatglm") || name === "moss" ? "f16" : "bf16";
+  test(
+    `${name}: LoRA over ${narrow} block linears on the GPU matches the interpreter on the rounded weights`,
+    withGpu(async (gpu) => {
+      if (narrow === "f16" && !gpu.hasF16) return console.log("    skipped: no shader-f16");
+      const fixture = await loadFixture(name);
+      await checkTraining(gpu, name, { kind: "lora", rank: 2, alpha: 4, targets: fixture.family.lora.defaultTargets }, narrow);
     }),
   );
 }

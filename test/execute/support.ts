@@ -2,7 +2,7 @@
 // read every output back; plus the fixture models' forward and training graphs.
 import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
-import type { Graph } from "../../compiler/ir/node.ts";
+import type { DType, Graph } from "../../compiler/ir/node.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
@@ -14,6 +14,8 @@ export interface GpuRun {
   compiled: Compiled;
   outputs: Map<string, Float64Array>;
   stats: ExecutorStats;
+  /** The pipeline key of every dispatch, in order. */
+  kernelKeys: string[];
 }
 
 /** Compiles `g`, runs it once on the GPU with a new executor and reads every output; `plan`: activations share buffers as planned. */
@@ -27,16 +29,16 @@ export async function runOnGpu(gpu: GpuDevice, g: Graph, feeds: ReadonlyMap<stri
     for (const name of g.outputs.keys()) outputs.set(name, await ex.read(name));
     const errors = await gpu.takeErrors();
     assert.equal(errors.map((e) => e.message), [], "GPU errors");
-    return { compiled, outputs, stats: ex.stats() };
+    return { compiled, outputs, stats: ex.stats(), kernelKeys: ex.kernelKeys() };
   } finally {
     ex.destroy();
   }
 }
 
 /** The fixture's family graph for its golden batch. */
-export function fixtureGraph(fixture: Fixture, method?: TrainingMethod): FamilyGraph {
+export function fixtureGraph(fixture: Fixture, method?: TrainingMethod, weightDtypes?: ReadonlyMap<string, DType>): FamilyGraph {
   const { golden } = fixture;
-  return expectOk(buildFamilyGraph(fixture.family, fixture.config, { batch: golden.input_ids.length, seq: golden.input_ids[0].length, method }));
+  return expectOk(buildFamilyGraph(fixture.family, fixture.config, { batch: golden.input_ids.length, seq: golden.input_ids[0].length, method, weightDtypes }));
 }
 
 /** The training graph (loss and `grad.<name>` of every trainable parameter). */

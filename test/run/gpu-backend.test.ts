@@ -8,6 +8,7 @@ import { relativeError } from "../support/numeric.ts";
 import { prepareTraining } from "../../runtime/pipeline/training-setup.ts";
 import type { GpuBackend } from "../../runtime/train/gpu-backend.ts";
 import { expectOk } from "../support/result.ts";
+import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { engineFor, QUICKSTART, resolvedPipeline, stepLosses } from "./support.ts";
 
 const SHORT = ["train.max_steps=4", "train.eval_every=100", "train.save_every=100"];
@@ -25,6 +26,25 @@ test(
     console.log(`    relative error of the loss sequence: ${error.toExponential(2)}`);
     assert.ok(error < 1e-4, `relative error ${error}`);
     assert.equal(second, first, "second GPU run");
+  }),
+);
+
+test(
+  "quickstart over bf16 weights: the GPU engine (block linears stored in bf16) and the CPU engine train on the same rounded weights, losses within 1e-4",
+  withGpu(async (gpu) => {
+    const pipeline = resolvedPipeline(QUICKSTART, [...SHORT, "model.dtype=bf16"]);
+    // both engines get the block linears rounded to bf16 (a random model's f32 draws are not)
+    const setup = expectOk(await prepareTraining(pipeline));
+    const plain = expectOk(await prepareTraining(resolvedPipeline(QUICKSTART, SHORT)));
+    const linear = [...setup.weights.keys()].find((name) => name.endsWith("query_key_value.weight"))!;
+    const w = setup.weights.get(linear)!;
+    assert.equal(w, roundToDType("bf16", w), `${linear} holds bf16 values`);
+    assert.not.equal(plain.weights.get(linear), roundToDType("bf16", plain.weights.get(linear)!), `${linear} of the f32 pipeline does not`);
+    const cpu = await stepLosses(pipeline);
+    const onGpu = await stepLosses(pipeline, gpu);
+    const error = relativeError(Float64Array.from(onGpu), Float64Array.from(cpu));
+    console.log(`    cpu ${cpu.map((l) => l.toFixed(6)).join(" ")}\n    gpu ${onGpu.map((l) => l.toFixed(6)).join(" ")}\n    relative error ${error.toExponential(2)}`);
+    assert.ok(error < 1e-4, `relative error ${error}`);
   }),
 );
 

@@ -70,6 +70,17 @@ test(
 );
 
 test(
+  "quickstart as LoRA over bf16 weights (4 steps): the frozen block linears planned and allocated in bf16, within 5%, below the f32 run",
+  withGpu(async (gpu) => {
+    const overrides = ["train.max_steps=4", "train.eval_every=2", "train.save_every=100"];
+    const bf16 = await planVsAllocated(gpu, QUICKSTART, overrides, (text) => text.replace(/dtype\s+= f32/, "dtype = bf16"));
+    check("quickstart, LoRA over bf16", bf16);
+    const f32 = await planVsAllocated(gpu, QUICKSTART, overrides);
+    assert.ok(bf16.planned < f32.planned && bf16.allocated < f32.allocated, `bf16 ${bf16.allocated} B against f32 ${f32.allocated} B allocated`);
+  }),
+);
+
+test(
   "memorize (full fine-tuning, 3 steps): planned within 5% of allocated",
   withGpu(async (gpu) => {
     check("memorize", await planVsAllocated(gpu, MEMORIZE, ["train.max_steps=3"]));
