@@ -87,8 +87,9 @@ export interface E2eOptions {
    */
   profile: boolean;
   /**
-   * LoRA's storage of the frozen block linears (as a pipeline's model.dtype chooses: the matmuls
-   * read them as stored); QLoRA stores them as NF4 whatever this says.
+   * The storage of the frozen weights (frozenWeightDtypes, as a pipeline's model.dtype chooses:
+   * the kernels read them as stored): LoRA's block linears, and the embedding table and head of
+   * LoRA and QLoRA (whose block linears are NF4).
    */
   dtype: WeightDType;
   /** Dimensions replacing the 7B preset's (tests shrink the model with it). */
@@ -186,7 +187,8 @@ function computePrecision(gpu: GpuDevice): string {
 
 /** One method's training steps on `gpu`: a failure (not a NaN loss: that is reported) becomes the row's `why`. */
 export async function sftcRun(gpu: GpuDevice, method: Method, options: E2eOptions): Promise<SftcRow> {
-  const base = method === "qlora" ? "NF4 base + f32 adapters" : options.dtype === "f32" ? "f32 weights" : `${options.dtype} block linears, f32 embeddings, head and norms`;
+  const narrow = options.dtype === "f32" ? "" : `, ${options.dtype} embeddings and head`;
+  const base = method === "qlora" ? `NF4 base + f32 adapters${narrow}` : options.dtype === "f32" ? "f32 weights" : `${options.dtype} block linears${narrow}, f32 adapters and norms`;
   const precision = `${base}, ${computePrecision(gpu)}`;
   try {
     return { method, precision, ok: true, ...(await sftcSteps(gpu, method, options)) };
@@ -200,7 +202,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   const family = families.baichuan7b;
   const config = modelConfig(options);
   const lora: TrainingMethod = { kind: "lora", rank: options.rank, alpha: options.alpha, targets: TARGETS, dropout: 0 };
-  const model = familyGraphModel(family, config, lora, [], 0, frozenWeightDtypes(family, config.dims.layers, method, options.dtype));
+  const model = familyGraphModel(family, config, lora, [], 0, frozenWeightDtypes(family, config, method, options.dtype));
   const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
   if (!model.ok || !probe.ok) throw new Error([...model.diagnostics, ...probe.diagnostics].map((d) => d.message).join("; "));
   const shapes = new Map([...probe.value.weights].map(([name, p]) => [name, p.shape]));

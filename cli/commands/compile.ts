@@ -91,8 +91,9 @@ async function pipelineGraph(pipeline: ResolvedPipeline, forward: boolean): Prom
   if (!model.ok) return model;
   const settings = planSettings(pipeline);
   const { family, config } = model.value;
-  // the frozen block linears in the dtype the GPU engine stores them in (training-setup.ts)
-  const weightDtypes = frozenWeightDtypes(family, config.dims.layers, settings.method.kind, settings.dtype);
+  // the frozen weights in the dtype the GPU engine stores them in (training-setup.ts)
+  const m = settings.method;
+  const weightDtypes = frozenWeightDtypes(family, config, m.kind, settings.dtype, m.kind === "full" ? [] : m.modulesToSave);
   const built = buildFamilyGraph(family, config, { batch: settings.batch, seq: settings.seq, method: trainingMethod(pipeline.method), weightDtypes });
   if (!built.ok) return built;
   if (forward) return ok({ graph: graph([["logits", built.value.logits], ["loss", built.value.loss]]) });

@@ -95,7 +95,8 @@ const rules: Record<Op, Rule> = {
   }),
   embedding: arity(2, ([table, ids]) => {
     if (table.shape.length !== 2 || ids.dtype !== "i32") return "embedding takes a (V, C) table and i32 ids";
-    return { dtype: table.dtype, shape: [...ids.shape, table.shape[1]] };
+    // a 16-bit table (frozen weights kept narrow) is widened as it is read, as by a matmul
+    return { dtype: table.dtype === "f16" || table.dtype === "bf16" ? "f32" : table.dtype, shape: [...ids.shape, table.shape[1]] };
   }),
   embedding_backward: arity(2, ([g, ids], a) => {
     if (!a.rows || ids.dtype !== "i32" || !same(g.shape.slice(0, -1), ids.shape)) return "needs rows, i32 ids and a gradient of shape (...ids, C)";

@@ -5,8 +5,8 @@
 // binds one set of weights and trained state into all of them. So this plan is:
 //
 //   shared, counted once: base weights as the engine stores them (the graph's dtype: f32, but
-//     under LoRA the frozen block linears in a 16-bit model's dtype; NF4 for QLoRA's quantized
-//     linears; storage.ts frozenWeightDtypes), adapters, and per trained tensor its
+//     the frozen weights of LoRA and QLoRA in a 16-bit model's dtype, storage.ts
+//     frozenWeightDtypes; NF4 for QLoRA's quantized linears), adapters, and per trained tensor its
 //     f32 gradient accumulator and AdamW's m and v (the engine holds an accumulator even without
 //     grad_accum: the compiled step adds into it), the grad-norm partials and the NF4 tables;
 //   per program held (training or evaluation, rows × padded length): the graph the engine
@@ -67,7 +67,8 @@ const ACC_OUTPUT = "accumulated.";
 const GRAD_SCALE = "grad_scale";
 
 // The weights the engine stores narrower than f32, as runtime/pipeline/training-setup.ts does.
-const engineWeightDtypes = (family: Family, config: ModelConfig, s: PlanSettings) => frozenWeightDtypes(family, config.dims.layers, s.method.kind, s.dtype);
+const engineWeightDtypes = (family: Family, config: ModelConfig, s: PlanSettings) =>
+  frozenWeightDtypes(family, config, s.method.kind, s.dtype, s.method.kind === "full" ? [] : s.method.modulesToSave);
 
 /** Plans the engine holding the programs `shapes` for `family` with `config` under `settings`. */
 export function planEngine(family: Family, config: ModelConfig, settings: PlanSettings, shapes: readonly ProgramShape[]): Result<EngineFigures> {

@@ -3,6 +3,7 @@
 // absmax per block, and with double quantization the absmax values as 8-bit codes with one f32
 // scale per block of absmax values and one f32 offset per tensor (stdlib/quant/nf4.ts).
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 import type { DType } from "../ir/node.ts";
 import type { WeightDType } from "./settings.ts";
@@ -50,14 +51,28 @@ export function blockLinearNames(family: Family, layers: number): string[] {
   return Array.from({ length: layers }, (_, layer) => decls.map((t) => t.name.replaceAll("{layer}", String(layer)))).flat();
 }
 
+/** The roles of the embedding table and the output head, by their modules_to_save name. */
+const OUTER_ROLES: Record<string, ParamRole> = { embeddings: "embed.weight", lm_head: "head.weight" };
+
 /**
- * The weights the training engine stores narrower than f32, with their dtype: under LoRA the
- * frozen linears inside the blocks (blockLinearNames: 6.48 G of Baichuan-7B's 7.00 G weights)
- * in the model's `dtype`, which the matmuls widen to f32 as they load them. None for full
- * fine-tuning (AdamW updates f32 weights), QLoRA (NF4 instead) or an f32 model; embeddings,
- * head and norms stay f32 (modules_to_save may train the first two).
+ * The weights the training engine stores narrower than f32, with their dtype: under LoRA and
+ * QLoRA of a 16-bit model, in the model's `dtype`, the frozen linears inside the blocks (LoRA;
+ * QLoRA stores them as NF4; blockLinearNames: 6.48 G of Baichuan-7B's 7.00 G weights) and the
+ * embedding table and output head unless `modulesToSave` trains them. The matmuls and the
+ * embedding lookup widen them to f32 as they read them. None for full fine-tuning (AdamW updates
+ * f32 weights) or an f32 model; norms and biases stay f32.
  */
-export function frozenWeightDtypes(family: Family, layers: number, method: "full" | "lora" | "qlora", dtype: WeightDType): Map<string, DType> {
-  if (method !== "lora" || dtype === "f32") return new Map();
-  return new Map(blockLinearNames(family, layers).map((name) => [name, dtype]));
+export function frozenWeightDtypes(
+  family: Family,
+  config: ModelConfig,
+  method: "full" | "lora" | "qlora",
+  dtype: WeightDType,
+  modulesToSave: readonly string[] = [],
+): Map<string, DType> {
+  if (method === "full" || dtype === "f32") return new Map();
+  const trained = new Set(modulesToSave.map((m) => OUTER_ROLES[m]));
+  // a tied head is the embedding table: the model has no head tensor of its own
+  const outer = family.tensors.filter((t) => Object.values(OUTER_ROLES).includes(t.role) && !trained.has(t.role) && !(t.role === "head.weight" && config.tiedHead));
+  const names = [...(method === "lora" ? blockLinearNames(family, config.dims.layers) : []), ...outer.map((t) => t.name)];
+  return new Map(names.map((name) => [name, dtype]));
 }

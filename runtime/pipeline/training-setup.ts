@@ -70,9 +70,11 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   }
   const method = trainingMethod(pipeline.method);
   const seed = Number(pipeline.train.seed ?? 0);
-  // LoRA's frozen block linears in the model's dtype (both engines see the same rounded values)
-  const narrow = frozenWeightDtypes(family, config.dims.layers, pipeline.method.kind as "full" | "lora" | "qlora", (pipeline.model.dtype ?? "f32") as WeightDType);
-  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, pipeline.method), seed, narrow);
+  // frozen weights of a 16-bit model in its dtype (both engines see the same rounded values)
+  const m = pipeline.method;
+  const modulesToSave = m.kind === "full" ? [] : ((m.modules_to_save as string[] | undefined) ?? []);
+  const narrow = frozenWeightDtypes(family, config, m.kind as "full" | "lora" | "qlora", (pipeline.model.dtype ?? "f32") as WeightDType, modulesToSave);
+  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, m), seed, narrow);
   if (!model.ok) return model;
   const base = "weights" in generator.value ? generator.value.weights : new Map<string, Float64Array>();
   const weights = initialWeights(family, config, method, base, seed);

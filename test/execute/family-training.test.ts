@@ -21,9 +21,9 @@ import { fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
 
 async function checkTraining(gpu: GpuDevice, name: FamilyName, method: TrainingMethod, narrow: "f32" | "bf16" | "f16" = "f32"): Promise<void> {
   const fixture = await loadFixture(name);
-  // LoRA's frozen block linears stored in `narrow` as the engine stores them for a 16-bit model;
+  // LoRA's frozen weights stored in `narrow` as the engine stores them for a 16-bit model;
   // the interpreter reads the same rounded values
-  const weightDtypes = frozenWeightDtypes(fixture.family, fixture.config.dims.layers, method.kind, narrow);
+  const weightDtypes = frozenWeightDtypes(fixture.family, fixture.config, method.kind, narrow);
   const g = fixtureGraph(fixture, method, weightDtypes);
   const rng = new Random(11);
   // LoRA B starts at zero in training; random B here, so every adapter gradient is non-trivial
@@ -35,11 +35,12 @@ async function checkTraining(gpu: GpuDevice, name: FamilyName, method: TrainingM
   const first = await runOnGpu(gpu, training, feeds);
   const second = await runOnGpu(gpu, training, feeds, { plan: true });
   const reference = expectOk(interpret(training, feeds));
-  const label = `${name} ${method.kind}${narrow === "f32" ? "" : ` (${weightDtypes.size} block linears in ${narrow})`}`;
+  const label = `${name} ${method.kind}${narrow === "f32" ? "" : ` (${weightDtypes.size} frozen weights in ${narrow})`}`;
   if (narrow !== "f32") {
-    // the narrow weights are the matmuls' B operands, read as stored
+    // the narrow weights are the matmuls' B operands and the lookup's table, read as stored
     assert.ok(weightDtypes.size > 0 && [...weightDtypes.keys()].every((w) => g.weights.get(w)?.dtype === narrow), `${label}: graph dtypes`);
     assert.ok(first.kernelKeys.some((k) => k.startsWith("matmul") && k.includes(`b=${narrow}`)), `${label}: a matmul reads ${narrow} weights`);
+    assert.ok(first.kernelKeys.some((k) => k.startsWith("embedding_forward") && k.includes(`dtype=${narrow}`)), `${label}: the embedding reads a ${narrow} table`);
   }
   assertClose(first.outputs.get("loss")!, reference.get("loss")!, 1e-5, `${label} loss`);
   const grads = [...training.outputs.keys()].filter((k) => k.startsWith("grad."));
@@ -78,7 +79,7 @@ for (const name of familyNames) {
 for (const name of familyNames) {
   const narrow = name.startsWith("chatglm") || name === "moss" ? "f16" : "bf16";
   test(
-    `${name}: LoRA over ${narrow} block linears on the GPU matches the interpreter on the rounded weights`,
+    `${name}: LoRA over ${narrow} frozen weights (block linears, embeddings, head) on the GPU matches the interpreter on the rounded weights`,
     withGpu(async (gpu) => {
       if (narrow === "f16" && !gpu.hasF16) return console.log("    skipped: no shader-f16");
       const fixture = await loadFixture(name);
