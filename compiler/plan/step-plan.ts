@@ -95,9 +95,9 @@ export interface PipelinePlan {
   depth: { layers: number; planned: "every layer" | "2 and 3 layers, extrapolated" };
 }
 
-// runtime/gpu/batch.ts: uniform arenas of 64 KiB, one slot per dispatch at WebGPU's default
-// minUniformBufferOffsetAlignment of 256 bytes (every kernel's uniforms fit one slot).
-const UNIFORM_ARENA_BYTES = 64 * 1024;
+// runtime/execute/bound-steps.ts: a compiled program keeps its dispatches' uniforms in one
+// buffer, a slot each at WebGPU's default minUniformBufferOffsetAlignment of 256 bytes (every
+// kernel's uniforms fit one slot).
 const UNIFORM_SLOT_BYTES = 256;
 
 /**
@@ -123,7 +123,7 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
   const evaluation = settings.evaluation ? forward((c) => probeEvaluation(family, c, settings)) : ok(null);
   if (!evaluation.ok) return evaluation;
 
-  const uniforms = Math.ceil((p.dispatches * UNIFORM_SLOT_BYTES) / UNIFORM_ARENA_BYTES) * UNIFORM_ARENA_BYTES;
+  const uniforms = p.dispatches * UNIFORM_SLOT_BYTES;
   const t = { ...p.training, uniforms };
   const persistent = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging;
   const training: TrainingFigures = { ...t, peak: persistent + t.inputs + t.arena };
