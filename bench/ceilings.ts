@@ -45,7 +45,7 @@ export type TorchReference =
  * empty compute passes whose end and beginning timestamps bracket it; otherwise the wall time
  * of all copies until onSubmittedWorkDone, divided by `reps`.
  */
-export async function copyBandwidth(gpu: GpuDevice, bytes: number, reps: number): Promise<CopyBandwidth> {
+export async function copyBandwidth(gpu: GpuDevice, bytes: number, reps: number, warmUpMs = 0): Promise<CopyBandwidth> {
   const device = gpu.device;
   const size = Math.min(bytes, gpu.limits.maxBufferSize) & ~3;
   // the usages every tensor buffer has, so the copy measures the memory tensors live in
@@ -53,7 +53,7 @@ export async function copyBandwidth(gpu: GpuDevice, bytes: number, reps: number)
   const src = device.createBuffer({ size, usage });
   const dst = device.createBuffer({ size, usage });
   // untimed copies: the first touch of the pages is not counted, and the clocks come up
-  await warmUp(async () => {
+  await warmUp(warmUpMs, async () => {
     const warm = device.createCommandEncoder();
     warm.copyBufferToBuffer(src, 0, dst, 0, size);
     device.queue.submit([warm.finish()]);

@@ -4,15 +4,15 @@
 // transformers Llama of the same dimensions, SDPA attention) on the same machine, as ratios.
 //
 //   node bin/run-ts.js bench/e2e-train.ts --method lora|qlora|lora,qlora [--layers N] [--seq 1024]
-//     [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10] [--profile]
-//     [--dtype f32|bf16|f16]
-//     [--out FILE.json]
+//     [--rows 1] [--rank 8] [--warmup 1] [--steps 2] [--torch] [--torch-warmup 3] [--torch-steps 10]
+//     [--profile] [--dtype f32|bf16|f16] [--out FILE.json]
 //
 // sftc runs as `sftc run` runs a 7B pipeline: LoRA on the attention projections (W_pack, the
 // fused q/k/v, and o_proj; PEFT's side adapts q_proj, k_proj, v_proj, o_proj), gradient
 // checkpointing (each layer's input kept, the layer recomputed before its backward), f32
-// weights, the engine's matmul and attention kernels for the adapter (f16 products on subgroup
-// matrices where it has them and they pass their self-check, else f32; the precision column
+// weights (--dtype bf16 keeps the frozen ones in bf16, as a Baichuan pipeline's default
+// model.dtype does), the engine's matmul and attention kernels for the adapter (f16 products
+// on subgroup matrices where it has them and they pass their self-check, else f32; the precision column
 // says which), QLoRA's base linears in NF4 decoded inside the matmul, AdamW over the
 // adapters with global-norm clipping. Exits 1 when a loss is not finite or the sftc side fails.
 //
@@ -246,7 +246,8 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
       losses.push(lossSum / tokens);
       options.log?.(`sftc ${method} step ${step}: ${(elapsedNs / 1e9).toFixed(2)} s, loss ${losses[losses.length - 1]}`);
     }
-    if (options.profile) {
+    if (options.profile && !gpu.hasTimestamps) options.log?.(`sftc ${method} profile: not taken, the adapter has no timestamp-query`);
+    if (options.profile && gpu.hasTimestamps) {
       backend.zeroGradients();
       profile = kernelProfile((await backend.forwardBackward(batch, 1 / labelTokens(batch), { timestamps: true })).timings);
       options.log?.(`sftc ${method} profile: ${profile.map((r) => `${r.kernel} ${(r.ns / 1e6).toFixed(1)} ms`).join(", ")}`);

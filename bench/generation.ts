@@ -204,7 +204,7 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
     if (!loaded.ok) return { measured: false, model: label, why: loaded.diagnostics.map((x) => x.message).join("; ") };
     await caughtUp();
     const model = new CachedGenerationModel({ family, config, weights: new Map() }, runner);
-    const row = await measure(model, label, parameters, d.vocab, sizes, runner.profile);
+    const row = await measure(model, label, parameters, d.vocab, sizes, gpu.hasTimestamps ? runner.profile : undefined);
     const cachedLength = sizes.promptTokens + (sizes.newTokens - 1) / 2;
     const bandwidth = decodeBandwidth(decodeBytes(family, config, shapes, cachedLength), cachedLength, row.decodeMedianNs, copyGbs);
     return { measured: true, ...row, bandwidth, launchesPerStep: decodeLaunches(family, config, cachedLength) };

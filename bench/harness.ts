@@ -100,7 +100,7 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
   const sections = options.sections ?? BENCH_SECTIONS;
   const runs = (section: BenchSection) => sections.includes(section);
   const notRun = { available: false, why: "not run (--sections)" } as const;
-  const bandwidth = await copyBandwidth(gpu, shapes.copyBytes, shapes.reps);
+  const bandwidth = await copyBandwidth(gpu, shapes.copyBytes, shapes.reps, shapes.warmUpMs);
   progress(`copy: ${bandwidth.gbs.toFixed(1)} GB/s`);
   const kernels = runs("kernels") ? await benchKernels(gpu, shapes, { progress, filter: options.kernelFilter }) : [];
   if (runs("ceilings")) progress("PyTorch matmul and copy ceilings");

@@ -38,10 +38,10 @@ export interface KernelResult {
 }
 
 /**
- * One checked dispatch, untimed batches of `reps` dispatches for WARM_UP_MS (warm-up.ts), then
+ * One checked dispatch, untimed batches of `reps` dispatches for `warmUpMs` (warm-up.ts), then
  * `reps` timed ones; the median GPU time, else the mean wall time (recorded in either case).
  */
-async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelResult> {
+async function runCase(gpu: GpuDevice, c: Case, reps: number, warmUpMs: number): Promise<KernelResult> {
   const compiled = await pipelinesOf(gpu).compile(c.spec);
   if (!compiled.ok) return failed(c, compiled.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
   const first = new CommandBatch(gpu);
@@ -50,7 +50,7 @@ async function runCase(gpu: GpuDevice, c: Case, reps: number): Promise<KernelRes
   const check = await c.verify();
   const firstErrors = await gpu.takeErrors();
   if (firstErrors.length) return failed(c, gpuErrorText(firstErrors));
-  await warmUp(async () => {
+  await warmUp(warmUpMs, async () => {
     const batch = new CommandBatch(gpu);
     for (let r = 0; r < reps; r++) batch.dispatch(c.spec, c.uniforms, c.tensors);
     await batch.submit();
@@ -105,11 +105,13 @@ export interface CaseRunOptions {
   progress?: (line: string) => void;
   /** Only the cases whose label matches run; the others are built, then skipped. */
   filter?: RegExp;
+  /** Untimed work per case before its timed dispatches (warm-up.ts); default none. */
+  warmUpMs?: number;
 }
 
 /** Checks and times every benchmarked kernel at shapes `s`; a case that cannot run is a failed row. */
 export function benchKernels(gpu: GpuDevice, s: BenchShapes, options: CaseRunOptions = {}): Promise<KernelResult[]> {
-  return runCases(gpu, kernelCases(gpu, s), s.reps, options);
+  return runCases(gpu, kernelCases(gpu, s), s.reps, { warmUpMs: s.warmUpMs, ...options });
 }
 
 /** Checks and times `cases` one after the other, destroying each one's tensors after it. */
@@ -119,7 +121,7 @@ export async function runCases(gpu: GpuDevice, cases: Iterable<Case>, reps: numb
     const started = performance.now();
     let result: KernelResult | undefined;
     try {
-      if (!options.filter || options.filter.test(c.label)) result = await runCase(gpu, c, reps);
+      if (!options.filter || options.filter.test(c.label)) result = await runCase(gpu, c, reps, options.warmUpMs ?? 0);
     } catch (e) {
       // e.g. reading back from a lost device: recorded so the other cases still run
       result = failed(c, e instanceof Error ? e.message : String(e));

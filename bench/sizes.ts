@@ -22,6 +22,8 @@ export interface BenchShapes {
   copyBytes: number;
   /** Timed repetitions of each kernel and of the copy. */
   reps: number;
+  /** Untimed work before each kernel case and the copy (bench/warm-up.ts). */
+  warmUpMs: number;
   /** Output rows compared with the float64 reference per kernel; Infinity = every row. */
   checkedRows: number;
   /** The quickstart model's training step. */
@@ -49,11 +51,11 @@ export interface GenerationSizes {
 const MiB = 1 << 20;
 
 export const SHAPES: Record<BenchSize, BenchShapes> = {
-  smoke: { square: 64, tokens: 16, hidden: 64, headDim: 32, ffn: 172, vocab: 1000, copyBytes: 16 * MiB, reps: 2, checkedRows: Infinity,
+  smoke: { square: 64, tokens: 16, hidden: 64, headDim: 32, ffn: 172, vocab: 1000, copyBytes: 16 * MiB, reps: 2, warmUpMs: 0, checkedRows: Infinity,
     step: { rows: 1, seq: 16, warmup: 1, steps: 2 }, generation: { promptTokens: 8, newTokens: 3 } },
-  small: { square: 256, tokens: 128, hidden: 512, headDim: 64, ffn: 1376, vocab: 8000, copyBytes: 128 * MiB, reps: 5, checkedRows: Infinity,
+  small: { square: 256, tokens: 128, hidden: 512, headDim: 64, ffn: 1376, vocab: 8000, copyBytes: 128 * MiB, reps: 5, warmUpMs: 600, checkedRows: Infinity,
     step: { rows: 2, seq: 128, warmup: 2, steps: 10 }, generation: { promptTokens: 64, newTokens: 32 } },
   // The float64 reference of every output row would take minutes here: a sample is checked.
-  full: { square: 4096, tokens: 2048, hidden: 4096, headDim: 128, ffn: 11008, vocab: 64000, copyBytes: 1024 * MiB, reps: 20, checkedRows: 32,
+  full: { square: 4096, tokens: 2048, hidden: 4096, headDim: 128, ffn: 11008, vocab: 64000, copyBytes: 1024 * MiB, reps: 20, warmUpMs: 600, checkedRows: 32,
     step: { rows: 4, seq: 256, warmup: 3, steps: 20 }, generation: { promptTokens: 128, newTokens: 64 }, largeGeneration: { promptTokens: 128, newTokens: 64 } },
 };

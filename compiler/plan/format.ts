@@ -31,7 +31,7 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
     ["arena", t.arena, "activations and step gradients, reused by liveness"],
     ["  activations (peak live)", t.activations, s.gradientCheckpointing ? "gradient checkpointing at every layer input" : "no gradient checkpointing"],
     ["  gradients", t.gradients, "f32, written by the backward"],
-    ["uniform arenas (runtime)", t.uniforms, `one 256-byte slot per dispatch, kept with the program (${p.launches} launches + AdamW)`],
+    ["uniform arenas (runtime)", t.uniforms, `one 256-byte slot per dispatch: the step's kept with the program (${p.launches} launches), AdamW's in 64 KiB arenas`],
     ["loss readback (runtime)", t.staging, "staging buffer"],
   ];
   const width = Math.max(...rows.map((r) => r[0].length));

@@ -95,10 +95,11 @@ export interface PipelinePlan {
   depth: { layers: number; planned: "every layer" | "2 and 3 layers, extrapolated" };
 }
 
-// runtime/execute/bound-steps.ts: a compiled program keeps its dispatches' uniforms in one
-// buffer, a slot each at WebGPU's default minUniformBufferOffsetAlignment of 256 bytes (every
-// kernel's uniforms fit one slot).
+// A uniform slot per dispatch at WebGPU's default minUniformBufferOffsetAlignment of 256 bytes
+// (every kernel's uniforms fit one): the step's in one buffer its compiled program keeps
+// (runtime/execute/bound-steps.ts), AdamW's in arenas of 64 KiB (runtime/gpu/batch.ts).
 const UNIFORM_SLOT_BYTES = 256;
+const UNIFORM_ARENA_BYTES = 64 * 1024;
 
 /**
  * Plans one optimizer step (with evaluation during training and generation after it) of `family` with `config` under
@@ -123,7 +124,8 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
   const evaluation = settings.evaluation ? forward((c) => probeEvaluation(family, c, settings)) : ok(null);
   if (!evaluation.ok) return evaluation;
 
-  const uniforms = p.dispatches * UNIFORM_SLOT_BYTES;
+  const updates = p.dispatches - p.launches;
+  const uniforms = p.launches * UNIFORM_SLOT_BYTES + Math.ceil((updates * UNIFORM_SLOT_BYTES) / UNIFORM_ARENA_BYTES) * UNIFORM_ARENA_BYTES;
   const t = { ...p.training, uniforms };
   const persistent = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging;
   const training: TrainingFigures = { ...t, peak: persistent + t.inputs + t.arena };

@@ -3,9 +3,10 @@
 // the uniforms again (a refresh may change them) and writes the buffer only when they changed,
 // and remakes only the bind groups whose tensors a refresh swapped.
 //
-// Why: Dawn makes a bind group in about 20 us. A batch that makes one per dispatch spent 0.6 of
-// the 5.2 ms of a quickstart-model decode step on them (29 dispatches; lavapipe, this
-// repository's machine), and a 7B decode step has 419 dispatches.
+// Why: Dawn makes a bind group in about 20 us (lavapipe, timed by wrapping createBindGroup), and
+// a batch that made one per dispatch made 29 for each decode step of the quickstart model and 419
+// for a 7B one. Keeping them took the quickstart decode step from 3.9 to 3.3 ms median on
+// lavapipe (300 steps, three runs each way).
 import { packUniforms, uniformBytes } from "../../stdlib/kernels/kernel.ts";
 import { bindGroupFor, type CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
@@ -24,8 +25,8 @@ interface BoundDispatch {
 export class BoundSteps {
   private readonly uniforms: GPUBuffer | undefined;
   private readonly host: ArrayBuffer;
-  /** The bytes last written to `uniforms`. */
-  private readonly written: Uint8Array;
+  /** The words last written to `uniforms` (every slot is a multiple of 16 bytes). */
+  private readonly written: Uint32Array;
   private readonly bound = new Map<DispatchStep, BoundDispatch>();
 
   constructor(
@@ -42,7 +43,7 @@ export class BoundSteps {
       end = offset + uniformBytes(step.spec);
     }
     this.host = new ArrayBuffer(end);
-    this.written = new Uint8Array(end);
+    this.written = new Uint32Array(end / 4);
     this.uniforms = end > 0 ? gpu.device.createBuffer({ label: "step uniforms", size: end, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }) : undefined;
     for (const p of places) this.bound.set(p.step, { ...p, ...this.bindGroup(p.step, p.offset, p.size) });
     this.writeUniforms(true);
@@ -72,8 +73,8 @@ export class BoundSteps {
     if (!this.uniforms) return;
     const view = new DataView(this.host);
     for (const b of this.bound.values()) packUniforms(b.step.spec, b.step.uniforms, view, b.offset);
-    const now = new Uint8Array(this.host);
-    if (!always && now.every((byte, i) => byte === this.written[i])) return;
+    const now = new Uint32Array(this.host);
+    if (!always && now.every((word, i) => word === this.written[i])) return;
     this.gpu.queue.writeBuffer(this.uniforms, 0, this.host);
     this.written.set(now);
   }

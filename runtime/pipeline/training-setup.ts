@@ -8,6 +8,7 @@
 // arrive, and holds on the host only the weights the checkpoint lacks (LoRA's initial adapters).
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
+import type { DType } from "../../compiler/ir/node.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { WeightDType } from "../../compiler/plan/settings.ts";
 import { frozenWeightDtypes } from "../../compiler/plan/storage.ts";
@@ -44,6 +45,8 @@ export interface TrainingSetup {
   baseWeights?: WeightStream;
   /** Base weights stored as NF4 (QLoRA; `nf4WeightNames`), none for full and LoRA. */
   nf4: string[];
+  /** Frozen weights stored narrower than f32, with their dtype (frozenWeightDtypes). */
+  weightDtypes: ReadonlyMap<string, DType>;
   data: PipelineData;
 }
 
@@ -87,7 +90,7 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   if (!data.ok) return data;
   const nf4 = pipeline.method.kind === "qlora" ? nf4WeightNames(family, config) : [];
   const baseWeights = "baseWeights" in generator.value ? { baseWeights: generator.value.baseWeights } : {};
-  return ok({ generator: modelInfo(generator.value), method, model: model.value, weights: weights.value, ...baseWeights, nf4, data: new PipelineData(data.value) });
+  return ok({ generator: modelInfo(generator.value), method, model: model.value, weights: weights.value, ...baseWeights, nf4, weightDtypes: narrow, data: new PipelineData(data.value) });
 }
 
 /** The model's description alone, without its weights or generation backend. */

@@ -7,6 +7,8 @@ import { withGpu } from "../kernels/gpu-harness.ts";
 import { relativeError } from "../support/numeric.ts";
 import { prepareTraining } from "../../runtime/pipeline/training-setup.ts";
 import type { GpuBackend } from "../../runtime/train/gpu-backend.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { createEngine } from "../../runtime/pipeline/run-job.ts";
 import { expectOk } from "../support/result.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { engineFor, QUICKSTART, resolvedPipeline, stepLosses } from "./support.ts";
@@ -45,6 +47,25 @@ test(
     const error = relativeError(Float64Array.from(onGpu), Float64Array.from(cpu));
     console.log(`    cpu ${cpu.map((l) => l.toFixed(6)).join(" ")}\n    gpu ${onGpu.map((l) => l.toFixed(6)).join(" ")}\n    relative error ${error.toExponential(2)}`);
     assert.ok(error < 1e-4, `relative error ${error}`);
+  }),
+);
+
+test(
+  "frozen weights kept in f16 on a device without shader-f16: SFT5009 naming model.dtype, before any upload",
+  withGpu(async (gpu) => {
+    const setup = expectOk(await prepareTraining(resolvedPipeline(QUICKSTART, [...SHORT, "model.dtype=f16"])));
+    assert.ok([...setup.weightDtypes.values()].includes("f16"), "the block linears are kept in f16");
+    const withoutF16 = Object.create(gpu, { hasF16: { value: false } }) as GpuDevice;
+    const uploads = gpu.memory.liveBytes;
+    const refused = createEngine(setup, withoutF16, false);
+    assert.ok(!refused.ok && refused.diagnostics[0].code === "SFT5009" && refused.diagnostics[0].where === "model.dtype", JSON.stringify(refused));
+    assert.match(refused.ok ? "" : refused.diagnostics[0].hint ?? "", /model\.dtype = bf16/);
+    assert.is(gpu.memory.liveBytes, uploads, "nothing was uploaded");
+    // bf16 needs no device feature
+    const bf16 = expectOk(await prepareTraining(resolvedPipeline(QUICKSTART, [...SHORT, "model.dtype=bf16"])));
+    const engine = createEngine(bf16, withoutF16, false);
+    assert.ok(engine.ok, "bf16 frozen weights on a device without shader-f16");
+    if (engine.ok) (engine.value as GpuBackend).destroy();
   }),
 );
 
