@@ -58,16 +58,24 @@ export function blockRows(layout: SubgroupAttentionLayout): number {
   return layout.subgroups * layout.config.M;
 }
 
+// Padding of the rows of S (f32) and P (f16): one invocation per row walks its row, so with
+// rows BLOCK_K apart the invocations of a subgroup all hit one memory bank at every step (32 f32
+// apart = one bank); 16 bytes more per row spread them over eight banks, and keep every row
+// 16-byte aligned for the matrix loads and stores.
+const S_PAD = 4;
+const P_PAD = 8;
+
 /**
- * Bytes of workgroup memory the kernel declares: O (BLOCK_Q, D) f32, S (BLOCK_Q, BLOCK_K) f32,
- * P (BLOCK_Q, BLOCK_K) f16, the K and V tiles f16 (which first stage Q), three f32 per row, and
- * the rescale flag (an atomic u32).
+ * Bytes of workgroup memory the kernel declares: O (BLOCK_Q, D) f32, S (BLOCK_Q, BLOCK_K) f32 and
+ * P (BLOCK_Q, BLOCK_K) f16 in padded rows (S_PAD, P_PAD), the K and V tiles f16 (which first
+ * stage Q), three f32 per row, and the rescale flag (an atomic u32).
  */
 export function workgroupBytes(layout: SubgroupAttentionLayout, headDim: number): number {
   const rows = blockRows(layout);
   const kv = Math.max(2 * layout.blockK * headDim, rows * headDim);
-  return 4 * rows * headDim + 4 * rows * layout.blockK + 2 * rows * layout.blockK + 2 * kv + 3 * 4 * rows + 4;
+  return 4 * rows * headDim + 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * kv + 3 * 4 * rows + 4;
 }
+
 
 /** What the choice reads of an adapter and device (AdapterSummary plus the device's limits). */
 export interface AttentionAdapter extends MatmulAdapter {
@@ -278,7 +286,7 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   const scores = range(BK / c.N).map((y) =>
     lines([
       product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * BK + y * c.N}u`, "BLOCK_K", types),
-      `      subgroupMatrixStore<row_major>(&s_tile, row0 * BLOCK_K + ${y * c.N}u, s${y}, BLOCK_K);`,
+      `      subgroupMatrixStore<row_major>(&s_tile, row0 * S_STRIDE + ${y * c.N}u, s${y}, S_STRIDE);`,
     ]),
   );
   // O (M, D) of this subgroup's rows as D/N result matrices o0, o1, ..., columns y * N on
@@ -292,11 +300,13 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "o"])}
 const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
+const S_STRIDE = ${BK + S_PAD}u; // padded rows of s_tile and p_tile (S_PAD, P_PAD)
+const P_STRIDE = ${BK + P_PAD}u;
 const V_AT = ${BK * D}u; // V's offset in kv_tile
 const TAU = ${RESCALE_TAU}.0; // how far a tile's max may exceed a row's m before m moves
 var<workgroup> o_tile: array<f32, ${BQ * D}>; // (BLOCK_Q, D) unnormalized output, when rescaled and at the end
-var<workgroup> s_tile: array<f32, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K) scores, then biased and masked
-var<workgroup> p_tile: array<f16, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K) exp(score - m)
+var<workgroup> s_tile: array<f32, ${BQ * (BK + S_PAD)}>; // (BLOCK_Q, BLOCK_K) scores, then biased and masked
+var<workgroup> p_tile: array<f16, ${BQ * (BK + P_PAD)}>; // (BLOCK_Q, BLOCK_K) exp(score - m)
 var<workgroup> kv_tile: array<f16, ${kvSize}>; // K^T (D, BLOCK_K) then V (BLOCK_K, D); first Q (BLOCK_Q, D)
 var<workgroup> row_max: array<f32, ${BQ}>;
 var<workgroup> row_sum: array<f32, ${BQ}>;
@@ -334,9 +344,9 @@ ${lines(scores)}
         for (var c = 0u; c < BLOCK_K; c++) {
           var s = NEG_BIG;
           if (i < u.q_len && c < n && key_allowed(b, p, j0 + c)) {
-            s = s_tile[r * BLOCK_K + c] * u.scale + score_bias(h, p, j0 + c);
+            s = s_tile[r * S_STRIDE + c] * u.scale + score_bias(h, p, j0 + c);
           }
-          s_tile[r * BLOCK_K + c] = s;
+          s_tile[r * S_STRIDE + c] = s;
           tile_max = max(tile_max, s);
         }
         // m moves to the first tile with an allowed key (O and sum are still 0) and to a tile
@@ -353,9 +363,9 @@ ${lines(scores)}
         var sum = 0.0;
         for (var c = 0u; c < BLOCK_K; c++) {
           var w = 0.0;
-          if (tile_max > NEG_BIG) { w = exp(s_tile[r * BLOCK_K + c] - m); } // a masked score gives 0
+          if (tile_max > NEG_BIG) { w = exp(s_tile[r * S_STRIDE + c] - m); } // a masked score gives 0
           sum += w;
-          p_tile[r * BLOCK_K + c] = f16(w);
+          p_tile[r * P_STRIDE + c] = f16(w);
         }
         row_max[r] = m;
         row_sum[r] = row_sum[r] * scale + sum;
@@ -371,7 +381,7 @@ ${storeO("        ")}
         workgroupBarrier();
 ${eachO("        ", (y, at) => `o${y} = subgroupMatrixLoad<${types.result}, row_major>(&o_tile, ${at}, D);`)}
       }
-${loadLefts("p", BK / c.K, "p_tile", (x) => `row0 * BLOCK_K + ${x * c.K}u`, "BLOCK_K", types)}
+${loadLefts("p", BK / c.K, "p_tile", (x) => `row0 * P_STRIDE + ${x * c.K}u`, "P_STRIDE", types)}
 ${lines(update)}
     }
 ${storeO("    ")}
