@@ -58,12 +58,19 @@ export function blockRows(layout: SubgroupAttentionLayout): number {
   return layout.subgroups * layout.config.M;
 }
 
-// Padding of the rows of S (f32) and P (f16): one invocation per row walks its row, so with
-// rows BLOCK_K apart the invocations of a subgroup all hit one memory bank at every step (32 f32
-// apart = one bank); 16 bytes more per row spread them over eight banks, and keep every row
-// 16-byte aligned for the matrix loads and stores.
+// Padding of the rows of S (f32), P (f16) and K^T (f16): one invocation per row walks its row of
+// S and P, and consecutive invocations store consecutive rows of K^T (d), so with rows BLOCK_K
+// apart the invocations of a subgroup hit one or two memory banks at every step (32 f32 or 32 f16
+// apart); 16 bytes more per row spread them over eight banks, and keep every row 16-byte aligned
+// for the matrix loads and stores.
 const S_PAD = 4;
 const P_PAD = 8;
+const KT_PAD = 8;
+
+/** f16 elements of the K^T and V tiles (which first stage Q): K^T (D, BLOCK_K + KT_PAD), then V (BLOCK_K, D). */
+function keyValueElements(layout: SubgroupAttentionLayout, headDim: number): number {
+  return Math.max((layout.blockK + KT_PAD) * headDim + layout.blockK * headDim, blockRows(layout) * headDim);
+}
 
 /**
  * Bytes of workgroup memory the kernel declares: O (BLOCK_Q, D) f32, S (BLOCK_Q, BLOCK_K) f32 and
@@ -72,8 +79,7 @@ const P_PAD = 8;
  */
 export function workgroupBytes(layout: SubgroupAttentionLayout, headDim: number): number {
   const rows = blockRows(layout);
-  const kv = Math.max(2 * layout.blockK * headDim, rows * headDim);
-  return 4 * rows * headDim + 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * kv + 3 * 4 * rows + 4;
+  return 4 * rows * headDim + 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * keyValueElements(layout, headDim) + 3 * 4 * rows + 4;
 }
 
 
@@ -278,14 +284,14 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   checkSubgroupLayout(layout, D);
   invariant(BK >= c.M, `attention: ${BK} keys per tile are fewer than the ${c.M} rows of a result matrix`);
   const scalar = attentionForwardKernel(variant); // the same uniforms and bindings
-  const kvSize = Math.max(2 * BK * D, BQ * D);
+  const kvSize = keyValueElements(layout, D);
   const types = subgroupMatrixTypes(c);
   const dChunks = D / c.K;
   // Q (M, D) of this subgroup as D/K left matrices, from the staged rows [row][d]
   // S (M, BLOCK_K) = Q K^T with K^T stored [d][key] at the start of kv_tile
   const scores = range(BK / c.N).map((y) =>
     lines([
-      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * BK + y * c.N}u`, "BLOCK_K", types),
+      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * (BK + KT_PAD) + y * c.N}u`, "KT_STRIDE", types),
       `      subgroupMatrixStore<row_major>(&s_tile, row0 * S_STRIDE + ${y * c.N}u, s${y}, S_STRIDE);`,
     ]),
   );
@@ -302,12 +308,13 @@ const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
 const S_STRIDE = ${BK + S_PAD}u; // padded rows of s_tile and p_tile (S_PAD, P_PAD)
 const P_STRIDE = ${BK + P_PAD}u;
-const V_AT = ${BK * D}u; // V's offset in kv_tile
+const KT_STRIDE = ${BK + KT_PAD}u; // padded rows of K^T (KT_PAD)
+const V_AT = ${(BK + KT_PAD) * D}u; // V's offset in kv_tile
 const TAU = ${RESCALE_TAU}.0; // how far a tile's max may exceed a row's m before m moves
 var<workgroup> o_tile: array<f32, ${BQ * D}>; // (BLOCK_Q, D) unnormalized output, when rescaled and at the end
 var<workgroup> s_tile: array<f32, ${BQ * (BK + S_PAD)}>; // (BLOCK_Q, BLOCK_K) scores, then biased and masked
 var<workgroup> p_tile: array<f16, ${BQ * (BK + P_PAD)}>; // (BLOCK_Q, BLOCK_K) exp(score - m)
-var<workgroup> kv_tile: array<f16, ${kvSize}>; // K^T (D, BLOCK_K) then V (BLOCK_K, D); first Q (BLOCK_Q, D)
+var<workgroup> kv_tile: array<f16, ${kvSize}>; // K^T (D, KT_STRIDE) then V (BLOCK_K, D); first Q (BLOCK_Q, D)
 var<workgroup> row_max: array<f32, ${BQ}>;
 var<workgroup> row_sum: array<f32, ${BQ}>;
 var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old m - new m) of the current tile
@@ -332,7 +339,7 @@ ${eachO("    ", (y) => `var o${y} = ${types.result}();`)}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q, or the previous tile's K, V and P, are no longer read
-${wgslTilePair("BLOCK_K", KEY_VALUE_LOADS, ["kv_tile[d * BLOCK_K + r] = f16(x0);", "kv_tile[V_AT + e] = f16(x1);"])}
+${wgslTilePair("BLOCK_K", KEY_VALUE_LOADS, ["kv_tile[d * KT_STRIDE + r] = f16(x0);", "kv_tile[V_AT + e] = f16(x1);"])}
       workgroupBarrier();
 ${lines(scores)}
       workgroupBarrier();
