@@ -50,13 +50,13 @@ async function runCase(gpu: GpuDevice, c: Case, reps: number, warmUpMs: number):
   const check = await c.verify();
   const firstErrors = await gpu.takeErrors();
   if (firstErrors.length) return failed(c, gpuErrorText(firstErrors));
-  await warmUp(warmUpMs, async () => {
-    const batch = new CommandBatch(gpu);
+  // `reps` dispatches of the case in one batch
+  const repeated = (batch: CommandBatch) => {
     for (let r = 0; r < reps; r++) batch.dispatch(c.spec, c.uniforms, c.tensors);
-    await batch.submit();
-  });
-  const batch = new CommandBatch(gpu, { timestamps: true });
-  for (let r = 0; r < reps; r++) batch.dispatch(c.spec, c.uniforms, c.tensors);
+    return batch;
+  };
+  await warmUp(warmUpMs, async () => void (await repeated(new CommandBatch(gpu)).submit()));
+  const batch = repeated(new CommandBatch(gpu, { timestamps: true }));
   const start = performance.now();
   const timings = await batch.submit();
   const wallNs = ((performance.now() - start) * 1e6) / reps;

@@ -46,7 +46,7 @@ const last = (n: Node) => n.shape[n.shape.length - 1];
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / last(x), cols: last(x) });
 
 /** The inner size K of a matmul node. */
-function matmulInner(n: Node): number {
+export function matmulInner(n: Node): number {
   const x = n.inputs[0];
   return n.attrs.transA ? x.shape[x.shape.length - 2] : last(x);
 }
@@ -55,8 +55,9 @@ function matmulInner(n: Node): number {
  * Whether a low-rank epilogue should compute matmul `n`: its inner size K is at most
  * LOW_RANK_MAX and at most a quarter of its output's rows and columns. The epilogue spends K
  * scalar products per output where its own launch would write, copy and read back every output;
- * that pays for a LoRA rank against 1024 tokens and 4096 features, not for a decode step's single
- * row or a small model's ordinary projections.
+ * the bound is meant to admit a LoRA rank against 1024 tokens and 4096 features and to leave out
+ * a decode step's single row and a small model's ordinary projections. It is not timed: on an
+ * H200 two LoRA steps with the epilogue (1.24, 1.36 s) did not resolve its effect (bench/RESULTS.md).
  */
 export function isLowRankProduct(n: Node): boolean {
   if (n.op !== "matmul") return false;

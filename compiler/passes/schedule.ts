@@ -172,7 +172,6 @@ function resolveViews({ order, materialized, views }: Fusion): void {
 function fuseEpilogues(f: Fusion): Map<Node, Chain> {
   const { order, users, outputs, materialized, views, lowRank } = f;
   const taken = new Set<Node>();
-  const absorbed = new Set<Node>();
   const chains = new Map<Node, Chain>();
   const viewOf = (n: Node) => views.get(n);
   const offered = new Set(lowRank);
@@ -189,7 +188,6 @@ function fuseEpilogues(f: Fusion): Map<Node, Chain> {
       if (kind === "low-rank") {
         const product = next[0].inputs.find((i) => i !== chain.end)!;
         offered.delete(product);
-        absorbed.add(product);
       }
       materialized.delete(chain.end);
       chain.end = next[0];
@@ -203,8 +201,9 @@ function fuseEpilogues(f: Fusion): Map<Node, Chain> {
     const entry = entryOf(k);
     if (entry && !lowRank.has(k)) fuse(k, entry);
   }
+  // still offered: no chain absorbed it
   for (const k of order) {
-    if (!lowRank.has(k) || absorbed.has(k)) continue;
+    if (!lowRank.has(k) || !offered.has(k)) continue;
     offered.delete(k);
     lowRank.delete(k);
     fuse(k, entryOf(k)!);

@@ -2,7 +2,7 @@
 // stdlib/kernels/dtype.ts sizes them), or QLoRA's NF4 layout: two 4-bit codes per byte, one
 // absmax per block, and with double quantization the absmax values as 8-bit codes with one f32
 // scale per block of absmax values and one f32 offset per tensor (stdlib/quant/nf4.ts).
-import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { roundToDType, storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 import type { DType } from "../ir/node.ts";
@@ -51,8 +51,11 @@ export function blockLinearNames(family: Family, layers: number): string[] {
   return Array.from({ length: layers }, (_, layer) => decls.map((t) => t.name.replaceAll("{layer}", String(layer)))).flat();
 }
 
-/** The roles of the embedding table and the output head, by their modules_to_save name. */
-const OUTER_ROLES: Record<string, ParamRole> = { embeddings: "embed.weight", lm_head: "head.weight" };
+/** The tensors `modules_to_save` trains in full, by module name (the PEFT export writes the same). */
+export const SAVED_MODULE_ROLES: Readonly<Record<string, readonly ParamRole[]>> = {
+  embeddings: ["embed.weight"],
+  lm_head: ["head.weight", "head.bias"],
+};
 
 /**
  * The weights the training engine stores narrower than f32, with their dtype: under LoRA and
@@ -70,9 +73,17 @@ export function frozenWeightDtypes(
   modulesToSave: readonly string[] = [],
 ): Map<string, DType> {
   if (method === "full" || dtype === "f32") return new Map();
-  const trained = new Set(modulesToSave.map((m) => OUTER_ROLES[m]));
-  // a tied head is the embedding table: the model has no head tensor of its own
-  const outer = family.tensors.filter((t) => Object.values(OUTER_ROLES).includes(t.role) && !trained.has(t.role) && !(t.role === "head.weight" && config.tiedHead));
+  const trained = new Set(modulesToSave.flatMap((m) => SAVED_MODULE_ROLES[m] ?? []));
+  // the weights of the table and the head; a tied head is the table, with no tensor of its own
+  const outer = family.tensors.filter((t) => (t.role === "embed.weight" || (t.role === "head.weight" && !config.tiedHead)) && !trained.has(t.role));
   const names = [...(method === "lora" ? blockLinearNames(family, config.dims.layers) : []), ...outer.map((t) => t.name)];
   return new Map(names.map((name) => [name, dtype]));
+}
+
+/** Rounds in place each weight of `weights` that `weightDtypes` names to its dtype, as the device stores it. */
+export function roundToStorage(weights: Map<string, Float64Array>, weightDtypes: ReadonlyMap<string, DType>): void {
+  for (const [name, dtype] of weightDtypes) {
+    const w = weights.get(name);
+    if (w) weights.set(name, roundToDType(dtype as StorageDType, w));
+  }
 }

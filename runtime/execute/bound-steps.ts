@@ -1,7 +1,8 @@
 // An executor's steps made ready to record again and again: the uniforms of every dispatch in
-// one device buffer and a bind group per dispatch, made at the first run and kept. A run packs
-// the uniforms again (a refresh may change them) and writes the buffer only when they changed,
-// and remakes only the bind groups whose tensors a refresh swapped.
+// one device buffer, and per dispatch its compiled pipeline and a bind group, made at the first
+// run and kept. A run only records them. After a refresh (which may change uniforms and swap
+// tensors: steps.ts) `update` packs the uniforms again, writes the buffer when they changed, and
+// remakes the bind groups whose tensors were swapped.
 //
 // Why: Dawn makes a bind group in about 20 us (lavapipe, timed by wrapping createBindGroup), and
 // a batch that made one per dispatch made 29 for each decode step of the quickstart model and 419
@@ -10,13 +11,15 @@
 import { packUniforms, uniformBytes } from "../../stdlib/kernels/kernel.ts";
 import { bindGroupFor, type CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
+import { pipelinesOf, type CompiledKernel } from "../gpu/pipelines.ts";
 import type { DispatchStep, Step } from "./steps.ts";
 
-/** A dispatch with its place in the uniform buffer and the bind group over its current tensors. */
+/** A dispatch with its place in the uniform buffer, its pipeline and the bind group over its current tensors. */
 interface BoundDispatch {
   step: DispatchStep;
   offset: number;
   size: number;
+  compiled: CompiledKernel;
   /** The tensors' buffers the bind group holds, in binding order. */
   buffers: GPUBuffer[];
   bindGroup: GPUBindGroup;
@@ -45,21 +48,30 @@ export class BoundSteps {
     this.host = new ArrayBuffer(end);
     this.written = new Uint32Array(end / 4);
     this.uniforms = end > 0 ? gpu.device.createBuffer({ label: "step uniforms", size: end, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }) : undefined;
-    for (const p of places) this.bound.set(p.step, { ...p, ...this.bindGroup(p.step, p.offset, p.size) });
+    for (const p of places) {
+      const compiled = pipelinesOf(gpu).get(p.step.spec);
+      this.bound.set(p.step, { ...p, compiled, ...this.bindGroup(p.step, compiled, p.offset, p.size) });
+    }
     this.writeUniforms(true);
   }
 
-  /** Records every step into `batch`, with the uniforms and tensors the steps hold now. */
-  record(batch: CommandBatch): void {
+  /** Takes in what a refresh changed: the steps' uniforms and the tensors they hold now. */
+  update(): void {
     this.writeUniforms(false);
+    for (const b of this.bound.values()) {
+      if (!sameBuffers(b.buffers, buffersOf(b.step))) Object.assign(b, this.bindGroup(b.step, b.compiled, b.offset, b.size));
+    }
+  }
+
+  /** Records every step into `batch`. */
+  record(batch: CommandBatch): void {
     for (const s of this.steps) {
       if (s.kind === "copy") {
         batch.copy(s.src, s.dst);
         continue;
       }
       const b = this.bound.get(s)!;
-      if (!sameBuffers(b.buffers, buffersOf(s))) Object.assign(b, this.bindGroup(s, b.offset, b.size));
-      batch.dispatchBound(s.spec, b.bindGroup, s.spec.dispatch(s.uniforms));
+      batch.dispatchBound(s.spec, b.compiled, b.bindGroup, s.spec.dispatch(s.uniforms));
     }
   }
 
@@ -79,8 +91,8 @@ export class BoundSteps {
     this.written.set(now);
   }
 
-  private bindGroup(s: DispatchStep, offset: number, size: number): { buffers: GPUBuffer[]; bindGroup: GPUBindGroup } {
-    return { buffers: buffersOf(s), bindGroup: bindGroupFor(this.gpu, s.spec, { buffer: this.uniforms!, offset, size }, s.tensors) };
+  private bindGroup(s: DispatchStep, compiled: CompiledKernel, offset: number, size: number): { buffers: GPUBuffer[]; bindGroup: GPUBindGroup } {
+    return { buffers: buffersOf(s), bindGroup: bindGroupFor(this.gpu, s.spec, compiled, { buffer: this.uniforms!, offset, size }, s.tensors) };
   }
 }
 

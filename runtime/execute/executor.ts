@@ -217,6 +217,7 @@ export class GraphExecutor {
         if (r && !r.ok) return r;
       }
       this.intsChanged = false;
+      this.recorded?.update();
     }
     const batch = new CommandBatch(this.gpu, { timestamps: options.timestamps });
     this.recorded ??= new BoundSteps(this.gpu, this.steps());

@@ -6,9 +6,10 @@
 import type { Code } from "../../compiler/diagnostic-codes.ts";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
-import { expandTemplate, loraModulesFor, type Family, type ParamRole } from "../../stdlib/families/family.ts";
+import { expandTemplate, loraModulesFor, type Family } from "../../stdlib/families/family.ts";
 import { captureWriteErrors } from "./output-dir.ts";
 import { writePeftAdapter, type AdapterDtype, type LoraModuleWeights, type SavedTensor } from "./peft.ts";
+import { SAVED_MODULE_ROLES } from "../../compiler/plan/storage.ts";
 
 /** The LoRA settings of a pipeline's method block, as the user wrote them. */
 export interface LoraExportSettings {
@@ -44,10 +45,6 @@ export interface LoraModuleShape {
   inFeatures: number;
 }
 
-const SAVE_ROLES: Record<string, readonly ParamRole[]> = {
-  embeddings: ["embed.weight"],
-  lm_head: ["head.weight", "head.bias"],
-};
 
 /**
  * The model-native module names `targets` select, in the order the targets name them and without
@@ -85,7 +82,7 @@ export function loraModuleShapes(family: Family, config: ModelConfig, natives: r
  * name PEFT matches it by (the last component of its path).
  */
 export function savedModuleTensors(family: Family, config: ModelConfig, module: string): { native: string; tensors: { name: string; shape: number[] }[] } | null {
-  const roles = SAVE_ROLES[module];
+  const roles = SAVED_MODULE_ROLES[module];
   if (!roles) return null;
   const decls = family.tensors.filter((t) => roles.includes(t.role));
   if (decls.length === 0) return null;

@@ -4,7 +4,7 @@
 import { invariant } from "../../compiler/diagnostics.ts";
 import { packUniforms, uniformBytes, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
-import { pipelinesOf } from "./pipelines.ts";
+import { pipelinesOf, type CompiledKernel } from "./pipelines.ts";
 import type { GpuTensor } from "./tensor.ts";
 
 const ARENA_BYTES = 64 * 1024;
@@ -57,15 +57,15 @@ export class CommandBatch {
     const size = uniformBytes(spec);
     const { arena, offset } = this.uniformSlot(size);
     packUniforms(spec, uniforms, new DataView(arena.host), offset);
-    this.dispatchBound(spec, bindGroupFor(this.gpu, spec, { buffer: arena.buffer, offset, size }, tensors), spec.dispatch(uniforms));
+    const compiled = pipelinesOf(this.gpu).get(spec);
+    this.dispatchBound(spec, compiled, bindGroupFor(this.gpu, spec, compiled, { buffer: arena.buffer, offset, size }, tensors), spec.dispatch(uniforms));
   }
 
   /**
-   * Records `spec` with a bind group made beforehand by bindGroupFor, whose uniforms the caller
-   * keeps in place until the batch has run, over a grid of `grid` workgroups.
+   * Records `spec`, compiled as `compiled`, with a bind group made beforehand by bindGroupFor,
+   * whose uniforms the caller keeps in place until the batch has run, over `grid` workgroups.
    */
-  dispatchBound(spec: KernelSpec, bindGroup: GPUBindGroup, grid: readonly [number, number, number]): void {
-    const compiled = pipelinesOf(this.gpu).get(spec);
+  dispatchBound(spec: KernelSpec, compiled: CompiledKernel, bindGroup: GPUBindGroup, grid: readonly [number, number, number]): void {
     const [x, y, z] = grid;
     const limit = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     invariant(x <= limit && y <= limit && z <= limit, `${spec.name}: grid [${x},${y},${z}] exceeds ${limit}`);
@@ -164,8 +164,8 @@ export interface UniformSlice {
   size: number;
 }
 
-/** The bind group of `spec`: binding 0 the uniforms, then `tensors` by binding name. */
-export function bindGroupFor(gpu: GpuDevice, spec: KernelSpec, uniforms: UniformSlice, tensors: Readonly<Record<string, GpuTensor>>): GPUBindGroup {
+/** The bind group of `spec` (compiled as `compiled`): binding 0 the uniforms, then `tensors` by binding name. */
+export function bindGroupFor(gpu: GpuDevice, spec: KernelSpec, compiled: CompiledKernel, uniforms: UniformSlice, tensors: Readonly<Record<string, GpuTensor>>): GPUBindGroup {
   const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: uniforms }];
   spec.bindings.forEach((b, i) => {
     const t = tensors[b.name];
@@ -173,7 +173,7 @@ export function bindGroupFor(gpu: GpuDevice, spec: KernelSpec, uniforms: Uniform
     invariant(t.dtype === b.dtype, `${spec.name}: binding '${b.name}' wants ${b.dtype}, got ${t.label} (${t.dtype})`);
     entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
   });
-  return gpu.device.createBindGroup({ layout: pipelinesOf(gpu).get(spec).layout, entries });
+  return gpu.device.createBindGroup({ layout: compiled.layout, entries });
 }
 
 /** Runs one kernel to completion: the simplest way to call a kernel (tests, one-off work). */

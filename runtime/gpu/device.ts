@@ -119,7 +119,11 @@ export class GpuDevice {
     if (!outcome.done) throw outcome.error;
     const value = outcome.value;
     const found = [validation, memory, internal].filter((e): e is GPUError => e !== null).map(errorDiagnostic);
-    return found.length ? fail(...found) : ok(value);
+    if (!found.length) return ok(value);
+    // a promise `work` returned is dropped with the errors: its later rejection (a lost device)
+    // must not end the process as unhandled
+    if (value instanceof Promise) value.catch(() => {});
+    return fail(...found);
   }
 
   destroy(): void {

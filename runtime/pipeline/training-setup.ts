@@ -11,8 +11,7 @@ import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/dia
 import type { DType } from "../../compiler/ir/node.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { WeightDType } from "../../compiler/plan/settings.ts";
-import { frozenWeightDtypes } from "../../compiler/plan/storage.ts";
-import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { frozenWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
 import { loadTrainingData } from "../data/batches.ts";
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
@@ -82,10 +81,7 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   const base = "weights" in generator.value ? generator.value.weights : new Map<string, Float64Array>();
   const weights = initialWeights(family, config, method, base, seed);
   if (!weights.ok) return weights;
-  for (const [name, dtype] of narrow) {
-    const w = weights.value.get(name);
-    if (w) weights.value.set(name, roundToDType(dtype as StorageDType, w));
-  }
+  roundToStorage(weights.value, narrow);
   const data = await loadTrainingData(pipeline);
   if (!data.ok) return data;
   const nf4 = pipeline.method.kind === "qlora" ? nf4WeightNames(family, config) : [];

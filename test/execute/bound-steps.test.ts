@@ -1,5 +1,5 @@
-// The executor's kept uniforms and bind groups (runtime/execute/bound-steps.ts): a run after the
-// first makes no bind group and writes no uniforms when nothing changed; a changed uniform is
+// The executor's kept uniforms and bind groups (runtime/execute/bound-steps.ts): taking in a
+// refresh that changed nothing makes no bind group and writes no uniforms; a changed uniform is
 // written and used; a swapped tensor gets a new bind group, the others keep theirs; copies run
 // between dispatches in step order.
 import { test } from "uvu";
@@ -56,6 +56,11 @@ test(
       bound.record(batch);
       await batch.submit();
     };
+    // what the executor does after a refresh: take in the steps' changes, then run
+    const afterRefresh = async (bound: BoundSteps) => {
+      bound.update();
+      await run(bound);
+    };
     const expect = async (alpha1: number, weight: Float64Array, alpha2: number) => {
       assertClose(await readFloats(gpu, copy), matmulRef(a, weight, O, { ...S, alpha: alpha1 }), 1e-5, "first product");
       assertClose(await readFloats(gpu, second.tensors.c), matmulRef(a, weight, O, { ...S, alpha: alpha2 }), 1e-5, "second product");
@@ -69,18 +74,18 @@ test(
     assert.is(made.bindGroups, 2, "one bind group per dispatch");
     await expect(1, w, 2);
 
-    const again = await counting(gpu, () => run(bound!));
+    const again = await counting(gpu, () => afterRefresh(bound!));
     assert.equal(again, { bindGroups: 0, writes: 0 }, "nothing changed: no bind group, no uniform write");
 
     first.uniforms.alpha = 3; // as a refresh may change a uniform
-    const rescaled = await counting(gpu, () => run(bound!));
+    const rescaled = await counting(gpu, () => afterRefresh(bound!));
     assert.equal(rescaled, { bindGroups: 0, writes: 1 }, "one uniform write, no bind group");
     await expect(3, w, 2);
 
     const swapped = uploadTensor(gpu, "f32", [S.n, S.k], w2);
     second.tensors = { ...second.tensors, b: swapped }; // as a refresh may swap a tensor
     first.tensors = { ...first.tensors, b: swapped };
-    const rebound = await counting(gpu, () => run(bound!));
+    const rebound = await counting(gpu, () => afterRefresh(bound!));
     assert.equal(rebound, { bindGroups: 2, writes: 0 }, "the swapped tensor's dispatches get new bind groups");
     await expect(3, w2, 2);
     bound!.destroy();

@@ -11,8 +11,7 @@ import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
 import { familyNames, type FamilyName } from "../../stdlib/families/index.ts";
-import { frozenWeightDtypes } from "../../compiler/plan/storage.ts";
-import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { frozenWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
 import { assertBitwiseEqual, withGpu } from "../kernels/gpu-harness.ts";
 import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
 import { assertClose, relativeError } from "../support/numeric.ts";
@@ -28,7 +27,7 @@ async function checkTraining(gpu: GpuDevice, name: FamilyName, method: TrainingM
   const rng = new Random(11);
   // LoRA B starts at zero in training; random B here, so every adapter gradient is non-trivial
   const feeds = feedsFor(fixture, adapterValues(g, (n) => rng.normalArray(n, 0.1), false));
-  for (const [weight, dtype] of weightDtypes) feeds.set(weight, roundToDType(dtype as StorageDType, feeds.get(weight)!));
+  roundToStorage(feeds, weightDtypes);
   const training = trainingOf(g);
   // the second run: a fresh executor whose activations and gradients share buffers by lifetime
   // (the memory plan's); equal bits are recomputed bits, and no sharing overwrote a live tensor

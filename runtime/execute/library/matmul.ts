@@ -8,7 +8,7 @@
 // column-major view flips the operand's transpose flag) and one batch stride; others are copied.
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import { numel, sameShape, type Node } from "../../../compiler/ir/node.ts";
-import { residualOperand } from "../../../compiler/passes/kernel-catalog.ts";
+import { matmulInner, residualOperand } from "../../../compiler/passes/kernel-catalog.ts";
 import type { KernelInput, Launch } from "../../../compiler/passes/schedule.ts";
 import { reshapeStrides, type View } from "../../../compiler/passes/views.ts";
 import { matmulKernel, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
@@ -87,7 +87,7 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
   const batch = numel(mm.shape.slice(0, -2));
   const m = mm.shape[mm.shape.length - 2];
   const n = mm.shape[mm.shape.length - 1];
-  const k = mm.attrs.transA ? x.shape[x.shape.length - 2] : x.shape[x.shape.length - 1];
+  const k = matmulInner(mm);
 
   // each operand in place, or a contiguous copy first
   const operand = (input: Node, trans: boolean, name: string): { tensor: GpuTensor; layout: OperandLayout } => {
@@ -123,7 +123,7 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
   const lowRankOperands = lowRank && {
     t: operand(lowRank.inputs[0], !!lowRank.attrs.transA, "T"),
     l: operand(lowRank.inputs[1], !!lowRank.attrs.transB, "L"),
-    rank: lowRank.attrs.transA ? lowRank.inputs[0].shape.at(-2)! : lowRank.inputs[0].shape.at(-1)!,
+    rank: matmulInner(lowRank),
   };
   // the output starts as the residual; the kernel adds beta times it
   if (residual) steps.push(copyView(ctx, residual.view, tensors.c));
