@@ -16,6 +16,7 @@ import { relativeError } from "../runtime/numeric.ts";
 import {
   attentionForwardSubgroupKernel,
   blockRows,
+  softmaxLanes,
   subgroupAttentionLayout,
   subgroupAttentionTolerance,
   type SubgroupAttentionLayout,
@@ -59,8 +60,8 @@ function layoutLabel(layout: SubgroupAttentionLayout, tiled = "keys"): string {
   return `f16>f32 ${c.M}x${c.N}x${c.K}, ${layout.subgroups} subgroup${layout.subgroups > 1 ? "s" : ""} x ${c.M} rows, ${layout.blockK} ${tiled} per tile`;
 }
 
-/** Causal self-attention over `T` tokens with `layout`, from a fused f32 QKV buffer. */
-function attentionCase(gpu: GpuDevice, s: BenchShapes, T: number, layout: SubgroupAttentionLayout, seed: number): Case {
+/** Causal self-attention over `T` tokens with `layout` and `lanes` invocations per row in the softmax, from a fused f32 QKV buffer. */
+function attentionCase(gpu: GpuDevice, s: BenchShapes, T: number, layout: SubgroupAttentionLayout, seed: number, lanes = softmaxLanes(layout)): Case {
   const D = s.headDim;
   const H = s.hidden / D;
   const shape = { batch: 1, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim: D };
@@ -72,10 +73,10 @@ function attentionCase(gpu: GpuDevice, s: BenchShapes, T: number, layout: Subgro
   const o = createTensor(gpu, "f32", [T, H, D]);
   const lse = createTensor(gpu, "f32", [H, T]);
   return {
-    label: `attention forward subgroup-matrix ${layoutLabel(layout)}, causal (4 flop/score)`,
+    label: `attention forward subgroup-matrix ${layoutLabel(layout)}, ${lanes} lane${lanes > 1 ? "s" : ""} per row in the softmax, causal (4 flop/score)`,
     shape: `T${T} H${H} D${D}`,
     compute: true,
-    spec: attentionForwardSubgroupKernel({ dtype: "f32", headDim: D, ...maskFlags(mask) }, layout),
+    spec: attentionForwardSubgroupKernel({ dtype: "f32", headDim: D, ...maskFlags(mask) }, layout, lanes),
     uniforms: attentionForwardUniforms(shape, views, scale, mask),
     tensors: { q: qkv, k: qkv, v: qkv, o, lse },
     flops: 4 * H * D * ((T * (T + 1)) / 2), // Q K^T and P V over the causal half
@@ -173,9 +174,11 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, kernel: "dq" | 
 
 /**
  * The subgroup-matrix attention cases (none without subgroup matrices): the forward with the
- * layout the engine picks at the bench's token count and at half of it, then, where that layout
- * has several subgroups, the one-subgroup layout (which does not rely on subgroups being
- * consecutive local indices) at the full token count; then the backward's dQ and dK/dV kernels.
+ * layout the engine picks at the bench's token count and at half of it; where its softmax takes
+ * several lanes per row, the same with one (each invocation a whole row, half of them idle on
+ * NVIDIA), to show what the split gains; where that layout has several subgroups, the
+ * one-subgroup layout (which does not rely on subgroups being consecutive local indices) at the
+ * full token count; then the backward's dQ and dK/dV kernels.
  */
 export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   const adapter = attentionAdapter(gpu);
@@ -183,6 +186,7 @@ export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case>
   if (!layout) return;
   yield attentionCase(gpu, s, s.tokens, layout, 11);
   yield attentionCase(gpu, s, s.tokens / 2, layout, 12);
+  if (softmaxLanes(layout) > 1) yield attentionCase(gpu, s, s.tokens, layout, 11, 1);
   if (layout.subgroups > 1) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: 1 }, 11);
   const dq = backwardLayout(adapter, s.headDim, "dq");
   if (dq) yield backwardCase(gpu, s, s.tokens, "dq", dq, 13);

@@ -1,16 +1,22 @@
 // The generation benchmark: prefill (one prompt of N tokens) and greedy decode (M new tokens,
 // KV cache) on the adapter, through the runtime's KV-cache model and GPU step runner, for the
 // quickstart's tiny model and, at full size on a GPU, a Baichuan-7B-sized random model streamed
-// onto the device, whose decode is also divided by the copy bandwidth (the bytes a step must
-// read) and, on an NVIDIA adapter, compared with transformers' generate (bench/torch_generate.py).
+// onto the device, once with every weight in f32 and once with its linears, table and head in
+// bf16 (as `sftc generate --gpu` stores a bf16 model), whose decode is also divided by the copy
+// bandwidth (the bytes a step must read) and, on an NVIDIA adapter, compared with transformers'
+// generate in f32 and bf16 (bench/torch_generate.py).
 //
 // The floor: of Baichuan-7B's 7.00 B parameters a decode step reads 6.74 B (the embedding table is
-// a lookup of one row), 26.95 GB in f32; at the H200's ~4.3 TB/s copy figure that is ~6.3 ms per
-// token (~160 tokens/s) at batch 1, before the KV cache (0.17 GB at 160 cached positions).
+// a lookup of one row), 26.95 GB in f32 and 13.48 GB in bf16; at the H200's ~4.2 TB/s copy figure
+// that is ~6.4 ms (f32) or ~3.2 ms (bf16) per token at batch 1, before the KV cache (0.17 GB at
+// 160 cached positions).
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { buildFamilyGraph } from "../compiler/models/family-graph.ts";
-import { numel } from "../compiler/ir/node.ts";
+import { numel, type DType } from "../compiler/ir/node.ts";
+import { planSettings, type WeightDType } from "../compiler/plan/settings.ts";
+import { generationWeightDtypes } from "../compiler/plan/storage.ts";
+import { bytesPerElement, type StorageDType } from "../stdlib/kernels/dtype.ts";
 import { compileGraph } from "../compiler/passes/compile.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
 import { buildCachedStep } from "../runtime/generate/cached-graph.ts";
@@ -36,6 +42,8 @@ export interface GenerationRow {
   promptTokens: number;
   newTokens: number;
   backend: string;
+  /** Storage dtype of the linears, table and head on the device (norms and biases are f32). */
+  weightDtype: WeightDType;
   /** Wall time of the prompt's one step, ns; its tokens/s = promptTokens / time. */
   prefillNs: number;
   prefillTokensPerSecond: number;
@@ -54,11 +62,11 @@ export interface GenerationRow {
   profile?: ProfileRow[];
 }
 
-export type GenerationCase = ({ measured: true } & GenerationRow) | { measured: false; model: string; why: string };
+export type GenerationCase = ({ measured: true } & GenerationRow) | { measured: false; model: string; why: string; weightDtype?: WeightDType };
 
 /** What one decode step must read, and the rate at which it did. */
 export interface DecodeBandwidth {
-  /** Weights read once per token, f32 as the engine holds them (the embedding table: one row). */
+  /** Weights read once per token, in their storage dtype (the embedding table: one row). */
   weightBytes: number;
   /** Keys and values read at `cachedLength`, f32. */
   kvBytes: number;
@@ -79,7 +87,7 @@ const argmax = (logits: Float32Array) => logits.reduce((best, x, i) => (x > logi
  * Prefill of a seeded random prompt of `promptTokens` ids, then `newTokens` greedy steps; EOS does
  * not stop it (the benchmark times a fixed number of steps).
  */
-async function measure(model: CachedGenerationModel, label: string, parameters: number, vocab: number, sizes: GenerationSizes, profile?: StepProfile): Promise<GenerationRow> {
+async function measure(model: CachedGenerationModel, label: string, parameters: number, weightDtype: WeightDType, vocab: number, sizes: GenerationSizes, profile?: StepProfile): Promise<GenerationRow> {
   const random = new Random(1);
   const prompt = Array.from({ length: sizes.promptTokens }, () => 3 + random.int(vocab - 3));
   const checked = model.check(prompt);
@@ -114,6 +122,7 @@ async function measure(model: CachedGenerationModel, label: string, parameters: 
     promptTokens: prompt.length,
     newTokens: samples.length,
     backend: model.backend,
+    weightDtype,
     prefillNs,
     prefillTokensPerSecond: prompt.length / (prefillNs / 1e9),
     decodeSamplesNs: samples,
@@ -127,28 +136,34 @@ async function measure(model: CachedGenerationModel, label: string, parameters: 
 const count = (weights: ReadonlyMap<string, ArrayLike<number>>) => [...weights.values()].reduce((n, w) => n + w.length, 0);
 
 async function tinyCase(gpu: GpuDevice, sizes: GenerationSizes): Promise<GenerationCase> {
-  const loaded = await loadPipelineGenerator(quickstartPipeline(), { gpu });
+  const pipeline = quickstartPipeline();
+  const loaded = await loadPipelineGenerator(pipeline, { gpu });
   if (!loaded.ok) throw new Error(loaded.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
   const { model, config, family, weights } = loaded.value;
   const d = config.dims;
   const label = `${family.name} tiny (pipelines/quickstart.sft, random init): hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}`;
-  return { measured: true, ...(await measure(model as CachedGenerationModel, label, count(weights), d.vocab, sizes)) };
+  return { measured: true, ...(await measure(model as CachedGenerationModel, label, count(weights), planSettings(pipeline).dtype, d.vocab, sizes)) };
 }
 
 
 /**
- * The bytes one batch-1 decode step must read: every weight once in f32 (the embedding table one
- * row: a lookup), plus keys and values of `layers` x `width` per cached position.
+ * The bytes one batch-1 decode step must read: every weight once in its storage dtype (f32 unless
+ * `weightDtypes` names it; the embedding table one row: a lookup), plus the f32 keys and values of
+ * `layers` x `width` per cached position.
  */
 export function decodeBytes(
   family: Family,
   config: ModelConfig,
   weights: ReadonlyMap<string, readonly number[]>,
   cachedLength: number,
+  weightDtypes: ReadonlyMap<string, DType> = new Map(),
 ): { weightBytes: number; kvBytes: number } {
   const roles = weightRoles(family, config);
   let weightBytes = 0;
-  for (const [name, shape] of weights) weightBytes += 4 * (roles.get(name) === "embed.weight" ? shape[shape.length - 1] : numel(shape));
+  for (const [name, shape] of weights) {
+    const elements = roles.get(name) === "embed.weight" ? shape[shape.length - 1] : numel(shape);
+    weightBytes += elements * bytesPerElement((weightDtypes.get(name) ?? "f32") as StorageDType);
+  }
   const { layers, kvHeads, headDim } = config.dims;
   return { weightBytes, kvBytes: 2 * layers * kvHeads * headDim * 4 * cachedLength };
 }
@@ -167,21 +182,27 @@ export interface BufferLimits {
 }
 
 /**
- * Why weights of `shapes` cannot be held as f32 device buffers under `limits`, or undefined. The
- * device's free memory is not knowable through WebGPU, so it is not checked: an allocation that
- * fails shows as a GPU error.
+ * Why weights of `shapes` (by name) cannot be held as device buffers under `limits`, each in its
+ * storage dtype (f32 unless `weightDtypes` names it), or undefined. The device's free memory is
+ * not knowable through WebGPU, so it is not checked: an allocation that fails shows as a GPU error.
  */
-export function bufferRefusal(limits: BufferLimits, shapes: readonly (readonly number[])[]): string | undefined {
+export function bufferRefusal(limits: BufferLimits, shapes: ReadonlyMap<string, readonly number[]>, weightDtypes: ReadonlyMap<string, DType> = new Map()): string | undefined {
   const GiB = 2 ** 30;
-  const largest = Math.max(...shapes.map((shape) => 4 * numel(shape)));
+  const sized = [...shapes].map(([name, shape]) => {
+    const dtype = (weightDtypes.get(name) ?? "f32") as StorageDType;
+    return { dtype, bytes: bytesPerElement(dtype) * numel(shape) };
+  });
+  const largest = sized.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   for (const limit of ["maxStorageBufferBindingSize", "maxBufferSize"] as const)
-    if (largest > limits[limit]) return `its largest weight is ${(largest / GiB).toFixed(2)} GiB in f32, above the adapter's ${limit} of ${(limits[limit] / GiB).toFixed(2)} GiB`;
+    if (largest.bytes > limits[limit]) return `its largest weight is ${(largest.bytes / GiB).toFixed(2)} GiB in ${largest.dtype}, above the adapter's ${limit} of ${(limits[limit] / GiB).toFixed(2)} GiB`;
   return undefined;
 }
 
-const SEVEN_B = "baichuan7b 7b preset, random init";
+export const SEVEN_B = "baichuan7b 7b preset, random init";
+/** The 7B model's storage dtypes: every weight f32, and the linears, table and head in bf16. */
+const SEVEN_B_DTYPES = ["f32", "bf16"] as const;
 
-async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: number): Promise<GenerationCase> {
+async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: number, dtype: WeightDType): Promise<GenerationCase> {
   const family = families.baichuan7b;
   const planned = fromDimensions(family, familyFacts.baichuan7b.sizes["7b"], "the published 7b preset");
   if (!planned.ok) throw new Error(planned.diagnostics.map((d) => d.message).join("; "));
@@ -191,26 +212,29 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
   if (!built.ok) throw new Error(built.diagnostics.map((x) => x.message).join("; "));
   const shapes = new Map([...built.value.weights].map(([name, w]) => [name, w.shape] as const));
   const parameters = [...shapes.values()].reduce((n, shape) => n + numel(shape), 0);
-  const label = `${SEVEN_B}: hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}, ${(parameters / 1e9).toFixed(2)} B parameters (f32 on the device)`;
-  if (torchDeviceFor(gpu) === "cpu") return { measured: false, model: label, why: `'${gpu.adapter.name}' is a CPU adapter: ${(4 * parameters / 1e9).toFixed(1)} GB of f32 weights in host memory and minutes per token` };
-  const refusal = bufferRefusal(gpu.limits, [...shapes.values()]);
-  if (refusal) return { measured: false, model: label, why: refusal };
+  const weightDtypes = generationWeightDtypes(family, config, dtype);
+  const stored = dtype === "f32" ? "f32" : `${dtype} linears, table and head`;
+  const label = `${SEVEN_B}: hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}, ${(parameters / 1e9).toFixed(2)} B parameters (${stored} on the device)`;
+  const storedBytes = [...shapes].reduce((n, [name, shape]) => n + numel(shape) * bytesPerElement((weightDtypes.get(name) ?? "f32") as StorageDType), 0);
+  if (torchDeviceFor(gpu) === "cpu") return { measured: false, model: label, weightDtype: dtype, why: `'${gpu.adapter.name}' is a CPU adapter: ${(storedBytes / 1e9).toFixed(1)} GB of weights in host memory and minutes per token` };
+  const refusal = bufferRefusal(gpu.limits, shapes, weightDtypes);
+  if (refusal) return { measured: false, model: label, weightDtype: dtype, why: refusal };
 
-  const runner = gpuRunner(gpu);
+  const runner = gpuRunner(gpu, { weightDtypes });
   try {
     // each upload is flushed and awaited before the next tensor: staging memory stays one tensor
     const caughtUp = () => uploadsCaughtUp(gpu);
     const loaded = await runner.load(sharedShapeWeights(family, config, 0, caughtUp));
-    if (!loaded.ok) return { measured: false, model: label, why: loaded.diagnostics.map((x) => x.message).join("; ") };
+    if (!loaded.ok) return { measured: false, model: label, weightDtype: dtype, why: loaded.diagnostics.map((x) => x.message).join("; ") };
     await caughtUp();
     const model = new CachedGenerationModel({ family, config, weights: new Map() }, runner);
-    const row = await measure(model, label, parameters, d.vocab, sizes, gpu.hasTimestamps ? runner.profile : undefined);
+    const row = await measure(model, label, parameters, dtype, d.vocab, sizes, gpu.hasTimestamps ? runner.profile : undefined);
     const cachedLength = sizes.promptTokens + (sizes.newTokens - 1) / 2;
-    const bandwidth = decodeBandwidth(decodeBytes(family, config, shapes, cachedLength), cachedLength, row.decodeMedianNs, copyGbs);
-    return { measured: true, ...row, bandwidth, launchesPerStep: decodeLaunches(family, config, cachedLength) };
+    const bandwidth = decodeBandwidth(decodeBytes(family, config, shapes, cachedLength, weightDtypes), cachedLength, row.decodeMedianNs, copyGbs);
+    return { measured: true, ...row, bandwidth, launchesPerStep: decodeLaunches(family, config, cachedLength, weightDtypes) };
   } catch (e) {
     // a failure of the 7B case (device memory, a limit) is its row, not the end of the run
-    return { measured: false, model: label, why: `failed: ${e instanceof Error ? e.message : String(e)}` };
+    return { measured: false, model: label, weightDtype: dtype, why: `failed: ${e instanceof Error ? e.message : String(e)}` };
   } finally {
     runner.destroy();
     await gpu.queue.onSubmittedWorkDone();
@@ -218,9 +242,9 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
 }
 
 // Launches of the decode step's schedule at a cached length (the runner compiles the same graph).
-function decodeLaunches(family: Family, config: ModelConfig, cachedLength: number): number | undefined {
+function decodeLaunches(family: Family, config: ModelConfig, cachedLength: number, weightDtypes: ReadonlyMap<string, DType>): number | undefined {
   const past = Math.ceil(cachedLength / CACHE_BUCKET) * CACHE_BUCKET;
-  const g = buildCachedStep(family, config, { batch: 1, past, fresh: 1 });
+  const g = buildCachedStep(family, config, { batch: 1, past, fresh: 1 }, weightDtypes);
   const compiled = g.ok ? compileGraph(g.value) : undefined;
   return compiled?.ok ? compiled.value.schedule.launches.length : undefined;
 }
@@ -261,11 +285,13 @@ export function torchGenerate(kind: "cpu" | "cuda" | undefined, sizes: Generatio
 }
 
 /**
- * The tiny model's prefill and decode on `gpu`; with `large` sizes, the 7B-sized model's too (or
- * why not), its decode divided by `copyGbs`. The 7B model's weights are freed on return.
+ * The tiny model's prefill and decode on `gpu`; with `large` sizes, the 7B-sized model's too, in
+ * f32 and in bf16 (or why not), its decode divided by `copyGbs`. Each 7B model's weights are
+ * freed before the next.
  */
 export async function benchGeneration(gpu: GpuDevice, tiny: GenerationSizes, large: GenerationSizes | undefined, copyGbs: number): Promise<GenerationCase[]> {
   const cases = [await tinyCase(gpu, tiny)];
-  cases.push(large ? await sevenBCase(gpu, large, copyGbs) : { measured: false, model: SEVEN_B, why: "run only with --size full" });
+  for (const dtype of SEVEN_B_DTYPES)
+    cases.push(large ? await sevenBCase(gpu, large, copyGbs, dtype) : { measured: false, model: `${SEVEN_B}, ${dtype} weights`, weightDtype: dtype, why: "run only with --size full" });
   return cases;
 }

@@ -1,5 +1,6 @@
 // A benchmark report as markdown: one section per part of the run, every figure next to what
 // it was measured with and what it is divided by.
+import { SEVEN_B } from "./generation.ts";
 import type { BenchReport, BenchSection } from "./harness.ts";
 import type { TrainStepResult } from "./train-step.ts";
 import { profileTable } from "./profile.ts";
@@ -118,12 +119,13 @@ function trainingSection(s: TrainStepResult): string {
   return `${intro}\n\n${table(["engine", "device", "ms/step (median)", "tokens/s", "first loss", "last loss"], rows)}\n\n${verdict}`;
 }
 
-function generationSection(r: BenchReport): string {
+/** The generation section: the rows, the 7B decode bandwidth per storage dtype, and the ratios to transformers. */
+export function generationSection(r: Pick<BenchReport, "generation" | "generationReference">): string {
   const intro =
     "Prefill: the wall time of the step that runs a seeded random prompt; tokens/s = prompt tokens / that time. " +
     "Decode: greedy, one token per step against the KV cache (EOS does not stop it); tokens/s = 1 / median step time. " +
     "End to end as `sftc generate --gpu` runs (runtime/generate/gpu-runner.ts): weights uploaded once, the KV cache kept on the device in buckets of cached length (one compiled step per bucket); those costs are inside the figures. " +
-    "The 7B-sized model's weights are seeded random values, one array per distinct shape, streamed to the device in f32.";
+    "The 7B-sized model's weights are seeded random values, one array per distinct shape, streamed to the device: once all in f32, once with the linears, table and head in bf16 (norms f32), as `sftc generate --gpu` stores a bf16 model; the kernels widen bf16 to f32 as they read it.";
   const rows = r.generation.map((g) =>
     g.measured
       ? [g.model, String(g.parameters), g.backend, String(g.promptTokens), ms(g.prefillNs), g.prefillTokensPerSecond.toFixed(1), String(g.newTokens), ms(g.decodeMedianNs), g.decodeTokensPerSecond.toFixed(1), g.logitsFinite ? "yes" : "NO"]
@@ -138,54 +140,54 @@ function generationSection(r: BenchReport): string {
 
 const GB = 1e9;
 
-// The 7B decode step's reads over the copy bandwidth of this run.
-function decodeBandwidthPart(r: BenchReport): string | undefined {
-  const g = r.generation.find((c) => c.measured && c.bandwidth);
-  if (!g?.measured || !g.bandwidth) return undefined;
-  const b = g.bandwidth;
+// The 7B decode steps' reads over the copy bandwidth of this run, a row per storage dtype.
+function decodeBandwidthPart(r: Pick<BenchReport, "generation">): string | undefined {
+  const measured = r.generation.flatMap((g) => (g.measured && g.bandwidth ? [{ g, b: g.bandwidth }] : []));
+  if (measured.length === 0) return undefined;
   const intro =
-    "Decode bandwidth: the bytes one batch-1 decode step must read (every weight once in f32 as the engine holds it, the embedding table one row, " +
-    `plus the f32 keys and values at the mean cached length ${b.cachedLength}) over the median step time, divided by the copy bandwidth measured above (the CUDA copy where PyTorch has a GPU, else the WebGPU copy). ` +
+    "Decode bandwidth: the bytes one batch-1 decode step must read (every weight once in its storage dtype, the embedding table one row, " +
+    `plus the f32 keys and values at the mean cached length ${measured[0].b.cachedLength}) over the median step time, divided by the copy bandwidth measured above (the CUDA copy where PyTorch has a GPU, else the WebGPU copy). ` +
     "Traffic beyond that minimum (the cache copied into its next buffer each step, activations, the logits read back) counts against the fraction. " +
     "A step's kernel launches are recorded into one submission; the cache copies and the logits' read-back are two more.";
-  const rows = [
-    [
-      (b.weightBytes / GB).toFixed(3),
-      (b.kvBytes / GB).toFixed(3),
-      (b.bytesPerToken / GB).toFixed(3),
-      ms(g.decodeMedianNs),
-      b.gbs.toFixed(1),
-      b.copyGbs.toFixed(1),
-      percent(b.fraction),
-      g.launchesPerStep === undefined ? "-" : String(g.launchesPerStep),
-    ],
-  ];
-  const header = ["weights GB/token", "KV GB/token", "GB/token", "ms/token (median)", "GB/s", "copy GB/s", "of copy bandwidth", "kernel launches/step"];
+  const rows = measured.map(({ g, b }) => [
+    g.weightDtype,
+    (b.weightBytes / GB).toFixed(3),
+    (b.kvBytes / GB).toFixed(3),
+    (b.bytesPerToken / GB).toFixed(3),
+    ms(g.decodeMedianNs),
+    b.gbs.toFixed(1),
+    b.copyGbs.toFixed(1),
+    percent(b.fraction),
+    g.launchesPerStep === undefined ? "-" : String(g.launchesPerStep),
+  ]);
+  const header = ["weights", "weights GB/token", "KV GB/token", "GB/token", "ms/token (median)", "GB/s", "copy GB/s", "of copy bandwidth", "kernel launches/step"];
   return `${intro}\n\n${table(header, rows)}`;
 }
 
-// sftc's 7B decode against transformers' generate of the same dimensions on the same card.
-function versusTorchPart(r: BenchReport): string | undefined {
+// sftc's 7B decode, per storage dtype, against transformers' generate of the same dimensions on the same card.
+function versusTorchPart(r: Pick<BenchReport, "generation" | "generationReference">): string | undefined {
   const t = r.generationReference;
-  const sftc = r.generation.find((c) => c.measured && c.bandwidth);
   if (!t.available) return `transformers' generate (7B-sized model): not measured: ${t.why}`;
+  const ours = r.generation.filter((c) => c.model.startsWith(SEVEN_B));
   const intro =
     `transformers ${t.transformers} \`generate\` (torch ${t.torch}, CUDA ${t.cuda}, ${t.device}; bench/torch_generate.py) on a LlamaForCausalLM of the same dimensions, ` +
     `built on the GPU with random weights, attention sdpa, prompt ${t.promptTokens} tokens, greedy, ${t.newTokens} new tokens forced; ` +
     `median of ${t.reps} generates after one warm-up. Its decode tokens/s = (N − 1) / (t_N − t_1); prefill = t_1 (the prompt and one token); sftc's prefill includes compiling its first step. ` +
-    "Ratio: sftc decode tokens/s / PyTorch's (above 1: sftc faster).";
-  const sftcRow = sftc?.measured
-    ? ["sftc (WebGPU)", "f32", ms(sftc.prefillNs), sftc.decodeTokensPerSecond.toFixed(1), "-"]
-    : ["sftc (WebGPU)", "f32", "not measured", "-", "-"];
-  const rows = [
-    sftcRow,
-    ...t.rows.map((row) =>
-      row.ok
-        ? [`PyTorch (${row.attention})`, row.dtype, ms(row.prefillNs), row.decodeTokensPerSecond.toFixed(1), sftc?.measured ? (sftc.decodeTokensPerSecond / row.decodeTokensPerSecond).toFixed(3) : "-"]
-        : ["PyTorch", row.dtype, `failed: ${row.error}`, "-", "-"],
-    ),
-  ];
-  return `${intro}\n\n${table(["engine", "dtype", "prefill ms", "decode tokens/s", "sftc / this"], rows)}`;
+    "sftc's bf16 row stores the linears, table and head in bf16 and computes in f32; PyTorch's computes in bf16. " +
+    "Ratios: sftc decode tokens/s / PyTorch's in each dtype (above 1: sftc faster).";
+  const references = t.rows.flatMap((row) => (row.ok ? [row] : []));
+  const sftcRows = ours.map((c) =>
+    c.measured
+      ? ["sftc (WebGPU)", c.weightDtype, ms(c.prefillNs), c.decodeTokensPerSecond.toFixed(1), ...references.map((row) => (c.decodeTokensPerSecond / row.decodeTokensPerSecond).toFixed(3))]
+      : ["sftc (WebGPU)", c.weightDtype ?? "-", `not measured: ${c.why}`, "-", ...references.map(() => "-")],
+  );
+  const torchRows = t.rows.map((row) =>
+    row.ok
+      ? [`PyTorch (${row.attention})`, row.dtype, ms(row.prefillNs), row.decodeTokensPerSecond.toFixed(1), ...references.map(() => "-")]
+      : ["PyTorch", row.dtype, `failed: ${row.error}`, "-", ...references.map(() => "-")],
+  );
+  const header = ["engine", "dtype", "prefill ms", "decode tokens/s", ...references.map((row) => `sftc / PyTorch ${row.dtype}`)];
+  return `${intro}\n\n${table(header, [...sftcRows, ...torchRows])}`;
 }
 
 function machineSection(r: BenchReport): string {

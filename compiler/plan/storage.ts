@@ -80,6 +80,16 @@ export function frozenWeightDtypes(
   return new Map(names.map((name) => [name, dtype]));
 }
 
+/**
+ * The weights generation on the GPU stores in the model's `dtype`: at inference every weight is
+ * frozen, so the same ones as a LoRA run's (block linears, embedding table, untied head); norms
+ * and biases stay f32. The gemv and matmul kernels widen them as they read them, so a decode
+ * step reads half the bytes of f32 weights.
+ */
+export function generationWeightDtypes(family: Family, config: ModelConfig, dtype: WeightDType): Map<string, DType> {
+  return frozenWeightDtypes(family, config, "lora", dtype);
+}
+
 /** Rounds in place each weight of `weights` that `weightDtypes` names to its dtype, as the device stores it. */
 export function roundToStorage(weights: Map<string, Float64Array>, weightDtypes: ReadonlyMap<string, DType>): void {
   for (const [name, dtype] of weightDtypes) {

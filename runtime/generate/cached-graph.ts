@@ -9,7 +9,7 @@
 // B = batch, P = past, T = fresh, C = hidden, H = heads, KV = key/value heads, D = head dim.
 import { ok, type Result } from "../../compiler/diagnostics.ts";
 import * as b from "../../compiler/ir/build.ts";
-import { graph, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { graph, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { layerStack, qkvHeads, type BlockContext, type LinearRole, type NormRole } from "../../compiler/models/family-blocks.ts";
 import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
 import { INPUT, positionStreams, usesRopeTables } from "../../compiler/models/family-inputs.ts";
@@ -38,12 +38,15 @@ export interface CachedStepShape {
   fresh: number;
 }
 
-/** The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L` (and `all_keys.L`, `all_values.L` with a past). */
-export function buildCachedStep(family: Family, config: ModelConfig, shape: CachedStepShape): Result<Graph> {
+/**
+ * The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L` (and `all_keys.L`,
+ * `all_values.L` with a past). Its parameters are f32 unless `weightDtypes` names them.
+ */
+export function buildCachedStep(family: Family, config: ModelConfig, shape: CachedStepShape, weightDtypes?: ReadonlyMap<string, DType>): Result<Graph> {
   const { batch: B, past: P, fresh: T } = shape;
   const dims = config.dims;
   // The family graph names and shapes every parameter; a linear's bias is its weight's sibling.
-  const full = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
+  const full = buildFamilyGraph(family, config, { batch: 1, seq: 2, weightDtypes });
   if (!full.ok) return full;
   const params = full.value.weights;
   const weightName = (role: ParamRole, layer: number | null) => {

@@ -10,7 +10,7 @@
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { Result } from "../../compiler/diagnostics.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import type { Graph } from "../../compiler/ir/node.ts";
+import type { DType, Graph } from "../../compiler/ir/node.ts";
 import { familyFeeds, INPUT } from "../../compiler/models/family-inputs.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
@@ -23,6 +23,8 @@ import type { GenerationModel, GenerationSession } from "./model.ts";
 export interface StepRunner {
   /** Where it runs, for messages. */
   readonly backend: string;
+  /** Weights it stores narrower than f32, by graph name: the step graphs declare them so. */
+  readonly weightDtypes?: ReadonlyMap<string, DType>;
   /** An empty cache for one session. */
   openCache(dims: CacheDims): StepCache;
 }
@@ -148,7 +150,7 @@ export class CachedGenerationModel implements GenerationModel {
     const key = `${shape.batch},${shape.past},${shape.fresh}`;
     let g = this.graphs.get(key);
     if (!g) {
-      const built = buildCachedStep(this.o.family, this.o.config, shape);
+      const built = buildCachedStep(this.o.family, this.o.config, shape, this.runner.weightDtypes);
       invariant(built.ok, "the cached step graph builds for any shape the family graph builds");
       g = built.value;
       this.graphs.set(key, g);

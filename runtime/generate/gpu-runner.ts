@@ -1,13 +1,15 @@
 // Generation steps on the GPU: each cached step graph (cached-graph.ts) compiled by the compiler's
 // passes and run by the WebGPU executor (runtime/execute), its fused kernels included. The weights
 // are uploaded once, either streamed in before the first step (`load`, one tensor at a time) or
-// on the first step that feeds them, and bound into every step's executor; a
+// on the first step that feeds them, and bound into every step's executor, each in its storage
+// dtype (the linears, table and head in the model's 16-bit dtype, read widened by the kernels); a
 // step graph is compiled once per shape; each session's KV cache lives on the device
 // (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
-import { topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { topoSort, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
+import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { uploadTensor, type GpuTensor } from "../gpu/tensor.ts";
 import type { StepRunner } from "./cached-model.ts";
@@ -28,8 +30,9 @@ export interface GpuStepRunner extends StepRunner {
   /** Switch on to time every dispatch of the following steps (a profile; see StepProfile). */
   readonly profile: StepProfile;
   /**
-   * Uploads each tensor of `tensors` (f32) as it arrives, holding none on the host; steps then
-   * bind these and need no weight among their feeds. Stops at the first failure.
+   * Uploads each tensor of `tensors` as it arrives, in its storage dtype (f32 unless the options'
+   * weightDtypes name it), holding none on the host; steps then bind these and need no weight
+   * among their feeds. Stops at the first failure.
    */
   load(tensors: AsyncIterable<Result<StreamedTensor>>): Promise<Result<void>>;
   /** Frees the weights. */
@@ -39,6 +42,8 @@ export interface GpuStepRunner extends StepRunner {
 export interface GpuRunnerOptions {
   /** Cache lengths are rounded up to multiples of this (one decode executor per bucket). */
   bucket?: number;
+  /** Weights stored narrower than f32, by graph name (generationWeightDtypes); the rest are f32. */
+  weightDtypes?: ReadonlyMap<string, DType>;
 }
 
 /** Cached positions per bucket by default. */
@@ -87,7 +92,7 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
         const name = n.attrs.name!;
         const loaded = resident.get(name);
         if (loaded) {
-          invariant(n.dtype === "f32" && loaded.shape.join("x") === n.shape.join("x"), `generation step: the loaded weight ${name} is f32 [${loaded.shape}], the step reads ${n.dtype} [${n.shape}]`);
+          invariant(n.dtype === loaded.dtype && loaded.shape.join("x") === n.shape.join("x"), `generation step: the loaded weight ${name} is ${loaded.dtype} [${loaded.shape}], the step reads ${n.dtype} [${n.shape}]`);
           bound.set(name, loaded);
           continue;
         }
@@ -109,8 +114,12 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
     },
   };
 
+  const weightDtypes = options.weightDtypes ?? new Map<string, DType>();
+  const narrow = new Set(weightDtypes.values());
+  const stored = narrow.size === 0 ? "weights" : `weights (${[...narrow].join(", ")} linears, table and head)`;
   return {
-    backend: `GPU (${gpu.adapter.name}; weights and KV cache on the device)`,
+    backend: `GPU (${gpu.adapter.name}; ${stored} and KV cache on the device)`,
+    weightDtypes,
     stats,
     profile,
     openCache: (dims) => new DeviceKvCache(programs, dims),
@@ -119,7 +128,7 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
         if (!tensor.ok) return tensor;
         const { name, shape, values } = tensor.value;
         resident.get(name)?.destroy();
-        const uploaded = uploadTensor(gpu, "f32", shape, values, name);
+        const uploaded = uploadTensor(gpu, (weightDtypes.get(name) ?? "f32") as StorageDType, shape, values, name);
         resident.set(name, uploaded);
         stats.weightBytes += uploaded.byteSize;
       }

@@ -2,8 +2,8 @@
 // model (a checkpoint directory, or `init = random` weights drawn from `train.seed`), an optional
 // PEFT adapter, the backend that runs it (the KV-cache model on the interpreter or a GPU, or the
 // no-cache reference), and the decode block as generation settings. On a GPU a checkpoint streams
-// to the device one tensor at a time, the adapter merged into each as it passes; the CPU backends
-// read it into a host map.
+// to the device one tensor at a time, the adapter merged into each as it passes, and is stored in
+// the pipeline's `model.dtype`; the CPU backends read it into a host map and compute in float64.
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ok, type Result } from "../../compiler/diagnostics.ts";
@@ -13,8 +13,10 @@ import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
-import type { GpuDevice } from "../gpu/device.ts";
-import { CachedGenerationModel, interpreterRunner } from "./cached-model.ts";
+import { planSettings } from "../../compiler/plan/settings.ts";
+import { generationWeightDtypes } from "../../compiler/plan/storage.ts";
+import { f16StorageRefusal, type GpuDevice } from "../gpu/device.ts";
+import { CachedGenerationModel, interpreterRunner, type StepRunner } from "./cached-model.ts";
 import { CpuGenerationModel } from "./cpu-model.ts";
 import type { GenerationSettings, Strategy } from "./engine.ts";
 import { gpuRunner, type GpuStepRunner } from "./gpu-runner.ts";
@@ -63,7 +65,7 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
 
   const seed = Number(pipeline.train.seed ?? 0);
   if (options.gpu && !options.noCache && model.init !== "random") {
-    const streamed = await streamedGpuModel(String(model.path), family, options.adapterDir, gpuRunner(options.gpu), options.onProgress);
+    const streamed = await streamedGpuModel(pipeline, family, options.adapterDir, options.gpu, options.onProgress);
     if (!streamed.ok) return streamed;
     return ok(generator(pipeline, family, tokenizer.value, streamed.value.config, new Map(), streamed.value.model, seed));
   }
@@ -86,26 +88,48 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
     if (!read.ok) return read;
     adapter = read.value;
   }
+  let runner: StepRunner = interpreterRunner;
+  if (options.gpu && !options.noCache) {
+    const onGpu = pipelineGpuRunner(pipeline, family, config, options.gpu);
+    if (!onGpu.ok) return onGpu;
+    runner = onGpu.value;
+  }
   const generation = options.noCache
     ? new CpuGenerationModel({ family, config, weights: new Map([...weights, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method })
-    : new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, options.gpu ? gpuRunner(options.gpu) : interpreterRunner);
+    : new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, runner);
   return ok(generator(pipeline, family, tokenizer.value, config, weights, generation, seed));
 }
 
 /**
- * The KV-cache model on `runner` with the checkpoint in `dir` streamed onto its device, merged
- * with the adapter in `adapterDir` tensor by tensor; the runner's weights are freed on failure.
+ * A GPU step runner that stores the model's linears, table and head in the pipeline's
+ * `model.dtype` (generationWeightDtypes), as a PyTorch model loaded in that dtype holds them;
+ * f16 on a device without shader-f16 is SFT5009.
+ */
+export function pipelineGpuRunner(pipeline: ResolvedPipeline, family: Family, config: ModelConfig, gpu: GpuDevice): Result<GpuStepRunner> {
+  const weightDtypes = generationWeightDtypes(family, config, planSettings(pipeline).dtype);
+  const refused = f16StorageRefusal(gpu, weightDtypes, `the weights of this ${family.name} model`);
+  if (refused) return refused;
+  return ok(gpuRunner(gpu, { weightDtypes }));
+}
+
+/**
+ * The KV-cache model on a pipelineGpuRunner of `gpu` with the pipeline's checkpoint streamed
+ * onto it, merged with the adapter in `adapterDir` tensor by tensor; the runner's weights are
+ * freed on failure.
  */
 async function streamedGpuModel(
-  dir: string,
+  pipeline: ResolvedPipeline,
   family: Family,
   adapterDir: string | undefined,
-  runner: GpuStepRunner,
+  gpu: GpuDevice,
   onProgress?: (done: number, total: number) => void,
 ): Promise<Result<{ config: ModelConfig; model: GenerationModel }>> {
-  const opened = await openModelDir(dir, family.name);
+  const opened = await openModelDir(String(pipeline.model.path), family.name);
   if (!opened.ok) return opened;
   const config = opened.value.config;
+  const made = pipelineGpuRunner(pipeline, family, config, gpu);
+  if (!made.ok) return made;
+  const runner = made.value;
   let adapter: LoadedAdapter | undefined;
   if (adapterDir !== undefined) {
     const read = await readPeftAdapter(adapterDir, family, config);

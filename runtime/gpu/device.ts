@@ -139,6 +139,21 @@ function attempt<T>(work: () => T): { done: true; value: T } | { done: false; er
   }
 }
 
+/**
+ * Weights stored in f16 need the device's `shader-f16`: without it, an error naming model.dtype
+ * before any weight is uploaded (the kernels reading them could not be compiled). `subject` says
+ * whose weights, as the message's start.
+ */
+export function f16StorageRefusal(gpu: GpuDevice, weightDtypes: ReadonlyMap<string, string>, subject: string): Result<never> | undefined {
+  if (gpu.hasF16 || ![...weightDtypes.values()].includes("f16")) return undefined;
+  return fail(
+    diag("SFT5009", `${subject} are kept in f16 (model.dtype = f16), and '${gpu.adapter.name}' lacks the shader-f16 feature to read them`, {
+      where: "model.dtype",
+      hint: "Set model.dtype = bf16 (no device feature needed) or f32, or use an adapter with shader-f16.",
+    }),
+  );
+}
+
 /** The diagnostic for a lost device; none when the loss was our own `destroy()`. */
 export function deviceLostDiagnostic(info: { reason: string; message: string }, adapterName: string): Diagnostic | undefined {
   if (info.reason === "destroyed") return undefined;

@@ -16,7 +16,7 @@ import { checkAgainstDevice, planPipeline, type PlannedPipeline } from "../../co
 import { formatBytes } from "../../compiler/passes/memory-plan.ts";
 import { exportPeftAdapter } from "../export/peft-family.ts";
 import { writeSafetensors } from "../export/safetensors-writer.ts";
-import { getSharedDevice, type GpuDevice } from "../gpu/device.ts";
+import { f16StorageRefusal, getSharedDevice, type GpuDevice } from "../gpu/device.ts";
 import type { Lock } from "../repo/lock.ts";
 import { newRunId, readManifest, writeManifest } from "../repo/run-record.ts";
 import type { TrainingBackend } from "../train/backend.ts";
@@ -161,23 +161,9 @@ async function exportTrained(p: ResolvedPipeline, setup: TrainingSetup, backend:
 export function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean): Result<TrainingBackend> {
   // QLoRA: the GPU engine stores the base linears as NF4; the CPU engine trains over their round trip
   if (!gpu) return CpuBackend.create(setup.model, nf4RoundTrip(setup.weights, setup.nf4));
-  const refused = f16Refusal(setup, gpu);
+  const refused = f16StorageRefusal(gpu, setup.weightDtypes, `the frozen weights of this ${setup.model.name} run`);
   if (refused) return refused;
   return GpuBackend.create(gpu, setup.model, setup.weights, engineOptions(setup, checkpointing));
-}
-
-/**
- * Frozen weights kept in f16 need the device's `shader-f16`: without it, an error before any
- * weight is uploaded (the kernels reading them could not be compiled).
- */
-function f16Refusal(setup: TrainingSetup, gpu: GpuDevice): Result<never> | undefined {
-  if (gpu.hasF16 || ![...setup.weightDtypes.values()].includes("f16")) return undefined;
-  return fail(
-    diag("SFT5009", `the frozen weights of this ${setup.model.name} run are kept in f16 (model.dtype = f16), and '${gpu.adapter.name}' lacks the shader-f16 feature to read them`, {
-      where: "model.dtype",
-      hint: "Set model.dtype = bf16 (no device feature needed) or f32, or use an adapter with shader-f16.",
-    }),
-  );
 }
 
 /**
@@ -200,7 +186,7 @@ function planHeldPrograms(planned: PlannedPipeline, backend: GpuBackend): Result
 export async function loadEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean, onProgress?: (done: number, total: number) => void): Promise<Result<TrainingBackend>> {
   if (!setup.baseWeights) return createEngine(setup, gpu, checkpointing);
   invariant(gpu !== undefined, "a setup prepared to stream its weights trains on the GPU");
-  const refused = f16Refusal(setup, gpu);
+  const refused = f16StorageRefusal(gpu, setup.weightDtypes, `the frozen weights of this ${setup.model.name} run`);
   if (refused) return refused;
   return GpuBackend.load(gpu, setup.model, withHostWeights(setup.baseWeights(onProgress), setup.weights), engineOptions(setup, checkpointing));
 }

@@ -9,8 +9,11 @@
 //      workgroup memory, zero past the key window;
 //   2. each subgroup computes its S = Q K^T (M, BLOCK_K) with matrix products, Q held in left
 //      matrices loaded once, f32 results stored to workgroup memory;
-//   3. ordinary invocations, one per row, apply scale, bias and mask to S (f32), update the
-//      row's sum and write P = exp(S - m) as f16, where m is the row's running max, moved only
+//   3. ordinary invocations apply scale, bias and mask to S (f32), update the row's sums and
+//      write P = exp(S - m) as f16: every invocation of the workgroup takes part, LANES of them
+//      per row (subgroup size / M, at least 1) each over every LANES-th key of the tile, their
+//      tile maxima combined through workgroup memory and their sums kept apart until the end;
+//      m is the row's running max, moved only
 //      when a tile's max exceeds it by more than TAU (conditional rescaling, as in recent
 //      FlashAttention work); a row whose m moves raises a workgroup flag, and only then do the
 //      subgroups store O to workgroup memory (f32), every invocation scale O's rows by
@@ -73,13 +76,24 @@ function keyValueElements(layout: SubgroupAttentionLayout, headDim: number): num
 }
 
 /**
+ * Invocations per query row in the forward's softmax: the workgroup's invocations over its rows,
+ * subgroup size / M (2 on NVIDIA's 32 lanes and 16-row matrices), or 1 where a subgroup has no
+ * more lanes than rows (each invocation then takes whole rows).
+ */
+export function softmaxLanes(layout: SubgroupAttentionLayout): number {
+  return Math.max(1, layout.subgroupSize / layout.config.M);
+}
+
+/**
  * Bytes of workgroup memory the kernel declares: O (BLOCK_Q, D) f32, S (BLOCK_Q, BLOCK_K) f32 and
  * P (BLOCK_Q, BLOCK_K) f16 in padded rows (S_PAD, P_PAD), the K and V tiles f16 (which first
- * stage Q), three f32 per row, and the rescale flag (an atomic u32).
+ * stage Q), two f32 per row (max, scale), one f32 sum per row and lane, with several lanes a
+ * tile max per row and lane too, and the rescale flag (an atomic u32).
  */
-export function workgroupBytes(layout: SubgroupAttentionLayout, headDim: number): number {
+export function workgroupBytes(layout: SubgroupAttentionLayout, headDim: number, lanes = softmaxLanes(layout)): number {
   const rows = blockRows(layout);
-  return 4 * rows * headDim + 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * keyValueElements(layout, headDim) + 3 * 4 * rows + 4;
+  const rowStats = 2 * 4 * rows + 4 * rows * lanes * (lanes > 1 ? 2 : 1);
+  return 4 * rows * headDim + 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * keyValueElements(layout, headDim) + rowStats + 4;
 }
 
 
@@ -274,15 +288,84 @@ export function loadLefts(name: string, n: number, array: string, offset: (x: nu
 }
 
 /**
- * The bindings and uniforms of attentionForwardKernel: q, k, v (read; may be one fused buffer),
- * o, lse (B, Hq, T) f32, then the mask's; uniform values from attentionForwardUniforms.
+ * WGSL of step 3 for one key tile: each (row, lane) applies scale, bias and mask to its keys of
+ * S (lane, lane + LANES, ...), the row's lanes agree on the tile max through part_max (one
+ * barrier), m moves as the header says, and each lane writes its P and adds its weights to its
+ * own lane_sum, scaled with the row. With one lane the invocations loop over whole rows and need
+ * no barrier; with several, every invocation owns exactly one (row, lane).
  */
-export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
+function softmaxStep(lanes: number): string {
+  const many = lanes > 1;
+  const scores = `        let i = first + r;
+        let p = i + u.query_offset;
+        var m = row_max[r]; // read before any lane of the row writes it
+        var tile_max = NEG_BIG;
+        for (var c = lane; c < BLOCK_K; c += LANES) {
+          var s = NEG_BIG;
+          if (i < u.q_len && c < n && key_allowed(b, p, j0 + c)) {
+            s = s_tile[r * S_STRIDE + c] * u.scale + score_bias(h, p, j0 + c);
+          }
+          s_tile[r * S_STRIDE + c] = s;
+          tile_max = max(tile_max, s);
+        }`;
+  const combine = `        part_max[lidx] = tile_max;
+        workgroupBarrier();
+        for (var x = 0u; x < LANES; x++) { tile_max = max(tile_max, part_max[r * LANES + x]); }`;
+  const weights = `        // m moves to the first tile with an allowed key (O and sum are still 0) and to a tile
+        // whose max exceeds it by more than TAU; below that, P in terms of the old m fits f16
+        var scale = 1.0;
+        if (m == NEG_BIG) {
+          m = tile_max;
+        } else if (tile_max > m + TAU) {
+          scale = exp(m - tile_max);
+          m = tile_max;
+          atomicOr(&rescale_flag, 1u);
+        }
+        var sum = 0.0;
+        for (var c = lane; c < BLOCK_K; c += LANES) {
+          var w = 0.0;
+          if (tile_max > NEG_BIG) { w = exp(s_tile[r * S_STRIDE + c] - m); } // a masked score gives 0
+          sum += w;
+          p_tile[r * P_STRIDE + c] = f16(w);
+        }
+        lane_sum[r * LANES + lane] = lane_sum[r * LANES + lane] * scale + sum;`;
+  if (!many)
+    return `      // online softmax, one invocation per row
+      for (var r = lidx; r < BLOCK_Q; r += WG_X) {
+        let lane = 0u;
+${scores}
+${weights}
+        row_max[r] = m;
+        row_scale[r] = scale;
+      }`;
+  return `      // online softmax, LANES invocations per row
+      {
+        let r = lidx / LANES;
+        let lane = lidx % LANES;
+${scores}
+${combine}
+${weights}
+        if (lane == 0u) {
+          row_max[r] = m;
+          row_scale[r] = scale;
+        }
+      }`;
+}
+
+/**
+ * The bindings and uniforms of attentionForwardKernel: q, k, v (read; may be one fused buffer),
+ * o, lse (B, Hq, T) f32, then the mask's; uniform values from attentionForwardUniforms. `lanes`
+ * invocations per row take the softmax (softmaxLanes; 1 is the choice where invocations take
+ * whole rows, which the benchmark compares).
+ */
+export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout: SubgroupAttentionLayout, lanes = softmaxLanes(layout)): KernelSpec {
   const { config: c, blockK: BK } = layout;
   const D = variant.headDim;
   const BQ = blockRows(layout);
   checkSubgroupLayout(layout, D);
   invariant(BK >= c.M, `attention: ${BK} keys per tile are fewer than the ${c.M} rows of a result matrix`);
+  const invocations = layout.subgroups * layout.subgroupSize;
+  invariant(lanes === 1 || lanes * BQ === invocations, `attention: ${lanes} lanes per row of ${BQ} rows in ${invocations} invocations`);
   const scalar = attentionForwardKernel(variant); // the same uniforms and bindings
   const kvSize = keyValueElements(layout, D);
   const types = subgroupMatrixTypes(c);
@@ -302,7 +385,7 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   const update = range(D / c.N).map((y) => product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${x * c.K * D + y * c.N}u`, "D", types));
   const { scope } = subgroupRows(layout);
   return {
-    ...subgroupAttentionFrame("attention_forward_subgroup_matrix", { ...variant, blockK: BK }, layout, scalar, (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch]),
+    ...subgroupAttentionFrame("attention_forward_subgroup_matrix", { ...variant, blockK: BK, lanes }, layout, scalar, (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch]),
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "o"])}
 const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
@@ -311,14 +394,21 @@ const P_STRIDE = ${BK + P_PAD}u;
 const KT_STRIDE = ${BK + KT_PAD}u; // padded rows of K^T (KT_PAD)
 const V_AT = ${(BK + KT_PAD) * D}u; // V's offset in kv_tile
 const TAU = ${RESCALE_TAU}.0; // how far a tile's max may exceed a row's m before m moves
+const LANES = ${lanes}u; // invocations per row in the softmax
 var<workgroup> o_tile: array<f32, ${BQ * D}>; // (BLOCK_Q, D) unnormalized output, when rescaled and at the end
 var<workgroup> s_tile: array<f32, ${BQ * (BK + S_PAD)}>; // (BLOCK_Q, BLOCK_K) scores, then biased and masked
 var<workgroup> p_tile: array<f16, ${BQ * (BK + P_PAD)}>; // (BLOCK_Q, BLOCK_K) exp(score - m)
 var<workgroup> kv_tile: array<f16, ${kvSize}>; // K^T (D, KT_STRIDE) then V (BLOCK_K, D); first Q (BLOCK_Q, D)
 var<workgroup> row_max: array<f32, ${BQ}>;
-var<workgroup> row_sum: array<f32, ${BQ}>;
 var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old m - new m) of the current tile
-var<workgroup> rescale_flag: atomic<u32>; // nonzero when some row's m moved in the current tile`,
+var<workgroup> lane_sum: array<f32, ${BQ * lanes}>; // [row][lane] sums of P in terms of the row's m${lanes > 1 ? `
+var<workgroup> part_max: array<f32, ${BQ * lanes}>; // [row][lane] maxima of the current tile` : ""}
+var<workgroup> rescale_flag: atomic<u32>; // nonzero when some row's m moved in the current tile
+fn row_sum(r: u32) -> f32 {
+  var l = 0.0;
+  for (var x = 0u; x < LANES; x++) { l += lane_sum[r * LANES + x]; }
+  return l;
+}`,
     body: `${wgslQueryBlockOpening(layout)}
   // stage Q as f16 (rows past T are zero); clear the row statistics and the flag
   for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
@@ -327,10 +417,8 @@ var<workgroup> rescale_flag: atomic<u32>; // nonzero when some row's m moved in 
     if (i < u.q_len) { x = load_q(q_at(b, i, h) + e % D); }
     kv_tile[e] = f16(x);
   }
-  for (var r = lidx; r < BLOCK_Q; r += WG_X) {
-    row_max[r] = NEG_BIG;
-    row_sum[r] = 0.0;
-  }
+  for (var r = lidx; r < BLOCK_Q; r += WG_X) { row_max[r] = NEG_BIG; }
+  for (var e = lidx; e < BLOCK_Q * LANES; e += WG_X) { lane_sum[e] = 0.0; }
   if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }
   workgroupBarrier();
   ${scope}{
@@ -343,41 +431,7 @@ ${wgslTilePair("BLOCK_K", KEY_VALUE_LOADS, ["kv_tile[d * KT_STRIDE + r] = f16(x0
       workgroupBarrier();
 ${lines(scores)}
       workgroupBarrier();
-      // online softmax, one invocation per row
-      for (var r = lidx; r < BLOCK_Q; r += WG_X) {
-        let i = first + r;
-        let p = i + u.query_offset;
-        var tile_max = NEG_BIG;
-        for (var c = 0u; c < BLOCK_K; c++) {
-          var s = NEG_BIG;
-          if (i < u.q_len && c < n && key_allowed(b, p, j0 + c)) {
-            s = s_tile[r * S_STRIDE + c] * u.scale + score_bias(h, p, j0 + c);
-          }
-          s_tile[r * S_STRIDE + c] = s;
-          tile_max = max(tile_max, s);
-        }
-        // m moves to the first tile with an allowed key (O and sum are still 0) and to a tile
-        // whose max exceeds it by more than TAU; below that, P in terms of the old m fits f16
-        var m = row_max[r];
-        var scale = 1.0;
-        if (m == NEG_BIG) {
-          m = tile_max;
-        } else if (tile_max > m + TAU) {
-          scale = exp(m - tile_max);
-          m = tile_max;
-          atomicOr(&rescale_flag, 1u);
-        }
-        var sum = 0.0;
-        for (var c = 0u; c < BLOCK_K; c++) {
-          var w = 0.0;
-          if (tile_max > NEG_BIG) { w = exp(s_tile[r * S_STRIDE + c] - m); } // a masked score gives 0
-          sum += w;
-          p_tile[r * P_STRIDE + c] = f16(w);
-        }
-        row_max[r] = m;
-        row_sum[r] = row_sum[r] * scale + sum;
-        row_scale[r] = scale;
-      }
+${softmaxStep(lanes)}
       workgroupBarrier(); // P, row_scale and the flag are written
       if (workgroupUniformLoad(&rescale_flag) != 0u) {
         // O's rows scaled through workgroup memory
@@ -398,12 +452,12 @@ ${storeO("    ")}
     let r = e / D;
     let i = first + r;
     // A row that sees no key: zeros and lse = -inf, as the scalar kernel writes.
-    let l = row_sum[r];
+    let l = row_sum(r);
     if (i < u.q_len) { store_o(o_at(b, i, h) + e % D, select(0.0, o_tile[e] / l, l > 0.0)); }
   }
   for (var r = lidx; r < BLOCK_Q; r += WG_X) {
     let i = first + r;
-    let l = row_sum[r];
+    let l = row_sum(r);
     if (i < u.q_len) { lse[(b * u.query_heads + h) * u.q_len + i] = select(negative_infinity(), row_max[r] + log(l), l > 0.0); }
   }`,
   };

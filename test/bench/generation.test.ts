@@ -1,13 +1,15 @@
 // The 7B generation benchmark's parts that need no large GPU: the shared-shape weight stream, the
-// decode step's byte count and bandwidth fraction, the buffer-limit refusal, and the PyTorch
+// decode step's byte count (f32 and bf16 storage) and bandwidth fraction, the report's ratios, the buffer-limit refusal, and the PyTorch
 // reference's refusals where it cannot run.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { benchGeneration, bufferRefusal, decodeBandwidth, decodeBytes, torchGenerate } from "../../bench/generation.ts";
+import { benchGeneration, bufferRefusal, decodeBandwidth, decodeBytes, SEVEN_B, torchGenerate } from "../../bench/generation.ts";
+import { generationSection } from "../../bench/report.ts";
 import { sharedShapeWeights } from "../../bench/shared-weights.ts";
 import { torchDeviceFor } from "../../bench/ceilings.ts";
 import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
 import { fromDimensions } from "../../compiler/plan/model-config.ts";
+import { generationWeightDtypes } from "../../compiler/plan/storage.ts";
 import type { StreamedTensor } from "../../runtime/generate/weights.ts";
 import { families } from "../../stdlib/families/index.ts";
 import { families as familyFacts } from "../../stdlib/schemas/model.ts";
@@ -64,7 +66,7 @@ test("the shared-shape stream yields every weight of the graph once, with its sh
   assert.ok(!firstAgain.done && firstAgain.value.ok && Array.from(firstAgain.value.value.values).every((v, i) => v === seen[0].values[i]));
 });
 
-test("a decode step's bytes: every weight in f32, the embedding table one row, plus the keys and values", () => {
+test("a decode step's bytes: every weight in its storage dtype, the embedding table one row, plus the keys and values", () => {
   // the tiny preset by hand: Baichuan's layout (fused QKV, gated MLP, separate head)
   const config = preset("tiny");
   const { hidden: h, ffn: f, vocab: v, layers: n } = config.dims;
@@ -79,6 +81,11 @@ test("a decode step's bytes: every weight in f32, the embedding table one row, p
   const sevenBytes = decodeBytes(family, preset("7b"), seven, 160);
   assert.is(sevenBytes.weightBytes, 4 * (7_000_559_616 - 64000 * 4096 + 4096));
   assert.is(sevenBytes.kvBytes, 2 * 32 * 4096 * 4 * 160);
+  // bf16 linears, table and head: two bytes each; the norms (two per layer and the final one) stay f32
+  const narrow = decodeBytes(family, preset("7b"), seven, 160, generationWeightDtypes(family, preset("7b"), "bf16"));
+  const norms = (2 * 32 + 1) * 4096;
+  assert.is(narrow.weightBytes, 2 * (7_000_559_616 - 64000 * 4096 + 4096 - norms) + 4 * norms);
+  assert.is(narrow.kvBytes, sevenBytes.kvBytes);
 });
 
 test("the bandwidth fraction: bytes per token over the median step, over the copy bandwidth", () => {
@@ -87,9 +94,9 @@ test("the bandwidth fraction: bytes per token over the median step, over the cop
   assert.equal(b, { weightBytes: 1e9, kvBytes: 1e8, cachedLength: 100, bytesPerToken: 1.1e9, gbs: 1100, copyGbs: 2200, fraction: 0.5 });
 });
 
-test("the 7B generation is refused by name when a weight exceeds the adapter's binding or buffer size", () => {
+test("the 7B generation is refused by name when a weight exceeds the adapter's binding or buffer size in its storage dtype", () => {
   const GiB = 2 ** 30;
-  const shapes = [[64000, 4096], [4096, 4096]]; // the largest weight 0.98 GiB in f32
+  const shapes = new Map([["table", [64000, 4096]], ["linear", [4096, 4096]]]); // the largest weight 0.98 GiB in f32
   assert.is(bufferRefusal({ maxStorageBufferBindingSize: 2 * GiB, maxBufferSize: 4 * GiB }, shapes), undefined);
   assert.is(
     bufferRefusal({ maxStorageBufferBindingSize: 0.5 * GiB, maxBufferSize: 4 * GiB }, shapes),
@@ -98,6 +105,12 @@ test("the 7B generation is refused by name when a weight exceeds the adapter's b
   assert.is(
     bufferRefusal({ maxStorageBufferBindingSize: 2 * GiB, maxBufferSize: 0.25 * GiB }, shapes),
     "its largest weight is 0.98 GiB in f32, above the adapter's maxBufferSize of 0.25 GiB",
+  );
+  const bf16 = new Map([["table", "bf16" as const]]);
+  assert.is(bufferRefusal({ maxStorageBufferBindingSize: 0.5 * GiB, maxBufferSize: 4 * GiB }, shapes, bf16), undefined, "the table is 0.49 GiB in bf16");
+  assert.is(
+    bufferRefusal({ maxStorageBufferBindingSize: 0.25 * GiB, maxBufferSize: 4 * GiB }, shapes, bf16),
+    "its largest weight is 0.49 GiB in bf16, above the adapter's maxStorageBufferBindingSize of 0.25 GiB",
   );
 });
 
@@ -108,11 +121,47 @@ test(
       console.log(`    skipped: '${gpu.adapter.name}' is not a CPU adapter`);
       return;
     }
-    const [tiny, large] = await benchGeneration(gpu, { promptTokens: 4, newTokens: 2 }, { promptTokens: 128, newTokens: 64 }, 1);
+    const [tiny, f32, bf16] = await benchGeneration(gpu, { promptTokens: 4, newTokens: 2 }, { promptTokens: 128, newTokens: 64 }, 1);
     assert.ok(tiny.measured && tiny.logitsFinite);
-    assert.ok(!large.measured && large.why.endsWith("is a CPU adapter: 28.0 GB of f32 weights in host memory and minutes per token"), large.measured ? "" : large.why);
+    assert.ok(!f32.measured && f32.why.endsWith("is a CPU adapter: 28.0 GB of weights in host memory and minutes per token"), f32.measured ? "" : f32.why);
+    assert.ok(!bf16.measured && bf16.why.endsWith("is a CPU adapter: 14.0 GB of weights in host memory and minutes per token"), bf16.measured ? "" : bf16.why);
+    assert.match(bf16.model, "(bf16 linears, table and head on the device)");
   }),
 );
+
+test("the report divides each 7B decode (f32, bf16) by transformers' generate in each dtype, and its bytes by the copy bandwidth", () => {
+  const row = (weightDtype: "f32" | "bf16", decodeMedianNs: number, weightBytes: number) => ({
+    measured: true as const,
+    model: `${SEVEN_B}: ... (${weightDtype})`,
+    parameters: 7e9,
+    promptTokens: 128,
+    newTokens: 64,
+    backend: "GPU",
+    weightDtype,
+    prefillNs: 1e8,
+    prefillTokensPerSecond: 1280,
+    decodeSamplesNs: [decodeMedianNs],
+    decodeMedianNs,
+    decodeTokensPerSecond: 1e9 / decodeMedianNs,
+    logitsFinite: true,
+    bandwidth: decodeBandwidth({ weightBytes, kvBytes: 0 }, 160, decodeMedianNs, 4000),
+    launchesPerStep: 419,
+  });
+  const torchRow = (dtype: string, decodeTokensPerSecond: number) => ({ dtype, ok: true as const, parameters: 7e9, attention: "sdpa", newTokensNs: 0, oneTokenNs: 0, prefillNs: 5e7, decodeTokensPerSecond, peakMemoryBytes: 0 });
+  const markdown = generationSection({
+    // 25 and 50 tokens/s; 28 GB and 14 GB a token: 700 GB/s each
+    generation: [row("f32", 40e6, 28e9), row("bf16", 20e6, 14e9)],
+    generationReference: { available: true, python: "python3", torch: "2", transformers: "4", cuda: "12", device: "H", promptTokens: 128, newTokens: 64, reps: 3, rows: [torchRow("f32", 50), torchRow("bf16", 100)] },
+  });
+  const cells = (line: string) => line.split("|").slice(1, -1).map((c) => c.trim());
+  const lines = markdown.split("\n");
+  const lineOf = (start: string) => cells(lines.find((l) => l.startsWith(start))!);
+  assert.equal(lineOf("| engine |"), ["engine", "dtype", "prefill ms", "decode tokens/s", "sftc / PyTorch f32", "sftc / PyTorch bf16"]);
+  assert.equal(lineOf("| sftc (WebGPU) | f32 |").slice(3), ["25.0", "0.500", "0.250"]);
+  assert.equal(lineOf("| sftc (WebGPU) | bf16 |").slice(3), ["50.0", "1.000", "0.500"]);
+  assert.equal(lineOf("| f32 |").slice(1, 8), ["28.000", "0.000", "28.000", "40.0", "700.0", "4000.0", "17.5%"]);
+  assert.equal(lineOf("| bf16 |").slice(1, 8), ["14.000", "0.000", "14.000", "20.0", "700.0", "4000.0", "17.5%"]);
+});
 
 test("transformers' generate runs only at full size on CUDA, and a Python without it says so", () => {
   const sizes = { promptTokens: 4, newTokens: 2 };

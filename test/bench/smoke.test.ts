@@ -84,15 +84,18 @@ test(
       assert.ok(step.torch.why.length > 0);
     }
 
-    // (e) generation: the tiny model measured; the 7B-sized one not at this size, with the reason
-    const [tiny, large] = report.generation;
+    // (e) generation: the tiny model measured; the 7B-sized one (f32 and bf16) not at this size, with the reason
+    const [tiny, ...large] = report.generation;
     assert.ok(tiny.measured, "tiny model generation");
     if (tiny.measured) {
       assert.is(tiny.promptTokens, SHAPES.smoke.generation.promptTokens);
       assert.is(tiny.decodeSamplesNs.length, SHAPES.smoke.generation.newTokens);
       assert.ok(tiny.prefillTokensPerSecond > 0 && tiny.decodeTokensPerSecond > 0, "generation timed");
     }
-    assert.equal(large, { measured: false, model: "baichuan7b 7b preset, random init", why: "run only with --size full" });
+    assert.equal(large, [
+      { measured: false, model: "baichuan7b 7b preset, random init, f32 weights", weightDtype: "f32", why: "run only with --size full" },
+      { measured: false, model: "baichuan7b 7b preset, random init, bf16 weights", weightDtype: "bf16", why: "run only with --size full" },
+    ]);
     assert.equal(report.generationReference, { available: false, why: "run only with --size full" });
 
     // (f) machine and run

@@ -1,6 +1,7 @@
 // Generation on the GPU (WebGPU; lavapipe in CI): the cached step graphs compiled and run by the
 // executor give the CPU reference's logits within float32 error, and the same tokens, for every
-// family's fixture model, including a left-padded batch; and `sftc generate --gpu`. Skips
+// family's fixture model, including a left-padded batch, with f32 weights and with the linears,
+// table and head stored in bf16 or f16; and `sftc generate --gpu`. Skips
 // without a GPU adapter.
 import { join } from "node:path";
 import { test } from "uvu";
@@ -9,7 +10,9 @@ import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { generateBatch } from "../../runtime/generate/engine.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";
+import { generationWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
 import { Random } from "../../runtime/random.ts";
+import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import { FIXTURES } from "../checkpoint/support.ts";
 import { sftc } from "../cli/support.ts";
@@ -20,6 +23,25 @@ import { greedySettings } from "./gpu-support.ts";
 
 const settings = greedySettings(3);
 
+/** The prompts' prefill and one decode step give logits within 1e-4 of the CPU's, and greedy generation the same tokens. */
+async function assertSameGeneration(cpu: CachedGenerationModel, onGpu: CachedGenerationModel, prompts: number[][]): Promise<void> {
+  const [a, b] = [await cpu.start(prompts), await onGpu.start(prompts)];
+  const worst = Math.max(...a.logits.map((row, i) => relativeError(b.logits[i], row)));
+  assert.ok(worst < 1e-4, `prefill logits: relative error ${worst}`);
+  const [x, y] = [await a.session.append([3, 5]), await b.session.append([3, 5])];
+  const step = Math.max(...x.map((row, i) => relativeError(y[i], row)));
+  assert.ok(step < 1e-4, `decode-step logits: relative error ${step}`);
+  const want = expectOk(await generateBatch(cpu, prompts, settings, new Random(0)));
+  const got = expectOk(await generateBatch(onGpu, prompts, settings, new Random(0)));
+  assert.equal(got.map((p) => p[0].tokens), want.map((p) => p[0].tokens));
+}
+
+/** Two prompts of different lengths (a left-padded batch); ChatGLM's end in [gMASK] <sop>. */
+function twoPrompts(name: FamilyName, config: ModelConfig): number[][] {
+  const glm = (ids: number[]) => (name === "chatglm" ? [...ids, config.tokens.specials["[gMASK]"], config.tokens.specials["<sop>"]] : ids);
+  return [glm([17, 250, 31, 99, 4, 8]), glm([60, 7])];
+}
+
 for (const name of Object.keys(families) as FamilyName[]) {
   test(
     `${name}: GPU generation equals the CPU reference (logits within 1e-4, same tokens)`,
@@ -28,31 +50,49 @@ for (const name of Object.keys(families) as FamilyName[]) {
       const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
       const cpu = new CachedGenerationModel({ family, config, weights });
       const onGpu = new CachedGenerationModel({ family, config, weights }, gpuRunner(gpu));
-      const glm = (ids: number[]) => (name === "chatglm" ? [...ids, config.tokens.specials["[gMASK]"], config.tokens.specials["<sop>"]] : ids);
-      const prompts = [glm([17, 250, 31, 99, 4, 8]), glm([60, 7])];
+      await assertSameGeneration(cpu, onGpu, twoPrompts(name, config));
+    }),
+  );
+}
 
-      const [a, b] = [await cpu.start(prompts), await onGpu.start(prompts)];
-      const worst = Math.max(...a.logits.map((row, i) => relativeError(b.logits[i], row)));
-      assert.ok(worst < 1e-4, `prefill logits: relative error ${worst}`);
-      const [x, y] = [await a.session.append([3, 5]), await b.session.append([3, 5])];
-      const step = Math.max(...x.map((row, i) => relativeError(y[i], row)));
-      assert.ok(step < 1e-4, `decode-step logits: relative error ${step}`);
+for (const [name, dtype] of [["baichuan7b", "bf16"], ["moss", "f16"], ["chatglm", "bf16"], ["chatglm2", "f16"], ["baichuan13b", "bf16"]] as const) {
+  test(
+    `${name}: GPU generation over ${dtype} linears, table and head equals the CPU reference over the same rounded weights, in about half the bytes`,
+    withGpu(async (gpu) => {
+      const family = families[name];
+      const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
+      const weightDtypes = generationWeightDtypes(family, config, dtype);
+      const rounded = new Map(weights);
+      roundToStorage(rounded, weightDtypes);
+      const cpu = new CachedGenerationModel({ family, config, weights: rounded });
+      const wide = gpuRunner(gpu);
+      const narrow = gpuRunner(gpu, { weightDtypes });
+      const onGpu = new CachedGenerationModel({ family, config, weights }, narrow);
+      await assertSameGeneration(cpu, onGpu, twoPrompts(name, config));
 
-      const want = expectOk(await generateBatch(cpu, prompts, settings, new Random(0)));
-      const got = expectOk(await generateBatch(onGpu, prompts, settings, new Random(0)));
-      assert.equal(got.map((p) => p[0].tokens), want.map((p) => p[0].tokens));
+      // the same steps over f32 weights upload twice the bytes of the narrow ones, less norms and biases
+      await (await new CachedGenerationModel({ family, config, weights }, wide).start(twoPrompts(name, config))).session.append([3, 5]);
+      const ratio = narrow.stats.weightBytes / wide.stats.weightBytes;
+      console.log(`    ${name} ${dtype}: ${narrow.stats.weightBytes} of ${wide.stats.weightBytes} bytes (${ratio.toFixed(3)})`);
+      assert.ok(ratio > 0.5 && ratio < 0.56, `stored bytes ratio ${ratio}`);
+      narrow.destroy();
+      wide.destroy();
     }),
   );
 }
 
 test(
-  "sftc generate --gpu prints what the CPU backend prints",
+  "sftc generate --gpu prints what the CPU backend prints, its weights stored in model.dtype",
   withGpu(async () => {
     const quickstart = join(import.meta.dirname, "..", "..", "pipelines", "quickstart.sft");
     const args = ["generate", quickstart, "--prompt", "晚上睡不着怎么办", "--set", "decode.max_new_tokens=4", "--json"];
     const [cpu, gpu] = [await sftc(args), await sftc([...args, "--gpu"])];
     assert.is(gpu.code, 0, gpu.err);
     assert.match(gpu.err, "running on the GPU");
+    assert.match(gpu.err, "weights and KV cache on the device", "the quickstart's model.dtype = f32 stores every weight in f32");
+    const narrow = await sftc([...args, "--gpu", "--set", "model.dtype=bf16"]);
+    assert.is(narrow.code, 0, narrow.err);
+    assert.match(narrow.err, "weights (bf16 linears, table and head) and KV cache on the device");
     assert.equal(JSON.parse(gpu.out).sequences.map((s: { ids: number[] }) => s.ids), JSON.parse(cpu.out).sequences.map((s: { ids: number[] }) => s.ids));
     assert.is((await sftc([...args, "--gpu", "--no-cache"])).code, 2);
   }),

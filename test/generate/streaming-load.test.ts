@@ -1,6 +1,7 @@
 // A checkpoint streamed to the GPU for generation one tensor at a time: a small ChatGLM2
 // checkpoint, with and without a PEFT adapter merged as each tensor passes, generates the tokens
-// (and logits) of the runner fed the whole host map, and loading a ~95 MB checkpoint grows held
+// (and logits) of the runner fed the whole host map, both storing the weights in the pipeline's
+// model.dtype (chatglm2: f16), and loading a ~95 MB checkpoint grows held
 // memory by a few tensors only. Skips without a GPU adapter.
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -8,8 +9,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { generateBatch } from "../../runtime/generate/engine.ts";
-import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
-import { loadPipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
+import { loadPipelineGenerator, pipelineGpuRunner } from "../../runtime/generate/pipeline-model.ts";
 import { checkpointWeights, mergeLora, readPeftAdapter } from "../../runtime/generate/weights.ts";
 import { writePeftAdapter } from "../../runtime/export/peft.ts";
 import { writeSafetensors } from "../../runtime/export/safetensors-writer.ts";
@@ -80,22 +80,25 @@ for (const adapted of [false, true]) {
       const adapterDir = adapted ? await adapterFor(dir) : undefined;
       let read = 0;
       let reports = 0;
-      const streamed = expectOk(await loadPipelineGenerator(pipelineFor(dir), { gpu, adapterDir, onProgress: (done) => ((read = done), reports++) }));
+      const pipeline = pipelineFor(dir);
+      const streamed = expectOk(await loadPipelineGenerator(pipeline, { gpu, adapterDir, onProgress: (done) => ((read = done), reports++) }));
       assert.is(read, bytes, "every byte of the checkpoint was read");
       assert.ok(reports > 1, "progress after each tensor");
       assert.is(streamed.weights.size, 0, "no weight is held on the host");
       assert.match(streamed.model.backend, "GPU");
+      assert.match(streamed.model.backend, "f16 linears, table and head");
 
       const { config, weights } = expectOk(await checkpointWeights(dir, family));
       const adapter = adapterDir ? expectOk(await readPeftAdapter(adapterDir, family, config)) : undefined;
-      const hosted = new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, gpuRunner(gpu));
+      const onGpu = () => expectOk(pipelineGpuRunner(pipeline, family, config, gpu));
+      const hosted = new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, onGpu());
       const prompts = [streamed.tokenizer.withSpecialTokens(streamed.tokenizer.encode("晚上睡不着怎么办"))];
       const [a, b] = [await hosted.start(prompts), await streamed.model.start(prompts)];
       const error = relativeError(b.logits[0], a.logits[0]);
       console.log(`    prefill logits, streamed vs host map: relative error ${error}`);
       assert.ok(error < 1e-6, `relative error ${error}`);
       if (adapter) {
-        const base = new CachedGenerationModel({ family, config, weights }, gpuRunner(gpu));
+        const base = new CachedGenerationModel({ family, config, weights }, onGpu());
         assert.ok(relativeError((await base.start(prompts)).logits[0], a.logits[0]) > 1e-3, "the adapter changes the logits");
       }
       const settings = greedySettings(4);

@@ -2,14 +2,15 @@
 // matrix builtins emulated (test/support/subgroup-matrix-emulation.ts): everything but the matrix
 // hardware is the kernel's own code (tiling, staging, the online softmax, masks, views, GQA).
 // Checked against the float64 reference on f16-rounded inputs for cases of the scalar forward's tests,
-// and for scores that rise along the keys, which make the kernel rescale O (conditional rescaling).
+// for scores that rise along the keys, which make the kernel rescale O (conditional rescaling),
+// and with the softmax split over two invocations per row (as on NVIDIA) or taking whole rows.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runKernel } from "../../runtime/gpu/batch.ts";
 import { createTensor, readFloats } from "../../runtime/gpu/tensor.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
-import { attentionForwardSubgroupKernel, range, RESCALE_TAU, subgroupAttentionLayout, subgroupAttentionTolerance, type SubgroupAttentionLayout } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionForwardSubgroupKernel, range, RESCALE_TAU, softmaxLanes, subgroupAttentionLayout, subgroupAttentionTolerance, type SubgroupAttentionLayout } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { denseView, gatherView, viewIndex } from "../../stdlib/kernels/attention-layout.ts";
 import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
@@ -42,13 +43,13 @@ const emulatedCase = (c: AttentionCase) =>
 const SCALE = (headDim: number) => 1 / Math.sqrt(headDim);
 
 /** Runs the forward of `layout` with emulated matrices on case `c` with `inputs`, and checks O and lse against the reference. */
-async function checkEmulated(gpu: GpuDevice, c: AttentionCase, inputs: AttentionInputs, layout: SubgroupAttentionLayout, label: string): Promise<void> {
+async function checkEmulated(gpu: GpuDevice, c: AttentionCase, inputs: AttentionInputs, layout: SubgroupAttentionLayout, label: string, lanes?: number): Promise<void> {
   const { batch: B, queryHeads: Hq, queryLength: T, headDim: D } = c.shape;
   const oView = denseView("bthd", T, Hq, D);
   const tensors = uploadInputs(gpu, c, inputs);
   tensors.o = createTensor(gpu, c.dtype, [B, T, Hq, D], "o");
   tensors.lse = createTensor(gpu, "f32", [B, Hq, T], "lse");
-  const emulated = emulateSubgroupMatrices(attentionForwardSubgroupKernel({ dtype: c.dtype, headDim: D, ...maskFlags(inputs.mask) }, layout), layout.config, "u.head_dim");
+  const emulated = emulateSubgroupMatrices(attentionForwardSubgroupKernel({ dtype: c.dtype, headDim: D, ...maskFlags(inputs.mask) }, layout, lanes), layout.config, "u.head_dim");
   const uniforms = attentionForwardUniforms(c.shape, { ...inputs.views, o: oView }, SCALE(D), inputs.mask);
   tensors.emu_values = emulated.values(gpu, uniforms);
   await runKernel(gpu, emulated.spec, uniforms, tensors);
@@ -131,6 +132,27 @@ test(
         assert.ok(rise > 0 ? steps > 100 : steps === 0, `rise ${rise}: ${steps} rescaled row tiles`);
         await checkEmulated(gpu, c, inputs, layout, `${caseLabel(c)} ${layout.subgroups} subgroups rise ${rise} (${steps} rescaled row tiles)`);
       }
+  }),
+);
+
+test(
+  "two invocations per row in the softmax (subgroups of 32 lanes over 16-row matrices) match the reference, with and without rescaling, as does one per row",
+  withF16Gpu(async (gpu) => {
+    // every lane of an emulated subgroup computes the subgroup's matrices (stored alike), so a
+    // subgroup of 32 runs the kernel's softmax as on NVIDIA: lanes 2r and 2r + 1 share row r
+    const chosen = subgroupAttentionLayout(emulatedAdapter(gpu), 32);
+    assert.ok(chosen);
+    const c: AttentionCase = { shape: attentionShape(1, 1, 1, 40, 40, 32), mask: "causal", fused: false, dtype: "f32" };
+    for (const subgroups of [1, 2]) {
+      const layout = { ...chosen!, subgroupSize: 32, subgroups, blockK: 16 };
+      assert.is(softmaxLanes(layout), 2);
+      for (const rise of [40, 0]) {
+        const inputs = risingScores(c, 43, rise);
+        const steps = rescaleSteps(c, inputs, layout.blockK);
+        assert.ok(rise > 0 ? steps > 10 : steps === 0, `rise ${rise}: ${steps} rescaled row tiles`);
+        for (const lanes of [2, 1]) await checkEmulated(gpu, c, inputs, layout, `${caseLabel(c)} ${subgroups} subgroups of 32, ${lanes} lanes per row, rise ${rise} (${steps} rescaled row tiles)`, lanes);
+      }
+    }
   }),
 );
 
