@@ -20,6 +20,7 @@ import { GRAD_NORM_CHUNK, gradNormPartial, gradNormPartials, gradNormRef } from 
 import type { KernelSpec, UniformValues } from "../stdlib/kernels/kernel.ts";
 import { matmulKernel, matmulRef, matmulUniforms, plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
+import { gemvSpec } from "../stdlib/kernels/matmul-gemv.ts";
 import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
 import { dequantizeNf4 } from "../stdlib/quant/nf4.ts";
 import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Tensor } from "../runtime/execute/nf4-weights.ts";
@@ -492,6 +493,12 @@ function decodeCase(c: Case, weight: string): Case {
   return { ...c, label: `matmul gemv f32 x ${weight} (B^T), decode`, mnk: undefined };
 }
 
+/** decodeCase of a dense W of `dtype` with `invocations` per workgroup instead of the default. */
+function widerDecodeCase(c: Case, dtype: StorageDType, n: number, k: number, invocations: number): Case {
+  const spec = gemvSpec({ a: "f32", b: dtype, out: "f32", transA: false, transB: true }, { batch: 1, m: 1, n, k }, invocations);
+  return { ...decodeCase(c, dtype), label: `matmul gemv f32 x ${dtype} (B^T), decode, ${invocations} invocations`, spec };
+}
+
 /** The (M, N, K) of the benchmarked matmuls: square, square minus a little (unaligned), FFN up-projection. */
 export function matmulShapes(s: BenchShapes): [number, number, number][] {
   const sq = s.square;
@@ -534,9 +541,15 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
       yield b.matmul(m, n, sq, "f16", true, preset, ", ragged M and N");
     }
   }
-  // a 7B layer's decode (at full size): W of the FFN up-projection and of a square projection, f32 and NF4
+  // a 7B layer's decode (at full size): W of the FFN up-projection and of a square projection,
+  // f32, bf16 (as generation stores a bf16 model) and NF4
   yield decodeCase(b.matmul(1, s.ffn, s.hidden, "f32", true, "tiled"), "f32");
   yield decodeCase(b.matmul(1, s.hidden, s.hidden, "f32", true, "tiled"), "f32");
+  yield decodeCase(b.matmul(1, s.ffn, s.hidden, "bf16", true, "tiled"), "bf16");
+  yield decodeCase(b.matmul(1, s.hidden, s.hidden, "bf16", true, "tiled"), "bf16");
+  // the same with 256 invocations per workgroup (four times the loads in flight per row block)
+  for (const dtype of ["f32", "bf16"] as const)
+    for (const [n, k] of [[s.ffn, s.hidden], [s.hidden, s.hidden]]) yield widerDecodeCase(b.matmul(1, n, k, dtype, true, "tiled"), dtype, n, k, 256);
   yield decodeCase(b.nf4Matmul(1, s.ffn, s.hidden, "tiled"), "nf4");
   yield b.silu();
   yield b.swiglu();

@@ -17,7 +17,7 @@ import { kernelCount, printSchedule } from "../../compiler/passes/print-schedule
 import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { plannedModel } from "../../compiler/plan/model-config.ts";
 import { layerInputs } from "../../compiler/plan/step-plan.ts";
-import { planSettings } from "../../compiler/plan/settings.ts";
+import { planSettings, savedModules } from "../../compiler/plan/settings.ts";
 import { scheduleWgsl } from "../../runtime/execute/emit-wgsl.ts";
 import { savedWeightNames, trainingMethod } from "../../runtime/pipeline/family-model.ts";
 import { deviceFlag, openRequestedDevice } from "./devices.ts";
@@ -93,7 +93,7 @@ async function pipelineGraph(pipeline: ResolvedPipeline, forward: boolean): Prom
   const { family, config } = model.value;
   // the frozen weights in the dtype the GPU engine stores them in (training-setup.ts)
   const m = settings.method;
-  const weightDtypes = frozenWeightDtypes(family, config, m.kind, settings.dtype, m.kind === "full" ? [] : m.modulesToSave);
+  const weightDtypes = frozenWeightDtypes(family, config, m.kind, settings.dtype, savedModules(m));
   const built = buildFamilyGraph(family, config, { batch: settings.batch, seq: settings.seq, method: trainingMethod(pipeline.method), weightDtypes });
   if (!built.ok) return built;
   if (forward) return ok({ graph: graph([["logits", built.value.logits], ["loss", built.value.loss]]) });

@@ -58,7 +58,8 @@ interface Fusion {
   materialized: Set<Node>;
   // how each buffer-backed node (leaf, buffer or view of one) is read
   views: Map<Node, View>;
-  // small-K matmuls that another matmul's epilogue may compute (no buffer, no launch of their own)
+  // small-K matmuls another matmul's epilogue computes (no buffer, no launch of their own): every
+  // one offerLowRank offers, until fuseEpilogues ends; after it, only those a chain absorbed
   lowRank: Set<Node>;
 }
 

@@ -27,7 +27,7 @@ import type { Family } from "../../stdlib/families/family.ts";
 import { gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
 import { nf4Tables } from "../../stdlib/kernels/nf4-matmul.ts";
 import { launchScratchBytes } from "./launch-scratch.ts";
-import type { PlanSettings } from "./settings.ts";
+import { savedModules, type PlanSettings } from "./settings.ts";
 import { f32Bytes, graphMethod, layerInputs, roleIndex, trainableParams, weightBytes } from "./step-plan.ts";
 import { denseStorageBytes, frozenWeightDtypes } from "./storage.ts";
 
@@ -68,7 +68,7 @@ const GRAD_SCALE = "grad_scale";
 
 // The weights the engine stores narrower than f32, as runtime/pipeline/training-setup.ts does.
 const engineWeightDtypes = (family: Family, config: ModelConfig, s: PlanSettings) =>
-  frozenWeightDtypes(family, config, s.method.kind, s.dtype, s.method.kind === "full" ? [] : s.method.modulesToSave);
+  frozenWeightDtypes(family, config, s.method.kind, s.dtype, savedModules(s.method));
 
 /** Plans the engine holding the programs `shapes` for `family` with `config` under `settings`. */
 export function planEngine(family: Family, config: ModelConfig, settings: PlanSettings, shapes: readonly ProgramShape[]): Result<EngineFigures> {

@@ -39,6 +39,11 @@ export interface PlanSettings {
   generation: { strategy: string; sequences: number; maxNewTokens: number } | null;
 }
 
+/** The modules a method trains in full beside its adapters: none for full fine-tuning, which trains every weight. */
+export function savedModules(m: PlanMethod): readonly string[] {
+  return m.kind === "full" ? [] : m.modulesToSave;
+}
+
 const num = (v: unknown, fallback: number) => (typeof v === "number" ? v : fallback);
 
 /** The settings of `pipeline` as written. */

@@ -24,7 +24,7 @@ import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { describeMethod, type PlanSettings } from "./settings.ts";
-import { denseStorageBytes, isQuantizedRole, nf4StorageBytes } from "./storage.ts";
+import { denseStorageBytes, isQuantizedRole, nf4StorageBytes, SAVED_MODULE_ROLES } from "./storage.ts";
 
 /** Bytes of one training step, by what holds them. The peak is the sum of all but the arena's parts. */
 export interface TrainingFigures {
@@ -257,7 +257,7 @@ export function trainableParams(g: FamilyGraph, s: PlanSettings, roles: RoleInde
     return named.filter((w) => !(m.freezeEmbeddings && w.role === "embed.weight") && !(w.layer !== null && w.layer < m.freezeLayers)).map((w) => w.node);
   }
   const adapted = new Set([...g.adapters.keys()].map((n) => n.replace(/\.lora_[AB]\.weight$/, "")));
-  const saved = new Set<ParamRole>(m.modulesToSave.map((x) => (x === "embeddings" ? "embed.weight" : "head.weight")));
+  const saved = new Set<ParamRole>(m.modulesToSave.flatMap((x) => SAVED_MODULE_ROLES[x] ?? []));
   const extra = named.filter(
     (w) =>
       saved.has(w.role) ||

@@ -10,7 +10,7 @@ import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { DType } from "../../compiler/ir/node.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
-import type { WeightDType } from "../../compiler/plan/settings.ts";
+import { planSettings, savedModules } from "../../compiler/plan/settings.ts";
 import { frozenWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
 import { loadTrainingData } from "../data/batches.ts";
 import { existsSync, statSync } from "node:fs";
@@ -73,10 +73,9 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   const method = trainingMethod(pipeline.method);
   const seed = Number(pipeline.train.seed ?? 0);
   // frozen weights of a 16-bit model in its dtype (both engines see the same rounded values)
-  const m = pipeline.method;
-  const modulesToSave = m.kind === "full" ? [] : ((m.modules_to_save as string[] | undefined) ?? []);
-  const narrow = frozenWeightDtypes(family, config, m.kind as "full" | "lora" | "qlora", (pipeline.model.dtype ?? "f32") as WeightDType, modulesToSave);
-  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, m), seed, narrow);
+  const storage = planSettings(pipeline);
+  const narrow = frozenWeightDtypes(family, config, storage.method.kind, storage.dtype, savedModules(storage.method));
+  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, pipeline.method), seed, narrow);
   if (!model.ok) return model;
   const base = "weights" in generator.value ? generator.value.weights : new Map<string, Float64Array>();
   const weights = initialWeights(family, config, method, base, seed);

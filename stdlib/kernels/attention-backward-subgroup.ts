@@ -6,12 +6,12 @@
 //
 // dQ: a workgroup per (query block, query head, batch row), each subgroup owning M query rows,
 // Q and dO held in left matrices. Per key tile: S = Q K^T and dP = dO V^T by matrix products
-// (K^T, V^T stored [d][key]); ordinary invocations turn them into dS = P * (dP - delta) (f16);
+// (K^T, V^T stored [d][key] in padded rows); ordinary invocations turn them into dS = P * (dP - delta) (f16);
 // then dQ += dS K (K stored [key][d]).
 //
 // dK/dV: a workgroup per (key block, KV head, batch row), each subgroup owning M keys, K and V
 // held in left matrices. Per query head of the group and query tile: S^T = K Q^T and
-// dP^T = V dO^T (Q^T, dO^T stored [d][query]); ordinary invocations write P^T and
+// dP^T = V dO^T (Q^T, dO^T stored [d][query] in padded rows); ordinary invocations write P^T and
 // dS^T = P^T * (dP^T - delta) (f16); then dV += P^T dO and dK += dS^T Q (Q, dO stored
 // [query][d]). dK and dV are summed over the group's query heads in the same result matrices.
 //
@@ -35,9 +35,9 @@ import {
   subgroupAttentionLayout,
   subgroupRows,
   KEY_VALUE_LOADS,
+  TRANSPOSE_PAD,
   wgslTilePair,
   wgslQueryBlockOpening,
-  wgslStagePair,
   type AttentionAdapter,
   type SubgroupAttentionLayout,
 } from "./attention-forward-subgroup.ts";
@@ -45,12 +45,21 @@ import {
 /** The two backward kernels on subgroup matrices. */
 export type BackwardKernel = "dq" | "dkdv";
 
-// Tiles of f16 operands, each (tile, D) or (D, tile): the dQ kernel holds K^T, K, V^T per key
-// tile (3); the dK/dV kernel holds Q^T, Q, dO^T, dO per query tile (4). Before its loop each
-// stages its two resident operands (Q and dO, or K and V: (2 x block rows, D)) in the same array.
-// K and Q are held twice, as read along D and across it (one copy loaded column-major would do:
-// not tried, as the matmul's column-major "-nk" tilings were slower on the H200).
-const OPERAND_TILES: Record<BackwardKernel, number> = { dq: 3, dkdv: 4 };
+// Tiles of f16 operands per tile of keys (dQ) or queries (dK/dV), transposed ones (D, tile +
+// TRANSPOSE_PAD: padded rows against memory-bank conflicts, as in the forward) and plain ones
+// (tile, D): the dQ kernel holds K^T, V^T and K; the dK/dV kernel Q^T, dO^T, Q and dO. Before
+// its loop each stages its two resident operands (Q and dO, or K and V: (2 x block rows, D)) in
+// the same array. K and Q are held twice, as read along D and across it (one copy loaded
+// column-major would do: not tried, as the matmul's column-major "-nk" tilings were slower on
+// the H200).
+const OPERAND_TILES: Record<BackwardKernel, { transposed: number; plain: number }> = { dq: { transposed: 2, plain: 1 }, dkdv: { transposed: 2, plain: 2 } };
+
+/** f16 elements of the operand array: the tiles of one loop step, or the two staged operands. */
+function operandElements(layout: SubgroupAttentionLayout, headDim: number, kernel: BackwardKernel): number {
+  const { transposed, plain } = OPERAND_TILES[kernel];
+  const tile = layout.blockK;
+  return Math.max((transposed * (tile + TRANSPOSE_PAD) + plain * tile) * headDim, 2 * blockRows(layout) * headDim);
+}
 
 /**
  * Bytes of workgroup memory of the dQ or the dK/dV kernel: the f16 operand tiles, S and dP in
@@ -60,7 +69,7 @@ const OPERAND_TILES: Record<BackwardKernel, number> = { dq: 3, dkdv: 4 };
 export function backwardWorkgroupBytes(layout: SubgroupAttentionLayout, headDim: number, kernel: BackwardKernel): number {
   const rows = blockRows(layout);
   const tile = layout.blockK;
-  const operands = 2 * Math.max(OPERAND_TILES[kernel] * tile * headDim, 2 * rows * headDim);
+  const operands = 2 * operandElements(layout, headDim, kernel);
   const scores = 4 * Math.max(2 * rows * tile, rows * headDim);
   const dq = kernel === "dq";
   const weights = 2 * (dq ? 1 : 2) * rows * tile;
@@ -101,17 +110,19 @@ export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: 
 
 /**
  * WGSL: per column block y of the tile, the products `lefts1 x right` -> f32_tile at row0 and
- * `lefts2 x right` -> f32_tile at DP_AT (S and dP, or their transposes), the right matrices read
- * from f16_tile at `at1` / `at2` (stored [d][column], `width` columns).
+ * `lefts2 x right` -> f32_tile at DP_AT (S and dP, or their transposes; rows of `widthName`
+ * columns), the right matrices read from f16_tile at 0 and at `at2` (stored [d][column],
+ * `width` columns in rows of T_STRIDE).
  */
 function scoresAndGradients(lefts1: string, lefts2: string, at2: string, width: number, widthName: string, dChunks: number, c: SubgroupMatrixConfig, types: ReturnType<typeof subgroupMatrixTypes>): string {
   const names = (prefix: string) => range(dChunks).map((x) => `${prefix}${x}`);
+  const stride = width + TRANSPOSE_PAD;
   return lines(
     range(width / c.N).map((y) =>
       lines([
-        product(`s${y}`, true, names(lefts1), "f16_tile", (x) => `${x * c.K * width + y * c.N}u`, widthName, types),
+        product(`s${y}`, true, names(lefts1), "f16_tile", (x) => `${x * c.K * stride + y * c.N}u`, "T_STRIDE", types),
         `      subgroupMatrixStore<row_major>(&f32_tile, row0 * ${widthName} + ${y * c.N}u, s${y}, ${widthName});`,
-        product(`dp${y}`, true, names(lefts2), "f16_tile", (x) => `${at2} + ${x * c.K * width + y * c.N}u`, widthName, types),
+        product(`dp${y}`, true, names(lefts2), "f16_tile", (x) => `${at2} + ${x * c.K * stride + y * c.N}u`, "T_STRIDE", types),
         `      subgroupMatrixStore<row_major>(&f32_tile, DP_AT + row0 * ${widthName} + ${y * c.N}u, dp${y}, ${widthName});`,
       ]),
     ),
@@ -139,18 +150,19 @@ export function attentionDqSubgroupKernel(variant: AttentionVariant, layout: Sub
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dq"])}
 const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
-const K_AT = ${BK * D}u;      // K (BLOCK_K, D) in f16_tile, after K^T (D, BLOCK_K)
-const VT_AT = ${2 * BK * D}u; // V^T (D, BLOCK_K)
+const T_STRIDE = ${BK + TRANSPOSE_PAD}u; // padded rows of K^T and V^T (TRANSPOSE_PAD)
+const VT_AT = ${(BK + TRANSPOSE_PAD) * D}u; // V^T (D, T_STRIDE) in f16_tile, after K^T (D, T_STRIDE)
+const K_AT = ${2 * (BK + TRANSPOSE_PAD) * D}u; // K (BLOCK_K, D)
 const DOUT_AT = ${BQ * D}u;   // dO (BLOCK_Q, D) staged after Q (BLOCK_Q, D) before the loop
 const DP_AT = ${BQ * BK}u;    // dP (BLOCK_Q, BLOCK_K) in f32_tile, after S
-var<workgroup> f16_tile: array<f16, ${Math.max(OPERAND_TILES.dq * BK * D, 2 * BQ * D)}>;
+var<workgroup> f16_tile: array<f16, ${operandElements(layout, D, "dq")}>;
 var<workgroup> f32_tile: array<f32, ${Math.max(2 * BQ * BK, BQ * D)}>; // S, dP; at the end dQ (BLOCK_Q, D)
 var<workgroup> ds_tile: array<f16, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K)
 var<workgroup> row_lse: array<f32, ${BQ}>;
 var<workgroup> row_delta: array<f32, ${BQ}>;`,
     body: `${wgslQueryBlockOpening(layout)}
   // stage Q and dO as f16 (rows past T are zero), and the rows' lse and delta
-${wgslStagePair("BLOCK_Q", "first", "u.q_len", ["load_q(q_at(b, row, h) + e % D)", "load_dout(dout_at(b, row, h) + e % D)"], "DOUT_AT")}
+${wgslTilePair("BLOCK_Q", ["load_q(q_at(b, first + r, h) + d)", "load_dout(dout_at(b, first + r, h) + d)"], ["f16_tile[e] = f16(x0);", "f16_tile[DOUT_AT + e] = f16(x1);"], "first + r < u.q_len")}
   for (var r = lidx; r < BLOCK_Q; r += WG_X) {
     let i = first + r;
     row_lse[r] = 0.0;
@@ -168,7 +180,7 @@ ${lines(dq.map((name) => `    var ${name} = ${types.result}();`))}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q and dO, or the previous tile, are no longer read
-${wgslTilePair("BLOCK_K", KEY_VALUE_LOADS, ["f16_tile[d * BLOCK_K + r] = f16(x0);", "f16_tile[K_AT + e] = f16(x0);", "f16_tile[VT_AT + d * BLOCK_K + r] = f16(x1);"])}
+${wgslTilePair("BLOCK_K", KEY_VALUE_LOADS, ["f16_tile[d * T_STRIDE + r] = f16(x0);", "f16_tile[K_AT + e] = f16(x0);", "f16_tile[VT_AT + d * T_STRIDE + r] = f16(x1);"])}
       workgroupBarrier();
 ${scoresAndGradients("q", "g", "VT_AT", BK, "BLOCK_K", dChunks, c, types)}
       workgroupBarrier();
@@ -217,12 +229,13 @@ export function attentionDkdvSubgroupKernel(variant: AttentionVariant, layout: S
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dk", "dv"])}
 const BLOCK_KV = ${BKV}u;
 const QUERY_TILE = ${BQT}u;
-const Q_AT = ${BQT * D}u;      // Q (QUERY_TILE, D) in f16_tile, after Q^T (D, QUERY_TILE)
-const DOUTT_AT = ${2 * BQT * D}u; // dO^T (D, QUERY_TILE)
-const DOUT_AT = ${3 * BQT * D}u;  // dO (QUERY_TILE, D)
+const T_STRIDE = ${BQT + TRANSPOSE_PAD}u; // padded rows of Q^T and dO^T (TRANSPOSE_PAD)
+const DOUTT_AT = ${(BQT + TRANSPOSE_PAD) * D}u; // dO^T (D, T_STRIDE) in f16_tile, after Q^T (D, T_STRIDE)
+const Q_AT = ${2 * (BQT + TRANSPOSE_PAD) * D}u; // Q (QUERY_TILE, D)
+const DOUT_AT = ${2 * (BQT + TRANSPOSE_PAD) * D + BQT * D}u; // dO (QUERY_TILE, D)
 const V_AT = ${BKV * D}u;      // V (BLOCK_KV, D) staged after K (BLOCK_KV, D) before the loop
 const DP_AT = ${BKV * BQT}u;   // dP^T (BLOCK_KV, QUERY_TILE) in f32_tile, after S^T
-var<workgroup> f16_tile: array<f16, ${Math.max(OPERAND_TILES.dkdv * BQT * D, 2 * BKV * D)}>;
+var<workgroup> f16_tile: array<f16, ${operandElements(layout, D, "dkdv")}>;
 var<workgroup> f32_tile: array<f32, ${Math.max(2 * BKV * BQT, BKV * D)}>; // S^T, dP^T; at the end dK, then dV (BLOCK_KV, D)
 var<workgroup> weight_tile: array<f16, ${2 * BKV * BQT}>; // P^T, then dS^T (BLOCK_KV, QUERY_TILE)
 var<workgroup> tile_lse: array<f32, ${BQT}>;
@@ -233,7 +246,7 @@ const DS_AT = ${BKV * BQT}u;`,
   let first_j = wid.x * BLOCK_KV;
   let row0 = ${row0}; // this subgroup's first key in the block
   // stage K and V as f16 (keys past S are zero)
-${wgslStagePair("BLOCK_KV", "first_j", "u.key_len", ["load_k(k_at(b, row, kvh) + e % D)", "load_v(v_at(b, row, kvh) + e % D)"], "V_AT")}
+${wgslTilePair("BLOCK_KV", ["load_k(k_at(b, first_j + r, kvh) + d)", "load_v(v_at(b, first_j + r, kvh) + d)"], ["f16_tile[e] = f16(x0);", "f16_tile[V_AT + e] = f16(x1);"], "first_j + r < u.key_len")}
   workgroupBarrier();
   // Query rows before this one cannot see any key of the block (causal without a prefix).
   let p_first = query_window_start(b, first_j);
@@ -248,9 +261,9 @@ ${lines([...dk, ...dv].map((name) => `    var ${name} = ${types.result}();`))}
         let n = min(QUERY_TILE, u.q_len - i0);
         workgroupBarrier(); // K and V, or the previous tile, are no longer read
 ${wgslTilePair("QUERY_TILE", ["load_q(q_at(b, i0 + r, h) + d)", "load_dout(dout_at(b, i0 + r, h) + d)"], [
-  "f16_tile[d * QUERY_TILE + r] = f16(x0);",
+  "f16_tile[d * T_STRIDE + r] = f16(x0);",
   "f16_tile[Q_AT + e] = f16(x0);",
-  "f16_tile[DOUTT_AT + d * QUERY_TILE + r] = f16(x1);",
+  "f16_tile[DOUTT_AT + d * T_STRIDE + r] = f16(x1);",
   "f16_tile[DOUT_AT + e] = f16(x1);",
 ])}
         for (var r = lidx; r < QUERY_TILE; r += WG_X) {

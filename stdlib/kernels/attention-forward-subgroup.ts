@@ -61,18 +61,19 @@ export function blockRows(layout: SubgroupAttentionLayout): number {
   return layout.subgroups * layout.config.M;
 }
 
-// Padding of the rows of S (f32), P (f16) and K^T (f16): one invocation per row walks its row of
-// S and P, and consecutive invocations store consecutive rows of K^T (d), so with rows BLOCK_K
-// apart the invocations of a subgroup hit one or two memory banks at every step (32 f32 or 32 f16
-// apart); 16 bytes more per row spread them over eight banks, and keep every row 16-byte aligned
-// for the matrix loads and stores.
+// Padding of the rows of S (f32), P (f16) and of the transposed f16 tiles (K^T here; K^T, V^T,
+// Q^T and dO^T in the backward kernels): invocations walk rows of S and P, and consecutive
+// invocations store consecutive rows of a transposed tile (d), so with rows BLOCK_K apart the
+// invocations of a subgroup hit one or two memory banks at every step (32 f32 or 32 f16 apart);
+// 16 bytes more per row spread them over eight banks, and keep every row 16-byte aligned for the
+// matrix loads and stores.
 const S_PAD = 4;
 const P_PAD = 8;
-const KT_PAD = 8;
+export const TRANSPOSE_PAD = 8;
 
-/** f16 elements of the K^T and V tiles (which first stage Q): K^T (D, BLOCK_K + KT_PAD), then V (BLOCK_K, D). */
+/** f16 elements of the K^T and V tiles (which first stage Q): K^T (D, BLOCK_K + TRANSPOSE_PAD), then V (BLOCK_K, D). */
 function keyValueElements(layout: SubgroupAttentionLayout, headDim: number): number {
-  return Math.max((layout.blockK + KT_PAD) * headDim + layout.blockK * headDim, blockRows(layout) * headDim);
+  return Math.max((layout.blockK + TRANSPOSE_PAD) * headDim + layout.blockK * headDim, blockRows(layout) * headDim);
 }
 
 /**
@@ -208,17 +209,17 @@ export function wgslQueryBlockOpening(layout: SubgroupAttentionLayout): string {
 }
 
 /**
- * WGSL: the workgroup reads rows r < n of a `rows`-row tile of two tensors (`loads`, which see r
- * and d; zero from row n on) and writes each element through `stores`, which see the two values
- * x0 and x1 (f32), r, d and e = r * D + d.
+ * WGSL: the workgroup reads the rows r of a `rows`-row tile of two tensors for which `valid`
+ * holds (`loads`, which see r and d; zero elsewhere; by default the first n rows) and writes each
+ * element through `stores`, which see the two values x0 and x1 (f32), r, d and e = r * D + d.
  */
-export function wgslTilePair(rows: string, loads: [string, string], stores: string[]): string {
+export function wgslTilePair(rows: string, loads: [string, string], stores: string[], valid = "r < n"): string {
   return `      for (var e = lidx; e < ${rows} * D; e += WG_X) {
         let r = e / D;
         let d = e % D;
         var x0 = 0.0;
         var x1 = 0.0;
-        if (r < n) {
+        if (${valid}) {
           x0 = ${loads[0]};
           x1 = ${loads[1]};
         }
@@ -228,25 +229,6 @@ ${lines(stores.map((x) => `        ${x}`))}
 
 /** WGSL reads of row r of K and V in a key tile from j0 (wgslTilePair). */
 export const KEY_VALUE_LOADS: [string, string] = ["load_k(k_at(b, j0 + r, kvh) + d)", "load_v(v_at(b, j0 + r, kvh) + d)"];
-
-/**
- * WGSL: `rows` rows of two tensors from row `first` on, staged as f16 in f16_tile at 0 and at
- * `secondAt`, (rows, D) each; rows from `bound` on are zero. `loads` read element e % D of row
- * `row` of each.
- */
-export function wgslStagePair(rows: string, first: string, bound: string, loads: [string, string], secondAt: string): string {
-  return `  for (var e = lidx; e < ${rows} * D; e += WG_X) {
-    let row = ${first} + e / D;
-    var x0 = 0.0;
-    var x1 = 0.0;
-    if (row < ${bound}) {
-      x0 = ${loads[0]};
-      x1 = ${loads[1]};
-    }
-    f16_tile[e] = f16(x0);
-    f16_tile[${secondAt} + e] = f16(x1);
-  }`;
-}
 
 /**
  * The parts every subgroup-matrix attention kernel shares: the scalar kernel's uniforms and
@@ -374,7 +356,7 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   // S (M, BLOCK_K) = Q K^T with K^T stored [d][key] at the start of kv_tile
   const scores = range(BK / c.N).map((y) =>
     lines([
-      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * (BK + KT_PAD) + y * c.N}u`, "KT_STRIDE", types),
+      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * (BK + TRANSPOSE_PAD) + y * c.N}u`, "KT_STRIDE", types),
       `      subgroupMatrixStore<row_major>(&s_tile, row0 * S_STRIDE + ${y * c.N}u, s${y}, S_STRIDE);`,
     ]),
   );
@@ -391,8 +373,8 @@ const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
 const S_STRIDE = ${BK + S_PAD}u; // padded rows of s_tile and p_tile (S_PAD, P_PAD)
 const P_STRIDE = ${BK + P_PAD}u;
-const KT_STRIDE = ${BK + KT_PAD}u; // padded rows of K^T (KT_PAD)
-const V_AT = ${(BK + KT_PAD) * D}u; // V's offset in kv_tile
+const KT_STRIDE = ${BK + TRANSPOSE_PAD}u; // padded rows of K^T (TRANSPOSE_PAD)
+const V_AT = ${(BK + TRANSPOSE_PAD) * D}u; // V's offset in kv_tile
 const TAU = ${RESCALE_TAU}.0; // how far a tile's max may exceed a row's m before m moves
 const LANES = ${lanes}u; // invocations per row in the softmax
 var<workgroup> o_tile: array<f32, ${BQ * D}>; // (BLOCK_Q, D) unnormalized output, when rescaled and at the end

@@ -9,7 +9,8 @@ import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
 
-const GEMV_WG = 64; // invocations per workgroup, along K
+/** Invocations per workgroup, along K, by default. */
+const GEMV_WG = 64;
 const GEMV_COLS = 4; // output columns (rows of W) per workgroup
 /** The most rows of op(A) the kernel takes. */
 export const GEMV_MAX_ROWS = 8;
@@ -28,9 +29,14 @@ function rowsFor(m: number): number {
   return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8;
 }
 
-/** The gemv kernel for `o` (transB) at `shape`'s M and alignment. */
-export function gemvSpec(o: MatmulOptions, shape: MatmulShape): KernelSpec {
+/**
+ * The gemv kernel for `o` (transB) at `shape`'s M and alignment, with `invocations` (a power of
+ * two) per workgroup along K: more of them keep more loads in flight at once and take fewer
+ * steps along K each; the benchmark compares 64 and 256 on decode shapes.
+ */
+export function gemvSpec(o: MatmulOptions, shape: MatmulShape, invocations = GEMV_WG): KernelSpec {
   invariant(o.transB && shape.m <= GEMV_MAX_ROWS, "gemv reads W stored (N, K) and at most 8 rows of A");
+  invariant(invocations >= 2 && (invocations & (invocations - 1)) === 0, `gemv: ${invocations} invocations is not a power of two`);
   const st = matmulUniforms(shape, o);
   const vecA = !o.transA && vec4Ok(o.a, shape.k, st.lda, st.strideA);
   const vecB = vec4Ok(o.b, shape.k, st.ldb, st.strideB);
@@ -53,21 +59,21 @@ export function gemvSpec(o: MatmulOptions, shape: MatmulShape): KernelSpec {
   const tail =
     vecA || vecB
       ? ""
-      : `  for (var k = k4 + lidx; k < u.K; k += ${GEMV_WG}u) {
+      : `  for (var k = k4 + lidx; k < u.K; k += ${invocations}u) {
 ${c.map((j) => `    let b${j} = load_b(w${j} + k);`).join("\n")}
 ${r.map((i) => `    let a${i} = load_a(${aAt(`m${i}`, "k")});`).join("\n")}
 ${sums((i, j) => `a${i} * b${j}`)}
   }`;
   return {
     name: "matmul_gemv",
-    variant: { ...matmulVariant(o), vecA, vecB, rows },
+    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations },
     uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, vecA, vecB),
-    workgroupSize: [GEMV_WG, 1, 1],
+    workgroupSize: [invocations, 1, 1],
     dispatch: (u) => [ceilDiv(u.N, GEMV_COLS), 1, u.batch],
     declarations: `${a4}
 ${b4}
-var<workgroup> partial: array<vec4<f32>, ${rows * GEMV_WG}>; // [row][invocation], columns n0..n0+3
+var<workgroup> partial: array<vec4<f32>, ${rows * invocations}>; // [row][invocation], columns n0..n0+3
 ${matmulStoreFunctions(o)}`,
     body: `  let n0 = wid.x * ${GEMV_COLS}u;
   let base_a = wid.z * u.strideA;
@@ -76,22 +82,22 @@ ${r.map((i) => `  let m${i} = min(${i}u, u.M - 1u);`).join("\n")}
 ${c.map((j) => `  let w${j} = base_b + min(n0 + ${j}u, u.N - 1u) * u.ldb;`).join("\n")}
 ${r.map((i) => `  var acc${i} = vec4<f32>(0.0); // (m${i}, n0..n0+3)`).join("\n")}
   let k4 = u.K & ~3u;
-  for (var k = lidx * 4u; k < k4; k += ${GEMV_WG * 4}u) {
+  for (var k = lidx * 4u; k < k4; k += ${invocations * 4}u) {
 ${c.map((j) => `    let b${j} = w_row4(w${j} + k);`).join("\n")}
 ${r.map((i) => `    let a${i} = a_row4(base_a, m${i}, k);`).join("\n")}
 ${sums((i, j) => `dot(a${i}, b${j})`)}
   }
 ${tail}
-${r.map((i) => `  partial[${i * GEMV_WG}u + lidx] = acc${i};`).join("\n")}
-  for (var s = ${GEMV_WG / 2}u; s > 0u; s >>= 1u) {
+${r.map((i) => `  partial[${i * invocations}u + lidx] = acc${i};`).join("\n")}
+  for (var s = ${invocations / 2}u; s > 0u; s >>= 1u) {
     workgroupBarrier();
     if (lidx < s) {
-${r.map((i) => `      partial[${i * GEMV_WG}u + lidx] += partial[${i * GEMV_WG}u + lidx + s];`).join("\n")}
+${r.map((i) => `      partial[${i * invocations}u + lidx] += partial[${i * invocations}u + lidx + s];`).join("\n")}
     }
   }
   workgroupBarrier();
   if (lidx < ${rows}u) {
-    store_row(wid.z * u.strideC, lidx, n0, partial[lidx * ${GEMV_WG}u]);
+    store_row(wid.z * u.strideC, lidx, n0, partial[lidx * ${invocations}u]);
   }`,
   };
 }

@@ -48,9 +48,9 @@ test(
     }
 
     // (c) kernels: every one checked on all its rows, within tolerance
-    assert.is(report.kernels.length, gpu.hasF16 ? 20 : 19);
-    // the decode rows (f32 and NF4 W) run the gemv kernel and count as memory-bound
-    assert.is(report.kernels.filter((k) => k.kernel.startsWith("matmul_gemv") && k.bound === "memory").length, 3);
+    assert.is(report.kernels.length, gpu.hasF16 ? 26 : 25);
+    // the decode rows (f32, bf16 and NF4 W; 64 and 256 invocations) run the gemv kernel and count as memory-bound
+    assert.is(report.kernels.filter((k) => k.kernel.startsWith("matmul_gemv") && k.bound === "memory").length, 9);
     for (const k of report.kernels) {
       console.log(`    ${k.label} ${k.shape}: relative error ${k.check.relativeError.toExponential(2)}`);
       assert.is(k.check.tolerance, 1e-5, k.label);
@@ -145,7 +145,11 @@ test(
     assert.equal(report.sections, ["kernels"]);
     assert.equal(
       report.kernels.map((k) => k.label),
-      ["matmul gemv f32 x f32 (B^T), decode", "matmul gemv f32 x f32 (B^T), decode", "matmul gemv f32 x nf4 (B^T), decode"],
+      [
+        ...["f32", "f32", "bf16", "bf16"].map((w) => `matmul gemv f32 x ${w} (B^T), decode`),
+        ...["f32", "f32", "bf16", "bf16"].map((w) => `matmul gemv f32 x ${w} (B^T), decode, 256 invocations`),
+        "matmul gemv f32 x nf4 (B^T), decode",
+      ],
     );
     assert.is(report.trainingStep, undefined);
     assert.equal(report.generation, []);

@@ -1,6 +1,7 @@
 // The decode matmul (few rows times W stored (N, K)) against the float64 reference: M 1, 3 and 8,
 // N off the workgroup's 4 columns, K off 4 (scalar loads) and a multiple (vec4 loads), f32/f16/bf16
-// W, transposed A, bias, accumulation, strided batches, an NF4 W; and which launches choose it.
+// W, transposed A, bias, accumulation, strided batches, an NF4 W, 256 invocations a workgroup; and
+// which launches choose it.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runKernel } from "../../runtime/gpu/batch.ts";
@@ -8,7 +9,7 @@ import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { nf4Bindings, uploadNf4Tables, uploadNf4Weight } from "../../runtime/execute/nf4-weights.ts";
 import { Random } from "../../runtime/random.ts";
-import { gemvFits } from "../../stdlib/kernels/matmul-gemv.ts";
+import { gemvFits, gemvSpec } from "../../stdlib/kernels/matmul-gemv.ts";
 import { matmulKernel, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { nf4MatmulKernel, nf4MatmulRef } from "../../stdlib/kernels/nf4-matmul.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
@@ -22,7 +23,7 @@ function extent(batchStride: number, batch: number, rows: number, ld: number, co
   return (batch - 1) * batchStride + (rows - 1) * ld + cols;
 }
 
-async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulShape, tol: number): Promise<void> {
+async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulShape, tol: number, invocations?: number): Promise<void> {
   const u = matmulUniforms(s, o);
   const sizeA = o.transA ? extent(u.strideA, s.batch, s.k, u.lda, s.m) : extent(u.strideA, s.batch, s.m, u.lda, s.k);
   const sizeB = extent(u.strideB, s.batch, s.n, u.ldb, s.k);
@@ -31,14 +32,14 @@ async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulSha
   const bs = randomValues(rng, sizeB, o.b);
   const bias = o.bias ? randomValues(rng, s.n, o.bias) : undefined;
   const c0 = o.accumulate ? randomValues(rng, sizeC, o.out) : undefined;
-  const spec = matmulKernel(o, s, "tiled");
+  const spec = invocations ? gemvSpec(o, s, invocations) : matmulKernel(o, s, "tiled");
   assert.is(spec.name, "matmul_gemv");
   const c = c0 ? uploadTensor(gpu, o.out, [sizeC], c0) : createTensor(gpu, o.out, [sizeC]);
   const tensors = { a: uploadTensor(gpu, o.a, [sizeA], as), b: uploadTensor(gpu, o.b, [sizeB], bs), c, ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias) } : {}) };
   await runKernel(gpu, spec, u, tensors);
   const out = await readFloats(gpu, c);
   for (const t of Object.values(tensors)) t.destroy();
-  const label = `gemv ${o.a}x${o.b} tA=${+o.transA} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
+  const label = `gemv ${spec.workgroupSize[0]} invocations ${o.a}x${o.b} tA=${+o.transA} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
   const ref = matmulRef(as, bs, o, s, { bias, c0 });
   // entries of C outside the strided outputs are zero in both (or c0, untouched)
   assertClose(out.subarray(0, ref.length), ref, tol, label);
@@ -66,6 +67,16 @@ test(
     const rng = new Random(32);
     const pairs: [StorageDType, StorageDType][] = gpu.hasF16 ? [["f32", "f16"], ["f32", "bf16"], ["bf16", "f16"]] : [["f32", "bf16"]];
     for (const [a, b] of pairs) await check(gpu, rng, { ...f32, a, b }, { batch: 1, m: 3, n: 21, k: 96 }, toleranceFor("f32"));
+  }),
+);
+
+test(
+  "256 invocations per workgroup (the benchmark's variant): f32 and bf16 W, M 1 and 3, K over several steps, off 4 and a multiple",
+  withGpu(async (gpu) => {
+    const rng = new Random(35);
+    for (const b of ["f32", "bf16"] as const)
+      for (const m of [1, 3])
+        for (const k of [2100, 2101]) await check(gpu, rng, { ...f32, b }, { batch: 1, m, n: 9, k }, toleranceFor("f32"), 256);
   }),
 );
 

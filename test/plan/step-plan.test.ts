@@ -1,6 +1,6 @@
 // The step plan's figures on tiny models, each recomputed here from the family declaration
 // (tensor shapes x bytes), independently of the graph: base weights by dtype and NF4, adapters,
-// master weights, AdamW state, accumulators; checkpointing lowers activations; planning from 2
+// master weights, AdamW state, accumulators, the head that modules_to_save trains; checkpointing lowers activations; planning from 2
 // and 3 layers extrapolates the persistent, evaluation and generation figures exactly; a 7B
 // QLoRA step at full scale.
 import { test } from "uvu";
@@ -28,13 +28,13 @@ const base: PlanSettings = {
   evaluation: null,
   generation: null,
 };
-const lora = (kind: "lora" | "qlora", targets: string[], rank = 4, alpha = 8): PlanSettings["method"] => ({
+const lora = (kind: "lora" | "qlora", targets: string[], rank = 4, alpha = 8, modulesToSave: ("embeddings" | "lm_head")[] = []): PlanSettings["method"] => ({
   kind,
   rank,
   alpha,
   targets,
   bias: "none",
-  modulesToSave: [],
+  modulesToSave,
   nf4: kind === "qlora" ? { blockSize: 64, doubleQuant: true, doubleQuantBlockSize: 256 } : undefined,
 });
 
@@ -85,6 +85,13 @@ for (const name of familyNames) {
     assert.is(l.masterWeights, 0, "no base weight trains");
     assert.is(l.optimizerState, 2 * adapterBytes);
     assert.is(l.gradientAccumulators, 0, "grad_accum 1 needs no accumulator");
+
+    // modules_to_save = [lm_head]: the head's weight and its bias (MOSS has one) train in full
+    // beside the adapters, as the engine and the PEFT export train them; a tied head has none
+    const adaptersOnly = expectOk(planStep(family, m.config, { ...base, dtype: "bf16", method: lora("lora", ["all"]) }));
+    const withHead = expectOk(planStep(family, m.config, { ...base, dtype: "bf16", method: lora("lora", ["all"], 4, 8, ["lm_head"]) }));
+    const head = tensors.filter((t) => t.role === "head.weight" || t.role === "head.bias");
+    assert.is(withHead.parameters.trainable - adaptersOnly.parameters.trainable, head.reduce((n, t) => n + product(t.shape), 0), "the head's tensors train");
 
     // QLoRA: the blocks' linears in NF4, the rest in the model dtype
     const q = expectOk(planStep(family, m.config, { ...base, dtype: "bf16", method: lora("qlora", ["all"]) })).training;
