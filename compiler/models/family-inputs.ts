@@ -59,16 +59,33 @@ export function familyFeeds(family: Family, config: ModelConfig, batch: TokenBat
     [INPUT.ids, Float64Array.from(batch.ids.flat())],
     [INPUT.labels, Float64Array.from(batch.labels.flat())],
   ]);
+  const positional = positionFeeds(family, config, batch.ids);
+  if (!positional.ok) return positional;
+  for (const [name, values] of positional.value) feeds.set(name, values);
+  return ok(feeds);
+}
+
+/**
+ * The position inputs of the rows `ids` (B, T: one length) for their tokens from `from` on:
+ * positions (B, T - from, streams), GLM's prefix length (B) and, where the family reads them, the
+ * cos/sin tables (B, T - from, streams, rotaryDims / 2); none without RoPE. A generation step
+ * asks for its new tokens only: the tables of the whole sequence would cost it time in the
+ * sequence's length. A GLM row without its mask and start tokens is an error.
+ */
+export function positionFeeds(family: Family, config: ModelConfig, ids: readonly (readonly number[])[], from = 0): Result<Map<string, Float64Array>> {
+  const feeds = new Map<string, Float64Array>();
   const streams = positionStreams(family);
   if (streams === 0) return ok(feeds);
-
-  const positions = new Float64Array(B * T * streams);
+  const B = ids.length;
+  const T = ids[0].length;
+  const kept = T - from;
+  const positions = new Float64Array(B * kept * streams);
   const prefix = new Float64Array(B);
   const mask = family.attention.mask;
   for (let b = 0; b < B; b++) {
-    const row = batch.ids[b];
+    const row = ids[b];
     if (mask.kind === "causal") {
-      for (let t = 0; t < T; t++) positions[(b * T + t) * streams] = t;
+      for (let t = from; t < T; t++) positions[(b * kept + t - from) * streams] = t;
       continue;
     }
     const maskId = config.tokens.specials[mask.maskToken];
@@ -81,7 +98,7 @@ export function familyFeeds(family: Family, config: ModelConfig, batch: TokenBat
         hint: `Encode samples with the ${family.name} template, which ends the prompt with ${mask.maskToken} ${mask.startToken}.`,
       }));
     }
-    positions.set(glmPositions(T, context, maskAt), b * T * streams);
+    positions.set(glmPositions(T, context, maskAt).subarray(from * streams), b * kept * streams);
     prefix[b] = context;
   }
   feeds.set(INPUT.positions, positions);

@@ -4,14 +4,14 @@
 // (host-cache.ts, the CPU reference), on the device for the GPU (gpu-runner.ts). The cache lays
 // each row's positions right-aligned in a past of the length it chooses (at least the longest
 // row's; the GPU rounds it up to a bucket so steps share compiled executors), the rest masked by
-// key ranges. Positions, GLM's 2D positions and prefix length are those of the whole sequence
-// (familyFeeds), taken at the new rows: models.md §6.9's [mask_pos, len − context_len].
+// key ranges. Positions, GLM's 2D positions and prefix length are those of the whole sequence,
+// computed for the new rows only (positionFeeds): models.md §6.9's [mask_pos, len − context_len].
 // Sequences of different lengths run as one left-padded batch, masked by key ranges.
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { Result } from "../../compiler/diagnostics.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { DType, Graph } from "../../compiler/ir/node.ts";
-import { familyFeeds, INPUT } from "../../compiler/models/family-inputs.ts";
+import { INPUT, positionFeeds } from "../../compiler/models/family-inputs.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { buildCachedStep, CACHE, type CachedStepShape } from "./cached-graph.ts";
@@ -127,15 +127,17 @@ export class CachedGenerationModel implements GenerationModel {
     const padded = batch.map((s, r) => [...new Array<number>(pads[r]).fill(0), ...s.ids]); // (B, L)
     feeds.set(INPUT.ids, Float64Array.from(padded.flatMap((ids) => ids.slice(P))));
     feeds.set(CACHE.keyRange, Float64Array.from(pads.flatMap((pad) => [pad + shift, shape.past + T])));
-    const own = batch.map((s) => familyFeeds(family, config, { ids: [s.ids], labels: [s.ids.map(() => -100)] }));
+    // each row's positions (and tables) of its tokens among the batch's last T, computed for
+    // those tokens only; a row shorter than T (a prompt) is left-padded with zeros
+    const own = batch.map((s) => positionFeeds(family, config, [s.ids], Math.max(0, s.ids.length - T)));
     for (const name of [INPUT.positions, INPUT.cos, INPUT.sin]) {
       if (!own[0].ok || !own[0].value.has(name)) continue;
-      // (1, len, ...) per row -> left-padded to L -> the last T positions
       feeds.set(name, Float64Array.from(own.flatMap((f, r) => {
         invariant(f.ok, "generation feeds are checked at the prompt");
-        const values = f.value.get(name)!;
-        const width = values.length / batch[r].ids.length;
-        return [...new Float64Array(pads[r] * width), ...values].slice(P * width);
+        const values = f.value.get(name)!; // (1, kept, ...)
+        const kept = Math.min(T, batch[r].ids.length);
+        const width = values.length / kept;
+        return [...new Float64Array((T - kept) * width), ...values];
       })));
     }
     if (family.attention.mask.kind === "glm_prefix") {

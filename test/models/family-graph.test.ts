@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
-import { familyFeeds } from "../../compiler/models/family-inputs.ts";
+import { familyFeeds, INPUT, positionFeeds } from "../../compiler/models/family-inputs.ts";
 import { familyNames, type Family } from "../../stdlib/families/index.ts";
 import { assertClose, relativeError } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
@@ -77,6 +77,28 @@ test("a GLM sample without its [gMASK] <sop> prompt end is an input error, not a
   const result = familyFeeds(fixture.family, fixture.config, { ids, labels: fixture.golden.labels });
   assert.is(result.ok, false);
   if (!result.ok) assert.match(result.diagnostics[0].message, /lacks \[gMASK\] \(501\) followed by <sop> \(504\)/);
+});
+
+test("the position inputs from a token on are the tail of the whole sequence's, for every family", async () => {
+  for (const name of familyNames) {
+    const fixture = await loadFixture(name);
+    const ids = fixture.golden.input_ids; // (B, T): GLM rows hold their [gMASK] <sop>
+    const T = ids[0].length;
+    const whole = expectOk(positionFeeds(fixture.family, fixture.config, ids));
+    for (const from of [1, T - 1]) {
+      const tail = expectOk(positionFeeds(fixture.family, fixture.config, ids, from));
+      assert.equal([...tail.keys()], [...whole.keys()], `${name}: the same inputs`);
+      for (const [input, values] of whole) {
+        if (input === INPUT.prefixLength) {
+          assert.equal([...tail.get(input)!], [...values], `${name}: ${input}`);
+          continue;
+        }
+        const width = values.length / (ids.length * T); // per token
+        const want = ids.flatMap((_, b) => [...values.subarray((b * T + from) * width, (b + 1) * T * width)]);
+        assert.equal([...tail.get(input)!], want, `${name} from ${from}: ${input}`);
+      }
+    }
+  }
 });
 
 test.run();
