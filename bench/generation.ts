@@ -32,7 +32,7 @@ import { families } from "../stdlib/families/index.ts";
 import { families as familyFacts } from "../stdlib/schemas/model.ts";
 import { torchDeviceFor } from "./ceilings.ts";
 import { sharedShapeWeights, uploadsCaughtUp, weightRoles } from "./shared-weights.ts";
-import type { GenerationSizes } from "./sizes.ts";
+import { SEVEN_B, type GenerationSizes } from "./sizes.ts";
 import { median, quickstartPipeline } from "./train-step.ts";
 import { kernelProfile, type ProfileRow } from "./profile.ts";
 
@@ -198,7 +198,6 @@ export function bufferRefusal(limits: BufferLimits, shapes: ReadonlyMap<string, 
   return undefined;
 }
 
-export const SEVEN_B = "baichuan7b 7b preset, random init";
 /** The 7B model's storage dtypes: every weight f32, and the linears, table and head in bf16. */
 const SEVEN_B_DTYPES = ["f32", "bf16"] as const;
 

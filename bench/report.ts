@@ -1,9 +1,9 @@
 // A benchmark report as markdown: one section per part of the run, every figure next to what
 // it was measured with and what it is divided by.
-import { SEVEN_B } from "./generation.ts";
 import type { BenchReport, BenchSection } from "./harness.ts";
 import type { TrainStepResult } from "./train-step.ts";
 import { profileTable } from "./profile.ts";
+import { SEVEN_B } from "./sizes.ts";
 import { table } from "./table.ts";
 
 /** Titles of the report's sections, in order. */

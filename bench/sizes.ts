@@ -6,6 +6,9 @@
 
 export type BenchSize = "smoke" | "small" | "full";
 
+/** The start of the 7B-sized generation model's label (bench/generation.ts; bench/report.ts finds its rows by it). */
+export const SEVEN_B = "baichuan7b 7b preset, random init";
+
 export const BENCH_SIZES: readonly BenchSize[] = ["smoke", "small", "full"];
 
 export interface BenchShapes {

@@ -6,10 +6,11 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { CheckResult } from "../../compiler/check/check.ts";
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
-import { hasErrors, ok, type Diagnostic } from "../../compiler/diagnostics.ts";
+import { hasErrors, type Diagnostic } from "../../compiler/diagnostics.ts";
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import { CachedGenerationModel, interpreterRunner } from "../../runtime/generate/cached-model.ts";
-import { loadPipelineGenerator, pipelineGpuRunner, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
+import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
+import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
 import { getSharedDevice, type GpuDevice } from "../../runtime/gpu/device.ts";
 import { runJob, type JobOutcome } from "../../runtime/pipeline/run-job.ts";
 import { compareLocks, driftDiagnostic, mergeLocks, writeLock, type Lock } from "../../runtime/repo/lock.ts";
@@ -122,10 +123,9 @@ async function writeSamples(pipeline: ResolvedPipeline, outcome: JobOutcome, gpu
   if (prompts.length === 0) return 0;
   let generator: PipelineGenerator;
   if (outcome.trainedWeights) {
+    // the weights full fine-tuning trained and exported, in f32
     const base = outcome.setup.generator;
-    const runner = gpu ? pipelineGpuRunner(pipeline, base.family, base.config, gpu) : ok(interpreterRunner);
-    if (!runner.ok) return printErrors(runner.diagnostics, result, io);
-    const model = new CachedGenerationModel({ family: base.family, config: base.config, weights: outcome.trainedWeights }, runner.value);
+    const model = new CachedGenerationModel({ family: base.family, config: base.config, weights: outcome.trainedWeights }, gpu ? gpuRunner(gpu) : interpreterRunner);
     generator = { ...base, model, weights: outcome.trainedWeights };
   } else {
     const loaded = await loadPipelineGenerator(pipeline, { adapterDir: outcome.adapterDir, gpu });

@@ -2,7 +2,7 @@
 // two streams), GLM's prefix length, and cos/sin tables where the family's inverse frequencies
 // are stored in a precision the IR's exact `rope` op does not reproduce (ChatGLM-6B: f16).
 // Everything is read from the family's traits; no family is named.
-import { diag, fail, ok, type Result } from "../diagnostics.ts";
+import { diag, fail, invariant, ok, type Result } from "../diagnostics.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { glmPositions, inverseFrequencies } from "../../stdlib/kernels/rope.ts";
@@ -78,6 +78,7 @@ export function positionFeeds(family: Family, config: ModelConfig, ids: readonly
   if (streams === 0) return ok(feeds);
   const B = ids.length;
   const T = ids[0].length;
+  invariant(from >= 0 && from < T, `position inputs from token ${from} of ${T}`);
   const kept = T - from;
   const positions = new Float64Array(B * kept * streams);
   const prefix = new Float64Array(B);

@@ -67,7 +67,8 @@ export function planSettings(pipeline: ResolvedPipeline): PlanSettings {
   };
 }
 
-function planMethod(method: ResolvedPipeline["method"]): PlanMethod {
+/** The resolved method block as the plan reads it. */
+export function planMethod(method: ResolvedPipeline["method"]): PlanMethod {
   if (method.kind === "full") return { kind: "full", freezeEmbeddings: method.freeze_embeddings === true, freezeLayers: num(method.freeze_layers, 0) };
   const kind = method.kind === "qlora" ? "qlora" : "lora";
   return {

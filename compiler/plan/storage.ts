@@ -82,12 +82,15 @@ export function frozenWeightDtypes(
 
 /**
  * The weights generation on the GPU stores in the model's `dtype`: at inference every weight is
- * frozen, so the same ones as a LoRA run's (block linears, embedding table, untied head); norms
- * and biases stay f32. The gemv and matmul kernels widen them as they read them, so a decode
- * step reads half the bytes of f32 weights.
+ * frozen, so the same ones as a LoRA run's (block linears, embedding table, untied head), less
+ * `trained`, tensors an adapter saves in full (trained in f32); norms and biases stay f32. The
+ * gemv and matmul kernels widen them as they read them, so a decode step reads half the bytes of
+ * f32 weights.
  */
-export function generationWeightDtypes(family: Family, config: ModelConfig, dtype: WeightDType): Map<string, DType> {
-  return frozenWeightDtypes(family, config, "lora", dtype);
+export function generationWeightDtypes(family: Family, config: ModelConfig, dtype: WeightDType, trained: Iterable<string> = []): Map<string, DType> {
+  const narrow = frozenWeightDtypes(family, config, "lora", dtype);
+  for (const name of trained) narrow.delete(name);
+  return narrow;
 }
 
 /** Rounds in place each weight of `weights` that `weightDtypes` names to its dtype, as the device stores it. */

@@ -11,9 +11,9 @@ import { ok, type Result } from "../../compiler/diagnostics.ts";
 import * as b from "../../compiler/ir/build.ts";
 import { graph, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { layerStack, qkvHeads, type BlockContext, type LinearRole, type NormRole } from "../../compiler/models/family-blocks.ts";
-import { buildFamilyGraph } from "../../compiler/models/family-graph.ts";
+import { buildFamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { INPUT, positionStreams, usesRopeTables } from "../../compiler/models/family-inputs.ts";
-import { linear } from "../../compiler/models/lora-linear.ts";
+import { linear, loraParamNames, type LoraAdapter } from "../../compiler/models/lora-linear.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 
@@ -40,22 +40,36 @@ export interface CachedStepShape {
 
 /**
  * The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L` (and `all_keys.L`,
- * `all_values.L` with a past). Its parameters are f32 unless `weightDtypes` names them.
+ * `all_values.L` with a past). Its parameters are f32 unless `weightDtypes` names them. With a
+ * LoRA `method` (an adapter's), the adapted linears add their low-rank path unmerged, as in
+ * training: a frozen weight kept in 16 bits does not round the adapter's update away.
  */
-export function buildCachedStep(family: Family, config: ModelConfig, shape: CachedStepShape, weightDtypes?: ReadonlyMap<string, DType>): Result<Graph> {
+export function buildCachedStep(
+  family: Family,
+  config: ModelConfig,
+  shape: CachedStepShape,
+  weightDtypes?: ReadonlyMap<string, DType>,
+  method: TrainingMethod = { kind: "full" },
+): Result<Graph> {
   const { batch: B, past: P, fresh: T } = shape;
   const dims = config.dims;
   // The family graph names and shapes every parameter; a linear's bias is its weight's sibling.
-  const full = buildFamilyGraph(family, config, { batch: 1, seq: 2, weightDtypes });
+  const full = buildFamilyGraph(family, config, { batch: 1, seq: 2, weightDtypes, method });
   if (!full.ok) return full;
   const params = full.value.weights;
+  const adapters = full.value.adapters;
+  const adapterOf = (weight: string): LoraAdapter | null => {
+    const names = loraParamNames(weight);
+    const [a, up] = [adapters.get(names.a), adapters.get(names.b)];
+    return a && up && method.kind === "lora" ? { a, b: up, scale: method.alpha / method.rank } : null;
+  };
   const weightName = (role: ParamRole, layer: number | null) => {
     const decl = family.tensors.find((t) => t.role === role)!;
     return layer === null ? decl.name : decl.name.replaceAll("{layer}", String(layer));
   };
   const project = (x: Node, role: LinearRole, layer: number | null): Node => {
     const name = weightName(`${role}.weight`, layer);
-    return linear(x, params.get(name)!, params.get(name.replace(/\.weight$/, ".bias")) ?? null, null);
+    return linear(x, params.get(name)!, params.get(name.replace(/\.weight$/, ".bias")) ?? null, adapterOf(name));
   };
   const norm = (x: Node, prefix: NormRole, layer: number | null): Node => {
     const name = weightName(`${prefix}.weight`, layer);

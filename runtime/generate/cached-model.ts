@@ -12,6 +12,7 @@ import type { Result } from "../../compiler/diagnostics.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { DType, Graph } from "../../compiler/ir/node.ts";
 import { INPUT, positionFeeds } from "../../compiler/models/family-inputs.ts";
+import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { buildCachedStep, CACHE, type CachedStepShape } from "./cached-graph.ts";
@@ -67,8 +68,10 @@ const KEPT_GRAPHS = 8;
 export interface CachedModelOptions {
   family: Family;
   config: ModelConfig;
-  /** Checkpoint weights by graph name (a LoRA adapter merged into them: see mergeLora). */
+  /** Checkpoint weights by graph name, with an adapter's tensors where `method` is LoRA. */
   weights: ReadonlyMap<string, Float64Array>;
+  /** A LoRA adapter's method: its linears add their low-rank path unmerged (cached-graph.ts). */
+  method?: TrainingMethod;
 }
 
 interface CachedSequence {
@@ -152,7 +155,7 @@ export class CachedGenerationModel implements GenerationModel {
     const key = `${shape.batch},${shape.past},${shape.fresh}`;
     let g = this.graphs.get(key);
     if (!g) {
-      const built = buildCachedStep(this.o.family, this.o.config, shape, this.runner.weightDtypes);
+      const built = buildCachedStep(this.o.family, this.o.config, shape, this.runner.weightDtypes, this.o.method);
       invariant(built.ok, "the cached step graph builds for any shape the family graph builds");
       g = built.value;
       this.graphs.set(key, g);

@@ -2,8 +2,9 @@
 // model (a checkpoint directory, or `init = random` weights drawn from `train.seed`), an optional
 // PEFT adapter, the backend that runs it (the KV-cache model on the interpreter or a GPU, or the
 // no-cache reference), and the decode block as generation settings. On a GPU a checkpoint streams
-// to the device one tensor at a time, the adapter merged into each as it passes, and is stored in
-// the pipeline's `model.dtype`; the CPU backends read it into a host map and compute in float64.
+// to the device one tensor at a time and is stored in the pipeline's `model.dtype`; an adapter
+// is applied unmerged, as in training; the CPU backends read the weights into a host map and
+// compute in float64.
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { ok, type Result } from "../../compiler/diagnostics.ts";
@@ -22,7 +23,7 @@ import type { GenerationSettings, Strategy } from "./engine.ts";
 import { gpuRunner, type GpuStepRunner } from "./gpu-runner.ts";
 import type { GenerationModel } from "./model.ts";
 import { openModelDir } from "../checkpoint/model-dir.ts";
-import { checkpointWeights, mergeLora, randomWeights, readPeftAdapter, streamedWeights, type LoadedAdapter } from "./weights.ts";
+import { checkpointWeights, randomWeights, readPeftAdapter, streamedWeights, type LoadedAdapter } from "./weights.ts";
 
 export interface PipelineGenerator {
   family: Family;
@@ -90,23 +91,24 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
   }
   let runner: StepRunner = interpreterRunner;
   if (options.gpu && !options.noCache) {
-    const onGpu = pipelineGpuRunner(pipeline, family, config, options.gpu);
+    const onGpu = pipelineGpuRunner(pipeline, family, config, options.gpu, adapter?.saved.keys());
     if (!onGpu.ok) return onGpu;
     runner = onGpu.value;
   }
-  const generation = options.noCache
-    ? new CpuGenerationModel({ family, config, weights: new Map([...weights, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method })
-    : new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, runner);
+  // an adapter's tensors beside the base weights, applied unmerged by either model
+  const adapted = { family, config, weights: new Map([...weights, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method };
+  const generation = options.noCache ? new CpuGenerationModel(adapted) : new CachedGenerationModel(adapted, runner);
   return ok(generator(pipeline, family, tokenizer.value, config, weights, generation, seed));
 }
 
 /**
  * A GPU step runner that stores the model's linears, table and head in the pipeline's
- * `model.dtype` (generationWeightDtypes), as a PyTorch model loaded in that dtype holds them;
- * f16 on a device without shader-f16 is SFT5009.
+ * `model.dtype` (generationWeightDtypes), as a PyTorch model loaded in that dtype holds them,
+ * except the tensors `trained` names (an adapter's modules_to_save, trained in f32); f16 on a
+ * device without shader-f16 is SFT5009.
  */
-export function pipelineGpuRunner(pipeline: ResolvedPipeline, family: Family, config: ModelConfig, gpu: GpuDevice): Result<GpuStepRunner> {
-  const weightDtypes = generationWeightDtypes(family, config, planSettings(pipeline).dtype);
+export function pipelineGpuRunner(pipeline: ResolvedPipeline, family: Family, config: ModelConfig, gpu: GpuDevice, trained?: Iterable<string>): Result<GpuStepRunner> {
+  const weightDtypes = generationWeightDtypes(family, config, planSettings(pipeline).dtype, trained);
   const refused = f16StorageRefusal(gpu, weightDtypes, `the weights of this ${family.name} model`);
   if (refused) return refused;
   return ok(gpuRunner(gpu, { weightDtypes }));
@@ -114,8 +116,8 @@ export function pipelineGpuRunner(pipeline: ResolvedPipeline, family: Family, co
 
 /**
  * The KV-cache model on a pipelineGpuRunner of `gpu` with the pipeline's checkpoint streamed
- * onto it, merged with the adapter in `adapterDir` tensor by tensor; the runner's weights are
- * freed on failure.
+ * onto it tensor by tensor, then the adapter in `adapterDir` (applied unmerged; its saved modules
+ * replace theirs as they pass); the runner's weights are freed on failure.
  */
 async function streamedGpuModel(
   pipeline: ResolvedPipeline,
@@ -127,21 +129,21 @@ async function streamedGpuModel(
   const opened = await openModelDir(String(pipeline.model.path), family.name);
   if (!opened.ok) return opened;
   const config = opened.value.config;
-  const made = pipelineGpuRunner(pipeline, family, config, gpu);
-  if (!made.ok) return made;
-  const runner = made.value;
   let adapter: LoadedAdapter | undefined;
   if (adapterDir !== undefined) {
     const read = await readPeftAdapter(adapterDir, family, config);
     if (!read.ok) return read;
     adapter = read.value;
   }
+  const made = pipelineGpuRunner(pipeline, family, config, gpu, adapter?.saved.keys());
+  if (!made.ok) return made;
+  const runner = made.value;
   const loaded = await runner.load(streamedWeights(opened.value, adapter, onProgress));
   if (!loaded.ok) {
     runner.destroy();
     return loaded;
   }
-  return ok({ config, model: new CachedGenerationModel({ family, config, weights: new Map() }, runner) });
+  return ok({ config, model: new CachedGenerationModel({ family, config, weights: new Map(), method: adapter?.method }, runner) });
 }
 
 function generator(

@@ -130,8 +130,9 @@ export interface StreamedTensor {
 }
 
 /**
- * A model directory's tensors one at a time, widened to float64 and, with `adapter`, merged as
- * adaptedTensor does: only the tensor in flight is held. `onProgress` gets the bytes read.
+ * A model directory's tensors one at a time, widened to float64, those `adapter` saves in full
+ * replaced by its own, then the adapter's LoRA tensors (A (rank, in), B (out, rank)), which the
+ * step graphs apply unmerged: only the tensor in flight is held. `onProgress` gets the bytes read.
  */
 export async function* streamedWeights(dir: ModelDir, adapter?: LoadedAdapter, onProgress?: (done: number, total: number) => void): AsyncGenerator<Result<StreamedTensor>> {
   for await (const tensor of dir.weights(onProgress)) {
@@ -140,7 +141,12 @@ export async function* streamedWeights(dir: ModelDir, adapter?: LoadedAdapter, o
       return;
     }
     const { name, dtype, shape, data } = tensor.value;
-    const values = decodeElements(dtype, data);
-    yield ok({ name, shape, values: adapter ? adaptedTensor(name, values, adapter) : values });
+    yield ok({ name, shape, values: adapter?.saved.get(name) ?? decodeElements(dtype, data) });
+  }
+  if (!adapter) return;
+  const rank = adapter.method.rank;
+  for (const [name, values] of adapter.weights) {
+    const shape = name.endsWith(".lora_A.weight") ? [rank, values.length / rank] : [values.length / rank, rank];
+    yield ok({ name, shape, values });
   }
 }

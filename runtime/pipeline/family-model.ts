@@ -16,6 +16,7 @@ import { savedModuleTensors } from "../export/peft-family.ts";
 import { loraNativeTargets } from "../export/torch/model-py.ts";
 import { initialAdapters } from "../export/torch/write-job.ts";
 import { blockLinearNames } from "../../compiler/plan/storage.ts";
+import { planMethod, savedModules } from "../../compiler/plan/settings.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { dequantizeNf4, quantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { seedFor } from "../data/split.ts";
@@ -37,8 +38,7 @@ export function trainingMethod(method: ResolvedPipeline["method"]): TrainingMeth
 
 /** The base weights `modules_to_save` trains beside the adapters, by checkpoint name. */
 export function savedWeightNames(family: Family, config: ModelConfig, method: ResolvedPipeline["method"]): string[] {
-  const modules = method.kind === "full" ? [] : ((method.modules_to_save as string[] | undefined) ?? []);
-  return modules.flatMap((m) => savedModuleTensors(family, config, m)?.tensors.map((t) => t.name) ?? []);
+  return savedModules(planMethod(method)).flatMap((m) => savedModuleTensors(family, config, m)?.tensors.map((t) => t.name) ?? []);
 }
 
 /** A family graph model that also names what gradient checkpointing keeps. */

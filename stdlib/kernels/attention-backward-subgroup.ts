@@ -54,11 +54,14 @@ export type BackwardKernel = "dq" | "dkdv";
 // the H200).
 const OPERAND_TILES: Record<BackwardKernel, { transposed: number; plain: number }> = { dq: { transposed: 2, plain: 1 }, dkdv: { transposed: 2, plain: 2 } };
 
+/** f16 elements per row of a transposed tile of `width` columns (the kernels' T_STRIDE). */
+const transposedStride = (width: number) => width + TRANSPOSE_PAD;
+
 /** f16 elements of the operand array: the tiles of one loop step, or the two staged operands. */
 function operandElements(layout: SubgroupAttentionLayout, headDim: number, kernel: BackwardKernel): number {
   const { transposed, plain } = OPERAND_TILES[kernel];
   const tile = layout.blockK;
-  return Math.max((transposed * (tile + TRANSPOSE_PAD) + plain * tile) * headDim, 2 * blockRows(layout) * headDim);
+  return Math.max((transposed * transposedStride(tile) + plain * tile) * headDim, 2 * blockRows(layout) * headDim);
 }
 
 /**
@@ -112,11 +115,11 @@ export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: 
  * WGSL: per column block y of the tile, the products `lefts1 x right` -> f32_tile at row0 and
  * `lefts2 x right` -> f32_tile at DP_AT (S and dP, or their transposes; rows of `widthName`
  * columns), the right matrices read from f16_tile at 0 and at `at2` (stored [d][column],
- * `width` columns in rows of T_STRIDE).
+ * `width` columns in padded rows of T_STRIDE = width + TRANSPOSE_PAD, transposedStride).
  */
 function scoresAndGradients(lefts1: string, lefts2: string, at2: string, width: number, widthName: string, dChunks: number, c: SubgroupMatrixConfig, types: ReturnType<typeof subgroupMatrixTypes>): string {
   const names = (prefix: string) => range(dChunks).map((x) => `${prefix}${x}`);
-  const stride = width + TRANSPOSE_PAD;
+  const stride = transposedStride(width);
   return lines(
     range(width / c.N).map((y) =>
       lines([
@@ -150,9 +153,9 @@ export function attentionDqSubgroupKernel(variant: AttentionVariant, layout: Sub
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dq"])}
 const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
-const T_STRIDE = ${BK + TRANSPOSE_PAD}u; // padded rows of K^T and V^T (TRANSPOSE_PAD)
-const VT_AT = ${(BK + TRANSPOSE_PAD) * D}u; // V^T (D, T_STRIDE) in f16_tile, after K^T (D, T_STRIDE)
-const K_AT = ${2 * (BK + TRANSPOSE_PAD) * D}u; // K (BLOCK_K, D)
+const T_STRIDE = ${transposedStride(BK)}u; // padded rows of K^T and V^T (TRANSPOSE_PAD)
+const VT_AT = ${transposedStride(BK) * D}u; // V^T (D, T_STRIDE) in f16_tile, after K^T (D, T_STRIDE)
+const K_AT = ${2 * transposedStride(BK) * D}u; // K (BLOCK_K, D)
 const DOUT_AT = ${BQ * D}u;   // dO (BLOCK_Q, D) staged after Q (BLOCK_Q, D) before the loop
 const DP_AT = ${BQ * BK}u;    // dP (BLOCK_Q, BLOCK_K) in f32_tile, after S
 var<workgroup> f16_tile: array<f16, ${operandElements(layout, D, "dq")}>;
@@ -229,10 +232,10 @@ export function attentionDkdvSubgroupKernel(variant: AttentionVariant, layout: S
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dk", "dv"])}
 const BLOCK_KV = ${BKV}u;
 const QUERY_TILE = ${BQT}u;
-const T_STRIDE = ${BQT + TRANSPOSE_PAD}u; // padded rows of Q^T and dO^T (TRANSPOSE_PAD)
-const DOUTT_AT = ${(BQT + TRANSPOSE_PAD) * D}u; // dO^T (D, T_STRIDE) in f16_tile, after Q^T (D, T_STRIDE)
-const Q_AT = ${2 * (BQT + TRANSPOSE_PAD) * D}u; // Q (QUERY_TILE, D)
-const DOUT_AT = ${2 * (BQT + TRANSPOSE_PAD) * D + BQT * D}u; // dO (QUERY_TILE, D)
+const T_STRIDE = ${transposedStride(BQT)}u; // padded rows of Q^T and dO^T (TRANSPOSE_PAD)
+const DOUTT_AT = ${transposedStride(BQT) * D}u; // dO^T (D, T_STRIDE) in f16_tile, after Q^T (D, T_STRIDE)
+const Q_AT = ${2 * transposedStride(BQT) * D}u; // Q (QUERY_TILE, D)
+const DOUT_AT = ${2 * transposedStride(BQT) * D + BQT * D}u; // dO (QUERY_TILE, D)
 const V_AT = ${BKV * D}u;      // V (BLOCK_KV, D) staged after K (BLOCK_KV, D) before the loop
 const DP_AT = ${BKV * BQT}u;   // dP^T (BLOCK_KV, QUERY_TILE) in f32_tile, after S^T
 var<workgroup> f16_tile: array<f16, ${operandElements(layout, D, "dkdv")}>;

@@ -13,9 +13,8 @@
 //      write P = exp(S - m) as f16: every invocation of the workgroup takes part, LANES of them
 //      per row (subgroup size / M, at least 1) each over every LANES-th key of the tile, their
 //      tile maxima combined through workgroup memory and their sums kept apart until the end;
-//      m is the row's running max, moved only
-//      when a tile's max exceeds it by more than TAU (conditional rescaling, as in recent
-//      FlashAttention work); a row whose m moves raises a workgroup flag, and only then do the
+//      m is the row's running max, moved only when a tile's max exceeds it by more than TAU
+//      (conditional rescaling, as in recent FlashAttention work); a row whose m moves raises a workgroup flag, and only then do the
 //      subgroups store O to workgroup memory (f32), every invocation scale O's rows by
 //      exp(old m - new m) (a result matrix cannot be scaled row by row) and the subgroups load
 //      O back;
@@ -82,7 +81,8 @@ function keyValueElements(layout: SubgroupAttentionLayout, headDim: number): num
  * more lanes than rows (each invocation then takes whole rows).
  */
 export function softmaxLanes(layout: SubgroupAttentionLayout): number {
-  return Math.max(1, layout.subgroupSize / layout.config.M);
+  const { subgroupSize, config } = layout;
+  return subgroupSize > config.M && subgroupSize % config.M === 0 ? subgroupSize / config.M : 1;
 }
 
 /**

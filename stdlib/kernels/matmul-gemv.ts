@@ -37,6 +37,8 @@ function rowsFor(m: number): number {
 export function gemvSpec(o: MatmulOptions, shape: MatmulShape, invocations = GEMV_WG): KernelSpec {
   invariant(o.transB && shape.m <= GEMV_MAX_ROWS, "gemv reads W stored (N, K) and at most 8 rows of A");
   invariant(invocations >= 2 && (invocations & (invocations - 1)) === 0, `gemv: ${invocations} invocations is not a power of two`);
+  // the partial sums, rows x invocations vec4, within the 16 KiB of workgroup memory every adapter offers
+  invariant(rowsFor(shape.m) * invocations * 16 <= 16384, `gemv: ${invocations} invocations over ${rowsFor(shape.m)} rows exceed 16 KiB of workgroup memory`);
   const st = matmulUniforms(shape, o);
   const vecA = !o.transA && vec4Ok(o.a, shape.k, st.lda, st.strideA);
   const vecB = vec4Ok(o.b, shape.k, st.ldb, st.strideB);

@@ -3,7 +3,8 @@
 // reference's refusals where it cannot run.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { benchGeneration, bufferRefusal, decodeBandwidth, decodeBytes, SEVEN_B, torchGenerate } from "../../bench/generation.ts";
+import { benchGeneration, bufferRefusal, decodeBandwidth, decodeBytes, torchGenerate } from "../../bench/generation.ts";
+import { SEVEN_B } from "../../bench/sizes.ts";
 import { generationSection } from "../../bench/report.ts";
 import { sharedShapeWeights } from "../../bench/shared-weights.ts";
 import { torchDeviceFor } from "../../bench/ceilings.ts";

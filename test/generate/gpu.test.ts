@@ -1,7 +1,8 @@
 // Generation on the GPU (WebGPU; lavapipe in CI): the cached step graphs compiled and run by the
 // executor give the CPU reference's logits within float32 error, and the same tokens, for every
 // family's fixture model, including a left-padded batch, with f32 weights and with the linears,
-// table and head stored in bf16 or f16; and `sftc generate --gpu`. Skips
+// table and head stored in bf16 or f16 (an adapter over them unmerged; f16 refused without
+// shader-f16); and `sftc generate --gpu`. Skips
 // without a GPU adapter.
 import { join } from "node:path";
 import { test } from "uvu";
@@ -9,8 +10,12 @@ import * as assert from "uvu/assert";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { generateBatch } from "../../runtime/generate/engine.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
+import { pipelineGpuRunner } from "../../runtime/generate/pipeline-model.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { QUICKSTART, resolvedPipeline } from "../run/support.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";
 import { generationWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
+import { loraParamNames } from "../../compiler/models/lora-linear.ts";
 import { Random } from "../../runtime/random.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
@@ -80,6 +85,56 @@ for (const [name, dtype] of [["baichuan7b", "bf16"], ["moss", "f16"], ["chatglm"
     }),
   );
 }
+
+test(
+  "an adapter over bf16 weights runs unmerged: its small update survives, as the CPU reference over the rounded base computes it",
+  withGpu(async (gpu) => {
+    const name = "chatglm2";
+    const family = families[name];
+    const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
+    const weightDtypes = generationWeightDtypes(family, config, "bf16");
+    const rounded = new Map(weights);
+    roundToStorage(rounded, weightDtypes);
+    // rank 2 on every query_key_value, B small: the update is below a bf16 step of most weights
+    const rank = 2;
+    const method = { kind: "lora" as const, rank, alpha: 2 * rank, targets: ["query_key_value"] };
+    const random = new Random(5);
+    const adapter = new Map<string, Float64Array>();
+    for (const [weight, w] of weights) {
+      if (!weight.endsWith(".query_key_value.weight")) continue;
+      const inFeatures = config.dims.hidden;
+      const names = loraParamNames(weight);
+      adapter.set(names.a, Float64Array.from(random.normalArray(rank * inFeatures, 1)));
+      adapter.set(names.b, Float64Array.from(random.normalArray((w.length / inFeatures) * rank, 2e-4)));
+    }
+    const prompts = twoPrompts(name, config);
+    const logits = async (model: CachedGenerationModel) => (await model.start(prompts)).logits;
+    const [onGpu, cpu, cpuBase] = await Promise.all([
+      logits(new CachedGenerationModel({ family, config, weights: new Map([...weights, ...adapter]), method }, gpuRunner(gpu, { weightDtypes }))),
+      logits(new CachedGenerationModel({ family, config, weights: new Map([...rounded, ...adapter]), method })),
+      logits(new CachedGenerationModel({ family, config, weights: rounded })),
+    ]);
+    const error = Math.max(...cpu.map((row, i) => relativeError(onGpu[i], row)));
+    const effect = Math.max(...cpu.map((row, i) => relativeError(cpuBase[i], row)));
+    console.log(`    GPU vs CPU reference ${error.toExponential(2)}; the adapter moves the logits by ${effect.toExponential(2)}`);
+    assert.ok(error < 1e-5, `relative error ${error}`);
+    assert.ok(effect > 20 * error, "the adapter's effect stands well above the GPU's error");
+  }),
+);
+
+test(
+  "generation weights in f16 on a device without shader-f16: SFT5009 naming model.dtype; bf16 needs no device feature",
+  withGpu(async (gpu) => {
+    const family = families.chatglm2; // the quickstart's family
+    const { config } = expectOk(await checkpointWeights(join(FIXTURES, "chatglm2"), family));
+    const withoutF16 = Object.create(gpu, { hasF16: { value: false } }) as GpuDevice;
+    const runner = (dtype: string) => pipelineGpuRunner(resolvedPipeline(QUICKSTART, [`model.dtype=${dtype}`]), family, config, withoutF16);
+    const refused = runner("f16");
+    assert.ok(!refused.ok && refused.diagnostics[0].code === "SFT5009" && refused.diagnostics[0].where === "model.dtype", JSON.stringify(refused));
+    assert.match(refused.ok ? "" : refused.diagnostics[0].message, "the weights of this chatglm2 model are kept in f16");
+    assert.ok(runner("bf16").ok);
+  }),
+);
 
 test(
   "sftc generate --gpu prints what the CPU backend prints, its weights stored in model.dtype",

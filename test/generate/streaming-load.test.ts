@@ -1,5 +1,5 @@
 // A checkpoint streamed to the GPU for generation one tensor at a time: a small ChatGLM2
-// checkpoint, with and without a PEFT adapter merged as each tensor passes, generates the tokens
+// checkpoint, with and without a PEFT adapter (streamed after it, applied unmerged), generates the tokens
 // (and logits) of the runner fed the whole host map, both storing the weights in the pipeline's
 // model.dtype (chatglm2: f16), and loading a ~95 MB checkpoint grows held
 // memory by a few tensors only. Skips without a GPU adapter.
@@ -10,7 +10,7 @@ import * as assert from "uvu/assert";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { generateBatch } from "../../runtime/generate/engine.ts";
 import { loadPipelineGenerator, pipelineGpuRunner } from "../../runtime/generate/pipeline-model.ts";
-import { checkpointWeights, mergeLora, readPeftAdapter } from "../../runtime/generate/weights.ts";
+import { checkpointWeights, readPeftAdapter } from "../../runtime/generate/weights.ts";
 import { writePeftAdapter } from "../../runtime/export/peft.ts";
 import { writeSafetensors } from "../../runtime/export/safetensors-writer.ts";
 import { Random } from "../../runtime/random.ts";
@@ -91,7 +91,8 @@ for (const adapted of [false, true]) {
       const { config, weights } = expectOk(await checkpointWeights(dir, family));
       const adapter = adapterDir ? expectOk(await readPeftAdapter(adapterDir, family, config)) : undefined;
       const onGpu = () => expectOk(pipelineGpuRunner(pipeline, family, config, gpu));
-      const hosted = new CachedGenerationModel({ family, config, weights: adapter ? mergeLora(weights, adapter) : weights }, onGpu());
+      const withAdapter = new Map([...weights, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]);
+      const hosted = new CachedGenerationModel({ family, config, weights: withAdapter, method: adapter?.method }, onGpu());
       const prompts = [streamed.tokenizer.withSpecialTokens(streamed.tokenizer.encode("晚上睡不着怎么办"))];
       const [a, b] = [await hosted.start(prompts), await streamed.model.start(prompts)];
       const error = relativeError(b.logits[0], a.logits[0]);
