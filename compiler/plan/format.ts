@@ -61,10 +61,11 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
     out.push(
       "",
       `generation (${g.strategy}, ${g.sequences} sequence${g.sequences === 1 ? "" : "s"} of up to ${g.contextTokens} tokens)`,
+      line("weights", g.weights, "as generation stores them: linears, table and head in the model's dtype after LoRA and QLoRA"),
       line("KV cache", g.kvCache, "keys and values of every layer, f32"),
       line("step arena", g.arena, "one forward step"),
       line("logits readback", g.staging, "staging buffer"),
-      line("peak", g.peak, "with the base weights and adapters; training buffers released"),
+      line("peak", g.peak, "with the adapters; training buffers released"),
     );
   }
   out.push("", `peak ${formatBytes(p.peakBytes)} (${p.peakBytes} bytes); planned over ${p.depth.planned} of ${p.depth.layers}`);

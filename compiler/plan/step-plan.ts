@@ -16,7 +16,7 @@
 // (1.5 to 2.5 s for the published sizes); `estimate` extrapolates it, for advice, marked as such.
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
-import { graph, numel, topoSort, type Node } from "../ir/node.ts";
+import { graph, numel, topoSort, type DType, type Node } from "../ir/node.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { compileGraph } from "../passes/compile.ts";
 import { kernelCount } from "../passes/print-schedule.ts";
@@ -24,7 +24,7 @@ import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { describeMethod, type PlanSettings } from "./settings.ts";
-import { denseStorageBytes, isQuantizedRole, nf4StorageBytes, SAVED_MODULE_ROLES } from "./storage.ts";
+import { blockLinearNames, denseStorageBytes, generationWeightDtypes, isQuantizedRole, nf4StorageBytes, SAVED_MODULE_ROLES } from "./storage.ts";
 
 /** Bytes of one training step, by what holds them. The peak is the sum of all but the arena's parts. */
 export interface TrainingFigures {
@@ -70,13 +70,19 @@ export interface GenerationFigures {
   sequences: number;
   /** Tokens the cache holds per sequence: max_length of the data plus max_new_tokens, at most the model's positions. */
   contextTokens: number;
+  /**
+   * The weights as generation stores them on the GPU: after full fine-tuning the f32 weights it
+   * trained; else the linears (QLoRA: NF4), table and head in the model's dtype and the rest,
+   * with modules trained in full, in f32 (generationWeightDtypes).
+   */
+  weights: number;
   /** Keys and values of every layer, f32. */
   kvCache: number;
   /** Arena of one forward step (planned for two tokens, the graph's smallest). */
   arena: number;
   /** Staging buffer for one row of logits per sequence. */
   staging: number;
-  /** Weights, adapters, KV cache, step arena and staging: training's other buffers are released. */
+  /** Its weights, the adapters, KV cache, step arena and staging: training's buffers are released. */
   peak: number;
 }
 
@@ -130,7 +136,7 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
   const persistent = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging;
   const training: TrainingFigures = { ...t, peak: persistent + t.inputs + t.arena };
   const g = generation.value;
-  const decoding = g && { ...g, peak: t.weights + t.adapters + g.kvCache + g.arena + g.staging };
+  const decoding = g && { ...g, peak: g.weights + t.adapters + g.kvCache + g.arena + g.staging };
   const e = evaluation.value;
   const evaluating = e && { ...e, peak: persistent + e.inputs + e.arena };
   return ok({
@@ -204,10 +210,21 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
   const compiled = compileGraph(graph([["logits", step.value.logits]]));
   if (!compiled.ok) return compiled;
   const contextTokens = Math.min(s.seq + gen.maxNewTokens, d.maxPositions);
+  const m = s.method;
+  const saved = new Set(m.kind === "full" ? [] : m.modulesToSave.flatMap((x) => SAVED_MODULE_ROLES[x] ?? []));
+  const trained = family.tensors.filter((t) => saved.has(t.role)).map((t) => t.name);
+  const narrow = m.kind === "full" ? new Map<string, DType>() : generationWeightDtypes(family, config, s.dtype, trained, m.kind === "qlora");
+  const layout = m.kind === "qlora" ? m.nf4 : undefined;
+  const nf4 = new Set(layout ? blockLinearNames(family, d.layers) : []);
+  let weights = 0;
+  for (const [name, w] of step.value.weights) {
+    weights += layout && nf4.has(name) ? nf4StorageBytes(numel(w.shape), layout) : denseStorageBytes((narrow.get(name) ?? "f32") as StorageDType, numel(w.shape));
+  }
   return ok({
     strategy: gen.strategy,
     sequences: gen.sequences,
     contextTokens,
+    weights,
     kvCache: d.layers * 2 * denseStorageBytes("f32", gen.sequences * contextTokens * d.kvHeads * d.headDim),
     arena: compiled.value.plan.arenaBytes,
     staging: denseStorageBytes("f32", gen.sequences * d.vocab),

@@ -82,13 +82,14 @@ export function frozenWeightDtypes(
 
 /**
  * The weights generation on the GPU stores in the model's `dtype`: at inference every weight is
- * frozen, so the same ones as a LoRA run's (block linears, embedding table, untied head), less
- * `trained`, tensors an adapter saves in full (trained in f32); norms and biases stay f32. The
- * gemv and matmul kernels widen them as they read them, so a decode step reads half the bytes of
- * f32 weights.
+ * frozen, so the same ones as a LoRA run's (block linears, embedding table, untied head), or with
+ * `quantized` a QLoRA run's (the table and head: the block linears are NF4, blockLinearNames),
+ * less `trained`, tensors an adapter saves in full (trained in f32); norms and biases stay f32.
+ * The gemv and matmul kernels widen them as they read them, so a decode step reads half the
+ * bytes of f32 weights.
  */
-export function generationWeightDtypes(family: Family, config: ModelConfig, dtype: WeightDType, trained: Iterable<string> = []): Map<string, DType> {
-  const narrow = frozenWeightDtypes(family, config, "lora", dtype);
+export function generationWeightDtypes(family: Family, config: ModelConfig, dtype: WeightDType, trained: Iterable<string> = [], quantized = false): Map<string, DType> {
+  const narrow = frozenWeightDtypes(family, config, quantized ? "qlora" : "lora", dtype);
   for (const name of trained) narrow.delete(name);
   return narrow;
 }

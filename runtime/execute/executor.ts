@@ -22,7 +22,7 @@ import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { BoundSteps } from "./bound-steps.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
-import { nf4Bindings, type Nf4Weight } from "./nf4-weights.ts";
+import { nf4Bindings, type Nf4Buffers } from "./nf4-weights.ts";
 import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
 import { prepareCrossEntropy } from "./library/cross-entropy.ts";
 import { prepareEmbedding, prepareEmbeddingBackward } from "./library/embedding.ts";
@@ -75,7 +75,7 @@ export interface ExecutorOptions {
    * Parameters stored as NF4 (QLoRA base weights), by name, and the NF4 lookup tables: matmul
    * launches read them as their B operand through the NF4 kernel; no other launch may read them.
    */
-  nf4?: { weights: ReadonlyMap<string, Nf4Weight>; tables: GpuTensor };
+  nf4?: { weights: ReadonlyMap<string, Nf4Buffers>; tables: GpuTensor };
 }
 
 export class GraphExecutor {
@@ -156,7 +156,7 @@ export class GraphExecutor {
     };
   }
 
-  private nf4Weight(n: Node): Nf4Weight | undefined {
+  private nf4Weight(n: Node): Nf4Buffers | undefined {
     return n.op === "param" ? this.nf4?.weights.get(n.attrs.name!) : undefined;
   }
 

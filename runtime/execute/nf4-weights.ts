@@ -8,10 +8,8 @@ import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { quantizeNf4, type Nf4Tensor } from "../../stdlib/quant/nf4.ts";
 
-/** One NF4 weight on the device. */
-export interface Nf4Weight {
-  /** The weight as quantized on the host (for export: dequantize it). */
-  host: Nf4Tensor;
+/** The device buffers of one NF4 weight: what a matmul binds. */
+export interface Nf4Buffers {
   /** Packed 4-bit codes, 8 per u32 word. */
   codes: GpuTensor;
   /** Packed 8-bit absmax codes, 4 per u32 word. */
@@ -20,6 +18,12 @@ export interface Nf4Weight {
   scales: GpuTensor;
   /** The f32 mean subtracted from the absmax values. */
   offset: GpuTensor;
+}
+
+/** One NF4 weight on the device, with its host copy. */
+export interface Nf4Weight extends Nf4Buffers {
+  /** The weight as quantized on the host (for export: dequantize it). */
+  host: Nf4Tensor;
 }
 
 function words(bytes: Uint8Array): Uint32Array {
@@ -35,6 +39,15 @@ export function uploadNf4Weight(gpu: GpuDevice, values: ArrayLike<number>, label
 
 /** Uploads the parts of `host`, a weight already quantized with double-quantized absmax. */
 export function uploadNf4Tensor(gpu: GpuDevice, host: Nf4Tensor, label: string): Nf4Weight {
+  return { host, ...uploadNf4Parts(gpu, host, label) };
+}
+
+/** Quantizes `values` to NF4 (double-quantized absmax) and uploads the parts, keeping no host copy. */
+export function uploadNf4Buffers(gpu: GpuDevice, values: ArrayLike<number>, label: string): Nf4Buffers {
+  return uploadNf4Parts(gpu, quantizeNf4(Float32Array.from(values)), label);
+}
+
+function uploadNf4Parts(gpu: GpuDevice, host: Nf4Tensor, label: string): Nf4Buffers {
   invariant(!(host.absmax instanceof Float32Array), "QLoRA weights are double-quantized");
   const upload = (dtype: "u32" | "f32", data: Uint32Array | Float32Array, part: string) => {
     const t = createTensor(gpu, dtype, [data.length], `${label} (NF4 ${part})`);
@@ -42,7 +55,6 @@ export function uploadNf4Tensor(gpu: GpuDevice, host: Nf4Tensor, label: string):
     return t;
   };
   return {
-    host,
     codes: upload("u32", words(host.codes), "codes"),
     absmax: upload("u32", words(host.absmax.codes), "absmax codes"),
     scales: upload("f32", host.absmax.scales, "scales"),
@@ -51,7 +63,7 @@ export function uploadNf4Tensor(gpu: GpuDevice, host: Nf4Tensor, label: string):
 }
 
 /** The four buffers of `w`. */
-export function nf4Buffers(w: Nf4Weight): GpuTensor[] {
+export function nf4Buffers(w: Nf4Buffers): GpuTensor[] {
   return [w.codes, w.absmax, w.scales, w.offset];
 }
 
@@ -64,7 +76,7 @@ export function uploadNf4Tables(gpu: GpuDevice): GpuTensor {
 }
 
 /** The bindings of B for the NF4 matmul kernel. */
-export function nf4Bindings(w: Nf4Weight, tables: GpuTensor): Record<string, GpuTensor> {
+export function nf4Bindings(w: Nf4Buffers, tables: GpuTensor): Record<string, GpuTensor> {
   const b = NF4_B_BINDINGS;
   return { [b.codes]: w.codes, [b.absmax]: w.absmax, [b.scales]: w.scales, [b.offset]: w.offset, [b.tables]: tables };
 }

@@ -10,7 +10,7 @@
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { Graph } from "../../compiler/ir/node.ts";
 import { bytesPerElement } from "../../stdlib/kernels/dtype.ts";
-import { GraphExecutor } from "../execute/executor.ts";
+import { GraphExecutor, type ExecutorOptions } from "../execute/executor.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
@@ -25,10 +25,14 @@ export interface StepPrograms {
   readonly bucket: number;
   /** The schedule of step graph `g`, compiled once per graph. */
   schedule(g: Graph): Schedule;
-  /** The device tensors of the weights `g` reads (uploaded when first fed). */
+  /** The device tensors of the dense weights `g` reads (uploaded, or quantized to NF4, when first fed). */
   weights(g: Graph, feeds: ReadonlyMap<string, Float64Array>): ReadonlyMap<string, GpuTensor>;
+  /** Whether the runner holds weight `name` (dense or NF4): a feed of that name is not an input. */
+  holds(name: string): boolean;
   /** Bytes written from the host into the inputs that are neither weights nor cache. */
   countInputBytes(bytes: number): void;
+  /** The weights stored as NF4 and their lookup tables, which the matmuls bind (none without). */
+  nf4(): ExecutorOptions["nf4"];
   /** Whether steps time every dispatch, and where their timings go. */
   readonly profile: StepProfile;
 }
@@ -77,9 +81,9 @@ export class DeviceKvCache implements StepCache {
     const layout = this.current ?? this.layout(B, P);
     invariant(layout.batch === B && layout.past === P, "a step reads the cache's current layout");
     const executor = this.executor(g, feeds, layout);
-    const weights = this.programs.weights(g, feeds);
+    this.programs.weights(g, feeds);
     for (const [name, values] of feeds) {
-      if (weights.has(name)) continue;
+      if (this.programs.holds(name)) continue;
       executor.write(name, values);
       this.programs.countInputBytes(4 * values.length);
     }
@@ -173,7 +177,7 @@ export class DeviceKvCache implements StepCache {
       bound.set(CACHE.pastKey(layer), layout.keys[layer]);
       bound.set(CACHE.pastValue(layer), layout.values[layer]);
     }
-    const created = GraphExecutor.create(this.programs.gpu, this.programs.schedule(g), bound);
+    const created = GraphExecutor.create(this.programs.gpu, this.programs.schedule(g), bound, { nf4: this.programs.nf4() });
     invariant(created.ok, `preparing a generation step: ${created.ok ? "" : created.diagnostics.map((d) => d.message).join("; ")}`);
     this.executors.set(g, { executor: created.value, layout });
     return created.value;

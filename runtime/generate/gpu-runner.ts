@@ -2,7 +2,8 @@
 // passes and run by the WebGPU executor (runtime/execute), its fused kernels included. The weights
 // are uploaded once, either streamed in before the first step (`load`, one tensor at a time) or
 // on the first step that feeds them, and bound into every step's executor, each in its storage
-// dtype (the linears, table and head in the model's 16-bit dtype, read widened by the kernels); a
+// dtype (the linears, table and head in the model's 16-bit dtype, read widened by the kernels;
+// a QLoRA pipeline's block linears as NF4, decoded inside the matmuls, as its training stores them); a
 // step graph is compiled once per shape; each session's KV cache lives on the device
 // (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
@@ -10,6 +11,7 @@ import { topoSort, type DType, type Graph, type Node } from "../../compiler/ir/n
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { nf4Buffers, uploadNf4Buffers, uploadNf4Tables, type Nf4Buffers } from "../execute/nf4-weights.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { uploadTensor, type GpuTensor } from "../gpu/tensor.ts";
 import type { StepRunner } from "./cached-model.ts";
@@ -44,6 +46,8 @@ export interface GpuRunnerOptions {
   bucket?: number;
   /** Weights stored narrower than f32, by graph name (generationWeightDtypes); the rest are f32. */
   weightDtypes?: ReadonlyMap<string, DType>;
+  /** Weights stored as NF4 (a QLoRA pipeline's block linears), quantized as they are uploaded. */
+  nf4?: readonly string[];
 }
 
 /** Cached positions per bucket by default. */
@@ -54,6 +58,18 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
   const weights = new Map<string, { source: Float64Array; tensor: GpuTensor }>();
   // weights streamed in by `load`, by graph name
   const resident = new Map<string, GpuTensor>();
+  // NF4 weights, from `load` or quantized when first fed, and the lookup tables of their matmuls
+  const nf4Names = new Set(options.nf4 ?? []);
+  const quantized = new Map<string, { source?: Float64Array; buffers: Nf4Buffers }>();
+  let tables: GpuTensor | undefined;
+  const uploadNf4 = (name: string, values: ArrayLike<number>, source?: Float64Array) => {
+    const held = quantized.get(name);
+    if (held) for (const t of nf4Buffers(held.buffers)) t.destroy();
+    const buffers = uploadNf4Buffers(gpu, values, name);
+    quantized.set(name, { source, buffers });
+    stats.weightBytes += nf4Buffers(buffers).reduce((n, t) => n + t.byteSize, 0);
+    tables ??= uploadNf4Tables(gpu);
+  };
   const schedules = new Map<string, Schedule>();
   const stats: GpuRunnerStats = { compiles: 0, weightBytes: 0, inputBytes: 0 };
   const profile: StepProfile = { enabled: false, timings: [] };
@@ -90,6 +106,13 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
       for (const n of leaves(g)) {
         if (n.op !== "param") continue;
         const name = n.attrs.name!;
+        if (nf4Names.has(name)) {
+          const values = feeds.get(name);
+          const held = quantized.get(name);
+          invariant(held || values, `generation step: no weight ${name}`);
+          if (values && held?.source !== values) uploadNf4(name, values, values);
+          continue;
+        }
         const loaded = resident.get(name);
         if (loaded) {
           invariant(n.dtype === loaded.dtype && loaded.shape.join("x") === n.shape.join("x"), `generation step: the loaded weight ${name} is ${loaded.dtype} [${loaded.shape}], the step reads ${n.dtype} [${n.shape}]`);
@@ -112,11 +135,13 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
     countInputBytes(bytes) {
       stats.inputBytes += bytes;
     },
+    holds: (name) => resident.has(name) || weights.has(name) || quantized.has(name),
+    nf4: () => (tables ? { weights: new Map([...quantized].map(([name, q]) => [name, q.buffers])), tables } : undefined),
   };
 
   const weightDtypes = options.weightDtypes ?? new Map<string, DType>();
   const narrow = new Set(weightDtypes.values());
-  const stored = narrow.size === 0 ? "weights" : `weights (${[...narrow].join(", ")} linears, table and head)`;
+  const stored = nf4Names.size > 0 ? `weights (NF4 block linears${narrow.size > 0 ? `, ${[...narrow].join(", ")} table and head` : ""})` : narrow.size === 0 ? "weights" : `weights (${[...narrow].join(", ")} linears, table and head)`;
   return {
     backend: `GPU (${gpu.adapter.name}; ${stored} and KV cache on the device)`,
     weightDtypes,
@@ -127,6 +152,10 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
       for await (const tensor of tensors) {
         if (!tensor.ok) return tensor;
         const { name, shape, values } = tensor.value;
+        if (nf4Names.has(name)) {
+          uploadNf4(name, values);
+          continue;
+        }
         resident.get(name)?.destroy();
         const uploaded = uploadTensor(gpu, (weightDtypes.get(name) ?? "f32") as StorageDType, shape, values, name);
         resident.set(name, uploaded);
@@ -137,8 +166,12 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
     destroy() {
       for (const w of weights.values()) w.tensor.destroy();
       for (const t of resident.values()) t.destroy();
+      for (const q of quantized.values()) for (const t of nf4Buffers(q.buffers)) t.destroy();
+      tables?.destroy();
       weights.clear();
       resident.clear();
+      quantized.clear();
+      tables = undefined;
     },
   };
 }

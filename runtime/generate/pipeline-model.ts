@@ -15,7 +15,7 @@ import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
 import { planSettings } from "../../compiler/plan/settings.ts";
-import { generationWeightDtypes } from "../../compiler/plan/storage.ts";
+import { blockLinearNames, generationWeightDtypes } from "../../compiler/plan/storage.ts";
 import { f16StorageRefusal, type GpuDevice } from "../gpu/device.ts";
 import { CachedGenerationModel, interpreterRunner, type StepRunner } from "./cached-model.ts";
 import { CpuGenerationModel } from "./cpu-model.ts";
@@ -104,14 +104,17 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
 /**
  * A GPU step runner that stores the model's linears, table and head in the pipeline's
  * `model.dtype` (generationWeightDtypes), as a PyTorch model loaded in that dtype holds them,
- * except the tensors `trained` names (an adapter's modules_to_save, trained in f32); f16 on a
- * device without shader-f16 is SFT5009.
+ * except the tensors `trained` names (an adapter's modules_to_save, trained in f32); a QLoRA
+ * pipeline's block linears are NF4, as its training stores them (and bitsandbytes loads a 4-bit
+ * base). f16 on a device without shader-f16 is SFT5009.
  */
 export function pipelineGpuRunner(pipeline: ResolvedPipeline, family: Family, config: ModelConfig, gpu: GpuDevice, trained?: Iterable<string>): Result<GpuStepRunner> {
-  const weightDtypes = generationWeightDtypes(family, config, planSettings(pipeline).dtype, trained);
+  const settings = planSettings(pipeline);
+  const quantized = settings.method.kind === "qlora";
+  const weightDtypes = generationWeightDtypes(family, config, settings.dtype, trained, quantized);
   const refused = f16StorageRefusal(gpu, weightDtypes, `the weights of this ${family.name} model`);
   if (refused) return refused;
-  return ok(gpuRunner(gpu, { weightDtypes }));
+  return ok(gpuRunner(gpu, { weightDtypes, nf4: quantized ? blockLinearNames(family, config.dims.layers) : [] }));
 }
 
 /**

@@ -2,7 +2,7 @@
 // executor give the CPU reference's logits within float32 error, and the same tokens, for every
 // family's fixture model, including a left-padded batch, with f32 weights and with the linears,
 // table and head stored in bf16 or f16 (an adapter over them unmerged; f16 refused without
-// shader-f16); and `sftc generate --gpu`. Skips
+// shader-f16), and with a QLoRA pipeline's block linears in NF4; and `sftc generate --gpu`. Skips
 // without a GPU adapter.
 import { join } from "node:path";
 import { test } from "uvu";
@@ -14,7 +14,8 @@ import { pipelineGpuRunner } from "../../runtime/generate/pipeline-model.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { QUICKSTART, resolvedPipeline } from "../run/support.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";
-import { generationWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
+import { blockLinearNames, generationWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
+import { nf4RoundTrip } from "../../runtime/pipeline/family-model.ts";
 import { loraParamNames } from "../../compiler/models/lora-linear.ts";
 import { Random } from "../../runtime/random.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
@@ -82,6 +83,32 @@ for (const [name, dtype] of [["baichuan7b", "bf16"], ["moss", "f16"], ["chatglm"
       assert.ok(ratio > 0.5 && ratio < 0.56, `stored bytes ratio ${ratio}`);
       narrow.destroy();
       wide.destroy();
+    }),
+  );
+}
+
+for (const name of ["baichuan7b", "chatglm", "chatglm2"] as const) {
+  test(
+    `${name}: GPU generation over NF4 block linears (a QLoRA pipeline's) equals the CPU reference over their NF4 round trip, in fewer bytes than bf16`,
+    withGpu(async (gpu) => {
+      const family = families[name];
+      const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
+      const nf4 = blockLinearNames(family, config.dims.layers);
+      const weightDtypes = generationWeightDtypes(family, config, "bf16", [], true);
+      assert.ok(nf4.every((n) => !weightDtypes.has(n)), "the NF4 linears have no dense dtype");
+      const rounded = new Map(weights);
+      roundToStorage(rounded, weightDtypes);
+      const cpu = new CachedGenerationModel({ family, config, weights: nf4RoundTrip(rounded, nf4) });
+      const quantized = gpuRunner(gpu, { weightDtypes, nf4 });
+      await assertSameGeneration(cpu, new CachedGenerationModel({ family, config, weights }, quantized), twoPrompts(name, config));
+      assert.match(quantized.backend, "NF4 block linears");
+
+      const bf16 = gpuRunner(gpu, { weightDtypes: generationWeightDtypes(family, config, "bf16") });
+      await new CachedGenerationModel({ family, config, weights }, bf16).start(twoPrompts(name, config));
+      console.log(`    ${name}: NF4 ${quantized.stats.weightBytes} bytes, bf16 ${bf16.stats.weightBytes}`);
+      assert.ok(quantized.stats.weightBytes < bf16.stats.weightBytes);
+      quantized.destroy();
+      bf16.destroy();
     }),
   );
 }

@@ -43,11 +43,11 @@ async function checkpoint(config: Record<string, unknown>, values: (name: string
   return { dir, bytes: 4 * sizes.reduce((a, b) => a + b, 0), largest: Math.max(...sizes) };
 }
 
-/** The one pipeline of a project over the model in `dir`. */
-function pipelineFor(dir: string) {
+/** The one pipeline of a project over the model in `dir`, with `method` (lora or qlora). */
+function pipelineFor(dir: string, method = "lora") {
   const project = tempDir("generate-streaming-project");
   writeFileSync(join(project, "belle.json"), `${JSON.stringify({ instruction: "你好", input: "", output: "好的。" })}\n`);
-  const sft = `sft 1\npipeline p {\n  model chatglm2 {\n    path = "${dir}"\n  }\n  method lora {\n    rank    = 2\n    targets = [query_key_value]\n  }\n  dataset belle {\n    path = "belle.json"\n    max_length = 32\n  }\n  train {\n    max_steps = 1\n    output = "runs"\n  }\n}\n`;
+  const sft = `sft 1\npipeline p {\n  model chatglm2 {\n    path = "${dir}"\n  }\n  method ${method} {\n    rank    = 2\n    targets = [query_key_value]\n  }\n  dataset belle {\n    path = "belle.json"\n    max_length = 32\n  }\n  train {\n    max_steps = 1\n    output = "runs"\n  }\n}\n`;
   writeFileSync(join(project, "p.sft"), sft);
   return resolvedPipeline(join(project, "p.sft"), []);
 }
@@ -109,6 +109,21 @@ for (const adapted of [false, true]) {
     }),
   );
 }
+
+test(
+  "a QLoRA pipeline's generation streams its block linears into NF4, as the host-map runner of the same pipeline stores them",
+  withGpu(async (gpu) => {
+    const { dir } = await tiny;
+    const pipeline = pipelineFor(dir, "qlora");
+    const streamed = expectOk(await loadPipelineGenerator(pipeline, { gpu }));
+    assert.match(streamed.model.backend, "NF4 block linears, f16 table and head");
+    const { config, weights } = expectOk(await checkpointWeights(dir, family));
+    const hosted = new CachedGenerationModel({ family, config, weights }, expectOk(pipelineGpuRunner(pipeline, family, config, gpu)));
+    const prompts = [streamed.tokenizer.withSpecialTokens(streamed.tokenizer.encode("晚上睡不着怎么办"))];
+    const [a, b] = [await hosted.start(prompts), await streamed.model.start(prompts)];
+    assert.is(relativeError(b.logits[0], a.logits[0]), 0);
+  }),
+);
 
 test(
   "loading a ~95 MB checkpoint onto the GPU for generation grows held memory by a few tensors, never by the model",

@@ -146,9 +146,26 @@ test("generation: the KV cache holds keys and values of every layer for max_leng
   assert.is(g.contextTokens, base.seq + 20);
   assert.is(g.kvCache, d.layers * 2 * buffer(4 * 3 * (base.seq + 20) * d.kvHeads * d.headDim));
   assert.is(g.staging, buffer(4 * 3 * d.vocab));
-  assert.is(g.peak, plan.training.weights + plan.training.adapters + g.kvCache + g.arena + g.staging);
+  assert.is(g.peak, g.weights + plan.training.adapters + g.kvCache + g.arena + g.staging);
   assert.is(plan.peakBytes, Math.max(plan.training.peak, g.peak));
 });
+
+for (const name of familyNames) {
+  test(`${name}: generation's weights as it stores them on the GPU: NF4 block linears after QLoRA, f32 after full fine-tuning`, () => {
+    const m = model(name, 2);
+    const tensors = declaredTensors(m.family, m.config.dims, m.config.tiedHead);
+    const generation = { strategy: "greedy", sequences: 1, maxNewTokens: 4 };
+    const weightsOf = (method: PlanSettings["method"]) => expectOk(planStep(m.family, m.config, { ...base, dtype: "bf16", method, generation })).generation!.weights;
+    // linears of the blocks, the table and an untied head in bf16; norms and biases f32
+    const narrow = (role: string, saved: string[] = []) => !saved.includes(role) && (quantized(role) || role === "embed.weight" || role === "head.weight");
+    const bytes = (saved: string[] = []) => tensors.reduce((n, t) => n + buffer((narrow(t.role, saved) ? 2 : 4) * product(t.shape)), 0);
+    assert.is(weightsOf(lora("lora", ["all"])), bytes(), "LoRA");
+    const qBytes = tensors.reduce((n, t) => n + (quantized(t.role) ? nf4Bytes(product(t.shape)) : buffer((narrow(t.role) ? 2 : 4) * product(t.shape))), 0);
+    assert.is(weightsOf(lora("qlora", ["all"])), qBytes, "QLoRA: NF4 block linears, as training stores them");
+    assert.is(weightsOf(lora("lora", ["all"], 4, 8, ["lm_head"])), bytes(["head.weight"]), "a head trained in full stays f32");
+    assert.is(weightsOf({ kind: "full", freezeEmbeddings: false, freezeLayers: 0 }), tensors.reduce((n, t) => n + buffer(4 * product(t.shape)), 0), "full: f32");
+  });
+}
 
 test("evaluation keeps training's persistent buffers and adds a forward pass at the evaluation batch", () => {
   const m = model("baichuan7b", 2);
