@@ -85,7 +85,9 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   if (!data.ok) return data;
   const nf4 = pipeline.method.kind === "qlora" ? nf4WeightNames(family, config) : [];
   const baseWeights = "baseWeights" in generator.value ? { baseWeights: generator.value.baseWeights } : {};
-  return ok({ generator: modelInfo(generator.value), method, model: model.value, weights: weights.value, ...baseWeights, nf4, weightDtypes: narrow, data: new PipelineData(data.value) });
+  // named by the pipeline's method: QLoRA's graph method is LoRA's over NF4 base weights
+  const named = { ...model.value, name: `${family.name} ${pipeline.method.kind}` };
+  return ok({ generator: modelInfo(generator.value), method, model: named, weights: weights.value, ...baseWeights, nf4, weightDtypes: narrow, data: new PipelineData(data.value) });
 }
 
 /** The model's description alone, without its weights or generation backend. */
