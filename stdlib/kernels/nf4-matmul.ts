@@ -23,21 +23,28 @@ export function nf4Tables(): Float32Array {
   return out;
 }
 
+// load4_b decodes four consecutive weights from one load of their codes and one absmax (four
+// consecutive weights share a 64-weight block): half the codes word holds them, as two bytes of
+// a high and a low nibble each.
 function nf4Accessors(vec4: boolean): string {
   const b = NF4_B_BINDINGS;
-  const scalar = `fn load_b(i_: u32) -> f32 {
+  const absmax = `fn nf4_absmax(block_: u32) -> f32 {
+  let code_ = (${b.absmax}[block_ >> 2u] >> (8u * (block_ & 3u))) & 0xffu;
+  return ${b.tables}[16u + code_] * ${b.scales}[block_ / ${absmaxBlockSize}u] + ${b.offset}[0];
+}`;
+  const scalar = `${absmax}
+fn load_b(i_: u32) -> f32 {
   let byte_ = (${b.codes}[i_ >> 3u] >> (8u * ((i_ >> 1u) & 3u))) & 0xffu;
   let q_ = select(byte_ & 15u, byte_ >> 4u, (i_ & 1u) == 0u);
-  let block_ = i_ / ${nf4BlockSize}u;
-  let code_ = (${b.absmax}[block_ >> 2u] >> (8u * (block_ & 3u))) & 0xffu;
-  let absmax_ = ${b.tables}[16u + code_] * ${b.scales}[block_ / ${absmaxBlockSize}u] + ${b.offset}[0];
-  return ${b.tables}[q_] * absmax_;
+  return ${b.tables}[q_] * nf4_absmax(i_ / ${nf4BlockSize}u);
 }`;
   if (!vec4) return scalar;
   return `${scalar}
 fn load4_b(j_: u32) -> vec4<f32> {
   let i_ = 4u * j_;
-  return vec4<f32>(load_b(i_), load_b(i_ + 1u), load_b(i_ + 2u), load_b(i_ + 3u));
+  let half_ = (${b.codes}[i_ >> 3u] >> (16u * (j_ & 1u))) & 0xffffu; // bytes of weights i_, i_ + 1 and i_ + 2, i_ + 3
+  let levels_ = vec4<f32>(${b.tables}[(half_ >> 4u) & 15u], ${b.tables}[half_ & 15u], ${b.tables}[(half_ >> 12u) & 15u], ${b.tables}[(half_ >> 8u) & 15u]);
+  return levels_ * nf4_absmax(i_ / ${nf4BlockSize}u);
 }`;
 }
 
