@@ -1,5 +1,5 @@
 // Single-token decode attention: one new query per sequence against a KV cache of S keys, split
-// over S so long caches spread over many workgroups, then a combine kernel merges the splits:
+// over S so caches spread over many workgroups, then a combine kernel merges the splits:
 //   1. attention_decode_split:   per (split, query head, batch row): the split's max m, sum l
 //                                and unnormalized sum of exp(score - m) * v into `partials`
 //   2. attention_decode_combine: per (query head, batch row): rescale the splits to a common max
@@ -22,13 +22,21 @@ import {
 
 /** Most keys one split covers (its scores sit in workgroup memory). */
 export const MAX_SPLIT_KEYS = 256;
+/**
+ * Keys per split the runtime chooses: a split's weighted sum of V walks its keys one after the
+ * other (each invocation one dim, one load of V per key in flight), so its time grows with its
+ * keys, while splits run in parallel: 32 keys make six workgroups per head at 192 cached
+ * positions instead of one walking all 192 (a 7B decode step: 192 workgroups instead of 32 on a
+ * GPU of 132 multiprocessors). Chosen by that reasoning, not yet timed on a GPU.
+ */
+export const DECODE_SPLIT_KEYS = 32;
 const THREADS = 64;
 
 const DECODE_UNIFORMS = { ...ATTENTION_UNIFORMS, split_len: "u32", splits: "u32" } as const;
 
-/** Keys per split for a cache of `keyLength`: whole cache up to MAX_SPLIT_KEYS, else full splits. */
+/** Keys per split for a cache of `keyLength`: the whole cache up to DECODE_SPLIT_KEYS, else full splits of that many. */
 export function decodeSplitLength(keyLength: number): number {
-  return Math.min(MAX_SPLIT_KEYS, Math.max(1, keyLength));
+  return Math.min(DECODE_SPLIT_KEYS, Math.max(1, keyLength));
 }
 
 /** Elements of the `partials` scratch buffer: (B, Hq, splits, D + 2) as [acc..., m, l]. */

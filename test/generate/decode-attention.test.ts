@@ -10,7 +10,7 @@ import { graph, numel, type AttentionAttrs } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { GraphExecutor } from "../../runtime/execute/executor.ts";
 import { Random } from "../../runtime/random.ts";
-import { MAX_SPLIT_KEYS } from "../../stdlib/kernels/attention-decode.ts";
+import { DECODE_SPLIT_KEYS } from "../../stdlib/kernels/attention-decode.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { assertClose } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
@@ -18,7 +18,7 @@ import { expectOk } from "../support/result.ts";
 const cases: { name: string; keys: number; attrs: Partial<AttentionAttrs>; masks: Record<string, number[]> }[] = [
   { name: "key ranges, GQA, ALiBi", keys: 9, attrs: { causal: true, padding: true, alibi: true }, masks: { keyRange: [2, 9, 0, 6] } },
   { name: "GLM prefix", keys: 7, attrs: { causal: true, prefix: true }, masks: { prefixLen: [3, 7] } },
-  { name: "key ranges over several splits", keys: MAX_SPLIT_KEYS + 40, attrs: { causal: true, padding: true }, masks: { keyRange: [5, MAX_SPLIT_KEYS + 40, 0, MAX_SPLIT_KEYS + 1] } },
+  { name: "key ranges over several splits", keys: 3 * DECODE_SPLIT_KEYS + 40, attrs: { causal: true, padding: true }, masks: { keyRange: [5, 3 * DECODE_SPLIT_KEYS + 40, 0, 3 * DECODE_SPLIT_KEYS + 1] } },
 ];
 
 for (const c of cases) {
