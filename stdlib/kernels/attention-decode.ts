@@ -109,9 +109,14 @@ fn workgroup_reduce(value: f32, lidx: u32, take_max: bool) -> f32 {
     var score = NEG_BIG;
     if (key_allowed(b, p, j)) {
       let k0 = k_at(b, j, kvh);
-      var dot = 0.0;
-      for (var d = 0u; d < u.head_dim; d++) { dot += q_shared[d] * load_k(k0 + d); }
-      score = dot + score_bias(h, p, j);
+      // four independent sums keep four loads of the key in flight
+      var dot = vec4<f32>(0.0);
+      var d = 0u;
+      for (; d + 4u <= u.head_dim; d += 4u) {
+        dot += vec4<f32>(q_shared[d], q_shared[d + 1u], q_shared[d + 2u], q_shared[d + 3u]) * vec4<f32>(load_k(k0 + d), load_k(k0 + d + 1u), load_k(k0 + d + 2u), load_k(k0 + d + 3u));
+      }
+      for (; d < u.head_dim; d++) { dot.x += q_shared[d] * load_k(k0 + d); }
+      score = dot.x + dot.y + dot.z + dot.w + score_bias(h, p, j);
     }
     weights[r] = score;
     local_max = max(local_max, score);
@@ -127,9 +132,16 @@ fn workgroup_reduce(value: f32, lidx: u32, take_max: bool) -> f32 {
 
   let out = ((b * u.query_heads + h) * u.splits + split) * (D + 2u);
   for (var d = lidx; d < D; d += WG_X) {
-    var acc = 0.0;
-    for (var r = 0u; r < n; r++) { acc += weights[r] * load_v(v_at(b, j_start + r, kvh) + d); }
-    partials[out + d] = acc;
+    // four keys a step: four loads of V in flight, not one
+    var acc = vec4<f32>(0.0);
+    var r = 0u;
+    for (; r + 4u <= n; r += 4u) {
+      let w = vec4<f32>(weights[r], weights[r + 1u], weights[r + 2u], weights[r + 3u]);
+      let j = j_start + r;
+      acc += w * vec4<f32>(load_v(v_at(b, j, kvh) + d), load_v(v_at(b, j + 1u, kvh) + d), load_v(v_at(b, j + 2u, kvh) + d), load_v(v_at(b, j + 3u, kvh) + d));
+    }
+    for (; r < n; r++) { acc.x += weights[r] * load_v(v_at(b, j_start + r, kvh) + d); }
+    partials[out + d] = acc.x + acc.y + acc.z + acc.w;
   }
   if (lidx == 0u) {
     partials[out + D] = m;
