@@ -27,6 +27,7 @@ import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Tensor } from "../ru
 import { quantizeNf4, type Nf4Tensor } from "../stdlib/quant/nf4.ts";
 import { normBackwardInput, normBackwardRef, normForward, normForwardRef } from "../stdlib/kernels/norms.ts";
 import { attentionCases } from "./attention-cases.ts";
+import { decodeAttentionCases } from "./decode-attention-cases.ts";
 import type { BenchShapes } from "./sizes.ts";
 
 /** Relative error allowed for kernels with f32 outputs (inputs rounded to their storage dtype). */
@@ -561,6 +562,7 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   yield b.embeddingBackward(ids);
   yield b.attention();
   yield* attentionCases(gpu, s);
+  yield* decodeAttentionCases(gpu, s);
   yield b.adamw();
   yield b.gradNorm();
 }
