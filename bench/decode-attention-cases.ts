@@ -10,7 +10,7 @@ import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { createTensor, readFloats, uploadTensor } from "../runtime/gpu/tensor.ts";
 import { relativeError } from "../runtime/numeric.ts";
 import { Random } from "../runtime/random.ts";
-import { attentionDecodeKernels, attentionDecodeUniforms, DECODE_SPLIT_KEYS, decodePartialsSize, MAX_SPLIT_KEYS } from "../stdlib/kernels/attention-decode.ts";
+import { attentionDecodeKernels, attentionDecodeUniforms, DECODE_SPLIT_KEYS, decodePartialsSize, decodeSplitLength, MAX_SPLIT_KEYS } from "../stdlib/kernels/attention-decode.ts";
 import { denseView } from "../stdlib/kernels/attention-layout.ts";
 import { maskFlags } from "../stdlib/kernels/attention-mask.ts";
 import { attentionForwardReference } from "../stdlib/kernels/attention-reference.ts";
@@ -41,7 +41,7 @@ function decodeCase(gpu: GpuDevice, s: BenchShapes, keys: number, splitLength: n
   const kernels = attentionDecodeKernels({ dtype: "f32", headDim: D, ...maskFlags(mask) });
   const uniforms = attentionDecodeUniforms(shape, views, scale, mask, splitLength);
   return {
-    label: `attention decode split, ${splitLength} keys per split${splitLength === DECODE_SPLIT_KEYS ? " (the runtime's)" : ""}`,
+    label: `attention decode split, ${splitLength} keys per split${splitLength === decodeSplitLength(keys) ? " (the runtime's)" : ""}`,
     shape: `S${keys} H${H} D${D}`,
     spec: kernels.split,
     uniforms,

@@ -61,7 +61,7 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
     out.push(
       "",
       `generation (${g.strategy}, ${g.sequences} sequence${g.sequences === 1 ? "" : "s"} of up to ${g.contextTokens} tokens)`,
-      line("weights", g.weights, "as generation stores them: linears, table and head in the model's dtype after LoRA and QLoRA"),
+      line("weights", g.weights, "as generation stores them: linears (NF4 after QLoRA), table and head in the model's dtype; all f32 after full fine-tuning"),
       line("KV cache", g.kvCache, "keys and values of every layer, f32"),
       line("step arena", g.arena, "one forward step"),
       line("logits readback", g.staging, "staging buffer"),

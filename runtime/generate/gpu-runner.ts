@@ -7,7 +7,7 @@
 // step graph is compiled once per shape; each session's KV cache lives on the device
 // (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
-import { topoSort, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { numel, topoSort, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
@@ -33,8 +33,8 @@ export interface GpuStepRunner extends StepRunner {
   readonly profile: StepProfile;
   /**
    * Uploads each tensor of `tensors` as it arrives, in its storage dtype (f32 unless the options'
-   * weightDtypes name it), holding none on the host; steps then bind these and need no weight
-   * among their feeds. Stops at the first failure.
+   * weightDtypes name it, NF4 where their nf4 does), holding none on the host; steps then bind
+   * these and need no weight among their feeds. Stops at the first failure.
    */
   load(tensors: AsyncIterable<Result<StreamedTensor>>): Promise<Result<void>>;
   /** Frees the weights. */
@@ -60,13 +60,14 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
   const resident = new Map<string, GpuTensor>();
   // NF4 weights, from `load` or quantized when first fed, and the lookup tables of their matmuls
   const nf4Names = new Set(options.nf4 ?? []);
-  const quantized = new Map<string, { source?: Float64Array; buffers: Nf4Buffers }>();
+  // (source: the fed array it came from; none when streamed in by `load`, which wins over feeds)
+  const quantized = new Map<string, { source?: Float64Array; numel: number; buffers: Nf4Buffers }>();
   let tables: GpuTensor | undefined;
   const uploadNf4 = (name: string, values: ArrayLike<number>, source?: Float64Array) => {
     const held = quantized.get(name);
     if (held) for (const t of nf4Buffers(held.buffers)) t.destroy();
     const buffers = uploadNf4Buffers(gpu, values, name);
-    quantized.set(name, { source, buffers });
+    quantized.set(name, { source, numel: values.length, buffers });
     stats.weightBytes += nf4Buffers(buffers).reduce((n, t) => n + t.byteSize, 0);
     tables ??= uploadNf4Tables(gpu);
   };
@@ -108,9 +109,13 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
         const name = n.attrs.name!;
         if (nf4Names.has(name)) {
           const values = feeds.get(name);
-          const held = quantized.get(name);
-          invariant(held || values, `generation step: no weight ${name}`);
-          if (values && held?.source !== values) uploadNf4(name, values, values);
+          let held = quantized.get(name);
+          const streamed = held !== undefined && held.source === undefined;
+          if (values && !streamed && held?.source !== values) {
+            uploadNf4(name, values, values);
+            held = quantized.get(name);
+          }
+          invariant(held?.numel === numel(n.shape), `generation step: the NF4 weight ${name} holds ${held?.numel ?? "no"} values, the step reads [${n.shape}]`);
           continue;
         }
         const loaded = resident.get(name);

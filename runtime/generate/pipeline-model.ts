@@ -17,6 +17,7 @@ import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/
 import { planSettings } from "../../compiler/plan/settings.ts";
 import { blockLinearNames, generationWeightDtypes } from "../../compiler/plan/storage.ts";
 import { f16StorageRefusal, type GpuDevice } from "../gpu/device.ts";
+import { nf4RoundTrip } from "../pipeline/family-model.ts";
 import { CachedGenerationModel, interpreterRunner, type StepRunner } from "./cached-model.ts";
 import { CpuGenerationModel } from "./cpu-model.ts";
 import type { GenerationSettings, Strategy } from "./engine.ts";
@@ -95,8 +96,12 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
     if (!onGpu.ok) return onGpu;
     runner = onGpu.value;
   }
+  // a QLoRA pipeline's base is NF4: the CPU backends compute over its round trip (as its CPU
+  // training does); the GPU runner quantizes the block linears itself, the same way
+  const quantizedOnCpu = runner === interpreterRunner && planSettings(pipeline).method.kind === "qlora";
+  const base = quantizedOnCpu ? nf4RoundTrip(weights, blockLinearNames(family, config.dims.layers)) : weights;
   // an adapter's tensors beside the base weights, applied unmerged by either model
-  const adapted = { family, config, weights: new Map([...weights, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method };
+  const adapted = { family, config, weights: new Map([...base, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method };
   const generation = options.noCache ? new CpuGenerationModel(adapted) : new CachedGenerationModel(adapted, runner);
   return ok(generator(pipeline, family, tokenizer.value, config, weights, generation, seed));
 }

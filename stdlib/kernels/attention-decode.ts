@@ -23,11 +23,11 @@ import {
 /** Most keys one split covers (its scores sit in workgroup memory). */
 export const MAX_SPLIT_KEYS = 256;
 /**
- * Keys per split the runtime chooses: a split's weighted sum of V walks its keys one after the
- * other (each invocation one dim, one load of V per key in flight), so its time grows with its
- * keys, while splits run in parallel: 32 keys make six workgroups per head at 192 cached
- * positions instead of one walking all 192 (a 7B decode step: 192 workgroups instead of 32 on a
- * GPU of 132 multiprocessors). Chosen by that reasoning, not yet timed on a GPU.
+ * Keys per split the runtime chooses: a split's weighted sum of V walks its keys in order (each
+ * invocation one dim, four keys a step), so its time grows with its keys, while splits run in
+ * parallel: 32 keys make seven workgroups per head at 193 keys (192 cached and the new one)
+ * instead of one walking all 193 (a 7B decode step: 224 workgroups instead of 32 on a GPU of
+ * 132 multiprocessors). Chosen by that reasoning, not yet timed on a GPU.
  */
 export const DECODE_SPLIT_KEYS = 32;
 const THREADS = 64;

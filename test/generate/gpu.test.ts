@@ -87,7 +87,7 @@ for (const [name, dtype] of [["baichuan7b", "bf16"], ["moss", "f16"], ["chatglm"
   );
 }
 
-for (const name of ["baichuan7b", "chatglm", "chatglm2"] as const) {
+for (const name of Object.keys(families) as FamilyName[]) {
   test(
     `${name}: GPU generation over NF4 block linears (a QLoRA pipeline's) equals the CPU reference over their NF4 round trip, in fewer bytes than bf16`,
     withGpu(async (gpu) => {

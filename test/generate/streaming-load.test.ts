@@ -10,6 +10,8 @@ import * as assert from "uvu/assert";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { generateBatch } from "../../runtime/generate/engine.ts";
 import { loadPipelineGenerator, pipelineGpuRunner } from "../../runtime/generate/pipeline-model.ts";
+import { blockLinearNames } from "../../compiler/plan/storage.ts";
+import { nf4RoundTrip } from "../../runtime/pipeline/family-model.ts";
 import { checkpointWeights, readPeftAdapter } from "../../runtime/generate/weights.ts";
 import { writePeftAdapter } from "../../runtime/export/peft.ts";
 import { writeSafetensors } from "../../runtime/export/safetensors-writer.ts";
@@ -111,17 +113,30 @@ for (const adapted of [false, true]) {
 }
 
 test(
-  "a QLoRA pipeline's generation streams its block linears into NF4, as the host-map runner of the same pipeline stores them",
+  "a QLoRA pipeline's generation streams its block linears into NF4, as the host-map runner of the same pipeline stores them, and the CPU computes over their round trip",
   withGpu(async (gpu) => {
-    const { dir } = await tiny;
+    const { dir, bytes } = await tiny;
     const pipeline = pipelineFor(dir, "qlora");
     const streamed = expectOk(await loadPipelineGenerator(pipeline, { gpu }));
     assert.match(streamed.model.backend, "NF4 block linears, f16 table and head");
     const { config, weights } = expectOk(await checkpointWeights(dir, family));
-    const hosted = new CachedGenerationModel({ family, config, weights }, expectOk(pipelineGpuRunner(pipeline, family, config, gpu)));
+    const runner = expectOk(pipelineGpuRunner(pipeline, family, config, gpu));
+    const hosted = new CachedGenerationModel({ family, config, weights }, runner);
     const prompts = [streamed.tokenizer.withSpecialTokens(streamed.tokenizer.encode("晚上睡不着怎么办"))];
     const [a, b] = [await hosted.start(prompts), await streamed.model.start(prompts)];
     assert.is(relativeError(b.logits[0], a.logits[0]), 0);
+    // the LoRA pipeline over the same checkpoint keeps its linears in f16
+    const f16 = expectOk(pipelineGpuRunner(pipelineFor(dir), family, config, gpu));
+    await new CachedGenerationModel({ family, config, weights }, f16).start(prompts);
+    console.log(`    NF4 linears: ${runner.stats.weightBytes} bytes; f16 linears: ${f16.stats.weightBytes}; the checkpoint in f32: ${bytes}`);
+    assert.ok(runner.stats.weightBytes < f16.stats.weightBytes, "the linears are stored in 4 bits");
+
+    // the CPU model of the same pipeline: the NF4 round trip of the block linears, in float64
+    const cpu = expectOk(await loadPipelineGenerator(pipeline));
+    const roundTrip = new CachedGenerationModel({ family, config, weights: nf4RoundTrip(weights, blockLinearNames(family, config.dims.layers)) });
+    const [c, r] = [await cpu.model.start(prompts), await roundTrip.start(prompts)];
+    assert.is(relativeError(c.logits[0], r.logits[0]), 0);
+    assert.ok(relativeError(c.logits[0], a.logits[0]) < 1e-3, "the GPU's NF4 model is the CPU's within f16 table rounding");
   }),
 );
 

@@ -3,7 +3,7 @@
 import { suite } from "uvu";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
 import { createTensor, readFloats } from "../../runtime/gpu/tensor.ts";
-import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../stdlib/kernels/attention-decode.ts";
+import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength, MAX_SPLIT_KEYS } from "../../stdlib/kernels/attention-decode.ts";
 import { denseView, gatherView } from "../../stdlib/kernels/attention-layout.ts";
 import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionForwardReference } from "../../stdlib/kernels/attention-reference.ts";
@@ -22,6 +22,10 @@ const CASES: [AttentionCase, number][] = [
   [{ shape: decode(2, 4, 2, 40, 32), mask: "padding", fused: false, dtype: "f32" }, 16],
   [{ shape: decode(2, 4, 2, 40, 32), mask: "padding", fused: false, dtype: "f32" }, 40],
   [{ shape: decode(1, 2, 1, 300, 64), mask: "causal", fused: false, dtype: "f32" }, decodeSplitLength(300)],
+  // the longest split: several keys per invocation in the scores, many steps of four in the sum
+  [{ shape: decode(1, 2, 1, 300, 64), mask: "causal", fused: false, dtype: "f32" }, MAX_SPLIT_KEYS],
+  // a head dim off four: the scores' tail
+  [{ shape: decode(1, 2, 2, 37, 30), mask: "causal", fused: false, dtype: "f32" }, 16],
   [{ shape: decode(1, 6, 6, 25, 128), mask: "alibi", fused: false, dtype: "f32" }, 7],
   [{ shape: decode(2, 2, 1, 30, 32), mask: "prefix", fused: false, dtype: "f32" }, 8],
   [{ shape: decode(2, 2, 2, 30, 64), mask: "segments", fused: false, dtype: "f32" }, 8],
