@@ -30,10 +30,12 @@ async function planVsAllocated(gpu: GpuDevice, sft: string, overrides: string[],
   assert.ok(job.memory, "a GPU run compares its memory");
   const { metrics } = JSON.parse(readFileSync(join(job.runDir, "manifest.json"), "utf8")) as RunManifest;
   assert.match(log, /memory plan: peak .* per training step at \d+ x \d+ tokens/);
-  return { line: job.memory.summary, planned: metrics.planned_engine_bytes, allocated: metrics.allocated_bytes, step: metrics.planned_peak_bytes, highWater };
+  return { log, line: job.memory.summary, planned: metrics.planned_engine_bytes, allocated: metrics.allocated_bytes, step: metrics.planned_peak_bytes, highWater };
 }
 
 interface Figures {
+  /** What the run logged. */
+  log: string;
   line: string;
   planned: number;
   allocated: number;
@@ -66,6 +68,7 @@ test(
     const qlora = (text: string) => text.replace("method lora {", "method qlora {").replace(/dtype\s+= f32/, "dtype = f16");
     const m = await planVsAllocated(gpu, QUICKSTART, ["train.max_steps=4", "train.eval_every=2", "train.save_every=100"], qlora);
     check("quickstart, QLoRA", m);
+    assert.match(m.log, /training on .*; chatglm2 qlora\)/, "the run is named by its method");
   }),
 );
 
