@@ -11,7 +11,7 @@ import { createTensor, readFloats, uploadTensor } from "../runtime/gpu/tensor.ts
 import { relativeError } from "../runtime/numeric.ts";
 import { Random } from "../runtime/random.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, DECODE_SPLIT_KEYS, decodePartialsSize, decodeSplitLength, MAX_SPLIT_KEYS } from "../stdlib/kernels/attention-decode.ts";
-import { denseView } from "../stdlib/kernels/attention-layout.ts";
+import { denseView, gatherView } from "../stdlib/kernels/attention-layout.ts";
 import { maskFlags } from "../stdlib/kernels/attention-mask.ts";
 import { attentionForwardReference } from "../stdlib/kernels/attention-reference.ts";
 import type { Case } from "./kernel-cases.ts";
@@ -52,18 +52,12 @@ function decodeCase(gpu: GpuDevice, s: BenchShapes, keys: number, splitLength: n
       const combine = new CommandBatch(gpu);
       combine.dispatch(kernels.combine, uniforms, tensors);
       await combine.submit();
-      const ref = attentionForwardReference({ shape, q: transpose(q, 1, H, D), k: transpose(k, keys, H, D), v: transpose(v, keys, H, D), scale, mask });
-      const out = transpose(await readFloats(gpu, tensors.o), 1, H, D);
+      // (1, H, T, D), the reference's layout
+      const ref = attentionForwardReference({ shape, q: gatherView(q, views.q, 1, 1, H, D), k: gatherView(k, views.k, 1, keys, H, D), v: gatherView(v, views.v, 1, keys, H, D), scale, mask });
+      const out = gatherView(await readFloats(gpu, tensors.o), views.o, 1, 1, H, D);
       return { relativeError: relativeError(out, ref.out), tolerance: 1e-5, rows: `all ${H} heads` };
     },
   };
-}
-
-/** (T, H, D) row-major as (H, T, D), the reference's layout. */
-function transpose(x: ArrayLike<number>, T: number, H: number, D: number): Float64Array {
-  const out = new Float64Array(T * H * D);
-  for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) for (let d = 0; d < D; d++) out[(h * T + t) * D + d] = x[(t * H + h) * D + d];
-  return out;
 }
 
 /** The split kernel at the generation bench's cached length and at the bench's token count, with the runtime's and the longest split. */

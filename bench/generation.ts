@@ -146,6 +146,11 @@ async function tinyCase(gpu: GpuDevice, sizes: GenerationSizes): Promise<Generat
 }
 
 
+/** Bytes of `elements` values of weight `name` in its storage dtype (f32 unless `weightDtypes` names it). */
+function storedBytes(weightDtypes: ReadonlyMap<string, DType>, name: string, elements: number): number {
+  return elements * bytesPerElement((weightDtypes.get(name) ?? "f32") as StorageDType);
+}
+
 /**
  * The bytes one batch-1 decode step must read: every weight once in its storage dtype (f32 unless
  * `weightDtypes` names it; the embedding table one row: a lookup), plus the f32 keys and values of
@@ -162,7 +167,7 @@ export function decodeBytes(
   let weightBytes = 0;
   for (const [name, shape] of weights) {
     const elements = roles.get(name) === "embed.weight" ? shape[shape.length - 1] : numel(shape);
-    weightBytes += elements * bytesPerElement((weightDtypes.get(name) ?? "f32") as StorageDType);
+    weightBytes += storedBytes(weightDtypes, name, elements);
   }
   const { layers, kvHeads, headDim } = config.dims;
   return { weightBytes, kvBytes: 2 * layers * kvHeads * headDim * 4 * cachedLength };
@@ -214,8 +219,8 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
   const weightDtypes = generationWeightDtypes(family, config, dtype);
   const stored = dtype === "f32" ? "f32" : `${dtype} linears, table and head`;
   const label = `${SEVEN_B}: hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}, ${(parameters / 1e9).toFixed(2)} B parameters (${stored} on the device)`;
-  const storedBytes = [...shapes].reduce((n, [name, shape]) => n + numel(shape) * bytesPerElement((weightDtypes.get(name) ?? "f32") as StorageDType), 0);
-  if (torchDeviceFor(gpu) === "cpu") return { measured: false, model: label, weightDtype: dtype, why: `'${gpu.adapter.name}' is a CPU adapter: ${(storedBytes / 1e9).toFixed(1)} GB of weights in host memory and minutes per token` };
+  const modelBytes = [...shapes].reduce((n, [name, shape]) => n + storedBytes(weightDtypes, name, numel(shape)), 0);
+  if (torchDeviceFor(gpu) === "cpu") return { measured: false, model: label, weightDtype: dtype, why: `'${gpu.adapter.name}' is a CPU adapter: ${(modelBytes / 1e9).toFixed(1)} GB of weights in host memory and minutes per token` };
   const refusal = bufferRefusal(gpu.limits, shapes, weightDtypes);
   if (refusal) return { measured: false, model: label, weightDtype: dtype, why: refusal };
 

@@ -16,15 +16,16 @@
 // (1.5 to 2.5 s for the published sizes); `estimate` extrapolates it, for advice, marked as such.
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
-import { graph, numel, topoSort, type DType, type Node } from "../ir/node.ts";
+import { graph, numel, topoSort, type Node } from "../ir/node.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { compileGraph } from "../passes/compile.ts";
 import { kernelCount } from "../passes/print-schedule.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import { describeMethod, type PlanSettings } from "./settings.ts";
-import { blockLinearNames, denseStorageBytes, generationWeightDtypes, isQuantizedRole, nf4StorageBytes, SAVED_MODULE_ROLES } from "./storage.ts";
+import { UNIFORM_ARENA_BYTES } from "../../stdlib/kernels/kernel.ts";
+import { describeMethod, savedModules, type PlanSettings } from "./settings.ts";
+import { denseStorageBytes, frozenWeightDtypes, isQuantizedRole, nf4StorageBytes, SAVED_MODULE_ROLES } from "./storage.ts";
 
 /** Bytes of one training step, by what holds them. The peak is the sum of all but the arena's parts. */
 export interface TrainingFigures {
@@ -73,7 +74,7 @@ export interface GenerationFigures {
   /**
    * The weights as generation stores them on the GPU: after full fine-tuning the f32 weights it
    * trained; else the linears (QLoRA: NF4), table and head in the model's dtype and the rest,
-   * with modules trained in full, in f32 (generationWeightDtypes).
+   * with modules trained in full, in f32 (the frozen weights' dtypes).
    */
   weights: number;
   /** Keys and values of every layer, f32. */
@@ -105,7 +106,6 @@ export interface PipelinePlan {
 // (every kernel's uniforms fit one): the step's in one buffer its compiled program keeps
 // (runtime/execute/bound-steps.ts), AdamW's in arenas of 64 KiB (runtime/gpu/batch.ts).
 const UNIFORM_SLOT_BYTES = 256;
-const UNIFORM_ARENA_BYTES = 64 * 1024;
 
 /**
  * Plans one optimizer step (with evaluation during training and generation after it) of `family` with `config` under
@@ -130,8 +130,7 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
   const evaluation = settings.evaluation ? forward((c) => probeEvaluation(family, c, settings)) : ok(null);
   if (!evaluation.ok) return evaluation;
 
-  const updates = p.dispatches - p.launches;
-  const uniforms = p.launches * UNIFORM_SLOT_BYTES + Math.ceil((updates * UNIFORM_SLOT_BYTES) / UNIFORM_ARENA_BYTES) * UNIFORM_ARENA_BYTES;
+  const uniforms = p.launches * UNIFORM_SLOT_BYTES + Math.ceil((p.updates * UNIFORM_SLOT_BYTES) / UNIFORM_ARENA_BYTES) * UNIFORM_ARENA_BYTES;
   const t = { ...p.training, uniforms };
   const persistent = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging;
   const training: TrainingFigures = { ...t, peak: persistent + t.inputs + t.arena };
@@ -158,8 +157,8 @@ interface StepProbe {
   trainableParameters: number;
   /** Launches of the compiled step. */
   launches: number;
-  /** Dispatches that take a uniform slot: the launches plus one AdamW update per trained tensor. */
-  dispatches: number;
+  /** AdamW updates, one per trained tensor, each a dispatch with a uniform slot of its own. */
+  updates: number;
   training: Omit<TrainingFigures, "peak" | "uniforms">;
 }
 
@@ -185,7 +184,7 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
     parameters: count(g.weights.values()) + count(g.adapters.values()),
     trainableParameters: count(trainable),
     launches,
-    dispatches: launches + trainable.length,
+    updates: trainable.length,
     training: {
       weights,
       adapters: f32Bytes(g.adapters.values()),
@@ -205,21 +204,15 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
 function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): Result<Omit<GenerationFigures, "peak">> {
   const gen = s.generation!;
   const d = config.dims;
-  const step = buildFamilyGraph(family, config, { batch: gen.sequences, seq: 2, method: graphMethod(s) });
+  // the weights in the dtypes generation stores them in: those of the method's frozen weights
+  // (runtime/generate/pipeline-model.ts pipelineGpuRunner), NF4 linears after QLoRA
+  const weightDtypes = frozenWeightDtypes(family, config, s.method.kind, s.dtype, savedModules(s.method));
+  const step = buildFamilyGraph(family, config, { batch: gen.sequences, seq: 2, method: graphMethod(s), weightDtypes });
   if (!step.ok) return step;
   const compiled = compileGraph(graph([["logits", step.value.logits]]));
   if (!compiled.ok) return compiled;
   const contextTokens = Math.min(s.seq + gen.maxNewTokens, d.maxPositions);
-  const m = s.method;
-  const saved = new Set(m.kind === "full" ? [] : m.modulesToSave.flatMap((x) => SAVED_MODULE_ROLES[x] ?? []));
-  const trained = family.tensors.filter((t) => saved.has(t.role)).map((t) => t.name);
-  const narrow = m.kind === "full" ? new Map<string, DType>() : generationWeightDtypes(family, config, s.dtype, trained, m.kind === "qlora");
-  const layout = m.kind === "qlora" ? m.nf4 : undefined;
-  const nf4 = new Set(layout ? blockLinearNames(family, d.layers) : []);
-  let weights = 0;
-  for (const [name, w] of step.value.weights) {
-    weights += layout && nf4.has(name) ? nf4StorageBytes(numel(w.shape), layout) : denseStorageBytes((narrow.get(name) ?? "f32") as StorageDType, numel(w.shape));
-  }
+  const weights = weightBytes(step.value, s, roleIndex(family), { graphDtype: true });
   return ok({
     strategy: gen.strategy,
     sequences: gen.sequences,

@@ -7,8 +7,9 @@
 // Why: Dawn makes a bind group in about 20 us (lavapipe, timed by wrapping createBindGroup), and
 // a batch that made one per dispatch made 29 for each decode step of the quickstart model and 419
 // for a 7B one. Keeping them took the quickstart decode step from 3.9 to 3.3 ms median on
-// lavapipe (300 steps, three runs each way).
-import { packUniforms, uniformBytes } from "../../stdlib/kernels/kernel.ts";
+// lavapipe (300 steps, three runs each way), measured by hand before `update` replaced the
+// per-run repacking; no script in the repository repeats it.
+import { packUniforms, uniformBytes, type Grid } from "../../stdlib/kernels/kernel.ts";
 import { bindGroupFor, type CommandBatch } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { pipelinesOf, type CompiledKernel } from "../gpu/pipelines.ts";
@@ -20,6 +21,8 @@ interface BoundDispatch {
   offset: number;
   size: number;
   compiled: CompiledKernel;
+  /** Workgroups, from the uniforms (recomputed by `update`). */
+  grid: Grid;
   /** The tensors' buffers the bind group holds, in binding order. */
   buffers: GPUBuffer[];
   bindGroup: GPUBindGroup;
@@ -50,7 +53,7 @@ export class BoundSteps {
     this.uniforms = end > 0 ? gpu.device.createBuffer({ label: "step uniforms", size: end, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }) : undefined;
     for (const p of places) {
       const compiled = pipelinesOf(gpu).get(p.step.spec);
-      this.bound.set(p.step, { ...p, compiled, ...this.bindGroup(p.step, compiled, p.offset, p.size) });
+      this.bound.set(p.step, { ...p, compiled, grid: p.step.spec.dispatch(p.step.uniforms), ...this.bindGroup(p.step, compiled, p.offset, p.size) });
     }
     this.writeUniforms(true);
   }
@@ -59,6 +62,7 @@ export class BoundSteps {
   update(): void {
     this.writeUniforms(false);
     for (const b of this.bound.values()) {
+      b.grid = b.step.spec.dispatch(b.step.uniforms);
       if (!sameBuffers(b.buffers, buffersOf(b.step))) Object.assign(b, this.bindGroup(b.step, b.compiled, b.offset, b.size));
     }
   }
@@ -71,7 +75,7 @@ export class BoundSteps {
         continue;
       }
       const b = this.bound.get(s)!;
-      batch.dispatchBound(s.spec, b.compiled, b.bindGroup, s.spec.dispatch(s.uniforms));
+      batch.dispatchBound(s.spec, b.compiled, b.bindGroup, b.grid);
     }
   }
 

@@ -80,8 +80,8 @@ export class DeviceKvCache implements StepCache {
     const starting = this.current === undefined;
     const layout = this.current ?? this.layout(B, P);
     invariant(layout.batch === B && layout.past === P, "a step reads the cache's current layout");
+    // the weights were uploaded when the executor was made (executor()): feeds of theirs are skipped
     const executor = this.executor(g, feeds, layout);
-    this.programs.weights(g, feeds);
     for (const [name, values] of feeds) {
       if (this.programs.holds(name)) continue;
       executor.write(name, values);

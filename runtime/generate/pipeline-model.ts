@@ -98,7 +98,7 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
   }
   // a QLoRA pipeline's base is NF4: the CPU backends compute over its round trip (as its CPU
   // training does); the GPU runner quantizes the block linears itself, the same way
-  const quantizedOnCpu = runner === interpreterRunner && planSettings(pipeline).method.kind === "qlora";
+  const quantizedOnCpu = runner === interpreterRunner && pipeline.method.kind === "qlora";
   const base = quantizedOnCpu ? nf4RoundTrip(weights, blockLinearNames(family, config.dims.layers)) : weights;
   // an adapter's tensors beside the base weights, applied unmerged by either model
   const adapted = { family, config, weights: new Map([...base, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method };
@@ -114,9 +114,8 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
  * base). f16 on a device without shader-f16 is SFT5009.
  */
 export function pipelineGpuRunner(pipeline: ResolvedPipeline, family: Family, config: ModelConfig, gpu: GpuDevice, trained?: Iterable<string>): Result<GpuStepRunner> {
-  const settings = planSettings(pipeline);
-  const quantized = settings.method.kind === "qlora";
-  const weightDtypes = generationWeightDtypes(family, config, settings.dtype, trained, quantized);
+  const quantized = pipeline.method.kind === "qlora";
+  const weightDtypes = generationWeightDtypes(family, config, planSettings(pipeline).dtype, trained, quantized);
   const refused = f16StorageRefusal(gpu, weightDtypes, `the weights of this ${family.name} model`);
   if (refused) return refused;
   return ok(gpuRunner(gpu, { weightDtypes, nf4: quantized ? blockLinearNames(family, config.dims.layers) : [] }));

@@ -104,7 +104,7 @@ export function mergeLora(weights: ReadonlyMap<string, Float64Array>, adapter: L
  * One base tensor as the adapter leaves it: replaced whole when saved beside the adapter, and an
  * adapted linear's weight merged, W + (alpha / rank) · B · A (a new array); else `values` itself.
  */
-export function adaptedTensor(name: string, values: Float64Array, adapter: LoadedAdapter): Float64Array {
+function adaptedTensor(name: string, values: Float64Array, adapter: LoadedAdapter): Float64Array {
   const base = adapter.saved.get(name) ?? values;
   if (!name.endsWith(".weight")) return base;
   const down = adapter.weights.get(name.replace(/\.weight$/, ".lora_A.weight")); // (rank, in)

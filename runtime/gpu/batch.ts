@@ -2,12 +2,11 @@
 // Uniforms of all dispatches share arena buffers (one slot each); with `timestamps` every
 // dispatch gets its own compute pass bracketed by GPU timestamps.
 import { invariant } from "../../compiler/diagnostics.ts";
-import { packUniforms, uniformBytes, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
+import { packUniforms, uniformBytes, UNIFORM_ARENA_BYTES as ARENA_BYTES, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
 import { pipelinesOf, type CompiledKernel } from "./pipelines.ts";
 import type { GpuTensor } from "./tensor.ts";
 
-const ARENA_BYTES = 64 * 1024;
 const MAX_TIMED_DISPATCHES = 256; // per query set; the batch flushes when it fills
 
 /** GPU time of one dispatch. */

@@ -35,7 +35,7 @@ import {
   subgroupAttentionLayout,
   subgroupRows,
   KEY_VALUE_LOADS,
-  TRANSPOSE_PAD,
+  transposedStride,
   wgslTilePair,
   wgslQueryBlockOpening,
   type AttentionAdapter,
@@ -45,17 +45,14 @@ import {
 /** The two backward kernels on subgroup matrices. */
 export type BackwardKernel = "dq" | "dkdv";
 
-// Tiles of f16 operands per tile of keys (dQ) or queries (dK/dV), transposed ones (D, tile +
-// TRANSPOSE_PAD: padded rows against memory-bank conflicts, as in the forward) and plain ones
+// Tiles of f16 operands per tile of keys (dQ) or queries (dK/dV), transposed ones (D,
+// transposedStride(tile): padded rows against memory-bank conflicts, as in the forward) and plain ones
 // (tile, D): the dQ kernel holds K^T, V^T and K; the dK/dV kernel Q^T, dO^T, Q and dO. Before
 // its loop each stages its two resident operands (Q and dO, or K and V: (2 x block rows, D)) in
 // the same array. K and Q are held twice, as read along D and across it (one copy loaded
 // column-major would do: not tried, as the matmul's column-major "-nk" tilings were slower on
 // the H200).
 const OPERAND_TILES: Record<BackwardKernel, { transposed: number; plain: number }> = { dq: { transposed: 2, plain: 1 }, dkdv: { transposed: 2, plain: 2 } };
-
-/** f16 elements per row of a transposed tile of `width` columns (the kernels' T_STRIDE). */
-const transposedStride = (width: number) => width + TRANSPOSE_PAD;
 
 /** f16 elements of the operand array: the tiles of one loop step, or the two staged operands. */
 function operandElements(layout: SubgroupAttentionLayout, headDim: number, kernel: BackwardKernel): number {

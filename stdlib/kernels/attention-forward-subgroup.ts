@@ -68,11 +68,14 @@ export function blockRows(layout: SubgroupAttentionLayout): number {
 // matrix loads and stores.
 const S_PAD = 4;
 const P_PAD = 8;
-export const TRANSPOSE_PAD = 8;
+const TRANSPOSE_PAD = 8;
 
-/** f16 elements of the K^T and V tiles (which first stage Q): K^T (D, BLOCK_K + TRANSPOSE_PAD), then V (BLOCK_K, D). */
+/** f16 elements per row of a transposed tile of `width` columns (the kernels' KT_STRIDE, T_STRIDE). */
+export const transposedStride = (width: number) => width + TRANSPOSE_PAD;
+
+/** f16 elements of the K^T and V tiles (which first stage Q): K^T (D, transposedStride(BLOCK_K)), then V (BLOCK_K, D). */
 function keyValueElements(layout: SubgroupAttentionLayout, headDim: number): number {
-  return Math.max((layout.blockK + TRANSPOSE_PAD) * headDim + layout.blockK * headDim, blockRows(layout) * headDim);
+  return Math.max(transposedStride(layout.blockK) * headDim + layout.blockK * headDim, blockRows(layout) * headDim);
 }
 
 /**
@@ -356,7 +359,7 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   // S (M, BLOCK_K) = Q K^T with K^T stored [d][key] at the start of kv_tile
   const scores = range(BK / c.N).map((y) =>
     lines([
-      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * (BK + TRANSPOSE_PAD) + y * c.N}u`, "KT_STRIDE", types),
+      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * transposedStride(BK) + y * c.N}u`, "KT_STRIDE", types),
       `      subgroupMatrixStore<row_major>(&s_tile, row0 * S_STRIDE + ${y * c.N}u, s${y}, S_STRIDE);`,
     ]),
   );
@@ -373,8 +376,8 @@ const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
 const S_STRIDE = ${BK + S_PAD}u; // padded rows of s_tile and p_tile (S_PAD, P_PAD)
 const P_STRIDE = ${BK + P_PAD}u;
-const KT_STRIDE = ${BK + TRANSPOSE_PAD}u; // padded rows of K^T (TRANSPOSE_PAD)
-const V_AT = ${(BK + TRANSPOSE_PAD) * D}u; // V's offset in kv_tile
+const KT_STRIDE = ${transposedStride(BK)}u; // padded rows of K^T (TRANSPOSE_PAD)
+const V_AT = ${transposedStride(BK) * D}u; // V's offset in kv_tile
 const TAU = ${RESCALE_TAU}.0; // how far a tile's max may exceed a row's m before m moves
 const LANES = ${lanes}u; // invocations per row in the softmax
 var<workgroup> o_tile: array<f32, ${BQ * D}>; // (BLOCK_Q, D) unnormalized output, when rescaled and at the end

@@ -106,6 +106,9 @@ ${spec.body}
 `;
 }
 
+/** Bytes of one buffer of the uniform arenas that hold the slots of dispatches recorded one by one (runtime/gpu/batch.ts). */
+export const UNIFORM_ARENA_BYTES = 64 * 1024;
+
 /** Size in bytes of the uniforms buffer (a multiple of 16, as uniform structs require). */
 export function uniformBytes(spec: KernelSpec): number {
   return Math.max(16, Math.ceil((Object.keys(spec.uniforms).length * 4) / 16) * 16);
