@@ -176,8 +176,8 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, kernel: "dq" | 
  * The subgroup-matrix attention cases (none without subgroup matrices): the forward with the
  * layout the engine picks at the bench's token count and at half of it; where its softmax takes
  * several lanes per row, the same with one (each invocation a whole row, half of them idle on
- * NVIDIA), to show what the split gains; where that layout has several subgroups, the
- * one-subgroup layout (which does not rely on subgroups being consecutive local indices) at the
+ * NVIDIA), to show what the split gains; where that layout has four subgroups, two (what the
+ * larger query block gains); where it has several, the one-subgroup layout (which does not rely on subgroups being consecutive local indices) at the
  * full token count; then the backward's dQ and dK/dV kernels.
  */
 export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
@@ -187,6 +187,7 @@ export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case>
   yield attentionCase(gpu, s, s.tokens, layout, 11);
   yield attentionCase(gpu, s, s.tokens / 2, layout, 12);
   if (softmaxLanes(layout) > 1) yield attentionCase(gpu, s, s.tokens, layout, 11, 1);
+  if (layout.subgroups > 2) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: layout.subgroups / 2 }, 11);
   if (layout.subgroups > 1) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: 1 }, 11);
   const dq = backwardLayout(adapter, s.headDim, "dq");
   if (dq) yield backwardCase(gpu, s, s.tokens, "dq", dq, 13);

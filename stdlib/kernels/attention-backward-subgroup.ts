@@ -4,16 +4,20 @@
 // With P = exp(S - lse) recomputed per tile (no rescaling: lse is final), the accumulators
 // live in result matrices across the whole loop.
 //
+// Every operand tile is stored as the operand is in memory, [row][d] in padded rows (tileStride),
+// filled four head dims per invocation and step (wgslTileRows); where a product needs its
+// transpose, the right matrices load column-major from the same tile.
+//
 // dQ: a workgroup per (query block, query head, batch row), each subgroup owning M query rows,
 // Q and dO held in left matrices. Per key tile: S = Q K^T and dP = dO V^T by matrix products
-// (K^T, V^T stored [d][key] in padded rows); ordinary invocations turn them into dS = P * (dP - delta) (f16);
-// then dQ += dS K (K stored [key][d]).
+// (K^T and V^T read column-major from the K and V tiles); ordinary invocations turn them into
+// dS = P * (dP - delta) (f16); then dQ += dS K.
 //
 // dK/dV: a workgroup per (key block, KV head, batch row), each subgroup owning M keys, K and V
 // held in left matrices. Per query head of the group and query tile: S^T = K Q^T and
-// dP^T = V dO^T (Q^T, dO^T stored [d][query] in padded rows); ordinary invocations write P^T and
-// dS^T = P^T * (dP^T - delta) (f16); then dV += P^T dO and dK += dS^T Q (Q, dO stored
-// [query][d]). dK and dV are summed over the group's query heads in the same result matrices.
+// dP^T = V dO^T (Q^T and dO^T read column-major from the Q and dO tiles); ordinary invocations
+// write P^T and dS^T = P^T * (dP^T - delta) (f16); then dV += P^T dO and dK += dS^T Q. dK and dV
+// are summed over the group's query heads in the same result matrices.
 //
 // Precision: Q, K, V and dO are rounded to f16, P and dS too before their products (2^-11 per
 // value); scores, sums, delta and every accumulation are f32. Uniformity: as in
@@ -34,9 +38,9 @@ import {
   subgroupAttentionFrame,
   subgroupAttentionLayout,
   subgroupRows,
-  KEY_VALUE_LOADS,
-  transposedStride,
-  wgslTilePair,
+  KEY_VALUE_SOURCES,
+  tileStride,
+  wgslTileRows,
   wgslQueryBlockOpening,
   type AttentionAdapter,
   type SubgroupAttentionLayout,
@@ -45,20 +49,12 @@ import {
 /** The two backward kernels on subgroup matrices. */
 export type BackwardKernel = "dq" | "dkdv";
 
-// Tiles of f16 operands per tile of keys (dQ) or queries (dK/dV), transposed ones (D,
-// transposedStride(tile): padded rows against memory-bank conflicts, as in the forward) and plain ones
-// (tile, D): the dQ kernel holds K^T, V^T and K; the dK/dV kernel Q^T, dO^T, Q and dO. Before
-// its loop each stages its two resident operands (Q and dO, or K and V: (2 x block rows, D)) in
-// the same array. K and Q are held twice, as read along D and across it (one copy loaded
-// column-major would do: not tried, as the matmul's column-major "-nk" tilings were slower on
-// the H200).
-const OPERAND_TILES: Record<BackwardKernel, { transposed: number; plain: number }> = { dq: { transposed: 2, plain: 1 }, dkdv: { transposed: 2, plain: 2 } };
-
-/** f16 elements of the operand array: the tiles of one loop step, or the two staged operands. */
-function operandElements(layout: SubgroupAttentionLayout, headDim: number, kernel: BackwardKernel): number {
-  const { transposed, plain } = OPERAND_TILES[kernel];
-  const tile = layout.blockK;
-  return Math.max((transposed * transposedStride(tile) + plain * tile) * headDim, 2 * blockRows(layout) * headDim);
+/**
+ * f16 elements of the operand array: the two tiles of a loop step (K and V for dQ, Q and dO for
+ * dK/dV), or the two operands staged before the loop (Q and dO, or K and V), [row][d] each.
+ */
+function operandElements(layout: SubgroupAttentionLayout, headDim: number): number {
+  return 2 * Math.max(layout.blockK, blockRows(layout)) * tileStride(headDim);
 }
 
 /**
@@ -69,7 +65,7 @@ function operandElements(layout: SubgroupAttentionLayout, headDim: number, kerne
 export function backwardWorkgroupBytes(layout: SubgroupAttentionLayout, headDim: number, kernel: BackwardKernel): number {
   const rows = blockRows(layout);
   const tile = layout.blockK;
-  const operands = 2 * operandElements(layout, headDim, kernel);
+  const operands = 2 * operandElements(layout, headDim);
   const scores = 4 * Math.max(2 * rows * tile, rows * headDim);
   const dq = kernel === "dq";
   const weights = 2 * (dq ? 1 : 2) * rows * tile;
@@ -111,18 +107,18 @@ export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: 
 /**
  * WGSL: per column block y of the tile, the products `lefts1 x right` -> f32_tile at row0 and
  * `lefts2 x right` -> f32_tile at DP_AT (S and dP, or their transposes; rows of `widthName`
- * columns), the right matrices read from f16_tile at 0 and at `at2` (stored [d][column],
- * `width` columns in padded rows of T_STRIDE = width + TRANSPOSE_PAD, transposedStride).
+ * columns), the right matrices the transposes of the f16 tiles at 0 and at `at2` ([column][d],
+ * `width` rows), loaded column-major.
  */
-function scoresAndGradients(lefts1: string, lefts2: string, at2: string, width: number, widthName: string, dChunks: number, c: SubgroupMatrixConfig, types: ReturnType<typeof subgroupMatrixTypes>): string {
+function scoresAndGradients(lefts1: string, lefts2: string, at2: string, width: number, widthName: string, dChunks: number, D: number, c: SubgroupMatrixConfig, types: ReturnType<typeof subgroupMatrixTypes>): string {
   const names = (prefix: string) => range(dChunks).map((x) => `${prefix}${x}`);
-  const stride = transposedStride(width);
+  const at = (y: number) => (x: number) => `${y * c.N * tileStride(D) + x * c.K}u`;
   return lines(
     range(width / c.N).map((y) =>
       lines([
-        product(`s${y}`, true, names(lefts1), "f16_tile", (x) => `${x * c.K * stride + y * c.N}u`, "T_STRIDE", types),
+        product(`s${y}`, true, names(lefts1), "f16_tile", at(y), "TILE_STRIDE", types, true),
         `      subgroupMatrixStore<row_major>(&f32_tile, row0 * ${widthName} + ${y * c.N}u, s${y}, ${widthName});`,
-        product(`dp${y}`, true, names(lefts2), "f16_tile", (x) => `${at2} + ${x * c.K * stride + y * c.N}u`, "T_STRIDE", types),
+        product(`dp${y}`, true, names(lefts2), "f16_tile", (x) => `${at2} + ${at(y)(x)}`, "TILE_STRIDE", types, true),
         `      subgroupMatrixStore<row_major>(&f32_tile, DP_AT + row0 * ${widthName} + ${y * c.N}u, dp${y}, ${widthName});`,
       ]),
     ),
@@ -150,19 +146,18 @@ export function attentionDqSubgroupKernel(variant: AttentionVariant, layout: Sub
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dq"])}
 const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
-const T_STRIDE = ${transposedStride(BK)}u; // padded rows of K^T and V^T (TRANSPOSE_PAD)
-const VT_AT = ${transposedStride(BK) * D}u; // V^T (D, T_STRIDE) in f16_tile, after K^T (D, T_STRIDE)
-const K_AT = ${2 * transposedStride(BK) * D}u; // K (BLOCK_K, D)
-const DOUT_AT = ${BQ * D}u;   // dO (BLOCK_Q, D) staged after Q (BLOCK_Q, D) before the loop
+const TILE_STRIDE = ${tileStride(D)}u; // padded rows of the operand tiles (TILE_PAD)
+const V_AT = ${BK * tileStride(D)}u; // V (BLOCK_K, D) in f16_tile, after K (BLOCK_K, D)
+const DOUT_AT = ${BQ * tileStride(D)}u; // dO (BLOCK_Q, D) staged after Q (BLOCK_Q, D) before the loop
 const DP_AT = ${BQ * BK}u;    // dP (BLOCK_Q, BLOCK_K) in f32_tile, after S
-var<workgroup> f16_tile: array<f16, ${operandElements(layout, D, "dq")}>;
+var<workgroup> f16_tile: array<f16, ${operandElements(layout, D)}>;
 var<workgroup> f32_tile: array<f32, ${Math.max(2 * BQ * BK, BQ * D)}>; // S, dP; at the end dQ (BLOCK_Q, D)
 var<workgroup> ds_tile: array<f16, ${BQ * BK}>; // (BLOCK_Q, BLOCK_K)
 var<workgroup> row_lse: array<f32, ${BQ}>;
 var<workgroup> row_delta: array<f32, ${BQ}>;`,
     body: `${wgslQueryBlockOpening(layout)}
   // stage Q and dO as f16 (rows past T are zero), and the rows' lse and delta
-${wgslTilePair("BLOCK_Q", ["load_q(q_at(b, first + r, h) + d)", "load_dout(dout_at(b, first + r, h) + d)"], ["f16_tile[e] = f16(x0);", "f16_tile[DOUT_AT + e] = f16(x1);"], "first + r < u.q_len")}
+${wgslTileRows("f16_tile", "BLOCK_Q", [{ load: "load_q", row: "q_at(b, first + r, h)", at: "0u" }, { load: "load_dout", row: "dout_at(b, first + r, h)", at: "DOUT_AT" }], "first + r < u.q_len")}
   for (var r = lidx; r < BLOCK_Q; r += WG_X) {
     let i = first + r;
     row_lse[r] = 0.0;
@@ -174,15 +169,15 @@ ${wgslTilePair("BLOCK_Q", ["load_q(q_at(b, first + r, h) + d)", "load_dout(dout_
   }
   workgroupBarrier();
   ${scope}{
-${loadLefts("q", dChunks, "f16_tile", (x) => `row0 * D + ${x * c.K}u`, "D", types, "    ")}
-${loadLefts("g", dChunks, "f16_tile", (x) => `DOUT_AT + row0 * D + ${x * c.K}u`, "D", types, "    ")}
+${loadLefts("q", dChunks, "f16_tile", (x) => `row0 * TILE_STRIDE + ${x * c.K}u`, "TILE_STRIDE", types, "    ")}
+${loadLefts("g", dChunks, "f16_tile", (x) => `DOUT_AT + row0 * TILE_STRIDE + ${x * c.K}u`, "TILE_STRIDE", types, "    ")}
 ${lines(dq.map((name) => `    var ${name} = ${types.result}();`))}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q and dO, or the previous tile, are no longer read
-${wgslTilePair("BLOCK_K", KEY_VALUE_LOADS, ["f16_tile[d * T_STRIDE + r] = f16(x0);", "f16_tile[K_AT + e] = f16(x0);", "f16_tile[VT_AT + d * T_STRIDE + r] = f16(x1);"])}
+${wgslTileRows("f16_tile", "BLOCK_K", KEY_VALUE_SOURCES)}
       workgroupBarrier();
-${scoresAndGradients("q", "g", "VT_AT", BK, "BLOCK_K", dChunks, c, types)}
+${scoresAndGradients("q", "g", "V_AT", BK, "BLOCK_K", dChunks, D, c, types)}
       workgroupBarrier();
       // dS = P * (dP - delta), P = exp(S * scale + bias - lse); 0 where masked
       for (var e = lidx; e < BLOCK_Q * BLOCK_K; e += WG_X) {
@@ -199,7 +194,7 @@ ${scoresAndGradients("q", "g", "VT_AT", BK, "BLOCK_K", dChunks, c, types)}
       }
       workgroupBarrier();
 ${loadLefts("ds", BK / c.K, "ds_tile", (x) => `row0 * BLOCK_K + ${x * c.K}u`, "BLOCK_K", types)}
-${lines(dq.map((name, y) => product(name, false, range(BK / c.K).map((x) => `ds${x}`), "f16_tile", (x) => `K_AT + ${x * c.K * D + y * c.N}u`, "D", types)))}
+${lines(dq.map((name, y) => product(name, false, range(BK / c.K).map((x) => `ds${x}`), "f16_tile", (x) => `${x * c.K * tileStride(D) + y * c.N}u`, "TILE_STRIDE", types)))}
     }
     workgroupBarrier(); // the last tile's S and dP are no longer read
 ${storeResults(dq, c)}
@@ -229,13 +224,11 @@ export function attentionDkdvSubgroupKernel(variant: AttentionVariant, layout: S
     declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", "dout", "dk", "dv"])}
 const BLOCK_KV = ${BKV}u;
 const QUERY_TILE = ${BQT}u;
-const T_STRIDE = ${transposedStride(BQT)}u; // padded rows of Q^T and dO^T (TRANSPOSE_PAD)
-const DOUTT_AT = ${transposedStride(BQT) * D}u; // dO^T (D, T_STRIDE) in f16_tile, after Q^T (D, T_STRIDE)
-const Q_AT = ${2 * transposedStride(BQT) * D}u; // Q (QUERY_TILE, D)
-const DOUT_AT = ${2 * transposedStride(BQT) * D + BQT * D}u; // dO (QUERY_TILE, D)
-const V_AT = ${BKV * D}u;      // V (BLOCK_KV, D) staged after K (BLOCK_KV, D) before the loop
+const TILE_STRIDE = ${tileStride(D)}u; // padded rows of the operand tiles (TILE_PAD)
+const DOUT_AT = ${BQT * tileStride(D)}u; // dO (QUERY_TILE, D) in f16_tile, after Q (QUERY_TILE, D)
+const V_AT = ${BKV * tileStride(D)}u; // V (BLOCK_KV, D) staged after K (BLOCK_KV, D) before the loop
 const DP_AT = ${BKV * BQT}u;   // dP^T (BLOCK_KV, QUERY_TILE) in f32_tile, after S^T
-var<workgroup> f16_tile: array<f16, ${operandElements(layout, D, "dkdv")}>;
+var<workgroup> f16_tile: array<f16, ${operandElements(layout, D)}>;
 var<workgroup> f32_tile: array<f32, ${Math.max(2 * BKV * BQT, BKV * D)}>; // S^T, dP^T; at the end dK, then dV (BLOCK_KV, D)
 var<workgroup> weight_tile: array<f16, ${2 * BKV * BQT}>; // P^T, then dS^T (BLOCK_KV, QUERY_TILE)
 var<workgroup> tile_lse: array<f32, ${BQT}>;
@@ -246,26 +239,21 @@ const DS_AT = ${BKV * BQT}u;`,
   let first_j = wid.x * BLOCK_KV;
   let row0 = ${row0}; // this subgroup's first key in the block
   // stage K and V as f16 (keys past S are zero)
-${wgslTilePair("BLOCK_KV", ["load_k(k_at(b, first_j + r, kvh) + d)", "load_v(v_at(b, first_j + r, kvh) + d)"], ["f16_tile[e] = f16(x0);", "f16_tile[V_AT + e] = f16(x1);"], "first_j + r < u.key_len")}
+${wgslTileRows("f16_tile", "BLOCK_KV", [{ load: "load_k", row: "k_at(b, first_j + r, kvh)", at: "0u" }, { load: "load_v", row: "v_at(b, first_j + r, kvh)", at: "V_AT" }], "first_j + r < u.key_len")}
   workgroupBarrier();
   // Query rows before this one cannot see any key of the block (causal without a prefix).
   let p_first = query_window_start(b, first_j);
   let i_start = select(0u, p_first - u.query_offset, p_first > u.query_offset);
   ${scope}{
-${loadLefts("k", dChunks, "f16_tile", (x) => `row0 * D + ${x * c.K}u`, "D", types, "    ")}
-${loadLefts("v", dChunks, "f16_tile", (x) => `V_AT + row0 * D + ${x * c.K}u`, "D", types, "    ")}
+${loadLefts("k", dChunks, "f16_tile", (x) => `row0 * TILE_STRIDE + ${x * c.K}u`, "TILE_STRIDE", types, "    ")}
+${loadLefts("v", dChunks, "f16_tile", (x) => `V_AT + row0 * TILE_STRIDE + ${x * c.K}u`, "TILE_STRIDE", types, "    ")}
 ${lines([...dk, ...dv].map((name) => `    var ${name} = ${types.result}();`))}
     for (var g = 0u; g < u.group_size; g++) {
       let h = kvh * u.group_size + g;
       for (var i0 = i_start; i0 < u.q_len; i0 += QUERY_TILE) {
         let n = min(QUERY_TILE, u.q_len - i0);
         workgroupBarrier(); // K and V, or the previous tile, are no longer read
-${wgslTilePair("QUERY_TILE", ["load_q(q_at(b, i0 + r, h) + d)", "load_dout(dout_at(b, i0 + r, h) + d)"], [
-  "f16_tile[d * T_STRIDE + r] = f16(x0);",
-  "f16_tile[Q_AT + e] = f16(x0);",
-  "f16_tile[DOUTT_AT + d * T_STRIDE + r] = f16(x1);",
-  "f16_tile[DOUT_AT + e] = f16(x1);",
-])}
+${wgslTileRows("f16_tile", "QUERY_TILE", [{ load: "load_q", row: "q_at(b, i0 + r, h)", at: "0u" }, { load: "load_dout", row: "dout_at(b, i0 + r, h)", at: "DOUT_AT" }])}
         for (var r = lidx; r < QUERY_TILE; r += WG_X) {
           tile_lse[r] = 0.0;
           tile_delta[r] = 0.0;
@@ -275,7 +263,7 @@ ${wgslTilePair("QUERY_TILE", ["load_q(q_at(b, i0 + r, h) + d)", "load_dout(dout_
           }
         }
         workgroupBarrier();
-${scoresAndGradients("k", "v", "DOUTT_AT", BQT, "QUERY_TILE", dChunks, c, types)}
+${scoresAndGradients("k", "v", "DOUT_AT", BQT, "QUERY_TILE", dChunks, D, c, types)}
         workgroupBarrier();
         // P^T = exp(S^T * scale + bias - lse) and dS^T = P^T * (dP^T - delta); 0 where masked
         for (var e = lidx; e < BLOCK_KV * QUERY_TILE; e += WG_X) {
@@ -295,8 +283,8 @@ ${scoresAndGradients("k", "v", "DOUTT_AT", BQT, "QUERY_TILE", dChunks, c, types)
         workgroupBarrier();
 ${loadLefts("pt", BQT / c.K, "weight_tile", (x) => `row0 * QUERY_TILE + ${x * c.K}u`, "QUERY_TILE", types, "        ")}
 ${loadLefts("dst", BQT / c.K, "weight_tile", (x) => `DS_AT + row0 * QUERY_TILE + ${x * c.K}u`, "QUERY_TILE", types, "        ")}
-${lines(dv.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `pt${x}`), "f16_tile", (x) => `DOUT_AT + ${x * c.K * D + y * c.N}u`, "D", types)))}
-${lines(dk.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `dst${x}`), "f16_tile", (x) => `Q_AT + ${x * c.K * D + y * c.N}u`, "D", types)))}
+${lines(dv.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `pt${x}`), "f16_tile", (x) => `DOUT_AT + ${x * c.K * tileStride(D) + y * c.N}u`, "TILE_STRIDE", types)))}
+${lines(dk.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `dst${x}`), "f16_tile", (x) => `${x * c.K * tileStride(D) + y * c.N}u`, "TILE_STRIDE", types)))}
       }
     }
     workgroupBarrier(); // the last tile's S^T and dP^T are no longer read

@@ -5,22 +5,26 @@
 //
 // Work split: one workgroup per (query block of BLOCK_Q rows, query head, batch row); each of
 // its subgroups owns M query rows (M of the matrix configuration). Per key tile of BLOCK_K keys:
-//   1. the workgroup converts K (stored transposed, [d][key]) and V ([key][d]) to f16 in
-//      workgroup memory, zero past the key window;
+//   1. the workgroup converts K and V to f16 in workgroup memory, both stored as they are in
+//      memory, [key][d] (zero past the key window), four head dims per invocation and step;
 //   2. each subgroup computes its S = Q K^T (M, BLOCK_K) with matrix products, Q held in left
-//      matrices loaded once, f32 results stored to workgroup memory;
+//      matrices loaded once, K^T's right matrices loaded column-major from K's tile, f32 results
+//      stored to workgroup memory;
 //   3. ordinary invocations apply scale, bias and mask to S (f32), update the row's sums and
 //      write P = exp(S - m) as f16: every invocation of the workgroup takes part, LANES of them
 //      per row (subgroup size / M, at least 1) each over every LANES-th key of the tile, their
 //      tile maxima combined through workgroup memory and their sums kept apart until the end;
 //      m is the row's running max, moved only when a tile's max exceeds it by more than TAU
-//      (conditional rescaling, as in recent FlashAttention work); a row whose m moves raises a workgroup flag, and only then do the
-//      subgroups store O to workgroup memory (f32), every invocation scale O's rows by
-//      exp(old m - new m) (a result matrix cannot be scaled row by row) and the subgroups load
-//      O back;
+//      (conditional rescaling, as in recent FlashAttention work); a row whose m moves raises a
+//      workgroup flag, and only then is O scaled row by row by exp(old m - new m) (a result
+//      matrix cannot be scaled row by row): N columns at a time, the subgroups store a column
+//      block of O over S's tile (S is read by then), every invocation scales it, and the
+//      subgroups load it back;
 //   4. each subgroup adds P V with matrix products to its O rows, result matrices it holds from
 //      the first key tile to the last.
-// At the end O goes to workgroup memory, O / sum out through the o view and m + log(sum) to lse.
+// At the end O leaves the same way, N columns at a time through S's tile, divided by the row's
+// sum; m + log(sum) goes to lse. O never has a tile of its own, which leaves room for query
+// blocks of four subgroups in 48 KiB.
 //
 // Precision: Q, K and V are rounded to f16 (f16 inputs exactly as stored), products accumulate
 // in f32; P is rounded to f16 before P V (relative error up to 2^-11 per weight, see
@@ -60,22 +64,22 @@ export function blockRows(layout: SubgroupAttentionLayout): number {
   return layout.subgroups * layout.config.M;
 }
 
-// Padding of the rows of S (f32), P (f16) and of the transposed f16 tiles (K^T here; K^T, V^T,
-// Q^T and dO^T in the backward kernels): invocations walk rows of S and P, and consecutive
-// invocations store consecutive rows of a transposed tile (d), so with rows BLOCK_K apart the
-// invocations of a subgroup hit one or two memory banks at every step (32 f32 or 32 f16 apart);
-// 16 bytes more per row spread them over eight banks, and keep every row 16-byte aligned for the
-// matrix loads and stores.
+// Padding of the rows of S (f32), P (f16) and of the f16 operand tiles (Q, K and V here; Q, K,
+// V and dO in the backward kernels). Invocations walk rows of S and P, and a matrix load reads
+// 16 rows of a tile at once: with rows a power of two of bytes apart, the invocations of a
+// subgroup (or the rows of a matrix) hit one or two memory banks at every step; 16 bytes more per
+// row spread them over eight banks, and keep every row 16-byte aligned for the matrix loads and
+// stores.
 const S_PAD = 4;
 const P_PAD = 8;
-const TRANSPOSE_PAD = 8;
+const TILE_PAD = 8;
 
-/** f16 elements per row of a transposed tile of `width` columns (the kernels' KT_STRIDE, T_STRIDE). */
-export const transposedStride = (width: number) => width + TRANSPOSE_PAD;
+/** f16 elements per row of an operand tile, stored [row][d] (the kernels' TILE_STRIDE): D + TILE_PAD. */
+export const tileStride = (headDim: number) => headDim + TILE_PAD;
 
-/** f16 elements of the K^T and V tiles (which first stage Q): K^T (D, transposedStride(BLOCK_K)), then V (BLOCK_K, D). */
+/** f16 elements of the K and V tiles ([key][d] each), which first stage Q ([row][d]). */
 function keyValueElements(layout: SubgroupAttentionLayout, headDim: number): number {
-  return Math.max(transposedStride(layout.blockK) * headDim + layout.blockK * headDim, blockRows(layout) * headDim);
+  return Math.max(2 * layout.blockK, blockRows(layout)) * tileStride(headDim);
 }
 
 /**
@@ -89,17 +93,16 @@ export function softmaxLanes(layout: SubgroupAttentionLayout): number {
 }
 
 /**
- * Bytes of workgroup memory the kernel declares: O (BLOCK_Q, D) f32, S (BLOCK_Q, BLOCK_K) f32 and
- * P (BLOCK_Q, BLOCK_K) f16 in padded rows (S_PAD, P_PAD), the K and V tiles f16 (which first
- * stage Q), two f32 per row (max, scale), one f32 sum per row and lane, with several lanes a
- * tile max per row and lane too, and the rescale flag (an atomic u32).
+ * Bytes of workgroup memory the kernel declares: S (BLOCK_Q, BLOCK_K) f32 and P (BLOCK_Q, BLOCK_K)
+ * f16 in padded rows (S_PAD, P_PAD), the K and V tiles f16 (which first stage Q), two f32 per row
+ * (max, scale), one f32 sum per row and lane, with several lanes a tile max per row and lane too,
+ * and the rescale flag (an atomic u32).
  */
 export function workgroupBytes(layout: SubgroupAttentionLayout, headDim: number, lanes = softmaxLanes(layout)): number {
   const rows = blockRows(layout);
   const rowStats = 2 * 4 * rows + 4 * rows * lanes * (lanes > 1 ? 2 : 1);
-  return 4 * rows * headDim + 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * keyValueElements(layout, headDim) + rowStats + 4;
+  return 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * keyValueElements(layout, headDim) + rowStats + 4;
 }
-
 
 /** What the choice reads of an adapter and device (AdapterSummary plus the device's limits). */
 export interface AttentionAdapter extends MatmulAdapter {
@@ -211,27 +214,40 @@ export function wgslQueryBlockOpening(layout: SubgroupAttentionLayout): string {
   let row0 = ${subgroupRows(layout).row0}; // this subgroup's first row in the block`;
 }
 
+/** One operand a tile copies: its load function, WGSL of the index of head dim 0 of row r, and the tile's offset. */
+export interface TileSource {
+  load: string;
+  row: string;
+  at: string;
+}
+
 /**
- * WGSL: the workgroup reads the rows r of a `rows`-row tile of two tensors for which `valid`
- * holds (`loads`, which see r and d; zero elsewhere; by default the first n rows) and writes each
- * element through `stores`, which see the two values x0 and x1 (f32), r, d and e = r * D + d.
+ * WGSL: the workgroup copies rows r < `rows` of each source to an f16 tile [r][d] in `array`
+ * (rows TILE_STRIDE apart, at the source's offset), zero where `valid` fails (by default the
+ * first n rows). Each step of an invocation takes four consecutive head dims of one row of every
+ * source, so its loads are independent and in flight together, consecutive invocations read
+ * consecutive 16 bytes of a row, and they write consecutive 8 bytes of the tile.
  */
-export function wgslTilePair(rows: string, loads: [string, string], stores: string[], valid = "r < n"): string {
-  return `      for (var e = lidx; e < ${rows} * D; e += WG_X) {
-        let r = e / D;
-        let d = e % D;
-        var x0 = 0.0;
-        var x1 = 0.0;
+export function wgslTileRows(array: string, rows: string, sources: readonly TileSource[], valid = "r < n"): string {
+  const quad = (x: number, s: TileSource) =>
+    `          let from${x} = ${s.row} + d;\n          x${x} = vec4<f32>(${s.load}(from${x}), ${s.load}(from${x} + 1u), ${s.load}(from${x} + 2u), ${s.load}(from${x} + 3u));`;
+  return `      for (var e = lidx; e < ${rows} * D / 4u; e += WG_X) {
+        let r = e / (D / 4u);
+        let d = (e % (D / 4u)) * 4u;
+${lines(sources.map((_, x) => `        var x${x} = vec4<f32>(0.0);`))}
         if (${valid}) {
-          x0 = ${loads[0]};
-          x1 = ${loads[1]};
+${lines(sources.map((s, x) => quad(x, s)))}
         }
-${lines(stores.map((x) => `        ${x}`))}
+        let t = r * TILE_STRIDE + d;
+${lines(sources.flatMap((s, x) => ["x", "y", "z", "w"].map((c, i) => `        ${array}[${s.at} + t${i ? ` + ${i}u` : ""}] = f16(x${x}.${c});`)))}
       }`;
 }
 
-/** WGSL reads of row r of K and V in a key tile from j0 (wgslTilePair). */
-export const KEY_VALUE_LOADS: [string, string] = ["load_k(k_at(b, j0 + r, kvh) + d)", "load_v(v_at(b, j0 + r, kvh) + d)"];
+/** The K and V rows of a key tile from j0, to K at 0 and V at V_AT (wgslTileRows). */
+export const KEY_VALUE_SOURCES: readonly TileSource[] = [
+  { load: "load_k", row: "k_at(b, j0 + r, kvh)", at: "0u" },
+  { load: "load_v", row: "v_at(b, j0 + r, kvh)", at: "V_AT" },
+];
 
 /**
  * The parts every subgroup-matrix attention kernel shares: the scalar kernel's uniforms and
@@ -260,10 +276,12 @@ type MatrixTypes = ReturnType<typeof subgroupMatrixTypes>;
 
 /**
  * WGSL: `acc += lefts[x] * right_x` over x (into a new zero result when `fresh`), each right_x
- * loaded from `array` at `offset(x)` with `stride`.
+ * loaded from `array` at `offset(x)` with `stride`, row-major, or column-major (`transposed`:
+ * a tile [n][k] read as its transpose).
  */
-export function product(acc: string, fresh: boolean, lefts: string[], array: string, offset: (x: number) => string, stride: string, types: MatrixTypes): string {
-  const steps = lefts.map((l, x) => `      ${acc} = subgroupMatrixMultiplyAccumulate(${l}, subgroupMatrixLoad<${types.right}, row_major>(&${array}, ${offset(x)}, ${stride}), ${acc});`);
+export function product(acc: string, fresh: boolean, lefts: string[], array: string, offset: (x: number) => string, stride: string, types: MatrixTypes, transposed = false): string {
+  const layout = transposed ? "col_major" : "row_major";
+  const steps = lefts.map((l, x) => `      ${acc} = subgroupMatrixMultiplyAccumulate(${l}, subgroupMatrixLoad<${types.right}, ${layout}>(&${array}, ${offset(x)}, ${stride}), ${acc});`);
   return lines(fresh ? [`      var ${acc} = ${types.result}();`, ...steps] : steps);
 }
 
@@ -352,22 +370,37 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   const invocations = layout.subgroups * layout.subgroupSize;
   invariant(lanes === 1 || lanes * BQ === invocations, `attention: ${lanes} lanes per row of ${BQ} rows in ${invocations} invocations`);
   const scalar = attentionForwardKernel(variant); // the same uniforms and bindings
-  const kvSize = keyValueElements(layout, D);
   const types = subgroupMatrixTypes(c);
   const dChunks = D / c.K;
-  // Q (M, D) of this subgroup as D/K left matrices, from the staged rows [row][d]
-  // S (M, BLOCK_K) = Q K^T with K^T stored [d][key] at the start of kv_tile
+  const blocks = range(D / c.N); // O's column blocks: result matrices o0, o1, ... of N columns
+  // S (M, BLOCK_K) = Q K^T: Q as D/K left matrices, K^T's right matrices column-major from K [key][d]
   const scores = range(BK / c.N).map((y) =>
     lines([
-      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${x * c.K * transposedStride(BK) + y * c.N}u`, "KT_STRIDE", types),
+      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${y * c.N * tileStride(D) + x * c.K}u`, "TILE_STRIDE", types, true),
       `      subgroupMatrixStore<row_major>(&s_tile, row0 * S_STRIDE + ${y * c.N}u, s${y}, S_STRIDE);`,
     ]),
   );
-  // O (M, D) of this subgroup's rows as D/N result matrices o0, o1, ..., columns y * N on
-  const eachO = (indent: string, statement: (y: number, at: string) => string) => lines(range(D / c.N).map((y) => indent + statement(y, `row0 * D + ${y * c.N}u`)));
-  const storeO = (indent: string) => eachO(indent, (y, at) => `subgroupMatrixStore<row_major>(&o_tile, ${at}, o${y}, D);`);
-  // O += P V, P stored [row][key], V stored [key][d] after K^T
-  const update = range(D / c.N).map((y) => product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${x * c.K * D + y * c.N}u`, "D", types));
+  // O += P V, P stored [row][key], V [key][d] after K
+  const update = blocks.map((y) => product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${x * c.K * tileStride(D) + y * c.N}u`, "TILE_STRIDE", types));
+  // each column block y of O in turn through s_tile (rows S_STRIDE apart): stored by the
+  // subgroups, then `each(y)` by every invocation for element (r, e % N) of the block at s_tile[at]
+  // (and loaded back into o_y when `back`)
+  const throughScores = (indent: string, each: (y: number) => string, back: boolean) =>
+    lines(
+      blocks.map((y) =>
+        lines([
+          ...(y > 0 ? [`${indent}workgroupBarrier(); // the previous block is read`] : []),
+          `${indent}subgroupMatrixStore<row_major>(&s_tile, row0 * S_STRIDE, o${y}, S_STRIDE);`,
+          `${indent}workgroupBarrier();`,
+          `${indent}for (var e = lidx; e < BLOCK_Q * ${c.N}u; e += WG_X) {`,
+          `${indent}  let r = e / ${c.N}u;`,
+          `${indent}  let at = r * S_STRIDE + e % ${c.N}u;`,
+          `${indent}  ${each(y)}`,
+          `${indent}}`,
+          ...(back ? [`${indent}workgroupBarrier();`, `${indent}o${y} = subgroupMatrixLoad<${types.result}, row_major>(&s_tile, row0 * S_STRIDE, S_STRIDE);`] : []),
+        ]),
+      ),
+    );
   const { scope } = subgroupRows(layout);
   return {
     ...subgroupAttentionFrame("attention_forward_subgroup_matrix", { ...variant, blockK: BK, lanes }, layout, scalar, (u) => [ceilDiv(u.q_len, BQ), u.query_heads, u.batch]),
@@ -376,16 +409,15 @@ const BLOCK_Q = ${BQ}u;
 const BLOCK_K = ${BK}u;
 const S_STRIDE = ${BK + S_PAD}u; // padded rows of s_tile and p_tile (S_PAD, P_PAD)
 const P_STRIDE = ${BK + P_PAD}u;
-const KT_STRIDE = ${transposedStride(BK)}u; // padded rows of K^T (TRANSPOSE_PAD)
-const V_AT = ${transposedStride(BK) * D}u; // V's offset in kv_tile
+const TILE_STRIDE = ${tileStride(D)}u; // padded rows of the Q, K and V tiles (TILE_PAD)
+const V_AT = ${BK * tileStride(D)}u; // V's offset in kv_tile
 const TAU = ${RESCALE_TAU}.0; // how far a tile's max may exceed a row's m before m moves
 const LANES = ${lanes}u; // invocations per row in the softmax
-var<workgroup> o_tile: array<f32, ${BQ * D}>; // (BLOCK_Q, D) unnormalized output, when rescaled and at the end
-var<workgroup> s_tile: array<f32, ${BQ * (BK + S_PAD)}>; // (BLOCK_Q, BLOCK_K) scores, then biased and masked
+var<workgroup> s_tile: array<f32, ${BQ * (BK + S_PAD)}>; // (BLOCK_Q, BLOCK_K) scores, then biased and masked; a column block of O when rescaled and at the end
 var<workgroup> p_tile: array<f16, ${BQ * (BK + P_PAD)}>; // (BLOCK_Q, BLOCK_K) exp(score - m)
-var<workgroup> kv_tile: array<f16, ${kvSize}>; // K^T (D, KT_STRIDE) then V (BLOCK_K, D); first Q (BLOCK_Q, D)
+var<workgroup> kv_tile: array<f16, ${keyValueElements(layout, D)}>; // K (BLOCK_K, D) then V (BLOCK_K, D); first Q (BLOCK_Q, D)
 var<workgroup> row_max: array<f32, ${BQ}>;
-var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old m - new m) of the current tile
+var<workgroup> row_scale: array<f32, ${BQ}>; // exp(old m - new m) of the current tile; at the end the row's sum
 var<workgroup> lane_sum: array<f32, ${BQ * lanes}>; // [row][lane] sums of P in terms of the row's m${lanes > 1 ? `
 var<workgroup> part_max: array<f32, ${BQ * lanes}>; // [row][lane] maxima of the current tile` : ""}
 var<workgroup> rescale_flag: atomic<u32>; // nonzero when some row's m moved in the current tile
@@ -396,54 +428,41 @@ fn row_sum(r: u32) -> f32 {
 }`,
     body: `${wgslQueryBlockOpening(layout)}
   // stage Q as f16 (rows past T are zero); clear the row statistics and the flag
-  for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
-    let i = first + e / D;
-    var x = 0.0;
-    if (i < u.q_len) { x = load_q(q_at(b, i, h) + e % D); }
-    kv_tile[e] = f16(x);
-  }
+${wgslTileRows("kv_tile", "BLOCK_Q", [{ load: "load_q", row: "q_at(b, first + r, h)", at: "0u" }], "first + r < u.q_len")}
   for (var r = lidx; r < BLOCK_Q; r += WG_X) { row_max[r] = NEG_BIG; }
   for (var e = lidx; e < BLOCK_Q * LANES; e += WG_X) { lane_sum[e] = 0.0; }
   if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }
   workgroupBarrier();
   ${scope}{
-${loadLefts("q", dChunks, "kv_tile", (x) => `row0 * D + ${x * c.K}u`, "D", types, "    ")}
-${eachO("    ", (y) => `var o${y} = ${types.result}();`)}
+${loadLefts("q", dChunks, "kv_tile", (x) => `row0 * TILE_STRIDE + ${x * c.K}u`, "TILE_STRIDE", types, "    ")}
+${lines(blocks.map((y) => `    var o${y} = ${types.result}();`))}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
-      workgroupBarrier(); // Q, or the previous tile's K, V and P, are no longer read
-${wgslTilePair("BLOCK_K", KEY_VALUE_LOADS, ["kv_tile[d * KT_STRIDE + r] = f16(x0);", "kv_tile[V_AT + e] = f16(x1);"])}
+      workgroupBarrier(); // Q, or the previous tile's K, V, P and O blocks, are no longer read
+${wgslTileRows("kv_tile", "BLOCK_K", KEY_VALUE_SOURCES)}
       workgroupBarrier();
 ${lines(scores)}
       workgroupBarrier();
 ${softmaxStep(lanes)}
-      workgroupBarrier(); // P, row_scale and the flag are written
+      workgroupBarrier(); // P, row_scale and the flag are written, S is read
       if (workgroupUniformLoad(&rescale_flag) != 0u) {
-        // O's rows scaled through workgroup memory
-${storeO("        ")}
-        workgroupBarrier(); // every subgroup's O stored, every invocation done reading the flag
-        if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }
-        for (var e = lidx; e < BLOCK_Q * D; e += WG_X) { o_tile[e] *= row_scale[e / D]; }
-        workgroupBarrier();
-${eachO("        ", (y, at) => `o${y} = subgroupMatrixLoad<${types.result}, row_major>(&o_tile, ${at}, D);`)}
+        if (lidx == 0u) { atomicStore(&rescale_flag, 0u); } // every invocation has read it
+        // O's rows scaled through s_tile, a column block at a time
+${throughScores("        ", () => "s_tile[at] *= row_scale[r];", true)}
       }
 ${loadLefts("p", BK / c.K, "p_tile", (x) => `row0 * P_STRIDE + ${x * c.K}u`, "P_STRIDE", types)}
 ${lines(update)}
     }
-${storeO("    ")}
-  }
-  workgroupBarrier();
-  for (var e = lidx; e < BLOCK_Q * D; e += WG_X) {
-    let r = e / D;
-    let i = first + r;
     // A row that sees no key: zeros and lse = -inf, as the scalar kernel writes.
-    let l = row_sum(r);
-    if (i < u.q_len) { store_o(o_at(b, i, h) + e % D, select(0.0, o_tile[e] / l, l > 0.0)); }
-  }
-  for (var r = lidx; r < BLOCK_Q; r += WG_X) {
-    let i = first + r;
-    let l = row_sum(r);
-    if (i < u.q_len) { lse[(b * u.query_heads + h) * u.q_len + i] = select(negative_infinity(), row_max[r] + log(l), l > 0.0); }
+    workgroupBarrier(); // the last tile's row_scale is read
+    for (var r = lidx; r < BLOCK_Q; r += WG_X) {
+      let i = first + r;
+      let l = row_sum(r);
+      row_scale[r] = l;
+      if (i < u.q_len) { lse[(b * u.query_heads + h) * u.q_len + i] = select(negative_infinity(), row_max[r] + log(l), l > 0.0); }
+    }
+    // O / sum out, a column block at a time
+${throughScores("    ", (y) => `let i = first + r;\n      let l = row_scale[r];\n      if (i < u.q_len) { store_o(o_at(b, i, h) + ${y * c.N}u + e % ${c.N}u, select(0.0, s_tile[at] / l, l > 0.0)); }`, false)}
   }`,
   };
 }
