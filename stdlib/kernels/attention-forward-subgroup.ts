@@ -446,7 +446,8 @@ ${lines(scores)}
 ${softmaxStep(lanes)}
       workgroupBarrier(); // P, row_scale and the flag are written, S is read
       if (workgroupUniformLoad(&rescale_flag) != 0u) {
-        if (lidx == 0u) { atomicStore(&rescale_flag, 0u); } // every invocation has read it
+        workgroupBarrier(); // every invocation has read the flag
+        if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }
         // O's rows scaled through s_tile, a column block at a time
 ${throughScores("        ", () => "s_tile[at] *= row_scale[r];", true)}
       }
