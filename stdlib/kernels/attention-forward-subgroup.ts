@@ -96,12 +96,13 @@ export function softmaxLanes(layout: SubgroupAttentionLayout): number {
  * Bytes of workgroup memory the kernel declares: S (BLOCK_Q, BLOCK_K) f32 and P (BLOCK_Q, BLOCK_K)
  * f16 in padded rows (S_PAD, P_PAD), the K and V tiles f16 (which first stage Q), two f32 per row
  * (max, scale), one f32 sum per row and lane, with several lanes a tile max per row and lane too,
- * and the rescale flag (an atomic u32).
+ * and the rescale flag (an atomic u32, which like every workgroup variable counts 16 bytes: WebGPU
+ * rounds each one's size up to 16; the arrays' sizes are multiples of 16 already).
  */
 export function workgroupBytes(layout: SubgroupAttentionLayout, headDim: number, lanes = softmaxLanes(layout)): number {
   const rows = blockRows(layout);
   const rowStats = 2 * 4 * rows + 4 * rows * lanes * (lanes > 1 ? 2 : 1);
-  return 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * keyValueElements(layout, headDim) + rowStats + 4;
+  return 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * keyValueElements(layout, headDim) + rowStats + 16;
 }
 
 /** What the choice reads of an adapter and device (AdapterSummary plus the device's limits). */
@@ -175,6 +176,7 @@ export function checkSubgroupLayout(layout: SubgroupAttentionLayout, D: number):
   const c = layout.config;
   invariant(c.componentType === "f16" && c.resultComponentType === "f32", `attention: subgroup matrices ${c.componentType} -> ${c.resultComponentType}`);
   invariant(D % c.K === 0 && D % c.N === 0 && layout.blockK % c.K === 0 && layout.blockK % c.N === 0, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${layout.blockK}`);
+  invariant(D % 4 === 0, `attention: the tiles fill four of D ${D} at a time`);
 }
 
 /**
@@ -384,14 +386,15 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   const update = blocks.map((y) => product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${x * c.K * tileStride(D) + y * c.N}u`, "TILE_STRIDE", types));
   // each column block y of O in turn through s_tile (rows S_STRIDE apart): stored by the
   // subgroups, then `each(y)` by every invocation for element (r, e % N) of the block at s_tile[at]
-  // (and loaded back into o_y when `back`)
-  const throughScores = (indent: string, each: (y: number) => string, back: boolean) =>
+  // (and loaded back into o_y when `back`); `first` runs after the first block's barrier
+  const throughScores = (indent: string, each: (y: number) => string, back: boolean, first = "") =>
     lines(
       blocks.map((y) =>
         lines([
           ...(y > 0 ? [`${indent}workgroupBarrier(); // the previous block is read`] : []),
           `${indent}subgroupMatrixStore<row_major>(&s_tile, row0 * S_STRIDE, o${y}, S_STRIDE);`,
           `${indent}workgroupBarrier();`,
+          ...(y === 0 && first ? [`${indent}${first}`] : []),
           `${indent}for (var e = lidx; e < BLOCK_Q * ${c.N}u; e += WG_X) {`,
           `${indent}  let r = e / ${c.N}u;`,
           `${indent}  let at = r * S_STRIDE + e % ${c.N}u;`,
@@ -446,22 +449,22 @@ ${lines(scores)}
 ${softmaxStep(lanes)}
       workgroupBarrier(); // P, row_scale and the flag are written, S is read
       if (workgroupUniformLoad(&rescale_flag) != 0u) {
-        workgroupBarrier(); // every invocation has read the flag
-        if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }
-        // O's rows scaled through s_tile, a column block at a time
-${throughScores("        ", () => "s_tile[at] *= row_scale[r];", true)}
+        // O's rows scaled through s_tile, a column block at a time; the flag is cleared once every
+        // invocation has read it (after a barrier of the block loop, not workgroupUniformLoad's own)
+${throughScores("        ", () => "s_tile[at] *= row_scale[r];", true, "if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }")}
       }
 ${loadLefts("p", BK / c.K, "p_tile", (x) => `row0 * P_STRIDE + ${x * c.K}u`, "P_STRIDE", types)}
 ${lines(update)}
     }
-    // A row that sees no key: zeros and lse = -inf, as the scalar kernel writes.
-    workgroupBarrier(); // the last tile's row_scale is read
+    // A row that sees no key: zeros and lse = -inf, as the scalar kernel writes. row_scale now
+    // holds the row's sum (the last tile's scales were read before that tile's barriers).
     for (var r = lidx; r < BLOCK_Q; r += WG_X) {
       let i = first + r;
       let l = row_sum(r);
       row_scale[r] = l;
       if (i < u.q_len) { lse[(b * u.query_heads + h) * u.q_len + i] = select(negative_infinity(), row_max[r] + log(l), l > 0.0); }
     }
+    workgroupBarrier(); // s_tile's last rescaled block is loaded back (a subgroup's lanes included), and the sums are written
     // O / sum out, a column block at a time
 ${throughScores("    ", (y) => `let i = first + r;\n      let l = row_scale[r];\n      if (i < u.q_len) { store_o(o_at(b, i, h) + ${y * c.N}u + e % ${c.N}u, select(0.0, s_tile[at] / l, l > 0.0)); }`, false)}
   }`,

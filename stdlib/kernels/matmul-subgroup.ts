@@ -57,7 +57,10 @@ export interface SubgroupTiling {
 // feeds 2 products per K slice): "wg64-vec4-pad" fills with 16-byte loads into padded rows;
 // "wg64-double" adds two tile sets (one barrier per step); "wg128-sg64x64" (4 subgroups of 64x64,
 // 4x4 accumulators) and "wg128-8sg" (8 subgroups of 64x32) reuse each loaded matrix more;
-// "wg128x64-bk64" halves the barriers per K; the "-nk" ones keep a B stored (N, K) as stored
+// "wg128x64-bk64" halves the barriers per K; "wg256-4x2" keeps wg64-vec4-pad's subgroups (32x32,
+// 2x2 accumulators) and puts eight in a workgroup, a 128x64 tile: each element of A and B that
+// enters workgroup memory feeds 64 and 128 products instead of 64 and 64, for when the fills'
+// traffic is what bounds wg64-vec4-pad; the "-nk" ones keep a B stored (N, K) as stored
 // (`nkB`: right matrices loaded column-major), for x Wᵀ, the forward of every linear.
 // Measured on an NVIDIA H200 (bench/RESULTS.md, 2026-11-26, 03:39 UTC run), f32 A x f32 Wᵀ at the 7B
 // FFN up-projection 2048x11008x4096: wg64-vec4-pad 2.29 ms (80.7 TFLOP/s), wg64-double 5.02,
@@ -77,6 +80,7 @@ export const SUBGROUP_TILINGS = {
   "wg128-8sg": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
   "wg128x64-bk64": { grid: [2, 2], perSubgroup: [64, 32], bk: 64, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
   "wg64-double-nk": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true, nkB: true },
+  "wg256-4x2": { grid: [4, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
   "wg128-8sg-nk": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true },
   "wg128-sg64x64-nk": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true },
 } as const satisfies Record<string, SubgroupTiling>;
