@@ -203,13 +203,15 @@ export function subgroupRows(layout: SubgroupAttentionLayout): { row0: string; s
 /**
  * Opening of the kernels with a workgroup per (block of BLOCK_Q query rows, query head, batch
  * row): its rows first..last, the key window [j_start, j_end) they see, and row0, the first row
- * of this invocation's subgroup.
+ * of this invocation's subgroup. Workgroups take the blocks last first: under a causal mask a
+ * later block walks more key tiles, and GPUs start workgroups roughly in the order of their ids,
+ * so the longest start first and the short ones fill in at the end of the dispatch.
  */
 export function wgslQueryBlockOpening(layout: SubgroupAttentionLayout): string {
   return `  let b = wid.z;
   let h = wid.y;
   let kvh = h / u.group_size;
-  let first = wid.x * BLOCK_Q;
+  let first = (nwg.x - 1u - wid.x) * BLOCK_Q; // the last block first
   let last = min(first + BLOCK_Q, u.q_len) - 1u;
   let j_start = key_window_start(b);
   let j_end = key_window_end(b, last + u.query_offset);
