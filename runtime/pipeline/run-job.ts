@@ -157,11 +157,14 @@ async function exportTrained(p: ResolvedPipeline, setup: TrainingSetup, backend:
   return exported.ok ? ok({ adapterDir }) : exported;
 }
 
+/** SFT5009 where the setup keeps frozen weights in f16 and `gpu` lacks shader-f16 (f16StorageRefusal). */
+const storageRefusal = (setup: TrainingSetup, gpu: GpuDevice) => f16StorageRefusal(gpu, setup.weightDtypes, `the frozen weights of this ${setup.model.name} run`);
+
 /** The training engine of a setup: the GPU one on `gpu` (NF4 base linears for QLoRA), else the float64 CPU reference. */
 export function createEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean): Result<TrainingBackend> {
   // QLoRA: the GPU engine stores the base linears as NF4; the CPU engine trains over their round trip
   if (!gpu) return CpuBackend.create(setup.model, nf4RoundTrip(setup.weights, setup.nf4));
-  const refused = f16StorageRefusal(gpu, setup.weightDtypes, `the frozen weights of this ${setup.model.name} run`);
+  const refused = storageRefusal(setup, gpu);
   if (refused) return refused;
   return GpuBackend.create(gpu, setup.model, setup.weights, engineOptions(setup, checkpointing));
 }
@@ -186,7 +189,7 @@ function planHeldPrograms(planned: PlannedPipeline, backend: GpuBackend): Result
 export async function loadEngine(setup: TrainingSetup, gpu: GpuDevice | undefined, checkpointing: boolean, onProgress?: (done: number, total: number) => void): Promise<Result<TrainingBackend>> {
   if (!setup.baseWeights) return createEngine(setup, gpu, checkpointing);
   invariant(gpu !== undefined, "a setup prepared to stream its weights trains on the GPU");
-  const refused = f16StorageRefusal(gpu, setup.weightDtypes, `the frozen weights of this ${setup.model.name} run`);
+  const refused = storageRefusal(setup, gpu);
   if (refused) return refused;
   return GpuBackend.load(gpu, setup.model, withHostWeights(setup.baseWeights(onProgress), setup.weights), engineOptions(setup, checkpointing));
 }
