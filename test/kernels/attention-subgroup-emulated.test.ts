@@ -10,7 +10,7 @@ import { runKernel } from "../../runtime/gpu/batch.ts";
 import { createTensor, readFloats } from "../../runtime/gpu/tensor.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
-import { attentionForwardSubgroupKernel, range, RESCALE_TAU, softmaxLanes, subgroupAttentionLayout, subgroupAttentionTolerance, type SubgroupAttentionLayout } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionForwardSubgroupKernel, range, RESCALE_TAU, softmaxLanes, subgroupAttentionLayout, subgroupAttentionTolerance, workgroupBytes, type SubgroupAttentionLayout } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { denseView, gatherView, viewIndex } from "../../stdlib/kernels/attention-layout.ts";
 import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
@@ -153,6 +153,19 @@ test(
         for (const lanes of [2, 1]) await checkEmulated(gpu, c, inputs, layout, `${caseLabel(c)} ${subgroups} subgroups of 32, ${lanes} lanes per row, rise ${rise} (${steps} rescaled row tiles)`, lanes);
       }
     }
+  }),
+);
+
+test(
+  "the layout the H200 gets at D 128 (16x16x16, four subgroups, 32-key tiles: 64-row blocks) over several blocks, the last partial, matches the reference",
+  withF16Gpu(async (gpu) => {
+    // one-invocation subgroups (emulated), with the H200's configuration and tiling; the sizes
+    // are what the H200 runs, lanes aside (one per row here, two there: tested above)
+    const config = { componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 };
+    const layout: SubgroupAttentionLayout = { config, subgroupSize: 1, subgroups: 4, blockK: 32 };
+    assert.ok(workgroupBytes(layout, 128) <= gpu.limits.maxComputeWorkgroupStorageSize, "the layout fits lavapipe's workgroup memory");
+    const c: AttentionCase = { shape: attentionShape(1, 2, 1, 150, 150, 128), mask: "causal", fused: true, dtype: "f32" };
+    await checkEmulated(gpu, c, makeInputs(c, 47), layout, `${caseLabel(c)} 4 subgroups x 16 rows, 32 keys`);
   }),
 );
 
