@@ -47,6 +47,11 @@ export interface SubgroupTiling {
   /** Two tile sets, one barrier per K step. */
   doubleBuffer: boolean;
   /**
+   * Issue the next K step's 16-byte loads into registers before this step's products, and write
+   * them to the tiles after it: the loads' latency overlaps the products (vec4 fills, one set).
+   */
+  prefetch: boolean;
+  /**
    * Where B is stored (N, K) (a weight in x Wᵀ), keep its tile [n][k] as stored and load the
    * right matrices column-major: the fill becomes a straight copy instead of a transpose.
    */
@@ -60,7 +65,9 @@ export interface SubgroupTiling {
 // "wg128x64-bk64" halves the barriers per K; "wg256-4x2" keeps wg64-vec4-pad's subgroups (32x32,
 // 2x2 accumulators) and puts eight in a workgroup, a 128x64 tile: each element of A and B that
 // enters workgroup memory feeds 64 and 128 products instead of 64 and 64, for when the fills'
-// traffic is what bounds wg64-vec4-pad; the "-nk" ones keep a B stored (N, K) as stored
+// traffic is what bounds wg64-vec4-pad; the "-prefetch" ones issue the next K step's loads
+// before this step's products (software pipelining through registers), for when the fills'
+// latency is what bounds it; the "-nk" ones keep a B stored (N, K) as stored
 // (`nkB`: right matrices loaded column-major), for x Wᵀ, the forward of every linear.
 // Measured on an NVIDIA H200 (bench/RESULTS.md, 2026-11-26, 03:39 UTC run), f32 A x f32 Wᵀ at the 7B
 // FFN up-projection 2048x11008x4096: wg64-vec4-pad 2.29 ms (80.7 TFLOP/s), wg64-double 5.02,
@@ -72,17 +79,19 @@ export interface SubgroupTiling {
 // Workgroup memory (f16 tiles + f32 scratch) stays within 32 KiB for the 16x16 f32 configuration.
 /** The named tilings; "one-subgroup" runs one subgroup per workgroup (no assumption on subgroup membership). */
 export const SUBGROUP_TILINGS = {
-  wg64: { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false, nkB: false },
-  "one-subgroup": { grid: [1, 1], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false, nkB: false },
-  "wg64-vec4-pad": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
-  "wg64-double": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true, nkB: false },
-  "wg128-sg64x64": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
-  "wg128-8sg": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
-  "wg128x64-bk64": { grid: [2, 2], perSubgroup: [64, 32], bk: 64, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
-  "wg64-double-nk": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true, nkB: true },
-  "wg256-4x2": { grid: [4, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false },
-  "wg128-8sg-nk": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true },
-  "wg128-sg64x64-nk": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true },
+  wg64: { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false, nkB: false, prefetch: false },
+  "one-subgroup": { grid: [1, 1], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false, nkB: false, prefetch: false },
+  "wg64-vec4-pad": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
+  "wg64-double": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true, nkB: false, prefetch: false },
+  "wg128-sg64x64": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
+  "wg128-8sg": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
+  "wg128x64-bk64": { grid: [2, 2], perSubgroup: [64, 32], bk: 64, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
+  "wg64-double-nk": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true, nkB: true, prefetch: false },
+  "wg256-4x2": { grid: [4, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
+  "wg64-prefetch": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: true },
+  "wg256-4x2-prefetch": { grid: [4, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: true },
+  "wg128-8sg-nk": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true, prefetch: false },
+  "wg128-sg64x64-nk": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true, prefetch: false },
 } as const satisfies Record<string, SubgroupTiling>;
 
 /** A preset's name. */
@@ -199,21 +208,51 @@ function scalarFill(f: TileFill, bk: number, wg: number): string {
     }`;
 }
 
-// Four consecutive stored elements per invocation through tile4_NAME (matmul.ts), one 16-byte
-// load where the operand's layout allows.
-function quadFill(f: TileFill, bk: number, wg: number): string {
+// Four consecutive stored elements per invocation and quad through tile4_NAME (matmul.ts), one
+// 16-byte load where the operand's layout allows: of quad q (WGSL), its tile coordinates r and k,
+// the load of its values at K step `k0` (WGSL), and their four stores from vec4 `v`.
+function quadParts(f: TileFill, bk: number, k0: string) {
+  const [r, k] = f.alongK ? [`q / ${bk / 4}u`, `(q % ${bk / 4}u) * 4u`] : [`(q % ${f.side / 4}u) * 4u`, `q / ${f.side / 4}u`];
+  const load = f.alongK ? `tile4_${f.name}(base_${f.name}, ${f.r0} + r, ${k0} + k, u.${f.rDim}, u.K, u.ld${f.name})` : `tile4_${f.name}(base_${f.name}, ${k0} + k, ${f.r0} + r, u.K, u.${f.rDim}, u.ld${f.name})`;
+  const stores = (v: string) => ["x", "y", "z", "w"].map((c, e) => `${f.tile}[${f.alongK ? tileIndex(f, "r", `k + ${e}u`) : tileIndex(f, `r + ${e}u`, "k")}] = f16(${v}.${c});`);
+  return { r, k, load, stores };
+}
+
+/** Quads of the tile per invocation. */
+function quadsPerInvocation(f: TileFill, bk: number, wg: number): number {
   const quads = (f.side * bk) / 4;
   invariant(quads % wg === 0, "the workgroup divides the tile's quads");
-  const [r, k] = f.alongK ? [`q / ${bk / 4}u`, `(q % ${bk / 4}u) * 4u`] : [`(q % ${f.side / 4}u) * 4u`, `q / ${f.side / 4}u`];
-  const load = f.alongK ? `tile4_${f.name}(base_${f.name}, ${f.r0} + r, k0 + k, u.${f.rDim}, u.K, u.ld${f.name})` : `tile4_${f.name}(base_${f.name}, k0 + k, ${f.r0} + r, u.K, u.${f.rDim}, u.ld${f.name})`;
-  const stores = ["x", "y", "z", "w"].map((c, e) => `      ${f.tile}[${f.alongK ? tileIndex(f, "r", `k + ${e}u`) : tileIndex(f, `r + ${e}u`, "k")}] = f16(v.${c});`);
-  return `    for (var j = 0u; j < ${quads / wg}u; j++) {
+  return quads / wg;
+}
+
+function quadFill(f: TileFill, bk: number, wg: number): string {
+  const { r, k, load, stores } = quadParts(f, bk, "k0");
+  return `    for (var j = 0u; j < ${quadsPerInvocation(f, bk, wg)}u; j++) {
       let q = lidx + j * ${wg}u;
       let r = ${r};
       let k = ${k};
       let v = ${load};
-${stores.join("\n")}
+${stores("v").map((x) => `      ${x}`).join("\n")}
     }`;
+}
+
+// The prefetching fill in two halves over pf_NAME (declared by `registers`), an array of the
+// invocation's quads: `load` fills it from K step `k0`, `store` writes it to the tiles. Its loops
+// have constant trip counts (4 or fewer quads on 32-lane subgroups), which drivers unroll into
+// registers.
+function prefetchFill(f: TileFill, bk: number, wg: number) {
+  const n = quadsPerInvocation(f, bk, wg);
+  const each = (body: string[]) => [`    for (var j = 0u; j < ${n}u; j++) {`, `      let q = lidx + j * ${wg}u;`, ...body.map((x) => `      ${x}`), `    }`].join("\n");
+  const at = (p: ReturnType<typeof quadParts>) => [`let r = ${p.r};`, `let k = ${p.k};`];
+  const stored = quadParts(f, bk, "k0");
+  return {
+    registers: `  var pf_${f.name}: array<vec4<f32>, ${n}>;`,
+    load: (k0: string) => {
+      const p = quadParts(f, bk, k0);
+      return each([...at(p), `pf_${f.name}[j] = ${p.load};`]);
+    },
+    store: each([...at(stored), ...stored.stores(`pf_${f.name}[j]`)]),
+  };
 }
 
 /** The WGSL types of configuration `c`'s left (M x K), right (K x N) and result (M x N) matrices; the template gives columns, then rows. */
@@ -227,7 +266,7 @@ export function subgroupMatrixTypes(c: SubgroupMatrixConfig): { left: string; ri
 
 /** Compact text of a tiling's parameters, e.g. "2x2 of 32x32, bk32" (variant keys and bench labels). */
 export function tilingKey(t: SubgroupTiling): string {
-  const extras = [t.vec4 ? "vec4" : "", t.pad ? `pad${t.pad}` : "", t.doubleBuffer ? "double" : "", t.nkB ? "nkB" : ""].filter(Boolean);
+  const extras = [t.vec4 ? "vec4" : "", t.pad ? `pad${t.pad}` : "", t.doubleBuffer ? "double" : "", t.nkB ? "nkB" : "", t.prefetch ? "prefetch" : ""].filter(Boolean);
   return [`${t.grid[0]}x${t.grid[1]} of ${t.perSubgroup[0]}x${t.perSubgroup[1]}`, `bk${t.bk}`, ...extras].join(", ");
 }
 
@@ -256,6 +295,8 @@ export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy, 
   const fillA: TileFill = { tile: "tile_a", name: "a", alongK: !o.transA, kMajor: false, rDim: "M", r0: "m0", side: g.tileM, stride: g.strideA };
   const fillB: TileFill = { tile: "tile_b", name: "b", alongK: o.transB, kMajor: !nk, rDim: "N", r0: "n0", side: g.tileN, stride: g.strideB };
   const fill = (f: TileFill) => (t.vec4 ? quadFill(f, t.bk, wg) : scalarFill(f, t.bk, wg));
+  invariant(!t.prefetch || (t.vec4 && !t.doubleBuffer), `tiling ${tilingKey(t)}: prefetching fills are 16-byte fills into one tile set`);
+  const ahead = [fillA, fillB].map((f) => prefetchFill(f, t.bk, wg));
   const steps = Array.from({ length: t.bk / c.K }, (_, kk) => {
     const lefts = Array.from({ length: rows }, (_, i) => `      let l${i} = subgroupMatrixLoad<${left}, row_major>(&tile_a, buf_a + (sm + ${i * c.M}u) * ${g.strideA}u + ${kk * c.K}u, ${g.strideA}u);`);
     // element (k, n) of a right matrix: tile_b[k][n] row-major, or tile_b[n][k] read column-major
@@ -306,11 +347,24 @@ ${matmulStoreFunctions(o)}`,
   let sn = (subgroup % ${t.grid[1]}u) * ${t.perSubgroup[1]}u;
   let sg_base = subgroup * ${c.M * c.N}u;
 ${pairs.map(([i, j]) => `  var acc_${i}_${j} = ${resultType}();`).join("\n")}
+${
+  t.prefetch
+    ? `${ahead.map((x) => x.registers).join("\n")}
+  // the first step's loads; each step then writes its registers to the tiles and loads the next
+${ahead.map((x) => x.load("0u")).join("\n")}
   for (var k0 = 0u; k0 < u.K; k0 += ${t.bk}u) {
+${setOffsets}
+${ahead.map((x) => x.store).join("\n")}
+    workgroupBarrier();
+    if (k0 + ${t.bk}u < u.K) {
+${ahead.map((x) => x.load(`k0 + ${t.bk}u`)).join("\n")}
+    }`
+    : `  for (var k0 = 0u; k0 < u.K; k0 += ${t.bk}u) {
 ${setOffsets}
 ${fill(fillA)}
 ${fill(fillB)}
-    workgroupBarrier();
+    workgroupBarrier();`
+}
     @diagnostic(off, chromium.subgroup_matrix_uniformity) {
 ${steps.join("\n")}
     }
