@@ -177,8 +177,9 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, kernel: "dq" | 
  * layout the engine picks at the bench's token count and at half of it; where its softmax takes
  * several lanes per row, the same with one (each invocation a whole row, half of them idle on
  * NVIDIA), to show what the split gains; where that layout has four subgroups, two (what the
- * larger query block gains); where it has several, the one-subgroup layout (which does not rely on subgroups being consecutive local indices) at the
- * full token count; then the backward's dQ and dK/dV kernels.
+ * larger query block gains); where it has several, the one-subgroup layout (which does not rely
+ * on subgroups being consecutive local indices) at the full token count; then the backward's dQ
+ * and dK/dV kernels.
  */
 export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   const adapter = attentionAdapter(gpu);

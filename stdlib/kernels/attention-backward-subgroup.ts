@@ -22,7 +22,7 @@
 // Precision: Q, K, V and dO are rounded to f16, P and dS too before their products (2^-11 per
 // value); scores, sums, delta and every accumulation are f32. Uniformity: as in
 // attention-forward-subgroup.ts.
-import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { ok, type Result } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { subgroupMatrixTypes, type SubgroupMatrixConfig } from "./matmul-subgroup.ts";
 import { wgslAttentionCommon, type AttentionVariant } from "./attention-common.ts";
@@ -38,7 +38,9 @@ import {
   subgroupAttentionFrame,
   subgroupAttentionLayout,
   subgroupRows,
-  KEY_VALUE_SOURCES,
+  keyValueSources,
+  querySources,
+  tileAt,
   tileStride,
   wgslTileRows,
   wgslQueryBlockOpening,
@@ -110,9 +112,9 @@ export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: 
  * columns), the right matrices the transposes of the f16 tiles at 0 and at `at2` ([column][d],
  * `width` rows), loaded column-major.
  */
-function scoresAndGradients(lefts1: string, lefts2: string, at2: string, width: number, widthName: string, dChunks: number, D: number, c: SubgroupMatrixConfig, types: ReturnType<typeof subgroupMatrixTypes>): string {
-  const names = (prefix: string) => range(dChunks).map((x) => `${prefix}${x}`);
-  const at = (y: number) => (x: number) => `${y * c.N * tileStride(D) + x * c.K}u`;
+function scoresAndGradients(lefts1: string, lefts2: string, at2: string, width: number, widthName: string, D: number, c: SubgroupMatrixConfig, types: ReturnType<typeof subgroupMatrixTypes>): string {
+  const names = (prefix: string) => range(D / c.K).map((x) => `${prefix}${x}`);
+  const at = (y: number) => (x: number) => `${tileAt(D, y * c.N, x * c.K)}u`;
   return lines(
     range(width / c.N).map((y) =>
       lines([
@@ -157,7 +159,7 @@ var<workgroup> row_lse: array<f32, ${BQ}>;
 var<workgroup> row_delta: array<f32, ${BQ}>;`,
     body: `${wgslQueryBlockOpening(layout)}
   // stage Q and dO as f16 (rows past T are zero), and the rows' lse and delta
-${wgslTileRows("f16_tile", "BLOCK_Q", [{ load: "load_q", row: "q_at(b, first + r, h)", at: "0u" }, { load: "load_dout", row: "dout_at(b, first + r, h)", at: "DOUT_AT" }], "first + r < u.q_len")}
+${wgslTileRows("f16_tile", "BLOCK_Q", querySources("first", true), "first + r < u.q_len")}
   for (var r = lidx; r < BLOCK_Q; r += WG_X) {
     let i = first + r;
     row_lse[r] = 0.0;
@@ -175,9 +177,9 @@ ${lines(dq.map((name) => `    var ${name} = ${types.result}();`))}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q and dO, or the previous tile, are no longer read
-${wgslTileRows("f16_tile", "BLOCK_K", KEY_VALUE_SOURCES)}
+${wgslTileRows("f16_tile", "BLOCK_K", keyValueSources("j0"))}
       workgroupBarrier();
-${scoresAndGradients("q", "g", "V_AT", BK, "BLOCK_K", dChunks, D, c, types)}
+${scoresAndGradients("q", "g", "V_AT", BK, "BLOCK_K", D, c, types)}
       workgroupBarrier();
       // dS = P * (dP - delta), P = exp(S * scale + bias - lse); 0 where masked
       for (var e = lidx; e < BLOCK_Q * BLOCK_K; e += WG_X) {
@@ -194,7 +196,7 @@ ${scoresAndGradients("q", "g", "V_AT", BK, "BLOCK_K", dChunks, D, c, types)}
       }
       workgroupBarrier();
 ${loadLefts("ds", BK / c.K, "ds_tile", (x) => `row0 * BLOCK_K + ${x * c.K}u`, "BLOCK_K", types)}
-${lines(dq.map((name, y) => product(name, false, range(BK / c.K).map((x) => `ds${x}`), "f16_tile", (x) => `${x * c.K * tileStride(D) + y * c.N}u`, "TILE_STRIDE", types)))}
+${lines(dq.map((name, y) => product(name, false, range(BK / c.K).map((x) => `ds${x}`), "f16_tile", (x) => `${tileAt(D, x * c.K, y * c.N)}u`, "TILE_STRIDE", types)))}
     }
     workgroupBarrier(); // the last tile's S and dP are no longer read
 ${storeResults(dq, c)}
@@ -239,7 +241,7 @@ const DS_AT = ${BKV * BQT}u;`,
   let first_j = wid.x * BLOCK_KV;
   let row0 = ${row0}; // this subgroup's first key in the block
   // stage K and V as f16 (keys past S are zero)
-${wgslTileRows("f16_tile", "BLOCK_KV", [{ load: "load_k", row: "k_at(b, first_j + r, kvh)", at: "0u" }, { load: "load_v", row: "v_at(b, first_j + r, kvh)", at: "V_AT" }], "first_j + r < u.key_len")}
+${wgslTileRows("f16_tile", "BLOCK_KV", keyValueSources("first_j"), "first_j + r < u.key_len")}
   workgroupBarrier();
   // Query rows before this one cannot see any key of the block (causal without a prefix).
   let p_first = query_window_start(b, first_j);
@@ -253,7 +255,7 @@ ${lines([...dk, ...dv].map((name) => `    var ${name} = ${types.result}();`))}
       for (var i0 = i_start; i0 < u.q_len; i0 += QUERY_TILE) {
         let n = min(QUERY_TILE, u.q_len - i0);
         workgroupBarrier(); // K and V, or the previous tile, are no longer read
-${wgslTileRows("f16_tile", "QUERY_TILE", [{ load: "load_q", row: "q_at(b, i0 + r, h)", at: "0u" }, { load: "load_dout", row: "dout_at(b, i0 + r, h)", at: "DOUT_AT" }])}
+${wgslTileRows("f16_tile", "QUERY_TILE", querySources("i0", true))}
         for (var r = lidx; r < QUERY_TILE; r += WG_X) {
           tile_lse[r] = 0.0;
           tile_delta[r] = 0.0;
@@ -263,7 +265,7 @@ ${wgslTileRows("f16_tile", "QUERY_TILE", [{ load: "load_q", row: "q_at(b, i0 + r
           }
         }
         workgroupBarrier();
-${scoresAndGradients("k", "v", "DOUT_AT", BQT, "QUERY_TILE", dChunks, D, c, types)}
+${scoresAndGradients("k", "v", "DOUT_AT", BQT, "QUERY_TILE", D, c, types)}
         workgroupBarrier();
         // P^T = exp(S^T * scale + bias - lse) and dS^T = P^T * (dP^T - delta); 0 where masked
         for (var e = lidx; e < BLOCK_KV * QUERY_TILE; e += WG_X) {
@@ -283,8 +285,8 @@ ${scoresAndGradients("k", "v", "DOUT_AT", BQT, "QUERY_TILE", dChunks, D, c, type
         workgroupBarrier();
 ${loadLefts("pt", BQT / c.K, "weight_tile", (x) => `row0 * QUERY_TILE + ${x * c.K}u`, "QUERY_TILE", types, "        ")}
 ${loadLefts("dst", BQT / c.K, "weight_tile", (x) => `DS_AT + row0 * QUERY_TILE + ${x * c.K}u`, "QUERY_TILE", types, "        ")}
-${lines(dv.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `pt${x}`), "f16_tile", (x) => `DOUT_AT + ${x * c.K * tileStride(D) + y * c.N}u`, "TILE_STRIDE", types)))}
-${lines(dk.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `dst${x}`), "f16_tile", (x) => `${x * c.K * tileStride(D) + y * c.N}u`, "TILE_STRIDE", types)))}
+${lines(dv.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `pt${x}`), "f16_tile", (x) => `DOUT_AT + ${tileAt(D, x * c.K, y * c.N)}u`, "TILE_STRIDE", types)))}
+${lines(dk.map((name, y) => product(name, false, range(BQT / c.K).map((x) => `dst${x}`), "f16_tile", (x) => `${tileAt(D, x * c.K, y * c.N)}u`, "TILE_STRIDE", types)))}
       }
     }
     workgroupBarrier(); // the last tile's S^T and dP^T are no longer read

@@ -77,6 +77,9 @@ const TILE_PAD = 8;
 /** f16 elements per row of an operand tile, stored [row][d] (the kernels' TILE_STRIDE): D + TILE_PAD. */
 export const tileStride = (headDim: number) => headDim + TILE_PAD;
 
+/** Offset of element (row, col) of an operand tile (a matrix load's offset: col_major loads swap the two). */
+export const tileAt = (headDim: number, row: number, col: number) => row * tileStride(headDim) + col;
+
 /** f16 elements of the K and V tiles ([key][d] each), which first stage Q ([row][d]). */
 function keyValueElements(layout: SubgroupAttentionLayout, headDim: number): number {
   return Math.max(2 * layout.blockK, blockRows(layout)) * tileStride(headDim);
@@ -230,7 +233,8 @@ export interface TileSource {
  * (rows TILE_STRIDE apart, at the source's offset), zero where `valid` fails (by default the
  * first n rows). Each step of an invocation takes four consecutive head dims of one row of every
  * source, so its loads are independent and in flight together, consecutive invocations read
- * consecutive 16 bytes of a row, and they write consecutive 8 bytes of the tile.
+ * consecutive pieces of a row (16 bytes of f32 storage, 8 of f16), and they write consecutive
+ * 8 bytes of the tile.
  */
 export function wgslTileRows(array: string, rows: string, sources: readonly TileSource[], valid = "r < n"): string {
   const quad = (x: number, s: TileSource) =>
@@ -247,10 +251,16 @@ ${lines(sources.flatMap((s, x) => ["x", "y", "z", "w"].map((c, i) => `        ${
       }`;
 }
 
-/** The K and V rows of a key tile from j0, to K at 0 and V at V_AT (wgslTileRows). */
-export const KEY_VALUE_SOURCES: readonly TileSource[] = [
-  { load: "load_k", row: "k_at(b, j0 + r, kvh)", at: "0u" },
-  { load: "load_v", row: "v_at(b, j0 + r, kvh)", at: "V_AT" },
+/** Rows of K and V from key `firstKey` (WGSL) of KV head kvh, to K at 0 and V at V_AT (wgslTileRows). */
+export const keyValueSources = (firstKey: string): TileSource[] => [
+  { load: "load_k", row: `k_at(b, ${firstKey} + r, kvh)`, at: "0u" },
+  { load: "load_v", row: `v_at(b, ${firstKey} + r, kvh)`, at: "V_AT" },
+];
+
+/** Rows of Q (to 0), and of dO (to DOUT_AT) with `gradient`, from query `firstRow` (WGSL) of head h (wgslTileRows). */
+export const querySources = (firstRow: string, gradient: boolean): TileSource[] => [
+  { load: "load_q", row: `q_at(b, ${firstRow} + r, h)`, at: "0u" },
+  ...(gradient ? [{ load: "load_dout", row: `dout_at(b, ${firstRow} + r, h)`, at: "DOUT_AT" }] : []),
 ];
 
 /**
@@ -380,27 +390,28 @@ export function attentionForwardSubgroupKernel(variant: AttentionVariant, layout
   // S (M, BLOCK_K) = Q K^T: Q as D/K left matrices, K^T's right matrices column-major from K [key][d]
   const scores = range(BK / c.N).map((y) =>
     lines([
-      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${y * c.N * tileStride(D) + x * c.K}u`, "TILE_STRIDE", types, true),
+      product(`s${y}`, true, range(dChunks).map((x) => `q${x}`), "kv_tile", (x) => `${tileAt(D, y * c.N, x * c.K)}u`, "TILE_STRIDE", types, true),
       `      subgroupMatrixStore<row_major>(&s_tile, row0 * S_STRIDE + ${y * c.N}u, s${y}, S_STRIDE);`,
     ]),
   );
   // O += P V, P stored [row][key], V [key][d] after K
-  const update = blocks.map((y) => product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${x * c.K * tileStride(D) + y * c.N}u`, "TILE_STRIDE", types));
+  const update = blocks.map((y) => product(`o${y}`, false, range(BK / c.K).map((x) => `p${x}`), "kv_tile", (x) => `V_AT + ${tileAt(D, x * c.K, y * c.N)}u`, "TILE_STRIDE", types));
   // each column block y of O in turn through s_tile (rows S_STRIDE apart): stored by the
-  // subgroups, then `each(y)` by every invocation for element (r, e % N) of the block at s_tile[at]
-  // (and loaded back into o_y when `back`); `first` runs after the first block's barrier
-  const throughScores = (indent: string, each: (y: number) => string, back: boolean, first = "") =>
+  // subgroups, then `each(y)` (lines) by every invocation for element (r, e % N) of the block at
+  // s_tile[at] (and loaded back into o_y when `back`); `afterFirstBarrier` runs after the first
+  // block's barrier
+  const oBlocksThroughScores = (indent: string, each: (y: number) => string[], back: boolean, afterFirstBarrier = "") =>
     lines(
       blocks.map((y) =>
         lines([
           ...(y > 0 ? [`${indent}workgroupBarrier(); // the previous block is read`] : []),
           `${indent}subgroupMatrixStore<row_major>(&s_tile, row0 * S_STRIDE, o${y}, S_STRIDE);`,
           `${indent}workgroupBarrier();`,
-          ...(y === 0 && first ? [`${indent}${first}`] : []),
+          ...(y === 0 && afterFirstBarrier ? [`${indent}${afterFirstBarrier}`] : []),
           `${indent}for (var e = lidx; e < BLOCK_Q * ${c.N}u; e += WG_X) {`,
           `${indent}  let r = e / ${c.N}u;`,
           `${indent}  let at = r * S_STRIDE + e % ${c.N}u;`,
-          `${indent}  ${each(y)}`,
+          ...each(y).map((x) => `${indent}  ${x}`),
           `${indent}}`,
           ...(back ? [`${indent}workgroupBarrier();`, `${indent}o${y} = subgroupMatrixLoad<${types.result}, row_major>(&s_tile, row0 * S_STRIDE, S_STRIDE);`] : []),
         ]),
@@ -433,7 +444,7 @@ fn row_sum(r: u32) -> f32 {
 }`,
     body: `${wgslQueryBlockOpening(layout)}
   // stage Q as f16 (rows past T are zero); clear the row statistics and the flag
-${wgslTileRows("kv_tile", "BLOCK_Q", [{ load: "load_q", row: "q_at(b, first + r, h)", at: "0u" }], "first + r < u.q_len")}
+${wgslTileRows("kv_tile", "BLOCK_Q", querySources("first", false), "first + r < u.q_len")}
   for (var r = lidx; r < BLOCK_Q; r += WG_X) { row_max[r] = NEG_BIG; }
   for (var e = lidx; e < BLOCK_Q * LANES; e += WG_X) { lane_sum[e] = 0.0; }
   if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }
@@ -444,7 +455,7 @@ ${lines(blocks.map((y) => `    var o${y} = ${types.result}();`))}
     for (var j0 = j_start; j0 < j_end; j0 += BLOCK_K) {
       let n = min(BLOCK_K, j_end - j0);
       workgroupBarrier(); // Q, or the previous tile's K, V, P and O blocks, are no longer read
-${wgslTileRows("kv_tile", "BLOCK_K", KEY_VALUE_SOURCES)}
+${wgslTileRows("kv_tile", "BLOCK_K", keyValueSources("j0"))}
       workgroupBarrier();
 ${lines(scores)}
       workgroupBarrier();
@@ -453,7 +464,7 @@ ${softmaxStep(lanes)}
       if (workgroupUniformLoad(&rescale_flag) != 0u) {
         // O's rows scaled through s_tile, a column block at a time; the flag is cleared once every
         // invocation has read it (after a barrier of the block loop, not workgroupUniformLoad's own)
-${throughScores("        ", () => "s_tile[at] *= row_scale[r];", true, "if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }")}
+${oBlocksThroughScores("        ", () => ["s_tile[at] *= row_scale[r];"], true, "if (lidx == 0u) { atomicStore(&rescale_flag, 0u); }")}
       }
 ${loadLefts("p", BK / c.K, "p_tile", (x) => `row0 * P_STRIDE + ${x * c.K}u`, "P_STRIDE", types)}
 ${lines(update)}
@@ -468,7 +479,7 @@ ${lines(update)}
     }
     workgroupBarrier(); // s_tile's last rescaled block is loaded back (a subgroup's lanes included), and the sums are written
     // O / sum out, a column block at a time
-${throughScores("    ", (y) => `let i = first + r;\n      let l = row_scale[r];\n      if (i < u.q_len) { store_o(o_at(b, i, h) + ${y * c.N}u + e % ${c.N}u, select(0.0, s_tile[at] / l, l > 0.0)); }`, false)}
+${oBlocksThroughScores("    ", (y) => ["let i = first + r;", "let l = row_scale[r];", `if (i < u.q_len) { store_o(o_at(b, i, h) + ${y * c.N}u + e % ${c.N}u, select(0.0, s_tile[at] / l, l > 0.0)); }`], false)}
   }`,
   };
 }

@@ -16,6 +16,8 @@
 // scalar loads, or 16-byte ones where the tiling asks and the operand's layout allows; after a
 // barrier each subgroup loads left and right matrices from there and multiply-accumulates. Tile
 // rows may be padded (`pad` halves, keeping rows 16-byte aligned) against bank conflicts. With
+// `prefetch` a step's 16-byte loads go to registers during the previous step (issued before its
+// barrier and products) and from there to the tiles at the start of the step. With
 // `doubleBuffer` the steps alternate between two tile sets: a step fills one set while slower
 // subgroups may still read the other, so one barrier per step suffices (a subgroup reaches the
 // fill of a set only after every subgroup passed the barrier following its last read of it).
@@ -218,40 +220,33 @@ function quadParts(f: TileFill, bk: number, k0: string) {
   return { r, k, load, stores };
 }
 
-/** Quads of the tile per invocation. */
-function quadsPerInvocation(f: TileFill, bk: number, wg: number): number {
+/**
+ * WGSL: a loop over the invocation's quads of the tile (q = its index in the tile, r and k its
+ * coordinates) running `body(p)`, with p the quad's parts at K step `k0`.
+ */
+function quadLoop(f: TileFill, bk: number, wg: number, k0: string, body: (p: ReturnType<typeof quadParts>) => string[]): string {
   const quads = (f.side * bk) / 4;
   invariant(quads % wg === 0, "the workgroup divides the tile's quads");
-  return quads / wg;
+  const p = quadParts(f, bk, k0);
+  const lines = [`let q = lidx + j * ${wg}u;`, `let r = ${p.r};`, `let k = ${p.k};`, ...body(p)];
+  return `    for (var j = 0u; j < ${quads / wg}u; j++) {\n${lines.map((x) => `      ${x}`).join("\n")}\n    }`;
 }
 
 function quadFill(f: TileFill, bk: number, wg: number): string {
-  const { r, k, load, stores } = quadParts(f, bk, "k0");
-  return `    for (var j = 0u; j < ${quadsPerInvocation(f, bk, wg)}u; j++) {
-      let q = lidx + j * ${wg}u;
-      let r = ${r};
-      let k = ${k};
-      let v = ${load};
-${stores("v").map((x) => `      ${x}`).join("\n")}
-    }`;
+  return quadLoop(f, bk, wg, "k0", (p) => [`let v = ${p.load};`, ...p.stores("v")]);
 }
 
 // The prefetching fill in two halves over pf_NAME (declared by `registers`), an array of the
 // invocation's quads: `load` fills it from K step `k0`, `store` writes it to the tiles. Its loops
-// have constant trip counts (4 or fewer quads on 32-lane subgroups), which drivers unroll into
-// registers.
+// have constant trip counts (4 or 2 quads for the current presets on 32-lane subgroups), which
+// drivers unroll into registers; were one not to, pf_NAME would live in local memory and the
+// preset would only rank slower.
 function prefetchFill(f: TileFill, bk: number, wg: number) {
-  const n = quadsPerInvocation(f, bk, wg);
-  const each = (body: string[]) => [`    for (var j = 0u; j < ${n}u; j++) {`, `      let q = lidx + j * ${wg}u;`, ...body.map((x) => `      ${x}`), `    }`].join("\n");
-  const at = (p: ReturnType<typeof quadParts>) => [`let r = ${p.r};`, `let k = ${p.k};`];
-  const stored = quadParts(f, bk, "k0");
+  const array = `pf_${f.name}`;
   return {
-    registers: `  var pf_${f.name}: array<vec4<f32>, ${n}>;`,
-    load: (k0: string) => {
-      const p = quadParts(f, bk, k0);
-      return each([...at(p), `pf_${f.name}[j] = ${p.load};`]);
-    },
-    store: each([...at(stored), ...stored.stores(`pf_${f.name}[j]`)]),
+    registers: `  var ${array}: array<vec4<f32>, ${(f.side * bk) / 4 / wg}>;`,
+    load: (k0: string) => quadLoop(f, bk, wg, k0, (p) => [`${array}[j] = ${p.load};`]),
+    store: quadLoop(f, bk, wg, "k0", (p) => p.stores(`${array}[j]`)),
   };
 }
 
@@ -296,7 +291,7 @@ export function subgroupMatrixSpec(o: MatmulOptions, s: SubgroupMatrixStrategy, 
   const fillB: TileFill = { tile: "tile_b", name: "b", alongK: o.transB, kMajor: !nk, rDim: "N", r0: "n0", side: g.tileN, stride: g.strideB };
   const fill = (f: TileFill) => (t.vec4 ? quadFill(f, t.bk, wg) : scalarFill(f, t.bk, wg));
   invariant(!t.prefetch || (t.vec4 && !t.doubleBuffer), `tiling ${tilingKey(t)}: prefetching fills are 16-byte fills into one tile set`);
-  const ahead = [fillA, fillB].map((f) => prefetchFill(f, t.bk, wg));
+  const ahead = t.prefetch ? [fillA, fillB].map((f) => prefetchFill(f, t.bk, wg)) : [];
   const steps = Array.from({ length: t.bk / c.K }, (_, kk) => {
     const lefts = Array.from({ length: rows }, (_, i) => `      let l${i} = subgroupMatrixLoad<${left}, row_major>(&tile_a, buf_a + (sm + ${i * c.M}u) * ${g.strideA}u + ${kk * c.K}u, ${g.strideA}u);`);
     // element (k, n) of a right matrix: tile_b[k][n] row-major, or tile_b[n][k] read column-major
@@ -350,15 +345,17 @@ ${pairs.map(([i, j]) => `  var acc_${i}_${j} = ${resultType}();`).join("\n")}
 ${
   t.prefetch
     ? `${ahead.map((x) => x.registers).join("\n")}
-  // the first step's loads; each step then writes its registers to the tiles and loads the next
+  // the first step's loads; each step then writes its registers to the tiles and issues the
+  // next step's loads, which complete while the products run (a barrier does not wait for them,
+  // and it separates their per-lane bounds checks from the matrix calls)
 ${ahead.map((x) => x.load("0u")).join("\n")}
   for (var k0 = 0u; k0 < u.K; k0 += ${t.bk}u) {
 ${setOffsets}
 ${ahead.map((x) => x.store).join("\n")}
-    workgroupBarrier();
     if (k0 + ${t.bk}u < u.K) {
 ${ahead.map((x) => x.load(`k0 + ${t.bk}u`)).join("\n")}
-    }`
+    }
+    workgroupBarrier();`
     : `  for (var k0 = 0u; k0 < u.K; k0 += ${t.bk}u) {
 ${setOffsets}
 ${fill(fillA)}

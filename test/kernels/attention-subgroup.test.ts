@@ -66,8 +66,8 @@ test("an H200-like adapter gets an f16 -> f32 16x16x16 layout that fits its work
     assert.is(layout.subgroupSize, 32);
     assert.equal([layout.subgroups, layout.blockK], expected[D], `D ${D}`);
     assert.ok(workgroupBytes(layout, D) <= H200.workgroupStorageBytes, `D ${D}: ${workgroupBytes(layout, D)} bytes`);
-    // the next larger query block would not fit
-    if (layout.subgroups < 4) assert.ok(workgroupBytes({ ...layout, subgroups: layout.subgroups * 2, blockK: 16 }, D) > H200.workgroupStorageBytes);
+    // the next larger key tile would not fit
+    if (layout.blockK < 64) assert.ok(workgroupBytes({ ...layout, blockK: layout.blockK * 2 }, D) > H200.workgroupStorageBytes);
   }
   // 16 KiB (the WebGPU default) fits two subgroups at D 64 and 128, nothing at D 256
   const small = { ...H200, workgroupStorageBytes: 16384 };

@@ -12,7 +12,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runKernel } from "../../runtime/gpu/batch.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
-import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
+import { readFloats, uploadTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
 import { nf4Bindings, uploadNf4Tables, uploadNf4Weight } from "../../runtime/execute/nf4-weights.ts";
 import { Random } from "../../runtime/random.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
