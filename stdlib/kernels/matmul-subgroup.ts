@@ -79,21 +79,26 @@ export interface SubgroupTiling {
 // varied between runs, see RESULTS); why the larger tiles gain nothing is not profiled.
 // The 7B LoRA step went from 2.73 s (wg64) to 1.31 s (wg64-vec4-pad).
 // Workgroup memory (f16 tiles + f32 scratch) stays within 32 KiB for the 16x16 f32 configuration.
+// The fills of every preset but wg64 and one-subgroup: 32 of K a step, 16-byte loads into rows
+// padded by 8 halves, one tile set, B's tile [k][n], no prefetch; presets name what they change.
+const FILLS = { bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false } as const;
+const SCALAR_FILLS = { ...FILLS, vec4: false, pad: 0 } as const;
+
 /** The named tilings; "one-subgroup" runs one subgroup per workgroup (no assumption on subgroup membership). */
 export const SUBGROUP_TILINGS = {
-  wg64: { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false, nkB: false, prefetch: false },
-  "one-subgroup": { grid: [1, 1], perSubgroup: [32, 32], bk: 32, vec4: false, pad: 0, doubleBuffer: false, nkB: false, prefetch: false },
-  "wg64-vec4-pad": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
-  "wg64-double": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true, nkB: false, prefetch: false },
-  "wg128-sg64x64": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
-  "wg128-8sg": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
-  "wg128x64-bk64": { grid: [2, 2], perSubgroup: [64, 32], bk: 64, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
-  "wg64-double-nk": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: true, nkB: true, prefetch: false },
-  "wg256-4x2": { grid: [4, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: false },
-  "wg64-prefetch": { grid: [2, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: true },
-  "wg256-4x2-prefetch": { grid: [4, 2], perSubgroup: [32, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: false, prefetch: true },
-  "wg128-8sg-nk": { grid: [2, 4], perSubgroup: [64, 32], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true, prefetch: false },
-  "wg128-sg64x64-nk": { grid: [2, 2], perSubgroup: [64, 64], bk: 32, vec4: true, pad: 8, doubleBuffer: false, nkB: true, prefetch: false },
+  wg64: { grid: [2, 2], perSubgroup: [32, 32], ...SCALAR_FILLS },
+  "one-subgroup": { grid: [1, 1], perSubgroup: [32, 32], ...SCALAR_FILLS },
+  "wg64-vec4-pad": { grid: [2, 2], perSubgroup: [32, 32], ...FILLS },
+  "wg64-double": { grid: [2, 2], perSubgroup: [32, 32], ...FILLS, doubleBuffer: true },
+  "wg128-sg64x64": { grid: [2, 2], perSubgroup: [64, 64], ...FILLS },
+  "wg128-8sg": { grid: [2, 4], perSubgroup: [64, 32], ...FILLS },
+  "wg128x64-bk64": { grid: [2, 2], perSubgroup: [64, 32], ...FILLS, bk: 64 },
+  "wg64-double-nk": { grid: [2, 2], perSubgroup: [32, 32], ...FILLS, doubleBuffer: true, nkB: true },
+  "wg256-4x2": { grid: [4, 2], perSubgroup: [32, 32], ...FILLS },
+  "wg64-prefetch": { grid: [2, 2], perSubgroup: [32, 32], ...FILLS, prefetch: true },
+  "wg256-4x2-prefetch": { grid: [4, 2], perSubgroup: [32, 32], ...FILLS, prefetch: true },
+  "wg128-8sg-nk": { grid: [2, 4], perSubgroup: [64, 32], ...FILLS, nkB: true },
+  "wg128-sg64x64-nk": { grid: [2, 2], perSubgroup: [64, 64], ...FILLS, nkB: true },
 } as const satisfies Record<string, SubgroupTiling>;
 
 /** A preset's name. */
