@@ -17,10 +17,14 @@ import { attentionForwardReference } from "../stdlib/kernels/attention-reference
 import type { Case } from "./kernel-cases.ts";
 import type { BenchShapes } from "./sizes.ts";
 
-/** Cached positions of the generation bench's 7B decode (128 prompt tokens + 64 new, one bucket). */
-const GENERATION_KEYS = 192;
+/**
+ * Keys of a decode step of the generation bench's 7B model (128 prompt tokens + 64 new): its
+ * cache bucket of 192 positions plus the new token, the shape the runtime's splits are argued
+ * from (seven of 32 keys).
+ */
+const GENERATION_KEYS = 193;
 
-/** The split kernel over `keys` cached positions of every head, `splitLength` keys per split. */
+/** The split kernel over `keys` keys (the cached positions and the new one) of every head, `splitLength` keys per split. */
 function decodeCase(gpu: GpuDevice, s: BenchShapes, keys: number, splitLength: number, seed: number): Case {
   const D = s.headDim;
   const H = s.hidden / D;

@@ -101,7 +101,8 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
       }
       return schedule;
     },
-    // parameters are device tensors, uploaded when first fed (or fed a different array)
+    // parameters are device tensors, uploaded when first fed; a runner's weights never change
+    // (kept executors bind their tensors), so a later feed must be the same array
     weights(g, feeds) {
       const bound = new Map<string, GpuTensor>();
       for (const n of leaves(g)) {
@@ -111,10 +112,11 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
           const values = feeds.get(name);
           let held = quantized.get(name);
           const streamed = held !== undefined && held.source === undefined;
-          if (values && !streamed && held?.source !== values) {
+          if (values && !held) {
             uploadNf4(name, values, values);
             held = quantized.get(name);
           }
+          invariant(!values || streamed || held?.source === values, `generation step: the NF4 weight ${name} was fed a different array after its upload`);
           invariant(held?.numel === numel(n.shape), `generation step: the NF4 weight ${name} holds ${held?.numel ?? "no"} values, the step reads [${n.shape}]`);
           continue;
         }
@@ -127,12 +129,12 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
         const values = feeds.get(name);
         invariant(values, `generation step: no weight ${name}`);
         let held = weights.get(name);
-        if (held?.source !== values) {
-          held?.tensor.destroy();
+        if (!held) {
           held = { source: values, tensor: uploadTensor(gpu, n.dtype, n.shape, values, name) };
           weights.set(name, held);
           stats.weightBytes += held.tensor.byteSize;
         }
+        invariant(held.source === values, `generation step: the weight ${name} was fed a different array after its upload`);
         bound.set(name, held.tensor);
       }
       return bound;

@@ -17,7 +17,7 @@ import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/
 import { planSettings } from "../../compiler/plan/settings.ts";
 import { blockLinearNames, generationWeightDtypes } from "../../compiler/plan/storage.ts";
 import { f16StorageRefusal, type GpuDevice } from "../gpu/device.ts";
-import { nf4RoundTrip } from "../pipeline/family-model.ts";
+import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import { CachedGenerationModel, interpreterRunner, type StepRunner } from "./cached-model.ts";
 import { CpuGenerationModel } from "./cpu-model.ts";
 import type { GenerationSettings, Strategy } from "./engine.ts";
@@ -99,9 +99,23 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
   // a QLoRA pipeline's base is NF4: the CPU backends compute over its round trip (as its CPU
   // training does); the GPU runner quantizes the block linears itself, the same way
   const quantizedOnCpu = runner === interpreterRunner && pipeline.method.kind === "qlora";
-  const base = quantizedOnCpu ? nf4RoundTrip(weights, blockLinearNames(family, config.dims.layers)) : weights;
-  // an adapter's tensors beside the base weights, applied unmerged by either model
-  const adapted = { family, config, weights: new Map([...base, ...(adapter?.saved ?? []), ...(adapter?.weights ?? [])]), method: adapter?.method };
+  // an adapter's tensors beside the base weights, applied unmerged by either model; gathered
+  // (and a QLoRA base quantized) when the model first reads them, not here: a training setup
+  // loads a generator for its tokenizer, configuration and weights and never runs its model
+  let modelWeights: Map<string, Float64Array> | undefined;
+  const adapted = {
+    family,
+    config,
+    method: adapter?.method,
+    get weights() {
+      modelWeights ??= new Map([
+        ...(quantizedOnCpu ? nf4RoundTrip(weights, blockLinearNames(family, config.dims.layers)) : weights),
+        ...(adapter?.saved ?? []),
+        ...(adapter?.weights ?? []),
+      ]);
+      return modelWeights;
+    },
+  };
   const generation = options.noCache ? new CpuGenerationModel(adapted) : new CachedGenerationModel(adapted, runner);
   return ok(generator(pipeline, family, tokenizer.value, config, weights, generation, seed));
 }

@@ -2,7 +2,7 @@
 // (full or LoRA) as a `GraphModel` (with the layer inputs gradient checkpointing keeps), and its
 // initial weights (the base model's, plus LoRA
 // adapters drawn as PEFT does: A kaiming-uniform with bound 1/sqrt(in), B zero). QLoRA is LoRA
-// over the base linears stored as NF4: `nf4WeightNames` names them, `nf4RoundTrip` gives the
+// over the base linears stored as NF4: `nf4WeightNames` names them, `nf4RoundTrip` (stdlib/quant/nf4.ts) gives the
 // values an engine without NF4 storage (the float64 CPU engine) must use to train the same model.
 // LoRA dropout: the training graphs read one mask per adapted linear, drawn on the host from the
 // run's `dropout` stream (seedFor(train.seed, "dropout")), module by module, element by element.
@@ -18,7 +18,6 @@ import { initialAdapters } from "../export/torch/write-job.ts";
 import { blockLinearNames } from "../../compiler/plan/storage.ts";
 import { planMethod, savedModules } from "../../compiler/plan/settings.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
-import { dequantizeNf4, quantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { seedFor } from "../data/split.ts";
 import type { Random } from "../random.ts";
 import type { Family } from "../../stdlib/families/family.ts";
@@ -120,16 +119,6 @@ function graphRows(batch: Batch): { ids: number[][]; labels: number[][] } {
 /** The base weights QLoRA stores as NF4: the linears inside the layers (not embeddings, head, norms or biases). */
 export function nf4WeightNames(family: Family, config: ModelConfig): string[] {
   return blockLinearNames(family, config.dims.layers);
-}
-
-/** `weights` with each tensor named in `names` replaced by its NF4 quantize-dequantize round trip. */
-export function nf4RoundTrip(weights: ReadonlyMap<string, Float64Array>, names: readonly string[]): Map<string, Float64Array> {
-  const out = new Map(weights);
-  for (const name of names) {
-    const w = weights.get(name);
-    if (w) out.set(name, Float64Array.from(dequantizeNf4(quantizeNf4(Float32Array.from(w)))));
-  }
-  return out;
 }
 
 /** The base weights plus, for LoRA, adapters drawn from `seed`. */

@@ -26,7 +26,7 @@ import { CHECKPOINTS_DIR } from "../train/loop.ts";
 import type { ProgressSink } from "../train/progress.ts";
 import { runTraining, type TrainingOutcome } from "../train/run-training.ts";
 import { trainSettings } from "../train/settings.ts";
-import { nf4RoundTrip } from "./family-model.ts";
+import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import { loadingProgress } from "./loading-progress.ts";
 import { prepareTraining, type TrainingSetup } from "./training-setup.ts";
 

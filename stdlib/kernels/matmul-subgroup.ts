@@ -225,16 +225,21 @@ function quadParts(f: TileFill, bk: number, k0: string) {
   return { r, k, load, stores };
 }
 
+/** Quads of the tile each invocation fills. */
+function quadsPerInvocation(f: TileFill, bk: number, wg: number): number {
+  const quads = (f.side * bk) / 4;
+  invariant(quads % wg === 0, "the workgroup divides the tile's quads");
+  return quads / wg;
+}
+
 /**
  * WGSL: a loop over the invocation's quads of the tile (q = its index in the tile, r and k its
  * coordinates) running `body(p)`, with p the quad's parts at K step `k0`.
  */
 function quadLoop(f: TileFill, bk: number, wg: number, k0: string, body: (p: ReturnType<typeof quadParts>) => string[]): string {
-  const quads = (f.side * bk) / 4;
-  invariant(quads % wg === 0, "the workgroup divides the tile's quads");
   const p = quadParts(f, bk, k0);
   const lines = [`let q = lidx + j * ${wg}u;`, `let r = ${p.r};`, `let k = ${p.k};`, ...body(p)];
-  return `    for (var j = 0u; j < ${quads / wg}u; j++) {\n${lines.map((x) => `      ${x}`).join("\n")}\n    }`;
+  return `    for (var j = 0u; j < ${quadsPerInvocation(f, bk, wg)}u; j++) {\n${lines.map((x) => `      ${x}`).join("\n")}\n    }`;
 }
 
 function quadFill(f: TileFill, bk: number, wg: number): string {
@@ -249,7 +254,7 @@ function quadFill(f: TileFill, bk: number, wg: number): string {
 function prefetchFill(f: TileFill, bk: number, wg: number) {
   const array = `pf_${f.name}`;
   return {
-    registers: `  var ${array}: array<vec4<f32>, ${(f.side * bk) / 4 / wg}>;`,
+    registers: `  var ${array}: array<vec4<f32>, ${quadsPerInvocation(f, bk, wg)}>;`,
     load: (k0: string) => quadLoop(f, bk, wg, k0, (p) => [`${array}[j] = ${p.load};`]),
     store: quadLoop(f, bk, wg, "k0", (p) => p.stores(`${array}[j]`)),
   };

@@ -116,3 +116,13 @@ export function dequantizeNf4(t: Nf4Tensor): Float32Array {
   }
   return out;
 }
+
+/** `weights` with each tensor named in `names` replaced by its NF4 quantize-dequantize round trip. */
+export function nf4RoundTrip(weights: ReadonlyMap<string, Float64Array>, names: readonly string[]): Map<string, Float64Array> {
+  const out = new Map(weights);
+  for (const name of names) {
+    const w = weights.get(name);
+    if (w) out.set(name, Float64Array.from(dequantizeNf4(quantizeNf4(Float32Array.from(w)))));
+  }
+  return out;
+}

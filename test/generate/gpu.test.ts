@@ -15,7 +15,7 @@ import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { QUICKSTART, resolvedPipeline } from "../run/support.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";
 import { blockLinearNames, generationWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
-import { nf4RoundTrip } from "../../runtime/pipeline/family-model.ts";
+import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import { loraParamNames } from "../../compiler/models/lora-linear.ts";
 import { Random } from "../../runtime/random.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";

@@ -11,7 +11,7 @@ import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { generateBatch } from "../../runtime/generate/engine.ts";
 import { loadPipelineGenerator, pipelineGpuRunner } from "../../runtime/generate/pipeline-model.ts";
 import { blockLinearNames } from "../../compiler/plan/storage.ts";
-import { nf4RoundTrip } from "../../runtime/pipeline/family-model.ts";
+import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import { checkpointWeights, readPeftAdapter } from "../../runtime/generate/weights.ts";
 import { writePeftAdapter } from "../../runtime/export/peft.ts";
 import { writeSafetensors } from "../../runtime/export/safetensors-writer.ts";

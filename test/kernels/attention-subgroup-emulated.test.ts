@@ -19,7 +19,7 @@ import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
 import { withF16Gpu } from "./gpu-harness.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
-import { emulatedAdapter } from "./attention-subgroup-emulation.ts";
+import { emulatedAdapter, H200 } from "./attention-subgroup-emulation.ts";
 import { assertLogSumExpClose, attentionShape, casesFor, caseLabel, makeInputs, uploadInputs, type AttentionCase, type AttentionInputs } from "./attention-harness.ts";
 
 const test = suite("attention forward on emulated subgroup matrices");
@@ -159,10 +159,12 @@ test(
 test(
   "the layout the H200 gets at D 128 (16x16x16, four subgroups, 32-key tiles: 64-row blocks) over several blocks, the last partial, matches the reference",
   withF16Gpu(async (gpu) => {
-    // one-invocation subgroups (emulated), with the H200's configuration and tiling; the sizes
+    // the chooser's layout for the H200, run with one-invocation subgroups (emulated): the sizes
     // are what the H200 runs, lanes aside (one per row here, two there: tested above)
-    const config = { componentType: "f16", resultComponentType: "f32", M: 16, N: 16, K: 16 };
-    const layout: SubgroupAttentionLayout = { config, subgroupSize: 1, subgroups: 4, blockK: 32 };
+    const chosen = subgroupAttentionLayout(H200, 128);
+    assert.ok(chosen, "the H200 has a layout at D 128");
+    const layout: SubgroupAttentionLayout = { ...chosen, subgroupSize: 1 };
+    assert.equal([layout.config.M, layout.config.N, layout.config.K, layout.subgroups, layout.blockK], [16, 16, 16, 4, 32]);
     assert.ok(workgroupBytes(layout, 128) <= gpu.limits.maxComputeWorkgroupStorageSize, "the layout fits lavapipe's workgroup memory");
     const c: AttentionCase = { shape: attentionShape(1, 2, 1, 150, 150, 128), mask: "causal", fused: true, dtype: "f32" };
     await checkEmulated(gpu, c, makeInputs(c, 47), layout, `${caseLabel(c)} 4 subgroups x 16 rows, 32 keys`);

@@ -26,8 +26,8 @@ import { denseView } from "../../stdlib/kernels/attention-layout.ts";
 import { attentionForwardReference } from "../../stdlib/kernels/attention-reference.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
-import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
 import { kernelErrors, openNullDevice } from "../support/null-device.ts";
+import { f16Configs, H200 } from "./attention-subgroup-emulation.ts";
 import { relativeError } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
 import { declaredWorkgroupBytes } from "../support/workgroup-bytes.ts";
@@ -36,18 +36,6 @@ import { blockEdgeRows } from "../../bench/attention-cases.ts";
 
 const test = suite("attention forward on subgroup matrices");
 
-const f16Configs = (result: string): SubgroupMatrixConfig[] =>
-  [[16, 16, 16], [16, 8, 16], [16, 8, 8]].map(([M, N, K]) => ({ componentType: "f16", resultComponentType: result, M, N, K }));
-
-// What the NVIDIA H200 reports through Dawn/Vulkan (architecture is empty there).
-const H200: AttentionAdapter = {
-  architecture: "",
-  features: ["chromium-experimental-subgroup-matrix", "shader-f16", "subgroups", "timestamp-query"],
-  subgroupMinSize: 32,
-  subgroupMaxSize: 32,
-  subgroupMatrixConfigs: [...f16Configs("f16"), ...f16Configs("f32"), { componentType: "i8", resultComponentType: "i32", M: 16, N: 8, K: 32 }],
-  workgroupStorageBytes: 49152,
-};
 const LAVAPIPE: AttentionAdapter = { architecture: "software", features: ["shader-f16", "subgroups"], subgroupMinSize: 8, subgroupMaxSize: 8, subgroupMatrixConfigs: [], workgroupStorageBytes: 32768 };
 
 const causal = (headDim: number, dtype: "f32" | "f16" = "f32"): AttentionVariant => ({ dtype, headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false });
