@@ -34,13 +34,13 @@ import { buildFamilyGraph, type TrainingMethod } from "../compiler/models/family
 import { numel } from "../compiler/ir/node.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
 import { DEFAULT_SUBGROUP_TILING } from "../stdlib/kernels/matmul-subgroup.ts";
-import { frozenWeightDtypes } from "../compiler/plan/storage.ts";
+import { blockLinearNames, frozenWeightDtypes } from "../compiler/plan/storage.ts";
 import type { WeightDType } from "../compiler/plan/settings.ts";
 import { formatBytes } from "../compiler/passes/memory-plan.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
 import { openBenchDevice } from "./adapter.ts";
-import { familyGraphModel, initialWeights, nf4WeightNames } from "../runtime/pipeline/family-model.ts";
+import { familyGraphModel, initialWeights } from "../runtime/pipeline/family-model.ts";
 import { labelTokens } from "../runtime/train/backend.ts";
 import { GpuBackend, type WeightSource } from "../runtime/train/gpu-backend.ts";
 import { trainSettings } from "../runtime/train/settings.ts";
@@ -202,7 +202,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   const family = families.baichuan7b;
   const config = modelConfig(options);
   const lora: TrainingMethod = { kind: "lora", rank: options.rank, alpha: options.alpha, targets: TARGETS, dropout: 0 };
-  const model = familyGraphModel(family, config, lora, [], 0, frozenWeightDtypes(family, config, method, options.dtype));
+  const model = familyGraphModel(family, config, lora, { weightDtypes: frozenWeightDtypes(family, config, method, options.dtype), quantized: method === "qlora" });
   const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2 });
   if (!model.ok || !probe.ok) throw new Error([...model.diagnostics, ...probe.diagnostics].map((d) => d.message).join("; "));
   const shapes = new Map([...probe.value.weights].map(([name, p]) => [name, p.shape]));
@@ -217,7 +217,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   // the peak of this run alone: the device may have served another before
   gpu.memory.peakBytes = gpu.memory.liveBytes;
   const uploading = performance.now();
-  const nf4 = method === "qlora" ? nf4WeightNames(family, config) : [];
+  const nf4 = method === "qlora" ? blockLinearNames(family, config.dims.layers) : [];
   const loaded = await GpuBackend.load(gpu, model.value, baseThenAdapters(gpu, family, config, adapters.value), { nf4, checkpoints: (loss) => model.value.layerInputs(loss) });
   if (!loaded.ok) throw new Error(loaded.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
   const backend = loaded.value;

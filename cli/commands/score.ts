@@ -10,6 +10,8 @@ import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
 import { mergeLora, readPeftAdapter } from "../../runtime/generate/weights.ts";
 import { scoreIds, type Scored } from "../../runtime/score/score.ts";
+import { blockLinearNames } from "../../compiler/plan/storage.ts";
+import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import type { TemplateName } from "../../stdlib/templates/template.ts";
 import { deviceFlag, withRequestedGpu } from "./devices.ts";
 import { printErrors } from "./generate.ts";
@@ -20,7 +22,8 @@ export const command: Command = {
   usage: 'FILE.sft[#PIPELINE] (--text "TEXT" [--chat] | --ids 1,2,3) [--json] [--adapter RUN_DIR] [--gpu [--device NAME]]',
   details:
     "Runs the pipeline's model (its checkpoint, or for `init = random` the weights drawn from `train.seed`; " +
-    "`--adapter DIR` merges a PEFT LoRA adapter) over the tokens once and prints, for every token after the first, " +
+    "`--adapter DIR` merges a PEFT LoRA adapter; a QLoRA pipeline's block linears are read through NF4, as it trains " +
+    "them) over the tokens once and prints, for every token after the first, " +
     "its log-probability given the tokens before it, then the loss (the mean negative log-likelihood of those " +
     "tokens) and the perplexity exp(loss). `--text` is encoded as plain text with the family's special tokens " +
     "(ChatGLM's [gMASK] and sop), `--chat` writes it as one user turn of the family's chat template instead, and " +
@@ -50,7 +53,7 @@ export const command: Command = {
       const loaded = await loadPipelineGenerator(resolved.pipeline);
       if (!loaded.ok) return printErrors(loaded.diagnostics, io);
       const g = loaded.value;
-      const weights = await withAdapter(g, flagValue(args, "adapter"));
+      const weights = await withAdapter(g, resolved.pipeline.method.kind === "qlora", flagValue(args, "adapter"));
       if (!weights.ok) return printErrors(weights.diagnostics, io);
       const ids = given?.ok ? ok(given.ids) : encode(g, text!, flag(args, "chat"));
       if (!ids.ok) return printErrors(ids.diagnostics, io);
@@ -64,10 +67,14 @@ export const command: Command = {
   },
 };
 
-async function withAdapter(g: PipelineGenerator, dir: string | undefined): Promise<Result<ReadonlyMap<string, Float64Array>>> {
-  if (dir === undefined) return ok(g.weights);
+// A QLoRA pipeline's base is NF4, as its training and generation hold it: scoring reads the
+// block linears' round trip, and an adapter merges into that (as PEFT merges into a
+// dequantized 4-bit base), so the scores are those of the model the adapter was trained on.
+async function withAdapter(g: PipelineGenerator, quantized: boolean, dir: string | undefined): Promise<Result<ReadonlyMap<string, Float64Array>>> {
+  const base = quantized ? nf4RoundTrip(g.weights, blockLinearNames(g.family, g.config.dims.layers)) : g.weights;
+  if (dir === undefined) return ok(base);
   const adapter = await readPeftAdapter(dir, g.family, g.config);
-  return adapter.ok ? ok(mergeLora(g.weights, adapter.value)) : adapter;
+  return adapter.ok ? ok(mergeLora(base, adapter.value)) : adapter;
 }
 
 function encode(g: PipelineGenerator, text: string, chat: boolean): Result<number[]> {

@@ -2,8 +2,8 @@
 // (full or LoRA) as a `GraphModel` (with the layer inputs gradient checkpointing keeps), and its
 // initial weights (the base model's, plus LoRA
 // adapters drawn as PEFT does: A kaiming-uniform with bound 1/sqrt(in), B zero). QLoRA is LoRA
-// over the base linears stored as NF4: `nf4WeightNames` names them, `nf4RoundTrip` (stdlib/quant/nf4.ts) gives the
-// values an engine without NF4 storage (the float64 CPU engine) must use to train the same model.
+// over the base linears stored as NF4: `blockLinearNames` (compiler/plan/storage.ts) names them,
+// `nf4RoundTrip` (stdlib/quant/nf4.ts) gives the values an engine without NF4 storage (the float64 CPU engine) must use to train the same model.
 // LoRA dropout: the training graphs read one mask per adapted linear, drawn on the host from the
 // run's `dropout` stream (seedFor(train.seed, "dropout")), module by module, element by element.
 import type { ResolvedPipeline } from "../../compiler/check/resolve.ts";
@@ -15,7 +15,6 @@ import { familyFeeds } from "../../compiler/models/family-inputs.ts";
 import { savedModuleTensors } from "../export/peft-family.ts";
 import { loraNativeTargets } from "../export/torch/model-py.ts";
 import { initialAdapters } from "../export/torch/write-job.ts";
-import { blockLinearNames } from "../../compiler/plan/storage.ts";
 import { planMethod, savedModules } from "../../compiler/plan/settings.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import { seedFor } from "../data/split.ts";
@@ -46,19 +45,23 @@ export interface FamilyGraphModel extends GraphModel {
   layerInputs(loss: Node): Node[];
 }
 
+export interface FamilyModelOptions {
+  /** Base weights trained beside the adapters (LoRA's modules_to_save), by checkpoint name. */
+  saved?: readonly string[];
+  /** train.seed, from which LoRA dropout's mask stream is seeded. */
+  seed?: number;
+  /** Frozen weights stored narrower than f32 (frozenWeightDtypes). */
+  weightDtypes?: ReadonlyMap<string, DType>;
+  /** The base linears are NF4 (QLoRA): the graph is LoRA's, the model is named "qlora". */
+  quantized?: boolean;
+}
+
 /**
  * The family graph of `method` as a trainable model: the graph's own trainable tensors (every
- * weight, or the adapters) plus the base weights named in `saved` (LoRA's modules_to_save). With
- * LoRA dropout, the masks' stream is seeded from `seed` (train.seed).
+ * weight, or the adapters) plus the base weights named in `saved`.
  */
-export function familyGraphModel(
-  family: Family,
-  config: ModelConfig,
-  method: TrainingMethod,
-  saved: readonly string[] = [],
-  seed = 0,
-  weightDtypes: ReadonlyMap<string, DType> = new Map(),
-): Result<FamilyGraphModel> {
+export function familyGraphModel(family: Family, config: ModelConfig, method: TrainingMethod, options: FamilyModelOptions = {}): Result<FamilyGraphModel> {
+  const { saved = [], seed = 0, weightDtypes = new Map(), quantized = false } = options;
   const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method, weightDtypes });
   if (!probe.ok) return probe;
   const graphs = new WeakMap<Node, FamilyGraph>();
@@ -77,7 +80,7 @@ export function familyGraphModel(
     return built.value;
   };
   return ok({
-    name: `${family.name} ${method.kind}`,
+    name: `${family.name} ${quantized ? "qlora" : method.kind}`,
     trainable: [...probe.value.trainable, ...saved.flatMap((name) => probe.value.weights.get(name) ?? [])].map((p) => ({ name: p.attrs.name!, shape: p.shape })),
     lossFor: (rows, seq, training) => build(rows, seq, training).loss,
     ...(dropout > 0 ? { dropout: { seed: seedFor(seed, "dropout"), masks: (rows: number, seq: number, random: Random) => dropoutMasks(maskInputs(rows, seq), dropout, random) } } : {}),
@@ -114,11 +117,6 @@ function graphRows(batch: Batch): { ids: number[][]; labels: number[][] } {
     labels.push([IGNORE_INDEX, ...batch.labels.subarray(at, at + batch.seq - 1)]);
   }
   return { ids, labels };
-}
-
-/** The base weights QLoRA stores as NF4: the linears inside the layers (not embeddings, head, norms or biases). */
-export function nf4WeightNames(family: Family, config: ModelConfig): string[] {
-  return blockLinearNames(family, config.dims.layers);
 }
 
 /** The base weights plus, for LoRA, adapters drawn from `seed`. */

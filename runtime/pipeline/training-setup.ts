@@ -11,7 +11,7 @@ import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/dia
 import type { DType } from "../../compiler/ir/node.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { planSettings, savedModules } from "../../compiler/plan/settings.ts";
-import { frozenWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
+import { blockLinearNames, frozenWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
 import { loadTrainingData } from "../data/batches.ts";
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
@@ -22,7 +22,7 @@ import { loadTokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
 import type { WeightSource } from "../train/gpu-backend.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import { PipelineData } from "../train/pipeline-data.ts";
-import { familyGraphModel, initialWeights, nf4WeightNames, savedWeightNames, trainingMethod, type FamilyGraphModel } from "./family-model.ts";
+import { familyGraphModel, initialWeights, savedWeightNames, trainingMethod, type FamilyGraphModel } from "./family-model.ts";
 
 /** Tokenizer, family, configuration and decode settings of a pipeline's model. */
 export type ModelInfo = Omit<PipelineGenerator, "model" | "weights">;
@@ -75,7 +75,8 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   // frozen weights of a 16-bit model in its dtype (both engines see the same rounded values)
   const storage = planSettings(pipeline);
   const narrow = frozenWeightDtypes(family, config, storage.method.kind, storage.dtype, savedModules(storage.method));
-  const model = familyGraphModel(family, config, method, savedWeightNames(family, config, pipeline.method), seed, narrow);
+  const quantized = pipeline.method.kind === "qlora";
+  const model = familyGraphModel(family, config, method, { saved: savedWeightNames(family, config, pipeline.method), seed, weightDtypes: narrow, quantized });
   if (!model.ok) return model;
   const base = "weights" in generator.value ? generator.value.weights : new Map<string, Float64Array>();
   const weights = initialWeights(family, config, method, base, seed);
@@ -83,11 +84,9 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   roundToStorage(weights.value, narrow);
   const data = await loadTrainingData(pipeline);
   if (!data.ok) return data;
-  const nf4 = pipeline.method.kind === "qlora" ? nf4WeightNames(family, config) : [];
+  const nf4 = quantized ? blockLinearNames(family, config.dims.layers) : [];
   const baseWeights = "baseWeights" in generator.value ? { baseWeights: generator.value.baseWeights } : {};
-  // named by the pipeline's method: QLoRA's graph method is LoRA's over NF4 base weights
-  const named = { ...model.value, name: `${family.name} ${pipeline.method.kind}` };
-  return ok({ generator: modelInfo(generator.value), method, model: named, weights: weights.value, ...baseWeights, nf4, weightDtypes: narrow, data: new PipelineData(data.value) });
+  return ok({ generator: modelInfo(generator.value), method, model: model.value, weights: weights.value, ...baseWeights, nf4, weightDtypes: narrow, data: new PipelineData(data.value) });
 }
 
 /** The model's description alone, without its weights or generation backend. */

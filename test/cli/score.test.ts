@@ -18,7 +18,9 @@ import { checkpointWeights } from "../../runtime/generate/weights.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
 import { scoreIds } from "../../runtime/score/score.ts";
+import { blockLinearNames } from "../../compiler/plan/storage.ts";
 import { familyNames, families } from "../../stdlib/families/index.ts";
+import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import { FIXTURES } from "../checkpoint/support.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import type { Golden } from "../models/support.ts";
@@ -166,6 +168,35 @@ test("--adapter scores with the PEFT adapter: equal to the graph's own LoRA path
       return row[id] - max - Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
     });
     assertClose(adapted.logprobs.slice(1), want, 1e-9, "adapter logprobs vs the LoRA graph");
+  } finally {
+    project.cleanup();
+  }
+});
+
+test("a QLoRA pipeline scores over its NF4 base, as it trains and generates: equal to the round trip's scores, not the raw weights", async () => {
+  const models = join(root, "pipelines", "models", "tiny", "tokenizer.model");
+  const data = join(root, "pipelines", "data", "samples", "belle.json");
+  const text = readFileSync(quickstart, "utf8")
+    .replace("method lora", "method qlora")
+    .replace(/\n    dtype +=[^\n]*/, "")
+    .replace('"models/tiny/tokenizer.model"', JSON.stringify(models))
+    .replace(/  dataset firefly[\s\S]*?\n  train/, "  train")
+    .replace('"data/samples/belle.json"', JSON.stringify(data));
+  const project = scratch({ "qlora.sft": text });
+  try {
+    const file = join(project.dir, "qlora.sft");
+    const checked = checkFile(file, { checkFiles: true });
+    assert.equal(checked.diagnostics.filter((d) => d.severity === "error"), [], "the QLoRA variant checks");
+    const generator = expectOk(await loadPipelineGenerator(checked.pipelines[0]));
+    const { family, config, tokenizer } = generator;
+    const ids = tokenizer.withSpecialTokens(tokenizer.encode("晚上睡不着怎么办"));
+    const run = await sftc(["score", file, "--ids", ids.join(","), "--json"]);
+    assert.is(run.code, 0, run.err);
+    const scored = JSON.parse(run.out);
+    const nf4 = expectOk(await scoreIds(family, config, nf4RoundTrip(generator.weights, blockLinearNames(family, config.dims.layers)), ids));
+    const raw = expectOk(await scoreIds(family, config, generator.weights, ids));
+    assertClose(scored.logprobs.slice(1), nf4.logprobs.slice(1) as number[], 1e-12, "QLoRA scores vs the NF4 round trip's");
+    assert.ok(relativeError(scored.logprobs.slice(1), raw.logprobs.slice(1) as number[]) > 1e-6, "the NF4 base scores differently from the raw weights");
   } finally {
     project.cleanup();
   }

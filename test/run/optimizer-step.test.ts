@@ -11,12 +11,12 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
-import { familyGraphModel, nf4WeightNames } from "../../runtime/pipeline/family-model.ts";
+import { familyGraphModel } from "../../runtime/pipeline/family-model.ts";
 import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import { prepareTraining } from "../../runtime/pipeline/training-setup.ts";
 import { IGNORE_INDEX, labelTokens, type Batch, type StateTensor, type TrainingBackend } from "../../runtime/train/backend.ts";
 import { CpuBackend } from "../../runtime/train/cpu-backend.ts";
-import { nf4StorageBytes } from "../../compiler/plan/storage.ts";
+import { blockLinearNames, nf4StorageBytes } from "../../compiler/plan/storage.ts";
 import { GpuBackend } from "../../runtime/train/gpu-backend.ts";
 import type { FamilyName } from "../../stdlib/families/index.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
@@ -144,9 +144,10 @@ async function checkStep(name: FamilyName, kind: Kind, engine: Engine, gpu?: Gpu
   const fixture = await loadFixture(name);
   const ref = f.methods[kind];
   const method: TrainingMethod = kind === "full" ? { kind } : { kind: "lora", rank: f.rank, alpha: f.alpha, targets: [f.target] };
-  const model = expectOk(familyGraphModel(fixture.family, fixture.config, method));
+  const model = expectOk(familyGraphModel(fixture.family, fixture.config, method, { quantized: kind === "qlora" }));
+  assert.is(model.name, `${name} ${kind}`, "a QLoRA model is named by its pipeline method, not its graph's");
   const weights = initialWeights(fixture, ref);
-  const nf4 = kind === "qlora" ? nf4WeightNames(fixture.family, fixture.config) : [];
+  const nf4 = kind === "qlora" ? blockLinearNames(fixture.family, fixture.config.dims.layers) : [];
   const backend = gpu ? expectOk(GpuBackend.create(gpu, model, weights, { nf4 })) : expectOk(CpuBackend.create(model, nf4RoundTrip(weights, nf4)));
   try {
     compare(`${name} ${kind} (${engine})`, await oneStep(backend, f, batchOf(f)), weights, ref);
