@@ -1,5 +1,7 @@
 // One benchmark run on an open device: the adapter, the ceilings measured in the same run,
 // every kernel checked and timed and divided by its ceiling, and the machine it ran on.
+import { selfCheckOf } from "../runtime/gpu/kernel-self-check.ts";
+import type { TuningOutcome } from "../runtime/gpu/kernel-tuning.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { adapterFacts, toggleStates, type AdapterFacts, type ToggleState } from "./adapter.ts";
 import { benchGeneration, torchGenerate, type GenerationCase, type TorchGenerate } from "./generation.ts";
@@ -31,6 +33,8 @@ export interface BenchReport {
   seconds: number;
   adapter: AdapterFacts;
   toggles: ToggleState[];
+  /** The kernel choices the device timed when it opened (the matmul tiling on subgroup matrices). */
+  tunings: TuningOutcome[];
   bandwidth: CopyBandwidth;
   matmulReference: TorchReference;
   kernels: KernelRow[];
@@ -126,6 +130,7 @@ export async function runBench(gpu: GpuDevice, options: BenchOptions): Promise<B
     seconds: (Date.now() - started.getTime()) / 1000,
     adapter,
     toggles: toggleStates(adapter, intervals),
+    tunings: selfCheckOf(gpu)?.tunings ?? [],
     bandwidth,
     matmulReference,
     sections: [...sections],

@@ -1,9 +1,8 @@
 // The host a benchmark ran on: CPUs, memory, load, software versions, and the NVIDIA driver
 // when nvidia-smi is there. The load average matters: on a shared machine it explains figures.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { availableParallelism, cpus, hostname, loadavg, release, totalmem } from "node:os";
-import { resolve } from "node:path";
+import { webgpuVersion } from "../runtime/gpu/device.ts";
 
 export interface MachineFacts {
   hostname: string;
@@ -18,14 +17,6 @@ export interface MachineFacts {
   nvidiaSmi?: string;
 }
 
-function webgpuVersion(): string {
-  try {
-    const manifest = resolve(import.meta.dirname, "../node_modules/webgpu/package.json");
-    return (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version;
-  } catch {
-    return "unknown";
-  }
-}
 
 function nvidiaSmi(): string | undefined {
   try {

@@ -36,7 +36,20 @@ function adapterSection(r: BenchReport): string {
   );
   const limits = table(["limit", "value"], Object.entries(a.limits).map(([k, v]) => [k, String(v)]));
   const toggles = table(["Dawn toggle", "state", "evidence"], r.toggles.map((t) => [t.toggle, t.state, t.evidence]));
-  return `${facts}\n\nKey limits:\n\n${limits}\n\nDawn toggles:\n\n${toggles}`;
+  return `${facts}\n\nKey limits:\n\n${limits}\n\nDawn toggles:\n\n${toggles}\n\n${tuningText(r)}`;
+}
+
+// Each tuned choice with every candidate's time, as the device measured them when it opened.
+function tuningText(r: BenchReport): string {
+  if (r.tunings.length === 0) return "Kernel tuning at device open: none (no subgroup matrices, or SFT_MATMUL_TILING / SFT_TUNE=off).";
+  return r.tunings
+    .map((t) => {
+      const source = t.source === "cached" ? `read from the tuning file (timed ${t.at})` : `timed at device open`;
+      const rows = t.timings.map((x) => [x.name === t.chosen ? `**${x.name}** (chosen)` : x.name, `${x.ms.toFixed(4)} ms`, ""]);
+      const rejected = t.rejected.map((x) => [x.name, "-", x.why]);
+      return `Kernel tuning at device open, ${t.job}: ${t.chosen}, ${source}, on ${t.problem} (best round's median dispatch):\n\n${table(["candidate", "time", "rejected because"], [...rows, ...rejected])}`;
+    })
+    .join("\n\n");
 }
 
 function ceilingsSection(r: BenchReport): string {

@@ -8,7 +8,9 @@ import type { Command } from "../registry.ts";
 import { renderDiagnostic } from "../render.ts";
 import type { Diagnostic, Result } from "../../compiler/diagnostics.ts";
 import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
-import { selfCheckOf, type KernelCheck, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
+import type { KernelCheck } from "../../runtime/gpu/kernel-probe.ts";
+import { selfCheckOf, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
+import type { TuningOutcome } from "../../runtime/gpu/kernel-tuning.ts";
 
 /** `--device NAME`: the adapter a GPU-opening command uses. */
 export const deviceFlag: FlagSpec = {
@@ -58,16 +60,18 @@ export const command: Command = {
   details:
     "Lists every WebGPU adapter Dawn finds: its name, backend (Vulkan, Metal, D3D12), vendor and architecture, " +
     "subgroup sizes, features and the limits that bound kernels and buffers. On an adapter with subgroup matrices " +
-    "(tensor cores) it opens the device, which runs the fast kernels once against their CPU references, and shows " +
-    "per kernel whether it was verified or sftc falls back to the plain kernel, and why. Commands that run on a GPU " +
+    "(tensor cores) it opens the device, which times the matmul's tiling presets and keeps the fastest (once per " +
+    "card, driver and sftc version: the choice is cached in SFT_TUNING_CACHE, else ~/.cache/sftc/kernel-tuning.json; " +
+    "SFT_TUNE=off skips it), then runs the fast kernels once against their CPU references, and shows the tuning and, " +
+    "per kernel, whether it was verified or sftc falls back to the plain kernel, and why. Commands that run on a GPU " +
     "(`generate --gpu`, `chat --gpu`, `score --gpu`) choose one with `--device NAME` (a substring of the name), " +
     "else with env SFT_ADAPTER, else take Dawn's default. `--json` prints the list as JSON. Exits 1 when no adapter is found.",
   flags: [{ name: "json", description: "print the adapters as JSON" }],
   async run(args: ParsedArgs, io: Io): Promise<number> {
     const listed = await listAdapters();
     if (!listed.ok) return printDiagnostics(listed.diagnostics, io);
-    const adapters: (AdapterSummary & { selfCheck?: AdapterCheck })[] = [];
-    for (const a of listed.value) adapters.push({ ...a, selfCheck: await selfCheck(a) });
+    const adapters: Described[] = [];
+    for (const a of listed.value) adapters.push({ ...a, ...(await selfCheck(a)) });
     if (flag(args, "json")) io.out(`${JSON.stringify(adapters, null, 2)}\n`);
     else io.out(adapters.map((a, i) => describe(a, i)).join("\n"));
     return 0;
@@ -79,13 +83,27 @@ export const command: Command = {
 // unchecked.
 type AdapterCheck = SelfCheckOutcome["checks"] | { openFailed: string } | undefined;
 
-async function selfCheck(a: AdapterSummary): Promise<AdapterCheck> {
-  if (!a.features.includes("chromium-experimental-subgroup-matrix")) return undefined;
+/** An adapter with its device's self-check and tunings, where opening it ran them. */
+type Described = AdapterSummary & { selfCheck?: AdapterCheck; tunings?: TuningOutcome[] };
+
+async function selfCheck(a: AdapterSummary): Promise<{ selfCheck?: AdapterCheck; tunings?: TuningOutcome[] }> {
+  if (!a.features.includes("chromium-experimental-subgroup-matrix")) return {};
   const opened = await openDevice({ adapter: a.name });
-  if (!opened.ok) return { openFailed: opened.diagnostics.map((d) => `${d.code} ${d.message}`).join("; ") };
-  const checks = selfCheckOf(opened.value)?.checks;
+  if (!opened.ok) return { selfCheck: { openFailed: opened.diagnostics.map((d) => `${d.code} ${d.message}`).join("; ") } };
+  const outcome = selfCheckOf(opened.value);
   opened.value.destroy();
-  return checks;
+  return { selfCheck: outcome?.checks, tunings: outcome?.tunings };
+}
+
+// The choice, its time and the runners-up (the rest counted), where it was timed or cached.
+function describeTuning(t: TuningOutcome): string[] {
+  const ms = (x: number) => `${x.toFixed(3)} ms`;
+  const [first, ...rest] = t.timings;
+  const source = t.source === "cached" ? `cached, timed ${t.at}` : "timed now";
+  const others = rest.slice(0, 3).map((r) => `${r.name} ${ms(r.ms)}`);
+  const more = rest.length > 3 ? `, ${rest.length - 3} more` : "";
+  const rejected = t.rejected.length ? `; ${t.rejected.length} failed their check (${t.rejected.map((r) => r.name).join(", ")})` : "";
+  return [`${t.job}: ${t.chosen} (${ms(first.ms)} on ${t.problem}; ${source})`, `  next: ${others.join(", ") || "none"}${more}${rejected}`];
 }
 
 function describeCheck(c: KernelCheck): string {
@@ -101,7 +119,8 @@ function describeChecks(checks: AdapterCheck): string[] {
   return lines.map((line, i) => `${i === 0 ? "  self-check    " : "                "}${line}`);
 }
 
-function describe(a: AdapterSummary & { selfCheck?: AdapterCheck }, index: number): string {
+function describe(a: Described, index: number): string {
+  const tunings = (a.tunings ?? []).flatMap(describeTuning).map((line, i) => `${i === 0 ? "  tuning        " : "                "}${line}`);
   const limits = Object.entries(a.limits).map(([key, value]) => `    ${key.padEnd(34)} ${value}`);
   return [
     `[${index}] ${a.name}`,
@@ -109,6 +128,7 @@ function describe(a: AdapterSummary & { selfCheck?: AdapterCheck }, index: numbe
     `  vendor        ${a.vendor || "-"}${a.architecture ? ` (${a.architecture})` : ""}`,
     `  subgroups     ${a.subgroupMinSize}..${a.subgroupMaxSize}`,
     `  features      ${a.features.join(", ")}`,
+    ...tunings,
     ...describeChecks(a.selfCheck),
     "  limits",
     ...limits,

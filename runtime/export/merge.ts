@@ -8,7 +8,7 @@
 import { copyFile, readdir, readFile, writeFile } from "node:fs/promises";
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, invariant, type Result } from "../../compiler/diagnostics.ts";
 import { encodeHost } from "../../stdlib/kernels/dtype.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import { DTYPES, decodeElements, type TensorDType } from "../checkpoint/dtype.ts";

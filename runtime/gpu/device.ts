@@ -1,5 +1,7 @@
 // Opens a WebGPU device through Dawn (npm `webgpu`): adapter choice, features and limits,
 // uncaptured errors and device loss collected as diagnostics, and one shared device for tests.
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { create, globals } from "webgpu";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
@@ -294,4 +296,14 @@ export async function closeSharedDevice(): Promise<void> {
   const opened = await shared;
   shared = undefined;
   if (opened.ok) opened.value.destroy();
+}
+
+/** Version of the npm `webgpu` package (dawn.node), or "unknown". */
+export function webgpuVersion(): string {
+  try {
+    const manifest = resolve(import.meta.dirname, "../../node_modules/webgpu/package.json");
+    return (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
 }

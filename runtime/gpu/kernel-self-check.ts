@@ -10,71 +10,29 @@
 // is not used: the engine takes the plain kernel for that op and warns once (SFT5010), or
 // refuses with SFT5011 when the user asked for the fast kernel explicitly (SFT_MATMUL /
 // SFT_ATTENTION=subgroup-matrix, which governs the attention forward and backward alike).
-// Adapters without subgroup matrices (CPU adapters such as lavapipe) run no check.
+// Adapters without subgroup matrices (CPU adapters such as lavapipe) run no check. Before the
+// checks, the device tunes the matmul's tiling (matmul-tuning.ts): the probe then checks the
+// tiling the engine will run.
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
-import { relativeError } from "../numeric.ts";
 import { attentionBackwardKernelsFor, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
-import { attentionBackwardKernels, attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
+import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernelFor, subgroupAttentionTolerance, type AttentionAdapter } from "../../stdlib/kernels/attention-forward-subgroup.ts";
-import { attentionForwardKernel, attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
+import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
-import { denseView } from "../../stdlib/kernels/attention-layout.ts";
-import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
-import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
-import type { KernelSpec, UniformValues } from "../../stdlib/kernels/kernel.ts";
-import { subgroupMatrixTolerance, tilingKey, SUBGROUP_TILINGS, DEFAULT_SUBGROUP_TILING, type SubgroupMatrixStrategy } from "../../stdlib/kernels/matmul-subgroup.ts";
-import { matmulKernel, matmulRef, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, type MatmulOptions, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
-import { Random } from "../random.ts";
-import { runKernel } from "./batch.ts";
+import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import { matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "./device.ts";
-import { pipelinesOf } from "./pipelines.ts";
-import { readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
+import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
+import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
+import type { TuningOutcome } from "./kernel-tuning.ts";
+import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** The ops whose kernel the engine may take on subgroup matrices. */
-type CheckedOp = "matmul" | "attention" | "attention backward";
-
-/** One problem a kernel must solve: its tensors (by binding name) and the float64 answer for some of them. */
-export interface ProbeCase {
-  label: string;
-  spec: KernelSpec;
-  uniforms: UniformValues;
-  /** Initial contents of every binding. */
-  tensors: Record<string, { dtype: StorageDType; data: ArrayLike<number> }>;
-  /** The expected contents of the outputs, by binding name (or by the names `placed` gives). */
-  expected: Record<string, Float64Array>;
-  /** Outputs that lie inside another binding (dK and dV share `dkv`): that binding and their first element. */
-  placed?: Record<string, { binding: string; offset: number }>;
-}
-
-/** A fast kernel to verify, with the plain kernel the engine falls back to. */
-export interface KernelProbe {
-  op: CheckedOp;
-  /** The fast kernel, as the user reads it. */
-  kernel: string;
-  /** The plain kernel, as the user reads it. */
-  fallback: string;
-  tolerance: number;
-  /** Built only when the probe runs. */
-  cases: () => ProbeCase[];
-}
-
-/** The outcome of one probe on one device. */
-export interface KernelCheck {
-  op: CheckedOp;
-  kernel: string;
-  fallback: string;
-  verified: boolean;
-  tolerance: number;
-  /** The largest relative error ‖out−ref‖/‖ref‖ over the cases that ran (NaN when an output had NaN). */
-  relativeError?: number;
-  /** Why the kernel was not verified. */
-  failure?: string;
-}
-
 /** The self-check of a device: one check per op whose fast kernel the engine would choose. */
 export interface SelfCheckOutcome {
+  /** The kernel choices timed on the device before the checks (matmul-tuning.ts). */
+  tunings: TuningOutcome[];
   checks: Partial<Record<CheckedOp, KernelCheck>>;
   /** One SFT5010 warning per kernel that fell back. */
   warnings: Diagnostic[];
@@ -84,13 +42,19 @@ const running = new WeakMap<GpuDevice, Promise<SelfCheckOutcome>>();
 const settled = new WeakMap<GpuDevice, SelfCheckOutcome>();
 
 /**
- * Runs the probes `probesFor` gives for `gpu` (default: the engine's fast kernels under `env`),
- * once per device: later calls return the first outcome. openDevice calls it.
+ * Tunes the matmul's tiling (`tune`), then runs the probes `probesFor` gives for `gpu` (default:
+ * the engine's fast kernels under `env`, the tuned tiling's among them), once per device: later
+ * calls return the first outcome. openDevice calls it.
  */
-export function selfCheckKernels(gpu: GpuDevice, env: Env = process.env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[] = fastKernelProbes): Promise<SelfCheckOutcome> {
+export function selfCheckKernels(
+  gpu: GpuDevice,
+  env: Env = process.env,
+  probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[] = fastKernelProbes,
+  tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome | undefined> = tuneMatmulTiling,
+): Promise<SelfCheckOutcome> {
   let outcome = running.get(gpu);
   if (!outcome) {
-    outcome = runProbes(gpu, probesFor(gpu, env), env);
+    outcome = runProbes(gpu, env, probesFor, tune);
     running.set(gpu, outcome);
   }
   return outcome;
@@ -106,9 +70,10 @@ export function selfCheckOf(gpu: GpuDevice): SelfCheckOutcome | undefined {
 const REQUEST_VARIABLE: Record<CheckedOp, string> = { matmul: "SFT_MATMUL", attention: "SFT_ATTENTION", "attention backward": "SFT_ATTENTION" };
 const requested = (op: CheckedOp, env: Env) => env[REQUEST_VARIABLE[op]]?.trim() === "subgroup-matrix";
 
-async function runProbes(gpu: GpuDevice, probes: KernelProbe[], env: Env): Promise<SelfCheckOutcome> {
-  const outcome: SelfCheckOutcome = { checks: {}, warnings: [] };
-  for (const probe of probes) {
+async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[], tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome | undefined>): Promise<SelfCheckOutcome> {
+  const tuning = await tune(gpu, env);
+  const outcome: SelfCheckOutcome = { tunings: tuning ? [tuning] : [], checks: {}, warnings: [] };
+  for (const probe of probesFor(gpu, env)) {
     const check = await checkKernel(gpu, probe);
     outcome.checks[probe.op] = check;
     if (!check.verified && !requested(probe.op, env)) outcome.warnings.push(fallbackWarning(gpu, check));
@@ -117,56 +82,6 @@ async function runProbes(gpu: GpuDevice, probes: KernelProbe[], env: Env): Promi
   return outcome;
 }
 
-/**
- * Runs `probe`'s cases on `gpu` and compares each with its reference; stops at the first failure.
- * A probe that throws (building its cases or its kernel, or launching it) fails its check: the
- * device still opens, with the plain kernel.
- */
-export async function checkKernel(gpu: GpuDevice, probe: KernelProbe): Promise<KernelCheck> {
-  const { op, kernel, fallback, tolerance } = probe;
-  const failed = (failure: string, relativeError?: number): KernelCheck => ({ op, kernel, fallback, tolerance, verified: false, relativeError, failure });
-  let worst = 0;
-  try {
-    for (const c of probe.cases()) {
-      const ran = await runCase(gpu, c);
-      if (!ran.ok) return failed(`${c.label}: ${ran.diagnostics.map((d) => d.message).join("; ")}`);
-      const error = ran.value;
-      if (!(error <= tolerance)) return failed(`${c.label}: relative error ${formatError(error)} exceeds ${tolerance.toExponential(0)}`, error);
-      worst = Math.max(worst, error);
-    }
-  } catch (e) {
-    return failed(`threw: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  return { op, kernel, fallback, tolerance, verified: true, relativeError: worst };
-}
-
-// The largest relative error over the case's outputs (NaN propagates), or the compile or GPU errors.
-async function runCase(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
-  const compiled = await pipelinesOf(gpu).compile(c.spec);
-  if (!compiled.ok) return compiled;
-  const tensors: Record<string, GpuTensor> = {};
-  for (const [name, t] of Object.entries(c.tensors)) tensors[name] = uploadTensor(gpu, t.dtype, [t.data.length], t.data, `self-check ${name}`);
-  try {
-    // errors arise as the launch is recorded and submitted, before runKernel first awaits
-    const launched = await gpu.scoped(() => runKernel(gpu, c.spec, c.uniforms, tensors));
-    if (!launched.ok) return launched;
-    await launched.value;
-    if (gpu.isLost) return fail(diag("SFT5007", "the GPU device was lost while the kernel ran"));
-    let worst = 0;
-    for (const [name, ref] of Object.entries(c.expected)) {
-      const { binding, offset } = c.placed?.[name] ?? { binding: name, offset: 0 };
-      const out = await readFloats(gpu, tensors[binding]);
-      worst = Math.max(worst, relativeError(out.subarray(offset, offset + ref.length), ref));
-    }
-    return ok(worst);
-  } finally {
-    for (const t of Object.values(tensors)) t.destroy();
-  }
-}
-
-function formatError(error: number): string {
-  return Number.isNaN(error) ? "NaN (non-finite outputs)" : error.toExponential(2);
-}
 
 function fallbackWarning(gpu: GpuDevice, check: KernelCheck): Diagnostic {
   return diag("SFT5010", `the ${check.kernel} failed its self-check on '${gpu.adapter.name}' (${check.failure}); using the ${check.fallback} instead`, {
@@ -206,7 +121,7 @@ function checkedChoice<T>(gpu: GpuDevice, op: CheckedOp, env: Env, chosen: Resul
 
 /** The matmul strategy for `gpu` (matmulStrategyFor), with subgroup matrices only where the self-check verified them. */
 export function checkedMatmulStrategy(gpu: GpuDevice, env: Env = process.env): Result<MatmulStrategy> {
-  return checkedChoice(gpu, "matmul", env, matmulStrategyFor(gpu.adapter, env), (s) => typeof s === "object", () => plainMatmulStrategy(gpu.adapter.architecture));
+  return checkedChoice(gpu, "matmul", env, matmulStrategyFor(gpu.adapter, env, tunedMatmulTiling(gpu)), (s) => typeof s === "object", () => plainMatmulStrategy(gpu.adapter.architecture));
 }
 
 /** The attention forward kernel for `variant` on `gpu` (attentionForwardKernelFor), on subgroup matrices only where the self-check verified them. */
@@ -240,7 +155,7 @@ const CHECKED_HEAD_DIMS = [64, 128, 256];
 /** The probes of the fast kernels the engine would choose on `gpu` under `env`; none without subgroup matrices. */
 function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
   const probes: KernelProbe[] = [];
-  const strategy = matmulStrategyFor(gpu.adapter, env);
+  const strategy = matmulStrategyFor(gpu.adapter, env, tunedMatmulTiling(gpu));
   if (strategy.ok && typeof strategy.value === "object") probes.push(matmulProbe(strategy.value, plainMatmulStrategy(gpu.adapter.architecture)));
   const adapter = attentionAdapter(gpu);
   const forward = fastAt((variant) => attentionForwardKernelFor(adapter, variant, env), onSubgroupMatrices, "attention forward");
@@ -267,47 +182,6 @@ function fastAt<T>(launched: (variant: AttentionVariant) => Result<T>, fast: (ke
   return { headDims, kernels };
 }
 
-/** The subgroup-matrix matmul of `strategy` against matmulRef on f16-rounded A and B. */
-function matmulProbe(strategy: SubgroupMatrixStrategy, fallback: MatmulStrategy): KernelProbe {
-  const c = strategy.config;
-  const tiling = tilingKey(SUBGROUP_TILINGS[strategy.tiling ?? DEFAULT_SUBGROUP_TILING]);
-  return {
-    op: "matmul",
-    kernel: `subgroup-matrix matmul (${c.componentType}>${c.resultComponentType} ${c.M}x${c.N}x${c.K}, ${tiling})`,
-    fallback: `${fallback} matmul`,
-    tolerance: subgroupMatrixTolerance(c),
-    cases: () => matmulCases((o, s) => matmulKernel(o, s, strategy), "f16"),
-  };
-}
-
-/**
- * Matmuls with M, N, K off every tile: x Wᵀ with W stored (N, K) as weights are, in f32 and with
- * f16 activations times bf16 weights (half-precision checkpoints), and a batched A B with bias,
- * alpha and accumulation (as gradients accumulate). `inputs` is the precision the kernel
- * multiplies in: the reference sees A and B rounded to it.
- */
-export function matmulCases(kernel: (o: MatmulOptions, s: MatmulShape) => KernelSpec, inputs: StorageDType): ProbeCase[] {
-  const rng = new Random(5010);
-  const weights: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
-  const halfWeights: MatmulOptions = { ...weights, a: "f16", b: "bf16" };
-  const gradients: MatmulOptions = { ...weights, transB: false, bias: "f32", accumulate: true };
-  const cases: [MatmulOptions, MatmulShape, string][] = [
-    [weights, { batch: 1, m: 70, n: 90, k: 100 }, "70x100 times (90, 100)ᵀ"],
-    [halfWeights, { batch: 1, m: 24, n: 72, k: 40 }, "f16 24x40 times bf16 (72, 40)ᵀ"],
-    [gradients, { batch: 2, m: 33, n: 40, k: 50, alpha: 0.5, beta: 1 }, "2 x (33x50 times 50x40) + bias + C"],
-  ];
-  return cases.map(([o, s, label]) => {
-    const a = roundToDType(o.a, rng.normalArray(s.batch * s.m * s.k));
-    const b = roundToDType(o.b, rng.normalArray(s.batch * s.k * s.n));
-    const bias = o.bias ? Float64Array.from(rng.normalArray(s.n)) : undefined;
-    const c0 = o.accumulate ? Float64Array.from(rng.normalArray(s.batch * s.m * s.n)) : new Float64Array(s.batch * s.m * s.n);
-    const expected = matmulRef(roundToDType(inputs, a), roundToDType(inputs, b), o, s, { bias, c0: o.accumulate ? c0 : undefined });
-    const tensors: ProbeCase["tensors"] = { a: { dtype: o.a, data: a }, b: { dtype: o.b, data: b }, c: { dtype: o.out, data: c0 } };
-    if (bias) tensors.bias = { dtype: "f32", data: bias };
-    return { label, spec: kernel(o, s), uniforms: matmulUniforms(s, o), tensors, expected: { c: expected } };
-  });
-}
-
 /** The subgroup-matrix attention forward `kernel` at each head dim in `headDims` against the reference on f16-rounded Q, K, V. */
 function subgroupAttentionProbe(kernel: (variant: AttentionVariant) => KernelSpec, headDims: number[]): KernelProbe {
   return {
@@ -319,56 +193,6 @@ function subgroupAttentionProbe(kernel: (variant: AttentionVariant) => KernelSpe
   };
 }
 
-/** The variant of causal attention with `dtype` storage. */
-function causalVariant(headDim: number, dtype: AttentionVariant["dtype"]): AttentionVariant {
-  return { dtype, headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false };
-}
-
-// The problem of the attention probes: causal attention of 40 queries over 40 keys, 2 query heads
-// sharing 1 KV head (as ChatGLM2's groups do), Q, K, V in `variant`'s storage dtype, dense (B, H, L, D).
-function causalProblem(rng: Random, variant: AttentionVariant) {
-  const { headDim, dtype } = variant;
-  const shape: AttentionShape = { batch: 1, queryHeads: 2, kvHeads: 1, queryLength: 40, keyLength: 40, headDim };
-  const mask = { causal: true, queryOffset: 0 };
-  const scale = 1 / Math.sqrt(headDim);
-  const q = roundToDType(dtype, rng.normalArray(shape.queryHeads * shape.queryLength * headDim));
-  const k = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
-  const v = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
-  const queries = denseView("bhtd", shape.queryLength, shape.queryHeads, headDim);
-  const keys = denseView("bhtd", shape.keyLength, shape.kvHeads, headDim);
-  const label = `causal attention T 40, 2 heads over 1 KV head, head dim ${headDim}, ${dtype} storage`;
-  return { shape, mask, scale, q, k, v, queries, keys, label };
-}
-
-// Each checked head dim with f32 storage, and the first with f16 storage (f16 models).
-const probeVariants = (headDims: number[]) => [...headDims.map((d) => causalVariant(d, "f32")), causalVariant(headDims[0], "f16")];
-
-/**
- * The forward of causalProblem at each variant of probeVariants: O and the log-sum-exp against
- * attentionForwardReference on Q, K and V rounded to `inputs`, the precision the kernel
- * multiplies in.
- */
-export function attentionCases(kernel: (variant: AttentionVariant) => KernelSpec, headDims: number[], inputs: StorageDType): ProbeCase[] {
-  const rng = new Random(5011);
-  return probeVariants(headDims).map((variant) => {
-    const { shape, mask, scale, q, k, v, queries, keys, label } = causalProblem(rng, variant);
-    const ref = attentionForwardReference({ shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask });
-    const { dtype } = variant;
-    return {
-      label,
-      spec: kernel(variant),
-      uniforms: attentionForwardUniforms(shape, { q: queries, k: keys, v: keys, o: queries }, scale, mask),
-      tensors: {
-        q: { dtype, data: q },
-        k: { dtype, data: k },
-        v: { dtype, data: v },
-        o: { dtype, data: new Float64Array(q.length) },
-        lse: { dtype: "f32", data: new Float64Array(shape.queryHeads * shape.queryLength) },
-      },
-      expected: { o: ref.out, lse: ref.logSumExp },
-    };
-  });
-}
 
 /** The subgroup-matrix attention backward `kernels` at each head dim in `headDims` against the reference on f16-rounded Q, K, V and dO. */
 export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[]): KernelProbe {
@@ -379,47 +203,4 @@ export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVaria
     tolerance: subgroupAttentionBackwardTolerance(),
     cases: () => attentionBackwardCases(kernels, headDims, "f16"),
   };
-}
-
-/**
- * The backward of causalProblem at each variant of probeVariants, two cases each: the dQ kernel,
- * and the dK/dV kernel (dK and dV each compared on their own half of the one buffer). Both are
- * fed the reference's log-sum-exp and delta = rowsum(dO * O) (the delta kernel is the plain
- * backward's), and checked against attentionBackwardReference on Q, K, V and dO rounded to
- * `inputs`, the precision the kernels multiply in.
- */
-export function attentionBackwardCases(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[], inputs: StorageDType): ProbeCase[] {
-  const rng = new Random(5012);
-  return probeVariants(headDims).flatMap((variant) => {
-    const { shape, mask, scale, q, k, v, queries, keys, label } = causalProblem(rng, variant);
-    const { dtype, headDim } = variant;
-    const dout = roundToDType(dtype, rng.normalArray(q.length));
-    const problem = { shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask };
-    const dOut = roundToDType(inputs, dout);
-    const forward = attentionForwardReference(problem);
-    const grads = attentionBackwardReference(problem, dOut);
-    const delta = new Float64Array(forward.logSumExp.length); // (B, Hq, T)
-    for (let row = 0; row < delta.length; row++) for (let d = 0; d < headDim; d++) delta[row] += dOut[row * headDim + d] * forward.out[row * headDim + d];
-    const views = { q: queries, k: keys, v: keys, o: queries, dout: queries, dq: queries, dk: keys, dv: denseView("bhtd", shape.keyLength, shape.kvHeads, headDim, k.length) };
-    const uniforms = attentionBackwardUniforms(shape, views, scale, mask);
-    const read: ProbeCase["tensors"] = {
-      q: { dtype, data: q },
-      k: { dtype, data: k },
-      v: { dtype, data: v },
-      dout: { dtype, data: dout },
-      lse: { dtype: "f32", data: forward.logSumExp },
-      delta: { dtype: "f32", data: delta },
-    };
-    const chosen = kernels(variant);
-    const dq: ProbeCase = { label: `dQ of ${label}`, spec: chosen.dq, uniforms, tensors: { ...read, dq: { dtype, data: new Float64Array(q.length) } }, expected: { dq: grads.dq } };
-    const dkdv: ProbeCase = {
-      label: `dK, dV of ${label}`,
-      spec: chosen.dkdv,
-      uniforms,
-      tensors: { ...read, dkv: { dtype, data: new Float64Array(2 * k.length) } },
-      expected: { dk: grads.dk, dv: grads.dv },
-      placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
-    };
-    return [dq, dkdv];
-  });
 }

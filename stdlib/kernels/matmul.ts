@@ -11,7 +11,8 @@
 // - decode-shaped launches (W stored (N, K), at most 8 rows) take matmul-gemv.ts, which streams W
 //   once, with every strategy but "registers": lavapipe decodes faster with the registers kernel.
 // The environment variable SFT_MATMUL=tiled|registers|subgroup-matrix overrides the choice, and
-// SFT_MATMUL_TILING=<preset of SUBGROUP_TILINGS> the subgroup-matrix kernel's tiling.
+// SFT_MATMUL_TILING=<preset of SUBGROUP_TILINGS> the subgroup-matrix kernel's tiling, which the
+// device otherwise tunes at its start (runtime/gpu/matmul-tuning.ts).
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { FLOAT_DTYPES, type StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
@@ -43,17 +44,19 @@ export interface MatmulAdapter {
 /**
  * The strategy for an adapter: subgroup matrices where the adapter has the feature, shader-f16,
  * a fixed subgroup size and an f16 configuration; "registers" on CPU adapters; else "tiled".
- * SFT_MATMUL in `env` overrides the choice and SFT_MATMUL_TILING the subgroup-matrix tiling; an
- * unknown name, or subgroup matrices where the adapter has none, is a diagnostic.
+ * SFT_MATMUL in `env` overrides the choice; the subgroup-matrix tiling is SFT_MATMUL_TILING, else
+ * `tuned` (the device's fastest, matmul-tuning.ts), else DEFAULT_SUBGROUP_TILING. An unknown
+ * name, or subgroup matrices where the adapter has none, is a diagnostic.
  */
-export function matmulStrategyFor(adapter: MatmulAdapter, env: Readonly<Record<string, string | undefined>> = process.env): Result<MatmulStrategy> {
-  const tiling = env.SFT_MATMUL_TILING?.trim();
-  if (tiling && !Object.hasOwn(SUBGROUP_TILINGS, tiling))
+export function matmulStrategyFor(adapter: MatmulAdapter, env: Readonly<Record<string, string | undefined>> = process.env, tuned?: SubgroupTilingName): Result<MatmulStrategy> {
+  const named = env.SFT_MATMUL_TILING?.trim();
+  if (named && !Object.hasOwn(SUBGROUP_TILINGS, named))
     return fail(
-      diag("SFT2018", `SFT_MATMUL_TILING='${tiling}' is not a tiling preset`, { where: "SFT_MATMUL_TILING", hint: `Use one of ${Object.keys(SUBGROUP_TILINGS).join(", ")}, or unset it.` }),
+      diag("SFT2018", `SFT_MATMUL_TILING='${named}' is not a tiling preset`, { where: "SFT_MATMUL_TILING", hint: `Use one of ${Object.keys(SUBGROUP_TILINGS).join(", ")}, or unset it.` }),
     );
+  const tiling = (named as SubgroupTilingName | undefined) || tuned;
   const found = subgroupMatrixStrategyFor(adapter);
-  const subgroup = found && tiling ? { ...found, tiling: tiling as SubgroupTilingName } : found;
+  const subgroup = found && tiling ? { ...found, tiling } : found;
   const fallback = plainMatmulStrategy(adapter.architecture);
   const wanted = env.SFT_MATMUL?.trim();
   if (!wanted) return ok(subgroup ?? fallback);

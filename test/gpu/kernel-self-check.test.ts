@@ -8,57 +8,28 @@
 // device without subgroup matrices runs no check.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
+import { listAdapters, openDevice, type GpuDevice } from "../../runtime/gpu/device.ts";
 import {
-  attentionBackwardCases,
-  attentionCases,
   checkedAttentionBackwardKernels,
   checkedAttentionForwardKernel,
   checkedMatmulStrategy,
-  checkKernel,
-  matmulCases,
   selfCheckKernels,
   selfCheckOf,
   subgroupAttentionBackwardProbe,
-  type KernelProbe,
-  type ProbeCase,
 } from "../../runtime/gpu/kernel-self-check.ts";
+import { attentionBackwardCases, attentionCases } from "../../runtime/gpu/kernel-probe-cases.ts";
+import { checkKernel, type KernelProbe, type ProbeCase } from "../../runtime/gpu/kernel-probe.ts";
 import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
-import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
-import { matmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { sftc } from "../cli/support.ts";
 import { EMULATED_ADAPTER, emulatedAdapter } from "../kernels/attention-subgroup-emulation.ts";
 import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
+import { broken, doubledAlpha, h200Like, matmulCandidate, tiled } from "../support/matmul-candidates.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
 
 const test = suite("kernel self-check");
-
-const tiled = (o: MatmulOptions, s: MatmulShape) => matmulKernel(o, s, "tiled");
-
-/** A matmul probe whose "fast" kernel is `kernel`, checked at f32 precision. */
-const matmulCandidate = (kernel: (o: MatmulOptions, s: MatmulShape) => KernelSpec, name: string): KernelProbe => ({
-  op: "matmul",
-  kernel: name,
-  fallback: "registers matmul",
-  tolerance: 1e-5,
-  cases: () => matmulCases(kernel, "f32"),
-});
-
-// The tiled kernel with its epilogue's alpha doubled: right shape, wrong numbers.
-const doubledAlpha = (o: MatmulOptions, s: MatmulShape): KernelSpec => {
-  const spec = tiled(o, s);
-  assert.match(spec.declarations ?? "", "u.alpha * v");
-  return { ...spec, name: "matmul_doubled_alpha", declarations: spec.declarations!.replace("u.alpha * v", "2.0 * u.alpha * v") };
-};
-
-// The tiled kernel with a statement WGSL rejects.
-const broken = (o: MatmulOptions, s: MatmulShape): KernelSpec => {
-  const spec = tiled(o, s);
-  return { ...spec, name: "matmul_broken", body: `${spec.body}\n  let broken: u32 = 1.5;` };
-};
 
 test(
   "a correct candidate (the tiled matmul; the scalar attention forward) passes, with its relative error",
@@ -197,21 +168,6 @@ test(
     }
   },
 );
-
-// What an NVIDIA H200 reports (architecture is empty there), over this machine's real device.
-function h200Like(gpu: GpuDevice): GpuDevice {
-  const configs = [[16, 16, 16], [16, 8, 16]].map(([M, N, K]) => ({ componentType: "f16", resultComponentType: "f32", M, N, K }));
-  const adapter: AdapterSummary = {
-    ...gpu.adapter,
-    name: "H200-like",
-    architecture: "",
-    features: ["chromium-experimental-subgroup-matrix", "shader-f16", "subgroups"],
-    subgroupMinSize: 32,
-    subgroupMaxSize: 32,
-    subgroupMatrixConfigs: configs,
-  };
-  return Object.create(gpu, { adapter: { value: adapter } }) as GpuDevice;
-}
 
 test(
   "the engine's subgroup-matrix probes on a device that cannot compile them: SFT5010 once, plain kernels at the choice sites",

@@ -9,7 +9,7 @@ import { Random } from "../../runtime/random.ts";
 import { crossEntropy, crossEntropyRef, IGNORE_INDEX } from "../../stdlib/kernels/cross-entropy.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
-import { assertBitwiseEqual, dot, floatDTypes, numericGradient, randomValues, withGpu } from "./gpu-harness.ts";
+import { assertBitwiseEqual, floatDTypes, numericGradient, randomValues, withGpu } from "./gpu-harness.ts";
 
 const test = suite("cross-entropy");
 const SHAPES = [[1, 1], [3, 7], [5, 1000], [2, 3001]];

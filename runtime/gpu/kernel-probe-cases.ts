@@ -1,0 +1,135 @@
+// The problems of the self-check's probes, each with its float64 answer: matmuls off every tile,
+// and causal attention forward and backward at the families' head dims. Sizes are small and off
+// the kernels' tiles, so a probe runs in milliseconds and catches edge handling.
+import { attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
+import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
+import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
+import { denseView } from "../../stdlib/kernels/attention-layout.ts";
+import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
+import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import { matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { Random } from "../random.ts";
+import type { ProbeCase } from "./kernel-probe.ts";
+
+/**
+ * Matmuls with M, N, K off every tile: x Wᵀ with W stored (N, K) as weights are, in f32 and with
+ * f16 activations times bf16 weights (half-precision checkpoints), and a batched A B with bias,
+ * alpha and accumulation (as gradients accumulate). `inputs` is the precision the kernel
+ * multiplies in: the reference sees A and B rounded to it.
+ */
+export function matmulCases(kernel: (o: MatmulOptions, s: MatmulShape) => KernelSpec, inputs: StorageDType): ProbeCase[] {
+  const rng = new Random(5010);
+  const weights: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
+  const halfWeights: MatmulOptions = { ...weights, a: "f16", b: "bf16" };
+  const gradients: MatmulOptions = { ...weights, transB: false, bias: "f32", accumulate: true };
+  const cases: [MatmulOptions, MatmulShape, string][] = [
+    [weights, { batch: 1, m: 70, n: 90, k: 100 }, "70x100 times (90, 100)ᵀ"],
+    [halfWeights, { batch: 1, m: 24, n: 72, k: 40 }, "f16 24x40 times bf16 (72, 40)ᵀ"],
+    [gradients, { batch: 2, m: 33, n: 40, k: 50, alpha: 0.5, beta: 1 }, "2 x (33x50 times 50x40) + bias + C"],
+  ];
+  return cases.map(([o, s, label]) => {
+    const a = roundToDType(o.a, rng.normalArray(s.batch * s.m * s.k));
+    const b = roundToDType(o.b, rng.normalArray(s.batch * s.k * s.n));
+    const bias = o.bias ? Float64Array.from(rng.normalArray(s.n)) : undefined;
+    const c0 = o.accumulate ? Float64Array.from(rng.normalArray(s.batch * s.m * s.n)) : new Float64Array(s.batch * s.m * s.n);
+    const expected = matmulRef(roundToDType(inputs, a), roundToDType(inputs, b), o, s, { bias, c0: o.accumulate ? c0 : undefined });
+    const tensors: ProbeCase["tensors"] = { a: { dtype: o.a, data: a }, b: { dtype: o.b, data: b }, c: { dtype: o.out, data: c0 } };
+    if (bias) tensors.bias = { dtype: "f32", data: bias };
+    return { label, spec: kernel(o, s), uniforms: matmulUniforms(s, o), tensors, expected: { c: expected } };
+  });
+}
+
+/** The variant of causal attention with `dtype` storage. */
+export function causalVariant(headDim: number, dtype: AttentionVariant["dtype"]): AttentionVariant {
+  return { dtype, headDim, causal: true, prefix: false, padding: false, segments: false, alibi: false };
+}
+
+// The problem of the attention probes: causal attention of 40 queries over 40 keys, 2 query heads
+// sharing 1 KV head (as ChatGLM2's groups do), Q, K, V in `variant`'s storage dtype, dense (B, H, L, D).
+function causalProblem(rng: Random, variant: AttentionVariant) {
+  const { headDim, dtype } = variant;
+  const shape: AttentionShape = { batch: 1, queryHeads: 2, kvHeads: 1, queryLength: 40, keyLength: 40, headDim };
+  const mask = { causal: true, queryOffset: 0 };
+  const scale = 1 / Math.sqrt(headDim);
+  const q = roundToDType(dtype, rng.normalArray(shape.queryHeads * shape.queryLength * headDim));
+  const k = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
+  const v = roundToDType(dtype, rng.normalArray(shape.kvHeads * shape.keyLength * headDim));
+  const queries = denseView("bhtd", shape.queryLength, shape.queryHeads, headDim);
+  const keys = denseView("bhtd", shape.keyLength, shape.kvHeads, headDim);
+  const label = `causal attention T 40, 2 heads over 1 KV head, head dim ${headDim}, ${dtype} storage`;
+  return { shape, mask, scale, q, k, v, queries, keys, label };
+}
+
+// Each checked head dim with f32 storage, and the first with f16 storage (f16 models).
+const probeVariants = (headDims: number[]) => [...headDims.map((d) => causalVariant(d, "f32")), causalVariant(headDims[0], "f16")];
+
+/**
+ * The forward of causalProblem at each variant of probeVariants: O and the log-sum-exp against
+ * attentionForwardReference on Q, K and V rounded to `inputs`, the precision the kernel
+ * multiplies in.
+ */
+export function attentionCases(kernel: (variant: AttentionVariant) => KernelSpec, headDims: number[], inputs: StorageDType): ProbeCase[] {
+  const rng = new Random(5011);
+  return probeVariants(headDims).map((variant) => {
+    const { shape, mask, scale, q, k, v, queries, keys, label } = causalProblem(rng, variant);
+    const ref = attentionForwardReference({ shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask });
+    const { dtype } = variant;
+    return {
+      label,
+      spec: kernel(variant),
+      uniforms: attentionForwardUniforms(shape, { q: queries, k: keys, v: keys, o: queries }, scale, mask),
+      tensors: {
+        q: { dtype, data: q },
+        k: { dtype, data: k },
+        v: { dtype, data: v },
+        o: { dtype, data: new Float64Array(q.length) },
+        lse: { dtype: "f32", data: new Float64Array(shape.queryHeads * shape.queryLength) },
+      },
+      expected: { o: ref.out, lse: ref.logSumExp },
+    };
+  });
+}
+
+/**
+ * The backward of causalProblem at each variant of probeVariants, two cases each: the dQ kernel,
+ * and the dK/dV kernel (dK and dV each compared on their own half of the one buffer). Both are
+ * fed the reference's log-sum-exp and delta = rowsum(dO * O) (the delta kernel is the plain
+ * backward's), and checked against attentionBackwardReference on Q, K, V and dO rounded to
+ * `inputs`, the precision the kernels multiply in.
+ */
+export function attentionBackwardCases(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[], inputs: StorageDType): ProbeCase[] {
+  const rng = new Random(5012);
+  return probeVariants(headDims).flatMap((variant) => {
+    const { shape, mask, scale, q, k, v, queries, keys, label } = causalProblem(rng, variant);
+    const { dtype, headDim } = variant;
+    const dout = roundToDType(dtype, rng.normalArray(q.length));
+    const problem = { shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask };
+    const dOut = roundToDType(inputs, dout);
+    const forward = attentionForwardReference(problem);
+    const grads = attentionBackwardReference(problem, dOut);
+    const delta = new Float64Array(forward.logSumExp.length); // (B, Hq, T)
+    for (let row = 0; row < delta.length; row++) for (let d = 0; d < headDim; d++) delta[row] += dOut[row * headDim + d] * forward.out[row * headDim + d];
+    const views = { q: queries, k: keys, v: keys, o: queries, dout: queries, dq: queries, dk: keys, dv: denseView("bhtd", shape.keyLength, shape.kvHeads, headDim, k.length) };
+    const uniforms = attentionBackwardUniforms(shape, views, scale, mask);
+    const read: ProbeCase["tensors"] = {
+      q: { dtype, data: q },
+      k: { dtype, data: k },
+      v: { dtype, data: v },
+      dout: { dtype, data: dout },
+      lse: { dtype: "f32", data: forward.logSumExp },
+      delta: { dtype: "f32", data: delta },
+    };
+    const chosen = kernels(variant);
+    const dq: ProbeCase = { label: `dQ of ${label}`, spec: chosen.dq, uniforms, tensors: { ...read, dq: { dtype, data: new Float64Array(q.length) } }, expected: { dq: grads.dq } };
+    const dkdv: ProbeCase = {
+      label: `dK, dV of ${label}`,
+      spec: chosen.dkdv,
+      uniforms,
+      tensors: { ...read, dkv: { dtype, data: new Float64Array(2 * k.length) } },
+      expected: { dk: grads.dk, dv: grads.dv },
+      placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
+    };
+    return [dq, dkdv];
+  });
+}

@@ -1,0 +1,75 @@
+// The subgroup-matrix matmul's tiling, tuned per device (kernel-tuning.ts). The presets of
+// SUBGROUP_TILINGS differed up to fourfold on one H200 and in an order no rule predicted, and a
+// preset's speed depends on the card's memory, caches and driver, so the device times every
+// preset at its start and the engine takes the fastest that passes the matmul's probe; the
+// outcome is kept in the tuning file, so only a device's first start (and the first after an
+// update of sftc, Dawn or the driver) pays for it. SFT_MATMUL_TILING names a preset instead,
+// SFT_TUNE=off keeps DEFAULT_SUBGROUP_TILING without timing.
+import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupMatrixStrategy, type SubgroupTilingName } from "../../stdlib/kernels/matmul-subgroup.ts";
+import { matmulKernel, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, type MatmulOptions, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import type { GpuDevice } from "./device.ts";
+import { matmulCases } from "./kernel-probe-cases.ts";
+import type { KernelProbe } from "./kernel-probe.ts";
+import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem } from "./kernel-tuning.ts";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * The timed product: 1024 rows of activations times a 4096 x 4096 weight stored (N, K), f32,
+ * as a 7B model's attention projections multiply a training step's tokens (about 34 GFLOP, a
+ * fraction of a millisecond on a data-center card).
+ */
+export const MATMUL_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1024, n: 4096, k: 4096 };
+const WEIGHTS: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
+
+const tuned = new WeakMap<GpuDevice, SubgroupTilingName>();
+
+/** The tiling the device's tuning chose; undefined where it did not tune. */
+export function tunedMatmulTiling(gpu: GpuDevice): SubgroupTilingName | undefined {
+  return tuned.get(gpu);
+}
+
+/** The subgroup-matrix matmul of `strategy` against matmulRef on f16-rounded A and B. */
+export function matmulProbe(strategy: SubgroupMatrixStrategy, fallback: MatmulStrategy): KernelProbe {
+  const c = strategy.config;
+  const tiling = tilingKey(SUBGROUP_TILINGS[strategy.tiling ?? DEFAULT_SUBGROUP_TILING]);
+  return {
+    op: "matmul",
+    kernel: `subgroup-matrix matmul (${c.componentType}>${c.resultComponentType} ${c.M}x${c.N}x${c.K}, ${tiling})`,
+    fallback: `${fallback} matmul`,
+    tolerance: subgroupMatrixTolerance(c),
+    cases: () => matmulCases((o, s) => matmulKernel(o, s, strategy), "f16"),
+  };
+}
+
+/** Every tiling preset of `strategy` as a candidate, timed on x Wᵀ at `shape`. */
+export function matmulTilingJob(strategy: SubgroupMatrixStrategy, fallback: MatmulStrategy, shape: MatmulShape = MATMUL_TUNING_SHAPE): { candidates: TuningCandidate[]; problem: TuningProblem } {
+  const candidates = (Object.keys(SUBGROUP_TILINGS) as SubgroupTilingName[]).map((tiling) => {
+    const preset = { ...strategy, tiling };
+    return { name: tiling, probe: matmulProbe(preset, fallback), spec: matmulKernel(WEIGHTS, shape, preset), uniforms: matmulUniforms(shape, WEIGHTS) };
+  });
+  // values in [-1, 1) without a random draw over millions of elements; any finite values time the same
+  const pattern = (n: number) => new Float32Array(n).map((_, i) => ((i * 7919) % 64) / 32 - 1);
+  const { m, n, k } = shape;
+  const problem: TuningProblem = {
+    label: `${m}x${k} times (${n}, ${k})ᵀ, f32`,
+    tensors: () => ({ a: { dtype: "f32", data: pattern(m * k) }, b: { dtype: "f32", data: pattern(n * k) }, c: { dtype: "f32", data: new Float32Array(m * n) } }),
+  };
+  return { candidates, problem };
+}
+
+/**
+ * Tunes the tiling where the engine would run the matmul on subgroup matrices and no preset is
+ * named (SFT_MATMUL_TILING) or tuning refused (SFT_TUNE=off); the chosen preset is then the
+ * device's (tunedMatmulTiling). Undefined where nothing was tuned or no preset passed its probe.
+ */
+export async function tuneMatmulTiling(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { shape?: MatmulShape } = { file: tuningFile(env) }): Promise<TuningOutcome | undefined> {
+  if (tuningDisabled(env) || env.SFT_MATMUL_TILING?.trim()) return undefined;
+  const strategy = matmulStrategyFor(gpu.adapter, env);
+  if (!strategy.ok || typeof strategy.value !== "object") return undefined;
+  const job = matmulTilingJob(strategy.value, plainMatmulStrategy(gpu.adapter.architecture), options.shape);
+  const outcome = await tuneKernel(gpu, "matmul tiling", job.candidates, job.problem, options);
+  const chosen = outcome && (Object.keys(SUBGROUP_TILINGS) as SubgroupTilingName[]).find((name) => name === outcome.chosen);
+  if (chosen) tuned.set(gpu, chosen);
+  return outcome;
+}

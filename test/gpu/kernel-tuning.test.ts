@@ -1,0 +1,167 @@
+// Kernel tuning at device start (runtime/gpu/kernel-tuning.ts, matmul-tuning.ts), on this
+// machine's adapter with kernels that run anywhere (the tiled and registers matmuls, a wrong one,
+// one that does not compile): candidates are checked before they are timed and the chosen one is
+// the fastest timed; the tuning file keeps outcomes by adapter and kernel source and survives
+// being corrupt or unwritable; the matmul tiling job covers every preset, stands aside for
+// SFT_MATMUL_TILING and SFT_TUNE=off, and its cached choice is the tiling the engine and the
+// self-check then use. Which candidate wins is not asserted: speed is the bench's business.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { selfCheckKernels } from "../../runtime/gpu/kernel-self-check.ts";
+import { tuneKernel, tuningFile, tuningKey, type TuningCandidate, type TuningProblem } from "../../runtime/gpu/kernel-tuning.ts";
+import { matmulTilingJob, tunedMatmulTiling, tuneMatmulTiling } from "../../runtime/gpu/matmul-tuning.ts";
+import { SUBGROUP_TILINGS } from "../../stdlib/kernels/matmul-subgroup.ts";
+import { matmulStrategyFor, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
+import { broken, doubledAlpha, h200Like, matmulCandidate, registers, tiled, type MatmulKernel } from "../support/matmul-candidates.ts";
+
+const test = suite("kernel tuning");
+
+const SHAPE: MatmulShape = { batch: 1, m: 96, n: 128, k: 160 };
+const WEIGHTS: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
+const PROBLEM: TuningProblem = {
+  label: "96x160 times (128, 160)ᵀ, f32",
+  tensors: () => ({
+    a: { dtype: "f32", data: Float32Array.from({ length: 96 * 160 }, (_, i) => (i % 7) - 3) },
+    b: { dtype: "f32", data: Float32Array.from({ length: 128 * 160 }, (_, i) => (i % 5) - 2) },
+    c: { dtype: "f32", data: new Float32Array(96 * 128) },
+  }),
+};
+const FAST = { rounds: 2, dispatches: 3, warmupMs: 0 };
+
+/** A candidate of `kernel`, counting how often its probe builds its cases (once per check). */
+function candidate(name: string, kernel: MatmulKernel, checks = { count: 0 }): TuningCandidate {
+  const probe = matmulCandidate(kernel, name);
+  return { name, probe: { ...probe, cases: () => (checks.count++, probe.cases()) }, spec: kernel(WEIGHTS, SHAPE), uniforms: matmulUniforms(SHAPE, WEIGHTS) };
+}
+
+/** `body` on the test device with a scratch directory and a tuning file in a folder not yet made there. */
+function withScratch(body: (gpu: GpuDevice, scratch: { dir: string; file: string }) => Promise<void>, harness = withGpu): () => Promise<void> {
+  return harness(async (gpu) => {
+    const dir = mkdtempSync(join(tmpdir(), "sftc-tuning-"));
+    try {
+      await body(gpu, { dir, file: join(dir, "nested", "kernel-tuning.json") });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+// Skips where this adapter has subgroup matrices: the tests need an H200-like summary whose kernels fail here.
+const withoutSubgroupMatrices = (body: (gpu: GpuDevice) => Promise<void>) =>
+  withF16Gpu(async (real) => (real.adapter.features.includes("chromium-experimental-subgroup-matrix") ? console.log("    skipped: this adapter has subgroup matrices, which compile") : body(real)));
+
+test(
+  "every candidate is checked before it is timed: a wrong one and one that does not compile are rejected with the reason; the chosen one is the fastest timed",
+  withScratch(async (gpu, scratch) => {
+    const candidates = [candidate("tiled", tiled), candidate("doubled", doubledAlpha), candidate("registers", registers), candidate("broken", broken)];
+    const outcome = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file });
+    assert.ok(outcome, "two candidates pass");
+    console.log(`    ${outcome.timings.map((t) => `${t.name} ${t.ms.toFixed(3)} ms`).join(", ")}: chose ${outcome.chosen}`);
+    assert.is(outcome.source, "measured");
+    assert.is(outcome.problem, PROBLEM.label);
+    assert.equal(outcome.timings.map((t) => t.name).sort(), ["registers", "tiled"]);
+    assert.ok(outcome.timings.every((t) => Number.isFinite(t.ms) && t.ms > 0), "a positive time per dispatch");
+    assert.ok(outcome.timings[0].ms <= outcome.timings[1].ms, "fastest first");
+    assert.is(outcome.chosen, outcome.timings[0].name);
+    assert.equal(outcome.rejected.map((r) => r.name), ["doubled", "broken"]);
+    assert.match(outcome.rejected[0].why, "relative error");
+    assert.match(outcome.rejected[1].why, "failed to compile");
+    const saved: Record<string, object> = JSON.parse(readFileSync(scratch.file, "utf8")).tunings;
+    assert.equal(Object.keys(saved), [tuningKey(gpu, "test matmul", candidates, PROBLEM)]);
+    assert.not.ok("source" in Object.values(saved)[0], "the file keeps the outcome, not where this call got it");
+  }),
+);
+
+test(
+  "the file keeps outcomes by adapter and kernel source: tuning again reads it without checking or timing; a changed kernel is tuned anew",
+  withScratch(async (gpu, scratch) => {
+    const checks = { count: 0 };
+    const candidates = [candidate("tiled", tiled, checks), candidate("registers", registers, checks)];
+    const first = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file });
+    assert.is(checks.count, 2);
+    const again = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file });
+    assert.is(checks.count, 2, "no probe ran");
+    assert.equal(again, { ...first!, source: "cached" });
+
+    const changed = { ...candidates[1], spec: { ...candidates[1].spec, body: `${candidates[1].spec.body}\n  // changed` } };
+    const retuned = await tuneKernel(gpu, "test matmul", [candidates[0], changed], PROBLEM, { ...FAST, file: scratch.file });
+    assert.is(retuned?.source, "measured");
+    assert.is(checks.count, 4);
+    assert.is(Object.keys(JSON.parse(readFileSync(scratch.file, "utf8")).tunings).length, 2, "both outcomes kept");
+  }),
+);
+
+test(
+  "a corrupt tuning file is replaced, an unwritable one costs only the timing; with no candidate passing there is no outcome and nothing is written",
+  withScratch(async (gpu, scratch) => {
+    const corrupt = join(scratch.dir, "corrupt.json");
+    writeFileSync(corrupt, "{ not json");
+    const candidates = [candidate("registers", registers)];
+    const replaced = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: corrupt });
+    assert.is(replaced?.chosen, "registers");
+    assert.equal(Object.keys(JSON.parse(readFileSync(corrupt, "utf8")).tunings), [tuningKey(gpu, "test matmul", candidates, PROBLEM)]);
+
+    const unwritable = join(corrupt, "below-a-file.json"); // a directory that is a file
+    const measured = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: unwritable });
+    assert.is(measured?.source, "measured");
+
+    const none = await tuneKernel(gpu, "test matmul", [candidate("doubled", doubledAlpha), candidate("broken", broken)], PROBLEM, { ...FAST, file: scratch.file });
+    assert.is(none, undefined);
+    assert.not.ok(existsSync(scratch.file));
+  }),
+);
+
+test("the tuning file: SFT_TUNING_CACHE, else under XDG_CACHE_HOME, else under ~/.cache", () => {
+  assert.is(tuningFile({ SFT_TUNING_CACHE: "/x/t.json", XDG_CACHE_HOME: "/y" }), "/x/t.json");
+  assert.is(tuningFile({ XDG_CACHE_HOME: "/y" }), "/y/sftc/kernel-tuning.json");
+  assert.is(tuningFile({}), join(homedir(), ".cache", "sftc", "kernel-tuning.json"));
+});
+
+test(
+  "the matmul tiling job: every preset a candidate; none tuned under SFT_TUNE=off or SFT_MATMUL_TILING, or where every preset fails to compile",
+  withScratch(async (real, scratch) => {
+    const gpu = h200Like(real);
+    const strategy = matmulStrategyFor(gpu.adapter, {});
+    assert.ok(strategy.ok && typeof strategy.value === "object");
+    const job = matmulTilingJob(strategy.value, "tiled", SHAPE);
+    assert.equal(job.candidates.map((c) => c.name), Object.keys(SUBGROUP_TILINGS));
+    assert.ok(job.candidates.every((c) => c.spec.enables?.includes("chromium_experimental_subgroup_matrix")), "subgroup-matrix kernels");
+    const file = { SFT_TUNING_CACHE: scratch.file };
+    assert.is(await tuneMatmulTiling(gpu, { ...file, SFT_TUNE: "off" }), undefined);
+    assert.is(await tuneMatmulTiling(gpu, { ...file, SFT_MATMUL_TILING: "wg64" }), undefined);
+    assert.is(await tuneMatmulTiling(gpu, file, { ...FAST, file: scratch.file, shape: SHAPE }), undefined, "no preset compiles on this adapter");
+    assert.is(tunedMatmulTiling(gpu), undefined);
+    assert.not.ok(existsSync(scratch.file));
+    assert.is(await tuneMatmulTiling(real, file), undefined, "this adapter's own strategy is not on subgroup matrices");
+  }, withoutSubgroupMatrices),
+);
+
+test(
+  "a tuned tiling (here read from the file) is the one the engine's strategy and the self-check's matmul probe take; SFT_MATMUL_TILING still wins",
+  withScratch(async (real, scratch) => {
+    const gpu = h200Like(real);
+    const strategy = matmulStrategyFor(gpu.adapter, {});
+    assert.ok(strategy.ok && typeof strategy.value === "object");
+    const job = matmulTilingJob(strategy.value, "tiled");
+    const entry = { job: "matmul tiling", chosen: "wg256-4x2", at: "2026-11-26T00:00:00.000Z", problem: job.problem.label, timings: [{ name: "wg256-4x2", ms: 0.4 }], rejected: [] };
+    const file = join(scratch.dir, "kernel-tuning.json");
+    writeFileSync(file, JSON.stringify({ tunings: { [tuningKey(gpu, "matmul tiling", job.candidates, job.problem)]: entry } }));
+    const env = { SFT_TUNING_CACHE: file };
+
+    const outcome = await selfCheckKernels(gpu, env);
+    assert.equal(outcome.tunings, [{ ...entry, source: "cached" }]);
+    assert.is(tunedMatmulTiling(gpu), "wg256-4x2");
+    const chosen = matmulStrategyFor(gpu.adapter, {}, tunedMatmulTiling(gpu));
+    assert.ok(chosen.ok && typeof chosen.value === "object" && chosen.value.tiling === "wg256-4x2");
+    assert.match(outcome.checks.matmul!.kernel, "4x2 of 32x32", "the probe checks the tuned tiling");
+    const named = matmulStrategyFor(gpu.adapter, { SFT_MATMUL_TILING: "wg64" }, "wg256-4x2");
+    assert.ok(named.ok && typeof named.value === "object" && named.value.tiling === "wg64");
+  }, withoutSubgroupMatrices),
+);
+
+test.run();

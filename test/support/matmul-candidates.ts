@@ -1,0 +1,52 @@
+// Matmul kernels for testing the self-check and the tuning with kernels that run on any adapter:
+// the plain kernels, one with wrong numbers and one WGSL rejects; and an adapter summary that
+// claims an H200's subgroup matrices over this machine's real device, whose kernels then fail to
+// compile here.
+import * as assert from "uvu/assert";
+import type { AdapterSummary, GpuDevice } from "../../runtime/gpu/device.ts";
+import { matmulCases } from "../../runtime/gpu/kernel-probe-cases.ts";
+import type { KernelProbe } from "../../runtime/gpu/kernel-probe.ts";
+import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import { matmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+
+export type MatmulKernel = (o: MatmulOptions, s: MatmulShape) => KernelSpec;
+
+export const tiled: MatmulKernel = (o, s) => matmulKernel(o, s, "tiled");
+export const registers: MatmulKernel = (o, s) => matmulKernel(o, s, "registers");
+
+/** A matmul probe whose "fast" kernel is `kernel`, checked at f32 precision. */
+export const matmulCandidate = (kernel: MatmulKernel, name: string): KernelProbe => ({
+  op: "matmul",
+  kernel: name,
+  fallback: "registers matmul",
+  tolerance: 1e-5,
+  cases: () => matmulCases(kernel, "f32"),
+});
+
+/** The tiled kernel with its epilogue's alpha doubled: right shape, wrong numbers. */
+export const doubledAlpha: MatmulKernel = (o, s) => {
+  const spec = tiled(o, s);
+  assert.match(spec.declarations ?? "", "u.alpha * v");
+  return { ...spec, name: "matmul_doubled_alpha", declarations: spec.declarations!.replace("u.alpha * v", "2.0 * u.alpha * v") };
+};
+
+/** The tiled kernel with a statement WGSL rejects. */
+export const broken: MatmulKernel = (o, s) => {
+  const spec = tiled(o, s);
+  return { ...spec, name: "matmul_broken", body: `${spec.body}\n  let broken: u32 = 1.5;` };
+};
+
+/** What an NVIDIA H200 reports (architecture is empty there), over this machine's real device. */
+export function h200Like(gpu: GpuDevice): GpuDevice {
+  const configs = [[16, 16, 16], [16, 8, 16]].map(([M, N, K]) => ({ componentType: "f16", resultComponentType: "f32", M, N, K }));
+  const adapter: AdapterSummary = {
+    ...gpu.adapter,
+    name: "H200-like",
+    architecture: "",
+    features: ["chromium-experimental-subgroup-matrix", "shader-f16", "subgroups"],
+    subgroupMinSize: 32,
+    subgroupMaxSize: 32,
+    subgroupMatrixConfigs: configs,
+  };
+  return Object.create(gpu, { adapter: { value: adapter } }) as GpuDevice;
+}
