@@ -496,7 +496,7 @@ function decodeCase(c: Case, weight: string): Case {
 
 /** decodeCase of a dense W of `dtype` with `invocations` per workgroup instead of the default. */
 function widerDecodeCase(c: Case, dtype: StorageDType, n: number, k: number, invocations: number): Case {
-  const spec = gemvSpec({ a: "f32", b: dtype, out: "f32", transA: false, transB: true }, { batch: 1, m: 1, n, k }, invocations);
+  const spec = gemvSpec({ a: "f32", b: dtype, out: "f32", transA: false, transB: true }, { batch: 1, m: 1, n, k }, { invocations });
   return { ...decodeCase(c, dtype), label: `matmul gemv f32 x ${dtype} (B^T), decode, ${invocations} invocations`, spec };
 }
 

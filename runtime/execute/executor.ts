@@ -15,9 +15,11 @@ import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { isContiguous, type View } from "../../compiler/passes/views.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { DEFAULT_GEMV } from "../../stdlib/kernels/matmul-gemv.ts";
 import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
+import { tunedGemv } from "../gpu/gemv-tuning.ts";
 import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { BoundSteps } from "./bound-steps.ts";
@@ -136,6 +138,7 @@ export class GraphExecutor {
     return {
       gpu: this.gpu,
       matmulStrategy,
+      gemv: tunedGemv(this.gpu) ?? DEFAULT_GEMV,
       tensorOf: (n) => {
         const t = this.buffers.get(n);
         invariant(t, `node %${n.id} (${n.op}) has no buffer`);

@@ -10,6 +10,7 @@ import type { View } from "../../compiler/passes/views.ts";
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
 import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
@@ -48,6 +49,8 @@ export type SideOutputs = Record<string, GpuTensor>;
 export interface ExecContext {
   gpu: GpuDevice;
   matmulStrategy: MatmulStrategy;
+  /** The decode matmul's workgroup (the device's tuned one, else DEFAULT_GEMV). */
+  gemv: GemvVariant;
   /** The buffer of a node (one per buffer-backed node). */
   tensorOf(n: Node): GpuTensor;
   /** An allocation that belongs to no node: side outputs, scratch, host-written data. */

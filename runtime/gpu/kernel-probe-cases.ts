@@ -11,6 +11,24 @@ import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { Random } from "../random.ts";
 import type { ProbeCase } from "./kernel-probe.ts";
+import type { TuningProblem } from "./kernel-tuning.ts";
+
+type MatmulKernel = (o: MatmulOptions, s: MatmulShape) => KernelSpec;
+/** x Wᵀ in f32 with W stored (N, K), as a model's linears multiply. */
+export const WEIGHTS: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
+
+/**
+ * The tensors of x Wᵀ (WEIGHTS) at `shape` for timing: values in [-1, 1) without a random draw
+ * over millions of elements (any finite values time the same).
+ */
+export function weightProductProblem(shape: MatmulShape): TuningProblem {
+  const pattern = (n: number) => new Float32Array(n).map((_, i) => ((i * 7919) % 64) / 32 - 1);
+  const { m, n, k } = shape;
+  return {
+    label: `${m}x${k} times (${n}, ${k})ᵀ, f32`,
+    tensors: () => ({ a: { dtype: "f32", data: pattern(m * k) }, b: { dtype: "f32", data: pattern(n * k) }, c: { dtype: "f32", data: new Float32Array(m * n) } }),
+  };
+}
 
 /**
  * Matmuls with M, N, K off every tile: x Wᵀ with W stored (N, K) as weights are, in f32 and with
@@ -18,17 +36,30 @@ import type { ProbeCase } from "./kernel-probe.ts";
  * alpha and accumulation (as gradients accumulate). `inputs` is the precision the kernel
  * multiplies in: the reference sees A and B rounded to it.
  */
-export function matmulCases(kernel: (o: MatmulOptions, s: MatmulShape) => KernelSpec, inputs: StorageDType): ProbeCase[] {
-  const rng = new Random(5010);
-  const weights: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
-  const halfWeights: MatmulOptions = { ...weights, a: "f16", b: "bf16" };
-  const gradients: MatmulOptions = { ...weights, transB: false, bias: "f32", accumulate: true };
-  const cases: [MatmulOptions, MatmulShape, string][] = [
-    [weights, { batch: 1, m: 70, n: 90, k: 100 }, "70x100 times (90, 100)ᵀ"],
-    [halfWeights, { batch: 1, m: 24, n: 72, k: 40 }, "f16 24x40 times bf16 (72, 40)ᵀ"],
-    [gradients, { batch: 2, m: 33, n: 40, k: 50, alpha: 0.5, beta: 1 }, "2 x (33x50 times 50x40) + bias + C"],
-  ];
-  return cases.map(([o, s, label]) => {
+export function matmulCases(kernel: MatmulKernel, inputs: StorageDType): ProbeCase[] {
+  return productCases(kernel, inputs, new Random(5010), [
+    [WEIGHTS, { batch: 1, m: 70, n: 90, k: 100 }, "70x100 times (90, 100)ᵀ"],
+    [{ ...WEIGHTS, a: "f16", b: "bf16" }, { batch: 1, m: 24, n: 72, k: 40 }, "f16 24x40 times bf16 (72, 40)ᵀ"],
+    [{ ...WEIGHTS, transB: false, bias: "f32", accumulate: true }, { batch: 2, m: 33, n: 40, k: 50, alpha: 0.5, beta: 1 }, "2 x (33x50 times 50x40) + bias + C"],
+  ]);
+}
+
+/**
+ * Decode products (matmul-gemv.ts): one and three rows times W stored (N, K), N off the
+ * workgroup's columns, K long (many steps along it) and off 4 (the scalar tail), a bf16 W with
+ * bias and accumulation; f32 products.
+ */
+export function gemvCases(kernel: MatmulKernel): ProbeCase[] {
+  return productCases(kernel, "f32", new Random(5013), [
+    [WEIGHTS, { batch: 1, m: 1, n: 37, k: 2100 }, "1x2100 times (37, 2100)ᵀ"],
+    [WEIGHTS, { batch: 1, m: 3, n: 37, k: 2101 }, "3x2101 times (37, 2101)ᵀ"],
+    [{ ...WEIGHTS, b: "bf16", bias: "f32", accumulate: true }, { batch: 1, m: 2, n: 21, k: 96, alpha: 0.5, beta: 1 }, "2x96 times bf16 (21, 96)ᵀ + bias + C"],
+  ]);
+}
+
+// Each product of `list` on seeded inputs, against matmulRef on A and B rounded to `inputs`.
+function productCases(kernel: MatmulKernel, inputs: StorageDType, rng: Random, list: [MatmulOptions, MatmulShape, string][]): ProbeCase[] {
+  return list.map(([o, s, label]) => {
     const a = roundToDType(o.a, rng.normalArray(s.batch * s.m * s.k));
     const b = roundToDType(o.b, rng.normalArray(s.batch * s.k * s.n));
     const bias = o.bias ? Float64Array.from(rng.normalArray(s.n)) : undefined;

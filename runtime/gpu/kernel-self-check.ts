@@ -11,8 +11,8 @@
 // refuses with SFT5011 when the user asked for the fast kernel explicitly (SFT_MATMUL /
 // SFT_ATTENTION=subgroup-matrix, which governs the attention forward and backward alike).
 // Adapters without subgroup matrices (CPU adapters such as lavapipe) run no check. Before the
-// checks, the device tunes the matmul's tiling (matmul-tuning.ts): the probe then checks the
-// tiling the engine will run.
+// checks, the device tunes the matmul's tiling (matmul-tuning.ts; the probe then checks the tiling
+// the engine will run) and the decode matmul's workgroup (gemv-tuning.ts).
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { attentionBackwardKernelsFor, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
@@ -25,6 +25,7 @@ import type { GpuDevice } from "./device.ts";
 import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
 import type { TuningOutcome } from "./kernel-tuning.ts";
+import { tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -41,8 +42,14 @@ export interface SelfCheckOutcome {
 const running = new WeakMap<GpuDevice, Promise<SelfCheckOutcome>>();
 const settled = new WeakMap<GpuDevice, SelfCheckOutcome>();
 
+/** The device's tunings: the matmul's tiling, then the decode matmul's workgroup. */
+async function tuneKernels(gpu: GpuDevice, env: Env): Promise<TuningOutcome[]> {
+  const tunings = [await tuneMatmulTiling(gpu, env), await tuneGemv(gpu, env)];
+  return tunings.filter((t) => t !== undefined);
+}
+
 /**
- * Tunes the matmul's tiling (`tune`), then runs the probes `probesFor` gives for `gpu` (default:
+ * Tunes kernel choices (`tune`: the matmul's tiling and the gemv's workgroup), then runs the probes `probesFor` gives for `gpu` (default:
  * the engine's fast kernels under `env`, the tuned tiling's among them), once per device: later
  * calls return the first outcome. openDevice calls it.
  */
@@ -50,7 +57,7 @@ export function selfCheckKernels(
   gpu: GpuDevice,
   env: Env = process.env,
   probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[] = fastKernelProbes,
-  tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome | undefined> = tuneMatmulTiling,
+  tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome[]> = tuneKernels,
 ): Promise<SelfCheckOutcome> {
   let outcome = running.get(gpu);
   if (!outcome) {
@@ -70,9 +77,8 @@ export function selfCheckOf(gpu: GpuDevice): SelfCheckOutcome | undefined {
 const REQUEST_VARIABLE: Record<CheckedOp, string> = { matmul: "SFT_MATMUL", attention: "SFT_ATTENTION", "attention backward": "SFT_ATTENTION" };
 const requested = (op: CheckedOp, env: Env) => env[REQUEST_VARIABLE[op]]?.trim() === "subgroup-matrix";
 
-async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[], tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome | undefined>): Promise<SelfCheckOutcome> {
-  const tuning = await tune(gpu, env);
-  const outcome: SelfCheckOutcome = { tunings: tuning ? [tuning] : [], checks: {}, warnings: [] };
+async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[], tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome[]>): Promise<SelfCheckOutcome> {
+  const outcome: SelfCheckOutcome = { tunings: await tune(gpu, env), checks: {}, warnings: [] };
   for (const probe of probesFor(gpu, env)) {
     const check = await checkKernel(gpu, probe);
     outcome.checks[probe.op] = check;

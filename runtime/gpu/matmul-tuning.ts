@@ -6,9 +6,9 @@
 // update of sftc, Dawn or the driver) pays for it. SFT_MATMUL_TILING names a preset instead,
 // SFT_TUNE=off keeps DEFAULT_SUBGROUP_TILING without timing.
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupMatrixStrategy, type SubgroupTilingName } from "../../stdlib/kernels/matmul-subgroup.ts";
-import { matmulKernel, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, type MatmulOptions, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "./device.ts";
-import { matmulCases } from "./kernel-probe-cases.ts";
+import { matmulCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
 import type { KernelProbe } from "./kernel-probe.ts";
 import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem } from "./kernel-tuning.ts";
 
@@ -20,7 +20,6 @@ type Env = Readonly<Record<string, string | undefined>>;
  * fraction of a millisecond on a data-center card).
  */
 export const MATMUL_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1024, n: 4096, k: 4096 };
-const WEIGHTS: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
 
 const tuned = new WeakMap<GpuDevice, SubgroupTilingName>();
 
@@ -48,14 +47,7 @@ export function matmulTilingJob(strategy: SubgroupMatrixStrategy, fallback: Matm
     const preset = { ...strategy, tiling };
     return { name: tiling, probe: matmulProbe(preset, fallback), spec: matmulKernel(WEIGHTS, shape, preset), uniforms: matmulUniforms(shape, WEIGHTS) };
   });
-  // values in [-1, 1) without a random draw over millions of elements; any finite values time the same
-  const pattern = (n: number) => new Float32Array(n).map((_, i) => ((i * 7919) % 64) / 32 - 1);
-  const { m, n, k } = shape;
-  const problem: TuningProblem = {
-    label: `${m}x${k} times (${n}, ${k})ᵀ, f32`,
-    tensors: () => ({ a: { dtype: "f32", data: pattern(m * k) }, b: { dtype: "f32", data: pattern(n * k) }, c: { dtype: "f32", data: new Float32Array(m * n) } }),
-  };
-  return { candidates, problem };
+  return { candidates, problem: weightProductProblem(shape) };
 }
 
 /**

@@ -3,14 +3,30 @@
 // here the product is bound by reading W once, so each workgroup owns GEMV_COLS rows of W
 // (output columns n), its invocations stride along K reading W as vec4 where the layout allows
 // (else four scalars, bf16 included), multiply with the M activation rows (small: they stay in
-// cache) and the workgroup sums its partial dot products by a tree reduction in workgroup memory.
-// The B accessor is the only way W is read, so the NF4 accessor (nf4-matmul.ts) streams 4-bit codes.
+// cache) and the workgroup sums its partial dot products: by a tree reduction in workgroup
+// memory, or (GemvVariant.subgroupSize) within each subgroup first (subgroupAdd), then over the
+// subgroups' sums after one barrier. Which variant and workgroup size is fastest is the device's
+// to measure (runtime/gpu/gemv-tuning.ts). The B accessor is the only way W is read, so the NF4
+// accessor (nf4-matmul.ts) streams 4-bit codes.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
 
-/** Invocations per workgroup, along K, by default. */
-const GEMV_WG = 64;
+/** A gemv kernel's workgroup: its invocations along K and how they sum their partial products. */
+export interface GemvVariant {
+  /** Invocations per workgroup (a power of two): more keep more loads in flight and take fewer steps along K each. */
+  invocations: number;
+  /**
+   * Lanes per subgroup, where the adapter's subgroups have one fixed size: each subgroup sums with
+   * subgroupAdd, then one barrier and a short sum over the subgroups. The subgroups are taken to be
+   * consecutive local indices, as the subgroup-matrix matmul takes them; tuning checks each variant
+   * on the device before it is used. Without it, a tree reduction in workgroup memory.
+   */
+  subgroupSize?: number;
+}
+
+/** The workgroup the engine uses where the device has tuned none. */
+export const DEFAULT_GEMV: GemvVariant = { invocations: 64 };
 const GEMV_COLS = 4; // output columns (rows of W) per workgroup
 /** The most rows of op(A) the kernel takes. */
 export const GEMV_MAX_ROWS = 8;
@@ -29,16 +45,15 @@ function rowsFor(m: number): number {
   return m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : 8;
 }
 
-/**
- * The gemv kernel for `o` (transB) at `shape`'s M and alignment, with `invocations` (a power of
- * two) per workgroup along K: more of them keep more loads in flight at once and take fewer
- * steps along K each; the benchmark compares 64 and 256 on decode shapes.
- */
-export function gemvSpec(o: MatmulOptions, shape: MatmulShape, invocations = GEMV_WG): KernelSpec {
+/** The gemv kernel for `o` (transB) at `shape`'s M and alignment, with the workgroup of `variant`. */
+export function gemvSpec(o: MatmulOptions, shape: MatmulShape, variant: GemvVariant = DEFAULT_GEMV): KernelSpec {
+  const { invocations, subgroupSize: lanes } = variant;
   invariant(o.transB && shape.m <= GEMV_MAX_ROWS, "gemv reads W stored (N, K) and at most 8 rows of A");
   invariant(invocations >= 2 && (invocations & (invocations - 1)) === 0, `gemv: ${invocations} invocations is not a power of two`);
-  // the partial sums, rows x invocations vec4, within the 16 KiB of workgroup memory every adapter offers
-  invariant(rowsFor(shape.m) * invocations * 16 <= 16384, `gemv: ${invocations} invocations over ${rowsFor(shape.m)} rows exceed 16 KiB of workgroup memory`);
+  invariant(lanes === undefined || (lanes > 0 && invocations % lanes === 0), `gemv: ${invocations} invocations are not whole subgroups of ${lanes}`);
+  // the partial sums, rows x invocations (or subgroups) vec4, within the 16 KiB of workgroup memory every adapter offers
+  const partials = rowsFor(shape.m) * (invocations / (lanes ?? 1));
+  invariant(partials * 16 <= 16384, `gemv: ${invocations} invocations over ${rowsFor(shape.m)} rows exceed 16 KiB of workgroup memory`);
   const st = matmulUniforms(shape, o);
   const vecA = !o.transA && vec4Ok(o.a, shape.k, st.lda, st.strideA);
   const vecB = vec4Ok(o.b, shape.k, st.ldb, st.strideB);
@@ -68,14 +83,15 @@ ${sums((i, j) => `a${i} * b${j}`)}
   }`;
   return {
     name: "matmul_gemv",
-    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations },
+    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations, lanes: lanes ?? 0 },
     uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, vecA, vecB),
     workgroupSize: [invocations, 1, 1],
     dispatch: (u) => [ceilDiv(u.N, GEMV_COLS), 1, u.batch],
+    ...(lanes === undefined ? {} : { enables: ["subgroups"] }),
     declarations: `${a4}
 ${b4}
-var<workgroup> partial: array<vec4<f32>, ${rows * invocations}>; // [row][invocation], columns n0..n0+3
+var<workgroup> partial: array<vec4<f32>, ${partials}>; // [row][invocation or subgroup], columns n0..n0+3
 ${matmulStoreFunctions(o)}`,
     body: `  let n0 = wid.x * ${GEMV_COLS}u;
   let base_a = wid.z * u.strideA;
@@ -90,7 +106,14 @@ ${r.map((i) => `    let a${i} = a_row4(base_a, m${i}, k);`).join("\n")}
 ${sums((i, j) => `dot(a${i}, b${j})`)}
   }
 ${tail}
-${r.map((i) => `  partial[${i * invocations}u + lidx] = acc${i};`).join("\n")}
+${lanes === undefined ? treeSum(rows, invocations) : subgroupSum(rows, invocations, lanes)}`,
+  };
+}
+
+// Row i's partial sums [i][invocation] halved log2(invocations) times, a barrier before each step.
+function treeSum(rows: number, invocations: number): string {
+  const r = [...Array(rows).keys()];
+  return `${r.map((i) => `  partial[${i * invocations}u + lidx] = acc${i};`).join("\n")}
   for (var s = ${invocations / 2}u; s > 0u; s >>= 1u) {
     workgroupBarrier();
     if (lidx < s) {
@@ -100,6 +123,25 @@ ${r.map((i) => `      partial[${i * invocations}u + lidx] += partial[${i * invoc
   workgroupBarrier();
   if (lidx < ${rows}u) {
     store_row(wid.z * u.strideC, lidx, n0, partial[lidx * ${invocations}u]);
-  }`,
-  };
+  }`;
+}
+
+// Row i's sums within each subgroup (subgroupAdd), its first lane's written to [i][subgroup]; after
+// one barrier, invocation i adds its row's subgroup sums. Called after the K loop, where every
+// invocation of the workgroup is active again.
+function subgroupSum(rows: number, invocations: number, lanes: number): string {
+  const r = [...Array(rows).keys()];
+  const subgroups = invocations / lanes;
+  return `${r.map((i) => `  let sum${i} = subgroupAdd(acc${i});`).join("\n")}
+  if (lidx % ${lanes}u == 0u) {
+${r.map((i) => `    partial[${i * subgroups}u + lidx / ${lanes}u] = sum${i};`).join("\n")}
+  }
+  workgroupBarrier();
+  if (lidx < ${rows}u) {
+    var total = vec4<f32>(0.0);
+    for (var g = 0u; g < ${subgroups}u; g++) {
+      total += partial[lidx * ${subgroups}u + g];
+    }
+    store_row(wid.z * u.strideC, lidx, n0, total);
+  }`;
 }

@@ -16,7 +16,7 @@
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { FLOAT_DTYPES, type StorageDType } from "./dtype.ts";
 import { ceilDiv, type KernelBinding, type KernelSpec, type UniformValues } from "./kernel.ts";
-import { gemvFits, gemvSpec } from "./matmul-gemv.ts";
+import { DEFAULT_GEMV, gemvFits, gemvSpec, type GemvVariant } from "./matmul-gemv.ts";
 import { LOW_RANK_FUNCTION, LOW_RANK_UNIFORMS, lowRankBindings, lowRankProduct, lowRankUniforms, type LowRankLayout, type LowRankOperands } from "./matmul-low-rank.ts";
 import { SUBGROUP_TILINGS, subgroupMatrixConfigFor, subgroupMatrixSpec, type SubgroupMatrixConfig, type SubgroupMatrixStrategy, type SubgroupTilingName } from "./matmul-subgroup.ts";
 
@@ -161,10 +161,13 @@ export function matmulUniforms(s: MatmulShape, o: { transA: boolean; transB: boo
   return { M: s.m, N: s.n, K: s.k, batch: s.batch, ...strides(s, o), alpha: s.alpha ?? 1, beta: s.beta ?? 0, ...(s.lowRank ? lowRankUniforms(s.lowRank) : {}) };
 }
 
-/** The matmul kernel for `o`; the tiled strategy uses vec4 loads where the shape's alignment allows. */
-export function matmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled"): KernelSpec {
+/**
+ * The matmul kernel for `o`; the tiled strategy uses vec4 loads where the shape's alignment
+ * allows; decode-shaped launches take the gemv kernel with the workgroup `gemv`.
+ */
+export function matmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled", gemv: GemvVariant = DEFAULT_GEMV): KernelSpec {
   invariant(o.out !== "bf16", "matmul writes f32 or f16");
-  if (gemvFits(o, shape) && strategy !== "registers") return gemvSpec(o, shape);
+  if (gemvFits(o, shape) && strategy !== "registers") return gemvSpec(o, shape, gemv);
   if (strategy === "registers") return registersSpec(o);
   const { vecA, vecB } = matmulVec4(o, shape);
   if (typeof strategy === "object") return subgroupMatrixSpec(o, strategy, vecA, vecB);

@@ -10,6 +10,7 @@
 import { invariant } from "../../compiler/diagnostics.ts";
 import { absmaxBlockSize, dequantizeNf4, dynamicMap, nf4BlockSize, nf4Levels, type Nf4Tensor } from "../quant/nf4.ts";
 import type { KernelBinding, KernelSpec } from "./kernel.ts";
+import type { GemvVariant } from "./matmul-gemv.ts";
 import { matmulKernel, matmulRef, type MatmulOptions, type MatmulShape, type MatmulStrategy } from "./matmul.ts";
 
 /** Bindings that replace B: codes and absmax codes as packed u32 words, scales, offset, lookup tables. */
@@ -52,8 +53,8 @@ fn load4_b(j_: u32) -> vec4<f32> {
  * The matmul kernel for `o` with B read from an NF4 weight (`o.b` is ignored); A, the output,
  * bias and accumulation as in `matmulKernel`. Bind B's parts under the names in NF4_B_BINDINGS.
  */
-export function nf4MatmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled"): KernelSpec {
-  const dense = matmulKernel({ ...o, b: "f32" }, shape, strategy);
+export function nf4MatmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled", gemv?: GemvVariant): KernelSpec {
+  const dense = matmulKernel({ ...o, b: "f32" }, shape, strategy, gemv);
   const b = dense.bindings.find((x) => x.name === "b");
   invariant(b, "the matmul kernel binds B as 'b'");
   const parts: KernelBinding[] = [

@@ -174,7 +174,7 @@ test(
   withF16Gpu(async (real) => {
     if (real.adapter.features.includes("chromium-experimental-subgroup-matrix")) return console.log("    skipped: this adapter has subgroup matrices, which compile");
     const gpu = h200Like(real);
-    const outcome = await selfCheckKernels(gpu, {});
+    const outcome = await selfCheckKernels(gpu, { SFT_TUNE: "off" }); // the tuning has tests of its own
     const { matmul, attention, "attention backward": backward } = outcome.checks;
     assert.ok(matmul && attention && backward, "the three ops were checked");
     for (const check of [matmul!, attention!, backward!]) {
@@ -219,7 +219,7 @@ test(
   "an explicit request gets no fallback warning at device start (its error comes at the kernel choice)",
   withF16Gpu(async (real) => {
     if (real.adapter.features.includes("chromium-experimental-subgroup-matrix")) return console.log("    skipped: this adapter has subgroup matrices, which compile");
-    const outcome = await selfCheckKernels(h200Like(real), { SFT_MATMUL: "subgroup-matrix", SFT_ATTENTION: "scalar" });
+    const outcome = await selfCheckKernels(h200Like(real), { SFT_MATMUL: "subgroup-matrix", SFT_ATTENTION: "scalar", SFT_TUNE: "off" });
     assert.equal(Object.keys(outcome.checks), ["matmul"], "SFT_ATTENTION=scalar: no attention check, forward or backward");
     assert.not.ok(outcome.checks.matmul!.verified);
     assert.equal(outcome.warnings, []);

@@ -4,7 +4,9 @@
 // the fastest timed; the tuning file keeps outcomes by adapter and kernel source and survives
 // being corrupt or unwritable; the matmul tiling job covers every preset, stands aside for
 // SFT_MATMUL_TILING and SFT_TUNE=off, and its cached choice is the tiling the engine and the
-// self-check then use. Which candidate wins is not asserted: speed is the bench's business.
+// self-check then use; the gemv job's variants (subgroup sums on this adapter's real subgroups)
+// all pass and are timed, it runs only where launches take the gemv kernel, and the executors
+// take its choice. Which candidate wins is not asserted: speed is the bench's business.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +16,11 @@ import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { selfCheckKernels } from "../../runtime/gpu/kernel-self-check.ts";
 import { tuneKernel, tuningFile, tuningKey, type TuningCandidate, type TuningProblem } from "../../runtime/gpu/kernel-tuning.ts";
 import { matmulTilingJob, tunedMatmulTiling, tuneMatmulTiling } from "../../runtime/gpu/matmul-tuning.ts";
+import { gemvJob, gemvVariantName, gemvVariants, tunedGemv, tuneGemv } from "../../runtime/gpu/gemv-tuning.ts";
+import { scheduleWgsl } from "../../runtime/execute/emit-wgsl.ts";
+import * as b from "../../compiler/ir/build.ts";
+import { graph } from "../../compiler/ir/node.ts";
+import { compileGraph } from "../../compiler/passes/compile.ts";
 import { SUBGROUP_TILINGS } from "../../stdlib/kernels/matmul-subgroup.ts";
 import { matmulStrategyFor, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
@@ -153,7 +160,8 @@ test(
     writeFileSync(file, JSON.stringify({ tunings: { [tuningKey(gpu, "matmul tiling", job.candidates, job.problem)]: entry } }));
     const env = { SFT_TUNING_CACHE: file };
 
-    const outcome = await selfCheckKernels(gpu, env);
+    // the matmul's tuning alone: the gemv's would time its variants on this adapter at full size
+    const outcome = await selfCheckKernels(gpu, env, undefined, async (g, e) => [(await tuneMatmulTiling(g, e))!]);
     assert.equal(outcome.tunings, [{ ...entry, source: "cached" }]);
     assert.is(tunedMatmulTiling(gpu), "wg256-4x2");
     const chosen = matmulStrategyFor(gpu.adapter, {}, tunedMatmulTiling(gpu));
@@ -162,6 +170,56 @@ test(
     const named = matmulStrategyFor(gpu.adapter, { SFT_MATMUL_TILING: "wg64" }, "wg256-4x2");
     assert.ok(named.ok && typeof named.value === "object" && named.value.tiling === "wg64");
   }, withoutSubgroupMatrices),
+);
+
+test(
+  "the gemv job on this device: 64, 128 and 256 invocations, with subgroup sums where its subgroups have one size; each checked and timed",
+  withScratch(async (gpu, scratch) => {
+    const variants = gemvVariants(gpu);
+    const lanes = gpu.hasSubgroups && gpu.adapter.subgroupMinSize === gpu.adapter.subgroupMaxSize ? gpu.adapter.subgroupMaxSize : 0;
+    assert.equal(variants.map((v) => v.invocations), lanes ? [64, 64, 128, 128, 256, 256] : [64, 128, 256]);
+    const job = gemvJob(gpu, { batch: 1, m: 1, n: 256, k: 1024 });
+    const outcome = await tuneKernel(gpu, "gemv workgroup", job.candidates, job.problem, { ...FAST, file: scratch.file });
+    assert.ok(outcome);
+    console.log(`    ${outcome.timings.map((t) => `${t.name} ${t.ms.toFixed(3)} ms`).join("; ")}`);
+    assert.equal(outcome.rejected, [], "every variant passes its check here (the subgroup sums on real subgroups)");
+    assert.equal(outcome.timings.map((t) => t.name).sort(), variants.map(gemvVariantName).sort());
+  }),
+);
+
+test(
+  "gemv tuning runs where launches take the gemv kernel (not under the registers strategy, nor SFT_TUNE=off), and the device's executors then take the chosen workgroup",
+  withScratch(async (real, scratch) => {
+    const gpu = Object.create(real) as GpuDevice; // its own tuning, apart from the shared device's
+    const file = join(scratch.dir, "kernel-tuning.json");
+    assert.is(await tuneGemv(gpu, { SFT_MATMUL: "registers", SFT_TUNING_CACHE: file }), undefined);
+    assert.is(await tuneGemv(gpu, { SFT_MATMUL: "tiled", SFT_TUNE: "off", SFT_TUNING_CACHE: file }), undefined);
+    assert.is(tunedGemv(gpu), undefined);
+
+    // a chosen variant as the tuning file would give it, so the check does not depend on which is fastest here
+    const job = gemvJob(gpu);
+    const wanted = gemvVariants(gpu).at(-1)!;
+    const entry = { job: "gemv workgroup", chosen: gemvVariantName(wanted), at: "2026-11-26T00:00:00.000Z", problem: job.problem.label, timings: [{ name: gemvVariantName(wanted), ms: 0.02 }], rejected: [] };
+    writeFileSync(file, JSON.stringify({ tunings: { [tuningKey(gpu, "gemv workgroup", job.candidates, job.problem)]: entry } }));
+    const outcome = await tuneGemv(gpu, { SFT_MATMUL: "tiled", SFT_TUNING_CACHE: file });
+    assert.is(outcome?.source, "cached");
+    assert.equal(tunedGemv(gpu), wanted);
+
+    const decode = graph([["y", b.matmul(b.input("x", [1, 64]), b.param("w", [96, 64]), { transB: true })]]);
+    const compiled = compileGraph(decode);
+    assert.ok(compiled.ok);
+    const saved = process.env.SFT_MATMUL;
+    process.env.SFT_MATMUL = "tiled"; // the executor reads the strategy from the environment
+    try {
+      const wgsl = scheduleWgsl(gpu, compiled.value.schedule);
+      assert.ok(wgsl.ok, wgsl.ok ? "" : wgsl.diagnostics[0].message);
+      assert.match(wgsl.value, `@workgroup_size(${wanted.invocations}`);
+      if (wanted.subgroupSize) assert.match(wgsl.value, "subgroupAdd(");
+    } finally {
+      if (saved === undefined) delete process.env.SFT_MATMUL;
+      else process.env.SFT_MATMUL = saved;
+    }
+  }),
 );
 
 test.run();

@@ -9,7 +9,7 @@ import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { nf4Bindings, uploadNf4Tables, uploadNf4Weight } from "../../runtime/execute/nf4-weights.ts";
 import { Random } from "../../runtime/random.ts";
-import { gemvFits, gemvSpec } from "../../stdlib/kernels/matmul-gemv.ts";
+import { gemvFits, gemvSpec, type GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
 import { matmulKernel, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { nf4MatmulKernel, nf4MatmulRef } from "../../stdlib/kernels/nf4-matmul.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
@@ -23,7 +23,7 @@ function extent(batchStride: number, batch: number, rows: number, ld: number, co
   return (batch - 1) * batchStride + (rows - 1) * ld + cols;
 }
 
-async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulShape, tol: number, invocations?: number): Promise<void> {
+async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulShape, tol: number, variant?: GemvVariant): Promise<void> {
   const u = matmulUniforms(s, o);
   const sizeA = o.transA ? extent(u.strideA, s.batch, s.k, u.lda, s.m) : extent(u.strideA, s.batch, s.m, u.lda, s.k);
   const sizeB = extent(u.strideB, s.batch, s.n, u.ldb, s.k);
@@ -32,14 +32,14 @@ async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulSha
   const bs = randomValues(rng, sizeB, o.b);
   const bias = o.bias ? randomValues(rng, s.n, o.bias) : undefined;
   const c0 = o.accumulate ? randomValues(rng, sizeC, o.out) : undefined;
-  const spec = invocations ? gemvSpec(o, s, invocations) : matmulKernel(o, s, "tiled");
+  const spec = variant ? gemvSpec(o, s, variant) : matmulKernel(o, s, "tiled");
   assert.is(spec.name, "matmul_gemv");
   const c = c0 ? uploadTensor(gpu, o.out, [sizeC], c0) : createTensor(gpu, o.out, [sizeC]);
   const tensors = { a: uploadTensor(gpu, o.a, [sizeA], as), b: uploadTensor(gpu, o.b, [sizeB], bs), c, ...(bias ? { bias: uploadTensor(gpu, o.bias!, [s.n], bias) } : {}) };
   await runKernel(gpu, spec, u, tensors);
   const out = await readFloats(gpu, c);
   for (const t of Object.values(tensors)) t.destroy();
-  const label = `gemv ${spec.workgroupSize[0]} invocations ${o.a}x${o.b} tA=${+o.transA} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
+  const label = `gemv ${spec.workgroupSize[0]} invocations${variant?.subgroupSize ? ` (subgroups of ${variant.subgroupSize})` : ""} ${o.a}x${o.b} tA=${+o.transA} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
   const ref = matmulRef(as, bs, o, s, { bias, c0 });
   // entries of C outside the strided outputs are zero in both (or c0, untouched)
   assertClose(out.subarray(0, ref.length), ref, tol, label);
@@ -76,7 +76,20 @@ test(
     const rng = new Random(35);
     for (const b of ["f32", "bf16"] as const)
       for (const m of [1, 3])
-        for (const k of [2100, 2101]) await check(gpu, rng, { ...f32, b }, { batch: 1, m, n: 9, k }, toleranceFor("f32"), 256);
+        for (const k of [2100, 2101]) await check(gpu, rng, { ...f32, b }, { batch: 1, m, n: 9, k }, toleranceFor("f32"), { invocations: 256 });
+  }),
+);
+
+test(
+  "sums within subgroups first (subgroupAdd, then one barrier): 64 and 256 invocations, M 1, 3 and 8, K off 4 and a multiple, f32 and bf16 W",
+  withGpu(async (gpu) => {
+    const { subgroupMinSize: lanes, subgroupMaxSize } = gpu.adapter;
+    if (!gpu.hasSubgroups || lanes !== subgroupMaxSize) return console.log("    skipped: no subgroups of one fixed size");
+    const rng = new Random(36);
+    for (const invocations of [64, 256])
+      for (const b of ["f32", "bf16"] as const)
+        for (const m of [1, 3, 8])
+          for (const k of [2100, 2101]) await check(gpu, rng, { ...f32, b }, { batch: 1, m, n: 9, k }, toleranceFor("f32"), { invocations, subgroupSize: lanes });
   }),
 );
 

@@ -1,0 +1,65 @@
+// The decode matmul's workgroup, tuned per device (kernel-tuning.ts). A decode step is bound by
+// reading its weights once, and how close a gemv comes to the card's bandwidth depends on how many
+// loads are in flight and how the workgroup sums its partial products, which no rule predicts
+// across cards (a 7B decode step on an H200, with the 64-invocation tree-summing kernel, read its
+// weights at about a fifth of the card's copy bandwidth). The device checks and times 64, 128 and 256 invocations a workgroup, each with the
+// tree reduction and, where its subgroups have one fixed size, with subgroup sums, and the engine
+// takes the fastest. Tuned wherever decode-shaped launches take the gemv kernel: every matmul
+// strategy but "registers" (CPU adapters). SFT_TUNE=off keeps DEFAULT_GEMV.
+import { DEFAULT_GEMV, gemvSpec, type GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
+import { matmulStrategyFor, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import type { GpuDevice } from "./device.ts";
+import { gemvCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
+import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem } from "./kernel-tuning.ts";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** The timed product: one token's activations times a 4096 x 4096 f32 weight (67 MB read). */
+export const GEMV_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1, n: 4096, k: 4096 };
+
+const tuned = new WeakMap<GpuDevice, GemvVariant>();
+
+/** The gemv workgroup the device's tuning chose; undefined where it did not tune. */
+export function tunedGemv(gpu: GpuDevice): GemvVariant | undefined {
+  return tuned.get(gpu);
+}
+
+/** A variant as the user reads it, e.g. "256 invocations, subgroup sums". */
+export function gemvVariantName(v: GemvVariant): string {
+  return `${v.invocations} invocations, ${v.subgroupSize ? "subgroup sums" : "tree sums"}`;
+}
+
+/** The variants `gpu` can run: subgroup sums where it has subgroups of one size dividing the workgroup. */
+export function gemvVariants(gpu: GpuDevice): GemvVariant[] {
+  const { subgroupMinSize, subgroupMaxSize } = gpu.adapter;
+  const lanes = gpu.hasSubgroups && subgroupMinSize === subgroupMaxSize && subgroupMaxSize > 0 ? subgroupMaxSize : undefined;
+  return [64, 128, 256].flatMap((invocations) => [{ invocations }, ...(lanes && invocations % lanes === 0 ? [{ invocations, subgroupSize: lanes }] : [])]);
+}
+
+/** Every variant of `gpu` as a candidate, checked on gemvCases and timed on x Wᵀ at `shape`. */
+export function gemvJob(gpu: GpuDevice, shape: MatmulShape = GEMV_TUNING_SHAPE): { candidates: TuningCandidate[]; problem: TuningProblem } {
+  const candidates = gemvVariants(gpu).map((v) => ({
+    name: gemvVariantName(v),
+    probe: { op: "matmul" as const, kernel: `gemv (${gemvVariantName(v)})`, fallback: `gemv (${gemvVariantName(DEFAULT_GEMV)})`, tolerance: 1e-5, cases: () => gemvCases((o, s) => gemvSpec(o, s, v)) },
+    spec: gemvSpec(WEIGHTS, shape, v),
+    uniforms: matmulUniforms(shape, WEIGHTS),
+  }));
+  return { candidates, problem: weightProductProblem(shape) };
+}
+
+/**
+ * Tunes the gemv workgroup where decode-shaped launches take the gemv kernel (every strategy but
+ * "registers") and tuning is not refused (SFT_TUNE=off); the chosen variant is then the device's
+ * (tunedGemv). Undefined where nothing was tuned or no variant passed its check.
+ */
+export async function tuneGemv(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { shape?: MatmulShape } = { file: tuningFile(env) }): Promise<TuningOutcome | undefined> {
+  if (tuningDisabled(env)) return undefined;
+  const strategy = matmulStrategyFor(gpu.adapter, env);
+  if (!strategy.ok || strategy.value === "registers") return undefined;
+  const variants = gemvVariants(gpu);
+  const job = gemvJob(gpu, options.shape);
+  const outcome = await tuneKernel(gpu, "gemv workgroup", job.candidates, job.problem, options);
+  const chosen = outcome && variants.find((v) => gemvVariantName(v) === outcome.chosen);
+  if (chosen) tuned.set(gpu, chosen);
+  return outcome;
+}
