@@ -7,7 +7,7 @@
 // first and last subgroup start and end. The backward's dQ and dK/dV kernels run at the bench's
 // token count on f16-valued inputs and dO, after the scalar forward and delta kernels, checked
 // against attentionBackwardReference for every row of the first and last head.
-import { attentionAdapter } from "../runtime/gpu/kernel-self-check.ts";
+import { attentionAdapter, tunedAttentionLayout } from "../runtime/gpu/attention-tuning.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { CommandBatch } from "../runtime/gpu/batch.ts";
 import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../runtime/gpu/tensor.ts";
@@ -183,7 +183,8 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, kernel: "dq" | 
  */
 export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   const adapter = attentionAdapter(gpu);
-  const layout = subgroupAttentionLayout(adapter, s.headDim);
+  // the engine's layout: the device's tuned one at this head dim, else the largest that fits
+  const layout = tunedAttentionLayout(gpu, s.headDim) ?? subgroupAttentionLayout(adapter, s.headDim);
   if (!layout) return;
   yield attentionCase(gpu, s, s.tokens, layout, 11);
   yield attentionCase(gpu, s, s.tokens / 2, layout, 12);

@@ -12,11 +12,12 @@
 // SFT_ATTENTION=subgroup-matrix, which governs the attention forward and backward alike).
 // Adapters without subgroup matrices (CPU adapters such as lavapipe) run no check. Before the
 // checks, the device tunes the matmul's tiling (matmul-tuning.ts; the probe then checks the tiling
-// the engine will run) and the decode matmul's workgroup (gemv-tuning.ts).
+// the engine will run), the decode matmul's workgroup (gemv-tuning.ts) and the attention
+// forward's layouts (attention-tuning.ts; the forward's probe checks the tuned layouts).
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { attentionBackwardKernelsFor, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
-import { attentionForwardKernelFor, subgroupAttentionTolerance, type AttentionAdapter } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionForwardKernelFor, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
@@ -25,6 +26,7 @@ import type { GpuDevice } from "./device.ts";
 import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
 import type { TuningOutcome } from "./kernel-tuning.ts";
+import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout } from "./attention-tuning.ts";
 import { tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 
@@ -42,9 +44,9 @@ export interface SelfCheckOutcome {
 const running = new WeakMap<GpuDevice, Promise<SelfCheckOutcome>>();
 const settled = new WeakMap<GpuDevice, SelfCheckOutcome>();
 
-/** The device's tunings: the matmul's tiling, then the decode matmul's workgroup. */
+/** The device's tunings: the matmul's tiling, the decode matmul's workgroup, the attention forward's layouts. */
 async function tuneKernels(gpu: GpuDevice, env: Env): Promise<TuningOutcome[]> {
-  const tunings = [await tuneMatmulTiling(gpu, env), await tuneGemv(gpu, env)];
+  const tunings = [await tuneMatmulTiling(gpu, env), await tuneGemv(gpu, env), ...(await tuneAttentionLayouts(gpu, env))];
   return tunings.filter((t) => t !== undefined);
 }
 
@@ -132,7 +134,7 @@ export function checkedMatmulStrategy(gpu: GpuDevice, env: Env = process.env): R
 
 /** The attention forward kernel for `variant` on `gpu` (attentionForwardKernelFor), on subgroup matrices only where the self-check verified them. */
 export function checkedAttentionForwardKernel(gpu: GpuDevice, variant: AttentionVariant, env: Env = process.env): Result<KernelSpec> {
-  return checkedChoice(gpu, "attention", env, attentionForwardKernelFor(attentionAdapter(gpu), variant, env), onSubgroupMatrices, () => attentionForwardKernel(variant));
+  return checkedChoice(gpu, "attention", env, attentionForwardKernelFor(attentionAdapter(gpu), variant, env, tunedAttentionLayout(gpu, variant.headDim)), onSubgroupMatrices, () => attentionForwardKernel(variant));
 }
 
 /**
@@ -147,10 +149,6 @@ const onSubgroupMatrices = (spec: KernelSpec) => !!spec.enables?.includes("chrom
 // A layout may fit the dQ kernel's workgroup memory and not the dK/dV kernel's: either counts.
 const backwardOnSubgroupMatrices = (kernels: AttentionBackwardKernels) => onSubgroupMatrices(kernels.dq) || onSubgroupMatrices(kernels.dkdv);
 
-/** What the attention kernel choice reads of `gpu`: its adapter and its workgroup memory. */
-export function attentionAdapter(gpu: GpuDevice): AttentionAdapter {
-  return { ...gpu.adapter, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
-}
 
 // ---- the probes of the engine's fast kernels ----
 
@@ -164,7 +162,7 @@ function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
   const strategy = matmulStrategyFor(gpu.adapter, env, tunedMatmulTiling(gpu));
   if (strategy.ok && typeof strategy.value === "object") probes.push(matmulProbe(strategy.value, plainMatmulStrategy(gpu.adapter.architecture)));
   const adapter = attentionAdapter(gpu);
-  const forward = fastAt((variant) => attentionForwardKernelFor(adapter, variant, env), onSubgroupMatrices, "attention forward");
+  const forward = fastAt((variant) => attentionForwardKernelFor(adapter, variant, env, tunedAttentionLayout(gpu, variant.headDim)), onSubgroupMatrices, "attention forward");
   if (forward.headDims.length) probes.push(subgroupAttentionProbe(forward.kernels, forward.headDims));
   const backward = fastAt((variant) => attentionBackwardKernelsFor(adapter, variant, env), backwardOnSubgroupMatrices, "attention backward");
   if (backward.headDims.length) probes.push(subgroupAttentionBackwardProbe(backward.kernels, backward.headDims));

@@ -115,27 +115,36 @@ export interface AttentionAdapter extends MatmulAdapter {
 }
 
 /**
- * The largest tiling (most query rows, then most keys) whose workgroup memory, as `bytes`
- * counts it (default: the forward's), fits the adapter, with an f16 -> f32 configuration whose
- * sides divide the head dim and the key tile; undefined when the adapter has no subgroup
- * matrices or nothing fits.
+ * Every tiling whose workgroup memory, as `bytes` counts it (default: the forward's), fits the
+ * adapter, with an f16 -> f32 configuration whose sides divide the head dim and the key tile,
+ * largest first (most query rows, then most keys); none when the adapter has no subgroup matrices.
  */
-export function subgroupAttentionLayout(
+export function subgroupAttentionLayouts(
   adapter: AttentionAdapter,
   headDim: number,
   bytes: (layout: SubgroupAttentionLayout) => number = (layout) => workgroupBytes(layout, headDim),
-): SubgroupAttentionLayout | undefined {
+): SubgroupAttentionLayout[] {
   const strategy = subgroupMatrixStrategyFor(adapter);
-  if (!strategy || strategy.config.resultComponentType !== "f32") return undefined;
+  if (!strategy || strategy.config.resultComponentType !== "f32") return [];
   const { config, subgroupSize } = strategy;
-  if (headDim % config.K !== 0 || headDim % config.N !== 0) return undefined;
+  if (headDim % config.K !== 0 || headDim % config.N !== 0) return [];
+  const layouts: SubgroupAttentionLayout[] = [];
   for (const subgroups of [4, 2, 1])
     for (const blockK of [64, 32, 16]) {
       if (blockK % config.K !== 0 || blockK % config.N !== 0 || blockK < config.M) continue;
       const layout = { config, subgroupSize, subgroups, blockK };
-      if (bytes(layout) <= adapter.workgroupStorageBytes) return layout;
+      if (bytes(layout) <= adapter.workgroupStorageBytes) layouts.push(layout);
     }
-  return undefined;
+  return layouts;
+}
+
+/** The largest of subgroupAttentionLayouts (the layout where the device has tuned none), or undefined. */
+export function subgroupAttentionLayout(
+  adapter: AttentionAdapter,
+  headDim: number,
+  bytes?: (layout: SubgroupAttentionLayout) => number,
+): SubgroupAttentionLayout | undefined {
+  return subgroupAttentionLayouts(adapter, headDim, bytes)[0];
 }
 
 /**
@@ -484,9 +493,17 @@ ${oBlocksThroughScores("    ", (y) => ["let i = first + r;", "let l = row_scale[
   };
 }
 
-/** The forward kernel `attentionKernelChoice` picks for `variant` on `adapter`. */
-export function attentionForwardKernelFor(adapter: AttentionAdapter, variant: AttentionVariant, env: Readonly<Record<string, string | undefined>> = process.env): Result<KernelSpec> {
+/**
+ * The forward kernel `attentionKernelChoice` picks for `variant` on `adapter`, on subgroup
+ * matrices with the `tuned` layout where the device tuned one (runtime/gpu/attention-tuning.ts).
+ */
+export function attentionForwardKernelFor(
+  adapter: AttentionAdapter,
+  variant: AttentionVariant,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  tuned?: SubgroupAttentionLayout,
+): Result<KernelSpec> {
   const choice = attentionKernelChoice(adapter, variant.headDim, env);
   if (!choice.ok) return choice;
-  return ok(choice.value === "scalar" ? attentionForwardKernel(variant) : attentionForwardSubgroupKernel(variant, choice.value));
+  return ok(choice.value === "scalar" ? attentionForwardKernel(variant) : attentionForwardSubgroupKernel(variant, tuned ?? choice.value));
 }

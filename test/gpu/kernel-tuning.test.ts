@@ -6,7 +6,9 @@
 // SFT_MATMUL_TILING and SFT_TUNE=off, and its cached choice is the tiling the engine and the
 // self-check then use; the gemv job's variants (subgroup sums on this adapter's real subgroups)
 // all pass and are timed, it runs only where launches take the gemv kernel, and the executors
-// take its choice. Which candidate wins is not asserted: speed is the bench's business.
+// take its choice; the attention forward's layouts (H200's, and an H200-like summary here) are
+// each a candidate, and a cached choice is the layout of every forward at that head dim.
+// Which candidate wins is not asserted: speed is the bench's business.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +20,11 @@ import { tuneKernel, tuningFile, tuningKey, type TuningCandidate, type TuningPro
 import { matmulTilingJob, tunedMatmulTiling, tuneMatmulTiling } from "../../runtime/gpu/matmul-tuning.ts";
 import { gemvJob, gemvVariantName, gemvVariants, tunedGemv, tuneGemv } from "../../runtime/gpu/gemv-tuning.ts";
 import { scheduleWgsl } from "../../runtime/execute/emit-wgsl.ts";
+import { attentionAdapter, attentionLayoutJob, attentionLayoutName, tuneAttentionLayouts, tunedAttentionLayout } from "../../runtime/gpu/attention-tuning.ts";
+import { causalVariant } from "../../runtime/gpu/kernel-probe-cases.ts";
+import { attentionForwardKernelFor, subgroupAttentionLayout, subgroupAttentionLayouts, workgroupBytes } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { kernelKey } from "../../stdlib/kernels/kernel.ts";
+import { H200 } from "../kernels/attention-subgroup-emulation.ts";
 import * as b from "../../compiler/ir/build.ts";
 import { graph } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
@@ -220,6 +227,44 @@ test(
       else process.env.SFT_MATMUL = saved;
     }
   }),
+);
+
+test("the attention layout job: every layout that fits the H200's workgroup memory, largest (the untuned choice) first, each its own kernel", () => {
+  const layouts = subgroupAttentionLayouts(H200, 128);
+  assert.ok(layouts.length > 1, "several layouts fit");
+  assert.equal(layouts[0], subgroupAttentionLayout(H200, 128));
+  assert.ok(layouts.every((l) => workgroupBytes(l, 128) <= H200.workgroupStorageBytes));
+  const rows = layouts.map((l) => l.subgroups * 1024 + l.blockK);
+  assert.equal(rows, [...rows].sort((x, y) => y - x), "largest first: most rows, then most keys");
+  const job = attentionLayoutJob(layouts, 128);
+  assert.equal(job.candidates.map((c) => c.name), layouts.map(attentionLayoutName));
+  assert.equal(new Set(job.candidates.map((c) => kernelKey(c.spec))).size, layouts.length, "one kernel per layout");
+  assert.is(job.problem.label, "causal attention, 1024 tokens, 32 heads of 128, f32");
+});
+
+test(
+  "attention tuning on an H200-like summary: none under SFT_TUNE=off or SFT_ATTENTION=scalar, or where no layout compiles; a cached choice is the layout of the head dim's forward kernels",
+  withScratch(async (real, scratch) => {
+    const gpu = h200Like(real);
+    const file = join(scratch.dir, "kernel-tuning.json");
+    assert.equal(await tuneAttentionLayouts(gpu, { SFT_TUNE: "off", SFT_TUNING_CACHE: file }), []);
+    assert.equal(await tuneAttentionLayouts(gpu, { SFT_ATTENTION: "scalar", SFT_TUNING_CACHE: file }), []);
+    assert.equal(await tuneAttentionLayouts(gpu, {}, { ...FAST, file, tokens: 64 }), [], "no layout compiles on this adapter");
+    assert.not.ok(existsSync(file));
+
+    const layouts = subgroupAttentionLayouts(attentionAdapter(gpu), 128);
+    const wanted = layouts.at(-1)!;
+    const job = attentionLayoutJob(layouts, 128);
+    const job128 = "attention forward layout, head dim 128";
+    const entry = { job: job128, chosen: attentionLayoutName(wanted), at: "2026-11-26T00:00:00.000Z", problem: job.problem.label, timings: [{ name: attentionLayoutName(wanted), ms: 3 }], rejected: [] };
+    writeFileSync(file, JSON.stringify({ tunings: { [tuningKey(gpu, job128, job.candidates, job.problem)]: entry } }));
+    const outcomes = await tuneAttentionLayouts(gpu, { SFT_TUNING_CACHE: file });
+    assert.equal(outcomes, [{ ...entry, source: "cached" }], "head dim 128 from the file; 256 timed, and no layout of it compiles here");
+    assert.equal(tunedAttentionLayout(gpu, 128), wanted);
+    assert.is(tunedAttentionLayout(gpu, 256), undefined);
+    const spec = attentionForwardKernelFor(attentionAdapter(gpu), { ...causalVariant(128, "f32"), padding: true }, {}, tunedAttentionLayout(gpu, 128));
+    assert.ok(spec.ok && spec.value.variant.subgroups === wanted.subgroups && spec.value.variant.padding === true, "a masked variant takes the tuned layout too");
+  }, withoutSubgroupMatrices),
 );
 
 test.run();

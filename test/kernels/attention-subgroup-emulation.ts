@@ -1,7 +1,7 @@
 // The adapters the attention kernels' tests pick layouts for: the emulated runs' (the emulation
 // itself is test/support/subgroup-matrix-emulation.ts) and the H200's.
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
-import { attentionAdapter } from "../../runtime/gpu/kernel-self-check.ts";
+import { attentionAdapter } from "../../runtime/gpu/attention-tuning.ts";
 import type { AttentionAdapter } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
 

@@ -6,7 +6,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ok } from "../../compiler/diagnostics.ts";
-import { attentionAdapter } from "../../runtime/gpu/kernel-self-check.ts";
+import { attentionAdapter } from "../../runtime/gpu/attention-tuning.ts";
 import { Random } from "../../runtime/random.ts";
 import { attentionBackwardKernelsFor, attentionDkdvSubgroupKernel, attentionDqSubgroupKernel, backwardLayout, backwardWorkgroupBytes } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import {
