@@ -57,6 +57,7 @@ export const codeAdvice: Partial<Record<Code, string>> = {
   SFT5009: "Use another adapter, or `dtype = f32` when `shader-f16` is missing.",
   SFT5010: "Nothing to do for correct results (the plain kernel is slower); report the adapter and driver that `sftc devices` shows.",
   SFT5011: "Unset `SFT_MATMUL` / `SFT_ATTENTION` so sftc uses the plain kernel, and report the adapter and driver that `sftc devices` shows.",
+  SFT5012: "Nothing to do: later starts on this card read the choices from the tuning file. `sftc devices` shows them; `SFT_TUNE=off` skips tuning; deleting the file tunes again.",
   SFT5101: "Point `model.path` at a Hugging Face checkpoint directory with config.json.",
   SFT5102: "Repair or re-download config.json.",
   SFT5103: "Use the checkpoint's original config.json.",

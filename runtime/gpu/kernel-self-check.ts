@@ -25,7 +25,7 @@ import { matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../
 import type { GpuDevice } from "./device.ts";
 import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
-import type { TuningOutcome } from "./kernel-tuning.ts";
+import { tuningFile, type TuningOutcome } from "./kernel-tuning.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout } from "./attention-tuning.ts";
 import { tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
@@ -37,7 +37,7 @@ export interface SelfCheckOutcome {
   /** The kernel choices timed on the device before the checks (matmul-tuning.ts). */
   tunings: TuningOutcome[];
   checks: Partial<Record<CheckedOp, KernelCheck>>;
-  /** One SFT5010 warning per kernel that fell back. */
+  /** One SFT5010 warning per kernel that fell back, and an SFT5012 note where kernel choices were timed. */
   warnings: Diagnostic[];
 }
 
@@ -80,7 +80,11 @@ const REQUEST_VARIABLE: Record<CheckedOp, string> = { matmul: "SFT_MATMUL", atte
 const requested = (op: CheckedOp, env: Env) => env[REQUEST_VARIABLE[op]]?.trim() === "subgroup-matrix";
 
 async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[], tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome[]>): Promise<SelfCheckOutcome> {
-  const outcome: SelfCheckOutcome = { tunings: await tune(gpu, env), checks: {}, warnings: [] };
+  const started = performance.now();
+  const tunings = await tune(gpu, env);
+  const outcome: SelfCheckOutcome = { tunings, checks: {}, warnings: [] };
+  const timed = tunings.filter((t) => t.source === "measured");
+  if (timed.length) outcome.warnings.push(tunedNote(gpu, timed, (performance.now() - started) / 1000, env));
   for (const probe of probesFor(gpu, env)) {
     const check = await checkKernel(gpu, probe);
     outcome.checks[probe.op] = check;
@@ -90,6 +94,15 @@ async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, e
   return outcome;
 }
 
+
+// Said when a start timed kernel choices: it took a while, once, and where the choices are kept.
+function tunedNote(gpu: GpuDevice, timed: readonly TuningOutcome[], seconds: number, env: Env): Diagnostic {
+  const choices = timed.map((t) => `${t.job}: ${t.chosen}`).join("; ");
+  return diag("SFT5012", `timed kernel choices on '${gpu.adapter.name}' in ${seconds.toFixed(1)} s (${choices})`, {
+    where: gpu.adapter.name,
+    hint: `Kept in ${tuningFile(env)}; later starts on this card reuse them (SFT_TUNE=off skips tuning).`,
+  });
+}
 
 function fallbackWarning(gpu: GpuDevice, check: KernelCheck): Diagnostic {
   return diag("SFT5010", `the ${check.kernel} failed its self-check on '${gpu.adapter.name}' (${check.failure}); using the ${check.fallback} instead`, {

@@ -83,7 +83,7 @@ export async function runJob(o: JobOptions): Promise<Result<JobOutcome>> {
     return fail(diag("SFT5902", `no WebGPU device for training: ${gpu.diagnostics[0]?.message ?? "none found"}`, { hint: "run with --cpu to train on the float64 CPU engine (slow), or install a Vulkan driver (Mesa lavapipe works)" }));
   }
   // a fast kernel that failed its check when the device opened (SFT5010): said once, here
-  const warn = o.warn ?? ((w: Diagnostic) => o.log(`warning ${w.code}: ${w.message}${w.hint ? ` (${w.hint})` : ""}\n`));
+  const warn = o.warn ?? ((w: Diagnostic) => o.log(`${w.severity === "info" ? "note" : "warning"} ${w.code}: ${w.message}${w.hint ? ` (${w.hint})` : ""}\n`));
   for (const w of gpu?.diagnostics ?? []) warn(w);
   const planned = planPipeline(p, { tokenizerVocab: tokenizer.vocabSize });
   if (!planned.ok) return planned;

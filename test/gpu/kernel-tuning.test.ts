@@ -174,6 +174,7 @@ test(
     const chosen = matmulStrategyFor(gpu.adapter, {}, tunedMatmulTiling(gpu));
     assert.ok(chosen.ok && typeof chosen.value === "object" && chosen.value.tiling === "wg256-4x2");
     assert.match(outcome.checks.matmul!.kernel, "4x2 of 32x32", "the probe checks the tuned tiling");
+    assert.not.ok(outcome.warnings.some((w) => w.code === "SFT5012"), "a choice read from the file is not news");
     const named = matmulStrategyFor(gpu.adapter, { SFT_MATMUL_TILING: "wg64" }, "wg256-4x2");
     assert.ok(named.ok && typeof named.value === "object" && named.value.tiling === "wg64");
   }, withoutSubgroupMatrices),
@@ -265,6 +266,22 @@ test(
     const spec = attentionForwardKernelFor(attentionAdapter(gpu), { ...causalVariant(128, "f32"), padding: true }, {}, tunedAttentionLayout(gpu, 128));
     assert.ok(spec.ok && spec.value.variant.subgroups === wanted.subgroups && spec.value.variant.padding === true, "a masked variant takes the tuned layout too");
   }, withoutSubgroupMatrices),
+);
+
+test(
+  "a start that timed kernel choices says so once (SFT5012, an info: how long, what it chose, where it is kept)",
+  withScratch(async (real, scratch) => {
+    const gpu = Object.create(real) as GpuDevice; // a device of its own: the self-check runs once per device
+    const env = { SFT_TUNING_CACHE: scratch.file };
+    const tune = async () => [(await tuneKernel(gpu, "test matmul", [candidate("tiled", tiled), candidate("registers", registers)], PROBLEM, { ...FAST, file: scratch.file }))!];
+    const outcome = await selfCheckKernels(gpu, env, () => [], tune);
+    const notes = outcome.warnings.filter((w) => w.code === "SFT5012");
+    assert.is(notes.length, 1);
+    assert.is(notes[0].severity, "info");
+    assert.ok(notes[0].message.startsWith(`timed kernel choices on '${real.adapter.name}' in `), notes[0].message);
+    assert.match(notes[0].message, /in \d+\.\d s \(test matmul: (tiled|registers)\)$/);
+    assert.match(notes[0].hint!, `Kept in ${scratch.file}`);
+  }),
 );
 
 test.run();
