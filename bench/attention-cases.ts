@@ -191,8 +191,8 @@ export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case>
   if (softmaxLanes(layout) > 1) yield attentionCase(gpu, s, s.tokens, layout, 11, 1);
   if (layout.subgroups > 2) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: layout.subgroups / 2 }, 11);
   if (layout.subgroups > 1) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: 1 }, 11);
-  const dq = backwardLayout(adapter, s.headDim, "dq");
+  const dq = tunedAttentionLayout(gpu, s.headDim, "dq") ?? backwardLayout(adapter, s.headDim, "dq");
   if (dq) yield backwardCase(gpu, s, s.tokens, "dq", dq, 13);
-  const dkdv = backwardLayout(adapter, s.headDim, "dkdv");
+  const dkdv = tunedAttentionLayout(gpu, s.headDim, "dkdv") ?? backwardLayout(adapter, s.headDim, "dkdv");
   if (dkdv) yield backwardCase(gpu, s, s.tokens, "dkdv", dkdv, 14);
 }

@@ -61,7 +61,7 @@ export const command: Command = {
     "Lists every WebGPU adapter Dawn finds: its name, backend (Vulkan, Metal, D3D12), vendor and architecture, " +
     "subgroup sizes, features and the limits that bound kernels and buffers. On an adapter with subgroup matrices " +
     "(tensor cores) it opens the device, which times the matmul's tiling presets, the decode matmul's workgroups " +
-    "and the attention forward's layouts and keeps the fastest of each (once per " +
+    "and the attention kernels' layouts and keeps the fastest of each (once per " +
     "card, driver and sftc version: the choice is cached in SFT_TUNING_CACHE, else ~/.cache/sftc/kernel-tuning.json; " +
     "SFT_TUNE=off skips it), then runs the fast kernels once against their CPU references, and shows the tuning and, " +
     "per kernel, whether it was verified or sftc falls back to the plain kernel, and why. Commands that run on a GPU " +

@@ -1,12 +1,21 @@
-// The subgroup-matrix attention forward's layout, tuned per device (kernel-tuning.ts). A layout
-// is subgroups per workgroup (query rows per block) and keys per tile; the largest that fits the
-// workgroup memory serves each K and V tile to the most rows, but smaller ones run more
-// workgroups at once and hold less per workgroup, and which is faster depends on the card. At
-// the families' head dims (128; MOSS 256) the device checks every layout that fits, times them
-// on causal attention over 1024 tokens (4096 / D heads), and the engine takes the fastest for
-// every forward at that head dim (each mask variant is a sibling kernel of the same layout).
-// SFT_TUNE=off keeps the largest layout.
+// The tensor-core attention kernels' layouts, tuned per device (kernel-tuning.ts). A layout is
+// subgroups per workgroup (rows per block) and keys (or queries) per tile; the largest that fits
+// the workgroup memory serves each tile it fills to the most rows, but smaller ones run more
+// workgroups at once and hold less per workgroup, and which is faster depends on the card. At the
+// families' head dims (128; MOSS 256), for the forward and for the backward's dQ and dK/dV
+// kernels each, the device checks every layout that fits against float64, times them on causal
+// attention over 1024 tokens (4096 / D heads), and the engine then takes the fastest for every
+// launch of that kernel and head dim (each mask variant is a sibling kernel of the same layout).
+// SFT_TUNE=off keeps the largest layouts.
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
+import {
+  attentionDkdvSubgroupKernel,
+  attentionDqSubgroupKernel,
+  backwardLayouts,
+  subgroupAttentionBackwardTolerance,
+  type BackwardKernel,
+} from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernels, attentionBackwardUniforms } from "../../stdlib/kernels/attention-backward.ts";
 import {
   attentionForwardSubgroupKernel,
   attentionKernelChoice,
@@ -18,26 +27,38 @@ import {
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { denseView } from "../../stdlib/kernels/attention-layout.ts";
 import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
+import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
-import { attentionCases, causalVariant } from "./kernel-probe-cases.ts";
+import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
+import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem } from "./kernel-tuning.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** An attention kernel with a layout of its own. */
+export type AttentionKernel = "forward" | BackwardKernel;
+
 /** The head dims tuned: Baichuan's, ChatGLM's and ChatGLM2's 128 and MOSS's 256. */
 export const TUNED_HEAD_DIMS = [128, 256];
 const TUNING_TOKENS = 1024;
+const JOB: Record<AttentionKernel, string> = { forward: "attention forward layout", dq: "attention backward dQ layout", dkdv: "attention backward dK/dV layout" };
 
-const tuned = new WeakMap<GpuDevice, Map<number, SubgroupAttentionLayout>>();
+const tuned = new WeakMap<GpuDevice, Map<string, SubgroupAttentionLayout>>();
 
 /** What the attention kernel choice reads of `gpu`: its adapter and its workgroup memory. */
 export function attentionAdapter(gpu: GpuDevice): AttentionAdapter {
   return { ...gpu.adapter, workgroupStorageBytes: gpu.limits.maxComputeWorkgroupStorageSize };
 }
 
-/** The layout the device's tuning chose at `headDim`; undefined where it did not tune one. */
-export function tunedAttentionLayout(gpu: GpuDevice, headDim: number): SubgroupAttentionLayout | undefined {
-  return tuned.get(gpu)?.get(headDim);
+/** The layout the device's tuning chose for `kernel` at `headDim`; undefined where it did not tune one. */
+export function tunedAttentionLayout(gpu: GpuDevice, headDim: number, kernel: AttentionKernel = "forward"): SubgroupAttentionLayout | undefined {
+  return tuned.get(gpu)?.get(`${kernel} ${headDim}`);
+}
+
+/** The tuned layouts of the backward's dQ and dK/dV kernels at `headDim` (those tuned). */
+export function tunedBackwardLayouts(gpu: GpuDevice, headDim: number): Partial<Record<BackwardKernel, SubgroupAttentionLayout>> {
+  const [dq, dkdv] = (["dq", "dkdv"] as const).map((k) => tunedAttentionLayout(gpu, headDim, k));
+  return { ...(dq ? { dq } : {}), ...(dkdv ? { dkdv } : {}) };
 }
 
 /** A layout as the user reads it, e.g. "4 subgroups x 32 keys". */
@@ -45,44 +66,69 @@ export function attentionLayoutName(layout: SubgroupAttentionLayout): string {
   return `${layout.subgroups} subgroup${layout.subgroups === 1 ? "" : "s"} x ${layout.blockK} keys`;
 }
 
-/** Every layout of `layouts` as a candidate at `headDim`, timed on causal attention over `tokens` tokens. */
-export function attentionLayoutJob(layouts: readonly SubgroupAttentionLayout[], headDim: number, tokens = TUNING_TOKENS): { candidates: TuningCandidate[]; problem: TuningProblem } {
+/** The layouts of `kernel` that fit `adapter` at `headDim`, largest (the untuned choice) first. */
+export function attentionLayouts(adapter: AttentionAdapter, headDim: number, kernel: AttentionKernel = "forward"): SubgroupAttentionLayout[] {
+  return kernel === "forward" ? subgroupAttentionLayouts(adapter, headDim) : backwardLayouts(adapter, headDim, kernel);
+}
+
+// The kernel of `kernel` with `layout` for `variant`.
+function layoutKernel(kernel: AttentionKernel, variant: AttentionVariant, layout: SubgroupAttentionLayout): KernelSpec {
+  if (kernel === "forward") return attentionForwardSubgroupKernel(variant, layout);
+  return kernel === "dq" ? attentionDqSubgroupKernel(variant, layout) : attentionDkdvSubgroupKernel(variant, layout);
+}
+
+// The probe of `kernel` with `layout` at `headDim`: the self-check's cases of that kernel alone
+// (the backward's other kernel is the scalar one, whose cases are left out).
+function layoutProbe(kernel: AttentionKernel, layout: SubgroupAttentionLayout, headDim: number): KernelProbe {
+  const of = (variant: AttentionVariant) => layoutKernel(kernel, variant, layout);
+  const cases = (): ProbeCase[] =>
+    kernel === "forward"
+      ? attentionCases(of, [headDim], "f16")
+      : attentionBackwardCases((v) => ({ ...attentionBackwardKernels(v), [kernel]: of(v) }), [headDim], "f16").filter((c) => c.label.startsWith(kernel === "dq" ? "dQ" : "dK"));
+  return {
+    op: kernel === "forward" ? "attention" : "attention backward",
+    kernel: `subgroup-matrix ${JOB[kernel].replace(" layout", "")} (${attentionLayoutName(layout)}, head dim ${headDim})`,
+    fallback: `scalar ${JOB[kernel].replace(" layout", "")}`,
+    tolerance: kernel === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(),
+    cases,
+  };
+}
+
+/** Every layout of `layouts` as a candidate for `kernel` at `headDim`, timed on causal attention over `tokens` tokens. */
+export function attentionLayoutJob(
+  layouts: readonly SubgroupAttentionLayout[],
+  headDim: number,
+  kernel: AttentionKernel = "forward",
+  tokens = TUNING_TOKENS,
+): { candidates: TuningCandidate[]; problem: TuningProblem } {
   const heads = Math.max(1, 4096 / headDim);
   const shape: AttentionShape = { batch: 1, queryHeads: heads, kvHeads: heads, queryLength: tokens, keyLength: tokens, headDim };
-  const view = denseView("bthd", tokens, heads, headDim);
-  const uniforms = attentionForwardUniforms(shape, { q: view, k: view, v: view, o: view }, 1 / Math.sqrt(headDim), { causal: true, queryOffset: 0 });
-  const variant: AttentionVariant = causalVariant(headDim, "f32");
-  const candidates = layouts.map((layout) => ({
-    name: attentionLayoutName(layout),
-    probe: {
-      op: "attention" as const,
-      kernel: `subgroup-matrix attention forward (${attentionLayoutName(layout)}, head dim ${headDim})`,
-      fallback: "scalar attention forward",
-      tolerance: subgroupAttentionTolerance(),
-      cases: () => attentionCases((v) => attentionForwardSubgroupKernel(v, layout), [headDim], "f16"),
-    },
-    spec: attentionForwardSubgroupKernel(variant, layout),
-    uniforms,
-  }));
   const elements = tokens * heads * headDim;
-  const pattern = () => new Float32Array(elements).map((_, i) => ((i * 7919) % 64) / 64 - 0.5);
+  const view = denseView("bthd", tokens, heads, headDim);
+  const [scale, mask] = [1 / Math.sqrt(headDim), { causal: true, queryOffset: 0 }];
+  const uniforms =
+    kernel === "forward"
+      ? attentionForwardUniforms(shape, { q: view, k: view, v: view, o: view }, scale, mask)
+      : attentionBackwardUniforms(shape, { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bthd", tokens, heads, headDim, elements) }, scale, mask);
+  const variant = causalVariant(headDim, "f32");
+  const candidates = layouts.map((layout) => ({ name: attentionLayoutName(layout), probe: layoutProbe(kernel, layout, headDim), spec: layoutKernel(kernel, variant, layout), uniforms }));
+  // inputs in [-0.5, 0.5): scores stay near 0, so with lse and delta 0 the backward's P stays near 1
+  const pattern = () => ({ dtype: "f32" as const, data: new Float32Array(elements).map((_, i) => ((i * 7919) % 64) / 64 - 0.5) });
+  const zeros = (n: number) => ({ dtype: "f32" as const, data: new Float32Array(n) });
+  const outputs: ProbeCase["tensors"] =
+    kernel === "forward" ? { o: zeros(elements), lse: zeros(heads * tokens) } : kernel === "dq" ? { dq: zeros(elements) } : { dkv: zeros(2 * elements) };
+  const backwardInputs: ProbeCase["tensors"] = kernel === "forward" ? {} : { dout: pattern(), lse: zeros(heads * tokens), delta: zeros(heads * tokens) };
   const problem: TuningProblem = {
     label: `causal attention, ${tokens} tokens, ${heads} heads of ${headDim}, f32`,
-    tensors: () => ({
-      q: { dtype: "f32", data: pattern() },
-      k: { dtype: "f32", data: pattern() },
-      v: { dtype: "f32", data: pattern() },
-      o: { dtype: "f32", data: new Float32Array(elements) },
-      lse: { dtype: "f32", data: new Float32Array(heads * tokens) },
-    }),
+    tensors: () => ({ q: pattern(), k: pattern(), v: pattern(), ...backwardInputs, ...outputs }),
   };
   return { candidates, problem };
 }
 
 /**
- * Tunes the forward's layout at each of TUNED_HEAD_DIMS where the engine would run it on
- * subgroup matrices and more than one layout fits; the chosen ones are then the device's
- * (tunedAttentionLayout). One outcome per head dim tuned.
+ * Tunes each attention kernel's layout (forward, dQ, dK/dV) at each of TUNED_HEAD_DIMS where the
+ * engine would run it on subgroup matrices and more than one layout fits; the chosen ones are
+ * then the device's (tunedAttentionLayout). One outcome per kernel and head dim tuned.
  */
 export async function tuneAttentionLayouts(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { tokens?: number } = { file: tuningFile(env) }): Promise<TuningOutcome[]> {
   if (tuningDisabled(env)) return [];
@@ -91,15 +137,17 @@ export async function tuneAttentionLayouts(gpu: GpuDevice, env: Env = process.en
   for (const headDim of TUNED_HEAD_DIMS) {
     const choice = attentionKernelChoice(adapter, headDim, env);
     if (!choice.ok || choice.value === "scalar") continue;
-    const layouts = subgroupAttentionLayouts(adapter, headDim);
-    if (layouts.length < 2) continue;
-    const job = attentionLayoutJob(layouts, headDim, options.tokens);
-    const outcome = await tuneKernel(gpu, `attention forward layout, head dim ${headDim}`, job.candidates, job.problem, options);
-    const chosen = outcome && layouts.find((l) => attentionLayoutName(l) === outcome.chosen);
-    if (!outcome || !chosen) continue;
-    const byHeadDim = tuned.get(gpu) ?? new Map<number, SubgroupAttentionLayout>();
-    tuned.set(gpu, byHeadDim.set(headDim, chosen));
-    outcomes.push(outcome);
+    for (const kernel of ["forward", "dq", "dkdv"] as const) {
+      const layouts = attentionLayouts(adapter, headDim, kernel);
+      if (layouts.length < 2) continue;
+      const job = attentionLayoutJob(layouts, headDim, kernel, options.tokens);
+      const outcome = await tuneKernel(gpu, `${JOB[kernel]}, head dim ${headDim}`, job.candidates, job.problem, options);
+      const chosen = outcome && layouts.find((l) => attentionLayoutName(l) === outcome.chosen);
+      if (!outcome || !chosen) continue;
+      const byKernel = tuned.get(gpu) ?? new Map<string, SubgroupAttentionLayout>();
+      tuned.set(gpu, byKernel.set(`${kernel} ${headDim}`, chosen));
+      outcomes.push(outcome);
+    }
   }
   return outcomes;
 }

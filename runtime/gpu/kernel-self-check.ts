@@ -13,7 +13,7 @@
 // Adapters without subgroup matrices (CPU adapters such as lavapipe) run no check. Before the
 // checks, the device tunes the matmul's tiling (matmul-tuning.ts; the probe then checks the tiling
 // the engine will run), the decode matmul's workgroup (gemv-tuning.ts) and the attention
-// forward's layouts (attention-tuning.ts; the forward's probe checks the tuned layouts).
+// kernels' layouts (attention-tuning.ts; the attention probes check the tuned layouts).
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { attentionBackwardKernelsFor, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
@@ -26,7 +26,7 @@ import type { GpuDevice } from "./device.ts";
 import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
 import { tuningFile, type TuningOutcome } from "./kernel-tuning.ts";
-import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout } from "./attention-tuning.ts";
+import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
 import { tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 
@@ -44,7 +44,7 @@ export interface SelfCheckOutcome {
 const running = new WeakMap<GpuDevice, Promise<SelfCheckOutcome>>();
 const settled = new WeakMap<GpuDevice, SelfCheckOutcome>();
 
-/** The device's tunings: the matmul's tiling, the decode matmul's workgroup, the attention forward's layouts. */
+/** The device's tunings: the matmul's tiling, the decode matmul's workgroup, the attention kernels' layouts. */
 async function tuneKernels(gpu: GpuDevice, env: Env): Promise<TuningOutcome[]> {
   const tunings = [await tuneMatmulTiling(gpu, env), await tuneGemv(gpu, env), ...(await tuneAttentionLayouts(gpu, env))];
   return tunings.filter((t) => t !== undefined);
@@ -155,7 +155,7 @@ export function checkedAttentionForwardKernel(gpu: GpuDevice, variant: Attention
  * governs them as it does the forward), on subgroup matrices only where the self-check verified them.
  */
 export function checkedAttentionBackwardKernels(gpu: GpuDevice, variant: AttentionVariant, env: Env = process.env): Result<AttentionBackwardKernels> {
-  return checkedChoice(gpu, "attention backward", env, attentionBackwardKernelsFor(attentionAdapter(gpu), variant, env), backwardOnSubgroupMatrices, () => attentionBackwardKernels(variant));
+  return checkedChoice(gpu, "attention backward", env, attentionBackwardKernelsFor(attentionAdapter(gpu), variant, env, tunedBackwardLayouts(gpu, variant.headDim)), backwardOnSubgroupMatrices, () => attentionBackwardKernels(variant));
 }
 
 const onSubgroupMatrices = (spec: KernelSpec) => !!spec.enables?.includes("chromium_experimental_subgroup_matrix");
@@ -177,7 +177,7 @@ function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
   const adapter = attentionAdapter(gpu);
   const forward = fastAt((variant) => attentionForwardKernelFor(adapter, variant, env, tunedAttentionLayout(gpu, variant.headDim)), onSubgroupMatrices, "attention forward");
   if (forward.headDims.length) probes.push(subgroupAttentionProbe(forward.kernels, forward.headDims));
-  const backward = fastAt((variant) => attentionBackwardKernelsFor(adapter, variant, env), backwardOnSubgroupMatrices, "attention backward");
+  const backward = fastAt((variant) => attentionBackwardKernelsFor(adapter, variant, env, tunedBackwardLayouts(gpu, variant.headDim)), backwardOnSubgroupMatrices, "attention backward");
   if (backward.headDims.length) probes.push(subgroupAttentionBackwardProbe(backward.kernels, backward.headDims));
   return probes;
 }

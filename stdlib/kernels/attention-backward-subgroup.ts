@@ -36,7 +36,7 @@ import {
   range,
   checkSubgroupLayout,
   subgroupAttentionFrame,
-  subgroupAttentionLayout,
+  subgroupAttentionLayouts,
   subgroupRows,
   keyValueSources,
   querySources,
@@ -74,9 +74,14 @@ export function backwardWorkgroupBytes(layout: SubgroupAttentionLayout, headDim:
   return operands + scores + weights + 2 * 4 * (dq ? rows : tile);
 }
 
-/** The layout of the dQ or dK/dV kernel on `adapter` for head dim `headDim` (subgroupAttentionLayout), or undefined. */
+/** Every layout of the dQ or dK/dV kernel that fits `adapter` at head dim `headDim`, largest first (subgroupAttentionLayouts). */
+export function backwardLayouts(adapter: AttentionAdapter, headDim: number, kernel: BackwardKernel): SubgroupAttentionLayout[] {
+  return subgroupAttentionLayouts(adapter, headDim, (layout) => backwardWorkgroupBytes(layout, headDim, kernel));
+}
+
+/** The layout of the dQ or dK/dV kernel where the device has tuned none: the largest that fits, or undefined. */
 export function backwardLayout(adapter: AttentionAdapter, headDim: number, kernel: BackwardKernel): SubgroupAttentionLayout | undefined {
-  return subgroupAttentionLayout(adapter, headDim, (layout) => backwardWorkgroupBytes(layout, headDim, kernel));
+  return backwardLayouts(adapter, headDim, kernel)[0];
 }
 
 /**
@@ -89,10 +94,15 @@ export function subgroupAttentionBackwardTolerance(): number {
 
 /**
  * The backward kernels for a launch: the shared delta kernel, and dK/dV and dQ on subgroup
- * matrices where the adapter has a layout for each (SFT_ATTENTION as attentionKernelChoice),
- * else the scalar ones.
+ * matrices where the adapter has a layout for each (SFT_ATTENTION as attentionKernelChoice; the
+ * `tuned` layout where the device tuned one, runtime/gpu/attention-tuning.ts), else the scalar ones.
  */
-export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: AttentionVariant, env: Readonly<Record<string, string | undefined>> = process.env): Result<AttentionBackwardKernels> {
+export function attentionBackwardKernelsFor(
+  adapter: AttentionAdapter,
+  variant: AttentionVariant,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  tuned: Partial<Record<BackwardKernel, SubgroupAttentionLayout>> = {},
+): Result<AttentionBackwardKernels> {
   const scalar = attentionBackwardKernels(variant);
   const D = variant.headDim;
   const dq = attentionKernelChoice(adapter, D, env, "attention backward dQ", (layout) => backwardWorkgroupBytes(layout, D, "dq"));
@@ -101,8 +111,8 @@ export function attentionBackwardKernelsFor(adapter: AttentionAdapter, variant: 
   if (!dkdv.ok) return dkdv;
   return ok({
     delta: scalar.delta,
-    dkdv: dkdv.value === "scalar" ? scalar.dkdv : attentionDkdvSubgroupKernel(variant, dkdv.value),
-    dq: dq.value === "scalar" ? scalar.dq : attentionDqSubgroupKernel(variant, dq.value),
+    dkdv: dkdv.value === "scalar" ? scalar.dkdv : attentionDkdvSubgroupKernel(variant, tuned.dkdv ?? dkdv.value),
+    dq: dq.value === "scalar" ? scalar.dq : attentionDqSubgroupKernel(variant, tuned.dq ?? dq.value),
   });
 }
 

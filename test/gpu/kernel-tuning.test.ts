@@ -20,7 +20,8 @@ import { tuneKernel, tuningFile, tuningKey, type TuningCandidate, type TuningPro
 import { matmulTilingJob, tunedMatmulTiling, tuneMatmulTiling } from "../../runtime/gpu/matmul-tuning.ts";
 import { gemvJob, gemvVariantName, gemvVariants, tunedGemv, tuneGemv } from "../../runtime/gpu/gemv-tuning.ts";
 import { scheduleWgsl } from "../../runtime/execute/emit-wgsl.ts";
-import { attentionAdapter, attentionLayoutJob, attentionLayoutName, tuneAttentionLayouts, tunedAttentionLayout } from "../../runtime/gpu/attention-tuning.ts";
+import { attentionAdapter, attentionLayoutJob, attentionLayoutName, attentionLayouts, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "../../runtime/gpu/attention-tuning.ts";
+import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { causalVariant } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { attentionForwardKernelFor, subgroupAttentionLayout, subgroupAttentionLayouts, workgroupBytes } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
@@ -244,7 +245,7 @@ test("the attention layout job: every layout that fits the H200's workgroup memo
 });
 
 test(
-  "attention tuning on an H200-like summary: none under SFT_TUNE=off or SFT_ATTENTION=scalar, or where no layout compiles; a cached choice is the layout of the head dim's forward kernels",
+  "attention tuning on an H200-like summary: none under SFT_TUNE=off or SFT_ATTENTION=scalar, or where no layout compiles; a cached choice is the layout of that kernel's launches at its head dim",
   withScratch(async (real, scratch) => {
     const gpu = h200Like(real);
     const file = join(scratch.dir, "kernel-tuning.json");
@@ -253,18 +254,29 @@ test(
     assert.equal(await tuneAttentionLayouts(gpu, {}, { ...FAST, file, tokens: 64 }), [], "no layout compiles on this adapter");
     assert.not.ok(existsSync(file));
 
-    const layouts = subgroupAttentionLayouts(attentionAdapter(gpu), 128);
-    const wanted = layouts.at(-1)!;
-    const job = attentionLayoutJob(layouts, 128);
-    const job128 = "attention forward layout, head dim 128";
-    const entry = { job: job128, chosen: attentionLayoutName(wanted), at: "2026-11-26T00:00:00.000Z", problem: job.problem.label, timings: [{ name: attentionLayoutName(wanted), ms: 3 }], rejected: [] };
-    writeFileSync(file, JSON.stringify({ tunings: { [tuningKey(gpu, job128, job.candidates, job.problem)]: entry } }));
+    // choices as the tuning file would give them (the smallest layouts), so the check does not depend on timing here
+    const adapter = attentionAdapter(gpu);
+    const entries = (["forward", "dq"] as const).map((kernel) => {
+      const layouts = attentionLayouts(adapter, 128, kernel);
+      const wanted = layouts.at(-1)!;
+      const job = attentionLayoutJob(layouts, 128, kernel);
+      const name = `${kernel === "forward" ? "attention forward layout" : "attention backward dQ layout"}, head dim 128`;
+      const entry = { job: name, chosen: attentionLayoutName(wanted), at: "2026-11-26T00:00:00.000Z", problem: job.problem.label, timings: [{ name: attentionLayoutName(wanted), ms: 3 }], rejected: [] };
+      return { kernel, wanted, key: tuningKey(gpu, name, job.candidates, job.problem), entry };
+    });
+    writeFileSync(file, JSON.stringify({ tunings: Object.fromEntries(entries.map((e) => [e.key, e.entry])) }));
     const outcomes = await tuneAttentionLayouts(gpu, { SFT_TUNING_CACHE: file });
-    assert.equal(outcomes, [{ ...entry, source: "cached" }], "head dim 128 from the file; 256 timed, and no layout of it compiles here");
-    assert.equal(tunedAttentionLayout(gpu, 128), wanted);
+    assert.equal(outcomes, entries.map((e) => ({ ...e.entry, source: "cached" })), "forward and dQ at 128 from the file; the others timed, and no layout compiles here");
+    const [forward, dq] = entries.map((e) => e.wanted);
+    assert.equal(tunedAttentionLayout(gpu, 128), forward);
+    assert.equal(tunedBackwardLayouts(gpu, 128), { dq });
     assert.is(tunedAttentionLayout(gpu, 256), undefined);
-    const spec = attentionForwardKernelFor(attentionAdapter(gpu), { ...causalVariant(128, "f32"), padding: true }, {}, tunedAttentionLayout(gpu, 128));
-    assert.ok(spec.ok && spec.value.variant.subgroups === wanted.subgroups && spec.value.variant.padding === true, "a masked variant takes the tuned layout too");
+    const variant = { ...causalVariant(128, "f32"), padding: true };
+    const spec = attentionForwardKernelFor(adapter, variant, {}, tunedAttentionLayout(gpu, 128));
+    assert.ok(spec.ok && spec.value.variant.subgroups === forward.subgroups && spec.value.variant.padding === true, "a masked variant takes the tuned layout too");
+    const backward = attentionBackwardKernelsFor(adapter, variant, {}, tunedBackwardLayouts(gpu, 128));
+    assert.ok(backward.ok && backward.value.dq.variant.subgroups === dq.subgroups, "dQ takes its tuned layout");
+    assert.ok(backward.ok && backward.value.dkdv.variant.subgroups === attentionLayouts(adapter, 128, "dkdv")[0].subgroups, "dK/dV, untuned, the largest");
   }, withoutSubgroupMatrices),
 );
 
