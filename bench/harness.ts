@@ -33,7 +33,7 @@ export interface BenchReport {
   seconds: number;
   adapter: AdapterFacts;
   toggles: ToggleState[];
-  /** The kernel choices the device timed when it opened (the matmul tiling on subgroup matrices). */
+  /** The kernel choices the device tuned when it opened (timed then, or read from the tuning file). */
   tunings: TuningOutcome[];
   bandwidth: CopyBandwidth;
   matmulReference: TorchReference;

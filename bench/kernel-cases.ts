@@ -21,6 +21,7 @@ import type { KernelSpec, UniformValues } from "../stdlib/kernels/kernel.ts";
 import { matmulKernel, matmulRef, matmulUniforms, plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
 import { gemvSpec } from "../stdlib/kernels/matmul-gemv.ts";
+import { tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
 import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
 import { dequantizeNf4 } from "../stdlib/quant/nf4.ts";
 import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Tensor } from "../runtime/execute/nf4-weights.ts";
@@ -156,7 +157,8 @@ class CaseBuilder {
       label: `matmul ${strategyLabel(strategy)} f32 x ${bType}${transB ? " (B^T)" : ""}${note}`,
       shape: `${m}x${n}x${k}`,
       mnk: [m, n, k],
-      spec: matmulKernel({ a: "f32", b: bType, out: "f32", ...layout }, shape, strategy),
+      // decode shapes take the gemv kernel with the device's tuned workgroup, as the engine does
+      spec: matmulKernel({ a: "f32", b: bType, out: "f32", ...layout }, shape, strategy, tunedGemv(this.gpu)),
       uniforms: matmulUniforms(shape, layout),
       tensors: { a: a.tensor, b: b.tensor, c },
       flops: 2 * m * n * k,
@@ -189,7 +191,7 @@ class CaseBuilder {
       label: `matmul ${strategyLabel(strategy)} f32 x nf4 (B^T)${note}`,
       shape: `${m}x${n}x${k}`,
       mnk: [m, n, k],
-      spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, strategy),
+      spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, strategy, tunedGemv(this.gpu)),
       uniforms: matmulUniforms(shape, layout),
       tensors: { a: a.tensor, c, ...nf4Bindings(weight, uploadNf4Tables(this.gpu)) },
       flops: 2 * m * n * k,

@@ -76,7 +76,7 @@ const table = {
   SFT5009: { severity: "error", title: "GPU feature required by a kernel is missing" },
   SFT5010: { severity: "warning", title: "a fast kernel failed its self-check on this device; the plain kernel is used" },
   SFT5011: { severity: "error", title: "an explicitly requested fast kernel failed its self-check on this device" },
-  SFT5012: { severity: "info", title: "kernel choices were timed on this device (once per card, driver and version)" },
+  SFT5012: { severity: "info", title: "kernel choices were timed on this device (kept for later starts on the same card, driver and kernels)" },
 
   // SFT51xx: checkpoints (config.json, zip, pickle, safetensors)
   SFT5101: { severity: "error", title: "model config.json not found" },

@@ -11,6 +11,7 @@ import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from ".
 import type { KernelCheck } from "../../runtime/gpu/kernel-probe.ts";
 import { selfCheckOf, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
 import type { TuningOutcome } from "../../runtime/gpu/kernel-tuning.ts";
+import { plainMatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 
 /** `--device NAME`: the adapter a GPU-opening command uses. */
 export const deviceFlag: FlagSpec = {
@@ -59,12 +60,12 @@ export const command: Command = {
   usage: "[--json]",
   details:
     "Lists every WebGPU adapter Dawn finds: its name, backend (Vulkan, Metal, D3D12), vendor and architecture, " +
-    "subgroup sizes, features and the limits that bound kernels and buffers. On an adapter with subgroup matrices " +
-    "(tensor cores) it opens the device, which times the matmul's tiling presets, the decode matmul's workgroups " +
-    "and the attention kernels' layouts and keeps the fastest of each (once per " +
-    "card, driver and sftc version: the choice is cached in SFT_TUNING_CACHE, else ~/.cache/sftc/kernel-tuning.json; " +
-    "SFT_TUNE=off skips it), then runs the fast kernels once against their CPU references, and shows the tuning and, " +
-    "per kernel, whether it was verified or sftc falls back to the plain kernel, and why. Commands that run on a GPU " +
+    "subgroup sizes, features and the limits that bound kernels and buffers. It opens each GPU (not CPU adapters), " +
+    "which tunes its kernels: the decode matmul's workgroup and, with subgroup matrices (tensor cores), the matmul's " +
+    "tiling and the attention kernels' layouts, each the fastest candidate that passes its check (kept for later " +
+    "starts in SFT_TUNING_CACHE, else ~/.cache/sftc/kernel-tuning.json; SFT_TUNE=off skips it); with subgroup " +
+    "matrices it then runs the fast kernels once against their CPU references. It shows the tuning and, per " +
+    "kernel, whether it was verified or sftc falls back to the plain kernel, and why. Commands that run on a GPU " +
     "(`generate --gpu`, `chat --gpu`, `score --gpu`) choose one with `--device NAME` (a substring of the name), " +
     "else with env SFT_ADAPTER, else take Dawn's default. `--json` prints the list as JSON. Exits 1 when no adapter is found.",
   flags: [{ name: "json", description: "print the adapters as JSON" }],
@@ -87,13 +88,16 @@ type AdapterCheck = SelfCheckOutcome["checks"] | { openFailed: string } | undefi
 /** An adapter with its device's self-check and tunings, where opening it ran them. */
 type Described = AdapterSummary & { selfCheck?: AdapterCheck; tunings?: TuningOutcome[] };
 
+// Opens the GPUs (not CPU adapters, which run the registers kernels and tune nothing): opening
+// one tunes its kernels and, with subgroup matrices, checks the fast ones.
 async function selfCheck(a: AdapterSummary): Promise<{ selfCheck?: AdapterCheck; tunings?: TuningOutcome[] }> {
-  if (!a.features.includes("chromium-experimental-subgroup-matrix")) return {};
+  const matrices = a.features.includes("chromium-experimental-subgroup-matrix");
+  if (!matrices && plainMatmulStrategy(a.architecture) === "registers") return {};
   const opened = await openDevice({ adapter: a.name });
   if (!opened.ok) return { selfCheck: { openFailed: opened.diagnostics.map((d) => `${d.code} ${d.message}`).join("; ") } };
   const outcome = selfCheckOf(opened.value);
   opened.value.destroy();
-  return { selfCheck: outcome?.checks, tunings: outcome?.tunings };
+  return { selfCheck: matrices ? outcome?.checks : undefined, tunings: outcome?.tunings };
 }
 
 // The choice, its time and the runners-up (the rest counted), where it was timed or cached.

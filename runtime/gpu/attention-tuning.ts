@@ -12,6 +12,7 @@ import {
   attentionDkdvSubgroupKernel,
   attentionDqSubgroupKernel,
   backwardLayouts,
+  backwardWorkgroupBytes,
   subgroupAttentionBackwardTolerance,
   type BackwardKernel,
 } from "../../stdlib/kernels/attention-backward-subgroup.ts";
@@ -31,9 +32,7 @@ import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
 import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
-import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem } from "./kernel-tuning.ts";
-
-type Env = Readonly<Record<string, string | undefined>>;
+import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /** An attention kernel with a layout of its own. */
 export type AttentionKernel = "forward" | BackwardKernel;
@@ -135,9 +134,11 @@ export async function tuneAttentionLayouts(gpu: GpuDevice, env: Env = process.en
   const adapter = attentionAdapter(gpu);
   const outcomes: TuningOutcome[] = [];
   for (const headDim of TUNED_HEAD_DIMS) {
-    const choice = attentionKernelChoice(adapter, headDim, env);
-    if (!choice.ok || choice.value === "scalar") continue;
     for (const kernel of ["forward", "dq", "dkdv"] as const) {
+      // as the engine chooses (SFT_ATTENTION, and whether any layout of this kernel fits)
+      const bytes = kernel === "forward" ? undefined : (layout: SubgroupAttentionLayout) => backwardWorkgroupBytes(layout, headDim, kernel);
+      const choice = attentionKernelChoice(adapter, headDim, env, JOB[kernel], bytes);
+      if (!choice.ok || choice.value === "scalar") continue;
       const layouts = attentionLayouts(adapter, headDim, kernel);
       if (layouts.length < 2) continue;
       const job = attentionLayoutJob(layouts, headDim, kernel, options.tokens);

@@ -1,7 +1,7 @@
 // Opens a WebGPU device through Dawn (npm `webgpu`): adapter choice, features and limits,
 // uncaptured errors and device loss collected as diagnostics, and one shared device for tests.
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { createRequire } from "node:module";
 import { create, globals } from "webgpu";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
@@ -298,10 +298,10 @@ export async function closeSharedDevice(): Promise<void> {
   if (opened.ok) opened.value.destroy();
 }
 
-/** Version of the npm `webgpu` package (dawn.node), or "unknown". */
+/** Version of the npm `webgpu` package (dawn.node) as Node resolves it, or "unknown". */
 export function webgpuVersion(): string {
   try {
-    const manifest = resolve(import.meta.dirname, "../../node_modules/webgpu/package.json");
+    const manifest = createRequire(import.meta.url).resolve("webgpu/package.json");
     return (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version;
   } catch {
     return "unknown";

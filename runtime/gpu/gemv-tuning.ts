@@ -10,9 +10,7 @@ import { DEFAULT_GEMV, gemvSpec, type GemvVariant } from "../../stdlib/kernels/m
 import { matmulStrategyFor, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "./device.ts";
 import { gemvCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
-import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem } from "./kernel-tuning.ts";
-
-type Env = Readonly<Record<string, string | undefined>>;
+import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /** The timed product: one token's activations times a 4096 x 4096 f32 weight (67 MB read). */
 export const GEMV_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1, n: 4096, k: 4096 };

@@ -25,16 +25,14 @@ import { matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../
 import type { GpuDevice } from "./device.ts";
 import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
-import { tuningFile, type TuningOutcome } from "./kernel-tuning.ts";
+import { tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
 import { tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 
-type Env = Readonly<Record<string, string | undefined>>;
-
 /** The self-check of a device: one check per op whose fast kernel the engine would choose. */
 export interface SelfCheckOutcome {
-  /** The kernel choices timed on the device before the checks (matmul-tuning.ts). */
+  /** The kernel choices tuned on the device before the checks (matmul-, gemv- and attention-tuning.ts). */
   tunings: TuningOutcome[];
   checks: Partial<Record<CheckedOp, KernelCheck>>;
   /** One SFT5010 warning per kernel that fell back, and an SFT5012 note where kernel choices were timed. */
@@ -46,12 +44,21 @@ const settled = new WeakMap<GpuDevice, SelfCheckOutcome>();
 
 /** The device's tunings: the matmul's tiling, the decode matmul's workgroup, the attention kernels' layouts. */
 async function tuneKernels(gpu: GpuDevice, env: Env): Promise<TuningOutcome[]> {
-  const tunings = [await tuneMatmulTiling(gpu, env), await tuneGemv(gpu, env), ...(await tuneAttentionLayouts(gpu, env))];
-  return tunings.filter((t) => t !== undefined);
+  const jobs = [() => tuneMatmulTiling(gpu, env), () => tuneGemv(gpu, env), () => tuneAttentionLayouts(gpu, env)];
+  const tunings: TuningOutcome[] = [];
+  for (const job of jobs) {
+    try {
+      tunings.push(...[await job()].flat().filter((t) => t !== undefined));
+    } catch {
+      // a tuning that throws (a kernel past a device limit, a lost device) leaves that job's
+      // defaults: the device still opens, and the self-check decides what runs
+    }
+  }
+  return tunings;
 }
 
 /**
- * Tunes kernel choices (`tune`: the matmul's tiling and the gemv's workgroup), then runs the probes `probesFor` gives for `gpu` (default:
+ * Tunes kernel choices (`tune`: the matmul's tiling, the gemv's workgroup, the attention layouts), then runs the probes `probesFor` gives for `gpu` (default:
  * the engine's fast kernels under `env`, the tuned tiling's among them), once per device: later
  * calls return the first outcome. openDevice calls it.
  */
@@ -94,13 +101,15 @@ async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, e
   return outcome;
 }
 
-
 // Said when a start timed kernel choices: it took a while, once, and where the choices are kept.
 function tunedNote(gpu: GpuDevice, timed: readonly TuningOutcome[], seconds: number, env: Env): Diagnostic {
   const choices = timed.map((t) => `${t.job}: ${t.chosen}`).join("; ");
+  const kept = timed.every((t) => t.savedTo !== undefined);
   return diag("SFT5012", `timed kernel choices on '${gpu.adapter.name}' in ${seconds.toFixed(1)} s (${choices})`, {
     where: gpu.adapter.name,
-    hint: `Kept in ${tuningFile(env)}; later starts on this card reuse them (SFT_TUNE=off skips tuning).`,
+    hint: kept
+      ? `Kept in ${tuningFile(env)}; later starts on this card reuse them (SFT_TUNE=off skips tuning).`
+      : `Could not write ${tuningFile(env)}: the next start times them again (SFT_TUNING_CACHE names another file; SFT_TUNE=off skips tuning).`,
   });
 }
 
@@ -162,7 +171,6 @@ const onSubgroupMatrices = (spec: KernelSpec) => !!spec.enables?.includes("chrom
 // A layout may fit the dQ kernel's workgroup memory and not the dK/dV kernel's: either counts.
 const backwardOnSubgroupMatrices = (kernels: AttentionBackwardKernels) => onSubgroupMatrices(kernels.dq) || onSubgroupMatrices(kernels.dkdv);
 
-
 // ---- the probes of the engine's fast kernels ----
 
 // Head dims of the families (Baichuan, ChatGLM, ChatGLM2: 128; MOSS: 256) and of small models
@@ -209,7 +217,6 @@ function subgroupAttentionProbe(kernel: (variant: AttentionVariant) => KernelSpe
     cases: () => attentionCases(kernel, headDims, "f16"),
   };
 }
-
 
 /** The subgroup-matrix attention backward `kernels` at each head dim in `headDims` against the reference on f16-rounded Q, K, V and dO. */
 export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[]): KernelProbe {

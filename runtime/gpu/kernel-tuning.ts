@@ -7,12 +7,15 @@
 // second of work to reach 1980 MHz); then the candidates run in interleaved rounds, so a clock
 // change during the rounds touches all of them, and each one's best round counts.
 //
-// The outcome is kept in a JSON file (tuningFile), keyed by the adapter, the webgpu package and
-// the candidates' WGSL, so later starts on the same card, driver, Dawn and sftc take the choice
-// without timing; any change to a kernel's source tunes again. A cache that cannot be read or
+// The outcome is kept in a JSON file (tuningFile), keyed by the adapter (its name, vendor,
+// architecture and description, which on Vulkan names the driver and its version), the webgpu
+// package and the candidates (their WGSL and their checks), so later starts on the same card take
+// the choice without timing; any change to a kernel or its check tunes again. A choice read from
+// the file is checked again (milliseconds) before it is used, and tuned anew if it fails: the key
+// cannot see everything (a driver that Dawn does not describe). A cache that cannot be read or
 // written costs only the timing.
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { kernelSource, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
@@ -22,7 +25,11 @@ import { checkKernel, type KernelProbe, type ProbeCase } from "./kernel-probe.ts
 import { pipelinesOf } from "./pipelines.ts";
 import { uploadTensor, type GpuTensor } from "./tensor.ts";
 
-type Env = Readonly<Record<string, string | undefined>>;
+/** The environment variables a choice reads (process.env, or a test's). */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** The meaning of a tuning file entry; a change to it makes every old entry unreadable. */
+const TUNING_FORMAT = 1;
 
 /** One kernel that can do the job. */
 export interface TuningCandidate {
@@ -55,8 +62,10 @@ export interface TuningOutcome {
   problem: string;
   /** Milliseconds per dispatch of each candidate timed, fastest first. */
   timings: { name: string; ms: number }[];
-  /** Candidates that failed their probe, with the reason. */
+  /** Candidates that failed their probe (or a timed run), with the reason. */
   rejected: { name: string; why: string }[];
+  /** The tuning file the outcome was written to, where that succeeded (measured outcomes only). */
+  savedTo?: string;
 }
 
 export interface TuningOptions {
@@ -68,6 +77,12 @@ export interface TuningOptions {
   dispatches?: number;
   /** Milliseconds of work before timing (default 500). */
   warmupMs?: number;
+  /**
+   * Check a choice read from the file again before taking it (default true); false takes it as
+   * read, for a caller whose own check follows (the tests of what a choice feeds on adapters
+   * whose candidates cannot run).
+   */
+  recheck?: boolean;
 }
 
 /** The tuning file: SFT_TUNING_CACHE, else $XDG_CACHE_HOME/sftc/kernel-tuning.json, else ~/.cache/sftc/kernel-tuning.json. */
@@ -86,19 +101,20 @@ export function tuningDisabled(env: Env = process.env): boolean {
 export function tuningKey(gpu: GpuDevice, job: string, candidates: readonly TuningCandidate[], problem: TuningProblem): string {
   const { name, vendor, architecture, description, backend } = gpu.adapter;
   const hash = createHash("sha256");
-  for (const c of candidates) hash.update(`${c.name}\n${kernelSource(c.spec)}\n`);
-  hash.update(problem.label);
+  hash.update(`format ${TUNING_FORMAT}\n${problem.label}\n`);
+  for (const c of candidates) hash.update(`${c.name}\n${c.probe.kernel} within ${c.probe.tolerance}\n${JSON.stringify(c.uniforms)}\n${kernelSource(c.spec)}\n`);
   return `${job} | ${name} | ${vendor} ${architecture} ${description} | ${backend} | webgpu ${webgpuVersion()} | ${hash.digest("hex").slice(0, 16)}`;
 }
 
 /**
  * The fastest of `candidates` that passes its probe, timed on `problem` (or read from the tuning
- * file); undefined when none passes.
+ * file and checked again); undefined when none passes.
  */
 export async function tuneKernel(gpu: GpuDevice, job: string, candidates: readonly TuningCandidate[], problem: TuningProblem, options: TuningOptions = {}): Promise<TuningOutcome | undefined> {
   const key = tuningKey(gpu, job, candidates, problem);
   const cached = options.file === undefined ? undefined : readTunings(options.file)[key];
-  if (cached && candidates.some((c) => c.name === cached.chosen)) return { ...cached, source: "cached" };
+  const cachedChoice = cached && candidates.find((c) => c.name === cached.chosen);
+  if (cached && cachedChoice && (options.recheck === false || (await checkKernel(gpu, cachedChoice.probe)).verified)) return { ...cached, source: "cached" };
 
   const rejected: TuningOutcome["rejected"] = [];
   const passed: TuningCandidate[] = [];
@@ -108,47 +124,71 @@ export async function tuneKernel(gpu: GpuDevice, job: string, candidates: readon
     else rejected.push({ name: c.name, why: check.failure ?? "not verified" });
   }
   if (passed.length === 0) return undefined;
-  const timings = await timeCandidates(gpu, passed, problem, options);
-  const outcome: TuningOutcome = { job, chosen: timings[0].name, source: "measured", at: new Date().toISOString(), problem: problem.label, timings, rejected };
-  if (options.file !== undefined) writeTuning(options.file, key, outcome);
+  const timed = await timeCandidates(gpu, passed, problem, options);
+  rejected.push(...timed.failed);
+  if (timed.timings.length === 0) return undefined;
+  const outcome: TuningOutcome = { job, chosen: timed.timings[0].name, source: "measured", at: new Date().toISOString(), problem: problem.label, timings: timed.timings, rejected };
+  if (options.file !== undefined && writeTuning(options.file, key, outcome)) outcome.savedTo = options.file;
   return outcome;
 }
 
-// Each candidate's best round (the median dispatch of the round), fastest first.
-async function timeCandidates(gpu: GpuDevice, candidates: readonly TuningCandidate[], problem: TuningProblem, options: TuningOptions): Promise<TuningOutcome["timings"]> {
+// Each candidate's best round (the median dispatch of the round), fastest first; a candidate
+// whose pipeline does not build or whose run raises a GPU error is left out, with the reason.
+async function timeCandidates(
+  gpu: GpuDevice,
+  candidates: readonly TuningCandidate[],
+  problem: TuningProblem,
+  options: TuningOptions,
+): Promise<{ timings: TuningOutcome["timings"]; failed: TuningOutcome["rejected"] }> {
   const { rounds = 3, dispatches = 5, warmupMs = 500 } = options;
+  const failed: TuningOutcome["rejected"] = [];
+  const drop = (c: TuningCandidate, diagnostics: readonly { message: string }[]) => failed.push({ name: c.name, why: `timed run: ${diagnostics.map((d) => d.message).join("; ")}` });
+  const best = new Map<TuningCandidate, number>();
+  for (const c of candidates) {
+    const compiled = await pipelinesOf(gpu).compile(c.spec);
+    if (compiled.ok) best.set(c, Infinity);
+    else drop(c, compiled.diagnostics);
+  }
   const tensors: Record<string, GpuTensor> = {};
-  for (const [name, t] of Object.entries(problem.tensors())) tensors[name] = uploadTensor(gpu, t.dtype, [t.data.length], t.data, `tuning ${name}`);
   try {
-    for (const c of candidates) await pipelinesOf(gpu).compile(c.spec);
+    for (const [name, t] of Object.entries(problem.tensors())) tensors[name] = uploadTensor(gpu, t.dtype, [t.data.length], t.data, `tuning ${name}`);
+    // a run under error scopes: a candidate that raises a GPU error leaves the timing
+    const run = async (c: TuningCandidate): Promise<number | undefined> => {
+      const scoped = await gpu.scoped(() => timeRound(gpu, c, tensors, dispatches));
+      if (scoped.ok) return await scoped.value;
+      drop(c, scoped.diagnostics);
+      best.delete(c);
+      return undefined;
+    };
     const warmupEnd = performance.now() + warmupMs;
-    do {
-      await timeRound(gpu, candidates[0], tensors, dispatches);
-    } while (performance.now() < warmupEnd);
-    const best = candidates.map(() => Infinity);
+    while (best.size > 0 && performance.now() < warmupEnd) await run(best.keys().next().value!);
     for (let round = 0; round < rounds; round++) {
-      for (const [i, c] of candidates.entries()) best[i] = Math.min(best[i], await timeRound(gpu, c, tensors, dispatches));
+      for (const c of [...best.keys()]) {
+        const ms = await run(c);
+        if (ms !== undefined) best.set(c, Math.min(best.get(c)!, ms));
+      }
     }
-    return candidates.map((c, i) => ({ name: c.name, ms: best[i] })).sort((x, y) => x.ms - y.ms);
+    return { timings: [...best].map(([c, ms]) => ({ name: c.name, ms })).sort((x, y) => x.ms - y.ms), failed };
   } finally {
     for (const t of Object.values(tensors)) t.destroy();
   }
 }
 
 // Milliseconds per dispatch of `dispatches` back-to-back runs of `c`: the median of their GPU
-// timestamps where the device has them, else the wall time of the whole submission over their number.
+// timestamps where the device has them (and they are positive), else the wall time of the whole
+// submission over their number.
 async function timeRound(gpu: GpuDevice, c: TuningCandidate, tensors: Readonly<Record<string, GpuTensor>>, dispatches: number): Promise<number> {
   const batch = new CommandBatch(gpu, { timestamps: true });
   for (let i = 0; i < dispatches; i++) batch.dispatch(c.spec, c.uniforms, tensors);
   const started = performance.now();
   const stamps = await batch.submit();
   const wall = (performance.now() - started) / dispatches;
-  if (stamps.length !== dispatches) return wall;
+  if (stamps.length !== dispatches || stamps.some((s) => !(s.ns > 0))) return wall;
   const ns = stamps.map((s) => s.ns).sort((x, y) => x - y);
   return ns[Math.floor(ns.length / 2)] / 1e6;
 }
 
-type TuningEntry = Omit<TuningOutcome, "source">;
+type TuningEntry = Omit<TuningOutcome, "source" | "savedTo">;
 
 // The file's tunings by key; a missing or unreadable file has none.
 function readTunings(file: string): Record<string, TuningEntry> {
@@ -162,16 +202,28 @@ function readTunings(file: string): Record<string, TuningEntry> {
 }
 
 // Adds `outcome` to the file, written beside it and renamed over it, so a reader never sees half
-// a file; a failure to write leaves the next start to time again.
-function writeTuning(file: string, key: string, outcome: TuningOutcome): void {
-  const { source: _source, ...entry } = outcome;
+// a file (two processes tuning at once may keep only one's entry: the other tunes again later);
+// false when it could not be written, which leaves the next start to time again.
+function writeTuning(file: string, key: string, outcome: TuningOutcome): boolean {
+  const { source: _source, savedTo: _savedTo, ...entry } = outcome;
   const tunings = { ...readTunings(file), [key]: entry };
   const temporary = `${file}.${process.pid}.tmp`;
   try {
     mkdirSync(dirname(file), { recursive: true });
     writeFileSync(temporary, `${JSON.stringify({ tunings }, null, 2)}\n`);
     renameSync(temporary, file);
+    return true;
   } catch {
-    // not cached: the choice stands for this device
+    removeQuietly(temporary);
+    return false;
+  }
+}
+
+// A file that may not exist, or not be reachable (a path below a file): gone, if it was there.
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // nothing there to remove
   }
 }

@@ -10,9 +10,7 @@ import { matmulKernel, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, t
 import type { GpuDevice } from "./device.ts";
 import { matmulCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
 import type { KernelProbe } from "./kernel-probe.ts";
-import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem } from "./kernel-tuning.ts";
-
-type Env = Readonly<Record<string, string | undefined>>;
+import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /**
  * The timed product: 1024 rows of activations times a 4096 x 4096 weight stored (N, K), f32,

@@ -19,8 +19,9 @@ export interface GemvVariant {
   /**
    * Lanes per subgroup, where the adapter's subgroups have one fixed size: each subgroup sums with
    * subgroupAdd, then one barrier and a short sum over the subgroups. The subgroups are taken to be
-   * consecutive local indices, as the subgroup-matrix matmul takes them; tuning checks each variant
-   * on the device before it is used. Without it, a tree reduction in workgroup memory.
+   * consecutive local indices, as the subgroup-matrix matmul takes them; the tuning checks a variant
+   * on the device before the engine uses it (and again at each start that reads it from the tuning
+   * file). Without it, a tree reduction in workgroup memory.
    */
   subgroupSize?: number;
 }

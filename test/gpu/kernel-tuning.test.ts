@@ -93,21 +93,37 @@ test(
 );
 
 test(
-  "the file keeps outcomes by adapter and kernel source: tuning again reads it without checking or timing; a changed kernel is tuned anew",
+  "the file keeps outcomes by adapter and kernel source: tuning again reads it and checks only the choice, without timing; a changed kernel is tuned anew",
   withScratch(async (gpu, scratch) => {
     const checks = { count: 0 };
     const candidates = [candidate("tiled", tiled, checks), candidate("registers", registers, checks)];
     const first = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file });
     assert.is(checks.count, 2);
     const again = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file });
-    assert.is(checks.count, 2, "no probe ran");
-    assert.equal(again, { ...first!, source: "cached" });
+    assert.is(checks.count, 3, "only the choice was checked again");
+    const { savedTo, ...kept } = first!;
+    assert.is(savedTo, scratch.file, "the measured outcome says where it was written");
+    assert.equal(again, { ...kept, source: "cached" });
 
     const changed = { ...candidates[1], spec: { ...candidates[1].spec, body: `${candidates[1].spec.body}\n  // changed` } };
     const retuned = await tuneKernel(gpu, "test matmul", [candidates[0], changed], PROBLEM, { ...FAST, file: scratch.file });
     assert.is(retuned?.source, "measured");
-    assert.is(checks.count, 4);
+    assert.is(checks.count, 5);
     assert.is(Object.keys(JSON.parse(readFileSync(scratch.file, "utf8")).tunings).length, 2, "both outcomes kept");
+  }),
+);
+
+test(
+  "a choice read from the file that fails its check again (here a wrong kernel the file names) is tuned anew, and the wrong one rejected",
+  withScratch(async (gpu, scratch) => {
+    const candidates = [candidate("tiled", tiled), candidate("doubled", doubledAlpha), candidate("registers", registers)];
+    const planted = { job: "test matmul", chosen: "doubled", at: "2026-11-26T00:00:00.000Z", problem: PROBLEM.label, timings: [{ name: "doubled", ms: 0.001 }], rejected: [] };
+    writeFileSync(join(scratch.dir, "planted.json"), JSON.stringify({ tunings: { [tuningKey(gpu, "test matmul", candidates, PROBLEM)]: planted } }));
+    const outcome = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: join(scratch.dir, "planted.json") });
+    assert.ok(outcome);
+    assert.is(outcome.source, "measured");
+    assert.ok(outcome.chosen === "tiled" || outcome.chosen === "registers", outcome.chosen);
+    assert.equal(outcome.rejected.map((r) => r.name), ["doubled"]);
   }),
 );
 
@@ -124,6 +140,7 @@ test(
     const unwritable = join(corrupt, "below-a-file.json"); // a directory that is a file
     const measured = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: unwritable });
     assert.is(measured?.source, "measured");
+    assert.is(measured?.savedTo, undefined, "not written");
 
     const none = await tuneKernel(gpu, "test matmul", [candidate("doubled", doubledAlpha), candidate("broken", broken)], PROBLEM, { ...FAST, file: scratch.file });
     assert.is(none, undefined);
@@ -169,7 +186,8 @@ test(
     const env = { SFT_TUNING_CACHE: file };
 
     // the matmul's tuning alone: the gemv's would time its variants on this adapter at full size
-    const outcome = await selfCheckKernels(gpu, env, undefined, async (g, e) => [(await tuneMatmulTiling(g, e))!]);
+    // taken as read: its kernels cannot run here, so a recheck would tune again (and find none)
+    const outcome = await selfCheckKernels(gpu, env, undefined, async (g, e) => [(await tuneMatmulTiling(g, e, { file, recheck: false }))!]);
     assert.equal(outcome.tunings, [{ ...entry, source: "cached" }]);
     assert.is(tunedMatmulTiling(gpu), "wg256-4x2");
     const chosen = matmulStrategyFor(gpu.adapter, {}, tunedMatmulTiling(gpu));
@@ -265,7 +283,7 @@ test(
       return { kernel, wanted, key: tuningKey(gpu, name, job.candidates, job.problem), entry };
     });
     writeFileSync(file, JSON.stringify({ tunings: Object.fromEntries(entries.map((e) => [e.key, e.entry])) }));
-    const outcomes = await tuneAttentionLayouts(gpu, { SFT_TUNING_CACHE: file });
+    const outcomes = await tuneAttentionLayouts(gpu, {}, { file, recheck: false }); // taken as read: these kernels cannot run here
     assert.equal(outcomes, entries.map((e) => ({ ...e.entry, source: "cached" })), "forward and dQ at 128 from the file; the others timed, and no layout compiles here");
     const [forward, dq] = entries.map((e) => e.wanted);
     assert.equal(tunedAttentionLayout(gpu, 128), forward);

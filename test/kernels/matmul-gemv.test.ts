@@ -9,7 +9,7 @@ import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { nf4Bindings, uploadNf4Tables, uploadNf4Weight } from "../../runtime/execute/nf4-weights.ts";
 import { Random } from "../../runtime/random.ts";
-import { gemvFits, gemvSpec, type GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
+import { DEFAULT_GEMV, gemvFits, gemvSpec, type GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
 import { matmulKernel, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { nf4MatmulKernel, nf4MatmulRef } from "../../stdlib/kernels/nf4-matmul.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
@@ -105,26 +105,30 @@ test(
 );
 
 test(
-  "NF4 W: 4-bit codes decoded by the B accessor, vec4 and scalar paths",
+  "NF4 W: 4-bit codes decoded by the B accessor, vec4 and scalar paths; tree sums, and subgroup sums where the adapter's subgroups have one size",
   withGpu(async (gpu) => {
     const rng = new Random(34);
     const tables = uploadNf4Tables(gpu);
-    for (const [m, n, k] of [
-      [1, 150, 128],
-      [3, 37, 70],
-    ]) {
-      const w = uploadNf4Weight(gpu, randomValues(rng, n * k, "f32", 0.05), `w ${n}x${k}`);
-      const s: MatmulShape = { batch: 1, m, n, k, strideB: 0 };
-      const a = randomValues(rng, m * k);
-      const ta = uploadTensor(gpu, "f32", [m, k], a, "a");
-      const tc = createTensor(gpu, "f32", [m, n], "c");
-      const spec = nf4MatmulKernel(f32, s, "tiled");
-      assert.is(spec.name, "matmul_gemv_nf4");
-      await runKernel(gpu, spec, matmulUniforms(s, f32), { a: ta, c: tc, ...nf4Bindings(w, tables) });
-      const out = await readFloats(gpu, tc);
-      assertClose(out, nf4MatmulRef(a, w.host, f32, s), 1e-5, `gemv nf4 ${m}x${n}x${k} vecB=${+!!spec.variant.vecB}`);
-      for (const t of [ta, tc, w.codes, w.absmax, w.scales, w.offset]) t.destroy();
-    }
+    const { subgroupMinSize: lanes, subgroupMaxSize } = gpu.adapter;
+    const variants: GemvVariant[] = [DEFAULT_GEMV, ...(gpu.hasSubgroups && lanes === subgroupMaxSize ? [{ invocations: 128, subgroupSize: lanes }] : [])];
+    for (const variant of variants)
+      for (const [m, n, k] of [
+        [1, 150, 128],
+        [3, 37, 70],
+      ]) {
+        const w = uploadNf4Weight(gpu, randomValues(rng, n * k, "f32", 0.05), `w ${n}x${k}`);
+        const s: MatmulShape = { batch: 1, m, n, k, strideB: 0 };
+        const a = randomValues(rng, m * k);
+        const ta = uploadTensor(gpu, "f32", [m, k], a, "a");
+        const tc = createTensor(gpu, "f32", [m, n], "c");
+        const spec = nf4MatmulKernel(f32, s, "tiled", variant);
+        assert.is(spec.name, "matmul_gemv_nf4");
+        await runKernel(gpu, spec, matmulUniforms(s, f32), { a: ta, c: tc, ...nf4Bindings(w, tables) });
+        const out = await readFloats(gpu, tc);
+        const label = `gemv nf4 ${m}x${n}x${k} vecB=${+!!spec.variant.vecB} ${variant.invocations} invocations${variant.subgroupSize ? ", subgroup sums" : ""}`;
+        assertClose(out, nf4MatmulRef(a, w.host, f32, s), 1e-5, label);
+        for (const t of [ta, tc, w.codes, w.absmax, w.scales, w.offset]) t.destroy();
+      }
     tables.destroy();
   }),
 );
