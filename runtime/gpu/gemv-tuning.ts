@@ -2,10 +2,11 @@
 // reading its weights once, and how close a gemv comes to the card's bandwidth depends on how many
 // loads are in flight and how the workgroup sums its partial products, which no rule predicts
 // across cards (a 7B decode step on an H200, with the 64-invocation tree-summing kernel, read its
-// weights at about a fifth of the card's copy bandwidth). The device checks and times 64, 128 and 256 invocations a workgroup, each with the
-// tree reduction and, where its subgroups have one fixed size, with subgroup sums, and the engine
-// takes the fastest. Tuned wherever decode-shaped launches take the gemv kernel: every matmul
-// strategy but "registers" (CPU adapters). SFT_TUNE=off keeps DEFAULT_GEMV.
+// weights at about a fifth of the card's copy bandwidth). The device checks and times 64, 128 and
+// 256 invocations a workgroup, each with the tree reduction and, where its subgroups have one
+// fixed size, with subgroup sums, each with one or two K steps an iteration, and the engine takes
+// the fastest. Tuned wherever decode-shaped launches take the gemv kernel: every matmul strategy
+// but "registers" (CPU adapters). SFT_TUNE=off keeps DEFAULT_GEMV.
 import { DEFAULT_GEMV, gemvSpec, type GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
 import { matmulStrategyFor, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "./device.ts";
@@ -22,16 +23,20 @@ export function tunedGemv(gpu: GpuDevice): GemvVariant | undefined {
   return tuned.get(gpu);
 }
 
-/** A variant as the user reads it, e.g. "256 invocations, subgroup sums". */
+/** A variant as the user reads it, e.g. "256 invocations, subgroup sums, 2 steps". */
 export function gemvVariantName(v: GemvVariant): string {
-  return `${v.invocations} invocations, ${v.subgroupSize ? "subgroup sums" : "tree sums"}`;
+  return `${v.invocations} invocations, ${v.subgroupSize ? "subgroup sums" : "tree sums"}${v.unroll === 2 ? ", 2 steps" : ""}`;
 }
 
-/** The variants `gpu` can run: subgroup sums where it has subgroups of one size dividing the workgroup. */
+/**
+ * The variants `gpu` can run: 64, 128 or 256 invocations; tree sums, and subgroup sums where it
+ * has subgroups of one size dividing the workgroup; one or two K steps an iteration.
+ */
 export function gemvVariants(gpu: GpuDevice): GemvVariant[] {
   const { subgroupMinSize, subgroupMaxSize } = gpu.adapter;
   const lanes = gpu.hasSubgroups && subgroupMinSize === subgroupMaxSize && subgroupMaxSize > 0 ? subgroupMaxSize : undefined;
-  return [64, 128, 256].flatMap((invocations) => [{ invocations }, ...(lanes && invocations % lanes === 0 ? [{ invocations, subgroupSize: lanes }] : [])]);
+  const sums = (invocations: number): GemvVariant[] => [{ invocations }, ...(lanes && invocations % lanes === 0 ? [{ invocations, subgroupSize: lanes }] : [])];
+  return [64, 128, 256].flatMap(sums).flatMap((v) => [v, { ...v, unroll: 2 as const }]);
 }
 
 /** Every variant of `gpu` as a candidate, checked on gemvCases and timed on x Wᵀ at `shape`. */

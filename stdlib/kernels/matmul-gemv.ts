@@ -24,6 +24,12 @@ export interface GemvVariant {
    * file). Without it, a tree reduction in workgroup memory.
    */
   subgroupSize?: number;
+  /**
+   * K steps per loop iteration (default 1): with 2, an invocation issues the loads of two steps
+   * (eight 16-byte loads of W at four columns) before it multiplies, so twice the bytes are in
+   * flight while it waits for memory.
+   */
+  unroll?: 1 | 2;
 }
 
 /** The workgroup the engine uses where the device has tuned none. */
@@ -48,7 +54,7 @@ function rowsFor(m: number): number {
 
 /** The gemv kernel for `o` (transB) at `shape`'s M and alignment, with the workgroup of `variant`. */
 export function gemvSpec(o: MatmulOptions, shape: MatmulShape, variant: GemvVariant = DEFAULT_GEMV): KernelSpec {
-  const { invocations, subgroupSize: lanes } = variant;
+  const { invocations, subgroupSize: lanes, unroll = 1 } = variant;
   invariant(o.transB && shape.m <= GEMV_MAX_ROWS, "gemv reads W stored (N, K) and at most 8 rows of A");
   invariant(invocations >= 2 && (invocations & (invocations - 1)) === 0, `gemv: ${invocations} invocations is not a power of two`);
   invariant(lanes === undefined || (lanes > 0 && invocations % lanes === 0), `gemv: ${invocations} invocations are not whole subgroups of ${lanes}`);
@@ -84,7 +90,7 @@ ${sums((i, j) => `a${i} * b${j}`)}
   }`;
   return {
     name: "matmul_gemv",
-    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations, lanes: lanes ?? 0 },
+    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations, lanes: lanes ?? 0, unroll },
     uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, vecA, vecB),
     workgroupSize: [invocations, 1, 1],
@@ -101,7 +107,8 @@ ${r.map((i) => `  let m${i} = min(${i}u, u.M - 1u);`).join("\n")}
 ${c.map((j) => `  let w${j} = base_b + min(n0 + ${j}u, u.N - 1u) * u.ldb;`).join("\n")}
 ${r.map((i) => `  var acc${i} = vec4<f32>(0.0); // (m${i}, n0..n0+3)`).join("\n")}
   let k4 = u.K & ~3u;
-  for (var k = lidx * 4u; k < k4; k += ${invocations * 4}u) {
+${unroll === 2 ? pairedSteps(r, c, invocations, sums) : ""}
+  for (${unroll === 2 ? "" : "var k = lidx * 4u"}; k < k4; k += ${invocations * 4}u) {
 ${c.map((j) => `    let b${j} = w_row4(w${j} + k);`).join("\n")}
 ${r.map((i) => `    let a${i} = a_row4(base_a, m${i}, k);`).join("\n")}
 ${sums((i, j) => `dot(a${i}, b${j})`)}
@@ -109,6 +116,18 @@ ${sums((i, j) => `dot(a${i}, b${j})`)}
 ${tail}
 ${lanes === undefined ? treeSum(rows, invocations) : subgroupSum(rows, invocations, lanes)}`,
   };
+}
+
+// Two K steps an iteration: every load of both (W's four columns, A's rows) before the products;
+// the single-step loop after it takes the last step where their number is odd.
+function pairedSteps(r: number[], c: number[], invocations: number, sums: (term: (i: number, j: number) => string) => string): string {
+  const step = `${invocations * 4}u`;
+  return `  var k = lidx * 4u;
+  for (; k + ${step} < k4; k += 2u * ${step}) {
+${c.map((j) => `    let b${j} = w_row4(w${j} + k);\n    let d${j} = w_row4(w${j} + k + ${step});`).join("\n")}
+${r.map((i) => `    let a${i} = a_row4(base_a, m${i}, k);\n    let e${i} = a_row4(base_a, m${i}, k + ${step});`).join("\n")}
+${sums((i, j) => `dot(a${i}, b${j}) + dot(e${i}, d${j})`)}
+  }`;
 }
 
 // Row i's partial sums [i][invocation] halved log2(invocations) times, a barrier before each step.

@@ -200,11 +200,13 @@ test(
 );
 
 test(
-  "the gemv job on this device: 64, 128 and 256 invocations, with subgroup sums where its subgroups have one size; each checked and timed",
+  "the gemv job on this device: 64, 128 and 256 invocations, with subgroup sums where its subgroups have one size, one or two K steps an iteration; each checked and timed",
   withScratch(async (gpu, scratch) => {
     const variants = gemvVariants(gpu);
     const lanes = gpu.hasSubgroups && gpu.adapter.subgroupMinSize === gpu.adapter.subgroupMaxSize ? gpu.adapter.subgroupMaxSize : 0;
-    assert.equal(variants.map((v) => v.invocations), lanes ? [64, 64, 128, 128, 256, 256] : [64, 128, 256]);
+    const perSize = (lanes ? 2 : 1) * 2; // tree (and subgroup) sums, one and two steps an iteration
+    assert.equal(variants.map((v) => v.invocations), [64, 128, 256].flatMap((n) => Array<number>(perSize).fill(n)));
+    assert.equal(new Set(variants.map(gemvVariantName)).size, variants.length, "each named apart");
     const job = gemvJob(gpu, { batch: 1, m: 1, n: 256, k: 1024 });
     const outcome = await tuneKernel(gpu, "gemv workgroup", job.candidates, job.problem, { ...FAST, file: scratch.file });
     assert.ok(outcome);

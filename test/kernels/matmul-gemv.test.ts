@@ -39,7 +39,7 @@ async function check(gpu: GpuDevice, rng: Random, o: MatmulOptions, s: MatmulSha
   await runKernel(gpu, spec, u, tensors);
   const out = await readFloats(gpu, c);
   for (const t of Object.values(tensors)) t.destroy();
-  const label = `gemv ${spec.workgroupSize[0]} invocations${variant?.subgroupSize ? ` (subgroups of ${variant.subgroupSize})` : ""} ${o.a}x${o.b} tA=${+o.transA} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
+  const label = `gemv ${spec.workgroupSize[0]} invocations${variant?.subgroupSize ? ` (subgroups of ${variant.subgroupSize})` : ""}${variant?.unroll === 2 ? ", 2 steps" : ""} ${o.a}x${o.b} tA=${+o.transA} vec=${+!!spec.variant.vecA}${+!!spec.variant.vecB} ${s.batch}x${s.m}x${s.n}x${s.k}${o.bias ? " bias" : ""}${c0 ? " acc" : ""}`;
   const ref = matmulRef(as, bs, o, s, { bias, c0 });
   // entries of C outside the strided outputs are zero in both (or c0, untouched)
   assertClose(out.subarray(0, ref.length), ref, tol, label);
@@ -90,6 +90,19 @@ test(
       for (const b of ["f32", "bf16"] as const)
         for (const m of [1, 3, 8])
           for (const k of [2100, 2101]) await check(gpu, rng, { ...f32, b }, { batch: 1, m, n: 9, k }, toleranceFor("f32"), { invocations, subgroupSize: lanes });
+  }),
+);
+
+test(
+  "two K steps an iteration (an odd or even number of steps per invocation, then the single step): tree and subgroup sums, f32 and bf16 W, M 1, 3 and 8, K off 4 and a multiple",
+  withGpu(async (gpu) => {
+    const { subgroupMinSize: lanes, subgroupMaxSize } = gpu.adapter;
+    const rng = new Random(37);
+    const variants: GemvVariant[] = [{ invocations: 64, unroll: 2 }, ...(gpu.hasSubgroups && lanes === subgroupMaxSize ? [{ invocations: 128, subgroupSize: lanes, unroll: 2 as const }] : [])];
+    for (const variant of variants)
+      for (const b of ["f32", "bf16"] as const)
+        for (const m of [1, 3, 8])
+          for (const k of [2100, 2101, 260]) await check(gpu, rng, { ...f32, b }, { batch: 1, m, n: 9, k }, toleranceFor("f32"), variant);
   }),
 );
 
