@@ -53,6 +53,9 @@ export const rope = (x: Node, positions: Node, attrs: RopeAttrs) => node("rope",
 /** Attention; `masks` are the mask inputs the attributes ask for (prefixLen, keyRange, segmentIds). */
 export const attention = (q: Node, k: Node, v: Node, attrs: AttentionAttrs, masks: readonly Node[] = []) =>
   node("attention", [q, k, v, ...masks], { attention: attrs });
+/** cached_attention (node.ts): a decode step's query over the cache and its own new key and value. */
+export const cachedAttention = (q: Node, kPast: Node, vPast: Node, kNew: Node, vNew: Node, attrs: AttentionAttrs, masks: readonly Node[]) =>
+  node("cached_attention", [q, kPast, vPast, kNew, vNew, ...masks], { attention: attrs });
 export const crossEntropy = (logits: Node, labels: Node, ignoreIndex = -100) => node("cross_entropy", [logits, labels], { ignoreIndex });
 
 /** A copy of `n` with new inputs (same op and attributes); used by rewrites and recomputation. */

@@ -6,6 +6,7 @@ import { diag, fail, invariant, ok, type Result } from "../diagnostics.ts";
 import { numel, topoSort, type Graph, type Node, type Shape } from "./node.ts";
 import { rope } from "./rope-reference.ts";
 import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
+import { appendedKeys } from "../../stdlib/kernels/attention-decode.ts";
 import { maskFromInputs } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionProblem } from "../../stdlib/kernels/attention-reference.ts";
 import { crossEntropyRef } from "../../stdlib/kernels/cross-entropy.ts";
@@ -116,6 +117,8 @@ export function evalNode(n: Node, xs: readonly F64[]): F64 {
       return rope(x, y, s0, a.rope!);
     case "attention":
       return fromHeadsMajor(attentionForwardReference(attentionProblem(n, xs, 0)).out, n.shape);
+    case "cached_attention":
+      return fromHeadsMajor(attentionForwardReference(cachedAttentionProblem(n, xs)).out, n.shape);
     case "attention_backward": {
       const grads = attentionBackwardReference(attentionProblem(n, xs, 1), toHeadsMajor(x, s0));
       const wrt = n.inputs[1 + a.wrt!];
@@ -148,6 +151,30 @@ function attentionProblem(n: Node, xs: readonly F64[], first: number): Attention
     q: toHeadsMajor(xs[first], q.shape),
     k: toHeadsMajor(xs[first + 1], k.shape),
     v: toHeadsMajor(xs[first + 2], k.shape),
+    scale: a.scale,
+    mask,
+  };
+}
+
+// cached_attention as attention over (B, C + 1) keys: each row's first keyRange[b, 1] - 1 cached
+// positions, then the new key (node.ts); the query sits at the last position, C.
+function cachedAttentionProblem(n: Node, xs: readonly F64[]): AttentionProblem {
+  const a = n.attrs.attention!;
+  const [q, kPast] = n.inputs;
+  const [batch, , queryHeads, headDim] = q.shape;
+  const [, past, kvHeads] = kPast.shape;
+  const masks = xs.slice(5);
+  const keyRanges = masks[a.prefix ? 1 : 0];
+  const ends = Array.from({ length: batch }, (_, b) => keyRanges[2 * b + 1]);
+  const keys = appendedKeys(xs[1], xs[3], ends, past, kvHeads * headDim);
+  const values = appendedKeys(xs[2], xs[4], ends, past, kvHeads * headDim);
+  const shape = [batch, past + 1, kvHeads, headDim];
+  const mask = maskFromInputs(a, masks, past, a.alibi ? alibiSlopes(queryHeads) : undefined);
+  return {
+    shape: { batch, queryHeads, kvHeads, queryLength: 1, keyLength: past + 1, headDim },
+    q: toHeadsMajor(xs[0], q.shape),
+    k: toHeadsMajor(keys, shape),
+    v: toHeadsMajor(values, shape),
     scale: a.scale,
     mask,
   };

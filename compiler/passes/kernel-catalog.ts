@@ -173,6 +173,16 @@ export const catalog: readonly CatalogEntry[] = [
     extraBytes: (n) => 4 * n.shape[0] * n.shape[1] * n.shape[2],
   },
   {
+    name: "cached_attention",
+    // a decode step over the KV cache: the split keys, then their combination (attention-decode.ts)
+    launches: () => ["attention_decode_split", "attention_decode_combine"],
+    source: "stdlib/kernels/attention-decode.ts",
+    ops: ["cached_attention"],
+    prologue: false,
+    acceptsView: innerContiguous,
+    uniforms: (n) => attentionShape(n.inputs[0], n.inputs[1]),
+  },
+  {
     name: "attention_backward",
     // FlashAttention-2: D = rowsum(dO * O), then dK/dV per key block, then dQ per query block
     launches: () => ["attention_backward_delta", "attention_backward_dkdv", "attention_backward_dq"],

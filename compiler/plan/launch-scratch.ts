@@ -30,6 +30,7 @@ export function launchScratchBytes(schedule: Schedule): number {
         for (const n of launch.outputs) host += ropeBytes(n);
         break;
       case "attention":
+      case "cached_attention":
         host += maskBytes(first, 0);
         break;
       case "attention_backward": {

@@ -25,7 +25,7 @@ import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/te
 import { BoundSteps } from "./bound-steps.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { nf4Bindings, type Nf4Buffers } from "./nf4-weights.ts";
-import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
+import { prepareAttention, prepareAttentionBackward, prepareCachedAttention } from "./library/attention.ts";
 import { prepareCrossEntropy } from "./library/cross-entropy.ts";
 import { prepareEmbedding, prepareEmbeddingBackward } from "./library/embedding.ts";
 import { generatedStep } from "./library/generated.ts";
@@ -47,6 +47,7 @@ export const launchPreparers: Readonly<Record<string, Preparer>> = {
   embedding_backward: prepareEmbeddingBackward,
   rope: prepareRope,
   attention: prepareAttention,
+  cached_attention: prepareCachedAttention,
   attention_backward: prepareAttentionBackward,
   cross_entropy: prepareCrossEntropy,
 };
@@ -234,6 +235,13 @@ export class GraphExecutor {
     invariant(view, `no graph output ${name}`);
     const data = await readFloats(this.gpu, this.buffers.get(view.base)!);
     return gather(Float64Array.from(data), view.shape, view.strides, view.offset);
+  }
+
+  /** The buffer holding graph output `name` and the output's view of it (element strides and offset). */
+  outputView(name: string): { tensor: GpuTensor; shape: readonly number[]; strides: readonly number[]; offset: number } {
+    const view = this.schedule.outputViews.get(name);
+    invariant(view, `no graph output ${name}`);
+    return { tensor: this.buffers.get(view.base)!, shape: view.shape, strides: view.strides, offset: view.offset };
   }
 
   /** The buffer holding graph output `name` when it is that whole buffer, contiguous; otherwise undefined. */

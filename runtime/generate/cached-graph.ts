@@ -1,9 +1,11 @@
 // One generation step of a family's model with a KV cache, as an op graph: `fresh` new tokens per
 // sequence attend to `past` cached keys/values plus their own, and the graph returns the logits
-// of the last new token, the new tokens' keys and values, and (with a past) the past and new keys
-// and values as the attention reads them, for the cache to keep. With
+// of the last new token and the new tokens' keys and values, for the cache to keep. With
 // past = 0 it is the prefill of a prompt; with fresh = 1 it is a decode step that evaluates only
-// the new position. The layer structure (norms, residual styles, MLP, head) follows the family
+// the new position, whose attention (cached_attention) reads the cache in place and the new key
+// and value apart, so nothing of the cache is copied in a step. Several new tokens over a past
+// (the GPU's prompt over its one placeholder key) attend to the concatenation, which the graph
+// also returns (all_keys, all_values) for the cache to keep. The layer structure (norms, residual styles, MLP, head) follows the family
 // graph (compiler/models/family-graph.ts), whose weights it reuses by name; the attention differs
 // only in its keys and values: the cache's rows, then the new ones (after RoPE, as HF caches them).
 // B = batch, P = past, T = fresh, C = hidden, H = heads, KV = key/value heads, D = head dim.
@@ -19,8 +21,10 @@ import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 
 /**
  * Names of the cache inputs (B, P, KV, D), the new keys/values outputs (B, T, KV, D), the past
- * and new keys/values outputs (B, P + T, KV, D) when P > 0, and the valid key range
- * [start, P + T) of each row (B, 2): rows of different lengths are left-padded.
+ * and new keys/values outputs (B, P + T, KV, D) when P > 0 and T > 1, and the valid key range
+ * [start, end) of each row (B, 2): rows of different lengths are left-padded. Over the
+ * concatenation the range ends at P + T; in a decode step (T = 1) it ends at the cached length
+ * plus one, the cache's positions ending where the new key is attended (cached_attention).
  */
 export const CACHE = {
   keyRange: "key_range",
@@ -40,7 +44,7 @@ export interface CachedStepShape {
 
 /**
  * The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L` (and `all_keys.L`,
- * `all_values.L` with a past). Its parameters are f32 unless `weightDtypes` names them. With a
+ * `all_values.L` with a past and several new tokens). Its parameters are f32 unless `weightDtypes` names them. With a
  * LoRA `method` (an adapter's), the adapted linears add their low-rank path unmerged, as in
  * training: a frozen weight kept in 16 bits does not round the adapter's update away.
  */
@@ -102,8 +106,13 @@ export function buildCachedStep(
     };
     const mask = family.attention.mask;
     const attrs = { scale: 1 / Math.sqrt(D), causal: true, prefix: mask.kind === "glm_prefix", padding: true, segments: false, alibi: family.position.kind === "alibi" };
-    // the queries are the last T of P + T key positions: the causal mask offsets them by P
-    const out = b.attention(q, cached(CACHE.pastKey(layer), k, CACHE.allKeys(layer)), cached(CACHE.pastValue(layer), v, CACHE.allValues(layer)), attrs, [...(prefixLength ? [prefixLength] : []), keyRange]);
+    const masks = [...(prefixLength ? [prefixLength] : []), keyRange];
+    // a decode step reads the cache in place; otherwise the queries are the last T of P + T key
+    // positions: the causal mask offsets them by P
+    const out =
+      P > 0 && T === 1
+        ? b.cachedAttention(q, b.input(CACHE.pastKey(layer), [B, P, dims.kvHeads, D]), b.input(CACHE.pastValue(layer), [B, P, dims.kvHeads, D]), k, v, attrs, masks)
+        : b.attention(q, cached(CACHE.pastKey(layer), k, CACHE.allKeys(layer)), cached(CACHE.pastValue(layer), v, CACHE.allValues(layer)), attrs, masks);
     return project(b.reshape(out, [B, T, dims.heads * D]), "attn.out", layer);
   };
 

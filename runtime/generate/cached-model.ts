@@ -2,9 +2,9 @@
 // position against the cached keys and values (cached-graph.ts). A `StepRunner` executes the step
 // graphs and keeps the cache of a session where it runs: on the host for the float64 interpreter
 // (host-cache.ts, the CPU reference), on the device for the GPU (gpu-runner.ts). The cache lays
-// each row's positions right-aligned in a past of the length it chooses (at least the longest
-// row's; the GPU rounds it up to a bucket so steps share compiled executors), the rest masked by
-// key ranges. Positions, GLM's 2D positions and prefix length are those of the whole sequence,
+// each row's positions right-aligned at the longest row's length in a past of the length it
+// chooses (at least that; the GPU rounds it up to a bucket so steps share compiled executors and
+// appends each new key in place), the rest masked by key ranges. Positions, GLM's 2D positions and prefix length are those of the whole sequence,
 // computed for the new rows only (positionFeeds): models.md §6.9's [mask_pos, len − context_len].
 // Sequences of different lengths run as one left-padded batch, masked by key ranges.
 import { invariant } from "../../compiler/diagnostics.ts";
@@ -42,8 +42,9 @@ export interface StepCache {
   pastLength(past: number): number;
   /**
    * Runs step graph `g` of `shape` (its past from pastLength) with `feeds`; the cache supplies the
-   * past inputs, each row's positions right-aligned, then keeps each row's new keys and values:
-   * the last `fresh[r]` of its T. Returns the logits (B, V).
+   * past inputs, each row's positions ending at the longest row's length (a decode step's key
+   * range ends one after it, cached_attention) or, for several new tokens, at the past's end, then
+   * keeps each row's new keys and values: the last `fresh[r]` of its T. Returns the logits (B, V).
    */
   step(g: Graph, feeds: ReadonlyMap<string, Float64Array>, shape: CachedStepShape, fresh: readonly number[]): Promise<Float64Array>;
   /** Row i becomes old row `sources[i]`. */
@@ -122,14 +123,16 @@ export class CachedGenerationModel implements GenerationModel {
     invariant(batch.every((s) => s.ids.length === fresh(s) || fresh(s) === T), "a batch step either starts every row or adds the same tokens to each");
     // the cache's past may be longer than P: every row's keys then start that much further right
     const shape = { batch: B, past: cache.pastLength(P), fresh: T };
-    const shift = shape.past - P;
+    // over a concatenation the keys end at past + T, each row's right-aligned there; a decode
+    // step (cached_attention) attends the cache's first P positions and then the new key
+    const shift = T === 1 && shape.past > 0 ? 0 : shape.past - P;
     const pads = batch.map((s) => L - s.ids.length);
     const g = this.stepGraph(shape);
 
     const feeds = new Map<string, Float64Array>(this.o.weights);
     const padded = batch.map((s, r) => [...new Array<number>(pads[r]).fill(0), ...s.ids]); // (B, L)
     feeds.set(INPUT.ids, Float64Array.from(padded.flatMap((ids) => ids.slice(P))));
-    feeds.set(CACHE.keyRange, Float64Array.from(pads.flatMap((pad) => [pad + shift, shape.past + T])));
+    feeds.set(CACHE.keyRange, Float64Array.from(pads.flatMap((pad) => [pad + shift, P + shift + T])));
     // each row's positions (and tables) of its tokens among the batch's last T, computed for
     // those tokens only; a row shorter than T (a prompt) is left-padded with zeros
     const own = batch.map((s) => positionFeeds(family, config, [s.ids], Math.max(0, s.ids.length - T)));

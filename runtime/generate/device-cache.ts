@@ -1,12 +1,14 @@
 // The KV cache of one generation session on the GPU. Per layer, the keys and the values are each
-// one device buffer (B, past, KV · D) that the step graph's past inputs are bound to; `past` is
-// the longest row's cached length rounded up to a bucket, each row's positions right-aligned, the
-// rest masked by the step's key ranges, so a step compiles one executor per bucket, not per
-// length. After a step, each row's cached and new keys (the graph's `all_keys.L`, whole buffers)
-// are copied on the device into the buffers of the next bucket; a beam reorder gathers rows by
-// buffer copies. Nothing of the cache crosses to or from the host. The prompt's step reads a past
-// of one masked key, so that its keys and values too come out of the concatenation as whole
-// buffers rather than as strided views of a fused projection.
+// one device buffer (B, capacity, KV · D) that the step graph's past inputs are bound to; each
+// row's positions end at `end`, the longest row's length (rows right-aligned there, the rest
+// masked by the step's key ranges), and the capacity is a bucket above it, so a step compiles one
+// executor per bucket, not per length. A decode step reads the cache in place (cached_attention)
+// and its new keys and values are then copied to column `end` of every row: a few kilobytes, not
+// the cache. Only when the capacity is full do the rows move to the next bucket's buffers (a copy
+// of the cache once a bucket), and a beam reorder gathers rows by buffer copies. The prompt's step
+// reads a placeholder past of one masked key, so that its keys and values come out of the
+// concatenation as whole buffers rather than as strided views of a fused projection. Nothing of
+// the cache crosses to or from the host.
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { Graph } from "../../compiler/ir/node.ts";
 import { bytesPerElement } from "../../stdlib/kernels/dtype.ts";
@@ -15,6 +17,9 @@ import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { CommandBatch } from "../gpu/batch.ts";
+import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
+import { kvAppendKernel, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
 import { CACHE, type CachedStepShape } from "./cached-graph.ts";
 import type { CacheDims, StepCache } from "./cached-model.ts";
 
@@ -46,7 +51,7 @@ export interface StepProfile {
   timings: KernelTiming[];
 }
 
-/** One bucket's buffers for `batch` rows: per layer (B, past, KV · D). */
+/** One bucket's buffers for `batch` rows: per layer (B, past, KV · D), `past` the capacity. */
 interface Layout {
   batch: number;
   past: number;
@@ -55,7 +60,7 @@ interface Layout {
 }
 
 export class DeviceKvCache implements StepCache {
-  /** Cached positions of each row. */
+  /** Cached positions of each row; each row's end at their maximum. */
   private lengths: number[] = [];
   private current: Layout | undefined;
   private readonly layouts = new Map<string, Layout>();
@@ -67,11 +72,14 @@ export class DeviceKvCache implements StepCache {
     private readonly dims: CacheDims,
   ) {}
 
+  private get end(): number {
+    return this.lengths.length ? Math.max(...this.lengths) : 0;
+  }
+
   pastLength(past: number): number {
     if (past === 0) return 1; // the prompt's masked key
-    const length = this.bucketed(past);
-    invariant(length === this.current?.past, `a step over ${past} cached positions while the cache holds ${this.current?.past}`);
-    return length;
+    invariant(this.current && past === this.end && past <= this.current.past, `a step over ${past} cached positions while the cache holds ${this.end} in ${this.current?.past}`);
+    return this.current.past;
   }
 
   async step(g: Graph, feeds: ReadonlyMap<string, Float64Array>, shape: CachedStepShape, fresh: readonly number[]): Promise<Float64Array> {
@@ -92,19 +100,37 @@ export class DeviceKvCache implements StepCache {
     invariant(ran.ok, `running a generation step: ${ran.ok ? "" : ran.diagnostics.map((d) => d.message).join("; ")}`);
     if (profile.enabled) profile.timings.push(...ran.value);
 
-    // each row's cached and new positions, right-aligned in the step's (B, P + T) outputs
-    const lengths = (starting ? fresh.map(() => 0) : this.lengths).map((n, r) => n + fresh[r]);
-    const next = this.layout(B, this.bucketed(Math.max(...lengths)));
+    const before = starting ? fresh.map(() => 0) : this.lengths;
+    const lengths = before.map((n, r) => n + fresh[r]);
+    const end = Math.max(...lengths);
     const encoder = gpu.device.createCommandEncoder();
-    const rows = lengths.map((n, r) => ({ from: r, to: r, n }));
-    for (let layer = 0; layer < this.dims.layers; layer++) {
-      const keys = executor.outputTensor(CACHE.allKeys(layer));
-      const values = executor.outputTensor(CACHE.allValues(layer));
-      invariant(keys && values, "a step's keys and values are whole buffers the cache copies from");
-      this.copyRows(encoder, keys, P + T, next.keys[layer], next.past, rows);
-      this.copyRows(encoder, values, P + T, next.values[layer], next.past, rows);
+    let next: Layout;
+    if (T > 1) {
+      // several new tokens: each row's cached and new positions come out of the concatenation
+      // (the graph's all_keys.L, whole buffers), right-aligned at P + T
+      next = this.layout(B, this.capacityFor(end));
+      const rows = lengths.map((n, r) => ({ from: r, to: r, n }));
+      for (let layer = 0; layer < this.dims.layers; layer++) {
+        const keys = executor.outputTensor(CACHE.allKeys(layer));
+        const values = executor.outputTensor(CACHE.allValues(layer));
+        invariant(keys && values, "a step's keys and values are whole buffers the cache copies from");
+        this.copyRows(encoder, { tensor: keys, rowLength: P + T, end: P + T }, { tensor: next.keys[layer], rowLength: next.past, end }, rows);
+        this.copyRows(encoder, { tensor: values, rowLength: P + T, end: P + T }, { tensor: next.values[layer], rowLength: next.past, end }, rows);
+      }
+    } else {
+      // a decode step read the cache in place: its new key and value go to column end - 1 of
+      // every row, after the rows move to the next bucket's buffers when this one is full
+      next = end <= layout.past ? layout : this.layout(B, this.capacityFor(end));
+      if (next !== layout) {
+        const rows = before.map((n, r) => ({ from: r, to: r, n }));
+        for (let layer = 0; layer < this.dims.layers; layer++) {
+          this.copyRows(encoder, { tensor: layout.keys[layer], rowLength: layout.past, end: end - 1 }, { tensor: next.keys[layer], rowLength: next.past, end: end - 1 }, rows);
+          this.copyRows(encoder, { tensor: layout.values[layer], rowLength: layout.past, end: end - 1 }, { tensor: next.values[layer], rowLength: next.past, end: end - 1 }, rows);
+        }
+      }
     }
     gpu.queue.submit([encoder.finish()]);
+    if (T === 1) this.appendRows(executor, next, end - 1); // after the copies into `next`, in queue order
     const logits = await executor.read("logits");
     const errors = await gpu.takeErrors();
     invariant(errors.length === 0, `GPU errors in a generation step: ${errors.map((e) => e.message).join("; ")}`);
@@ -117,15 +143,17 @@ export class DeviceKvCache implements StepCache {
     const { gpu } = this.programs;
     const from = this.current;
     invariant(from, "reordering a cache before its first step");
+    const fromEnd = this.end;
     const lengths = sources.map((i) => this.lengths[i]);
-    const to = this.layout(sources.length, this.bucketed(Math.max(...lengths)));
+    const end = Math.max(...lengths);
+    const to = this.layout(sources.length, this.capacityFor(end));
     // a buffer cannot be copied into itself: gather into scratch buffers, then copy them back
     const gathered = to === from ? this.newLayout(to.batch, to.past, "gathered") : to;
     const encoder = gpu.device.createCommandEncoder();
     const rows = sources.map((i, r) => ({ from: i, to: r, n: lengths[r] }));
     for (let layer = 0; layer < this.dims.layers; layer++) {
-      this.copyRows(encoder, from.keys[layer], from.past, gathered.keys[layer], gathered.past, rows);
-      this.copyRows(encoder, from.values[layer], from.past, gathered.values[layer], gathered.past, rows);
+      this.copyRows(encoder, { tensor: from.keys[layer], rowLength: from.past, end: fromEnd }, { tensor: gathered.keys[layer], rowLength: gathered.past, end }, rows);
+      this.copyRows(encoder, { tensor: from.values[layer], rowLength: from.past, end: fromEnd }, { tensor: gathered.values[layer], rowLength: gathered.past, end }, rows);
       if (gathered === to) continue;
       encoder.copyBufferToBuffer(gathered.keys[layer].buffer, 0, to.keys[layer].buffer, 0, to.keys[layer].byteSize);
       encoder.copyBufferToBuffer(gathered.values[layer].buffer, 0, to.values[layer].buffer, 0, to.values[layer].byteSize);
@@ -164,8 +192,9 @@ export class DeviceKvCache implements StepCache {
     }
   }
 
-  private bucketed(length: number): number {
-    return Math.ceil(length / this.programs.bucket) * this.programs.bucket;
+  // The capacity for rows ending at `end`: a bucket with room for the next decode step's key.
+  private capacityFor(end: number): number {
+    return Math.ceil((end + 1) / this.programs.bucket) * this.programs.bucket;
   }
 
   // One executor per step graph, its past inputs bound to the layout it reads.
@@ -198,13 +227,40 @@ export class DeviceKvCache implements StepCache {
     return { batch, past, keys: make("keys"), values: make("values") };
   }
 
-  /** Copies the last `n` positions of row `from` of `src` (B, S, width) to the end of row `to` of `dst` (B', S', width). */
-  private copyRows(encoder: GPUCommandEncoder, src: GpuTensor, S: number, dst: GpuTensor, dstS: number, rows: readonly { from: number; to: number; n: number }[]): void {
-    invariant(src.dtype === dst.dtype, `cache copy ${src.label} -> ${dst.label}: dtypes differ`);
-    const bytes = this.dims.width * bytesPerElement(src.dtype);
+  /** Copies the `n` positions of row `from` of `src` that end at `src.end` to end at `dst.end` in row `to` of `dst`; rows are (rowLength, width). */
+  private copyRows(encoder: GPUCommandEncoder, src: RowBuffer, dst: RowBuffer, rows: readonly { from: number; to: number; n: number }[]): void {
+    invariant(src.tensor.dtype === dst.tensor.dtype, `cache copy ${src.tensor.label} -> ${dst.tensor.label}: dtypes differ`);
+    const bytes = this.dims.width * bytesPerElement(src.tensor.dtype);
     for (const { from, to, n } of rows) {
-      invariant(n <= S && n <= dstS, `cache copy of ${n} positions from ${S} into ${dstS}`);
-      encoder.copyBufferToBuffer(src.buffer, ((from + 1) * S - n) * bytes, dst.buffer, ((to + 1) * dstS - n) * bytes, n * bytes);
+      invariant(n <= src.end && n <= dst.end && src.end <= src.rowLength && dst.end <= dst.rowLength, `cache copy of ${n} positions ending at ${src.end} of ${src.rowLength} into ${dst.end} of ${dst.rowLength}`);
+      if (n > 0) encoder.copyBufferToBuffer(src.tensor.buffer, (from * src.rowLength + src.end - n) * bytes, dst.tensor.buffer, (to * dst.rowLength + dst.end - n) * bytes, n * bytes);
     }
   }
+
+  /** Writes each row's new key and value of every layer (the step's key.L, value.L (B, 1, KV, D)) at `column` of `dst`'s rows, in one submission. */
+  private appendRows(executor: GraphExecutor, dst: Layout, column: number): void {
+    const batch = new CommandBatch(this.programs.gpu);
+    for (let layer = 0; layer < this.dims.layers; layer++) {
+      const [keys, values] = [CACHE.key(layer), CACHE.value(layer)].map((name) => executor.outputView(name));
+      const [B, , heads, headDim] = keys.shape;
+      const shape = { batch: B, heads, headDim, rowLength: dst.past, column };
+      batch.dispatch(KV_APPEND, kvAppendUniforms(shape, stepView(keys), stepView(values)), { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] });
+    }
+    batch.flush();
+  }
+}
+
+const KV_APPEND = kvAppendKernel();
+
+// A step output's view (B, 1, KV, D) as the append kernel reads it: heads of contiguous dims.
+function stepView(o: { shape: readonly number[]; strides: readonly number[]; offset: number }): TensorView {
+  invariant(o.shape.length === 4 && o.shape[1] === 1 && o.strides[3] === 1, `a step's new keys [${o.shape}] with strides ${o.strides}`);
+  return { offset: o.offset, batchStride: o.strides[0], tokenStride: o.strides[1], headStride: o.strides[2] };
+}
+
+/** Rows of a cache buffer (B, rowLength, width) whose positions end at `end`. */
+interface RowBuffer {
+  tensor: GpuTensor;
+  rowLength: number;
+  end: number;
 }

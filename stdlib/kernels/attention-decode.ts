@@ -7,8 +7,8 @@
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { KernelSpec, UniformValues } from "./kernel.ts";
 import { ceilDiv } from "./kernel.ts";
-import { maskBindings, type AttentionMask } from "./attention-mask.ts";
-import { viewUniforms, viewUniformValues, wgslViewIndex } from "./attention-layout.ts";
+import { BATCH_INFO_WORDS, maskBindings, type AttentionMask } from "./attention-mask.ts";
+import { viewUniforms, viewUniformValues, wgslViewIndex, type TensorView } from "./attention-layout.ts";
 import type { AttentionShape } from "./attention-reference.ts";
 import {
   ATTENTION_UNIFORMS,
@@ -39,6 +39,23 @@ export function decodeSplitLength(keyLength: number): number {
   return Math.min(DECODE_SPLIT_KEYS, Math.max(1, keyLength));
 }
 
+/**
+ * The keys (or values) cached_attention attends (compiler/ir/node.ts), (B, C + 1, width): row b's
+ * first ends[b] - 1 positions of the cache `past` (B, C, width), then its new one from `fresh`
+ * (B, 1, width); zero after that, outside the row's key range. The CPU reference of what the
+ * appended decode kernels read in place.
+ */
+export function appendedKeys(past: ArrayLike<number>, fresh: ArrayLike<number>, ends: readonly number[], capacity: number, width: number): Float64Array {
+  const out = new Float64Array(ends.length * (capacity + 1) * width);
+  ends.forEach((end, b) => {
+    invariant(end >= 1 && end <= capacity + 1, `cached attention: key range end ${end} outside 1..${capacity + 1}`);
+    const row = b * (capacity + 1) * width;
+    for (let i = 0; i < (end - 1) * width; i++) out[row + i] = past[b * capacity * width + i];
+    for (let i = 0; i < width; i++) out[row + (end - 1) * width + i] = fresh[b * width + i];
+  });
+  return out;
+}
+
 /** Elements of the `partials` scratch buffer: (B, Hq, splits, D + 2) as [acc..., m, l]. */
 export function decodePartialsSize(shape: AttentionShape, splitLength: number): number {
   return shape.batch * shape.queryHeads * ceilDiv(shape.keyLength, splitLength) * (shape.headDim + 2);
@@ -50,27 +67,51 @@ export interface AttentionDecodeKernels {
 }
 
 /**
- * Bindings — split: q, k, v (read), partials (f32 scratch, see decodePartialsSize), then the
- * mask's. combine: partials (read), o (written), lse (B, Hq) f32.
+ * Bindings — split: q, k, v (read), with `appended` k_new and v_new (read), partials (f32
+ * scratch, see decodePartialsSize), then the mask's. combine: partials (read), o (written),
+ * lse (B, Hq) f32. `appended`: k and v are a KV cache and the new token's key and value are
+ * k_new and v_new, read as the key at position keyRange[b, 1] - 1 (cached_attention,
+ * compiler/ir/node.ts; appendedKeys is the layout's reference).
  */
-export function attentionDecodeKernels(variant: AttentionVariant): AttentionDecodeKernels {
-  return { split: splitKernel(variant), combine: combineKernel(variant) };
+export function attentionDecodeKernels(variant: AttentionVariant, appended = false): AttentionDecodeKernels {
+  invariant(!appended || variant.padding, "appended decode attention reads the new key's position from the key range");
+  return { split: splitKernel(variant, appended), combine: combineKernel(variant) };
 }
 
-function splitKernel(variant: AttentionVariant): KernelSpec {
+// WGSL key_at / value_at(b, j, kvh, d): element d of key (value) j of KV head kvh of row b; with
+// `appended`, key j at the row's key range end - 1 is the new one (k_new, v_new), the rest cached.
+function keyValueAccessors(appended: boolean): string {
+  if (!appended)
+    return `fn key_at(b: u32, j: u32, kvh: u32, d: u32) -> f32 { return load_k(k_at(b, j, kvh) + d); }
+fn value_at(b: u32, j: u32, kvh: u32, d: u32) -> f32 { return load_v(v_at(b, j, kvh) + d); }`;
+  const fresh = `batch_info[b * ${BATCH_INFO_WORDS}u + 1u] - 1u`;
+  return `fn key_at(b: u32, j: u32, kvh: u32, d: u32) -> f32 {
+  if (j < ${fresh}) { return load_k(k_at(b, j, kvh) + d); }
+  return load_k_new(k_new_at(b, 0u, kvh) + d);
+}
+fn value_at(b: u32, j: u32, kvh: u32, d: u32) -> f32 {
+  if (j < ${fresh}) { return load_v(v_at(b, j, kvh) + d); }
+  return load_v_new(v_new_at(b, 0u, kvh) + d);
+}`;
+}
+
+function splitKernel(variant: AttentionVariant, appended: boolean): KernelSpec {
   const { headDim } = variant;
+  const fresh = appended ? ["k_new", "v_new"] : [];
   return {
     name: "attention_decode_split",
-    variant: { ...variant, maxSplitKeys: MAX_SPLIT_KEYS },
-    uniforms: { ...DECODE_UNIFORMS, ...viewUniforms("q"), ...viewUniforms("k"), ...viewUniforms("v") },
+    variant: { ...variant, maxSplitKeys: MAX_SPLIT_KEYS, appended },
+    uniforms: { ...DECODE_UNIFORMS, ...viewUniforms("q"), ...viewUniforms("k"), ...viewUniforms("v"), ...Object.assign({}, ...fresh.map(viewUniforms)) },
     bindings: [
       ...qkvBindings(variant.dtype),
+      ...fresh.map((name) => ({ name, dtype: variant.dtype, access: "read" as const })),
       { name: "partials", dtype: "f32", access: "read_write" },
       ...maskBindings(variant),
     ],
     workgroupSize: [THREADS, 1, 1],
     dispatch: (u) => [u.splits, u.query_heads, u.batch],
-    declarations: `${wgslAttentionCommon(variant, ["q", "k", "v"])}
+    declarations: `${wgslAttentionCommon(variant, ["q", "k", "v", ...fresh])}
+${keyValueAccessors(appended)}
 var<workgroup> q_shared: array<f32, ${headDim}>;  // the query times scale
 var<workgroup> weights: array<f32, ${MAX_SPLIT_KEYS}>; // scores, then exp(score - m)
 var<workgroup> reduce: array<f32, ${THREADS}>;
@@ -108,14 +149,13 @@ fn workgroup_reduce(value: f32, lidx: u32, take_max: bool) -> f32 {
     let j = j_start + r;
     var score = NEG_BIG;
     if (key_allowed(b, p, j)) {
-      let k0 = k_at(b, j, kvh);
       // four independent sums keep four loads of the key in flight
       var dot = vec4<f32>(0.0);
       var d = 0u;
       for (; d + 4u <= u.head_dim; d += 4u) {
-        dot += vec4<f32>(q_shared[d], q_shared[d + 1u], q_shared[d + 2u], q_shared[d + 3u]) * vec4<f32>(load_k(k0 + d), load_k(k0 + d + 1u), load_k(k0 + d + 2u), load_k(k0 + d + 3u));
+        dot += vec4<f32>(q_shared[d], q_shared[d + 1u], q_shared[d + 2u], q_shared[d + 3u]) * vec4<f32>(key_at(b, j, kvh, d), key_at(b, j, kvh, d + 1u), key_at(b, j, kvh, d + 2u), key_at(b, j, kvh, d + 3u));
       }
-      for (; d < u.head_dim; d++) { dot.x += q_shared[d] * load_k(k0 + d); }
+      for (; d < u.head_dim; d++) { dot.x += q_shared[d] * key_at(b, j, kvh, d); }
       score = dot.x + dot.y + dot.z + dot.w + score_bias(h, p, j);
     }
     weights[r] = score;
@@ -138,9 +178,9 @@ fn workgroup_reduce(value: f32, lidx: u32, take_max: bool) -> f32 {
     for (; r + 4u <= n; r += 4u) {
       let w = vec4<f32>(weights[r], weights[r + 1u], weights[r + 2u], weights[r + 3u]);
       let j = j_start + r;
-      acc += w * vec4<f32>(load_v(v_at(b, j, kvh) + d), load_v(v_at(b, j + 1u, kvh) + d), load_v(v_at(b, j + 2u, kvh) + d), load_v(v_at(b, j + 3u, kvh) + d));
+      acc += w * vec4<f32>(value_at(b, j, kvh, d), value_at(b, j + 1u, kvh, d), value_at(b, j + 2u, kvh, d), value_at(b, j + 3u, kvh, d));
     }
-    for (; r < n; r++) { acc.x += weights[r] * load_v(v_at(b, j_start + r, kvh) + d); }
+    for (; r < n; r++) { acc.x += weights[r] * value_at(b, j_start + r, kvh, d); }
     partials[out + d] = acc.x + acc.y + acc.z + acc.w;
   }
   if (lidx == 0u) {
@@ -193,13 +233,17 @@ ${wgslViewIndex("o")}`,
   };
 }
 
-/** Uniform values of both decode kernels; `shape.queryLength` must be 1. */
+/**
+ * Uniform values of both decode kernels; `shape.queryLength` must be 1. With `appended` (the
+ * views of k_new and v_new), `shape.keyLength` counts the cache's capacity plus the new key.
+ */
 export function attentionDecodeUniforms(
   shape: AttentionShape,
   views: AttentionViews,
   scale: number,
   mask: AttentionMask,
   splitLength = decodeSplitLength(shape.keyLength),
+  appended?: { kNew: TensorView; vNew: TensorView },
 ): UniformValues {
   invariant(shape.queryLength === 1, `decode attention takes one query per sequence, got ${shape.queryLength}`);
   invariant(splitLength >= 1 && splitLength <= MAX_SPLIT_KEYS, `decode split of ${splitLength} keys`);
@@ -211,5 +255,6 @@ export function attentionDecodeUniforms(
     ...viewUniformValues("k", views.k),
     ...viewUniformValues("v", views.v),
     ...viewUniformValues("o", views.o),
+    ...(appended ? { ...viewUniformValues("k_new", appended.kNew), ...viewUniformValues("v_new", appended.vNew) } : {}),
   };
 }

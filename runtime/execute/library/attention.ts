@@ -17,7 +17,7 @@ import { attentionBackwardUniforms } from "../../../stdlib/kernels/attention-bac
 import type { AttentionVariant, AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
 import { attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
-import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
+import { denseView, type TensorView } from "../../../stdlib/kernels/attention-layout.ts";
 import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
 import { checkedAttentionBackwardKernels, checkedAttentionForwardKernel } from "../../gpu/kernel-self-check.ts";
@@ -42,7 +42,10 @@ function callOf(n: Node, first: number): Call {
   const [batch, queryLength, queryHeads, headDim] = q.shape;
   const [, keyLength, kvHeads] = k.shape;
   const variant: AttentionVariant = { dtype: q.dtype === "f16" ? "f16" : "f32", headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
-  return { shape: { batch, queryHeads, kvHeads, queryLength, keyLength, headDim }, variant, scale: a.scale, masks: n.inputs.slice(first === 0 ? 3 : 5) };
+  // cached_attention's keys: the cache's positions and the new one after them
+  const appended = n.op === "cached_attention";
+  const shape = { batch, queryHeads, kvHeads, queryLength, keyLength: keyLength + (appended ? 1 : 0), headDim };
+  return { shape, variant, scale: a.scale, masks: n.inputs.slice(first === 0 ? (appended ? 5 : 3) : 5) };
 }
 
 /**
@@ -98,19 +101,43 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
 }
 
 // One query per sequence: the split kernel writes per-split partial sums into a workspace buffer
-// (B, Hq, splits, D + 2), the combine kernel merges them into O and the log-sum-exp.
-function decodeSteps(ctx: ExecContext, launch: Launch, n: Node, call: Call, tensors: Record<string, GpuTensor>, views: AttentionViews): PreparedLaunch {
+// (B, Hq, splits, D + 2), the combine kernel merges them into O and the log-sum-exp. With
+// `appended` (cached_attention), k and v are the cache and the new key and value come apart.
+function decodeSteps(
+  ctx: ExecContext,
+  launch: Launch,
+  n: Node,
+  call: Call,
+  tensors: Record<string, GpuTensor>,
+  views: AttentionViews,
+  appended?: { tensors: { k_new: GpuTensor; v_new: GpuTensor }; views: { kNew: TensorView; vNew: TensorView } },
+): PreparedLaunch {
   const splitLength = decodeSplitLength(call.shape.keyLength);
   const partials = workspaceTensor(ctx, "f32", [decodePartialsSize(call.shape, splitLength)], `decode partials of %${n.id}`);
-  const kernels = attentionDecodeKernels(call.variant);
+  const kernels = attentionDecodeKernels(call.variant, appended !== undefined);
   const { q, k, v, o, lse } = tensors;
-  const split: DispatchStep = { kind: "dispatch", spec: kernels.split, uniforms: {}, tensors: { q, k, v, partials } };
+  const split: DispatchStep = { kind: "dispatch", spec: kernels.split, uniforms: {}, tensors: { q, k, v, ...appended?.tensors, partials } };
   const combine: DispatchStep = { kind: "dispatch", spec: kernels.combine, uniforms: {}, tensors: { partials, o, lse } };
   const refresh = maskBinding(ctx, launch, n, call, [split], (mask) => {
-    const uniforms = attentionDecodeUniforms(call.shape, views, call.scale, mask, splitLength);
+    const uniforms = attentionDecodeUniforms(call.shape, views, call.scale, mask, splitLength, appended?.views);
     for (const d of [split, combine]) Object.assign(d.uniforms, uniforms);
   });
   return { steps: [split, combine], refresh };
+}
+
+/** cached_attention (compiler/ir/node.ts): the decode kernels over the cache with the new key and value apart. */
+export function prepareCachedAttention(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
+  const n = launch.outputs[0];
+  const bad = unsupportedDtype(n);
+  if (bad) return bad;
+  const call = callOf(n, 0);
+  const { batch, queryHeads, headDim } = call.shape;
+  const [q, k, v, kNew, vNew] = n.inputs.slice(0, 5).map((i) => inputView(launch, i));
+  const lse = ctx.scratch("f32", [batch, queryHeads, 1], `log-sum-exp of %${n.id}`);
+  const tensors = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), o: ctx.tensorOf(n), lse };
+  const views = { q: tensorView(q), k: tensorView(k), v: tensorView(v), o: denseView("bthd", 1, queryHeads, headDim) };
+  const appended = { tensors: { k_new: ctx.tensorOf(kNew.base), v_new: ctx.tensorOf(vNew.base) }, views: { kNew: tensorView(kNew), vNew: tensorView(vNew) } };
+  return ok(decodeSteps(ctx, launch, n, call, tensors, views, appended));
 }
 
 export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
