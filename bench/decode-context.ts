@@ -1,0 +1,65 @@
+// Decode time per token against the cached context: a random Baichuan-7B-style model of modest
+// size (hidden 256, 4 layers, 4 heads, FFN 512, vocab 2000; small enough for a CPU adapter)
+// generates greedily after prompts of the given lengths on the adapter the runtime would use,
+// and prints the median and the fastest of the timed steps. What grows with the context is the
+// KV cache's traffic: a step that copied the cache would slow down with it, one that reads it in
+// place (cached_attention) grows only by the attention over it.
+//   node bin/run-ts.js bench/decode-context.ts [PROMPT_TOKENS...] (default 128 1500)
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { fromDimensions } from "../compiler/plan/model-config.ts";
+import { CachedGenerationModel } from "../runtime/generate/cached-model.ts";
+import { gpuRunner } from "../runtime/generate/gpu-runner.ts";
+import { randomWeights } from "../runtime/generate/weights.ts";
+import type { GpuDevice } from "../runtime/gpu/device.ts";
+import { Random } from "../runtime/random.ts";
+import { families } from "../stdlib/families/index.ts";
+import { openBenchDevice } from "./adapter.ts";
+import { median } from "./train-step.ts";
+
+const DIMENSIONS = { hidden_size: 256, num_layers: 4, num_heads: 4, intermediate_size: 512, max_positions: 4096, vocab_size: 2000 };
+
+export interface ContextRow {
+  promptTokens: number;
+  steps: number;
+  medianMs: number;
+  fastestMs: number;
+}
+
+/** `steps` decode steps (fixed next ids, no sampling) after a seeded random prompt of each length. */
+export async function benchDecodeContext(gpu: GpuDevice, prompts: readonly number[], steps = 24): Promise<ContextRow[]> {
+  const family = families.baichuan7b;
+  const planned = fromDimensions(family, DIMENSIONS, "bench/decode-context.ts");
+  if (!planned.ok) throw new Error(planned.diagnostics.map((d) => d.message).join("; "));
+  const config = planned.value.config;
+  const weights = randomWeights(family, config, 1);
+  if (!weights.ok) throw new Error(weights.diagnostics.map((d) => d.message).join("; "));
+  const rows: ContextRow[] = [];
+  for (const promptTokens of prompts) {
+    const model = new CachedGenerationModel({ family, config, weights: weights.value }, gpuRunner(gpu));
+    const random = new Random(3);
+    const { session } = await model.start([Array.from({ length: promptTokens }, () => 3 + random.int(DIMENSIONS.vocab_size - 3))]);
+    const samples: number[] = [];
+    try {
+      for (let i = 0; i < steps; i++) {
+        const started = performance.now();
+        await session.append([5 + i]);
+        samples.push(performance.now() - started);
+      }
+    } finally {
+      session.free();
+    }
+    rows.push({ promptTokens, steps, medianMs: median(samples), fastestMs: Math.min(...samples) });
+  }
+  return rows;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const prompts = process.argv.slice(2).map(Number);
+  const gpu = await openBenchDevice();
+  console.log(`adapter: ${gpu.adapter.name}; model: hidden ${DIMENSIONS.hidden_size}, ${DIMENSIONS.num_layers} layers`);
+  for (const r of await benchDecodeContext(gpu, prompts.length ? prompts : [128, 1500])) {
+    console.log(`prompt ${r.promptTokens}: decode median ${r.medianMs.toFixed(2)} ms, fastest ${r.fastestMs.toFixed(2)} ms (${r.steps} steps)`);
+  }
+  gpu.destroy();
+}
