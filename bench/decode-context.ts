@@ -36,18 +36,23 @@ export async function benchDecodeContext(gpu: GpuDevice, prompts: readonly numbe
   if (!weights.ok) throw new Error(weights.diagnostics.map((d) => d.message).join("; "));
   const rows: ContextRow[] = [];
   for (const promptTokens of prompts) {
-    const model = new CachedGenerationModel({ family, config, weights: weights.value }, gpuRunner(gpu));
-    const random = new Random(3);
-    const { session } = await model.start([Array.from({ length: promptTokens }, () => 3 + random.int(DIMENSIONS.vocab_size - 3))]);
+    const runner = gpuRunner(gpu);
     const samples: number[] = [];
     try {
-      for (let i = 0; i < steps; i++) {
-        const started = performance.now();
-        await session.append([5 + i]);
-        samples.push(performance.now() - started);
+      const model = new CachedGenerationModel({ family, config, weights: weights.value }, runner);
+      const random = new Random(3);
+      const { session } = await model.start([Array.from({ length: promptTokens }, () => 3 + random.int(DIMENSIONS.vocab_size - 3))]);
+      try {
+        for (let i = 0; i < steps; i++) {
+          const started = performance.now();
+          await session.append([5 + i]);
+          samples.push(performance.now() - started);
+        }
+      } finally {
+        session.free();
       }
     } finally {
-      session.free();
+      runner.destroy();
     }
     rows.push({ promptTokens, steps, medianMs: median(samples), fastestMs: Math.min(...samples) });
   }

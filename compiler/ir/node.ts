@@ -63,15 +63,13 @@ export interface AttentionAttrs {
   alibi: boolean;
 }
 
-/**
- * cached_attention: one new query per sequence, q (B, 1, Hq, D), over a KV cache kPast, vPast
- * (B, C, Hkv, D) and the new token's own key and value kNew, vNew (B, 1, Hkv, D), as if the keys
- * were the cache's first keyRange[b, 1] - 1 positions followed by the new one: the cache holds
- * each row's positions left of that end and the new key is not copied in to be attended (the
- * runtime appends it after the step). Inputs: q, kPast, vPast, kNew, vNew, then the masks as
- * for attention, keyRange required (`padding`). The causal mask has nothing to hide from the last
- * position; ALiBi's bias moves by one constant per row, which the softmax ignores.
- */
+// cached_attention (the same attributes): one new query per sequence, q (B, 1, Hq, D), over a KV
+// cache kPast, vPast (B, C, Hkv, D) and the new token's own key and value kNew, vNew (B, 1, Hkv,
+// D), as if the keys were the cache's first keyRange[b, 1] - 1 positions followed by the new one:
+// the cache holds each row's positions left of that end and the new key is not copied in to be
+// attended (the runtime appends it after the step). Inputs: q, kPast, vPast, kNew, vNew, then the
+// masks as for attention, keyRange required (`padding`). The causal mask has nothing to hide from
+// the last position; ALiBi's bias moves by one constant per row, which the softmax ignores.
 
 /** Every attribute an op may carry; each op reads only its own (see infer.ts). */
 export interface Attrs {

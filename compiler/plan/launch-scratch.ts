@@ -30,8 +30,10 @@ export function launchScratchBytes(schedule: Schedule): number {
         for (const n of launch.outputs) host += ropeBytes(n);
         break;
       case "attention":
-      case "cached_attention":
         host += maskBytes(first, 0);
+        break;
+      case "cached_attention": // and the log-sum-exp the decode kernels write, (B, Hq) f32
+        host += maskBytes(first, 0) + storageBytes("f32", first.shape[0] * first.shape[2]);
         break;
       case "attention_backward": {
         host += maskBytes(first, 1);

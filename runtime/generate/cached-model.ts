@@ -121,10 +121,10 @@ export class CachedGenerationModel implements GenerationModel {
     const L = Math.max(...batch.map((s) => s.ids.length));
     const P = L - T;
     invariant(batch.every((s) => s.ids.length === fresh(s) || fresh(s) === T), "a batch step either starts every row or adds the same tokens to each");
-    // the cache's past may be longer than P: every row's keys then start that much further right
-    const shape = { batch: B, past: cache.pastLength(P), fresh: T };
-    // over a concatenation the keys end at past + T, each row's right-aligned there; a decode
+    // the cache's past may be longer than P. Over a concatenation (a prompt) the keys end at
+    // past + T, each row's right-aligned there, so they start that much further right; a decode
     // step (cached_attention) attends the cache's first P positions and then the new key
+    const shape = { batch: B, past: cache.pastLength(P), fresh: T };
     const shift = T === 1 && shape.past > 0 ? 0 : shape.past - P;
     const pads = batch.map((s) => L - s.ids.length);
     const g = this.stepGraph(shape);

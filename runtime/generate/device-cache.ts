@@ -1,11 +1,12 @@
 // The KV cache of one generation session on the GPU. Per layer, the keys and the values are each
 // one device buffer (B, capacity, KV · D) that the step graph's past inputs are bound to; each
-// row's positions end at `end`, the longest row's length (rows right-aligned there, the rest
-// masked by the step's key ranges), and the capacity is a bucket above it, so a step compiles one
-// executor per bucket, not per length. A decode step reads the cache in place (cached_attention)
-// and its new keys and values are then copied to column `end` of every row: a few kilobytes, not
-// the cache. Only when the capacity is full do the rows move to the next bucket's buffers (a copy
-// of the cache once a bucket), and a beam reorder gathers rows by buffer copies. The prompt's step
+// row's positions end at the longest row's length (rows right-aligned there, the rest masked by
+// the step's key ranges), and the capacity is a bucket above it, so a step compiles one executor
+// per bucket, not per length. A decode step reads the cache in place (cached_attention) and its
+// new keys and values are then written after every row's last position (kv_append): a few
+// kilobytes, not the cache. Only when the capacity is full do the rows move to the next bucket's
+// buffers (a copy of the cache once a bucket), and a beam reorder gathers rows by buffer copies.
+// Only a prompt (the first step) adds several tokens. The prompt's step
 // reads a placeholder past of one masked key, so that its keys and values come out of the
 // concatenation as whole buffers rather than as strided views of a fused projection. Nothing of
 // the cache crosses to or from the host.
@@ -26,7 +27,7 @@ import type { CacheDims, StepCache } from "./cached-model.ts";
 /** What a session's cache needs from its runner: compiled steps, device weights, counters. */
 export interface StepPrograms {
   readonly gpu: GpuDevice;
-  /** Cache lengths are multiples of this. */
+  /** Cache capacities are multiples of this (a one-token prompt's placeholder excepted). */
   readonly bucket: number;
   /** The schedule of step graph `g`, compiled once per graph. */
   schedule(g: Graph): Schedule;
@@ -88,6 +89,8 @@ export class DeviceKvCache implements StepCache {
     const starting = this.current === undefined;
     const layout = this.current ?? this.layout(B, P);
     invariant(layout.batch === B && layout.past === P, "a step reads the cache's current layout");
+    // rows end at `end`, not at the capacity the concatenation would put them before new tokens
+    invariant(T === 1 || starting, `${T} new tokens over a device cache that holds positions: only a prompt adds several`);
     // the weights were uploaded when the executor was made (executor()): feeds of theirs are skipped
     const executor = this.executor(g, feeds, layout);
     for (const [name, values] of feeds) {
@@ -104,6 +107,7 @@ export class DeviceKvCache implements StepCache {
     const lengths = before.map((n, r) => n + fresh[r]);
     const end = Math.max(...lengths);
     const encoder = gpu.device.createCommandEncoder();
+    let copies = true; // whether the encoder has commands to submit
     let next: Layout;
     if (T > 1) {
       // several new tokens: each row's cached and new positions come out of the concatenation
@@ -121,7 +125,8 @@ export class DeviceKvCache implements StepCache {
       // a decode step read the cache in place: its new key and value go to column end - 1 of
       // every row, after the rows move to the next bucket's buffers when this one is full
       next = end <= layout.past ? layout : this.layout(B, this.capacityFor(end));
-      if (next !== layout) {
+      copies = next !== layout;
+      if (copies) {
         const rows = before.map((n, r) => ({ from: r, to: r, n }));
         for (let layer = 0; layer < this.dims.layers; layer++) {
           this.copyRows(encoder, { tensor: layout.keys[layer], rowLength: layout.past, end: end - 1 }, { tensor: next.keys[layer], rowLength: next.past, end: end - 1 }, rows);
@@ -129,7 +134,7 @@ export class DeviceKvCache implements StepCache {
         }
       }
     }
-    gpu.queue.submit([encoder.finish()]);
+    if (copies) gpu.queue.submit([encoder.finish()]);
     if (T === 1) this.appendRows(executor, next, end - 1); // after the copies into `next`, in queue order
     const logits = await executor.read("logits");
     const errors = await gpu.takeErrors();
@@ -242,6 +247,7 @@ export class DeviceKvCache implements StepCache {
     const batch = new CommandBatch(this.programs.gpu);
     for (let layer = 0; layer < this.dims.layers; layer++) {
       const [keys, values] = [CACHE.key(layer), CACHE.value(layer)].map((name) => executor.outputView(name));
+      invariant(keys.tensor.dtype === "f32" && values.tensor.dtype === "f32", "the cache and a step's new keys are f32");
       const [B, , heads, headDim] = keys.shape;
       const shape = { batch: B, heads, headDim, rowLength: dst.past, column };
       batch.dispatch(KV_APPEND, kvAppendUniforms(shape, stepView(keys), stepView(values)), { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] });

@@ -10,6 +10,8 @@ import * as assert from "uvu/assert";
 import * as b from "../../compiler/ir/build.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { graph, type Node } from "../../compiler/ir/node.ts";
+import { compileGraph } from "../../compiler/passes/compile.ts";
+import { GraphExecutor } from "../../runtime/execute/executor.ts";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
 import { readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
@@ -112,6 +114,25 @@ test(
       const run = await runOnGpu(gpu, g, feeds);
       assert.ok(run.kernelKeys.some((k) => k.startsWith("attention_decode_split")), "the decode kernels run");
       assertClose(run.outputs.get("out")!, want, 1e-5, `${c.label} (GPU vs interpreter)`);
+    }
+  }),
+);
+
+test(
+  "on the GPU, a key range that would read outside a row (an end of 0 or past the capacity plus one) is SFT4005, not a silent read",
+  withGpu(async (gpu) => {
+    const c = CASES[0];
+    const compiled = expectOk(compileGraph(graph([["out", cachedGraph(c).out]])));
+    const executor = expectOk(GraphExecutor.create(gpu, compiled.schedule));
+    try {
+      for (const end of [0, c.capacity + 2]) {
+        for (const [name, values] of feedsOf(c, 9)) executor.write(name, name === "range" ? Float64Array.of(0, end) : values);
+        const ran = await executor.run();
+        assert.ok(!ran.ok && ran.diagnostics[0].code === "SFT4005", `end ${end}`);
+        assert.match(ran.diagnostics[0].message, `row 0's key range [0, ${end})`);
+      }
+    } finally {
+      executor.destroy();
     }
   }),
 );

@@ -8,7 +8,7 @@
 // and dV nodes' buffers. A launch with one query row per sequence (T = 1, as in cached
 // generation) runs the split-K decode kernels instead of the forward kernel: they spread the keys
 // over many workgroups and write the same output and log-sum-exp.
-import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
+import { diag, fail, ok, type Diagnostic, type Result } from "../../../compiler/diagnostics.ts";
 import { node, type Node } from "../../../compiler/ir/node.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
 import { contiguousView } from "../../../compiler/passes/views.ts";
@@ -69,10 +69,23 @@ function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, step
     const values = views.map((v) => ints(v));
     if (values.some((v) => !v)) return fail(diag("SFT4005", `attention %${n.id} needs its mask tensors as graph inputs, read on the host.`));
     const mask = maskFromInputs(variant, values as ArrayLike<number>[], keyLength - queryLength, slopes);
+    const wrong = n.op === "cached_attention" ? cachedKeyRangeError(n, mask, keyLength) : undefined;
+    if (wrong) return fail(wrong);
     for (const d of maskBindingData(mask, batch, keyLength)) if (d.name !== "alibi_slopes") writeTensor(ctx.gpu, tensors[d.name], d.data);
     setUniforms(mask);
     return ok(undefined);
   };
+}
+
+// cached_attention reads the new key at each row's key range end - 1 and the cache before it: an
+// end outside 1..keyLength (the cache's capacity plus the new key) would read outside the row.
+function cachedKeyRangeError(n: Node, mask: AttentionMask, keyLength: number): Diagnostic | undefined {
+  const ranges = mask.keyRanges!;
+  for (let b = 0; 2 * b < ranges.length; b++) {
+    const [start, end] = [ranges[2 * b], ranges[2 * b + 1]];
+    if (end < 1 || end > keyLength || start >= end) return diag("SFT4005", `cached attention %${n.id}: row ${b}'s key range [${start}, ${end}) is not within 1..${keyLength} with the new key last`);
+  }
+  return undefined;
 }
 
 // The kernels store Q, K, V, O and their gradients in f32 or f16.
