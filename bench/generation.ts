@@ -22,7 +22,7 @@ import { fromDimensions } from "../compiler/plan/model-config.ts";
 import { buildCachedStep } from "../runtime/generate/cached-graph.ts";
 import { CachedGenerationModel } from "../runtime/generate/cached-model.ts";
 import { CACHE_BUCKET, gpuRunner } from "../runtime/generate/gpu-runner.ts";
-import type { StepProfile } from "../runtime/generate/device-cache.ts";
+import { cacheCapacity, type StepProfile } from "../runtime/generate/device-cache.ts";
 import { loadPipelineGenerator } from "../runtime/generate/pipeline-model.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { Random } from "../runtime/random.ts";
@@ -56,7 +56,7 @@ export interface GenerationRow {
   logitsFinite: boolean;
   /** The decode step's reads over the copy bandwidth (the 7B-sized model). */
   bandwidth?: DecodeBandwidth;
-  /** Kernel launches in the decode step's compiled schedule, all recorded into one submission. */
+  /** Dispatches of a decode step: its compiled schedule's, in one submission, and the cache's appends (one a layer), in a second. */
   launchesPerStep?: number;
   /** GPU time by kernel of one more decode step, every dispatch timed (the 7B-sized model). */
   profile?: ProfileRow[];
@@ -247,10 +247,11 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
 
 // Launches of the decode step's schedule at a cached length (the runner compiles the same graph).
 function decodeLaunches(family: Family, config: ModelConfig, cachedLength: number, weightDtypes: ReadonlyMap<string, DType>): number | undefined {
-  const past = Math.ceil(cachedLength / CACHE_BUCKET) * CACHE_BUCKET;
+  const past = cacheCapacity(Math.round(cachedLength), CACHE_BUCKET);
   const g = buildCachedStep(family, config, { batch: 1, past, fresh: 1 }, weightDtypes);
   const compiled = g.ok ? compileGraph(g.value) : undefined;
-  return compiled?.ok ? compiled.value.schedule.launches.length : undefined;
+  // the step's launches, then the cache's append of the new keys and values, one per layer
+  return compiled?.ok ? compiled.value.schedule.launches.length + config.dims.layers : undefined;
 }
 
 /** transformers' generate per dtype, from bench/torch_generate.py. */

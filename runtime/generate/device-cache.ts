@@ -52,6 +52,11 @@ export interface StepProfile {
   timings: KernelTiming[];
 }
 
+/** The cache's capacity for rows ending at `end`: the bucket with room for the next decode step's key. */
+export function cacheCapacity(end: number, bucket: number): number {
+  return Math.ceil((end + 1) / bucket) * bucket;
+}
+
 /** One bucket's buffers for `batch` rows: per layer (B, past, KV · D), `past` the capacity. */
 interface Layout {
   batch: number;
@@ -197,9 +202,8 @@ export class DeviceKvCache implements StepCache {
     }
   }
 
-  // The capacity for rows ending at `end`: a bucket with room for the next decode step's key.
   private capacityFor(end: number): number {
-    return Math.ceil((end + 1) / this.programs.bucket) * this.programs.bucket;
+    return cacheCapacity(end, this.programs.bucket);
   }
 
   // One executor per step graph, its past inputs bound to the layout it reads.
