@@ -160,8 +160,8 @@ function decodeBandwidthPart(r: Pick<BenchReport, "generation">): string | undef
   const intro =
     "Decode bandwidth: the bytes one batch-1 decode step must read (every weight once in its storage dtype, the embedding table one row, " +
     `plus the f32 keys and values at the mean cached length ${measured[0].b.cachedLength}) over the median step time, divided by the copy bandwidth measured above (the CUDA copy where PyTorch has a GPU, else the WebGPU copy). ` +
-    "Traffic beyond that minimum (the cache copied into its next buffer each step, activations, the logits read back) counts against the fraction. " +
-    "A step's kernel launches are recorded into one submission; the cache copies and the logits' read-back are two more.";
+    "Traffic beyond that minimum (activations, the new keys appended to the cache, the cache moved to a larger bucket every 64 positions, the logits read back) counts against the fraction. " +
+    "A step's kernel launches are recorded into one submission; the cache's appends (counted in the launches) and the logits' read-back are two more.";
   const rows = measured.map(({ g, b }) => [
     g.weightDtype,
     (b.weightBytes / GB).toFixed(3),
