@@ -32,7 +32,7 @@ import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
 import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
-import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /** An attention kernel with a layout of its own. */
 export type AttentionKernel = "forward" | BackwardKernel;
@@ -129,7 +129,7 @@ export function attentionLayoutJob(
  * engine would run it on subgroup matrices and more than one layout fits; the chosen ones are
  * then the device's (tunedAttentionLayout). One outcome per kernel and head dim tuned.
  */
-export async function tuneAttentionLayouts(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { tokens?: number } = { file: tuningFile(env) }): Promise<TuningOutcome[]> {
+export async function tuneAttentionLayouts(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { tokens?: number } = engineTuningOptions(env)): Promise<TuningOutcome[]> {
   if (tuningDisabled(env)) return [];
   const adapter = attentionAdapter(gpu);
   const outcomes: TuningOutcome[] = [];

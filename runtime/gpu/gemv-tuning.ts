@@ -11,7 +11,7 @@ import { DEFAULT_GEMV, gemvSpec, type GemvVariant } from "../../stdlib/kernels/m
 import { matmulStrategyFor, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "./device.ts";
 import { gemvCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
-import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /** The timed product: one token's activations times a 4096 x 4096 f32 weight (67 MB read). */
 export const GEMV_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1, n: 4096, k: 4096 };
@@ -55,7 +55,7 @@ export function gemvJob(gpu: GpuDevice, shape: MatmulShape = GEMV_TUNING_SHAPE):
  * "registers") and tuning is not refused (SFT_TUNE=off); the chosen variant is then the device's
  * (tunedGemv). Undefined where nothing was tuned or no variant passed its check.
  */
-export async function tuneGemv(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { shape?: MatmulShape } = { file: tuningFile(env) }): Promise<TuningOutcome | undefined> {
+export async function tuneGemv(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { shape?: MatmulShape } = engineTuningOptions(env)): Promise<TuningOutcome | undefined> {
   if (tuningDisabled(env)) return undefined;
   const strategy = matmulStrategyFor(gpu.adapter, env);
   if (!strategy.ok || strategy.value === "registers") return undefined;

@@ -83,6 +83,13 @@ export interface TuningOptions {
    * whose candidates cannot run).
    */
   recheck?: boolean;
+  /** Told before candidates are timed (not for a choice read from the file): the first open of a card takes a while. */
+  log?: (line: string) => void;
+}
+
+/** The engine's options: the tuning file of `env`, and a line on stderr before each timing. */
+export function engineTuningOptions(env: Env): TuningOptions {
+  return { file: tuningFile(env), log: (line) => process.stderr.write(`${line}\n`) };
 }
 
 /** The tuning file: SFT_TUNING_CACHE, else $XDG_CACHE_HOME/sftc/kernel-tuning.json, else ~/.cache/sftc/kernel-tuning.json. */
@@ -124,6 +131,7 @@ export async function tuneKernel(gpu: GpuDevice, job: string, candidates: readon
     else rejected.push({ name: c.name, why: check.failure ?? "not verified" });
   }
   if (passed.length === 0) return undefined;
+  options.log?.(`sftc: timing ${passed.length} candidates for the ${job} on '${gpu.adapter.name}' (once per card; SFT_TUNE=off skips it)`);
   const timed = await timeCandidates(gpu, passed, problem, options);
   rejected.push(...timed.failed);
   if (timed.timings.length === 0) return undefined;

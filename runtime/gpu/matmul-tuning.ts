@@ -10,7 +10,7 @@ import { matmulKernel, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, t
 import type { GpuDevice } from "./device.ts";
 import { matmulCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
 import type { KernelProbe } from "./kernel-probe.ts";
-import { tuneKernel, tuningDisabled, tuningFile, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /**
  * The timed product: 1024 rows of activations times a 4096 x 4096 weight stored (N, K), f32,
@@ -53,7 +53,7 @@ export function matmulTilingJob(strategy: SubgroupMatrixStrategy, fallback: Matm
  * named (SFT_MATMUL_TILING) or tuning refused (SFT_TUNE=off); the chosen preset is then the
  * device's (tunedMatmulTiling). Undefined where nothing was tuned or no preset passed its probe.
  */
-export async function tuneMatmulTiling(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { shape?: MatmulShape } = { file: tuningFile(env) }): Promise<TuningOutcome | undefined> {
+export async function tuneMatmulTiling(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { shape?: MatmulShape } = engineTuningOptions(env)): Promise<TuningOutcome | undefined> {
   if (tuningDisabled(env) || env.SFT_MATMUL_TILING?.trim()) return undefined;
   const strategy = matmulStrategyFor(gpu.adapter, env);
   if (!strategy.ok || typeof strategy.value !== "object") return undefined;

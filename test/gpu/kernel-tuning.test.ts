@@ -74,7 +74,9 @@ test(
   "every candidate is checked before it is timed: a wrong one and one that does not compile are rejected with the reason; the chosen one is the fastest timed",
   withScratch(async (gpu, scratch) => {
     const candidates = [candidate("tiled", tiled), candidate("doubled", doubledAlpha), candidate("registers", registers), candidate("broken", broken)];
-    const outcome = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file });
+    const told: string[] = [];
+    const outcome = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file, log: (line) => told.push(line) });
+    assert.equal(told, [`sftc: timing 2 candidates for the test matmul on '${gpu.adapter.name}' (once per card; SFT_TUNE=off skips it)`], "one line before the timing");
     assert.ok(outcome, "two candidates pass");
     console.log(`    ${outcome.timings.map((t) => `${t.name} ${t.ms.toFixed(3)} ms`).join(", ")}: chose ${outcome.chosen}`);
     assert.is(outcome.source, "measured");
@@ -99,7 +101,9 @@ test(
     const candidates = [candidate("tiled", tiled, checks), candidate("registers", registers, checks)];
     const first = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file });
     assert.is(checks.count, 2);
-    const again = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file });
+    const told: string[] = [];
+    const again = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file, log: (line) => told.push(line) });
+    assert.equal(told, [], "a choice read from the file is not timed, nor told");
     assert.is(checks.count, 3, "only the choice was checked again");
     const { savedTo, ...kept } = first!;
     assert.is(savedTo, scratch.file, "the measured outcome says where it was written");
