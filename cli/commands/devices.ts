@@ -100,8 +100,8 @@ async function selfCheck(a: AdapterSummary): Promise<{ selfCheck?: AdapterCheck;
   return { selfCheck: matrices ? outcome?.checks : undefined, tunings: outcome?.tunings };
 }
 
-// The choice, its time and the runners-up (the rest counted), where it was timed or cached.
-function describeTuning(t: TuningOutcome): string[] {
+/** A tuning as `sftc devices` prints it: the choice and its time, then the runners-up (the rest counted) and any rejected. */
+export function describeTuning(t: TuningOutcome): string[] {
   const ms = (x: number) => `${x.toFixed(3)} ms`;
   const [first, ...rest] = t.timings;
   const source = t.source === "cached" ? `cached, timed ${t.at}` : "timed now";

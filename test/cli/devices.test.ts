@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { listAdapters, openDevice, type AdapterSummary } from "../../runtime/gpu/device.ts";
+import { describeTuning } from "../../cli/commands/devices.ts";
 import { sftc } from "./support.ts";
 
 const quickstart = join(import.meta.dirname, "..", "..", "pipelines", "quickstart.sft");
@@ -81,6 +82,24 @@ test("generate, chat and score document --device", async () => {
     assert.is(help.code, 0, help.err);
     assert.match(help.out, /--device NAME +the GPU adapter to use/);
   }
+});
+
+test("a tuning prints its choice and time, the next three with the rest counted, and what failed its check", () => {
+  const outcome = {
+    job: "matmul tiling",
+    chosen: "a",
+    source: "measured" as const,
+    at: "2026-11-26T00:00:00.000Z",
+    problem: "1024x4096 times (4096, 4096)ᵀ, f32",
+    timings: ["a", "b", "c", "d", "e"].map((name, i) => ({ name, ms: 0.4 + i / 10 })),
+    rejected: [{ name: "f", why: "failed to compile" }],
+  };
+  assert.equal(describeTuning(outcome), [
+    "matmul tiling: a (0.400 ms on 1024x4096 times (4096, 4096)ᵀ, f32; timed now)",
+    "  next: b 0.500 ms, c 0.600 ms, d 0.700 ms, 1 more; 1 failed their check (f)",
+  ]);
+  assert.match(describeTuning({ ...outcome, source: "cached", timings: outcome.timings.slice(0, 1), rejected: [] })[0], "; cached, timed 2026-11-26T00:00:00.000Z)");
+  assert.equal(describeTuning({ ...outcome, timings: outcome.timings.slice(0, 1), rejected: [] })[1], "  next: none");
 });
 
 test.run();
