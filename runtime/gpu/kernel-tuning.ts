@@ -1,6 +1,6 @@
 // Kernel tuning at device start. Where the engine has several correct kernels for one job (the
-// subgroup-matrix matmul's tiling presets), which is fastest depends on the card, its driver and
-// Dawn, so the device times them itself and the engine takes the fastest. Every candidate first
+// subgroup-matrix matmul's tiling presets, the decode gemv's workgroups, the tensor-core
+// attention's layouts), which is fastest depends on the card, its driver and Dawn, so the device times them itself and the engine takes the fastest. Every candidate first
 // passes its probe (checkKernel): a kernel that is wrong, or does not compile here, is never
 // chosen. The candidates are timed on one shared problem, its tensors uploaded once. A warm-up
 // first lifts the card from its idle clock (an H200 idles at 345 MHz and needs a fraction of a
@@ -28,7 +28,7 @@ import { uploadTensor, type GpuTensor } from "./tensor.ts";
 /** The environment variables a choice reads (process.env, or a test's). */
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** The meaning of a tuning file entry; a change to it makes every old entry unreadable. */
+/** The meaning of a tuning file entry: part of every key, so a change to it leaves old entries unmatched. */
 const TUNING_FORMAT = 1;
 
 /** One kernel that can do the job. */
