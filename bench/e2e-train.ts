@@ -38,7 +38,7 @@ import { blockLinearNames, frozenWeightDtypes } from "../compiler/plan/storage.t
 import type { WeightDType } from "../compiler/plan/settings.ts";
 import { formatBytes } from "../compiler/passes/memory-plan.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
-import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
+import { checkedMatmulStrategy, selfCheckOf } from "../runtime/gpu/kernel-self-check.ts";
 import { openBenchDevice } from "./adapter.ts";
 import { familyGraphModel, initialWeights } from "../runtime/pipeline/family-model.ts";
 import { labelTokens } from "../runtime/train/backend.ts";
@@ -149,6 +149,8 @@ export interface E2eReport {
   command: string;
   card: string;
   driver: string;
+  /** The kernel choices the device tuned when it opened ("job: choice"), none where it tuned nothing. */
+  tunings: string[];
   model: string;
   options: E2eOptions;
   sftc: SftcRow[];
@@ -385,6 +387,7 @@ export function reportMarkdown(r: E2eReport): string {
     "",
     `- card: ${r.card}`,
     `- driver: ${r.driver}`,
+    `- kernels tuned at device open: ${r.tunings.length ? r.tunings.join("; ") : "none"}`,
     `- date: ${r.date}`,
     `- command: \`${r.command}\``,
     `- batch: ${r.options.rows} x ${r.options.seq} tokens, LoRA rank ${r.options.rank}, alpha ${r.options.alpha}; sftc ${r.options.warmup} warm-up step(s) then the median (the upper of an even count) of ${r.options.steps} timed optimizer step(s), PyTorch ${r.options.torchWarmup} and ${r.options.torchSteps}; a step is forward, backward, clipping and AdamW, ended by waiting for the device`,
@@ -422,6 +425,7 @@ export async function benchE2eTrain(gpu: GpuDevice, options: E2eOptions, run: { 
     command: run.command,
     card,
     driver: machineFacts().nvidiaSmi ?? "no nvidia-smi on this machine",
+    tunings: (selfCheckOf(gpu)?.tunings ?? []).map((t) => `${t.job}: ${t.chosen} (${t.source === "cached" ? "from the tuning file" : "timed at open"})`),
     model: modelLabel(options),
     options,
     sftc,
