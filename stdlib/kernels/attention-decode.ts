@@ -78,19 +78,22 @@ export function attentionDecodeKernels(variant: AttentionVariant, appended = fal
   return { split: splitKernel(variant, appended), combine: combineKernel(variant) };
 }
 
-// WGSL key_at / value_at(b, j, kvh, d): element d of key (value) j of KV head kvh of row b; with
-// `appended`, key j at the row's key range end - 1 is the new one (k_new, v_new), the rest cached.
+// WGSL first_new_key(b), the position of row b's new key, read once per workgroup, and
+// key_at / value_at(first_new, b, j, kvh, d): element d of key (value) j of KV head kvh of row b;
+// with `appended`, key j at first_new (the row's key range end - 1) is the new one (k_new,
+// v_new), the earlier ones cached.
 function keyValueAccessors(appended: boolean): string {
   if (!appended)
-    return `fn key_at(b: u32, j: u32, kvh: u32, d: u32) -> f32 { return load_k(k_at(b, j, kvh) + d); }
-fn value_at(b: u32, j: u32, kvh: u32, d: u32) -> f32 { return load_v(v_at(b, j, kvh) + d); }`;
-  const fresh = `batch_info[b * ${BATCH_INFO_WORDS}u + 1u] - 1u`;
-  return `fn key_at(b: u32, j: u32, kvh: u32, d: u32) -> f32 {
-  if (j < ${fresh}) { return load_k(k_at(b, j, kvh) + d); }
+    return `fn first_new_key(b: u32) -> u32 { return 0xffffffffu; } // none: every key is in k and v
+fn key_at(first_new: u32, b: u32, j: u32, kvh: u32, d: u32) -> f32 { return load_k(k_at(b, j, kvh) + d); }
+fn value_at(first_new: u32, b: u32, j: u32, kvh: u32, d: u32) -> f32 { return load_v(v_at(b, j, kvh) + d); }`;
+  return `fn first_new_key(b: u32) -> u32 { return batch_info[b * ${BATCH_INFO_WORDS}u + 1u] - 1u; }
+fn key_at(first_new: u32, b: u32, j: u32, kvh: u32, d: u32) -> f32 {
+  if (j < first_new) { return load_k(k_at(b, j, kvh) + d); }
   return load_k_new(k_new_at(b, 0u, kvh) + d);
 }
-fn value_at(b: u32, j: u32, kvh: u32, d: u32) -> f32 {
-  if (j < ${fresh}) { return load_v(v_at(b, j, kvh) + d); }
+fn value_at(first_new: u32, b: u32, j: u32, kvh: u32, d: u32) -> f32 {
+  if (j < first_new) { return load_v(v_at(b, j, kvh) + d); }
   return load_v_new(v_new_at(b, 0u, kvh) + d);
 }`;
 }
@@ -137,6 +140,7 @@ fn workgroup_reduce(value: f32, lidx: u32, take_max: bool) -> f32 {
   let b = wid.z;
   let kvh = h / u.group_size;
   let p = u.query_offset; // the new token's position
+  let first_new = first_new_key(b);
   let j_start = max(key_window_start(b), split * u.split_len);
   let j_end = max(j_start, min(key_window_end(b, p), (split + 1u) * u.split_len));
   let n = j_end - j_start;
@@ -153,9 +157,9 @@ fn workgroup_reduce(value: f32, lidx: u32, take_max: bool) -> f32 {
       var dot = vec4<f32>(0.0);
       var d = 0u;
       for (; d + 4u <= u.head_dim; d += 4u) {
-        dot += vec4<f32>(q_shared[d], q_shared[d + 1u], q_shared[d + 2u], q_shared[d + 3u]) * vec4<f32>(key_at(b, j, kvh, d), key_at(b, j, kvh, d + 1u), key_at(b, j, kvh, d + 2u), key_at(b, j, kvh, d + 3u));
+        dot += vec4<f32>(q_shared[d], q_shared[d + 1u], q_shared[d + 2u], q_shared[d + 3u]) * vec4<f32>(key_at(first_new, b, j, kvh, d), key_at(first_new, b, j, kvh, d + 1u), key_at(first_new, b, j, kvh, d + 2u), key_at(first_new, b, j, kvh, d + 3u));
       }
-      for (; d < u.head_dim; d++) { dot.x += q_shared[d] * key_at(b, j, kvh, d); }
+      for (; d < u.head_dim; d++) { dot.x += q_shared[d] * key_at(first_new, b, j, kvh, d); }
       score = dot.x + dot.y + dot.z + dot.w + score_bias(h, p, j);
     }
     weights[r] = score;
@@ -178,9 +182,9 @@ fn workgroup_reduce(value: f32, lidx: u32, take_max: bool) -> f32 {
     for (; r + 4u <= n; r += 4u) {
       let w = vec4<f32>(weights[r], weights[r + 1u], weights[r + 2u], weights[r + 3u]);
       let j = j_start + r;
-      acc += w * vec4<f32>(value_at(b, j, kvh, d), value_at(b, j + 1u, kvh, d), value_at(b, j + 2u, kvh, d), value_at(b, j + 3u, kvh, d));
+      acc += w * vec4<f32>(value_at(first_new, b, j, kvh, d), value_at(first_new, b, j + 1u, kvh, d), value_at(first_new, b, j + 2u, kvh, d), value_at(first_new, b, j + 3u, kvh, d));
     }
-    for (; r < n; r++) { acc.x += weights[r] * value_at(b, j_start + r, kvh, d); }
+    for (; r < n; r++) { acc.x += weights[r] * value_at(first_new, b, j_start + r, kvh, d); }
     partials[out + d] = acc.x + acc.y + acc.z + acc.w;
   }
   if (lidx == 0u) {
