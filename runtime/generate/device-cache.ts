@@ -19,6 +19,8 @@ import type { KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { CommandBatch } from "../gpu/batch.ts";
+import { BoundSteps } from "../execute/bound-steps.ts";
+import type { DispatchStep } from "../execute/steps.ts";
 import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import { kvAppendKernel, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
 import { CACHE, type CachedStepShape } from "./cached-graph.ts";
@@ -72,6 +74,8 @@ export class DeviceKvCache implements StepCache {
   private readonly layouts = new Map<string, Layout>();
   /** Step executors, each with the layout its past inputs are bound to. */
   private readonly executors = new Map<Graph, { executor: GraphExecutor; layout: Layout }>();
+  /** The last decode step's appends, kept for the next (appendRows). */
+  private appends: Appends | undefined;
 
   constructor(
     private readonly programs: StepPrograms,
@@ -178,6 +182,8 @@ export class DeviceKvCache implements StepCache {
   }
 
   free(): void {
+    this.appends?.bound.destroy();
+    this.appends = undefined;
     for (const e of this.executors.values()) e.executor.destroy();
     for (const l of this.layouts.values()) for (const t of [...l.keys, ...l.values]) t.destroy();
     this.executors.clear();
@@ -199,6 +205,12 @@ export class DeviceKvCache implements StepCache {
       if (l === layout) continue;
       for (const t of [...l.keys, ...l.values]) t.destroy();
       this.layouts.delete(key);
+    }
+    // appends into another layout, or from an executor just freed, are not repeated
+    const kept = this.appends && this.appends.layout === layout && [...this.executors.values()].some((e) => e.executor === this.appends!.executor);
+    if (!kept) {
+      this.appends?.bound.destroy();
+      this.appends = undefined;
     }
   }
 
@@ -246,18 +258,39 @@ export class DeviceKvCache implements StepCache {
     }
   }
 
-  /** Writes each row's new key and value of every layer (the step's key.L, value.L (B, 1, KV, D)) at `column` of `dst`'s rows, in one submission. */
+  /**
+   * Writes each row's new key and value of every layer (the step's key.L, value.L (B, 1, KV, D))
+   * at `column` of `dst`'s rows, in one submission. The dispatches of one executor into one layout
+   * are kept with their bind groups and uniforms: decode steps repeat them until the bucket changes.
+   */
   private appendRows(executor: GraphExecutor, dst: Layout, column: number): void {
-    const batch = new CommandBatch(this.programs.gpu);
-    for (let layer = 0; layer < this.dims.layers; layer++) {
-      const [keys, values] = [CACHE.key(layer), CACHE.value(layer)].map((name) => executor.outputView(name));
-      invariant(keys.tensor.dtype === "f32" && values.tensor.dtype === "f32", "the cache and a step's new keys are f32");
-      const [B, , heads, headDim] = keys.shape;
-      const shape = { batch: B, heads, headDim, rowLength: dst.past, column };
-      batch.dispatch(KV_APPEND, kvAppendUniforms(shape, stepView(keys), stepView(values)), { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] });
+    const { gpu } = this.programs;
+    if (this.appends?.executor !== executor || this.appends.layout !== dst) {
+      this.appends?.bound.destroy();
+      const steps = Array.from({ length: this.dims.layers }, (_, layer): DispatchStep => {
+        const [keys, values] = [CACHE.key(layer), CACHE.value(layer)].map((name) => executor.outputView(name));
+        invariant(keys.tensor.dtype === "f32" && values.tensor.dtype === "f32", "the cache and a step's new keys are f32");
+        const [B, , heads, headDim] = keys.shape;
+        const uniforms = kvAppendUniforms({ batch: B, heads, headDim, rowLength: dst.past, column }, stepView(keys), stepView(values));
+        return { kind: "dispatch", spec: KV_APPEND, uniforms, tensors: { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] } };
+      });
+      this.appends = { executor, layout: dst, steps, bound: new BoundSteps(gpu, steps) };
+    } else {
+      for (const step of this.appends.steps) step.uniforms.column = column;
+      this.appends.bound.update();
     }
+    const batch = new CommandBatch(gpu);
+    this.appends.bound.record(batch);
     batch.flush();
   }
+}
+
+/** The kv_append dispatches of `executor`'s new keys into `layout`, bound. */
+interface Appends {
+  executor: GraphExecutor;
+  layout: Layout;
+  steps: DispatchStep[];
+  bound: BoundSteps;
 }
 
 const KV_APPEND = kvAppendKernel();
