@@ -25,7 +25,7 @@ import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/te
 import { BoundSteps } from "./bound-steps.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { nf4Bindings, type Nf4Buffers } from "./nf4-weights.ts";
-import { prepareAttention, prepareAttentionBackward, prepareCachedAttention } from "./library/attention.ts";
+import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
 import { prepareCrossEntropy } from "./library/cross-entropy.ts";
 import { prepareEmbedding, prepareEmbeddingBackward } from "./library/embedding.ts";
 import { generatedStep } from "./library/generated.ts";
@@ -47,7 +47,7 @@ export const launchPreparers: Readonly<Record<string, Preparer>> = {
   embedding_backward: prepareEmbeddingBackward,
   rope: prepareRope,
   attention: prepareAttention,
-  cached_attention: prepareCachedAttention,
+  cached_attention: prepareAttention,
   attention_backward: prepareAttentionBackward,
   cross_entropy: prepareCrossEntropy,
 };

@@ -54,6 +54,29 @@ function candidate(name: string, kernel: MatmulKernel, checks = { count: 0 }): T
   return { name, probe: { ...probe, cases: () => (checks.count++, probe.cases()) }, spec: kernel(WEIGHTS, SHAPE), uniforms: matmulUniforms(SHAPE, WEIGHTS) };
 }
 
+/** An H200-like summary over `real` and the matmul tiling job its subgroup-matrix strategy gives (at `shape`). */
+function h200TilingJob(real: GpuDevice, shape?: MatmulShape) {
+  const gpu = h200Like(real);
+  const strategy = matmulStrategyFor(gpu.adapter, {});
+  assert.ok(strategy.ok && typeof strategy.value === "object");
+  return { gpu, job: matmulTilingJob(strategy.value, "tiled", shape) };
+}
+
+/** One job's choice to plant in a tuning file, as if a start had timed it. */
+interface Planted {
+  job: string;
+  candidates: readonly TuningCandidate[];
+  problem: TuningProblem;
+  chosen: string;
+}
+
+/** Writes `file` with the planted choices, keyed as tuneKernel keys them; returns their entries as the file holds them. */
+function plantTunings(gpu: GpuDevice, file: string, plants: readonly Planted[]) {
+  const entries = plants.map((p) => ({ job: p.job, chosen: p.chosen, at: "2026-11-26T00:00:00.000Z", problem: p.problem.label, timings: [{ name: p.chosen, ms: 1 }], rejected: [] }));
+  writeFileSync(file, JSON.stringify({ tunings: Object.fromEntries(plants.map((p, i) => [tuningKey(gpu, p.job, p.candidates, p.problem), entries[i]])) }));
+  return entries;
+}
+
 /** `body` on the test device with a scratch directory and a tuning file in a folder not yet made there. */
 function withScratch(body: (gpu: GpuDevice, scratch: { dir: string; file: string }) => Promise<void>, harness = withGpu): () => Promise<void> {
   return harness(async (gpu) => {
@@ -121,8 +144,7 @@ test(
   "a choice read from the file that fails its check again (here a wrong kernel the file names) is tuned anew, and the wrong one rejected",
   withScratch(async (gpu, scratch) => {
     const candidates = [candidate("tiled", tiled), candidate("doubled", doubledAlpha), candidate("registers", registers)];
-    const planted = { job: "test matmul", chosen: "doubled", at: "2026-11-26T00:00:00.000Z", problem: PROBLEM.label, timings: [{ name: "doubled", ms: 0.001 }], rejected: [] };
-    writeFileSync(join(scratch.dir, "planted.json"), JSON.stringify({ tunings: { [tuningKey(gpu, "test matmul", candidates, PROBLEM)]: planted } }));
+    plantTunings(gpu, join(scratch.dir, "planted.json"), [{ job: "test matmul", candidates, problem: PROBLEM, chosen: "doubled" }]);
     const outcome = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: join(scratch.dir, "planted.json") });
     assert.ok(outcome);
     assert.is(outcome.source, "measured");
@@ -161,10 +183,7 @@ test("the tuning file: SFT_TUNING_CACHE, else under XDG_CACHE_HOME, else under ~
 test(
   "the matmul tiling job: every preset a candidate; none tuned under SFT_TUNE=off or SFT_MATMUL_TILING, or where every preset fails to compile",
   withScratch(async (real, scratch) => {
-    const gpu = h200Like(real);
-    const strategy = matmulStrategyFor(gpu.adapter, {});
-    assert.ok(strategy.ok && typeof strategy.value === "object");
-    const job = matmulTilingJob(strategy.value, "tiled", SHAPE);
+    const { gpu, job } = h200TilingJob(real, SHAPE);
     assert.equal(job.candidates.map((c) => c.name), Object.keys(SUBGROUP_TILINGS));
     assert.ok(job.candidates.every((c) => c.spec.enables?.includes("chromium_experimental_subgroup_matrix")), "subgroup-matrix kernels");
     const file = { SFT_TUNING_CACHE: scratch.file };
@@ -180,13 +199,9 @@ test(
 test(
   "a tuned tiling (here read from the file) is the one the engine's strategy and the self-check's matmul probe take; SFT_MATMUL_TILING still wins",
   withScratch(async (real, scratch) => {
-    const gpu = h200Like(real);
-    const strategy = matmulStrategyFor(gpu.adapter, {});
-    assert.ok(strategy.ok && typeof strategy.value === "object");
-    const job = matmulTilingJob(strategy.value, "tiled");
-    const entry = { job: "matmul tiling", chosen: "wg256-4x2", at: "2026-11-26T00:00:00.000Z", problem: job.problem.label, timings: [{ name: "wg256-4x2", ms: 0.4 }], rejected: [] };
+    const { gpu, job } = h200TilingJob(real);
     const file = join(scratch.dir, "kernel-tuning.json");
-    writeFileSync(file, JSON.stringify({ tunings: { [tuningKey(gpu, "matmul tiling", job.candidates, job.problem)]: entry } }));
+    const [entry] = plantTunings(gpu, file, [{ job: "matmul tiling", ...job, chosen: "wg256-4x2" }]);
     const env = { SFT_TUNING_CACHE: file };
 
     // the matmul's tuning alone: the gemv's would time its variants on this adapter at full size
@@ -232,8 +247,7 @@ test(
     // a chosen variant as the tuning file would give it, so the check does not depend on which is fastest here
     const job = gemvJob(gpu);
     const wanted = gemvVariants(gpu).at(-1)!;
-    const entry = { job: "gemv workgroup", chosen: gemvVariantName(wanted), at: "2026-11-26T00:00:00.000Z", problem: job.problem.label, timings: [{ name: gemvVariantName(wanted), ms: 0.02 }], rejected: [] };
-    writeFileSync(file, JSON.stringify({ tunings: { [tuningKey(gpu, "gemv workgroup", job.candidates, job.problem)]: entry } }));
+    plantTunings(gpu, file, [{ job: "gemv workgroup", ...job, chosen: gemvVariantName(wanted) }]);
     const outcome = await tuneGemv(gpu, { SFT_MATMUL: "tiled", SFT_TUNING_CACHE: file });
     assert.is(outcome?.source, "cached");
     assert.equal(tunedGemv(gpu), wanted);
@@ -280,18 +294,13 @@ test(
 
     // choices as the tuning file would give them (the smallest layouts), so the check does not depend on timing here
     const adapter = attentionAdapter(gpu);
-    const entries = (["forward", "dq"] as const).map((kernel) => {
-      const layouts = attentionLayouts(adapter, 128, kernel);
-      const wanted = layouts.at(-1)!;
-      const job = attentionLayoutJob(layouts, 128, kernel);
-      const name = `${kernel === "forward" ? "attention forward layout" : "attention backward dQ layout"}, head dim 128`;
-      const entry = { job: name, chosen: attentionLayoutName(wanted), at: "2026-11-26T00:00:00.000Z", problem: job.problem.label, timings: [{ name: attentionLayoutName(wanted), ms: 3 }], rejected: [] };
-      return { kernel, wanted, key: tuningKey(gpu, name, job.candidates, job.problem), entry };
-    });
-    writeFileSync(file, JSON.stringify({ tunings: Object.fromEntries(entries.map((e) => [e.key, e.entry])) }));
+    const [forward, dq] = (["forward", "dq"] as const).map((kernel) => attentionLayouts(adapter, 128, kernel).at(-1)!);
+    const entries = plantTunings(gpu, file, [
+      { job: "attention forward layout, head dim 128", ...attentionLayoutJob(attentionLayouts(adapter, 128, "forward"), 128, "forward"), chosen: attentionLayoutName(forward) },
+      { job: "attention backward dQ layout, head dim 128", ...attentionLayoutJob(attentionLayouts(adapter, 128, "dq"), 128, "dq"), chosen: attentionLayoutName(dq) },
+    ]);
     const outcomes = await tuneAttentionLayouts(gpu, {}, { file, recheck: false }); // taken as read: these kernels cannot run here
-    assert.equal(outcomes, entries.map((e) => ({ ...e.entry, source: "cached" })), "forward and dQ at 128 from the file; the others timed, and no layout compiles here");
-    const [forward, dq] = entries.map((e) => e.wanted);
+    assert.equal(outcomes, entries.map((e) => ({ ...e, source: "cached" })), "forward and dQ at 128 from the file; the others timed, and no layout compiles here");
     assert.equal(tunedAttentionLayout(gpu, 128), forward);
     assert.equal(tunedBackwardLayouts(gpu, 128), { dq });
     assert.is(tunedAttentionLayout(gpu, 256), undefined);

@@ -93,6 +93,7 @@ function unsupportedDtype(n: Node): Result<never> | undefined {
   return n.dtype === "f32" || n.dtype === "f16" ? undefined : fail(diag("SFT4005", `attention %${n.id}: the kernels take f32 or f16 tensors, not ${n.dtype}`));
 }
 
+/** An attention launch, or a cached_attention one (a decode step over the KV cache). */
 export function prepareAttention(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
   const n = launch.outputs[0];
   const bad = unsupportedDtype(n);
@@ -104,6 +105,12 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   ctx.sideOutputs.set(n, { lse });
   const tensors = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), o: ctx.tensorOf(n), lse };
   const views = { q: tensorView(q), k: tensorView(k), v: tensorView(v), o: denseView("bthd", queryLength, queryHeads, call.shape.headDim) };
+  if (n.op === "cached_attention") {
+    // the decode kernels over the cache (k, v) with the new key and value apart (compiler/ir/node.ts)
+    const [kNew, vNew] = n.inputs.slice(3, 5).map((i) => inputView(launch, i));
+    const appended = { tensors: { k_new: ctx.tensorOf(kNew.base), v_new: ctx.tensorOf(vNew.base) }, views: { kNew: tensorView(kNew), vNew: tensorView(vNew) } };
+    return ok(decodeSteps(ctx, launch, n, call, tensors, views, appended));
+  }
   if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
   // subgroup matrices where the adapter has them and they passed the device's self-check (unless SFT_ATTENTION=scalar), else the scalar kernel
   const spec = checkedAttentionForwardKernel(ctx.gpu, call.variant);
@@ -136,21 +143,6 @@ function decodeSteps(
     for (const d of [split, combine]) Object.assign(d.uniforms, uniforms);
   });
   return { steps: [split, combine], refresh };
-}
-
-/** cached_attention (compiler/ir/node.ts): the decode kernels over the cache with the new key and value apart. */
-export function prepareCachedAttention(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
-  const n = launch.outputs[0];
-  const bad = unsupportedDtype(n);
-  if (bad) return bad;
-  const call = callOf(n, 0);
-  const { batch, queryHeads, headDim } = call.shape;
-  const [q, k, v, kNew, vNew] = n.inputs.slice(0, 5).map((i) => inputView(launch, i));
-  const lse = ctx.scratch("f32", [batch, queryHeads, 1], `log-sum-exp of %${n.id}`);
-  const tensors = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), o: ctx.tensorOf(n), lse };
-  const views = { q: tensorView(q), k: tensorView(k), v: tensorView(v), o: denseView("bthd", 1, queryHeads, headDim) };
-  const appended = { tensors: { k_new: ctx.tensorOf(kNew.base), v_new: ctx.tensorOf(vNew.base) }, views: { kNew: tensorView(kNew), vNew: tensorView(vNew) } };
-  return ok(decodeSteps(ctx, launch, n, call, tensors, views, appended));
 }
 
 export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
