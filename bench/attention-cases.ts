@@ -7,7 +7,7 @@
 // first and last subgroup start and end. The backward's dQ and dK/dV kernels run at the bench's
 // token count on f16-valued inputs and dO, after the scalar forward and delta kernels, checked
 // against attentionBackwardReference for every row of the first and last head.
-import { attentionAdapter, tunedAttentionLayout } from "../runtime/gpu/attention-tuning.ts";
+import { engineAttentionLayout } from "../runtime/gpu/attention-tuning.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { CommandBatch } from "../runtime/gpu/batch.ts";
 import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../runtime/gpu/tensor.ts";
@@ -17,14 +17,12 @@ import {
   attentionForwardSubgroupKernel,
   blockRows,
   softmaxLanes,
-  subgroupAttentionLayout,
   subgroupAttentionTolerance,
   type SubgroupAttentionLayout,
 } from "../stdlib/kernels/attention-forward-subgroup.ts";
 import {
   attentionDkdvSubgroupKernel,
   attentionDqSubgroupKernel,
-  backwardLayout,
   subgroupAttentionBackwardTolerance,
 } from "../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, attentionBackwardUniforms, type BackwardViews } from "../stdlib/kernels/attention-backward.ts";
@@ -182,17 +180,16 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, kernel: "dq" | 
  * and dK/dV kernels.
  */
 export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
-  const adapter = attentionAdapter(gpu);
-  // the engine's layout: the device's tuned one at this head dim, else the largest that fits
-  const layout = tunedAttentionLayout(gpu, s.headDim) ?? subgroupAttentionLayout(adapter, s.headDim);
+  // the engine's layouts: the device's tuned ones at this head dim, else the largest that fit
+  const layout = engineAttentionLayout(gpu, s.headDim);
   if (!layout) return;
   yield attentionCase(gpu, s, s.tokens, layout, 11);
   yield attentionCase(gpu, s, s.tokens / 2, layout, 12);
   if (softmaxLanes(layout) > 1) yield attentionCase(gpu, s, s.tokens, layout, 11, 1);
   if (layout.subgroups > 2) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: layout.subgroups / 2 }, 11);
   if (layout.subgroups > 1) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: 1 }, 11);
-  const dq = tunedAttentionLayout(gpu, s.headDim, "dq") ?? backwardLayout(adapter, s.headDim, "dq");
+  const dq = engineAttentionLayout(gpu, s.headDim, "dq");
   if (dq) yield backwardCase(gpu, s, s.tokens, "dq", dq, 13);
-  const dkdv = tunedAttentionLayout(gpu, s.headDim, "dkdv") ?? backwardLayout(adapter, s.headDim, "dkdv");
+  const dkdv = engineAttentionLayout(gpu, s.headDim, "dkdv");
   if (dkdv) yield backwardCase(gpu, s, s.tokens, "dkdv", dkdv, 14);
 }

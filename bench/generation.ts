@@ -56,7 +56,7 @@ export interface GenerationRow {
   logitsFinite: boolean;
   /** The decode step's reads over the copy bandwidth (the 7B-sized model). */
   bandwidth?: DecodeBandwidth;
-  /** Dispatches of a decode step: its compiled schedule's, in one submission, and the cache's appends (one a layer), in a second. */
+  /** Launches of a decode step: its compiled schedule's, in one submission, and the cache's appends (one a layer), in a second. */
   launchesPerStep?: number;
   /** GPU time by kernel of one more decode step, every dispatch timed (the 7B-sized model). */
   profile?: ProfileRow[];

@@ -41,7 +41,7 @@ function adapterSection(r: BenchReport): string {
 
 // Each tuned choice with every candidate's time, as the device measured them when it opened.
 function tuningText(r: BenchReport): string {
-  if (r.tunings.length === 0) return "Kernel tuning at device open: none (nothing to tune on this adapter: a CPU adapter's registers kernels; or SFT_TUNE=off).";
+  if (r.tunings.length === 0) return "Kernel tuning at device open: none (a CPU adapter's registers kernels have nothing to tune, SFT_TUNE=off, or no candidate passed its check).";
   return r.tunings
     .map((t) => {
       const source = t.source === "cached" ? `read from the tuning file (timed ${t.at})` : `timed at device open`;

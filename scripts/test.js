@@ -2,7 +2,7 @@
 // Test runner: every test/**/*.test.ts file (or those whose path contains one of the given
 // words) runs in one process through uvu; the last line printed is `N passed, M failed`.
 import { register } from "tsx/esm/api";
-import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 register();
 const root = resolve(import.meta.dirname, "..");
 // kernel tuning (on a GPU that has something to tune) writes here, never into the user's cache
-process.env.SFT_TUNING_CACHE ??= join(mkdtempSync(join(tmpdir(), "sftc-test-tuning-")), "kernel-tuning.json");
+process.env.SFT_TUNING_CACHE ??= join(tmpdir(), "sftc-test-kernel-tuning.json");
 const filters = process.argv.slice(2);
 
 function findTests(dir) {

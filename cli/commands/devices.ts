@@ -11,7 +11,7 @@ import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from ".
 import type { KernelCheck } from "../../runtime/gpu/kernel-probe.ts";
 import { selfCheckOf, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
 import type { TuningOutcome } from "../../runtime/gpu/kernel-tuning.ts";
-import { plainMatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
 
 /** `--device NAME`: the adapter a GPU-opening command uses. */
 export const deviceFlag: FlagSpec = {
@@ -92,7 +92,8 @@ type Described = AdapterSummary & { selfCheck?: AdapterCheck; tunings?: TuningOu
 // one tunes its kernels and, with subgroup matrices, checks the fast ones.
 async function selfCheck(a: AdapterSummary): Promise<{ selfCheck?: AdapterCheck; tunings?: TuningOutcome[] }> {
   const matrices = a.features.includes("chromium-experimental-subgroup-matrix");
-  if (!matrices && plainMatmulStrategy(a.architecture) === "registers") return {};
+  const strategy = matmulStrategyFor(a); // as the device's own choice reads it (SFT_MATMUL included)
+  if (!matrices && strategy.ok && strategy.value === "registers") return {};
   const opened = await openDevice({ adapter: a.name });
   if (!opened.ok) return { selfCheck: { openFailed: opened.diagnostics.map((d) => `${d.code} ${d.message}`).join("; ") } };
   const outcome = selfCheckOf(opened.value);

@@ -123,6 +123,7 @@ const rules: Record<Op, Rule> = {
     // inputs: q, kPast, vPast, kNew, vNew, masks...
     const [q, , , kNew, vNew] = inputs;
     if (inputs.length < 5 || !a.attention?.padding) return "expects q, kPast, vPast, kNew, vNew and masks with keyRange (padding)";
+    if (a.attention.segments) return "cached_attention takes no segment ids (the new key has none)";
     if (q.shape[1] !== 1 || !same(kNew.shape, vNew.shape) || kNew.shape.length !== 4 || kNew.shape[1] !== 1) return "one new query and its key and value per sequence: q (B, 1, Hq, D), kNew and vNew (B, 1, Hkv, D)";
     if (kNew.shape[0] !== q.shape[0] || kNew.shape[3] !== q.shape[3] || kNew.shape[2] !== inputs[1].shape[2]) return `kNew [${kNew.shape}] does not match q [${q.shape}] and kPast [${inputs[1].shape}]`;
     if (inputs.slice(1, 5).some((x) => x.dtype !== q.dtype)) return "q, the cache and the new key and value share one dtype";

@@ -7,9 +7,8 @@ import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { kernelKey, kernelSource } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import { tunedGemv } from "../gpu/gemv-tuning.ts";
+import { engineGemv } from "../gpu/gemv-tuning.ts";
 import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
-import { DEFAULT_GEMV } from "../../stdlib/kernels/matmul-gemv.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { launchPreparers } from "./executor.ts";
 import type { SideOutputs } from "./steps.ts";
@@ -32,7 +31,7 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
   const ctx = {
     gpu,
     matmulStrategy: matmulStrategy.value,
-    gemv: tunedGemv(gpu) ?? DEFAULT_GEMV,
+    gemv: engineGemv(gpu),
     tensorOf: (n: Node) => {
       let t = tensors.get(n);
       if (!t) tensors.set(n, (t = createTensor(gpu, n.dtype, numel(n.shape) ? n.shape : [1], `%${n.id}`)));

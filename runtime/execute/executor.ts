@@ -15,11 +15,10 @@ import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { isContiguous, type View } from "../../compiler/passes/views.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import { DEFAULT_GEMV } from "../../stdlib/kernels/matmul-gemv.ts";
 import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import { tunedGemv } from "../gpu/gemv-tuning.ts";
+import { engineGemv } from "../gpu/gemv-tuning.ts";
 import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { BoundSteps } from "./bound-steps.ts";
@@ -139,7 +138,7 @@ export class GraphExecutor {
     return {
       gpu: this.gpu,
       matmulStrategy,
-      gemv: tunedGemv(this.gpu) ?? DEFAULT_GEMV,
+      gemv: engineGemv(this.gpu),
       tensorOf: (n) => {
         const t = this.buffers.get(n);
         invariant(t, `node %${n.id} (${n.op}) has no buffer`);
@@ -231,25 +230,21 @@ export class GraphExecutor {
 
   /** A graph output, gathered through its view into a contiguous array. */
   async read(name: string): Promise<Float64Array> {
-    const view = this.schedule.outputViews.get(name);
-    invariant(view, `no graph output ${name}`);
-    const data = await readFloats(this.gpu, this.buffers.get(view.base)!);
-    return gather(Float64Array.from(data), view.shape, view.strides, view.offset);
+    const { tensor, view } = this.outputView(name);
+    return gather(Float64Array.from(await readFloats(this.gpu, tensor)), view.shape, view.strides, view.offset);
   }
 
-  /** The buffer holding graph output `name` and the output's view of it (element strides and offset). */
-  outputView(name: string): { tensor: GpuTensor; shape: readonly number[]; strides: readonly number[]; offset: number } {
+  /** The buffer holding graph output `name` and the output's view of it. */
+  outputView(name: string): { tensor: GpuTensor; view: View } {
     const view = this.schedule.outputViews.get(name);
     invariant(view, `no graph output ${name}`);
-    return { tensor: this.buffers.get(view.base)!, shape: view.shape, strides: view.strides, offset: view.offset };
+    return { tensor: this.buffers.get(view.base)!, view };
   }
 
   /** The buffer holding graph output `name` when it is that whole buffer, contiguous; otherwise undefined. */
   outputTensor(name: string): GpuTensor | undefined {
-    const view = this.schedule.outputViews.get(name);
-    invariant(view, `no graph output ${name}`);
-    const t = this.buffers.get(view.base)!;
-    return isContiguous(view) && numel(view.shape) === t.numel ? t : undefined;
+    const { tensor, view } = this.outputView(name);
+    return isContiguous(view) && numel(view.shape) === tensor.numel ? tensor : undefined;
   }
 
   /** The pipeline cache key of every dispatch, in order. */

@@ -42,6 +42,11 @@ export interface CachedStepShape {
   fresh: number;
 }
 
+/** Whether a step of `shape` reads the cache in place (cached_attention): one new token per row over a past. */
+export function readsCacheInPlace(shape: CachedStepShape): boolean {
+  return shape.past > 0 && shape.fresh === 1;
+}
+
 /**
  * The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L` (and `all_keys.L`,
  * `all_values.L` with a past and several new tokens). Its parameters are f32 unless `weightDtypes` names them. With a
@@ -110,7 +115,7 @@ export function buildCachedStep(
     // a decode step reads the cache in place; otherwise the queries are the last T of P + T key
     // positions: the causal mask offsets them by P
     const out =
-      P > 0 && T === 1
+      readsCacheInPlace(shape)
         ? b.cachedAttention(q, b.input(CACHE.pastKey(layer), [B, P, dims.kvHeads, D]), b.input(CACHE.pastValue(layer), [B, P, dims.kvHeads, D]), k, v, attrs, masks)
         : b.attention(q, cached(CACHE.pastKey(layer), k, CACHE.allKeys(layer)), cached(CACHE.pastValue(layer), v, CACHE.allValues(layer)), attrs, masks);
     return project(b.reshape(out, [B, T, dims.heads * D]), "attn.out", layer);

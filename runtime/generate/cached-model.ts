@@ -15,7 +15,7 @@ import { INPUT, positionFeeds } from "../../compiler/models/family-inputs.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
-import { buildCachedStep, CACHE, type CachedStepShape } from "./cached-graph.ts";
+import { buildCachedStep, CACHE, readsCacheInPlace, type CachedStepShape } from "./cached-graph.ts";
 import { checkPrompt } from "./cpu-model.ts";
 import { hostCache } from "./host-cache.ts";
 import type { GenerationModel, GenerationSession } from "./model.ts";
@@ -125,7 +125,7 @@ export class CachedGenerationModel implements GenerationModel {
     // past + T, each row's right-aligned there, so they start that much further right; a decode
     // step (cached_attention) attends the cache's first P positions and then the new key
     const shape = { batch: B, past: cache.pastLength(P), fresh: T };
-    const shift = T === 1 && shape.past > 0 ? 0 : shape.past - P;
+    const shift = readsCacheInPlace(shape) ? 0 : shape.past - P;
     const pads = batch.map((s) => L - s.ids.length);
     const g = this.stepGraph(shape);
 

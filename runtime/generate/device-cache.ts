@@ -20,6 +20,8 @@ import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import { BoundSteps } from "../execute/bound-steps.ts";
+import { tensorView } from "../execute/library/rope.ts";
+import type { View } from "../../compiler/passes/views.ts";
 import type { DispatchStep } from "../execute/steps.ts";
 import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import { kvAppendKernel, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
@@ -116,34 +118,25 @@ export class DeviceKvCache implements StepCache {
     const lengths = before.map((n, r) => n + fresh[r]);
     const end = Math.max(...lengths);
     const encoder = gpu.device.createCommandEncoder();
-    let copies = true; // whether the encoder has commands to submit
     let next: Layout;
     if (T > 1) {
       // several new tokens: each row's cached and new positions come out of the concatenation
       // (the graph's all_keys.L, whole buffers), right-aligned at P + T
       next = this.layout(B, this.capacityFor(end));
-      const rows = lengths.map((n, r) => ({ from: r, to: r, n }));
-      for (let layer = 0; layer < this.dims.layers; layer++) {
-        const keys = executor.outputTensor(CACHE.allKeys(layer));
-        const values = executor.outputTensor(CACHE.allValues(layer));
-        invariant(keys && values, "a step's keys and values are whole buffers the cache copies from");
-        this.copyRows(encoder, { tensor: keys, rowLength: P + T, end: P + T }, { tensor: next.keys[layer], rowLength: next.past, end }, rows);
-        this.copyRows(encoder, { tensor: values, rowLength: P + T, end: P + T }, { tensor: next.values[layer], rowLength: next.past, end }, rows);
-      }
+      const joined = (kind: KvKind, layer: number): RowBuffer => {
+        const tensor = executor.outputTensor(kind === "keys" ? CACHE.allKeys(layer) : CACHE.allValues(layer));
+        invariant(tensor, "a step's keys and values are whole buffers the cache copies from");
+        return { tensor, rowLength: P + T, end: P + T };
+      };
+      this.copyLayers(encoder, joined, rowsOf(next, end), lengths.map((n, r) => ({ from: r, to: r, n })));
     } else {
       // a decode step read the cache in place: its new key and value go to column end - 1 of
       // every row, after the rows move to the next bucket's buffers when this one is full
       next = end <= layout.past ? layout : this.layout(B, this.capacityFor(end));
-      copies = next !== layout;
-      if (copies) {
-        const rows = before.map((n, r) => ({ from: r, to: r, n }));
-        for (let layer = 0; layer < this.dims.layers; layer++) {
-          this.copyRows(encoder, { tensor: layout.keys[layer], rowLength: layout.past, end: end - 1 }, { tensor: next.keys[layer], rowLength: next.past, end: end - 1 }, rows);
-          this.copyRows(encoder, { tensor: layout.values[layer], rowLength: layout.past, end: end - 1 }, { tensor: next.values[layer], rowLength: next.past, end: end - 1 }, rows);
-        }
-      }
+      if (next !== layout) this.copyLayers(encoder, rowsOf(layout, end - 1), rowsOf(next, end - 1), before.map((n, r) => ({ from: r, to: r, n })));
     }
-    if (copies) gpu.queue.submit([encoder.finish()]);
+    // the prompt's layout is its one-key placeholder, never the next one: copies were recorded
+    if (next !== layout) gpu.queue.submit([encoder.finish()]);
     if (T === 1) this.appendRows(executor, next, end - 1); // after the copies into `next`, in queue order
     const logits = await executor.read("logits");
     const errors = await gpu.takeErrors();
@@ -164,13 +157,9 @@ export class DeviceKvCache implements StepCache {
     // a buffer cannot be copied into itself: gather into scratch buffers, then copy them back
     const gathered = to === from ? this.newLayout(to.batch, to.past, "gathered") : to;
     const encoder = gpu.device.createCommandEncoder();
-    const rows = sources.map((i, r) => ({ from: i, to: r, n: lengths[r] }));
-    for (let layer = 0; layer < this.dims.layers; layer++) {
-      this.copyRows(encoder, { tensor: from.keys[layer], rowLength: from.past, end: fromEnd }, { tensor: gathered.keys[layer], rowLength: gathered.past, end }, rows);
-      this.copyRows(encoder, { tensor: from.values[layer], rowLength: from.past, end: fromEnd }, { tensor: gathered.values[layer], rowLength: gathered.past, end }, rows);
-      if (gathered === to) continue;
-      encoder.copyBufferToBuffer(gathered.keys[layer].buffer, 0, to.keys[layer].buffer, 0, to.keys[layer].byteSize);
-      encoder.copyBufferToBuffer(gathered.values[layer].buffer, 0, to.values[layer].buffer, 0, to.values[layer].byteSize);
+    this.copyLayers(encoder, rowsOf(from, fromEnd), rowsOf(gathered, end), sources.map((i, r) => ({ from: i, to: r, n: lengths[r] })));
+    if (gathered !== to) {
+      for (const kind of ["keys", "values"] as const) to[kind].forEach((dst, layer) => encoder.copyBufferToBuffer(gathered[kind][layer].buffer, 0, dst.buffer, 0, dst.byteSize));
     }
     gpu.queue.submit([encoder.finish()]);
     if (gathered !== to) {
@@ -248,6 +237,11 @@ export class DeviceKvCache implements StepCache {
     return { batch, past, keys: make("keys"), values: make("values") };
   }
 
+  /** copyRows of the keys and the values of every layer, their row buffers given by `src` and `dst`. */
+  private copyLayers(encoder: GPUCommandEncoder, src: (kind: KvKind, layer: number) => RowBuffer, dst: (kind: KvKind, layer: number) => RowBuffer, rows: readonly { from: number; to: number; n: number }[]): void {
+    for (let layer = 0; layer < this.dims.layers; layer++) for (const kind of ["keys", "values"] as const) this.copyRows(encoder, src(kind, layer), dst(kind, layer), rows);
+  }
+
   /** Copies the `n` positions of row `from` of `src` that end at `src.end` to end at `dst.end` in row `to` of `dst`; rows are (rowLength, width). */
   private copyRows(encoder: GPUCommandEncoder, src: RowBuffer, dst: RowBuffer, rows: readonly { from: number; to: number; n: number }[]): void {
     invariant(src.tensor.dtype === dst.tensor.dtype, `cache copy ${src.tensor.label} -> ${dst.tensor.label}: dtypes differ`);
@@ -270,8 +264,8 @@ export class DeviceKvCache implements StepCache {
       const steps = Array.from({ length: this.dims.layers }, (_, layer): DispatchStep => {
         const [keys, values] = [CACHE.key(layer), CACHE.value(layer)].map((name) => executor.outputView(name));
         invariant(keys.tensor.dtype === "f32" && values.tensor.dtype === "f32", "the cache and a step's new keys are f32");
-        const [B, , heads, headDim] = keys.shape;
-        const uniforms = kvAppendUniforms({ batch: B, heads, headDim, rowLength: dst.past, column }, stepView(keys), stepView(values));
+        const [B, , heads, headDim] = keys.view.shape;
+        const uniforms = kvAppendUniforms({ batch: B, heads, headDim, rowLength: dst.past, column }, stepView(keys.view), stepView(values.view));
         return { kind: "dispatch", spec: KV_APPEND, uniforms, tensors: { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] } };
       });
       this.appends = { executor, layout: dst, steps, bound: new BoundSteps(gpu, steps) };
@@ -296,10 +290,15 @@ interface Appends {
 const KV_APPEND = kvAppendKernel();
 
 // A step output's view (B, 1, KV, D) as the append kernel reads it: heads of contiguous dims.
-function stepView(o: { shape: readonly number[]; strides: readonly number[]; offset: number }): TensorView {
-  invariant(o.shape.length === 4 && o.shape[1] === 1 && o.strides[3] === 1, `a step's new keys [${o.shape}] with strides ${o.strides}`);
-  return { offset: o.offset, batchStride: o.strides[0], tokenStride: o.strides[1], headStride: o.strides[2] };
+function stepView(view: View): TensorView {
+  invariant(view.shape.length === 4 && view.shape[1] === 1 && view.strides[3] === 1, `a step's new keys [${view.shape}] with strides ${view.strides}`);
+  return tensorView(view);
 }
+
+type KvKind = "keys" | "values";
+
+/** The row buffers of `layout`'s keys or values, positions ending at `end`. */
+const rowsOf = (layout: Layout, end: number) => (kind: KvKind, layer: number): RowBuffer => ({ tensor: layout[kind][layer], rowLength: layout.past, end });
 
 /** Rows of a cache buffer (B, rowLength, width) whose positions end at `end`. */
 interface RowBuffer {

@@ -30,7 +30,7 @@ import { denseView } from "../../stdlib/kernels/attention-layout.ts";
 import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
-import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
+import { attentionBackwardCases, attentionCases, causalVariant, timingValues } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
@@ -38,7 +38,7 @@ import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, 
 export type AttentionKernel = "forward" | BackwardKernel;
 
 /** The head dims tuned: Baichuan's, ChatGLM's and ChatGLM2's 128 and MOSS's 256. */
-export const TUNED_HEAD_DIMS = [128, 256];
+const TUNED_HEAD_DIMS = [128, 256];
 const TUNING_TOKENS = 1024;
 const JOB: Record<AttentionKernel, string> = { forward: "attention forward layout", dq: "attention backward dQ layout", dkdv: "attention backward dK/dV layout" };
 
@@ -52,6 +52,11 @@ export function attentionAdapter(gpu: GpuDevice): AttentionAdapter {
 /** The layout the device's tuning chose for `kernel` at `headDim`; undefined where it did not tune one. */
 export function tunedAttentionLayout(gpu: GpuDevice, headDim: number, kernel: AttentionKernel = "forward"): SubgroupAttentionLayout | undefined {
   return tuned.get(gpu)?.get(`${kernel} ${headDim}`);
+}
+
+/** The layout the engine runs for `kernel` at `headDim` on `gpu`: the tuned one, else the largest that fits (undefined: none fits). */
+export function engineAttentionLayout(gpu: GpuDevice, headDim: number, kernel: AttentionKernel = "forward"): SubgroupAttentionLayout | undefined {
+  return tunedAttentionLayout(gpu, headDim, kernel) ?? attentionLayouts(attentionAdapter(gpu), headDim, kernel)[0];
 }
 
 /** The tuned layouts of the backward's dQ and dK/dV kernels at `headDim` (those tuned). */
@@ -83,7 +88,7 @@ function layoutProbe(kernel: AttentionKernel, layout: SubgroupAttentionLayout, h
   const cases = (): ProbeCase[] =>
     kernel === "forward"
       ? attentionCases(of, [headDim], "f16")
-      : attentionBackwardCases((v) => ({ ...attentionBackwardKernels(v), [kernel]: of(v) }), [headDim], "f16").filter((c) => c.label.startsWith(kernel === "dq" ? "dQ" : "dK"));
+      : attentionBackwardCases((v) => ({ ...attentionBackwardKernels(v), [kernel]: of(v) }), [headDim], "f16", kernel);
   return {
     op: kernel === "forward" ? "attention" : "attention backward",
     kernel: `subgroup-matrix ${JOB[kernel].replace(" layout", "")} (${attentionLayoutName(layout)}, head dim ${headDim})`,
@@ -112,7 +117,7 @@ export function attentionLayoutJob(
   const variant = causalVariant(headDim, "f32");
   const candidates = layouts.map((layout) => ({ name: attentionLayoutName(layout), probe: layoutProbe(kernel, layout, headDim), spec: layoutKernel(kernel, variant, layout), uniforms }));
   // inputs in [-0.5, 0.5): scores stay near 0, so with lse and delta 0 the backward's P stays near 1
-  const pattern = () => ({ dtype: "f32" as const, data: new Float32Array(elements).map((_, i) => ((i * 7919) % 64) / 64 - 0.5) });
+  const pattern = () => ({ dtype: "f32" as const, data: timingValues(elements, 0.5) });
   const zeros = (n: number) => ({ dtype: "f32" as const, data: new Float32Array(n) });
   const outputs: ProbeCase["tensors"] =
     kernel === "forward" ? { o: zeros(elements), lse: zeros(heads * tokens) } : kernel === "dq" ? { dq: zeros(elements) } : { dkv: zeros(2 * elements) };

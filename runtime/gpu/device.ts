@@ -251,8 +251,10 @@ export async function listAdapters(): Promise<Result<AdapterSummary[]>> {
 
 /**
  * Opens a device on the chosen adapter with its maximum limits and every useful feature it has.
- * Where the engine would run kernels on subgroup matrices, it first checks them on the device
- * (kernel-self-check.ts); the result carries an SFT5010 warning per kernel that fell back.
+ * It first tunes the kernel choices the device has (the first time on this card; kernel-tuning.ts),
+ * then checks the kernels the engine would run on subgroup matrices (kernel-self-check.ts); the
+ * result carries an SFT5010 warning per kernel that fell back, and an SFT5012 note when choices
+ * were timed.
  */
 export async function openDevice(options: DeviceOptions = {}): Promise<Result<GpuDevice>> {
   const name = options.adapter ?? adapterName();
@@ -298,8 +300,15 @@ export async function closeSharedDevice(): Promise<void> {
   if (opened.ok) opened.value.destroy();
 }
 
-/** Version of the npm `webgpu` package (dawn.node) as Node resolves it, or "unknown". */
+let webgpuPackageVersion: string | undefined;
+
+/** Version of the npm `webgpu` package (dawn.node) as Node resolves it, or "unknown"; read once. */
 export function webgpuVersion(): string {
+  webgpuPackageVersion ??= readWebgpuVersion();
+  return webgpuPackageVersion;
+}
+
+function readWebgpuVersion(): string {
   try {
     const manifest = createRequire(import.meta.url).resolve("webgpu/package.json");
     return (JSON.parse(readFileSync(manifest, "utf8")) as { version: string }).version;

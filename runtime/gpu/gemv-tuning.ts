@@ -14,9 +14,20 @@ import { gemvCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.t
 import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /** The timed product: one token's activations times a 4096 x 4096 f32 weight (67 MB read). */
-export const GEMV_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1, n: 4096, k: 4096 };
+const GEMV_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1, n: 4096, k: 4096 };
 
 const tuned = new WeakMap<GpuDevice, GemvVariant>();
+
+/** The lanes of `gpu`'s subgroups where it has subgroups of one size (what subgroup sums need), else undefined. */
+export function fixedSubgroupSize(gpu: GpuDevice): number | undefined {
+  const { subgroupMinSize, subgroupMaxSize } = gpu.adapter;
+  return gpu.hasSubgroups && subgroupMinSize === subgroupMaxSize && subgroupMaxSize > 0 ? subgroupMaxSize : undefined;
+}
+
+/** The gemv workgroup the engine's launches take on `gpu`: the tuned one, else DEFAULT_GEMV. */
+export function engineGemv(gpu: GpuDevice): GemvVariant {
+  return tunedGemv(gpu) ?? DEFAULT_GEMV;
+}
 
 /** The gemv workgroup the device's tuning chose; undefined where it did not tune. */
 export function tunedGemv(gpu: GpuDevice): GemvVariant | undefined {
@@ -33,8 +44,7 @@ export function gemvVariantName(v: GemvVariant): string {
  * has subgroups of one size dividing the workgroup; one or two K steps an iteration.
  */
 export function gemvVariants(gpu: GpuDevice): GemvVariant[] {
-  const { subgroupMinSize, subgroupMaxSize } = gpu.adapter;
-  const lanes = gpu.hasSubgroups && subgroupMinSize === subgroupMaxSize && subgroupMaxSize > 0 ? subgroupMaxSize : undefined;
+  const lanes = fixedSubgroupSize(gpu);
   const sums = (invocations: number): GemvVariant[] => [{ invocations }, ...(lanes && invocations % lanes === 0 ? [{ invocations, subgroupSize: lanes }] : [])];
   return [64, 128, 256].flatMap(sums).flatMap((v) => [v, { ...v, unroll: 2 as const }]);
 }

@@ -13,20 +13,22 @@ import { Random } from "../random.ts";
 import type { ProbeCase } from "./kernel-probe.ts";
 import type { TuningProblem } from "./kernel-tuning.ts";
 
-type MatmulKernel = (o: MatmulOptions, s: MatmulShape) => KernelSpec;
+/** A matmul kernel builder, as the strategies give them. */
+export type MatmulKernel = (o: MatmulOptions, s: MatmulShape) => KernelSpec;
 /** x Wᵀ in f32 with W stored (N, K), as a model's linears multiply. */
 export const WEIGHTS: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
 
-/**
- * The tensors of x Wᵀ (WEIGHTS) at `shape` for timing: values in [-1, 1) without a random draw
- * over millions of elements (any finite values time the same).
- */
+/** `n` timing values in [-amplitude, amplitude) without a random draw over millions of elements (any finite values time the same). */
+export function timingValues(n: number, amplitude = 1): Float32Array {
+  return new Float32Array(n).map((_, i) => amplitude * (((i * 7919) % 64) / 32 - 1));
+}
+
+/** The tensors of x Wᵀ (WEIGHTS) at `shape` for timing (timingValues). */
 export function weightProductProblem(shape: MatmulShape): TuningProblem {
-  const pattern = (n: number) => new Float32Array(n).map((_, i) => ((i * 7919) % 64) / 32 - 1);
   const { m, n, k } = shape;
   return {
     label: `${m}x${k} times (${n}, ${k})ᵀ, f32`,
-    tensors: () => ({ a: { dtype: "f32", data: pattern(m * k) }, b: { dtype: "f32", data: pattern(n * k) }, c: { dtype: "f32", data: new Float32Array(m * n) } }),
+    tensors: () => ({ a: { dtype: "f32", data: timingValues(m * k) }, b: { dtype: "f32", data: timingValues(n * k) }, c: { dtype: "f32", data: new Float32Array(m * n) } }),
   };
 }
 
@@ -129,7 +131,12 @@ export function attentionCases(kernel: (variant: AttentionVariant) => KernelSpec
  * backward's), and checked against attentionBackwardReference on Q, K, V and dO rounded to
  * `inputs`, the precision the kernels multiply in.
  */
-export function attentionBackwardCases(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[], inputs: StorageDType): ProbeCase[] {
+export function attentionBackwardCases(
+  kernels: (variant: AttentionVariant) => AttentionBackwardKernels,
+  headDims: number[],
+  inputs: StorageDType,
+  only?: "dq" | "dkdv",
+): ProbeCase[] {
   const rng = new Random(5012);
   return probeVariants(headDims).flatMap((variant) => {
     const { shape, mask, scale, q, k, v, queries, keys, label } = causalProblem(rng, variant);
@@ -161,6 +168,6 @@ export function attentionBackwardCases(kernels: (variant: AttentionVariant) => A
       expected: { dk: grads.dk, dv: grads.dv },
       placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
     };
-    return [dq, dkdv];
+    return only === "dq" ? [dq] : only === "dkdv" ? [dkdv] : [dq, dkdv];
   });
 }

@@ -99,6 +99,6 @@ async function runCase(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
   }
 }
 
-export function formatError(error: number): string {
+function formatError(error: number): string {
   return Number.isNaN(error) ? "NaN (non-finite outputs)" : error.toExponential(2);
 }

@@ -108,7 +108,7 @@ function tunedNote(gpu: GpuDevice, timed: readonly TuningOutcome[], seconds: num
   return diag("SFT5012", `timed kernel choices on '${gpu.adapter.name}' in ${seconds.toFixed(1)} s (${choices})`, {
     where: gpu.adapter.name,
     hint: kept
-      ? `Kept in ${tuningFile(env)}; later starts on this card reuse them (SFT_TUNE=off skips tuning).`
+      ? `Kept in ${timed[0].savedTo}; later starts on this card reuse them (SFT_TUNE=off skips tuning).`
       : `Could not write ${tuningFile(env)}: the next start times them again (SFT_TUNING_CACHE names another file; SFT_TUNE=off skips tuning).`,
   });
 }

@@ -17,7 +17,7 @@ import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, 
  * as a 7B model's attention projections multiply a training step's tokens (about 34 GFLOP, a
  * fraction of a millisecond on a data-center card).
  */
-export const MATMUL_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1024, n: 4096, k: 4096 };
+const MATMUL_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1024, n: 4096, k: 4096 };
 
 const tuned = new WeakMap<GpuDevice, SubgroupTilingName>();
 

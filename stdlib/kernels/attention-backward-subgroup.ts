@@ -79,11 +79,6 @@ export function backwardLayouts(adapter: AttentionAdapter, headDim: number, kern
   return subgroupAttentionLayouts(adapter, headDim, (layout) => backwardWorkgroupBytes(layout, headDim, kernel));
 }
 
-/** The layout of the dQ or dK/dV kernel where the device has tuned none: the largest that fits, or undefined. */
-export function backwardLayout(adapter: AttentionAdapter, headDim: number, kernel: BackwardKernel): SubgroupAttentionLayout | undefined {
-  return backwardLayouts(adapter, headDim, kernel)[0];
-}
-
 /**
  * Relative error allowed against attentionBackwardReference on f16 inputs and dO: P and dS are
  * rounded to f16 (2^-11 each) before their products; f32 accumulation adds far less.

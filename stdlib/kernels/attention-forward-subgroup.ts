@@ -217,7 +217,8 @@ export function subgroupRows(layout: SubgroupAttentionLayout): { row0: string; s
  * row): its rows first..last, the key window [j_start, j_end) they see, and row0, the first row
  * of this invocation's subgroup. Workgroups take the blocks last first: under a causal mask a
  * later block walks more key tiles, and GPUs start workgroups roughly in the order of their ids,
- * so the longest start first and the short ones fill in at the end of the dispatch.
+ * so the longest should start first and the short ones fill in at the end of the dispatch (the
+ * reasoning; what it gives is not measured).
  */
 export function wgslQueryBlockOpening(layout: SubgroupAttentionLayout): string {
   return `  let b = wid.z;

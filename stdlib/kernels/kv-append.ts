@@ -5,7 +5,7 @@
 // kilobytes per layer, not the cache (runtime/generate/device-cache.ts).
 import { elementwiseKernel } from "./elementwise.ts";
 import type { KernelSpec, UniformValues } from "./kernel.ts";
-import { viewUniforms, viewUniformValues, wgslViewIndex, type TensorView } from "./attention-layout.ts";
+import { denseView, viewIndex, viewUniforms, viewUniformValues, wgslViewIndex, type TensorView } from "./attention-layout.ts";
 
 /** What one append writes: `batch` rows of `heads` x `headDim` values each, at `column` of rows `rowLength` long. */
 export interface KvAppendShape {
@@ -54,9 +54,8 @@ export function kvAppendUniforms(s: KvAppendShape, keys: TensorView, values: Ten
 /** CPU reference: `cache` (B, rowLength, heads · headDim) with each row's new value from `fresh` (through `view`) at `column`. */
 export function kvAppendRef(cache: ArrayLike<number>, fresh: ArrayLike<number>, view: TensorView, s: KvAppendShape): Float64Array {
   const out = Float64Array.from(cache);
-  const width = s.heads * s.headDim;
+  const rows = denseView("bthd", s.rowLength, s.heads, s.headDim); // the cache, (B, rowLength, heads, headDim)
   for (let b = 0; b < s.batch; b++)
-    for (let h = 0; h < s.heads; h++)
-      for (let d = 0; d < s.headDim; d++) out[(b * s.rowLength + s.column) * width + h * s.headDim + d] = fresh[view.offset + b * view.batchStride + h * view.headStride + d];
+    for (let h = 0; h < s.heads; h++) for (let d = 0; d < s.headDim; d++) out[viewIndex(rows, b, s.column, h, d)] = fresh[viewIndex(view, b, 0, h, d)];
   return out;
 }

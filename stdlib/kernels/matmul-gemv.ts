@@ -60,7 +60,7 @@ export function gemvSpec(o: MatmulOptions, shape: MatmulShape, variant: GemvVari
   invariant(lanes === undefined || (lanes > 0 && invocations % lanes === 0), `gemv: ${invocations} invocations are not whole subgroups of ${lanes}`);
   // the partial sums, rows x invocations (or subgroups) vec4, within the 16 KiB of workgroup memory every adapter offers
   const partials = rowsFor(shape.m) * (invocations / (lanes ?? 1));
-  invariant(partials * 16 <= 16384, `gemv: ${invocations} invocations over ${rowsFor(shape.m)} rows exceed 16 KiB of workgroup memory`);
+  invariant(partials * 16 <= 16384, `gemv: ${partials} partial sums (${invocations} invocations${lanes ? ` in subgroups of ${lanes}` : ""}, ${rowsFor(shape.m)} rows) exceed 16 KiB of workgroup memory`);
   const st = matmulUniforms(shape, o);
   const vecA = !o.transA && vec4Ok(o.a, shape.k, st.lda, st.strideA);
   const vecB = vec4Ok(o.b, shape.k, st.ldb, st.strideB);
@@ -107,8 +107,9 @@ ${r.map((i) => `  let m${i} = min(${i}u, u.M - 1u);`).join("\n")}
 ${c.map((j) => `  let w${j} = base_b + min(n0 + ${j}u, u.N - 1u) * u.ldb;`).join("\n")}
 ${r.map((i) => `  var acc${i} = vec4<f32>(0.0); // (m${i}, n0..n0+3)`).join("\n")}
   let k4 = u.K & ~3u;
+  var k = lidx * 4u;
 ${unroll === 2 ? pairedSteps(r, c, invocations, sums) : ""}
-  for (${unroll === 2 ? "" : "var k = lidx * 4u"}; k < k4; k += ${invocations * 4}u) {
+  for (; k < k4; k += ${invocations * 4}u) {
 ${c.map((j) => `    let b${j} = w_row4(w${j} + k);`).join("\n")}
 ${r.map((i) => `    let a${i} = a_row4(base_a, m${i}, k);`).join("\n")}
 ${sums((i, j) => `dot(a${i}, b${j})`)}
@@ -122,8 +123,7 @@ ${lanes === undefined ? treeSum(rows, invocations) : subgroupSum(rows, invocatio
 // the single-step loop after it takes the last step where their number is odd.
 function pairedSteps(r: number[], c: number[], invocations: number, sums: (term: (i: number, j: number) => string) => string): string {
   const step = `${invocations * 4}u`;
-  return `  var k = lidx * 4u;
-  for (; k + ${step} < k4; k += 2u * ${step}) {
+  return `  for (; k + ${step} < k4; k += 2u * ${step}) {
 ${c.map((j) => `    let b${j} = w_row4(w${j} + k);\n    let d${j} = w_row4(w${j} + k + ${step});`).join("\n")}
 ${r.map((i) => `    let a${i} = a_row4(base_a, m${i}, k);\n    let e${i} = a_row4(base_a, m${i}, k + ${step});`).join("\n")}
 ${sums((i, j) => `dot(a${i}, b${j}) + dot(e${i}, d${j})`)}

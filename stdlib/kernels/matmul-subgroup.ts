@@ -248,9 +248,9 @@ function quadFill(f: TileFill, bk: number, wg: number): string {
 
 // The prefetching fill in two halves over pf_NAME (declared by `registers`), an array of the
 // invocation's quads: `load` fills it from K step `k0`, `store` writes it to the tiles. Its loops
-// have constant trip counts (4 or 2 quads for the current presets on 32-lane subgroups), which
-// drivers unroll into registers; were one not to, pf_NAME would live in local memory and the
-// preset would only rank slower.
+// have constant trip counts (4 or 2 quads for the current presets on 32-lane subgroups), which a
+// driver is expected to unroll into registers (not checked); were one not to, pf_NAME would live
+// in local memory and the preset would only rank slower.
 function prefetchFill(f: TileFill, bk: number, wg: number) {
   const array = `pf_${f.name}`;
   return {

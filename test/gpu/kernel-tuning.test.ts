@@ -30,22 +30,15 @@ import * as b from "../../compiler/ir/build.ts";
 import { graph } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { SUBGROUP_TILINGS } from "../../stdlib/kernels/matmul-subgroup.ts";
-import { matmulStrategyFor, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulStrategyFor, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { WEIGHTS, weightProductProblem, type MatmulKernel } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
-import { broken, doubledAlpha, h200Like, matmulCandidate, registers, tiled, type MatmulKernel } from "../support/matmul-candidates.ts";
+import { broken, doubledAlpha, h200Like, matmulCandidate, registers, tiled } from "../support/matmul-candidates.ts";
 
 const test = suite("kernel tuning");
 
 const SHAPE: MatmulShape = { batch: 1, m: 96, n: 128, k: 160 };
-const WEIGHTS: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
-const PROBLEM: TuningProblem = {
-  label: "96x160 times (128, 160)ᵀ, f32",
-  tensors: () => ({
-    a: { dtype: "f32", data: Float32Array.from({ length: 96 * 160 }, (_, i) => (i % 7) - 3) },
-    b: { dtype: "f32", data: Float32Array.from({ length: 128 * 160 }, (_, i) => (i % 5) - 2) },
-    c: { dtype: "f32", data: new Float32Array(96 * 128) },
-  }),
-};
+const PROBLEM = weightProductProblem(SHAPE); // "96x160 times (128, 160)ᵀ, f32"
 const FAST = { rounds: 2, dispatches: 3, warmupMs: 0 };
 
 /** A candidate of `kernel`, counting how often its probe builds its cases (once per check). */

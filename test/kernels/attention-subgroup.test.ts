@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import { ok } from "../../compiler/diagnostics.ts";
 import { attentionAdapter } from "../../runtime/gpu/attention-tuning.ts";
 import { Random } from "../../runtime/random.ts";
-import { attentionBackwardKernelsFor, attentionDkdvSubgroupKernel, attentionDqSubgroupKernel, backwardLayout, backwardWorkgroupBytes } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, attentionDkdvSubgroupKernel, attentionDqSubgroupKernel, backwardLayouts, backwardWorkgroupBytes } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import {
   attentionKernelChoice,
   attentionForwardKernelFor,
@@ -247,8 +247,8 @@ test("the forward and backward WGSL compiles (Dawn null backend) for D 64/128/25
       const kernels = [
         attentionForwardSubgroupKernel(variant, forward),
         attentionForwardSubgroupKernel(variant, { ...forward, subgroups: 1 }),
-        attentionDqSubgroupKernel(variant, backwardLayout(adapter, D, "dq") ?? smallest),
-        attentionDkdvSubgroupKernel(variant, backwardLayout(adapter, D, "dkdv") ?? smallest),
+        attentionDqSubgroupKernel(variant, backwardLayouts(adapter, D, "dq")[0] ?? smallest),
+        attentionDkdvSubgroupKernel(variant, backwardLayouts(adapter, D, "dkdv")[0] ?? smallest),
       ];
       for (const spec of kernels) {
         assert.equal(await kernelErrors(device, spec, false), [], `${spec.name} ${JSON.stringify(spec.variant)}`);

@@ -10,6 +10,7 @@ import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor
 import { nf4Bindings, uploadNf4Tables, uploadNf4Weight } from "../../runtime/execute/nf4-weights.ts";
 import { Random } from "../../runtime/random.ts";
 import { DEFAULT_GEMV, gemvFits, gemvSpec, type GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
+import { fixedSubgroupSize } from "../../runtime/gpu/gemv-tuning.ts";
 import { matmulKernel, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { nf4MatmulKernel, nf4MatmulRef } from "../../stdlib/kernels/nf4-matmul.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
@@ -83,8 +84,8 @@ test(
 test(
   "sums within subgroups first (subgroupAdd, then one barrier): 64 and 256 invocations, M 1, 3 and 8, K off 4 and a multiple, f32 and bf16 W",
   withGpu(async (gpu) => {
-    const { subgroupMinSize: lanes, subgroupMaxSize } = gpu.adapter;
-    if (!gpu.hasSubgroups || lanes !== subgroupMaxSize) return console.log("    skipped: no subgroups of one fixed size");
+    const lanes = fixedSubgroupSize(gpu);
+    if (!lanes) return console.log("    skipped: no subgroups of one fixed size");
     const rng = new Random(36);
     for (const invocations of [64, 256])
       for (const b of ["f32", "bf16"] as const)
@@ -96,9 +97,9 @@ test(
 test(
   "two K steps an iteration (an odd or even number of steps per invocation, then the single step): tree and subgroup sums, f32 and bf16 W, M 1, 3 and 8, K off 4 and a multiple",
   withGpu(async (gpu) => {
-    const { subgroupMinSize: lanes, subgroupMaxSize } = gpu.adapter;
+    const lanes = fixedSubgroupSize(gpu);
     const rng = new Random(37);
-    const variants: GemvVariant[] = [{ invocations: 64, unroll: 2 }, ...(gpu.hasSubgroups && lanes === subgroupMaxSize ? [{ invocations: 128, subgroupSize: lanes, unroll: 2 as const }] : [])];
+    const variants: GemvVariant[] = [{ invocations: 64, unroll: 2 }, ...(lanes ? [{ invocations: 128, subgroupSize: lanes, unroll: 2 as const }] : [])];
     for (const variant of variants)
       for (const b of ["f32", "bf16"] as const)
         for (const m of [1, 3, 8])
@@ -122,8 +123,8 @@ test(
   withGpu(async (gpu) => {
     const rng = new Random(34);
     const tables = uploadNf4Tables(gpu);
-    const { subgroupMinSize: lanes, subgroupMaxSize } = gpu.adapter;
-    const variants: GemvVariant[] = [DEFAULT_GEMV, ...(gpu.hasSubgroups && lanes === subgroupMaxSize ? [{ invocations: 128, subgroupSize: lanes }] : [])];
+    const lanes = fixedSubgroupSize(gpu);
+    const variants: GemvVariant[] = [DEFAULT_GEMV, ...(lanes ? [{ invocations: 128, subgroupSize: lanes }] : [])];
     for (const variant of variants)
       for (const [m, n, k] of [
         [1, 150, 128],

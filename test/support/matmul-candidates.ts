@@ -4,12 +4,10 @@
 // compile here.
 import * as assert from "uvu/assert";
 import type { AdapterSummary, GpuDevice } from "../../runtime/gpu/device.ts";
-import { matmulCases } from "../../runtime/gpu/kernel-probe-cases.ts";
+import { matmulCases, type MatmulKernel } from "../../runtime/gpu/kernel-probe-cases.ts";
 import type { KernelProbe } from "../../runtime/gpu/kernel-probe.ts";
-import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
-import { matmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernel } from "../../stdlib/kernels/matmul.ts";
 
-export type MatmulKernel = (o: MatmulOptions, s: MatmulShape) => KernelSpec;
 
 export const tiled: MatmulKernel = (o, s) => matmulKernel(o, s, "tiled");
 export const registers: MatmulKernel = (o, s) => matmulKernel(o, s, "registers");
