@@ -7,6 +7,7 @@ import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { kernelKey, kernelSource } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "../gpu/device.ts";
+import { engineAttentionScores } from "./library/attention-scores.ts";
 import { engineGemv } from "../gpu/gemv-tuning.ts";
 import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
@@ -32,6 +33,7 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
     gpu,
     matmulStrategy: matmulStrategy.value,
     gemv: engineGemv(gpu),
+    attentionScores: engineAttentionScores(gpu),
     tensorOf: (n: Node) => {
       let t = tensors.get(n);
       if (!t) tensors.set(n, (t = createTensor(gpu, n.dtype, numel(n.shape) ? n.shape : [1], `%${n.id}`)));

@@ -18,6 +18,7 @@ import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
+import { engineAttentionScores, type AttentionScoresChoice } from "./library/attention-scores.ts";
 import { engineGemv } from "../gpu/gemv-tuning.ts";
 import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
@@ -78,6 +79,8 @@ export interface ExecutorOptions {
    * launches read them as their B operand through the NF4 kernel; no other launch may read them.
    */
   nf4?: { weights: ReadonlyMap<string, Nf4Buffers>; tables: GpuTensor };
+  /** Which attention launches take the score-matrix path, instead of the device's choice (engineAttentionScores). */
+  attentionScores?: AttentionScoresChoice;
 }
 
 export class GraphExecutor {
@@ -99,6 +102,7 @@ export class GraphExecutor {
     private readonly bound: ReadonlyMap<string, GpuTensor>,
     plan: MemoryPlan | undefined,
     private readonly nf4: ExecutorOptions["nf4"],
+    private readonly attentionScores: AttentionScoresChoice,
   ) {
     this.placement = placeBuffers(gpu, plan);
     this.workspace = new LaunchWorkspace(gpu);
@@ -112,7 +116,7 @@ export class GraphExecutor {
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
     const strategy = checkedMatmulStrategy(gpu);
     if (!strategy.ok) return strategy;
-    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4);
+    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, options.attentionScores ?? engineAttentionScores(gpu));
     for (const launch of schedule.launches) {
       for (const { view } of launch.inputs) {
         if (!ex.nf4Weight(view.base)) ex.bufferOf(view.base);
@@ -139,6 +143,7 @@ export class GraphExecutor {
       gpu: this.gpu,
       matmulStrategy,
       gemv: engineGemv(this.gpu),
+      attentionScores: this.attentionScores,
       tensorOf: (n) => {
         const t = this.buffers.get(n);
         invariant(t, `node %${n.id} (${n.op}) has no buffer`);

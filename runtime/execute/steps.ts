@@ -10,6 +10,7 @@ import type { View } from "../../compiler/passes/views.ts";
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { AttentionScoresChoice } from "./library/attention-scores.ts";
 import type { GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
 import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "../gpu/device.ts";
@@ -51,6 +52,8 @@ export interface ExecContext {
   matmulStrategy: MatmulStrategy;
   /** The decode matmul's workgroup (the device's tuned one, else DEFAULT_GEMV). */
   gemv: GemvVariant;
+  /** Whether attention launches take the score-matrix path where it applies (library/attention-scores.ts). */
+  attentionScores: AttentionScoresChoice;
   /** The buffer of a node (one per buffer-backed node). */
   tensorOf(n: Node): GpuTensor;
   /** An allocation that belongs to no node: side outputs, scratch, host-written data. */

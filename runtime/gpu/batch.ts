@@ -170,7 +170,7 @@ export function bindGroupFor(gpu: GpuDevice, spec: KernelSpec, compiled: Compile
     const t = tensors[b.name];
     invariant(t !== undefined, `${spec.name}: no tensor for binding '${b.name}'`);
     invariant(t.dtype === b.dtype, `${spec.name}: binding '${b.name}' wants ${b.dtype}, got ${t.label} (${t.dtype})`);
-    entries.push({ binding: i + 1, resource: { buffer: t.buffer } });
+    entries.push({ binding: i + 1, resource: t.byteOffset ? { buffer: t.buffer, offset: t.byteOffset, size: t.byteSize } : { buffer: t.buffer } });
   });
   return gpu.device.createBindGroup({ layout: compiled.layout, entries });
 }

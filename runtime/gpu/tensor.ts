@@ -1,6 +1,6 @@
 // Tensors on the GPU: one storage buffer each, with a dtype and a shape; upload and download.
 import { invariant } from "../../compiler/diagnostics.ts";
-import { decodeHost, encodeHost, storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { bytesPerElement, decodeHost, encodeHost, storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { GpuDevice } from "./device.ts";
 
 /** A GPU buffer holding `shape` elements of `dtype`, row-major. */
@@ -16,13 +16,15 @@ export class GpuTensor {
     readonly label: string,
     /** False for a tensor in a buffer another tensor owns (`tensorInBuffer`): it neither counts nor frees it. */
     private readonly ownsBuffer = true,
+    /** Where the tensor starts in the buffer (`tensorWindow`); bind groups bind from here. */
+    readonly byteOffset = 0,
   ) {
     this.numel = shape.reduce((a, b) => a * b, 1);
     if (ownsBuffer) gpu.countBytes(buffer.size);
   }
 
   get byteSize(): number {
-    return this.buffer.size;
+    return this.buffer.size - this.byteOffset;
   }
 
   /** Frees the buffer now (VRAM is not left to the garbage collector); a second call does nothing. */
@@ -53,6 +55,18 @@ export function tensorInBuffer(gpu: GpuDevice, owner: GpuTensor, dtype: StorageD
   return new GpuTensor(gpu, owner.buffer, dtype, shape, label, false);
 }
 
+/**
+ * The part of `owner`'s buffer from element `start` on, as a tensor of `owner`'s dtype that kernels
+ * bind (a bind group binds it from its byte offset to the buffer's end): how a kernel without an
+ * offset uniform reads or writes one head of one batch row of a strided view. The offset must be
+ * a multiple of the device's minStorageBufferOffsetAlignment; `owner` keeps owning the buffer.
+ */
+export function tensorWindow(gpu: GpuDevice, owner: GpuTensor, start: number, label = `${owner.label} from ${start}`): GpuTensor {
+  const byteOffset = owner.byteOffset + start * bytesPerElement(owner.dtype);
+  invariant(byteOffset % gpu.limits.minStorageBufferOffsetAlignment === 0 && byteOffset < owner.buffer.size, `${label}: byte ${byteOffset} is not an aligned offset into ${owner.label}`);
+  return new GpuTensor(gpu, owner.buffer, owner.dtype, [(owner.buffer.size - byteOffset) / bytesPerElement(owner.dtype)], label, false, byteOffset);
+}
+
 /** A tensor filled with `values` (converted to `dtype`: f16/bf16 round to nearest even). */
 export function uploadTensor(
   gpu: GpuDevice,
@@ -68,13 +82,14 @@ export function uploadTensor(
 
 /** Overwrites the whole tensor with `values`. */
 export function writeTensor(gpu: GpuDevice, tensor: GpuTensor, values: ArrayLike<number>): void {
-  invariant(values.length === tensor.numel, `${tensor.label}: ${values.length} values for shape [${tensor.shape}]`);
+  invariant(values.length === tensor.numel && tensor.byteOffset === 0, `${tensor.label}: ${values.length} values for shape [${tensor.shape}]${tensor.byteOffset ? " (a window, which kernels bind)" : ""}`);
   const bytes = encodeHost(tensor.dtype, values);
   gpu.queue.writeBuffer(tensor.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Copies the tensor back to the host (floats widened to f32). */
 export async function readTensor(gpu: GpuDevice, tensor: GpuTensor): Promise<Float32Array | Int32Array | Uint32Array> {
+  invariant(tensor.byteOffset === 0, `${tensor.label} is a window, which kernels bind, not the host`);
   const bytes = await readBytes(gpu, tensor.buffer);
   return decodeHost(tensor.dtype, bytes, tensor.numel);
 }

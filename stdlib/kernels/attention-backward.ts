@@ -66,10 +66,11 @@ export interface AttentionBackwardKernels {
  * dq: q, k, v, dout, lse, delta, dq (out). Each is followed by the mask's bindings.
  */
 export function attentionBackwardKernels(variant: AttentionVariant): AttentionBackwardKernels {
-  return { delta: deltaKernel(variant), dkdv: dkdvKernel(variant), dq: dqKernel(variant) };
+  return { delta: attentionDeltaKernel(variant), dkdv: dkdvKernel(variant), dq: dqKernel(variant) };
 }
 
-function deltaKernel(variant: AttentionVariant): KernelSpec {
+/** delta = rowsum(dO * O) (B, Hq, T): the first backward kernel, whichever kernels compute the gradients. */
+export function attentionDeltaKernel(variant: AttentionVariant): KernelSpec {
   const { dtype } = variant;
   return {
     name: "attention_backward_delta",

@@ -160,10 +160,11 @@ export function attentionKernelChoice(
   kernel = "attention forward",
   bytes?: (layout: SubgroupAttentionLayout) => number,
 ): Result<SubgroupAttentionLayout | "scalar"> {
-  const wanted = env.SFT_ATTENTION?.trim();
+  // "scores" (the score-matrix path, runtime/execute/library/attention-scores.ts) leaves the fused kernels where it does not apply to the engine's choice
+  const wanted = env.SFT_ATTENTION?.trim() === "scores" ? undefined : env.SFT_ATTENTION?.trim();
   if (wanted === "scalar") return ok("scalar");
   if (wanted && wanted !== "subgroup-matrix")
-    return fail(diag("SFT2018", `SFT_ATTENTION='${wanted}' is not an attention kernel`, { where: "SFT_ATTENTION", hint: "Use scalar or subgroup-matrix, or unset SFT_ATTENTION." }));
+    return fail(diag("SFT2018", `SFT_ATTENTION='${wanted}' is not an attention kernel`, { where: "SFT_ATTENTION", hint: "Use scalar, subgroup-matrix or scores, or unset SFT_ATTENTION." }));
   const layout = subgroupAttentionLayout(adapter, headDim, bytes);
   if (layout) return ok(layout);
   if (!wanted) return ok("scalar");

@@ -1,97 +1,30 @@
-// Fused attention launches, forward and backward. Q, K, V, O and the gradients are (B, L, H, D)
-// views handed to the kernels as strides (no transposes, no copies). The masks are the node's
-// i32 inputs prefixLen (B), keyRange (B, 2) and segmentIds (B, S): they are read on the host at
-// each refresh and packed by maskBindingData into the kernels' mask bindings (batch_info words,
-// segment ids); ALiBi slopes are constant per head count and written once. The forward saves the
+// Attention launches, forward and backward: fused kernels, or (where the device chose it and the
+// call allows) a materialized score matrix on the matmul kernels (attention-scores.ts). Q, K, V,
+// O and the gradients are (B, L, H, D) views handed to the kernels as strides (no transposes, no
+// copies). The masks are the node's i32 inputs prefixLen (B), keyRange (B, 2) and segmentIds
+// (B, S), bound as attention-call.ts describes. The forward saves the
 // log-sum-exp (B, Hq, T) as a side output of the attention node for the backward. The backward's
 // dK and dV kernels write one (2, B, S, Hkv, D) buffer, whose halves are then copied to the dK
 // and dV nodes' buffers. A launch with one query row per sequence (T = 1, as in cached
 // generation) runs the split-K decode kernels instead of the forward kernel: they spread the keys
 // over many workgroups and write the same output and log-sum-exp.
-import { diag, fail, ok, type Diagnostic, type Result } from "../../../compiler/diagnostics.ts";
+import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import { node, type Node } from "../../../compiler/ir/node.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
 import { contiguousView } from "../../../compiler/passes/views.ts";
-import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
 import { attentionBackwardUniforms } from "../../../stdlib/kernels/attention-backward.ts";
-import type { AttentionVariant, AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
+import type { AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
 import { attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
 import { denseView, type TensorView } from "../../../stdlib/kernels/attention-layout.ts";
-import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
-import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
 import { checkedAttentionBackwardKernels, checkedAttentionForwardKernel } from "../../gpu/kernel-self-check.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { writeTensor } from "../../gpu/tensor.ts";
-import { inputView, workspaceTensor, type DispatchStep, type ExecContext, type HostInts, type PreparedLaunch, type Step } from "../steps.ts";
+import { bytesPerElement } from "../../../stdlib/kernels/dtype.ts";
+import { inputView, workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
+import { callOf, maskBinding, unsupportedDtype, type Call } from "./attention-call.ts";
+import { scoresBackward, scoresChunkHeads, scoresForward } from "./attention-scores.ts";
 import { copyView } from "./generated.ts";
 import { tensorView } from "./rope.ts";
-
-// The call of an attention node: q at input `first` (0 in the forward; 1 in the backward, after
-// dOut and followed by k, v and out), then the mask inputs.
-interface Call {
-  shape: AttentionShape;
-  variant: AttentionVariant;
-  scale: number;
-  masks: Node[];
-}
-
-function callOf(n: Node, first: number): Call {
-  const a = n.attrs.attention!;
-  const [q, k] = [n.inputs[first], n.inputs[first + 1]];
-  const [batch, queryLength, queryHeads, headDim] = q.shape;
-  const [, keyLength, kvHeads] = k.shape;
-  const variant: AttentionVariant = { dtype: q.dtype === "f16" ? "f16" : "f32", headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
-  // cached_attention's keys: the cache's positions and the new one after them
-  const appended = n.op === "cached_attention";
-  const shape = { batch, queryHeads, kvHeads, queryLength, keyLength: keyLength + (appended ? 1 : 0), headDim };
-  return { shape, variant, scale: a.scale, masks: n.inputs.slice(first === 0 ? (appended ? 5 : 3) : 5) };
-}
-
-/**
- * The mask bindings of `call` for the dispatches in `steps` (their uniforms are set by `setUniforms`
- * once the mask is known), and the refresh that reads the mask inputs on the host.
- */
-function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, steps: DispatchStep[], setUniforms: (mask: AttentionMask) => void): (ints: HostInts) => Result<void> {
-  const { batch, keyLength, queryHeads, queryLength } = call.shape;
-  const { variant } = call;
-  const tensors: Record<string, GpuTensor> = {};
-  if (variant.padding || variant.prefix) tensors.batch_info = ctx.scratch("u32", [batch, 4], `batch_info of %${n.id}`);
-  if (variant.segments) tensors.segments = ctx.scratch("i32", [batch, keyLength], `segments of %${n.id}`);
-  const slopes = variant.alibi ? alibiSlopes(queryHeads) : undefined;
-  if (slopes) {
-    tensors.alibi_slopes = ctx.scratch("f32", [queryHeads], `alibi slopes of %${n.id}`);
-    writeTensor(ctx.gpu, tensors.alibi_slopes, slopes);
-  }
-  for (const s of steps) Object.assign(s.tensors, tensors);
-  const views = call.masks.map((m) => inputView(launch, m));
-  return (ints) => {
-    const values = views.map((v) => ints(v));
-    if (values.some((v) => !v)) return fail(diag("SFT4005", `attention %${n.id} needs its mask tensors as graph inputs, read on the host.`));
-    const mask = maskFromInputs(variant, values as ArrayLike<number>[], keyLength - queryLength, slopes);
-    const wrong = n.op === "cached_attention" ? cachedKeyRangeError(n, mask, keyLength) : undefined;
-    if (wrong) return fail(wrong);
-    for (const d of maskBindingData(mask, batch, keyLength)) if (d.name !== "alibi_slopes") writeTensor(ctx.gpu, tensors[d.name], d.data);
-    setUniforms(mask);
-    return ok(undefined);
-  };
-}
-
-// cached_attention reads the new key at each row's key range end - 1 and the cache before it: an
-// end outside 1..keyLength (the cache's capacity plus the new key) would read outside the row.
-function cachedKeyRangeError(n: Node, mask: AttentionMask, keyLength: number): Diagnostic | undefined {
-  const ranges = mask.keyRanges!;
-  for (let b = 0; 2 * b < ranges.length; b++) {
-    const [start, end] = [ranges[2 * b], ranges[2 * b + 1]];
-    if (end < 1 || end > keyLength || start >= end) return diag("SFT4005", `cached attention %${n.id}: row ${b}'s key range [${start}, ${end}) is not within 1..${keyLength} with the new key last`);
-  }
-  return undefined;
-}
-
-// The kernels store Q, K, V, O and their gradients in f32 or f16.
-function unsupportedDtype(n: Node): Result<never> | undefined {
-  return n.dtype === "f32" || n.dtype === "f16" ? undefined : fail(diag("SFT4005", `attention %${n.id}: the kernels take f32 or f16 tensors, not ${n.dtype}`));
-}
 
 /** An attention launch, or a cached_attention one (a decode step over the KV cache). */
 export function prepareAttention(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
@@ -112,6 +45,11 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
     return ok(decodeSteps(ctx, launch, n, call, tensors, views, appended));
   }
   if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
+  const heads = ctx.attentionScores.forward ? scoresChunkHeads(call.shape, Object.values(views), bytesPerElement(call.variant.dtype), ctx.gpu.limits.minStorageBufferOffsetAlignment, ctx.attentionScores.chunkBytes) : undefined;
+  if (heads) {
+    const scores = scoresForward(ctx, call, heads, tensors, views, `%${n.id}`);
+    return ok({ steps: scores.steps, refresh: maskBinding(ctx, launch, n, call, scores.masked, scores.setUniforms) });
+  }
   // subgroup matrices where the adapter has them and they passed the device's self-check (unless SFT_ATTENTION=scalar), else the scalar kernel
   const spec = checkedAttentionForwardKernel(ctx.gpu, call.variant);
   if (!spec.ok) return spec;
@@ -162,16 +100,6 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   ctx.register(dkvNode, dkv);
   const dq = wrt(0) ? ctx.tensorOf(wrt(0)!) : workspaceTensor(ctx, first.dtype, [batch, queryLength, queryHeads, headDim], "unused dQ");
   const delta = workspaceTensor(ctx, "f32", [batch, queryHeads, queryLength], `delta of %${first.id}`);
-  // dQ and dK/dV on subgroup matrices as the forward (same bindings and uniforms), else the scalar ones; delta is always scalar
-  const chosen = checkedAttentionBackwardKernels(ctx.gpu, call.variant);
-  if (!chosen.ok) return chosen;
-  const kernels = chosen.value;
-  const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
-  const dispatches: DispatchStep[] = [
-    { kind: "dispatch", spec: kernels.delta, uniforms: {}, tensors: { o: ctx.tensorOf(o.base), dout: read.dout, delta } },
-    { kind: "dispatch", spec: kernels.dkdv, uniforms: {}, tensors: { ...read, dkv } },
-    { kind: "dispatch", spec: kernels.dq, uniforms: {}, tensors: { ...read, dq } },
-  ];
   const views = {
     q: tensorView(q),
     k: tensorView(k),
@@ -182,10 +110,30 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
     dk: denseView("bthd", keyLength, kvHeads, headDim),
     dv: denseView("bthd", keyLength, kvHeads, headDim, kvElements),
   };
-  const refresh = maskBinding(ctx, launch, first, call, dispatches, (mask) => {
-    const uniforms = attentionBackwardUniforms(call.shape, views, call.scale, mask);
-    for (const d of dispatches) Object.assign(d.uniforms, uniforms);
-  });
+  const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
+  const heads = ctx.attentionScores.backward ? scoresChunkHeads(call.shape, Object.values(views), bytesPerElement(call.variant.dtype), ctx.gpu.limits.minStorageBufferOffsetAlignment, ctx.attentionScores.chunkBytes) : undefined;
+  let refresh: PreparedLaunch["refresh"];
+  let dispatches: DispatchStep[];
+  if (heads) {
+    const scores = scoresBackward(ctx, call, heads, { ...read, o: ctx.tensorOf(o.base), dq, dkv }, views, `%${first.id}`);
+    dispatches = scores.steps;
+    refresh = maskBinding(ctx, launch, first, call, scores.masked, scores.setUniforms);
+  } else {
+    // dQ and dK/dV on subgroup matrices as the forward (same bindings and uniforms), else the scalar ones; delta is always scalar
+    const chosen = checkedAttentionBackwardKernels(ctx.gpu, call.variant);
+    if (!chosen.ok) return chosen;
+    const kernels = chosen.value;
+    const fused: DispatchStep[] = [
+      { kind: "dispatch", spec: kernels.delta, uniforms: {}, tensors: { o: ctx.tensorOf(o.base), dout: read.dout, delta } },
+      { kind: "dispatch", spec: kernels.dkdv, uniforms: {}, tensors: { ...read, dkv } },
+      { kind: "dispatch", spec: kernels.dq, uniforms: {}, tensors: { ...read, dq } },
+    ];
+    dispatches = fused;
+    refresh = maskBinding(ctx, launch, first, call, fused, (mask) => {
+      const uniforms = attentionBackwardUniforms(call.shape, views, call.scale, mask);
+      for (const d of fused) Object.assign(d.uniforms, uniforms);
+    });
+  }
   const steps: Step[] = [...dispatches];
   for (const [i, offset] of [[1, 0], [2, kvElements]]) {
     const out = wrt(i);

@@ -1,0 +1,80 @@
+// What the attention launches share, whichever kernels compute them (attention.ts: fused and
+// decode kernels; attention-scores.ts: a materialized score matrix): the call an attention node
+// makes (shape, mask variant, scale, mask inputs) and the mask bindings, read on the host at each
+// refresh and packed by maskBindingData; ALiBi slopes are constant per head count and written once.
+import { diag, fail, ok, type Diagnostic, type Result } from "../../../compiler/diagnostics.ts";
+import type { Node } from "../../../compiler/ir/node.ts";
+import type { Launch } from "../../../compiler/passes/schedule.ts";
+import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
+import type { AttentionVariant } from "../../../stdlib/kernels/attention-common.ts";
+import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
+import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
+import type { GpuTensor } from "../../gpu/tensor.ts";
+import { writeTensor } from "../../gpu/tensor.ts";
+import { inputView, type DispatchStep, type ExecContext, type HostInts } from "../steps.ts";
+
+// The call of an attention node: q at input `first` (0 in the forward; 1 in the backward, after
+// dOut and followed by k, v and out), then the mask inputs.
+export interface Call {
+  shape: AttentionShape;
+  variant: AttentionVariant;
+  scale: number;
+  masks: Node[];
+}
+
+export function callOf(n: Node, first: number): Call {
+  const a = n.attrs.attention!;
+  const [q, k] = [n.inputs[first], n.inputs[first + 1]];
+  const [batch, queryLength, queryHeads, headDim] = q.shape;
+  const [, keyLength, kvHeads] = k.shape;
+  const variant: AttentionVariant = { dtype: q.dtype === "f16" ? "f16" : "f32", headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
+  // cached_attention's keys: the cache's positions and the new one after them
+  const appended = n.op === "cached_attention";
+  const shape = { batch, queryHeads, kvHeads, queryLength, keyLength: keyLength + (appended ? 1 : 0), headDim };
+  return { shape, variant, scale: a.scale, masks: n.inputs.slice(first === 0 ? (appended ? 5 : 3) : 5) };
+}
+
+/**
+ * The mask bindings of `call` for the dispatches in `steps` (their uniforms are set by `setUniforms`
+ * once the mask is known), and the refresh that reads the mask inputs on the host.
+ */
+export function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, steps: DispatchStep[], setUniforms: (mask: AttentionMask) => void): (ints: HostInts) => Result<void> {
+  const { batch, keyLength, queryHeads, queryLength } = call.shape;
+  const { variant } = call;
+  const tensors: Record<string, GpuTensor> = {};
+  if (variant.padding || variant.prefix) tensors.batch_info = ctx.scratch("u32", [batch, 4], `batch_info of %${n.id}`);
+  if (variant.segments) tensors.segments = ctx.scratch("i32", [batch, keyLength], `segments of %${n.id}`);
+  const slopes = variant.alibi ? alibiSlopes(queryHeads) : undefined;
+  if (slopes) {
+    tensors.alibi_slopes = ctx.scratch("f32", [queryHeads], `alibi slopes of %${n.id}`);
+    writeTensor(ctx.gpu, tensors.alibi_slopes, slopes);
+  }
+  for (const s of steps) Object.assign(s.tensors, tensors);
+  const views = call.masks.map((m) => inputView(launch, m));
+  return (ints) => {
+    const values = views.map((v) => ints(v));
+    if (values.some((v) => !v)) return fail(diag("SFT4005", `attention %${n.id} needs its mask tensors as graph inputs, read on the host.`));
+    const mask = maskFromInputs(variant, values as ArrayLike<number>[], keyLength - queryLength, slopes);
+    const wrong = n.op === "cached_attention" ? cachedKeyRangeError(n, mask, keyLength) : undefined;
+    if (wrong) return fail(wrong);
+    for (const d of maskBindingData(mask, batch, keyLength)) if (d.name !== "alibi_slopes") writeTensor(ctx.gpu, tensors[d.name], d.data);
+    setUniforms(mask);
+    return ok(undefined);
+  };
+}
+
+// cached_attention reads the new key at each row's key range end - 1 and the cache before it: an
+// end outside 1..keyLength (the cache's capacity plus the new key) would read outside the row.
+function cachedKeyRangeError(n: Node, mask: AttentionMask, keyLength: number): Diagnostic | undefined {
+  const ranges = mask.keyRanges!;
+  for (let b = 0; 2 * b < ranges.length; b++) {
+    const [start, end] = [ranges[2 * b], ranges[2 * b + 1]];
+    if (end < 1 || end > keyLength || start >= end) return diag("SFT4005", `cached attention %${n.id}: row ${b}'s key range [${start}, ${end}) is not within 1..${keyLength} with the new key last`);
+  }
+  return undefined;
+}
+
+// The kernels store Q, K, V, O and their gradients in f32 or f16.
+export function unsupportedDtype(n: Node): Result<never> | undefined {
+  return n.dtype === "f32" || n.dtype === "f16" ? undefined : fail(diag("SFT4005", `attention %${n.id}: the kernels take f32 or f16 tensors, not ${n.dtype}`));
+}
