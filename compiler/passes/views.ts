@@ -2,6 +2,7 @@
 // from the source buffer with an offset and strides (broadcast dims get stride 0). Kernels take
 // such views as inputs; a view the kernel cannot read is copied first.
 import type { Node, Shape } from "../ir/node.ts";
+import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import { strides as contiguousStrides } from "../ir/interpret.ts";
 
 /** Element (offset + Σ index[i] * strides[i]) of `base`'s buffer, for an index in `shape`. */
@@ -84,4 +85,10 @@ export function reshapeStrides(from: Shape, fromStrides: readonly number[], to: 
 export function formatView(v: View, name: string): string {
   if (isContiguous(v)) return name;
   return `${name}[shape ${v.shape.join("x")}, strides ${v.strides.join(",")}${v.offset ? `, +${v.offset}` : ""}]`;
+}
+
+/** A (B, L, H, D) view with unit stride over D as the attention/RoPE kernels take it. */
+export function tensorView(v: View): TensorView {
+  const [sb, st, sh] = v.strides;
+  return { offset: v.offset, batchStride: sb, tokenStride: st, headStride: sh };
 }

@@ -2,17 +2,21 @@
 // launch preparers do (runtime/execute/library/): buffers the host writes (the embedding
 // backward's token groups, RoPE's positions and its table, attention's padding and segment masks
 // and ALiBi slopes)
-// and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, and the
+// and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, the scores
+// of attention on the score-matrix path where the device takes it (`scores`), and the
 // norms a checkpointed backward recomputes (output and statistics), with the unused weight
 // gradients of frozen norms. The workspace is one buffer per (request index, size) of a launch,
 // so it costs the union of the launches' requests, not their sum. Not counted: the contiguous
 // copies of views a library kernel cannot read (the schedule's placement decides those).
 import { numel, type Node } from "../ir/node.ts";
-import type { Schedule } from "../passes/schedule.ts";
-import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { Launch, Schedule } from "../passes/schedule.ts";
+import { tensorView } from "../passes/views.ts";
+import { denseView } from "../../stdlib/kernels/attention-layout.ts";
+import { scoresChunkHeads, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
+import { bytesPerElement, storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 
 /** Bytes of the host-written buffers and of the shared workspace of `schedule`'s launches. */
-export function launchScratchBytes(schedule: Schedule): number {
+export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresChoice): number {
   const workspace = new Map<string, number>();
   let host = 0;
   const written = new Set(schedule.launches.flatMap((l) => l.outputs));
@@ -29,9 +33,12 @@ export function launchScratchBytes(schedule: Schedule): number {
       case "rope":
         for (const n of launch.outputs) host += ropeBytes(n);
         break;
-      case "attention":
+      case "attention": {
         host += maskBytes(first, 0);
+        const heads = scores?.forward ? scoresHeads(launch, first, 0, scores) : undefined;
+        if (heads) take("f32", heads * first.shape[1] * first.inputs[1].shape[1]);
         break;
+      }
       case "cached_attention": // and the log-sum-exp the decode kernels write, (B, Hq) f32
         host += maskBytes(first, 0) + storageBytes("f32", first.shape[0] * first.shape[2]);
         break;
@@ -41,6 +48,8 @@ export function launchScratchBytes(schedule: Schedule): number {
         take(first.dtype as StorageDType, 2 * numel(k.shape));
         if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
         take("f32", numel(q.shape) / q.shape[q.shape.length - 1]);
+        const heads = scores?.backward ? scoresHeads(launch, first, 1, scores) : undefined;
+        if (heads) for (let i = 0; i < 2; i++) take("f32", heads * q.shape[1] * k.shape[1]); // the chunk's scores and their gradients
         break;
       }
       case "norm_backward": {
@@ -64,6 +73,22 @@ export function launchScratchBytes(schedule: Schedule): number {
     requests.forEach((bytes, i) => workspace.set(`${i}:${bytes}`, bytes));
   }
   return host + [...workspace.values()].reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Query heads per chunk where the attention launch takes the score-matrix path (its workspace
+ * holds a chunk's f32 scores), with the views the runtime gives it (library/attention.ts): q, k,
+ * v (and, from `first` = 1 in the backward, dO and O) as read, O and the gradients dense.
+ */
+function scoresHeads(launch: Launch, n: Node, first: number, scores: AttentionScoresChoice): number | undefined {
+  const [q, k] = [n.inputs[first], n.inputs[first + 1]];
+  const [batch, T, queryHeads, headDim] = q.shape;
+  const [, S, kvHeads] = k.shape;
+  const read = (first === 0 ? n.inputs.slice(0, 3) : n.inputs.slice(0, 5)).map((x) => tensorView(launch.inputs.find((i) => i.node === x)!.view));
+  const kvElements = batch * S * kvHeads * headDim;
+  const dense = first === 0 ? [denseView("bthd", T, queryHeads, headDim)] : [denseView("bthd", T, queryHeads, headDim), denseView("bthd", S, kvHeads, headDim), denseView("bthd", S, kvHeads, headDim, kvElements)];
+  const shape = { batch, queryHeads, kvHeads, queryLength: T, keyLength: S, headDim };
+  return scoresChunkHeads(shape, [...read, ...dense], bytesPerElement(n.dtype as StorageDType), scores.chunkBytes);
 }
 
 /** RoPE's positions (u32), its placeholder table and the table of every position up to the sequence's, rows rounded up to a power of two. */

@@ -10,7 +10,7 @@ import type { View } from "../../compiler/passes/views.ts";
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import type { AttentionScoresChoice } from "./library/attention-scores.ts";
+import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import type { GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
 import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "../gpu/device.ts";

@@ -9,6 +9,8 @@
 // Which of this and the fused kernels is faster is the device's to time (runtime/gpu/attention-tuning.ts).
 // The runtime side is runtime/execute/library/attention-scores.ts; both kernels here work on
 // rows (head, query) of one chunk, and their float64 references follow them.
+import { viewIndex, type TensorView } from "./attention-layout.ts";
+import type { AttentionShape } from "./attention-reference.ts";
 import { keyAllowed, maskBindings, scoreBias, wgslMask, type AttentionMask, type MaskFlags } from "./attention-mask.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { linearGrid, WGSL_FLAT_WORKGROUP, type KernelSpec, type UniformValues } from "./kernel.ts";
@@ -28,6 +30,44 @@ export interface ScoresChunk {
   keyLength: number;
   queryOffset: number;
   scale: number;
+}
+
+/** The most bytes one chunk's f32 scores take: a chunk has as many heads as fit. */
+export const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
+
+/** Which attention launches take the score-matrix path where it applies. */
+export interface AttentionScoresChoice {
+  forward: boolean;
+  backward: boolean;
+  /** The most bytes of one chunk's scores (default SCORES_CHUNK_BYTES). */
+  chunkBytes?: number;
+}
+
+/**
+ * Byte offsets at which a bind group may start a window of a buffer: WebGPU's default
+ * minStorageBufferOffsetAlignment, which the runtime does not ask to lower.
+ */
+export const WINDOW_ALIGNMENT = 256;
+
+/**
+ * Query heads per chunk of a call on the score-matrix path, or undefined where it does not apply:
+ * one query row (decode), grouped-query attention (a chunk's key heads would not be one stride
+ * apart), one head's scores over `chunkBytes`, or a window of one of `views` (elements of
+ * `elementBytes`) that would start at an offset a bind group cannot take (WINDOW_ALIGNMENT).
+ */
+export function scoresChunkHeads(shape: AttentionShape, views: readonly TensorView[], elementBytes: number, chunkBytes = SCORES_CHUNK_BYTES): number | undefined {
+  const { batch, queryHeads, kvHeads, queryLength: T, keyLength: S } = shape;
+  if (T === 1 || queryHeads !== kvHeads) return undefined;
+  for (let heads = Math.min(queryHeads, Math.floor(chunkBytes / (4 * T * S))); heads >= 1; heads--) {
+    const starts = chunkStarts(queryHeads, heads);
+    const bindable = views.every((v) => [...Array(batch).keys()].every((b) => starts.every((h) => (viewIndex(v, b, 0, h, 0) * elementBytes) % WINDOW_ALIGNMENT === 0)));
+    if (bindable) return heads;
+  }
+  return undefined;
+}
+
+export function chunkStarts(queryHeads: number, heads: number): number[] {
+  return Array.from({ length: Math.ceil(queryHeads / heads) }, (_, i) => i * heads);
 }
 
 /** Invocations per score row in the softmax kernel (a power of two: its sums are a tree). */

@@ -11,7 +11,7 @@ import { interpret } from "../../compiler/ir/interpret.ts";
 import { numel, type AttentionAttrs, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { GraphExecutor } from "../../runtime/execute/executor.ts";
-import type { AttentionScoresChoice } from "../../runtime/execute/library/attention-scores.ts";
+import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { runKernel } from "../../runtime/gpu/batch.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
@@ -134,7 +134,7 @@ const oneHead = 4 * 7 * 7;
 test(
   "attention on the score-matrix path, forward and backward, matches the interpreter",
   withGpu(async (gpu) => {
-    const cases = [
+    const cases: { label: string; attrs: Partial<AttentionAttrs>; ints: Record<string, number[]>; chunkBytes?: number; fused: boolean }[] = [
       { label: "causal, padding and packed segments, chunks of one head", attrs: { causal: true, padding: true, segments: true }, ints: { keyRange: [1, 7, 0, 5], segmentIds: [0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 2, 2, 2] }, chunkBytes: oneHead, fused: false },
       { label: "GLM prefix with ALiBi, fused QKV, chunks of two heads", attrs: { causal: true, prefix: true, alibi: true }, ints: { prefixLen: [3, 5] }, chunkBytes: 2 * oneHead, fused: true },
       { label: "causal, fused QKV, every head in one chunk", attrs: { causal: true }, ints: {}, chunkBytes: undefined, fused: true },

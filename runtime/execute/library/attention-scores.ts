@@ -10,24 +10,12 @@ import type { AttentionViews } from "../../../stdlib/kernels/attention-common.ts
 import { attentionDeltaKernel, attentionBackwardUniforms, type BackwardViews } from "../../../stdlib/kernels/attention-backward.ts";
 import { viewIndex, type TensorView } from "../../../stdlib/kernels/attention-layout.ts";
 import type { AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
-import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
-import { scoresChunkUniforms, scoresGradKernel, scoresGradUniforms, scoresSoftmaxKernel, type ScoresChunk } from "../../../stdlib/kernels/attention-scores.ts";
+import { chunkStarts, scoresChunkUniforms, scoresGradKernel, scoresGradUniforms, scoresSoftmaxKernel, type AttentionScoresChoice, type ScoresChunk } from "../../../stdlib/kernels/attention-scores.ts";
 import { matmulKernel, matmulUniforms, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "../../gpu/device.ts";
 import { tensorWindow, type GpuTensor } from "../../gpu/tensor.ts";
 import { workspaceTensor, type DispatchStep, type ExecContext } from "../steps.ts";
 import type { Call } from "./attention-call.ts";
-
-/** The most bytes one chunk's f32 scores take: a chunk has as many heads as fit. */
-export const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
-
-/** Which attention launches take the score-matrix path where it applies. */
-export interface AttentionScoresChoice {
-  forward: boolean;
-  backward: boolean;
-  /** The most bytes of one chunk's scores (default SCORES_CHUNK_BYTES). */
-  chunkBytes?: number;
-}
 
 /**
  * The engine's choice on `gpu`: SFT_ATTENTION=scores takes the score-matrix path wherever it
@@ -44,27 +32,6 @@ export interface ScoresSteps {
   masked: DispatchStep[];
   /** Sets the uniforms that come from the mask (and, in the backward, the delta kernel's). */
   setUniforms(mask: AttentionMask): void;
-}
-
-/**
- * Query heads per chunk of a call on the score-matrix path, or undefined where it does not apply:
- * one query row (decode), grouped-query attention (a chunk's key heads would not be one stride
- * apart), one head's scores over `chunkBytes`, or a window of one of `views` (elements of
- * `elementBytes`) that would start at an offset the device cannot bind.
- */
-export function scoresChunkHeads(shape: AttentionShape, views: readonly TensorView[], elementBytes: number, alignment: number, chunkBytes = SCORES_CHUNK_BYTES): number | undefined {
-  const { batch, queryHeads, kvHeads, queryLength: T, keyLength: S } = shape;
-  if (T === 1 || queryHeads !== kvHeads) return undefined;
-  for (let heads = Math.min(queryHeads, Math.floor(chunkBytes / (4 * T * S))); heads >= 1; heads--) {
-    const starts = chunkStarts(queryHeads, heads);
-    const bindable = views.every((v) => [...Array(batch).keys()].every((b) => starts.every((h) => (viewIndex(v, b, 0, h, 0) * elementBytes) % alignment === 0)));
-    if (bindable) return heads;
-  }
-  return undefined;
-}
-
-function chunkStarts(queryHeads: number, heads: number): number[] {
-  return Array.from({ length: Math.ceil(queryHeads / heads) }, (_, i) => i * heads);
 }
 
 /** An operand of a chunk's product: a tensor (window) with its stored layout. */

@@ -11,7 +11,7 @@
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import { node, type Node } from "../../../compiler/ir/node.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
-import { contiguousView } from "../../../compiler/passes/views.ts";
+import { contiguousView, tensorView } from "../../../compiler/passes/views.ts";
 import { attentionBackwardUniforms } from "../../../stdlib/kernels/attention-backward.ts";
 import type { AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
@@ -22,9 +22,9 @@ import type { GpuTensor } from "../../gpu/tensor.ts";
 import { bytesPerElement } from "../../../stdlib/kernels/dtype.ts";
 import { inputView, workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
 import { callOf, maskBinding, unsupportedDtype, type Call } from "./attention-call.ts";
-import { scoresBackward, scoresChunkHeads, scoresForward } from "./attention-scores.ts";
+import { scoresBackward, scoresForward } from "./attention-scores.ts";
+import { scoresChunkHeads } from "../../../stdlib/kernels/attention-scores.ts";
 import { copyView } from "./generated.ts";
-import { tensorView } from "./rope.ts";
 
 /** An attention launch, or a cached_attention one (a decode step over the KV cache). */
 export function prepareAttention(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
@@ -45,7 +45,7 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
     return ok(decodeSteps(ctx, launch, n, call, tensors, views, appended));
   }
   if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
-  const heads = ctx.attentionScores.forward ? scoresChunkHeads(call.shape, Object.values(views), bytesPerElement(call.variant.dtype), ctx.gpu.limits.minStorageBufferOffsetAlignment, ctx.attentionScores.chunkBytes) : undefined;
+  const heads = ctx.attentionScores.forward ? scoresChunkHeads(call.shape, Object.values(views), bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
   if (heads) {
     const scores = scoresForward(ctx, call, heads, tensors, views, `%${n.id}`);
     return ok({ steps: scores.steps, refresh: maskBinding(ctx, launch, n, call, scores.masked, scores.setUniforms) });
@@ -111,7 +111,7 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
     dv: denseView("bthd", keyLength, kvHeads, headDim, kvElements),
   };
   const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
-  const heads = ctx.attentionScores.backward ? scoresChunkHeads(call.shape, Object.values(views), bytesPerElement(call.variant.dtype), ctx.gpu.limits.minStorageBufferOffsetAlignment, ctx.attentionScores.chunkBytes) : undefined;
+  const heads = ctx.attentionScores.backward ? scoresChunkHeads(call.shape, Object.values(views), bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
   let refresh: PreparedLaunch["refresh"];
   let dispatches: DispatchStep[];
   if (heads) {

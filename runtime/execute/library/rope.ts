@@ -6,19 +6,13 @@
 // ChatGLM-6B's f16 frequencies never reach this op (its graph rotates by input tables).
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
-import type { View } from "../../../compiler/passes/views.ts";
-import { denseView, type TensorView } from "../../../stdlib/kernels/attention-layout.ts";
+import { tensorView } from "../../../compiler/passes/views.ts";
+import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
 import { ropeKernel, ropeTable, ropeUniforms, type RopeTablePrecision } from "../../../stdlib/kernels/rope.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
 import { inputView, type DispatchStep, type ExecContext, type PreparedLaunch } from "../steps.ts";
 
 const F32_TABLE: RopeTablePrecision = { invFreqCompute: "f32", invFreqStore: [], angles: "f32", output: "f32" };
-
-/** A (B, L, H, D) view with unit stride over D as the attention/RoPE kernels take it. */
-export function tensorView(v: View): TensorView {
-  const [sb, st, sh] = v.strides;
-  return { offset: v.offset, batchStride: sb, tokenStride: st, headStride: sh };
-}
 
 export function prepareRope(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
   const n = launch.outputs[0];
