@@ -34,7 +34,7 @@ import { buildFamilyGraph, type TrainingMethod } from "../compiler/models/family
 import { numel } from "../compiler/ir/node.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
 import { DEFAULT_SUBGROUP_TILING } from "../stdlib/kernels/matmul-subgroup.ts";
-import { blockLinearNames, frozenWeightDtypes } from "../compiler/plan/storage.ts";
+import { frozenWeightDtypes, nf4WeightNames } from "../compiler/plan/storage.ts";
 import type { WeightDType } from "../compiler/plan/settings.ts";
 import { formatBytes } from "../compiler/passes/memory-plan.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
@@ -219,7 +219,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   // the peak of this run alone: the device may have served another before
   gpu.memory.peakBytes = gpu.memory.liveBytes;
   const uploading = performance.now();
-  const nf4 = method === "qlora" ? blockLinearNames(family, config.dims.layers) : [];
+  const nf4 = nf4WeightNames(family, config, method);
   const loaded = await GpuBackend.load(gpu, model.value, baseThenAdapters(gpu, family, config, adapters.value), { nf4, checkpoints: (loss) => model.value.layerInputs(loss) });
   if (!loaded.ok) throw new Error(loaded.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
   const backend = loaded.value;

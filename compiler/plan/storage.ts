@@ -51,6 +51,11 @@ export function blockLinearNames(family: Family, layers: number): string[] {
   return Array.from({ length: layers }, (_, layer) => decls.map((t) => t.name.replaceAll("{layer}", String(layer)))).flat();
 }
 
+/** The weights a model stores as NF4 under `method`: QLoRA's block linears, none under LoRA or full fine-tuning. */
+export function nf4WeightNames(family: Family, config: ModelConfig, method: "full" | "lora" | "qlora"): string[] {
+  return method === "qlora" ? blockLinearNames(family, config.dims.layers) : [];
+}
+
 /** The tensors `modules_to_save` trains in full, by module name (the PEFT export writes the same). */
 export const SAVED_MODULE_ROLES: Readonly<Record<string, readonly ParamRole[]>> = {
   embeddings: ["embed.weight"],

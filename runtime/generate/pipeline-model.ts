@@ -15,7 +15,7 @@ import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
 import { planSettings } from "../../compiler/plan/settings.ts";
-import { blockLinearNames, generationWeightDtypes } from "../../compiler/plan/storage.ts";
+import { blockLinearNames, generationWeightDtypes, nf4WeightNames } from "../../compiler/plan/storage.ts";
 import { f16StorageRefusal, type GpuDevice } from "../gpu/device.ts";
 import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import { CachedGenerationModel, interpreterRunner, type StepRunner } from "./cached-model.ts";
@@ -128,11 +128,11 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
  * base). f16 on a device without shader-f16 is SFT5009.
  */
 export function pipelineGpuRunner(pipeline: ResolvedPipeline, family: Family, config: ModelConfig, gpu: GpuDevice, trained?: Iterable<string>): Result<GpuStepRunner> {
-  const quantized = pipeline.method.kind === "qlora";
-  const weightDtypes = generationWeightDtypes(family, config, planSettings(pipeline).dtype, trained, quantized);
+  const { dtype, method } = planSettings(pipeline);
+  const weightDtypes = generationWeightDtypes(family, config, dtype, trained, method.kind === "qlora");
   const refused = f16StorageRefusal(gpu, weightDtypes, `the weights of this ${family.name} model`);
   if (refused) return refused;
-  return ok(gpuRunner(gpu, { weightDtypes, nf4: quantized ? blockLinearNames(family, config.dims.layers) : [] }));
+  return ok(gpuRunner(gpu, { weightDtypes, nf4: nf4WeightNames(family, config, method.kind) }));
 }
 
 /**

@@ -11,7 +11,7 @@ import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/dia
 import type { DType } from "../../compiler/ir/node.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { planSettings, savedModules } from "../../compiler/plan/settings.ts";
-import { blockLinearNames, frozenWeightDtypes, roundToStorage } from "../../compiler/plan/storage.ts";
+import { frozenWeightDtypes, nf4WeightNames, roundToStorage } from "../../compiler/plan/storage.ts";
 import { loadTrainingData } from "../data/batches.ts";
 import { existsSync, statSync } from "node:fs";
 import { dirname } from "node:path";
@@ -84,7 +84,7 @@ export async function prepareTraining(pipeline: ResolvedPipeline, options: Prepa
   roundToStorage(weights.value, narrow);
   const data = await loadTrainingData(pipeline);
   if (!data.ok) return data;
-  const nf4 = quantized ? blockLinearNames(family, config.dims.layers) : [];
+  const nf4 = nf4WeightNames(family, config, storage.method.kind);
   const baseWeights = "baseWeights" in generator.value ? { baseWeights: generator.value.baseWeights } : {};
   return ok({ generator: modelInfo(generator.value), method, model: model.value, weights: weights.value, ...baseWeights, nf4, weightDtypes: narrow, data: new PipelineData(data.value) });
 }

@@ -16,7 +16,7 @@ import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import { prepareTraining } from "../../runtime/pipeline/training-setup.ts";
 import { IGNORE_INDEX, labelTokens, type Batch, type StateTensor, type TrainingBackend } from "../../runtime/train/backend.ts";
 import { CpuBackend } from "../../runtime/train/cpu-backend.ts";
-import { blockLinearNames, nf4StorageBytes } from "../../compiler/plan/storage.ts";
+import { nf4StorageBytes, nf4WeightNames } from "../../compiler/plan/storage.ts";
 import { GpuBackend } from "../../runtime/train/gpu-backend.ts";
 import type { FamilyName } from "../../stdlib/families/index.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
@@ -147,7 +147,7 @@ async function checkStep(name: FamilyName, kind: Kind, engine: Engine, gpu?: Gpu
   const model = expectOk(familyGraphModel(fixture.family, fixture.config, method, { quantized: kind === "qlora" }));
   assert.is(model.name, `${name} ${kind}`, "a QLoRA model is named by its pipeline method, not its graph's");
   const weights = initialWeights(fixture, ref);
-  const nf4 = kind === "qlora" ? blockLinearNames(fixture.family, fixture.config.dims.layers) : [];
+  const nf4 = nf4WeightNames(fixture.family, fixture.config, kind);
   const backend = gpu ? expectOk(GpuBackend.create(gpu, model, weights, { nf4 })) : expectOk(CpuBackend.create(model, nf4RoundTrip(weights, nf4)));
   try {
     compare(`${name} ${kind} (${engine})`, await oneStep(backend, f, batchOf(f)), weights, ref);
