@@ -44,6 +44,8 @@ const innerContiguous = (_n: Node, _i: number, v: View) => v.strides[v.strides.l
 const contiguous = (_n: Node, _i: number, v: View) => isContiguous(v);
 const last = (n: Node) => n.shape[n.shape.length - 1];
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / last(x), cols: last(x) });
+// the log-sum-exp an attention launch writes per query row and head of its (B, T, Hq, D) output, f32
+const logSumExpBytes = (n: Node) => 4 * n.shape[0] * n.shape[1] * n.shape[2];
 
 /** The inner size K of a matmul node. */
 export function matmulInner(n: Node): number {
@@ -169,8 +171,7 @@ export const catalog: readonly CatalogEntry[] = [
     prologue: false,
     acceptsView: innerContiguous,
     uniforms: (n) => attentionShape(n.inputs[0], n.inputs[1]),
-    // log-sum-exp per query row and head, f32
-    extraBytes: (n) => 4 * n.shape[0] * n.shape[1] * n.shape[2],
+    extraBytes: logSumExpBytes,
   },
   {
     name: "cached_attention",
@@ -181,6 +182,8 @@ export const catalog: readonly CatalogEntry[] = [
     prologue: false,
     acceptsView: innerContiguous,
     uniforms: (n) => attentionShape(n.inputs[0], n.inputs[1]),
+    // the decode kernels write one too, though no backward reads it
+    extraBytes: logSumExpBytes,
   },
   {
     name: "attention_backward",

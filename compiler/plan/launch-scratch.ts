@@ -33,15 +33,14 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
       case "rope":
         for (const n of launch.outputs) host += ropeBytes(n);
         break;
-      case "attention": {
+      case "attention":
+      case "cached_attention": {
         host += maskBytes(first, 0);
+        // a decode step (one query row) never takes the score-matrix path
         const heads = scores?.forward ? scoresHeads(launch, first, 0, scores) : undefined;
         if (heads) take("f32", heads * first.shape[1] * first.inputs[1].shape[1]);
         break;
       }
-      case "cached_attention": // and the log-sum-exp the decode kernels write, (B, Hq) f32
-        host += maskBytes(first, 0) + storageBytes("f32", first.shape[0] * first.shape[2]);
-        break;
       case "attention_backward": {
         host += maskBytes(first, 1);
         const [, q, k] = first.inputs;
