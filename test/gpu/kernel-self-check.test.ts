@@ -26,7 +26,8 @@ import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.t
 import { sftc } from "../cli/support.ts";
 import { EMULATED_ADAPTER, emulatedAdapter } from "../kernels/attention-subgroup-emulation.ts";
 import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
-import { broken, doubledAlpha, h200Like, matmulCandidate, tiled } from "../support/matmul-candidates.ts";
+import { h200Like } from "../support/h200-adapter.ts";
+import { broken, doubledAlpha, matmulCandidate, tiled } from "../support/matmul-candidates.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
 
 const test = suite("kernel self-check");

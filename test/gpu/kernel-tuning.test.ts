@@ -25,7 +25,6 @@ import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-back
 import { causalVariant } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { attentionForwardKernelFor, subgroupAttentionLayout, subgroupAttentionLayouts, workgroupBytes } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
-import { H200 } from "../kernels/attention-subgroup-emulation.ts";
 import * as b from "../../compiler/ir/build.ts";
 import { graph } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
@@ -33,7 +32,8 @@ import { SUBGROUP_TILINGS } from "../../stdlib/kernels/matmul-subgroup.ts";
 import { matmulStrategyFor, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { WEIGHTS, weightProductProblem, type MatmulKernel } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
-import { broken, doubledAlpha, h200Like, matmulCandidate, registers, tiled } from "../support/matmul-candidates.ts";
+import { H200, h200Like } from "../support/h200-adapter.ts";
+import { broken, doubledAlpha, matmulCandidate, registers, tiled } from "../support/matmul-candidates.ts";
 
 const test = suite("kernel tuning");
 

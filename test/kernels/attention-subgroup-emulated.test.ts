@@ -19,7 +19,8 @@ import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
 import { withF16Gpu } from "./gpu-harness.ts";
 import { emulateSubgroupMatrices } from "../support/subgroup-matrix-emulation.ts";
-import { emulatedAdapter, H200 } from "./attention-subgroup-emulation.ts";
+import { H200 } from "../support/h200-adapter.ts";
+import { emulatedAdapter } from "./attention-subgroup-emulation.ts";
 import { assertLogSumExpClose, attentionShape, casesFor, caseLabel, makeInputs, uploadInputs, type AttentionCase, type AttentionInputs } from "./attention-harness.ts";
 
 const test = suite("attention forward on emulated subgroup matrices");

@@ -27,7 +27,7 @@ import { attentionForwardReference } from "../../stdlib/kernels/attention-refere
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { kernelErrors, openNullDevice } from "../support/null-device.ts";
-import { f16Configs, H200 } from "./attention-subgroup-emulation.ts";
+import { f16Configs, H200 } from "../support/h200-adapter.ts";
 import { relativeError } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
 import { declaredWorkgroupBytes } from "../support/workgroup-bytes.ts";

@@ -1,9 +1,6 @@
 // Matmul kernels for testing the self-check and the tuning with kernels that run on any adapter:
-// the plain kernels, one with wrong numbers and one WGSL rejects; and an adapter summary that
-// claims an H200's subgroup matrices over this machine's real device, whose kernels then fail to
-// compile here.
+// the plain kernels, one with wrong numbers and one WGSL rejects.
 import * as assert from "uvu/assert";
-import type { AdapterSummary, GpuDevice } from "../../runtime/gpu/device.ts";
 import { matmulCases, type MatmulKernel } from "../../runtime/gpu/kernel-probe-cases.ts";
 import type { KernelProbe } from "../../runtime/gpu/kernel-probe.ts";
 import { matmulKernel } from "../../stdlib/kernels/matmul.ts";
@@ -33,18 +30,3 @@ export const broken: MatmulKernel = (o, s) => {
   const spec = tiled(o, s);
   return { ...spec, name: "matmul_broken", body: `${spec.body}\n  let broken: u32 = 1.5;` };
 };
-
-/** What an NVIDIA H200 reports (architecture is empty there), over this machine's real device. */
-export function h200Like(gpu: GpuDevice): GpuDevice {
-  const configs = [[16, 16, 16], [16, 8, 16]].map(([M, N, K]) => ({ componentType: "f16", resultComponentType: "f32", M, N, K }));
-  const adapter: AdapterSummary = {
-    ...gpu.adapter,
-    name: "H200-like",
-    architecture: "",
-    features: ["chromium-experimental-subgroup-matrix", "shader-f16", "subgroups"],
-    subgroupMinSize: 32,
-    subgroupMaxSize: 32,
-    subgroupMatrixConfigs: configs,
-  };
-  return Object.create(gpu, { adapter: { value: adapter } }) as GpuDevice;
-}
