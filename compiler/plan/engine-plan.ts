@@ -13,7 +13,8 @@
 //     compiles at that shape, planned: the pool of activations and gradients with their side
 //     outputs, the inputs the host writes (ids, labels, positions, the gradient scale), and the
 //     launches' scratch (launch-scratch.ts: masks, positions and RoPE tables written by the host,
-//     and the workspace launches share, which includes what checkpointing recomputes).
+//     and the workspace launches share, which includes what checkpointing recomputes and, where
+//     the device takes the score-matrix attention (`scores`), a chunk's scores).
 //
 // The shapes come from the run (the programs the engine holds); everything else is compile-time.
 import { trainingGraph } from "../autodiff/grad.ts";
@@ -24,6 +25,7 @@ import { buildFamilyGraph } from "../models/family-graph.ts";
 import { compileGraph } from "../passes/compile.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
+import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
 import { nf4Tables } from "../../stdlib/kernels/nf4-matmul.ts";
 import { launchScratchBytes } from "./launch-scratch.ts";
@@ -71,7 +73,7 @@ const engineWeightDtypes = (family: Family, config: ModelConfig, s: PlanSettings
   frozenWeightDtypes(family, config, s.method.kind, s.dtype, savedModules(s.method));
 
 /** Plans the engine holding the programs `shapes` for `family` with `config` under `settings`. */
-export function planEngine(family: Family, config: ModelConfig, settings: PlanSettings, shapes: readonly ProgramShape[]): Result<EngineFigures> {
+export function planEngine(family: Family, config: ModelConfig, settings: PlanSettings, shapes: readonly ProgramShape[], scores?: AttentionScoresChoice): Result<EngineFigures> {
   const roles = roleIndex(family);
   const probe = buildFamilyGraph(family, config, { batch: 1, seq: 2, method: graphMethod(settings), weightDtypes: engineWeightDtypes(family, config, settings) });
   if (!probe.ok) return probe;
@@ -80,7 +82,7 @@ export function planEngine(family: Family, config: ModelConfig, settings: PlanSe
   const quantized = settings.method.kind === "qlora" && settings.method.nf4 !== undefined;
   const programs: ProgramFigures[] = [];
   for (const shape of shapes) {
-    const planned = planProgram(family, config, settings, shape);
+    const planned = planProgram(family, config, settings, shape, scores);
     if (!planned.ok) return planned;
     programs.push(planned.value);
   }
@@ -96,7 +98,7 @@ export function planEngine(family: Family, config: ModelConfig, settings: PlanSe
 }
 
 /** One program at its shape: the graph the engine compiles, planned, less what the engine binds. */
-function planProgram(family: Family, config: ModelConfig, s: PlanSettings, shape: ProgramShape): Result<ProgramFigures> {
+function planProgram(family: Family, config: ModelConfig, s: PlanSettings, shape: ProgramShape, scores: AttentionScoresChoice | undefined): Result<ProgramFigures> {
   const built = buildFamilyGraph(family, config, { batch: shape.rows, seq: shape.seq, method: graphMethod(s), weightDtypes: engineWeightDtypes(family, config, s) });
   if (!built.ok) return built;
   const g = built.value;
@@ -124,6 +126,6 @@ function planProgram(family: Family, config: ModelConfig, s: PlanSettings, shape
   const inputs = [...plan.buffers.values()]
     .filter((b) => b.category === "inputs" && !b.node.attrs.name?.startsWith(ACC_INPUT))
     .reduce((n, b) => n + b.bytes, 0);
-  const scratch = launchScratchBytes(schedule);
+  const scratch = launchScratchBytes(schedule, scores);
   return ok({ ...shape, arena: plan.arenaBytes, inputs, scratch, bytes: plan.arenaBytes + inputs + scratch });
 }

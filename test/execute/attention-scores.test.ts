@@ -2,7 +2,7 @@
 // their float64 references (every mask kind, a chunk at a later batch row and head), and whole
 // attention launches on that path (forward and backward, chunked into one or two heads, fused
 // QKV views, masks, ALiBi) against the float64 interpreter; grouped-query attention, which the
-// path does not take, falls back to the fused kernels.
+// path does not take, falls back to the fused kernels; and a fixture model's LoRA training step.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
@@ -22,6 +22,8 @@ import { attentionShape, assertLogSumExpClose, makeMask, type MaskKind } from ".
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { assertClose } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
+import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
+import { fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
 
 const MASKS: MaskKind[] = ["none", "causal", "prefix", "padding", "left-padding", "segments", "alibi"];
 
@@ -150,6 +152,21 @@ test(
     // the forward on one path and the backward on the other share the log-sum-exp
     const mixed = await checkAttention(gpu, "fused forward, score-matrix backward", { heads: 4, kvHeads: 4, fused: false, attrs: { causal: true }, ints: {}, scores: { forward: false, backward: true } });
     assert.ok(count(mixed, "attention_scores_grad") > 0 && mixed.some((k) => k.startsWith("attention_forward")), "mixed paths");
+  }),
+);
+
+test(
+  "a Baichuan-7B-style LoRA training step with attention on the score-matrix path matches the interpreter",
+  withGpu(async (gpu) => {
+    const fixture = await loadFixture("baichuan7b");
+    const g = fixtureGraph(fixture, { kind: "lora", rank: 2, alpha: 4, targets: fixture.family.lora.defaultTargets });
+    const rng = new Random(12);
+    const feeds = feedsFor(fixture, adapterValues(g, (n) => rng.normalArray(n, 0.1), false));
+    const training = trainingOf(g);
+    const run = await runOnGpu(gpu, training, feeds, { attentionScores: { forward: true, backward: true } });
+    assert.ok(count(run.kernelKeys, "attention_scores_softmax") > 0, "the score-matrix path runs (Q, K, V in W_pack's output)");
+    const reference = expectOk(interpret(training, feeds));
+    for (const name of training.outputs.keys()) assertClose(run.outputs.get(name)!, reference.get(name)!, 1e-4, `baichuan7b LoRA ${name}`);
   }),
 );
 

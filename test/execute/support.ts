@@ -7,6 +7,7 @@ import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../../c
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { GraphExecutor, type ExecutorStats } from "../../runtime/execute/executor.ts";
+import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { expectOk } from "../support/result.ts";
 import type { Fixture } from "../models/support.ts";
 
@@ -18,10 +19,13 @@ export interface GpuRun {
   kernelKeys: string[];
 }
 
-/** Compiles `g`, runs it once on the GPU with a new executor and reads every output; `plan`: activations share buffers as planned. */
-export async function runOnGpu(gpu: GpuDevice, g: Graph, feeds: ReadonlyMap<string, Float64Array>, options: { plan?: boolean } = {}): Promise<GpuRun> {
+/**
+ * Compiles `g`, runs it once on the GPU with a new executor and reads every output; `plan`:
+ * activations share buffers as planned; `attentionScores`: the executor's attention path.
+ */
+export async function runOnGpu(gpu: GpuDevice, g: Graph, feeds: ReadonlyMap<string, Float64Array>, options: { plan?: boolean; attentionScores?: AttentionScoresChoice } = {}): Promise<GpuRun> {
   const compiled = expectOk(compileGraph(g));
-  const ex = expectOk(GraphExecutor.create(gpu, compiled.schedule, new Map(), { plan: options.plan ? compiled.plan : undefined }));
+  const ex = expectOk(GraphExecutor.create(gpu, compiled.schedule, new Map(), { plan: options.plan ? compiled.plan : undefined, attentionScores: options.attentionScores }));
   try {
     for (const [name, values] of feeds) ex.write(name, values);
     expectOk(await ex.run());

@@ -2,7 +2,8 @@
 // the shared workspace) against what the GPU executor allocates beside the plan's buffers, for
 // every family's tiny forward, full, checkpointed and LoRA training graphs. The executor's scratch
 // also holds the side outputs, which the plan counts in its arena; what is left must match within
-// 1% of the scratch (the contiguous copies of views are not counted).
+// 1% of the scratch (the contiguous copies of views are not counted). LoRA training runs again
+// with attention on the score-matrix path, whose scores the workspace then holds.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { Graph, Node } from "../../compiler/ir/node.ts";
@@ -11,6 +12,7 @@ import { compileGraph } from "../../compiler/passes/compile.ts";
 import { launchScratchBytes } from "../../compiler/plan/launch-scratch.ts";
 import { layerInputs } from "../../compiler/plan/step-plan.ts";
 import { GraphExecutor } from "../../runtime/execute/executor.ts";
+import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
 import { familyNames } from "../../stdlib/families/index.ts";
@@ -20,20 +22,25 @@ import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
 import { expectOk } from "../support/result.ts";
 
 // run once: RoPE's table is written (and sized) when the positions are first read
-async function compare(gpu: GpuDevice, label: string, g: Graph, feeds: ReadonlyMap<string, Float64Array>, checkpoints?: readonly Node[]): Promise<void> {
+// `scores`: attention launches on the score-matrix path where it applies; returns whether any took it
+async function compare(gpu: GpuDevice, label: string, g: Graph, feeds: ReadonlyMap<string, Float64Array>, checkpoints?: readonly Node[], scores?: AttentionScoresChoice): Promise<boolean> {
   const { schedule, plan } = expectOk(compileGraph(g, { checkpoints }));
-  const ex = expectOk(GraphExecutor.create(gpu, schedule, new Map(), { plan }));
+  const ex = expectOk(GraphExecutor.create(gpu, schedule, new Map(), { plan, attentionScores: scores }));
   for (const [name, values] of feeds) ex.write(name, values);
   expectOk(await ex.run());
   const stats = ex.stats();
+  const scoresPath = ex.kernelKeys().some((k) => k.startsWith("attention_scores_softmax["));
   ex.destroy();
   const side = [...plan.buffers.values()].reduce((n, b) => n + b.sideBytes, 0);
-  const planned = launchScratchBytes(schedule);
+  const planned = launchScratchBytes(schedule, scores);
   const allocated = stats.scratchBytes - side;
   console.log(`    ${label}: scratch planned ${planned} B, allocated ${allocated} B (workspace ${stats.workspaceBytes} B, side outputs ${side} B)`);
   assert.ok(allocated > 0, `${label}: the launches take scratch`);
   assert.ok(Math.abs(planned - allocated) <= 0.01 * allocated, `${label}: planned ${planned} B, allocated ${allocated} B`);
+  return scoresPath;
 }
+
+const scoresFamilies = new Set<string>();
 
 for (const name of familyNames) {
   test(
@@ -47,9 +54,17 @@ for (const name of familyNames) {
       await compare(gpu, `${name} forward`, plain.graph, feedsFor(fixture));
       await compare(gpu, `${name} full training`, trainingOf(plain), feedsFor(fixture));
       await compare(gpu, `${name} full training, checkpointed`, trainingOf(plain), feedsFor(fixture), layerInputs(plain, fixture.family, fixture.config.dims.layers));
-      await compare(gpu, `${name} LoRA training`, trainingOf(adapted), feedsFor(fixture, adapterValues(adapted, (n) => rng.normalArray(n, 0.1), false)));
+      const adapterFeeds = feedsFor(fixture, adapterValues(adapted, (n) => rng.normalArray(n, 0.1), false));
+      await compare(gpu, `${name} LoRA training`, trainingOf(adapted), adapterFeeds);
+      const scores = { forward: true, backward: true };
+      if (await compare(gpu, `${name} LoRA training, attention on the score-matrix path`, trainingOf(adapted), adapterFeeds, undefined, scores)) scoresFamilies.add(name);
     }),
   );
 }
+
+test("the score-matrix path was planned and taken for some family", () => {
+  console.log(`    score-matrix attention in: ${[...scoresFamilies].join(", ")}`);
+  assert.ok(scoresFamilies.size > 0);
+});
 
 test.run();
