@@ -32,7 +32,7 @@ import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
 import { attentionBackwardCases, attentionCases, causalVariant, timingValues } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
-import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneChoice, tuningDisabled, type TuningJob, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /** An attention kernel with a layout of its own. */
 export type AttentionKernel = "forward" | BackwardKernel;
@@ -104,7 +104,7 @@ export function attentionLayoutJob(
   headDim: number,
   kernel: AttentionKernel = "forward",
   tokens = TUNING_TOKENS,
-): { candidates: TuningCandidate[]; problem: TuningProblem } {
+): TuningJob<SubgroupAttentionLayout> {
   const heads = Math.max(1, 4096 / headDim);
   const shape: AttentionShape = { batch: 1, queryHeads: heads, kvHeads: heads, queryLength: tokens, keyLength: tokens, headDim };
   const elements = tokens * heads * headDim;
@@ -115,7 +115,7 @@ export function attentionLayoutJob(
       ? attentionForwardUniforms(shape, { q: view, k: view, v: view, o: view }, scale, mask)
       : attentionBackwardUniforms(shape, { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bthd", tokens, heads, headDim, elements) }, scale, mask);
   const variant = causalVariant(headDim, "f32");
-  const candidates = layouts.map((layout) => ({ name: attentionLayoutName(layout), probe: layoutProbe(kernel, layout, headDim), spec: layoutKernel(kernel, variant, layout), uniforms }));
+  const candidates = layouts.map((layout) => ({ name: attentionLayoutName(layout), choice: layout, probe: layoutProbe(kernel, layout, headDim), spec: layoutKernel(kernel, variant, layout), uniforms }));
   // inputs in [-0.5, 0.5): scores stay near 0, so with lse and delta 0 the backward's P stays near 1
   const pattern = () => ({ dtype: "f32" as const, data: timingValues(elements, 0.5) });
   const zeros = (n: number) => ({ dtype: "f32" as const, data: new Float32Array(n) });
@@ -146,13 +146,11 @@ export async function tuneAttentionLayouts(gpu: GpuDevice, env: Env = process.en
       if (!choice.ok || choice.value === "scalar") continue;
       const layouts = attentionLayouts(adapter, headDim, kernel);
       if (layouts.length < 2) continue;
-      const job = attentionLayoutJob(layouts, headDim, kernel, options.tokens);
-      const outcome = await tuneKernel(gpu, `${JOB[kernel]}, head dim ${headDim}`, job.candidates, job.problem, options);
-      const chosen = outcome && layouts.find((l) => attentionLayoutName(l) === outcome.chosen);
-      if (!outcome || !chosen) continue;
+      const tuning = await tuneChoice(gpu, `${JOB[kernel]}, head dim ${headDim}`, attentionLayoutJob(layouts, headDim, kernel, options.tokens), options);
+      if (!tuning) continue;
       const byKernel = tuned.get(gpu) ?? new Map<string, SubgroupAttentionLayout>();
-      tuned.set(gpu, byKernel.set(`${kernel} ${headDim}`, chosen));
-      outcomes.push(outcome);
+      tuned.set(gpu, byKernel.set(`${kernel} ${headDim}`, tuning.choice));
+      outcomes.push(tuning.outcome);
     }
   }
   return outcomes;

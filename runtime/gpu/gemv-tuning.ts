@@ -11,7 +11,7 @@ import { DEFAULT_GEMV, gemvSpec, type GemvVariant } from "../../stdlib/kernels/m
 import { matmulStrategyFor, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "./device.ts";
 import { gemvCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
-import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneChoice, tuningDisabled, type TuningJob, type TuningOptions, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 
 /** The timed product: one token's activations times a 4096 x 4096 f32 weight (67 MB read). */
 const GEMV_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1, n: 4096, k: 4096 };
@@ -50,9 +50,10 @@ export function gemvVariants(gpu: GpuDevice): GemvVariant[] {
 }
 
 /** Every variant of `gpu` as a candidate, checked on gemvCases and timed on x Wᵀ at `shape`. */
-export function gemvJob(gpu: GpuDevice, shape: MatmulShape = GEMV_TUNING_SHAPE): { candidates: TuningCandidate[]; problem: TuningProblem } {
+export function gemvJob(gpu: GpuDevice, shape: MatmulShape = GEMV_TUNING_SHAPE): TuningJob<GemvVariant> {
   const candidates = gemvVariants(gpu).map((v) => ({
     name: gemvVariantName(v),
+    choice: v,
     probe: { op: "matmul" as const, kernel: `gemv (${gemvVariantName(v)})`, fallback: `gemv (${gemvVariantName(DEFAULT_GEMV)})`, tolerance: 1e-5, cases: () => gemvCases((o, s) => gemvSpec(o, s, v)) },
     spec: gemvSpec(WEIGHTS, shape, v),
     uniforms: matmulUniforms(shape, WEIGHTS),
@@ -69,10 +70,7 @@ export async function tuneGemv(gpu: GpuDevice, env: Env = process.env, options: 
   if (tuningDisabled(env)) return undefined;
   const strategy = matmulStrategyFor(gpu.adapter, env);
   if (!strategy.ok || strategy.value === "registers") return undefined;
-  const variants = gemvVariants(gpu);
-  const job = gemvJob(gpu, options.shape);
-  const outcome = await tuneKernel(gpu, "gemv workgroup", job.candidates, job.problem, options);
-  const chosen = outcome && variants.find((v) => gemvVariantName(v) === outcome.chosen);
-  if (chosen) tuned.set(gpu, chosen);
-  return outcome;
+  const tuning = await tuneChoice(gpu, "gemv workgroup", gemvJob(gpu, options.shape), options);
+  if (tuning) tuned.set(gpu, tuning.choice);
+  return tuning?.outcome;
 }

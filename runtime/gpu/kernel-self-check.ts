@@ -11,9 +11,10 @@
 // refuses with SFT5011 when the user asked for the fast kernel explicitly (SFT_MATMUL /
 // SFT_ATTENTION=subgroup-matrix, which governs the attention forward and backward alike).
 // Adapters without subgroup matrices (CPU adapters such as lavapipe) run no check. Before the
-// checks, the device tunes the matmul's tiling (matmul-tuning.ts; the probe then checks the tiling
-// the engine will run), the decode matmul's workgroup (gemv-tuning.ts) and the attention
-// kernels' layouts (attention-tuning.ts; the attention probes check the tuned layouts).
+// checks, the device tunes the matmul's tiling (matmul-tuning.ts; its tuning checked every preset
+// with this probe, so the check the tuned one passed stands instead of running again), the
+// decode matmul's workgroup (gemv-tuning.ts) and the attention kernels' layouts
+// (attention-tuning.ts; the attention probes check the tuned layouts, at every checked head dim).
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { attentionBackwardKernelsFor, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
@@ -93,12 +94,20 @@ async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, e
   const timed = tunings.filter((t) => t.source === "measured");
   if (timed.length) outcome.warnings.push(tunedNote(gpu, timed, (performance.now() - started) / 1000, env));
   for (const probe of probesFor(gpu, env)) {
-    const check = await checkKernel(gpu, probe);
+    const check = tunings.find((t) => t.check && sameProbe(t.check, probe))?.check ?? (await checkKernel(gpu, probe));
     outcome.checks[probe.op] = check;
     if (!check.verified && !requested(probe.op, env)) outcome.warnings.push(fallbackWarning(gpu, check));
   }
   settled.set(gpu, outcome);
   return outcome;
+}
+
+// Whether `check` is of `probe`: a tuning's check of its chosen candidate stands for the same probe
+// here (the tuned matmul tiling's: the tuning checks every preset with matmulProbe, which names a
+// preset by its configuration and tiling, as the self-check's probe of the tiling the engine runs),
+// so the device does not run it twice.
+function sameProbe(check: KernelCheck, probe: KernelProbe): boolean {
+  return check.op === probe.op && check.kernel === probe.kernel && check.fallback === probe.fallback && check.tolerance === probe.tolerance;
 }
 
 // Said when a start timed kernel choices: it took a while, once, and where the choices are kept.

@@ -5,7 +5,10 @@
 // chosen. The candidates are timed on one shared problem, its tensors uploaded once. A warm-up
 // first lifts the card from its idle clock (an H200 idles at 345 MHz and needs a fraction of a
 // second of work to reach 1980 MHz); then the candidates run in interleaved rounds, so a clock
-// change during the rounds touches all of them, and each one's best round counts.
+// change during the rounds touches all of them, and each one's best round counts. A job
+// (matmul-, gemv-, attention-tuning.ts) gives one candidate per choice and takes the choice
+// tuneChoice returns; the check the chosen candidate passed goes with the outcome, so the
+// self-check (kernel-self-check.ts) does not run the same probe again.
 //
 // The outcome is kept in a JSON file (tuningFile), keyed by the adapter (its name, vendor,
 // architecture and description, which on Vulkan names the driver and its version), the webgpu
@@ -21,7 +24,7 @@ import { dirname, join } from "node:path";
 import { kernelSource, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
 import { CommandBatch } from "./batch.ts";
 import { webgpuVersion, type GpuDevice } from "./device.ts";
-import { checkKernel, type KernelProbe, type ProbeCase } from "./kernel-probe.ts";
+import { checkKernel, type KernelCheck, type KernelProbe, type ProbeCase } from "./kernel-probe.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import { uploadTensor, type GpuTensor } from "./tensor.ts";
 
@@ -31,10 +34,12 @@ export type Env = Readonly<Record<string, string | undefined>>;
 /** The meaning of a tuning file entry: part of every key, so a change to it leaves old entries unmatched. */
 const TUNING_FORMAT = 1;
 
-/** One kernel that can do the job. */
-export interface TuningCandidate {
-  /** As the user reads it (a preset's name). */
+/** One kernel that can do the job: the kernel of one choice (a tiling preset, a gemv workgroup, an attention layout). */
+export interface TuningCandidate<T> {
+  /** As the user reads it (a preset's name); the tuning file names the chosen one by it. */
   name: string;
+  /** What the engine takes where this candidate is chosen. */
+  choice: T;
   /** Its correctness check, run before it is timed. */
   probe: KernelProbe;
   /** The kernel timed on the shared problem, with its uniforms. */
@@ -48,6 +53,12 @@ export interface TuningProblem {
   label: string;
   /** Contents of every binding the candidates read and write, made only if a candidate passes. */
   tensors: () => ProbeCase["tensors"];
+}
+
+/** A job's candidates and the problem they are timed on. */
+export interface TuningJob<T> {
+  candidates: TuningCandidate<T>[];
+  problem: TuningProblem;
 }
 
 export interface TuningOutcome {
@@ -66,6 +77,17 @@ export interface TuningOutcome {
   rejected: { name: string; why: string }[];
   /** The tuning file the outcome was written to, where that succeeded (measured outcomes only). */
   savedTo?: string;
+  /**
+   * The check the chosen candidate passed on this device at this start; none where a choice read
+   * from the file was taken without one (recheck false).
+   */
+  check?: KernelCheck;
+}
+
+/** What tuneChoice chose: the outcome and the choice it names. */
+export interface TunedChoice<T> {
+  outcome: TuningOutcome;
+  choice: T;
 }
 
 export interface TuningOptions {
@@ -105,7 +127,7 @@ export function tuningDisabled(env: Env = process.env): boolean {
 }
 
 /** The key of a tuning in the file: the job, the adapter, Dawn's package and every candidate's WGSL. */
-export function tuningKey(gpu: GpuDevice, job: string, candidates: readonly TuningCandidate[], problem: TuningProblem): string {
+export function tuningKey(gpu: GpuDevice, job: string, candidates: readonly TuningCandidate<unknown>[], problem: TuningProblem): string {
   const { name, vendor, architecture, description, backend } = gpu.adapter;
   const hash = createHash("sha256");
   hash.update(`format ${TUNING_FORMAT}\n${problem.label}\n`);
@@ -114,44 +136,49 @@ export function tuningKey(gpu: GpuDevice, job: string, candidates: readonly Tuni
 }
 
 /**
- * The fastest of `candidates` that passes its probe, timed on `problem` (or read from the tuning
- * file and checked again); undefined when none passes.
+ * The choice of the fastest candidate of `job` that passes its probe, timed on its problem (or
+ * read from the tuning file and checked again); undefined when none passes.
  */
-export async function tuneKernel(gpu: GpuDevice, job: string, candidates: readonly TuningCandidate[], problem: TuningProblem, options: TuningOptions = {}): Promise<TuningOutcome | undefined> {
+export async function tuneChoice<T>(gpu: GpuDevice, job: string, { candidates, problem }: TuningJob<T>, options: TuningOptions = {}): Promise<TunedChoice<T> | undefined> {
   const key = tuningKey(gpu, job, candidates, problem);
   const cached = options.file === undefined ? undefined : readTunings(options.file)[key];
   const cachedChoice = cached && candidates.find((c) => c.name === cached.chosen);
-  if (cached && cachedChoice && (options.recheck === false || (await checkKernel(gpu, cachedChoice.probe)).verified)) return { ...cached, source: "cached" };
+  if (cached && cachedChoice) {
+    if (options.recheck === false) return { outcome: { ...cached, source: "cached" }, choice: cachedChoice.choice };
+    const check = await checkKernel(gpu, cachedChoice.probe);
+    if (check.verified) return { outcome: { ...cached, source: "cached", check }, choice: cachedChoice.choice };
+  }
 
   const rejected: TuningOutcome["rejected"] = [];
-  const passed: TuningCandidate[] = [];
+  const passed = new Map<TuningCandidate<T>, KernelCheck>();
   for (const c of candidates) {
     const check = await checkKernel(gpu, c.probe);
-    if (check.verified) passed.push(c);
+    if (check.verified) passed.set(c, check);
     else rejected.push({ name: c.name, why: check.failure ?? "not verified" });
   }
-  if (passed.length === 0) return undefined;
-  options.log?.(`sftc: timing ${passed.length} candidates for the ${job} on '${gpu.adapter.name}' (once per card; SFT_TUNE=off skips it)`);
-  const timed = await timeCandidates(gpu, passed, problem, options);
+  if (passed.size === 0) return undefined;
+  options.log?.(`sftc: timing ${passed.size} candidates for the ${job} on '${gpu.adapter.name}' (once per card; SFT_TUNE=off skips it)`);
+  const timed = await timeCandidates(gpu, [...passed.keys()], problem, options);
   rejected.push(...timed.failed);
-  if (timed.timings.length === 0) return undefined;
-  const outcome: TuningOutcome = { job, chosen: timed.timings[0].name, source: "measured", at: new Date().toISOString(), problem: problem.label, timings: timed.timings, rejected };
+  const fastest = candidates.find((c) => c.name === timed.timings[0]?.name);
+  if (!fastest) return undefined;
+  const outcome: TuningOutcome = { job, chosen: fastest.name, source: "measured", at: new Date().toISOString(), problem: problem.label, timings: timed.timings, rejected, check: passed.get(fastest) };
   if (options.file !== undefined && writeTuning(options.file, key, outcome)) outcome.savedTo = options.file;
-  return outcome;
+  return { outcome, choice: fastest.choice };
 }
 
 // Each candidate's best round (the median dispatch of the round), fastest first; a candidate
 // whose pipeline does not build or whose run raises a GPU error is left out, with the reason.
 async function timeCandidates(
   gpu: GpuDevice,
-  candidates: readonly TuningCandidate[],
+  candidates: readonly TuningCandidate<unknown>[],
   problem: TuningProblem,
   options: TuningOptions,
 ): Promise<{ timings: TuningOutcome["timings"]; failed: TuningOutcome["rejected"] }> {
   const { rounds = 3, dispatches = 5, warmupMs = 500 } = options;
   const failed: TuningOutcome["rejected"] = [];
-  const drop = (c: TuningCandidate, diagnostics: readonly { message: string }[]) => failed.push({ name: c.name, why: `timed run: ${diagnostics.map((d) => d.message).join("; ")}` });
-  const best = new Map<TuningCandidate, number>();
+  const drop = (c: TuningCandidate<unknown>, diagnostics: readonly { message: string }[]) => failed.push({ name: c.name, why: `timed run: ${diagnostics.map((d) => d.message).join("; ")}` });
+  const best = new Map<TuningCandidate<unknown>, number>();
   for (const c of candidates) {
     const compiled = await pipelinesOf(gpu).compile(c.spec);
     if (compiled.ok) best.set(c, Infinity);
@@ -161,7 +188,7 @@ async function timeCandidates(
   try {
     for (const [name, t] of Object.entries(problem.tensors())) tensors[name] = uploadTensor(gpu, t.dtype, [t.data.length], t.data, `tuning ${name}`);
     // a run under error scopes: a candidate that raises a GPU error leaves the timing
-    const run = async (c: TuningCandidate): Promise<number | undefined> => {
+    const run = async (c: TuningCandidate<unknown>): Promise<number | undefined> => {
       const scoped = await gpu.scoped(() => timeRound(gpu, c, tensors, dispatches));
       if (scoped.ok) return await scoped.value;
       drop(c, scoped.diagnostics);
@@ -185,7 +212,7 @@ async function timeCandidates(
 // Milliseconds per dispatch of `dispatches` back-to-back runs of `c`: the median of their GPU
 // timestamps where the device has them (and they are positive), else the wall time of the whole
 // submission over their number.
-async function timeRound(gpu: GpuDevice, c: TuningCandidate, tensors: Readonly<Record<string, GpuTensor>>, dispatches: number): Promise<number> {
+async function timeRound(gpu: GpuDevice, c: TuningCandidate<unknown>, tensors: Readonly<Record<string, GpuTensor>>, dispatches: number): Promise<number> {
   const batch = new CommandBatch(gpu, { timestamps: true });
   for (let i = 0; i < dispatches; i++) batch.dispatch(c.spec, c.uniforms, tensors);
   const started = performance.now();
@@ -196,7 +223,7 @@ async function timeRound(gpu: GpuDevice, c: TuningCandidate, tensors: Readonly<R
   return ns[Math.floor(ns.length / 2)] / 1e6;
 }
 
-type TuningEntry = Omit<TuningOutcome, "source" | "savedTo">;
+type TuningEntry = Omit<TuningOutcome, "source" | "savedTo" | "check">;
 
 // The file's tunings by key; a missing or unreadable file has none.
 function readTunings(file: string): Record<string, TuningEntry> {
@@ -213,7 +240,7 @@ function readTunings(file: string): Record<string, TuningEntry> {
 // a file (two processes tuning at once may keep only one's entry: the other tunes again later);
 // false when it could not be written, which leaves the next start to time again.
 function writeTuning(file: string, key: string, outcome: TuningOutcome): boolean {
-  const { source: _source, savedTo: _savedTo, ...entry } = outcome;
+  const { source: _source, savedTo: _savedTo, check: _check, ...entry } = outcome;
   const tunings = { ...readTunings(file), [key]: entry };
   const temporary = `${file}.${process.pid}.tmp`;
   try {

@@ -10,7 +10,7 @@ import { matmulKernel, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, t
 import type { GpuDevice } from "./device.ts";
 import { matmulCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
 import type { KernelProbe } from "./kernel-probe.ts";
-import { engineTuningOptions, tuneKernel, tuningDisabled, type TuningCandidate, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneChoice, tuningDisabled, type TuningJob, type TuningOptions, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 
 /**
  * The timed product: 1024 rows of activations times a 4096 x 4096 weight stored (N, K), f32,
@@ -40,10 +40,10 @@ export function matmulProbe(strategy: SubgroupMatrixStrategy, fallback: MatmulSt
 }
 
 /** Every tiling preset of `strategy` as a candidate, timed on x Wᵀ at `shape`. */
-export function matmulTilingJob(strategy: SubgroupMatrixStrategy, fallback: MatmulStrategy, shape: MatmulShape = MATMUL_TUNING_SHAPE): { candidates: TuningCandidate[]; problem: TuningProblem } {
+export function matmulTilingJob(strategy: SubgroupMatrixStrategy, fallback: MatmulStrategy, shape: MatmulShape = MATMUL_TUNING_SHAPE): TuningJob<SubgroupTilingName> {
   const candidates = (Object.keys(SUBGROUP_TILINGS) as SubgroupTilingName[]).map((tiling) => {
     const preset = { ...strategy, tiling };
-    return { name: tiling, probe: matmulProbe(preset, fallback), spec: matmulKernel(WEIGHTS, shape, preset), uniforms: matmulUniforms(shape, WEIGHTS) };
+    return { name: tiling, choice: tiling, probe: matmulProbe(preset, fallback), spec: matmulKernel(WEIGHTS, shape, preset), uniforms: matmulUniforms(shape, WEIGHTS) };
   });
   return { candidates, problem: weightProductProblem(shape) };
 }
@@ -57,9 +57,7 @@ export async function tuneMatmulTiling(gpu: GpuDevice, env: Env = process.env, o
   if (tuningDisabled(env) || env.SFT_MATMUL_TILING?.trim()) return undefined;
   const strategy = matmulStrategyFor(gpu.adapter, env);
   if (!strategy.ok || typeof strategy.value !== "object") return undefined;
-  const job = matmulTilingJob(strategy.value, plainMatmulStrategy(gpu.adapter.architecture), options.shape);
-  const outcome = await tuneKernel(gpu, "matmul tiling", job.candidates, job.problem, options);
-  const chosen = outcome && (Object.keys(SUBGROUP_TILINGS) as SubgroupTilingName[]).find((name) => name === outcome.chosen);
-  if (chosen) tuned.set(gpu, chosen);
-  return outcome;
+  const tuning = await tuneChoice(gpu, "matmul tiling", matmulTilingJob(strategy.value, plainMatmulStrategy(gpu.adapter.architecture), options.shape), options);
+  if (tuning) tuned.set(gpu, tuning.choice);
+  return tuning?.outcome;
 }

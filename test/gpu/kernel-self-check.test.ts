@@ -145,6 +145,26 @@ test(
 );
 
 test(
+  "a probe whose check a tuning carries (the tuned matmul tiling's, checked by its tuning) stands without running again; a probe no tuning ran is run",
+  withGpu(async (real) => {
+    const gpu = Object.create(real) as GpuDevice; // a device of its own: the self-check runs once per device
+    const built: string[] = [];
+    const counted = (probe: KernelProbe): KernelProbe => ({ ...probe, cases: () => (built.push(probe.kernel), probe.cases()) });
+    const matmul = counted(matmulCandidate(tiled, "tiled matmul"));
+    const attention = counted({ op: "attention", kernel: "scalar attention forward", fallback: "scalar attention forward", tolerance: 1e-3, cases: () => attentionCases(attentionForwardKernel, [64], "f32") });
+    const check = await checkKernel(gpu, matmul);
+    assert.ok(check.verified, check.failure);
+    built.length = 0;
+    const tuning = { job: "test matmul", chosen: "tiled", source: "cached" as const, at: "2026-11-26T00:00:00.000Z", problem: "p", timings: [{ name: "tiled", ms: 1 }], rejected: [], check };
+    const outcome = await selfCheckKernels(gpu, {}, () => [matmul, attention], async () => [tuning]);
+    assert.equal(built, ["scalar attention forward"], "only the probe no tuning ran");
+    assert.is(outcome.checks.matmul, check, "the tuning's check stands");
+    assert.ok(outcome.checks.attention?.verified, outcome.checks.attention?.failure);
+    assert.equal(outcome.warnings, []);
+  }),
+);
+
+test(
   "opening a device without subgroup matrices runs no check, and the outcome is cached: a second self-check runs nothing",
   async () => {
     const opened = await openDevice();

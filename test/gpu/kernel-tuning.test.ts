@@ -16,7 +16,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { selfCheckKernels } from "../../runtime/gpu/kernel-self-check.ts";
-import { tuneKernel, tuningFile, tuningKey, type TuningCandidate, type TuningProblem } from "../../runtime/gpu/kernel-tuning.ts";
+import { tuneChoice, tuningFile, tuningKey, type TuningCandidate, type TuningOptions, type TuningProblem } from "../../runtime/gpu/kernel-tuning.ts";
 import { matmulTilingJob, tunedMatmulTiling, tuneMatmulTiling } from "../../runtime/gpu/matmul-tuning.ts";
 import { gemvJob, gemvVariantName, gemvVariants, tunedGemv, tuneGemv } from "../../runtime/gpu/gemv-tuning.ts";
 import { scheduleWgsl } from "../../runtime/execute/emit-wgsl.ts";
@@ -41,11 +41,14 @@ const SHAPE: MatmulShape = { batch: 1, m: 96, n: 128, k: 160 };
 const PROBLEM = weightProductProblem(SHAPE); // "96x160 times (128, 160)ᵀ, f32"
 const FAST = { rounds: 2, dispatches: 3, warmupMs: 0 };
 
-/** A candidate of `kernel`, counting how often its probe builds its cases (once per check). */
-function candidate(name: string, kernel: MatmulKernel, checks = { count: 0 }): TuningCandidate {
+/** A candidate of `kernel` (its choice), counting how often its probe builds its cases (once per check). */
+function candidate(name: string, kernel: MatmulKernel, checks = { count: 0 }): TuningCandidate<MatmulKernel> {
   const probe = matmulCandidate(kernel, name);
-  return { name, probe: { ...probe, cases: () => (checks.count++, probe.cases()) }, spec: kernel(WEIGHTS, SHAPE), uniforms: matmulUniforms(SHAPE, WEIGHTS) };
+  return { name, choice: kernel, probe: { ...probe, cases: () => (checks.count++, probe.cases()) }, spec: kernel(WEIGHTS, SHAPE), uniforms: matmulUniforms(SHAPE, WEIGHTS) };
 }
+
+/** The test matmul's tuning over `candidates` on PROBLEM, in FAST rounds. */
+const tuneTestMatmul = (gpu: GpuDevice, candidates: TuningCandidate<MatmulKernel>[], options: TuningOptions) => tuneChoice(gpu, "test matmul", { candidates, problem: PROBLEM }, { ...FAST, ...options });
 
 /** An H200-like summary over `real` and the matmul tiling job its subgroup-matrix strategy gives (at `shape`). */
 function h200TilingJob(real: GpuDevice, shape?: MatmulShape) {
@@ -58,12 +61,12 @@ function h200TilingJob(real: GpuDevice, shape?: MatmulShape) {
 /** One job's choice to plant in a tuning file, as if a start had timed it. */
 interface Planted {
   job: string;
-  candidates: readonly TuningCandidate[];
+  candidates: readonly TuningCandidate<unknown>[];
   problem: TuningProblem;
   chosen: string;
 }
 
-/** Writes `file` with the planted choices, keyed as tuneKernel keys them; returns their entries as the file holds them. */
+/** Writes `file` with the planted choices, keyed as tuneChoice keys them; returns their entries as the file holds them. */
 function plantTunings(gpu: GpuDevice, file: string, plants: readonly Planted[]) {
   const entries = plants.map((p) => ({ job: p.job, chosen: p.chosen, at: "2026-11-26T00:00:00.000Z", problem: p.problem.label, timings: [{ name: p.chosen, ms: 1 }], rejected: [] }));
   writeFileSync(file, JSON.stringify({ tunings: Object.fromEntries(plants.map((p, i) => [tuningKey(gpu, p.job, p.candidates, p.problem), entries[i]])) }));
@@ -91,9 +94,10 @@ test(
   withScratch(async (gpu, scratch) => {
     const candidates = [candidate("tiled", tiled), candidate("doubled", doubledAlpha), candidate("registers", registers), candidate("broken", broken)];
     const told: string[] = [];
-    const outcome = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file, log: (line) => told.push(line) });
+    const tuning = await tuneTestMatmul(gpu, candidates, { file: scratch.file, log: (line) => told.push(line) });
     assert.equal(told, [`sftc: timing 2 candidates for the test matmul on '${gpu.adapter.name}' (once per card; SFT_TUNE=off skips it)`], "one line before the timing");
-    assert.ok(outcome, "two candidates pass");
+    assert.ok(tuning, "two candidates pass");
+    const { outcome, choice } = tuning;
     console.log(`    ${outcome.timings.map((t) => `${t.name} ${t.ms.toFixed(3)} ms`).join(", ")}: chose ${outcome.chosen}`);
     assert.is(outcome.source, "measured");
     assert.is(outcome.problem, PROBLEM.label);
@@ -101,12 +105,14 @@ test(
     assert.ok(outcome.timings.every((t) => Number.isFinite(t.ms) && t.ms > 0), "a positive time per dispatch");
     assert.ok(outcome.timings[0].ms <= outcome.timings[1].ms, "fastest first");
     assert.is(outcome.chosen, outcome.timings[0].name);
+    assert.is(choice, outcome.chosen === "tiled" ? tiled : registers, "the choice of the chosen candidate");
+    assert.ok(outcome.check?.verified && outcome.check.kernel === outcome.chosen, "with the check it passed");
     assert.equal(outcome.rejected.map((r) => r.name), ["doubled", "broken"]);
     assert.match(outcome.rejected[0].why, "relative error");
     assert.match(outcome.rejected[1].why, "failed to compile");
     const saved: Record<string, object> = JSON.parse(readFileSync(scratch.file, "utf8")).tunings;
     assert.equal(Object.keys(saved), [tuningKey(gpu, "test matmul", candidates, PROBLEM)]);
-    assert.not.ok("source" in Object.values(saved)[0], "the file keeps the outcome, not where this call got it");
+    assert.not.ok("source" in Object.values(saved)[0] || "check" in Object.values(saved)[0], "the file keeps the outcome, not where this call got it nor this start's check");
   }),
 );
 
@@ -115,19 +121,21 @@ test(
   withScratch(async (gpu, scratch) => {
     const checks = { count: 0 };
     const candidates = [candidate("tiled", tiled, checks), candidate("registers", registers, checks)];
-    const first = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file });
+    const first = (await tuneTestMatmul(gpu, candidates, { file: scratch.file }))?.outcome;
     assert.is(checks.count, 2);
     const told: string[] = [];
-    const again = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: scratch.file, log: (line) => told.push(line) });
+    const again = (await tuneTestMatmul(gpu, candidates, { file: scratch.file, log: (line) => told.push(line) }))?.outcome;
     assert.equal(told, [], "a choice read from the file is not timed, nor told");
     assert.is(checks.count, 3, "only the choice was checked again");
-    const { savedTo, ...kept } = first!;
+    const { savedTo, check: _firstCheck, ...kept } = first!;
     assert.is(savedTo, scratch.file, "the measured outcome says where it was written");
-    assert.equal(again, { ...kept, source: "cached" });
+    const { check: recheck, ...read } = again!;
+    assert.equal(read, { ...kept, source: "cached" });
+    assert.ok(recheck?.verified && recheck.kernel === kept.chosen, "the outcome carries the check it passed again");
 
     const changed = { ...candidates[1], spec: { ...candidates[1].spec, body: `${candidates[1].spec.body}\n  // changed` } };
-    const retuned = await tuneKernel(gpu, "test matmul", [candidates[0], changed], PROBLEM, { ...FAST, file: scratch.file });
-    assert.is(retuned?.source, "measured");
+    const retuned = await tuneTestMatmul(gpu, [candidates[0], changed], { file: scratch.file });
+    assert.is(retuned?.outcome.source, "measured");
     assert.is(checks.count, 5);
     assert.is(Object.keys(JSON.parse(readFileSync(scratch.file, "utf8")).tunings).length, 2, "both outcomes kept");
   }),
@@ -138,7 +146,7 @@ test(
   withScratch(async (gpu, scratch) => {
     const candidates = [candidate("tiled", tiled), candidate("doubled", doubledAlpha), candidate("registers", registers)];
     plantTunings(gpu, join(scratch.dir, "planted.json"), [{ job: "test matmul", candidates, problem: PROBLEM, chosen: "doubled" }]);
-    const outcome = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: join(scratch.dir, "planted.json") });
+    const outcome = (await tuneTestMatmul(gpu, candidates, { file: join(scratch.dir, "planted.json") }))?.outcome;
     assert.ok(outcome);
     assert.is(outcome.source, "measured");
     assert.ok(outcome.chosen === "tiled" || outcome.chosen === "registers", outcome.chosen);
@@ -152,16 +160,16 @@ test(
     const corrupt = join(scratch.dir, "corrupt.json");
     writeFileSync(corrupt, "{ not json");
     const candidates = [candidate("registers", registers)];
-    const replaced = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: corrupt });
-    assert.is(replaced?.chosen, "registers");
+    const replaced = await tuneTestMatmul(gpu, candidates, { file: corrupt });
+    assert.is(replaced?.outcome.chosen, "registers");
     assert.equal(Object.keys(JSON.parse(readFileSync(corrupt, "utf8")).tunings), [tuningKey(gpu, "test matmul", candidates, PROBLEM)]);
 
     const unwritable = join(corrupt, "below-a-file.json"); // a directory that is a file
-    const measured = await tuneKernel(gpu, "test matmul", candidates, PROBLEM, { ...FAST, file: unwritable });
+    const measured = (await tuneTestMatmul(gpu, candidates, { file: unwritable }))?.outcome;
     assert.is(measured?.source, "measured");
     assert.is(measured?.savedTo, undefined, "not written");
 
-    const none = await tuneKernel(gpu, "test matmul", [candidate("doubled", doubledAlpha), candidate("broken", broken)], PROBLEM, { ...FAST, file: scratch.file });
+    const none = await tuneTestMatmul(gpu, [candidate("doubled", doubledAlpha), candidate("broken", broken)], { file: scratch.file });
     assert.is(none, undefined);
     assert.not.ok(existsSync(scratch.file));
   }),
@@ -219,9 +227,10 @@ test(
     const perSize = (lanes ? 2 : 1) * 2; // tree (and subgroup) sums, one and two steps an iteration
     assert.equal(variants.map((v) => v.invocations), [64, 128, 256].flatMap((n) => Array<number>(perSize).fill(n)));
     assert.equal(new Set(variants.map(gemvVariantName)).size, variants.length, "each named apart");
-    const job = gemvJob(gpu, { batch: 1, m: 1, n: 256, k: 1024 });
-    const outcome = await tuneKernel(gpu, "gemv workgroup", job.candidates, job.problem, { ...FAST, file: scratch.file });
-    assert.ok(outcome);
+    const tuning = await tuneChoice(gpu, "gemv workgroup", gemvJob(gpu, { batch: 1, m: 1, n: 256, k: 1024 }), { ...FAST, file: scratch.file });
+    assert.ok(tuning);
+    const { outcome, choice } = tuning;
+    assert.is(gemvVariantName(choice), outcome.chosen, "the chosen name's variant");
     console.log(`    ${outcome.timings.map((t) => `${t.name} ${t.ms.toFixed(3)} ms`).join("; ")}`);
     assert.equal(outcome.rejected, [], "every variant passes its check here (the subgroup sums on real subgroups)");
     assert.equal(outcome.timings.map((t) => t.name).sort(), variants.map(gemvVariantName).sort());
@@ -311,7 +320,7 @@ test(
   withScratch(async (real, scratch) => {
     const gpu = Object.create(real) as GpuDevice; // a device of its own: the self-check runs once per device
     const env = { SFT_TUNING_CACHE: scratch.file };
-    const tune = async () => [(await tuneKernel(gpu, "test matmul", [candidate("tiled", tiled), candidate("registers", registers)], PROBLEM, { ...FAST, file: scratch.file }))!];
+    const tune = async () => [(await tuneTestMatmul(gpu, [candidate("tiled", tiled), candidate("registers", registers)], { file: scratch.file }))!.outcome];
     const outcome = await selfCheckKernels(gpu, env, () => [], tune);
     const notes = outcome.warnings.filter((w) => w.code === "SFT5012");
     assert.is(notes.length, 1);
