@@ -142,7 +142,7 @@ export async function tuneAttentionLayouts(gpu: GpuDevice, env: Env = process.en
     for (const kernel of ["forward", "dq", "dkdv"] as const) {
       // as the engine chooses (SFT_ATTENTION, and whether any layout of this kernel fits)
       const bytes = kernel === "forward" ? undefined : (layout: SubgroupAttentionLayout) => backwardWorkgroupBytes(layout, headDim, kernel);
-      const choice = attentionKernelChoice(adapter, headDim, env, JOB[kernel], bytes);
+      const choice = attentionKernelChoice(adapter, headDim, env, { name: JOB[kernel], bytes });
       if (!choice.ok || choice.value === "scalar") continue;
       const layouts = attentionLayouts(adapter, headDim, kernel);
       if (layouts.length < 2) continue;

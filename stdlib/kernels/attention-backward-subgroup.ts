@@ -100,14 +100,14 @@ export function attentionBackwardKernelsFor(
 ): Result<AttentionBackwardKernels> {
   const scalar = attentionBackwardKernels(variant);
   const D = variant.headDim;
-  const dq = attentionKernelChoice(adapter, D, env, "attention backward dQ", (layout) => backwardWorkgroupBytes(layout, D, "dq"));
+  const dq = attentionKernelChoice(adapter, D, env, { name: "attention backward dQ", bytes: (layout) => backwardWorkgroupBytes(layout, D, "dq"), preferred: tuned.dq });
   if (!dq.ok) return dq;
-  const dkdv = attentionKernelChoice(adapter, D, env, "attention backward dK/dV", (layout) => backwardWorkgroupBytes(layout, D, "dkdv"));
+  const dkdv = attentionKernelChoice(adapter, D, env, { name: "attention backward dK/dV", bytes: (layout) => backwardWorkgroupBytes(layout, D, "dkdv"), preferred: tuned.dkdv });
   if (!dkdv.ok) return dkdv;
   return ok({
     delta: scalar.delta,
-    dkdv: dkdv.value === "scalar" ? scalar.dkdv : attentionDkdvSubgroupKernel(variant, tuned.dkdv ?? dkdv.value),
-    dq: dq.value === "scalar" ? scalar.dq : attentionDqSubgroupKernel(variant, tuned.dq ?? dq.value),
+    dkdv: dkdv.value === "scalar" ? scalar.dkdv : attentionDkdvSubgroupKernel(variant, dkdv.value),
+    dq: dq.value === "scalar" ? scalar.dq : attentionDqSubgroupKernel(variant, dq.value),
   });
 }
 

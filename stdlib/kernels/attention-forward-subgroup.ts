@@ -148,17 +148,18 @@ export function subgroupAttentionLayout(
 }
 
 /**
- * The attention kernels for a launch: a subgroup-matrix layout (see subgroupAttentionLayout,
- * with `bytes`) where the adapter has one, else "scalar". SFT_ATTENTION=scalar in `env` forces
- * the scalar kernels; SFT_ATTENTION=subgroup-matrix asks for the fast ones and is an error where
- * the adapter cannot run them; any other value is an error.
+ * The layout of the attention kernel `name` (default the forward) for a launch, where the adapter
+ * has one that fits (subgroupAttentionLayout, with the kernel's workgroup `bytes`): the
+ * `preferred` one (the layout the device tuned, runtime/gpu/attention-tuning.ts), else the
+ * largest; elsewhere "scalar". SFT_ATTENTION=scalar in `env` forces the scalar kernels;
+ * SFT_ATTENTION=subgroup-matrix asks for the fast ones and is an error where the adapter cannot
+ * run them; any other value is an error.
  */
 export function attentionKernelChoice(
   adapter: AttentionAdapter,
   headDim: number,
   env: Readonly<Record<string, string | undefined>> = process.env,
-  kernel = "attention forward",
-  bytes?: (layout: SubgroupAttentionLayout) => number,
+  { name = "attention forward", bytes, preferred }: { name?: string; bytes?: (layout: SubgroupAttentionLayout) => number; preferred?: SubgroupAttentionLayout } = {},
 ): Result<SubgroupAttentionLayout | "scalar"> {
   // "scores" (the score-matrix path, runtime/execute/library/attention-scores.ts) leaves the fused kernels where it does not apply to the engine's choice
   const wanted = env.SFT_ATTENTION?.trim() === "scores" ? undefined : env.SFT_ATTENTION?.trim();
@@ -166,10 +167,10 @@ export function attentionKernelChoice(
   if (wanted && wanted !== "subgroup-matrix")
     return fail(diag("SFT2018", `SFT_ATTENTION='${wanted}' is not an attention kernel`, { where: "SFT_ATTENTION", hint: "Use scalar, subgroup-matrix or scores, or unset SFT_ATTENTION." }));
   const layout = subgroupAttentionLayout(adapter, headDim, bytes);
-  if (layout) return ok(layout);
+  if (layout) return ok(preferred ?? layout);
   if (!wanted) return ok("scalar");
   return fail(
-    diag("SFT5009", `SFT_ATTENTION=subgroup-matrix, but this adapter offers no f16 -> f32 subgroup matrix with which the ${kernel} kernel tiles head dim ${headDim} in its workgroup memory`, {
+    diag("SFT5009", `SFT_ATTENTION=subgroup-matrix, but this adapter offers no f16 -> f32 subgroup matrix with which the ${name} kernel tiles head dim ${headDim} in its workgroup memory`, {
       where: "SFT_ATTENTION",
       hint: "Set SFT_ATTENTION=scalar, or unset it to let sftc choose.",
     }),
@@ -505,7 +506,7 @@ export function attentionForwardKernelFor(
   env: Readonly<Record<string, string | undefined>> = process.env,
   tuned?: SubgroupAttentionLayout,
 ): Result<KernelSpec> {
-  const choice = attentionKernelChoice(adapter, variant.headDim, env);
+  const choice = attentionKernelChoice(adapter, variant.headDim, env, { preferred: tuned });
   if (!choice.ok) return choice;
-  return ok(choice.value === "scalar" ? attentionForwardKernel(variant) : attentionForwardSubgroupKernel(variant, tuned ?? choice.value));
+  return ok(choice.value === "scalar" ? attentionForwardKernel(variant) : attentionForwardSubgroupKernel(variant, choice.value));
 }

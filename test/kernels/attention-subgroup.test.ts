@@ -16,6 +16,7 @@ import {
   blockRows,
   RESCALE_TAU,
   subgroupAttentionLayout,
+  subgroupAttentionLayouts,
   subgroupAttentionTolerance,
   workgroupBytes,
   type AttentionAdapter,
@@ -79,6 +80,12 @@ test("the choice: subgroup matrices when offered, scalar otherwise or with SFT_A
   assert.ok(!missing.ok && missing.diagnostics[0].code === "SFT5009", "subgroup-matrix asked where there is none");
   const unknown = choose(H200, { SFT_ATTENTION: "flash" });
   assert.ok(!unknown.ok && unknown.diagnostics[0].code === "SFT2018" && unknown.diagnostics[0].message.includes("'flash'"));
+  // a preferred (tuned) layout is taken where a layout fits; SFT_ATTENTION=scalar and a scalar-only adapter still win
+  const preferred = subgroupAttentionLayouts(H200, 128).at(-1)!;
+  assert.not.equal(preferred, subgroupAttentionLayout(H200, 128), "not the default layout");
+  assert.equal(attentionKernelChoice(H200, 128, {}, { preferred }), ok(preferred));
+  assert.equal(attentionKernelChoice(H200, 128, { SFT_ATTENTION: "scalar" }, { preferred }), ok("scalar"));
+  assert.equal(attentionKernelChoice(LAVAPIPE, 128, {}, { preferred }), ok("scalar"));
   const spec = (adapter: AttentionAdapter, env: Record<string, string>) => expectOk(attentionForwardKernelFor(adapter, causal(128), env)).name;
   assert.is(spec(H200, {}), "attention_forward_subgroup_matrix");
   assert.is(spec(H200, { SFT_ATTENTION: "scalar" }), "attention_forward");
