@@ -39,6 +39,7 @@ import type { WeightDType } from "../compiler/plan/settings.ts";
 import { formatBytes } from "../compiler/passes/memory-plan.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { checkedMatmulStrategy, selfCheckOf } from "../runtime/gpu/kernel-self-check.ts";
+import { tuningSource } from "../runtime/gpu/kernel-tuning.ts";
 import { openBenchDevice } from "./adapter.ts";
 import { familyGraphModel, initialWeights } from "../runtime/pipeline/family-model.ts";
 import { labelTokens } from "../runtime/train/backend.ts";
@@ -425,7 +426,7 @@ export async function benchE2eTrain(gpu: GpuDevice, options: E2eOptions, run: { 
     command: run.command,
     card,
     driver: machineFacts().nvidiaSmi ?? "no nvidia-smi on this machine",
-    tunings: (selfCheckOf(gpu)?.tunings ?? []).map((t) => `${t.job}: ${t.chosen} (${t.source === "cached" ? "from the tuning file" : "timed at open"})`),
+    tunings: (selfCheckOf(gpu)?.tunings ?? []).map((t) => `${t.job}: ${t.chosen} (${tuningSource(t)})`),
     model: modelLabel(options),
     options,
     sftc,

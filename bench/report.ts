@@ -1,5 +1,6 @@
 // A benchmark report as markdown: one section per part of the run, every figure next to what
 // it was measured with and what it is divided by.
+import { tuningSource } from "../runtime/gpu/kernel-tuning.ts";
 import type { BenchReport, BenchSection } from "./harness.ts";
 import type { TrainStepResult } from "./train-step.ts";
 import { profileTable } from "./profile.ts";
@@ -44,10 +45,9 @@ function tuningText(r: BenchReport): string {
   if (r.tunings.length === 0) return "Kernel tuning at device open: none (a CPU adapter's registers kernels have nothing to tune, SFT_TUNE=off, or no candidate passed its check).";
   return r.tunings
     .map((t) => {
-      const source = t.source === "cached" ? `read from the tuning file (timed ${t.at})` : `timed at device open`;
       const rows = t.timings.map((x) => [x.name === t.chosen ? `**${x.name}** (chosen)` : x.name, `${x.ms.toFixed(4)} ms`, ""]);
       const rejected = t.rejected.map((x) => [x.name, "-", x.why]);
-      return `Kernel tuning at device open, ${t.job}: ${t.chosen}, ${source}, on ${t.problem} (best round's median dispatch):\n\n${table(["candidate", "time", "rejected because"], [...rows, ...rejected])}`;
+      return `Kernel tuning at device open, ${t.job}: ${t.chosen} (${tuningSource(t)}), on ${t.problem} (best round's median dispatch):\n\n${table(["candidate", "time", "rejected because"], [...rows, ...rejected])}`;
     })
     .join("\n\n");
 }

@@ -10,7 +10,7 @@ import type { Diagnostic, Result } from "../../compiler/diagnostics.ts";
 import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
 import type { KernelCheck } from "../../runtime/gpu/kernel-probe.ts";
 import { selfCheckOf, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
-import type { TuningOutcome } from "../../runtime/gpu/kernel-tuning.ts";
+import { tuningSource, type TuningOutcome } from "../../runtime/gpu/kernel-tuning.ts";
 import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
 
 /** `--device NAME`: the adapter a GPU-opening command uses. */
@@ -105,11 +105,10 @@ async function selfCheck(a: AdapterSummary): Promise<{ selfCheck?: AdapterCheck;
 export function describeTuning(t: TuningOutcome): string[] {
   const ms = (x: number) => `${x.toFixed(3)} ms`;
   const [first, ...rest] = t.timings;
-  const source = t.source === "cached" ? `cached, timed ${t.at}` : "timed now";
   const others = rest.slice(0, 3).map((r) => `${r.name} ${ms(r.ms)}`);
   const more = rest.length > 3 ? `, ${rest.length - 3} more` : "";
   const rejected = t.rejected.length ? `; ${t.rejected.length} failed their check (${t.rejected.map((r) => r.name).join(", ")})` : "";
-  return [`${t.job}: ${t.chosen} (${ms(first.ms)} on ${t.problem}; ${source})`, `  next: ${others.join(", ") || "none"}${more}${rejected}`];
+  return [`${t.job}: ${t.chosen} (${ms(first.ms)} on ${t.problem}; ${tuningSource(t)})`, `  next: ${others.join(", ") || "none"}${more}${rejected}`];
 }
 
 function describeCheck(c: KernelCheck): string {

@@ -90,6 +90,11 @@ export interface TunedChoice<T> {
   choice: T;
 }
 
+/** Where a tuning's choice came from, as every report words it (`sftc devices`, the bench's, e2e-train's). */
+export function tuningSource(t: TuningOutcome): string {
+  return t.source === "cached" ? `read from the tuning file, timed ${t.at}` : "timed at device open";
+}
+
 export interface TuningOptions {
   /** The tuning file; none: neither read nor written. */
   file?: string;

@@ -70,7 +70,7 @@ test(
     // a CPU adapter's registers kernels have nothing to tune; a GPU names each choice
     const cpu = gpu.adapter.architecture === "software";
     if (cpu) assert.equal(report.tunings, []);
-    else assert.ok(report.tunings.every((t) => /^[\w /,-]+: .+ \((from the tuning file|timed at open)\)$/.test(t)), report.tunings.join("; "));
+    else assert.ok(report.tunings.every((t) => /^[\w /,-]+: .+ \((read from the tuning file, timed .+|timed at device open)\)$/.test(t)), report.tunings.join("; "));
     for (const needed of ["card:", "driver:", `kernels tuned at device open: ${cpu ? "none" : ""}`, "date:", "command: `e2e-train test`", "sftc (WebGPU)", "not available", ...profiled]) assert.ok(markdown.includes(needed), `markdown has ${needed}`);
   }),
 );

@@ -95,10 +95,10 @@ test("a tuning prints its choice and time, the next three with the rest counted,
     rejected: [{ name: "f", why: "failed to compile" }],
   };
   assert.equal(describeTuning(outcome), [
-    "matmul tiling: a (0.400 ms on 1024x4096 times (4096, 4096)ᵀ, f32; timed now)",
+    "matmul tiling: a (0.400 ms on 1024x4096 times (4096, 4096)ᵀ, f32; timed at device open)",
     "  next: b 0.500 ms, c 0.600 ms, d 0.700 ms, 1 more; 1 failed their check (f)",
   ]);
-  assert.match(describeTuning({ ...outcome, source: "cached", timings: outcome.timings.slice(0, 1), rejected: [] })[0], "; cached, timed 2026-11-26T00:00:00.000Z)");
+  assert.match(describeTuning({ ...outcome, source: "cached", timings: outcome.timings.slice(0, 1), rejected: [] })[0], "; read from the tuning file, timed 2026-11-26T00:00:00.000Z)");
   assert.equal(describeTuning({ ...outcome, timings: outcome.timings.slice(0, 1), rejected: [] })[1], "  next: none");
 });
 
