@@ -20,8 +20,7 @@ import { GRAD_NORM_CHUNK, gradNormPartial, gradNormPartials, gradNormRef } from 
 import type { KernelSpec, UniformValues } from "../stdlib/kernels/kernel.ts";
 import { matmulKernel, matmulRef, matmulUniforms, plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
-import { gemvSpec } from "../stdlib/kernels/matmul-gemv.ts";
-import { tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
+import { engineGemv, gemvVariantName, tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
 import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
 import { dequantizeNf4 } from "../stdlib/quant/nf4.ts";
 import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Tensor } from "../runtime/execute/nf4-weights.ts";
@@ -157,8 +156,8 @@ class CaseBuilder {
       label: `matmul ${strategyLabel(strategy)} f32 x ${bType}${transB ? " (B^T)" : ""}${note}`,
       shape: `${m}x${n}x${k}`,
       mnk: [m, n, k],
-      // decode shapes take the gemv kernel with the device's tuned workgroup, as the engine does
-      spec: matmulKernel({ a: "f32", b: bType, out: "f32", ...layout }, shape, strategy, tunedGemv(this.gpu)),
+      // decode shapes take the gemv kernel with the engine's workgroup (the tuned one, else the default)
+      spec: matmulKernel({ a: "f32", b: bType, out: "f32", ...layout }, shape, strategy, engineGemv(this.gpu)),
       uniforms: matmulUniforms(shape, layout),
       tensors: { a: a.tensor, b: b.tensor, c },
       flops: 2 * m * n * k,
@@ -191,7 +190,7 @@ class CaseBuilder {
       label: `matmul ${strategyLabel(strategy)} f32 x nf4 (B^T)${note}`,
       shape: `${m}x${n}x${k}`,
       mnk: [m, n, k],
-      spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, strategy, tunedGemv(this.gpu)),
+      spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, strategy, engineGemv(this.gpu)),
       uniforms: matmulUniforms(shape, layout),
       tensors: { a: a.tensor, c, ...nf4Bindings(weight, uploadNf4Tables(this.gpu)) },
       flops: 2 * m * n * k,
@@ -490,16 +489,11 @@ class CaseBuilder {
 /**
  * A decode product (one row of activations times W stored (N, K)) as a memory-bound row: its
  * bytes are W's plus A's and C's. Built on the tiled strategy, for which matmulKernel takes the
- * gemv kernel (matmul-gemv.ts) at these shapes.
+ * gemv kernel (matmul-gemv.ts) at these shapes, with the engine's workgroup, which the row names.
  */
-function decodeCase(c: Case, weight: string): Case {
-  return { ...c, label: `matmul gemv f32 x ${weight} (B^T), decode`, mnk: undefined };
-}
-
-/** decodeCase of a dense W of `dtype` with `invocations` per workgroup instead of the default. */
-function widerDecodeCase(c: Case, dtype: StorageDType, n: number, k: number, invocations: number): Case {
-  const spec = gemvSpec({ a: "f32", b: dtype, out: "f32", transA: false, transB: true }, { batch: 1, m: 1, n, k }, { invocations });
-  return { ...decodeCase(c, dtype), label: `matmul gemv f32 x ${dtype} (B^T), decode, ${invocations} invocations`, spec };
+function decodeCase(gpu: GpuDevice, c: Case, weight: string): Case {
+  const workgroup = `${gemvVariantName(engineGemv(gpu))} (${tunedGemv(gpu) ? "tuned" : "default"})`;
+  return { ...c, label: `matmul gemv f32 x ${weight} (B^T), decode, ${workgroup}`, mnk: undefined };
 }
 
 /** The (M, N, K) of the benchmarked matmuls: square, square minus a little (unaligned), FFN up-projection. */
@@ -545,15 +539,13 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
     }
   }
   // a 7B layer's decode (at full size): W of the FFN up-projection and of a square projection,
-  // f32, bf16 (as generation stores a bf16 model) and NF4
-  yield decodeCase(b.matmul(1, s.ffn, s.hidden, "f32", true, "tiled"), "f32");
-  yield decodeCase(b.matmul(1, s.hidden, s.hidden, "f32", true, "tiled"), "f32");
-  yield decodeCase(b.matmul(1, s.ffn, s.hidden, "bf16", true, "tiled"), "bf16");
-  yield decodeCase(b.matmul(1, s.hidden, s.hidden, "bf16", true, "tiled"), "bf16");
-  // the same with 256 invocations per workgroup (four times the loads in flight per row block)
-  for (const dtype of ["f32", "bf16"] as const)
-    for (const [n, k] of [[s.ffn, s.hidden], [s.hidden, s.hidden]]) yield widerDecodeCase(b.matmul(1, n, k, dtype, true, "tiled"), dtype, n, k, 256);
-  yield decodeCase(b.nf4Matmul(1, s.ffn, s.hidden, "tiled"), "nf4");
+  // f32, bf16 (as generation stores a bf16 model) and NF4, on the engine's gemv workgroup (every
+  // workgroup's time on a 4096 x 4096 f32 W is the tuning's, in the report's Adapter section)
+  yield decodeCase(gpu, b.matmul(1, s.ffn, s.hidden, "f32", true, "tiled"), "f32");
+  yield decodeCase(gpu, b.matmul(1, s.hidden, s.hidden, "f32", true, "tiled"), "f32");
+  yield decodeCase(gpu, b.matmul(1, s.ffn, s.hidden, "bf16", true, "tiled"), "bf16");
+  yield decodeCase(gpu, b.matmul(1, s.hidden, s.hidden, "bf16", true, "tiled"), "bf16");
+  yield decodeCase(gpu, b.nf4Matmul(1, s.ffn, s.hidden, "tiled"), "nf4");
   yield b.silu();
   yield b.swiglu();
   yield b.rmsnorm();

@@ -6,7 +6,10 @@ import { resolve } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { reportPassed, runBench } from "../../bench/harness.ts";
-import { matmulShapes } from "../../bench/kernel-cases.ts";
+import { kernelCases, matmulShapes } from "../../bench/kernel-cases.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { gemvVariantName, tuneGemv, tunedGemv } from "../../runtime/gpu/gemv-tuning.ts";
+import { kernelSource } from "../../stdlib/kernels/kernel.ts";
 import { benchKernels } from "../../bench/kernels.ts";
 import { reportMarkdown, SECTIONS } from "../../bench/report.ts";
 import { SHAPES } from "../../bench/sizes.ts";
@@ -48,9 +51,9 @@ test(
     }
 
     // (c) kernels: every one checked on all its rows, within tolerance
-    assert.is(report.kernels.length, gpu.hasF16 ? 27 : 26);
-    // the decode rows (f32, bf16 and NF4 W; 64 and 256 invocations) run the gemv kernel and count as memory-bound
-    assert.is(report.kernels.filter((k) => k.kernel.startsWith("matmul_gemv") && k.bound === "memory").length, 9);
+    assert.is(report.kernels.length, gpu.hasF16 ? 23 : 22);
+    // the decode rows (f32, bf16 and NF4 W) run the gemv kernel and count as memory-bound
+    assert.is(report.kernels.filter((k) => k.kernel.startsWith("matmul_gemv") && k.bound === "memory").length, 5);
     for (const k of report.kernels) {
       console.log(`    ${k.label} ${k.shape}: relative error ${k.check.relativeError.toExponential(2)}`);
       assert.is(k.check.tolerance, 1e-5, k.label);
@@ -143,13 +146,12 @@ test(
   withGpu(async (gpu) => {
     const report = await runBench(gpu, { size: "smoke", command: "test", sections: ["kernels"], kernelFilter: /^matmul gemv/ });
     assert.equal(report.sections, ["kernels"]);
+    // each names the engine's gemv workgroup: the tuned one, else the default (64 invocations, tree sums)
+    const tuned = tunedGemv(gpu);
+    const workgroup = tuned ? `${gemvVariantName(tuned)} (tuned)` : "64 invocations, tree sums (default)";
     assert.equal(
       report.kernels.map((k) => k.label),
-      [
-        ...["f32", "f32", "bf16", "bf16"].map((w) => `matmul gemv f32 x ${w} (B^T), decode`),
-        ...["f32", "f32", "bf16", "bf16"].map((w) => `matmul gemv f32 x ${w} (B^T), decode, 256 invocations`),
-        "matmul gemv f32 x nf4 (B^T), decode",
-      ],
+      ["f32", "f32", "bf16", "bf16", "nf4"].map((w) => `matmul gemv f32 x ${w} (B^T), decode, ${workgroup}`),
     );
     assert.is(report.trainingStep, undefined);
     assert.equal(report.generation, []);
@@ -159,6 +161,26 @@ test(
     assert.match(markdown, "## Training step\n\nNot run in this invocation (`--sections kernels`).");
     assert.match(markdown, "## Generation\n\nNot run in this invocation");
     assert.ok(reportPassed(report));
+  }),
+);
+
+test(
+  "on a device that tuned its gemv workgroup, the decode rows run that workgroup and name it",
+  withGpu(async (real) => {
+    const gpu = Object.create(real) as GpuDevice; // its own tuning, apart from the shared device's
+    const outcome = await tuneGemv(gpu, { SFT_MATMUL: "tiled" }, { rounds: 1, dispatches: 2, warmupMs: 0, shape: { batch: 1, m: 1, n: 256, k: 1024 } });
+    const tuned = tunedGemv(gpu);
+    assert.ok(outcome && tuned, "the gemv workgroup was tuned");
+    const rows: { label: string; invocations: number; subgroupSums: boolean }[] = [];
+    for (const c of kernelCases(gpu, SHAPES.smoke)) {
+      if (c.label.startsWith("matmul gemv")) rows.push({ label: c.label, invocations: c.spec.workgroupSize[0], subgroupSums: kernelSource(c.spec).includes("subgroupAdd(") });
+      for (const t of Object.values(c.tensors)) t.destroy();
+    }
+    assert.equal(
+      rows.map((r) => r.label),
+      ["f32", "f32", "bf16", "bf16", "nf4"].map((w) => `matmul gemv f32 x ${w} (B^T), decode, ${outcome.chosen} (tuned)`),
+    );
+    assert.ok(rows.every((r) => r.invocations === tuned.invocations && r.subgroupSums === !!tuned.subgroupSize), `the kernels of ${outcome.chosen}`);
   }),
 );
 

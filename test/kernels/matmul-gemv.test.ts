@@ -72,7 +72,7 @@ test(
 );
 
 test(
-  "256 invocations per workgroup (the benchmark's variant): f32 and bf16 W, M 1 and 3, K over several steps, off 4 and a multiple",
+  "256 invocations per workgroup (a tuning candidate): f32 and bf16 W, M 1 and 3, K over several steps, off 4 and a multiple",
   withGpu(async (gpu) => {
     const rng = new Random(35);
     for (const b of ["f32", "bf16"] as const)
