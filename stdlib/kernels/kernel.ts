@@ -48,6 +48,22 @@ export interface KernelSpec {
   enables?: readonly string[];
 }
 
+/** Where a bound kernel's binding points: the tensor of that name, or its window from element `start` on. */
+export interface TensorRef {
+  name: string;
+  start?: number;
+}
+
+/**
+ * A kernel with its uniforms and tensors named by the caller (one step of a sequence: a probe's
+ * case, a tuning candidate, a launch), bindings left out of `bind` taking the tensor of their own name.
+ */
+export interface BoundKernel {
+  spec: KernelSpec;
+  uniforms: UniformValues;
+  bind?: Readonly<Record<string, TensorRef>>;
+}
+
 /** The pipeline cache key: kernel name and variant. */
 export function kernelKey(spec: KernelSpec): string {
   const variant = Object.keys(spec.variant)

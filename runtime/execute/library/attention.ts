@@ -22,8 +22,9 @@ import type { GpuTensor } from "../../gpu/tensor.ts";
 import { bytesPerElement } from "../../../stdlib/kernels/dtype.ts";
 import { inputView, workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
 import { callOf, maskBinding, unsupportedDtype, type Call } from "./attention-call.ts";
-import { scoresBackward, scoresForward } from "./attention-scores.ts";
+import { contextMatmul, scoresDispatches } from "./attention-scores.ts";
 import { scoresChunkHeads } from "../../../stdlib/kernels/attention-scores.ts";
+import { scoresBackwardKernels, scoresForwardKernels } from "../../../stdlib/kernels/attention-scores-steps.ts";
 import { copyView } from "./generated.ts";
 
 /** An attention launch, or a cached_attention one (a decode step over the KV cache). */
@@ -47,8 +48,11 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
   const heads = ctx.attentionScores.forward ? scoresChunkHeads(call.shape, Object.values(views), bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
   if (heads) {
-    const scores = scoresForward(ctx, call, heads, tensors, views, `%${n.id}`);
-    return ok({ steps: scores.steps, refresh: maskBinding(ctx, launch, n, call, scores.masked, scores.setUniforms) });
+    const { queryLength: T, keyLength: S } = call.shape;
+    const scores = workspaceTensor(ctx, "f32", [heads, T, S], `scores of %${n.id}`);
+    const kernels = scoresForwardKernels({ ...call, heads }, views, contextMatmul(ctx));
+    const { steps, masked } = scoresDispatches(ctx, kernels, { ...tensors, scores });
+    return ok({ steps, refresh: maskBinding(ctx, launch, n, call, masked, () => {}) });
   }
   // subgroup matrices where the adapter has them and they passed the device's self-check (unless SFT_ATTENTION=scalar), else the scalar kernel
   const spec = checkedAttentionForwardKernel(ctx.gpu, call.variant);
@@ -115,9 +119,11 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   let refresh: PreparedLaunch["refresh"];
   let dispatches: DispatchStep[];
   if (heads) {
-    const scores = scoresBackward(ctx, call, heads, { ...read, o: ctx.tensorOf(o.base), dq, dkv }, views, `%${first.id}`);
-    dispatches = scores.steps;
-    refresh = maskBinding(ctx, launch, first, call, scores.masked, scores.setUniforms);
+    const [scores, grad] = ["scores", "score gradients"].map((what) => workspaceTensor(ctx, "f32", [heads, queryLength, keyLength], `${what} of %${first.id}`));
+    const kernels = scoresBackwardKernels({ ...call, heads }, views, contextMatmul(ctx));
+    const { steps, masked } = scoresDispatches(ctx, kernels, { ...read, o: ctx.tensorOf(o.base), dq, dkv, scores, grad });
+    dispatches = steps;
+    refresh = maskBinding(ctx, launch, first, call, masked, () => {});
   } else {
     // dQ and dK/dV on subgroup matrices as the forward (same bindings and uniforms), else the scalar ones; delta is always scalar
     const chosen = checkedAttentionBackwardKernels(ctx.gpu, call.variant);
