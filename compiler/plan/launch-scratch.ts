@@ -12,7 +12,7 @@ import { numel, type Node } from "../ir/node.ts";
 import type { Launch, Schedule } from "../passes/schedule.ts";
 import { tensorView } from "../passes/views.ts";
 import { denseView } from "../../stdlib/kernels/attention-layout.ts";
-import { scoresChunkHeads, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
+import { scoresChunkHeads, takesScores, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { bytesPerElement, storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 
 /** Bytes of the host-written buffers and of the shared workspace of `schedule`'s launches. */
@@ -37,7 +37,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
       case "cached_attention": {
         host += maskBytes(first, 0);
         // a decode step (one query row) never takes the score-matrix path
-        const heads = scores?.forward ? scoresHeads(launch, first, 0, scores) : undefined;
+        const heads = scores && takesScores(scores.forward, first.shape[3]) ? scoresHeads(launch, first, 0, scores) : undefined;
         if (heads) take("f32", heads * first.shape[1] * first.inputs[1].shape[1]);
         break;
       }
@@ -47,7 +47,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         take(first.dtype as StorageDType, 2 * numel(k.shape));
         if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
         take("f32", numel(q.shape) / q.shape[q.shape.length - 1]);
-        const heads = scores?.backward ? scoresHeads(launch, first, 1, scores) : undefined;
+        const heads = scores && takesScores(scores.backward, q.shape[3]) ? scoresHeads(launch, first, 1, scores) : undefined;
         if (heads) for (let i = 0; i < 2; i++) take("f32", heads * q.shape[1] * k.shape[1]); // the chunk's scores and their gradients
         break;
       }

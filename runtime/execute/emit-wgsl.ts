@@ -7,7 +7,7 @@ import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { kernelKey, kernelSource } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import { engineAttentionScores } from "./library/attention-scores.ts";
+import { engineAttentionScores } from "../gpu/attention-path-tuning.ts";
 import { engineGemv } from "../gpu/gemv-tuning.ts";
 import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";

@@ -18,7 +18,7 @@ import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import { engineAttentionScores } from "./library/attention-scores.ts";
+import { engineAttentionScores } from "../gpu/attention-path-tuning.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { engineGemv } from "../gpu/gemv-tuning.ts";
 import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";

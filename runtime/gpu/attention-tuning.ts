@@ -32,7 +32,7 @@ import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
 import { attentionBackwardCases, attentionCases, causalVariant, timingValues } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
-import { engineTuningOptions, tuneChoice, tuningDisabled, type TuningJob, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /** An attention kernel with a layout of its own. */
 export type AttentionKernel = "forward" | BackwardKernel;
@@ -104,7 +104,7 @@ export function attentionLayoutJob(
   headDim: number,
   kernel: AttentionKernel = "forward",
   tokens = TUNING_TOKENS,
-): TuningJob<SubgroupAttentionLayout> {
+): TuningJob<SubgroupAttentionLayout, KernelCandidate<SubgroupAttentionLayout>> {
   const heads = Math.max(1, 4096 / headDim);
   const shape: AttentionShape = { batch: 1, queryHeads: heads, kvHeads: heads, queryLength: tokens, keyLength: tokens, headDim };
   const elements = tokens * heads * headDim;

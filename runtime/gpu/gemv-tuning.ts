@@ -11,7 +11,7 @@ import { DEFAULT_GEMV, gemvSpec, type GemvVariant } from "../../stdlib/kernels/m
 import { matmulStrategyFor, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "./device.ts";
 import { gemvCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
-import { engineTuningOptions, tuneChoice, tuningDisabled, type TuningJob, type TuningOptions, type TuningOutcome, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 
 /** The timed product: one token's activations times a 4096 x 4096 f32 weight (67 MB read). */
 const GEMV_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1, n: 4096, k: 4096 };
@@ -50,7 +50,7 @@ export function gemvVariants(gpu: GpuDevice): GemvVariant[] {
 }
 
 /** Every variant of `gpu` as a candidate, checked on gemvCases and timed on x Wᵀ at `shape`. */
-export function gemvJob(gpu: GpuDevice, shape: MatmulShape = GEMV_TUNING_SHAPE): TuningJob<GemvVariant> {
+export function gemvJob(gpu: GpuDevice, shape: MatmulShape = GEMV_TUNING_SHAPE): TuningJob<GemvVariant, KernelCandidate<GemvVariant>> {
   const candidates = gemvVariants(gpu).map((v) => ({
     name: gemvVariantName(v),
     choice: v,

@@ -3,14 +3,17 @@
 // the kernels' tiles, so a probe runs in milliseconds and catches edge handling.
 import { attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
+import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { denseView } from "../../stdlib/kernels/attention-layout.ts";
+import { scoresBackwardKernels, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { Random } from "../random.ts";
-import type { ProbeCase } from "./kernel-probe.ts";
+import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import type { TuningProblem } from "./kernel-tuning.ts";
 
 /** A matmul kernel builder, as the strategies give them. */
@@ -170,4 +173,75 @@ export function attentionBackwardCases(
     };
     return only === "dq" ? [dq] : only === "dkdv" ? [dkdv] : [dq, dkdv];
   });
+}
+
+/** The subgroup-matrix attention forward `kernel` at each head dim in `headDims` against the reference on f16-rounded Q, K, V. */
+export function subgroupAttentionProbe(kernel: (variant: AttentionVariant) => KernelSpec, headDims: number[]): KernelProbe {
+  return {
+    op: "attention",
+    kernel: `subgroup-matrix attention forward (head dims ${headDims.join(", ")})`,
+    fallback: "scalar attention forward",
+    tolerance: subgroupAttentionTolerance(),
+    cases: () => attentionCases(kernel, headDims, "f16"),
+  };
+}
+
+/** The subgroup-matrix attention backward `kernels` at each head dim in `headDims` against the reference on f16-rounded Q, K, V and dO. */
+export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[]): KernelProbe {
+  return {
+    op: "attention backward",
+    kernel: `subgroup-matrix attention backward (head dims ${headDims.join(", ")})`,
+    fallback: "scalar attention backward",
+    tolerance: subgroupAttentionBackwardTolerance(),
+    cases: () => attentionBackwardCases(kernels, headDims, "f16"),
+  };
+}
+
+/**
+ * Attention through a materialized score matrix (attention-scores-steps.ts) on the `matmul`
+ * kernels, at `headDim` with f32 storage: causal attention of 40 queries over 40 keys in 2 batch
+ * rows of 2 heads, dense (B, H, L, D), in chunks of one head (so every product reads windows at a
+ * later batch row and head). The forward's O and log-sum-exp, or the backward's dQ, dK and dV (fed
+ * the reference's O and log-sum-exp; delta is the sequence's own), against the float64 reference
+ * on Q, K, V and dO rounded to `inputs`, the precision the products multiply in.
+ */
+export function scoresAttentionProbe(matmul: MatmulKernel, headDim: number, direction: "forward" | "backward", inputs: StorageDType, tolerance: number): KernelProbe {
+  const what = `attention ${direction}`;
+  return { op: direction === "forward" ? "attention" : "attention backward", kernel: `score-matrix ${what} (head dim ${headDim})`, fallback: `fused ${what}`, tolerance, cases: () => [scoresAttentionCase(matmul, headDim, direction, inputs)] };
+}
+
+function scoresAttentionCase(matmul: MatmulKernel, headDim: number, direction: "forward" | "backward", inputs: StorageDType): ProbeCase {
+  const rng = new Random(5014);
+  const [B, H, T] = [2, 2, 40];
+  const shape: AttentionShape = { batch: B, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim };
+  const variant = causalVariant(headDim, "f32");
+  const [mask, scale] = [{ causal: true, queryOffset: 0 }, 1 / Math.sqrt(headDim)];
+  const [q, k, v, dout] = [0, 1, 2, 3].map(() => Float64Array.from(rng.normalArray(B * H * T * headDim)));
+  const problem = { shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask };
+  const forward = attentionForwardReference(problem);
+  const view = denseView("bhtd", T, H, headDim);
+  const f32 = (data: ArrayLike<number>) => ({ dtype: "f32" as const, data });
+  const scores = f32(new Float64Array(T * T)); // one head's (T, S)
+  const call = { shape, variant, scale, heads: 1 };
+  const label = `causal attention T ${T}, ${B} batch rows of ${H} heads, head dim ${headDim}, chunks of one head`;
+  if (direction === "forward") {
+    return {
+      label,
+      kernels: scoresForwardKernels(call, { q: view, k: view, v: view, o: view }, matmul),
+      tensors: { q: f32(q), k: f32(k), v: f32(v), o: f32(new Float64Array(q.length)), lse: f32(new Float64Array(B * H * T)), scores },
+      expected: { o: forward.out, lse: forward.logSumExp },
+    };
+  }
+  const grads = attentionBackwardReference(problem, roundToDType(inputs, dout));
+  const views = { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bhtd", T, H, headDim, k.length) };
+  return {
+    label,
+    kernels: scoresBackwardKernels(call, views, matmul),
+    tensors: {
+      ...{ q: f32(q), k: f32(k), v: f32(v), o: f32(forward.out), dout: f32(dout), lse: f32(forward.logSumExp) },
+      ...{ delta: f32(new Float64Array(B * H * T)), dq: f32(new Float64Array(q.length)), dkv: f32(new Float64Array(2 * k.length)), scores, grad: scores },
+    },
+    expected: { dq: grads.dq, dk: grads.dk, dv: grads.dv },
+    placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
+  };
 }

@@ -4,9 +4,10 @@
 // tuning (kernel-tuning.ts) both verify kernels this way before the engine may use them.
 import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import type { KernelSpec, UniformValues } from "../../stdlib/kernels/kernel.ts";
+import type { BoundKernel, KernelSpec, UniformValues } from "../../stdlib/kernels/kernel.ts";
 import { relativeError } from "../numeric.ts";
-import { runKernel } from "./batch.ts";
+import { CommandBatch } from "./batch.ts";
+import { boundTensors, type Windows } from "./bound-kernels.ts";
 import type { GpuDevice } from "./device.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import { readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
@@ -14,12 +15,23 @@ import { readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
 /** The ops whose kernel the engine may take on subgroup matrices. */
 export type CheckedOp = "matmul" | "attention" | "attention backward";
 
-/** One problem a kernel must solve: its tensors (by binding name) and the float64 answer for some of them. */
-export interface ProbeCase {
+/**
+ * One problem a kernel (or a sequence of kernels) must solve: its tensors by name and the float64
+ * answer for some of them.
+ */
+export type ProbeCase = ProbeProblem & KernelRun;
+
+/** What runs: one kernel binding the tensors of its bindings' names, or kernels bound to named tensors, in order. */
+export type KernelRun = { spec: KernelSpec; uniforms: UniformValues } | { kernels: readonly BoundKernel[] };
+
+/** The kernels of a run, in order. */
+export function runKernels(run: KernelRun): readonly BoundKernel[] {
+  return "kernels" in run ? run.kernels : [{ spec: run.spec, uniforms: run.uniforms }];
+}
+
+interface ProbeProblem {
   label: string;
-  spec: KernelSpec;
-  uniforms: UniformValues;
-  /** Initial contents of every binding. */
+  /** Initial contents of every tensor (a binding's name, or a name the kernels bind). */
   tensors: Record<string, { dtype: StorageDType; data: ArrayLike<number> }>;
   /** The expected contents of the outputs, by binding name (or by the names `placed` gives). */
   expected: Record<string, Float64Array>;
@@ -77,13 +89,21 @@ export async function checkKernel(gpu: GpuDevice, probe: KernelProbe): Promise<K
 
 // The largest relative error over the case's outputs (NaN propagates), or the compile or GPU errors.
 async function runCase(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
-  const compiled = await pipelinesOf(gpu).compile(c.spec);
-  if (!compiled.ok) return compiled;
+  const kernels = runKernels(c);
+  for (const k of kernels) {
+    const compiled = await pipelinesOf(gpu).compile(k.spec);
+    if (!compiled.ok) return compiled;
+  }
   const tensors: Record<string, GpuTensor> = {};
   for (const [name, t] of Object.entries(c.tensors)) tensors[name] = uploadTensor(gpu, t.dtype, [t.data.length], t.data, `self-check ${name}`);
   try {
-    // errors arise as the launch is recorded and submitted, before runKernel first awaits
-    const launched = await gpu.scoped(() => runKernel(gpu, c.spec, c.uniforms, tensors));
+    // errors arise as the launch is recorded and submitted, before the submission is awaited
+    const launched = await gpu.scoped(() => {
+      const batch = new CommandBatch(gpu);
+      const windows: Windows = new Map();
+      for (const k of kernels) batch.dispatch(k.spec, k.uniforms, boundTensors(gpu, k, tensors, windows));
+      return batch.submit();
+    });
     if (!launched.ok) return launched;
     await launched.value;
     if (gpu.isLost) return fail(diag("SFT5007", "the GPU device was lost while the kernel ran"));

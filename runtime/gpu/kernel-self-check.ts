@@ -16,18 +16,19 @@
 // decode matmul's workgroup (gemv-tuning.ts) and the attention kernels' layouts
 // (attention-tuning.ts; the attention probes check the tuned layouts, at every checked head dim).
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
-import { attentionBackwardKernelsFor, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
-import { attentionForwardKernelFor, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionForwardKernelFor } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
-import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import { onSubgroupMatrices, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "./device.ts";
-import { attentionBackwardCases, attentionCases, causalVariant } from "./kernel-probe-cases.ts";
+import { causalVariant, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
 import { tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
+import { tuneAttentionPaths } from "./attention-path-tuning.ts";
 import { tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 
@@ -43,9 +44,9 @@ export interface SelfCheckOutcome {
 const running = new WeakMap<GpuDevice, Promise<SelfCheckOutcome>>();
 const settled = new WeakMap<GpuDevice, SelfCheckOutcome>();
 
-/** The device's tunings: the matmul's tiling, the decode matmul's workgroup, the attention kernels' layouts. */
+/** The device's tunings: the matmul's tiling, the decode matmul's workgroup, the attention kernels' layouts, then the attention paths. */
 async function tuneKernels(gpu: GpuDevice, env: Env): Promise<TuningOutcome[]> {
-  const jobs = [() => tuneMatmulTiling(gpu, env), () => tuneGemv(gpu, env), () => tuneAttentionLayouts(gpu, env)];
+  const jobs = [() => tuneMatmulTiling(gpu, env), () => tuneGemv(gpu, env), () => tuneAttentionLayouts(gpu, env), () => tuneAttentionPaths(gpu, env)];
   const tunings: TuningOutcome[] = [];
   for (const job of jobs) {
     try {
@@ -176,7 +177,6 @@ export function checkedAttentionBackwardKernels(gpu: GpuDevice, variant: Attenti
   return checkedChoice(gpu, "attention backward", env, attentionBackwardKernelsFor(attentionAdapter(gpu), variant, env, tunedBackwardLayouts(gpu, variant.headDim)), backwardOnSubgroupMatrices, () => attentionBackwardKernels(variant));
 }
 
-const onSubgroupMatrices = (spec: KernelSpec) => !!spec.enables?.includes("chromium_experimental_subgroup_matrix");
 // A layout may fit the dQ kernel's workgroup memory and not the dK/dV kernel's: either counts.
 const backwardOnSubgroupMatrices = (kernels: AttentionBackwardKernels) => onSubgroupMatrices(kernels.dq) || onSubgroupMatrices(kernels.dkdv);
 
@@ -214,26 +214,4 @@ function fastAt<T>(launched: (variant: AttentionVariant) => Result<T>, fast: (ke
     return chosen.value;
   };
   return { headDims, kernels };
-}
-
-/** The subgroup-matrix attention forward `kernel` at each head dim in `headDims` against the reference on f16-rounded Q, K, V. */
-function subgroupAttentionProbe(kernel: (variant: AttentionVariant) => KernelSpec, headDims: number[]): KernelProbe {
-  return {
-    op: "attention",
-    kernel: `subgroup-matrix attention forward (head dims ${headDims.join(", ")})`,
-    fallback: "scalar attention forward",
-    tolerance: subgroupAttentionTolerance(),
-    cases: () => attentionCases(kernel, headDims, "f16"),
-  };
-}
-
-/** The subgroup-matrix attention backward `kernels` at each head dim in `headDims` against the reference on f16-rounded Q, K, V and dO. */
-export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[]): KernelProbe {
-  return {
-    op: "attention backward",
-    kernel: `subgroup-matrix attention backward (head dims ${headDims.join(", ")})`,
-    fallback: "scalar attention backward",
-    tolerance: subgroupAttentionBackwardTolerance(),
-    cases: () => attentionBackwardCases(kernels, headDims, "f16"),
-  };
 }

@@ -23,8 +23,9 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { kernelSource, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
 import { CommandBatch } from "./batch.ts";
+import { boundTensors, type Windows } from "./bound-kernels.ts";
 import { webgpuVersion, type GpuDevice } from "./device.ts";
-import { checkKernel, type KernelCheck, type KernelProbe, type ProbeCase } from "./kernel-probe.ts";
+import { checkKernel, runKernels, type KernelCheck, type KernelProbe, type KernelRun, type ProbeCase } from "./kernel-probe.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import { uploadTensor, type GpuTensor } from "./tensor.ts";
 
@@ -34,17 +35,22 @@ export type Env = Readonly<Record<string, string | undefined>>;
 /** The meaning of a tuning file entry: part of every key, so a change to it leaves old entries unmatched. */
 const TUNING_FORMAT = 1;
 
-/** One kernel that can do the job: the kernel of one choice (a tiling preset, a gemv workgroup, an attention layout). */
-export interface TuningCandidate<T> {
+/**
+ * One way to do the job: the kernel of one choice (a tiling preset, a gemv workgroup, an attention
+ * layout), or the kernels of one (an attention path), timed on the shared problem as one run.
+ */
+export type TuningCandidate<T> = CandidateChoice<T> & KernelRun;
+
+/** A candidate of one kernel (a tiling preset's, a gemv workgroup's, an attention layout's). */
+export type KernelCandidate<T> = CandidateChoice<T> & { spec: KernelSpec; uniforms: UniformValues };
+
+interface CandidateChoice<T> {
   /** As the user reads it (a preset's name); the tuning file names the chosen one by it. */
   name: string;
   /** What the engine takes where this candidate is chosen. */
   choice: T;
   /** Its correctness check, run before it is timed. */
   probe: KernelProbe;
-  /** The kernel timed on the shared problem, with its uniforms. */
-  spec: KernelSpec;
-  uniforms: UniformValues;
 }
 
 /** The problem every candidate is timed on. */
@@ -56,8 +62,8 @@ export interface TuningProblem {
 }
 
 /** A job's candidates and the problem they are timed on. */
-export interface TuningJob<T> {
-  candidates: TuningCandidate<T>[];
+export interface TuningJob<T, C extends TuningCandidate<T> = TuningCandidate<T>> {
+  candidates: C[];
   problem: TuningProblem;
 }
 
@@ -71,7 +77,7 @@ export interface TuningOutcome {
   /** When it was timed (ISO 8601). */
   at: string;
   problem: string;
-  /** Milliseconds per dispatch of each candidate timed, fastest first. */
+  /** Milliseconds per run of each candidate timed (one dispatch, or its kernels in order), fastest first. */
   timings: { name: string; ms: number }[];
   /** Candidates that failed their probe (or a timed run), with the reason. */
   rejected: { name: string; why: string }[];
@@ -100,7 +106,7 @@ export interface TuningOptions {
   file?: string;
   /** Interleaved rounds over the candidates (default 3). */
   rounds?: number;
-  /** Dispatches timed per candidate and round (default 5). */
+  /** Runs timed per candidate and round (default 5). */
   dispatches?: number;
   /** Milliseconds of work before timing (default 500). */
   warmupMs?: number;
@@ -136,7 +142,10 @@ export function tuningKey(gpu: GpuDevice, job: string, candidates: readonly Tuni
   const { name, vendor, architecture, description, backend } = gpu.adapter;
   const hash = createHash("sha256");
   hash.update(`format ${TUNING_FORMAT}\n${problem.label}\n`);
-  for (const c of candidates) hash.update(`${c.name}\n${c.probe.kernel} within ${c.probe.tolerance}\n${JSON.stringify(c.uniforms)}\n${kernelSource(c.spec)}\n`);
+  for (const c of candidates) {
+    hash.update(`${c.name}\n${c.probe.kernel} within ${c.probe.tolerance}\n`);
+    for (const k of runKernels(c)) hash.update(`${JSON.stringify(k.uniforms)}\n${JSON.stringify(k.bind ?? {})}\n${kernelSource(k.spec)}\n`);
+  }
   return `${job} | ${name} | ${vendor} ${architecture} ${description} | ${backend} | webgpu ${webgpuVersion()} | ${hash.digest("hex").slice(0, 16)}`;
 }
 
@@ -185,9 +194,10 @@ async function timeCandidates(
   const drop = (c: TuningCandidate<unknown>, diagnostics: readonly { message: string }[]) => failed.push({ name: c.name, why: `timed run: ${diagnostics.map((d) => d.message).join("; ")}` });
   const best = new Map<TuningCandidate<unknown>, number>();
   for (const c of candidates) {
-    const compiled = await pipelinesOf(gpu).compile(c.spec);
-    if (compiled.ok) best.set(c, Infinity);
-    else drop(c, compiled.diagnostics);
+    const compiled = await Promise.all(runKernels(c).map((k) => pipelinesOf(gpu).compile(k.spec)));
+    const failure = compiled.find((x) => !x.ok);
+    if (failure && !failure.ok) drop(c, failure.diagnostics);
+    else best.set(c, Infinity);
   }
   const tensors: Record<string, GpuTensor> = {};
   try {
@@ -214,18 +224,21 @@ async function timeCandidates(
   }
 }
 
-// Milliseconds per dispatch of `dispatches` back-to-back runs of `c`: the median of their GPU
-// timestamps where the device has them (and they are positive), else the wall time of the whole
-// submission over their number.
-async function timeRound(gpu: GpuDevice, c: TuningCandidate<unknown>, tensors: Readonly<Record<string, GpuTensor>>, dispatches: number): Promise<number> {
+// Milliseconds per run of `c` (its kernels in order) over `repeats` back-to-back runs: the median
+// run's sum of GPU timestamps where the device has them (and they are positive), else the wall
+// time of the whole submission over their number.
+async function timeRound(gpu: GpuDevice, c: TuningCandidate<unknown>, tensors: Readonly<Record<string, GpuTensor>>, repeats: number): Promise<number> {
+  const kernels = runKernels(c);
+  const windows: Windows = new Map();
+  const bound = kernels.map((k) => boundTensors(gpu, k, tensors, windows));
   const batch = new CommandBatch(gpu, { timestamps: true });
-  for (let i = 0; i < dispatches; i++) batch.dispatch(c.spec, c.uniforms, tensors);
+  for (let i = 0; i < repeats; i++) kernels.forEach((k, j) => batch.dispatch(k.spec, k.uniforms, bound[j]));
   const started = performance.now();
   const stamps = await batch.submit();
-  const wall = (performance.now() - started) / dispatches;
-  if (stamps.length !== dispatches || stamps.some((s) => !(s.ns > 0))) return wall;
-  const ns = stamps.map((s) => s.ns).sort((x, y) => x - y);
-  return ns[Math.floor(ns.length / 2)] / 1e6;
+  const wall = (performance.now() - started) / repeats;
+  if (stamps.length !== repeats * kernels.length || stamps.some((s) => !(s.ns > 0))) return wall;
+  const runs = Array.from({ length: repeats }, (_, i) => stamps.slice(i * kernels.length, (i + 1) * kernels.length).reduce((ns, s) => ns + s.ns, 0)).sort((x, y) => x - y);
+  return runs[Math.floor(runs.length / 2)] / 1e6;
 }
 
 type TuningEntry = Omit<TuningOutcome, "source" | "savedTo" | "check">;

@@ -10,7 +10,7 @@ import { matmulKernel, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, t
 import type { GpuDevice } from "./device.ts";
 import { matmulCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
 import type { KernelProbe } from "./kernel-probe.ts";
-import { engineTuningOptions, tuneChoice, tuningDisabled, type TuningJob, type TuningOptions, type TuningOutcome, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 
 /**
  * The timed product: 1024 rows of activations times a 4096 x 4096 weight stored (N, K), f32,
@@ -40,7 +40,7 @@ export function matmulProbe(strategy: SubgroupMatrixStrategy, fallback: MatmulSt
 }
 
 /** Every tiling preset of `strategy` as a candidate, timed on x Wᵀ at `shape`. */
-export function matmulTilingJob(strategy: SubgroupMatrixStrategy, fallback: MatmulStrategy, shape: MatmulShape = MATMUL_TUNING_SHAPE): TuningJob<SubgroupTilingName> {
+export function matmulTilingJob(strategy: SubgroupMatrixStrategy, fallback: MatmulStrategy, shape: MatmulShape = MATMUL_TUNING_SHAPE): TuningJob<SubgroupTilingName, KernelCandidate<SubgroupTilingName>> {
   const candidates = (Object.keys(SUBGROUP_TILINGS) as SubgroupTilingName[]).map((tiling) => {
     const preset = { ...strategy, tiling };
     return { name: tiling, choice: tiling, probe: matmulProbe(preset, fallback), spec: matmulKernel(WEIGHTS, shape, preset), uniforms: matmulUniforms(shape, WEIGHTS) };

@@ -19,7 +19,7 @@
 // QLoRA: the frozen base weights named in `nf4` are quantized at creation and live on the device
 // only as NF4 (codes, double-quantized absmax); the graph's matmuls decode them in the kernel
 // (runtime/execute/nf4-weights.ts, stdlib/kernels/nf4-matmul.ts).
-import { engineAttentionScores } from "../execute/library/attention-scores.ts";
+import { engineAttentionScores } from "../gpu/attention-path-tuning.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";

@@ -35,12 +35,17 @@ export interface ScoresChunk {
 /** The most bytes one chunk's f32 scores take: a chunk has as many heads as fit. */
 export const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
 
-/** Which attention launches take the score-matrix path where it applies. */
+/** Which attention launches take the score-matrix path where it applies: all, none, or those of the listed head dims. */
 export interface AttentionScoresChoice {
-  forward: boolean;
-  backward: boolean;
+  forward: boolean | readonly number[];
+  backward: boolean | readonly number[];
   /** The most bytes of one chunk's scores (default SCORES_CHUNK_BYTES). */
   chunkBytes?: number;
+}
+
+/** Whether launches at `headDim` take the score-matrix path under `choice` (one direction's). */
+export function takesScores(choice: boolean | readonly number[], headDim: number): boolean {
+  return typeof choice === "boolean" ? choice : choice.includes(headDim);
 }
 
 /**

@@ -64,6 +64,11 @@ export interface BoundKernel {
   bind?: Readonly<Record<string, TensorRef>>;
 }
 
+/** Whether the kernel multiplies on subgroup matrices (its products take f16 operands). */
+export function onSubgroupMatrices(spec: KernelSpec): boolean {
+  return !!spec.enables?.includes("chromium_experimental_subgroup_matrix");
+}
+
 /** The pipeline cache key: kernel name and variant. */
 export function kernelKey(spec: KernelSpec): string {
   const variant = Object.keys(spec.variant)

@@ -15,9 +15,8 @@ import {
   checkedMatmulStrategy,
   selfCheckKernels,
   selfCheckOf,
-  subgroupAttentionBackwardProbe,
 } from "../../runtime/gpu/kernel-self-check.ts";
-import { attentionBackwardCases, attentionCases } from "../../runtime/gpu/kernel-probe-cases.ts";
+import { attentionBackwardCases, attentionCases, subgroupAttentionBackwardProbe } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { checkKernel, type KernelProbe, type ProbeCase } from "../../runtime/gpu/kernel-probe.ts";
 import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
@@ -97,6 +96,7 @@ test(
 function emulatedCases(gpu: GpuDevice, cases: ProbeCase[]): ProbeCase[] {
   const config = EMULATED_ADAPTER.subgroupMatrixConfigs[0];
   return cases.map((c) => {
+    assert.ok("spec" in c, "the attention probes run one kernel a case");
     const emulated = emulateSubgroupMatrices(c.spec, config, "u.head_dim");
     const storage = emulated.values(gpu, c.uniforms);
     const length = storage.shape.reduce((a, b) => a * b, 1);

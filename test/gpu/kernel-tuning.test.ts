@@ -16,7 +16,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { selfCheckKernels } from "../../runtime/gpu/kernel-self-check.ts";
-import { tuneChoice, tuningFile, tuningKey, type TuningCandidate, type TuningOptions, type TuningProblem } from "../../runtime/gpu/kernel-tuning.ts";
+import { tuneChoice, tuningFile, tuningKey, type KernelCandidate, type TuningCandidate, type TuningOptions, type TuningProblem } from "../../runtime/gpu/kernel-tuning.ts";
 import { matmulTilingJob, tunedMatmulTiling, tuneMatmulTiling } from "../../runtime/gpu/matmul-tuning.ts";
 import { gemvJob, gemvVariantName, gemvVariants, tunedGemv, tuneGemv } from "../../runtime/gpu/gemv-tuning.ts";
 import { scheduleWgsl } from "../../runtime/execute/emit-wgsl.ts";
@@ -42,7 +42,7 @@ const PROBLEM = weightProductProblem(SHAPE); // "96x160 times (128, 160)ᵀ, f32
 const FAST = { rounds: 2, dispatches: 3, warmupMs: 0 };
 
 /** A candidate of `kernel` (its choice), counting how often its probe builds its cases (once per check). */
-function candidate(name: string, kernel: MatmulKernel, checks = { count: 0 }): TuningCandidate<MatmulKernel> {
+function candidate(name: string, kernel: MatmulKernel, checks = { count: 0 }): KernelCandidate<MatmulKernel> {
   const probe = matmulCandidate(kernel, name);
   return { name, choice: kernel, probe: { ...probe, cases: () => (checks.count++, probe.cases()) }, spec: kernel(WEIGHTS, SHAPE), uniforms: matmulUniforms(SHAPE, WEIGHTS) };
 }

@@ -3,23 +3,12 @@
 // matmul kernels, a chunk's (heads, T, S) f32 scores (and, in the backward, their gradients) in
 // the launch workspace. The log-sum-exp and delta are those of the fused kernels, so a forward
 // on one path and a backward on the other agree.
-import type { AttentionScoresChoice } from "../../../stdlib/kernels/attention-scores.ts";
 import type { BoundKernel } from "../../../stdlib/kernels/kernel.ts";
 import type { MatmulKernelFor } from "../../../stdlib/kernels/attention-scores-steps.ts";
 import { matmulKernel } from "../../../stdlib/kernels/matmul.ts";
 import { boundTensors } from "../../gpu/bound-kernels.ts";
-import type { GpuDevice } from "../../gpu/device.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import type { DispatchStep, ExecContext } from "../steps.ts";
-
-/**
- * The engine's choice on `gpu`: SFT_ATTENTION=scores takes the score-matrix path wherever it
- * applies (the fused kernels where it does not); otherwise the fused kernels.
- */
-export function engineAttentionScores(gpu: GpuDevice, env: Readonly<Record<string, string | undefined>> = process.env): AttentionScoresChoice {
-  const wanted = env.SFT_ATTENTION?.trim() === "scores";
-  return { forward: wanted, backward: wanted };
-}
 
 /** The engine's matmul kernels of `ctx`. */
 export function contextMatmul(ctx: ExecContext): MatmulKernelFor {
