@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import * as ir from "../../compiler/ir/build.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import { numel, type AttentionAttrs, type Graph, type Node } from "../../compiler/ir/node.ts";
+import type { AttentionAttrs, Node } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { GraphExecutor } from "../../runtime/execute/executor.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
@@ -23,7 +23,7 @@ import { withGpu } from "../kernels/gpu-harness.ts";
 import { assertClose } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
 import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
-import { fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
+import { attentionMaskInputs, feedsOf, fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
 
 const MASKS: MaskKind[] = ["none", "causal", "prefix", "padding", "left-padding", "segments", "alibi"];
 
@@ -69,21 +69,6 @@ test(
   }),
 );
 
-/** Random feeds for every param and float input of `g`, plus the given i32 inputs. */
-function feedsOf(g: Graph, ints: Record<string, number[]>, seed: number): Map<string, Float64Array> {
-  const rng = new Random(seed);
-  const feeds = new Map<string, Float64Array>();
-  const walk = (n: Node) => {
-    if ((n.op === "param" || n.op === "input") && !feeds.has(n.attrs.name!)) {
-      const given = ints[n.attrs.name!];
-      feeds.set(n.attrs.name!, given ? Float64Array.from(given) : Float64Array.from(rng.normalArray(numel(n.shape), 0.5)));
-    }
-    n.inputs.forEach(walk);
-  };
-  for (const n of g.outputs.values()) walk(n);
-  return feeds;
-}
-
 /**
  * The training graph of a loss over attention of (B, T, H, D) operands on the GPU with `scores`,
  * against the interpreter; returns the dispatched kernels' keys.
@@ -103,11 +88,7 @@ async function checkAttention(gpu: GpuDevice, label: string, o: { heads: number;
     [q, k, v] = [ir.param("q", [B, T, H, D]), ir.param("k", [B, T, KV, D]), ir.param("v", [B, T, KV, D])];
     params.push(q, k, v);
   }
-  const masks = [
-    ...(attrs.prefix ? [ir.input("prefixLen", [B], "i32")] : []),
-    ...(attrs.padding ? [ir.input("keyRange", [B, 2], "i32")] : []),
-    ...(attrs.segments ? [ir.input("segmentIds", [B, T], "i32")] : []),
-  ];
+  const masks = attentionMaskInputs(attrs, B, T);
   const out = ir.attention(q, k, v, attrs, masks);
   const head = ir.param("head", [H * D, 5]);
   const labels = ir.input("labels", [B * T], "i32");

@@ -9,7 +9,7 @@ import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import * as ir from "../../compiler/ir/build.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import { graph, numel, type AttentionAttrs, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { graph, type AttentionAttrs, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { GraphExecutor } from "../../runtime/execute/executor.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
@@ -18,28 +18,13 @@ import { withGpu } from "../kernels/gpu-harness.ts";
 import { feedsFor, loadFixture } from "../models/support.ts";
 import { assertClose, relativeError } from "../support/numeric.ts";
 import { expectError, expectOk } from "../support/result.ts";
-import { fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
+import { attentionMaskInputs, feedsOf, fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
 
 /** A scalar loss over `x` (rows, cols): cross-entropy against fixed labels (one ignored). */
 function lossOf(x: Node): { loss: Node; labels: Node } {
   const [rows] = x.shape;
   const labels = ir.input("labels", [rows], "i32");
   return { loss: ir.crossEntropy(x, labels), labels };
-}
-
-/** Random feeds for every param and float input of `g`, plus the given i32 inputs. */
-function feedsOf(g: Graph, ints: Record<string, number[]>, seed: number): Map<string, Float64Array> {
-  const rng = new Random(seed);
-  const feeds = new Map<string, Float64Array>();
-  const walk = (n: Node) => {
-    if ((n.op === "param" || n.op === "input") && !feeds.has(n.attrs.name!)) {
-      const given = ints[n.attrs.name!];
-      feeds.set(n.attrs.name!, given ? Float64Array.from(given) : Float64Array.from(rng.normalArray(numel(n.shape), 0.5)));
-    }
-    n.inputs.forEach(walk);
-  };
-  for (const n of g.outputs.values()) walk(n);
-  return feeds;
 }
 
 /** Runs the training graph of `loss` over `params` on the GPU; every output within `tol` of the interpreter. */
@@ -88,11 +73,7 @@ for (const c of attentionCases) {
       const q = ir.param("q", [B, T, H, D]);
       const k = ir.param("k", [B, T, KV, D]);
       const v = ir.param("v", [B, T, KV, D]);
-      const masks = [
-        ...(attrs.prefix ? [ir.input("prefixLen", [B], "i32")] : []),
-        ...(attrs.padding ? [ir.input("keyRange", [B, 2], "i32")] : []),
-        ...(attrs.segments ? [ir.input("segmentIds", [B, T], "i32")] : []),
-      ];
+      const masks = attentionMaskInputs(attrs, B, T);
       const out = ir.attention(q, k, v, attrs, masks);
       const head = ir.param("head", [H * D, 5]);
       const { loss } = lossOf(ir.matmul(ir.reshape(out, [B * T, H * D]), head));

@@ -2,7 +2,9 @@
 // read every output back; plus the fixture models' forward and training graphs.
 import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
-import type { DType, Graph } from "../../compiler/ir/node.ts";
+import * as ir from "../../compiler/ir/build.ts";
+import { numel, type AttentionAttrs, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { Random } from "../../runtime/random.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
@@ -70,4 +72,28 @@ export function dispatchesPerLayer(gpu: GpuDevice, fixture: Fixture): { forward:
     forward: dispatchCount(gpu, more.graph) - dispatchCount(gpu, base.graph),
     training: dispatchCount(gpu, trainingOf(more)) - dispatchCount(gpu, trainingOf(base)),
   };
+}
+
+/** Random feeds for every param and float input of `g`, plus the given i32 inputs. */
+export function feedsOf(g: Graph, ints: Record<string, number[]>, seed: number): Map<string, Float64Array> {
+  const rng = new Random(seed);
+  const feeds = new Map<string, Float64Array>();
+  const walk = (n: Node) => {
+    if ((n.op === "param" || n.op === "input") && !feeds.has(n.attrs.name!)) {
+      const given = ints[n.attrs.name!];
+      feeds.set(n.attrs.name!, given ? Float64Array.from(given) : Float64Array.from(rng.normalArray(numel(n.shape), 0.5)));
+    }
+    n.inputs.forEach(walk);
+  };
+  for (const n of g.outputs.values()) walk(n);
+  return feeds;
+}
+
+/** The mask inputs an attention node with `attrs` reads over (B, T) tokens, in the op's order: prefixLen, keyRange, segmentIds. */
+export function attentionMaskInputs(attrs: AttentionAttrs, B: number, T: number): Node[] {
+  return [
+    ...(attrs.prefix ? [ir.input("prefixLen", [B], "i32")] : []),
+    ...(attrs.padding ? [ir.input("keyRange", [B, 2], "i32")] : []),
+    ...(attrs.segments ? [ir.input("segmentIds", [B, T], "i32")] : []),
+  ];
 }

@@ -16,17 +16,23 @@ import { tuneChoice } from "../../runtime/gpu/kernel-tuning.ts";
 import { attentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import { matmulKernel, matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { doubledAlpha } from "../support/matmul-candidates.ts";
 
 const FAST = { rounds: 2, dispatches: 2, warmupMs: 0 };
 
+/** The matmul kernels of the strategy the engine takes on `gpu`. */
+function engineMatmul(gpu: GpuDevice): MatmulKernel {
+  const strategy = matmulStrategyFor(gpu.adapter, {});
+  assert.ok(strategy.ok);
+  return (o, s) => matmulKernel(o, s, strategy.value);
+}
+
 test(
   "the score-matrix probe passes on the engine's matmul kernels, forward and backward, and fails on a wrong matmul",
   withGpu(async (gpu) => {
-    const strategy = matmulStrategyFor(gpu.adapter, {});
-    assert.ok(strategy.ok);
-    const matmul: MatmulKernel = (o, s) => matmulKernel(o, s, strategy.value);
+    const matmul = engineMatmul(gpu);
     for (const direction of ["forward", "backward"] as const) {
       const check = await checkKernel(gpu, scoresAttentionProbe(matmul, 64, direction, "f32", 1e-4));
       assert.ok(check.verified, `${direction}: ${check.failure}`);
@@ -40,9 +46,7 @@ test(
 test(
   "the path job checks and times the fused kernels and the score-matrix sequence, each as one run",
   withGpu(async (gpu) => {
-    const strategy = matmulStrategyFor(gpu.adapter, {});
-    assert.ok(strategy.ok);
-    const matmul: MatmulKernel = (o, s) => matmulKernel(o, s, strategy.value);
+    const matmul = engineMatmul(gpu);
     const fused = { forward: attentionForwardKernel, backward: attentionBackwardKernels };
     for (const direction of ["forward", "backward"] as const) {
       // head dim 512: 8 heads of 64 tokens keep the timed problem small here
