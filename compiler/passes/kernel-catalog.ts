@@ -6,6 +6,7 @@
 // library kernel's own options express (matmul's bias, alpha and beta·C).
 import { numel, type Node, type Op } from "../ir/node.ts";
 import { isContiguous, type View } from "./views.ts";
+import { storageBytes } from "../../stdlib/kernels/dtype.ts";
 
 /**
  * How an absorbed epilogue node combines with the kernel's result. "low-rank": + T·op(L), a
@@ -44,8 +45,10 @@ const innerContiguous = (_n: Node, _i: number, v: View) => v.strides[v.strides.l
 const contiguous = (_n: Node, _i: number, v: View) => isContiguous(v);
 const last = (n: Node) => n.shape[n.shape.length - 1];
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / last(x), cols: last(x) });
+// side outputs are buffers of their own, each rounded up as storage is (storageBytes)
+const f32Buffer = (elements: number) => storageBytes("f32", elements);
 // the log-sum-exp an attention launch writes per query row and head of its (B, T, Hq, D) output, f32
-const logSumExpBytes = (n: Node) => 4 * n.shape[0] * n.shape[1] * n.shape[2];
+const logSumExpBytes = (n: Node) => f32Buffer(n.shape[0] * n.shape[1] * n.shape[2]);
 
 /** The inner size K of a matmul node. */
 export function matmulInner(n: Node): number {
@@ -136,7 +139,7 @@ export const catalog: readonly CatalogEntry[] = [
     uniforms: (n) => rowsCols(n),
     // rstd (and LayerNorm's mean) per row, saved for the backward; counted with the output,
     // which lives about as long
-    extraBytes: (n) => (n.op === "rms_norm" ? 4 : 8) * rowsCols(n).rows,
+    extraBytes: (n) => (n.op === "rms_norm" ? 1 : 2) * f32Buffer(rowsCols(n).rows),
   },
   {
     name: "norm_backward",
@@ -216,7 +219,7 @@ export const catalog: readonly CatalogEntry[] = [
       return { rows: logits.shape[0], vocab: logits.shape[1] };
     },
     // the per-token losses
-    extraBytes: (n) => (n.op === "cross_entropy" ? 4 * n.inputs[0].shape[0] : 0),
+    extraBytes: (n) => (n.op === "cross_entropy" ? f32Buffer(n.inputs[0].shape[0]) : 0),
   },
   {
     name: "reduce",

@@ -2,7 +2,8 @@
 // launch preparers do (runtime/execute/library/): buffers the host writes (the embedding
 // backward's token groups, RoPE's positions and its table, attention's padding and segment masks
 // and ALiBi slopes)
-// and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, the scores
+// and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, a decode
+// attention's partial sums, the scores
 // of attention on the score-matrix path where the device takes it (`scores`), and the
 // norms a checkpointed backward recomputes (output and statistics), with the unused weight
 // gradients of frozen norms. The workspace is one buffer per (request index, size) of a launch,
@@ -11,6 +12,7 @@
 import { numel, type Node } from "../ir/node.ts";
 import type { Launch, Schedule } from "../passes/schedule.ts";
 import { tensorView } from "../passes/views.ts";
+import { decodePartialsSize, decodeSplitLength } from "../../stdlib/kernels/attention-decode.ts";
 import { denseView } from "../../stdlib/kernels/attention-layout.ts";
 import { scoresChunkHeads, takesScores, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { bytesPerElement, storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
@@ -36,9 +38,13 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
       case "attention":
       case "cached_attention": {
         host += maskBytes(first, 0);
-        // a decode step (one query row) never takes the score-matrix path
-        const heads = scores && takesScores(scores.forward, first.shape[3]) ? scoresHeads(launch, first, 0, scores) : undefined;
-        if (heads) take("f32", heads * first.shape[1] * first.inputs[1].shape[1]);
+        const [batch, T, queryHeads, headDim] = first.shape;
+        // cached_attention's keys: the cache's positions and the new one
+        const S = first.inputs[1].shape[1] + (launch.kernel === "cached_attention" ? 1 : 0);
+        // one query row (decode): the split kernels' partial sums; else, on the score-matrix path, a chunk's scores
+        if (T === 1) take("f32", decodePartialsSize({ batch, queryHeads, kvHeads: first.inputs[1].shape[2], queryLength: T, keyLength: S, headDim }, decodeSplitLength(S)));
+        const heads = scores && takesScores(scores.forward, headDim) ? scoresHeads(launch, first, 0, scores) : undefined;
+        if (heads) take("f32", heads * T * S);
         break;
       }
       case "attention_backward": {

@@ -3,10 +3,12 @@
 // every family's tiny forward, full, checkpointed and LoRA training graphs. The executor's scratch
 // also holds the side outputs, which the plan counts in its arena; what is left must match within
 // 1% of the scratch (the contiguous copies of views are not counted). LoRA training runs again
-// with attention on the score-matrix path, whose scores the workspace then holds.
+// with attention on the score-matrix path, whose scores the workspace then holds; and a decode
+// step over the KV cache, whose attention keeps partial sums in the workspace.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import type { Graph, Node } from "../../compiler/ir/node.ts";
+import { numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { buildCachedStep, CACHE } from "../../runtime/generate/cached-graph.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { launchScratchBytes } from "../../compiler/plan/launch-scratch.ts";
@@ -16,7 +18,7 @@ import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-score
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { Random } from "../../runtime/random.ts";
 import { familyNames } from "../../stdlib/families/index.ts";
-import { fixtureGraph, trainingOf } from "../execute/support.ts";
+import { feedsOf, fixtureGraph, trainingOf } from "../execute/support.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
 import { expectOk } from "../support/result.ts";
@@ -58,6 +60,21 @@ for (const name of familyNames) {
       await compare(gpu, `${name} LoRA training`, trainingOf(adapted), adapterFeeds);
       const scores = { forward: true, backward: true };
       if (await compare(gpu, `${name} LoRA training, attention on the score-matrix path`, trainingOf(adapted), adapterFeeds, undefined, scores)) scoresFamilies.add(name);
+    }),
+  );
+}
+
+for (const name of familyNames) {
+  test(
+    `${name}: a decode step over the KV cache plans the scratch it allocates (the decode kernels' partial sums)`,
+    withGpu(async (gpu) => {
+      const fixture = await loadFixture(name);
+      const [batch, past] = [2, 9];
+      const step = expectOk(buildCachedStep(fixture.family, fixture.config, { batch, past, fresh: 1 }));
+      // every i32 input zero (token ids, positions, GLM prefix lengths) but the key ranges, which end after the new key
+      const ints: Record<string, number[]> = { [CACHE.keyRange]: [0, past + 1, 3, past + 1] };
+      for (const n of topoSort(step.outputs.values())) if (n.op === "input" && n.dtype === "i32" && !ints[n.attrs.name!]) ints[n.attrs.name!] = new Array(numel(n.shape)).fill(0);
+      await compare(gpu, `${name} decode step`, step, feedsOf(step, ints, 6));
     }),
   );
 }
