@@ -7,9 +7,8 @@ import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { kernelKey, kernelSource } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import { engineAttentionScores } from "../gpu/attention-path-tuning.ts";
 import { engineGemv } from "../gpu/gemv-tuning.ts";
-import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
+import { checkedAttentionScores, checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { launchPreparers } from "./executor.ts";
 import type { SideOutputs } from "./steps.ts";
@@ -29,11 +28,13 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
   };
   const matmulStrategy = checkedMatmulStrategy(gpu);
   if (!matmulStrategy.ok) return matmulStrategy;
+  const attentionScores = checkedAttentionScores(gpu, matmulStrategy.value);
+  if (!attentionScores.ok) return attentionScores;
   const ctx = {
     gpu,
     matmulStrategy: matmulStrategy.value,
     gemv: engineGemv(gpu),
-    attentionScores: engineAttentionScores(gpu),
+    attentionScores: attentionScores.value,
     tensorOf: (n: Node) => {
       let t = tensors.get(n);
       if (!t) tensors.set(n, (t = createTensor(gpu, n.dtype, numel(n.shape) ? n.shape : [1], `%${n.id}`)));

@@ -18,10 +18,9 @@ import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import { engineAttentionScores } from "../gpu/attention-path-tuning.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { engineGemv } from "../gpu/gemv-tuning.ts";
-import { checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
+import { checkedAttentionScores, checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { BoundSteps } from "./bound-steps.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
@@ -117,7 +116,9 @@ export class GraphExecutor {
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
     const strategy = checkedMatmulStrategy(gpu);
     if (!strategy.ok) return strategy;
-    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, options.attentionScores ?? engineAttentionScores(gpu));
+    const attentionScores = options.attentionScores ? ok(options.attentionScores) : checkedAttentionScores(gpu, strategy.value);
+    if (!attentionScores.ok) return attentionScores;
+    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, attentionScores.value);
     for (const launch of schedule.launches) {
       for (const { view } of launch.inputs) {
         if (!ex.nf4Weight(view.base)) ex.bufferOf(view.base);

@@ -6,25 +6,24 @@
 // faster depends on the card, so where the engine runs attention on subgroup matrices the device
 // times both, forward and backward each, at the families' head dims on causal attention over 1024
 // tokens (after the layouts are tuned, so the fused side is the engine's), and the engine then
-// takes the faster one at that head dim. SFT_ATTENTION=scores asks for the score matrix wherever
-// it applies; any other SFT_ATTENTION keeps the fused kernels.
+// takes the faster one at that head dim, for every sequence length and batch (timed at one).
+// SFT_ATTENTION=scores asks for the score matrix wherever it applies; any other SFT_ATTENTION
+// keeps the fused kernels.
 import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { attentionForwardKernelFor, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
-import { denseView } from "../../stdlib/kernels/attention-layout.ts";
-import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
-import { scoresBackwardKernels, scoresForwardKernels, type MatmulKernelFor } from "../../stdlib/kernels/attention-scores-steps.ts";
+import { scoresBackwardKernels, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { scoresChunkHeads, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { onSubgroupMatrices, type BoundKernel, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { invariant, type Result } from "../../compiler/diagnostics.ts";
-import { matmulKernel, matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf, matmulStrategyFor, type MatmulKernel, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { attentionAdapter, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
 import type { GpuDevice } from "./device.ts";
 import { engineGemv } from "./gemv-tuning.ts";
-import { causalVariant, scoresAttentionProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe, timingValues } from "./kernel-probe-cases.ts";
+import { causalTimingAttention, causalVariant, scoresAttentionProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
 import type { ProbeCase } from "./kernel-probe.ts";
 import { engineTuningOptions, tuneChoice, tuningDisabled, type Env, type TuningJob, type TuningOptions, type TuningOutcome } from "./kernel-tuning.ts";
 import { tunedMatmulTiling } from "./matmul-tuning.ts";
@@ -41,49 +40,54 @@ export interface FusedKernels {
 const TUNED_HEAD_DIMS = [128, 256];
 const TUNING_TOKENS = 1024;
 
-/** Per device, direction and head dim: whether the score matrix was the faster path. */
-const tuned = new WeakMap<GpuDevice, Map<string, boolean>>();
+/** Per device, direction and head dim: whether the score matrix was the faster path, on the matmul strategy timed. */
+const tuned = new WeakMap<GpuDevice, Map<string, { scores: boolean; strategy: string }>>();
 
-/**
- * The engine's attention path on `gpu`: SFT_ATTENTION=scores takes the score matrix wherever it
- * applies, another SFT_ATTENTION the fused kernels; otherwise the head dims whose tuning chose it.
- */
-export function engineAttentionScores(gpu: GpuDevice, env: Env = process.env): AttentionScoresChoice {
-  const wanted = env.SFT_ATTENTION?.trim();
-  if (wanted) return { forward: wanted === "scores", backward: wanted === "scores" };
-  const chosen = (direction: AttentionDirection) => TUNED_HEAD_DIMS.filter((d) => tuned.get(gpu)?.get(`${direction} ${d}`));
-  return { forward: chosen("forward"), backward: chosen("backward") };
+/** Whether SFT_ATTENTION asks for the score matrix wherever it applies. */
+export function scoresRequested(env: Env = process.env): boolean {
+  return env.SFT_ATTENTION?.trim() === "scores";
 }
 
-/** The engine's matmul kernels on `gpu` as tuning sees them (its strategy before the self-check, its decode workgroup). */
-function engineMatmul(gpu: GpuDevice, env: Env): MatmulKernelFor | undefined {
-  const strategy = matmulStrategyFor(gpu.adapter, env, tunedMatmulTiling(gpu));
-  if (!strategy.ok) return undefined;
-  const gemv = engineGemv(gpu);
-  return (o, s) => matmulKernel(o, s, strategy.value, gemv);
+/**
+ * The engine's attention path on `gpu` with the matmul `strategy` it runs: SFT_ATTENTION=scores
+ * takes the score matrix wherever it applies, another SFT_ATTENTION the fused kernels; otherwise
+ * the head dims whose tuning chose it on this very strategy (a matmul that failed its self-check
+ * after the tuning leaves the fused kernels, which were not timed against it).
+ */
+export function engineAttentionScores(gpu: GpuDevice, strategy: MatmulStrategy, env: Env = process.env): AttentionScoresChoice {
+  if (env.SFT_ATTENTION?.trim()) return { forward: scoresRequested(env), backward: scoresRequested(env) };
+  const chosen = (direction: AttentionDirection) =>
+    TUNED_HEAD_DIMS.filter((d) => {
+      const t = tuned.get(gpu)?.get(`${direction} ${d}`);
+      return t?.scores && t.strategy === JSON.stringify(strategy);
+    });
+  return { forward: chosen("forward"), backward: chosen("backward") };
 }
 
 /**
  * The two paths of `direction` at `headDim` as candidates (choice: whether the score matrix), timed
- * on causal attention over `tokens` tokens (4096 / D heads, one chunk) with f32 storage: `fused`,
- * the engine's fused kernels (the forward kernel, or delta, dK/dV and dQ), and the score-matrix
- * sequence on `matmul`.
+ * on causal attention of two batch rows of `tokens` tokens (4096 / D heads, f32 storage, as a
+ * LoRA step's activations are; the score matrix's launches are per batch row and chunk of heads):
+ * `fused`, the engine's fused kernels (the forward kernel, or delta, dK/dV and dQ), and the
+ * score-matrix sequence on `matmul`, whose probe also checks `storage` dtypes.
  */
-export function attentionPathJob(direction: AttentionDirection, headDim: number, fused: FusedKernels, matmul: MatmulKernelFor, tokens = TUNING_TOKENS): TuningJob<boolean> | undefined {
-  const heads = Math.max(1, 4096 / headDim);
-  const shape: AttentionShape = { batch: 1, queryHeads: heads, kvHeads: heads, queryLength: tokens, keyLength: tokens, headDim };
-  const elements = tokens * heads * headDim;
-  const view = denseView("bthd", tokens, heads, headDim);
-  const views = { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bthd", tokens, heads, headDim, elements) };
+export function attentionPathJob(
+  direction: AttentionDirection,
+  headDim: number,
+  fused: FusedKernels,
+  matmul: MatmulKernel,
+  { tokens = TUNING_TOKENS, storage = ["f32"] }: { tokens?: number; storage?: readonly AttentionVariant["dtype"][] } = {},
+): TuningJob<boolean> | undefined {
+  const { shape, views, scale, mask, elements, rows, pattern, zeros } = causalTimingAttention(headDim, tokens, 2);
   const chunk = scoresChunkHeads(shape, Object.values(views), 4);
   if (!chunk) return undefined;
-  const [scale, mask] = [1 / Math.sqrt(headDim), { causal: true, queryOffset: 0 }];
   const variant = causalVariant(headDim, "f32");
   const call = { shape, variant, scale, heads: chunk };
   const forward = direction === "forward";
+  const backwardUniforms = attentionBackwardUniforms(shape, views, scale, mask);
   const fusedKernels: BoundKernel[] = forward
     ? [{ spec: fused.forward(variant), uniforms: attentionForwardUniforms(shape, views, scale, mask) }]
-    : ((kernels) => ["delta", "dkdv", "dq"].map((k) => ({ spec: kernels[k as keyof AttentionBackwardKernels], uniforms: attentionBackwardUniforms(shape, views, scale, mask) })))(fused.backward(variant));
+    : (["delta", "dkdv", "dq"] as const).map((k) => ({ spec: fused.backward(variant)[k], uniforms: backwardUniforms }));
   // the products' precision: f16 operands on subgroup matrices
   const inputs = onSubgroupMatrices(matmul({ a: "f32", b: "f32", out: "f32", transA: false, transB: true }, { batch: 1, m: 64, n: 64, k: 64 })) ? "f16" : "f32";
   const candidates = [
@@ -96,19 +100,16 @@ export function attentionPathJob(direction: AttentionDirection, headDim: number,
     {
       name: "score matrix on the matmul kernels",
       choice: true,
-      probe: scoresAttentionProbe(matmul, headDim, direction, inputs, forward ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance()),
+      probe: scoresAttentionProbe(matmul, headDim, direction, inputs, forward ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(), storage),
       kernels: forward ? scoresForwardKernels(call, views, matmul) : scoresBackwardKernels(call, views, matmul),
     },
   ];
-  // inputs in [-0.5, 0.5): scores stay near 0, so with lse and delta 0 the backward's P stays near 1
-  const pattern = () => ({ dtype: "f32" as const, data: timingValues(elements, 0.5) });
-  const zeros = (n: number) => ({ dtype: "f32" as const, data: new Float32Array(n) });
   const scores = chunk * tokens * tokens;
   const tensors = (): ProbeCase["tensors"] => ({
-    ...{ q: pattern(), k: pattern(), v: pattern(), o: forward ? zeros(elements) : pattern(), lse: zeros(heads * tokens), scores: zeros(scores) },
-    ...(forward ? {} : { dout: pattern(), delta: zeros(heads * tokens), dq: zeros(elements), dkv: zeros(2 * elements), grad: zeros(scores) }),
+    ...{ q: pattern(), k: pattern(), v: pattern(), o: forward ? zeros(elements) : pattern(), lse: zeros(rows), scores: zeros(scores) },
+    ...(forward ? {} : { dout: pattern(), delta: zeros(rows), dq: zeros(elements), dkv: zeros(2 * elements), grad: zeros(scores) }),
   });
-  return { candidates, problem: { label: `causal attention ${direction}, ${tokens} tokens, ${heads} heads of ${headDim}, f32`, tensors } };
+  return { candidates, problem: { label: `causal attention ${direction}, ${shape.batch} x ${tokens} tokens, ${shape.queryHeads} heads of ${headDim}, f32`, tensors } };
 }
 
 /**
@@ -118,8 +119,11 @@ export function attentionPathJob(direction: AttentionDirection, headDim: number,
  */
 export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { tokens?: number } = engineTuningOptions(env)): Promise<TuningOutcome[]> {
   if (tuningDisabled(env) || env.SFT_ATTENTION?.trim()) return [];
-  const matmul = engineMatmul(gpu, env);
-  if (!matmul) return [];
+  // the strategy the engine takes if its self-check passes (the check follows the tunings)
+  const strategy = matmulStrategyFor(gpu.adapter, env, tunedMatmulTiling(gpu));
+  if (!strategy.ok) return [];
+  const matmul = matmulKernelsOf(strategy.value, engineGemv(gpu));
+  const storage = gpu.hasF16 ? (["f32", "f16"] as const) : (["f32"] as const);
   const adapter = attentionAdapter(gpu);
   const outcomes: TuningOutcome[] = [];
   const forward = (v: AttentionVariant) => attentionForwardKernelFor(adapter, v, env, tunedAttentionLayout(gpu, v.headDim));
@@ -132,12 +136,12 @@ export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env,
       // where the fused kernels run on subgroup matrices at this head dim (CPU adapters keep them)
       const onMatrices = direction === "forward" ? f.ok && onSubgroupMatrices(f.value) : b.ok && (onSubgroupMatrices(b.value.dq) || onSubgroupMatrices(b.value.dkdv));
       if (!onMatrices) continue;
-      const job = attentionPathJob(direction, headDim, fused, matmul, options.tokens);
+      const job = attentionPathJob(direction, headDim, fused, matmul, { tokens: options.tokens, storage });
       if (!job) continue;
       const tuning = await tuneChoice(gpu, `attention ${direction} path, head dim ${headDim}`, job, options);
       if (!tuning) continue;
-      const byJob = tuned.get(gpu) ?? new Map<string, boolean>();
-      tuned.set(gpu, byJob.set(`${direction} ${headDim}`, tuning.choice));
+      const byJob = tuned.get(gpu) ?? new Map<string, { scores: boolean; strategy: string }>();
+      tuned.set(gpu, byJob.set(`${direction} ${headDim}`, { scores: tuning.choice, strategy: JSON.stringify(strategy.value) }));
       outcomes.push(tuning.outcome);
     }
   }

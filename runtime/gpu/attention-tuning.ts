@@ -26,11 +26,9 @@ import {
   type SubgroupAttentionLayout,
 } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
-import { denseView } from "../../stdlib/kernels/attention-layout.ts";
-import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
-import { attentionBackwardCases, attentionCases, causalVariant, timingValues } from "./kernel-probe-cases.ts";
+import { attentionBackwardCases, attentionCases, causalTimingAttention, causalVariant } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
@@ -105,25 +103,14 @@ export function attentionLayoutJob(
   kernel: AttentionKernel = "forward",
   tokens = TUNING_TOKENS,
 ): TuningJob<SubgroupAttentionLayout, KernelCandidate<SubgroupAttentionLayout>> {
-  const heads = Math.max(1, 4096 / headDim);
-  const shape: AttentionShape = { batch: 1, queryHeads: heads, kvHeads: heads, queryLength: tokens, keyLength: tokens, headDim };
-  const elements = tokens * heads * headDim;
-  const view = denseView("bthd", tokens, heads, headDim);
-  const [scale, mask] = [1 / Math.sqrt(headDim), { causal: true, queryOffset: 0 }];
-  const uniforms =
-    kernel === "forward"
-      ? attentionForwardUniforms(shape, { q: view, k: view, v: view, o: view }, scale, mask)
-      : attentionBackwardUniforms(shape, { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bthd", tokens, heads, headDim, elements) }, scale, mask);
+  const { shape, views, scale, mask, elements, rows, pattern, zeros } = causalTimingAttention(headDim, tokens, 1);
+  const uniforms = kernel === "forward" ? attentionForwardUniforms(shape, views, scale, mask) : attentionBackwardUniforms(shape, views, scale, mask);
   const variant = causalVariant(headDim, "f32");
   const candidates = layouts.map((layout) => ({ name: attentionLayoutName(layout), choice: layout, probe: layoutProbe(kernel, layout, headDim), spec: layoutKernel(kernel, variant, layout), uniforms }));
-  // inputs in [-0.5, 0.5): scores stay near 0, so with lse and delta 0 the backward's P stays near 1
-  const pattern = () => ({ dtype: "f32" as const, data: timingValues(elements, 0.5) });
-  const zeros = (n: number) => ({ dtype: "f32" as const, data: new Float32Array(n) });
-  const outputs: ProbeCase["tensors"] =
-    kernel === "forward" ? { o: zeros(elements), lse: zeros(heads * tokens) } : kernel === "dq" ? { dq: zeros(elements) } : { dkv: zeros(2 * elements) };
-  const backwardInputs: ProbeCase["tensors"] = kernel === "forward" ? {} : { dout: pattern(), lse: zeros(heads * tokens), delta: zeros(heads * tokens) };
+  const outputs: ProbeCase["tensors"] = kernel === "forward" ? { o: zeros(elements), lse: zeros(rows) } : kernel === "dq" ? { dq: zeros(elements) } : { dkv: zeros(2 * elements) };
+  const backwardInputs: ProbeCase["tensors"] = kernel === "forward" ? {} : { dout: pattern(), lse: zeros(rows), delta: zeros(rows) };
   const problem: TuningProblem = {
-    label: `causal attention, ${tokens} tokens, ${heads} heads of ${headDim}, f32`,
+    label: `causal attention, ${tokens} tokens, ${shape.queryHeads} heads of ${headDim}, f32`,
     tensors: () => ({ q: pattern(), k: pattern(), v: pattern(), ...backwardInputs, ...outputs }),
   };
   return { candidates, problem };

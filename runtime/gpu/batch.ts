@@ -1,6 +1,7 @@
 // Records many kernel dispatches into one command encoder and submits them together.
 // Uniforms of all dispatches share arena buffers (one slot each); with `timestamps` every
-// dispatch gets its own compute pass bracketed by GPU timestamps.
+// dispatch gets its own compute pass bracketed by GPU timestamps, or, between beginTimedGroup and
+// endTimedGroup, the group's dispatches share one timed pass (one timing for them all).
 import { invariant } from "../../compiler/diagnostics.ts";
 import { packUniforms, uniformBytes, UNIFORM_ARENA_BYTES as ARENA_BYTES, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
@@ -31,6 +32,8 @@ export interface BatchOptions {
 export class CommandBatch {
   private encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | undefined;
+  /** The timed pass of the open group (beginTimedGroup). */
+  private group: GPUComputePassEncoder | undefined;
   private arenas: UniformArena[] = [];
   private readonly timed: boolean;
   private querySet: GPUQuerySet | undefined;
@@ -70,16 +73,34 @@ export class CommandBatch {
     invariant(x <= limit && y <= limit && z <= limit, `${spec.name}: grid [${x},${y},${z}] exceeds ${limit}`);
     this.recorded++;
     if (x === 0 || y === 0 || z === 0) return; // empty tensor: nothing to do
-    const pass = this.timed ? this.timedPass(spec, compiled.key) : (this.pass ??= this.encoder.beginComputePass());
+    const pass = this.group ?? (this.timed ? this.timedPass(spec.name, compiled.key) : (this.pass ??= this.encoder.beginComputePass()));
     pass.setPipeline(compiled.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
-    if (this.timed) pass.end();
+    if (this.timed && !this.group) pass.end();
+  }
+
+  /**
+   * Until endTimedGroup, dispatches go into one pass timed as a whole, named `name` in the
+   * timings (as the engine runs them: one pass, the barriers between them included). Without
+   * timing, dispatches are recorded as usual.
+   */
+  beginTimedGroup(name: string): void {
+    invariant(!this.group, "timed groups do not nest");
+    if (!this.timed) return;
+    this.endPass();
+    this.group = this.timedPass(name, name);
+  }
+
+  endTimedGroup(): void {
+    this.group?.end();
+    this.group = undefined;
   }
 
   /** Records a whole-buffer copy (same byte size). */
   copy(src: GpuTensor, dst: GpuTensor): void {
-    invariant(src.byteSize === dst.byteSize, `copy ${src.label} -> ${dst.label}: sizes differ`);
+    invariant(src.byteSize === dst.byteSize && !src.byteOffset && !dst.byteOffset, `copy ${src.label} -> ${dst.label}: sizes differ, or a window`);
+    invariant(!this.group, "a copy inside a timed group");
     this.endPass();
     this.encoder.copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.byteSize);
   }
@@ -127,11 +148,11 @@ export class CommandBatch {
     return { arena, offset };
   }
 
-  private timedPass(spec: KernelSpec, key: string): GPUComputePassEncoder {
+  private timedPass(name: string, key: string): GPUComputePassEncoder {
     if (this.timedKernels.length === MAX_TIMED_DISPATCHES) this.flush();
     this.querySet ??= this.gpu.device.createQuerySet({ type: "timestamp", count: 2 * MAX_TIMED_DISPATCHES });
     const i = this.timedKernels.length;
-    this.timedKernels.push({ name: spec.name, key });
+    this.timedKernels.push({ name, key });
     return this.encoder.beginComputePass({
       timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
     });

@@ -1,23 +1,22 @@
 // The problems of the self-check's probes, each with its float64 answer: matmuls off every tile,
 // and causal attention forward and backward at the families' head dims. Sizes are small and off
 // the kernels' tiles, so a probe runs in milliseconds and catches edge handling.
-import { attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
+import { attentionBackwardUniforms, type AttentionBackwardKernels, type BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
-import { denseView } from "../../stdlib/kernels/attention-layout.ts";
+import { denseView, viewIndex } from "../../stdlib/kernels/attention-layout.ts";
 import { scoresBackwardKernels, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
+import { WINDOW_ALIGNMENT } from "../../stdlib/kernels/attention-scores.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
-import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { bytesPerElement, roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
-import { matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulRef, matmulUniforms, type MatmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { Random } from "../random.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import type { TuningProblem } from "./kernel-tuning.ts";
 
-/** A matmul kernel builder, as the strategies give them. */
-export type MatmulKernel = (o: MatmulOptions, s: MatmulShape) => KernelSpec;
 /** x Wᵀ in f32 with W stored (N, K), as a model's linears multiply. */
 export const WEIGHTS: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
 
@@ -32,6 +31,31 @@ export function weightProductProblem(shape: MatmulShape): TuningProblem {
   return {
     label: `${m}x${k} times (${n}, ${k})ᵀ, f32`,
     tensors: () => ({ a: { dtype: "f32", data: timingValues(m * k) }, b: { dtype: "f32", data: timingValues(n * k) }, c: { dtype: "f32", data: new Float32Array(m * n) } }),
+  };
+}
+
+/**
+ * Causal self-attention to time kernels on: `batch` rows of `tokens` tokens, 4096 / D heads (a
+ * 7B model's width), dense (B, L, H, D) f32 operands (dK and dV in one buffer), and their
+ * contents: inputs in [-0.5, 0.5), so scores stay near 0 and, with the log-sum-exp and delta 0, a
+ * backward's P stays near 1.
+ */
+export function causalTimingAttention(headDim: number, tokens: number, batch: number) {
+  const heads = Math.max(1, 4096 / headDim);
+  const shape: AttentionShape = { batch, queryHeads: heads, kvHeads: heads, queryLength: tokens, keyLength: tokens, headDim };
+  const elements = batch * tokens * heads * headDim;
+  const view = denseView("bthd", tokens, heads, headDim);
+  const views: BackwardViews = { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bthd", tokens, heads, headDim, elements) };
+  return {
+    shape,
+    views,
+    scale: 1 / Math.sqrt(headDim),
+    mask: { causal: true, queryOffset: 0 },
+    elements,
+    /** Query rows of all heads: the log-sum-exp's and delta's length. */
+    rows: batch * heads * tokens,
+    pattern: () => ({ dtype: "f32" as const, data: timingValues(elements, 0.5) }),
+    zeros: (n: number) => ({ dtype: "f32" as const, data: new Float32Array(n) }),
   };
 }
 
@@ -199,49 +223,84 @@ export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVaria
 
 /**
  * Attention through a materialized score matrix (attention-scores-steps.ts) on the `matmul`
- * kernels, at `headDim` with f32 storage: causal attention of 40 queries over 40 keys in 2 batch
- * rows of 2 heads, dense (B, H, L, D), in chunks of one head (so every product reads windows at a
- * later batch row and head). The forward's O and log-sum-exp, or the backward's dQ, dK and dV (fed
- * the reference's O and log-sum-exp; delta is the sequence's own), against the float64 reference
- * on Q, K, V and dO rounded to `inputs`, the precision the products multiply in.
+ * kernels, at `headDim`, one case per storage dtype of `storage`: causal attention of 40 queries
+ * over 40 keys in 2 batch rows of 2 heads, (B, L, H, D) as projections lay them out, in chunks of
+ * one head where it can be bound (so every product reads windows at a later batch row and head). The forward's O and
+ * log-sum-exp, or the backward's dQ, dK and dV (fed the reference's O and log-sum-exp; delta is
+ * the sequence's own), against the float64 reference on Q, K, V and dO rounded to `inputs`, the
+ * precision the products multiply in.
  */
-export function scoresAttentionProbe(matmul: MatmulKernel, headDim: number, direction: "forward" | "backward", inputs: StorageDType, tolerance: number): KernelProbe {
+export function scoresAttentionProbe(
+  matmul: MatmulKernel,
+  headDim: number,
+  direction: "forward" | "backward",
+  inputs: StorageDType,
+  tolerance: number,
+  storage: readonly AttentionVariant["dtype"][] = ["f32"],
+): KernelProbe {
   const what = `attention ${direction}`;
-  return { op: direction === "forward" ? "attention" : "attention backward", kernel: `score-matrix ${what} (head dim ${headDim})`, fallback: `fused ${what}`, tolerance, cases: () => [scoresAttentionCase(matmul, headDim, direction, inputs)] };
+  return {
+    op: direction === "forward" ? "attention" : "attention backward",
+    kernel: `score-matrix ${what} (head dim ${headDim}, ${storage.join(" and ")} storage)`,
+    fallback: `fused ${what}`,
+    tolerance,
+    cases: () => storage.map((dtype) => scoresAttentionCase(matmul, causalVariant(headDim, dtype), direction, inputs)),
+  };
 }
 
-function scoresAttentionCase(matmul: MatmulKernel, headDim: number, direction: "forward" | "backward", inputs: StorageDType): ProbeCase {
+/** scoresAttentionProbe's cases forward and backward at each of `headDims`, as one probe of the path. */
+export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[], inputs: StorageDType, tolerance: number, storage: readonly AttentionVariant["dtype"][]): KernelProbe {
+  return {
+    op: "attention scores",
+    kernel: `score-matrix attention, forward and backward (head dims ${headDims.join(", ")})`,
+    fallback: "fused attention",
+    tolerance,
+    cases: () => headDims.flatMap((d) => (["forward", "backward"] as const).flatMap((direction) => scoresAttentionProbe(matmul, d, direction, inputs, tolerance, storage).cases())),
+  };
+}
+
+function scoresAttentionCase(matmul: MatmulKernel, variant: AttentionVariant, direction: "forward" | "backward", inputs: StorageDType): ProbeCase {
   const rng = new Random(5014);
+  const { headDim: D, dtype } = variant;
   const [B, H, T] = [2, 2, 40];
-  const shape: AttentionShape = { batch: B, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim };
-  const variant = causalVariant(headDim, "f32");
-  const [mask, scale] = [{ causal: true, queryOffset: 0 }, 1 / Math.sqrt(headDim)];
-  const [q, k, v, dout] = [0, 1, 2, 3].map(() => Float64Array.from(rng.normalArray(B * H * T * headDim)));
+  const shape: AttentionShape = { batch: B, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim: D };
+  const [mask, scale] = [{ causal: true, queryOffset: 0 }, 1 / Math.sqrt(D)];
+  // dense (B, H, L, D) values as stored (rounded to the storage dtype), and their (B, L, H, D) layout
+  const [q, k, v, dout] = [0, 1, 2, 3].map(() => roundToDType(dtype, rng.normalArray(B * H * T * D)));
+  const view = denseView("bthd", T, H, D);
+  const laidOut = (dense: ArrayLike<number>) => {
+    const out = new Float64Array(dense.length);
+    for (let i = 0; i < dense.length; i++) out[viewIndex(view, Math.floor(i / (H * T * D)), Math.floor(i / D) % T, Math.floor(i / (T * D)) % H, i % D)] = dense[i];
+    return out;
+  };
   const problem = { shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask };
   const forward = attentionForwardReference(problem);
-  const view = denseView("bhtd", T, H, headDim);
+  const stored = (data: ArrayLike<number>) => ({ dtype, data: laidOut(data) });
   const f32 = (data: ArrayLike<number>) => ({ dtype: "f32" as const, data });
-  const scores = f32(new Float64Array(T * T)); // one head's (T, S)
-  const call = { shape, variant, scale, heads: 1 };
-  const label = `causal attention T ${T}, ${B} batch rows of ${H} heads, head dim ${headDim}, chunks of one head`;
+  const zeros = (n: number) => ({ dtype, data: new Float64Array(n) });
+  // chunks of one head where a head's window starts at a bindable offset, else all heads in one
+  const call = { shape, variant, scale, heads: (D * bytesPerElement(dtype)) % WINDOW_ALIGNMENT === 0 ? 1 : H };
+  const scores = f32(new Float64Array(call.heads * T * T)); // a chunk's (heads, T, S)
+  const label = `causal attention T ${T}, ${B} batch rows of ${H} heads, head dim ${D}, ${dtype} storage, chunks of ${call.heads} head${call.heads > 1 ? "s" : ""}`;
+  const read = { q: stored(q), k: stored(k), v: stored(v) };
   if (direction === "forward") {
     return {
       label,
       kernels: scoresForwardKernels(call, { q: view, k: view, v: view, o: view }, matmul),
-      tensors: { q: f32(q), k: f32(k), v: f32(v), o: f32(new Float64Array(q.length)), lse: f32(new Float64Array(B * H * T)), scores },
-      expected: { o: forward.out, lse: forward.logSumExp },
+      tensors: { ...read, o: zeros(q.length), lse: f32(new Float64Array(B * H * T)), scores },
+      expected: { o: laidOut(forward.out), lse: forward.logSumExp },
     };
   }
   const grads = attentionBackwardReference(problem, roundToDType(inputs, dout));
-  const views = { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bhtd", T, H, headDim, k.length) };
+  const views = { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bthd", T, H, D, k.length) };
   return {
     label,
     kernels: scoresBackwardKernels(call, views, matmul),
     tensors: {
-      ...{ q: f32(q), k: f32(k), v: f32(v), o: f32(forward.out), dout: f32(dout), lse: f32(forward.logSumExp) },
-      ...{ delta: f32(new Float64Array(B * H * T)), dq: f32(new Float64Array(q.length)), dkv: f32(new Float64Array(2 * k.length)), scores, grad: scores },
+      ...{ ...read, o: stored(forward.out), dout: stored(dout), lse: f32(forward.logSumExp) },
+      ...{ delta: f32(new Float64Array(B * H * T)), dq: zeros(q.length), dkv: zeros(2 * k.length), scores, grad: scores },
     },
-    expected: { dq: grads.dq, dk: grads.dk, dv: grads.dv },
+    expected: { dq: laidOut(grads.dq), dk: laidOut(grads.dk), dv: laidOut(grads.dv) },
     placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
   };
 }

@@ -12,8 +12,8 @@ import type { GpuDevice } from "./device.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import { readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
 
-/** The ops whose kernel the engine may take on subgroup matrices. */
-export type CheckedOp = "matmul" | "attention" | "attention backward";
+/** The ops whose fast kernels the device checks: on subgroup matrices, and attention through a score matrix (where asked for). */
+export type CheckedOp = "matmul" | "attention" | "attention backward" | "attention scores";
 
 /**
  * One problem a kernel (or a sequence of kernels) must solve: its tensors by name and the float64

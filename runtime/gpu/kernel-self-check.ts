@@ -22,13 +22,15 @@ import { attentionForwardKernelFor } from "../../stdlib/kernels/attention-forwar
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { onSubgroupMatrices, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
-import { matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf, matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
+import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import type { GpuDevice } from "./device.ts";
-import { causalVariant, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
+import { causalVariant, scoresPathProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
 import { tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
-import { tuneAttentionPaths } from "./attention-path-tuning.ts";
+import { engineAttentionScores, scoresRequested, tuneAttentionPaths } from "./attention-path-tuning.ts";
 import { tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 
@@ -85,8 +87,8 @@ export function selfCheckOf(gpu: GpuDevice): SelfCheckOutcome | undefined {
 
 // The variable that asks for each op's fast kernel explicitly: then a failed check is an error
 // at the kernel choice (SFT5011) instead of a fallback.
-const REQUEST_VARIABLE: Record<CheckedOp, string> = { matmul: "SFT_MATMUL", attention: "SFT_ATTENTION", "attention backward": "SFT_ATTENTION" };
-const requested = (op: CheckedOp, env: Env) => env[REQUEST_VARIABLE[op]]?.trim() === "subgroup-matrix";
+const REQUEST_VARIABLE: Record<CheckedOp, string> = { matmul: "SFT_MATMUL", attention: "SFT_ATTENTION", "attention backward": "SFT_ATTENTION", "attention scores": "SFT_ATTENTION" };
+const requested = (op: CheckedOp, env: Env) => env[REQUEST_VARIABLE[op]]?.trim() === (op === "attention scores" ? "scores" : "subgroup-matrix");
 
 async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[], tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome[]>): Promise<SelfCheckOutcome> {
   const started = performance.now();
@@ -141,7 +143,8 @@ function checkOf(gpu: GpuDevice, op: CheckedOp): KernelCheck {
 
 function explicitRequestFailed(check: KernelCheck): Diagnostic {
   const variable = REQUEST_VARIABLE[check.op];
-  return diag("SFT5011", `${variable}=subgroup-matrix, but the ${check.kernel} failed its self-check on this device (${check.failure})`, {
+  const value = check.op === "attention scores" ? "scores" : "subgroup-matrix";
+  return diag("SFT5011", `${variable}=${value}, but the ${check.kernel} failed its self-check on this device (${check.failure})`, {
     where: variable,
     hint: `Unset ${variable} to use the ${check.fallback}, and please report the adapter and driver (\`sftc devices\`).`,
   });
@@ -162,6 +165,17 @@ function checkedChoice<T>(gpu: GpuDevice, op: CheckedOp, env: Env, chosen: Resul
 /** The matmul strategy for `gpu` (matmulStrategyFor), with subgroup matrices only where the self-check verified them. */
 export function checkedMatmulStrategy(gpu: GpuDevice, env: Env = process.env): Result<MatmulStrategy> {
   return checkedChoice(gpu, "matmul", env, matmulStrategyFor(gpu.adapter, env, tunedMatmulTiling(gpu)), (s) => typeof s === "object", () => plainMatmulStrategy(gpu.adapter.architecture));
+}
+
+/**
+ * The engine's attention path on `gpu` with the matmul `strategy` (engineAttentionScores); where
+ * SFT_ATTENTION=scores asked for the score matrix and it failed its self-check, SFT5011.
+ */
+export function checkedAttentionScores(gpu: GpuDevice, strategy: MatmulStrategy, env: Env = process.env): Result<AttentionScoresChoice> {
+  const choice = engineAttentionScores(gpu, strategy, env);
+  if (!scoresRequested(env)) return ok(choice);
+  const check = checkOf(gpu, "attention scores");
+  return check.verified ? ok(choice) : fail(explicitRequestFailed(check));
 }
 
 /** The attention forward kernel for `variant` on `gpu` (attentionForwardKernelFor), on subgroup matrices only where the self-check verified them. */
@@ -186,8 +200,11 @@ const backwardOnSubgroupMatrices = (kernels: AttentionBackwardKernels) => onSubg
 // (64); each may get its own layout (subgroups per workgroup, keys per tile).
 const CHECKED_HEAD_DIMS = [64, 128, 256];
 
-/** The probes of the fast kernels the engine would choose on `gpu` under `env`; none without subgroup matrices. */
-function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
+/**
+ * The probes of the fast kernels the engine would choose on `gpu` under `env`: those on subgroup
+ * matrices (none without them), and the score-matrix attention where SFT_ATTENTION asks for it.
+ */
+export function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
   const probes: KernelProbe[] = [];
   const strategy = matmulStrategyFor(gpu.adapter, env, tunedMatmulTiling(gpu));
   if (strategy.ok && typeof strategy.value === "object") probes.push(matmulProbe(strategy.value, plainMatmulStrategy(gpu.adapter.architecture)));
@@ -196,6 +213,13 @@ function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
   if (forward.headDims.length) probes.push(subgroupAttentionProbe(forward.kernels, forward.headDims));
   const backward = fastAt((variant) => attentionBackwardKernelsFor(adapter, variant, env, tunedBackwardLayouts(gpu, variant.headDim)), backwardOnSubgroupMatrices, "attention backward");
   if (backward.headDims.length) probes.push(subgroupAttentionBackwardProbe(backward.kernels, backward.headDims));
+  // the score matrix where SFT_ATTENTION asks for it, on any adapter, in the strategy's precision
+  if (scoresRequested(env) && strategy.ok) {
+    const matmul = matmulKernelsOf(strategy.value);
+    const f16 = typeof strategy.value === "object";
+    // f32 products: f16 storage's rounding of O and the gradients (2^-11) bounds the error
+    probes.push(scoresPathProbe(matmul, CHECKED_HEAD_DIMS, f16 ? "f16" : "f32", f16 ? subgroupAttentionBackwardTolerance() : 1e-3, gpu.hasF16 ? ["f32", "f16"] : ["f32"]));
+  }
   return probes;
 }
 

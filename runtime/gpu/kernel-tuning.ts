@@ -181,8 +181,10 @@ export async function tuneChoice<T>(gpu: GpuDevice, job: string, { candidates, p
   return { outcome, choice: fastest.choice };
 }
 
-// Each candidate's best round (the median dispatch of the round), fastest first; a candidate
-// whose pipeline does not build or whose run raises a GPU error is left out, with the reason.
+// Each candidate's best round (the median run of the round), fastest first; a candidate whose
+// pipelines do not build or whose run raises a GPU error is left out, with the reason. Every
+// candidate is timed the same way: by GPU timestamps where each of its rounds had them, else
+// (for all of them) by wall time.
 async function timeCandidates(
   gpu: GpuDevice,
   candidates: readonly TuningCandidate<unknown>[],
@@ -192,18 +194,18 @@ async function timeCandidates(
   const { rounds = 3, dispatches = 5, warmupMs = 500 } = options;
   const failed: TuningOutcome["rejected"] = [];
   const drop = (c: TuningCandidate<unknown>, diagnostics: readonly { message: string }[]) => failed.push({ name: c.name, why: `timed run: ${diagnostics.map((d) => d.message).join("; ")}` });
-  const best = new Map<TuningCandidate<unknown>, number>();
+  const best = new Map<TuningCandidate<unknown>, RoundTime>();
   for (const c of candidates) {
     const compiled = await Promise.all(runKernels(c).map((k) => pipelinesOf(gpu).compile(k.spec)));
     const failure = compiled.find((x) => !x.ok);
     if (failure && !failure.ok) drop(c, failure.diagnostics);
-    else best.set(c, Infinity);
+    else best.set(c, { gpu: Infinity, wall: Infinity });
   }
   const tensors: Record<string, GpuTensor> = {};
   try {
     for (const [name, t] of Object.entries(problem.tensors())) tensors[name] = uploadTensor(gpu, t.dtype, [t.data.length], t.data, `tuning ${name}`);
     // a run under error scopes: a candidate that raises a GPU error leaves the timing
-    const run = async (c: TuningCandidate<unknown>): Promise<number | undefined> => {
+    const run = async (c: TuningCandidate<unknown>): Promise<RoundTime | undefined> => {
       const scoped = await gpu.scoped(() => timeRound(gpu, c, tensors, dispatches));
       if (scoped.ok) return await scoped.value;
       drop(c, scoped.diagnostics);
@@ -214,31 +216,42 @@ async function timeCandidates(
     while (best.size > 0 && performance.now() < warmupEnd) await run(best.keys().next().value!);
     for (let round = 0; round < rounds; round++) {
       for (const c of [...best.keys()]) {
-        const ms = await run(c);
-        if (ms !== undefined) best.set(c, Math.min(best.get(c)!, ms));
+        const t = await run(c);
+        const kept = best.get(c);
+        if (t && kept) best.set(c, { gpu: Math.min(kept.gpu, t.gpu), wall: Math.min(kept.wall, t.wall) }); // NaN (no timestamps) sticks
       }
     }
-    return { timings: [...best].map(([c, ms]) => ({ name: c.name, ms })).sort((x, y) => x.ms - y.ms), failed };
+    const byGpu = [...best.values()].every((t) => Number.isFinite(t.gpu));
+    return { timings: [...best].map(([c, t]) => ({ name: c.name, ms: byGpu ? t.gpu : t.wall })).sort((x, y) => x.ms - y.ms), failed };
   } finally {
     for (const t of Object.values(tensors)) t.destroy();
   }
 }
 
-// Milliseconds per run of `c` (its kernels in order) over `repeats` back-to-back runs: the median
-// run's sum of GPU timestamps where the device has them (and they are positive), else the wall
-// time of the whole submission over their number.
-async function timeRound(gpu: GpuDevice, c: TuningCandidate<unknown>, tensors: Readonly<Record<string, GpuTensor>>, repeats: number): Promise<number> {
+/** Milliseconds per run: by GPU timestamps (NaN where the round had none, or one not positive) and by wall time. */
+interface RoundTime {
+  gpu: number;
+  wall: number;
+}
+
+// `repeats` back-to-back runs of `c` (its kernels in order, each run one timed pass): the median
+// run's GPU time, and the wall time of the whole submission over their number.
+async function timeRound(gpu: GpuDevice, c: TuningCandidate<unknown>, tensors: Readonly<Record<string, GpuTensor>>, repeats: number): Promise<RoundTime> {
   const kernels = runKernels(c);
   const windows: Windows = new Map();
   const bound = kernels.map((k) => boundTensors(gpu, k, tensors, windows));
   const batch = new CommandBatch(gpu, { timestamps: true });
-  for (let i = 0; i < repeats; i++) kernels.forEach((k, j) => batch.dispatch(k.spec, k.uniforms, bound[j]));
+  for (let i = 0; i < repeats; i++) {
+    batch.beginTimedGroup(c.name);
+    kernels.forEach((k, j) => batch.dispatch(k.spec, k.uniforms, bound[j]));
+    batch.endTimedGroup();
+  }
   const started = performance.now();
   const stamps = await batch.submit();
   const wall = (performance.now() - started) / repeats;
-  if (stamps.length !== repeats * kernels.length || stamps.some((s) => !(s.ns > 0))) return wall;
-  const runs = Array.from({ length: repeats }, (_, i) => stamps.slice(i * kernels.length, (i + 1) * kernels.length).reduce((ns, s) => ns + s.ns, 0)).sort((x, y) => x - y);
-  return runs[Math.floor(runs.length / 2)] / 1e6;
+  if (stamps.length !== repeats || stamps.some((s) => !(s.ns > 0))) return { gpu: NaN, wall };
+  const runs = stamps.map((s) => s.ns).sort((x, y) => x - y);
+  return { gpu: runs[Math.floor(runs.length / 2)] / 1e6, wall };
 }
 
 type TuningEntry = Omit<TuningOutcome, "source" | "savedTo" | "check">;

@@ -19,8 +19,8 @@
 // QLoRA: the frozen base weights named in `nf4` are quantized at creation and live on the device
 // only as NF4 (codes, double-quantized absmax); the graph's matmuls decode them in the kernel
 // (runtime/execute/nf4-weights.ts, stdlib/kernels/nf4-matmul.ts).
-import { engineAttentionScores } from "../gpu/attention-path-tuning.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
+import { checkedAttentionScores, checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { add, expandTo, input, mul } from "../../compiler/ir/build.ts";
@@ -299,7 +299,9 @@ export class GpuBackend implements TrainingBackend {
 
   /** Which attention launches of this engine's programs take the score-matrix path (the device's choice). */
   get attentionScores(): AttentionScoresChoice {
-    return engineAttentionScores(this.gpu);
+    const strategy = checkedMatmulStrategy(this.gpu);
+    const choice = strategy.ok ? checkedAttentionScores(this.gpu, strategy.value) : undefined;
+    return choice?.ok ? choice.value : { forward: false, backward: false };
   }
 
   /**

@@ -24,10 +24,9 @@ export function keyBlock(headDim: number): number {
   return Math.max(1, Math.min(64, Math.floor(2048 / headDim)));
 }
 
-/** WGSL constants of the attention kernels: D, NEG_BIG and negative_infinity(). */
-export function wgslAttentionConstants(headDim: number): string {
-  return `
-const D = ${headDim}u;
+/** WGSL constants of the attention kernels: D (where a head dim is given), NEG_BIG and negative_infinity(). */
+export function wgslAttentionConstants(headDim?: number): string {
+  return `${headDim === undefined ? "" : `\nconst D = ${headDim}u;`}
 // "No score yet": exp(NEG_BIG - m) underflows to 0 without inf arithmetic.
 const NEG_BIG = -3.0e38;
 fn negative_infinity() -> f32 {

@@ -3,7 +3,7 @@
 // run the same steps. Per batch row and chunk of query heads:
 //   forward:  S = Q K^T, softmax (P and the log-sum-exp), O = P V
 //   backward: (delta = rowsum(dO * O) first, once) S = Q K^T, softmax recomputed from the
-//             log-sum-exp, dP = dO V^T, dS = scale P * (dP - delta), dQ = dS K, dK = dS^T Q, dV = P^T dO
+//             log-sum-exp, dP = dO V^T, dS = P * (dP - delta), dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO
 // The products are batched over the chunk's heads: an operand is a window of its (B, L, H, D)
 // view from the chunk's batch row and first head, rows its token stride apart, heads its head
 // stride apart (so a chunk's windows start at offsets WINDOW_ALIGNMENT allows: scoresChunkHeads).
@@ -13,14 +13,12 @@
 import type { AttentionVariant, AttentionViews } from "./attention-common.ts";
 import { attentionBackwardUniforms, attentionDeltaKernel, type BackwardViews } from "./attention-backward.ts";
 import { viewIndex, type TensorView } from "./attention-layout.ts";
+import type { MaskFlags } from "./attention-mask.ts";
 import type { AttentionShape } from "./attention-reference.ts";
 import { chunkStarts, scoresChunkUniforms, scoresGradKernel, scoresGradUniforms, scoresSoftmaxKernel, type ScoresChunk } from "./attention-scores.ts";
 import type { StorageDType } from "./dtype.ts";
-import type { BoundKernel, KernelSpec, TensorRef } from "./kernel.ts";
-import { matmulUniforms, type MatmulOptions, type MatmulShape } from "./matmul.ts";
-
-/** The engine's matmul kernel for options and shape (its strategy and decode workgroup). */
-export type MatmulKernelFor = (o: MatmulOptions, s: MatmulShape) => KernelSpec;
+import type { BoundKernel, TensorRef } from "./kernel.ts";
+import { matmulUniforms, type MatmulKernel, type MatmulShape } from "./matmul.ts";
 
 /** One attention call on the score-matrix path. */
 export interface ScoresCall {
@@ -68,24 +66,27 @@ function chunksOf(call: ScoresCall): Chunk[] {
   );
 }
 
-// C = op(A) op(B) for each head of a chunk: (m, k) x (k, n) into c (row stride ld, head stride).
-function product(matmul: MatmulKernelFor, a: Operand, b: Operand, c: Operand, heads: number, [m, n, k]: [number, number, number]): BoundKernel {
-  const shape: MatmulShape = { batch: heads, m, n, k, strideA: a.stride, strideB: b.stride, strideC: c.stride, lda: a.ld, ldb: b.ld, ldc: c.ld };
+// C = alpha op(A) op(B) for each head of a chunk: (m, k) x (k, n) into c (row stride ld, head stride).
+function product(matmul: MatmulKernel, a: Operand, b: Operand, c: Operand, heads: number, [m, n, k]: [number, number, number], alpha = 1): BoundKernel {
+  const shape: MatmulShape = { batch: heads, m, n, k, strideA: a.stride, strideB: b.stride, strideC: c.stride, lda: a.ld, ldb: b.ld, ldc: c.ld, alpha };
   const trans = { transA: a.trans, transB: b.trans };
   return { spec: matmul({ a: a.dtype, b: b.dtype, out: c.dtype, ...trans }, shape), uniforms: matmulUniforms(shape, trans), bind: { a: a.ref, b: b.ref, c: c.ref } };
 }
 
 // S = Q K^T of a chunk, then the softmax over it (`mode` as scoresSoftmaxKernel's).
-function scoresThenSoftmax(call: ScoresCall, chunk: Chunk, views: AttentionViews, matmul: MatmulKernelFor, mode: "forward" | "recompute"): BoundKernel[] {
+function scoresThenSoftmax(call: ScoresCall, chunk: Chunk, views: AttentionViews, matmul: MatmulKernel, mode: "forward" | "recompute"): BoundKernel[] {
   const { queryLength: T, keyLength: S, headDim: D } = call.shape;
   return [
     product(matmul, chunk.at("q", views.q), chunk.at("k", views.k, true), chunk.scores("scores"), chunk.heads, [T, S, D]),
-    { spec: scoresSoftmaxKernel(call.variant, mode), uniforms: scoresChunkUniforms(chunk) },
+    { spec: scoresSoftmaxKernel(maskFlagsOf(call.variant), mode), uniforms: scoresChunkUniforms(chunk) },
   ];
 }
 
+// the mask flags alone: the softmax kernel's WGSL depends on nothing else of the variant
+const maskFlagsOf = ({ causal, prefix, padding, segments, alibi }: MaskFlags): MaskFlags => ({ causal, prefix, padding, segments, alibi });
+
 /** O = softmax(scale Q K^T + bias, masked) V, and the log-sum-exp (B, Hq, T) into `lse`. */
-export function scoresForwardKernels(call: ScoresCall, views: AttentionViews, matmul: MatmulKernelFor): BoundKernel[] {
+export function scoresForwardKernels(call: ScoresCall, views: AttentionViews, matmul: MatmulKernel): BoundKernel[] {
   const { queryLength: T, keyLength: S, headDim: D } = call.shape;
   return chunksOf(call).flatMap((chunk) => [
     ...scoresThenSoftmax(call, chunk, views, matmul, "forward"),
@@ -94,7 +95,7 @@ export function scoresForwardKernels(call: ScoresCall, views: AttentionViews, ma
 }
 
 /** dQ, dK and dV through `views.dq`, `views.dk` and `views.dv`, delta first. */
-export function scoresBackwardKernels(call: ScoresCall, views: BackwardViews, matmul: MatmulKernelFor): BoundKernel[] {
+export function scoresBackwardKernels(call: ScoresCall, views: BackwardViews, matmul: MatmulKernel): BoundKernel[] {
   const { queryLength: T, keyLength: S, headDim: D } = call.shape;
   // the mask's query offset is always S - T (maskFromInputs); only its shape checks read more of it
   const uniforms = attentionBackwardUniforms(call.shape, views, call.scale, { causal: call.variant.causal, queryOffset: S - T });
@@ -107,8 +108,8 @@ export function scoresBackwardKernels(call: ScoresCall, views: BackwardViews, ma
         ...scoresThenSoftmax(call, chunk, views, matmul, "recompute"),
         product(matmul, dout, chunk.at("v", views.v, true), chunk.scores("grad"), chunk.heads, [T, S, D]),
         { spec: scoresGradKernel(), uniforms: scoresGradUniforms(chunk), bind: { probs: { name: "scores" } } },
-        product(matmul, chunk.scores("grad"), chunk.at("k", views.k), chunk.at("dq", views.dq), chunk.heads, [T, D, S]),
-        product(matmul, chunk.scores("grad", true), chunk.at("q", views.q), chunk.at("dkv", views.dk), chunk.heads, [S, D, T]),
+        product(matmul, chunk.scores("grad"), chunk.at("k", views.k), chunk.at("dq", views.dq), chunk.heads, [T, D, S], call.scale),
+        product(matmul, chunk.scores("grad", true), chunk.at("q", views.q), chunk.at("dkv", views.dk), chunk.heads, [S, D, T], call.scale),
         product(matmul, chunk.scores("scores", true), dout, chunk.at("dkv", views.dv), chunk.heads, [S, D, T]),
       ];
     }),

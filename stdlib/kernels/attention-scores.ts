@@ -2,11 +2,11 @@
 //   S = Q K^T (a batched matmul), P = softmax(scale S + bias, masked) (scoresSoftmaxKernel),
 //   O = P V (a batched matmul),
 // and in the backward, with P recomputed from S and the forward's log-sum-exp,
-//   dP = dO V^T, dS = scale P * (dP - delta) (scoresGradKernel), dQ = dS K, dK = dS^T Q, dV = P^T dO.
+//   dP = dO V^T, dS = P * (dP - delta) (scoresGradKernel), dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO.
 // The products run on the engine's matmul kernels (subgroup matrices where the adapter has them),
 // which reach far higher rates than a fused kernel's small per-tile products; the price is the
 // (heads, T, S) f32 scores in memory and the causal half computed and masked rather than skipped.
-// Which of this and the fused kernels is faster is the device's to time (runtime/gpu/attention-tuning.ts).
+// Which of this and the fused kernels is faster is the device's to time (runtime/gpu/attention-path-tuning.ts).
 // The runtime side is runtime/execute/library/attention-scores.ts; both kernels here work on
 // rows (head, query) of one chunk, and their float64 references follow them.
 import { viewIndex, type TensorView } from "./attention-layout.ts";
@@ -118,7 +118,7 @@ export function scoresSoftmaxKernel(flags: MaskFlags, mode: "forward" | "recompu
     bindings: [{ name: "scores", dtype: "f32", access: "read_write" }, { name: "lse", dtype: "f32", access: forward ? "read_write" : "read" }, ...maskBindings(flags)],
     workgroupSize: [ROW_INVOCATIONS, 1, 1],
     dispatch: (u) => linearGrid(u.rows),
-    declarations: `${wgslAttentionConstants(1)}
+    declarations: `${wgslAttentionConstants()}
 ${WGSL_FLAT_WORKGROUP}
 ${wgslMask(flags)}
 ${forward ? `var<workgroup> row_max: array<f32, ${ROW_INVOCATIONS}>;\nvar<workgroup> row_sum: array<f32, ${ROW_INVOCATIONS}>;` : ""}
@@ -166,7 +166,7 @@ const FORWARD_BODY = `
   workgroupBarrier();
   let m_row = row_max[0];
   let l_row = row_sum[0];
-  let sees = l_row > 0.0;
+  let sees = l_row != 0.0; // 0: the row sees no key (a NaN passes on, as in the fused kernels)
   for (var j = lidx; j < u.key_len; j += WG_X) {
     let visible = sees && key_allowed(b, p, j);
     scores[at + j] = select(0.0, exp(score_at(at, b, h, p, j) - m_row) / l_row, visible);
@@ -184,8 +184,10 @@ const RECOMPUTE_BODY = `
   }`;
 
 /**
- * dS = scale P * (dP - delta[b, h, t]) over a chunk's (heads, T, S) rows, into `grad` (which holds
- * dP). Bindings: probs (f32, read), grad (f32, read_write), delta (f32 (B, Hq, T), read).
+ * dS = P * (dP - delta[b, h, t]) over a chunk's (heads, T, S) rows, into `grad` (which holds dP).
+ * The softmax scale is left to the products that read dS (dQ = scale dS K, dK = scale dSᵀ Q take
+ * it as their alpha), so dS is rounded to f16 on subgroup matrices as the fused kernels round it,
+ * before scaling. Bindings: probs (f32, read), grad (f32, read_write), delta (f32 (B, Hq, T), read).
  */
 export function scoresGradKernel(): KernelSpec {
   return elementwiseKernel({
@@ -200,7 +202,7 @@ export function scoresGradKernel(): KernelSpec {
     perElement: `  let row = i / u.key_len;
   let h = u.first_head + row / u.q_len;
   let d = delta[(u.batch_row * u.query_heads + h) * u.q_len + row % u.q_len];
-  grad[i] = u.scale * probs[i] * (grad[i] - d);`,
+  grad[i] = probs[i] * (grad[i] - d);`,
   });
 }
 
@@ -240,8 +242,8 @@ export function scoresSoftmaxRef(scores: ArrayLike<number>, c: ScoresChunk, mask
   return { probs, lse: rowLse };
 }
 
-/** scoresGradKernel's result: scale P * (dP - delta) with `delta` (heads, T) of chunk `c`. */
+/** scoresGradKernel's result: P * (dP - delta) with `delta` (heads, T) of chunk `c`. */
 export function scoresGradRef(probs: ArrayLike<number>, dp: ArrayLike<number>, delta: ArrayLike<number>, c: ScoresChunk): Float64Array {
   const S = c.keyLength;
-  return Float64Array.from({ length: probs.length }, (_, i) => c.scale * probs[i] * (dp[i] - delta[Math.floor(i / S)]));
+  return Float64Array.from({ length: probs.length }, (_, i) => probs[i] * (dp[i] - delta[Math.floor(i / S)]));
 }

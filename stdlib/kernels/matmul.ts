@@ -161,6 +161,14 @@ export function matmulUniforms(s: MatmulShape, o: { transA: boolean; transB: boo
   return { M: s.m, N: s.n, K: s.k, batch: s.batch, ...strides(s, o), alpha: s.alpha ?? 1, beta: s.beta ?? 0, ...(s.lowRank ? lowRankUniforms(s.lowRank) : {}) };
 }
 
+/** A matmul kernel builder: the kernel for options and shape (one strategy's, or a test's). */
+export type MatmulKernel = (o: MatmulOptions, s: MatmulShape) => KernelSpec;
+
+/** The kernels of `strategy`, decode-shaped launches on the gemv workgroup `gemv`. */
+export function matmulKernelsOf(strategy: MatmulStrategy, gemv: GemvVariant = DEFAULT_GEMV): MatmulKernel {
+  return (o, s) => matmulKernel(o, s, strategy, gemv);
+}
+
 /**
  * The matmul kernel for `o`; the tiled strategy uses vec4 loads where the shape's alignment
  * allows; decode-shaped launches take the gemv kernel with the workgroup `gemv`.

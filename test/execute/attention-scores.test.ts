@@ -50,7 +50,7 @@ test(
       const lseAll = await readFloats(gpu, lse);
       const at = (chunk.batchRow * H + chunk.firstHead) * T;
       assertLogSumExpClose(lseAll.subarray(at, at + rows), ref.lse, 1e-5, `${label}: log-sum-exp`);
-      assert.ok(lseAll.subarray(0, at).every((x) => x === 0), `${label}: rows before the chunk untouched`);
+      assert.ok(lseAll.subarray(0, at).every((x) => x === 0) && lseAll.subarray(at + rows).every((x) => x === 0), `${label}: rows outside the chunk untouched`);
       if (kind === "left-padding") assert.ok(ref.lse.includes(-Infinity), "left padding leaves a row that sees no key");
 
       // recompute from the saved log-sum-exp gives the same probabilities
@@ -58,7 +58,7 @@ test(
       await runKernel(gpu, scoresSoftmaxKernel(flags, "recompute"), scoresChunkUniforms(chunk), { scores: again, lse, ...maskTensors });
       assertClose(await readFloats(gpu, again), scoresSoftmaxRef(scores, chunk, mask, ref.lse).probs, 1e-5, `${label}: recomputed probabilities`);
 
-      // dS = scale P * (dP - delta), delta read at the chunk's rows of (B, H, T)
+      // dS = P * (dP - delta), delta read at the chunk's rows of (B, H, T)
       const dp = Float64Array.from(rng.normalArray(rows * S, 1));
       const delta = Float64Array.from(rng.normalArray(B * H * T, 1));
       const grad = uploadTensor(gpu, "f32", [rows, S], dp, "dP");
@@ -73,8 +73,12 @@ test(
  * The training graph of a loss over attention of (B, T, H, D) operands on the GPU with `scores`,
  * against the interpreter; returns the dispatched kernels' keys.
  */
-async function checkAttention(gpu: GpuDevice, label: string, o: { heads: number; kvHeads: number; fused: boolean; attrs: Partial<AttentionAttrs>; ints: Record<string, number[]>; scores: AttentionScoresChoice }): Promise<string[]> {
-  const [B, T, D] = [2, 7, 64];
+async function checkAttention(
+  gpu: GpuDevice,
+  label: string,
+  o: { tokens?: number; heads: number; kvHeads: number; fused: boolean; attrs: Partial<AttentionAttrs>; ints: Record<string, number[]>; scores: AttentionScoresChoice },
+): Promise<string[]> {
+  const [B, T, D] = [2, o.tokens ?? 7, 64];
   const { heads: H, kvHeads: KV } = o;
   const attrs: AttentionAttrs = { scale: 1 / Math.sqrt(D), causal: false, prefix: false, padding: false, segments: false, alibi: false, ...o.attrs };
   let q: Node, k: Node, v: Node;
@@ -111,7 +115,7 @@ async function checkAttention(gpu: GpuDevice, label: string, o: { heads: number;
 
 const count = (keys: string[], name: string) => keys.filter((k) => k.startsWith(`${name}[`)).length;
 
-// one head's scores of one batch row: 4 * 7 * 7 bytes, so a chunk of 1 or 2 heads
+// one head's scores of one batch row at 7 tokens: 4 * 7 * 7 bytes, so a chunk of 1 or 2 heads
 const oneHead = 4 * 7 * 7;
 
 test(
@@ -130,6 +134,19 @@ test(
       assert.is(count(keys, "attention_scores_grad"), chunks, `${c.label}: score-gradient dispatches`);
       assert.ok(!keys.some((k) => k.startsWith("attention_forward") || k.startsWith("attention_backward_dq") || k.startsWith("attention_backward_dkdv")), `${c.label}: no fused kernel`);
     }
+    // 20 tokens: the products are no decode-shaped ones (at most 8 rows), so they take the engine's
+    // tiled kernels (subgroup matrices on GPUs that have them) over windows, not the gemv kernel
+    const longer = await checkAttention(gpu, "causal, 20 tokens, chunks of one head", {
+      tokens: 20,
+      heads: 4,
+      kvHeads: 4,
+      fused: true,
+      attrs: { causal: true },
+      ints: {},
+      scores: { forward: true, backward: true, chunkBytes: 4 * 20 * 20 },
+    });
+    assert.is(count(longer, "attention_scores_softmax"), 2 * 2 * 4, "a softmax per batch row and head, forward and backward");
+    assert.ok(!longer.some((k) => k.startsWith("matmul_gemv")), "no product takes the gemv kernel");
     // the forward on one path and the backward on the other share the log-sum-exp
     const mixed = await checkAttention(gpu, "fused forward, score-matrix backward", { heads: 4, kvHeads: 4, fused: false, attrs: { causal: true }, ints: {}, scores: { forward: false, backward: true } });
     assert.ok(count(mixed, "attention_scores_grad") > 0 && mixed.some((k) => k.startsWith("attention_forward")), "mixed paths");

@@ -1,8 +1,10 @@
 // The attention path's tuning (runtime/gpu/attention-path-tuning.ts), on this machine's adapter:
-// the score-matrix probe passes forward and backward on the engine's matmul kernels and fails on
-// a wrong one; the path job's two candidates (the fused kernels, the score-matrix sequence) are
-// each checked and timed as one run of their kernels; SFT_ATTENTION decides the engine's path
-// where it is set; and a device without subgroup matrices tunes no path (its fused kernels stay).
+// the score-matrix probe passes forward and backward on the engine's matmul kernels (f32 and, with
+// shader-f16, f16 storage) and fails on a wrong one; the path job's two candidates (the fused
+// kernels, the score-matrix sequence) are each checked and timed as one run of their kernels;
+// SFT_ATTENTION decides the engine's path where it is set, and a forced path is checked when the
+// device opens; a device tunes the path where its fused kernels run on subgroup matrices, and the
+// engine takes the tuned choice only on the matmul strategy it was timed on.
 // Which path wins is not asserted: speed is the bench's business.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -10,34 +12,40 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { attentionPathJob, engineAttentionScores, tuneAttentionPaths } from "../../runtime/gpu/attention-path-tuning.ts";
-import { scoresAttentionProbe, type MatmulKernel } from "../../runtime/gpu/kernel-probe-cases.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { scoresAttentionProbe, WEIGHTS } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { checkKernel } from "../../runtime/gpu/kernel-probe.ts";
+import { fastKernelProbes } from "../../runtime/gpu/kernel-self-check.ts";
 import { tuneChoice } from "../../runtime/gpu/kernel-tuning.ts";
 import { attentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
-import { matmulKernel, matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
-import type { GpuDevice } from "../../runtime/gpu/device.ts";
+import { onSubgroupMatrices } from "../../stdlib/kernels/kernel.ts";
+import { matmulKernelsOf, matmulStrategyFor, type MatmulKernel, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { doubledAlpha } from "../support/matmul-candidates.ts";
 
 const FAST = { rounds: 2, dispatches: 2, warmupMs: 0 };
 
-/** The matmul kernels of the strategy the engine takes on `gpu`. */
-function engineMatmul(gpu: GpuDevice): MatmulKernel {
+/** The strategy the engine takes on `gpu` and its kernels. */
+function engineMatmul(gpu: GpuDevice): { strategy: MatmulStrategy; matmul: MatmulKernel } {
   const strategy = matmulStrategyFor(gpu.adapter, {});
   assert.ok(strategy.ok);
-  return (o, s) => matmulKernel(o, s, strategy.value);
+  return { strategy: strategy.value, matmul: matmulKernelsOf(strategy.value) };
 }
 
 test(
   "the score-matrix probe passes on the engine's matmul kernels, forward and backward, and fails on a wrong matmul",
   withGpu(async (gpu) => {
-    const matmul = engineMatmul(gpu);
+    const { matmul } = engineMatmul(gpu);
+    // the products' precision and the tolerance: f16 operands on subgroup matrices
+    const f16 = onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 }));
+    // (f32 products: f16 storage's rounding of the outputs, 2^-11, bounds the error)
+    const [inputs, tolerance] = f16 ? (["f16", 3e-3] as const) : (["f32", 1e-3] as const);
+    const storage = gpu.hasF16 ? (["f32", "f16"] as const) : (["f32"] as const);
     for (const direction of ["forward", "backward"] as const) {
-      const check = await checkKernel(gpu, scoresAttentionProbe(matmul, 64, direction, "f32", 1e-4));
+      const check = await checkKernel(gpu, scoresAttentionProbe(matmul, 64, direction, inputs, tolerance, storage));
       assert.ok(check.verified, `${direction}: ${check.failure}`);
-      assert.ok(check.relativeError! < 1e-5, `${direction}: relative error ${check.relativeError}`);
-      const wrong = await checkKernel(gpu, scoresAttentionProbe(doubledAlpha, 64, direction, "f32", 1e-4));
+      const wrong = await checkKernel(gpu, scoresAttentionProbe(doubledAlpha, 64, direction, inputs, tolerance));
       assert.not.ok(wrong.verified, `${direction}: a matmul that doubles its products fails`);
     }
   }),
@@ -46,15 +54,16 @@ test(
 test(
   "the path job checks and times the fused kernels and the score-matrix sequence, each as one run",
   withGpu(async (gpu) => {
-    const matmul = engineMatmul(gpu);
+    const { matmul } = engineMatmul(gpu);
     const fused = { forward: attentionForwardKernel, backward: attentionBackwardKernels };
     for (const direction of ["forward", "backward"] as const) {
       // head dim 512: 8 heads of 64 tokens keep the timed problem small here
-      const job = attentionPathJob(direction, 512, fused, matmul, 64);
+      const job = attentionPathJob(direction, 512, fused, matmul, { tokens: 64 });
       assert.ok(job, `${direction}: the problem fits one chunk`);
       assert.equal(job.candidates.map((c) => c.choice), [false, true]);
       const kernels = job.candidates.map((c) => ("kernels" in c ? c.kernels.length : 1));
-      assert.equal(kernels, direction === "forward" ? [1, 3] : [3, 8], `${direction}: kernels a run`);
+      // two batch rows: the score matrix's launches are per row
+      assert.equal(kernels, direction === "forward" ? [1, 6] : [3, 15], `${direction}: kernels a run`);
       const tuned = await tuneChoice(gpu, `test attention ${direction} path`, job, FAST);
       assert.ok(tuned, `${direction}: a choice`);
       assert.equal(tuned.outcome.rejected, [], `${direction}: both candidates pass their checks`);
@@ -66,20 +75,40 @@ test(
 );
 
 test(
-  "SFT_ATTENTION decides the engine's path where set; a device without subgroup matrices tunes none",
+  "SFT_ATTENTION decides the engine's path where set; a device tunes the path where its fused kernels run on subgroup matrices",
   withGpu(async (gpu) => {
-    assert.equal(engineAttentionScores(gpu, { SFT_ATTENTION: "scores" }), { forward: true, backward: true });
-    assert.equal(engineAttentionScores(gpu, { SFT_ATTENTION: "scalar" }), { forward: false, backward: false });
+    const { strategy } = engineMatmul(gpu);
+    assert.equal(engineAttentionScores(gpu, strategy, { SFT_ATTENTION: "scores" }), { forward: true, backward: true });
+    assert.equal(engineAttentionScores(gpu, strategy, { SFT_ATTENTION: "scalar" }), { forward: false, backward: false });
     const dir = mkdtempSync(join(tmpdir(), "sftc-path-tuning-"));
     try {
       const outcomes = await tuneAttentionPaths(gpu, {}, { ...FAST, file: join(dir, "tuning.json") });
       if (gpu.adapter.subgroupMatrixConfigs.length === 0) {
         assert.equal(outcomes, [], "no subgroup matrices: the fused kernels stay");
-        assert.equal(engineAttentionScores(gpu, {}), { forward: [], backward: [] });
+        assert.equal(engineAttentionScores(gpu, strategy, {}), { forward: [], backward: [] });
+      } else {
+        // forward and backward at head dims 128 and 256; the engine takes what each chose, on the strategy timed only
+        assert.is(outcomes.length, 4);
+        const chosen = (direction: string) => [128, 256].filter((d) => outcomes.some((o) => o.job === `attention ${direction} path, head dim ${d}` && o.chosen === "score matrix on the matmul kernels"));
+        assert.equal(engineAttentionScores(gpu, strategy, {}), { forward: chosen("forward"), backward: chosen("backward") });
+        assert.equal(engineAttentionScores(gpu, "tiled", {}), { forward: [], backward: [] });
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }),
+);
+
+test(
+  "a forced score-matrix path is checked when the device opens",
+  withGpu(async (gpu) => {
+    // the probes the device runs when it opens under SFT_ATTENTION=scores
+    const probe = fastKernelProbes(gpu, { SFT_ATTENTION: "scores" }).find((p) => p.op === "attention scores");
+    assert.ok(probe, "the path has a probe");
+    assert.is(fastKernelProbes(gpu, {}).find((p) => p.op === "attention scores"), undefined, "only where asked for");
+    assert.match(probe.kernel, "score-matrix attention, forward and backward (head dims 64, 128, 256)");
+    const check = await checkKernel(gpu, probe);
+    assert.ok(check.verified, check.failure);
   }),
 );
 

@@ -1,7 +1,8 @@
 // Matmul kernels for testing the self-check and the tuning with kernels that run on any adapter:
 // the plain kernels, one with wrong numbers and one WGSL rejects.
 import * as assert from "uvu/assert";
-import { matmulCases, type MatmulKernel } from "../../runtime/gpu/kernel-probe-cases.ts";
+import { matmulCases } from "../../runtime/gpu/kernel-probe-cases.ts";
+import type { MatmulKernel } from "../../stdlib/kernels/matmul.ts";
 import type { KernelProbe } from "../../runtime/gpu/kernel-probe.ts";
 import { matmulKernel } from "../../stdlib/kernels/matmul.ts";
 

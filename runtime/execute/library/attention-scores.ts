@@ -4,16 +4,9 @@
 // the launch workspace. The log-sum-exp and delta are those of the fused kernels, so a forward
 // on one path and a backward on the other agree.
 import type { BoundKernel } from "../../../stdlib/kernels/kernel.ts";
-import type { MatmulKernelFor } from "../../../stdlib/kernels/attention-scores-steps.ts";
-import { matmulKernel } from "../../../stdlib/kernels/matmul.ts";
 import { boundTensors } from "../../gpu/bound-kernels.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import type { DispatchStep, ExecContext } from "../steps.ts";
-
-/** The engine's matmul kernels of `ctx`. */
-export function contextMatmul(ctx: ExecContext): MatmulKernelFor {
-  return (o, s) => matmulKernel(o, s, ctx.matmulStrategy, ctx.gemv);
-}
 
 /**
  * The dispatches of `kernels` over `named` tensors; `masked`: the softmax dispatches, whose mask
