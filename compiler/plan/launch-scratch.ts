@@ -14,7 +14,7 @@ import type { Launch, Schedule } from "../passes/schedule.ts";
 import { tensorView } from "../passes/views.ts";
 import { decodePartialsSize, decodeSplitLength } from "../../stdlib/kernels/attention-decode.ts";
 import { denseView } from "../../stdlib/kernels/attention-layout.ts";
-import { scoresChunkHeads, takesScores, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
+import { scoresChunkHeads, takesScores, type AttentionScoresChoice, type ScoresViews } from "../../stdlib/kernels/attention-scores.ts";
 import { bytesPerElement, storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 
 /** Bytes of the host-written buffers and of the shared workspace of `schedule`'s launches. */
@@ -89,11 +89,16 @@ function scoresHeads(launch: Launch, n: Node, first: number, scores: AttentionSc
   const [q, k] = [n.inputs[first], n.inputs[first + 1]];
   const [batch, T, queryHeads, headDim] = q.shape;
   const [, S, kvHeads] = k.shape;
-  const read = (first === 0 ? n.inputs.slice(0, 3) : n.inputs.slice(0, 5)).map((x) => tensorView(launch.inputs.find((i) => i.node === x)!.view));
-  const kvElements = batch * S * kvHeads * headDim;
-  const dense = first === 0 ? [denseView("bthd", T, queryHeads, headDim)] : [denseView("bthd", T, queryHeads, headDim), denseView("bthd", S, kvHeads, headDim), denseView("bthd", S, kvHeads, headDim, kvElements)];
+  const view = (x: Node) => tensorView(launch.inputs.find((i) => i.node === x)!.view);
+  const queries = denseView("bthd", T, queryHeads, headDim);
+  // the backward's inputs: dO, q, k, v, O; the forward's: q, k, v
+  const [dout, , , v, o] = n.inputs;
+  const views: ScoresViews =
+    first === 0
+      ? { q: view(q), k: view(k), v: view(n.inputs[2]), o: queries }
+      : { q: view(q), k: view(k), v: view(v), o: view(o), dout: view(dout), dq: queries, dk: denseView("bthd", S, kvHeads, headDim), dv: denseView("bthd", S, kvHeads, headDim, batch * S * kvHeads * headDim) };
   const shape = { batch, queryHeads, kvHeads, queryLength: T, keyLength: S, headDim };
-  return scoresChunkHeads(shape, [...read, ...dense], bytesPerElement(n.dtype as StorageDType), scores.chunkBytes);
+  return scoresChunkHeads(shape, views, bytesPerElement(n.dtype as StorageDType), scores.chunkBytes);
 }
 
 /** RoPE's positions (u32), its placeholder table and the table of every position up to the sequence's, rows rounded up to a power of two. */

@@ -79,7 +79,7 @@ export function attentionPathJob(
   { tokens = TUNING_TOKENS, storage = ["f32"] }: { tokens?: number; storage?: readonly AttentionVariant["dtype"][] } = {},
 ): TuningJob<boolean> | undefined {
   const { shape, views, scale, mask, elements, rows, pattern, zeros } = causalTimingAttention(headDim, tokens, 2);
-  const chunk = scoresChunkHeads(shape, Object.values(views), 4);
+  const chunk = scoresChunkHeads(shape, views, 4);
   if (!chunk) return undefined;
   const variant = causalVariant(headDim, "f32");
   const call = { shape, variant, scale, heads: chunk };

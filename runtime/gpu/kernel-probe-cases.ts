@@ -8,7 +8,7 @@ import { subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forwa
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { denseView, viewIndex } from "../../stdlib/kernels/attention-layout.ts";
 import { scoresBackwardKernels, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
-import { WINDOW_ALIGNMENT } from "../../stdlib/kernels/attention-scores.ts";
+import { scoresChunkHeads } from "../../stdlib/kernels/attention-scores.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { bytesPerElement, roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
@@ -223,12 +223,13 @@ export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVaria
 
 /**
  * Attention through a materialized score matrix (attention-scores-steps.ts) on the `matmul`
- * kernels, at `headDim`, one case per storage dtype of `storage`: causal attention of 40 queries
- * over 40 keys in 2 batch rows of 2 heads, (B, L, H, D) as projections lay them out, in chunks of
- * one head where it can be bound (so every product reads windows at a later batch row and head). The forward's O and
- * log-sum-exp, or the backward's dQ, dK and dV (fed the reference's O and log-sum-exp; delta is
- * the sequence's own), against the float64 reference on Q, K, V and dO rounded to `inputs`, the
- * precision the products multiply in.
+ * kernels, at `headDim`, per storage dtype of `storage`: causal attention of 40 queries over 40
+ * keys in 2 batch rows, of 2 heads and of 4 query heads over 2 key/value heads (grouped queries),
+ * (B, L, H, D) as projections lay them out, in chunks of one head where they can be bound (so the
+ * products read windows at later batch rows and heads; a layout that cannot be bound at all is left
+ * out). The forward's O and log-sum-exp, or the backward's dQ, dK and dV (fed the reference's O
+ * and log-sum-exp; delta is the sequence's own), against the float64 reference on Q, K, V and dO
+ * rounded to `inputs`, the precision the products multiply in.
  */
 export function scoresAttentionProbe(
   matmul: MatmulKernel,
@@ -244,7 +245,13 @@ export function scoresAttentionProbe(
     kernel: `score-matrix ${what} (head dim ${headDim}, ${storage.join(" and ")} storage)`,
     fallback: `fused ${what}`,
     tolerance,
-    cases: () => storage.map((dtype) => scoresAttentionCase(matmul, causalVariant(headDim, dtype), direction, inputs)),
+    cases: () =>
+      storage.flatMap((dtype) =>
+        [
+          [2, 2],
+          [4, 2],
+        ].flatMap(([heads, kvHeads]) => scoresAttentionCase(matmul, causalVariant(headDim, dtype), heads, kvHeads, direction, inputs) ?? []),
+      ),
   };
 }
 
@@ -259,40 +266,45 @@ export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[
   };
 }
 
-function scoresAttentionCase(matmul: MatmulKernel, variant: AttentionVariant, direction: "forward" | "backward", inputs: StorageDType): ProbeCase {
+function scoresAttentionCase(matmul: MatmulKernel, variant: AttentionVariant, H: number, KV: number, direction: "forward" | "backward", inputs: StorageDType): ProbeCase | undefined {
   const rng = new Random(5014);
   const { headDim: D, dtype } = variant;
-  const [B, H, T] = [2, 2, 40];
-  const shape: AttentionShape = { batch: B, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim: D };
+  const [B, T] = [2, 40];
+  const shape: AttentionShape = { batch: B, queryHeads: H, kvHeads: KV, queryLength: T, keyLength: T, headDim: D };
   const [mask, scale] = [{ causal: true, queryOffset: 0 }, 1 / Math.sqrt(D)];
   // dense (B, H, L, D) values as stored (rounded to the storage dtype), and their (B, L, H, D) layout
-  const [q, k, v, dout] = [0, 1, 2, 3].map(() => roundToDType(dtype, rng.normalArray(B * H * T * D)));
-  const view = denseView("bthd", T, H, D);
-  const laidOut = (dense: ArrayLike<number>) => {
+  const [q, dout] = [0, 1].map(() => roundToDType(dtype, rng.normalArray(B * H * T * D)));
+  const [k, v] = [0, 1].map(() => roundToDType(dtype, rng.normalArray(B * KV * T * D)));
+  const [queries, keys] = [denseView("bthd", T, H, D), denseView("bthd", T, KV, D)];
+  const views = { q: queries, k: keys, v: keys, o: queries, dout: queries, dq: queries, dk: keys, dv: denseView("bthd", T, KV, D, k.length) };
+  // chunks of one head where they can be bound, else as many heads as can
+  const bytes = bytesPerElement(dtype);
+  const heads = scoresChunkHeads(shape, views, bytes, 4 * T * T) ?? scoresChunkHeads(shape, views, bytes);
+  if (!heads) return undefined;
+  const laidOut = (dense: ArrayLike<number>, heads = H) => {
     const out = new Float64Array(dense.length);
-    for (let i = 0; i < dense.length; i++) out[viewIndex(view, Math.floor(i / (H * T * D)), Math.floor(i / D) % T, Math.floor(i / (T * D)) % H, i % D)] = dense[i];
+    const view = heads === H ? queries : keys;
+    for (let i = 0; i < dense.length; i++) out[viewIndex(view, Math.floor(i / (heads * T * D)), Math.floor(i / D) % T, Math.floor(i / (T * D)) % heads, i % D)] = dense[i];
     return out;
   };
   const problem = { shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask };
   const forward = attentionForwardReference(problem);
-  const stored = (data: ArrayLike<number>) => ({ dtype, data: laidOut(data) });
+  const stored = (data: ArrayLike<number>, heads = H) => ({ dtype, data: laidOut(data, heads) });
   const f32 = (data: ArrayLike<number>) => ({ dtype: "f32" as const, data });
   const zeros = (n: number) => ({ dtype, data: new Float64Array(n) });
-  // chunks of one head where a head's window starts at a bindable offset, else all heads in one
-  const call = { shape, variant, scale, heads: (D * bytesPerElement(dtype)) % WINDOW_ALIGNMENT === 0 ? 1 : H };
-  const scores = f32(new Float64Array(call.heads * T * T)); // a chunk's (heads, T, S)
-  const label = `causal attention T ${T}, ${B} batch rows of ${H} heads, head dim ${D}, ${dtype} storage, chunks of ${call.heads} head${call.heads > 1 ? "s" : ""}`;
-  const read = { q: stored(q), k: stored(k), v: stored(v) };
+  const call = { shape, variant, scale, heads };
+  const scores = f32(new Float64Array(heads * T * T)); // a chunk's (heads, T, S)
+  const label = `causal attention T ${T}, ${B} batch rows of ${H} heads over ${KV}, head dim ${D}, ${dtype} storage, chunks of ${heads} head${heads > 1 ? "s" : ""}`;
+  const read = { q: stored(q), k: stored(k, KV), v: stored(v, KV) };
   if (direction === "forward") {
     return {
       label,
-      kernels: scoresForwardKernels(call, { q: view, k: view, v: view, o: view }, matmul),
+      kernels: scoresForwardKernels(call, views, matmul),
       tensors: { ...read, o: zeros(q.length), lse: f32(new Float64Array(B * H * T)), scores },
       expected: { o: laidOut(forward.out), lse: forward.logSumExp },
     };
   }
   const grads = attentionBackwardReference(problem, roundToDType(inputs, dout));
-  const views = { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bthd", T, H, D, k.length) };
   return {
     label,
     kernels: scoresBackwardKernels(call, views, matmul),
@@ -300,7 +312,7 @@ function scoresAttentionCase(matmul: MatmulKernel, variant: AttentionVariant, di
       ...{ ...read, o: stored(forward.out), dout: stored(dout), lse: f32(forward.logSumExp) },
       ...{ delta: f32(new Float64Array(B * H * T)), dq: zeros(q.length), dkv: zeros(2 * k.length), scores, grad: scores },
     },
-    expected: { dq: laidOut(grads.dq), dk: laidOut(grads.dk), dv: laidOut(grads.dv) },
+    expected: { dq: laidOut(grads.dq), dk: laidOut(grads.dk, KV), dv: laidOut(grads.dv, KV) },
     placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
   };
 }

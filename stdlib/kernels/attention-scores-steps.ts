@@ -7,6 +7,8 @@
 // The products are batched over the chunk's heads: an operand is a window of its (B, L, H, D)
 // view from the chunk's batch row and first head, rows its token stride apart, heads its head
 // stride apart (so a chunk's windows start at offsets WINDOW_ALIGNMENT allows: scoresChunkHeads).
+// With grouped queries a chunk stays within one group: K and V are its key/value head for every
+// head (stride 0), and dK and dV sum the group's heads (keyValueGradients).
 // Tensor names: q, k, v, o, lse, scores (the chunk's f32 (heads, T, S) workspace); in the
 // backward also dout, delta, dq, dkv (dK and dV in one buffer, as views.dk and views.dv place
 // them) and grad (the scores' gradients). The mask bindings keep their own names.
@@ -41,15 +43,23 @@ interface Operand {
   stride: number;
 }
 
-// A chunk of the call: its place, and its operands (views at its batch row and first head, the scores).
+// A chunk of the call: its place, and its operands (views at its batch row and first head, K and
+// V at that head's key/value head, the scores).
 interface Chunk extends ScoresChunk {
   at(name: string, view: TensorView, trans?: boolean): Operand;
+  /** K, V or their gradients: every head of the chunk reads one key/value head under grouped queries (head stride 0). */
+  kv(name: string, view: TensorView, trans?: boolean): Operand;
   scores(name: string, trans?: boolean): Operand;
+  /** Head `i` of the chunk alone: its window of a query view, or of the scores. */
+  headAt(i: number, name: string, view: TensorView): Operand;
+  headScores(i: number, name: string, trans: boolean): Operand;
 }
 
 function chunksOf(call: ScoresCall): Chunk[] {
-  const { batch, queryHeads, queryLength: T, keyLength: S } = call.shape;
+  const { batch, queryHeads, kvHeads, queryLength: T, keyLength: S } = call.shape;
+  const group = queryHeads / kvHeads;
   const dtype = call.variant.dtype;
+  const window = (name: string, view: TensorView, b: number, h: number, trans: boolean, stride = view.headStride): Operand => ({ ref: { name, start: viewIndex(view, b, 0, h, 0) }, dtype, trans, ld: view.tokenStride, stride });
   return [...Array(batch).keys()].flatMap((b) =>
     chunkStarts(queryHeads, call.heads).map((h0) => ({
       batchRow: b,
@@ -60,24 +70,28 @@ function chunksOf(call: ScoresCall): Chunk[] {
       keyLength: S,
       queryOffset: S - T,
       scale: call.scale,
-      at: (name: string, view: TensorView, trans = false): Operand => ({ ref: { name, start: viewIndex(view, b, 0, h0, 0) }, dtype, trans, ld: view.tokenStride, stride: view.headStride }),
+      at: (name: string, view: TensorView, trans = false) => window(name, view, b, h0, trans),
+      kv: (name: string, view: TensorView, trans = false) => window(name, view, b, Math.floor(h0 / group), trans, group > 1 ? 0 : view.headStride),
       scores: (name: string, trans = false): Operand => ({ ref: { name }, dtype: "f32", trans, ld: S, stride: T * S }),
+      headAt: (i: number, name: string, view: TensorView) => window(name, view, b, h0 + i, false),
+      headScores: (i: number, name: string, trans: boolean): Operand => ({ ref: { name, start: i * T * S }, dtype: "f32", trans, ld: S, stride: T * S }),
     })),
   );
 }
 
-// C = alpha op(A) op(B) for each head of a chunk: (m, k) x (k, n) into c (row stride ld, head stride).
-function product(matmul: MatmulKernel, a: Operand, b: Operand, c: Operand, heads: number, [m, n, k]: [number, number, number], alpha = 1): BoundKernel {
-  const shape: MatmulShape = { batch: heads, m, n, k, strideA: a.stride, strideB: b.stride, strideC: c.stride, lda: a.ld, ldb: b.ld, ldc: c.ld, alpha };
+// C = alpha op(A) op(B) (+ C where `accumulate`) for each head of a chunk: (m, k) x (k, n) into c
+// (row stride ld, head stride).
+function product(matmul: MatmulKernel, a: Operand, b: Operand, c: Operand, heads: number, [m, n, k]: [number, number, number], alpha = 1, accumulate = false): BoundKernel {
+  const shape: MatmulShape = { batch: heads, m, n, k, strideA: a.stride, strideB: b.stride, strideC: c.stride, lda: a.ld, ldb: b.ld, ldc: c.ld, alpha, beta: accumulate ? 1 : 0 };
   const trans = { transA: a.trans, transB: b.trans };
-  return { spec: matmul({ a: a.dtype, b: b.dtype, out: c.dtype, ...trans }, shape), uniforms: matmulUniforms(shape, trans), bind: { a: a.ref, b: b.ref, c: c.ref } };
+  return { spec: matmul({ a: a.dtype, b: b.dtype, out: c.dtype, ...trans, accumulate }, shape), uniforms: matmulUniforms(shape, trans), bind: { a: a.ref, b: b.ref, c: c.ref } };
 }
 
 // S = Q K^T of a chunk, then the softmax over it (`mode` as scoresSoftmaxKernel's).
 function scoresThenSoftmax(call: ScoresCall, chunk: Chunk, views: AttentionViews, matmul: MatmulKernel, mode: "forward" | "recompute"): BoundKernel[] {
   const { queryLength: T, keyLength: S, headDim: D } = call.shape;
   return [
-    product(matmul, chunk.at("q", views.q), chunk.at("k", views.k, true), chunk.scores("scores"), chunk.heads, [T, S, D]),
+    product(matmul, chunk.at("q", views.q), chunk.kv("k", views.k, true), chunk.scores("scores"), chunk.heads, [T, S, D]),
     { spec: scoresSoftmaxKernel(maskFlagsOf(call.variant), mode), uniforms: scoresChunkUniforms(chunk) },
   ];
 }
@@ -90,7 +104,7 @@ export function scoresForwardKernels(call: ScoresCall, views: AttentionViews, ma
   const { queryLength: T, keyLength: S, headDim: D } = call.shape;
   return chunksOf(call).flatMap((chunk) => [
     ...scoresThenSoftmax(call, chunk, views, matmul, "forward"),
-    product(matmul, chunk.scores("scores"), chunk.at("v", views.v), chunk.at("o", views.o), chunk.heads, [T, D, S]),
+    product(matmul, chunk.scores("scores"), chunk.kv("v", views.v), chunk.at("o", views.o), chunk.heads, [T, D, S]),
   ]);
 }
 
@@ -106,12 +120,34 @@ export function scoresBackwardKernels(call: ScoresCall, views: BackwardViews, ma
       const dout = chunk.at("dout", views.dout);
       return [
         ...scoresThenSoftmax(call, chunk, views, matmul, "recompute"),
-        product(matmul, dout, chunk.at("v", views.v, true), chunk.scores("grad"), chunk.heads, [T, S, D]),
+        product(matmul, dout, chunk.kv("v", views.v, true), chunk.scores("grad"), chunk.heads, [T, S, D]),
         { spec: scoresGradKernel(), uniforms: scoresGradUniforms(chunk), bind: { probs: { name: "scores" } } },
-        product(matmul, chunk.scores("grad"), chunk.at("k", views.k), chunk.at("dq", views.dq), chunk.heads, [T, D, S], call.scale),
-        product(matmul, chunk.scores("grad", true), chunk.at("q", views.q), chunk.at("dkv", views.dk), chunk.heads, [S, D, T], call.scale),
-        product(matmul, chunk.scores("scores", true), dout, chunk.at("dkv", views.dv), chunk.heads, [S, D, T]),
+        product(matmul, chunk.scores("grad"), chunk.kv("k", views.k), chunk.at("dq", views.dq), chunk.heads, [T, D, S], call.scale),
+        ...keyValueGradients(call, chunk, views, matmul),
       ];
     }),
   ];
+}
+
+// dK = scale dSᵀ Q and dV = Pᵀ dO of a chunk. Without grouped queries each head has its own K and V
+// head: one product over the chunk's heads each. With them, the chunk's heads share one: their
+// products add into it one head at a time (a chunk's first head, where its group starts,
+// overwrites what a previous step left), in order, so the sums are deterministic.
+function keyValueGradients(call: ScoresCall, chunk: Chunk, views: BackwardViews, matmul: MatmulKernel): BoundKernel[] {
+  const { queryHeads, kvHeads, queryLength: T, keyLength: S, headDim: D } = call.shape;
+  const dims: [number, number, number] = [S, D, T];
+  if (queryHeads === kvHeads) {
+    return [
+      product(matmul, chunk.scores("grad", true), chunk.at("q", views.q), chunk.kv("dkv", views.dk), chunk.heads, dims, call.scale),
+      product(matmul, chunk.scores("scores", true), chunk.at("dout", views.dout), chunk.kv("dkv", views.dv), chunk.heads, dims),
+    ];
+  }
+  const group = queryHeads / kvHeads;
+  return [...Array(chunk.heads).keys()].flatMap((i) => {
+    const accumulate = (chunk.firstHead + i) % group !== 0;
+    return [
+      product(matmul, chunk.headScores(i, "grad", true), chunk.headAt(i, "q", views.q), chunk.kv("dkv", views.dk), 1, dims, call.scale, accumulate),
+      product(matmul, chunk.headScores(i, "scores", true), chunk.headAt(i, "dout", views.dout), chunk.kv("dkv", views.dv), 1, dims, 1, accumulate),
+    ];
+  });
 }

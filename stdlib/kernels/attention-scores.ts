@@ -54,19 +54,32 @@ export function takesScores(choice: boolean | readonly number[], headDim: number
  */
 export const WINDOW_ALIGNMENT = 256;
 
+/** The operand views of a call on the score-matrix path, by name (AttentionViews, BackwardViews). */
+export type ScoresViews = Partial<Record<"q" | "k" | "v" | "o" | "dout" | "dq" | "dk" | "dv", TensorView>>;
+
+// the views indexed by key/value head (the rest by query head)
+const KEY_VIEWS = new Set(["k", "v", "dk", "dv"]);
+
 /**
  * Query heads per chunk of a call on the score-matrix path, or undefined where it does not apply:
- * one query row (decode), grouped-query attention (a chunk's key heads would not be one stride
- * apart), one head's scores over `chunkBytes`, or a window of one of `views` (elements of
- * `elementBytes`) that would start at an offset a bind group cannot take (WINDOW_ALIGNMENT).
+ * one query row (decode), one head's scores over `chunkBytes`, or a window that would start at an
+ * offset a bind group cannot take (WINDOW_ALIGNMENT): of one of `views` (elements of
+ * `elementBytes`) at a chunk's batch row and first head, its key/value head for K, V and their
+ * gradients; with grouped queries (whose chunks stay within a group, K and V shared by its heads)
+ * also of Q and dO at every head and of the scores at every head of a chunk, which the dK and
+ * dV products read one head at a time.
  */
-export function scoresChunkHeads(shape: AttentionShape, views: readonly TensorView[], elementBytes: number, chunkBytes = SCORES_CHUNK_BYTES): number | undefined {
+export function scoresChunkHeads(shape: AttentionShape, views: ScoresViews, elementBytes: number, chunkBytes = SCORES_CHUNK_BYTES): number | undefined {
   const { batch, queryHeads, kvHeads, queryLength: T, keyLength: S } = shape;
-  if (T === 1 || queryHeads !== kvHeads) return undefined;
-  for (let heads = Math.min(queryHeads, Math.floor(chunkBytes / (4 * T * S))); heads >= 1; heads--) {
-    const starts = chunkStarts(queryHeads, heads);
-    const bindable = views.every((v) => [...Array(batch).keys()].every((b) => starts.every((h) => (viewIndex(v, b, 0, h, 0) * elementBytes) % WINDOW_ALIGNMENT === 0)));
-    if (bindable) return heads;
+  const group = queryHeads / kvHeads;
+  if (T === 1) return undefined;
+  const aligned = (elements: number, bytes = elementBytes) => (elements * bytes) % WINDOW_ALIGNMENT === 0;
+  const rows = [...Array(batch).keys()];
+  for (let heads = Math.min(group > 1 ? group : queryHeads, Math.floor(chunkBytes / (4 * T * S))); heads >= 1; heads--) {
+    if (group % heads !== 0 && group > 1) continue;
+    const starts = group > 1 ? [...Array(queryHeads).keys()] : chunkStarts(queryHeads, heads);
+    const bindable = Object.entries(views).every(([name, v]) => rows.every((b) => starts.every((h) => aligned(viewIndex(v, b, 0, KEY_VIEWS.has(name) ? Math.floor(h / group) : h, 0)))));
+    if (bindable && (group === 1 || heads === 1 || aligned(T * S, 4))) return heads;
   }
   return undefined;
 }

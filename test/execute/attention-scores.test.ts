@@ -1,8 +1,9 @@
 // Attention through a materialized score matrix: its softmax and score-gradient kernels against
 // their float64 references (every mask kind, a chunk at a later batch row and head), and whole
 // attention launches on that path (forward and backward, chunked into one or two heads, fused
-// QKV views, masks, ALiBi) against the float64 interpreter; grouped-query attention, which the
-// path does not take, falls back to the fused kernels; and a fixture model's LoRA training step.
+// QKV views, masks, ALiBi, grouped queries) against the float64 interpreter; attention whose
+// operands cannot be bound as windows falls back to the fused kernels; and a fixture model's LoRA
+// training step.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
@@ -76,9 +77,9 @@ test(
 async function checkAttention(
   gpu: GpuDevice,
   label: string,
-  o: { tokens?: number; heads: number; kvHeads: number; fused: boolean; attrs: Partial<AttentionAttrs>; ints: Record<string, number[]>; scores: AttentionScoresChoice },
+  o: { tokens?: number; headDim?: number; heads: number; kvHeads: number; fused: boolean; attrs: Partial<AttentionAttrs>; ints: Record<string, number[]>; scores: AttentionScoresChoice },
 ): Promise<string[]> {
-  const [B, T, D] = [2, o.tokens ?? 7, 64];
+  const [B, T, D] = [2, o.tokens ?? 7, o.headDim ?? 64];
   const { heads: H, kvHeads: KV } = o;
   const attrs: AttentionAttrs = { scale: 1 / Math.sqrt(D), causal: false, prefix: false, padding: false, segments: false, alibi: false, ...o.attrs };
   let q: Node, k: Node, v: Node;
@@ -169,9 +170,25 @@ test(
 );
 
 test(
-  "grouped-query attention keeps the fused kernels",
+  "grouped-query attention on the score-matrix path: chunks within a group, dK and dV summed over its heads",
   withGpu(async (gpu) => {
-    const keys = await checkAttention(gpu, "GQA", { heads: 4, kvHeads: 2, fused: false, attrs: { causal: true }, ints: {}, scores: { forward: true, backward: true } });
+    // 4 query heads over 2 key/value heads, 8 tokens (a head's scores, 256 bytes, can be bound one head at a time)
+    for (const [label, chunkBytes, chunks] of [
+      ["chunks of one head", 4 * 8 * 8, 4],
+      ["chunks of a whole group", undefined, 2],
+    ] as const) {
+      const keys = await checkAttention(gpu, `GQA, ${label}`, { tokens: 8, heads: 4, kvHeads: 2, fused: true, attrs: { causal: true }, ints: {}, scores: { forward: true, backward: true, chunkBytes } });
+      assert.is(count(keys, "attention_scores_grad"), 2 * chunks, `${label}: a score gradient per batch row and chunk`);
+      assert.ok(!keys.some((k) => k.startsWith("attention_forward") || k.startsWith("attention_backward_dq")), `${label}: no fused kernel`);
+    }
+  }),
+);
+
+test(
+  "attention whose windows cannot be bound keeps the fused kernels",
+  withGpu(async (gpu) => {
+    // head dim 32 in f32: a head's window starts 128 bytes after the previous one's, and grouped queries read each head alone
+    const keys = await checkAttention(gpu, "GQA, head dim 32", { headDim: 32, heads: 4, kvHeads: 2, fused: false, attrs: { causal: true }, ints: {}, scores: { forward: true, backward: true } });
     assert.is(count(keys, "attention_scores_softmax"), 0);
     assert.ok(keys.some((k) => k.startsWith("attention_forward")), "the fused forward runs");
   }),
