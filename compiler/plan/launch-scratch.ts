@@ -53,7 +53,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         take(first.dtype as StorageDType, 2 * numel(k.shape));
         if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
         take("f32", numel(q.shape) / q.shape[q.shape.length - 1]);
-        const heads = scores && takesScores(scores.backward, q.shape[3]) ? scoresHeads(launch, first, 1, scores) : undefined;
+        const heads = scores && takesScores(scores.backward, q.shape[3], k.shape[2] < q.shape[2]) ? scoresHeads(launch, first, 1, scores) : undefined;
         if (heads) for (let i = 0; i < 2; i++) take("f32", heads * q.shape[1] * k.shape[1]); // the chunk's scores and their gradients
         break;
       }
@@ -89,14 +89,13 @@ function scoresHeads(launch: Launch, n: Node, first: number, scores: AttentionSc
   const [q, k] = [n.inputs[first], n.inputs[first + 1]];
   const [batch, T, queryHeads, headDim] = q.shape;
   const [, S, kvHeads] = k.shape;
-  const view = (x: Node) => tensorView(launch.inputs.find((i) => i.node === x)!.view);
+  const view = (i: number) => tensorView(launch.inputs.find((x) => x.node === n.inputs[i])!.view);
   const queries = denseView("bthd", T, queryHeads, headDim);
-  // the backward's inputs: dO, q, k, v, O; the forward's: q, k, v
-  const [dout, , , v, o] = n.inputs;
+  // the forward's inputs: q, k, v; the backward's: dO, q, k, v, O
   const views: ScoresViews =
     first === 0
-      ? { q: view(q), k: view(k), v: view(n.inputs[2]), o: queries }
-      : { q: view(q), k: view(k), v: view(v), o: view(o), dout: view(dout), dq: queries, dk: denseView("bthd", S, kvHeads, headDim), dv: denseView("bthd", S, kvHeads, headDim, batch * S * kvHeads * headDim) };
+      ? { q: view(0), k: view(1), v: view(2), o: queries }
+      : { q: view(1), k: view(2), v: view(3), o: view(4), dout: view(0), dq: queries, dk: denseView("bthd", S, kvHeads, headDim), dv: denseView("bthd", S, kvHeads, headDim, batch * S * kvHeads * headDim) };
   const shape = { batch, queryHeads, kvHeads, queryLength: T, keyLength: S, headDim };
   return scoresChunkHeads(shape, views, bytesPerElement(n.dtype as StorageDType), scores.chunkBytes);
 }

@@ -6,7 +6,8 @@
 // faster depends on the card, so where the engine runs attention on subgroup matrices the device
 // times both, forward and backward each, at the families' head dims on causal attention over 1024
 // tokens (after the layouts are tuned, so the fused side is the engine's), and the engine then
-// takes the faster one at that head dim, for every sequence length and batch (timed at one).
+// takes the faster one at that head dim, for every sequence length and batch (timed at one), a
+// backward with grouped queries excepted (the timing has none; takesScores).
 // SFT_ATTENTION=scores asks for the score matrix wherever it applies; any other SFT_ATTENTION
 // keeps the fused kernels.
 import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";

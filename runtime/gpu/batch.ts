@@ -107,6 +107,7 @@ export class CommandBatch {
 
   /** Submits what was recorded so far and starts a new encoder; the batch stays usable. */
   flush(): void {
+    invariant(!this.group, "a timed group is still open");
     this.endPass();
     for (const a of this.arenas) this.gpu.queue.writeBuffer(a.buffer, 0, a.host, 0, a.used);
     const timings = this.querySet && this.timedKernels.length ? this.recordTimingReadback(this.querySet, this.timedKernels) : undefined;

@@ -225,11 +225,13 @@ export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVaria
  * Attention through a materialized score matrix (attention-scores-steps.ts) on the `matmul`
  * kernels, at `headDim`, per storage dtype of `storage`: causal attention of 40 queries over 40
  * keys in 2 batch rows, of 2 heads and of 4 query heads over 2 key/value heads (grouped queries),
- * (B, L, H, D) as projections lay them out, in chunks of one head where they can be bound (so the
- * products read windows at later batch rows and heads; a layout that cannot be bound at all is left
- * out). The forward's O and log-sum-exp, or the backward's dQ, dK and dV (fed the reference's O
- * and log-sum-exp; delta is the sequence's own), against the float64 reference on Q, K, V and dO
- * rounded to `inputs`, the precision the products multiply in.
+ * (B, L, H, D) as projections lay them out, each in chunks of one head where they can be bound
+ * (the products then read windows at later batch rows and heads) and in the chunks the engine
+ * takes (a layout that cannot be bound at all is left out). The forward's O and log-sum-exp, or
+ * the backward's dQ, dK and dV (fed the reference's O and log-sum-exp; delta is the sequence's
+ * own), against the float64 reference on Q, K, V and dO rounded to `inputs`, the precision the
+ * products multiply in. Every buffer a sequence writes starts as NaN, so a value it leaves
+ * unwritten (or adds to before writing) fails.
  */
 export function scoresAttentionProbe(
   matmul: MatmulKernel,
@@ -250,7 +252,7 @@ export function scoresAttentionProbe(
         [
           [2, 2],
           [4, 2],
-        ].flatMap(([heads, kvHeads]) => scoresAttentionCase(matmul, causalVariant(headDim, dtype), heads, kvHeads, direction, inputs) ?? []),
+        ].flatMap(([heads, kvHeads]) => scoresAttentionCases(matmul, causalVariant(headDim, dtype), heads, kvHeads, direction, inputs)),
       ),
   };
 }
@@ -266,7 +268,7 @@ export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[
   };
 }
 
-function scoresAttentionCase(matmul: MatmulKernel, variant: AttentionVariant, H: number, KV: number, direction: "forward" | "backward", inputs: StorageDType): ProbeCase | undefined {
+function scoresAttentionCases(matmul: MatmulKernel, variant: AttentionVariant, H: number, KV: number, direction: "forward" | "backward", inputs: StorageDType): ProbeCase[] {
   const rng = new Random(5014);
   const { headDim: D, dtype } = variant;
   const [B, T] = [2, 40];
@@ -277,10 +279,9 @@ function scoresAttentionCase(matmul: MatmulKernel, variant: AttentionVariant, H:
   const [k, v] = [0, 1].map(() => roundToDType(dtype, rng.normalArray(B * KV * T * D)));
   const [queries, keys] = [denseView("bthd", T, H, D), denseView("bthd", T, KV, D)];
   const views = { q: queries, k: keys, v: keys, o: queries, dout: queries, dq: queries, dk: keys, dv: denseView("bthd", T, KV, D, k.length) };
-  // chunks of one head where they can be bound, else as many heads as can
+  // chunks of one head where they can be bound, and the engine's chunks
   const bytes = bytesPerElement(dtype);
-  const heads = scoresChunkHeads(shape, views, bytes, 4 * T * T) ?? scoresChunkHeads(shape, views, bytes);
-  if (!heads) return undefined;
+  const chunkings = new Set([scoresChunkHeads(shape, views, bytes, 4 * T * T), scoresChunkHeads(shape, views, bytes)].filter((h) => h !== undefined));
   const laidOut = (dense: ArrayLike<number>, heads = H) => {
     const out = new Float64Array(dense.length);
     const view = heads === H ? queries : keys;
@@ -291,28 +292,30 @@ function scoresAttentionCase(matmul: MatmulKernel, variant: AttentionVariant, H:
   const forward = attentionForwardReference(problem);
   const stored = (data: ArrayLike<number>, heads = H) => ({ dtype, data: laidOut(data, heads) });
   const f32 = (data: ArrayLike<number>) => ({ dtype: "f32" as const, data });
-  const zeros = (n: number) => ({ dtype, data: new Float64Array(n) });
-  const call = { shape, variant, scale, heads };
-  const scores = f32(new Float64Array(heads * T * T)); // a chunk's (heads, T, S)
-  const label = `causal attention T ${T}, ${B} batch rows of ${H} heads over ${KV}, head dim ${D}, ${dtype} storage, chunks of ${heads} head${heads > 1 ? "s" : ""}`;
+  const unwritten = (n: number, as: StorageDType = dtype) => ({ dtype: as, data: new Float64Array(n).fill(NaN) });
   const read = { q: stored(q), k: stored(k, KV), v: stored(v, KV) };
-  if (direction === "forward") {
+  const grads = direction === "backward" ? attentionBackwardReference(problem, roundToDType(inputs, dout)) : undefined;
+  return [...chunkings].map((heads): ProbeCase => {
+    const call = { shape, variant, scale, heads };
+    const scores = unwritten(heads * T * T, "f32"); // a chunk's (heads, T, S)
+    const label = `causal attention T ${T}, ${B} batch rows of ${H} heads over ${KV}, head dim ${D}, ${dtype} storage, chunks of ${heads} head${heads > 1 ? "s" : ""}`;
+    if (!grads) {
+      return {
+        label,
+        kernels: scoresForwardKernels(call, views, matmul),
+        tensors: { ...read, o: unwritten(q.length), lse: unwritten(B * H * T, "f32"), scores },
+        expected: { o: laidOut(forward.out), lse: forward.logSumExp },
+      };
+    }
     return {
       label,
-      kernels: scoresForwardKernels(call, views, matmul),
-      tensors: { ...read, o: zeros(q.length), lse: f32(new Float64Array(B * H * T)), scores },
-      expected: { o: laidOut(forward.out), lse: forward.logSumExp },
+      kernels: scoresBackwardKernels(call, views, matmul),
+      tensors: {
+        ...{ ...read, o: stored(forward.out), dout: stored(dout), lse: f32(forward.logSumExp) },
+        ...{ delta: unwritten(B * H * T, "f32"), dq: unwritten(q.length), dkv: unwritten(2 * k.length), scores, grad: scores },
+      },
+      expected: { dq: laidOut(grads.dq), dk: laidOut(grads.dk, KV), dv: laidOut(grads.dv, KV) },
+      placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
     };
-  }
-  const grads = attentionBackwardReference(problem, roundToDType(inputs, dout));
-  return {
-    label,
-    kernels: scoresBackwardKernels(call, views, matmul),
-    tensors: {
-      ...{ ...read, o: stored(forward.out), dout: stored(dout), lse: f32(forward.logSumExp) },
-      ...{ delta: f32(new Float64Array(B * H * T)), dq: zeros(q.length), dkv: zeros(2 * k.length), scores, grad: scores },
-    },
-    expected: { dq: laidOut(grads.dq), dk: laidOut(grads.dk, KV), dv: laidOut(grads.dv, KV) },
-    placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
-  };
+  });
 }

@@ -31,7 +31,7 @@ import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from 
 import { tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
 import { engineAttentionScores, scoresRequested, tuneAttentionPaths } from "./attention-path-tuning.ts";
-import { tuneGemv } from "./gemv-tuning.ts";
+import { engineGemv, tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 
 /** The self-check of a device: one check per op whose fast kernel the engine would choose. */
@@ -96,7 +96,9 @@ async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, e
   const outcome: SelfCheckOutcome = { tunings, checks: {}, warnings: [] };
   const timed = tunings.filter((t) => t.source === "measured");
   if (timed.length) outcome.warnings.push(tunedNote(gpu, timed, (performance.now() - started) / 1000, env));
-  for (const probe of probesFor(gpu, env)) {
+  for (const built of probesFor(gpu, env)) {
+    // the score matrix is checked on the matmul the engine runs: the plain one where the fast one just failed
+    const probe = built.op === "attention scores" && outcome.checks.matmul?.verified === false ? forcedScoresProbe(gpu, plainMatmulStrategy(gpu.adapter.architecture)) : built;
     const check = tunings.find((t) => t.check && sameProbe(t.check, probe))?.check ?? (await checkKernel(gpu, probe));
     outcome.checks[probe.op] = check;
     if (!check.verified && !requested(probe.op, env)) outcome.warnings.push(fallbackWarning(gpu, check));
@@ -137,7 +139,7 @@ function fallbackWarning(gpu: GpuDevice, check: KernelCheck): Diagnostic {
 /** The check of `op` on `gpu`; openDevice ran it wherever the fast kernel would be chosen. */
 function checkOf(gpu: GpuDevice, op: CheckedOp): KernelCheck {
   const check = selfCheckOf(gpu)?.checks[op];
-  invariant(check, `the ${op} kernel was chosen on subgroup matrices without its self-check (openDevice runs it; was SFT_MATMUL or SFT_ATTENTION changed after the device opened?)`);
+  invariant(check, `the ${op} kernel was chosen without its self-check (openDevice runs it; was SFT_MATMUL or SFT_ATTENTION changed after the device opened?)`);
   return check;
 }
 
@@ -213,14 +215,17 @@ export function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
   if (forward.headDims.length) probes.push(subgroupAttentionProbe(forward.kernels, forward.headDims));
   const backward = fastAt((variant) => attentionBackwardKernelsFor(adapter, variant, env, tunedBackwardLayouts(gpu, variant.headDim)), backwardOnSubgroupMatrices, "attention backward");
   if (backward.headDims.length) probes.push(subgroupAttentionBackwardProbe(backward.kernels, backward.headDims));
-  // the score matrix where SFT_ATTENTION asks for it, on any adapter, in the strategy's precision
-  if (scoresRequested(env) && strategy.ok) {
-    const matmul = matmulKernelsOf(strategy.value);
-    const f16 = typeof strategy.value === "object";
-    // f32 products: f16 storage's rounding of O and the gradients (2^-11) bounds the error
-    probes.push(scoresPathProbe(matmul, CHECKED_HEAD_DIMS, f16 ? "f16" : "f32", f16 ? subgroupAttentionBackwardTolerance() : 1e-3, gpu.hasF16 ? ["f32", "f16"] : ["f32"]));
-  }
+  // the score matrix where SFT_ATTENTION asks for it, on any adapter (after the matmul's probe: runProbes)
+  if (scoresRequested(env) && strategy.ok) probes.push(forcedScoresProbe(gpu, strategy.value));
   return probes;
+}
+
+/** The score-matrix attention's probe on `strategy`'s kernels, in their precision, at every checked head dim. */
+function forcedScoresProbe(gpu: GpuDevice, strategy: MatmulStrategy): KernelProbe {
+  const f16 = typeof strategy === "object";
+  // f32 products: f16 storage's rounding of O and the gradients (2^-11) bounds the error
+  const tolerance = f16 ? subgroupAttentionBackwardTolerance() : 1e-3;
+  return scoresPathProbe(matmulKernelsOf(strategy, engineGemv(gpu)), CHECKED_HEAD_DIMS, f16 ? "f16" : "f32", tolerance, gpu.hasF16 ? ["f32", "f16"] : ["f32"]);
 }
 
 /**

@@ -132,7 +132,9 @@ export function scoresBackwardKernels(call: ScoresCall, views: BackwardViews, ma
 // dK = scale dSᵀ Q and dV = Pᵀ dO of a chunk. Without grouped queries each head has its own K and V
 // head: one product over the chunk's heads each. With them, the chunk's heads share one: their
 // products add into it one head at a time (a chunk's first head, where its group starts,
-// overwrites what a previous step left), in order, so the sums are deterministic.
+// overwrites what a previous step left), in order, so the sums are deterministic. Each addition
+// rounds to the storage dtype: f32 in training (activations are f32), where the fused kernels'
+// f32 registers and these agree; with f16 storage the error grows with the group.
 function keyValueGradients(call: ScoresCall, chunk: Chunk, views: BackwardViews, matmul: MatmulKernel): BoundKernel[] {
   const { queryHeads, kvHeads, queryLength: T, keyLength: S, headDim: D } = call.shape;
   const dims: [number, number, number] = [S, D, T];

@@ -35,7 +35,11 @@ export interface ScoresChunk {
 /** The most bytes one chunk's f32 scores take: a chunk has as many heads as fit. */
 export const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
 
-/** Which attention launches take the score-matrix path where it applies: all, none, or those of the listed head dims. */
+/**
+ * Which attention launches take the score-matrix path where it applies: all (true), none, or
+ * those of the listed head dims (a device's tuning, timed on multi-head attention, so its
+ * backward does not take grouped queries, whose dK and dV are summed a head at a time).
+ */
 export interface AttentionScoresChoice {
   forward: boolean | readonly number[];
   backward: boolean | readonly number[];
@@ -43,9 +47,9 @@ export interface AttentionScoresChoice {
   chunkBytes?: number;
 }
 
-/** Whether launches at `headDim` take the score-matrix path under `choice` (one direction's). */
-export function takesScores(choice: boolean | readonly number[], headDim: number): boolean {
-  return typeof choice === "boolean" ? choice : choice.includes(headDim);
+/** Whether a launch at `headDim` takes the score-matrix path under `choice` (one direction's); `summedKeys`: a backward with grouped queries. */
+export function takesScores(choice: boolean | readonly number[], headDim: number, summedKeys = false): boolean {
+  return typeof choice === "boolean" ? choice : !summedKeys && choice.includes(headDim);
 }
 
 /**

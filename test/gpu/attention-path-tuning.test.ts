@@ -13,15 +13,17 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { attentionPathJob, engineAttentionScores, tuneAttentionPaths } from "../../runtime/gpu/attention-path-tuning.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
-import { scoresAttentionProbe, WEIGHTS } from "../../runtime/gpu/kernel-probe-cases.ts";
+import { scoresAttentionProbe, scoresPathProbe, WEIGHTS } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { checkKernel } from "../../runtime/gpu/kernel-probe.ts";
-import { fastKernelProbes } from "../../runtime/gpu/kernel-self-check.ts";
+import { checkedAttentionScores, fastKernelProbes, selfCheckKernels } from "../../runtime/gpu/kernel-self-check.ts";
 import { tuneChoice } from "../../runtime/gpu/kernel-tuning.ts";
 import { attentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import { onSubgroupMatrices } from "../../stdlib/kernels/kernel.ts";
 import { matmulKernelsOf, matmulStrategyFor, type MatmulKernel, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
-import { withGpu } from "../kernels/gpu-harness.ts";
+import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
+import { h200Like } from "../support/h200-adapter.ts";
+import { ok } from "../../compiler/diagnostics.ts";
 import { doubledAlpha } from "../support/matmul-candidates.ts";
 
 const FAST = { rounds: 2, dispatches: 2, warmupMs: 0 };
@@ -109,6 +111,29 @@ test(
     assert.match(probe.kernel, "score-matrix attention, forward and backward (head dims 64, 128, 256)");
     const check = await checkKernel(gpu, probe);
     assert.ok(check.verified, check.failure);
+  }),
+);
+
+test(
+  "a forced score-matrix path whose check fails is SFT5011; on a device whose fast matmul fails, it is checked on the plain one",
+  withF16Gpu(async (real) => {
+    if (real.adapter.features.includes("chromium-experimental-subgroup-matrix")) return console.log("    skipped: this adapter has subgroup matrices, which compile");
+    const env = { SFT_ATTENTION: "scores", SFT_TUNE: "off" };
+    // a device whose score-matrix check fails (its matmul doubles the products)
+    const broken = h200Like(real);
+    await selfCheckKernels(broken, env, () => [scoresPathProbe(doubledAlpha, [64], "f32", 1e-3, ["f32"])], async () => []);
+    const refused = checkedAttentionScores(broken, "tiled", env);
+    assert.ok(!refused.ok && refused.diagnostics[0].code === "SFT5011", "an error at the choice");
+    assert.match(refused.diagnostics[0].message, "SFT_ATTENTION=scores, but the score-matrix attention, forward and backward (head dims 64) failed its self-check");
+    assert.equal(checkedAttentionScores(broken, "tiled", {}), ok({ forward: [], backward: [] }), "not asked for: no check consulted");
+    // an H200-like summary here: its subgroup-matrix matmul does not compile, so the engine takes the
+    // tiled one, and the score matrix is checked on that
+    const gpu = h200Like(real);
+    const outcome = await selfCheckKernels(gpu, env);
+    assert.not.ok(outcome.checks.matmul?.verified);
+    const check = outcome.checks["attention scores"];
+    assert.ok(check?.verified, check?.failure);
+    assert.equal(checkedAttentionScores(gpu, "tiled", env), ok({ forward: true, backward: true }));
   }),
 );
 

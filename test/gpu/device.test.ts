@@ -180,4 +180,29 @@ test(
   }),
 );
 
+test(
+  "a timed group's dispatches share one timing",
+  withGpu(async (gpu) => {
+    if (!gpu.hasTimestamps) return console.log("    skipped: no timestamp-query");
+    const n = 4096;
+    const x = uploadTensor(gpu, "f32", [n], randomValues(new Random(2), n));
+    const y = createTensor(gpu, "f32", [n]);
+    const batch = new CommandBatch(gpu, { timestamps: true });
+    for (const group of ["first", "second"]) {
+      batch.beginTimedGroup(group);
+      for (let k = 0; k < 3; k++) batch.dispatch(activationForward("gelu_tanh", "f32"), { n }, { x, y });
+      batch.endTimedGroup();
+    }
+    batch.dispatch(activationForward("gelu_tanh", "f32"), { n }, { x, y }); // outside a group: its own timing
+    const timings = await batch.submit();
+    assert.equal(timings.map((t) => t.name), ["first", "second", "gelu_tanh_forward"]);
+    assert.ok(timings.every((t) => t.ns >= 0 && t.ns < 1e10));
+    assert.throws(() => {
+      const open = new CommandBatch(gpu, { timestamps: true });
+      open.beginTimedGroup("left open");
+      open.flush();
+    }, /still open/);
+  }),
+);
+
 test.run();

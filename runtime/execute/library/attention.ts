@@ -116,7 +116,7 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
     dv: denseView("bthd", keyLength, kvHeads, headDim, kvElements),
   };
   const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
-  const heads = takesScores(ctx.attentionScores.backward, headDim) ? scoresChunkHeads(call.shape, views, bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
+  const heads = takesScores(ctx.attentionScores.backward, headDim, kvHeads < queryHeads) ? scoresChunkHeads(call.shape, views, bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
   let refresh: PreparedLaunch["refresh"];
   let dispatches: DispatchStep[];
   if (heads) {
