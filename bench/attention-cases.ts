@@ -1,12 +1,15 @@
-// Benchmark cases of the subgroup-matrix attention kernels (attention-forward-subgroup.ts,
-// attention-backward-subgroup.ts), on adapters that have subgroup matrices: causal
+// Benchmark cases of attention through a materialized score matrix on the engine's matmul
+// kernels (stdlib/kernels/attention-scores-steps.ts, every adapter; a sequence of launches timed
+// as one run) and of the subgroup-matrix attention kernels (attention-forward-subgroup.ts,
+// attention-backward-subgroup.ts, on adapters that have subgroup matrices): causal
 // self-attention over one sequence, Q, K, V read from a fused f32 QKV projection as in
-// kernel-cases.ts's attention case. The forward runs at the bench's token count and at half of
-// it, checked against attentionForwardReference on the f16-rounded inputs (the kernel's products
-// take f16) for the first and last row of evenly spaced query blocks: the rows where a block's
-// first and last subgroup start and end. The backward's dQ and dK/dV kernels run at the bench's
-// token count on f16-valued inputs and dO, after the scalar forward and delta kernels, checked
-// against attentionBackwardReference for every row of the first and last head.
+// kernel-cases.ts's attention case. A forward runs at the bench's token count (the subgroup one
+// also at half of it), checked against attentionForwardReference on the inputs rounded to the
+// precision its products take (f16 on subgroup matrices) for the first and last row of evenly
+// spaced query blocks: the rows where a block's first and last subgroup start and end. A
+// backward runs at the bench's token count on f16-valued inputs and dO, after the scalar
+// forward and delta kernels, checked against attentionBackwardReference for the rows of the first
+// and last head (every row at small sizes, evenly spaced ones at full size).
 import { engineAttentionLayout } from "../runtime/gpu/attention-tuning.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { CommandBatch } from "../runtime/gpu/batch.ts";
@@ -28,9 +31,17 @@ import {
 import { attentionBackwardKernels, attentionBackwardUniforms, type BackwardViews } from "../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernel, attentionForwardUniforms } from "../stdlib/kernels/attention-forward.ts";
 import { denseView, fusedQkvViews, gatherView } from "../stdlib/kernels/attention-layout.ts";
-import { maskFlags } from "../stdlib/kernels/attention-mask.ts";
-import { attentionBackwardReference, attentionForwardReference } from "../stdlib/kernels/attention-reference.ts";
-import { roundToDType } from "../stdlib/kernels/dtype.ts";
+import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../stdlib/kernels/attention-reference.ts";
+import { scoresBackwardKernels, scoresForwardKernels } from "../stdlib/kernels/attention-scores-steps.ts";
+import { scoresChunkHeads } from "../stdlib/kernels/attention-scores.ts";
+import { onSubgroupMatrices } from "../stdlib/kernels/kernel.ts";
+import { matmulKernelsOf, strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
+import { invariant } from "../compiler/diagnostics.ts";
+import { engineGemv } from "../runtime/gpu/gemv-tuning.ts";
+import { causalVariant, WEIGHTS } from "../runtime/gpu/kernel-probe-cases.ts";
+import type { KernelRun } from "../runtime/gpu/kernel-probe.ts";
+import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
+import { roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
 import type { Case } from "./kernel-cases.ts";
 import type { BenchShapes } from "./sizes.ts";
 
@@ -51,6 +62,12 @@ export function blockEdgeRows(length: number, blockQ: number, limit: number): nu
   return [...rows].sort((a, b) => a - b);
 }
 
+/** `limit` evenly spaced rows of `length` (the first and last included), or every row when that is fewer. */
+function evenlySpaced(length: number, limit: number): number[] {
+  if (length <= limit) return Array.from({ length }, (_, i) => i);
+  return Array.from({ length: limit }, (_, i) => Math.round((i * (length - 1)) / (limit - 1)));
+}
+
 // e.g. "f16>f32 16x16x16, 2 subgroups x 16 rows, 32 keys per tile"; the dK/dV kernel's rows are
 // keys and its tiles queries
 function layoutLabel(layout: SubgroupAttentionLayout, tiled = "keys"): string {
@@ -58,40 +75,69 @@ function layoutLabel(layout: SubgroupAttentionLayout, tiled = "keys"): string {
   return `f16>f32 ${c.M}x${c.N}x${c.K}, ${layout.subgroups} subgroup${layout.subgroups > 1 ? "s" : ""} x ${c.M} rows, ${layout.blockK} ${tiled} per tile`;
 }
 
-/** Causal self-attention over `T` tokens with `layout` and `lanes` invocations per row in the softmax, from a fused f32 QKV buffer. */
-function attentionCase(gpu: GpuDevice, s: BenchShapes, T: number, layout: SubgroupAttentionLayout, seed: number, lanes = softmaxLanes(layout)): Case {
+/** Relative error allowed where the products are f32 (kernel-cases.ts's, for every f32 kernel). */
+const F32_TOLERANCE = 1e-5;
+
+/** The bench's mask: causal self-attention. */
+const CAUSAL = { causal: true, queryOffset: 0 };
+
+/** What a forward or backward case runs: the kernel (or sequence) as bound, the precision its products take, its tolerance. */
+interface AttentionRun {
+  label: string;
+  run: (shape: AttentionShape, views: BackwardViews) => KernelRun;
+  /** The precision the products multiply in: the reference reads the inputs rounded to it. */
+  inputs: StorageDType;
+  tolerance: number;
+  /** Workspace tensors the run needs beyond the problem's: f32 elements by name. */
+  workspace?: (shape: AttentionShape) => Record<string, number>;
+  /** Query rows per block: the forward's check compares the first and last row of evenly spaced blocks (without blocks, evenly spaced rows). */
+  blockRows?: number;
+}
+
+/** The subgroup-matrix forward with `layout` and `lanes` invocations per row in the softmax. */
+function subgroupForward(layout: SubgroupAttentionLayout, lanes = softmaxLanes(layout)): AttentionRun {
+  return {
+    label: `attention forward subgroup-matrix ${layoutLabel(layout)}, ${lanes} lane${lanes > 1 ? "s" : ""} per row in the softmax`,
+    run: (shape, views) => ({ spec: attentionForwardSubgroupKernel(causalVariant(shape.headDim, "f32"), layout, lanes), uniforms: attentionForwardUniforms(shape, views, 1 / Math.sqrt(shape.headDim), CAUSAL) }),
+    inputs: "f16",
+    tolerance: subgroupAttentionTolerance(),
+    blockRows: blockRows(layout),
+  };
+}
+
+/** Causal self-attention over `T` tokens by `run`, from a fused f32 QKV buffer. */
+function attentionCase(gpu: GpuDevice, s: BenchShapes, T: number, attention: AttentionRun, seed: number): Case {
   const D = s.headDim;
   const H = s.hidden / D;
   const shape = { batch: 1, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim: D };
   const scale = 1 / Math.sqrt(D);
-  const mask = { causal: true, queryOffset: 0 };
   const host = new Random(seed).normalArray(T * 3 * H * D, 0.5); // (T, Hq + 2 Hkv, D), Baichuan W_pack order
   const qkv = uploadTensor(gpu, "f32", [T, 3 * H, D], host);
-  const views = { ...fusedQkvViews(T, H, H, D), o: denseView("bthd", T, H, D) };
+  const views = problemViews(T, H, D);
   const o = createTensor(gpu, "f32", [T, H, D]);
   const lse = createTensor(gpu, "f32", [H, T]);
   return {
-    label: `attention forward subgroup-matrix ${layoutLabel(layout)}, ${lanes} lane${lanes > 1 ? "s" : ""} per row in the softmax, causal (4 flop/score)`,
+    label: `${attention.label}, causal (4 flop/score)`,
     shape: `T${T} H${H} D${D}`,
     compute: true,
-    spec: attentionForwardSubgroupKernel({ dtype: "f32", headDim: D, ...maskFlags(mask) }, layout, lanes),
-    uniforms: attentionForwardUniforms(shape, views, scale, mask),
-    tensors: { q: qkv, k: qkv, v: qkv, o, lse },
+    ...attention.run(shape, views),
+    tensors: { q: qkv, k: qkv, v: qkv, o, lse, ...workspace(gpu, attention, shape) },
     flops: 4 * H * D * ((T * (T + 1)) / 2), // Q K^T and P V over the causal half
     bytes: 4 * (4 * T * H * D + H * T),
     verify: async () => {
-      // the kernel multiplies f16 values: the reference reads the same rounded inputs
-      const rounded = roundToDType("f16", host);
+      // the products' precision: the reference reads the inputs rounded to it
+      const rounded = roundToDType(attention.inputs, host);
       const [q, k, v] = (["q", "k", "v"] as const).map((name) => gatherView(rounded, views[name], 1, T, H, D)); // (1, H, T, D)
       const out = gatherView(await readFloats(gpu, o), views.o, 1, T, H, D);
       const lseOut = await readFloats(gpu, lse); // (H, T)
-      const rows = blockEdgeRows(T, blockRows(layout), s.checkedRows);
+      const { blockRows: block } = attention;
+      const rows = block ? blockEdgeRows(T, block, s.checkedRows) : evenlySpaced(T, s.checkedRows);
       const [outs, outRefs, lses, lseRefs]: number[][] = [[], [], [], []];
       for (const i of rows) {
         // one reference problem per checked row i: that row of every head, at position i
         const qi = new Float64Array(H * D);
         for (let h = 0; h < H; h++) qi.set(q.subarray((h * T + i) * D, (h * T + i + 1) * D), h * D);
-        const ref = attentionForwardReference({ shape: { ...shape, queryLength: 1 }, q: qi, k, v, scale, mask: { causal: true, queryOffset: i } });
+        const ref = attentionForwardReference({ shape: { ...shape, queryLength: 1 }, q: qi, k, v, scale, mask: { ...CAUSAL, queryOffset: i } });
         for (let h = 0; h < H; h++) {
           outs.push(...out.subarray((h * T + i) * D, (h * T + i + 1) * D));
           lses.push(lseOut[h * T + i]);
@@ -99,30 +145,51 @@ function attentionCase(gpu: GpuDevice, s: BenchShapes, T: number, layout: Subgro
         outRefs.push(...ref.out);
         lseRefs.push(...ref.logSumExp);
       }
-      const rowsNote = rows.length === T ? `all ${T} query rows` : `${rows.length} of ${T} query rows (first and last of evenly spaced blocks)`;
-      return { relativeError: Math.max(relativeError(outs, outRefs), relativeError(lses, lseRefs)), tolerance: subgroupAttentionTolerance(), rows: rowsNote };
+      const rowsNote = rows.length === T ? `all ${T} query rows` : `${rows.length} of ${T} query rows (${block ? "first and last of evenly spaced blocks" : "evenly spaced"})`;
+      return { relativeError: Math.max(relativeError(outs, outRefs), relativeError(lses, lseRefs)), tolerance: attention.tolerance, rows: rowsNote };
     },
   };
 }
 
+/** What a backward case runs, and which gradients it checks. */
+interface BackwardRun extends AttentionRun {
+  outputs: readonly ("dq" | "dk" | "dv")[];
+  /** Score-sized products: S, dP, dQ (3), S, dP, dV, dK (4), or all five. */
+  products: number;
+}
+
+/** The subgroup-matrix dQ or dK/dV kernel on `layout`. */
+function subgroupBackward(kernel: "dq" | "dkdv", layout: SubgroupAttentionLayout): BackwardRun {
+  const variant = causalVariant(0, "f32");
+  return {
+    label: `attention backward ${kernel === "dq" ? "dQ" : "dK/dV"} subgroup-matrix ${layoutLabel(layout, kernel === "dq" ? "keys" : "queries")}`,
+    run: (shape, views) => {
+      const v = { ...variant, headDim: shape.headDim };
+      return { spec: kernel === "dq" ? attentionDqSubgroupKernel(v, layout) : attentionDkdvSubgroupKernel(v, layout), uniforms: attentionBackwardUniforms(shape, views, 1 / Math.sqrt(shape.headDim), { causal: true, queryOffset: 0 }) };
+    },
+    inputs: "f16",
+    tolerance: subgroupAttentionBackwardTolerance(),
+    blockRows: blockRows(layout),
+    outputs: kernel === "dq" ? ["dq"] : ["dk", "dv"],
+    products: kernel === "dq" ? 3 : 4,
+  };
+}
+
 /**
- * The dQ or dK/dV kernel on `layout` for causal self-attention over `T` tokens. Q, K, V (fused)
- * and dO hold f16 values in f32 buffers, so the scalar forward and delta kernels, run here
- * before the case, give O, lse and delta as the reference sees them.
+ * The backward of `run` for causal self-attention over `T` tokens. Q, K, V (fused) and dO hold
+ * f16 values in f32 buffers, so the scalar forward and delta kernels, run here before the case,
+ * give O, lse and delta as the reference sees them.
  */
-function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, kernel: "dq" | "dkdv", layout: SubgroupAttentionLayout, seed: number): Case {
+function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, attention: BackwardRun, seed: number): Case {
   const D = s.headDim;
   const H = s.hidden / D;
   const shape = { batch: 1, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim: D };
   const scale = 1 / Math.sqrt(D);
-  const mask = { causal: true, queryOffset: 0 };
   const rng = new Random(seed);
   const host = roundToDType("f16", rng.normalArray(T * 3 * H * D, 0.5)); // (T, Hq + 2 Hkv, D)
   const dOut = roundToDType("f16", rng.normalArray(T * H * D, 0.5)); // (T, H, D)
-  const dense = denseView("bthd", T, H, D);
-  const views: BackwardViews = { ...fusedQkvViews(T, H, H, D), o: dense, dout: dense, dq: dense, dk: dense, dv: denseView("bthd", T, H, D, T * H * D) };
+  const views = problemViews(T, H, D);
   const qkv = uploadTensor(gpu, "f32", [T, 3 * H, D], host);
-  const output = kernel === "dq" ? "dq" : "dkv"; // dK and dV: halves of one buffer
   const tensors: Record<string, GpuTensor> = {
     q: qkv,
     k: qkv,
@@ -131,42 +198,80 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, kernel: "dq" | 
     o: createTensor(gpu, "f32", [T, H, D]),
     lse: createTensor(gpu, "f32", [H, T]),
     delta: createTensor(gpu, "f32", [H, T]),
-    [output]: createTensor(gpu, "f32", kernel === "dq" ? [T, H, D] : [2, T, H, D]),
+    dq: createTensor(gpu, "f32", [T, H, D]),
+    dkv: createTensor(gpu, "f32", [2, T, H, D]), // dK and dV: halves of one buffer
+    ...workspace(gpu, attention, shape),
   };
-  const variant = { dtype: "f32" as const, headDim: D, ...maskFlags(mask) };
-  const uniforms = attentionBackwardUniforms(shape, views, scale, mask);
+  const variant = causalVariant(D, "f32");
+  const uniforms = attentionBackwardUniforms(shape, views, scale, CAUSAL);
   const before = new CommandBatch(gpu); // submitted now, so it runs before the case's dispatches
   before.dispatch(attentionForwardKernel(variant), uniforms, tensors);
   before.dispatch(attentionBackwardKernels(variant).delta, uniforms, tensors);
   before.flush();
-  const products = kernel === "dq" ? 3 : 4; // S, dP, dQ or S, dP, dV, dK
   return {
-    label: `attention backward ${kernel === "dq" ? "dQ" : "dK/dV"} subgroup-matrix ${layoutLabel(layout, kernel === "dq" ? "keys" : "queries")}, causal (${2 * products} flop/score)`,
+    label: `${attention.label}, causal (${2 * attention.products} flop/score)`,
     shape: `T${T} H${H} D${D}`,
     compute: true,
-    spec: kernel === "dq" ? attentionDqSubgroupKernel(variant, layout) : attentionDkdvSubgroupKernel(variant, layout),
-    uniforms,
+    ...attention.run(shape, views),
     tensors,
-    flops: 2 * products * H * D * ((T * (T + 1)) / 2),
-    bytes: 4 * ((kernel === "dq" ? 5 : 6) * T * H * D + 2 * H * T), // Q, K, V, dO and the gradients; lse, delta
+    flops: 2 * attention.products * H * D * ((T * (T + 1)) / 2),
+    bytes: 4 * ((4 + attention.outputs.length) * T * H * D + 2 * H * T), // Q, K, V, dO and the gradients; lse, delta
     verify: async () => {
-      const grads = await readFloats(gpu, tensors[output]);
+      const [dq, dkv] = await Promise.all([readFloats(gpu, tensors.dq), readFloats(gpu, tensors.dkv)]);
       const [q, k, v] = (["q", "k", "v"] as const).map((name) => gatherView(host, views[name], 1, T, H, D)); // (1, H, T, D)
-      const g = gatherView(dOut, dense, 1, T, H, D);
+      const g = gatherView(dOut, views.dout, 1, T, H, D);
       const heads = [0, H - 1];
+      const rows = evenlySpaced(T, s.checkedRows);
       const [outs, refs]: number[][] = [[], []];
       for (const h of heads) {
         const one = (x: Float64Array) => x.subarray(h * T * D, (h + 1) * T * D);
-        const ref = attentionBackwardReference({ shape: { ...shape, queryHeads: 1, kvHeads: 1 }, q: one(q), k: one(k), v: one(v), scale, mask }, one(g));
-        const names = kernel === "dq" ? (["dq"] as const) : (["dk", "dv"] as const);
-        for (const name of names) {
+        const ref = attentionBackwardReference({ shape: { ...shape, queryHeads: 1, kvHeads: 1 }, q: one(q), k: one(k), v: one(v), scale, mask: CAUSAL }, one(g));
+        for (const name of attention.outputs) {
+          const out = one(gatherView(name === "dq" ? dq : dkv, views[name], 1, T, H, D));
           // a loop, not push(...xs): a head's T·D values overflow the call stack as arguments
-          for (const x of one(gatherView(grads, views[name], 1, T, H, D))) outs.push(x);
-          for (const x of ref[name]) refs.push(x);
+          for (const r of rows) for (let d = 0; d < D; d++) (outs.push(out[r * D + d]), refs.push(ref[name][r * D + d]));
         }
       }
-      return { relativeError: relativeError(outs, refs), tolerance: subgroupAttentionBackwardTolerance(), rows: `all ${T} rows of heads ${heads.join(" and ")}` };
+      const note = rows.length === T ? `all ${T} rows` : `${rows.length} of ${T} rows`;
+      return { relativeError: relativeError(outs, refs), tolerance: attention.tolerance, rows: `${note} of heads ${heads.join(" and ")}${rows.length === T ? "" : " (evenly spaced)"}` };
     },
+  };
+}
+
+/** Q, K and V in a fused (T, 3H, D) projection as Baichuan's W_pack, O and the gradients dense (T, H, D), dK and dV in one buffer. */
+function problemViews(T: number, H: number, D: number): BackwardViews {
+  const dense = denseView("bthd", T, H, D);
+  return { ...fusedQkvViews(T, H, H, D), o: dense, dout: dense, dq: dense, dk: dense, dv: denseView("bthd", T, H, D, T * H * D) };
+}
+
+function workspace(gpu: GpuDevice, attention: AttentionRun, shape: AttentionShape): Record<string, GpuTensor> {
+  return Object.fromEntries(Object.entries(attention.workspace?.(shape) ?? {}).map(([name, n]) => [name, createTensor(gpu, "f32", [n], name)]));
+}
+
+/**
+ * Attention through a materialized score matrix on the engine's matmul kernels (`strategy`,
+ * the device's decode workgroup), forward or backward (every gradient checked), in the chunks
+ * the engine takes.
+ */
+function scoresRun(gpu: GpuDevice, strategy: MatmulStrategy, direction: "forward" | "backward"): BackwardRun {
+  const matmul = matmulKernelsOf(strategy, engineGemv(gpu));
+  const chunk = (shape: AttentionShape) => {
+    const heads = scoresChunkHeads(shape, problemViews(shape.queryLength, shape.queryHeads, shape.headDim), 4);
+    invariant(heads, "the bench's attention can be bound as windows");
+    return heads;
+  };
+  const call = (shape: AttentionShape) => ({ shape, variant: causalVariant(shape.headDim, "f32"), scale: 1 / Math.sqrt(shape.headDim), heads: chunk(shape) });
+  const f16 = onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 }));
+  const scores = (shape: AttentionShape) => chunk(shape) * shape.queryLength * shape.keyLength;
+  return {
+    label: `attention ${direction} score matrix on the ${strategyName(strategy)} matmul`,
+    run: (shape, views) => ({ kernels: direction === "forward" ? scoresForwardKernels(call(shape), views, matmul) : scoresBackwardKernels(call(shape), views, matmul) }),
+    inputs: f16 ? "f16" : "f32",
+    // f32 products: as every f32 kernel's (the backward's inputs hold f16 values, exact in f32)
+    tolerance: !f16 ? F32_TOLERANCE : direction === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(),
+    workspace: (shape): Record<string, number> => (direction === "forward" ? { scores: scores(shape) } : { scores: scores(shape), grad: scores(shape) }),
+    outputs: ["dq", "dk", "dv"],
+    products: 5,
   };
 }
 
@@ -180,16 +285,22 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, kernel: "dq" | 
  * and dK/dV kernels.
  */
 export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
+  // the score matrix on the engine's matmul, forward and backward, on every adapter
+  const strategy = checkedMatmulStrategy(gpu);
+  if (strategy.ok) {
+    yield attentionCase(gpu, s, s.tokens, scoresRun(gpu, strategy.value, "forward"), 11);
+    yield backwardCase(gpu, s, s.tokens, scoresRun(gpu, strategy.value, "backward"), 13);
+  }
   // the engine's layouts: the device's tuned ones at this head dim, else the largest that fit
   const layout = engineAttentionLayout(gpu, s.headDim);
   if (!layout) return;
-  yield attentionCase(gpu, s, s.tokens, layout, 11);
-  yield attentionCase(gpu, s, s.tokens / 2, layout, 12);
-  if (softmaxLanes(layout) > 1) yield attentionCase(gpu, s, s.tokens, layout, 11, 1);
-  if (layout.subgroups > 2) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: layout.subgroups / 2 }, 11);
-  if (layout.subgroups > 1) yield attentionCase(gpu, s, s.tokens, { ...layout, subgroups: 1 }, 11);
+  yield attentionCase(gpu, s, s.tokens, subgroupForward(layout), 11);
+  yield attentionCase(gpu, s, s.tokens / 2, subgroupForward(layout), 12);
+  if (softmaxLanes(layout) > 1) yield attentionCase(gpu, s, s.tokens, subgroupForward(layout, 1), 11);
+  if (layout.subgroups > 2) yield attentionCase(gpu, s, s.tokens, subgroupForward({ ...layout, subgroups: layout.subgroups / 2 }), 11);
+  if (layout.subgroups > 1) yield attentionCase(gpu, s, s.tokens, subgroupForward({ ...layout, subgroups: 1 }), 11);
   const dq = engineAttentionLayout(gpu, s.headDim, "dq");
-  if (dq) yield backwardCase(gpu, s, s.tokens, "dq", dq, 13);
+  if (dq) yield backwardCase(gpu, s, s.tokens, subgroupBackward("dq", dq), 13);
   const dkdv = engineAttentionLayout(gpu, s.headDim, "dkdv");
-  if (dkdv) yield backwardCase(gpu, s, s.tokens, "dkdv", dkdv, 14);
+  if (dkdv) yield backwardCase(gpu, s, s.tokens, subgroupBackward("dkdv", dkdv), 14);
 }

@@ -17,7 +17,7 @@ import { crossEntropy, crossEntropyRef, IGNORE_INDEX } from "../stdlib/kernels/c
 import { bytesPerElement, roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
 import { embeddingBackward, embeddingBackwardRef, embeddingForward, embeddingForwardRef, embeddingGradPlan } from "../stdlib/kernels/embedding.ts";
 import { GRAD_NORM_CHUNK, gradNormPartial, gradNormPartials, gradNormRef } from "../stdlib/kernels/grad-clip.ts";
-import type { KernelSpec, UniformValues } from "../stdlib/kernels/kernel.ts";
+import type { KernelRun } from "../runtime/gpu/kernel-probe.ts";
 import { matmulKernel, matmulRef, matmulUniforms, plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
 import { engineGemv, gemvVariantName, tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
@@ -42,20 +42,23 @@ export interface KernelCheck {
   rows: string;
 }
 
-/** One kernel ready to run: its pipeline, bound tensors, counts and check. */
-export interface Case {
+/**
+ * One kernel ready to run (or a sequence of kernels bound to its tensors by name, timed as one
+ * run): its pipeline, tensors, counts and check.
+ */
+export type Case = CaseProblem & KernelRun;
+
+interface CaseProblem {
   label: string;
   shape: string;
   /** A matmul: (M, N, K). */
   mnk?: [number, number, number];
   /** Compute-bound without being a matmul (attention). */
   compute?: boolean;
-  spec: KernelSpec;
-  uniforms: UniformValues;
   tensors: Record<string, GpuTensor>;
   flops: number;
   bytes: number;
-  /** Compares the outputs of the first dispatch (on the fresh inputs) with the reference. */
+  /** Compares the outputs of the first run (on the fresh inputs) with the reference. */
   verify: () => Promise<KernelCheck>;
 }
 

@@ -7,6 +7,8 @@ import { CommandBatch } from "../runtime/gpu/batch.ts";
 import type { Diagnostic } from "../compiler/diagnostics.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { pipelinesOf } from "../runtime/gpu/pipelines.ts";
+import { boundTensors, type Windows } from "../runtime/gpu/bound-kernels.ts";
+import { runKernels } from "../runtime/gpu/kernel-probe.ts";
 import { kernelCases, type Case, type KernelCheck } from "./kernel-cases.ts";
 import { warmUp } from "./warm-up.ts";
 import type { BenchShapes } from "./sizes.ts";
@@ -14,7 +16,7 @@ import type { BenchShapes } from "./sizes.ts";
 /** One benchmarked kernel. */
 export interface KernelResult {
   label: string;
-  /** The kernel's spec name (e.g. "matmul_subgroup_matrix"). */
+  /** The kernel's spec name (e.g. "matmul_subgroup_matrix"), or a sequence's names joined by "+". */
   kernel: string;
   shape: string;
   /** Compute-bound kernels (matmuls, attention) are compared with a matmul reference, the rest with the memory bandwidth. */
@@ -38,21 +40,32 @@ export interface KernelResult {
 }
 
 /**
- * One checked dispatch, untimed batches of `reps` dispatches for `warmUpMs` (warm-up.ts), then
- * `reps` timed ones; the median GPU time, else the mean wall time (recorded in either case).
+ * One checked run, untimed batches of `reps` runs for `warmUpMs` (warm-up.ts), then `reps` timed
+ * ones (a sequence's kernels timed as one pass); the median GPU time, else the mean wall time
+ * (recorded in either case).
  */
 async function runCase(gpu: GpuDevice, c: Case, reps: number, warmUpMs: number): Promise<KernelResult> {
-  const compiled = await pipelinesOf(gpu).compile(c.spec);
-  if (!compiled.ok) return failed(c, compiled.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
+  const kernels = runKernels(c);
+  for (const k of kernels) {
+    const compiled = await pipelinesOf(gpu).compile(k.spec);
+    if (!compiled.ok) return failed(c, compiled.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
+  }
+  const windows: Windows = new Map();
+  const bound = kernels.map((k) => boundTensors(gpu, k, c.tensors, windows));
+  const runOnce = (batch: CommandBatch) => kernels.forEach((k, i) => batch.dispatch(k.spec, k.uniforms, bound[i]));
   const first = new CommandBatch(gpu);
-  first.dispatch(c.spec, c.uniforms, c.tensors);
+  runOnce(first);
   await first.submit();
   const check = await c.verify();
   const firstErrors = await gpu.takeErrors();
   if (firstErrors.length) return failed(c, gpuErrorText(firstErrors));
-  // `reps` dispatches of the case in one batch
+  // `reps` runs of the case in one batch
   const repeated = (batch: CommandBatch) => {
-    for (let r = 0; r < reps; r++) batch.dispatch(c.spec, c.uniforms, c.tensors);
+    for (let r = 0; r < reps; r++) {
+      batch.beginTimedGroup(caseKernel(c));
+      runOnce(batch);
+      batch.endTimedGroup();
+    }
     return batch;
   };
   await warmUp(warmUpMs, async () => void (await repeated(new CommandBatch(gpu)).submit()));
@@ -78,7 +91,12 @@ async function runCase(gpu: GpuDevice, c: Case, reps: number, warmUpMs: number):
 }
 
 function identity(c: Case): Pick<KernelResult, "label" | "kernel" | "shape" | "bound" | "mnk"> {
-  return { label: c.label, kernel: c.spec.name, shape: c.shape, bound: c.mnk || c.compute ? "compute" : "memory", mnk: c.mnk };
+  return { label: c.label, kernel: caseKernel(c), shape: c.shape, bound: c.mnk || c.compute ? "compute" : "memory", mnk: c.mnk };
+}
+
+// the kernel's name, or a sequence's distinct names in order
+function caseKernel(c: Case): string {
+  return [...new Set(runKernels(c).map((k) => k.spec.name))].join("+");
 }
 
 function gpuErrorText(errors: readonly Diagnostic[]): string {

@@ -7,15 +7,19 @@ import type { Case } from "../../bench/kernel-cases.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, readFloats } from "../../runtime/gpu/tensor.ts";
 import { activationForward } from "../../stdlib/kernels/activations.ts";
+import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 
 const test = suite("bench kernel errors");
 
 // silu over 64 zeros: silu(0) = 0, so the check compares with zeros
-function siluCase(gpu: GpuDevice, label: string, change: (c: Case) => Case = (c) => c): Case {
+/** A case of one kernel. */
+type SiluCase = Case & { spec: KernelSpec };
+
+function siluCase(gpu: GpuDevice, label: string, change: (c: SiluCase) => Case = (c) => c): Case {
   const x = createTensor(gpu, "f32", [64]);
   const y = createTensor(gpu, "f32", [64]);
-  const base: Case = {
+  const base: SiluCase = {
     label,
     shape: "64",
     spec: activationForward("silu", "f32"),
