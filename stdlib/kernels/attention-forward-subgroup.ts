@@ -19,8 +19,8 @@
 //      workgroup flag, and only then is O scaled row by row by exp(old m - new m) (a result
 //      matrix cannot be scaled row by row): N columns at a time, the subgroups store a column
 //      block of O over S's tile (S is read by then), every invocation scales it, and the
-//      subgroups load it back: a workgroup barrier after each of the three, per column block,
-//      so a rescale costs 3 D / N barriers, and the threshold TAU keeps them rare;
+//      subgroups load it back: a workgroup barrier before each of the three (the first block
+//      needs none before its store), so a rescale costs 3 D / N - 1 barriers, which TAU keeps rare;
 //   4. each subgroup adds P V with matrix products to its O rows, result matrices it holds from
 //      the first key tile to the last.
 // At the end O leaves the same way, N columns at a time through S's tile, divided by the row's
