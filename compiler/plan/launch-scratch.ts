@@ -43,7 +43,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         const S = first.inputs[1].shape[1] + (launch.kernel === "cached_attention" ? 1 : 0);
         // one query row (decode): the split kernels' partial sums; else, on the score-matrix path, a chunk's scores
         if (T === 1) take("f32", decodePartialsSize({ batch, queryHeads, kvHeads: first.inputs[1].shape[2], queryLength: T, keyLength: S, headDim }, decodeSplitLength(S)));
-        const heads = scores && takesScores(scores.forward, headDim) ? scoresHeads(launch, first, 0, scores) : undefined;
+        const heads = scores && takesScores(scores, "forward", headDim, first.inputs[1].shape[2] < queryHeads) ? scoresHeads(launch, first, 0, scores) : undefined;
         if (heads) take("f32", heads * T * S);
         break;
       }
@@ -53,7 +53,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         take(first.dtype as StorageDType, 2 * numel(k.shape));
         if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
         take("f32", numel(q.shape) / q.shape[q.shape.length - 1]);
-        const heads = scores && takesScores(scores.backward, q.shape[3], k.shape[2] < q.shape[2]) ? scoresHeads(launch, first, 1, scores) : undefined;
+        const heads = scores && takesScores(scores, "backward", q.shape[3], k.shape[2] < q.shape[2]) ? scoresHeads(launch, first, 1, scores) : undefined;
         if (heads) for (let i = 0; i < 2; i++) take("f32", heads * q.shape[1] * k.shape[1]); // the chunk's scores and their gradients
         break;
       }

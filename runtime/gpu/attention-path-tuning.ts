@@ -6,8 +6,10 @@
 // faster depends on the card, so where the engine runs attention on subgroup matrices the device
 // times both, forward and backward each, at the families' head dims on causal attention over 1024
 // tokens (after the layouts are tuned, so the fused side is the engine's), and the engine then
-// takes the faster one at that head dim, for every sequence length and batch (timed at one), a
-// backward with grouped queries excepted (the timing has none; takesScores).
+// takes the faster one at that head dim, for every sequence length and batch (timed at one). A
+// backward with grouped queries, whose dK and dV add the group's heads a product at a time, is
+// timed apart at head dim 128 (ChatGLM2's 32 query heads over 2); other grouped backwards keep
+// the fused kernels.
 // SFT_ATTENTION=scores asks for the score matrix wherever it applies; any other SFT_ATTENTION
 // keeps the fused kernels.
 import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
@@ -40,6 +42,12 @@ export interface FusedKernels {
 /** The head dims tuned: Baichuan's, ChatGLM's and ChatGLM2's 128 and MOSS's 256. */
 const TUNED_HEAD_DIMS = [128, 256];
 const TUNING_TOKENS = 1024;
+/** Grouped queries, timed on their own backward at head dim 128: ChatGLM2's 32 query heads over 2 key/value heads. */
+const GROUPED = { headDim: 128, kvHeads: 2 };
+
+/** A tuned job: its direction, and whether its queries are grouped (the backward only). */
+type PathJob = { direction: AttentionDirection; grouped: boolean };
+const jobKey = ({ direction, grouped }: PathJob, headDim: number) => `${direction}${grouped ? " grouped" : ""} ${headDim}`;
 
 /** Per device, direction and head dim: whether the score matrix was the faster path, on the matmul strategy timed. */
 const tuned = new WeakMap<GpuDevice, Map<string, { scores: boolean; strategy: string }>>();
@@ -57,12 +65,12 @@ export function scoresRequested(env: Env = process.env): boolean {
  */
 export function engineAttentionScores(gpu: GpuDevice, strategy: MatmulStrategy, env: Env = process.env): AttentionScoresChoice {
   if (env.SFT_ATTENTION?.trim()) return { forward: scoresRequested(env), backward: scoresRequested(env) };
-  const chosen = (direction: AttentionDirection) =>
+  const chosen = (job: PathJob) =>
     TUNED_HEAD_DIMS.filter((d) => {
-      const t = tuned.get(gpu)?.get(`${direction} ${d}`);
+      const t = tuned.get(gpu)?.get(jobKey(job, d));
       return t?.scores && t.strategy === JSON.stringify(strategy);
     });
-  return { forward: chosen("forward"), backward: chosen("backward") };
+  return { forward: chosen({ direction: "forward", grouped: false }), backward: chosen({ direction: "backward", grouped: false }), groupedBackward: chosen({ direction: "backward", grouped: true }) };
 }
 
 /**
@@ -77,9 +85,9 @@ export function attentionPathJob(
   headDim: number,
   fused: FusedKernels,
   matmul: MatmulKernel,
-  { tokens = TUNING_TOKENS, storage = ["f32"] }: { tokens?: number; storage?: readonly AttentionVariant["dtype"][] } = {},
+  { tokens = TUNING_TOKENS, storage = ["f32"], kvHeads }: { tokens?: number; storage?: readonly AttentionVariant["dtype"][]; kvHeads?: number } = {},
 ): TuningJob<boolean> | undefined {
-  const { shape, views, scale, mask, elements, rows, pattern, zeros } = causalTimingAttention(headDim, tokens, 2);
+  const { shape, views, scale, mask, elements, keyElements, rows, pattern, zeros } = causalTimingAttention(headDim, tokens, 2, kvHeads);
   const chunk = scoresChunkHeads(shape, views, 4);
   if (!chunk) return undefined;
   const variant = causalVariant(headDim, "f32");
@@ -107,10 +115,11 @@ export function attentionPathJob(
   ];
   const scores = chunk * tokens * tokens;
   const tensors = (): ProbeCase["tensors"] => ({
-    ...{ q: pattern(), k: pattern(), v: pattern(), o: forward ? zeros(elements) : pattern(), lse: zeros(rows), scores: zeros(scores) },
-    ...(forward ? {} : { dout: pattern(), delta: zeros(rows), dq: zeros(elements), dkv: zeros(2 * elements), grad: zeros(scores) }),
+    ...{ q: pattern(), k: pattern(keyElements), v: pattern(keyElements), o: forward ? zeros(elements) : pattern(), lse: zeros(rows), scores: zeros(scores) },
+    ...(forward ? {} : { dout: pattern(), delta: zeros(rows), dq: zeros(elements), dkv: zeros(2 * keyElements), grad: zeros(scores) }),
   });
-  return { candidates, problem: { label: `causal attention ${direction}, ${shape.batch} x ${tokens} tokens, ${shape.queryHeads} heads of ${headDim}, f32`, tensors } };
+  const heads = shape.kvHeads === shape.queryHeads ? `${shape.queryHeads} heads` : `${shape.queryHeads} heads over ${shape.kvHeads}`;
+  return { candidates, problem: { label: `causal attention ${direction}, ${shape.batch} x ${tokens} tokens, ${heads} of ${headDim}, f32`, tensors } };
 }
 
 /**
@@ -133,16 +142,21 @@ export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env,
   for (const headDim of TUNED_HEAD_DIMS) {
     const variant = causalVariant(headDim, "f32");
     const [f, b] = [forward(variant), backward(variant)];
-    for (const direction of ["forward", "backward"] as const) {
+    const jobs: PathJob[] = [
+      { direction: "forward", grouped: false },
+      { direction: "backward", grouped: false },
+      ...(headDim === GROUPED.headDim ? [{ direction: "backward" as const, grouped: true }] : []),
+    ];
+    for (const job of jobs) {
       // where the fused kernels run on subgroup matrices at this head dim (CPU adapters keep them)
-      const onMatrices = direction === "forward" ? f.ok && onSubgroupMatrices(f.value) : b.ok && (onSubgroupMatrices(b.value.dq) || onSubgroupMatrices(b.value.dkdv));
+      const onMatrices = job.direction === "forward" ? f.ok && onSubgroupMatrices(f.value) : b.ok && (onSubgroupMatrices(b.value.dq) || onSubgroupMatrices(b.value.dkdv));
       if (!onMatrices) continue;
-      const job = attentionPathJob(direction, headDim, fused, matmul, { tokens: options.tokens, storage });
-      if (!job) continue;
-      const tuning = await tuneChoice(gpu, `attention ${direction} path, head dim ${headDim}`, job, options);
+      const paths = attentionPathJob(job.direction, headDim, fused, matmul, { tokens: options.tokens, storage, kvHeads: job.grouped ? GROUPED.kvHeads : undefined });
+      if (!paths) continue;
+      const tuning = await tuneChoice(gpu, `attention ${job.direction} path${job.grouped ? ", grouped queries" : ""}, head dim ${headDim}`, paths, options);
       if (!tuning) continue;
       const byJob = tuned.get(gpu) ?? new Map<string, { scores: boolean; strategy: string }>();
-      tuned.set(gpu, byJob.set(`${direction} ${headDim}`, { scores: tuning.choice, strategy: JSON.stringify(strategy.value) }));
+      tuned.set(gpu, byJob.set(jobKey(job, headDim), { scores: tuning.choice, strategy: JSON.stringify(strategy.value) }));
       outcomes.push(tuning.outcome);
     }
   }

@@ -35,26 +35,29 @@ export function weightProductProblem(shape: MatmulShape): TuningProblem {
 }
 
 /**
- * Causal self-attention to time kernels on: `batch` rows of `tokens` tokens, 4096 / D heads (a
- * 7B model's width), dense (B, L, H, D) f32 operands (dK and dV in one buffer), and their
- * contents: inputs in [-0.5, 0.5), so scores stay near 0 and, with the log-sum-exp and delta 0, a
- * backward's P stays near 1.
+ * Causal self-attention to time kernels on: `batch` rows of `tokens` tokens, 4096 / D query heads
+ * (a 7B model's width) over `kvHeads` key/value heads (default as many), dense (B, L, H, D) f32
+ * operands (dK and dV in one buffer), and their contents: inputs in [-0.5, 0.5), so scores stay
+ * near 0 and, with the log-sum-exp and delta 0, a backward's P stays near 1.
  */
-export function causalTimingAttention(headDim: number, tokens: number, batch: number) {
+export function causalTimingAttention(headDim: number, tokens: number, batch: number, kvHeads?: number) {
   const heads = Math.max(1, 4096 / headDim);
-  const shape: AttentionShape = { batch, queryHeads: heads, kvHeads: heads, queryLength: tokens, keyLength: tokens, headDim };
+  const keyHeads = kvHeads ?? heads;
+  const shape: AttentionShape = { batch, queryHeads: heads, kvHeads: keyHeads, queryLength: tokens, keyLength: tokens, headDim };
   const elements = batch * tokens * heads * headDim;
-  const view = denseView("bthd", tokens, heads, headDim);
-  const views: BackwardViews = { q: view, k: view, v: view, o: view, dout: view, dq: view, dk: view, dv: denseView("bthd", tokens, heads, headDim, elements) };
+  const keyElements = batch * tokens * keyHeads * headDim;
+  const [view, keys] = [denseView("bthd", tokens, heads, headDim), denseView("bthd", tokens, keyHeads, headDim)];
+  const views: BackwardViews = { q: view, k: keys, v: keys, o: view, dout: view, dq: view, dk: keys, dv: denseView("bthd", tokens, keyHeads, headDim, keyElements) };
   return {
     shape,
     views,
     scale: 1 / Math.sqrt(headDim),
     mask: { causal: true, queryOffset: 0 },
     elements,
+    keyElements,
     /** Query rows of all heads: the log-sum-exp's and delta's length. */
     rows: batch * heads * tokens,
-    pattern: () => ({ dtype: "f32" as const, data: timingValues(elements, 0.5) }),
+    pattern: (n = elements) => ({ dtype: "f32" as const, data: timingValues(n, 0.5) }),
     zeros: (n: number) => ({ dtype: "f32" as const, data: new Float32Array(n) }),
   };
 }

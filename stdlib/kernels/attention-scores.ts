@@ -35,21 +35,23 @@ export interface ScoresChunk {
 /** The most bytes one chunk's f32 scores take: a chunk has as many heads as fit. */
 export const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
 
-/**
- * Which attention launches take the score-matrix path where it applies: all (true), none, or
- * those of the listed head dims (a device's tuning, timed on multi-head attention, so its
- * backward does not take grouped queries, whose dK and dV are summed a head at a time).
- */
+/** Which attention launches take the score-matrix path where it applies: all (true), none, or those of the listed head dims. */
 export interface AttentionScoresChoice {
   forward: boolean | readonly number[];
   backward: boolean | readonly number[];
+  /**
+   * A backward with grouped queries, whose dK and dV add the group's heads a product at a time
+   * (timed apart); unset, as `backward` where that is all or none, else none.
+   */
+  groupedBackward?: boolean | readonly number[];
   /** The most bytes of one chunk's scores (default SCORES_CHUNK_BYTES). */
   chunkBytes?: number;
 }
 
-/** Whether a launch at `headDim` takes the score-matrix path under `choice` (one direction's); `summedKeys`: a backward with grouped queries. */
-export function takesScores(choice: boolean | readonly number[], headDim: number, summedKeys = false): boolean {
-  return typeof choice === "boolean" ? choice : !summedKeys && choice.includes(headDim);
+/** Whether an attention launch of `direction` at `headDim` (`grouped`: with grouped queries) takes the score-matrix path under `choice`. */
+export function takesScores(choice: AttentionScoresChoice, direction: "forward" | "backward", headDim: number, grouped: boolean): boolean {
+  const which = direction === "forward" ? choice.forward : grouped ? (choice.groupedBackward ?? (typeof choice.backward === "boolean" ? choice.backward : false)) : choice.backward;
+  return typeof which === "boolean" ? which : which.includes(headDim);
 }
 
 /**

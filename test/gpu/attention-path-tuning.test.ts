@@ -73,6 +73,14 @@ test(
       assert.ok(tuned.outcome.timings.every((t) => t.ms > 0), `${direction}: timed`);
       assert.is(tuned.choice, tuned.outcome.chosen === "score matrix on the matmul kernels");
     }
+    // grouped queries (8 heads over 2): the score matrix adds dK and dV a head at a time
+    const grouped = attentionPathJob("backward", 512, fused, matmul, { tokens: 64, kvHeads: 2 });
+    assert.ok(grouped);
+    assert.match(grouped.problem.label, "8 heads over 2 of 512");
+    // delta, then per batch row and chunk (a group of 4 heads): S, softmax, dP, dS, dQ, and dK and dV for each head
+    assert.equal(grouped.candidates.map((c) => ("kernels" in c ? c.kernels.length : 1)), [3, 1 + 2 * 2 * (5 + 2 * 4)]);
+    const tuned = await tuneChoice(gpu, "test attention backward path, grouped queries", grouped, FAST);
+    assert.equal(tuned?.outcome.rejected, [], "both candidates pass their checks");
   }),
 );
 
@@ -87,13 +95,14 @@ test(
       const outcomes = await tuneAttentionPaths(gpu, {}, { ...FAST, file: join(dir, "tuning.json") });
       if (gpu.adapter.subgroupMatrixConfigs.length === 0) {
         assert.equal(outcomes, [], "no subgroup matrices: the fused kernels stay");
-        assert.equal(engineAttentionScores(gpu, strategy, {}), { forward: [], backward: [] });
+        assert.equal(engineAttentionScores(gpu, strategy, {}), { forward: [], backward: [], groupedBackward: [] });
       } else {
-        // forward and backward at head dims 128 and 256; the engine takes what each chose, on the strategy timed only
-        assert.is(outcomes.length, 4);
-        const chosen = (direction: string) => [128, 256].filter((d) => outcomes.some((o) => o.job === `attention ${direction} path, head dim ${d}` && o.chosen === "score matrix on the matmul kernels"));
-        assert.equal(engineAttentionScores(gpu, strategy, {}), { forward: chosen("forward"), backward: chosen("backward") });
-        assert.equal(engineAttentionScores(gpu, "tiled", {}), { forward: [], backward: [] });
+        // forward and backward at head dims 128 and 256, and the grouped backward at 128; the
+        // engine takes what each chose, on the strategy timed only
+        assert.is(outcomes.length, 5);
+        const chosen = (job: string) => [128, 256].filter((d) => outcomes.some((o) => o.job === `attention ${job}, head dim ${d}` && o.chosen === "score matrix on the matmul kernels"));
+        assert.equal(engineAttentionScores(gpu, strategy, {}), { forward: chosen("forward path"), backward: chosen("backward path"), groupedBackward: chosen("backward path, grouped queries") });
+        assert.equal(engineAttentionScores(gpu, "tiled", {}), { forward: [], backward: [], groupedBackward: [] });
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -125,7 +134,7 @@ test(
     const refused = checkedAttentionScores(broken, "tiled", env);
     assert.ok(!refused.ok && refused.diagnostics[0].code === "SFT5011", "an error at the choice");
     assert.match(refused.diagnostics[0].message, "SFT_ATTENTION=scores, but the score-matrix attention, forward and backward (head dims 64) failed its self-check");
-    assert.equal(checkedAttentionScores(broken, "tiled", {}), ok({ forward: [], backward: [] }), "not asked for: no check consulted");
+    assert.equal(checkedAttentionScores(broken, "tiled", {}), ok({ forward: [], backward: [], groupedBackward: [] }), "not asked for: no check consulted");
     // an H200-like summary here: its subgroup-matrix matmul does not compile, so the engine takes the
     // tiled one, and the score matrix is checked on that
     const gpu = h200Like(real);

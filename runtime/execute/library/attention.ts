@@ -47,7 +47,7 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
     return ok(decodeSteps(ctx, launch, n, call, tensors, views, appended));
   }
   if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
-  const heads = takesScores(ctx.attentionScores.forward, call.shape.headDim) ? scoresChunkHeads(call.shape, views, bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
+  const heads = takesScores(ctx.attentionScores, "forward", call.shape.headDim, call.shape.kvHeads < queryHeads) ? scoresChunkHeads(call.shape, views, bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
   if (heads) {
     const { queryLength: T, keyLength: S } = call.shape;
     const scores = workspaceTensor(ctx, "f32", [heads, T, S], `scores of %${n.id}`);
@@ -116,7 +116,7 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
     dv: denseView("bthd", keyLength, kvHeads, headDim, kvElements),
   };
   const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
-  const heads = takesScores(ctx.attentionScores.backward, headDim, kvHeads < queryHeads) ? scoresChunkHeads(call.shape, views, bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
+  const heads = takesScores(ctx.attentionScores, "backward", headDim, kvHeads < queryHeads) ? scoresChunkHeads(call.shape, views, bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
   let refresh: PreparedLaunch["refresh"];
   let dispatches: DispatchStep[];
   if (heads) {
