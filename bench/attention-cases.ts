@@ -43,6 +43,7 @@ import type { KernelRun } from "../runtime/gpu/kernel-probe.ts";
 import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
 import { roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
 import type { Case } from "./kernel-cases.ts";
+import { pickRows } from "./checked-rows.ts";
 import type { BenchShapes } from "./sizes.ts";
 
 /**
@@ -60,12 +61,6 @@ export function blockEdgeRows(length: number, blockQ: number, limit: number): nu
     rows.add(Math.min(length, (block + 1) * blockQ) - 1);
   }
   return [...rows].sort((a, b) => a - b);
-}
-
-/** `limit` evenly spaced rows of `length` (the first and last included), or every row when that is fewer. */
-function evenlySpaced(length: number, limit: number): number[] {
-  if (length <= limit) return Array.from({ length }, (_, i) => i);
-  return Array.from({ length: limit }, (_, i) => Math.round((i * (length - 1)) / (limit - 1)));
 }
 
 // e.g. "f16>f32 16x16x16, 2 subgroups x 16 rows, 32 keys per tile"; the dK/dV kernel's rows are
@@ -131,7 +126,7 @@ function attentionCase(gpu: GpuDevice, s: BenchShapes, T: number, attention: Att
       const out = gatherView(await readFloats(gpu, o), views.o, 1, T, H, D);
       const lseOut = await readFloats(gpu, lse); // (H, T)
       const { blockRows: block } = attention;
-      const rows = block ? blockEdgeRows(T, block, s.checkedRows) : evenlySpaced(T, s.checkedRows);
+      const rows = block ? blockEdgeRows(T, block, s.checkedRows) : pickRows(T, s.checkedRows);
       const [outs, outRefs, lses, lseRefs]: number[][] = [[], [], [], []];
       for (const i of rows) {
         // one reference problem per checked row i: that row of every head, at position i
@@ -221,7 +216,7 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, attention: Back
       const [q, k, v] = (["q", "k", "v"] as const).map((name) => gatherView(host, views[name], 1, T, H, D)); // (1, H, T, D)
       const g = gatherView(dOut, views.dout, 1, T, H, D);
       const heads = [0, H - 1];
-      const rows = evenlySpaced(T, s.checkedRows);
+      const rows = pickRows(T, s.checkedRows);
       const [outs, refs]: number[][] = [[], []];
       for (const h of heads) {
         const one = (x: Float64Array) => x.subarray(h * T * D, (h + 1) * T * D);

@@ -27,6 +27,7 @@ import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Tensor } from "../ru
 import { quantizeNf4, type Nf4Tensor } from "../stdlib/quant/nf4.ts";
 import { normBackwardInput, normBackwardRef, normForward, normForwardRef } from "../stdlib/kernels/norms.ts";
 import { attentionCases } from "./attention-cases.ts";
+import { pickRows, rowsNote } from "./checked-rows.ts";
 import { decodeAttentionCases } from "./decode-attention-cases.ts";
 import type { BenchShapes } from "./sizes.ts";
 
@@ -63,16 +64,6 @@ interface CaseProblem {
 }
 
 const f32 = Math.fround;
-
-/** Rows to compare: every row, or `limit` evenly spaced ones (first and last included). */
-function pickRows(total: number, limit: number): number[] {
-  if (total <= limit) return Array.from({ length: total }, (_, i) => i);
-  return Array.from({ length: limit }, (_, i) => Math.round((i * (total - 1)) / (limit - 1)));
-}
-
-function rowsNote(rows: number[], total: number, unit = "rows"): string {
-  return rows.length === total ? `all ${total} ${unit}` : `${rows.length} of ${total} ${unit} (evenly spaced)`;
-}
 
 /** The rows `rows` of a (?, width) row-major array, packed. */
 function gather(values: ArrayLike<number>, rows: readonly number[], width: number): Float64Array {

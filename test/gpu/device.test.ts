@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
-import { deviceLostDiagnostic, listAdapters, openDevice } from "../../runtime/gpu/device.ts";
+import { deviceLostDiagnostic, listAdapters, openDevice, type GpuDevice } from "../../runtime/gpu/device.ts";
 import { pipelinesOf } from "../../runtime/gpu/pipelines.ts";
 import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
@@ -162,15 +162,21 @@ test(
   }),
 );
 
+/** Records a GELU over 4096 seeded values into a batch: a kernel to time. */
+function geluDispatch(gpu: GpuDevice, seed: number): (batch: CommandBatch) => void {
+  const n = 4096;
+  const x = uploadTensor(gpu, "f32", [n], randomValues(new Random(seed), n));
+  const y = createTensor(gpu, "f32", [n]);
+  return (batch) => batch.dispatch(activationForward("gelu_tanh", "f32"), { n }, { x, y });
+}
+
 test(
   "GPU timestamps time every dispatch",
   withGpu(async (gpu) => {
     if (!gpu.hasTimestamps) return console.log("    skipped: no timestamp-query");
-    const n = 4096;
-    const x = uploadTensor(gpu, "f32", [n], randomValues(new Random(1), n));
-    const y = createTensor(gpu, "f32", [n]);
+    const gelu = geluDispatch(gpu, 1);
     const batch = new CommandBatch(gpu, { timestamps: true });
-    for (let k = 0; k < 3; k++) batch.dispatch(activationForward("gelu_tanh", "f32"), { n }, { x, y });
+    for (let k = 0; k < 3; k++) gelu(batch);
     const timings = await batch.submit();
     assert.is(timings.length, 3);
     for (const t of timings) {
@@ -184,16 +190,14 @@ test(
   "a timed group's dispatches share one timing",
   withGpu(async (gpu) => {
     if (!gpu.hasTimestamps) return console.log("    skipped: no timestamp-query");
-    const n = 4096;
-    const x = uploadTensor(gpu, "f32", [n], randomValues(new Random(2), n));
-    const y = createTensor(gpu, "f32", [n]);
+    const gelu = geluDispatch(gpu, 2);
     const batch = new CommandBatch(gpu, { timestamps: true });
     for (const group of ["first", "second"]) {
       batch.beginTimedGroup(group);
-      for (let k = 0; k < 3; k++) batch.dispatch(activationForward("gelu_tanh", "f32"), { n }, { x, y });
+      for (let k = 0; k < 3; k++) gelu(batch);
       batch.endTimedGroup();
     }
-    batch.dispatch(activationForward("gelu_tanh", "f32"), { n }, { x, y }); // outside a group: its own timing
+    gelu(batch); // outside a group: its own timing
     const timings = await batch.submit();
     assert.equal(timings.map((t) => t.name), ["first", "second", "gelu_tanh_forward"]);
     assert.ok(timings.every((t) => t.ns >= 0 && t.ns < 1e10));
