@@ -12,7 +12,7 @@
 // the fused kernels.
 // SFT_ATTENTION=scores asks for the score matrix wherever it applies; any other SFT_ATTENTION
 // keeps the fused kernels.
-import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { attentionForwardKernelFor, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
@@ -26,7 +26,7 @@ import { matmulKernelsOf, matmulStrategyFor, type MatmulKernel, type MatmulStrat
 import { attentionAdapter, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
 import type { GpuDevice } from "./device.ts";
 import { engineGemv } from "./gemv-tuning.ts";
-import { causalTimingAttention, causalVariant, scoresAttentionProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
+import { causalTimingAttention, causalVariant, probeStorage, scoresAttentionProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe, TUNED_HEAD_DIMS, TUNING_TOKENS, WEIGHTS } from "./kernel-probe-cases.ts";
 import type { ProbeCase } from "./kernel-probe.ts";
 import { engineTuningOptions, tuneChoice, tuningDisabled, type Env, type TuningJob, type TuningOptions, type TuningOutcome } from "./kernel-tuning.ts";
 import { tunedMatmulTiling } from "./matmul-tuning.ts";
@@ -39,9 +39,6 @@ export interface FusedKernels {
   backward: (variant: AttentionVariant) => AttentionBackwardKernels;
 }
 
-/** The head dims tuned: Baichuan's, ChatGLM's and ChatGLM2's 128 and MOSS's 256. */
-const TUNED_HEAD_DIMS = [128, 256];
-const TUNING_TOKENS = 1024;
 /** Grouped queries, timed on their own backward at head dim 128: ChatGLM2's 32 query heads over 2 key/value heads. */
 const GROUPED = { headDim: 128, kvHeads: 2 };
 
@@ -98,7 +95,7 @@ export function attentionPathJob(
     ? [{ spec: fused.forward(variant), uniforms: attentionForwardUniforms(shape, views, scale, mask) }]
     : (["delta", "dkdv", "dq"] as const).map((k) => ({ spec: fused.backward(variant)[k], uniforms: backwardUniforms }));
   // the products' precision: f16 operands on subgroup matrices
-  const inputs = onSubgroupMatrices(matmul({ a: "f32", b: "f32", out: "f32", transA: false, transB: true }, { batch: 1, m: 64, n: 64, k: 64 })) ? "f16" : "f32";
+  const inputs = onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 })) ? "f16" : "f32";
   const candidates = [
     {
       name: "fused kernels",
@@ -133,7 +130,7 @@ export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env,
   const strategy = matmulStrategyFor(gpu.adapter, env, tunedMatmulTiling(gpu));
   if (!strategy.ok) return [];
   const matmul = matmulKernelsOf(strategy.value, engineGemv(gpu));
-  const storage = gpu.hasF16 ? (["f32", "f16"] as const) : (["f32"] as const);
+  const storage = probeStorage(gpu);
   const adapter = attentionAdapter(gpu);
   const outcomes: TuningOutcome[] = [];
   const forward = (v: AttentionVariant) => attentionForwardKernelFor(adapter, v, env, tunedAttentionLayout(gpu, v.headDim));
@@ -149,7 +146,7 @@ export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env,
     ];
     for (const job of jobs) {
       // where the fused kernels run on subgroup matrices at this head dim (CPU adapters keep them)
-      const onMatrices = job.direction === "forward" ? f.ok && onSubgroupMatrices(f.value) : b.ok && (onSubgroupMatrices(b.value.dq) || onSubgroupMatrices(b.value.dkdv));
+      const onMatrices = job.direction === "forward" ? f.ok && onSubgroupMatrices(f.value) : b.ok && backwardOnSubgroupMatrices(b.value);
       if (!onMatrices) continue;
       const paths = attentionPathJob(job.direction, headDim, fused, matmul, { tokens: options.tokens, storage, kvHeads: job.grouped ? GROUPED.kvHeads : undefined });
       if (!paths) continue;

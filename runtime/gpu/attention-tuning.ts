@@ -28,16 +28,13 @@ import {
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
-import { attentionBackwardCases, attentionCases, causalTimingAttention, causalVariant } from "./kernel-probe-cases.ts";
+import { attentionBackwardCases, attentionCases, causalTimingAttention, causalVariant, TUNED_HEAD_DIMS, TUNING_TOKENS } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
 /** An attention kernel with a layout of its own. */
 export type AttentionKernel = "forward" | BackwardKernel;
 
-/** The head dims tuned: Baichuan's, ChatGLM's and ChatGLM2's 128 and MOSS's 256. */
-const TUNED_HEAD_DIMS = [128, 256];
-const TUNING_TOKENS = 1024;
 const JOB: Record<AttentionKernel, string> = { forward: "attention forward layout", dq: "attention backward dQ layout", dkdv: "attention backward dK/dV layout" };
 
 const tuned = new WeakMap<GpuDevice, Map<string, SubgroupAttentionLayout>>();

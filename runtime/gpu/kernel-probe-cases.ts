@@ -14,6 +14,7 @@ import { bytesPerElement, roundToDType, type StorageDType } from "../../stdlib/k
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulRef, matmulUniforms, type MatmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { Random } from "../random.ts";
+import type { GpuDevice } from "./device.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import type { TuningProblem } from "./kernel-tuning.ts";
 
@@ -21,8 +22,20 @@ import type { TuningProblem } from "./kernel-tuning.ts";
 export const WEIGHTS: MatmulOptions = { a: "f32", b: "f32", out: "f32", transA: false, transB: true };
 
 /** `n` timing values in [-amplitude, amplitude) without a random draw over millions of elements (any finite values time the same). */
-export function timingValues(n: number, amplitude = 1): Float32Array {
-  return new Float32Array(n).map((_, i) => amplitude * (((i * 7919) % 64) / 32 - 1));
+function timingValues(n: number, amplitude = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = amplitude * (((i * 7919) % 64) / 32 - 1);
+  return out;
+}
+
+/** The head dims the attention tunings time: Baichuan's, ChatGLM's and ChatGLM2's 128 and MOSS's 256. */
+export const TUNED_HEAD_DIMS = [128, 256];
+/** The tokens a row of the attention tunings' problems holds. */
+export const TUNING_TOKENS = 1024;
+
+/** The storage dtypes a probe of `gpu` checks: f32, and f16 where the device has shader-f16. */
+export function probeStorage(gpu: GpuDevice): readonly AttentionVariant["dtype"][] {
+  return gpu.hasF16 ? ["f32", "f16"] : ["f32"];
 }
 
 /** The tensors of x Wᵀ (WEIGHTS) at `shape` for timing (timingValues). */
@@ -48,6 +61,9 @@ export function causalTimingAttention(headDim: number, tokens: number, batch: nu
   const keyElements = batch * tokens * keyHeads * headDim;
   const [view, keys] = [denseView("bthd", tokens, heads, headDim), denseView("bthd", tokens, keyHeads, headDim)];
   const views: BackwardViews = { q: view, k: keys, v: keys, o: view, dout: view, dq: view, dk: keys, dv: denseView("bthd", tokens, keyHeads, headDim, keyElements) };
+  // one array per length: the problem's inputs all hold the same values
+  const patterns = new Map<number, Float32Array>();
+  const timingPattern = (n: number) => patterns.get(n) ?? patterns.set(n, timingValues(n, 0.5)).get(n)!;
   return {
     shape,
     views,
@@ -57,8 +73,8 @@ export function causalTimingAttention(headDim: number, tokens: number, batch: nu
     keyElements,
     /** Query rows of all heads: the log-sum-exp's and delta's length. */
     rows: batch * heads * tokens,
-    pattern: (n = elements) => ({ dtype: "f32" as const, data: timingValues(n, 0.5) }),
-    zeros: (n: number) => ({ dtype: "f32" as const, data: new Float32Array(n) }),
+    pattern: (n = elements) => ({ dtype: "f32" as const, data: timingPattern(n) }),
+    zeros: (n: number) => ({ dtype: "f32" as const, zeros: n }),
   };
 }
 

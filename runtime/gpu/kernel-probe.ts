@@ -10,7 +10,7 @@ import { CommandBatch } from "./batch.ts";
 import { boundTensors, type Windows } from "./bound-kernels.ts";
 import type { GpuDevice } from "./device.ts";
 import { pipelinesOf } from "./pipelines.ts";
-import { readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
+import { createTensor, readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
 
 /** The ops whose fast kernels the device checks: on subgroup matrices, and attention through a score matrix (where asked for). */
 export type CheckedOp = "matmul" | "attention" | "attention backward" | "attention scores";
@@ -32,11 +32,19 @@ export function runKernels(run: KernelRun): readonly BoundKernel[] {
 interface ProbeProblem {
   label: string;
   /** Initial contents of every tensor (a binding's name, or a name the kernels bind). */
-  tensors: Record<string, { dtype: StorageDType; data: ArrayLike<number> }>;
+  tensors: Record<string, TensorContents>;
   /** The expected contents of the outputs, by binding name (or by the names `placed` gives). */
   expected: Record<string, Float64Array>;
   /** Outputs that lie inside another binding (dK and dV share `dkv`): that binding and their first element. */
   placed?: Record<string, { binding: string; offset: number }>;
+}
+
+/** A tensor's initial contents: values, or `zeros` elements (new buffers start zeroed: no host array). */
+export type TensorContents = { dtype: StorageDType; data: ArrayLike<number> } | { dtype: StorageDType; zeros: number };
+
+/** A device tensor holding `contents`. */
+export function tensorOfContents(gpu: GpuDevice, contents: TensorContents, label: string): GpuTensor {
+  return "zeros" in contents ? createTensor(gpu, contents.dtype, [contents.zeros], label) : uploadTensor(gpu, contents.dtype, [contents.data.length], contents.data, label);
 }
 
 /** A fast kernel to verify, with the plain kernel the engine falls back to. */
@@ -49,6 +57,8 @@ export interface KernelProbe {
   tolerance: number;
   /** Built only when the probe runs. */
   cases: () => ProbeCase[];
+  /** A probe of kernels built on another op's fast kernel: where that op's check failed (earlier in the same self-check), `instead` runs on its fallback. */
+  unless?: { failed: CheckedOp; instead: () => KernelProbe };
 }
 
 /** The outcome of one probe on one device. */
@@ -95,7 +105,7 @@ async function runCase(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
     if (!compiled.ok) return compiled;
   }
   const tensors: Record<string, GpuTensor> = {};
-  for (const [name, t] of Object.entries(c.tensors)) tensors[name] = uploadTensor(gpu, t.dtype, [t.data.length], t.data, `self-check ${name}`);
+  for (const [name, t] of Object.entries(c.tensors)) tensors[name] = tensorOfContents(gpu, t, `self-check ${name}`);
   try {
     // errors arise as the launch is recorded and submitted, before the submission is awaited
     const launched = await gpu.scoped(() => {

@@ -16,7 +16,7 @@
 // decode matmul's workgroup (gemv-tuning.ts) and the attention kernels' layouts
 // (attention-tuning.ts; the attention probes check the tuned layouts, at every checked head dim).
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
-import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernelFor } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
@@ -26,7 +26,7 @@ import { matmulKernelsOf, matmulStrategyFor, plainMatmulStrategy, type MatmulStr
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import type { GpuDevice } from "./device.ts";
-import { causalVariant, scoresPathProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
+import { causalVariant, probeStorage, scoresPathProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
 import { tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
@@ -87,8 +87,13 @@ export function selfCheckOf(gpu: GpuDevice): SelfCheckOutcome | undefined {
 
 // The variable that asks for each op's fast kernel explicitly: then a failed check is an error
 // at the kernel choice (SFT5011) instead of a fallback.
-const REQUEST_VARIABLE: Record<CheckedOp, string> = { matmul: "SFT_MATMUL", attention: "SFT_ATTENTION", "attention backward": "SFT_ATTENTION", "attention scores": "SFT_ATTENTION" };
-const requested = (op: CheckedOp, env: Env) => env[REQUEST_VARIABLE[op]]?.trim() === (op === "attention scores" ? "scores" : "subgroup-matrix");
+const REQUEST: Record<CheckedOp, { variable: string; value: string }> = {
+  matmul: { variable: "SFT_MATMUL", value: "subgroup-matrix" },
+  attention: { variable: "SFT_ATTENTION", value: "subgroup-matrix" },
+  "attention backward": { variable: "SFT_ATTENTION", value: "subgroup-matrix" },
+  "attention scores": { variable: "SFT_ATTENTION", value: "scores" },
+};
+const requested = (op: CheckedOp, env: Env) => env[REQUEST[op].variable]?.trim() === REQUEST[op].value;
 
 async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[], tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome[]>): Promise<SelfCheckOutcome> {
   const started = performance.now();
@@ -97,8 +102,8 @@ async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, e
   const timed = tunings.filter((t) => t.source === "measured");
   if (timed.length) outcome.warnings.push(tunedNote(gpu, timed, (performance.now() - started) / 1000, env));
   for (const built of probesFor(gpu, env)) {
-    // the score matrix is checked on the matmul the engine runs: the plain one where the fast one just failed
-    const probe = built.op === "attention scores" && outcome.checks.matmul?.verified === false ? forcedScoresProbe(gpu, plainMatmulStrategy(gpu.adapter.architecture)) : built;
+    // a probe built on another op's fast kernel runs its fallback where that op's check just failed
+    const probe = built.unless && outcome.checks[built.unless.failed]?.verified === false ? built.unless.instead() : built;
     const check = tunings.find((t) => t.check && sameProbe(t.check, probe))?.check ?? (await checkKernel(gpu, probe));
     outcome.checks[probe.op] = check;
     if (!check.verified && !requested(probe.op, env)) outcome.warnings.push(fallbackWarning(gpu, check));
@@ -144,8 +149,7 @@ function checkOf(gpu: GpuDevice, op: CheckedOp): KernelCheck {
 }
 
 function explicitRequestFailed(check: KernelCheck): Diagnostic {
-  const variable = REQUEST_VARIABLE[check.op];
-  const value = check.op === "attention scores" ? "scores" : "subgroup-matrix";
+  const { variable, value } = REQUEST[check.op];
   return diag("SFT5011", `${variable}=${value}, but the ${check.kernel} failed its self-check on this device (${check.failure})`, {
     where: variable,
     hint: `Unset ${variable} to use the ${check.fallback}, and please report the adapter and driver (\`sftc devices\`).`,
@@ -193,8 +197,6 @@ export function checkedAttentionBackwardKernels(gpu: GpuDevice, variant: Attenti
   return checkedChoice(gpu, "attention backward", env, attentionBackwardKernelsFor(attentionAdapter(gpu), variant, env, tunedBackwardLayouts(gpu, variant.headDim)), backwardOnSubgroupMatrices, () => attentionBackwardKernels(variant));
 }
 
-// A layout may fit the dQ kernel's workgroup memory and not the dK/dV kernel's: either counts.
-const backwardOnSubgroupMatrices = (kernels: AttentionBackwardKernels) => onSubgroupMatrices(kernels.dq) || onSubgroupMatrices(kernels.dkdv);
 
 // ---- the probes of the engine's fast kernels ----
 
@@ -215,8 +217,12 @@ export function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
   if (forward.headDims.length) probes.push(subgroupAttentionProbe(forward.kernels, forward.headDims));
   const backward = fastAt((variant) => attentionBackwardKernelsFor(adapter, variant, env, tunedBackwardLayouts(gpu, variant.headDim)), backwardOnSubgroupMatrices, "attention backward");
   if (backward.headDims.length) probes.push(subgroupAttentionBackwardProbe(backward.kernels, backward.headDims));
-  // the score matrix where SFT_ATTENTION asks for it, on any adapter (after the matmul's probe: runProbes)
-  if (scoresRequested(env) && strategy.ok) probes.push(forcedScoresProbe(gpu, strategy.value));
+  // the score matrix where SFT_ATTENTION asks for it, on any adapter, on the matmul the engine
+  // runs (the plain one where the fast one fails its check, which runs first)
+  if (scoresRequested(env) && strategy.ok) {
+    const plain = () => forcedScoresProbe(gpu, plainMatmulStrategy(gpu.adapter.architecture));
+    probes.push({ ...forcedScoresProbe(gpu, strategy.value), unless: { failed: "matmul", instead: plain } });
+  }
   return probes;
 }
 
@@ -225,7 +231,7 @@ function forcedScoresProbe(gpu: GpuDevice, strategy: MatmulStrategy): KernelProb
   const f16 = typeof strategy === "object";
   // f32 products: f16 storage's rounding of O and the gradients (2^-11) bounds the error
   const tolerance = f16 ? subgroupAttentionBackwardTolerance() : 1e-3;
-  return scoresPathProbe(matmulKernelsOf(strategy, engineGemv(gpu)), CHECKED_HEAD_DIMS, f16 ? "f16" : "f32", tolerance, gpu.hasF16 ? ["f32", "f16"] : ["f32"]);
+  return scoresPathProbe(matmulKernelsOf(strategy, engineGemv(gpu)), CHECKED_HEAD_DIMS, f16 ? "f16" : "f32", tolerance, probeStorage(gpu));
 }
 
 /**

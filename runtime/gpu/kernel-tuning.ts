@@ -8,7 +8,8 @@
 // change during the rounds touches all of them, and each one's best round counts. A job
 // (matmul-, gemv-, attention-tuning.ts) gives one candidate per choice and takes the choice
 // tuneChoice returns; the check the chosen candidate passed goes with the outcome, so the
-// self-check (kernel-self-check.ts) does not run the same probe again.
+// self-check (kernel-self-check.ts) does not run the same probe again where it has one (the
+// matmul tiling's; the attention probes there cover other head dims).
 //
 // The outcome is kept in a JSON file (tuningFile), keyed by the adapter (its name, vendor,
 // architecture and description, which on Vulkan names the driver and its version), the webgpu
@@ -25,9 +26,9 @@ import { kernelSource, type KernelSpec, type UniformValues } from "../../stdlib/
 import { CommandBatch } from "./batch.ts";
 import { boundTensors, type Windows } from "./bound-kernels.ts";
 import { webgpuVersion, type GpuDevice } from "./device.ts";
-import { checkKernel, runKernels, type KernelCheck, type KernelProbe, type KernelRun, type ProbeCase } from "./kernel-probe.ts";
+import { checkKernel, runKernels, tensorOfContents, type KernelCheck, type KernelProbe, type KernelRun, type ProbeCase } from "./kernel-probe.ts";
 import { pipelinesOf } from "./pipelines.ts";
-import { uploadTensor, type GpuTensor } from "./tensor.ts";
+import type { GpuTensor } from "./tensor.ts";
 
 /** The environment variables a choice reads (process.env, or a test's). */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -157,16 +158,19 @@ export async function tuneChoice<T>(gpu: GpuDevice, job: string, { candidates, p
   const key = tuningKey(gpu, job, candidates, problem);
   const cached = options.file === undefined ? undefined : readTunings(options.file)[key];
   const cachedChoice = cached && candidates.find((c) => c.name === cached.chosen);
+  // a cached choice that fails its check again is not checked a third time below
+  let failedCheck: KernelCheck | undefined;
   if (cached && cachedChoice) {
     if (options.recheck === false) return { outcome: { ...cached, source: "cached" }, choice: cachedChoice.choice };
     const check = await checkKernel(gpu, cachedChoice.probe);
     if (check.verified) return { outcome: { ...cached, source: "cached", check }, choice: cachedChoice.choice };
+    failedCheck = check;
   }
 
   const rejected: TuningOutcome["rejected"] = [];
   const passed = new Map<TuningCandidate<T>, KernelCheck>();
   for (const c of candidates) {
-    const check = await checkKernel(gpu, c.probe);
+    const check = c === cachedChoice && failedCheck ? failedCheck : await checkKernel(gpu, c.probe);
     if (check.verified) passed.set(c, check);
     else rejected.push({ name: c.name, why: check.failure ?? "not verified" });
   }
@@ -203,7 +207,7 @@ async function timeCandidates(
   }
   const tensors: Record<string, GpuTensor> = {};
   try {
-    for (const [name, t] of Object.entries(problem.tensors())) tensors[name] = uploadTensor(gpu, t.dtype, [t.data.length], t.data, `tuning ${name}`);
+    for (const [name, t] of Object.entries(problem.tensors())) tensors[name] = tensorOfContents(gpu, t, `tuning ${name}`);
     // a run under error scopes: a candidate that raises a GPU error leaves the timing
     const run = async (c: TuningCandidate<unknown>): Promise<RoundTime | undefined> => {
       const scoped = await gpu.scoped(() => timeRound(gpu, c, tensors, dispatches));

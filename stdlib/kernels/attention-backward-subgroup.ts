@@ -23,7 +23,7 @@
 // value); scores, sums, delta and every accumulation are f32. Uniformity: as in
 // attention-forward-subgroup.ts.
 import { ok, type Result } from "../../compiler/diagnostics.ts";
-import { ceilDiv, type KernelSpec } from "./kernel.ts";
+import { ceilDiv, onSubgroupMatrices, type KernelSpec } from "./kernel.ts";
 import { subgroupMatrixTypes, type SubgroupMatrixConfig } from "./matmul-subgroup.ts";
 import { wgslAttentionCommon, type AttentionVariant } from "./attention-common.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "./attention-backward.ts";
@@ -85,6 +85,11 @@ export function backwardLayouts(adapter: AttentionAdapter, headDim: number, kern
  */
 export function subgroupAttentionBackwardTolerance(): number {
   return 3e-3;
+}
+
+/** Whether the backward runs on subgroup matrices: a layout may fit the dQ kernel's workgroup memory and not the dK/dV kernel's, so either counts. */
+export function backwardOnSubgroupMatrices(kernels: AttentionBackwardKernels): boolean {
+  return onSubgroupMatrices(kernels.dq) || onSubgroupMatrices(kernels.dkdv);
 }
 
 /**
