@@ -34,15 +34,14 @@ import { denseView, fusedQkvViews, gatherView } from "../stdlib/kernels/attentio
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../stdlib/kernels/attention-reference.ts";
 import { scoresBackwardKernels, scoresForwardKernels } from "../stdlib/kernels/attention-scores-steps.ts";
 import { scoresChunkHeads } from "../stdlib/kernels/attention-scores.ts";
-import { onSubgroupMatrices } from "../stdlib/kernels/kernel.ts";
 import { matmulKernelsOf, strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
 import { invariant } from "../compiler/diagnostics.ts";
 import { engineGemv } from "../runtime/gpu/gemv-tuning.ts";
-import { causalVariant, WEIGHTS } from "../runtime/gpu/kernel-probe-cases.ts";
+import { causalVariant } from "../runtime/gpu/kernel-probe-cases.ts";
 import type { KernelRun } from "../runtime/gpu/kernel-probe.ts";
 import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
 import { roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
-import type { Case } from "./kernel-cases.ts";
+import { F32_TOLERANCE, productInputs, type Case } from "./kernel-cases.ts";
 import { pickRows } from "./checked-rows.ts";
 import type { BenchShapes } from "./sizes.ts";
 
@@ -69,9 +68,6 @@ function layoutLabel(layout: SubgroupAttentionLayout, tiled = "keys"): string {
   const c = layout.config;
   return `f16>f32 ${c.M}x${c.N}x${c.K}, ${layout.subgroups} subgroup${layout.subgroups > 1 ? "s" : ""} x ${c.M} rows, ${layout.blockK} ${tiled} per tile`;
 }
-
-/** Relative error allowed where the products are f32 (kernel-cases.ts's, for every f32 kernel). */
-const F32_TOLERANCE = 1e-5;
 
 /** The bench's mask: causal self-attention. */
 const CAUSAL = { causal: true, queryOffset: 0 };
@@ -250,20 +246,19 @@ function workspace(gpu: GpuDevice, attention: AttentionRun, shape: AttentionShap
  */
 function scoresRun(gpu: GpuDevice, strategy: MatmulStrategy, direction: "forward" | "backward"): BackwardRun {
   const matmul = matmulKernelsOf(strategy, engineGemv(gpu));
-  const chunk = (shape: AttentionShape) => {
+  const call = (shape: AttentionShape) => {
     const heads = scoresChunkHeads(shape, problemViews(shape.queryLength, shape.queryHeads, shape.headDim), 4);
     invariant(heads, "the bench's attention can be bound as windows");
-    return heads;
+    return { shape, variant: causalVariant(shape.headDim, "f32"), scale: 1 / Math.sqrt(shape.headDim), heads };
   };
-  const call = (shape: AttentionShape) => ({ shape, variant: causalVariant(shape.headDim, "f32"), scale: 1 / Math.sqrt(shape.headDim), heads: chunk(shape) });
-  const f16 = onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 }));
-  const scores = (shape: AttentionShape) => chunk(shape) * shape.queryLength * shape.keyLength;
+  const products = productInputs(strategy);
+  const scores = (shape: AttentionShape) => call(shape).heads * shape.queryLength * shape.keyLength;
   return {
     label: `attention ${direction} score matrix on the ${strategyName(strategy)} matmul`,
     run: (shape, views) => ({ kernels: direction === "forward" ? scoresForwardKernels(call(shape), views, matmul) : scoresBackwardKernels(call(shape), views, matmul) }),
-    inputs: f16 ? "f16" : "f32",
+    inputs: products.dtype,
     // f32 products: as every f32 kernel's (the backward's inputs hold f16 values, exact in f32)
-    tolerance: !f16 ? F32_TOLERANCE : direction === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(),
+    tolerance: products.dtype === "f32" ? F32_TOLERANCE : direction === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(),
     workspace: (shape): Record<string, number> => (direction === "forward" ? { scores: scores(shape) } : { scores: scores(shape), grad: scores(shape) }),
     outputs: ["dq", "dk", "dv"],
     products: 5,

@@ -32,7 +32,7 @@ import { decodeAttentionCases } from "./decode-attention-cases.ts";
 import type { BenchShapes } from "./sizes.ts";
 
 /** Relative error allowed for kernels with f32 outputs (inputs rounded to their storage dtype). */
-const F32_TOLERANCE = 1e-5;
+export const F32_TOLERANCE = 1e-5;
 
 /** A kernel's outputs against its float64 reference. */
 export interface KernelCheck {
@@ -86,7 +86,7 @@ function worst(pairs: [ArrayLike<number>, ArrayLike<number>][], rows: string): K
  * What a matmul strategy multiplies: f32 values, or f16 ones on subgroup matrices (the reference
  * rounds its inputs alike, so the tolerance stays that of the accumulation).
  */
-function productInputs(strategy: MatmulStrategy): { dtype: StorageDType; tolerance: number } {
+export function productInputs(strategy: MatmulStrategy): { dtype: StorageDType; tolerance: number } {
   return typeof strategy === "string" ? { dtype: "f32", tolerance: F32_TOLERANCE } : { dtype: "f16", tolerance: subgroupMatrixTolerance(strategy.config) };
 }
 

@@ -52,7 +52,7 @@ export interface ExecContext {
   matmulStrategy: MatmulStrategy;
   /** The decode matmul's workgroup (the device's tuned one, else DEFAULT_GEMV). */
   gemv: GemvVariant;
-  /** Whether attention launches take the score-matrix path where it applies (library/attention-scores.ts). */
+  /** Whether attention launches take the score-matrix path where it applies (stdlib/kernels/attention-scores-steps.ts, run by library/attention.ts). */
   attentionScores: AttentionScoresChoice;
   /** The buffer of a node (one per buffer-backed node). */
   tensorOf(n: Node): GpuTensor;

@@ -34,7 +34,7 @@ import { tunedMatmulTiling } from "./matmul-tuning.ts";
 export type AttentionDirection = "forward" | "backward";
 
 /** The engine's fused attention kernels for a variant. */
-export interface FusedKernels {
+interface FusedKernels {
   forward: (variant: AttentionVariant) => KernelSpec;
   backward: (variant: AttentionVariant) => AttentionBackwardKernels;
 }

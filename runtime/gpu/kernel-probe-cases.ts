@@ -6,7 +6,7 @@ import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts"
 import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
-import { denseView, viewIndex } from "../../stdlib/kernels/attention-layout.ts";
+import { denseView, scatterView } from "../../stdlib/kernels/attention-layout.ts";
 import { scoresBackwardKernels, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { scoresChunkHeads } from "../../stdlib/kernels/attention-scores.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
@@ -301,12 +301,7 @@ function scoresAttentionCases(matmul: MatmulKernel, variant: AttentionVariant, H
   // chunks of one head where they can be bound, and the engine's chunks
   const bytes = bytesPerElement(dtype);
   const chunkings = new Set([scoresChunkHeads(shape, views, bytes, 4 * T * T), scoresChunkHeads(shape, views, bytes)].filter((h) => h !== undefined));
-  const laidOut = (dense: ArrayLike<number>, heads = H) => {
-    const out = new Float64Array(dense.length);
-    const view = heads === H ? queries : keys;
-    for (let i = 0; i < dense.length; i++) out[viewIndex(view, Math.floor(i / (heads * T * D)), Math.floor(i / D) % T, Math.floor(i / (T * D)) % heads, i % D)] = dense[i];
-    return out;
-  };
+  const laidOut = (dense: ArrayLike<number>, heads = H) => scatterView(dense, heads === H ? queries : keys, [B, heads, T, D]);
   const problem = { shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask };
   const forward = attentionForwardReference(problem);
   const stored = (data: ArrayLike<number>, heads = H) => ({ dtype, data: laidOut(data, heads) });

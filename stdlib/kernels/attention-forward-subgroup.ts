@@ -162,7 +162,7 @@ export function attentionKernelChoice(
   env: Readonly<Record<string, string | undefined>> = process.env,
   { name = "attention forward", bytes, preferred }: { name?: string; bytes?: (layout: SubgroupAttentionLayout) => number; preferred?: SubgroupAttentionLayout } = {},
 ): Result<SubgroupAttentionLayout | "scalar"> {
-  // "scores" (the score-matrix path, runtime/execute/library/attention-scores.ts) leaves the fused kernels where it does not apply to the engine's choice
+  // "scores" (the score-matrix path, stdlib/kernels/attention-scores-steps.ts) leaves the fused kernels where it does not apply to the engine's choice
   const wanted = env.SFT_ATTENTION?.trim() === "scores" ? undefined : env.SFT_ATTENTION?.trim();
   if (wanted === "scalar") return ok("scalar");
   if (wanted && wanted !== "subgroup-matrix")

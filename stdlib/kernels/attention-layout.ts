@@ -57,6 +57,15 @@ export function wgslViewIndex(name: string): string {
   return `fn ${name}_at(b: u32, t: u32, h: u32) -> u32 { return u.${name}_offset + b * u.${name}_sb + t * u.${name}_st + h * u.${name}_sh; }`;
 }
 
+/** Scatters a dense (B, H, L, D) array into a buffer of the view's extent through `view` (gatherView's inverse). */
+export function scatterView(dense: ArrayLike<number>, view: TensorView, shape: [number, number, number, number]): Float64Array {
+  const [B, H, L, D] = shape;
+  const out = new Float64Array(viewExtent(view, B, L, H, D));
+  let i = 0;
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < L; t++) for (let d = 0; d < D; d++) out[viewIndex(view, b, t, h, d)] = dense[i++];
+  return out;
+}
+
 /** Copies a view out of its buffer into a dense (B, H, L, D) array. */
 export function gatherView(buffer: ArrayLike<number>, view: TensorView, batch: number, length: number, heads: number, headDim: number): Float64Array {
   const out = new Float64Array(batch * heads * length * headDim);

@@ -7,7 +7,7 @@
 // which reach far higher rates than a fused kernel's small per-tile products; the price is the
 // (heads, T, S) f32 scores in memory and the causal half computed and masked rather than skipped.
 // Which of this and the fused kernels is faster is the device's to time (runtime/gpu/attention-path-tuning.ts).
-// The runtime side is runtime/execute/library/attention-scores.ts; both kernels here work on
+// The runtime side is runtime/execute/library/attention.ts; both kernels here work on
 // rows (head, query) of one chunk, and their float64 references follow them.
 import { viewIndex, type TensorView } from "./attention-layout.ts";
 import type { AttentionShape } from "./attention-reference.ts";
@@ -33,7 +33,7 @@ export interface ScoresChunk {
 }
 
 /** The most bytes one chunk's f32 scores take: a chunk has as many heads as fit. */
-export const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
+const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
 
 /** Which attention launches take the score-matrix path where it applies: all (true), none, or those of the listed head dims. */
 export interface AttentionScoresChoice {
@@ -58,7 +58,7 @@ export function takesScores(choice: AttentionScoresChoice, direction: "forward" 
  * Byte offsets at which a bind group may start a window of a buffer: WebGPU's default
  * minStorageBufferOffsetAlignment, which the runtime does not ask to lower.
  */
-export const WINDOW_ALIGNMENT = 256;
+const WINDOW_ALIGNMENT = 256;
 
 /** The operand views of a call on the score-matrix path, by name (AttentionViews, BackwardViews). */
 export type ScoresViews = Partial<Record<"q" | "k" | "v" | "o" | "dout" | "dq" | "dk" | "dv", TensorView>>;
@@ -141,8 +141,8 @@ export function scoresSoftmaxKernel(flags: MaskFlags, mode: "forward" | "recompu
 ${WGSL_FLAT_WORKGROUP}
 ${wgslMask(flags)}
 ${forward ? `var<workgroup> row_max: array<f32, ${ROW_INVOCATIONS}>;\nvar<workgroup> row_sum: array<f32, ${ROW_INVOCATIONS}>;` : ""}
-// the scaled, biased score of key j, and whether query position p may see it
-fn score_at(at: u32, b: u32, h: u32, p: u32, j: u32) -> f32 {
+// the scaled, biased score of key j for query position p of head h (whether p may see j is key_allowed's)
+fn score_at(at: u32, h: u32, p: u32, j: u32) -> f32 {
   return scores[at + j] * u.scale + score_bias(h, p, j);
 }`,
     body: `
@@ -165,7 +165,7 @@ const FORWARD_BODY = `
   var l = 0.0;
   for (var j = lidx; j < u.key_len; j += WG_X) {
     if (key_allowed(b, p, j)) {
-      let s = score_at(at, b, h, p, j);
+      let s = score_at(at, h, p, j);
       let m_new = max(m, s);
       l = l * exp(m - m_new) + exp(s - m_new);
       m = m_new;
@@ -188,7 +188,7 @@ const FORWARD_BODY = `
   let sees = l_row != 0.0; // 0: the row sees no key (a NaN passes on, as in the fused kernels)
   for (var j = lidx; j < u.key_len; j += WG_X) {
     let visible = sees && key_allowed(b, p, j);
-    scores[at + j] = select(0.0, exp(score_at(at, b, h, p, j) - m_row) / l_row, visible);
+    scores[at + j] = select(0.0, exp(score_at(at, h, p, j) - m_row) / l_row, visible);
   }
   if (lidx == 0u) {
     lse[lse_at] = select(negative_infinity(), m_row + log(l_row), sees);
@@ -199,7 +199,7 @@ const RECOMPUTE_BODY = `
   let sees = lse_row > NEG_BIG; // -inf: the row saw no key
   for (var j = lidx; j < u.key_len; j += WG_X) {
     let visible = sees && key_allowed(b, p, j);
-    scores[at + j] = select(0.0, exp(score_at(at, b, h, p, j) - lse_row), visible);
+    scores[at + j] = select(0.0, exp(score_at(at, h, p, j) - lse_row), visible);
   }`;
 
 /**

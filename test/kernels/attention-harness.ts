@@ -5,7 +5,7 @@ import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
 import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
-import { denseView, fusedQkvViews, gatherView, viewExtent, viewIndex, type TensorView } from "../../stdlib/kernels/attention-layout.ts";
+import { denseView, fusedQkvViews, gatherView, scatterView, type TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import type { BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
 import { maskBindingData, maskFlags, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
@@ -142,15 +142,6 @@ export function uploadInputs(gpu: GpuDevice, c: AttentionCase, inputs: Attention
     tensors[name] = uploadTensor(gpu, dtype, [data.length], data, name);
   }
   return tensors;
-}
-
-/** Scatters a dense (B, H, L, D) array into a buffer of `extent` elements through `view`. */
-export function scatterView(dense: Float64Array, view: TensorView, shape: [number, number, number, number]): Float64Array {
-  const [B, H, L, D] = shape;
-  const out = new Float64Array(viewExtent(view, B, L, H, D));
-  let i = 0;
-  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < L; t++) for (let d = 0; d < D; d++) out[viewIndex(view, b, t, h, d)] = dense[i++];
-  return out;
 }
 
 /** Compares log-sum-exps: rows that see no key must be -inf on both sides, the rest close. */

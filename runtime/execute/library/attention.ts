@@ -1,5 +1,6 @@
 // Attention launches, forward and backward: fused kernels, or (where the device chose it and the
-// call allows) a materialized score matrix on the matmul kernels (attention-scores.ts). Q, K, V,
+// call allows) a materialized score matrix on the matmul kernels (stdlib/kernels/attention-scores-steps.ts,
+// its f32 scores in the launch workspace). Q, K, V,
 // O and the gradients are (B, L, H, D) views handed to the kernels as strides (no transposes, no
 // copies). The masks are the node's i32 inputs prefixLen (B), keyRange (B, 2) and segmentIds
 // (B, S), bound as attention-call.ts describes. The forward saves the
@@ -22,10 +23,11 @@ import type { GpuTensor } from "../../gpu/tensor.ts";
 import { bytesPerElement } from "../../../stdlib/kernels/dtype.ts";
 import { inputView, workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
 import { callOf, maskBinding, unsupportedDtype, type Call } from "./attention-call.ts";
-import { scoresDispatches } from "./attention-scores.ts";
 import { matmulKernelsOf } from "../../../stdlib/kernels/matmul.ts";
 import { scoresChunkHeads, takesScores } from "../../../stdlib/kernels/attention-scores.ts";
 import { scoresBackwardKernels, scoresForwardKernels } from "../../../stdlib/kernels/attention-scores-steps.ts";
+import type { BoundKernel } from "../../../stdlib/kernels/kernel.ts";
+import { boundTensors } from "../../gpu/bound-kernels.ts";
 import { copyView } from "./generated.ts";
 
 /** An attention launch, or a cached_attention one (a decode step over the KV cache). */
@@ -52,8 +54,8 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
     const { queryLength: T, keyLength: S } = call.shape;
     const scores = workspaceTensor(ctx, "f32", [heads, T, S], `scores of %${n.id}`);
     const kernels = scoresForwardKernels({ ...call, heads }, views, matmulKernelsOf(ctx.matmulStrategy, ctx.gemv));
-    const { steps, masked } = scoresDispatches(ctx, kernels, { ...tensors, scores });
-    return ok({ steps, refresh: maskBinding(ctx, launch, n, call, masked, () => {}) });
+    const steps = dispatchesOf(ctx, kernels, { ...tensors, scores });
+    return ok({ steps, refresh: maskBinding(ctx, launch, n, call, steps, () => {}) });
   }
   // subgroup matrices where the adapter has them and they passed the device's self-check (unless SFT_ATTENTION=scalar), else the scalar kernel
   const spec = checkedAttentionForwardKernel(ctx.gpu, call.variant);
@@ -122,9 +124,8 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   if (heads) {
     const [scores, grad] = ["scores", "score gradients"].map((what) => workspaceTensor(ctx, "f32", [heads, queryLength, keyLength], `${what} of %${first.id}`));
     const kernels = scoresBackwardKernels({ ...call, heads }, views, matmulKernelsOf(ctx.matmulStrategy, ctx.gemv));
-    const { steps, masked } = scoresDispatches(ctx, kernels, { ...read, o: ctx.tensorOf(o.base), dq, dkv, scores, grad });
-    dispatches = steps;
-    refresh = maskBinding(ctx, launch, first, call, masked, () => {});
+    dispatches = dispatchesOf(ctx, kernels, { ...read, o: ctx.tensorOf(o.base), dq, dkv, scores, grad });
+    refresh = maskBinding(ctx, launch, first, call, dispatches, () => {});
   } else {
     // dQ and dK/dV on subgroup matrices as the forward (same bindings and uniforms), else the scalar ones; delta is always scalar
     const chosen = checkedAttentionBackwardKernels(ctx.gpu, call.variant);
@@ -147,4 +148,11 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
     if (out) steps.push(copyView(ctx, { ...contiguousView(dkvNode), shape: out.shape, strides: contiguousView(out).strides, offset }, ctx.tensorOf(out)));
   }
   return ok({ steps, refresh });
+}
+
+// The dispatches of the score-matrix path's `kernels` over the launch's `named` tensors (the mask
+// binding adds the mask's to every one; only the softmax kernels bind them).
+function dispatchesOf(ctx: ExecContext, kernels: readonly BoundKernel[], named: Readonly<Record<string, GpuTensor>>): DispatchStep[] {
+  const windows = new Map<string, GpuTensor>();
+  return kernels.map((k) => ({ kind: "dispatch", spec: k.spec, uniforms: { ...k.uniforms }, tensors: boundTensors(ctx.gpu, k, named, windows) }));
 }
