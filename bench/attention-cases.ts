@@ -32,8 +32,7 @@ import { attentionBackwardKernels, attentionBackwardUniforms, type BackwardViews
 import { attentionForwardKernel, attentionForwardUniforms } from "../stdlib/kernels/attention-forward.ts";
 import { denseView, fusedQkvViews, gatherView } from "../stdlib/kernels/attention-layout.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../stdlib/kernels/attention-reference.ts";
-import { scoresBackwardKernels, scoresForwardKernels } from "../stdlib/kernels/attention-scores-steps.ts";
-import { scoresChunkHeads } from "../stdlib/kernels/attention-scores.ts";
+import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../stdlib/kernels/attention-scores-steps.ts";
 import { matmulKernelsOf, strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
 import { invariant } from "../compiler/diagnostics.ts";
 import { engineGemv } from "../runtime/gpu/gemv-tuning.ts";
@@ -247,7 +246,7 @@ function workspace(gpu: GpuDevice, attention: AttentionRun, shape: AttentionShap
 function scoresRun(gpu: GpuDevice, strategy: MatmulStrategy, direction: "forward" | "backward"): BackwardRun {
   const matmul = matmulKernelsOf(strategy, engineGemv(gpu));
   const call = (shape: AttentionShape) => {
-    const heads = scoresChunkHeads(shape, problemViews(shape.queryLength, shape.queryHeads, shape.headDim), 4);
+    const heads = scoresChunkHeads(direction, shape, "f32", problemViews(shape.queryLength, shape.queryHeads, shape.headDim));
     invariant(heads, "the bench's attention can be bound as windows");
     return { shape, variant: causalVariant(shape.headDim, "f32"), scale: 1 / Math.sqrt(shape.headDim), heads };
   };

@@ -36,6 +36,13 @@ export interface Launch {
   uniforms: Record<string, number>;
 }
 
+/** The view through which `launch` reads input node `n`. */
+export function inputView(launch: Launch, n: Node): View {
+  const input = launch.inputs.find((i) => i.node === n);
+  invariant(input, `launch ${launch.launches.join(",")} does not read %${n.id}`);
+  return input.view;
+}
+
 export interface Schedule {
   graph: Graph;
   launches: Launch[];

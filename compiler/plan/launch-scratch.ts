@@ -10,12 +10,12 @@
 // so it costs the union of the launches' requests, not their sum. Not counted: the contiguous
 // copies of views a library kernel cannot read (the schedule's placement decides those).
 import { numel, type Node } from "../ir/node.ts";
-import type { Launch, Schedule } from "../passes/schedule.ts";
-import { tensorView } from "../passes/views.ts";
+import type { Schedule } from "../passes/schedule.ts";
 import { decodePartialsSize, decodeSplitLength } from "../../stdlib/kernels/attention-decode.ts";
-import { denseView } from "../../stdlib/kernels/attention-layout.ts";
-import { scoresChunkHeads, takesScores, type AttentionScoresChoice, type ScoresViews } from "../../stdlib/kernels/attention-scores.ts";
-import { bytesPerElement, storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
+import { scoresPathHeads } from "../../stdlib/kernels/attention-scores-steps.ts";
+import { attentionBackwardViews, attentionForwardViews, attentionShape } from "../passes/attention-views.ts";
+import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 
 /** Bytes of the host-written buffers and of the shared workspace of `schedule`'s launches. */
 export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresChoice): number {
@@ -38,12 +38,11 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
       case "attention":
       case "cached_attention": {
         host += maskBytes(first, 0);
-        const [batch, T, queryHeads, headDim] = first.shape;
-        // cached_attention's keys: the cache's positions and the new one
-        const S = first.inputs[1].shape[1] + (launch.kernel === "cached_attention" ? 1 : 0);
+        const shape = attentionShape(first, 0);
+        const { queryLength: T, keyLength: S } = shape;
         // one query row (decode): the split kernels' partial sums; else, on the score-matrix path, a chunk's scores
-        if (T === 1) take("f32", decodePartialsSize({ batch, queryHeads, kvHeads: first.inputs[1].shape[2], queryLength: T, keyLength: S, headDim }, decodeSplitLength(S)));
-        const heads = scores && takesScores(scores, "forward", headDim, first.inputs[1].shape[2] < queryHeads) ? scoresHeads(launch, first, 0, scores) : undefined;
+        if (T === 1) take("f32", decodePartialsSize(shape, decodeSplitLength(S)));
+        const heads = scores && launch.kernel === "attention" ? scoresPathHeads(scores, "forward", shape, first.dtype as StorageDType, attentionForwardViews(launch, first)) : undefined;
         if (heads) take("f32", heads * T * S);
         break;
       }
@@ -53,7 +52,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         take(first.dtype as StorageDType, 2 * numel(k.shape));
         if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
         take("f32", numel(q.shape) / q.shape[q.shape.length - 1]);
-        const heads = scores && takesScores(scores, "backward", q.shape[3], k.shape[2] < q.shape[2]) ? scoresHeads(launch, first, 1, scores) : undefined;
+        const heads = scores ? scoresPathHeads(scores, "backward", attentionShape(first, 1), first.dtype as StorageDType, attentionBackwardViews(launch, first)) : undefined;
         if (heads) for (let i = 0; i < 2; i++) take("f32", heads * q.shape[1] * k.shape[1]); // the chunk's scores and their gradients
         break;
       }
@@ -78,26 +77,6 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
     requests.forEach((bytes, i) => workspace.set(`${i}:${bytes}`, bytes));
   }
   return host + [...workspace.values()].reduce((a, b) => a + b, 0);
-}
-
-/**
- * Query heads per chunk where the attention launch takes the score-matrix path (its workspace
- * holds a chunk's f32 scores), with the views the runtime gives it (library/attention.ts): q, k,
- * v (and, from `first` = 1 in the backward, dO and O) as read, O and the gradients dense.
- */
-function scoresHeads(launch: Launch, n: Node, first: number, scores: AttentionScoresChoice): number | undefined {
-  const [q, k] = [n.inputs[first], n.inputs[first + 1]];
-  const [batch, T, queryHeads, headDim] = q.shape;
-  const [, S, kvHeads] = k.shape;
-  const view = (i: number) => tensorView(launch.inputs.find((x) => x.node === n.inputs[i])!.view);
-  const queries = denseView("bthd", T, queryHeads, headDim);
-  // the forward's inputs: q, k, v; the backward's: dO, q, k, v, O
-  const views: ScoresViews =
-    first === 0
-      ? { q: view(0), k: view(1), v: view(2), o: queries }
-      : { q: view(1), k: view(2), v: view(3), o: view(4), dout: view(0), dq: queries, dk: denseView("bthd", S, kvHeads, headDim), dv: denseView("bthd", S, kvHeads, headDim, batch * S * kvHeads * headDim) };
-  const shape = { batch, queryHeads, kvHeads, queryLength: T, keyLength: S, headDim };
-  return scoresChunkHeads(shape, views, bytesPerElement(n.dtype as StorageDType), scores.chunkBytes);
 }
 
 /** RoPE's positions (u32), its placeholder table and the table of every position up to the sequence's, rows rounded up to a power of two. */

@@ -5,7 +5,7 @@
 // allocations, side outputs of earlier launches and generated copies.
 import type { Result } from "../../compiler/diagnostics.ts";
 import type { Node } from "../../compiler/ir/node.ts";
-import type { Launch } from "../../compiler/passes/schedule.ts";
+import { inputView, type Launch } from "../../compiler/passes/schedule.ts";
 import type { View } from "../../compiler/passes/views.ts";
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
@@ -71,13 +71,6 @@ export interface ExecContext {
 /** A buffer only the launch being prepared uses: from the context's workspace, else scratch. */
 export function workspaceTensor(ctx: ExecContext, dtype: StorageDType, shape: readonly number[], label: string): GpuTensor {
   return ctx.workspace ? ctx.workspace(dtype, shape, label) : ctx.scratch(dtype, shape, label);
-}
-
-/** The view through which `launch` reads input node `n`. */
-export function inputView(launch: Launch, n: Node): View {
-  const input = launch.inputs.find((i) => i.node === n);
-  invariant(input, `launch ${launch.launches.join(",")} does not read %${n.id}`);
-  return input.view;
 }
 
 /** The buffer of an input that the launch's kernel reads whole (the catalog asked for a contiguous view). */

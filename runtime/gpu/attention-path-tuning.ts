@@ -18,8 +18,8 @@ import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts"
 import { attentionForwardKernelFor, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
-import { scoresBackwardKernels, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
-import { scoresChunkHeads, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
+import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
+import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { onSubgroupMatrices, type BoundKernel, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { invariant, type Result } from "../../compiler/diagnostics.ts";
 import { matmulKernelsOf, matmulStrategyFor, type MatmulKernel, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
@@ -85,7 +85,7 @@ export function attentionPathJob(
   { tokens = TUNING_TOKENS, storage = ["f32"], kvHeads }: { tokens?: number; storage?: readonly AttentionVariant["dtype"][]; kvHeads?: number } = {},
 ): TuningJob<boolean> | undefined {
   const { shape, views, scale, mask, elements, keyElements, rows, pattern, zeros } = causalTimingAttention(headDim, tokens, 2, kvHeads);
-  const chunk = scoresChunkHeads(shape, views, 4);
+  const chunk = scoresChunkHeads(direction, shape, "f32", views);
   if (!chunk) return undefined;
   const variant = causalVariant(headDim, "f32");
   const call = { shape, variant, scale, heads: chunk };

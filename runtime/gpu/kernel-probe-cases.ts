@@ -7,10 +7,9 @@ import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attenti
 import { subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { denseView, scatterView } from "../../stdlib/kernels/attention-layout.ts";
-import { scoresBackwardKernels, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
-import { scoresChunkHeads } from "../../stdlib/kernels/attention-scores.ts";
+import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
-import { bytesPerElement, roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulRef, matmulUniforms, type MatmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { Random } from "../random.ts";
@@ -299,8 +298,7 @@ function scoresAttentionCases(matmul: MatmulKernel, variant: AttentionVariant, H
   const [queries, keys] = [denseView("bthd", T, H, D), denseView("bthd", T, KV, D)];
   const views = { q: queries, k: keys, v: keys, o: queries, dout: queries, dq: queries, dk: keys, dv: denseView("bthd", T, KV, D, k.length) };
   // chunks of one head where they can be bound, and the engine's chunks
-  const bytes = bytesPerElement(dtype);
-  const chunkings = new Set([scoresChunkHeads(shape, views, bytes, 4 * T * T), scoresChunkHeads(shape, views, bytes)].filter((h) => h !== undefined));
+  const chunkings = new Set([scoresChunkHeads(direction, shape, dtype, views, 4 * T * T), scoresChunkHeads(direction, shape, dtype, views)].filter((h) => h !== undefined));
   const laidOut = (dense: ArrayLike<number>, heads = H) => scatterView(dense, heads === H ? queries : keys, [B, heads, T, D]);
   const problem = { shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask };
   const forward = attentionForwardReference(problem);

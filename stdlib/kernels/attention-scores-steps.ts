@@ -6,19 +6,19 @@
 //             log-sum-exp, dP = dO V^T, dS = P * (dP - delta), dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO
 // The products are batched over the chunk's heads: an operand is a window of its (B, L, H, D)
 // view from the chunk's batch row and first head, rows its token stride apart, heads its head
-// stride apart (so a chunk's windows start at offsets WINDOW_ALIGNMENT allows: scoresChunkHeads).
-// With grouped queries a chunk stays within one group: K and V are its key/value head for every
-// head (stride 0), and dK and dV sum the group's heads (keyValueGradients).
+// stride apart. With grouped queries a chunk stays within one group: K and V are its key/value
+// head for every head (stride 0), and dK and dV sum the group's heads (keyValueGradients).
+// The sequence is built as data first (Step), so the windows it binds are the ones the chunking
+// rule checks (scoresChunkHeads), then bound to kernels.
 // Tensor names: q, k, v, o, lse, scores (the chunk's f32 (heads, T, S) workspace); in the
 // backward also dout, delta, dq, dkv (dK and dV in one buffer, as views.dk and views.dv place
 // them) and grad (the scores' gradients). The mask bindings keep their own names.
 import type { AttentionVariant, AttentionViews } from "./attention-common.ts";
 import { attentionBackwardUniforms, attentionDeltaKernel, type BackwardViews } from "./attention-backward.ts";
 import { viewIndex, type TensorView } from "./attention-layout.ts";
-import type { MaskFlags } from "./attention-mask.ts";
 import type { AttentionShape } from "./attention-reference.ts";
-import { chunkStarts, scoresChunkUniforms, scoresGradKernel, scoresGradUniforms, scoresSoftmaxKernel, type ScoresChunk } from "./attention-scores.ts";
-import type { StorageDType } from "./dtype.ts";
+import { SCORES_CHUNK_BYTES, scoresChunkUniforms, scoresGradKernel, scoresGradUniforms, scoresSoftmaxKernel, takesScores, type AttentionScoresChoice, type ScoresChunk } from "./attention-scores.ts";
+import { bytesPerElement, type StorageDType } from "./dtype.ts";
 import type { BoundKernel, TensorRef } from "./kernel.ts";
 import { matmulUniforms, type MatmulKernel, type MatmulShape } from "./matmul.ts";
 
@@ -31,6 +31,57 @@ export interface ScoresCall {
   heads: number;
 }
 
+/**
+ * Byte offsets at which a bind group may start a window of a buffer: WebGPU's default
+ * minStorageBufferOffsetAlignment, which the runtime does not ask to lower.
+ */
+const WINDOW_ALIGNMENT = 256;
+
+/**
+ * Query heads per chunk of an attention call on the score-matrix path, or undefined where the
+ * path does not apply: one query row (decode), one head's f32 scores over `chunkBytes`, or no
+ * chunking whose windows (of Q, K, V and the rest, elements of `dtype`) all start at offsets a
+ * bind group can take. The most heads that fit, within a group under grouped queries.
+ */
+export function scoresChunkHeads(direction: "forward" | "backward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews | BackwardViews, chunkBytes = SCORES_CHUNK_BYTES): number | undefined {
+  const { queryHeads, kvHeads, queryLength: T, keyLength: S } = shape;
+  if (T === 1) return undefined;
+  const group = queryHeads / kvHeads;
+  for (let heads = Math.min(group > 1 ? group : queryHeads, Math.floor(chunkBytes / (4 * T * S))); heads >= 1; heads--) {
+    if (group > 1 && group % heads !== 0) continue;
+    const call = { shape, dtype, scale: 1, heads };
+    const steps = direction === "forward" ? forwardSteps(call, views) : backwardSteps(call, views as BackwardViews);
+    if (steps.every((s) => s.kind !== "product" || [s.a, s.b, s.c].every(bindable))) return heads;
+  }
+  return undefined;
+}
+
+/** Query heads per chunk where an attention launch of `direction` takes the score-matrix path under `choice` (scoresChunkHeads), else undefined: the fused kernels. */
+export function scoresPathHeads(choice: AttentionScoresChoice, direction: "forward" | "backward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews | BackwardViews): number | undefined {
+  const grouped = shape.kvHeads < shape.queryHeads;
+  return takesScores(choice, direction, shape.headDim, grouped) ? scoresChunkHeads(direction, shape, dtype, views, choice.chunkBytes) : undefined;
+}
+
+/** O = softmax(scale Q K^T + bias, masked) V, and the log-sum-exp (B, Hq, T) into `lse`. */
+export function scoresForwardKernels(call: ScoresCall, views: AttentionViews, matmul: MatmulKernel): BoundKernel[] {
+  return forwardSteps(layoutOf(call), views).map((s) => boundStep(s, call, views, matmul));
+}
+
+/** dQ, dK and dV through `views.dq`, `views.dk` and `views.dv`, delta first. */
+export function scoresBackwardKernels(call: ScoresCall, views: BackwardViews, matmul: MatmulKernel): BoundKernel[] {
+  return backwardSteps(layoutOf(call), views).map((s) => boundStep(s, call, views, matmul));
+}
+
+// What a call's windows depend on.
+interface ChunkedCall {
+  shape: AttentionShape;
+  dtype: StorageDType;
+  scale: number;
+  heads: number;
+}
+
+const layoutOf = (call: ScoresCall): ChunkedCall => ({ shape: call.shape, dtype: call.variant.dtype, scale: call.scale, heads: call.heads });
+
 /** An operand of a chunk's product: a tensor window with its stored layout. */
 interface Operand {
   ref: TensorRef;
@@ -41,6 +92,44 @@ interface Operand {
   ld: number;
   /** Elements between the chunk's heads (the matmul's batch). */
   stride: number;
+}
+
+const bindable = (o: Operand) => ((o.ref.start ?? 0) * bytesPerElement(o.dtype)) % WINDOW_ALIGNMENT === 0;
+
+// A step of the sequence: C = alpha op(A) op(B) (+ C where `accumulate`) for each of `heads`,
+// (m, k) x (k, n); or one of the path's own kernels (attention-scores.ts) over a chunk's scores.
+type Step =
+  | { kind: "product"; a: Operand; b: Operand; c: Operand; heads: number; dims: [number, number, number]; alpha: number; accumulate: boolean }
+  | { kind: "softmax"; chunk: ScoresChunk; mode: "forward" | "recompute" }
+  | { kind: "scores gradient"; chunk: ScoresChunk }
+  | { kind: "delta" };
+
+function product(a: Operand, b: Operand, c: Operand, heads: number, dims: [number, number, number], alpha = 1, accumulate = false): Step {
+  return { kind: "product", a, b, c, heads, dims, alpha, accumulate };
+}
+
+function boundStep(step: Step, call: ScoresCall, views: AttentionViews | BackwardViews, matmul: MatmulKernel): BoundKernel {
+  switch (step.kind) {
+    case "product": {
+      const { a, b, c, heads, dims: [m, n, k], alpha, accumulate } = step;
+      const shape: MatmulShape = { batch: heads, m, n, k, strideA: a.stride, strideB: b.stride, strideC: c.stride, lda: a.ld, ldb: b.ld, ldc: c.ld, alpha, beta: accumulate ? 1 : 0 };
+      const trans = { transA: a.trans, transB: b.trans };
+      return { spec: matmul({ a: a.dtype, b: b.dtype, out: c.dtype, ...trans, accumulate }, shape), uniforms: matmulUniforms(shape, trans), bind: { a: a.ref, b: b.ref, c: c.ref } };
+    }
+    case "softmax": {
+      // the mask flags alone: the softmax kernel's WGSL depends on nothing else of the variant
+      const { causal, prefix, padding, segments, alibi } = call.variant;
+      return { spec: scoresSoftmaxKernel({ causal, prefix, padding, segments, alibi }, step.mode), uniforms: scoresChunkUniforms(step.chunk) };
+    }
+    case "scores gradient":
+      return { spec: scoresGradKernel(), uniforms: scoresGradUniforms(step.chunk), bind: { probs: { name: "scores" } } };
+    case "delta": {
+      const { queryLength: T, keyLength: S } = call.shape;
+      // the mask's query offset is always S - T (maskFromInputs); only its shape checks read more of it
+      const uniforms = attentionBackwardUniforms(call.shape, views as BackwardViews, call.scale, { causal: call.variant.causal, queryOffset: S - T });
+      return { spec: attentionDeltaKernel(call.variant), uniforms };
+    }
+  }
 }
 
 // A chunk of the call: its place, and its operands (views at its batch row and first head, K and
@@ -55,13 +144,13 @@ interface Chunk extends ScoresChunk {
   headScores(i: number, name: string, trans: boolean): Operand;
 }
 
-function chunksOf(call: ScoresCall): Chunk[] {
+function chunksOf(call: ChunkedCall): Chunk[] {
   const { batch, queryHeads, kvHeads, queryLength: T, keyLength: S } = call.shape;
   const group = queryHeads / kvHeads;
-  const dtype = call.variant.dtype;
-  const window = (name: string, view: TensorView, b: number, h: number, trans: boolean, stride = view.headStride): Operand => ({ ref: { name, start: viewIndex(view, b, 0, h, 0) }, dtype, trans, ld: view.tokenStride, stride });
+  const window = (name: string, view: TensorView, b: number, h: number, trans: boolean, stride = view.headStride): Operand => ({ ref: { name, start: viewIndex(view, b, 0, h, 0) }, dtype: call.dtype, trans, ld: view.tokenStride, stride });
+  const starts = Array.from({ length: Math.ceil(queryHeads / call.heads) }, (_, i) => i * call.heads);
   return [...Array(batch).keys()].flatMap((b) =>
-    chunkStarts(queryHeads, call.heads).map((h0) => ({
+    starts.map((h0) => ({
       batchRow: b,
       firstHead: h0,
       heads: Math.min(call.heads, queryHeads - h0),
@@ -79,53 +168,28 @@ function chunksOf(call: ScoresCall): Chunk[] {
   );
 }
 
-// C = alpha op(A) op(B) (+ C where `accumulate`) for each head of a chunk: (m, k) x (k, n) into c
-// (row stride ld, head stride).
-function product(matmul: MatmulKernel, a: Operand, b: Operand, c: Operand, heads: number, [m, n, k]: [number, number, number], alpha = 1, accumulate = false): BoundKernel {
-  const shape: MatmulShape = { batch: heads, m, n, k, strideA: a.stride, strideB: b.stride, strideC: c.stride, lda: a.ld, ldb: b.ld, ldc: c.ld, alpha, beta: accumulate ? 1 : 0 };
-  const trans = { transA: a.trans, transB: b.trans };
-  return { spec: matmul({ a: a.dtype, b: b.dtype, out: c.dtype, ...trans, accumulate }, shape), uniforms: matmulUniforms(shape, trans), bind: { a: a.ref, b: b.ref, c: c.ref } };
-}
-
 // S = Q K^T of a chunk, then the softmax over it (`mode` as scoresSoftmaxKernel's).
-function scoresThenSoftmax(call: ScoresCall, chunk: Chunk, views: AttentionViews, matmul: MatmulKernel, mode: "forward" | "recompute"): BoundKernel[] {
+function scoresThenSoftmax(call: ChunkedCall, chunk: Chunk, views: AttentionViews, mode: "forward" | "recompute"): Step[] {
   const { queryLength: T, keyLength: S, headDim: D } = call.shape;
-  return [
-    product(matmul, chunk.at("q", views.q), chunk.kv("k", views.k, true), chunk.scores("scores"), chunk.heads, [T, S, D]),
-    { spec: scoresSoftmaxKernel(maskFlagsOf(call.variant), mode), uniforms: scoresChunkUniforms(chunk) },
-  ];
+  return [product(chunk.at("q", views.q), chunk.kv("k", views.k, true), chunk.scores("scores"), chunk.heads, [T, S, D]), { kind: "softmax", chunk, mode }];
 }
 
-// the mask flags alone: the softmax kernel's WGSL depends on nothing else of the variant
-const maskFlagsOf = ({ causal, prefix, padding, segments, alibi }: MaskFlags): MaskFlags => ({ causal, prefix, padding, segments, alibi });
-
-/** O = softmax(scale Q K^T + bias, masked) V, and the log-sum-exp (B, Hq, T) into `lse`. */
-export function scoresForwardKernels(call: ScoresCall, views: AttentionViews, matmul: MatmulKernel): BoundKernel[] {
+function forwardSteps(call: ChunkedCall, views: AttentionViews): Step[] {
   const { queryLength: T, keyLength: S, headDim: D } = call.shape;
-  return chunksOf(call).flatMap((chunk) => [
-    ...scoresThenSoftmax(call, chunk, views, matmul, "forward"),
-    product(matmul, chunk.scores("scores"), chunk.kv("v", views.v), chunk.at("o", views.o), chunk.heads, [T, D, S]),
-  ]);
+  return chunksOf(call).flatMap((chunk) => [...scoresThenSoftmax(call, chunk, views, "forward"), product(chunk.scores("scores"), chunk.kv("v", views.v), chunk.at("o", views.o), chunk.heads, [T, D, S])]);
 }
 
-/** dQ, dK and dV through `views.dq`, `views.dk` and `views.dv`, delta first. */
-export function scoresBackwardKernels(call: ScoresCall, views: BackwardViews, matmul: MatmulKernel): BoundKernel[] {
+function backwardSteps(call: ChunkedCall, views: BackwardViews): Step[] {
   const { queryLength: T, keyLength: S, headDim: D } = call.shape;
-  // the mask's query offset is always S - T (maskFromInputs); only its shape checks read more of it
-  const uniforms = attentionBackwardUniforms(call.shape, views, call.scale, { causal: call.variant.causal, queryOffset: S - T });
-  const delta: BoundKernel = { spec: attentionDeltaKernel(call.variant), uniforms };
   return [
-    delta,
-    ...chunksOf(call).flatMap((chunk) => {
-      const dout = chunk.at("dout", views.dout);
-      return [
-        ...scoresThenSoftmax(call, chunk, views, matmul, "recompute"),
-        product(matmul, dout, chunk.kv("v", views.v, true), chunk.scores("grad"), chunk.heads, [T, S, D]),
-        { spec: scoresGradKernel(), uniforms: scoresGradUniforms(chunk), bind: { probs: { name: "scores" } } },
-        product(matmul, chunk.scores("grad"), chunk.kv("k", views.k), chunk.at("dq", views.dq), chunk.heads, [T, D, S], call.scale),
-        ...keyValueGradients(call, chunk, views, matmul),
-      ];
-    }),
+    { kind: "delta" },
+    ...chunksOf(call).flatMap((chunk): Step[] => [
+      ...scoresThenSoftmax(call, chunk, views, "recompute"),
+      product(chunk.at("dout", views.dout), chunk.kv("v", views.v, true), chunk.scores("grad"), chunk.heads, [T, S, D]),
+      { kind: "scores gradient", chunk },
+      product(chunk.scores("grad"), chunk.kv("k", views.k), chunk.at("dq", views.dq), chunk.heads, [T, D, S], call.scale),
+      ...keyValueGradients(call, chunk, views),
+    ]),
   ];
 }
 
@@ -135,21 +199,21 @@ export function scoresBackwardKernels(call: ScoresCall, views: BackwardViews, ma
 // overwrites what a previous step left), in order, so the sums are deterministic. Each addition
 // rounds to the storage dtype: f32 in training (activations are f32), where the fused kernels'
 // f32 registers and these agree; with f16 storage the error grows with the group.
-function keyValueGradients(call: ScoresCall, chunk: Chunk, views: BackwardViews, matmul: MatmulKernel): BoundKernel[] {
+function keyValueGradients(call: ChunkedCall, chunk: Chunk, views: BackwardViews): Step[] {
   const { queryHeads, kvHeads, queryLength: T, keyLength: S, headDim: D } = call.shape;
   const dims: [number, number, number] = [S, D, T];
   if (queryHeads === kvHeads) {
     return [
-      product(matmul, chunk.scores("grad", true), chunk.at("q", views.q), chunk.kv("dkv", views.dk), chunk.heads, dims, call.scale),
-      product(matmul, chunk.scores("scores", true), chunk.at("dout", views.dout), chunk.kv("dkv", views.dv), chunk.heads, dims),
+      product(chunk.scores("grad", true), chunk.at("q", views.q), chunk.kv("dkv", views.dk), chunk.heads, dims, call.scale),
+      product(chunk.scores("scores", true), chunk.at("dout", views.dout), chunk.kv("dkv", views.dv), chunk.heads, dims),
     ];
   }
   const group = queryHeads / kvHeads;
   return [...Array(chunk.heads).keys()].flatMap((i) => {
     const accumulate = (chunk.firstHead + i) % group !== 0;
     return [
-      product(matmul, chunk.headScores(i, "grad", true), chunk.headAt(i, "q", views.q), chunk.kv("dkv", views.dk), 1, dims, call.scale, accumulate),
-      product(matmul, chunk.headScores(i, "scores", true), chunk.headAt(i, "dout", views.dout), chunk.kv("dkv", views.dv), 1, dims, 1, accumulate),
+      product(chunk.headScores(i, "grad", true), chunk.headAt(i, "q", views.q), chunk.kv("dkv", views.dk), 1, dims, call.scale, accumulate),
+      product(chunk.headScores(i, "scores", true), chunk.headAt(i, "dout", views.dout), chunk.kv("dkv", views.dv), 1, dims, 1, accumulate),
     ];
   });
 }

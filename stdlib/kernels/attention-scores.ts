@@ -9,8 +9,6 @@
 // Which of this and the fused kernels is faster is the device's to time (runtime/gpu/attention-path-tuning.ts).
 // The runtime side is runtime/execute/library/attention.ts; both kernels here work on
 // rows (head, query) of one chunk, and their float64 references follow them.
-import { viewIndex, type TensorView } from "./attention-layout.ts";
-import type { AttentionShape } from "./attention-reference.ts";
 import { keyAllowed, maskBindings, scoreBias, wgslMask, type AttentionMask, type MaskFlags } from "./attention-mask.ts";
 import { elementwiseKernel } from "./elementwise.ts";
 import { linearGrid, WGSL_FLAT_WORKGROUP, type KernelSpec, type UniformValues } from "./kernel.ts";
@@ -33,7 +31,7 @@ export interface ScoresChunk {
 }
 
 /** The most bytes one chunk's f32 scores take: a chunk has as many heads as fit. */
-const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
+export const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
 
 /** Which attention launches take the score-matrix path where it applies: all (true), none, or those of the listed head dims. */
 export interface AttentionScoresChoice {
@@ -52,46 +50,6 @@ export interface AttentionScoresChoice {
 export function takesScores(choice: AttentionScoresChoice, direction: "forward" | "backward", headDim: number, grouped: boolean): boolean {
   const which = direction === "forward" ? choice.forward : grouped ? (choice.groupedBackward ?? (typeof choice.backward === "boolean" ? choice.backward : false)) : choice.backward;
   return typeof which === "boolean" ? which : which.includes(headDim);
-}
-
-/**
- * Byte offsets at which a bind group may start a window of a buffer: WebGPU's default
- * minStorageBufferOffsetAlignment, which the runtime does not ask to lower.
- */
-const WINDOW_ALIGNMENT = 256;
-
-/** The operand views of a call on the score-matrix path, by name (AttentionViews, BackwardViews). */
-export type ScoresViews = Partial<Record<"q" | "k" | "v" | "o" | "dout" | "dq" | "dk" | "dv", TensorView>>;
-
-// the views indexed by key/value head (the rest by query head)
-const KEY_VIEWS = new Set(["k", "v", "dk", "dv"]);
-
-/**
- * Query heads per chunk of a call on the score-matrix path, or undefined where it does not apply:
- * one query row (decode), one head's scores over `chunkBytes`, or a window that would start at an
- * offset a bind group cannot take (WINDOW_ALIGNMENT): of one of `views` (elements of
- * `elementBytes`) at a chunk's batch row and first head, its key/value head for K, V and their
- * gradients; with grouped queries (whose chunks stay within a group, K and V shared by its heads)
- * also of Q and dO at every head and of the scores at every head of a chunk, which the dK and
- * dV products read one head at a time.
- */
-export function scoresChunkHeads(shape: AttentionShape, views: ScoresViews, elementBytes: number, chunkBytes = SCORES_CHUNK_BYTES): number | undefined {
-  const { batch, queryHeads, kvHeads, queryLength: T, keyLength: S } = shape;
-  const group = queryHeads / kvHeads;
-  if (T === 1) return undefined;
-  const aligned = (elements: number, bytes = elementBytes) => (elements * bytes) % WINDOW_ALIGNMENT === 0;
-  const rows = [...Array(batch).keys()];
-  for (let heads = Math.min(group > 1 ? group : queryHeads, Math.floor(chunkBytes / (4 * T * S))); heads >= 1; heads--) {
-    if (group % heads !== 0 && group > 1) continue;
-    const starts = group > 1 ? [...Array(queryHeads).keys()] : chunkStarts(queryHeads, heads);
-    const bindable = Object.entries(views).every(([name, v]) => rows.every((b) => starts.every((h) => aligned(viewIndex(v, b, 0, KEY_VIEWS.has(name) ? Math.floor(h / group) : h, 0)))));
-    if (bindable && (group === 1 || heads === 1 || aligned(T * S, 4))) return heads;
-  }
-  return undefined;
-}
-
-export function chunkStarts(queryHeads: number, heads: number): number[] {
-  return Array.from({ length: Math.ceil(queryHeads / heads) }, (_, i) => i * heads);
 }
 
 /** Invocations per score row in the softmax kernel (a power of two: its sums are a tree). */

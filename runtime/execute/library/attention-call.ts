@@ -4,14 +4,15 @@
 // refresh and packed by maskBindingData; ALiBi slopes are constant per head count and written once.
 import { diag, fail, ok, type Diagnostic, type Result } from "../../../compiler/diagnostics.ts";
 import type { Node } from "../../../compiler/ir/node.ts";
-import type { Launch } from "../../../compiler/passes/schedule.ts";
+import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
+import { attentionShape } from "../../../compiler/passes/attention-views.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
 import type { AttentionVariant } from "../../../stdlib/kernels/attention-common.ts";
 import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
-import { inputView, type DispatchStep, type ExecContext, type HostInts } from "../steps.ts";
+import type { DispatchStep, ExecContext, HostInts } from "../steps.ts";
 
 // The call of an attention node: q at input `first` (0 in the forward; 1 in the backward, after
 // dOut and followed by k, v and out), then the mask inputs.
@@ -24,13 +25,9 @@ export interface Call {
 
 export function callOf(n: Node, first: number): Call {
   const a = n.attrs.attention!;
-  const [q, k] = [n.inputs[first], n.inputs[first + 1]];
-  const [batch, queryLength, queryHeads, headDim] = q.shape;
-  const [, keyLength, kvHeads] = k.shape;
-  const variant: AttentionVariant = { dtype: q.dtype === "f16" ? "f16" : "f32", headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
-  // cached_attention's keys: the cache's positions and the new one after them
+  const shape = attentionShape(n, first);
+  const variant: AttentionVariant = { dtype: n.inputs[first].dtype === "f16" ? "f16" : "f32", headDim: shape.headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
   const appended = n.op === "cached_attention";
-  const shape = { batch, queryHeads, kvHeads, queryLength, keyLength: keyLength + (appended ? 1 : 0), headDim };
   return { shape, variant, scale: a.scale, masks: n.inputs.slice(first === 0 ? (appended ? 5 : 3) : 5) };
 }
 

@@ -11,21 +11,20 @@
 // over many workgroups and write the same output and log-sum-exp.
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import { node, type Node } from "../../../compiler/ir/node.ts";
-import type { Launch } from "../../../compiler/passes/schedule.ts";
+import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
+import { attentionBackwardViews, attentionForwardViews } from "../../../compiler/passes/attention-views.ts";
 import { contiguousView, tensorView } from "../../../compiler/passes/views.ts";
 import { attentionBackwardUniforms } from "../../../stdlib/kernels/attention-backward.ts";
 import type { AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
 import { attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
-import { denseView, type TensorView } from "../../../stdlib/kernels/attention-layout.ts";
+import type { TensorView } from "../../../stdlib/kernels/attention-layout.ts";
 import { checkedAttentionBackwardKernels, checkedAttentionForwardKernel } from "../../gpu/kernel-self-check.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { bytesPerElement } from "../../../stdlib/kernels/dtype.ts";
-import { inputView, workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
+import { workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
 import { callOf, maskBinding, unsupportedDtype, type Call } from "./attention-call.ts";
 import { matmulKernelsOf } from "../../../stdlib/kernels/matmul.ts";
-import { scoresChunkHeads, takesScores } from "../../../stdlib/kernels/attention-scores.ts";
-import { scoresBackwardKernels, scoresForwardKernels } from "../../../stdlib/kernels/attention-scores-steps.ts";
+import { scoresBackwardKernels, scoresForwardKernels, scoresPathHeads } from "../../../stdlib/kernels/attention-scores-steps.ts";
 import type { BoundKernel } from "../../../stdlib/kernels/kernel.ts";
 import { boundTensors } from "../../gpu/bound-kernels.ts";
 import { copyView } from "./generated.ts";
@@ -37,11 +36,11 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   if (bad) return bad;
   const call = callOf(n, 0);
   const { batch, queryHeads, queryLength } = call.shape;
-  const [q, k, v] = n.inputs.slice(0, 3).map((i) => inputView(launch, i));
+  const [q, k, v] = n.inputs.slice(0, 3).map((i) => ctx.tensorOf(inputView(launch, i).base));
   const lse = ctx.scratch("f32", [batch, queryHeads, queryLength], `log-sum-exp of %${n.id}`);
   ctx.sideOutputs.set(n, { lse });
-  const tensors = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), o: ctx.tensorOf(n), lse };
-  const views = { q: tensorView(q), k: tensorView(k), v: tensorView(v), o: denseView("bthd", queryLength, queryHeads, call.shape.headDim) };
+  const tensors = { q, k, v, o: ctx.tensorOf(n), lse };
+  const views = attentionForwardViews(launch, n);
   if (n.op === "cached_attention") {
     // the decode kernels over the cache (k, v) with the new key and value apart (compiler/ir/node.ts)
     const [kNew, vNew] = n.inputs.slice(3, 5).map((i) => inputView(launch, i));
@@ -49,7 +48,7 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
     return ok(decodeSteps(ctx, launch, n, call, tensors, views, appended));
   }
   if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
-  const heads = takesScores(ctx.attentionScores, "forward", call.shape.headDim, call.shape.kvHeads < queryHeads) ? scoresChunkHeads(call.shape, views, bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
+  const heads = scoresPathHeads(ctx.attentionScores, "forward", call.shape, call.variant.dtype, views);
   if (heads) {
     const { queryLength: T, keyLength: S } = call.shape;
     const scores = workspaceTensor(ctx, "f32", [heads, T, S], `scores of %${n.id}`);
@@ -107,18 +106,9 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   ctx.register(dkvNode, dkv);
   const dq = wrt(0) ? ctx.tensorOf(wrt(0)!) : workspaceTensor(ctx, first.dtype, [batch, queryLength, queryHeads, headDim], "unused dQ");
   const delta = workspaceTensor(ctx, "f32", [batch, queryHeads, queryLength], `delta of %${first.id}`);
-  const views = {
-    q: tensorView(q),
-    k: tensorView(k),
-    v: tensorView(v),
-    o: tensorView(o),
-    dout: tensorView(dout),
-    dq: denseView("bthd", queryLength, queryHeads, headDim),
-    dk: denseView("bthd", keyLength, kvHeads, headDim),
-    dv: denseView("bthd", keyLength, kvHeads, headDim, kvElements),
-  };
+  const views = attentionBackwardViews(launch, first);
   const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
-  const heads = takesScores(ctx.attentionScores, "backward", headDim, kvHeads < queryHeads) ? scoresChunkHeads(call.shape, views, bytesPerElement(call.variant.dtype), ctx.attentionScores.chunkBytes) : undefined;
+  const heads = scoresPathHeads(ctx.attentionScores, "backward", call.shape, call.variant.dtype, views);
   let refresh: PreparedLaunch["refresh"];
   let dispatches: DispatchStep[];
   if (heads) {

@@ -4,12 +4,12 @@
 // (dLoss / count) and the mean's. The mean is one workgroup summing the per-token losses in a
 // fixed order, so it is deterministic.
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
-import type { Launch } from "../../../compiler/passes/schedule.ts";
+import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
 import { crossEntropy } from "../../../stdlib/kernels/cross-entropy.ts";
 import type { KernelSpec } from "../../../stdlib/kernels/kernel.ts";
 import { wgslWorkgroupReduce } from "../../../stdlib/kernels/reduce.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { inputView, wholeInput, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
+import { wholeInput, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
 
 const MEAN_WORKGROUP = 256;
 

@@ -4,10 +4,10 @@
 // generated fill, since the kernel leaves the rows of absent tokens untouched.
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import { numel } from "../../../compiler/ir/node.ts";
-import type { Launch } from "../../../compiler/passes/schedule.ts";
+import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
 import { embeddingBackward, embeddingForward, embeddingGradPlan } from "../../../stdlib/kernels/embedding.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
-import { inputView, wholeInput, type DispatchStep, type ExecContext, type PreparedLaunch } from "../steps.ts";
+import { wholeInput, type DispatchStep, type ExecContext, type PreparedLaunch } from "../steps.ts";
 import { fillStep } from "./generated.ts";
 
 export function prepareEmbedding(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {

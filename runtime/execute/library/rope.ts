@@ -5,12 +5,12 @@
 // references of the families that use the `rope` op compute theirs (rope.ts, models.md §6.3);
 // ChatGLM-6B's f16 frequencies never reach this op (its graph rotates by input tables).
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
-import type { Launch } from "../../../compiler/passes/schedule.ts";
+import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
 import { tensorView } from "../../../compiler/passes/views.ts";
 import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
 import { ropeKernel, ropeTable, ropeUniforms, type RopeTablePrecision } from "../../../stdlib/kernels/rope.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
-import { inputView, type DispatchStep, type ExecContext, type PreparedLaunch } from "../steps.ts";
+import type { DispatchStep, ExecContext, PreparedLaunch } from "../steps.ts";
 
 const F32_TABLE: RopeTablePrecision = { invFreqCompute: "f32", invFreqStore: [], angles: "f32", output: "f32" };
 
