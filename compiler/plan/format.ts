@@ -31,6 +31,7 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
     ["arena", t.arena, "activations and step gradients, reused by liveness"],
     ["  activations (peak live)", t.activations, s.gradientCheckpointing ? "gradient checkpointing at every layer input" : "no gradient checkpointing"],
     ["  gradients", t.gradients, "f32, written by the backward"],
+    ["launch scratch", t.scratch, "masks, RoPE tables and the launches' shared workspace (fused attention)"],
     ["uniform arenas (runtime)", t.uniforms, `one 256-byte slot per dispatch: the step's kept with the program (${p.launches} launches), AdamW's in 64 KiB arenas`],
     ["loss readback (runtime)", t.staging, "staging buffer"],
   ];
@@ -53,6 +54,7 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
       `evaluation (forward only, batch ${e.batch} x ${s.seq} tokens)`,
       line("inputs", e.inputs, "of one evaluation batch"),
       line("arena", e.arena, "the forward pass and its loss"),
+      line("launch scratch", e.scratch, "masks, tables and workspace of the forward launches"),
       line("peak", e.peak, "with training's persistent buffers, which stay allocated"),
     );
   }
@@ -64,6 +66,7 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
       line("weights", g.weights, "as generation stores them: linears (NF4 after QLoRA), table and head in the model's dtype; all f32 after full fine-tuning"),
       line("KV cache", g.kvCache, "keys and values of every layer, f32"),
       line("step arena", g.arena, "one forward step"),
+      line("launch scratch", g.scratch, "masks, tables and workspace of a step's launches"),
       line("logits readback", g.staging, "staging buffer"),
       line("peak", g.peak, "with the adapters; training buffers released"),
     );

@@ -4,8 +4,10 @@
 // checkpointing at the layer inputs when the pipeline asks for it). Persistent buffers are counted
 // from the graph's parameters in their storage formats: base weights (f32/f16/bf16, or NF4 for
 // QLoRA), f32 adapters, f32 master copies of trained 16-bit weights, AdamW's m and v, gradient
-// accumulators. What the runtime adds beyond the graph is counted and named: uniform arenas and
-// the loss readback. Evaluation during training (forward only) and generation after it (with a
+// accumulators. What the runtime adds beyond the graph is counted and named: uniform arenas, the
+// loss readback, and the launches' scratch (masks, RoPE tables, shared workspace) as the fused
+// attention kernels need it: a device that takes the score-matrix path adds a chunk's scores,
+// which the engine's plan in `sftc run` counts (engine-plan.ts). Evaluation during training (forward only) and generation after it (with a
 // KV cache) are planned beside the step.
 //
 // Every layer adds the same buffers, so the persistent figures grow exactly linearly with depth,
@@ -24,6 +26,7 @@ import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { UNIFORM_ARENA_BYTES } from "../../stdlib/kernels/kernel.ts";
+import { launchScratchBytes } from "./launch-scratch.ts";
 import { describeMethod, savedModules, type PlanSettings } from "./settings.ts";
 import { denseStorageBytes, frozenWeightDtypes, isQuantizedRole, nf4StorageBytes, SAVED_MODULE_ROLES } from "./storage.ts";
 
@@ -47,6 +50,8 @@ export interface TrainingFigures {
   activations: number;
   /** Of the arena: the gradients the backward writes (f32). */
   gradients: number;
+  /** Masks, positions and tables the launches write, and their shared workspace (launch-scratch.ts). */
+  scratch: number;
   /** Runtime: uniform arenas for the step's dispatches. */
   uniforms: number;
   /** Runtime: staging buffer that reads the loss back. */
@@ -61,6 +66,8 @@ export interface EvaluationFigures {
   inputs: number;
   /** Arena of the forward pass and its loss. */
   arena: number;
+  /** The forward launches' masks, tables and workspace. */
+  scratch: number;
   /** Training's persistent buffers stay allocated; the training arena is free between steps. */
   peak: number;
 }
@@ -81,9 +88,11 @@ export interface GenerationFigures {
   kvCache: number;
   /** Arena of one forward step (planned for two tokens, the graph's smallest). */
   arena: number;
+  /** The step launches' masks, tables and workspace. */
+  scratch: number;
   /** Staging buffer for one row of logits per sequence. */
   staging: number;
-  /** Its weights, the adapters, KV cache, step arena and staging: training's buffers are released. */
+  /** Its weights, the adapters, KV cache, step arena, scratch and staging: training's buffers are released. */
   peak: number;
 }
 
@@ -133,11 +142,11 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
   const uniforms = p.launches * UNIFORM_SLOT_BYTES + Math.ceil((p.updates * UNIFORM_SLOT_BYTES) / UNIFORM_ARENA_BYTES) * UNIFORM_ARENA_BYTES;
   const t = { ...p.training, uniforms };
   const persistent = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging;
-  const training: TrainingFigures = { ...t, peak: persistent + t.inputs + t.arena };
+  const training: TrainingFigures = { ...t, peak: persistent + t.inputs + t.arena + t.scratch };
   const g = generation.value;
-  const decoding = g && { ...g, peak: g.weights + t.adapters + g.kvCache + g.arena + g.staging };
+  const decoding = g && { ...g, peak: g.weights + t.adapters + g.kvCache + g.arena + g.scratch + g.staging };
   const e = evaluation.value;
-  const evaluating = e && { ...e, peak: persistent + e.inputs + e.arena };
+  const evaluating = e && { ...e, peak: persistent + e.inputs + e.arena + e.scratch };
   return ok({
     settings,
     method: describeMethod(settings.method),
@@ -195,6 +204,7 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
       arena: plan.arenaBytes,
       activations: plan.categories.activations,
       gradients: plan.categories.gradients,
+      scratch: launchScratchBytes(compiled.value.schedule),
       staging: denseStorageBytes("f32", 1),
     },
   });
@@ -220,6 +230,7 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
     weights,
     kvCache: d.layers * 2 * denseStorageBytes("f32", gen.sequences * contextTokens * d.kvHeads * d.headDim),
     arena: compiled.value.plan.arenaBytes,
+    scratch: launchScratchBytes(compiled.value.schedule),
     staging: denseStorageBytes("f32", gen.sequences * d.vocab),
   });
 }
@@ -231,7 +242,7 @@ function probeEvaluation(family: Family, config: ModelConfig, s: PlanSettings): 
   if (!built.ok) return built;
   const compiled = compileGraph(graph([["loss", built.value.loss]]));
   if (!compiled.ok) return compiled;
-  return ok({ batch, inputs: compiled.value.plan.categories.inputs, arena: compiled.value.plan.arenaBytes });
+  return ok({ batch, inputs: compiled.value.plan.categories.inputs, arena: compiled.value.plan.arenaBytes, scratch: launchScratchBytes(compiled.value.schedule) });
 }
 
 /**

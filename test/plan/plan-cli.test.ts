@@ -30,7 +30,7 @@ test("sftc plan --json: the training figures add up to the step's peak", async (
   assert.is(await main(["plan", quickstart, "--json", "--set", "train.grad_accum=2", "--set", "method.modules_to_save=[]"], io), 0, io.stderr);
   const plan = JSON.parse(io.stdout);
   const t = plan.training;
-  const sum = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.inputs + t.arena + t.uniforms + t.staging;
+  const sum = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.inputs + t.arena + t.scratch + t.uniforms + t.staging;
   assert.is(t.peak, sum);
   assert.is(plan.peakBytes, Math.max(t.peak, plan.evaluation.peak, plan.generation.peak));
   assert.is(plan.evaluation.batch, 2, "eval_batch_size defaults to batch_size");

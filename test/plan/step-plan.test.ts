@@ -146,7 +146,7 @@ test("generation: the KV cache holds keys and values of every layer for max_leng
   assert.is(g.contextTokens, base.seq + 20);
   assert.is(g.kvCache, d.layers * 2 * buffer(4 * 3 * (base.seq + 20) * d.kvHeads * d.headDim));
   assert.is(g.staging, buffer(4 * 3 * d.vocab));
-  assert.is(g.peak, g.weights + plan.training.adapters + g.kvCache + g.arena + g.staging);
+  assert.is(g.peak, g.weights + plan.training.adapters + g.kvCache + g.arena + g.scratch + g.staging);
   assert.is(plan.peakBytes, Math.max(plan.training.peak, g.peak));
 });
 
@@ -167,12 +167,22 @@ for (const name of familyNames) {
   });
 }
 
+test("the step's launch scratch holds at least attention backward's dK|dV workspace and is part of the peak", () => {
+  const m = model("baichuan7b", 2);
+  const d = m.config.dims;
+  const t = expectOk(planStep(m.family, m.config, base)).training;
+  // dK and dV of one layer's keys, f32 (B, S, Hkv, D) each, in one workspace buffer the layers share
+  const dkv = buffer(2 * 4 * base.batch * base.seq * d.kvHeads * d.headDim);
+  assert.ok(t.scratch >= dkv, `scratch ${t.scratch} B holds dK|dV (${dkv} B)`);
+  assert.is(t.peak, t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging + t.inputs + t.arena + t.scratch);
+});
+
 test("evaluation keeps training's persistent buffers and adds a forward pass at the evaluation batch", () => {
   const m = model("baichuan7b", 2);
   const plan = expectOk(planStep(m.family, m.config, { ...base, method: lora("lora", ["all"]), evaluation: { batch: 16 } }));
   const t = plan.training;
   const e = plan.evaluation!;
-  assert.is(e.peak, t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging + e.inputs + e.arena);
+  assert.is(e.peak, t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging + e.inputs + e.arena + e.scratch);
   assert.ok(e.peak > t.peak, "a forward pass at 8x the batch outgrows the LoRA training step of this tiny model");
   assert.is(plan.peakBytes, e.peak);
   assert.is(expectOk(planStep(m.family, m.config, base)).evaluation, null);
