@@ -181,6 +181,11 @@ test(
       assert.is(count(keys, "attention_scores_grad"), 2 * chunks, `${label}: a score gradient per batch row and chunk`);
       assert.ok(!keys.some((k) => k.startsWith("attention_forward") || k.startsWith("attention_backward_dq")), `${label}: no fused kernel`);
     }
+    // 10 tokens: a head's scores are 400 bytes, so dK and dV, which read them a head at a time, take
+    // chunks of one head, while the forward, which reads them whole, takes whole groups
+    const keys = await checkAttention(gpu, "GQA, 10 tokens", { tokens: 10, heads: 4, kvHeads: 2, fused: true, attrs: { causal: true }, ints: {}, scores: { forward: true, backward: true } });
+    assert.is(count(keys, "attention_scores_grad"), 2 * 4, "backward: a chunk per batch row and head");
+    assert.is(count(keys, "attention_scores_softmax"), 2 * 2 + 2 * 4, "forward: a chunk per batch row and group; backward: per head");
   }),
 );
 
