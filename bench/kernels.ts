@@ -6,8 +6,8 @@
 import { CommandBatch } from "../runtime/gpu/batch.ts";
 import type { Diagnostic } from "../compiler/diagnostics.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
-import { pipelinesOf } from "../runtime/gpu/pipelines.ts";
-import { boundTensors, type Windows } from "../runtime/gpu/bound-kernels.ts";
+import { bindKernels } from "../runtime/gpu/bound-kernels.ts";
+import type { BoundSteps } from "../runtime/execute/bound-steps.ts";
 import { runKernels } from "../runtime/gpu/kernel-probe.ts";
 import { kernelCases, type Case, type KernelCheck } from "./kernel-cases.ts";
 import { warmUp } from "./warm-up.ts";
@@ -39,22 +39,25 @@ export interface KernelResult {
   error?: string;
 }
 
-/**
- * One checked run, untimed batches of `reps` runs for `warmUpMs` (warm-up.ts), then `reps` timed
- * ones (a sequence's kernels timed as one pass); the median GPU time, else the mean wall time
- * (recorded in either case).
- */
+/** The case compiled and bound once (a failed row where it does not compile or bind), then checked and timed (timeCase). */
 async function runCase(gpu: GpuDevice, c: Case, reps: number, warmUpMs: number): Promise<KernelResult> {
-  const kernels = runKernels(c);
-  for (const k of kernels) {
-    const compiled = await pipelinesOf(gpu).compile(k.spec);
-    if (!compiled.ok) return failed(c, compiled.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
+  const bound = await bindKernels(gpu, runKernels(c), c.tensors);
+  if (!bound.ok) return failed(c, gpuErrorText(bound.diagnostics));
+  try {
+    return await timeCase(gpu, c, bound.value, reps, warmUpMs);
+  } finally {
+    bound.value.destroy();
   }
-  const windows: Windows = new Map();
-  const bound = kernels.map((k) => boundTensors(gpu, k, c.tensors, windows));
-  const runOnce = (batch: CommandBatch) => kernels.forEach((k, i) => batch.dispatch(k.spec, k.uniforms, bound[i]));
+}
+
+/**
+ * One checked run of `run` (the case bound), untimed batches of `reps` runs for `warmUpMs`
+ * (warm-up.ts), then `reps` timed ones (a sequence's kernels timed as one pass); the median GPU
+ * time, else the mean wall time (recorded in either case).
+ */
+async function timeCase(gpu: GpuDevice, c: Case, run: BoundSteps, reps: number, warmUpMs: number): Promise<KernelResult> {
   const first = new CommandBatch(gpu);
-  runOnce(first);
+  run.record(first);
   await first.submit();
   const check = await c.verify();
   const firstErrors = await gpu.takeErrors();
@@ -63,7 +66,7 @@ async function runCase(gpu: GpuDevice, c: Case, reps: number, warmUpMs: number):
   const repeated = (batch: CommandBatch) => {
     for (let r = 0; r < reps; r++) {
       batch.beginTimedGroup(caseKernel(c));
-      runOnce(batch);
+      run.record(batch);
       batch.endTimedGroup();
     }
     return batch;

@@ -13,7 +13,6 @@ import {
   attentionDqSubgroupKernel,
   backwardLayouts,
   backwardWorkgroupBytes,
-  subgroupAttentionBackwardTolerance,
   type BackwardKernel,
 } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, attentionBackwardUniforms } from "../../stdlib/kernels/attention-backward.ts";
@@ -21,14 +20,13 @@ import {
   attentionForwardSubgroupKernel,
   attentionKernelChoice,
   subgroupAttentionLayouts,
-  subgroupAttentionTolerance,
   type AttentionAdapter,
   type SubgroupAttentionLayout,
 } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
-import { attentionBackwardCases, attentionCases, causalTimingAttention, causalVariant, TUNED_HEAD_DIMS, TUNING_TOKENS } from "./kernel-probe-cases.ts";
+import { causalTimingAttention, causalVariant, subgroupAttentionBackwardProbe, subgroupAttentionProbe, TUNED_HEAD_DIMS, TUNING_TOKENS } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TuningOutcome, type TuningProblem, type Env } from "./kernel-tuning.ts";
 
@@ -76,21 +74,16 @@ function layoutKernel(kernel: AttentionKernel, variant: AttentionVariant, layout
   return kernel === "dq" ? attentionDqSubgroupKernel(variant, layout) : attentionDkdvSubgroupKernel(variant, layout);
 }
 
-// The probe of `kernel` with `layout` at `headDim`: the self-check's cases of that kernel alone
-// (the backward's other kernel is the scalar one, whose cases are left out).
+// The probe of `kernel` with `layout` at `headDim`: the self-check's probe of that kernel alone
+// (the backward's other kernel is the scalar one, whose cases are left out), named by its layout.
 function layoutProbe(kernel: AttentionKernel, layout: SubgroupAttentionLayout, headDim: number): KernelProbe {
   const of = (variant: AttentionVariant) => layoutKernel(kernel, variant, layout);
-  const cases = (): ProbeCase[] =>
+  const probe =
     kernel === "forward"
-      ? attentionCases(of, [headDim], "f16")
-      : attentionBackwardCases((v) => ({ ...attentionBackwardKernels(v), [kernel]: of(v) }), [headDim], "f16", kernel);
-  return {
-    op: kernel === "forward" ? "attention" : "attention backward",
-    kernel: `subgroup-matrix ${JOB[kernel].replace(" layout", "")} (${attentionLayoutName(layout)}, head dim ${headDim})`,
-    fallback: `scalar ${JOB[kernel].replace(" layout", "")}`,
-    tolerance: kernel === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(),
-    cases,
-  };
+      ? subgroupAttentionProbe(of, [headDim])
+      : subgroupAttentionBackwardProbe((v) => ({ ...attentionBackwardKernels(v), [kernel]: of(v) }), [headDim], kernel);
+  const what = JOB[kernel].replace(" layout", "");
+  return { ...probe, kernel: `subgroup-matrix ${what} (${attentionLayoutName(layout)}, head dim ${headDim})`, fallback: `scalar ${what}` };
 }
 
 /** Every layout of `layouts` as a candidate for `kernel` at `headDim`, timed on causal attention over `tokens` tokens. */

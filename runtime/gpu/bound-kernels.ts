@@ -1,7 +1,13 @@
 // Kernels bound to named tensors (stdlib BoundKernel) made concrete: each binding the tensor of
 // its name, or a window of it from an element on (tensorWindow), one window per (name, start).
-import type { BoundKernel } from "../../stdlib/kernels/kernel.ts";
+// The self-check's probes, the kernel tuning and the bench run such sequences the same way:
+// compiled, bound once (bindKernels), then recorded into as many batches as they like.
+import type { Result } from "../../compiler/diagnostics.ts";
+import { kernelSource, type BoundKernel } from "../../stdlib/kernels/kernel.ts";
+import { BoundSteps } from "../execute/bound-steps.ts";
+import type { DispatchStep } from "../execute/steps.ts";
 import type { GpuDevice } from "./device.ts";
+import { pipelinesOf } from "./pipelines.ts";
 import { tensorWindow, type GpuTensor } from "./tensor.ts";
 
 /** Windows made for one set of named tensors, by name and first element; the owners keep the buffers. */
@@ -27,4 +33,27 @@ export function boundTensors(gpu: GpuDevice, kernel: BoundKernel, named: Readonl
     out[b.name] = window;
   }
   return out;
+}
+
+/**
+ * `kernels` compiled and bound to `named`: their uniforms in one buffer and a bind group each,
+ * made once, so that every batch they are recorded into (BoundSteps.record) reuses them. The
+ * compile errors of the first kernel that fails, or the GPU errors of binding; the caller
+ * destroys what it gets (the tensors stay the caller's).
+ */
+export async function bindKernels(gpu: GpuDevice, kernels: readonly BoundKernel[], named: Readonly<Record<string, GpuTensor>>): Promise<Result<BoundSteps>> {
+  const compiled = await Promise.all(kernels.map((k) => pipelinesOf(gpu).compile(k.spec)));
+  const failure = compiled.find((c) => !c.ok);
+  if (failure && !failure.ok) return failure;
+  const windows: Windows = new Map();
+  const steps = kernels.map((k): DispatchStep => ({ kind: "dispatch", spec: k.spec, uniforms: { ...k.uniforms }, tensors: boundTensors(gpu, k, named, windows) }));
+  let bound: BoundSteps | undefined;
+  const made = await gpu.scoped(() => (bound = new BoundSteps(gpu, steps)));
+  if (!made.ok) bound?.destroy();
+  return made;
+}
+
+/** What makes one bound kernel's run what it is: its uniforms, the tensors its bindings name, and its WGSL. */
+export function boundKernelText(k: BoundKernel): string {
+  return `${JSON.stringify(k.uniforms)}\n${JSON.stringify(k.bind ?? {})}\n${kernelSource(k.spec)}\n`;
 }

@@ -3,7 +3,7 @@
 // the kernels' tiles, so a probe runs in milliseconds and catches edge handling.
 import { attentionBackwardUniforms, type AttentionBackwardKernels, type BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
-import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { subgroupAttentionBackwardTolerance, type BackwardKernel } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { denseView, scatterView } from "../../stdlib/kernels/attention-layout.ts";
@@ -180,7 +180,7 @@ export function attentionBackwardCases(
   kernels: (variant: AttentionVariant) => AttentionBackwardKernels,
   headDims: number[],
   inputs: StorageDType,
-  only?: "dq" | "dkdv",
+  only?: BackwardKernel,
 ): ProbeCase[] {
   const rng = new Random(5012);
   return probeVariants(headDims).flatMap((variant) => {
@@ -228,14 +228,17 @@ export function subgroupAttentionProbe(kernel: (variant: AttentionVariant) => Ke
   };
 }
 
-/** The subgroup-matrix attention backward `kernels` at each head dim in `headDims` against the reference on f16-rounded Q, K, V and dO. */
-export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[]): KernelProbe {
+/**
+ * The subgroup-matrix attention backward `kernels` at each head dim in `headDims` against the
+ * reference on f16-rounded Q, K, V and dO: the cases of both kernels, or of the `only` one.
+ */
+export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVariant) => AttentionBackwardKernels, headDims: number[], only?: BackwardKernel): KernelProbe {
   return {
     op: "attention backward",
     kernel: `subgroup-matrix attention backward (head dims ${headDims.join(", ")})`,
     fallback: "scalar attention backward",
     tolerance: subgroupAttentionBackwardTolerance(),
-    cases: () => attentionBackwardCases(kernels, headDims, "f16"),
+    cases: () => attentionBackwardCases(kernels, headDims, "f16", only),
   };
 }
 

@@ -1,15 +1,16 @@
 // A probe: a kernel to verify on a device, as problems with float64 answers. `checkKernel` runs
 // each case once on the device and compares its outputs with the answer (the largest relative
-// error ‖out−ref‖/‖ref‖); the self-check at device start (kernel-self-check.ts) and the kernel
+// error ‖out−ref‖/‖ref‖); a case already run on the device, by this probe or another, is not run
+// again (caseOutcome). The self-check at device start (kernel-self-check.ts) and the kernel
 // tuning (kernel-tuning.ts) both verify kernels this way before the engine may use them.
+import { createHash } from "node:crypto";
 import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { BoundKernel, KernelSpec, UniformValues } from "../../stdlib/kernels/kernel.ts";
 import { relativeError } from "../numeric.ts";
 import { CommandBatch } from "./batch.ts";
-import { boundTensors, type Windows } from "./bound-kernels.ts";
+import { bindKernels, boundKernelText } from "./bound-kernels.ts";
 import type { GpuDevice } from "./device.ts";
-import { pipelinesOf } from "./pipelines.ts";
 import { createTensor, readFloats, uploadTensor, type GpuTensor } from "./tensor.ts";
 
 /** The ops whose fast kernels the device checks: on subgroup matrices, and attention through a score matrix (where asked for). */
@@ -85,7 +86,7 @@ export async function checkKernel(gpu: GpuDevice, probe: KernelProbe): Promise<K
   let worst = 0;
   try {
     for (const c of probe.cases()) {
-      const ran = await runCase(gpu, c);
+      const ran = await caseOutcome(gpu, c);
       if (!ran.ok) return failed(`${c.label}: ${ran.diagnostics.map((d) => d.message).join("; ")}`);
       const error = ran.value;
       if (!(error <= tolerance)) return failed(`${c.label}: relative error ${formatError(error)} exceeds ${tolerance.toExponential(0)}`, error);
@@ -97,25 +98,56 @@ export async function checkKernel(gpu: GpuDevice, probe: KernelProbe): Promise<K
   return { op, kernel, fallback, tolerance, verified: true, relativeError: worst };
 }
 
+// Per device, each case's outcome by caseKey: a case that two probes share (a tuning's candidate
+// and the self-check's probe of the kernel it chose, two jobs that check the same kernels) runs on
+// the device once.
+const caseOutcomes = new WeakMap<GpuDevice, Map<string, Result<number>>>();
+
+// The case's outcome on `gpu`: run there, or the outcome of the same case run there before.
+async function caseOutcome(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
+  const key = caseKey(c);
+  let outcomes = caseOutcomes.get(gpu);
+  if (!outcomes) caseOutcomes.set(gpu, (outcomes = new Map()));
+  const known = outcomes.get(key);
+  if (known) return known;
+  const outcome = await runCase(gpu, c);
+  outcomes.set(key, outcome);
+  return outcome;
+}
+
+// What decides a case's outcome: its kernels as bound, every tensor's initial contents, and the
+// expected outputs with where they lie (not its label).
+function caseKey(c: ProbeCase): string {
+  const hash = createHash("sha256");
+  for (const k of runKernels(c)) hash.update(boundKernelText(k));
+  for (const [name, t] of Object.entries(c.tensors)) {
+    if ("zeros" in t) hash.update(`${name} ${t.dtype} ${t.zeros} zeros\n`);
+    else hash.update(`${name} ${t.dtype} ${t.data.length}\n`).update(Float64Array.from(t.data));
+  }
+  for (const [name, ref] of Object.entries(c.expected)) hash.update(`expected ${name} ${ref.length}\n`).update(ref);
+  hash.update(JSON.stringify(c.placed ?? {}));
+  return hash.digest("hex");
+}
+
 // The largest relative error over the case's outputs (NaN propagates), or the compile or GPU errors.
 async function runCase(gpu: GpuDevice, c: ProbeCase): Promise<Result<number>> {
-  const kernels = runKernels(c);
-  for (const k of kernels) {
-    const compiled = await pipelinesOf(gpu).compile(k.spec);
-    if (!compiled.ok) return compiled;
-  }
   const tensors: Record<string, GpuTensor> = {};
   for (const [name, t] of Object.entries(c.tensors)) tensors[name] = tensorOfContents(gpu, t, `self-check ${name}`);
   try {
-    // errors arise as the launch is recorded and submitted, before the submission is awaited
-    const launched = await gpu.scoped(() => {
-      const batch = new CommandBatch(gpu);
-      const windows: Windows = new Map();
-      for (const k of kernels) batch.dispatch(k.spec, k.uniforms, boundTensors(gpu, k, tensors, windows));
-      return batch.submit();
-    });
-    if (!launched.ok) return launched;
-    await launched.value;
+    const bound = await bindKernels(gpu, runKernels(c), tensors);
+    if (!bound.ok) return bound;
+    try {
+      // errors arise as the launch is recorded and submitted, before the submission is awaited
+      const launched = await gpu.scoped(() => {
+        const batch = new CommandBatch(gpu);
+        bound.value.record(batch);
+        return batch.submit();
+      });
+      if (!launched.ok) return launched;
+      await launched.value;
+    } finally {
+      bound.value.destroy();
+    }
     if (gpu.isLost) return fail(diag("SFT5007", "the GPU device was lost while the kernel ran"));
     let worst = 0;
     for (const [name, ref] of Object.entries(c.expected)) {

@@ -2,7 +2,8 @@
 // subgroup-matrix matmul's tiling presets, the decode gemv's workgroups, the tensor-core
 // attention's layouts), which is fastest depends on the card, its driver and Dawn, so the device times them itself and the engine takes the fastest. Every candidate first
 // passes its probe (checkKernel): a kernel that is wrong, or does not compile here, is never
-// chosen. The candidates are timed on one shared problem, its tensors uploaded once. A warm-up
+// chosen. The candidates are timed on one shared problem, its tensors uploaded once and each
+// candidate bound to them once (bindKernels), so its rounds record the same bind groups. A warm-up
 // first lifts the card from its idle clock (an H200 idles at 345 MHz and needs a fraction of a
 // second of work to reach 1980 MHz); then the candidates run in interleaved rounds, so a clock
 // change during the rounds touches all of them, and each one's best round counts. A job
@@ -17,17 +18,18 @@
 // the choice without timing; any change to a kernel or its check tunes again. A choice read from
 // the file is checked again (milliseconds) before it is used, and tuned anew if it fails: the key
 // cannot see everything (a driver that Dawn does not describe). A cache that cannot be read or
-// written costs only the timing.
+// written costs only the timing. The file is parsed again only where it changed since (every job
+// of a start reads it).
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { kernelSource, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
+import type { KernelSpec, UniformValues } from "../../stdlib/kernels/kernel.ts";
+import type { BoundSteps } from "../execute/bound-steps.ts";
 import { CommandBatch } from "./batch.ts";
-import { boundTensors, type Windows } from "./bound-kernels.ts";
+import { bindKernels, boundKernelText } from "./bound-kernels.ts";
 import { webgpuVersion, type GpuDevice } from "./device.ts";
 import { checkKernel, runKernels, tensorOfContents, type KernelCheck, type KernelProbe, type KernelRun, type ProbeCase } from "./kernel-probe.ts";
-import { pipelinesOf } from "./pipelines.ts";
 import type { GpuTensor } from "./tensor.ts";
 
 /** The environment variables a choice reads (process.env, or a test's). */
@@ -145,7 +147,7 @@ export function tuningKey(gpu: GpuDevice, job: string, candidates: readonly Tuni
   hash.update(`format ${TUNING_FORMAT}\n${problem.label}\n`);
   for (const c of candidates) {
     hash.update(`${c.name}\n${c.probe.kernel} within ${c.probe.tolerance}\n`);
-    for (const k of runKernels(c)) hash.update(`${JSON.stringify(k.uniforms)}\n${JSON.stringify(k.bind ?? {})}\n${kernelSource(k.spec)}\n`);
+    for (const k of runKernels(c)) hash.update(boundKernelText(k));
   }
   return `${job} | ${name} | ${vendor} ${architecture} ${description} | ${backend} | webgpu ${webgpuVersion()} | ${hash.digest("hex").slice(0, 16)}`;
 }
@@ -198,19 +200,23 @@ async function timeCandidates(
   const { rounds = 3, dispatches = 5, warmupMs = 500 } = options;
   const failed: TuningOutcome["rejected"] = [];
   const drop = (c: TuningCandidate<unknown>, diagnostics: readonly { message: string }[]) => failed.push({ name: c.name, why: `timed run: ${diagnostics.map((d) => d.message).join("; ")}` });
-  const best = new Map<TuningCandidate<unknown>, RoundTime>();
-  for (const c of candidates) {
-    const compiled = await Promise.all(runKernels(c).map((k) => pipelinesOf(gpu).compile(k.spec)));
-    const failure = compiled.find((x) => !x.ok);
-    if (failure && !failure.ok) drop(c, failure.diagnostics);
-    else best.set(c, { gpu: Infinity, wall: Infinity });
-  }
   const tensors: Record<string, GpuTensor> = {};
+  const bound = new Map<TuningCandidate<unknown>, BoundSteps>();
+  const best = new Map<TuningCandidate<unknown>, RoundTime>();
   try {
     for (const [name, t] of Object.entries(problem.tensors())) tensors[name] = tensorOfContents(gpu, t, `tuning ${name}`);
+    for (const c of candidates) {
+      const made = await bindKernels(gpu, runKernels(c), tensors);
+      if (!made.ok) {
+        drop(c, made.diagnostics);
+        continue;
+      }
+      bound.set(c, made.value);
+      best.set(c, { gpu: Infinity, wall: Infinity });
+    }
     // a run under error scopes: a candidate that raises a GPU error leaves the timing
     const run = async (c: TuningCandidate<unknown>): Promise<RoundTime | undefined> => {
-      const scoped = await gpu.scoped(() => timeRound(gpu, c, tensors, dispatches));
+      const scoped = await gpu.scoped(() => timeRound(gpu, c.name, bound.get(c)!, dispatches));
       if (scoped.ok) return await scoped.value;
       drop(c, scoped.diagnostics);
       best.delete(c);
@@ -228,6 +234,7 @@ async function timeCandidates(
     const byGpu = [...best.values()].every((t) => Number.isFinite(t.gpu));
     return { timings: [...best].map(([c, t]) => ({ name: c.name, ms: byGpu ? t.gpu : t.wall })).sort((x, y) => x.ms - y.ms), failed };
   } finally {
+    for (const b of bound.values()) b.destroy();
     for (const t of Object.values(tensors)) t.destroy();
   }
 }
@@ -238,16 +245,14 @@ interface RoundTime {
   wall: number;
 }
 
-// `repeats` back-to-back runs of `c` (its kernels in order, each run one timed pass): the median
-// run's GPU time, and the wall time of the whole submission over their number.
-async function timeRound(gpu: GpuDevice, c: TuningCandidate<unknown>, tensors: Readonly<Record<string, GpuTensor>>, repeats: number): Promise<RoundTime> {
-  const kernels = runKernels(c);
-  const windows: Windows = new Map();
-  const bound = kernels.map((k) => boundTensors(gpu, k, tensors, windows));
+// `repeats` back-to-back runs of the candidate `name`, bound as `run` (its kernels in order, each
+// run one timed pass): the median run's GPU time, and the wall time of the whole submission over
+// their number.
+async function timeRound(gpu: GpuDevice, name: string, run: BoundSteps, repeats: number): Promise<RoundTime> {
   const batch = new CommandBatch(gpu, { timestamps: true });
   for (let i = 0; i < repeats; i++) {
-    batch.beginTimedGroup(c.name);
-    kernels.forEach((k, j) => batch.dispatch(k.spec, k.uniforms, bound[j]));
+    batch.beginTimedGroup(name);
+    run.record(batch);
     batch.endTimedGroup();
   }
   const started = performance.now();
@@ -260,8 +265,34 @@ async function timeRound(gpu: GpuDevice, c: TuningCandidate<unknown>, tensors: R
 
 type TuningEntry = Omit<TuningOutcome, "source" | "savedTo" | "check">;
 
-// The file's tunings by key; a missing or unreadable file has none.
+// Each tuning file as last parsed, with its identity then: a start's jobs (a dozen) parse it once.
+const parsedFiles = new Map<string, { identity: string; tunings: Record<string, TuningEntry> }>();
+
+// The file's tunings by key; a missing or unreadable file has none. A file whose identity has not
+// changed since it was last parsed is not parsed again; any write (ours, or another process's
+// renamed over it) gives it a new one.
 function readTunings(file: string): Record<string, TuningEntry> {
+  // the identity is taken before the read: a write between the two costs a parse, never a stale read
+  const identity = fileIdentity(file);
+  if (identity === undefined) return {};
+  const known = parsedFiles.get(file);
+  if (known?.identity === identity) return known.tunings;
+  const tunings = parseTunings(file);
+  parsedFiles.set(file, { identity, tunings });
+  return tunings;
+}
+
+// The file's inode, size and modification time; undefined where there is none to read.
+function fileIdentity(file: string): string | undefined {
+  try {
+    const { ino, size, mtimeMs } = statSync(file);
+    return `${ino} ${size} ${mtimeMs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseTunings(file: string): Record<string, TuningEntry> {
   try {
     const parsed: unknown = JSON.parse(readFileSync(file, "utf8"));
     const entries = (parsed as { tunings?: unknown }).tunings;

@@ -4,8 +4,8 @@
 // and the attention backward; the engine's subgroup-matrix backward, with its matrices emulated,
 // passes its probe), the engine's own subgroup-matrix
 // probes on a device that cannot compile them (an H200-like adapter summary over the real
-// device), the choice sites' fallback and explicit-request error, the cache, and that opening a
-// device without subgroup matrices runs no check.
+// device), the choice sites' fallback and explicit-request error, the cache, a case run once per
+// device, and that opening a device without subgroup matrices runs no check.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { listAdapters, openDevice, type GpuDevice } from "../../runtime/gpu/device.ts";
@@ -161,6 +161,39 @@ test(
     assert.is(outcome.checks.matmul, check, "the tuning's check stands");
     assert.ok(outcome.checks.attention?.verified, outcome.checks.attention?.failure);
     assert.equal(outcome.warnings, []);
+  }),
+);
+
+test(
+  "a case already run on the device is not run again, by the same probe or another, and its outcome stands; a case that differs runs",
+  withGpu(async (real) => {
+    const gpu = Object.create(real) as GpuDevice; // a device of its own: outcomes are kept per device
+    let launches = 0; // work under error scopes: as many per case run
+    Object.defineProperty(gpu, "scoped", { value: <T>(work: () => T) => (launches++, real.scoped.call(gpu, work)) });
+    const probe = matmulCandidate(tiled, "tiled matmul");
+    const first = await checkKernel(gpu, probe);
+    assert.ok(first.verified, first.failure);
+    const perProbe = launches; // its three products
+    assert.ok(perProbe > 0 && perProbe % 3 === 0, `${perProbe} launches`);
+    const renamed = await checkKernel(gpu, { ...probe, kernel: "the tiled matmul again" });
+    assert.is(launches, perProbe, "the same cases under another name: nothing runs");
+    assert.equal({ ...renamed, kernel: first.kernel }, first);
+    const last = await checkKernel(gpu, { ...probe, cases: () => probe.cases().slice(2) });
+    assert.is(launches, perProbe, "a case of an earlier probe: nothing runs");
+    assert.ok(last.verified, last.failure);
+
+    // the first product expecting 2 C: that case alone runs, and fails
+    const doubled = { ...probe, cases: () => probe.cases().map((c, i) => (i === 0 ? { ...c, expected: { c: c.expected.c.map((x) => 2 * x) } } : c)) };
+    const wrong = await checkKernel(gpu, doubled);
+    assert.is(launches, perProbe + perProbe / 3, "one case ran");
+    assert.not.ok(wrong.verified);
+    assert.ok(Math.abs(wrong.relativeError! - 0.5) < 1e-5, `‖C − 2C‖ / ‖2C‖ = 0.5: ${wrong.relativeError}`);
+    // a wrong kernel's failure stands too
+    const failed = await checkKernel(gpu, matmulCandidate(doubledAlpha, "doubled-alpha matmul"));
+    const ran = launches;
+    assert.equal(await checkKernel(gpu, matmulCandidate(doubledAlpha, "doubled-alpha matmul")), failed);
+    assert.is(launches, ran, "checked once");
+    assert.not.ok(failed.verified);
   }),
 );
 

@@ -1,15 +1,15 @@
 // Kernel tuning at device start (runtime/gpu/kernel-tuning.ts, matmul-tuning.ts), on this
 // machine's adapter with kernels that run anywhere (the tiled and registers matmuls, a wrong one,
 // one that does not compile): candidates are checked before they are timed and the chosen one is
-// the fastest timed; the tuning file keeps outcomes by adapter and kernel source and survives
-// being corrupt or unwritable; the matmul tiling job covers every preset, stands aside for
+// the fastest timed; the tuning file keeps outcomes by adapter and kernel source, survives
+// being corrupt or unwritable, and is parsed again only when it changed; the matmul tiling job covers every preset, stands aside for
 // SFT_MATMUL_TILING and SFT_TUNE=off, and its cached choice is the tiling the engine and the
 // self-check then use; the gemv job's variants (subgroup sums on this adapter's real subgroups)
 // all pass and are timed, it runs only where launches take the gemv kernel, and the executors
 // take its choice; the attention forward's layouts (H200's, and an H200-like summary here) are
 // each a candidate, and a cached choice is the layout of every forward at that head dim.
 // Which candidate wins is not asserted: speed is the bench's business.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync, existsSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
@@ -172,6 +172,29 @@ test(
     const none = await tuneTestMatmul(gpu, [candidate("doubled", doubledAlpha), candidate("broken", broken)], { file: scratch.file });
     assert.is(none, undefined);
     assert.not.ok(existsSync(scratch.file));
+  }),
+);
+
+test(
+  "the tuning file is parsed once while it is unchanged; a file another process renamed over it is read again",
+  withScratch(async (gpu, scratch) => {
+    const candidates = [candidate("tiled", tiled), candidate("registers", registers)];
+    const file = join(scratch.dir, "kernel-tuning.json");
+    const plant = (into: string, chosen: string) => plantTunings(gpu, into, [{ job: "test matmul", candidates, problem: PROBLEM, chosen }]);
+    const read = async () => (await tuneTestMatmul(gpu, candidates, { file }))?.outcome;
+    const when = new Date("2026-11-26T00:00:00Z");
+    plant(file, "tiled");
+    utimesSync(file, when, when);
+    assert.is((await read())?.chosen, "tiled");
+    // other contents in the same file, of the same size and time (writers rename a new file instead)
+    writeFileSync(file, " ".repeat(statSync(file).size));
+    utimesSync(file, when, when);
+    const again = await read();
+    assert.equal([again?.source, again?.chosen], ["cached", "tiled"], "the file as parsed before");
+    const other = join(scratch.dir, "other.json");
+    plant(other, "registers");
+    renameSync(other, file);
+    assert.is((await read())?.chosen, "registers", "the new file");
   }),
 );
 
