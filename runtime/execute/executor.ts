@@ -15,14 +15,12 @@ import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { isContiguous, type View } from "../../compiler/passes/views.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
-import { engineGemv } from "../gpu/gemv-tuning.ts";
-import { checkedAttentionScores, checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { BoundSteps } from "./bound-steps.ts";
+import { engineKernels, type EngineKernels } from "./engine-kernels.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { nf4Bindings, type Nf4Buffers } from "./nf4-weights.ts";
 import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
@@ -79,7 +77,7 @@ export interface ExecutorOptions {
    * launches read them as their B operand through the NF4 kernel; no other launch may read them.
    */
   nf4?: { weights: ReadonlyMap<string, Nf4Buffers>; tables: GpuTensor };
-  /** Which attention launches take the score-matrix path, instead of the device's choice (engineAttentionScores). */
+  /** Which attention launches take the score-matrix path, instead of the device's choice (engineKernels). */
   attentionScores?: AttentionScoresChoice;
 }
 
@@ -102,7 +100,7 @@ export class GraphExecutor {
     private readonly bound: ReadonlyMap<string, GpuTensor>,
     plan: MemoryPlan | undefined,
     private readonly nf4: ExecutorOptions["nf4"],
-    private readonly attentionScores: AttentionScoresChoice,
+    private readonly kernels: EngineKernels,
   ) {
     this.placement = placeBuffers(gpu, plan);
     this.workspace = new LaunchWorkspace(gpu);
@@ -114,11 +112,9 @@ export class GraphExecutor {
    * several executors (training, evaluation) can share one set of weights.
    */
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
-    const strategy = checkedMatmulStrategy(gpu);
-    if (!strategy.ok) return strategy;
-    const attentionScores = options.attentionScores ? ok(options.attentionScores) : checkedAttentionScores(gpu, strategy.value);
-    if (!attentionScores.ok) return attentionScores;
-    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, attentionScores.value);
+    const kernels = engineKernels(gpu, { attentionScores: options.attentionScores });
+    if (!kernels.ok) return kernels;
+    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, kernels.value);
     for (const launch of schedule.launches) {
       for (const { view } of launch.inputs) {
         if (!ex.nf4Weight(view.base)) ex.bufferOf(view.base);
@@ -127,7 +123,7 @@ export class GraphExecutor {
       for (const out of launch.outputs) ex.bufferOf(out);
     }
     for (const [, view] of schedule.outputViews) ex.bufferOf(view.base);
-    const ctx = ex.context(strategy.value);
+    const ctx = ex.context();
     for (const launch of schedule.launches) {
       const prepare = launchPreparers[launch.kernel];
       ex.workspace.nextLaunch();
@@ -139,13 +135,11 @@ export class GraphExecutor {
     return ok(ex);
   }
 
-  private context(matmulStrategy: MatmulStrategy): ExecContext {
+  private context(): ExecContext {
     const sideOutputs = new Map<Node, SideOutputs>();
     return {
       gpu: this.gpu,
-      matmulStrategy,
-      gemv: engineGemv(this.gpu),
-      attentionScores: this.attentionScores,
+      ...this.kernels,
       tensorOf: (n) => {
         const t = this.buffers.get(n);
         invariant(t, `node %${n.id} (${n.op}) has no buffer`);
