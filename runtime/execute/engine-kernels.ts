@@ -21,7 +21,7 @@ export interface EngineKernels {
 
 /** Choices a caller makes in place of the device's. */
 export interface KernelOverrides {
-  /** Which attention launches take the score-matrix path (tests compare both paths on one device). */
+  /** Which attention launches take the score-matrix path, instead of the device's choice (to compare the two paths on one device). */
   attentionScores?: AttentionScoresChoice;
 }
 

@@ -17,10 +17,9 @@ import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { BoundSteps } from "./bound-steps.ts";
-import { engineKernels, type EngineKernels } from "./engine-kernels.ts";
+import { engineKernels, type EngineKernels, type KernelOverrides } from "./engine-kernels.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { nf4Bindings, type Nf4Buffers } from "./nf4-weights.ts";
 import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
@@ -69,7 +68,7 @@ export interface ExecutorStats {
   sharedBytes: number;
 }
 
-export interface ExecutorOptions {
+export interface ExecutorOptions extends KernelOverrides {
   /** The schedule's memory plan: activations and gradients then live in its pool of shared buffers. */
   plan?: MemoryPlan;
   /**
@@ -77,8 +76,6 @@ export interface ExecutorOptions {
    * launches read them as their B operand through the NF4 kernel; no other launch may read them.
    */
   nf4?: { weights: ReadonlyMap<string, Nf4Buffers>; tables: GpuTensor };
-  /** Which attention launches take the score-matrix path, instead of the device's choice (engineKernels). */
-  attentionScores?: AttentionScoresChoice;
 }
 
 export class GraphExecutor {
@@ -100,7 +97,6 @@ export class GraphExecutor {
     private readonly bound: ReadonlyMap<string, GpuTensor>,
     plan: MemoryPlan | undefined,
     private readonly nf4: ExecutorOptions["nf4"],
-    private readonly kernels: EngineKernels,
   ) {
     this.placement = placeBuffers(gpu, plan);
     this.workspace = new LaunchWorkspace(gpu);
@@ -112,9 +108,9 @@ export class GraphExecutor {
    * several executors (training, evaluation) can share one set of weights.
    */
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
-    const kernels = engineKernels(gpu, { attentionScores: options.attentionScores });
+    const kernels = engineKernels(gpu, options);
     if (!kernels.ok) return kernels;
-    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, kernels.value);
+    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4);
     for (const launch of schedule.launches) {
       for (const { view } of launch.inputs) {
         if (!ex.nf4Weight(view.base)) ex.bufferOf(view.base);
@@ -123,7 +119,7 @@ export class GraphExecutor {
       for (const out of launch.outputs) ex.bufferOf(out);
     }
     for (const [, view] of schedule.outputViews) ex.bufferOf(view.base);
-    const ctx = ex.context();
+    const ctx = ex.context(kernels.value);
     for (const launch of schedule.launches) {
       const prepare = launchPreparers[launch.kernel];
       ex.workspace.nextLaunch();
@@ -135,11 +131,11 @@ export class GraphExecutor {
     return ok(ex);
   }
 
-  private context(): ExecContext {
+  private context(kernels: EngineKernels): ExecContext {
     const sideOutputs = new Map<Node, SideOutputs>();
     return {
       gpu: this.gpu,
-      ...this.kernels,
+      ...kernels,
       tensorOf: (n) => {
         const t = this.buffers.get(n);
         invariant(t, `node %${n.id} (${n.op}) has no buffer`);
