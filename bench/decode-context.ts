@@ -8,7 +8,7 @@
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
-import { CachedGenerationModel } from "../runtime/generate/cached-model.ts";
+import { CachedGenerationModel, type CachedModelOptions } from "../runtime/generate/cached-model.ts";
 import { gpuRunner } from "../runtime/generate/gpu-runner.ts";
 import { randomWeights } from "../runtime/generate/weights.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
@@ -21,40 +21,58 @@ const DIMENSIONS = { hidden_size: 256, num_layers: 4, num_heads: 4, intermediate
 
 export interface ContextRow {
   promptTokens: number;
+  /** Decode steps timed. */
   steps: number;
   medianMs: number;
   fastestMs: number;
+  /** The last step's logits, for checking the decode against the CPU reference. */
+  logits: Float32Array;
 }
 
-/** `steps` decode steps (fixed next ids, no sampling) after a seeded random prompt of each length. */
-export async function benchDecodeContext(gpu: GpuDevice, prompts: readonly number[], steps = 24): Promise<ContextRow[]> {
+/** The bench's model: seeded random weights of a Baichuan-7B-style model of DIMENSIONS. */
+export function contextModelOptions(): CachedModelOptions {
   const family = families.baichuan7b;
   const planned = fromDimensions(family, DIMENSIONS, "bench/decode-context.ts");
   if (!planned.ok) throw new Error(planned.diagnostics.map((d) => d.message).join("; "));
   const config = planned.value.config;
   const weights = randomWeights(family, config, 1);
   if (!weights.ok) throw new Error(weights.diagnostics.map((d) => d.message).join("; "));
+  return { family, config, weights: weights.value };
+}
+
+/**
+ * `steps` decode steps of `model` (fixed next ids, no sampling) after a seeded random prompt of
+ * `promptTokens`: each step's milliseconds, and the last step's logits.
+ */
+export async function decodeAfterPrompt(model: CachedGenerationModel, promptTokens: number, steps: number): Promise<{ samples: number[]; logits: Float32Array }> {
+  const random = new Random(3);
+  const { session, logits: promptLogits } = await model.start([Array.from({ length: promptTokens }, () => 3 + random.int(DIMENSIONS.vocab_size - 3))]);
+  const samples: number[] = [];
+  let logits = promptLogits[0];
+  try {
+    for (let i = 0; i < steps; i++) {
+      const started = performance.now();
+      [logits] = await session.append([5 + i]);
+      samples.push(performance.now() - started);
+    }
+  } finally {
+    session.free();
+  }
+  return { samples, logits };
+}
+
+/** `steps` decode steps after a prompt of each length, on `gpu`. */
+export async function benchDecodeContext(gpu: GpuDevice, prompts: readonly number[], steps = 24): Promise<ContextRow[]> {
+  const options = contextModelOptions();
   const rows: ContextRow[] = [];
   for (const promptTokens of prompts) {
     const runner = gpuRunner(gpu);
-    const samples: number[] = [];
     try {
-      const model = new CachedGenerationModel({ family, config, weights: weights.value }, runner);
-      const random = new Random(3);
-      const { session } = await model.start([Array.from({ length: promptTokens }, () => 3 + random.int(DIMENSIONS.vocab_size - 3))]);
-      try {
-        for (let i = 0; i < steps; i++) {
-          const started = performance.now();
-          await session.append([5 + i]);
-          samples.push(performance.now() - started);
-        }
-      } finally {
-        session.free();
-      }
+      const { samples, logits } = await decodeAfterPrompt(new CachedGenerationModel(options, runner), promptTokens, steps);
+      rows.push({ promptTokens, steps: samples.length, medianMs: median(samples), fastestMs: Math.min(...samples), logits });
     } finally {
       runner.destroy();
     }
-    rows.push({ promptTokens, steps, medianMs: median(samples), fastestMs: Math.min(...samples) });
   }
   return rows;
 }

@@ -18,7 +18,7 @@ import { bytesPerElement, roundToDType, type StorageDType } from "../stdlib/kern
 import { embeddingBackward, embeddingBackwardRef, embeddingForward, embeddingForwardRef, embeddingGradPlan } from "../stdlib/kernels/embedding.ts";
 import { GRAD_NORM_CHUNK, gradNormPartial, gradNormPartials, gradNormRef } from "../stdlib/kernels/grad-clip.ts";
 import type { KernelRun } from "../runtime/gpu/kernel-probe.ts";
-import { matmulKernel, matmulRef, matmulUniforms, plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms, plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
 import { engineGemv, gemvVariantName, tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
 import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
@@ -184,7 +184,7 @@ class CaseBuilder {
       label: `matmul ${strategyLabel(strategy)} f32 x nf4 (B^T)${note}`,
       shape: `${m}x${n}x${k}`,
       mnk: [m, n, k],
-      spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, strategy, engineGemv(this.gpu)),
+      spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, matmulKernelsOf(strategy, engineGemv(this.gpu))),
       uniforms: matmulUniforms(shape, layout),
       tensors: { a: a.tensor, c, ...nf4Bindings(weight, uploadNf4Tables(this.gpu)) },
       flops: 2 * m * n * k,

@@ -1,6 +1,8 @@
 // `sftc devices [--json]`: the WebGPU adapters Dawn finds, with their backend, vendor, features,
-// key limits and, where they have subgroup matrices, the outcome of the fast kernels' self-check. Also the `--device NAME` flag every GPU-opening command takes, and the helpers
-// that open the device it names (else the one env SFT_ADAPTER names, else Dawn's choice).
+// key limits and the kernel tunings and checks that opening each ran (the fast kernels' with
+// subgroup matrices; the score-matrix attention's, on any adapter, where SFT_ATTENTION asks for it).
+// Also the `--device NAME` flag every GPU-opening command takes, and the helpers that open the
+// device it names (else the one env SFT_ADAPTER names, else Dawn's choice).
 import { flag, flagValue, type FlagSpec, type ParsedArgs } from "../args.ts";
 import type { Io } from "../io.ts";
 import { usageError } from "../pipeline-target.ts";
@@ -11,6 +13,7 @@ import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from ".
 import type { KernelCheck } from "../../runtime/gpu/kernel-probe.ts";
 import { selfCheckOf, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
 import { tuningSource, type TuningOutcome } from "../../runtime/gpu/kernel-tuning.ts";
+import { scoresRequested } from "../../runtime/gpu/attention-path-tuning.ts";
 import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
 
 /** `--device NAME`: the adapter a GPU-opening command uses. */
@@ -64,7 +67,8 @@ export const command: Command = {
     "which tunes its kernels: the decode matmul's workgroup and, with subgroup matrices (tensor cores), the matmul's " +
     "tiling and the attention kernels' layouts, each the fastest candidate that passes its check (kept for later " +
     "starts in SFT_TUNING_CACHE, else ~/.cache/sftc/kernel-tuning.json; SFT_TUNE=off skips it); with subgroup " +
-    "matrices it then runs the fast kernels once against their CPU references. It shows the tuning and, per " +
+    "matrices it then runs the fast kernels once against their CPU references; where SFT_ATTENTION=scores asks for " +
+    "the score-matrix attention, it opens every adapter and checks that path the same way. It shows the tuning and, per " +
     "kernel, whether it was verified or sftc falls back to the plain kernel, and why. Commands that run on a GPU " +
     "(`generate --gpu`, `chat --gpu`, `score --gpu`) choose one with `--device NAME` (a substring of the name), " +
     "else with env SFT_ADAPTER, else take Dawn's default. `--json` prints the list as JSON. Exits 1 when no adapter is found.",
@@ -80,25 +84,28 @@ export const command: Command = {
   },
 };
 
-// The fast kernels' checks on the adapter, where it has subgroup matrices (opening its device
-// runs them), or why its device did not open; undefined elsewhere, where the plain kernels run
-// unchecked.
+// The kernel checks that opening the adapter's device ran, or why it did not open; undefined where
+// it was not opened (a CPU adapter with nothing to check).
 type AdapterCheck = SelfCheckOutcome["checks"] | { openFailed: string } | undefined;
 
 /** An adapter with its device's self-check and tunings, where opening it ran them. */
 type Described = AdapterSummary & { selfCheck?: AdapterCheck; tunings?: TuningOutcome[] };
 
-// Opens the GPUs (not CPU adapters, which run the registers kernels and tune nothing): opening
-// one tunes its kernels and, with subgroup matrices, checks the fast ones.
+const hasSubgroupMatrices = (a: AdapterSummary) => a.features.includes("chromium-experimental-subgroup-matrix");
+
+// Opens the adapters whose opening tunes or checks kernels: the GPUs (opening one tunes its kernels
+// and, with subgroup matrices, checks the fast ones), and CPU adapters (which run the registers
+// kernels and tune nothing) only where SFT_ATTENTION=scores asks for the score matrix's check.
 async function selfCheck(a: AdapterSummary): Promise<{ selfCheck?: AdapterCheck; tunings?: TuningOutcome[] }> {
-  const matrices = a.features.includes("chromium-experimental-subgroup-matrix");
-  const strategy = matmulStrategyFor(a); // as the device's own choice reads it (SFT_MATMUL included)
-  if (!matrices && strategy.ok && strategy.value === "registers") return {};
+  // as the device's own choices read them (SFT_MATMUL, SFT_ATTENTION included)
+  const strategy = matmulStrategyFor(a);
+  const cpu = !hasSubgroupMatrices(a) && strategy.ok && strategy.value === "registers";
+  if (cpu && !scoresRequested()) return {};
   const opened = await openDevice({ adapter: a.name });
   if (!opened.ok) return { selfCheck: { openFailed: opened.diagnostics.map((d) => `${d.code} ${d.message}`).join("; ") } };
   const outcome = selfCheckOf(opened.value);
   opened.value.destroy();
-  return { selfCheck: matrices ? outcome?.checks : undefined, tunings: outcome?.tunings };
+  return { selfCheck: outcome?.checks, tunings: outcome?.tunings };
 }
 
 /** A tuning as `sftc devices` prints it: the choice and its time, then the runners-up (the rest counted) and any rejected. */
@@ -116,11 +123,14 @@ function describeCheck(c: KernelCheck): string {
   return c.verified ? `${c.op}: verified ${c.kernel}${error}` : `${c.op}: fell back to the ${c.fallback}: ${c.kernel} failed (${c.failure})`;
 }
 
-function describeChecks(checks: AdapterCheck): string[] {
-  if (!checks) return ["  self-check    none (no subgroup matrices: the plain kernels run)"];
-  if ("openFailed" in checks) return [`  self-check    not run: the device did not open (${checks.openFailed})`];
-  const lines = Object.values(checks).map(describeCheck);
-  if (lines.length === 0) return ["  self-check    none (no subgroup-matrix kernel chosen, see SFT_MATMUL and SFT_ATTENTION)"];
+function describeChecks(a: Described): string[] {
+  const checks = a.selfCheck;
+  if (checks && "openFailed" in checks) return [`  self-check    not run: the device did not open (${checks.openFailed})`];
+  const lines = Object.values(checks ?? {}).map(describeCheck);
+  if (lines.length === 0) {
+    const why = hasSubgroupMatrices(a) ? "no subgroup-matrix kernel chosen, see SFT_MATMUL and SFT_ATTENTION" : "no subgroup matrices: the plain kernels run";
+    return [`  self-check    none (${why})`];
+  }
   return lines.map((line, i) => `${i === 0 ? "  self-check    " : "                "}${line}`);
 }
 
@@ -134,7 +144,7 @@ function describe(a: Described, index: number): string {
     `  subgroups     ${a.subgroupMinSize}..${a.subgroupMaxSize}`,
     `  features      ${a.features.join(", ")}`,
     ...tunings,
-    ...describeChecks(a.selfCheck),
+    ...describeChecks(a),
     "  limits",
     ...limits,
     "",

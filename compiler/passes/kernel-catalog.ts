@@ -184,7 +184,11 @@ export const catalog: readonly CatalogEntry[] = [
     ops: ["cached_attention"],
     prologue: false,
     acceptsView: innerContiguous,
-    uniforms: (n) => attentionShape(n.inputs[0], n.inputs[1]),
+    // the keys as the launch counts them: the cache's positions, then the new one
+    uniforms: (n) => {
+      const shape = attentionShape(n.inputs[0], n.inputs[1]);
+      return { ...shape, keys: shape.keys + 1 };
+    },
     // the decode kernels write one too, though no backward reads it
     extraBytes: logSumExpBytes,
   },

@@ -7,9 +7,8 @@ import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { kernelKey, kernelSource } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import { engineGemv } from "../gpu/gemv-tuning.ts";
-import { checkedAttentionScores, checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { engineKernels } from "./engine-kernels.ts";
 import { launchPreparers } from "./executor.ts";
 import type { SideOutputs } from "./steps.ts";
 
@@ -26,15 +25,11 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
     scratch.push(t);
     return t;
   };
-  const matmulStrategy = checkedMatmulStrategy(gpu);
-  if (!matmulStrategy.ok) return matmulStrategy;
-  const attentionScores = checkedAttentionScores(gpu, matmulStrategy.value);
-  if (!attentionScores.ok) return attentionScores;
+  const kernels = engineKernels(gpu);
+  if (!kernels.ok) return kernels;
   const ctx = {
     gpu,
-    matmulStrategy: matmulStrategy.value,
-    gemv: engineGemv(gpu),
-    attentionScores: attentionScores.value,
+    ...kernels.value,
     tensorOf: (n: Node) => {
       let t = tensors.get(n);
       if (!t) tensors.set(n, (t = createTensor(gpu, n.dtype, numel(n.shape) ? n.shape : [1], `%${n.id}`)));

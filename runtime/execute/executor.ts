@@ -15,14 +15,11 @@ import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { isContiguous, type View } from "../../compiler/passes/views.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
-import { engineGemv } from "../gpu/gemv-tuning.ts";
-import { checkedAttentionScores, checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { BoundSteps } from "./bound-steps.ts";
+import { engineKernels, type EngineKernels, type KernelOverrides } from "./engine-kernels.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { nf4Bindings, type Nf4Buffers } from "./nf4-weights.ts";
 import { prepareAttention, prepareAttentionBackward } from "./library/attention.ts";
@@ -71,7 +68,7 @@ export interface ExecutorStats {
   sharedBytes: number;
 }
 
-export interface ExecutorOptions {
+export interface ExecutorOptions extends KernelOverrides {
   /** The schedule's memory plan: activations and gradients then live in its pool of shared buffers. */
   plan?: MemoryPlan;
   /**
@@ -79,8 +76,6 @@ export interface ExecutorOptions {
    * launches read them as their B operand through the NF4 kernel; no other launch may read them.
    */
   nf4?: { weights: ReadonlyMap<string, Nf4Buffers>; tables: GpuTensor };
-  /** Which attention launches take the score-matrix path, instead of the device's choice (engineAttentionScores). */
-  attentionScores?: AttentionScoresChoice;
 }
 
 export class GraphExecutor {
@@ -102,7 +97,6 @@ export class GraphExecutor {
     private readonly bound: ReadonlyMap<string, GpuTensor>,
     plan: MemoryPlan | undefined,
     private readonly nf4: ExecutorOptions["nf4"],
-    private readonly attentionScores: AttentionScoresChoice,
   ) {
     this.placement = placeBuffers(gpu, plan);
     this.workspace = new LaunchWorkspace(gpu);
@@ -114,11 +108,9 @@ export class GraphExecutor {
    * several executors (training, evaluation) can share one set of weights.
    */
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
-    const strategy = checkedMatmulStrategy(gpu);
-    if (!strategy.ok) return strategy;
-    const attentionScores = options.attentionScores ? ok(options.attentionScores) : checkedAttentionScores(gpu, strategy.value);
-    if (!attentionScores.ok) return attentionScores;
-    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, attentionScores.value);
+    const kernels = engineKernels(gpu, options);
+    if (!kernels.ok) return kernels;
+    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4);
     for (const launch of schedule.launches) {
       for (const { view } of launch.inputs) {
         if (!ex.nf4Weight(view.base)) ex.bufferOf(view.base);
@@ -127,7 +119,7 @@ export class GraphExecutor {
       for (const out of launch.outputs) ex.bufferOf(out);
     }
     for (const [, view] of schedule.outputViews) ex.bufferOf(view.base);
-    const ctx = ex.context(strategy.value);
+    const ctx = ex.context(kernels.value);
     for (const launch of schedule.launches) {
       const prepare = launchPreparers[launch.kernel];
       ex.workspace.nextLaunch();
@@ -139,13 +131,11 @@ export class GraphExecutor {
     return ok(ex);
   }
 
-  private context(matmulStrategy: MatmulStrategy): ExecContext {
+  private context(kernels: EngineKernels): ExecContext {
     const sideOutputs = new Map<Node, SideOutputs>();
     return {
       gpu: this.gpu,
-      matmulStrategy,
-      gemv: engineGemv(this.gpu),
-      attentionScores: this.attentionScores,
+      ...kernels,
       tensorOf: (n) => {
         const t = this.buffers.get(n);
         invariant(t, `node %${n.id} (${n.op}) has no buffer`);

@@ -10,11 +10,9 @@ import type { View } from "../../compiler/passes/views.ts";
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
-import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
-import type { GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
-import type { MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
+import type { EngineKernels } from "./engine-kernels.ts";
 
 /** One kernel dispatch; a refresh may change its uniforms and swap its tensors. */
 export interface DispatchStep {
@@ -47,13 +45,9 @@ export interface PreparedLaunch {
 /** Statistics a forward kernel saves for its backward (norm mean/rstd, attention log-sum-exp). */
 export type SideOutputs = Record<string, GpuTensor>;
 
-export interface ExecContext {
+/** What launch preparers read: the device, the engine's kernels on it (engine-kernels.ts), buffers. */
+export interface ExecContext extends EngineKernels {
   gpu: GpuDevice;
-  matmulStrategy: MatmulStrategy;
-  /** The decode matmul's workgroup (the device's tuned one, else DEFAULT_GEMV). */
-  gemv: GemvVariant;
-  /** Whether attention launches take the score-matrix path where it applies (stdlib/kernels/attention-scores-steps.ts, run by library/attention.ts). */
-  attentionScores: AttentionScoresChoice;
   /** The buffer of a node (one per buffer-backed node). */
   tensorOf(n: Node): GpuTensor;
   /** An allocation that belongs to no node: side outputs, scratch, host-written data. */

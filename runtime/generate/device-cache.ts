@@ -73,10 +73,8 @@ export class DeviceKvCache implements StepCache {
   private lengths: number[] = [];
   private current: Layout | undefined;
   private readonly layouts = new Map<string, Layout>();
-  /** Step executors, each with the layout its past inputs are bound to. */
-  private readonly executors = new Map<Graph, { executor: GraphExecutor; layout: Layout }>();
-  /** The last decode step's appends, kept for the next (appendRows). */
-  private appends: Appends | undefined;
+  /** Step executors, each with the layout its past inputs are bound to and its last decode step's appends, kept for the next (appendRows). */
+  private readonly executors = new Map<Graph, StepExecutor>();
 
   constructor(
     private readonly programs: StepPrograms,
@@ -102,7 +100,8 @@ export class DeviceKvCache implements StepCache {
     // rows end at `end`, not at the capacity the concatenation would put them before new tokens
     invariant(T === 1 || starting, `${T} new tokens over a device cache that holds positions: only a prompt adds several`);
     // the weights were uploaded when the executor was made (executor()): feeds of theirs are skipped
-    const executor = this.executor(g, feeds, layout);
+    const stepExecutor = this.executor(g, feeds, layout);
+    const { executor } = stepExecutor;
     for (const [name, values] of feeds) {
       if (this.programs.holds(name)) continue;
       executor.write(name, values);
@@ -116,27 +115,25 @@ export class DeviceKvCache implements StepCache {
     const before = starting ? fresh.map(() => 0) : this.lengths;
     const lengths = before.map((n, r) => n + fresh[r]);
     const end = Math.max(...lengths);
-    const encoder = gpu.device.createCommandEncoder();
     let next: Layout;
     if (T > 1) {
       // several new tokens: each row's cached and new positions come out of the concatenation
-      // (the graph's all_keys.L, whole buffers), right-aligned at P + T
+      // (the graph's all_keys.L, whole buffers), right-aligned at P + T (the prompt's layout is
+      // its one-key placeholder, never the next one)
       next = this.layout(B, this.capacityFor(end));
       const joined = (kind: KvKind, layer: number): RowBuffer => {
         const tensor = executor.outputTensor(kind === "keys" ? CACHE.allKeys(layer) : CACHE.allValues(layer));
         invariant(tensor, "a step's keys and values are whole buffers the cache copies from");
         return { tensor, rowLength: P + T, end: P + T };
       };
-      this.copyLayers(encoder, joined, rowsOf(next, end), lengths.map((n, r) => ({ from: r, to: r, n })));
+      this.submitCopies(joined, rowsOf(next, end), lengths.map((n, r) => ({ from: r, to: r, n })));
     } else {
       // a decode step read the cache in place: its new key and value go to column end - 1 of
       // every row, after the rows move to the next bucket's buffers when this one is full
       next = end <= layout.past ? layout : this.layout(B, this.capacityFor(end));
-      if (next !== layout) this.copyLayers(encoder, rowsOf(layout, end - 1), rowsOf(next, end - 1), before.map((n, r) => ({ from: r, to: r, n })));
+      if (next !== layout) this.submitCopies(rowsOf(layout, end - 1), rowsOf(next, end - 1), before.map((n, r) => ({ from: r, to: r, n })));
+      this.appendRows(stepExecutor, next, end - 1); // after the copies into `next`, in queue order
     }
-    // the prompt's layout is its one-key placeholder, never the next one: copies were recorded
-    if (next !== layout) gpu.queue.submit([encoder.finish()]);
-    if (T === 1) this.appendRows(executor, next, end - 1); // after the copies into `next`, in queue order
     const logits = await executor.read("logits");
     const errors = await gpu.takeErrors();
     invariant(errors.length === 0, `GPU errors in a generation step: ${errors.map((e) => e.message).join("; ")}`);
@@ -170,9 +167,7 @@ export class DeviceKvCache implements StepCache {
   }
 
   free(): void {
-    this.appends?.bound.destroy();
-    this.appends = undefined;
-    for (const e of this.executors.values()) e.executor.destroy();
+    for (const e of this.executors.values()) destroyStepExecutor(e);
     for (const l of this.layouts.values()) for (const t of [...l.keys, ...l.values]) t.destroy();
     this.executors.clear();
     this.layouts.clear();
@@ -181,24 +176,19 @@ export class DeviceKvCache implements StepCache {
   }
 
   // The cache now lives in `layout`: the buffers of other layouts and the executors bound to them
-  // are freed, so a session holds one bucket's cache at a time.
+  // are freed, so a session holds one bucket's cache at a time. (An executor appends into the
+  // layout the cache then moves to: the appends of those kept are into `layout`.)
   private moveTo(layout: Layout): void {
     this.current = layout;
     for (const [g, e] of this.executors) {
       if (e.layout === layout) continue;
-      e.executor.destroy();
+      destroyStepExecutor(e);
       this.executors.delete(g);
     }
     for (const [key, l] of this.layouts) {
       if (l === layout) continue;
       for (const t of [...l.keys, ...l.values]) t.destroy();
       this.layouts.delete(key);
-    }
-    // appends into another layout, or from an executor just freed, are not repeated
-    const kept = this.appends && this.appends.layout === layout && [...this.executors.values()].some((e) => e.executor === this.appends!.executor);
-    if (!kept) {
-      this.appends?.bound.destroy();
-      this.appends = undefined;
     }
   }
 
@@ -207,9 +197,9 @@ export class DeviceKvCache implements StepCache {
   }
 
   // One executor per step graph, its past inputs bound to the layout it reads.
-  private executor(g: Graph, feeds: ReadonlyMap<string, Float64Array>, layout: Layout): GraphExecutor {
+  private executor(g: Graph, feeds: ReadonlyMap<string, Float64Array>, layout: Layout): StepExecutor {
     const kept = this.executors.get(g);
-    if (kept) return kept.executor;
+    if (kept) return kept;
     const bound = new Map(this.programs.weights(g, feeds));
     for (let layer = 0; layer < this.dims.layers; layer++) {
       bound.set(CACHE.pastKey(layer), layout.keys[layer]);
@@ -217,8 +207,9 @@ export class DeviceKvCache implements StepCache {
     }
     const created = GraphExecutor.create(this.programs.gpu, this.programs.schedule(g), bound, { nf4: this.programs.nf4() });
     invariant(created.ok, `preparing a generation step: ${created.ok ? "" : created.diagnostics.map((d) => d.message).join("; ")}`);
-    this.executors.set(g, { executor: created.value, layout });
-    return created.value;
+    const made = { executor: created.value, layout };
+    this.executors.set(g, made);
+    return made;
   }
 
   private layout(batch: number, past: number): Layout {
@@ -234,6 +225,13 @@ export class DeviceKvCache implements StepCache {
   private newLayout(batch: number, past: number, label: string): Layout {
     const make = (kind: string) => Array.from({ length: this.dims.layers }, (_, l) => createTensor(this.programs.gpu, "f32", [batch, past, this.dims.width], `${label} ${kind}.${l}`));
     return { batch, past, keys: make("keys"), values: make("values") };
+  }
+
+  /** copyLayers in a submission of its own. */
+  private submitCopies(src: (kind: KvKind, layer: number) => RowBuffer, dst: (kind: KvKind, layer: number) => RowBuffer, rows: readonly { from: number; to: number; n: number }[]): void {
+    const encoder = this.programs.gpu.device.createCommandEncoder();
+    this.copyLayers(encoder, src, dst, rows);
+    this.programs.gpu.queue.submit([encoder.finish()]);
   }
 
   /** copyRows of the keys and the values of every layer, their row buffers given by `src` and `dst`. */
@@ -254,12 +252,13 @@ export class DeviceKvCache implements StepCache {
   /**
    * Writes each row's new key and value of every layer (the step's key.L, value.L (B, 1, KV, D))
    * at `column` of `dst`'s rows, in one submission. The dispatches of one executor into one layout
-   * are kept with their bind groups and uniforms: decode steps repeat them until the bucket changes.
+   * are kept with it, bound: decode steps repeat them until the bucket changes.
    */
-  private appendRows(executor: GraphExecutor, dst: Layout, column: number): void {
+  private appendRows(step: StepExecutor, dst: Layout, column: number): void {
     const { gpu } = this.programs;
-    if (this.appends?.executor !== executor || this.appends.layout !== dst) {
-      this.appends?.bound.destroy();
+    const { executor } = step;
+    if (step.appends?.layout !== dst) {
+      step.appends?.bound.destroy();
       const steps = Array.from({ length: this.dims.layers }, (_, layer): DispatchStep => {
         const [keys, values] = [CACHE.key(layer), CACHE.value(layer)].map((name) => executor.outputView(name));
         invariant(keys.tensor.dtype === "f32" && values.tensor.dtype === "f32", "the cache and a step's new keys are f32");
@@ -267,23 +266,34 @@ export class DeviceKvCache implements StepCache {
         const uniforms = kvAppendUniforms({ batch: B, heads, headDim, rowLength: dst.past, column }, stepView(keys.view), stepView(values.view));
         return { kind: "dispatch", spec: KV_APPEND, uniforms, tensors: { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] } };
       });
-      this.appends = { executor, layout: dst, steps, bound: new BoundSteps(gpu, steps) };
+      step.appends = { layout: dst, steps, bound: new BoundSteps(gpu, steps) };
     } else {
-      for (const step of this.appends.steps) step.uniforms.column = column;
-      this.appends.bound.update();
+      for (const s of step.appends.steps) s.uniforms.column = column;
+      step.appends.bound.update();
     }
     const batch = new CommandBatch(gpu);
-    this.appends.bound.record(batch);
+    step.appends.bound.record(batch);
     batch.flush();
   }
 }
 
-/** The kv_append dispatches of `executor`'s new keys into `layout`, bound. */
-interface Appends {
+/** A step graph's executor, the layout its past inputs are bound to, and its decode step's appends. */
+interface StepExecutor {
   executor: GraphExecutor;
+  layout: Layout;
+  appends?: Appends;
+}
+
+/** The kv_append dispatches of an executor's new keys into `layout`, bound. */
+interface Appends {
   layout: Layout;
   steps: DispatchStep[];
   bound: BoundSteps;
+}
+
+function destroyStepExecutor(e: StepExecutor): void {
+  e.executor.destroy();
+  e.appends?.bound.destroy();
 }
 
 const KV_APPEND = kvAppendKernel();

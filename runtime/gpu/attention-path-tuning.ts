@@ -46,27 +46,37 @@ const GROUPED = { headDim: 128, kvHeads: 2 };
 type PathJob = { direction: AttentionDirection; grouped: boolean };
 const jobKey = ({ direction, grouped }: PathJob, headDim: number) => `${direction}${grouped ? " grouped" : ""} ${headDim}`;
 
-/** Per device, direction and head dim: whether the score matrix was the faster path, on the matmul strategy timed. */
-const tuned = new WeakMap<GpuDevice, Map<string, { scores: boolean; strategy: string }>>();
+/** A job's tuning at a head dim: whether the score matrix was the faster path, on the matmul strategy timed. */
+export interface TunedPath extends PathJob {
+  headDim: number;
+  scores: boolean;
+  strategy: MatmulStrategy;
+}
+
+/** Per device, by job and head dim (jobKey): the paths its tuning chose. */
+const tuned = new WeakMap<GpuDevice, Map<string, TunedPath>>();
 
 /** Whether SFT_ATTENTION asks for the score matrix wherever it applies. */
 export function scoresRequested(env: Env = process.env): boolean {
   return env.SFT_ATTENTION?.trim() === "scores";
 }
 
-/**
- * The engine's attention path on `gpu` with the matmul `strategy` it runs: SFT_ATTENTION=scores
- * takes the score matrix wherever it applies, another SFT_ATTENTION the fused kernels; otherwise
- * the head dims whose tuning chose it on this very strategy (a matmul that failed its self-check
- * after the tuning leaves the fused kernels, which were not timed against it).
- */
+/** The engine's attention path on `gpu` with the matmul `strategy` it runs, from the device's tuning (chosenAttentionScores). */
 export function engineAttentionScores(gpu: GpuDevice, strategy: MatmulStrategy, env: Env = process.env): AttentionScoresChoice {
+  return chosenAttentionScores([...(tuned.get(gpu)?.values() ?? [])], strategy, env);
+}
+
+/**
+ * The attention path with the matmul `strategy` the engine runs, given the `tunings`:
+ * SFT_ATTENTION=scores takes the score matrix wherever it applies, another SFT_ATTENTION the fused
+ * kernels; otherwise the head dims whose tuning chose it on this very strategy (a matmul that failed
+ * its self-check after the tuning leaves the fused kernels, which were not timed against it).
+ */
+export function chosenAttentionScores(tunings: readonly TunedPath[], strategy: MatmulStrategy, env: Env = process.env): AttentionScoresChoice {
   if (env.SFT_ATTENTION?.trim()) return { forward: scoresRequested(env), backward: scoresRequested(env) };
+  const timedOn = JSON.stringify(strategy);
   const chosen = (job: PathJob) =>
-    TUNED_HEAD_DIMS.filter((d) => {
-      const t = tuned.get(gpu)?.get(jobKey(job, d));
-      return t?.scores && t.strategy === JSON.stringify(strategy);
-    });
+    TUNED_HEAD_DIMS.filter((d) => tunings.some((t) => t.direction === job.direction && t.grouped === job.grouped && t.headDim === d && t.scores && JSON.stringify(t.strategy) === timedOn));
   return { forward: chosen({ direction: "forward", grouped: false }), backward: chosen({ direction: "backward", grouped: false }), groupedBackward: chosen({ direction: "backward", grouped: true }) };
 }
 
@@ -152,8 +162,8 @@ export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env,
       if (!paths) continue;
       const tuning = await tuneChoice(gpu, `attention ${job.direction} path${job.grouped ? ", grouped queries" : ""}, head dim ${headDim}`, paths, options);
       if (!tuning) continue;
-      const byJob = tuned.get(gpu) ?? new Map<string, { scores: boolean; strategy: string }>();
-      tuned.set(gpu, byJob.set(jobKey(job, headDim), { scores: tuning.choice, strategy: JSON.stringify(strategy.value) }));
+      const byJob = tuned.get(gpu) ?? new Map<string, TunedPath>();
+      tuned.set(gpu, byJob.set(jobKey(job, headDim), { ...job, headDim, scores: tuning.choice, strategy: strategy.value }));
       outcomes.push(tuning.outcome);
     }
   }

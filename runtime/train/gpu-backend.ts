@@ -20,7 +20,6 @@
 // only as NF4 (codes, double-quantized absmax); the graph's matmuls decode them in the kernel
 // (runtime/execute/nf4-weights.ts, stdlib/kernels/nf4-matmul.ts).
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
-import { checkedAttentionScores, checkedMatmulStrategy } from "../gpu/kernel-self-check.ts";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { add, expandTo, input, mul } from "../../compiler/ir/build.ts";
@@ -29,6 +28,7 @@ import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import { adamwStep, adamwUniforms } from "../../stdlib/kernels/adamw.ts";
 import { gradNormFinalize, gradNormPartial, gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
 import { GraphExecutor } from "../execute/executor.ts";
+import { engineKernels } from "../execute/engine-kernels.ts";
 import { nf4Buffers, uploadNf4Tables, uploadNf4Tensor, type Nf4Weight } from "../execute/nf4-weights.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
@@ -299,9 +299,8 @@ export class GpuBackend implements TrainingBackend {
 
   /** Which attention launches of this engine's programs take the score-matrix path (the device's choice). */
   get attentionScores(): AttentionScoresChoice {
-    const strategy = checkedMatmulStrategy(this.gpu);
-    const choice = strategy.ok ? checkedAttentionScores(this.gpu, strategy.value) : undefined;
-    return choice?.ok ? choice.value : { forward: false, backward: false };
+    const kernels = engineKernels(this.gpu);
+    return kernels.ok ? kernels.value.attentionScores : { forward: false, backward: false };
   }
 
   /**

@@ -10,8 +10,7 @@
 import { invariant } from "../../compiler/diagnostics.ts";
 import { absmaxBlockSize, dequantizeNf4, dynamicMap, nf4BlockSize, nf4Levels, type Nf4Tensor } from "../quant/nf4.ts";
 import type { KernelBinding, KernelSpec } from "./kernel.ts";
-import type { GemvVariant } from "./matmul-gemv.ts";
-import { matmulKernel, matmulRef, type MatmulOptions, type MatmulShape, type MatmulStrategy } from "./matmul.ts";
+import { matmulKernel, matmulRef, type MatmulKernel, type MatmulOptions, type MatmulShape } from "./matmul.ts";
 
 /** Bindings that replace B: codes and absmax codes as packed u32 words, scales, offset, lookup tables. */
 export const NF4_B_BINDINGS = { codes: "b_codes", absmax: "b_absmax", scales: "b_scales", offset: "b_offset", tables: "nf4_tables" } as const;
@@ -50,12 +49,13 @@ fn load4_b(j_: u32) -> vec4<f32> {
 }
 
 /**
- * The matmul kernel for `o` with B read from an NF4 weight (`o.b` is ignored); A, the output,
- * bias and accumulation as in `matmulKernel`. Bind B's parts under the names in NF4_B_BINDINGS.
+ * The kernel `dense` builds for `o` (default: the tiled one), with B read from an NF4 weight
+ * (`o.b` is ignored); A, the output, bias and accumulation as in `matmulKernel`. Bind B's parts
+ * under the names in NF4_B_BINDINGS.
  */
-export function nf4MatmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: MatmulStrategy = "tiled", gemv?: GemvVariant): KernelSpec {
-  const dense = matmulKernel({ ...o, b: "f32" }, shape, strategy, gemv);
-  const b = dense.bindings.find((x) => x.name === "b");
+export function nf4MatmulKernel(o: MatmulOptions, shape: MatmulShape, dense: MatmulKernel = matmulKernel): KernelSpec {
+  const kernel = dense({ ...o, b: "f32" }, shape);
+  const b = kernel.bindings.find((x) => x.name === "b");
   invariant(b, "the matmul kernel binds B as 'b'");
   const parts: KernelBinding[] = [
     { name: NF4_B_BINDINGS.codes, dtype: "u32", access: "read" },
@@ -65,11 +65,11 @@ export function nf4MatmulKernel(o: MatmulOptions, shape: MatmulShape, strategy: 
     { name: NF4_B_BINDINGS.tables, dtype: "f32", access: "read" },
   ];
   return {
-    ...dense,
-    name: `${dense.name}_nf4`,
-    variant: { ...dense.variant, b: "nf4" },
-    bindings: dense.bindings.flatMap((x) => (x === b ? parts : [x])),
-    declarations: `${nf4Accessors(!!b.vec4)}\n${dense.declarations ?? ""}`,
+    ...kernel,
+    name: `${kernel.name}_nf4`,
+    variant: { ...kernel.variant, b: "nf4" },
+    bindings: kernel.bindings.flatMap((x) => (x === b ? parts : [x])),
+    declarations: `${nf4Accessors(!!b.vec4)}\n${kernel.declarations ?? ""}`,
   };
 }
 

@@ -1,18 +1,27 @@
 // bench/decode-context.ts at small sizes: it runs on this adapter and reports a time for every
-// prompt length, one of them past the first cache bucket (its rows then move once). Speed is not judged.
+// prompt length, one of them past the first cache bucket (its rows then move once), after as
+// many decode steps as asked, whose last logits are those of the CPU reference on the same
+// model and ids. Speed is not judged.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { benchDecodeContext } from "../../bench/decode-context.ts";
+import { benchDecodeContext, contextModelOptions, decodeAfterPrompt } from "../../bench/decode-context.ts";
+import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
+import { assertClose } from "../support/numeric.ts";
 
 const test = suite("bench decode context");
 
 test(
-  "a median and a fastest step per prompt length, positive and finite",
+  "a median and a fastest step per prompt length, after the steps asked, decoding as the CPU reference does",
   withGpu(async (gpu) => {
     const rows = await benchDecodeContext(gpu, [4, 62], 3);
     assert.equal(rows.map((r) => [r.promptTokens, r.steps]), [[4, 3], [62, 3]]);
-    for (const r of rows) assert.ok(r.fastestMs > 0 && r.fastestMs <= r.medianMs && Number.isFinite(r.medianMs), JSON.stringify(r));
+    const reference = new CachedGenerationModel(contextModelOptions());
+    for (const r of rows) {
+      assert.ok(r.fastestMs > 0 && Number.isFinite(r.medianMs), JSON.stringify({ medianMs: r.medianMs, fastestMs: r.fastestMs }));
+      const { logits } = await decodeAfterPrompt(reference, r.promptTokens, r.steps);
+      assertClose(r.logits, logits, 1e-4, `prompt ${r.promptTokens}: the last step's logits, GPU vs CPU reference`);
+    }
   }),
 );
 

@@ -1,7 +1,7 @@
 // `sftc devices` and the `--device NAME` flag: the adapters listed are the ones Dawn opens by name,
 // with their features and limits; `--device` picks the adapter of generate, chat and score and
-// wins over SFT_ADAPTER; a name that matches none is SFT5002 listing the adapters. Skips without
-// a GPU adapter.
+// wins over SFT_ADAPTER; a name that matches none is SFT5002 listing the adapters; a check that
+// SFT_ATTENTION=scores forces is shown on every adapter. Skips without a GPU adapter.
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -73,6 +73,27 @@ test(
     assert.match(missing.err, "'no-such-gpu'");
     for (const a of adapters) assert.match(missing.err, `'${a.name}' (${a.backend})`);
     assert.not.match(missing.err, /^\s+at /m, "no stack trace");
+  }),
+);
+
+test(
+  "a score-matrix check that SFT_ATTENTION=scores forces is shown for every adapter, with or without subgroup matrices",
+  withAdapters(async (adapters) => {
+    // the device reads the variables where it opens, in this process
+    const saved = { SFT_ATTENTION: process.env.SFT_ATTENTION, SFT_TUNE: process.env.SFT_TUNE };
+    Object.assign(process.env, { SFT_ATTENTION: "scores", SFT_TUNE: "off" });
+    try {
+      const run = await sftc(["devices"]);
+      assert.is(run.code, 0, run.err);
+      const blocks = run.out.split(/^(?=\[\d+\] )/m);
+      assert.is(blocks.length, adapters.length);
+      for (const [i, block] of blocks.entries()) assert.match(block, /^ {2}(self-check| {14}) {4}attention scores: (verified|fell back to)/m, `${adapters[i].name}: the check is shown`);
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   }),
 );
 

@@ -1,13 +1,16 @@
 // Generation on the GPU keeps the weights and the KV cache on the device: for every family's
 // fixture model, long prompts give the CPU reference's greedy and beam outputs while the cache
 // crosses buckets and beams reorder it; no cache byte is written from the host, and no weight
-// byte after the prompt; a step graph compiles once per bucket, not per step. Skips without a GPU adapter.
+// byte after the prompt; a step graph compiles once per bucket, not per step; a decode step
+// records cache copies only when the rows move to the next bucket. Skips without a GPU adapter.
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { generate, generateBatch } from "../../runtime/generate/engine.ts";
+import { cacheCapacity } from "../../runtime/generate/device-cache.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";
 import { Random } from "../../runtime/random.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
@@ -58,13 +61,18 @@ for (const name of Object.keys(families) as FamilyName[]) {
   );
 }
 
+/** The Baichuan-13B fixture generating with the device cache on `gpu` (buckets of BUCKET); the runner is the caller's to destroy. */
+async function baichuanOnDevice(gpu: GpuDevice) {
+  const family = families.baichuan13b;
+  const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, "baichuan13b"), family));
+  const runner = gpuRunner(gpu, { bucket: BUCKET });
+  return { config, weights, runner, model: new CachedGenerationModel({ family, config, weights }, runner) };
+}
+
 test(
   "no cache byte is written from the host, no weight byte after the prompt, and decoding compiles once per bucket",
   withGpu(async (gpu) => {
-    const family = families.baichuan13b;
-    const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, "baichuan13b"), family));
-    const runner = gpuRunner(gpu, { bucket: BUCKET });
-    const model = new CachedGenerationModel({ family, config, weights }, runner);
+    const { config, weights, runner, model } = await baichuanOnDevice(gpu);
     const prompt = longPrompt("baichuan13b", config.tokens.specials, 40);
     const written: { label: string; afterPrompt: boolean }[] = [];
     let afterPrompt = false;
@@ -101,13 +109,49 @@ test(
 );
 
 test(
+  "the cache creates a command encoder in a decode step only to move the rows to the next bucket, and submits it",
+  withGpu(async (gpu) => {
+    const { config, runner, model } = await baichuanOnDevice(gpu);
+    const create = gpu.device.createCommandEncoder;
+    let [created, finished] = [0, 0];
+    gpu.device.createCommandEncoder = function (this: GPUDevice, ...args: unknown[]) {
+      const encoder = (create as (...a: unknown[]) => GPUCommandEncoder).apply(this, args);
+      created++;
+      const finish = encoder.finish;
+      encoder.finish = function (this: GPUCommandEncoder, ...rest: unknown[]) {
+        finished++;
+        return (finish as (...a: unknown[]) => GPUCommandBuffer).apply(this, rest);
+      } as typeof finish;
+      return encoder;
+    } as typeof create;
+    try {
+      const prompt = 12;
+      const { session } = await model.start([longPrompt("baichuan13b", config.tokens.specials, prompt)]);
+      // 12 -> 22 cached positions: the step that adds position 17 moves the rows past the first bucket
+      const moving = cacheCapacity(prompt, BUCKET) - prompt;
+      const perStep: { created: number; unfinished: number }[] = [];
+      for (let i = 0; i < 10; i++) {
+        const before = { created, unfinished: created - finished };
+        await session.append([5 + i]);
+        perStep.push({ created: created - before.created, unfinished: created - finished - before.unfinished });
+      }
+      session.free();
+      const extra = perStep.map((s) => s.created - perStep[0].created);
+      assert.equal(extra, extra.map((_, i) => (i === moving ? 1 : 0)), `encoders created per step: ${perStep.map((s) => s.created)}`);
+      // the steps' command batches each keep one encoder open for their next commands; the cache's is finished
+      assert.equal(new Set(perStep.map((s) => s.unfinished)).size, 1, `encoders left open per step: ${perStep.map((s) => s.unfinished)}`);
+    } finally {
+      gpu.device.createCommandEncoder = create;
+      runner.destroy();
+    }
+  }),
+);
+
+test(
   "a profiled step times each of its dispatches; steps after the profile is switched off add none",
   withGpu(async (gpu) => {
     if (!gpu.hasTimestamps) return console.log("    skipped: the adapter has no timestamp-query");
-    const family = families.baichuan13b;
-    const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, "baichuan13b"), family));
-    const runner = gpuRunner(gpu, { bucket: BUCKET });
-    const model = new CachedGenerationModel({ family, config, weights }, runner);
+    const { config, runner, model } = await baichuanOnDevice(gpu);
     try {
       const { session } = await model.start([longPrompt("baichuan13b", config.tokens.specials, 8)]);
       runner.profile.enabled = true;

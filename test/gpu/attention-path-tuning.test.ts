@@ -4,14 +4,15 @@
 // kernels, the score-matrix sequence) are each checked and timed as one run of their kernels;
 // SFT_ATTENTION decides the engine's path where it is set, and a forced path is checked when the
 // device opens; a device tunes the path where its fused kernels run on subgroup matrices, and the
-// engine takes the tuned choice only on the matmul strategy it was timed on.
+// engine takes a tuned choice only on the matmul strategy it was timed on (checked on the tunings
+// of an H200's strategy given directly, so on every adapter, and on this device's own tuning).
 // Which path wins is not asserted: speed is the bench's business.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { attentionPathJob, engineAttentionScores, tuneAttentionPaths } from "../../runtime/gpu/attention-path-tuning.ts";
+import { attentionPathJob, chosenAttentionScores, engineAttentionScores, tuneAttentionPaths, type TunedPath } from "../../runtime/gpu/attention-path-tuning.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { scoresAttentionProbe, scoresPathProbe, WEIGHTS } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { checkKernel } from "../../runtime/gpu/kernel-probe.ts";
@@ -23,7 +24,7 @@ import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.t
 import { onSubgroupMatrices } from "../../stdlib/kernels/kernel.ts";
 import { matmulKernelsOf, matmulStrategyFor, type MatmulKernel, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
-import { h200Like } from "../support/h200-adapter.ts";
+import { H200, h200Like } from "../support/h200-adapter.ts";
 import { ok } from "../../compiler/diagnostics.ts";
 import { doubledAlpha } from "../support/matmul-candidates.ts";
 
@@ -110,6 +111,21 @@ test(
     }
   }),
 );
+
+test("a tuned path is the engine's only on the matmul strategy it was timed on; SFT_ATTENTION overrides it", () => {
+  const timedOn = matmulStrategyFor(H200, {}, "wg64");
+  const otherTiling = matmulStrategyFor(H200, {}, "wg256-4x2");
+  assert.ok(timedOn.ok && typeof timedOn.value === "object" && otherTiling.ok);
+  const path = (direction: TunedPath["direction"], grouped: boolean, headDim: number, scores: boolean): TunedPath => ({ direction, grouped, headDim, scores, strategy: timedOn.value });
+  const tunings = [path("forward", false, 128, true), path("forward", false, 256, false), path("backward", false, 128, false), path("backward", false, 256, true), path("backward", true, 128, true)];
+  assert.equal(chosenAttentionScores(tunings, timedOn.value, {}), { forward: [128], backward: [256], groupedBackward: [128] });
+  const none = { forward: [], backward: [], groupedBackward: [] };
+  assert.equal(chosenAttentionScores(tunings, "tiled", {}), none, "the plain matmul its self-check falls back to");
+  assert.equal(chosenAttentionScores(tunings, otherTiling.value, {}), none, "another tiling of the same matrices");
+  assert.equal(chosenAttentionScores([], timedOn.value, {}), none, "nothing tuned");
+  assert.equal(chosenAttentionScores(tunings, timedOn.value, { SFT_ATTENTION: "scores" }), { forward: true, backward: true });
+  assert.equal(chosenAttentionScores(tunings, timedOn.value, { SFT_ATTENTION: "subgroup-matrix" }), { forward: false, backward: false });
+});
 
 test(
   "a forced score-matrix path is checked when the device opens",

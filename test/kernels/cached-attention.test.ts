@@ -1,7 +1,8 @@
 // cached_attention, a decode step's attention over the KV cache read in place and the new key and
 // value apart (compiler/ir/node.ts): the interpreter equals attention over the keys written out
 // by hand (each row's cached positions up to its key range's end, then the new one; whatever the
-// cache holds after that is ignored), with left padding, GQA, GLM's prefix and ALiBi; the GPU
+// cache holds after that is ignored), with left padding, GQA, GLM's prefix and ALiBi; the
+// schedule's launch counts the keys as the launch does (the cache's and the new one); the GPU
 // (the appended decode kernels, several splits, the new key a strided view of a fused
 // projection) equals the interpreter; and the KV append kernel writes each row's new key and value
 // where the reference puts them.
@@ -12,6 +13,7 @@ import { interpret } from "../../compiler/ir/interpret.ts";
 import { graph, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { GraphExecutor } from "../../runtime/execute/executor.ts";
+import { callOf } from "../../runtime/execute/library/attention-call.ts";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
 import { readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
@@ -102,6 +104,16 @@ test("the interpreter: attention over each row's cached positions up to its key 
     const got = expectOk(interpret(graph([["out", cachedGraph(c).out]]), feeds)).get("out")!;
     assertClose(got, byHand(c, feeds), 1e-12, `${c.label} (interpreter vs by hand)`);
   });
+});
+
+test("the schedule's launch counts the cache's keys and the new one, as the launch's call does", () => {
+  for (const c of CASES) {
+    const { out } = cachedGraph(c);
+    const launch = expectOk(compileGraph(graph([["out", out]]))).schedule.launches.find((l) => l.kernel === "cached_attention");
+    assert.ok(launch, `${c.label}: a cached_attention launch`);
+    assert.is(launch.uniforms.keys, c.capacity + 1, c.label);
+    assert.is(launch.uniforms.keys, callOf(out, 0).shape.keyLength, c.label);
+  }
 });
 
 test(

@@ -11,7 +11,7 @@ import { nf4Bindings, uploadNf4Tables, uploadNf4Weight } from "../../runtime/exe
 import { Random } from "../../runtime/random.ts";
 import { DEFAULT_GEMV, gemvFits, gemvSpec, type GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
 import { fixedSubgroupSize } from "../../runtime/gpu/gemv-tuning.ts";
-import { matmulKernel, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { nf4MatmulKernel, nf4MatmulRef } from "../../stdlib/kernels/nf4-matmul.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { assertClose } from "../support/numeric.ts";
@@ -135,7 +135,7 @@ test(
         const a = randomValues(rng, m * k);
         const ta = uploadTensor(gpu, "f32", [m, k], a, "a");
         const tc = createTensor(gpu, "f32", [m, n], "c");
-        const spec = nf4MatmulKernel(f32, s, "tiled", variant);
+        const spec = nf4MatmulKernel(f32, s, matmulKernelsOf("tiled", variant));
         assert.is(spec.name, "matmul_gemv_nf4");
         await runKernel(gpu, spec, matmulUniforms(s, f32), { a: ta, c: tc, ...nf4Bindings(w, tables) });
         const out = await readFloats(gpu, tc);

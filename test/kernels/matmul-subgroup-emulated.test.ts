@@ -16,7 +16,7 @@ import { readFloats, uploadTensor, type GpuTensor } from "../../runtime/gpu/tens
 import { nf4Bindings, uploadNf4Tables, uploadNf4Weight } from "../../runtime/execute/nf4-weights.ts";
 import { Random } from "../../runtime/random.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
-import { matmulRef, matmulUniforms, matmulVec4, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf, matmulRef, matmulUniforms, matmulVec4, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import {
   DEFAULT_SUBGROUP_TILING,
   SUBGROUP_TILINGS,
@@ -65,7 +65,7 @@ async function check(gpu: GpuDevice, rng: Random, tiling: SubgroupTilingName, { 
   const strategy = { kind: "subgroup-matrix", config: c, subgroupSize: 1, tiling } as const;
   const { vecA, vecB } = matmulVec4(o, s);
   const weight = nf4 ? uploadNf4Weight(gpu, bs, "b (NF4)") : undefined;
-  const kernel = emulateSubgroupMatrices(nf4 ? nf4MatmulKernel(o, s, strategy) : subgroupMatrixSpec(o, strategy, vecA, vecB), c, "u.batch");
+  const kernel = emulateSubgroupMatrices(nf4 ? nf4MatmulKernel(o, s, matmulKernelsOf(strategy)) : subgroupMatrixSpec(o, strategy, vecA, vecB), c, "u.batch");
   const tensors: Record<string, GpuTensor> = {
     a: uploadTensor(gpu, o.a, [as.length], as, "a"),
     c: uploadTensor(gpu, o.out, [cLength], c0, "c"),

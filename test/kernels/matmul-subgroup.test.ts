@@ -8,7 +8,7 @@ import * as assert from "uvu/assert";
 import { Random } from "../../runtime/random.ts";
 import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
-import { matmulRef, matmulStrategyFor, matmulUniforms, matmulVec4, type MatmulAdapter, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf, matmulRef, matmulStrategyFor, matmulUniforms, matmulVec4, type MatmulAdapter, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixConfigFor, subgroupMatrixSpec, subgroupMatrixWorkgroupBytes, type SubgroupMatrixConfig, type SubgroupMatrixStrategy, type SubgroupTilingName } from "../../stdlib/kernels/matmul-subgroup.ts";
 import { nf4MatmulKernel } from "../../stdlib/kernels/nf4-matmul.ts";
 import { kernelErrors, openNullDevice } from "../support/null-device.ts";
@@ -186,7 +186,7 @@ test("the WGSL compiles and validates (Dawn null backend): every tiling, dtypes,
       };
       for (const shape of shapes) {
         for (const o of options) await check(subgroupKernel(o, shape, s), o.transB);
-        await check(nf4MatmulKernel(F32_NT, shape, s), true);
+        await check(nf4MatmulKernel(F32_NT, shape, matmulKernelsOf(s)), true);
         // a LoRA linear's forward: bias and the low-rank epilogue (bf16 L); with NF4 as well it
         // binds 10 storage buffers, past this null device's 8 (lavapipe's emulated run has it)
         await check(subgroupKernel({ ...F32_NT, bias: "f32", lowRank: { t: "f32", l: "bf16" } }, shape, s), true);

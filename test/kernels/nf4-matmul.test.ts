@@ -10,7 +10,7 @@ import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor
 import { nf4Bindings, uploadNf4Tables, uploadNf4Weight, type Nf4Weight } from "../../runtime/execute/nf4-weights.ts";
 import { dequantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { Random } from "../../runtime/random.ts";
-import { matmulUniforms, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf, matmulUniforms, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
 import { nf4MatmulKernel, nf4MatmulRef } from "../../stdlib/kernels/nf4-matmul.ts";
 import { assertClose } from "../support/numeric.ts";
 import { randomValues, withGpu } from "./gpu-harness.ts";
@@ -34,7 +34,7 @@ async function check(gpu: GpuDevice, w: Nf4Weight, tables: ReturnType<typeof upl
   const a = randomValues(rng, m * k);
   const ta = uploadTensor(gpu, "f32", [m, k], a, "a");
   const tc = createTensor(gpu, "f32", [m, n], "c");
-  const spec = nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...o }, s, strategy);
+  const spec = nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...o }, s, matmulKernelsOf(strategy));
   await runKernel(gpu, spec, matmulUniforms(s, o), { a: ta, c: tc, ...nf4Bindings(w, tables) });
   const out = await readFloats(gpu, tc);
   ta.destroy();
@@ -71,7 +71,7 @@ test(
     const o = { transA: false, transB: false };
     const ta = uploadTensor(gpu, "f32", [rows, rows], identity, "identity");
     const tc = createTensor(gpu, "f32", [rows, cols], "c");
-    await runKernel(gpu, nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...o }, s, "registers"), matmulUniforms(s, o), { a: ta, c: tc, ...nf4Bindings(w, tables) });
+    await runKernel(gpu, nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...o }, s, matmulKernelsOf("registers")), matmulUniforms(s, o), { a: ta, c: tc, ...nf4Bindings(w, tables) });
     const decoded = await readFloats(gpu, tc);
     const host = dequantizeNf4(w.host);
     let worst = 0;

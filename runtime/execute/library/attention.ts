@@ -23,7 +23,6 @@ import { checkedAttentionBackwardKernels, checkedAttentionForwardKernel } from "
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import { workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
 import { callOf, maskBinding, unsupportedDtype, type Call } from "./attention-call.ts";
-import { matmulKernelsOf } from "../../../stdlib/kernels/matmul.ts";
 import { scoresBackwardKernels, scoresForwardKernels, scoresPathHeads } from "../../../stdlib/kernels/attention-scores-steps.ts";
 import type { BoundKernel } from "../../../stdlib/kernels/kernel.ts";
 import { boundTensors } from "../../gpu/bound-kernels.ts";
@@ -52,7 +51,7 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   if (heads) {
     const { queryLength: T, keyLength: S } = call.shape;
     const scores = workspaceTensor(ctx, "f32", [heads, T, S], `scores of %${n.id}`);
-    const kernels = scoresForwardKernels({ ...call, heads }, views, matmulKernelsOf(ctx.matmulStrategy, ctx.gemv));
+    const kernels = scoresForwardKernels({ ...call, heads }, views, ctx.matmul);
     const steps = dispatchesOf(ctx, kernels, { ...tensors, scores });
     return ok({ steps, refresh: maskBinding(ctx, launch, n, call, steps, () => {}) });
   }
@@ -113,7 +112,7 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   let dispatches: DispatchStep[];
   if (heads) {
     const [scores, grad] = ["scores", "score gradients"].map((what) => workspaceTensor(ctx, "f32", [heads, queryLength, keyLength], `${what} of %${first.id}`));
-    const kernels = scoresBackwardKernels({ ...call, heads }, views, matmulKernelsOf(ctx.matmulStrategy, ctx.gemv));
+    const kernels = scoresBackwardKernels({ ...call, heads }, views, ctx.matmul);
     dispatches = dispatchesOf(ctx, kernels, { ...read, o: ctx.tensorOf(o.base), dq, dkv, scores, grad });
     refresh = maskBinding(ctx, launch, first, call, dispatches, () => {});
   } else {

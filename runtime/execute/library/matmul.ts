@@ -11,7 +11,7 @@ import { numel, sameShape, type Node } from "../../../compiler/ir/node.ts";
 import { matmulInner, residualOperand } from "../../../compiler/passes/kernel-catalog.ts";
 import type { KernelInput, Launch } from "../../../compiler/passes/schedule.ts";
 import { reshapeStrides, type View } from "../../../compiler/passes/views.ts";
-import { matmulKernel, matmulUniforms, type MatmulOptions, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
+import { matmulUniforms, type MatmulOptions, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
 import { lowRankProduct, type LowRankLayout } from "../../../stdlib/kernels/matmul-low-rank.ts";
 import { nf4MatmulKernel } from "../../../stdlib/kernels/nf4-matmul.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
@@ -131,7 +131,7 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
   const shape: MatmulShape = { batch, m, n, k, strideA: a.layout.batchStride, strideB: b.layout.batchStride, lda: a.layout.ld, ldb: b.layout.ld, alpha, beta };
   const trans = { transA: a.layout.trans, transB: b.layout.trans };
   const options: MatmulOptions = { a: a.tensor.dtype, b: b.tensor?.dtype ?? "f32", out: tensors.c.dtype, ...trans, bias: tensors.bias?.dtype, accumulate: !!residual };
-  const kernel = (o: MatmulOptions, s: MatmulShape) => (nf4 ? nf4MatmulKernel(o, s, ctx.matmulStrategy, ctx.gemv) : matmulKernel(o, s, ctx.matmulStrategy, ctx.gemv));
+  const kernel = (o: MatmulOptions, s: MatmulShape) => (nf4 ? nf4MatmulKernel(o, s, ctx.matmul) : ctx.matmul(o, s));
   if (!lowRankOperands) {
     steps.push({ kind: "dispatch", spec: kernel(options, shape), uniforms: matmulUniforms(shape, trans), tensors });
     return ok({ steps });
@@ -158,6 +158,6 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
   const small = lowRankProduct(layout, batch, m, n);
   const smallOptions: MatmulOptions = { a: t.tensor.dtype, b: l.tensor.dtype, out: tensors.c.dtype, ...small.trans, accumulate: true };
   const smallShape = { ...small.shape, beta: 1 };
-  steps.push({ kind: "dispatch", spec: matmulKernel(smallOptions, smallShape, ctx.matmulStrategy, ctx.gemv), uniforms: matmulUniforms(smallShape, small.trans), tensors: { a: t.tensor, b: l.tensor, c: tensors.c } });
+  steps.push({ kind: "dispatch", spec: ctx.matmul(smallOptions, smallShape), uniforms: matmulUniforms(smallShape, small.trans), tensors: { a: t.tensor, b: l.tensor, c: tensors.c } });
   return ok({ steps });
 }
