@@ -11,7 +11,7 @@ import { renderDiagnostic } from "../render.ts";
 import type { Diagnostic, Result } from "../../compiler/diagnostics.ts";
 import { listAdapters, openDevice, type AdapterSummary, type GpuDevice } from "../../runtime/gpu/device.ts";
 import type { KernelCheck } from "../../runtime/gpu/kernel-probe.ts";
-import { selfCheckOf, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
+import { explicitRequest, selfCheckOf, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
 import { tuningSource, type TuningOutcome } from "../../runtime/gpu/kernel-tuning.ts";
 import { scoresRequested } from "../../runtime/gpu/attention-path-tuning.ts";
 import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
@@ -120,7 +120,9 @@ export function describeTuning(t: TuningOutcome): string[] {
 
 function describeCheck(c: KernelCheck): string {
   const error = c.relativeError === undefined ? "" : `, relative error ${c.relativeError.toExponential(2)} (tolerance ${c.tolerance.toExponential(0)})`;
-  return c.verified ? `${c.op}: verified ${c.kernel}${error}` : `${c.op}: fell back to the ${c.fallback}: ${c.kernel} failed (${c.failure})`;
+  if (c.verified) return `${c.op}: verified ${c.kernel}${error}`;
+  const request = explicitRequest(c.op);
+  return request ? `${c.op}: ${c.kernel} failed (${c.failure}); commands refuse to run while ${request} (SFT5011)` : `${c.op}: fell back to the ${c.fallback}: ${c.kernel} failed (${c.failure})`;
 }
 
 function describeChecks(a: Described): string[] {

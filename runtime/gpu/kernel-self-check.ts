@@ -93,7 +93,11 @@ const REQUEST: Record<CheckedOp, { variable: string; value: string }> = {
   "attention backward": { variable: "SFT_ATTENTION", value: "subgroup-matrix" },
   "attention scores": { variable: "SFT_ATTENTION", value: "scores" },
 };
-const requested = (op: CheckedOp, env: Env) => env[REQUEST[op].variable]?.trim() === REQUEST[op].value;
+/** Whether `env` asks for the fast kernel of `op` explicitly (a failed check then refuses with SFT5011); the variable and value that do, if so. */
+export function explicitRequest(op: CheckedOp, env: Env = process.env): string | undefined {
+  const { variable, value } = REQUEST[op];
+  return env[variable]?.trim() === value ? `${variable}=${value}` : undefined;
+}
 
 async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[], tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome[]>): Promise<SelfCheckOutcome> {
   const started = performance.now();
@@ -106,7 +110,7 @@ async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, e
     const probe = built.unless && outcome.checks[built.unless.failed]?.verified === false ? built.unless.instead() : built;
     const check = tunings.find((t) => t.check && sameProbe(t.check, probe))?.check ?? (await checkKernel(gpu, probe));
     outcome.checks[probe.op] = check;
-    if (!check.verified && !requested(probe.op, env)) outcome.warnings.push(fallbackWarning(gpu, check));
+    if (!check.verified && !explicitRequest(probe.op, env)) outcome.warnings.push(fallbackWarning(gpu, check));
   }
   settled.set(gpu, outcome);
   return outcome;
@@ -164,7 +168,7 @@ function checkedChoice<T>(gpu: GpuDevice, op: CheckedOp, env: Env, chosen: Resul
   if (!chosen.ok || !fast(chosen.value)) return chosen;
   const check = checkOf(gpu, op);
   if (check.verified) return chosen;
-  if (requested(op, env)) return fail(explicitRequestFailed(check));
+  if (explicitRequest(op, env)) return fail(explicitRequestFailed(check));
   return ok(plain());
 }
 
