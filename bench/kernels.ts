@@ -7,7 +7,7 @@ import { CommandBatch } from "../runtime/gpu/batch.ts";
 import type { Diagnostic } from "../compiler/diagnostics.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { bindKernels } from "../runtime/gpu/bound-kernels.ts";
-import type { BoundSteps } from "../runtime/execute/bound-steps.ts";
+import type { BoundSteps } from "../runtime/gpu/bound-steps.ts";
 import { runKernels } from "../runtime/gpu/kernel-probe.ts";
 import { kernelCases, type Case, type KernelCheck } from "./kernel-cases.ts";
 import { warmUp } from "./warm-up.ts";

@@ -113,7 +113,7 @@ export interface PipelinePlan {
 
 // A uniform slot per dispatch at WebGPU's default minUniformBufferOffsetAlignment of 256 bytes
 // (every kernel's uniforms fit one): the step's in one buffer its compiled program keeps
-// (runtime/execute/bound-steps.ts), AdamW's in arenas of 64 KiB (runtime/gpu/batch.ts).
+// (runtime/gpu/bound-steps.ts), AdamW's in arenas of 64 KiB (runtime/gpu/batch.ts).
 const UNIFORM_SLOT_BYTES = 256;
 
 /**

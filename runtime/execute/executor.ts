@@ -18,7 +18,7 @@ import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
-import { BoundSteps } from "./bound-steps.ts";
+import { BoundSteps } from "../gpu/bound-steps.ts";
 import { engineKernels, type EngineKernels, type KernelOverrides } from "./engine-kernels.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { nf4Bindings, type Nf4Buffers } from "./nf4-weights.ts";
@@ -29,7 +29,8 @@ import { generatedStep } from "./library/generated.ts";
 import { prepareMatmul } from "./library/matmul.ts";
 import { prepareNorm, prepareNormBackward } from "./library/norm.ts";
 import { prepareRope } from "./library/rope.ts";
-import type { ExecContext, PreparedLaunch, SideOutputs, Step } from "./steps.ts";
+import type { ExecContext, PreparedLaunch, SideOutputs } from "./steps.ts";
+import type { Step } from "../gpu/bound-steps.ts";
 
 type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
 

@@ -8,30 +8,11 @@ import type { Node } from "../../compiler/ir/node.ts";
 import { inputView, type Launch } from "../../compiler/passes/schedule.ts";
 import type { View } from "../../compiler/passes/views.ts";
 import { invariant } from "../../compiler/diagnostics.ts";
-import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import type { GpuTensor } from "../gpu/tensor.ts";
+import type { Step } from "../gpu/bound-steps.ts";
 import type { EngineKernels } from "./engine-kernels.ts";
-
-/** One kernel dispatch; a refresh may change its uniforms and swap its tensors. */
-export interface DispatchStep {
-  kind: "dispatch";
-  spec: KernelSpec;
-  uniforms: Record<string, number>;
-  tensors: Record<string, GpuTensor>;
-  /** A copy of a view the launch's kernel cannot read (counted apart). */
-  copy?: boolean;
-}
-
-/** A whole-buffer copy between two buffers of one size (no kernel). */
-export interface CopyStep {
-  kind: "copy";
-  src: GpuTensor;
-  dst: GpuTensor;
-}
-
-export type Step = DispatchStep | CopyStep;
 
 /** The host values of i32 graph inputs, read through a view; undefined if `view` is not over one. */
 export type HostInts = (view: View) => Int32Array | undefined;

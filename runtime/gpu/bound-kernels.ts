@@ -4,8 +4,8 @@
 // compiled, bound once (bindKernels), then recorded into as many batches as they like.
 import type { Result } from "../../compiler/diagnostics.ts";
 import { kernelSource, type BoundKernel } from "../../stdlib/kernels/kernel.ts";
-import { BoundSteps } from "../execute/bound-steps.ts";
-import type { DispatchStep } from "../execute/steps.ts";
+import { BoundSteps } from "./bound-steps.ts";
+import type { DispatchStep } from "./bound-steps.ts";
 import type { GpuDevice } from "./device.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import { tensorWindow, type GpuTensor } from "./tensor.ts";

@@ -25,7 +25,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } 
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { KernelSpec, UniformValues } from "../../stdlib/kernels/kernel.ts";
-import type { BoundSteps } from "../execute/bound-steps.ts";
+import type { BoundSteps } from "./bound-steps.ts";
 import { CommandBatch } from "./batch.ts";
 import { bindKernels, boundKernelText } from "./bound-kernels.ts";
 import { webgpuVersion, type GpuDevice } from "./device.ts";

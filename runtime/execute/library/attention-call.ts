@@ -12,7 +12,8 @@ import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../st
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
-import type { DispatchStep, ExecContext, HostInts } from "../steps.ts";
+import type { ExecContext, HostInts } from "../steps.ts";
+import type { DispatchStep } from "../../gpu/bound-steps.ts";
 
 // The call of an attention node: q at input `first` (0 in the forward; 1 in the backward, after
 // dOut and followed by k, v and out), then the mask inputs.

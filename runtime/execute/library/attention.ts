@@ -21,7 +21,8 @@ import { attentionForwardUniforms } from "../../../stdlib/kernels/attention-forw
 import type { TensorView } from "../../../stdlib/kernels/attention-layout.ts";
 import { checkedAttentionBackwardKernels, checkedAttentionForwardKernel } from "../../gpu/kernel-self-check.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
+import { workspaceTensor, type ExecContext, type PreparedLaunch } from "../steps.ts";
+import type { DispatchStep, Step } from "../../gpu/bound-steps.ts";
 import { callOf, maskBinding, unsupportedDtype, type Call } from "./attention-call.ts";
 import { scoresBackwardKernels, scoresForwardKernels, scoresPathHeads } from "../../../stdlib/kernels/attention-scores-steps.ts";
 import type { BoundKernel } from "../../../stdlib/kernels/kernel.ts";

@@ -9,7 +9,8 @@ import { crossEntropy } from "../../../stdlib/kernels/cross-entropy.ts";
 import type { KernelSpec } from "../../../stdlib/kernels/kernel.ts";
 import { wgslWorkgroupReduce } from "../../../stdlib/kernels/reduce.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { wholeInput, type DispatchStep, type ExecContext, type PreparedLaunch, type Step } from "../steps.ts";
+import { wholeInput, type ExecContext, type PreparedLaunch } from "../steps.ts";
+import type { DispatchStep, Step } from "../../gpu/bound-steps.ts";
 
 const MEAN_WORKGROUP = 256;
 

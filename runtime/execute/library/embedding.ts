@@ -7,7 +7,8 @@ import { numel } from "../../../compiler/ir/node.ts";
 import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
 import { embeddingBackward, embeddingForward, embeddingGradPlan } from "../../../stdlib/kernels/embedding.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
-import { wholeInput, type DispatchStep, type ExecContext, type PreparedLaunch } from "../steps.ts";
+import { wholeInput, type ExecContext, type PreparedLaunch } from "../steps.ts";
+import type { DispatchStep } from "../../gpu/bound-steps.ts";
 import { fillStep } from "./generated.ts";
 
 export function prepareEmbedding(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {

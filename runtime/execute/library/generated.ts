@@ -7,7 +7,8 @@ import { node, type DType, type Node, type Shape } from "../../../compiler/ir/no
 import type { Launch } from "../../../compiler/passes/schedule.ts";
 import { contiguousView, isContiguous, type View } from "../../../compiler/passes/views.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { workspaceTensor, type DispatchStep, type ExecContext, type Step } from "../steps.ts";
+import { workspaceTensor, type ExecContext } from "../steps.ts";
+import type { DispatchStep, Step } from "../../gpu/bound-steps.ts";
 
 /** The step of a generated launch: its inputs read from their nodes' buffers, its output written to `out`. */
 export function generatedStep(ctx: ExecContext, launch: Launch, out: GpuTensor, copy = false): DispatchStep {

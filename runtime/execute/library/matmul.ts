@@ -15,7 +15,8 @@ import { matmulUniforms, type MatmulOptions, type MatmulShape } from "../../../s
 import { lowRankProduct, type LowRankLayout } from "../../../stdlib/kernels/matmul-low-rank.ts";
 import { nf4MatmulKernel } from "../../../stdlib/kernels/nf4-matmul.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import type { ExecContext, PreparedLaunch, Step } from "../steps.ts";
+import type { ExecContext, PreparedLaunch } from "../steps.ts";
+import type { Step } from "../../gpu/bound-steps.ts";
 import { contiguousCopy, copyView } from "./generated.ts";
 
 /** How the kernel reads one operand: stored transposed or not, its row stride and batch stride. */

@@ -8,7 +8,8 @@ import { numel, type Node } from "../../../compiler/ir/node.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
 import { normBackwardInput, normBackwardWeight, normForward, type NormKind } from "../../../stdlib/kernels/norms.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { wholeInput, workspaceTensor, type DispatchStep, type ExecContext, type PreparedLaunch, type SideOutputs, type Step } from "../steps.ts";
+import { wholeInput, workspaceTensor, type ExecContext, type PreparedLaunch, type SideOutputs } from "../steps.ts";
+import type { DispatchStep, Step } from "../../gpu/bound-steps.ts";
 
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / x.shape[x.shape.length - 1], cols: x.shape[x.shape.length - 1] });
 

@@ -10,7 +10,8 @@ import { tensorView } from "../../../compiler/passes/views.ts";
 import { denseView } from "../../../stdlib/kernels/attention-layout.ts";
 import { ropeKernel, ropeTable, ropeUniforms, type RopeTablePrecision } from "../../../stdlib/kernels/rope.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
-import type { DispatchStep, ExecContext, PreparedLaunch } from "../steps.ts";
+import type { ExecContext, PreparedLaunch } from "../steps.ts";
+import type { DispatchStep } from "../../gpu/bound-steps.ts";
 
 const F32_TABLE: RopeTablePrecision = { invFreqCompute: "f32", invFreqStore: [], angles: "f32", output: "f32" };
 

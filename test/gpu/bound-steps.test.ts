@@ -1,11 +1,11 @@
-// The executor's kept uniforms and bind groups (runtime/execute/bound-steps.ts): taking in a
+// The executor's kept uniforms and bind groups (runtime/gpu/bound-steps.ts): taking in a
 // refresh that changed nothing makes no bind group and writes no uniforms; a changed uniform is
 // written and used; a swapped tensor gets a new bind group, the others keep theirs; copies run
 // between dispatches in step order.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { BoundSteps } from "../../runtime/execute/bound-steps.ts";
-import type { DispatchStep, Step } from "../../runtime/execute/steps.ts";
+import { BoundSteps } from "../../runtime/gpu/bound-steps.ts";
+import type { DispatchStep, Step } from "../../runtime/gpu/bound-steps.ts";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";

@@ -1,7 +1,8 @@
-// An executor's steps made ready to record again and again: the uniforms of every dispatch in
-// one device buffer, and per dispatch its compiled pipeline and a bind group, made at the first
-// run and kept. A run only records them. After a refresh (which may change uniforms and swap
-// tensors: steps.ts) `update` packs the uniforms again, writes the buffer when they changed, and
+// Steps (kernel dispatches and buffer copies) made ready to record again and again, as the graph
+// executor, the decode cache, the device's probes and tunings and the bench run them: the uniforms
+// of every dispatch in one device buffer, and per dispatch its compiled pipeline and a bind group,
+// made at the first run and kept. A run only records them. After a refresh (which may change
+// uniforms and swap tensors: runtime/execute/steps.ts) `update` packs the uniforms again, writes the buffer when they changed, and
 // remakes the bind groups whose tensors were swapped.
 //
 // Why: Dawn makes a bind group in about 20 us (lavapipe, timed by wrapping createBindGroup), and
@@ -9,11 +10,30 @@
 // for a 7B one. Keeping them took the quickstart decode step from 3.9 to 3.3 ms median on
 // lavapipe (300 steps, three runs each way), measured by hand before `update` replaced the
 // per-run repacking; no script in the repository repeats it.
-import { packUniforms, uniformBytes, type Grid } from "../../stdlib/kernels/kernel.ts";
-import { bindGroupFor, type CommandBatch } from "../gpu/batch.ts";
-import type { GpuDevice } from "../gpu/device.ts";
-import { pipelinesOf, type CompiledKernel } from "../gpu/pipelines.ts";
-import type { DispatchStep, Step } from "./steps.ts";
+import { packUniforms, uniformBytes, type Grid, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import { bindGroupFor, type CommandBatch } from "./batch.ts";
+import type { GpuDevice } from "./device.ts";
+import { pipelinesOf, type CompiledKernel } from "./pipelines.ts";
+import type { GpuTensor } from "./tensor.ts";
+
+/** One kernel dispatch; a refresh may change its uniforms and swap its tensors. */
+export interface DispatchStep {
+  kind: "dispatch";
+  spec: KernelSpec;
+  uniforms: Record<string, number>;
+  tensors: Record<string, GpuTensor>;
+  /** A copy of a view the launch's kernel cannot read (counted apart). */
+  copy?: boolean;
+}
+
+/** A whole-buffer copy between two buffers of one size (no kernel). */
+export interface CopyStep {
+  kind: "copy";
+  src: GpuTensor;
+  dst: GpuTensor;
+}
+
+export type Step = DispatchStep | CopyStep;
 
 /** A dispatch with its place in the uniform buffer, its pipeline and the bind group over its current tensors. */
 interface BoundDispatch {
