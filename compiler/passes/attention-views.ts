@@ -1,26 +1,15 @@
-// The shape and operand views of an attention launch, as its kernels take them: Q, K, V (and in the
+// The operand views of an attention launch, as its kernels take them: Q, K, V (and in the
 // backward dO and O) as the launch reads them (strided views of their buffers, no copies), the
 // outputs dense (B, L, H, D); the backward's dK and dV are the halves of one (2, B, S, Hkv, D)
 // buffer. Shared by the GPU executor's launches (runtime/execute/library/attention.ts) and the
 // memory plan's count of their workspace (compiler/plan/launch-scratch.ts), which must agree on
 // which calls can take the score-matrix path.
 import type { AttentionViews } from "../../stdlib/kernels/attention-common.ts";
-import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import type { BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
 import { denseView } from "../../stdlib/kernels/attention-layout.ts";
 import type { Node } from "../ir/node.ts";
 import { inputView, type Launch } from "./schedule.ts";
 import { tensorView } from "./views.ts";
-
-/**
- * The shape of attention node `n` whose q is input `first` (0 in the forward; 1 in the backward,
- * after dO); cached_attention's keys are the cache's positions and the new one after them.
- */
-export function attentionShape(n: Node, first: number): AttentionShape {
-  const [batch, queryLength, queryHeads, headDim] = n.inputs[first].shape;
-  const [, keyLength, kvHeads] = n.inputs[first + 1].shape;
-  return { batch, queryHeads, kvHeads, queryLength, keyLength: keyLength + (n.op === "cached_attention" ? 1 : 0), headDim };
-}
 
 /** The forward's views of attention node `n` (inputs q, k, v first). */
 export function attentionForwardViews(launch: Launch, n: Node): AttentionViews {

@@ -5,6 +5,7 @@
 // "reduce", compiled by compiler/codegen) absorb elementwise prologues. Epilogues are what the
 // library kernel's own options express (matmul's bias, alpha and beta·C).
 import { numel, type Node, type Op } from "../ir/node.ts";
+import { attentionShape } from "./attention-shape.ts";
 import { isContiguous, type View } from "./views.ts";
 import { storageBytes } from "../../stdlib/kernels/dtype.ts";
 
@@ -97,7 +98,11 @@ export function residualOperand(chain: Node, acc: Node): Node {
   return other.op === "mul" && other.inputs[1].op === "const" ? other.inputs[0] : other;
 }
 
-const attentionShape = (q: Node, k: Node) => ({ batch: q.shape[0], queries: q.shape[1], keys: k.shape[1], heads: q.shape[2], kvHeads: k.shape[2], headDim: q.shape[3] });
+// the uniforms the printed schedule shows for attention node `n` (q at input `first`)
+function attentionUniforms(n: Node, first: number): Record<string, number> {
+  const s = attentionShape(n, first);
+  return { batch: s.batch, queries: s.queryLength, keys: s.keyLength, heads: s.queryHeads, kvHeads: s.kvHeads, headDim: s.headDim };
+}
 
 export const catalog: readonly CatalogEntry[] = [
   {
@@ -173,7 +178,7 @@ export const catalog: readonly CatalogEntry[] = [
     ops: ["attention"],
     prologue: false,
     acceptsView: innerContiguous,
-    uniforms: (n) => attentionShape(n.inputs[0], n.inputs[1]),
+    uniforms: (n) => attentionUniforms(n, 0),
     extraBytes: logSumExpBytes,
   },
   {
@@ -185,10 +190,7 @@ export const catalog: readonly CatalogEntry[] = [
     prologue: false,
     acceptsView: innerContiguous,
     // the keys as the launch counts them: the cache's positions, then the new one
-    uniforms: (n) => {
-      const shape = attentionShape(n.inputs[0], n.inputs[1]);
-      return { ...shape, keys: shape.keys + 1 };
-    },
+    uniforms: (n) => attentionUniforms(n, 0),
     // the decode kernels write one too, though no backward reads it
     extraBytes: logSumExpBytes,
   },
@@ -201,7 +203,7 @@ export const catalog: readonly CatalogEntry[] = [
     prologue: false,
     acceptsView: innerContiguous,
     mergeKey: (n) => `attention_backward|${n.inputs.map((i) => i.id)}`,
-    uniforms: (n) => attentionShape(n.inputs[1], n.inputs[2]),
+    uniforms: (n) => attentionUniforms(n, 1),
   },
   {
     name: "cross_entropy",

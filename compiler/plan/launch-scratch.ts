@@ -14,7 +14,8 @@ import type { Schedule } from "../passes/schedule.ts";
 import { decodePartialsSize, decodeSplitLength } from "../../stdlib/kernels/attention-decode.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { scoresPathHeads } from "../../stdlib/kernels/attention-scores-steps.ts";
-import { attentionBackwardViews, attentionForwardViews, attentionShape } from "../passes/attention-views.ts";
+import { attentionDtype, attentionShape } from "../passes/attention-shape.ts";
+import { attentionBackwardViews, attentionForwardViews } from "../passes/attention-views.ts";
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 
 /** Bytes of the host-written buffers and of the shared workspace of `schedule`'s launches. */
@@ -42,7 +43,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         const { queryLength: T, keyLength: S } = shape;
         // one query row (decode): the split kernels' partial sums; else, on the score-matrix path, a chunk's scores
         if (T === 1) take("f32", decodePartialsSize(shape, decodeSplitLength(S)));
-        const heads = scores && launch.kernel === "attention" ? scoresPathHeads(scores, "forward", shape, first.dtype as StorageDType, attentionForwardViews(launch, first)) : undefined;
+        const heads = scores && launch.kernel === "attention" ? scoresPathHeads(scores, "forward", shape, attentionDtype(first, 0), attentionForwardViews(launch, first)) : undefined;
         if (heads) take("f32", heads * T * S);
         break;
       }
@@ -52,7 +53,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         take(first.dtype as StorageDType, 2 * numel(k.shape));
         if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
         take("f32", numel(q.shape) / q.shape[q.shape.length - 1]);
-        const heads = scores ? scoresPathHeads(scores, "backward", attentionShape(first, 1), first.dtype as StorageDType, attentionBackwardViews(launch, first)) : undefined;
+        const heads = scores ? scoresPathHeads(scores, "backward", attentionShape(first, 1), attentionDtype(first, 1), attentionBackwardViews(launch, first)) : undefined;
         if (heads) for (let i = 0; i < 2; i++) take("f32", heads * q.shape[1] * k.shape[1]); // the chunk's scores and their gradients
         break;
       }

@@ -4,20 +4,26 @@
 // compiled, bound once (bindKernels), then recorded into as many batches as they like.
 import type { Result } from "../../compiler/diagnostics.ts";
 import { kernelSource, type BoundKernel } from "../../stdlib/kernels/kernel.ts";
-import { BoundSteps } from "./bound-steps.ts";
-import type { DispatchStep } from "./bound-steps.ts";
+import { BoundSteps, type DispatchStep } from "./bound-steps.ts";
 import type { GpuDevice } from "./device.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import { tensorWindow, type GpuTensor } from "./tensor.ts";
 
-/** Windows made for one set of named tensors, by name and first element; the owners keep the buffers. */
-export type Windows = Map<string, GpuTensor>;
+// Windows made for one set of named tensors, by name and first element; the owners keep the buffers.
+type Windows = Map<string, GpuTensor>;
 
 /**
- * The tensors `kernel` binds, from `named` (a binding whose tensor is not there is left out, for
- * the caller to add), its windows taken from or added to `windows`.
+ * The dispatches of `kernels` over `named` tensors, each binding the tensor of its name or a window
+ * of it (one per name and start, shared by the sequence); a binding whose tensor is not in `named`
+ * is left out, for the caller to add.
  */
-export function boundTensors(gpu: GpuDevice, kernel: BoundKernel, named: Readonly<Record<string, GpuTensor>>, windows: Windows): Record<string, GpuTensor> {
+export function dispatchSteps(gpu: GpuDevice, kernels: readonly BoundKernel[], named: Readonly<Record<string, GpuTensor>>): DispatchStep[] {
+  const windows: Windows = new Map();
+  return kernels.map((k) => ({ kind: "dispatch", spec: k.spec, uniforms: { ...k.uniforms }, tensors: boundTensors(gpu, k, named, windows) }));
+}
+
+// The tensors `kernel` binds, from `named`, its windows taken from or added to `windows`.
+function boundTensors(gpu: GpuDevice, kernel: BoundKernel, named: Readonly<Record<string, GpuTensor>>, windows: Windows): Record<string, GpuTensor> {
   const out: Record<string, GpuTensor> = {};
   for (const b of kernel.spec.bindings) {
     const { name, start = 0 } = kernel.bind?.[b.name] ?? { name: b.name };
@@ -45,8 +51,7 @@ export async function bindKernels(gpu: GpuDevice, kernels: readonly BoundKernel[
   const compiled = await Promise.all(kernels.map((k) => pipelinesOf(gpu).compile(k.spec)));
   const failure = compiled.find((c) => !c.ok);
   if (failure && !failure.ok) return failure;
-  const windows: Windows = new Map();
-  const steps = kernels.map((k): DispatchStep => ({ kind: "dispatch", spec: k.spec, uniforms: { ...k.uniforms }, tensors: boundTensors(gpu, k, named, windows) }));
+  const steps = dispatchSteps(gpu, kernels, named);
   let bound: BoundSteps | undefined;
   const made = await gpu.scoped(() => (bound = new BoundSteps(gpu, steps)));
   if (!made.ok) bound?.destroy();

@@ -118,8 +118,9 @@ async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, e
 
 // Whether `check` is of `probe`: a tuning's check of its chosen candidate stands for the same probe
 // here (the tuned matmul tiling's: the tuning checks every preset with matmulProbe, which names a
-// preset by its configuration and tiling, as the self-check's probe of the tiling the engine runs),
-// so the device does not run it twice.
+// preset by its configuration and tiling, as the self-check's probe of the tiling the engine runs).
+// The device would not run its cases again anyway (kernel-probe.ts caches each case's outcome);
+// this also spares building them, float64 references included.
 function sameProbe(check: KernelCheck, probe: KernelProbe): boolean {
   return check.op === probe.op && check.kernel === probe.kernel && check.fallback === probe.fallback && check.tolerance === probe.tolerance;
 }

@@ -304,10 +304,12 @@ function parseTunings(file: string): Record<string, TuningEntry> {
 
 // Adds `outcome` to the file, written beside it and renamed over it, so a reader never sees half
 // a file (two processes tuning at once may keep only one's entry: the other tunes again later);
-// false when it could not be written, which leaves the next start to time again.
+// false when it could not be written, which leaves the next start to time again. The file is
+// parsed afresh, not taken from the read cache: an identity can repeat (a reused inode, a coarse
+// mtime), which a read survives (a cached choice is checked again) but a rewrite would not.
 function writeTuning(file: string, key: string, outcome: TuningOutcome): boolean {
   const { source: _source, savedTo: _savedTo, check: _check, ...entry } = outcome;
-  const tunings = { ...readTunings(file), [key]: entry };
+  const tunings = { ...parseTunings(file), [key]: entry };
   const temporary = `${file}.${process.pid}.tmp`;
   try {
     mkdirSync(dirname(file), { recursive: true });

@@ -43,6 +43,8 @@ const WINDOW_ALIGNMENT = 256;
  * chunking whose windows (of Q, K, V and the rest, elements of `dtype`) all start at offsets a
  * bind group can take. The most heads that fit, within a group under grouped queries.
  */
+export function scoresChunkHeads(direction: "forward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews, chunkBytes?: number): number | undefined;
+export function scoresChunkHeads(direction: "forward" | "backward", shape: AttentionShape, dtype: StorageDType, views: BackwardViews, chunkBytes?: number): number | undefined;
 export function scoresChunkHeads(direction: "forward" | "backward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews | BackwardViews, chunkBytes = SCORES_CHUNK_BYTES): number | undefined {
   const { queryHeads, kvHeads, queryLength: T, keyLength: S } = shape;
   if (T === 1) return undefined;
@@ -50,6 +52,7 @@ export function scoresChunkHeads(direction: "forward" | "backward", shape: Atten
   for (let heads = Math.min(group > 1 ? group : queryHeads, Math.floor(chunkBytes / (4 * T * S))); heads >= 1; heads--) {
     if (group > 1 && group % heads !== 0) continue;
     const call = { shape, dtype, scale: 1, heads };
+    // the backward's views are BackwardViews (the overloads)
     const steps = direction === "forward" ? forwardSteps(call, views) : backwardSteps(call, views as BackwardViews);
     if (steps.every((s) => s.kind !== "product" || [s.a, s.b, s.c].every(bindable))) return heads;
   }
@@ -57,22 +60,25 @@ export function scoresChunkHeads(direction: "forward" | "backward", shape: Atten
 }
 
 /** Query heads per chunk where an attention launch of `direction` takes the score-matrix path under `choice` (scoresChunkHeads), else undefined: the fused kernels. */
+export function scoresPathHeads(choice: AttentionScoresChoice, direction: "forward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews): number | undefined;
+export function scoresPathHeads(choice: AttentionScoresChoice, direction: "backward", shape: AttentionShape, dtype: StorageDType, views: BackwardViews): number | undefined;
 export function scoresPathHeads(choice: AttentionScoresChoice, direction: "forward" | "backward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews | BackwardViews): number | undefined {
-  const grouped = shape.kvHeads < shape.queryHeads;
-  return takesScores(choice, direction, shape.headDim, grouped) ? scoresChunkHeads(direction, shape, dtype, views, choice.chunkBytes) : undefined;
+  if (!takesScores(choice, direction, shape.headDim, shape.kvHeads < shape.queryHeads)) return undefined;
+  // the backward's views are BackwardViews (the overloads)
+  return direction === "forward" ? scoresChunkHeads(direction, shape, dtype, views, choice.chunkBytes) : scoresChunkHeads(direction, shape, dtype, views as BackwardViews, choice.chunkBytes);
 }
 
 /** O = softmax(scale Q K^T + bias, masked) V, and the log-sum-exp (B, Hq, T) into `lse`. */
 export function scoresForwardKernels(call: ScoresCall, views: AttentionViews, matmul: MatmulKernel): BoundKernel[] {
-  return forwardSteps(layoutOf(call), views).map((s) => boundStep(s, call, views, matmul));
+  return forwardSteps(chunkedCall(call), views).map((s) => boundStep(s, call, matmul));
 }
 
 /** dQ, dK and dV through `views.dq`, `views.dk` and `views.dv`, delta first. */
 export function scoresBackwardKernels(call: ScoresCall, views: BackwardViews, matmul: MatmulKernel): BoundKernel[] {
-  return backwardSteps(layoutOf(call), views).map((s) => boundStep(s, call, views, matmul));
+  return backwardSteps(chunkedCall(call), views).map((s) => boundStep(s, call, matmul));
 }
 
-// What a call's windows depend on.
+// What a call's steps depend on (its mask flags only bind them: boundStep).
 interface ChunkedCall {
   shape: AttentionShape;
   dtype: StorageDType;
@@ -80,7 +86,7 @@ interface ChunkedCall {
   heads: number;
 }
 
-const layoutOf = (call: ScoresCall): ChunkedCall => ({ shape: call.shape, dtype: call.variant.dtype, scale: call.scale, heads: call.heads });
+const chunkedCall = (call: ScoresCall): ChunkedCall => ({ shape: call.shape, dtype: call.variant.dtype, scale: call.scale, heads: call.heads });
 
 /** An operand of a chunk's product: a tensor window with its stored layout. */
 interface Operand {
@@ -102,13 +108,13 @@ type Step =
   | { kind: "product"; a: Operand; b: Operand; c: Operand; heads: number; dims: [number, number, number]; alpha: number; accumulate: boolean }
   | { kind: "softmax"; chunk: ScoresChunk; mode: "forward" | "recompute" }
   | { kind: "scores gradient"; chunk: ScoresChunk }
-  | { kind: "delta" };
+  | { kind: "delta"; views: BackwardViews };
 
 function product(a: Operand, b: Operand, c: Operand, heads: number, dims: [number, number, number], alpha = 1, accumulate = false): Step {
   return { kind: "product", a, b, c, heads, dims, alpha, accumulate };
 }
 
-function boundStep(step: Step, call: ScoresCall, views: AttentionViews | BackwardViews, matmul: MatmulKernel): BoundKernel {
+function boundStep(step: Step, call: ScoresCall, matmul: MatmulKernel): BoundKernel {
   switch (step.kind) {
     case "product": {
       const { a, b, c, heads, dims: [m, n, k], alpha, accumulate } = step;
@@ -126,7 +132,7 @@ function boundStep(step: Step, call: ScoresCall, views: AttentionViews | Backwar
     case "delta": {
       const { queryLength: T, keyLength: S } = call.shape;
       // the mask's query offset is always S - T (maskFromInputs); only its shape checks read more of it
-      const uniforms = attentionBackwardUniforms(call.shape, views as BackwardViews, call.scale, { causal: call.variant.causal, queryOffset: S - T });
+      const uniforms = attentionBackwardUniforms(call.shape, step.views, call.scale, { causal: call.variant.causal, queryOffset: S - T });
       return { spec: attentionDeltaKernel(call.variant), uniforms };
     }
   }
@@ -182,7 +188,7 @@ function forwardSteps(call: ChunkedCall, views: AttentionViews): Step[] {
 function backwardSteps(call: ChunkedCall, views: BackwardViews): Step[] {
   const { queryLength: T, keyLength: S, headDim: D } = call.shape;
   return [
-    { kind: "delta" },
+    { kind: "delta", views },
     ...chunksOf(call).flatMap((chunk): Step[] => [
       ...scoresThenSoftmax(call, chunk, views, "recompute"),
       product(chunk.at("dout", views.dout), chunk.kv("v", views.v, true), chunk.scores("grad"), chunk.heads, [T, S, D]),

@@ -14,12 +14,14 @@ const test = suite("bench decode context");
 test(
   "a median and a fastest step per prompt length, after the steps asked, decoding as the CPU reference does",
   withGpu(async (gpu) => {
-    const rows = await benchDecodeContext(gpu, [4, 62], 3);
-    assert.equal(rows.map((r) => [r.promptTokens, r.steps]), [[4, 3], [62, 3]]);
+    const steps = 3;
+    const rows = await benchDecodeContext(gpu, [4, 62], steps);
+    assert.equal(rows.map((r) => r.promptTokens), [4, 62]);
     const reference = new CachedGenerationModel(contextModelOptions());
     for (const r of rows) {
       assert.ok(r.fastestMs > 0 && Number.isFinite(r.medianMs), JSON.stringify({ medianMs: r.medianMs, fastestMs: r.fastestMs }));
-      const { logits } = await decodeAfterPrompt(reference, r.promptTokens, r.steps);
+      // the reference takes the steps asked: a bench that took other steps ends on other logits
+      const { logits } = await decodeAfterPrompt(reference, r.promptTokens, steps);
       assertClose(r.logits, logits, 1e-4, `prompt ${r.promptTokens}: the last step's logits, GPU vs CPU reference`);
     }
   }),

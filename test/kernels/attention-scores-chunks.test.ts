@@ -51,6 +51,8 @@ test("no chunking where a window would start at an offset a bind group cannot ta
   assert.is(scoresChunkHeads("forward", shifted, "f32", { ...views, q: { ...views.q, offset: views.q.offset + 1 } }), undefined);
 });
 
+// The rule checks the steps before they are bound; this checks the bound kernels themselves, so a
+// binding that moved a window (boundStep) cannot pass unnoticed.
 test("every window the kernels bind starts at an aligned offset, for the chunking the rule picks", () => {
   const matmul = matmulKernelsOf("tiled");
   let checked = 0;

@@ -5,7 +5,7 @@
 import { diag, fail, ok, type Diagnostic, type Result } from "../../../compiler/diagnostics.ts";
 import type { Node } from "../../../compiler/ir/node.ts";
 import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
-import { attentionShape } from "../../../compiler/passes/attention-views.ts";
+import { attentionDtype, attentionShape } from "../../../compiler/passes/attention-shape.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
 import type { AttentionVariant } from "../../../stdlib/kernels/attention-common.ts";
 import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
@@ -27,7 +27,7 @@ export interface Call {
 export function callOf(n: Node, first: number): Call {
   const a = n.attrs.attention!;
   const shape = attentionShape(n, first);
-  const variant: AttentionVariant = { dtype: n.inputs[first].dtype === "f16" ? "f16" : "f32", headDim: shape.headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
+  const variant: AttentionVariant = { dtype: attentionDtype(n, first), headDim: shape.headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
   const appended = n.op === "cached_attention";
   return { shape, variant, scale: a.scale, masks: n.inputs.slice(first === 0 ? (appended ? 5 : 3) : 5) };
 }

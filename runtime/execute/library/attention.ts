@@ -25,8 +25,7 @@ import { workspaceTensor, type ExecContext, type PreparedLaunch } from "../steps
 import type { DispatchStep, Step } from "../../gpu/bound-steps.ts";
 import { callOf, maskBinding, unsupportedDtype, type Call } from "./attention-call.ts";
 import { scoresBackwardKernels, scoresForwardKernels, scoresPathHeads } from "../../../stdlib/kernels/attention-scores-steps.ts";
-import type { BoundKernel } from "../../../stdlib/kernels/kernel.ts";
-import { boundTensors } from "../../gpu/bound-kernels.ts";
+import { dispatchSteps } from "../../gpu/bound-kernels.ts";
 import { copyView } from "./generated.ts";
 
 /** An attention launch, or a cached_attention one (a decode step over the KV cache). */
@@ -53,7 +52,7 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
     const { queryLength: T, keyLength: S } = call.shape;
     const scores = workspaceTensor(ctx, "f32", [heads, T, S], `scores of %${n.id}`);
     const kernels = scoresForwardKernels({ ...call, heads }, views, ctx.matmul);
-    const steps = dispatchesOf(ctx, kernels, { ...tensors, scores });
+    const steps = dispatchSteps(ctx.gpu, kernels, { ...tensors, scores });
     return ok({ steps, refresh: maskBinding(ctx, launch, n, call, steps, () => {}) });
   }
   // subgroup matrices where the adapter has them and they passed the device's self-check (unless SFT_ATTENTION=scalar), else the scalar kernel
@@ -114,7 +113,7 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   if (heads) {
     const [scores, grad] = ["scores", "score gradients"].map((what) => workspaceTensor(ctx, "f32", [heads, queryLength, keyLength], `${what} of %${first.id}`));
     const kernels = scoresBackwardKernels({ ...call, heads }, views, ctx.matmul);
-    dispatches = dispatchesOf(ctx, kernels, { ...read, o: ctx.tensorOf(o.base), dq, dkv, scores, grad });
+    dispatches = dispatchSteps(ctx.gpu, kernels, { ...read, o: ctx.tensorOf(o.base), dq, dkv, scores, grad });
     refresh = maskBinding(ctx, launch, first, call, dispatches, () => {});
   } else {
     // dQ and dK/dV on subgroup matrices as the forward (same bindings and uniforms), else the scalar ones; delta is always scalar
@@ -138,11 +137,4 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
     if (out) steps.push(copyView(ctx, { ...contiguousView(dkvNode), shape: out.shape, strides: contiguousView(out).strides, offset }, ctx.tensorOf(out)));
   }
   return ok({ steps, refresh });
-}
-
-// The dispatches of the score-matrix path's `kernels` over the launch's `named` tensors (the mask
-// binding adds the mask's to every one; only the softmax kernels bind them).
-function dispatchesOf(ctx: ExecContext, kernels: readonly BoundKernel[], named: Readonly<Record<string, GpuTensor>>): DispatchStep[] {
-  const windows = new Map<string, GpuTensor>();
-  return kernels.map((k) => ({ kind: "dispatch", spec: k.spec, uniforms: { ...k.uniforms }, tensors: boundTensors(ctx.gpu, k, named, windows) }));
 }
