@@ -1,7 +1,8 @@
 // What the launches of a schedule allocate beside the memory plan's buffers, as the GPU executor's
-// launch preparers do (runtime/execute/library/): buffers the host writes (the embedding
-// backward's token groups, RoPE's positions and its table, attention's padding and segment masks
-// and ALiBi slopes)
+// launch preparers do (runtime/execute/library/): buffers a launch keeps for itself, most of them
+// written by the host (the embedding backward's token groups, RoPE's positions and its table,
+// attention's padding and segment masks and ALiBi slopes, the per-token losses of a logits
+// gradient launched without its loss)
 // and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, a decode
 // attention's partial sums, the scores
 // of attention on the score-matrix path where the device takes it (`scores`), and the
@@ -18,10 +19,10 @@ import { attentionDtype, attentionShape } from "../passes/attention-shape.ts";
 import { attentionBackwardViews, attentionForwardViews } from "../passes/attention-views.ts";
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 
-/** Bytes of the host-written buffers and of the shared workspace of `schedule`'s launches. */
+/** Bytes of the launches' own buffers and of the workspace they share, for `schedule`. */
 export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresChoice): number {
   const workspace = new Map<string, number>();
-  let host = 0;
+  let own = 0;
   const written = new Set(schedule.launches.flatMap((l) => l.outputs));
   for (const launch of schedule.launches) {
     const requests: number[] = [];
@@ -30,15 +31,15 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
     switch (launch.kernel) {
       case "embedding_backward": {
         const tokens = numel(first.inputs[1].shape);
-        host += storageBytes("i32", tokens) + storageBytes("u32", tokens + 1) + storageBytes("u32", tokens);
+        own += storageBytes("i32", tokens) + storageBytes("u32", tokens + 1) + storageBytes("u32", tokens);
         break;
       }
       case "rope":
-        for (const n of launch.outputs) host += ropeBytes(n);
+        for (const n of launch.outputs) own += ropeBytes(n);
         break;
       case "attention":
       case "cached_attention": {
-        host += maskBytes(first, 0);
+        own += maskBytes(first, 0);
         const shape = attentionShape(first, 0);
         const { queryLength: T, keyLength: S } = shape;
         // one query row (decode): the split kernels' partial sums; else, on the score-matrix path, a chunk's scores
@@ -47,8 +48,13 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         if (heads) take("f32", heads * T * S);
         break;
       }
+      case "cross_entropy":
+        // with the loss, the per-token losses are its side output (in the arena); a logits
+        // gradient launched alone (the loss recomputed apart under checkpointing) still writes them
+        if (!launch.outputs.some((o) => o.op === "cross_entropy")) own += storageBytes("f32", first.inputs[1].shape[0]);
+        break;
       case "attention_backward": {
-        host += maskBytes(first, 1);
+        own += maskBytes(first, 1);
         const [, q, k] = first.inputs;
         take(first.dtype as StorageDType, 2 * numel(k.shape));
         if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
@@ -77,7 +83,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
     }
     requests.forEach((bytes, i) => workspace.set(`${i}:${bytes}`, bytes));
   }
-  return host + [...workspace.values()].reduce((a, b) => a + b, 0);
+  return own + [...workspace.values()].reduce((a, b) => a + b, 0);
 }
 
 /** RoPE's positions (u32), its placeholder table and the table of every position up to the sequence's, rows rounded up to a power of two. */
