@@ -3,7 +3,7 @@
 // as one run) and of the subgroup-matrix attention kernels (attention-forward-subgroup.ts,
 // attention-backward-subgroup.ts, on adapters that have subgroup matrices): causal
 // self-attention over one sequence, Q, K, V read from a fused f32 QKV projection as in
-// kernel-cases.ts's attention case. A forward runs at the bench's token count (the subgroup one
+// op-cases.ts's attention case. A forward runs at the bench's token count (the subgroup one
 // also at half of it), checked against attentionForwardReference on the inputs rounded to the
 // precision its products take (f16 on subgroup matrices) for the first and last row of evenly
 // spaced query blocks: the rows where a block's first and last subgroup start and end. A
@@ -40,7 +40,8 @@ import { causalVariant } from "../runtime/gpu/kernel-probe-cases.ts";
 import type { KernelRun } from "../runtime/gpu/kernel-probe.ts";
 import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
 import { roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
-import { F32_TOLERANCE, productInputs, type Case } from "./kernel-cases.ts";
+import { F32_TOLERANCE, type Case } from "./case-inputs.ts";
+import { productInputs } from "./matmul-cases.ts";
 import { pickRows } from "./checked-rows.ts";
 import type { BenchShapes } from "./sizes.ts";
 

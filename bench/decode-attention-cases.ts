@@ -14,7 +14,7 @@ import { attentionDecodeKernels, attentionDecodeUniforms, DECODE_SPLIT_KEYS, dec
 import { denseView, gatherView } from "../stdlib/kernels/attention-layout.ts";
 import { maskFlags } from "../stdlib/kernels/attention-mask.ts";
 import { attentionForwardReference } from "../stdlib/kernels/attention-reference.ts";
-import type { Case } from "./kernel-cases.ts";
+import type { Case } from "./case-inputs.ts";
 import type { BenchShapes } from "./sizes.ts";
 
 /**

@@ -6,7 +6,7 @@ import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { adapterFacts, toggleStates, type AdapterFacts, type ToggleState } from "./adapter.ts";
 import { benchGeneration, torchGenerate, type GenerationCase, type TorchGenerate } from "./generation.ts";
 import { copyBandwidth, torchDeviceFor, torchMatmul, type CopyBandwidth, type TorchReference } from "./ceilings.ts";
-import { matmulShapes } from "./kernel-cases.ts";
+import { matmulShapes } from "./matmul-cases.ts";
 import { benchKernels, type KernelResult } from "./kernels.ts";
 import { loadAverage, machineFacts, type MachineFacts } from "./machine.ts";
 import { SHAPES, type BenchShapes, type BenchSize } from "./sizes.ts";

@@ -9,7 +9,8 @@ import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { bindKernels } from "../runtime/gpu/bound-kernels.ts";
 import type { BoundSteps } from "../runtime/gpu/bound-steps.ts";
 import { runKernels } from "../runtime/gpu/kernel-probe.ts";
-import { kernelCases, type Case, type KernelCheck } from "./kernel-cases.ts";
+import type { Case, KernelCheck } from "./case-inputs.ts";
+import { kernelCases } from "./kernel-cases.ts";
 import { warmUp } from "./warm-up.ts";
 import type { BenchShapes } from "./sizes.ts";
 

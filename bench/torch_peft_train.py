@@ -1,5 +1,5 @@
 """LoRA / QLoRA training steps of a random-init Llama model in PyTorch + PEFT: the reference
-bench/e2e-train.ts divides sftc's figures by.
+bench/e2e-train.ts divides sftc's figures by (run by bench/e2e-torch.ts).
 
     python3 bench/torch_peft_train.py '{"hidden": 4096, "ffn": 11008, "heads": 32, "layers": 32,
         "vocab": 64000, "seq": 1024, "rows": 1, "rank": 8, "alpha": 16, "warmup": 1, "steps": 2,

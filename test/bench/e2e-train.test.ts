@@ -4,7 +4,8 @@
 // Speed is never judged here.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { benchE2eTrain, reportFailed, reportMarkdown, type E2eOptions } from "../../bench/e2e-train.ts";
+import type { E2eOptions } from "../../bench/e2e-options.ts";
+import { benchE2eTrain, reportFailed, reportMarkdown } from "../../bench/e2e-report.ts";
 import { TORCH_PYTHON } from "../../bench/train-step.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 

@@ -3,7 +3,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { runCases } from "../../bench/kernels.ts";
-import type { Case } from "../../bench/kernel-cases.ts";
+import type { Case } from "../../bench/case-inputs.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, readFloats } from "../../runtime/gpu/tensor.ts";
 import { activationForward } from "../../stdlib/kernels/activations.ts";
