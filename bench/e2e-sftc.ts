@@ -13,6 +13,7 @@ import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
 import { familyGraphModel, initialWeights } from "../runtime/pipeline/family-model.ts";
 import { labelTokens } from "../runtime/train/backend.ts";
+import { timedUpdate } from "./train-step.ts";
 import { GpuBackend, type WeightSource } from "../runtime/train/gpu-backend.ts";
 import { trainSettings } from "../runtime/train/settings.ts";
 import type { ModelConfig } from "../stdlib/families/config.ts";
@@ -116,17 +117,10 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
   let profile: ProfileRow[] | undefined;
   try {
     for (let step = 1; step <= options.warmup + options.steps; step++) {
-      const start = performance.now();
-      backend.zeroGradients();
-      const { lossSum, tokens } = await backend.forwardBackward(batch, 1 / labelTokens(batch));
-      const norm = await backend.gradientNorm();
-      const clip = Math.min(1, s.max_grad_norm / (norm + 1e-6));
-      await backend.applyAdamW({ step, lr: s.lr, beta1: s.adam_beta1, beta2: s.adam_beta2, eps: s.adam_eps, weightDecay: s.weight_decay, gradScale: clip });
-      await gpu.queue.onSubmittedWorkDone();
-      const elapsedNs = (performance.now() - start) * 1e6;
+      const { loss, ns: elapsedNs } = await timedUpdate(gpu, s, backend, batch, step);
       if (step === 1) firstStepSeconds = elapsedNs / 1e9;
       if (step > options.warmup) samplesNs.push(elapsedNs);
-      losses.push(lossSum / tokens);
+      losses.push(loss);
       options.log?.(`sftc ${method} step ${step}: ${(elapsedNs / 1e9).toFixed(2)} s, loss ${losses[losses.length - 1]}`);
     }
     if (options.profile && !gpu.hasTimestamps) options.log?.(`sftc ${method} profile: not taken, the adapter has no timestamp-query`);

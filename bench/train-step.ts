@@ -14,7 +14,8 @@ import { torchModelSource } from "../runtime/export/torch/model-py.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { prepareTraining, type TrainingSetup } from "../runtime/pipeline/training-setup.ts";
 import { Random } from "../runtime/random.ts";
-import { appliesWeightDecay, IGNORE_INDEX, labelTokens, type Batch } from "../runtime/train/backend.ts";
+import { appliesWeightDecay, IGNORE_INDEX, type Batch, type TrainingBackend } from "../runtime/train/backend.ts";
+import { optimizerUpdate } from "../runtime/train/loop.ts";
 import { GpuBackend } from "../runtime/train/gpu-backend.ts";
 import { trainSettings, type TrainSettings } from "../runtime/train/settings.ts";
 import type { StepSizes } from "./sizes.ts";
@@ -85,7 +86,15 @@ function timing(samplesNs: number[], losses: number[], tokens: number): StepTimi
   return { samplesNs, medianNs, tokensPerSecond: tokens / (medianNs / 1e9), losses };
 }
 
-// One optimizer step as the training loop takes it, with a constant learning rate.
+/** Optimizer update `step` on one batch as the training loop makes it (constant learning rate), with its mean loss and its wall time until the GPU finished, in ns. */
+export async function timedUpdate(gpu: GpuDevice, s: TrainSettings, backend: TrainingBackend, batch: Batch, step: number): Promise<{ loss: number; ns: number }> {
+  const start = performance.now();
+  const { lossSum, labels } = await optimizerUpdate(s, backend, [batch], step, s.lr);
+  await gpu.queue.onSubmittedWorkDone();
+  return { loss: lossSum / labels, ns: (performance.now() - start) * 1e6 };
+}
+
+// The training loop's optimizer steps, timed.
 async function gpuSteps(gpu: GpuDevice, setup: TrainingSetup, batch: Batch, s: TrainSettings, sizes: StepSizes): Promise<StepTiming & { device: string }> {
   const created = GpuBackend.create(gpu, setup.model, setup.weights, { nf4: setup.nf4 });
   if (!created.ok) throw new Error(created.diagnostics.map((d) => `${d.code} ${d.message}`).join("; "));
@@ -94,16 +103,9 @@ async function gpuSteps(gpu: GpuDevice, setup: TrainingSetup, batch: Batch, s: T
   const samples: number[] = [];
   try {
     for (let step = 1; step <= sizes.warmup + sizes.steps; step++) {
-      const start = performance.now();
-      backend.zeroGradients();
-      const { lossSum, tokens } = await backend.forwardBackward(batch, 1 / labelTokens(batch));
-      const norm = await backend.gradientNorm();
-      const clip = s.max_grad_norm > 0 ? Math.min(1, s.max_grad_norm / (norm + 1e-6)) : 1;
-      await backend.applyAdamW({ step, lr: s.lr, beta1: s.adam_beta1, beta2: s.adam_beta2, eps: s.adam_eps, weightDecay: s.weight_decay, gradScale: clip });
-      await gpu.queue.onSubmittedWorkDone();
-      const elapsed = (performance.now() - start) * 1e6;
-      losses.push(lossSum / tokens);
-      if (step > sizes.warmup) samples.push(elapsed);
+      const { loss, ns } = await timedUpdate(gpu, s, backend, batch, step);
+      losses.push(loss);
+      if (step > sizes.warmup) samples.push(ns);
     }
   } finally {
     backend.destroy();

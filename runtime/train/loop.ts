@@ -96,20 +96,30 @@ export async function trainLoop(input: LoopInput): Promise<Result<LoopResult>> {
   return ok(result);
 }
 
-/** One optimizer update after `done` of `total`: its record, `elapsed` left for the caller. */
-async function optimizerStep(s: TrainSettings, backend: TrainingBackend, data: TrainingData, done: number, total: number): Promise<StepRecord> {
-  const t0 = performance.now();
+/**
+ * Update `step` (1-based) of `backend` at learning rate `lr` over `batches` (accumulated): gradients
+ * zeroed, each batch's forward and backward with the loss a mean over all their label tokens, the
+ * global gradient norm clipped, AdamW. The benches time exactly this.
+ */
+export async function optimizerUpdate(s: TrainSettings, backend: TrainingBackend, batches: readonly Batch[], step: number, lr: number): Promise<{ lossSum: number; labels: number; gradNorm: number }> {
   await backend.zeroGradients();
-  const batches: Batch[] = [];
-  for (let k = 0; k < s.grad_accum; k++) batches.push(await data.next());
   const labels = batches.reduce((n, b) => n + labelTokens(b), 0);
   let lossSum = 0;
   for (const b of batches) lossSum += (await backend.forwardBackward(b, labels > 0 ? 1 / labels : 0)).lossSum;
   const gradNorm = await backend.gradientNorm();
   // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1
   const clip = s.max_grad_norm > 0 ? Math.min(1, s.max_grad_norm / (gradNorm + 1e-6)) : 1;
+  await backend.applyAdamW({ step, lr, beta1: s.adam_beta1, beta2: s.adam_beta2, eps: s.adam_eps, weightDecay: s.weight_decay, gradScale: clip });
+  return { lossSum, labels, gradNorm };
+}
+
+/** One optimizer update after `done` of `total`: its record, `elapsed` left for the caller. */
+async function optimizerStep(s: TrainSettings, backend: TrainingBackend, data: TrainingData, done: number, total: number): Promise<StepRecord> {
+  const t0 = performance.now();
+  const batches: Batch[] = [];
+  for (let k = 0; k < s.grad_accum; k++) batches.push(await data.next());
   const lr = learningRateAt(s, done, total);
-  await backend.applyAdamW({ step: done + 1, lr, beta1: s.adam_beta1, beta2: s.adam_beta2, eps: s.adam_eps, weightDecay: s.weight_decay, gradScale: clip });
+  const { lossSum, labels, gradNorm } = await optimizerUpdate(s, backend, batches, done + 1, lr);
   const tokens = batches.reduce((n, b) => n + b.ids.length, 0);
   const seconds = (performance.now() - t0) / 1000;
   return {
