@@ -18,7 +18,8 @@ import { bytesPerElement, roundToDType, type StorageDType } from "../stdlib/kern
 import { embeddingBackward, embeddingBackwardRef, embeddingForward, embeddingForwardRef, embeddingGradPlan } from "../stdlib/kernels/embedding.ts";
 import { GRAD_NORM_CHUNK, gradNormPartial, gradNormPartials, gradNormRef } from "../stdlib/kernels/grad-clip.ts";
 import type { KernelRun } from "../runtime/gpu/kernel-probe.ts";
-import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms, plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms } from "../stdlib/kernels/matmul.ts";
+import { plainMatmulStrategy, strategyName, subgroupMatrixStrategyFor, type MatmulStrategy } from "../stdlib/kernels/matmul-strategy.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
 import { engineGemv, gemvVariantName, tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
 import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
