@@ -16,13 +16,8 @@ import { CommandBatch } from "../runtime/gpu/batch.ts";
 import { createTensor, readFloats, uploadTensor, type GpuTensor } from "../runtime/gpu/tensor.ts";
 import { Random } from "../runtime/random.ts";
 import { relativeError } from "../runtime/numeric.ts";
-import {
-  attentionForwardSubgroupKernel,
-  blockRows,
-  softmaxLanes,
-  subgroupAttentionTolerance,
-  type SubgroupAttentionLayout,
-} from "../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionForwardSubgroupKernel, subgroupAttentionTolerance } from "../stdlib/kernels/attention-forward-subgroup.ts";
+import { blockRows, softmaxLanes, type SubgroupAttentionLayout } from "../stdlib/kernels/attention-subgroup-layout.ts";
 import {
   attentionDkdvSubgroupKernel,
   attentionDqSubgroupKernel,
@@ -33,7 +28,8 @@ import { attentionForwardKernel, attentionForwardUniforms } from "../stdlib/kern
 import { denseView, fusedQkvViews, gatherView } from "../stdlib/kernels/attention-layout.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../stdlib/kernels/attention-reference.ts";
 import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../stdlib/kernels/attention-scores-steps.ts";
-import { matmulKernelsOf, strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf } from "../stdlib/kernels/matmul.ts";
+import { strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul-strategy.ts";
 import { invariant } from "../compiler/diagnostics.ts";
 import { engineGemv } from "../runtime/gpu/gemv-tuning.ts";
 import { causalVariant } from "../runtime/gpu/kernel-probe-cases.ts";

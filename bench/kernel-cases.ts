@@ -4,7 +4,7 @@
 // uploaded; the cases here draw from one CaseInputs, in this order), its FLOP and byte counts,
 // and a check of its outputs against the float64 CPU reference of stdlib/kernels.
 import type { GpuDevice } from "../runtime/gpu/device.ts";
-import { plainMatmulStrategy, subgroupMatrixStrategyFor } from "../stdlib/kernels/matmul.ts";
+import { plainMatmulStrategy, subgroupMatrixStrategyFor } from "../stdlib/kernels/matmul-strategy.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
 import { attentionCases } from "./attention-cases.ts";
 import { CaseInputs, type Case } from "./case-inputs.ts";

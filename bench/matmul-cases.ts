@@ -6,7 +6,8 @@
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { createTensor, readFloats } from "../runtime/gpu/tensor.ts";
 import { bytesPerElement, roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
-import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms, strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms } from "../stdlib/kernels/matmul.ts";
+import { strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul-strategy.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey } from "../stdlib/kernels/matmul-subgroup.ts";
 import { engineGemv, gemvVariantName, tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
 import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";

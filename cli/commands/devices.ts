@@ -14,7 +14,7 @@ import type { KernelCheck } from "../../runtime/gpu/kernel-probe.ts";
 import { explicitRequest, selfCheckOf, type SelfCheckOutcome } from "../../runtime/gpu/kernel-self-check.ts";
 import { tuningSource, type TuningOutcome } from "../../runtime/gpu/kernel-tuning.ts";
 import { scoresRequested } from "../../runtime/gpu/attention-path-tuning.ts";
-import { matmulStrategyFor } from "../../stdlib/kernels/matmul.ts";
+import { matmulStrategyFor } from "../../stdlib/kernels/matmul-strategy.ts";
 
 /** `--device NAME`: the adapter a GPU-opening command uses. */
 export const deviceFlag: FlagSpec = {

@@ -22,7 +22,8 @@ import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from ".
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { onSubgroupMatrices, type BoundKernel, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { invariant, type Result } from "../../compiler/diagnostics.ts";
-import { matmulKernelsOf, matmulStrategyFor, type MatmulKernel, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf, type MatmulKernel } from "../../stdlib/kernels/matmul.ts";
+import { matmulStrategyFor, type MatmulStrategy } from "../../stdlib/kernels/matmul-strategy.ts";
 import { attentionAdapter, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
 import type { GpuDevice } from "./device.ts";
 import { engineGemv } from "./gemv-tuning.ts";

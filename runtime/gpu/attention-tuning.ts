@@ -16,13 +16,8 @@ import {
   type BackwardKernel,
 } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, attentionBackwardUniforms } from "../../stdlib/kernels/attention-backward.ts";
-import {
-  attentionForwardSubgroupKernel,
-  attentionKernelChoice,
-  subgroupAttentionLayouts,
-  type AttentionAdapter,
-  type SubgroupAttentionLayout,
-} from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionForwardSubgroupKernel } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionKernelChoice, subgroupAttentionLayouts, type AttentionAdapter, type SubgroupAttentionLayout } from "../../stdlib/kernels/attention-subgroup-layout.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";

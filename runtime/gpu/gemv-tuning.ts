@@ -8,7 +8,8 @@
 // the fastest. Tuned wherever decode-shaped launches take the gemv kernel: every matmul strategy
 // but "registers" (CPU adapters). SFT_TUNE=off keeps DEFAULT_GEMV.
 import { DEFAULT_GEMV, gemvSpec, type GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
-import { matmulStrategyFor, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulStrategyFor } from "../../stdlib/kernels/matmul-strategy.ts";
 import type { GpuDevice } from "./device.ts";
 import { gemvCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
 import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TuningOutcome, type Env } from "./kernel-tuning.ts";

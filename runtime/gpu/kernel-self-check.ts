@@ -22,7 +22,8 @@ import { attentionForwardKernelFor } from "../../stdlib/kernels/attention-forwar
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { onSubgroupMatrices, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
-import { matmulKernelsOf, matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf } from "../../stdlib/kernels/matmul.ts";
+import { matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../../stdlib/kernels/matmul-strategy.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import type { GpuDevice } from "./device.ts";

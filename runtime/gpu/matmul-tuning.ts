@@ -6,7 +6,8 @@
 // update of sftc, Dawn or the driver) pays for it. SFT_MATMUL_TILING names a preset instead,
 // SFT_TUNE=off keeps DEFAULT_SUBGROUP_TILING without timing.
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey, type SubgroupMatrixStrategy, type SubgroupTilingName } from "../../stdlib/kernels/matmul-subgroup.ts";
-import { matmulKernel, matmulStrategyFor, matmulUniforms, plainMatmulStrategy, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../../stdlib/kernels/matmul-strategy.ts";
 import type { GpuDevice } from "./device.ts";
 import { matmulCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
 import type { KernelProbe } from "./kernel-probe.ts";

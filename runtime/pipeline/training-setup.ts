@@ -19,7 +19,7 @@ import { decodeElements } from "../checkpoint/dtype.ts";
 import { openModelDir } from "../checkpoint/model-dir.ts";
 import { decodeSettings, loadPipelineGenerator, type PipelineGenerator } from "../generate/pipeline-model.ts";
 import { loadTokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
-import type { WeightSource } from "../train/gpu-backend.ts";
+import type { WeightSource } from "../train/gpu-weights.ts";
 import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import { PipelineData } from "../train/pipeline-data.ts";
 import { familyGraphModel, initialWeights, savedWeightNames, trainingMethod, type FamilyGraphModel } from "./family-model.ts";

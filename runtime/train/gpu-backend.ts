@@ -11,17 +11,17 @@
 // micro-batch and the gradient norm the loop logs.
 //
 // The executors place activations and gradients by the compiled memory plan (buffers shared by
-// lifetime). Batch shapes: the sequence length is right-padded to a multiple of SEQ_BUCKET (ids 0,
-// labels ignored; causal attention never looks ahead, so the loss is unchanged) and each (rows,
-// padded length) pair is compiled once and cached; the cache keeps the MAX_PROGRAMS most recently
-// used programs (each holds its activations on the device) and frees the others.
+// lifetime). Batch shapes: the sequence length is right-padded to a multiple of SEQ_BUCKET
+// (batch-padding.ts) and each (rows, padded length) pair is compiled once and cached; the cache
+// keeps the MAX_PROGRAMS most recently used programs (each holds its activations on the device)
+// and frees the others.
 //
-// QLoRA: the frozen base weights named in `nf4` are quantized at creation and live on the device
-// only as NF4 (codes, double-quantized absmax); the graph's matmuls decode them in the kernel
-// (runtime/execute/nf4-weights.ts, stdlib/kernels/nf4-matmul.ts).
+// QLoRA: the frozen base weights named in `nf4` are quantized at creation (gpu-weights.ts) and live
+// on the device only as NF4 (codes, double-quantized absmax); the graph's matmuls decode them in
+// the kernel (runtime/execute/nf4-weights.ts, stdlib/kernels/nf4-matmul.ts).
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
-import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
+import { fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { add, expandTo, input, mul } from "../../compiler/ir/build.ts";
 import { graph, numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
@@ -29,16 +29,16 @@ import { adamwStep, adamwUniforms } from "../../stdlib/kernels/adamw.ts";
 import { gradNormFinalize, gradNormPartial, gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
 import { GraphExecutor } from "../execute/executor.ts";
 import { engineKernels } from "../execute/engine-kernels.ts";
-import { nf4Buffers, uploadNf4Tables, uploadNf4Tensor, type Nf4Weight } from "../execute/nf4-weights.ts";
+import { nf4Buffers, uploadNf4Tables, type Nf4Weight } from "../execute/nf4-weights.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
-import { dequantizeNf4, quantizeNf4, type Nf4Tensor } from "../../stdlib/quant/nf4.ts";
-import { appliesWeightDecay, IGNORE_INDEX, labelTokens, matchStateTensors, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
+import { dequantizeNf4 } from "../../stdlib/quant/nf4.ts";
+import { appliesWeightDecay, labelTokens, matchStateTensors, type AdamWUpdate, type Batch, type LossSum, type StateTensor, type TrainingBackend } from "./backend.ts";
+import { padMask, padToBucket } from "./batch-padding.ts";
 import { DropoutStream, type GraphModel } from "./cpu-backend.ts";
+import { DeviceWeights, engineParams, weightSizeError, type WeightSource } from "./gpu-weights.ts";
 
-/** Sequence lengths are padded up to a multiple of this before compiling. */
-export const SEQ_BUCKET = 16;
 /** Compiled programs (training or evaluation, per batch shape) kept on the device at once. */
 const MAX_PROGRAMS = 4;
 
@@ -60,10 +60,6 @@ interface Program {
   executor: GraphExecutor;
   compiled: Compiled;
 }
-
-
-/** Initial weights by name, one tensor at a time (a checkpoint read as it streams). */
-export type WeightSource = AsyncIterable<Result<{ name: string; values: ArrayLike<number> }>>;
 
 export interface GpuBackendOptions {
   /** Forward tensors to keep for the backward (gradient checkpointing); everything else is recomputed. */
@@ -339,93 +335,4 @@ export class GpuBackend implements TrainingBackend {
     this.partials.destroy();
     this.clip.destroy();
   }
-}
-
-/** The parameters the engine stores, once the trainable ones are known to be f32 and none of them NF4. */
-function engineParams(model: GraphModel, options: GpuBackendOptions): Result<Node[]> {
-  const params = topoSort([model.lossFor(1, SEQ_BUCKET)]).filter((n) => n.op === "param");
-  const stored = new Map(params.map((p) => [p.attrs.name!, p.dtype]));
-  const narrow = model.trainable.find((t) => stored.get(t.name) !== "f32");
-  if (narrow) {
-    return fail(diag("SFT5901", `The trainable weight '${narrow.name}' is stored as ${stored.get(narrow.name)}; the GPU engine trains f32 weights (AdamW updates need them).`, { where: narrow.name, hint: "Set model.dtype = f32 for full fine-tuning, or train LoRA adapters over the narrow base weights." }));
-  }
-  const quantized = new Set(options.nf4 ?? []);
-  const trainedNf4 = model.trainable.find((t) => quantized.has(t.name));
-  invariant(!trainedNf4, `the NF4 weight ${trainedNf4?.name} is frozen: QLoRA trains adapters over it`);
-  return ok(params);
-}
-
-function weightSizeError(p: Node, given: number | undefined): Diagnostic {
-  const problem = given !== undefined ? `has ${given} values, expected ${numel(p.shape)}` : "is missing";
-  return diag("SFT4002", `The initial weight '${p.attrs.name}' ${problem}.`, { where: p.attrs.name, hint: `Give a value for every parameter, shape [${p.shape}].` });
-}
-
-/** Weights placed on the device one at a time, then handed to a new engine (or freed on a failure). */
-class DeviceWeights {
-  private readonly quantized: Set<string>;
-  readonly nf4 = new Map<string, Nf4Weight>();
-  readonly uploaded = new Map<string, GpuTensor>();
-  private readonly quantizedFrom = new WeakMap<ArrayLike<number>, Nf4Tensor>();
-
-  constructor(
-    readonly gpu: GpuDevice,
-    nf4: readonly string[] = [],
-  ) {
-    this.quantized = new Set(nf4);
-  }
-
-  has(p: Node): boolean {
-    return this.uploaded.has(p.attrs.name!) || this.nf4.has(p.attrs.name!);
-  }
-
-  place(p: Node, values: ArrayLike<number>): void {
-    const name = p.attrs.name!;
-    if (this.quantized.has(name)) {
-      // one source array given for several weights (tied, or a benchmark's shared random values) is quantized once
-      let host = this.quantizedFrom.get(values);
-      if (!host) this.quantizedFrom.set(values, (host = quantizeNf4(Float32Array.from(values))));
-      this.nf4.set(name, uploadNf4Tensor(this.gpu, host, name));
-      return;
-    }
-    const t = createTensor(this.gpu, p.dtype, p.shape, name);
-    writeTensor(this.gpu, t, values);
-    this.uploaded.set(name, t);
-  }
-
-  abandon<T>(diagnostics: Diagnostic[]): Result<T> {
-    for (const t of [...this.uploaded.values(), ...[...this.nf4.values()].flatMap(nf4Buffers)]) t.destroy();
-    return fail(...diagnostics);
-  }
-}
-
-/** `batch` right-padded to the next multiple of SEQ_BUCKET: ids 0, no labels, positions counting on. */
-export function padToBucket(batch: Batch): Batch {
-  const seq = Math.ceil(batch.seq / SEQ_BUCKET) * SEQ_BUCKET;
-  if (seq === batch.seq) return batch;
-  const pad = (values: Int32Array, fill: number | ((t: number) => number)) => {
-    const out = new Int32Array(batch.rows * seq);
-    for (let r = 0; r < batch.rows; r++) {
-      out.set(values.subarray(r * batch.seq, (r + 1) * batch.seq), r * seq);
-      for (let t = batch.seq; t < seq; t++) out[r * seq + t] = typeof fill === "number" ? fill : fill(t);
-    }
-    return out;
-  };
-  return {
-    rows: batch.rows,
-    seq,
-    ids: pad(batch.ids, 0),
-    labels: pad(batch.labels, IGNORE_INDEX),
-    ...(batch.positions ? { positions: pad(batch.positions, (t) => t) } : {}),
-    ...(batch.segments ? { segments: pad(batch.segments, 0) } : {}),
-  };
-}
-
-/** A dropout mask of `batch` (rows blocks of seq · width values) padded to `seq` per row; padding keeps everything (1). */
-function padMask(mask: Float64Array, batch: Batch, seq: number): Float64Array {
-  if (seq === batch.seq) return mask;
-  const block = mask.length / batch.rows; // seq · width
-  const padded = (block / batch.seq) * seq;
-  const out = new Float64Array(batch.rows * padded).fill(1);
-  for (let r = 0; r < batch.rows; r++) out.set(mask.subarray(r * block, (r + 1) * block), r * padded);
-  return out;
 }

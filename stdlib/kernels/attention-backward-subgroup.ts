@@ -30,23 +30,25 @@ import { attentionBackwardKernels, type AttentionBackwardKernels } from "./atten
 import {
   attentionKernelChoice,
   blockRows,
+  checkSubgroupLayout,
+  subgroupAttentionLayouts,
+  tileAt,
+  tileStride,
+  type AttentionAdapter,
+  type SubgroupAttentionLayout,
+} from "./attention-subgroup-layout.ts";
+import {
   lines,
   loadLefts,
   product,
   range,
-  checkSubgroupLayout,
   subgroupAttentionFrame,
-  subgroupAttentionLayouts,
   subgroupRows,
   keyValueSources,
   querySources,
-  tileAt,
-  tileStride,
   wgslTileRows,
   wgslQueryBlockOpening,
-  type AttentionAdapter,
-  type SubgroupAttentionLayout,
-} from "./attention-forward-subgroup.ts";
+} from "./attention-subgroup-wgsl.ts";
 
 /** The two backward kernels on subgroup matrices. */
 export type BackwardKernel = "dq" | "dkdv";

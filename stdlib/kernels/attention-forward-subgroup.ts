@@ -41,142 +41,25 @@
 // subgroup: that check is switched off around the body, which relies on subgroups being runs of
 // consecutive local indices of the adapter's fixed size (as on NVIDIA). One subgroup per
 // workgroup makes no such assumption.
-import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { wgslAttentionCommon, type AttentionVariant } from "./attention-common.ts";
 import { attentionForwardKernel } from "./attention-forward.ts";
-import { subgroupMatrixStrategyFor, type MatmulAdapter } from "./matmul.ts";
-import { subgroupMatrixTypes, type SubgroupMatrixConfig } from "./matmul-subgroup.ts";
-
-/** How the subgroup-matrix forward tiles one head: configuration, subgroups, key tile. */
-export interface SubgroupAttentionLayout {
-  /** An f16 -> f32 configuration of the adapter. */
-  config: SubgroupMatrixConfig;
-  /** Lanes per subgroup (the adapter's fixed size). */
-  subgroupSize: number;
-  /** Subgroups per workgroup; each owns `config.M` query rows. */
-  subgroups: number;
-  /** Keys per tile. */
-  blockK: number;
-}
-
-/** Query rows per workgroup. */
-export function blockRows(layout: SubgroupAttentionLayout): number {
-  return layout.subgroups * layout.config.M;
-}
-
-// Padding of the rows of S (f32), P (f16) and of the f16 operand tiles (Q, K and V here; Q, K,
-// V and dO in the backward kernels). Invocations walk rows of S and P, and a matrix load reads
-// 16 rows of a tile at once: with rows a power of two of bytes apart, the invocations of a
-// subgroup (or the rows of a matrix) hit one or two memory banks at every step; 16 bytes more per
-// row spread them over eight banks, and keep every row 16-byte aligned for the matrix loads and
-// stores.
-const S_PAD = 4;
-const P_PAD = 8;
-const TILE_PAD = 8;
-
-/** f16 elements per row of an operand tile, stored [row][d] (the kernels' TILE_STRIDE): D + TILE_PAD. */
-export const tileStride = (headDim: number) => headDim + TILE_PAD;
-
-/** Offset of element (row, col) of an operand tile (a matrix load's offset: col_major loads swap the two). */
-export const tileAt = (headDim: number, row: number, col: number) => row * tileStride(headDim) + col;
-
-/** f16 elements of the K and V tiles ([key][d] each), which first stage Q ([row][d]). */
-function keyValueElements(layout: SubgroupAttentionLayout, headDim: number): number {
-  return Math.max(2 * layout.blockK, blockRows(layout)) * tileStride(headDim);
-}
-
-/**
- * Invocations per query row in the forward's softmax: the workgroup's invocations over its rows,
- * subgroup size / M (2 on NVIDIA's 32 lanes and 16-row matrices), or 1 where a subgroup has no
- * more lanes than rows (each invocation then takes whole rows).
- */
-export function softmaxLanes(layout: SubgroupAttentionLayout): number {
-  const { subgroupSize, config } = layout;
-  return subgroupSize > config.M && subgroupSize % config.M === 0 ? subgroupSize / config.M : 1;
-}
-
-/**
- * Bytes of workgroup memory the kernel declares: S (BLOCK_Q, BLOCK_K) f32 and P (BLOCK_Q, BLOCK_K)
- * f16 in padded rows (S_PAD, P_PAD), the K and V tiles f16 (which first stage Q), two f32 per row
- * (max, scale), one f32 sum per row and lane, with several lanes a tile max per row and lane too,
- * and the rescale flag (an atomic u32, which like every workgroup variable counts 16 bytes: WebGPU
- * rounds each one's size up to 16; the arrays' sizes are multiples of 16 already).
- */
-export function workgroupBytes(layout: SubgroupAttentionLayout, headDim: number, lanes = softmaxLanes(layout)): number {
-  const rows = blockRows(layout);
-  const rowStats = 2 * 4 * rows + 4 * rows * lanes * (lanes > 1 ? 2 : 1);
-  return 4 * rows * (layout.blockK + S_PAD) + 2 * rows * (layout.blockK + P_PAD) + 2 * keyValueElements(layout, headDim) + rowStats + 16;
-}
-
-/** What the choice reads of an adapter and device (AdapterSummary plus the device's limits). */
-export interface AttentionAdapter extends MatmulAdapter {
-  /** The device's maxComputeWorkgroupStorageSize. */
-  workgroupStorageBytes: number;
-}
-
-/**
- * Every tiling whose workgroup memory, as `bytes` counts it (default: the forward's), fits the
- * adapter, with an f16 -> f32 configuration whose sides divide the head dim and the key tile,
- * largest first (most query rows, then most keys); none when the adapter has no subgroup matrices.
- */
-export function subgroupAttentionLayouts(
-  adapter: AttentionAdapter,
-  headDim: number,
-  bytes: (layout: SubgroupAttentionLayout) => number = (layout) => workgroupBytes(layout, headDim),
-): SubgroupAttentionLayout[] {
-  const strategy = subgroupMatrixStrategyFor(adapter);
-  if (!strategy || strategy.config.resultComponentType !== "f32") return [];
-  const { config, subgroupSize } = strategy;
-  if (headDim % config.K !== 0 || headDim % config.N !== 0) return [];
-  const layouts: SubgroupAttentionLayout[] = [];
-  for (const subgroups of [4, 2, 1])
-    for (const blockK of [64, 32, 16]) {
-      if (blockK % config.K !== 0 || blockK % config.N !== 0 || blockK < config.M) continue;
-      const layout = { config, subgroupSize, subgroups, blockK };
-      if (bytes(layout) <= adapter.workgroupStorageBytes) layouts.push(layout);
-    }
-  return layouts;
-}
-
-/** The largest of subgroupAttentionLayouts (the layout where the device has tuned none), or undefined. */
-export function subgroupAttentionLayout(
-  adapter: AttentionAdapter,
-  headDim: number,
-  bytes?: (layout: SubgroupAttentionLayout) => number,
-): SubgroupAttentionLayout | undefined {
-  return subgroupAttentionLayouts(adapter, headDim, bytes)[0];
-}
-
-/**
- * The layout of the attention kernel `name` (default the forward) for a launch, where the adapter
- * has one that fits (subgroupAttentionLayout, with the kernel's workgroup `bytes`): the
- * `preferred` one (the layout the device tuned, runtime/gpu/attention-tuning.ts), else the
- * largest; elsewhere "scalar". SFT_ATTENTION=scalar in `env` forces the scalar kernels;
- * SFT_ATTENTION=subgroup-matrix asks for the fast ones and is an error where the adapter cannot
- * run them; any other value is an error.
- */
-export function attentionKernelChoice(
-  adapter: AttentionAdapter,
-  headDim: number,
-  env: Readonly<Record<string, string | undefined>> = process.env,
-  { name = "attention forward", bytes, preferred }: { name?: string; bytes?: (layout: SubgroupAttentionLayout) => number; preferred?: SubgroupAttentionLayout } = {},
-): Result<SubgroupAttentionLayout | "scalar"> {
-  // "scores" (the score-matrix path, stdlib/kernels/attention-scores-steps.ts) leaves the fused kernels where it does not apply to the engine's choice
-  const wanted = env.SFT_ATTENTION?.trim() === "scores" ? undefined : env.SFT_ATTENTION?.trim();
-  if (wanted === "scalar") return ok("scalar");
-  if (wanted && wanted !== "subgroup-matrix")
-    return fail(diag("SFT2018", `SFT_ATTENTION='${wanted}' is not an attention kernel`, { where: "SFT_ATTENTION", hint: "Use scalar, subgroup-matrix or scores, or unset SFT_ATTENTION." }));
-  const layout = subgroupAttentionLayout(adapter, headDim, bytes);
-  if (layout) return ok(preferred ?? layout);
-  if (!wanted) return ok("scalar");
-  return fail(
-    diag("SFT5009", `SFT_ATTENTION=subgroup-matrix, but this adapter offers no f16 -> f32 subgroup matrix with which the ${name} kernel tiles head dim ${headDim} in its workgroup memory`, {
-      where: "SFT_ATTENTION",
-      hint: "Set SFT_ATTENTION=scalar, or unset it to let sftc choose.",
-    }),
-  );
-}
+import { subgroupMatrixTypes } from "./matmul-subgroup.ts";
+import {
+  attentionKernelChoice,
+  blockRows,
+  checkSubgroupLayout,
+  keyValueElements,
+  P_PAD,
+  S_PAD,
+  softmaxLanes,
+  tileAt,
+  tileStride,
+  type AttentionAdapter,
+  type SubgroupAttentionLayout,
+} from "./attention-subgroup-layout.ts";
+import { keyValueSources, lines, loadLefts, product, querySources, range, subgroupAttentionFrame, subgroupRows, wgslQueryBlockOpening, wgslTileRows } from "./attention-subgroup-wgsl.ts";
 
 /**
  * Relative error allowed against attentionForwardReference on f16-rounded q, k, v: P is rounded
@@ -186,136 +69,11 @@ export function subgroupAttentionTolerance(): number {
   return 2e-3;
 }
 
-/** The invariants every subgroup-matrix attention kernel asks of its layout at head dim `D`. */
-export function checkSubgroupLayout(layout: SubgroupAttentionLayout, D: number): void {
-  const c = layout.config;
-  invariant(c.componentType === "f16" && c.resultComponentType === "f32", `attention: subgroup matrices ${c.componentType} -> ${c.resultComponentType}`);
-  invariant(D % c.K === 0 && D % c.N === 0 && layout.blockK % c.K === 0 && layout.blockK % c.N === 0, `attention: ${c.M}x${c.N}x${c.K} does not tile D ${D} and ${layout.blockK}`);
-  invariant(D % 4 === 0, `attention: the tiles fill four of D ${D} at a time`);
-}
-
 /**
  * TAU of the forward kernel: how far (in scaled score units) a key tile's max may exceed a row's
  * running max m before m moves to it and O is rescaled; P = exp(score - m) <= e^8 ~ 2981 in f16.
  */
 export const RESCALE_TAU = 8;
-
-/** Statements separated for the generated WGSL. */
-export const lines = (xs: string[]) => xs.join("\n");
-
-/** 0..n-1. */
-export const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
-/**
- * The subgroup's first row within the workgroup's block (WGSL), and the attribute that switches
- * off the uniformity check around the matrix calls where that row comes from the local index.
- */
-export function subgroupRows(layout: SubgroupAttentionLayout): { row0: string; scope: string } {
-  if (layout.subgroups === 1) return { row0: "0u", scope: "" };
-  return { row0: `(lidx / ${layout.subgroupSize}u) * ${layout.config.M}u`, scope: "@diagnostic(off, chromium.subgroup_matrix_uniformity) " };
-}
-
-/**
- * Opening of the kernels with a workgroup per (block of BLOCK_Q query rows, query head, batch
- * row): its rows first..last, the key window [j_start, j_end) they see, and row0, the first row
- * of this invocation's subgroup. Workgroups take the blocks last first: under a causal mask a
- * later block walks more key tiles, and GPUs start workgroups roughly in the order of their ids,
- * so the longest should start first and the short ones fill in at the end of the dispatch (the
- * reasoning; what it gives is not measured).
- */
-export function wgslQueryBlockOpening(layout: SubgroupAttentionLayout): string {
-  return `  let b = wid.z;
-  let h = wid.y;
-  let kvh = h / u.group_size;
-  let first = (nwg.x - 1u - wid.x) * BLOCK_Q; // the last block first
-  let last = min(first + BLOCK_Q, u.q_len) - 1u;
-  let j_start = key_window_start(b);
-  let j_end = key_window_end(b, last + u.query_offset);
-  let row0 = ${subgroupRows(layout).row0}; // this subgroup's first row in the block`;
-}
-
-/** One operand a tile copies: its load function, WGSL of the index of head dim 0 of row r, and the tile's offset. */
-export interface TileSource {
-  load: string;
-  row: string;
-  at: string;
-}
-
-/**
- * WGSL: the workgroup copies rows r < `rows` of each source to an f16 tile [r][d] in `array`
- * (rows TILE_STRIDE apart, at the source's offset), zero where `valid` fails (by default the
- * first n rows). Each step of an invocation takes four consecutive head dims of one row of every
- * source, so its loads are independent and in flight together, consecutive invocations read
- * consecutive pieces of a row (16 bytes of f32 storage, 8 of f16), and they write consecutive
- * 8 bytes of the tile.
- */
-export function wgslTileRows(array: string, rows: string, sources: readonly TileSource[], valid = "r < n"): string {
-  const quad = (x: number, s: TileSource) =>
-    `          let from${x} = ${s.row} + d;\n          x${x} = vec4<f32>(${s.load}(from${x}), ${s.load}(from${x} + 1u), ${s.load}(from${x} + 2u), ${s.load}(from${x} + 3u));`;
-  return `      for (var e = lidx; e < ${rows} * D / 4u; e += WG_X) {
-        let r = e / (D / 4u);
-        let d = (e % (D / 4u)) * 4u;
-${lines(sources.map((_, x) => `        var x${x} = vec4<f32>(0.0);`))}
-        if (${valid}) {
-${lines(sources.map((s, x) => quad(x, s)))}
-        }
-        let t = r * TILE_STRIDE + d;
-${lines(sources.flatMap((s, x) => ["x", "y", "z", "w"].map((c, i) => `        ${array}[${s.at} + t${i ? ` + ${i}u` : ""}] = f16(x${x}.${c});`)))}
-      }`;
-}
-
-/** Rows of K and V from key `firstKey` (WGSL) of KV head kvh, to K at 0 and V at V_AT (wgslTileRows). */
-export const keyValueSources = (firstKey: string): TileSource[] => [
-  { load: "load_k", row: `k_at(b, ${firstKey} + r, kvh)`, at: "0u" },
-  { load: "load_v", row: `v_at(b, ${firstKey} + r, kvh)`, at: "V_AT" },
-];
-
-/** Rows of Q (to 0), and of dO (to DOUT_AT) with `gradient`, from query `firstRow` (WGSL) of head h (wgslTileRows). */
-export const querySources = (firstRow: string, gradient: boolean): TileSource[] => [
-  { load: "load_q", row: `q_at(b, ${firstRow} + r, h)`, at: "0u" },
-  ...(gradient ? [{ load: "load_dout", row: `dout_at(b, ${firstRow} + r, h)`, at: "DOUT_AT" }] : []),
-];
-
-/**
- * The parts every subgroup-matrix attention kernel shares: the scalar kernel's uniforms and
- * bindings, one workgroup of `layout.subgroups` subgroups per block, f16 and subgroup matrices.
- */
-export function subgroupAttentionFrame(
-  name: string,
-  variant: Record<string, string | number | boolean>,
-  layout: SubgroupAttentionLayout,
-  scalar: Pick<KernelSpec, "uniforms" | "bindings">,
-  dispatch: KernelSpec["dispatch"],
-): Pick<KernelSpec, "name" | "variant" | "uniforms" | "bindings" | "workgroupSize" | "dispatch" | "enables"> {
-  const c = layout.config;
-  return {
-    name,
-    variant: { ...variant, config: `${c.M}x${c.N}x${c.K}`, subgroup: layout.subgroupSize, subgroups: layout.subgroups },
-    uniforms: scalar.uniforms,
-    bindings: scalar.bindings,
-    workgroupSize: [layout.subgroups * layout.subgroupSize, 1, 1],
-    dispatch,
-    enables: ["f16", "chromium_experimental_subgroup_matrix"],
-  };
-}
-
-type MatrixTypes = ReturnType<typeof subgroupMatrixTypes>;
-
-/**
- * WGSL: `acc += lefts[x] * right_x` over x (into a new zero result when `fresh`), each right_x
- * loaded from `array` at `offset(x)` with `stride`, row-major, or column-major (`transposed`:
- * a tile [n][k] read as its transpose).
- */
-export function product(acc: string, fresh: boolean, lefts: string[], array: string, offset: (x: number) => string, stride: string, types: MatrixTypes, transposed = false): string {
-  const layout = transposed ? "col_major" : "row_major";
-  const steps = lefts.map((l, x) => `      ${acc} = subgroupMatrixMultiplyAccumulate(${l}, subgroupMatrixLoad<${types.right}, ${layout}>(&${array}, ${offset(x)}, ${stride}), ${acc});`);
-  return lines(fresh ? [`      var ${acc} = ${types.result}();`, ...steps] : steps);
-}
-
-/** WGSL: `let NAMEx` = left matrix x = 0..n-1 of `array` at `offset(x)` with `stride`. */
-export function loadLefts(name: string, n: number, array: string, offset: (x: number) => string, stride: string, types: MatrixTypes, indent = "      "): string {
-  return lines(range(n).map((x) => `${indent}let ${name}${x} = subgroupMatrixLoad<${types.left}, row_major>(&${array}, ${offset(x)}, ${stride});`));
-}
 
 /**
  * WGSL of step 3 for one key tile: each (row, lane) applies scale, bias and mask to its keys of

@@ -32,7 +32,8 @@
 // template argument (`row_major`), the form this Dawn accepts without a deprecation warning.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
-import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulTile4Function, matmulVariant, type MatmulOptions } from "./matmul.ts";
+import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulVariant, type MatmulOptions } from "./matmul.ts";
+import { matmulTile4Function } from "./matmul-tiled.ts";
 
 /** The geometry of the subgroup-matrix kernel. */
 export interface SubgroupTiling {
@@ -215,9 +216,9 @@ function scalarFill(f: TileFill, bk: number, wg: number): string {
     }`;
 }
 
-// Four consecutive stored elements per invocation and quad through tile4_NAME (matmul.ts), one
-// 16-byte load where the operand's layout allows: of quad q (WGSL), its tile coordinates r and k,
-// the load of its values at K step `k0` (WGSL), and their four stores from vec4 `v`.
+// Four consecutive stored elements per invocation and quad through tile4_NAME (matmul-tiled.ts),
+// one 16-byte load where the operand's layout allows: of quad q (WGSL), its tile coordinates r and
+// k, the load of its values at K step `k0` (WGSL), and their four stores from vec4 `v`.
 function quadParts(f: TileFill, bk: number, k0: string) {
   const [r, k] = f.alongK ? [`q / ${bk / 4}u`, `(q % ${bk / 4}u) * 4u`] : [`(q % ${f.side / 4}u) * 4u`, `q / ${f.side / 4}u`];
   const load = f.alongK ? `tile4_${f.name}(base_${f.name}, ${f.r0} + r, ${k0} + k, u.${f.rDim}, u.K, u.ld${f.name})` : `tile4_${f.name}(base_${f.name}, ${k0} + k, ${f.r0} + r, u.K, u.${f.rDim}, u.ld${f.name})`;

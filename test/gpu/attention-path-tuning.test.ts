@@ -22,7 +22,8 @@ import { attentionBackwardKernels } from "../../stdlib/kernels/attention-backwar
 import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
 import { onSubgroupMatrices } from "../../stdlib/kernels/kernel.ts";
-import { matmulKernelsOf, matmulStrategyFor, type MatmulKernel, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf, type MatmulKernel } from "../../stdlib/kernels/matmul.ts";
+import { matmulStrategyFor, type MatmulStrategy } from "../../stdlib/kernels/matmul-strategy.ts";
 import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
 import { H200, h200Like } from "../support/h200-adapter.ts";
 import { ok } from "../../compiler/diagnostics.ts";

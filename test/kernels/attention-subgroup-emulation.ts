@@ -2,7 +2,7 @@
 // test/support/subgroup-matrix-emulation.ts; the H200's is test/support/h200-adapter.ts).
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { attentionAdapter } from "../../runtime/gpu/attention-tuning.ts";
-import type { AttentionAdapter } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import type { AttentionAdapter } from "../../stdlib/kernels/attention-subgroup-layout.ts";
 
 /**
  * An adapter whose subgroups are one invocation, with one f16 -> f32 configuration, 16 x 8 x 16

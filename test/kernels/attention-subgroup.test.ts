@@ -9,19 +9,16 @@ import { ok } from "../../compiler/diagnostics.ts";
 import { attentionAdapter } from "../../runtime/gpu/attention-tuning.ts";
 import { Random } from "../../runtime/random.ts";
 import { attentionBackwardKernelsFor, attentionDkdvSubgroupKernel, attentionDqSubgroupKernel, backwardLayouts, backwardWorkgroupBytes } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionForwardKernelFor, attentionForwardSubgroupKernel, RESCALE_TAU, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import {
   attentionKernelChoice,
-  attentionForwardKernelFor,
-  attentionForwardSubgroupKernel,
   blockRows,
-  RESCALE_TAU,
   subgroupAttentionLayout,
   subgroupAttentionLayouts,
-  subgroupAttentionTolerance,
   workgroupBytes,
   type AttentionAdapter,
   type SubgroupAttentionLayout,
-} from "../../stdlib/kernels/attention-forward-subgroup.ts";
+} from "../../stdlib/kernels/attention-subgroup-layout.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { denseView } from "../../stdlib/kernels/attention-layout.ts";
 import { attentionForwardReference } from "../../stdlib/kernels/attention-reference.ts";

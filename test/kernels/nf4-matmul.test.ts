@@ -10,7 +10,8 @@ import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor
 import { nf4Bindings, uploadNf4Tables, uploadNf4Weight, type Nf4Weight } from "../../runtime/execute/nf4-weights.ts";
 import { dequantizeNf4 } from "../../stdlib/quant/nf4.ts";
 import { Random } from "../../runtime/random.ts";
-import { matmulKernelsOf, matmulUniforms, type MatmulShape, type MatmulStrategy } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf, matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import type { MatmulStrategy } from "../../stdlib/kernels/matmul-strategy.ts";
 import { nf4MatmulKernel, nf4MatmulRef } from "../../stdlib/kernels/nf4-matmul.ts";
 import { assertClose } from "../support/numeric.ts";
 import { randomValues, withGpu } from "./gpu-harness.ts";

@@ -2,7 +2,7 @@
 // choosing its kernels' layouts, and this machine's device claiming to be one, for checking what
 // the engine does when those kernels do not compile.
 import type { AdapterSummary, GpuDevice } from "../../runtime/gpu/device.ts";
-import type { AttentionAdapter } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import type { AttentionAdapter } from "../../stdlib/kernels/attention-subgroup-layout.ts";
 import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
 
 /** The f16-input configurations the H200 offers, with `result` accumulators. */
