@@ -162,51 +162,48 @@ test(
   }),
 );
 
-/** Records a GELU over 4096 seeded values into a batch: a kernel to time. */
-function geluDispatch(gpu: GpuDevice, seed: number): (batch: CommandBatch) => void {
-  const n = 4096;
-  const x = uploadTensor(gpu, "f32", [n], randomValues(new Random(seed), n));
-  const y = createTensor(gpu, "f32", [n]);
-  return (batch) => batch.dispatch(activationForward("gelu_tanh", "f32"), { n }, { x, y });
+/**
+ * A test of GPU timestamps (skipped where the adapter has no timestamp-query): `body` gets a
+ * timestamped batch and a GELU over 4096 seeded values to record into it.
+ */
+function timestampTest(name: string, seed: number, body: (gpu: GpuDevice, gelu: (batch: CommandBatch) => void, batch: CommandBatch) => Promise<void>): void {
+  test(
+    name,
+    withGpu(async (gpu) => {
+      if (!gpu.hasTimestamps) return console.log("    skipped: no timestamp-query");
+      const n = 4096;
+      const x = uploadTensor(gpu, "f32", [n], randomValues(new Random(seed), n));
+      const y = createTensor(gpu, "f32", [n]);
+      await body(gpu, (batch) => batch.dispatch(activationForward("gelu_tanh", "f32"), { n }, { x, y }), new CommandBatch(gpu, { timestamps: true }));
+    }),
+  );
 }
 
-test(
-  "GPU timestamps time every dispatch",
-  withGpu(async (gpu) => {
-    if (!gpu.hasTimestamps) return console.log("    skipped: no timestamp-query");
-    const gelu = geluDispatch(gpu, 1);
-    const batch = new CommandBatch(gpu, { timestamps: true });
-    for (let k = 0; k < 3; k++) gelu(batch);
-    const timings = await batch.submit();
-    assert.is(timings.length, 3);
-    for (const t of timings) {
-      assert.is(t.name, "gelu_tanh_forward");
-      assert.ok(t.ns >= 0 && t.ns < 1e10, `${t.ns} ns`);
-    }
-  }),
-);
+timestampTest("GPU timestamps time every dispatch", 1, async (_gpu, gelu, batch) => {
+  for (let k = 0; k < 3; k++) gelu(batch);
+  const timings = await batch.submit();
+  assert.is(timings.length, 3);
+  for (const t of timings) {
+    assert.is(t.name, "gelu_tanh_forward");
+    assert.ok(t.ns >= 0 && t.ns < 1e10, `${t.ns} ns`);
+  }
+});
 
-test(
-  "a timed group's dispatches share one timing",
-  withGpu(async (gpu) => {
-    if (!gpu.hasTimestamps) return console.log("    skipped: no timestamp-query");
-    const gelu = geluDispatch(gpu, 2);
-    const batch = new CommandBatch(gpu, { timestamps: true });
-    for (const group of ["first", "second"]) {
-      batch.beginTimedGroup(group);
-      for (let k = 0; k < 3; k++) gelu(batch);
-      batch.endTimedGroup();
-    }
-    gelu(batch); // outside a group: its own timing
-    const timings = await batch.submit();
-    assert.equal(timings.map((t) => t.name), ["first", "second", "gelu_tanh_forward"]);
-    assert.ok(timings.every((t) => t.ns >= 0 && t.ns < 1e10));
-    assert.throws(() => {
-      const open = new CommandBatch(gpu, { timestamps: true });
-      open.beginTimedGroup("left open");
-      open.flush();
-    }, /still open/);
-  }),
-);
+timestampTest("a timed group's dispatches share one timing", 2, async (gpu, gelu, batch) => {
+  for (const group of ["first", "second"]) {
+    batch.beginTimedGroup(group);
+    for (let k = 0; k < 3; k++) gelu(batch);
+    batch.endTimedGroup();
+  }
+  gelu(batch); // outside a group: its own timing
+  const timings = await batch.submit();
+  assert.equal(timings.map((t) => t.name), ["first", "second", "gelu_tanh_forward"]);
+  assert.ok(timings.every((t) => t.ns >= 0 && t.ns < 1e10));
+  assert.throws(() => {
+    const open = new CommandBatch(gpu, { timestamps: true });
+    open.beginTimedGroup("left open");
+    open.flush();
+  }, /still open/);
+});
 
 test.run();
