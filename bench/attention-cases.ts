@@ -25,9 +25,9 @@ import {
 } from "../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, attentionBackwardUniforms, type BackwardViews } from "../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernel, attentionForwardUniforms } from "../stdlib/kernels/attention-forward.ts";
-import { denseView, fusedQkvViews, gatherView } from "../stdlib/kernels/attention-layout.ts";
+import { denseView, fusedQkvViews, gatherView, keyValueGradientViews } from "../stdlib/kernels/attention-layout.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../stdlib/kernels/attention-reference.ts";
-import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../stdlib/kernels/attention-scores-steps.ts";
+import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels, type ScoresCall } from "../stdlib/kernels/attention-scores-steps.ts";
 import { matmulKernelsOf } from "../stdlib/kernels/matmul.ts";
 import { strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul-strategy.ts";
 import { invariant } from "../compiler/diagnostics.ts";
@@ -38,7 +38,7 @@ import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
 import { roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
 import { F32_TOLERANCE, type Case } from "./case-inputs.ts";
 import { productInputs } from "./matmul-cases.ts";
-import { pickRows } from "./checked-rows.ts";
+import { pickRows, rowsNote } from "./checked-rows.ts";
 import type { BenchShapes } from "./sizes.ts";
 
 /**
@@ -80,6 +80,14 @@ interface AttentionRun {
   /** Query rows per block: the forward's check compares the first and last row of evenly spaced blocks (without blocks, evenly spaced rows). */
   blockRows?: number;
 }
+
+/** The scalar fused forward (f32 products), as every adapter runs it without subgroup matrices. */
+const scalarForward: AttentionRun = {
+  label: "attention forward",
+  run: (shape, views) => ({ spec: attentionForwardKernel(causalVariant(shape.headDim, "f32")), uniforms: attentionForwardUniforms(shape, views, 1 / Math.sqrt(shape.headDim), CAUSAL) }),
+  inputs: "f32",
+  tolerance: F32_TOLERANCE,
+};
 
 /** The subgroup-matrix forward with `layout` and `lanes` invocations per row in the softmax. */
 function subgroupForward(layout: SubgroupAttentionLayout, lanes = softmaxLanes(layout)): AttentionRun {
@@ -132,8 +140,8 @@ function attentionCase(gpu: GpuDevice, s: BenchShapes, T: number, attention: Att
         outRefs.push(...ref.out);
         lseRefs.push(...ref.logSumExp);
       }
-      const rowsNote = rows.length === T ? `all ${T} query rows` : `${rows.length} of ${T} query rows (${block ? "first and last of evenly spaced blocks" : "evenly spaced"})`;
-      return { relativeError: Math.max(relativeError(outs, outRefs), relativeError(lses, lseRefs)), tolerance: attention.tolerance, rows: rowsNote };
+      const note = block && rows.length < T ? `${rows.length} of ${T} query rows (first and last of evenly spaced blocks)` : rowsNote(rows, T, "query rows");
+      return { relativeError: Math.max(relativeError(outs, outRefs), relativeError(lses, lseRefs)), tolerance: attention.tolerance, rows: note };
     },
   };
 }
@@ -147,12 +155,11 @@ interface BackwardRun extends AttentionRun {
 
 /** The subgroup-matrix dQ or dK/dV kernel on `layout`. */
 function subgroupBackward(kernel: "dq" | "dkdv", layout: SubgroupAttentionLayout): BackwardRun {
-  const variant = causalVariant(0, "f32");
   return {
     label: `attention backward ${kernel === "dq" ? "dQ" : "dK/dV"} subgroup-matrix ${layoutLabel(layout, kernel === "dq" ? "keys" : "queries")}`,
     run: (shape, views) => {
-      const v = { ...variant, headDim: shape.headDim };
-      return { spec: kernel === "dq" ? attentionDqSubgroupKernel(v, layout) : attentionDkdvSubgroupKernel(v, layout), uniforms: attentionBackwardUniforms(shape, views, 1 / Math.sqrt(shape.headDim), { causal: true, queryOffset: 0 }) };
+      const variant = causalVariant(shape.headDim, "f32");
+      return { spec: kernel === "dq" ? attentionDqSubgroupKernel(variant, layout) : attentionDkdvSubgroupKernel(variant, layout), uniforms: attentionBackwardUniforms(shape, views, 1 / Math.sqrt(shape.headDim), CAUSAL) };
     },
     inputs: "f16",
     tolerance: subgroupAttentionBackwardTolerance(),
@@ -228,7 +235,7 @@ function backwardCase(gpu: GpuDevice, s: BenchShapes, T: number, attention: Back
 /** Q, K and V in a fused (T, 3H, D) projection as Baichuan's W_pack, O and the gradients dense (T, H, D), dK and dV in one buffer. */
 function problemViews(T: number, H: number, D: number): BackwardViews {
   const dense = denseView("bthd", T, H, D);
-  return { ...fusedQkvViews(T, H, H, D), o: dense, dout: dense, dq: dense, dk: dense, dv: denseView("bthd", T, H, D, T * H * D) };
+  return { ...fusedQkvViews(T, H, H, D), o: dense, dout: dense, dq: dense, ...keyValueGradientViews(1, T, H, D) };
 }
 
 function workspace(gpu: GpuDevice, attention: AttentionRun, shape: AttentionShape): Record<string, GpuTensor> {
@@ -242,10 +249,16 @@ function workspace(gpu: GpuDevice, attention: AttentionRun, shape: AttentionShap
  */
 function scoresRun(gpu: GpuDevice, strategy: MatmulStrategy, direction: "forward" | "backward"): BackwardRun {
   const matmul = matmulKernelsOf(strategy, engineGemv(gpu));
-  const call = (shape: AttentionShape) => {
-    const heads = scoresChunkHeads(direction, shape, "f32", problemViews(shape.queryLength, shape.queryHeads, shape.headDim));
-    invariant(heads, "the bench's attention can be bound as windows");
-    return { shape, variant: causalVariant(shape.headDim, "f32"), scale: 1 / Math.sqrt(shape.headDim), heads };
+  // the chunking of a shape, worked out once for its kernels and its workspace
+  const calls = new Map<AttentionShape, ScoresCall>();
+  const call = (shape: AttentionShape): ScoresCall => {
+    let c = calls.get(shape);
+    if (!c) {
+      const heads = scoresChunkHeads(direction, shape, "f32", problemViews(shape.queryLength, shape.queryHeads, shape.headDim));
+      invariant(heads, "the bench's attention can be bound as windows");
+      calls.set(shape, (c = { shape, variant: causalVariant(shape.headDim, "f32"), scale: 1 / Math.sqrt(shape.headDim), heads }));
+    }
+    return c;
   };
   const products = productInputs(strategy);
   const scores = (shape: AttentionShape) => call(shape).heads * shape.queryLength * shape.keyLength;
@@ -262,7 +275,8 @@ function scoresRun(gpu: GpuDevice, strategy: MatmulStrategy, direction: "forward
 }
 
 /**
- * The subgroup-matrix attention cases (none without subgroup matrices): the forward with the
+ * The attention cases: the scalar fused forward and the score matrix on the engine's matmul
+ * (forward and backward) on every adapter; then, where the adapter has subgroup matrices, the forward with the
  * layout the engine picks at the bench's token count and at half of it; where its softmax takes
  * several lanes per row, the same with one (each invocation a whole row, half of them idle on
  * NVIDIA), to show what the split gains; where that layout has four subgroups, two (what the
@@ -271,6 +285,7 @@ function scoresRun(gpu: GpuDevice, strategy: MatmulStrategy, direction: "forward
  * and dK/dV kernels.
  */
 export function* attentionCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
+  yield attentionCase(gpu, s, s.tokens, scalarForward, 10);
   // the score matrix on the engine's matmul, forward and backward, on every adapter
   const strategy = checkedMatmulStrategy(gpu);
   if (strategy.ok) {

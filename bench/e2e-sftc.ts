@@ -13,7 +13,6 @@ import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
 import { familyGraphModel, initialWeights } from "../runtime/pipeline/family-model.ts";
 import { labelTokens } from "../runtime/train/backend.ts";
-import { timedUpdate } from "./train-step.ts";
 import { GpuBackend } from "../runtime/train/gpu-backend.ts";
 import type { WeightSource } from "../runtime/train/gpu-weights.ts";
 import { trainSettings } from "../runtime/train/settings.ts";
@@ -22,7 +21,7 @@ import type { Family } from "../stdlib/families/family.ts";
 import { families } from "../stdlib/families/index.ts";
 import { modelConfig, TARGETS, type E2eOptions, type Method } from "./e2e-options.ts";
 import { sharedShapeWeights, uploadsCaughtUp } from "./shared-weights.ts";
-import { median, syntheticBatch } from "./train-step.ts";
+import { median, syntheticBatch, timedUpdate } from "./train-step.ts";
 import { kernelProfile, type ProfileRow } from "./profile.ts";
 
 /** One sftc run: its figures, or why it failed. */
@@ -71,7 +70,7 @@ function computePrecision(gpu: GpuDevice): string {
 }
 
 /** One method's training steps on `gpu`: a failure (not a NaN loss: that is reported) becomes the row's `why`. */
-export async function sftcRun(gpu: GpuDevice, method: Method, options: E2eOptions): Promise<SftcRow> {
+async function sftcRun(gpu: GpuDevice, method: Method, options: E2eOptions): Promise<SftcRow> {
   const narrow = options.dtype === "f32" ? "" : `, ${options.dtype} embeddings and head`;
   const base = method === "qlora" ? `NF4 base + f32 adapters${narrow}` : options.dtype === "f32" ? "f32 weights" : `${options.dtype} block linears${narrow}, f32 adapters and norms`;
   const precision = `${base}, ${computePrecision(gpu)}`;
@@ -122,7 +121,7 @@ async function sftcSteps(gpu: GpuDevice, method: Method, options: E2eOptions) {
       if (step === 1) firstStepSeconds = elapsedNs / 1e9;
       if (step > options.warmup) samplesNs.push(elapsedNs);
       losses.push(loss);
-      options.log?.(`sftc ${method} step ${step}: ${(elapsedNs / 1e9).toFixed(2)} s, loss ${losses[losses.length - 1]}`);
+      options.log?.(`sftc ${method} step ${step}: ${(elapsedNs / 1e9).toFixed(2)} s, loss ${loss}`);
     }
     if (options.profile && !gpu.hasTimestamps) options.log?.(`sftc ${method} profile: not taken, the adapter has no timestamp-query`);
     if (options.profile && gpu.hasTimestamps) {

@@ -12,7 +12,6 @@ import { decodeAttentionCases } from "./decode-attention-cases.ts";
 import { decodeCase, matmulCase, matmulShapes, nf4MatmulCase } from "./matmul-cases.ts";
 import {
   adamwCase,
-  attentionCase,
   crossEntropyCase,
   embeddingBackwardCase,
   embeddingForwardCase,
@@ -76,7 +75,6 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   const ids = inputs.tokenIds();
   yield embeddingForwardCase(inputs, ids);
   yield embeddingBackwardCase(inputs, ids);
-  yield attentionCase(inputs);
   yield* attentionCases(gpu, s);
   yield* decodeAttentionCases(gpu, s);
   yield adamwCase(inputs);

@@ -64,9 +64,10 @@ async function timeCase(gpu: GpuDevice, c: Case, run: BoundSteps, reps: number, 
   const firstErrors = await gpu.takeErrors();
   if (firstErrors.length) return failed(c, gpuErrorText(firstErrors));
   // `reps` runs of the case in one batch
+  const name = caseKernel(c);
   const repeated = (batch: CommandBatch) => {
     for (let r = 0; r < reps; r++) {
-      batch.beginTimedGroup(caseKernel(c));
+      batch.beginTimedGroup(name);
       run.record(batch);
       batch.endTimedGroup();
     }

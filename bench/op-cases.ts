@@ -1,14 +1,9 @@
-// The benchmarked kernels other than the matmuls: activations, norms, cross-entropy, embedding
-// lookup and gradient, causal attention over a fused QKV projection, AdamW and the gradient
-// norm. FLOPs are nominal per-element counts (given in the label); bytes are the minimum traffic
+// The benchmarked kernels other than the matmuls and attention (attention-cases.ts): activations,
+// norms, cross-entropy, embedding lookup and gradient, AdamW and the gradient norm. FLOPs are nominal per-element counts (given in the label); bytes are the minimum traffic
 // (every input read once, every output written once). Each check compares the outputs with the
 // kernel's float64 reference for every row, or an evenly spaced sample of rows at full size.
 import { createTensor, readFloats, uploadTensor } from "../runtime/gpu/tensor.ts";
 import { activationForward, activationForwardRef, splitHalves, swigluForward, swigluForwardRef } from "../stdlib/kernels/activations.ts";
-import { attentionForwardKernel, attentionForwardUniforms } from "../stdlib/kernels/attention-forward.ts";
-import { denseView, fusedQkvViews, gatherView } from "../stdlib/kernels/attention-layout.ts";
-import { maskFlags } from "../stdlib/kernels/attention-mask.ts";
-import { attentionForwardReference } from "../stdlib/kernels/attention-reference.ts";
 import { adamwRef, adamwStep, adamwUniforms, ADAMW_DEFAULTS, type AdamWHyper } from "../stdlib/kernels/adamw.ts";
 import { crossEntropy, crossEntropyRef, IGNORE_INDEX } from "../stdlib/kernels/cross-entropy.ts";
 import { embeddingBackward, embeddingBackwardRef, embeddingForward, embeddingForwardRef, embeddingGradPlan } from "../stdlib/kernels/embedding.ts";
@@ -246,49 +241,6 @@ export function gradNormCase(inputs: CaseInputs): Case {
       const rows = inputs.rows(chunks);
       const ref = rows.map((w) => gradNormRef([g.host.subarray(w * GRAD_NORM_CHUNK, (w + 1) * GRAD_NORM_CHUNK)], 1)[0] ** 2);
       return worst([[gather(await readFloats(inputs.gpu, partials), rows, 1), ref]], rowsNote(rows, chunks, `chunks of ${GRAD_NORM_CHUNK}`));
-    },
-  };
-}
-
-/** Causal self-attention over one sequence of `tokens`, Q, K, V read from a fused QKV projection. */
-export function attentionCase(inputs: CaseInputs): Case {
-  const { tokens: T, hidden, headDim: D } = inputs.s;
-  const H = hidden / D;
-  const shape = { batch: 1, queryHeads: H, kvHeads: H, queryLength: T, keyLength: T, headDim: D };
-  const scale = 1 / Math.sqrt(D);
-  const mask = { causal: true, queryOffset: 0 };
-  const qkv = inputs.input("f32", [T, 3 * H, D]); // (T, Hq + 2 Hkv, D), Baichuan W_pack order
-  const views = { ...fusedQkvViews(T, H, H, D), o: denseView("bthd", T, H, D) };
-  const o = createTensor(inputs.gpu, "f32", [T, H, D]);
-  const lse = createTensor(inputs.gpu, "f32", [H, T]);
-  return {
-    label: "attention forward, causal (4 flop/score)",
-    shape: `T${T} H${H} D${D}`,
-    compute: true,
-    spec: attentionForwardKernel({ dtype: "f32", headDim: D, ...maskFlags(mask) }),
-    uniforms: attentionForwardUniforms(shape, views, scale, mask),
-    tensors: { q: qkv.tensor, k: qkv.tensor, v: qkv.tensor, o, lse },
-    flops: 4 * H * D * ((T * (T + 1)) / 2), // Q K^T and P V over the causal half
-    bytes: 4 * (4 * T * H * D + H * T),
-    verify: async () => {
-      // one reference problem per checked query row i: that row of every head at position i
-      const [q, k, v] = (["q", "k", "v"] as const).map((name) => gatherView(qkv.host, views[name], 1, T, H, D)); // (1, H, T, D)
-      const out = gatherView(await readFloats(inputs.gpu, o), views.o, 1, T, H, D);
-      const lseOut = await readFloats(inputs.gpu, lse); // (H, T)
-      const rows = inputs.rows(T);
-      const pairs: [number[], number[]][] = [[[], []], [[], []]];
-      for (const i of rows) {
-        const heads = Array.from({ length: H }, (_, h) => h);
-        const qi = Float64Array.from(heads.flatMap((h) => Array.from(q.subarray((h * T + i) * D, (h * T + i + 1) * D))));
-        const ref = attentionForwardReference({ shape: { ...shape, queryLength: 1 }, q: qi, k, v, scale, mask: { causal: true, queryOffset: i } });
-        for (const h of heads) {
-          pairs[0][0].push(...out.subarray((h * T + i) * D, (h * T + i + 1) * D));
-          pairs[1][0].push(lseOut[h * T + i]);
-        }
-        pairs[0][1].push(...ref.out);
-        pairs[1][1].push(...ref.logSumExp);
-      }
-      return worst(pairs, rowsNote(rows, T, "query rows"));
     },
   };
 }

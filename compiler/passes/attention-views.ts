@@ -6,7 +6,7 @@
 // which calls can take the score-matrix path.
 import type { AttentionViews } from "../../stdlib/kernels/attention-common.ts";
 import type { BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
-import { denseView } from "../../stdlib/kernels/attention-layout.ts";
+import { denseView, keyValueGradientViews } from "../../stdlib/kernels/attention-layout.ts";
 import type { Node } from "../ir/node.ts";
 import { inputView, type Launch } from "./schedule.ts";
 import { tensorView } from "./views.ts";
@@ -23,6 +23,5 @@ export function attentionBackwardViews(launch: Launch, n: Node): BackwardViews {
   const [dout, q, k, v, o] = n.inputs.slice(0, 5).map((i) => tensorView(inputView(launch, i)));
   const [batch, T, queryHeads, headDim] = n.inputs[1].shape;
   const [, S, kvHeads] = n.inputs[2].shape;
-  const dv = denseView("bthd", S, kvHeads, headDim, batch * S * kvHeads * headDim);
-  return { q, k, v, o, dout, dq: denseView("bthd", T, queryHeads, headDim), dk: denseView("bthd", S, kvHeads, headDim), dv };
+  return { q, k, v, o, dout, dq: denseView("bthd", T, queryHeads, headDim), ...keyValueGradientViews(batch, S, kvHeads, headDim) };
 }

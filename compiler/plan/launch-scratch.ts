@@ -59,8 +59,9 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         take(first.dtype as StorageDType, 2 * numel(k.shape));
         if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
         take("f32", numel(q.shape) / q.shape[q.shape.length - 1]);
-        const heads = scores ? scoresPathHeads(scores, "backward", attentionShape(first, 1), attentionDtype(first, 1), attentionBackwardViews(launch, first)) : undefined;
-        if (heads) for (let i = 0; i < 2; i++) take("f32", heads * q.shape[1] * k.shape[1]); // the chunk's scores and their gradients
+        const shape = attentionShape(first, 1);
+        const heads = scores ? scoresPathHeads(scores, "backward", shape, attentionDtype(first, 1), attentionBackwardViews(launch, first)) : undefined;
+        if (heads) for (let i = 0; i < 2; i++) take("f32", heads * shape.queryLength * shape.keyLength); // the chunk's scores and their gradients
         break;
       }
       case "norm_backward": {

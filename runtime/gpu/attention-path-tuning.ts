@@ -12,15 +12,14 @@
 // the fused kernels.
 // SFT_ATTENTION=scores asks for the score matrix wherever it applies; any other SFT_ATTENTION
 // keeps the fused kernels.
-import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { attentionForwardKernelFor, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
-import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
-import { onSubgroupMatrices, type BoundKernel, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import { onSubgroupMatrices, type BoundKernel, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
 import { invariant, type Result } from "../../compiler/diagnostics.ts";
 import { matmulKernelsOf, type MatmulKernel } from "../../stdlib/kernels/matmul.ts";
 import { matmulStrategyFor, type MatmulStrategy } from "../../stdlib/kernels/matmul-strategy.ts";
@@ -59,8 +58,11 @@ const tuned = new WeakMap<GpuDevice, Map<string, TunedPath>>();
 
 /** Whether SFT_ATTENTION asks for the score matrix wherever it applies. */
 export function scoresRequested(env: Env = process.env): boolean {
-  return env.SFT_ATTENTION?.trim() === "scores";
+  return env[SCORES_REQUEST.variable]?.trim() === SCORES_REQUEST.value;
 }
+
+/** The variable and value that force attention through the score matrix on any adapter. */
+export const SCORES_REQUEST = { variable: "SFT_ATTENTION", value: "scores" } as const;
 
 /** The engine's attention path on `gpu` with the matmul `strategy` it runs, from the device's tuning (chosenAttentionScores). */
 export function engineAttentionScores(gpu: GpuDevice, strategy: MatmulStrategy, env: Env = process.env): AttentionScoresChoice {
@@ -101,10 +103,7 @@ export function attentionPathJob(
   const variant = causalVariant(headDim, "f32");
   const call = { shape, variant, scale, heads: chunk };
   const forward = direction === "forward";
-  const backwardUniforms = attentionBackwardUniforms(shape, views, scale, mask);
-  const fusedKernels: BoundKernel[] = forward
-    ? [{ spec: fused.forward(variant), uniforms: attentionForwardUniforms(shape, views, scale, mask) }]
-    : (["delta", "dkdv", "dq"] as const).map((k) => ({ spec: fused.backward(variant)[k], uniforms: backwardUniforms }));
+  const fusedKernels: BoundKernel[] = forward ? [{ spec: fused.forward(variant), uniforms: attentionForwardUniforms(shape, views, scale, mask) }] : fusedBackward(fused.backward(variant), attentionBackwardUniforms(shape, views, scale, mask));
   // the products' precision: f16 operands on subgroup matrices
   const inputs = onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 })) ? "f16" : "f32";
   const candidates = [
@@ -128,6 +127,11 @@ export function attentionPathJob(
   });
   const heads = shape.kvHeads === shape.queryHeads ? `${shape.queryHeads} heads` : `${shape.queryHeads} heads over ${shape.kvHeads}`;
   return { candidates, problem: { label: `causal attention ${direction}, ${shape.batch} x ${tokens} tokens, ${heads} of ${headDim}, f32`, tensors } };
+}
+
+// The fused backward as it runs: delta, then dK/dV, then dQ, on one set of uniforms.
+function fusedBackward(kernels: AttentionBackwardKernels, uniforms: UniformValues): BoundKernel[] {
+  return (["delta", "dkdv", "dq"] as const).map((k) => ({ spec: kernels[k], uniforms }));
 }
 
 /**

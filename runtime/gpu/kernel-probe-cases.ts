@@ -1,12 +1,15 @@
 // The problems of the self-check's probes, each with its float64 answer: matmuls off every tile,
 // and causal attention forward and backward at the families' head dims. Sizes are small and off
-// the kernels' tiles, so a probe runs in milliseconds and catches edge handling.
+// the kernels' tiles, so a probe runs in milliseconds and catches edge handling; the score-matrix
+// attention's probe, up to eight cases of both storage dtypes, grouped queries and two chunkings,
+// takes 0.1 to 0.3 s to build its float64 answers (measured on a CPU), so its cases are built once
+// per matmul (scoresAttentionProbe).
 import { attentionBackwardUniforms, type AttentionBackwardKernels, type BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { subgroupAttentionBackwardTolerance, type BackwardKernel } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
-import { denseView, scatterView } from "../../stdlib/kernels/attention-layout.ts";
+import { denseView, keyValueGradientViews, scatterView } from "../../stdlib/kernels/attention-layout.ts";
 import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
@@ -59,7 +62,7 @@ export function causalTimingAttention(headDim: number, tokens: number, batch: nu
   const elements = batch * tokens * heads * headDim;
   const keyElements = batch * tokens * keyHeads * headDim;
   const [view, keys] = [denseView("bthd", tokens, heads, headDim), denseView("bthd", tokens, keyHeads, headDim)];
-  const views: BackwardViews = { q: view, k: keys, v: keys, o: view, dout: view, dq: view, dk: keys, dv: denseView("bthd", tokens, keyHeads, headDim, keyElements) };
+  const views: BackwardViews = { q: view, k: keys, v: keys, o: view, dout: view, dq: view, ...keyValueGradientViews(batch, tokens, keyHeads, headDim) };
   // one array per length: the problem's inputs all hold the same values
   const patterns = new Map<number, Float32Array>();
   const timingPattern = (n: number) => patterns.get(n) ?? patterns.set(n, timingValues(n, 0.5)).get(n)!;
@@ -161,8 +164,8 @@ export function attentionCases(kernel: (variant: AttentionVariant) => KernelSpec
         q: { dtype, data: q },
         k: { dtype, data: k },
         v: { dtype, data: v },
-        o: { dtype, data: new Float64Array(q.length) },
-        lse: { dtype: "f32", data: new Float64Array(shape.queryHeads * shape.queryLength) },
+        o: { dtype, zeros: q.length },
+        lse: { dtype: "f32", zeros: shape.queryHeads * shape.queryLength },
       },
       expected: { o: ref.out, lse: ref.logSumExp },
     };
@@ -204,12 +207,12 @@ export function attentionBackwardCases(
       delta: { dtype: "f32", data: delta },
     };
     const chosen = kernels(variant);
-    const dq: ProbeCase = { label: `dQ of ${label}`, spec: chosen.dq, uniforms, tensors: { ...read, dq: { dtype, data: new Float64Array(q.length) } }, expected: { dq: grads.dq } };
+    const dq: ProbeCase = { label: `dQ of ${label}`, spec: chosen.dq, uniforms, tensors: { ...read, dq: { dtype, zeros: q.length } }, expected: { dq: grads.dq } };
     const dkdv: ProbeCase = {
       label: `dK, dV of ${label}`,
       spec: chosen.dkdv,
       uniforms,
-      tensors: { ...read, dkv: { dtype, data: new Float64Array(2 * k.length) } },
+      tensors: { ...read, dkv: { dtype, zeros: 2 * k.length } },
       expected: { dk: grads.dk, dv: grads.dv },
       placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
     };
@@ -268,15 +271,27 @@ export function scoresAttentionProbe(
     kernel: `score-matrix ${what} (head dim ${headDim}, ${storage.join(" and ")} storage)`,
     fallback: `fused ${what}`,
     tolerance,
-    cases: () =>
-      storage.flatMap((dtype) =>
-        [
-          [2, 2],
-          [4, 2],
-        ].flatMap(([heads, kvHeads]) => scoresAttentionCases(matmul, causalVariant(headDim, dtype), heads, kvHeads, direction, inputs)),
-      ),
+    cases: () => {
+      // the grouped-query backward's path job checks the plain one's cases: build them once
+      const key = `${direction} ${headDim} ${inputs} ${storage.join(" ")}`;
+      const built = builtScoresCases.get(matmul) ?? new Map<string, ProbeCase[]>();
+      builtScoresCases.set(matmul, built);
+      const cases =
+        built.get(key) ??
+        storage.flatMap((dtype) =>
+          [
+            [2, 2],
+            [4, 2],
+          ].flatMap(([heads, kvHeads]) => scoresAttentionCases(matmul, causalVariant(headDim, dtype), heads, kvHeads, direction, inputs)),
+        );
+      built.set(key, cases);
+      return cases;
+    },
   };
 }
+
+// scoresAttentionProbe's cases by the matmul they run on and the probe's parameters
+const builtScoresCases = new WeakMap<MatmulKernel, Map<string, ProbeCase[]>>();
 
 /** scoresAttentionProbe's cases forward and backward at each of `headDims`, as one probe of the path. */
 export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[], inputs: StorageDType, tolerance: number, storage: readonly AttentionVariant["dtype"][]): KernelProbe {
@@ -299,7 +314,7 @@ function scoresAttentionCases(matmul: MatmulKernel, variant: AttentionVariant, H
   const [q, dout] = [0, 1].map(() => roundToDType(dtype, rng.normalArray(B * H * T * D)));
   const [k, v] = [0, 1].map(() => roundToDType(dtype, rng.normalArray(B * KV * T * D)));
   const [queries, keys] = [denseView("bthd", T, H, D), denseView("bthd", T, KV, D)];
-  const views = { q: queries, k: keys, v: keys, o: queries, dout: queries, dq: queries, dk: keys, dv: denseView("bthd", T, KV, D, k.length) };
+  const views = { q: queries, k: keys, v: keys, o: queries, dout: queries, dq: queries, ...keyValueGradientViews(B, T, KV, D) };
   // chunks of one head where they can be bound, and the engine's chunks
   const chunkings = new Set([scoresChunkHeads(direction, shape, dtype, views, 4 * T * T), scoresChunkHeads(direction, shape, dtype, views)].filter((h) => h !== undefined));
   const laidOut = (dense: ArrayLike<number>, heads = H) => scatterView(dense, heads === H ? queries : keys, [B, heads, T, D]);

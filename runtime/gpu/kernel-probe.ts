@@ -122,7 +122,7 @@ function caseKey(c: ProbeCase): string {
   for (const k of runKernels(c)) hash.update(boundKernelText(k));
   for (const [name, t] of Object.entries(c.tensors)) {
     if ("zeros" in t) hash.update(`${name} ${t.dtype} ${t.zeros} zeros\n`);
-    else hash.update(`${name} ${t.dtype} ${t.data.length}\n`).update(Float64Array.from(t.data));
+    else hash.update(`${name} ${t.dtype} ${t.data.length}\n`).update(t.data instanceof Float64Array ? t.data : Float64Array.from(t.data));
   }
   for (const [name, ref] of Object.entries(c.expected)) hash.update(`expected ${name} ${ref.length}\n`).update(ref);
   hash.update(JSON.stringify(c.placed ?? {}));

@@ -16,7 +16,7 @@
 // decode matmul's workgroup (gemv-tuning.ts) and the attention kernels' layouts
 // (attention-tuning.ts; the attention probes check the tuned layouts, at every checked head dim).
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
-import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernelFor } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
@@ -25,13 +25,12 @@ import { onSubgroupMatrices, type KernelSpec } from "../../stdlib/kernels/kernel
 import { matmulKernelsOf } from "../../stdlib/kernels/matmul.ts";
 import { matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../../stdlib/kernels/matmul-strategy.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
-import { subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import type { GpuDevice } from "./device.ts";
 import { causalVariant, probeStorage, scoresPathProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
 import { tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
-import { engineAttentionScores, scoresRequested, tuneAttentionPaths } from "./attention-path-tuning.ts";
+import { engineAttentionScores, SCORES_REQUEST, scoresRequested, tuneAttentionPaths } from "./attention-path-tuning.ts";
 import { engineGemv, tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 
@@ -92,7 +91,7 @@ const REQUEST: Record<CheckedOp, { variable: string; value: string }> = {
   matmul: { variable: "SFT_MATMUL", value: "subgroup-matrix" },
   attention: { variable: "SFT_ATTENTION", value: "subgroup-matrix" },
   "attention backward": { variable: "SFT_ATTENTION", value: "subgroup-matrix" },
-  "attention scores": { variable: "SFT_ATTENTION", value: "scores" },
+  "attention scores": SCORES_REQUEST,
 };
 /** Whether `env` asks for the fast kernel of `op` explicitly (a failed check then refuses with SFT5011); the variable and value that do, if so. */
 export function explicitRequest(op: CheckedOp, env: Env = process.env): string | undefined {

@@ -16,7 +16,7 @@
 // architecture and description, which on Vulkan names the driver and its version), the webgpu
 // package and the candidates (their WGSL and their checks), so later starts on the same card take
 // the choice without timing; any change to a kernel or its check tunes again. A choice read from
-// the file is checked again (milliseconds) before it is used, and tuned anew if it fails: the key
+// the file is checked again (its probe: milliseconds; a few hundred for the score-matrix attention's float64 answers) before it is used, and tuned anew if it fails: the key
 // cannot see everything (a driver that Dawn does not describe). A cache that cannot be read or
 // written costs only the timing. The file is parsed again only where it changed since (every job
 // of a start reads it).
@@ -160,7 +160,8 @@ export async function tuneChoice<T>(gpu: GpuDevice, job: string, { candidates, p
   const key = tuningKey(gpu, job, candidates, problem);
   const cached = options.file === undefined ? undefined : readTunings(options.file)[key];
   const cachedChoice = cached && candidates.find((c) => c.name === cached.chosen);
-  // a cached choice that fails its check again is not checked a third time below
+  // a cached choice that fails its check again is not checked a third time below (the device would
+  // not run its cases again, kernel-probe.ts keeps their outcomes; this spares building them)
   let failedCheck: KernelCheck | undefined;
   if (cached && cachedChoice) {
     if (options.recheck === false) return { outcome: { ...cached, source: "cached" }, choice: cachedChoice.choice };

@@ -180,7 +180,9 @@ function planHeldPrograms(planned: PlannedPipeline, backend: GpuBackend): Result
     invariant(match, `unexpected program key ${key}`);
     return { kind: match[1] as ProgramShape["kind"], rows: Number(match[2]), seq: Number(match[3]) };
   });
-  return planEngine(planned.model.family, planned.model.config, planned.plan.settings, shapes, backend.attentionScores);
+  const scores = backend.attentionScores();
+  if (!scores.ok) return scores;
+  return planEngine(planned.model.family, planned.model.config, planned.plan.settings, shapes, scores.value);
 }
 
 /**

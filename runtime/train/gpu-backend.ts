@@ -103,7 +103,7 @@ export class GpuBackend implements TrainingBackend {
    * uploaded to `gpu`; a missing or mis-sized weight is SFT4002.
    */
   static create(gpu: GpuDevice, model: GraphModel, weights: ReadonlyMap<string, ArrayLike<number>>, options: GpuBackendOptions = {}): Result<GpuBackend> {
-    const params = engineParams(model, options);
+    const params = engineParams(model, options.nf4);
     if (!params.ok) return params;
     for (const p of params.value) {
       const given = weights.get(p.attrs.name!);
@@ -121,7 +121,7 @@ export class GpuBackend implements TrainingBackend {
    * missing or mis-sized weight is SFT4002, and the source's own errors are passed on.
    */
   static async load(gpu: GpuDevice, model: GraphModel, source: WeightSource, options: GpuBackendOptions = {}): Promise<Result<GpuBackend>> {
-    const params = engineParams(model, options);
+    const params = engineParams(model, options.nf4);
     if (!params.ok) return params;
     const byName = new Map(params.value.map((p) => [p.attrs.name!, p]));
     const placed = new DeviceWeights(gpu, options.nf4);
@@ -293,10 +293,10 @@ export class GpuBackend implements TrainingBackend {
     return this.gpu.memory.liveBytes;
   }
 
-  /** Which attention launches of this engine's programs take the score-matrix path (the device's choice). */
-  get attentionScores(): AttentionScoresChoice {
+  /** Which attention launches of this engine's programs take the score-matrix path (the device's choice), or why the engine's kernels are refused. */
+  attentionScores(): Result<AttentionScoresChoice> {
     const kernels = engineKernels(this.gpu);
-    return kernels.ok ? kernels.value.attentionScores : { forward: false, backward: false };
+    return kernels.ok ? ok(kernels.value.attentionScores) : kernels;
   }
 
   /**

@@ -11,20 +11,19 @@ import { createTensor, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { quantizeNf4, type Nf4Tensor } from "../../stdlib/quant/nf4.ts";
 import { SEQ_BUCKET } from "./batch-padding.ts";
 import type { GraphModel } from "./cpu-backend.ts";
-import type { GpuBackendOptions } from "./gpu-backend.ts";
 
 /** Initial weights by name, one tensor at a time (a checkpoint read as it streams). */
 export type WeightSource = AsyncIterable<Result<{ name: string; values: ArrayLike<number> }>>;
 
-/** The parameters the engine stores, once the trainable ones are known to be f32 and none of them NF4. */
-export function engineParams(model: GraphModel, options: GpuBackendOptions): Result<Node[]> {
+/** The parameters the engine stores, once the trainable ones are known to be f32 and none of them among `nf4` (the weights QLoRA stores as NF4). */
+export function engineParams(model: GraphModel, nf4: readonly string[] = []): Result<Node[]> {
   const params = topoSort([model.lossFor(1, SEQ_BUCKET)]).filter((n) => n.op === "param");
   const stored = new Map(params.map((p) => [p.attrs.name!, p.dtype]));
   const narrow = model.trainable.find((t) => stored.get(t.name) !== "f32");
   if (narrow) {
     return fail(diag("SFT5901", `The trainable weight '${narrow.name}' is stored as ${stored.get(narrow.name)}; the GPU engine trains f32 weights (AdamW updates need them).`, { where: narrow.name, hint: "Set model.dtype = f32 for full fine-tuning, or train LoRA adapters over the narrow base weights." }));
   }
-  const quantized = new Set(options.nf4 ?? []);
+  const quantized = new Set(nf4);
   const trainedNf4 = model.trainable.find((t) => quantized.has(t.name));
   invariant(!trainedNf4, `the NF4 weight ${trainedNf4?.name} is frozen: QLoRA trains adapters over it`);
   return ok(params);

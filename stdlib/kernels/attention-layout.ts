@@ -18,6 +18,11 @@ export function denseView(layout: "bthd" | "bhtd", length: number, heads: number
     : { offset, batchStride: heads * length * headDim, tokenStride: headDim, headStride: length * headDim };
 }
 
+/** dK and dV as the attention backward writes them: the halves of one (2, B, S, Hkv, D) buffer, each dense (B, S, Hkv, D). */
+export function keyValueGradientViews(batch: number, keyLength: number, kvHeads: number, headDim: number): { dk: TensorView; dv: TensorView } {
+  return { dk: denseView("bthd", keyLength, kvHeads, headDim), dv: denseView("bthd", keyLength, kvHeads, headDim, batch * keyLength * kvHeads * headDim) };
+}
+
 /**
  * Views of Q, K and V inside one fused projection output laid out (B, T, Hq + 2*Hkv, D) with the
  * heads of Q, then K, then V (Baichuan W_pack and ChatGLM2 query_key_value order, models.md §6.1).
@@ -34,7 +39,7 @@ export function viewIndex(view: TensorView, b: number, t: number, h: number, d: 
 }
 
 /** Elements a buffer needs to hold the whole view. */
-export function viewExtent(view: TensorView, batch: number, length: number, heads: number, headDim: number): number {
+function viewExtent(view: TensorView, batch: number, length: number, heads: number, headDim: number): number {
   return viewIndex(view, batch - 1, length - 1, heads - 1, headDim - 1) + 1;
 }
 

@@ -4,8 +4,7 @@
 // between dispatches in step order.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { BoundSteps } from "../../runtime/gpu/bound-steps.ts";
-import type { DispatchStep, Step } from "../../runtime/gpu/bound-steps.ts";
+import { BoundSteps, type DispatchStep, type Step } from "../../runtime/gpu/bound-steps.ts";
 import { CommandBatch } from "../../runtime/gpu/batch.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { createTensor, readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";

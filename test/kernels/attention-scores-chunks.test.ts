@@ -5,7 +5,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
 import { causalVariant } from "../../runtime/gpu/kernel-probe-cases.ts";
-import { denseView, fusedQkvViews } from "../../stdlib/kernels/attention-layout.ts";
+import { denseView, fusedQkvViews, keyValueGradientViews } from "../../stdlib/kernels/attention-layout.ts";
 import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { bytesPerElement, type StorageDType } from "../../stdlib/kernels/dtype.ts";
@@ -15,7 +15,7 @@ import { matmulKernelsOf } from "../../stdlib/kernels/matmul.ts";
 function fusedViews(shape: AttentionShape): BackwardViews {
   const { batch, queryLength: T, keyLength: S, queryHeads: H, kvHeads: KV, headDim: D } = shape;
   const dense = denseView("bthd", T, H, D);
-  return { ...fusedQkvViews(T, H, KV, D), o: dense, dout: dense, dq: dense, dk: denseView("bthd", S, KV, D), dv: denseView("bthd", S, KV, D, batch * S * KV * D) };
+  return { ...fusedQkvViews(T, H, KV, D), o: dense, dout: dense, dq: dense, ...keyValueGradientViews(batch, S, KV, D) };
 }
 
 const shapeOf = (batch: number, T: number, H: number, KV: number, D: number): AttentionShape => ({ batch, queryHeads: H, kvHeads: KV, queryLength: T, keyLength: T, headDim: D });

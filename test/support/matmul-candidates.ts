@@ -2,9 +2,8 @@
 // the plain kernels, one with wrong numbers and one WGSL rejects.
 import * as assert from "uvu/assert";
 import { matmulCases } from "../../runtime/gpu/kernel-probe-cases.ts";
-import type { MatmulKernel } from "../../stdlib/kernels/matmul.ts";
 import type { KernelProbe } from "../../runtime/gpu/kernel-probe.ts";
-import { matmulKernel } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernel, type MatmulKernel } from "../../stdlib/kernels/matmul.ts";
 
 
 export const tiled: MatmulKernel = (o, s) => matmulKernel(o, s, "tiled");

@@ -9,7 +9,7 @@
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import { numel, sameShape, type Node } from "../../../compiler/ir/node.ts";
 import { matmulInner, residualOperand } from "../../../compiler/passes/kernel-catalog.ts";
-import type { KernelInput, Launch } from "../../../compiler/passes/schedule.ts";
+import { inputView, type KernelInput, type Launch } from "../../../compiler/passes/schedule.ts";
 import { reshapeStrides, type View } from "../../../compiler/passes/views.ts";
 import { matmulUniforms, type MatmulOptions, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
 import { lowRankProduct, type LowRankLayout } from "../../../stdlib/kernels/matmul-low-rank.ts";
@@ -92,7 +92,7 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
 
   // each operand in place, or a contiguous copy first
   const operand = (input: Node, trans: boolean, name: string): { tensor: GpuTensor; layout: OperandLayout } => {
-    const view = launch.inputs.find((i) => i.node === input)!.view;
+    const view = inputView(launch, input);
     const layout = operandLayout(view, trans);
     if (layout) return { tensor: ctx.tensorOf(view.base), layout };
     const copy = contiguousCopy(ctx, view, `${name} of %${mm.id} (copied view)`);
@@ -100,10 +100,9 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
     return { tensor: copy.tensor, layout: operandLayout(copy.view, trans)! };
   };
   // an NF4 weight (QLoRA) can only be B, read in place through the kernel's decoding accessor
-  const viewOf = (n: Node) => launch.inputs.find((i) => i.node === n)!.view;
-  const nf4 = ctx.nf4Bindings?.(viewOf(y).base);
-  const nf4Layout = nf4 && operandLayout(viewOf(y), !!mm.attrs.transB);
-  if (ctx.nf4Bindings?.(viewOf(x).base) || (nf4 && nf4Layout?.batchStride !== 0)) {
+  const nf4 = ctx.nf4Bindings?.(inputView(launch, y).base);
+  const nf4Layout = nf4 && operandLayout(inputView(launch, y), !!mm.attrs.transB);
+  if (ctx.nf4Bindings?.(inputView(launch, x).base) || (nf4 && nf4Layout?.batchStride !== 0)) {
     return fail(diag("SFT4005", `matmul %${mm.id} reads an NF4 weight other than as an in-place B operand, which the NF4 kernel cannot decode`));
   }
   const a = operand(x, !!mm.attrs.transA, "A");
