@@ -1,12 +1,14 @@
-// The memory planner: every activation and gradient a schedule writes gets a tenancy in a pool
-// of whole buffers, reused by liveness: the largest tensors first, each into the smallest buffer
-// whose tenants' lifetimes it does not overlap, else a new buffer of its own size. These are the
-// buffers the GPU executor allocates (runtime/execute/memory.ts), so the plan's bytes are the
-// runtime's: sizes are rounded as the runtime rounds them (storageBytes). One arena with byte
-// offsets cannot be bound: WebGPU forbids a buffer bound read-only and writable in one dispatch,
-// and a launch's tensors are all live in it, so no launch reads and writes one pool buffer.
-// Weights, inputs and the AdamW state are persistent, and so are side outputs (attention's
-// log-sum-exp, norm statistics, per-token losses), which the executor keeps for the backward.
+// The memory planner: every activation and gradient a schedule writes gets a place in a pool of
+// GPU buffers, reused by liveness: the largest tensors first, each at the lowest offset of a
+// buffer where it overlaps no tensor live with it, in the buffer it makes grow least, else in a
+// new buffer of its own size. These are the buffers the GPU executor allocates
+// (runtime/execute/memory.ts), so the plan's bytes are the runtime's: sizes are rounded as the
+// runtime rounds them (storageBytes), offsets to WebGPU's largest storage offset alignment.
+// Tensors live together may share a buffer only where no launch binds both and writes one of
+// them: WebGPU forbids a buffer bound read-only and writable in one dispatch, whatever the
+// ranges. Weights, inputs and the AdamW state are persistent, and so are side outputs
+// (attention's log-sum-exp, norm statistics, per-token losses), which the executor keeps for the
+// backward.
 import { numel, type DType, type Node } from "../ir/node.ts";
 import { storageBytes } from "../../stdlib/kernels/dtype.ts";
 import { entryFor } from "./kernel-catalog.ts";
@@ -26,11 +28,13 @@ export interface PlannedBuffer {
   last: number;
   /** Index in `MemoryPlan.pool` (persistent buffers have their own allocations: -1). */
   slot: number;
-  /** Offset of its pool buffer when the pool is laid end to end (persistent: -1). */
+  /** Where it starts in its pool buffer (persistent: -1). */
+  bufferOffset: number;
+  /** Where it starts when the pool is laid end to end (persistent: -1). */
   offset: number;
 }
 
-/** One buffer of the pool: its tenants' lifetimes never overlap, and each fits in `bytes`. */
+/** One buffer of the pool: tenants live together take disjoint ranges, and no launch binds two of them with a write. */
 export interface PoolBuffer {
   bytes: number;
   offset: number;
@@ -71,7 +75,7 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
   const add = (node: Node, first: number, category: Category) => {
     const extra = entryFor(node.op)?.extraBytes?.(node) ?? 0;
     const bytes = storageBytes(node.dtype, numel(node.shape));
-    buffers.set(node, { node, bytes, sideBytes: extra && storageBytes("u32", extra / 4), category, first, last: first, slot: -1, offset: -1 });
+    buffers.set(node, { node, bytes, sideBytes: extra && storageBytes("u32", extra / 4), category, first, last: first, slot: -1, bufferOffset: -1, offset: -1 });
   };
   s.launches.forEach((l, i) => {
     for (const { view } of l.inputs) {
@@ -87,7 +91,7 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
   }
 
   const pooled = [...buffers.values()].filter((b) => b.category === "gradients" || b.category === "activations");
-  const pool = assignPool(pooled, opts.noReuse ?? false);
+  const pool = assignPool(pooled, opts.noReuse ? new Map() : conflicts(s, pooled), opts.noReuse ?? false);
   const poolBytes = pool.reduce((sum, p) => sum + p.bytes, 0);
   const sideBytes = [...buffers.values()].reduce((sum, b) => sum + b.sideBytes, 0);
 
@@ -120,25 +124,72 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
   return { buffers, pool, arenaBytes, noReuseArenaBytes, liveLowerBoundBytes: live() + sideBytes, peakBytes, categories };
 }
 
-// Largest first, each into the smallest pool buffer none of whose tenants is live with it (all
-// fit: a buffer is opened by its largest tenant), else into a new buffer; `noReuse`: each alone.
-// Lifetimes that meet at one launch overlap: that launch reads the one and writes the other.
-function assignPool(pooled: PlannedBuffer[], noReuse: boolean): PoolBuffer[] {
+/** WebGPU's largest minStorageBufferOffsetAlignment: offsets in a pool buffer are multiples of it on every device. */
+export const POOL_OFFSET_ALIGNMENT = 256;
+
+/** A pool buffer grows past its first tenant only up to WebGPU's default maxBufferSize. */
+const POOL_BUFFER_GROWTH_LIMIT = 256 * 2 ** 20;
+
+// Each pooled tensor's partners that may not share its buffer: those a launch binds beside it
+// while writing one of the two. Two tensors only read by a launch may share one.
+function conflicts(s: Schedule, pooled: PlannedBuffer[]): Map<PlannedBuffer, Set<PlannedBuffer>> {
+  const byNode = new Map(pooled.map((b) => [b.node, b]));
+  const out = new Map<PlannedBuffer, Set<PlannedBuffer>>(pooled.map((b) => [b, new Set()]));
+  for (const l of s.launches) {
+    const written = l.outputs.flatMap((n) => byNode.get(n) ?? []);
+    const bound = [...written, ...l.inputs.flatMap((i) => byNode.get(i.view.base) ?? [])];
+    for (const w of written) {
+      for (const b of bound) {
+        if (b === w) continue;
+        out.get(w)!.add(b);
+        out.get(b)!.add(w);
+      }
+    }
+  }
+  return out;
+}
+
+// Largest first, each at the lowest aligned offset of a buffer clear of the tenants live with it
+// (lifetimes that meet at one launch overlap: that launch reads the one and writes the other), in
+// the buffer it makes grow least (a buffer opened by a tenant larger than the growth limit grows
+// no further), skipping buffers that hold one of its conflicts; a new buffer when every buffer
+// would grow by its whole size. `noReuse`: each alone.
+function assignPool(pooled: PlannedBuffer[], conflicting: Map<PlannedBuffer, Set<PlannedBuffer>>, noReuse: boolean): PoolBuffer[] {
   const pool: PoolBuffer[] = [];
-  const apart = (b: PlannedBuffer) => (p: PoolBuffer) => p.tenants.every((t) => t.last < b.first || b.last < t.first);
+  const aligned = (n: number) => Math.ceil(n / POOL_OFFSET_ALIGNMENT) * POOL_OFFSET_ALIGNMENT;
+  const together = (a: PlannedBuffer, b: PlannedBuffer) => !(a.last < b.first || b.last < a.first);
   for (const b of [...pooled].sort((x, y) => y.bytes - x.bytes || x.first - y.first)) {
-    let home: PoolBuffer | undefined;
-    if (!noReuse) for (const p of pool.filter(apart(b))) if (!home || p.bytes < home.bytes) home = p;
-    if (!home) pool.push((home = { bytes: b.bytes, offset: 0, tenants: [] }));
-    home.tenants.push(b);
+    let home: { buffer: PoolBuffer; at: number; growth: number } | undefined;
+    for (const buffer of noReuse ? [] : pool) {
+      if (buffer.tenants.some((t) => conflicting.get(b)?.has(t))) continue;
+      const at = lowestClearOffset(buffer.tenants.filter((t) => together(t, b)), b.bytes, aligned);
+      if (at + b.bytes > Math.max(buffer.bytes, POOL_BUFFER_GROWTH_LIMIT)) continue;
+      const growth = Math.max(0, at + b.bytes - buffer.bytes);
+      if (growth < b.bytes && (!home || growth < home.growth)) home = { buffer, at, growth };
+      if (home?.growth === 0) break;
+    }
+    if (!home) pool.push((home = { buffer: { bytes: b.bytes, offset: 0, tenants: [] }, at: 0, growth: 0 }).buffer);
+    home.buffer.bytes = Math.max(home.buffer.bytes, home.at + b.bytes);
+    home.buffer.tenants.push(b);
+    b.bufferOffset = home.at;
   }
   let offset = 0;
   pool.forEach((p, i) => {
     p.offset = offset;
     offset += p.bytes;
-    for (const t of p.tenants) Object.assign(t, { slot: i, offset: p.offset });
+    for (const t of p.tenants) Object.assign(t, { slot: i, offset: p.offset + t.bufferOffset });
   });
   return pool;
+}
+
+// The lowest aligned offset where `bytes` overlap none of `live`'s ranges.
+function lowestClearOffset(live: PlannedBuffer[], bytes: number, aligned: (n: number) => number): number {
+  let at = 0;
+  for (const t of [...live].sort((x, y) => x.bufferOffset - y.bufferOffset)) {
+    if (t.bufferOffset >= at + bytes) break;
+    at = Math.max(at, aligned(t.bufferOffset + t.bytes));
+  }
+  return at;
 }
 
 /** Bytes in the largest binary unit that keeps the figure at or above 1. */

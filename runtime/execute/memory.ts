@@ -1,8 +1,9 @@
 // Which GPU buffer holds each node. Without a memory plan every node gets its own buffer. With
 // one, activations and gradients live in the plan's pool (compiler/passes/memory-plan.ts): one
-// buffer per pool entry, of the planned size, each tensor placed from byte 0 of its entry's
-// buffer. The planner chose the tenants so that no two are live together and no launch reads and
-// writes one buffer (WebGPU forbids one buffer bound read-only and writable in a dispatch).
+// buffer per pool entry, of the planned size, each tensor placed at its planned offset in its
+// entry's buffer and bound as that range. The planner chose the tenants so that those live
+// together have disjoint ranges and no launch binds two of one buffer while writing one (WebGPU
+// forbids one buffer bound read-only and writable in a dispatch).
 // Weights, inputs and constants keep their own buffers. Buffers a launch needs only while it
 // runs come from a workspace that launches share (LaunchWorkspace).
 import type { Node } from "../../compiler/ir/node.ts";
@@ -47,8 +48,8 @@ export function placeBuffers(gpu: GpuDevice, plan: MemoryPlan | undefined): Plac
   const bufferOf = (n: Node): GpuTensor => {
     let t = tensors.get(n);
     if (t) return t;
-    const slot = plan?.buffers.get(n)?.slot ?? -1;
-    t = slot < 0 ? allocate(n) : tensorInBuffer(gpu, inPool(slot), n.dtype, shapeOf(n), labelOf(n));
+    const planned = plan?.buffers.get(n);
+    t = !planned || planned.slot < 0 ? allocate(n) : tensorInBuffer(gpu, inPool(planned.slot), n.dtype, shapeOf(n), labelOf(n), planned.bufferOffset);
     tensors.set(n, t);
     return t;
   };

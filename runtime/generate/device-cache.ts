@@ -155,7 +155,7 @@ export class DeviceKvCache implements StepCache {
     const encoder = gpu.device.createCommandEncoder();
     this.copyLayers(encoder, rowsOf(from, fromEnd), rowsOf(gathered, end), sources.map((i, r) => ({ from: i, to: r, n: lengths[r] })));
     if (gathered !== to) {
-      for (const kind of ["keys", "values"] as const) to[kind].forEach((dst, layer) => encoder.copyBufferToBuffer(gathered[kind][layer].buffer, 0, dst.buffer, 0, dst.byteSize));
+      for (const kind of ["keys", "values"] as const) to[kind].forEach((dst, layer) => encoder.copyBufferToBuffer(gathered[kind][layer].buffer, gathered[kind][layer].byteOffset, dst.buffer, dst.byteOffset, dst.byteSize));
     }
     gpu.queue.submit([encoder.finish()]);
     if (gathered !== to) {
@@ -245,7 +245,7 @@ export class DeviceKvCache implements StepCache {
     const bytes = this.dims.width * bytesPerElement(src.tensor.dtype);
     for (const { from, to, n } of rows) {
       invariant(n <= src.end && n <= dst.end && src.end <= src.rowLength && dst.end <= dst.rowLength, `cache copy of ${n} positions ending at ${src.end} of ${src.rowLength} into ${dst.end} of ${dst.rowLength}`);
-      if (n > 0) encoder.copyBufferToBuffer(src.tensor.buffer, (from * src.rowLength + src.end - n) * bytes, dst.tensor.buffer, (to * dst.rowLength + dst.end - n) * bytes, n * bytes);
+      if (n > 0) encoder.copyBufferToBuffer(src.tensor.buffer, src.tensor.byteOffset + (from * src.rowLength + src.end - n) * bytes, dst.tensor.buffer, dst.tensor.byteOffset + (to * dst.rowLength + dst.end - n) * bytes, n * bytes);
     }
   }
 

@@ -97,12 +97,12 @@ export class CommandBatch {
     this.group = undefined;
   }
 
-  /** Records a whole-buffer copy (same byte size). */
+  /** Records a copy of one tensor's bytes into another's (same byte size). */
   copy(src: GpuTensor, dst: GpuTensor): void {
-    invariant(src.byteSize === dst.byteSize && !src.byteOffset && !dst.byteOffset, `copy ${src.label} -> ${dst.label}: sizes differ, or a window`);
+    invariant(src.byteSize === dst.byteSize, `copy ${src.label} -> ${dst.label}: sizes differ`);
     invariant(!this.group, "a copy inside a timed group");
     this.endPass();
-    this.encoder.copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, src.byteSize);
+    this.encoder.copyBufferToBuffer(src.buffer, src.byteOffset, dst.buffer, dst.byteOffset, src.byteSize);
   }
 
   /** Submits what was recorded so far and starts a new encoder; the batch stays usable. */
@@ -192,7 +192,7 @@ export function bindGroupFor(gpu: GpuDevice, spec: KernelSpec, compiled: Compile
     const t = tensors[b.name];
     invariant(t !== undefined, `${spec.name}: no tensor for binding '${b.name}'`);
     invariant(t.dtype === b.dtype, `${spec.name}: binding '${b.name}' wants ${b.dtype}, got ${t.label} (${t.dtype})`);
-    entries.push({ binding: i + 1, resource: t.byteOffset ? { buffer: t.buffer, offset: t.byteOffset, size: t.byteSize } : { buffer: t.buffer } });
+    entries.push({ binding: i + 1, resource: t.isRange ? { buffer: t.buffer, offset: t.byteOffset, size: t.byteSize } : { buffer: t.buffer } });
   });
   return gpu.device.createBindGroup({ layout: compiled.layout, entries });
 }

@@ -43,8 +43,8 @@ interface BoundDispatch {
   compiled: CompiledKernel;
   /** Workgroups, from the uniforms (recomputed by `update`). */
   grid: Grid;
-  /** The tensors' buffers the bind group holds, in binding order. */
-  buffers: GPUBuffer[];
+  /** The tensors' ranges the bind group holds, in binding order. */
+  ranges: BoundRange[];
   bindGroup: GPUBindGroup;
 }
 
@@ -83,7 +83,7 @@ export class BoundSteps {
     this.writeUniforms(false);
     for (const b of this.bound.values()) {
       b.grid = b.step.spec.dispatch(b.step.uniforms);
-      if (!sameBuffers(b.buffers, buffersOf(b.step))) Object.assign(b, this.bindGroup(b.step, b.compiled, b.offset, b.size));
+      if (!sameRanges(b.ranges, rangesOf(b.step))) Object.assign(b, this.bindGroup(b.step, b.compiled, b.offset, b.size));
     }
   }
 
@@ -115,16 +115,26 @@ export class BoundSteps {
     this.written.set(now);
   }
 
-  private bindGroup(s: DispatchStep, compiled: CompiledKernel, offset: number, size: number): { buffers: GPUBuffer[]; bindGroup: GPUBindGroup } {
-    return { buffers: buffersOf(s), bindGroup: bindGroupFor(this.gpu, s.spec, compiled, { buffer: this.uniforms!, offset, size }, s.tensors) };
+  private bindGroup(s: DispatchStep, compiled: CompiledKernel, offset: number, size: number): { ranges: BoundRange[]; bindGroup: GPUBindGroup } {
+    return { ranges: rangesOf(s), bindGroup: bindGroupFor(this.gpu, s.spec, compiled, { buffer: this.uniforms!, offset, size }, s.tensors) };
   }
 }
 
-// The buffers a dispatch binds, in binding order.
-function buffersOf(s: DispatchStep): GPUBuffer[] {
-  return s.spec.bindings.map((b) => s.tensors[b.name]?.buffer);
+/** A range of a buffer that a dispatch binds. */
+interface BoundRange {
+  buffer: GPUBuffer | undefined;
+  offset: number;
+  size: number;
 }
 
-function sameBuffers(a: readonly GPUBuffer[], b: readonly GPUBuffer[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+// The ranges a dispatch binds, in binding order.
+function rangesOf(s: DispatchStep): BoundRange[] {
+  return s.spec.bindings.map((b) => {
+    const t = s.tensors[b.name];
+    return { buffer: t?.buffer, offset: t?.byteOffset ?? 0, size: t?.byteSize ?? 0 };
+  });
+}
+
+function sameRanges(a: readonly BoundRange[], b: readonly BoundRange[]): boolean {
+  return a.length === b.length && a.every((x, i) => x.buffer === b[i].buffer && x.offset === b[i].offset && x.size === b[i].size);
 }

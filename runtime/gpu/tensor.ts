@@ -16,15 +16,18 @@ export class GpuTensor {
     readonly label: string,
     /** False for a tensor in a buffer another tensor owns (`tensorInBuffer`): it neither counts nor frees it. */
     private readonly ownsBuffer = true,
-    /** Where the tensor starts in the buffer (`tensorWindow`); bind groups bind from here. */
+    /** Where the tensor starts in the buffer (`tensorInBuffer`, `tensorWindow`); bind groups bind from here. */
     readonly byteOffset = 0,
+    /** Bytes from `byteOffset` that are the tensor's; bind groups bind these. */
+    readonly byteSize = buffer.size - byteOffset,
   ) {
     this.numel = shape.reduce((a, b) => a * b, 1);
     if (ownsBuffer) gpu.countBytes(buffer.size);
   }
 
-  get byteSize(): number {
-    return this.buffer.size - this.byteOffset;
+  /** Whether bind groups bind a range of the buffer rather than all of it. */
+  get isRange(): boolean {
+    return this.byteOffset !== 0 || this.byteSize !== this.buffer.size;
   }
 
   /** Frees the buffer now (VRAM is not left to the garbage collector); a second call does nothing. */
@@ -46,25 +49,30 @@ export function createTensor(gpu: GpuDevice, dtype: StorageDType, shape: readonl
 }
 
 /**
- * A tensor stored from byte 0 of `owner`'s buffer, which must be large enough; `owner` keeps
- * owning (and frees) the buffer. Lets tensors whose lifetimes do not overlap share one buffer.
+ * A tensor stored from byte `byteOffset` of `owner`'s buffer (a multiple of the device's
+ * minStorageBufferOffsetAlignment), which must be large enough; `owner` keeps owning (and frees)
+ * the buffer. Lets tensors share one buffer: at one offset when their lifetimes do not overlap,
+ * at disjoint ranges when no dispatch binds them with a write.
  */
-export function tensorInBuffer(gpu: GpuDevice, owner: GpuTensor, dtype: StorageDType, shape: readonly number[], label = "tensor"): GpuTensor {
-  const numel = shape.reduce((a, b) => a * b, 1);
-  invariant(storageBytes(dtype, numel) <= owner.byteSize, `${label}: [${shape}] ${dtype} does not fit in ${owner.label} (${owner.byteSize} bytes)`);
-  return new GpuTensor(gpu, owner.buffer, dtype, shape, label, false);
+export function tensorInBuffer(gpu: GpuDevice, owner: GpuTensor, dtype: StorageDType, shape: readonly number[], label = "tensor", byteOffset = 0): GpuTensor {
+  const bytes = storageBytes(dtype, shape.reduce((a, b) => a * b, 1));
+  invariant(byteOffset % gpu.limits.minStorageBufferOffsetAlignment === 0, `${label}: byte ${byteOffset} is not an aligned offset into ${owner.label}`);
+  invariant(byteOffset + bytes <= owner.byteSize, `${label}: [${shape}] ${dtype} at byte ${byteOffset} does not fit in ${owner.label} (${owner.byteSize} bytes)`);
+  return new GpuTensor(gpu, owner.buffer, dtype, shape, label, false, owner.byteOffset + byteOffset, bytes);
 }
 
 /**
- * The part of `owner`'s buffer from element `start` on, as a tensor of `owner`'s dtype that kernels
- * bind (a bind group binds it from its byte offset to the buffer's end): how a kernel without an
- * offset uniform reads or writes one head of one batch row of a strided view. The offset must be
- * a multiple of the device's minStorageBufferOffsetAlignment; `owner` keeps owning the buffer.
+ * The part of `owner` from element `start` on, as a tensor of `owner`'s dtype that kernels bind
+ * (a bind group binds it from its byte offset to `owner`'s end): how a kernel without an offset
+ * uniform reads or writes one head of one batch row of a strided view. The offset must be a
+ * multiple of the device's minStorageBufferOffsetAlignment; `owner` keeps owning the buffer.
  */
 export function tensorWindow(gpu: GpuDevice, owner: GpuTensor, start: number, label = `${owner.label} from ${start}`): GpuTensor {
-  const byteOffset = owner.byteOffset + start * bytesPerElement(owner.dtype);
-  invariant(byteOffset % gpu.limits.minStorageBufferOffsetAlignment === 0 && byteOffset < owner.buffer.size, `${label}: byte ${byteOffset} is not an aligned offset into ${owner.label}`);
-  return new GpuTensor(gpu, owner.buffer, owner.dtype, [(owner.buffer.size - byteOffset) / bytesPerElement(owner.dtype)], label, false, byteOffset);
+  const skipped = start * bytesPerElement(owner.dtype);
+  const byteOffset = owner.byteOffset + skipped;
+  invariant(byteOffset % gpu.limits.minStorageBufferOffsetAlignment === 0 && skipped < owner.byteSize, `${label}: byte ${byteOffset} is not an aligned offset into ${owner.label}`);
+  const byteSize = owner.byteSize - skipped;
+  return new GpuTensor(gpu, owner.buffer, owner.dtype, [byteSize / bytesPerElement(owner.dtype)], label, false, byteOffset, byteSize);
 }
 
 /** A tensor filled with `values` (converted to `dtype`: f16/bf16 round to nearest even). */
@@ -82,15 +90,14 @@ export function uploadTensor(
 
 /** Overwrites the whole tensor with `values`. */
 export function writeTensor(gpu: GpuDevice, tensor: GpuTensor, values: ArrayLike<number>): void {
-  invariant(values.length === tensor.numel && tensor.byteOffset === 0, `${tensor.label}: ${values.length} values for shape [${tensor.shape}]${tensor.byteOffset ? " (a window, which kernels bind)" : ""}`);
+  invariant(values.length === tensor.numel, `${tensor.label}: ${values.length} values for shape [${tensor.shape}]`);
   const bytes = encodeHost(tensor.dtype, values);
-  gpu.queue.writeBuffer(tensor.buffer, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  gpu.queue.writeBuffer(tensor.buffer, tensor.byteOffset, bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Copies the tensor back to the host (floats widened to f32). */
 export async function readTensor(gpu: GpuDevice, tensor: GpuTensor): Promise<Float32Array | Int32Array | Uint32Array> {
-  invariant(tensor.byteOffset === 0, `${tensor.label} is a window, which kernels bind, not the host`);
-  const bytes = await readBytes(gpu, tensor.buffer);
+  const bytes = await readBytes(gpu, tensor.buffer, tensor.byteOffset, tensor.byteSize);
   return decodeHost(tensor.dtype, bytes, tensor.numel);
 }
 
@@ -100,11 +107,11 @@ export async function readFloats(gpu: GpuDevice, tensor: GpuTensor): Promise<Flo
   return (await readTensor(gpu, tensor)) as Float32Array;
 }
 
-/** The raw bytes of a buffer, copied out of the mapped range before it is unmapped. */
-export async function readBytes(gpu: GpuDevice, buffer: GPUBuffer): Promise<ArrayBuffer> {
-  const staging = gpu.device.createBuffer({ size: buffer.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+/** The raw bytes of `size` bytes of a buffer from `offset`, copied out of the mapped range before it is unmapped. */
+async function readBytes(gpu: GpuDevice, buffer: GPUBuffer, offset: number, size: number): Promise<ArrayBuffer> {
+  const staging = gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   const encoder = gpu.device.createCommandEncoder();
-  encoder.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
+  encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
   gpu.queue.submit([encoder.finish()]);
   await staging.mapAsync(GPUMapMode.READ);
   const copy = staging.getMappedRange().slice(0); // the mapped range is detached by unmap()

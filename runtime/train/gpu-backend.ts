@@ -212,12 +212,12 @@ export class GpuBackend implements TrainingBackend {
     // masks are drawn for the batch as given, so the CPU engine draws the same ones, then padded
     const masks = [...this.dropout.next(batch)].map(([name, mask]): [string, Float64Array] => [name, padMask(mask, batch, padded.seq)]);
     const { loss, timings } = await this.runLoss(program, padded, [[GRAD_SCALE, [tokens * gradScale]], ...masks], options.timestamps);
-    // an output may sit at the start of a larger buffer the memory plan shares: copy its own bytes
+    // an output may sit in a larger buffer the memory plan shares: copy its own bytes
     const encoder = this.gpu.device.createCommandEncoder();
     for (const s of this.slots) {
       const out = program.executor.outputTensor(ACC_OUTPUT + s.name);
       invariant(out?.numel === s.grad.numel, `the accumulated gradient of ${s.name} is not a whole tensor`);
-      encoder.copyBufferToBuffer(out.buffer, 0, s.grad.buffer, 0, s.grad.byteSize);
+      encoder.copyBufferToBuffer(out.buffer, out.byteOffset, s.grad.buffer, s.grad.byteOffset, s.grad.byteSize);
     }
     this.gpu.queue.submit([encoder.finish()]);
     return { lossSum: loss * tokens, tokens, timings };
