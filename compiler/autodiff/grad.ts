@@ -4,13 +4,16 @@
 import { diag, fail, ok, type Result } from "../diagnostics.ts";
 import * as b from "../ir/build.ts";
 import { graph, topoSort, type Graph, type Node } from "../ir/node.ts";
+import { chunkLoss } from "../passes/chunk-loss.ts";
 import { backwardRule, isDifferentiableInput } from "./rules.ts";
 
 /** A forward graph with its loss and the gradient of every trainable parameter. */
 export interface TrainingGraph {
   /**
-   * Outputs `loss`, then `grad.<param name>` from the last parameter to the first: the order the
-   * backward produces them, which the scheduler follows.
+   * Outputs `grad.<param name>` from the last parameter to the first (the order the backward
+   * produces them, which the scheduler follows), then `loss`: launches are ordered depth-first
+   * from the outputs, and a loss head in chunks (chunk-loss.ts) must reach each chunk's gradient
+   * from the backward, not every chunk's loss first.
    */
   graph: Graph;
   loss: Node;
@@ -56,10 +59,14 @@ export function gradients(loss: Node, params: readonly Node[]): Result<Map<Node,
   return ok(new Map(params.map((p) => [p, result.get(p) ?? b.fill(0, p)])));
 }
 
-/** The training graph of `loss` for the trainable `params`. */
-export function trainingGraph(loss: Node, params: readonly Node[]): Result<TrainingGraph> {
+/**
+ * The training graph of `loss` for the trainable `params`; a frozen linear head's loss is computed
+ * in chunks of rows whose logits take at most `lossChunkBytes` (chunk-loss.ts).
+ */
+export function trainingGraph(forwardLoss: Node, params: readonly Node[], options: { lossChunkBytes?: number } = {}): Result<TrainingGraph> {
+  const loss = chunkLoss(forwardLoss, new Set(params), options.lossChunkBytes);
   const grads = gradients(loss, params);
   if (!grads.ok) return grads;
-  const outputs: [string, Node][] = [["loss", loss], ...[...params].reverse().map((p): [string, Node] => [`grad.${p.attrs.name}`, grads.value.get(p)!])];
+  const outputs: [string, Node][] = [...[...params].reverse().map((p): [string, Node] => [`grad.${p.attrs.name}`, grads.value.get(p)!]), ["loss", loss]];
   return ok({ graph: graph(outputs), loss, grads: grads.value, forward: new Set(topoSort([loss])) });
 }

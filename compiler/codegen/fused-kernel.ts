@@ -128,6 +128,12 @@ export function fusedKernel(launch: Launch): FusedKernel {
         .reverse()
         .map(({ x, name }) => `  if (idx[${axis}] >= u.${name}) { var j = idx; j[${axis}] = j[${axis}] - u.${name}; return ${call(x, "j")}; }`);
       body = `${branches.join("\n")}\n  return ${call(parts[0].x)};`;
+    } else if (n.op === "slice") {
+      // a slice a launch must store (a whole-buffer reader's operand): its rows from `start` on
+      setUniform(`s${local}`, n.attrs.start!);
+      body = `var j = idx;
+  j[${n.attrs.axis!}] = j[${n.attrs.axis!}] + u.s${local};
+  return ${call(a, "j")};`;
     } else if (n.op === "sum" || n.op === "mean" || n.op === "reduce_max") {
       const axis = n.attrs.axis!;
       setUniform(`len${local}`, a.shape[axis]);

@@ -56,7 +56,8 @@ export const attention = (q: Node, k: Node, v: Node, attrs: AttentionAttrs, mask
 /** cached_attention (node.ts): a decode step's query over the cache and its own new key and value. */
 export const cachedAttention = (q: Node, kPast: Node, vPast: Node, kNew: Node, vNew: Node, attrs: AttentionAttrs, masks: readonly Node[]) =>
   node("cached_attention", [q, kPast, vPast, kNew, vNew, ...masks], { attention: attrs });
-export const crossEntropy = (logits: Node, labels: Node, ignoreIndex = -100) => node("cross_entropy", [logits, labels], { ignoreIndex });
+/** The token-mean cross-entropy; with `counted`, the sum over `labels` divided by the tokens of `counted` not ignored (one chunk of a longer mean). */
+export const crossEntropy = (logits: Node, labels: Node, ignoreIndex = -100, counted?: Node) => node("cross_entropy", counted ? [logits, labels, counted] : [logits, labels], { ignoreIndex });
 
 /** A copy of `n` with new inputs (same op and attributes); used by rewrites and recomputation. */
 export function withInputs(n: Node, inputs: readonly Node[], attrs: Attrs = n.attrs): Node {

@@ -138,11 +138,12 @@ const rules: Record<Op, Rule> = {
     const wrt = [q, k, v][a.wrt ?? -1];
     return wrt ? { dtype: wrt.dtype, shape: wrt.shape } : `bad wrt ${a.wrt}`;
   },
-  cross_entropy: arity(2, ([logits, labels]) => ceType(logits, labels) ?? { dtype: "f32", shape: [] }),
-  cross_entropy_backward: arity(3, ([g, logits, labels]) => {
-    if (g.shape.length !== 0) return "the loss gradient must be a scalar";
-    return ceType(logits, labels) ?? { dtype: logits.dtype, shape: logits.shape };
-  }),
+  // inputs: logits, labels[, counted]: the mean divides by the tokens of `counted` that are not ignored
+  cross_entropy: (inputs) => ceType(inputs) ?? { dtype: "f32", shape: [] },
+  cross_entropy_backward: ([g, ...inputs]) => {
+    if (g?.shape.length !== 0) return "the loss gradient must be a scalar";
+    return ceType(inputs) ?? { dtype: inputs[0].dtype, shape: inputs[0].shape };
+  },
 };
 
 function normType(x: Node, params: Node[], a: Readonly<Attrs>): TensorType | string {
@@ -169,8 +170,10 @@ function attentionType(inputs: readonly Node[], a: Readonly<Attrs>, base: number
   return { dtype: q.dtype, shape: q.shape };
 }
 
-function ceType(logits: Node, labels: Node): string | undefined {
+function ceType([logits, labels, counted, ...rest]: readonly Node[]): string | undefined {
+  if (!logits || !labels || rest.length) return "cross entropy takes logits, labels and optionally the labels its mean counts";
   if (logits.shape.length !== 2 || labels.dtype !== "i32" || !same(labels.shape, [logits.shape[0]])) return "cross entropy takes logits (N, V) and i32 labels (N)";
+  if (counted && (counted.dtype !== "i32" || counted.shape.length !== 1)) return "the labels a cross entropy's mean counts are i32 (M)";
   return undefined;
 }
 

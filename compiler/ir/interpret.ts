@@ -180,13 +180,14 @@ function cachedAttentionProblem(n: Node, xs: readonly F64[]): AttentionProblem {
   };
 }
 
-// Mean over non-ignored tokens (0 when all are ignored), or its gradient scaled by dLoss.
+// Sum over non-ignored tokens divided by their count (in `counted` when given; 0 when all are
+// ignored), or its gradient scaled by dLoss.
 function crossEntropy(n: Node, xs: readonly F64[]): F64 {
   const backward = n.op === "cross_entropy_backward";
-  const [logits, labels] = backward ? xs.slice(1) : xs;
+  const [logits, labels, counted] = backward ? xs.slice(1) : xs;
   const [rows, vocab] = n.inputs[backward ? 1 : 0].shape;
   const ignore = n.attrs.ignoreIndex!;
-  const count = labels.reduce((c, l) => c + (l === ignore ? 0 : 1), 0);
+  const count = (counted ?? labels).reduce((c, l) => c + (l === ignore ? 0 : 1), 0);
   const scale = count ? (backward ? xs[0][0] : 1) / count : 0;
   const { loss, dLogits } = crossEntropyRef(logits, labels, rows, vocab, scale, ignore);
   return backward ? dLogits : Float64Array.of(loss.reduce((sum, l) => sum + l, 0) / Math.max(count, 1));

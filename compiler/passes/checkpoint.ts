@@ -19,9 +19,13 @@ export function checkpoint(g: Graph, keep: readonly Node[], forwardOutput = "los
   const last = keep[keep.length - 1];
   for (const n of forward) if (n === last || n.inputs.some((i) => tail.has(i))) tail.add(n);
 
+  // values computed from inputs and constants alone (the shifted labels) are kept: they are small,
+  // and a recomputed copy would part the loss from its gradient, which share one launch
+  const dataOnly = new Set<Node>();
+  for (const n of forward) if (n.op === "input" || n.op === "const" || (n.inputs.length && n.inputs.every((i) => dataOnly.has(i)))) dataOnly.add(n);
   const recomputed = new Map<Node, Node>();
   const recompute = (f: Node): Node => {
-    if (stored.has(f) || tail.has(f) || LEAF_OPS.has(f.op)) return f;
+    if (stored.has(f) || tail.has(f) || dataOnly.has(f) || LEAF_OPS.has(f.op)) return f;
     let copy = recomputed.get(f);
     if (!copy) {
       copy = withInputs(f, f.inputs.map(recompute));

@@ -1,6 +1,7 @@
 // Cross-entropy launches: the loss (mean over the tokens whose label is not ignored) and, merged
 // into the same pass when the loss gradient is a constant, the logits gradient. The token count
-// comes from the labels input on the host at each refresh: it sets the gradient's scale
+// comes from the labels input (or, for one chunk of a longer mean, the labels that mean counts)
+// on the host at each refresh: it sets the gradient's scale
 // (dLoss / count) and the mean's. The mean is one workgroup summing the per-token losses in a
 // fixed order, so it is deterministic.
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
@@ -36,7 +37,7 @@ export function prepareCrossEntropy(ctx: ExecContext, launch: Launch): Result<Pr
   const loss = launch.outputs.find((o) => o.op === "cross_entropy");
   const grad = launch.outputs.find((o) => o.op === "cross_entropy_backward");
   const any = (loss ?? grad)!;
-  const [logits, labels] = loss ? loss.inputs : any.inputs.slice(1);
+  const [logits, labels, counted = labels] = loss ? loss.inputs : any.inputs.slice(1);
   const dLoss = grad?.inputs[0];
   if (grad && dLoss!.op !== "const") return fail(diag("SFT4005", `cross-entropy gradient %${grad.id}: a loss gradient that is not a constant has no kernel`));
   const [rows, vocab] = logits.shape;
@@ -48,11 +49,11 @@ export function prepareCrossEntropy(ctx: ExecContext, launch: Launch): Result<Pr
   const steps: Step[] = [pass];
   const mean: DispatchStep | undefined = loss && { kind: "dispatch", spec: scaledSum, uniforms: { n: rows, scale: 0 }, tensors: { values: perToken, out: ctx.tensorOf(loss) } };
   if (mean) steps.push(mean);
-  const labelsView = inputView(launch, labels);
+  const countedView = inputView(launch, counted);
   return ok({
     steps,
     refresh: (ints) => {
-      const values = ints(labelsView);
+      const values = ints(countedView);
       if (!values) return fail(diag("SFT4005", `cross-entropy %${any.id} needs its labels as a graph input, read on the host.`));
       const count = values.reduce((c, l) => c + (l === ignore ? 0 : 1), 0);
       pass.uniforms.scale = count ? (dLoss?.attrs.value ?? 0) / count : 0;

@@ -14,7 +14,8 @@ import { reshapeStrides, type View } from "../../../compiler/passes/views.ts";
 import { matmulUniforms, type MatmulOptions, type MatmulShape } from "../../../stdlib/kernels/matmul.ts";
 import { lowRankProduct, type LowRankLayout } from "../../../stdlib/kernels/matmul-low-rank.ts";
 import { nf4MatmulKernel } from "../../../stdlib/kernels/nf4-matmul.ts";
-import type { GpuTensor } from "../../gpu/tensor.ts";
+import { bytesPerElement } from "../../../stdlib/kernels/dtype.ts";
+import { tensorWindow, type GpuTensor } from "../../gpu/tensor.ts";
 import type { ExecContext, PreparedLaunch } from "../steps.ts";
 import type { Step } from "../../gpu/bound-steps.ts";
 import { contiguousCopy, copyView } from "./generated.ts";
@@ -90,11 +91,15 @@ export function prepareMatmul(ctx: ExecContext, launch: Launch): Result<Prepared
   const n = mm.shape[mm.shape.length - 1];
   const k = matmulInner(mm);
 
-  // each operand in place, or a contiguous copy first
+  // each operand in place (from an aligned offset through a window of its buffer: a chunk of
+  // rows), or a contiguous copy first
   const operand = (input: Node, trans: boolean, name: string): { tensor: GpuTensor; layout: OperandLayout } => {
     const view = inputView(launch, input);
     const layout = operandLayout(view, trans);
     if (layout) return { tensor: ctx.tensorOf(view.base), layout };
+    const fromOffset = operandLayout({ ...view, offset: 0 }, trans);
+    const aligned = (view.offset * bytesPerElement(view.base.dtype)) % ctx.gpu.limits.minStorageBufferOffsetAlignment === 0;
+    if (fromOffset && aligned) return { tensor: tensorWindow(ctx.gpu, ctx.tensorOf(view.base), view.offset), layout: fromOffset };
     const copy = contiguousCopy(ctx, view, `${name} of %${mm.id} (copied view)`);
     steps.push(copy.step);
     return { tensor: copy.tensor, layout: operandLayout(copy.view, trans)! };

@@ -1,0 +1,77 @@
+// The loss head in row chunks (compiler/passes/chunk-loss.ts): a LoRA training graph whose frozen
+// head is split into three chunks of rows (6, 6 and 4 of the fixture's 16) gives the loss and
+// every gradient of the unsplit graph, on the float64 interpreter and on the GPU with the memory
+// plan's shared buffers; each chunk's rows are read in place (no more copies than unsplit). A
+// head of its own (Baichuan), one with a bias (MOSS) and one tied to the embedding (ChatGLM).
+// A trained head stays one product.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { trainingGraph } from "../../compiler/autodiff/grad.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import { topoSort, type Graph } from "../../compiler/ir/node.ts";
+import type { FamilyGraph } from "../../compiler/models/family-graph.ts";
+import { Random } from "../../runtime/random.ts";
+import type { FamilyName } from "../../stdlib/families/index.ts";
+import { withGpu } from "../kernels/gpu-harness.ts";
+import { adapterValues, feedsFor, loadFixture, type Fixture } from "../models/support.ts";
+import { assertClose, relativeError } from "../support/numeric.ts";
+import { expectOk } from "../support/result.ts";
+import { fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
+
+const CHUNK_ROWS = 6;
+
+async function loraCase(name: FamilyName): Promise<{ fixture: Fixture; g: FamilyGraph; feeds: Map<string, Float64Array>; plain: Graph; chunked: Graph }> {
+  const fixture = await loadFixture(name);
+  const g = fixtureGraph(fixture, { kind: "lora", rank: 2, alpha: 4, targets: fixture.family.lora.defaultTargets });
+  const rng = new Random(5);
+  const feeds = feedsFor(fixture, adapterValues(g, (n) => rng.normalArray(n, 0.1), false));
+  const vocab = g.logits.shape[1];
+  const chunked = expectOk(trainingGraph(g.loss, g.trainable, { lossChunkBytes: CHUNK_ROWS * vocab * 4 })).graph;
+  return { fixture, g, feeds, plain: trainingOf(g), chunked };
+}
+
+const crossEntropies = (g: Graph) => topoSort(g.outputs.values()).filter((n) => n.op === "cross_entropy");
+
+for (const name of ["baichuan7b", "moss", "chatglm"] as const) {
+  test(`${name}: a LoRA step with its loss head in three chunks of rows gives the unsplit loss and gradients, on the interpreter and on the GPU`,
+    withGpu(async (gpu) => {
+      const { g, feeds, plain, chunked } = await loraCase(name);
+      const rows = g.logits.shape[0];
+      assert.is(crossEntropies(plain).length, 1);
+      assert.equal(crossEntropies(chunked).map((n) => n.inputs[0].shape[0]), [CHUNK_ROWS, CHUNK_ROWS, rows - 2 * CHUNK_ROWS]);
+      const reference = expectOk(interpret(plain, feeds));
+      const split = expectOk(interpret(chunked, feeds));
+      for (const k of plain.outputs.keys()) assertClose(split.get(k)!, reference.get(k)!, 1e-12, `${name} ${k}, interpreter`);
+
+      const gpuPlain = await runOnGpu(gpu, plain, feeds, { plan: true });
+      const gpuSplit = await runOnGpu(gpu, chunked, feeds, { plan: true });
+      assertClose(gpuSplit.outputs.get("loss")!, reference.get("loss")!, 1e-5, `${name} loss, GPU`);
+      let worst = 0;
+      for (const k of [...plain.outputs.keys()].filter((k) => k.startsWith("grad."))) {
+        const error = relativeError(gpuSplit.outputs.get(k)!, reference.get(k)!);
+        worst = Math.max(worst, error);
+        assert.ok(error < 1e-3, `${name} ${k}: relative error ${error}`);
+      }
+      const copies = (s: typeof gpuPlain.stats) => s.copies + s.bufferCopies;
+      assert.ok(copies(gpuSplit.stats) <= copies(gpuPlain.stats), `${name}: the chunks' rows are read in place (${copies(gpuSplit.stats)} copies against ${copies(gpuPlain.stats)})`);
+      const pool = gpuSplit.compiled.plan.pool.reduce((sum, p) => sum + p.bytes, 0);
+      assert.is(gpuSplit.stats.sharedBytes, pool, `${name}: the planned pool is allocated`);
+      console.log(`    ${name}: ${g.trainable.length} gradients, worst relative error ${worst.toExponential(2)}; ${gpuSplit.stats.dispatches} dispatches (${gpuPlain.stats.dispatches} unsplit)`);
+    }),
+  );
+}
+
+test("a trained head (full fine-tuning) keeps one product: its chunks would each add a weight gradient", async () => {
+  const fixture = await loadFixture("baichuan7b");
+  const g = fixtureGraph(fixture, { kind: "full" });
+  const chunked = expectOk(trainingGraph(g.loss, g.trainable, { lossChunkBytes: CHUNK_ROWS * g.logits.shape[1] * 4 })).graph;
+  assert.is(crossEntropies(chunked).length, 1);
+});
+
+test("logits within the chunk budget stay one product", async () => {
+  const { g } = await loraCase("baichuan7b");
+  const whole = expectOk(trainingGraph(g.loss, g.trainable, { lossChunkBytes: g.logits.shape[0] * g.logits.shape[1] * 4 })).graph;
+  assert.is(crossEntropies(whole).length, 1);
+});
+
+test.run();
