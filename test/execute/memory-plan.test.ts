@@ -1,5 +1,6 @@
 // The compile-time memory plan against what the GPU executor actually allocates: for every
-// family's tiny forward graph and training graph (full, checkpointed full, LoRA), an executor
+// family's tiny forward graph and training graph (full, checkpointed full, LoRA, LoRA with the
+// loss head in chunks and checkpointed), an executor
 // given the plan allocates the plan's pool buffers; the bytes it holds, read from the device's
 // counters (not from the plan), are the plan's figure to the byte (weights, inputs, pool and
 // side outputs, and the launches' scratch: host-written masks, positions and tables, and the
@@ -7,6 +8,7 @@
 // executor does not own). Reuse must still pay: the planned bytes stay below one buffer per tensor.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph, Node } from "../../compiler/ir/node.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
@@ -66,7 +68,11 @@ for (const name of familyNames) {
       const recomputed = await measure(gpu, `${name} full training, checkpointed`, training, feedsFor(fixture), checkpoints);
       const reference = expectOk(interpret(training, feedsFor(fixture)));
       for (const [k, v] of recomputed) assert.ok(relativeError(v, reference.get(k)!) < 1e-3, `${name} checkpointed ${k}`);
-      await measure(gpu, `${name} LoRA training`, trainingOf(adapted), feedsFor(fixture, adapterValues(adapted, (n) => rng.normalArray(n, 0.1), false)));
+      const adapterFeeds = feedsFor(fixture, adapterValues(adapted, (n) => rng.normalArray(n, 0.1), false));
+      await measure(gpu, `${name} LoRA training`, trainingOf(adapted), adapterFeeds);
+      // the frozen head's loss in chunks of 6 rows (chunk-loss.ts), checkpointed as a run would
+      const chunked = expectOk(trainingGraph(adapted.loss, adapted.trainable, { lossChunkBytes: 6 * adapted.logits.shape[1] * 4 })).graph;
+      await measure(gpu, `${name} LoRA training, loss head in chunks, checkpointed`, chunked, adapterFeeds, layerInputs(adapted, fixture.family, fixture.config.dims.layers));
     }),
   );
 }
