@@ -17,9 +17,8 @@
 //     the device takes the score-matrix attention (`scores`), a chunk's scores).
 //
 // The shapes come from the run (the programs the engine holds); everything else is compile-time.
-import { trainingGraph } from "../autodiff/grad.ts";
-import { invariant, ok, type Result } from "../diagnostics.ts";
-import { add, expandTo, input, mul } from "../ir/build.ts";
+import { ACC_INPUT, accumulatingStep } from "../autodiff/accumulating-step.ts";
+import { ok, type Result } from "../diagnostics.ts";
 import { graph, numel, type Graph, type Node } from "../ir/node.ts";
 import { buildFamilyGraph } from "../models/family-graph.ts";
 import { compileGraph } from "../passes/compile.ts";
@@ -63,11 +62,6 @@ export interface EngineFigures {
   total: number;
 }
 
-// Graph names the engine's training program uses (runtime/train/gpu-backend.ts).
-const ACC_INPUT = "grad_acc.";
-const ACC_OUTPUT = "accumulated.";
-const GRAD_SCALE = "grad_scale";
-
 // The weights the engine stores narrower than f32, as runtime/pipeline/training-setup.ts does.
 const engineWeightDtypes = (family: Family, config: ModelConfig, s: PlanSettings) =>
   frozenWeightDtypes(family, config, s.method.kind, s.dtype, savedModules(s.method));
@@ -106,17 +100,9 @@ function planProgram(family: Family, config: ModelConfig, s: PlanSettings, shape
   let checkpoints: Node[] | undefined;
   if (shape.kind === "training") {
     const trainable = trainableParams(g, s, roleIndex(family));
-    const training = trainingGraph(g.loss, trainable);
-    if (!training.ok) return training;
-    // loss, and accumulated.<name> = grad_acc.<name> + grad.<name> * grad_scale per trained tensor
-    const scale = input(GRAD_SCALE, [1]);
-    const outputs: [string, Node][] = [["loss", g.loss]];
-    for (const p of trainable) {
-      const grad = training.value.grads.get(p);
-      invariant(grad, `no gradient for ${p.attrs.name}`);
-      outputs.push([ACC_OUTPUT + p.attrs.name, add(input(ACC_INPUT + p.attrs.name, p.shape), mul(grad, expandTo(scale, p.shape)))]);
-    }
-    program = graph(outputs);
+    const step = accumulatingStep(g.loss, trainable);
+    if (!step.ok) return step;
+    program = step.value;
     if (s.gradientCheckpointing) checkpoints = layerInputs(g, family, config.dims.layers);
   }
   const compiled = compileGraph(program, checkpoints ? { checkpoints } : {});

@@ -20,9 +20,8 @@
 // on the device only as NF4 (codes, double-quantized absmax); the graph's matmuls decode them in
 // the kernel (runtime/execute/nf4-weights.ts, stdlib/kernels/nf4-matmul.ts).
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
-import { trainingGraph } from "../../compiler/autodiff/grad.ts";
+import { ACC_INPUT, ACC_OUTPUT, accumulatingStep, GRAD_SCALE } from "../../compiler/autodiff/accumulating-step.ts";
 import { fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
-import { add, expandTo, input, mul } from "../../compiler/ir/build.ts";
 import { graph, numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import { adamwStep, adamwUniforms } from "../../stdlib/kernels/adamw.ts";
@@ -43,9 +42,6 @@ import { DeviceWeights, engineParams, weightSizeError, type WeightSource } from 
 const MAX_PROGRAMS = 4;
 
 const MOMENT_PREFIX = { m: "adamw.exp_avg.", v: "adamw.exp_avg_sq." };
-const ACC_INPUT = "grad_acc.";
-const ACC_OUTPUT = "accumulated.";
-const GRAD_SCALE = "grad_scale";
 
 interface Slot {
   name: string;
@@ -169,21 +165,14 @@ export class GpuBackend implements TrainingBackend {
     return { executor: executor.value, compiled: compiled.value };
   }
 
-  // loss, and accumulated.<name> = grad_acc.<name> + grad.<name> * grad_scale for each trainable
+  // the accumulating step (accumulating-step.ts) of the trained tensors, in the slots' order
   private trainingProgram(batch: Batch): Program {
     return this.program(`training ${batch.rows}x${batch.seq}`, () => {
       const loss = this.model.lossFor(batch.rows, batch.seq, true);
       const byName = new Map(topoSort([loss]).filter((n) => n.op === "param").map((n) => [n.attrs.name!, n]));
-      const params = this.slots.map((s) => byName.get(s.name)!);
-      const training = trainingGraph(loss, params);
-      invariant(training.ok, `the training graph of ${this.model.name}: ${training.ok || training.diagnostics.map((d) => d.message).join("; ")}`);
-      const scale = input(GRAD_SCALE, [1]);
-      const outputs: [string, Node][] = [["loss", loss]];
-      for (const p of params) {
-        const grad = training.value.grads.get(p)!;
-        outputs.push([ACC_OUTPUT + p.attrs.name, add(input(ACC_INPUT + p.attrs.name, p.shape), mul(grad, expandTo(scale, p.shape)))]);
-      }
-      return this.build(graph(outputs), this.options.checkpoints?.(loss));
+      const step = accumulatingStep(loss, this.slots.map((s) => byName.get(s.name)!));
+      invariant(step.ok, `the training graph of ${this.model.name}: ${step.ok || step.diagnostics.map((d) => d.message).join("; ")}`);
+      return this.build(step.value, this.options.checkpoints?.(loss));
     });
   }
 
