@@ -6,9 +6,9 @@
 // gradient in one launch, and multiplied back into the hidden state's gradient before the next
 // chunk's logits exist. The value is the same mean (summed in another order); the hidden state's
 // gradient is the chunks' gradients side by side. A trained head keeps one product: each chunk
-// would add a (V, C) weight gradient of its own.
+// would add a (V, C) weight gradient of its own. Evaluation (the loss alone) takes chunks too.
 import * as b from "../ir/build.ts";
-import type { Node } from "../ir/node.ts";
+import { graph, type Graph, type Node } from "../ir/node.ts";
 
 /** The most bytes of f32 logits one chunk holds. */
 export const LOSS_CHUNK_BYTES = 64 * 2 ** 20;
@@ -34,6 +34,11 @@ export function chunkLoss(loss: Node, trained: ReadonlySet<Node>, chunkBytes = L
     parts.push(b.crossEntropy(chunk, b.slice(labels, 0, start, end), loss.attrs.ignoreIndex, labels));
   }
   return parts.reduce((sum, part) => b.add(sum, part));
+}
+
+/** An evaluation program: the loss alone, its head (frozen while evaluating) in chunks. */
+export function evaluationGraph(loss: Node, chunkBytes = LOSS_CHUNK_BYTES): Graph {
+  return graph([["loss", chunkLoss(loss, new Set(), chunkBytes)]]);
 }
 
 // Rows whose f32 logits fit `bytes`: a multiple of 16 when that is at least 16 (their offsets in

@@ -19,8 +19,9 @@
 // The shapes come from the run (the programs the engine holds); everything else is compile-time.
 import { ACC_INPUT, accumulatingStep } from "../autodiff/accumulating-step.ts";
 import { ok, type Result } from "../diagnostics.ts";
-import { graph, numel, type Graph, type Node } from "../ir/node.ts";
+import { numel, type Graph, type Node } from "../ir/node.ts";
 import { buildFamilyGraph } from "../models/family-graph.ts";
+import { evaluationGraph } from "../passes/chunk-loss.ts";
 import { compileGraph } from "../passes/compile.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
@@ -96,7 +97,7 @@ function planProgram(family: Family, config: ModelConfig, s: PlanSettings, shape
   const built = buildFamilyGraph(family, config, { batch: shape.rows, seq: shape.seq, method: graphMethod(s), weightDtypes: engineWeightDtypes(family, config, s) });
   if (!built.ok) return built;
   const g = built.value;
-  let program: Graph = graph([["loss", g.loss]]);
+  let program: Graph = evaluationGraph(g.loss);
   let checkpoints: Node[] | undefined;
   if (shape.kind === "training") {
     const trainable = trainableParams(g, s, roleIndex(family));

@@ -20,6 +20,7 @@ import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
 import { graph, numel, topoSort, type Node } from "../ir/node.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
+import { evaluationGraph } from "../passes/chunk-loss.ts";
 import { compileGraph } from "../passes/compile.ts";
 import { kernelCount } from "../passes/print-schedule.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
@@ -240,7 +241,7 @@ function probeEvaluation(family: Family, config: ModelConfig, s: PlanSettings): 
   const batch = s.evaluation!.batch;
   const built = buildFamilyGraph(family, config, { batch, seq: s.seq, method: graphMethod(s) });
   if (!built.ok) return built;
-  const compiled = compileGraph(graph([["loss", built.value.loss]]));
+  const compiled = compileGraph(evaluationGraph(built.value.loss));
   if (!compiled.ok) return compiled;
   return ok({ batch, inputs: compiled.value.plan.categories.inputs, arena: compiled.value.plan.arenaBytes, scratch: launchScratchBytes(compiled.value.schedule) });
 }

@@ -22,7 +22,8 @@
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { ACC_INPUT, ACC_OUTPUT, accumulatingStep, GRAD_SCALE } from "../../compiler/autodiff/accumulating-step.ts";
 import { fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
-import { graph, numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { evaluationGraph } from "../../compiler/passes/chunk-loss.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import { adamwStep, adamwUniforms } from "../../stdlib/kernels/adamw.ts";
 import { gradNormFinalize, gradNormPartial, gradNormPartials } from "../../stdlib/kernels/grad-clip.ts";
@@ -177,7 +178,7 @@ export class GpuBackend implements TrainingBackend {
   }
 
   private evaluationProgram(batch: Batch): Program {
-    return this.program(`evaluation ${batch.rows}x${batch.seq}`, () => this.build(graph([["loss", this.model.lossFor(batch.rows, batch.seq)]])));
+    return this.program(`evaluation ${batch.rows}x${batch.seq}`, () => this.build(evaluationGraph(this.model.lossFor(batch.rows, batch.seq))));
   }
 
   private async runLoss(program: Program, batch: Batch, extra: Iterable<[string, ArrayLike<number>]> = [], timestamps = false): Promise<{ loss: number; timings: KernelTiming[] }> {

@@ -2,13 +2,14 @@
 // head is split into three chunks of rows (6, 6 and 4 of the fixture's 16) gives the loss and
 // every gradient of the unsplit graph, on the float64 interpreter and on the GPU with the memory
 // plan's shared buffers; each chunk's rows are read in place (no more copies than unsplit). A
-// head of its own (Baichuan), one with a bias (MOSS) and one tied to the embedding (ChatGLM).
-// A trained head stays one product.
+// head of its own (Baichuan), one with a bias (MOSS) and one tied to the embedding (ChatGLM); an
+// evaluation's loss alike. A trained head stays one product.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import { topoSort, type Graph } from "../../compiler/ir/node.ts";
+import { graph, topoSort, type Graph } from "../../compiler/ir/node.ts";
+import { evaluationGraph } from "../../compiler/passes/chunk-loss.ts";
 import type { FamilyGraph } from "../../compiler/models/family-graph.ts";
 import { Random } from "../../runtime/random.ts";
 import type { FamilyName } from "../../stdlib/families/index.ts";
@@ -60,6 +61,21 @@ for (const name of ["baichuan7b", "moss", "chatglm"] as const) {
     }),
   );
 }
+
+test("evaluation: the loss alone with its head in chunks gives the unsplit loss on the interpreter and on the GPU",
+  withGpu(async (gpu) => {
+    for (const name of ["baichuan7b", "moss", "chatglm"] as const) {
+      const fixture = await loadFixture(name);
+      const g = fixtureGraph(fixture);
+      const feeds = feedsFor(fixture);
+      const chunked = evaluationGraph(g.loss, CHUNK_ROWS * g.logits.shape[1] * 4);
+      assert.is(crossEntropies(chunked).length, 3);
+      const reference = expectOk(interpret(graph([["loss", g.loss]]), feeds)).get("loss")!;
+      assertClose(expectOk(interpret(chunked, feeds)).get("loss")!, reference, 1e-12, `${name} evaluation, interpreter`);
+      assertClose((await runOnGpu(gpu, chunked, feeds, { plan: true })).outputs.get("loss")!, reference, 1e-5, `${name} evaluation, GPU`);
+    }
+  }),
+);
 
 test("a trained head (full fine-tuning) keeps one product: its chunks would each add a weight gradient", async () => {
   const fixture = await loadFixture("baichuan7b");

@@ -1,6 +1,6 @@
 // The compile-time memory plan against what the GPU executor actually allocates: for every
-// family's tiny forward graph and training graph (full, checkpointed full, LoRA, LoRA with the
-// loss head in chunks and checkpointed), an executor
+// family's tiny forward graph, evaluation with the loss head in chunks, and training graph (full,
+// checkpointed full, LoRA, LoRA with the loss head in chunks and checkpointed), an executor
 // given the plan allocates the plan's pool buffers; the bytes it holds, read from the device's
 // counters (not from the plan), are the plan's figure to the byte (weights, inputs, pool and
 // side outputs, and the launches' scratch: host-written masks, positions and tables, and the
@@ -12,6 +12,7 @@ import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph, Node } from "../../compiler/ir/node.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
+import { evaluationGraph } from "../../compiler/passes/chunk-loss.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { launchScratchBytes } from "../../compiler/plan/launch-scratch.ts";
 import { comparePlanWithAllocated } from "../../compiler/plan/measured.ts";
@@ -61,6 +62,7 @@ for (const name of familyNames) {
       const adapted = fixtureGraph(fixture, lora);
       const rng = new Random(5);
       await measure(gpu, `${name} forward`, plain.graph, feedsFor(fixture));
+      await measure(gpu, `${name} evaluation, loss head in chunks`, evaluationGraph(plain.loss, 6 * plain.logits.shape[1] * 4), feedsFor(fixture));
       const training = trainingOf(plain);
       await measure(gpu, `${name} full training`, training, feedsFor(fixture));
       // checkpointed: the layers' forward recomputed before their backward, norms in the workspace
