@@ -19,7 +19,7 @@ import { generationWeightDtypes } from "../compiler/plan/storage.ts";
 import { bytesPerElement, type StorageDType } from "../stdlib/kernels/dtype.ts";
 import { compileGraph } from "../compiler/passes/compile.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
-import { buildCachedStep } from "../runtime/generate/cached-graph.ts";
+import { buildCachedStep } from "../compiler/models/cached-graph.ts";
 import { CachedGenerationModel } from "../runtime/generate/cached-model.ts";
 import { CACHE_BUCKET, gpuRunner } from "../runtime/generate/gpu-runner.ts";
 import { cacheCapacity, type StepProfile } from "../runtime/generate/device-cache.ts";

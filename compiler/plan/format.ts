@@ -65,8 +65,8 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
       `generation (${g.strategy}, ${g.sequences} sequence${g.sequences === 1 ? "" : "s"} of up to ${g.contextTokens} tokens)`,
       line("weights", g.weights, "as generation stores them: linears (NF4 after QLoRA), table and head in the model's dtype; all f32 after full fine-tuning"),
       line("KV cache", g.kvCache, "keys and values of every layer, f32"),
-      line("step arena", g.arena, "one forward step"),
-      line("launch scratch", g.scratch, "masks, tables and workspace of a step's launches"),
+      line("step arena", g.arena, "the larger step: a prompt of max_length tokens per sequence, or one decoded token"),
+      line("launch scratch", g.scratch, "masks, tables and workspace of that step's launches"),
       line("logits readback", g.staging, "staging buffer"),
       line("peak", g.peak, "with the adapters; training buffers released"),
     );

@@ -11,14 +11,16 @@
 // KV cache) are planned beside the step.
 //
 // Every layer adds the same buffers, so the persistent figures grow exactly linearly with depth,
-// and the forward-only arenas of evaluation and generation do not grow at all: planned at 2 and 3
-// layers they extrapolate exactly (tests check this). The training arena does not: which buffers
+// and the forward-only arenas of evaluation and generation do not grow, or grow by the same bytes
+// per layer (a prompt's step keeps each layer's new keys and values): planned at 2 and 3 layers
+// they extrapolate exactly (tests check this). The training arena does not: which buffers
 // are live together at its peak changes with depth (ChatGLM2-6B QLoRA at sequence 128: 163 MB
 // extrapolated, 513 MB planned over 28 layers). So the training step is compiled at full depth
 // (1.5 to 2.5 s for the published sizes); `estimate` extrapolates it, for advice, marked as such.
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
-import { graph, numel, topoSort, type Node } from "../ir/node.ts";
+import { numel, topoSort, type Node } from "../ir/node.ts";
+import { buildCachedStep } from "../models/cached-graph.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { evaluationGraph } from "../passes/chunk-loss.ts";
 import { compileGraph } from "../passes/compile.ts";
@@ -87,9 +89,9 @@ export interface GenerationFigures {
   weights: number;
   /** Keys and values of every layer, f32. */
   kvCache: number;
-  /** Arena of one forward step (planned for two tokens, the graph's smallest). */
+  /** Arena of the larger step: the prompt's (max_length tokens per beam) or a decode step's. */
   arena: number;
-  /** The step launches' masks, tables and workspace. */
+  /** That step's masks, tables and workspace. */
   scratch: number;
   /** Staging buffer for one row of logits per sequence. */
   staging: number;
@@ -132,7 +134,7 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
   const step = estimate ? extrapolated((n) => probeStep(family, depth(n), settings), layers) : probeStep(family, config, settings);
   if (!step.ok) return step;
   const p = step.value;
-  // forward-only arenas do not grow with depth: 2 and 3 layers give them exactly
+  // forward-only arenas grow at most linearly with depth: 2 and 3 layers give them exactly
   const forward = <T extends object>(probe: (c: ModelConfig) => Result<T>) => (shallow ? probe(config) : extrapolated((n) => probe(depth(n)), layers));
   const wantsGeneration = settings.generation !== null && settings.generation.maxNewTokens > 0;
   const generation = wantsGeneration ? forward((c) => probeGeneration(family, c, settings)) : ok(null);
@@ -211,27 +213,40 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
   });
 }
 
-/** Decoding after training: a KV cache per layer and one forward step's arena. */
+/**
+ * Decoding after training: a KV cache per layer, and the larger of the prompt's step (every beam's
+ * prompt of max_length tokens over the cache's one placeholder key, as the GPU runs it) and a decode
+ * step (one token over the cache), each with its arena and launch scratch. The prompt's step holds
+ * every layer's new keys and values until the cache copies them, so its arena grows with depth.
+ */
 function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): Result<Omit<GenerationFigures, "peak">> {
   const gen = s.generation!;
-  const d = config.dims;
   // the weights in the dtypes generation stores them in: those of the method's frozen weights
   // (runtime/generate/pipeline-model.ts pipelineGpuRunner), NF4 linears after QLoRA
   const weightDtypes = frozenWeightDtypes(family, config, s.method.kind, s.dtype, savedModules(s.method));
-  const step = buildFamilyGraph(family, config, { batch: gen.sequences, seq: 2, method: graphMethod(s), weightDtypes });
-  if (!step.ok) return step;
-  const compiled = compileGraph(graph([["logits", step.value.logits]]));
-  if (!compiled.ok) return compiled;
-  const contextTokens = Math.min(s.seq + gen.maxNewTokens, d.maxPositions);
-  const weights = weightBytes(step.value, s, roleIndex(family), { graphDtype: true });
+  const shapes = buildFamilyGraph(family, config, { batch: gen.sequences, seq: 2, method: graphMethod(s), weightDtypes });
+  if (!shapes.ok) return shapes;
+  const contextTokens = Math.min(s.seq + gen.maxNewTokens, config.dims.maxPositions);
+  const steps: { arena: number; scratch: number }[] = [];
+  for (const shape of [
+    { batch: gen.sequences, past: 1, fresh: Math.min(s.seq, contextTokens - 1) },
+    { batch: gen.sequences, past: contextTokens - 1, fresh: 1 },
+  ]) {
+    const step = buildCachedStep(family, config, shape, weightDtypes, graphMethod(s));
+    if (!step.ok) return step;
+    const compiled = compileGraph(step.value);
+    if (!compiled.ok) return compiled;
+    steps.push({ arena: compiled.value.plan.arenaBytes, scratch: launchScratchBytes(compiled.value.schedule) });
+  }
+  const larger = steps.reduce((a, b) => (b.arena + b.scratch > a.arena + a.scratch ? b : a));
+  const d = config.dims;
   return ok({
     strategy: gen.strategy,
     sequences: gen.sequences,
     contextTokens,
-    weights,
+    weights: weightBytes(shapes.value, s, roleIndex(family), { graphDtype: true }),
     kvCache: d.layers * 2 * denseStorageBytes("f32", gen.sequences * contextTokens * d.kvHeads * d.headDim),
-    arena: compiled.value.plan.arenaBytes,
-    scratch: launchScratchBytes(compiled.value.schedule),
+    ...larger,
     staging: denseStorageBytes("f32", gen.sequences * d.vocab),
   });
 }

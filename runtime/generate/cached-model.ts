@@ -1,5 +1,5 @@
 // Generation with a KV cache: a prompt runs once (prefill), then each step evaluates only the new
-// position against the cached keys and values (cached-graph.ts). A `StepRunner` executes the step
+// position against the cached keys and values (compiler/models/cached-graph.ts). A `StepRunner` executes the step
 // graphs and keeps the cache of a session where it runs: on the host for the float64 interpreter
 // (host-cache.ts, the CPU reference), on the device for the GPU (gpu-runner.ts). The cache lays
 // each row's positions right-aligned at the longest row's length in a past of the length it
@@ -15,7 +15,7 @@ import { INPUT, positionFeeds } from "../../compiler/models/family-inputs.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
-import { buildCachedStep, CACHE, readsCacheInPlace, type CachedStepShape } from "./cached-graph.ts";
+import { buildCachedStep, CACHE, readsCacheInPlace, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
 import { checkPrompt } from "./cpu-model.ts";
 import { hostCache } from "./host-cache.ts";
 import type { GenerationModel, GenerationSession } from "./model.ts";
@@ -71,7 +71,7 @@ export interface CachedModelOptions {
   config: ModelConfig;
   /** Checkpoint weights by graph name, with an adapter's tensors where `method` is LoRA. */
   weights: ReadonlyMap<string, Float64Array>;
-  /** A LoRA adapter's method: its linears add their low-rank path unmerged (cached-graph.ts). */
+  /** A LoRA adapter's method: its linears add their low-rank path unmerged (compiler/models/cached-graph.ts). */
   method?: TrainingMethod;
 }
 

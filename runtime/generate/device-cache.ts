@@ -14,7 +14,7 @@ import { invariant } from "../../compiler/diagnostics.ts";
 import type { Graph } from "../../compiler/ir/node.ts";
 import { bytesPerElement } from "../../stdlib/kernels/dtype.ts";
 import { GraphExecutor, type ExecutorOptions } from "../execute/executor.ts";
-import type { Schedule } from "../../compiler/passes/schedule.ts";
+import type { Compiled } from "../../compiler/passes/compile.ts";
 import type { KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
@@ -24,7 +24,7 @@ import { tensorView, type View } from "../../compiler/passes/views.ts";
 import type { DispatchStep } from "../gpu/bound-steps.ts";
 import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import { kvAppendKernel, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
-import { CACHE, type CachedStepShape } from "./cached-graph.ts";
+import { CACHE, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
 import type { CacheDims, StepCache } from "./cached-model.ts";
 
 /** What a session's cache needs from its runner: compiled steps, device weights, counters. */
@@ -32,8 +32,8 @@ export interface StepPrograms {
   readonly gpu: GpuDevice;
   /** Cache capacities are multiples of this (a one-token prompt's placeholder excepted). */
   readonly bucket: number;
-  /** The schedule of step graph `g`, compiled once per graph. */
-  schedule(g: Graph): Schedule;
+  /** Step graph `g` compiled (its schedule and memory plan), once per graph. */
+  compiled(g: Graph): Compiled;
   /** The device tensors of the dense weights `g` reads (uploaded, or quantized to NF4, when first fed). */
   weights(g: Graph, feeds: ReadonlyMap<string, Float64Array>): ReadonlyMap<string, GpuTensor>;
   /** Whether the runner holds weight `name` (dense or NF4): a feed of that name is not an input. */
@@ -205,7 +205,10 @@ export class DeviceKvCache implements StepCache {
       bound.set(CACHE.pastKey(layer), layout.keys[layer]);
       bound.set(CACHE.pastValue(layer), layout.values[layer]);
     }
-    const created = GraphExecutor.create(this.programs.gpu, this.programs.schedule(g), bound, { nf4: this.programs.nf4() });
+    // activations share buffers by lifetime, as the memory plan places them: a prompt's step holds
+    // one layer's intermediates at a time instead of every layer's
+    const { schedule, plan } = this.programs.compiled(g);
+    const created = GraphExecutor.create(this.programs.gpu, schedule, bound, { plan, nf4: this.programs.nf4() });
     invariant(created.ok, `preparing a generation step: ${created.ok ? "" : created.diagnostics.map((d) => d.message).join("; ")}`);
     const made = { executor: created.value, layout };
     this.executors.set(g, made);

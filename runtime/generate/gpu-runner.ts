@@ -1,4 +1,4 @@
-// Generation steps on the GPU: each cached step graph (cached-graph.ts) compiled by the compiler's
+// Generation steps on the GPU: each cached step graph (compiler/models/cached-graph.ts) compiled by the compiler's
 // passes and run by the WebGPU executor (runtime/execute), its fused kernels included. The weights
 // are uploaded once, either streamed in before the first step (`load`, one tensor at a time) or
 // on the first step that feeds them, and bound into every step's executor, each in its storage
@@ -8,8 +8,7 @@
 // (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { numel, topoSort, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
-import { compileGraph } from "../../compiler/passes/compile.ts";
-import type { Schedule } from "../../compiler/passes/schedule.ts";
+import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { nf4Buffers, uploadNf4Buffers, uploadNf4Tables, type Nf4Buffers } from "../execute/nf4-weights.ts";
 import type { GpuDevice } from "../gpu/device.ts";
@@ -71,7 +70,7 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
     stats.weightBytes += nf4Buffers(buffers).reduce((n, t) => n + t.byteSize, 0);
     tables ??= uploadNf4Tables(gpu);
   };
-  const schedules = new Map<string, Schedule>();
+  const programsByLeaves = new Map<string, Compiled>();
   const stats: GpuRunnerStats = { compiles: 0, weightBytes: 0, inputBytes: 0 };
   const profile: StepProfile = { enabled: false, timings: [] };
   // a graph's leaves name its shape: graphs of one shape share a compiled schedule
@@ -89,17 +88,17 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
     gpu,
     profile,
     bucket: options.bucket ?? CACHE_BUCKET,
-    schedule(g) {
+    compiled(g) {
       const key = leaves(g).map((n) => `${n.attrs.name}:${n.shape.join("x")}`).join(",");
-      let schedule = schedules.get(key);
-      if (!schedule) {
+      let program = programsByLeaves.get(key);
+      if (!program) {
         const compiled = compileGraph(g);
         invariant(compiled.ok, `compiling a generation step: ${compiled.ok ? "" : compiled.diagnostics.map((d) => d.message).join("; ")}`);
-        schedule = compiled.value.schedule;
-        schedules.set(key, schedule);
+        program = compiled.value;
+        programsByLeaves.set(key, program);
         stats.compiles++;
       }
-      return schedule;
+      return program;
     },
     // parameters are device tensors, uploaded when first fed; a runner's weights never change
     // (kept executors bind their tensors), so a later feed must be the same array

@@ -3,7 +3,7 @@
 // step graph as its past inputs and appended from its outputs. A beam reorder shares the parents'
 // chunks instead of copying them.
 import type { Graph } from "../../compiler/ir/node.ts";
-import { CACHE, type CachedStepShape } from "./cached-graph.ts";
+import { CACHE, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
 import type { CacheDims, StepCache } from "./cached-model.ts";
 
 /** Evaluates a step graph from host feeds, returning every output. */

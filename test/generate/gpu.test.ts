@@ -2,14 +2,16 @@
 // executor give the CPU reference's logits within float32 error, and the same tokens, for every
 // family's fixture model, including a left-padded batch, with f32 weights and with the linears,
 // table and head stored in bf16 or f16 (an adapter over them unmerged; f16 refused without
-// shader-f16), and with a QLoRA pipeline's block linears in NF4; and `sftc generate --gpu`. Skips
-// without a GPU adapter.
+// shader-f16), and with a QLoRA pipeline's block linears in NF4; a prompt's step in the memory
+// plan's shared buffers; and `sftc generate --gpu`. Skips without a GPU adapter.
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { generateBatch } from "../../runtime/generate/engine.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
+import { buildCachedStep } from "../../compiler/models/cached-graph.ts";
+import { compileGraph } from "../../compiler/passes/compile.ts";
 import { pipelineGpuRunner } from "../../runtime/generate/pipeline-model.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { QUICKSTART, resolvedPipeline } from "../run/support.ts";
@@ -146,6 +148,25 @@ test(
     console.log(`    GPU vs CPU reference ${error.toExponential(2)}; the adapter moves the logits by ${effect.toExponential(2)}`);
     assert.ok(error < 1e-5, `relative error ${error}`);
     assert.ok(effect > 20 * error, "the adapter's effect stands well above the GPU's error");
+  }),
+);
+
+test(
+  "a prompt's step holds its activations in the memory plan's shared buffers: it grows the device by less than one buffer per node",
+  withGpu(async (gpu) => {
+    const family = families.baichuan7b;
+    const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, "baichuan7b"), family));
+    const model = new CachedGenerationModel({ family, config, weights }, gpuRunner(gpu));
+    const prompt = Array.from({ length: 100 }, (_, i) => ((i * 7) % 500) + 3);
+    (await model.start([prompt])).session.free(); // uploads the weights
+    const before = gpu.memory.liveBytes;
+    gpu.memory.peakBytes = before;
+    (await model.start([prompt])).session.free();
+    const growth = gpu.memory.peakBytes - before;
+    // the GPU runs a prompt over the cache's one placeholder key (device-cache.ts)
+    const { plan } = expectOk(compileGraph(expectOk(buildCachedStep(family, config, { batch: 1, past: 1, fresh: prompt.length }))));
+    console.log(`    100-token prompt: the device grew by ${growth} B; planned arena ${plan.arenaBytes} B, ${plan.noReuseArenaBytes} B with a buffer per node`);
+    assert.ok(growth >= plan.arenaBytes && growth < plan.noReuseArenaBytes, `${growth} B`);
   }),
 );
 

@@ -8,7 +8,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
-import { buildCachedStep, CACHE } from "../../runtime/generate/cached-graph.ts";
+import { buildCachedStep, CACHE } from "../../compiler/models/cached-graph.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { launchScratchBytes } from "../../compiler/plan/launch-scratch.ts";

@@ -9,19 +9,20 @@
 // graph (compiler/models/family-graph.ts), whose weights it reuses by name; the attention differs
 // only in its keys and values: the cache's rows, then the new ones (after RoPE, as HF caches them).
 // B = batch, P = past, T = fresh, C = hidden, H = heads, KV = key/value heads, D = head dim.
-import { ok, type Result } from "../../compiler/diagnostics.ts";
-import * as b from "../../compiler/ir/build.ts";
-import { graph, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
-import { layerStack, qkvHeads, type BlockContext, type LinearRole, type NormRole } from "../../compiler/models/family-blocks.ts";
-import { buildFamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
-import { INPUT, positionStreams, usesRopeTables } from "../../compiler/models/family-inputs.ts";
-import { linear, loraParamNames, type LoraAdapter } from "../../compiler/models/lora-linear.ts";
+import { ok, type Result } from "../diagnostics.ts";
+import * as b from "../ir/build.ts";
+import { graph, type DType, type Graph, type Node } from "../ir/node.ts";
+import { layerStack, qkvHeads, type BlockContext, type LinearRole, type NormRole } from "./family-blocks.ts";
+import { buildFamilyGraph, type TrainingMethod } from "./family-graph.ts";
+import { INPUT, positionStreams, usesRopeTables } from "./family-inputs.ts";
+import { linear, loraParamNames, type LoraAdapter } from "./lora-linear.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 
 /**
- * Names of the cache inputs (B, P, KV, D), the new keys/values outputs (B, T, KV, D), the past
- * and new keys/values outputs (B, P + T, KV, D) when P > 0 and T > 1, and the valid key range
+ * Names of the cache inputs (B, P, KV, D), the new keys/values outputs (B, T, KV, D) (a prompt
+ * without a past, a decode step), the past and new keys/values outputs (B, P + T, KV, D) instead
+ * when P > 0 and T > 1, and the valid key range
  * [start, end) of each row (B, 2): rows of different lengths are left-padded. Over the
  * concatenation the range ends at P + T; in a decode step (T = 1) it ends at the cached length
  * plus one, the cache's positions ending where the new key is attended (cached_attention).
@@ -48,8 +49,8 @@ export function readsCacheInPlace(shape: CachedStepShape): boolean {
 }
 
 /**
- * The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L` (and `all_keys.L`,
- * `all_values.L` with a past and several new tokens). Its parameters are f32 unless `weightDtypes` names them. With a
+ * The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L` (`all_keys.L` and
+ * `all_values.L` instead with a past and several new tokens). Its parameters are f32 unless `weightDtypes` names them. With a
  * LoRA `method` (an adapter's), the adapted linears add their low-rank path unmerged, as in
  * training: a frozen weight kept in 16 bits does not round the adapter's update away.
  */
@@ -102,7 +103,8 @@ export function buildCachedStep(
   const attend = (a: Node, layer: number): Node => {
     const D = dims.headDim;
     const { q, k, v } = qkvHeads(ctx, a, layer); // (B, T, H, D), (B, T, KV, D), (B, T, KV, D)
-    outputs.push([CACHE.key(layer), k], [CACHE.value(layer), v]);
+    // over a concatenation the cache keeps all_keys.L and all_values.L, which hold these rows too
+    if (P === 0 || readsCacheInPlace(shape)) outputs.push([CACHE.key(layer), k], [CACHE.value(layer), v]);
     const cached = (name: string, fresh: Node, all: string) => {
       if (P === 0) return fresh;
       const joined = b.concat([b.input(name, [B, P, dims.kvHeads, D]), fresh], 1); // (B, P + T, KV, D)
