@@ -14,14 +14,16 @@ export const ACC_OUTPUT = "accumulated.";
 export const GRAD_SCALE = "grad_scale";
 
 /**
- * accumulated.<name> = grad_acc.<name> + grad.<name> · grad_scale for each of `params`, then the
- * loss, as trainingGraph differentiates it (a frozen head's loss in chunks) and after the
- * gradients (so the depth-first schedule reaches each chunk from the backward).
+ * accumulated.<name> = grad_acc.<name> + grad.<name> · grad_scale for each of `params`, from the
+ * last to the first, then the loss as trainingGraph differentiates it (a frozen head's loss in
+ * chunks). The order is trainingGraph's: launches are ordered depth-first from the outputs, so
+ * the first output's gradient must be the backward's first, or a checkpointed step recomputes
+ * every layer before any layer's backward frees one.
  */
 export function accumulatingStep(loss: Node, params: readonly Node[]): Result<Graph> {
   const training = trainingGraph(loss, params);
   if (!training.ok) return training;
   const scale = input(GRAD_SCALE, [1]);
-  const outputs: [string, Node][] = params.map((p) => [ACC_OUTPUT + p.attrs.name, add(input(ACC_INPUT + p.attrs.name, p.shape), mul(training.value.grads.get(p)!, expandTo(scale, p.shape)))]);
-  return ok(graph([...outputs, ["loss", training.value.loss]]));
+  const accumulated = (p: Node): [string, Node] => [ACC_OUTPUT + p.attrs.name, add(input(ACC_INPUT + p.attrs.name, p.shape), mul(training.value.grads.get(p)!, expandTo(scale, p.shape)))];
+  return ok(graph([...[...params].reverse().map(accumulated), ["loss", training.value.loss]]));
 }

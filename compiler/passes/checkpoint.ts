@@ -1,7 +1,7 @@
 // Gradient checkpointing: the backward reads recomputed copies of forward activations instead of
-// the originals, rebuilt from a few kept tensors (the layer inputs). The originals then die right
-// after the forward uses them, and the scheduler places each recomputation next to the backward
-// step that needs it, which lowers the planned peak.
+// the originals, rebuilt from a few kept tensors (the layer inputs, and values computed from
+// inputs alone). The originals then die right after the forward uses them, and the scheduler
+// places each recomputation next to the backward step that needs it, which lowers the planned peak.
 import { withInputs } from "../ir/build.ts";
 import { LEAF_OPS, graph, topoSort, type Graph, type Node } from "../ir/node.ts";
 

@@ -10,8 +10,15 @@
 import * as b from "../ir/build.ts";
 import { graph, type Graph, type Node } from "../ir/node.ts";
 
-/** The most bytes of f32 logits one chunk holds. */
+/** The most bytes of f32 logits one chunk holds, unless that takes more than MAX_LOSS_CHUNKS. */
 export const LOSS_CHUNK_BYTES = 64 * 2 ** 20;
+
+/**
+ * The most chunks: one fused kernel reads every chunk's part (the loss adds the chunks' losses, the
+ * hidden state's gradient joins their gradients), and WebGPU guarantees a kernel 8 storage
+ * buffers, its output one of them.
+ */
+export const MAX_LOSS_CHUNKS = 7;
 
 /**
  * `loss` with its head computed in chunks of rows when it is the cross-entropy of a linear head
@@ -24,7 +31,7 @@ export function chunkLoss(loss: Node, trained: ReadonlySet<Node>, chunkBytes = L
   const head = linearHead(logits);
   if (!head || trained.has(head.weight) || (head.bias && trained.has(head.bias))) return loss;
   const [rows, vocab] = logits.shape;
-  const chunkRows = rowsPerChunk(vocab, chunkBytes);
+  const chunkRows = Math.max(rowsPerChunk(vocab, chunkBytes), roundUp(Math.ceil(rows / MAX_LOSS_CHUNKS)));
   if (chunkRows >= rows) return loss;
   const parts: Node[] = [];
   for (let start = 0; start < rows; start += chunkRows) {
@@ -42,11 +49,16 @@ export function evaluationGraph(loss: Node, chunkBytes = LOSS_CHUNK_BYTES): Grap
 }
 
 // Rows whose f32 logits fit `bytes`: a multiple of 16 when that is at least 16 (their offsets in
-// the hidden state are then 256-byte multiples for any hidden size a multiple of 4, which a
+// an f32 hidden state are then 256-byte multiples for any hidden size a multiple of 4, which a
 // matmul binds in place), else at least one.
 function rowsPerChunk(vocab: number, bytes: number): number {
   const rows = Math.floor(bytes / (4 * vocab));
   return rows >= 16 ? rows - (rows % 16) : Math.max(1, rows);
+}
+
+// At least `rows`, a multiple of 16 from 16 on.
+function roundUp(rows: number): number {
+  return rows > 16 ? Math.ceil(rows / 16) * 16 : rows;
 }
 
 // x W^T of a 2-D x and a weight parameter, optionally + an expanded bias parameter.

@@ -56,7 +56,7 @@ export interface ExecutorStats {
   dispatches: number;
   /** Generated copies among them: views a library kernel cannot read, and attention's dK/dV split. */
   copies: number;
-  /** Whole-buffer copies (residual epilogues), which are not dispatches. */
+  /** Buffer copies of whole tensors (residual epilogues), which are not dispatches. */
   bufferCopies: number;
   /** Dispatches per scheduled launch, in schedule order. */
   perLaunch: number[];
@@ -239,7 +239,7 @@ export class GraphExecutor {
     return { tensor: this.buffers.get(view.base)!, view };
   }
 
-  /** The buffer holding graph output `name` when it is that whole buffer, contiguous; otherwise undefined. */
+  /** The tensor holding graph output `name` when the output is that whole tensor, contiguous; otherwise undefined. */
   outputTensor(name: string): GpuTensor | undefined {
     const { tensor, view } = this.outputView(name);
     return isContiguous(view) && numel(view.shape) === tensor.numel ? tensor : undefined;

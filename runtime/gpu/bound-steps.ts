@@ -26,7 +26,7 @@ export interface DispatchStep {
   copy?: boolean;
 }
 
-/** A whole-buffer copy between two buffers of one size (no kernel). */
+/** A copy of one tensor's bytes into another's of one size, in two different buffers (no kernel). */
 export interface CopyStep {
   kind: "copy";
   src: GpuTensor;

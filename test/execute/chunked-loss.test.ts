@@ -9,7 +9,7 @@ import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { graph, topoSort, type Graph } from "../../compiler/ir/node.ts";
-import { evaluationGraph } from "../../compiler/passes/chunk-loss.ts";
+import { evaluationGraph, MAX_LOSS_CHUNKS } from "../../compiler/passes/chunk-loss.ts";
 import type { FamilyGraph } from "../../compiler/models/family-graph.ts";
 import { Random } from "../../runtime/random.ts";
 import type { FamilyName } from "../../stdlib/families/index.ts";
@@ -61,6 +61,21 @@ for (const name of ["baichuan7b", "moss", "chatglm"] as const) {
     }),
   );
 }
+
+test("a budget of one row a chunk: at most seven chunks (a fused kernel reads them all), and the GPU runs them",
+  withGpu(async (gpu) => {
+    const fixture = await loadFixture("chatglm");
+    const g = fixtureGraph(fixture, { kind: "lora", rank: 2, alpha: 4, targets: fixture.family.lora.defaultTargets });
+    const rng = new Random(5);
+    const feeds = feedsFor(fixture, adapterValues(g, (n) => rng.normalArray(n, 0.1), false));
+    const chunked = expectOk(trainingGraph(g.loss, g.trainable, { lossChunkBytes: g.logits.shape[1] * 4 })).graph;
+    assert.equal(crossEntropies(chunked).map((n) => n.inputs[0].shape[0]), [3, 3, 3, 3, 3, 1]);
+    assert.ok(crossEntropies(chunked).length <= MAX_LOSS_CHUNKS);
+    const reference = expectOk(interpret(trainingOf(g), feeds));
+    const run = await runOnGpu(gpu, chunked, feeds, { plan: true });
+    for (const [k, v] of reference) assert.ok(relativeError(run.outputs.get(k)!, v) < 1e-3, `${k}`);
+  }),
+);
 
 test("evaluation: the loss alone with its head in chunks gives the unsplit loss on the interpreter and on the GPU",
   withGpu(async (gpu) => {
