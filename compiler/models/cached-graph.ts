@@ -37,6 +37,14 @@ export const CACHE = {
   allValues: (layer: number) => `all_values.${layer}`,
 } as const;
 
+/** Cached positions per bucket by default. */
+export const CACHE_BUCKET = 64;
+
+/** The cache's capacity for rows ending at `end`: the bucket with room for the next decode step's key. */
+export function cacheCapacity(end: number, bucket: number): number {
+  return Math.ceil((end + 1) / bucket) * bucket;
+}
+
 export interface CachedStepShape {
   batch: number;
   past: number;

@@ -1,4 +1,5 @@
 // The memory plan as people read it (a table, one buffer class per row) and as JSON.
+import { CACHE_BUCKET } from "../models/cached-graph.ts";
 import { formatBytes } from "../passes/memory-plan.ts";
 import type { DeviceMemory } from "./device-memory.ts";
 import type { PipelinePlan } from "./step-plan.ts";
@@ -64,7 +65,7 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
       "",
       `generation (${g.strategy}, ${g.sequences} sequence${g.sequences === 1 ? "" : "s"} of up to ${g.contextTokens} tokens)`,
       line("weights", g.weights, "as generation stores them: linears (NF4 after QLoRA), table and head in the model's dtype; all f32 after full fine-tuning"),
-      line("KV cache", g.kvCache, "keys and values of every layer, f32"),
+      line("KV cache", g.kvCache, `keys and values of every layer, f32, in buckets of ${CACHE_BUCKET} positions; two buckets while rows move`),
       line("step arena", g.arena, "the larger step: a prompt of max_length tokens per sequence, or one decoded token"),
       line("launch scratch", g.scratch, "masks, tables and workspace of that step's launches"),
       line("logits readback", g.staging, "staging buffer"),

@@ -20,7 +20,7 @@
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
 import { numel, topoSort, type Node } from "../ir/node.ts";
-import { buildCachedStep } from "../models/cached-graph.ts";
+import { buildCachedStep, CACHE_BUCKET, cacheCapacity } from "../models/cached-graph.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { evaluationGraph } from "../passes/chunk-loss.ts";
 import { compileGraph } from "../passes/compile.ts";
@@ -87,7 +87,11 @@ export interface GenerationFigures {
    * with modules trained in full, in f32 (the frozen weights' dtypes).
    */
   weights: number;
-  /** Keys and values of every layer, f32. */
+  /**
+   * Keys and values of every layer, f32, as the GPU holds them: in buckets of CACHE_BUCKET
+   * positions with room for the next key, and a second bucket's buffers while the rows move to a
+   * larger one (beams: while a reorder gathers them, at the same size).
+   */
   kvCache: number;
   /** Arena of the larger step: the prompt's (max_length tokens per beam) or a decode step's. */
   arena: number;
@@ -240,12 +244,16 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
   }
   const larger = steps.reduce((a, b) => (b.arena + b.scratch > a.arena + a.scratch ? b : a));
   const d = config.dims;
+  const layout = (positions: number) => d.layers * 2 * denseStorageBytes("f32", gen.sequences * positions * d.kvHeads * d.headDim);
+  const capacity = cacheCapacity(contextTokens, CACHE_BUCKET);
+  const promptCapacity = cacheCapacity(Math.min(s.seq, contextTokens - 1), CACHE_BUCKET);
+  const second = gen.sequences > 1 ? capacity : capacity > promptCapacity ? capacity - CACHE_BUCKET : 0;
   return ok({
     strategy: gen.strategy,
     sequences: gen.sequences,
     contextTokens,
     weights: weightBytes(shapes.value, s, roleIndex(family), { graphDtype: true }),
-    kvCache: d.layers * 2 * denseStorageBytes("f32", gen.sequences * contextTokens * d.kvHeads * d.headDim),
+    kvCache: layout(capacity) + (second > 0 ? layout(second) : 0),
     ...larger,
     staging: denseStorageBytes("f32", gen.sequences * d.vocab),
   });

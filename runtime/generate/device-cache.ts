@@ -24,7 +24,7 @@ import { tensorView, type View } from "../../compiler/passes/views.ts";
 import type { DispatchStep } from "../gpu/bound-steps.ts";
 import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import { kvAppendKernel, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
-import { CACHE, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
+import { CACHE, cacheCapacity, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
 import type { CacheDims, StepCache } from "./cached-model.ts";
 
 /** What a session's cache needs from its runner: compiled steps, device weights, counters. */
@@ -53,11 +53,6 @@ export interface StepPrograms {
 export interface StepProfile {
   enabled: boolean;
   timings: KernelTiming[];
-}
-
-/** The cache's capacity for rows ending at `end`: the bucket with room for the next decode step's key. */
-export function cacheCapacity(end: number, bucket: number): number {
-  return Math.ceil((end + 1) / bucket) * bucket;
 }
 
 /** One bucket's buffers for `batch` rows: per layer (B, past, KV · D), `past` the capacity. */

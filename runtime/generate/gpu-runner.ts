@@ -8,6 +8,7 @@
 // (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { numel, topoSort, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
+import { CACHE_BUCKET } from "../../compiler/models/cached-graph.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { nf4Buffers, uploadNf4Buffers, uploadNf4Tables, type Nf4Buffers } from "../execute/nf4-weights.ts";
@@ -48,9 +49,6 @@ export interface GpuRunnerOptions {
   /** Weights stored as NF4 (a QLoRA pipeline's block linears), quantized as they are uploaded. */
   nf4?: readonly string[];
 }
-
-/** Cached positions per bucket by default. */
-export const CACHE_BUCKET = 64;
 
 /** A step runner on `gpu`; GPU errors after a step are internal failures. */
 export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuStepRunner {

@@ -8,7 +8,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { generate, generateBatch } from "../../runtime/generate/engine.ts";
-import { cacheCapacity } from "../../runtime/generate/device-cache.ts";
+import { cacheCapacity } from "../../compiler/models/cached-graph.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";

@@ -138,13 +138,19 @@ test("planning from 2 and 3 layers gives the persistent, evaluation and generati
   }
 });
 
-test("generation: the KV cache holds keys and values of every layer for max_length + max_new_tokens tokens per beam", () => {
+test("generation: the KV cache holds keys and values of every layer for max_length + max_new_tokens tokens per beam, in buckets, twice for beams", () => {
   const m = model("chatglm2", 2);
   const d = m.config.dims;
   const plan = expectOk(planStep(m.family, m.config, { ...base, generation: { strategy: "beam", sequences: 3, maxNewTokens: 20 } }));
   const g = plan.generation!;
   assert.is(g.contextTokens, base.seq + 20);
-  assert.is(g.kvCache, d.layers * 2 * buffer(4 * 3 * (base.seq + 20) * d.kvHeads * d.headDim));
+  // 36 positions and the next key fit one 64-position bucket; a beam reorder gathers the rows
+  // into a second bucket of the same size
+  assert.is(g.kvCache, 2 * d.layers * 2 * buffer(4 * 3 * 64 * d.kvHeads * d.headDim));
+  // one sequence: a 16-token prompt's bucket (64 positions) holds 100 more only after a move to
+  // 128, which holds both for a moment
+  const greedy = expectOk(planStep(m.family, m.config, { ...base, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 100 } })).generation!;
+  assert.is(greedy.kvCache, d.layers * 2 * (buffer(4 * 128 * d.kvHeads * d.headDim) + buffer(4 * 64 * d.kvHeads * d.headDim)));
   assert.is(g.staging, buffer(4 * 3 * d.vocab));
   assert.is(g.peak, g.weights + plan.training.adapters + g.kvCache + g.arena + g.scratch + g.staging);
   assert.is(plan.peakBytes, Math.max(plan.training.peak, g.peak));
