@@ -3,7 +3,7 @@
 // every gradient of the unsplit graph, on the float64 interpreter and on the GPU with the memory
 // plan's shared buffers; each chunk's rows are read in place (no more copies than unsplit). A
 // head of its own (Baichuan), one with a bias (MOSS) and one tied to the embedding (ChatGLM); an
-// evaluation's loss alike. A trained head stays one product.
+// evaluation's loss alike; rows at unaligned offsets (copied first). A trained head stays one product.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
@@ -13,6 +13,8 @@ import { evaluationGraph, MAX_LOSS_CHUNKS } from "../../compiler/passes/chunk-lo
 import type { FamilyGraph } from "../../compiler/models/family-graph.ts";
 import { Random } from "../../runtime/random.ts";
 import type { FamilyName } from "../../stdlib/families/index.ts";
+import { tinyTransformer } from "../../compiler/models/tiny-transformer.ts";
+import { families, randomFeeds } from "../ir/feeds.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { adapterValues, feedsFor, loadFixture, type Fixture } from "../models/support.ts";
 import { assertClose, relativeError } from "../support/numeric.ts";
@@ -73,6 +75,26 @@ test("a budget of one row a chunk: at most seven chunks (a fused kernel reads th
     assert.ok(crossEntropies(chunked).length <= MAX_LOSS_CHUNKS);
     const reference = expectOk(interpret(trainingOf(g), feeds));
     const run = await runOnGpu(gpu, chunked, feeds, { plan: true });
+    for (const [k, v] of reference) assert.ok(relativeError(run.outputs.get(k)!, v) < 1e-3, `${k}`);
+  }),
+);
+
+test("rows at offsets a binding cannot take are copied first: a tiny model's 32-byte rows in chunks of three",
+  withGpu(async (gpu) => {
+    const options = families["baichuan-7b"]; // hidden 8: a chunk of 3 rows starts 96 bytes on
+    const model = expectOk(tinyTransformer(options));
+    const trained = model.params.filter((p) => p.attrs.name !== "lm_head.weight");
+    assert.is(trained.length, model.params.length - 1);
+    const vocab = model.logits.shape[1];
+    const chunked = expectOk(trainingGraph(model.loss, trained, { lossChunkBytes: 3 * vocab * 4 })).graph;
+    assert.equal(crossEntropies(chunked).map((n) => n.inputs[0].shape[0]), [3, 3, 3, 1]);
+    const feeds = randomFeeds(model, options, 3);
+    const plain = expectOk(trainingGraph(model.loss, trained)).graph; // 64 MiB: one product at this size
+    assert.is(crossEntropies(plain).length, 1);
+    const reference = expectOk(interpret(plain, feeds));
+    const run = await runOnGpu(gpu, chunked, feeds, { plan: true });
+    const unsplit = await runOnGpu(gpu, plain, feeds, { plan: true });
+    assert.ok(run.stats.copies > unsplit.stats.copies, `the unaligned rows are copied (${run.stats.copies} copies against ${unsplit.stats.copies})`);
     for (const [k, v] of reference) assert.ok(relativeError(run.outputs.get(k)!, v) < 1e-3, `${k}`);
   }),
 );
