@@ -14,16 +14,20 @@ export const ACC_OUTPUT = "accumulated.";
 export const GRAD_SCALE = "grad_scale";
 
 /**
- * accumulated.<name> = grad_acc.<name> + grad.<name> · grad_scale for each of `params`, from the
- * last to the first, then the loss as trainingGraph differentiates it (a frozen head's loss in
- * chunks). The order is trainingGraph's: launches are ordered depth-first from the outputs, so
- * the first output's gradient must be the backward's first, or a checkpointed step recomputes
- * every layer before any layer's backward frees one.
+ * accumulated.<name> = grad_acc.<name> + grad.<name> · grad_scale for each of `params`, and the
+ * loss as trainingGraph differentiates it (a frozen head's loss in chunks), in trainingGraph's
+ * order of outputs: launches are ordered depth-first from the outputs, so the first output's
+ * gradient must be the backward's first, or a checkpointed step recomputes every layer before
+ * any layer's backward frees one.
  */
 export function accumulatingStep(loss: Node, params: readonly Node[]): Result<Graph> {
   const training = trainingGraph(loss, params);
   if (!training.ok) return training;
   const scale = input(GRAD_SCALE, [1]);
-  const accumulated = (p: Node): [string, Node] => [ACC_OUTPUT + p.attrs.name, add(input(ACC_INPUT + p.attrs.name, p.shape), mul(training.value.grads.get(p)!, expandTo(scale, p.shape)))];
-  return ok(graph([...[...params].reverse().map(accumulated), ["loss", training.value.loss]]));
+  const outputs = [...training.value.graph.outputs].map(([name, n]): [string, Node] => {
+    if (n === training.value.loss) return [name, n];
+    const param = name.slice("grad.".length);
+    return [ACC_OUTPUT + param, add(input(ACC_INPUT + param, n.shape), mul(n, expandTo(scale, n.shape)))];
+  });
+  return ok(graph(outputs));
 }

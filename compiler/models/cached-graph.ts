@@ -37,6 +37,9 @@ export const CACHE = {
   allValues: (layer: number) => `all_values.${layer}`,
 } as const;
 
+/** Cached positions a device cache gives a prompt: one placeholder key, outside every row's key range. */
+export const PROMPT_PLACEHOLDER_KEYS = 1;
+
 /** Cached positions per bucket by default. */
 export const CACHE_BUCKET = 64;
 

@@ -91,7 +91,7 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
   }
 
   const pooled = [...buffers.values()].filter((b) => b.category === "gradients" || b.category === "activations");
-  const pool = assignPool(pooled, opts.noReuse ? new Map() : conflicts(s, pooled), opts.noReuse ?? false);
+  const pool = assignPool(pooled, opts.noReuse ? undefined : conflicts(s, pooled));
   const poolBytes = pool.reduce((sum, p) => sum + p.bytes, 0);
   const sideBytes = [...buffers.values()].reduce((sum, b) => sum + b.sideBytes, 0);
 
@@ -153,15 +153,16 @@ function conflicts(s: Schedule, pooled: PlannedBuffer[]): Map<PlannedBuffer, Set
 // (lifetimes that meet at one launch overlap: that launch reads the one and writes the other), in
 // the buffer it makes grow least (a buffer opened by a tenant larger than the growth limit grows
 // no further), skipping buffers that hold one of its conflicts; a new buffer when every buffer
-// would grow by its whole size. `noReuse`: each alone.
-function assignPool(pooled: PlannedBuffer[], conflicting: Map<PlannedBuffer, Set<PlannedBuffer>>, noReuse: boolean): PoolBuffer[] {
+// would grow by its whole size. Without `conflicting` (no reuse): each alone.
+function assignPool(pooled: PlannedBuffer[], conflicting: Map<PlannedBuffer, Set<PlannedBuffer>> | undefined): PoolBuffer[] {
   const pool: PoolBuffer[] = [];
   const aligned = (n: number) => Math.ceil(n / POOL_OFFSET_ALIGNMENT) * POOL_OFFSET_ALIGNMENT;
   const together = (a: PlannedBuffer, b: PlannedBuffer) => !(a.last < b.first || b.last < a.first);
   for (const b of [...pooled].sort((x, y) => y.bytes - x.bytes || x.first - y.first)) {
     let home: { buffer: PoolBuffer; at: number; growth: number } | undefined;
-    for (const buffer of noReuse ? [] : pool) {
-      if (buffer.tenants.some((t) => conflicting.get(b)?.has(t))) continue;
+    const partners = conflicting?.get(b);
+    for (const buffer of partners ? pool : []) {
+      if (buffer.tenants.some((t) => partners!.has(t))) continue;
       const at = lowestClearOffset(buffer.tenants.filter((t) => together(t, b)), b.bytes, aligned);
       if (at + b.bytes > Math.max(buffer.bytes, POOL_BUFFER_GROWTH_LIMIT)) continue;
       const growth = Math.max(0, at + b.bytes - buffer.bytes);

@@ -20,7 +20,7 @@
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
 import { numel, topoSort, type Node } from "../ir/node.ts";
-import { buildCachedStep, CACHE_BUCKET, cacheCapacity } from "../models/cached-graph.ts";
+import { buildCachedStep, CACHE_BUCKET, cacheCapacity, PROMPT_PLACEHOLDER_KEYS } from "../models/cached-graph.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { evaluationGraph } from "../passes/chunk-loss.ts";
 import { compileGraph } from "../passes/compile.ts";
@@ -231,9 +231,10 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
   const shapes = buildFamilyGraph(family, config, { batch: gen.sequences, seq: 2, method: graphMethod(s), weightDtypes });
   if (!shapes.ok) return shapes;
   const contextTokens = Math.min(s.seq + gen.maxNewTokens, config.dims.maxPositions);
+  const promptTokens = Math.min(s.seq, contextTokens - 1);
   const steps: { arena: number; scratch: number }[] = [];
   for (const shape of [
-    { batch: gen.sequences, past: 1, fresh: Math.min(s.seq, contextTokens - 1) },
+    { batch: gen.sequences, past: PROMPT_PLACEHOLDER_KEYS, fresh: promptTokens },
     { batch: gen.sequences, past: contextTokens - 1, fresh: 1 },
   ]) {
     const step = buildCachedStep(family, config, shape, weightDtypes, graphMethod(s));
@@ -246,7 +247,7 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
   const d = config.dims;
   const layout = (positions: number) => d.layers * 2 * denseStorageBytes("f32", gen.sequences * positions * d.kvHeads * d.headDim);
   const capacity = cacheCapacity(contextTokens, CACHE_BUCKET);
-  const promptCapacity = cacheCapacity(Math.min(s.seq, contextTokens - 1), CACHE_BUCKET);
+  const promptCapacity = cacheCapacity(promptTokens, CACHE_BUCKET);
   const second = gen.sequences > 1 ? capacity : capacity > promptCapacity ? capacity - CACHE_BUCKET : 0;
   return ok({
     strategy: gen.strategy,

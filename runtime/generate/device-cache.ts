@@ -24,7 +24,7 @@ import { tensorView, type View } from "../../compiler/passes/views.ts";
 import type { DispatchStep } from "../gpu/bound-steps.ts";
 import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import { kvAppendKernel, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
-import { CACHE, cacheCapacity, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
+import { CACHE, cacheCapacity, PROMPT_PLACEHOLDER_KEYS, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
 import type { CacheDims, StepCache } from "./cached-model.ts";
 
 /** What a session's cache needs from its runner: compiled steps, device weights, counters. */
@@ -81,7 +81,7 @@ export class DeviceKvCache implements StepCache {
   }
 
   pastLength(past: number): number {
-    if (past === 0) return 1; // the prompt's masked key
+    if (past === 0) return PROMPT_PLACEHOLDER_KEYS;
     invariant(this.current && past === this.end && past <= this.current.past, `a step over ${past} cached positions while the cache holds ${this.end} in ${this.current?.past}`);
     return this.current.past;
   }
