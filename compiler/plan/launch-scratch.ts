@@ -50,16 +50,17 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
       }
       case "cross_entropy":
         // with the loss, the per-token losses are its side output (in the arena); a logits
-        // gradient launched alone (the loss recomputed apart under checkpointing) still writes them
+        // gradient launched without its loss still writes them
         if (!launch.outputs.some((o) => o.op === "cross_entropy")) own += storageBytes("f32", first.inputs[1].shape[0]);
         break;
       case "attention_backward": {
         own += maskBytes(first, 1);
-        const [, q, k] = first.inputs;
-        take(first.dtype as StorageDType, 2 * numel(k.shape));
-        if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(q.shape));
-        take("f32", numel(q.shape) / q.shape[q.shape.length - 1]);
+        // dK|dV, dQ where no output takes it, and delta, as the executor sizes them
         const shape = attentionShape(first, 1);
+        const { batch, queryHeads, kvHeads, queryLength, keyLength, headDim } = shape;
+        take(first.dtype as StorageDType, 2 * batch * keyLength * kvHeads * headDim);
+        if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, batch * queryLength * queryHeads * headDim);
+        take("f32", batch * queryHeads * queryLength);
         const heads = scores ? scoresPathHeads(scores, "backward", shape, attentionDtype(first, 1), attentionBackwardViews(launch, first)) : undefined;
         if (heads) for (let i = 0; i < 2; i++) take("f32", heads * shape.queryLength * shape.keyLength); // the chunk's scores and their gradients
         break;

@@ -18,7 +18,7 @@ import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts"
 import { attentionForwardKernelFor, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
-import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
+import { SCORES_REQUEST, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { onSubgroupMatrices, type BoundKernel, type KernelSpec, type UniformValues } from "../../stdlib/kernels/kernel.ts";
 import { invariant, type Result } from "../../compiler/diagnostics.ts";
 import { matmulKernelsOf, type MatmulKernel } from "../../stdlib/kernels/matmul.ts";
@@ -60,9 +60,6 @@ const tuned = new WeakMap<GpuDevice, Map<string, TunedPath>>();
 export function scoresRequested(env: Env = process.env): boolean {
   return env[SCORES_REQUEST.variable]?.trim() === SCORES_REQUEST.value;
 }
-
-/** The variable and value that force attention through the score matrix on any adapter. */
-export const SCORES_REQUEST = { variable: "SFT_ATTENTION", value: "scores" } as const;
 
 /** The engine's attention path on `gpu` with the matmul `strategy` it runs, from the device's tuning (chosenAttentionScores). */
 export function engineAttentionScores(gpu: GpuDevice, strategy: MatmulStrategy, env: Env = process.env): AttentionScoresChoice {

@@ -24,13 +24,13 @@ import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts"
 import { onSubgroupMatrices, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulKernelsOf } from "../../stdlib/kernels/matmul.ts";
 import { matmulStrategyFor, plainMatmulStrategy, type MatmulStrategy } from "../../stdlib/kernels/matmul-strategy.ts";
-import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
+import { SCORES_REQUEST, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import type { GpuDevice } from "./device.ts";
 import { causalVariant, probeStorage, scoresPathProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
 import { tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
-import { engineAttentionScores, SCORES_REQUEST, scoresRequested, tuneAttentionPaths } from "./attention-path-tuning.ts";
+import { engineAttentionScores, scoresRequested, tuneAttentionPaths } from "./attention-path-tuning.ts";
 import { engineGemv, tuneGemv } from "./gemv-tuning.ts";
 import { matmulProbe, tunedMatmulTiling, tuneMatmulTiling } from "./matmul-tuning.ts";
 

@@ -33,6 +33,9 @@ export interface ScoresChunk {
 /** The most bytes one chunk's f32 scores take: a chunk has as many heads as fit. */
 export const SCORES_CHUNK_BYTES = 128 * 2 ** 20;
 
+/** The variable and value that force attention through the score matrix on any adapter. */
+export const SCORES_REQUEST = { variable: "SFT_ATTENTION", value: "scores" } as const;
+
 /** Which attention launches take the score-matrix path where it applies: all (true), none, or those of the listed head dims. */
 export interface AttentionScoresChoice {
   forward: boolean | readonly number[];

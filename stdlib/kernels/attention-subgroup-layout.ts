@@ -7,6 +7,7 @@
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { subgroupMatrixStrategyFor, type MatmulAdapter } from "./matmul-strategy.ts";
 import type { SubgroupMatrixConfig } from "./matmul-subgroup.ts";
+import { SCORES_REQUEST } from "./attention-scores.ts";
 
 /** How the subgroup-matrix forward tiles one head: configuration, subgroups, key tile. */
 export interface SubgroupAttentionLayout {
@@ -123,7 +124,7 @@ export function attentionKernelChoice(
   { name = "attention forward", bytes, preferred }: { name?: string; bytes?: (layout: SubgroupAttentionLayout) => number; preferred?: SubgroupAttentionLayout } = {},
 ): Result<SubgroupAttentionLayout | "scalar"> {
   // "scores" (the score-matrix path, stdlib/kernels/attention-scores-steps.ts) leaves the fused kernels where it does not apply to the engine's choice
-  const wanted = env.SFT_ATTENTION?.trim() === "scores" ? undefined : env.SFT_ATTENTION?.trim();
+  const wanted = env.SFT_ATTENTION?.trim() === SCORES_REQUEST.value ? undefined : env.SFT_ATTENTION?.trim();
   if (wanted === "scalar") return ok("scalar");
   if (wanted && wanted !== "subgroup-matrix")
     return fail(diag("SFT2018", `SFT_ATTENTION='${wanted}' is not an attention kernel`, { where: "SFT_ATTENTION", hint: "Use scalar, subgroup-matrix or scores, or unset SFT_ATTENTION." }));
