@@ -27,7 +27,7 @@ import { attentionAdapter, tunedAttentionLayout, tunedBackwardLayouts } from "./
 import type { GpuDevice } from "./device.ts";
 import { engineGemv } from "./gemv-tuning.ts";
 import { causalTimingAttention, causalVariant, probeStorage, scoresAttentionProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe, TUNED_HEAD_DIMS, TUNING_TOKENS, WEIGHTS } from "./kernel-probe-cases.ts";
-import type { ProbeCase } from "./kernel-probe.ts";
+import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import { engineTuningOptions, tuneChoice, tuningDisabled, type Env, type TuningJob, type TuningOptions, type TuningOutcome } from "./kernel-tuning.ts";
 import { tunedMatmulTiling } from "./matmul-tuning.ts";
 
@@ -85,14 +85,16 @@ export function chosenAttentionScores(tunings: readonly TunedPath[], strategy: M
  * on causal attention of two batch rows of `tokens` tokens (4096 / D heads, f32 storage, as a
  * LoRA step's activations are; the score matrix's launches are per batch row and chunk of heads):
  * `fused`, the engine's fused kernels (the forward kernel, or delta, dK/dV and dQ), and the
- * score-matrix sequence on `matmul`, whose probe also checks `storage` dtypes.
+ * score-matrix sequence on `matmul`, whose probe also checks `storage` dtypes. `scoreProbes`
+ * keeps the score-matrix probes by direction and head dim across the jobs of one run, so a probe
+ * two jobs check (the plain and the grouped backward) builds its float64 answers once.
  */
 export function attentionPathJob(
   direction: AttentionDirection,
   headDim: number,
   fused: FusedKernels,
   matmul: MatmulKernel,
-  { tokens = TUNING_TOKENS, storage = ["f32"], kvHeads }: { tokens?: number; storage?: readonly AttentionVariant["dtype"][]; kvHeads?: number } = {},
+  { tokens = TUNING_TOKENS, storage = ["f32"], kvHeads, scoreProbes = new Map() }: { tokens?: number; storage?: readonly AttentionVariant["dtype"][]; kvHeads?: number; scoreProbes?: Map<string, KernelProbe> } = {},
 ): TuningJob<boolean> | undefined {
   const { shape, views, scale, mask, elements, keyElements, rows, pattern, zeros } = causalTimingAttention(headDim, tokens, 2, kvHeads);
   const chunk = scoresChunkHeads(direction, shape, "f32", views);
@@ -103,6 +105,9 @@ export function attentionPathJob(
   const fusedKernels: BoundKernel[] = forward ? [{ spec: fused.forward(variant), uniforms: attentionForwardUniforms(shape, views, scale, mask) }] : fusedBackward(fused.backward(variant), attentionBackwardUniforms(shape, views, scale, mask));
   // the products' precision: f16 operands on subgroup matrices
   const inputs = onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 })) ? "f16" : "f32";
+  const probeKey = `${direction} ${headDim}`;
+  const scoresProbe = scoreProbes.get(probeKey) ?? scoresAttentionProbe(matmul, headDim, direction, inputs, forward ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(), storage);
+  scoreProbes.set(probeKey, scoresProbe);
   const candidates = [
     {
       name: "fused kernels",
@@ -113,7 +118,7 @@ export function attentionPathJob(
     {
       name: "score matrix on the matmul kernels",
       choice: true,
-      probe: scoresAttentionProbe(matmul, headDim, direction, inputs, forward ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(), storage),
+      probe: scoresProbe,
       kernels: forward ? scoresForwardKernels(call, views, matmul) : scoresBackwardKernels(call, views, matmul),
     },
   ];
@@ -145,6 +150,7 @@ export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env,
   const storage = probeStorage(gpu);
   const adapter = attentionAdapter(gpu);
   const outcomes: TuningOutcome[] = [];
+  const scoreProbes = new Map<string, KernelProbe>();
   const forward = (v: AttentionVariant) => attentionForwardKernelFor(adapter, v, env, tunedAttentionLayout(gpu, v.headDim));
   const backward = (v: AttentionVariant) => attentionBackwardKernelsFor(adapter, v, env, tunedBackwardLayouts(gpu, v.headDim));
   const fused: FusedKernels = { forward: (v) => unwrap(forward(v)), backward: (v) => unwrap(backward(v)) };
@@ -160,7 +166,7 @@ export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env,
       // where the fused kernels run on subgroup matrices at this head dim (CPU adapters keep them)
       const onMatrices = job.direction === "forward" ? f.ok && onSubgroupMatrices(f.value) : b.ok && backwardOnSubgroupMatrices(b.value);
       if (!onMatrices) continue;
-      const paths = attentionPathJob(job.direction, headDim, fused, matmul, { tokens: options.tokens, storage, kvHeads: job.grouped ? GROUPED.kvHeads : undefined });
+      const paths = attentionPathJob(job.direction, headDim, fused, matmul, { tokens: options.tokens, storage, kvHeads: job.grouped ? GROUPED.kvHeads : undefined, scoreProbes });
       if (!paths) continue;
       const tuning = await tuneChoice(gpu, `attention ${job.direction} path${job.grouped ? ", grouped queries" : ""}, head dim ${headDim}`, paths, options);
       if (!tuning) continue;

@@ -2,8 +2,8 @@
 // and causal attention forward and backward at the families' head dims. Sizes are small and off
 // the kernels' tiles, so a probe runs in milliseconds and catches edge handling; the score-matrix
 // attention's probe, up to eight cases of both storage dtypes, grouped queries and two chunkings,
-// takes 0.1 to 0.3 s to build its float64 answers (measured on a CPU), so its cases are built once
-// per matmul (scoresAttentionProbe).
+// takes 0.1 to 0.3 s to build its float64 answers (measured on a CPU), so a probe builds its cases
+// once, and a tuning run that checks one twice passes the probe on (attention-path-tuning.ts).
 import { attentionBackwardUniforms, type AttentionBackwardKernels, type BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import { subgroupAttentionBackwardTolerance, type BackwardKernel } from "../../stdlib/kernels/attention-backward-subgroup.ts";
@@ -266,32 +266,21 @@ export function scoresAttentionProbe(
   storage: readonly AttentionVariant["dtype"][] = ["f32"],
 ): KernelProbe {
   const what = `attention ${direction}`;
+  let built: ProbeCase[] | undefined;
   return {
     op: direction === "forward" ? "attention" : "attention backward",
     kernel: `score-matrix ${what} (head dim ${headDim}, ${storage.join(" and ")} storage)`,
     fallback: `fused ${what}`,
     tolerance,
-    cases: () => {
-      // the grouped-query backward's path job checks the plain one's cases: build them once
-      const key = `${direction} ${headDim} ${inputs} ${storage.join(" ")}`;
-      const built = builtScoresCases.get(matmul) ?? new Map<string, ProbeCase[]>();
-      builtScoresCases.set(matmul, built);
-      const cases =
-        built.get(key) ??
-        storage.flatMap((dtype) =>
-          [
-            [2, 2],
-            [4, 2],
-          ].flatMap(([heads, kvHeads]) => scoresAttentionCases(matmul, causalVariant(headDim, dtype), heads, kvHeads, direction, inputs)),
-        );
-      built.set(key, cases);
-      return cases;
-    },
+    cases: () =>
+      (built ??= storage.flatMap((dtype) =>
+        [
+          [2, 2],
+          [4, 2],
+        ].flatMap(([heads, kvHeads]) => scoresAttentionCases(matmul, causalVariant(headDim, dtype), heads, kvHeads, direction, inputs)),
+      )),
   };
 }
-
-// scoresAttentionProbe's cases by the matmul they run on and the probe's parameters
-const builtScoresCases = new WeakMap<MatmulKernel, Map<string, ProbeCase[]>>();
 
 /** scoresAttentionProbe's cases forward and backward at each of `headDims`, as one probe of the path. */
 export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[], inputs: StorageDType, tolerance: number, storage: readonly AttentionVariant["dtype"][]): KernelProbe {

@@ -46,6 +46,11 @@ const WINDOW_ALIGNMENT = 256;
 export function scoresChunkHeads(direction: "forward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews, chunkBytes?: number): number | undefined;
 export function scoresChunkHeads(direction: "forward" | "backward", shape: AttentionShape, dtype: StorageDType, views: BackwardViews, chunkBytes?: number): number | undefined;
 export function scoresChunkHeads(direction: "forward" | "backward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews | BackwardViews, chunkBytes = SCORES_CHUNK_BYTES): number | undefined {
+  return chunkHeads(direction, shape, dtype, views, chunkBytes);
+}
+
+// scoresChunkHeads without its overloads, which pair the backward with BackwardViews
+function chunkHeads(direction: "forward" | "backward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews | BackwardViews, chunkBytes: number): number | undefined {
   const { queryHeads, kvHeads, queryLength: T, keyLength: S } = shape;
   if (T === 1) return undefined;
   const group = queryHeads / kvHeads;
@@ -64,8 +69,7 @@ export function scoresPathHeads(choice: AttentionScoresChoice, direction: "forwa
 export function scoresPathHeads(choice: AttentionScoresChoice, direction: "backward", shape: AttentionShape, dtype: StorageDType, views: BackwardViews): number | undefined;
 export function scoresPathHeads(choice: AttentionScoresChoice, direction: "forward" | "backward", shape: AttentionShape, dtype: StorageDType, views: AttentionViews | BackwardViews): number | undefined {
   if (!takesScores(choice, direction, shape.headDim, shape.kvHeads < shape.queryHeads)) return undefined;
-  // the backward's views are BackwardViews (the overloads)
-  return direction === "forward" ? scoresChunkHeads(direction, shape, dtype, views, choice.chunkBytes) : scoresChunkHeads(direction, shape, dtype, views as BackwardViews, choice.chunkBytes);
+  return chunkHeads(direction, shape, dtype, views, choice.chunkBytes ?? SCORES_CHUNK_BYTES);
 }
 
 /** O = softmax(scale Q K^T + bias, masked) V, and the log-sum-exp (B, Hq, T) into `lse`. */
