@@ -9,7 +9,7 @@ import { Random } from "../runtime/random.ts";
 import { relativeError } from "../runtime/numeric.ts";
 import type { StorageDType } from "../stdlib/kernels/dtype.ts";
 import type { KernelRun } from "../runtime/gpu/kernel-probe.ts";
-import type { Nf4Tensor } from "../stdlib/quant/nf4.ts";
+import { quantizeNf4, type Nf4Tensor } from "../stdlib/quant/nf4.ts";
 import { pickRows } from "./checked-rows.ts";
 import type { BenchShapes } from "./sizes.ts";
 
@@ -69,13 +69,21 @@ export class CaseInputs {
   // weight quantized) once per shape, and each float64 reference computed once per operands,
   // rounding and checked rows. At full size drawing, quantizing and the reference take seconds.
   private readonly operands = new Map<string, Float32Array>();
-  readonly nf4Weights = new Map<string, Nf4Tensor>();
+  private readonly nf4Weights = new Map<string, Nf4Tensor>();
   private readonly references = new Map<string, Float64Array>();
 
   constructor(
     readonly gpu: GpuDevice,
     readonly s: BenchShapes,
   ) {}
+
+  /** A seeded (n, k) weight quantized to NF4, once per shape. */
+  nf4Weight(n: number, k: number): Nf4Tensor {
+    const key = `${n}x${k}`;
+    let quantized = this.nf4Weights.get(key);
+    if (!quantized) this.nf4Weights.set(key, (quantized = quantizeNf4(this.rng.normalArray(n * k, 0.05))));
+    return quantized;
+  }
 
   /**
    * Seeded N(0, 0.25) values: kept on the host for the reference, uploaded in `dtype`. With

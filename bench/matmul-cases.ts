@@ -11,7 +11,7 @@ import { strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul-stra
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey } from "../stdlib/kernels/matmul-subgroup.ts";
 import { engineGemv, gemvVariantName, tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
 import { nf4MatmulKernel } from "../stdlib/kernels/nf4-matmul.ts";
-import { dequantizeNf4, quantizeNf4 } from "../stdlib/quant/nf4.ts";
+import { dequantizeNf4 } from "../stdlib/quant/nf4.ts";
 import { nf4Bindings, nf4Buffers, uploadNf4Tables, uploadNf4Tensor } from "../runtime/execute/nf4-weights.ts";
 import { F32_TOLERANCE, gather, worst, type Case, type CaseInputs } from "./case-inputs.ts";
 import { rowsNote } from "./checked-rows.ts";
@@ -68,9 +68,7 @@ export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: numbe
   const shape = { batch: 1, m, n, k, strideB: 0 };
   const layout = { transA: false, transB: true };
   const a = inputs.input("f32", [m, k], "a"); // (M, K)
-  const key = `${n}x${k}`;
-  let quantized = inputs.nf4Weights.get(key);
-  if (!quantized) inputs.nf4Weights.set(key, (quantized = quantizeNf4(inputs.rng.normalArray(n * k, 0.05))));
+  const quantized = inputs.nf4Weight(n, k);
   const weight = uploadNf4Tensor(inputs.gpu, quantized, "nf4 weight"); // (N, K)
   const c = createTensor(inputs.gpu, "f32", [m, n]); // (M, N)
   const products = productInputs(strategy);
