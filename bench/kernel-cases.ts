@@ -5,6 +5,8 @@
 // and a check of its outputs against the float64 CPU reference of stdlib/kernels.
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { plainMatmulStrategy, subgroupMatrixStrategyFor } from "../stdlib/kernels/matmul-strategy.ts";
+import { matmulKernelsOf } from "../stdlib/kernels/matmul.ts";
+import { engineGemv } from "../runtime/gpu/gemv-tuning.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
 import { attentionCases } from "./attention-cases.ts";
 import { CaseInputs, type Case } from "./case-inputs.ts";
@@ -61,12 +63,15 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   }
   // a 7B layer's decode (at full size): W of the FFN up-projection and of a square projection,
   // f32, bf16 (as generation stores a bf16 model) and NF4, on the engine's gemv workgroup (every
-  // workgroup's time on a 4096 x 4096 f32 W is the tuning's, in the report's Adapter section)
+  // workgroup's time on a 4096 x 4096 f32 W is the tuning's, in the report's Adapter section);
+  // NF4 also decoded four weights a step, as the gemv read it before its 32-weight steps
   yield decodeCase(gpu, matmulCase(inputs, 1, s.ffn, s.hidden, "f32", true, "tiled"), "f32");
   yield decodeCase(gpu, matmulCase(inputs, 1, s.hidden, s.hidden, "f32", true, "tiled"), "f32");
   yield decodeCase(gpu, matmulCase(inputs, 1, s.ffn, s.hidden, "bf16", true, "tiled"), "bf16");
   yield decodeCase(gpu, matmulCase(inputs, 1, s.hidden, s.hidden, "bf16", true, "tiled"), "bf16");
   yield decodeCase(gpu, nf4MatmulCase(inputs, 1, s.ffn, s.hidden, "tiled"), "nf4");
+  const engineKernels = matmulKernelsOf("tiled", engineGemv(gpu));
+  yield decodeCase(gpu, nf4MatmulCase(inputs, 1, s.ffn, s.hidden, "tiled", "", (o, shape) => engineKernels({ ...o, bLoads32: false }, shape)), "nf4", ", four weights a step");
   yield siluCase(inputs);
   yield swigluCase(inputs);
   yield rmsnormCase(inputs);

@@ -6,7 +6,7 @@
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { createTensor, readFloats } from "../runtime/gpu/tensor.ts";
 import { bytesPerElement, roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
-import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms } from "../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms, type MatmulKernel } from "../stdlib/kernels/matmul.ts";
 import { strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul-strategy.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey } from "../stdlib/kernels/matmul-subgroup.ts";
 import { engineGemv, gemvVariantName, tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
@@ -63,8 +63,11 @@ export function matmulCase(inputs: CaseInputs, m: number, n: number, k: number, 
   };
 }
 
-/** x Wᵀ with W an NF4 weight stored (N, K), decoded inside the kernel (QLoRA's frozen base linears). */
-export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: number, strategy: MatmulStrategy, note = ""): Case {
+/**
+ * x Wᵀ with W an NF4 weight stored (N, K), decoded inside the kernel (QLoRA's frozen base linears)
+ * by the kernels of `strategy` (with the engine's gemv workgroup), or of `dense` where given.
+ */
+export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: number, strategy: MatmulStrategy, note = "", dense?: MatmulKernel): Case {
   const shape = { batch: 1, m, n, k, strideB: 0 };
   const layout = { transA: false, transB: true };
   const a = inputs.input("f32", [m, k], "a"); // (M, K)
@@ -77,7 +80,7 @@ export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: numbe
     label: `matmul ${strategyLabel(strategy)} f32 x nf4 (B^T)${note}`,
     shape: `${m}x${n}x${k}`,
     mnk: [m, n, k],
-    spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, matmulKernelsOf(strategy, engineGemv(inputs.gpu))),
+    spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, dense ?? matmulKernelsOf(strategy, engineGemv(inputs.gpu))),
     uniforms: matmulUniforms(shape, layout),
     tensors: { a: a.tensor, c, ...nf4Bindings(weight, uploadNf4Tables(inputs.gpu)) },
     flops: 2 * m * n * k,
@@ -99,9 +102,9 @@ export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: numbe
  * bytes are W's plus A's and C's. Built on the tiled strategy, for which matmulKernel takes the
  * gemv kernel (matmul-gemv.ts) at these shapes, with the engine's workgroup, which the row names.
  */
-export function decodeCase(gpu: GpuDevice, c: Case, weight: string): Case {
+export function decodeCase(gpu: GpuDevice, c: Case, weight: string, note = ""): Case {
   const workgroup = `${gemvVariantName(engineGemv(gpu))} (${tunedGemv(gpu) ? "tuned" : "default"})`;
-  return { ...c, label: `matmul gemv f32 x ${weight} (B^T), decode, ${workgroup}`, mnk: undefined };
+  return { ...c, label: `matmul gemv f32 x ${weight} (B^T), decode${note}, ${workgroup}`, mnk: undefined };
 }
 
 /** The (M, N, K) of the benchmarked matmuls: square, square minus a little (unaligned), FFN up-projection. */

@@ -14,8 +14,9 @@ export interface KernelBinding {
   access: Access;
   /**
    * Read-only, four elements at a time through `load4_NAME(j)` (j counts groups of four): as
-   * `array<vec4<T>>` for f32 and f16, as `array<vec2<u32>>` for bf16; tensor buffers are padded to
-   * 16 bytes.
+   * `array<vec4<T>>` for f32 and f16 (returning vec4<f32>), as `array<vec2<u32>>` for bf16
+   * (likewise), as `array<vec4<u32>>` for u32 (returning the words); tensor buffers are padded
+   * to 16 bytes.
    */
   vec4?: boolean;
 }
@@ -98,7 +99,10 @@ fn load4_${b.name}(i_: u32) -> vec4<f32> {
   let w_ = ${b.name}[i_];
   return bitcast<vec4<f32>>(vec4<u32>(w_.x << 16u, w_.x & 0xffff0000u, w_.y << 16u, w_.y & 0xffff0000u));
 }`;
-      invariant(b.dtype === "f32" || b.dtype === "f16", `${spec.name}: vec4 binding '${b.name}' must be f32, f16 or bf16`);
+      if (b.dtype === "u32")
+        return `@group(0) @binding(${i + 1}) var<storage, read> ${b.name}: array<vec4<u32>>;
+fn load4_${b.name}(i_: u32) -> vec4<u32> { return ${b.name}[i_]; }`;
+      invariant(b.dtype === "f32" || b.dtype === "f16", `${spec.name}: vec4 binding '${b.name}' must be f32, f16, bf16 or u32`);
       return `@group(0) @binding(${i + 1}) var<storage, read> ${b.name}: array<vec4<${b.dtype}>>;
 fn load4_${b.name}(i_: u32) -> vec4<f32> { return vec4<f32>(${b.name}[i_]); }`;
     }

@@ -7,7 +7,8 @@
 // memory, or (GemvVariant.subgroupSize) within each subgroup first (subgroupAdd), then over the
 // subgroups' sums after one barrier. Which variant and workgroup size is fastest is the device's
 // to measure (runtime/gpu/gemv-tuning.ts). The B accessor is the only way W is read, so the NF4
-// accessor (nf4-matmul.ts) streams 4-bit codes.
+// accessor (nf4-matmul.ts) streams 4-bit codes: 32 of them a step (MatmulOptions.bLoads32), as
+// four codes a step would load 2 bytes and decode the block's absmax for every four weights.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
@@ -27,7 +28,7 @@ export interface GemvVariant {
   /**
    * K steps per loop iteration (default 1): with 2, an invocation issues the loads of two steps
    * (eight 16-byte loads of W at four columns) before it multiplies, so twice the bytes are in
-   * flight while it waits for memory.
+   * flight while it waits for memory. Steps of 32 elements (`bLoads32`) take one at a time.
    */
   unroll?: 1 | 2;
 }
@@ -35,6 +36,7 @@ export interface GemvVariant {
 /** The workgroup the engine uses where the device has tuned none. */
 export const DEFAULT_GEMV: GemvVariant = { invocations: 64 };
 const GEMV_COLS = 4; // output columns (rows of W) per workgroup
+const WIDE_STEP = 32; // elements of W per invocation step where B's accessor decodes 32 at once
 /** The most rows of op(A) the kernel takes. */
 export const GEMV_MAX_ROWS = 8;
 
@@ -64,6 +66,8 @@ export function gemvSpec(o: MatmulOptions, shape: MatmulShape, variant: GemvVari
   const st = matmulUniforms(shape, o);
   const vecA = !o.transA && vec4Ok(o.a, shape.k, st.lda, st.strideA);
   const vecB = vec4Ok(o.b, shape.k, st.ldb, st.strideB);
+  // 32-element steps: every step inside one of the accessor's aligned groups, so K has no tail
+  const wide = !!o.bLoads32 && shape.k % WIDE_STEP === 0 && st.ldb % WIDE_STEP === 0 && st.strideB % WIDE_STEP === 0;
   const rows = rowsFor(shape.m);
   const r = [...Array(rows).keys()];
   const c = [...Array(GEMV_COLS).keys()];
@@ -78,10 +82,10 @@ export function gemvSpec(o: MatmulOptions, shape: MatmulShape, variant: GemvVari
     ? `fn w_row4(i: u32) -> vec4<f32> { return load4_b(i / 4u); }`
     : `fn w_row4(i: u32) -> vec4<f32> { return vec4<f32>(load_b(i), load_b(i + 1u), load_b(i + 2u), load_b(i + 3u)); }`;
   // rows past M and columns past N are clamped so loads stay in bounds; the stores drop them
-  const sums = (term: (i: number, j: number) => string) => r.map((i) => `    acc${i} += vec4<f32>(${c.map((j) => term(i, j)).join(", ")});`).join("\n");
+  const sums: Sums = (term) => r.map((i) => `    acc${i} += vec4<f32>(${c.map((j) => term(i, j)).join(", ")});`).join("\n");
   // the K % 4 tail, one k per invocation; a vec4 operand means K % 4 = 0 (and no scalar accessor)
   const tail =
-    vecA || vecB
+    vecA || vecB || wide
       ? ""
       : `  for (var k = k4 + lidx; k < u.K; k += ${invocations}u) {
 ${c.map((j) => `    let b${j} = load_b(w${j} + k);`).join("\n")}
@@ -90,14 +94,14 @@ ${sums((i, j) => `a${i} * b${j}`)}
   }`;
   return {
     name: "matmul_gemv",
-    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations, lanes: lanes ?? 0, unroll },
+    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations, lanes: lanes ?? 0, unroll, step: wide ? WIDE_STEP : 4 },
     uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, vecA, vecB),
     workgroupSize: [invocations, 1, 1],
     dispatch: (u) => [ceilDiv(u.N, GEMV_COLS), 1, u.batch],
     ...(lanes === undefined ? {} : { enables: ["subgroups"] }),
     declarations: `${a4}
-${b4}
+${wide ? "" : b4}
 var<workgroup> partial: array<vec4<f32>, ${partials}>; // [row][invocation or subgroup], columns n0..n0+3
 ${matmulStoreFunctions(o)}`,
     body: `  let n0 = wid.x * ${GEMV_COLS}u;
@@ -106,22 +110,40 @@ ${matmulStoreFunctions(o)}`,
 ${r.map((i) => `  let m${i} = min(${i}u, u.M - 1u);`).join("\n")}
 ${c.map((j) => `  let w${j} = base_b + min(n0 + ${j}u, u.N - 1u) * u.ldb;`).join("\n")}
 ${r.map((i) => `  var acc${i} = vec4<f32>(0.0); // (m${i}, n0..n0+3)`).join("\n")}
-  let k4 = u.K & ~3u;
+${wide ? wideSteps(r, c, invocations, sums) : fourSteps(r, c, invocations, unroll, sums)}
+${tail}
+${lanes === undefined ? treeSum(rows, invocations) : subgroupSum(rows, invocations, lanes)}`,
+  };
+}
+
+// Steps of four elements along K (two an iteration with `unroll`), up to K rounded down to 4.
+function fourSteps(r: number[], c: number[], invocations: number, unroll: 1 | 2, sums: Sums): string {
+  return `  let k4 = u.K & ~3u;
   var k = lidx * 4u;
 ${unroll === 2 ? pairedSteps(r, c, invocations, sums) : ""}
   for (; k < k4; k += ${invocations * 4}u) {
 ${c.map((j) => `    let b${j} = w_row4(w${j} + k);`).join("\n")}
 ${r.map((i) => `    let a${i} = a_row4(base_a, m${i}, k);`).join("\n")}
 ${sums((i, j) => `dot(a${i}, b${j})`)}
-  }
-${tail}
-${lanes === undefined ? treeSum(rows, invocations) : subgroupSum(rows, invocations, lanes)}`,
-  };
+  }`;
 }
+
+// Steps of 32 elements along K: each column's 32 weights from one decode (load32_b), each row's
+// 32 activations as eight vec4, their products summed before they join the accumulator.
+function wideSteps(r: number[], c: number[], invocations: number, sums: Sums): string {
+  const pieces = [...Array(WIDE_STEP / 4).keys()];
+  return `  for (var k = lidx * ${WIDE_STEP}u; k < u.K; k += ${invocations * WIDE_STEP}u) {
+${c.map((j) => `    let b${j} = load32_b((w${j} + k) / ${WIDE_STEP}u);`).join("\n")}
+${r.map((i) => pieces.map((p) => `    let a${i}_${p} = a_row4(base_a, m${i}, k + ${4 * p}u);`).join("\n")).join("\n")}
+${sums((i, j) => pieces.map((p) => `dot(a${i}_${p}, b${j}[${p}])`).join(" + "))}
+  }`;
+}
+
+type Sums = (term: (i: number, j: number) => string) => string;
 
 // Two K steps an iteration: every load of both (W's four columns, A's rows) before the products;
 // the single-step loop after it takes the last step where their number is odd.
-function pairedSteps(r: number[], c: number[], invocations: number, sums: (term: (i: number, j: number) => string) => string): string {
+function pairedSteps(r: number[], c: number[], invocations: number, sums: Sums): string {
   const step = `${invocations * 4}u`;
   return `  for (; k + ${step} < k4; k += 2u * ${step}) {
 ${c.map((j) => `    let b${j} = w_row4(w${j} + k);\n    let d${j} = w_row4(w${j} + k + ${step});`).join("\n")}

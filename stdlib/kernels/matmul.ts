@@ -34,6 +34,13 @@ export interface MatmulOptions {
   accumulate?: boolean;
   /** C = ... + T·op(L), a small-rank product added as each output is stored (matmul-low-rank.ts). */
   lowRank?: LowRankOperands;
+  /**
+   * B's accessor also decodes 32 stored elements at once, `load32_b(j) -> array<vec4<f32>, 8>`
+   * for elements 32j..32j+31 (a packed format reads them with one 16-byte load: nf4-matmul.ts).
+   * The gemv kernel then steps 32 elements along K where the layout allows, and says so in its
+   * variant (`step`); the other kernels read B four elements at a time as before.
+   */
+  bLoads32?: boolean;
 }
 
 /**

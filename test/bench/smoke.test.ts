@@ -22,6 +22,12 @@ import { withGpu } from "../kernels/gpu-harness.ts";
 const test = suite("bench smoke");
 const root = resolve(import.meta.dirname, "../..");
 
+// the decode rows' labels, in order, with the gemv workgroup they name
+function decodeLabels(workgroup: string): string[] {
+  const row = (weight: string, note = "") => `matmul gemv f32 x ${weight} (B^T), decode${note}, ${workgroup}`;
+  return [row("f32"), row("f32"), row("bf16"), row("bf16"), row("nf4"), row("nf4", ", four weights a step")];
+}
+
 test(
   "smoke run: adapter, ceilings, kernels within tolerance, training step (sftc and PyTorch), generation, machine; markdown and JSON",
   withGpu(async (gpu) => {
@@ -53,11 +59,11 @@ test(
     }
 
     // (c) kernels: every one checked on all its rows, within tolerance
-    assert.is(report.kernels.length, gpu.hasF16 ? 25 : 24);
+    assert.is(report.kernels.length, gpu.hasF16 ? 26 : 25);
     // attention through the score matrix, forward and backward: sequences of the engine's kernels
     assert.equal(report.kernels.filter((k) => k.label.includes("score matrix on the")).map((k) => k.kernel.split("+").length > 1), [true, true]);
-    // the decode rows (f32, bf16 and NF4 W) run the gemv kernel and count as memory-bound
-    assert.is(report.kernels.filter((k) => k.kernel.startsWith("matmul_gemv") && k.bound === "memory").length, 5);
+    // the decode rows (f32, bf16 and NF4 W, NF4 twice) run the gemv kernel and count as memory-bound
+    assert.is(report.kernels.filter((k) => k.kernel.startsWith("matmul_gemv") && k.bound === "memory").length, 6);
     for (const k of report.kernels) {
       console.log(`    ${k.label} ${k.shape}: relative error ${k.check.relativeError.toExponential(2)}`);
       assert.is(k.check.tolerance, 1e-5, k.label);
@@ -153,10 +159,7 @@ test(
     // each names the engine's gemv workgroup: the tuned one, else the default (64 invocations, tree sums)
     const tuned = tunedGemv(gpu);
     const workgroup = tuned ? `${gemvVariantName(tuned)} (tuned)` : "64 invocations, tree sums (default)";
-    assert.equal(
-      report.kernels.map((k) => k.label),
-      ["f32", "f32", "bf16", "bf16", "nf4"].map((w) => `matmul gemv f32 x ${w} (B^T), decode, ${workgroup}`),
-    );
+    assert.equal(report.kernels.map((k) => k.label), decodeLabels(workgroup));
     assert.is(report.trainingStep, undefined);
     assert.equal(report.generation, []);
     assert.equal(report.matmulReference, { available: false, why: "not run (--sections)" });
@@ -175,18 +178,17 @@ test(
     const outcome = await tuneGemv(gpu, { SFT_MATMUL: "tiled" }, { rounds: 1, dispatches: 2, warmupMs: 0, shape: { batch: 1, m: 1, n: 256, k: 1024 } });
     const tuned = tunedGemv(gpu);
     assert.ok(outcome && tuned, "the gemv workgroup was tuned");
-    const rows: { label: string; invocations: number; subgroupSums: boolean }[] = [];
+    const rows: { label: string; invocations: number; subgroupSums: boolean; step: unknown }[] = [];
     for (const c of kernelCases(gpu, SHAPES.smoke)) {
       if (c.label.startsWith("matmul gemv")) {
         const [{ spec }] = runKernels(c);
-        rows.push({ label: c.label, invocations: spec.workgroupSize[0], subgroupSums: kernelSource(spec).includes("subgroupAdd(") });
+        rows.push({ label: c.label, invocations: spec.workgroupSize[0], subgroupSums: kernelSource(spec).includes("subgroupAdd("), step: spec.variant.step });
       }
       for (const t of Object.values(c.tensors)) t.destroy();
     }
-    assert.equal(
-      rows.map((r) => r.label),
-      ["f32", "f32", "bf16", "bf16", "nf4"].map((w) => `matmul gemv f32 x ${w} (B^T), decode, ${outcome.chosen} (tuned)`),
-    );
+    assert.equal(rows.map((r) => r.label), decodeLabels(`${outcome.chosen} (tuned)`));
+    // the engine's NF4 decode takes 32 weights a step, the row beside it four
+    assert.equal(rows.filter((r) => r.label.includes("nf4")).map((r) => r.step), [32, 4]);
     assert.ok(rows.every((r) => r.invocations === tuned.invocations && r.subgroupSums === !!tuned.subgroupSize), `the kernels of ${outcome.chosen}`);
   }),
 );

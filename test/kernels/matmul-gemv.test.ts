@@ -119,16 +119,18 @@ test(
 );
 
 test(
-  "NF4 W: 4-bit codes decoded by the B accessor, vec4 and scalar paths; tree sums, and subgroup sums where the adapter's subgroups have one size",
+  "NF4 W: 4-bit codes decoded by the B accessor, 32 a step where K is a multiple of 32 (one to several steps an invocation, M 1, 3 and 8), else the vec4 and scalar paths; tree sums, and subgroup sums where the adapter's subgroups have one size",
   withGpu(async (gpu) => {
     const rng = new Random(34);
     const tables = uploadNf4Tables(gpu);
     const lanes = fixedSubgroupSize(gpu);
     const variants: GemvVariant[] = [DEFAULT_GEMV, ...(lanes ? [{ invocations: 128, subgroupSize: lanes }] : [])];
     for (const variant of variants)
-      for (const [m, n, k] of [
-        [1, 150, 128],
-        [3, 37, 70],
+      for (const [m, n, k, step] of [
+        [1, 150, 128, 32],
+        [8, 9, 4160, 32],
+        [3, 37, 70, 4],
+        [1, 5, 100, 4],
       ]) {
         const w = uploadNf4Weight(gpu, randomValues(rng, n * k, "f32", 0.05), `w ${n}x${k}`);
         const s: MatmulShape = { batch: 1, m, n, k, strideB: 0 };
@@ -137,9 +139,10 @@ test(
         const tc = createTensor(gpu, "f32", [m, n], "c");
         const spec = nf4MatmulKernel(f32, s, matmulKernelsOf("tiled", variant));
         assert.is(spec.name, "matmul_gemv_nf4");
+        assert.is(spec.variant.step, step, `gemv nf4 ${m}x${n}x${k}: elements a step`);
         await runKernel(gpu, spec, matmulUniforms(s, f32), { a: ta, c: tc, ...nf4Bindings(w, tables) });
         const out = await readFloats(gpu, tc);
-        const label = `gemv nf4 ${m}x${n}x${k} vecB=${+!!spec.variant.vecB} ${variant.invocations} invocations${variant.subgroupSize ? ", subgroup sums" : ""}`;
+        const label = `gemv nf4 ${m}x${n}x${k} ${step} a step, vecB=${+!!spec.variant.vecB} ${variant.invocations} invocations${variant.subgroupSize ? ", subgroup sums" : ""}`;
         assertClose(out, nf4MatmulRef(a, w.host, f32, s), 1e-5, label);
         for (const t of [ta, tc, w.codes, w.absmax, w.scales, w.offset]) t.destroy();
       }
