@@ -37,6 +37,9 @@ export interface GemvVariant {
 export const DEFAULT_GEMV: GemvVariant = { invocations: 64 };
 const GEMV_COLS = 4; // output columns (rows of W) per workgroup
 const WIDE_STEP = 32; // elements of W per invocation step where B's accessor decodes 32 at once
+// The most rows of A a 32-element step takes: each row keeps 32 activations in registers beside a
+// column's 32 weights, so more rows would spill (eight would hold 256 activations).
+const WIDE_MAX_ROWS = 2;
 /** The most rows of op(A) the kernel takes. */
 export const GEMV_MAX_ROWS = 8;
 
@@ -66,9 +69,9 @@ export function gemvSpec(o: MatmulOptions, shape: MatmulShape, variant: GemvVari
   const st = matmulUniforms(shape, o);
   const vecA = !o.transA && vec4Ok(o.a, shape.k, st.lda, st.strideA);
   const vecB = vec4Ok(o.b, shape.k, st.ldb, st.strideB);
-  // 32-element steps: every step inside one of the accessor's aligned groups, so K has no tail
-  const wide = !!o.bLoads32 && shape.k % WIDE_STEP === 0 && st.ldb % WIDE_STEP === 0 && st.strideB % WIDE_STEP === 0;
   const rows = rowsFor(shape.m);
+  // 32-element steps: every step inside one of the accessor's aligned groups, so K has no tail
+  const wide = !!o.bLoads32 && rows <= WIDE_MAX_ROWS && shape.k % WIDE_STEP === 0 && st.ldb % WIDE_STEP === 0 && st.strideB % WIDE_STEP === 0;
   const r = [...Array(rows).keys()];
   const c = [...Array(GEMV_COLS).keys()];
   // element (m, k) of op(A) and (n, k) of W = (k, n) of op(B)
@@ -110,7 +113,7 @@ ${matmulStoreFunctions(o)}`,
 ${r.map((i) => `  let m${i} = min(${i}u, u.M - 1u);`).join("\n")}
 ${c.map((j) => `  let w${j} = base_b + min(n0 + ${j}u, u.N - 1u) * u.ldb;`).join("\n")}
 ${r.map((i) => `  var acc${i} = vec4<f32>(0.0); // (m${i}, n0..n0+3)`).join("\n")}
-${wide ? wideSteps(r, c, invocations, sums) : fourSteps(r, c, invocations, unroll, sums)}
+${wide ? wideSteps(r, c, invocations) : fourSteps(r, c, invocations, unroll, sums)}
 ${tail}
 ${lanes === undefined ? treeSum(rows, invocations) : subgroupSum(rows, invocations, lanes)}`,
   };
@@ -128,14 +131,14 @@ ${sums((i, j) => `dot(a${i}, b${j})`)}
   }`;
 }
 
-// Steps of 32 elements along K: each column's 32 weights from one decode (load32_b), each row's
-// 32 activations as eight vec4, their products summed before they join the accumulator.
-function wideSteps(r: number[], c: number[], invocations: number, sums: Sums): string {
+// Steps of 32 elements along K: each row's 32 activations as eight vec4, then column by column
+// its 32 weights from one decode (load32_b) and their products summed into that column's
+// accumulator: the code needs one column's weights at a time.
+function wideSteps(r: number[], c: number[], invocations: number): string {
   const pieces = [...Array(WIDE_STEP / 4).keys()];
   return `  for (var k = lidx * ${WIDE_STEP}u; k < u.K; k += ${invocations * WIDE_STEP}u) {
-${c.map((j) => `    let b${j} = load32_b((w${j} + k) / ${WIDE_STEP}u);`).join("\n")}
 ${r.map((i) => pieces.map((p) => `    let a${i}_${p} = a_row4(base_a, m${i}, k + ${4 * p}u);`).join("\n")).join("\n")}
-${sums((i, j) => pieces.map((p) => `dot(a${i}_${p}, b${j}[${p}])`).join(" + "))}
+${c.map((j) => `    let b${j} = load32_b((w${j} + k) / ${WIDE_STEP}u);\n${r.map((i) => `    acc${i}[${j}] += ${pieces.map((p) => `dot(a${i}_${p}, b${j}[${p}])`).join(" + ")};`).join("\n")}`).join("\n")}
   }`;
 }
 
