@@ -11,7 +11,7 @@
 // four codes a step would load 2 bytes and decode the block's absmax for every four weights.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
-import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
+import { b32Ok, matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
 
 /** A gemv kernel's workgroup: its invocations along K and how they sum their partial products. */
 export interface GemvVariant {
@@ -71,7 +71,7 @@ export function gemvSpec(o: MatmulOptions, shape: MatmulShape, variant: GemvVari
   const vecB = vec4Ok(o.b, shape.k, st.ldb, st.strideB);
   const rows = rowsFor(shape.m);
   // 32-element steps: every step inside one of the accessor's aligned groups, so K has no tail
-  const wide = !!o.bLoads32 && rows <= WIDE_MAX_ROWS && shape.k % WIDE_STEP === 0 && st.ldb % WIDE_STEP === 0 && st.strideB % WIDE_STEP === 0;
+  const wide = rows <= WIDE_MAX_ROWS && b32Ok(o, shape);
   const r = [...Array(rows).keys()];
   const c = [...Array(GEMV_COLS).keys()];
   // element (m, k) of op(A) and (n, k) of W = (k, n) of op(B)
@@ -97,7 +97,7 @@ ${sums((i, j) => `a${i} * b${j}`)}
   }`;
   return {
     name: "matmul_gemv",
-    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations, lanes: lanes ?? 0, unroll, step: wide ? WIDE_STEP : 4 },
+    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations, lanes: lanes ?? 0, unroll, b32: wide },
     uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, vecA, vecB),
     workgroupSize: [invocations, 1, 1],
