@@ -1,13 +1,12 @@
 // WGSL for the kernels the scheduler generates rather than takes from the library: an
-// "elementwise" launch (a fused expression over strided views of its input buffers, one
-// invocation per output element) and a "reduce" launch (sum, mean or max over one axis of such
+// "elementwise" launch (a fused expression over strided views of its input buffers, each buffer
+// bound once, one invocation per output element) and a "reduce" launch (sum, mean or max over one axis of such
 // an expression). Every node becomes a WGSL function of the multi-index it is evaluated at, so
 // concat can shift the index and reductions can loop over their axis. Shapes, strides and
 // offsets are uniforms: the same expression over new sizes reuses the compiled pipeline.
 import { invariant } from "../diagnostics.ts";
 import { numel, type Node } from "../ir/node.ts";
 import type { Launch } from "../passes/schedule.ts";
-import type { View } from "../passes/views.ts";
 import { elementwiseKernel } from "../../stdlib/kernels/elementwise.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { KernelBinding, KernelSpec, UniformType } from "../../stdlib/kernels/kernel.ts";
@@ -15,8 +14,8 @@ import type { KernelBinding, KernelSpec, UniformType } from "../../stdlib/kernel
 export interface FusedKernel {
   spec: KernelSpec;
   uniforms: Record<string, number>;
-  /** `in0`, `in1`, ... in binding order, each read through its view of a buffer. */
-  inputs: { binding: string; view: View }[];
+  /** The buffers read, `in0`, `in1`, ... in binding order: one binding a buffer, however many views of it the expression reads. */
+  inputs: { binding: string; base: Node }[];
   output: { binding: "out"; node: Node };
 }
 
@@ -82,11 +81,16 @@ export function fusedKernel(launch: Launch): FusedKernel {
   const inputs: FusedKernel["inputs"] = [];
   const idxType = `array<u32, ${rank}>`;
 
-  // buffers read through views: in0, in1, ...
+  // views of buffers: view i reads binding in<k> of its buffer at its own offset and strides
+  const bindingOf = new Map<Node, string>();
   launch.inputs.forEach(({ node, view }, i) => {
-    const binding = `in${i}`;
-    bindings.push({ name: binding, dtype: storageDType(view.base), access: "read" });
-    inputs.push({ binding, view });
+    let binding = bindingOf.get(view.base);
+    if (!binding) {
+      binding = `in${bindingOf.size}`;
+      bindingOf.set(view.base, binding);
+      bindings.push({ name: binding, dtype: storageDType(view.base), access: "read" });
+      inputs.push({ binding, base: view.base });
+    }
     setUniform(`off${i}`, view.offset);
     const terms = view.strides.map((s, d) => {
       setUniform(`s${i}_${d}`, s);
@@ -94,8 +98,8 @@ export function fusedKernel(launch: Launch): FusedKernel {
     });
     const at = [`u.off${i}`, ...terms].join(" + ");
     const load = view.base.dtype === "i32" ? `f32(${binding}[${at}])` : `load_${binding}(${at})`;
-    functions.push(`fn v_${binding}(idx: ${idxType}) -> f32 { return ${load}; }`);
-    nameOf.set(node, `v_${binding}`);
+    functions.push(`fn v${i}(idx: ${idxType}) -> f32 { return ${load}; }`);
+    nameOf.set(node, `v${i}`);
   });
 
   const call = (n: Node, idx = "idx") => {

@@ -10,15 +10,13 @@
 import * as b from "../ir/build.ts";
 import { graph, type Graph, type Node } from "../ir/node.ts";
 
-/** The most bytes of f32 logits one chunk holds, unless that takes more than MAX_LOSS_CHUNKS. */
-export const LOSS_CHUNK_BYTES = 64 * 2 ** 20;
-
 /**
- * The most chunks: one fused kernel reads every chunk's part (the loss adds the chunks' losses, the
- * hidden state's gradient joins their gradients), and WebGPU guarantees a kernel 8 storage
- * buffers, its output one of them.
+ * The most bytes of f32 logits one chunk holds. The number of chunks follows from it alone: at the
+ * largest vocabulary (ChatGLM-6B's 130,528) a chunk is 128 rows, whose product with the head
+ * (128 × hidden × vocabulary) outweighs its few launches (the chunk's product, its loss and its
+ * backward product) many times over, so more chunks cost no launch overhead worth a bound.
  */
-export const MAX_LOSS_CHUNKS = 7;
+export const LOSS_CHUNK_BYTES = 64 * 2 ** 20;
 
 /**
  * `loss` with its head computed in chunks of rows when it is the cross-entropy of a linear head
@@ -31,7 +29,7 @@ export function chunkLoss(loss: Node, trained: ReadonlySet<Node>, chunkBytes = L
   const head = linearHead(logits);
   if (!head || trained.has(head.weight) || (head.bias && trained.has(head.bias))) return loss;
   const [rows, vocab] = logits.shape;
-  const chunkRows = Math.max(rowsPerChunk(vocab, chunkBytes), roundUp(Math.ceil(rows / MAX_LOSS_CHUNKS)));
+  const chunkRows = rowsPerChunk(vocab, chunkBytes);
   if (chunkRows >= rows) return loss;
   const parts: Node[] = [];
   for (let start = 0; start < rows; start += chunkRows) {
@@ -54,11 +52,6 @@ export function evaluationGraph(loss: Node, chunkBytes = LOSS_CHUNK_BYTES): Grap
 function rowsPerChunk(vocab: number, bytes: number): number {
   const rows = Math.floor(bytes / (4 * vocab));
   return rows >= 16 ? rows - (rows % 16) : Math.max(1, rows);
-}
-
-// At least `rows`, a multiple of 16 from 16 on.
-function roundUp(rows: number): number {
-  return rows > 16 ? Math.ceil(rows / 16) * 16 : rows;
 }
 
 // x W^T of a 2-D x and a weight parameter, optionally + an expanded bias parameter.

@@ -1,5 +1,6 @@
 // The pass pipeline from an op graph to a memory-planned schedule: simplification and folding,
-// common subexpressions, optional gradient checkpointing, fusion and scheduling, memory planning.
+// common subexpressions, optional gradient checkpointing, concats nested to the parts a kernel
+// binds, fusion and scheduling, memory planning.
 // The verifier runs after every graph pass. SFT_DEBUG=1 prints the schedule and memory plan to
 // stderr; SFT_DEBUG=2 also prints the graph after the graph passes.
 import { fail, ok, type Result } from "../diagnostics.ts";
@@ -7,6 +8,7 @@ import type { Graph, Node } from "../ir/node.ts";
 import { printGraph } from "../ir/print.ts";
 import { verifyGraph } from "../ir/verify.ts";
 import { checkpoint } from "./checkpoint.ts";
+import { nestConcat } from "./concat-parts.ts";
 import { formatMemoryPlan, planMemory, type MemoryPlan, type PlanOptions } from "./memory-plan.ts";
 import { printSchedule } from "./print-schedule.ts";
 import { eliminateCommonSubexpressions, rewriteGraph } from "./rewrite.ts";
@@ -39,11 +41,15 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): Result<Co
     const after = verifyGraph(g);
     if (after.length) return fail(...after);
   }
+  const nested = rewriteGraph(g, [nestConcat]);
+  g = nested.graph;
+  const afterNesting = verifyGraph(g);
+  if (afterNesting.length) return fail(...afterNesting);
   const s = schedule(g);
   const plan = planMemory(s, opts);
   const debug = Number(process.env.SFT_DEBUG ?? 0);
   if (debug >= 2) process.stderr.write(printGraph(g));
   if (debug >= 1) process.stderr.write(`${printSchedule(s)}${formatMemoryPlan(plan)}\n`);
-  const fired = new Map([...simplified.fired, ...cse.fired]);
+  const fired = new Map([...simplified.fired, ...cse.fired, ...nested.fired]);
   return ok({ graph: g, schedule: s, plan, fired });
 }

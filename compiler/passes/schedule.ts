@@ -6,7 +6,9 @@
 //     a small-K matmul added to another matmul's result (a LoRA up-projection) is computed in
 //     that matmul's epilogue rather than launched;
 //  4. library nodes with the same merge key share one launch (dx/dw/db of a norm, dq/dk/dv);
-//  5. launches are ordered depth-first from the outputs, so work runs close to its use.
+//  5. a generated kernel binds at most MAX_KERNEL_STORAGE_BUFFERS buffers: part of an expression
+//     that reads more is written to a buffer by a launch of its own;
+//  6. launches are ordered depth-first from the outputs, so work runs close to its use.
 import { invariant } from "../diagnostics.ts";
 import { ELEMENTWISE_OPS, LEAF_OPS, MOVEMENT_OPS, consumers, postOrder, sameShape, topoSort, type Graph, type Node } from "../ir/node.ts";
 import { catalog, elementwiseLaunchName, entryFor, isLowRankProduct, residualOperand, type CatalogEntry, type EpilogueKind } from "./kernel-catalog.ts";
@@ -42,6 +44,12 @@ export function inputView(launch: Launch, n: Node): View {
   invariant(input, `launch ${launch.launches.join(",")} does not read %${n.id}`);
   return input.view;
 }
+
+/**
+ * The most storage buffers one kernel binds, its outputs included: WebGPU guarantees every device
+ * 8 per shader stage (maxStorageBuffersPerShaderStage), and a schedule is the same for every device.
+ */
+export const MAX_KERNEL_STORAGE_BUFFERS = 8;
 
 export interface Schedule {
   graph: Graph;
@@ -89,16 +97,13 @@ export function schedule(g: Graph): Schedule {
   offerLowRank(f);
   resolveViews(f);
   const chains = fuseEpilogues(f);
-  const groups = formGroups(f, chains);
-  const groupOf = new Map<Node, number>(); // buffer node -> group
-  groups.forEach((grp, id) => grp.outputs.forEach((o) => groupOf.set(o, id)));
-  const built = groups.map((grp) => collect(grp.outputs, (n) => groupOf.has(n) || LEAF_OPS.has(n.op) || isView(n), f.views));
+  const { groups, groupOf, built } = fitBindings(f, chains);
   built.forEach(({ nodes }, id) => {
     const stray = nodes.find((n) => entryOf(n) && !groups[id].anchors.includes(n) && !f.lowRank.has(n));
     invariant(!stray, `a launch computes %${stray?.id} (${stray?.op}), which has its own kernel`);
   });
 
-  // 5: launches depth-first from the outputs, so work runs right before its first use
+  // 6: launches depth-first from the outputs, so work runs right before its first use
   const producers = built.map((b) => [...new Set(b.inputs.map((i) => groupOf.get(i.view.base)).filter((x): x is number => x !== undefined))]);
   const roots: number[] = [];
   const outputViews = new Map<string, View>();
@@ -237,8 +242,61 @@ function formGroups({ order, materialized, lowRank }: Fusion, chains: Map<Node, 
   return groups;
 }
 
+// What a group computes and reads, and which group writes each buffer.
+interface Grouping {
+  groups: Group[];
+  // buffer node -> group
+  groupOf: Map<Node, number>;
+  built: Built[];
+}
+
+interface Built {
+  nodes: Node[];
+  inputs: KernelInput[];
+}
+
+// 4 and 5: the groups, formed again after each round of buffers the bound adds: a generated kernel
+// (elementwise or reduce; a library kernel's bindings are its own) that would bind more than
+// MAX_KERNEL_STORAGE_BUFFERS writes one node of its expression to a buffer (its own launch), and
+// reads that instead of the buffers under it.
+function fitBindings(f: Fusion, chains: Map<Node, Chain>): Grouping {
+  for (;;) {
+    const groups = formGroups(f, chains);
+    const groupOf = new Map<Node, number>();
+    groups.forEach((grp, id) => grp.outputs.forEach((o) => groupOf.set(o, id)));
+    const built = groups.map((grp) => collect(grp.outputs, (n) => groupOf.has(n) || LEAF_OPS.has(n.op) || isView(n), f.views));
+    const generated = (grp: Group) => !grp.anchors.length || entryOf(grp.anchors[0])!.prologue;
+    // one binding a buffer read (codegen/fused-kernel.ts), however many views of it, and the output
+    const bound = (grp: Group, id: number) => new Set(built[id].inputs.map((i) => i.view.base)).size + grp.outputs.length;
+    const cuts = groups.flatMap((grp, id) => (generated(grp) && bound(grp, id) > MAX_KERNEL_STORAGE_BUFFERS ? [cut(built[id], grp.outputs)] : []));
+    if (!cuts.length) return { groups, groupOf, built };
+    for (const n of cuts) {
+      f.materialized.add(n);
+      f.views.set(n, contiguousView(n));
+    }
+  }
+}
+
+// The node of a kernel's expression to write to a buffer: of the elementwise nodes it computes
+// for its output, the first whose own expression reads the most buffers (at least two) while
+// fitting a kernel of its own. One exists while a kernel binds too many: every elementwise node
+// has at most MAX_KERNEL_STORAGE_BUFFERS - 1 inputs (concat-parts.ts bounds a concat's parts).
+function cut({ nodes, inputs }: Built, outputs: readonly Node[]): Node {
+  const bufferOf = new Map(inputs.map((i) => [i.node, i.view.base]));
+  const reads = new Map<Node, ReadonlySet<Node>>(); // node -> buffers its expression reads
+  let best: Node | undefined;
+  for (const n of nodes) {
+    const own = new Set(n.inputs.flatMap((x) => (bufferOf.has(x) ? [bufferOf.get(x)!] : [...(reads.get(x) ?? [])])));
+    reads.set(n, own);
+    const fits = own.size + 1 <= MAX_KERNEL_STORAGE_BUFFERS;
+    if (isElementwise(n) && !outputs.includes(n) && fits && own.size > (best ? reads.get(best)!.size : 1)) best = n;
+  }
+  invariant(best, `no part of the kernel computing %${outputs[0].id} fits ${MAX_KERNEL_STORAGE_BUFFERS} storage buffers`);
+  return best;
+}
+
 // The nodes a group computes (walking up from its outputs to buffers) and the buffers it reads.
-function collect(outs: readonly Node[], isBuffer: (n: Node) => boolean, views: Map<Node, View>): { nodes: Node[]; inputs: KernelInput[] } {
+function collect(outs: readonly Node[], isBuffer: (n: Node) => boolean, views: Map<Node, View>): Built {
   const own = new Set(outs);
   const inputs = new Map<Node, KernelInput>();
   const stop = (n: Node) => {

@@ -3,13 +3,15 @@
 // every gradient of the unsplit graph, on the float64 interpreter and on the GPU with the memory
 // plan's shared buffers; each chunk's rows are read in place (no more copies than unsplit). A
 // head of its own (Baichuan), one with a bias (MOSS) and one tied to the embedding (ChatGLM); an
-// evaluation's loss alike; rows at unaligned offsets (copied first). A trained head stays one product.
+// evaluation's loss alike; a chunk a row (sixteen), more than one kernel reads at once; rows at
+// unaligned offsets (copied first). A trained head stays one product.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { graph, topoSort, type Graph } from "../../compiler/ir/node.ts";
-import { evaluationGraph, MAX_LOSS_CHUNKS } from "../../compiler/passes/chunk-loss.ts";
+import { evaluationGraph } from "../../compiler/passes/chunk-loss.ts";
+import { MAX_KERNEL_STORAGE_BUFFERS } from "../../compiler/passes/schedule.ts";
 import type { FamilyGraph } from "../../compiler/models/family-graph.ts";
 import { Random } from "../../runtime/random.ts";
 import type { FamilyName } from "../../stdlib/families/index.ts";
@@ -19,7 +21,7 @@ import { withGpu } from "../kernels/gpu-harness.ts";
 import { adapterValues, feedsFor, loadFixture, type Fixture } from "../models/support.ts";
 import { assertClose, relativeError } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
-import { fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
+import { fixtureGraph, generatedBindings, runOnGpu, trainingOf } from "./support.ts";
 
 const CHUNK_ROWS = 6;
 
@@ -64,17 +66,19 @@ for (const name of ["baichuan7b", "moss", "chatglm"] as const) {
   );
 }
 
-test("a budget of one row a chunk: at most seven chunks (a fused kernel reads them all), and the GPU runs them",
+test("a budget of one row a chunk: sixteen chunks, whose sum and joined gradients no launch reads at once, and the GPU runs them",
   withGpu(async (gpu) => {
     const fixture = await loadFixture("chatglm");
     const g = fixtureGraph(fixture, { kind: "lora", rank: 2, alpha: 4, targets: fixture.family.lora.defaultTargets });
     const rng = new Random(5);
     const feeds = feedsFor(fixture, adapterValues(g, (n) => rng.normalArray(n, 0.1), false));
     const chunked = expectOk(trainingGraph(g.loss, g.trainable, { lossChunkBytes: g.logits.shape[1] * 4 })).graph;
-    assert.equal(crossEntropies(chunked).map((n) => n.inputs[0].shape[0]), [3, 3, 3, 3, 3, 1]);
-    assert.ok(crossEntropies(chunked).length <= MAX_LOSS_CHUNKS);
+    assert.equal(crossEntropies(chunked).map((n) => n.inputs[0].shape[0]), Array(g.logits.shape[0]).fill(1));
+    assert.ok(crossEntropies(chunked).length > MAX_KERNEL_STORAGE_BUFFERS);
     const reference = expectOk(interpret(trainingOf(g), feeds));
     const run = await runOnGpu(gpu, chunked, feeds, { plan: true });
+    assert.is(Math.max(...generatedBindings(run.compiled.schedule)), MAX_KERNEL_STORAGE_BUFFERS);
+    assert.is(run.stats.sharedBytes, run.compiled.plan.pool.reduce((sum, p) => sum + p.bytes, 0), "the planned pool is allocated");
     for (const [k, v] of reference) assert.ok(relativeError(run.outputs.get(k)!, v) < 1e-3, `${k}`);
   }),
 );

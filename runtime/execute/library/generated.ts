@@ -14,7 +14,7 @@ import type { DispatchStep, Step } from "../../gpu/bound-steps.ts";
 export function generatedStep(ctx: ExecContext, launch: Launch, out: GpuTensor, copy = false): DispatchStep {
   const k = fusedKernel(launch);
   const tensors: Record<string, GpuTensor> = { [k.output.binding]: out };
-  for (const { binding, view } of k.inputs) tensors[binding] = ctx.tensorOf(view.base);
+  for (const { binding, base } of k.inputs) tensors[binding] = ctx.tensorOf(base);
   return { kind: "dispatch", spec: k.spec, uniforms: { ...k.uniforms }, tensors, copy };
 }
 
