@@ -96,7 +96,13 @@ const REQUEST: Record<CheckedOp, { variable: string; value: string }> = {
 /** Whether `env` asks for the fast kernel of `op` explicitly (a failed check then refuses with SFT5011); the variable and value that do, if so. */
 export function explicitRequest(op: CheckedOp, env: Env = process.env): string | undefined {
   const { variable, value } = REQUEST[op];
-  return env[variable]?.trim() === value ? `${variable}=${value}` : undefined;
+  return env[variable]?.trim() === value ? requestText(op) : undefined;
+}
+
+// The explicit request of `op` as it is set and as messages name it: `variable=value`.
+function requestText(op: CheckedOp): string {
+  const { variable, value } = REQUEST[op];
+  return `${variable}=${value}`;
 }
 
 async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[], tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome[]>): Promise<SelfCheckOutcome> {
@@ -154,8 +160,8 @@ function checkOf(gpu: GpuDevice, op: CheckedOp): KernelCheck {
 }
 
 function explicitRequestFailed(check: KernelCheck): Diagnostic {
-  const { variable, value } = REQUEST[check.op];
-  return diag("SFT5011", `${variable}=${value}, but the ${check.kernel} failed its self-check on this device (${check.failure})`, {
+  const { variable } = REQUEST[check.op];
+  return diag("SFT5011", `${requestText(check.op)}, but the ${check.kernel} failed its self-check on this device (${check.failure})`, {
     where: variable,
     hint: `Unset ${variable} to use the ${check.fallback}, and please report the adapter and driver (\`sftc devices\`).`,
   });
