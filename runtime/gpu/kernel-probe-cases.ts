@@ -13,7 +13,7 @@ import { denseView, keyValueGradientViews, scatterView } from "../../stdlib/kern
 import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
-import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import { onSubgroupMatrices, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulRef, matmulUniforms, type MatmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { Random } from "../random.ts";
 import type { GpuDevice } from "./device.ts";
@@ -253,19 +253,13 @@ export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVaria
  * (the products then read windows at later batch rows and heads) and in the chunks the engine
  * takes (a layout that cannot be bound at all is left out). The forward's O and log-sum-exp, or
  * the backward's dQ, dK and dV (fed the reference's O and log-sum-exp; delta is the sequence's
- * own), against the float64 reference on Q, K, V and dO rounded to `inputs`, the precision the
- * products multiply in. Every buffer a sequence writes starts as NaN, so a value it leaves
+ * own), against the float64 reference on Q, K, V and dO rounded to the precision the products
+ * multiply in (scoresProducts). Every buffer a sequence writes starts as NaN, so a value it leaves
  * unwritten (or adds to before writing) fails.
  */
-export function scoresAttentionProbe(
-  matmul: MatmulKernel,
-  headDim: number,
-  direction: "forward" | "backward",
-  inputs: StorageDType,
-  tolerance: number,
-  storage: readonly AttentionVariant["dtype"][] = ["f32"],
-): KernelProbe {
+export function scoresAttentionProbe(matmul: MatmulKernel, headDim: number, direction: "forward" | "backward", storage: readonly AttentionVariant["dtype"][] = ["f32"]): KernelProbe {
   const what = `attention ${direction}`;
+  const { inputs, tolerance } = scoresProducts(matmul, direction);
   let built: ProbeCase[] | undefined;
   return {
     op: direction === "forward" ? "attention" : "attention backward",
@@ -276,8 +270,9 @@ export function scoresAttentionProbe(
   };
 }
 
-/** scoresAttentionProbe's cases forward and backward at each of `headDims`, as one probe of the path. */
-export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[], inputs: StorageDType, tolerance: number, storage: readonly AttentionVariant["dtype"][]): KernelProbe {
+/** scoresAttentionProbe's cases forward and backward at each of `headDims`, as one probe of the path (held to the backward's tolerance, the looser). */
+export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[], storage: readonly AttentionVariant["dtype"][]): KernelProbe {
+  const { inputs, tolerance } = scoresProducts(matmul, "backward");
   return {
     op: "attention scores",
     kernel: `score-matrix attention, forward and backward (head dims ${headDims.join(", ")})`,
@@ -285,6 +280,17 @@ export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[
     tolerance,
     cases: () => headDims.flatMap((d) => scoresCases(matmul, d, ["forward", "backward"], inputs, storage)),
   };
+}
+
+/**
+ * The precision the score-matrix sequence on `matmul` multiplies in, and the tolerance of its
+ * `direction` that follows: f16 operands on subgroup matrices, which round P (and dS) to f16 as
+ * the fused subgroup-matrix kernels do, so theirs; else f32, where f16 storage's rounding of the
+ * outputs (2^-11) bounds the error.
+ */
+function scoresProducts(matmul: MatmulKernel, direction: "forward" | "backward"): { inputs: StorageDType; tolerance: number } {
+  if (!onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 }))) return { inputs: "f32", tolerance: 1e-3 };
+  return { inputs: "f16", tolerance: direction === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance() };
 }
 
 // The score-matrix cases of `directions` at `headDim`, per storage dtype: 2 heads, and 4 query heads over 2.

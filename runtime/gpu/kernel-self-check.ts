@@ -16,7 +16,7 @@
 // decode matmul's workgroup (gemv-tuning.ts) and the attention kernels' layouts
 // (attention-tuning.ts; the attention probes check the tuned layouts, at every checked head dim).
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
-import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernelFor } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
@@ -239,10 +239,7 @@ export function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
 
 /** The score-matrix attention's probe on `strategy`'s kernels, in their precision, at every checked head dim. */
 function forcedScoresProbe(gpu: GpuDevice, strategy: MatmulStrategy): KernelProbe {
-  const f16 = typeof strategy === "object";
-  // f32 products: f16 storage's rounding of O and the gradients (2^-11) bounds the error
-  const tolerance = f16 ? subgroupAttentionBackwardTolerance() : 1e-3;
-  return scoresPathProbe(matmulKernelsOf(strategy, engineGemv(gpu)), CHECKED_HEAD_DIMS, f16 ? "f16" : "f32", tolerance, probeStorage(gpu));
+  return scoresPathProbe(matmulKernelsOf(strategy, engineGemv(gpu)), CHECKED_HEAD_DIMS, probeStorage(gpu));
 }
 
 /**
