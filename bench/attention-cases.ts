@@ -249,26 +249,23 @@ function workspace(gpu: GpuDevice, attention: AttentionRun, shape: AttentionShap
  */
 function scoresRun(gpu: GpuDevice, strategy: MatmulStrategy, direction: "forward" | "backward"): BackwardRun {
   const matmul = matmulKernelsOf(strategy, engineGemv(gpu));
-  // the chunking of a shape, worked out once for its kernels and its workspace
-  const calls = new Map<AttentionShape, ScoresCall>();
+  // the chunking of a shape, the same for its kernels and its workspace (a few step lists, cheap to work out again)
   const call = (shape: AttentionShape): ScoresCall => {
-    let c = calls.get(shape);
-    if (!c) {
-      const heads = scoresChunkHeads(direction, shape, "f32", problemViews(shape.queryLength, shape.queryHeads, shape.headDim));
-      invariant(heads, "the bench's attention can be bound as windows");
-      calls.set(shape, (c = { shape, variant: causalVariant(shape.headDim, "f32"), scale: 1 / Math.sqrt(shape.headDim), heads }));
-    }
-    return c;
+    const heads = scoresChunkHeads(direction, shape, "f32", problemViews(shape.queryLength, shape.queryHeads, shape.headDim));
+    invariant(heads, "the bench's attention can be bound as windows");
+    return { shape, variant: causalVariant(shape.headDim, "f32"), scale: 1 / Math.sqrt(shape.headDim), heads };
   };
   const products = productInputs(strategy);
-  const scores = (shape: AttentionShape) => call(shape).heads * shape.queryLength * shape.keyLength;
   return {
     label: `attention ${direction} score matrix on the ${strategyName(strategy)} matmul`,
     run: (shape, views) => ({ kernels: direction === "forward" ? scoresForwardKernels(call(shape), views, matmul) : scoresBackwardKernels(call(shape), views, matmul) }),
     inputs: products.dtype,
     // f32 products: as every f32 kernel's (the backward's inputs hold f16 values, exact in f32)
     tolerance: products.dtype === "f32" ? F32_TOLERANCE : direction === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(),
-    workspace: (shape): Record<string, number> => (direction === "forward" ? { scores: scores(shape) } : { scores: scores(shape), grad: scores(shape) }),
+    workspace: (shape): Record<string, number> => {
+      const scores = call(shape).heads * shape.queryLength * shape.keyLength;
+      return direction === "forward" ? { scores } : { scores, grad: scores };
+    },
     outputs: ["dq", "dk", "dv"],
     products: 5,
   };

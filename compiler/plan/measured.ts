@@ -1,7 +1,7 @@
 // The plan against what a runtime actually allocated: the check behind "the compile-time plan is
 // within 5% of the measured peak". A runtime that tracks its GPU buffers calls this with the
-// bytes it had allocated at its highest point: `sftc run` for the training engine (5%), and
-// test/execute/memory-plan.test.ts for the executor, from the device's counters (to the byte).
+// bytes it had allocated at its highest point: `sftc run` for the training engine (5%). (The
+// executor's plan is held to the byte instead, by test/execute/memory-plan.test.ts.)
 import { formatBytes } from "../passes/memory-plan.ts";
 
 export interface PlanComparison {

@@ -12,10 +12,10 @@
 // the fused kernels.
 // SFT_ATTENTION=scores asks for the score matrix wherever it applies; any other SFT_ATTENTION
 // keeps the fused kernels.
-import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardUniforms, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
-import { attentionForwardKernelFor, subgroupAttentionTolerance } from "../../stdlib/kernels/attention-forward-subgroup.ts";
+import { attentionForwardKernelFor } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardUniforms } from "../../stdlib/kernels/attention-forward.ts";
 import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { SCORES_REQUEST, type AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
@@ -26,7 +26,7 @@ import { matmulStrategyFor, type MatmulStrategy } from "../../stdlib/kernels/mat
 import { attentionAdapter, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
 import type { GpuDevice } from "./device.ts";
 import { engineGemv } from "./gemv-tuning.ts";
-import { causalTimingAttention, causalVariant, probeStorage, scoresAttentionProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe, TUNED_HEAD_DIMS, TUNING_TOKENS, WEIGHTS } from "./kernel-probe-cases.ts";
+import { causalTimingAttention, causalVariant, probeStorage, scoresAttentionProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe, TUNED_HEAD_DIMS, TUNING_TOKENS } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
 import { engineTuningOptions, tuneChoice, tuningDisabled, type Env, type TuningJob, type TuningOptions, type TuningOutcome } from "./kernel-tuning.ts";
 import { tunedMatmulTiling } from "./matmul-tuning.ts";
@@ -103,10 +103,8 @@ export function attentionPathJob(
   const call = { shape, variant, scale, heads: chunk };
   const forward = direction === "forward";
   const fusedKernels: BoundKernel[] = forward ? [{ spec: fused.forward(variant), uniforms: attentionForwardUniforms(shape, views, scale, mask) }] : fusedBackward(fused.backward(variant), attentionBackwardUniforms(shape, views, scale, mask));
-  // the products' precision: f16 operands on subgroup matrices
-  const inputs = onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 })) ? "f16" : "f32";
   const probeKey = `${direction} ${headDim}`;
-  const scoresProbe = scoreProbes.get(probeKey) ?? scoresAttentionProbe(matmul, headDim, direction, inputs, forward ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(), storage);
+  const scoresProbe = scoreProbes.get(probeKey) ?? scoresAttentionProbe(matmul, headDim, direction, storage);
   scoreProbes.set(probeKey, scoresProbe);
   const candidates = [
     {

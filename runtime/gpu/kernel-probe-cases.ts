@@ -13,7 +13,7 @@ import { denseView, keyValueGradientViews, scatterView } from "../../stdlib/kern
 import { scoresBackwardKernels, scoresChunkHeads, scoresForwardKernels } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
-import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
+import { onSubgroupMatrices, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulRef, matmulUniforms, type MatmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { Random } from "../random.ts";
 import type { GpuDevice } from "./device.ts";
@@ -253,47 +253,58 @@ export function subgroupAttentionBackwardProbe(kernels: (variant: AttentionVaria
  * (the products then read windows at later batch rows and heads) and in the chunks the engine
  * takes (a layout that cannot be bound at all is left out). The forward's O and log-sum-exp, or
  * the backward's dQ, dK and dV (fed the reference's O and log-sum-exp; delta is the sequence's
- * own), against the float64 reference on Q, K, V and dO rounded to `inputs`, the precision the
- * products multiply in. Every buffer a sequence writes starts as NaN, so a value it leaves
+ * own), against the float64 reference on Q, K, V and dO rounded to the precision the products
+ * multiply in (scoresProducts). Every buffer a sequence writes starts as NaN, so a value it leaves
  * unwritten (or adds to before writing) fails.
  */
-export function scoresAttentionProbe(
-  matmul: MatmulKernel,
-  headDim: number,
-  direction: "forward" | "backward",
-  inputs: StorageDType,
-  tolerance: number,
-  storage: readonly AttentionVariant["dtype"][] = ["f32"],
-): KernelProbe {
+export function scoresAttentionProbe(matmul: MatmulKernel, headDim: number, direction: "forward" | "backward", storage: readonly AttentionVariant["dtype"][] = ["f32"]): KernelProbe {
   const what = `attention ${direction}`;
+  const { inputs, tolerance } = scoresProducts(matmul, direction);
   let built: ProbeCase[] | undefined;
   return {
     op: direction === "forward" ? "attention" : "attention backward",
     kernel: `score-matrix ${what} (head dim ${headDim}, ${storage.join(" and ")} storage)`,
     fallback: `fused ${what}`,
     tolerance,
-    cases: () =>
-      (built ??= storage.flatMap((dtype) =>
-        [
-          [2, 2],
-          [4, 2],
-        ].flatMap(([heads, kvHeads]) => scoresAttentionCases(matmul, causalVariant(headDim, dtype), heads, kvHeads, direction, inputs)),
-      )),
+    cases: () => (built ??= scoresCases(matmul, headDim, [direction], inputs, storage)),
   };
 }
 
-/** scoresAttentionProbe's cases forward and backward at each of `headDims`, as one probe of the path. */
-export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[], inputs: StorageDType, tolerance: number, storage: readonly AttentionVariant["dtype"][]): KernelProbe {
+/** scoresAttentionProbe's cases forward and backward at each of `headDims`, as one probe of the path (held to the backward's tolerance, the looser). */
+export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[], storage: readonly AttentionVariant["dtype"][]): KernelProbe {
+  const { inputs, tolerance } = scoresProducts(matmul, "backward");
   return {
     op: "attention scores",
     kernel: `score-matrix attention, forward and backward (head dims ${headDims.join(", ")})`,
     fallback: "fused attention",
     tolerance,
-    cases: () => headDims.flatMap((d) => (["forward", "backward"] as const).flatMap((direction) => scoresAttentionProbe(matmul, d, direction, inputs, tolerance, storage).cases())),
+    cases: () => headDims.flatMap((d) => scoresCases(matmul, d, ["forward", "backward"], inputs, storage)),
   };
 }
 
-function scoresAttentionCases(matmul: MatmulKernel, variant: AttentionVariant, H: number, KV: number, direction: "forward" | "backward", inputs: StorageDType): ProbeCase[] {
+/**
+ * The precision the score-matrix sequence on `matmul` multiplies in, and the tolerance of its
+ * `direction` that follows: f16 operands on subgroup matrices, which round P (and dS) to f16 as
+ * the fused subgroup-matrix kernels do, so theirs; else f32, where f16 storage's rounding of the
+ * outputs (2^-11) bounds the error.
+ */
+function scoresProducts(matmul: MatmulKernel, direction: "forward" | "backward"): { inputs: StorageDType; tolerance: number } {
+  if (!onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 }))) return { inputs: "f32", tolerance: 1e-3 };
+  return { inputs: "f16", tolerance: direction === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance() };
+}
+
+// The score-matrix cases of `directions` at `headDim`, per storage dtype: 2 heads, and 4 query heads over 2.
+function scoresCases(matmul: MatmulKernel, headDim: number, directions: readonly ("forward" | "backward")[], inputs: StorageDType, storage: readonly AttentionVariant["dtype"][]): ProbeCase[] {
+  return storage.flatMap((dtype) =>
+    [
+      [2, 2],
+      [4, 2],
+    ].flatMap(([heads, kvHeads]) => scoresAttentionCases(matmul, causalVariant(headDim, dtype), heads, kvHeads, directions, inputs)),
+  );
+}
+
+// One problem's cases in each of `directions`, on one float64 forward (the backward's O and log-sum-exp are its).
+function scoresAttentionCases(matmul: MatmulKernel, variant: AttentionVariant, H: number, KV: number, directions: readonly ("forward" | "backward")[], inputs: StorageDType): ProbeCase[] {
   const rng = new Random(5014);
   const { headDim: D, dtype } = variant;
   const [B, T] = [2, 40];
@@ -304,8 +315,6 @@ function scoresAttentionCases(matmul: MatmulKernel, variant: AttentionVariant, H
   const [k, v] = [0, 1].map(() => roundToDType(dtype, rng.normalArray(B * KV * T * D)));
   const [queries, keys] = [denseView("bthd", T, H, D), denseView("bthd", T, KV, D)];
   const views = { q: queries, k: keys, v: keys, o: queries, dout: queries, dq: queries, ...keyValueGradientViews(B, T, KV, D) };
-  // chunks of one head where they can be bound, and the engine's chunks
-  const chunkings = new Set([scoresChunkHeads(direction, shape, dtype, views, 4 * T * T), scoresChunkHeads(direction, shape, dtype, views)].filter((h) => h !== undefined));
   const laidOut = (dense: ArrayLike<number>, heads = H) => scatterView(dense, heads === H ? queries : keys, [B, heads, T, D]);
   const problem = { shape, q: roundToDType(inputs, q), k: roundToDType(inputs, k), v: roundToDType(inputs, v), scale, mask };
   const forward = attentionForwardReference(problem);
@@ -313,28 +322,32 @@ function scoresAttentionCases(matmul: MatmulKernel, variant: AttentionVariant, H
   const f32 = (data: ArrayLike<number>) => ({ dtype: "f32" as const, data });
   const unwritten = (n: number, as: StorageDType = dtype) => ({ dtype: as, data: new Float64Array(n).fill(NaN) });
   const read = { q: stored(q), k: stored(k, KV), v: stored(v, KV) };
-  const grads = direction === "backward" ? attentionBackwardReference(problem, roundToDType(inputs, dout)) : undefined;
-  return [...chunkings].map((heads): ProbeCase => {
-    const call = { shape, variant, scale, heads };
-    const scores = unwritten(heads * T * T, "f32"); // a chunk's (heads, T, S)
-    const label = `causal attention T ${T}, ${B} batch rows of ${H} heads over ${KV}, head dim ${D}, ${dtype} storage, chunks of ${heads} head${heads > 1 ? "s" : ""}`;
-    if (!grads) {
+  return directions.flatMap((direction) => {
+    // chunks of one head where they can be bound, and the engine's chunks
+    const chunkings = new Set([scoresChunkHeads(direction, shape, dtype, views, 4 * T * T), scoresChunkHeads(direction, shape, dtype, views)].filter((h) => h !== undefined));
+    const grads = direction === "backward" ? attentionBackwardReference(problem, roundToDType(inputs, dout)) : undefined;
+    return [...chunkings].map((heads): ProbeCase => {
+      const call = { shape, variant, scale, heads };
+      const scores = unwritten(heads * T * T, "f32"); // a chunk's (heads, T, S)
+      const label = `causal attention T ${T}, ${B} batch rows of ${H} heads over ${KV}, head dim ${D}, ${dtype} storage, chunks of ${heads} head${heads > 1 ? "s" : ""}`;
+      if (!grads) {
+        return {
+          label,
+          kernels: scoresForwardKernels(call, views, matmul),
+          tensors: { ...read, o: unwritten(q.length), lse: unwritten(B * H * T, "f32"), scores },
+          expected: { o: laidOut(forward.out), lse: forward.logSumExp },
+        };
+      }
       return {
         label,
-        kernels: scoresForwardKernels(call, views, matmul),
-        tensors: { ...read, o: unwritten(q.length), lse: unwritten(B * H * T, "f32"), scores },
-        expected: { o: laidOut(forward.out), lse: forward.logSumExp },
+        kernels: scoresBackwardKernels(call, views, matmul),
+        tensors: {
+          ...{ ...read, o: stored(forward.out), dout: stored(dout), lse: f32(forward.logSumExp) },
+          ...{ delta: unwritten(B * H * T, "f32"), dq: unwritten(q.length), dkv: unwritten(2 * k.length), scores, grad: scores },
+        },
+        expected: { dq: laidOut(grads.dq), dk: laidOut(grads.dk, KV), dv: laidOut(grads.dv, KV) },
+        placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
       };
-    }
-    return {
-      label,
-      kernels: scoresBackwardKernels(call, views, matmul),
-      tensors: {
-        ...{ ...read, o: stored(forward.out), dout: stored(dout), lse: f32(forward.logSumExp) },
-        ...{ delta: unwritten(B * H * T, "f32"), dq: unwritten(q.length), dkv: unwritten(2 * k.length), scores, grad: scores },
-      },
-      expected: { dq: laidOut(grads.dq), dk: laidOut(grads.dk, KV), dv: laidOut(grads.dv, KV) },
-      placed: { dk: { binding: "dkv", offset: 0 }, dv: { binding: "dkv", offset: k.length } },
-    };
+    });
   });
 }

@@ -16,7 +16,7 @@
 // decode matmul's workgroup (gemv-tuning.ts) and the attention kernels' layouts
 // (attention-tuning.ts; the attention probes check the tuned layouts, at every checked head dim).
 import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
-import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices, subgroupAttentionBackwardTolerance } from "../../stdlib/kernels/attention-backward-subgroup.ts";
+import { attentionBackwardKernelsFor, backwardOnSubgroupMatrices } from "../../stdlib/kernels/attention-backward-subgroup.ts";
 import { attentionBackwardKernels, type AttentionBackwardKernels } from "../../stdlib/kernels/attention-backward.ts";
 import { attentionForwardKernelFor } from "../../stdlib/kernels/attention-forward-subgroup.ts";
 import { attentionForwardKernel } from "../../stdlib/kernels/attention-forward.ts";
@@ -96,7 +96,13 @@ const REQUEST: Record<CheckedOp, { variable: string; value: string }> = {
 /** Whether `env` asks for the fast kernel of `op` explicitly (a failed check then refuses with SFT5011); the variable and value that do, if so. */
 export function explicitRequest(op: CheckedOp, env: Env = process.env): string | undefined {
   const { variable, value } = REQUEST[op];
-  return env[variable]?.trim() === value ? `${variable}=${value}` : undefined;
+  return env[variable]?.trim() === value ? requestText(op) : undefined;
+}
+
+// The explicit request of `op` as it is set and as messages name it: `variable=value`.
+function requestText(op: CheckedOp): string {
+  const { variable, value } = REQUEST[op];
+  return `${variable}=${value}`;
 }
 
 async function runProbes(gpu: GpuDevice, env: Env, probesFor: (gpu: GpuDevice, env: Env) => KernelProbe[], tune: (gpu: GpuDevice, env: Env) => Promise<TuningOutcome[]>): Promise<SelfCheckOutcome> {
@@ -154,8 +160,8 @@ function checkOf(gpu: GpuDevice, op: CheckedOp): KernelCheck {
 }
 
 function explicitRequestFailed(check: KernelCheck): Diagnostic {
-  const { variable, value } = REQUEST[check.op];
-  return diag("SFT5011", `${variable}=${value}, but the ${check.kernel} failed its self-check on this device (${check.failure})`, {
+  const { variable } = REQUEST[check.op];
+  return diag("SFT5011", `${requestText(check.op)}, but the ${check.kernel} failed its self-check on this device (${check.failure})`, {
     where: variable,
     hint: `Unset ${variable} to use the ${check.fallback}, and please report the adapter and driver (\`sftc devices\`).`,
   });
@@ -233,10 +239,7 @@ export function fastKernelProbes(gpu: GpuDevice, env: Env): KernelProbe[] {
 
 /** The score-matrix attention's probe on `strategy`'s kernels, in their precision, at every checked head dim. */
 function forcedScoresProbe(gpu: GpuDevice, strategy: MatmulStrategy): KernelProbe {
-  const f16 = typeof strategy === "object";
-  // f32 products: f16 storage's rounding of O and the gradients (2^-11) bounds the error
-  const tolerance = f16 ? subgroupAttentionBackwardTolerance() : 1e-3;
-  return scoresPathProbe(matmulKernelsOf(strategy, engineGemv(gpu)), CHECKED_HEAD_DIMS, f16 ? "f16" : "f32", tolerance, probeStorage(gpu));
+  return scoresPathProbe(matmulKernelsOf(strategy, engineGemv(gpu)), CHECKED_HEAD_DIMS, probeStorage(gpu));
 }
 
 /**
