@@ -73,7 +73,7 @@ const table = {
   SFT5006: { severity: "error", title: "GPU internal error" },
   SFT5007: { severity: "error", title: "GPU device lost" },
   SFT5008: { severity: "error", title: "kernel failed to compile" },
-  SFT5009: { severity: "error", title: "GPU feature required by a kernel is missing" },
+  SFT5009: { severity: "error", title: "GPU feature or limit required by a kernel is missing" },
   SFT5010: { severity: "warning", title: "a fast kernel failed its self-check on this device; the plain kernel is used" },
   SFT5011: { severity: "error", title: "an explicitly requested fast kernel failed its self-check on this device" },
   SFT5012: { severity: "info", title: "kernel choices were timed on this device (kept for later starts on the same card, driver and kernels)" },

@@ -7,7 +7,7 @@
 // Data derived from the i32 inputs (masks, positions, the embedding-gradient plan, the loss's
 // token count) is rebuilt on the host before a run whose i32 inputs changed (from the values
 // written, and from the elementwise kernels over them, which the host evaluates too).
-import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { evalNode, gather } from "../../compiler/ir/interpret.ts";
 import { ELEMENTWISE_OPS, MOVEMENT_OPS, numel, type Node } from "../../compiler/ir/node.ts";
 import type { MemoryPlan } from "../../compiler/passes/memory-plan.ts";
@@ -127,6 +127,11 @@ export class GraphExecutor {
       if (!prepare) return fail(diag("SFT4005", `the runtime cannot execute ${launch.kernel} launches`, { where: launch.launches.join(", ") }));
       const p = prepare(ctx, launch);
       if (!p.ok) return p;
+      const tooMany = bindingLimitExceeded(gpu, launch, p.value.steps);
+      if (tooMany) {
+        ex.destroy();
+        return fail(tooMany);
+      }
       ex.prepared.push(p.value);
     }
     return ok(ex);
@@ -279,3 +284,17 @@ export class GraphExecutor {
   }
 }
 
+// A kernel of `steps` that binds more storage buffers than the device allows one kernel (WebGPU
+// guarantees 8; the engine's attention backward binds up to 10, its other kernels at most 8 or
+// split to fit), as the error the launch gets instead of a GPU validation error when it runs.
+function bindingLimitExceeded(gpu: GpuDevice, launch: Launch, steps: readonly Step[]): Diagnostic | undefined {
+  const limit = gpu.limits.maxStorageBuffersPerShaderStage;
+  for (const step of steps) {
+    if (step.kind !== "dispatch" || step.spec.bindings.length <= limit) continue;
+    return diag("SFT5009", `kernel ${kernelKey(step.spec)} binds ${step.spec.bindings.length} storage buffers, and the adapter '${gpu.adapter.name}' allows ${limit} per kernel`, {
+      where: launch.launches.join(", "),
+      hint: "Use an adapter that allows more storage buffers per shader stage (`sftc devices` lists each adapter's maxStorageBuffersPerShaderStage).",
+    });
+  }
+  return undefined;
+}

@@ -2,7 +2,8 @@
 // buffers (an add chain, concats along either axis, a reduction of a product) are scheduled into
 // launches that each bind at most MAX_KERNEL_STORAGE_BUFFERS, inputs and output together, while
 // twelve views of one buffer bind it once (codegen/fused-kernel.ts); all give the interpreter's
-// values, on the float64 simulation of the memory plan and on the GPU.
+// values, on the float64 simulation of the memory plan and on the GPU. An adapter that allows
+// fewer than a kernel binds gets a diagnostic instead of a validation error.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import * as b from "../../compiler/ir/build.ts";
@@ -12,7 +13,9 @@ import { MAX_KERNEL_STORAGE_BUFFERS } from "../../compiler/passes/schedule.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { assertSameOutputs, compile } from "../passes/compile-support.ts";
 import { assertClose } from "../support/numeric.ts";
-import { expectOk } from "../support/result.ts";
+import { expectError, expectOk } from "../support/result.ts";
+import { GraphExecutor } from "../../runtime/execute/executor.ts";
+import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { feedsOf, generatedBindings, runOnGpu } from "./support.ts";
 
 const PARTS = 12;
@@ -49,6 +52,22 @@ test(
     const run = await runOnGpu(gpu, g, feeds, { plan: true });
     assert.ok(generatedBindings(run.compiled.schedule).every((n) => n <= MAX_KERNEL_STORAGE_BUFFERS));
     for (const [name, values] of want) assertClose(run.outputs.get(name)!, values, 1e-5, name);
+  }),
+);
+
+test(
+  "an adapter that allows a kernel fewer storage buffers than one of the schedule's binds: SFT5009 naming the kernel and the limit, before anything runs",
+  withGpu(async (gpu) => {
+    const g = wideGraph();
+    const schedule = compile(g).schedule;
+    // the widest generated launch binds eight: a device allowing seven refuses it
+    const narrow = Object.create(gpu, { limits: { value: { ...gpu.limits, maxStorageBuffersPerShaderStage: MAX_KERNEL_STORAGE_BUFFERS - 1 } } }) as GpuDevice;
+    const refused = expectError(GraphExecutor.create(narrow, schedule));
+    assert.is(refused.code, "SFT5009");
+    assert.match(refused.message, `binds ${MAX_KERNEL_STORAGE_BUFFERS} storage buffers, and the adapter '${gpu.adapter.name}' allows ${MAX_KERNEL_STORAGE_BUFFERS - 1} per kernel`);
+    assert.ok(refused.where, "the launch is named");
+    // the same schedule on the device as it is
+    expectOk(GraphExecutor.create(gpu, schedule)).destroy();
   }),
 );
 
