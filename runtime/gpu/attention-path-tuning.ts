@@ -28,7 +28,7 @@ import type { GpuDevice } from "./device.ts";
 import { engineGemv } from "./gemv-tuning.ts";
 import { causalTimingAttention, causalVariant, probeStorage, scoresAttentionProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe, TUNED_HEAD_DIMS, TUNING_TOKENS } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
-import { engineTuningOptions, tuneChoice, tuningDisabled, type Env, type TuningJob, type TuningOptions, type TuningOutcome } from "./kernel-tuning.ts";
+import { engineTuningOptions, envAsks, tuneChoice, tuningDisabled, type Env, type TuningJob, type TuningOptions, type TuningOutcome } from "./kernel-tuning.ts";
 import { tunedMatmulTiling } from "./matmul-tuning.ts";
 
 export type AttentionDirection = "forward" | "backward";
@@ -58,7 +58,7 @@ const tuned = new WeakMap<GpuDevice, Map<string, TunedPath>>();
 
 /** Whether SFT_ATTENTION asks for the score matrix wherever it applies. */
 export function scoresRequested(env: Env = process.env): boolean {
-  return env[SCORES_REQUEST.variable]?.trim() === SCORES_REQUEST.value;
+  return envAsks(SCORES_REQUEST, env);
 }
 
 /** The engine's attention path on `gpu` with the matmul `strategy` it runs, from the device's tuning (chosenAttentionScores). */

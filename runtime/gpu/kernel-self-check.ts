@@ -28,7 +28,7 @@ import { SCORES_REQUEST, type AttentionScoresChoice } from "../../stdlib/kernels
 import type { GpuDevice } from "./device.ts";
 import { causalVariant, probeStorage, scoresPathProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
-import { tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
+import { envAsks, tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
 import { engineAttentionScores, scoresRequested, tuneAttentionPaths } from "./attention-path-tuning.ts";
 import { engineGemv, tuneGemv } from "./gemv-tuning.ts";
@@ -95,8 +95,7 @@ const REQUEST: Record<CheckedOp, { variable: string; value: string }> = {
 };
 /** Whether `env` asks for the fast kernel of `op` explicitly (a failed check then refuses with SFT5011); the variable and value that do, if so. */
 export function explicitRequest(op: CheckedOp, env: Env = process.env): string | undefined {
-  const { variable, value } = REQUEST[op];
-  return env[variable]?.trim() === value ? requestText(op) : undefined;
+  return envAsks(REQUEST[op], env) ? requestText(op) : undefined;
 }
 
 // The explicit request of `op` as it is set and as messages name it: `variable=value`.

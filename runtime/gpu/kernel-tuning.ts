@@ -137,7 +137,12 @@ export function tuningFile(env: Env = process.env): string {
 
 /** Whether SFT_TUNE=off asks for the default kernels without timing. */
 export function tuningDisabled(env: Env = process.env): boolean {
-  return env.SFT_TUNE?.trim() === "off";
+  return envAsks({ variable: "SFT_TUNE", value: "off" }, env);
+}
+
+/** Whether `env` sets `request.variable` to `request.value` (surrounding spaces ignored). */
+export function envAsks(request: { variable: string; value: string }, env: Env): boolean {
+  return env[request.variable]?.trim() === request.value;
 }
 
 /** The key of a tuning in the file: the job, the adapter, Dawn's package and every candidate's WGSL. */
