@@ -329,7 +329,7 @@ function scoresAttentionCases(matmul: MatmulKernel, variant: AttentionVariant, H
     return [...chunkings].map((heads): ProbeCase => {
       const call = { shape, variant, scale, heads };
       const scores = unwritten(heads * T * T, "f32"); // a chunk's (heads, T, S)
-      const label = `causal attention T ${T}, ${B} batch rows of ${H} heads over ${KV}, head dim ${D}, ${dtype} storage, chunks of ${heads} head${heads > 1 ? "s" : ""}`;
+      const label = `${direction}: causal attention T ${T}, ${B} batch rows of ${H} heads over ${KV}, head dim ${D}, ${dtype} storage, chunks of ${heads} head${heads > 1 ? "s" : ""}`;
       if (!grads) {
         return {
           label,
