@@ -1,9 +1,9 @@
 // The card's own ceilings, measured in the same run as the kernels: memory bandwidth from a
 // large buffer-to-buffer copy, and PyTorch's matmul on the same kind of device (CPU for a CPU
 // adapter such as lavapipe, CUDA for an NVIDIA adapter) at the benchmarked matmul shapes.
-import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
+import { runTorchScript } from "./torch-python.ts";
 import { warmUp } from "./warm-up.ts";
 
 /** Bandwidth of a copy of `bytes` bytes: each copy reads and writes them, 2 * bytes of traffic. */
@@ -109,25 +109,15 @@ export function torchDeviceFor(gpu: GpuDevice): "cpu" | "cuda" | undefined {
   return undefined;
 }
 
-// Debian's torch lives in /usr/bin/python3; elsewhere (a CUDA machine) the python3 on PATH.
-const PYTHONS = ["/usr/bin/python3", "python3"];
 const SCRIPT = resolve(import.meta.dirname, "torch_matmul.py");
 
 /** PyTorch matmul at `shapes` on `kind`, through the first Python whose torch can run it. */
 export function torchMatmul(kind: "cpu" | "cuda" | undefined, shapes: [number, number, number][], copyBytes = 0): TorchReference {
   if (!kind) return { available: false, why: "no PyTorch device matches this adapter (only CPU adapters and NVIDIA GPUs have one)" };
-  const failures: string[] = [];
-  for (const python of PYTHONS) {
-    try {
-      const out = execFileSync(python, [SCRIPT, kind, JSON.stringify(shapes), String(copyBytes)], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-      const parsed = JSON.parse(out) as { torch: string; device: string; reps: number; results: Omit<TorchMatmul, "gflops">[]; copy?: Omit<TorchCopy, "gbs"> };
-      const results = parsed.results.map((r) => ({ ...r, gflops: (2 * r.m * r.n * r.k) / r.ns }));
-      const copy = parsed.copy ? { ...parsed.copy, gbs: (2 * parsed.copy.bytes) / parsed.copy.ns } : undefined;
-      return { available: true, python, torch: parsed.torch, device: parsed.device, kind, reps: parsed.reps, results, copy };
-    } catch (e) {
-      const stderr = (e as { stderr?: string }).stderr?.trim().split("\n").pop();
-      failures.push(`${python}: ${stderr || (e instanceof Error ? e.message : String(e))}`);
-    }
-  }
-  return { available: false, why: `PyTorch (${kind}) did not run: ${failures.join("; ")}` };
+  const run = runTorchScript([SCRIPT, kind, JSON.stringify(shapes), String(copyBytes)], (out) => JSON.parse(out) as { torch: string; device: string; reps: number; results: Omit<TorchMatmul, "gflops">[]; copy?: Omit<TorchCopy, "gbs"> });
+  if (!run.ok) return { available: false, why: `PyTorch (${kind}) did not run: ${run.why}` };
+  const parsed = run.value;
+  const results = parsed.results.map((r) => ({ ...r, gflops: (2 * r.m * r.n * r.k) / r.ns }));
+  const copy = parsed.copy ? { ...parsed.copy, gbs: (2 * parsed.copy.bytes) / parsed.copy.ns } : undefined;
+  return { available: true, python: run.python, torch: parsed.torch, device: parsed.device, kind, reps: parsed.reps, results, copy };
 }

@@ -10,7 +10,6 @@
 // a lookup of one row), 26.95 GB in f32 and 13.48 GB in bf16; at the H200's ~4.2 TB/s copy figure
 // that is ~6.4 ms (f32) or ~3.2 ms (bf16) per token at batch 1, before the KV cache (0.17 GB at
 // 160 cached positions).
-import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { buildFamilyGraph } from "../compiler/models/family-graph.ts";
 import { numel, type DType } from "../compiler/ir/node.ts";
@@ -35,6 +34,7 @@ import { sharedShapeWeights, uploadsCaughtUp, weightRoles } from "./shared-weigh
 import { SEVEN_B, type GenerationSizes } from "./sizes.ts";
 import { median, quickstartPipeline } from "./train-step.ts";
 import { kernelProfile, type ProfileRow } from "./profile.ts";
+import { runTorchScript } from "./torch-python.ts";
 
 export interface GenerationRow {
   model: string;
@@ -264,8 +264,6 @@ export type TorchGenerate =
   | { available: false; why: string };
 
 const GENERATE_SCRIPT = resolve(import.meta.dirname, "torch_generate.py");
-// Debian's torch lives in /usr/bin/python3; on a CUDA machine, the python3 on PATH.
-const PYTHONS = ["/usr/bin/python3", "python3"];
 // Two 7B models built, each generating 1 + 2 x reps times: a few minutes at most on a GPU.
 const GENERATE_TIMEOUT_MS = 300_000;
 
@@ -273,20 +271,14 @@ const GENERATE_TIMEOUT_MS = 300_000;
 export function torchGenerate(kind: "cpu" | "cuda" | undefined, sizes: GenerationSizes | undefined): TorchGenerate {
   if (!sizes) return { available: false, why: "run only with --size full" };
   if (kind !== "cuda") return { available: false, why: "runs only on an NVIDIA adapter (CUDA): a 7B generate on a CPU would take far too long" };
-  const failures: string[] = [];
-  for (const python of PYTHONS) {
-    try {
-      const args = [GENERATE_SCRIPT, String(sizes.promptTokens), String(sizes.newTokens)];
-      const out = execFileSync(python, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: GENERATE_TIMEOUT_MS, maxBuffer: 1 << 24 });
-      const parsed = JSON.parse(out.trim().split("\n").pop()!) as TorchGenerate;
-      if (parsed.available) return parsed;
-      failures.push(parsed.why);
-    } catch (e) {
-      const stderr = (e as { stderr?: string }).stderr?.trim().split("\n").pop();
-      failures.push(`${python}: ${stderr || (e instanceof Error ? e.message : String(e))}`);
-    }
-  }
-  return { available: false, why: `transformers' generate did not run: ${failures.join("; ")}` };
+  // a script that runs but reports no generate (no transformers, say) counts as that Python's failure
+  const parse = (out: string) => {
+    const parsed = JSON.parse(out.trim().split("\n").pop()!) as TorchGenerate;
+    if (!parsed.available) throw new Error(parsed.why);
+    return parsed;
+  };
+  const run = runTorchScript([GENERATE_SCRIPT, String(sizes.promptTokens), String(sizes.newTokens)], parse, { timeout: GENERATE_TIMEOUT_MS, maxBuffer: 1 << 24 });
+  return run.ok ? run.value : { available: false, why: `transformers' generate did not run: ${run.why}` };
 }
 
 /**
