@@ -15,8 +15,9 @@
 #                   and bf16 against transformers' generate
 #
 # Each part runs under its own time limit (PART_SECONDS, default 300; the bench part twice that)
-# and writes into OUTDIR (at most eight files in all: log.txt, smi.csv and the parts' reports);
-# log.txt gets every part's stderr, exit status and seconds, the commit and the card. A part that
+# and writes into OUTDIR: log.txt, smi.csv and its reports (e2e and bench two each, the others
+# one; all five parts write nine files). log.txt gets every part's stderr, exit status and
+# seconds, the commit (SFT_COMMIT where the copy has no git history) and the card. A part that
 # fails or runs out of time does not stop the next.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,11 @@ mkdir -p "$out"
 log="$out/log.txt"
 
 {
-  echo "sftc $(git rev-parse --short HEAD 2>/dev/null || echo '(no git)')$(git diff --quiet 2>/dev/null || echo ' plus uncommitted changes'), $(date -u +%FT%TZ)"
+  if git rev-parse --git-dir >/dev/null 2>&1; then
+    echo "sftc $(git rev-parse --short HEAD)$(git diff --quiet || echo ' plus uncommitted changes'), $(date -u +%FT%TZ)"
+  else
+    echo "sftc ${SFT_COMMIT:-(commit unknown: no git history here and no SFT_COMMIT)}, $(date -u +%FT%TZ)"
+  fi
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv 2>&1
   else
