@@ -4,7 +4,7 @@
 import { type Result, ok } from "../diagnostics.ts";
 import { add, expandTo, input, mul } from "../ir/build.ts";
 import { graph, type Graph, type Node } from "../ir/node.ts";
-import { trainingGraph } from "./grad.ts";
+import { GRAD_OUTPUT, trainingGraph } from "./grad.ts";
 
 /** Input `grad_acc.<name>`: the accumulator of a trained tensor, bound by the engine. */
 export const ACC_INPUT = "grad_acc.";
@@ -26,7 +26,7 @@ export function accumulatingStep(loss: Node, params: readonly Node[]): Result<Gr
   const scale = input(GRAD_SCALE, [1]);
   const outputs = [...training.value.graph.outputs].map(([name, n]): [string, Node] => {
     if (n === training.value.loss) return [name, n];
-    const param = name.slice("grad.".length);
+    const param = name.slice(GRAD_OUTPUT.length);
     return [ACC_OUTPUT + param, add(input(ACC_INPUT + param, n.shape), mul(n, expandTo(scale, n.shape)))];
   });
   return ok(graph(outputs));

@@ -59,6 +59,9 @@ export function gradients(loss: Node, params: readonly Node[]): Result<Map<Node,
   return ok(new Map(params.map((p) => [p, result.get(p) ?? b.fill(0, p)])));
 }
 
+/** Output `grad.<name>` of a training graph: the gradient of trained tensor `name`. */
+export const GRAD_OUTPUT = "grad.";
+
 /**
  * The training graph of `loss` for the trainable `params`; a frozen linear head's loss is computed
  * in chunks of rows whose logits take at most `lossChunkBytes` (chunk-loss.ts).
@@ -67,6 +70,6 @@ export function trainingGraph(forwardLoss: Node, params: readonly Node[], option
   const loss = chunkLoss(forwardLoss, new Set(params), options.lossChunkBytes);
   const grads = gradients(loss, params);
   if (!grads.ok) return grads;
-  const outputs: [string, Node][] = [...[...params].reverse().map((p): [string, Node] => [`grad.${p.attrs.name}`, grads.value.get(p)!]), ["loss", loss]];
+  const outputs: [string, Node][] = [...[...params].reverse().map((p): [string, Node] => [GRAD_OUTPUT + p.attrs.name, grads.value.get(p)!]), ["loss", loss]];
   return ok({ graph: graph(outputs), loss, grads: grads.value, forward: new Set(topoSort([loss])) });
 }

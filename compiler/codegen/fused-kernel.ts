@@ -6,7 +6,7 @@
 // offsets are uniforms: the same expression over new sizes reuses the compiled pipeline.
 import { invariant } from "../diagnostics.ts";
 import { numel, type Node } from "../ir/node.ts";
-import type { Launch } from "../passes/schedule.ts";
+import { MAX_KERNEL_STORAGE_BUFFERS, type Launch } from "../passes/schedule.ts";
 import { elementwiseKernel } from "../../stdlib/kernels/elementwise.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { KernelBinding, KernelSpec, UniformType } from "../../stdlib/kernels/kernel.ts";
@@ -162,6 +162,8 @@ export function fusedKernel(launch: Launch): FusedKernel {
     .join("\n");
   const store = root.dtype === "i32" ? `out[i] = i32(${call(root)});` : `store_out(i, ${call(root)});`;
   bindings.push({ name: "out", dtype: storageDType(root), access: "read_write" });
+  // the scheduler counts these bindings to keep a launch within the bound (schedule.ts, step 5)
+  invariant(bindings.length <= MAX_KERNEL_STORAGE_BUFFERS, `a generated kernel binds ${bindings.length} storage buffers, more than the scheduler allows (${MAX_KERNEL_STORAGE_BUFFERS})`);
   const declarations = `${helpers}\n${functions.join("\n")}`;
   const spec = elementwiseKernel({
     name: launch.kernel === "reduce" ? "fused_reduce" : "fused_elementwise",

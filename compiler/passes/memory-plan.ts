@@ -9,6 +9,7 @@
 // ranges. Weights, inputs and the AdamW state are persistent, and so are side outputs
 // (attention's log-sum-exp, norm statistics, per-token losses), which the executor keeps for the
 // backward.
+import { GRAD_OUTPUT } from "../autodiff/grad.ts";
 import { numel, type DType, type Node } from "../ir/node.ts";
 import { storageBytes } from "../../stdlib/kernels/dtype.ts";
 import { entryFor } from "./kernel-catalog.ts";
@@ -71,7 +72,7 @@ export interface PlanOptions {
 export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
   const end = s.launches.length;
   const buffers = new Map<Node, PlannedBuffer>();
-  const gradOutputs = new Set([...s.outputViews].filter(([name]) => name.startsWith("grad.")).map(([, v]) => v.base));
+  const gradOutputs = new Set([...s.outputViews].filter(([name]) => name.startsWith(GRAD_OUTPUT)).map(([, v]) => v.base));
   const add = (node: Node, first: number, category: Category) => {
     const extra = entryFor(node.op)?.extraBytes?.(node) ?? 0;
     const bytes = storageBytes(node.dtype, numel(node.shape));
@@ -108,7 +109,7 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
     return peak;
   };
   const total = (c: Category) => [...buffers.values()].filter((b) => b.category === c).reduce((acc, b) => acc + b.bytes, 0);
-  const trained = [...s.outputViews].filter(([name]) => name.startsWith("grad.")).map(([, v]) => numel(v.shape));
+  const trained = [...s.outputViews].filter(([name]) => name.startsWith(GRAD_OUTPUT)).map(([, v]) => numel(v.shape));
   const optimizerBytes = opts.optimizerBytesPerElement ?? 8;
   const categories: Record<Category, number> = {
     weights: total("weights"),

@@ -97,7 +97,7 @@ ${sums((i, j) => `a${i} * b${j}`)}
   }`;
   return {
     name: "matmul_gemv",
-    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations, lanes: lanes ?? 0, unroll, b32: wide },
+    variant: { ...matmulVariant(o), vecA, vecB, rows, invocations, lanes: lanes ?? 0, unroll: wide ? 1 : unroll, b32: wide },
     uniforms: matmulUniformTypes(o),
     bindings: matmulBindings(o, vecA, vecB),
     workgroupSize: [invocations, 1, 1],

@@ -30,6 +30,7 @@ export function nf4Tables(): Float32Array {
 // block, from one 16-byte load and one absmax.
 function nf4Accessors(vec4: boolean, wide: boolean): string {
   const b = NF4_B_BINDINGS;
+  invariant(!wide || nf4BlockSize % 32 === 0, "32 consecutive weights share one absmax block");
   // the codes word holding weight i_ (8 a word)
   const word = (i: string) => (wide ? `${b.codes}[${i} >> 5u][(${i} >> 3u) & 3u]` : `${b.codes}[${i} >> 3u]`);
   const scalar = `fn nf4_absmax(block_: u32) -> f32 {
@@ -52,7 +53,7 @@ fn load_b(i_: u32) -> f32 {
   const halves = ["x", "y", "z", "w"].flatMap((w) => [`words_.${w}`, `words_.${w} >> 16u`]);
   const thirtyTwo = `fn load32_b(j_: u32) -> array<vec4<f32>, 8> {
   let words_ = load4_${b.codes}(j_);
-  let absmax_ = nf4_absmax(j_ >> 1u);
+  let absmax_ = nf4_absmax((32u * j_) / ${nf4BlockSize}u);
   return array<vec4<f32>, 8>(${halves.map((h) => `nf4_four(${h}, absmax_)`).join(", ")});
 }`;
   return [scalar, vec4 ? four : "", wide ? thirtyTwo : ""].filter(Boolean).join("\n");
