@@ -7,7 +7,7 @@
 // Data derived from the i32 inputs (masks, positions, the embedding-gradient plan, the loss's
 // token count) is rebuilt on the host before a run whose i32 inputs changed (from the values
 // written, and from the elementwise kernels over them, which the host evaluates too).
-import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { evalNode, gather } from "../../compiler/ir/interpret.ts";
 import { ELEMENTWISE_OPS, MOVEMENT_OPS, numel, type Node } from "../../compiler/ir/node.ts";
 import type { MemoryPlan } from "../../compiler/passes/memory-plan.ts";
@@ -19,6 +19,7 @@ import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, readFloats, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { BoundSteps } from "../gpu/bound-steps.ts";
+import { kernelRefusal } from "../gpu/pipelines.ts";
 import { engineKernels, type EngineKernels, type KernelOverrides } from "./engine-kernels.ts";
 import { LaunchWorkspace, placeBuffers, type Placement } from "./memory.ts";
 import { nf4Bindings, type Nf4Buffers } from "./nf4-weights.ts";
@@ -112,29 +113,38 @@ export class GraphExecutor {
     const kernels = engineKernels(gpu, options);
     if (!kernels.ok) return kernels;
     const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4);
+    const prepared = ex.prepare(kernels.value);
+    if (prepared.ok) return ok(ex);
+    ex.destroy(); // the buffers placed before the failure
+    return prepared;
+  }
+
+  // Places every buffer and prepares every launch; the first launch that cannot run fails it.
+  private prepare(kernels: EngineKernels): Result<void> {
+    const { schedule } = this;
     for (const launch of schedule.launches) {
       for (const { view } of launch.inputs) {
-        if (!ex.nf4Weight(view.base)) ex.bufferOf(view.base);
+        if (!this.nf4Weight(view.base)) this.bufferOf(view.base);
         else if (launch.kernel !== "matmul") return fail(diag("SFT4005", `the NF4 weight ${view.base.attrs.name} is read by a ${launch.kernel} launch; only matmuls decode NF4 weights`, { where: launch.launches.join(", ") }));
       }
-      for (const out of launch.outputs) ex.bufferOf(out);
+      for (const out of launch.outputs) this.bufferOf(out);
     }
-    for (const [, view] of schedule.outputViews) ex.bufferOf(view.base);
-    const ctx = ex.context(kernels.value);
+    for (const [, view] of schedule.outputViews) this.bufferOf(view.base);
+    const ctx = this.context(kernels);
     for (const launch of schedule.launches) {
       const prepare = launchPreparers[launch.kernel];
-      ex.workspace.nextLaunch();
+      this.workspace.nextLaunch();
       if (!prepare) return fail(diag("SFT4005", `the runtime cannot execute ${launch.kernel} launches`, { where: launch.launches.join(", ") }));
       const p = prepare(ctx, launch);
       if (!p.ok) return p;
-      const tooMany = bindingLimitExceeded(gpu, launch, p.value.steps);
-      if (tooMany) {
-        ex.destroy();
-        return fail(tooMany);
+      // a kernel the device cannot run is refused here, not as a validation error when it runs
+      for (const step of p.value.steps) {
+        const refused = step.kind === "dispatch" ? kernelRefusal(this.gpu, step.spec) : undefined;
+        if (refused) return fail({ ...refused, where: launch.launches.join(", ") });
       }
-      ex.prepared.push(p.value);
+      this.prepared.push(p.value);
     }
-    return ok(ex);
+    return ok(undefined);
   }
 
   private context(kernels: EngineKernels): ExecContext {
@@ -282,19 +292,4 @@ export class GraphExecutor {
     this.recorded?.destroy();
     for (const t of [...this.placement.allocations(), ...this.scratch, ...this.workspace.allocations()]) t.destroy();
   }
-}
-
-// A kernel of `steps` that binds more storage buffers than the device allows one kernel (WebGPU
-// guarantees 8; the engine's attention backward binds up to 10, its other kernels at most 8 or
-// split to fit), as the error the launch gets instead of a GPU validation error when it runs.
-function bindingLimitExceeded(gpu: GpuDevice, launch: Launch, steps: readonly Step[]): Diagnostic | undefined {
-  const limit = gpu.limits.maxStorageBuffersPerShaderStage;
-  for (const step of steps) {
-    if (step.kind !== "dispatch" || step.spec.bindings.length <= limit) continue;
-    return diag("SFT5009", `kernel ${kernelKey(step.spec)} binds ${step.spec.bindings.length} storage buffers, and the adapter '${gpu.adapter.name}' allows ${limit} per kernel`, {
-      where: launch.launches.join(", "),
-      hint: "Use an adapter that allows more storage buffers per shader stage (`sftc devices` lists each adapter's maxStorageBuffersPerShaderStage).",
-    });
-  }
-  return undefined;
 }

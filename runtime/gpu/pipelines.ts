@@ -1,6 +1,6 @@
 // Pipeline cache: one compiled compute pipeline per kernel name + variant, with an explicit
 // bind-group layout (binding 0 = uniforms, then the storage bindings in order).
-import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, fail, invariant, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import { kernelKey, kernelSource, needsF16, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import type { GpuDevice } from "./device.ts";
 
@@ -50,12 +50,8 @@ export class PipelineCache {
     const key = kernelKey(spec);
     const found = this.compiled.get(key);
     if (found) return ok(found);
-    if (needsF16(spec) && !this.gpu.hasF16)
-      return fail(
-        diag("SFT5009", `kernel ${key} stores f16 values but the adapter '${this.gpu.adapter.name}' has no shader-f16`, {
-          hint: "Use dtype = f32 or bf16 for this model, or a GPU whose driver exposes shader-f16.",
-        }),
-      );
+    const refused = kernelRefusal(this.gpu, spec);
+    if (refused) return fail(refused);
     this.gpu.device.pushErrorScope("validation"); // reported below instead of as an uncaptured error
     const module = this.gpu.device.createShaderModule({ label: key, code: sourceOf(key, spec) });
     const info = await module.getCompilationInfo();
@@ -94,6 +90,25 @@ export class PipelineCache {
     ];
     return this.gpu.device.createBindGroupLayout({ label: kernelKey(spec), entries });
   }
+}
+
+/**
+ * Why `gpu` cannot run `spec` (SFT5009): f16 storage without shader-f16, or more storage buffers
+ * than the adapter allows a kernel (WebGPU guarantees 8; the attention backward binds up to 10);
+ * undefined where it can.
+ */
+export function kernelRefusal(gpu: GpuDevice, spec: KernelSpec): Diagnostic | undefined {
+  const key = kernelKey(spec);
+  if (needsF16(spec) && !gpu.hasF16)
+    return diag("SFT5009", `kernel ${key} stores f16 values but the adapter '${gpu.adapter.name}' has no shader-f16`, {
+      hint: "Use dtype = f32 or bf16 for this model, or a GPU whose driver exposes shader-f16.",
+    });
+  const limit = gpu.limits.maxStorageBuffersPerShaderStage;
+  if (spec.bindings.length > limit)
+    return diag("SFT5009", `kernel ${key} binds ${spec.bindings.length} storage buffers, and the adapter '${gpu.adapter.name}' allows ${limit} per kernel`, {
+      hint: "Use an adapter that allows more storage buffers per shader stage (`sftc devices` lists each adapter's maxStorageBuffersPerShaderStage).",
+    });
+  return undefined;
 }
 
 // SFT_DEBUG=2 (or more) prints the WGSL of every kernel variant as it is compiled.
