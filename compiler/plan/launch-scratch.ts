@@ -15,7 +15,7 @@ import type { Schedule } from "../passes/schedule.ts";
 import { decodePartialsSize, decodeSplitLength } from "../../stdlib/kernels/attention-decode.ts";
 import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-scores.ts";
 import { scoresPathHeads } from "../../stdlib/kernels/attention-scores-steps.ts";
-import { attentionDtype, attentionShape } from "../passes/attention-shape.ts";
+import { attentionBackwardWorkspace, attentionDtype, attentionShape } from "../passes/attention-shape.ts";
 import { attentionBackwardViews, attentionForwardViews } from "../passes/attention-views.ts";
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 
@@ -55,12 +55,12 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         break;
       case "attention_backward": {
         own += maskBytes(first, 1);
-        // dK|dV, dQ where no output takes it, and delta, as the executor sizes them
+        // dK|dV, dQ where no output takes it, and delta
         const shape = attentionShape(first, 1);
-        const { batch, queryHeads, kvHeads, queryLength, keyLength, headDim } = shape;
-        take(first.dtype as StorageDType, 2 * batch * keyLength * kvHeads * headDim);
-        if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, batch * queryLength * queryHeads * headDim);
-        take("f32", batch * queryHeads * queryLength);
+        const workspace = attentionBackwardWorkspace(shape);
+        take(first.dtype as StorageDType, numel(workspace.dkv));
+        if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(workspace.dq));
+        take("f32", numel(workspace.delta));
         const heads = scores ? scoresPathHeads(scores, "backward", shape, attentionDtype(first, 1), attentionBackwardViews(launch, first)) : undefined;
         if (heads) for (let i = 0; i < 2; i++) take("f32", heads * shape.queryLength * shape.keyLength); // the chunk's scores and their gradients
         break;

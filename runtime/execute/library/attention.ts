@@ -10,7 +10,8 @@
 // generation) runs the split-K decode kernels instead of the forward kernel: they spread the keys
 // over many workgroups and write the same output and log-sum-exp.
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
-import { node, type Node } from "../../../compiler/ir/node.ts";
+import { node, numel, type Node } from "../../../compiler/ir/node.ts";
+import { attentionBackwardWorkspace } from "../../../compiler/passes/attention-shape.ts";
 import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
 import { attentionBackwardViews, attentionForwardViews } from "../../../compiler/passes/attention-views.ts";
 import { contiguousView, tensorView } from "../../../compiler/passes/views.ts";
@@ -93,18 +94,18 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   const bad = unsupportedDtype(first);
   if (bad) return bad;
   const call = callOf(first, 1);
-  const { batch, queryHeads, kvHeads, queryLength, keyLength, headDim } = call.shape;
+  const { queryLength, keyLength } = call.shape;
   const [dout, q, k, v, o] = first.inputs.slice(0, 5).map((i) => inputView(launch, i));
   const lse = ctx.sideOutputs.get(o.base)?.lse;
   if (!lse || o.offset !== 0) return fail(diag("SFT4005", `attention backward %${first.id}: its forward output %${o.base.id} is not an attention launch's result with a saved log-sum-exp`));
   const wrt = (i: number) => launch.outputs.find((out) => out.attrs.wrt === i);
-  const kvElements = batch * keyLength * kvHeads * headDim;
+  const workspace = attentionBackwardWorkspace(call.shape);
   // dK in the first half of one buffer, dV in the second
-  const dkvNode = node("input", [], { name: `dK|dV of %${first.id}`, dtype: first.dtype, shape: [2 * kvElements] });
+  const dkvNode = node("input", [], { name: `dK|dV of %${first.id}`, dtype: first.dtype, shape: workspace.dkv });
   const dkv = workspaceTensor(ctx, first.dtype, dkvNode.shape, dkvNode.attrs.name!);
   ctx.register(dkvNode, dkv);
-  const dq = wrt(0) ? ctx.tensorOf(wrt(0)!) : workspaceTensor(ctx, first.dtype, [batch, queryLength, queryHeads, headDim], "unused dQ");
-  const delta = workspaceTensor(ctx, "f32", [batch, queryHeads, queryLength], `delta of %${first.id}`);
+  const dq = wrt(0) ? ctx.tensorOf(wrt(0)!) : workspaceTensor(ctx, first.dtype, workspace.dq, "unused dQ");
+  const delta = workspaceTensor(ctx, "f32", workspace.delta, `delta of %${first.id}`);
   const views = attentionBackwardViews(launch, first);
   const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
   const heads = scoresPathHeads(ctx.attentionScores, "backward", call.shape, call.variant.dtype, views);
@@ -132,7 +133,7 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
     });
   }
   const steps: Step[] = [...dispatches];
-  for (const [i, offset] of [[1, 0], [2, kvElements]]) {
+  for (const [i, offset] of [[1, 0], [2, numel(workspace.dkv) / 2]]) {
     const out = wrt(i);
     if (out) steps.push(copyView(ctx, { ...contiguousView(dkvNode), shape: out.shape, strides: contiguousView(out).strides, offset }, ctx.tensorOf(out)));
   }
