@@ -10,6 +10,7 @@
 // (attention's log-sum-exp, norm statistics, per-token losses), which the executor keeps for the
 // backward.
 import { GRAD_OUTPUT } from "../autodiff/grad.ts";
+import { invariant } from "../diagnostics.ts";
 import { numel, type DType, type Node } from "../ir/node.ts";
 import { storageBytes } from "../../stdlib/kernels/dtype.ts";
 import { entryFor } from "./kernel-catalog.ts";
@@ -162,6 +163,7 @@ function assignPool(pooled: PlannedBuffer[], conflicting: Map<PlannedBuffer, Set
   for (const b of [...pooled].sort((x, y) => y.bytes - x.bytes || x.first - y.first)) {
     let home: { buffer: PoolBuffer; at: number; growth: number } | undefined;
     const partners = conflicting?.get(b);
+    invariant(!conflicting || partners, "every pooled buffer has its conflicts listed");
     for (const buffer of partners ? pool : []) {
       if (buffer.tenants.some((t) => partners!.has(t))) continue;
       const at = lowestClearOffset(buffer.tenants.filter((t) => together(t, b)), b.bytes, aligned);

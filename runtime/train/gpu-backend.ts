@@ -166,7 +166,7 @@ export class GpuBackend implements TrainingBackend {
     return { executor: executor.value, compiled: compiled.value };
   }
 
-  // the accumulating step (accumulating-step.ts) of the trained tensors, in the slots' order
+  // the accumulating step (accumulating-step.ts) of the slots' tensors, its outputs in trainingGraph's order
   private trainingProgram(batch: Batch): Program {
     return this.program(`training ${batch.rows}x${batch.seq}`, () => {
       const loss = this.model.lossFor(batch.rows, batch.seq, true);
