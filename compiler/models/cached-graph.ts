@@ -13,7 +13,7 @@ import { ok, type Result } from "../diagnostics.ts";
 import * as b from "../ir/build.ts";
 import { graph, type DType, type Graph, type Node } from "../ir/node.ts";
 import { layerStack, qkvHeads, type BlockContext, type LinearRole, type NormRole } from "./family-blocks.ts";
-import { buildFamilyGraph, type TrainingMethod } from "./family-graph.ts";
+import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "./family-graph.ts";
 import { INPUT, positionStreams, usesRopeTables } from "./family-inputs.ts";
 import { linear, loraParamNames, type LoraAdapter } from "./lora-linear.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
@@ -72,13 +72,23 @@ export function buildCachedStep(
   weightDtypes?: ReadonlyMap<string, DType>,
   method: TrainingMethod = { kind: "full" },
 ): Result<Graph> {
-  const { batch: B, past: P, fresh: T } = shape;
-  const dims = config.dims;
-  // The family graph names and shapes every parameter; a linear's bias is its weight's sibling.
+  // the family graph names and shapes every parameter
   const full = buildFamilyGraph(family, config, { batch: 1, seq: 2, weightDtypes, method });
   if (!full.ok) return full;
-  const params = full.value.weights;
-  const adapters = full.value.adapters;
+  return ok(cachedStepGraph(family, config, shape, full.value, method));
+}
+
+/**
+ * buildCachedStep's graph over the parameters of `full`, a family graph built with `method` (at any
+ * batch and sequence: the parameters' shapes depend on neither), so that steps of several shapes
+ * can share one family graph.
+ */
+export function cachedStepGraph(family: Family, config: ModelConfig, shape: CachedStepShape, full: Pick<FamilyGraph, "weights" | "adapters">, method: TrainingMethod): Graph {
+  const { batch: B, past: P, fresh: T } = shape;
+  const dims = config.dims;
+  // a linear's bias is its weight's sibling in the family graph's parameters
+  const params = full.weights;
+  const adapters = full.adapters;
   const adapterOf = (weight: string): LoraAdapter | null => {
     const names = loraParamNames(weight);
     const [a, up] = [adapters.get(names.a), adapters.get(names.b)];
@@ -138,5 +148,5 @@ export function buildCachedStep(
   const x = layerStack(ctx, b.embedding(table, b.input(INPUT.ids, [B, T], "i32")), attend); // (B, T, C)
   const last = b.reshape(b.slice(norm(x, "final_norm", null), 1, T - 1, T), [B, dims.hidden]); // (B, C)
   const logits = config.tiedHead ? b.matmul(last, table, { transB: true }) : project(last, "head", null); // (B, V)
-  return ok(graph([["logits", logits], ...outputs]));
+  return graph([["logits", logits], ...outputs]);
 }

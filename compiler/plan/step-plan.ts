@@ -20,7 +20,7 @@
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
 import { numel, topoSort, type Node } from "../ir/node.ts";
-import { buildCachedStep, CACHE_BUCKET, cacheCapacity, PROMPT_PLACEHOLDER_KEYS } from "../models/cached-graph.ts";
+import { CACHE_BUCKET, cachedStepGraph, cacheCapacity, PROMPT_PLACEHOLDER_KEYS } from "../models/cached-graph.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { evaluationGraph } from "../passes/chunk-loss.ts";
 import { compileGraph } from "../passes/compile.ts";
@@ -228,8 +228,9 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
   // the weights in the dtypes generation stores them in: those of the method's frozen weights
   // (runtime/generate/pipeline-model.ts pipelineGpuRunner), NF4 linears after QLoRA
   const weightDtypes = frozenWeightDtypes(family, config, s.method.kind, s.dtype, savedModules(s.method));
-  const shapes = buildFamilyGraph(family, config, { batch: gen.sequences, seq: 2, method: graphMethod(s), weightDtypes });
-  if (!shapes.ok) return shapes;
+  // one family graph gives the weights' sizes and both steps' parameters
+  const full = buildFamilyGraph(family, config, { batch: gen.sequences, seq: 2, method: graphMethod(s), weightDtypes });
+  if (!full.ok) return full;
   const contextTokens = Math.min(s.seq + gen.maxNewTokens, config.dims.maxPositions);
   const promptTokens = Math.min(s.seq, contextTokens - 1);
   const steps: { arena: number; scratch: number }[] = [];
@@ -237,9 +238,7 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
     { batch: gen.sequences, past: PROMPT_PLACEHOLDER_KEYS, fresh: promptTokens },
     { batch: gen.sequences, past: contextTokens - 1, fresh: 1 },
   ]) {
-    const step = buildCachedStep(family, config, shape, weightDtypes, graphMethod(s));
-    if (!step.ok) return step;
-    const compiled = compileGraph(step.value);
+    const compiled = compileGraph(cachedStepGraph(family, config, shape, full.value, graphMethod(s)));
     if (!compiled.ok) return compiled;
     steps.push({ arena: compiled.value.plan.arenaBytes, scratch: launchScratchBytes(compiled.value.schedule) });
   }
@@ -253,7 +252,7 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
     strategy: gen.strategy,
     sequences: gen.sequences,
     contextTokens,
-    weights: weightBytes(shapes.value, s, roleIndex(family), { graphDtype: true }),
+    weights: weightBytes(full.value, s, roleIndex(family), { graphDtype: true }),
     kvCache: layout(capacity) + (second > 0 ? layout(second) : 0),
     ...larger,
     staging: denseStorageBytes("f32", gen.sequences * d.vocab),
