@@ -81,20 +81,43 @@ export function chosenAttentionScores(tunings: readonly TunedPath[], strategy: M
 }
 
 /**
+ * The score-matrix side of the path jobs: the sequence on `matmul`, and its probe at a direction
+ * and head dim, which also checks `storage` dtypes. Each probe is built once, so a probe two jobs
+ * check (the plain and the grouped backward) builds its float64 answers once; the probes live with
+ * the matmul and storage they check, so jobs on another matmul or storage cannot be handed them.
+ */
+export interface ScoresPath {
+  matmul: MatmulKernel;
+  probe: (direction: AttentionDirection, headDim: number) => KernelProbe;
+}
+
+/** The score-matrix side on `matmul`, its probes checking `storage` dtypes. */
+export function scoresPath(matmul: MatmulKernel, storage: readonly AttentionVariant["dtype"][] = ["f32"]): ScoresPath {
+  const probes = new Map<string, KernelProbe>();
+  return {
+    matmul,
+    probe: (direction, headDim) => {
+      const key = `${direction} ${headDim}`;
+      const probe = probes.get(key) ?? scoresAttentionProbe(matmul, headDim, direction, storage);
+      probes.set(key, probe);
+      return probe;
+    },
+  };
+}
+
+/**
  * The two paths of `direction` at `headDim` as candidates (choice: whether the score matrix), timed
  * on causal attention of two batch rows of `tokens` tokens (4096 / D heads, f32 storage, as a
  * LoRA step's activations are; the score matrix's launches are per batch row and chunk of heads):
  * `fused`, the engine's fused kernels (the forward kernel, or delta, dK/dV and dQ), and the
- * score-matrix sequence on `matmul`, whose probe also checks `storage` dtypes. `scoreProbes`
- * keeps the score-matrix probes by direction and head dim across the jobs of one run, so a probe
- * two jobs check (the plain and the grouped backward) builds its float64 answers once.
+ * score-matrix sequence of `scores`, checked by its probe.
  */
 export function attentionPathJob(
   direction: AttentionDirection,
   headDim: number,
   fused: FusedKernels,
-  matmul: MatmulKernel,
-  { tokens = TUNING_TOKENS, storage = ["f32"], kvHeads, scoreProbes = new Map() }: { tokens?: number; storage?: readonly AttentionVariant["dtype"][]; kvHeads?: number; scoreProbes?: Map<string, KernelProbe> } = {},
+  scores: ScoresPath,
+  { tokens = TUNING_TOKENS, kvHeads }: { tokens?: number; kvHeads?: number } = {},
 ): TuningJob<boolean> | undefined {
   const { shape, views, scale, mask, elements, keyElements, rows, pattern, zeros } = causalTimingAttention(headDim, tokens, 2, kvHeads);
   const chunk = scoresChunkHeads(direction, shape, "f32", views);
@@ -103,9 +126,6 @@ export function attentionPathJob(
   const call = { shape, variant, scale, heads: chunk };
   const forward = direction === "forward";
   const fusedKernels: BoundKernel[] = forward ? [{ spec: fused.forward(variant), uniforms: attentionForwardUniforms(shape, views, scale, mask) }] : fusedBackward(fused.backward(variant), attentionBackwardUniforms(shape, views, scale, mask));
-  const probeKey = `${direction} ${headDim}`;
-  const scoresProbe = scoreProbes.get(probeKey) ?? scoresAttentionProbe(matmul, headDim, direction, storage);
-  scoreProbes.set(probeKey, scoresProbe);
   const candidates = [
     {
       name: "fused kernels",
@@ -116,14 +136,14 @@ export function attentionPathJob(
     {
       name: "score matrix on the matmul kernels",
       choice: true,
-      probe: scoresProbe,
-      kernels: forward ? scoresForwardKernels(call, views, matmul) : scoresBackwardKernels(call, views, matmul),
+      probe: scores.probe(direction, headDim),
+      kernels: forward ? scoresForwardKernels(call, views, scores.matmul) : scoresBackwardKernels(call, views, scores.matmul),
     },
   ];
-  const scores = chunk * tokens * tokens;
+  const scoreElements = chunk * tokens * tokens;
   const tensors = (): ProbeCase["tensors"] => ({
-    ...{ q: pattern(), k: pattern(keyElements), v: pattern(keyElements), o: forward ? zeros(elements) : pattern(), lse: zeros(rows), scores: zeros(scores) },
-    ...(forward ? {} : { dout: pattern(), delta: zeros(rows), dq: zeros(elements), dkv: zeros(2 * keyElements), grad: zeros(scores) }),
+    ...{ q: pattern(), k: pattern(keyElements), v: pattern(keyElements), o: forward ? zeros(elements) : pattern(), lse: zeros(rows), scores: zeros(scoreElements) },
+    ...(forward ? {} : { dout: pattern(), delta: zeros(rows), dq: zeros(elements), dkv: zeros(2 * keyElements), grad: zeros(scoreElements) }),
   });
   const heads = shape.kvHeads === shape.queryHeads ? `${shape.queryHeads} heads` : `${shape.queryHeads} heads over ${shape.kvHeads}`;
   return { candidates, problem: { label: `causal attention ${direction}, ${shape.batch} x ${tokens} tokens, ${heads} of ${headDim}, f32`, tensors } };
@@ -144,11 +164,9 @@ export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env,
   // the strategy the engine takes if its self-check passes (the check follows the tunings)
   const strategy = matmulStrategyFor(gpu.adapter, env, tunedMatmulTiling(gpu));
   if (!strategy.ok) return [];
-  const matmul = matmulKernelsOf(strategy.value, engineGemv(gpu));
-  const storage = probeStorage(gpu);
+  const scores = scoresPath(matmulKernelsOf(strategy.value, engineGemv(gpu)), probeStorage(gpu));
   const adapter = attentionAdapter(gpu);
   const outcomes: TuningOutcome[] = [];
-  const scoreProbes = new Map<string, KernelProbe>();
   const forward = (v: AttentionVariant) => attentionForwardKernelFor(adapter, v, env, tunedAttentionLayout(gpu, v.headDim));
   const backward = (v: AttentionVariant) => attentionBackwardKernelsFor(adapter, v, env, tunedBackwardLayouts(gpu, v.headDim));
   const fused: FusedKernels = { forward: (v) => unwrap(forward(v)), backward: (v) => unwrap(backward(v)) };
@@ -164,7 +182,7 @@ export async function tuneAttentionPaths(gpu: GpuDevice, env: Env = process.env,
       // where the fused kernels run on subgroup matrices at this head dim (CPU adapters keep them)
       const onMatrices = job.direction === "forward" ? f.ok && onSubgroupMatrices(f.value) : b.ok && backwardOnSubgroupMatrices(b.value);
       if (!onMatrices) continue;
-      const paths = attentionPathJob(job.direction, headDim, fused, matmul, { tokens: options.tokens, storage, kvHeads: job.grouped ? GROUPED.kvHeads : undefined, scoreProbes });
+      const paths = attentionPathJob(job.direction, headDim, fused, scores, { tokens: options.tokens, kvHeads: job.grouped ? GROUPED.kvHeads : undefined });
       if (!paths) continue;
       const tuning = await tuneChoice(gpu, `attention ${job.direction} path${job.grouped ? ", grouped queries" : ""}, head dim ${headDim}`, paths, options);
       if (!tuning) continue;

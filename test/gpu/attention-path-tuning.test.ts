@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { attentionPathJob, chosenAttentionScores, engineAttentionScores, tuneAttentionPaths, type TunedPath } from "../../runtime/gpu/attention-path-tuning.ts";
+import { attentionPathJob, chosenAttentionScores, engineAttentionScores, scoresPath, tuneAttentionPaths, type TunedPath } from "../../runtime/gpu/attention-path-tuning.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { scoresAttentionProbe, scoresPathProbe } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { checkKernel } from "../../runtime/gpu/kernel-probe.ts";
@@ -57,7 +57,7 @@ test(
     const fused = { forward: attentionForwardKernel, backward: attentionBackwardKernels };
     for (const direction of ["forward", "backward"] as const) {
       // head dim 512: 8 heads of 64 tokens keep the timed problem small here
-      const job = attentionPathJob(direction, 512, fused, matmul, { tokens: 64 });
+      const job = attentionPathJob(direction, 512, fused, scoresPath(matmul), { tokens: 64 });
       assert.ok(job, `${direction}: the problem fits one chunk`);
       assert.equal(job.candidates.map((c) => c.choice), [false, true]);
       const kernels = job.candidates.map((c) => ("kernels" in c ? c.kernels.length : 1));
@@ -71,7 +71,7 @@ test(
       assert.is(tuned.choice, tuned.outcome.chosen === "score matrix on the matmul kernels");
     }
     // grouped queries (8 heads over 2): the score matrix adds dK and dV a head at a time
-    const grouped = attentionPathJob("backward", 512, fused, matmul, { tokens: 64, kvHeads: 2 });
+    const grouped = attentionPathJob("backward", 512, fused, scoresPath(matmul), { tokens: 64, kvHeads: 2 });
     assert.ok(grouped);
     assert.match(grouped.problem.label, "8 heads over 2 of 512");
     // delta, then per batch row and chunk (a group of 4 heads): S, softmax, dP, dS, dQ, and dK and dV for each head
