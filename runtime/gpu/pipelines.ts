@@ -94,7 +94,8 @@ export class PipelineCache {
 
 /**
  * Why `gpu` cannot run `spec` (SFT5009): f16 storage without shader-f16, or more storage buffers
- * than the adapter allows a kernel (WebGPU guarantees 8; the attention backward binds up to 10);
+ * than the adapter allows a kernel (WebGPU guarantees 8, which every attention kernel and generated
+ * kernel keeps to; a LoRA matmul over NF4 that would bind 10 splits where the adapter allows fewer);
  * undefined where it can.
  */
 export function kernelRefusal(gpu: GpuDevice, spec: KernelSpec): Diagnostic | undefined {

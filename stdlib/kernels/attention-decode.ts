@@ -7,7 +7,7 @@
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { KernelSpec, UniformValues } from "./kernel.ts";
 import { ceilDiv } from "./kernel.ts";
-import { BATCH_INFO_WORDS, maskBindings, type AttentionMask } from "./attention-mask.ts";
+import { maskBindings, type AttentionMask } from "./attention-mask.ts";
 import { viewUniforms, viewUniformValues, wgslViewIndex, type TensorView } from "./attention-layout.ts";
 import type { AttentionShape } from "./attention-reference.ts";
 import {
@@ -87,7 +87,7 @@ function keyValueAccessors(appended: boolean): string {
     return `fn first_new_key(b: u32) -> u32 { return 0xffffffffu; } // none: every key is in k and v
 fn key_at(first_new: u32, b: u32, j: u32, kvh: u32, d: u32) -> f32 { return load_k(k_at(b, j, kvh) + d); }
 fn value_at(first_new: u32, b: u32, j: u32, kvh: u32, d: u32) -> f32 { return load_v(v_at(b, j, kvh) + d); }`;
-  return `fn first_new_key(b: u32) -> u32 { return batch_info[b * ${BATCH_INFO_WORDS}u + 1u] - 1u; }
+  return `fn first_new_key(b: u32) -> u32 { return batch_info(b, 1u) - 1u; }
 fn key_at(first_new: u32, b: u32, j: u32, kvh: u32, d: u32) -> f32 {
   if (j < first_new) { return load_k(k_at(b, j, kvh) + d); }
   return load_k_new(k_new_at(b, 0u, kvh) + d);

@@ -84,41 +84,59 @@ export function scoreBias(mask: AttentionMask, h: number, p: number, j: number):
  */
 export const BATCH_INFO_WORDS = 4;
 
-/** Host contents of one mask binding. */
-export type MaskBindingData =
-  | { name: "batch_info"; dtype: "u32"; data: Uint32Array }
-  | { name: "segments"; dtype: "i32"; data: Int32Array }
-  | { name: "alibi_slopes"; dtype: "f32"; data: Float32Array };
-
-/** What to upload for each of `maskBindings(maskFlags(mask))`, in the same order. */
-export function maskBindingData(mask: AttentionMask, batch: number, keyLength: number): MaskBindingData[] {
-  const out: MaskBindingData[] = [];
-  if (mask.keyRanges || mask.prefixLengths) out.push({ name: "batch_info", dtype: "u32", data: packBatchInfo(mask, batch, keyLength) });
-  if (mask.segments) out.push({ name: "segments", dtype: "i32", data: mask.segments });
-  if (mask.alibiSlopes) out.push({ name: "alibi_slopes", dtype: "f32", data: mask.alibiSlopes });
-  return out;
+/** Whether a variant reads `batch_info` (key ranges, GLM prefix lengths). */
+function hasBatchInfo(flags: MaskFlags): boolean {
+  return flags.padding || flags.prefix;
 }
 
-/** Packs the per-batch-row mask data the kernels read from `batch_info`. */
-function packBatchInfo(mask: AttentionMask, batch: number, keyLength: number): Uint32Array {
-  const info = new Uint32Array(batch * BATCH_INFO_WORDS);
-  for (let b = 0; b < batch; b++) {
-    info[b * BATCH_INFO_WORDS] = mask.keyRanges ? mask.keyRanges[2 * b] : 0;
-    info[b * BATCH_INFO_WORDS + 1] = mask.keyRanges ? mask.keyRanges[2 * b + 1] : keyLength;
-    info[b * BATCH_INFO_WORDS + 2] = mask.prefixLengths ? mask.prefixLengths[b] : 0;
-  }
-  return info;
-}
-
-// ---- GPU side ----
-
-/** Bindings the mask needs, appended after a kernel's own bindings. */
+/**
+ * The mask's one binding, `mask_words` (u32), holding in this order, each only when the variant
+ * uses it: the ALiBi slopes' f32 bits (Hq), `batch_info` (B, BATCH_INFO_WORDS), the segment ids
+ * (B, S). One binding however many features: with three, the attention backward would bind ten
+ * storage buffers, more than the eight WebGPU guarantees.
+ */
 export function maskBindings(flags: MaskFlags): KernelBinding[] {
-  const out: KernelBinding[] = [];
-  if (flags.padding || flags.prefix) out.push({ name: "batch_info", dtype: "u32", access: "read" });
-  if (flags.segments) out.push({ name: "segments", dtype: "i32", access: "read" });
-  if (flags.alibi) out.push({ name: "alibi_slopes", dtype: "f32", access: "read" });
-  return out;
+  const used = hasBatchInfo(flags) || flags.segments || flags.alibi;
+  return used ? [{ name: "mask_words", dtype: "u32", access: "read" }] : [];
+}
+
+/** The length of `mask_words` for B rows of S keys and Hq query heads (0 where there is none). */
+export function maskWordCount(flags: MaskFlags, batch: number, keyLength: number, queryHeads: number): number {
+  return (flags.alibi ? queryHeads : 0) + (hasBatchInfo(flags) ? batch * BATCH_INFO_WORDS : 0) + (flags.segments ? batch * keyLength : 0);
+}
+
+/** The contents of `mask_words` for `mask` (B rows of S keys), or undefined where it has none. */
+export function maskWords(mask: AttentionMask, batch: number, keyLength: number): Uint32Array | undefined {
+  const flags = maskFlags(mask);
+  const slopes = mask.alibiSlopes ? new Uint32Array(mask.alibiSlopes.buffer, mask.alibiSlopes.byteOffset, mask.alibiSlopes.length) : new Uint32Array(0);
+  const words = new Uint32Array(maskWordCount(flags, batch, keyLength, slopes.length));
+  if (words.length === 0) return undefined;
+  words.set(slopes, 0);
+  const infoAt = slopes.length;
+  if (hasBatchInfo(flags)) {
+    for (let b = 0; b < batch; b++) {
+      const at = infoAt + b * BATCH_INFO_WORDS;
+      words[at] = mask.keyRanges ? mask.keyRanges[2 * b] : 0;
+      words[at + 1] = mask.keyRanges ? mask.keyRanges[2 * b + 1] : keyLength;
+      words[at + 2] = mask.prefixLengths ? mask.prefixLengths[b] : 0;
+    }
+  }
+  if (mask.segments) words.set(new Uint32Array(mask.segments.buffer, mask.segments.byteOffset, mask.segments.length), words.length - mask.segments.length);
+  return words;
+}
+
+/**
+ * WGSL readers of `mask_words`, those the variant uses: `alibi_slope(h)`, `batch_info(b, word)`
+ * and `segment_id(b, j)`. Their offsets follow from u.query_heads and u.batch.
+ */
+function wgslMaskWords(flags: MaskFlags): string {
+  const infoAt = flags.alibi ? "u.query_heads" : "0u";
+  const segmentsAt = hasBatchInfo(flags) ? `${infoAt} + u.batch * ${BATCH_INFO_WORDS}u` : infoAt;
+  const readers: string[] = [];
+  if (flags.alibi) readers.push("fn alibi_slope(h: u32) -> f32 { return bitcast<f32>(mask_words[h]); }");
+  if (hasBatchInfo(flags)) readers.push(`fn batch_info(b: u32, word: u32) -> u32 { return mask_words[${infoAt} + b * ${BATCH_INFO_WORDS}u + word]; }`);
+  if (flags.segments) readers.push(`fn segment_id(b: u32, j: u32) -> u32 { return mask_words[${segmentsAt} + b * u.key_len + j]; }`);
+  return readers.join("\n");
 }
 
 /**
@@ -128,30 +146,30 @@ export function maskBindings(flags: MaskFlags): KernelBinding[] {
  * `last_p` are).
  */
 export function wgslMask(flags: MaskFlags): string {
-  const start = `batch_info[b * ${BATCH_INFO_WORDS}u]`;
-  const end = `batch_info[b * ${BATCH_INFO_WORDS}u + 1u]`;
-  const prefix = `batch_info[b * ${BATCH_INFO_WORDS}u + 2u]`;
+  const start = "batch_info(b, 0u)";
+  const end = "batch_info(b, 1u)";
+  const prefix = "batch_info(b, 2u)";
   const allowed: string[] = [];
   if (flags.padding) allowed.push(`if (j < ${start} || j >= ${end}) { return false; }`);
   if (flags.causal) {
     const visiblePrefix = flags.prefix ? ` && j >= ${prefix}` : "";
     allowed.push(`if (j > p${visiblePrefix}) { return false; }`);
   }
-  if (flags.segments) allowed.push("if (segments[b * u.key_len + j] != segments[b * u.key_len + p]) { return false; }");
+  if (flags.segments) allowed.push("if (segment_id(b, j) != segment_id(b, p)) { return false; }");
   const windowEnd = ["var end = u.key_len;"];
   if (flags.padding) windowEnd.push(`end = min(end, ${end});`);
   if (flags.causal) {
     const limit = flags.prefix ? `max(last_p + 1u, ${prefix})` : "last_p + 1u";
     windowEnd.push(`end = min(end, ${limit});`);
   }
-  return `
+  return `${wgslMaskWords(flags)}
 fn key_allowed(b: u32, p: u32, j: u32) -> bool {
   ${allowed.join("\n  ")}
   return true;
 }
 ${flags.alibi ? WGSL_ALIBI_BIAS : ""}
 fn score_bias(h: u32, p: u32, j: u32) -> f32 {
-  return ${flags.alibi ? "alibi_bias(alibi_slopes[h], p, j)" : "0.0"};
+  return ${flags.alibi ? "alibi_bias(alibi_slope(h), p, j)" : "0.0"};
 }
 fn key_window_start(b: u32) -> u32 {
   return ${flags.padding ? start : "0u"};

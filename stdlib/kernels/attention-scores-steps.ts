@@ -161,6 +161,7 @@ function chunksOf(call: ChunkedCall): Chunk[] {
   const starts = Array.from({ length: Math.ceil(queryHeads / call.heads) }, (_, i) => i * call.heads);
   return [...Array(batch).keys()].flatMap((b) =>
     starts.map((h0) => ({
+      batch,
       batchRow: b,
       firstHead: h0,
       heads: Math.min(call.heads, queryHeads - h0),

@@ -16,6 +16,8 @@ import { wgslAttentionConstants } from "./attention-common.ts";
 
 /** Where a chunk's rows sit in the attention call: batch row, first query head, sizes. */
 export interface ScoresChunk {
+  /** Batch rows of the call (the mask's words are laid out by it). */
+  batch: number;
   /** The batch row every score row of the chunk belongs to. */
   batchRow: number;
   /** The chunk's first query head; its rows are heads firstHead.. of that batch row. */
@@ -64,6 +66,7 @@ const CHUNK_UNIFORMS = {
   key_len: "u32",
   query_offset: "u32",
   scale: "f32",
+  batch: "u32",
   batch_row: "u32",
   first_head: "u32",
   query_heads: "u32",
@@ -76,6 +79,7 @@ export function scoresChunkUniforms(c: ScoresChunk): UniformValues {
     key_len: c.keyLength,
     query_offset: c.queryOffset,
     scale: c.scale,
+    batch: c.batch,
     batch_row: c.batchRow,
     first_head: c.firstHead,
     query_heads: c.queryHeads,

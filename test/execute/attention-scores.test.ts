@@ -17,16 +17,16 @@ import { runKernel } from "../../runtime/gpu/batch.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
-import { maskBindingData, maskFlags } from "../../stdlib/kernels/attention-mask.ts";
+import { maskFlags } from "../../stdlib/kernels/attention-mask.ts";
 import { scoresChunkUniforms, scoresGradKernel, scoresGradRef, scoresGradUniforms, scoresSoftmaxKernel, scoresSoftmaxRef, type ScoresChunk } from "../../stdlib/kernels/attention-scores.ts";
-import { attentionShape, assertLogSumExpClose, makeMask, type MaskKind } from "../kernels/attention-harness.ts";
+import { attentionShape, assertLogSumExpClose, makeMask, uploadMask, type MaskKind } from "../kernels/attention-harness.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { assertClose } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
 import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
 import { attentionMaskInputs, feedsOf, fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
 
-const MASKS: MaskKind[] = ["none", "causal", "prefix", "padding", "left-padding", "segments", "alibi"];
+const MASKS: MaskKind[] = ["none", "causal", "prefix", "padding", "left-padding", "segments", "alibi", "alibi+padding+segments"];
 
 test(
   "the softmax kernel (forward and recompute) and the score-gradient kernel match their float64 references",
@@ -36,10 +36,10 @@ test(
       const rng = new Random(40 + i);
       const mask = makeMask({ shape: attentionShape(B, H, H, T, S, 32), mask: kind, fused: false, dtype: "f32" }, rng);
       // two heads of the last batch row: the kernels must index the mask, ALiBi slopes, log-sum-exp and delta there
-      const chunk: ScoresChunk = { batchRow: 2, firstHead: 1, heads: 2, queryHeads: H, queryLength: T, keyLength: S, queryOffset: S - T, scale: 0.7 };
+      const chunk: ScoresChunk = { batch: B, batchRow: 2, firstHead: 1, heads: 2, queryHeads: H, queryLength: T, keyLength: S, queryOffset: S - T, scale: 0.7 };
       const rows = chunk.heads * T;
       const scores = Float64Array.from(rng.normalArray(rows * S, 2));
-      const maskTensors = Object.fromEntries(maskBindingData(mask, B, S).map((d) => [d.name, uploadTensor(gpu, d.dtype, [d.data.length], d.data, d.name)]));
+      const maskTensors = uploadMask(gpu, mask, B, S);
       const flags = maskFlags(mask);
       const scoresT = uploadTensor(gpu, "f32", [rows, S], scores, "scores");
       const lse = uploadTensor(gpu, "f32", [B, H, T], new Float64Array(B * H * T), "lse");

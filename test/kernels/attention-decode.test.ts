@@ -29,6 +29,7 @@ const CASES: [AttentionCase, number][] = [
   [{ shape: decode(1, 6, 6, 25, 128), mask: "alibi", fused: false, dtype: "f32" }, 7],
   [{ shape: decode(2, 2, 1, 30, 32), mask: "prefix", fused: false, dtype: "f32" }, 8],
   [{ shape: decode(2, 2, 2, 30, 64), mask: "segments", fused: false, dtype: "f32" }, 8],
+  [{ shape: decode(3, 4, 2, 26, 32), mask: "alibi+padding+segments", fused: false, dtype: "f32" }, 8],
   [{ shape: decode(3, 2, 1, 12, 32), mask: "left-padding", fused: false, dtype: "f32" }, 5],
 ];
 const F16_CASES: [AttentionCase, number][] = [[{ shape: decode(2, 4, 2, 40, 64), mask: "padding", fused: false, dtype: "f16" }, 16]];

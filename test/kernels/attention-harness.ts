@@ -7,7 +7,7 @@ import { Random } from "../../runtime/random.ts";
 import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
 import { denseView, fusedQkvViews, gatherView, scatterView, type TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import type { BackwardViews } from "../../stdlib/kernels/attention-backward.ts";
-import { maskBindingData, maskFlags, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
+import { maskFlags, maskWords, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { assertClose } from "../support/numeric.ts";
 import { randomValues } from "./gpu-harness.ts";
@@ -16,7 +16,8 @@ export function attentionShape(batch: number, queryHeads: number, kvHeads: numbe
   return { batch, queryHeads, kvHeads, queryLength, keyLength, headDim };
 }
 
-export type MaskKind = "none" | "causal" | "prefix" | "padding" | "left-padding" | "segments" | "alibi";
+/** A mask kind; "alibi+padding+segments" has all three, as a packed Baichuan-13B batch does. */
+export type MaskKind = "none" | "causal" | "prefix" | "padding" | "left-padding" | "segments" | "alibi" | "alibi+padding+segments";
 
 export interface AttentionCase {
   shape: AttentionShape;
@@ -48,6 +49,7 @@ export const ATTENTION_CASES: AttentionCase[] = [
   { shape: shape(3, 2, 2, 13, 13, 32), mask: "padding", fused: false, dtype: "f32" },
   { shape: shape(3, 2, 1, 9, 9, 32), mask: "left-padding", fused: true, dtype: "f32" },
   { shape: shape(2, 2, 2, 30, 30, 32), mask: "segments", fused: true, dtype: "f32" },
+  { shape: shape(3, 4, 2, 23, 23, 32), mask: "alibi+padding+segments", fused: false, dtype: "f32" },
   { shape: shape(2, 4, 2, 7, 40, 32), mask: "padding", fused: false, dtype: "f32" }, // 33 cached keys
   { shape: shape(1, 2, 1, 1, 25, 32), mask: "alibi", fused: false, dtype: "f32" },
   { shape: shape(2, 3, 3, 11, 11, 32), mask: "none", fused: false, dtype: "f32" },
@@ -70,13 +72,14 @@ export function casesFor(gpu: GpuDevice): AttentionCase[] {
 export function makeMask(c: AttentionCase, rng: Random): AttentionMask {
   const { batch: B, queryHeads, queryLength: T, keyLength: S } = c.shape;
   const mask: AttentionMask = { causal: c.mask !== "none", queryOffset: S - T };
+  const has = (kind: string) => c.mask.split("+").includes(kind);
   const perBatch = (f: (b: number) => number[]) => Uint32Array.from(Array.from({ length: B }, (_, b) => f(b)).flat());
-  if (c.mask === "prefix") mask.prefixLengths = perBatch((b) => [Math.min(S, 1 + rng.int(S))]);
+  if (has("prefix")) mask.prefixLengths = perBatch((b) => [Math.min(S, 1 + rng.int(S))]);
   // Right padding: row b keeps its first S - b*2 keys. Left padding: row b starts at b*3 (rows
   // whose position is before the start see no key at all).
-  if (c.mask === "padding") mask.keyRanges = perBatch((b) => [0, Math.max(1, S - 2 * b)]);
-  if (c.mask === "left-padding") mask.keyRanges = perBatch((b) => [Math.min(S - 1, 3 * b), S]);
-  if (c.mask === "segments") {
+  if (has("padding")) mask.keyRanges = perBatch((b) => [0, Math.max(1, S - 2 * b)]);
+  if (has("left-padding")) mask.keyRanges = perBatch((b) => [Math.min(S - 1, 3 * b), S]);
+  if (has("segments")) {
     mask.segments = new Int32Array(B * S);
     for (let b = 0; b < B; b++) {
       let segment = 0;
@@ -86,7 +89,7 @@ export function makeMask(c: AttentionCase, rng: Random): AttentionMask {
       }
     }
   }
-  if (c.mask === "alibi") mask.alibiSlopes = alibiSlopes(queryHeads);
+  if (has("alibi")) mask.alibiSlopes = alibiSlopes(queryHeads);
   return mask;
 }
 
@@ -138,10 +141,13 @@ export function uploadInputs(gpu: GpuDevice, c: AttentionCase, inputs: Attention
     const kv = uploadTensor(gpu, c.dtype, [inputs.buffers.kv.length], inputs.buffers.kv, "kv");
     Object.assign(tensors, { q: uploadTensor(gpu, c.dtype, [inputs.buffers.q.length], inputs.buffers.q, "q"), k: kv, v: kv });
   }
-  for (const { name, dtype, data } of maskBindingData(inputs.mask, c.shape.batch, c.shape.keyLength)) {
-    tensors[name] = uploadTensor(gpu, dtype, [data.length], data, name);
-  }
-  return tensors;
+  return { ...tensors, ...uploadMask(gpu, inputs.mask, c.shape.batch, c.shape.keyLength) };
+}
+
+/** The `mask_words` binding of `mask` (B rows of S keys), where it has one. */
+export function uploadMask(gpu: GpuDevice, mask: AttentionMask, batch: number, keyLength: number): Record<string, GpuTensor> {
+  const words = maskWords(mask, batch, keyLength);
+  return words ? { mask_words: uploadTensor(gpu, "u32", [words.length], words, "mask_words") } : {};
 }
 
 /** Compares log-sum-exps: rows that see no key must be -inf on both sides, the rest close. */

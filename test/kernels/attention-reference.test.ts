@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { Random } from "../../runtime/random.ts";
 import { alibiSlopes } from "../../stdlib/kernels/alibi.ts";
-import { keyAllowed, maskBindingData, maskBindings, maskFlags, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
+import { keyAllowed, maskBindings, maskFlags, maskWordCount, maskWords, type AttentionMask } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionBackwardReference, attentionForwardReference, type AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
 import { assertClose } from "../support/numeric.ts";
 import { randomValues } from "./gpu-harness.ts";
@@ -68,13 +68,20 @@ test("mask rules: causal, GLM prefix, padding, segments", () => {
   assert.ok(keyAllowed(packed, 4, 0, 3, 2));
 });
 
-test("mask binding data matches the bindings a variant declares", () => {
+test("the mask's words: slopes, batch info and segments, each where the variant declares it", () => {
   for (const mask of Object.values(masks)) {
-    const data = maskBindingData(mask, 2, 7);
-    assert.equal(data.map((d) => [d.name, d.dtype]), maskBindings(maskFlags(mask)).map((b) => [b.name, b.dtype]));
+    const flags = maskFlags(mask);
+    const words = maskWords(mask, 2, 7);
+    assert.is(words?.length ?? 0, maskWordCount(flags, 2, 7, 4));
+    assert.is(words !== undefined, maskBindings(flags).length === 1);
   }
-  const [info] = maskBindingData(masks["padding + segments"], 2, 7);
-  assert.equal(Array.from(info.data), [1, 7, 0, 0, 0, 5, 0, 0]); // [key start, key end, prefix, unused] per row
+  assert.is(maskWords(masks.causal, 2, 7), undefined);
+  const packed = maskWords(masks["padding + segments"], 2, 7)!;
+  // [key start, key end, prefix, unused] per row, then the segment ids
+  assert.equal(Array.from(packed), [1, 7, 0, 0, 0, 5, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 2, 2]);
+  const glm = maskWords(masks["prefix + alibi"], 2, 7)!;
+  assert.equal(Array.from(new Float32Array(glm.buffer, 0, 4)), Array.from(alibiSlopes(4)));
+  assert.equal(Array.from(glm.subarray(4)), [0, 7, 4, 0, 0, 7, 0, 0]);
 });
 
 test("a query row that sees no key gives zeros, lse -inf and no gradient", () => {

@@ -1,16 +1,15 @@
 // What the attention launches share, whichever kernels compute them (attention.ts: fused and
 // decode kernels; attention-scores.ts: a materialized score matrix): the call an attention node
-// makes (shape, mask variant, scale, mask inputs) and the mask bindings, read on the host at each
-// refresh and packed by maskBindingData; ALiBi slopes are constant per head count and written once.
+// makes (shape, mask variant, scale, mask inputs) and the mask's one binding, read on the host at
+// each refresh and packed by maskWords.
 import { diag, fail, ok, type Diagnostic, type Result } from "../../../compiler/diagnostics.ts";
 import type { Node } from "../../../compiler/ir/node.ts";
 import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
 import { attentionDtype, attentionShape } from "../../../compiler/passes/attention-shape.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
 import type { AttentionVariant } from "../../../stdlib/kernels/attention-common.ts";
-import { maskBindingData, maskFromInputs, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
+import { maskBindings, maskFromInputs, maskWordCount, maskWords, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
-import type { GpuTensor } from "../../gpu/tensor.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
 import type { ExecContext, HostInts } from "../steps.ts";
 import type { DispatchStep } from "../../gpu/bound-steps.ts";
@@ -39,15 +38,9 @@ export function callOf(n: Node, first: number): Call {
 export function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, steps: DispatchStep[], setUniforms: (mask: AttentionMask) => void): (ints: HostInts) => Result<void> {
   const { batch, keyLength, queryHeads, queryLength } = call.shape;
   const { variant } = call;
-  const tensors: Record<string, GpuTensor> = {};
-  if (variant.padding || variant.prefix) tensors.batch_info = ctx.scratch("u32", [batch, 4], `batch_info of %${n.id}`);
-  if (variant.segments) tensors.segments = ctx.scratch("i32", [batch, keyLength], `segments of %${n.id}`);
   const slopes = variant.alibi ? alibiSlopes(queryHeads) : undefined;
-  if (slopes) {
-    tensors.alibi_slopes = ctx.scratch("f32", [queryHeads], `alibi slopes of %${n.id}`);
-    writeTensor(ctx.gpu, tensors.alibi_slopes, slopes);
-  }
-  for (const s of steps) Object.assign(s.tensors, tensors);
+  const words = maskBindings(variant).length > 0 ? ctx.scratch("u32", [maskWordCount(variant, batch, keyLength, queryHeads)], `mask of %${n.id}`) : undefined;
+  if (words) for (const s of steps) s.tensors.mask_words = words;
   const views = call.masks.map((m) => inputView(launch, m));
   return (ints) => {
     const values = views.map((v) => ints(v));
@@ -55,7 +48,7 @@ export function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Cal
     const mask = maskFromInputs(variant, values as ArrayLike<number>[], keyLength - queryLength, slopes);
     const wrong = n.op === "cached_attention" ? cachedKeyRangeError(n, mask, keyLength) : undefined;
     if (wrong) return fail(wrong);
-    for (const d of maskBindingData(mask, batch, keyLength)) if (d.name !== "alibi_slopes") writeTensor(ctx.gpu, tensors[d.name], d.data);
+    if (words) writeTensor(ctx.gpu, words, maskWords(mask, batch, keyLength)!);
     setUniforms(mask);
     return ok(undefined);
   };
