@@ -2,7 +2,7 @@
 import { CACHE_BUCKET } from "../models/cached-graph.ts";
 import { formatBytes } from "../passes/memory-plan.ts";
 import type { DeviceMemory } from "./device-memory.ts";
-import type { PipelinePlan } from "./step-plan.ts";
+import type { GenerationPhase, PipelinePlan } from "./step-plan.ts";
 
 /** What the printed plan says about the pipeline and its model. */
 export interface PlanHeader {
@@ -15,6 +15,14 @@ export interface PlanHeader {
 }
 
 const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} K` : String(n));
+
+// When generation holds the most (GenerationFigures.phase), as the plan prints it.
+const PHASE_TEXT: Record<GenerationPhase, string> = {
+  prompt: "during the prompt's step, whose keys and values are copied into the cache",
+  "bucket move": "while the rows move into the last bucket, both buckets alive",
+  "beam reorder": "while a beam reorder gathers the rows into a second cache of the same size",
+  decode: "during a decode step in the last bucket",
+};
 
 /** The plan as a table with its notes. */
 export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory | null): string {
@@ -65,8 +73,10 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
       "",
       `generation (${g.strategy}, ${g.sequences} sequence${g.sequences === 1 ? "" : "s"} of up to ${g.contextTokens} tokens)`,
       line("weights", g.weights, "as generation stores them: linears (NF4 after QLoRA), table and head in the model's dtype; all f32 after full fine-tuning"),
-      line("KV cache", g.kvCache, `keys and values of every layer, f32, in buckets of ${CACHE_BUCKET} positions; two buckets while rows move`),
-      line("step arena", g.arena, "the larger step: a prompt of max_length tokens per sequence, or one decoded token"),
+      `  most held ${PHASE_TEXT[g.phase]}`,
+      line("KV cache", g.kvCache, `keys and values of every layer, f32, in buckets of ${CACHE_BUCKET} positions`),
+      line("step inputs", g.inputs, "token ids, positions and key ranges of that step"),
+      line("step arena", g.arena, g.phase === "prompt" ? "a prompt of max_length tokens per sequence" : "a step of one decoded token"),
       line("launch scratch", g.scratch, "masks, tables and workspace of that step's launches"),
       line("logits readback", g.staging, "staging buffer"),
       line("peak", g.peak, "with the adapters; training buffers released"),

@@ -17,10 +17,16 @@ import type { AttentionScoresChoice } from "../../stdlib/kernels/attention-score
 import { scoresPathHeads } from "../../stdlib/kernels/attention-scores-steps.ts";
 import { attentionBackwardWorkspace, attentionDtype, attentionShape } from "../passes/attention-shape.ts";
 import { attentionBackwardViews, attentionForwardViews } from "../passes/attention-views.ts";
+import { maskWordCount } from "../../stdlib/kernels/attention-mask.ts";
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 
-/** Bytes of the launches' own buffers and of the workspace they share, for `schedule`. */
-export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresChoice): number {
+/**
+ * Bytes of the launches' own buffers and of the workspace they share, for `schedule`. RoPE's
+ * table has a row per position up to the largest the step reads: below `positions` where given
+ * (a decode step over a KV cache reads positions up to its cache's capacity), else below each
+ * node's sequence length (a training step's positions).
+ */
+export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresChoice, positions?: number): number {
   const workspace = new Map<string, number>();
   let own = 0;
   const written = new Set(schedule.launches.flatMap((l) => l.outputs));
@@ -35,7 +41,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         break;
       }
       case "rope":
-        for (const n of launch.outputs) own += ropeBytes(n);
+        for (const n of launch.outputs) own += ropeBytes(n, positions ?? n.shape[1]);
         break;
       case "attention":
       case "cached_attention": {
@@ -88,19 +94,15 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
   return own + [...workspace.values()].reduce((a, b) => a + b, 0);
 }
 
-/** RoPE's positions (u32), its placeholder table and the table of every position up to the sequence's, rows rounded up to a power of two. */
-function ropeBytes(n: Node): number {
-  const rope = n.attrs.rope!;
-  const positions = n.inputs[1];
-  const rows = 2 ** Math.ceil(Math.log2(Math.max(1, n.shape[1])));
-  return storageBytes("u32", numel(positions.shape)) + storageBytes("f32", 1) + storageBytes("f32", rows * rope.rotaryDim);
+/** RoPE's positions (u32) and the table of `positions` rows rounded up to a power of two (the one it keeps: rope.ts frees the smaller ones). */
+function ropeBytes(n: Node, positions: number): number {
+  const rows = 2 ** Math.ceil(Math.log2(Math.max(1, positions)));
+  return storageBytes("u32", numel(n.inputs[1].shape)) + storageBytes("f32", rows * n.attrs.rope!.rotaryDim);
 }
 
-/** Attention's padding/prefix batch table, its segment ids (batch, key length) and ALiBi slopes; q is input `first`, k the next. */
+/** Attention's mask words (the ALiBi slopes, the padding/prefix batch table, the segment ids: maskWords); q is input `first`. */
 function maskBytes(n: Node, first: number): number {
-  const a = n.attrs.attention!;
-  const [batch, , queryHeads] = n.inputs[first].shape;
-  const keyLength = n.inputs[first + 1].shape[1];
-  const table = a.padding || a.prefix ? storageBytes("u32", batch * 4) : 0;
-  return table + (a.segments ? storageBytes("i32", batch * keyLength) : 0) + (a.alibi ? storageBytes("f32", queryHeads) : 0);
+  const { batch, keyLength, queryHeads } = attentionShape(n, first);
+  const words = maskWordCount(n.attrs.attention!, batch, keyLength, queryHeads);
+  return words > 0 ? storageBytes("u32", words) : 0;
 }

@@ -20,7 +20,7 @@
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
 import { numel, topoSort, type Node } from "../ir/node.ts";
-import { CACHE_BUCKET, cachedStepGraph, cacheCapacity, PROMPT_PLACEHOLDER_KEYS } from "../models/cached-graph.ts";
+import { CACHE, CACHE_BUCKET, cachedStepGraph, cacheCapacity, PROMPT_PLACEHOLDER_KEYS, type CachedStepShape } from "../models/cached-graph.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { evaluationGraph } from "../passes/chunk-loss.ts";
 import { compileGraph } from "../passes/compile.ts";
@@ -75,6 +75,8 @@ export interface EvaluationFigures {
   peak: number;
 }
 
+export type GenerationPhase = "prompt" | "bucket move" | "beam reorder" | "decode";
+
 export interface GenerationFigures {
   strategy: string;
   /** Sequences decoded together (beams). */
@@ -88,12 +90,16 @@ export interface GenerationFigures {
    */
   weights: number;
   /**
-   * Keys and values of every layer, f32, as the GPU holds them: in buckets of CACHE_BUCKET
-   * positions with room for the next key, and a second bucket's buffers while the rows move to a
-   * larger one (beams: while a reorder gathers them, at the same size).
+   * When generation holds the most (generationPhases): the prompt's step, while its keys and
+   * values are copied into the cache; the last move of the rows into a larger bucket; a beam
+   * reorder gathering the rows at the same size; or a decode step in the last bucket.
    */
+  phase: GenerationPhase;
+  /** Keys and values of every layer, f32, in buckets of CACHE_BUCKET positions, as the GPU holds them in that phase. */
   kvCache: number;
-  /** Arena of the larger step: the prompt's (max_length tokens per beam) or a decode step's. */
+  /** That phase's step's inputs beside the cache: token ids, positions, key ranges. */
+  inputs: number;
+  /** Arena of that phase's step: the prompt's (max_length tokens per sequence) or a decode step's. */
   arena: number;
   /** That step's masks, tables and workspace. */
   scratch: number;
@@ -151,7 +157,7 @@ export function planStep(family: Family, config: ModelConfig, settings: PlanSett
   const persistent = t.weights + t.adapters + t.masterWeights + t.optimizerState + t.gradientAccumulators + t.uniforms + t.staging;
   const training: TrainingFigures = { ...t, peak: persistent + t.inputs + t.arena + t.scratch };
   const g = generation.value;
-  const decoding = g && { ...g, peak: g.weights + t.adapters + g.kvCache + g.arena + g.scratch + g.staging };
+  const decoding = g && peakPhase(g, t.adapters);
   const e = evaluation.value;
   const evaluating = e && { ...e, peak: persistent + e.inputs + e.arena + e.scratch };
   return ok({
@@ -218,45 +224,84 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
 }
 
 /**
- * Decoding after training: a KV cache per layer, and the larger of the prompt's step (every beam's
- * prompt of max_length tokens over the cache's one placeholder key, as the GPU runs it) and a decode
- * step (one token over the cache), each with its arena and launch scratch. The prompt's step holds
- * every layer's new keys and values until the cache copies them, so its arena grows with depth.
+ * Decoding after training (runtime/generate/device-cache.ts): the weights, then the most of four
+ * phases. The prompt's step (every sequence's prompt of max_length tokens over the cache's
+ * placeholder key; its arena holds every layer's new keys and values) runs while the placeholder
+ * cache lives, and its outputs are copied into the prompt's bucket. A decode step's executor reads
+ * the cache at its bucket's capacity; when the rows outgrow it they move to the next bucket, both
+ * alive for the copy (the last move is the largest), and a beam reorder gathers the rows into a
+ * second cache of the same size. The last bucket's decode steps hold one cache.
  */
-function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): Result<Omit<GenerationFigures, "peak">> {
+function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): Result<GenerationProbe> {
   const gen = s.generation!;
   // the weights in the dtypes generation stores them in: those of the method's frozen weights
   // (runtime/generate/pipeline-model.ts pipelineGpuRunner), NF4 linears after QLoRA
   const weightDtypes = frozenWeightDtypes(family, config, s.method.kind, s.dtype, savedModules(s.method));
-  // one family graph gives the weights' sizes and both steps' parameters
+  // one family graph gives the weights' sizes and every step's parameters
   const full = buildFamilyGraph(family, config, { batch: gen.sequences, seq: 2, method: graphMethod(s), weightDtypes });
   if (!full.ok) return full;
   const contextTokens = Math.min(s.seq + gen.maxNewTokens, config.dims.maxPositions);
   const promptTokens = Math.min(s.seq, contextTokens - 1);
-  const steps: { arena: number; scratch: number }[] = [];
-  for (const shape of [
-    { batch: gen.sequences, past: PROMPT_PLACEHOLDER_KEYS, fresh: promptTokens },
-    { batch: gen.sequences, past: contextTokens - 1, fresh: 1 },
-  ]) {
-    const compiled = compileGraph(cachedStepGraph(family, config, shape, full.value, graphMethod(s)));
-    if (!compiled.ok) return compiled;
-    steps.push({ arena: compiled.value.plan.arenaBytes, scratch: launchScratchBytes(compiled.value.schedule) });
-  }
-  const larger = steps.reduce((a, b) => (b.arena + b.scratch > a.arena + a.scratch ? b : a));
   const d = config.dims;
-  const layout = (positions: number) => d.layers * 2 * denseStorageBytes("f32", gen.sequences * positions * d.kvHeads * d.headDim);
+  const cache = (rows: number, positions: number) => d.layers * 2 * denseStorageBytes("f32", rows * positions * d.kvHeads * d.headDim);
   const capacity = cacheCapacity(contextTokens, CACHE_BUCKET);
   const promptCapacity = cacheCapacity(promptTokens, CACHE_BUCKET);
-  const second = gen.sequences > 1 ? capacity : capacity > promptCapacity ? capacity - CACHE_BUCKET : 0;
+  // beam search runs the prompt once and forks its cache into the beams
+  const promptRows = gen.strategy === "beam" ? 1 : gen.sequences;
+  const rows = gen.sequences;
+  // [phase, its cache, its step's rows, past positions and new ones, and the positions its RoPE
+  // reads: a prompt's own; a decode step's new token sits at most at its cache's capacity, and
+  // before the context's end]
+  const wanted: [GenerationPhase, number, CachedStepShape, number][] = [
+    ["prompt", cache(promptRows, PROMPT_PLACEHOLDER_KEYS) + cache(promptRows, promptCapacity), { batch: promptRows, past: PROMPT_PLACEHOLDER_KEYS, fresh: promptTokens }, promptTokens],
+    ["decode", cache(rows, capacity), { batch: rows, past: capacity, fresh: 1 }, Math.min(capacity + 1, contextTokens)],
+  ];
+  const previous = capacity - CACHE_BUCKET;
+  if (capacity > promptCapacity) wanted.push(["bucket move", cache(rows, previous) + cache(rows, capacity), { batch: rows, past: previous, fresh: 1 }, Math.min(previous + 1, contextTokens)]);
+  if (rows > 1) wanted.push(["beam reorder", 2 * cache(rows, capacity), { batch: rows, past: capacity, fresh: 1 }, Math.min(capacity + 1, contextTokens)]);
+  const phases: Partial<Record<GenerationPhase, PhaseMemory>> = {};
+  // the past keys and values are graph inputs the cache's buffers are bound to
+  const pastInputs = new Set([...Array(d.layers).keys()].flatMap((layer) => [CACHE.pastKey(layer), CACHE.pastValue(layer)]));
+  const steps = new Map<string, Omit<PhaseMemory, "kvCache">>();
+  for (const [phase, kvCache, shape, positions] of wanted) {
+    const key = `${shape.batch} ${shape.past} ${shape.fresh}`;
+    if (!steps.has(key)) {
+      const compiled = compileGraph(cachedStepGraph(family, config, shape, full.value, graphMethod(s)));
+      if (!compiled.ok) return compiled;
+      const { plan, schedule } = compiled.value;
+      const inputs = [...plan.buffers.values()].filter((b) => b.category === "inputs" && !pastInputs.has(b.node.attrs.name!)).reduce((n, b) => n + b.bytes, 0);
+      steps.set(key, { inputs, arena: plan.arenaBytes, scratch: launchScratchBytes(schedule, undefined, positions) });
+    }
+    phases[phase] = { kvCache, ...steps.get(key)! };
+  }
   return ok({
     strategy: gen.strategy,
     sequences: gen.sequences,
     contextTokens,
     weights: weightBytes(full.value, s, roleIndex(family), { graphDtype: true }),
-    kvCache: layout(capacity) + (second > 0 ? layout(second) : 0),
-    ...larger,
+    phases,
     staging: denseStorageBytes("f32", gen.sequences * d.vocab),
   });
+}
+
+/** What one phase of generation holds besides the weights. */
+interface PhaseMemory {
+  kvCache: number;
+  inputs: number;
+  arena: number;
+  scratch: number;
+}
+
+/** probeGeneration's figures: every phase's, each linear in depth, so they extrapolate apart. */
+interface GenerationProbe extends Omit<GenerationFigures, "peak" | "phase" | keyof PhaseMemory> {
+  phases: Partial<Record<GenerationPhase, PhaseMemory>>;
+}
+
+/** The figures of the phase that holds the most (the first of equals). */
+function peakPhase({ phases, ...rest }: GenerationProbe, adapters: number): GenerationFigures {
+  const held = (m: PhaseMemory) => m.kvCache + m.inputs + m.arena + m.scratch;
+  const [phase, memory] = (Object.entries(phases) as [GenerationPhase, PhaseMemory][]).reduce((a, b) => (held(b[1]) > held(a[1]) ? b : a));
+  return { ...rest, phase, ...memory, peak: rest.weights + adapters + held(memory) + rest.staging };
 }
 
 /** Evaluation: the forward pass and loss of one evaluation batch. */

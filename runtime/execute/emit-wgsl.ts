@@ -36,6 +36,10 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
       return t;
     },
     scratch: allocate,
+    release: (t: GpuTensor) => {
+      scratch.splice(scratch.indexOf(t), 1);
+      t.destroy();
+    },
     // a launch's own temporary buffers (the executor shares them between launches)
     workspace: allocate,
     register: (n: Node, t: GpuTensor) => void tensors.set(n, t),

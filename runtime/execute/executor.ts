@@ -162,6 +162,12 @@ export class GraphExecutor {
         this.scratch.push(t);
         return t;
       },
+      release: (t) => {
+        const at = this.scratch.indexOf(t);
+        invariant(at >= 0, `release: ${t.label} is not this executor's scratch`);
+        this.scratch.splice(at, 1);
+        t.destroy();
+      },
       workspace: (dtype, shape, label) => this.workspace.take(dtype, shape, label),
       register: (n, t) => this.buffers.set(n, t),
       sideOutputs,

@@ -33,6 +33,8 @@ export interface ExecContext extends EngineKernels {
   tensorOf(n: Node): GpuTensor;
   /** An allocation that belongs to no node: side outputs, scratch, host-written data. */
   scratch(dtype: StorageDType, shape: readonly number[], label: string): GpuTensor;
+  /** Frees a scratch buffer that a refresh replaced (the executor frees the others with itself). */
+  release(tensor: GpuTensor): void;
   /** A buffer only the launch being prepared uses, written before it is read (later launches reuse it); without it, scratch. */
   workspace?(dtype: StorageDType, shape: readonly number[], label: string): GpuTensor;
   /** Makes `tensor` the buffer of `n`, a node made by the executor (e.g. the source of a copy). */

@@ -9,6 +9,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { buildCachedStep, CACHE } from "../../compiler/models/cached-graph.ts";
+import { INPUT } from "../../compiler/models/family-inputs.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { launchScratchBytes } from "../../compiler/plan/launch-scratch.ts";
@@ -25,7 +26,7 @@ import { expectOk } from "../support/result.ts";
 
 // run once: RoPE's table is written (and sized) when the positions are first read
 // `scores`: attention launches on the score-matrix path where it applies; returns whether any took it
-async function compare(gpu: GpuDevice, label: string, g: Graph, feeds: ReadonlyMap<string, Float64Array>, checkpoints?: readonly Node[], scores?: AttentionScoresChoice): Promise<boolean> {
+async function compare(gpu: GpuDevice, label: string, g: Graph, feeds: ReadonlyMap<string, Float64Array>, checkpoints?: readonly Node[], scores?: AttentionScoresChoice, positions?: number): Promise<boolean> {
   const { schedule, plan } = expectOk(compileGraph(g, { checkpoints }));
   const ex = expectOk(GraphExecutor.create(gpu, schedule, new Map(), { plan, attentionScores: scores }));
   for (const [name, values] of feeds) ex.write(name, values);
@@ -34,7 +35,7 @@ async function compare(gpu: GpuDevice, label: string, g: Graph, feeds: ReadonlyM
   const scoresPath = ex.kernelKeys().some((k) => k.startsWith("attention_scores_softmax["));
   ex.destroy();
   const side = [...plan.buffers.values()].reduce((n, b) => n + b.sideBytes, 0);
-  const planned = launchScratchBytes(schedule, scores);
+  const planned = launchScratchBytes(schedule, scores, positions);
   const allocated = stats.scratchBytes - side;
   console.log(`    ${label}: scratch planned ${planned} B, allocated ${allocated} B (workspace ${stats.workspaceBytes} B, side outputs ${side} B)`);
   assert.ok(allocated > 0, `${label}: the launches take scratch`);
@@ -71,10 +72,15 @@ for (const name of familyNames) {
       const fixture = await loadFixture(name);
       const [batch, past] = [2, 9];
       const step = expectOk(buildCachedStep(fixture.family, fixture.config, { batch, past, fresh: 1 }));
-      // every i32 input zero (token ids, positions, GLM prefix lengths) but the key ranges, which end after the new key
+      // every i32 input zero (token ids, GLM prefix lengths) but the key ranges, which end after the
+      // new key, and the positions: the new token's is past, the largest a device cache feeds a
+      // step over `past` cached positions (RoPE's table then has past + 1 rows)
       const ints: Record<string, number[]> = { [CACHE.keyRange]: [0, past + 1, 3, past + 1] };
-      for (const n of topoSort(step.outputs.values())) if (n.op === "input" && n.dtype === "i32" && !ints[n.attrs.name!]) ints[n.attrs.name!] = new Array(numel(n.shape)).fill(0);
-      await compare(gpu, `${name} decode step`, step, feedsOf(step, ints, 6));
+      for (const n of topoSort(step.outputs.values())) {
+        if (n.op !== "input" || n.dtype !== "i32" || ints[n.attrs.name!]) continue;
+        ints[n.attrs.name!] = new Array(numel(n.shape)).fill(n.attrs.name === INPUT.positions ? past : 0);
+      }
+      await compare(gpu, `${name} decode step`, step, feedsOf(step, ints, 6), undefined, undefined, past + 1);
     }),
   );
 }

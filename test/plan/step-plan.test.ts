@@ -138,7 +138,7 @@ test("planning from 2 and 3 layers gives the persistent, evaluation and generati
   }
 });
 
-test("generation: the KV cache holds keys and values of every layer for max_length + max_new_tokens tokens per beam, in buckets, twice for beams", () => {
+test("generation: the KV cache holds keys and values of every layer for max_length + max_new_tokens tokens per beam, in buckets; the plan takes the phase that holds the most", () => {
   const m = model("chatglm2", 2);
   const d = m.config.dims;
   const plan = expectOk(planStep(m.family, m.config, { ...base, generation: { strategy: "beam", sequences: 3, maxNewTokens: 20 } }));
@@ -146,13 +146,21 @@ test("generation: the KV cache holds keys and values of every layer for max_leng
   assert.is(g.contextTokens, base.seq + 20);
   // 36 positions and the next key fit one 64-position bucket; a beam reorder gathers the rows
   // into a second bucket of the same size
+  assert.is(g.phase, "beam reorder");
   assert.is(g.kvCache, 2 * d.layers * 2 * buffer(4 * 3 * 64 * d.kvHeads * d.headDim));
   // one sequence: a 16-token prompt's bucket (64 positions) holds 100 more only after a move to
   // 128, which holds both for a moment
   const greedy = expectOk(planStep(m.family, m.config, { ...base, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 100 } })).generation!;
+  assert.is(greedy.phase, "bucket move");
   assert.is(greedy.kvCache, d.layers * 2 * (buffer(4 * 128 * d.kvHeads * d.headDim) + buffer(4 * 64 * d.kvHeads * d.headDim)));
+  // a long prompt and few new tokens: the prompt's step, its arena holding every layer's new keys
+  // and values, with the one-key placeholder cache and the prompt's bucket
+  const long = expectOk(planStep(m.family, m.config, { ...base, seq: 120, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 4 } })).generation!;
+  assert.is(long.phase, "prompt");
+  assert.is(long.kvCache, d.layers * 2 * (buffer(4 * 1 * d.kvHeads * d.headDim) + buffer(4 * 128 * d.kvHeads * d.headDim)));
+  assert.ok(long.arena > greedy.arena, "the prompt's arena is the larger");
   assert.is(g.staging, buffer(4 * 3 * d.vocab));
-  assert.is(g.peak, g.weights + plan.training.adapters + g.kvCache + g.arena + g.scratch + g.staging);
+  assert.is(g.peak, g.weights + plan.training.adapters + g.kvCache + g.inputs + g.arena + g.scratch + g.staging);
   assert.is(plan.peakBytes, Math.max(plan.training.peak, g.peak));
 });
 

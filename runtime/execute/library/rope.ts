@@ -53,6 +53,8 @@ export function prepareRope(ctx: ExecContext, launch: Launch): Result<PreparedLa
         rows = 2 ** Math.ceil(Math.log2(needed));
         const table = ctx.scratch("f32", [rows * a.rotaryDim], `rope table of %${n.id}`);
         writeTensor(ctx.gpu, table, ropeTable(a.rotaryDim, a.base, rows, F32_TABLE));
+        // the smaller table goes: work already submitted keeps it until that work is done
+        ctx.release(step.tensors.rope_table);
         step.tensors.rope_table = table;
         setUniforms();
       }

@@ -1,0 +1,77 @@
+// The memory plan of generation (compiler/plan/step-plan.ts, probeGeneration) against the bytes
+// the GPU generation session holds at its most (the device's high-water mark of tensor buffers),
+// for every family's fixture model: greedy decoding that ends in the prompt's bucket (the prompt's
+// step holds the most), greedy decoding that outgrows it (the last move into a larger bucket), and
+// beam search (a reorder gathering the beams' rows). The readback staging buffer, which the plan
+// counts, is not a tensor buffer and is left out of both. Skips without a GPU adapter.
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import type { PlanSettings } from "../../compiler/plan/settings.ts";
+import { planStep, type GenerationPhase } from "../../compiler/plan/step-plan.ts";
+import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
+import { generate } from "../../runtime/generate/engine.ts";
+import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
+import { checkpointWeights } from "../../runtime/generate/weights.ts";
+import { Random } from "../../runtime/random.ts";
+import { families, familyNames } from "../../stdlib/families/index.ts";
+import { FIXTURES } from "../checkpoint/support.ts";
+import { withGpu } from "../kernels/gpu-harness.ts";
+import { expectOk } from "../support/result.ts";
+import { greedySettings } from "./gpu-support.ts";
+
+const PROMPT_TOKENS = 16;
+
+// [strategy, beams, new tokens, the phase the plan should find holding the most]
+const CASES: [string, number, number, GenerationPhase][] = [
+  ["greedy", 1, 30, "prompt"],
+  ["greedy", 1, 100, "bucket move"],
+  ["beam", 3, 20, "beam reorder"],
+];
+
+for (const name of familyNames) {
+  test(
+    `${name}: generation's planned peak is the device's high-water mark (prompt, bucket move, beam reorder)`,
+    withGpu(async (gpu) => {
+      const family = families[name];
+      const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
+      // ChatGLM-6B's prompts end in [gMASK] <sop>
+      const glm = name === "chatglm" ? [config.tokens.specials["[gMASK]"], config.tokens.specials["<sop>"]] : [];
+      const prompt = [...Array.from({ length: PROMPT_TOKENS - glm.length }, (_, i) => ((i * 7) % 500) + 3), ...glm];
+      for (const [strategy, beams, maxNewTokens, phase] of CASES) {
+        const runner = gpuRunner(gpu);
+        const model = new CachedGenerationModel({ family, config, weights }, runner);
+        const start = gpu.memory.liveBytes;
+        (await model.start([prompt])).session.free(); // uploads the weights
+        const weightBytes = gpu.memory.liveBytes - start;
+        gpu.memory.peakBytes = gpu.memory.liveBytes;
+        const settings = { ...greedySettings(maxNewTokens), strategy: strategy as "greedy" | "beam", numBeams: beams };
+        const made = expectOk(await generate(model, prompt, settings, new Random(0)));
+        assert.is(made[0].tokens.length, maxNewTokens, "no early stop");
+        const held = gpu.memory.peakBytes - start - weightBytes;
+        runner.destroy();
+
+        const plan: PlanSettings = {
+          dtype: "f32",
+          method: { kind: "full", freezeEmbeddings: false, freezeLayers: 0 },
+          batch: 1,
+          seq: PROMPT_TOKENS,
+          gradientCheckpointing: false,
+          gradAccum: 1,
+          optimizer: "adamw",
+          evaluation: null,
+          generation: { strategy, sequences: beams, maxNewTokens },
+        };
+        const g = expectOk(planStep(family, config, plan)).generation!;
+        const planned = g.peak - g.weights - g.staging;
+        const label = `${name} ${strategy} x${beams}, ${maxNewTokens} new tokens`;
+        console.log(`    ${label}: planned ${planned} B (${g.phase}: cache ${g.kvCache}, step inputs ${g.inputs}, arena ${g.arena}, scratch ${g.scratch}), held ${held} B; weights ${g.weights} B planned, ${weightBytes} B uploaded`);
+        assert.is(g.weights, weightBytes, `${label}: weights`);
+        assert.is(g.phase, phase, `${label}: the phase that holds the most`);
+        assert.is(planned, held, `${label}: planned against held bytes`);
+      }
+    }),
+  );
+}
+
+test.run();
