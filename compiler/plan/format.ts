@@ -19,8 +19,8 @@ const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 
 // When generation holds the most (GenerationFigures.phase), as the plan prints it.
 const PHASE_TEXT: Record<GenerationPhase, string> = {
   prompt: "during the prompt's step, whose keys and values are copied into the cache",
-  "bucket move": "while the rows move into the last bucket, both buckets alive",
-  "beam reorder": "while a beam reorder gathers the rows into a second cache of the same size",
+  "bucket move": "while the rows move into the last bucket, one buffer of the bucket before still alive",
+  "beam reorder": "while a beam reorder gathers the rows through a scratch buffer of one layer's keys",
   decode: "during a decode step in the last bucket",
 };
 

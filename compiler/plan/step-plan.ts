@@ -225,12 +225,13 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
 
 /**
  * Decoding after training (runtime/generate/device-cache.ts): the weights, then the most of four
- * phases. The prompt's step (every sequence's prompt of max_length tokens over the cache's
+ * phases. The prompt's step (max_length tokens a sequence, once for beam search, over the cache's
  * placeholder key; its arena holds every layer's new keys and values) runs while the placeholder
  * cache lives, and its outputs are copied into the prompt's bucket. A decode step's executor reads
- * the cache at its bucket's capacity; when the rows outgrow it they move to the next bucket, both
- * alive for the copy (the last move is the largest), and a beam reorder gathers the rows into a
- * second cache of the same size. The last bucket's decode steps hold one cache.
+ * the cache at its bucket's capacity; when the rows outgrow it they move to the next bucket one
+ * buffer at a time (the last move, into the largest bucket, holds that cache and one buffer of the
+ * one before), and a beam reorder gathers the rows through one scratch buffer of the cache's. The
+ * last bucket's decode steps hold its cache alone.
  */
 function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): Result<GenerationProbe> {
   const gen = s.generation!;
@@ -243,7 +244,9 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
   const contextTokens = Math.min(s.seq + gen.maxNewTokens, config.dims.maxPositions);
   const promptTokens = Math.min(s.seq, contextTokens - 1);
   const d = config.dims;
-  const cache = (rows: number, positions: number) => d.layers * 2 * denseStorageBytes("f32", rows * positions * d.kvHeads * d.headDim);
+  // one layer's keys (or values), and the whole cache
+  const buffer = (rows: number, positions: number) => denseStorageBytes("f32", rows * positions * d.kvHeads * d.headDim);
+  const cache = (rows: number, positions: number) => d.layers * 2 * buffer(rows, positions);
   const capacity = cacheCapacity(contextTokens, CACHE_BUCKET);
   const promptCapacity = cacheCapacity(promptTokens, CACHE_BUCKET);
   // beam search runs the prompt once and forks its cache into the beams
@@ -257,8 +260,8 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
     ["decode", cache(rows, capacity), { batch: rows, past: capacity, fresh: 1 }, Math.min(capacity + 1, contextTokens)],
   ];
   const previous = capacity - CACHE_BUCKET;
-  if (capacity > promptCapacity) wanted.push(["bucket move", cache(rows, previous) + cache(rows, capacity), { batch: rows, past: previous, fresh: 1 }, Math.min(previous + 1, contextTokens)]);
-  if (rows > 1) wanted.push(["beam reorder", 2 * cache(rows, capacity), { batch: rows, past: capacity, fresh: 1 }, Math.min(capacity + 1, contextTokens)]);
+  if (capacity > promptCapacity) wanted.push(["bucket move", cache(rows, capacity) + buffer(rows, previous), { batch: rows, past: previous, fresh: 1 }, Math.min(previous + 1, contextTokens)]);
+  if (rows > 1) wanted.push(["beam reorder", cache(rows, capacity) + buffer(rows, capacity), { batch: rows, past: capacity, fresh: 1 }, Math.min(capacity + 1, contextTokens)]);
   const phases: Partial<Record<GenerationPhase, PhaseMemory>> = {};
   // the past keys and values are graph inputs the cache's buffers are bound to
   const pastInputs = new Set([...Array(d.layers).keys()].flatMap((layer) => [CACHE.pastKey(layer), CACHE.pastValue(layer)]));

@@ -5,7 +5,9 @@
 // per bucket, not per length. A decode step reads the cache in place (cached_attention) and its
 // new keys and values are then written after every row's last position (kv_append): a few
 // kilobytes, not the cache. Only when the capacity is full do the rows move to the next bucket's
-// buffers (a copy of the cache once a bucket), and a beam reorder gathers rows by buffer copies.
+// buffers (a copy of the cache once a bucket, one buffer at a time, each old one freed after its
+// copy), and a beam reorder gathers rows by buffer copies through one scratch buffer: neither
+// holds two caches at once.
 // Only a prompt (the first step) adds several tokens. The prompt's step
 // reads a placeholder past of one masked key, so that its keys and values come out of the
 // concatenation as whole buffers rather than as strided views of a fused projection. Nothing of
@@ -125,8 +127,7 @@ export class DeviceKvCache implements StepCache {
     } else {
       // a decode step read the cache in place: its new key and value go to column end - 1 of
       // every row, after the rows move to the next bucket's buffers when this one is full
-      next = end <= layout.past ? layout : this.layout(B, this.capacityFor(end));
-      if (next !== layout) this.submitCopies(rowsOf(layout, end - 1), rowsOf(next, end - 1), before.map((n, r) => ({ from: r, to: r, n })));
+      next = end <= layout.past ? layout : await this.moveRows(layout, this.capacityFor(end), end - 1, before);
       this.appendRows(stepExecutor, next, end - 1); // after the copies into `next`, in queue order
     }
     const logits = await executor.read("logits");
@@ -145,17 +146,28 @@ export class DeviceKvCache implements StepCache {
     const lengths = sources.map((i) => this.lengths[i]);
     const end = Math.max(...lengths);
     const to = this.layout(sources.length, this.capacityFor(end));
-    // a buffer cannot be copied into itself: gather into scratch buffers, then copy them back
-    const gathered = to === from ? this.newLayout(to.batch, to.past, "gathered") : to;
+    const gather = sources.map((i, r) => ({ from: i, to: r, n: lengths[r] }));
     const encoder = gpu.device.createCommandEncoder();
-    this.copyLayers(encoder, rowsOf(from, fromEnd), rowsOf(gathered, end), sources.map((i, r) => ({ from: i, to: r, n: lengths[r] })));
-    if (gathered !== to) {
-      for (const kind of ["keys", "values"] as const) to[kind].forEach((dst, layer) => encoder.copyBufferToBuffer(gathered[kind][layer].buffer, gathered[kind][layer].byteOffset, dst.buffer, dst.byteOffset, dst.byteSize));
+    let scratch: GpuTensor | undefined;
+    if (to !== from) this.copyLayers(encoder, rowsOf(from, fromEnd), rowsOf(to, end), gather);
+    else {
+      // a buffer cannot be copied into itself: each is gathered into one cleared scratch buffer
+      // and copied back whole, in order in one submission, so a reorder holds one buffer more
+      // than the cache rather than a second cache
+      scratch = createTensor(gpu, "f32", [to.batch, to.past, this.dims.width], "kv cache gathered");
+      for (let layer = 0; layer < this.dims.layers; layer++) {
+        for (const kind of ["keys", "values"] as const) {
+          const dst = to[kind][layer];
+          encoder.clearBuffer(scratch.buffer);
+          this.copyRows(encoder, rowsOf(from, fromEnd)(kind, layer), { tensor: scratch, rowLength: to.past, end }, gather);
+          encoder.copyBufferToBuffer(scratch.buffer, 0, dst.buffer, dst.byteOffset, dst.byteSize);
+        }
+      }
     }
     gpu.queue.submit([encoder.finish()]);
-    if (gathered !== to) {
+    if (scratch) {
       await gpu.queue.onSubmittedWorkDone();
-      for (const t of [...gathered.keys, ...gathered.values]) t.destroy();
+      scratch.destroy();
     }
     this.lengths = lengths;
     this.moveTo(to);
@@ -187,6 +199,31 @@ export class DeviceKvCache implements StepCache {
     }
   }
 
+  /**
+   * The rows of `from` (`lengths` positions ending at `end`) in a new layout of `past` positions,
+   * made one buffer at a time: each of `from`'s buffers is freed once its copy is done, so a move
+   * holds the larger cache and one buffer of the smaller, not both caches. A wait per buffer, once
+   * a bucket.
+   */
+  private async moveRows(from: Layout, past: number, end: number, lengths: readonly number[]): Promise<Layout> {
+    const { gpu } = this.programs;
+    const to: Layout = { batch: from.batch, past, keys: [], values: [] };
+    const rows = lengths.map((n, r) => ({ from: r, to: r, n }));
+    for (let layer = 0; layer < this.dims.layers; layer++) {
+      for (const kind of ["keys", "values"] as const) {
+        const tensor = createTensor(gpu, "f32", [from.batch, past, this.dims.width], `kv cache ${kind}.${layer}`);
+        to[kind].push(tensor);
+        const encoder = gpu.device.createCommandEncoder();
+        this.copyRows(encoder, rowsOf(from, end)(kind, layer), { tensor, rowLength: past, end }, rows);
+        gpu.queue.submit([encoder.finish()]);
+        await gpu.queue.onSubmittedWorkDone();
+        from[kind][layer].destroy();
+      }
+    }
+    this.layouts.set(layoutKey(from.batch, past), to);
+    return to;
+  }
+
   private capacityFor(end: number): number {
     return cacheCapacity(end, this.programs.bucket);
   }
@@ -211,18 +248,14 @@ export class DeviceKvCache implements StepCache {
   }
 
   private layout(batch: number, past: number): Layout {
-    const key = `${batch},${past}`;
+    const key = layoutKey(batch, past);
     let layout = this.layouts.get(key);
     if (!layout) {
-      layout = this.newLayout(batch, past, "kv cache");
+      const make = (kind: string) => Array.from({ length: this.dims.layers }, (_, l) => createTensor(this.programs.gpu, "f32", [batch, past, this.dims.width], `kv cache ${kind}.${l}`));
+      layout = { batch, past, keys: make("keys"), values: make("values") };
       this.layouts.set(key, layout);
     }
     return layout;
-  }
-
-  private newLayout(batch: number, past: number, label: string): Layout {
-    const make = (kind: string) => Array.from({ length: this.dims.layers }, (_, l) => createTensor(this.programs.gpu, "f32", [batch, past, this.dims.width], `${label} ${kind}.${l}`));
-    return { batch, past, keys: make("keys"), values: make("values") };
   }
 
   /** copyLayers in a submission of its own. */
@@ -303,6 +336,8 @@ function stepView(view: View): TensorView {
 }
 
 type KvKind = "keys" | "values";
+
+const layoutKey = (batch: number, past: number) => `${batch},${past}`;
 
 /** The row buffers of `layout`'s keys or values, positions ending at `end`. */
 const rowsOf = (layout: Layout, end: number) => (kind: KvKind, layer: number): RowBuffer => ({ tensor: layout[kind][layer], rowLength: layout.past, end });

@@ -145,19 +145,20 @@ test("generation: the KV cache holds keys and values of every layer for max_leng
   const g = plan.generation!;
   assert.is(g.contextTokens, base.seq + 20);
   // 36 positions and the next key fit one 64-position bucket; a beam reorder gathers the rows
-  // into a second bucket of the same size
+  // through a scratch buffer of one layer's keys
   assert.is(g.phase, "beam reorder");
-  assert.is(g.kvCache, 2 * d.layers * 2 * buffer(4 * 3 * 64 * d.kvHeads * d.headDim));
+  const keys = (rows: number, positions: number) => buffer(4 * rows * positions * d.kvHeads * d.headDim);
+  assert.is(g.kvCache, (2 * d.layers + 1) * keys(3, 64));
   // one sequence: a 16-token prompt's bucket (64 positions) holds 100 more only after a move to
-  // 128, which holds both for a moment
+  // 128, which holds the new cache and, at its last copy, one buffer of the old
   const greedy = expectOk(planStep(m.family, m.config, { ...base, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 100 } })).generation!;
   assert.is(greedy.phase, "bucket move");
-  assert.is(greedy.kvCache, d.layers * 2 * (buffer(4 * 128 * d.kvHeads * d.headDim) + buffer(4 * 64 * d.kvHeads * d.headDim)));
+  assert.is(greedy.kvCache, 2 * d.layers * keys(1, 128) + keys(1, 64));
   // a long prompt and few new tokens: the prompt's step, its arena holding every layer's new keys
   // and values, with the one-key placeholder cache and the prompt's bucket
   const long = expectOk(planStep(m.family, m.config, { ...base, seq: 120, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 4 } })).generation!;
   assert.is(long.phase, "prompt");
-  assert.is(long.kvCache, d.layers * 2 * (buffer(4 * 1 * d.kvHeads * d.headDim) + buffer(4 * 128 * d.kvHeads * d.headDim)));
+  assert.is(long.kvCache, 2 * d.layers * (keys(1, 1) + keys(1, 128)));
   assert.ok(long.arena > greedy.arena, "the prompt's arena is the larger");
   assert.is(g.staging, buffer(4 * 3 * d.vocab));
   assert.is(g.peak, g.weights + plan.training.adapters + g.kvCache + g.inputs + g.arena + g.scratch + g.staging);
