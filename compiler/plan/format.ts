@@ -19,6 +19,7 @@ const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 
 // When generation holds the most (GenerationFigures.phase), as the plan prints it.
 const PHASE_TEXT: Record<GenerationPhase, string> = {
   prompt: "during the prompt's step, whose keys and values are copied into the cache",
+  "beam fork": "while beam search copies the prompt's cache into one per beam and first reorders them",
   "bucket move": "while the rows move into the last bucket, one buffer of the bucket before still alive",
   "beam reorder": "while a beam reorder gathers the rows through a scratch buffer of one layer's keys",
   decode: "during a decode step in the last bucket",

@@ -61,7 +61,8 @@ export function planSettings(pipeline: ResolvedPipeline): PlanSettings {
     evaluation: datasets.some((d) => num(d.eval_split, 0) > 0) ? { batch: num(train.eval_batch_size, num(train.batch_size, 1)) } : null,
     generation: {
       strategy: decode.strategy,
-      sequences: decode.strategy === "beam" ? num(decode.num_beams, 4) : 1,
+      // beam search decodes its beams together, sampling its return sequences
+      sequences: decode.strategy === "beam" ? num(decode.num_beams, 4) : num(decode.num_return_sequences, 1),
       maxNewTokens: num(decode.max_new_tokens, 0),
     },
   };

@@ -23,7 +23,7 @@ import { numel, topoSort, type Node } from "../ir/node.ts";
 import { CACHE, CACHE_BUCKET, cachedStepGraph, cacheCapacity, PROMPT_PLACEHOLDER_KEYS, type CachedStepShape } from "../models/cached-graph.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { evaluationGraph } from "../passes/chunk-loss.ts";
-import { compileGraph } from "../passes/compile.ts";
+import { compileGraph, type Compiled } from "../passes/compile.ts";
 import { kernelCount } from "../passes/print-schedule.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
@@ -75,7 +75,7 @@ export interface EvaluationFigures {
   peak: number;
 }
 
-export type GenerationPhase = "prompt" | "bucket move" | "beam reorder" | "decode";
+export type GenerationPhase = "prompt" | "beam fork" | "decode" | "bucket move" | "beam reorder";
 
 export interface GenerationFigures {
   strategy: string;
@@ -89,11 +89,7 @@ export interface GenerationFigures {
    * with modules trained in full, in f32 (the frozen weights' dtypes).
    */
   weights: number;
-  /**
-   * When generation holds the most (generationPhases): the prompt's step, while its keys and
-   * values are copied into the cache; the last move of the rows into a larger bucket; a beam
-   * reorder gathering the rows at the same size; or a decode step in the last bucket.
-   */
+  /** When generation holds the most (the phases of probeGeneration). */
   phase: GenerationPhase;
   /** Keys and values of every layer, f32, in buckets of CACHE_BUCKET positions, as the GPU holds them in that phase. */
   kvCache: number;
@@ -105,7 +101,7 @@ export interface GenerationFigures {
   scratch: number;
   /** Staging buffer for one row of logits per sequence. */
   staging: number;
-  /** Its weights, the adapters, KV cache, step arena, scratch and staging: training's buffers are released. */
+  /** Its weights, the adapters, KV cache, step inputs, arena, scratch and staging: training's buffers are released. */
   peak: number;
 }
 
@@ -224,16 +220,20 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
 }
 
 /**
- * Decoding after training (runtime/generate/device-cache.ts): the weights, then the most of four
- * phases. The prompt's step (max_length tokens a sequence, once for beam search, over the cache's
- * placeholder key; its arena holds every layer's new keys and values) runs while the placeholder
- * cache lives, and its outputs are copied into the prompt's bucket. A decode step's executor reads
- * the cache at its bucket's capacity; when the rows outgrow it they move to the next bucket one
- * buffer at a time (the last move, into the largest bucket, holds that cache and one buffer of the
- * one before), and a beam reorder gathers the rows through one scratch buffer of the cache's. The
- * last bucket's decode steps hold its cache alone.
+ * Decoding after training, as runtime/generate/device-cache.ts holds it: the weights, then the
+ * most of these phases, each a KV cache with one step's inputs, arena and launch scratch.
+ * - "prompt": the prompt's step (max_length tokens a sequence, once for beam search) over a
+ *   placeholder cache of one key; its arena holds every layer's new keys and values while they
+ *   are copied into the prompt's bucket.
+ * - "beam fork": beam search copies that cache into one per beam, a buffer at a time, and reorders
+ *   the beams once before any decode step.
+ * - "decode": a decode step in the last bucket, the one that the last token fed (position
+ *   context - 2: the last new token is never fed back) fits.
+ * - "bucket move": the rows move into that bucket when they outgrow the one before, a buffer at a
+ *   time (the new cache and one buffer of the old), while that one's decode step lives.
+ * - "beam reorder": after each beam step the rows are gathered through one scratch buffer.
  */
-function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): Result<GenerationProbe> {
+export function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): Result<GenerationProbe> {
   const gen = s.generation!;
   // the weights in the dtypes generation stores them in: those of the method's frozen weights
   // (runtime/generate/pipeline-model.ts pipelineGpuRunner), NF4 linears after QLoRA
@@ -247,35 +247,47 @@ function probeGeneration(family: Family, config: ModelConfig, s: PlanSettings): 
   // one layer's keys (or values), and the whole cache
   const buffer = (rows: number, positions: number) => denseStorageBytes("f32", rows * positions * d.kvHeads * d.headDim);
   const cache = (rows: number, positions: number) => d.layers * 2 * buffer(rows, positions);
-  const capacity = cacheCapacity(contextTokens, CACHE_BUCKET);
-  const promptCapacity = cacheCapacity(promptTokens, CACHE_BUCKET);
-  // beam search runs the prompt once and forks its cache into the beams
-  const promptRows = gen.strategy === "beam" ? 1 : gen.sequences;
+  const beam = gen.strategy === "beam";
   const rows = gen.sequences;
-  // [phase, its cache, its step's rows, past positions and new ones, and the positions its RoPE
-  // reads: a prompt's own; a decode step's new token sits at most at its cache's capacity, and
-  // before the context's end]
-  const wanted: [GenerationPhase, number, CachedStepShape, number][] = [
+  const promptRows = beam ? 1 : rows;
+  const promptCapacity = cacheCapacity(promptTokens, CACHE_BUCKET);
+  // [phase, its cache, its step (none for the fork) and the positions its RoPE table has rows for]
+  const wanted: [GenerationPhase, number, CachedStepShape | null, number][] = [
     ["prompt", cache(promptRows, PROMPT_PLACEHOLDER_KEYS) + cache(promptRows, promptCapacity), { batch: promptRows, past: PROMPT_PLACEHOLDER_KEYS, fresh: promptTokens }, promptTokens],
-    ["decode", cache(rows, capacity), { batch: rows, past: capacity, fresh: 1 }, Math.min(capacity + 1, contextTokens)],
   ];
-  const previous = capacity - CACHE_BUCKET;
-  if (capacity > promptCapacity) wanted.push(["bucket move", cache(rows, capacity) + buffer(rows, previous), { batch: rows, past: previous, fresh: 1 }, Math.min(previous + 1, contextTokens)]);
-  if (rows > 1) wanted.push(["beam reorder", cache(rows, capacity) + buffer(rows, capacity), { batch: rows, past: capacity, fresh: 1 }, Math.min(capacity + 1, contextTokens)]);
+  // the fork holds one buffer of the prompt's cache beside the beams'; the first reorder, before
+  // any decode step, one scratch buffer of theirs
+  if (beam) wanted.push(["beam fork", cache(rows, promptCapacity) + buffer(rows, promptCapacity), null, 0]);
+  // decode steps feed positions promptTokens .. contextTokens - 2, the last in bucket `last`
+  if (contextTokens - promptTokens >= 2) {
+    const last = Math.max(promptCapacity, cacheCapacity(contextTokens - 2, CACHE_BUCKET));
+    const before = last - CACHE_BUCKET;
+    const lastStep = { batch: rows, past: last, fresh: 1 };
+    // a step runs over the last bucket unless the move into it came with the last position
+    const stepsInLast = last === promptCapacity || contextTokens - 2 > before;
+    if (stepsInLast) wanted.push(["decode", cache(rows, last), lastStep, contextTokens - 1]);
+    // the step that outgrows the bucket before feeds its position `before`
+    if (last > promptCapacity) wanted.push(["bucket move", cache(rows, last) + buffer(rows, before), { batch: rows, past: before, fresh: 1 }, before + 1]);
+    if (beam) wanted.push(["beam reorder", cache(rows, last) + buffer(rows, last), stepsInLast ? lastStep : null, contextTokens - 1]);
+  }
   const phases: Partial<Record<GenerationPhase, PhaseMemory>> = {};
   // the past keys and values are graph inputs the cache's buffers are bound to
   const pastInputs = new Set([...Array(d.layers).keys()].flatMap((layer) => [CACHE.pastKey(layer), CACHE.pastValue(layer)]));
-  const steps = new Map<string, Omit<PhaseMemory, "kvCache">>();
+  const compiled = new Map<string, Compiled>();
   for (const [phase, kvCache, shape, positions] of wanted) {
-    const key = `${shape.batch} ${shape.past} ${shape.fresh}`;
-    if (!steps.has(key)) {
-      const compiled = compileGraph(cachedStepGraph(family, config, shape, full.value, graphMethod(s)));
-      if (!compiled.ok) return compiled;
-      const { plan, schedule } = compiled.value;
-      const inputs = [...plan.buffers.values()].filter((b) => b.category === "inputs" && !pastInputs.has(b.node.attrs.name!)).reduce((n, b) => n + b.bytes, 0);
-      steps.set(key, { inputs, arena: plan.arenaBytes, scratch: launchScratchBytes(schedule, undefined, positions) });
+    if (!shape) {
+      phases[phase] = { kvCache, inputs: 0, arena: 0, scratch: 0 };
+      continue;
     }
-    phases[phase] = { kvCache, ...steps.get(key)! };
+    const key = `${shape.batch} ${shape.past} ${shape.fresh}`;
+    if (!compiled.has(key)) {
+      const step = compileGraph(cachedStepGraph(family, config, shape, full.value, graphMethod(s)));
+      if (!step.ok) return step;
+      compiled.set(key, step.value);
+    }
+    const { plan, schedule } = compiled.get(key)!;
+    const inputs = [...plan.buffers.values()].filter((b) => b.category === "inputs" && !pastInputs.has(b.node.attrs.name!)).reduce((n, b) => n + b.bytes, 0);
+    phases[phase] = { kvCache, inputs, arena: plan.arenaBytes, scratch: launchScratchBytes(schedule, undefined, positions) };
   }
   return ok({
     strategy: gen.strategy,
@@ -296,19 +308,19 @@ interface PhaseMemory {
 }
 
 /** probeGeneration's figures: every phase's, each linear in depth, so they extrapolate apart. */
-interface GenerationProbe extends Omit<GenerationFigures, "peak" | "phase" | keyof PhaseMemory> {
+export interface GenerationProbe extends Omit<GenerationFigures, "peak" | "phase" | keyof PhaseMemory> {
   phases: Partial<Record<GenerationPhase, PhaseMemory>>;
 }
 
 /** The figures of the phase that holds the most (the first of equals). */
-function peakPhase({ phases, ...rest }: GenerationProbe, adapters: number): GenerationFigures {
+export function peakPhase({ phases, ...rest }: GenerationProbe, adapters: number): GenerationFigures {
   const held = (m: PhaseMemory) => m.kvCache + m.inputs + m.arena + m.scratch;
   const [phase, memory] = (Object.entries(phases) as [GenerationPhase, PhaseMemory][]).reduce((a, b) => (held(b[1]) > held(a[1]) ? b : a));
   return { ...rest, phase, ...memory, peak: rest.weights + adapters + held(memory) + rest.staging };
 }
 
 /** Evaluation: the forward pass and loss of one evaluation batch. */
-function probeEvaluation(family: Family, config: ModelConfig, s: PlanSettings): Result<Omit<EvaluationFigures, "peak">> {
+export function probeEvaluation(family: Family, config: ModelConfig, s: PlanSettings): Result<Omit<EvaluationFigures, "peak">> {
   const batch = s.evaluation!.batch;
   const built = buildFamilyGraph(family, config, { batch, seq: s.seq, method: graphMethod(s) });
   if (!built.ok) return built;

@@ -1,7 +1,7 @@
 // The WGSL of every kernel dispatch of a schedule, prepared exactly as the executor prepares it
 // (`sftc compile --emit wgsl`): each launch's kernels are chosen on the real device, so the
 // variants (vec4 loads, dtypes, the matmul strategy) are the ones a run would compile.
-import { diag, fail, ok, type Result } from "../../compiler/diagnostics.ts";
+import { diag, invariant, fail, ok, type Result } from "../../compiler/diagnostics.ts";
 import { numel, type Node } from "../../compiler/ir/node.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
@@ -36,10 +36,7 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
       return t;
     },
     scratch: allocate,
-    release: (t: GpuTensor) => {
-      scratch.splice(scratch.indexOf(t), 1);
-      t.destroy();
-    },
+    release: () => invariant(false, "scheduleWgsl prepares launches and never refreshes them"),
     // a launch's own temporary buffers (the executor shares them between launches)
     workspace: allocate,
     register: (n: Node, t: GpuTensor) => void tensors.set(n, t),

@@ -127,7 +127,8 @@ export class DeviceKvCache implements StepCache {
     } else {
       // a decode step read the cache in place: its new key and value go to column end - 1 of
       // every row, after the rows move to the next bucket's buffers when this one is full
-      next = end <= layout.past ? layout : await this.moveRows(layout, this.capacityFor(end), end - 1, before);
+      const kept = before.map((n, r) => ({ from: r, to: r, n }));
+      next = end <= layout.past ? layout : await this.moveRows(layout, { batch: B, past: this.capacityFor(end) }, kept, end - 1, end - 1);
       this.appendRows(stepExecutor, next, end - 1); // after the copies into `next`, in queue order
     }
     const logits = await executor.read("logits");
@@ -145,16 +146,18 @@ export class DeviceKvCache implements StepCache {
     const fromEnd = this.end;
     const lengths = sources.map((i) => this.lengths[i]);
     const end = Math.max(...lengths);
-    const to = this.layout(sources.length, this.capacityFor(end));
     const gather = sources.map((i, r) => ({ from: i, to: r, n: lengths[r] }));
-    const encoder = gpu.device.createCommandEncoder();
-    let scratch: GpuTensor | undefined;
-    if (to !== from) this.copyLayers(encoder, rowsOf(from, fromEnd), rowsOf(to, end), gather);
+    // the rows keep their bucket (only a step moves them up); a change of row count (a beam
+    // search's fork) makes a new cache
+    invariant(end <= from.past, `a reorder's rows end at ${end}, past their bucket of ${from.past}`);
+    let to = from;
+    if (sources.length !== from.batch) to = await this.moveRows(from, { batch: sources.length, past: from.past }, gather, fromEnd, end);
     else {
       // a buffer cannot be copied into itself: each is gathered into one cleared scratch buffer
       // and copied back whole, in order in one submission, so a reorder holds one buffer more
       // than the cache rather than a second cache
-      scratch = createTensor(gpu, "f32", [to.batch, to.past, this.dims.width], "kv cache gathered");
+      const scratch = createTensor(gpu, "f32", [to.batch, to.past, this.dims.width], "kv cache gathered");
+      const encoder = gpu.device.createCommandEncoder();
       for (let layer = 0; layer < this.dims.layers; layer++) {
         for (const kind of ["keys", "values"] as const) {
           const dst = to[kind][layer];
@@ -163,9 +166,7 @@ export class DeviceKvCache implements StepCache {
           encoder.copyBufferToBuffer(scratch.buffer, 0, dst.buffer, dst.byteOffset, dst.byteSize);
         }
       }
-    }
-    gpu.queue.submit([encoder.finish()]);
-    if (scratch) {
+      gpu.queue.submit([encoder.finish()]);
       await gpu.queue.onSubmittedWorkDone();
       scratch.destroy();
     }
@@ -200,27 +201,26 @@ export class DeviceKvCache implements StepCache {
   }
 
   /**
-   * The rows of `from` (`lengths` positions ending at `end`) in a new layout of `past` positions,
-   * made one buffer at a time: each of `from`'s buffers is freed once its copy is done, so a move
-   * holds the larger cache and one buffer of the smaller, not both caches. A wait per buffer, once
-   * a bucket.
+   * `rows` of `from` (positions ending at `fromEnd`) in a new layout of `shape`'s rows and
+   * positions (ending at `end`), made one buffer at a time: each of `from`'s buffers is freed once
+   * its copy is done, so a move holds the new cache and one buffer of the old, not both caches. A
+   * wait per buffer: a move comes once a bucket (and a beam search's fork once).
    */
-  private async moveRows(from: Layout, past: number, end: number, lengths: readonly number[]): Promise<Layout> {
+  private async moveRows(from: Layout, shape: { batch: number; past: number }, rows: readonly { from: number; to: number; n: number }[], fromEnd: number, end: number): Promise<Layout> {
     const { gpu } = this.programs;
-    const to: Layout = { batch: from.batch, past, keys: [], values: [] };
-    const rows = lengths.map((n, r) => ({ from: r, to: r, n }));
+    const to: Layout = { ...shape, keys: [], values: [] };
     for (let layer = 0; layer < this.dims.layers; layer++) {
       for (const kind of ["keys", "values"] as const) {
-        const tensor = createTensor(gpu, "f32", [from.batch, past, this.dims.width], `kv cache ${kind}.${layer}`);
+        const tensor = createTensor(gpu, "f32", [shape.batch, shape.past, this.dims.width], `kv cache ${kind}.${layer}`);
         to[kind].push(tensor);
         const encoder = gpu.device.createCommandEncoder();
-        this.copyRows(encoder, rowsOf(from, end)(kind, layer), { tensor, rowLength: past, end }, rows);
+        this.copyRows(encoder, rowsOf(from, fromEnd)(kind, layer), { tensor, rowLength: shape.past, end }, rows);
         gpu.queue.submit([encoder.finish()]);
         await gpu.queue.onSubmittedWorkDone();
         from[kind][layer].destroy();
       }
     }
-    this.layouts.set(layoutKey(from.batch, past), to);
+    this.layouts.set(layoutKey(shape.batch, shape.past), to);
     return to;
   }
 

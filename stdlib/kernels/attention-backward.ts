@@ -43,7 +43,7 @@ function queryTile(headDim: number): number {
   return Math.max(1, Math.floor(keyBlock(headDim) / 2));
 }
 
-/** q, k, v, dout, lse, delta (read), the gradient output, then the mask's bindings. */
+/** q, k, v, dout, lse, delta (read), the gradient output, then the mask's binding. */
 function gradientBindings(variant: AttentionVariant, output: string): KernelBinding[] {
   return [
     ...qkvBindings(variant.dtype),
@@ -63,7 +63,7 @@ export interface AttentionBackwardKernels {
 
 /**
  * Bindings — delta: o, dout, delta (f32 out). dkdv: q, k, v, dout, lse, delta, dkv (out).
- * dq: q, k, v, dout, lse, delta, dq (out). Each is followed by the mask's bindings.
+ * dq: q, k, v, dout, lse, delta, dq (out). The last two are followed by the mask's binding.
  */
 export function attentionBackwardKernels(variant: AttentionVariant): AttentionBackwardKernels {
   return { delta: attentionDeltaKernel(variant), dkdv: dkdvKernel(variant), dq: dqKernel(variant) };

@@ -78,10 +78,7 @@ export function scoreBias(mask: AttentionMask, h: number, p: number, j: number):
   return mask.alibiSlopes ? alibiBias(mask.alibiSlopes[h], p, j) : 0;
 }
 
-/**
- * `batch_info` words per batch row: key start, key end, prefix length, unused (padding to 16
- * bytes keeps one row per vec4 should a kernel want it).
- */
+/** `batch_info` words per batch row: key start, key end, prefix length, one unused. */
 export const BATCH_INFO_WORDS = 4;
 
 /** Whether a variant reads `batch_info` (key ranges, GLM prefix lengths). */
@@ -140,7 +137,8 @@ function wgslMaskWords(flags: MaskFlags): string {
 }
 
 /**
- * WGSL helpers over `u.key_len`, `u.query_offset` and the mask bindings:
+ * WGSL helpers over `u.key_len`, `u.query_offset` and the mask's words (whose offsets need
+ * `u.query_heads` and `u.batch`: every kernel that masks has those uniforms):
  * `key_allowed(b, p, j)`, `score_bias(h, p, j)`, and the key window a block of queries can see,
  * `key_window_start(b)` / `key_window_end(b, last_p)` (uniform per workgroup when `b` and
  * `last_p` are).

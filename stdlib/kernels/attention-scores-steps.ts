@@ -12,7 +12,7 @@
 // rule checks (scoresChunkHeads), then bound to kernels.
 // Tensor names: q, k, v, o, lse, scores (the chunk's f32 (heads, T, S) workspace); in the
 // backward also dout, delta, dq, dkv (dK and dV in one buffer, as views.dk and views.dv place
-// them) and grad (the scores' gradients). The mask bindings keep their own names.
+// them) and grad (the scores' gradients). The mask's binding keeps its own name.
 import type { AttentionVariant, AttentionViews } from "./attention-common.ts";
 import { attentionBackwardUniforms, attentionDeltaKernel, type BackwardViews } from "./attention-backward.ts";
 import { viewIndex, type TensorView } from "./attention-layout.ts";

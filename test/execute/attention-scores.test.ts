@@ -26,7 +26,7 @@ import { expectOk } from "../support/result.ts";
 import { adapterValues, feedsFor, loadFixture } from "../models/support.ts";
 import { attentionMaskInputs, feedsOf, fixtureGraph, runOnGpu, trainingOf } from "./support.ts";
 
-const MASKS: MaskKind[] = ["none", "causal", "prefix", "padding", "left-padding", "segments", "alibi", "alibi+padding+segments"];
+const MASKS: MaskKind[] = ["none", "causal", "prefix", "padding", "left-padding", "segments", "alibi", "alibi+segments", "alibi+padding+segments"];
 
 test(
   "the softmax kernel (forward and recompute) and the score-gradient kernel match their float64 references",

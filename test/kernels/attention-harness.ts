@@ -16,8 +16,8 @@ export function attentionShape(batch: number, queryHeads: number, kvHeads: numbe
   return { batch, queryHeads, kvHeads, queryLength, keyLength, headDim };
 }
 
-/** A mask kind; "alibi+padding+segments" has all three, as a packed Baichuan-13B batch does. */
-export type MaskKind = "none" | "causal" | "prefix" | "padding" | "left-padding" | "segments" | "alibi" | "alibi+padding+segments";
+/** A mask kind; "alibi+padding+segments" has all three, as a packed, padded Baichuan-13B batch does. */
+export type MaskKind = "none" | "causal" | "prefix" | "padding" | "left-padding" | "segments" | "alibi" | "alibi+segments" | "alibi+padding+segments";
 
 export interface AttentionCase {
   shape: AttentionShape;

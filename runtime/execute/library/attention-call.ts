@@ -8,7 +8,7 @@ import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
 import { attentionDtype, attentionShape } from "../../../compiler/passes/attention-shape.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
 import type { AttentionVariant } from "../../../stdlib/kernels/attention-common.ts";
-import { maskBindings, maskFromInputs, maskWordCount, maskWords, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
+import { maskFromInputs, maskWordCount, maskWords, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
 import { writeTensor } from "../../gpu/tensor.ts";
 import type { ExecContext, HostInts } from "../steps.ts";
@@ -32,14 +32,16 @@ export function callOf(n: Node, first: number): Call {
 }
 
 /**
- * The mask bindings of `call` for the dispatches in `steps` (their uniforms are set by `setUniforms`
- * once the mask is known), and the refresh that reads the mask inputs on the host.
+ * The mask's binding of `call` (`mask_words`, where it masks more than causally) for the
+ * dispatches in `steps` (their uniforms are set by `setUniforms` once the mask is known), and the
+ * refresh that reads the mask inputs on the host.
  */
 export function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, steps: DispatchStep[], setUniforms: (mask: AttentionMask) => void): (ints: HostInts) => Result<void> {
   const { batch, keyLength, queryHeads, queryLength } = call.shape;
   const { variant } = call;
   const slopes = variant.alibi ? alibiSlopes(queryHeads) : undefined;
-  const words = maskBindings(variant).length > 0 ? ctx.scratch("u32", [maskWordCount(variant, batch, keyLength, queryHeads)], `mask of %${n.id}`) : undefined;
+  const count = maskWordCount(variant, batch, keyLength, queryHeads);
+  const words = count > 0 ? ctx.scratch("u32", [count], `mask of %${n.id}`) : undefined;
   if (words) for (const s of steps) s.tensors.mask_words = words;
   const views = call.masks.map((m) => inputView(launch, m));
   return (ints) => {
