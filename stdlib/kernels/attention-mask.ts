@@ -97,19 +97,25 @@ export function maskBindings(flags: MaskFlags): KernelBinding[] {
   return used ? [{ name: "mask_words", dtype: "u32", access: "read" }] : [];
 }
 
-/** The length of `mask_words` for B rows of S keys and Hq query heads (0 where there is none). */
+/** Where each part of `mask_words` starts and how many words it has, for B rows of S keys and Hq query heads. */
+function maskLayout(flags: MaskFlags, batch: number, keyLength: number, queryHeads: number): { infoAt: number; segmentsAt: number; words: number } {
+  const infoAt = flags.alibi ? queryHeads : 0;
+  const segmentsAt = infoAt + (hasBatchInfo(flags) ? batch * BATCH_INFO_WORDS : 0);
+  return { infoAt, segmentsAt, words: segmentsAt + (flags.segments ? batch * keyLength : 0) };
+}
+
+/** The length of `mask_words` (0 where there is none). */
 export function maskWordCount(flags: MaskFlags, batch: number, keyLength: number, queryHeads: number): number {
-  return (flags.alibi ? queryHeads : 0) + (hasBatchInfo(flags) ? batch * BATCH_INFO_WORDS : 0) + (flags.segments ? batch * keyLength : 0);
+  return maskLayout(flags, batch, keyLength, queryHeads).words;
 }
 
 /** The contents of `mask_words` for `mask` (B rows of S keys), or undefined where it has none. */
 export function maskWords(mask: AttentionMask, batch: number, keyLength: number): Uint32Array | undefined {
   const flags = maskFlags(mask);
-  const slopes = mask.alibiSlopes ? new Uint32Array(mask.alibiSlopes.buffer, mask.alibiSlopes.byteOffset, mask.alibiSlopes.length) : new Uint32Array(0);
-  const words = new Uint32Array(maskWordCount(flags, batch, keyLength, slopes.length));
-  if (words.length === 0) return undefined;
-  words.set(slopes, 0);
-  const infoAt = slopes.length;
+  const { infoAt, segmentsAt, words: count } = maskLayout(flags, batch, keyLength, mask.alibiSlopes?.length ?? 0);
+  if (count === 0) return undefined;
+  const words = new Uint32Array(count);
+  if (mask.alibiSlopes) words.set(new Uint32Array(mask.alibiSlopes.buffer, mask.alibiSlopes.byteOffset, mask.alibiSlopes.length));
   if (hasBatchInfo(flags)) {
     for (let b = 0; b < batch; b++) {
       const at = infoAt + b * BATCH_INFO_WORDS;
@@ -118,13 +124,13 @@ export function maskWords(mask: AttentionMask, batch: number, keyLength: number)
       words[at + 2] = mask.prefixLengths ? mask.prefixLengths[b] : 0;
     }
   }
-  if (mask.segments) words.set(new Uint32Array(mask.segments.buffer, mask.segments.byteOffset, mask.segments.length), words.length - mask.segments.length);
+  if (mask.segments) words.set(new Uint32Array(mask.segments.buffer, mask.segments.byteOffset, mask.segments.length), segmentsAt);
   return words;
 }
 
 /**
  * WGSL readers of `mask_words`, those the variant uses: `alibi_slope(h)`, `batch_info(b, word)`
- * and `segment_id(b, j)`. Their offsets follow from u.query_heads and u.batch.
+ * and `segment_id(b, j)`. Their offsets are maskLayout's, from u.query_heads and u.batch.
  */
 function wgslMaskWords(flags: MaskFlags): string {
   const infoAt = flags.alibi ? "u.query_heads" : "0u";
