@@ -3,10 +3,12 @@
 // generates greedily after prompts of the given lengths on the adapter the runtime would use,
 // and prints the median and the fastest of the timed steps. What grows with the context is the
 // KV cache's traffic: a step that copied the cache would slow down with it, one that reads it in
-// place (cached_attention) grows only by the attention over it.
+// place (cached_attention) grows only by the attention over it. The steps whose rows outgrow their
+// cache bucket (and move, a buffer at a time, into the next) are also reported apart.
 //   node bin/run-ts.js bench/decode-context.ts [PROMPT_TOKENS...] (default 128 1500)
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { CACHE_BUCKET, cacheCapacity } from "../compiler/models/cached-graph.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
 import { CachedGenerationModel, type CachedModelOptions } from "../runtime/generate/cached-model.ts";
 import { gpuRunner } from "../runtime/generate/gpu-runner.ts";
@@ -25,6 +27,8 @@ export interface ContextRow {
   steps: number;
   medianMs: number;
   fastestMs: number;
+  /** The milliseconds of the steps that moved the cache into a larger bucket. */
+  movesMs: number[];
   /** The last step's logits, for checking the decode against the CPU reference. */
   logits: Float32Array;
 }
@@ -61,6 +65,16 @@ export async function decodeAfterPrompt(model: CachedGenerationModel, promptToke
   return { samples, logits };
 }
 
+/**
+ * Whether decode step `i` (from 0) after a prompt of `promptTokens` moves the cache: the prompt's
+ * bucket holds cacheCapacity(promptTokens) positions and each move adds a bucket, so a step moves
+ * when the positions cached before it fill a bucket past the prompt's (device-cache.ts).
+ */
+function movesAt(promptTokens: number, i: number): boolean {
+  const cached = promptTokens + i;
+  return cached % CACHE_BUCKET === 0 && cached >= cacheCapacity(promptTokens, CACHE_BUCKET);
+}
+
 /** `steps` decode steps after a prompt of each length, on `gpu`. */
 export async function benchDecodeContext(gpu: GpuDevice, prompts: readonly number[], steps = 24): Promise<ContextRow[]> {
   const options = contextModelOptions();
@@ -69,7 +83,8 @@ export async function benchDecodeContext(gpu: GpuDevice, prompts: readonly numbe
     const runner = gpuRunner(gpu);
     try {
       const { samples, logits } = await decodeAfterPrompt(new CachedGenerationModel(options, runner), promptTokens, steps);
-      rows.push({ promptTokens, steps: samples.length, medianMs: median(samples), fastestMs: Math.min(...samples), logits });
+      const movesMs = samples.filter((_, i) => movesAt(promptTokens, i));
+      rows.push({ promptTokens, steps: samples.length, medianMs: median(samples), fastestMs: Math.min(...samples), movesMs, logits });
     } finally {
       runner.destroy();
     }
@@ -82,7 +97,8 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const gpu = await openBenchDevice();
   console.log(`adapter: ${gpu.adapter.name}; model: hidden ${DIMENSIONS.hidden_size}, ${DIMENSIONS.num_layers} layers`);
   for (const r of await benchDecodeContext(gpu, prompts.length ? prompts : [128, 1500])) {
-    console.log(`prompt ${r.promptTokens}: decode median ${r.medianMs.toFixed(2)} ms, fastest ${r.fastestMs.toFixed(2)} ms (${r.steps} steps)`);
+    const moves = r.movesMs.length ? `; steps that moved the cache to a larger bucket: ${r.movesMs.map((ms) => ms.toFixed(2)).join(", ")} ms` : "";
+    console.log(`prompt ${r.promptTokens}: decode median ${r.medianMs.toFixed(2)} ms, fastest ${r.fastestMs.toFixed(2)} ms (${r.steps} steps)${moves}`);
   }
   gpu.destroy();
 }

@@ -17,6 +17,8 @@ test(
     const steps = 3;
     const rows = await benchDecodeContext(gpu, [4, 62], steps);
     assert.equal(rows.map((r) => r.promptTokens), [4, 62]);
+    // 62 cached positions fill the prompt's 64-position bucket at the third step, which moves
+    assert.equal(rows.map((r) => r.movesMs.length), [0, 1]);
     const reference = new CachedGenerationModel(contextModelOptions());
     for (const r of rows) {
       assert.ok(r.fastestMs > 0 && Number.isFinite(r.medianMs), JSON.stringify({ medianMs: r.medianMs, fastestMs: r.fastestMs }));
