@@ -32,7 +32,7 @@ import { matmulKernelsOf } from "../stdlib/kernels/matmul.ts";
 import { strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul-strategy.ts";
 import { invariant } from "../compiler/diagnostics.ts";
 import { engineGemv } from "../runtime/gpu/gemv-tuning.ts";
-import { causalVariant } from "../runtime/gpu/kernel-probe-cases.ts";
+import { causalVariant, scoresF16Tolerance } from "../runtime/gpu/kernel-probe-cases.ts";
 import type { KernelRun } from "../runtime/gpu/kernel-probe.ts";
 import { checkedMatmulStrategy } from "../runtime/gpu/kernel-self-check.ts";
 import { roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
@@ -261,7 +261,7 @@ function scoresRun(gpu: GpuDevice, strategy: MatmulStrategy, direction: "forward
     run: (shape, views) => ({ kernels: direction === "forward" ? scoresForwardKernels(call(shape), views, matmul) : scoresBackwardKernels(call(shape), views, matmul) }),
     inputs: products.dtype,
     // f32 products: as every f32 kernel's (the backward's inputs hold f16 values, exact in f32)
-    tolerance: products.dtype === "f32" ? F32_TOLERANCE : direction === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance(),
+    tolerance: products.dtype === "f32" ? F32_TOLERANCE : scoresF16Tolerance(direction),
     workspace: (shape): Record<string, number> => {
       const scores = call(shape).heads * shape.queryLength * shape.keyLength;
       return direction === "forward" ? { scores } : { scores, grad: scores };

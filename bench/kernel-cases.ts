@@ -5,8 +5,6 @@
 // and a check of its outputs against the float64 CPU reference of stdlib/kernels.
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { plainMatmulStrategy, subgroupMatrixStrategyFor } from "../stdlib/kernels/matmul-strategy.ts";
-import { matmulKernelsOf } from "../stdlib/kernels/matmul.ts";
-import { engineGemv } from "../runtime/gpu/gemv-tuning.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, type SubgroupTilingName } from "../stdlib/kernels/matmul-subgroup.ts";
 import { attentionCases } from "./attention-cases.ts";
 import { CaseInputs, type Case } from "./case-inputs.ts";
@@ -70,8 +68,7 @@ export function* kernelCases(gpu: GpuDevice, s: BenchShapes): Generator<Case> {
   yield decodeCase(gpu, matmulCase(inputs, 1, s.ffn, s.hidden, "bf16", true, "tiled"), "bf16");
   yield decodeCase(gpu, matmulCase(inputs, 1, s.hidden, s.hidden, "bf16", true, "tiled"), "bf16");
   yield decodeCase(gpu, nf4MatmulCase(inputs, 1, s.ffn, s.hidden, "tiled"), "nf4");
-  const engineKernels = matmulKernelsOf("tiled", engineGemv(gpu));
-  yield decodeCase(gpu, nf4MatmulCase(inputs, 1, s.ffn, s.hidden, "tiled", "", (o, shape) => engineKernels({ ...o, bLoads32: false }, shape)), "nf4", ", four weights a step");
+  yield decodeCase(gpu, nf4MatmulCase(inputs, 1, s.ffn, s.hidden, "tiled", "", false), "nf4", ", four weights a step");
   yield siluCase(inputs);
   yield swigluCase(inputs);
   yield rmsnormCase(inputs);

@@ -6,7 +6,7 @@
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { createTensor, readFloats } from "../runtime/gpu/tensor.ts";
 import { bytesPerElement, roundToDType, type StorageDType } from "../stdlib/kernels/dtype.ts";
-import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms, type MatmulKernel } from "../stdlib/kernels/matmul.ts";
+import { matmulKernel, matmulKernelsOf, matmulRef, matmulUniforms } from "../stdlib/kernels/matmul.ts";
 import { strategyName, type MatmulStrategy } from "../stdlib/kernels/matmul-strategy.ts";
 import { DEFAULT_SUBGROUP_TILING, SUBGROUP_TILINGS, subgroupMatrixTolerance, tilingKey } from "../stdlib/kernels/matmul-subgroup.ts";
 import { engineGemv, gemvVariantName, tunedGemv } from "../runtime/gpu/gemv-tuning.ts";
@@ -65,9 +65,10 @@ export function matmulCase(inputs: CaseInputs, m: number, n: number, k: number, 
 
 /**
  * x Wᵀ with W an NF4 weight stored (N, K), decoded inside the kernel (QLoRA's frozen base linears)
- * by the kernels of `strategy` (with the engine's gemv workgroup), or of `dense` where given.
+ * by the kernels of `strategy` (with the engine's gemv workgroup); `bLoads32: false` keeps the gemv
+ * at four weights a step.
  */
-export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: number, strategy: MatmulStrategy, note = "", dense?: MatmulKernel): Case {
+export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: number, strategy: MatmulStrategy, note = "", bLoads32?: boolean): Case {
   const shape = { batch: 1, m, n, k, strideB: 0 };
   const layout = { transA: false, transB: true };
   const a = inputs.input("f32", [m, k], "a"); // (M, K)
@@ -80,7 +81,7 @@ export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: numbe
     label: `matmul ${strategyLabel(strategy)} f32 x nf4 (B^T)${note}`,
     shape: `${m}x${n}x${k}`,
     mnk: [m, n, k],
-    spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, dense ?? matmulKernelsOf(strategy, engineGemv(inputs.gpu))),
+    spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout, bLoads32 }, shape, matmulKernelsOf(strategy, engineGemv(inputs.gpu))),
     uniforms: matmulUniforms(shape, layout),
     tensors: { a: a.tensor, c, ...nf4Bindings(weight, uploadNf4Tables(inputs.gpu)) },
     flops: 2 * m * n * k,

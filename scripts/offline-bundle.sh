@@ -24,7 +24,9 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/.offline/bin" "$stage/.offline/lib"
 cp "$(readlink -f "$(command -v node)")" "$stage/.offline/bin/node"
-tar -cf - --exclude='node_modules/typescript' --exclude='node_modules/@types' node_modules | tar -xf - -C "$stage/.offline"
+# from where node_modules resolves to: a worktree's node_modules may be a link to another checkout's
+mkdir -p "$stage/.offline/node_modules"
+tar -C "$(readlink -f node_modules)" -cf - --exclude='./typescript' --exclude='./@types' . | tar -xf - -C "$stage/.offline/node_modules"
 # Dawn's builds for the other platforms
 find "$stage/.offline/node_modules/webgpu/dist" -mindepth 1 -maxdepth 1 ! -name "$platform" -exec rm -rf {} +
 if command -v apt-get >/dev/null && (cd "$stage" && apt-get download libvulkan1 >/dev/null 2>&1); then

@@ -64,8 +64,13 @@ function storageDType(n: Node): StorageDType {
   return n.dtype;
 }
 
+/** Whether `launch` runs a kernel generated from its expression (fusedKernel), not a library kernel. */
+export function isGeneratedLaunch(launch: Launch): boolean {
+  return launch.kernel === "elementwise" || launch.kernel === "reduce";
+}
+
 export function fusedKernel(launch: Launch): FusedKernel {
-  invariant(launch.kernel === "elementwise" || launch.kernel === "reduce", `no generated kernel for ${launch.kernel}`);
+  invariant(isGeneratedLaunch(launch), `no generated kernel for ${launch.kernel}`);
   invariant(launch.outputs.length === 1, `a generated kernel writes one output, not ${launch.outputs.length}`);
   const root = launch.outputs[0];
   const rank = Math.max(1, root.shape.length);

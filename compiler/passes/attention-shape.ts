@@ -5,6 +5,7 @@
 // attention backward's workspace, which the executor allocates and the launch scratch counts.
 import type { AttentionVariant } from "../../stdlib/kernels/attention-common.ts";
 import type { AttentionShape } from "../../stdlib/kernels/attention-reference.ts";
+import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import type { Node } from "../ir/node.ts";
 
 /**
@@ -22,12 +23,25 @@ export function attentionDtype(n: Node, first: number): AttentionVariant["dtype"
   return n.inputs[first].dtype === "f16" ? "f16" : "f32";
 }
 
+/** One buffer of a launch's workspace. */
+export interface WorkspacePart {
+  dtype: StorageDType;
+  shape: number[];
+}
+
 /**
- * The workspace shapes of an attention backward launch of `s`: dK and dV in one buffer (dK in the
- * first half), dQ (used where no output takes it), and delta in f32. The executor allocates them
- * and the launch scratch of the memory plan counts them.
+ * The workspace of the attention backward launch whose first output is `first`, among `outputs`:
+ * dK and dV in one buffer (dK in the first half) in the gradients' dtype, dQ where no output takes
+ * it, and delta in f32. The executor allocates them and the launch scratch of the memory plan
+ * counts them.
  */
-export function attentionBackwardWorkspace(s: AttentionShape): { dkv: number[]; dq: number[]; delta: number[] } {
-  const { batch, queryHeads, kvHeads, queryLength, keyLength, headDim } = s;
-  return { dkv: [2 * batch * keyLength * kvHeads * headDim], dq: [batch, queryLength, queryHeads, headDim], delta: [batch, queryHeads, queryLength] };
+export function attentionBackwardWorkspace(first: Node, outputs: readonly Node[]): { dkv: WorkspacePart; dq?: WorkspacePart; delta: WorkspacePart } {
+  const { batch, queryHeads, kvHeads, queryLength, keyLength, headDim } = attentionShape(first, 1);
+  const dtype = first.dtype as StorageDType;
+  const takesDq = outputs.some((o) => o.attrs.wrt === 0);
+  return {
+    dkv: { dtype, shape: [2 * batch * keyLength * kvHeads * headDim] },
+    dq: takesDq ? undefined : { dtype, shape: [batch, queryLength, queryHeads, headDim] },
+    delta: { dtype: "f32", shape: [batch, queryHeads, queryLength] },
+  };
 }

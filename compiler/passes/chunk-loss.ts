@@ -13,8 +13,9 @@ import { graph, type Graph, type Node } from "../ir/node.ts";
 /**
  * The most bytes of f32 logits one chunk holds. The number of chunks follows from it alone: at the
  * largest vocabulary (ChatGLM-6B's 130,528) a chunk is 128 rows, whose product with the head
- * (128 × hidden × vocabulary) outweighs its few launches (the chunk's product, its loss and its
- * backward product) many times over, so more chunks cost no launch overhead worth a bound.
+ * (128 × hidden × vocabulary) should outweigh its few launches (the chunk's product, its loss and
+ * its backward product) many times over, so more chunks are expected to cost no launch overhead
+ * worth a bound (not measured on a GPU).
  */
 export const LOSS_CHUNK_BYTES = 64 * 2 ** 20;
 

@@ -32,19 +32,18 @@ export function compileGraph(input: Graph, opts: CompileOptions = {}): Result<Co
   const simplified = rewriteGraph(input, [...simplifyRules, ...foldRules]);
   const cse = eliminateCommonSubexpressions(simplified.graph);
   let g = cse.graph;
-  const problems = verifyGraph(g);
-  if (problems.length) return fail(...problems);
-  if (opts.checkpoints) {
+  let problems = verifyGraph(g);
+  if (opts.checkpoints && !problems.length) {
     // follow the kept nodes through the rewrites; one that was folded away is no longer a tensor to keep
     const kept = opts.checkpoints.map((n) => cse.map.get(simplified.map.get(n) ?? n)).filter((n): n is Node => n !== undefined);
     g = checkpoint(g, kept);
-    const after = verifyGraph(g);
-    if (after.length) return fail(...after);
+    problems = verifyGraph(g);
   }
+  if (problems.length) return fail(...problems);
   const nested = rewriteGraph(g, [nestConcat]);
   g = nested.graph;
-  const afterNesting = verifyGraph(g);
-  if (afterNesting.length) return fail(...afterNesting);
+  problems = verifyGraph(g);
+  if (problems.length) return fail(...problems);
   const s = schedule(g);
   const plan = planMemory(s, opts);
   const debug = Number(process.env.SFT_DEBUG ?? 0);

@@ -63,10 +63,8 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         own += maskBytes(first, 1);
         // dK|dV, dQ where no output takes it, and delta
         const shape = attentionShape(first, 1);
-        const workspace = attentionBackwardWorkspace(shape);
-        take(first.dtype as StorageDType, numel(workspace.dkv));
-        if (!launch.outputs.some((o) => o.attrs.wrt === 0)) take(first.dtype as StorageDType, numel(workspace.dq));
-        take("f32", numel(workspace.delta));
+        const { dkv, dq, delta } = attentionBackwardWorkspace(first, launch.outputs);
+        for (const part of [dkv, dq, delta]) if (part) take(part.dtype, numel(part.shape));
         const heads = scores ? scoresPathHeads(scores, "backward", shape, attentionDtype(first, 1), attentionBackwardViews(launch, first)) : undefined;
         if (heads) for (let i = 0; i < 2; i++) take("f32", heads * shape.queryLength * shape.keyLength); // the chunk's scores and their gradients
         break;

@@ -228,10 +228,10 @@ export class GraphExecutor {
 
   /**
    * Records every launch into one batch and submits it. Reading an output afterwards waits for
-   * it (the read is queued after it), so a plain run does not wait: a decode step costs one wait
-   * for the GPU, its logits' read, instead of two. With `timestamps` (and a device that has them)
-   * each dispatch runs in its own timed pass, the run waits and their GPU times come back: a
-   * profile, slower than a plain run because passes no longer overlap.
+   * it (the read is queued after it), so a plain run does not wait: a decode step waits for its
+   * logits' read (and its caller's error check), not also for the run. With `timestamps` (and a
+   * device that has them) each dispatch runs in its own timed pass, the run waits and their GPU
+   * times come back: a profile, slower than a plain run because passes no longer overlap.
    */
   async run(options: { timestamps?: boolean } = {}): Promise<Result<KernelTiming[]>> {
     if (this.intsChanged) {

@@ -28,7 +28,8 @@ import type { GpuDevice } from "./device.ts";
 import { engineGemv } from "./gemv-tuning.ts";
 import { causalTimingAttention, causalVariant, probeStorage, scoresAttentionProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe, TUNED_HEAD_DIMS, TUNING_TOKENS } from "./kernel-probe-cases.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
-import { engineTuningOptions, envAsks, tuneChoice, tuningDisabled, type Env, type TuningJob, type TuningOptions, type TuningOutcome } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneChoice, tuningDisabled, type Env, type TuningJob, type TuningOptions, type TuningOutcome } from "./kernel-tuning.ts";
+import { envAsks } from "../../stdlib/kernels/env-request.ts";
 import { tunedMatmulTiling } from "./matmul-tuning.ts";
 
 export type AttentionDirection = "forward" | "backward";

@@ -290,7 +290,12 @@ export function scoresPathProbe(matmul: MatmulKernel, headDims: readonly number[
  */
 function scoresProducts(matmul: MatmulKernel, direction: "forward" | "backward"): { inputs: StorageDType; tolerance: number } {
   if (!onSubgroupMatrices(matmul(WEIGHTS, { batch: 1, m: 64, n: 64, k: 64 }))) return { inputs: "f32", tolerance: 1e-3 };
-  return { inputs: "f16", tolerance: direction === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance() };
+  return { inputs: "f16", tolerance: scoresF16Tolerance(direction) };
+}
+
+/** The score-matrix attention's tolerance where its products take f16 inputs: the fused subgroup-matrix kernels' of the direction. */
+export function scoresF16Tolerance(direction: "forward" | "backward"): number {
+  return direction === "forward" ? subgroupAttentionTolerance() : subgroupAttentionBackwardTolerance();
 }
 
 // The score-matrix cases of `directions` at `headDim`, per storage dtype: 2 heads, and 4 query heads over 2.

@@ -28,7 +28,8 @@ import { SCORES_REQUEST, type AttentionScoresChoice } from "../../stdlib/kernels
 import type { GpuDevice } from "./device.ts";
 import { causalVariant, probeStorage, scoresPathProbe, subgroupAttentionBackwardProbe, subgroupAttentionProbe } from "./kernel-probe-cases.ts";
 import { checkKernel, type CheckedOp, type KernelCheck, type KernelProbe } from "./kernel-probe.ts";
-import { envAsks, tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
+import { tuningFile, type TuningOutcome, type Env } from "./kernel-tuning.ts";
+import { envAsks, type EnvRequest } from "../../stdlib/kernels/env-request.ts";
 import { attentionAdapter, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "./attention-tuning.ts";
 import { engineAttentionScores, scoresRequested, tuneAttentionPaths } from "./attention-path-tuning.ts";
 import { engineGemv, tuneGemv } from "./gemv-tuning.ts";
@@ -87,7 +88,7 @@ export function selfCheckOf(gpu: GpuDevice): SelfCheckOutcome | undefined {
 
 // The variable that asks for each op's fast kernel explicitly: then a failed check is an error
 // at the kernel choice (SFT5011) instead of a fallback.
-const REQUEST: Record<CheckedOp, { variable: string; value: string }> = {
+const REQUEST: Record<CheckedOp, EnvRequest> = {
   matmul: { variable: "SFT_MATMUL", value: "subgroup-matrix" },
   attention: { variable: "SFT_ATTENTION", value: "subgroup-matrix" },
   "attention backward": { variable: "SFT_ATTENTION", value: "subgroup-matrix" },

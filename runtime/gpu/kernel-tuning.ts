@@ -24,6 +24,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { envAsks } from "../../stdlib/kernels/env-request.ts";
 import type { KernelSpec, UniformValues } from "../../stdlib/kernels/kernel.ts";
 import type { BoundSteps } from "./bound-steps.ts";
 import { CommandBatch } from "./batch.ts";
@@ -138,11 +139,6 @@ export function tuningFile(env: Env = process.env): string {
 /** Whether SFT_TUNE=off asks for the default kernels without timing. */
 export function tuningDisabled(env: Env = process.env): boolean {
   return envAsks({ variable: "SFT_TUNE", value: "off" }, env);
-}
-
-/** Whether `env` sets `request.variable` to `request.value` (surrounding spaces ignored). */
-export function envAsks(request: { variable: string; value: string }, env: Env): boolean {
-  return env[request.variable]?.trim() === request.value;
 }
 
 /** The key of a tuning in the file: the job, the adapter, Dawn's package and every candidate's WGSL. */

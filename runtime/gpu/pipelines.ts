@@ -32,7 +32,9 @@ export class PipelineCache {
     const key = kernelKey(spec);
     const found = this.compiled.get(key);
     if (found) return found;
-    invariant(!needsF16(spec) || this.gpu.hasF16, `${key} needs shader-f16, which this device lacks: choose another variant`);
+    // callers check kernelRefusal first (executors when they prepare, compile here): a refused kernel is a bug
+    const refused = kernelRefusal(this.gpu, spec);
+    invariant(!refused, refused?.message ?? "");
     const layout = this.layoutFor(spec);
     const module = this.gpu.device.createShaderModule({ label: key, code: sourceOf(key, spec) });
     const pipeline = this.gpu.device.createComputePipeline({

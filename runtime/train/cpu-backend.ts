@@ -3,7 +3,7 @@
 // through the CPU references beside their GPU kernels (stdlib/kernels/grad-clip.ts, adamw.ts).
 // Slow and exact: it is what a GPU engine's training run is compared with, and what the loop's
 // own tests run on.
-import { trainingGraph } from "../../compiler/autodiff/grad.ts";
+import { GRAD_OUTPUT, trainingGraph } from "../../compiler/autodiff/grad.ts";
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { interpret, type Feeds } from "../../compiler/ir/interpret.ts";
 import { graph, numel, topoSort, type Graph, type Node } from "../../compiler/ir/node.ts";
@@ -131,7 +131,7 @@ export class CpuBackend implements TrainingBackend {
     // the graph's loss is the token mean of this micro-batch: scale its gradient to the sum
     const factor = tokens * gradScale;
     for (const s of this.slots) {
-      const g = out.get(`grad.${s.name}`)!;
+      const g = out.get(GRAD_OUTPUT + s.name)!;
       for (let i = 0; i < g.length; i++) s.grad[i] += g[i] * factor;
     }
     return { lossSum: out.get("loss")![0] * tokens, tokens };

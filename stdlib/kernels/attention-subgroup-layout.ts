@@ -5,6 +5,7 @@
 // choice between them and the scalar kernels (SFT_ATTENTION). One place for the sizes that the
 // forward and backward kernels, the layout tuning and the engine's choice all read.
 import { diag, fail, invariant, ok, type Result } from "../../compiler/diagnostics.ts";
+import { envAsks } from "./env-request.ts";
 import { subgroupMatrixStrategyFor, type MatmulAdapter } from "./matmul-strategy.ts";
 import type { SubgroupMatrixConfig } from "./matmul-subgroup.ts";
 import { SCORES_REQUEST } from "./attention-scores.ts";
@@ -124,7 +125,7 @@ export function attentionKernelChoice(
   { name = "attention forward", bytes, preferred }: { name?: string; bytes?: (layout: SubgroupAttentionLayout) => number; preferred?: SubgroupAttentionLayout } = {},
 ): Result<SubgroupAttentionLayout | "scalar"> {
   // "scores" (the score-matrix path, stdlib/kernels/attention-scores-steps.ts) leaves the fused kernels where it does not apply to the engine's choice
-  const wanted = env.SFT_ATTENTION?.trim() === SCORES_REQUEST.value ? undefined : env.SFT_ATTENTION?.trim();
+  const wanted = envAsks(SCORES_REQUEST, env) ? undefined : env.SFT_ATTENTION?.trim();
   if (wanted === "scalar") return ok("scalar");
   if (wanted && wanted !== "subgroup-matrix")
     return fail(diag("SFT2018", `SFT_ATTENTION='${wanted}' is not an attention kernel`, { where: "SFT_ATTENTION", hint: "Use scalar, subgroup-matrix or scores, or unset SFT_ATTENTION." }));

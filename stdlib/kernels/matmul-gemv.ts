@@ -11,7 +11,7 @@
 // four codes a step would load 2 bytes and decode the block's absmax for every four weights.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
-import { b32Ok, matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
+import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
 
 /** A gemv kernel's workgroup: its invocations along K and how they sum their partial products. */
 export interface GemvVariant {
@@ -38,7 +38,8 @@ export const DEFAULT_GEMV: GemvVariant = { invocations: 64 };
 const GEMV_COLS = 4; // output columns (rows of W) per workgroup
 const WIDE_STEP = 32; // elements of W per invocation step where B's accessor decodes 32 at once
 // The most rows of A a 32-element step takes: each row keeps 32 activations in registers beside a
-// column's 32 weights, so more rows would spill (eight would hold 256 activations).
+// column's 32 weights, so more rows would likely spill (eight would hold 256 activations; an
+// expectation, not measured).
 const WIDE_MAX_ROWS = 2;
 /** The most rows of op(A) the kernel takes. */
 export const GEMV_MAX_ROWS = 8;
@@ -70,8 +71,9 @@ export function gemvSpec(o: MatmulOptions, shape: MatmulShape, variant: GemvVari
   const vecA = !o.transA && vec4Ok(o.a, shape.k, st.lda, st.strideA);
   const vecB = vec4Ok(o.b, shape.k, st.ldb, st.strideB);
   const rows = rowsFor(shape.m);
-  // 32-element steps: every step inside one of the accessor's aligned groups, so K has no tail
-  const wide = rows <= WIDE_MAX_ROWS && b32Ok(o, shape);
+  // 32-element steps where B's accessor takes them and every step lies inside one of its aligned
+  // groups of a stored row (K, the row stride and the batch stride whole groups), so K has no tail
+  const wide = rows <= WIDE_MAX_ROWS && !!o.bLoads32 && [shape.k, st.ldb, st.strideB].every((x) => x % WIDE_STEP === 0);
   const r = [...Array(rows).keys()];
   const c = [...Array(GEMV_COLS).keys()];
   // element (m, k) of op(A) and (n, k) of W = (k, n) of op(B)

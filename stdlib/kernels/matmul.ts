@@ -37,7 +37,7 @@ export interface MatmulOptions {
   /**
    * B's accessor also decodes 32 stored elements at once, `load32_b(j) -> array<vec4<f32>, 8>`
    * for elements 32j..32j+31 (a packed format reads them with one 16-byte load: nf4-matmul.ts).
-   * The gemv kernel then steps 32 elements along K where the layout allows (b32Ok) and says so
+   * The gemv kernel then steps 32 elements along K where the layout allows and says so
    * with `b32` in its variant; otherwise, and in the other kernels, B is read four at a time.
    */
   bLoads32?: boolean;
@@ -77,16 +77,6 @@ export function vec4Ok(dtype: StorageDType, cols: number, ld: number, stride: nu
 export function matmulVec4(o: MatmulOptions, shape: MatmulShape): { vecA: boolean; vecB: boolean } {
   const st = strides(shape, o);
   return { vecA: vec4Ok(o.a, o.transA ? shape.m : shape.k, st.lda, st.strideA), vecB: vec4Ok(o.b, o.transB ? shape.k : shape.n, st.ldb, st.strideB) };
-}
-
-/**
- * Whether B can be read through `load32_b` (MatmulOptions.bLoads32): its stored rows (K of a B
- * stored (N, K), else N), their stride and the batch stride in whole groups of 32, so every
- * group lies inside one stored row and bounds along it never cut one.
- */
-export function b32Ok(o: MatmulOptions, shape: MatmulShape): boolean {
-  const st = strides(shape, o);
-  return !!o.bLoads32 && (o.transB ? shape.k : shape.n) % 32 === 0 && st.ldb % 32 === 0 && st.strideB % 32 === 0;
 }
 
 interface Strides {

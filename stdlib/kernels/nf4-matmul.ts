@@ -26,37 +26,38 @@ export function nf4Tables(): Float32Array {
 // load4_b decodes four consecutive weights from one load of their codes and one absmax (four
 // consecutive weights share a 64-weight block): half a codes word holds them, as two bytes of a
 // high and a low nibble each. Where the kernel reads B 32 weights at a time (its variant's b32:
-// the gemv's steps), the codes are bound as vec4 words and load32_b decodes 32 weights, half a
-// block, from one 16-byte load and one absmax.
+// the gemv's steps), it reads B only so: the codes are bound as vec4 words and load32_b decodes
+// 32 weights, half a block, from one 16-byte load and one absmax.
 function nf4Accessors(vec4: boolean, wide: boolean): string {
   const b = NF4_B_BINDINGS;
   invariant(!wide || nf4BlockSize % 32 === 0, "32 consecutive weights share one absmax block");
-  // the codes word holding weight i_ (8 a word)
-  const word = (i: string) => (wide ? `${b.codes}[${i} >> 5u][(${i} >> 3u) & 3u]` : `${b.codes}[${i} >> 3u]`);
-  const scalar = `fn nf4_absmax(block_: u32) -> f32 {
+  const decode = `fn nf4_absmax(block_: u32) -> f32 {
   let code_ = (${b.absmax}[block_ >> 2u] >> (8u * (block_ & 3u))) & 0xffu;
   return ${b.tables}[16u + code_] * ${b.scales}[block_ / ${absmaxBlockSize}u] + ${b.offset}[0];
 }
 // four weights from the two code bytes in the low 16 bits of half_, first weight in the high nibble
 fn nf4_four(half_: u32, absmax_: f32) -> vec4<f32> {
   return vec4<f32>(${b.tables}[(half_ >> 4u) & 15u], ${b.tables}[half_ & 15u], ${b.tables}[(half_ >> 12u) & 15u], ${b.tables}[(half_ >> 8u) & 15u]) * absmax_;
-}
-fn load_b(i_: u32) -> f32 {
-  let byte_ = (${word("i_")} >> (8u * ((i_ >> 1u) & 3u))) & 0xffu;
+}`;
+  if (wide) {
+    const halves = ["x", "y", "z", "w"].flatMap((w) => [`words_.${w}`, `words_.${w} >> 16u`]);
+    return `${decode}
+fn load32_b(j_: u32) -> array<vec4<f32>, 8> {
+  let words_ = load4_${b.codes}(j_);
+  let absmax_ = nf4_absmax((32u * j_) / ${nf4BlockSize}u);
+  return array<vec4<f32>, 8>(${halves.map((h) => `nf4_four(${h}, absmax_)`).join(", ")});
+}`;
+  }
+  const scalar = `fn load_b(i_: u32) -> f32 {
+  let byte_ = (${b.codes}[i_ >> 3u] >> (8u * ((i_ >> 1u) & 3u))) & 0xffu;
   let q_ = select(byte_ & 15u, byte_ >> 4u, (i_ & 1u) == 0u);
   return ${b.tables}[q_] * nf4_absmax(i_ / ${nf4BlockSize}u);
 }`;
   const four = `fn load4_b(j_: u32) -> vec4<f32> {
   let i_ = 4u * j_;
-  return nf4_four(${word("i_")} >> (16u * (j_ & 1u)), nf4_absmax(i_ / ${nf4BlockSize}u)); // bytes of weights i_, i_ + 1 and i_ + 2, i_ + 3
+  return nf4_four(${b.codes}[i_ >> 3u] >> (16u * (j_ & 1u)), nf4_absmax(i_ / ${nf4BlockSize}u)); // bytes of weights i_, i_ + 1 and i_ + 2, i_ + 3
 }`;
-  const halves = ["x", "y", "z", "w"].flatMap((w) => [`words_.${w}`, `words_.${w} >> 16u`]);
-  const thirtyTwo = `fn load32_b(j_: u32) -> array<vec4<f32>, 8> {
-  let words_ = load4_${b.codes}(j_);
-  let absmax_ = nf4_absmax((32u * j_) / ${nf4BlockSize}u);
-  return array<vec4<f32>, 8>(${halves.map((h) => `nf4_four(${h}, absmax_)`).join(", ")});
-}`;
-  return [scalar, vec4 ? four : "", wide ? thirtyTwo : ""].filter(Boolean).join("\n");
+  return [decode, scalar, vec4 ? four : ""].filter(Boolean).join("\n");
 }
 
 /**
@@ -65,7 +66,8 @@ fn load_b(i_: u32) -> f32 {
  * under the names in NF4_B_BINDINGS.
  */
 export function nf4MatmulKernel(o: MatmulOptions, shape: MatmulShape, dense: MatmulKernel = matmulKernel): KernelSpec {
-  const kernel = dense({ ...o, b: "f32", bLoads32: true }, shape);
+  // 32 weights a step where the kernel takes them (the gemv), unless the caller says otherwise
+  const kernel = dense({ ...o, b: "f32", bLoads32: o.bLoads32 ?? true }, shape);
   const b = kernel.bindings.find((x) => x.name === "b");
   invariant(b, "the matmul kernel binds B as 'b'");
   const wide = kernel.variant.b32 === true;

@@ -6,7 +6,7 @@ import * as ir from "../../compiler/ir/build.ts";
 import { numel, type AttentionAttrs, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
 import { Random } from "../../runtime/random.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../../compiler/models/family-graph.ts";
-import { fusedKernel } from "../../compiler/codegen/fused-kernel.ts";
+import { fusedKernel, isGeneratedLaunch } from "../../compiler/codegen/fused-kernel.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import type { Schedule } from "../../compiler/passes/schedule.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
@@ -45,7 +45,7 @@ export async function runOnGpu(gpu: GpuDevice, g: Graph, feeds: ReadonlyMap<stri
 
 /** The storage buffers each generated launch (elementwise or reduce) of `s` binds, as its WGSL declares them. */
 export function generatedBindings(s: Schedule): number[] {
-  return s.launches.filter((l) => l.kernel === "elementwise" || l.kernel === "reduce").map((l) => fusedKernel(l).spec.bindings.length);
+  return s.launches.filter(isGeneratedLaunch).map((l) => fusedKernel(l).spec.bindings.length);
 }
 
 /** The fixture's family graph for its golden batch. */

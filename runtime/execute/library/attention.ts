@@ -99,13 +99,13 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
   const lse = ctx.sideOutputs.get(o.base)?.lse;
   if (!lse || o.offset !== 0) return fail(diag("SFT4005", `attention backward %${first.id}: its forward output %${o.base.id} is not an attention launch's result with a saved log-sum-exp`));
   const wrt = (i: number) => launch.outputs.find((out) => out.attrs.wrt === i);
-  const workspace = attentionBackwardWorkspace(call.shape);
+  const workspace = attentionBackwardWorkspace(first, launch.outputs);
   // dK in the first half of one buffer, dV in the second
-  const dkvNode = node("input", [], { name: `dK|dV of %${first.id}`, dtype: first.dtype, shape: workspace.dkv });
-  const dkv = workspaceTensor(ctx, first.dtype, dkvNode.shape, dkvNode.attrs.name!);
+  const dkvNode = node("input", [], { name: `dK|dV of %${first.id}`, dtype: first.dtype, shape: workspace.dkv.shape });
+  const dkv = workspaceTensor(ctx, workspace.dkv.dtype, dkvNode.shape, dkvNode.attrs.name!);
   ctx.register(dkvNode, dkv);
-  const dq = wrt(0) ? ctx.tensorOf(wrt(0)!) : workspaceTensor(ctx, first.dtype, workspace.dq, "unused dQ");
-  const delta = workspaceTensor(ctx, "f32", workspace.delta, `delta of %${first.id}`);
+  const dq = workspace.dq ? workspaceTensor(ctx, workspace.dq.dtype, workspace.dq.shape, "unused dQ") : ctx.tensorOf(wrt(0)!);
+  const delta = workspaceTensor(ctx, workspace.delta.dtype, workspace.delta.shape, `delta of %${first.id}`);
   const views = attentionBackwardViews(launch, first);
   const read = { q: ctx.tensorOf(q.base), k: ctx.tensorOf(k.base), v: ctx.tensorOf(v.base), dout: ctx.tensorOf(dout.base), lse, delta };
   const heads = scoresPathHeads(ctx.attentionScores, "backward", call.shape, call.variant.dtype, views);
@@ -133,7 +133,7 @@ export function prepareAttentionBackward(ctx: ExecContext, launch: Launch): Resu
     });
   }
   const steps: Step[] = [...dispatches];
-  for (const [i, offset] of [[1, 0], [2, numel(workspace.dkv) / 2]]) {
+  for (const [i, offset] of [[1, 0], [2, numel(workspace.dkv.shape) / 2]]) {
     const out = wrt(i);
     if (out) steps.push(copyView(ctx, { ...contiguousView(dkvNode), shape: out.shape, strides: contiguousView(out).strides, offset }, ctx.tensorOf(out)));
   }
