@@ -65,10 +65,10 @@ export function matmulCase(inputs: CaseInputs, m: number, n: number, k: number, 
 
 /**
  * x Wᵀ with W an NF4 weight stored (N, K), decoded inside the kernel (QLoRA's frozen base linears)
- * by the kernels of `strategy` (with the engine's gemv workgroup); `bLoads32: false` keeps the gemv
- * at four weights a step.
+ * by the kernels of `strategy` (with the engine's gemv workgroup); `wideSteps` sets the gemv's
+ * weights a step (GemvVariant.wideSteps: true 32, false four; default the engine's).
  */
-export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: number, strategy: MatmulStrategy, note = "", bLoads32?: boolean): Case {
+export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: number, strategy: MatmulStrategy, note = "", wideSteps?: boolean): Case {
   const shape = { batch: 1, m, n, k, strideB: 0 };
   const layout = { transA: false, transB: true };
   const a = inputs.input("f32", [m, k], "a"); // (M, K)
@@ -81,7 +81,7 @@ export function nf4MatmulCase(inputs: CaseInputs, m: number, n: number, k: numbe
     label: `matmul ${strategyLabel(strategy)} f32 x nf4 (B^T)${note}`,
     shape: `${m}x${n}x${k}`,
     mnk: [m, n, k],
-    spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout, bLoads32 }, shape, matmulKernelsOf(strategy, engineGemv(inputs.gpu))),
+    spec: nf4MatmulKernel({ a: "f32", b: "f32", out: "f32", ...layout }, shape, matmulKernelsOf(strategy, { ...engineGemv(inputs.gpu), ...(wideSteps === undefined ? {} : { wideSteps }) })),
     uniforms: matmulUniforms(shape, layout),
     tensors: { a: a.tensor, c, ...nf4Bindings(weight, uploadNf4Tables(inputs.gpu)) },
     flops: 2 * m * n * k,

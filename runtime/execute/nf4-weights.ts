@@ -6,6 +6,7 @@ import { invariant } from "../../compiler/diagnostics.ts";
 import { nf4Tables, NF4_B_BINDINGS } from "../../stdlib/kernels/nf4-matmul.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
+import type { TensorContents } from "../gpu/kernel-probe.ts";
 import { quantizeNf4, type Nf4Tensor } from "../../stdlib/quant/nf4.ts";
 
 /** The device buffers of one NF4 weight: what a matmul binds. */
@@ -47,19 +48,31 @@ export function uploadNf4Buffers(gpu: GpuDevice, values: ArrayLike<number>, labe
   return uploadNf4Parts(gpu, quantizeNf4(Float32Array.from(values)), label);
 }
 
-function uploadNf4Parts(gpu: GpuDevice, host: Nf4Tensor, label: string): Nf4Buffers {
+/** The contents of the four buffers of `host` (double-quantized absmax), as Nf4Buffers holds them. */
+function nf4Parts(host: Nf4Tensor): Record<keyof Nf4Buffers, Uint32Array | Float32Array> {
   invariant(!(host.absmax instanceof Float32Array), "QLoRA weights are double-quantized");
-  const upload = (dtype: "u32" | "f32", data: Uint32Array | Float32Array, part: string) => {
-    const t = createTensor(gpu, dtype, [data.length], `${label} (NF4 ${part})`);
+  return { codes: words(host.codes), absmax: words(host.absmax.codes), scales: host.absmax.scales, offset: Float32Array.of(host.absmax.offset) };
+}
+
+const PART_NAMES: Record<keyof Nf4Buffers, string> = { codes: "codes", absmax: "absmax codes", scales: "scales", offset: "offset" };
+
+function uploadNf4Parts(gpu: GpuDevice, host: Nf4Tensor, label: string): Nf4Buffers {
+  const parts = nf4Parts(host);
+  const upload = (part: keyof Nf4Buffers) => {
+    const data = parts[part];
+    const t = createTensor(gpu, data instanceof Uint32Array ? "u32" : "f32", [data.length], `${label} (NF4 ${PART_NAMES[part]})`);
     writeTensor(gpu, t, data);
     return t;
   };
-  return {
-    codes: upload("u32", words(host.codes), "codes"),
-    absmax: upload("u32", words(host.absmax.codes), "absmax codes"),
-    scales: upload("f32", host.absmax.scales, "scales"),
-    offset: upload("f32", Float32Array.of(host.absmax.offset), "offset"),
-  };
+  return { codes: upload("codes"), absmax: upload("absmax"), scales: upload("scales"), offset: upload("offset") };
+}
+
+/** The initial contents of the NF4 matmul's B bindings for `host`, lookup tables included (a probe's or a timing's tensors). */
+export function nf4Contents(host: Nf4Tensor): Record<string, TensorContents> {
+  const parts = nf4Parts(host);
+  const b = NF4_B_BINDINGS;
+  const contents = (data: Uint32Array | Float32Array): TensorContents => ({ dtype: data instanceof Uint32Array ? "u32" : "f32", data });
+  return { [b.codes]: contents(parts.codes), [b.absmax]: contents(parts.absmax), [b.scales]: contents(parts.scales), [b.offset]: contents(parts.offset), [b.tables]: contents(nf4Tables()) };
 }
 
 /** The four buffers of `w`. */

@@ -5,13 +5,16 @@
 // weights at about a fifth of the card's copy bandwidth). The device checks and times 64, 128 and
 // 256 invocations a workgroup, each with the tree reduction and, where its subgroups have one
 // fixed size, with subgroup sums, each with one or two K steps an iteration, and the engine takes
-// the fastest. Tuned wherever decode-shaped launches take the gemv kernel: every matmul strategy
-// but "registers" (CPU adapters). SFT_TUNE=off keeps DEFAULT_GEMV.
+// the fastest; then the chosen workgroup reading an NF4 weight (a QLoRA model's decode) 32 weights
+// a step and four, which trade decode work against loads in flight. Tuned wherever decode-shaped
+// launches take the gemv kernel: every matmul strategy but "registers" (CPU adapters).
+// SFT_TUNE=off keeps DEFAULT_GEMV (32 weights a step).
 import { DEFAULT_GEMV, gemvSpec, type GemvVariant } from "../../stdlib/kernels/matmul-gemv.ts";
-import { matmulUniforms, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulUniforms, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { nf4MatmulKernel } from "../../stdlib/kernels/nf4-matmul.ts";
 import { matmulStrategyFor } from "../../stdlib/kernels/matmul-strategy.ts";
 import type { GpuDevice } from "./device.ts";
-import { gemvCases, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
+import { gemvCases, nf4GemvCases, nf4WeightProductProblem, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
 import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 
 /** The timed product: one token's activations times a 4096 x 4096 f32 weight (67 MB read). */
@@ -62,16 +65,48 @@ export function gemvJob(gpu: GpuDevice, shape: MatmulShape = GEMV_TUNING_SHAPE):
   return { candidates, problem: weightProductProblem(shape) };
 }
 
+/** How the NF4 gemv candidates read W, as the user reads it. */
+const nf4StepsName = (wideSteps: boolean) => (wideSteps ? "32 weights a step" : "four weights a step");
+
+/**
+ * The gemv workgroup `base` reading an NF4 W 32 weights a step and four (GemvVariant.wideSteps),
+ * each checked on nf4GemvCases and timed on x Wᵀ at `shape` with W in NF4.
+ */
+export function nf4StepsJob(base: GemvVariant, shape: MatmulShape = GEMV_TUNING_SHAPE): TuningJob<GemvVariant, KernelCandidate<GemvVariant>> {
+  const kernel = (v: GemvVariant) => (o: MatmulOptions, s: MatmulShape) => gemvSpec(o, s, v);
+  const candidates = [true, false].map((wideSteps) => {
+    const v = { ...base, wideSteps };
+    return {
+      name: nf4StepsName(wideSteps),
+      choice: v,
+      probe: {
+        op: "matmul" as const,
+        kernel: `NF4 gemv (${gemvVariantName(base)}, ${nf4StepsName(wideSteps)})`,
+        fallback: `NF4 gemv (${gemvVariantName(base)}, ${nf4StepsName(true)})`,
+        tolerance: 1e-5,
+        cases: () => nf4GemvCases(kernel(v)),
+      },
+      spec: nf4MatmulKernel(WEIGHTS, shape, kernel(v)),
+      uniforms: matmulUniforms(shape, WEIGHTS),
+    };
+  });
+  return { candidates, problem: nf4WeightProductProblem(shape) };
+}
+
 /**
  * Tunes the gemv workgroup where decode-shaped launches take the gemv kernel (every strategy but
- * "registers") and tuning is not refused (SFT_TUNE=off); the chosen variant is then the device's
- * (tunedGemv). Undefined where nothing was tuned or no variant passed its check.
+ * "registers") and tuning is not refused (SFT_TUNE=off), then how that workgroup reads NF4
+ * weights (nf4StepsJob); the chosen variant is then the device's (tunedGemv). The outcomes of the
+ * jobs timed: none where nothing was tuned or no variant passed its check.
  */
-export async function tuneGemv(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { shape?: MatmulShape } = engineTuningOptions(env)): Promise<TuningOutcome | undefined> {
-  if (tuningDisabled(env)) return undefined;
+export async function tuneGemv(gpu: GpuDevice, env: Env = process.env, options: TuningOptions & { shape?: MatmulShape } = engineTuningOptions(env)): Promise<TuningOutcome[]> {
+  if (tuningDisabled(env)) return [];
   const strategy = matmulStrategyFor(gpu.adapter, env);
-  if (!strategy.ok || strategy.value === "registers") return undefined;
-  const tuning = await tuneChoice(gpu, "gemv workgroup", gemvJob(gpu, options.shape), options);
-  if (tuning) tuned.set(gpu, tuning.choice);
-  return tuning?.outcome;
+  if (!strategy.ok || strategy.value === "registers") return [];
+  const workgroup = await tuneChoice(gpu, "gemv workgroup", gemvJob(gpu, options.shape), options);
+  if (!workgroup) return [];
+  tuned.set(gpu, workgroup.choice);
+  const steps = await tuneChoice(gpu, "NF4 gemv steps", nf4StepsJob(workgroup.choice, options.shape), options);
+  if (steps) tuned.set(gpu, steps.choice);
+  return [workgroup.outcome, ...(steps ? [steps.outcome] : [])];
 }

@@ -15,6 +15,9 @@ import { attentionBackwardReference, attentionForwardReference, type AttentionSh
 import { roundToDType, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { onSubgroupMatrices, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { matmulRef, matmulUniforms, type MatmulKernel, type MatmulOptions, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { nf4MatmulKernel } from "../../stdlib/kernels/nf4-matmul.ts";
+import { dequantizeNf4, quantizeNf4 } from "../../stdlib/quant/nf4.ts";
+import { nf4Contents } from "../execute/nf4-weights.ts";
 import { Random } from "../random.ts";
 import type { GpuDevice } from "./device.ts";
 import type { KernelProbe, ProbeCase } from "./kernel-probe.ts";
@@ -105,6 +108,33 @@ export function gemvCases(kernel: MatmulKernel): ProbeCase[] {
     [WEIGHTS, { batch: 1, m: 3, n: 37, k: 2101 }, "3x2101 times (37, 2101)ᵀ"],
     [{ ...WEIGHTS, b: "bf16", bias: "f32", accumulate: true }, { batch: 1, m: 2, n: 21, k: 96, alpha: 0.5, beta: 1 }, "2x96 times bf16 (21, 96)ᵀ + bias + C"],
   ]);
+}
+
+/**
+ * Decode products with W an NF4 weight stored (N, K) (nf4-matmul.ts) by `kernel`'s dense kernels:
+ * one and two rows at K a multiple of 32 (where a gemv takes 32 weights a step), three rows at a K
+ * off 32 (four a step, a block's absmax shared with the next row's first weights); f32 products
+ * against matmulRef on the dequantized weight.
+ */
+export function nf4GemvCases(kernel: MatmulKernel): ProbeCase[] {
+  const rng = new Random(5017);
+  return ([[1, 37, 2048], [2, 21, 4160], [3, 9, 200]] as const).map(([m, n, k]) => {
+    const s: MatmulShape = { batch: 1, m, n, k, strideB: 0 };
+    const weight = quantizeNf4(rng.normalArray(n * k, 0.05));
+    const a = rng.normalArray(m * k);
+    const expected = matmulRef(Float64Array.from(a), Float64Array.from(dequantizeNf4(weight)), WEIGHTS, s);
+    const tensors: ProbeCase["tensors"] = { a: { dtype: "f32", data: a }, c: { dtype: "f32", zeros: m * n }, ...nf4Contents(weight) };
+    return { label: `${m}x${k} times NF4 (${n}, ${k})ᵀ`, spec: nf4MatmulKernel(WEIGHTS, s, kernel), uniforms: matmulUniforms(s, WEIGHTS), tensors, expected: { c: expected } };
+  });
+}
+
+/** The tensors of x Wᵀ (WEIGHTS) at `shape` with W an NF4 weight, for timing (timingValues quantized). */
+export function nf4WeightProductProblem(shape: MatmulShape): TuningProblem {
+  const { m, n, k } = shape;
+  return {
+    label: `${m}x${k} times NF4 (${n}, ${k})ᵀ, f32`,
+    tensors: () => ({ a: { dtype: "f32", data: timingValues(m * k) }, c: { dtype: "f32", data: new Float32Array(m * n) }, ...nf4Contents(quantizeNf4(timingValues(n * k))) }),
+  };
 }
 
 // Each product of `list` on seeded inputs, against matmulRef on A and B rounded to `inputs`.

@@ -8,7 +8,8 @@
 // subgroups' sums after one barrier. Which variant and workgroup size is fastest is the device's
 // to measure (runtime/gpu/gemv-tuning.ts). The B accessor is the only way W is read, so the NF4
 // accessor (nf4-matmul.ts) streams 4-bit codes: 32 of them a step (MatmulOptions.bLoads32), as
-// four codes a step would load 2 bytes and decode the block's absmax for every four weights.
+// four codes a step load 2 bytes and decode the block's absmax for every four weights, or four a
+// step (GemvVariant.wideSteps false), which keeps more loads in flight: the device measures which.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
@@ -31,6 +32,13 @@ export interface GemvVariant {
    * flight while it waits for memory. Steps of 32 elements (`bLoads32`) take one at a time.
    */
   unroll?: 1 | 2;
+  /**
+   * Whether W is read 32 elements a step where its accessor decodes 32 at once (MatmulOptions.
+   * bLoads32: NF4 weights) and the layout allows (default true); false keeps four a step, each
+   * decoding its block's absmax again. Which is faster is the device's to measure: 32 a step
+   * keeps fewer loads in flight per invocation (lavapipe times it slower).
+   */
+  wideSteps?: boolean;
 }
 
 /** The workgroup the engine uses where the device has tuned none. */
@@ -73,7 +81,7 @@ export function gemvSpec(o: MatmulOptions, shape: MatmulShape, variant: GemvVari
   const rows = rowsFor(shape.m);
   // 32-element steps where B's accessor takes them and every step lies inside one of its aligned
   // groups of a stored row (K, the row stride and the batch stride whole groups), so K has no tail
-  const wide = rows <= WIDE_MAX_ROWS && !!o.bLoads32 && [shape.k, st.ldb, st.strideB].every((x) => x % WIDE_STEP === 0);
+  const wide = rows <= WIDE_MAX_ROWS && !!o.bLoads32 && variant.wideSteps !== false && [shape.k, st.ldb, st.strideB].every((x) => x % WIDE_STEP === 0);
   const r = [...Array(rows).keys()];
   const c = [...Array(GEMV_COLS).keys()];
   // element (m, k) of op(A) and (n, k) of W = (k, n) of op(B)

@@ -66,8 +66,9 @@ fn load32_b(j_: u32) -> array<vec4<f32>, 8> {
  * under the names in NF4_B_BINDINGS.
  */
 export function nf4MatmulKernel(o: MatmulOptions, shape: MatmulShape, dense: MatmulKernel = matmulKernel): KernelSpec {
-  // 32 weights a step where the kernel takes them (the gemv), unless the caller says otherwise
-  const kernel = dense({ ...o, b: "f32", bLoads32: o.bLoads32 ?? true }, shape);
+  // the accessor decodes 32 weights at once; a kernel that takes them (the gemv, where its variant
+  // asks for wideSteps) reads B only so
+  const kernel = dense({ ...o, b: "f32", bLoads32: true }, shape);
   const b = kernel.bindings.find((x) => x.name === "b");
   invariant(b, "the matmul kernel binds B as 'b'");
   const wide = kernel.variant.b32 === true;

@@ -25,7 +25,7 @@ const root = resolve(import.meta.dirname, "../..");
 // the decode rows' labels, in order, with the gemv workgroup they name
 function decodeLabels(workgroup: string): string[] {
   const row = (weight: string, note = "") => `matmul gemv f32 x ${weight} (B^T), decode${note}, ${workgroup}`;
-  return [row("f32"), row("f32"), row("bf16"), row("bf16"), row("nf4"), row("nf4", ", four weights a step")];
+  return [row("f32"), row("f32"), row("bf16"), row("bf16"), row("nf4", ", 32 weights a step"), row("nf4", ", four weights a step")];
 }
 
 test(
@@ -175,9 +175,9 @@ test(
   "on a device that tuned its gemv workgroup, the decode rows run that workgroup and name it",
   withGpu(async (real) => {
     const gpu = Object.create(real) as GpuDevice; // its own tuning, apart from the shared device's
-    const outcome = await tuneGemv(gpu, { SFT_MATMUL: "tiled" }, { rounds: 1, dispatches: 2, warmupMs: 0, shape: { batch: 1, m: 1, n: 256, k: 1024 } });
+    const [outcome, nf4] = await tuneGemv(gpu, { SFT_MATMUL: "tiled" }, { rounds: 1, dispatches: 2, warmupMs: 0, shape: { batch: 1, m: 1, n: 256, k: 1024 } });
     const tuned = tunedGemv(gpu);
-    assert.ok(outcome && tuned, "the gemv workgroup was tuned");
+    assert.ok(outcome && nf4 && tuned, "the gemv workgroup and its NF4 steps were tuned");
     const rows: { label: string; invocations: number; subgroupSums: boolean; b32: unknown }[] = [];
     for (const c of kernelCases(gpu, SHAPES.smoke)) {
       if (c.label.startsWith("matmul gemv")) {
@@ -187,7 +187,7 @@ test(
       for (const t of Object.values(c.tensors)) t.destroy();
     }
     assert.equal(rows.map((r) => r.label), decodeLabels(`${outcome.chosen} (tuned)`));
-    // the engine's NF4 decode takes 32 weights a step, the row beside it four
+    // the NF4 rows take 32 weights a step and four, whichever the tuning chose for the engine
     assert.equal(rows.filter((r) => r.label.includes("nf4")).map((r) => r.b32), [true, false]);
     assert.ok(rows.every((r) => r.invocations === tuned.invocations && r.subgroupSums === !!tuned.subgroupSize), `the kernels of ${outcome.chosen}`);
   }),

@@ -18,7 +18,8 @@ import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { selfCheckKernels } from "../../runtime/gpu/kernel-self-check.ts";
 import { tuneChoice, tuningFile, tuningKey, type KernelCandidate, type TuningCandidate, type TuningOptions, type TuningProblem } from "../../runtime/gpu/kernel-tuning.ts";
 import { matmulTilingJob, tunedMatmulTiling, tuneMatmulTiling } from "../../runtime/gpu/matmul-tuning.ts";
-import { gemvJob, gemvVariantName, gemvVariants, tunedGemv, tuneGemv } from "../../runtime/gpu/gemv-tuning.ts";
+import { engineGemv, gemvJob, gemvVariantName, gemvVariants, nf4StepsJob, tunedGemv, tuneGemv } from "../../runtime/gpu/gemv-tuning.ts";
+import { nf4MatmulKernel } from "../../stdlib/kernels/nf4-matmul.ts";
 import { scheduleWgsl } from "../../runtime/execute/emit-wgsl.ts";
 import { attentionAdapter, attentionLayoutJob, attentionLayoutName, attentionLayouts, tuneAttentionLayouts, tunedAttentionLayout, tunedBackwardLayouts } from "../../runtime/gpu/attention-tuning.ts";
 import { attentionBackwardKernelsFor } from "../../stdlib/kernels/attention-backward-subgroup.ts";
@@ -30,7 +31,7 @@ import * as b from "../../compiler/ir/build.ts";
 import { graph } from "../../compiler/ir/node.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
 import { SUBGROUP_TILINGS } from "../../stdlib/kernels/matmul-subgroup.ts";
-import { matmulUniforms, type MatmulKernel, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
+import { matmulKernelsOf, matmulUniforms, type MatmulKernel, type MatmulShape } from "../../stdlib/kernels/matmul.ts";
 import { matmulStrategyFor } from "../../stdlib/kernels/matmul-strategy.ts";
 import { WEIGHTS, weightProductProblem } from "../../runtime/gpu/kernel-probe-cases.ts";
 import { withF16Gpu, withGpu } from "../kernels/gpu-harness.ts";
@@ -263,21 +264,53 @@ test(
 );
 
 test(
+  "the NF4 steps job: the workgroup reading an NF4 W 32 weights a step and four, each checked against the dequantized weight's float64 product and timed",
+  withScratch(async (gpu, scratch) => {
+    const base = gemvVariants(gpu).at(-1)!;
+    const job = nf4StepsJob(base, { batch: 1, m: 1, n: 256, k: 1024 });
+    assert.equal(
+      job.candidates.map((c) => [c.name, c.choice, c.spec.variant.b32]),
+      [
+        ["32 weights a step", { ...base, wideSteps: true }, true],
+        ["four weights a step", { ...base, wideSteps: false }, false],
+      ],
+    );
+    const tuning = await tuneChoice(gpu, "NF4 gemv steps", job, { ...FAST, file: scratch.file });
+    assert.ok(tuning);
+    console.log(`    ${tuning.outcome.timings.map((t) => `${t.name} ${t.ms.toFixed(3)} ms`).join("; ")}`);
+    assert.equal(tuning.outcome.rejected, []);
+    assert.equal(tuning.outcome.timings.map((t) => t.name).sort(), ["32 weights a step", "four weights a step"]);
+    assert.ok(tuning.outcome.check!.relativeError! < 1e-5);
+  }),
+);
+
+test(
   "gemv tuning runs where launches take the gemv kernel (not under the registers strategy, nor SFT_TUNE=off), and the device's executors then take the chosen workgroup",
   withScratch(async (real, scratch) => {
     const gpu = Object.create(real) as GpuDevice; // its own tuning, apart from the shared device's
     const file = join(scratch.dir, "kernel-tuning.json");
-    assert.is(await tuneGemv(gpu, { SFT_MATMUL: "registers", SFT_TUNING_CACHE: file }), undefined);
-    assert.is(await tuneGemv(gpu, { SFT_MATMUL: "tiled", SFT_TUNE: "off", SFT_TUNING_CACHE: file }), undefined);
+    assert.equal(await tuneGemv(gpu, { SFT_MATMUL: "registers", SFT_TUNING_CACHE: file }), []);
+    assert.equal(await tuneGemv(gpu, { SFT_MATMUL: "tiled", SFT_TUNE: "off", SFT_TUNING_CACHE: file }), []);
     assert.is(tunedGemv(gpu), undefined);
 
-    // a chosen variant as the tuning file would give it, so the check does not depend on which is fastest here
-    const job = gemvJob(gpu);
+    // chosen variants as the tuning file would give them, so the check does not depend on which is fastest here
     const wanted = gemvVariants(gpu).at(-1)!;
-    plantTunings(gpu, file, [{ job: "gemv workgroup", ...job, chosen: gemvVariantName(wanted) }]);
-    const outcome = await tuneGemv(gpu, { SFT_MATMUL: "tiled", SFT_TUNING_CACHE: file });
-    assert.is(outcome?.source, "cached");
-    assert.equal(tunedGemv(gpu), wanted);
+    plantTunings(gpu, file, [
+      { job: "gemv workgroup", ...gemvJob(gpu), chosen: gemvVariantName(wanted) },
+      { job: "NF4 gemv steps", ...nf4StepsJob(wanted), chosen: "four weights a step" },
+    ]);
+    const outcomes = await tuneGemv(gpu, { SFT_MATMUL: "tiled", SFT_TUNING_CACHE: file });
+    assert.equal(
+      outcomes.map((o) => [o.job, o.source]),
+      [
+        ["gemv workgroup", "cached"],
+        ["NF4 gemv steps", "cached"],
+      ],
+    );
+    assert.equal(tunedGemv(gpu), { ...wanted, wideSteps: false });
+    // the engine's NF4 decode product reads four weights a step, its dense one is the workgroup's
+    const nf4 = nf4MatmulKernel(WEIGHTS, { batch: 1, m: 1, n: 96, k: 64 }, matmulKernelsOf("tiled", engineGemv(gpu)));
+    assert.equal([nf4.name, nf4.variant.b32, nf4.workgroupSize[0]], ["matmul_gemv_nf4", false, wanted.invocations]);
 
     const decode = graph([["y", b.matmul(b.input("x", [1, 64]), b.param("w", [96, 64]), { transB: true })]]);
     const compiled = compileGraph(decode);
