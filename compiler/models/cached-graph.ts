@@ -37,6 +37,20 @@ export const CACHE = {
   allValues: (layer: number) => `all_values.${layer}`,
 } as const;
 
+/**
+ * The outputs of step graph `g` that a device cache copies out as soon as they are written (the
+ * concatenations a prompt's step returns, all_keys.L and all_values.L): compiled with these as
+ * PlanOptions.copiedOut, a prompt's step holds a layer's keys and values until its attention has
+ * read them, not every layer's to the step's end.
+ */
+export function copiedOutputs(g: Graph): Set<string> {
+  const concatenation = (name: string) => {
+    const layer = Number(name.slice(name.lastIndexOf(".") + 1));
+    return Number.isInteger(layer) && (name === CACHE.allKeys(layer) || name === CACHE.allValues(layer));
+  };
+  return new Set([...g.outputs.keys()].filter(concatenation));
+}
+
 /** Cached positions a device cache gives a prompt: one placeholder key, outside every row's key range. */
 export const PROMPT_PLACEHOLDER_KEYS = 1;
 

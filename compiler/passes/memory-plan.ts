@@ -68,6 +68,11 @@ export interface PlanOptions {
   noReuse?: boolean;
   /** Bytes of optimizer state per trainable element (AdamW: m and v in f32 = 8). */
   optimizerBytesPerElement?: number;
+  /**
+   * Outputs the executor copies out as soon as their launch writes them (ExecutorOptions.copyOut):
+   * they live until their last read in the schedule, not until the step's end.
+   */
+  copiedOut?: ReadonlySet<string>;
 }
 
 export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
@@ -87,9 +92,9 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
     }
     for (const o of l.outputs) add(o, i, gradOutputs.has(o) ? "gradients" : "activations");
   });
-  for (const v of s.outputViews.values()) {
+  for (const [name, v] of s.outputViews) {
     if (!buffers.has(v.base)) add(v.base, -1, v.base.op === "param" ? "weights" : "inputs");
-    buffers.get(v.base)!.last = end; // read back after the last launch
+    if (!opts.copiedOut?.has(name)) buffers.get(v.base)!.last = end; // read back after the last launch
   }
 
   const pooled = [...buffers.values()].filter((b) => b.category === "gradients" || b.category === "activations");

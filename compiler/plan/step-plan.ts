@@ -12,15 +12,14 @@
 //
 // Every layer adds the same buffers, so the persistent figures grow exactly linearly with depth,
 // and the forward-only arenas of evaluation and generation do not grow, or grow by the same bytes
-// per layer (a prompt's step keeps each layer's new keys and values): planned at 2 and 3 layers
-// they extrapolate exactly (tests check this). The training arena does not: which buffers
+// per layer: planned at 2 and 3 layers they extrapolate exactly (tests check this). The training arena does not: which buffers
 // are live together at its peak changes with depth (ChatGLM2-6B QLoRA at sequence 128: 163 MB
 // extrapolated, 513 MB planned over 28 layers). So the training step is compiled at full depth
 // (1.5 to 2.5 s for the published sizes); `estimate` extrapolates it, for advice, marked as such.
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
 import { numel, topoSort, type Node } from "../ir/node.ts";
-import { CACHE, CACHE_BUCKET, cachedStepGraph, cacheCapacity, PROMPT_PLACEHOLDER_KEYS, type CachedStepShape } from "../models/cached-graph.ts";
+import { CACHE, CACHE_BUCKET, cachedStepGraph, cacheCapacity, copiedOutputs, PROMPT_PLACEHOLDER_KEYS, type CachedStepShape } from "../models/cached-graph.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { evaluationGraph } from "../passes/chunk-loss.ts";
 import { compileGraph, type Compiled } from "../passes/compile.ts";
@@ -223,8 +222,8 @@ function probeStep(family: Family, config: ModelConfig, s: PlanSettings): Result
  * Decoding after training, as runtime/generate/device-cache.ts holds it: the weights, then the
  * most of these phases, each a KV cache with one step's inputs, arena and launch scratch.
  * - "prompt": the prompt's step (max_length tokens a sequence, once for beam search) over a
- *   placeholder cache of one key; its arena holds every layer's new keys and values while they
- *   are copied into the prompt's bucket.
+ *   placeholder cache of one key, beside the prompt's bucket; each layer's new keys and values are
+ *   copied into the bucket as they are written and leave its arena after that layer's attention.
  * - "beam fork": beam search copies that cache into one per beam, a buffer at a time, and reorders
  *   the beams once before any decode step.
  * - "decode": a decode step in the last bucket, the one that the last token fed (position
@@ -281,7 +280,8 @@ export function probeGeneration(family: Family, config: ModelConfig, s: PlanSett
     }
     const key = `${shape.batch} ${shape.past} ${shape.fresh}`;
     if (!compiled.has(key)) {
-      const step = compileGraph(cachedStepGraph(family, config, shape, full.value, graphMethod(s)));
+      const graph = cachedStepGraph(family, config, shape, full.value, graphMethod(s));
+      const step = compileGraph(graph, { copiedOut: copiedOutputs(graph) });
       if (!step.ok) return step;
       compiled.set(key, step.value);
     }

@@ -31,7 +31,7 @@ import { prepareMatmul } from "./library/matmul.ts";
 import { prepareNorm, prepareNormBackward } from "./library/norm.ts";
 import { prepareRope } from "./library/rope.ts";
 import type { ExecContext, PreparedLaunch, SideOutputs } from "./steps.ts";
-import type { Step } from "../gpu/bound-steps.ts";
+import type { CopyStep, Step } from "../gpu/bound-steps.ts";
 
 type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
 
@@ -78,6 +78,13 @@ export interface ExecutorOptions extends KernelOverrides {
    * launches read them as their B operand through the NF4 kernel; no other launch may read them.
    */
   nf4?: { weights: ReadonlyMap<string, Nf4Buffers>; tables: GpuTensor };
+  /**
+   * Graph outputs copied out of the step as soon as their launch writes them, by name: the copies
+   * `copies` makes of the output's tensor (a whole, contiguous tensor) follow that launch. Their
+   * memory plan must name them (PlanOptions.copiedOut), which frees them after their last read in
+   * the step: read back after the run, such an output may hold another tensor's values.
+   */
+  copyOut?: ReadonlyMap<string, (output: GpuTensor) => CopyStep[]>;
 }
 
 export class GraphExecutor {
@@ -99,6 +106,7 @@ export class GraphExecutor {
     private readonly bound: ReadonlyMap<string, GpuTensor>,
     plan: MemoryPlan | undefined,
     private readonly nf4: ExecutorOptions["nf4"],
+    private readonly copyOut: NonNullable<ExecutorOptions["copyOut"]>,
   ) {
     this.placement = placeBuffers(gpu, plan);
     this.workspace = new LaunchWorkspace(gpu);
@@ -112,7 +120,7 @@ export class GraphExecutor {
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
     const kernels = engineKernels(gpu, options);
     if (!kernels.ok) return kernels;
-    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4);
+    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, options.copyOut ?? new Map());
     const prepared = ex.prepare(kernels.value);
     if (prepared.ok) return ok(ex);
     ex.destroy(); // the buffers placed before the failure
@@ -131,6 +139,7 @@ export class GraphExecutor {
     }
     for (const [, view] of schedule.outputViews) this.bufferOf(view.base);
     const ctx = this.context(kernels);
+    const copied = new Set<string>();
     for (const launch of schedule.launches) {
       const prepare = launchPreparers[launch.kernel];
       this.workspace.nextLaunch();
@@ -142,9 +151,23 @@ export class GraphExecutor {
         const refused = step.kind === "dispatch" ? kernelRefusal(this.gpu, step.spec) : undefined;
         if (refused) return fail({ ...refused, where: launch.launches.join(", ") });
       }
-      this.prepared.push(p.value);
+      this.prepared.push({ ...p.value, steps: [...p.value.steps, ...this.copiesAfter(launch, copied)] });
     }
+    invariant(copied.size === this.copyOut.size, `outputs to copy out that no launch writes: ${[...this.copyOut.keys()].filter((n) => !copied.has(n)).join(", ")}`);
     return ok(undefined);
+  }
+
+  // The copies out of the outputs `launch` writes (ExecutorOptions.copyOut), each name added to `copied`.
+  private copiesAfter(launch: Launch, copied: Set<string>): CopyStep[] {
+    const steps: CopyStep[] = [];
+    for (const [name, copies] of this.copyOut) {
+      const { tensor, view } = this.outputView(name);
+      if (!launch.outputs.includes(view.base)) continue;
+      invariant(isContiguous(view) && numel(view.shape) === tensor.numel, `output ${name} is copied out whole, but its view is not its tensor`);
+      steps.push(...copies(tensor));
+      copied.add(name);
+    }
+    return steps;
   }
 
   private context(kernels: EngineKernels): ExecContext {

@@ -10,23 +10,25 @@
 // holds two caches at once.
 // Only a prompt (the first step) adds several tokens. The prompt's step
 // reads a placeholder past of one masked key, so that its keys and values come out of the
-// concatenation as whole buffers rather than as strided views of a fused projection. Nothing of
-// the cache crosses to or from the host.
+// concatenation as whole buffers rather than as strided views of a fused projection; the step
+// copies each layer's into the bucket as soon as they are written (ExecutorOptions.copyOut), so its
+// arena holds one layer's at a time, not every layer's. Nothing of the cache crosses to or from
+// the host.
 import { invariant } from "../../compiler/diagnostics.ts";
 import type { Graph } from "../../compiler/ir/node.ts";
 import { bytesPerElement } from "../../stdlib/kernels/dtype.ts";
 import { GraphExecutor, type ExecutorOptions } from "../execute/executor.ts";
 import type { Compiled } from "../../compiler/passes/compile.ts";
-import type { KernelTiming } from "../gpu/batch.ts";
+import type { CopyRange, KernelTiming } from "../gpu/batch.ts";
 import type { GpuDevice } from "../gpu/device.ts";
 import { createTensor, type GpuTensor } from "../gpu/tensor.ts";
 import { CommandBatch } from "../gpu/batch.ts";
 import { BoundSteps } from "../gpu/bound-steps.ts";
 import { tensorView, type View } from "../../compiler/passes/views.ts";
-import type { DispatchStep } from "../gpu/bound-steps.ts";
+import type { CopyStep, DispatchStep } from "../gpu/bound-steps.ts";
 import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import { kvAppendKernel, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
-import { CACHE, cacheCapacity, PROMPT_PLACEHOLDER_KEYS, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
+import { CACHE, cacheCapacity, copiedOutputs, PROMPT_PLACEHOLDER_KEYS, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
 import type { CacheDims, StepCache } from "./cached-model.ts";
 
 /** What a session's cache needs from its runner: compiled steps, device weights, counters. */
@@ -96,8 +98,16 @@ export class DeviceKvCache implements StepCache {
     invariant(layout.batch === B && layout.past === P, "a step reads the cache's current layout");
     // rows end at `end`, not at the capacity the concatenation would put them before new tokens
     invariant(T === 1 || starting, `${T} new tokens over a device cache that holds positions: only a prompt adds several`);
+    const before = starting ? fresh.map(() => 0) : this.lengths;
+    const lengths = before.map((n, r) => n + fresh[r]);
+    const end = Math.max(...lengths);
+    // several new tokens: each row's cached and new positions come out of the concatenation (the
+    // graph's all_keys.L, whole buffers, right-aligned at P + T; the prompt's layout is its one-key
+    // placeholder, never the next one), copied into the next bucket's buffers as each layer's are
+    // written, so the step's arena frees them after that layer's attention
+    const joined = T > 1 ? { into: this.layout(B, this.capacityFor(end)), end, rowLength: P + T, rows: lengths.map((n, r) => ({ from: r, to: r, n })) } : undefined;
     // the weights were uploaded when the executor was made (executor()): feeds of theirs are skipped
-    const stepExecutor = this.executor(g, feeds, layout);
+    const stepExecutor = this.executor(g, feeds, layout, joined);
     const { executor } = stepExecutor;
     for (const [name, values] of feeds) {
       if (this.programs.holds(name)) continue;
@@ -109,22 +119,9 @@ export class DeviceKvCache implements StepCache {
     invariant(ran.ok, `running a generation step: ${ran.ok ? "" : ran.diagnostics.map((d) => d.message).join("; ")}`);
     if (profile.enabled) profile.timings.push(...ran.value);
 
-    const before = starting ? fresh.map(() => 0) : this.lengths;
-    const lengths = before.map((n, r) => n + fresh[r]);
-    const end = Math.max(...lengths);
     let next: Layout;
-    if (T > 1) {
-      // several new tokens: each row's cached and new positions come out of the concatenation
-      // (the graph's all_keys.L, whole buffers), right-aligned at P + T (the prompt's layout is
-      // its one-key placeholder, never the next one)
-      next = this.layout(B, this.capacityFor(end));
-      const joined = (kind: KvKind, layer: number): RowBuffer => {
-        const tensor = executor.outputTensor(kind === "keys" ? CACHE.allKeys(layer) : CACHE.allValues(layer));
-        invariant(tensor, "a step's keys and values are whole buffers the cache copies from");
-        return { tensor, rowLength: P + T, end: P + T };
-      };
-      this.submitCopies(joined, rowsOf(next, end), lengths.map((n, r) => ({ from: r, to: r, n })));
-    } else {
+    if (joined) next = joined.into;
+    else {
       // a decode step read the cache in place: its new key and value go to column end - 1 of
       // every row, after the rows move to the next bucket's buffers when this one is full
       const kept = before.map((n, r) => ({ from: r, to: r, n }));
@@ -206,7 +203,7 @@ export class DeviceKvCache implements StepCache {
    * its copy is done, so a move holds the new cache and one buffer of the old, not both caches. A
    * wait per buffer: a move comes once a bucket (and a beam search's fork once).
    */
-  private async moveRows(from: Layout, shape: { batch: number; past: number }, rows: readonly { from: number; to: number; n: number }[], fromEnd: number, end: number): Promise<Layout> {
+  private async moveRows(from: Layout, shape: { batch: number; past: number }, rows: readonly RowCopy[], fromEnd: number, end: number): Promise<Layout> {
     const { gpu } = this.programs;
     const to: Layout = { ...shape, keys: [], values: [] };
     for (let layer = 0; layer < this.dims.layers; layer++) {
@@ -228,10 +225,24 @@ export class DeviceKvCache implements StepCache {
     return cacheCapacity(end, this.programs.bucket);
   }
 
-  // One executor per step graph, its past inputs bound to the layout it reads.
-  private executor(g: Graph, feeds: ReadonlyMap<string, Float64Array>, layout: Layout): StepExecutor {
+  // One executor per step graph, its past inputs bound to the layout it reads; a prompt's copies
+  // its keys and values out into `joined.into` (a prompt's executor runs once: a session has one).
+  private executor(g: Graph, feeds: ReadonlyMap<string, Float64Array>, layout: Layout, joined?: JoinedRows): StepExecutor {
     const kept = this.executors.get(g);
-    if (kept) return kept;
+    if (kept) {
+      invariant(!joined, "a prompt's step runs once a session");
+      return kept;
+    }
+    const copyOut = new Map<string, (output: GpuTensor) => CopyStep[]>();
+    for (let layer = 0; joined && layer < this.dims.layers; layer++)
+      for (const kind of ["keys", "values"] as const) {
+        const src = (tensor: GpuTensor): RowBuffer => ({ tensor, rowLength: joined.rowLength, end: joined.rowLength });
+        const dst = rowsOf(joined.into, joined.end)(kind, layer);
+        copyOut.set(kind === "keys" ? CACHE.allKeys(layer) : CACHE.allValues(layer), (output) =>
+          this.rowRanges(src(output), dst, joined.rows).map((range) => ({ kind: "copy", src: output, dst: dst.tensor, range })),
+        );
+      }
+    invariant([...copiedOutputs(g)].sort().join() === [...copyOut.keys()].sort().join(), "a step copies out the outputs its plan frees early");
     const bound = new Map(this.programs.weights(g, feeds));
     for (let layer = 0; layer < this.dims.layers; layer++) {
       bound.set(CACHE.pastKey(layer), layout.keys[layer]);
@@ -240,7 +251,7 @@ export class DeviceKvCache implements StepCache {
     // activations share buffers by lifetime, as the memory plan places them: a prompt's step holds
     // one layer's intermediates at a time instead of every layer's
     const { schedule, plan } = this.programs.compiled(g);
-    const created = GraphExecutor.create(this.programs.gpu, schedule, bound, { plan, nf4: this.programs.nf4() });
+    const created = GraphExecutor.create(this.programs.gpu, schedule, bound, { plan, nf4: this.programs.nf4(), copyOut });
     invariant(created.ok, `preparing a generation step: ${created.ok ? "" : created.diagnostics.map((d) => d.message).join("; ")}`);
     const made = { executor: created.value, layout };
     this.executors.set(g, made);
@@ -258,26 +269,20 @@ export class DeviceKvCache implements StepCache {
     return layout;
   }
 
-  /** copyLayers in a submission of its own. */
-  private submitCopies(src: (kind: KvKind, layer: number) => RowBuffer, dst: (kind: KvKind, layer: number) => RowBuffer, rows: readonly { from: number; to: number; n: number }[]): void {
-    const encoder = this.programs.gpu.device.createCommandEncoder();
-    this.copyLayers(encoder, src, dst, rows);
-    this.programs.gpu.queue.submit([encoder.finish()]);
+  /** Copies the `n` positions of row `from` of `src` that end at `src.end` to end at `dst.end` in row `to` of `dst` (rowRanges). */
+  private copyRows(encoder: GPUCommandEncoder, src: RowBuffer, dst: RowBuffer, rows: readonly RowCopy[]): void {
+    for (const { srcOffset, dstOffset, bytes } of this.rowRanges(src, dst, rows))
+      encoder.copyBufferToBuffer(src.tensor.buffer, src.tensor.byteOffset + srcOffset, dst.tensor.buffer, dst.tensor.byteOffset + dstOffset, bytes);
   }
 
-  /** copyRows of the keys and the values of every layer, their row buffers given by `src` and `dst`. */
-  private copyLayers(encoder: GPUCommandEncoder, src: (kind: KvKind, layer: number) => RowBuffer, dst: (kind: KvKind, layer: number) => RowBuffer, rows: readonly { from: number; to: number; n: number }[]): void {
-    for (let layer = 0; layer < this.dims.layers; layer++) for (const kind of ["keys", "values"] as const) this.copyRows(encoder, src(kind, layer), dst(kind, layer), rows);
-  }
-
-  /** Copies the `n` positions of row `from` of `src` that end at `src.end` to end at `dst.end` in row `to` of `dst`; rows are (rowLength, width). */
-  private copyRows(encoder: GPUCommandEncoder, src: RowBuffer, dst: RowBuffer, rows: readonly { from: number; to: number; n: number }[]): void {
+  /** The byte ranges that copy the `n` positions of row `from` of `src` ending at `src.end` to end at `dst.end` in row `to` of `dst`; rows are (rowLength, width); empty rows copy nothing. */
+  private rowRanges(src: RowBuffer, dst: RowBuffer, rows: readonly RowCopy[]): CopyRange[] {
     invariant(src.tensor.dtype === dst.tensor.dtype, `cache copy ${src.tensor.label} -> ${dst.tensor.label}: dtypes differ`);
     const bytes = this.dims.width * bytesPerElement(src.tensor.dtype);
-    for (const { from, to, n } of rows) {
+    return rows.flatMap(({ from, to, n }) => {
       invariant(n <= src.end && n <= dst.end && src.end <= src.rowLength && dst.end <= dst.rowLength, `cache copy of ${n} positions ending at ${src.end} of ${src.rowLength} into ${dst.end} of ${dst.rowLength}`);
-      if (n > 0) encoder.copyBufferToBuffer(src.tensor.buffer, src.tensor.byteOffset + (from * src.rowLength + src.end - n) * bytes, dst.tensor.buffer, dst.tensor.byteOffset + (to * dst.rowLength + dst.end - n) * bytes, n * bytes);
-    }
+      return n > 0 ? [{ srcOffset: (from * src.rowLength + src.end - n) * bytes, dstOffset: (to * dst.rowLength + dst.end - n) * bytes, bytes: n * bytes }] : [];
+    });
   }
 
   /**
@@ -341,6 +346,21 @@ const layoutKey = (batch: number, past: number) => `${batch},${past}`;
 
 /** The row buffers of `layout`'s keys or values, positions ending at `end`. */
 const rowsOf = (layout: Layout, end: number) => (kind: KvKind, layer: number): RowBuffer => ({ tensor: layout[kind][layer], rowLength: layout.past, end });
+
+/** Row `from` of one buffer to row `to` of another: its last `n` positions. */
+interface RowCopy {
+  from: number;
+  to: number;
+  n: number;
+}
+
+/** A prompt's rows, right-aligned at `rowLength` in its concatenations, and the bucket they go to, ending at `end`. */
+interface JoinedRows {
+  into: Layout;
+  end: number;
+  rowLength: number;
+  rows: readonly RowCopy[];
+}
 
 /** Rows of a cache buffer (B, rowLength, width) whose positions end at `end`. */
 interface RowBuffer {

@@ -8,7 +8,7 @@
 // (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { numel, topoSort, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
-import { CACHE_BUCKET } from "../../compiler/models/cached-graph.ts";
+import { CACHE_BUCKET, copiedOutputs } from "../../compiler/models/cached-graph.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { nf4Buffers, uploadNf4Buffers, uploadNf4Tables, type Nf4Buffers } from "../execute/nf4-weights.ts";
@@ -90,7 +90,7 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
       const key = leaves(g).map((n) => `${n.attrs.name}:${n.shape.join("x")}`).join(",");
       let program = programsByLeaves.get(key);
       if (!program) {
-        const compiled = compileGraph(g);
+        const compiled = compileGraph(g, { copiedOut: copiedOutputs(g) });
         invariant(compiled.ok, `compiling a generation step: ${compiled.ok ? "" : compiled.diagnostics.map((d) => d.message).join("; ")}`);
         program = compiled.value;
         programsByLeaves.set(key, program);

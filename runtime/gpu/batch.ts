@@ -29,6 +29,13 @@ export interface BatchOptions {
 }
 
 /** A sequence of dispatches and copies, submitted in one go by `submit()`. */
+/** Bytes of a copy: from `srcOffset` of the source tensor to `dstOffset` of the destination (from each tensor's start). */
+export interface CopyRange {
+  srcOffset: number;
+  dstOffset: number;
+  bytes: number;
+}
+
 export class CommandBatch {
   private encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | undefined;
@@ -97,12 +104,13 @@ export class CommandBatch {
     this.group = undefined;
   }
 
-  /** Records a copy of one tensor's bytes into another's (same byte size). */
-  copy(src: GpuTensor, dst: GpuTensor): void {
-    invariant(src.byteSize === dst.byteSize, `copy ${src.label} -> ${dst.label}: sizes differ`);
+  /** Records a copy of one tensor's bytes into another's (same byte size), or of `range` only. */
+  copy(src: GpuTensor, dst: GpuTensor, range?: CopyRange): void {
     invariant(!this.group, "a copy inside a timed group");
+    const { srcOffset, dstOffset, bytes } = range ?? { srcOffset: 0, dstOffset: 0, bytes: src.byteSize };
+    invariant(range ? srcOffset + bytes <= src.byteSize && dstOffset + bytes <= dst.byteSize : src.byteSize === dst.byteSize, `copy ${src.label} -> ${dst.label}: sizes differ`);
     this.endPass();
-    this.encoder.copyBufferToBuffer(src.buffer, src.byteOffset, dst.buffer, dst.byteOffset, src.byteSize);
+    this.encoder.copyBufferToBuffer(src.buffer, src.byteOffset + srcOffset, dst.buffer, dst.byteOffset + dstOffset, bytes);
   }
 
   /** Submits what was recorded so far and starts a new encoder; the batch stays usable. */

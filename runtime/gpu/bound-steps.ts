@@ -11,7 +11,7 @@
 // lavapipe (300 steps, three runs each way), measured by hand before `update` replaced the
 // per-run repacking; no script in the repository repeats it.
 import { packUniforms, uniformBytes, type Grid, type KernelSpec } from "../../stdlib/kernels/kernel.ts";
-import { bindGroupFor, type CommandBatch } from "./batch.ts";
+import { bindGroupFor, type CommandBatch, type CopyRange } from "./batch.ts";
 import type { GpuDevice } from "./device.ts";
 import { pipelinesOf, type CompiledKernel } from "./pipelines.ts";
 import type { GpuTensor } from "./tensor.ts";
@@ -26,11 +26,15 @@ export interface DispatchStep {
   copy?: boolean;
 }
 
-/** A copy of one tensor's bytes into another's of one size, in two different buffers (no kernel). */
+/**
+ * A copy of one tensor's bytes into another's of one size, in two different buffers (no kernel),
+ * or of the byte `range` only (offsets from each tensor's start).
+ */
 export interface CopyStep {
   kind: "copy";
   src: GpuTensor;
   dst: GpuTensor;
+  range?: CopyRange;
 }
 
 export type Step = DispatchStep | CopyStep;
@@ -91,7 +95,7 @@ export class BoundSteps {
   record(batch: CommandBatch): void {
     for (const s of this.steps) {
       if (s.kind === "copy") {
-        batch.copy(s.src, s.dst);
+        batch.copy(s.src, s.dst, s.range);
         continue;
       }
       const b = this.bound.get(s)!;

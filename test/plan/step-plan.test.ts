@@ -1,8 +1,8 @@
 // The step plan's figures on tiny models, each recomputed here from the family declaration
 // (tensor shapes x bytes), independently of the graph: base weights by dtype and NF4, adapters,
 // master weights, AdamW state, accumulators, the head that modules_to_save trains; checkpointing lowers activations; planning from 2
-// and 3 layers extrapolates the persistent, evaluation and generation figures exactly; a 7B
-// QLoRA step at full scale.
+// and 3 layers extrapolates the persistent, evaluation and generation figures exactly; a prompt's
+// step does not hold every layer's keys and values; a 7B QLoRA step at full scale.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { formatBytes } from "../../compiler/passes/memory-plan.ts";
@@ -138,6 +138,22 @@ test("planning from 2 and 3 layers gives the persistent, evaluation and generati
       const arena = (estimate.training.arena - exact.training.arena) / exact.training.arena;
       if (gradientCheckpointing) console.log(`    ${name}, 6 layers: training arena estimated ${(100 * arena).toFixed(2)}% from planning every layer`);
     }
+  }
+});
+
+test("a prompt's step holds one layer's new keys and values at a time (each is copied into the cache as it is written): a layer adds less than its keys and values to the step's arena", () => {
+  for (const name of familyNames) {
+    const seq = 48;
+    const settings: PlanSettings = { ...base, seq, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 8 } };
+    const [two, three] = [2, 3].map((layers) => {
+      const m = model(name, layers);
+      return expectOk(probeGeneration(m.family, m.config, settings)).phases.prompt!.arena;
+    });
+    const d = model(name, 2).config.dims;
+    // the concatenations' f32 keys and values of one layer: the placeholder key and the prompt's
+    const keysAndValues = 2 * 4 * (1 + seq) * d.kvHeads * d.headDim;
+    console.log(`    ${name}: a layer adds ${three - two} bytes to the prompt's arena; its keys and values are ${keysAndValues}`);
+    assert.ok(three - two < keysAndValues, name);
   }
 });
 

@@ -51,10 +51,11 @@ export function prepareRope(ctx: ExecContext, launch: Launch): Result<PreparedLa
       if (needed > rows) {
         // grow to the next power of two, so growing sequences rebuild the table rarely
         rows = 2 ** Math.ceil(Math.log2(needed));
+        // the smaller table goes first, so the two are never held together: work already
+        // submitted keeps it until that work is done
+        ctx.release(step.tensors.rope_table);
         const table = ctx.scratch("f32", [rows * a.rotaryDim], `rope table of %${n.id}`);
         writeTensor(ctx.gpu, table, ropeTable(a.rotaryDim, a.base, rows, F32_TABLE));
-        // the smaller table goes: work already submitted keeps it until that work is done
-        ctx.release(step.tensors.rope_table);
         step.tensors.rope_table = table;
         setUniforms();
       }
