@@ -236,11 +236,11 @@ export class DeviceKvCache implements StepCache {
     const copyOut = new Map<string, (output: GpuTensor) => CopyStep[]>();
     for (let layer = 0; joined && layer < this.dims.layers; layer++)
       for (const kind of ["keys", "values"] as const) {
-        const src = (tensor: GpuTensor): RowBuffer => ({ tensor, rowLength: joined.rowLength, end: joined.rowLength });
         const dst = rowsOf(joined.into, joined.end)(kind, layer);
-        copyOut.set(kind === "keys" ? CACHE.allKeys(layer) : CACHE.allValues(layer), (output) =>
-          this.rowRanges(src(output), dst, joined.rows).map((range) => ({ kind: "copy", src: output, dst: dst.tensor, range })),
-        );
+        copyOut.set(kind === "keys" ? CACHE.allKeys(layer) : CACHE.allValues(layer), (output) => {
+          const src = { tensor: output, rowLength: joined.rowLength, end: joined.rowLength };
+          return this.rowRanges(src, dst, joined.rows).map((range) => ({ kind: "copy", src: output, dst: dst.tensor, range }));
+        });
       }
     invariant([...copiedOutputs(g)].sort().join() === [...copyOut.keys()].sort().join(), "a step copies out the outputs its plan frees early");
     const bound = new Map(this.programs.weights(g, feeds));
