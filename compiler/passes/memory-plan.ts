@@ -57,6 +57,8 @@ export interface MemoryPlan {
   peakBytes: number;
   /** Weights, inputs and optimizer state: allocation sizes; gradients: total; activations: peak live (side outputs are in the arena). */
   categories: Record<Category, number>;
+  /** The graph outputs freed after their last read in the schedule (PlanOptions.copiedOut that are outputs): an executor must copy them out. */
+  copiedOut: ReadonlySet<string>;
 }
 
 export function bytesPerElement(dtype: DType): number {
@@ -92,9 +94,11 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
     }
     for (const o of l.outputs) add(o, i, gradOutputs.has(o) ? "gradients" : "activations");
   });
+  const copiedOut = new Set<string>();
   for (const [name, v] of s.outputViews) {
     if (!buffers.has(v.base)) add(v.base, -1, v.base.op === "param" ? "weights" : "inputs");
-    if (!opts.copiedOut?.has(name)) buffers.get(v.base)!.last = end; // read back after the last launch
+    if (opts.copiedOut?.has(name)) copiedOut.add(name);
+    else buffers.get(v.base)!.last = end; // read back after the last launch
   }
 
   const pooled = [...buffers.values()].filter((b) => b.category === "gradients" || b.category === "activations");
@@ -128,7 +132,7 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
   const arenaBytes = poolBytes + sideBytes;
   const noReuseArenaBytes = pooled.reduce((sum, b) => sum + b.bytes, 0) + sideBytes;
   const peakBytes = categories.weights + categories.inputs + categories.optimizerState + arenaBytes;
-  return { buffers, pool, arenaBytes, noReuseArenaBytes, liveLowerBoundBytes: live() + sideBytes, peakBytes, categories };
+  return { buffers, pool, arenaBytes, noReuseArenaBytes, liveLowerBoundBytes: live() + sideBytes, peakBytes, categories, copiedOut };
 }
 
 /** WebGPU's largest minStorageBufferOffsetAlignment: offsets in a pool buffer are multiples of it on every device. */

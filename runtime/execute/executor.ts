@@ -120,7 +120,11 @@ export class GraphExecutor {
   static create(gpu: GpuDevice, schedule: Schedule, bound: ReadonlyMap<string, GpuTensor> = new Map(), options: ExecutorOptions = {}): Result<GraphExecutor> {
     const kernels = engineKernels(gpu, options);
     if (!kernels.ok) return kernels;
-    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, options.copyOut ?? new Map());
+    const copyOut = options.copyOut ?? new Map();
+    // a plan that frees outputs early needs their copies; without a plan no buffer is reused
+    const freed = [...(options.plan?.copiedOut ?? [])].sort().join();
+    invariant(!options.plan || freed === [...copyOut.keys()].sort().join(), `the outputs copied out (${[...copyOut.keys()].join(", ")}) are not those the memory plan frees early (${freed})`);
+    const ex = new GraphExecutor(gpu, schedule, bound, options.plan, options.nf4, copyOut);
     const prepared = ex.prepare(kernels.value);
     if (prepared.ok) return ok(ex);
     ex.destroy(); // the buffers placed before the failure
@@ -276,6 +280,7 @@ export class GraphExecutor {
 
   /** A graph output, gathered through its view into a contiguous array. */
   async read(name: string): Promise<Float64Array> {
+    invariant(!this.copyOut.has(name), `output ${name} is copied out as it is written: its buffer is reused after the step's last read of it`);
     const { tensor, view } = this.outputView(name);
     return gather(Float64Array.from(await readFloats(this.gpu, tensor)), view.shape, view.strides, view.offset);
   }

@@ -28,7 +28,6 @@ export interface BatchOptions {
   timestamps?: boolean;
 }
 
-/** A sequence of dispatches and copies, submitted in one go by `submit()`. */
 /** Bytes of a copy: from `srcOffset` of the source tensor to `dstOffset` of the destination (from each tensor's start). */
 export interface CopyRange {
   srcOffset: number;
@@ -36,6 +35,7 @@ export interface CopyRange {
   bytes: number;
 }
 
+/** A sequence of dispatches and copies, submitted in one go by `submit()`. */
 export class CommandBatch {
   private encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | undefined;
@@ -108,7 +108,8 @@ export class CommandBatch {
   copy(src: GpuTensor, dst: GpuTensor, range?: CopyRange): void {
     invariant(!this.group, "a copy inside a timed group");
     const { srcOffset, dstOffset, bytes } = range ?? { srcOffset: 0, dstOffset: 0, bytes: src.byteSize };
-    invariant(range ? srcOffset + bytes <= src.byteSize && dstOffset + bytes <= dst.byteSize : src.byteSize === dst.byteSize, `copy ${src.label} -> ${dst.label}: sizes differ`);
+    if (range) invariant(srcOffset + bytes <= src.byteSize && dstOffset + bytes <= dst.byteSize, `copy ${src.label} -> ${dst.label}: ${bytes} bytes from ${srcOffset} to ${dstOffset} pass a tensor's end`);
+    else invariant(src.byteSize === dst.byteSize, `copy ${src.label} -> ${dst.label}: sizes differ`);
     this.endPass();
     this.encoder.copyBufferToBuffer(src.buffer, src.byteOffset + srcOffset, dst.buffer, dst.byteOffset + dstOffset, bytes);
   }

@@ -15,7 +15,7 @@ import { nf4MatmulKernel } from "../../stdlib/kernels/nf4-matmul.ts";
 import { matmulStrategyFor } from "../../stdlib/kernels/matmul-strategy.ts";
 import type { GpuDevice } from "./device.ts";
 import { gemvCases, nf4GemvCases, nf4WeightProductProblem, WEIGHTS, weightProductProblem } from "./kernel-probe-cases.ts";
-import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TuningOutcome, type Env } from "./kernel-tuning.ts";
+import { engineTuningOptions, tuneChoice, tuningDisabled, type KernelCandidate, type TuningJob, type TuningOptions, type TunedChoice, type TuningOutcome, type Env } from "./kernel-tuning.ts";
 
 /** The timed product: one token's activations times a 4096 x 4096 f32 weight (67 MB read). */
 const GEMV_TUNING_SHAPE: MatmulShape = { batch: 1, m: 1, n: 4096, k: 4096 };
@@ -82,7 +82,7 @@ export function nf4StepsJob(base: GemvVariant, shape: MatmulShape = GEMV_TUNING_
       probe: {
         op: "matmul" as const,
         kernel: `NF4 gemv (${gemvVariantName(base)}, ${nf4StepsName(wideSteps)})`,
-        fallback: `NF4 gemv (${gemvVariantName(base)}, ${nf4StepsName(true)})`,
+        fallback: `NF4 gemv (${gemvVariantName(base)}, ${nf4StepsName(!wideSteps)})`,
         tolerance: 1e-5,
         cases: () => nf4GemvCases(kernel(v)),
       },
@@ -106,7 +106,14 @@ export async function tuneGemv(gpu: GpuDevice, env: Env = process.env, options: 
   const workgroup = await tuneChoice(gpu, "gemv workgroup", gemvJob(gpu, options.shape), options);
   if (!workgroup) return [];
   tuned.set(gpu, workgroup.choice);
-  const steps = await tuneChoice(gpu, "NF4 gemv steps", nf4StepsJob(workgroup.choice, options.shape), options);
+  // the workgroup's outcome stands whatever becomes of the NF4 job: one that throws, or whose
+  // candidates both fail their checks, leaves the workgroup's default (32 weights a step)
+  let steps: TunedChoice<GemvVariant> | undefined;
+  try {
+    steps = await tuneChoice(gpu, "NF4 gemv steps", nf4StepsJob(workgroup.choice, options.shape), options);
+  } catch {
+    steps = undefined;
+  }
   if (steps) tuned.set(gpu, steps.choice);
   return [workgroup.outcome, ...(steps ? [steps.outcome] : [])];
 }

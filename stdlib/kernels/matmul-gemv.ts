@@ -6,10 +6,10 @@
 // cache) and the workgroup sums its partial dot products: by a tree reduction in workgroup
 // memory, or (GemvVariant.subgroupSize) within each subgroup first (subgroupAdd), then over the
 // subgroups' sums after one barrier. Which variant and workgroup size is fastest is the device's
-// to measure (runtime/gpu/gemv-tuning.ts). The B accessor is the only way W is read, so the NF4
-// accessor (nf4-matmul.ts) streams 4-bit codes: 32 of them a step (MatmulOptions.bLoads32), as
-// four codes a step load 2 bytes and decode the block's absmax for every four weights, or four a
-// step (GemvVariant.wideSteps false), which keeps more loads in flight: the device measures which.
+// to measure (runtime/gpu/gemv-tuning.ts). The B accessor is the only way W is read. The NF4
+// accessor (nf4-matmul.ts) decodes 4-bit codes either 32 a step (MatmulOptions.bLoads32: one
+// 16-byte load and one absmax for the 32) or four a step (GemvVariant.wideSteps false: 2 bytes
+// and the block's absmax for every four, but more loads in flight): the device measures which.
 import { invariant } from "../../compiler/diagnostics.ts";
 import { ceilDiv, type KernelSpec } from "./kernel.ts";
 import { matmulUniformTypes, matmulBindings, matmulStoreFunctions, matmulUniforms, matmulVariant, vec4Ok, type MatmulOptions, type MatmulShape } from "./matmul.ts";
