@@ -18,6 +18,14 @@ export function attentionShape(n: Node, first: number): AttentionShape {
   return { batch, queryHeads, kvHeads, queryLength, keyLength: keyLength + (n.op === "cached_attention" ? 1 : 0), headDim };
 }
 
+/**
+ * The mask inputs of attention node `n` (q at input `first`): after q, k, v in the forward
+ * (cached_attention: q, the cache's k and v, the new k and v), after dO, q, k, v, out in the backward.
+ */
+export function attentionMaskInputs(n: Node, first: number): Node[] {
+  return n.inputs.slice(first === 0 ? (n.op === "cached_attention" ? 5 : 3) : 5);
+}
+
 /** The storage dtype the attention kernels take for node `n` (q at input `first`): f16 stays f16, the rest is f32 (attention-call.ts refuses what is neither). */
 export function attentionDtype(n: Node, first: number): AttentionVariant["dtype"] {
   return n.inputs[first].dtype === "f16" ? "f16" : "f32";

@@ -1,9 +1,9 @@
 // What the launches of a schedule allocate beside the memory plan's buffers, as the GPU executor's
 // launch preparers do (runtime/execute/library/): buffers a launch keeps for itself, most of them
-// written by the host (the embedding backward's token groups, RoPE's positions and its table,
-// attention's padding and segment masks and ALiBi slopes, the per-token losses of a logits
-// gradient launched without its loss)
-// and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, a decode
+// written by the host (the embedding backward's token groups, the per-token losses of a logits
+// gradient launched without its loss); host-written buffers the launches of one input share,
+// counted once (compiler/passes/shared-scratch.ts: RoPE's positions and table, attention's mask
+// words with the ALiBi slopes, padding and segments); and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, a decode
 // attention's partial sums, the scores
 // of attention on the score-matrix path where the device takes it (`scores`), and the
 // norms a checkpointed backward recomputes (output and statistics), with the unused weight
@@ -18,6 +18,7 @@ import { scoresPathHeads } from "../../stdlib/kernels/attention-scores-steps.ts"
 import { attentionBackwardWorkspace, attentionDtype, attentionShape } from "../passes/attention-shape.ts";
 import { attentionBackwardViews, attentionForwardViews } from "../passes/attention-views.ts";
 import { maskWordCount } from "../../stdlib/kernels/attention-mask.ts";
+import { attentionMaskKey, ropePositionsKey, ropeTableKey } from "../passes/shared-scratch.ts";
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
 
 /**
@@ -28,6 +29,8 @@ import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
  */
 export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresChoice, positions?: number): number {
   const workspace = new Map<string, number>();
+  // buffers launches share by key (compiler/passes/shared-scratch.ts), counted once
+  const shared = new Map<string, number>();
   let own = 0;
   const written = new Set(schedule.launches.flatMap((l) => l.outputs));
   for (const launch of schedule.launches) {
@@ -41,11 +44,14 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         break;
       }
       case "rope":
-        for (const n of launch.outputs) own += ropeBytes(n, positions ?? n.shape[1]);
+        for (const n of launch.outputs) {
+          shared.set(ropePositionsKey(launch, n), storageBytes("u32", numel(n.inputs[1].shape)));
+          shared.set(ropeTableKey(launch, n), ropeTableBytes(n, positions ?? n.shape[1]));
+        }
         break;
       case "attention":
       case "cached_attention": {
-        own += maskBytes(first, 0);
+        shared.set(attentionMaskKey(launch, first, 0), maskBytes(first, 0));
         const shape = attentionShape(first, 0);
         const { queryLength: T, keyLength: S } = shape;
         // one query row (decode): the split kernels' partial sums; else, on the score-matrix path, a chunk's scores
@@ -60,7 +66,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
         if (!launch.outputs.some((o) => o.op === "cross_entropy")) own += storageBytes("f32", first.inputs[1].shape[0]);
         break;
       case "attention_backward": {
-        own += maskBytes(first, 1);
+        shared.set(attentionMaskKey(launch, first, 1), maskBytes(first, 1));
         // dK|dV, dQ where no output takes it, and delta
         const shape = attentionShape(first, 1);
         const { dkv, dq, delta } = attentionBackwardWorkspace(first, launch.outputs);
@@ -89,13 +95,14 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
     }
     requests.forEach((bytes, i) => workspace.set(`${i}:${bytes}`, bytes));
   }
-  return own + [...workspace.values()].reduce((a, b) => a + b, 0);
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  return own + sum(shared) + sum(workspace);
 }
 
-/** RoPE's positions (u32) and the table of `positions` rows rounded up to a power of two (the one it keeps: rope.ts frees the smaller ones). */
-function ropeBytes(n: Node, positions: number): number {
+/** RoPE's table of `positions` rows rounded up to a power of two (the one it keeps: rope.ts frees the smaller ones). */
+function ropeTableBytes(n: Node, positions: number): number {
   const rows = 2 ** Math.ceil(Math.log2(Math.max(1, positions)));
-  return storageBytes("u32", numel(n.inputs[1].shape)) + storageBytes("f32", rows * n.attrs.rope!.rotaryDim);
+  return storageBytes("f32", rows * n.attrs.rope!.rotaryDim);
 }
 
 /** Attention's mask words (the ALiBi slopes, the padding/prefix batch table, the segment ids: maskWords); q is input `first`. */

@@ -37,6 +37,7 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
     },
     scratch: allocate,
     release: () => invariant(false, "scheduleWgsl prepares launches and never refreshes them"),
+    shared: <T>(_key: string, make: () => T) => make(), // printing needs no sharing
     // a launch's own temporary buffers (the executor shares them between launches)
     workspace: allocate,
     register: (n: Node, t: GpuTensor) => void tensors.set(n, t),

@@ -30,7 +30,7 @@ import { generatedStep } from "./library/generated.ts";
 import { prepareMatmul } from "./library/matmul.ts";
 import { prepareNorm, prepareNormBackward } from "./library/norm.ts";
 import { prepareRope } from "./library/rope.ts";
-import type { ExecContext, PreparedLaunch, SideOutputs } from "./steps.ts";
+import type { ExecContext, PreparedLaunch, RefreshPass, SideOutputs } from "./steps.ts";
 import type { CopyStep, Step } from "../gpu/bound-steps.ts";
 
 type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
@@ -93,6 +93,8 @@ export class GraphExecutor {
   private readonly leaves = new Map<string, Node>();
   private readonly hostInts = new Map<Node, Int32Array>();
   private readonly prepared: PreparedLaunch[] = [];
+  // what launches share by key (ExecContext.shared)
+  private readonly shared = new Map<string, unknown>();
   private intsChanged = true;
   // the steps with their uniforms and bind groups kept on the device, made at the first run
   private recorded: BoundSteps | undefined;
@@ -195,6 +197,10 @@ export class GraphExecutor {
         this.scratch.splice(at, 1);
         t.destroy();
       },
+      shared: <T>(key: string, make: () => T): T => {
+        if (!this.shared.has(key)) this.shared.set(key, make());
+        return this.shared.get(key) as T;
+      },
       workspace: (dtype, shape, label) => this.workspace.take(dtype, shape, label),
       register: (n, t) => this.buffers.set(n, t),
       sideOutputs,
@@ -263,8 +269,9 @@ export class GraphExecutor {
   async run(options: { timestamps?: boolean } = {}): Promise<Result<KernelTiming[]>> {
     if (this.intsChanged) {
       const cache = new Map<Node, Float64Array>();
+      const pass: RefreshPass = {};
       for (const p of this.prepared) {
-        const r = p.refresh?.((view) => this.ints(view, cache));
+        const r = p.refresh?.((view) => this.ints(view, cache), pass);
         if (r && !r.ok) return r;
       }
       this.intsChanged = false;

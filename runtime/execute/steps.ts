@@ -17,10 +17,16 @@ import type { EngineKernels } from "./engine-kernels.ts";
 /** The host values of i32 graph inputs, read through a view; undefined if `view` is not over one. */
 export type HostInts = (view: View) => Int32Array | undefined;
 
+/**
+ * One refresh of every launch (a new object each time): launches that share a buffer
+ * (ExecContext.shared) write it in the first refresh of a pass and only read what it holds in the others.
+ */
+export type RefreshPass = object;
+
 export interface PreparedLaunch {
   steps: Step[];
   /** Rewrites host-derived data from the i32 inputs (before the first run and whenever they change). */
-  refresh?: (ints: HostInts) => Result<void>;
+  refresh?: (ints: HostInts, pass: RefreshPass) => Result<void>;
 }
 
 /** Statistics a forward kernel saves for its backward (norm mean/rstd, attention log-sum-exp). */
@@ -35,6 +41,11 @@ export interface ExecContext extends EngineKernels {
   scratch(dtype: StorageDType, shape: readonly number[], label: string): GpuTensor;
   /** Frees a scratch buffer that a refresh replaced (the executor frees the others with itself). */
   release(tensor: GpuTensor): void;
+  /**
+   * What the launches sharing `key` hold together (compiler/passes/shared-scratch.ts: host-written
+   * buffers), made by `make` for the first of them that asks.
+   */
+  shared<T>(key: string, make: () => T): T;
   /** A buffer only the launch being prepared uses, written before it is read (later launches reuse it); without it, scratch. */
   workspace?(dtype: StorageDType, shape: readonly number[], label: string): GpuTensor;
   /** Makes `tensor` the buffer of `n`, a node made by the executor (e.g. the source of a copy). */

@@ -157,6 +157,18 @@ test("a prompt's step holds one layer's new keys and values at a time (each is c
   }
 });
 
+test("the launches' scratch of training, evaluation and generation does not grow with depth: every layer's RoPE launches share one table and one copy of the positions, its attention launches one copy of the mask words, and the workspace is shared", () => {
+  for (const name of familyNames) {
+    const settings: PlanSettings = { ...base, method: lora("lora", ["all"]), gradientCheckpointing: true, evaluation: { batch: 2 }, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 8 } };
+    const [two, three] = [2, 3].map((layers) => {
+      const m = model(name, layers);
+      const p = expectOk(planStep(m.family, m.config, settings));
+      return [p.training.scratch, p.evaluation!.scratch, p.generation!.scratch];
+    });
+    assert.equal(three, two, name);
+  }
+});
+
 test("generation: the KV cache holds keys and values of every layer for max_length + max_new_tokens tokens per beam, in buckets; the plan takes the phase that holds the most", () => {
   const m = model("chatglm2", 2);
   const d = m.config.dims;

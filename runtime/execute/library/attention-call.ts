@@ -5,18 +5,21 @@
 import { diag, fail, ok, type Diagnostic, type Result } from "../../../compiler/diagnostics.ts";
 import type { Node } from "../../../compiler/ir/node.ts";
 import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
-import { attentionDtype, attentionShape } from "../../../compiler/passes/attention-shape.ts";
+import { attentionDtype, attentionMaskInputs, attentionShape } from "../../../compiler/passes/attention-shape.ts";
 import { alibiSlopes } from "../../../stdlib/kernels/alibi.ts";
 import type { AttentionVariant } from "../../../stdlib/kernels/attention-common.ts";
 import { maskFromInputs, maskWordCount, maskWords, type AttentionMask } from "../../../stdlib/kernels/attention-mask.ts";
 import type { AttentionShape } from "../../../stdlib/kernels/attention-reference.ts";
-import { writeTensor } from "../../gpu/tensor.ts";
-import type { ExecContext, HostInts } from "../steps.ts";
+import { writeTensor, type GpuTensor } from "../../gpu/tensor.ts";
+import { attentionMaskKey } from "../../../compiler/passes/shared-scratch.ts";
+import type { ExecContext, PreparedLaunch, RefreshPass } from "../steps.ts";
 import type { DispatchStep } from "../../gpu/bound-steps.ts";
 
 // The call of an attention node: q at input `first` (0 in the forward; 1 in the backward, after
 // dOut and followed by k, v and out), then the mask inputs.
 export interface Call {
+  /** The input q is at. */
+  first: number;
   shape: AttentionShape;
   variant: AttentionVariant;
   scale: number;
@@ -27,8 +30,7 @@ export function callOf(n: Node, first: number): Call {
   const a = n.attrs.attention!;
   const shape = attentionShape(n, first);
   const variant: AttentionVariant = { dtype: attentionDtype(n, first), headDim: shape.headDim, causal: a.causal, prefix: a.prefix, padding: a.padding, segments: a.segments, alibi: a.alibi };
-  const appended = n.op === "cached_attention";
-  return { shape, variant, scale: a.scale, masks: n.inputs.slice(first === 0 ? (appended ? 5 : 3) : 5) };
+  return { first, shape, variant, scale: a.scale, masks: attentionMaskInputs(n, first) };
 }
 
 /**
@@ -36,24 +38,37 @@ export function callOf(n: Node, first: number): Call {
  * dispatches in `steps` (their uniforms are set by `setUniforms` once the mask is known), and the
  * refresh that reads the mask inputs on the host.
  */
-export function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, steps: DispatchStep[], setUniforms: (mask: AttentionMask) => void): (ints: HostInts) => Result<void> {
+export function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Call, steps: DispatchStep[], setUniforms: (mask: AttentionMask) => void): NonNullable<PreparedLaunch["refresh"]> {
   const { batch, keyLength, queryHeads, queryLength } = call.shape;
   const { variant } = call;
-  const slopes = variant.alibi ? alibiSlopes(queryHeads) : undefined;
-  const count = maskWordCount(variant, batch, keyLength, queryHeads);
-  const words = count > 0 ? ctx.scratch("u32", [count], `mask of %${n.id}`) : undefined;
-  if (words) for (const s of steps) s.tensors.mask_words = words;
+  // the launches of one mask (every layer's, forward and backward) share the mask and its words,
+  // made by the first refresh of a pass (compiler/passes/shared-scratch.ts)
+  const shared = ctx.shared(attentionMaskKey(launch, n, call.first), (): SharedMask => {
+    const count = maskWordCount(variant, batch, keyLength, queryHeads);
+    return { words: count > 0 ? ctx.scratch("u32", [count], `mask of %${n.id}`) : undefined };
+  });
+  if (shared.words) for (const s of steps) s.tensors.mask_words = shared.words;
   const views = call.masks.map((m) => inputView(launch, m));
-  return (ints) => {
-    const values = views.map((v) => ints(v));
-    if (values.some((v) => !v)) return fail(diag("SFT4005", `attention %${n.id} needs its mask tensors as graph inputs, read on the host.`));
-    const mask = maskFromInputs(variant, values as ArrayLike<number>[], keyLength - queryLength, slopes);
-    const wrong = n.op === "cached_attention" ? cachedKeyRangeError(n, mask, keyLength) : undefined;
-    if (wrong) return fail(wrong);
-    if (words) writeTensor(ctx.gpu, words, maskWords(mask, batch, keyLength)!);
-    setUniforms(mask);
+  return (ints, pass) => {
+    if (shared.pass !== pass) {
+      const values = views.map((v) => ints(v));
+      if (values.some((v) => !v)) return fail(diag("SFT4005", `attention %${n.id} needs its mask tensors as graph inputs, read on the host.`));
+      const mask = maskFromInputs(variant, values as ArrayLike<number>[], keyLength - queryLength, variant.alibi ? alibiSlopes(queryHeads) : undefined);
+      const wrong = n.op === "cached_attention" ? cachedKeyRangeError(n, mask, keyLength) : undefined;
+      if (wrong) return fail(wrong);
+      if (shared.words) writeTensor(ctx.gpu, shared.words, maskWords(mask, batch, keyLength)!);
+      Object.assign(shared, { mask, pass });
+    }
+    setUniforms(shared.mask!);
     return ok(undefined);
   };
+}
+
+/** The mask the launches of one key share, its words where the kernels read any, and the refresh pass that made them. */
+interface SharedMask {
+  words?: GpuTensor;
+  mask?: AttentionMask;
+  pass?: RefreshPass;
 }
 
 // cached_attention reads the new key at each row's key range end - 1 and the cache before it: an
