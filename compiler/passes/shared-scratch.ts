@@ -32,5 +32,5 @@ export function attentionMaskKey(launch: Launch, n: Node, first: number): string
   const s = attentionShape(n, first);
   const features = [a.causal, a.prefix, a.padding, a.segments, a.alibi].map(Number).join("");
   // a cached attention checks its key ranges against its cache when it reads them
-  return `mask ${n.op === "cached_attention" ? "cached " : ""}${features} B${s.batch} T${s.queryLength} S${s.keyLength} H${s.queryHeads} ${attentionMaskInputs(n, first).map((m) => viewKey(inputView(launch, m))).join(" ")}`;
+  return `mask ${n.op === "cached_attention" ? "in-place " : ""}${features} B${s.batch} T${s.queryLength} S${s.keyLength} H${s.queryHeads} ${attentionMaskInputs(n, first).map((m) => viewKey(inputView(launch, m))).join(" ")}`;
 }

@@ -1,10 +1,10 @@
 // What the launches of a schedule allocate beside the memory plan's buffers, as the GPU executor's
 // launch preparers do (runtime/execute/library/): buffers a launch keeps for itself, most of them
 // written by the host (the embedding backward's token groups, the per-token losses of a logits
-// gradient launched without its loss); host-written buffers the launches of one input share,
-// counted once (compiler/passes/shared-scratch.ts: RoPE's positions and table, attention's mask
-// words with the ALiBi slopes, padding and segments); and the workspace launches share: attention backward's dK|dV, delta and an unused dQ, a decode
-// attention's partial sums, the scores
+// gradient launched without its loss); host-written buffers launches share by key, counted once
+// (compiler/passes/shared-scratch.ts: RoPE's positions and table, attention's mask words with the
+// ALiBi slopes, padding and segments); and the workspace launches share: attention backward's
+// dK|dV, delta and an unused dQ, a decode attention's partial sums, the scores
 // of attention on the score-matrix path where the device takes it (`scores`), and the
 // norms a checkpointed backward recomputes (output and statistics), with the unused weight
 // gradients of frozen norms. The workspace is one buffer per (request index, size) of a launch,

@@ -160,6 +160,7 @@ test("a prompt's step holds one layer's new keys and values at a time (each is c
 test("the launches' scratch of training, evaluation and generation does not grow with depth: every layer's RoPE launches share one table and one copy of the positions, its attention launches one copy of the mask words, and the workspace is shared", () => {
   for (const name of familyNames) {
     const settings: PlanSettings = { ...base, method: lora("lora", ["all"]), gradientCheckpointing: true, evaluation: { batch: 2 }, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 8 } };
+    // the plan's figures; test/plan/launch-scratch.test.ts holds them equal to what the executor allocates
     const [two, three] = [2, 3].map((layers) => {
       const m = model(name, layers);
       const p = expectOk(planStep(m.family, m.config, settings));

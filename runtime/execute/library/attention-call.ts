@@ -45,7 +45,7 @@ export function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Cal
   // made by the first refresh of a pass (compiler/passes/shared-scratch.ts)
   const shared = ctx.shared(attentionMaskKey(launch, n, call.first), (): SharedMask => {
     const count = maskWordCount(variant, batch, keyLength, queryHeads);
-    return { words: count > 0 ? ctx.scratch("u32", [count], `mask of %${n.id}`) : undefined };
+    return { words: count > 0 ? ctx.scratch("u32", [count], `mask words (${attentionMaskKey(launch, n, call.first)})`) : undefined };
   });
   if (shared.words) for (const s of steps) s.tensors.mask_words = shared.words;
   const views = call.masks.map((m) => inputView(launch, m));

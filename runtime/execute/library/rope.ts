@@ -34,7 +34,7 @@ export function prepareRope(ctx: ExecContext, launch: Launch): Result<PreparedLa
   // the launches that read these positions share their u32 copy, and with the same rotary dims and
   // base the table too (compiler/passes/shared-scratch.ts): the first refresh of a pass writes them
   const shared = {
-    positions: ctx.shared(ropePositionsKey(launch, n), (): SharedPositions => ({ tensor: ctx.scratch("u32", positions.shape, `positions of %${n.id}`), needed: 0 })),
+    positions: ctx.shared(ropePositionsKey(launch, n), (): SharedPositions => ({ tensor: ctx.scratch("u32", positions.shape, ropePositionsKey(launch, n)), needed: 0 })),
     table: ctx.shared(ropeTableKey(launch, n), (): SharedTable => ({ tensor: ctx.scratch("f32", [1], "rope table"), rows: 0 })),
   };
   const step: DispatchStep = {
@@ -59,16 +59,16 @@ export function prepareRope(ctx: ExecContext, launch: Launch): Result<PreparedLa
         held.needed = values.reduce((m, p) => Math.max(m, p), 0) + 1;
         held.pass = pass;
       }
-      if (table.pass !== pass && held.needed > table.rows) {
+      // rows only grow, so a table an earlier launch of this pass fitted to `held.needed` still fits
+      if (held.needed > table.rows) {
         // grow to the next power of two, so growing sequences rebuild the table rarely
         table.rows = 2 ** Math.ceil(Math.log2(held.needed));
         // the smaller table goes first, so the two are never held together: work already
         // submitted keeps it until that work is done
         ctx.release(table.tensor);
-        table.tensor = ctx.scratch("f32", [table.rows * a.rotaryDim], `rope table of %${n.id}`);
+        table.tensor = ctx.scratch("f32", [table.rows * a.rotaryDim], `${ropeTableKey(launch, n)}, ${table.rows} rows`);
         writeTensor(ctx.gpu, table.tensor, ropeTable(a.rotaryDim, a.base, table.rows, F32_TABLE));
       }
-      table.pass = pass;
       step.tensors.rope_table = table.tensor;
       setUniforms();
       return ok(undefined);
@@ -88,6 +88,4 @@ interface SharedPositions {
 interface SharedTable {
   tensor: GpuTensor;
   rows: number;
-  /** The refresh pass that last saw it fit its positions. */
-  pass?: RefreshPass;
 }
