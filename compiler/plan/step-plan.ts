@@ -14,8 +14,9 @@
 // and the forward-only arenas of evaluation and generation do not grow, or grow by the same bytes
 // per layer: planned at 2 and 3 layers they extrapolate exactly (tests check this). The training
 // arena does not: which buffers are live together at its peak changes with depth (ChatGLM2-6B
-// QLoRA at sequence 128: 163 MB extrapolated, 513 MB planned over 28 layers). So the training step is compiled at full depth
-// (1.5 to 2.5 s for the published sizes); `estimate` extrapolates it, for advice, marked as such.
+// QLoRA at sequence 128: 163 MB extrapolated, 513 MB planned over 28 layers). So the training
+// step is compiled at full depth (1.5 to 2.5 s for the published sizes); `estimate` extrapolates
+// it, for advice, marked as such.
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
 import { numel, topoSort, type Node } from "../ir/node.ts";

@@ -5,7 +5,7 @@
 import { invariant } from "../../compiler/diagnostics.ts";
 import { nf4Tables, NF4_B_BINDINGS } from "../../stdlib/kernels/nf4-matmul.ts";
 import type { GpuDevice } from "../gpu/device.ts";
-import { createTensor, writeTensor, type GpuTensor } from "../gpu/tensor.ts";
+import { uploadTensor, type GpuTensor } from "../gpu/tensor.ts";
 import type { TensorContents } from "../gpu/kernel-probe.ts";
 import { quantizeNf4, type Nf4Tensor } from "../../stdlib/quant/nf4.ts";
 
@@ -49,30 +49,27 @@ export function uploadNf4Buffers(gpu: GpuDevice, values: ArrayLike<number>, labe
 }
 
 /** The contents of the four buffers of `host` (double-quantized absmax), as Nf4Buffers holds them. */
-function nf4Parts(host: Nf4Tensor): Record<keyof Nf4Buffers, Uint32Array | Float32Array> {
+function nf4Parts(host: Nf4Tensor): Record<keyof Nf4Buffers, TensorContents & { data: Uint32Array | Float32Array }> {
   invariant(!(host.absmax instanceof Float32Array), "QLoRA weights are double-quantized");
-  return { codes: words(host.codes), absmax: words(host.absmax.codes), scales: host.absmax.scales, offset: Float32Array.of(host.absmax.offset) };
+  return {
+    codes: { dtype: "u32", data: words(host.codes) },
+    absmax: { dtype: "u32", data: words(host.absmax.codes) },
+    scales: { dtype: "f32", data: host.absmax.scales },
+    offset: { dtype: "f32", data: Float32Array.of(host.absmax.offset) },
+  };
 }
-
-const PART_NAMES: Record<keyof Nf4Buffers, string> = { codes: "codes", absmax: "absmax codes", scales: "scales", offset: "offset" };
 
 function uploadNf4Parts(gpu: GpuDevice, host: Nf4Tensor, label: string): Nf4Buffers {
   const parts = nf4Parts(host);
-  const upload = (part: keyof Nf4Buffers) => {
-    const data = parts[part];
-    const t = createTensor(gpu, data instanceof Uint32Array ? "u32" : "f32", [data.length], `${label} (NF4 ${PART_NAMES[part]})`);
-    writeTensor(gpu, t, data);
-    return t;
-  };
-  return { codes: upload("codes"), absmax: upload("absmax"), scales: upload("scales"), offset: upload("offset") };
+  const upload = (part: keyof Nf4Buffers, name: string) => uploadTensor(gpu, parts[part].dtype, [parts[part].data.length], parts[part].data, `${label} (NF4 ${name})`);
+  return { codes: upload("codes", "codes"), absmax: upload("absmax", "absmax codes"), scales: upload("scales", "scales"), offset: upload("offset", "offset") };
 }
 
 /** The initial contents of the NF4 matmul's B bindings for `host`, lookup tables included (a probe's or a timing's tensors). */
 export function nf4Contents(host: Nf4Tensor): Record<string, TensorContents> {
   const parts = nf4Parts(host);
   const b = NF4_B_BINDINGS;
-  const contents = (data: Uint32Array | Float32Array): TensorContents => ({ dtype: data instanceof Uint32Array ? "u32" : "f32", data });
-  return { [b.codes]: contents(parts.codes), [b.absmax]: contents(parts.absmax), [b.scales]: contents(parts.scales), [b.offset]: contents(parts.offset), [b.tables]: contents(nf4Tables()) };
+  return { [b.codes]: parts.codes, [b.absmax]: parts.absmax, [b.scales]: parts.scales, [b.offset]: parts.offset, [b.tables]: { dtype: "f32", data: nf4Tables() } };
 }
 
 /** The four buffers of `w`. */
@@ -83,9 +80,7 @@ export function nf4Buffers(w: Nf4Buffers): GpuTensor[] {
 /** The lookup tables of the NF4 matmul, uploaded once per device user. */
 export function uploadNf4Tables(gpu: GpuDevice): GpuTensor {
   const tables = nf4Tables();
-  const t = createTensor(gpu, "f32", [tables.length], "NF4 lookup tables");
-  writeTensor(gpu, t, tables);
-  return t;
+  return uploadTensor(gpu, "f32", [tables.length], tables, "NF4 lookup tables");
 }
 
 /** The bindings of B for the NF4 matmul kernel. */

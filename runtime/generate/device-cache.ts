@@ -105,7 +105,7 @@ export class DeviceKvCache implements StepCache {
     // graph's all_keys.L, whole buffers, right-aligned at P + T; the prompt's layout is its one-key
     // placeholder, never the next one), copied into the next bucket's buffers as each layer's are
     // written, so the step's arena frees them after that layer's attention
-    const joined = T > 1 ? { into: this.layout(B, this.capacityFor(end)), end, rowLength: P + T, rows: lengths.map((n, r) => ({ from: r, to: r, n })) } : undefined;
+    const joined = T > 1 ? { into: this.layout(B, this.capacityFor(end)), end, rowLength: P + T, rows: inPlace(lengths) } : undefined;
     // the weights were uploaded when the executor was made (executor()): feeds of theirs are skipped
     const stepExecutor = this.executor(g, feeds, layout, joined);
     const { executor } = stepExecutor;
@@ -124,8 +124,7 @@ export class DeviceKvCache implements StepCache {
     else {
       // a decode step read the cache in place: its new key and value go to column end - 1 of
       // every row, after the rows move to the next bucket's buffers when this one is full
-      const kept = before.map((n, r) => ({ from: r, to: r, n }));
-      next = end <= layout.past ? layout : await this.moveRows(layout, { batch: B, past: this.capacityFor(end) }, kept, end - 1, end - 1);
+      next = end <= layout.past ? layout : await this.moveRows(layout, { batch: B, past: this.capacityFor(end) }, inPlace(before), end - 1, end - 1);
       this.appendRows(stepExecutor, next, end - 1); // after the copies into `next`, in queue order
     }
     const logits = await executor.read("logits");
@@ -153,7 +152,7 @@ export class DeviceKvCache implements StepCache {
       // a buffer cannot be copied into itself: each is gathered into one cleared scratch buffer
       // and copied back whole, in order in one submission, so a reorder holds one buffer more
       // than the cache rather than a second cache
-      const scratch = createTensor(gpu, "f32", [to.batch, to.past, this.dims.width], "kv cache gathered");
+      const scratch = this.cacheBuffer(to.batch, to.past, "kv cache gathered");
       const encoder = gpu.device.createCommandEncoder();
       for (let layer = 0; layer < this.dims.layers; layer++) {
         for (const kind of ["keys", "values"] as const) {
@@ -208,7 +207,7 @@ export class DeviceKvCache implements StepCache {
     const to: Layout = { ...shape, keys: [], values: [] };
     for (let layer = 0; layer < this.dims.layers; layer++) {
       for (const kind of ["keys", "values"] as const) {
-        const tensor = createTensor(gpu, "f32", [shape.batch, shape.past, this.dims.width], `kv cache ${kind}.${layer}`);
+        const tensor = this.cacheBuffer(shape.batch, shape.past, `kv cache ${kind}.${layer}`);
         to[kind].push(tensor);
         const encoder = gpu.device.createCommandEncoder();
         this.copyRows(encoder, rowsOf(from, fromEnd)(kind, layer), { tensor, rowLength: shape.past, end }, rows);
@@ -219,6 +218,11 @@ export class DeviceKvCache implements StepCache {
     }
     this.layouts.set(layoutKey(shape.batch, shape.past), to);
     return to;
+  }
+
+  /** One layer's keys or values for `batch` rows of `past` positions: (B, past, KV · D) f32. */
+  private cacheBuffer(batch: number, past: number, label: string): GpuTensor {
+    return createTensor(this.programs.gpu, "f32", [batch, past, this.dims.width], label);
   }
 
   private capacityFor(end: number): number {
@@ -261,7 +265,7 @@ export class DeviceKvCache implements StepCache {
     const key = layoutKey(batch, past);
     let layout = this.layouts.get(key);
     if (!layout) {
-      const make = (kind: string) => Array.from({ length: this.dims.layers }, (_, l) => createTensor(this.programs.gpu, "f32", [batch, past, this.dims.width], `kv cache ${kind}.${l}`));
+      const make = (kind: KvKind) => Array.from({ length: this.dims.layers }, (_, l) => this.cacheBuffer(batch, past, `kv cache ${kind}.${l}`));
       layout = { batch, past, keys: make("keys"), values: make("values") };
       this.layouts.set(key, layout);
     }
@@ -352,6 +356,9 @@ interface RowCopy {
   to: number;
   n: number;
 }
+
+/** Every row to the same row, its last `lengths[r]` positions. */
+const inPlace = (lengths: readonly number[]): RowCopy[] => lengths.map((n, r) => ({ from: r, to: r, n }));
 
 /** A prompt's rows, right-aligned at `rowLength` in its concatenations, and the bucket they go to, ending at `end`. */
 interface JoinedRows {

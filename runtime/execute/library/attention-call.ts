@@ -43,9 +43,10 @@ export function maskBinding(ctx: ExecContext, launch: Launch, n: Node, call: Cal
   const { variant } = call;
   // the launches of one mask (every layer's, forward and backward) share the mask and its words,
   // made by the first refresh of a pass (compiler/passes/shared-scratch.ts)
-  const shared = ctx.shared(attentionMaskKey(launch, n, call.first), (): SharedMask => {
+  const key = attentionMaskKey(launch, n, call.first);
+  const shared = ctx.shared(key, (): SharedMask => {
     const count = maskWordCount(variant, batch, keyLength, queryHeads);
-    return { words: count > 0 ? ctx.scratch("u32", [count], `mask words (${attentionMaskKey(launch, n, call.first)})`) : undefined };
+    return { words: count > 0 ? ctx.scratch("u32", [count], `mask words (${key})`) : undefined };
   });
   if (shared.words) for (const s of steps) s.tensors.mask_words = shared.words;
   const views = call.masks.map((m) => inputView(launch, m));

@@ -33,9 +33,10 @@ export function prepareRope(ctx: ExecContext, launch: Launch): Result<PreparedLa
   const positionsView = inputView(launch, positions);
   // the launches that read these positions share their u32 copy, and with the same rotary dims and
   // base the table too (compiler/passes/shared-scratch.ts): the first refresh of a pass writes them
+  const keys = { positions: ropePositionsKey(launch, n), table: ropeTableKey(launch, n) };
   const shared = {
-    positions: ctx.shared(ropePositionsKey(launch, n), (): SharedPositions => ({ tensor: ctx.scratch("u32", positions.shape, ropePositionsKey(launch, n)), needed: 0 })),
-    table: ctx.shared(ropeTableKey(launch, n), (): SharedTable => ({ tensor: ctx.scratch("f32", [1], "rope table"), rows: 0 })),
+    positions: ctx.shared(keys.positions, (): SharedPositions => ({ tensor: ctx.scratch("u32", positions.shape, keys.positions), needed: 0 })),
+    table: ctx.shared(keys.table, (): SharedTable => ({ tensor: ctx.scratch("f32", [1], keys.table), rows: 0 })),
   };
   const step: DispatchStep = {
     kind: "dispatch",
@@ -66,7 +67,7 @@ export function prepareRope(ctx: ExecContext, launch: Launch): Result<PreparedLa
         // the smaller table goes first, so the two are never held together: work already
         // submitted keeps it until that work is done
         ctx.release(table.tensor);
-        table.tensor = ctx.scratch("f32", [table.rows * a.rotaryDim], `${ropeTableKey(launch, n)}, ${table.rows} rows`);
+        table.tensor = ctx.scratch("f32", [table.rows * a.rotaryDim], `${keys.table}, ${table.rows} rows`);
         writeTensor(ctx.gpu, table.tensor, ropeTable(a.rotaryDim, a.base, table.rows, F32_TABLE));
       }
       step.tensors.rope_table = table.tensor;
