@@ -10,7 +10,7 @@ import { hasErrors, type Diagnostic } from "../../compiler/diagnostics.ts";
 import { chatPromptIds } from "../../runtime/generate/chat-prompt.ts";
 import { CachedGenerationModel, interpreterRunner } from "../../runtime/generate/cached-model.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
-import { loadPipelineGenerator, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
+import { loadPipelineGenerator, pipelineCacheDtype, type PipelineGenerator } from "../../runtime/generate/pipeline-model.ts";
 import { getSharedDevice, type GpuDevice } from "../../runtime/gpu/device.ts";
 import { runJob, type JobOutcome } from "../../runtime/pipeline/run-job.ts";
 import { compareLocks, driftDiagnostic, mergeLocks, writeLock, type Lock } from "../../runtime/repo/lock.ts";
@@ -123,9 +123,10 @@ async function writeSamples(pipeline: ResolvedPipeline, outcome: JobOutcome, gpu
   if (prompts.length === 0) return 0;
   let generator: PipelineGenerator;
   if (outcome.trainedWeights) {
-    // the weights full fine-tuning trained and exported, in f32
+    // the weights full fine-tuning trained and exported, in f32; the cache in the model's dtype
     const base = outcome.setup.generator;
-    const model = new CachedGenerationModel({ family: base.family, config: base.config, weights: outcome.trainedWeights }, gpu ? gpuRunner(gpu) : interpreterRunner);
+    const runner = gpu ? gpuRunner(gpu, { cacheDtype: pipelineCacheDtype(pipeline, gpu) }) : interpreterRunner;
+    const model = new CachedGenerationModel({ family: base.family, config: base.config, weights: outcome.trainedWeights }, runner);
     generator = { ...base, model, weights: outcome.trainedWeights };
   } else {
     const loaded = await loadPipelineGenerator(pipeline, { adapterDir: outcome.adapterDir, gpu });

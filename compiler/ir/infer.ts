@@ -126,7 +126,9 @@ const rules: Record<Op, Rule> = {
     if (a.attention.segments) return "cached_attention takes no segment ids (the new key has none)";
     if (q.shape[1] !== 1 || !same(kNew.shape, vNew.shape) || kNew.shape.length !== 4 || kNew.shape[1] !== 1) return "one new query and its key and value per sequence: q (B, 1, Hq, D), kNew and vNew (B, 1, Hkv, D)";
     if (kNew.shape[0] !== q.shape[0] || kNew.shape[3] !== q.shape[3] || kNew.shape[2] !== inputs[1].shape[2]) return `kNew [${kNew.shape}] does not match q [${q.shape}] and kPast [${inputs[1].shape}]`;
-    if (inputs.slice(1, 5).some((x) => x.dtype !== q.dtype)) return "q, the cache and the new key and value share one dtype";
+    // the cache may be kept in f16 beside f32 activations (a 16-bit KV cache, half the memory)
+    if (kNew.dtype !== q.dtype || vNew.dtype !== q.dtype) return "q and the new key and value share one dtype";
+    if (inputs[1].dtype !== inputs[2].dtype || (inputs[1].dtype !== q.dtype && inputs[1].dtype !== "f16")) return "the cache's keys and values share one dtype: q's, or f16";
     return attentionType(inputs.slice(0, 3).concat(inputs.slice(5)), a, 3);
   },
   attention_backward: (inputs, a) => {

@@ -68,8 +68,9 @@ export interface AttentionAttrs {
 // D), as if the keys were the cache's first keyRange[b, 1] - 1 positions followed by the new one:
 // the cache holds each row's positions left of that end and the new key is not copied in to be
 // attended (the runtime appends it after the step). Inputs: q, kPast, vPast, kNew, vNew, then the
-// masks as for attention, keyRange required (`padding`). The causal mask has nothing to hide from
-// the last position; ALiBi's bias moves by one constant per row, which the softmax ignores.
+// masks as for attention, keyRange required (`padding`). The cache is in q's dtype or in f16 (a
+// 16-bit cache beside f32 activations). The causal mask has nothing to hide from the last
+// position; ALiBi's bias moves by one constant per row, which the softmax ignores.
 
 /** Every attribute an op may carry; each op reads only its own (see infer.ts). */
 export interface Attrs {

@@ -8,6 +8,8 @@
 // also returns (all_keys, all_values) for the cache to keep. The layer structure (norms, residual styles, MLP, head) follows the family
 // graph (compiler/models/family-graph.ts), whose weights it reuses by name; the attention differs
 // only in its keys and values: the cache's rows, then the new ones (after RoPE, as HF caches them).
+// The cache may be f16 beside f32 activations (a 16-bit model's, half the memory): a decode step's
+// attention reads it so; a prompt widens its placeholder past and rounds what it hands the cache.
 // B = batch, P = past, T = fresh, C = hidden, H = heads, KV = key/value heads, D = head dim.
 import { ok, type Result } from "../diagnostics.ts";
 import * as b from "../ir/build.ts";
@@ -51,6 +53,9 @@ export function copiedOutputs(g: Graph): Set<string> {
   return new Set([...g.outputs.keys()].filter(concatenation));
 }
 
+/** The dtypes a KV cache can be kept in (the activations stay f32): compiler/plan/storage.ts kvCacheDtype chooses. */
+export type CacheDType = "f32" | "f16";
+
 /** Cached positions a device cache gives a prompt: one placeholder key, outside every row's key range. */
 export const PROMPT_PLACEHOLDER_KEYS = 1;
 
@@ -77,7 +82,9 @@ export function readsCacheInPlace(shape: CachedStepShape): boolean {
  * The step graph: outputs `logits` (B, V) and, per layer, `key.L` and `value.L` (`all_keys.L` and
  * `all_values.L` instead with a past and several new tokens). Its parameters are f32 unless `weightDtypes` names them. With a
  * LoRA `method` (an adapter's), the adapted linears add their low-rank path unmerged, as in
- * training: a frozen weight kept in 16 bits does not round the adapter's update away.
+ * training: a frozen weight kept in 16 bits does not round the adapter's update away. The cache
+ * (past inputs, all_keys.L and all_values.L) is in `cache`'s dtype; key.L and value.L stay f32,
+ * rounded as they are appended.
  */
 export function buildCachedStep(
   family: Family,
@@ -85,11 +92,12 @@ export function buildCachedStep(
   shape: CachedStepShape,
   weightDtypes?: ReadonlyMap<string, DType>,
   method: TrainingMethod = { kind: "full" },
+  cache: CacheDType = "f32",
 ): Result<Graph> {
   // the family graph names and shapes every parameter
   const full = buildFamilyGraph(family, config, { batch: 1, seq: 2, weightDtypes, method });
   if (!full.ok) return full;
-  return ok(cachedStepGraph(family, config, shape, full.value, method));
+  return ok(cachedStepGraph(family, config, shape, full.value, method, cache));
 }
 
 /**
@@ -97,7 +105,14 @@ export function buildCachedStep(
  * batch and sequence: the parameters' shapes depend on neither), so that steps of several shapes
  * can share one family graph.
  */
-export function cachedStepGraph(family: Family, config: ModelConfig, shape: CachedStepShape, full: Pick<FamilyGraph, "weights" | "adapters">, method: TrainingMethod): Graph {
+export function cachedStepGraph(
+  family: Family,
+  config: ModelConfig,
+  shape: CachedStepShape,
+  full: Pick<FamilyGraph, "weights" | "adapters">,
+  method: TrainingMethod,
+  cache: CacheDType = "f32",
+): Graph {
   const { batch: B, past: P, fresh: T } = shape;
   const dims = config.dims;
   // a linear's bias is its weight's sibling in the family graph's parameters
@@ -140,10 +155,12 @@ export function cachedStepGraph(family: Family, config: ModelConfig, shape: Cach
     const { q, k, v } = qkvHeads(ctx, a, layer); // (B, T, H, D), (B, T, KV, D), (B, T, KV, D)
     // over a concatenation the cache keeps all_keys.L and all_values.L, which hold these rows too
     if (P === 0 || readsCacheInPlace(shape)) outputs.push([CACHE.key(layer), k], [CACHE.value(layer), v]);
+    const past = (name: string) => b.input(name, [B, P, dims.kvHeads, D], cache); // (B, P, KV, D)
+    // a prompt attends to its own keys as computed (f32) and hands the cache their stored dtype
     const cached = (name: string, fresh: Node, all: string) => {
       if (P === 0) return fresh;
-      const joined = b.concat([b.input(name, [B, P, dims.kvHeads, D]), fresh], 1); // (B, P + T, KV, D)
-      outputs.push([all, joined]);
+      const joined = b.concat([b.cast(past(name), fresh.dtype), fresh], 1); // (B, P + T, KV, D)
+      outputs.push([all, b.cast(joined, cache)]);
       return joined;
     };
     const mask = family.attention.mask;
@@ -153,7 +170,7 @@ export function cachedStepGraph(family: Family, config: ModelConfig, shape: Cach
     // positions: the causal mask offsets them by P
     const out =
       readsCacheInPlace(shape)
-        ? b.cachedAttention(q, b.input(CACHE.pastKey(layer), [B, P, dims.kvHeads, D]), b.input(CACHE.pastValue(layer), [B, P, dims.kvHeads, D]), k, v, attrs, masks)
+        ? b.cachedAttention(q, past(CACHE.pastKey(layer)), past(CACHE.pastValue(layer)), k, v, attrs, masks)
         : b.attention(q, cached(CACHE.pastKey(layer), k, CACHE.allKeys(layer)), cached(CACHE.pastValue(layer), v, CACHE.allValues(layer)), attrs, masks);
     return project(b.reshape(out, [B, T, dims.heads * D]), "attn.out", layer);
   };
@@ -162,5 +179,8 @@ export function cachedStepGraph(family: Family, config: ModelConfig, shape: Cach
   const x = layerStack(ctx, b.embedding(table, b.input(INPUT.ids, [B, T], "i32")), attend); // (B, T, C)
   const last = b.reshape(b.slice(norm(x, "final_norm", null), 1, T - 1, T), [B, dims.hidden]); // (B, C)
   const logits = config.tiedHead ? b.matmul(last, table, { transB: true }) : project(last, "head", null); // (B, V)
-  return graph([["logits", logits], ...outputs]);
+  // the cache's outputs first: launches run depth-first from the outputs (compiler/passes/schedule.ts),
+  // so each layer's rounding of its keys for an f16 cache runs as soon as they are joined, not
+  // after the last layer with every layer's joined keys held until then
+  return graph([...outputs, ["logits", logits]]);
 }

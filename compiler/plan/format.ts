@@ -75,7 +75,7 @@ export function formatPlan(h: PlanHeader, p: PipelinePlan, device: DeviceMemory 
       `generation (${g.strategy}, ${g.sequences} sequence${g.sequences === 1 ? "" : "s"} of up to ${g.contextTokens} tokens)`,
       line("weights", g.weights, "as generation stores them: linears (NF4 after QLoRA), table and head in the model's dtype; all f32 after full fine-tuning"),
       `  most held ${PHASE_TEXT[g.phase]}`,
-      line("KV cache", g.kvCache, `keys and values of every layer, f32, in buckets of ${CACHE_BUCKET} positions`),
+      line("KV cache", g.kvCache, `keys and values of every layer, ${g.cacheDtype}, in buckets of ${CACHE_BUCKET} positions`),
       line("step inputs", g.inputs, "token ids, positions and key ranges of that step"),
       line("step arena", g.arena, g.phase === "prompt" ? "a prompt of max_length tokens per sequence" : "a step of one decoded token"),
       line("launch scratch", g.scratch, "masks, tables and workspace of that step's launches"),

@@ -20,7 +20,7 @@
 import { invariant, ok, type Result } from "../diagnostics.ts";
 import { trainingGraph } from "../autodiff/grad.ts";
 import { numel, topoSort, type Node } from "../ir/node.ts";
-import { CACHE, CACHE_BUCKET, cachedStepGraph, cacheCapacity, copiedOutputs, PROMPT_PLACEHOLDER_KEYS, type CachedStepShape } from "../models/cached-graph.ts";
+import { CACHE, CACHE_BUCKET, cachedStepGraph, cacheCapacity, copiedOutputs, PROMPT_PLACEHOLDER_KEYS, type CacheDType, type CachedStepShape } from "../models/cached-graph.ts";
 import { buildFamilyGraph, type FamilyGraph, type TrainingMethod } from "../models/family-graph.ts";
 import { evaluationGraph } from "../passes/chunk-loss.ts";
 import { compileGraph, type Compiled } from "../passes/compile.ts";
@@ -31,7 +31,7 @@ import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { UNIFORM_ARENA_BYTES } from "../../stdlib/kernels/kernel.ts";
 import { launchScratchBytes } from "./launch-scratch.ts";
 import { describeMethod, savedModules, type PlanSettings } from "./settings.ts";
-import { denseStorageBytes, frozenWeightDtypes, isQuantizedRole, nf4StorageBytes, SAVED_MODULE_ROLES } from "./storage.ts";
+import { denseStorageBytes, frozenWeightDtypes, isQuantizedRole, kvCacheDtype, nf4StorageBytes, SAVED_MODULE_ROLES } from "./storage.ts";
 
 /** Bytes of one training step, by what holds them. The peak is the sum of all but the arena's parts. */
 export interface TrainingFigures {
@@ -91,7 +91,9 @@ export interface GenerationFigures {
   weights: number;
   /** When generation holds the most (the phases of probeGeneration). */
   phase: GenerationPhase;
-  /** Keys and values of every layer, f32, in buckets of CACHE_BUCKET positions, as the GPU holds them in that phase. */
+  /** The dtype the cache holds keys and values in: f16 for a 16-bit model (kvCacheDtype). */
+  cacheDtype: CacheDType;
+  /** Keys and values of every layer, in buckets of CACHE_BUCKET positions, as the GPU holds them in that phase. */
   kvCache: number;
   /** That phase's step's inputs beside the cache: token ids, positions, key ranges. */
   inputs: number;
@@ -244,8 +246,10 @@ export function probeGeneration(family: Family, config: ModelConfig, s: PlanSett
   const contextTokens = Math.min(s.seq + gen.maxNewTokens, config.dims.maxPositions);
   const promptTokens = Math.min(s.seq, contextTokens - 1);
   const d = config.dims;
-  // one layer's keys (or values), and the whole cache
-  const buffer = (rows: number, positions: number) => denseStorageBytes("f32", rows * positions * d.kvHeads * d.headDim);
+  // one layer's keys (or values), and the whole cache, in the dtype pipelineGpuRunner keeps it (a
+  // device with shader-f16 assumed, as for f16 weights)
+  const cacheDtype = kvCacheDtype(s.dtype);
+  const buffer = (rows: number, positions: number) => denseStorageBytes(cacheDtype, rows * positions * d.kvHeads * d.headDim);
   const cache = (rows: number, positions: number) => d.layers * 2 * buffer(rows, positions);
   const beam = gen.strategy === "beam";
   const rows = gen.sequences;
@@ -281,7 +285,7 @@ export function probeGeneration(family: Family, config: ModelConfig, s: PlanSett
     }
     const key = `${shape.batch} ${shape.past} ${shape.fresh}`;
     if (!compiled.has(key)) {
-      const graph = cachedStepGraph(family, config, shape, full.value, graphMethod(s));
+      const graph = cachedStepGraph(family, config, shape, full.value, graphMethod(s), cacheDtype);
       const step = compileGraph(graph, { copiedOut: copiedOutputs(graph) });
       if (!step.ok) return step;
       compiled.set(key, step.value);
@@ -294,6 +298,7 @@ export function probeGeneration(family: Family, config: ModelConfig, s: PlanSett
     strategy: gen.strategy,
     sequences: gen.sequences,
     contextTokens,
+    cacheDtype,
     weights: weightBytes(full.value, s, roleIndex(family), { graphDtype: true }),
     phases,
     staging: denseStorageBytes("f32", gen.sequences * d.vocab),

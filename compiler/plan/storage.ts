@@ -6,6 +6,7 @@ import { roundToDType, storageBytes, type StorageDType } from "../../stdlib/kern
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family, ParamRole } from "../../stdlib/families/family.ts";
 import type { DType } from "../ir/node.ts";
+import type { CacheDType } from "../models/cached-graph.ts";
 import type { WeightDType } from "./settings.ts";
 
 /** How QLoRA stores a quantized weight. */
@@ -97,6 +98,18 @@ export function generationWeightDtypes(family: Family, config: ModelConfig, dtyp
   const narrow = frozenWeightDtypes(family, config, quantized ? "qlora" : "lora", dtype);
   for (const name of trained) narrow.delete(name);
   return narrow;
+}
+
+/**
+ * The dtype generation keeps its KV cache in: f16 for a 16-bit model (`dtype` f16 or bf16), as a
+ * PyTorch model caches keys and values in its own dtype, half an f32 cache's memory and decode
+ * traffic; f32 for an f32 model, or where the device lacks shader-f16 (`shaderF16` false). f16
+ * rather than bf16 for a bf16 model: WGSL stores 16-bit floats only as f16, which keeps three
+ * more mantissa bits than bf16 (a key or value beyond f16's 65,504 would overflow, as in a PyTorch
+ * model loaded in float16). The activations stay f32; keys and values are rounded as they are stored.
+ */
+export function kvCacheDtype(dtype: WeightDType, shaderF16 = true): CacheDType {
+  return dtype !== "f32" && shaderF16 ? "f16" : "f32";
 }
 
 /** Rounds in place each weight of `weights` that `weightDtypes` names to its dtype, as the device stores it. */

@@ -15,7 +15,7 @@ import { INPUT, positionFeeds } from "../../compiler/models/family-inputs.ts";
 import type { TrainingMethod } from "../../compiler/models/family-graph.ts";
 import type { ModelConfig } from "../../stdlib/families/config.ts";
 import type { Family } from "../../stdlib/families/family.ts";
-import { buildCachedStep, CACHE, readsCacheInPlace, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
+import { buildCachedStep, CACHE, readsCacheInPlace, type CacheDType, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
 import { checkPrompt } from "./cpu-model.ts";
 import { hostCache } from "./host-cache.ts";
 import type { GenerationModel, GenerationSession } from "./model.ts";
@@ -26,6 +26,8 @@ export interface StepRunner {
   readonly backend: string;
   /** Weights it stores narrower than f32, by graph name: the step graphs declare them so. */
   readonly weightDtypes?: ReadonlyMap<string, DType>;
+  /** The dtype its caches keep keys and values in (f32 where absent): the step graphs declare their past so. */
+  readonly cacheDtype?: CacheDType;
   /** An empty cache for one session. */
   openCache(dims: CacheDims): StepCache;
 }
@@ -52,16 +54,29 @@ export interface StepCache {
   free(): void;
 }
 
-/** The float64 interpreter as a step runner: the CPU reference. */
-export const interpreterRunner: StepRunner = {
-  backend: "CPU reference (float64 interpreter, KV cache)",
-  openCache: (dims) =>
-    hostCache(dims, async (g, feeds) => {
-      const result = interpret(g, feeds);
-      invariant(result.ok, `interpreting the cached step: ${result.ok ? "" : result.diagnostics.map((d) => d.message).join("; ")}`);
-      return result.value;
-    }),
-};
+/**
+ * The float64 interpreter as a step runner, the CPU reference: its cache keeps float64 keys and
+ * values, or with `cacheDtype` f16 rounds them as a GPU's f16 cache stores them.
+ */
+export function interpreterRunnerOf(cacheDtype: CacheDType = "f32"): StepRunner {
+  return {
+    backend: `CPU reference (float64 interpreter, ${cacheDtype === "f16" ? "f16 " : ""}KV cache)`,
+    cacheDtype,
+    openCache: (dims) =>
+      hostCache(
+        dims,
+        async (g, feeds) => {
+          const result = interpret(g, feeds);
+          invariant(result.ok, `interpreting the cached step: ${result.ok ? "" : result.diagnostics.map((d) => d.message).join("; ")}`);
+          return result.value;
+        },
+        cacheDtype,
+      ),
+  };
+}
+
+/** The CPU reference with a float64 cache. */
+export const interpreterRunner: StepRunner = interpreterRunnerOf();
 
 /** Step graphs kept for reuse (the CPU reference's past grows every step; the GPU's by buckets). */
 const KEPT_GRAPHS = 8;
@@ -158,7 +173,7 @@ export class CachedGenerationModel implements GenerationModel {
     const key = `${shape.batch},${shape.past},${shape.fresh}`;
     let g = this.graphs.get(key);
     if (!g) {
-      const built = buildCachedStep(this.o.family, this.o.config, shape, this.runner.weightDtypes, this.o.method);
+      const built = buildCachedStep(this.o.family, this.o.config, shape, this.runner.weightDtypes, this.o.method, this.runner.cacheDtype);
       invariant(built.ok, "the cached step graph builds for any shape the family graph builds");
       g = built.value;
       this.graphs.set(key, g);

@@ -1,5 +1,6 @@
 // The KV cache of one generation session on the GPU. Per layer, the keys and the values are each
-// one device buffer (B, capacity, KV · D) that the step graph's past inputs are bound to; each
+// one device buffer (B, capacity, KV · D), in the runner's cache dtype (f16 for a 16-bit model,
+// compiler/plan/storage.ts kvCacheDtype), that the step graph's past inputs are bound to; each
 // row's positions end at the longest row's length (rows right-aligned there, the rest masked by
 // the step's key ranges), and the capacity is a bucket above it, so a step compiles one executor
 // per bucket, not per length. A decode step reads the cache in place (cached_attention) and its
@@ -28,7 +29,7 @@ import { tensorView, type View } from "../../compiler/passes/views.ts";
 import type { CopyStep, DispatchStep } from "../gpu/bound-steps.ts";
 import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
 import { kvAppendKernel, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
-import { CACHE, cacheCapacity, PROMPT_PLACEHOLDER_KEYS, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
+import { CACHE, cacheCapacity, PROMPT_PLACEHOLDER_KEYS, type CacheDType, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
 import type { CacheDims, StepCache } from "./cached-model.ts";
 
 /** What a session's cache needs from its runner: compiled steps, device weights, counters. */
@@ -36,6 +37,8 @@ export interface StepPrograms {
   readonly gpu: GpuDevice;
   /** Cache capacities are multiples of this (a one-token prompt's placeholder excepted). */
   readonly bucket: number;
+  /** The dtype the cache's buffers hold (the step graphs' past inputs are declared so). */
+  readonly cacheDtype: CacheDType;
   /** Step graph `g` compiled (its schedule and memory plan), once per graph. */
   compiled(g: Graph): Compiled;
   /** The device tensors of the dense weights `g` reads (uploaded, or quantized to NF4, when first fed). */
@@ -220,9 +223,9 @@ export class DeviceKvCache implements StepCache {
     return to;
   }
 
-  /** One layer's keys or values for `batch` rows of `past` positions: (B, past, KV · D) f32. */
+  /** One layer's keys or values for `batch` rows of `past` positions: (B, past, KV · D) in the cache's dtype. */
   private cacheBuffer(batch: number, past: number, label: string): GpuTensor {
-    return createTensor(this.programs.gpu, "f32", [batch, past, this.dims.width], label);
+    return createTensor(this.programs.gpu, this.programs.cacheDtype, [batch, past, this.dims.width], label);
   }
 
   private capacityFor(end: number): number {
@@ -300,10 +303,10 @@ export class DeviceKvCache implements StepCache {
       step.appends?.bound.destroy();
       const steps = Array.from({ length: this.dims.layers }, (_, layer): DispatchStep => {
         const [keys, values] = [CACHE.key(layer), CACHE.value(layer)].map((name) => executor.outputView(name));
-        invariant(keys.tensor.dtype === "f32" && values.tensor.dtype === "f32", "the cache and a step's new keys are f32");
+        invariant(keys.tensor.dtype === "f32" && values.tensor.dtype === "f32", "a step's new keys and values are f32");
         const [B, , heads, headDim] = keys.view.shape;
         const uniforms = kvAppendUniforms({ batch: B, heads, headDim, rowLength: dst.past, column }, stepView(keys.view), stepView(values.view));
-        return { kind: "dispatch", spec: KV_APPEND, uniforms, tensors: { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] } };
+        return { kind: "dispatch", spec: kvAppendKernel(this.programs.cacheDtype), uniforms, tensors: { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] } };
       });
       step.appends = { layout: dst, steps, bound: new BoundSteps(gpu, steps) };
     } else {
@@ -334,8 +337,6 @@ function destroyStepExecutor(e: StepExecutor): void {
   e.executor.destroy();
   e.appends?.bound.destroy();
 }
-
-const KV_APPEND = kvAppendKernel();
 
 // A step output's view (B, 1, KV, D) as the append kernel reads it: heads of contiguous dims.
 function stepView(view: View): TensorView {

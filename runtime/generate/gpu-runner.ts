@@ -8,7 +8,7 @@
 // (device-cache.ts), its length in buckets, so decoding compiles once per bucket.
 import { invariant, ok, type Result } from "../../compiler/diagnostics.ts";
 import { numel, topoSort, type DType, type Graph, type Node } from "../../compiler/ir/node.ts";
-import { CACHE_BUCKET, copiedOutputs } from "../../compiler/models/cached-graph.ts";
+import { CACHE_BUCKET, copiedOutputs, type CacheDType } from "../../compiler/models/cached-graph.ts";
 import { compileGraph, type Compiled } from "../../compiler/passes/compile.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { nf4Buffers, uploadNf4Buffers, uploadNf4Tables, type Nf4Buffers } from "../execute/nf4-weights.ts";
@@ -48,10 +48,14 @@ export interface GpuRunnerOptions {
   weightDtypes?: ReadonlyMap<string, DType>;
   /** Weights stored as NF4 (a QLoRA pipeline's block linears), quantized as they are uploaded. */
   nf4?: readonly string[];
+  /** The KV cache's dtype (kvCacheDtype; default f32): f16 needs the device's shader-f16. */
+  cacheDtype?: CacheDType;
 }
 
 /** A step runner on `gpu`; GPU errors after a step are internal failures. */
 export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuStepRunner {
+  const cacheDtype = options.cacheDtype ?? "f32";
+  invariant(cacheDtype === "f32" || gpu.hasF16, "an f16 KV cache needs the device's shader-f16");
   const weights = new Map<string, { source: Float64Array; tensor: GpuTensor }>();
   // weights streamed in by `load`, by graph name
   const resident = new Map<string, GpuTensor>();
@@ -86,6 +90,7 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
     gpu,
     profile,
     bucket: options.bucket ?? CACHE_BUCKET,
+    cacheDtype,
     compiled(g) {
       const key = leaves(g).map((n) => `${n.attrs.name}:${n.shape.join("x")}`).join(",");
       let program = programsByLeaves.get(key);
@@ -147,8 +152,9 @@ export function gpuRunner(gpu: GpuDevice, options: GpuRunnerOptions = {}): GpuSt
   const narrow = new Set(weightDtypes.values());
   const stored = nf4Names.size > 0 ? `weights (NF4 block linears${narrow.size > 0 ? `, ${[...narrow].join(", ")} table and head` : ""})` : narrow.size === 0 ? "weights" : `weights (${[...narrow].join(", ")} linears, table and head)`;
   return {
-    backend: `GPU (${gpu.adapter.name}; ${stored} and KV cache on the device)`,
+    backend: `GPU (${gpu.adapter.name}; ${stored} and ${cacheDtype} KV cache on the device)`,
     weightDtypes,
+    cacheDtype,
     stats,
     profile,
     openCache: (dims) => new DeviceKvCache(programs, dims),

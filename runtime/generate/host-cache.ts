@@ -1,9 +1,10 @@
 // The KV cache on the host, for a runner that evaluates step graphs from host arrays (the float64
 // interpreter): each row keeps its keys and values per layer as one chunk per position, fed to the
-// step graph as its past inputs and appended from its outputs. A beam reorder shares the parents'
-// chunks instead of copying them.
+// step graph as its past inputs and appended from its outputs, rounded to f16 where the cache is
+// (as a GPU's f16 cache stores them). A beam reorder shares the parents' chunks instead of copying them.
 import type { Graph } from "../../compiler/ir/node.ts";
-import { CACHE, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
+import { CACHE, type CacheDType, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
+import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import type { CacheDims, StepCache } from "./cached-model.ts";
 
 /** Evaluates a step graph from host feeds, returning every output. */
@@ -15,8 +16,9 @@ interface Row {
   values: Float64Array[][];
 }
 
-/** A host-resident cache whose steps run through `run`. */
-export function hostCache(dims: CacheDims, run: HostStep): StepCache {
+/** A host-resident cache whose steps run through `run`, keeping float64 values, or f16 ones for an f16 `dtype`. */
+export function hostCache(dims: CacheDims, run: HostStep, dtype: CacheDType = "f32"): StepCache {
+  const keep = (chunk: Float64Array) => (dtype === "f16" ? roundToDType("f16", chunk) : chunk);
   let rows: Row[] = [];
   const emptyRow = (): Row => ({ keys: Array.from({ length: dims.layers }, () => []), values: Array.from({ length: dims.layers }, () => []) });
   return {
@@ -36,8 +38,8 @@ export function hostCache(dims: CacheDims, run: HostStep): StepCache {
         rows.forEach((s, r) => {
           for (let t = T - fresh[r]; t < T; t++) {
             const at = (r * T + t) * dims.width;
-            s.keys[layer].push(keys.slice(at, at + dims.width));
-            s.values[layer].push(values.slice(at, at + dims.width));
+            s.keys[layer].push(keep(keys.slice(at, at + dims.width)));
+            s.values[layer].push(keep(values.slice(at, at + dims.width)));
           }
         });
       }

@@ -15,10 +15,11 @@ import { families, type FamilyName } from "../../stdlib/families/index.ts";
 import type { Family } from "../../stdlib/families/family.ts";
 import { loadTokenizer, type Tokenizer, type TokenizerKind } from "../tokenizer/tokenizer.ts";
 import { planSettings } from "../../compiler/plan/settings.ts";
-import { blockLinearNames, generationWeightDtypes, nf4WeightNames } from "../../compiler/plan/storage.ts";
+import { blockLinearNames, generationWeightDtypes, kvCacheDtype, nf4WeightNames } from "../../compiler/plan/storage.ts";
 import { f16StorageRefusal, type GpuDevice } from "../gpu/device.ts";
 import { nf4RoundTrip } from "../../stdlib/quant/nf4.ts";
 import { CachedGenerationModel, interpreterRunner, type StepRunner } from "./cached-model.ts";
+import type { CacheDType } from "../../compiler/models/cached-graph.ts";
 import { CpuGenerationModel } from "./cpu-model.ts";
 import type { GenerationSettings, Strategy } from "./engine.ts";
 import { gpuRunner, type GpuStepRunner } from "./gpu-runner.ts";
@@ -125,14 +126,20 @@ export async function loadPipelineGenerator(pipeline: ResolvedPipeline, options:
  * `model.dtype` (generationWeightDtypes), as a PyTorch model loaded in that dtype holds them,
  * except the tensors `trained` names (an adapter's modules_to_save, trained in f32); a QLoRA
  * pipeline's block linears are NF4, as its training stores them (and bitsandbytes loads a 4-bit
- * base). f16 on a device without shader-f16 is SFT5009.
+ * base). f16 on a device without shader-f16 is SFT5009. The KV cache is f16 for a 16-bit model
+ * (pipelineCacheDtype), f32 on a device without shader-f16.
  */
 export function pipelineGpuRunner(pipeline: ResolvedPipeline, family: Family, config: ModelConfig, gpu: GpuDevice, trained?: Iterable<string>): Result<GpuStepRunner> {
   const { dtype, method } = planSettings(pipeline);
   const weightDtypes = generationWeightDtypes(family, config, dtype, trained, method.kind === "qlora");
   const refused = f16StorageRefusal(gpu, weightDtypes, `the weights of this ${family.name} model`);
   if (refused) return refused;
-  return ok(gpuRunner(gpu, { weightDtypes, nf4: nf4WeightNames(family, config, method.kind) }));
+  return ok(gpuRunner(gpu, { weightDtypes, nf4: nf4WeightNames(family, config, method.kind), cacheDtype: pipelineCacheDtype(pipeline, gpu) }));
+}
+
+/** The KV cache's dtype for `pipeline`'s generation on `gpu`: its model.dtype's width (kvCacheDtype), whatever the weights were trained in. */
+export function pipelineCacheDtype(pipeline: ResolvedPipeline, gpu: GpuDevice): CacheDType {
+  return kvCacheDtype(planSettings(pipeline).dtype, gpu.hasF16);
 }
 
 /**

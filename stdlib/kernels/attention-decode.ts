@@ -13,7 +13,6 @@ import type { AttentionShape } from "./attention-reference.ts";
 import {
   ATTENTION_UNIFORMS,
   attentionUniformValues,
-  qkvBindings,
   wgslAttentionCommon,
   wgslAttentionConstants,
   type AttentionVariant,
@@ -67,15 +66,16 @@ export interface AttentionDecodeKernels {
 }
 
 /**
- * Bindings — split: q, k, v (read), with `appended` k_new and v_new (read), partials (f32
+ * Bindings — split: q, k, v (read), with an appended cache k_new and v_new (read), partials (f32
  * scratch, see decodePartialsSize), then the mask's. combine: partials (read), o (written),
- * lse (B, Hq) f32. `appended`: k and v are a KV cache and the new token's key and value are
- * k_new and v_new, read as the key at position keyRange[b, 1] - 1 (cached_attention,
- * compiler/ir/node.ts; appendedKeys is the layout's reference).
+ * lse (B, Hq) f32. With `cache` (the dtype it is stored in: the variant's, or f16 beside f32
+ * activations), k and v are a KV cache and the new token's key and value are k_new and v_new,
+ * read as the key at position keyRange[b, 1] - 1 (cached_attention, compiler/ir/node.ts;
+ * appendedKeys is the layout's reference).
  */
-export function attentionDecodeKernels(variant: AttentionVariant, appended = false): AttentionDecodeKernels {
-  invariant(!appended || variant.padding, "appended decode attention reads the new key's position from the key range");
-  return { split: splitKernel(variant, appended), combine: combineKernel(variant) };
+export function attentionDecodeKernels(variant: AttentionVariant, cache?: AttentionVariant["dtype"]): AttentionDecodeKernels {
+  invariant(!cache || variant.padding, "appended decode attention reads the new key's position from the key range");
+  return { split: splitKernel(variant, cache), combine: combineKernel(variant) };
 }
 
 // WGSL first_new_key(b), the position of row b's new key, read once per workgroup, and
@@ -98,16 +98,20 @@ fn value_at(first_new: u32, b: u32, j: u32, kvh: u32, d: u32) -> f32 {
 }`;
 }
 
-function splitKernel(variant: AttentionVariant, appended: boolean): KernelSpec {
-  const { headDim } = variant;
+function splitKernel(variant: AttentionVariant, cache: AttentionVariant["dtype"] | undefined): KernelSpec {
+  const { headDim, dtype } = variant;
+  const appended = cache !== undefined;
   const fresh = appended ? ["k_new", "v_new"] : [];
+  const read = (name: string, as: AttentionVariant["dtype"]) => ({ name, dtype: as, access: "read" as const });
   return {
     name: "attention_decode_split",
-    variant: { ...variant, maxSplitKeys: MAX_SPLIT_KEYS, appended },
+    variant: { ...variant, maxSplitKeys: MAX_SPLIT_KEYS, appended, cache: cache ?? dtype },
     uniforms: { ...DECODE_UNIFORMS, ...viewUniforms("q"), ...viewUniforms("k"), ...viewUniforms("v"), ...Object.assign({}, ...fresh.map(viewUniforms)) },
     bindings: [
-      ...qkvBindings(variant.dtype),
-      ...fresh.map((name) => ({ name, dtype: variant.dtype, access: "read" as const })),
+      read("q", dtype),
+      read("k", cache ?? dtype),
+      read("v", cache ?? dtype),
+      ...fresh.map((name) => read(name, dtype)),
       { name: "partials", dtype: "f32", access: "read_write" },
       ...maskBindings(variant),
     ],

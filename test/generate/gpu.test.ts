@@ -2,12 +2,13 @@
 // executor give the CPU reference's logits within float32 error, and the same tokens, for every
 // family's fixture model, including a left-padded batch, with f32 weights and with the linears,
 // table and head stored in bf16 or f16 (an adapter over them unmerged; f16 refused without
-// shader-f16), and with a QLoRA pipeline's block linears in NF4; a prompt's step in the memory
-// plan's shared buffers; and `sftc generate --gpu`. Skips without a GPU adapter.
+// shader-f16), and with a QLoRA pipeline's block linears in NF4; with an f16 KV cache, against the
+// CPU reference that rounds its cache the same way; a prompt's step in the memory plan's shared
+// buffers; and `sftc generate --gpu`. Skips without a GPU adapter.
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
+import { CachedGenerationModel, interpreterRunnerOf } from "../../runtime/generate/cached-model.ts";
 import { generateBatch } from "../../runtime/generate/engine.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
 import { buildCachedStep, copiedOutputs, PROMPT_PLACEHOLDER_KEYS } from "../../compiler/models/cached-graph.ts";
@@ -115,6 +116,30 @@ for (const name of Object.keys(families) as FamilyName[]) {
   );
 }
 
+for (const name of Object.keys(families) as FamilyName[]) {
+  test(
+    `${name}: GPU generation over an f16 KV cache equals the CPU reference whose cache rounds to f16, and not the unrounded one as closely`,
+    withGpu(async (gpu) => {
+      const family = families[name];
+      const { config, weights } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
+      const prompts = twoPrompts(name, config);
+      const onGpu = new CachedGenerationModel({ family, config, weights }, gpuRunner(gpu, { cacheDtype: "f16" }));
+      await assertSameGeneration(new CachedGenerationModel({ family, config, weights }, interpreterRunnerOf("f16")), onGpu, prompts);
+      // the rounding is there: a decode step's logits move off the float64 cache's by more than the
+      // GPU's own error (the prompt's attend to its unrounded keys)
+      const stepError = async (cpu: CachedGenerationModel) => {
+        const [a, b] = [await cpu.start(prompts), await onGpu.start(prompts)];
+        const [x, y] = [await a.session.append([3, 5]), await b.session.append([3, 5])];
+        return Math.max(...x.map((row, i) => relativeError(y[i], row)));
+      };
+      const rounded = await stepError(new CachedGenerationModel({ family, config, weights }, interpreterRunnerOf("f16")));
+      const unrounded = await stepError(new CachedGenerationModel({ family, config, weights }));
+      console.log(`    ${name}: decode-step logits against the f16-cache reference ${rounded.toExponential(2)}, against the float64 cache ${unrounded.toExponential(2)}`);
+      assert.ok(unrounded > 4 * rounded, `${unrounded} against ${rounded}`);
+    }),
+  );
+}
+
 test(
   "an adapter over bf16 weights runs unmerged: its small update survives, as the CPU reference over the rounded base computes it",
   withGpu(async (gpu) => {
@@ -181,7 +206,9 @@ test(
     const refused = runner("f16");
     assert.ok(!refused.ok && refused.diagnostics[0].code === "SFT5009" && refused.diagnostics[0].where === "model.dtype", JSON.stringify(refused));
     assert.match(refused.ok ? "" : refused.diagnostics[0].message, "the weights of this chatglm2 model are kept in f16");
-    assert.ok(runner("bf16").ok);
+    const bf16 = runner("bf16");
+    assert.ok(bf16.ok);
+    assert.is(bf16.value.cacheDtype, "f32", "a 16-bit model's KV cache stays f32 without shader-f16");
   }),
 );
 
@@ -193,10 +220,10 @@ test(
     const [cpu, gpu] = [await sftc(args), await sftc([...args, "--gpu"])];
     assert.is(gpu.code, 0, gpu.err);
     assert.match(gpu.err, "running on the GPU");
-    assert.match(gpu.err, "weights and KV cache on the device", "the quickstart's model.dtype = f32 stores every weight in f32");
+    assert.match(gpu.err, "weights and f32 KV cache on the device", "the quickstart's model.dtype = f32 stores every weight and the cache in f32");
     const narrow = await sftc([...args, "--gpu", "--set", "model.dtype=bf16"]);
     assert.is(narrow.code, 0, narrow.err);
-    assert.match(narrow.err, "weights (bf16 linears, table and head) and KV cache on the device");
+    assert.match(narrow.err, "weights (bf16 linears, table and head) and f16 KV cache on the device");
     assert.equal(JSON.parse(gpu.out).sequences.map((s: { ids: number[] }) => s.ids), JSON.parse(cpu.out).sequences.map((s: { ids: number[] }) => s.ids));
     assert.is((await sftc([...args, "--gpu", "--no-cache"])).code, 2);
   }),

@@ -26,7 +26,7 @@ function attentionKernels(variant: AttentionVariant): KernelSpec[] {
     ...Object.values(attentionBackwardKernels(variant)),
     ...Object.values(expectOk(attentionBackwardKernelsFor(H200, variant, {}))),
     ...Object.values(attentionDecodeKernels(variant)),
-    ...Object.values(attentionDecodeKernels(variant, true)),
+    ...Object.values(attentionDecodeKernels(variant, variant.dtype)),
     scoresSoftmaxKernel(variant, "forward"),
     scoresSoftmaxKernel(variant, "recompute"),
   ];

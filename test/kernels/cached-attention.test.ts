@@ -4,8 +4,9 @@
 // cache holds after that is ignored), with left padding, GQA, GLM's prefix and ALiBi; the
 // schedule's launch counts the keys as the launch does (the cache's and the new one); the GPU
 // (the appended decode kernels, several splits, the new key a strided view of a fused
-// projection) equals the interpreter; and the KV append kernel writes each row's new key and value
-// where the reference puts them.
+// projection) equals the interpreter, over an f32 cache and an f16 one (f32 activations); and the
+// KV append kernel writes each row's new key and value where the reference puts them, rounded to
+// an f16 cache's dtype.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as b from "../../compiler/ir/build.ts";
@@ -19,6 +20,7 @@ import { readFloats, uploadTensor } from "../../runtime/gpu/tensor.ts";
 import { Random } from "../../runtime/random.ts";
 import type { AttentionAttrs } from "../../compiler/ir/node.ts";
 import { kvAppendKernel, kvAppendRef, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
+import { roundToDType } from "../../stdlib/kernels/dtype.ts";
 import { runOnGpu } from "../execute/support.ts";
 import { assertClose } from "../support/numeric.ts";
 import { expectOk } from "../support/result.ts";
@@ -52,11 +54,13 @@ const attrsOf = (c: Case): AttentionAttrs => ({ scale: 1 / Math.sqrt(c.headDim),
 
 // The case's graph: the new key and value are slices of one fused (B, 1, 2 KV, D) projection, as a
 // fused K|V linear would give them; masks as the attention attributes ask.
-function cachedGraph(c: Case): { out: Node; masks: Node[] } {
+// The cache is in `cache`'s dtype.
+function cachedGraph(c: Case, cache: "f32" | "f16" = "f32"): { out: Node; masks: Node[] } {
   const { batch: B, heads, kvHeads: KV, headDim: D, capacity } = c;
   const fused = b.input("fused", [B, 1, 2 * KV, D]);
   const masks = [...(c.prefix ? [b.input("prefix", [B], "i32")] : []), b.input("range", [B, 2], "i32")];
-  const out = b.cachedAttention(b.input("q", [B, 1, heads, D]), b.input("k_past", [B, capacity, KV, D]), b.input("v_past", [B, capacity, KV, D]), b.slice(fused, 2, 0, KV), b.slice(fused, 2, KV, 2 * KV), attrsOf(c), masks);
+  const past = (name: string) => b.input(name, [B, capacity, KV, D], cache);
+  const out = b.cachedAttention(b.input("q", [B, 1, heads, D]), past("k_past"), past("v_past"), b.slice(fused, 2, 0, KV), b.slice(fused, 2, KV, 2 * KV), attrsOf(c), masks);
   return { out, masks };
 }
 
@@ -131,6 +135,31 @@ test(
 );
 
 test(
+  "the GPU over an f16 cache (f32 query and new key) equals the interpreter over the cache rounded to f16",
+  withGpu(async (gpu) => {
+    for (const [i, c] of CASES.entries()) {
+      const feeds = feedsOf(c, 700 + i);
+      for (const name of ["k_past", "v_past"]) feeds.set(name, roundToDType("f16", feeds.get(name)!));
+      const g = graph([["out", cachedGraph(c, "f16").out]]);
+      const want = expectOk(interpret(g, feeds)).get("out")!;
+      const run = await runOnGpu(gpu, g, feeds);
+      assert.ok(run.kernelKeys.some((k) => k.startsWith("attention_decode_split")), "the decode kernels run");
+      assertClose(run.outputs.get("out")!, want, 1e-5, `${c.label} (GPU over an f16 cache vs interpreter)`);
+    }
+  }),
+);
+
+test("an f16 cache beside f32 keys is declared; other mixes are refused", () => {
+  const c = CASES[0];
+  assert.is(cachedGraph(c, "f16").out.dtype, "f32");
+  const [B, KV, D] = [c.batch, c.kvHeads, c.headDim];
+  const q = b.input("q", [B, 1, c.heads, D], "f16");
+  const past = b.input("k_past", [B, c.capacity, KV, D], "f32");
+  const fresh = b.input("k", [B, 1, KV, D], "f16");
+  assert.throws(() => b.cachedAttention(q, past, past, fresh, fresh, attrsOf(c), [b.input("range", [B, 2], "i32")]), /the cache's keys and values share one dtype: q's, or f16/);
+});
+
+test(
   "on the GPU, a key range that would read outside a row (an end of 0 or past the capacity plus one) is SFT4005, not a silent read",
   withGpu(async (gpu) => {
     const c = CASES[0];
@@ -175,6 +204,27 @@ test(
     assert.equal(Array.from(await readFloats(gpu, tensors.k_cache)), Array.from(kvAppendRef(Float32Array.from(cacheK), Float32Array.from(fused), keys, shape)), "keys");
     assert.equal(Array.from(await readFloats(gpu, tensors.v_cache)), Array.from(kvAppendRef(Float32Array.from(cacheV), Float32Array.from(fused), values, shape)), "values");
     for (const t of Object.values(tensors)) t.destroy();
+
+    // into an f16 cache: the new values rounded (to nearest; either neighbour where the WGSL
+    // conversion differs, one f16 step), the cache's others untouched
+    const half = {
+      ...tensors,
+      k_cache: uploadTensor(gpu, "f16", [cacheK.length], cacheK),
+      v_cache: uploadTensor(gpu, "f16", [cacheV.length], cacheV),
+      k_new: uploadTensor(gpu, "f32", [fused.length], fused),
+      v_new: uploadTensor(gpu, "f32", [fused.length], fused),
+    };
+    const into = new CommandBatch(gpu);
+    into.dispatch(kvAppendKernel("f16"), kvAppendUniforms(shape, keys, values), half);
+    await into.submit();
+    for (const [name, cache, view] of [["k_cache", cacheK, keys], ["v_cache", cacheV, values]] as const) {
+      const want = kvAppendRef(roundToDType("f16", cache), Float32Array.from(fused), view, shape, "f16");
+      const got = await readFloats(gpu, half[name]);
+      const changed = want.filter((w, at) => w !== roundToDType("f16", [cache[at]])[0]).length;
+      assert.is(changed, B * width, `${name}: one new position per row`);
+      assertClose(got, want, 2 ** -11, `${name} (f16)`);
+    }
+    for (const t of Object.values(half)) t.destroy();
   }),
 );
 

@@ -181,6 +181,11 @@ test("generation: the KV cache holds keys and values of every layer for max_leng
   assert.is(g.phase, "beam reorder");
   const keys = (rows: number, positions: number) => buffer(4 * rows * positions * d.kvHeads * d.headDim);
   assert.is(g.kvCache, (2 * d.layers + 1) * keys(3, 64));
+  assert.is(g.cacheDtype, "f32");
+  // a 16-bit model's cache holds f16: half the bytes
+  const half = expectOk(planStep(m.family, m.config, { ...base, dtype: "bf16", generation: { strategy: "beam", sequences: 3, maxNewTokens: 20 } })).generation!;
+  assert.is(half.cacheDtype, "f16");
+  assert.is(half.kvCache, (2 * d.layers + 1) * buffer(2 * 3 * 64 * d.kvHeads * d.headDim));
   // one sequence: a 16-token prompt's bucket (64 positions) holds 100 more only after a move to
   // 128, which holds the new cache and, at its last copy, one buffer of the old
   const greedy = expectOk(planStep(m.family, m.config, { ...base, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 100 } })).generation!;

@@ -11,12 +11,12 @@
 // over many workgroups and write the same output and log-sum-exp.
 import { diag, fail, ok, type Result } from "../../../compiler/diagnostics.ts";
 import { node, numel, type Node } from "../../../compiler/ir/node.ts";
-import { attentionBackwardWorkspace } from "../../../compiler/passes/attention-shape.ts";
+import { attentionBackwardWorkspace, attentionDtype } from "../../../compiler/passes/attention-shape.ts";
 import { inputView, type Launch } from "../../../compiler/passes/schedule.ts";
 import { attentionBackwardViews, attentionForwardViews } from "../../../compiler/passes/attention-views.ts";
 import { contiguousView, tensorView } from "../../../compiler/passes/views.ts";
 import { attentionBackwardUniforms } from "../../../stdlib/kernels/attention-backward.ts";
-import type { AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
+import type { AttentionVariant, AttentionViews } from "../../../stdlib/kernels/attention-common.ts";
 import { attentionDecodeKernels, attentionDecodeUniforms, decodePartialsSize, decodeSplitLength } from "../../../stdlib/kernels/attention-decode.ts";
 import { attentionForwardUniforms } from "../../../stdlib/kernels/attention-forward.ts";
 import type { TensorView } from "../../../stdlib/kernels/attention-layout.ts";
@@ -44,7 +44,11 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   if (n.op === "cached_attention") {
     // the decode kernels over the cache (k, v) with the new key and value apart (compiler/ir/node.ts)
     const [kNew, vNew] = n.inputs.slice(3, 5).map((i) => inputView(launch, i));
-    const appended = { tensors: { k_new: ctx.tensorOf(kNew.base), v_new: ctx.tensorOf(vNew.base) }, views: { kNew: tensorView(kNew), vNew: tensorView(vNew) } };
+    const appended = {
+      cache: attentionDtype(n, 1),
+      tensors: { k_new: ctx.tensorOf(kNew.base), v_new: ctx.tensorOf(vNew.base) },
+      views: { kNew: tensorView(kNew), vNew: tensorView(vNew) },
+    };
     return ok(decodeSteps(ctx, launch, n, call, tensors, views, appended));
   }
   if (queryLength === 1) return ok(decodeSteps(ctx, launch, n, call, tensors, views));
@@ -66,7 +70,8 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
 
 // One query per sequence: the split kernel writes per-split partial sums into a workspace buffer
 // (B, Hq, splits, D + 2), the combine kernel merges them into O and the log-sum-exp. With
-// `appended` (cached_attention), k and v are the cache and the new key and value come apart.
+// `appended` (cached_attention), k and v are the cache (in its dtype) and the new key and value
+// come apart.
 function decodeSteps(
   ctx: ExecContext,
   launch: Launch,
@@ -74,11 +79,11 @@ function decodeSteps(
   call: Call,
   tensors: Record<string, GpuTensor>,
   views: AttentionViews,
-  appended?: { tensors: { k_new: GpuTensor; v_new: GpuTensor }; views: { kNew: TensorView; vNew: TensorView } },
+  appended?: { cache: AttentionVariant["dtype"]; tensors: { k_new: GpuTensor; v_new: GpuTensor }; views: { kNew: TensorView; vNew: TensorView } },
 ): PreparedLaunch {
   const splitLength = decodeSplitLength(call.shape.keyLength);
   const partials = workspaceTensor(ctx, "f32", [decodePartialsSize(call.shape, splitLength)], `decode partials of %${n.id}`);
-  const kernels = attentionDecodeKernels(call.variant, appended !== undefined);
+  const kernels = attentionDecodeKernels(call.variant, appended?.cache);
   const { q, k, v, o, lse } = tensors;
   const split: DispatchStep = { kind: "dispatch", spec: kernels.split, uniforms: {}, tensors: { q, k, v, ...appended?.tensors, partials } };
   const combine: DispatchStep = { kind: "dispatch", spec: kernels.combine, uniforms: {}, tensors: { partials, o, lse } };
