@@ -16,6 +16,7 @@ import { randomWeights } from "../runtime/generate/weights.ts";
 import type { GpuDevice } from "../runtime/gpu/device.ts";
 import { Random } from "../runtime/random.ts";
 import { families } from "../stdlib/families/index.ts";
+import type { Dimensions } from "../stdlib/schemas/model.ts";
 import { openBenchDevice } from "./adapter.ts";
 import { median } from "./train-step.ts";
 
@@ -33,10 +34,10 @@ export interface ContextRow {
   logits: Float32Array;
 }
 
-/** The bench's model: seeded random weights of a Baichuan-7B-style model of DIMENSIONS. */
-export function contextModelOptions(): CachedModelOptions {
+/** The bench's model: seeded random weights of a Baichuan-7B-style model of `dimensions` (`source` names them in messages). */
+export function contextModelOptions(dimensions: Dimensions = DIMENSIONS, source = "bench/decode-context.ts"): CachedModelOptions {
   const family = families.baichuan7b;
-  const planned = fromDimensions(family, DIMENSIONS, "bench/decode-context.ts");
+  const planned = fromDimensions(family, dimensions, source);
   if (!planned.ok) throw new Error(planned.diagnostics.map((d) => d.message).join("; "));
   const config = planned.value.config;
   const weights = randomWeights(family, config, 1);
@@ -50,7 +51,7 @@ export function contextModelOptions(): CachedModelOptions {
  */
 export async function decodeAfterPrompt(model: CachedGenerationModel, promptTokens: number, steps: number): Promise<{ samples: number[]; logits: Float32Array }> {
   const random = new Random(3);
-  const { session, logits: promptLogits } = await model.start([Array.from({ length: promptTokens }, () => 3 + random.int(DIMENSIONS.vocab_size - 3))]);
+  const { session, logits: promptLogits } = await model.start([Array.from({ length: promptTokens }, () => 3 + random.int(model.vocabSize - 3))]);
   const samples: number[] = [];
   let logits = promptLogits[0];
   try {

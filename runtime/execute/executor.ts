@@ -30,6 +30,7 @@ import { generatedStep } from "./library/generated.ts";
 import { prepareMatmul } from "./library/matmul.ts";
 import { prepareNorm, prepareNormBackward } from "./library/norm.ts";
 import { prepareRope } from "./library/rope.ts";
+import { PhaseTimer } from "./run-phases.ts";
 import type { ExecContext, PreparedLaunch, RefreshPass, SideOutputs } from "./steps.ts";
 import type { CopyStep, Step } from "../gpu/bound-steps.ts";
 
@@ -265,8 +266,10 @@ export class GraphExecutor {
    * logits' read (and its caller's error check), not also for the run. With `timestamps` (and a
    * device that has them) each dispatch runs in its own timed pass, the run waits and their GPU
    * times come back: a profile, slower than a plain run because passes no longer overlap.
+   * While the device asks (GpuDevice.hostPhases), the run appends there where its host time went.
    */
   async run(options: { timestamps?: boolean } = {}): Promise<Result<KernelTiming[]>> {
+    const timer = this.gpu.hostPhases && new PhaseTimer(this.gpu.hostPhases);
     if (this.intsChanged) {
       const cache = new Map<Node, Float64Array>();
       const pass: RefreshPass = {};
@@ -275,14 +278,21 @@ export class GraphExecutor {
         if (r && !r.ok) return r;
       }
       this.intsChanged = false;
+      timer?.end("refreshMs");
       this.recorded?.update();
+      timer?.end("updateMs");
     }
     const batch = new CommandBatch(this.gpu, { timestamps: options.timestamps });
     this.recorded ??= new BoundSteps(this.gpu, this.steps());
+    timer?.skip();
     this.recorded.record(batch);
-    if (options.timestamps) return ok(await batch.submit());
-    batch.flush();
-    return ok([]);
+    timer?.end("recordMs");
+    let timings: KernelTiming[] = [];
+    if (options.timestamps) timings = await batch.submit();
+    else batch.flush();
+    timer?.end("submitMs");
+    timer?.done({ launches: this.prepared.length, dispatches: batch.dispatchCount });
+    return ok(timings);
   }
 
   /** A graph output, gathered through its view into a contiguous array. */

@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { create, globals } from "webgpu";
 import { diag, fail, ok, type Diagnostic, type Result } from "../../compiler/diagnostics.ts";
 import type { SubgroupMatrixConfig } from "../../stdlib/kernels/matmul-subgroup.ts";
+import type { RunPhases } from "../execute/run-phases.ts";
 import { selfCheckKernels } from "./kernel-self-check.ts";
 
 Object.assign(globalThis, globals); // GPUBufferUsage, GPUMapMode, ... as in a browser
@@ -58,6 +59,12 @@ export class GpuDevice {
   readonly hasTimestamps: boolean;
   /** Bytes of tensor buffers alive now and at most so far (tensor.ts keeps them up to date). */
   readonly memory = { liveBytes: 0, peakBytes: 0 };
+  /**
+   * While set, every GraphExecutor.run on this device appends where its host time went; unset,
+   * runs time nothing. A device, not a run's options, holds it, so that a bench reaches the runs
+   * of executors that others make and run (a generation session's steps).
+   */
+  hostPhases?: RunPhases[];
   private readonly errors: Diagnostic[] = [];
   private lost = false;
 
