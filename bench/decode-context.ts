@@ -4,11 +4,13 @@
 // and prints the median and the fastest of the timed steps. What grows with the context is the
 // KV cache's traffic: a step that copied the cache would slow down with it, one that reads it in
 // place (cached_attention) grows only by the attention over it. The steps whose rows outgrow their
-// cache bucket (and move, a buffer at a time, into the next) are also reported apart.
-//   node bin/run-ts.js bench/decode-context.ts [PROMPT_TOKENS...] (default 128 1500)
+// cache bucket (and move, a buffer at a time, into the next) are also reported apart. The cache is
+// f32 (an f32 model's) or, with --cache=f16, f16 (a 16-bit model's): half the bytes each step's
+// attention reads.
+//   node bin/run-ts.js bench/decode-context.ts [--cache=f16] [PROMPT_TOKENS...] (default 128 1500)
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CACHE_BUCKET, cacheCapacity } from "../compiler/models/cached-graph.ts";
+import { CACHE_BUCKET, cacheCapacity, type CacheDType } from "../compiler/models/cached-graph.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
 import { CachedGenerationModel, type CachedModelOptions } from "../runtime/generate/cached-model.ts";
 import { gpuRunner } from "../runtime/generate/gpu-runner.ts";
@@ -76,12 +78,12 @@ function movesAt(promptTokens: number, i: number): boolean {
   return cached % CACHE_BUCKET === 0 && cached >= cacheCapacity(promptTokens, CACHE_BUCKET);
 }
 
-/** `steps` decode steps after a prompt of each length, on `gpu`. */
-export async function benchDecodeContext(gpu: GpuDevice, prompts: readonly number[], steps = 24): Promise<ContextRow[]> {
+/** `steps` decode steps after a prompt of each length, on `gpu`, over a cache of `cacheDtype`. */
+export async function benchDecodeContext(gpu: GpuDevice, prompts: readonly number[], steps = 24, cacheDtype: CacheDType = "f32"): Promise<ContextRow[]> {
   const options = contextModelOptions();
   const rows: ContextRow[] = [];
   for (const promptTokens of prompts) {
-    const runner = gpuRunner(gpu);
+    const runner = gpuRunner(gpu, { cacheDtype });
     try {
       const { samples, logits } = await decodeAfterPrompt(new CachedGenerationModel(options, runner), promptTokens, steps);
       const movesMs = samples.filter((_, i) => movesAt(promptTokens, i));
@@ -94,10 +96,12 @@ export async function benchDecodeContext(gpu: GpuDevice, prompts: readonly numbe
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const prompts = process.argv.slice(2).map(Number);
+  const args = process.argv.slice(2);
+  const cacheDtype: CacheDType = args.includes("--cache=f16") ? "f16" : "f32";
+  const prompts = args.filter((a) => !a.startsWith("--")).map(Number);
   const gpu = await openBenchDevice();
-  console.log(`adapter: ${gpu.adapter.name}; model: hidden ${DIMENSIONS.hidden_size}, ${DIMENSIONS.num_layers} layers`);
-  for (const r of await benchDecodeContext(gpu, prompts.length ? prompts : [128, 1500])) {
+  console.log(`adapter: ${gpu.adapter.name}; model: hidden ${DIMENSIONS.hidden_size}, ${DIMENSIONS.num_layers} layers; ${cacheDtype} KV cache`);
+  for (const r of await benchDecodeContext(gpu, prompts.length ? prompts : [128, 1500], undefined, cacheDtype)) {
     const moves = r.movesMs.length ? `; steps that moved the cache to a larger bucket: ${r.movesMs.map((ms) => ms.toFixed(2)).join(", ")} ms` : "";
     console.log(`prompt ${r.promptTokens}: decode median ${r.medianMs.toFixed(2)} ms, fastest ${r.fastestMs.toFixed(2)} ms (${r.steps} steps)${moves}`);
   }

@@ -2,23 +2,23 @@
 // KV cache) on the adapter, through the runtime's KV-cache model and GPU step runner, for the
 // quickstart's tiny model and, at full size on a GPU, a Baichuan-7B-sized random model streamed
 // onto the device, once with every weight in f32 and once with its linears, table and head in
-// bf16 (as `sftc generate --gpu` stores a bf16 model), whose decode is also divided by the copy
+// bf16 with an f16 KV cache (as `sftc generate --gpu` stores a bf16 model), whose decode is also divided by the copy
 // bandwidth (the bytes a step must read) and, on an NVIDIA adapter, compared with transformers'
 // generate in f32 and bf16 (bench/torch_generate.py).
 //
 // The floor: of Baichuan-7B's 7.00 B parameters a decode step reads 6.74 B (the embedding table is
 // a lookup of one row), 26.95 GB in f32 and 13.48 GB in bf16; at the H200's ~4.2 TB/s copy figure
-// that is ~6.4 ms (f32) or ~3.2 ms (bf16) per token at batch 1, before the KV cache (0.17 GB at
+// that is ~6.4 ms (f32) or ~3.2 ms (bf16) per token at batch 1, before the KV cache (0.17 GB in f32 at
 // 160 cached positions).
 import { resolve } from "node:path";
 import { buildFamilyGraph } from "../compiler/models/family-graph.ts";
 import { numel, type DType } from "../compiler/ir/node.ts";
 import { planSettings, type WeightDType } from "../compiler/plan/settings.ts";
-import { generationWeightDtypes } from "../compiler/plan/storage.ts";
+import { generationWeightDtypes, kvCacheDtype } from "../compiler/plan/storage.ts";
 import { bytesPerElement, type StorageDType } from "../stdlib/kernels/dtype.ts";
 import { compileGraph } from "../compiler/passes/compile.ts";
 import { fromDimensions } from "../compiler/plan/model-config.ts";
-import { buildCachedStep, CACHE_BUCKET, cacheCapacity } from "../compiler/models/cached-graph.ts";
+import { buildCachedStep, CACHE_BUCKET, cacheCapacity, type CacheDType } from "../compiler/models/cached-graph.ts";
 import { CachedGenerationModel } from "../runtime/generate/cached-model.ts";
 import { gpuRunner } from "../runtime/generate/gpu-runner.ts";
 import type { StepProfile } from "../runtime/generate/device-cache.ts";
@@ -153,8 +153,8 @@ function storedBytes(weightDtypes: ReadonlyMap<string, DType>, name: string, ele
 
 /**
  * The bytes one batch-1 decode step must read: every weight once in its storage dtype (f32 unless
- * `weightDtypes` names it; the embedding table one row: a lookup), plus the f32 keys and values of
- * `layers` x `width` per cached position.
+ * `weightDtypes` names it; the embedding table one row: a lookup), plus the keys and values of
+ * `layers` x `width` per cached position in `cacheDtype`.
  */
 export function decodeBytes(
   family: Family,
@@ -162,6 +162,7 @@ export function decodeBytes(
   weights: ReadonlyMap<string, readonly number[]>,
   cachedLength: number,
   weightDtypes: ReadonlyMap<string, DType> = new Map(),
+  cacheDtype: CacheDType = "f32",
 ): { weightBytes: number; kvBytes: number } {
   const roles = weightRoles(family, config);
   let weightBytes = 0;
@@ -170,7 +171,7 @@ export function decodeBytes(
     weightBytes += storedBytes(weightDtypes, name, elements);
   }
   const { layers, kvHeads, headDim } = config.dims;
-  return { weightBytes, kvBytes: 2 * layers * kvHeads * headDim * 4 * cachedLength };
+  return { weightBytes, kvBytes: 2 * layers * kvHeads * headDim * bytesPerElement(cacheDtype) * cachedLength };
 }
 
 /** The decode step's bytes over its median time, as a fraction of the copy bandwidth `copyGbs`. */
@@ -217,14 +218,16 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
   const shapes = new Map([...built.value.weights].map(([name, w]) => [name, w.shape] as const));
   const parameters = [...shapes.values()].reduce((n, shape) => n + numel(shape), 0);
   const weightDtypes = generationWeightDtypes(family, config, dtype);
-  const stored = dtype === "f32" ? "f32" : `${dtype} linears, table and head`;
+  // the cache as a pipeline of this dtype keeps it (runtime/generate/pipeline-model.ts)
+  const cacheDtype = kvCacheDtype(dtype, gpu.hasF16);
+  const stored = `${dtype === "f32" ? "f32" : `${dtype} linears, table and head`}, ${cacheDtype} KV cache`;
   const label = `${SEVEN_B}: hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}, ${(parameters / 1e9).toFixed(2)} B parameters (${stored} on the device)`;
   const modelBytes = [...shapes].reduce((n, [name, shape]) => n + storedBytes(weightDtypes, name, numel(shape)), 0);
   if (torchDeviceFor(gpu) === "cpu") return { measured: false, model: label, weightDtype: dtype, why: `'${gpu.adapter.name}' is a CPU adapter: ${(modelBytes / 1e9).toFixed(1)} GB of weights in host memory and minutes per token` };
   const refusal = bufferRefusal(gpu.limits, shapes, weightDtypes);
   if (refusal) return { measured: false, model: label, weightDtype: dtype, why: refusal };
 
-  const runner = gpuRunner(gpu, { weightDtypes });
+  const runner = gpuRunner(gpu, { weightDtypes, cacheDtype });
   try {
     // each upload is flushed and awaited before the next tensor: staging memory stays one tensor
     const caughtUp = () => uploadsCaughtUp(gpu);
@@ -234,8 +237,8 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
     const model = new CachedGenerationModel({ family, config, weights: new Map() }, runner);
     const row = await measure(model, label, parameters, dtype, d.vocab, sizes, gpu.hasTimestamps ? runner.profile : undefined);
     const cachedLength = sizes.promptTokens + (sizes.newTokens - 1) / 2;
-    const bandwidth = decodeBandwidth(decodeBytes(family, config, shapes, cachedLength, weightDtypes), cachedLength, row.decodeMedianNs, copyGbs);
-    return { measured: true, ...row, bandwidth, launchesPerStep: decodeLaunches(family, config, cachedLength, weightDtypes) };
+    const bandwidth = decodeBandwidth(decodeBytes(family, config, shapes, cachedLength, weightDtypes, cacheDtype), cachedLength, row.decodeMedianNs, copyGbs);
+    return { measured: true, ...row, bandwidth, launchesPerStep: decodeLaunches(family, config, cachedLength, weightDtypes, cacheDtype) };
   } catch (e) {
     // a failure of the 7B case (device memory, a limit) is its row, not the end of the run
     return { measured: false, model: label, weightDtype: dtype, why: `failed: ${e instanceof Error ? e.message : String(e)}` };
@@ -246,9 +249,9 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
 }
 
 // Launches of the decode step's schedule at a cached length (the runner compiles the same graph).
-function decodeLaunches(family: Family, config: ModelConfig, cachedLength: number, weightDtypes: ReadonlyMap<string, DType>): number | undefined {
+function decodeLaunches(family: Family, config: ModelConfig, cachedLength: number, weightDtypes: ReadonlyMap<string, DType>, cacheDtype: CacheDType): number | undefined {
   const past = cacheCapacity(Math.round(cachedLength), CACHE_BUCKET);
-  const g = buildCachedStep(family, config, { batch: 1, past, fresh: 1 }, weightDtypes);
+  const g = buildCachedStep(family, config, { batch: 1, past, fresh: 1 }, weightDtypes, undefined, cacheDtype);
   const compiled = g.ok ? compileGraph(g.value) : undefined;
   // the step's launches, then the cache's append of the new keys and values, one per layer
   return compiled?.ok ? compiled.value.schedule.launches.length + config.dims.layers : undefined;

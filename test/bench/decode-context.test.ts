@@ -1,11 +1,11 @@
 // bench/decode-context.ts at small sizes: it runs on this adapter and reports a time for every
 // prompt length, one of them past the first cache bucket (its rows then move once), after as
 // many decode steps as asked, whose last logits are those of the CPU reference on the same
-// model and ids. Speed is not judged.
+// model and ids (over an f16 cache, the reference's cache rounded the same way). Speed is not judged.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { benchDecodeContext, contextModelOptions, decodeAfterPrompt } from "../../bench/decode-context.ts";
-import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
+import { CachedGenerationModel, interpreterRunnerOf } from "../../runtime/generate/cached-model.ts";
 import { withGpu } from "../kernels/gpu-harness.ts";
 import { assertClose } from "../support/numeric.ts";
 
@@ -26,6 +26,17 @@ test(
       const { logits } = await decodeAfterPrompt(reference, r.promptTokens, steps);
       assertClose(r.logits, logits, 1e-4, `prompt ${r.promptTokens}: the last step's logits, GPU vs CPU reference`);
     }
+  }),
+);
+
+test(
+  "over an f16 cache, as the CPU reference whose cache rounds to f16 decodes",
+  withGpu(async (gpu) => {
+    const steps = 3;
+    const [row] = await benchDecodeContext(gpu, [62], steps, "f16");
+    assert.equal(row.movesMs.length, 1);
+    const { logits } = await decodeAfterPrompt(new CachedGenerationModel(contextModelOptions(), interpreterRunnerOf("f16")), 62, steps);
+    assertClose(row.logits, logits, 1e-4, "the last step's logits, GPU vs CPU reference, f16 caches");
   }),
 );
 

@@ -82,11 +82,12 @@ test("a decode step's bytes: every weight in its storage dtype, the embedding ta
   const sevenBytes = decodeBytes(family, preset("7b"), seven, 160);
   assert.is(sevenBytes.weightBytes, 4 * (7_000_559_616 - 64000 * 4096 + 4096));
   assert.is(sevenBytes.kvBytes, 2 * 32 * 4096 * 4 * 160);
-  // bf16 linears, table and head: two bytes each; the norms (two per layer and the final one) stay f32
-  const narrow = decodeBytes(family, preset("7b"), seven, 160, generationWeightDtypes(family, preset("7b"), "bf16"));
+  // bf16 linears, table and head: two bytes each; the norms (two per layer and the final one) stay
+  // f32; the f16 cache two bytes a value
+  const narrow = decodeBytes(family, preset("7b"), seven, 160, generationWeightDtypes(family, preset("7b"), "bf16"), "f16");
   const norms = (2 * 32 + 1) * 4096;
   assert.is(narrow.weightBytes, 2 * (7_000_559_616 - 64000 * 4096 + 4096 - norms) + 4 * norms);
-  assert.is(narrow.kvBytes, sevenBytes.kvBytes);
+  assert.is(narrow.kvBytes, sevenBytes.kvBytes / 2);
 });
 
 test("the bandwidth fraction: bytes per token over the median step, over the copy bandwidth", () => {
@@ -126,7 +127,7 @@ test(
     assert.ok(tiny.measured && tiny.logitsFinite);
     assert.ok(!f32.measured && f32.why.endsWith("is a CPU adapter: 28.0 GB of weights in host memory and minutes per token"), f32.measured ? "" : f32.why);
     assert.ok(!bf16.measured && bf16.why.endsWith("is a CPU adapter: 14.0 GB of weights in host memory and minutes per token"), bf16.measured ? "" : bf16.why);
-    assert.match(bf16.model, "(bf16 linears, table and head on the device)");
+    assert.match(bf16.model, "(bf16 linears, table and head, f16 KV cache on the device)");
   }),
 );
 
