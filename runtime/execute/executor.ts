@@ -32,7 +32,7 @@ import { prepareNorm, prepareNormBackward } from "./library/norm.ts";
 import { prepareRope } from "./library/rope.ts";
 import { PhaseTimer } from "./run-phases.ts";
 import type { ExecContext, PreparedLaunch, RefreshPass, SideOutputs } from "./steps.ts";
-import type { CopyStep, Step } from "../gpu/bound-steps.ts";
+import type { CopyStep, DispatchStep, Step } from "../gpu/bound-steps.ts";
 
 type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
 
@@ -279,7 +279,8 @@ export class GraphExecutor {
       }
       this.intsChanged = false;
       timer?.end("refreshMs");
-      this.recorded?.update();
+      // only a refresh changes a step's uniforms or tensors: the other steps stay as bound
+      this.recorded?.update(this.refreshedSteps());
       timer?.end("updateMs");
     }
     const batch = new CommandBatch(this.gpu, { timestamps: options.timestamps });
@@ -337,6 +338,11 @@ export class GraphExecutor {
 
   private steps(): Step[] {
     return this.prepared.flatMap((p) => p.steps);
+  }
+
+  // The dispatches of the launches that have a refresh.
+  private refreshedSteps(): DispatchStep[] {
+    return this.prepared.flatMap((p) => (p.refresh ? p.steps.filter((s): s is DispatchStep => s.kind === "dispatch") : []));
   }
 
   destroy(): void {

@@ -47,6 +47,8 @@ export class CommandBatch {
   private timedKernels: { name: string; key: string }[] = [];
   private pendingTimings: Promise<KernelTiming[]>[] = [];
   private recorded = 0;
+  /** The pipeline the open untimed pass last set: a dispatch of the same kernel right after does not set it again. */
+  private pipeline: GPUComputePipeline | undefined;
 
   constructor(
     private readonly gpu: GpuDevice,
@@ -80,8 +82,10 @@ export class CommandBatch {
     invariant(x <= limit && y <= limit && z <= limit, `${spec.name}: grid [${x},${y},${z}] exceeds ${limit}`);
     this.recorded++;
     if (x === 0 || y === 0 || z === 0) return; // empty tensor: nothing to do
+    const shared = !this.group && !this.timed;
     const pass = this.group ?? (this.timed ? this.timedPass(spec.name, compiled.key) : (this.pass ??= this.encoder.beginComputePass()));
-    pass.setPipeline(compiled.pipeline);
+    if (!shared || this.pipeline !== compiled.pipeline) pass.setPipeline(compiled.pipeline);
+    if (shared) this.pipeline = compiled.pipeline;
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     if (this.timed && !this.group) pass.end();
@@ -141,6 +145,7 @@ export class CommandBatch {
   private endPass(): void {
     this.pass?.end();
     this.pass = undefined;
+    this.pipeline = undefined;
   }
 
   private uniformSlot(size: number): { arena: UniformArena; offset: number } {

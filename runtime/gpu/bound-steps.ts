@@ -2,8 +2,9 @@
 // executor, the decode cache, the device's probes and tunings and the bench run them: the uniforms
 // of every dispatch in one device buffer, and per dispatch its compiled pipeline and a bind group,
 // made at the first run and kept. A run only records them. After a refresh (which may change
-// uniforms and swap tensors: runtime/execute/steps.ts) `update` packs the uniforms again, writes the buffer when they changed, and
-// remakes the bind groups whose tensors were swapped.
+// uniforms and swap tensors: runtime/execute/steps.ts) `update` packs the uniforms of the steps it
+// names again, writes the buffer when they changed, and remakes the bind groups whose tensors
+// were swapped: a decode step refreshes its attention and RoPE launches, not its matmuls.
 //
 // Why: Dawn makes a bind group in about 20 us (lavapipe, timed by wrapping createBindGroup), and
 // a batch that made one per dispatch made 29 for each decode step of the quickstart model and 419
@@ -82,10 +83,11 @@ export class BoundSteps {
     this.writeUniforms(true);
   }
 
-  /** Takes in what a refresh changed: the steps' uniforms and the tensors they hold now. */
-  update(): void {
-    this.writeUniforms(false);
-    for (const b of this.bound.values()) {
+  /** Takes in what a refresh changed: the uniforms of `steps` (default every step) and the tensors they hold now. */
+  update(steps: Iterable<DispatchStep> = this.bound.keys()): void {
+    const changed = [...steps].map((s) => this.bound.get(s)!);
+    this.writeUniforms(false, changed);
+    for (const b of changed) {
       b.grid = b.step.spec.dispatch(b.step.uniforms);
       if (!sameRanges(b.ranges, rangesOf(b.step))) Object.assign(b, this.bindGroup(b.step, b.compiled, b.offset, b.size));
     }
@@ -107,16 +109,21 @@ export class BoundSteps {
     this.uniforms?.destroy();
   }
 
-  // Packs every dispatch's uniforms and writes them when they differ from the last write (or
-  // `always`); the write is queued before the batch's commands and after earlier submissions'.
-  private writeUniforms(always: boolean): void {
+  // Packs the uniforms of `dispatches` (default all) and writes the buffer when their slots differ
+  // from the last write (or `always`); the write is queued before the batch's commands and after
+  // earlier submissions'.
+  private writeUniforms(always: boolean, dispatches: Iterable<BoundDispatch> = this.bound.values()): void {
     if (!this.uniforms) return;
     const view = new DataView(this.host);
-    for (const b of this.bound.values()) packUniforms(b.step.spec, b.step.uniforms, view, b.offset);
-    const now = new Uint32Array(this.host);
-    if (!always && now.every((word, i) => word === this.written[i])) return;
+    const words = new Uint32Array(this.host);
+    let changed = always;
+    for (const b of dispatches) {
+      packUniforms(b.step.spec, b.step.uniforms, view, b.offset);
+      for (let i = b.offset / 4; i < (b.offset + b.size) / 4 && !changed; i++) changed = words[i] !== this.written[i];
+    }
+    if (!changed) return;
     this.gpu.queue.writeBuffer(this.uniforms, 0, this.host);
-    this.written.set(now);
+    this.written.set(words);
   }
 
   private bindGroup(s: DispatchStep, compiled: CompiledKernel, offset: number, size: number): { ranges: BoundRange[]; bindGroup: GPUBindGroup } {

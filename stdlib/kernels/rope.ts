@@ -273,13 +273,7 @@ export interface RopeCall {
 }
 
 export function ropeUniforms(call: RopeCall): UniformValues {
-  return {
-    batch: call.batch,
-    seq_len: call.length,
-    heads: call.heads,
-    table_rows: call.tableRows,
-    direction: call.direction,
-    ...viewUniformValues("x", call.x),
-    ...viewUniformValues("y", call.y),
-  };
+  // assigned, not spread (as attentionDecodeUniforms): a decode step refreshes these every layer
+  const scalars = { batch: call.batch, seq_len: call.length, heads: call.heads, table_rows: call.tableRows, direction: call.direction };
+  return Object.assign(scalars, viewUniformValues("x", call.x), viewUniformValues("y", call.y));
 }

@@ -1,7 +1,9 @@
 // The executor's kept uniforms and bind groups (runtime/gpu/bound-steps.ts): taking in a
 // refresh that changed nothing makes no bind group and writes no uniforms; a changed uniform is
 // written and used; a swapped tensor gets a new bind group, the others keep theirs; copies run
-// between dispatches in step order.
+// between dispatches in step order; an update that names steps takes in theirs only (the executor
+// names its refreshed launches'); a batch sets a kernel's pipeline once for consecutive dispatches
+// of it in one pass.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { BoundSteps, type DispatchStep, type Step } from "../../runtime/gpu/bound-steps.ts";
@@ -89,6 +91,61 @@ test(
     await expect(3, w2, 2);
     bound!.destroy();
     for (const t of [...Object.values(tensors), copy, second.tensors.c, swapped]) t.destroy();
+  }),
+);
+
+test(
+  "an update that names steps packs and writes their uniforms only",
+  withGpu(async (gpu) => {
+    const rng = new Random(9);
+    const [a, w] = [S.m * S.k, S.n * S.k].map((n) => Float64Array.from(rng.normalArray(n, 1)));
+    const input = { a: uploadTensor(gpu, "f32", [S.m, S.k], a), b: uploadTensor(gpu, "f32", [S.n, S.k], w) };
+    const spec = matmulKernel(O, S, "tiled");
+    const [first, second] = [1, 2].map((): DispatchStep => ({ kind: "dispatch", spec, uniforms: matmulUniforms(S, O), tensors: { ...input, c: createTensor(gpu, "f32", [S.m, S.n]) } }));
+    const bound = new BoundSteps(gpu, [first, second]);
+    first.uniforms.alpha = 3;
+    second.uniforms.alpha = 5;
+    const named = await counting(gpu, async () => bound.update([second]));
+    assert.equal(named, { bindGroups: 0, writes: 1 }, "the named step's change is written");
+    const batch = new CommandBatch(gpu);
+    bound.record(batch);
+    await batch.submit();
+    assertClose(await readFloats(gpu, second.tensors.c), matmulRef(a, w, O, { ...S, alpha: 5 }), 1e-5, "the named step runs with its new uniform");
+    assertClose(await readFloats(gpu, first.tensors.c), matmulRef(a, w, O, S), 1e-5, "the other keeps what it was bound with");
+    bound.destroy();
+    for (const t of [...Object.values(input), first.tensors.c, second.tensors.c]) t.destroy();
+  }),
+);
+
+test(
+  "a batch sets the pipeline once for consecutive dispatches of one kernel in its pass, again after a copy ends the pass",
+  withGpu(async (gpu) => {
+    const spec = matmulKernel(O, S, "tiled");
+    const tensors = { a: createTensor(gpu, "f32", [S.m, S.k]), b: createTensor(gpu, "f32", [S.n, S.k]), c: createTensor(gpu, "f32", [S.m, S.n]) };
+    const aside = createTensor(gpu, "f32", [S.m, S.n]);
+    const uniforms = matmulUniforms(S, O);
+    const probe = gpu.device.createCommandEncoder().beginComputePass();
+    const proto = Object.getPrototypeOf(probe) as GPUComputePassEncoder;
+    probe.end();
+    const setPipeline = proto.setPipeline;
+    let sets = 0;
+    proto.setPipeline = function (this: GPUComputePassEncoder, pipeline: GPUComputePipeline) {
+      sets++;
+      return setPipeline.call(this, pipeline);
+    };
+    try {
+      const batch = new CommandBatch(gpu);
+      for (let i = 0; i < 3; i++) batch.dispatch(spec, uniforms, tensors);
+      assert.is(sets, 1, "three dispatches of one kernel, one pipeline set");
+      batch.copy(tensors.c, aside);
+      batch.dispatch(spec, uniforms, tensors);
+      assert.is(sets, 2, "a new pass after the copy sets it again");
+      await batch.submit();
+      assert.equal(await gpu.takeErrors(), []);
+    } finally {
+      proto.setPipeline = setPipeline;
+      for (const t of [...Object.values(tensors), aside]) t.destroy();
+    }
   }),
 );
 
