@@ -4,10 +4,13 @@
 #
 #   bash bench/gpu-run.sh OUTDIR [PART...]
 #
-# PARTs, in the order they run (default: devices decode-context e2e):
+# PARTs, in the order they run (default: devices decode-context host-time e2e):
 #   devices         `sftc devices`: the first open's self-checks and tuning (matmul tiling, gemv
 #                   workgroup, attention kernels and paths), timed; later parts reuse its tuning file
-#   decode-context  bench/decode-context.ts at prompts of 128 and 2048 tokens
+#   decode-context  bench/decode-context.ts at prompts of 128 and 2048 tokens, over an f32 and
+#                   an f16 KV cache
+#   host-time       bench/host-time.ts: where a thin 32-layer decode step's host time goes, and
+#                   the step's wall time beside it
 #   e2e             LoRA and QLoRA steps of the Baichuan-7B-sized model against PyTorch + PEFT,
 #                   f32 weights, with a per-kernel profile (bench/e2e-train.ts --torch --profile)
 #   e2e-bf16        the LoRA step with the frozen weights in bf16, against PEFT
@@ -16,16 +19,16 @@
 #
 # Each part runs under its own time limit (PART_SECONDS, default 300; the bench part twice that)
 # and writes into OUTDIR: log.txt, smi.csv and its reports (e2e and bench two each, the others
-# one; all five parts write nine files). log.txt gets every part's stderr, exit status and
+# one; all six parts write ten files). log.txt gets every part's stderr, exit status and
 # seconds, the commit (SFT_COMMIT where the copy has no git history) and the card. A part that
 # fails or runs out of time does not stop the next.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 1 ] || { echo "usage: bash bench/gpu-run.sh OUTDIR [devices|decode-context|e2e|e2e-bf16|bench ...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: bash bench/gpu-run.sh OUTDIR [devices|decode-context|host-time|e2e|e2e-bf16|bench ...]" >&2; exit 2; }
 out=$1
 shift
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(devices decode-context e2e)
+[ ${#parts[@]} -gt 0 ] || parts=(devices decode-context host-time e2e)
 limit=${PART_SECONDS:-300}
 mkdir -p "$out"
 log="$out/log.txt"
@@ -63,7 +66,8 @@ part() {
 for p in "${parts[@]}"; do
   case $p in
     devices) part devices "$limit" devices.txt node bin/sftc.js devices ;;
-    decode-context) part decode-context "$limit" decode-context.txt node bin/run-ts.js bench/decode-context.ts 128 2048 ;;
+    decode-context) part decode-context "$limit" decode-context.txt bash -c "node bin/run-ts.js bench/decode-context.ts 128 2048 && node bin/run-ts.js bench/decode-context.ts --cache=f16 128 2048" ;;
+    host-time) part host-time "$limit" host-time.txt node bin/run-ts.js bench/host-time.ts ;;
     e2e) part e2e "$limit" e2e.md node bin/run-ts.js bench/e2e-train.ts --method lora,qlora --torch --profile --out "$out/e2e.json" ;;
     e2e-bf16) part e2e-bf16 "$limit" e2e-bf16.md node bin/run-ts.js bench/e2e-train.ts --method lora --dtype bf16 --torch ;;
     bench) part bench $((2 * limit)) bench.json node bin/run-ts.js bench/main.ts --size full --out "$out/bench.md" --json ;;
