@@ -93,8 +93,13 @@ export class BoundSteps {
     }
   }
 
-  /** Records every step into `batch`. */
-  record(batch: CommandBatch): void {
+  /**
+   * Records every step into `batch`, submitting what it holds after every `submitEvery`
+   * dispatches (none: all at the batch's own flush), so the device starts on the first launches
+   * while the host records the rest.
+   */
+  record(batch: CommandBatch, submitEvery?: number): void {
+    let dispatched = 0;
     for (const s of this.steps) {
       if (s.kind === "copy") {
         batch.copy(s.src, s.dst, s.range);
@@ -102,6 +107,7 @@ export class BoundSteps {
       }
       const b = this.bound.get(s)!;
       batch.dispatchBound(s.spec, b.compiled, b.bindGroup, b.grid);
+      if (submitEvery && ++dispatched % submitEvery === 0) batch.flush();
     }
   }
 
