@@ -40,8 +40,9 @@ type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
 /**
  * A run submits its recorded work every this many dispatches, so the GPU starts on a step's first
  * launches while the host records the rest: on lavapipe a thin 32-layer decode step (387
- * dispatches) took 4 to 13 ms less wall time submitted every 48 or 128 than all at once (six
- * interleaved runs each of bench/host-time.ts); the size between is not tuned.
+ * dispatches) took 19.3 to 23.4 ms against 21.1 to 25.2 ms submitted at once, lower in each of
+ * six interleaved pairs of bench/host-time.ts runs (48 and 128 did as well in a noisier
+ * comparison). Not tuned on a GPU.
  */
 export const SUBMIT_EVERY = 64;
 
