@@ -37,7 +37,7 @@ export interface CatalogEntry {
   /** Nodes with equal keys run as one launch with several outputs. */
   mergeKey?: (n: Node) => string;
   uniforms: (n: Node) => Record<string, number>;
-  /** Bytes of side outputs kept with the result (attention's log-sum-exp for the backward). */
+  /** Bytes of side outputs kept with the result (attention's log-sum-exp for the backward, where one reads it: saved-statistics.ts). */
   extraBytes?: (n: Node) => number;
 }
 
@@ -142,8 +142,8 @@ export const catalog: readonly CatalogEntry[] = [
     prologue: false,
     acceptsView: contiguous,
     uniforms: (n) => rowsCols(n),
-    // rstd (and LayerNorm's mean) per row, saved for the backward; counted with the output,
-    // which lives about as long
+    // rstd (and LayerNorm's mean) per row, saved for a backward that reads them; counted with
+    // the output, which lives about as long
     extraBytes: (n) => (n.op === "rms_norm" ? 1 : 2) * f32Buffer(rowsCols(n).rows),
   },
   {
@@ -191,7 +191,7 @@ export const catalog: readonly CatalogEntry[] = [
     acceptsView: innerContiguous,
     // the keys as the launch counts them: the cache's positions, then the new one
     uniforms: (n) => attentionUniforms(n, 0),
-    // the decode kernels write one too, though no backward reads it
+    // the decode kernels write one too, into the workspace: no backward reads it
     extraBytes: logSumExpBytes,
   },
   {

@@ -7,14 +7,15 @@
 // Tensors live together may share a buffer only where no launch binds both and writes one of
 // them: WebGPU forbids a buffer bound read-only and writable in one dispatch, whatever the
 // ranges. Weights, inputs and the AdamW state are persistent, and so are side outputs
-// (attention's log-sum-exp, norm statistics, per-token losses), which the executor keeps for the
-// backward.
+// (attention's log-sum-exp and norm statistics that a backward of the schedule reads,
+// saved-statistics.ts; per-token losses), which the executor keeps for the backward.
 import { GRAD_OUTPUT } from "../autodiff/grad.ts";
 import { invariant } from "../diagnostics.ts";
 import { numel, type DType, type Node } from "../ir/node.ts";
 import { storageBytes } from "../../stdlib/kernels/dtype.ts";
 import { entryFor } from "./kernel-catalog.ts";
 import type { Schedule } from "./schedule.ts";
+import { statisticsRead, writesStatistics } from "./saved-statistics.ts";
 
 export type Category = "weights" | "gradients" | "optimizerState" | "activations" | "inputs";
 
@@ -81,8 +82,11 @@ export function planMemory(s: Schedule, opts: PlanOptions = {}): MemoryPlan {
   const end = s.launches.length;
   const buffers = new Map<Node, PlannedBuffer>();
   const gradOutputs = new Set([...s.outputViews].filter(([name]) => name.startsWith(GRAD_OUTPUT)).map(([, v]) => v.base));
+  const read = statisticsRead(s);
   const add = (node: Node, first: number, category: Category) => {
-    const extra = entryFor(node.op)?.extraBytes?.(node) ?? 0;
+    // statistics no backward reads go to the launch workspace (launch-scratch.ts)
+    const kept = !writesStatistics(node) || read.has(node);
+    const extra = kept ? (entryFor(node.op)?.extraBytes?.(node) ?? 0) : 0;
     const bytes = storageBytes(node.dtype, numel(node.shape));
     buffers.set(node, { node, bytes, sideBytes: extra && storageBytes("u32", extra / 4), category, first, last: first, slot: -1, bufferOffset: -1, offset: -1 });
   };

@@ -5,9 +5,10 @@
 // (compiler/passes/shared-scratch.ts: RoPE's positions and table, attention's mask words with the
 // ALiBi slopes, padding and segments); and the workspace launches share: attention backward's
 // dK|dV, delta and an unused dQ, a decode attention's partial sums, the scores
-// of attention on the score-matrix path where the device takes it (`scores`), and the
-// norms a checkpointed backward recomputes (output and statistics), with the unused weight
-// gradients of frozen norms. The workspace is one buffer per (request index, size) of a launch,
+// of attention on the score-matrix path where the device takes it (`scores`), the statistics
+// of forwards no backward reads (attention's log-sum-exp, a norm's rstd and mean:
+// compiler/passes/saved-statistics.ts), and the norms a checkpointed backward recomputes
+// (output and statistics), with the unused weight gradients of frozen norms. The workspace is one buffer per (request index, size) of a launch,
 // so it costs the union of the launches' requests, not their sum. Not counted: the contiguous
 // copies of views a library kernel cannot read (the schedule's placement decides those).
 import { numel, type Node } from "../ir/node.ts";
@@ -20,6 +21,7 @@ import { attentionBackwardViews, attentionForwardViews } from "../passes/attenti
 import { maskWordCount } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionMaskKey, ropePositionsKey, ropeTableKey } from "../passes/shared-scratch.ts";
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
+import { normOf, statisticsRead } from "../passes/saved-statistics.ts";
 
 /**
  * Bytes of the launches' own buffers and of the workspace they share, for `schedule`. RoPE's
@@ -32,7 +34,8 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
   // buffers launches share by key (compiler/passes/shared-scratch.ts), counted once
   const shared = new Map<string, number>();
   let own = 0;
-  const written = new Set(schedule.launches.flatMap((l) => l.outputs));
+  const written = schedule.launches.flatMap((l) => l.outputs);
+  const read = statisticsRead(schedule);
   for (const launch of schedule.launches) {
     const requests: number[] = [];
     const take = (dtype: StorageDType, elements: number) => requests.push(storageBytes(dtype, elements));
@@ -49,11 +52,17 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
           shared.set(ropeTableKey(launch, n), ropeTableBytes(n, positions ?? n.shape[1]));
         }
         break;
+      case "norm":
+        // rstd, and LayerNorm's mean, per row
+        if (!read.has(first)) for (let i = 0; i < (first.op === "layer_norm" ? 2 : 1); i++) take("f32", numel(first.shape) / first.shape[first.shape.length - 1]);
+        break;
       case "attention":
       case "cached_attention": {
         shared.set(attentionMaskKey(launch, first, 0), maskBytes(first, 0));
         const shape = attentionShape(first, 0);
         const { queryLength: T, keyLength: S } = shape;
+        // the log-sum-exp (B, Hq, T), first
+        if (!read.has(first)) take("f32", shape.batch * shape.queryHeads * T);
         // one query row (decode): the split kernels' partial sums; else, on the score-matrix path, a chunk's scores
         if (T === 1) take("f32", decodePartialsSize(shape, decodeSplitLength(S)));
         const heads = scores && launch.kernel === "attention" ? scoresPathHeads(scores, "forward", shape, attentionDtype(first, 0), attentionForwardViews(launch, first)) : undefined;
@@ -78,8 +87,7 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
       case "norm_backward": {
         const [, x, w] = first.inputs;
         const rows = numel(x.shape) / numel(w.shape);
-        const saved = [...written].some((n) => (n.op === "rms_norm" || n.op === "layer_norm") && n.inputs[0] === x && n.inputs[1] === w);
-        if (!saved) {
+        if (!written.some((n) => normOf(n, first))) {
           take(x.dtype as StorageDType, numel(x.shape));
           take("f32", rows);
           if (first.attrs.norm === "layer") take("f32", rows);

@@ -42,6 +42,7 @@ export function scheduleWgsl(gpu: GpuDevice, schedule: Schedule): Result<string>
     workspace: allocate,
     register: (n: Node, t: GpuTensor) => void tensors.set(n, t),
     sideOutputs: new Map<Node, SideOutputs>(),
+    keepsStatistics: () => true, // printing allocates everything alike
   };
   try {
     const printed = new Map<string, number>();

@@ -13,6 +13,7 @@ import { ELEMENTWISE_OPS, MOVEMENT_OPS, numel, type Node } from "../../compiler/
 import type { MemoryPlan } from "../../compiler/passes/memory-plan.ts";
 import type { Launch, Schedule } from "../../compiler/passes/schedule.ts";
 import { isContiguous, type View } from "../../compiler/passes/views.ts";
+import { statisticsRead } from "../../compiler/passes/saved-statistics.ts";
 import { kernelKey } from "../../stdlib/kernels/kernel.ts";
 import type { StorageDType } from "../../stdlib/kernels/dtype.ts";
 import { CommandBatch, type KernelTiming } from "../gpu/batch.ts";
@@ -188,6 +189,7 @@ export class GraphExecutor {
 
   private context(kernels: EngineKernels): ExecContext {
     const sideOutputs = new Map<Node, SideOutputs>();
+    const read = statisticsRead(this.schedule);
     return {
       gpu: this.gpu,
       ...kernels,
@@ -214,6 +216,7 @@ export class GraphExecutor {
       workspace: (dtype, shape, label) => this.workspace.take(dtype, shape, label),
       register: (n, t) => this.buffers.set(n, t),
       sideOutputs,
+      keepsStatistics: (n) => read.has(n),
       nf4Bindings: (n) => {
         const w = this.nf4Weight(n);
         return w && nf4Bindings(w, this.nf4!.tables);

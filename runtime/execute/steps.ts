@@ -52,6 +52,12 @@ export interface ExecContext extends EngineKernels {
   register(n: Node, tensor: GpuTensor): void;
   /** Side outputs saved by the launch that computed `n`. */
   sideOutputs: Map<Node, SideOutputs>;
+  /**
+   * Whether forward `n` keeps its statistics (attention's log-sum-exp, a norm's rstd and mean) as
+   * side outputs: only where a backward of the schedule reads them (compiler/passes/saved-statistics.ts);
+   * else its kernels write them into the workspace.
+   */
+  keepsStatistics(n: Node): boolean;
   /** The NF4 kernel bindings of a parameter stored as NF4 (QLoRA base weights), which has no dense buffer. */
   nf4Bindings?(n: Node): Record<string, GpuTensor> | undefined;
 }

@@ -37,8 +37,11 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   const call = callOf(n, 0);
   const { batch, queryHeads, queryLength } = call.shape;
   const [q, k, v] = n.inputs.slice(0, 3).map((i) => ctx.tensorOf(inputView(launch, i).base));
-  const lse = ctx.scratch("f32", [batch, queryHeads, queryLength], `log-sum-exp of %${n.id}`);
-  ctx.sideOutputs.set(n, { lse });
+  // kept for a backward that reads it; else the kernels write it into the workspace
+  const lseShape = [batch, queryHeads, queryLength];
+  const kept = ctx.keepsStatistics(n);
+  const lse = kept ? ctx.scratch("f32", lseShape, `log-sum-exp of %${n.id}`) : workspaceTensor(ctx, "f32", lseShape, `unread log-sum-exp of %${n.id}`);
+  if (kept) ctx.sideOutputs.set(n, { lse });
   const tensors = { q, k, v, o: ctx.tensorOf(n), lse };
   const views = attentionForwardViews(launch, n);
   if (n.op === "cached_attention") {

@@ -1,11 +1,13 @@
 // RMSNorm / LayerNorm launches. The forward saves its per-row statistics (rstd, and the mean for
-// LayerNorm) as side outputs of the norm node; the backward launch (dx, dw, db of one norm merged)
-// reads those of the forward norm over the same input and weight. When no such forward ran in
-// this schedule, the backward recomputes the statistics with one forward dispatch into the
-// launch's workspace.
+// LayerNorm) as side outputs of the norm node where a backward of the schedule reads them (else
+// into the launch workspace: compiler/passes/saved-statistics.ts); the backward launch (dx, dw, db
+// of one norm merged) reads those of the forward norm over the same input and weight. When no
+// such forward ran in this schedule, the backward recomputes the statistics with one forward
+// dispatch into the launch's workspace.
 import { ok, type Result } from "../../../compiler/diagnostics.ts";
 import { numel, type Node } from "../../../compiler/ir/node.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
+import { normOf } from "../../../compiler/passes/saved-statistics.ts";
 import { normBackwardInput, normBackwardWeight, normForward, type NormKind } from "../../../stdlib/kernels/norms.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import { wholeInput, workspaceTensor, type ExecContext, type PreparedLaunch, type SideOutputs } from "../steps.ts";
@@ -30,14 +32,17 @@ function forwardStep(allocate: ExecContext["scratch"], kind: NormKind, inputs: r
 export function prepareNorm(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
   const n = launch.outputs[0];
   const inputs = n.inputs.map((i) => wholeInput(ctx, launch, i));
-  const { step, stats } = forwardStep((dtype, shape, label) => ctx.scratch(dtype, shape, label), n.op === "rms_norm" ? "rms" : "layer", inputs, n.attrs.eps!, ctx.tensorOf(n));
-  ctx.sideOutputs.set(n, stats);
+  // kept for a backward that reads them; else written into the workspace
+  const kept = ctx.keepsStatistics(n);
+  const allocate: ExecContext["scratch"] = (dtype, shape, label) => (kept ? ctx.scratch(dtype, shape, label) : workspaceTensor(ctx, dtype, shape, label));
+  const { step, stats } = forwardStep(allocate, n.op === "rms_norm" ? "rms" : "layer", inputs, n.attrs.eps!, ctx.tensorOf(n));
+  if (kept) ctx.sideOutputs.set(n, stats);
   return ok({ steps: [step] });
 }
 
-/** The forward norm node over `x` and `w` with `eps`, among the launches prepared so far. */
-function forwardOf(ctx: ExecContext, x: Node, w: Node, eps: number): Node | undefined {
-  for (const n of ctx.sideOutputs.keys()) if ((n.op === "rms_norm" || n.op === "layer_norm") && n.inputs[0] === x && n.inputs[1] === w && n.attrs.eps === eps) return n;
+/** The forward norm whose statistics norm_backward `backward` reads, among the launches prepared so far that kept theirs. */
+function forwardOf(ctx: ExecContext, backward: Node): Node | undefined {
+  for (const n of ctx.sideOutputs.keys()) if (normOf(n, backward)) return n;
   return undefined;
 }
 
@@ -48,7 +53,7 @@ export function prepareNormBackward(ctx: ExecContext, launch: Launch): Result<Pr
   const { rows, cols } = rowsCols(x);
   const eps = first.attrs.eps!;
   const steps: Step[] = [];
-  const forward = forwardOf(ctx, x, w, eps);
+  const forward = forwardOf(ctx, first);
   let stats = forward && ctx.sideOutputs.get(forward);
   if (!stats) {
     const recompute = forwardStep((dtype, shape, label) => workspaceTensor(ctx, dtype, shape, label), kind, [wholeInput(ctx, launch, x), wholeInput(ctx, launch, w)], eps, workspaceTensor(ctx, x.dtype, x.shape, `recomputed norm of %${x.id}`));
