@@ -100,6 +100,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const cacheDtype: CacheDType = args.includes("--cache=f16") ? "f16" : "f32";
   const prompts = args.filter((a) => !a.startsWith("--")).map(Number);
   const gpu = await openBenchDevice();
+  if (cacheDtype === "f16" && !gpu.hasF16) {
+    console.error(`decode-context: '${gpu.adapter.name}' lacks shader-f16, which an f16 KV cache needs`);
+    process.exit(2);
+  }
   console.log(`adapter: ${gpu.adapter.name}; model: hidden ${DIMENSIONS.hidden_size}, ${DIMENSIONS.num_layers} layers; ${cacheDtype} KV cache`);
   for (const r of await benchDecodeContext(gpu, prompts.length ? prompts : [128, 1500], undefined, cacheDtype)) {
     const moves = r.movesMs.length ? `; steps that moved the cache to a larger bucket: ${r.movesMs.map((ms) => ms.toFixed(2)).join(", ")} ms` : "";

@@ -219,7 +219,7 @@ async function sevenBCase(gpu: GpuDevice, sizes: GenerationSizes, copyGbs: numbe
   const parameters = [...shapes.values()].reduce((n, shape) => n + numel(shape), 0);
   const weightDtypes = generationWeightDtypes(family, config, dtype);
   // the cache as a pipeline of this dtype keeps it (runtime/generate/pipeline-model.ts)
-  const cacheDtype = kvCacheDtype(dtype, gpu.hasF16);
+  const cacheDtype = kvCacheDtype(dtype, d, gpu.hasF16);
   const stored = `${dtype === "f32" ? "f32" : `${dtype} linears, table and head`}, ${cacheDtype} KV cache`;
   const label = `${SEVEN_B}: hidden ${d.hidden}, ${d.layers} layers, vocab ${d.vocab}, ${(parameters / 1e9).toFixed(2)} B parameters (${stored} on the device)`;
   const modelBytes = [...shapes].reduce((n, [name, shape]) => n + storedBytes(weightDtypes, name, numel(shape)), 0);

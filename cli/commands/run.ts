@@ -125,7 +125,7 @@ async function writeSamples(pipeline: ResolvedPipeline, outcome: JobOutcome, gpu
   if (outcome.trainedWeights) {
     // the weights full fine-tuning trained and exported, in f32; the cache in the model's dtype
     const base = outcome.setup.generator;
-    const runner = gpu ? gpuRunner(gpu, { cacheDtype: pipelineCacheDtype(pipeline, gpu) }) : interpreterRunner;
+    const runner = gpu ? gpuRunner(gpu, { cacheDtype: pipelineCacheDtype(pipeline, base.config, gpu) }) : interpreterRunner;
     const model = new CachedGenerationModel({ family: base.family, config: base.config, weights: outcome.trainedWeights }, runner);
     generator = { ...base, model, weights: outcome.trainedWeights };
   } else {

@@ -246,9 +246,9 @@ export function probeGeneration(family: Family, config: ModelConfig, s: PlanSett
   const contextTokens = Math.min(s.seq + gen.maxNewTokens, config.dims.maxPositions);
   const promptTokens = Math.min(s.seq, contextTokens - 1);
   const d = config.dims;
-  // one layer's keys (or values), and the whole cache, in the dtype pipelineGpuRunner keeps it (a
-  // device with shader-f16 assumed, as for f16 weights)
-  const cacheDtype = kvCacheDtype(s.dtype);
+  // one layer's keys (or values), and the whole cache, in the dtype pipelineGpuRunner keeps it on a
+  // device with shader-f16 (without it a 16-bit model's cache is f32: twice these bytes)
+  const cacheDtype = kvCacheDtype(s.dtype, d);
   const buffer = (rows: number, positions: number) => denseStorageBytes(cacheDtype, rows * positions * d.kvHeads * d.headDim);
   const cache = (rows: number, positions: number) => d.layers * 2 * buffer(rows, positions);
   const beam = gen.strategy === "beam";

@@ -103,13 +103,15 @@ export function generationWeightDtypes(family: Family, config: ModelConfig, dtyp
 /**
  * The dtype generation keeps its KV cache in: f16 for a 16-bit model (`dtype` f16 or bf16), as a
  * PyTorch model caches keys and values in its own dtype, half an f32 cache's memory and decode
- * traffic; f32 for an f32 model, or where the device lacks shader-f16 (`shaderF16` false). f16
- * rather than bf16 for a bf16 model: WGSL stores 16-bit floats only as f16, which keeps three
- * more mantissa bits than bf16 (a key or value beyond f16's 65,504 would overflow, as in a PyTorch
- * model loaded in float16). The activations stay f32; keys and values are rounded as they are stored.
+ * traffic; f32 for an f32 model, where the device lacks shader-f16 (`shaderF16` false), or where a
+ * position's keys (`dims`: KV heads x head dim) are an odd number of values: the cache moves rows
+ * by buffer copies, whose sizes and offsets WebGPU wants in whole 4-byte words. f16 rather than
+ * bf16 for a bf16 model: WGSL stores 16-bit floats only as f16, which keeps three more mantissa
+ * bits than bf16 (a key or value beyond f16's 65,504 would overflow, as in a PyTorch model loaded
+ * in float16). The activations stay f32; keys and values are rounded as they are stored.
  */
-export function kvCacheDtype(dtype: WeightDType, shaderF16 = true): CacheDType {
-  return dtype !== "f32" && shaderF16 ? "f16" : "f32";
+export function kvCacheDtype(dtype: WeightDType, dims: { kvHeads: number; headDim: number }, shaderF16 = true): CacheDType {
+  return dtype !== "f32" && shaderF16 && (dims.kvHeads * dims.headDim) % 2 === 0 ? "f16" : "f32";
 }
 
 /** Rounds in place each weight of `weights` that `weightDtypes` names to its dtype, as the device stores it. */

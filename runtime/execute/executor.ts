@@ -104,6 +104,8 @@ export class GraphExecutor {
   private readonly leaves = new Map<string, Node>();
   private readonly hostInts = new Map<Node, Int32Array>();
   private readonly prepared: PreparedLaunch[] = [];
+  /** The dispatches of the launches that have a refresh: the only steps whose uniforms or tensors a run's refresh changes. */
+  private readonly refreshed: DispatchStep[] = [];
   // what launches share by key (ExecContext.shared)
   private readonly shared = new Map<string, unknown>();
   private intsChanged = true;
@@ -169,6 +171,7 @@ export class GraphExecutor {
         if (refused) return fail({ ...refused, where: launch.launches.join(", ") });
       }
       this.prepared.push({ ...p.value, steps: [...p.value.steps, ...this.copiesAfter(launch, copied)] });
+      if (p.value.refresh) this.refreshed.push(...p.value.steps.filter((s): s is DispatchStep => s.kind === "dispatch"));
     }
     invariant(copied.size === this.copyOut.size, `outputs to copy out that no launch writes: ${[...this.copyOut.keys()].filter((n) => !copied.has(n)).join(", ")}`);
     return ok(undefined);
@@ -292,7 +295,7 @@ export class GraphExecutor {
       this.intsChanged = false;
       timer?.end("refreshMs");
       // only a refresh changes a step's uniforms or tensors: the other steps stay as bound
-      this.recorded?.update(this.refreshedSteps());
+      this.recorded?.update(this.refreshed);
       timer?.end("updateMs");
     }
     const batch = new CommandBatch(this.gpu, { timestamps: options.timestamps });
@@ -352,10 +355,7 @@ export class GraphExecutor {
     return this.prepared.flatMap((p) => p.steps);
   }
 
-  // The dispatches of the launches that have a refresh.
-  private refreshedSteps(): DispatchStep[] {
-    return this.prepared.flatMap((p) => (p.refresh ? p.steps.filter((s): s is DispatchStep => s.kind === "dispatch") : []));
-  }
+
 
   destroy(): void {
     this.recorded?.destroy();

@@ -28,6 +28,7 @@ import { BoundSteps } from "../gpu/bound-steps.ts";
 import { tensorView, type View } from "../../compiler/passes/views.ts";
 import type { CopyStep, DispatchStep } from "../gpu/bound-steps.ts";
 import type { TensorView } from "../../stdlib/kernels/attention-layout.ts";
+import type { KernelSpec } from "../../stdlib/kernels/kernel.ts";
 import { kvAppendKernel, kvAppendUniforms } from "../../stdlib/kernels/kv-append.ts";
 import { CACHE, cacheCapacity, PROMPT_PLACEHOLDER_KEYS, type CacheDType, type CachedStepShape } from "../../compiler/models/cached-graph.ts";
 import type { CacheDims, StepCache } from "./cached-model.ts";
@@ -77,11 +78,15 @@ export class DeviceKvCache implements StepCache {
   private readonly layouts = new Map<string, Layout>();
   /** Step executors, each with the layout its past inputs are bound to and its last decode step's appends, kept for the next (appendRows). */
   private readonly executors = new Map<Graph, StepExecutor>();
+  /** The kernel that appends a decode step's new keys and values, storing them in the cache's dtype. */
+  private readonly append: KernelSpec;
 
   constructor(
     private readonly programs: StepPrograms,
     private readonly dims: CacheDims,
-  ) {}
+  ) {
+    this.append = kvAppendKernel(programs.cacheDtype);
+  }
 
   private get end(): number {
     return this.lengths.length ? Math.max(...this.lengths) : 0;
@@ -285,6 +290,7 @@ export class DeviceKvCache implements StepCache {
   private rowRanges(src: RowBuffer, dst: RowBuffer, rows: readonly RowCopy[]): CopyRange[] {
     invariant(src.tensor.dtype === dst.tensor.dtype, `cache copy ${src.tensor.label} -> ${dst.tensor.label}: dtypes differ`);
     const bytes = this.dims.width * bytesPerElement(src.tensor.dtype);
+    invariant(bytes % 4 === 0, `cache rows of ${this.dims.width} ${src.tensor.dtype} values are not whole 4-byte words, which buffer copies need (kvCacheDtype keeps such a cache f32)`);
     return rows.flatMap(({ from, to, n }) => {
       invariant(n <= src.end && n <= dst.end && src.end <= src.rowLength && dst.end <= dst.rowLength, `cache copy of ${n} positions ending at ${src.end} of ${src.rowLength} into ${dst.end} of ${dst.rowLength}`);
       return n > 0 ? [{ srcOffset: (from * src.rowLength + src.end - n) * bytes, dstOffset: (to * dst.rowLength + dst.end - n) * bytes, bytes: n * bytes }] : [];
@@ -306,7 +312,7 @@ export class DeviceKvCache implements StepCache {
         invariant(keys.tensor.dtype === "f32" && values.tensor.dtype === "f32", "a step's new keys and values are f32");
         const [B, , heads, headDim] = keys.view.shape;
         const uniforms = kvAppendUniforms({ batch: B, heads, headDim, rowLength: dst.past, column }, stepView(keys.view), stepView(values.view));
-        return { kind: "dispatch", spec: kvAppendKernel(this.programs.cacheDtype), uniforms, tensors: { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] } };
+        return { kind: "dispatch", spec: this.append, uniforms, tensors: { k_new: keys.tensor, v_new: values.tensor, k_cache: dst.keys[layer], v_cache: dst.values[layer] } };
       });
       step.appends = { layout: dst, steps, bound: new BoundSteps(gpu, steps) };
     } else {

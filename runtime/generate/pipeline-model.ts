@@ -134,12 +134,12 @@ export function pipelineGpuRunner(pipeline: ResolvedPipeline, family: Family, co
   const weightDtypes = generationWeightDtypes(family, config, dtype, trained, method.kind === "qlora");
   const refused = f16StorageRefusal(gpu, weightDtypes, `the weights of this ${family.name} model`);
   if (refused) return refused;
-  return ok(gpuRunner(gpu, { weightDtypes, nf4: nf4WeightNames(family, config, method.kind), cacheDtype: pipelineCacheDtype(pipeline, gpu) }));
+  return ok(gpuRunner(gpu, { weightDtypes, nf4: nf4WeightNames(family, config, method.kind), cacheDtype: pipelineCacheDtype(pipeline, config, gpu) }));
 }
 
 /** The KV cache's dtype for `pipeline`'s generation on `gpu`: its model.dtype's width (kvCacheDtype), whatever the weights were trained in. */
-export function pipelineCacheDtype(pipeline: ResolvedPipeline, gpu: GpuDevice): CacheDType {
-  return kvCacheDtype(planSettings(pipeline).dtype, gpu.hasF16);
+export function pipelineCacheDtype(pipeline: ResolvedPipeline, config: ModelConfig, gpu: GpuDevice): CacheDType {
+  return kvCacheDtype(planSettings(pipeline).dtype, config.dims, gpu.hasF16);
 }
 
 /**

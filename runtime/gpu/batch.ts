@@ -82,10 +82,11 @@ export class CommandBatch {
     invariant(x <= limit && y <= limit && z <= limit, `${spec.name}: grid [${x},${y},${z}] exceeds ${limit}`);
     this.recorded++;
     if (x === 0 || y === 0 || z === 0) return; // empty tensor: nothing to do
-    const shared = !this.group && !this.timed;
     const pass = this.group ?? (this.timed ? this.timedPass(spec.name, compiled.key) : (this.pass ??= this.encoder.beginComputePass()));
-    if (!shared || this.pipeline !== compiled.pipeline) pass.setPipeline(compiled.pipeline);
-    if (shared) this.pipeline = compiled.pipeline;
+    // an untimed batch records into one pass until a copy or flush ends it (endPass forgets the
+    // pipeline); a timed dispatch has a pass of its own (timed groups exist only when timed)
+    if (this.timed || this.pipeline !== compiled.pipeline) pass.setPipeline(compiled.pipeline);
+    if (!this.timed) this.pipeline = compiled.pipeline;
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     if (this.timed && !this.group) pass.end();

@@ -36,7 +36,8 @@ test(
     const [row] = await benchDecodeContext(gpu, [62], steps, "f16");
     assert.equal(row.movesMs.length, 1);
     const { logits } = await decodeAfterPrompt(new CachedGenerationModel(contextModelOptions(), interpreterRunnerOf("f16")), 62, steps);
-    assertClose(row.logits, logits, 1e-4, "the last step's logits, GPU vs CPU reference, f16 caches");
+    // within 2e-5: an f32 cache's logits lie 5e-5 from this reference
+    assertClose(row.logits, logits, 2e-5, "the last step's logits, GPU vs CPU reference, f16 caches");
   }),
 );
 

@@ -13,7 +13,7 @@ import { generateBatch } from "../../runtime/generate/engine.ts";
 import { gpuRunner } from "../../runtime/generate/gpu-runner.ts";
 import { buildCachedStep, copiedOutputs, PROMPT_PLACEHOLDER_KEYS } from "../../compiler/models/cached-graph.ts";
 import { compileGraph } from "../../compiler/passes/compile.ts";
-import { pipelineGpuRunner } from "../../runtime/generate/pipeline-model.ts";
+import { pipelineCacheDtype, pipelineGpuRunner } from "../../runtime/generate/pipeline-model.ts";
 import type { GpuDevice } from "../../runtime/gpu/device.ts";
 import { QUICKSTART, resolvedPipeline } from "../run/support.ts";
 import { checkpointWeights } from "../../runtime/generate/weights.ts";
@@ -197,7 +197,7 @@ test(
 );
 
 test(
-  "generation weights in f16 on a device without shader-f16: SFT5009 naming model.dtype; bf16 needs no device feature",
+  "generation weights in f16 on a device without shader-f16: SFT5009 naming model.dtype; bf16 needs no device feature, its cache then f32 (and f32 for keys of an odd width)",
   withGpu(async (gpu) => {
     const family = families.chatglm2; // the quickstart's family
     const { config } = expectOk(await checkpointWeights(join(FIXTURES, "chatglm2"), family));
@@ -209,6 +209,10 @@ test(
     const bf16 = runner("bf16");
     assert.ok(bf16.ok);
     assert.is(bf16.value.cacheDtype, "f32", "a 16-bit model's KV cache stays f32 without shader-f16");
+    // with it, f16, unless a position's keys are an odd number of values (rows are copied in whole words)
+    const pipeline = resolvedPipeline(QUICKSTART, ["model.dtype=bf16"]);
+    assert.is(pipelineCacheDtype(pipeline, config, gpu), gpu.hasF16 ? "f16" : "f32");
+    assert.is(pipelineCacheDtype(pipeline, { ...config, dims: { ...config.dims, kvHeads: 3, headDim: 5 } }, gpu), "f32");
   }),
 );
 

@@ -27,6 +27,7 @@ function attentionKernels(variant: AttentionVariant): KernelSpec[] {
     ...Object.values(expectOk(attentionBackwardKernelsFor(H200, variant, {}))),
     ...Object.values(attentionDecodeKernels(variant)),
     ...Object.values(attentionDecodeKernels(variant, variant.dtype)),
+    ...Object.values(attentionDecodeKernels(variant, "f16")), // an f16 cache beside f32 activations
     scoresSoftmaxKernel(variant, "forward"),
     scoresSoftmaxKernel(variant, "recompute"),
   ];

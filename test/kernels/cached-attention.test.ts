@@ -153,10 +153,14 @@ test("an f16 cache beside f32 keys is declared; other mixes are refused", () => 
   const c = CASES[0];
   assert.is(cachedGraph(c, "f16").out.dtype, "f32");
   const [B, KV, D] = [c.batch, c.kvHeads, c.headDim];
-  const q = b.input("q", [B, 1, c.heads, D], "f16");
-  const past = b.input("k_past", [B, c.capacity, KV, D], "f32");
-  const fresh = b.input("k", [B, 1, KV, D], "f16");
-  assert.throws(() => b.cachedAttention(q, past, past, fresh, fresh, attrsOf(c), [b.input("range", [B, 2], "i32")]), /the cache's keys and values share one dtype: q's, or f16/);
+  const range = [b.input("range", [B, 2], "i32")];
+  const input = (name: string, length: number, dtype: "f32" | "f16") => b.input(name, [B, length, name === "q" ? c.heads : KV, D], dtype);
+  const cached = (q: "f32" | "f16", kPast: "f32" | "f16", vPast: "f32" | "f16", kNew: "f32" | "f16") =>
+    b.cachedAttention(input("q", 1, q), input("k_past", c.capacity, kPast), input("v_past", c.capacity, vPast), input("k", 1, kNew), input("v", 1, q), attrsOf(c), range);
+  assert.is(cached("f16", "f16", "f16", "f16").dtype, "f16", "one dtype throughout");
+  assert.throws(() => cached("f16", "f32", "f32", "f16"), /the cache's keys and values share one dtype: q's, or f16/, "an f32 cache beside f16 queries");
+  assert.throws(() => cached("f32", "f16", "f32", "f32"), /the cache's keys and values share one dtype/, "keys and values of different dtypes");
+  assert.throws(() => cached("f32", "f16", "f16", "f16"), /q and the new key and value share one dtype/, "a new key unlike the query");
 });
 
 test(

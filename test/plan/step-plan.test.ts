@@ -9,6 +9,7 @@ import { formatBytes } from "../../compiler/passes/memory-plan.ts";
 import { fromDimensions } from "../../compiler/plan/model-config.ts";
 import type { PlanSettings } from "../../compiler/plan/settings.ts";
 import { peakPhase, planStep, probeEvaluation, probeGeneration } from "../../compiler/plan/step-plan.ts";
+import { kvCacheDtype } from "../../compiler/plan/storage.ts";
 import { expandTemplate, loraModulesFor, type Family } from "../../stdlib/families/family.ts";
 import { families, familyNames } from "../../stdlib/families/index.ts";
 import { families as facts } from "../../stdlib/schemas/model.ts";
@@ -186,6 +187,11 @@ test("generation: the KV cache holds keys and values of every layer for max_leng
   const half = expectOk(planStep(m.family, m.config, { ...base, dtype: "bf16", generation: { strategy: "beam", sequences: 3, maxNewTokens: 20 } })).generation!;
   assert.is(half.cacheDtype, "f16");
   assert.is(half.kvCache, (2 * d.layers + 1) * buffer(2 * 3 * 64 * d.kvHeads * d.headDim));
+  // f32 where a position's keys are an odd number of f16 values (a row copy must be whole words), or without shader-f16
+  assert.is(kvCacheDtype("bf16", { kvHeads: 3, headDim: 5 }), "f32");
+  assert.is(kvCacheDtype("bf16", { kvHeads: 3, headDim: 6 }), "f16");
+  assert.is(kvCacheDtype("bf16", { kvHeads: 3, headDim: 6 }, false), "f32");
+  assert.is(kvCacheDtype("f32", { kvHeads: 3, headDim: 6 }), "f32");
   // one sequence: a 16-token prompt's bucket (64 positions) holds 100 more only after a move to
   // 128, which holds the new cache and, at its last copy, one buffer of the old
   const greedy = expectOk(planStep(m.family, m.config, { ...base, generation: { strategy: "greedy", sequences: 1, maxNewTokens: 100 } })).generation!;
