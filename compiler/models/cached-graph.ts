@@ -147,7 +147,7 @@ export function cachedStepGraph(
   };
   const prefixLength = family.attention.mask.kind === "glm_prefix" ? b.input(INPUT.prefixLength, [B], "i32") : null;
   const keyRange = b.input(CACHE.keyRange, [B, 2], "i32");
-  const ctx: BlockContext = { family, dims, project, norm, rotary: rotaryInputs, prefixLength };
+  const ctx: BlockContext = { family, dims, project, norm, rotary: rotaryInputs, prefixLength, rotateTogether: true };
   const outputs: [string, Node][] = [];
 
   const attend = (a: Node, layer: number): Node => {

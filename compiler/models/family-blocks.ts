@@ -24,6 +24,12 @@ export interface BlockContext {
   rotary: RotaryInputs;
   /** Prompt lengths (B) for a GLM prefix mask; null for causal families. */
   prefixLength: Node | null;
+  /**
+   * Whether q and k heads that lie together in the fused projection turn in one rotation: a
+   * launch fewer a layer, for graphs without a backward (generation steps). A training graph
+   * keeps two, as the backward would first copy the q and k gradients together.
+   */
+  rotateTogether?: boolean;
 }
 
 /**
@@ -65,9 +71,17 @@ export function qkvHeads(ctx: BlockContext, x: Node, layer: number): { q: Node; 
     const section = b.slice(grouped, 3, start, start + (count / groups) * D); // (B, T, G, count/G · D)
     return b.reshape(section, [B, T, count, D]);
   };
+  const v = part("v", dims.kvHeads);
+  // one chunk whose k heads follow its q heads: one rotation of the q and k heads together (each
+  // head turns by its position alone), then q and k as its head ranges
+  if (ctx.rotateTogether && groups === 1 && offsets.k[0] === offsets.q[0] + dims.heads * D && family.position.kind === "rope") {
+    const both = b.reshape(b.slice(grouped, 3, offsets.q[0], offsets.q[0] + (dims.heads + dims.kvHeads) * D), [B, T, dims.heads + dims.kvHeads, D]);
+    const rotated = rotary(family, dims, both, ctx.rotary); // (B, T, H + KV, D)
+    return { q: b.slice(rotated, 2, 0, dims.heads), k: b.slice(rotated, 2, dims.heads, dims.heads + dims.kvHeads), v };
+  }
   const q = rotary(family, dims, part("q", dims.heads), ctx.rotary); // (B, T, H, D)
   const k = rotary(family, dims, part("k", dims.kvHeads), ctx.rotary); // (B, T, KV, D)
-  return { q, k, v: part("v", dims.kvHeads) };
+  return { q, k, v };
 }
 
 /** Self-attention of the normed input x (B, T, C) -> (B, T, C). */

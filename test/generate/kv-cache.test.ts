@@ -1,10 +1,13 @@
 // The KV-cache backend (only the new position evaluated each step) against the no-cache
 // reference (the whole sequence every step) on every family's fixture model, long prompts
 // included: the same logits at every step, the same greedy and beam outputs; and prompts of
-// different lengths generated as one left-padded batch exactly as each alone.
+// different lengths generated as one left-padded batch exactly as each alone. A step rotates the
+// q and k heads in one launch a layer where they lie together in the fused projection.
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { buildCachedStep } from "../../compiler/models/cached-graph.ts";
+import { compileGraph } from "../../compiler/passes/compile.ts";
 import { CachedGenerationModel } from "../../runtime/generate/cached-model.ts";
 import { CpuGenerationModel } from "../../runtime/generate/cpu-model.ts";
 import { generate, generateBatch, type GenerationSettings } from "../../runtime/generate/engine.ts";
@@ -91,5 +94,21 @@ for (const name of Object.keys(families) as FamilyName[]) {
     }
   });
 }
+
+// rope launches a layer: one where q's heads are followed by k's in one chunk (Baichuan-7B's W_pack,
+// ChatGLM2's query_key_value), two where v's lie between (MOSS), none for ALiBi (Baichuan-13B)
+// or host-built tables (ChatGLM-6B, elementwise)
+const ROPES_A_LAYER: Record<FamilyName, number> = { baichuan7b: 1, chatglm2: 1, moss: 2, baichuan13b: 0, chatglm: 0 };
+test("a prompt's and a decode step's q and k heads turn in one rope launch a layer where they lie together", async () => {
+  for (const name of Object.keys(families) as FamilyName[]) {
+    const family = families[name];
+    const { config } = expectOk(await checkpointWeights(join(FIXTURES, name), family));
+    for (const shape of [{ batch: 2, past: 1, fresh: 5 }, { batch: 2, past: 64, fresh: 1 }]) {
+      const step = expectOk(buildCachedStep(family, config, shape));
+      const ropes = expectOk(compileGraph(step)).schedule.launches.filter((l) => l.kernel === "rope").length;
+      assert.is(ropes, ROPES_A_LAYER[name] * config.dims.layers, `${name} ${JSON.stringify(shape)}`);
+    }
+  }
+});
 
 test.run();
