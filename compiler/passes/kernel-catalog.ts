@@ -190,9 +190,8 @@ export const catalog: readonly CatalogEntry[] = [
     prologue: false,
     acceptsView: innerContiguous,
     // the keys as the launch counts them: the cache's positions, then the new one
+    // (its log-sum-exp goes into the launch workspace: no backward reads it)
     uniforms: (n) => attentionUniforms(n, 0),
-    // the decode kernels write one too, into the workspace: no backward reads it
-    extraBytes: logSumExpBytes,
   },
   {
     name: "attention_backward",

@@ -1,8 +1,9 @@
 // Forward launches that save statistics for their backward (attention's log-sum-exp, a norm's
 // rstd and LayerNorm's mean) keep them beside their output only where a backward launch of the
-// same schedule reads them. Elsewhere (an evaluation's or a generation step's forward, the first
-// forward of a checkpointed layer, which its backward recomputes) the kernels still write them, but
-// into the launch workspace that later launches reuse: the memory plan counts them there
+// same schedule reads them: a norm backward reads the latest matching norm before it (a
+// checkpointed layer's recomputed one). Elsewhere (an evaluation's or a generation step's
+// forward, the first forward of a checkpointed layer) the kernels still write them, but into the
+// launch workspace that later launches reuse: the memory plan counts them there
 // (launch-scratch.ts) instead of with the output (memory-plan.ts).
 import type { Node } from "../ir/node.ts";
 import { inputView, type Schedule } from "./schedule.ts";
@@ -21,14 +22,25 @@ export function normOf(forward: Node, backward: Node): boolean {
 /** The forwards of `schedule` whose statistics one of its backward launches reads. */
 export function statisticsRead(schedule: Schedule): Set<Node> {
   const read = new Set<Node>();
-  const forwards = schedule.launches.flatMap((l) => l.outputs).filter(isNorm);
+  const norms: Node[] = []; // the norm forwards so far, in launch order
   for (const launch of schedule.launches)
     for (const n of launch.outputs) {
+      if (isNorm(n)) norms.push(n);
       // attention_backward's inputs: dOut, q, k, v, then the forward's output
       if (n.op === "attention_backward") read.add(inputView(launch, n.inputs[4]).base);
-      if (n.op === "norm_backward") for (const f of forwards) if (normOf(f, n)) read.add(f);
+      if (n.op === "norm_backward") {
+        const latest = latestNormOf(norms, n);
+        if (latest) read.add(latest);
+      }
     }
   return read;
+}
+
+/** The last of `forwards` whose statistics norm_backward `backward` reads (normOf), if any. */
+export function latestNormOf(forwards: Iterable<Node>, backward: Node): Node | undefined {
+  let latest: Node | undefined;
+  for (const f of forwards) if (normOf(f, backward)) latest = f;
+  return latest;
 }
 
 function isNorm(n: Node): boolean {

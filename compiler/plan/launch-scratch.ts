@@ -8,9 +8,10 @@
 // of attention on the score-matrix path where the device takes it (`scores`), the statistics
 // of forwards no backward reads (attention's log-sum-exp, a norm's rstd and mean:
 // compiler/passes/saved-statistics.ts), and the norms a checkpointed backward recomputes
-// (output and statistics), with the unused weight gradients of frozen norms. The workspace is one buffer per (request index, size) of a launch,
-// so it costs the union of the launches' requests, not their sum. Not counted: the contiguous
-// copies of views a library kernel cannot read (the schedule's placement decides those).
+// (output and statistics), with the unused weight gradients of frozen norms. The workspace is
+// one buffer per (request index, size) of a launch, so it costs the union of the launches'
+// requests, not their sum. Not counted: the contiguous copies of views a library kernel cannot
+// read (the schedule's placement decides those).
 import { numel, type Node } from "../ir/node.ts";
 import type { Schedule } from "../passes/schedule.ts";
 import { decodePartialsSize, decodeSplitLength } from "../../stdlib/kernels/attention-decode.ts";
@@ -21,7 +22,7 @@ import { attentionBackwardViews, attentionForwardViews } from "../passes/attenti
 import { maskWordCount } from "../../stdlib/kernels/attention-mask.ts";
 import { attentionMaskKey, ropePositionsKey, ropeTableKey } from "../passes/shared-scratch.ts";
 import { storageBytes, type StorageDType } from "../../stdlib/kernels/dtype.ts";
-import { normOf, statisticsRead } from "../passes/saved-statistics.ts";
+import { latestNormOf, statisticsRead } from "../passes/saved-statistics.ts";
 
 /**
  * Bytes of the launches' own buffers and of the workspace they share, for `schedule`. RoPE's
@@ -34,7 +35,6 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
   // buffers launches share by key (compiler/passes/shared-scratch.ts), counted once
   const shared = new Map<string, number>();
   let own = 0;
-  const written = schedule.launches.flatMap((l) => l.outputs);
   const read = statisticsRead(schedule);
   for (const launch of schedule.launches) {
     const requests: number[] = [];
@@ -87,7 +87,8 @@ export function launchScratchBytes(schedule: Schedule, scores?: AttentionScoresC
       case "norm_backward": {
         const [, x, w] = first.inputs;
         const rows = numel(x.shape) / numel(w.shape);
-        if (!written.some((n) => normOf(n, first))) {
+        // recomputed unless a norm before it kept its statistics
+        if (!latestNormOf(read, first)) {
           take(x.dtype as StorageDType, numel(x.shape));
           take("f32", rows);
           if (first.attrs.norm === "layer") take("f32", rows);

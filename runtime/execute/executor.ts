@@ -37,7 +37,6 @@ import type { CopyStep, DispatchStep, Step } from "../gpu/bound-steps.ts";
 
 type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
 
-/** How each catalog kernel's launch becomes dispatches (also used to print a schedule's WGSL). */
 /**
  * A run submits its recorded work every this many dispatches, so the GPU starts on a step's first
  * launches while the host records the rest: on lavapipe a thin 32-layer decode step (387
@@ -47,6 +46,7 @@ type Preparer = (ctx: ExecContext, launch: Launch) => Result<PreparedLaunch>;
  */
 export const SUBMIT_EVERY = 64;
 
+/** How each catalog kernel's launch becomes dispatches (also used to print a schedule's WGSL). */
 export const launchPreparers: Readonly<Record<string, Preparer>> = {
   elementwise: (ctx, launch) => ok({ steps: [generatedStep(ctx, launch, ctx.tensorOf(launch.outputs[0]))] }),
   reduce: (ctx, launch) => ok({ steps: [generatedStep(ctx, launch, ctx.tensorOf(launch.outputs[0]))] }),
@@ -276,8 +276,9 @@ export class GraphExecutor {
   }
 
   /**
-   * Records every launch into one batch and submits it. Reading an output afterwards waits for
-   * it (the read is queued after it), so a plain run does not wait: a decode step waits for its
+   * Records every launch into one batch, submitted in pieces of SUBMIT_EVERY dispatches as it is
+   * recorded. Reading an output afterwards waits for it (the read is queued after it), so a plain
+   * run does not wait: a decode step waits for its
    * logits' read (and its caller's error check), not also for the run. With `timestamps` (and a
    * device that has them) each dispatch runs in its own timed pass, the run waits and their GPU
    * times come back: a profile, slower than a plain run because passes no longer overlap.

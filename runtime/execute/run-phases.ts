@@ -10,9 +10,9 @@ export interface RunPhases {
   refreshMs: number;
   /** BoundSteps.update after a refresh: uniforms repacked and written, bind groups of swapped tensors remade (0 without a refresh). */
   updateMs: number;
-  /** BoundSteps.record: every step encoded into the batch. */
+  /** BoundSteps.record: every step encoded into the batch, with the submissions of its pieces but the last (SUBMIT_EVERY). */
   recordMs: number;
-  /** The batch's flush (encoder finished, submitted); with timestamps, its submit and the wait for the GPU. */
+  /** The batch's last flush (encoder finished, submitted); with timestamps, its submit and the wait for the GPU. */
   submitMs: number;
   /** The whole run(): the phases above and what lies between them (the batch's encoder; at a first run, binding the steps). */
   runMs: number;

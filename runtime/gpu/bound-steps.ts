@@ -100,15 +100,16 @@ export class BoundSteps {
    */
   record(batch: CommandBatch, submitEvery?: number): void {
     let dispatched = 0;
-    for (const s of this.steps) {
+    this.steps.forEach((s, i) => {
       if (s.kind === "copy") {
         batch.copy(s.src, s.dst, s.range);
-        continue;
+        return;
       }
       const b = this.bound.get(s)!;
       batch.dispatchBound(s.spec, b.compiled, b.bindGroup, b.grid);
-      if (submitEvery && ++dispatched % submitEvery === 0) batch.flush();
-    }
+      // the last piece is left to the batch's own flush: no empty submission after it
+      if (submitEvery && ++dispatched % submitEvery === 0 && i < this.steps.length - 1) batch.flush();
+    });
   }
 
   destroy(): void {

@@ -46,6 +46,11 @@ for (const name of familyNames) {
     const attention = checkpointed.forwards.filter((f) => f.op === "attention");
     assert.is(attention.length, 2 * layers - 1);
     assert.is(attention.filter((f) => checkpointed.read.has(f)).length, layers, "one attention's a layer");
+    // and one norm's for each norm backward: the latest before it, where a layer's first norm ran twice
+    const norms = checkpointed.forwards.filter((f) => f.op === "rms_norm" || f.op === "layer_norm");
+    const normBackwards = checkpointed.schedule.launches.filter((l) => l.kernel === "norm_backward").length;
+    assert.ok(norms.length > normBackwards, `${norms.length} norm forwards for ${normBackwards} backwards`);
+    assert.is(norms.filter((f) => checkpointed.read.has(f)).length, normBackwards);
   });
 
   test(`${name}: an evaluation step's unread statistics share the launch workspace: one more layer adds none`, async () => {

@@ -4,7 +4,8 @@
 // O and the gradients are (B, L, H, D) views handed to the kernels as strides (no transposes, no
 // copies). The masks are the node's i32 inputs prefixLen (B), keyRange (B, 2) and segmentIds
 // (B, S), bound as attention-call.ts describes. The forward saves the
-// log-sum-exp (B, Hq, T) as a side output of the attention node for the backward. The backward's
+// log-sum-exp (B, Hq, T) as a side output of the attention node where a backward reads it (else
+// it goes into the launch workspace: compiler/passes/saved-statistics.ts). The backward's
 // dK and dV kernels write one (2, B, S, Hkv, D) buffer, whose halves are then copied to the dK
 // and dV nodes' buffers. A launch with one query row per sequence (T = 1, as in cached
 // generation) runs the split-K decode kernels instead of the forward kernel: they spread the keys

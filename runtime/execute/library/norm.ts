@@ -7,7 +7,7 @@
 import { ok, type Result } from "../../../compiler/diagnostics.ts";
 import { numel, type Node } from "../../../compiler/ir/node.ts";
 import type { Launch } from "../../../compiler/passes/schedule.ts";
-import { normOf } from "../../../compiler/passes/saved-statistics.ts";
+import { latestNormOf } from "../../../compiler/passes/saved-statistics.ts";
 import { normBackwardInput, normBackwardWeight, normForward, type NormKind } from "../../../stdlib/kernels/norms.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
 import { wholeInput, workspaceTensor, type ExecContext, type PreparedLaunch, type SideOutputs } from "../steps.ts";
@@ -40,11 +40,7 @@ export function prepareNorm(ctx: ExecContext, launch: Launch): Result<PreparedLa
   return ok({ steps: [step] });
 }
 
-/** The forward norm whose statistics norm_backward `backward` reads, among the launches prepared so far that kept theirs. */
-function forwardOf(ctx: ExecContext, backward: Node): Node | undefined {
-  for (const n of ctx.sideOutputs.keys()) if (normOf(n, backward)) return n;
-  return undefined;
-}
+
 
 export function prepareNormBackward(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
   const first = launch.outputs[0];
@@ -53,7 +49,8 @@ export function prepareNormBackward(ctx: ExecContext, launch: Launch): Result<Pr
   const { rows, cols } = rowsCols(x);
   const eps = first.attrs.eps!;
   const steps: Step[] = [];
-  const forward = forwardOf(ctx, first);
+  // the latest matching norm prepared so far that kept its statistics (saved-statistics.ts)
+  const forward = latestNormOf(ctx.sideOutputs.keys(), first);
   let stats = forward && ctx.sideOutputs.get(forward);
   if (!stats) {
     const recompute = forwardStep((dtype, shape, label) => workspaceTensor(ctx, dtype, shape, label), kind, [wholeInput(ctx, launch, x), wholeInput(ctx, launch, w)], eps, workspaceTensor(ctx, x.dtype, x.shape, `recomputed norm of %${x.id}`));
@@ -71,7 +68,7 @@ export function prepareNormBackward(ctx: ExecContext, launch: Launch): Result<Pr
   const dw = wrt(1);
   const db = wrt(2);
   if (dw || db) {
-    // the weight kernel writes dw and (LayerNorm) db together: one not asked for goes to scratch
+    // the weight kernel writes dw and (LayerNorm) db together: one not asked for goes to the workspace
     const tensors: Record<string, GpuTensor> = { x: xt, dy, ...stats, dw: dw ? ctx.tensorOf(dw) : workspaceTensor(ctx, "f32", [cols], "unused dw") };
     if (kind === "layer") tensors.db = db ? ctx.tensorOf(db) : workspaceTensor(ctx, "f32", [cols], "unused db");
     steps.push({ kind: "dispatch", spec: normBackwardWeight(kind, xt.dtype), uniforms: { rows, cols }, tensors });
