@@ -2,14 +2,14 @@
 // KV cache) on the adapter, through the runtime's KV-cache model and GPU step runner, for the
 // quickstart's tiny model and, at full size on a GPU, a Baichuan-7B-sized random model streamed
 // onto the device, once with every weight in f32 and once with its linears, table and head in
-// bf16 with an f16 KV cache (as `sftc generate --gpu` stores a bf16 model), whose decode is also divided by the copy
-// bandwidth (the bytes a step must read) and, on an NVIDIA adapter, compared with transformers'
-// generate in f32 and bf16 (bench/torch_generate.py).
+// bf16 with an f16 KV cache (as `sftc generate --gpu` stores a bf16 model), whose decode is also
+// divided by the copy bandwidth (the bytes a step must read) and, on an NVIDIA adapter, compared
+// with transformers' generate in f32 and bf16 (bench/torch_generate.py).
 //
 // The floor: of Baichuan-7B's 7.00 B parameters a decode step reads 6.74 B (the embedding table is
 // a lookup of one row), 26.95 GB in f32 and 13.48 GB in bf16; at the H200's ~4.2 TB/s copy figure
-// that is ~6.4 ms (f32) or ~3.2 ms (bf16) per token at batch 1, before the KV cache (0.17 GB in f32 at
-// 160 cached positions).
+// that is ~6.4 ms (f32) or ~3.2 ms (bf16) per token at batch 1, before the KV cache (0.17 GB in
+// f32 at 160 cached positions).
 import { resolve } from "node:path";
 import { buildFamilyGraph } from "../compiler/models/family-graph.ts";
 import { numel, type DType } from "../compiler/ir/node.ts";

@@ -190,8 +190,8 @@ export const catalog: readonly CatalogEntry[] = [
     prologue: false,
     acceptsView: innerContiguous,
     // the keys as the launch counts them: the cache's positions, then the new one
-    // (its log-sum-exp goes into the launch workspace: no backward reads it)
     uniforms: (n) => attentionUniforms(n, 0),
+    // no extraBytes: no backward reads its log-sum-exp, which goes into the launch workspace
   },
   {
     name: "attention_backward",

@@ -356,8 +356,6 @@ export class GraphExecutor {
     return this.prepared.flatMap((p) => p.steps);
   }
 
-
-
   destroy(): void {
     this.recorded?.destroy();
     for (const t of [...this.placement.allocations(), ...this.scratch, ...this.workspace.allocations()]) t.destroy();

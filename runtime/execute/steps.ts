@@ -62,6 +62,14 @@ export interface ExecContext extends EngineKernels {
   nf4Bindings?(n: Node): Record<string, GpuTensor> | undefined;
 }
 
+/**
+ * A buffer for forward `n`'s statistics: scratch, kept with the executor, where a backward reads
+ * them (ExecContext.keepsStatistics); else from the workspace, as nothing reads them after the launch.
+ */
+export function statisticsTensor(ctx: ExecContext, n: Node, dtype: StorageDType, shape: readonly number[], label: string): GpuTensor {
+  return ctx.keepsStatistics(n) ? ctx.scratch(dtype, shape, label) : workspaceTensor(ctx, dtype, shape, `unread ${label}`);
+}
+
 /** A buffer only the launch being prepared uses: from the context's workspace, else scratch. */
 export function workspaceTensor(ctx: ExecContext, dtype: StorageDType, shape: readonly number[], label: string): GpuTensor {
   return ctx.workspace ? ctx.workspace(dtype, shape, label) : ctx.scratch(dtype, shape, label);

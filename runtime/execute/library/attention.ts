@@ -23,7 +23,7 @@ import { attentionForwardUniforms } from "../../../stdlib/kernels/attention-forw
 import type { TensorView } from "../../../stdlib/kernels/attention-layout.ts";
 import { checkedAttentionBackwardKernels, checkedAttentionForwardKernel } from "../../gpu/kernel-self-check.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { workspaceTensor, type ExecContext, type PreparedLaunch } from "../steps.ts";
+import { statisticsTensor, workspaceTensor, type ExecContext, type PreparedLaunch } from "../steps.ts";
 import type { DispatchStep, Step } from "../../gpu/bound-steps.ts";
 import { callOf, maskBinding, unsupportedDtype, type Call } from "./attention-call.ts";
 import { scoresBackwardKernels, scoresForwardKernels, scoresPathHeads } from "../../../stdlib/kernels/attention-scores-steps.ts";
@@ -38,11 +38,8 @@ export function prepareAttention(ctx: ExecContext, launch: Launch): Result<Prepa
   const call = callOf(n, 0);
   const { batch, queryHeads, queryLength } = call.shape;
   const [q, k, v] = n.inputs.slice(0, 3).map((i) => ctx.tensorOf(inputView(launch, i).base));
-  // kept for a backward that reads it; else the kernels write it into the workspace
-  const lseShape = [batch, queryHeads, queryLength];
-  const kept = ctx.keepsStatistics(n);
-  const lse = kept ? ctx.scratch("f32", lseShape, `log-sum-exp of %${n.id}`) : workspaceTensor(ctx, "f32", lseShape, `unread log-sum-exp of %${n.id}`);
-  if (kept) ctx.sideOutputs.set(n, { lse });
+  const lse = statisticsTensor(ctx, n, "f32", [batch, queryHeads, queryLength], `log-sum-exp of %${n.id}`);
+  if (ctx.keepsStatistics(n)) ctx.sideOutputs.set(n, { lse });
   const tensors = { q, k, v, o: ctx.tensorOf(n), lse };
   const views = attentionForwardViews(launch, n);
   if (n.op === "cached_attention") {

@@ -10,7 +10,7 @@ import type { Launch } from "../../../compiler/passes/schedule.ts";
 import { latestNormOf } from "../../../compiler/passes/saved-statistics.ts";
 import { normBackwardInput, normBackwardWeight, normForward, type NormKind } from "../../../stdlib/kernels/norms.ts";
 import type { GpuTensor } from "../../gpu/tensor.ts";
-import { wholeInput, workspaceTensor, type ExecContext, type PreparedLaunch, type SideOutputs } from "../steps.ts";
+import { statisticsTensor, wholeInput, workspaceTensor, type ExecContext, type PreparedLaunch, type SideOutputs } from "../steps.ts";
 import type { DispatchStep, Step } from "../../gpu/bound-steps.ts";
 
 const rowsCols = (x: Node) => ({ rows: numel(x.shape) / x.shape[x.shape.length - 1], cols: x.shape[x.shape.length - 1] });
@@ -32,15 +32,11 @@ function forwardStep(allocate: ExecContext["scratch"], kind: NormKind, inputs: r
 export function prepareNorm(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
   const n = launch.outputs[0];
   const inputs = n.inputs.map((i) => wholeInput(ctx, launch, i));
-  // kept for a backward that reads them; else written into the workspace
-  const kept = ctx.keepsStatistics(n);
-  const allocate: ExecContext["scratch"] = (dtype, shape, label) => (kept ? ctx.scratch(dtype, shape, label) : workspaceTensor(ctx, dtype, shape, label));
+  const allocate: ExecContext["scratch"] = (dtype, shape, label) => statisticsTensor(ctx, n, dtype, shape, label);
   const { step, stats } = forwardStep(allocate, n.op === "rms_norm" ? "rms" : "layer", inputs, n.attrs.eps!, ctx.tensorOf(n));
-  if (kept) ctx.sideOutputs.set(n, stats);
+  if (ctx.keepsStatistics(n)) ctx.sideOutputs.set(n, stats);
   return ok({ steps: [step] });
 }
-
-
 
 export function prepareNormBackward(ctx: ExecContext, launch: Launch): Result<PreparedLaunch> {
   const first = launch.outputs[0];
